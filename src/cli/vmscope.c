@@ -1,0 +1,50 @@
+/* vmscope: inspect guests and their drift by hand. One file per subcommand. */
+#include "cli.h"
+
+#include "util.h"
+#include "vs_config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void log_to_stderr(enum vs_log_level level, const char *msg, void *ctx) {
+  (void)ctx;
+  if (level <= VS_LOG_WARNING)
+    fprintf(stderr, "vmscope: %s\n", msg);
+}
+
+static void usage(FILE *out) {
+  fputs("Usage: vmscope [--version] [--help] COMMAND [ARGS]\n"
+        "\n"
+        "Look inside virtual machines from the outside and find how each drifted from its peers.\n"
+        "\n"
+        "Commands:\n"
+        "  inspect   extract the feature document (OS, packages, users, services, sysctl,\n"
+        "            config settings, file metadata) of guest file trees\n"
+        "\n"
+        "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
+        "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
+        out);
+}
+
+int main(int argc, char **argv) {
+  vs_log_set_sink(log_to_stderr, NULL);
+  if (argc < 2) {
+    usage(stderr);
+    return VS_EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return VS_EXIT_OK;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("vmscope %s\n", VS_VERSION);
+    return VS_EXIT_OK;
+  }
+  if (strcmp(argv[1], "inspect") == 0)
+    return vs_cmd_inspect(argc - 1, argv + 1);
+  fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
+  usage(stderr);
+  return VS_EXIT_USAGE;
+}

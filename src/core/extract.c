@@ -1,0 +1,88 @@
+#include "extract_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_err *err) {
+  (void)err;
+  struct vs_extractor *x = vs_xcalloc(1, sizeof(*x));
+  x->watch = vs_watch_new_empty();
+  _cleanup_(vs_watch_freep) struct vs_watch *defaults = watch ? NULL : vs_watch_new_default();
+  const struct vs_watch *from = watch ? watch : defaults;
+  for (size_t i = 0; i < vs_watch_count(from); i++) {
+    const char *pattern, *lens;
+    vs_watch_entry(from, i, &pattern, &lens);
+    vs_watch_add(x->watch, pattern, lens, NULL);
+  }
+  return x;
+}
+
+void vs_extractor_free(struct vs_extractor *x) {
+  if (!x)
+    return;
+  vs_watch_free(x->watch);
+  if (x->aug)
+    aug_close(x->aug);
+  vs_x_free_rules(x);
+  vs_buf_free(&x->buf);
+  free(x);
+}
+
+void vs_extractor_freep(struct vs_extractor **x) { vs_extractor_free(*x); }
+
+int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+              const char *path, size_t max, bool missing_ok) {
+  struct vs_err err = {0};
+  if (vs_source_read(src, path, max, &x->buf, &err) == 0) {
+    vs_buf_add(&x->buf, "", 0); /* an empty file still yields a string */
+    return 0;
+  }
+  if (!(missing_ok && err.code == ENOENT))
+    vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  return -1;
+}
+
+size_t vs_x_split(char *s, char delim, char **fields, size_t max) {
+  size_t n = 0;
+  while (n < max) {
+    fields[n++] = s;
+    char *d = strchr(s, delim);
+    if (!d)
+      break;
+    *d = '\0';
+    s = d + 1;
+  }
+  return n;
+}
+
+int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+               struct vs_extract_stats *stats, struct vs_err *err) {
+  struct vs_extract_stats local = {0};
+  struct vs_extract_stats *st = stats ? stats : &local;
+  memset(st, 0, sizeof(*st));
+  struct vs_stat root;
+  if (vs_source_stat(src, "/", true, &root, err) < 0)
+    return vs_err_prefix(err, "%s: cannot read the tree's root", vs_source_path(src));
+  if (root.type != VS_FT_DIR)
+    return vs_err_set(err, ENOTDIR, "%s: the tree's root is not a directory", vs_source_path(src));
+
+  double t0 = vs_now_monotonic(), t = t0, now;
+#define PHASE(field, call)                                                                         \
+  do {                                                                                             \
+    call;                                                                                          \
+    now = vs_now_monotonic();                                                                      \
+    st->field = now - t;                                                                           \
+    t = now;                                                                                       \
+  } while (0)
+  PHASE(seconds_os, vs_x_os(x, src, doc));
+  PHASE(seconds_packages, st->packages = vs_x_dpkg(x, src, doc) + vs_x_rpm(x, src, doc));
+  PHASE(seconds_accounts, vs_x_accounts(x, src, doc));
+  PHASE(seconds_services, vs_x_services(x, src, doc));
+  PHASE(seconds_sysctl, vs_x_sysctl(x, src, doc));
+  PHASE(seconds_files, vs_x_files(x, src, doc, st));
+#undef PHASE
+  st->seconds_total = t - t0;
+  return 0;
+}

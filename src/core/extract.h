@@ -1,0 +1,43 @@
+/* extract.h: a guest file tree -> its feature document.
+ *
+ * What goes in (DESIGN.md "The feature document"): os: facts from os-release, the hostname and
+ * the architecture of the guest's /bin/sh; pkg: from dpkg's status file and from an RPM
+ * database (read with librpm); user:, group: from passwd, group and shadow (whether a password
+ * is set, never the hash); svc: enabled, disabled and masked systemd units (and SysV scripts
+ * with no unit); sysctl: in the order the kernel applies them; file: every setting of every
+ * watched config file, parsed by Augeas from the content we read (Augeas never opens a guest
+ * file itself, so it cannot be led out of the tree); meta: owner, mode and SHA-256 of watched
+ * files.
+ *
+ * Extraction never gives up on one bad file: what cannot be read or parsed is recorded in the
+ * document's "skipped" list and the rest goes on. Every read is bounded. */
+#ifndef VS_EXTRACT_H
+#define VS_EXTRACT_H
+
+#include "feature.h"
+#include "source.h"
+#include "watch.h"
+
+#define VS_EXTRACT_MAX_CONFIG (4u << 20)     /* one config file */
+#define VS_EXTRACT_MAX_DATABASE (256u << 20) /* dpkg status, rpmdb */
+#define VS_EXTRACT_MAX_FILE_SETTINGS 20000   /* settings taken from one config file */
+
+struct vs_extract_stats {
+  double seconds_total, seconds_os, seconds_packages, seconds_accounts, seconds_services,
+      seconds_sysctl, seconds_files;
+  size_t files_parsed, files_failed, packages;
+};
+
+/* Holds what is worth keeping across documents (an Augeas handle with its lenses loaded).
+ * One extractor serves one thread at a time. WATCH is copied; NULL means the default list. */
+struct vs_extractor;
+struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_err *err);
+void vs_extractor_free(struct vs_extractor *x);
+void vs_extractor_freep(struct vs_extractor **x);
+
+/* Fills DOC from SRC (its id, name and source fields are the caller's). Returns -1 only when
+ * the tree as a whole is unusable (its root is not a readable directory); STATS may be NULL. */
+int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+               struct vs_extract_stats *stats, struct vs_err *err);
+
+#endif

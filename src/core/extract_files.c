@@ -1,0 +1,260 @@
+/* Watched config files: settings through Augeas, and owner, mode and digest of each file.
+ *
+ * Augeas parses text we hand it (aug_text_store) and never opens a guest file: a guest's
+ * symlink cannot point it at a host file, and the same code serves every source backend.
+ * Lens modules load on first use (AUG_NO_MODL_AUTOLOAD), which is what keeps a document's
+ * Augeas work to milliseconds rather than the second a full autoload costs. */
+#include "extract_int.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#define AUG_ROOT "/nonexistent/vmscope" /* Augeas must never read the host's files */
+
+static augeas *ensure_aug(struct vs_extractor *x, struct vs_feature *doc) {
+  if (!x->aug) {
+    x->aug = aug_init(AUG_ROOT, NULL, AUG_NO_MODL_AUTOLOAD | AUG_NO_LOAD | AUG_SAVE_NOOP);
+    if (!x->aug)
+      vs_feature_skip(doc, "file:", "Augeas failed to start; no config file settings read");
+  }
+  return x->aug;
+}
+
+void vs_x_free_rules(struct vs_extractor *x) {
+  for (size_t i = 0; i < x->n_rules; i++) {
+    struct lens_rule *r = &x->rules[i];
+    free(r->lens);
+    vs_strv_free(r->incl, r->n_incl);
+    vs_strv_free(r->excl, r->n_excl);
+  }
+  free(x->rules);
+  x->rules = NULL;
+  x->n_rules = 0;
+}
+
+static char **match_values(augeas *a, const char *expr, size_t *count) {
+  char **m = NULL;
+  int n = aug_match(a, expr, &m);
+  char **v = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(char *));
+  size_t out = 0;
+  for (int i = 0; i < n; i++) {
+    const char *val = NULL;
+    if (aug_get(a, m[i], &val) == 1 && val)
+      v[out++] = vs_xstrdup(val);
+    free(m[i]);
+  }
+  free(m);
+  *count = out;
+  return v;
+}
+
+/* Learns which lens Augeas itself would use for which paths, from the transforms its modules
+ * declare. Costs a full module load (a few hundred ms) once, only for watch entries that name
+ * no lens. */
+static void load_rules(struct vs_extractor *x) {
+  x->rules_loaded = true;
+  augeas *a = aug_init(AUG_ROOT, NULL, AUG_NO_LOAD | AUG_SAVE_NOOP);
+  if (!a)
+    return;
+  char **m = NULL;
+  int n = aug_match(a, "/augeas/load/*", &m);
+  x->rules = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(struct lens_rule));
+  for (int i = 0; i < n; i++) {
+    char *expr = vs_xasprintf("%s/lens", m[i]);
+    const char *lens = NULL;
+    if (aug_get(a, expr, &lens) == 1 && lens) {
+      struct lens_rule *r = &x->rules[x->n_rules++];
+      r->lens = vs_xstrdup(lens[0] == '@' ? lens + 1 : lens);
+      if (lens[0] == '@') { /* "@Sshd" names the module's lns */
+        char *full = vs_xasprintf("%s.lns", r->lens);
+        free(r->lens);
+        r->lens = full;
+      }
+      char *ie = vs_xasprintf("%s/incl", m[i]), *ee = vs_xasprintf("%s/excl", m[i]);
+      r->incl = match_values(a, ie, &r->n_incl);
+      r->excl = match_values(a, ee, &r->n_excl);
+      free(ie);
+      free(ee);
+    }
+    free(expr);
+    free(m[i]);
+  }
+  free(m);
+  aug_close(a);
+}
+
+static const char *lens_for(struct vs_extractor *x, const char *path) {
+  if (!x->rules_loaded)
+    load_rules(x);
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  for (size_t i = 0; i < x->n_rules; i++) {
+    struct lens_rule *r = &x->rules[i];
+    bool in = false;
+    for (size_t j = 0; j < r->n_incl && !in; j++)
+      in = fnmatch(r->incl[j], path, FNM_PATHNAME | FNM_NOESCAPE) == 0;
+    for (size_t j = 0; j < r->n_excl && in; j++) {
+      const char *pat = r->excl[j];
+      in = fnmatch(pat, strchr(pat, '/') ? path : base, FNM_PATHNAME | FNM_NOESCAPE) != 0;
+    }
+    if (in)
+      return r->lens;
+  }
+  return NULL;
+}
+
+/* Why the last aug_text_store into /vs/out failed, as "line L: message". */
+static char *parse_error(augeas *aug) {
+  if (aug_error(aug) != AUG_NOERROR) {
+    const char *minor = aug_error_minor_message(aug), *details = aug_error_details(aug);
+    return vs_xasprintf("%s%s%s%s%s", aug_error_message(aug), minor ? ": " : "",
+                        minor ? minor : "", details ? ": " : "", details ? details : "");
+  }
+  const char *msg = NULL, *line = NULL, *ch = NULL;
+  aug_get(aug, "/augeas/text/vs/out/error/message", &msg);
+  aug_get(aug, "/augeas/text/vs/out/error/line", &line);
+  aug_get(aug, "/augeas/text/vs/out/error/char", &ch);
+  return vs_xasprintf("line %s, column %s: %s", line ? line : "?", ch ? ch : "?",
+                      msg ? msg : "the lens did not match");
+}
+
+static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
+                           const char *lens, struct vs_extract_stats *st) {
+  augeas *aug = ensure_aug(x, doc);
+  if (!aug)
+    return;
+  aug_rm(aug, "/vs");
+  aug_rm(aug, "/augeas/text/vs");
+  if (aug_set(aug, "/vs/in", x->buf.data) < 0 ||
+      aug_text_store(aug, lens, "/vs/in", "/vs/out") < 0) {
+    char *why = parse_error(aug);
+    vs_feature_skip(doc, path, "not parsed with %s: %s", lens, why);
+    free(why);
+    st->files_failed++;
+    goto out;
+  }
+  st->files_parsed++;
+  char **m = NULL;
+  int n = aug_match(aug, "/vs/out//*", &m);
+  size_t taken = 0;
+  const size_t prefix = strlen("/vs/out/");
+  for (int i = 0; i < n; i++) {
+    const char *val = NULL;
+    if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
+        aug_get(aug, m[i], &val) == 1 && val) {
+      char *key = vs_xasprintf("file:%s:%s", path, m[i] + prefix);
+      vs_feature_set(doc, key, val, path);
+      free(key);
+      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS)
+        vs_feature_skip(doc, path, "more than %d settings; the rest not recorded",
+                        VS_EXTRACT_MAX_FILE_SETTINGS);
+    }
+    free(m[i]);
+  }
+  free(m);
+out:
+  aug_rm(aug, "/vs");
+  aug_rm(aug, "/augeas/text/vs");
+}
+
+/* Files whose digest would help guess a secret they hold: owner and mode only. */
+static bool is_secret(const char *path) {
+  return strcmp(path, "/etc/shadow") == 0 || strcmp(path, "/etc/gshadow") == 0;
+}
+
+static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                      const char *path, const char *lens, struct vs_extract_stats *st) {
+  struct vs_err err = {0};
+  struct vs_stat lst, fst;
+  if (vs_source_stat(src, path, false, &lst, &err) < 0) {
+    vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return;
+  }
+  if (lst.type == VS_FT_LNK) {
+    char *target = NULL;
+    if (vs_source_readlink(src, path, &target, &err) == 0) {
+      char *key = vs_xasprintf("meta:%s:link", path);
+      vs_feature_set(doc, key, target, path);
+      free(key);
+      free(target);
+    }
+    vs_err_clear(&err);
+  }
+  if (vs_source_stat(src, path, true, &fst, &err) < 0) {
+    vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return;
+  }
+  if (fst.type == VS_FT_DIR)
+    return; /* a glob matched a directory: nothing to parse */
+  char *key = vs_xasprintf("meta:%s:owner", path);
+  vs_feature_setf(doc, key, path, "%u:%u", fst.uid, fst.gid);
+  free(key);
+  key = vs_xasprintf("meta:%s:mode", path);
+  vs_feature_setf(doc, key, path, "%04o", fst.mode);
+  free(key);
+  if (fst.type != VS_FT_REG) {
+    vs_feature_skip(doc, path, "is a %s; not read", vs_ftype_name(fst.type));
+    return;
+  }
+  if (vs_x_read(x, src, doc, path, VS_EXTRACT_MAX_CONFIG, false) < 0)
+    return;
+  if (!is_secret(path)) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(x->buf.data, x->buf.len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+      char hex[2 * EVP_MAX_MD_SIZE + 1];
+      for (unsigned i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+      key = vs_xasprintf("meta:%s:sha256", path);
+      vs_feature_set(doc, key, hex, path);
+      free(key);
+    } else {
+      vs_feature_skip(doc, path, "SHA-256 digest failed (libcrypto)");
+    }
+  }
+  if (lens && strcmp(lens, VS_WATCH_NO_LENS) == 0)
+    return;
+  if (memchr(x->buf.data, '\0', x->buf.len)) {
+    vs_feature_skip(doc, path, "holds NUL bytes, so it is not a text config file; not parsed");
+    st->files_failed++;
+    return;
+  }
+  const char *use = lens ? lens : lens_for(x, path);
+  if (!use) {
+    vs_feature_skip(doc, path, "no Augeas lens handles this path; name one in the watch list");
+    return;
+  }
+  parse_settings(x, doc, path, use, st);
+}
+
+void vs_x_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                struct vs_extract_stats *st) {
+  _cleanup_(vs_strmap_freep) struct vs_strmap *done = vs_strmap_new(NULL);
+  for (size_t i = 0; i < vs_watch_count(x->watch); i++) {
+    const char *pattern, *lens;
+    vs_watch_entry(x->watch, i, &pattern, &lens);
+    char **paths = NULL;
+    size_t n = 0;
+    bool trunc = false;
+    struct vs_err err = {0};
+    if (vs_source_glob(src, pattern, &paths, &n, &trunc, &err) < 0) {
+      vs_feature_skip(doc, pattern, "%s", vs_err_msg(&err));
+      vs_err_clear(&err);
+      continue;
+    }
+    if (trunc)
+      vs_feature_skip(doc, pattern, "matches more than %d paths; the rest not read",
+                      VS_SOURCE_MAX_GLOB);
+    for (size_t j = 0; j < n; j++)
+      if (vs_strmap_put(done, paths[j], NULL)) /* first entry naming a file wins */
+        watch_one(x, src, doc, paths[j], lens, st);
+    vs_strv_free(paths, n);
+  }
+}

@@ -1,0 +1,43 @@
+/* extract_int.h: shared between the extract_*.c files; not part of the core's interface. */
+#ifndef VS_EXTRACT_INT_H
+#define VS_EXTRACT_INT_H
+
+#include "extract.h"
+#include "strmap.h"
+
+#include <augeas.h>
+
+struct vs_extractor {
+  struct vs_watch *watch;
+  augeas *aug;                /* lenses load on first use and stay loaded */
+  struct lens_rule *rules;
+  size_t n_rules;
+  bool rules_loaded;
+  struct vs_buf buf; /* scratch for file contents */
+};
+
+struct lens_rule {
+  char *lens;
+  char **incl, **excl;
+  size_t n_incl, n_excl;
+};
+
+/* Reads guest PATH into X->buf. Returns 0, or -1 after recording why in DOC's skipped list;
+ * a missing file is not recorded when MISSING_OK. */
+int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+              const char *path, size_t max, bool missing_ok);
+
+void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+void vs_x_accounts(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+void vs_x_sysctl(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+void vs_x_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                struct vs_extract_stats *stats);
+void vs_x_free_rules(struct vs_extractor *x);
+
+/* Splits S in place at DELIM into at most MAX fields; returns how many. */
+size_t vs_x_split(char *s, char delim, char **fields, size_t max);
+
+#endif

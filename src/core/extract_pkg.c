@@ -1,0 +1,301 @@
+/* Installed packages: dpkg's status file, and an RPM database read with librpm. */
+#include "extract_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rpm/header.h>
+#include <rpm/rpmdb.h>
+#include <rpm/rpmlib.h>
+#include <rpm/rpmmacro.h>
+#include <rpm/rpmts.h>
+
+/* dpkg's names for architectures -> uname's, for os.arch when the guest has no ELF shell. */
+static const char *uname_arch(const char *deb) {
+  static const char *const map[][2] = {{"amd64", "x86_64"}, {"i386", "i386"},
+                                       {"arm64", "aarch64"}, {"armhf", "armv7l"},
+                                       {"ppc64el", "ppc64le"}, {"s390x", "s390x"},
+                                       {"riscv64", "riscv64"}};
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+    if (strcmp(deb, map[i][0]) == 0)
+      return map[i][1];
+  return deb;
+}
+
+struct stanza {
+  const char *package, *status, *version, *arch;
+};
+
+static void emit_dpkg(struct vs_feature *doc, const struct stanza *s, const char *native,
+                      size_t *count) {
+  if (!s->package || !s->status || !s->version)
+    return;
+  /* Status is "want flag state"; only "installed" counts (not config-files, half-*). */
+  const char *state = strrchr(s->status, ' ');
+  if (!state || strcmp(state + 1, "installed") != 0)
+    return;
+  char *key;
+  if (s->arch && native && strcmp(s->arch, native) != 0 && strcmp(s->arch, "all") != 0)
+    key = vs_xasprintf("pkg:%s:%s", s->package, s->arch); /* a foreign (multiarch) package */
+  else
+    key = vs_xasprintf("pkg:%s", s->package);
+  vs_feature_set(doc, key, s->version, "/var/lib/dpkg/status");
+  free(key);
+  (*count)++;
+}
+
+/* Walks the status file's stanzas, calling FN for each. Field values point into TEXT. */
+static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), void *ctx) {
+  struct stanza s = {0};
+  char *line = text;
+  for (;;) {
+    char *eol = strchr(line, '\n');
+    if (eol)
+      *eol = '\0';
+    if (!*line) {
+      if (s.package)
+        fn(&s, ctx);
+      memset(&s, 0, sizeof(s));
+    } else if (*line != ' ' && *line != '\t') {
+      char *colon = strchr(line, ':');
+      if (colon) {
+        *colon = '\0';
+        char *v = vs_trim(colon + 1);
+        if (strcmp(line, "Package") == 0)
+          s.package = v;
+        else if (strcmp(line, "Status") == 0)
+          s.status = v;
+        else if (strcmp(line, "Version") == 0)
+          s.version = v;
+        else if (strcmp(line, "Architecture") == 0)
+          s.arch = v;
+      }
+    }
+    if (!eol)
+      break;
+    line = eol + 1;
+  }
+  if (s.package)
+    fn(&s, ctx);
+}
+
+struct dpkg_ctx {
+  struct vs_feature *doc;
+  const char *native;
+  char *native_found;
+  size_t count;
+};
+
+static void find_native(const struct stanza *s, void *p) {
+  struct dpkg_ctx *c = p;
+  if (!c->native_found && s->package && s->arch && strcmp(s->package, "dpkg") == 0)
+    c->native_found = vs_xstrdup(s->arch);
+}
+
+static void emit_stanza(const struct stanza *s, void *p) {
+  struct dpkg_ctx *c = p;
+  emit_dpkg(c->doc, s, c->native, &c->count);
+}
+
+size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+  if (vs_x_read(x, src, doc, "/var/lib/dpkg/status", VS_EXTRACT_MAX_DATABASE, true) < 0)
+    return 0;
+  /* Parsing writes NULs into the text, so find the native architecture on a copy first:
+   * it is dpkg's own, as "dpkg --print-architecture" reports it. */
+  struct dpkg_ctx c = {.doc = doc};
+  char *copy = vs_xstrndup(x->buf.data, x->buf.len);
+  each_stanza(copy, find_native, &c);
+  free(copy);
+  c.native = c.native_found;
+  each_stanza(x->buf.data, emit_stanza, &c);
+  if (c.count) {
+    vs_feature_set_os(doc, "package_format", "deb");
+    vs_feature_set(doc, "os:package_format", "deb", "/var/lib/dpkg/status");
+    if (c.native && !vs_feature_os(doc, "arch")) {
+      vs_feature_set_os(doc, "arch", uname_arch(c.native));
+      vs_feature_set(doc, "os:arch", uname_arch(c.native), "/var/lib/dpkg/status");
+    }
+  }
+  free(c.native_found);
+  return c.count;
+}
+
+/* -------------------------------------------------------------------------------------- rpm */
+
+/* librpm keeps its configuration and macros in process-wide state: read the configuration
+ * once, and let one extraction at a time set the database macros and iterate. */
+static pthread_once_t rpm_once = PTHREAD_ONCE_INIT;
+static int rpm_config_rc;
+static pthread_mutex_t rpm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void rpm_init(void) { rpm_config_rc = rpmReadConfigFiles(NULL, NULL); }
+
+static const struct {
+  const char *file, *backend;
+} rpm_backends[] = {{"rpmdb.sqlite", "sqlite"}, {"Packages.db", "ndb"}, {"Packages", "bdb_ro"}};
+
+/* Removes the staging directory with whatever librpm left in it (sqlite adds -shm, -wal). */
+static void remove_stage(const char *stage) {
+  char *dbpath = vs_xasprintf("%s/var/lib/rpm", stage);
+  DIR *d = opendir(dbpath);
+  if (d) {
+    struct dirent *de;
+    while ((de = readdir(d)))
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+        unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+  }
+  rmdir(dbpath);
+  free(dbpath);
+  static const char *const parents[] = {"/var/lib", "/var", ""};
+  for (size_t i = 0; i < 3; i++) {
+    char *p = vs_xasprintf("%s%s", stage, parents[i]);
+    rmdir(p);
+    free(p);
+  }
+}
+
+static int write_file(const char *path, const char *data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      close(fd);
+      return -1;
+    }
+    off += (size_t)w;
+  }
+  return close(fd);
+}
+
+/* librpm opens databases only by host path, and would follow a guest's symlinks there: copy
+ * the database's regular files through the source (bounded) into a private directory and
+ * point librpm at that instead. */
+size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+  static const char *const dbdirs[] = {"/var/lib/rpm", "/usr/lib/sysimage/rpm"};
+  const char *dbdir = NULL, *backend = NULL;
+  char **names = NULL;
+  size_t n = 0;
+  bool trunc = false;
+  struct vs_err err = {0};
+  for (size_t d = 0; d < 2 && !backend; d++) {
+    if (vs_source_list(src, dbdirs[d], &names, &n, &trunc, &err) < 0) {
+      vs_err_clear(&err);
+      continue;
+    }
+    for (size_t b = 0; b < sizeof(rpm_backends) / sizeof(rpm_backends[0]) && !backend; b++)
+      for (size_t i = 0; i < n && !backend; i++)
+        if (strcmp(names[i], rpm_backends[b].file) == 0) {
+          backend = rpm_backends[b].backend;
+          dbdir = dbdirs[d];
+        }
+    if (!backend) {
+      vs_strv_free(names, n);
+      names = NULL;
+      n = 0;
+    }
+  }
+  if (!backend)
+    return 0;
+
+  const char *tmp = getenv("TMPDIR");
+  char *stage = vs_xasprintf("%s/vmscope-rpm-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  size_t count = 0, total = 0;
+  if (!mkdtemp(stage)) {
+    vs_feature_skip(doc, dbdir, "cannot make a staging directory %s: %s", stage, strerror(errno));
+    goto out_names;
+  }
+  char *dbpath = vs_xasprintf("%s/var/lib/rpm", stage);
+  char *mid = vs_xasprintf("%s/var/lib", stage), *top = vs_xasprintf("%s/var", stage);
+  bool made = mkdir(top, 0700) == 0 && mkdir(mid, 0700) == 0 && mkdir(dbpath, 0700) == 0;
+  free(mid);
+  free(top);
+  if (!made) {
+    vs_feature_skip(doc, dbdir, "cannot make %s: %s", dbpath, strerror(errno));
+    goto out_stage;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char *gpath = vs_xasprintf("%s/%s", dbdir, names[i]);
+    struct vs_stat st;
+    bool ok = vs_source_stat(src, gpath, false, &st, &err) == 0 && st.type == VS_FT_REG;
+    vs_err_clear(&err);
+    if (ok && vs_x_read(x, src, doc, gpath, VS_EXTRACT_MAX_DATABASE - total, false) == 0) {
+      total += x->buf.len;
+      char *hpath = vs_xasprintf("%s/%s", dbpath, names[i]);
+      if (write_file(hpath, x->buf.data, x->buf.len) < 0)
+        vs_feature_skip(doc, gpath, "cannot stage a copy at %s: %s", hpath, strerror(errno));
+      free(hpath);
+    }
+    free(gpath);
+  }
+
+  pthread_once(&rpm_once, rpm_init);
+  if (rpm_config_rc != 0) {
+    vs_feature_skip(doc, dbdir, "librpm could not read its configuration; packages not listed");
+    goto out_stage;
+  }
+  pthread_mutex_lock(&rpm_lock);
+  rpmPushMacro(NULL, "_dbpath", NULL, "/var/lib/rpm", RMIL_CMDLINE);
+  rpmPushMacro(NULL, "_db_backend", NULL, backend, RMIL_CMDLINE);
+  rpmts ts = rpmtsCreate();
+  rpmtsSetRootDir(ts, stage);
+  rpmtsSetVSFlags(ts, rpmtsVSFlags(ts) | RPMVSF_MASK_NOSIGNATURES | RPMVSF_MASK_NODIGESTS);
+  rpmdbMatchIterator it = rpmtsInitIterator(ts, RPMDBI_PACKAGES, NULL, 0);
+  if (!it) {
+    vs_feature_skip(doc, dbdir, "librpm could not open the %s database", backend);
+  } else {
+    _cleanup_(vs_strmap_freep) struct vs_strmap *versions = vs_strmap_new(free);
+    Header h;
+    while ((h = rpmdbNextIterator(it))) {
+      const char *name = headerGetString(h, RPMTAG_NAME);
+      char *evr = headerGetAsString(h, RPMTAG_EVR);
+      if (!name || !evr || strcmp(name, "gpg-pubkey") == 0) {
+        free(evr);
+        continue;
+      }
+      /* Several versions of one name (kernels) are listed together, sorted. */
+      char *key = vs_xasprintf("pkg:%s", name);
+      char *have = vs_strmap_get(versions, key);
+      char *joined = have ? (strcmp(have, evr) < 0 ? vs_xasprintf("%s %s", have, evr)
+                                                   : vs_xasprintf("%s %s", evr, have))
+                          : vs_xstrdup(evr);
+      vs_strmap_put(versions, key, joined);
+      free(key);
+      free(evr);
+      count++;
+    }
+    rpmdbFreeIterator(it);
+    size_t nk;
+    const char **keys = vs_strmap_sorted_keys(versions, &nk);
+    for (size_t i = 0; i < nk; i++)
+      vs_feature_set(doc, keys[i], vs_strmap_get(versions, keys[i]), dbdir);
+    free(keys);
+  }
+  rpmtsFree(ts);
+  rpmPopMacro(NULL, "_db_backend");
+  rpmPopMacro(NULL, "_dbpath");
+  pthread_mutex_unlock(&rpm_lock);
+  if (count) {
+    vs_feature_set_os(doc, "package_format", "rpm");
+    vs_feature_set(doc, "os:package_format", "rpm", dbdir);
+  }
+out_stage:
+  free(dbpath);
+  remove_stage(stage);
+out_names:
+  free(stage);
+  vs_strv_free(names, n);
+  return count;
+}

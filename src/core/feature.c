@@ -1,0 +1,515 @@
+#include "feature.h"
+
+#include "strmap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct setting {
+  char *value;
+  const char *origin; /* interned in doc->origins */
+};
+
+struct skipped {
+  char *path, *reason;
+};
+
+struct vs_feature {
+  char *id, *name, *taken_at;
+  char *source_kind, *source_path, *source_backend;
+  struct vs_strmap *os;       /* field -> char * */
+  struct vs_strmap *settings; /* key -> struct setting * */
+  struct vs_strmap *origins;  /* origin -> owned copy of it: the interned string */
+  struct skipped *skipped;
+  size_t n_skipped, cap_skipped, n_skipped_dropped;
+};
+
+static void setting_free(void *p) {
+  struct setting *s = p;
+  if (s)
+    free(s->value);
+  free(s);
+}
+
+struct vs_feature *vs_feature_new(void) {
+  struct vs_feature *doc = vs_xcalloc(1, sizeof(*doc));
+  doc->os = vs_strmap_new(free);
+  doc->settings = vs_strmap_new(setting_free);
+  doc->origins = vs_strmap_new(free);
+  doc->id = vs_xstrdup("");
+  doc->name = vs_xstrdup("");
+  doc->taken_at = vs_xstrdup("1970-01-01T00:00:00Z");
+  doc->source_kind = vs_xstrdup("dir");
+  doc->source_path = vs_xstrdup("");
+  doc->source_backend = vs_xstrdup("dir");
+  return doc;
+}
+
+void vs_feature_free(struct vs_feature *doc) {
+  if (!doc)
+    return;
+  free(doc->id);
+  free(doc->name);
+  free(doc->taken_at);
+  free(doc->source_kind);
+  free(doc->source_path);
+  free(doc->source_backend);
+  vs_strmap_free(doc->os);
+  vs_strmap_free(doc->settings);
+  vs_strmap_free(doc->origins);
+  for (size_t i = 0; i < doc->n_skipped; i++) {
+    free(doc->skipped[i].path);
+    free(doc->skipped[i].reason);
+  }
+  free(doc->skipped);
+  free(doc);
+}
+
+void vs_feature_freep(struct vs_feature **doc) { vs_feature_free(*doc); }
+
+static char *sanitized(const char *s, size_t len) {
+  struct vs_buf b = {0};
+  vs_buf_add_sanitized(&b, s, len);
+  return vs_buf_steal(&b);
+}
+
+static void replace(char **slot, const char *value) {
+  char *v = sanitized(value ? value : "", value ? strlen(value) : 0);
+  free(*slot);
+  *slot = v;
+}
+
+void vs_feature_set_id(struct vs_feature *doc, const char *id, const char *name) {
+  replace(&doc->id, id);
+  replace(&doc->name, name);
+}
+
+void vs_feature_set_taken_at(struct vs_feature *doc, int64_t unix_seconds) {
+  char buf[21];
+  vs_format_utc(unix_seconds, buf);
+  replace(&doc->taken_at, buf);
+}
+
+void vs_feature_set_source(struct vs_feature *doc, const char *kind, const char *path,
+                           const char *backend) {
+  replace(&doc->source_kind, kind);
+  replace(&doc->source_path, path);
+  replace(&doc->source_backend, backend);
+}
+
+const char *vs_feature_id(const struct vs_feature *doc) { return doc->id; }
+const char *vs_feature_name(const struct vs_feature *doc) { return doc->name; }
+const char *vs_feature_taken_at(const struct vs_feature *doc) { return doc->taken_at; }
+
+const char *vs_feature_source(const struct vs_feature *doc, const char *field) {
+  if (strcmp(field, "kind") == 0)
+    return doc->source_kind;
+  if (strcmp(field, "path") == 0)
+    return doc->source_path;
+  if (strcmp(field, "backend") == 0)
+    return doc->source_backend;
+  return NULL;
+}
+
+void vs_feature_set_os(struct vs_feature *doc, const char *field, const char *value) {
+  vs_strmap_put(doc->os, field, sanitized(value, strlen(value)));
+}
+
+const char *vs_feature_os(const struct vs_feature *doc, const char *field) {
+  return vs_strmap_get(doc->os, field);
+}
+
+static const char *intern_origin(struct vs_feature *doc, const char *origin) {
+  if (!origin)
+    return NULL;
+  const char *have = vs_strmap_get(doc->origins, origin);
+  if (have)
+    return have;
+  char *copy = vs_xstrdup(origin);
+  vs_strmap_put(doc->origins, origin, copy);
+  return copy;
+}
+
+void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value, size_t len,
+                     const char *origin) {
+  struct vs_buf k = {0};
+  vs_buf_add_sanitized(&k, key, strlen(key));
+  bool is_new = !vs_strmap_has(doc->settings, k.data);
+  if (is_new && vs_strmap_count(doc->settings) >= VS_FEATURE_MAX_SETTINGS) {
+    if (vs_strmap_count(doc->settings) == VS_FEATURE_MAX_SETTINGS)
+      vs_feature_skip(doc, k.data, "document already holds %d settings; this and later ones dropped",
+                      VS_FEATURE_MAX_SETTINGS);
+    vs_buf_free(&k);
+    return;
+  }
+  size_t keep = len;
+  if (len > VS_FEATURE_MAX_VALUE) {
+    keep = VS_FEATURE_MAX_VALUE;
+    /* Do not cut a UTF-8 sequence in half: back up to a lead byte. */
+    while (keep > 0 && ((unsigned char)value[keep] & 0xC0) == 0x80)
+      keep--;
+    vs_feature_skip(doc, k.data, "value is %zu bytes; kept the first %zu", len, keep);
+  }
+  struct setting *s = vs_xcalloc(1, sizeof(*s));
+  s->value = sanitized(value, keep);
+  s->origin = intern_origin(doc, origin);
+  vs_strmap_put(doc->settings, k.data, s);
+  vs_buf_free(&k);
+}
+
+void vs_feature_set(struct vs_feature *doc, const char *key, const char *value,
+                    const char *origin) {
+  vs_feature_setn(doc, key, value, strlen(value), origin);
+}
+
+void vs_feature_setf(struct vs_feature *doc, const char *key, const char *origin, const char *fmt,
+                     ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *v = NULL;
+  int n = vasprintf(&v, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    abort();
+  vs_feature_setn(doc, key, v, (size_t)n, origin);
+  free(v);
+}
+
+const char *vs_feature_get(const struct vs_feature *doc, const char *key) {
+  struct setting *s = vs_strmap_get(doc->settings, key);
+  return s ? s->value : NULL;
+}
+
+const char *vs_feature_origin(const struct vs_feature *doc, const char *key) {
+  struct setting *s = vs_strmap_get(doc->settings, key);
+  return s ? s->origin : NULL;
+}
+
+bool vs_feature_unset(struct vs_feature *doc, const char *key) {
+  return vs_strmap_remove(doc->settings, key);
+}
+
+size_t vs_feature_count(const struct vs_feature *doc) { return vs_strmap_count(doc->settings); }
+
+const char **vs_feature_keys(const struct vs_feature *doc, size_t *count) {
+  return vs_strmap_sorted_keys(doc->settings, count);
+}
+
+static void add_skipped(struct vs_feature *doc, char *path, char *reason) {
+  if (doc->n_skipped >= VS_FEATURE_MAX_SKIPPED) {
+    doc->n_skipped_dropped++;
+    free(path);
+    free(reason);
+    return;
+  }
+  if (doc->n_skipped == doc->cap_skipped) {
+    doc->cap_skipped = doc->cap_skipped ? doc->cap_skipped * 2 : 8;
+    doc->skipped = vs_xrealloc(doc->skipped, doc->cap_skipped * sizeof(*doc->skipped));
+  }
+  doc->skipped[doc->n_skipped++] = (struct skipped){path, reason};
+}
+
+void vs_feature_skip(struct vs_feature *doc, const char *path, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *reason = NULL;
+  if (vasprintf(&reason, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  char *r = sanitized(reason, strlen(reason));
+  free(reason);
+  add_skipped(doc, sanitized(path, strlen(path)), r);
+}
+
+size_t vs_feature_skipped_count(const struct vs_feature *doc) {
+  return doc->n_skipped + (doc->n_skipped_dropped ? 1 : 0);
+}
+
+bool vs_feature_skipped(const struct vs_feature *doc, size_t i, const char **path,
+                        const char **reason) {
+  if (i >= doc->n_skipped)
+    return false;
+  *path = doc->skipped[i].path;
+  *reason = doc->skipped[i].reason;
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------ JSON */
+
+static json_t *jstr(const char *s) {
+  json_t *j = json_string(s);
+  if (!j) /* only when S is not UTF-8, which sanitizing rules out */
+    abort();
+  return j;
+}
+
+json_t *vs_feature_to_json(const struct vs_feature *doc) {
+  json_t *root = json_object();
+  json_object_set_new(root, "schema", jstr(VS_FEATURE_SCHEMA));
+  json_object_set_new(root, "id", jstr(doc->id));
+  json_object_set_new(root, "name", jstr(doc->name));
+  json_object_set_new(root, "taken_at", jstr(doc->taken_at));
+  json_t *src = json_object();
+  json_object_set_new(src, "kind", jstr(doc->source_kind));
+  json_object_set_new(src, "path", jstr(doc->source_path));
+  json_object_set_new(src, "backend", jstr(doc->source_backend));
+  json_object_set_new(root, "source", src);
+
+  json_t *os = json_object();
+  size_t pos = 0;
+  const char *k;
+  void *v;
+  while (vs_strmap_next(doc->os, &pos, &k, &v))
+    json_object_set_new(os, k, jstr(v));
+  json_object_set_new(root, "os", os);
+
+  json_t *settings = json_object();
+  json_t *prov = json_object();
+  size_t n;
+  const char **keys = vs_feature_keys(doc, &n);
+  for (size_t i = 0; i < n; i++) {
+    struct setting *s = vs_strmap_get(doc->settings, keys[i]);
+    json_object_set_new(settings, keys[i], jstr(s->value));
+    if (s->origin) {
+      json_t *list = json_object_get(prov, s->origin);
+      if (!list) {
+        list = json_array();
+        json_object_set_new(prov, s->origin, list);
+      }
+      json_array_append_new(list, jstr(keys[i]));
+    }
+  }
+  free(keys);
+  json_object_set_new(root, "settings", settings);
+  json_object_set_new(root, "provenance", prov);
+
+  json_t *skipped = json_array();
+  for (size_t i = 0; i < doc->n_skipped; i++) {
+    json_t *e = json_object();
+    json_object_set_new(e, "path", jstr(doc->skipped[i].path));
+    json_object_set_new(e, "reason", jstr(doc->skipped[i].reason));
+    json_array_append_new(skipped, e);
+  }
+  if (doc->n_skipped_dropped) {
+    json_t *e = json_object();
+    json_object_set_new(e, "path", jstr("*"));
+    char *r = vs_xasprintf("%zu more entries not recorded", doc->n_skipped_dropped);
+    json_object_set_new(e, "reason", jstr(r));
+    free(r);
+    json_array_append_new(skipped, e);
+  }
+  json_object_set_new(root, "skipped", skipped);
+  return root;
+}
+
+char *vs_feature_dumps(const struct vs_feature *doc, bool pretty) {
+  json_t *root = vs_feature_to_json(doc);
+  char *s = json_dumps(root, JSON_SORT_KEYS | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
+  json_decref(root);
+  if (!s)
+    abort();
+  return s;
+}
+
+static const char *json_type_name(const json_t *j) {
+  switch (json_typeof(j)) {
+  case JSON_OBJECT:
+    return "an object";
+  case JSON_ARRAY:
+    return "an array";
+  case JSON_STRING:
+    return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL:
+    return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE:
+    return "a boolean";
+  case JSON_NULL:
+    return "null";
+  }
+  return "unknown";
+}
+
+/* Fetches FIELD of OBJ as a string; an error names WHAT, the field and what it found. */
+static const char *get_string(const json_t *obj, const char *field, const char *what,
+                              const char *where, struct vs_err *err) {
+  json_t *j = json_object_get(obj, field);
+  if (!j) {
+    vs_err_set(err, EINVAL, "%s: %s has no \"%s\"", what, where, field);
+    return NULL;
+  }
+  if (!json_is_string(j)) {
+    vs_err_set(err, EINVAL, "%s: %s\"%s\" is %s; expected a string", what, where, field,
+               json_type_name(j));
+    return NULL;
+  }
+  return json_string_value(j);
+}
+
+static bool check_clean(const char *s, const char *what, const char *where, struct vs_err *err) {
+  if (vs_text_is_clean(s, strlen(s)))
+    return true;
+  vs_err_set(err, EINVAL, "%s: %s holds a control character", what, where);
+  return false;
+}
+
+static int load_source(struct vs_feature *doc, const json_t *root, const char *what,
+                       struct vs_err *err) {
+  json_t *src = json_object_get(root, "source");
+  if (!json_is_object(src))
+    return vs_err_set(err, EINVAL, "%s: \"source\" is %s; expected an object", what,
+                      src ? json_type_name(src) : "missing");
+  const char *kind = get_string(src, "kind", what, "source.", err);
+  const char *path = kind ? get_string(src, "path", what, "source.", err) : NULL;
+  const char *backend = path ? get_string(src, "backend", what, "source.", err) : NULL;
+  if (!backend)
+    return -1;
+  vs_feature_set_source(doc, kind, path, backend);
+  return 0;
+}
+
+static int load_string_map(const json_t *obj, const char *field, const char *what,
+                           struct vs_err *err,
+                           void (*store)(struct vs_feature *, const char *, const char *),
+                           struct vs_feature *doc) {
+  if (!json_is_object(obj))
+    return vs_err_set(err, EINVAL, "%s: \"%s\" is %s; expected an object", what, field,
+                      obj ? json_type_name(obj) : "missing");
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)obj, k, v) {
+    if (!json_is_string(v))
+      return vs_err_set(err, EINVAL, "%s: %s[\"%s\"] is %s; expected a string", what, field, k,
+                        json_type_name(v));
+    if (!check_clean(k, what, field, err) || !check_clean(json_string_value(v), what, k, err))
+      return -1;
+    store(doc, k, json_string_value(v));
+  }
+  return 0;
+}
+
+static void store_os(struct vs_feature *doc, const char *k, const char *v) {
+  vs_feature_set_os(doc, k, v);
+}
+
+static void store_setting(struct vs_feature *doc, const char *k, const char *v) {
+  struct setting *s = vs_xcalloc(1, sizeof(*s));
+  s->value = vs_xstrdup(v);
+  vs_strmap_put(doc->settings, k, s);
+}
+
+static int load_provenance(struct vs_feature *doc, const json_t *prov, const char *what,
+                           struct vs_err *err) {
+  if (!prov)
+    return 0;
+  if (!json_is_object(prov))
+    return vs_err_set(err, EINVAL, "%s: \"provenance\" is %s; expected an object", what,
+                      json_type_name(prov));
+  const char *origin;
+  json_t *keys;
+  json_object_foreach((json_t *)prov, origin, keys) {
+    if (!json_is_array(keys))
+      return vs_err_set(err, EINVAL, "%s: provenance[\"%s\"] is %s; expected an array of keys",
+                        what, origin, json_type_name(keys));
+    size_t i;
+    json_t *key;
+    json_array_foreach(keys, i, key) {
+      struct setting *s = json_is_string(key) ? vs_strmap_get(doc->settings, json_string_value(key)) : NULL;
+      if (!s)
+        return vs_err_set(err, EINVAL,
+                          "%s: provenance[\"%s\"][%zu] does not name a key of \"settings\"", what,
+                          origin, i);
+      s->origin = intern_origin(doc, origin);
+    }
+  }
+  return 0;
+}
+
+static int load_skipped(struct vs_feature *doc, const json_t *arr, const char *what,
+                        struct vs_err *err) {
+  if (!arr)
+    return 0;
+  if (!json_is_array(arr))
+    return vs_err_set(err, EINVAL, "%s: \"skipped\" is %s; expected an array", what,
+                      json_type_name(arr));
+  size_t i;
+  json_t *e;
+  json_array_foreach(arr, i, e) {
+    char where[48];
+    snprintf(where, sizeof(where), "skipped[%zu].", i); /* fits: 20 digits at most */
+    if (!json_is_object(e))
+      return vs_err_set(err, EINVAL, "%s: skipped[%zu] is %s; expected an object", what, i,
+                        json_type_name(e));
+    const char *path = get_string(e, "path", what, where, err);
+    const char *reason = path ? get_string(e, "reason", what, where, err) : NULL;
+    if (!reason)
+      return -1;
+    add_skipped(doc, vs_xstrdup(path), vs_xstrdup(reason));
+  }
+  return 0;
+}
+
+struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err) {
+  if (!json_is_object(root)) {
+    vs_err_set(err, EINVAL, "%s: the document is %s; expected an object", what,
+               json_type_name(root));
+    return NULL;
+  }
+  const char *schema = get_string(root, "schema", what, "", err);
+  if (!schema)
+    return NULL;
+  if (strcmp(schema, VS_FEATURE_SCHEMA) != 0) {
+    vs_err_set(err, EINVAL, "%s: schema is \"%s\"; expected \"%s\"", what, schema,
+               VS_FEATURE_SCHEMA);
+    return NULL;
+  }
+  _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
+  const char *id = get_string(root, "id", what, "", err);
+  const char *name = id ? get_string(root, "name", what, "", err) : NULL;
+  const char *taken_at = name ? get_string(root, "taken_at", what, "", err) : NULL;
+  if (!taken_at)
+    return NULL;
+  vs_feature_set_id(doc, id, name);
+  replace(&doc->taken_at, taken_at);
+  if (load_source(doc, root, what, err) < 0 ||
+      load_string_map(json_object_get(root, "os"), "os", what, err, store_os, doc) < 0 ||
+      load_string_map(json_object_get(root, "settings"), "settings", what, err, store_setting,
+                      doc) < 0 ||
+      load_provenance(doc, json_object_get(root, "provenance"), what, err) < 0 ||
+      load_skipped(doc, json_object_get(root, "skipped"), what, err) < 0)
+    return NULL;
+  return vs_steal(&doc);
+}
+
+struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,
+                                    struct vs_err *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", what, jerr.line,
+               jerr.column, jerr.text);
+    return NULL;
+  }
+  struct vs_feature *doc = vs_feature_from_json(root, what, err);
+  json_decref(root);
+  return doc;
+}
+
+struct vs_feature *vs_feature_load(const char *path, struct vs_err *err) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    if (jerr.line < 0 || jerr.position == 0)
+      vs_err_set(err, EINVAL, "%s: %s", path, jerr.text);
+    else
+      vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", path, jerr.line,
+                 jerr.column, jerr.text);
+    return NULL;
+  }
+  struct vs_feature *doc = vs_feature_from_json(root, path, err);
+  json_decref(root);
+  return doc;
+}

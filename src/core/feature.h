@@ -1,0 +1,75 @@
+/* feature.h: the feature document (schema "vmscope.features/1"): one VM's OS facts, its
+ * settings as a flat map of string keys to string values, where each setting came from, and
+ * what extraction had to skip. JSON in and out through jansson; writing then reading gives
+ * back an equal document, and reading then writing gives back the same bytes.
+ *
+ * Keys and values are stored sanitized: a control character or a byte that is not valid
+ * UTF-8 becomes \xHH, so a key never holds a newline and every document is valid JSON.
+ * Values longer than VS_FEATURE_MAX_VALUE are cut there and the cut is recorded as skipped. */
+#ifndef VS_FEATURE_H
+#define VS_FEATURE_H
+
+#include "util.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define VS_FEATURE_SCHEMA "vmscope.features/1"
+#define VS_FEATURE_MAX_VALUE 4096
+#define VS_FEATURE_MAX_SETTINGS 1000000
+#define VS_FEATURE_MAX_SKIPPED 1000
+#define VS_ABSENT "<absent>"
+
+struct vs_feature;
+
+struct vs_feature *vs_feature_new(void);
+void vs_feature_free(struct vs_feature *doc);
+void vs_feature_freep(struct vs_feature **doc);
+
+void vs_feature_set_id(struct vs_feature *doc, const char *id, const char *name);
+void vs_feature_set_taken_at(struct vs_feature *doc, int64_t unix_seconds);
+/* KIND is "domain", "image" or "dir"; BACKEND is "direct", "guestfs" or "dir". */
+void vs_feature_set_source(struct vs_feature *doc, const char *kind, const char *path,
+                           const char *backend);
+const char *vs_feature_id(const struct vs_feature *doc);
+const char *vs_feature_name(const struct vs_feature *doc);
+const char *vs_feature_taken_at(const struct vs_feature *doc);
+const char *vs_feature_source(const struct vs_feature *doc, const char *field);
+
+/* OS facts: type, distro, version, hostname, arch, package_format, pretty_name, id_like. */
+void vs_feature_set_os(struct vs_feature *doc, const char *field, const char *value);
+const char *vs_feature_os(const struct vs_feature *doc, const char *field);
+
+/* Sets KEY to VALUE (LEN bytes, may hold NULs and junk), recording ORIGIN (the file or
+ * database it came from; may be NULL). Later calls for the same key win. */
+void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value, size_t len,
+                     const char *origin);
+void vs_feature_set(struct vs_feature *doc, const char *key, const char *value, const char *origin);
+void vs_feature_setf(struct vs_feature *doc, const char *key, const char *origin, const char *fmt,
+                     ...) VS_PRINTF(4, 5);
+/* The value, or NULL when the document lacks KEY (drift compares that as VS_ABSENT). */
+const char *vs_feature_get(const struct vs_feature *doc, const char *key);
+const char *vs_feature_origin(const struct vs_feature *doc, const char *key);
+bool vs_feature_unset(struct vs_feature *doc, const char *key);
+size_t vs_feature_count(const struct vs_feature *doc);
+/* Sorted keys in a NULL-terminated array; free the array, not the keys. */
+const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
+
+/* Records that PATH (a guest path, or a key) was skipped or only partly read, and why. */
+void vs_feature_skip(struct vs_feature *doc, const char *path, const char *fmt, ...)
+    VS_PRINTF(3, 4);
+size_t vs_feature_skipped_count(const struct vs_feature *doc);
+/* The I-th skipped entry's path and reason, or false past the end. */
+bool vs_feature_skipped(const struct vs_feature *doc, size_t i, const char **path,
+                        const char **reason);
+
+json_t *vs_feature_to_json(const struct vs_feature *doc);
+/* Serialized with sorted keys; PRETTY indents by 2. Caller frees. */
+char *vs_feature_dumps(const struct vs_feature *doc, bool pretty);
+/* Builds a document from JSON. WHAT names the input in errors (a file name). */
+struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err);
+struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,
+                                    struct vs_err *err);
+struct vs_feature *vs_feature_load(const char *path, struct vs_err *err);
+
+#endif

@@ -1,0 +1,228 @@
+#include "strmap.h"
+
+#include "util.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct slot {
+  char *key; /* NULL: empty; TOMBSTONE: removed */
+  void *value;
+  uint64_t hash;
+};
+
+struct vs_strmap {
+  struct slot *slots;
+  size_t cap;  /* power of two */
+  size_t used; /* live keys */
+  size_t dead; /* tombstones */
+  uint64_t k0, k1;
+  vs_strmap_free_fn free_value;
+};
+
+static char tombstone_mark;
+#define TOMBSTONE (&tombstone_mark)
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+  do {                                                                                             \
+    v0 += v1;                                                                                      \
+    v1 = ROTL(v1, 13);                                                                             \
+    v1 ^= v0;                                                                                      \
+    v0 = ROTL(v0, 32);                                                                             \
+    v2 += v3;                                                                                      \
+    v3 = ROTL(v3, 16);                                                                             \
+    v3 ^= v2;                                                                                      \
+    v0 += v3;                                                                                      \
+    v3 = ROTL(v3, 21);                                                                             \
+    v3 ^= v0;                                                                                      \
+    v2 += v1;                                                                                      \
+    v1 = ROTL(v1, 17);                                                                             \
+    v1 ^= v2;                                                                                      \
+    v2 = ROTL(v2, 32);                                                                             \
+  } while (0)
+
+static uint64_t siphash24(const void *data, size_t len, uint64_t k0, uint64_t k1) {
+  const unsigned char *in = data;
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+  uint64_t b = (uint64_t)len << 56;
+  size_t full = len & ~(size_t)7;
+  for (size_t i = 0; i < full; i += 8) {
+    uint64_t m;
+    memcpy(&m, in + i, 8);
+    v3 ^= m;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= m;
+  }
+  for (size_t i = 0; i < (len & 7); i++)
+    b |= (uint64_t)in[full + i] << (8 * i);
+  v3 ^= b;
+  SIPROUND;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value) {
+  struct vs_strmap *map = vs_xcalloc(1, sizeof(*map));
+  map->cap = 16;
+  map->slots = vs_xcalloc(map->cap, sizeof(struct slot));
+  map->free_value = free_value;
+  uint64_t seed[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+  /* A short read only weakens flooding resistance; the map still works. */
+  if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+    seed[0] ^= (uint64_t)(uintptr_t)map;
+  map->k0 = seed[0];
+  map->k1 = seed[1];
+  return map;
+}
+
+void vs_strmap_free(struct vs_strmap *map) {
+  if (!map)
+    return;
+  for (size_t i = 0; i < map->cap; i++) {
+    struct slot *s = &map->slots[i];
+    if (s->key && s->key != TOMBSTONE) {
+      if (map->free_value)
+        map->free_value(s->value);
+      free(s->key);
+    }
+  }
+  free(map->slots);
+  free(map);
+}
+
+void vs_strmap_freep(struct vs_strmap **map) { vs_strmap_free(*map); }
+
+/* Index of KEY's slot, or of the slot where it would go (first tombstone or empty). */
+static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t hash, bool *found) {
+  size_t mask = map->cap - 1, i = hash & mask, first_dead = SIZE_MAX;
+  for (;;) {
+    struct slot *s = &map->slots[i];
+    if (!s->key) {
+      *found = false;
+      return first_dead != SIZE_MAX ? first_dead : i;
+    }
+    if (s->key == TOMBSTONE) {
+      if (first_dead == SIZE_MAX)
+        first_dead = i;
+    } else if (s->hash == hash && strcmp(s->key, key) == 0) {
+      *found = true;
+      return i;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+static void grow(struct vs_strmap *map) {
+  size_t old_cap = map->cap;
+  struct slot *old = map->slots;
+  size_t cap = old_cap;
+  if ((map->used + 1) * 2 > cap)
+    cap *= 2; /* else only tombstones filled the table: rehash at the same size */
+  map->slots = vs_xcalloc(cap, sizeof(struct slot));
+  map->cap = cap;
+  map->dead = 0;
+  for (size_t i = 0; i < old_cap; i++) {
+    if (!old[i].key || old[i].key == TOMBSTONE)
+      continue;
+    size_t j = old[i].hash & (cap - 1);
+    while (map->slots[j].key)
+      j = (j + 1) & (cap - 1);
+    map->slots[j] = old[i];
+  }
+  free(old);
+}
+
+bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
+  if ((map->used + map->dead + 1) * 4 > map->cap * 3)
+    grow(map);
+  uint64_t hash = siphash24(key, strlen(key), map->k0, map->k1);
+  bool found;
+  size_t i = find_slot(map, key, hash, &found);
+  struct slot *s = &map->slots[i];
+  if (found) {
+    if (map->free_value && s->value != value)
+      map->free_value(s->value);
+    s->value = value;
+    return false;
+  }
+  if (s->key == TOMBSTONE)
+    map->dead--;
+  s->key = vs_xstrdup(key);
+  s->value = value;
+  s->hash = hash;
+  map->used++;
+  return true;
+}
+
+void *vs_strmap_get(const struct vs_strmap *map, const char *key) {
+  bool found;
+  size_t i = find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  return found ? map->slots[i].value : NULL;
+}
+
+bool vs_strmap_has(const struct vs_strmap *map, const char *key) {
+  bool found;
+  find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  return found;
+}
+
+bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
+  bool found;
+  size_t i = find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  if (!found)
+    return false;
+  struct slot *s = &map->slots[i];
+  if (map->free_value)
+    map->free_value(s->value);
+  free(s->key);
+  s->key = TOMBSTONE;
+  s->value = NULL;
+  map->used--;
+  map->dead++;
+  return true;
+}
+
+size_t vs_strmap_count(const struct vs_strmap *map) { return map->used; }
+
+bool vs_strmap_next(const struct vs_strmap *map, size_t *pos, const char **key, void **value) {
+  for (size_t i = *pos; i < map->cap; i++) {
+    struct slot *s = &map->slots[i];
+    if (s->key && s->key != TOMBSTONE) {
+      if (key)
+        *key = s->key;
+      if (value)
+        *value = s->value;
+      *pos = i + 1;
+      return true;
+    }
+  }
+  *pos = map->cap;
+  return false;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **vs_strmap_sorted_keys(const struct vs_strmap *map, size_t *count) {
+  const char **keys = vs_xcalloc(map->used + 1, sizeof(char *));
+  size_t n = 0, pos = 0;
+  const char *k;
+  while (vs_strmap_next(map, &pos, &k, NULL))
+    keys[n++] = k;
+  qsort(keys, n, sizeof(char *), cmp_str);
+  if (count)
+    *count = n;
+  return keys;
+}

@@ -1,0 +1,34 @@
+/* strmap.h: a hash map from strings to pointers with O(1) expected lookup.
+ *
+ * Keys are copied and owned by the map. Keys come from guest images, which anyone who controls
+ * a guest writes, so the hash is SipHash-2-4 keyed with a per-map random seed: a guest cannot
+ * choose keys that collide. Not thread-safe. */
+#ifndef VS_STRMAP_H
+#define VS_STRMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vs_strmap;
+typedef void (*vs_strmap_free_fn)(void *value);
+
+/* FREE_VALUE (may be NULL) is called on values that are replaced, removed or left at free. */
+struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value);
+void vs_strmap_free(struct vs_strmap *map);
+void vs_strmap_freep(struct vs_strmap **map);
+
+/* Inserts or replaces. Returns true when KEY was new. */
+bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value);
+void *vs_strmap_get(const struct vs_strmap *map, const char *key);
+bool vs_strmap_has(const struct vs_strmap *map, const char *key);
+/* Removes KEY (freeing its value). Returns true when it was present. */
+bool vs_strmap_remove(struct vs_strmap *map, const char *key);
+size_t vs_strmap_count(const struct vs_strmap *map);
+
+/* Iteration in no particular order: start with *POS = 0; returns false at the end. The map
+ * must not be changed while iterating. */
+bool vs_strmap_next(const struct vs_strmap *map, size_t *pos, const char **key, void **value);
+/* The keys, sorted by strcmp, in a NULL-terminated array the caller frees (not the keys). */
+const char **vs_strmap_sorted_keys(const struct vs_strmap *map, size_t *count);
+
+#endif

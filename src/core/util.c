@@ -1,0 +1,275 @@
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *vformat(const char *fmt, va_list ap) {
+  char *out = NULL;
+  if (vasprintf(&out, fmt, ap) < 0) {
+    fputs("vmscope: out of memory\n", stderr);
+    abort();
+  }
+  return out;
+}
+
+int vs_err_set(struct vs_err *err, int code, const char *fmt, ...) {
+  if (!err)
+    return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vformat(fmt, ap);
+  va_end(ap);
+  free(err->msg);
+  err->msg = msg;
+  err->code = code ? code : EINVAL;
+  return -1;
+}
+
+int vs_err_prefix(struct vs_err *err, const char *fmt, ...) {
+  if (!err)
+    return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  char *prefix = vformat(fmt, ap);
+  va_end(ap);
+  char *msg = vs_xasprintf("%s: %s", prefix, err->msg ? err->msg : "unknown error");
+  free(prefix);
+  free(err->msg);
+  err->msg = msg;
+  if (!err->code)
+    err->code = EINVAL;
+  return -1;
+}
+
+void vs_err_clear(struct vs_err *err) {
+  if (!err)
+    return;
+  free(err->msg);
+  err->msg = NULL;
+  err->code = 0;
+}
+
+const char *vs_err_msg(const struct vs_err *err) {
+  return err && err->msg ? err->msg : "unknown error";
+}
+
+/* Set once by the host at start-up, before any thread runs; read-only afterwards. */
+static vs_log_sink_fn log_sink;
+static void *log_sink_ctx;
+
+void vs_log_set_sink(vs_log_sink_fn sink, void *ctx) {
+  log_sink = sink;
+  log_sink_ctx = ctx;
+}
+
+void vs_log(enum vs_log_level level, const char *fmt, ...) {
+  if (!log_sink)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = vformat(fmt, ap);
+  va_end(ap);
+  log_sink(level, msg, log_sink_ctx);
+  free(msg);
+}
+
+static void *oom(void) {
+  fputs("vmscope: out of memory\n", stderr);
+  abort();
+}
+
+void *vs_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  return p ? p : oom();
+}
+
+void *vs_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  return p ? p : oom();
+}
+
+void *vs_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  return q ? q : oom();
+}
+
+char *vs_xstrdup(const char *s) {
+  char *p = strdup(s);
+  return p ? p : oom();
+}
+
+char *vs_xstrndup(const char *s, size_t n) {
+  char *p = strndup(s, n);
+  return p ? p : oom();
+}
+
+char *vs_xasprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = vformat(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+void vs_freep(void *pp) { free(*(void **)pp); }
+
+void vs_closep(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+}
+
+static void buf_reserve(struct vs_buf *b, size_t extra) {
+  if (b->len + extra + 1 <= b->cap)
+    return;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < b->len + extra + 1) {
+    if (cap > SIZE_MAX / 2)
+      oom();
+    cap *= 2;
+  }
+  b->data = vs_xrealloc(b->data, cap);
+  b->cap = cap;
+}
+
+void vs_buf_add(struct vs_buf *b, const void *data, size_t len) {
+  buf_reserve(b, len);
+  if (len)
+    memcpy(b->data + b->len, data, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+}
+
+void vs_buf_adds(struct vs_buf *b, const char *s) { vs_buf_add(b, s, strlen(s)); }
+
+void vs_buf_addc(struct vs_buf *b, char c) { vs_buf_add(b, &c, 1); }
+
+void vs_buf_addf(struct vs_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = vformat(fmt, ap);
+  va_end(ap);
+  vs_buf_adds(b, s);
+  free(s);
+}
+
+void vs_buf_reset(struct vs_buf *b) {
+  b->len = 0;
+  if (b->data)
+    b->data[0] = '\0';
+}
+
+void vs_buf_free(struct vs_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+char *vs_buf_steal(struct vs_buf *b) {
+  if (!b->data)
+    return vs_xstrdup("");
+  char *s = b->data;
+  b->data = NULL;
+  b->len = b->cap = 0;
+  return s;
+}
+
+/* Length of the valid UTF-8 sequence at S (at most AVAIL bytes), or 0 when invalid. Rejects
+ * overlong forms, surrogates and code points past U+10FFFF, as JSON parsers do. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail) {
+  unsigned c = s[0];
+  size_t n;
+  unsigned cp;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (avail < n)
+    return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+static bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
+
+bool vs_text_is_clean(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_seq_len(p + i, len - i);
+    if (n == 0 || (n == 1 && is_control(p[i])))
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  buf_reserve(b, len);
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_seq_len(p + i, len - i);
+    if (n == 0 || (n == 1 && is_control(p[i]))) {
+      vs_buf_addf(b, "\\x%02X", p[i]);
+      i++;
+    } else {
+      vs_buf_add(b, p + i, n);
+      i += n;
+    }
+  }
+}
+
+char *vs_trim(char *s) {
+  while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == '\f' || *s == '\v')
+    s++;
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n' ||
+               s[n - 1] == '\f' || s[n - 1] == '\v'))
+    s[--n] = '\0';
+  return s;
+}
+
+bool vs_has_suffix(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+double vs_now_monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void vs_format_utc(int64_t t, char out[static 21]) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if (!gmtime_r(&tt, &tm) || strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    strcpy(out, "1970-01-01T00:00:00Z");
+}
+
+long vs_peak_rss_kib(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return -1;
+  return ru.ru_maxrss;
+}

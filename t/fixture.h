@@ -1,0 +1,19 @@
+/* fixture.h: guest trees made by the tests, in a fresh temporary directory each. */
+#ifndef VS_FIXTURE_H
+#define VS_FIXTURE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Makes a temporary directory and returns its path (static storage per call: copy it). */
+char *fx_tmpdir(void);
+/* Writes CONTENT to ROOT/REL, creating parent directories; aborts the test on failure. */
+void fx_write(const char *root, const char *rel, const char *content);
+void fx_write_bytes(const char *root, const char *rel, const void *data, size_t len);
+void fx_symlink(const char *root, const char *rel, const char *target);
+void fx_mkdir(const char *root, const char *rel);
+void fx_chmod(const char *root, const char *rel, mode_t mode);
+/* Removes the tree (rm -rf without a shell). */
+void fx_rmtree(const char *root);
+
+#endif
