@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "fixture.h"
 
 #include <errno.h>

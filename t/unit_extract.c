@@ -1,2 +1,173 @@
+#include "extract.h"
+#include "fixture.h"
 #include "tap.h"
-int main(void){plan_no_plan(); ok(1,"x"); return done_testing();}
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char dpkg_status[] =
+    "Package: dpkg\nStatus: install ok installed\nPriority: required\nArchitecture: amd64\n"
+    "Version: 1.21.22\nDescription: Debian package management system\n continuation line\n\n"
+    "Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 1:9.2p1-2+deb12u3\nConffiles:\n /etc/ssh/moduli 0123\n\n"
+    "Package: removed-pkg\nStatus: deinstall ok config-files\nArchitecture: amd64\n"
+    "Version: 1.0\n\n"
+    "Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n\n"
+    "Package: libc6\nStatus: install ok installed\nArchitecture: i386\nVersion: 2.36-9\n";
+
+static void make_tree(const char *root) {
+  fx_write(root, "etc/os-release",
+           "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n"
+           "VERSION_ID=\"12\"\nID=debian\n# ID=ubuntu\nID_LIKE='rhel fedora'\n");
+  fx_write(root, "etc/hostname", "web-07\n");
+  fx_write(root, "var/lib/dpkg/status", dpkg_status);
+  fx_write(root, "etc/passwd",
+           "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
+           "bob:x:1000:1000:Bob,,,:/home/bob:/bin/zsh\nbroken-line\n");
+  fx_write(root, "etc/shadow",
+           "root:$6$salt$hashhashhash:19000:0:99999:7:::\nwww-data:*:19000:0:99999:7:::\n"
+           "bob:!$6$x$y:19000:0:90:7:::\n");
+  fx_write(root, "etc/group", "root:x:0:\nsudo:x:27:bob,alice\n");
+  fx_symlink(root, "etc/systemd/system/multi-user.target.wants/ssh.service",
+             "/lib/systemd/system/ssh.service");
+  fx_symlink(root, "etc/systemd/system/timers.target.wants/apt-daily.timer",
+             "/lib/systemd/system/apt-daily.timer");
+  fx_symlink(root, "etc/systemd/system/rsync.service", "/dev/null");
+  fx_symlink(root, "etc/systemd/system/sshd.service", "/lib/systemd/system/ssh.service");
+  fx_write(root, "lib/systemd/system/ssh.service",
+           "[Unit]\nDescription=OpenBSD Secure Shell server\n[Install]\nWantedBy=multi-user.target\n");
+  fx_write(root, "lib/systemd/system/nginx.service",
+           "[Service]\nExecStart=/usr/sbin/nginx\n\n[Install]\nWantedBy=multi-user.target\n");
+  fx_write(root, "lib/systemd/system/static.service", "[Service]\nExecStart=/bin/true\n");
+  fx_write(root, "lib/systemd/system/rsync.service", "[Install]\nWantedBy=multi-user.target\n");
+  fx_symlink(root, "etc/rc2.d/S01legacy", "../init.d/legacy");
+  fx_symlink(root, "etc/rc2.d/S01ssh", "../init.d/ssh");
+  fx_write(root, "usr/lib/sysctl.d/50-default.conf",
+           "net.ipv4.ip_forward = 0\nkernel.sysrq = 16\n-net.core.somaxconn=128\n");
+  fx_write(root, "etc/sysctl.d/50-default.conf", "kernel.sysrq = 1\n");
+  fx_write(root, "etc/sysctl.d/60-forward.conf", "; comment\nnet/ipv4/ip_forward = 1\n");
+  fx_write(root, "etc/sysctl.conf", "# later than every sysctl.d file\nvm.swappiness = 10\n");
+  fx_write(root, "etc/ssh/sshd_config",
+           "# shipped comment\nPort 2222\nPermitRootLogin yes\n#PasswordAuthentication no\n"
+           "Subsystem sftp /usr/lib/openssh/sftp-server\nMatch User bob\n  X11Forwarding no\n");
+  fx_write(root, "etc/sudoers", "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n");
+  fx_chmod(root, "etc/sudoers", 0440);
+  fx_write(root, "etc/hosts", "127.0.0.1 localhost\n10.0.0.7 web-07.example web-07\n");
+  fx_write(root, "etc/exports", "/srv 10.0.0.0/8(ro,sync)\n");
+}
+
+int main(void) {
+  plan_no_plan();
+  char *root = fx_tmpdir();
+  make_tree(root);
+  struct vs_err err = {0};
+  struct vs_source *src = vs_source_open_dir(root, &err);
+  struct vs_watch *watch = vs_watch_new_default();
+  ok(vs_watch_add(watch, "/etc/exports", NULL, &err) == 0, "a watch entry without a lens is accepted");
+  ok(vs_watch_add(watch, "/etc/x", "no lens", &err) < 0 && strstr(err.msg, "Module.lens"),
+     "a malformed lens name is refused with a hint");
+  vs_err_clear(&err);
+  struct vs_extractor *x = vs_extractor_new(watch, &err);
+  struct vs_feature *doc = vs_feature_new();
+  struct vs_extract_stats st;
+  ok(vs_extract(x, src, doc, &st, &err) == 0, "a tree extracts");
+
+#define HAS(key, want) is_str(vs_feature_get(doc, key), want, "%s = %s", key, want ? want : "absent")
+  /* os: */
+  is_str(vs_feature_os(doc, "distro"), "debian", "distro comes from os-release ID, not a comment");
+  is_str(vs_feature_os(doc, "version"), "12", "version from VERSION_ID, unquoted");
+  is_str(vs_feature_os(doc, "pretty_name"), "Debian GNU/Linux 12 (bookworm)", "pretty name");
+  is_str(vs_feature_os(doc, "id_like"), "rhel fedora", "single-quoted values unquote too");
+  is_str(vs_feature_os(doc, "hostname"), "web-07", "hostname from /etc/hostname");
+  is_str(vs_feature_os(doc, "arch"), "x86_64", "arch from dpkg's own architecture without a shell");
+  HAS("os:distro", "debian");
+  is_str(vs_feature_origin(doc, "os:distro"), "/etc/os-release", "os facts carry provenance");
+  /* pkg: */
+  HAS("pkg:openssh-server", "1:9.2p1-2+deb12u3");
+  HAS("pkg:tzdata", "2024a-0+deb12u1");
+  HAS("pkg:removed-pkg", NULL);
+  HAS("pkg:libc6:i386", "2.36-9");
+  ok(st.packages == 4, "4 installed packages counted (config-files state left out)");
+  is_str(vs_feature_os(doc, "package_format"), "deb", "package format deb");
+  /* users and groups */
+  HAS("user:root:uid", "0");
+  HAS("user:bob:shell", "/bin/zsh");
+  HAS("user:www-data:home", "/var/www");
+  HAS("user:root:password", "set");
+  HAS("user:www-data:password", "locked");
+  HAS("user:bob:password", "locked");
+  HAS("user:bob:max_days", "90");
+  HAS("group:sudo:members", "bob,alice");
+  HAS("group:sudo:gid", "27");
+  char *json = vs_feature_dumps(doc, false);
+  ok(strstr(json, "hashhash") == NULL && strstr(json, "$6$") == NULL,
+     "no password hash appears anywhere in the document");
+  free(json);
+  /* services */
+  HAS("svc:ssh.service", "enabled");
+  HAS("svc:apt-daily.timer", "enabled");
+  HAS("svc:rsync.service", "masked");
+  HAS("svc:nginx.service", "disabled");
+  HAS("svc:static.service", NULL);
+  HAS("svc:sshd.service", NULL);
+  HAS("svc:legacy.service", "enabled");
+  /* sysctl in the kernel's order */
+  HAS("sysctl:kernel.sysrq", "1");
+  is_str(vs_feature_origin(doc, "sysctl:kernel.sysrq"), "/etc/sysctl.d/50-default.conf",
+         "/etc/sysctl.d shadows a same-named file in /usr/lib/sysctl.d entirely");
+  HAS("sysctl:net.ipv4.ip_forward", "1");
+  HAS("sysctl:net.core.somaxconn", NULL);
+  HAS("sysctl:vm.swappiness", "10");
+  /* file: via Augeas */
+  HAS("file:/etc/ssh/sshd_config:PermitRootLogin", "yes");
+  HAS("file:/etc/ssh/sshd_config:Port", "2222");
+  HAS("file:/etc/ssh/sshd_config:PasswordAuthentication", NULL);
+  HAS("file:/etc/ssh/sshd_config:Subsystem/sftp", "/usr/lib/openssh/sftp-server");
+  HAS("file:/etc/ssh/sshd_config:Match/Settings/X11Forwarding", "no");
+  HAS("file:/etc/hosts:2/canonical", "web-07.example");
+  HAS("file:/etc/sudoers:Defaults/env_reset", "");
+  HAS("file:/etc/sudoers:spec/user", "root");
+  HAS("file:/etc/exports:dir", "/srv");
+  is_str(vs_feature_origin(doc, "file:/etc/hosts:2/ipaddr"), "/etc/hosts",
+         "file settings carry their file as provenance");
+  /* meta: */
+  HAS("meta:/etc/sudoers:mode", "0440");
+  HAS("meta:/etc/sudoers:owner", "0:0");
+  HAS("meta:/etc/hosts:sha256", "50cd3d46b9cd310e89cf1e4e087125417f913fe25abe0a69b8ef611a7df202a6");
+  ok(vs_feature_get(doc, "meta:/etc/shadow:mode") && !vs_feature_get(doc, "meta:/etc/shadow:sha256"),
+     "shadow gets owner and mode but no digest");
+  ok(st.files_parsed >= 4 && st.files_failed == 0, "every watched file parsed (%zu)",
+     st.files_parsed);
+  const char *p, *r;
+  bool passwd_note = false;
+  for (size_t i = 0; vs_feature_skipped(doc, i, &p, &r); i++) {
+    diag("skipped %s: %s", p, r);
+    passwd_note |= strcmp(p, "/etc/passwd") == 0 && strstr(r, "line 4");
+  }
+  ok(passwd_note, "a malformed passwd line is recorded with its line number");
+
+  /* A second tree through the same extractor: state does not leak between documents. */
+  char *root2 = fx_tmpdir();
+  fx_write(root2, "etc/ssh/sshd_config", "PermitRootLogin no\n");
+  struct vs_source *src2 = vs_source_open_dir(root2, &err);
+  struct vs_feature *doc2 = vs_feature_new();
+  ok(vs_extract(x, src2, doc2, NULL, &err) == 0, "a second tree extracts with the same extractor");
+  is_str(vs_feature_get(doc2, "file:/etc/ssh/sshd_config:PermitRootLogin"), "no",
+         "it gets its own value");
+  ok(vs_feature_get(doc2, "file:/etc/ssh/sshd_config:Port") == NULL &&
+         vs_feature_get(doc2, "pkg:dpkg") == NULL,
+     "and nothing of the first tree");
+
+  vs_feature_free(doc2);
+  vs_source_free(src2);
+  fx_rmtree(root2);
+  free(root2);
+  vs_feature_free(doc);
+  vs_extractor_free(x);
+  vs_watch_free(watch);
+  vs_source_free(src);
+  fx_rmtree(root);
+  free(root);
+  return done_testing();
+}

@@ -1,2 +1,150 @@
+#include "feature.h"
+#include "fixture.h"
 #include "tap.h"
-int main(void){plan_no_plan(); ok(1,"x"); return done_testing();}
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct vs_feature *sample(void) {
+  struct vs_feature *doc = vs_feature_new();
+  vs_feature_set_id(doc, "4b3c1f2e-0000-4000-8000-000000000007", "web-07");
+  vs_feature_set_taken_at(doc, 1795543200);
+  vs_feature_set_source(doc, "dir", "/srv/guests/web-07", "dir");
+  vs_feature_set_os(doc, "distro", "debian");
+  vs_feature_set_os(doc, "version", "12");
+  vs_feature_set(doc, "file:/etc/ssh/sshd_config:PermitRootLogin", "yes", "/etc/ssh/sshd_config");
+  vs_feature_set(doc, "pkg:openssh-server", "1:9.2p1-2+deb12u3", "/var/lib/dpkg/status");
+  vs_feature_set(doc, "pkg:bash", "5.2.15-2+b2", "/var/lib/dpkg/status");
+  vs_feature_set(doc, "vm:vcpu", "2", NULL);
+  vs_feature_skip(doc, "/etc/broken.conf", "not parsed with Foo.lns: line 3");
+  return doc;
+}
+
+static void expect_load_error(const char *json, const char *needle, const char *desc) {
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_loads(json, strlen(json), "doc.json", &err);
+  ok(doc == NULL && err.msg && strstr(err.msg, "doc.json") && strstr(err.msg, needle), "%s", desc);
+  if (err.msg && !strstr(err.msg, needle))
+    diag("message was: %s", err.msg);
+  vs_feature_free(doc);
+  vs_err_clear(&err);
+}
+
+int main(void) {
+  plan_no_plan();
+  struct vs_feature *doc = sample();
+  is_str(vs_feature_get(doc, "pkg:bash"), "5.2.15-2+b2", "a setting reads back");
+  ok(vs_feature_get(doc, "pkg:zsh") == NULL, "a missing key reads as NULL (absent)");
+  vs_feature_set(doc, "pkg:bash", "5.2.21-2", "/var/lib/dpkg/status");
+  is_str(vs_feature_get(doc, "pkg:bash"), "5.2.21-2", "setting a key again replaces its value");
+  ok(vs_feature_count(doc) == 4, "replacing does not add a key");
+  is_str(vs_feature_origin(doc, "pkg:bash"), "/var/lib/dpkg/status", "provenance is kept");
+  is_str(vs_feature_taken_at(doc), "2026-11-24T18:00:00Z", "taken_at is RFC 3339 UTC");
+
+  vs_feature_set(doc, "user:evil\nname:uid", "0", "/etc/passwd");
+  ok(vs_feature_get(doc, "user:evil\\x0Aname:uid") != NULL,
+     "a newline in a guest-derived key is escaped, so keys never hold one");
+  vs_feature_setn(doc, "file:/etc/junk:x", "a\xff\xfe" "b", 4, "/etc/junk");
+  is_str(vs_feature_get(doc, "file:/etc/junk:x"), "a\\xFF\\xFEb",
+         "bytes that are not UTF-8 are escaped as \\xHH");
+  vs_feature_set(doc, "file:/etc/x:utf8", "Grüße", NULL);
+  is_str(vs_feature_get(doc, "file:/etc/x:utf8"), "Grüße", "valid UTF-8 is kept as it is");
+
+  char *big = malloc(VS_FEATURE_MAX_VALUE + 100);
+  memset(big, 'a', VS_FEATURE_MAX_VALUE + 99);
+  big[VS_FEATURE_MAX_VALUE + 99] = '\0';
+  vs_feature_set(doc, "file:/etc/big:v", big, "/etc/big");
+  free(big);
+  ok(strlen(vs_feature_get(doc, "file:/etc/big:v")) == VS_FEATURE_MAX_VALUE,
+     "a value over the limit is cut at the limit");
+  const char *path, *reason;
+  bool found = false;
+  for (size_t i = 0; vs_feature_skipped(doc, i, &path, &reason); i++)
+    found |= strcmp(path, "file:/etc/big:v") == 0 && strstr(reason, "kept the first") != NULL;
+  ok(found, "and the cut is recorded in skipped, not silent");
+
+  /* Round trip: document -> JSON -> document -> JSON gives the same bytes. */
+  char *a = vs_feature_dumps(doc, true);
+  struct vs_err err = {0};
+  struct vs_feature *back = vs_feature_loads(a, strlen(a), "a.json", &err);
+  ok(back != NULL, "a written document loads again (%s)", err.msg ? err.msg : "no error");
+  char *b = back ? vs_feature_dumps(back, true) : NULL;
+  ok(b && strcmp(a, b) == 0, "writing the loaded document gives the same bytes (pretty)");
+  char *ca = vs_feature_dumps(doc, false), *cb = back ? vs_feature_dumps(back, false) : NULL;
+  ok(cb && strcmp(ca, cb) == 0, "and the same bytes in compact form");
+  ok(back && vs_feature_count(back) == vs_feature_count(doc), "every setting survives");
+  is_str(back ? vs_feature_origin(back, "file:/etc/ssh/sshd_config:PermitRootLogin") : NULL,
+         "/etc/ssh/sshd_config", "provenance survives the round trip");
+  ok(back && vs_feature_origin(back, "vm:vcpu") == NULL, "a key without provenance stays so");
+  is_str(back ? vs_feature_os(back, "distro") : NULL, "debian", "os facts survive");
+  is_str(back ? vs_feature_source(back, "path") : NULL, "/srv/guests/web-07", "source survives");
+  ok(back && vs_feature_skipped_count(back) == vs_feature_skipped_count(doc),
+     "skipped entries survive");
+  free(a);
+  free(b);
+  free(ca);
+  free(cb);
+  vs_feature_free(back);
+
+  /* Through a file, as the pool will store them. */
+  char *dir = fx_tmpdir();
+  char *file = NULL;
+  if (asprintf(&file, "%s/doc.json", dir) < 0)
+    return 2;
+  char *text = vs_feature_dumps(doc, false);
+  fx_write(dir, "doc.json", text);
+  back = vs_feature_load(file, &err);
+  char *again = back ? vs_feature_dumps(back, false) : NULL;
+  ok(again && strcmp(again, text) == 0, "a document saved to a file loads back equal");
+  free(again);
+  free(text);
+  vs_feature_free(back);
+
+  fx_write(dir, "bad.json", "{\"schema\": \"vmscope.features/1\",\n  \"id\": }");
+  char *bad = NULL;
+  if (asprintf(&bad, "%s/bad.json", dir) < 0)
+    return 2;
+  back = vs_feature_load(bad, &err);
+  ok(!back && err.msg && strstr(err.msg, bad) && strstr(err.msg, "line 2"),
+     "malformed JSON in a file fails naming the file and the line");
+  diag("%s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  free(bad);
+  char *missing = NULL;
+  if (asprintf(&missing, "%s/missing.json", dir) < 0)
+    return 2;
+  back = vs_feature_load(missing, &err);
+  ok(!back && err.msg && strstr(err.msg, missing), "a missing file fails naming the file");
+  vs_err_clear(&err);
+  free(missing);
+  free(file);
+  fx_rmtree(dir);
+  free(dir);
+
+  expect_load_error("[1,2]", "expected an object", "a JSON array is not a document");
+  expect_load_error("{\"schema\": \"vmscope.features/2\"}", "vmscope.features/1",
+                    "a wrong schema fails naming the expected one");
+  expect_load_error("{\"id\": \"x\"}", "\"schema\"", "a document without schema fails");
+  expect_load_error("{\"schema\":\"vmscope.features/1\",\"id\":\"x\",\"name\":\"n\","
+                    "\"taken_at\":\"t\",\"source\":{\"kind\":\"dir\",\"path\":\"/\","
+                    "\"backend\":\"dir\"},\"os\":{},\"settings\":{\"pkg:a\": 3}}",
+                    "settings[\"pkg:a\"] is a number",
+                    "a setting that is not a string fails naming the key and what it is");
+  expect_load_error("{\"schema\":\"vmscope.features/1\",\"id\":\"x\",\"name\":\"n\","
+                    "\"taken_at\":\"t\",\"source\":{\"kind\":\"dir\",\"path\":\"/\","
+                    "\"backend\":\"dir\"},\"os\":{},\"settings\":{\"a\\nb\":\"v\"}}",
+                    "control character", "a key holding a newline is refused");
+  expect_load_error("{\"schema\":\"vmscope.features/1\",\"id\":\"x\",\"name\":\"n\","
+                    "\"taken_at\":\"t\",\"source\":{\"kind\":\"dir\",\"path\":\"/\","
+                    "\"backend\":\"dir\"},\"os\":{},\"settings\":{},"
+                    "\"provenance\":{\"/etc/x\":[\"nokey\"]}}",
+                    "does not name a key", "provenance naming an unknown key is refused");
+  expect_load_error("{\"schema\":\"vmscope.features/1\",\"id\":\"x\",\"name\":\"n\","
+                    "\"taken_at\":\"t\",\"os\":{},\"settings\":{}}",
+                    "\"source\"", "a document without source fails");
+  expect_load_error("{\"schema\":\"vmscope.features/1\",\"schema\":\"x\"}", "duplicate",
+                    "duplicate object keys are refused");
+  vs_feature_free(doc);
+  return done_testing();
+}

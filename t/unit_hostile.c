@@ -1,2 +1,163 @@
+/* Hostile guest trees: whatever a guest's owner writes must not hurt the host or stop the
+ * document. */
+#include "extract.h"
+#include "fixture.h"
 #include "tap.h"
-int main(void){plan_no_plan(); ok(1,"x"); return done_testing();}
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static bool skipped_with(const struct vs_feature *doc, const char *path, const char *needle) {
+  const char *p, *r;
+  for (size_t i = 0; vs_feature_skipped(doc, i, &p, &r); i++)
+    if (strcmp(p, path) == 0 && strstr(r, needle))
+      return true;
+  return false;
+}
+
+/* Root reads mode-000 files through CAP_DAC_OVERRIDE; drop it (and DAC_READ_SEARCH) from the
+ * effective set so that "unreadable" means what it means for the guest's own files. */
+static bool set_dac_caps(bool on) {
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct d[2];
+  if (syscall(SYS_capget, &h, d) < 0)
+    return false;
+  unsigned bits = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
+  if (on)
+    d[0].effective |= bits & d[0].permitted;
+  else
+    d[0].effective &= ~bits;
+  return syscall(SYS_capset, &h, d) == 0;
+}
+
+static struct vs_feature *extract(const char *root, struct vs_extract_stats *st) {
+  struct vs_err err = {0};
+  struct vs_source *src = vs_source_open_dir(root, &err);
+  struct vs_extractor *x = vs_extractor_new(NULL, &err);
+  struct vs_feature *doc = vs_feature_new();
+  if (!src || !x || vs_extract(x, src, doc, st, &err) < 0) {
+    diag("extract failed: %s", vs_err_msg(&err));
+    vs_feature_free(doc);
+    doc = NULL;
+  }
+  vs_err_clear(&err);
+  vs_extractor_free(x);
+  vs_source_free(src);
+  return doc;
+}
+
+int main(void) {
+  plan_no_plan();
+  char *root = fx_tmpdir();
+  fx_write(root, "etc/passwd", "root:x:0:0:guest root:/root:/bin/sh\n");
+  fx_write(root, "etc/hostname", "hostile\n");
+  /* Escapes: absolute, and relative past the root. Both must land on the guest's own passwd. */
+  fx_symlink(root, "etc/ssh/sshd_config", "/etc/passwd");
+  fx_symlink(root, "etc/ssh/sshd_config.d/evil.conf", "../../../../../../../../etc/passwd");
+  /* 2 GiB sparse config file. */
+  char *big = NULL;
+  if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0)
+    return 2;
+  fx_write(root, "etc/security/limits.conf", "");
+  ok(truncate(big, 2LL << 30) == 0, "made a 2 GiB sparse limits.conf");
+  /* Unreadable. */
+  fx_write(root, "etc/sudoers", "root ALL=(ALL) ALL\n");
+  fx_chmod(root, "etc/sudoers", 0);
+  /* Binary junk, with and without NUL bytes. */
+  unsigned char junk[4096];
+  for (size_t i = 0; i < sizeof(junk); i++)
+    junk[i] = (unsigned char)(i * 7919u >> 3);
+  fx_write_bytes(root, "etc/ssh/ssh_config", junk, sizeof(junk));
+  fx_write(root, "etc/login.defs", "\xff\xfe\x80 garbage === [[[ \x01\x02\n");
+  /* A FIFO, a device node and a symlink loop where config files should be. */
+  char *fifo = NULL, *dev = NULL;
+  if (asprintf(&fifo, "%s/etc/hosts", root) < 0 || asprintf(&dev, "%s/etc/resolv.conf", root) < 0)
+    return 2;
+  ok(mkfifo(fifo, 0644) == 0, "made a FIFO at /etc/hosts");
+  bool have_dev = mknod(dev, S_IFCHR | 0644, makedev(1, 3)) == 0;
+  fx_symlink(root, "etc/fstab", "fstab2");
+  fx_symlink(root, "etc/fstab2", "/etc/fstab");
+  /* A name with a newline, and one that is not UTF-8. */
+  fx_write(root, "etc/sudoers.d/bad\nname", "Defaults env_reset\n");
+  fx_write(root, "etc/sudoers.d/\xff\xfe", "Defaults !lecture\n");
+  /* os-release as a directory. */
+  fx_mkdir(root, "etc/os-release");
+
+  bool dropped = geteuid() != 0 || set_dac_caps(false);
+  struct vs_extract_stats st;
+  double t0 = vs_now_monotonic();
+  struct vs_feature *doc = extract(root, &st);
+  double took = vs_now_monotonic() - t0;
+  if (geteuid() == 0)
+    set_dac_caps(true);
+  ok(doc != NULL, "the hostile tree still yields a document (%.0f ms)", took * 1e3);
+  if (!doc)
+    return done_testing();
+
+  const char *passwd_digest = vs_feature_get(doc, "meta:/etc/passwd:sha256");
+  ok(passwd_digest != NULL, "the guest's passwd is digested");
+  is_str(vs_feature_get(doc, "meta:/etc/ssh/sshd_config:sha256"), passwd_digest,
+         "an absolute symlink to /etc/passwd reads the guest's passwd, not the host's");
+  is_str(vs_feature_get(doc, "meta:/etc/ssh/sshd_config.d/evil.conf:sha256"), passwd_digest,
+         "a relative symlink climbing past the root reads the guest's passwd too");
+  is_str(vs_feature_get(doc, "meta:/etc/ssh/sshd_config:link"), "/etc/passwd",
+         "the symlink itself is recorded");
+  is_str(vs_feature_get(doc, "user:root:home"), "/root", "the guest's own passwd is used");
+  ok(vs_feature_get(doc, "user:root:uid") && !vs_feature_get(doc, "user:daemon:uid"),
+     "no account of the host's passwd leaks in");
+  ok(skipped_with(doc, "/etc/security/limits.conf", "over the limit"),
+     "the 2 GiB sparse file is skipped as over the size limit, not read");
+  is_str(vs_feature_get(doc, "meta:/etc/security/limits.conf:mode"), "0644",
+         "its metadata is still recorded");
+  if (dropped)
+    ok(skipped_with(doc, "/etc/sudoers", "Permission denied"),
+       "an unreadable file is recorded as skipped with the reason");
+  else
+    skip(1, "cannot drop CAP_DAC_OVERRIDE here");
+  ok(skipped_with(doc, "/etc/ssh/ssh_config", "NUL bytes"),
+     "binary junk with NUL bytes is not fed to a lens, and says why");
+  ok(skipped_with(doc, "/etc/login.defs", "not parsed with Login_defs.lns"),
+     "junk a lens cannot parse is recorded as a parse failure naming the lens");
+  ok(vs_feature_get(doc, "meta:/etc/login.defs:sha256") != NULL,
+     "an unparsable file still gets its digest");
+  ok(skipped_with(doc, "/etc/hosts", "FIFO"), "a FIFO is skipped without blocking");
+  if (have_dev)
+    ok(skipped_with(doc, "/etc/resolv.conf", "character device"),
+       "a device node is skipped, never opened");
+  else
+    skip(1, "mknod not permitted here");
+  ok(skipped_with(doc, "/etc/fstab", "symlinks"), "a symlink loop is skipped as such");
+  ok(vs_feature_get(doc, "file:/etc/sudoers.d/bad\\x0Aname:Defaults/env_reset") != NULL,
+     "a file name with a newline becomes an escaped key");
+  ok(vs_feature_get(doc, "file:/etc/sudoers.d/\\xFF\\xFE:Defaults/lecture") != NULL ||
+         vs_feature_get(doc, "meta:/etc/sudoers.d/\\xFF\\xFE:sha256") != NULL,
+     "a file name that is not UTF-8 becomes an escaped key");
+  ok(vs_feature_os(doc, "distro") == NULL && skipped_with(doc, "/etc/os-release", "directory"),
+     "an os-release that is a directory is skipped, with no distro guessed");
+
+  struct vs_err err = {0};
+  char *json = vs_feature_dumps(doc, false);
+  struct vs_feature *back = vs_feature_loads(json, strlen(json), "hostile", &err);
+  ok(back != NULL, "the document is valid JSON that loads back (%s)",
+     err.msg ? err.msg : "ok");
+  vs_err_clear(&err);
+  vs_feature_free(back);
+  free(json);
+  vs_feature_free(doc);
+
+  fx_chmod(root, "etc/sudoers", 0644);
+  fx_rmtree(root);
+  free(root);
+  free(big);
+  free(fifo);
+  free(dev);
+  return done_testing();
+}

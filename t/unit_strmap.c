@@ -1,2 +1,65 @@
+#include "strmap.h"
 #include "tap.h"
-int main(void){plan_no_plan(); ok(1,"x"); return done_testing();}
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int freed;
+static void count_free(void *p) {
+  freed++;
+  free(p);
+}
+
+int main(void) {
+  plan_no_plan();
+  struct vs_strmap *m = vs_strmap_new(count_free);
+  ok(vs_strmap_put(m, "a", vs_xstrdup("1")), "a new key reports that it was new");
+  ok(!vs_strmap_put(m, "a", vs_xstrdup("2")), "putting an existing key reports a replacement");
+  ok(freed == 1, "the replaced value is freed");
+  is_str(vs_strmap_get(m, "a"), "2", "the later value wins");
+  ok(vs_strmap_get(m, "b") == NULL, "a missing key yields NULL");
+
+  char key[32];
+  for (int i = 0; i < 100000; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    vs_strmap_put(m, key, vs_xstrdup(key));
+  }
+  ok(vs_strmap_count(m) == 100001, "100,000 more keys are all counted");
+  int bad = 0;
+  for (int i = 0; i < 100000; i++) {
+    snprintf(key, sizeof(key), "k%d", i);
+    const char *v = vs_strmap_get(m, key);
+    bad += !v || strcmp(v, key) != 0;
+  }
+  ok(bad == 0, "every key finds its own value after the table grew");
+  for (int i = 0; i < 100000; i += 2) {
+    snprintf(key, sizeof(key), "k%d", i);
+    vs_strmap_remove(m, key);
+  }
+  ok(vs_strmap_count(m) == 50001, "removing half leaves the other half");
+  ok(!vs_strmap_has(m, "k0") && vs_strmap_has(m, "k1"), "removed keys are gone, others stay");
+  for (int i = 0; i < 100000; i += 2) {
+    snprintf(key, sizeof(key), "k%d", i);
+    vs_strmap_put(m, key, vs_xstrdup("again"));
+  }
+  is_str(vs_strmap_get(m, "k4"), "again", "a removed key can be put again (tombstones reused)");
+
+  struct vs_strmap *s = vs_strmap_new(NULL);
+  vs_strmap_put(s, "pkg:zlib", NULL);
+  vs_strmap_put(s, "os:distro", NULL);
+  vs_strmap_put(s, "file:/etc/hosts:1/ipaddr", NULL);
+  size_t n;
+  const char **keys = vs_strmap_sorted_keys(s, &n);
+  ok(n == 3 && strcmp(keys[0], "file:/etc/hosts:1/ipaddr") == 0 &&
+         strcmp(keys[2], "pkg:zlib") == 0 && keys[3] == NULL,
+     "sorted keys come in strcmp order, NULL-terminated");
+  free(keys);
+  vs_strmap_free(s);
+  freed = 0;
+  size_t live = vs_strmap_count(m);
+  vs_strmap_free(m);
+  ok((size_t)freed == live, "freeing the map frees every live value once");
+  return done_testing();
+}

@@ -123,6 +123,41 @@ static char *parse_error(augeas *aug) {
                       msg ? msg : "the lens did not match");
 }
 
+/* Every node with a value under /vs/out becomes "file:PATH:NODE" = value. */
+static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path) {
+  char **m = NULL;
+  int n = aug_match(aug, "/vs/out//*", &m);
+  /* A valueless leaf is a flag (sudoers' "Defaults env_reset"): present, with value "". The
+   * matches come level by level, so first note every node that has a child. */
+  _cleanup_(vs_strmap_freep) struct vs_strmap *parents = vs_strmap_new(NULL);
+  for (int i = 0; i < n; i++) {
+    char *slash = strrchr(m[i], '/');
+    while (slash && slash > m[i] && slash[-1] == '\\') /* an escaped '/' inside a label */
+      slash = memrchr(m[i], '/', (size_t)(slash - m[i]));
+    if (slash) {
+      *slash = '\0';
+      vs_strmap_put(parents, m[i], NULL);
+      *slash = '/';
+    }
+  }
+  size_t taken = 0;
+  const size_t prefix = strlen("/vs/out/");
+  for (int i = 0; i < n; i++) {
+    const char *val = NULL;
+    if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
+        aug_get(aug, m[i], &val) == 1 && (val || !vs_strmap_has(parents, m[i]))) {
+      char *key = vs_xasprintf("file:%s:%s", path, m[i] + prefix);
+      vs_feature_set(doc, key, val ? val : "", path);
+      free(key);
+      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS)
+        vs_feature_skip(doc, path, "more than %d settings; the rest not recorded",
+                        VS_EXTRACT_MAX_FILE_SETTINGS);
+    }
+    free(m[i]);
+  }
+  free(m);
+}
+
 static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
                            const char *lens, struct vs_extract_stats *st) {
   augeas *aug = ensure_aug(x, doc);
@@ -139,24 +174,7 @@ static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const
     goto out;
   }
   st->files_parsed++;
-  char **m = NULL;
-  int n = aug_match(aug, "/vs/out//*", &m);
-  size_t taken = 0;
-  const size_t prefix = strlen("/vs/out/");
-  for (int i = 0; i < n; i++) {
-    const char *val = NULL;
-    if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
-        aug_get(aug, m[i], &val) == 1 && val) {
-      char *key = vs_xasprintf("file:%s:%s", path, m[i] + prefix);
-      vs_feature_set(doc, key, val, path);
-      free(key);
-      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS)
-        vs_feature_skip(doc, path, "more than %d settings; the rest not recorded",
-                        VS_EXTRACT_MAX_FILE_SETTINGS);
-    }
-    free(m[i]);
-  }
-  free(m);
+  emit_settings(aug, doc, path);
 out:
   aug_rm(aug, "/vs");
   aug_rm(aug, "/augeas/text/vs");

@@ -134,6 +134,7 @@ static void buf_reserve(struct vs_buf *b, size_t extra) {
   }
   b->data = vs_xrealloc(b->data, cap);
   b->cap = cap;
+  b->data[b->len] = '\0';
 }
 
 void vs_buf_add(struct vs_buf *b, const void *data, size_t len) {
