@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs everything vmscope needs to build, test and run on Debian 12, with apt-get only.
+set -euo pipefail
+packages=(
+  # build
+  autoconf automake libtool pkg-config make gcc
+  libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
+  e2fslibs-dev libblkid-dev libssl-dev librpm-dev collectd-dev
+  # run and test
+  collectd-core debootstrap jq ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A real Debian 12 root file system (debootstrap minbase + openssh-server), built once and
+# cached, extracted by vmscope and checked against what the tree's own dpkg and files say.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+cache=${VS_DEBOOTSTRAP_CACHE:-$VS_BUILDDIR/t/cache/debootstrap}
+root="$cache/root"
+work=$(tmpdir)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -f "$root/.vmscope-complete" ]; then
+  command -v debootstrap >/dev/null || bail "debootstrap is not installed (scripts/install-deps.sh installs it)"
+  [ "$(id -u)" = 0 ] || bail "debootstrap needs root"
+  # The mirror apt already uses here, so the test reaches what the machine reaches.
+  mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  rm -rf "$root.tmp" && mkdir -p "$cache"
+  diag "debootstrap bookworm from $mirror into $root (once; cached)"
+  if ! debootstrap --variant=minbase --include=openssh-server bookworm "$root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
+    tail -n 20 "$cache/debootstrap.log" | sed 's/^/# /'
+    bail "debootstrap failed"
+  fi
+  rm -rf "$root" && mv "$root.tmp" "$root" && touch "$root/.vmscope-complete"
+fi
+ok 0 "a debootstrap minbase tree with openssh-server is at hand"
+
+"$VMSCOPE" inspect "$root" >"$work/doc.json" 2>"$work/err"; ok $? "vmscope inspect extracts the tree"
+s() { jq -r --arg k "$1" '.settings[$k] // "<absent>"' "$work/doc.json"; }
+is "$(jq -r .os.distro "$work/doc.json")" debian "distro is debian"
+is "$(jq -r .os.version "$work/doc.json")" 12 "version is 12"
+is "$(jq -r .os.arch "$work/doc.json")" "$(uname -m)" "arch is the host's, which debootstrap used"
+is "$(jq -r .os.package_format "$work/doc.json")" deb "package format is deb"
+
+want=$(chroot "$root" dpkg-query -W -f='${Version}' openssh-server)
+is "$(s pkg:openssh-server)" "$want" "openssh-server's version equals what dpkg-query reports inside the tree"
+n_want=$(chroot "$root" dpkg-query -W -f='${db:Status-Status}\n' | grep -cx installed)
+n_got=$(jq '[.settings | keys[] | select(startswith("pkg:"))] | length' "$work/doc.json")
+is "$n_got" "$n_want" "as many packages as dpkg-query lists installed ($n_want)"
+mismatch=0
+while read -r name ver; do
+  [ "$(s "pkg:$name")" = "$ver" ] || { mismatch=$((mismatch + 1)); diag "pkg:$name: want $ver, got $(s "pkg:$name")"; }
+done < <(chroot "$root" dpkg-query -W -f='${db:Status-Status} ${binary:Package} ${Version}\n' | awk '$1 == "installed" { sub(":'"$(chroot "$root" dpkg --print-architecture)"'$", "", $2); print $2, $3 }')
+is "$mismatch" 0 "every installed package's version matches dpkg-query"
+
+# PermitRootLogin as shipped: Debian leaves it commented out, so the key is absent and sshd's
+# built-in default applies; whatever the file says, the document says the same.
+shipped=$(awk '$1 == "PermitRootLogin" { print $2; exit }' "$root/etc/ssh/sshd_config")
+is "$(s file:/etc/ssh/sshd_config:PermitRootLogin)" "${shipped:-<absent>}" "PermitRootLogin as shipped (${shipped:-commented out})"
+grep -q '^#PermitRootLogin prohibit-password' "$root/etc/ssh/sshd_config"; ok $? "the shipped file documents the default in a comment"
+is "$(s file:/etc/ssh/sshd_config:UsePAM)" "$(awk '$1 == "UsePAM" { print $2 }' "$root/etc/ssh/sshd_config")" "UsePAM as in the file"
+is "$(s file:/etc/ssh/sshd_config:Subsystem/sftp)" "$(awk '$1 == "Subsystem" && $2 == "sftp" { print $3 }' "$root/etc/ssh/sshd_config")" "the sftp subsystem as in the file"
+is "$(s meta:/etc/ssh/sshd_config:sha256)" "$(sha256sum <"$root/etc/ssh/sshd_config" | cut -d' ' -f1)" "sshd_config's digest equals sha256sum's"
+is "$(s meta:/etc/shadow:mode)" "$(stat -c %04a "$root/etc/shadow")" "shadow's mode equals stat's"
+is "$(s user:root:uid)" 0 "root's uid is 0"
+is "$(s user:sshd:home)" "$(awk -F: '$1 == "sshd" { print $6 }' "$root/etc/passwd")" "the sshd user's home as in passwd"
+is "$(s svc:ssh.service)" enabled "ssh.service is enabled"
+conf=$(grep -l '^fs.protected_regular' "$root"/usr/lib/sysctl.d/*.conf | head -n1)
+is "$(s sysctl:fs.protected_regular)" "$(awk -F' *= *' '$1 == "fs.protected_regular" { print $2 }' "$conf")" "sysctl from /usr/lib/sysctl.d"
+is "$(jq -r '.provenance | to_entries[] | select(.value | index("sysctl:fs.protected_regular")) | .key' "$work/doc.json")" "${conf#"$root"}" "with that file as its provenance"
+is "$(jq '.skipped | length' "$work/doc.json")" 0 "nothing in a stock tree was skipped"
+jq -r '.skipped[] | "\(.path): \(.reason)"' "$work/doc.json" | sed 's/^/# skipped /'
+done_testing

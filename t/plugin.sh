@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The real collectd daemon loads vmscope_snapshot from where `make install` put it and
+# dispatches what the plugin extracted from a guest tree.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+command -v collectd >/dev/null || command -v /usr/sbin/collectd >/dev/null || bail "collectd is not installed (scripts/install-deps.sh installs it)"
+COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
+work=$(tmpdir)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
+
+make -s -C "$VS_BUILDDIR" install DESTDIR="$work/dest" >"$work/install.log" 2>&1
+ok $? "make install succeeds into a staging root"
+so=$(find "$work/dest" -name vmscope_snapshot.so | head -n1)
+[ -n "$so" ] && [ -f "$so" ] && [ ! -L "$so" ]; ok $? "vmscope_snapshot.so is installed as a real file, not a symlink"
+case "$so" in */usr/lib/collectd/vmscope_snapshot.so) ok 0 "into collectd's plugin directory";; *) ok 1 "into collectd's plugin directory (got $so)";; esac
+[ -z "$(find "$work/dest" -name 'vmscope_*.la')" ]; ok $? "no libtool .la files are left beside it"
+[ -x "$work/dest/usr/local/bin/vmscope" ]; ok $? "the vmscope command is installed"
+
+mkdir -p "$work/guest/etc/ssh" "$work/csv"
+printf 'ID=debian\nVERSION_ID="12"\n' >"$work/guest/etc/os-release"
+printf 'PermitRootLogin no\nX11Forwarding yes\n' >"$work/guest/etc/ssh/sshd_config"
+plugindir=$(dirname "$so")
+# PluginDir is global: give the daemon its own csv and logfile beside ours (copies, since
+# collectd refuses to load a plugin through a symlink).
+cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so "$plugindir/"
+write_conf() { # FILE EXTRA-PLUGIN-LINES
+  cat >"$1" <<CONF
+Hostname "vstest"
+FQDNLookup false
+Interval 1
+BaseDir "$work"
+PIDFile "$work/collectd.pid"
+PluginDir "$plugindir"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin csv
+LoadPlugin logfile
+<Plugin logfile>
+  File "$1.log"
+  LogLevel info
+</Plugin>
+<Plugin csv>
+  DataDir "$work/csv"
+</Plugin>
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+$2
+</Plugin>
+CONF
+}
+
+env_run=()
+if [ "${VS_SANITIZED:-}" = 1 ]; then
+  # An ASan-built plugin needs the runtime loaded first; collectd itself leaks at exit.
+  env_run=(env LD_PRELOAD="$(${VS_CC:-gcc} -print-file-name=libasan.so) $(${VS_CC:-gcc} -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0)
+fi
+
+write_conf "$work/bad.conf" '  Tree "g" "/x"
+  Frobnicate 3'
+# -T runs the config callbacks (-t only parses the file).
+"${env_run[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad.conf" >"$work/bad.out" 2>&1
+grep -q 'unknown option "Frobnicate"' "$work/bad.conf.log" 2>/dev/null
+ok $? "an unknown option is reported by name at config time"
+grep -q 'Parsing the config file failed' "$work/bad.out"; ok $? "and collectd refuses the configuration"
+
+write_conf "$work/good.conf" "  Tree \"guest-1\" \"$work/guest\"
+  Interval 1
+  Watch \"/etc/ssh/sshd_config\" \"Sshd.lns\""
+"${env_run[@]}" "$COLLECTD" -f -C "$work/good.conf" >"$work/run.out" 2>&1 &
+pid=$!
+csvdir="$work/csv/vstest/vmscope_snapshot-guest-1"
+for _ in $(seq 1 60); do
+  ls "$csvdir"/count-settings-* >/dev/null 2>&1 && break
+  sleep 0.5
+done
+ls "$csvdir"/count-settings-* >/dev/null 2>&1; ok $? "collectd dispatches count-settings for the tree within 30 s"
+kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+val=$(tail -n1 "$csvdir"/count-settings-* 2>/dev/null | cut -d, -f2)
+# os:type, os:distro, os:version, 2 sshd settings, owner, mode, sha256 = 8
+is "${val%%.*}" 8 "the settings count is what the extractor found in the tree"
+val=$(tail -n1 "$csvdir"/bool-snapshot_ok-* 2>/dev/null | cut -d, -f2)
+is "${val%%.*}" 1 "bool-snapshot_ok reports success"
+ls "$csvdir"/duration-extract-* >/dev/null 2>&1; ok $? "duration-extract is dispatched"
+grep -qi 'error' "$work/good.conf.log" && { diag "$(cat "$work/good.conf.log")"; ok 1 "collectd logged no error"; } || ok 0 "collectd logged no error"
+done_testing
