@@ -5,9 +5,9 @@ packages=(
   # build
   autoconf automake libtool pkg-config make gcc
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
-  e2fslibs-dev libblkid-dev libssl-dev librpm-dev collectd-dev
+  libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev
   # run and test
-  collectd-core debootstrap jq ca-certificates
+  collectd-core debootstrap jq ca-certificates rpm
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,16 +24,14 @@ char *fx_tmpdir(void) {
 
 static char *join(const char *root, const char *rel) {
   char *p = NULL;
-  if (asprintf(&p, "%s/%s", root, rel[0] == '/' ? rel + 1 : rel) < 0)
-    die("asprintf", rel);
+  if (asprintf(&p, "%s/%s", root, rel[0] == '/' ? rel + 1 : rel) < 0) die("asprintf", rel);
   return p;
 }
 
 static void mkparents(char *path) {
   for (char *s = path + 1; (s = strchr(s, '/')); s++) {
     *s = '\0';
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
-      die("mkdir", path);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
     *s = '/';
   }
 }
@@ -42,8 +40,7 @@ void fx_write_bytes(const char *root, const char *rel, const void *data, size_t 
   char *p = join(root, rel);
   mkparents(p);
   int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) < 0)
-    die("write", p);
+  if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) < 0) die("write", p);
   free(p);
 }
 
@@ -54,32 +51,30 @@ void fx_write(const char *root, const char *rel, const char *content) {
 void fx_symlink(const char *root, const char *rel, const char *target) {
   char *p = join(root, rel);
   mkparents(p);
-  if (symlink(target, p) < 0)
-    die("symlink", p);
+  if (symlink(target, p) < 0) die("symlink", p);
   free(p);
 }
 
 void fx_mkdir(const char *root, const char *rel) {
   char *p = join(root, rel);
   mkparents(p);
-  if (mkdir(p, 0755) < 0 && errno != EEXIST)
-    die("mkdir", p);
+  if (mkdir(p, 0755) < 0 && errno != EEXIST) die("mkdir", p);
   free(p);
 }
 
 void fx_chmod(const char *root, const char *rel, mode_t mode) {
   char *p = join(root, rel);
-  if (chmod(p, mode) < 0)
-    die("chmod", p);
+  if (chmod(p, mode) < 0) die("chmod", p);
   free(p);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st;
   (void)ftw;
-  if (flag == FTW_DP)
-    chmod(path, 0700); /* tests leave mode-000 directories behind */
+  if (flag == FTW_DP) chmod(path, 0700); /* tests leave mode-000 directories behind */
   return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
-void fx_rmtree(const char *root) { nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+void fx_rmtree(const char *root) {
+  nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}

@@ -11,12 +11,13 @@ void plan(int n) {
   printf("1..%d\n", n);
 }
 
-void plan_no_plan(void) { n_planned = -1; }
+void plan_no_plan(void) {
+  n_planned = -1;
+}
 
 static void vresult(bool cond, const char *desc, va_list ap) {
   n_run++;
-  if (!cond)
-    n_failed++;
+  if (!cond) n_failed++;
   printf("%s %d - ", cond ? "ok" : "not ok", n_run);
   vprintf(desc, ap);
   putchar('\n');

@@ -35,8 +35,9 @@ static void make_tree(const char *root) {
              "/lib/systemd/system/apt-daily.timer");
   fx_symlink(root, "etc/systemd/system/rsync.service", "/dev/null");
   fx_symlink(root, "etc/systemd/system/sshd.service", "/lib/systemd/system/ssh.service");
-  fx_write(root, "lib/systemd/system/ssh.service",
-           "[Unit]\nDescription=OpenBSD Secure Shell server\n[Install]\nWantedBy=multi-user.target\n");
+  fx_write(
+      root, "lib/systemd/system/ssh.service",
+      "[Unit]\nDescription=OpenBSD Secure Shell server\n[Install]\nWantedBy=multi-user.target\n");
   fx_write(root, "lib/systemd/system/nginx.service",
            "[Service]\nExecStart=/usr/sbin/nginx\n\n[Install]\nWantedBy=multi-user.target\n");
   fx_write(root, "lib/systemd/system/static.service", "[Service]\nExecStart=/bin/true\n");
@@ -64,7 +65,8 @@ int main(void) {
   struct vs_err err = {0};
   struct vs_source *src = vs_source_open_dir(root, &err);
   struct vs_watch *watch = vs_watch_new_default();
-  ok(vs_watch_add(watch, "/etc/exports", NULL, &err) == 0, "a watch entry without a lens is accepted");
+  ok(vs_watch_add(watch, "/etc/exports", NULL, &err) == 0,
+     "a watch entry without a lens is accepted");
   ok(vs_watch_add(watch, "/etc/x", "no lens", &err) < 0 && strstr(err.msg, "Module.lens"),
      "a malformed lens name is refused with a hint");
   vs_err_clear(&err);
@@ -73,7 +75,8 @@ int main(void) {
   struct vs_extract_stats st;
   ok(vs_extract(x, src, doc, &st, &err) == 0, "a tree extracts");
 
-#define HAS(key, want) is_str(vs_feature_get(doc, key), want, "%s = %s", key, want ? want : "absent")
+#define HAS(key, want)                                                                             \
+  is_str(vs_feature_get(doc, key), want, "%s = %s", key, want ? want : "absent")
   /* os: */
   is_str(vs_feature_os(doc, "distro"), "debian", "distro comes from os-release ID, not a comment");
   is_str(vs_feature_os(doc, "version"), "12", "version from VERSION_ID, unquoted");
@@ -135,7 +138,8 @@ int main(void) {
   HAS("meta:/etc/sudoers:mode", "0440");
   HAS("meta:/etc/sudoers:owner", "0:0");
   HAS("meta:/etc/hosts:sha256", "50cd3d46b9cd310e89cf1e4e087125417f913fe25abe0a69b8ef611a7df202a6");
-  ok(vs_feature_get(doc, "meta:/etc/shadow:mode") && !vs_feature_get(doc, "meta:/etc/shadow:sha256"),
+  ok(vs_feature_get(doc, "meta:/etc/shadow:mode") &&
+         !vs_feature_get(doc, "meta:/etc/shadow:sha256"),
      "shadow gets owner and mode but no digest");
   ok(st.files_parsed >= 4 && st.files_failed == 0, "every watched file parsed (%zu)",
      st.files_parsed);

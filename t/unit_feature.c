@@ -25,8 +25,7 @@ static void expect_load_error(const char *json, const char *needle, const char *
   struct vs_err err = {0};
   struct vs_feature *doc = vs_feature_loads(json, strlen(json), "doc.json", &err);
   ok(doc == NULL && err.msg && strstr(err.msg, "doc.json") && strstr(err.msg, needle), "%s", desc);
-  if (err.msg && !strstr(err.msg, needle))
-    diag("message was: %s", err.msg);
+  if (err.msg && !strstr(err.msg, needle)) diag("message was: %s", err.msg);
   vs_feature_free(doc);
   vs_err_clear(&err);
 }
@@ -45,7 +44,10 @@ int main(void) {
   vs_feature_set(doc, "user:evil\nname:uid", "0", "/etc/passwd");
   ok(vs_feature_get(doc, "user:evil\\x0Aname:uid") != NULL,
      "a newline in a guest-derived key is escaped, so keys never hold one");
-  vs_feature_setn(doc, "file:/etc/junk:x", "a\xff\xfe" "b", 4, "/etc/junk");
+  vs_feature_setn(doc, "file:/etc/junk:x",
+                  "a\xff\xfe"
+                  "b",
+                  4, "/etc/junk");
   is_str(vs_feature_get(doc, "file:/etc/junk:x"), "a\\xFF\\xFEb",
          "bytes that are not UTF-8 are escaped as \\xHH");
   vs_feature_set(doc, "file:/etc/x:utf8", "Grüße", NULL);
@@ -90,8 +92,7 @@ int main(void) {
   /* Through a file, as the pool will store them. */
   char *dir = fx_tmpdir();
   char *file = NULL;
-  if (asprintf(&file, "%s/doc.json", dir) < 0)
-    return 2;
+  if (asprintf(&file, "%s/doc.json", dir) < 0) return 2;
   char *text = vs_feature_dumps(doc, false);
   fx_write(dir, "doc.json", text);
   back = vs_feature_load(file, &err);
@@ -103,8 +104,7 @@ int main(void) {
 
   fx_write(dir, "bad.json", "{\"schema\": \"vmscope.features/1\",\n  \"id\": }");
   char *bad = NULL;
-  if (asprintf(&bad, "%s/bad.json", dir) < 0)
-    return 2;
+  if (asprintf(&bad, "%s/bad.json", dir) < 0) return 2;
   back = vs_feature_load(bad, &err);
   ok(!back && err.msg && strstr(err.msg, bad) && strstr(err.msg, "line 2"),
      "malformed JSON in a file fails naming the file and the line");
@@ -112,8 +112,7 @@ int main(void) {
   vs_err_clear(&err);
   free(bad);
   char *missing = NULL;
-  if (asprintf(&missing, "%s/missing.json", dir) < 0)
-    return 2;
+  if (asprintf(&missing, "%s/missing.json", dir) < 0) return 2;
   back = vs_feature_load(missing, &err);
   ok(!back && err.msg && strstr(err.msg, missing), "a missing file fails naming the file");
   vs_err_clear(&err);

@@ -18,8 +18,7 @@
 static bool skipped_with(const struct vs_feature *doc, const char *path, const char *needle) {
   const char *p, *r;
   for (size_t i = 0; vs_feature_skipped(doc, i, &p, &r); i++)
-    if (strcmp(p, path) == 0 && strstr(r, needle))
-      return true;
+    if (strcmp(p, path) == 0 && strstr(r, needle)) return true;
   return false;
 }
 
@@ -28,8 +27,7 @@ static bool skipped_with(const struct vs_feature *doc, const char *path, const c
 static bool set_dac_caps(bool on) {
   struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct d[2];
-  if (syscall(SYS_capget, &h, d) < 0)
-    return false;
+  if (syscall(SYS_capget, &h, d) < 0) return false;
   unsigned bits = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
   if (on)
     d[0].effective |= bits & d[0].permitted;
@@ -64,8 +62,7 @@ int main(void) {
   fx_symlink(root, "etc/ssh/sshd_config.d/evil.conf", "../../../../../../../../etc/passwd");
   /* 2 GiB sparse config file. */
   char *big = NULL;
-  if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0)
-    return 2;
+  if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0) return 2;
   fx_write(root, "etc/security/limits.conf", "");
   ok(truncate(big, 2LL << 30) == 0, "made a 2 GiB sparse limits.conf");
   /* Unreadable. */
@@ -96,11 +93,9 @@ int main(void) {
   double t0 = vs_now_monotonic();
   struct vs_feature *doc = extract(root, &st);
   double took = vs_now_monotonic() - t0;
-  if (geteuid() == 0)
-    set_dac_caps(true);
+  if (geteuid() == 0) set_dac_caps(true);
   ok(doc != NULL, "the hostile tree still yields a document (%.0f ms)", took * 1e3);
-  if (!doc)
-    return done_testing();
+  if (!doc) return done_testing();
 
   const char *passwd_digest = vs_feature_get(doc, "meta:/etc/passwd:sha256");
   ok(passwd_digest != NULL, "the guest's passwd is digested");
@@ -146,8 +141,7 @@ int main(void) {
   struct vs_err err = {0};
   char *json = vs_feature_dumps(doc, false);
   struct vs_feature *back = vs_feature_loads(json, strlen(json), "hostile", &err);
-  ok(back != NULL, "the document is valid JSON that loads back (%s)",
-     err.msg ? err.msg : "ok");
+  ok(back != NULL, "the document is valid JSON that loads back (%s)", err.msg ? err.msg : "ok");
   vs_err_clear(&err);
   vs_feature_free(back);
   free(json);

@@ -11,8 +11,7 @@
 static const char *read_str(struct vs_source *src, const char *path, struct vs_buf *b,
                             struct vs_err *err) {
   vs_err_clear(err);
-  if (vs_source_read(src, path, 1 << 20, b, err) < 0)
-    return NULL;
+  if (vs_source_read(src, path, 1 << 20, b, err) < 0) return NULL;
   vs_buf_add(b, "", 0);
   return b->data;
 }
@@ -35,8 +34,7 @@ int main(void) {
   fx_write(root, "etc/d/c.txt", "c");
   fx_write(root, "etc/big", "0123456789");
   char *fifo = NULL;
-  if (asprintf(&fifo, "%s/etc/fifo", root) < 0 || mkfifo(fifo, 0644) < 0)
-    return 2;
+  if (asprintf(&fifo, "%s/etc/fifo", root) < 0 || mkfifo(fifo, 0644) < 0) return 2;
 
   struct vs_err err = {0};
   struct vs_source *src = vs_source_open_dir(root, &err);
@@ -49,8 +47,7 @@ int main(void) {
          "a link climbing out with ../.. stops at the tree's root, never the host's /etc");
   is_str(read_str(src, "/bin/tool", &b, &err), "#!/bin/sh\n",
          "a symlinked directory in the middle of a path is followed (merged /usr)");
-  ok(read_str(src, "/etc/loop1", &b, &err) == NULL && err.code == ELOOP &&
-         strstr(err.msg, "loop"),
+  ok(read_str(src, "/etc/loop1", &b, &err) == NULL && err.code == ELOOP && strstr(err.msg, "loop"),
      "a symlink loop fails with ELOOP and says so");
   ok(read_str(src, "/etc/fifo", &b, &err) == NULL && strstr(err.msg, "FIFO"),
      "a FIFO is refused without being opened for reading (no hang)");
@@ -87,8 +84,7 @@ int main(void) {
   size_t n = 0;
   bool trunc = true;
   ok(vs_source_glob(src, "/etc/d/*.conf", &paths, &n, &trunc, &err) == 0 && n == 2 &&
-         strcmp(paths[0], "/etc/d/a.conf") == 0 && strcmp(paths[1], "/etc/d/b.conf") == 0 &&
-         !trunc,
+         strcmp(paths[0], "/etc/d/a.conf") == 0 && strcmp(paths[1], "/etc/d/b.conf") == 0 && !trunc,
      "a glob lists matching files sorted, without dot files");
   vs_strv_free(paths, n);
   ok(vs_source_glob(src, "/etc/*/b.conf", &paths, &n, &trunc, &err) == 0 && n == 1,
@@ -97,8 +93,7 @@ int main(void) {
   ok(vs_source_glob(src, "/etc/none/*", &paths, &n, &trunc, &err) == 0 && n == 0,
      "a glob under a missing directory yields nothing");
   vs_strv_free(paths, n);
-  ok(vs_source_glob(src, "etc/x", &paths, &n, &trunc, &err) < 0,
-     "a relative pattern is refused");
+  ok(vs_source_glob(src, "etc/x", &paths, &n, &trunc, &err) < 0, "a relative pattern is refused");
   vs_err_clear(&err);
 
   char **names = NULL;

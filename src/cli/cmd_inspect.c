@@ -52,8 +52,7 @@ static void print_text(const struct vs_feature *doc) {
 static struct vs_feature *inspect_one(struct vs_extractor *x, const char *path, bool stats,
                                       struct vs_err *err) {
   _cleanup_(vs_source_freep) struct vs_source *src = vs_source_open_dir(path, err);
-  if (!src)
-    return NULL;
+  if (!src) return NULL;
   _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
   const char *base = strrchr(path, '/');
   base = base && base[1] ? base + 1 : path;
@@ -61,8 +60,7 @@ static struct vs_feature *inspect_one(struct vs_extractor *x, const char *path, 
   vs_feature_set_taken_at(doc, (int64_t)time(NULL));
   vs_feature_set_source(doc, vs_source_kind(src), path, vs_source_backend(src));
   struct vs_extract_stats st;
-  if (vs_extract(x, src, doc, &st, err) < 0)
-    return NULL;
+  if (vs_extract(x, src, doc, &st, err) < 0) return NULL;
   if (stats)
     fprintf(stderr,
             "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "

@@ -9,8 +9,7 @@
 
 static void log_to_stderr(enum vs_log_level level, const char *msg, void *ctx) {
   (void)ctx;
-  if (level <= VS_LOG_WARNING)
-    fprintf(stderr, "vmscope: %s\n", msg);
+  if (level <= VS_LOG_WARNING) fprintf(stderr, "vmscope: %s\n", msg);
 }
 
 static void usage(FILE *out) {
@@ -42,8 +41,7 @@ int main(int argc, char **argv) {
     printf("vmscope %s\n", VS_VERSION);
     return VS_EXIT_OK;
   }
-  if (strcmp(argv[1], "inspect") == 0)
-    return vs_cmd_inspect(argc - 1, argv + 1);
+  if (strcmp(argv[1], "inspect") == 0) return vs_cmd_inspect(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;

@@ -19,17 +19,17 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
 }
 
 void vs_extractor_free(struct vs_extractor *x) {
-  if (!x)
-    return;
+  if (!x) return;
   vs_watch_free(x->watch);
-  if (x->aug)
-    aug_close(x->aug);
+  if (x->aug) aug_close(x->aug);
   vs_x_free_rules(x);
   vs_buf_free(&x->buf);
   free(x);
 }
 
-void vs_extractor_freep(struct vs_extractor **x) { vs_extractor_free(*x); }
+void vs_extractor_freep(struct vs_extractor **x) {
+  vs_extractor_free(*x);
+}
 
 int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
               const char *path, size_t max, bool missing_ok) {
@@ -38,8 +38,7 @@ int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *
     vs_buf_add(&x->buf, "", 0); /* an empty file still yields a string */
     return 0;
   }
-  if (!(missing_ok && err.code == ENOENT))
-    vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
+  if (!(missing_ok && err.code == ENOENT)) vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
   vs_err_clear(&err);
   return -1;
 }
@@ -49,8 +48,7 @@ size_t vs_x_split(char *s, char delim, char **fields, size_t max) {
   while (n < max) {
     fields[n++] = s;
     char *d = strchr(s, delim);
-    if (!d)
-      break;
+    if (!d) break;
     *d = '\0';
     s = d + 1;
   }

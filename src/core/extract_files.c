@@ -44,8 +44,7 @@ static char **match_values(augeas *a, const char *expr, size_t *count) {
   size_t out = 0;
   for (int i = 0; i < n; i++) {
     const char *val = NULL;
-    if (aug_get(a, m[i], &val) == 1 && val)
-      v[out++] = vs_xstrdup(val);
+    if (aug_get(a, m[i], &val) == 1 && val) v[out++] = vs_xstrdup(val);
     free(m[i]);
   }
   free(m);
@@ -59,8 +58,7 @@ static char **match_values(augeas *a, const char *expr, size_t *count) {
 static void load_rules(struct vs_extractor *x) {
   x->rules_loaded = true;
   augeas *a = aug_init(AUG_ROOT, NULL, AUG_NO_LOAD | AUG_SAVE_NOOP);
-  if (!a)
-    return;
+  if (!a) return;
   char **m = NULL;
   int n = aug_match(a, "/augeas/load/*", &m);
   x->rules = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(struct lens_rule));
@@ -89,8 +87,7 @@ static void load_rules(struct vs_extractor *x) {
 }
 
 static const char *lens_for(struct vs_extractor *x, const char *path) {
-  if (!x->rules_loaded)
-    load_rules(x);
+  if (!x->rules_loaded) load_rules(x);
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
   for (size_t i = 0; i < x->n_rules; i++) {
@@ -102,8 +99,7 @@ static const char *lens_for(struct vs_extractor *x, const char *path) {
       const char *pat = r->excl[j];
       in = fnmatch(pat, strchr(pat, '/') ? path : base, FNM_PATHNAME | FNM_NOESCAPE) != 0;
     }
-    if (in)
-      return r->lens;
+    if (in) return r->lens;
   }
   return NULL;
 }
@@ -112,8 +108,8 @@ static const char *lens_for(struct vs_extractor *x, const char *path) {
 static char *parse_error(augeas *aug) {
   if (aug_error(aug) != AUG_NOERROR) {
     const char *minor = aug_error_minor_message(aug), *details = aug_error_details(aug);
-    return vs_xasprintf("%s%s%s%s%s", aug_error_message(aug), minor ? ": " : "",
-                        minor ? minor : "", details ? ": " : "", details ? details : "");
+    return vs_xasprintf("%s%s%s%s%s", aug_error_message(aug), minor ? ": " : "", minor ? minor : "",
+                        details ? ": " : "", details ? details : "");
   }
   const char *msg = NULL, *line = NULL, *ch = NULL;
   aug_get(aug, "/augeas/text/vs/out/error/message", &msg);
@@ -161,8 +157,7 @@ static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path)
 static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
                            const char *lens, struct vs_extract_stats *st) {
   augeas *aug = ensure_aug(x, doc);
-  if (!aug)
-    return;
+  if (!aug) return;
   aug_rm(aug, "/vs");
   aug_rm(aug, "/augeas/text/vs");
   if (aug_set(aug, "/vs/in", x->buf.data) < 0 ||
@@ -209,8 +204,7 @@ static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_f
     vs_err_clear(&err);
     return;
   }
-  if (fst.type == VS_FT_DIR)
-    return; /* a glob matched a directory: nothing to parse */
+  if (fst.type == VS_FT_DIR) return; /* a glob matched a directory: nothing to parse */
   char *key = vs_xasprintf("meta:%s:owner", path);
   vs_feature_setf(doc, key, path, "%u:%u", fst.uid, fst.gid);
   free(key);
@@ -221,8 +215,7 @@ static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_f
     vs_feature_skip(doc, path, "is a %s; not read", vs_ftype_name(fst.type));
     return;
   }
-  if (vs_x_read(x, src, doc, path, VS_EXTRACT_MAX_CONFIG, false) < 0)
-    return;
+  if (vs_x_read(x, src, doc, path, VS_EXTRACT_MAX_CONFIG, false) < 0) return;
   if (!is_secret(path)) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -237,8 +230,7 @@ static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_f
       vs_feature_skip(doc, path, "SHA-256 digest failed (libcrypto)");
     }
   }
-  if (lens && strcmp(lens, VS_WATCH_NO_LENS) == 0)
-    return;
+  if (lens && strcmp(lens, VS_WATCH_NO_LENS) == 0) return;
   if (memchr(x->buf.data, '\0', x->buf.len)) {
     vs_feature_skip(doc, path, "holds NUL bytes, so it is not a text config file; not parsed");
     st->files_failed++;

@@ -9,7 +9,7 @@
 
 struct vs_extractor {
   struct vs_watch *watch;
-  augeas *aug;                /* lenses load on first use and stay loaded */
+  augeas *aug; /* lenses load on first use and stay loaded */
   struct lens_rule *rules;
   size_t n_rules;
   bool rules_loaded;

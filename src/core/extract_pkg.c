@@ -19,13 +19,11 @@
 
 /* dpkg's names for architectures -> uname's, for os.arch when the guest has no ELF shell. */
 static const char *uname_arch(const char *deb) {
-  static const char *const map[][2] = {{"amd64", "x86_64"}, {"i386", "i386"},
-                                       {"arm64", "aarch64"}, {"armhf", "armv7l"},
-                                       {"ppc64el", "ppc64le"}, {"s390x", "s390x"},
-                                       {"riscv64", "riscv64"}};
+  static const char *const map[][2] = {
+      {"amd64", "x86_64"},    {"i386", "i386"},   {"arm64", "aarch64"},  {"armhf", "armv7l"},
+      {"ppc64el", "ppc64le"}, {"s390x", "s390x"}, {"riscv64", "riscv64"}};
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-    if (strcmp(deb, map[i][0]) == 0)
-      return map[i][1];
+    if (strcmp(deb, map[i][0]) == 0) return map[i][1];
   return deb;
 }
 
@@ -35,12 +33,10 @@ struct stanza {
 
 static void emit_dpkg(struct vs_feature *doc, const struct stanza *s, const char *native,
                       size_t *count) {
-  if (!s->package || !s->status || !s->version)
-    return;
+  if (!s->package || !s->status || !s->version) return;
   /* Status is "want flag state"; only "installed" counts (not config-files, half-*). */
   const char *state = strrchr(s->status, ' ');
-  if (!state || strcmp(state + 1, "installed") != 0)
-    return;
+  if (!state || strcmp(state + 1, "installed") != 0) return;
   char *key;
   if (s->arch && native && strcmp(s->arch, native) != 0 && strcmp(s->arch, "all") != 0)
     key = vs_xasprintf("pkg:%s:%s", s->package, s->arch); /* a foreign (multiarch) package */
@@ -57,11 +53,9 @@ static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), v
   char *line = text;
   for (;;) {
     char *eol = strchr(line, '\n');
-    if (eol)
-      *eol = '\0';
+    if (eol) *eol = '\0';
     if (!*line) {
-      if (s.package)
-        fn(&s, ctx);
+      if (s.package) fn(&s, ctx);
       memset(&s, 0, sizeof(s));
     } else if (*line != ' ' && *line != '\t') {
       char *colon = strchr(line, ':');
@@ -78,12 +72,10 @@ static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), v
           s.arch = v;
       }
     }
-    if (!eol)
-      break;
+    if (!eol) break;
     line = eol + 1;
   }
-  if (s.package)
-    fn(&s, ctx);
+  if (s.package) fn(&s, ctx);
 }
 
 struct dpkg_ctx {
@@ -105,8 +97,7 @@ static void emit_stanza(const struct stanza *s, void *p) {
 }
 
 size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
-  if (vs_x_read(x, src, doc, "/var/lib/dpkg/status", VS_EXTRACT_MAX_DATABASE, true) < 0)
-    return 0;
+  if (vs_x_read(x, src, doc, "/var/lib/dpkg/status", VS_EXTRACT_MAX_DATABASE, true) < 0) return 0;
   /* Parsing writes NULs into the text, so find the native architecture on a copy first:
    * it is dpkg's own, as "dpkg --print-architecture" reports it. */
   struct dpkg_ctx c = {.doc = doc};
@@ -135,7 +126,9 @@ static pthread_once_t rpm_once = PTHREAD_ONCE_INIT;
 static int rpm_config_rc;
 static pthread_mutex_t rpm_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void rpm_init(void) { rpm_config_rc = rpmReadConfigFiles(NULL, NULL); }
+static void rpm_init(void) {
+  rpm_config_rc = rpmReadConfigFiles(NULL, NULL);
+}
 
 static const struct {
   const char *file, *backend;
@@ -164,14 +157,12 @@ static void remove_stage(const char *stage) {
 
 static int write_file(const char *path, const char *data, size_t len) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   size_t off = 0;
   while (off < len) {
     ssize_t w = write(fd, data + off, len - off);
     if (w < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       close(fd);
       return -1;
     }
@@ -207,8 +198,7 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
       n = 0;
     }
   }
-  if (!backend)
-    return 0;
+  if (!backend) return 0;
 
   const char *tmp = getenv("TMPDIR");
   char *stage = vs_xasprintf("%s/vmscope-rpm-XXXXXX", tmp && *tmp ? tmp : "/tmp");

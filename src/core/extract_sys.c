@@ -25,8 +25,7 @@ static char *os_release_value(char *v) {
     if (q == '"') {
       char *w = v;
       for (char *r = v; *r; r++) {
-        if (*r == '\\' && r[1] && strchr("\"\\`$", r[1]))
-          r++;
+        if (*r == '\\' && r[1] && strchr("\"\\`$", r[1])) r++;
         *w++ = *r;
       }
       *w = '\0';
@@ -37,8 +36,7 @@ static char *os_release_value(char *v) {
 
 /* e_machine of an ELF header -> the architecture name libguestfs and uname use. */
 static const char *elf_arch(const unsigned char *h, size_t len) {
-  if (len < 20 || memcmp(h, "\177ELF", 4) != 0)
-    return NULL;
+  if (len < 20 || memcmp(h, "\177ELF", 4) != 0) return NULL;
   bool is64 = h[4] == 2, big = h[5] == 2;
   unsigned m = big ? (unsigned)(h[18] << 8 | h[19]) : (unsigned)(h[19] << 8 | h[18]);
   switch (m) {
@@ -84,8 +82,7 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
     for (char *line = strtok_r(x->buf.data, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
       char *eq = strchr(line, '=');
-      if (!eq || line[0] == '#')
-        continue;
+      if (!eq || line[0] == '#') continue;
       *eq = '\0';
       const char *var = vs_trim(line);
       for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
@@ -97,15 +94,13 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
   if (vs_x_read(x, src, doc, "/etc/hostname", 4096, true) == 0) {
     char *h = vs_trim(x->buf.data);
     h[strcspn(h, "\n")] = '\0';
-    if (*h)
-      set_os(doc, "hostname", h, "/etc/hostname");
+    if (*h) set_os(doc, "hostname", h, "/etc/hostname");
   }
 
   /* The architecture of the shell the guest runs, which holds for foreign-arch images too. */
   static const char *const shells[] = {"/bin/sh", "/usr/bin/sh", "/bin/busybox"};
   for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++) {
-    if (vs_x_read(x, src, doc, shells[i], 64u << 20, true) < 0)
-      continue;
+    if (vs_x_read(x, src, doc, shells[i], 64u << 20, true) < 0) continue;
     const char *arch = elf_arch((const unsigned char *)x->buf.data, x->buf.len);
     if (arch) {
       set_os(doc, "arch", arch, shells[i]);
@@ -119,10 +114,8 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
 #define MAX_ACCOUNT_LINES 100000
 
 static const char *password_state(const char *pw) {
-  if (!*pw)
-    return "empty";
-  if (pw[0] == '!' || pw[0] == '*')
-    return "locked";
+  if (!*pw) return "empty";
+  if (pw[0] == '!' || pw[0] == '*') return "locked";
   return "set";
 }
 
@@ -133,8 +126,7 @@ void vs_x_accounts(struct vs_extractor *x, struct vs_source *src, struct vs_feat
     size_t lines = 0;
     for (char *line = strtok_r(x->buf.data, "\n", &save); line && lines < MAX_ACCOUNT_LINES;
          line = strtok_r(NULL, "\n", &save), lines++) {
-      if (line[0] == '#' || line[0] == '+' || line[0] == '-')
-        continue;
+      if (line[0] == '#' || line[0] == '+' || line[0] == '-') continue;
       if (vs_x_split(line, ':', f, 8) != 7 || !f[0][0]) {
         vs_feature_skip(doc, "/etc/passwd", "line %zu: expected 7 colon-separated fields",
                         lines + 1);
@@ -143,7 +135,8 @@ void vs_x_accounts(struct vs_extractor *x, struct vs_source *src, struct vs_feat
       char key[512];
       static const char *const names[] = {NULL, NULL, "uid", "gid", NULL, "home", "shell"};
       for (int i = 2; i < 7; i++) {
-        if (!names[i] || snprintf(key, sizeof(key), "user:%s:%s", f[0], names[i]) >= (int)sizeof(key))
+        if (!names[i] ||
+            snprintf(key, sizeof(key), "user:%s:%s", f[0], names[i]) >= (int)sizeof(key))
           continue;
         vs_feature_set(doc, key, f[i], "/etc/passwd");
       }
@@ -159,8 +152,7 @@ void vs_x_accounts(struct vs_extractor *x, struct vs_source *src, struct vs_feat
     for (char *line = strtok_r(x->buf.data, "\n", &save); line && lines < MAX_ACCOUNT_LINES;
          line = strtok_r(NULL, "\n", &save), lines++) {
       size_t n = vs_x_split(line, ':', f, 8);
-      if (n < 2 || !f[0][0])
-        continue;
+      if (n < 2 || !f[0][0]) continue;
       char key[512];
       if (snprintf(key, sizeof(key), "user:%s:password", f[0]) < (int)sizeof(key))
         vs_feature_set(doc, key, password_state(f[1]), "/etc/shadow");
@@ -201,8 +193,7 @@ static bool is_unit_name(const char *name) {
   static const char *const suffixes[] = {".service", ".socket", ".timer", ".path",
                                          ".target",  ".mount",  ".swap",  ".automount"};
   for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-    if (vs_has_suffix(name, suffixes[i]))
-      return true;
+    if (vs_has_suffix(name, suffixes[i])) return true;
   return false;
 }
 
@@ -219,10 +210,8 @@ static bool has_install_section(const char *text) {
       in_install = len >= 9 && memcmp(p, "[Install]", 9) == 0;
     else if (in_install)
       for (const char *k = "WantedBy=\0RequiredBy=\0Alias=\0UpheldBy=\0"; *k; k += strlen(k) + 1)
-        if (len > strlen(k) && memcmp(p, k, strlen(k)) == 0)
-          return true;
-    if (!eol)
-      break;
+        if (len > strlen(k) && memcmp(p, k, strlen(k)) == 0) return true;
+    if (!eol) break;
     p = eol + 1;
   }
   return false;
@@ -239,8 +228,7 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
   static const char *const farms[] = {"/etc/systemd/system", "/etc/systemd/user"};
   for (size_t fi = 0; fi < 2; fi++) {
     if (vs_source_list(src, farms[fi], &names, &n, &trunc, &err) < 0) {
-      if (err.code != ENOENT)
-        vs_feature_skip(doc, farms[fi], "%s", vs_err_msg(&err));
+      if (err.code != ENOENT) vs_feature_skip(doc, farms[fi], "%s", vs_err_msg(&err));
       vs_err_clear(&err);
       continue;
     }
@@ -252,8 +240,7 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
         size_t nu = 0;
         if (vs_source_list(src, path, &units, &nu, &trunc, &err) == 0) {
           for (size_t u = 0; u < nu; u++) {
-            if (!is_unit_name(units[u]))
-              continue;
+            if (!is_unit_name(units[u])) continue;
             char *key = vs_xasprintf("%s%s", prefix, units[u]);
             vs_feature_set(doc, key, "enabled", path);
             vs_strmap_put(known, units[u], NULL);
@@ -322,8 +309,7 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
   /* SysV scripts started in the default runlevel that no native unit replaces. */
   if (vs_source_list(src, "/etc/rc2.d", &names, &n, &trunc, &err) == 0) {
     for (size_t i = 0; i < n; i++) {
-      if (names[i][0] != 'S' || strlen(names[i]) < 4)
-        continue;
+      if (names[i][0] != 'S' || strlen(names[i]) < 4) continue;
       char *unit = vs_xasprintf("%s.service", names[i] + 3);
       if (!vs_strmap_has(known, unit)) {
         char *key = vs_xasprintf("svc:%s", unit);
@@ -345,8 +331,7 @@ static void apply_sysctl(char *text, const char *path, struct vs_feature *doc) {
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     char *s = vs_trim(line);
-    if (!*s || *s == '#' || *s == ';')
-      continue;
+    if (!*s || *s == '#' || *s == ';') continue;
     char *eq = strchr(s, '=');
     if (!eq) {
       vs_feature_skip(doc, path, "line \"%.80s\" has no '='", s);
@@ -354,13 +339,10 @@ static void apply_sysctl(char *text, const char *path, struct vs_feature *doc) {
     }
     *eq = '\0';
     char *k = vs_trim(s), *v = vs_trim(eq + 1);
-    if (*k == '-')
-      k = vs_trim(k + 1);
-    if (!*k)
-      continue;
+    if (*k == '-') k = vs_trim(k + 1);
+    if (!*k) continue;
     for (char *p = k; *p; p++)
-      if (*p == '/')
-        *p = '.';
+      if (*p == '/') *p = '.';
     char *key = vs_xasprintf("sysctl:%s", k);
     vs_feature_set(doc, key, v, path);
     free(key);

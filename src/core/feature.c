@@ -28,8 +28,7 @@ struct vs_feature {
 
 static void setting_free(void *p) {
   struct setting *s = p;
-  if (s)
-    free(s->value);
+  if (s) free(s->value);
   free(s);
 }
 
@@ -48,8 +47,7 @@ struct vs_feature *vs_feature_new(void) {
 }
 
 void vs_feature_free(struct vs_feature *doc) {
-  if (!doc)
-    return;
+  if (!doc) return;
   free(doc->id);
   free(doc->name);
   free(doc->taken_at);
@@ -67,7 +65,9 @@ void vs_feature_free(struct vs_feature *doc) {
   free(doc);
 }
 
-void vs_feature_freep(struct vs_feature **doc) { vs_feature_free(*doc); }
+void vs_feature_freep(struct vs_feature **doc) {
+  vs_feature_free(*doc);
+}
 
 static char *sanitized(const char *s, size_t len) {
   struct vs_buf b = {0};
@@ -99,17 +99,20 @@ void vs_feature_set_source(struct vs_feature *doc, const char *kind, const char 
   replace(&doc->source_backend, backend);
 }
 
-const char *vs_feature_id(const struct vs_feature *doc) { return doc->id; }
-const char *vs_feature_name(const struct vs_feature *doc) { return doc->name; }
-const char *vs_feature_taken_at(const struct vs_feature *doc) { return doc->taken_at; }
+const char *vs_feature_id(const struct vs_feature *doc) {
+  return doc->id;
+}
+const char *vs_feature_name(const struct vs_feature *doc) {
+  return doc->name;
+}
+const char *vs_feature_taken_at(const struct vs_feature *doc) {
+  return doc->taken_at;
+}
 
 const char *vs_feature_source(const struct vs_feature *doc, const char *field) {
-  if (strcmp(field, "kind") == 0)
-    return doc->source_kind;
-  if (strcmp(field, "path") == 0)
-    return doc->source_path;
-  if (strcmp(field, "backend") == 0)
-    return doc->source_backend;
+  if (strcmp(field, "kind") == 0) return doc->source_kind;
+  if (strcmp(field, "path") == 0) return doc->source_path;
+  if (strcmp(field, "backend") == 0) return doc->source_backend;
   return NULL;
 }
 
@@ -122,11 +125,9 @@ const char *vs_feature_os(const struct vs_feature *doc, const char *field) {
 }
 
 static const char *intern_origin(struct vs_feature *doc, const char *origin) {
-  if (!origin)
-    return NULL;
+  if (!origin) return NULL;
   const char *have = vs_strmap_get(doc->origins, origin);
-  if (have)
-    return have;
+  if (have) return have;
   char *copy = vs_xstrdup(origin);
   vs_strmap_put(doc->origins, origin, copy);
   return copy;
@@ -139,7 +140,8 @@ void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value,
   bool is_new = !vs_strmap_has(doc->settings, k.data);
   if (is_new && vs_strmap_count(doc->settings) >= VS_FEATURE_MAX_SETTINGS) {
     if (vs_strmap_count(doc->settings) == VS_FEATURE_MAX_SETTINGS)
-      vs_feature_skip(doc, k.data, "document already holds %d settings; this and later ones dropped",
+      vs_feature_skip(doc, k.data,
+                      "document already holds %d settings; this and later ones dropped",
                       VS_FEATURE_MAX_SETTINGS);
     vs_buf_free(&k);
     return;
@@ -171,8 +173,7 @@ void vs_feature_setf(struct vs_feature *doc, const char *key, const char *origin
   char *v = NULL;
   int n = vasprintf(&v, fmt, ap);
   va_end(ap);
-  if (n < 0)
-    abort();
+  if (n < 0) abort();
   vs_feature_setn(doc, key, v, (size_t)n, origin);
   free(v);
 }
@@ -191,7 +192,9 @@ bool vs_feature_unset(struct vs_feature *doc, const char *key) {
   return vs_strmap_remove(doc->settings, key);
 }
 
-size_t vs_feature_count(const struct vs_feature *doc) { return vs_strmap_count(doc->settings); }
+size_t vs_feature_count(const struct vs_feature *doc) {
+  return vs_strmap_count(doc->settings);
+}
 
 const char **vs_feature_keys(const struct vs_feature *doc, size_t *count) {
   return vs_strmap_sorted_keys(doc->settings, count);
@@ -215,8 +218,7 @@ void vs_feature_skip(struct vs_feature *doc, const char *path, const char *fmt, 
   va_list ap;
   va_start(ap, fmt);
   char *reason = NULL;
-  if (vasprintf(&reason, fmt, ap) < 0)
-    abort();
+  if (vasprintf(&reason, fmt, ap) < 0) abort();
   va_end(ap);
   char *r = sanitized(reason, strlen(reason));
   free(reason);
@@ -229,8 +231,7 @@ size_t vs_feature_skipped_count(const struct vs_feature *doc) {
 
 bool vs_feature_skipped(const struct vs_feature *doc, size_t i, const char **path,
                         const char **reason) {
-  if (i >= doc->n_skipped)
-    return false;
+  if (i >= doc->n_skipped) return false;
   *path = doc->skipped[i].path;
   *reason = doc->skipped[i].reason;
   return true;
@@ -308,8 +309,7 @@ char *vs_feature_dumps(const struct vs_feature *doc, bool pretty) {
   json_t *root = vs_feature_to_json(doc);
   char *s = json_dumps(root, JSON_SORT_KEYS | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
   json_decref(root);
-  if (!s)
-    abort();
+  if (!s) abort();
   return s;
 }
 
@@ -350,8 +350,7 @@ static const char *get_string(const json_t *obj, const char *field, const char *
 }
 
 static bool check_clean(const char *s, const char *what, const char *where, struct vs_err *err) {
-  if (vs_text_is_clean(s, strlen(s)))
-    return true;
+  if (vs_text_is_clean(s, strlen(s))) return true;
   vs_err_set(err, EINVAL, "%s: %s holds a control character", what, where);
   return false;
 }
@@ -365,8 +364,7 @@ static int load_source(struct vs_feature *doc, const json_t *root, const char *w
   const char *kind = get_string(src, "kind", what, "source.", err);
   const char *path = kind ? get_string(src, "path", what, "source.", err) : NULL;
   const char *backend = path ? get_string(src, "backend", what, "source.", err) : NULL;
-  if (!backend)
-    return -1;
+  if (!backend) return -1;
   vs_feature_set_source(doc, kind, path, backend);
   return 0;
 }
@@ -403,8 +401,7 @@ static void store_setting(struct vs_feature *doc, const char *k, const char *v) 
 
 static int load_provenance(struct vs_feature *doc, const json_t *prov, const char *what,
                            struct vs_err *err) {
-  if (!prov)
-    return 0;
+  if (!prov) return 0;
   if (!json_is_object(prov))
     return vs_err_set(err, EINVAL, "%s: \"provenance\" is %s; expected an object", what,
                       json_type_name(prov));
@@ -417,7 +414,8 @@ static int load_provenance(struct vs_feature *doc, const json_t *prov, const cha
     size_t i;
     json_t *key;
     json_array_foreach(keys, i, key) {
-      struct setting *s = json_is_string(key) ? vs_strmap_get(doc->settings, json_string_value(key)) : NULL;
+      struct setting *s =
+          json_is_string(key) ? vs_strmap_get(doc->settings, json_string_value(key)) : NULL;
       if (!s)
         return vs_err_set(err, EINVAL,
                           "%s: provenance[\"%s\"][%zu] does not name a key of \"settings\"", what,
@@ -430,8 +428,7 @@ static int load_provenance(struct vs_feature *doc, const json_t *prov, const cha
 
 static int load_skipped(struct vs_feature *doc, const json_t *arr, const char *what,
                         struct vs_err *err) {
-  if (!arr)
-    return 0;
+  if (!arr) return 0;
   if (!json_is_array(arr))
     return vs_err_set(err, EINVAL, "%s: \"skipped\" is %s; expected an array", what,
                       json_type_name(arr));
@@ -445,8 +442,7 @@ static int load_skipped(struct vs_feature *doc, const json_t *arr, const char *w
                         json_type_name(e));
     const char *path = get_string(e, "path", what, where, err);
     const char *reason = path ? get_string(e, "reason", what, where, err) : NULL;
-    if (!reason)
-      return -1;
+    if (!reason) return -1;
     add_skipped(doc, vs_xstrdup(path), vs_xstrdup(reason));
   }
   return 0;
@@ -459,8 +455,7 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
     return NULL;
   }
   const char *schema = get_string(root, "schema", what, "", err);
-  if (!schema)
-    return NULL;
+  if (!schema) return NULL;
   if (strcmp(schema, VS_FEATURE_SCHEMA) != 0) {
     vs_err_set(err, EINVAL, "%s: schema is \"%s\"; expected \"%s\"", what, schema,
                VS_FEATURE_SCHEMA);
@@ -470,8 +465,7 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
   const char *id = get_string(root, "id", what, "", err);
   const char *name = id ? get_string(root, "name", what, "", err) : NULL;
   const char *taken_at = name ? get_string(root, "taken_at", what, "", err) : NULL;
-  if (!taken_at)
-    return NULL;
+  if (!taken_at) return NULL;
   vs_feature_set_id(doc, id, name);
   replace(&doc->taken_at, taken_at);
   if (load_source(doc, root, what, err) < 0 ||

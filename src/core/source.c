@@ -28,25 +28,30 @@ struct vs_source *vs_source_new(const struct vs_source_ops *ops, void *impl, con
 }
 
 void vs_source_free(struct vs_source *src) {
-  if (!src)
-    return;
-  if (src->ops->close)
-    src->ops->close(src->impl);
+  if (!src) return;
+  if (src->ops->close) src->ops->close(src->impl);
   free(src->kind);
   free(src->backend);
   free(src->path);
   free(src);
 }
 
-void vs_source_freep(struct vs_source **src) { vs_source_free(*src); }
+void vs_source_freep(struct vs_source **src) {
+  vs_source_free(*src);
+}
 
-const char *vs_source_kind(const struct vs_source *src) { return src->kind; }
-const char *vs_source_backend(const struct vs_source *src) { return src->backend; }
-const char *vs_source_path(const struct vs_source *src) { return src->path; }
+const char *vs_source_kind(const struct vs_source *src) {
+  return src->kind;
+}
+const char *vs_source_backend(const struct vs_source *src) {
+  return src->backend;
+}
+const char *vs_source_path(const struct vs_source *src) {
+  return src->path;
+}
 
 void vs_strv_free(char **v, size_t n) {
-  if (!v)
-    return;
+  if (!v) return;
   for (size_t i = 0; i < n; i++)
     free(v[i]);
   free(v);
@@ -74,12 +79,12 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
   for (;;) {
     while (todo.data[at] == '/')
       at++;
-    if (!todo.data[at])
-      break;
+    if (!todo.data[at]) break;
     const char *comp = todo.data + at;
     size_t clen = strcspn(comp, "/");
     size_t next = at + clen;
-    bool is_last = todo.data[next] == '\0' || todo.data[next + strspn(todo.data + next, "/")] == '\0';
+    bool is_last =
+        todo.data[next] == '\0' || todo.data[next + strspn(todo.data + next, "/")] == '\0';
     if (clen == 1 && comp[0] == '.') {
       at = next;
       continue;
@@ -106,16 +111,14 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
       continue;
     }
     struct vs_stat st;
-    if (src->ops->lstat(src->impl, res.data, &st, err) < 0)
-      goto out;
+    if (src->ops->lstat(src->impl, res.data, &st, err) < 0) goto out;
     if (st.type == VS_FT_LNK) {
       if (++links > VS_SOURCE_MAX_LINKS) {
         vs_err_set(err, ELOOP, "%s: more than %d symlinks (a loop?)", path, VS_SOURCE_MAX_LINKS);
         goto out;
       }
       char *target = NULL;
-      if (src->ops->readlink(src->impl, res.data, &target, err) < 0)
-        goto out;
+      if (src->ops->readlink(src->impl, res.data, &target, err) < 0) goto out;
       struct vs_buf rest = {0};
       vs_buf_adds(&rest, target);
       vs_buf_addc(&rest, '/');
@@ -134,8 +137,7 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
         res.len = 0; /* absolute target: start again at the tree's root */
       else
         res.len = saved;
-      if (res.data)
-        res.data[res.len] = '\0';
+      if (res.data) res.data[res.len] = '\0';
       continue;
     }
     if (!is_last && st.type != VS_FT_DIR) {
@@ -145,8 +147,7 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
     }
     at = next;
   }
-  if (res.len == 0)
-    vs_buf_addc(&res, '/');
+  if (res.len == 0) vs_buf_addc(&res, '/');
   *resolved = vs_buf_steal(&res);
   rc = 0;
 out:
@@ -158,16 +159,13 @@ out:
 int vs_source_stat(struct vs_source *src, const char *path, bool follow, struct vs_stat *st,
                    struct vs_err *err) {
   _cleanup_(vs_freep) char *real = NULL;
-  if (vs_source_resolve(src, path, follow, &real, err) < 0)
-    return -1;
+  if (vs_source_resolve(src, path, follow, &real, err) < 0) return -1;
   return src->ops->lstat(src->impl, real, st, err);
 }
 
-int vs_source_readlink(struct vs_source *src, const char *path, char **target,
-                       struct vs_err *err) {
+int vs_source_readlink(struct vs_source *src, const char *path, char **target, struct vs_err *err) {
   _cleanup_(vs_freep) char *real = NULL;
-  if (vs_source_resolve(src, path, false, &real, err) < 0)
-    return -1;
+  if (vs_source_resolve(src, path, false, &real, err) < 0) return -1;
   return src->ops->readlink(src->impl, real, target, err);
 }
 
@@ -175,21 +173,18 @@ int vs_source_read(struct vs_source *src, const char *path, size_t max, struct v
                    struct vs_err *err) {
   _cleanup_(vs_freep) char *real = NULL;
   vs_buf_reset(out);
-  if (vs_source_resolve(src, path, true, &real, err) < 0)
-    return -1;
+  if (vs_source_resolve(src, path, true, &real, err) < 0) return -1;
   return src->ops->read(src->impl, real, max, out, err);
 }
 
 int vs_source_list(struct vs_source *src, const char *path, char ***names, size_t *count,
                    bool *truncated, struct vs_err *err) {
   _cleanup_(vs_freep) char *real = NULL;
-  if (vs_source_resolve(src, path, true, &real, err) < 0)
-    return -1;
+  if (vs_source_resolve(src, path, true, &real, err) < 0) return -1;
   bool trunc = false;
   if (src->ops->list(src->impl, real, VS_SOURCE_MAX_DIR_ENTRIES, names, count, &trunc, err) < 0)
     return -1;
-  if (truncated)
-    *truncated = trunc;
+  if (truncated) *truncated = trunc;
   return 0;
 }
 
@@ -203,8 +198,7 @@ struct glob_out {
 
 static bool has_wildcard(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
-    if (s[i] == '*' || s[i] == '?' || s[i] == '[')
-      return true;
+    if (s[i] == '*' || s[i] == '?' || s[i] == '[') return true;
   return false;
 }
 
@@ -246,11 +240,9 @@ static void glob_walk(struct vs_source *src, const char *prefix, const char *res
   struct vs_err e = {0};
   bool trunc = false;
   if (vs_source_list(src, *prefix ? prefix : "/", &names, &n, &trunc, &e) == 0) {
-    if (trunc)
-      g->truncated = true;
+    if (trunc) g->truncated = true;
     for (size_t i = 0; i < n && !(g->truncated && g->n >= VS_SOURCE_MAX_GLOB); i++) {
-      if (fnmatch(pattern, names[i], FNM_PERIOD) != 0)
-        continue;
+      if (fnmatch(pattern, names[i], FNM_PERIOD) != 0) continue;
       char *next = vs_xasprintf("%s/%s", prefix, names[i]);
       glob_walk(src, next, rest + clen, g);
       free(next);
@@ -271,12 +263,10 @@ int vs_source_glob(struct vs_source *src, const char *pattern, char ***paths, si
     return vs_err_set(err, EINVAL, "%s: a watch pattern must be an absolute guest path", pattern);
   struct glob_out g = {0};
   glob_walk(src, "", pattern, &g);
-  if (g.n)
-    qsort(g.paths, g.n, sizeof(char *), cmp_str);
+  if (g.n) qsort(g.paths, g.n, sizeof(char *), cmp_str);
   *paths = g.paths;
   *count = g.n;
-  if (truncated)
-    *truncated = g.truncated;
+  if (truncated) *truncated = g.truncated;
   return 0;
 }
 
@@ -293,8 +283,7 @@ struct dir_impl {
 static int open_parent(struct dir_impl *d, const char *path, const char **name,
                        struct vs_err *err) {
   int fd = dup(d->root_fd);
-  if (fd < 0)
-    return vs_err_set(err, errno, "%s: dup: %s", d->root, strerror(errno));
+  if (fd < 0) return vs_err_set(err, errno, "%s: dup: %s", d->root, strerror(errno));
   const char *p = path;
   for (;;) {
     while (*p == '/')
@@ -317,26 +306,19 @@ static int open_parent(struct dir_impl *d, const char *path, const char **name,
     int next = openat(fd, comp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
     int saved = errno;
     close(fd);
-    if (next < 0)
-      return vs_err_set(err, saved, "%s: %s", path, strerror(saved));
+    if (next < 0) return vs_err_set(err, saved, "%s: %s", path, strerror(saved));
     fd = next;
     p += len;
   }
 }
 
 static enum vs_ftype ftype_of(mode_t m) {
-  if (S_ISREG(m))
-    return VS_FT_REG;
-  if (S_ISDIR(m))
-    return VS_FT_DIR;
-  if (S_ISLNK(m))
-    return VS_FT_LNK;
-  if (S_ISCHR(m))
-    return VS_FT_CHR;
-  if (S_ISBLK(m))
-    return VS_FT_BLK;
-  if (S_ISFIFO(m))
-    return VS_FT_FIFO;
+  if (S_ISREG(m)) return VS_FT_REG;
+  if (S_ISDIR(m)) return VS_FT_DIR;
+  if (S_ISLNK(m)) return VS_FT_LNK;
+  if (S_ISCHR(m)) return VS_FT_CHR;
+  if (S_ISBLK(m)) return VS_FT_BLK;
+  if (S_ISFIFO(m)) return VS_FT_FIFO;
   return VS_FT_SOCK;
 }
 
@@ -353,8 +335,7 @@ static int dir_lstat(void *impl, const char *path, struct vs_stat *st, struct vs
   struct dir_impl *d = impl;
   const char *name;
   _cleanup_(vs_closep) int fd = open_parent(d, path, &name, err);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   struct stat s;
   if (fstatat(fd, *name ? name : "", &s, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) < 0)
     return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
@@ -366,12 +347,10 @@ static int dir_readlink(void *impl, const char *path, char **target, struct vs_e
   struct dir_impl *d = impl;
   const char *name;
   _cleanup_(vs_closep) int fd = open_parent(d, path, &name, err);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   char buf[VS_SOURCE_MAX_PATH + 1];
   ssize_t n = readlinkat(fd, name, buf, sizeof(buf));
-  if (n < 0)
-    return vs_err_set(err, errno, "%s: readlink: %s", path, strerror(errno));
+  if (n < 0) return vs_err_set(err, errno, "%s: readlink: %s", path, strerror(errno));
   if ((size_t)n > VS_SOURCE_MAX_PATH)
     return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
                       VS_SOURCE_MAX_PATH);
@@ -381,15 +360,13 @@ static int dir_readlink(void *impl, const char *path, char **target, struct vs_e
 
 /* Opens resolved PATH as an O_PATH descriptor without following a final symlink, and checks
  * its type before anything opens it for reading: opening a device node can have effects. */
-static int open_checked(struct dir_impl *d, const char *path, enum vs_ftype want,
-                        struct stat *s, struct vs_err *err) {
+static int open_checked(struct dir_impl *d, const char *path, enum vs_ftype want, struct stat *s,
+                        struct vs_err *err) {
   const char *name;
   _cleanup_(vs_closep) int parent = open_parent(d, path, &name, err);
-  if (parent < 0)
-    return -1;
+  if (parent < 0) return -1;
   int fd = openat(parent, *name ? name : ".", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  if (fd < 0) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
   if (fstat(fd, s) < 0) {
     int saved = errno;
     close(fd);
@@ -397,8 +374,8 @@ static int open_checked(struct dir_impl *d, const char *path, enum vs_ftype want
   }
   if (ftype_of(s->st_mode) != want) {
     close(fd);
-    return vs_err_set(err, EINVAL, "%s: is a %s, not a %s", path, vs_ftype_name(ftype_of(s->st_mode)),
-                      vs_ftype_name(want));
+    return vs_err_set(err, EINVAL, "%s: is a %s, not a %s", path,
+                      vs_ftype_name(ftype_of(s->st_mode)), vs_ftype_name(want));
   }
   return fd;
 }
@@ -408,8 +385,7 @@ static int reopen(int path_fd, int flags, const char *path, struct vs_err *err) 
   char proc[64];
   snprintf(proc, sizeof(proc), "/proc/self/fd/%d", path_fd); /* fits: an int is short */
   int fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  if (fd < 0) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
   return fd;
 }
 
@@ -418,24 +394,20 @@ static int dir_read(void *impl, const char *path, size_t max, struct vs_buf *out
   struct dir_impl *d = impl;
   struct stat s;
   _cleanup_(vs_closep) int pfd = open_checked(d, path, VS_FT_REG, &s, err);
-  if (pfd < 0)
-    return -1;
+  if (pfd < 0) return -1;
   if ((uint64_t)s.st_size > max)
-    return vs_err_set(err, EFBIG, "%s: %jd bytes, over the limit of %zu", path,
-                      (intmax_t)s.st_size, max);
+    return vs_err_set(err, EFBIG, "%s: %jd bytes, over the limit of %zu", path, (intmax_t)s.st_size,
+                      max);
   _cleanup_(vs_closep) int fd = reopen(pfd, O_RDONLY | O_NONBLOCK, path, err);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   char chunk[65536];
   for (;;) {
     ssize_t n = read(fd, chunk, sizeof(chunk));
     if (n < 0) {
-      if (errno == EINTR)
-        continue;
+      if (errno == EINTR) continue;
       return vs_err_set(err, errno, "%s: read: %s", path, strerror(errno));
     }
-    if (n == 0)
-      return 0;
+    if (n == 0) return 0;
     if (out->len + (size_t)n > max) /* the file grew while we read it */
       return vs_err_set(err, EFBIG, "%s: grew past the limit of %zu bytes while read", path, max);
     vs_buf_add(out, chunk, (size_t)n);
@@ -447,11 +419,9 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
   struct dir_impl *d = impl;
   struct stat s;
   _cleanup_(vs_closep) int pfd = open_checked(d, path, VS_FT_DIR, &s, err);
-  if (pfd < 0)
-    return -1;
+  if (pfd < 0) return -1;
   int fd = reopen(pfd, O_RDONLY | O_DIRECTORY, path, err);
-  if (fd < 0)
-    return -1;
+  if (fd < 0) return -1;
   DIR *dir = fdopendir(fd);
   if (!dir) {
     int saved = errno;
@@ -464,8 +434,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
   struct dirent *de;
   errno = 0;
   while ((de = readdir(dir))) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-      continue;
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (n >= max) {
       *truncated = true;
       break;
@@ -482,8 +451,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
     vs_strv_free(v, n);
     return vs_err_set(err, saved, "%s: readdir: %s", path, strerror(saved));
   }
-  if (n)
-    qsort(v, n, sizeof(char *), cmp_str);
+  if (n) qsort(v, n, sizeof(char *), cmp_str);
   *names = v;
   *count = n;
   return 0;
@@ -491,8 +459,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
 
 static void dir_close(void *impl) {
   struct dir_impl *d = impl;
-  if (!d)
-    return;
+  if (!d) return;
   close(d->root_fd);
   free(d->root);
   free(d);

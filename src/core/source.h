@@ -66,8 +66,7 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
                       struct vs_err *err);
 int vs_source_stat(struct vs_source *src, const char *path, bool follow, struct vs_stat *st,
                    struct vs_err *err);
-int vs_source_readlink(struct vs_source *src, const char *path, char **target,
-                       struct vs_err *err);
+int vs_source_readlink(struct vs_source *src, const char *path, char **target, struct vs_err *err);
 /* Reads the regular file PATH leads to into OUT (reset first), at most MAX bytes. */
 int vs_source_read(struct vs_source *src, const char *path, size_t max, struct vs_buf *out,
                    struct vs_err *err);

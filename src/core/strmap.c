@@ -87,13 +87,11 @@ struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value) {
 }
 
 void vs_strmap_free(struct vs_strmap *map) {
-  if (!map)
-    return;
+  if (!map) return;
   for (size_t i = 0; i < map->cap; i++) {
     struct slot *s = &map->slots[i];
     if (s->key && s->key != TOMBSTONE) {
-      if (map->free_value)
-        map->free_value(s->value);
+      if (map->free_value) map->free_value(s->value);
       free(s->key);
     }
   }
@@ -101,7 +99,9 @@ void vs_strmap_free(struct vs_strmap *map) {
   free(map);
 }
 
-void vs_strmap_freep(struct vs_strmap **map) { vs_strmap_free(*map); }
+void vs_strmap_freep(struct vs_strmap **map) {
+  vs_strmap_free(*map);
+}
 
 /* Index of KEY's slot, or of the slot where it would go (first tombstone or empty). */
 static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t hash, bool *found) {
@@ -113,8 +113,7 @@ static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t h
       return first_dead != SIZE_MAX ? first_dead : i;
     }
     if (s->key == TOMBSTONE) {
-      if (first_dead == SIZE_MAX)
-        first_dead = i;
+      if (first_dead == SIZE_MAX) first_dead = i;
     } else if (s->hash == hash && strcmp(s->key, key) == 0) {
       *found = true;
       return i;
@@ -133,8 +132,7 @@ static void grow(struct vs_strmap *map) {
   map->cap = cap;
   map->dead = 0;
   for (size_t i = 0; i < old_cap; i++) {
-    if (!old[i].key || old[i].key == TOMBSTONE)
-      continue;
+    if (!old[i].key || old[i].key == TOMBSTONE) continue;
     size_t j = old[i].hash & (cap - 1);
     while (map->slots[j].key)
       j = (j + 1) & (cap - 1);
@@ -144,20 +142,17 @@ static void grow(struct vs_strmap *map) {
 }
 
 bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
-  if ((map->used + map->dead + 1) * 4 > map->cap * 3)
-    grow(map);
+  if ((map->used + map->dead + 1) * 4 > map->cap * 3) grow(map);
   uint64_t hash = siphash24(key, strlen(key), map->k0, map->k1);
   bool found;
   size_t i = find_slot(map, key, hash, &found);
   struct slot *s = &map->slots[i];
   if (found) {
-    if (map->free_value && s->value != value)
-      map->free_value(s->value);
+    if (map->free_value && s->value != value) map->free_value(s->value);
     s->value = value;
     return false;
   }
-  if (s->key == TOMBSTONE)
-    map->dead--;
+  if (s->key == TOMBSTONE) map->dead--;
   s->key = vs_xstrdup(key);
   s->value = value;
   s->hash = hash;
@@ -180,11 +175,9 @@ bool vs_strmap_has(const struct vs_strmap *map, const char *key) {
 bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
   bool found;
   size_t i = find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
-  if (!found)
-    return false;
+  if (!found) return false;
   struct slot *s = &map->slots[i];
-  if (map->free_value)
-    map->free_value(s->value);
+  if (map->free_value) map->free_value(s->value);
   free(s->key);
   s->key = TOMBSTONE;
   s->value = NULL;
@@ -193,16 +186,16 @@ bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
   return true;
 }
 
-size_t vs_strmap_count(const struct vs_strmap *map) { return map->used; }
+size_t vs_strmap_count(const struct vs_strmap *map) {
+  return map->used;
+}
 
 bool vs_strmap_next(const struct vs_strmap *map, size_t *pos, const char **key, void **value) {
   for (size_t i = *pos; i < map->cap; i++) {
     struct slot *s = &map->slots[i];
     if (s->key && s->key != TOMBSTONE) {
-      if (key)
-        *key = s->key;
-      if (value)
-        *value = s->value;
+      if (key) *key = s->key;
+      if (value) *value = s->value;
       *pos = i + 1;
       return true;
     }
@@ -222,7 +215,6 @@ const char **vs_strmap_sorted_keys(const struct vs_strmap *map, size_t *count) {
   while (vs_strmap_next(map, &pos, &k, NULL))
     keys[n++] = k;
   qsort(keys, n, sizeof(char *), cmp_str);
-  if (count)
-    *count = n;
+  if (count) *count = n;
   return keys;
 }

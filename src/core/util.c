@@ -18,8 +18,7 @@ static char *vformat(const char *fmt, va_list ap) {
 }
 
 int vs_err_set(struct vs_err *err, int code, const char *fmt, ...) {
-  if (!err)
-    return -1;
+  if (!err) return -1;
   va_list ap;
   va_start(ap, fmt);
   char *msg = vformat(fmt, ap);
@@ -31,8 +30,7 @@ int vs_err_set(struct vs_err *err, int code, const char *fmt, ...) {
 }
 
 int vs_err_prefix(struct vs_err *err, const char *fmt, ...) {
-  if (!err)
-    return -1;
+  if (!err) return -1;
   va_list ap;
   va_start(ap, fmt);
   char *prefix = vformat(fmt, ap);
@@ -41,14 +39,12 @@ int vs_err_prefix(struct vs_err *err, const char *fmt, ...) {
   free(prefix);
   free(err->msg);
   err->msg = msg;
-  if (!err->code)
-    err->code = EINVAL;
+  if (!err->code) err->code = EINVAL;
   return -1;
 }
 
 void vs_err_clear(struct vs_err *err) {
-  if (!err)
-    return;
+  if (!err) return;
   free(err->msg);
   err->msg = NULL;
   err->code = 0;
@@ -68,8 +64,7 @@ void vs_log_set_sink(vs_log_sink_fn sink, void *ctx) {
 }
 
 void vs_log(enum vs_log_level level, const char *fmt, ...) {
-  if (!log_sink)
-    return;
+  if (!log_sink) return;
   va_list ap;
   va_start(ap, fmt);
   char *msg = vformat(fmt, ap);
@@ -116,20 +111,19 @@ char *vs_xasprintf(const char *fmt, ...) {
   return s;
 }
 
-void vs_freep(void *pp) { free(*(void **)pp); }
+void vs_freep(void *pp) {
+  free(*(void **)pp);
+}
 
 void vs_closep(int *fd) {
-  if (*fd >= 0)
-    close(*fd);
+  if (*fd >= 0) close(*fd);
 }
 
 static void buf_reserve(struct vs_buf *b, size_t extra) {
-  if (b->len + extra + 1 <= b->cap)
-    return;
+  if (b->len + extra + 1 <= b->cap) return;
   size_t cap = b->cap ? b->cap : 64;
   while (cap < b->len + extra + 1) {
-    if (cap > SIZE_MAX / 2)
-      oom();
+    if (cap > SIZE_MAX / 2) oom();
     cap *= 2;
   }
   b->data = vs_xrealloc(b->data, cap);
@@ -139,15 +133,18 @@ static void buf_reserve(struct vs_buf *b, size_t extra) {
 
 void vs_buf_add(struct vs_buf *b, const void *data, size_t len) {
   buf_reserve(b, len);
-  if (len)
-    memcpy(b->data + b->len, data, len);
+  if (len) memcpy(b->data + b->len, data, len);
   b->len += len;
   b->data[b->len] = '\0';
 }
 
-void vs_buf_adds(struct vs_buf *b, const char *s) { vs_buf_add(b, s, strlen(s)); }
+void vs_buf_adds(struct vs_buf *b, const char *s) {
+  vs_buf_add(b, s, strlen(s));
+}
 
-void vs_buf_addc(struct vs_buf *b, char c) { vs_buf_add(b, &c, 1); }
+void vs_buf_addc(struct vs_buf *b, char c) {
+  vs_buf_add(b, &c, 1);
+}
 
 void vs_buf_addf(struct vs_buf *b, const char *fmt, ...) {
   va_list ap;
@@ -160,8 +157,7 @@ void vs_buf_addf(struct vs_buf *b, const char *fmt, ...) {
 
 void vs_buf_reset(struct vs_buf *b) {
   b->len = 0;
-  if (b->data)
-    b->data[0] = '\0';
+  if (b->data) b->data[0] = '\0';
 }
 
 void vs_buf_free(struct vs_buf *b) {
@@ -171,8 +167,7 @@ void vs_buf_free(struct vs_buf *b) {
 }
 
 char *vs_buf_steal(struct vs_buf *b) {
-  if (!b->data)
-    return vs_xstrdup("");
+  if (!b->data) return vs_xstrdup("");
   char *s = b->data;
   b->data = NULL;
   b->len = b->cap = 0;
@@ -185,8 +180,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail) {
   unsigned c = s[0];
   size_t n;
   unsigned cp;
-  if (c < 0x80)
-    return 1;
+  if (c < 0x80) return 1;
   if (c >= 0xC2 && c <= 0xDF) {
     n = 2;
     cp = c & 0x1F;
@@ -199,11 +193,9 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail) {
   } else {
     return 0;
   }
-  if (avail < n)
-    return 0;
+  if (avail < n) return 0;
   for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
+    if ((s[i] & 0xC0) != 0x80) return 0;
     cp = (cp << 6) | (s[i] & 0x3F);
   }
   if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
@@ -212,14 +204,15 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail) {
   return n;
 }
 
-static bool is_control(unsigned char c) { return c < 0x20 || c == 0x7F; }
+static bool is_control(unsigned char c) {
+  return c < 0x20 || c == 0x7F;
+}
 
 bool vs_text_is_clean(const char *s, size_t len) {
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < len;) {
     size_t n = utf8_seq_len(p + i, len - i);
-    if (n == 0 || (n == 1 && is_control(p[i])))
-      return false;
+    if (n == 0 || (n == 1 && is_control(p[i]))) return false;
     i += n;
   }
   return true;
@@ -270,7 +263,6 @@ void vs_format_utc(int64_t t, char out[static 21]) {
 
 long vs_peak_rss_kib(void) {
   struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0)
-    return -1;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
   return ru.ru_maxrss;
 }

@@ -28,7 +28,13 @@ void vs_err_clear(struct vs_err *err);
 /* The message, or "unknown error" when none is set. */
 const char *vs_err_msg(const struct vs_err *err);
 
-enum vs_log_level { VS_LOG_ERR = 3, VS_LOG_WARNING = 4, VS_LOG_NOTICE = 5, VS_LOG_INFO = 6, VS_LOG_DEBUG = 7 };
+enum vs_log_level {
+  VS_LOG_ERR = 3,
+  VS_LOG_WARNING = 4,
+  VS_LOG_NOTICE = 5,
+  VS_LOG_INFO = 6,
+  VS_LOG_DEBUG = 7
+};
 typedef void (*vs_log_sink_fn)(enum vs_log_level level, const char *msg, void *ctx);
 /* The host (CLI or plugin) decides where core log lines go; the default drops them. */
 void vs_log_set_sink(vs_log_sink_fn sink, void *ctx);

@@ -57,7 +57,9 @@ static const struct {
     {"/etc/group", VS_WATCH_NO_LENS},
 };
 
-struct vs_watch *vs_watch_new_empty(void) { return vs_xcalloc(1, sizeof(struct vs_watch)); }
+struct vs_watch *vs_watch_new_empty(void) {
+  return vs_xcalloc(1, sizeof(struct vs_watch));
+}
 
 struct vs_watch *vs_watch_new_default(void) {
   struct vs_watch *w = vs_watch_new_empty();
@@ -67,8 +69,7 @@ struct vs_watch *vs_watch_new_default(void) {
 }
 
 void vs_watch_free(struct vs_watch *w) {
-  if (!w)
-    return;
+  if (!w) return;
   for (size_t i = 0; i < w->n; i++) {
     free(w->e[i].pattern);
     free(w->e[i].lens);
@@ -77,15 +78,15 @@ void vs_watch_free(struct vs_watch *w) {
   free(w);
 }
 
-void vs_watch_freep(struct vs_watch **w) { vs_watch_free(*w); }
+void vs_watch_freep(struct vs_watch **w) {
+  vs_watch_free(*w);
+}
 
 static bool lens_name_ok(const char *lens) {
-  if (strcmp(lens, VS_WATCH_NO_LENS) == 0)
-    return true;
+  if (strcmp(lens, VS_WATCH_NO_LENS) == 0) return true;
   /* Module.lens: letters, digits and underscores, as Augeas names them. */
   const char *dot = strchr(lens, '.');
-  if (!dot || dot == lens || !dot[1])
-    return false;
+  if (!dot || dot == lens || !dot[1]) return false;
   for (const char *p = lens; *p; p++)
     if (!(*p == '.' || *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
           (*p >= '0' && *p <= '9')))
@@ -130,16 +131,14 @@ int vs_watch_add(struct vs_watch *w, const char *pattern, const char *lens, stru
 
 int vs_watch_load_file(struct vs_watch *w, const char *path, struct vs_err *err) {
   FILE *f = fopen(path, "re");
-  if (!f)
-    return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  if (!f) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
   char *line = NULL;
   size_t cap = 0;
   int lineno = 0, rc = 0;
   while (getline(&line, &cap, f) >= 0) {
     lineno++;
     char *s = vs_trim(line);
-    if (!*s || *s == '#')
-      continue;
+    if (!*s || *s == '#') continue;
     char *lens = s + strcspn(s, " \t");
     if (*lens) {
       *lens++ = '\0';
@@ -155,14 +154,15 @@ int vs_watch_load_file(struct vs_watch *w, const char *path, struct vs_err *err)
       break;
     }
   }
-  if (rc == 0 && ferror(f))
-    rc = vs_err_set(err, EIO, "%s: read error", path);
+  if (rc == 0 && ferror(f)) rc = vs_err_set(err, EIO, "%s: read error", path);
   free(line);
   fclose(f);
   return rc;
 }
 
-size_t vs_watch_count(const struct vs_watch *w) { return w->n; }
+size_t vs_watch_count(const struct vs_watch *w) {
+  return w->n;
+}
 
 void vs_watch_entry(const struct vs_watch *w, size_t i, const char **pattern, const char **lens) {
   *pattern = w->e[i].pattern;

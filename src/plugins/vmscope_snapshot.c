@@ -52,8 +52,7 @@ static int config_tree(oconfig_item_t *ci) {
     return -1;
   }
   struct tree *t = realloc(snap.trees, (snap.n_trees + 1) * sizeof(*t));
-  if (!t)
-    return -1;
+  if (!t) return -1;
   snap.trees = t;
   t = &snap.trees[snap.n_trees++];
   memset(t, 0, sizeof(*t));
@@ -71,8 +70,7 @@ static int config_watch(oconfig_item_t *ci) {
   struct vs_err err = {0};
   int rc = vs_watch_add(snap.watch, ci->values[0].value.string,
                         ci->values_num == 2 ? ci->values[1].value.string : NULL, &err);
-  if (rc < 0)
-    ERROR(PLUGIN ": %s", vs_err_msg(&err));
+  if (rc < 0) ERROR(PLUGIN ": %s", vs_err_msg(&err));
   vs_err_clear(&err);
   return rc;
 }
@@ -111,8 +109,7 @@ static int config(oconfig_item_t *ci) {
             c->key);
       rc = -1;
     }
-    if (rc != 0)
-      return -1;
+    if (rc != 0) return -1;
   }
   return 0;
 }
@@ -131,8 +128,7 @@ static void inspect_tree(struct vs_extractor *x, struct tree *t) {
       doc = NULL;
     }
   }
-  if (!doc)
-    ERROR(PLUGIN ": %s: %s", t->name, vs_err_msg(&err));
+  if (!doc) ERROR(PLUGIN ": %s: %s", t->name, vs_err_msg(&err));
   pthread_mutex_lock(&snap.lock);
   t->has_result = true;
   t->ok = doc != NULL;
@@ -174,12 +170,9 @@ static void *worker(void *arg) {
 
 static int init(void) {
   vs_log_set_sink(log_sink, NULL);
-  if (!snap.watch)
-    snap.watch = vs_watch_new_default();
-  if (snap.interval == 0)
-    snap.interval = plugin_get_interval();
-  if (snap.running || snap.n_trees == 0)
-    return 0;
+  if (!snap.watch) snap.watch = vs_watch_new_default();
+  if (snap.interval == 0) snap.interval = plugin_get_interval();
+  if (snap.running || snap.n_trees == 0) return 0;
   snap.stop = false;
   if (plugin_thread_create(&snap.thread, worker, NULL, "vmscope snap") != 0) {
     ERROR(PLUGIN ": cannot start the worker thread");
@@ -206,11 +199,9 @@ static int read_cb(void) {
   pthread_mutex_lock(&snap.lock);
   for (size_t i = 0; i < snap.n_trees; i++) {
     struct tree *t = &snap.trees[i];
-    if (!t->has_result)
-      continue;
+    if (!t->has_result) continue;
     submit(t->name, "bool", "snapshot_ok", t->ok ? 1 : 0);
-    if (!t->ok)
-      continue;
+    if (!t->ok) continue;
     submit(t->name, "count", "settings", (gauge_t)t->settings);
     submit(t->name, "count", "packages", (gauge_t)t->packages);
     submit(t->name, "count", "skipped", (gauge_t)t->skipped);
