@@ -147,6 +147,30 @@ int main(void) {
   free(json);
   vs_feature_free(doc);
 
+  /* A read budget stops a guest with very many files from keeping us reading. */
+  char *many = fx_tmpdir();
+  static char chunk[100000];
+  memset(chunk, '#', sizeof(chunk));
+  for (int i = 0; i < 30; i++) {
+    char name[64];
+    snprintf(name, sizeof(name), "etc/sudoers.d/f%02d", i);
+    fx_write_bytes(many, name, chunk, sizeof(chunk));
+  }
+  struct vs_source *msrc = vs_source_open_dir(many, &err);
+  struct vs_extractor *mx = vs_extractor_new(NULL, &err);
+  vs_extractor_set_read_budget(mx, 1000000);
+  struct vs_feature *mdoc = vs_feature_new();
+  ok(vs_extract(mx, msrc, mdoc, NULL, &err) == 0, "a tree of 30 large files extracts");
+  ok(skipped_with(mdoc, "/etc/sudoers.d/f29", "read budget"),
+     "files past the document's read budget are skipped, saying so");
+  ok(vs_feature_get(mdoc, "meta:/etc/sudoers.d/f00:sha256") != NULL,
+     "files within the budget were read");
+  vs_feature_free(mdoc);
+  vs_extractor_free(mx);
+  vs_source_free(msrc);
+  fx_rmtree(many);
+  free(many);
+
   fx_chmod(root, "etc/sudoers", 0644);
   fx_rmtree(root);
   free(root);

@@ -1,6 +1,7 @@
 #include "extract_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
   (void)err;
   struct vs_extractor *x = vs_xcalloc(1, sizeof(*x));
   x->watch = vs_watch_new_empty();
+  x->read_budget = VS_EXTRACT_READ_BUDGET;
   _cleanup_(vs_watch_freep) struct vs_watch *defaults = watch ? NULL : vs_watch_new_default();
   const struct vs_watch *from = watch ? watch : defaults;
   for (size_t i = 0; i < vs_watch_count(from); i++) {
@@ -27,6 +29,10 @@ void vs_extractor_free(struct vs_extractor *x) {
   free(x);
 }
 
+void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes) {
+  x->read_budget = bytes;
+}
+
 void vs_extractor_freep(struct vs_extractor **x) {
   vs_extractor_free(*x);
 }
@@ -34,7 +40,15 @@ void vs_extractor_freep(struct vs_extractor **x) {
 int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
               const char *path, size_t max, bool missing_ok) {
   struct vs_err err = {0};
-  if (vs_source_read(src, path, max, &x->buf, &err) == 0) {
+  uint64_t left = x->bytes_read < x->read_budget ? x->read_budget - x->bytes_read : 0;
+  if (left == 0) {
+    vs_feature_skip(doc, path,
+                    "not read: the document's read budget of %" PRIu64 " bytes is used up",
+                    x->read_budget);
+    return -1;
+  }
+  if (vs_source_read(src, path, max < left ? max : (size_t)left, &x->buf, &err) == 0) {
+    x->bytes_read += x->buf.len;
     vs_buf_add(&x->buf, "", 0); /* an empty file still yields a string */
     return 0;
   }
@@ -60,6 +74,7 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
   struct vs_extract_stats local = {0};
   struct vs_extract_stats *st = stats ? stats : &local;
   memset(st, 0, sizeof(*st));
+  x->bytes_read = 0;
   struct vs_stat root;
   if (vs_source_stat(src, "/", true, &root, err) < 0)
     return vs_err_prefix(err, "%s: cannot read the tree's root", vs_source_path(src));

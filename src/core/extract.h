@@ -18,9 +18,10 @@
 #include "source.h"
 #include "watch.h"
 
-#define VS_EXTRACT_MAX_CONFIG (4u << 20)     /* one config file */
-#define VS_EXTRACT_MAX_DATABASE (256u << 20) /* dpkg status, rpmdb */
-#define VS_EXTRACT_MAX_FILE_SETTINGS 20000   /* settings taken from one config file */
+#define VS_EXTRACT_MAX_CONFIG (4u << 20)       /* one config file */
+#define VS_EXTRACT_MAX_DATABASE (256u << 20)   /* dpkg status, rpmdb */
+#define VS_EXTRACT_MAX_FILE_SETTINGS 20000     /* settings taken from one config file */
+#define VS_EXTRACT_READ_BUDGET (1024ull << 20) /* bytes read for one document, all files */
 
 struct vs_extract_stats {
   double seconds_total, seconds_os, seconds_packages, seconds_accounts, seconds_services,
@@ -33,6 +34,8 @@ struct vs_extract_stats {
 struct vs_extractor;
 struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_err *err);
 void vs_extractor_free(struct vs_extractor *x);
+/* Changes the per-document read budget (default VS_EXTRACT_READ_BUDGET bytes). */
+void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes);
 void vs_extractor_freep(struct vs_extractor **x);
 
 /* Fills DOC from SRC (its id, name and source fields are the caller's). Returns -1 only when

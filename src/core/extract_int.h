@@ -13,7 +13,9 @@ struct vs_extractor {
   struct lens_rule *rules;
   size_t n_rules;
   bool rules_loaded;
-  struct vs_buf buf; /* scratch for file contents */
+  struct vs_buf buf;   /* scratch for file contents */
+  uint64_t bytes_read; /* for the current document, against read_budget */
+  uint64_t read_budget;
 };
 
 struct lens_rule {
@@ -22,8 +24,10 @@ struct lens_rule {
   size_t n_incl, n_excl;
 };
 
-/* Reads guest PATH into X->buf. Returns 0, or -1 after recording why in DOC's skipped list;
- * a missing file is not recorded when MISSING_OK. */
+/* Reads guest PATH into X->buf, at most MAX bytes and what is left of the document's read
+ * budget (so that a guest with a million large unit files cannot keep us reading). Returns 0,
+ * or -1 after recording why in DOC's skipped list; a missing file is not recorded when
+ * MISSING_OK. */
 int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
               const char *path, size_t max, bool missing_ok);
 
