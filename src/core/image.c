@@ -1,0 +1,732 @@
+#include "image.h"
+
+#include <blkid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define QCOW_MAGIC 0x514649fbu
+#define QCOW_OFLAG_COMPRESSED (1ULL << 62)
+#define QCOW_OFLAG_ZERO 1ULL
+#define OFFSET_MASK 0x00fffffffffffe00ULL
+#define INCOMPAT_DIRTY (1ULL << 0)
+#define INCOMPAT_CORRUPT (1ULL << 1)
+#define INCOMPAT_DATA_FILE (1ULL << 2)
+#define INCOMPAT_COMPRESSION (1ULL << 3)
+#define INCOMPAT_EXTL2 (1ULL << 4)
+#define INCOMPAT_KNOWN UINT64_C(0x1f)
+#define EXT_END 0x00000000u
+#define EXT_BACKING_FORMAT 0xe2792acau
+#define EXT_DATA_FILE 0x44415441u
+#define MAX_L1_BYTES (32u << 20)
+#define L2_CACHE 16
+
+struct l2_slot {
+  uint64_t offset; /* host offset of the table; 0 = empty slot */
+  uint8_t *data;
+};
+
+struct vs_image {
+  char *path; /* for messages, sanitized */
+  int fd;
+  uint64_t file_size, size;
+  bool is_qcow2;
+  unsigned cluster_bits;
+  uint64_t cluster_size;
+  bool extended_l2;
+  unsigned entry_bytes; /* 8, or 16 with extended L2 */
+  uint64_t l2_entries;
+  uint64_t *l1;
+  uint32_t l1_size;
+  int compression; /* 0 deflate, 1 zstd */
+  struct vs_image *backing;
+  struct l2_slot l2[L2_CACHE];
+  unsigned l2_next;
+  uint8_t *zdata;  /* the last decompressed cluster */
+  uint64_t zentry; /* its L2 entry, 0 when none */
+  uint8_t *zinput; /* compressed bytes */
+};
+
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t be64(const uint8_t *p) {
+  return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+static char *printable(const char *s, size_t len) {
+  struct vs_buf b = {0};
+  vs_buf_add_sanitized(&b, s, len);
+  return vs_buf_steal(&b);
+}
+
+/* pread that fails on a short read: every range we read was checked to lie in the file. */
+static int read_at(struct vs_image *img, void *buf, size_t len, uint64_t off, const char *what,
+                   struct vs_err *err) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(img->fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return vs_err_set(err, errno, "%s: reading %s at %" PRIu64 ": %s", img->path, what,
+                        off + done, strerror(errno));
+    }
+    if (n == 0)
+      return vs_err_set(err, EIO, "%s: %s at %" PRIu64 " (%zu bytes) ends past the end of the file",
+                        img->path, what, off, len);
+    done += (size_t)n;
+  }
+  return 0;
+}
+
+void vs_image_close(struct vs_image *img) {
+  if (!img) return;
+  vs_image_close(img->backing);
+  if (img->fd >= 0) close(img->fd);
+  for (int i = 0; i < L2_CACHE; i++)
+    free(img->l2[i].data);
+  free(img->l1);
+  free(img->zdata);
+  free(img->zinput);
+  free(img->path);
+  free(img);
+}
+
+void vs_image_closep(struct vs_image **img) {
+  vs_image_close(*img);
+}
+
+const char *vs_image_path(const struct vs_image *img) {
+  return img->path;
+}
+const char *vs_image_format(const struct vs_image *img) {
+  return img->is_qcow2 ? "qcow2" : "raw";
+}
+uint64_t vs_image_size(const struct vs_image *img) {
+  return img->size;
+}
+const struct vs_image *vs_image_backing(const struct vs_image *img) {
+  return img->backing;
+}
+uint64_t vs_image_cluster_size(const struct vs_image *img) {
+  return img->is_qcow2 ? img->cluster_size : 0;
+}
+
+/* ----------------------------------------------------------------------------- opening */
+
+struct chain {
+  dev_t dev[VS_IMAGE_MAX_CHAIN];
+  ino_t ino[VS_IMAGE_MAX_CHAIN];
+  int depth;
+  const struct vs_image_opts *opts;
+  char **allowed; /* realpath'd directories */
+  size_t n_allowed;
+};
+
+static struct vs_image *open_chain(const char *path, const char *format, struct chain *ch,
+                                   struct vs_err *err);
+
+static bool is_allowed(const struct chain *ch, const char *real) {
+  for (size_t i = 0; i < ch->n_allowed; i++) {
+    size_t n = strlen(ch->allowed[i]);
+    if (strncmp(real, ch->allowed[i], n) == 0 &&
+        (real[n] == '/' || (n == 1 && ch->allowed[i][0] == '/')))
+      return true;
+  }
+  return false;
+}
+
+static int open_backing(struct vs_image *img, const char *name, const char *format,
+                        struct chain *ch, struct vs_err *err) {
+  char *full;
+  if (name[0] == '/') {
+    full = vs_xstrdup(name);
+  } else {
+    char *copy = vs_xstrdup(img->path);
+    full = vs_xasprintf("%s/%s", dirname(copy), name);
+    free(copy);
+  }
+  char *real = realpath(full, NULL);
+  if (!real) {
+    int e = errno;
+    char *shown = printable(full, strlen(full));
+    free(full);
+    vs_err_set(err, e, "%s: backing file %s: %s", img->path, shown, strerror(e));
+    free(shown);
+    return -1;
+  }
+  free(full);
+  if (!is_allowed(ch, real)) {
+    struct vs_buf dirs = {0};
+    for (size_t i = 0; i < ch->n_allowed; i++)
+      vs_buf_addf(&dirs, "%s%s", i ? ", " : "", ch->allowed[i]);
+    char *shown = printable(name, strlen(name));
+    vs_err_set(err, EPERM,
+               "%s: backing file \"%s\" resolves to %s, outside the directories backing files "
+               "may lie in (%s)",
+               img->path, shown, real, dirs.data ? dirs.data : "none");
+    free(shown);
+    vs_buf_free(&dirs);
+    free(real);
+    return -1;
+  }
+  img->backing = open_chain(real, format, ch, err);
+  free(real);
+  return img->backing ? 0 : -1;
+}
+
+static int parse_extensions(struct vs_image *img, const uint8_t *c0, size_t c0_len, size_t start,
+                            char **backing_format, struct vs_err *err) {
+  size_t off = start;
+  for (int guard = 0; guard < 1024 && off + 8 <= c0_len; guard++) {
+    uint32_t type = be32(c0 + off), len = be32(c0 + off + 4);
+    if (type == EXT_END) return 0;
+    if (len > c0_len - off - 8)
+      return vs_err_set(err, EINVAL,
+                        "%s: header extension 0x%08x at %zu runs past the first cluster", img->path,
+                        type, off);
+    if (type == EXT_BACKING_FORMAT) {
+      free(*backing_format);
+      *backing_format = vs_xstrndup((const char *)c0 + off + 8, len);
+    } else if (type == EXT_DATA_FILE) {
+      return vs_err_set(err, ENOTSUP, "%s: uses an external data file; vmscope does not read those",
+                        img->path);
+    }
+    off += 8 + (((size_t)len + 7) & ~(size_t)7);
+  }
+  return 0;
+}
+
+static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err) {
+  uint8_t h[112] = {0};
+  size_t hlen = img->file_size < sizeof(h) ? (size_t)img->file_size : sizeof(h);
+  if (hlen < 72)
+    return vs_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, too short for a qcow2 header", img->path,
+                      img->file_size);
+  if (read_at(img, h, hlen, 0, "the qcow2 header", err) < 0) return -1;
+  uint32_t version = be32(h + 4);
+  if (version != 2 && version != 3)
+    return vs_err_set(err, ENOTSUP, "%s: qcow2 version %u; vmscope reads versions 2 and 3",
+                      img->path, version);
+  uint64_t backing_off = be64(h + 8);
+  uint32_t backing_len = be32(h + 16);
+  img->cluster_bits = be32(h + 20);
+  img->size = be64(h + 24);
+  uint32_t crypt = be32(h + 32);
+  img->l1_size = be32(h + 36);
+  uint64_t l1_off = be64(h + 40);
+  uint64_t incompat = 0;
+  uint32_t header_len = 72;
+  if (img->cluster_bits < 9 || img->cluster_bits > 21)
+    return vs_err_set(err, EINVAL, "%s: cluster_bits %u outside 9..21", img->path,
+                      img->cluster_bits);
+  img->cluster_size = 1ULL << img->cluster_bits;
+  if (crypt != 0)
+    return vs_err_set(err, ENOTSUP, "%s: encrypted (%s); vmscope does not read encrypted images",
+                      img->path,
+                      crypt == 1   ? "AES"
+                      : crypt == 2 ? "LUKS"
+                                   : "unknown method");
+  if (version == 3) {
+    if (hlen < 104)
+      return vs_err_set(err, EINVAL, "%s: too short for a qcow2 v3 header", img->path);
+    incompat = be64(h + 72);
+    header_len = be32(h + 100);
+    if (header_len < 104 || header_len > img->cluster_size)
+      return vs_err_set(err, EINVAL, "%s: header length %u is not within 104..%" PRIu64, img->path,
+                        header_len, img->cluster_size);
+  }
+  if (incompat & ~INCOMPAT_KNOWN)
+    return vs_err_set(err, ENOTSUP,
+                      "%s: unknown incompatible feature bits 0x%" PRIx64 "; refusing to guess",
+                      img->path, (uint64_t)(incompat & ~INCOMPAT_KNOWN));
+  if (incompat & INCOMPAT_DATA_FILE)
+    return vs_err_set(err, ENOTSUP, "%s: uses an external data file; vmscope does not read those",
+                      img->path);
+  if (incompat & INCOMPAT_CORRUPT)
+    vs_log(VS_LOG_WARNING, "%s: qcow2 image is marked corrupt; reading it anyway, read-only",
+           img->path);
+  if (incompat & INCOMPAT_COMPRESSION) {
+    if (header_len < 105)
+      return vs_err_set(err, EINVAL, "%s: compression type bit set but header has no such field",
+                        img->path);
+    img->compression = h[104];
+    if (img->compression > 1)
+      return vs_err_set(err, ENOTSUP, "%s: compression type %d; vmscope reads deflate and zstd",
+                        img->path, img->compression);
+  }
+  img->extended_l2 = (incompat & INCOMPAT_EXTL2) != 0;
+  if (img->extended_l2 && img->cluster_bits < 14)
+    return vs_err_set(err, EINVAL, "%s: extended L2 entries need clusters of 16 KiB or more",
+                      img->path);
+  img->entry_bytes = img->extended_l2 ? 16 : 8;
+  img->l2_entries = img->cluster_size / img->entry_bytes;
+
+  /* L1: enough entries to cover the virtual size, all inside the file. */
+  uint64_t per_l1 = img->l2_entries * img->cluster_size;
+  uint64_t needed = img->size / per_l1 + (img->size % per_l1 != 0);
+  if ((uint64_t)img->l1_size < needed)
+    return vs_err_set(err, EINVAL, "%s: L1 table has %u entries; %" PRIu64 " GiB needs %" PRIu64,
+                      img->path, img->l1_size, img->size >> 30, needed);
+  if ((uint64_t)img->l1_size * 8 > MAX_L1_BYTES)
+    return vs_err_set(err, EINVAL, "%s: L1 table of %u entries is over the %u MiB vmscope reads",
+                      img->path, img->l1_size, MAX_L1_BYTES >> 20);
+  if (img->l1_size) {
+    if (l1_off % img->cluster_size || l1_off == 0)
+      return vs_err_set(err, EINVAL,
+                        "%s: L1 table offset %" PRIu64 " is not a cluster boundary past the header",
+                        img->path, l1_off);
+    if (l1_off + (uint64_t)img->l1_size * 8 > img->file_size)
+      return vs_err_set(err, EINVAL,
+                        "%s: L1 table at %" PRIu64 " ends past the end of the file (%" PRIu64
+                        " bytes)",
+                        img->path, l1_off, img->file_size);
+    img->l1 = vs_xmalloc((size_t)img->l1_size * 8);
+    if (read_at(img, img->l1, (size_t)img->l1_size * 8, l1_off, "the L1 table", err) < 0) return -1;
+    for (uint32_t i = 0; i < img->l1_size; i++)
+      img->l1[i] = be64((const uint8_t *)&img->l1[i]);
+  }
+
+  /* Header extensions and the backing file name live in the first cluster. */
+  size_t c0_len = img->file_size < img->cluster_size ? (size_t)img->file_size : img->cluster_size;
+  uint8_t *c0 = vs_xmalloc(c0_len);
+  char *backing_format = NULL, *backing_name = NULL;
+  int rc = read_at(img, c0, c0_len, 0, "the first cluster", err);
+  if (rc == 0)
+    rc = parse_extensions(img, c0, c0_len, version == 3 ? header_len : 72, &backing_format, err);
+  if (rc == 0 && backing_off) {
+    if (backing_len == 0 || backing_len > 1023 || backing_off + backing_len > c0_len)
+      rc = vs_err_set(err, EINVAL,
+                      "%s: backing file name (%u bytes at %" PRIu64
+                      ") is not inside the first cluster",
+                      img->path, backing_len, backing_off);
+    else if (memchr(c0 + backing_off, '\0', backing_len))
+      rc = vs_err_set(err, EINVAL, "%s: backing file name holds a NUL byte", img->path);
+    else
+      backing_name = vs_xstrndup((const char *)c0 + backing_off, backing_len);
+  }
+  free(c0);
+  if (rc == 0 && backing_name) {
+    if (backing_format && strcmp(backing_format, "raw") != 0 &&
+        strcmp(backing_format, "qcow2") != 0)
+      rc = vs_err_set(err, ENOTSUP, "%s: backing file format \"%s\"; vmscope reads raw and qcow2",
+                      img->path, backing_format);
+    else
+      rc = open_backing(img, backing_name, backing_format, ch, err);
+  }
+  free(backing_name);
+  free(backing_format);
+  if (rc < 0) return -1;
+  img->zdata = vs_xmalloc(img->cluster_size);
+  return 0;
+}
+
+static struct vs_image *open_chain(const char *path, const char *format, struct chain *ch,
+                                   struct vs_err *err) {
+  _cleanup_(vs_image_closep) struct vs_image *img = vs_xcalloc(1, sizeof(*img));
+  img->path = printable(path, strlen(path));
+  img->fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (img->fd < 0) {
+    vs_err_set(err, errno, "%s: %s", img->path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(img->fd, &st) < 0) {
+    vs_err_set(err, errno, "%s: %s", img->path, strerror(errno));
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    vs_err_set(err, EINVAL, "%s: not a regular file or block device", img->path);
+    return NULL;
+  }
+  for (int i = 0; i < ch->depth; i++) {
+    if (ch->dev[i] == st.st_dev && ch->ino[i] == st.st_ino) {
+      vs_err_set(err, ELOOP, "%s: backing chain loops back to an image already in it", img->path);
+      return NULL;
+    }
+  }
+  if (ch->depth == VS_IMAGE_MAX_CHAIN) {
+    vs_err_set(err, ELOOP, "%s: backing chain deeper than %d images", img->path,
+               VS_IMAGE_MAX_CHAIN);
+    return NULL;
+  }
+  ch->dev[ch->depth] = st.st_dev;
+  ch->ino[ch->depth] = st.st_ino;
+  ch->depth++;
+  if (S_ISBLK(st.st_mode)) {
+    off_t end = lseek(img->fd, 0, SEEK_END);
+    img->file_size = end < 0 ? 0 : (uint64_t)end;
+  } else {
+    img->file_size = (uint64_t)st.st_size;
+  }
+  uint8_t magic[4] = {0};
+  bool probed_qcow2 = img->file_size >= 4 && read_at(img, magic, 4, 0, "the magic", err) == 0 &&
+                      be32(magic) == QCOW_MAGIC;
+  vs_err_clear(err);
+  if (format && strcmp(format, "qcow2") == 0 && !probed_qcow2) {
+    vs_err_set(err, EINVAL, "%s: expected a qcow2 image, but the file has no qcow2 magic",
+               img->path);
+    return NULL;
+  }
+  img->is_qcow2 = format ? strcmp(format, "qcow2") == 0 : probed_qcow2;
+  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0) {
+    vs_err_set(err, ENOTSUP, "%s: format \"%s\"; vmscope reads raw and qcow2", img->path, format);
+    return NULL;
+  }
+  if (img->is_qcow2) {
+    if (open_qcow2(img, ch, err) < 0) return NULL;
+  } else {
+    img->size = img->file_size;
+  }
+  return vs_steal(&img);
+}
+
+struct vs_image *vs_image_open(const char *path, const struct vs_image_opts *opts,
+                               struct vs_err *err) {
+  struct chain ch = {.opts = opts};
+  char *own_dir = NULL;
+  if (opts && opts->n_backing_dirs) {
+    ch.allowed = vs_xcalloc(opts->n_backing_dirs, sizeof(char *));
+    for (size_t i = 0; i < opts->n_backing_dirs; i++) {
+      char *r = realpath(opts->backing_dirs[i], NULL);
+      if (r) ch.allowed[ch.n_allowed++] = r;
+    }
+  } else {
+    char *real = realpath(path, NULL);
+    if (real) {
+      own_dir = vs_xstrdup(dirname(real));
+      free(real);
+      ch.allowed = vs_xcalloc(1, sizeof(char *));
+      ch.allowed[ch.n_allowed++] = own_dir;
+      own_dir = NULL;
+    }
+  }
+  struct vs_image *img = open_chain(path, opts ? opts->format : NULL, &ch, err);
+  for (size_t i = 0; i < ch.n_allowed; i++)
+    free(ch.allowed[i]);
+  free(ch.allowed);
+  free(own_dir);
+  return img;
+}
+
+/* ------------------------------------------------------------------------------ reading */
+
+static const uint8_t *get_l2(struct vs_image *img, uint64_t offset, struct vs_err *err) {
+  for (int i = 0; i < L2_CACHE; i++)
+    if (img->l2[i].offset == offset && img->l2[i].data) return img->l2[i].data;
+  if (offset % img->cluster_size || offset < img->cluster_size) {
+    vs_err_set(err, EINVAL, "%s: L2 table offset %" PRIu64 " is not a cluster past the header",
+               img->path, offset);
+    return NULL;
+  }
+  if (offset + img->cluster_size > img->file_size) {
+    vs_err_set(err, EINVAL,
+               "%s: L2 table at %" PRIu64 " ends past the end of the file (%" PRIu64 " bytes)",
+               img->path, offset, img->file_size);
+    return NULL;
+  }
+  struct l2_slot *s = &img->l2[img->l2_next];
+  img->l2_next = (img->l2_next + 1) % L2_CACHE;
+  if (!s->data) s->data = vs_xmalloc(img->cluster_size);
+  s->offset = 0;
+  if (read_at(img, s->data, img->cluster_size, offset, "an L2 table", err) < 0) return NULL;
+  s->offset = offset;
+  return s->data;
+}
+
+static int read_backing(struct vs_image *img, uint8_t *buf, size_t n, uint64_t off,
+                        struct vs_err *err) {
+  if (!img->backing || off >= img->backing->size) {
+    memset(buf, 0, n);
+    return 0;
+  }
+  size_t have = off + n > img->backing->size ? (size_t)(img->backing->size - off) : n;
+  if (vs_image_pread(img->backing, buf, have, off, err) < 0) return -1;
+  memset(buf + have, 0, n - have);
+  return 0;
+}
+
+static int decompress(struct vs_image *img, uint64_t entry, struct vs_err *err) {
+  if (img->zentry == entry) return 0;
+  unsigned x = 62 - (img->cluster_bits - 8);
+  uint64_t coff = entry & ((1ULL << x) - 1);
+  uint64_t sectors = ((entry >> x) & ((1ULL << (img->cluster_bits - 8)) - 1)) + 1;
+  uint64_t csize = sectors * 512 - (coff & 511);
+  if (coff < img->cluster_size || coff >= img->file_size)
+    return vs_err_set(err, EINVAL, "%s: compressed cluster at %" PRIu64 " is outside the file",
+                      img->path, coff);
+  if (coff + csize > img->file_size) /* the last cluster may end before its last sector */
+    csize = img->file_size - coff;
+  if (!img->zinput) img->zinput = vs_xmalloc(2 * img->cluster_size + 512);
+  if (read_at(img, img->zinput, (size_t)csize, coff, "a compressed cluster", err) < 0) return -1;
+  img->zentry = 0;
+  size_t produced = 0;
+  if (img->compression == 0) {
+    z_stream z = {0};
+    if (inflateInit2(&z, -12) != Z_OK)
+      return vs_err_set(err, ENOMEM, "%s: zlib failed to start", img->path);
+    z.next_in = img->zinput;
+    z.avail_in = (uInt)csize;
+    z.next_out = img->zdata;
+    z.avail_out = (uInt)img->cluster_size;
+    int ret = inflate(&z, Z_FINISH);
+    produced = img->cluster_size - z.avail_out;
+    inflateEnd(&z);
+    if (!((ret == Z_STREAM_END || ret == Z_BUF_ERROR) && produced == img->cluster_size))
+      return vs_err_set(err, EINVAL,
+                        "%s: compressed cluster at %" PRIu64 " does not inflate to %" PRIu64
+                        " bytes (zlib %d, %zu bytes)",
+                        img->path, coff, img->cluster_size, ret, produced);
+  } else {
+    ZSTD_DCtx *z = ZSTD_createDCtx();
+    if (!z) return vs_err_set(err, ENOMEM, "%s: zstd failed to start", img->path);
+    ZSTD_inBuffer in = {img->zinput, (size_t)csize, 0};
+    ZSTD_outBuffer out = {img->zdata, (size_t)img->cluster_size, 0};
+    size_t ret = 0;
+    while (in.pos < in.size && out.pos < out.size) {
+      ret = ZSTD_decompressStream(z, &out, &in);
+      if (ZSTD_isError(ret)) break;
+      if (ret == 0 && out.pos < out.size && in.pos == in.size) break;
+    }
+    ZSTD_freeDCtx(z);
+    if (ZSTD_isError(ret) || out.pos != out.size)
+      return vs_err_set(
+          err, EINVAL,
+          "%s: compressed cluster at %" PRIu64 " does not decompress to %" PRIu64 " bytes (%s)",
+          img->path, coff, img->cluster_size, ZSTD_isError(ret) ? ZSTD_getErrorName(ret) : "short");
+  }
+  img->zentry = entry;
+  return 0;
+}
+
+/* Reads N bytes at IN_CLUSTER within the data cluster at HOST. */
+static int read_data(struct vs_image *img, uint8_t *buf, size_t n, uint64_t host,
+                     uint64_t in_cluster, struct vs_err *err) {
+  if (host % img->cluster_size)
+    return vs_err_set(err, EINVAL, "%s: data cluster offset %" PRIu64 " is not cluster aligned",
+                      img->path, host);
+  if (host < img->cluster_size || host + in_cluster + n > img->file_size)
+    return vs_err_set(err, EINVAL,
+                      "%s: L2 entry points at %" PRIu64 ", outside the file's data (%" PRIu64
+                      " bytes)",
+                      img->path, host, img->file_size);
+  return read_at(img, buf, n, host + in_cluster, "a data cluster", err);
+}
+
+/* Reads N bytes at OFF, all within one cluster. */
+static int read_cluster(struct vs_image *img, uint8_t *buf, size_t n, uint64_t off,
+                        struct vs_err *err) {
+  uint64_t ci = off >> img->cluster_bits, co = off & (img->cluster_size - 1);
+  uint64_t l1i = ci / img->l2_entries, l2i = ci % img->l2_entries;
+  uint64_t l2off = l1i < img->l1_size ? img->l1[l1i] & OFFSET_MASK : 0;
+  if (!l2off) return read_backing(img, buf, n, off, err);
+  const uint8_t *l2 = get_l2(img, l2off, err);
+  if (!l2) return -1;
+  uint64_t entry = be64(l2 + l2i * img->entry_bytes);
+  if (entry & QCOW_OFLAG_COMPRESSED) {
+    if (decompress(img, entry & ~(3ULL << 62), err) < 0) return -1;
+    memcpy(buf, img->zdata + co, n);
+    return 0;
+  }
+  uint64_t host = entry & OFFSET_MASK;
+  if (!img->extended_l2) {
+    if (entry & QCOW_OFLAG_ZERO) {
+      memset(buf, 0, n);
+      return 0;
+    }
+    return host ? read_data(img, buf, n, host, co, err) : read_backing(img, buf, n, off, err);
+  }
+  /* Extended L2: 32 subclusters, each allocated, zero, or left to the backing file. */
+  uint64_t bitmap = be64(l2 + l2i * 16 + 8);
+  uint64_t sc_size = img->cluster_size / 32;
+  size_t done = 0;
+  while (done < n) {
+    uint64_t pos = co + done;
+    unsigned sc = (unsigned)(pos / sc_size);
+    size_t chunk = (size_t)((sc + 1) * sc_size - pos);
+    if (chunk > n - done) chunk = n - done;
+    bool alloc = bitmap >> sc & 1, zero = bitmap >> (32 + sc) & 1;
+    int rc;
+    if (alloc && zero)
+      rc = vs_err_set(err, EINVAL,
+                      "%s: subcluster %u of cluster %" PRIu64 " is both allocated and zero",
+                      img->path, sc, ci);
+    else if (zero)
+      memset(buf + done, 0, chunk), rc = 0;
+    else if (alloc && !host)
+      rc = vs_err_set(err, EINVAL, "%s: allocated subcluster with no host cluster", img->path);
+    else if (alloc)
+      rc = read_data(img, buf + done, chunk, host, pos, err);
+    else
+      rc = read_backing(img, buf + done, chunk, off + done, err);
+    if (rc < 0) return -1;
+    done += chunk;
+  }
+  return 0;
+}
+
+int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err) {
+  if (off > img->size || len > img->size - off)
+    return vs_err_set(err, EINVAL,
+                      "%s: read of %zu bytes at %" PRIu64 " is past the disk's end (%" PRIu64
+                      " bytes)",
+                      img->path, len, off, img->size);
+  if (!img->is_qcow2) return read_at(img, buf, len, off, "data", err);
+  uint8_t *out = buf;
+  while (len) {
+    size_t n = (size_t)(img->cluster_size - (off & (img->cluster_size - 1)));
+    if (n > len) n = len;
+    if (read_cluster(img, out, n, off, err) < 0) return -1;
+    out += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ partitions and file systems */
+
+/* libblkid reads through a file descriptor only. It gets a sparse memfd the size of the disk
+ * into which we copy just the regions it reads: the ends of the disk (partition tables, the
+ * backup GPT), and the start and the space after each partition (superblocks, the extended
+ * boot records of logical partitions), probing again until the partition list stops growing.
+ * That costs a few MiB of copying, not a raw copy of the disk. */
+#define PROBE_SPAN (1u << 20)
+
+struct probe_map {
+  int fd;
+  uint64_t *done; /* start offsets already copied */
+  size_t n_done, cap_done;
+};
+
+static int copy_region(struct vs_image *img, struct probe_map *pm, uint64_t off, uint64_t len,
+                       struct vs_err *err) {
+  if (off >= img->size) return 0;
+  if (len > img->size - off) len = img->size - off;
+  for (size_t i = 0; i < pm->n_done; i++)
+    if (pm->done[i] == off) return 0;
+  if (pm->n_done == pm->cap_done) {
+    pm->cap_done = pm->cap_done ? 2 * pm->cap_done : 16;
+    pm->done = vs_xrealloc(pm->done, pm->cap_done * sizeof(uint64_t));
+  }
+  pm->done[pm->n_done++] = off;
+  static const uint8_t zero[65536];
+  uint8_t chunk[65536];
+  for (uint64_t at = off; at < off + len; at += sizeof(chunk)) {
+    size_t n = (size_t)(off + len - at < sizeof(chunk) ? off + len - at : sizeof(chunk));
+    if (vs_image_pread(img, chunk, n, at, err) < 0) return -1;
+    if (memcmp(chunk, zero, n) == 0) continue; /* keep the memfd sparse */
+    if (pwrite(pm->fd, chunk, n, (off_t)at) != (ssize_t)n)
+      return vs_err_set(err, errno, "%s: writing the probe copy: %s", img->path, strerror(errno));
+  }
+  return 0;
+}
+
+static void copy_value(blkid_probe pr, const char *name, char *out, size_t size) {
+  const char *v = NULL;
+  size_t len = 0;
+  out[0] = '\0';
+  if (blkid_probe_lookup_value(pr, name, &v, &len) == 0 && v)
+    snprintf(out, size, "%s", v); /* blkid values are short; a longer one is cut, not used */
+}
+
+static void probe_fs(int fd, uint64_t off, uint64_t size, struct vs_volume *v) {
+  blkid_probe pr = blkid_new_probe();
+  if (!pr) return;
+  if (blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)size) == 0) {
+    blkid_probe_enable_superblocks(pr, 1);
+    blkid_probe_set_superblocks_flags(pr,
+                                      BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
+    blkid_probe_enable_partitions(pr, 0);
+    if (blkid_do_safeprobe(pr) == 0) {
+      copy_value(pr, "TYPE", v->fstype, sizeof(v->fstype));
+      copy_value(pr, "UUID", v->uuid, sizeof(v->uuid));
+      copy_value(pr, "LABEL", v->label, sizeof(v->label));
+    }
+  }
+  blkid_free_probe(pr);
+}
+
+int vs_image_volumes(struct vs_image *img, struct vs_volume **volumes, struct vs_err *err) {
+  struct probe_map pm = {.fd = memfd_create("vmscope-probe", MFD_CLOEXEC)};
+  *volumes = NULL;
+  if (pm.fd < 0) return vs_err_set(err, errno, "memfd_create: %s", strerror(errno));
+  int count = -1;
+  struct vs_volume *v = NULL;
+  size_t nv = 0;
+  if (ftruncate(pm.fd, (off_t)img->size) < 0) {
+    vs_err_set(err, errno, "%s: sizing the probe copy: %s", img->path, strerror(errno));
+    goto out;
+  }
+  if (copy_region(img, &pm, 0, PROBE_SPAN, err) < 0 ||
+      copy_region(img, &pm, img->size > PROBE_SPAN ? img->size - PROBE_SPAN : 0, PROBE_SPAN, err) <
+          0)
+    goto out;
+  bool has_table = false;
+  for (int round = 0; round < 256; round++) {
+    size_t copied_before = pm.n_done;
+    blkid_probe pr = blkid_new_probe();
+    if (!pr || blkid_probe_set_device(pr, pm.fd, 0, (blkid_loff_t)img->size) < 0) {
+      if (pr) blkid_free_probe(pr);
+      vs_err_set(err, EIO, "%s: libblkid could not start a probe", img->path);
+      goto out;
+    }
+    blkid_probe_enable_partitions(pr, 1);
+    blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+    blkid_probe_enable_superblocks(pr, 0);
+    blkid_partlist pl = blkid_do_safeprobe(pr) == 0 ? blkid_probe_get_partitions(pr) : NULL;
+    int n = pl ? blkid_partlist_numof_partitions(pl) : 0;
+    free(v);
+    v = n > 0 ? vs_xcalloc((size_t)n, sizeof(*v)) : NULL;
+    nv = 0;
+    has_table = n > 0;
+    for (int i = 0; i < n; i++) {
+      blkid_partition par = blkid_partlist_get_partition(pl, i);
+      uint64_t start = (uint64_t)blkid_partition_get_start(par) * 512;
+      uint64_t size = (uint64_t)blkid_partition_get_size(par) * 512;
+      if (start >= img->size || size > img->size - start)
+        continue; /* a table entry past the disk's end: nothing to read there */
+      if (copy_region(img, &pm, start, PROBE_SPAN, err) < 0 ||
+          copy_region(img, &pm, start + size, PROBE_SPAN, err) < 0) {
+        blkid_free_probe(pr);
+        goto out;
+      }
+      if (blkid_partition_is_extended(par)) continue;
+      struct vs_volume *vol = &v[nv++];
+      vol->number = blkid_partition_get_partno(par);
+      vol->offset = start;
+      vol->size = size;
+      const char *pu = blkid_partition_get_uuid(par);
+      snprintf(vol->partuuid, sizeof(vol->partuuid), "%s", pu ? pu : "");
+    }
+    blkid_free_probe(pr);
+    if (pm.n_done == copied_before) break;
+  }
+  if (!has_table) {
+    free(v);
+    v = vs_xcalloc(1, sizeof(*v));
+    nv = 1;
+    v[0].size = img->size;
+  }
+  for (size_t i = 0; i < nv; i++)
+    probe_fs(pm.fd, v[i].offset, v[i].size, &v[i]);
+  if (!has_table && !v[0].fstype[0]) nv = 0; /* neither a partition table nor a file system */
+  *volumes = v;
+  v = NULL;
+  count = (int)nv;
+out:
+  free(v);
+  free(pm.done);
+  close(pm.fd);
+  return count;
+}

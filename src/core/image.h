@@ -1,0 +1,61 @@
+/* image.h: read-only access to disk images: raw, and qcow2 (versions 2 and 3, zero and
+ * compressed clusters with deflate or zstd, extended L2 entries, backing chains), and the
+ * partitions and file systems on them (libblkid).
+ *
+ * Images may come from anyone, so every offset in a qcow2 image is checked against the file
+ * before it is used, and what we do not read correctly we refuse with a message: encrypted
+ * images, external data files, unknown incompatible feature bits. A backing file must lie in
+ * an allowed directory (by default the top image's own), so a header cannot make us read
+ * /etc/shadow; chains are at most VS_IMAGE_MAX_CHAIN deep and may not loop. One image serves
+ * one thread at a time. */
+#ifndef VS_IMAGE_H
+#define VS_IMAGE_H
+
+#include "util.h"
+
+#include <stdint.h>
+
+#define VS_IMAGE_MAX_CHAIN 16
+
+struct vs_image_opts {
+  /* Directories backing files may lie in (resolved with realpath). NULL/0: the directory of
+   * the top image. */
+  const char *const *backing_dirs;
+  size_t n_backing_dirs;
+  /* "raw" or "qcow2" to skip probing the top image (as libvirt's XML says); NULL probes. */
+  const char *format;
+};
+
+struct vs_image;
+
+struct vs_image *vs_image_open(const char *path, const struct vs_image_opts *opts,
+                               struct vs_err *err);
+void vs_image_close(struct vs_image *img);
+void vs_image_closep(struct vs_image **img);
+
+const char *vs_image_path(const struct vs_image *img);
+const char *vs_image_format(const struct vs_image *img); /* "raw" or "qcow2" */
+uint64_t vs_image_size(const struct vs_image *img);      /* virtual size in bytes */
+const struct vs_image *vs_image_backing(const struct vs_image *img);
+uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
+
+/* Reads LEN bytes of the virtual disk at OFF, as the guest would see them. */
+int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err);
+
+/* ------------------------------------------------------------ partitions and file systems */
+
+struct vs_volume {
+  int number;        /* partition number (1-based), 0 for a whole-disk file system */
+  uint64_t offset;   /* bytes from the start of the disk */
+  uint64_t size;     /* bytes */
+  char fstype[32];   /* blkid TYPE: "ext4", "xfs", "LVM2_member", "crypto_LUKS", "" unknown */
+  char uuid[64];     /* file system UUID, "" when none */
+  char label[64];    /* file system LABEL */
+  char partuuid[64]; /* partition UUID (GPT, or MBR's disk-id-partition) */
+};
+
+/* Finds the file systems on IMG: one per partition of an MBR or GPT table, or the whole disk.
+ * Returns the number found (in a malloc'd array) or -1. */
+int vs_image_volumes(struct vs_image *img, struct vs_volume **volumes, struct vs_err *err);
+
+#endif
