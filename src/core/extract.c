@@ -81,6 +81,9 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
   if (root.type != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: the tree's root is not a directory", vs_source_path(src));
 
+  const char *note_path, *note_reason;
+  for (size_t i = 0; vs_source_note(src, i, &note_path, &note_reason); i++)
+    vs_feature_skip(doc, note_path, "%s", note_reason);
   double t0 = vs_now_monotonic(), t = t0, now;
 #define PHASE(field, call)                                                                         \
   do {                                                                                             \

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,32 @@ struct vs_source {
   const struct vs_source_ops *ops;
   void *impl;
   char *kind, *backend, *path;
+  char **notes; /* path, reason, path, reason, ... */
+  size_t n_notes;
 };
+
+void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt, ...) {
+  if (src->n_notes >= 2 * 256)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  char *reason = NULL;
+  if (vasprintf(&reason, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  src->notes = vs_xrealloc(src->notes, (src->n_notes + 2) * sizeof(char *));
+  src->notes[src->n_notes++] = vs_xstrdup(path);
+  src->notes[src->n_notes++] = reason;
+}
+
+bool vs_source_note(const struct vs_source *src, size_t i, const char **path,
+                    const char **reason) {
+  if (2 * i + 1 >= src->n_notes)
+    return false;
+  *path = src->notes[2 * i];
+  *reason = src->notes[2 * i + 1];
+  return true;
+}
 
 struct vs_source *vs_source_new(const struct vs_source_ops *ops, void *impl, const char *kind,
                                 const char *backend, const char *path) {
@@ -30,6 +56,7 @@ struct vs_source *vs_source_new(const struct vs_source_ops *ops, void *impl, con
 void vs_source_free(struct vs_source *src) {
   if (!src) return;
   if (src->ops->close) src->ops->close(src->impl);
+  vs_strv_free(src->notes, src->n_notes);
   free(src->kind);
   free(src->backend);
   free(src->path);

@@ -12,6 +12,7 @@
 #ifndef VS_SOURCE_H
 #define VS_SOURCE_H
 
+#include "image.h"
 #include "util.h"
 
 #include <stdint.h>
@@ -78,6 +79,21 @@ int vs_source_list(struct vs_source *src, const char *path, char ***names, size_
  * yields itself when it exists. */
 int vs_source_glob(struct vs_source *src, const char *pattern, char ***paths, size_t *count,
                    bool *truncated, struct vs_err *err);
+
+/* Notes a backend makes while opening a source (a file system it could not read, a journal
+ * that needs recovery); extraction copies them into the document's skipped list. */
+void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt, ...)
+    VS_PRINTF(3, 4);
+bool vs_source_note(const struct vs_source *src, size_t i, const char **path, const char **reason);
+
+/* A guest's disk images, read directly: ext2/3/4 file systems (whole disk, MBR or GPT
+ * partitions) through libext2fs on our own image reader, with no appliance, no qemu-nbd and
+ * no raw copy. The root file system is the one holding /etc with an os-release or fstab;
+ * every ext2/3/4 file system its fstab mounts (UUID=, LABEL=, PARTUUID=, device names) is
+ * mounted where fstab says. Fails with ENOTSUP when what the guest needs lies on something
+ * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
+struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
+                                       const struct vs_image_opts *opts, struct vs_err *err);
 
 void vs_strv_free(char **v, size_t n);
 

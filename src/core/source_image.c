@@ -1,0 +1,605 @@
+/* The direct backend of source.h: ext2/3/4 on raw and qcow2 images through libext2fs, with
+ * an io_manager that reads through our image reader. */
+#include "source.h"
+
+#include <errno.h>
+#include <et/com_err.h>
+#include <ext2fs/ext2fs.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_MOUNTS 64
+
+struct part_io {
+  struct vs_image *img;
+  uint64_t offset, size;
+};
+
+struct mount {
+  char *point; /* "/", "/var", ... */
+  ext2_filsys fs;
+  struct part_io *io;
+};
+
+struct disk {
+  struct vs_image *img;
+  struct vs_volume *vols;
+  int n_vols;
+};
+
+struct image_impl {
+  struct disk *disks;
+  size_t n_disks;
+  struct mount mounts[MAX_MOUNTS];
+  size_t n_mounts;
+};
+
+/* ------------------------------------------------------------------------- io manager */
+
+static errcode_t io_open(const char *name, int flags, io_channel *channel);
+
+static errcode_t io_close(io_channel ch) {
+  if (--ch->refcount > 0)
+    return 0;
+  free(ch->name);
+  free(ch);
+  return 0;
+}
+
+static errcode_t io_set_blksize(io_channel ch, int blksize) {
+  ch->block_size = blksize;
+  return 0;
+}
+
+static errcode_t io_read64(io_channel ch, unsigned long long block, int count, void *data) {
+  struct part_io *p = ch->private_data;
+  uint64_t size = count < 0 ? (uint64_t)(-(int64_t)count) : (uint64_t)count * (uint64_t)ch->block_size;
+  uint64_t off = block * (uint64_t)ch->block_size;
+  if (off > p->size || size > p->size - off)
+    return EXT2_ET_SHORT_READ;
+  struct vs_err err = {0};
+  if (vs_image_pread(p->img, data, (size_t)size, p->offset + off, &err) < 0) {
+    vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return EXT2_ET_SHORT_READ;
+  }
+  return 0;
+}
+
+static errcode_t io_read(io_channel ch, unsigned long block, int count, void *data) {
+  return io_read64(ch, block, count, data);
+}
+
+static errcode_t io_write(io_channel ch, unsigned long block, int count, const void *data) {
+  (void)ch, (void)block, (void)count, (void)data;
+  return EXT2_ET_RO_FILSYS;
+}
+
+static errcode_t io_write64(io_channel ch, unsigned long long block, int count,
+                            const void *data) {
+  (void)ch, (void)block, (void)count, (void)data;
+  return EXT2_ET_RO_FILSYS;
+}
+
+static errcode_t io_flush(io_channel ch) {
+  (void)ch;
+  return 0;
+}
+
+static errcode_t io_set_option(io_channel ch, const char *option, const char *arg) {
+  (void)ch, (void)option, (void)arg;
+  return EXT2_ET_INVALID_ARGUMENT;
+}
+
+static struct struct_io_manager vs_io_manager = {
+    .magic = EXT2_ET_MAGIC_IO_MANAGER,
+    .name = "vmscope image",
+    .open = io_open,
+    .close = io_close,
+    .set_blksize = io_set_blksize,
+    .read_blk = io_read,
+    .write_blk = io_write,
+    .flush = io_flush,
+    .set_option = io_set_option,
+    .read_blk64 = io_read64,
+    .write_blk64 = io_write64,
+};
+
+/* libext2fs names a device by a string: ours carries the address of the part_io. */
+static errcode_t io_open(const char *name, int flags, io_channel *channel) {
+  void *p = NULL;
+  if (!name || sscanf(name, "vmscope:%p", &p) != 1 || !p)
+    return EXT2_ET_BAD_DEVICE_NAME;
+  if (flags & IO_FLAG_RW)
+    return EXT2_ET_RO_FILSYS;
+  io_channel ch = calloc(1, sizeof(*ch));
+  if (!ch)
+    return EXT2_ET_NO_MEMORY;
+  ch->magic = EXT2_ET_MAGIC_IO_CHANNEL;
+  ch->manager = &vs_io_manager;
+  ch->name = strdup(name);
+  ch->block_size = 1024;
+  ch->refcount = 1;
+  ch->private_data = p;
+  if (!ch->name) {
+    free(ch);
+    return EXT2_ET_NO_MEMORY;
+  }
+  *channel = ch;
+  return 0;
+}
+
+static bool is_ext(const char *fstype) {
+  return strcmp(fstype, "ext2") == 0 || strcmp(fstype, "ext3") == 0 ||
+         strcmp(fstype, "ext4") == 0;
+}
+
+static ext2_filsys open_fs(struct vs_image *img, const struct vs_volume *v, struct part_io **io,
+                           struct vs_err *err) {
+  *io = vs_xcalloc(1, sizeof(**io));
+  (*io)->img = img;
+  (*io)->offset = v->offset;
+  (*io)->size = v->size;
+  char name[64];
+  snprintf(name, sizeof(name), "vmscope:%p", (void *)*io); /* fits: a pointer is short */
+  ext2_filsys fs = NULL;
+  errcode_t rc = ext2fs_open2(name, NULL, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
+                              &vs_io_manager, &fs);
+  if (rc) {
+    vs_err_set(err, EIO, "%s: partition %d (%s): libext2fs cannot open it: %s",
+               vs_image_path(img), v->number, v->fstype, error_message(rc));
+    free(*io);
+    *io = NULL;
+    return NULL;
+  }
+  return fs;
+}
+
+/* --------------------------------------------------------------------------- tree ops */
+
+/* The mount holding PATH, and PATH relative to it. */
+static struct mount *mount_for(struct image_impl *im, const char *path, const char **rel) {
+  struct mount *best = NULL;
+  size_t best_len = 0;
+  for (size_t i = 0; i < im->n_mounts; i++) {
+    const char *mp = im->mounts[i].point;
+    size_t n = strlen(mp);
+    bool match = strcmp(mp, "/") == 0 ||
+                 (strncmp(path, mp, n) == 0 && (path[n] == '\0' || path[n] == '/'));
+    if (match && (!best || n > best_len)) {
+      best = &im->mounts[i];
+      best_len = n;
+    }
+  }
+  *rel = best && strcmp(best->point, "/") != 0 ? path + best_len : path;
+  return best;
+}
+
+static int lookup(struct image_impl *im, const char *path, struct mount **m, ext2_ino_t *ino,
+                  struct ext2_inode *inode, struct vs_err *err) {
+  const char *rel;
+  *m = mount_for(im, path, &rel);
+  if (!*m)
+    return vs_err_set(err, ENOENT, "%s: no file system mounted there", path);
+  while (*rel == '/')
+    rel++;
+  errcode_t rc = *rel ? ext2fs_namei((*m)->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, rel, ino) : 0;
+  if (!*rel)
+    *ino = EXT2_ROOT_INO;
+  if (rc == EXT2_ET_FILE_NOT_FOUND)
+    return vs_err_set(err, ENOENT, "%s: %s", path, strerror(ENOENT));
+  if (rc)
+    return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
+  rc = ext2fs_read_inode((*m)->fs, *ino, inode);
+  if (rc)
+    return vs_err_set(err, EIO, "%s: reading inode %u: %s", path, *ino, error_message(rc));
+  return 0;
+}
+
+static enum vs_ftype ftype(uint16_t mode) {
+  switch (mode & 0170000) {
+  case 0100000:
+    return VS_FT_REG;
+  case 0040000:
+    return VS_FT_DIR;
+  case 0120000:
+    return VS_FT_LNK;
+  case 0020000:
+    return VS_FT_CHR;
+  case 0060000:
+    return VS_FT_BLK;
+  case 0010000:
+    return VS_FT_FIFO;
+  default:
+    return VS_FT_SOCK;
+  }
+}
+
+static int img_lstat(void *impl, const char *path, struct vs_stat *st, struct vs_err *err) {
+  struct mount *m;
+  ext2_ino_t ino;
+  struct ext2_inode inode;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
+    return -1;
+  st->type = ftype(inode.i_mode);
+  st->size = EXT2_I_SIZE(&inode);
+  st->mode = inode.i_mode & 07777;
+  st->uid = inode_uid(inode);
+  st->gid = inode_gid(inode);
+  st->mtime = (int64_t)inode.i_mtime;
+  return 0;
+}
+
+/* Reads a regular file or a slow symlink's content, at most MAX bytes. */
+static int read_inode_data(struct mount *m, ext2_ino_t ino, struct ext2_inode *inode,
+                           const char *path, size_t max, struct vs_buf *out, struct vs_err *err) {
+  uint64_t size = EXT2_I_SIZE(inode);
+  if (size > max)
+    return vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path, size, max);
+  ext2_file_t file;
+  errcode_t rc = ext2fs_file_open2(m->fs, ino, inode, 0, &file);
+  if (rc)
+    return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
+  char chunk[65536];
+  int ret = 0;
+  for (;;) {
+    unsigned int got = 0;
+    rc = ext2fs_file_read(file, chunk, sizeof(chunk), &got);
+    if (rc) {
+      ret = vs_err_set(err, EIO, "%s: read: %s", path, error_message(rc));
+      break;
+    }
+    if (got == 0)
+      break;
+    if (out->len + got > max) {
+      ret = vs_err_set(err, EFBIG, "%s: longer than its size says; over the limit of %zu", path,
+                       max);
+      break;
+    }
+    vs_buf_add(out, chunk, got);
+  }
+  ext2fs_file_close(file);
+  return ret;
+}
+
+static int img_readlink(void *impl, const char *path, char **target, struct vs_err *err) {
+  struct mount *m;
+  ext2_ino_t ino;
+  struct ext2_inode inode;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
+    return -1;
+  if (ftype(inode.i_mode) != VS_FT_LNK)
+    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
+  uint64_t size = EXT2_I_SIZE(&inode);
+  if (size > VS_SOURCE_MAX_PATH)
+    return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
+                      VS_SOURCE_MAX_PATH);
+  if (inode.i_flags & EXT4_INLINE_DATA_FL) {
+    char buf[VS_SOURCE_MAX_PATH + 64];
+    size_t n = sizeof(buf);
+    errcode_t rc = ext2fs_inline_data_size(m->fs, ino, &n);
+    if (rc || n > sizeof(buf) || (rc = ext2fs_inline_data_get(m->fs, ino, &inode, buf, &n)))
+      return vs_err_set(err, EIO, "%s: inline symlink: %s", path,
+                        rc ? error_message(rc) : "too long");
+    *target = vs_xstrndup(buf, size < n ? (size_t)size : n);
+    return 0;
+  }
+  if (ext2fs_is_fast_symlink(&inode)) {
+    if (size >= sizeof(inode.i_block))
+      return vs_err_set(err, EINVAL, "%s: fast symlink claims %" PRIu64 " bytes", path, size);
+    *target = vs_xstrndup((const char *)inode.i_block, (size_t)size);
+    return 0;
+  }
+  struct vs_buf b = {0};
+  if (read_inode_data(m, ino, &inode, path, VS_SOURCE_MAX_PATH, &b, err) < 0) {
+    vs_buf_free(&b);
+    return -1;
+  }
+  *target = vs_xstrndup(b.data ? b.data : "", b.len);
+  vs_buf_free(&b);
+  return 0;
+}
+
+static int img_read(void *impl, const char *path, size_t max, struct vs_buf *out,
+                    struct vs_err *err) {
+  struct mount *m;
+  ext2_ino_t ino;
+  struct ext2_inode inode;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
+    return -1;
+  if (ftype(inode.i_mode) != VS_FT_REG)
+    return vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path,
+                      vs_ftype_name(ftype(inode.i_mode)));
+  return read_inode_data(m, ino, &inode, path, max, out, err);
+}
+
+struct list_ctx {
+  char **v;
+  size_t n, cap, max;
+  bool truncated;
+};
+
+static int list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset,
+                   int blocksize, char *buf, void *priv) {
+  (void)dir, (void)entry, (void)offset, (void)blocksize, (void)buf;
+  struct list_ctx *c = priv;
+  int len = ext2fs_dirent_name_len(dirent);
+  if ((len == 1 && dirent->name[0] == '.') ||
+      (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
+    return 0;
+  if (len == 0 || memchr(dirent->name, '/', (size_t)len) || memchr(dirent->name, '\0', (size_t)len))
+    return 0; /* not a name a path can hold */
+  if (c->n >= c->max) {
+    c->truncated = true;
+    return DIRENT_ABORT;
+  }
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 32;
+    c->v = vs_xrealloc(c->v, c->cap * sizeof(char *));
+  }
+  c->v[c->n++] = vs_xstrndup(dirent->name, (size_t)len);
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int img_list(void *impl, const char *path, size_t max, char ***names, size_t *count,
+                    bool *truncated, struct vs_err *err) {
+  struct mount *m;
+  ext2_ino_t ino;
+  struct ext2_inode inode;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
+    return -1;
+  if (ftype(inode.i_mode) != VS_FT_DIR)
+    return vs_err_set(err, ENOTDIR, "%s: not a directory", path);
+  struct list_ctx c = {.max = max};
+  errcode_t rc = ext2fs_dir_iterate2(m->fs, ino, 0, NULL, list_cb, &c);
+  if (rc) {
+    vs_strv_free(c.v, c.n);
+    return vs_err_set(err, EIO, "%s: reading the directory: %s", path, error_message(rc));
+  }
+  if (c.n)
+    qsort(c.v, c.n, sizeof(char *), cmp_str);
+  *names = c.v;
+  *count = c.n;
+  *truncated = c.truncated;
+  return 0;
+}
+
+static void img_close(void *impl) {
+  struct image_impl *im = impl;
+  if (!im)
+    return;
+  for (size_t i = 0; i < im->n_mounts; i++) {
+    ext2fs_close_free(&im->mounts[i].fs);
+    free(im->mounts[i].io);
+    free(im->mounts[i].point);
+  }
+  for (size_t i = 0; i < im->n_disks; i++) {
+    vs_image_close(im->disks[i].img);
+    free(im->disks[i].vols);
+  }
+  free(im->disks);
+  free(im);
+}
+
+static const struct vs_source_ops image_ops = {
+    .lstat = img_lstat,
+    .readlink = img_readlink,
+    .read = img_read,
+    .list = img_list,
+    .close = img_close,
+};
+
+/* ------------------------------------------------------------------ root and fstab */
+
+static void add_mount(struct image_impl *im, const char *point, ext2_filsys fs,
+                      struct part_io *io) {
+  struct mount *m = &im->mounts[im->n_mounts++];
+  m->point = vs_xstrdup(point);
+  m->fs = fs;
+  m->io = io;
+}
+
+/* The volume an fstab device spec names: UUID=, LABEL=, PARTUUID=, /dev/disk/by-*, or a
+ * device name (/dev/vda2, /dev/sdb, /dev/nvme0n1p3, /dev/xvda1), disks in the order given. */
+static bool find_volume(struct image_impl *im, const char *spec, size_t *disk, int *vol) {
+  static const struct {
+    const char *prefix;
+    int field; /* 0 uuid, 1 label, 2 partuuid */
+  } tags[] = {{"UUID=", 0},
+              {"LABEL=", 1},
+              {"PARTUUID=", 2},
+              {"/dev/disk/by-uuid/", 0},
+              {"/dev/disk/by-label/", 1},
+              {"/dev/disk/by-partuuid/", 2}};
+  for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++) {
+    size_t n = strlen(tags[t].prefix);
+    if (strncmp(spec, tags[t].prefix, n) != 0)
+      continue;
+    const char *want = spec + n;
+    for (size_t d = 0; d < im->n_disks; d++)
+      for (int i = 0; i < im->disks[d].n_vols; i++) {
+        const struct vs_volume *v = &im->disks[d].vols[i];
+        const char *have = tags[t].field == 0 ? v->uuid : tags[t].field == 1 ? v->label : v->partuuid;
+        if (*have && (tags[t].field == 1 ? strcmp(have, want) : strcasecmp(have, want)) == 0) {
+          *disk = d;
+          *vol = i;
+          return true;
+        }
+      }
+    return false;
+  }
+  /* Device names: a letter (or nvme number) picks the disk, a trailing number the partition. */
+  const char *p = NULL;
+  size_t d = 0;
+  int part = 0;
+  char letter;
+  unsigned nvme;
+  int used = 0;
+  if (sscanf(spec, "/dev/%*[svx]d%c%n", &letter, &used) == 1 && used > 0) {
+    if (strncmp(spec, "/dev/xvd", 8) != 0 && strncmp(spec, "/dev/sd", 7) != 0 &&
+        strncmp(spec, "/dev/vd", 7) != 0)
+      return false;
+    d = (size_t)(letter - 'a');
+    p = spec + used;
+  } else if (sscanf(spec, "/dev/nvme0n%u%n", &nvme, &used) == 1 && used > 0) {
+    d = nvme ? nvme - 1 : 0;
+    p = spec + used;
+    if (*p == 'p')
+      p++;
+  } else {
+    return false;
+  }
+  if (*p)
+    part = atoi(p);
+  if (d >= im->n_disks)
+    return false;
+  for (int i = 0; i < im->disks[d].n_vols; i++)
+    if (im->disks[d].vols[i].number == part) {
+      *disk = d;
+      *vol = i;
+      return true;
+    }
+  return false;
+}
+
+static int mount_fstab(struct vs_source *src, struct image_impl *im, struct vs_err *err) {
+  struct vs_buf b = {0};
+  struct vs_err e = {0};
+  if (vs_source_read(src, "/etc/fstab", 1u << 20, &b, &e) < 0) {
+    if (e.code != ENOENT)
+      vs_source_add_note(src, "/etc/fstab", "%s", vs_err_msg(&e));
+    vs_err_clear(&e);
+    vs_buf_free(&b);
+    return 0;
+  }
+  vs_buf_add(&b, "", 0);
+  int rc = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(b.data, "\n", &save); line && rc == 0;
+       line = strtok_r(NULL, "\n", &save)) {
+    char spec[512], point[512], type[64];
+    char *s = vs_trim(line);
+    if (*s == '#' || sscanf(s, "%511s %511s %63s", spec, point, type) != 3)
+      continue;
+    if (point[0] != '/' || strcmp(point, "/") == 0 || strcmp(type, "swap") == 0)
+      continue;
+    /* The file systems the guest's own files live on; elsewhere a miss is only noted. */
+    bool needed = strncmp(point, "/etc", 4) == 0 || strncmp(point, "/usr", 4) == 0 ||
+                  strncmp(point, "/var", 4) == 0 || strncmp(point, "/lib", 4) == 0;
+    size_t d;
+    int v;
+    if (!find_volume(im, spec, &d, &v)) {
+      if (strcmp(type, "tmpfs") == 0 || strcmp(type, "proc") == 0 || strcmp(type, "sysfs") == 0 ||
+          strcmp(type, "devpts") == 0 || strcmp(type, "nfs") == 0 || strcmp(type, "nfs4") == 0 ||
+          strcmp(type, "cifs") == 0 || strcmp(type, "none") == 0)
+        continue;
+      vs_source_add_note(src, "/etc/fstab", "%s on %s: no such device or file system on the disks",
+                         spec, point);
+      continue;
+    }
+    struct vs_volume *vol = &im->disks[d].vols[v];
+    if (!is_ext(vol->fstype)) {
+      if (needed)
+        rc = vs_err_set(err, ENOTSUP, "%s holds %s on %s, which the direct backend cannot read",
+                        vs_image_path(im->disks[d].img), point, vol->fstype[0] ? vol->fstype : "an unknown file system");
+      else
+        vs_source_add_note(src, point, "on %s, which the direct backend cannot read",
+                           vol->fstype[0] ? vol->fstype : "an unknown file system");
+      continue;
+    }
+    if (im->n_mounts == MAX_MOUNTS) {
+      vs_source_add_note(src, point, "more than %d mounts; not mounted", MAX_MOUNTS);
+      continue;
+    }
+    struct part_io *io;
+    ext2_filsys fs = open_fs(im->disks[d].img, vol, &io, &e);
+    if (!fs) {
+      if (needed)
+        rc = vs_err_set(err, e.code, "%s", vs_err_msg(&e));
+      else
+        vs_source_add_note(src, point, "%s", vs_err_msg(&e));
+      vs_err_clear(&e);
+      continue;
+    }
+    add_mount(im, point, fs, io);
+  }
+  vs_buf_free(&b);
+  return rc;
+}
+
+struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
+                                       const struct vs_image_opts *opts, struct vs_err *err) {
+  struct image_impl *im = vs_xcalloc(1, sizeof(*im));
+  im->disks = vs_xcalloc(n_paths ? n_paths : 1, sizeof(struct disk));
+  struct vs_buf found = {0};
+  for (size_t i = 0; i < n_paths; i++) {
+    struct disk *d = &im->disks[im->n_disks];
+    d->img = vs_image_open(paths[i], opts, err);
+    if (!d->img)
+      goto fail;
+    im->n_disks++;
+    d->n_vols = vs_image_volumes(d->img, &d->vols, err);
+    if (d->n_vols < 0)
+      goto fail;
+    for (int v = 0; v < d->n_vols; v++)
+      vs_buf_addf(&found, "%s%s on %s %d", found.len ? ", " : "",
+                  d->vols[v].fstype[0] ? d->vols[v].fstype : "unknown",
+                  d->vols[v].number ? "partition" : "the whole disk", d->vols[v].number);
+  }
+  /* The root: the first ext file system with /etc holding os-release or fstab. */
+  for (size_t d = 0; d < im->n_disks; d++) {
+    for (int v = 0; v < im->disks[d].n_vols; v++) {
+      struct vs_volume *vol = &im->disks[d].vols[v];
+      if (!is_ext(vol->fstype))
+        continue;
+      struct vs_err e = {0};
+      struct part_io *io;
+      ext2_filsys fs = open_fs(im->disks[d].img, vol, &io, &e);
+      if (!fs) {
+        vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&e));
+        vs_err_clear(&e);
+        continue;
+      }
+      add_mount(im, "/", fs, io);
+      struct vs_stat st;
+      bool is_root = img_lstat(im, "/etc", &st, &e) == 0 && st.type == VS_FT_DIR &&
+                     (img_lstat(im, "/etc/os-release", &st, &e) == 0 ||
+                      img_lstat(im, "/etc/fstab", &st, &e) == 0);
+      vs_err_clear(&e);
+      if (!is_root) {
+        im->n_mounts = 0;
+        ext2fs_close_free(&im->mounts[0].fs);
+        free(im->mounts[0].io);
+        free(im->mounts[0].point);
+        continue;
+      }
+      char *path = n_paths > 1 ? vs_xasprintf("%s (+%zu disks)", paths[0], n_paths - 1)
+                               : vs_xstrdup(paths[0]);
+      struct vs_source *src = vs_source_new(&image_ops, im, "image", "direct", path);
+      free(path);
+      if (fs->super->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER)
+        vs_source_add_note(src, "/",
+                           "the journal of the root file system needs recovery (the guest is "
+                           "running or crashed): changes still in the journal are not seen");
+      vs_buf_free(&found);
+      if (mount_fstab(src, im, err) < 0) {
+        vs_source_free(src);
+        return NULL;
+      }
+      return src;
+    }
+  }
+  vs_err_set(err, ENOTSUP, "%s: no ext2/3/4 root file system the direct backend can read (found: %s)",
+             n_paths ? paths[0] : "", found.len ? found.data : "no file system");
+fail:
+  vs_buf_free(&found);
+  img_close(im);
+  return NULL;
+}
