@@ -59,4 +59,16 @@ is "$(s sysctl:fs.protected_regular)" "$(awk -F' *= *' '$1 == "fs.protected_regu
 is "$(jq -r '.provenance | to_entries[] | select(.value | index("sysctl:fs.protected_regular")) | .key' "$work/doc.json")" "${conf#"$root"}" "with that file as its provenance"
 is "$(jq '.skipped | length' "$work/doc.json")" 0 "nothing in a stock tree was skipped"
 jq -r '.skipped[] | "\(.path): \(.reason)"' "$work/doc.json" | sed 's/^/# skipped /'
+
+# The same tree as a qcow2 disk image (one ext4 partition on GPT), read by the direct backend.
+size=$(( $(du -sm "$root" | cut -f1) * 13 / 10 + 64 ))
+mke2fs -q -F -t ext4 -d "$root" "$work/root.fs" "${size}M" >/dev/null 2>&1; ok $? "mke2fs -d made an ext4 file system of the tree (${size} MiB)"
+truncate -s $((size + 2))M "$work/disk.raw"
+printf 'label: gpt\nstart=2048, size=%d\n' $((size * 2048)) | sfdisk -q "$work/disk.raw"
+dd if="$work/root.fs" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
+qemu-img convert -O qcow2 "$work/disk.raw" "$work/disk.qcow2" && rm -f "$work/disk.raw" "$work/root.fs"
+"$VMSCOPE" inspect --backend direct "$work/disk.qcow2" >"$work/img.json"; ok $? "vmscope inspect reads the image with the direct backend"
+diff <(jq -S .settings "$work/doc.json") <(jq -S .settings "$work/img.json") >"$work/diff"; ok $? "the image gives the same settings as the tree itself"
+head -n 20 "$work/diff" | sed 's/^/# /'
+diff <(jq -S .os "$work/doc.json") <(jq -S .os "$work/img.json") >/dev/null; ok $? "and the same OS facts"
 done_testing

@@ -74,8 +74,7 @@ static struct vs_source *open_source(const char *path, const struct inspect_opts
     vs_err_set(err, errno, "%s: %s", path, strerror(errno));
     return NULL;
   }
-  if (S_ISDIR(st.st_mode))
-    return vs_source_open_dir(path, err);
+  if (S_ISDIR(st.st_mode)) return vs_source_open_dir(path, err);
   if (o->backend == BACKEND_GUESTFS) {
     vs_err_set(err, ENOTSUP, "%s: the guestfs backend is not built yet", path);
     return NULL;
@@ -87,8 +86,7 @@ static struct vs_feature *inspect_one(struct vs_extractor *x, const char *path,
                                       const struct inspect_opts *o, struct vs_err *err) {
   bool stats = o->stats;
   _cleanup_(vs_source_freep) struct vs_source *src = open_source(path, o, err);
-  if (!src)
-    return NULL;
+  if (!src) return NULL;
   _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
   const char *base = strrchr(path, '/');
   base = base && base[1] ? base + 1 : path;
@@ -170,8 +168,7 @@ int vs_cmd_inspect(int argc, char **argv) {
       break;
     case 'F':
       if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "qcow2") != 0) {
-        fprintf(stderr, "vmscope inspect: --image-format takes raw or qcow2, not \"%s\"\n",
-                optarg);
+        fprintf(stderr, "vmscope inspect: --image-format takes raw or qcow2, not \"%s\"\n", optarg);
         return VS_EXIT_USAGE;
       }
       o.image.format = optarg;

@@ -20,23 +20,19 @@ struct vs_source {
 };
 
 void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt, ...) {
-  if (src->n_notes >= 2 * 256)
-    return;
+  if (src->n_notes >= 2 * 256) return;
   va_list ap;
   va_start(ap, fmt);
   char *reason = NULL;
-  if (vasprintf(&reason, fmt, ap) < 0)
-    abort();
+  if (vasprintf(&reason, fmt, ap) < 0) abort();
   va_end(ap);
   src->notes = vs_xrealloc(src->notes, (src->n_notes + 2) * sizeof(char *));
   src->notes[src->n_notes++] = vs_xstrdup(path);
   src->notes[src->n_notes++] = reason;
 }
 
-bool vs_source_note(const struct vs_source *src, size_t i, const char **path,
-                    const char **reason) {
-  if (2 * i + 1 >= src->n_notes)
-    return false;
+bool vs_source_note(const struct vs_source *src, size_t i, const char **path, const char **reason) {
+  if (2 * i + 1 >= src->n_notes) return false;
   *path = src->notes[2 * i];
   *reason = src->notes[2 * i + 1];
   return true;

@@ -42,8 +42,7 @@ struct image_impl {
 static errcode_t io_open(const char *name, int flags, io_channel *channel);
 
 static errcode_t io_close(io_channel ch) {
-  if (--ch->refcount > 0)
-    return 0;
+  if (--ch->refcount > 0) return 0;
   free(ch->name);
   free(ch);
   return 0;
@@ -56,10 +55,10 @@ static errcode_t io_set_blksize(io_channel ch, int blksize) {
 
 static errcode_t io_read64(io_channel ch, unsigned long long block, int count, void *data) {
   struct part_io *p = ch->private_data;
-  uint64_t size = count < 0 ? (uint64_t)(-(int64_t)count) : (uint64_t)count * (uint64_t)ch->block_size;
+  uint64_t size =
+      count < 0 ? (uint64_t)(-(int64_t)count) : (uint64_t)count * (uint64_t)ch->block_size;
   uint64_t off = block * (uint64_t)ch->block_size;
-  if (off > p->size || size > p->size - off)
-    return EXT2_ET_SHORT_READ;
+  if (off > p->size || size > p->size - off) return EXT2_ET_SHORT_READ;
   struct vs_err err = {0};
   if (vs_image_pread(p->img, data, (size_t)size, p->offset + off, &err) < 0) {
     vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
@@ -78,8 +77,7 @@ static errcode_t io_write(io_channel ch, unsigned long block, int count, const v
   return EXT2_ET_RO_FILSYS;
 }
 
-static errcode_t io_write64(io_channel ch, unsigned long long block, int count,
-                            const void *data) {
+static errcode_t io_write64(io_channel ch, unsigned long long block, int count, const void *data) {
   (void)ch, (void)block, (void)count, (void)data;
   return EXT2_ET_RO_FILSYS;
 }
@@ -111,13 +109,10 @@ static struct struct_io_manager vs_io_manager = {
 /* libext2fs names a device by a string: ours carries the address of the part_io. */
 static errcode_t io_open(const char *name, int flags, io_channel *channel) {
   void *p = NULL;
-  if (!name || sscanf(name, "vmscope:%p", &p) != 1 || !p)
-    return EXT2_ET_BAD_DEVICE_NAME;
-  if (flags & IO_FLAG_RW)
-    return EXT2_ET_RO_FILSYS;
+  if (!name || sscanf(name, "vmscope:%p", &p) != 1 || !p) return EXT2_ET_BAD_DEVICE_NAME;
+  if (flags & IO_FLAG_RW) return EXT2_ET_RO_FILSYS;
   io_channel ch = calloc(1, sizeof(*ch));
-  if (!ch)
-    return EXT2_ET_NO_MEMORY;
+  if (!ch) return EXT2_ET_NO_MEMORY;
   ch->magic = EXT2_ET_MAGIC_IO_CHANNEL;
   ch->manager = &vs_io_manager;
   ch->name = strdup(name);
@@ -133,8 +128,7 @@ static errcode_t io_open(const char *name, int flags, io_channel *channel) {
 }
 
 static bool is_ext(const char *fstype) {
-  return strcmp(fstype, "ext2") == 0 || strcmp(fstype, "ext3") == 0 ||
-         strcmp(fstype, "ext4") == 0;
+  return strcmp(fstype, "ext2") == 0 || strcmp(fstype, "ext3") == 0 || strcmp(fstype, "ext4") == 0;
 }
 
 static ext2_filsys open_fs(struct vs_image *img, const struct vs_volume *v, struct part_io **io,
@@ -149,8 +143,8 @@ static ext2_filsys open_fs(struct vs_image *img, const struct vs_volume *v, stru
   errcode_t rc = ext2fs_open2(name, NULL, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
                               &vs_io_manager, &fs);
   if (rc) {
-    vs_err_set(err, EIO, "%s: partition %d (%s): libext2fs cannot open it: %s",
-               vs_image_path(img), v->number, v->fstype, error_message(rc));
+    vs_err_set(err, EIO, "%s: partition %d (%s): libext2fs cannot open it: %s", vs_image_path(img),
+               v->number, v->fstype, error_message(rc));
     free(*io);
     *io = NULL;
     return NULL;
@@ -167,8 +161,8 @@ static struct mount *mount_for(struct image_impl *im, const char *path, const ch
   for (size_t i = 0; i < im->n_mounts; i++) {
     const char *mp = im->mounts[i].point;
     size_t n = strlen(mp);
-    bool match = strcmp(mp, "/") == 0 ||
-                 (strncmp(path, mp, n) == 0 && (path[n] == '\0' || path[n] == '/'));
+    bool match =
+        strcmp(mp, "/") == 0 || (strncmp(path, mp, n) == 0 && (path[n] == '\0' || path[n] == '/'));
     if (match && (!best || n > best_len)) {
       best = &im->mounts[i];
       best_len = n;
@@ -182,20 +176,16 @@ static int lookup(struct image_impl *im, const char *path, struct mount **m, ext
                   struct ext2_inode *inode, struct vs_err *err) {
   const char *rel;
   *m = mount_for(im, path, &rel);
-  if (!*m)
-    return vs_err_set(err, ENOENT, "%s: no file system mounted there", path);
+  if (!*m) return vs_err_set(err, ENOENT, "%s: no file system mounted there", path);
   while (*rel == '/')
     rel++;
   errcode_t rc = *rel ? ext2fs_namei((*m)->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, rel, ino) : 0;
-  if (!*rel)
-    *ino = EXT2_ROOT_INO;
+  if (!*rel) *ino = EXT2_ROOT_INO;
   if (rc == EXT2_ET_FILE_NOT_FOUND)
     return vs_err_set(err, ENOENT, "%s: %s", path, strerror(ENOENT));
-  if (rc)
-    return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
+  if (rc) return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
   rc = ext2fs_read_inode((*m)->fs, *ino, inode);
-  if (rc)
-    return vs_err_set(err, EIO, "%s: reading inode %u: %s", path, *ino, error_message(rc));
+  if (rc) return vs_err_set(err, EIO, "%s: reading inode %u: %s", path, *ino, error_message(rc));
   return 0;
 }
 
@@ -222,8 +212,7 @@ static int img_lstat(void *impl, const char *path, struct vs_stat *st, struct vs
   struct mount *m;
   ext2_ino_t ino;
   struct ext2_inode inode;
-  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
-    return -1;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0) return -1;
   st->type = ftype(inode.i_mode);
   st->size = EXT2_I_SIZE(&inode);
   st->mode = inode.i_mode & 07777;
@@ -241,8 +230,7 @@ static int read_inode_data(struct mount *m, ext2_ino_t ino, struct ext2_inode *i
     return vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path, size, max);
   ext2_file_t file;
   errcode_t rc = ext2fs_file_open2(m->fs, ino, inode, 0, &file);
-  if (rc)
-    return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
+  if (rc) return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
   char chunk[65536];
   int ret = 0;
   for (;;) {
@@ -252,11 +240,10 @@ static int read_inode_data(struct mount *m, ext2_ino_t ino, struct ext2_inode *i
       ret = vs_err_set(err, EIO, "%s: read: %s", path, error_message(rc));
       break;
     }
-    if (got == 0)
-      break;
+    if (got == 0) break;
     if (out->len + got > max) {
-      ret = vs_err_set(err, EFBIG, "%s: longer than its size says; over the limit of %zu", path,
-                       max);
+      ret =
+          vs_err_set(err, EFBIG, "%s: longer than its size says; over the limit of %zu", path, max);
       break;
     }
     vs_buf_add(out, chunk, got);
@@ -269,10 +256,8 @@ static int img_readlink(void *impl, const char *path, char **target, struct vs_e
   struct mount *m;
   ext2_ino_t ino;
   struct ext2_inode inode;
-  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
-    return -1;
-  if (ftype(inode.i_mode) != VS_FT_LNK)
-    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0) return -1;
+  if (ftype(inode.i_mode) != VS_FT_LNK) return vs_err_set(err, EINVAL, "%s: not a symlink", path);
   uint64_t size = EXT2_I_SIZE(&inode);
   if (size > VS_SOURCE_MAX_PATH)
     return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
@@ -308,8 +293,7 @@ static int img_read(void *impl, const char *path, size_t max, struct vs_buf *out
   struct mount *m;
   ext2_ino_t ino;
   struct ext2_inode inode;
-  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
-    return -1;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0) return -1;
   if (ftype(inode.i_mode) != VS_FT_REG)
     return vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path,
                       vs_ftype_name(ftype(inode.i_mode)));
@@ -353,8 +337,7 @@ static int img_list(void *impl, const char *path, size_t max, char ***names, siz
   struct mount *m;
   ext2_ino_t ino;
   struct ext2_inode inode;
-  if (lookup(impl, path, &m, &ino, &inode, err) < 0)
-    return -1;
+  if (lookup(impl, path, &m, &ino, &inode, err) < 0) return -1;
   if (ftype(inode.i_mode) != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: not a directory", path);
   struct list_ctx c = {.max = max};
@@ -363,8 +346,7 @@ static int img_list(void *impl, const char *path, size_t max, char ***names, siz
     vs_strv_free(c.v, c.n);
     return vs_err_set(err, EIO, "%s: reading the directory: %s", path, error_message(rc));
   }
-  if (c.n)
-    qsort(c.v, c.n, sizeof(char *), cmp_str);
+  if (c.n) qsort(c.v, c.n, sizeof(char *), cmp_str);
   *names = c.v;
   *count = c.n;
   *truncated = c.truncated;
@@ -373,8 +355,7 @@ static int img_list(void *impl, const char *path, size_t max, char ***names, siz
 
 static void img_close(void *impl) {
   struct image_impl *im = impl;
-  if (!im)
-    return;
+  if (!im) return;
   for (size_t i = 0; i < im->n_mounts; i++) {
     ext2fs_close_free(&im->mounts[i].fs);
     free(im->mounts[i].io);
@@ -420,13 +401,14 @@ static bool find_volume(struct image_impl *im, const char *spec, size_t *disk, i
               {"/dev/disk/by-partuuid/", 2}};
   for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++) {
     size_t n = strlen(tags[t].prefix);
-    if (strncmp(spec, tags[t].prefix, n) != 0)
-      continue;
+    if (strncmp(spec, tags[t].prefix, n) != 0) continue;
     const char *want = spec + n;
     for (size_t d = 0; d < im->n_disks; d++)
       for (int i = 0; i < im->disks[d].n_vols; i++) {
         const struct vs_volume *v = &im->disks[d].vols[i];
-        const char *have = tags[t].field == 0 ? v->uuid : tags[t].field == 1 ? v->label : v->partuuid;
+        const char *have = tags[t].field == 0   ? v->uuid
+                           : tags[t].field == 1 ? v->label
+                                                : v->partuuid;
         if (*have && (tags[t].field == 1 ? strcmp(have, want) : strcasecmp(have, want)) == 0) {
           *disk = d;
           *vol = i;
@@ -451,15 +433,12 @@ static bool find_volume(struct image_impl *im, const char *spec, size_t *disk, i
   } else if (sscanf(spec, "/dev/nvme0n%u%n", &nvme, &used) == 1 && used > 0) {
     d = nvme ? nvme - 1 : 0;
     p = spec + used;
-    if (*p == 'p')
-      p++;
+    if (*p == 'p') p++;
   } else {
     return false;
   }
-  if (*p)
-    part = atoi(p);
-  if (d >= im->n_disks)
-    return false;
+  if (*p) part = atoi(p);
+  if (d >= im->n_disks) return false;
   for (int i = 0; i < im->disks[d].n_vols; i++)
     if (im->disks[d].vols[i].number == part) {
       *disk = d;
@@ -473,8 +452,7 @@ static int mount_fstab(struct vs_source *src, struct image_impl *im, struct vs_e
   struct vs_buf b = {0};
   struct vs_err e = {0};
   if (vs_source_read(src, "/etc/fstab", 1u << 20, &b, &e) < 0) {
-    if (e.code != ENOENT)
-      vs_source_add_note(src, "/etc/fstab", "%s", vs_err_msg(&e));
+    if (e.code != ENOENT) vs_source_add_note(src, "/etc/fstab", "%s", vs_err_msg(&e));
     vs_err_clear(&e);
     vs_buf_free(&b);
     return 0;
@@ -486,10 +464,8 @@ static int mount_fstab(struct vs_source *src, struct image_impl *im, struct vs_e
        line = strtok_r(NULL, "\n", &save)) {
     char spec[512], point[512], type[64];
     char *s = vs_trim(line);
-    if (*s == '#' || sscanf(s, "%511s %511s %63s", spec, point, type) != 3)
-      continue;
-    if (point[0] != '/' || strcmp(point, "/") == 0 || strcmp(type, "swap") == 0)
-      continue;
+    if (*s == '#' || sscanf(s, "%511s %511s %63s", spec, point, type) != 3) continue;
+    if (point[0] != '/' || strcmp(point, "/") == 0 || strcmp(type, "swap") == 0) continue;
     /* The file systems the guest's own files live on; elsewhere a miss is only noted. */
     bool needed = strncmp(point, "/etc", 4) == 0 || strncmp(point, "/usr", 4) == 0 ||
                   strncmp(point, "/var", 4) == 0 || strncmp(point, "/lib", 4) == 0;
@@ -508,7 +484,8 @@ static int mount_fstab(struct vs_source *src, struct image_impl *im, struct vs_e
     if (!is_ext(vol->fstype)) {
       if (needed)
         rc = vs_err_set(err, ENOTSUP, "%s holds %s on %s, which the direct backend cannot read",
-                        vs_image_path(im->disks[d].img), point, vol->fstype[0] ? vol->fstype : "an unknown file system");
+                        vs_image_path(im->disks[d].img), point,
+                        vol->fstype[0] ? vol->fstype : "an unknown file system");
       else
         vs_source_add_note(src, point, "on %s, which the direct backend cannot read",
                            vol->fstype[0] ? vol->fstype : "an unknown file system");
@@ -542,12 +519,10 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
   for (size_t i = 0; i < n_paths; i++) {
     struct disk *d = &im->disks[im->n_disks];
     d->img = vs_image_open(paths[i], opts, err);
-    if (!d->img)
-      goto fail;
+    if (!d->img) goto fail;
     im->n_disks++;
     d->n_vols = vs_image_volumes(d->img, &d->vols, err);
-    if (d->n_vols < 0)
-      goto fail;
+    if (d->n_vols < 0) goto fail;
     for (int v = 0; v < d->n_vols; v++)
       vs_buf_addf(&found, "%s%s on %s %d", found.len ? ", " : "",
                   d->vols[v].fstype[0] ? d->vols[v].fstype : "unknown",
@@ -557,8 +532,7 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
   for (size_t d = 0; d < im->n_disks; d++) {
     for (int v = 0; v < im->disks[d].n_vols; v++) {
       struct vs_volume *vol = &im->disks[d].vols[v];
-      if (!is_ext(vol->fstype))
-        continue;
+      if (!is_ext(vol->fstype)) continue;
       struct vs_err e = {0};
       struct part_io *io;
       ext2_filsys fs = open_fs(im->disks[d].img, vol, &io, &e);
@@ -596,7 +570,8 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
       return src;
     }
   }
-  vs_err_set(err, ENOTSUP, "%s: no ext2/3/4 root file system the direct backend can read (found: %s)",
+  vs_err_set(err, ENOTSUP,
+             "%s: no ext2/3/4 root file system the direct backend can read (found: %s)",
              n_paths ? paths[0] : "", found.len ? found.data : "no file system");
 fail:
   vs_buf_free(&found);
