@@ -65,28 +65,36 @@ struct inspect_opts {
   bool stats;
   enum { BACKEND_AUTO, BACKEND_DIRECT, BACKEND_GUESTFS } backend;
   struct vs_image_opts image;
+  const struct vs_watch *watch;
 };
 
+/* Opens a directory or, with the direct backend, an image. *NEEDS_GUESTFS is set (and NULL
+ * returned) when the image is for the guestfs backend: asked for, or (under auto) holding
+ * what the direct backend cannot read. */
 static struct vs_source *open_source(const char *path, const struct inspect_opts *o,
-                                     struct vs_err *err) {
+                                     bool *needs_guestfs, struct vs_err *err) {
   struct stat st;
+  *needs_guestfs = false;
   if (stat(path, &st) < 0) {
     vs_err_set(err, errno, "%s: %s", path, strerror(errno));
     return NULL;
   }
   if (S_ISDIR(st.st_mode)) return vs_source_open_dir(path, err);
   if (o->backend == BACKEND_GUESTFS) {
-    vs_err_set(err, ENOTSUP, "%s: the guestfs backend is not built yet", path);
+    *needs_guestfs = true;
     return NULL;
   }
-  return vs_source_open_image(&path, 1, &o->image, err);
+  struct vs_source *src = vs_source_open_image(&path, 1, &o->image, err);
+  if (!src && err->code == ENOTSUP && o->backend == BACKEND_AUTO) {
+    vs_log(VS_LOG_INFO, "%s; trying libguestfs", vs_err_msg(err));
+    vs_err_clear(err);
+    *needs_guestfs = true;
+  }
+  return src;
 }
 
-static struct vs_feature *inspect_one(struct vs_extractor *x, const char *path,
-                                      const struct inspect_opts *o, struct vs_err *err) {
-  bool stats = o->stats;
-  _cleanup_(vs_source_freep) struct vs_source *src = open_source(path, o, err);
-  if (!src) return NULL;
+static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *src,
+                                      const char *path, bool stats, struct vs_err *err) {
   _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
   const char *base = strrchr(path, '/');
   base = base && base[1] ? base + 1 : path;
@@ -98,12 +106,45 @@ static struct vs_feature *inspect_one(struct vs_extractor *x, const char *path,
   if (stats)
     fprintf(stderr,
             "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "
-            "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings\n",
+            "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings, backend %s\n",
             path, st.seconds_total * 1e3, st.seconds_os * 1e3, st.seconds_packages * 1e3,
             st.packages, st.seconds_accounts * 1e3, st.seconds_services * 1e3,
             st.seconds_sysctl * 1e3, st.seconds_files * 1e3, st.files_parsed, st.files_failed,
-            vs_feature_count(doc));
+            vs_feature_count(doc), vs_source_backend(src));
   return vs_steal(&doc);
+}
+
+/* Inspects the images at INDEX[0..N) of PATHS through one appliance, filling DOCS and ERRS. */
+static void inspect_guestfs(struct vs_extractor *x, char **paths, const size_t *index, size_t n,
+                            const struct inspect_opts *o, struct vs_feature **docs, char **errs) {
+  const char **batch = vs_xcalloc(n, sizeof(char *));
+  for (size_t k = 0; k < n; k++)
+    batch[k] = paths[index[k]];
+  struct vs_err err = {0};
+  double t0 = vs_now_monotonic();
+  struct vs_guestfs *gfs = vs_guestfs_open(batch, n, &o->image, o->watch, &err);
+  if (!gfs && n > 1) {
+    /* A batch that will not start: one appliance per image, so one bad image costs only
+     * itself. */
+    vs_log(VS_LOG_WARNING, "%s; retrying with one appliance per image", vs_err_msg(&err));
+    vs_err_clear(&err);
+    for (size_t k = 0; k < n; k++)
+      inspect_guestfs(x, paths, index + k, 1, o, docs, errs);
+    free(batch);
+    return;
+  }
+  if (o->stats && gfs)
+    fprintf(stderr, "libguestfs appliance for %zu image(s) up in %.1f s\n", n,
+            vs_now_monotonic() - t0);
+  for (size_t k = 0; k < n; k++) {
+    struct vs_source *src = gfs ? vs_guestfs_source(gfs, k, &err) : NULL;
+    if (src) docs[index[k]] = extract_doc(x, src, paths[index[k]], o->stats, &err);
+    if (!docs[index[k]]) errs[index[k]] = vs_xstrdup(vs_err_msg(&err));
+    vs_err_clear(&err);
+    vs_source_free(src);
+  }
+  vs_guestfs_close(gfs);
+  free(batch);
 }
 
 int vs_cmd_inspect(int argc, char **argv) {
@@ -209,13 +250,32 @@ int vs_cmd_inspect(int argc, char **argv) {
     vs_err_clear(&err);
     return VS_EXIT_PARTIAL;
   }
-  int n_sources = argc - optind, status = VS_EXIT_OK;
+  o.watch = watch;
+  size_t n_sources = (size_t)(argc - optind);
+  char **paths = argv + optind;
+  struct vs_feature **docs = vs_xcalloc(n_sources, sizeof(*docs));
+  char **errs = vs_xcalloc(n_sources, sizeof(char *));
+  size_t *pending = vs_xcalloc(n_sources, sizeof(size_t)), n_pending = 0;
+  for (size_t i = 0; i < n_sources; i++) {
+    bool needs_guestfs = false;
+    struct vs_source *src = open_source(paths[i], &o, &needs_guestfs, &err);
+    if (src) docs[i] = extract_doc(x, src, paths[i], o.stats, &err);
+    if (needs_guestfs)
+      pending[n_pending++] = i;
+    else if (!docs[i])
+      errs[i] = vs_xstrdup(vs_err_msg(&err));
+    vs_err_clear(&err);
+    vs_source_free(src);
+  }
+  if (n_pending) inspect_guestfs(x, paths, pending, n_pending, &o, docs, errs);
+
+  int status = VS_EXIT_OK;
   json_t *array = n_sources > 1 && !text ? json_array() : NULL;
-  for (int i = optind; i < argc; i++) {
-    struct vs_feature *doc = inspect_one(x, argv[i], &o, &err);
+  for (size_t i = 0; i < n_sources; i++) {
+    struct vs_feature *doc = docs[i];
     if (!doc) {
-      fprintf(stderr, "vmscope inspect: %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
+      fprintf(stderr, "vmscope inspect: %s\n", errs[i] ? errs[i] : "failed");
+      free(errs[i]);
       status = VS_EXIT_PARTIAL;
       continue;
     }
@@ -230,6 +290,9 @@ int vs_cmd_inspect(int argc, char **argv) {
     }
     vs_feature_free(doc);
   }
+  free(docs);
+  free(errs);
+  free(pending);
   if (array) {
     char *s = json_dumps(array, JSON_SORT_KEYS | (compact ? JSON_COMPACT : JSON_INDENT(2)));
     json_decref(array);

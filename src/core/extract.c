@@ -94,6 +94,7 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
   } while (0)
   PHASE(seconds_os, vs_x_os(x, src, doc));
   PHASE(seconds_packages, st->packages = vs_x_dpkg(x, src, doc) + vs_x_rpm(x, src, doc));
+  if (st->packages == 0) st->packages = vs_x_backend_packages(src, doc);
   PHASE(seconds_accounts, vs_x_accounts(x, src, doc));
   PHASE(seconds_services, vs_x_services(x, src, doc));
   PHASE(seconds_sysctl, vs_x_sysctl(x, src, doc));

@@ -37,6 +37,7 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
 void vs_x_sysctl(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
 size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
 size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc);
+size_t vs_x_backend_packages(struct vs_source *src, struct vs_feature *doc);
 void vs_x_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
                 struct vs_extract_stats *stats);
 void vs_x_free_rules(struct vs_extractor *x);

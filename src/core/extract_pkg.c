@@ -289,3 +289,20 @@ out_names:
   vs_strv_free(names, n);
   return count;
 }
+
+size_t vs_x_backend_packages(struct vs_source *src, struct vs_feature *doc) {
+  const char *name, *version, *format = NULL;
+  size_t i = 0;
+  for (; vs_source_package(src, i, &name, &version, &format); i++) {
+    char *key = vs_xasprintf("pkg:%s", name);
+    char *origin = vs_xasprintf("libguestfs:%s", format);
+    vs_feature_set(doc, key, version, origin);
+    free(origin);
+    free(key);
+  }
+  if (i) {
+    vs_feature_set_os(doc, "package_format", format);
+    vs_feature_set(doc, "os:package_format", format, "libguestfs");
+  }
+  return i;
+}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,26 @@ struct vs_source {
   char *kind, *backend, *path;
   char **notes; /* path, reason, path, reason, ... */
   size_t n_notes;
+  char **packages; /* name, version, format, ... */
+  size_t n_packages;
 };
+
+void vs_source_add_package(struct vs_source *src, const char *name, const char *version,
+                           const char *format) {
+  src->packages = vs_xrealloc(src->packages, (src->n_packages + 3) * sizeof(char *));
+  src->packages[src->n_packages++] = vs_xstrdup(name);
+  src->packages[src->n_packages++] = vs_xstrdup(version);
+  src->packages[src->n_packages++] = vs_xstrdup(format);
+}
+
+bool vs_source_package(const struct vs_source *src, size_t i, const char **name,
+                       const char **version, const char **format) {
+  if (3 * i + 2 >= src->n_packages) return false;
+  *name = src->packages[3 * i];
+  *version = src->packages[3 * i + 1];
+  *format = src->packages[3 * i + 2];
+  return true;
+}
 
 void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt, ...) {
   if (src->n_notes >= 2 * 256) return;
@@ -53,6 +73,7 @@ void vs_source_free(struct vs_source *src) {
   if (!src) return;
   if (src->ops->close) src->ops->close(src->impl);
   vs_strv_free(src->notes, src->n_notes);
+  vs_strv_free(src->packages, src->n_packages);
   free(src->kind);
   free(src->backend);
   free(src->path);
@@ -298,6 +319,7 @@ int vs_source_glob(struct vs_source *src, const char *pattern, char ***paths, si
 struct dir_impl {
   int root_fd; /* O_PATH */
   char *root;
+  bool remove_on_close;
 };
 
 /* Opens the directory holding resolved PATH's final component, walking every component with
@@ -496,7 +518,9 @@ static const struct vs_source_ops dir_ops = {
     .close = dir_close,
 };
 
-struct vs_source *vs_source_open_dir(const char *root, struct vs_err *err) {
+struct vs_source *vs_source_open_staged(const char *root, const char *kind, const char *backend,
+                                        const char *shown_path, bool remove_on_close,
+                                        struct vs_err *err) {
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     vs_err_set(err, errno, "%s: cannot open as a directory tree: %s", root, strerror(errno));
@@ -505,5 +529,10 @@ struct vs_source *vs_source_open_dir(const char *root, struct vs_err *err) {
   struct dir_impl *d = vs_xcalloc(1, sizeof(*d));
   d->root_fd = fd;
   d->root = vs_xstrdup(root);
-  return vs_source_new(&dir_ops, d, "dir", "dir", root);
+  d->remove_on_close = remove_on_close;
+  return vs_source_new(&dir_ops, d, kind, backend, shown_path);
+}
+
+struct vs_source *vs_source_open_dir(const char *root, struct vs_err *err) {
+  return vs_source_open_staged(root, "dir", "dir", root, false, err);
 }

@@ -14,6 +14,7 @@
 
 #include "image.h"
 #include "util.h"
+#include "watch.h"
 
 #include <stdint.h>
 
@@ -94,6 +95,35 @@ bool vs_source_note(const struct vs_source *src, size_t i, const char **path, co
  * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
 struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                                        const struct vs_image_opts *opts, struct vs_err *err);
+
+/* Packages a backend learned some other way (libguestfs lists them for package formats we do
+ * not parse: pacman, apk, ...); extraction adds them as pkg: settings when the tree itself
+ * yields none. FORMAT names the package format. */
+void vs_source_add_package(struct vs_source *src, const char *name, const char *version,
+                           const char *format);
+bool vs_source_package(const struct vs_source *src, size_t i, const char **name,
+                       const char **version, const char **format);
+
+/* A directory on this host that a backend filled (a staging copy of a guest's files): the
+ * document says KIND, BACKEND and SHOWN_PATH, and with REMOVE_ON_CLOSE the directory is
+ * deleted when the source is freed. */
+struct vs_source *vs_source_open_staged(const char *root, const char *kind, const char *backend,
+                                        const char *shown_path, bool remove_on_close,
+                                        struct vs_err *err);
+
+/* Guest disk images read through one libguestfs appliance for a whole batch: every image is
+ * added read-only with its format given explicitly, the appliance starts once (retried once
+ * if it dies), and each image's OS root is mounted read-only in turn; its files are pulled out
+ * in bulk (tar-out of /etc and the package, unit and sysctl directories, downloads of the
+ * other watched files) into a private staging directory, where the same extraction as for a
+ * directory runs. Backing chains are checked against OPTS first with our own reader. */
+struct vs_guestfs;
+struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
+                                   const struct vs_image_opts *opts, const struct vs_watch *watch,
+                                   struct vs_err *err);
+/* The source for image I of the batch (free it before the next call). */
+struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_err *err);
+void vs_guestfs_close(struct vs_guestfs *gfs);
 
 void vs_strv_free(char **v, size_t n);
 
