@@ -18,7 +18,7 @@ ok $rc "vmscope --help exits 0"
 echo "$out" | grep -q 'inspect'; ok $? "and lists the inspect command"
 out=$("$VMSCOPE" inspect --help); rc=$?
 ok $rc "vmscope inspect --help exits 0"
-for opt in --format --watch --no-default-watch --compact --stats; do
+for opt in --format --watch --no-default-watch --compact --stats --backend --image-format --backing-dir; do
   echo "$out" | grep -q -- "$opt"; ok $? "inspect --help documents $opt"
 done
 "$VMSCOPE" >/dev/null 2>&1; is $? 2 "no command is a usage error (2)"
@@ -54,5 +54,7 @@ is "$(jq -r '.settings["file:/etc/ssh/sshd_config:PermitRootLogin"] // "absent"'
 printf '/etc/myapp.conf no-such-lens\n' >"$work/badwatch"
 err=$("$VMSCOPE" inspect --watch "$work/badwatch" "$work/web-01" 2>&1 >/dev/null); is $? 2 "a bad lens name in a watch file is a usage error"
 echo "$err" | grep -q "badwatch:1"; ok $? "and the message names file and line"
+"$VMSCOPE" inspect --backend magic "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown backend is a usage error (2)"
+"$VMSCOPE" inspect --image-format vmdk "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown image format is a usage error (2)"
 "$VMSCOPE" --version | grep -qE '^vmscope [0-9]'; ok $? "--version prints the version"
 done_testing

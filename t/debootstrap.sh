@@ -71,4 +71,20 @@ qemu-img convert -O qcow2 "$work/disk.raw" "$work/disk.qcow2" && rm -f "$work/di
 diff <(jq -S .settings "$work/doc.json") <(jq -S .settings "$work/img.json") >"$work/diff"; ok $? "the image gives the same settings as the tree itself"
 head -n 20 "$work/diff" | sed 's/^/# /'
 diff <(jq -S .os "$work/doc.json") <(jq -S .os "$work/img.json") >/dev/null; ok $? "and the same OS facts"
+
+# The slow tier: the same image and an overlay of it through one libguestfs appliance.
+export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
+export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg} # this host's KVM cannot run the appliance
+qemu-img create -q -f qcow2 -b disk.qcow2 -F qcow2 "$work/overlay.qcow2"
+t0=$(date +%s)
+"$VMSCOPE" inspect --stats --backend guestfs "$work/disk.qcow2" "$work/overlay.qcow2" >"$work/gfs.json" 2>"$work/gfs.err"
+ok $? "vmscope inspect --backend guestfs reads both images in one batch ($(( $(date +%s) - t0 )) s)"
+sed 's/^/# /' "$work/gfs.err"
+grep -c "appliance for 2 image(s) up" "$work/gfs.err" | grep -qx 1; ok $? "through a single appliance"
+for i in 0 1; do
+  is "$(jq -r ".[$i].source.backend" "$work/gfs.json")" guestfs "image $i was read by libguestfs"
+  diff <(jq -S .settings "$work/doc.json") <(jq -S ".[$i].settings" "$work/gfs.json") >"$work/gdiff"; ok $? "image $i gives the same settings as the tree and the direct backend"
+  head -n 20 "$work/gdiff" | sed 's/^/# /'
+done
+is "$(jq '.[0].skipped | length' "$work/gfs.json")" 0 "nothing was skipped pulling the files out"
 done_testing
