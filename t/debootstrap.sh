@@ -77,8 +77,10 @@ export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg} # this host's KVM cannot run the appliance
 qemu-img create -q -f qcow2 -b disk.qcow2 -F qcow2 "$work/overlay.qcow2"
 t0=$(date +%s)
-"$VMSCOPE" inspect --stats --backend guestfs "$work/disk.qcow2" "$work/overlay.qcow2" >"$work/gfs.json" 2>"$work/gfs.err"
+mkdir -p "$work/tmp"
+TMPDIR="$work/tmp" "$VMSCOPE" inspect --stats --backend guestfs "$work/disk.qcow2" "$work/overlay.qcow2" >"$work/gfs.json" 2>"$work/gfs.err"
 ok $? "vmscope inspect --backend guestfs reads both images in one batch ($(( $(date +%s) - t0 )) s)"
+[ -z "$(ls "$work/tmp" | grep vmscope-guestfs || true)" ]; ok $? "the staging copies of the guests' files are removed afterwards"
 sed 's/^/# /' "$work/gfs.err"
 grep -c "appliance for 2 image(s) up" "$work/gfs.err" | grep -qx 1; ok $? "through a single appliance"
 for i in 0 1; do

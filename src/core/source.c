@@ -502,10 +502,19 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
   return 0;
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)ftw;
+  if (flag == FTW_DP) chmod(path, 0700);
+  remove(path);
+  return 0;
+}
+
 static void dir_close(void *impl) {
   struct dir_impl *d = impl;
   if (!d) return;
   close(d->root_fd);
+  if (d->remove_on_close) /* a staging copy this process made: it must not outlive us */
+    nftw(d->root, remove_one, 16, FTW_DEPTH | FTW_PHYS);
   free(d->root);
   free(d);
 }

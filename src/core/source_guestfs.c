@@ -204,23 +204,10 @@ void vs_guestfs_close(struct vs_guestfs *gfs) {
 struct stage {
   struct vs_guestfs *gfs;
   char *root;               /* host directory */
+  struct vs_source *src;    /* the staged tree's source, which collects the notes */
   struct vs_strmap *pulled; /* guest real paths of directories already pulled */
-  char **notes;
-  size_t n_notes;
   size_t fetched;
 };
-
-static void note(struct stage *st, const char *path, const char *fmt, ...) VS_PRINTF(3, 4);
-static void note(struct stage *st, const char *path, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *reason = NULL;
-  if (vasprintf(&reason, fmt, ap) < 0) abort();
-  va_end(ap);
-  st->notes = vs_xrealloc(st->notes, (st->n_notes + 2) * sizeof(char *));
-  st->notes[st->n_notes++] = vs_xstrdup(path);
-  st->notes[st->n_notes++] = reason;
-}
 
 static char *host_path(struct stage *st, const char *guest) {
   return vs_xasprintf("%s%s", st->root, guest);
@@ -283,7 +270,8 @@ static void replicate_links(struct stage *st, const char *path, int depth) {
     if (lstat(h, &sb) < 0) {
       mkparents(h);
       if (symlink(target, h) < 0)
-        note(st, cur, "cannot recreate the symlink in the staging directory: %s", strerror(errno));
+        vs_source_add_note(st->src, cur, "cannot recreate the symlink in the staging directory: %s",
+                           strerror(errno));
     }
     free(h);
     char *next = target[0] == '/' ? vs_xstrdup(target) : NULL;
@@ -303,7 +291,7 @@ static void apply_meta(struct stage *st, const char *guest, const char *host) {
   struct guestfs_statns *s = guestfs_lstatns(st->gfs->g, guest);
   if (!s) return;
   if (lchown(host, (uid_t)s->st_uid, (gid_t)s->st_gid) < 0 && errno != EPERM)
-    note(st, guest, "cannot set the staged copy's owner: %s", strerror(errno));
+    vs_source_add_note(st->src, guest, "cannot set the staged copy's owner: %s", strerror(errno));
   chmod(host, (mode_t)(s->st_mode & 07777));
   guestfs_free_statns(s);
 }
@@ -339,9 +327,9 @@ static void pull_dir(struct stage *st, const char *dir) {
   mkdirs(h);
   char *tarfile = vs_xasprintf("%s.tar", st->root);
   if (guestfs_tar_out_opts(g, real, tarfile, GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1, -1) < 0)
-    note(st, real, "tar-out failed: %s", guestfs_last_error(g));
+    vs_source_add_note(st->src, real, "tar-out failed: %s", guestfs_last_error(g));
   else if (untar(tarfile, h) < 0)
-    note(st, real, "unpacking the tar-out copy into %s failed", h);
+    vs_source_add_note(st->src, real, "unpacking the tar-out copy into %s failed", h);
   else
     apply_meta(st, real, h);
   unlink(tarfile);
@@ -377,13 +365,14 @@ static void pull_file(struct stage *st, const char *path, size_t limit, bool hea
     int fd = open(h, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       if (head && got && write(fd, head, got) != (ssize_t)got)
-        note(st, real, "cannot write the staged copy");
-      if (!head_only && ftruncate(fd, size) < 0) note(st, real, "cannot size the staged copy");
+        vs_source_add_note(st->src, real, "cannot write the staged copy");
+      if (!head_only && ftruncate(fd, size) < 0)
+        vs_source_add_note(st->src, real, "cannot size the staged copy");
       close(fd);
     }
     free(head);
   } else if (guestfs_download(g, real, h) < 0) {
-    note(st, real, "download failed: %s", guestfs_last_error(g));
+    vs_source_add_note(st->src, real, "download failed: %s", guestfs_last_error(g));
   }
   apply_meta(st, real, h);
   free(h);
@@ -442,7 +431,7 @@ static int mount_root(struct vs_guestfs *gfs, const char *root, struct stage *st
         rc = gerr(gfs, err, "mounting the root file system");
         break;
       }
-      note(st, mps[2 * i], "not mounted: %s", guestfs_last_error(gfs->g));
+      vs_source_add_note(st->src, mps[2 * i], "not mounted: %s", guestfs_last_error(gfs->g));
     }
   }
   free_strings(mps);
@@ -472,17 +461,19 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
   st.root = vs_xasprintf("%s/vmscope-guestfs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(st.root)) {
     vs_err_set(err, errno, "making a staging directory %s: %s", st.root, strerror(errno));
+    vs_strmap_free(st.pulled);
     free(st.root);
     return NULL;
   }
-  struct vs_source *src = NULL;
-  if (mount_root(gfs, root, &st, err) == 0) {
-    pull_root(&st);
-    src = vs_source_open_staged(st.root, "image", "guestfs", gfs->paths[i], true, err);
+  /* The staged tree is removed when its source is freed, on success and failure alike. */
+  st.src = vs_source_open_staged(st.root, "image", "guestfs", gfs->paths[i], true, err);
+  if (st.src && mount_root(gfs, root, &st, err) < 0) {
+    vs_source_free(st.src);
+    st.src = NULL;
   }
+  struct vs_source *src = st.src;
   if (src) {
-    for (size_t k = 0; k + 1 < st.n_notes; k += 2)
-      vs_source_add_note(src, st.notes[k], "%s", st.notes[k + 1]);
+    pull_root(&st);
     /* Package formats the extractor does not parse come from libguestfs's own listing. */
     char *format = guestfs_inspect_get_package_format(gfs->g, root);
     if (format && strcmp(format, "deb") != 0 && strcmp(format, "rpm") != 0) {
@@ -498,15 +489,11 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
       if (apps) guestfs_free_application2_list(apps);
     }
     free(format);
+  } else {
+    rmdir(st.root);
   }
   guestfs_umount_all(gfs->g);
-  vs_strv_free(st.notes, st.n_notes);
   vs_strmap_free(st.pulled);
-  if (!src) {
-    /* Nothing of the stage survives a failure. */
-    struct vs_source *cleanup = vs_source_open_staged(st.root, "image", "guestfs", "", true, NULL);
-    vs_source_free(cleanup);
-  }
   free(st.root);
   return src;
 }
