@@ -92,12 +92,17 @@ cp plain-64k.qcow2 trunc.qcow2 && truncate -s 300000 trunc.qcow2
 fails_with trunc.qcow2 "past the end of the file\|outside the file" "a truncated image fails cleanly"
 cp plain-64k.qcow2 feat.qcow2 && poke feat.qcow2 72 0000000000000020
 fails_with feat.qcow2 "unknown incompatible feature bits 0x20" "an unknown incompatible feature bit is refused"
-# qemu-img's LUKS key-derivation benchmark now and then fails under load ("Unable to get
-# accurate CPU usage"): try a few times.
+# qemu-img's LUKS key-derivation benchmark fails now and then on a loaded machine ("Unable to
+# get accurate CPU usage"): try a few times, and if it never succeeds, mark a plain image's
+# header as LUKS-encrypted (crypt_method 2), which is what the reader looks at.
 for _ in 1 2 3 4 5; do
-  qemu-img create -q -f qcow2 --object secret,id=s0,data=hunter2 -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=50 enc.qcow2 1M 2>enc.create.err && break
+  qemu-img create -q -f qcow2 --object secret,id=s0,data=hunter2 -o encrypt.format=luks,encrypt.key-secret=s0 enc.qcow2 1M 2>enc.create.err && break
   rm -f enc.qcow2
 done
+if [ ! -f enc.qcow2 ]; then
+  diag "qemu-img could not make a LUKS image ($(cat enc.create.err)); using a header marked LUKS"
+  cp plain-64k.qcow2 enc.qcow2 && poke enc.qcow2 32 00000002
+fi
 fails_with enc.qcow2 "encrypted (LUKS)" "an encrypted image is refused"
 qemu-img create -q -f qcow2 -o data_file=ext.raw extdata.qcow2 1M
 fails_with extdata.qcow2 "external data file" "an image with an external data file is refused"
