@@ -50,3 +50,16 @@ jq -r '
   | select(($vals | unique | length) > 1)
   | "\($k): " + ([$docs, $vals] | transpose | map("\(.[0].name)=\(.[1])") | join("  "))
 ' "$demo/fleet.json"
+
+echo
+echo "== db-01 as a qcow2 disk image, read directly (no appliance)"
+size=$(( $(du -sm "$demo/db-01" | cut -f1) * 13 / 10 + 64 ))
+mke2fs -q -F -t ext4 -d "$demo/db-01" "$demo/db-01.fs" "${size}M" >/dev/null
+qemu-img convert -O qcow2 "$demo/db-01.fs" "$demo/db-01.qcow2" && rm -f "$demo/db-01.fs"
+"$vmscope" inspect --stats --backend direct "$demo/db-01.qcow2" >"$demo/db-01.image.json"
+if diff <(jq -S .settings "$demo/db-01.image.json") <(jq -S '.[2].settings' "$demo/fleet.json") >/dev/null; then
+  echo "the image's $(jq '.settings | length' "$demo/db-01.image.json") settings equal the tree's"
+else
+  echo "the image's settings differ from the tree's" >&2
+  exit 1
+fi
