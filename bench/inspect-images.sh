@@ -17,13 +17,7 @@ tree="$VS_DEBOOTSTRAP_CACHE/root"
 [ -f "$tree/.vmscope-complete" ] || (cd "$build" && VS_BUILDDIR="$build" VS_SRCDIR="$top" bash "$top/t/debootstrap.sh" >/dev/null)
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vmscope-bench-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-size=$(( $(du -sm "$tree" | cut -f1) * 13 / 10 + 64 ))
-mke2fs -q -F -t ext4 -d "$tree" "$work/root.fs" "${size}M" >/dev/null
-truncate -s $((size + 2))M "$work/disk.raw"
-printf 'label: gpt\nstart=2048, size=%d\n' $((size * 2048)) | sfdisk -q "$work/disk.raw"
-dd if="$work/root.fs" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
-qemu-img convert -O qcow2 "$work/disk.raw" "$work/img-01.qcow2"
-rm -f "$work/disk.raw" "$work/root.fs"
+bash "$top/scripts/tree-to-image.sh" "$tree" "$work/img-01.qcow2" gpt
 imgs=("$work/img-01.qcow2")
 for i in $(seq 2 "$n"); do
   cp "$work/img-01.qcow2" "$work/img-$(printf %02d "$i").qcow2"

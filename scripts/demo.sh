@@ -9,13 +9,8 @@ bash "$top/scripts/build.sh" build
 vmscope="$top/build/vmscope"
 
 base="$demo/base"
-if [ ! -f "$base/.vmscope-complete" ]; then
-  echo "demo: building a Debian 12 tree with debootstrap (once, about a minute) in $base" >&2
-  mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
-  rm -rf "$base.tmp" && mkdir -p "$demo"
-  debootstrap --variant=minbase --include=openssh-server bookworm "$base.tmp" "${mirror:-http://deb.debian.org/debian}" >"$demo/debootstrap.log" 2>&1
-  rm -rf "$base" && mv "$base.tmp" "$base" && touch "$base/.vmscope-complete"
-fi
+[ -f "$base/.vmscope-complete" ] || echo "demo: building a Debian 12 tree with debootstrap (once, about a minute)" >&2
+bash "$top/scripts/debootstrap-tree.sh" "$base"
 
 # Guests share the base's files through hard links; a file a guest changes is replaced, not
 # written through, so the base stays as it was.
@@ -53,9 +48,7 @@ jq -r '
 
 echo
 echo "== db-01 as a qcow2 disk image, read directly (no appliance)"
-size=$(( $(du -sm "$demo/db-01" | cut -f1) * 13 / 10 + 64 ))
-mke2fs -q -F -t ext4 -d "$demo/db-01" "$demo/db-01.fs" "${size}M" >/dev/null
-qemu-img convert -O qcow2 "$demo/db-01.fs" "$demo/db-01.qcow2" && rm -f "$demo/db-01.fs"
+bash "$top/scripts/tree-to-image.sh" "$demo/db-01" "$demo/db-01.qcow2" whole
 "$vmscope" inspect --stats --backend direct "$demo/db-01.qcow2" >"$demo/db-01.image.json"
 if diff <(jq -S .settings "$demo/db-01.image.json") <(jq -S '.[2].settings' "$demo/fleet.json") >/dev/null; then
   echo "the image's $(jq '.settings | length' "$demo/db-01.image.json") settings equal the tree's"

@@ -10,17 +10,9 @@ trap 'rm -rf "$work"' EXIT
 if [ ! -f "$root/.vmscope-complete" ]; then
   command -v debootstrap >/dev/null || bail "debootstrap is not installed (scripts/install-deps.sh installs it)"
   [ "$(id -u)" = 0 ] || bail "debootstrap needs root"
-  # The mirror apt already uses here, so the test reaches what the machine reaches.
-  mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
-  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  rm -rf "$root.tmp" && mkdir -p "$cache"
-  diag "debootstrap bookworm from $mirror into $root (once; cached)"
-  if ! debootstrap --variant=minbase --include=openssh-server bookworm "$root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
-    tail -n 20 "$cache/debootstrap.log" | sed 's/^/# /'
-    bail "debootstrap failed"
-  fi
-  rm -rf "$root" && mv "$root.tmp" "$root" && touch "$root/.vmscope-complete"
+  diag "building the debootstrap tree once (cached in $root)"
+  bash "$VS_SRCDIR/scripts/debootstrap-tree.sh" "$root" 2>&1 | sed 's/^/# /'
+  [ -f "$root/.vmscope-complete" ] || bail "debootstrap failed"
 fi
 ok 0 "a debootstrap minbase tree with openssh-server is at hand"
 
@@ -61,12 +53,7 @@ is "$(jq '.skipped | length' "$work/doc.json")" 0 "nothing in a stock tree was s
 jq -r '.skipped[] | "\(.path): \(.reason)"' "$work/doc.json" | sed 's/^/# skipped /'
 
 # The same tree as a qcow2 disk image (one ext4 partition on GPT), read by the direct backend.
-size=$(( $(du -sm "$root" | cut -f1) * 13 / 10 + 64 ))
-mke2fs -q -F -t ext4 -d "$root" "$work/root.fs" "${size}M" >/dev/null 2>&1; ok $? "mke2fs -d made an ext4 file system of the tree (${size} MiB)"
-truncate -s $((size + 2))M "$work/disk.raw"
-printf 'label: gpt\nstart=2048, size=%d\n' $((size * 2048)) | sfdisk -q "$work/disk.raw"
-dd if="$work/root.fs" of="$work/disk.raw" bs=1M seek=1 conv=notrunc status=none
-qemu-img convert -O qcow2 "$work/disk.raw" "$work/disk.qcow2" && rm -f "$work/disk.raw" "$work/root.fs"
+bash "$VS_SRCDIR/scripts/tree-to-image.sh" "$root" "$work/disk.qcow2" gpt; ok $? "the tree became a qcow2 image (GPT, ext4 made by mke2fs -d)"
 "$VMSCOPE" inspect --backend direct "$work/disk.qcow2" >"$work/img.json"; ok $? "vmscope inspect reads the image with the direct backend"
 diff <(jq -S .settings "$work/doc.json") <(jq -S .settings "$work/img.json") >"$work/diff"; ok $? "the image gives the same settings as the tree itself"
 head -n 20 "$work/diff" | sed 's/^/# /'
