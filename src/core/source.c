@@ -297,17 +297,13 @@ static void glob_walk(struct vs_source *src, const char *prefix, const char *res
   free(pattern);
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int vs_source_glob(struct vs_source *src, const char *pattern, char ***paths, size_t *count,
                    bool *truncated, struct vs_err *err) {
   if (pattern[0] != '/')
     return vs_err_set(err, EINVAL, "%s: a watch pattern must be an absolute guest path", pattern);
   struct glob_out g = {0};
   glob_walk(src, "", pattern, &g);
-  if (g.n) qsort(g.paths, g.n, sizeof(char *), cmp_str);
+  if (g.n) qsort(g.paths, g.n, sizeof(char *), vs_cmp_strp);
   *paths = g.paths;
   *count = g.n;
   if (truncated) *truncated = g.truncated;
@@ -496,7 +492,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
     vs_strv_free(v, n);
     return vs_err_set(err, saved, "%s: readdir: %s", path, strerror(saved));
   }
-  if (n) qsort(v, n, sizeof(char *), cmp_str);
+  if (n) qsort(v, n, sizeof(char *), vs_cmp_strp);
   *names = v;
   *count = n;
   return 0;

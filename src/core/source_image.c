@@ -328,10 +328,6 @@ static int list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
   return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int img_list(void *impl, const char *path, size_t max, char ***names, size_t *count,
                     bool *truncated, struct vs_err *err) {
   struct mount *m;
@@ -346,7 +342,7 @@ static int img_list(void *impl, const char *path, size_t max, char ***names, siz
     vs_strv_free(c.v, c.n);
     return vs_err_set(err, EIO, "%s: reading the directory: %s", path, error_message(rc));
   }
-  if (c.n) qsort(c.v, c.n, sizeof(char *), cmp_str);
+  if (c.n) qsort(c.v, c.n, sizeof(char *), vs_cmp_strp);
   *names = c.v;
   *count = c.n;
   *truncated = c.truncated;

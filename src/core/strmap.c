@@ -204,17 +204,13 @@ bool vs_strmap_next(const struct vs_strmap *map, size_t *pos, const char **key, 
   return false;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 const char **vs_strmap_sorted_keys(const struct vs_strmap *map, size_t *count) {
   const char **keys = vs_xcalloc(map->used + 1, sizeof(char *));
   size_t n = 0, pos = 0;
   const char *k;
   while (vs_strmap_next(map, &pos, &k, NULL))
     keys[n++] = k;
-  qsort(keys, n, sizeof(char *), cmp_str);
+  qsort(keys, n, sizeof(char *), vs_cmp_strp);
   if (count) *count = n;
   return keys;
 }

@@ -243,6 +243,10 @@ char *vs_trim(char *s) {
   return s;
 }
 
+int vs_cmp_strp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 bool vs_has_suffix(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && memcmp(s + a - b, suffix, b) == 0;

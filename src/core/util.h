@@ -80,6 +80,8 @@ bool vs_text_is_clean(const char *s, size_t len);
 
 char *vs_trim(char *s); /* trims ASCII white space in place; returns the start */
 bool vs_has_suffix(const char *s, const char *suffix);
+/* qsort comparator for an array of strings (char * or const char *). */
+int vs_cmp_strp(const void *a, const void *b);
 double vs_now_monotonic(void); /* seconds */
 /* Formats T as RFC 3339 UTC ("2026-11-24T18:00:00Z") into OUT (at least 21 bytes). */
 void vs_format_utc(int64_t t, char out[static 21]);
