@@ -8,15 +8,8 @@
 struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_err *err) {
   (void)err;
   struct vs_extractor *x = vs_xcalloc(1, sizeof(*x));
-  x->watch = vs_watch_new_empty();
+  x->watch = vs_watch_copy(watch);
   x->read_budget = VS_EXTRACT_READ_BUDGET;
-  _cleanup_(vs_watch_freep) struct vs_watch *defaults = watch ? NULL : vs_watch_new_default();
-  const struct vs_watch *from = watch ? watch : defaults;
-  for (size_t i = 0; i < vs_watch_count(from); i++) {
-    const char *pattern, *lens;
-    vs_watch_entry(from, i, &pattern, &lens);
-    vs_watch_add(x->watch, pattern, lens, NULL);
-  }
   return x;
 }
 

@@ -154,16 +154,7 @@ struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
   struct vs_guestfs *gfs = vs_xcalloc(1, sizeof(*gfs));
   gfs->paths = vs_xcalloc(n_paths + 1, sizeof(char *));
   gfs->formats = vs_xcalloc(n_paths + 1, sizeof(char *));
-  gfs->watch = vs_watch_new_empty();
-  const struct vs_watch *w = watch;
-  struct vs_watch *defaults = watch ? NULL : vs_watch_new_default();
-  if (!w) w = defaults;
-  for (size_t i = 0; i < vs_watch_count(w); i++) {
-    const char *pattern, *lens;
-    vs_watch_entry(w, i, &pattern, &lens);
-    vs_watch_add(gfs->watch, pattern, lens, NULL);
-  }
-  vs_watch_free(defaults);
+  gfs->watch = vs_watch_copy(watch);
   /* Our reader checks each chain against the backing-file policy before qemu follows it. */
   for (size_t i = 0; i < n_paths; i++) {
     struct vs_image *img = vs_image_open(paths[i], opts, err);

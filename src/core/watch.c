@@ -68,6 +68,14 @@ struct vs_watch *vs_watch_new_default(void) {
   return w;
 }
 
+struct vs_watch *vs_watch_copy(const struct vs_watch *w) {
+  if (!w) return vs_watch_new_default();
+  struct vs_watch *copy = vs_watch_new_empty();
+  for (size_t i = 0; i < w->n; i++)
+    vs_watch_add(copy, w->e[i].pattern, w->e[i].lens, NULL);
+  return copy;
+}
+
 void vs_watch_free(struct vs_watch *w) {
   if (!w) return;
   for (size_t i = 0; i < w->n; i++) {

@@ -19,6 +19,8 @@ struct vs_watch;
  * apt sources, nginx, apache, postgresql, mysql and a few more. */
 struct vs_watch *vs_watch_new_default(void);
 struct vs_watch *vs_watch_new_empty(void);
+/* A copy of W, or of the default list when W is NULL. */
+struct vs_watch *vs_watch_copy(const struct vs_watch *w);
 void vs_watch_free(struct vs_watch *w);
 void vs_watch_freep(struct vs_watch **w);
 
