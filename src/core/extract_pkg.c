@@ -81,14 +81,32 @@ static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), v
 struct dpkg_ctx {
   struct vs_feature *doc;
   const char *native;
-  char *native_found;
   size_t count;
 };
 
-static void find_native(const struct stanza *s, void *p) {
-  struct dpkg_ctx *c = p;
-  if (!c->native_found && s->package && s->arch && strcmp(s->package, "dpkg") == 0)
-    c->native_found = vs_xstrdup(s->arch);
+/* The Architecture of the "dpkg" stanza, which is the native one ("dpkg --print-architecture"),
+ * found by scanning lines without touching TEXT (the parse that follows writes into it). */
+static char *dpkg_native_arch(const char *text) {
+  bool in_dpkg = false;
+  for (const char *line = text; *line;) {
+    const char *eol = strchrnul(line, '\n');
+    size_t len = (size_t)(eol - line);
+    char *value = NULL;
+    if (len == 0) {
+      in_dpkg = false;
+    } else if (len > 8 && memcmp(line, "Package:", 8) == 0) {
+      value = vs_xstrndup(line + 8, len - 8);
+      in_dpkg = strcmp(vs_trim(value), "dpkg") == 0;
+    } else if (in_dpkg && len > 13 && memcmp(line, "Architecture:", 13) == 0) {
+      value = vs_xstrndup(line + 13, len - 13);
+      char *arch = vs_xstrdup(vs_trim(value));
+      free(value);
+      return arch;
+    }
+    free(value);
+    line = *eol ? eol + 1 : eol;
+  }
+  return NULL;
 }
 
 static void emit_stanza(const struct stanza *s, void *p) {
@@ -98,13 +116,8 @@ static void emit_stanza(const struct stanza *s, void *p) {
 
 size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
   if (vs_x_read(x, src, doc, "/var/lib/dpkg/status", VS_EXTRACT_MAX_DATABASE, true) < 0) return 0;
-  /* Parsing writes NULs into the text, so find the native architecture on a copy first:
-   * it is dpkg's own, as "dpkg --print-architecture" reports it. */
-  struct dpkg_ctx c = {.doc = doc};
-  char *copy = vs_xstrndup(x->buf.data, x->buf.len);
-  each_stanza(copy, find_native, &c);
-  free(copy);
-  c.native = c.native_found;
+  char *native = dpkg_native_arch(x->buf.data);
+  struct dpkg_ctx c = {.doc = doc, .native = native};
   each_stanza(x->buf.data, emit_stanza, &c);
   if (c.count) {
     vs_feature_set_os(doc, "package_format", "deb");
@@ -114,7 +127,7 @@ size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_featur
       vs_feature_set(doc, "os:arch", uname_arch(c.native), "/var/lib/dpkg/status");
     }
   }
-  free(c.native_found);
+  free(native);
   return c.count;
 }
 
