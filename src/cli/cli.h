@@ -3,10 +3,67 @@
 #ifndef VS_CLI_H
 #define VS_CLI_H
 
+#include "extract.h"
+#include "feature.h"
+#include "source.h"
+#include "watch.h"
+
+#include <getopt.h>
+
 #define VS_EXIT_OK 0
 #define VS_EXIT_PARTIAL 1
 #define VS_EXIT_USAGE 2
 
 int vs_cmd_inspect(int argc, char **argv);
+int vs_cmd_drift(int argc, char **argv);
+int vs_cmd_diff(int argc, char **argv);
+
+/* ----------------------------------------------- reading SOURCE arguments (read_docs.c) */
+
+#define VS_CLI_MAX_REPEAT 64
+enum { VS_CLI_BACKEND_AUTO, VS_CLI_BACKEND_DIRECT, VS_CLI_BACKEND_GUESTFS };
+enum {
+  VS_CLI_OPT_NO_DEFAULT_WATCH = 0x100,
+  VS_CLI_OPT_STATS,
+  VS_CLI_OPT_IMAGE_FORMAT,
+  VS_CLI_OPT_BACKING_DIR,
+  VS_CLI_OPT_FIRST_FREE /* subcommands number their own long options from here */
+};
+/* getopt_long entries for the options every guest-reading subcommand takes. */
+#define VS_CLI_READ_OPTIONS                                                                        \
+  {"watch", required_argument, NULL, 'w'},                                                         \
+      {"no-default-watch", no_argument, NULL, VS_CLI_OPT_NO_DEFAULT_WATCH},                        \
+      {"stats", no_argument, NULL, VS_CLI_OPT_STATS}, {"backend", required_argument, NULL, 'b'},   \
+      {"image-format", required_argument, NULL, VS_CLI_OPT_IMAGE_FORMAT}, {                        \
+    "backing-dir", required_argument, NULL, VS_CLI_OPT_BACKING_DIR                                 \
+  }
+#define VS_CLI_READ_SHORT "w:b:"
+extern const char vs_cli_read_help[];
+
+struct vs_cli_read {
+  bool stats, no_default_watch;
+  int backend;
+  struct vs_image_opts image;
+  const char *backing_dirs[VS_CLI_MAX_REPEAT];
+  const char *watch_files[VS_CLI_MAX_REPEAT];
+  size_t n_watch_files;
+};
+/* Takes option C if it is one of VS_CLI_READ_OPTIONS: returns 1, or -1 (message printed,
+ * prefixed with PROG) for a bad value; 0 when C is not one of them. */
+int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog);
+
+/* What one SOURCE argument gave: documents (a saved JSON array gives several), or an error. */
+struct vs_cli_docs {
+  struct vs_feature **docs;
+  size_t n;
+  char *error;
+};
+/* Reads PATHS[0..N) into OUT[0..N): directories and images are extracted (images the direct
+ * reader cannot read go to one libguestfs batch), "*.json" files are loaded. Returns -1 (message
+ * printed) only when the options are unusable (a bad watch file); a failing source leaves its
+ * error in OUT and the rest are still read. */
+int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
+                        struct vs_cli_docs *out, const char *prog);
+void vs_cli_docs_clear(struct vs_cli_docs *d);
 
 #endif

@@ -19,7 +19,9 @@ static void usage(FILE *out) {
         "\n"
         "Commands:\n"
         "  inspect   extract the feature document (OS, packages, users, services, sysctl,\n"
-        "            config settings, file metadata) of guest file trees\n"
+        "            config settings, file metadata) of guest trees and disk images\n"
+        "  drift     rank the settings that set a VM apart from its peers (PeerPressure)\n"
+        "  diff      what changed between two snapshots of one VM\n"
         "\n"
         "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
         "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
@@ -42,6 +44,8 @@ int main(int argc, char **argv) {
     return VS_EXIT_OK;
   }
   if (strcmp(argv[1], "inspect") == 0) return vs_cmd_inspect(argc - 1, argv + 1);
+  if (strcmp(argv[1], "drift") == 0) return vs_cmd_drift(argc - 1, argv + 1);
+  if (strcmp(argv[1], "diff") == 0) return vs_cmd_diff(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;

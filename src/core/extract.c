@@ -10,6 +10,7 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
   struct vs_extractor *x = vs_xcalloc(1, sizeof(*x));
   x->watch = vs_watch_copy(watch);
   x->read_budget = VS_EXTRACT_READ_BUDGET;
+  x->conffiles = vs_strmap_new(free);
   return x;
 }
 
@@ -19,6 +20,7 @@ void vs_extractor_free(struct vs_extractor *x) {
   if (x->aug) aug_close(x->aug);
   vs_x_free_rules(x);
   vs_buf_free(&x->buf);
+  vs_strmap_free(x->conffiles);
   free(x);
 }
 
@@ -68,6 +70,8 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
   struct vs_extract_stats *st = stats ? stats : &local;
   memset(st, 0, sizeof(*st));
   x->bytes_read = 0;
+  vs_strmap_free(x->conffiles); /* another guest's packages */
+  x->conffiles = vs_strmap_new(free);
   struct vs_stat root;
   if (vs_source_stat(src, "/", true, &root, err) < 0)
     return vs_err_prefix(err, "%s: cannot read the tree's root", vs_source_path(src));

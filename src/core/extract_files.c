@@ -119,8 +119,9 @@ static char *parse_error(augeas *aug) {
                       msg ? msg : "the lens did not match");
 }
 
-/* Every node with a value under /vs/out becomes "file:PATH:NODE" = value. */
-static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path) {
+/* Every node with a value under /vs/out becomes "file:PATH:NODE" = value: a setting, or when
+ * AS_DEFAULTS the default of that setting. */
+static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path, bool as_defaults) {
   char **m = NULL;
   int n = aug_match(aug, "/vs/out//*", &m);
   /* A valueless leaf is a flag (sudoers' "Defaults env_reset"): present, with value "". The
@@ -143,9 +144,12 @@ static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path)
     if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
         aug_get(aug, m[i], &val) == 1 && (val || !vs_strmap_has(parents, m[i]))) {
       char *key = vs_xasprintf("file:%s:%s", path, m[i] + prefix);
-      vs_feature_set(doc, key, val ? val : "", path);
+      if (as_defaults)
+        vs_feature_set_default(doc, key, val ? val : "");
+      else
+        vs_feature_set(doc, key, val ? val : "", path);
       free(key);
-      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS)
+      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS && !as_defaults)
         vs_feature_skip(doc, path, "more than %d settings; the rest not recorded",
                         VS_EXTRACT_MAX_FILE_SETTINGS);
     }
@@ -154,14 +158,76 @@ static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path)
   free(m);
 }
 
+static bool store_text(augeas *aug, const char *lens, const char *text) {
+  aug_rm(aug, "/vs");
+  aug_rm(aug, "/augeas/text/vs");
+  return aug_set(aug, "/vs/in", text) == 0 && aug_text_store(aug, lens, "/vs/in", "/vs/out") == 0;
+}
+
+/* Lenses of files that, as shipped, list every option at its default value commented out
+ * ("#PermitRootLogin prohibit-password"; OpenSSH's sshd_config says this is its strategy).
+ * Other files comment out suggestions instead (sysctl.conf's "#net.ipv4.ip_forward=1" is the
+ * opposite of the kernel's default), so the rule is opt-in per lens. */
+static bool documents_defaults(const char *lens) {
+  static const char *const lenses[] = {"Sshd.lns"};
+  for (size_t i = 0; i < sizeof(lenses) / sizeof(lenses[0]); i++)
+    if (strcmp(lens, lenses[i]) == 0) return true;
+  return false;
+}
+
+/* The commented-out directives of TEXT ("#Name value", no space after '#', so prose comments
+ * and indented examples are left out; a "#Match" block is an example, not a default), one per
+ * line with the '#' removed. */
+static char *commented_directives(const char *text) {
+  struct vs_buf out = {0};
+  for (const char *line = text; *line;) {
+    const char *eol = strchrnul(line, '\n');
+    size_t len = (size_t)(eol - line);
+    if (len > 3 && line[0] == '#' &&
+        ((line[1] >= 'A' && line[1] <= 'Z') || (line[1] >= 'a' && line[1] <= 'z'))) {
+      size_t name =
+          1 + strspn(line + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+      bool has_value = name < len && (line[name] == ' ' || line[name] == '\t');
+      if (has_value && !(name == 6 && strncasecmp(line + 1, "Match", 5) == 0)) {
+        vs_buf_add(&out, line + 1, len - 1);
+        vs_buf_add(&out, "\n", 1);
+      }
+    }
+    line = *eol ? eol + 1 : eol;
+  }
+  vs_buf_add(&out, "", 0);
+  return vs_buf_steal(&out);
+}
+
+/* Records the defaults a shipped file documents in its comments. The directives are parsed
+ * together; when one of them does not parse, each is tried alone so the rest still count. */
+static void note_commented_defaults(augeas *aug, struct vs_feature *doc, const char *path,
+                                    const char *lens, const char *text) {
+  char *directives = commented_directives(text);
+  if (!*directives) {
+    free(directives);
+    return;
+  }
+  if (store_text(aug, lens, directives)) {
+    emit_settings(aug, doc, path, true);
+  } else {
+    for (char *line = directives; *line;) {
+      char *eol = strchr(line, '\n');
+      *eol = '\0';
+      char *one = vs_xasprintf("%s\n", line);
+      if (store_text(aug, lens, one)) emit_settings(aug, doc, path, true);
+      free(one);
+      line = eol + 1;
+    }
+  }
+  free(directives);
+}
+
 static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
                            const char *lens, struct vs_extract_stats *st) {
   augeas *aug = ensure_aug(x, doc);
   if (!aug) return;
-  aug_rm(aug, "/vs");
-  aug_rm(aug, "/augeas/text/vs");
-  if (aug_set(aug, "/vs/in", x->buf.data) < 0 ||
-      aug_text_store(aug, lens, "/vs/in", "/vs/out") < 0) {
+  if (!store_text(aug, lens, x->buf.data)) {
     char *why = parse_error(aug);
     vs_feature_skip(doc, path, "not parsed with %s: %s", lens, why);
     free(why);
@@ -169,10 +235,37 @@ static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const
     goto out;
   }
   st->files_parsed++;
-  emit_settings(aug, doc, path);
+  emit_settings(aug, doc, path, false);
+  if (documents_defaults(lens)) note_commented_defaults(aug, doc, path, lens, x->buf.data);
 out:
   aug_rm(aug, "/vs");
   aug_rm(aug, "/augeas/text/vs");
+}
+
+/* A dpkg conffile: which package ships it, and whether this copy is the shipped one (its MD5
+ * is the one dpkg recorded). A never-edited conffile's digest is its package's default, so an
+ * untouched file compares equal across package versions and only an edit stands out. */
+static void note_conffile(struct vs_extractor *x, struct vs_feature *doc, const char *path,
+                          const char *sha256) {
+  const char *entry = vs_strmap_get(x->conffiles, path);
+  if (!entry) return;
+  const char *space = strchr(entry, ' ');
+  char *package = vs_xstrndup(entry, (size_t)(space - entry));
+  char *key = vs_xasprintf("meta:%s:package", path);
+  vs_feature_set(doc, key, package, "/var/lib/dpkg/status");
+  free(key);
+  free(package);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  if (!sha256 || EVP_Digest(x->buf.data, x->buf.len, md, &mdlen, EVP_md5(), NULL) != 1) return;
+  for (unsigned i = 0; i < mdlen; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  if (strcmp(hex, space + 1) == 0) {
+    key = vs_xasprintf("meta:%s:sha256", path);
+    vs_feature_set_default(doc, key, sha256);
+    free(key);
+  }
 }
 
 /* Files whose digest would help guess a secret they hold: owner and mode only. */
@@ -226,6 +319,7 @@ static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_f
       key = vs_xasprintf("meta:%s:sha256", path);
       vs_feature_set(doc, key, hex, path);
       free(key);
+      note_conffile(x, doc, path, hex);
     } else {
       vs_feature_skip(doc, path, "SHA-256 digest failed (libcrypto)");
     }

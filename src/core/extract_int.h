@@ -16,6 +16,7 @@ struct vs_extractor {
   struct vs_buf buf;   /* scratch for file contents */
   uint64_t bytes_read; /* for the current document, against read_budget */
   uint64_t read_budget;
+  struct vs_strmap *conffiles; /* this document's dpkg conffiles: path -> "PACKAGE MD5" */
 };
 
 struct lens_rule {

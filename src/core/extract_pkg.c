@@ -29,14 +29,39 @@ static const char *uname_arch(const char *deb) {
 
 struct stanza {
   const char *package, *status, *version, *arch;
+  char **conffiles; /* the Conffiles field's lines: " PATH MD5 [obsolete]" */
+  size_t n_conffiles, cap_conffiles;
 };
 
-static void emit_dpkg(struct vs_feature *doc, const struct stanza *s, const char *native,
-                      size_t *count) {
+/* Records which package ships each of its conffiles and the MD5 of the shipped version, so that
+ * extracting the file can tell an edited conffile from the package's own. Obsolete entries
+ * (the package no longer ships the file) are left out. */
+static void note_conffiles(struct vs_strmap *conffiles, const struct stanza *s) {
+  for (size_t i = 0; i < s->n_conffiles; i++) {
+    char *fields[3] = {0};
+    size_t n = 0;
+    for (char *tok = s->conffiles[i]; n < 3;) {
+      tok += strspn(tok, " \t");
+      if (!*tok) break;
+      fields[n++] = tok;
+      tok += strcspn(tok, " \t");
+      if (*tok) *tok++ = '\0';
+    }
+    if (n < 2 || fields[0][0] != '/' || strlen(fields[1]) != 32) continue;
+    if (n == 3 &&
+        (strcmp(fields[2], "obsolete") == 0 || strcmp(fields[2], "remove-on-upgrade") == 0))
+      continue;
+    vs_strmap_put(conffiles, fields[0], vs_xasprintf("%s %s", s->package, fields[1]));
+  }
+}
+
+static void emit_dpkg(struct vs_feature *doc, struct vs_strmap *conffiles, const struct stanza *s,
+                      const char *native, size_t *count) {
   if (!s->package || !s->status || !s->version) return;
   /* Status is "want flag state"; only "installed" counts (not config-files, half-*). */
   const char *state = strrchr(s->status, ' ');
   if (!state || strcmp(state + 1, "installed") != 0) return;
+  if (conffiles) note_conffiles(conffiles, s);
   char *key;
   if (s->arch && native && strcmp(s->arch, native) != 0 && strcmp(s->arch, "all") != 0)
     key = vs_xasprintf("pkg:%s:%s", s->package, s->arch); /* a foreign (multiarch) package */
@@ -50,14 +75,26 @@ static void emit_dpkg(struct vs_feature *doc, const struct stanza *s, const char
 /* Walks the status file's stanzas, calling FN for each. Field values point into TEXT. */
 static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), void *ctx) {
   struct stanza s = {0};
+  bool in_conffiles = false;
   char *line = text;
   for (;;) {
     char *eol = strchr(line, '\n');
     if (eol) *eol = '\0';
     if (!*line) {
       if (s.package) fn(&s, ctx);
-      memset(&s, 0, sizeof(s));
-    } else if (*line != ' ' && *line != '\t') {
+      s.package = s.status = s.version = s.arch = NULL;
+      s.n_conffiles = 0;
+      in_conffiles = false;
+    } else if (*line == ' ' || *line == '\t') {
+      if (in_conffiles) {
+        if (s.n_conffiles == s.cap_conffiles) {
+          s.cap_conffiles = s.cap_conffiles ? 2 * s.cap_conffiles : 16;
+          s.conffiles = vs_xrealloc(s.conffiles, s.cap_conffiles * sizeof(char *));
+        }
+        s.conffiles[s.n_conffiles++] = line;
+      }
+    } else {
+      in_conffiles = strncmp(line, "Conffiles:", 10) == 0;
       char *colon = strchr(line, ':');
       if (colon) {
         *colon = '\0';
@@ -76,10 +113,12 @@ static void each_stanza(char *text, void (*fn)(const struct stanza *, void *), v
     line = eol + 1;
   }
   if (s.package) fn(&s, ctx);
+  free(s.conffiles);
 }
 
 struct dpkg_ctx {
   struct vs_feature *doc;
+  struct vs_strmap *conffiles;
   const char *native;
   size_t count;
 };
@@ -111,13 +150,13 @@ static char *dpkg_native_arch(const char *text) {
 
 static void emit_stanza(const struct stanza *s, void *p) {
   struct dpkg_ctx *c = p;
-  emit_dpkg(c->doc, s, c->native, &c->count);
+  emit_dpkg(c->doc, c->conffiles, s, c->native, &c->count);
 }
 
 size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
   if (vs_x_read(x, src, doc, "/var/lib/dpkg/status", VS_EXTRACT_MAX_DATABASE, true) < 0) return 0;
   char *native = dpkg_native_arch(x->buf.data);
-  struct dpkg_ctx c = {.doc = doc, .native = native};
+  struct dpkg_ctx c = {.doc = doc, .conffiles = x->conffiles, .native = native};
   each_stanza(x->buf.data, emit_stanza, &c);
   if (c.count) {
     vs_feature_set_os(doc, "package_format", "deb");

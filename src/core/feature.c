@@ -22,6 +22,7 @@ struct vs_feature {
   struct vs_strmap *os;       /* field -> char * */
   struct vs_strmap *settings; /* key -> struct setting * */
   struct vs_strmap *origins;  /* origin -> owned copy of it: the interned string */
+  struct vs_strmap *defaults; /* key -> char *: the value the key has when it is absent */
   struct skipped *skipped;
   size_t n_skipped, cap_skipped, n_skipped_dropped;
 };
@@ -37,6 +38,7 @@ struct vs_feature *vs_feature_new(void) {
   doc->os = vs_strmap_new(free);
   doc->settings = vs_strmap_new(setting_free);
   doc->origins = vs_strmap_new(free);
+  doc->defaults = vs_strmap_new(free);
   doc->id = vs_xstrdup("");
   doc->name = vs_xstrdup("");
   doc->taken_at = vs_xstrdup("1970-01-01T00:00:00Z");
@@ -57,6 +59,7 @@ void vs_feature_free(struct vs_feature *doc) {
   vs_strmap_free(doc->os);
   vs_strmap_free(doc->settings);
   vs_strmap_free(doc->origins);
+  vs_strmap_free(doc->defaults);
   for (size_t i = 0; i < doc->n_skipped; i++) {
     free(doc->skipped[i].path);
     free(doc->skipped[i].reason);
@@ -200,6 +203,39 @@ const char **vs_feature_keys(const struct vs_feature *doc, size_t *count) {
   return vs_strmap_sorted_keys(doc->settings, count);
 }
 
+bool vs_feature_next(const struct vs_feature *doc, size_t *pos, const char **key,
+                     const char **value) {
+  void *v;
+  if (!vs_strmap_next(doc->settings, pos, key, &v)) return false;
+  *value = ((struct setting *)v)->value;
+  return true;
+}
+
+void vs_feature_set_default(struct vs_feature *doc, const char *key, const char *value) {
+  struct vs_buf k = {0};
+  vs_buf_add_sanitized(&k, key, strlen(key));
+  if (vs_strmap_has(doc->defaults, k.data) ||
+      vs_strmap_count(doc->defaults) < VS_FEATURE_MAX_SETTINGS)
+    vs_strmap_put(doc->defaults, k.data, sanitized(value, strnlen(value, VS_FEATURE_MAX_VALUE)));
+  vs_buf_free(&k);
+}
+
+const char *vs_feature_default(const struct vs_feature *doc, const char *key) {
+  return vs_strmap_get(doc->defaults, key);
+}
+
+size_t vs_feature_default_count(const struct vs_feature *doc) {
+  return vs_strmap_count(doc->defaults);
+}
+
+bool vs_feature_next_default(const struct vs_feature *doc, size_t *pos, const char **key,
+                             const char **value) {
+  void *v;
+  if (!vs_strmap_next(doc->defaults, pos, key, &v)) return false;
+  *value = v;
+  return true;
+}
+
 static void add_skipped(struct vs_feature *doc, char *path, char *reason) {
   if (doc->n_skipped >= VS_FEATURE_MAX_SKIPPED) {
     doc->n_skipped_dropped++;
@@ -285,6 +321,13 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
   free(keys);
   json_object_set_new(root, "settings", settings);
   json_object_set_new(root, "provenance", prov);
+  if (vs_strmap_count(doc->defaults)) { /* absent from documents that know no defaults */
+    json_t *defaults = json_object();
+    pos = 0;
+    while (vs_strmap_next(doc->defaults, &pos, &k, &v))
+      json_object_set_new(defaults, k, jstr(v));
+    json_object_set_new(root, "defaults", defaults);
+  }
 
   json_t *skipped = json_array();
   for (size_t i = 0; i < doc->n_skipped; i++) {
@@ -399,6 +442,10 @@ static void store_setting(struct vs_feature *doc, const char *k, const char *v) 
   vs_strmap_put(doc->settings, k, s);
 }
 
+static void store_default(struct vs_feature *doc, const char *k, const char *v) {
+  vs_strmap_put(doc->defaults, k, vs_xstrdup(v));
+}
+
 static int load_provenance(struct vs_feature *doc, const json_t *prov, const char *what,
                            struct vs_err *err) {
   if (!prov) return 0;
@@ -473,6 +520,9 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
       load_string_map(json_object_get(root, "settings"), "settings", what, err, store_setting,
                       doc) < 0 ||
       load_provenance(doc, json_object_get(root, "provenance"), what, err) < 0 ||
+      (json_object_get(root, "defaults") &&
+       load_string_map(json_object_get(root, "defaults"), "defaults", what, err, store_default,
+                       doc) < 0) ||
       load_skipped(doc, json_object_get(root, "skipped"), what, err) < 0)
     return NULL;
   return vs_steal(&doc);

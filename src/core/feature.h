@@ -54,6 +54,20 @@ bool vs_feature_unset(struct vs_feature *doc, const char *key);
 size_t vs_feature_count(const struct vs_feature *doc);
 /* Sorted keys in a NULL-terminated array; free the array, not the keys. */
 const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
+/* Iteration over the settings in no particular order (cheaper than sorted keys): start with
+ * *POS = 0; returns false at the end. The document must not change while iterating. */
+bool vs_feature_next(const struct vs_feature *doc, size_t *pos, const char **key,
+                     const char **value);
+
+/* Defaults: the value KEY has when the document does not set it (learned from the guest: a
+ * shipped config file's commented-out directives, a dpkg conffile never edited). Drift compares
+ * an explicit value equal to its default as if the key were absent. Serialized as "defaults",
+ * only when there is one. */
+void vs_feature_set_default(struct vs_feature *doc, const char *key, const char *value);
+const char *vs_feature_default(const struct vs_feature *doc, const char *key);
+size_t vs_feature_default_count(const struct vs_feature *doc);
+bool vs_feature_next_default(const struct vs_feature *doc, size_t *pos, const char **key,
+                             const char **value);
 
 /* Records that PATH (a guest path, or a key) was skipped or only partly read, and why. */
 void vs_feature_skip(struct vs_feature *doc, const char *path, const char *fmt, ...)

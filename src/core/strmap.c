@@ -44,7 +44,7 @@ static char tombstone_mark;
     v2 = ROTL(v2, 32);                                                                             \
   } while (0)
 
-static uint64_t siphash24(const void *data, size_t len, uint64_t k0, uint64_t k1) {
+uint64_t vs_siphash24(const void *data, size_t len, uint64_t k0, uint64_t k1) {
   const unsigned char *in = data;
   uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
   uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
@@ -77,13 +77,17 @@ struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value) {
   map->cap = 16;
   map->slots = vs_xcalloc(map->cap, sizeof(struct slot));
   map->free_value = free_value;
-  uint64_t seed[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
-  /* A short read only weakens flooding resistance; the map still works. */
-  if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-    seed[0] ^= (uint64_t)(uintptr_t)map;
-  map->k0 = seed[0];
-  map->k1 = seed[1];
+  vs_hash_seed(&map->k0, &map->k1);
   return map;
+}
+
+void vs_hash_seed(uint64_t *k0, uint64_t *k1) {
+  uint64_t seed[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+  /* A short read only weakens flooding resistance; the hash still works. */
+  if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+    seed[0] ^= (uint64_t)(uintptr_t)k0 ^ (uint64_t)vs_now_monotonic();
+  *k0 = seed[0];
+  *k1 = seed[1];
 }
 
 void vs_strmap_free(struct vs_strmap *map) {
@@ -143,7 +147,7 @@ static void grow(struct vs_strmap *map) {
 
 bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
   if ((map->used + map->dead + 1) * 4 > map->cap * 3) grow(map);
-  uint64_t hash = siphash24(key, strlen(key), map->k0, map->k1);
+  uint64_t hash = vs_siphash24(key, strlen(key), map->k0, map->k1);
   bool found;
   size_t i = find_slot(map, key, hash, &found);
   struct slot *s = &map->slots[i];
@@ -162,19 +166,19 @@ bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
 
 void *vs_strmap_get(const struct vs_strmap *map, const char *key) {
   bool found;
-  size_t i = find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  size_t i = find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), &found);
   return found ? map->slots[i].value : NULL;
 }
 
 bool vs_strmap_has(const struct vs_strmap *map, const char *key) {
   bool found;
-  find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), &found);
   return found;
 }
 
 bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
   bool found;
-  size_t i = find_slot(map, key, siphash24(key, strlen(key), map->k0, map->k1), &found);
+  size_t i = find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), &found);
   if (!found) return false;
   struct slot *s = &map->slots[i];
   if (map->free_value) map->free_value(s->value);

@@ -8,6 +8,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* SipHash-2-4 of DATA under the key (K0, K1), and a fresh random key for it: the hash every
+ * table of guest-derived strings uses, so that no guest can pick colliding keys. */
+uint64_t vs_siphash24(const void *data, size_t len, uint64_t k0, uint64_t k1);
+void vs_hash_seed(uint64_t *k0, uint64_t *k1);
 
 struct vs_strmap;
 typedef void (*vs_strmap_free_fn)(void *value);

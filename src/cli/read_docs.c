@@ -1,0 +1,241 @@
+/* Turning the command line's SOURCE arguments into feature documents: a guest tree as a
+ * directory, a disk image (direct reader, or a libguestfs batch for what it cannot read), or a
+ * saved feature document (.json: one document or an array of them, as "vmscope inspect"
+ * prints). Shared by the subcommands that read guests. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+const char vs_cli_read_help[] =
+    "  -w, --watch FILE        add the watch entries of FILE (\"PATTERN [LENS]\" per\n"
+    "                          line, \"!PATTERN\" removes one) to the watch list;\n"
+    "                          may be given more than once\n"
+    "      --no-default-watch  start from an empty watch list instead of the default\n"
+    "      --stats             print extraction timings per phase to standard error\n"
+    "  -b, --backend auto|direct|guestfs\n"
+    "                          how to read disk images (default auto): direct reads\n"
+    "                          ext2/3/4 on raw and qcow2 itself, with no appliance;\n"
+    "                          guestfs uses a libguestfs appliance (LVM, XFS, btrfs...);\n"
+    "                          auto tries direct and falls back to guestfs\n"
+    "      --image-format raw|qcow2\n"
+    "                          the images' format, instead of probing it\n"
+    "      --backing-dir DIR   a directory backing files may lie in (repeatable; default:\n"
+    "                          the image's own directory)\n";
+
+int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
+  switch (c) {
+  case 'w':
+    if (r->n_watch_files == VS_CLI_MAX_REPEAT) {
+      fprintf(stderr, "%s: at most %d --watch files\n", prog, VS_CLI_MAX_REPEAT);
+      return -1;
+    }
+    r->watch_files[r->n_watch_files++] = arg;
+    return 1;
+  case VS_CLI_OPT_NO_DEFAULT_WATCH:
+    r->no_default_watch = true;
+    return 1;
+  case VS_CLI_OPT_STATS:
+    r->stats = true;
+    return 1;
+  case 'b':
+    if (strcmp(arg, "auto") == 0)
+      r->backend = VS_CLI_BACKEND_AUTO;
+    else if (strcmp(arg, "direct") == 0)
+      r->backend = VS_CLI_BACKEND_DIRECT;
+    else if (strcmp(arg, "guestfs") == 0)
+      r->backend = VS_CLI_BACKEND_GUESTFS;
+    else {
+      fprintf(stderr, "%s: --backend takes auto, direct or guestfs, not \"%s\"\n", prog, arg);
+      return -1;
+    }
+    return 1;
+  case VS_CLI_OPT_IMAGE_FORMAT:
+    if (strcmp(arg, "raw") != 0 && strcmp(arg, "qcow2") != 0) {
+      fprintf(stderr, "%s: --image-format takes raw or qcow2, not \"%s\"\n", prog, arg);
+      return -1;
+    }
+    r->image.format = arg;
+    return 1;
+  case VS_CLI_OPT_BACKING_DIR:
+    if (r->image.n_backing_dirs == VS_CLI_MAX_REPEAT) {
+      fprintf(stderr, "%s: at most %d --backing-dir options\n", prog, VS_CLI_MAX_REPEAT);
+      return -1;
+    }
+    r->backing_dirs[r->image.n_backing_dirs++] = arg;
+    r->image.backing_dirs = r->backing_dirs;
+    return 1;
+  }
+  return 0;
+}
+
+/* Opens a directory or, with the direct backend, an image. *NEEDS_GUESTFS is set (and NULL
+ * returned) when the image is for the guestfs backend: asked for, or (under auto) holding
+ * what the direct backend cannot read. */
+static struct vs_source *open_source(const struct vs_cli_read *r, const char *path,
+                                     const struct stat *st, bool *needs_guestfs,
+                                     struct vs_err *err) {
+  *needs_guestfs = false;
+  if (S_ISDIR(st->st_mode)) return vs_source_open_dir(path, err);
+  if (r->backend == VS_CLI_BACKEND_GUESTFS) {
+    *needs_guestfs = true;
+    return NULL;
+  }
+  struct vs_source *src = vs_source_open_image(&path, 1, &r->image, err);
+  if (!src && err->code == ENOTSUP && r->backend == VS_CLI_BACKEND_AUTO) {
+    vs_log(VS_LOG_INFO, "%s; trying libguestfs", vs_err_msg(err));
+    vs_err_clear(err);
+    *needs_guestfs = true;
+  }
+  return src;
+}
+
+static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *src,
+                                      const char *path, bool stats, struct vs_err *err) {
+  _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
+  const char *base = strrchr(path, '/');
+  base = base && base[1] ? base + 1 : path;
+  vs_feature_set_id(doc, path, base);
+  vs_feature_set_taken_at(doc, (int64_t)time(NULL));
+  vs_feature_set_source(doc, vs_source_kind(src), vs_source_path(src), vs_source_backend(src));
+  struct vs_extract_stats st;
+  if (vs_extract(x, src, doc, &st, err) < 0) return NULL;
+  if (stats)
+    fprintf(stderr,
+            "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "
+            "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings, backend %s\n",
+            path, st.seconds_total * 1e3, st.seconds_os * 1e3, st.seconds_packages * 1e3,
+            st.packages, st.seconds_accounts * 1e3, st.seconds_services * 1e3,
+            st.seconds_sysctl * 1e3, st.seconds_files * 1e3, st.files_parsed, st.files_failed,
+            vs_feature_count(doc), vs_source_backend(src));
+  return vs_steal(&doc);
+}
+
+static void set_one(struct vs_cli_docs *out, struct vs_feature *doc) {
+  out->docs = vs_xcalloc(1, sizeof(*out->docs));
+  out->docs[0] = doc;
+  out->n = 1;
+}
+
+/* Inspects the images at INDEX[0..N) of PATHS through one appliance. */
+static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
+                            const struct vs_watch *watch, char **paths, const size_t *index,
+                            size_t n, struct vs_cli_docs *out) {
+  const char **batch = vs_xcalloc(n, sizeof(char *));
+  for (size_t k = 0; k < n; k++)
+    batch[k] = paths[index[k]];
+  struct vs_err err = {0};
+  double t0 = vs_now_monotonic();
+  struct vs_guestfs *gfs = vs_guestfs_open(batch, n, &r->image, watch, &err);
+  if (!gfs && n > 1) {
+    /* A batch that will not start: one appliance per image, so one bad image costs only
+     * itself. */
+    vs_log(VS_LOG_WARNING, "%s; retrying with one appliance per image", vs_err_msg(&err));
+    vs_err_clear(&err);
+    for (size_t k = 0; k < n; k++)
+      inspect_guestfs(r, x, watch, paths, index + k, 1, out);
+    free(batch);
+    return;
+  }
+  if (r->stats && gfs)
+    fprintf(stderr, "libguestfs appliance for %zu image(s) up in %.1f s\n", n,
+            vs_now_monotonic() - t0);
+  for (size_t k = 0; k < n; k++) {
+    struct vs_source *src = gfs ? vs_guestfs_source(gfs, k, &err) : NULL;
+    struct vs_feature *doc = src ? extract_doc(x, src, paths[index[k]], r->stats, &err) : NULL;
+    if (doc)
+      set_one(&out[index[k]], doc);
+    else
+      out[index[k]].error = vs_xstrdup(vs_err_msg(&err));
+    vs_err_clear(&err);
+    vs_source_free(src);
+  }
+  vs_guestfs_close(gfs);
+  free(batch);
+}
+
+/* A saved feature document, or a JSON array of them. */
+static void load_json(const char *path, struct vs_cli_docs *out) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root) {
+    out->error = vs_xasprintf("%s: not valid JSON at line %d, column %d: %s", path, jerr.line,
+                              jerr.column, jerr.text);
+    return;
+  }
+  struct vs_err err = {0};
+  size_t n = json_is_array(root) ? json_array_size(root) : 1;
+  out->docs = vs_xcalloc(n ? n : 1, sizeof(*out->docs));
+  for (size_t i = 0; i < n; i++) {
+    char *what = json_is_array(root) ? vs_xasprintf("%s[%zu]", path, i) : vs_xstrdup(path);
+    struct vs_feature *doc =
+        vs_feature_from_json(json_is_array(root) ? json_array_get(root, i) : root, what, &err);
+    free(what);
+    if (!doc) {
+      out->error = vs_xstrdup(vs_err_msg(&err));
+      vs_err_clear(&err);
+      break;
+    }
+    out->docs[out->n++] = doc;
+  }
+  json_decref(root);
+}
+
+int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
+                        struct vs_cli_docs *out, const char *prog) {
+  struct vs_err err = {0};
+  _cleanup_(vs_watch_freep) struct vs_watch *watch =
+      r->no_default_watch ? vs_watch_new_empty() : vs_watch_new_default();
+  for (size_t i = 0; i < r->n_watch_files; i++) {
+    if (vs_watch_load_file(watch, r->watch_files[i], &err) < 0) {
+      fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
+      vs_err_clear(&err);
+      return -1;
+    }
+  }
+  _cleanup_(vs_extractor_freep) struct vs_extractor *x = NULL;
+  _cleanup_(vs_freep) size_t *pending = vs_xcalloc(n ? n : 1, sizeof(size_t));
+  size_t n_pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    out[i] = (struct vs_cli_docs){0};
+    if (stat(paths[i], &st) < 0) {
+      out[i].error = vs_xasprintf("%s: %s", paths[i], strerror(errno));
+      continue;
+    }
+    if (S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json")) {
+      load_json(paths[i], &out[i]);
+      continue;
+    }
+    if (!x && !(x = vs_extractor_new(watch, &err))) {
+      out[i].error = vs_xstrdup(vs_err_msg(&err));
+      vs_err_clear(&err);
+      continue;
+    }
+    bool needs_guestfs = false;
+    struct vs_source *src = open_source(r, paths[i], &st, &needs_guestfs, &err);
+    struct vs_feature *doc = src ? extract_doc(x, src, paths[i], r->stats, &err) : NULL;
+    if (doc)
+      set_one(&out[i], doc);
+    else if (needs_guestfs)
+      pending[n_pending++] = i;
+    else
+      out[i].error = vs_xstrdup(vs_err_msg(&err));
+    vs_err_clear(&err);
+    vs_source_free(src);
+  }
+  if (n_pending) inspect_guestfs(r, x, watch, paths, pending, n_pending, out);
+  return 0;
+}
+
+void vs_cli_docs_clear(struct vs_cli_docs *d) {
+  for (size_t i = 0; i < d->n; i++)
+    vs_feature_free(d->docs[i]);
+  free(d->docs);
+  free(d->error);
+  *d = (struct vs_cli_docs){0};
+}

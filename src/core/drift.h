@@ -1,0 +1,151 @@
+/* drift.h: which settings set a VM apart from its peers, and what changed between two of its
+ * snapshots.
+ *
+ * Ranking is PeerPressure (Wang et al., OSDI 2004; US8645950). For key k with target value v
+ * over N sample documents (the population without the target itself): c = distinct values of k
+ * among the samples (VS_ABSENT counting as one), plus one when no sample has v; m = samples
+ * whose value is v. The sick probability with t suspect keys is
+ *     P = (N + c) / (N + c + c t (m + 1)),
+ * which orders keys exactly as K = c (m + 1) / (N + c) does, smaller K more suspicious. The
+ * score reported is 1 - K, clamped to [0, 1]: a value no peer shares while all peers agree
+ * scores near 1; a key whose value differs on every VM (hostname, machine-id) scores about 0.5
+ * however large the fleet, and a value the target shares with a large part of the fleet scores
+ * near 0. Only keys where the target's value is not the samples' most common one are findings.
+ *
+ * What keeps noise off the top: values equal to the key's default count as VS_ABSENT (see
+ * population.h); keys that vary everywhere score about 0.5 by the formula itself; and a unit
+ * (one file's settings and metadata, one user, one group) that the target has and no sample
+ * has, or that every sample has and the target lacks, is reported as one finding
+ * ("file:/etc/app.conf:*") carrying the statistics of its most suspicious key, instead of one
+ * finding per key.
+ *
+ * Severity: score >= fail_score is "failure", >= warn_score "warning", else "info"; a finding
+ * that is not waived and is a warning or worse is an alarm. */
+#ifndef VS_DRIFT_H
+#define VS_DRIFT_H
+
+#include "feature.h"
+#include "population.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <time.h>
+
+#define VS_DRIFT_WARN_SCORE 0.8
+#define VS_DRIFT_FAIL_SCORE 0.9
+
+enum vs_severity { VS_SEVERITY_INFO, VS_SEVERITY_WARNING, VS_SEVERITY_FAILURE };
+const char *vs_severity_name(enum vs_severity s);
+
+/* PeerPressure's ranking key K and the score 1 - K (clamped to [0, 1]). */
+double vs_drift_k(uint32_t n, uint32_t c, uint32_t m);
+double vs_drift_score(uint32_t n, uint32_t c, uint32_t m);
+/* The sick probability P with T suspect keys. */
+double vs_drift_p(uint32_t n, uint32_t c, uint32_t m, uint32_t t);
+
+/* ------------------------------------------------------------------------------ waivers */
+
+/* A list of waivers, each a line "KEY-GLOB VM-GLOB EXPIRES REASON...": fnmatch globs for the
+ * key and for the VM's name or id ("*" for every VM), the last day the waiver holds
+ * (YYYY-MM-DD, UTC, or "-" for never), and why, which is required. '#' starts a comment. */
+struct vs_waivers;
+struct vs_waivers *vs_waivers_parse(const char *text, const char *what, struct vs_err *err);
+struct vs_waivers *vs_waivers_load(const char *path, struct vs_err *err);
+void vs_waivers_free(struct vs_waivers *w);
+void vs_waivers_freep(struct vs_waivers **w);
+size_t vs_waivers_count(const struct vs_waivers *w);
+
+struct vs_waiver_match {
+  const char *reason;  /* NULL: no waiver names this key and VM */
+  const char *expires; /* "YYYY-MM-DD" or NULL for never */
+  bool expired;        /* matched, but past its last day at NOW: it waives nothing */
+};
+/* The first waiver naming KEY for the VM (NAME or ID), preferring one still in force. */
+void vs_waivers_match(const struct vs_waivers *w, const char *key, const char *name, const char *id,
+                      time_t now, struct vs_waiver_match *out);
+
+/* ------------------------------------------------------------------------------ ranking */
+
+struct vs_drift_opts {
+  double warn_score, fail_score;    /* 0 means the default */
+  const struct vs_waivers *waivers; /* may be NULL */
+  time_t now;                       /* for waiver expiry */
+};
+
+struct vs_finding {
+  size_t rank; /* 1 = most suspicious */
+  char *key;   /* a collapsed unit: "file:/etc/app.conf:*", "user:toor:*" */
+  char *value; /* the target's value as compared (VS_ABSENT, or a default folded to it) */
+  char *majority;
+  uint32_t majority_count;
+  uint32_t n, c, m;
+  double k, score;
+  enum vs_severity severity;
+  size_t keys;     /* keys this finding stands for (1 unless collapsed) */
+  char *about_key; /* collapsed: the key whose statistics are shown; else NULL */
+  bool waived;
+  struct vs_waiver_match waiver; /* strings point into the waivers */
+};
+
+struct vs_drift {
+  char *target_id, *target_name;
+  uint32_t samples;     /* N */
+  size_t keys_compared; /* keys of the target or the samples that were looked at */
+  size_t alarms;        /* findings not waived with severity warning or failure */
+  struct vs_finding *findings;
+  size_t n_findings;
+};
+
+/* Ranks TARGET against the population POP, which must be prepared (vs_pop_prepare); when
+ * TARGET's id is a member of POP, that document is left out of the samples. Fails when there
+ * is no sample to compare with. Thread-safe for a prepared population that does not change. */
+struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature *target,
+                               const struct vs_drift_opts *opts, struct vs_err *err);
+void vs_drift_free(struct vs_drift *d);
+void vs_drift_freep(struct vs_drift **d);
+/* {"target":..., "name":..., "samples":N, "alarms":A, "findings_total":F,
+ *  "findings":[{"rank":1,"key":...,"value":...,"majority":{"value":...,"count":...,
+ *  "share":...},"c":...,"m":...,"n":...,"k":...,"score":...,"severity":"warning",
+ *  "waived":false, ...}]}; TOP > 0 keeps the first TOP findings. */
+json_t *vs_drift_to_json(const struct vs_drift *d, size_t top);
+
+/* -------------------------------------------------------------------------- temporal diff */
+
+enum vs_change_kind { VS_CHANGE_ADDED, VS_CHANGE_REMOVED, VS_CHANGE_CHANGED };
+enum vs_change_class {
+  VS_CLASS_NONE,
+  VS_CLASS_INSTALLED,    /* pkg: added */
+  VS_CLASS_UNINSTALLED,  /* pkg: removed */
+  VS_CLASS_UPGRADE,      /* pkg: newer version */
+  VS_CLASS_DOWNGRADE,    /* pkg: older version */
+  VS_CLASS_WITH_PACKAGE, /* file:/meta: change to a file whose owning package changed too */
+  VS_CLASS_LOCAL_EDIT    /* file:/meta: change while the owning package (if any) did not */
+};
+const char *vs_change_kind_name(enum vs_change_kind k);
+const char *vs_change_class_name(enum vs_change_class c);
+
+struct vs_change {
+  char *key;
+  char *old_value, *new_value; /* NULL when absent */
+  enum vs_change_kind kind;
+  enum vs_change_class class;
+  char *package; /* the owning package of a file change, when known */
+};
+
+struct vs_diff {
+  size_t added, removed, changed;
+  size_t upgrades, downgrades, installed, uninstalled, package_edits, local_edits;
+  struct vs_change *changes; /* sorted by key */
+  size_t n_changes;
+};
+
+/* What changed from OLD to NEW (two snapshots of one VM; their ids are not checked). A file
+ * change is a local edit unless the file's owning package (meta:PATH:package, from dpkg's
+ * conffiles) changed version between the two. */
+struct vs_diff *vs_drift_diff(const struct vs_feature *old_doc, const struct vs_feature *new_doc);
+void vs_diff_free(struct vs_diff *d);
+void vs_diff_freep(struct vs_diff **d);
+json_t *vs_diff_to_json(const struct vs_diff *d, const struct vs_feature *old_doc,
+                        const struct vs_feature *new_doc);
+
+#endif

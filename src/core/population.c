@@ -1,0 +1,411 @@
+#include "population.h"
+
+#include "strmap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One distinct value of one key. VALUE points into the population's string table. */
+struct value_slot {
+  uint64_t hash; /* 0 with VALUE NULL: an empty slot */
+  const char *value;
+  uint32_t count;    /* documents that set the key to this value */
+  uint32_t declared; /* documents that declare this value the key's default */
+};
+
+struct pop_key {
+  const char *name;
+  uint64_t hash;
+  uint32_t present; /* documents that set the key */
+  uint32_t live;    /* slots with count > 0 */
+  uint32_t cap, used;
+  struct value_slot *slots;
+  /* Filled by vs_pop_prepare(). */
+  const struct value_slot *dflt;
+  struct vs_pop_stats stats;
+};
+
+/* A set of strings stored once each, found by hash. */
+struct interned {
+  uint64_t hash;
+  char *s;
+};
+
+struct vs_pop {
+  uint64_t k0, k1;
+  struct pop_key *keys;
+  size_t n_keys, cap_keys;
+  uint32_t *key_index; /* open addressing: 1 + index into KEYS, 0 empty */
+  size_t cap_index;
+  struct interned *strings;
+  size_t n_strings, cap_strings;
+  struct vs_strmap *members; /* id -> count, stored in the pointer */
+  size_t docs, pairs;
+  uint64_t generation, prepared_generation;
+};
+
+struct vs_pop *vs_pop_new(void) {
+  struct vs_pop *pop = vs_xcalloc(1, sizeof(*pop));
+  vs_hash_seed(&pop->k0, &pop->k1);
+  pop->cap_index = 64;
+  pop->key_index = vs_xcalloc(pop->cap_index, sizeof(uint32_t));
+  pop->cap_strings = 64;
+  pop->strings = vs_xcalloc(pop->cap_strings, sizeof(struct interned));
+  pop->members = vs_strmap_new(NULL);
+  pop->generation = 1;
+  return pop;
+}
+
+void vs_pop_free(struct vs_pop *pop) {
+  if (!pop) return;
+  for (size_t i = 0; i < pop->n_keys; i++)
+    free(pop->keys[i].slots);
+  free(pop->keys);
+  free(pop->key_index);
+  for (size_t i = 0; i < pop->cap_strings; i++)
+    free(pop->strings[i].s);
+  free(pop->strings);
+  vs_strmap_free(pop->members);
+  free(pop);
+}
+
+void vs_pop_freep(struct vs_pop **pop) {
+  vs_pop_free(*pop);
+}
+
+static uint64_t hash_of(const struct vs_pop *pop, const char *s) {
+  uint64_t h = vs_siphash24(s, strlen(s), pop->k0, pop->k1);
+  return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static const char *intern(struct vs_pop *pop, const char *s, uint64_t hash) {
+  if (2 * (pop->n_strings + 1) > pop->cap_strings) {
+    size_t cap = 2 * pop->cap_strings;
+    struct interned *grown = vs_xcalloc(cap, sizeof(*grown));
+    for (size_t i = 0; i < pop->cap_strings; i++) {
+      if (!pop->strings[i].s) continue;
+      size_t j = pop->strings[i].hash & (cap - 1);
+      while (grown[j].s)
+        j = (j + 1) & (cap - 1);
+      grown[j] = pop->strings[i];
+    }
+    free(pop->strings);
+    pop->strings = grown;
+    pop->cap_strings = cap;
+  }
+  size_t j = hash & (pop->cap_strings - 1);
+  for (; pop->strings[j].s; j = (j + 1) & (pop->cap_strings - 1))
+    if (pop->strings[j].hash == hash && strcmp(pop->strings[j].s, s) == 0) return pop->strings[j].s;
+  pop->strings[j] = (struct interned){hash, vs_xstrdup(s)};
+  pop->n_strings++;
+  return pop->strings[j].s;
+}
+
+static struct pop_key *find_key(const struct vs_pop *pop, const char *name, uint64_t hash) {
+  for (size_t j = hash & (pop->cap_index - 1); pop->key_index[j];
+       j = (j + 1) & (pop->cap_index - 1)) {
+    struct pop_key *k = &pop->keys[pop->key_index[j] - 1];
+    if (k->hash == hash && strcmp(k->name, name) == 0) return k;
+  }
+  return NULL;
+}
+
+static void index_key(struct vs_pop *pop, size_t i) {
+  size_t j = pop->keys[i].hash & (pop->cap_index - 1);
+  while (pop->key_index[j])
+    j = (j + 1) & (pop->cap_index - 1);
+  pop->key_index[j] = (uint32_t)(i + 1);
+}
+
+static struct pop_key *get_key(struct vs_pop *pop, const char *name) {
+  uint64_t hash = hash_of(pop, name);
+  struct pop_key *k = find_key(pop, name, hash);
+  if (k) return k;
+  if (pop->n_keys == pop->cap_keys) {
+    pop->cap_keys = pop->cap_keys ? 2 * pop->cap_keys : 256;
+    pop->keys = vs_xrealloc(pop->keys, pop->cap_keys * sizeof(struct pop_key));
+  }
+  if (2 * (pop->n_keys + 1) > pop->cap_index) {
+    free(pop->key_index);
+    pop->cap_index *= 2;
+    pop->key_index = vs_xcalloc(pop->cap_index, sizeof(uint32_t));
+    for (size_t i = 0; i < pop->n_keys; i++)
+      index_key(pop, i);
+  }
+  k = &pop->keys[pop->n_keys];
+  *k = (struct pop_key){.name = intern(pop, name, hash), .hash = hash, .cap = 4};
+  k->slots = vs_xcalloc(k->cap, sizeof(struct value_slot));
+  index_key(pop, pop->n_keys++);
+  return k;
+}
+
+static struct value_slot *find_value(const struct pop_key *k, const char *value, uint64_t hash) {
+  for (size_t j = hash & (k->cap - 1); k->slots[j].value; j = (j + 1) & (k->cap - 1))
+    if (k->slots[j].hash == hash && strcmp(k->slots[j].value, value) == 0) return &k->slots[j];
+  return NULL;
+}
+
+static struct value_slot *get_value(struct vs_pop *pop, struct pop_key *k, const char *value,
+                                    uint64_t hash) {
+  struct value_slot *s = find_value(k, value, hash);
+  if (s) return s;
+  if (2 * (k->used + 1) > k->cap) {
+    uint32_t cap = 2 * k->cap;
+    struct value_slot *grown = vs_xcalloc(cap, sizeof(*grown));
+    for (uint32_t i = 0; i < k->cap; i++) {
+      if (!k->slots[i].value) continue;
+      size_t j = k->slots[i].hash & (cap - 1);
+      while (grown[j].value)
+        j = (j + 1) & (cap - 1);
+      grown[j] = k->slots[i];
+    }
+    free(k->slots);
+    k->slots = grown;
+    k->cap = cap;
+  }
+  size_t j = hash & (k->cap - 1);
+  while (k->slots[j].value)
+    j = (j + 1) & (k->cap - 1);
+  k->slots[j] = (struct value_slot){.hash = hash, .value = intern(pop, value, hash)};
+  k->used++;
+  return &k->slots[j];
+}
+
+/* Adds DELTA (+1 or -1, or a count when merging) to KEY = VALUE. */
+static void count_value(struct vs_pop *pop, struct pop_key *k, struct value_slot *s,
+                        int64_t delta) {
+  uint32_t before = s->count;
+  s->count = (uint32_t)((int64_t)s->count + delta);
+  k->present = (uint32_t)((int64_t)k->present + delta);
+  if (before == 0 && s->count > 0) {
+    k->live++;
+    pop->pairs++;
+  } else if (before > 0 && s->count == 0) {
+    k->live--;
+    pop->pairs--;
+  }
+}
+
+static void add_member(struct vs_pop *pop, const char *id, int64_t delta) {
+  uintptr_t n = (uintptr_t)vs_strmap_get(pop->members, id);
+  n = (uintptr_t)((int64_t)n + delta);
+  if (n)
+    vs_strmap_put(pop->members, id, (void *)n);
+  else
+    vs_strmap_remove(pop->members, id);
+}
+
+void vs_pop_add(struct vs_pop *pop, const struct vs_feature *doc) {
+  size_t pos = 0;
+  const char *key, *value;
+  while (vs_feature_next(doc, &pos, &key, &value)) {
+    struct pop_key *k = get_key(pop, key);
+    count_value(pop, k, get_value(pop, k, value, hash_of(pop, value)), 1);
+  }
+  pos = 0;
+  while (vs_feature_next_default(doc, &pos, &key, &value)) {
+    struct pop_key *k = get_key(pop, key);
+    get_value(pop, k, value, hash_of(pop, value))->declared++;
+  }
+  add_member(pop, vs_feature_id(doc), 1);
+  pop->docs++;
+  pop->generation++;
+}
+
+int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_err *err) {
+  if (!vs_strmap_get(pop->members, vs_feature_id(doc)))
+    return vs_err_set(err, ENOENT, "document \"%s\" (%s) is not in the population",
+                      vs_feature_id(doc), vs_feature_name(doc));
+  size_t pos = 0;
+  const char *key, *value;
+  /* Check everything first, so that a wrong document changes nothing. */
+  while (vs_feature_next(doc, &pos, &key, &value)) {
+    uint64_t kh = hash_of(pop, key);
+    struct pop_key *k = find_key(pop, key, kh);
+    struct value_slot *s = k ? find_value(k, value, hash_of(pop, value)) : NULL;
+    if (!s || s->count == 0)
+      return vs_err_set(err, EINVAL,
+                        "document \"%s\": %s = \"%s\" was never counted; it is not the document "
+                        "that was added",
+                        vs_feature_id(doc), key, value);
+  }
+  pos = 0;
+  while (vs_feature_next_default(doc, &pos, &key, &value)) {
+    struct pop_key *k = find_key(pop, key, hash_of(pop, key));
+    struct value_slot *s = k ? find_value(k, value, hash_of(pop, value)) : NULL;
+    if (!s || s->declared == 0)
+      return vs_err_set(err, EINVAL,
+                        "document \"%s\": the default %s = \"%s\" was never counted; it is not "
+                        "the document that was added",
+                        vs_feature_id(doc), key, value);
+  }
+  pos = 0;
+  while (vs_feature_next(doc, &pos, &key, &value)) {
+    struct pop_key *k = find_key(pop, key, hash_of(pop, key));
+    count_value(pop, k, find_value(k, value, hash_of(pop, value)), -1);
+  }
+  pos = 0;
+  while (vs_feature_next_default(doc, &pos, &key, &value)) {
+    struct pop_key *k = find_key(pop, key, hash_of(pop, key));
+    find_value(k, value, hash_of(pop, value))->declared--;
+  }
+  add_member(pop, vs_feature_id(doc), -1);
+  pop->docs--;
+  pop->generation++;
+  return 0;
+}
+
+void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from) {
+  for (size_t i = 0; i < from->n_keys; i++) {
+    const struct pop_key *fk = &from->keys[i];
+    struct pop_key *k = get_key(into, fk->name);
+    for (uint32_t j = 0; j < fk->cap; j++) {
+      const struct value_slot *fs = &fk->slots[j];
+      if (!fs->value || (fs->count == 0 && fs->declared == 0)) continue;
+      struct value_slot *s = get_value(into, k, fs->value, hash_of(into, fs->value));
+      if (fs->count) count_value(into, k, s, fs->count);
+      s->declared += fs->declared;
+    }
+  }
+  size_t pos = 0;
+  const char *id;
+  void *n;
+  while (vs_strmap_next(from->members, &pos, &id, &n))
+    add_member(into, id, (int64_t)(uintptr_t)n);
+  into->docs += from->docs;
+  into->generation++;
+}
+
+size_t vs_pop_docs(const struct vs_pop *pop) {
+  return pop->docs;
+}
+
+size_t vs_pop_member(const struct vs_pop *pop, const char *id) {
+  return (size_t)(uintptr_t)vs_strmap_get(pop->members, id);
+}
+
+size_t vs_pop_keys(const struct vs_pop *pop) {
+  return pop->n_keys;
+}
+
+size_t vs_pop_pairs(const struct vs_pop *pop) {
+  return pop->pairs;
+}
+
+/* The most declared default (ties: the smaller string, so the choice does not depend on the
+ * order documents came in). */
+static const struct value_slot *key_default(const struct pop_key *k) {
+  const struct value_slot *best = NULL;
+  for (uint32_t j = 0; j < k->cap; j++) {
+    const struct value_slot *s = &k->slots[j];
+    if (!s->value || !s->declared) continue;
+    if (!best || s->declared > best->declared ||
+        (s->declared == best->declared && strcmp(s->value, best->value) < 0))
+      best = s;
+  }
+  return best;
+}
+
+/* Keeps the two largest (count, value) pairs in STATS; ties go to the smaller string. */
+static void consider_top(struct vs_pop_stats *st, const char *value, uint32_t count) {
+  if (count == 0) return;
+  for (int i = 0; i < 2; i++) {
+    if (count > st->top_count[i] ||
+        (count == st->top_count[i] && st->top_value[i] && strcmp(value, st->top_value[i]) < 0)) {
+      if (i == 0) {
+        st->top_count[1] = st->top_count[0];
+        st->top_value[1] = st->top_value[0];
+      }
+      st->top_count[i] = count;
+      st->top_value[i] = value;
+      return;
+    }
+  }
+}
+
+void vs_pop_prepare(struct vs_pop *pop) {
+  if (pop->prepared_generation == pop->generation) return;
+  for (size_t i = 0; i < pop->n_keys; i++) {
+    struct pop_key *k = &pop->keys[i];
+    k->dflt = key_default(k);
+    struct vs_pop_stats *st = &k->stats;
+    *st = (struct vs_pop_stats){.docs = (uint32_t)pop->docs};
+    st->default_value = k->dflt ? k->dflt->value : NULL;
+    uint32_t folded = k->dflt ? k->dflt->count : 0;
+    uint32_t absent = (uint32_t)pop->docs - k->present + folded;
+    st->distinct = k->live - (folded > 0) + (absent > 0);
+    consider_top(st, VS_ABSENT, absent);
+    for (uint32_t j = 0; j < k->cap; j++) {
+      const struct value_slot *s = &k->slots[j];
+      if (s->value && s != k->dflt) consider_top(st, s->value, s->count);
+    }
+  }
+  pop->prepared_generation = pop->generation;
+}
+
+bool vs_pop_is_prepared(const struct vs_pop *pop) {
+  return pop->prepared_generation == pop->generation;
+}
+
+const char *vs_pop_key_name(const struct vs_pop *pop, size_t i) {
+  return i < pop->n_keys ? pop->keys[i].name : NULL;
+}
+
+long vs_pop_key_index(const struct vs_pop *pop, const char *key) {
+  struct pop_key *k = find_key(pop, key, hash_of(pop, key));
+  return k ? (long)(k - pop->keys) : -1;
+}
+
+void vs_pop_key_stats(const struct vs_pop *pop, size_t i, struct vs_pop_stats *out) {
+  *out = pop->keys[i].stats;
+}
+
+const char *vs_pop_fold(const struct vs_pop *pop, size_t i, const char *value) {
+  const struct pop_key *k = &pop->keys[i];
+  if (!value || (k->dflt && strcmp(value, k->dflt->value) == 0)) return VS_ABSENT;
+  return value;
+}
+
+uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value) {
+  const struct pop_key *k = &pop->keys[i];
+  uint32_t folded = k->dflt ? k->dflt->count : 0;
+  value = vs_pop_fold(pop, i, value);
+  if (strcmp(value, VS_ABSENT) == 0) return (uint32_t)pop->docs - k->present + folded;
+  const struct value_slot *s = find_value(k, value, hash_of(pop, value));
+  return s ? s->count : 0;
+}
+
+static int cmp_slot_value(const void *a, const void *b) {
+  return strcmp((*(const struct value_slot *const *)a)->value,
+                (*(const struct value_slot *const *)b)->value);
+}
+
+char *vs_pop_dump(const struct vs_pop *pop) {
+  struct vs_buf out = {0};
+  const char **names = vs_xcalloc(pop->n_keys + 1, sizeof(char *));
+  for (size_t i = 0; i < pop->n_keys; i++)
+    names[i] = pop->keys[i].name;
+  qsort(names, pop->n_keys, sizeof(char *), vs_cmp_strp);
+  vs_buf_addf(&out, "docs\t%zu\n", pop->docs);
+  for (size_t i = 0; i < pop->n_keys; i++) {
+    const struct pop_key *k = find_key(pop, names[i], hash_of(pop, names[i]));
+    const struct value_slot **vals = vs_xcalloc(k->used + 1, sizeof(*vals));
+    size_t n = 0;
+    for (uint32_t j = 0; j < k->cap; j++)
+      if (k->slots[j].value && (k->slots[j].count || k->slots[j].declared))
+        vals[n++] = &k->slots[j];
+    qsort(vals, n, sizeof(*vals), cmp_slot_value);
+    if (n) vs_buf_addf(&out, "%s\t%s\t%zu\t0\n", k->name, VS_ABSENT, pop->docs - k->present);
+    for (size_t j = 0; j < n; j++)
+      vs_buf_addf(&out, "%s\t%s\t%u\t%u\n", k->name, vals[j]->value, vals[j]->count,
+                  vals[j]->declared);
+    free(vals);
+  }
+  free(names);
+  const char **ids = vs_strmap_sorted_keys(pop->members, NULL);
+  for (size_t i = 0; ids[i]; i++)
+    vs_buf_addf(&out, "member\t%s\t%zu\n", ids[i], vs_pop_member(pop, ids[i]));
+  free(ids);
+  return vs_buf_steal(&out);
+}

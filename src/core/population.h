@@ -1,0 +1,77 @@
+/* population.h: how many feature documents hold each (key, value) pair.
+ *
+ * A population is a multiset of documents reduced to counts: for every key, how many documents
+ * set it to each value, how many lack it (VS_ABSENT), and which defaults the documents declare
+ * for it. It is additive: adding two populations' counts (vs_pop_merge) gives the population of
+ * both, so counts taken per host merge into fleet counts, and removing a document subtracts
+ * exactly what adding it added. Memory grows with the distinct keys and (key, value) pairs, not
+ * with documents times keys: each distinct string is stored once and values are found by a
+ * keyed 64-bit hash (SipHash with a per-population random key, so a guest cannot make values
+ * collide), with the strings compared on a hash match.
+ *
+ * Defaults fold into absence: when documents declare a default for a key (vs_feature_default),
+ * the most declared one is the population's default for that key, and the counts and
+ * statistics below count a value equal to it as VS_ABSENT ("PermitRootLogin prohibit-password"
+ * written out is the same as not writing it).
+ *
+ * Not thread-safe while it changes. After vs_pop_prepare() and until the next change, the
+ * const functions may be called from many threads. */
+#ifndef VS_POPULATION_H
+#define VS_POPULATION_H
+
+#include "feature.h"
+
+#include <stdint.h>
+
+#define VS_POP_MAX_DOCS UINT32_MAX
+
+struct vs_pop;
+
+struct vs_pop *vs_pop_new(void);
+void vs_pop_free(struct vs_pop *pop);
+void vs_pop_freep(struct vs_pop **pop);
+
+/* Counts DOC's settings and declared defaults, and records its id as a member. */
+void vs_pop_add(struct vs_pop *pop, const struct vs_feature *doc);
+/* Subtracts what adding DOC added. Fails, changing nothing, when DOC's id is not a member or a
+ * setting of DOC has no count to subtract (DOC is not the document that was added). */
+int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_err *err);
+/* Adds every count and member of FROM to INTO. */
+void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from);
+
+size_t vs_pop_docs(const struct vs_pop *pop);
+/* How many documents with this id were added (and not removed). */
+size_t vs_pop_member(const struct vs_pop *pop, const char *id);
+/* Distinct keys ever counted, and distinct (key, value) pairs with a non-zero count. */
+size_t vs_pop_keys(const struct vs_pop *pop);
+size_t vs_pop_pairs(const struct vs_pop *pop);
+
+/* Computes each key's default and most common values; needed by the statistics below. */
+void vs_pop_prepare(struct vs_pop *pop);
+bool vs_pop_is_prepared(const struct vs_pop *pop);
+
+/* Keys by index, 0 <= I < vs_pop_keys(); the index of KEY, or -1 when no document had it. */
+const char *vs_pop_key_name(const struct vs_pop *pop, size_t i);
+long vs_pop_key_index(const struct vs_pop *pop, const char *key);
+
+/* One key over the whole population, defaults folded into VS_ABSENT. */
+struct vs_pop_stats {
+  uint32_t docs;     /* documents in the population */
+  uint32_t distinct; /* distinct values, VS_ABSENT counting as one when any document lacks it */
+  const char *default_value; /* the key's default, or NULL */
+  const char *top_value[2];  /* the most and second most common values (VS_ABSENT included) */
+  uint32_t top_count[2];     /* 0 when there is no such value */
+};
+/* Requires a prepared population. */
+void vs_pop_key_stats(const struct vs_pop *pop, size_t i, struct vs_pop_stats *out);
+/* VALUE as the statistics see it: VS_ABSENT for NULL or the key's default, else VALUE. */
+const char *vs_pop_fold(const struct vs_pop *pop, size_t i, const char *value);
+/* Documents whose folded value of key I is VALUE (NULL or VS_ABSENT: those lacking it).
+ * Requires a prepared population. */
+uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value);
+
+/* Every count as text, keys and values sorted ("KEY\tVALUE\tCOUNT\tDECLARED\n", raw values,
+ * absent counts included): equal populations give equal text. Caller frees. */
+char *vs_pop_dump(const struct vs_pop *pop);
+
+#endif
