@@ -6,6 +6,74 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+static void md5_hex(const char *text, char out[33]) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text, strlen(text), md, &len, EVP_md5(), NULL);
+  for (unsigned i = 0; i < len && i < 16; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Defaults a guest documents: sshd_config's commented-out directives, and dpkg conffiles that
+ * were never edited. */
+static void test_defaults(struct vs_extractor *x) {
+  static const char sshd[] = "# This is the sshd server system-wide configuration file.\n"
+                             "#Port 22\n"
+                             "#PermitRootLogin prohibit-password\n"
+                             "#MaxAuthTries 6\n"
+                             "UsePAM yes\n"
+                             "#Match User anoncvs\n"
+                             "#\tX11Forwarding no\n";
+  static const char sudoers[] = "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\n";
+  char sshd_md5[33], status[1024];
+  md5_hex(sshd, sshd_md5);
+  int n = snprintf(status, sizeof(status),
+                   "Package: openssh-server\nStatus: install ok installed\nVersion: 1:9.2p1-2\n"
+                   "Conffiles:\n /etc/ssh/sshd_config %s\n /etc/ssh/old_config "
+                   "0123456789abcdef0123456789abcdef obsolete\n\n"
+                   "Package: sudo\nStatus: install ok installed\nVersion: 1.9.13p3-1\n"
+                   "Conffiles:\n /etc/sudoers 0123456789abcdef0123456789abcdef\n",
+                   sshd_md5);
+  ok(n > 0 && (size_t)n < sizeof(status), "(the fixture's dpkg status fits)");
+  char *root = fx_tmpdir();
+  fx_write(root, "var/lib/dpkg/status", status);
+  fx_write(root, "etc/ssh/sshd_config", sshd);
+  fx_write(root, "etc/ssh/old_config", "x\n");
+  fx_write(root, "etc/sudoers", sudoers);
+  struct vs_err err = {0};
+  struct vs_source *src = vs_source_open_dir(root, &err);
+  struct vs_feature *doc = vs_feature_new();
+  ok(src && vs_extract(x, src, doc, NULL, &err) == 0, "a tree with dpkg conffiles extracts");
+  is_str(vs_feature_default(doc, "file:/etc/ssh/sshd_config:PermitRootLogin"), "prohibit-password",
+         "sshd_config's \"#PermitRootLogin prohibit-password\" is that key's default");
+  is_str(vs_feature_default(doc, "file:/etc/ssh/sshd_config:MaxAuthTries"), "6",
+         "and \"#MaxAuthTries 6\" another");
+  ok(vs_feature_get(doc, "file:/etc/ssh/sshd_config:PermitRootLogin") == NULL,
+     "a default is not a setting");
+  ok(vs_feature_default(doc, "file:/etc/ssh/sshd_config:This") == NULL,
+     "a prose comment (\"# This is ...\") is not a default");
+  ok(vs_feature_default(doc, "file:/etc/ssh/sshd_config:Match/Settings/X11Forwarding") == NULL &&
+         vs_feature_default(doc, "file:/etc/ssh/sshd_config:X11Forwarding") == NULL,
+     "nor is the commented example Match block");
+  is_str(vs_feature_get(doc, "meta:/etc/ssh/sshd_config:package"), "openssh-server",
+         "a conffile records the package that ships it");
+  const char *digest = vs_feature_get(doc, "meta:/etc/ssh/sshd_config:sha256");
+  ok(digest && vs_feature_default(doc, "meta:/etc/ssh/sshd_config:sha256") &&
+         strcmp(vs_feature_default(doc, "meta:/etc/ssh/sshd_config:sha256"), digest) == 0,
+     "a conffile whose MD5 is the shipped one has its own digest as default (never edited)");
+  is_str(vs_feature_get(doc, "meta:/etc/sudoers:package"), "sudo", "sudoers is sudo's");
+  ok(vs_feature_default(doc, "meta:/etc/sudoers:sha256") == NULL,
+     "an edited conffile (MD5 differs) has no default digest");
+  ok(vs_feature_default(doc, "file:/etc/sudoers:Defaults/env_reset") == NULL,
+     "files that do not document defaults in comments give none (opt-in per lens)");
+  vs_feature_free(doc);
+  vs_source_free(src);
+  fx_rmtree(root);
+  free(root);
+}
+
 static const char dpkg_status[] =
     "Package: dpkg\nStatus: install ok installed\nPriority: required\nArchitecture: amd64\n"
     "Version: 1.21.22\nDescription: Debian package management system\n continuation line\n\n"
@@ -163,6 +231,7 @@ int main(void) {
          vs_feature_get(doc2, "pkg:dpkg") == NULL,
      "and nothing of the first tree");
 
+  test_defaults(x);
   vs_feature_free(doc2);
   vs_source_free(src2);
   fx_rmtree(root2);

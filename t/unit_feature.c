@@ -66,6 +66,15 @@ int main(void) {
     found |= strcmp(path, "file:/etc/big:v") == 0 && strstr(reason, "kept the first") != NULL;
   ok(found, "and the cut is recorded in skipped, not silent");
 
+  char *no_defaults = vs_feature_dumps(doc, false);
+  ok(!strstr(no_defaults, "\"defaults\""), "a document without defaults has no defaults object");
+  free(no_defaults);
+  size_t settings_before = vs_feature_count(doc);
+  vs_feature_set_default(doc, "file:/etc/ssh/sshd_config:PermitRootLogin", "prohibit-password");
+  is_str(vs_feature_default(doc, "file:/etc/ssh/sshd_config:PermitRootLogin"), "prohibit-password",
+         "a default reads back");
+  ok(vs_feature_count(doc) == settings_before, "and is not a setting");
+
   /* Round trip: document -> JSON -> document -> JSON gives the same bytes. */
   char *a = vs_feature_dumps(doc, true);
   struct vs_err err = {0};
@@ -83,6 +92,8 @@ int main(void) {
   is_str(back ? vs_feature_source(back, "path") : NULL, "/srv/guests/web-07", "source survives");
   ok(back && vs_feature_skipped_count(back) == vs_feature_skipped_count(doc),
      "skipped entries survive");
+  is_str(back ? vs_feature_default(back, "file:/etc/ssh/sshd_config:PermitRootLogin") : NULL,
+         "prohibit-password", "defaults survive the round trip");
   free(a);
   free(b);
   free(ca);
