@@ -271,6 +271,35 @@ static void test_defaults(void) {
   vs_pop_free(pop);
 }
 
+static void test_edit_evidence(void) {
+  /* Ten identical sshd_config files; the target's differs only in a comment. */
+  struct vs_pop *pop = vs_pop_new();
+  for (int i = 0; i < 10; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "vm-%d", i);
+    struct vs_feature *d = doc_with(id, (const char *[]){"file:/etc/ssh/sshd_config:Port", "22",
+                                                         "meta:/etc/ssh/sshd_config:sha256", "aaaa",
+                                                         "meta:/etc/passwd:sha256", "pppp", NULL});
+    vs_pop_add(pop, d);
+    vs_feature_free(d);
+  }
+  vs_pop_prepare(pop);
+  struct vs_feature *t = doc_with("t", (const char *[]){"file:/etc/ssh/sshd_config:Port", "22",
+                                                        "meta:/etc/ssh/sshd_config:sha256", "bbbb",
+                                                        "meta:/etc/passwd:sha256", "qqqq", NULL});
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
+  const struct vs_finding *sshd = finding(d, "meta:/etc/ssh/sshd_config:sha256");
+  const struct vs_finding *passwd = finding(d, "meta:/etc/passwd:sha256");
+  ok(sshd && sshd->edit_evidence && sshd->severity == VS_SEVERITY_INFO,
+     "the digest of a parsed file that changed nothing parsed is reported, as info only");
+  ok(passwd && !passwd->edit_evidence && passwd->severity >= VS_SEVERITY_WARNING,
+     "the digest of a file with no parsed settings keeps its severity");
+  vs_drift_free(d);
+  vs_feature_free(t);
+  vs_pop_free(pop);
+}
+
 static void test_units(void) {
   struct vs_pop *pop = vs_pop_new();
   for (int i = 0; i < 10; i++) {
@@ -528,6 +557,7 @@ int main(void) {
   test_population();
   test_defaults();
   test_units();
+  test_edit_evidence();
   test_waivers();
   test_diff();
   test_versions();

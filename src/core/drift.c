@@ -355,6 +355,34 @@ static void collapse_units(struct ranking *r, struct vs_drift *d) {
   r->cands = NULL;
 }
 
+/* The paths of the files the target has parsed settings of (file:PATH:...). */
+static struct vs_strmap *parsed_files(const struct vs_feature *target) {
+  struct vs_strmap *paths = vs_strmap_new(NULL);
+  size_t pos = 0;
+  const char *key, *value;
+  while (vs_feature_next(target, &pos, &key, &value)) {
+    if (strncmp(key, "file:", 5) != 0) continue;
+    const char *colon = strchr(key + 5, ':');
+    if (!colon) continue;
+    char *path = vs_xstrndup(key + 5, (size_t)(colon - key - 5));
+    vs_strmap_put(paths, path, NULL);
+    free(path);
+  }
+  return paths;
+}
+
+/* A digest finding ("meta:PATH:sha256") about a file whose settings are parsed only says that
+ * the file was edited: every setting the edit changed is a finding of its own, and an edit that
+ * changed none (a comment, a default written out) is no reason to page anyone. */
+static bool is_edit_evidence(const char *key, struct vs_strmap *parsed) {
+  if (strncmp(key, "meta:", 5) != 0 || !vs_has_suffix(key, ":sha256")) return false;
+  size_t len = strlen(key) - 5 - strlen(":sha256");
+  char *path = vs_xstrndup(key + 5, len);
+  bool parsed_file = vs_strmap_has(parsed, path);
+  free(path);
+  return parsed_file;
+}
+
 struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature *target,
                                const struct vs_drift_opts *opts, struct vs_err *err) {
   if (!vs_pop_is_prepared(pop)) {
@@ -391,12 +419,15 @@ struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature
 
   double warn = opts && opts->warn_score > 0 ? opts->warn_score : VS_DRIFT_WARN_SCORE;
   double fail = opts && opts->fail_score > 0 ? opts->fail_score : VS_DRIFT_FAIL_SCORE;
+  _cleanup_(vs_strmap_freep) struct vs_strmap *parsed = parsed_files(target);
   for (size_t i = 0; i < d->n_findings; i++) {
     struct vs_finding *f = &d->findings[i];
     f->rank = i + 1;
     f->severity = f->score >= fail   ? VS_SEVERITY_FAILURE
                   : f->score >= warn ? VS_SEVERITY_WARNING
                                      : VS_SEVERITY_INFO;
+    f->edit_evidence = is_edit_evidence(f->key, parsed);
+    if (f->edit_evidence) f->severity = VS_SEVERITY_INFO;
     if (opts && opts->waivers) {
       vs_waivers_match(opts->waivers, f->key, d->target_name, d->target_id, opts->now, &f->waiver);
       if (!f->waiver.reason && f->about_key)
@@ -442,6 +473,7 @@ json_t *vs_drift_to_json(const struct vs_drift *d, size_t top) {
     json_object_set_new(o, "score", json_real(f->score));
     json_object_set_new(o, "severity", jstr(vs_severity_name(f->severity)));
     json_object_set_new(o, "waived", json_boolean(f->waived));
+    if (f->edit_evidence) json_object_set_new(o, "edit_evidence", json_true());
     if (f->about_key) {
       json_object_set_new(o, "keys", json_integer((json_int_t)f->keys));
       json_object_set_new(o, "about_key", jstr(f->about_key));

@@ -20,7 +20,10 @@
  * finding per key.
  *
  * Severity: score >= fail_score is "failure", >= warn_score "warning", else "info"; a finding
- * that is not waived and is a warning or worse is an alarm. */
+ * that is not waived and is a warning or worse is an alarm. The digest of a file whose settings
+ * are parsed (meta:PATH:sha256 next to file:PATH:...) is ranked like any key but is only ever
+ * "info" (edit_evidence): what the edit changed shows in the file's own settings, and an edit
+ * that changed none (a comment, a default written out) is no reason to page anyone. */
 #ifndef VS_DRIFT_H
 #define VS_DRIFT_H
 
@@ -81,8 +84,9 @@ struct vs_finding {
   uint32_t n, c, m;
   double k, score;
   enum vs_severity severity;
-  size_t keys;     /* keys this finding stands for (1 unless collapsed) */
-  char *about_key; /* collapsed: the key whose statistics are shown; else NULL */
+  size_t keys;        /* keys this finding stands for (1 unless collapsed) */
+  char *about_key;    /* collapsed: the key whose statistics are shown; else NULL */
+  bool edit_evidence; /* a parsed file's digest: capped at info */
   bool waived;
   struct vs_waiver_match waiver; /* strings point into the waivers */
 };
