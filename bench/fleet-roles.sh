@@ -8,6 +8,10 @@
 set -euo pipefail
 base=$(realpath "$1") out=$(realpath -m "$2")
 [ -f "$out/roles/.complete" ] && exit 0
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+[ -f "$out/roles/.complete" ] && exit 0
 common="sudo procps cron"
 declare -A role_pkgs=([web]="nginx nginx-common" [db]="mariadb-server mariadb-common" [app]="")
 mkdir -p "$out/debs"

@@ -4,6 +4,11 @@
 set -euo pipefail
 dest=$1
 [ -f "$dest/.vmscope-complete" ] && exit 0
+mkdir -p "$(dirname "$dest")"
+# Tests running in parallel may ask for the same tree: one builds it, the others wait.
+exec 9>"$dest.lock"
+flock 9
+[ -f "$dest/.vmscope-complete" ] && exit 0
 mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
 [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
 mirror=${mirror:-http://deb.debian.org/debian}

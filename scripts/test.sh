@@ -23,7 +23,15 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
     return
   fi
   echo "== $label tests" >&2
-  (cd "$dir" && make -j2 check >/dev/null 2>&1) || status=1
+  if ! (cd "$dir" && make -j2 check >"$dir/check.out" 2>&1); then
+    status=1
+    # A test program that does not compile leaves no .trs behind: count it, and show why.
+    if ! grep -qsE '^:test-result: (FAIL|XPASS|ERROR)' "$dir"/t/*.trs; then
+      echo "test.sh: $label: make check failed before any test failed:" >&2
+      grep -E 'error|Error' "$dir/check.out" | head -n 20 >&2
+      build_failures=$((build_failures + 1))
+    fi
+  fi
   for log in "$dir"/t/*.log; do
     [ -f "$log" ] || continue
     grep -E '^(not ok|Bail out)' "$log" | sed "s|^|$label $(basename "$log" .log): |" >&2 || true

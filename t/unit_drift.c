@@ -112,7 +112,7 @@ static void test_formula(void) {
   /* Every sample differs (hostname): score about one half. */
   pop = vs_pop_new();
   for (int i = 0; i < 10; i++) {
-    char id[16], host[16];
+    char id[32], host[16];
     snprintf(id, sizeof(id), "h%d", i);
     snprintf(host, sizeof(host), "web-%02d", i);
     struct vs_feature *h = doc_with(id, (const char *[]){"os:hostname", host, NULL});
@@ -143,7 +143,7 @@ static void test_formula(void) {
 }
 
 static struct vs_feature *fleet_doc(int i) {
-  char id[16], host[16], ver[32];
+  char id[32], host[16], ver[32];
   snprintf(id, sizeof(id), "vm-%d", i);
   snprintf(host, sizeof(host), "host-%d", i);
   snprintf(ver, sizeof(ver), "1:9.2p1-2+deb12u%d", i % 3);
@@ -206,7 +206,7 @@ static void test_population(void) {
   /* Memory follows distinct pairs: 1000 identical documents hold as many pairs as one. */
   struct vs_pop *same = vs_pop_new();
   for (int i = 0; i < 1000; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof(id), "same-%d", i);
     struct vs_feature *d =
         doc_with(id, (const char *[]){"pkg:bash", "5.2", "sysctl:vm.swappiness", "60", NULL});
@@ -241,7 +241,7 @@ static void test_defaults(void) {
   struct vs_pop *pop = vs_pop_new();
   struct vs_feature *docs[12];
   for (int i = 0; i < 12; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof(id), "vm-%d", i);
     docs[i] = doc_with(id, (const char *[]){"os:distro", "debian", NULL});
     vs_feature_set_default(docs[i], key, "prohibit-password");
@@ -275,7 +275,7 @@ static void test_edit_evidence(void) {
   /* Ten identical sshd_config files; the target's differs only in a comment. */
   struct vs_pop *pop = vs_pop_new();
   for (int i = 0; i < 10; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof(id), "vm-%d", i);
     struct vs_feature *d = doc_with(id, (const char *[]){"file:/etc/ssh/sshd_config:Port", "22",
                                                          "meta:/etc/ssh/sshd_config:sha256", "aaaa",
@@ -303,7 +303,7 @@ static void test_edit_evidence(void) {
 static void test_units(void) {
   struct vs_pop *pop = vs_pop_new();
   for (int i = 0; i < 10; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof(id), "vm-%d", i);
     struct vs_feature *d =
         doc_with(id, (const char *[]){"user:root:uid", "0", "user:root:shell", "/bin/bash",

@@ -319,7 +319,7 @@ static struct vs_strmap *target_units(const struct vs_feature *target) {
 /* Moves the candidates into D's findings, one finding per unit the target alone has or alone
  * lacks, one per key otherwise. */
 static void collapse_units(struct ranking *r, struct vs_drift *d) {
-  qsort(r->cands, r->n_cands, sizeof(*r->cands), cmp_by_unit);
+  if (r->n_cands) qsort(r->cands, r->n_cands, sizeof(*r->cands), cmp_by_unit);
   _cleanup_(vs_strmap_freep) struct vs_strmap *units = target_units(r->target);
   d->findings = vs_xcalloc(r->n_cands + 1, sizeof(*d->findings));
   for (size_t i = 0; i < r->n_cands;) {
