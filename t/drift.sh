@@ -66,7 +66,11 @@ is "$(jq -r '.[] | select(.name == "web-05") | [.findings[] | select(.key == "os
 is "$(jq -c '[.samples, .findings[0].key, .findings[0].score]' "$work/dj.json")" \
   "$(jq -c '[.samples, .findings[0].key, .findings[0].score]' "$work/d.json")" "and ranks as the trees did"
 
-"$VMSCOPE" drift --top 1 --all "$work"/web-* | jq -e 'all(.[]; (.findings | length) <= 1)' >/dev/null
+"$VMSCOPE" inspect "${others[@]}" "$work/web-07" >"$work/all-docs.json"
+"$VMSCOPE" drift --all "$work/all-docs.json" | jq -e 'length == 12' >/dev/null
+ok $? "--all over one saved JSON array ranks each of its documents"
+"$VMSCOPE" drift --all "$work/web-07.json" >/dev/null 2>&1; is $? 2 "--all over a single document is a usage error"
+"$VMSCOPE" drift --top 1 --all "${others[@]}" "$work/web-07" | jq -e 'all(.[]; (.findings | length) <= 1)' >/dev/null
 ok $? "--top 1 keeps one finding per VM"
 "$VMSCOPE" drift --format text --target "$work/web-07" "${others[@]}" >"$work/d.txt"; ok $? "text format exits 0"
 grep -q '^# web-07: 11 samples' "$work/d.txt"; ok $? "text starts with the VM and its sample count"

@@ -173,9 +173,9 @@ int vs_cmd_drift(int argc, char **argv) {
     return VS_EXIT_USAGE;
   }
   size_t n_args = (size_t)(argc - optind) + (target ? 1 : 0);
-  if ((size_t)(argc - optind) < 1 || (all && n_args < 2)) {
+  if (argc - optind < 1) {
     fprintf(stderr, PROG ": %s\n",
-            all ? "--all needs at least two documents" : "no SAMPLE given to compare with");
+            all ? "--all needs documents to rank" : "no SAMPLE given to compare with");
     return VS_EXIT_USAGE;
   }
   struct vs_err err = {0};
@@ -210,7 +210,11 @@ int vs_cmd_drift(int argc, char **argv) {
       vs_pop_add(pop, read[i].docs[j]);
   }
   vs_pop_prepare(pop);
-  if (target && read[0].n != 1) {
+  if (all && vs_pop_docs(pop) < 2) {
+    fprintf(stderr, PROG ": --all needs at least two documents; the sources gave %zu\n",
+            vs_pop_docs(pop));
+    if (status == VS_EXIT_OK) status = VS_EXIT_USAGE;
+  } else if (target && read[0].n != 1) {
     fprintf(stderr, PROG ": the target %s gave %zu documents; expected one\n", target, read[0].n);
     status = read[0].n ? VS_EXIT_USAGE : VS_EXIT_PARTIAL;
   } else {
