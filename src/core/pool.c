@@ -1,0 +1,274 @@
+#include "pool.h"
+
+#include "source.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool is_plain_id(const char *id) {
+  if (!*id || strcmp(id, ".") == 0 || strcmp(id, "..") == 0 || strlen(id) > 200) return false;
+  for (const char *p = id; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '.' || *p == '_' || *p == '-'))
+      return false;
+  return true;
+}
+
+/* The directory name of VM ID inside the pool. */
+static char *vm_dir_name(const char *id) {
+  if (is_plain_id(id)) return vs_xstrdup(id);
+  struct vs_buf b = {0};
+  vs_buf_addc(&b, 'x');
+  for (const unsigned char *p = (const unsigned char *)id; *p && b.len < 240; p++)
+    vs_buf_addf(&b, "%02x", *p);
+  return vs_buf_steal(&b);
+}
+
+static int mkdir_p(const char *path, struct vs_err *err) {
+  char *copy = vs_xstrdup(path);
+  for (char *p = copy + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(copy, 0750) < 0 && errno != EEXIST) {
+      vs_err_set(err, errno, "%s: cannot create the directory: %s", copy, strerror(errno));
+      free(copy);
+      return -1;
+    }
+    *p = '/';
+  }
+  free(copy);
+  if (mkdir(path, 0750) < 0 && errno != EEXIST)
+    return vs_err_set(err, errno, "%s: cannot create the directory: %s", path, strerror(errno));
+  return 0;
+}
+
+/* "2026-11-25T19:20:00Z" -> "20261125T192000Z", or NULL when TAKEN_AT is not in that form. */
+static char *stamp_of(const char *taken_at) {
+  if (strlen(taken_at) != 20 || taken_at[4] != '-' || taken_at[7] != '-' || taken_at[10] != 'T' ||
+      taken_at[13] != ':' || taken_at[16] != ':' || taken_at[19] != 'Z')
+    return NULL;
+  char out[17];
+  size_t o = 0;
+  for (const char *p = taken_at; *p; p++) {
+    if (*p == '-' || *p == ':') continue;
+    if (*p != 'T' && *p != 'Z' && (*p < '0' || *p > '9')) return NULL;
+    out[o++] = *p;
+  }
+  out[o] = '\0';
+  return vs_xstrdup(out);
+}
+
+/* A stamp's time (UTC), or -1. */
+static time_t stamp_time(const char *name) {
+  struct tm tm = {0};
+  if (sscanf(name, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec) != 6)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return timegm(&tm);
+}
+
+static bool is_document_name(const char *name) {
+  return name[0] != '.' && vs_has_suffix(name, ".json") && stamp_time(name) != (time_t)-1;
+}
+
+/* The document file names in VMDIR, sorted oldest first; temporary files left by a crash are
+ * removed on the way when CLEAN. */
+static char **list_documents(const char *vmdir, size_t *n, bool clean, struct vs_err *err) {
+  *n = 0;
+  DIR *d = opendir(vmdir);
+  if (!d) {
+    vs_err_set(err, errno, "%s: %s", vmdir, strerror(errno));
+    return NULL;
+  }
+  char **names = NULL;
+  size_t cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (clean && strncmp(e->d_name, ".tmp-", 5) == 0) {
+      unlinkat(dirfd(d), e->d_name, 0);
+      continue;
+    }
+    if (!is_document_name(e->d_name)) continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 16;
+      names = vs_xrealloc(names, (cap + 1) * sizeof(char *));
+    }
+    names[(*n)++] = vs_xstrdup(e->d_name);
+  }
+  closedir(d);
+  if (!names) names = vs_xcalloc(1, sizeof(char *));
+  names[*n] = NULL;
+  qsort(names, *n, sizeof(char *), vs_cmp_strp);
+  return names;
+}
+
+int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out,
+                  struct vs_err *err) {
+  _cleanup_(vs_freep) char *stamp = stamp_of(vs_feature_taken_at(doc));
+  if (!stamp)
+    return vs_err_set(err, EINVAL, "%s: taken_at \"%s\" is not YYYY-MM-DDTHH:MM:SSZ",
+                      vs_feature_id(doc), vs_feature_taken_at(doc));
+  _cleanup_(vs_freep) char *name = vm_dir_name(vs_feature_id(doc));
+  _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
+  if (mkdir_p(vmdir, err) < 0) return -1;
+  size_t stale = 0;
+  char **old = list_documents(vmdir, &stale, true, NULL); /* clears crash leftovers */
+  if (old) vs_strv_free(old, stale);
+
+  _cleanup_(vs_freep) char *tmp = vs_xasprintf("%s/.tmp-XXXXXX", vmdir);
+  int fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) return vs_err_set(err, errno, "%s: cannot create a file: %s", vmdir, strerror(errno));
+  char *json = vs_feature_dumps(doc, false);
+  size_t len = strlen(json), off = 0;
+  int rc = 0;
+  while (off < len && rc == 0) {
+    ssize_t w = write(fd, json + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0)
+      rc = vs_err_set(err, errno, "%s: write failed: %s", tmp, strerror(errno));
+    else
+      off += (size_t)w;
+  }
+  free(json);
+  if (rc == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) < 0))
+    rc = vs_err_set(err, errno, "%s: write or fsync failed: %s", tmp, strerror(errno));
+  if (close(fd) < 0 && rc == 0)
+    rc = vs_err_set(err, errno, "%s: close failed: %s", tmp, strerror(errno));
+  char *final = NULL;
+  for (int seq = 0; rc == 0 && seq < 1000; seq++) {
+    free(final);
+    final = seq ? vs_xasprintf("%s/%s%03d.json", vmdir, stamp, seq)
+                : vs_xasprintf("%s/%s.json", vmdir, stamp);
+    /* Never replace a document: two snapshots in one second get 001, 002... (which sort after
+     * the first: '0' > '.') */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0) break;
+    if (errno != EEXIST)
+      rc = vs_err_set(err, errno, "%s: cannot rename into place: %s", final, strerror(errno));
+    else if (seq == 999)
+      rc = vs_err_set(err, EEXIST, "%s: a thousand documents in one second", vmdir);
+  }
+  if (rc < 0) {
+    unlink(tmp);
+    free(final);
+    return -1;
+  }
+  int dfd = open(vmdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || fsync(dfd) < 0) rc = vs_err_set(err, errno, "%s: fsync failed", vmdir);
+  if (dfd >= 0) close(dfd);
+  if (path_out)
+    *path_out = final;
+  else
+    free(final);
+  return rc;
+}
+
+int vs_pool_prune(const char *dir, const char *id, size_t keep, double keep_days, time_t now,
+                  struct vs_err *err) {
+  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
+  size_t n;
+  char **docs = list_documents(vmdir, &n, false, err);
+  if (!docs) return -1;
+  int removed = 0;
+  for (size_t i = 0; i + 1 < n; i++) { /* the newest (last) always stays */
+    bool too_many = keep && n - i > keep;
+    time_t t = stamp_time(docs[i]);
+    bool too_old = keep_days > 0 && t != (time_t)-1 && (double)(now - t) > keep_days * 86400.0;
+    if (!too_many && !too_old) continue;
+    char *path = vs_xasprintf("%s/%s", vmdir, docs[i]);
+    if (unlink(path) == 0)
+      removed++;
+    else if (errno != ENOENT)
+      vs_log(VS_LOG_WARNING, "%s: cannot remove: %s", path, strerror(errno));
+    free(path);
+  }
+  vs_strv_free(docs, n);
+  return removed;
+}
+
+static struct vs_feature *newest_in(const char *vmdir, struct vs_feature **second,
+                                    struct vs_err *err) {
+  if (second) *second = NULL;
+  size_t n;
+  char **docs = list_documents(vmdir, &n, false, err);
+  if (!docs) return NULL;
+  struct vs_feature *found = NULL;
+  for (size_t i = n; i-- > 0;) {
+    char *path = vs_xasprintf("%s/%s", vmdir, docs[i]);
+    struct vs_err lerr = {0};
+    struct vs_feature *doc = vs_feature_load(path, &lerr);
+    if (!doc) vs_log(VS_LOG_WARNING, "skipping %s", vs_err_msg(&lerr));
+    vs_err_clear(&lerr);
+    free(path);
+    if (!doc) continue;
+    if (!found) {
+      found = doc;
+      if (!second) break;
+    } else {
+      *second = doc;
+      break;
+    }
+  }
+  vs_strv_free(docs, n);
+  if (!found) vs_err_set(err, ENOENT, "%s: no readable document", vmdir);
+  return found;
+}
+
+struct vs_feature *vs_pool_newest(const char *dir, const char *id, struct vs_feature **second,
+                                  struct vs_err *err) {
+  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
+  return newest_in(vmdir, second, err);
+}
+
+struct vs_feature *vs_pool_newest_in(const char *dir, const char *name, struct vs_err *err) {
+  if (strchr(name, '/') || name[0] == '.') {
+    vs_err_set(err, EINVAL, "\"%s\" is not a VM directory name of the pool", name);
+    return NULL;
+  }
+  _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
+  return newest_in(vmdir, NULL, err);
+}
+
+int vs_pool_vms(const char *dir, char ***list, size_t *n, struct vs_err *err) {
+  *n = 0;
+  *list = NULL;
+  DIR *d = opendir(dir);
+  if (!d) return vs_err_set(err, errno, "%s: %s", dir, strerror(errno));
+  char **names = vs_xcalloc(1, sizeof(char *));
+  size_t cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+      continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 16;
+      names = vs_xrealloc(names, (cap + 1) * sizeof(char *));
+    }
+    names[(*n)++] = vs_xstrdup(e->d_name);
+  }
+  closedir(d);
+  names[*n] = NULL;
+  qsort(names, *n, sizeof(char *), vs_cmp_strp);
+  *list = names;
+  return 0;
+}
+
+size_t vs_pool_count(const char *dir, const char *id) {
+  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
+  size_t n;
+  char **docs = list_documents(vmdir, &n, false, NULL);
+  if (docs) vs_strv_free(docs, n);
+  return docs ? n : 0;
+}

@@ -1,0 +1,42 @@
+/* pool.h: the snapshot pool on disk: one feature document per VM per snapshot.
+ *
+ * Layout: DIR/<vm>/<YYYYMMDDTHHMMSSZ>[NNN].json, where <vm> is the document's id when it is made
+ * of [A-Za-z0-9._-] only (a domain UUID), else "x" and its bytes in hex. Names sort by time.
+ * A document is written to a temporary file in the VM's directory, fsync'd, renamed into place
+ * and the directory fsync'd: after a crash at any point the directory holds the old documents,
+ * possibly the new one, and perhaps a leftover temporary file (".tmp-*", ignored and removed
+ * by the next write) — never a partial document under a final name. Reading the newest skips
+ * documents that do not load, so one bad file never hides a VM. */
+#ifndef VS_POOL_H
+#define VS_POOL_H
+
+#include "feature.h"
+
+#include <time.h>
+
+/* Writes DOC (by its id and taken_at) into the pool at DIR, creating directories as needed.
+ * *PATH_OUT (may be NULL) gets the final path. */
+int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out,
+                  struct vs_err *err);
+
+/* Applies retention to VM ID: keeps at most KEEP documents (0: no count limit) and drops those
+ * taken more than KEEP_DAYS days before NOW (0: no age limit); the newest document is always
+ * kept. Returns how many were removed, or -1. */
+int vs_pool_prune(const char *dir, const char *id, size_t keep, double keep_days, time_t now,
+                  struct vs_err *err);
+
+/* The newest readable document of VM ID, and (if SECOND is not NULL) the one before it. Fails
+ * with ENOENT when the VM has none. */
+struct vs_feature *vs_pool_newest(const char *dir, const char *id, struct vs_feature **second,
+                                  struct vs_err *err);
+
+/* The VMs that have documents: their directory names, sorted (NULL-terminated; free with
+ * vs_strv_free(list, n)). */
+int vs_pool_vms(const char *dir, char ***list, size_t *n, struct vs_err *err);
+/* The newest readable document of the VM stored under directory name NAME (from vs_pool_vms). */
+struct vs_feature *vs_pool_newest_in(const char *dir, const char *name, struct vs_err *err);
+
+/* How many documents VM ID has. */
+size_t vs_pool_count(const char *dir, const char *id);
+
+#endif

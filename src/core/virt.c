@@ -1,0 +1,382 @@
+#include "virt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+
+struct vs_virt {
+  virConnectPtr conn;
+  char *uri;
+};
+
+/* libvirt prints every error to stderr unless told otherwise; ours go into struct vs_err. */
+static void quiet(void *ctx, virErrorPtr e) {
+  (void)ctx;
+  (void)e;
+}
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static void init_libvirt(void) {
+  virInitialize();
+  virSetErrorFunc(NULL, quiet);
+  xmlInitParser();
+}
+
+static int libvirt_error(struct vs_err *err, const char *fmt, const char *what) {
+  const char *msg = virGetLastErrorMessage();
+  char *ctx = vs_xasprintf(fmt, what);
+  vs_err_set(err, EIO, "%s: %s", ctx, msg ? msg : "unknown libvirt error");
+  free(ctx);
+  return -1;
+}
+
+struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err) {
+  pthread_once(&init_once, init_libvirt);
+  virConnectPtr conn = read_only ? virConnectOpenReadOnly(uri) : virConnectOpen(uri);
+  if (!conn) {
+    libvirt_error(err, "cannot connect to libvirt at %s", uri ? uri : "(default URI)");
+    return NULL;
+  }
+  struct vs_virt *v = vs_xcalloc(1, sizeof(*v));
+  v->conn = conn;
+  char *actual = virConnectGetURI(conn);
+  v->uri = vs_xstrdup(actual ? actual : uri ? uri : "");
+  free(actual);
+  return v;
+}
+
+void vs_virt_close(struct vs_virt *v) {
+  if (!v) return;
+  virConnectClose(v->conn);
+  free(v->uri);
+  free(v);
+}
+
+void vs_virt_closep(struct vs_virt **v) {
+  vs_virt_close(*v);
+}
+
+bool vs_virt_alive(struct vs_virt *v) {
+  return v && virConnectIsAlive(v->conn) == 1;
+}
+
+const char *vs_virt_uri(const struct vs_virt *v) {
+  return v->uri;
+}
+
+static int cmp_domain(const void *a, const void *b) {
+  return strcmp(((const struct vs_domain *)a)->name, ((const struct vs_domain *)b)->name);
+}
+
+int vs_virt_domains(struct vs_virt *v, struct vs_domain **out, size_t *n, struct vs_err *err) {
+  virDomainPtr *doms = NULL;
+  int count = virConnectListAllDomains(v->conn, &doms, 0);
+  if (count < 0) return libvirt_error(err, "%s: cannot list domains", v->uri);
+  struct vs_domain *list = vs_xcalloc((size_t)count + 1, sizeof(*list));
+  size_t got = 0;
+  for (int i = 0; i < count; i++) {
+    /* A domain that vanishes between the listing and these calls is simply not listed. */
+    const char *name = virDomainGetName(doms[i]);
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int active = virDomainIsActive(doms[i]);
+    char *xml = virDomainGetXMLDesc(doms[i], 0);
+    if (name && xml && active >= 0 && virDomainGetUUIDString(doms[i], uuid) == 0)
+      list[got++] = (struct vs_domain){vs_xstrdup(name), vs_xstrdup(uuid), active == 1, xml};
+    else
+      free(xml);
+    virDomainFree(doms[i]);
+  }
+  free(doms);
+  qsort(list, got, sizeof(*list), cmp_domain);
+  *out = list;
+  *n = got;
+  return 0;
+}
+
+void vs_domains_free(struct vs_domain *d, size_t n) {
+  for (size_t i = 0; d && i < n; i++) {
+    free(d[i].name);
+    free(d[i].uuid);
+    free(d[i].xml);
+  }
+  free(d);
+}
+
+/* ------------------------------------------------------------------------------- XML */
+
+struct xml {
+  xmlDocPtr doc;
+  xmlXPathContextPtr ctx;
+};
+
+static void xml_free(struct xml *x) {
+  if (x->ctx) xmlXPathFreeContext(x->ctx);
+  if (x->doc) xmlFreeDoc(x->doc);
+}
+
+static int xml_parse(const char *text, const char *what, struct xml *x, struct vs_err *err) {
+  pthread_once(&init_once, init_libvirt);
+  *x = (struct xml){0};
+  /* No network, no entity expansion: a domain XML has no business with either. */
+  x->doc = xmlReadMemory(text, (int)strnlen(text, 64u << 20), "domain.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (!x->doc || !xmlDocGetRootElement(x->doc) ||
+      strcmp((const char *)xmlDocGetRootElement(x->doc)->name, "domain") != 0) {
+    xml_free(x);
+    return vs_err_set(err, EINVAL, "%s: the domain XML does not parse or is not <domain>", what);
+  }
+  x->ctx = xmlXPathNewContext(x->doc);
+  if (!x->ctx) {
+    xml_free(x);
+    return vs_err_set(err, ENOMEM, "%s: cannot evaluate the domain XML", what);
+  }
+  return 0;
+}
+
+/* string(EXPR) relative to NODE (NULL: the document), or NULL when empty. Caller frees. */
+static char *xml_string(struct xml *x, xmlNodePtr node, const char *expr) {
+  x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
+  char *full = vs_xasprintf("string(%s)", expr);
+  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
+  free(full);
+  char *s = NULL;
+  if (o && o->type == XPATH_STRING && o->stringval && o->stringval[0])
+    s = vs_xstrdup((const char *)o->stringval);
+  xmlXPathFreeObject(o);
+  return s;
+}
+
+static bool xml_exists(struct xml *x, xmlNodePtr node, const char *expr) {
+  x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
+  char *full = vs_xasprintf("boolean(%s)", expr);
+  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
+  free(full);
+  bool yes = o && o->type == XPATH_BOOLEAN && o->boolval;
+  xmlXPathFreeObject(o);
+  return yes;
+}
+
+/* The nodes EXPR selects from the root (caller frees the object). */
+static xmlXPathObjectPtr xml_nodes(struct xml *x, const char *expr) {
+  x->ctx->node = xmlDocGetRootElement(x->doc);
+  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
+  if (o && (o->type != XPATH_NODESET || !o->nodesetval)) {
+    xmlXPathFreeObject(o);
+    return NULL;
+  }
+  return o;
+}
+
+static void set_from(struct xml *x, xmlNodePtr node, struct vs_feature *doc, const char *key,
+                     const char *expr) {
+  char *v = xml_string(x, node, expr);
+  if (v) vs_feature_set(doc, key, v, "domain XML");
+  free(v);
+}
+
+struct field {
+  const char *name, *expr;
+};
+
+/* KiB from a libvirt memory element's value and unit. */
+static void set_memory(struct xml *x, struct vs_feature *doc, const char *key, const char *elem) {
+  char *expr = vs_xasprintf("/domain/%s", elem), *uexpr = vs_xasprintf("/domain/%s/@unit", elem);
+  char *value = xml_string(x, NULL, expr), *unit = xml_string(x, NULL, uexpr);
+  free(expr);
+  free(uexpr);
+  if (value) {
+    static const struct {
+      const char *unit;
+      double factor;
+    } units[] = {
+        {"b", 1.0 / 1024},   {"bytes", 1.0 / 1024}, {"KB", 1000.0 / 1024}, {"k", 1},
+        {"KiB", 1},          {"MB", 1e6 / 1024},    {"M", 1024},           {"MiB", 1024},
+        {"GB", 1e9 / 1024},  {"G", 1048576},        {"GiB", 1048576},      {"TB", 1e12 / 1024},
+        {"T", 1073741824.0}, {"TiB", 1073741824.0}};
+    double factor = 1;
+    for (size_t i = 0; unit && i < sizeof(units) / sizeof(units[0]); i++)
+      if (strcmp(unit, units[i].unit) == 0) factor = units[i].factor;
+    char *end;
+    double n = strtod(value, &end);
+    if (*end == '\0' && end != value)
+      vs_feature_setf(doc, key, "domain XML", "%.0f", n * factor);
+    else
+      vs_feature_set(doc, key, value, "domain XML");
+  }
+  free(value);
+  free(unit);
+}
+
+/* Every node of EXPR as vm:devices/KIND[ID]/FIELD, where ID is the ID_EXPR of the node (a
+ * disk's target) or, when that is empty or NULL, its 1-based position. */
+static void set_devices(struct xml *x, struct vs_feature *doc, const char *kind, const char *expr,
+                        const char *id_expr, const struct field *fields, size_t n_fields) {
+  xmlXPathObjectPtr o = xml_nodes(x, expr);
+  for (int i = 0; o && i < o->nodesetval->nodeNr; i++) {
+    xmlNodePtr node = o->nodesetval->nodeTab[i];
+    char *id = id_expr ? xml_string(x, node, id_expr) : NULL;
+    if (!id) id = vs_xasprintf("%d", i + 1);
+    for (size_t f = 0; f < n_fields; f++) {
+      char *key = vs_xasprintf("vm:devices/%s[%s]/%s", kind, id, fields[f].name);
+      if (fields[f].expr[0] == '?') { /* presence of an element */
+        if (xml_exists(x, node, fields[f].expr + 1)) vs_feature_set(doc, key, "yes", "domain XML");
+      } else {
+        set_from(x, node, doc, key, fields[f].expr);
+      }
+      free(key);
+    }
+    free(id);
+  }
+  xmlXPathFreeObject(o);
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *doc,
+                         struct vs_err *err) {
+  struct xml x;
+  if (xml_parse(text, what, &x, err) < 0) return -1;
+  static const struct field top[] = {
+      {"vm:type", "/domain/@type"},
+      {"vm:vcpu", "/domain/vcpu"},
+      {"vm:vcpu/current", "/domain/vcpu/@current"},
+      {"vm:vcpu/placement", "/domain/vcpu/@placement"},
+      {"vm:os/type", "/domain/os/type"},
+      {"vm:os/arch", "/domain/os/type/@arch"},
+      {"vm:os/machine", "/domain/os/type/@machine"},
+      {"vm:os/loader", "/domain/os/loader"},
+      {"vm:os/loader/type", "/domain/os/loader/@type"},
+      {"vm:os/loader/secure", "/domain/os/loader/@secure"},
+      {"vm:os/nvram/template", "/domain/os/nvram/@template"},
+      {"vm:os/boot", "/domain/os/boot[1]/@dev"},
+      {"vm:cpu/mode", "/domain/cpu/@mode"},
+      {"vm:cpu/model", "/domain/cpu/model"},
+      {"vm:cpu/sockets", "/domain/cpu/topology/@sockets"},
+      {"vm:cpu/cores", "/domain/cpu/topology/@cores"},
+      {"vm:cpu/threads", "/domain/cpu/topology/@threads"},
+      {"vm:clock/offset", "/domain/clock/@offset"},
+      {"vm:on_poweroff", "/domain/on_poweroff"},
+      {"vm:on_reboot", "/domain/on_reboot"},
+      {"vm:on_crash", "/domain/on_crash"},
+      {"vm:memory_backing/hugepages", "name(/domain/memoryBacking/hugepages)"},
+      {"vm:iothreads", "/domain/iothreads"},
+  };
+  for (size_t i = 0; i < N(top); i++)
+    set_from(&x, NULL, doc, top[i].name, top[i].expr);
+  set_memory(&x, doc, "vm:memory", "memory");
+  set_memory(&x, doc, "vm:current_memory", "currentMemory");
+  /* Firmware: said outright (firmware="efi"), or implied by a pflash loader. */
+  char *fw = xml_string(&x, NULL, "/domain/os/@firmware");
+  if (!fw)
+    fw = vs_xstrdup(xml_exists(&x, NULL, "/domain/os/loader[@type='pflash']") ? "efi" : "bios");
+  vs_feature_set(doc, "vm:os/firmware", fw, "domain XML");
+  free(fw);
+  xmlXPathObjectPtr feats = xml_nodes(&x, "/domain/features/*");
+  for (int i = 0; feats && i < feats->nodesetval->nodeNr; i++) {
+    xmlNodePtr node = feats->nodesetval->nodeTab[i];
+    char *key = vs_xasprintf("vm:features/%s", (const char *)node->name);
+    char *state = xml_string(&x, node, "@state");
+    vs_feature_set(doc, key, state ? state : "on", "domain XML");
+    free(state);
+    free(key);
+  }
+  xmlXPathFreeObject(feats);
+
+  static const struct field disk[] = {
+      {"device", "@device"},          {"type", "@type"},
+      {"bus", "target/@bus"},         {"format", "driver/@type"},
+      {"cache", "driver/@cache"},     {"io", "driver/@io"},
+      {"discard", "driver/@discard"}, {"readonly", "?readonly"},
+      {"shareable", "?shareable"},    {"source", "source/@file | source/@dev | source/@name"},
+      {"serial", "serial"},           {"boot", "boot/@order"}};
+  set_devices(&x, doc, "disk", "/domain/devices/disk", "target/@dev", disk, N(disk));
+  static const struct field iface[] = {{"type", "@type"},
+                                       {"model", "model/@type"},
+                                       {"source", "source/@network | source/@bridge | source/@dev"},
+                                       {"mac", "mac/@address"},
+                                       {"driver", "driver/@name"},
+                                       {"link", "link/@state"},
+                                       {"filter", "filterref/@filter"}};
+  set_devices(&x, doc, "interface", "/domain/devices/interface", NULL, iface, N(iface));
+  static const struct field graphics[] = {{"type", "@type"},
+                                          {"listen", "@listen | listen/@address"},
+                                          {"autoport", "@autoport"},
+                                          {"keymap", "@keymap"}};
+  set_devices(&x, doc, "graphics", "/domain/devices/graphics", NULL, graphics, N(graphics));
+  static const struct field channel[] = {{"type", "@type"}, {"target", "target/@type"}};
+  set_devices(&x, doc, "channel", "/domain/devices/channel", "target/@name", channel, N(channel));
+  static const struct field model[] = {{"model", "model/@type | @model"}};
+  set_devices(&x, doc, "video", "/domain/devices/video", NULL, model, N(model));
+  set_devices(&x, doc, "sound", "/domain/devices/sound", NULL, model, N(model));
+  set_devices(&x, doc, "memballoon", "/domain/devices/memballoon", NULL, model, N(model));
+  static const struct field rng[] = {{"model", "@model"}, {"backend", "backend"}};
+  set_devices(&x, doc, "rng", "/domain/devices/rng", NULL, rng, N(rng));
+  static const struct field tpm[] = {{"model", "@model"}, {"version", "backend/@version"}};
+  set_devices(&x, doc, "tpm", "/domain/devices/tpm", NULL, tpm, N(tpm));
+  static const struct field watchdog[] = {{"model", "@model"}, {"action", "@action"}};
+  set_devices(&x, doc, "watchdog", "/domain/devices/watchdog", NULL, watchdog, N(watchdog));
+  static const struct field ctrl[] = {{"model", "@model"}};
+  set_devices(&x, doc, "controller", "/domain/devices/controller", "concat(@type, @index)", ctrl,
+              N(ctrl));
+  static const struct field hostdev[] = {{"type", "@type"}, {"mode", "@mode"}};
+  set_devices(&x, doc, "hostdev", "/domain/devices/hostdev", NULL, hostdev, N(hostdev));
+  xml_free(&x);
+  return 0;
+}
+
+int vs_virt_xml_disks(const char *text, const char *what, struct vs_disk **out, size_t *n,
+                      char **skipped, struct vs_err *err) {
+  struct xml x;
+  *out = NULL;
+  *n = 0;
+  *skipped = NULL;
+  if (xml_parse(text, what, &x, err) < 0) return -1;
+  xmlXPathObjectPtr o = xml_nodes(&x, "/domain/devices/disk");
+  int count = o ? o->nodesetval->nodeNr : 0;
+  struct vs_disk *disks = vs_xcalloc((size_t)count + 1, sizeof(*disks));
+  struct vs_buf skip = {0};
+  for (int i = 0; i < count; i++) {
+    xmlNodePtr node = o->nodesetval->nodeTab[i];
+    char *device = xml_string(&x, node, "@device"), *type = xml_string(&x, node, "@type");
+    char *target = xml_string(&x, node, "target/@dev");
+    char *path = xml_string(&x, node, "source/@file | source/@dev");
+    bool usable = (!device || strcmp(device, "disk") == 0) && type &&
+                  (strcmp(type, "file") == 0 || strcmp(type, "block") == 0) && path && target;
+    if (usable) {
+      struct vs_disk *d = &disks[(*n)++];
+      d->target = target;
+      d->path = path;
+      d->format = xml_string(&x, node, "driver/@type");
+      d->readonly = xml_exists(&x, node, "readonly");
+      target = path = NULL;
+    } else if (!device || strcmp(device, "disk") == 0) {
+      vs_buf_addf(&skip, "%s%s (%s disk)", skip.len ? ", " : "", target ? target : "?",
+                  type ? type : "untyped");
+    }
+    free(device);
+    free(type);
+    free(target);
+    free(path);
+  }
+  xmlXPathFreeObject(o);
+  xml_free(&x);
+  *out = disks;
+  *skipped = skip.len ? vs_buf_steal(&skip) : NULL;
+  vs_buf_free(&skip);
+  return 0;
+}
+
+void vs_disks_free(struct vs_disk *d, size_t n) {
+  for (size_t i = 0; d && i < n; i++) {
+    free(d[i].target);
+    free(d[i].path);
+    free(d[i].format);
+  }
+  free(d);
+}

@@ -1,0 +1,55 @@
+/* virt.h: libvirt: a connection, its domains, and what a domain's XML says.
+ *
+ * The domain XML gives two things: the VM's virtual hardware as vm: settings (so hardware drift
+ * is ranked like guest drift), and the disks to read. vm: keys name devices by what is stable
+ * across VMs: disks by target ("vm:devices/disk[vda]/cache"), channels by target name, other
+ * devices by their order ("vm:devices/interface[1]/model"). Secrets in the XML (graphics
+ * passwords, auth) are never copied.
+ *
+ * Thread safety: one struct vs_virt serves one thread at a time (libvirt connections are
+ * thread-safe, but the error state we keep is not). */
+#ifndef VS_VIRT_H
+#define VS_VIRT_H
+
+#include "feature.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vs_virt;
+
+/* Opens URI (NULL: libvirt's default). READ_ONLY connections cannot start backup jobs. */
+struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err);
+void vs_virt_close(struct vs_virt *v);
+void vs_virt_closep(struct vs_virt **v);
+/* False once the connection is gone (libvirtd restarted, socket closed): reopen it. */
+bool vs_virt_alive(struct vs_virt *v);
+const char *vs_virt_uri(const struct vs_virt *v);
+
+struct vs_domain {
+  char *name, *uuid;
+  bool active;
+  char *xml; /* the live XML of an active domain, else the persistent one */
+};
+
+/* Every domain, active and defined, sorted by name. */
+int vs_virt_domains(struct vs_virt *v, struct vs_domain **out, size_t *n, struct vs_err *err);
+void vs_domains_free(struct vs_domain *d, size_t n);
+
+/* The domain XML's settings, as vm: keys into DOC. WHAT names the domain in errors. */
+int vs_virt_xml_settings(const char *xml, const char *what, struct vs_feature *doc,
+                         struct vs_err *err);
+
+struct vs_disk {
+  char *target; /* "vda" */
+  char *path;   /* the top image of the chain (a file or block device) */
+  char *format; /* "qcow2", "raw", or NULL when the XML does not say */
+  bool readonly;
+};
+/* The domain's disks (device="disk") backed by a file or block device; network disks and
+ * CD-ROMs are left out, and named in *SKIPPED (a heap string, NULL when none). */
+int vs_virt_xml_disks(const char *xml, const char *what, struct vs_disk **out, size_t *n,
+                      char **skipped, struct vs_err *err);
+void vs_disks_free(struct vs_disk *d, size_t n);
+
+#endif

@@ -1,0 +1,121 @@
+#include "fixture.h"
+#include "pool.h"
+#include "source.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static struct vs_feature *snap(const char *id, int64_t t, const char *value) {
+  struct vs_feature *d = vs_feature_new();
+  vs_feature_set_id(d, id, "web-07");
+  vs_feature_set_taken_at(d, t);
+  vs_feature_set(d, "file:/etc/ssh/sshd_config:PermitRootLogin", value, NULL);
+  return d;
+}
+
+static size_t count_files(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  size_t n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  if (d) closedir(d);
+  return n;
+}
+
+int main(void) {
+  plan_no_plan();
+  char *root = fx_tmpdir();
+  char *pool = NULL;
+  if (asprintf(&pool, "%s/pool", root) < 0) return 2;
+  const char *uuid = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+  const int64_t t0 = 1795629600; /* 2026-11-25T18:00:00Z */
+  struct vs_err err = {0};
+  char *path = NULL;
+
+  struct vs_feature *a = snap(uuid, t0, "no");
+  ok(vs_pool_write(pool, a, &path, &err) == 0, "a document is written into an empty pool");
+  is_str(path ? strrchr(path, '/') + 1 : NULL, "20261125T180000Z.json",
+         "named by its time, under the VM's uuid");
+  ok(path && strstr(path, uuid) != NULL, "in the VM's own directory");
+  free(path);
+  path = NULL;
+  ok(vs_pool_write(pool, a, &path, &err) == 0 && path && strstr(path, "20261125T180000Z001.json"),
+     "a second document in the same second gets 001 and replaces nothing");
+  free(path);
+  vs_feature_free(a);
+
+  struct vs_feature *b = snap(uuid, t0 + 3600, "yes");
+  ok(vs_pool_write(pool, b, NULL, &err) == 0, "a later document is written");
+  vs_feature_free(b);
+  struct vs_feature *prev = NULL;
+  struct vs_feature *newest = vs_pool_newest(pool, uuid, &prev, &err);
+  is_str(newest ? vs_feature_get(newest, "file:/etc/ssh/sshd_config:PermitRootLogin") : NULL, "yes",
+         "the newest document reads back");
+  is_str(prev ? vs_feature_taken_at(prev) : NULL, "2026-11-25T18:00:00Z", "and the one before it");
+  vs_feature_free(newest);
+  vs_feature_free(prev);
+  ok(vs_pool_count(pool, uuid) == 3, "three documents are kept");
+
+  /* A crash mid-write leaves a temporary file, a crash mid-copy a broken file: neither hides
+   * the VM, and the next write clears the temporary file. */
+  char *vmdir = NULL;
+  if (asprintf(&vmdir, "pool/%s", uuid) < 0) return 2;
+  char *rel = NULL;
+  if (asprintf(&rel, "%s/.tmp-abc123", vmdir) < 0) return 2;
+  fx_write(root, rel, "{\"schema\": \"vmscope.featu");
+  free(rel);
+  if (asprintf(&rel, "%s/20261125T200000Z.json", vmdir) < 0) return 2;
+  fx_write(root, rel, "{\"schema\": \"vmscope.featu");
+  free(rel);
+  newest = vs_pool_newest(pool, uuid, NULL, &err);
+  is_str(newest ? vs_feature_taken_at(newest) : NULL, "2026-11-25T19:00:00Z",
+         "a newer document that does not load is skipped: the newest readable one is read");
+  vs_feature_free(newest);
+  struct vs_feature *c = snap(uuid, t0 + 3 * 3600, "no");
+  ok(vs_pool_write(pool, c, NULL, &err) == 0, "writing after a crash works");
+  vs_feature_free(c);
+  char *abs_vmdir = NULL;
+  if (asprintf(&abs_vmdir, "%s/%s", pool, uuid) < 0) return 2;
+  ok(count_files(abs_vmdir, ".tmp-") == 0, "and removes the leftover temporary file");
+
+  /* Retention: keep 2, and nothing older than a day; the newest always stays. */
+  int removed = vs_pool_prune(pool, uuid, 2, 0, (time_t)(t0 + 4 * 3600), &err);
+  ok(removed == 3 && vs_pool_count(pool, uuid) == 2, "KeepSnapshots 2 removes the 3 oldest of 5");
+  removed = vs_pool_prune(pool, uuid, 0, 1, (time_t)(t0 + 30 * 86400), &err);
+  ok(removed == 1 && vs_pool_count(pool, uuid) == 1,
+     "KeepDays 1 a month later removes all but the newest");
+  newest = vs_pool_newest(pool, uuid, NULL, &err);
+  is_str(newest ? vs_feature_taken_at(newest) : NULL, "2026-11-25T21:00:00Z",
+         "which is the one kept");
+  vs_feature_free(newest);
+
+  /* An id that is not a plain name (an image path) is stored hex-encoded. */
+  struct vs_feature *img = snap("/srv/images/../web 07.qcow2", t0, "no");
+  ok(vs_pool_write(pool, img, &path, &err) == 0 && path && !strstr(path, "/../") &&
+         strstr(path, "/pool/x2f"),
+     "a path-like id becomes a hex directory name, never a path");
+  free(path);
+  char **vms = NULL;
+  size_t n = 0;
+  ok(vs_pool_vms(pool, &vms, &n, &err) == 0 && n == 2, "the pool lists its two VMs");
+  struct vs_feature *back = n == 2 ? vs_pool_newest_in(pool, vms[0], &err) : NULL;
+  ok(back != NULL, "and a VM's newest document is read by its directory name");
+  vs_feature_free(back);
+  vs_strv_free(vms, n);
+  vs_feature_free(img);
+  ok(vs_pool_newest(pool, "no-such-vm", NULL, &err) == NULL && err.code == ENOENT,
+     "a VM with no documents is ENOENT");
+  vs_err_clear(&err);
+  free(vmdir);
+  free(abs_vmdir);
+  free(pool);
+  fx_rmtree(root);
+  free(root);
+  return done_testing();
+}
