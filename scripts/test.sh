@@ -23,7 +23,7 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
     return
   fi
   echo "== $label tests" >&2
-  if ! (cd "$dir" && make -j2 check >"$dir/check.out" 2>&1); then
+  if ! (cd "$dir" && make -j2 check) >"$dir/check.out" 2>&1; then
     status=1
     # A test program that does not compile leaves no .trs behind: count it, and show why.
     if ! grep -qsE '^:test-result: (FAIL|XPASS|ERROR)' "$dir"/t/*.trs; then
