@@ -80,6 +80,6 @@ val=$(tail -n1 "$csvdir"/count-settings-* 2>/dev/null | cut -d, -f2)
 is "${val%%.*}" 8 "the settings count is what the extractor found in the tree"
 val=$(tail -n1 "$csvdir"/bool-snapshot_ok-* 2>/dev/null | cut -d, -f2)
 is "${val%%.*}" 1 "bool-snapshot_ok reports success"
-ls "$csvdir"/duration-extract-* >/dev/null 2>&1; ok $? "duration-extract is dispatched"
+ls "$csvdir"/duration-snapshot-* >/dev/null 2>&1; ok $? "duration-snapshot is dispatched"
 grep -qi 'error' "$work/good.conf.log" && { diag "$(cat "$work/good.conf.log")"; ok 1 "collectd logged no error"; } || ok 0 "collectd logged no error"
 done_testing

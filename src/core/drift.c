@@ -503,6 +503,25 @@ const char *vs_change_class_name(enum vs_change_class c) {
   return names[c];
 }
 
+size_t vs_diff_count_class(const struct vs_diff *d, enum vs_change_class c) {
+  size_t n = 0;
+  for (size_t i = 0; i < d->n_changes; i++)
+    n += d->changes[i].class == c;
+  return n;
+}
+
+char *vs_diff_key_list(const struct vs_diff *d, size_t max) {
+  struct vs_buf b = {0};
+  size_t i = 0;
+  for (; i < d->n_changes; i++) {
+    if (b.len && b.len + strlen(d->changes[i].key) + 2 > max) break;
+    vs_buf_addf(&b, "%s%s", b.len ? ", " : "", d->changes[i].key);
+  }
+  if (i < d->n_changes) vs_buf_addf(&b, ", and %zu more", d->n_changes - i);
+  vs_buf_add(&b, "", 0);
+  return vs_buf_steal(&b);
+}
+
 void vs_diff_free(struct vs_diff *d) {
   if (!d) return;
   for (size_t i = 0; i < d->n_changes; i++) {

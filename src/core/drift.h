@@ -147,6 +147,10 @@ struct vs_diff {
  * change is a local edit unless the file's owning package (meta:PATH:package, from dpkg's
  * conffiles) changed version between the two. */
 struct vs_diff *vs_drift_diff(const struct vs_feature *old_doc, const struct vs_feature *new_doc);
+/* Changes of class C. */
+size_t vs_diff_count_class(const struct vs_diff *d, enum vs_change_class c);
+/* The changed keys, comma-separated, at most about MAX bytes ("..., and 12 more"). */
+char *vs_diff_key_list(const struct vs_diff *d, size_t max);
 void vs_diff_free(struct vs_diff *d);
 void vs_diff_freep(struct vs_diff **d);
 json_t *vs_diff_to_json(const struct vs_diff *d, const struct vs_feature *old_doc,

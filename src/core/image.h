@@ -24,6 +24,9 @@ struct vs_image_opts {
   size_t n_backing_dirs;
   /* "raw" or "qcow2" to skip probing the top image (as libvirt's XML says); NULL probes. */
   const char *format;
+  /* For vs_source_open_image: one format per path (NULL entries use FORMAT). A guest that
+   * writes a qcow2 header into a raw disk must not be read as qcow2: pass what libvirt says. */
+  const char *const *formats;
 };
 
 struct vs_image;

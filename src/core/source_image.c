@@ -514,7 +514,9 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
   struct vs_buf found = {0};
   for (size_t i = 0; i < n_paths; i++) {
     struct disk *d = &im->disks[im->n_disks];
-    d->img = vs_image_open(paths[i], opts, err);
+    struct vs_image_opts one = opts ? *opts : (struct vs_image_opts){0};
+    if (opts && opts->formats && opts->formats[i]) one.format = opts->formats[i];
+    d->img = vs_image_open(paths[i], &one, err);
     if (!d->img) goto fail;
     im->n_disks++;
     d->n_vols = vs_image_volumes(d->img, &d->vols, err);

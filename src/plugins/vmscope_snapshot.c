@@ -1,145 +1,403 @@
-/* vmscope_snapshot: collectd plugin that periodically extracts the feature document of each
- * configured guest tree and reports what it found.
+/* vmscope_snapshot: collectd plugin that snapshots every libvirt domain (and configured guest
+ * trees) on its interval, keeps the documents in the snapshot pool, and reports what it found.
+ * See collectd-vmscope(5).
  *
- *   <Plugin vmscope_snapshot>
- *     Tree "web-07" "/srv/guests/web-07"   # a guest root file system on this host
- *     Interval 300
- *     Watch "/etc/myapp.conf" "Shellvars.lns"
- *     WatchFile "/etc/vmscope/watch"
- *     NoDefaultWatch false
- *   </Plugin>
- *
- * Extraction runs in one worker thread; the read callback only dispatches what the worker
- * last cached, so it never blocks. */
-#include "collectd/core/daemon/collectd.h"
-#include "collectd/core/daemon/plugin.h"
-#include "collectd/core/utils/common/common.h"
+ * Workers (plugin_thread_create) share the cycle: the first idle one lists the domains, all of
+ * them take domains from the list; the read callback only dispatches what they cached. */
+#include "glue.h"
 
+#include "drift.h"
 #include "extract.h"
-#include "feature.h"
+#include "pool.h"
+#include "snapshot.h"
 #include "source.h"
-#include "watch.h"
+#include "virt.h"
+
+#include <fnmatch.h>
 
 #define PLUGIN "vmscope_snapshot"
+#define MAX_WORKERS 16
 
-struct tree {
-  char *name, *path;
-  bool has_result, ok;
+struct job {
+  struct vs_domain dom; /* a domain, or with TREE set a guest tree (dom.name, dom.uuid = path) */
+  bool tree;
+};
+
+struct result { /* the latest snapshot of one domain or tree */
+  char *id, *instance;
+  bool ok;
   double seconds;
-  size_t settings, packages, skipped;
+  cdtime_t last;
+  size_t settings, packages, users, services, changed;
 };
 
 static struct {
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  pthread_t thread;
-  bool running, stop;
-  struct tree *trees;
+  /* configuration */
+  char *uri;
+  char **globs;
+  size_t n_globs;
+  bool ignore_selected;
+  char **tree_names, **tree_paths;
   size_t n_trees;
   cdtime_t interval;
+  enum vs_snapshot_mode mode;
+  enum vs_backend_choice backend;
   struct vs_watch *watch;
-} snap = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+  char **backing_dirs;
+  size_t n_backing_dirs;
+  char *data_dir;
+  int keep;
+  double keep_days;
+  int workers;
+  bool instance_uuid;
+  /* the cycle, under LOCK */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  pthread_t threads[MAX_WORKERS];
+  int running;
+  bool stop, listing;
+  struct vs_virt *virt;
+  struct job *jobs;
+  size_t n_jobs, next_job, in_flight;
+  cdtime_t next_cycle;
+  struct result *results;
+  size_t n_results;
+  struct vs_once once;
+} snap = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .keep = 10,
+          .keep_days = 30,
+          .workers = 1};
 
-static void log_sink(enum vs_log_level level, const char *msg, void *ctx) {
-  (void)ctx;
-  plugin_log((int)level, PLUGIN ": %s", msg);
+/* ------------------------------------------------------------------------------ config */
+
+static int add_string(char ***list, size_t *n, const char *s) {
+  char **grown = realloc(*list, (*n + 1) * sizeof(char *));
+  if (!grown) return -1;
+  *list = grown;
+  return (grown[(*n)++] = strdup(s)) ? 0 : -1;
 }
 
-static int config_tree(oconfig_item_t *ci) {
-  if (ci->values_num != 2 || ci->values[0].type != OCONFIG_TYPE_STRING ||
-      ci->values[1].type != OCONFIG_TYPE_STRING) {
-    ERROR(PLUGIN ": Tree takes two strings: a name and the path of a guest root file system");
-    return -1;
-  }
-  struct tree *t = realloc(snap.trees, (snap.n_trees + 1) * sizeof(*t));
-  if (!t) return -1;
-  snap.trees = t;
-  t = &snap.trees[snap.n_trees++];
-  memset(t, 0, sizeof(*t));
-  t->name = strdup(ci->values[0].value.string);
-  t->path = strdup(ci->values[1].value.string);
-  return t->name && t->path ? 0 : -1;
+static int config_strings(oconfig_item_t *c, int min, int max, const char *what) {
+  if (c->values_num < min || c->values_num > max) goto bad;
+  for (int i = 0; i < c->values_num; i++)
+    if (c->values[i].type != OCONFIG_TYPE_STRING) goto bad;
+  return 0;
+bad:
+  ERROR(PLUGIN ": %s takes %s", c->key, what);
+  return -1;
 }
 
-static int config_watch(oconfig_item_t *ci) {
-  if (ci->values_num < 1 || ci->values_num > 2 || ci->values[0].type != OCONFIG_TYPE_STRING ||
-      (ci->values_num == 2 && ci->values[1].type != OCONFIG_TYPE_STRING)) {
-    ERROR(PLUGIN ": Watch takes a guest path or glob and, optionally, an Augeas lens");
-    return -1;
-  }
+static int config_choice(oconfig_item_t *c, const char *const *names, int n, int *out) {
+  if (config_strings(c, 1, 1, "one string") < 0) return -1;
+  for (int i = 0; i < n; i++)
+    if (strcasecmp(c->values[0].value.string, names[i]) == 0) {
+      *out = i;
+      return 0;
+    }
+  ERROR(PLUGIN ": %s \"%s\" is not one of the choices (%s%s%s%s%s)", c->key,
+        c->values[0].value.string, names[0], n > 1 ? ", " : "", n > 1 ? names[1] : "",
+        n > 2 ? ", " : "", n > 2 ? names[2] : "");
+  return -1;
+}
+
+static int config_one(oconfig_item_t *c) {
+  static const char *const modes[] = {"readonly", "backup"};
+  static const char *const backends[] = {"auto", "direct", "guestfs"};
+  static const char *const formats[] = {"name", "uuid"};
   struct vs_err err = {0};
-  int rc = vs_watch_add(snap.watch, ci->values[0].value.string,
-                        ci->values_num == 2 ? ci->values[1].value.string : NULL, &err);
-  if (rc < 0) ERROR(PLUGIN ": %s", vs_err_msg(&err));
+  int rc = 0, choice = 0;
+  if (strcasecmp(c->key, "Connection") == 0) {
+    rc = cf_util_get_string(c, &snap.uri);
+  } else if (strcasecmp(c->key, "Domain") == 0) {
+    rc = config_strings(c, 1, 1, "a domain name or glob");
+    if (rc == 0) rc = add_string(&snap.globs, &snap.n_globs, c->values[0].value.string);
+  } else if (strcasecmp(c->key, "IgnoreSelected") == 0) {
+    rc = cf_util_get_boolean(c, &snap.ignore_selected);
+  } else if (strcasecmp(c->key, "Tree") == 0) {
+    rc = config_strings(c, 2, 2, "a name and the path of a guest root file system");
+    if (rc == 0 && (add_string(&snap.tree_names, &snap.n_trees, c->values[0].value.string) < 0 ||
+                    (snap.n_trees--,
+                     add_string(&snap.tree_paths, &snap.n_trees, c->values[1].value.string)) < 0))
+      rc = -1;
+  } else if (strcasecmp(c->key, "Interval") == 0) {
+    rc = cf_util_get_cdtime(c, &snap.interval);
+  } else if (strcasecmp(c->key, "SnapshotMode") == 0) {
+    if ((rc = config_choice(c, modes, 2, &choice)) == 0) snap.mode = (enum vs_snapshot_mode)choice;
+  } else if (strcasecmp(c->key, "Backend") == 0) {
+    if ((rc = config_choice(c, backends, 3, &choice)) == 0)
+      snap.backend = (enum vs_backend_choice)choice;
+  } else if (strcasecmp(c->key, "Watch") == 0) {
+    rc = config_strings(c, 1, 2, "a guest path or glob and, optionally, an Augeas lens");
+    if (rc == 0 &&
+        (rc = vs_watch_add(snap.watch, c->values[0].value.string,
+                           c->values_num == 2 ? c->values[1].value.string : NULL, &err)) < 0)
+      ERROR(PLUGIN ": %s", vs_err_msg(&err));
+  } else if (strcasecmp(c->key, "WatchFile") == 0) {
+    char *file = NULL;
+    if ((rc = cf_util_get_string(c, &file)) == 0 &&
+        (rc = vs_watch_load_file(snap.watch, file, &err)) < 0)
+      ERROR(PLUGIN ": %s", vs_err_msg(&err));
+    free(file);
+  } else if (strcasecmp(c->key, "BackingDir") == 0) {
+    rc = config_strings(c, 1, 1, "a directory");
+    if (rc == 0)
+      rc = add_string(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
+  } else if (strcasecmp(c->key, "DataDir") == 0) {
+    rc = cf_util_get_string(c, &snap.data_dir);
+  } else if (strcasecmp(c->key, "KeepSnapshots") == 0) {
+    if ((rc = cf_util_get_int(c, &snap.keep)) == 0 && snap.keep < 1) {
+      ERROR(PLUGIN ": KeepSnapshots must be at least 1 (the newest is always kept)");
+      rc = -1;
+    }
+  } else if (strcasecmp(c->key, "KeepDays") == 0) {
+    if ((rc = cf_util_get_double(c, &snap.keep_days)) == 0 && snap.keep_days < 0) {
+      ERROR(PLUGIN ": KeepDays must not be negative (0 keeps documents of any age)");
+      rc = -1;
+    }
+  } else if (strcasecmp(c->key, "Workers") == 0) {
+    if ((rc = cf_util_get_int(c, &snap.workers)) == 0 &&
+        (snap.workers < 1 || snap.workers > MAX_WORKERS)) {
+      ERROR(PLUGIN ": Workers must be between 1 and %d", MAX_WORKERS);
+      rc = -1;
+    }
+  } else if (strcasecmp(c->key, "PluginInstanceFormat") == 0) {
+    if ((rc = config_choice(c, formats, 2, &choice)) == 0) snap.instance_uuid = choice == 1;
+  } else if (strcasecmp(c->key, "NoDefaultWatch") != 0) {
+    ERROR(PLUGIN ": unknown option \"%s\" (expected Connection, Domain, IgnoreSelected, Tree, "
+                 "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, BackingDir, "
+                 "DataDir, KeepSnapshots, KeepDays, Workers or PluginInstanceFormat)",
+          c->key);
+    rc = -1;
+  }
   vs_err_clear(&err);
   return rc;
 }
 
 static int config(oconfig_item_t *ci) {
   bool defaults = true;
-  for (int i = 0; i < ci->children_num; i++) {
-    oconfig_item_t *c = &ci->children[i];
-    if (strcasecmp(c->key, "NoDefaultWatch") == 0 && cf_util_get_boolean(c, &defaults) == 0)
+  for (int i = 0; i < ci->children_num; i++)
+    if (strcasecmp(ci->children[i].key, "NoDefaultWatch") == 0) {
+      if (cf_util_get_boolean(&ci->children[i], &defaults) != 0) return -1;
       defaults = !defaults;
-  }
+    }
   vs_watch_free(snap.watch);
   snap.watch = defaults ? vs_watch_new_default() : vs_watch_new_empty();
-  for (int i = 0; i < ci->children_num; i++) {
-    oconfig_item_t *c = &ci->children[i];
-    int rc = 0;
-    if (strcasecmp(c->key, "Tree") == 0) {
-      rc = config_tree(c);
-    } else if (strcasecmp(c->key, "Interval") == 0) {
-      rc = cf_util_get_cdtime(c, &snap.interval);
-    } else if (strcasecmp(c->key, "Watch") == 0) {
-      rc = config_watch(c);
-    } else if (strcasecmp(c->key, "WatchFile") == 0) {
-      char *file = NULL;
-      struct vs_err err = {0};
-      rc = cf_util_get_string(c, &file);
-      if (rc == 0 && (rc = vs_watch_load_file(snap.watch, file, &err)) < 0)
-        ERROR(PLUGIN ": %s", vs_err_msg(&err));
-      vs_err_clear(&err);
-      free(file);
-    } else if (strcasecmp(c->key, "NoDefaultWatch") == 0) {
-      continue; /* read above */
-    } else {
-      ERROR(PLUGIN ": unknown option \"%s\" (expected Tree, Interval, Watch, WatchFile or "
-                   "NoDefaultWatch)",
-            c->key);
-      rc = -1;
-    }
-    if (rc != 0) return -1;
-  }
+  for (int i = 0; i < ci->children_num; i++)
+    if (config_one(&ci->children[i]) != 0) return -1;
   return 0;
 }
 
-static void inspect_tree(struct vs_extractor *x, struct tree *t) {
+/* ------------------------------------------------------------------------------ worker */
+
+static bool is_selected(const char *name) {
+  if (snap.n_globs == 0) return true;
+  bool match = false;
+  for (size_t i = 0; i < snap.n_globs && !match; i++)
+    match = fnmatch(snap.globs[i], name, 0) == 0;
+  return match != snap.ignore_selected;
+}
+
+static void free_jobs(struct job *jobs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(jobs[i].dom.name);
+    free(jobs[i].dom.uuid);
+    free(jobs[i].dom.xml);
+  }
+  free(jobs);
+}
+
+/* The cycle's work: the selected domains and the trees. Runs unlocked, in one worker. */
+static struct job *list_jobs(size_t *n) {
   struct vs_err err = {0};
-  struct vs_extract_stats st = {0};
-  struct vs_feature *doc = NULL;
-  struct vs_source *src = vs_source_open_dir(t->path, &err);
-  if (src) {
-    doc = vs_feature_new();
-    vs_feature_set_id(doc, t->path, t->name);
-    vs_feature_set_source(doc, "dir", t->path, "dir");
-    if (vs_extract(x, src, doc, &st, &err) < 0) {
-      vs_feature_free(doc);
-      doc = NULL;
+  struct vs_domain *doms = NULL;
+  size_t n_doms = 0;
+  bool want_libvirt = snap.uri || snap.n_trees == 0;
+  if (want_libvirt) {
+    if (snap.virt && !vs_virt_alive(snap.virt)) { /* libvirtd went away: reconnect */
+      vs_virt_close(snap.virt);
+      snap.virt = NULL;
+    }
+    if (!snap.virt) snap.virt = vs_virt_open(snap.uri, snap.mode == VS_SNAPSHOT_READONLY, &err);
+    if (snap.virt && vs_virt_domains(snap.virt, &doms, &n_doms, &err) < 0) {
+      vs_virt_close(snap.virt);
+      snap.virt = NULL;
+    }
+    pthread_mutex_lock(&snap.lock);
+    if (snap.virt)
+      vs_once_ok(&snap.once, PLUGIN, "libvirt");
+    else
+      vs_once_fail(&snap.once, PLUGIN, "libvirt", vs_err_msg(&err));
+    pthread_mutex_unlock(&snap.lock);
+    vs_err_clear(&err);
+  }
+  struct job *jobs = calloc(n_doms + snap.n_trees + 1, sizeof(*jobs));
+  if (!jobs) {
+    vs_domains_free(doms, n_doms);
+    *n = 0;
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n_doms; i++) {
+    if (is_selected(doms[i].name)) {
+      jobs[k++].dom = doms[i];
+    } else {
+      free(doms[i].name);
+      free(doms[i].uuid);
+      free(doms[i].xml);
     }
   }
-  if (!doc) ERROR(PLUGIN ": %s: %s", t->name, vs_err_msg(&err));
-  pthread_mutex_lock(&snap.lock);
-  t->has_result = true;
-  t->ok = doc != NULL;
-  t->seconds = st.seconds_total;
-  t->settings = doc ? vs_feature_count(doc) : 0;
-  t->packages = st.packages;
-  t->skipped = doc ? vs_feature_skipped_count(doc) : 0;
-  pthread_mutex_unlock(&snap.lock);
-  vs_feature_free(doc);
+  free(doms);
+  for (size_t i = 0; i < snap.n_trees; i++) {
+    jobs[k].tree = true;
+    jobs[k].dom.name = vs_xstrdup(snap.tree_names[i]);
+    jobs[k++].dom.uuid = vs_xstrdup(snap.tree_paths[i]);
+  }
+  *n = k;
+  return jobs;
+}
+
+static struct vs_feature *snapshot_tree(struct vs_extractor *x, const struct job *j, int64_t now,
+                                        struct vs_err *err) {
+  struct vs_source *src = vs_source_open_dir(j->dom.uuid, err);
+  if (!src) return NULL;
+  struct vs_feature *doc = vs_feature_new();
+  vs_feature_set_id(doc, j->dom.uuid, j->dom.name);
+  vs_feature_set_taken_at(doc, now);
+  vs_feature_set_source(doc, "dir", j->dom.uuid, "dir");
+  struct vs_extract_stats st;
+  if (vs_extract(x, src, doc, &st, err) < 0) {
+    vs_feature_free(doc);
+    doc = NULL;
+  }
   vs_source_free(src);
+  return doc;
+}
+
+static size_t count_prefix(const struct vs_feature *doc, const char *prefix, const char *suffix,
+                           const char *value) {
+  size_t n = 0, pos = 0, plen = strlen(prefix);
+  const char *k, *v;
+  while (vs_feature_next(doc, &pos, &k, &v))
+    n += strncmp(k, prefix, plen) == 0 && (!suffix || vs_has_suffix(k, suffix)) &&
+         (!value || strcmp(v, value) == 0);
+  return n;
+}
+
+static void notify_change(const char *instance, const struct vs_feature *prev,
+                          const struct vs_feature *doc, const struct vs_diff *d) {
+  notification_t n;
+  /* Routine maintenance (packages upgraded or installed, their files with them) is OKAY;
+   * local edits, downgrades, removals and other changes are a WARNING to look at. */
+  bool routine =
+      d->n_changes == d->upgrades + d->installed + vs_diff_count_class(d, VS_CLASS_WITH_PACKAGE);
+  vs_notification_init(&n, routine ? NOTIF_OKAY : NOTIF_WARNING, PLUGIN, instance, "feature_change",
+                       "");
+  plugin_notification_meta_add_string(&n, "id", vs_feature_id(doc));
+  plugin_notification_meta_add_string(&n, "since", vs_feature_taken_at(prev));
+  plugin_notification_meta_add_string(&n, "taken_at", vs_feature_taken_at(doc));
+  plugin_notification_meta_add_unsigned_int(&n, "added", d->added);
+  plugin_notification_meta_add_unsigned_int(&n, "removed", d->removed);
+  plugin_notification_meta_add_unsigned_int(&n, "changed", d->changed);
+  plugin_notification_meta_add_unsigned_int(&n, "upgrades", d->upgrades);
+  plugin_notification_meta_add_unsigned_int(&n, "downgrades", d->downgrades);
+  plugin_notification_meta_add_unsigned_int(&n, "files_edited_locally", d->local_edits);
+  plugin_notification_meta_add_unsigned_int(&n, "files_changed_with_package", d->package_edits);
+  char *keys = vs_diff_key_list(d, 600);
+  plugin_notification_meta_add_string(&n, "keys", keys);
+  vs_notification_send(&n,
+                       "%s: %zu settings changed since %s (%zu added, %zu removed, %zu "
+                       "changed; %zu upgrades, %zu downgrades, %zu files edited locally): %s",
+                       vs_feature_name(doc), d->n_changes, vs_feature_taken_at(prev), d->added,
+                       d->removed, d->changed, d->upgrades, d->downgrades, d->local_edits, keys);
+  free(keys);
+}
+
+static void run_job(struct vs_extractor *x, const struct job *j) {
+  struct vs_err err = {0};
+  int64_t now = (int64_t)time(NULL);
+  struct vs_feature *doc = NULL;
+  double t0 = vs_now_monotonic();
+  if (j->tree) {
+    doc = snapshot_tree(x, j, now, &err);
+  } else {
+    struct vs_snapshot_opts o = {.mode = snap.mode,
+                                 .backend = snap.backend,
+                                 .backing_dirs = (const char *const *)snap.backing_dirs,
+                                 .n_backing_dirs = snap.n_backing_dirs,
+                                 .watch = snap.watch};
+    doc = vs_snapshot_domain(snap.virt, &j->dom, x, &o, now, NULL, &err);
+  }
+  double seconds = vs_now_monotonic() - t0;
+  const char *id = j->dom.uuid;
+  char *cause = vs_xasprintf("%s %s", j->tree ? "tree" : "domain", j->dom.name);
+  struct vs_feature *prev = NULL;
+  struct vs_diff *diff = NULL;
+  if (doc) {
+    prev = vs_pool_newest(snap.data_dir, vs_feature_id(doc), NULL, NULL);
+    if (vs_pool_write(snap.data_dir, doc, NULL, &err) == 0)
+      vs_pool_prune(snap.data_dir, vs_feature_id(doc), (size_t)snap.keep, snap.keep_days,
+                    (time_t)now, NULL);
+    else
+      WARNING(PLUGIN ": %s: the snapshot is not kept: %s", j->dom.name, vs_err_msg(&err));
+    vs_err_clear(&err);
+    if (prev) diff = vs_drift_diff(prev, doc);
+  }
+  const char *instance = j->tree || !snap.instance_uuid ? j->dom.name : j->dom.uuid;
+  if (diff && diff->n_changes) notify_change(instance, prev, doc, diff);
+
+  pthread_mutex_lock(&snap.lock);
+  if (doc)
+    vs_once_ok(&snap.once, PLUGIN, cause);
+  else
+    vs_once_fail(&snap.once, PLUGIN, cause, vs_err_msg(&err));
+  struct result *r = NULL;
+  for (size_t i = 0; i < snap.n_results && !r; i++)
+    if (strcmp(snap.results[i].id, id) == 0) r = &snap.results[i];
+  if (!r) {
+    struct result *grown = realloc(snap.results, (snap.n_results + 1) * sizeof(*grown));
+    if (grown) {
+      snap.results = grown;
+      r = &snap.results[snap.n_results++];
+      *r = (struct result){.id = vs_xstrdup(id)};
+    }
+  }
+  if (r) {
+    free(r->instance);
+    r->instance = vs_xstrdup(instance);
+    r->ok = doc != NULL;
+    if (doc) {
+      r->seconds = seconds;
+      r->last = cdtime();
+      r->settings = vs_feature_count(doc);
+      r->packages = count_prefix(doc, "pkg:", NULL, NULL);
+      r->users = count_prefix(doc, "user:", ":uid", NULL);
+      r->services = count_prefix(doc, "svc:", NULL, "enabled");
+      r->changed = diff ? diff->n_changes : 0;
+    }
+  }
+  pthread_mutex_unlock(&snap.lock);
+  free(cause);
+  vs_diff_free(diff);
+  vs_feature_free(prev);
+  vs_feature_free(doc);
   vs_err_clear(&err);
+}
+
+/* Results of domains that are gone stop being dispatched. Called locked. */
+static void forget_missing(const struct job *jobs, size_t n) {
+  for (size_t i = 0; i < snap.n_results;) {
+    bool listed = false;
+    for (size_t k = 0; k < n && !listed; k++)
+      listed = strcmp(jobs[k].dom.uuid, snap.results[i].id) == 0;
+    if (listed) {
+      i++;
+      continue;
+    }
+    free(snap.results[i].id);
+    free(snap.results[i].instance);
+    snap.results[i] = snap.results[--snap.n_results];
+  }
 }
 
 static void *worker(void *arg) {
@@ -153,33 +411,60 @@ static void *worker(void *arg) {
   }
   pthread_mutex_lock(&snap.lock);
   while (!snap.stop) {
-    pthread_mutex_unlock(&snap.lock);
-    for (size_t i = 0; i < snap.n_trees; i++)
-      inspect_tree(x, &snap.trees[i]);
-    pthread_mutex_lock(&snap.lock);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)CDTIME_T_TO_TIME_T(snap.interval);
-    while (!snap.stop && pthread_cond_timedwait(&snap.wake, &snap.lock, &until) == 0)
-      ;
+    if (snap.next_job < snap.n_jobs) {
+      const struct job *j = &snap.jobs[snap.next_job++];
+      snap.in_flight++;
+      pthread_mutex_unlock(&snap.lock);
+      run_job(x, j);
+      pthread_mutex_lock(&snap.lock);
+      snap.in_flight--;
+      continue;
+    }
+    if (!snap.listing && snap.in_flight == 0 && cdtime() >= snap.next_cycle) {
+      snap.listing = true;
+      snap.next_cycle = cdtime() + snap.interval;
+      pthread_mutex_unlock(&snap.lock);
+      size_t n = 0;
+      struct job *jobs = list_jobs(&n);
+      pthread_mutex_lock(&snap.lock);
+      free_jobs(snap.jobs, snap.n_jobs);
+      snap.jobs = jobs;
+      snap.n_jobs = jobs ? n : 0;
+      snap.next_job = 0;
+      forget_missing(snap.jobs, snap.n_jobs);
+      snap.listing = false;
+      pthread_cond_broadcast(&snap.wake);
+      continue;
+    }
+    cdtime_t wait = snap.next_cycle > cdtime() ? snap.next_cycle - cdtime() : MS_TO_CDTIME_T(100);
+    struct timespec until = CDTIME_T_TO_TIMESPEC(cdtime() + wait);
+    pthread_cond_timedwait(&snap.wake, &snap.lock, &until);
   }
   pthread_mutex_unlock(&snap.lock);
   vs_extractor_free(x);
   return NULL;
 }
 
+/* ------------------------------------------------------------------------ collectd hooks */
+
 static int init(void) {
-  vs_log_set_sink(log_sink, NULL);
+  vs_log_set_sink(vs_glue_log_sink, PLUGIN);
   if (!snap.watch) snap.watch = vs_watch_new_default();
   if (snap.interval == 0) snap.interval = plugin_get_interval();
-  if (snap.running || snap.n_trees == 0) return 0;
+  if (!snap.data_dir) snap.data_dir = strdup("/var/lib/collectd/vmscope");
+  if (snap.mode == VS_SNAPSHOT_BACKUP)
+    WARNING(PLUGIN ": SnapshotMode backup is not available in this build; every domain will "
+                   "fail until it is set to readonly");
+  if (snap.running) return 0;
   snap.stop = false;
-  if (plugin_thread_create(&snap.thread, worker, NULL, "vmscope snap") != 0) {
-    ERROR(PLUGIN ": cannot start the worker thread");
-    return -1;
+  for (int i = 0; i < snap.workers; i++) {
+    if (plugin_thread_create(&snap.threads[i], worker, NULL, "vmscope snap") != 0) {
+      ERROR(PLUGIN ": cannot start worker thread %d", i + 1);
+      break;
+    }
+    snap.running++;
   }
-  snap.running = true;
-  return 0;
+  return snap.running ? 0 : -1;
 }
 
 static void submit(const char *instance, const char *type, const char *type_instance,
@@ -197,36 +482,58 @@ static void submit(const char *instance, const char *type, const char *type_inst
 
 static int read_cb(void) {
   pthread_mutex_lock(&snap.lock);
-  for (size_t i = 0; i < snap.n_trees; i++) {
-    struct tree *t = &snap.trees[i];
-    if (!t->has_result) continue;
-    submit(t->name, "bool", "snapshot_ok", t->ok ? 1 : 0);
-    if (!t->ok) continue;
-    submit(t->name, "count", "settings", (gauge_t)t->settings);
-    submit(t->name, "count", "packages", (gauge_t)t->packages);
-    submit(t->name, "count", "skipped", (gauge_t)t->skipped);
-    submit(t->name, "duration", "extract", t->seconds);
+  for (size_t i = 0; i < snap.n_results; i++) {
+    const struct result *r = &snap.results[i];
+    submit(r->instance, "bool", "snapshot_ok", r->ok ? 1 : 0);
+    if (r->last == 0) continue; /* never succeeded yet */
+    submit(r->instance, "count", "settings", (gauge_t)r->settings);
+    submit(r->instance, "count", "packages", (gauge_t)r->packages);
+    submit(r->instance, "count", "users", (gauge_t)r->users);
+    submit(r->instance, "count", "services", (gauge_t)r->services);
+    submit(r->instance, "count", "changed_settings", (gauge_t)r->changed);
+    submit(r->instance, "duration", "snapshot", r->seconds);
+    submit(r->instance, "timestamp", "last_snapshot", CDTIME_T_TO_DOUBLE(r->last));
   }
   pthread_mutex_unlock(&snap.lock);
   return 0;
 }
 
+static void free_strings(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
 static int shutdown_cb(void) {
-  if (snap.running) {
-    pthread_mutex_lock(&snap.lock);
-    snap.stop = true;
-    pthread_cond_broadcast(&snap.wake);
-    pthread_mutex_unlock(&snap.lock);
-    pthread_join(snap.thread, NULL);
-    snap.running = false;
+  pthread_mutex_lock(&snap.lock);
+  snap.stop = true;
+  pthread_cond_broadcast(&snap.wake);
+  pthread_mutex_unlock(&snap.lock);
+  for (int i = 0; i < snap.running; i++)
+    pthread_join(snap.threads[i], NULL);
+  snap.running = 0;
+  free_jobs(snap.jobs, snap.n_jobs);
+  snap.jobs = NULL;
+  snap.n_jobs = snap.next_job = 0;
+  for (size_t i = 0; i < snap.n_results; i++) {
+    free(snap.results[i].id);
+    free(snap.results[i].instance);
   }
-  for (size_t i = 0; i < snap.n_trees; i++) {
-    free(snap.trees[i].name);
-    free(snap.trees[i].path);
-  }
-  free(snap.trees);
-  snap.trees = NULL;
-  snap.n_trees = 0;
+  free(snap.results);
+  snap.results = NULL;
+  snap.n_results = 0;
+  vs_virt_close(snap.virt);
+  snap.virt = NULL;
+  vs_once_free(&snap.once);
+  free_strings(snap.globs, snap.n_globs);
+  free_strings(snap.tree_names, snap.n_trees);
+  free_strings(snap.tree_paths, snap.n_trees);
+  free_strings(snap.backing_dirs, snap.n_backing_dirs);
+  snap.globs = snap.tree_names = snap.tree_paths = snap.backing_dirs = NULL;
+  snap.n_globs = snap.n_trees = snap.n_backing_dirs = 0;
+  free(snap.uri);
+  free(snap.data_dir);
+  snap.uri = snap.data_dir = NULL;
   vs_watch_free(snap.watch);
   snap.watch = NULL;
   return 0;

@@ -1,0 +1,40 @@
+/* glue.h: what the vmscope plugins share: core logging into collectd's log, logging a failing
+ * cause once instead of every interval, notifications with meta, and identifiers. */
+#ifndef VS_GLUE_H
+#define VS_GLUE_H
+
+#include "collectd/core/daemon/collectd.h"
+#include "collectd/core/daemon/plugin.h"
+#include "collectd/core/utils/common/common.h"
+
+#include "strmap.h"
+#include "util.h"
+
+/* Sends the core's log lines to plugin_log, prefixed with the plugin's name (CTX). */
+void vs_glue_log_sink(enum vs_log_level level, const char *msg, void *ctx);
+
+/* Causes already reported, so that a disk that stays unreadable or a libvirt that stays away
+ * is logged once, not every interval; and its recovery is logged once too. Not thread-safe:
+ * callers hold their plugin's lock. */
+struct vs_once {
+  struct vs_strmap *seen; /* cause key -> message */
+};
+/* Logs MSG at ERROR the first time CAUSE fails with it (or with another message), at DEBUG
+ * after that. */
+void vs_once_fail(struct vs_once *o, const char *plugin, const char *cause, const char *msg);
+/* CAUSE works again: logs that once at INFO if its failure had been logged. */
+void vs_once_ok(struct vs_once *o, const char *plugin, const char *cause);
+void vs_once_free(struct vs_once *o);
+
+/* A notification under construction (meta added with plugin_notification_meta_add_*). */
+void vs_notification_init(notification_t *n, int severity, const char *plugin,
+                          const char *plugin_instance, const char *type, const char *type_instance);
+/* Sets the message (cut at a UTF-8 boundary to collectd's 255 bytes, with "..." when cut),
+ * dispatches, and frees the meta. */
+void vs_notification_send(notification_t *n, const char *fmt, ...) VS_PRINTF(2, 3);
+
+/* A short form of a setting key for type_instance (at most DATA_MAX_NAME_LEN - 1 bytes):
+ * "file:/etc/ssh/sshd_config:PermitRootLogin" -> "sshd_config.PermitRootLogin". */
+void vs_short_key(const char *key, char *out, size_t size);
+
+#endif

@@ -1,0 +1,390 @@
+/* vmscope_drift: collectd plugin that ranks every VM of the snapshot pool against its peers
+ * (PeerPressure, see drift.h) on its interval, and reports drift as metrics and notifications.
+ * See collectd-vmscope(5).
+ *
+ * One worker thread reads the newest document of every VM in the pool, ranks each, and sends a
+ * config_drift notification when an alarm appears (WARNING, or FAILURE from FailureScore),
+ * changes severity, or clears (OKAY); with ResendInterval, active alarms are sent again. The
+ * alarm state belongs to the worker alone (notifications go out without any lock held, since
+ * collectd delivers them in the sender's thread); the read callback dispatches the metrics the
+ * worker last published, under the lock. */
+#include "glue.h"
+
+#include "drift.h"
+#include "pool.h"
+#include "population.h"
+#include "source.h"
+
+#define PLUGIN "vmscope_drift"
+
+struct alarm { /* an active alarm of one VM */
+  char *key;
+  enum vs_severity severity;
+  cdtime_t sent;
+  bool seen; /* still raised in this round */
+};
+
+struct vm { /* one VM's latest ranking (the worker's) */
+  char *id, *name;
+  double score;
+  size_t findings, waived, peers;
+  struct alarm *alarms;
+  size_t n_alarms;
+  bool seen;
+};
+
+struct metric { /* what the read callback dispatches for one VM */
+  char *name;
+  double score;
+  size_t findings, waived, peers;
+};
+
+static struct {
+  char *data_dir, *waiver_file;
+  double warn_score, fail_score;
+  cdtime_t interval, resend;
+  int top;
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  pthread_t thread;
+  bool running, stop;
+  struct vm *vms; /* the worker's */
+  size_t n_vms;
+  struct metric *metrics; /* under LOCK */
+  size_t n_metrics;
+  struct vs_once once; /* the worker's */
+} drift = {.lock = PTHREAD_MUTEX_INITIALIZER,
+           .wake = PTHREAD_COND_INITIALIZER,
+           .warn_score = VS_DRIFT_WARN_SCORE,
+           .fail_score = VS_DRIFT_FAIL_SCORE};
+
+static int config(oconfig_item_t *ci) {
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = &ci->children[i];
+    int rc;
+    if (strcasecmp(c->key, "DataDir") == 0)
+      rc = cf_util_get_string(c, &drift.data_dir);
+    else if (strcasecmp(c->key, "WaiverFile") == 0)
+      rc = cf_util_get_string(c, &drift.waiver_file);
+    else if (strcasecmp(c->key, "WarningScore") == 0)
+      rc = cf_util_get_double(c, &drift.warn_score);
+    else if (strcasecmp(c->key, "FailureScore") == 0)
+      rc = cf_util_get_double(c, &drift.fail_score);
+    else if (strcasecmp(c->key, "Interval") == 0)
+      rc = cf_util_get_cdtime(c, &drift.interval);
+    else if (strcasecmp(c->key, "ResendInterval") == 0)
+      rc = cf_util_get_cdtime(c, &drift.resend);
+    else if (strcasecmp(c->key, "Top") == 0)
+      rc = cf_util_get_int(c, &drift.top);
+    else {
+      ERROR(PLUGIN ": unknown option \"%s\" (expected DataDir, WaiverFile, WarningScore, "
+                   "FailureScore, Interval, ResendInterval or Top)",
+            c->key);
+      return -1;
+    }
+    if (rc != 0) return -1;
+  }
+  if (drift.warn_score <= 0 || drift.warn_score > 1 || drift.fail_score < drift.warn_score ||
+      drift.fail_score > 1) {
+    ERROR(PLUGIN ": scores must satisfy 0 < WarningScore (%g) <= FailureScore (%g) <= 1",
+          drift.warn_score, drift.fail_score);
+    return -1;
+  }
+  if (drift.top < 0) {
+    ERROR(PLUGIN ": Top must not be negative (0 reports every alarm)");
+    return -1;
+  }
+  return 0;
+}
+
+static struct vm *find_vm(const char *id) {
+  for (size_t i = 0; i < drift.n_vms; i++)
+    if (strcmp(drift.vms[i].id, id) == 0) return &drift.vms[i];
+  struct vm *grown = realloc(drift.vms, (drift.n_vms + 1) * sizeof(*grown));
+  if (!grown) return NULL;
+  drift.vms = grown;
+  struct vm *v = &drift.vms[drift.n_vms++];
+  *v = (struct vm){.id = vs_xstrdup(id)};
+  return v;
+}
+
+static void free_vm(struct vm *v) {
+  for (size_t i = 0; i < v->n_alarms; i++)
+    free(v->alarms[i].key);
+  free(v->alarms);
+  free(v->id);
+  free(v->name);
+}
+
+static int severity_of(enum vs_severity s) {
+  return s == VS_SEVERITY_FAILURE   ? NOTIF_FAILURE
+         : s == VS_SEVERITY_WARNING ? NOTIF_WARNING
+                                    : NOTIF_OKAY;
+}
+
+static void notify_finding(const struct vs_drift *d, const struct vs_finding *f, int severity) {
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  vs_short_key(f->key, short_key, sizeof(short_key));
+  vs_notification_init(&n, severity, PLUGIN, d->target_name, "config_drift", short_key);
+  plugin_notification_meta_add_string(&n, "key", f->key);
+  plugin_notification_meta_add_string(&n, "value", f->value);
+  plugin_notification_meta_add_string(&n, "majority", f->majority);
+  plugin_notification_meta_add_unsigned_int(&n, "support", f->majority_count);
+  plugin_notification_meta_add_unsigned_int(&n, "peers", f->n);
+  plugin_notification_meta_add_double(&n, "score", f->score);
+  plugin_notification_meta_add_unsigned_int(&n, "rank", f->rank);
+  plugin_notification_meta_add_unsigned_int(&n, "c", f->c);
+  plugin_notification_meta_add_unsigned_int(&n, "m", f->m);
+  plugin_notification_meta_add_string(&n, "severity", vs_severity_name(f->severity));
+  plugin_notification_meta_add_string(&n, "id", d->target_id);
+  const char *leaf = strrchr(f->key, ':');
+  leaf = leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : f->key;
+  vs_notification_send(&n, "%s is %s on %s; %u of %u peers have %s (score %.2f, rank %zu)", leaf,
+                       f->value, d->target_name, f->majority_count, f->n, f->majority, f->score,
+                       f->rank);
+}
+
+static void notify_cleared(const struct vm *v, const struct alarm *a) {
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  vs_short_key(a->key, short_key, sizeof(short_key));
+  vs_notification_init(&n, NOTIF_OKAY, PLUGIN, v->name, "config_drift", short_key);
+  plugin_notification_meta_add_string(&n, "key", a->key);
+  plugin_notification_meta_add_string(&n, "id", v->id);
+  vs_notification_send(&n, "%s on %s no longer sets it apart from its peers", a->key, v->name);
+}
+
+/* Brings V's alarms in line with ranking D: notifies what appeared, changed severity, is due
+ * for a resend, or cleared. */
+static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now) {
+  for (size_t i = 0; i < v->n_alarms; i++)
+    v->alarms[i].seen = false;
+  size_t reported = 0;
+  for (size_t i = 0; i < d->n_findings; i++) {
+    const struct vs_finding *f = &d->findings[i];
+    if (f->waived || f->severity < VS_SEVERITY_WARNING) continue;
+    if (drift.top && reported >= (size_t)drift.top) break;
+    reported++;
+    struct alarm *a = NULL;
+    for (size_t k = 0; k < v->n_alarms && !a; k++)
+      if (strcmp(v->alarms[k].key, f->key) == 0) a = &v->alarms[k];
+    bool send = false;
+    if (!a) {
+      struct alarm *grown = realloc(v->alarms, (v->n_alarms + 1) * sizeof(*grown));
+      if (!grown) continue;
+      v->alarms = grown;
+      a = &v->alarms[v->n_alarms++];
+      *a = (struct alarm){.key = vs_xstrdup(f->key), .severity = f->severity};
+      send = true;
+    } else if (a->severity != f->severity) {
+      a->severity = f->severity;
+      send = true;
+    } else if (drift.resend && now - a->sent >= drift.resend) {
+      send = true;
+    }
+    a->seen = true;
+    if (send) {
+      notify_finding(d, f, severity_of(f->severity));
+      a->sent = now;
+    }
+  }
+  for (size_t i = 0; i < v->n_alarms;) {
+    if (v->alarms[i].seen) {
+      i++;
+      continue;
+    }
+    notify_cleared(v, &v->alarms[i]);
+    free(v->alarms[i].key);
+    v->alarms[i] = v->alarms[--v->n_alarms];
+  }
+}
+
+static void free_metrics(struct metric *m, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(m[i].name);
+  free(m);
+}
+
+/* Hands this round's figures to the read callback. */
+static void publish_metrics(void) {
+  struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
+  for (size_t i = 0; i < drift.n_vms; i++)
+    m[i] = (struct metric){vs_xstrdup(drift.vms[i].name ? drift.vms[i].name : drift.vms[i].id),
+                           drift.vms[i].score, drift.vms[i].findings, drift.vms[i].waived,
+                           drift.vms[i].peers};
+  pthread_mutex_lock(&drift.lock);
+  struct metric *old = drift.metrics;
+  size_t n_old = drift.n_metrics;
+  drift.metrics = m;
+  drift.n_metrics = drift.n_vms;
+  pthread_mutex_unlock(&drift.lock);
+  free_metrics(old, n_old);
+}
+
+static void rank_pool(void) {
+  struct vs_err err = {0};
+  _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = NULL;
+  if (drift.waiver_file && !(waivers = vs_waivers_load(drift.waiver_file, &err))) {
+    vs_once_fail(&drift.once, PLUGIN, "WaiverFile", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else if (drift.waiver_file) {
+    vs_once_ok(&drift.once, PLUGIN, "WaiverFile");
+  }
+  char **names = NULL;
+  size_t n = 0;
+  if (vs_pool_vms(drift.data_dir, &names, &n, &err) < 0) {
+    if (err.code != ENOENT) vs_once_fail(&drift.once, PLUGIN, "DataDir", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return;
+  }
+  vs_once_ok(&drift.once, PLUGIN, "DataDir");
+  struct vs_feature **docs = vs_xcalloc(n + 1, sizeof(*docs));
+  struct vs_pop *pop = vs_pop_new();
+  size_t got = 0;
+  for (size_t i = 0; i < n; i++) {
+    docs[got] = vs_pool_newest_in(drift.data_dir, names[i], NULL);
+    if (docs[got]) vs_pop_add(pop, docs[got++]);
+  }
+  vs_strv_free(names, n);
+  vs_pop_prepare(pop);
+  struct vs_drift_opts opts = {.warn_score = drift.warn_score,
+                               .fail_score = drift.fail_score,
+                               .waivers = waivers,
+                               .now = time(NULL)};
+  cdtime_t now = cdtime();
+  for (size_t i = 0; i < drift.n_vms; i++)
+    drift.vms[i].seen = false;
+  for (size_t i = 0; got >= 2 && i < got; i++) {
+    struct vs_drift *d = vs_drift_rank(pop, docs[i], &opts, &err);
+    if (!d) {
+      WARNING(PLUGIN ": %s", vs_err_msg(&err));
+      vs_err_clear(&err);
+      continue;
+    }
+    struct vm *v = find_vm(d->target_id);
+    if (v) {
+      free(v->name);
+      v->name = vs_xstrdup(d->target_name);
+      v->seen = true;
+      v->peers = d->samples;
+      v->score = 0;
+      v->findings = v->waived = 0;
+      for (size_t k = 0; k < d->n_findings; k++) {
+        const struct vs_finding *f = &d->findings[k];
+        if (f->severity < VS_SEVERITY_WARNING) continue;
+        if (f->waived) {
+          v->waived++;
+          continue;
+        }
+        v->findings++;
+        if (f->score > v->score) v->score = f->score;
+      }
+      update_alarms(v, d, now);
+    }
+    vs_drift_free(d);
+  }
+  /* VMs gone from the pool: their alarms clear. */
+  for (size_t i = 0; i < drift.n_vms;) {
+    if (drift.vms[i].seen) {
+      i++;
+      continue;
+    }
+    for (size_t k = 0; k < drift.vms[i].n_alarms; k++)
+      notify_cleared(&drift.vms[i], &drift.vms[i].alarms[k]);
+    free_vm(&drift.vms[i]);
+    drift.vms[i] = drift.vms[--drift.n_vms];
+  }
+  publish_metrics();
+  for (size_t i = 0; i < got; i++)
+    vs_feature_free(docs[i]);
+  free(docs);
+  vs_pop_free(pop);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&drift.lock);
+  while (!drift.stop) {
+    pthread_mutex_unlock(&drift.lock);
+    rank_pool();
+    pthread_mutex_lock(&drift.lock);
+    cdtime_t until_cd = cdtime() + drift.interval;
+    struct timespec until = CDTIME_T_TO_TIMESPEC(until_cd);
+    while (!drift.stop && pthread_cond_timedwait(&drift.wake, &drift.lock, &until) == 0)
+      ;
+  }
+  pthread_mutex_unlock(&drift.lock);
+  return NULL;
+}
+
+static int init(void) {
+  vs_log_set_sink(vs_glue_log_sink, PLUGIN);
+  if (!drift.data_dir) drift.data_dir = strdup("/var/lib/collectd/vmscope");
+  if (drift.interval == 0) drift.interval = plugin_get_interval();
+  if (drift.running) return 0;
+  drift.stop = false;
+  if (plugin_thread_create(&drift.thread, worker, NULL, "vmscope drift") != 0) {
+    ERROR(PLUGIN ": cannot start the worker thread");
+    return -1;
+  }
+  drift.running = true;
+  return 0;
+}
+
+static void submit(const char *instance, const char *type, const char *type_instance,
+                   gauge_t value) {
+  value_list_t vl = VALUE_LIST_INIT;
+  value_t v = {.gauge = value};
+  vl.values = &v;
+  vl.values_len = 1;
+  sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
+  plugin_dispatch_values(&vl);
+}
+
+static int read_cb(void) {
+  pthread_mutex_lock(&drift.lock);
+  for (size_t i = 0; i < drift.n_metrics; i++) {
+    const struct metric *m = &drift.metrics[i];
+    submit(m->name, "gauge", "drift_score", m->score);
+    submit(m->name, "count", "findings", (gauge_t)m->findings);
+    submit(m->name, "count", "waived", (gauge_t)m->waived);
+    submit(m->name, "gauge", "peers", (gauge_t)m->peers);
+  }
+  pthread_mutex_unlock(&drift.lock);
+  return 0;
+}
+
+static int shutdown_cb(void) {
+  if (drift.running) {
+    pthread_mutex_lock(&drift.lock);
+    drift.stop = true;
+    pthread_cond_broadcast(&drift.wake);
+    pthread_mutex_unlock(&drift.lock);
+    pthread_join(drift.thread, NULL);
+    drift.running = false;
+  }
+  for (size_t i = 0; i < drift.n_vms; i++)
+    free_vm(&drift.vms[i]);
+  free(drift.vms);
+  drift.vms = NULL;
+  drift.n_vms = 0;
+  free_metrics(drift.metrics, drift.n_metrics);
+  drift.metrics = NULL;
+  drift.n_metrics = 0;
+  vs_once_free(&drift.once);
+  free(drift.data_dir);
+  free(drift.waiver_file);
+  drift.data_dir = drift.waiver_file = NULL;
+  return 0;
+}
+
+void module_register(void) {
+  plugin_register_complex_config(PLUGIN, config);
+  plugin_register_init(PLUGIN, init);
+  plugin_register_read(PLUGIN, read_cb);
+  plugin_register_shutdown(PLUGIN, shutdown_cb);
+}
