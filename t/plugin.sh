@@ -63,7 +63,21 @@ grep -q 'unknown option "Frobnicate"' "$work/bad.conf.log" 2>/dev/null
 ok $? "an unknown option is reported by name at config time"
 grep -q 'Parsing the config file failed' "$work/bad.out"; ok $? "and collectd refuses the configuration"
 
+# vmscope_drift refuses unknown options and impossible thresholds the same way.
+for bad in 'Frobnicate 3' 'WarningScore 0.9
+  FailureScore 0.8'; do
+  cp /usr/lib/collectd/csv.so "$plugindir/" 2>/dev/null
+  write_conf "$work/bad-drift.conf" "  DataDir \"$work/pool\""
+  printf 'LoadPlugin vmscope_drift\n<Plugin vmscope_drift>\n  %s\n</Plugin>\n' "$bad" >>"$work/bad-drift.conf"
+  "${env_run[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad-drift.conf" >"$work/bad-drift.out" 2>&1
+  grep -q 'Parsing the config file failed' "$work/bad-drift.out"
+  ok $? "vmscope_drift refuses \"$(echo $bad)\" at config time"
+done
+grep -q 'unknown option "Frobnicate"' "$work/bad-drift.conf.log" 2>/dev/null || grep -q 'WarningScore' "$work/bad-drift.conf.log"
+ok $? "and says why in the log"
+
 write_conf "$work/good.conf" "  Tree \"guest-1\" \"$work/guest\"
+  DataDir \"$work/pool\"
   Interval 1
   Watch \"/etc/ssh/sshd_config\" \"Sshd.lns\""
 "${env_run[@]}" "$COLLECTD" -f -C "$work/good.conf" >"$work/run.out" 2>&1 &
