@@ -6,7 +6,7 @@ packages=(
   autoconf automake libtool pkg-config make gcc
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
-  libxml2-dev
+  libxml2-dev libnbd-dev
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients

@@ -78,6 +78,19 @@ same gpt.json "packages from the separate /var give the same settings as the tre
 is "$(jq -r '.settings["pkg:openssh-server"]' gpt.json)" "1:9.2p1-2" "dpkg's status was read from the /var file system"
 jq -r '.skipped[] | "\(.path): \(.reason)"' gpt.json | grep -q 'dead-beef on /srv: no such device'; ok $? "an fstab entry for a missing device is recorded as skipped"
 
+# The same image served over NBD (as a libvirt backup job serves a disk), read with libnbd.
+if command -v qemu-nbd >/dev/null; then
+  qemu-nbd -r -t -f qcow2 -k "$work/nbd.sock" gpt.qcow2 >nbd.log 2>&1 &
+  nbd_pid=$!
+  for _ in $(seq 1 20); do [ -S "$work/nbd.sock" ] && break; sleep 0.25; done
+  inspect "nbd+unix:///?socket=$work/nbd.sock" >nbd.json; ok $? "an NBD export of the image inspects (libnbd)"
+  diff <(jq -S .settings nbd.json) <(jq -S .settings gpt.json) >/dev/null; ok $? "with the settings the image file gives"
+  is "$(jq -r .source.path nbd.json)" "nbd+unix:///?socket=$work/nbd.sock" "and the export as its source"
+  kill "$nbd_pid" 2>/dev/null; wait "$nbd_pid" 2>/dev/null
+else
+  skip 3 "qemu-nbd is not installed"
+fi
+
 # What the direct backend cannot read.
 truncate -s 16M swap.raw
 printf 'label: dos\nstart=2048, size=20000, type=82\n' | sfdisk -q swap.raw

@@ -201,9 +201,9 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
   _cleanup_(vs_freep) size_t *pending = vs_xcalloc(n ? n : 1, sizeof(size_t));
   size_t n_pending = 0;
   for (size_t i = 0; i < n; i++) {
-    struct stat st;
+    struct stat st = {.st_mode = S_IFREG}; /* an NBD URI is read as an image */
     out[i] = (struct vs_cli_docs){0};
-    if (stat(paths[i], &st) < 0) {
+    if (!vs_image_is_nbd_uri(paths[i]) && stat(paths[i], &st) < 0) {
       out[i].error = vs_xasprintf("%s: %s", paths[i], strerror(errno));
       continue;
     }

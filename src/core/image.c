@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <libnbd.h>
 #include <zstd.h>
 
 #define QCOW_MAGIC 0x514649fbu
@@ -39,6 +40,8 @@ struct l2_slot {
 struct vs_image {
   char *path; /* for messages, sanitized */
   int fd;
+  struct nbd_handle *nbd; /* an NBD export instead of a file (a libvirt backup job) */
+  bool nbd_extents;       /* the server answers base:allocation block status */
   uint64_t file_size, size;
   bool is_qcow2;
   unsigned cluster_bits;
@@ -93,6 +96,10 @@ void vs_image_close(struct vs_image *img) {
   if (!img) return;
   vs_image_close(img->backing);
   if (img->fd >= 0) close(img->fd);
+  if (img->nbd) {
+    nbd_shutdown(img->nbd, 0);
+    nbd_close(img->nbd);
+  }
   for (int i = 0; i < L2_CACHE; i++)
     free(img->l2[i].data);
   free(img->l1);
@@ -110,7 +117,7 @@ const char *vs_image_path(const struct vs_image *img) {
   return img->path;
 }
 const char *vs_image_format(const struct vs_image *img) {
-  return img->is_qcow2 ? "qcow2" : "raw";
+  return img->nbd ? "nbd" : img->is_qcow2 ? "qcow2" : "raw";
 }
 uint64_t vs_image_size(const struct vs_image *img) {
   return img->size;
@@ -391,8 +398,43 @@ static struct vs_image *open_chain(const char *path, const char *format, struct 
   return vs_steal(&img);
 }
 
+bool vs_image_is_nbd_uri(const char *path) {
+  return strncmp(path, "nbd://", 6) == 0 || strncmp(path, "nbd+unix://", 11) == 0;
+}
+
+/* An NBD export, as a libvirt pull-mode backup serves each disk: the guest's view of the disk
+ * at the moment the job began, whatever its format on the host. */
+static struct vs_image *open_nbd(const char *uri, struct vs_err *err) {
+  _cleanup_(vs_image_closep) struct vs_image *img = vs_xcalloc(1, sizeof(*img));
+  img->fd = -1;
+  img->path = printable(uri, strlen(uri));
+  img->nbd = nbd_create();
+  if (!img->nbd) {
+    vs_err_set(err, ENOMEM, "%s: libnbd: %s", img->path, nbd_get_error());
+    return NULL;
+  }
+  /* Block status tells holes from data, so reading the unallocated parts costs no transfer. */
+  nbd_add_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION);
+  if (nbd_connect_uri(img->nbd, uri) < 0) {
+    vs_err_set(err, nbd_get_errno() ? nbd_get_errno() : EIO, "%s: cannot connect: %s", img->path,
+               nbd_get_error());
+    return NULL;
+  }
+  int64_t size = nbd_get_size(img->nbd);
+  if (size < 0) {
+    vs_err_set(err, EIO, "%s: the export has no size: %s", img->path, nbd_get_error());
+    return NULL;
+  }
+  img->size = img->file_size = (uint64_t)size;
+  img->nbd_extents = nbd_can_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+  return vs_steal(&img);
+}
+
 struct vs_image *vs_image_open(const char *path, const struct vs_image_opts *opts,
                                struct vs_err *err) {
+  /* Only here, for the top image: a qcow2 header naming "nbd://..." as its backing file is a
+   * file name like any other, and refused as one. */
+  if (vs_image_is_nbd_uri(path)) return open_nbd(path, err);
   struct chain ch = {.opts = opts};
   char *own_dir = NULL;
   if (opts && opts->n_backing_dirs) {
@@ -575,12 +617,78 @@ static int read_cluster(struct vs_image *img, uint8_t *buf, size_t n, uint64_t o
   return 0;
 }
 
+/* What block status said of a range: which parts read as zeros. The callback only takes
+ * notes; libnbd holds the handle's lock while it runs, so reading happens after it returns. */
+struct nbd_extents {
+  uint64_t off, len; /* the range asked about */
+  uint64_t done;     /* described up to here */
+  struct {
+    uint64_t start, end;
+    bool zero;
+  } parts[64];
+  size_t n;
+};
+
+static int nbd_extent(void *ctx, const char *metacontext, uint64_t offset, uint32_t *entries,
+                      size_t nr_entries, int *error) {
+  (void)error;
+  struct nbd_extents *x = ctx;
+  if (strcmp(metacontext, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
+  for (size_t i = 0; i + 1 < nr_entries && x->n < 64 && offset < x->off + x->len; i += 2) {
+    uint64_t start = offset > x->done ? offset : x->done;
+    uint64_t end = offset + entries[i] < x->off + x->len ? offset + entries[i] : x->off + x->len;
+    if (end > start && start == x->done) {
+      x->parts[x->n].start = start;
+      x->parts[x->n].end = end;
+      x->parts[x->n++].zero = (entries[i + 1] & LIBNBD_STATE_ZERO) != 0;
+      x->done = end;
+    }
+    offset += entries[i];
+  }
+  return 0;
+}
+
+static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64_t off,
+                          struct vs_err *err) {
+  uint64_t pos = off, end = off + len;
+  int failed = 0;
+  /* Block status may describe less than was asked: go on from where it stopped, and read
+   * plainly whatever it would not describe. */
+  while (!failed && pos < end) {
+    struct nbd_extents x = {.off = pos, .len = end - pos, .done = pos};
+    if (img->nbd_extents &&
+        nbd_block_status(img->nbd, end - pos, pos,
+                         (nbd_extent_callback){.callback = nbd_extent, .user_data = &x}, 0) < 0)
+      x.n = 0;
+    if (x.n == 0) { /* no description: read the rest */
+      x.parts[0].start = pos;
+      x.parts[0].end = end;
+      x.parts[0].zero = false;
+      x.n = 1;
+    }
+    for (size_t i = 0; i < x.n && !failed; i++) {
+      uint8_t *dst = buf + (x.parts[i].start - off);
+      size_t n = (size_t)(x.parts[i].end - x.parts[i].start);
+      if (x.parts[i].zero)
+        memset(dst, 0, n);
+      else if (nbd_pread(img->nbd, dst, n, x.parts[i].start, 0) < 0)
+        failed = nbd_get_errno() ? nbd_get_errno() : EIO;
+      pos = x.parts[i].end;
+    }
+  }
+  if (failed)
+    return vs_err_set(err, failed, "%s: reading %zu bytes at %" PRIu64 " failed: %s", img->path,
+                      len, off, nbd_get_error() ? nbd_get_error() : strerror(failed));
+  return 0;
+}
+
 int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err) {
   if (off > img->size || len > img->size - off)
     return vs_err_set(err, EINVAL,
                       "%s: read of %zu bytes at %" PRIu64 " is past the disk's end (%" PRIu64
                       " bytes)",
                       img->path, len, off, img->size);
+  if (img->nbd) return nbd_read_range(img, buf, len, off, err);
   if (!img->is_qcow2) return read_at(img, buf, len, off, "data", err);
   uint8_t *out = buf;
   while (len) {

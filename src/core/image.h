@@ -31,13 +31,17 @@ struct vs_image_opts {
 
 struct vs_image;
 
+/* PATH may also be an NBD URI ("nbd+unix:///vda?socket=/run/x.sock"), as a libvirt backup job
+ * exports a disk: read through libnbd, holes skipped by block status. Only a top image may be
+ * one; a backing file name is always a file. */
 struct vs_image *vs_image_open(const char *path, const struct vs_image_opts *opts,
                                struct vs_err *err);
+bool vs_image_is_nbd_uri(const char *path);
 void vs_image_close(struct vs_image *img);
 void vs_image_closep(struct vs_image **img);
 
 const char *vs_image_path(const struct vs_image *img);
-const char *vs_image_format(const struct vs_image *img); /* "raw" or "qcow2" */
+const char *vs_image_format(const struct vs_image *img); /* "raw", "qcow2" or "nbd" */
 uint64_t vs_image_size(const struct vs_image *img);      /* virtual size in bytes */
 const struct vs_image *vs_image_backing(const struct vs_image *img);
 uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
