@@ -9,7 +9,7 @@ packages=(
   libxml2-dev libnbd-dev
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
-  libvirt-clients
+  libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
 )
 missing=()
 for p in "${packages[@]}"; do

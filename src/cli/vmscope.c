@@ -20,6 +20,7 @@ static void usage(FILE *out) {
         "Commands:\n"
         "  inspect   extract the feature document (OS, packages, users, services, sysctl,\n"
         "            config settings, file metadata) of guest trees and disk images\n"
+        "  snapshot  the same for libvirt domains, with their virtual hardware (vm:)\n"
         "  drift     rank the settings that set a VM apart from its peers (PeerPressure)\n"
         "  diff      what changed between two snapshots of one VM\n"
         "\n"
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "inspect") == 0) return vs_cmd_inspect(argc - 1, argv + 1);
   if (strcmp(argv[1], "drift") == 0) return vs_cmd_drift(argc - 1, argv + 1);
   if (strcmp(argv[1], "diff") == 0) return vs_cmd_diff(argc - 1, argv + 1);
+  if (strcmp(argv[1], "snapshot") == 0) return vs_cmd_snapshot(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;

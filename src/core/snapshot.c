@@ -40,11 +40,45 @@ static int read_disks(struct vs_extractor *x, const char *const *paths, const ch
   return rc;
 }
 
+/* Reads the disks through a pull-mode backup job's NBD exports. */
+static int read_backup(struct vs_virt *v, const struct vs_domain *dom, const struct vs_disk *disks,
+                       size_t n, struct vs_extractor *x, const struct vs_snapshot_opts *o,
+                       struct vs_feature *doc, struct vs_snapshot_stats *st, struct vs_err *err) {
+  if (o->backend == VS_BACKEND_GUESTFS)
+    return vs_err_set(err, ENOTSUP,
+                      "domain %s: the guestfs backend does not read backup exports; use Backend "
+                      "auto or direct with SnapshotMode backup",
+                      dom->name);
+  const char **targets = vs_xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++)
+    targets[i] = disks[i].target;
+  struct vs_backup *b = vs_virt_backup_begin(
+      v, dom->uuid, targets, n, o->backup_dir ? o->backup_dir : "/var/tmp", &st->quiesced, err);
+  int rc = -1;
+  if (b) {
+    char **uris = vs_xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+      uris[i] = vs_backup_uri(b, targets[i]);
+    struct vs_snapshot_opts direct = *o;
+    direct.backend = VS_BACKEND_DIRECT; /* NBD exports are for the direct reader */
+    rc = read_disks(x, (const char *const *)uris, NULL, n, &direct, doc, st, err);
+    st->backup = true;
+    /* The export's socket is gone with the job: name the disk that was read. */
+    vs_feature_set_source(doc, "domain", disks[0].path, "direct");
+    vs_virt_backup_end(b);
+    for (size_t i = 0; i < n; i++)
+      free(uris[i]);
+    free(uris);
+  }
+  free(targets);
+  if (rc < 0) vs_err_prefix(err, "domain %s (backup)", dom->name);
+  return rc;
+}
+
 struct vs_feature *vs_snapshot_domain(struct vs_virt *v, const struct vs_domain *dom,
                                       struct vs_extractor *x, const struct vs_snapshot_opts *o,
                                       int64_t taken_at, struct vs_snapshot_stats *st,
                                       struct vs_err *err) {
-  (void)v;
   struct vs_snapshot_stats local;
   if (!st) st = &local;
   *st = (struct vs_snapshot_stats){.backend = "none"};
@@ -64,9 +98,8 @@ struct vs_feature *vs_snapshot_domain(struct vs_virt *v, const struct vs_domain 
   int rc = 0;
   if (n == 0) {
     vs_feature_skip(doc, "vm:disks", "the domain has no file or block disk to read");
-  } else if (o->mode == VS_SNAPSHOT_BACKUP) {
-    rc = vs_err_set(err, ENOTSUP, "%s: SnapshotMode backup is not available in this build",
-                    dom->name);
+  } else if (o->mode == VS_SNAPSHOT_BACKUP && dom->active) {
+    rc = read_backup(v, dom, disks, n, x, o, doc, st, err);
   } else {
     const char **paths = vs_xcalloc(n, sizeof(char *)), **formats = vs_xcalloc(n, sizeof(char *));
     for (size_t i = 0; i < n; i++) {

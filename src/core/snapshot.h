@@ -10,8 +10,11 @@
  *             with every driver whose disks are local files or block devices. A running
  *             guest's file system may be mid-write: what is inconsistent is skipped, not
  *             guessed.
- *   backup    (qemu driver) a pull-mode backup job gives a point-in-time NBD export of each
- *             disk; see vs_snapshot_opts.mode. */
+ *   backup    (qemu driver) a pull-mode backup job (virDomainBackupBegin) gives a
+ *             point-in-time NBD export of each disk of a running domain, frozen first through
+ *             the guest agent when one answers; the exports are read through libnbd by the
+ *             direct backend, then the job ends. A domain that is not running is read as in
+ *             readonly mode: nothing writes to its disks. */
 #ifndef VS_SNAPSHOT_H
 #define VS_SNAPSHOT_H
 
@@ -30,12 +33,14 @@ struct vs_snapshot_opts {
   const char *const *backing_dirs;
   size_t n_backing_dirs;
   const struct vs_watch *watch; /* for the guestfs backend (NULL: the default list) */
+  const char *backup_dir;       /* backup mode: where the job's socket and scratch files go */
 };
 
 struct vs_snapshot_stats {
   double seconds;
   const char *backend; /* "direct", "guestfs", or "none" (no disk could be read) */
   size_t packages;
+  bool backup, quiesced; /* read from a backup job; the guest's file systems were frozen */
 };
 
 /* Snapshots domain DOM of V with extractor X (one thread at a time). TAKEN_AT is the

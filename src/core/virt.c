@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -121,6 +123,7 @@ static void xml_free(struct xml *x) {
 }
 
 static int xml_parse(const char *text, const char *what, struct xml *x, struct vs_err *err) {
+  /* (ERR may be NULL for callers that only need to know whether it parsed.) */
   pthread_once(&init_once, init_libvirt);
   *x = (struct xml){0};
   /* No network, no entity expansion: a domain XML has no business with either. */
@@ -379,4 +382,133 @@ void vs_disks_free(struct vs_disk *d, size_t n) {
     free(d[i].format);
   }
   free(d);
+}
+
+/* ---------------------------------------------------------------------------- backup */
+
+struct vs_backup {
+  virDomainPtr dom;
+  char *name; /* for messages */
+  char *dir, *socket;
+  char **scratch;
+  size_t n_scratch;
+  bool running;
+};
+
+/* Every disk target of the domain's live XML. */
+static char **all_targets(const char *xml, size_t *n) {
+  struct xml x;
+  *n = 0;
+  if (xml_parse(xml, "domain", &x, NULL) < 0) return NULL;
+  xmlXPathObjectPtr o = xml_nodes(&x, "/domain/devices/disk/target/@dev");
+  int count = o ? o->nodesetval->nodeNr : 0;
+  char **t = vs_xcalloc((size_t)count + 1, sizeof(char *));
+  for (int i = 0; i < count; i++) {
+    xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+    if (v) t[(*n)++] = vs_xstrdup((const char *)v);
+    xmlFree(v);
+  }
+  xmlXPathFreeObject(o);
+  xml_free(&x);
+  return t;
+}
+
+static bool is_listed(const char *const *targets, size_t n, const char *t) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(targets[i], t) == 0) return true;
+  return false;
+}
+
+void vs_virt_backup_end(struct vs_backup *b) {
+  if (!b) return;
+  if (b->running && virDomainAbortJob(b->dom) < 0)
+    vs_log(VS_LOG_WARNING, "%s: ending the backup job failed: %s", b->name,
+           virGetLastErrorMessage());
+  for (size_t i = 0; i < b->n_scratch; i++) {
+    unlink(b->scratch[i]);
+    free(b->scratch[i]);
+  }
+  free(b->scratch);
+  if (b->socket) unlink(b->socket);
+  if (b->dir && rmdir(b->dir) < 0 && errno != ENOENT)
+    vs_log(VS_LOG_WARNING, "%s: cannot remove %s: %s", b->name, b->dir, strerror(errno));
+  free(b->socket);
+  free(b->dir);
+  free(b->name);
+  if (b->dom) virDomainFree(b->dom);
+  free(b);
+}
+
+struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
+                                       const char *const *targets, size_t n, const char *dir,
+                                       bool *quiesced, struct vs_err *err) {
+  *quiesced = false;
+  struct vs_backup *b = vs_xcalloc(1, sizeof(*b));
+  b->dom = virDomainLookupByUUIDString(v->conn, uuid);
+  if (!b->dom) {
+    libvirt_error(err, "domain %s is gone", uuid);
+    vs_virt_backup_end(b);
+    return NULL;
+  }
+  const char *name = virDomainGetName(b->dom);
+  b->name = vs_xstrdup(name ? name : uuid);
+  char *tmpl = vs_xasprintf("%s/vmscope-backup-XXXXXX", dir);
+  if (!mkdtemp(tmpl)) {
+    vs_err_set(err, errno, "%s: cannot create a backup directory in %s: %s", b->name, dir,
+               strerror(errno));
+    free(tmpl);
+    vs_virt_backup_end(b);
+    return NULL;
+  }
+  b->dir = tmpl;
+  /* QEMU, running as its own user, creates the socket here; nobody else can list it. */
+  chmod(b->dir, 0733);
+  b->socket = vs_xasprintf("%s/nbd.sock", b->dir);
+  if (strlen(b->socket) >= 108) {
+    vs_err_set(err, ENAMETOOLONG, "%s: the NBD socket path %s is too long for a unix socket",
+               b->name, b->socket);
+    vs_virt_backup_end(b);
+    return NULL;
+  }
+  char *xml = virDomainGetXMLDesc(b->dom, 0);
+  size_t n_all = 0;
+  char **all = xml ? all_targets(xml, &n_all) : NULL;
+  free(xml);
+  struct vs_buf bx = {0};
+  vs_buf_addf(&bx, "<domainbackup mode='pull'><server transport='unix' socket='%s'/><disks>",
+              b->socket);
+  b->scratch = vs_xcalloc(n + 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    b->scratch[b->n_scratch] = vs_xasprintf("%s/%s.scratch", b->dir, targets[i]);
+    vs_buf_addf(&bx, "<disk name='%s' backup='yes' type='file'><scratch file='%s'/></disk>",
+                targets[i], b->scratch[b->n_scratch++]);
+  }
+  for (size_t i = 0; i < n_all; i++)
+    if (!is_listed(targets, n, all[i])) vs_buf_addf(&bx, "<disk name='%s' backup='no'/>", all[i]);
+  vs_buf_adds(&bx, "</disks></domainbackup>");
+  for (size_t i = 0; i < n_all; i++)
+    free(all[i]);
+  free(all);
+
+  /* Freeze through the agent if there is one: then the point in time is a consistent one. */
+  *quiesced = virDomainFSFreeze(b->dom, NULL, 0, 0) >= 0;
+  if (!*quiesced)
+    vs_log(VS_LOG_DEBUG, "%s: no file system freeze (%s); the backup is crash-consistent", b->name,
+           virGetLastErrorMessage());
+  int rc = virDomainBackupBegin(b->dom, bx.data, NULL, 0);
+  if (rc < 0) libvirt_error(err, "%s: the backup job did not begin", b->name);
+  if (*quiesced && virDomainFSThaw(b->dom, NULL, 0, 0) < 0)
+    vs_log(VS_LOG_WARNING, "%s: thawing the guest's file systems failed: %s", b->name,
+           virGetLastErrorMessage());
+  vs_buf_free(&bx);
+  if (rc < 0) {
+    vs_virt_backup_end(b);
+    return NULL;
+  }
+  b->running = true;
+  return b;
+}
+
+char *vs_backup_uri(const struct vs_backup *b, const char *target) {
+  return vs_xasprintf("nbd+unix:///%s?socket=%s", target, b->socket);
 }

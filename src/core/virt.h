@@ -52,4 +52,22 @@ int vs_virt_xml_disks(const char *xml, const char *what, struct vs_disk **out, s
                       char **skipped, struct vs_err *err);
 void vs_disks_free(struct vs_disk *d, size_t n);
 
+/* A pull-mode backup job (qemu driver): a point-in-time NBD export of some of a running
+ * domain's disks, on a unix socket in a private directory. While it runs, the guest keeps
+ * writing; the export keeps showing the disks as they were when it began (QEMU copies what the
+ * guest overwrites into scratch files). */
+struct vs_backup;
+/* Begins a backup of TARGETS ("vda", ...) of the domain with UUID; every other disk is left
+ * out. The socket and scratch files go into a new directory under DIR (QEMU must be able to
+ * create files there). Before beginning, the guest's file systems are frozen through the
+ * guest agent when one answers, and thawed right after (*QUIESCED says whether they were); no
+ * agent is no error. Needs a read-write connection. */
+struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
+                                       const char *const *targets, size_t n, const char *dir,
+                                       bool *quiesced, struct vs_err *err);
+/* The NBD URI of TARGET's export (caller frees). */
+char *vs_backup_uri(const struct vs_backup *b, const char *target);
+/* Ends the job and removes its socket, scratch files and directory. */
+void vs_virt_backup_end(struct vs_backup *b);
+
 #endif

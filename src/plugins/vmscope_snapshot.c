@@ -45,7 +45,7 @@ static struct {
   struct vs_watch *watch;
   char **backing_dirs;
   size_t n_backing_dirs;
-  char *data_dir;
+  char *data_dir, *backup_dir;
   int keep;
   double keep_days;
   int workers;
@@ -145,6 +145,8 @@ static int config_one(oconfig_item_t *c) {
       rc = add_string(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "DataDir") == 0) {
     rc = cf_util_get_string(c, &snap.data_dir);
+  } else if (strcasecmp(c->key, "BackupDir") == 0) {
+    rc = cf_util_get_string(c, &snap.backup_dir);
   } else if (strcasecmp(c->key, "KeepSnapshots") == 0) {
     if ((rc = cf_util_get_int(c, &snap.keep)) == 0 && snap.keep < 1) {
       ERROR(PLUGIN ": KeepSnapshots must be at least 1 (the newest is always kept)");
@@ -166,7 +168,7 @@ static int config_one(oconfig_item_t *c) {
   } else if (strcasecmp(c->key, "NoDefaultWatch") != 0) {
     ERROR(PLUGIN ": unknown option \"%s\" (expected Connection, Domain, IgnoreSelected, Tree, "
                  "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, BackingDir, "
-                 "DataDir, KeepSnapshots, KeepDays, Workers or PluginInstanceFormat)",
+                 "DataDir, BackupDir, KeepSnapshots, KeepDays, Workers or PluginInstanceFormat)",
           c->key);
     rc = -1;
   }
@@ -325,7 +327,8 @@ static void run_job(struct vs_extractor *x, const struct job *j) {
                                  .backend = snap.backend,
                                  .backing_dirs = (const char *const *)snap.backing_dirs,
                                  .n_backing_dirs = snap.n_backing_dirs,
-                                 .watch = snap.watch};
+                                 .watch = snap.watch,
+                                 .backup_dir = snap.backup_dir};
     doc = vs_snapshot_domain(snap.virt, &j->dom, x, &o, now, NULL, &err);
   }
   double seconds = vs_now_monotonic() - t0;
@@ -452,9 +455,6 @@ static int init(void) {
   if (!snap.watch) snap.watch = vs_watch_new_default();
   if (snap.interval == 0) snap.interval = plugin_get_interval();
   if (!snap.data_dir) snap.data_dir = strdup("/var/lib/collectd/vmscope");
-  if (snap.mode == VS_SNAPSHOT_BACKUP)
-    WARNING(PLUGIN ": SnapshotMode backup is not available in this build; every domain will "
-                   "fail until it is set to readonly");
   if (snap.running) return 0;
   snap.stop = false;
   for (int i = 0; i < snap.workers; i++) {
@@ -533,7 +533,8 @@ static int shutdown_cb(void) {
   snap.n_globs = snap.n_trees = snap.n_backing_dirs = 0;
   free(snap.uri);
   free(snap.data_dir);
-  snap.uri = snap.data_dir = NULL;
+  free(snap.backup_dir);
+  snap.uri = snap.data_dir = snap.backup_dir = NULL;
   vs_watch_free(snap.watch);
   snap.watch = NULL;
   return 0;
