@@ -60,6 +60,9 @@ static struct {
   struct job *jobs;
   size_t n_jobs, next_job, in_flight;
   cdtime_t next_cycle;
+  double cycle_started, cycle_seconds; /* the last full cycle's wall time */
+  size_t cycle_targets;
+  double read_seconds; /* the read callback's own time, last call */
   struct result *results;
   size_t n_results;
   struct vs_once once;
@@ -420,12 +423,16 @@ static void *worker(void *arg) {
       pthread_mutex_unlock(&snap.lock);
       run_job(x, j);
       pthread_mutex_lock(&snap.lock);
-      snap.in_flight--;
+      if (--snap.in_flight == 0 && snap.next_job == snap.n_jobs) {
+        snap.cycle_seconds = vs_now_monotonic() - snap.cycle_started;
+        snap.cycle_targets = snap.n_jobs;
+      }
       continue;
     }
     if (!snap.listing && snap.in_flight == 0 && cdtime() >= snap.next_cycle) {
       snap.listing = true;
       snap.next_cycle = cdtime() + snap.interval;
+      snap.cycle_started = vs_now_monotonic();
       pthread_mutex_unlock(&snap.lock);
       size_t n = 0;
       struct job *jobs = list_jobs(&n);
@@ -481,7 +488,15 @@ static void submit(const char *instance, const char *type, const char *type_inst
 }
 
 static int read_cb(void) {
+  double t0 = vs_now_monotonic();
   pthread_mutex_lock(&snap.lock);
+  /* The plugin's own figures, under no plugin instance: how long a full cycle over every
+   * domain took, and how long this callback took last time (it must stay well under 1 ms). */
+  if (snap.cycle_targets) {
+    submit("", "duration", "cycle", snap.cycle_seconds);
+    submit("", "count", "domains", (gauge_t)snap.cycle_targets);
+  }
+  if (snap.read_seconds > 0) submit("", "duration", "read_callback", snap.read_seconds);
   for (size_t i = 0; i < snap.n_results; i++) {
     const struct result *r = &snap.results[i];
     submit(r->instance, "bool", "snapshot_ok", r->ok ? 1 : 0);
@@ -494,6 +509,7 @@ static int read_cb(void) {
     submit(r->instance, "duration", "snapshot", r->seconds);
     submit(r->instance, "timestamp", "last_snapshot", CDTIME_T_TO_DOUBLE(r->last));
   }
+  snap.read_seconds = vs_now_monotonic() - t0;
   pthread_mutex_unlock(&snap.lock);
   return 0;
 }

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# snapshot-cycle.sh [DOMAINS] [WORKERS]: the real collectd with vmscope_snapshot over libvirt's
+# test driver, DOMAINS domains (default 20) whose disks are qcow2 clones (thin overlays) of an
+# image of the debootstrap tree, read by the direct backend with WORKERS workers (default 2).
+# Prints the full-cycle time and the read callback's time as the plugin reports them
+# (duration-cycle, duration-read_callback), and the rate of documents written to the pool.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${VS_BUILDDIR:-$top/build}
+n=${1:-20} workers=${2:-2}
+[ -f "$build/vmscope_snapshot.la" ] || bash "$top/scripts/build.sh" "$build"
+base=${VS_DEBOOTSTRAP_CACHE:-$build/t/cache/debootstrap}/root
+bash "$top/scripts/debootstrap-tree.sh" "$base"
+work=$(mktemp -d "${TMPDIR:-/tmp}/vs-cycle-XXXXXX")
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+mkdir -p "$work/img"
+bash "$top/scripts/tree-to-image.sh" "$base" "$work/img/base.qcow2" gpt
+{
+  echo "<node>"
+  for i in $(seq -w 1 "$n"); do
+    qemu-img create -q -f qcow2 -b "$work/img/base.qcow2" -F qcow2 "$work/img/vm-$i.qcow2"
+    cat <<XML
+ <domain type='test'><name>vm-$i</name><uuid>00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")</uuid>
+  <memory unit='MiB'>512</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
+  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+   <source file='$work/img/vm-$i.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
+ </domain>
+XML
+  done
+  echo "</node>"
+} >"$work/node.xml"
+make -s -C "$build" install DESTDIR="$work/dest" >/dev/null
+plugindir=$(dirname "$(find "$work/dest" -name vmscope_snapshot.so | head -n1)")
+cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so "$plugindir/"
+cat >"$work/collectd.conf" <<CONF
+Hostname "bench"
+FQDNLookup false
+Interval 1
+BaseDir "$work"
+PIDFile "$work/collectd.pid"
+PluginDir "$plugindir"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin logfile
+<Plugin logfile>
+  File "$work/collectd.log"
+  LogLevel info
+</Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$work/csv"
+</Plugin>
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "test://$work/node.xml"
+  Interval 10
+  Workers $workers
+  DataDir "$work/pool"
+</Plugin>
+CONF
+collectd -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
+pid=$!
+sleep 32 # three cycles
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+csv=$work/csv/bench/vmscope_snapshot
+[ -d "$csv" ] || { echo "snapshot-cycle: no values from the plugin"; tail -n 20 "$work/collectd.log"; exit 1; }
+docs=$(find "$work/pool" -name '*.json' | wc -l)
+cycles=$(awk -F, 'NR > 1 { print $2 }' "$csv"/duration-cycle-* | uniq)
+echo "snapshot-cycle: $n domains on libvirt's test driver, qcow2 clones of the debootstrap image, direct backend, $workers workers, $(nproc) cores"
+echo "full cycles (s): $(echo $cycles | tr ' ' ',') (target <= 10 s)"
+awk -F, 'NR > 1 { n++; s += $2; if ($2 > max) max = $2 } END { printf "read callback: mean %.3f ms, max %.3f ms over %d calls (target <= 1 ms)\n", s / n * 1e3, max * 1e3, n }' "$csv"/duration-read_callback-*
+echo "documents written to the pool: $docs ($(awk -F, 'NR > 1 { print $2 }' "$csv"/count-domains-* | tail -n1) domains per cycle)"
+grep -E 'ERROR' "$work/collectd.log" | head -n 3 || true
