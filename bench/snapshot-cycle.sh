@@ -68,6 +68,7 @@ docs=$(find "$work/pool" -name '*.json' | wc -l)
 cycles=$(awk -F, 'NR > 1 { print $2 }' "$csv"/duration-cycle-* | uniq)
 echo "snapshot-cycle: $n domains on libvirt's test driver, qcow2 clones of the debootstrap image, direct backend, $workers workers, $(nproc) cores"
 echo "full cycles (s): $(echo $cycles | tr ' ' ',') (target <= 10 s)"
-awk -F, 'NR > 1 { n++; s += $2; if ($2 > max) max = $2 } END { printf "read callback: mean %.3f ms, max %.3f ms over %d calls (target <= 1 ms)\n", s / n * 1e3, max * 1e3, n }' "$csv"/duration-read_callback-*
+awk -F, 'NR > 1 { print $2 }' "$csv"/duration-read_callback-* | sort -g |
+  awk '{ v[NR] = $1 } END { printf "read callback: median %.3f ms, p90 %.3f ms, max %.3f ms over %d calls, %d values each (target <= 1 ms)\n", v[int((NR + 1) / 2)] * 1e3, v[int(NR * 0.9 + 0.5)] * 1e3, v[NR] * 1e3, NR, '"$n"' * 8 + 3 }'
 echo "documents written to the pool: $docs ($(awk -F, 'NR > 1 { print $2 }' "$csv"/count-domains-* | tail -n1) domains per cycle)"
 grep -E 'ERROR' "$work/collectd.log" | head -n 3 || true

@@ -63,6 +63,7 @@ static struct {
   double cycle_started, cycle_seconds; /* the last full cycle's wall time */
   size_t cycle_targets;
   double read_seconds; /* the read callback's own time, last call */
+  cdtime_t read_time;  /* one timestamp for every value of one read */
   struct result *results;
   size_t n_results;
   struct vs_once once;
@@ -477,6 +478,7 @@ static int init(void) {
 static void submit(const char *instance, const char *type, const char *type_instance,
                    gauge_t value) {
   value_list_t vl = VALUE_LIST_INIT;
+  vl.time = snap.read_time;
   value_t v = {.gauge = value};
   vl.values = &v;
   vl.values_len = 1;
@@ -489,6 +491,7 @@ static void submit(const char *instance, const char *type, const char *type_inst
 
 static int read_cb(void) {
   double t0 = vs_now_monotonic();
+  snap.read_time = cdtime();
   pthread_mutex_lock(&snap.lock);
   /* The plugin's own figures, under no plugin instance: how long a full cycle over every
    * domain took, and how long this callback took last time (it must stay well under 1 ms). */
