@@ -30,22 +30,9 @@ XML
   done
   echo "</node>"
 } >"$work/node.xml"
-make -s -C "$build" install DESTDIR="$work/dest" >/dev/null
-plugindir=$(dirname "$(find "$work/dest" -name vmscope_snapshot.so | head -n1)")
-cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so "$plugindir/"
-cat >"$work/collectd.conf" <<CONF
-Hostname "bench"
-FQDNLookup false
-Interval 1
-BaseDir "$work"
-PIDFile "$work/collectd.pid"
-PluginDir "$plugindir"
-TypesDB "/usr/share/collectd/types.db"
-LoadPlugin logfile
-<Plugin logfile>
-  File "$work/collectd.log"
-  LogLevel info
-</Plugin>
+VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
+plugindir=$(VS_BUILDDIR=$build vs_plugin_dir "$work")
+{ vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin csv
 <Plugin csv>
   DataDir "$work/csv"
@@ -62,7 +49,7 @@ collectd -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 sleep 32 # three cycles
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-csv=$work/csv/bench/vmscope_snapshot
+csv=$work/csv/vstest/vmscope_snapshot
 [ -d "$csv" ] || { echo "snapshot-cycle: no values from the plugin"; tail -n 20 "$work/collectd.log"; exit 1; }
 docs=$(find "$work/pool" -name '*.json' | wc -l)
 cycles=$(awk -F, 'NR > 1 { print $2 }' "$csv"/duration-cycle-* | uniq)

@@ -3,6 +3,7 @@
 # NBD export, read through libnbd, gives the same document as the stopped image.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
 . "$VS_SRCDIR/t/lib/libvirtd.sh"
+. "$VS_SRCDIR/t/lib/collectd.sh"
 work=$(tmpdir)
 pid=
 cleanup() {
@@ -14,7 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 if ! vs_libvirtd_start "$work/libvirt"; then
-  skip 12 "no private libvirtd: $VS_LIBVIRT_WHY"
+  skip 15 "no private libvirtd: $VS_LIBVIRT_WHY"
   done_testing
   exit $?
 fi
@@ -49,23 +50,8 @@ virsh -c "$VS_LIBVIRT_URI" domjobinfo vs-backup-1 2>/dev/null | grep -q 'Job typ
 ok $? "readonly mode takes the running domain too"
 
 # The plugin, in collectd, with SnapshotMode backup.
-COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
-make -s -C "$VS_BUILDDIR" install DESTDIR="$work/dest" >"$work/install.log" 2>&1
-plugindir=$(dirname "$(find "$work/dest" -name vmscope_snapshot.so | head -n1)")
-cp /usr/lib/collectd/logfile.so "$plugindir/"
-cat >"$work/collectd.conf" <<CONF
-Hostname "vstest"
-FQDNLookup false
-Interval 1
-BaseDir "$work"
-PIDFile "$work/collectd.pid"
-PluginDir "$plugindir"
-TypesDB "/usr/share/collectd/types.db"
-LoadPlugin logfile
-<Plugin logfile>
-  File "$work/collectd.log"
-  LogLevel info
-</Plugin>
+plugindir=$(vs_plugin_dir "$work")
+{ vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
   Connection "$VS_LIBVIRT_URI"
@@ -75,18 +61,22 @@ LoadPlugin vmscope_snapshot
   Interval 1
 </Plugin>
 CONF
-env_run=()
-if [ "${VS_SANITIZED:-}" = 1 ]; then
-  # libtirpc too: ASan's xdr_* interceptors find the real functions when the runtime starts,
-  # and libvirt's RPC client (loaded later with the plugin) would otherwise call through NULL.
-  tirpc=$(ldconfig -p | awk '/libtirpc\.so\.3 .*x86-64/ { print $NF; exit }')
-  env_run=(env LD_PRELOAD="$(${VS_CC:-gcc} -print-file-name=libasan.so) $(${VS_CC:-gcc} -print-file-name=libubsan.so) $tirpc" ASAN_OPTIONS=detect_leaks=0)
-fi
-"${env_run[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
+vs_collectd_env
+"${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 60); do ls "$work"/pool/*/*.json >/dev/null 2>&1 && break; sleep 0.5; done
-kill "$pid"; wait "$pid" 2>/dev/null; pid=
 plugdoc=$(ls "$work"/pool/*/*.json 2>/dev/null | head -n1)
+# libvirtd goes away and comes back: logged once each way, and the plugin reconnects.
+vs_libvirtd_restart "$work/libvirt" &
+restarter=$!
+sleep 3
+wait "$restarter"
+n0=$(ls "$work"/pool/*/*.json 2>/dev/null | wc -l)
+for _ in $(seq 1 40); do [ "$(ls "$work"/pool/*/*.json 2>/dev/null | wc -l)" -gt "$n0" ] && break; sleep 0.5; done
+[ "$(ls "$work"/pool/*/*.json 2>/dev/null | wc -l)" -gt "$n0" ]; ok $? "after libvirtd restarts, the plugin reconnects and takes snapshots again"
+grep -q 'libvirt works again' "$work/collectd.log"; ok $? "and logs the recovery once"
+kill -0 "$pid" 2>/dev/null; ok $? "collectd kept running meanwhile"
+kill "$pid"; wait "$pid" 2>/dev/null; pid=
 [ -n "$plugdoc" ]; ok $? "vmscope_snapshot with SnapshotMode backup writes the domain's document into the pool"
 [ -n "$plugdoc" ] || sed -n '/AddressSanitizer\|runtime error/,+12p' "$work/run.out" | sed 's/^/# /' 
 

@@ -76,4 +76,41 @@ for i in 0 1; do
   head -n 20 "$work/gdiff" | sed 's/^/# /'
 done
 is "$(jq '.[0].skipped | length' "$work/gfs.json")" 0 "nothing was skipped pulling the files out"
+
+# The same through vmscope_snapshot inside collectd, which ignores SIGCHLD: libguestfs must
+# still launch (the plugin resets SIGCHLD before it does).
+. "$VS_SRCDIR/t/lib/collectd.sh"
+if [ "${VS_SANITIZED:-}" = 1 ]; then
+  skip 2 "the ASan runtime preloaded into collectd would be inherited by the appliance's qemu"
+else
+  cat >"$work/node.xml" <<XML
+<node><domain type='test'><name>deb-1</name><uuid>00000000-0000-4000-8000-00000000d001</uuid>
+ <memory unit='MiB'>512</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>
+ <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+  <source file='$work/disk.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
+</domain></node>
+XML
+  plugindir=$(vs_plugin_dir "$work")
+  { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "test://$work/node.xml"
+  Backend guestfs
+  Interval 600
+  DataDir "$work/pool"
+</Plugin>
+CONF
+  t0=$(date +%s)
+  TMPDIR="$work/tmp" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/collectd.out" 2>&1 &
+  cpid=$!
+  for _ in $(seq 1 600); do ls "$work"/pool/*/*.json >/dev/null 2>&1 && break; sleep 1; done
+  kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+  pdoc=$(ls "$work"/pool/*/*.json 2>/dev/null | head -n1)
+  [ -n "$pdoc" ] && [ "$(jq -r .source.backend "$pdoc")" = guestfs ]
+  ok $? "vmscope_snapshot with Backend guestfs takes the domain inside collectd ($(( $(date +%s) - t0 )) s)"
+  [ -n "$pdoc" ] || grep -iE 'error|guestfs' "$work/collectd.log" | head -n 5 | sed 's/^/# /'
+  guest() { jq -S '.settings | with_entries(select(.key | startswith("vm:") | not))' "$1"; }
+  [ -n "$pdoc" ] && diff <(guest "$pdoc") <(jq -S .settings "$work/doc.json") >/dev/null
+  ok $? "with the tree's settings"
+fi
 done_testing

@@ -4,7 +4,7 @@
 # plugin must raise exactly that finding; changing another domain's image must give a
 # feature_change and a new finding, and reverting it an OKAY.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
-COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
+. "$VS_SRCDIR/t/lib/collectd.sh"
 [ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
 work=$(tmpdir)
 pid=
@@ -70,25 +70,11 @@ cat >"$work/notes/\$(date +%s%N).\$\$"
 EOF
 chmod 755 "$work/notify.sh"
 
-make -s -C "$VS_BUILDDIR" install DESTDIR="$work/dest" >"$work/install.log" 2>&1
+plugindir=$(vs_plugin_dir "$work")
 ok $? "make install into a staging root"
-plugindir=$(dirname "$(find "$work/dest" -name vmscope_drift.so | head -n1)")
 [ -f "$plugindir/vmscope_drift.so" ] && [ -f "$plugindir/vmscope_snapshot.so" ]
 ok $? "both plugins are installed"
-cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so "$plugindir/"
-cat >"$work/collectd.conf" <<CONF
-Hostname "vstest"
-FQDNLookup false
-Interval 1
-BaseDir "$work"
-PIDFile "$work/collectd.pid"
-PluginDir "$plugindir"
-TypesDB "/usr/share/collectd/types.db"
-LoadPlugin logfile
-<Plugin logfile>
-  File "$work/collectd.log"
-  LogLevel info
-</Plugin>
+{ vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin csv
 <Plugin csv>
   DataDir "$work/csv"
@@ -112,11 +98,8 @@ LoadPlugin vmscope_drift
   Interval 1
 </Plugin>
 CONF
-env_run=()
-if [ "${VS_SANITIZED:-}" = 1 ]; then
-  env_run=(env LD_PRELOAD="$(${VS_CC:-gcc} -print-file-name=libasan.so) $(${VS_CC:-gcc} -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0)
-fi
-"${env_run[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
+vs_collectd_env
+"${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 
 # Notifications as the exec plugin hands them over: headers, a blank line, the message.

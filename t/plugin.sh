@@ -3,7 +3,7 @@
 # dispatches what the plugin extracted from a guest tree.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
 command -v collectd >/dev/null || command -v /usr/sbin/collectd >/dev/null || bail "collectd is not installed (scripts/install-deps.sh installs it)"
-COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
+. "$VS_SRCDIR/t/lib/collectd.sh"
 work=$(tmpdir)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -25,20 +25,8 @@ plugindir=$(dirname "$so")
 # collectd refuses to load a plugin through a symlink).
 cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so "$plugindir/"
 write_conf() { # FILE EXTRA-PLUGIN-LINES
-  cat >"$1" <<CONF
-Hostname "vstest"
-FQDNLookup false
-Interval 1
-BaseDir "$work"
-PIDFile "$work/collectd.pid"
-PluginDir "$plugindir"
-TypesDB "/usr/share/collectd/types.db"
+  { vs_collectd_conf "$work" "$plugindir" "$1.log"; cat <<CONF; } >"$1"
 LoadPlugin csv
-LoadPlugin logfile
-<Plugin logfile>
-  File "$1.log"
-  LogLevel info
-</Plugin>
 <Plugin csv>
   DataDir "$work/csv"
 </Plugin>
@@ -49,27 +37,32 @@ $2
 CONF
 }
 
-env_run=()
-if [ "${VS_SANITIZED:-}" = 1 ]; then
-  # An ASan-built plugin needs the runtime loaded first; collectd itself leaks at exit.
-  env_run=(env LD_PRELOAD="$(${VS_CC:-gcc} -print-file-name=libasan.so) $(${VS_CC:-gcc} -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0)
-fi
+vs_collectd_env
 
 write_conf "$work/bad.conf" '  Tree "g" "/x"
   Frobnicate 3'
 # -T runs the config callbacks (-t only parses the file).
-"${env_run[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad.conf" >"$work/bad.out" 2>&1
+"${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad.conf" >"$work/bad.out" 2>&1
 grep -q 'unknown option "Frobnicate"' "$work/bad.conf.log" 2>/dev/null
 ok $? "an unknown option is reported by name at config time"
 grep -q 'Parsing the config file failed' "$work/bad.out"; ok $? "and collectd refuses the configuration"
 
+# The shipped example configuration is accepted as it is.
+write_conf "$work/example.conf" "  DataDir \"$work/pool\""
+sed -i '/^LoadPlugin vmscope_snapshot$/,$d' "$work/example.conf"
+echo "Include \"$VS_SRCDIR/etc/vmscope.conf\"" >>"$work/example.conf"
+"${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/example.conf" >"$work/example.out" 2>&1
+rc=$?
+[ $rc = 0 ] && ! grep -q 'Parsing the config file failed' "$work/example.out" && grep -q vmscope_drift "$work/example.conf.log"
+ok $? "etc/vmscope.conf passes collectd -T (both plugins' options)"
+grep -q 'Parsing the config file failed' "$work/example.out" && diag "$(cat "$work/example.out" "$work/example.conf.log" 2>/dev/null | tail -n 5)"
+
 # vmscope_drift refuses unknown options and impossible thresholds the same way.
 for bad in 'Frobnicate 3' 'WarningScore 0.9
   FailureScore 0.8'; do
-  cp /usr/lib/collectd/csv.so "$plugindir/" 2>/dev/null
   write_conf "$work/bad-drift.conf" "  DataDir \"$work/pool\""
   printf 'LoadPlugin vmscope_drift\n<Plugin vmscope_drift>\n  %s\n</Plugin>\n' "$bad" >>"$work/bad-drift.conf"
-  "${env_run[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad-drift.conf" >"$work/bad-drift.out" 2>&1
+  "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad-drift.conf" >"$work/bad-drift.out" 2>&1
   grep -q 'Parsing the config file failed' "$work/bad-drift.out"
   ok $? "vmscope_drift refuses \"$(echo $bad)\" at config time"
 done
@@ -80,7 +73,7 @@ write_conf "$work/good.conf" "  Tree \"guest-1\" \"$work/guest\"
   DataDir \"$work/pool\"
   Interval 1
   Watch \"/etc/ssh/sshd_config\" \"Sshd.lns\""
-"${env_run[@]}" "$COLLECTD" -f -C "$work/good.conf" >"$work/run.out" 2>&1 &
+"${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/good.conf" >"$work/run.out" 2>&1 &
 pid=$!
 csvdir="$work/csv/vstest/vmscope_snapshot-guest-1"
 for _ in $(seq 1 60); do

@@ -41,13 +41,19 @@ static int gerr(struct vs_guestfs *gfs, struct vs_err *err, const char *what) {
   return vs_err_set(err, EIO, "libguestfs: %s: %s", what, msg ? msg : "failed");
 }
 
-/* libguestfs waits for its appliance's processes; under collectd SIGCHLD is ignored and that
- * wait fails ("waitpid: No child processes"). Restore the default disposition first. */
+/* libguestfs waits for its appliance's processes (qemu-img, qemu); under collectd SIGCHLD is
+ * ignored and that wait fails ("waitpid: No child processes", or "qemu-img exited for an
+ * unknown reason (status -1)"). Children are reaped automatically both when SIGCHLD is
+ * SIG_IGN and when SA_NOCLDWAIT is set, so restore the default disposition without flags. A
+ * real handler someone installed is left alone. */
 static void reset_sigchld(void) {
   struct sigaction sa;
-  if (sigaction(SIGCHLD, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
+  if (sigaction(SIGCHLD, NULL, &sa) == 0 &&
+      (sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && (sa.sa_flags & SA_NOCLDWAIT)))) {
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    if (sigaction(SIGCHLD, &dfl, NULL) < 0)
+      vs_log(VS_LOG_WARNING, "cannot reset SIGCHLD for libguestfs: %s", strerror(errno));
   }
 }
 
@@ -127,15 +133,13 @@ static guestfs_h *launch(char *const *paths, char *const *formats, size_t n, str
       return NULL;
     }
     guestfs_set_error_handler(g, NULL, NULL);
+    reset_sigchld(); /* adding a read-only drive already runs qemu-img (its overlay) */
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
       rc = guestfs_add_drive_opts(g, paths[i], GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
                                   GUESTFS_ADD_DRIVE_OPTS_FORMAT, formats[i], -1);
     bool timed_out = false;
-    if (rc == 0) {
-      reset_sigchld();
-      rc = launch_with_deadline(g, &timed_out);
-    }
+    if (rc == 0) rc = launch_with_deadline(g, &timed_out);
     if (rc == 0) return g;
     const char *msg = guestfs_last_error(g);
     vs_err_set(err, EIO, "libguestfs: launching the appliance for %zu image(s)%s: %s%s", n,

@@ -4,6 +4,7 @@
 #                           VS_LIBVIRT_URI (returns 1 with VS_LIBVIRT_WHY set when it cannot)
 #   vs_domain_xml NAME DISK [EXTRA-DEVICE-XML]
 #                           a transient TCG domain with no guest OS and DISK (qcow2) as vda
+#   vs_libvirtd_restart DIR restart libvirtd alone (its domains keep running)
 #   vs_libvirtd_stop        stop what vs_libvirtd_start started
 # Needs root. QEMU runs as libvirt-qemu; the user and group are made if missing (libvirtd will
 # not start without them), and the user joins group kvm: libvirt checks /dev/kvm as that user,
@@ -76,4 +77,16 @@ vs_libvirtd_stop() {
     sleep 0.25
   done
   VS_LIBVIRTD_PIDS=()
+}
+vs_libvirtd_restart() { # DIR
+  local dir=$1 pid
+  pid=$(cat "$dir/libvirtd.pid" 2>/dev/null) || return 1
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" || return 1
+  for _ in $(seq 1 60); do
+    virsh -c "$VS_LIBVIRT_URI" version >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
 }

@@ -1,0 +1,44 @@
+# t/lib/collectd.sh: the real collectd for tests and benchmarks. Source it, then:
+#   vs_plugin_dir WORK     make install into WORK/dest and print the plugin directory, with
+#                          collectd's own csv, logfile and exec copied beside ours (PluginDir is
+#                          global, and LoadPlugin refuses a plugin reached through a symlink)
+#   vs_collectd_conf WORK PLUGINDIR [LOG]
+#                          the global part of a collectd.conf: host "vstest", Interval 1, a
+#                          logfile (LOG, default WORK/collectd.log) at level info
+#   vs_collectd_env        sets VS_COLLECTD_ENV, the command prefix that runs collectd with an
+#                          ASan-built plugin (the runtime preloaded; libtirpc too, because
+#                          ASan's xdr_* interceptors resolve the real functions at start-up and
+#                          libvirt's RPC client, loaded later with the plugin, would otherwise
+#                          call through NULL)
+COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
+vs_plugin_dir() {
+  make -s -C "$VS_BUILDDIR" install DESTDIR="$1/dest" >"$1/install.log" 2>&1 || return 1
+  local dir
+  dir=$(dirname "$(find "$1/dest" -name vmscope_snapshot.so | head -n1)")
+  cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so "$dir/"
+  echo "$dir"
+}
+vs_collectd_conf() { # WORK PLUGINDIR [LOG]
+  cat <<CONF
+Hostname "vstest"
+FQDNLookup false
+Interval 1
+BaseDir "$1"
+PIDFile "$1/collectd.pid"
+PluginDir "$2"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin logfile
+<Plugin logfile>
+  File "${3:-$1/collectd.log}"
+  LogLevel info
+</Plugin>
+CONF
+}
+vs_collectd_env() {
+  VS_COLLECTD_ENV=()
+  if [ "${VS_SANITIZED:-}" = 1 ]; then
+    local cc=${VS_CC:-gcc} tirpc
+    tirpc=$(ldconfig -p | awk '/libtirpc\.so\.3 .*x86-64/ { print $NF; exit }')
+    VS_COLLECTD_ENV=(env LD_PRELOAD="$($cc -print-file-name=libasan.so) $($cc -print-file-name=libubsan.so) $tirpc" ASAN_OPTIONS=detect_leaks=0)
+  fi
+}
