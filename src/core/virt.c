@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
@@ -511,4 +512,28 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
 
 char *vs_backup_uri(const struct vs_backup *b, const char *target) {
   return vs_xasprintf("nbd+unix:///%s?socket=%s", target, b->socket);
+}
+
+/* ------------------------------------------------------------------------- guest agent */
+
+int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *json, int timeout_s,
+                          char **reply, int *libvirt_code, struct vs_err *err) {
+  *reply = NULL;
+  *libvirt_code = 0;
+  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  if (!dom) {
+    virErrorPtr e = virGetLastError();
+    *libvirt_code = e ? e->code : VIR_ERR_NO_DOMAIN;
+    return libvirt_error(err, "domain %s", domain);
+  }
+  char *r = virDomainQemuAgentCommand(dom, json, timeout_s, 0);
+  if (!r) {
+    virErrorPtr e = virGetLastError();
+    *libvirt_code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
+    libvirt_error(err, "%s: guest agent", virDomainGetName(dom) ? virDomainGetName(dom) : domain);
+  }
+  virDomainFree(dom);
+  *reply = r;
+  return r ? 0 : -1;
 }

@@ -52,6 +52,14 @@ int vs_virt_xml_disks(const char *xml, const char *what, struct vs_disk **out, s
                       char **skipped, struct vs_err *err);
 void vs_disks_free(struct vs_disk *d, size_t n);
 
+/* Sends the guest agent command JSON (a complete {"execute": ...} object) to DOMAIN (name or
+ * UUID) through libvirt, waiting at most TIMEOUT_S seconds. On success *REPLY is the agent's
+ * whole reply text. On failure *LIBVIRT_CODE is libvirt's error number (virErrorNumber: e.g.
+ * VIR_ERR_AGENT_UNRESPONSIVE when the agent is not connected), so callers can tell the causes
+ * apart. */
+int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *json, int timeout_s,
+                          char **reply, int *libvirt_code, struct vs_err *err);
+
 /* A pull-mode backup job (qemu driver): a point-in-time NBD export of some of a running
  * domain's disks, on a unix socket in a private directory. While it runs, the guest keeps
  * writing; the export keeps showing the disks as they were when it began (QEMU copies what the
