@@ -1,0 +1,259 @@
+/* The guest agent channel against the real qemu-ga (run here as "qemu-ga -m unix-listen",
+ * with everything that changes the machine blocked), a socket that never answers, a relay that
+ * sends garbage first, and a fake agent that answers with junk. */
+#include "channel.h"
+#include "fixture.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *blocked =
+    "guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid,guest-set-time,"
+    "guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw,guest-fstrim,"
+    "guest-set-user-password,guest-set-vcpus,guest-set-memory-blocks,guest-file-open,"
+    "guest-file-write,guest-ssh-add-authorized-keys,guest-ssh-remove-authorized-keys,"
+    "guest-network-set-interfaces";
+
+static int listen_on(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) abort();
+  return fd;
+}
+
+static int connect_to(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) return -1;
+  return fd;
+}
+
+/* A relay to qemu-ga that first sends a stale reply and junk, as a previous client's leftovers
+ * would look. */
+struct relay {
+  int listen_fd;
+  const char *agent;
+};
+static void *relay_run(void *p) {
+  struct relay *r = p;
+  int client = accept(r->listen_fd, NULL, NULL);
+  int agent = connect_to(r->agent);
+  if (client < 0 || agent < 0) return NULL;
+  const char junk[] = "{\"return\": 42}\n}}garbage{{\n";
+  if (write(client, junk, sizeof(junk) - 1) < 0) return NULL;
+  struct pollfd fds[2] = {{.fd = client, .events = POLLIN}, {.fd = agent, .events = POLLIN}};
+  char buf[65536];
+  while (poll(fds, 2, 5000) > 0) {
+    for (int i = 0; i < 2; i++) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0 || write(fds[1 - i].fd, buf, (size_t)n) != n) goto out;
+    }
+  }
+out:
+  close(client);
+  close(agent);
+  return NULL;
+}
+
+/* A fake agent that syncs properly, answers the first command with junk, then behaves. */
+static void *fake_run(void *p) {
+  int listen_fd = *(int *)p;
+  for (int conn = 0; conn < 2; conn++) {
+    int fd = accept(listen_fd, NULL, NULL);
+    if (fd < 0) return NULL;
+    char buf[4096];
+    size_t len = 0;
+    int commands = 0;
+    for (;;) {
+      ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+      if (n <= 0) break;
+      len += (size_t)n;
+      buf[len] = '\0';
+      char *nl;
+      while ((nl = strchr(buf, '\n'))) {
+        *nl = '\0';
+        char *id = strstr(buf, "\"id\":");
+        char out[256];
+        if (strstr(buf, "guest-sync-delimited") && id)
+          snprintf(out, sizeof(out), "\xff{\"return\": %ld}\n", strtol(id + 5, NULL, 10));
+        else if (conn == 0 && commands++ == 0)
+          snprintf(out, sizeof(out), "this is not json\n");
+        else
+          snprintf(out, sizeof(out), "{\"return\": {\"fake\": true}}\n");
+        if (write(fd, out, strlen(out)) < 0) break;
+        len -= (size_t)(nl + 1 - buf);
+        memmove(buf, nl + 1, len + 1);
+      }
+    }
+    close(fd);
+  }
+  return NULL;
+}
+
+int main(void) {
+  plan_no_plan();
+  char *dir = fx_tmpdir();
+  char sock[256], silent[256], relayed[256], fake[256];
+  snprintf(sock, sizeof(sock), "%s/qga.sock", dir);
+  snprintf(silent, sizeof(silent), "%s/silent.sock", dir);
+  snprintf(relayed, sizeof(relayed), "%s/relay.sock", dir);
+  snprintf(fake, sizeof(fake), "%s/fake.sock", dir);
+  pid_t qga = fork();
+  if (qga == 0) {
+    execlp("qemu-ga", "qemu-ga", "-m", "unix-listen", "-p", sock, "-t", dir, "-b", blocked,
+           (char *)NULL);
+    _exit(127);
+  }
+  bool up = false;
+  for (int i = 0; i < 100 && !up; i++) {
+    int fd = connect_to(sock);
+    up = fd >= 0;
+    if (fd >= 0) close(fd);
+    if (!up) usleep(50000);
+  }
+  if (!up) {
+    skip(1, "qemu-ga did not start (is qemu-guest-agent installed?)");
+    kill(qga, SIGTERM);
+    return done_testing();
+  }
+  ok(up, "the real qemu-ga listens on a unix socket");
+
+  struct vs_err err = {0};
+  struct vs_channel *c = vs_channel_open_unix(sock, NULL);
+  json_t *r = NULL;
+  ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_OK && json_is_object(r),
+     "guest-ping answers {} (%s)", err.msg ? err.msg : "ok");
+  json_decref(r);
+  ok(vs_channel_call(c, "guest-info", NULL, &r, &err) == VS_CHANNEL_OK &&
+         json_is_string(json_object_get(r, "version")),
+     "guest-info gives the agent's version");
+  json_decref(r);
+  ok(vs_channel_call(c, "guest-get-osinfo", NULL, &r, &err) == VS_CHANNEL_OK &&
+         json_is_string(json_object_get(r, "id")),
+     "guest-get-osinfo gives the OS id");
+  json_decref(r);
+  json_t *bad = json_pack("{si}", "bogus", 1);
+  ok(vs_channel_call(c, "guest-info", bad, &r, &err) == VS_CHANNEL_AGENT_ERROR && err.msg &&
+         strstr(err.msg, "agent_error") && strstr(err.msg, "bogus"),
+     "an argument the agent rejects is an agent error with its description");
+  json_decref(bad);
+  vs_err_clear(&err);
+  ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_OK,
+     "and the channel still works after it");
+  json_decref(r);
+  ok(vs_channel_call(c, "guest-exec", NULL, &r, &err) == VS_CHANNEL_REFUSED && err.msg &&
+         strstr(err.msg, "refused"),
+     "guest-exec is refused unless allowed");
+  vs_err_clear(&err);
+  ok(vs_channel_call(c, "guest-file-open", NULL, &r, &err) == VS_CHANNEL_REFUSED,
+     "and so are file operations");
+  vs_err_clear(&err);
+  double t0 = vs_now_monotonic();
+  int n = 0;
+  for (; n < 200; n++)
+    if (vs_channel_call(c, "guest-ping", NULL, &r, &err) != VS_CHANNEL_OK)
+      break;
+    else
+      json_decref(r);
+  double per = (vs_now_monotonic() - t0) / (n ? n : 1);
+  ok(n == 200, "200 pings in a row answer (%.3f ms each)", per * 1e3);
+  vs_channel_close(c);
+
+  const char *allow[] = {"guest-exec"};
+  struct vs_channel_opts o = {.allow = allow, .n_allow = 1};
+  c = vs_channel_open_unix(sock, &o);
+  struct vs_exec_result x;
+  const char *argv_echo[] = {"vmscope", "channel", NULL};
+  ok(vs_channel_exec(c, "/bin/echo", argv_echo, 10000, &x, &err) == VS_CHANNEL_OK &&
+         x.exit_code == 0 && x.out && strcmp(x.out, "vmscope channel\n") == 0,
+     "guest-exec runs a command and returns its output (%s)", err.msg ? err.msg : "ok");
+  vs_exec_result_clear(&x);
+  const char *argv_false[] = {NULL};
+  ok(vs_channel_exec(c, "/bin/false", argv_false, 10000, &x, &err) == VS_CHANNEL_OK &&
+         x.exit_code == 1,
+     "and its exit status");
+  vs_exec_result_clear(&x);
+  const char *argv_sleep[] = {"5", NULL};
+  t0 = vs_now_monotonic();
+  ok(vs_channel_exec(c, "/bin/sleep", argv_sleep, 300, &x, &err) == VS_CHANNEL_TIMEOUT &&
+         vs_now_monotonic() - t0 < 2,
+     "a command that outlives its deadline is a timeout, within the deadline");
+  vs_err_clear(&err);
+  vs_exec_result_clear(&x);
+  vs_channel_close(c);
+
+  /* Nothing listens. */
+  char missing[300];
+  snprintf(missing, sizeof(missing), "%s/none.sock", dir);
+  c = vs_channel_open_unix(missing, NULL);
+  ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_NOT_CONNECTED && err.msg &&
+         strstr(err.msg, "not_connected"),
+     "no socket is not_connected");
+  vs_err_clear(&err);
+  vs_channel_close(c);
+
+  /* A socket that accepts and never answers. */
+  int silent_fd = listen_on(silent);
+  struct vs_channel_opts quick = {.timeout_ms = 300};
+  c = vs_channel_open_unix(silent, &quick);
+  t0 = vs_now_monotonic();
+  enum vs_channel_status s = vs_channel_call(c, "guest-ping", NULL, &r, &err);
+  double waited = vs_now_monotonic() - t0;
+  ok(s == VS_CHANNEL_TIMEOUT && waited < 1.0,
+     "a socket that never answers is a timeout after the deadline (%.0f ms)", waited * 1e3);
+  vs_err_clear(&err);
+  vs_channel_close(c);
+  close(silent_fd);
+
+  /* Leftovers on the socket before our sync: discarded. */
+  struct relay rl = {.listen_fd = listen_on(relayed), .agent = sock};
+  pthread_t rt;
+  pthread_create(&rt, NULL, relay_run, &rl);
+  c = vs_channel_open_unix(relayed, NULL);
+  ok(vs_channel_call(c, "guest-info", NULL, &r, &err) == VS_CHANNEL_OK &&
+         json_is_string(json_object_get(r, "version")),
+     "a stale reply and garbage before the sync marker are discarded (%s)",
+     err.msg ? err.msg : "ok");
+  json_decref(r);
+  vs_channel_close(c);
+  pthread_join(rt, NULL);
+  close(rl.listen_fd);
+
+  /* A reply that is not JSON: malformed, and the next call syncs again and works. */
+  int fake_fd = listen_on(fake);
+  pthread_t ft;
+  pthread_create(&ft, NULL, fake_run, &fake_fd);
+  c = vs_channel_open_unix(fake, NULL);
+  ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_MALFORMED && err.msg &&
+         strstr(err.msg, "malformed"),
+     "a reply that is not JSON is malformed");
+  vs_err_clear(&err);
+  ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_OK &&
+         json_is_true(json_object_get(r, "fake")),
+     "the next call syncs again and gets its own reply");
+  json_decref(r);
+  vs_channel_close(c);
+  shutdown(fake_fd, SHUT_RDWR);
+  close(fake_fd);
+  pthread_cancel(ft);
+  pthread_join(ft, NULL);
+
+  kill(qga, SIGTERM);
+  waitpid(qga, NULL, 0);
+  fx_rmtree(dir);
+  free(dir);
+  return done_testing();
+}
