@@ -529,9 +529,13 @@ int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *jso
   }
   char *r = virDomainQemuAgentCommand(dom, json, timeout_s, 0);
   if (!r) {
+    /* Read the error before any other libvirt call, which would reset it. */
     virErrorPtr e = virGetLastError();
     *libvirt_code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
-    libvirt_error(err, "%s: guest agent", virDomainGetName(dom) ? virDomainGetName(dom) : domain);
+    char *msg = vs_xstrdup(e && e->message ? e->message : "unknown libvirt error");
+    const char *name = virDomainGetName(dom);
+    vs_err_set(err, EIO, "%s: guest agent: %s", name ? name : domain, msg);
+    free(msg);
   }
   virDomainFree(dom);
   *reply = r;
