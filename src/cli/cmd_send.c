@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "channel.h"
+#include "route.h"
 #include "virt.h"
 
 #include <errno.h>
@@ -14,16 +15,20 @@
 static void usage(FILE *out) {
   fputs("Usage: vmscope send [OPTIONS] --agent-socket PATH JSON\n"
         "       vmscope send [OPTIONS] [--connect URI] VM JSON\n"
+        "       vmscope send [OPTIONS] --store URL... VM JSON\n"
         "\n"
         "Send one command to a guest's QEMU guest agent and print its reply (the agent's\n"
         "\"return\" value, as JSON). JSON is the command: {\"execute\": \"guest-ping\"}, with\n"
         "\"arguments\" when it takes some. The agent is reached on a unix socket that speaks its\n"
         "protocol (QEMU's chardev for the agent, or qemu-ga -m unix-listen), or through libvirt\n"
-        "(virDomainQemuAgentCommand) for domain VM, by name or UUID.\n"
+        "(virDomainQemuAgentCommand) for domain VM, by name or UUID, or routed: put into the\n"
+        "inbox of the host the etcd fleet map says runs VM, and answered by that host's proxy\n"
+        "(vmscope fleet proxy).\n"
         "\n"
         "Options:\n"
         "  -s, --agent-socket PATH the agent's unix socket\n"
         "  -c, --connect URI       libvirt URI for VM (default: libvirt's default)\n"
+        "  -S, --store URL         route through etcd at URL (repeatable)\n"
         "  -t, --timeout S         seconds to wait for each reply (default 5)\n"
         "  -a, --allow COMMAND     allow a command beyond the read-only default list\n"
         "                          (guest-exec, guest-file-open, ...); repeatable\n"
@@ -40,19 +45,25 @@ int vs_cmd_send(int argc, char **argv) {
   enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
   static const struct option opts[] = {{"agent-socket", required_argument, NULL, 's'},
                                        {"connect", required_argument, NULL, 'c'},
+                                       {"store", required_argument, NULL, 'S'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"allow", required_argument, NULL, 'a'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *socket_path = NULL, *uri = NULL;
+  const char *stores[VS_CLI_MAX_REPEAT];
+  size_t n_stores = 0;
   const char *allow[VS_CLI_MAX_REPEAT];
   struct vs_channel_opts co = {.allow = allow};
   bool compact = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "s:c:t:a:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:c:S:t:a:h", opts, NULL)) != -1) {
     switch (c) {
+    case 'S':
+      if (n_stores < VS_CLI_MAX_REPEAT) stores[n_stores++] = optarg;
+      break;
     case 's':
       socket_path = optarg;
       break;
@@ -109,6 +120,26 @@ int vs_cmd_send(int argc, char **argv) {
     return VS_EXIT_USAGE;
   }
   struct vs_err err = {0};
+  if (n_stores) { /* routed through the fleet map */
+    struct vs_fleet_opts fo = {.endpoints = stores, .n_endpoints = n_stores};
+    _cleanup_(vs_fleet_closep) struct vs_fleet *f = vs_fleet_open(&fo, &err);
+    json_t *reply = NULL;
+    enum vs_channel_status s =
+        f ? vs_route_send(f, vm, cmd, co.timeout_ms ? co.timeout_ms : 10000, &reply, &err)
+          : VS_CHANNEL_FAILED;
+    json_decref(cmd);
+    if (s != VS_CHANNEL_OK) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      return VS_EXIT_PARTIAL;
+    }
+    char *out = json_dumps(reply, JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                                      (compact ? JSON_COMPACT : JSON_INDENT(2)));
+    json_decref(reply);
+    if (out) puts(out);
+    free(out);
+    return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
+  }
   _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
   if (!socket_path && !(v = vs_virt_open(uri, false, &err))) {
     fprintf(stderr, PROG ": %s (failed)\n", vs_err_msg(&err));

@@ -334,6 +334,29 @@ int vs_fleet_put_if_unchanged(struct vs_fleet *f, const char *guard, int64_t gua
   return 0;
 }
 
+int vs_fleet_move(struct vs_fleet *f, const char *from, const char *to, const char *value,
+                  const char *guard, int64_t guard_revision, bool *done, struct vs_err *err) {
+  char *fk = full_key(f, from);
+  json_t *compare = json_pack("[{ssssssss}]", "key", fk, "result", "GREATER", "target", "VERSION",
+                              "version", "0");
+  if (guard) {
+    char *g = full_key(f, guard), rev[32];
+    snprintf(rev, sizeof(rev), "%lld", (long long)guard_revision);
+    json_array_append_new(compare, json_pack("{ssssssss}", "key", g, "result", "EQUAL", "target",
+                                             "MOD", "mod_revision", rev));
+    free(g);
+  }
+  json_t *txn =
+      json_pack("{sos[{so}{s{ss}}]s[]}", "compare", compare, "success", "request_put",
+                put_request(f, to, value, 0), "request_delete_range", "key", fk, "failure");
+  free(fk);
+  json_t *r = post(f, "/v3/kv/txn", txn, err);
+  if (!r) return -1;
+  *done = json_is_true(json_object_get(r, "succeeded"));
+  json_decref(r);
+  return 0;
+}
+
 int vs_fleet_map_vm(struct vs_fleet *f, int64_t lease, const char *uuid, const char *host,
                     const char *name, const char *channel, struct vs_err *err) {
   json_t *v = json_pack("{ssssss}", "host", host, "name", name ? name : "", "channel",

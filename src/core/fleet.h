@@ -56,6 +56,13 @@ int vs_fleet_delete(struct vs_fleet *f, const char *key, struct vs_err *err);
 int vs_fleet_put_if_unchanged(struct vs_fleet *f, const char *guard, int64_t guard_revision,
                               const char *key, const char *value, bool *done, struct vs_err *err);
 
+/* Moves FROM to TO in one transaction: TO = VALUE and FROM deleted, only if FROM still exists
+ * and (when GUARD is not NULL) GUARD's modification revision is still GUARD_REVISION. *DONE
+ * says whether it happened. Answering a message (reply written, message gone) and re-routing
+ * it are such moves, so a message is never both answered and pending. */
+int vs_fleet_move(struct vs_fleet *f, const char *from, const char *to, const char *value,
+                  const char *guard, int64_t guard_revision, bool *done, struct vs_err *err);
+
 /* --------------------------------------------------------------------------- the map */
 
 /* Maps VM UUID to HOST under LEASE: "vms/<uuid>" = {"host","name","channel"}. */
