@@ -14,7 +14,7 @@
 
 static void usage(FILE *out) {
   fputs("Usage: vmscope fleet ls --store URL...\n"
-        "       vmscope fleet proxy --store URL... --host NAME [--connect URI]\n"
+        "       vmscope fleet proxy [--store URL...] [--socket PATH] --host NAME [--connect URI]\n"
         "                           [--vm UUID:NAME:CHANNEL]... [--lease S] [--allow COMMAND]...\n"
         "\n"
         "ls lists the fleet map: which host runs which VM, and its channel. proxy runs a\n"
@@ -22,12 +22,15 @@ static void usage(FILE *out) {
         "(the running libvirt domains with --connect, and each --vm), takes the messages put\n"
         "into the host's inbox, delivers them through each VM's channel (\"unix:PATH\" or\n"
         "\"libvirt\") and answers them; messages for VMs that moved are moved after them.\n"
+        "With --socket (and without etcd) it also serves a local unix socket, mode 0600, that\n"
+        "\"vmscope send --proxy-socket\" talks to directly.\n"
         "\n"
         "Options:\n"
         "  -S, --store URL         an etcd endpoint (repeatable: the next serves when one\n"
         "                          does not answer)\n"
         "      --prefix P          the keys' prefix (default /vmscope/)\n"
         "  -H, --host NAME         this host's name in the map\n"
+        "      --socket PATH       serve this unix socket too (the embedded mode, no etcd)\n"
         "  -c, --connect URI       libvirt URI whose running domains this host maps\n"
         "      --vm UUID:NAME:CHANNEL\n"
         "                          a VM to map besides them (repeatable)\n"
@@ -68,13 +71,18 @@ static int list_map(const struct vs_fleet_opts *fo) {
 }
 
 static int run_proxy(const struct vs_fleet_opts *fo, const struct vs_channel_opts *co,
-                     const char *host, const char *uri, int lease, const struct vs_proxy_vm *vms,
-                     size_t n_vms) {
+                     const char *host, const char *uri, const char *sock, int lease,
+                     const struct vs_proxy_vm *vms, size_t n_vms) {
   struct vs_err err = {0};
-  _cleanup_(vs_fleet_closep) struct vs_fleet *f = vs_fleet_open(fo, &err);
+  _cleanup_(vs_fleet_closep) struct vs_fleet *f = fo->n_endpoints ? vs_fleet_open(fo, &err) : NULL;
   _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
-  if (f && uri) v = vs_virt_open(uri, false, &err);
-  struct vs_proxy *p = f && (!uri || v) ? vs_proxy_new(f, host, lease, v, co, &err) : NULL;
+  bool ok = !fo->n_endpoints || f;
+  if (ok && uri) ok = (v = vs_virt_open(uri, false, &err)) != NULL;
+  struct vs_proxy *p = ok ? vs_proxy_new(f, host, lease, v, co, &err) : NULL;
+  if (p && sock && vs_proxy_listen(p, sock, &err) < 0) {
+    vs_proxy_free(p);
+    p = NULL;
+  }
   if (!p) {
     fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
     vs_err_clear(&err);
@@ -100,7 +108,9 @@ static int run_proxy(const struct vs_fleet_opts *fo, const struct vs_channel_opt
       vs_err_clear(&err);
       usleep(200000);
     } else if (handled == 0) {
-      usleep(2000); /* an empty inbox: look again soon (a watch would need no polling) */
+      /* An empty inbox: look again soon (a watch would need no polling), serving the local
+       * socket meanwhile. */
+      if (vs_proxy_serve(p, f ? 2 : 200, &err) < 0) vs_err_clear(&err);
     }
   }
   vs_proxy_free(p);
@@ -108,13 +118,18 @@ static int run_proxy(const struct vs_fleet_opts *fo, const struct vs_channel_opt
 }
 
 int vs_cmd_fleet(int argc, char **argv) {
-  enum { OPT_PREFIX = VS_CLI_OPT_FIRST_FREE, OPT_VM, OPT_LEASE };
-  static const struct option opts[] = {
-      {"store", required_argument, NULL, 'S'}, {"prefix", required_argument, NULL, OPT_PREFIX},
-      {"host", required_argument, NULL, 'H'},  {"connect", required_argument, NULL, 'c'},
-      {"vm", required_argument, NULL, OPT_VM}, {"lease", required_argument, NULL, OPT_LEASE},
-      {"allow", required_argument, NULL, 'a'}, {"timeout", required_argument, NULL, 't'},
-      {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+  enum { OPT_PREFIX = VS_CLI_OPT_FIRST_FREE, OPT_VM, OPT_LEASE, OPT_SOCKET };
+  static const struct option opts[] = {{"store", required_argument, NULL, 'S'},
+                                       {"prefix", required_argument, NULL, OPT_PREFIX},
+                                       {"host", required_argument, NULL, 'H'},
+                                       {"connect", required_argument, NULL, 'c'},
+                                       {"vm", required_argument, NULL, OPT_VM},
+                                       {"lease", required_argument, NULL, OPT_LEASE},
+                                       {"socket", required_argument, NULL, OPT_SOCKET},
+                                       {"allow", required_argument, NULL, 'a'},
+                                       {"timeout", required_argument, NULL, 't'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
@@ -126,7 +141,7 @@ int vs_cmd_fleet(int argc, char **argv) {
   size_t n_vms = 0;
   struct vs_fleet_opts fo = {.endpoints = stores};
   struct vs_channel_opts co = {.allow = allow};
-  const char *host = NULL, *uri = NULL;
+  const char *host = NULL, *uri = NULL, *sock = NULL;
   int lease = 15, c;
   optind = 2;
   while ((c = getopt_long(argc, argv, "S:H:c:a:t:h", opts, NULL)) != -1) {
@@ -136,6 +151,9 @@ int vs_cmd_fleet(int argc, char **argv) {
       break;
     case OPT_PREFIX:
       fo.prefix = optarg;
+      break;
+    case OPT_SOCKET:
+      sock = optarg;
       break;
     case 'H':
       host = optarg;
@@ -177,14 +195,16 @@ int vs_cmd_fleet(int argc, char **argv) {
     }
   }
   int status;
-  if (fo.n_endpoints == 0 || (strcmp(action, "ls") != 0 && strcmp(action, "proxy") != 0) ||
-      (strcmp(action, "proxy") == 0 && !host)) {
-    fprintf(stderr, PROG ": expected \"ls --store URL\" or \"proxy --store URL --host NAME\"\n");
+  bool is_ls = strcmp(action, "ls") == 0, is_proxy = strcmp(action, "proxy") == 0;
+  if ((!is_ls && !is_proxy) || (is_ls && fo.n_endpoints == 0) ||
+      (is_proxy && (!host || (fo.n_endpoints == 0 && !sock)))) {
+    fprintf(stderr, PROG ": expected \"ls --store URL\" or \"proxy --store URL|--socket PATH "
+                         "--host NAME\"\n");
     status = VS_EXIT_USAGE;
   } else if (strcmp(action, "ls") == 0) {
     status = list_map(&fo);
   } else {
-    status = run_proxy(&fo, &co, host, uri, lease, vms, n_vms);
+    status = run_proxy(&fo, &co, host, uri, sock, lease, vms, n_vms);
   }
   for (size_t i = 0; i < n_vms; i++)
     free(vm_specs[i]);

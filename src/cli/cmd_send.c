@@ -16,6 +16,7 @@ static void usage(FILE *out) {
   fputs("Usage: vmscope send [OPTIONS] --agent-socket PATH JSON\n"
         "       vmscope send [OPTIONS] [--connect URI] VM JSON\n"
         "       vmscope send [OPTIONS] --store URL... VM JSON\n"
+        "       vmscope send [OPTIONS] --proxy-socket PATH VM JSON\n"
         "\n"
         "Send one command to a guest's QEMU guest agent and print its reply (the agent's\n"
         "\"return\" value, as JSON). JSON is the command: {\"execute\": \"guest-ping\"}, with\n"
@@ -29,6 +30,7 @@ static void usage(FILE *out) {
         "  -s, --agent-socket PATH the agent's unix socket\n"
         "  -c, --connect URI       libvirt URI for VM (default: libvirt's default)\n"
         "  -S, --store URL         route through etcd at URL (repeatable)\n"
+        "  -P, --proxy-socket PATH through a local proxy's socket (vmscope fleet proxy --socket)\n"
         "  -t, --timeout S         seconds to wait for each reply (default 5)\n"
         "  -a, --allow COMMAND     allow a command beyond the read-only default list\n"
         "                          (guest-exec, guest-file-open, ...); repeatable\n"
@@ -46,12 +48,13 @@ int vs_cmd_send(int argc, char **argv) {
   static const struct option opts[] = {{"agent-socket", required_argument, NULL, 's'},
                                        {"connect", required_argument, NULL, 'c'},
                                        {"store", required_argument, NULL, 'S'},
+                                       {"proxy-socket", required_argument, NULL, 'P'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"allow", required_argument, NULL, 'a'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *socket_path = NULL, *uri = NULL;
+  const char *socket_path = NULL, *uri = NULL, *proxy_socket = NULL;
   const char *stores[VS_CLI_MAX_REPEAT];
   size_t n_stores = 0;
   const char *allow[VS_CLI_MAX_REPEAT];
@@ -59,10 +62,13 @@ int vs_cmd_send(int argc, char **argv) {
   bool compact = false;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "s:c:S:t:a:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:c:S:P:t:a:h", opts, NULL)) != -1) {
     switch (c) {
     case 'S':
       if (n_stores < VS_CLI_MAX_REPEAT) stores[n_stores++] = optarg;
+      break;
+    case 'P':
+      proxy_socket = optarg;
       break;
     case 's':
       socket_path = optarg;
@@ -120,13 +126,15 @@ int vs_cmd_send(int argc, char **argv) {
     return VS_EXIT_USAGE;
   }
   struct vs_err err = {0};
-  if (n_stores) { /* routed through the fleet map */
+  if (n_stores || proxy_socket) { /* routed: through the fleet map, or a local proxy */
     struct vs_fleet_opts fo = {.endpoints = stores, .n_endpoints = n_stores};
-    _cleanup_(vs_fleet_closep) struct vs_fleet *f = vs_fleet_open(&fo, &err);
+    _cleanup_(vs_fleet_closep) struct vs_fleet *f = n_stores ? vs_fleet_open(&fo, &err) : NULL;
     json_t *reply = NULL;
+    int timeout = co.timeout_ms ? co.timeout_ms : 10000;
     enum vs_channel_status s =
-        f ? vs_route_send(f, vm, cmd, co.timeout_ms ? co.timeout_ms : 10000, &reply, &err)
-          : VS_CHANNEL_FAILED;
+        proxy_socket ? vs_route_send_local(proxy_socket, vm, cmd, timeout, &reply, &err)
+        : f          ? vs_route_send(f, vm, cmd, timeout, &reply, &err)
+                     : VS_CHANNEL_FAILED;
     json_decref(cmd);
     if (s != VS_CHANNEL_OK) {
       fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));

@@ -141,6 +141,8 @@ enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t 
 /* ---------------------------------------------------------------------------- the proxy */
 
 struct vs_proxy {
+  int listen_fd; /* the local socket, or -1 */
+  char *socket_path;
   struct vs_fleet *fleet;
   char *host;
   int lease_s;
@@ -165,6 +167,7 @@ struct vs_proxy *vs_proxy_new(struct vs_fleet *f, const char *host, int lease_s,
     return NULL;
   }
   struct vs_proxy *p = vs_xcalloc(1, sizeof(*p));
+  p->listen_fd = -1;
   p->fleet = f;
   p->host = vs_xstrdup(host);
   p->lease_s = lease_s > 0 ? lease_s : 15;
@@ -188,6 +191,11 @@ static void free_vms(struct vs_proxy *p) {
 
 void vs_proxy_free(struct vs_proxy *p) {
   if (!p) return;
+  if (p->listen_fd >= 0) {
+    close(p->listen_fd);
+    unlink(p->socket_path);
+  }
+  free(p->socket_path);
   free_vms(p);
   vs_strmap_free(p->channels);
   vs_strmap_free(p->mine);
@@ -203,35 +211,65 @@ void vs_proxy_set_vms(struct vs_proxy *p, const struct vs_proxy_vm *vms, size_t 
                                               vs_xstrdup(vms[i].channel)};
 }
 
+/* Which VMs are this host's, and their channels: the configured ones and the running
+ * libvirt domains. */
+static int collect_mine(struct vs_proxy *p, struct vs_err *err) {
+  vs_strmap_free(p->mine);
+  p->mine = vs_strmap_new(free);
+  for (size_t i = 0; i < p->n_vms; i++) {
+    vs_strmap_put(p->mine, p->vms[i].uuid, vs_xstrdup(p->vms[i].channel));
+    char *byname = vs_xasprintf("name:%s", p->vms[i].name);
+    vs_strmap_put(p->mine, byname, vs_xstrdup(p->vms[i].uuid));
+    free(byname);
+  }
+  if (!p->virt) return 0;
+  struct vs_domain *doms = NULL;
+  size_t n = 0;
+  if (vs_virt_domains(p->virt, &doms, &n, err) < 0) return -1;
+  for (size_t i = 0; i < n; i++) {
+    if (!doms[i].active || vs_strmap_has(p->mine, doms[i].uuid)) continue;
+    vs_strmap_put(p->mine, doms[i].uuid, vs_xstrdup("libvirt"));
+    char *byname = vs_xasprintf("name:%s", doms[i].name);
+    vs_strmap_put(p->mine, byname, vs_xstrdup(doms[i].uuid));
+    free(byname);
+  }
+  vs_domains_free(doms, n);
+  return 0;
+}
+
 int vs_proxy_refresh(struct vs_proxy *p, struct vs_err *err) {
+  if (!p->fleet) return collect_mine(p, err);
   if (p->lease && vs_fleet_lease_keepalive(p->fleet, p->lease, err) < 0) {
     if (err->code != ENOENT) return -1;
     vs_err_clear(err);
     p->lease = 0; /* expired (we were away): a new one, and the map written again below */
   }
   if (!p->lease && vs_fleet_lease_grant(p->fleet, p->lease_s, &p->lease, err) < 0) return -1;
-  vs_strmap_free(p->mine);
-  p->mine = vs_strmap_new(free);
-  for (size_t i = 0; i < p->n_vms; i++) {
-    if (vs_fleet_map_vm(p->fleet, p->lease, p->vms[i].uuid, p->host, p->vms[i].name,
-                        p->vms[i].channel, err) < 0)
-      return -1;
-    vs_strmap_put(p->mine, p->vms[i].uuid, vs_xstrdup(p->vms[i].channel));
-  }
-  if (p->virt) {
-    struct vs_domain *doms = NULL;
-    size_t n = 0;
-    if (vs_virt_domains(p->virt, &doms, &n, err) < 0) return -1;
-    for (size_t i = 0; i < n; i++) {
-      if (!doms[i].active || vs_strmap_has(p->mine, doms[i].uuid)) continue;
-      if (vs_fleet_map_vm(p->fleet, p->lease, doms[i].uuid, p->host, doms[i].name, "libvirt", err) <
-          0) {
-        vs_domains_free(doms, n);
-        return -1;
-      }
-      vs_strmap_put(p->mine, doms[i].uuid, vs_xstrdup("libvirt"));
+  if (collect_mine(p, err) < 0) return -1;
+  size_t pos = 0;
+  const char *uuid;
+  void *spec;
+  while (vs_strmap_next(p->mine, &pos, &uuid, &spec)) {
+    if (strncmp(uuid, "name:", 5) == 0) continue;
+    const char *name = uuid;
+    for (size_t i = 0; i < p->n_vms; i++)
+      if (strcmp(p->vms[i].uuid, uuid) == 0) name = p->vms[i].name;
+    if (p->virt && strcmp(spec, "libvirt") == 0) {
+      struct vs_domain *doms = NULL;
+      size_t n = 0;
+      if (vs_virt_domains(p->virt, &doms, &n, NULL) == 0)
+        for (size_t i = 0; i < n; i++)
+          if (strcmp(doms[i].uuid, uuid) == 0) {
+            if (vs_fleet_map_vm(p->fleet, p->lease, uuid, p->host, doms[i].name, spec, err) < 0) {
+              vs_domains_free(doms, n);
+              return -1;
+            }
+            name = NULL;
+          }
+      vs_domains_free(doms, n);
+      if (!name) continue;
     }
-    vs_domains_free(doms, n);
+    if (vs_fleet_map_vm(p->fleet, p->lease, uuid, p->host, name, spec, err) < 0) return -1;
   }
   return 0;
 }
@@ -264,6 +302,7 @@ static int answer(struct vs_proxy *p, const char *key, const char *id, enum vs_c
 }
 
 int vs_proxy_deliver(struct vs_proxy *p, struct vs_err *err) {
+  if (!p->fleet) return 0; /* a proxy for its local socket only */
   char *prefix = vs_xasprintf("inbox/%s/", p->host);
   struct vs_kv *kv = NULL;
   size_t n = 0;
@@ -319,4 +358,152 @@ int vs_proxy_deliver(struct vs_proxy *p, struct vs_err *err) {
   }
   vs_kvs_free(kv, n);
   return handled;
+}
+
+/* ------------------------------------------------------------------------ local socket */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+int vs_proxy_listen(struct vs_proxy *p, const char *path, struct vs_err *err) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path))
+    return vs_err_set(err, ENAMETOOLONG, "%s: socket path too long", path);
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return vs_err_set(err, errno, "socket: %s", strerror(errno));
+  unlink(path);             /* a stale socket of an earlier run */
+  mode_t old = umask(0177); /* created 0600: only this user may send */
+  int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+  umask(old);
+  if (rc < 0 || listen(fd, 16) < 0) {
+    int e = errno;
+    close(fd);
+    return vs_err_set(err, e, "%s: cannot listen: %s", path, strerror(e));
+  }
+  p->listen_fd = fd;
+  p->socket_path = vs_xstrdup(path);
+  return 0;
+}
+
+/* One request on a connected client: read a line, deliver, write a line. */
+static void serve_client(struct vs_proxy *p, int fd) {
+  struct vs_buf in = {0};
+  double deadline = vs_now_monotonic() + 5;
+  char chunk[4096];
+  while (!memchr(in.data ? in.data : "", '\n', in.len) && in.len < (1u << 20)) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - vs_now_monotonic()) * 1000);
+    if (ms <= 0 || poll(&pf, 1, ms) <= 0) break;
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0) break;
+    vs_buf_add(&in, chunk, (size_t)n);
+  }
+  json_t *req = in.len ? json_loadb(in.data, strcspn(in.data, "\n"), 0, NULL) : NULL;
+  vs_buf_free(&in);
+  const char *vm = json_string_value(json_object_get(req, "vm"));
+  json_t *cmd = json_object_get(req, "command");
+  const char *execute = json_string_value(json_object_get(cmd, "execute"));
+  enum vs_channel_status s = VS_CHANNEL_MALFORMED;
+  json_t *ret = NULL;
+  struct vs_err e = {0};
+  if (!vm || !execute) {
+    vs_err_set(&e, EINVAL, "expected {\"vm\": ..., \"command\": {\"execute\": ...}} (malformed)");
+  } else {
+    char *byname = vs_xasprintf("name:%s", vm);
+    const char *uuid = vs_strmap_get(p->mine, byname);
+    free(byname);
+    if (!uuid) uuid = vm;
+    const char *spec = vs_strmap_get(p->mine, uuid);
+    struct vs_channel *c = spec ? channel_for(p, uuid, spec) : NULL;
+    if (!c) {
+      s = VS_CHANNEL_NOT_CONFIGURED;
+      vs_err_set(&e, ENOENT, "%s is not a VM of this host (not_configured)", vm);
+    } else {
+      s = vs_channel_call(c, execute, json_object_get(cmd, "arguments"), &ret, &e);
+    }
+  }
+  json_t *r = json_pack("{ss}", "status", vs_channel_status_name(s));
+  if (ret) json_object_set_new(r, "return", ret);
+  if (s != VS_CHANNEL_OK) json_object_set_new(r, "error", json_string(vs_err_msg(&e)));
+  char *text = json_dumps(r, JSON_COMPACT);
+  json_decref(r);
+  json_decref(req);
+  vs_err_clear(&e);
+  if (text) {
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+      vs_log(VS_LOG_DEBUG, "proxy socket: the client left before its reply");
+  }
+  free(text);
+}
+
+int vs_proxy_serve(struct vs_proxy *p, int wait_ms, struct vs_err *err) {
+  if (p->listen_fd < 0) return 0;
+  struct pollfd pf = {.fd = p->listen_fd, .events = POLLIN};
+  int rc = poll(&pf, 1, wait_ms);
+  if (rc < 0 && errno != EINTR) return vs_err_set(err, errno, "poll: %s", strerror(errno));
+  int served = 0;
+  for (;;) {
+    int fd = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) break;
+    serve_client(p, fd);
+    close(fd);
+    served++;
+  }
+  return served;
+}
+
+enum vs_channel_status vs_route_send_local(const char *path, const char *vm, json_t *command,
+                                           int timeout_ms, json_t **reply, struct vs_err *err) {
+  *reply = NULL;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path)) {
+    vs_err_set(err, ENAMETOOLONG, "%s: socket path too long (failed)", path);
+    return VS_CHANNEL_FAILED;
+  }
+  memcpy(sa.sun_path, path, strlen(path) + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    vs_err_set(err, errno, "%s: no proxy listens: %s (not_connected)", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    return VS_CHANNEL_NOT_CONNECTED;
+  }
+  json_t *req = json_pack("{sssO}", "vm", vm, "command", command);
+  char *text = json_dumps(req, JSON_COMPACT);
+  json_decref(req);
+  size_t len = strlen(text);
+  bool sent = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+  free(text);
+  struct vs_buf in = {0};
+  double deadline = vs_now_monotonic() + (timeout_ms > 0 ? timeout_ms : 10000) / 1000.0;
+  char chunk[65536];
+  while (sent && !memchr(in.data ? in.data : "", '\n', in.len) && in.len < (4u << 20)) {
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    int ms = (int)((deadline - vs_now_monotonic()) * 1000);
+    if (ms <= 0 || poll(&pf, 1, ms) <= 0) break;
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n <= 0) break;
+    vs_buf_add(&in, chunk, (size_t)n);
+  }
+  close(fd);
+  json_t *r = in.len ? json_loadb(in.data, strcspn(in.data, "\n"), 0, NULL) : NULL;
+  vs_buf_free(&in);
+  if (!r) {
+    vs_err_set(err, ETIMEDOUT, "%s: no reply from the proxy within %d ms (timeout)", path,
+               timeout_ms);
+    return VS_CHANNEL_TIMEOUT;
+  }
+  enum vs_channel_status s = status_of(json_string_value(json_object_get(r, "status")));
+  if (s == VS_CHANNEL_OK) {
+    *reply = json_incref(json_object_get(r, "return"));
+  } else {
+    const char *why = json_string_value(json_object_get(r, "error"));
+    vs_err_set(err, EREMOTEIO, "%s", why ? why : "the proxy's reply is malformed (malformed)");
+  }
+  json_decref(r);
+  return s;
 }

@@ -44,4 +44,17 @@ int vs_proxy_refresh(struct vs_proxy *p, struct vs_err *err);
 /* Delivers what is in the inbox; returns how many messages were answered or moved, or -1. */
 int vs_proxy_deliver(struct vs_proxy *p, struct vs_err *err);
 
+/* ------------------------------------------------- without etcd: the proxy's own socket */
+
+/* With no fleet store the proxy serves a local unix socket (mode 0600): a client sends one
+ * line {"vm": UUID-or-name, "command": {...}} and reads one line back, {"status": kind,
+ * "return": ..., "error": ...}. F may be NULL for a proxy that only serves its socket. */
+int vs_proxy_listen(struct vs_proxy *p, const char *path, struct vs_err *err);
+/* Serves the socket's clients for up to WAIT_MS (one request per connection); returns how many
+ * were answered, or -1. */
+int vs_proxy_serve(struct vs_proxy *p, int wait_ms, struct vs_err *err);
+/* The client side: COMMAND to VM through the proxy socket at PATH. */
+enum vs_channel_status vs_route_send_local(const char *path, const char *vm, json_t *command,
+                                           int timeout_ms, json_t **reply, struct vs_err *err);
+
 #endif

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A three-node etcd cluster on loopback: routed messages keep flowing while the member the
+# proxy and the sender talk to is killed mid-stream.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+command -v etcd >/dev/null && command -v qemu-ga >/dev/null || { skip 1 "etcd or qemu-ga is not installed"; done_testing; exit $?; }
+work=$(tmpdir)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+base=$((28000 + $$ % 500 * 6))
+cluster=""
+for i in 0 1 2; do cluster+="${cluster:+,}n$i=http://127.0.0.1:$((base + 2 * i + 1))"; done
+epids=()
+stores=()
+for i in 0 1 2; do
+  c=http://127.0.0.1:$((base + 2 * i)) p=http://127.0.0.1:$((base + 2 * i + 1))
+  etcd --name "n$i" --data-dir "$work/etcd$i" --listen-client-urls "$c" --advertise-client-urls "$c" \
+    --listen-peer-urls "$p" --initial-advertise-peer-urls "$p" --initial-cluster "$cluster" \
+    --initial-cluster-state new >"$work/etcd$i.log" 2>&1 &
+  epids+=($!)
+  pids+=($!)
+  stores+=(--store "$c")
+done
+qemu-ga -m unix-listen -p "$work/qga.sock" -t "$work" -b guest-shutdown,guest-exec,guest-file-open,guest-file-write >"$work/qga.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 150); do
+  curl -s -X POST "http://127.0.0.1:$base/v3/kv/put" -d '{"key":"AA==","value":"AA=="}' | grep -q header && break
+  sleep 0.2
+done
+vm=00000000-0000-4000-8000-0000000000c1
+"$VMSCOPE" fleet proxy "${stores[@]}" --host h1 --lease 5 --vm "$vm:web-01:unix:$work/qga.sock" >"$work/proxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do "$VMSCOPE" fleet ls "${stores[@]}" 2>/dev/null | grep -q web-01 && break; sleep 0.2; done
+"$VMSCOPE" fleet ls "${stores[@]}" | grep -q web-01; ok $? "a three-node cluster holds the map"
+answered=0 failed=0
+for i in $(seq 1 60); do
+  [ "$i" = 20 ] && { kill -9 "${epids[0]}"; diag "killed the first member after 19 messages"; }
+  if [ "$("$VMSCOPE" send "${stores[@]}" --timeout 10 --compact web-01 '{"execute":"guest-ping"}' 2>>"$work/send.err")" = "{}" ]; then
+    answered=$((answered + 1))
+  else
+    failed=$((failed + 1))
+  fi
+done
+is "$answered" 60 "60 routed messages are answered though the first member died after 19 ($failed failed)"
+[ -s "$work/send.err" ] && diag "$(head -n 3 "$work/send.err")"
+done_testing
