@@ -50,7 +50,7 @@ LoadPlugin vmscope_action
   FleetStore "$store"
   HostName "hv-1"
   Connection "$VS_LIBVIRT_URI"
-  Lease 6
+  Lease 30
   AgentTimeout 2
 </Plugin>
 CONF
@@ -62,5 +62,15 @@ for _ in $(seq 1 60); do "$VMSCOPE" fleet ls --store "$store" 2>/dev/null | grep
 "$VMSCOPE" fleet ls --store "$store" | grep -qE ' hv-1 +vs-action-1 +libvirt$'; ok $? "vmscope_action maps the running domain to its host"
 "$VMSCOPE" send --store "$store" --timeout 20 vs-action-1 '{"execute":"guest-ping"}' >"$work/routed.out" 2>&1
 grep -q not_connected "$work/routed.out"; ok $? "a routed guest-ping comes back with the domain's own answer: $(cat "$work/routed.out")"
+# Lifecycle events keep the map current at once (the periodic refresh is every 10 s here).
+qemu-img create -q -f qcow2 "$work/b.qcow2" 16M && chmod a+rw "$work/b.qcow2"
+vs_domain_xml vs-action-2 "$work/b.qcow2" >"$work/b.xml"
+virsh -c "$VS_LIBVIRT_URI" create "$work/b.xml" >/dev/null 2>&1
+t0=$(date +%s)
+for _ in $(seq 1 30); do "$VMSCOPE" fleet ls --store "$store" 2>/dev/null | grep -q vs-action-2 && break; sleep 0.1; done
+"$VMSCOPE" fleet ls --store "$store" | grep -q ' vs-action-2 '; ok $? "a domain that starts is in the map within 3 s ($(( $(date +%s) - t0 )) s)"
+virsh -c "$VS_LIBVIRT_URI" destroy vs-action-2 >/dev/null 2>&1
+for _ in $(seq 1 30); do "$VMSCOPE" fleet ls --store "$store" 2>/dev/null | grep -q vs-action-2 || break; sleep 0.1; done
+! "$VMSCOPE" fleet ls --store "$store" | grep -q ' vs-action-2 '; ok $? "and one that stops leaves it within 3 s"
 kill -0 "$cpid"; ok $? "collectd keeps running"
 done_testing

@@ -334,6 +334,21 @@ int vs_fleet_put_if_unchanged(struct vs_fleet *f, const char *guard, int64_t gua
   return 0;
 }
 
+int vs_fleet_delete_if_unchanged(struct vs_fleet *f, const char *key, int64_t revision, bool *done,
+                                 struct vs_err *err) {
+  char *k = full_key(f, key), rev[32];
+  snprintf(rev, sizeof(rev), "%lld", (long long)revision);
+  json_t *txn =
+      json_pack("{s[{ssssssss}]s[{s{ss}}]s[]}", "compare", "key", k, "result", "EQUAL", "target",
+                "MOD", "mod_revision", rev, "success", "request_delete_range", "key", k, "failure");
+  free(k);
+  json_t *r = post(f, "/v3/kv/txn", txn, err);
+  if (!r) return -1;
+  *done = json_is_true(json_object_get(r, "succeeded"));
+  json_decref(r);
+  return 0;
+}
+
 int vs_fleet_move(struct vs_fleet *f, const char *from, const char *to, const char *value,
                   const char *guard, int64_t guard_revision, bool *done, struct vs_err *err) {
   char *fk = full_key(f, from);

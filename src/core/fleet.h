@@ -56,6 +56,10 @@ int vs_fleet_delete(struct vs_fleet *f, const char *key, struct vs_err *err);
 int vs_fleet_put_if_unchanged(struct vs_fleet *f, const char *guard, int64_t guard_revision,
                               const char *key, const char *value, bool *done, struct vs_err *err);
 
+/* Deletes KEY only if its modification revision is still REVISION. */
+int vs_fleet_delete_if_unchanged(struct vs_fleet *f, const char *key, int64_t revision, bool *done,
+                                 struct vs_err *err);
+
 /* Moves FROM to TO in one transaction: TO = VALUE and FROM deleted, only if FROM still exists
  * and (when GUARD is not NULL) GUARD's modification revision is still GUARD_REVISION. *DONE
  * says whether it happened. Answering a message (reply written, message gone) and re-routing

@@ -216,6 +216,7 @@ void vs_proxy_set_vms(struct vs_proxy *p, const struct vs_proxy_vm *vms, size_t 
 static int collect_mine(struct vs_proxy *p, struct vs_err *err) {
   vs_strmap_free(p->mine);
   p->mine = vs_strmap_new(free);
+  /* (on failure p->mine holds what was collected so far) */
   for (size_t i = 0; i < p->n_vms; i++) {
     vs_strmap_put(p->mine, p->vms[i].uuid, vs_xstrdup(p->vms[i].channel));
     char *byname = vs_xasprintf("name:%s", p->vms[i].name);
@@ -245,7 +246,32 @@ int vs_proxy_refresh(struct vs_proxy *p, struct vs_err *err) {
     p->lease = 0; /* expired (we were away): a new one, and the map written again below */
   }
   if (!p->lease && vs_fleet_lease_grant(p->fleet, p->lease_s, &p->lease, err) < 0) return -1;
-  if (collect_mine(p, err) < 0) return -1;
+  struct vs_strmap *before = p->mine;
+  p->mine = NULL;
+  if (collect_mine(p, err) < 0) {
+    vs_strmap_free(before);
+    return -1;
+  }
+  /* VMs that stopped here or left: out of the map, unless another host mapped them since. */
+  size_t bpos = 0;
+  const char *gone;
+  void *unused;
+  while (before && vs_strmap_next(before, &bpos, &gone, &unused)) {
+    if (strncmp(gone, "name:", 5) == 0 || vs_strmap_has(p->mine, gone)) continue;
+    char *host = NULL, *uuid = NULL;
+    int64_t rev = 0;
+    if (vs_fleet_locate(p->fleet, gone, &host, &uuid, &rev, NULL) == 0 &&
+        strcmp(host, p->host) == 0) {
+      char *key = vs_xasprintf("vms/%s", uuid);
+      bool done = false;
+      vs_fleet_delete_if_unchanged(p->fleet, key, rev, &done, NULL);
+      free(key);
+    }
+    free(host);
+    free(uuid);
+    vs_strmap_remove(p->channels, gone);
+  }
+  vs_strmap_free(before);
   size_t pos = 0;
   const char *uuid;
   void *spec;

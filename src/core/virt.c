@@ -17,6 +17,7 @@
 struct vs_virt {
   virConnectPtr conn;
   char *uri;
+  int lifecycle_callback; /* -1: none */
 };
 
 /* libvirt prints every error to stderr unless told otherwise; ours go into struct vs_err. */
@@ -39,6 +40,26 @@ static int libvirt_error(struct vs_err *err, const char *fmt, const char *what) 
   return -1;
 }
 
+/* libvirt's event loop, for lifecycle events: registered before the first connection that
+ * wants events, and run by one thread for the life of the process. */
+static pthread_once_t events_once = PTHREAD_ONCE_INIT;
+static bool events_running;
+static void *run_events(void *arg) {
+  (void)arg;
+  for (;;)
+    if (virEventRunDefaultImpl() < 0) usleep(100000);
+  return NULL;
+}
+static void start_events(void) {
+  if (virEventRegisterDefaultImpl() < 0) return;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  events_running = pthread_create(&t, &attr, run_events, NULL) == 0;
+  pthread_attr_destroy(&attr);
+}
+
 struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err) {
   pthread_once(&init_once, init_libvirt);
   virConnectPtr conn = read_only ? virConnectOpenReadOnly(uri) : virConnectOpen(uri);
@@ -48,6 +69,7 @@ struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err
   }
   struct vs_virt *v = vs_xcalloc(1, sizeof(*v));
   v->conn = conn;
+  v->lifecycle_callback = -1;
   char *actual = virConnectGetURI(conn);
   v->uri = vs_xstrdup(actual ? actual : uri ? uri : "");
   free(actual);
@@ -56,6 +78,8 @@ struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err
 
 void vs_virt_close(struct vs_virt *v) {
   if (!v) return;
+  if (v->lifecycle_callback >= 0)
+    virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_callback);
   virConnectClose(v->conn);
   free(v->uri);
   free(v);
@@ -540,4 +564,28 @@ int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *jso
   virDomainFree(dom);
   *reply = r;
   return r ? 0 : -1;
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *ctx) {
+  (void)conn;
+  (void)dom;
+  (void)event;
+  (void)detail;
+  __atomic_add_fetch((unsigned long *)ctx, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+void vs_virt_enable_events(void) {
+  pthread_once(&init_once, init_libvirt);
+  pthread_once(&events_once, start_events);
+}
+
+int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs_err *err) {
+  if (!events_running) return vs_err_set(err, EIO, "libvirt's event loop did not start");
+  if (v->lifecycle_callback >= 0) return 0;
+  v->lifecycle_callback =
+      virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                       VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), counter, NULL);
+  if (v->lifecycle_callback < 0) return libvirt_error(err, "%s: lifecycle events", v->uri);
+  return 0;
 }

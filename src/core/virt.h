@@ -52,6 +52,15 @@ int vs_virt_xml_disks(const char *xml, const char *what, struct vs_disk **out, s
                       char **skipped, struct vs_err *err);
 void vs_disks_free(struct vs_disk *d, size_t n);
 
+/* libvirt delivers events only through an event loop, which must exist before the connection
+ * that wants events is opened: this registers libvirt's default loop and runs it in a thread of
+ * its own for the life of the process (once; later calls do nothing). */
+void vs_virt_enable_events(void);
+/* Counts the domain lifecycle events (start, stop, migration...) V's connection sees, so a
+ * poller can tell cheaply that its domains changed: *COUNTER (updated atomically) grows by one
+ * per event. V must have been opened after vs_virt_enable_events(). */
+int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs_err *err);
+
 /* Sends the guest agent command JSON (a complete {"execute": ...} object) to DOMAIN (name or
  * UUID) through libvirt, waiting at most TIMEOUT_S seconds. On success *REPLY is the agent's
  * whole reply text. On failure *LIBVIRT_CODE is libvirt's error number (virErrorNumber: e.g.

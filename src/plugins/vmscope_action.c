@@ -90,10 +90,15 @@ static void *worker(void *arg) {
   struct vs_virt *v = NULL;
   struct vs_proxy *p = NULL;
   double next_refresh = 0;
+  unsigned long events = 0, seen_events = 0;
+  vs_virt_enable_events(); /* before the connection: domain lifecycle events update the map */
   bool stop = false;
   while (!stop) {
     if (!v && !(v = vs_virt_open(act.uri, false, &err))) {
       vs_once_fail(&act.once, PLUGIN, "libvirt", vs_err_msg(&err));
+      vs_err_clear(&err);
+    } else if (v && vs_virt_watch_lifecycle(v, &events, &err) < 0) {
+      vs_once_fail(&act.once, PLUGIN, "libvirt events", vs_err_msg(&err));
       vs_err_clear(&err);
     } else if (v && !vs_virt_alive(v)) {
       vs_virt_close(v); /* libvirtd went away: reconnect next round */
@@ -117,17 +122,19 @@ static void *worker(void *arg) {
     }
     int handled = 0;
     if (p) {
-      /* The map follows the domains: listing them is cheap, so it is done every second
-       * (domains that start, stop or migrate in or out are mapped within a second), and
-       * the lease is renewed at a third of its time to live. */
-      if (vs_now_monotonic() >= next_refresh) {
+      /* The map follows the domains: a lifecycle event (a domain started, stopped, migrated
+       * in or out) refreshes it at once; otherwise it is refreshed, and the lease renewed, at
+       * a third of the lease's time to live. */
+      unsigned long now_events = __atomic_load_n(&events, __ATOMIC_RELAXED);
+      if (now_events != seen_events || vs_now_monotonic() >= next_refresh) {
+        seen_events = now_events;
         if (vs_proxy_refresh(p, &err) < 0) {
           vs_once_fail(&act.once, PLUGIN, "fleet", vs_err_msg(&err));
           vs_err_clear(&err);
         } else {
           vs_once_ok(&act.once, PLUGIN, "fleet");
         }
-        next_refresh = vs_now_monotonic() + 1;
+        next_refresh = vs_now_monotonic() + act.lease / 3.0;
       }
       handled = vs_proxy_deliver(p, &err);
       if (handled < 0) {
