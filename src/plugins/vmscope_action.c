@@ -20,6 +20,7 @@ static struct {
   char *allow[MAX_LIST];
   size_t n_allow;
   char *host, *socket, *uri, *prefix;
+  char *cacert, *cert, *key, *user, *password; /* etcd TLS and authentication */
   int lease;
   cdtime_t agent_timeout;
   pthread_t thread;
@@ -62,9 +63,21 @@ static int config(oconfig_item_t *ci) {
       rc = cf_util_get_string(c, &act.uri);
     } else if (strcasecmp(c->key, "Prefix") == 0) {
       rc = cf_util_get_string(c, &act.prefix);
+    } else if (strcasecmp(c->key, "FleetCACert") == 0) {
+      rc = cf_util_get_string(c, &act.cacert);
+    } else if (strcasecmp(c->key, "FleetCert") == 0) {
+      rc = cf_util_get_string(c, &act.cert);
+    } else if (strcasecmp(c->key, "FleetKey") == 0) {
+      rc = cf_util_get_string(c, &act.key);
+    } else if (strcasecmp(c->key, "FleetUser") == 0) {
+      rc = cf_util_get_string(c, &act.user);
+    } else if (strcasecmp(c->key, "FleetPassword") == 0) {
+      rc = cf_util_get_string(c, &act.password);
     } else {
-      ERROR(PLUGIN ": unknown option \"%s\" (expected FleetStore, HostName, Lease, "
-                   "AgentTimeout, AllowCommand, Socket, Connection or Prefix)",
+      ERROR(PLUGIN
+            ": unknown option \"%s\" (expected FleetStore, HostName, Lease, "
+            "AgentTimeout, AllowCommand, Socket, Connection, Prefix, FleetCACert, FleetCert, "
+            "FleetKey, FleetUser or FleetPassword)",
             c->key);
       rc = -1;
     }
@@ -82,7 +95,12 @@ static void *worker(void *arg) {
   struct vs_err err = {0};
   struct vs_fleet_opts fo = {.endpoints = (const char *const *)act.stores,
                              .n_endpoints = act.n_stores,
-                             .prefix = act.prefix};
+                             .prefix = act.prefix,
+                             .cacert = act.cacert,
+                             .cert = act.cert,
+                             .key = act.key,
+                             .user = act.user,
+                             .password = act.password};
   struct vs_channel_opts co = {.timeout_ms = (int)CDTIME_T_TO_MS(act.agent_timeout),
                                .allow = (const char *const *)act.allow,
                                .n_allow = act.n_allow};
@@ -212,7 +230,13 @@ static int shutdown_cb(void) {
   free(act.socket);
   free(act.uri);
   free(act.prefix);
+  free(act.cacert);
+  free(act.cert);
+  free(act.key);
+  free(act.user);
+  free(act.password);
   act.host = act.socket = act.uri = act.prefix = NULL;
+  act.cacert = act.cert = act.key = act.user = act.password = NULL;
   return 0;
 }
 
