@@ -21,6 +21,20 @@ ok $rc "vmscope inspect --help exits 0"
 for opt in --format --watch --no-default-watch --compact --stats --backend --image-format --backing-dir; do
   echo "$out" | grep -q -- "$opt"; ok $? "inspect --help documents $opt"
 done
+for cmd in "snapshot --connect --domain --ignore-selected --mode --backup-dir --data-dir --format --compact --backend --watch" \
+  "send --agent-socket --connect --store --proxy-socket --timeout --allow --compact" \
+  "fleet --store --prefix --host --socket --connect --vm --lease --allow --timeout" \
+  "diff --format --compact --backend"; do
+  set -- $cmd
+  sub=$1
+  shift
+  out=$("$VMSCOPE" "$sub" --help); rc=$?
+  ok $rc "vmscope $sub --help exits 0"
+  missing=""
+  for opt in "$@"; do echo "$out" | grep -q -- "$opt" || missing+=" $opt"; done
+  is "$missing" "" "vmscope $sub --help documents all its options"
+  grep -qE "^\.B vmscope $sub" "$VS_SRCDIR/man/vmscope.1"; ok $? "and vmscope(1) describes vmscope $sub"
+done
 "$VMSCOPE" >/dev/null 2>&1; is $? 2 "no command is a usage error (2)"
 "$VMSCOPE" frobnicate >/dev/null 2>&1; is $? 2 "an unknown command is a usage error (2)"
 "$VMSCOPE" inspect >/dev/null 2>&1; is $? 2 "inspect without a source is a usage error (2)"
