@@ -30,6 +30,10 @@ enum {
   VS_CLI_OPT_STATS,
   VS_CLI_OPT_IMAGE_FORMAT,
   VS_CLI_OPT_BACKING_DIR,
+  VS_CLI_OPT_CACERT,
+  VS_CLI_OPT_CERT,
+  VS_CLI_OPT_KEY,
+  VS_CLI_OPT_USER,
   VS_CLI_OPT_FIRST_FREE /* subcommands number their own long options from here */
 };
 /* getopt_long entries for the options every guest-reading subcommand takes. */
@@ -54,6 +58,19 @@ struct vs_cli_read {
 /* Takes option C if it is one of VS_CLI_READ_OPTIONS: returns 1, or -1 (message printed,
  * prefixed with PROG) for a bad value; 0 when C is not one of them. */
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog);
+
+/* etcd TLS and authentication, for the subcommands that talk to the fleet store. The password
+ * comes from the environment (VMSCOPE_ETCD_PASSWORD), never from the command line. */
+#define VS_CLI_FLEET_OPTIONS                                                                       \
+  {"cacert", required_argument, NULL, VS_CLI_OPT_CACERT},                                          \
+      {"cert", required_argument, NULL, VS_CLI_OPT_CERT},                                          \
+      {"key", required_argument, NULL, VS_CLI_OPT_KEY}, {                                          \
+    "user", required_argument, NULL, VS_CLI_OPT_USER                                               \
+  }
+extern const char vs_cli_fleet_help[];
+struct vs_fleet_opts;
+/* Takes option C if it is one of VS_CLI_FLEET_OPTIONS (1), else 0. */
+int vs_cli_fleet_option(struct vs_fleet_opts *fo, int c, const char *arg);
 
 /* What one SOURCE argument gave: documents (a saved JSON array gives several), or an error. */
 struct vs_cli_docs {

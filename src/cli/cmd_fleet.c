@@ -36,9 +36,10 @@ static void usage(FILE *out) {
         "                          a VM to map besides them (repeatable)\n"
         "      --lease S           the lease's time to live in seconds (default 15)\n"
         "  -a, --allow COMMAND     allow a guest agent command beyond the read-only default\n"
-        "  -t, --timeout S         seconds to wait for each agent reply (default 5)\n"
-        "  -h, --help              this help\n",
+        "  -t, --timeout S         seconds to wait for each agent reply (default 5)\n",
         out);
+  fputs(vs_cli_fleet_help, out);
+  fputs("  -h, --help              this help\n", out);
 }
 
 static volatile sig_atomic_t stopping;
@@ -129,6 +130,7 @@ int vs_cmd_fleet(int argc, char **argv) {
                                        {"allow", required_argument, NULL, 'a'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"help", no_argument, NULL, 'h'},
+                                       VS_CLI_FLEET_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
@@ -145,6 +147,7 @@ int vs_cmd_fleet(int argc, char **argv) {
   int lease = 15, c;
   optind = 2;
   while ((c = getopt_long(argc, argv, "S:H:c:a:t:h", opts, NULL)) != -1) {
+    if (vs_cli_fleet_option(&fo, c, optarg)) continue;
     switch (c) {
     case 'S':
       if (fo.n_endpoints < VS_CLI_MAX_REPEAT) stores[fo.n_endpoints++] = optarg;

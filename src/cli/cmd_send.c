@@ -36,6 +36,8 @@ static void usage(FILE *out) {
         "                          (guest-exec, guest-file-open, ...); repeatable\n"
         "      --compact           JSON on one line\n"
         "  -h, --help              this help\n"
+        "(with --store: --cacert FILE, --cert FILE, --key FILE, --user NAME for TLS and\n"
+        "authentication; the password is read from VMSCOPE_ETCD_PASSWORD)\n"
         "\n"
         "Exit status: 0 the agent answered; 1 it did not or answered an error, and the message\n"
         "names the kind (not_configured, not_connected, timeout, agent_error, malformed,\n"
@@ -53,7 +55,9 @@ int vs_cmd_send(int argc, char **argv) {
                                        {"allow", required_argument, NULL, 'a'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
+                                       VS_CLI_FLEET_OPTIONS,
                                        {NULL, 0, NULL, 0}};
+  struct vs_fleet_opts fo = {0};
   const char *socket_path = NULL, *uri = NULL, *proxy_socket = NULL;
   const char *stores[VS_CLI_MAX_REPEAT];
   size_t n_stores = 0;
@@ -63,6 +67,7 @@ int vs_cmd_send(int argc, char **argv) {
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "s:c:S:P:t:a:h", opts, NULL)) != -1) {
+    if (vs_cli_fleet_option(&fo, c, optarg)) continue;
     switch (c) {
     case 'S':
       if (n_stores < VS_CLI_MAX_REPEAT) stores[n_stores++] = optarg;
@@ -127,7 +132,8 @@ int vs_cmd_send(int argc, char **argv) {
   }
   struct vs_err err = {0};
   if (n_stores || proxy_socket) { /* routed: through the fleet map, or a local proxy */
-    struct vs_fleet_opts fo = {.endpoints = stores, .n_endpoints = n_stores};
+    fo.endpoints = stores;
+    fo.n_endpoints = n_stores;
     _cleanup_(vs_fleet_closep) struct vs_fleet *f = n_stores ? vs_fleet_open(&fo, &err) : NULL;
     json_t *reply = NULL;
     int timeout = co.timeout_ms ? co.timeout_ms : 10000;

@@ -4,6 +4,8 @@
  * prints). Shared by the subcommands that read guests. */
 #include "cli.h"
 
+#include "fleet.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,31 @@ const char vs_cli_read_help[] =
     "                          the images' format, instead of probing it\n"
     "      --backing-dir DIR   a directory backing files may lie in (repeatable; default:\n"
     "                          the image's own directory)\n";
+
+const char vs_cli_fleet_help[] =
+    "      --cacert FILE       the CA certificate to trust for https:// stores\n"
+    "      --cert FILE         a client certificate for the store (with --key)\n"
+    "      --key FILE          its private key\n"
+    "      --user NAME         etcd user; the password is read from VMSCOPE_ETCD_PASSWORD\n";
+
+int vs_cli_fleet_option(struct vs_fleet_opts *fo, int c, const char *arg) {
+  switch (c) {
+  case VS_CLI_OPT_CACERT:
+    fo->cacert = arg;
+    return 1;
+  case VS_CLI_OPT_CERT:
+    fo->cert = arg;
+    return 1;
+  case VS_CLI_OPT_KEY:
+    fo->key = arg;
+    return 1;
+  case VS_CLI_OPT_USER:
+    fo->user = arg;
+    fo->password = getenv("VMSCOPE_ETCD_PASSWORD");
+    return 1;
+  }
+  return 0;
+}
 
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   switch (c) {
