@@ -20,6 +20,7 @@ int vs_cmd_diff(int argc, char **argv);
 int vs_cmd_snapshot(int argc, char **argv);
 int vs_cmd_send(int argc, char **argv);
 int vs_cmd_fleet(int argc, char **argv);
+int vs_cmd_patchset(int argc, char **argv);
 
 /* ----------------------------------------------- reading SOURCE arguments (read_docs.c) */
 

@@ -25,6 +25,7 @@ static void usage(FILE *out) {
         "  diff      what changed between two snapshots of one VM\n"
         "  send      one command to a guest's agent (unix socket, libvirt, or routed)\n"
         "  fleet     the fleet map in etcd (ls), and a host's proxy agent (proxy)\n"
+        "  patchset  the clusters a patch changed, as a thin qcow2 layer on the base (make)\n"
         "\n"
         "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
         "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "snapshot") == 0) return vs_cmd_snapshot(argc - 1, argv + 1);
   if (strcmp(argv[1], "send") == 0) return vs_cmd_send(argc - 1, argv + 1);
   if (strcmp(argv[1], "fleet") == 0) return vs_cmd_fleet(argc - 1, argv + 1);
+  if (strcmp(argv[1], "patchset") == 0) return vs_cmd_patchset(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <libnbd.h>
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #define QCOW_MAGIC 0x514649fbu
@@ -700,6 +701,82 @@ int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, st
     len -= n;
   }
   return 0;
+}
+
+int vs_image_cluster_state(struct vs_image *img, uint64_t off, enum vs_cluster_state *state,
+                           struct vs_err *err) {
+  *state = VS_CLUSTER_DATA;
+  if (!img->is_qcow2 || img->nbd) return 0;
+  uint64_t ci = off >> img->cluster_bits;
+  uint64_t l1i = ci / img->l2_entries, l2i = ci % img->l2_entries;
+  uint64_t l2off = l1i < img->l1_size ? img->l1[l1i] & OFFSET_MASK : 0;
+  if (!l2off) {
+    *state = VS_CLUSTER_UNALLOCATED;
+    return 0;
+  }
+  const uint8_t *l2 = get_l2(img, l2off, err);
+  if (!l2) return -1;
+  uint64_t entry = be64(l2 + l2i * img->entry_bytes);
+  if (img->extended_l2) {
+    uint64_t bitmap = be64(l2 + l2i * 16 + 8);
+    if ((bitmap & 0xffffffffu) == 0 && (bitmap >> 32) == 0xffffffffu &&
+        !(entry & QCOW_OFLAG_COMPRESSED))
+      *state = VS_CLUSTER_ZERO;
+    else if (bitmap == 0 && !(entry & QCOW_OFLAG_COMPRESSED))
+      *state = VS_CLUSTER_UNALLOCATED;
+    return 0; /* anything mixed is data, conservatively */
+  }
+  if (entry & QCOW_OFLAG_COMPRESSED) return 0;
+  if (entry & QCOW_OFLAG_ZERO)
+    *state = VS_CLUSTER_ZERO;
+  else if (!(entry & OFFSET_MASK))
+    *state = VS_CLUSTER_UNALLOCATED;
+  return 0;
+}
+
+bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err *err) {
+  for (struct vs_image *i = img; i; i = i->backing) {
+    enum vs_cluster_state st;
+    if (vs_image_cluster_state(i, off, &st, err) < 0) return false;
+    if (st == VS_CLUSTER_ZERO) return true;
+    if (st == VS_CLUSTER_DATA) return false;
+    if (i->backing && (i->backing->is_qcow2 ? i->backing->cluster_size : 0) != 0 &&
+        i->backing->cluster_size != i->cluster_size)
+      return false; /* clusters do not line up: let the caller read */
+  }
+  return true; /* unallocated all the way down: zeros */
+}
+
+int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    EVP_MD_CTX_free(md);
+    return vs_err_set(err, ENOMEM, "%s: SHA-256 unavailable", img->path);
+  }
+  size_t head = img->is_qcow2 && !img->nbd ? (size_t)img->cluster_size : 65536;
+  if (head > img->file_size) head = (size_t)img->file_size;
+  uint8_t *buf = vs_xmalloc(head ? head : 1);
+  int rc = img->nbd ? nbd_read_range(img, buf, head < img->size ? head : (size_t)img->size, 0, err)
+                    : read_at(img, buf, head, 0, "header", err);
+  if (rc == 0) EVP_DigestUpdate(md, buf, head);
+  for (uint32_t i = 0; rc == 0 && img->is_qcow2 && !img->nbd && i < img->l1_size; i++) {
+    uint8_t e[8]; /* as stored: big-endian */
+    for (int b = 0; b < 8; b++)
+      e[b] = (uint8_t)(img->l1[i] >> (56 - 8 * b));
+    EVP_DigestUpdate(md, e, 8);
+  }
+  uint8_t size_be[8];
+  for (int i = 0; i < 8; i++)
+    size_be[i] = (uint8_t)(img->size >> (56 - 8 * i));
+  EVP_DigestUpdate(md, size_be, 8);
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int dl = 0;
+  if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) == 1)
+    for (unsigned i = 0; i < dl && i < 32; i++)
+      snprintf(out + 2 * i, 3, "%02x", d[i]);
+  EVP_MD_CTX_free(md);
+  free(buf);
+  return rc;
 }
 
 /* ------------------------------------------------------------ partitions and file systems */

@@ -49,6 +49,20 @@ uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
 /* Reads LEN bytes of the virtual disk at OFF, as the guest would see them. */
 int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err);
 
+/* What IMG itself (not its backing chain) holds for the cluster at OFF: nothing (reads fall
+ * through to the backing file, or zeros without one), zeros (the zero flag), or data. Raw
+ * images and NBD exports hold data everywhere. */
+enum vs_cluster_state { VS_CLUSTER_UNALLOCATED, VS_CLUSTER_ZERO, VS_CLUSTER_DATA };
+int vs_image_cluster_state(struct vs_image *img, uint64_t off, enum vs_cluster_state *state,
+                           struct vs_err *err);
+/* True when the cluster at OFF reads as zeros without any data being stored for it anywhere
+ * in the chain (so two such images need not be read to compare them). */
+bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err *err);
+/* The image's identity, for telling later that a chain is based on it: SHA-256 of the qcow2
+ * header cluster and L1 table (of the first 64 KiB for raw), with the virtual size. OUT gets
+ * 64 hex digits. */
+int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err);
+
 /* ------------------------------------------------------------ partitions and file systems */
 
 struct vs_volume {

@@ -1,0 +1,37 @@
+/* layer.h: writes a thin qcow2 layer: a fresh qcow2 v3 image whose backing file is the base
+ * and which holds exactly the clusters given to it (data, or reading as zeros). It is what a
+ * patch set ships (US8819660): inserted under a VM's overlay, its clusters supersede the
+ * base's.
+ *
+ * The image is written to a temporary file beside PATH, data clusters first, then the L2
+ * tables, the L1 table, the refcount table and blocks (every cluster counted once) and last
+ * the header; it is fsync'd and renamed into place. So nothing appears under PATH until it is
+ * complete, and a writer killed at any point leaves no broken image under that name. */
+#ifndef VS_LAYER_H
+#define VS_LAYER_H
+
+#include "util.h"
+
+#include <stdint.h>
+
+struct vs_layer;
+
+/* CLUSTER_BITS 9..21 (512 B to 2 MiB); BACKING is written as given (a path the base is found
+ * by, relative to the layer's directory or absolute), BACKING_FORMAT "qcow2" or "raw". */
+struct vs_layer *vs_layer_create(const char *path, uint64_t virtual_size, unsigned cluster_bits,
+                                 const char *backing, const char *backing_format,
+                                 struct vs_err *err);
+/* The cluster at guest offset OFF (cluster-aligned, increasing from call to call) holds DATA
+ * (a whole cluster). */
+int vs_layer_add_data(struct vs_layer *l, uint64_t off, const void *data, struct vs_err *err);
+/* The cluster at OFF reads as zeros (the zero flag: no data stored). */
+int vs_layer_add_zero(struct vs_layer *l, uint64_t off, struct vs_err *err);
+/* Writes the metadata and moves the image into place. Frees L. */
+int vs_layer_finish(struct vs_layer *l, struct vs_err *err);
+/* Drops the temporary file. Frees L. */
+void vs_layer_abort(struct vs_layer *l);
+/* Clusters added so far, and how many of them hold data. */
+uint64_t vs_layer_clusters(const struct vs_layer *l);
+uint64_t vs_layer_data_clusters(const struct vs_layer *l);
+
+#endif

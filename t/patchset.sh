@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# vmscope patchset make: the thin qcow2 layer our writer makes passes qemu-img check and reads
+# exactly as the patched image (qemu-img compare), for 64 KiB and 2 MiB clusters, zero and
+# compressed clusters, raw and qcow2 bases, and patched images that are overlays of the base.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+work=$(tmpdir)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || bail "no work directory"
+qio() { qemu-io -f qcow2 "$@" >/dev/null; }
+check_set() { # SET PATCHED DESCRIPTION
+  qemu-img check -q "$1" >check.out 2>&1; ok $? "$3: qemu-img check finds no error"
+  [ -s check.out ] && diag "$(head -n 5 check.out)"
+  qemu-img compare -q "$1" "$2"; ok $? "$3: qemu-img compare finds the layer on its base identical to the patched image"
+}
+for cs in 65536 2097152; do
+  qemu-img create -q -f qcow2 -o cluster_size=$cs base.qcow2 96M
+  qio -c "write -P 0xaa 0 40M" -c "write -P 0x55 60M 8M" base.qcow2
+  cp base.qcow2 patched.qcow2
+  qio -c "write -P 0xbb 1M 64k" -c "write -z 4M 4M" -c "write -P 0xcc 41M 100k" -c "write -P 0xdd 95M 1M" patched.qcow2
+  "$VMSCOPE" patchset make --stats -b base.qcow2 -p patched.qcow2 -o set.qcow2 2>stats.out
+  ok $? "cluster size $cs: a patch set is made"
+  check_set set.qcow2 patched.qcow2 "cluster size $cs"
+  is "$(qemu-img info --output=json set.qcow2 | jq -r '."backing-filename" + " " + (."cluster-size" | tostring)')" "base.qcow2 $cs" \
+    "cluster size $cs: its backing file is the base, its cluster size the patched image's"
+  rm -f set.qcow2 set.qcow2.json
+done
+grep -q 'holes not read' stats.out; ok $? "clusters neither image stores are not read ($(cat stats.out))"
+
+# Compressed clusters in the patched image, a raw base.
+qemu-img create -q -f raw base.raw 32M
+qemu-io -f raw -c "write -P 0x11 0 32M" base.raw >/dev/null
+cp base.raw patched.raw
+qemu-io -f raw -c "write -P 0x22 2M 64k" -c "write -P 0x33 10M 64k" patched.raw >/dev/null
+qemu-img convert -c -O qcow2 patched.raw patched-c.qcow2 # every cluster compressed
+"$VMSCOPE" patchset make -b base.raw -p patched-c.qcow2 -o set-c.qcow2; ok $? "a raw base and a compressed patched image"
+check_set set-c.qcow2 patched-c.qcow2 "compressed clusters"
+is "$(jq -r '.changed | map("\(.[0]):\(.[1])") | join(",")' set-c.qcow2.json)" "2097152:65536,10485760:65536" \
+  "the manifest lists the changed ranges"
+is "$(jq -r '.base.size' set-c.qcow2.json)" 33554432 "and the base's size"
+[ "$(jq -r '.base.identity | length' set-c.qcow2.json)" = 64 ]; ok $? "and its identity (a SHA-256)"
+
+# The patched image is an overlay of the base: its clusters are taken without reading the base.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 over.qcow2
+qio -c "write -P 0xee 8M 192k" -c "write -z 20M 64k" over.qcow2
+"$VMSCOPE" patchset make --stats -b base.qcow2 -p over.qcow2 -o set-o.qcow2 2>stats.out; ok $? "an overlay of the base"
+grep -qE ' 4 taken from the overlay' stats.out; ok $? "its four allocated clusters are taken as they are ($(cat stats.out))"
+check_set set-o.qcow2 over.qcow2 "overlay"
+is "$(jq -r '.patched_is_overlay' set-o.qcow2.json)" true "the manifest says so"
+[ -z "$(ls | grep '\.tmp-')" ]; ok $? "no temporary file is left behind"
+
+qemu-img create -q -f qcow2 small.qcow2 1M
+"$VMSCOPE" patchset make -b base.qcow2 -p small.qcow2 -o set-s.qcow2 2>err.out; is $? 1 "images of different sizes are refused"
+grep -q 'one size' err.out; ok $? "with a message saying why"
+[ ! -e set-s.qcow2 ]; ok $? "and nothing is written"
+done_testing
