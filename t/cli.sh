@@ -24,7 +24,8 @@ done
 for cmd in "snapshot --connect --domain --ignore-selected --mode --backup-dir --data-dir --format --compact --backend --watch" \
   "send --agent-socket --connect --store --proxy-socket --timeout --allow --compact --cacert --cert --key --user" \
   "fleet --store --prefix --host --socket --connect --vm --lease --allow --timeout --cacert --cert --key --user" \
-  "diff --format --compact --backend"; do
+  "diff --format --compact --backend" \
+  "patchset --base --patched --output --cluster-size --stats"; do
   set -- $cmd
   sub=$1
   shift
