@@ -747,6 +747,11 @@ bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err 
   return true; /* unallocated all the way down: zeros */
 }
 
+void vs_image_advise_sequential(struct vs_image *img) {
+  for (struct vs_image *i = img; i; i = i->backing)
+    if (i->fd >= 0) posix_fadvise(i->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
 int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
