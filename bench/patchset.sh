@@ -16,7 +16,9 @@ size=$((gib * 1024))M
 clusters=$((gib * 16384)) # 64 KiB clusters
 echo "building ${gib} GiB base and patched images (every cluster allocated, 1% changed)..."
 qemu-img create -q -f qcow2 base.qcow2 "$size"
-qemu-io -f qcow2 -c "write -P 0x5a 0 $size" base.qcow2 >/dev/null
+fill=()
+for ((g = 0; g < gib; g++)); do fill+=(-c "write -P 0x5a ${g}G 1G"); done # qemu-io caps one request
+qemu-io -f qcow2 "${fill[@]}" base.qcow2 >/dev/null
 cp base.qcow2 patched.qcow2
 changes=()
 step=100
