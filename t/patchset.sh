@@ -48,6 +48,45 @@ check_set set-o.qcow2 over.qcow2 "overlay"
 is "$(jq -r '.patched_is_overlay' set-o.qcow2.json)" true "the manifest says so"
 [ -z "$(ls | grep '\.tmp-')" ]; ok $? "no temporary file is left behind"
 
+# Apply to a stopped disk: an overlay the "guest" wrote into, on the base.
+qemu-img create -q -f qcow2 -o cluster_size=65536 base.qcow2 16M
+qio -c "write -P 0xaa 0 16M" base.qcow2
+cp base.qcow2 patched.qcow2
+qio -c "write -P 0xbb 1M 128k" -c "write -P 0xbc 5M 64k" patched.qcow2
+"$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set-a.qcow2; ok $? "a set for the apply tests"
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm.qcow2
+qio -c "write -P 0xcc 1M 64k" -c "write -P 0xcd 9M 64k" vm.qcow2 # the guest's own writes
+"$VMSCOPE" patchset apply --image vm.qcow2 set-a.qcow2 >apply.json; ok $? "patchset apply --image inserts the set under the stopped disk"
+is "$(qemu-img info --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set-a.qcow2 "the overlay now sits on the set"
+is "$(jq -c '[.set_clusters, .shadowed, .shadowed_ranges]' apply.json)" '[3,1,[[1048576,65536]]]' \
+  "coverage: of the set's 3 clusters, the one the guest already wrote is shadowed, and named"
+qemu-img check -q vm.qcow2 && qemu-img check -q set-a.qcow2 && qemu-img check -q base.qcow2; ok $? "every image passes qemu-img check"
+qemu-io -r -f qcow2 -c "read -P 0xcc 1M 64k" -c "read -P 0xbb 1088k 64k" -c "read -P 0xbc 5M 64k" -c "read -P 0xcd 9M 64k" -c "read -P 0xaa 12M 64k" vm.qcow2 >read.out
+! grep -q 'Pattern verification failed' read.out; ok $? "the disk reads guest data where the guest wrote, patched data where the set changed, base data elsewhere"
+"$VMSCOPE" patchset apply --image vm.qcow2 set-a.qcow2 >/dev/null 2>again.err; is $? 1 "applying it twice is refused"
+grep -q 'already' again.err; ok $? "as already applied"
+"$VMSCOPE" patchset status --image vm.qcow2 >status.json; ok $? "patchset status reads the chain"
+is "$(jq -r '.[0].image | split("/") | last' status.json) $(jq -r '.[0].changed_clusters' status.json)" "set-a.qcow2 3" "and lists the set with its changed clusters"
+qemu-img create -q -f qcow2 other.qcow2 16M
+qemu-img create -q -f qcow2 -b other.qcow2 -F qcow2 vm2.qcow2
+"$VMSCOPE" patchset apply --image vm2.qcow2 set-a.qcow2 >/dev/null 2>other.err; is $? 1 "a disk on another base is refused"
+grep -q 'not based on' other.err; ok $? "with a message saying so"
+is "$(qemu-img info --output=json vm2.qcow2 | jq -r '."backing-filename"')" other.qcow2 "and is left as it was"
+
+# An image another process has open (QEMU locks its images) is never written.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm3.qcow2
+if command -v qemu-nbd >/dev/null; then
+  qemu-nbd -f qcow2 -k "$work/vm3.sock" vm3.qcow2 >/dev/null 2>&1 &
+  nbd=$!
+  for _ in $(seq 1 40); do [ -S "$work/vm3.sock" ] && break; sleep 0.1; done
+  "$VMSCOPE" patchset apply --image vm3.qcow2 set-a.qcow2 >/dev/null 2>busy.err; is $? 1 "a disk open in another process (qemu-nbd) is refused"
+  grep -q 'open in another process' busy.err; ok $? "with a message saying so: $(cat busy.err)"
+  kill "$nbd"; wait "$nbd" 2>/dev/null
+  is "$(qemu-img info --output=json vm3.qcow2 | jq -r '."backing-filename"')" base.qcow2 "and it is left as it was"
+else
+  skip 3 "qemu-nbd is not installed"
+fi
+
 qemu-img create -q -f qcow2 small.qcow2 1M
 "$VMSCOPE" patchset make -b base.qcow2 -p small.qcow2 -o set-s.qcow2 2>err.out; is $? 1 "images of different sizes are refused"
 grep -q 'one size' err.out; ok $? "with a message saying why"

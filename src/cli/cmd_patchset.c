@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "patchset.h"
+#include "virt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,12 +13,21 @@
 
 static void usage(FILE *out) {
   fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [OPTIONS]\n"
+        "       vmscope patchset apply (--image TOP | [--connect URI] DOMAIN) SET.qcow2\n"
+        "       vmscope patchset status (--image TOP | [--connect URI] DOMAIN)\n"
         "\n"
         "Compare BASE and PATCHED (raw or qcow2 disk images of one size) cluster by cluster\n"
         "and write SET.qcow2, a thin qcow2 layer whose backing file is BASE and which holds\n"
         "exactly the clusters that differ, and SET.qcow2.json, its manifest (BASE's identity,\n"
         "the changed ranges). When PATCHED is an overlay of BASE, its allocated clusters are\n"
         "taken without reading BASE.\n"
+        "\n"
+        "apply inserts SET under a stopped disk: the image of its chain that sits on the set's\n"
+        "base (by the manifest's identity) is re-pointed to SET, and the report says which of\n"
+        "the set's clusters the images above already hold (the guest keeps its own data\n"
+        "there). It refuses a chain not based on the base, one that has the set already, and\n"
+        "images another process holds open. (Running domains: not in this version.)\n"
+        "status lists the patch sets in a disk's chain.\n"
         "\n"
         "Options:\n"
         "  -b, --base BASE         the image the patch was applied to\n"
@@ -26,10 +36,136 @@ static void usage(FILE *out) {
         "      --cluster-size N    the layer's cluster size in bytes, 512..2097152, a power of\n"
         "                          two (default: PATCHED's, 64 KiB for raw)\n"
         "      --stats             print what was compared and how long it took\n"
+        "  -i, --image TOP         apply/status: the disk's top image\n"
+        "  -c, --connect URI       apply/status: libvirt URI for DOMAIN\n"
+        "      --backing-dir DIR   status: a directory backing files may lie in (repeatable)\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 failed, 2 usage error.\n",
         out);
+}
+
+static int print_json(json_t *j) {
+  char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  json_decref(j);
+  if (s) puts(s);
+  free(s);
+  return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
+}
+
+static int apply_or_status(int argc, char **argv) {
+  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE };
+  static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
+                                       {"connect", required_argument, NULL, 'c'},
+                                       {"backing-dir", required_argument, NULL, OPT_BACKING},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  bool apply = strcmp(argv[1], "apply") == 0;
+  const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT];
+  size_t n_dirs = 0;
+  int c;
+  optind = 2;
+  while ((c = getopt_long(argc, argv, "i:c:h", opts, NULL)) != -1) {
+    if (c == 'i')
+      image = optarg;
+    else if (c == 'c')
+      uri = optarg;
+    else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
+      dirs[n_dirs++] = optarg;
+    else if (c == 'h') {
+      usage(stdout);
+      return VS_EXIT_OK;
+    } else {
+      usage(stderr);
+      return VS_EXIT_USAGE;
+    }
+  }
+  int want = (image ? 0 : 1) + (apply ? 1 : 0);
+  if (argc - optind != want) {
+    fprintf(stderr, PROG ": %s takes %s%s\n", argv[1], image ? "" : "DOMAIN (or --image TOP)",
+            apply ? " and SET.qcow2" : "");
+    return VS_EXIT_USAGE;
+  }
+  const char *set = apply ? argv[argc - 1] : NULL;
+  struct vs_err err = {0};
+  /* The disks to consider: --image, or the domain's (which must be stopped to apply). */
+  char **tops = NULL;
+  size_t n = 0;
+  if (image) {
+    tops = vs_xcalloc(1, sizeof(char *));
+    tops[n++] = vs_xstrdup(image);
+  } else {
+    const char *name = argv[optind];
+    _cleanup_(vs_virt_closep) struct vs_virt *v = vs_virt_open(uri, true, &err);
+    struct vs_domain *doms = NULL;
+    size_t nd = 0;
+    if (!v || vs_virt_domains(v, &doms, &nd, &err) < 0) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      return VS_EXIT_PARTIAL;
+    }
+    int status = VS_EXIT_OK;
+    for (size_t i = 0; i < nd; i++) {
+      if (strcmp(doms[i].name, name) != 0 && strcmp(doms[i].uuid, name) != 0) continue;
+      if (apply && doms[i].active) {
+        fprintf(stderr,
+                PROG ": %s is running; this version applies patch sets to stopped "
+                     "domains only (stop it, or apply at its next boot)\n",
+                name);
+        status = VS_EXIT_PARTIAL;
+        break;
+      }
+      struct vs_disk *disks = NULL;
+      size_t nk = 0;
+      char *skipped = NULL;
+      if (vs_virt_xml_disks(doms[i].xml, doms[i].name, &disks, &nk, &skipped, &err) == 0) {
+        tops = vs_xcalloc(nk + 1, sizeof(char *));
+        for (size_t k = 0; k < nk; k++)
+          tops[n++] = vs_xstrdup(disks[k].path);
+      }
+      free(skipped);
+      vs_disks_free(disks, nk);
+    }
+    vs_domains_free(doms, nd);
+    if (status != VS_EXIT_OK) return status;
+    if (!tops) {
+      fprintf(stderr, PROG ": no domain %s%s%s\n", name, err.msg ? ": " : "",
+              err.msg ? err.msg : "");
+      vs_err_clear(&err);
+      return VS_EXIT_PARTIAL;
+    }
+  }
+  int status = VS_EXIT_PARTIAL;
+  json_t *all = apply ? NULL : json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *r = NULL;
+    int rc = apply ? vs_patchset_apply_image(tops[i], set, &r, &err)
+                   : vs_patchset_status(tops[i], dirs, n_dirs, &r, &err);
+    if (rc == 0 && apply) {
+      status = print_json(r);
+      break;
+    }
+    if (rc == 0) {
+      json_array_extend(all, r);
+      json_decref(r);
+      status = VS_EXIT_OK;
+    } else if (!apply || err.code != EINVAL || n == 1) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+    }
+    vs_err_clear(&err);
+  }
+  if (all) {
+    if (status == VS_EXIT_OK)
+      status = print_json(all);
+    else
+      json_decref(all);
+  }
+  if (apply && status != VS_EXIT_OK && n > 1)
+    fprintf(stderr, PROG ": no disk of the domain is based on the set's base\n");
+  for (size_t i = 0; i < n; i++)
+    free(tops[i]);
+  free(tops);
+  return status;
 }
 
 int vs_cmd_patchset(int argc, char **argv) {
@@ -45,8 +181,10 @@ int vs_cmd_patchset(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
   }
+  if (strcmp(argv[1], "apply") == 0 || strcmp(argv[1], "status") == 0)
+    return apply_or_status(argc, argv);
   if (strcmp(argv[1], "make") != 0) {
-    fprintf(stderr, PROG ": unknown action \"%s\" (this version has: make)\n", argv[1]);
+    fprintf(stderr, PROG ": unknown action \"%s\" (make, apply or status)\n", argv[1]);
     return VS_EXIT_USAGE;
   }
   const char *base = NULL, *patched = NULL, *out = NULL;

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* Adds [OFF, OFF+LEN) to the JSON list of ranges, merging it with the last one when adjacent. */
 static void add_range(json_t *ranges, uint64_t off, uint64_t len) {
@@ -164,4 +168,187 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
   st->cluster_bits = bits;
   st->seconds = vs_now_monotonic() - t0;
   return rc;
+}
+
+/* ------------------------------------------------------------------------------- apply */
+
+extern char **environ;
+
+static json_t *load_manifest(const char *set, struct vs_err *err) {
+  char *path = vs_xasprintf("%s.json", set);
+  json_error_t je;
+  json_t *m = json_load_file(path, 0, &je);
+  if (!m || !json_is_string(json_object_get(json_object_get(m, "base"), "identity")))
+    vs_err_set(err, EINVAL, "%s: not a patch set manifest (%s)", path,
+               m ? "no base identity" : je.text);
+  if (m && err && err->msg) {
+    json_decref(m);
+    m = NULL;
+  }
+  free(path);
+  return m;
+}
+
+/* Whether another process holds a lock on PATH (QEMU locks the images it has open). */
+static bool in_use(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  bool busy = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  close(fd);
+  return busy;
+}
+
+static struct vs_image *open_for(const char *top, const char *set, const char *base,
+                                 struct vs_err *err) {
+  char *a = vs_xstrdup(top), *b = vs_xstrdup(set), *c = vs_xstrdup(base);
+  const char *dirs[3] = {dirname(a), dirname(b), dirname(c)};
+  struct vs_image_opts o = {.backing_dirs = dirs, .n_backing_dirs = 3};
+  struct vs_image *img = vs_image_open(top, &o, err);
+  free(a);
+  free(b);
+  free(c);
+  return img;
+}
+
+int vs_patchset_apply_image(const char *top, const char *set, json_t **report, struct vs_err *err) {
+  *report = NULL;
+  json_t *m = load_manifest(set, err);
+  if (!m) return -1;
+  const char *want = json_string_value(json_object_get(json_object_get(m, "base"), "identity"));
+  const char *base_path = json_string_value(json_object_get(json_object_get(m, "base"), "path"));
+  int rc = -1;
+  char *set_real = realpath(set, NULL), *above = NULL;
+  struct vs_image *chain = NULL, *layer = NULL;
+  if (!set_real) {
+    vs_err_set(err, errno, "%s: %s", set, strerror(errno));
+    goto out;
+  }
+  if (in_use(top)) {
+    vs_err_set(err, EBUSY, "%s is open in another process (a running VM?): not changed", top);
+    goto out;
+  }
+  chain = open_for(top, set, base_path ? base_path : set, err);
+  if (!chain) goto out;
+  /* The image that sits on the base. */
+  const struct vs_image *on_base = NULL;
+  for (const struct vs_image *i = chain; i && vs_image_backing(i); i = vs_image_backing(i)) {
+    char id[65] = {0};
+    if (vs_image_identity((struct vs_image *)vs_image_backing(i), id, err) < 0) goto out;
+    char *ir = realpath(vs_image_path(i), NULL);
+    bool is_set = ir && strcmp(ir, set_real) == 0;
+    free(ir);
+    if (is_set) {
+      vs_err_set(err, EEXIST, "%s: the patch set %s is already in its chain", top, set);
+      goto out;
+    }
+    if (strcmp(id, want) == 0) {
+      on_base = i;
+      break;
+    }
+  }
+  if (!on_base) {
+    vs_err_set(err, EINVAL,
+               "%s: its chain is not based on the set's base (identity %.16s...): not changed", top,
+               want);
+    goto out;
+  }
+  above = realpath(vs_image_path(on_base), NULL);
+  if (!above || in_use(above)) {
+    vs_err_set(err, EBUSY, "%s is open in another process: not changed", vs_image_path(on_base));
+    goto out;
+  }
+  layer = open_for(set, set, base_path ? base_path : set, err);
+  if (!layer) goto out;
+  char lid[65] = {0};
+  if (!vs_image_backing(layer) ||
+      vs_image_identity((struct vs_image *)vs_image_backing(layer), lid, err) < 0 ||
+      strcmp(lid, want) != 0) {
+    vs_err_set(err, EINVAL, "%s: the layer's backing file is not the base its manifest names", set);
+    goto out;
+  }
+  /* Coverage: clusters of the set that the images above it already hold. */
+  json_t *ranges = json_array();
+  uint64_t cs = vs_image_cluster_size(layer), set_clusters = 0, shadowed = 0;
+  for (uint64_t off = 0; off < vs_image_size(layer); off += cs) {
+    enum vs_cluster_state st;
+    if (vs_image_cluster_state(layer, off, &st, err) < 0) break;
+    if (st == VS_CLUSTER_UNALLOCATED) continue;
+    set_clusters++;
+    bool held = false;
+    for (const struct vs_image *i = chain; i && !held; i = vs_image_backing(i)) {
+      uint64_t ics = vs_image_cluster_size(i);
+      for (uint64_t o = off; o < off + cs && o < vs_image_size(i) && !held; o += ics ? ics : cs) {
+        enum vs_cluster_state s2;
+        held = vs_image_cluster_state((struct vs_image *)i, ics ? o & ~(ics - 1) : o, &s2, NULL) ==
+                   0 &&
+               s2 != VS_CLUSTER_UNALLOCATED && ics;
+      }
+      if (i == on_base) break;
+    }
+    if (held) {
+      shadowed++;
+      add_range(ranges, off, cs);
+    }
+  }
+  vs_image_close(chain);
+  chain = NULL;
+  vs_image_close(layer);
+  layer = NULL;
+  /* Re-point the image on the base: qemu-img rewrites only its header (-u). */
+  char *argv[] = {"qemu-img", "rebase", "-u",     "-f",  "qcow2", "-F",
+                  "qcow2",    "-b",     set_real, above, NULL};
+  pid_t pid;
+  int status = 0;
+  if (posix_spawnp(&pid, "qemu-img", NULL, NULL, argv, environ) != 0 ||
+      waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    vs_err_set(err, EIO, "%s: qemu-img rebase -u failed (status %d): not changed", above,
+               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    json_decref(ranges);
+    goto out;
+  }
+  *report = json_pack("{sssssIsIso}", "image", above, "set", set_real, "set_clusters",
+                      (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed, "shadowed_ranges",
+                      ranges);
+  rc = 0;
+out:
+  vs_image_close(chain);
+  vs_image_close(layer);
+  free(above);
+  free(set_real);
+  json_decref(m);
+  return rc;
+}
+
+int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, json_t **out,
+                       struct vs_err *err) {
+  *out = NULL;
+  char *d = vs_xstrdup(top);
+  const char **all = vs_xcalloc(n_dirs + 1, sizeof(char *));
+  all[0] = dirname(d);
+  for (size_t i = 0; i < n_dirs; i++)
+    all[i + 1] = dirs[i];
+  struct vs_image_opts o = {.backing_dirs = all, .n_backing_dirs = n_dirs + 1};
+  struct vs_image *chain = vs_image_open(top, &o, err);
+  free(all);
+  free(d);
+  if (!chain) return -1;
+  json_t *arr = json_array();
+  for (const struct vs_image *i = chain; i; i = vs_image_backing(i)) {
+    json_t *m = load_manifest(vs_image_path(i), NULL);
+    if (!m) continue;
+    json_int_t changed = 0;
+    size_t k;
+    json_t *r;
+    json_int_t cs = json_integer_value(json_object_get(m, "cluster_size"));
+    json_array_foreach(json_object_get(m, "changed"), k, r) changed +=
+        json_integer_value(json_array_get(r, 1));
+    json_array_append_new(arr, json_pack("{sssOsI}", "image", vs_image_path(i), "base",
+                                         json_object_get(json_object_get(m, "base"), "path"),
+                                         "changed_clusters", cs ? (changed + cs - 1) / cs : 0));
+    json_decref(m);
+  }
+  vs_image_close(chain);
+  *out = arr;
+  return 0;
 }

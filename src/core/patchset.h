@@ -26,4 +26,18 @@ struct vs_patchset_stats {
 int vs_patchset_make(const char *base, const char *patched, const char *out, unsigned cluster_bits,
                      struct vs_patchset_stats *st, struct vs_err *err);
 
+/* Inserts patch set SET under the disk whose top image is TOP, which must not be in use (a
+ * stopped VM): the image of TOP's chain that sits directly on the set's base (found by the
+ * manifest's identity) gets SET as its backing file instead. Refused when the chain is not
+ * based on the set's base, already holds the set, or TOP's chain is open for writing by another
+ * process (an OFD lock, as QEMU takes). *REPORT gets {"image": the image re-pointed, "set",
+ * "set_clusters", "shadowed": clusters of the set the images above it already hold (the guest
+ * keeps its own data there), "shadowed_ranges": [[offset, length], ...]}. */
+int vs_patchset_apply_image(const char *top, const char *set, json_t **report, struct vs_err *err);
+
+/* The patch sets in TOP's chain (images with a manifest beside them): a JSON array of
+ * {"image", "base", "changed_clusters"}. Backing files may lie in TOP's directory or DIRS. */
+int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, json_t **out,
+                       struct vs_err *err);
+
 #endif
