@@ -14,6 +14,7 @@
 static void usage(FILE *out) {
   fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [OPTIONS]\n"
         "       vmscope patchset apply (--image TOP | [--connect URI] DOMAIN) SET.qcow2\n"
+        "       vmscope patchset apply --qmp PATH --device NODE SET.qcow2\n"
         "       vmscope patchset status (--image TOP | [--connect URI] DOMAIN)\n"
         "\n"
         "Compare BASE and PATCHED (raw or qcow2 disk images of one size) cluster by cluster\n"
@@ -26,7 +27,10 @@ static void usage(FILE *out) {
         "base (by the manifest's identity) is re-pointed to SET, and the report says which of\n"
         "the set's clusters the images above already hold (the guest keeps its own data\n"
         "there). It refuses a chain not based on the base, one that has the set already, and\n"
-        "images another process holds open. (Running domains: not in this version.)\n"
+        "images another process holds open. With --qmp, the VM runs: the set is added as a node\n"
+        "on the base node and NODE (the format node of the image on the base) is reopened onto\n"
+        "it, its header re-pointed; any failure puts the chain back. (Running libvirt domains:\n"
+        "not in this version.)\n"
         "status lists the patch sets in a disk's chain.\n"
         "\n"
         "Options:\n"
@@ -39,6 +43,8 @@ static void usage(FILE *out) {
         "  -i, --image TOP         apply/status: the disk's top image\n"
         "  -c, --connect URI       apply/status: libvirt URI for DOMAIN\n"
         "      --backing-dir DIR   status: a directory backing files may lie in (repeatable)\n"
+        "      --qmp PATH          apply: QEMU's QMP socket of a running VM\n"
+        "      --device NODE       apply: with --qmp, the format node that sits on the base\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 failed, 2 usage error.\n",
@@ -54,14 +60,16 @@ static int print_json(json_t *j) {
 }
 
 static int apply_or_status(int argc, char **argv) {
-  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE };
+  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE, OPT_QMP, OPT_DEVICE };
   static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
+                                       {"qmp", required_argument, NULL, OPT_QMP},
+                                       {"device", required_argument, NULL, OPT_DEVICE},
                                        {"connect", required_argument, NULL, 'c'},
                                        {"backing-dir", required_argument, NULL, OPT_BACKING},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   bool apply = strcmp(argv[1], "apply") == 0;
-  const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT];
+  const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT], *qmp = NULL, *device = NULL;
   size_t n_dirs = 0;
   int c;
   optind = 2;
@@ -70,6 +78,10 @@ static int apply_or_status(int argc, char **argv) {
       image = optarg;
     else if (c == 'c')
       uri = optarg;
+    else if (c == OPT_QMP)
+      qmp = optarg;
+    else if (c == OPT_DEVICE)
+      device = optarg;
     else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
       dirs[n_dirs++] = optarg;
     else if (c == 'h') {
@@ -79,6 +91,20 @@ static int apply_or_status(int argc, char **argv) {
       usage(stderr);
       return VS_EXIT_USAGE;
     }
+  }
+  if (apply && (qmp || device)) { /* a running VM, through QEMU's monitor */
+    if (!qmp || !device || argc - optind != 1) {
+      fprintf(stderr, PROG ": apply --qmp PATH --device NODE SET.qcow2\n");
+      return VS_EXIT_USAGE;
+    }
+    struct vs_err err = {0};
+    json_t *r = NULL;
+    if (vs_patchset_apply_qmp(qmp, device, argv[optind], &r, &err) < 0) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      return VS_EXIT_PARTIAL;
+    }
+    return print_json(r);
   }
   int want = (image ? 0 : 1) + (apply ? 1 : 0);
   if (argc - optind != want) {

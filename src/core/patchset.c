@@ -211,6 +211,34 @@ static struct vs_image *open_for(const char *top, const char *set, const char *b
   return img;
 }
 
+/* Coverage: which clusters of LAYER the images from TOP down to ON_BASE already hold. */
+static json_t *coverage(const struct vs_image *top, const struct vs_image *on_base,
+                        struct vs_image *layer, uint64_t *set_clusters, uint64_t *shadowed) {
+  json_t *ranges = json_array();
+  uint64_t cs = vs_image_cluster_size(layer);
+  *set_clusters = *shadowed = 0;
+  for (uint64_t off = 0; cs && off < vs_image_size(layer); off += cs) {
+    enum vs_cluster_state st;
+    if (vs_image_cluster_state(layer, off, &st, NULL) < 0 || st == VS_CLUSTER_UNALLOCATED) continue;
+    (*set_clusters)++;
+    bool held = false;
+    for (const struct vs_image *i = top; i && !held; i = vs_image_backing(i)) {
+      uint64_t ics = vs_image_cluster_size(i);
+      for (uint64_t o = off; ics && o < off + cs && o < vs_image_size(i) && !held; o += ics) {
+        enum vs_cluster_state s2;
+        held = vs_image_cluster_state((struct vs_image *)i, o & ~(ics - 1), &s2, NULL) == 0 &&
+               s2 != VS_CLUSTER_UNALLOCATED;
+      }
+      if (i == on_base) break;
+    }
+    if (held) {
+      (*shadowed)++;
+      add_range(ranges, off, cs);
+    }
+  }
+  return ranges;
+}
+
 int vs_patchset_apply_image(const char *top, const char *set, json_t **report, struct vs_err *err) {
   *report = NULL;
   json_t *m = load_manifest(set, err);
@@ -267,30 +295,8 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
     vs_err_set(err, EINVAL, "%s: the layer's backing file is not the base its manifest names", set);
     goto out;
   }
-  /* Coverage: clusters of the set that the images above it already hold. */
-  json_t *ranges = json_array();
-  uint64_t cs = vs_image_cluster_size(layer), set_clusters = 0, shadowed = 0;
-  for (uint64_t off = 0; off < vs_image_size(layer); off += cs) {
-    enum vs_cluster_state st;
-    if (vs_image_cluster_state(layer, off, &st, err) < 0) break;
-    if (st == VS_CLUSTER_UNALLOCATED) continue;
-    set_clusters++;
-    bool held = false;
-    for (const struct vs_image *i = chain; i && !held; i = vs_image_backing(i)) {
-      uint64_t ics = vs_image_cluster_size(i);
-      for (uint64_t o = off; o < off + cs && o < vs_image_size(i) && !held; o += ics ? ics : cs) {
-        enum vs_cluster_state s2;
-        held = vs_image_cluster_state((struct vs_image *)i, ics ? o & ~(ics - 1) : o, &s2, NULL) ==
-                   0 &&
-               s2 != VS_CLUSTER_UNALLOCATED && ics;
-      }
-      if (i == on_base) break;
-    }
-    if (held) {
-      shadowed++;
-      add_range(ranges, off, cs);
-    }
-  }
+  uint64_t set_clusters = 0, shadowed = 0;
+  json_t *ranges = coverage(chain, on_base, layer, &set_clusters, &shadowed);
   vs_image_close(chain);
   chain = NULL;
   vs_image_close(layer);
@@ -351,4 +357,156 @@ int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, 
   vs_image_close(chain);
   *out = arr;
   return 0;
+}
+
+/* ---------------------------------------------------------------- a running VM, over QMP */
+
+#include "qmp.h"
+
+/* The name of the child NAME ("file", "backing") of block node NODE, from QEMU's block graph. */
+static char *child_of(json_t *graph, const char *node, const char *name) {
+  json_int_t id = -1;
+  size_t i;
+  json_t *n;
+  json_array_foreach(json_object_get(graph, "nodes"), i, n) {
+    const char *nm = json_string_value(json_object_get(n, "name"));
+    if (nm && strcmp(nm, node) == 0 &&
+        strcmp(json_string_value(json_object_get(n, "type")) ?: "", "block-driver") == 0)
+      id = json_integer_value(json_object_get(n, "id"));
+  }
+  json_t *e;
+  json_array_foreach(json_object_get(graph, "edges"), i, e) {
+    if (json_integer_value(json_object_get(e, "parent")) != id) continue;
+    if (strcmp(json_string_value(json_object_get(e, "name")) ?: "", name) != 0) continue;
+    json_int_t child = json_integer_value(json_object_get(e, "child"));
+    size_t k;
+    json_array_foreach(json_object_get(graph, "nodes"), k,
+                       n) if (json_integer_value(json_object_get(n, "id")) ==
+                              child) return vs_xstrdup(json_string_value(json_object_get(n, "name"))
+                                                           ?: "");
+  }
+  return NULL;
+}
+
+/* The file behind block node NODE. */
+static char *filename_of(json_t *nodes, const char *node) {
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const char *nm = json_string_value(json_object_get(n, "node-name"));
+    if (nm && strcmp(nm, node) == 0) {
+      const char *f = json_string_value(json_object_get(n, "file"));
+      return f ? vs_xstrdup(f) : NULL;
+    }
+  }
+  return NULL;
+}
+
+int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *set, json_t **report,
+                          struct vs_err *err) {
+  *report = NULL;
+  json_t *m = load_manifest(set, err);
+  if (!m) return -1;
+  const char *want = json_string_value(json_object_get(json_object_get(m, "base"), "identity"));
+  int rc = -1;
+  char *set_real = realpath(set, NULL), *file_node = NULL, *base_node = NULL;
+  char *over_file = NULL, *base_file = NULL, layer_node[40];
+  json_t *graph = NULL, *nodes = NULL;
+  struct vs_image *base_img = NULL, *layer = NULL, *over = NULL;
+  bool added = false;
+  _cleanup_(vs_qmp_closep) struct vs_qmp *q = set_real ? vs_qmp_open(qmp_path, 10000, err) : NULL;
+  if (!set_real) vs_err_set(err, errno, "%s: %s", set, strerror(errno));
+  if (!q) goto out;
+  if (vs_qmp_execute(q, "x-debug-query-block-graph", NULL, &graph, err) < 0 ||
+      vs_qmp_execute(q, "query-named-block-nodes", json_pack("{sb}", "flat", 1), &nodes, err) < 0)
+    goto out;
+  file_node = child_of(graph, node, "file");
+  base_node = child_of(graph, node, "backing");
+  /* Files from the protocol nodes: a format node with an explicit backing reports a json:
+   * pseudo-filename. */
+  char *base_file_node = base_node ? child_of(graph, base_node, "file") : NULL;
+  over_file = file_node ? filename_of(nodes, file_node) : NULL;
+  base_file = base_file_node ? filename_of(nodes, base_file_node) : NULL;
+  free(base_file_node);
+  if (!file_node || !base_node || !base_file || !over_file) {
+    vs_err_set(err, ENOENT, "%s: no format node \"%s\" with a file and a backing node", qmp_path,
+               node);
+    goto out;
+  }
+  char id[65] = {0};
+  if (!(base_img = vs_image_open(base_file, NULL, err)) || vs_image_identity(base_img, id, err) < 0)
+    goto out;
+  if (strcmp(id, want) != 0) {
+    vs_err_set(err, EINVAL, "%s: node %s sits on %s, not on the set's base: not changed", qmp_path,
+               node, base_file);
+    goto out;
+  }
+  snprintf(layer_node, sizeof(layer_node), "vs-patch-%.12s", want);
+  json_t *add =
+      json_pack("{sssss{sssssb}sssb}", "driver", "qcow2", "node-name", layer_node, "file", "driver",
+                "file", "filename", set_real, "read-only", 1, "backing", base_node, "read-only", 1);
+  int r = vs_qmp_execute(q, "blockdev-add", add, NULL, err);
+  json_decref(add);
+  if (r < 0) goto out;
+  added = true;
+  /* The guest-visible moment: QEMU drains the node's requests while it reopens. */
+  double t0 = vs_now_monotonic();
+  json_t *reopen = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
+                             "file", file_node, "backing", layer_node);
+  r = vs_qmp_execute(q, "blockdev-reopen", reopen, NULL, err);
+  json_decref(reopen);
+  double pause = vs_now_monotonic() - t0;
+  if (r < 0) goto out;
+  json_t *cbf =
+      json_pack("{ssssss}", "device", node, "image-node-name", node, "backing-file", set_real);
+  r = vs_qmp_execute(q, "change-backing-file", cbf, NULL, err);
+  json_decref(cbf);
+  if (r < 0) { /* put the chain back as it was */
+    json_t *back = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
+                             "file", file_node, "backing", base_node);
+    vs_qmp_execute(q, "blockdev-reopen", back, NULL, NULL);
+    json_decref(back);
+    goto out;
+  }
+  added = false; /* in use now */
+  /* Coverage, from the images as they are on disk: first have QEMU write out the metadata it
+   * holds for the node, so that what the guest wrote counts. */
+  char *flush = vs_xasprintf("qemu-io %s flush", node);
+  json_t *hmp = json_pack("{ss}", "command-line", flush);
+  vs_qmp_execute(q, "human-monitor-command", hmp, NULL, NULL);
+  json_decref(hmp);
+  free(flush);
+  char *d1 = vs_xstrdup(over_file), *d2 = vs_xstrdup(set_real), *d3 = vs_xstrdup(base_file);
+  const char *dirs[3] = {dirname(d1), dirname(d2), dirname(d3)};
+  struct vs_image_opts o = {.backing_dirs = dirs, .n_backing_dirs = 3};
+  over = vs_image_open(over_file, &o, NULL);
+  layer = vs_image_open(set_real, &o, NULL);
+  free(d1);
+  free(d2);
+  free(d3);
+  uint64_t set_clusters = 0, shadowed = 0;
+  json_t *ranges =
+      over && layer ? coverage(over, over, layer, &set_clusters, &shadowed) : json_array();
+  *report = json_pack("{sssssssIsIsosf}", "image", over_file, "node", node, "set", set_real,
+                      "set_clusters", (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed,
+                      "shadowed_ranges", ranges, "reopen_seconds", pause);
+  rc = 0;
+out:
+  if (added && q) {
+    json_t *del = json_pack("{ss}", "node-name", layer_node);
+    vs_qmp_execute(q, "blockdev-del", del, NULL, NULL);
+    json_decref(del);
+  }
+  vs_image_close(base_img);
+  vs_image_close(layer);
+  vs_image_close(over);
+  json_decref(graph);
+  json_decref(nodes);
+  free(file_node);
+  free(base_node);
+  free(over_file);
+  free(base_file);
+  free(set_real);
+  json_decref(m);
+  return rc;
 }

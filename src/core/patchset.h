@@ -35,6 +35,15 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
  * keeps its own data there), "shadowed_ranges": [[offset, length], ...]}. */
 int vs_patchset_apply_image(const char *top, const char *set, json_t **report, struct vs_err *err);
 
+/* Inserts SET under a running VM's disk through QEMU's monitor at QMP_PATH: NODE is the
+ * format node of the image that sits on the set's base (checked by identity). The layer is
+ * added as a read-only node on the base node, NODE is reopened onto it and its header's
+ * backing file name changed to SET; if a step fails, what was done is undone and the VM runs
+ * on the chain it had. The VM does not stop; *REPORT adds "reopen_seconds", the time the
+ * reopen (which drains the node's requests) took. */
+int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *set, json_t **report,
+                          struct vs_err *err);
+
 /* The patch sets in TOP's chain (images with a manifest beside them): a JSON array of
  * {"image", "base", "changed_clusters"}. Backing files may lie in TOP's directory or DIRS. */
 int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, json_t **out,

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# patchset apply under a running VM: real qemu-system-x86_64 under TCG with no guest OS, its
+# disk an overlay on a base with known patterns and a cluster written "by the guest"; after
+# apply, reads through the running VM's block node (HMP qemu-io) show patched data where the
+# set changed, the guest's data where it wrote, base data elsewhere, and the VM never stopped.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+command -v qemu-system-x86_64 >/dev/null || { skip 1 "qemu-system-x86_64 is not installed"; done_testing; exit $?; }
+work=$(tmpdir)
+qpid=
+trap '[ -n "$qpid" ] && kill "$qpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work" || bail "no work directory"
+QMP="$VS_BUILDDIR/t/qmp_cmd"
+qemu-img create -q -f qcow2 base.qcow2 16M
+qemu-io -f qcow2 -c "write -P 0xaa 0 16M" base.qcow2 >/dev/null
+cp base.qcow2 patched.qcow2
+qemu-io -f qcow2 -c "write -P 0xbb 1M 128k" -c "write -P 0xbc 6M 64k" patched.qcow2 >/dev/null
+"$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; ok $? "a patch set is made"
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm.qcow2
+start_vm() {
+  qemu-system-x86_64 -machine pc,accel=tcg -m 64 -nodefaults -display none \
+    -qmp "unix:$work/qmp.sock,server=on,wait=off" \
+    -blockdev "driver=file,node-name=base-file,filename=$work/base.qcow2,read-only=on" \
+    -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
+    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2" \
+    -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt \
+    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on >qemu.log 2>&1 &
+  qpid=$!
+  for _ in $(seq 1 50); do [ -S qmp.sock ] && break; sleep 0.1; done
+}
+start_vm
+hmp() { "$QMP" qmp.sock human-monitor-command "$(jq -cn --arg c "$1" '{"command-line": $c}')"; }
+# (share-rw lets HMP's qemu-io write beside the guest's device, as the guest would)
+is "$(hmp 'qemu-io vm-fmt "write -P 0xcc 1M 64k"')" '""' "the running guest writes a cluster (HMP qemu-io)"
+is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM runs"
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device nosuch set.qcow2 >/dev/null 2>bad.err; is $? 1 "a node that does not exist is refused"
+is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name] | map(select(startswith("vs-patch"))) | length')" 0 "and nothing was added to the VM's block graph"
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device vm-fmt set.qcow2 >apply.json; ok $? "patchset apply --qmp inserts the set under the running disk"
+is "$(jq -c '[.set_clusters, .shadowed]' apply.json)" "[3,1]" "coverage: 3 clusters in the set, 1 already written by the guest"
+diag "reopen took $(jq -r '.reopen_seconds * 1000 | . * 1000 | round / 1000' apply.json) ms"
+is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM never stopped"
+out=""
+for r in "read -P 0xcc 1M 64k" "read -P 0xbb 1088k 64k" "read -P 0xbc 6M 64k" "read -P 0xaa 9M 64k"; do
+  out+=$(hmp "qemu-io vm-fmt \"$r\"")
+done
+is "$out" '""""""""' "through the running VM: guest data where it wrote, patched data where the set changed, base data elsewhere (four reads verified, no error)"
+is "$(qemu-img info -U --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "the overlay's header names the set, so a restart keeps it"
+kill "$qpid"; wait "$qpid" 2>/dev/null; qpid=
+qemu-img check -q vm.qcow2 && qemu-img check -q set.qcow2 && qemu-img check -q base.qcow2; ok $? "every image passes qemu-img check"
+qemu-io -r -f qcow2 -c "read -P 0xbb 1088k 64k" -c "read -P 0xcc 1M 64k" vm.qcow2 | grep -q 'Pattern verification failed'
+is $? 1 "and the stopped disk reads the same"
+done_testing
