@@ -29,8 +29,9 @@ static void usage(FILE *out) {
         "there). It refuses a chain not based on the base, one that has the set already, and\n"
         "images another process holds open. With --qmp, the VM runs: the set is added as a node\n"
         "on the base node and NODE (the format node of the image on the base) is reopened onto\n"
-        "it, its header re-pointed; any failure puts the chain back. (Running libvirt domains:\n"
-        "not in this version.)\n"
+        "it, its header re-pointed; any failure puts the chain back. A running libvirt DOMAIN\n"
+        "is done the same way through libvirt's monitor pass-through (the node found by the\n"
+        "set's base unless --device names it).\n"
         "status lists the patch sets in a disk's chain.\n"
         "\n"
         "Options:\n"
@@ -92,8 +93,8 @@ static int apply_or_status(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
-  if (apply && (qmp || device)) { /* a running VM, through QEMU's monitor */
-    if (!qmp || !device || argc - optind != 1) {
+  if (apply && qmp) { /* a running VM, through QEMU's monitor */
+    if (!device || argc - optind != 1) {
       fprintf(stderr, PROG ": apply --qmp PATH --device NODE SET.qcow2\n");
       return VS_EXIT_USAGE;
     }
@@ -133,13 +134,18 @@ static int apply_or_status(int argc, char **argv) {
     int status = VS_EXIT_OK;
     for (size_t i = 0; i < nd; i++) {
       if (strcmp(doms[i].name, name) != 0 && strcmp(doms[i].uuid, name) != 0) continue;
-      if (apply && doms[i].active) {
-        fprintf(stderr,
-                PROG ": %s is running; this version applies patch sets to stopped "
-                     "domains only (stop it, or apply at its next boot)\n",
-                name);
-        status = VS_EXIT_PARTIAL;
-        break;
+      if (apply && doms[i].active) { /* running: through libvirt's monitor pass-through */
+        _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
+        json_t *r = NULL;
+        if (rw && vs_patchset_apply_libvirt(rw, doms[i].uuid, device, set, &r, &err) == 0) {
+          status = print_json(r);
+        } else {
+          fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+          vs_err_clear(&err);
+          status = VS_EXIT_PARTIAL;
+        }
+        vs_domains_free(doms, nd);
+        return status;
       }
       struct vs_disk *disks = NULL;
       size_t nk = 0;

@@ -402,8 +402,97 @@ static char *filename_of(json_t *nodes, const char *node) {
   return NULL;
 }
 
+#include "virt.h"
+
+/* A QEMU monitor: a QMP socket, or libvirt's pass-through. */
+struct monitor {
+  int (*exec)(void *ctx, const char *command, json_t *args, json_t **ret, struct vs_err *err);
+  void *ctx;
+  const char *what; /* for messages */
+};
+
+static int exec_qmp(void *ctx, const char *command, json_t *args, json_t **ret,
+                    struct vs_err *err) {
+  return vs_qmp_execute(ctx, command, args, ret, err);
+}
+
+struct libvirt_ctx {
+  struct vs_virt *v;
+  const char *domain;
+};
+
+static int exec_libvirt(void *ctx, const char *command, json_t *args, json_t **ret,
+                        struct vs_err *err) {
+  struct libvirt_ctx *c = ctx;
+  if (ret) *ret = NULL;
+  json_t *cmd = json_pack("{ss}", "execute", command);
+  if (args) json_object_set(cmd, "arguments", args);
+  char *text = json_dumps(cmd, JSON_COMPACT), *reply = NULL;
+  json_decref(cmd);
+  int rc = vs_virt_monitor_command(c->v, c->domain, text, &reply, err);
+  free(text);
+  if (rc < 0) return -1;
+  json_t *r = json_loads(reply, 0, NULL);
+  free(reply);
+  json_t *e = json_object_get(r, "error");
+  if (!r || e) {
+    const char *desc = json_string_value(json_object_get(e, "desc"));
+    vs_err_set(err, EREMOTEIO, "%s: %s", command, desc ? desc : "an unreadable reply");
+    json_decref(r);
+    return -1;
+  }
+  if (ret) *ret = json_incref(json_object_get(r, "return"));
+  json_decref(r);
+  return 0;
+}
+
+/* The format node whose backing node's file has identity WANT. */
+static char *node_on_base(json_t *graph, json_t *nodes, const char *want) {
+  size_t i;
+  json_t *n;
+  json_array_foreach(json_object_get(graph, "nodes"), i, n) {
+    const char *name = json_string_value(json_object_get(n, "name"));
+    if (!name || !*name) continue;
+    char *backing = child_of(graph, name, "backing");
+    char *bfile_node = backing ? child_of(graph, backing, "file") : NULL;
+    char *bfile = bfile_node ? filename_of(nodes, bfile_node) : NULL;
+    bool match = false;
+    if (bfile) {
+      struct vs_image *img = vs_image_open(bfile, NULL, NULL);
+      char id[65] = {0};
+      match = img && vs_image_identity(img, id, NULL) == 0 && strcmp(id, want) == 0;
+      vs_image_close(img);
+    }
+    free(backing);
+    free(bfile_node);
+    free(bfile);
+    if (match) return vs_xstrdup(name);
+  }
+  return NULL;
+}
+
+static int apply_live(struct monitor *mon, const char *node_arg, const char *set, json_t **report,
+                      struct vs_err *err);
+
 int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *set, json_t **report,
                           struct vs_err *err) {
+  *report = NULL;
+  _cleanup_(vs_qmp_closep) struct vs_qmp *q = vs_qmp_open(qmp_path, 10000, err);
+  if (!q) return -1;
+  struct monitor mon = {exec_qmp, q, qmp_path};
+  return apply_live(&mon, node, set, report, err);
+}
+
+int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char *node,
+                              const char *set, json_t **report, struct vs_err *err) {
+  *report = NULL;
+  struct libvirt_ctx c = {v, domain};
+  struct monitor mon = {exec_libvirt, &c, domain};
+  return apply_live(&mon, node, set, report, err);
+}
+
+static int apply_live(struct monitor *mon, const char *node_arg, const char *set, json_t **report,
+                      struct vs_err *err) {
   *report = NULL;
   json_t *m = load_manifest(set, err);
   if (!m) return -1;
@@ -414,12 +503,22 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
   json_t *graph = NULL, *nodes = NULL;
   struct vs_image *base_img = NULL, *layer = NULL, *over = NULL;
   bool added = false;
-  _cleanup_(vs_qmp_closep) struct vs_qmp *q = set_real ? vs_qmp_open(qmp_path, 10000, err) : NULL;
-  if (!set_real) vs_err_set(err, errno, "%s: %s", set, strerror(errno));
-  if (!q) goto out;
-  if (vs_qmp_execute(q, "x-debug-query-block-graph", NULL, &graph, err) < 0 ||
-      vs_qmp_execute(q, "query-named-block-nodes", json_pack("{sb}", "flat", 1), &nodes, err) < 0)
+  char *node = NULL;
+  if (!set_real) {
+    vs_err_set(err, errno, "%s: %s", set, strerror(errno));
     goto out;
+  }
+  json_t *flat = json_pack("{sb}", "flat", 1);
+  int qr = mon->exec(mon->ctx, "x-debug-query-block-graph", NULL, &graph, err) < 0 ||
+           mon->exec(mon->ctx, "query-named-block-nodes", flat, &nodes, err) < 0;
+  json_decref(flat);
+  if (qr) goto out;
+  node = node_arg ? vs_xstrdup(node_arg) : node_on_base(graph, nodes, want);
+  if (!node) {
+    vs_err_set(err, ENOENT, "%s: no disk of the VM sits on the set's base (identity %.16s...)",
+               mon->what, want);
+    goto out;
+  }
   file_node = child_of(graph, node, "file");
   base_node = child_of(graph, node, "backing");
   /* Files from the protocol nodes: a format node with an explicit backing reports a json:
@@ -429,7 +528,7 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
   base_file = base_file_node ? filename_of(nodes, base_file_node) : NULL;
   free(base_file_node);
   if (!file_node || !base_node || !base_file || !over_file) {
-    vs_err_set(err, ENOENT, "%s: no format node \"%s\" with a file and a backing node", qmp_path,
+    vs_err_set(err, ENOENT, "%s: no format node \"%s\" with a file and a backing node", mon->what,
                node);
     goto out;
   }
@@ -437,7 +536,7 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
   if (!(base_img = vs_image_open(base_file, NULL, err)) || vs_image_identity(base_img, id, err) < 0)
     goto out;
   if (strcmp(id, want) != 0) {
-    vs_err_set(err, EINVAL, "%s: node %s sits on %s, not on the set's base: not changed", qmp_path,
+    vs_err_set(err, EINVAL, "%s: node %s sits on %s, not on the set's base: not changed", mon->what,
                node, base_file);
     goto out;
   }
@@ -445,7 +544,7 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
   json_t *add =
       json_pack("{sssss{sssssb}sssb}", "driver", "qcow2", "node-name", layer_node, "file", "driver",
                 "file", "filename", set_real, "read-only", 1, "backing", base_node, "read-only", 1);
-  int r = vs_qmp_execute(q, "blockdev-add", add, NULL, err);
+  int r = mon->exec(mon->ctx, "blockdev-add", add, NULL, err);
   json_decref(add);
   if (r < 0) goto out;
   added = true;
@@ -453,18 +552,18 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
   double t0 = vs_now_monotonic();
   json_t *reopen = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
                              "file", file_node, "backing", layer_node);
-  r = vs_qmp_execute(q, "blockdev-reopen", reopen, NULL, err);
+  r = mon->exec(mon->ctx, "blockdev-reopen", reopen, NULL, err);
   json_decref(reopen);
   double pause = vs_now_monotonic() - t0;
   if (r < 0) goto out;
   json_t *cbf =
       json_pack("{ssssss}", "device", node, "image-node-name", node, "backing-file", set_real);
-  r = vs_qmp_execute(q, "change-backing-file", cbf, NULL, err);
+  r = mon->exec(mon->ctx, "change-backing-file", cbf, NULL, err);
   json_decref(cbf);
   if (r < 0) { /* put the chain back as it was */
     json_t *back = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
                              "file", file_node, "backing", base_node);
-    vs_qmp_execute(q, "blockdev-reopen", back, NULL, NULL);
+    mon->exec(mon->ctx, "blockdev-reopen", back, NULL, NULL);
     json_decref(back);
     goto out;
   }
@@ -473,7 +572,7 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
    * holds for the node, so that what the guest wrote counts. */
   char *flush = vs_xasprintf("qemu-io %s flush", node);
   json_t *hmp = json_pack("{ss}", "command-line", flush);
-  vs_qmp_execute(q, "human-monitor-command", hmp, NULL, NULL);
+  mon->exec(mon->ctx, "human-monitor-command", hmp, NULL, NULL);
   json_decref(hmp);
   free(flush);
   char *d1 = vs_xstrdup(over_file), *d2 = vs_xstrdup(set_real), *d3 = vs_xstrdup(base_file);
@@ -492,9 +591,9 @@ int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *se
                       "shadowed_ranges", ranges, "reopen_seconds", pause);
   rc = 0;
 out:
-  if (added && q) {
+  if (added) {
     json_t *del = json_pack("{ss}", "node-name", layer_node);
-    vs_qmp_execute(q, "blockdev-del", del, NULL, NULL);
+    mon->exec(mon->ctx, "blockdev-del", del, NULL, NULL);
     json_decref(del);
   }
   vs_image_close(base_img);
@@ -502,6 +601,7 @@ out:
   vs_image_close(over);
   json_decref(graph);
   json_decref(nodes);
+  free(node);
   free(file_node);
   free(base_node);
   free(over_file);

@@ -43,6 +43,12 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
  * reopen (which drains the node's requests) took. */
 int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *set, json_t **report,
                           struct vs_err *err);
+/* The same for a running libvirt DOMAIN (name or UUID), through libvirt's monitor pass-through
+ * (V must be a read-write connection). NODE may be NULL: the format node that sits on the
+ * set's base is found in the domain's block graph. */
+struct vs_virt;
+int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char *node,
+                              const char *set, json_t **report, struct vs_err *err);
 
 /* The patch sets in TOP's chain (images with a manifest beside them): a JSON array of
  * {"image", "base", "changed_clusters"}. Backing files may lie in TOP's directory or DIRS. */

@@ -589,3 +589,15 @@ int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs
   if (v->lifecycle_callback < 0) return libvirt_error(err, "%s: lifecycle events", v->uri);
   return 0;
 }
+
+int vs_virt_monitor_command(struct vs_virt *v, const char *domain, const char *json, char **reply,
+                            struct vs_err *err) {
+  *reply = NULL;
+  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  if (!dom) return libvirt_error(err, "domain %s", domain);
+  int rc = virDomainQemuMonitorCommand(dom, json, reply, 0);
+  if (rc < 0) libvirt_error(err, "%s: QEMU monitor", domain);
+  virDomainFree(dom);
+  return rc < 0 ? -1 : 0;
+}

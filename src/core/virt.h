@@ -69,6 +69,12 @@ int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs
 int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *json, int timeout_s,
                           char **reply, int *libvirt_code, struct vs_err *err);
 
+/* Runs a QMP command on the running DOMAIN's monitor through libvirt's pass-through
+ * (virDomainQemuMonitorCommand; libvirt marks the domain tainted). *REPLY is QEMU's whole
+ * reply text. */
+int vs_virt_monitor_command(struct vs_virt *v, const char *domain, const char *json, char **reply,
+                            struct vs_err *err);
+
 /* A pull-mode backup job (qemu driver): a point-in-time NBD export of some of a running
  * domain's disks, on a unix socket in a private directory. While it runs, the guest keeps
  * writing; the export keeps showing the disks as they were when it began (QEMU copies what the
