@@ -22,8 +22,9 @@ qemu-img create -q -f qcow2 -b "$work/base.qcow2" -F qcow2 vm.qcow2
 chmod a+rw ./*.qcow2
 vs_domain_xml vs-patch-1 "$work/vm.qcow2" >dom.xml
 virsh -c "$VS_LIBVIRT_URI" create dom.xml >/dev/null 2>&1; ok $? "a domain runs on an overlay of the base"
-"$VMSCOPE" patchset apply --connect "$VS_LIBVIRT_URI" vs-patch-1 set.qcow2 >apply.json 2>apply.err
+"$VMSCOPE" patchset apply --connect "$VS_LIBVIRT_URI" --flush 'echo 3 > /proc/sys/vm/drop_caches' vs-patch-1 set.qcow2 >apply.json 2>apply.err
 ok $? "patchset apply on the running domain, through libvirt ($(cat apply.err))"
+is "$(jq -r .flush.status apply.json)" not_configured "the flush is reported as not done: this domain has no agent channel"
 is "$(virsh -c "$VS_LIBVIRT_URI" domstate vs-patch-1 2>/dev/null | head -n1)" running "the domain kept running"
 is "$(qemu-img info -U --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "its overlay's header names the set"
 node=$(jq -r .node apply.json)

@@ -34,7 +34,21 @@ is "$(hmp 'qemu-io vm-fmt "write -P 0xcc 1M 64k"')" '""' "the running guest writ
 is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM runs"
 "$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device nosuch set.qcow2 >/dev/null 2>bad.err; is $? 1 "a node that does not exist is refused"
 is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name] | map(select(startswith("vs-patch"))) | length')" 0 "and nothing was added to the VM's block graph"
-"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device vm-fmt set.qcow2 >apply.json; ok $? "patchset apply --qmp inserts the set under the running disk"
+# The guest's agent, for the flush: the real qemu-ga (here it runs on the test machine).
+if command -v qemu-ga >/dev/null; then
+  qemu-ga -m unix-listen -p "$work/qga.sock" -t "$work" -b guest-shutdown,guest-file-open,guest-file-write >qga.log 2>&1 &
+  gapid=$!
+  for _ in $(seq 1 50); do [ -S qga.sock ] && break; sleep 0.1; done
+fi
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device vm-fmt --flush 'echo caches dropped' \
+  --agent-socket "$work/qga.sock" set.qcow2 >apply.json; ok $? "patchset apply --qmp inserts the set under the running disk"
+[ -n "${gapid:-}" ] && kill "$gapid" 2>/dev/null
+if command -v qemu-ga >/dev/null; then
+  is "$(jq -c '.flush | [.status, .exit_code, .output]' apply.json)" '["ok",0,"caches dropped\n"]' \
+    "then the flush command runs in the guest through its agent (guest-exec)"
+else
+  skip 1 "qemu-ga is not installed"
+fi
 is "$(jq -c '[.set_clusters, .shadowed]' apply.json)" "[3,1]" "coverage: 3 clusters in the set, 1 already written by the guest"
 diag "reopen took $(jq -r '.reopen_seconds * 1000 | . * 1000 | round / 1000' apply.json) ms"
 is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM never stopped"

@@ -1,6 +1,7 @@
 /* vmscope patchset make: the clusters a patch changed, as a thin qcow2 layer on the base. */
 #include "cli.h"
 
+#include "channel.h"
 #include "patchset.h"
 #include "virt.h"
 
@@ -46,6 +47,10 @@ static void usage(FILE *out) {
         "      --backing-dir DIR   status: a directory backing files may lie in (repeatable)\n"
         "      --qmp PATH          apply: QEMU's QMP socket of a running VM\n"
         "      --device NODE       apply: with --qmp, the format node that sits on the base\n"
+        "      --flush COMMAND     apply to a running VM: then run COMMAND in the guest\n"
+        "                          (/bin/sh -c, by guest-exec) so it drops what it cached of\n"
+        "                          the replaced files (drop caches, restart services)\n"
+        "      --agent-socket PATH with --qmp: the guest agent's socket for --flush\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 failed, 2 usage error.\n",
@@ -61,16 +66,19 @@ static int print_json(json_t *j) {
 }
 
 static int apply_or_status(int argc, char **argv) {
-  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE, OPT_QMP, OPT_DEVICE };
+  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE, OPT_QMP, OPT_DEVICE, OPT_FLUSH, OPT_AGENT };
   static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
                                        {"qmp", required_argument, NULL, OPT_QMP},
                                        {"device", required_argument, NULL, OPT_DEVICE},
+                                       {"flush", required_argument, NULL, OPT_FLUSH},
+                                       {"agent-socket", required_argument, NULL, OPT_AGENT},
                                        {"connect", required_argument, NULL, 'c'},
                                        {"backing-dir", required_argument, NULL, OPT_BACKING},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   bool apply = strcmp(argv[1], "apply") == 0;
   const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT], *qmp = NULL, *device = NULL;
+  const char *flush = NULL, *agent = NULL;
   size_t n_dirs = 0;
   int c;
   optind = 2;
@@ -83,6 +91,10 @@ static int apply_or_status(int argc, char **argv) {
       qmp = optarg;
     else if (c == OPT_DEVICE)
       device = optarg;
+    else if (c == OPT_FLUSH)
+      flush = optarg;
+    else if (c == OPT_AGENT)
+      agent = optarg;
     else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
       dirs[n_dirs++] = optarg;
     else if (c == 'h') {
@@ -104,6 +116,18 @@ static int apply_or_status(int argc, char **argv) {
       fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
       vs_err_clear(&err);
       return VS_EXIT_PARTIAL;
+    }
+    if (flush) {
+      if (!agent) {
+        json_object_set_new(r, "flush",
+                            json_pack("{ssssss}", "command", flush, "status", "not_configured",
+                                      "error", "no --agent-socket to reach the guest"));
+      } else {
+        const char *allow[] = {"guest-exec"};
+        struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
+        _cleanup_(vs_channel_closep) struct vs_channel *ch = vs_channel_open_unix(agent, &co);
+        json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
+      }
     }
     return print_json(r);
   }
@@ -138,6 +162,13 @@ static int apply_or_status(int argc, char **argv) {
         _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
         json_t *r = NULL;
         if (rw && vs_patchset_apply_libvirt(rw, doms[i].uuid, device, set, &r, &err) == 0) {
+          if (flush) {
+            const char *allow[] = {"guest-exec"};
+            struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
+            _cleanup_(vs_channel_closep) struct vs_channel *ch =
+                vs_channel_open_libvirt(rw, doms[i].uuid, &co);
+            json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
+          }
           status = print_json(r);
         } else {
           fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));

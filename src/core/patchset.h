@@ -50,6 +50,13 @@ struct vs_virt;
 int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char *node,
                               const char *set, json_t **report, struct vs_err *err);
 
+/* After a layer is in place the guest may still serve the replaced files from its page cache:
+ * runs COMMAND in the guest through channel C ("/bin/sh -c COMMAND" by guest-exec, so C must
+ * allow guest-exec), waiting up to DEADLINE_MS. Returns {"command", "status" (a channel
+ * status name), "exit_code", "output", "error"}. */
+struct vs_channel;
+json_t *vs_patchset_flush(struct vs_channel *c, const char *command, int deadline_ms);
+
 /* The patch sets in TOP's chain (images with a manifest beside them): a JSON array of
  * {"image", "base", "changed_clusters"}. Backing files may lie in TOP's directory or DIRS. */
 int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, json_t **out,
