@@ -48,6 +48,24 @@ check_set set-o.qcow2 over.qcow2 "overlay"
 is "$(jq -r '.patched_is_overlay' set-o.qcow2.json)" true "the manifest says so"
 [ -z "$(ls | grep '\.tmp-')" ]; ok $? "no temporary file is left behind"
 
+# An ext4 base where the patch replaces one file (written with debugfs -w on a copy): the
+# manifest names that file.
+mkdir -p tree/etc tree/usr/bin
+printf 'Welcome to the base image\n' >tree/etc/motd
+head -c 300000 /dev/urandom >tree/usr/bin/tool
+printf 'keep me\n' >tree/etc/hostname
+mke2fs -q -F -t ext4 -d tree base-fs.raw 32M >/dev/null
+cp base-fs.raw patched-fs.raw
+head -c 200000 /dev/urandom >newtool
+debugfs -w -R "rm /usr/bin/tool" patched-fs.raw >/dev/null 2>&1
+debugfs -w -R "write newtool /usr/bin/tool" patched-fs.raw >/dev/null 2>&1
+"$VMSCOPE" patchset make -b base-fs.raw -p patched-fs.raw -o set-fs.qcow2; ok $? "an ext4 image where one file was replaced"
+check_set set-fs.qcow2 patched-fs.raw "ext4"
+jq -e '.files | map(.path) | index("/usr/bin/tool")' set-fs.qcow2.json >/dev/null
+ok $? "the manifest names the replaced file: $(jq -c '[.files[].path]' set-fs.qcow2.json)"
+jq -e '.files | map(.path) | index("/etc/hostname") | not' set-fs.qcow2.json >/dev/null
+ok $? "and not the files the patch left alone"
+
 # Apply to a stopped disk: an overlay the "guest" wrote into, on the base.
 qemu-img create -q -f qcow2 -o cluster_size=65536 base.qcow2 16M
 qio -c "write -P 0xaa 0 16M" base.qcow2

@@ -1,6 +1,7 @@
 #include "patchset.h"
 
 #include "layer.h"
+#include "source.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -149,10 +150,36 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
     l = NULL;
   }
   if (l) vs_layer_abort(l);
+  /* Which files of the patched guest those clusters belong to, where our ext reader can tell. */
+  json_t *files = NULL;
   if (rc == 0) {
-    json_t *m = json_pack("{s{sssIss}sIsOsOsb}", "base", "path", base_real ? base_real : base,
+    size_t nr = json_array_size(changed) + json_array_size(zeroed), k = 0;
+    uint64_t *pairs = vs_xcalloc(2 * nr + 2, sizeof(uint64_t));
+    json_t *lists[2] = {changed, zeroed}, *r;
+    for (int li = 0; li < 2; li++) {
+      size_t i;
+      json_array_foreach(lists[li], i, r) {
+        pairs[2 * k] = (uint64_t)json_integer_value(json_array_get(r, 0));
+        pairs[2 * k++ + 1] = (uint64_t)json_integer_value(json_array_get(r, 1));
+      }
+    }
+    /* Sorted by offset for the lookup: merge the two sorted lists. */
+    for (size_t i = 1; i < k; i++)
+      for (size_t j = i; j > 0 && pairs[2 * j] < pairs[2 * (j - 1)]; j--) {
+        uint64_t a0 = pairs[2 * j], a1 = pairs[2 * j + 1];
+        pairs[2 * j] = pairs[2 * (j - 1)];
+        pairs[2 * j + 1] = pairs[2 * (j - 1) + 1];
+        pairs[2 * (j - 1)] = a0;
+        pairs[2 * (j - 1) + 1] = a1;
+      }
+    if (k && vs_image_files_in_ranges(p, b, pairs, k, &files, NULL) < 0) files = NULL;
+    free(pairs);
+  }
+  if (rc == 0) {
+    json_t *m = json_pack("{s{sssIss}sIsOsOsbso}", "base", "path", base_real ? base_real : base,
                           "size", (json_int_t)size, "identity", id, "cluster_size", (json_int_t)cs,
-                          "changed", changed, "zeroed", zeroed, "patched_is_overlay", overlay);
+                          "changed", changed, "zeroed", zeroed, "patched_is_overlay", overlay,
+                          "files", files ? files : json_array());
     char *mpath = vs_xasprintf("%s.json", out), *tmp = vs_xasprintf("%s.json.tmp", out);
     if (json_dump_file(m, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 || rename(tmp, mpath) < 0)
       rc = vs_err_set(err, errno ? errno : EIO, "%s: cannot write the manifest", mpath);

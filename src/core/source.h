@@ -16,6 +16,7 @@
 #include "util.h"
 #include "watch.h"
 
+#include <jansson.h>
 #include <stdint.h>
 
 #define VS_SOURCE_MAX_LINKS 40
@@ -95,6 +96,13 @@ bool vs_source_note(const struct vs_source *src, size_t i, const char **path, co
  * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
 struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                                        const struct vs_image_opts *opts, struct vs_err *err);
+
+/* The files (regular files and symlinks) of the ext2/3/4 file systems on IMG with a data block
+ * in RANGES (pairs of disk byte offset and length, sorted) that differs from BASE's (NULL: any
+ * block in the ranges counts): a JSON array of {"volume", "path", "inode"}, at most 10,000 per
+ * file system. For patch set manifests. */
+int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
+                             size_t n_ranges, json_t **files, struct vs_err *err);
 
 /* Packages a backend learned some other way (libguestfs lists them for package formats we do
  * not parse: pacman, apk, ...); extraction adds them as pkg: settings when the tree itself

@@ -7,6 +7,8 @@
 #include <ext2fs/ext2fs.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include "strmap.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -575,4 +577,141 @@ fail:
   vs_buf_free(&found);
   img_close(im);
   return NULL;
+}
+
+/* ------------------------------------------------------------- blocks -> files (patch sets) */
+
+struct block_hits {
+  const uint64_t *ranges; /* sorted pairs: offset, length */
+  size_t n_ranges;
+  uint64_t vol_offset;
+  unsigned blocksize;
+  struct vs_image *img, *base; /* BASE: compare the block, so only real changes count */
+  uint8_t *a, *b;
+  bool hit;
+};
+
+static bool in_ranges(const struct block_hits *h, uint64_t off) {
+  size_t lo = 0, hi = h->n_ranges;
+  while (lo < hi) { /* the last range starting at or before OFF */
+    size_t mid = (lo + hi) / 2;
+    if (h->ranges[2 * mid] <= off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo > 0 && off < h->ranges[2 * (lo - 1)] + h->ranges[2 * (lo - 1) + 1];
+}
+
+static int block_cb(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
+                    int ref_offset, void *priv) {
+  (void)fs;
+  (void)blockcnt;
+  (void)ref_blk;
+  (void)ref_offset;
+  struct block_hits *h = priv;
+  uint64_t off = h->vol_offset + *blocknr * (uint64_t)h->blocksize;
+  if (!in_ranges(h, off) && !in_ranges(h, off + h->blocksize - 1)) return 0;
+  /* Clusters hold many blocks: the block itself must differ. */
+  if (h->base && off + h->blocksize <= vs_image_size(h->base) &&
+      vs_image_pread(h->img, h->a, h->blocksize, off, NULL) == 0 &&
+      vs_image_pread(h->base, h->b, h->blocksize, off, NULL) == 0 &&
+      memcmp(h->a, h->b, h->blocksize) == 0)
+    return 0;
+  h->hit = true;
+  return BLOCK_ABORT;
+}
+
+struct name_walk {
+  ext2_filsys fs;
+  struct vs_strmap *hits; /* inode number (text) -> NULL */
+  json_t *out;
+  int volume;
+  struct vs_buf path;
+  size_t budget; /* directory entries left to look at */
+  int depth;
+};
+
+static int name_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset,
+                   int blocksize, char *buf, void *priv) {
+  (void)dir;
+  (void)entry;
+  (void)offset;
+  (void)blocksize;
+  (void)buf;
+  struct name_walk *w = priv;
+  if (w->budget == 0) return DIRENT_ABORT;
+  w->budget--;
+  int len = ext2fs_dirent_name_len(dirent);
+  if ((len == 1 && dirent->name[0] == '.') ||
+      (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
+    return 0;
+  size_t keep = w->path.len;
+  vs_buf_addc(&w->path, '/');
+  vs_buf_add_sanitized(&w->path, dirent->name, (size_t)len); /* guest-written names */
+  char key[16];
+  snprintf(key, sizeof(key), "%u", dirent->inode);
+  if (vs_strmap_has(w->hits, key)) {
+    json_array_append_new(w->out, json_pack("{sisssI}", "volume", w->volume, "path", w->path.data,
+                                            "inode", (json_int_t)dirent->inode));
+    vs_strmap_remove(w->hits, key); /* one name per file */
+  }
+  struct ext2_inode inode;
+  if (w->depth < 64 && ext2fs_read_inode(w->fs, dirent->inode, &inode) == 0 &&
+      LINUX_S_ISDIR(inode.i_mode)) {
+    w->depth++;
+    ext2fs_dir_iterate2(w->fs, dirent->inode, 0, NULL, name_cb, w);
+    w->depth--;
+  }
+  w->path.len = keep;
+  if (w->path.data) w->path.data[keep] = '\0';
+  return 0;
+}
+
+int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
+                             size_t n_ranges, json_t **files, struct vs_err *err) {
+  *files = json_array();
+  struct vs_volume *vols = NULL;
+  int n_vols = vs_image_volumes(img, &vols, err);
+  if (n_vols < 0) return -1;
+  for (int v = 0; v < n_vols; v++) {
+    if (!is_ext(vols[v].fstype)) continue;
+    struct part_io *io = NULL;
+    ext2_filsys fs = open_fs(img, &vols[v], &io, NULL);
+    if (!fs) continue;
+    struct vs_strmap *hits = vs_strmap_new(NULL);
+    ext2_inode_scan scan = NULL;
+    uint8_t *a = vs_xmalloc(fs->blocksize), *b = vs_xmalloc(fs->blocksize);
+    if (ext2fs_open_inode_scan(fs, 0, &scan) == 0) {
+      ext2_ino_t ino;
+      struct ext2_inode inode;
+      while (ext2fs_get_next_inode(scan, &ino, &inode) == 0 && ino &&
+             vs_strmap_count(hits) < 10000) {
+        if (!inode.i_links_count || inode.i_dtime || !ext2fs_inode_has_valid_blocks2(fs, &inode))
+          continue;
+        if (!LINUX_S_ISREG(inode.i_mode) && !LINUX_S_ISLNK(inode.i_mode)) continue;
+        struct block_hits h = {ranges, n_ranges, vols[v].offset, fs->blocksize, img, base,
+                               a,      b,        false};
+        ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, NULL, block_cb,
+                              &h);
+        if (!h.hit) continue;
+        char key[16];
+        snprintf(key, sizeof(key), "%u", ino);
+        vs_strmap_put(hits, key, NULL);
+      }
+      ext2fs_close_inode_scan(scan);
+    }
+    if (vs_strmap_count(hits)) { /* their names: one walk of the directory tree */
+      struct name_walk w = {fs, hits, *files, vols[v].number, {0}, 1000000, 0};
+      ext2fs_dir_iterate2(fs, EXT2_ROOT_INO, 0, NULL, name_cb, &w);
+      vs_buf_free(&w.path);
+    }
+    vs_strmap_free(hits);
+    free(a);
+    free(b);
+    ext2fs_close_free(&fs);
+    free(io);
+  }
+  free(vols);
+  return 0;
 }
