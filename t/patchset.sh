@@ -91,6 +91,25 @@ qemu-img create -q -f qcow2 -b other.qcow2 -F qcow2 vm2.qcow2
 grep -q 'not based on' other.err; ok $? "with a message saying so"
 is "$(qemu-img info --output=json vm2.qcow2 | jq -r '."backing-filename"')" other.qcow2 "and is left as it was"
 
+# kill -9 in the middle of make: no image appears under the set's name, and the inputs are
+# untouched (they are only read).
+qemu-img create -q -f qcow2 big.qcow2 1G
+qemu-io -f qcow2 -c "write -P 0x11 0 1G" big.qcow2 >/dev/null
+cp big.qcow2 big-patched.qcow2
+qemu-io -f qcow2 -c "write -P 0x22 100M 64M" big-patched.qcow2 >/dev/null
+for delay in 0.05 0.2 0.5; do
+  rm -f killed.qcow2 killed.qcow2.json
+  "$VMSCOPE" patchset make -b big.qcow2 -p big-patched.qcow2 -o killed.qcow2 &
+  kpid=$!
+  sleep "$delay"
+  kill -9 "$kpid" 2>/dev/null
+  wait "$kpid" 2>/dev/null
+  if [ -e killed.qcow2 ]; then qemu-img check -q killed.qcow2; else true; fi
+  ok $? "killed after ${delay} s: nothing broken under the set's name ($(ls killed.qcow2 2>/dev/null || echo absent))"
+done
+qemu-img check -q big.qcow2 && qemu-img check -q big-patched.qcow2; ok $? "and the images it read pass qemu-img check"
+rm -f big.qcow2 big-patched.qcow2 killed.qcow2*
+
 # An image another process has open (QEMU locks its images) is never written.
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm3.qcow2
 if command -v qemu-nbd >/dev/null; then
