@@ -68,10 +68,11 @@ out:
   return NULL;
 }
 
-/* A fake agent that syncs properly, answers the first command with junk, then behaves. */
+/* A fake agent that syncs properly, answers the first command with junk, then behaves. It
+ * serves one connection (the channel resyncs on the same one) and returns when it closes. */
 static void *fake_run(void *p) {
   int listen_fd = *(int *)p;
-  for (int conn = 0; conn < 2; conn++) {
+  for (int conn = 0; conn < 1; conn++) {
     int fd = accept(listen_fd, NULL, NULL);
     if (fd < 0) return NULL;
     char buf[4096];
@@ -246,10 +247,8 @@ int main(void) {
      "the next call syncs again and gets its own reply");
   json_decref(r);
   vs_channel_close(c);
-  shutdown(fake_fd, SHUT_RDWR);
+  pthread_join(ft, NULL); /* the fake returns once the channel has closed its connection */
   close(fake_fd);
-  pthread_cancel(ft);
-  pthread_join(ft, NULL);
 
   kill(qga, SIGTERM);
   waitpid(qga, NULL, 0);
