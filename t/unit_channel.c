@@ -6,6 +6,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -114,6 +115,12 @@ int main(void) {
   snprintf(fake, sizeof(fake), "%s/fake.sock", dir);
   pid_t qga = fork();
   if (qga == 0) {
+    /* Not our stdout: the TAP driver reads it to its end, which a leftover agent would hold. */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
     execlp("qemu-ga", "qemu-ga", "-m", "unix-listen", "-p", sock, "-t", dir, "-b", blocked,
            (char *)NULL);
     _exit(127);
