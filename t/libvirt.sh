@@ -64,6 +64,7 @@ XML
 } >"$work/node.xml"
 
 mkdir -m 0777 "$work/notes"
+: >"$work/waivers"
 cat >"$work/notify.sh" <<EOF
 #!/bin/sh
 cat >"$work/notes/\$(date +%s%N).\$\$"
@@ -96,6 +97,8 @@ LoadPlugin vmscope_drift
 <Plugin vmscope_drift>
   DataDir "$work/pool"
   Interval 1
+  ResendInterval 2
+  WaiverFile "$work/waivers"
 </Plugin>
 CONF
 vs_collectd_env
@@ -136,7 +139,9 @@ ok $? "with a message a person reads: $(tail -n1 "$f")"
 grep -qx 'key: file:/etc/ssh/sshd_config:PermitRootLogin' "$f"; ok $? "meta carries the full key"
 grep -qx 'majority: <absent>' "$f" && grep -qx 'support: 8' "$f" && grep -qE '^score: (0\.8|8\.0+e-01)' "$f" && grep -qx 'rank: 1' "$f"
 ok $? "and the majority value, its support, the score and the rank"
-is "$(notes config_drift | wc -l)" 1 "it is the only config_drift notification: web-01 (writing no default out) and the rest raise none"
+pairs=$(for f in $(notes config_drift); do grep -E '^(PluginInstance|TypeInstance):' "$f" | tr '\n' ' '; echo; done | sort -u | wc -l)
+is "$pairs" 1 "it is the only finding notified: web-01 (writing no default out) and the rest raise none"
+[ "$(notes config_drift WARNING web-03 | wc -l)" -ge 2 ]; ok $? "ResendInterval 2 sends the active alarm again"
 grep -qx 'Host: vstest' "$f"; ok $? "the notification carries the host"
 
 is "$(csv_last vmscope_drift-web-03/count-findings)" "1.000000" "count-findings is 1 for web-03"
@@ -177,6 +182,14 @@ ok $? "about sysctl.net.ipv4.ip_forward"
 cp "$work/images/web-05-good.qcow2" "$work/images/web-05.qcow2.new" && mv "$work/images/web-05.qcow2.new" "$work/images/web-05.qcow2"
 wait_for 30 has_notes config_drift OKAY web-05; ok $? "reverting the image clears it with an OKAY"
 [ "$(notes feature_change "" web-05 | wc -l)" -ge 2 ]; ok $? "after a second feature_change"
+
+# A waiver (the file is read again every round): the alarm clears with an OKAY, and the
+# finding is counted as waived.
+printf 'file:/etc/ssh/sshd_config:PermitRootLogin web-03 2099-12-31 root login for the migration (OPS-7)\n' >"$work/waivers"
+wait_for 15 has_notes config_drift OKAY web-03; ok $? "waiving web-03's finding clears its alarm with an OKAY"
+sleep 2
+is "$(csv_last vmscope_drift-web-03/count-waived)" "1.000000" "count-waived is 1"
+is "$(csv_last vmscope_drift-web-03/count-findings)" "0.000000" "and count-findings 0"
 
 # A disk that disappears is logged once, not every interval.
 mv "$work/images/web-09.qcow2" "$work/images/web-09.gone"
