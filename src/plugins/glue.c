@@ -6,6 +6,20 @@ void vs_glue_log_sink(enum vs_log_level level, const char *msg, void *ctx) {
   plugin_log((int)level, "%s: %s", (const char *)ctx, msg);
 }
 
+void vs_glue_submit(const char *plugin, const char *instance, const char *type,
+                    const char *type_instance, gauge_t value, cdtime_t time) {
+  value_list_t vl = VALUE_LIST_INIT;
+  value_t v = {.gauge = value};
+  vl.values = &v;
+  vl.values_len = 1;
+  vl.time = time;
+  sstrncpy(vl.plugin, plugin, sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
+  plugin_dispatch_values(&vl);
+}
+
 void vs_once_fail(struct vs_once *o, const char *plugin, const char *cause, const char *msg) {
   if (!o->seen) o->seen = vs_strmap_new(free);
   const char *before = vs_strmap_get(o->seen, cause);

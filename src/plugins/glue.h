@@ -26,6 +26,10 @@ void vs_once_fail(struct vs_once *o, const char *plugin, const char *cause, cons
 void vs_once_ok(struct vs_once *o, const char *plugin, const char *cause);
 void vs_once_free(struct vs_once *o);
 
+/* Dispatches one gauge value PLUGIN/INSTANCE/TYPE-TYPE_INSTANCE, taken at TIME (0: now). */
+void vs_glue_submit(const char *plugin, const char *instance, const char *type,
+                    const char *type_instance, gauge_t value, cdtime_t time);
+
 /* A notification under construction (meta added with plugin_notification_meta_add_*). */
 void vs_notification_init(notification_t *n, int severity, const char *plugin,
                           const char *plugin_instance, const char *type, const char *type_instance);

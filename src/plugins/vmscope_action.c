@@ -195,21 +195,11 @@ static int init(void) {
 }
 
 static int read_cb(void) {
-  value_list_t vl = VALUE_LIST_INIT;
-  value_t v;
-  vl.values = &v;
-  vl.values_len = 1;
-  sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
-  sstrncpy(vl.type, "count", sizeof(vl.type));
   pthread_mutex_lock(&act.lock);
   uint64_t delivered = act.delivered, errors = act.errors;
   pthread_mutex_unlock(&act.lock);
-  sstrncpy(vl.type_instance, "messages_delivered", sizeof(vl.type_instance));
-  v.gauge = (gauge_t)delivered;
-  plugin_dispatch_values(&vl);
-  sstrncpy(vl.type_instance, "inbox_errors", sizeof(vl.type_instance));
-  v.gauge = (gauge_t)errors;
-  plugin_dispatch_values(&vl);
+  vs_glue_submit(PLUGIN, "", "count", "messages_delivered", (gauge_t)delivered, 0);
+  vs_glue_submit(PLUGIN, "", "count", "inbox_errors", (gauge_t)errors, 0);
   return 0;
 }
 

@@ -334,15 +334,7 @@ static int init(void) {
 
 static void submit(const char *instance, const char *type, const char *type_instance,
                    gauge_t value) {
-  value_list_t vl = VALUE_LIST_INIT;
-  value_t v = {.gauge = value};
-  vl.values = &v;
-  vl.values_len = 1;
-  sstrncpy(vl.plugin, PLUGIN, sizeof(vl.plugin));
-  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
-  sstrncpy(vl.type, type, sizeof(vl.type));
-  sstrncpy(vl.type_instance, type_instance, sizeof(vl.type_instance));
-  plugin_dispatch_values(&vl);
+  vs_glue_submit(PLUGIN, instance, type, type_instance, value, 0);
 }
 
 static int read_cb(void) {
