@@ -297,12 +297,12 @@ static enum vs_channel_status call_libvirt(struct vs_channel *c, const char *tex
   int code = 0;
   int timeout_s = (c->timeout_ms + 999) / 1000;
   if (vs_virt_agent_command(c->virt, c->target, text, timeout_s, &out, &code, err) < 0) {
-    enum vs_channel_status s = code == VIR_ERR_ARGUMENT_UNSUPPORTED    ? VS_CHANNEL_NOT_CONFIGURED
-                               : code == VIR_ERR_AGENT_UNRESPONSIVE    ? VS_CHANNEL_NOT_CONNECTED
-                               : code == VIR_ERR_AGENT_UNSYNCED        ? VS_CHANNEL_NOT_CONNECTED
-                               : code == VIR_ERR_OPERATION_TIMEOUT     ? VS_CHANNEL_TIMEOUT
-                               : code == VIR_ERR_OPERATION_INVALID     ? VS_CHANNEL_NOT_CONNECTED
-                                                                       : VS_CHANNEL_FAILED;
+    enum vs_channel_status s = code == VIR_ERR_ARGUMENT_UNSUPPORTED ? VS_CHANNEL_NOT_CONFIGURED
+                               : code == VIR_ERR_AGENT_UNRESPONSIVE ? VS_CHANNEL_NOT_CONNECTED
+                               : code == VIR_ERR_AGENT_UNSYNCED     ? VS_CHANNEL_NOT_CONNECTED
+                               : code == VIR_ERR_OPERATION_TIMEOUT  ? VS_CHANNEL_TIMEOUT
+                               : code == VIR_ERR_OPERATION_INVALID  ? VS_CHANNEL_NOT_CONNECTED
+                                                                    : VS_CHANNEL_FAILED;
     return fail(err, s, err->code ? err->code : EIO, "%s", vs_err_msg(err));
   }
   json_error_t je;
@@ -351,25 +351,19 @@ enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command
   return s;
 }
 
-/* Base64 TEXT decoded into a buffer of at most MAX bytes. */
+/* Base64 TEXT decoded, cut at MAX bytes (*TRUNCATED says so); junk decodes as empty. */
 static char *decode_base64(const char *text, size_t max, size_t *len, bool *truncated) {
-  size_t in = strlen(text);
-  *truncated = false;
-  unsigned char *out = vs_xmalloc(in / 4 * 3 + 4);
-  int n = in ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)in) : 0;
-  if (n < 0) n = 0;
-  /* EVP_DecodeBlock counts padding as data. */
-  while (in > 0 && text[in - 1] == '=' && n > 0) {
-    in--;
-    n--;
+  char *out = vs_base64_decode(text, len);
+  if (!out) {
+    out = vs_xstrdup("");
+    *len = 0;
   }
-  if ((size_t)n > max) {
-    n = (int)max;
-    *truncated = true;
+  *truncated = *len > max;
+  if (*truncated) {
+    *len = max;
+    out[max] = '\0';
   }
-  out[n] = '\0';
-  *len = (size_t)n;
-  return (char *)out;
+  return out;
 }
 
 void vs_exec_result_clear(struct vs_exec_result *r) {

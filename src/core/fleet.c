@@ -29,23 +29,6 @@ static char *b64(const char *s, size_t len) {
   return out;
 }
 
-static char *unb64(const char *s, size_t *len) {
-  size_t in = strlen(s);
-  unsigned char *out = vs_xmalloc(in / 4 * 3 + 4);
-  int n = in ? EVP_DecodeBlock(out, (const unsigned char *)s, (int)in) : 0;
-  if (n < 0) {
-    free(out);
-    return NULL;
-  }
-  while (in > 0 && s[in - 1] == '=' && n > 0) { /* EVP_DecodeBlock counts padding */
-    in--;
-    n--;
-  }
-  out[n] = '\0';
-  if (len) *len = (size_t)n;
-  return (char *)out;
-}
-
 /* The full key for relative KEY, base64 for the gateway. */
 static char *full_key(const struct vs_fleet *f, const char *key) {
   char *k = vs_xasprintf("%s%s", f->prefix, key);
@@ -260,9 +243,9 @@ static int range(struct vs_fleet *f, const char *key, bool prefix, struct vs_kv 
   size_t plen = strlen(f->prefix);
   for (size_t i = 0; i < count; i++) {
     json_t *e = json_array_get(kvs, i);
-    char *kk = unb64(json_string_value(json_object_get(e, "key")) ?: "", NULL);
+    char *kk = vs_base64_decode(json_string_value(json_object_get(e, "key")) ?: "", NULL);
     const char *vb = json_string_value(json_object_get(e, "value"));
-    char *vv = vb ? unb64(vb, NULL) : vs_xstrdup("");
+    char *vv = vb ? vs_base64_decode(vb, NULL) : vs_xstrdup("");
     if (!kk || !vv || strncmp(kk, f->prefix, plen) != 0) {
       free(kk);
       free(vv);

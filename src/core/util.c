@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 static char *vformat(const char *fmt, va_list ap) {
   char *out = NULL;
   if (vasprintf(&out, fmt, ap) < 0) {
@@ -231,6 +233,23 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
       i += n;
     }
   }
+}
+
+char *vs_base64_decode(const char *text, size_t *len) {
+  size_t in = strlen(text);
+  unsigned char *out = vs_xmalloc(in / 4 * 3 + 4);
+  int n = in ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)in) : 0;
+  if (n < 0) {
+    free(out);
+    return NULL;
+  }
+  while (in > 0 && text[in - 1] == '=' && n > 0) { /* EVP_DecodeBlock counts padding as data */
+    in--;
+    n--;
+  }
+  out[n] = '\0';
+  if (len) *len = (size_t)n;
+  return (char *)out;
 }
 
 char *vs_trim(char *s) {

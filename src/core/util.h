@@ -78,6 +78,10 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 
+/* Base64 TEXT decoded (NUL-terminated; may hold NULs), its length in *LEN (may be NULL);
+ * NULL when TEXT is not base64. */
+char *vs_base64_decode(const char *text, size_t *len);
+
 char *vs_trim(char *s); /* trims ASCII white space in place; returns the start */
 bool vs_has_suffix(const char *s, const char *suffix);
 /* qsort comparator for an array of strings (char * or const char *). */
