@@ -60,6 +60,10 @@ struct vs_cli_read {
  * prefixed with PROG) for a bad value; 0 when C is not one of them. */
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog);
 
+/* --format ARG: sets *TEXT and returns 0 for "json" or "text"; -1 (message printed, prefixed with
+ * PROG) for anything else. */
+int vs_cli_format_option(const char *arg, const char *prog, bool *text);
+
 /* etcd TLS and authentication, for the subcommands that talk to the fleet store. The password
  * comes from the environment (VMSCOPE_ETCD_PASSWORD), never from the command line. */
 #define VS_CLI_FLEET_OPTIONS                                                                       \

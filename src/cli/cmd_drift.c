@@ -125,11 +125,7 @@ int vs_cmd_drift(int argc, char **argv) {
       all = true;
       break;
     case 'f':
-      if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
-        fprintf(stderr, PROG ": --format takes json or text, not \"%s\"\n", optarg);
-        return VS_EXIT_USAGE;
-      }
-      out.text = strcmp(optarg, "text") == 0;
+      if (vs_cli_format_option(optarg, PROG, &out.text) < 0) return VS_EXIT_USAGE;
       break;
     case 'n': {
       char *end;

@@ -58,14 +58,7 @@ int vs_cmd_inspect(int argc, char **argv) {
     if (taken) continue;
     switch (c) {
     case 'f':
-      if (strcmp(optarg, "json") == 0)
-        text = false;
-      else if (strcmp(optarg, "text") == 0)
-        text = true;
-      else {
-        fprintf(stderr, "vmscope inspect: --format takes json or text, not \"%s\"\n", optarg);
-        return VS_EXIT_USAGE;
-      }
+      if (vs_cli_format_option(optarg, "vmscope inspect", &text) < 0) return VS_EXIT_USAGE;
       break;
     case OPT_COMPACT:
       compact = true;

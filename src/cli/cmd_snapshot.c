@@ -111,11 +111,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
       data_dir = optarg;
       break;
     case 'f':
-      if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
-        fprintf(stderr, PROG ": --format takes json or text, not \"%s\"\n", optarg);
-        return VS_EXIT_USAGE;
-      }
-      text = strcmp(optarg, "text") == 0;
+      if (vs_cli_format_option(optarg, PROG, &text) < 0) return VS_EXIT_USAGE;
       break;
     case OPT_COMPACT:
       compact = true;

@@ -54,6 +54,15 @@ int vs_cli_fleet_option(struct vs_fleet_opts *fo, int c, const char *arg) {
   return 0;
 }
 
+int vs_cli_format_option(const char *arg, const char *prog, bool *text) {
+  if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0) {
+    fprintf(stderr, "%s: --format takes json or text, not \"%s\"\n", prog, arg);
+    return -1;
+  }
+  *text = strcmp(arg, "text") == 0;
+  return 0;
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   switch (c) {
   case 'w':
