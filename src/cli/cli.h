@@ -64,6 +64,10 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
  * PROG) for anything else. */
 int vs_cli_format_option(const char *arg, const char *prog, bool *text);
 
+/* J on standard output as every subcommand prints JSON: keys sorted, indented by two unless
+ * COMPACT. Returns -1 (message printed, prefixed with PROG) when J cannot be serialized. */
+int vs_cli_print_json(const json_t *j, bool compact, const char *prog);
+
 /* etcd TLS and authentication, for the subcommands that talk to the fleet store. The password
  * comes from the environment (VMSCOPE_ETCD_PASSWORD), never from the command line. */
 #define VS_CLI_FLEET_OPTIONS                                                                       \

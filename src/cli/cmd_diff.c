@@ -101,10 +101,8 @@ int vs_cmd_diff(int argc, char **argv) {
       print_text(d);
     } else {
       json_t *j = vs_diff_to_json(d, read[0].docs[0], read[1].docs[0]);
-      char *s = json_dumps(j, JSON_SORT_KEYS | (compact ? JSON_COMPACT : JSON_INDENT(2)));
+      vs_cli_print_json(j, compact, PROG);
       json_decref(j);
-      if (s) puts(s);
-      free(s);
     }
   }
   vs_cli_docs_clear(&read[0]);

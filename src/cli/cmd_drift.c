@@ -87,10 +87,8 @@ static void emit(struct output *o, const struct vs_drift *d) {
     json_array_append_new(o->array, j);
     return;
   }
-  char *s = json_dumps(j, JSON_SORT_KEYS | (o->compact ? JSON_COMPACT : JSON_INDENT(2)));
+  vs_cli_print_json(j, o->compact, PROG);
   json_decref(j);
-  if (s) puts(s);
-  free(s);
 }
 
 int vs_cmd_drift(int argc, char **argv) {
@@ -229,11 +227,8 @@ int vs_cmd_drift(int argc, char **argv) {
       }
     }
     if (out.array) {
-      char *s =
-          json_dumps(out.array, JSON_SORT_KEYS | (out.compact ? JSON_COMPACT : JSON_INDENT(2)));
+      vs_cli_print_json(out.array, out.compact, PROG);
       json_decref(out.array);
-      if (s) puts(s);
-      free(s);
     }
   }
   for (size_t i = 0; i < n_args; i++)

@@ -108,14 +108,9 @@ int vs_cmd_inspect(int argc, char **argv) {
   }
   free(read);
   if (array) {
-    char *s = json_dumps(array, JSON_SORT_KEYS | (compact ? JSON_COMPACT : JSON_INDENT(2)));
+    int printed = vs_cli_print_json(array, compact, "vmscope inspect");
     json_decref(array);
-    if (!s) {
-      fprintf(stderr, "vmscope inspect: out of memory serializing the documents\n");
-      return VS_EXIT_PARTIAL;
-    }
-    puts(s);
-    free(s);
+    if (printed < 0) return VS_EXIT_PARTIAL;
   }
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, "vmscope inspect: writing standard output failed\n");

@@ -58,10 +58,8 @@ static void usage(FILE *out) {
 }
 
 static int print_json(json_t *j) {
-  char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  vs_cli_print_json(j, false, PROG);
   json_decref(j);
-  if (s) puts(s);
-  free(s);
   return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
 }
 

@@ -147,11 +147,8 @@ int vs_cmd_send(int argc, char **argv) {
       vs_err_clear(&err);
       return VS_EXIT_PARTIAL;
     }
-    char *out = json_dumps(reply, JSON_ENCODE_ANY | JSON_SORT_KEYS |
-                                      (compact ? JSON_COMPACT : JSON_INDENT(2)));
+    vs_cli_print_json(reply, compact, PROG);
     json_decref(reply);
-    if (out) puts(out);
-    free(out);
     return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
   }
   _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
@@ -171,11 +168,8 @@ int vs_cmd_send(int argc, char **argv) {
     vs_err_clear(&err);
     return VS_EXIT_PARTIAL;
   }
-  char *out = json_dumps(reply, JSON_ENCODE_ANY | JSON_SORT_KEYS |
-                                    (compact ? JSON_COMPACT : JSON_INDENT(2)));
+  vs_cli_print_json(reply, compact, PROG);
   json_decref(reply);
-  if (out) puts(out);
-  free(out);
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, PROG ": writing standard output failed\n");
     return VS_EXIT_PARTIAL;

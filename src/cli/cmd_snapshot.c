@@ -197,9 +197,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
   }
   if (!text && (taken || status == VS_EXIT_OK)) {
     json_t *out = taken == 1 ? json_array_get(array, 0) : array;
-    char *s = json_dumps(out, JSON_SORT_KEYS | (compact ? JSON_COMPACT : JSON_INDENT(2)));
-    if (s) puts(s);
-    free(s);
+    vs_cli_print_json(out, compact, PROG);
   }
   json_decref(array);
   vs_domains_free(doms, n);

@@ -63,6 +63,18 @@ int vs_cli_format_option(const char *arg, const char *prog, bool *text) {
   return 0;
 }
 
+int vs_cli_print_json(const json_t *j, bool compact, const char *prog) {
+  char *s =
+      json_dumps(j, JSON_ENCODE_ANY | JSON_SORT_KEYS | (compact ? JSON_COMPACT : JSON_INDENT(2)));
+  if (!s) {
+    fprintf(stderr, "%s: out of memory serializing the JSON output\n", prog);
+    return -1;
+  }
+  puts(s);
+  free(s);
+  return 0;
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   switch (c) {
   case 'w':
