@@ -5,7 +5,6 @@
 #include "snapshot.h"
 #include "virt.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +39,6 @@ static void usage(FILE *out) {
         "\n"
         "Exit status: 0 ok, 1 some domain failed (the others are still printed), 2 usage.\n",
         out);
-}
-
-static bool selected(char **globs, size_t n, bool ignore, const char *name) {
-  if (n == 0) return true;
-  bool match = false;
-  for (size_t i = 0; i < n && !match; i++)
-    match = fnmatch(globs[i], name, 0) == 0;
-  return match != ignore;
 }
 
 int vs_cmd_snapshot(int argc, char **argv) {
@@ -158,7 +149,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
   json_t *array = json_array();
   size_t taken = 0;
   for (size_t i = 0; x && i < n; i++) {
-    if (!selected(globs, n_globs, ignore, doms[i].name)) continue;
+    if (!vs_domain_selected(globs, n_globs, ignore, doms[i].name)) continue;
     struct vs_snapshot_stats st;
     _cleanup_(vs_feature_freep) struct vs_feature *doc =
         vs_snapshot_domain(v, &doms[i], x, &so, (int64_t)time(NULL), &st, &err);

@@ -1,6 +1,7 @@
 #include "virt.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -600,4 +601,12 @@ int vs_virt_monitor_command(struct vs_virt *v, const char *domain, const char *j
   if (rc < 0) libvirt_error(err, "%s: QEMU monitor", domain);
   virDomainFree(dom);
   return rc < 0 ? -1 : 0;
+}
+
+bool vs_domain_selected(char *const *globs, size_t n, bool ignore, const char *name) {
+  if (n == 0) return true;
+  bool match = false;
+  for (size_t i = 0; i < n && !match; i++)
+    match = fnmatch(globs[i], name, 0) == 0;
+  return match != ignore;
 }

@@ -36,6 +36,10 @@ struct vs_domain {
 int vs_virt_domains(struct vs_virt *v, struct vs_domain **out, size_t *n, struct vs_err *err);
 void vs_domains_free(struct vs_domain *d, size_t n);
 
+/* Whether domain NAME is chosen by the fnmatch GLOBS: every domain when there are none; with
+ * IGNORE, every domain that matches none of them. */
+bool vs_domain_selected(char *const *globs, size_t n, bool ignore, const char *name);
+
 /* The domain XML's settings, as vm: keys into DOC. WHAT names the domain in errors. */
 int vs_virt_xml_settings(const char *xml, const char *what, struct vs_feature *doc,
                          struct vs_err *err);

@@ -13,8 +13,6 @@
 #include "source.h"
 #include "virt.h"
 
-#include <fnmatch.h>
-
 #define PLUGIN "vmscope_snapshot"
 #define MAX_WORKERS 16
 
@@ -196,14 +194,6 @@ static int config(oconfig_item_t *ci) {
 
 /* ------------------------------------------------------------------------------ worker */
 
-static bool is_selected(const char *name) {
-  if (snap.n_globs == 0) return true;
-  bool match = false;
-  for (size_t i = 0; i < snap.n_globs && !match; i++)
-    match = fnmatch(snap.globs[i], name, 0) == 0;
-  return match != snap.ignore_selected;
-}
-
 static void free_jobs(struct job *jobs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(jobs[i].dom.name);
@@ -245,7 +235,7 @@ static struct job *list_jobs(size_t *n) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n_doms; i++) {
-    if (is_selected(doms[i].name)) {
+    if (vs_domain_selected(snap.globs, snap.n_globs, snap.ignore_selected, doms[i].name)) {
       jobs[k++].dom = doms[i];
     } else {
       free(doms[i].name);
