@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what vmscope needs, builds it, makes a demo fleet of three Debian 12 guest trees
+# Installs what vmscope needs, builds it, makes a demo fleet of nine Debian 12 guest trees
 # (debootstrap minbase + openssh-server, then a few hand-made differences), inspects them and
 # ranks how each drifted from its peers.
 set -euo pipefail
