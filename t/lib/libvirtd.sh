@@ -10,13 +10,21 @@
 # not start without them), and the user joins group kvm: libvirt checks /dev/kvm as that user,
 # and a mismatch with what it probed as root makes it probe QEMU again on every domain start
 # (48 s each on this machine, instead of 0.3 s).
+# Two libvirtds with the QEMU driver cannot run at once (each takes the drivers' pid files under
+# /run/libvirt, and virtlogd is shared), and make check runs tests in parallel: a lock, held from
+# start to stop, runs the tests that use one in turn.
 VS_LIBVIRTD_PIDS=()
+VS_LIBVIRTD_LOCK=
 vs_libvirtd_start() {
   local dir=$1
   VS_LIBVIRT_WHY=
   [ "$(id -u)" = 0 ] || { VS_LIBVIRT_WHY="not root"; return 1; }
   command -v libvirtd >/dev/null && command -v virtlogd >/dev/null && command -v qemu-system-x86_64 >/dev/null ||
     { VS_LIBVIRT_WHY="libvirtd, virtlogd or qemu-system-x86_64 is not installed"; return 1; }
+  exec {VS_LIBVIRTD_LOCK}>>/run/lock/vmscope-test-libvirtd.lock ||
+    { VS_LIBVIRT_WHY="cannot open /run/lock/vmscope-test-libvirtd.lock"; return 1; }
+  flock -w 900 "$VS_LIBVIRTD_LOCK" ||
+    { VS_LIBVIRT_WHY="another test kept its libvirtd for 15 minutes (/run/lock/vmscope-test-libvirtd.lock)"; return 1; }
   getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
   getent passwd libvirt-qemu >/dev/null || useradd -r -g libvirt-qemu -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
   if getent group kvm >/dev/null && ! id -nG libvirt-qemu | grep -qw kvm; then usermod -aG kvm libvirt-qemu; fi
@@ -29,12 +37,15 @@ auth_unix_rw = "none"
 auth_unix_ro = "none"
 log_outputs = "3:file:$dir/libvirtd.log"
 CONF
-  # virtlogd keeps QEMU's console log; it has one system socket, so reuse a running one.
-  if [ ! -S /run/libvirt/virtlogd-sock ]; then
-    virtlogd -d -p "$dir/virtlogd.pid" || { VS_LIBVIRT_WHY="virtlogd did not start"; return 1; }
+  # virtlogd keeps QEMU's console log; it has one system socket, so reuse a running one. One that
+  # was stopped leaves its socket behind, and libvirtd's connection to it is then refused.
+  if ! pgrep -x virtlogd >/dev/null; then
+    rm -f /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
+    virtlogd -d -p "$dir/virtlogd.pid" {VS_LIBVIRTD_LOCK}>&- || { VS_LIBVIRT_WHY="virtlogd did not start"; return 1; }
     VS_LIBVIRTD_PIDS+=("$dir/virtlogd.pid")
   fi
-  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" || { VS_LIBVIRT_WHY="libvirtd did not start"; return 1; }
+  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" {VS_LIBVIRTD_LOCK}>&- ||
+    { VS_LIBVIRT_WHY="libvirtd did not start"; return 1; }
   VS_LIBVIRTD_PIDS+=("$dir/libvirtd.pid")
   VS_LIBVIRT_URI="qemu:///system?socket=$dir/sock/libvirt-sock"
   local i
@@ -77,13 +88,18 @@ vs_libvirtd_stop() {
     sleep 0.25
   done
   VS_LIBVIRTD_PIDS=()
+  if [ -n "$VS_LIBVIRTD_LOCK" ]; then
+    flock -u "$VS_LIBVIRTD_LOCK"
+    exec {VS_LIBVIRTD_LOCK}>&-
+    VS_LIBVIRTD_LOCK=
+  fi
 }
 vs_libvirtd_restart() { # DIR
   local dir=$1 pid
   pid=$(cat "$dir/libvirtd.pid" 2>/dev/null) || return 1
   kill "$pid" 2>/dev/null
   for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" || return 1
+  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" {VS_LIBVIRTD_LOCK}>&- || return 1
   for _ in $(seq 1 60); do
     virsh -c "$VS_LIBVIRT_URI" version >/dev/null 2>&1 && return 0
     sleep 0.5
