@@ -106,6 +106,7 @@ for delay in 0.05 0.2 0.5; do
   wait "$kpid" 2>/dev/null
   if [ -e killed.qcow2 ]; then qemu-img check -q killed.qcow2; else true; fi
   ok $? "killed after ${delay} s: nothing broken under the set's name ($(ls killed.qcow2 2>/dev/null || echo absent))"
+  is "$(ls | grep -c '\.tmp')" 0 "and no temporary file is left behind"
 done
 qemu-img check -q big.qcow2 && qemu-img check -q big-patched.qcow2; ok $? "and the images it read pass qemu-img check"
 rm -f big.qcow2 big-patched.qcow2 killed.qcow2*

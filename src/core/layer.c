@@ -21,8 +21,8 @@ struct entry {
 };
 
 struct vs_layer {
-  char *path, *tmp;
-  int fd;
+  char *path;
+  struct vs_newfile file;
   uint64_t size;
   unsigned bits;
   uint64_t cs;
@@ -50,10 +50,10 @@ static int pwrite_all(struct vs_layer *l, const void *buf, size_t len, uint64_t 
                       struct vs_err *err) {
   const uint8_t *p = buf;
   while (len) {
-    ssize_t n = pwrite(l->fd, p, len, (off_t)off);
+    ssize_t n = pwrite(l->file.fd, p, len, (off_t)off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      return vs_err_set(err, errno ? errno : EIO, "%s: write at %" PRIu64 " failed: %s", l->tmp,
+      return vs_err_set(err, errno ? errno : EIO, "%s: write at %" PRIu64 " failed: %s", l->path,
                         off, strerror(errno ? errno : EIO));
     p += n;
     off += (uint64_t)n;
@@ -77,16 +77,11 @@ struct vs_layer *vs_layer_create(const char *path, uint64_t virtual_size, unsign
     return NULL;
   }
   struct vs_layer *l = vs_xcalloc(1, sizeof(*l));
-  l->path = vs_xstrdup(path);
-  l->tmp = vs_xasprintf("%s.tmp-XXXXXX", path);
-  l->fd = mkostemp(l->tmp, O_CLOEXEC);
-  if (l->fd < 0) {
-    vs_err_set(err, errno, "%s: cannot create: %s", l->tmp, strerror(errno));
-    free(l->tmp);
-    free(l->path);
+  if (vs_newfile_open(&l->file, path, 0644, err) < 0) {
     free(l);
     return NULL;
   }
+  l->path = vs_xstrdup(path);
   l->size = virtual_size;
   l->bits = cluster_bits;
   l->cs = cs;
@@ -98,7 +93,6 @@ struct vs_layer *vs_layer_create(const char *path, uint64_t virtual_size, unsign
 
 static void free_layer(struct vs_layer *l) {
   free(l->path);
-  free(l->tmp);
   free(l->backing);
   free(l->backing_format);
   free(l->entries);
@@ -107,8 +101,7 @@ static void free_layer(struct vs_layer *l) {
 
 void vs_layer_abort(struct vs_layer *l) {
   if (!l) return;
-  if (l->fd >= 0) close(l->fd);
-  unlink(l->tmp);
+  vs_newfile_abandon(&l->file);
   free_layer(l);
 }
 
@@ -237,27 +230,11 @@ int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
   put_be32(buf + 96, 4); /* refcount_order: 16-bit refcounts */
   put_be32(buf + 100, HEADER_LENGTH);
   if (pwrite_all(l, buf, cs, 0, err) < 0) goto out;
-  if (ftruncate(l->fd, (off_t)l->next_host) < 0 || fsync(l->fd) < 0) {
-    vs_err_set(err, errno, "%s: %s", l->tmp, strerror(errno));
+  if (ftruncate(l->file.fd, (off_t)l->next_host) < 0) {
+    vs_err_set(err, errno, "%s: %s", l->path, strerror(errno));
     goto out;
   }
-  if (close(l->fd) < 0) {
-    l->fd = -1;
-    vs_err_set(err, errno, "%s: close: %s", l->tmp, strerror(errno));
-    goto out;
-  }
-  l->fd = -1;
-  if (rename(l->tmp, l->path) < 0) {
-    vs_err_set(err, errno, "%s: cannot move into place: %s", l->path, strerror(errno));
-    goto out;
-  }
-  char *dir = vs_xstrdup(l->path);
-  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  free(dir);
+  if (vs_newfile_commit(&l->file, err) < 0) goto out;
   rc = 0;
 out:
   free(buf);

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +43,165 @@ static bool same_file(const char *a, const char *b) {
   free(ra);
   free(rb);
   return same;
+}
+
+/* ------------------------------------------------------------------------------- make */
+
+/* Each image is read by a thread of its own, a run ahead of the comparison, so the two files
+ * are read at once (two sequential streams for the disk, two cores for the page-cache copies)
+ * while the main thread compares and writes the layer. */
+#define RUN_BYTES (4u << 20)
+
+struct run_slot {
+  uint8_t *data;
+  bool *hole; /* per cluster of the run: reads as zeros with nothing stored; not read */
+};
+
+struct run_reader {
+  struct vs_image *img;
+  uint64_t size, cs, run;
+  struct run_slot slot[2];
+  sem_t full[2], empty[2];
+  atomic_bool stop;
+  int rc;
+  struct vs_err err;
+  uint64_t bytes_read;
+  pthread_t thread;
+};
+
+static void *run_reader_main(void *arg) {
+  struct run_reader *r = arg;
+  for (uint64_t start = 0, k = 0; start < r->size; start += r->run, k++) {
+    struct run_slot *s = &r->slot[k % 2];
+    sem_wait(&r->empty[k % 2]);
+    if (atomic_load(&r->stop)) break;
+    uint64_t len = r->size - start < r->run ? r->size - start : r->run;
+    uint64_t nc = (len + r->cs - 1) / r->cs;
+    for (uint64_t i = 0; i < nc; i++)
+      s->hole[i] = vs_image_cluster_is_hole(r->img, start + i * r->cs, NULL);
+    for (uint64_t i = 0; r->rc == 0 && i < nc;) {
+      if (s->hole[i]) {
+        i++;
+        continue;
+      }
+      uint64_t j = i + 1;
+      while (j < nc && !s->hole[j])
+        j++;
+      uint64_t off = start + i * r->cs,
+               end = start + j * r->cs < start + len ? start + j * r->cs : start + len;
+      r->rc = vs_image_pread(r->img, s->data + i * r->cs, (size_t)(end - off), off, &r->err);
+      r->bytes_read += end - off;
+      i = j;
+    }
+    sem_post(&r->full[k % 2]);
+    if (r->rc < 0) break;
+  }
+  return NULL;
+}
+
+static int run_reader_start(struct run_reader *r, struct vs_image *img, uint64_t cs,
+                            struct vs_err *err) {
+  *r = (struct run_reader){.img = img, .size = vs_image_size(img), .cs = cs, .run = RUN_BYTES};
+  if (r->run < cs) r->run = cs;
+  for (int i = 0; i < 2; i++) {
+    r->slot[i].data = vs_xmalloc(r->run);
+    r->slot[i].hole = vs_xcalloc(r->run / cs, sizeof(bool));
+    sem_init(&r->full[i], 0, 0);
+    sem_init(&r->empty[i], 0, 1);
+  }
+  atomic_init(&r->stop, false);
+  vs_image_advise_sequential(img);
+  int e = pthread_create(&r->thread, NULL, run_reader_main, r);
+  if (e) {
+    r->thread = 0;
+    return vs_err_set(err, e, "%s: cannot start a reader thread: %s", vs_image_path(img),
+                      strerror(e));
+  }
+  return 0;
+}
+
+/* Stops R's thread (it may be waiting for a free slot) and frees what it holds. */
+static void run_reader_stop(struct run_reader *r) {
+  if (r->thread) {
+    atomic_store(&r->stop, true);
+    sem_post(&r->empty[0]);
+    sem_post(&r->empty[1]);
+    pthread_join(r->thread, NULL);
+  }
+  for (int i = 0; i < 2; i++) {
+    free(r->slot[i].data);
+    free(r->slot[i].hole);
+    sem_destroy(&r->full[i]);
+    sem_destroy(&r->empty[i]);
+  }
+  vs_err_clear(&r->err);
+}
+
+/* Adds the cluster at OFF (N bytes of the disk; DATA, padded to a cluster) to the layer. */
+static int add_changed(struct vs_layer *l, uint64_t off, const uint8_t *data, size_t n, uint64_t cs,
+                       uint8_t *pad, json_t *changed, json_t *zeroed, struct vs_patchset_stats *st,
+                       struct vs_err *err) {
+  if (n < cs) { /* the disk's last, partial cluster: padded with zeros */
+    memcpy(pad, data, n);
+    memset(pad + n, 0, cs - n);
+    data = pad;
+  }
+  if (is_zero(data, n)) {
+    add_range(zeroed, off, n);
+    st->zeroed++;
+    return vs_layer_add_zero(l, off, err);
+  }
+  add_range(changed, off, n);
+  st->changed++;
+  return vs_layer_add_data(l, off, data, err);
+}
+
+/* Compares BASE and PATCHED run by run, each read by its own thread. */
+static int compare_images(struct vs_image *b, struct vs_image *p, uint64_t cs, struct vs_layer *l,
+                          json_t *changed, json_t *zeroed, struct vs_patchset_stats *st,
+                          struct vs_err *err) {
+  struct run_reader rb, rp;
+  uint8_t *pad = vs_xcalloc(1, cs), *zeros = vs_xcalloc(1, cs);
+  int rc = run_reader_start(&rb, b, cs, err);
+  if (rc == 0 && (rc = run_reader_start(&rp, p, cs, err)) < 0) run_reader_stop(&rb);
+  if (rc < 0) {
+    free(pad);
+    free(zeros);
+    return rc;
+  }
+  uint64_t size = vs_image_size(b);
+  for (uint64_t start = 0, k = 0; rc == 0 && start < size; start += rb.run, k++) {
+    struct run_slot *sb = &rb.slot[k % 2], *sp = &rp.slot[k % 2];
+    sem_wait(&rb.full[k % 2]);
+    sem_wait(&rp.full[k % 2]);
+    if (rb.rc < 0 || rp.rc < 0) {
+      rc = vs_err_set(err, (rb.rc < 0 ? rb.err : rp.err).code, "%s",
+                      vs_err_msg(rb.rc < 0 ? &rb.err : &rp.err));
+      break;
+    }
+    uint64_t len = size - start < rb.run ? size - start : rb.run;
+    for (uint64_t i = 0; rc == 0 && i * cs < len; i++) {
+      uint64_t off = start + i * cs;
+      size_t n = (size_t)(size - off < cs ? size - off : cs);
+      st->clusters++;
+      bool hb = sb->hole[i], hp = sp->hole[i];
+      if (hb && hp) {
+        st->skipped_holes++;
+        continue;
+      }
+      const uint8_t *bc = hb ? zeros : sb->data + i * cs, *pc = hp ? zeros : sp->data + i * cs;
+      if (memcmp(bc, pc, n) != 0)
+        rc = add_changed(l, off, pc, n, cs, pad, changed, zeroed, st, err);
+    }
+    sem_post(&rb.empty[k % 2]);
+    sem_post(&rp.empty[k % 2]);
+  }
+  st->bytes_read += rb.bytes_read + rp.bytes_read;
+  run_reader_stop(&rb);
+  run_reader_stop(&rp);
+  free(pad);
+  free(zeros);
+  return rc;
 }
 
 int vs_patchset_make(const char *base, const char *patched, const char *out, unsigned cluster_bits,
@@ -83,66 +245,40 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
     backing = base_real + strlen(od) + 1;
   struct vs_layer *l = vs_layer_create(out, size, bits, backing, vs_image_format(b), err);
   json_t *changed = json_array(), *zeroed = json_array();
-  /* Both images are read in runs of clusters (1 MiB or one cluster), front to back, so the
-   * kernel's read-ahead sees two sequential streams rather than alternating small reads. */
-  uint64_t run = cs >= (1u << 20) ? cs : (1u << 20);
-  uint8_t *bb = vs_xmalloc(run), *pp = vs_xmalloc(run), *zc = vs_xcalloc(1, cs);
-  vs_image_advise_sequential(b);
-  vs_image_advise_sequential(p);
   int rc = l ? 0 : -1;
-  for (uint64_t start = 0; rc == 0 && start < size; start += run) {
-    uint64_t len = size - start < run ? size - start : run;
-    bool loaded = false; /* this run read from both images */
-    for (uint64_t off = start; rc == 0 && off < start + len; off += cs) {
-      size_t n = (size_t)(size - off < cs ? size - off : cs);
-      st->clusters++;
-      uint8_t *pc = pp + (off - start), *bc = bb + (off - start);
-      bool differs;
-      if (overlay) {
-        enum vs_cluster_state s;
-        if ((rc = vs_image_cluster_state(p, off, &s, err)) < 0) break;
-        if (s == VS_CLUSTER_UNALLOCATED) continue;
-        st->taken_from_overlay++;
-        if ((rc = vs_image_pread(p, pc, n, off, err)) < 0) break;
-        st->bytes_read += n;
-        differs = true;
-      } else {
-        bool hb = vs_image_cluster_is_hole(b, off, err), hp = vs_image_cluster_is_hole(p, off, err);
-        if (hb && hp) {
-          st->skipped_holes++;
-          continue;
-        }
-        if (!loaded) {
-          if ((rc = vs_image_pread(b, bb, (size_t)len, start, err)) < 0 ||
-              (rc = vs_image_pread(p, pp, (size_t)len, start, err)) < 0)
-            break;
-          st->bytes_read += 2 * len;
-          loaded = true;
-        }
-        differs = memcmp(bc, pc, n) != 0;
+  if (rc == 0 && overlay) {
+    /* Only PATCHED's own clusters can differ; runs of them are read with one call. */
+    uint8_t *buf = vs_xmalloc(RUN_BYTES > cs ? RUN_BYTES : cs), *pad = vs_xcalloc(1, cs);
+    uint64_t max_run = (RUN_BYTES > cs ? RUN_BYTES : cs) / cs;
+    vs_image_advise_sequential(p);
+    for (uint64_t off = 0; rc == 0 && off < size;) {
+      enum vs_cluster_state s;
+      uint64_t n_run = 0;
+      while (off + n_run * cs < size && n_run < max_run &&
+             (rc = vs_image_cluster_state(p, off + n_run * cs, &s, err)) == 0 &&
+             s != VS_CLUSTER_UNALLOCATED)
+        n_run++;
+      if (rc < 0) break;
+      st->clusters += n_run ? n_run : 1;
+      if (!n_run) {
+        off += cs;
+        continue;
       }
-      if (!differs) continue;
-      uint8_t *data = pc;
-      if (n < cs) { /* the disk's last, partial cluster: padded with zeros */
-        memcpy(zc, pc, n);
-        memset(zc + n, 0, cs - n);
-        data = zc;
+      uint64_t len = off + n_run * cs <= size ? n_run * cs : size - off;
+      if ((rc = vs_image_pread(p, buf, (size_t)len, off, err)) < 0) break;
+      st->bytes_read += len;
+      st->taken_from_overlay += n_run;
+      for (uint64_t i = 0; rc == 0 && i < n_run; i++) {
+        size_t n = (size_t)(len - i * cs < cs ? len - i * cs : cs);
+        rc = add_changed(l, off + i * cs, buf + i * cs, n, cs, pad, changed, zeroed, st, err);
       }
-      if (is_zero(data, n)) {
-        rc = vs_layer_add_zero(l, off, err);
-        add_range(zeroed, off, n);
-        st->zeroed++;
-      } else {
-        rc = vs_layer_add_data(l, off, data, err);
-        add_range(changed, off, n);
-        st->changed++;
-      }
-      if (n < cs) memset(zc, 0, cs);
+      off += n_run * cs;
     }
+    free(buf);
+    free(pad);
+  } else if (rc == 0) {
+    rc = compare_images(b, p, cs, l, changed, zeroed, st, err);
   }
-  free(bb);
-  free(pp);
-  free(zc);
   char id[65] = {0};
   if (rc == 0) rc = vs_image_identity(b, id, err);
   if (rc == 0) {
@@ -180,11 +316,17 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
                           "size", (json_int_t)size, "identity", id, "cluster_size", (json_int_t)cs,
                           "changed", changed, "zeroed", zeroed, "patched_is_overlay", overlay,
                           "files", files ? files : json_array());
-    char *mpath = vs_xasprintf("%s.json", out), *tmp = vs_xasprintf("%s.json.tmp", out);
-    if (json_dump_file(m, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 || rename(tmp, mpath) < 0)
-      rc = vs_err_set(err, errno ? errno : EIO, "%s: cannot write the manifest", mpath);
+    char *mpath = vs_xasprintf("%s.json", out);
+    struct vs_newfile mf;
+    if ((rc = vs_newfile_open(&mf, mpath, 0644, err)) == 0) {
+      if (json_dumpfd(m, mf.fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0) {
+        rc = vs_err_set(err, errno ? errno : EIO, "%s: cannot write the manifest", mpath);
+        vs_newfile_abandon(&mf);
+      } else {
+        rc = vs_newfile_commit(&mf, err);
+      }
+    }
     free(mpath);
-    free(tmp);
     json_decref(m);
   }
   json_decref(changed);

@@ -1,10 +1,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -288,4 +291,92 @@ long vs_peak_rss_kib(void) {
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
   return ru.ru_maxrss;
+}
+
+int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struct vs_err *err) {
+  *f = (struct vs_newfile){.fd = -1, .path = vs_xstrdup(path)};
+  char *dir = vs_xstrdup(path);
+  f->fd = open(dirname(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
+  free(dir);
+  if (f->fd < 0) {
+    f->tmp = vs_xasprintf("%s.tmp-XXXXXX", path);
+    f->fd = mkostemp(f->tmp, O_CLOEXEC);
+    if (f->fd >= 0) {
+      mode_t mask = umask(0);
+      umask(mask);
+      if (fchmod(f->fd, (mode_t)mode & ~mask) < 0) { /* mkostemp makes 0600 */
+        vs_err_set(err, errno, "%s: %s", f->tmp, strerror(errno));
+        vs_newfile_abandon(f);
+        return -1;
+      }
+    }
+  }
+  if (f->fd < 0) {
+    vs_err_set(err, errno, "%s: cannot create: %s", f->tmp, strerror(errno));
+    vs_newfile_abandon(f);
+    return -1;
+  }
+  return 0;
+}
+
+/* Links the unnamed file under a temporary name beside its target, for the rename that puts
+ * it in place (a link cannot replace a file). */
+static int newfile_name(struct vs_newfile *f, struct vs_err *err) {
+  char proc[64];
+  int len = snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+  if (len < 0 || (size_t)len >= sizeof(proc))
+    return vs_err_set(err, EOVERFLOW, "%s: descriptor %d has no /proc name", f->path, f->fd);
+  for (unsigned attempt = 0; attempt < 100; attempt++) {
+    char *tmp = vs_xasprintf("%s.tmp-%ld-%u", f->path, (long)getpid(), attempt);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+      f->tmp = tmp;
+      return 0;
+    }
+    int e = errno;
+    free(tmp);
+    if (e != EEXIST)
+      return vs_err_set(err, e, "%s: cannot give the new file a name: %s", f->path, strerror(e));
+  }
+  return vs_err_set(err, EEXIST, "%s: 100 temporary names beside it are taken", f->path);
+}
+
+int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err) {
+  if (fsync(f->fd) < 0) {
+    vs_err_set(err, errno, "%s: fsync: %s", f->path, strerror(errno));
+    vs_newfile_abandon(f);
+    return -1;
+  }
+  if (!f->tmp && newfile_name(f, err) < 0) {
+    vs_newfile_abandon(f);
+    return -1;
+  }
+  int rc = close(f->fd);
+  f->fd = -1;
+  if (rc < 0 || rename(f->tmp, f->path) < 0) {
+    vs_err_set(err, errno, "%s: cannot %s: %s", f->path, rc < 0 ? "close" : "move into place",
+               strerror(errno));
+    vs_newfile_abandon(f);
+    return -1;
+  }
+  free(f->tmp);
+  f->tmp = NULL;
+  char *dir = vs_xstrdup(f->path);
+  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(dir);
+  if (dfd >= 0) {
+    fsync(dfd); /* the rename's durability; the file is complete either way */
+    close(dfd);
+  }
+  free(f->path);
+  f->path = NULL;
+  return 0;
+}
+
+void vs_newfile_abandon(struct vs_newfile *f) {
+  if (f->fd >= 0) close(f->fd);
+  f->fd = -1;
+  if (f->tmp) unlink(f->tmp);
+  free(f->tmp);
+  free(f->path);
+  f->tmp = f->path = NULL;
 }

@@ -59,6 +59,21 @@ static inline void *vs_steal_ptr(void *pp) {
 void vs_freep(void *pp);
 void vs_closep(int *fd);
 
+/* A file that appears under its name only once it is complete: written unnamed in the
+ * target's directory (O_TMPFILE; a named PATH.tmp-XXXXXX where the file system has no such
+ * thing), then fsync'd, named and renamed into place. A process killed before the end leaves
+ * nothing behind (only the fallback's temporary file). */
+struct vs_newfile {
+  int fd;
+  char *path, *tmp; /* TMP: the temporary name, NULL while the file has none */
+};
+/* MODE as for open(2), less the umask. */
+int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struct vs_err *err);
+/* Puts the file under its name (replacing what was there), syncs the directory, closes it. */
+int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err);
+/* Drops the file, if not committed. Safe to call twice. */
+void vs_newfile_abandon(struct vs_newfile *f);
+
 /* A growable byte buffer that is always NUL-terminated. */
 struct vs_buf {
   char *data;
