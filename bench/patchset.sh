@@ -44,6 +44,7 @@ ours_warm=$(run_ours patched.qcow2)
 qemu_warm=$(run_qemu)
 cat_warm=$(run_cat)
 qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
+drop; over_cold=$(run_ours over.qcow2)
 over=$(run_ours over.qcow2)
 qemu-img compare -q set.qcow2 over.qcow2 && same_over=identical || same_over=DIFFERENT
 changed=$(jq '[.changed[][1]] | add / 65536' set.qcow2.json)
@@ -53,6 +54,7 @@ printf '%-34s %9ss %9ss\n' "vmscope patchset make" "$ours_cold" "$ours_warm"
 printf '%-34s %9ss %9ss\n' "qemu-img create -b + rebase" "$qemu_cold" "$qemu_warm"
 printf '%-34s %9ss %9ss\n' "cat base patched > /dev/null" "$cat_cold" "$cat_warm"
 awk -v o="$ours_cold" -v q="$qemu_cold" -v c="$cat_cold" -v ow="$ours_warm" -v qw="$qemu_warm" -v cw="$cat_warm" \
-  'BEGIN { printf "ratio qemu-img / ours: %.1fx cold, %.1fx warm (target >= 2x); ours / cat: %.1fx cold, %.1fx warm (target <= 2x)\n", q / o, qw / ow, o / c, ow / cw }'
-echo "overlay case (PATCHED an overlay of BASE): $over s (target <= 0.05 s); result $same_over to the overlay"
+  'BEGIN { printf "ratio qemu-img / ours: %.1fx cold, %.1fx warm (target >= 2x); ours / cat: %.1fx cold, %.1fx warm (target <= 2x)\n", q / o, qw / ow, o / c, ow / cw
+          printf "(no tool that reads both images can beat cat: the best ratio possible here is qemu-img / cat, %.1fx cold, %.1fx warm)\n", q / c, qw / cw }'
+echo "overlay case (PATCHED an overlay of BASE): $over_cold s cold, $over s warm (target <= 0.05 s); result $same_over to the overlay"
 echo "the layer reads $same to the patched image ($changed clusters of data)"

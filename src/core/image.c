@@ -775,6 +775,27 @@ bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err 
   return true; /* unallocated all the way down: zeros */
 }
 
+void vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
+  if (img->fd < 0 || off >= img->size) return;
+  if (len > img->size - off) len = img->size - off;
+  if (!img->is_qcow2) {
+    posix_fadvise(img->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+    return;
+  }
+  uint64_t cs = img->cluster_size, run_host = 0, run_len = 0;
+  for (uint64_t o = off & ~(cs - 1); o < off + len; o += cs) {
+    uint64_t host = plain_data_host(img, o);
+    if (host && run_len && host == run_host + run_len) {
+      run_len += cs;
+      continue;
+    }
+    if (run_len) posix_fadvise(img->fd, (off_t)run_host, (off_t)run_len, POSIX_FADV_WILLNEED);
+    run_host = host;
+    run_len = host ? cs : 0;
+  }
+  if (run_len) posix_fadvise(img->fd, (off_t)run_host, (off_t)run_len, POSIX_FADV_WILLNEED);
+}
+
 void vs_image_advise_sequential(struct vs_image *img) {
   for (struct vs_image *i = img; i; i = i->backing)
     if (i->fd >= 0) posix_fadvise(i->fd, 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -58,6 +58,10 @@ int vs_image_cluster_state(struct vs_image *img, uint64_t off, enum vs_cluster_s
 /* True when the cluster at OFF reads as zeros without any data being stored for it anywhere
  * in the chain (so two such images need not be read to compare them). */
 bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err *err);
+/* Asks the kernel to start reading, in the background, the data IMG itself (not its backing
+ * chain) stores for [OFF, OFF+LEN): scattered clusters are then read at once, not one by one
+ * as they are asked for. */
+void vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
 /* Tells the kernel the whole chain will be read front to back (bigger read-ahead). */
 void vs_image_advise_sequential(struct vs_image *img);
 /* The image's identity, for telling later that a chain is based on it: SHA-256 of the qcow2

@@ -250,7 +250,11 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
     /* Only PATCHED's own clusters can differ; runs of them are read with one call. */
     uint8_t *buf = vs_xmalloc(RUN_BYTES > cs ? RUN_BYTES : cs), *pad = vs_xcalloc(1, cs);
     uint64_t max_run = (RUN_BYTES > cs ? RUN_BYTES : cs) / cs;
-    vs_image_advise_sequential(p);
+    for (uint64_t off = 0; off < size; off += cs) { /* all of it read at once, from a cold disk */
+      enum vs_cluster_state s;
+      if (vs_image_cluster_state(p, off, &s, NULL) == 0 && s == VS_CLUSTER_DATA)
+        vs_image_prefetch(p, off, cs);
+    }
     for (uint64_t off = 0; rc == 0 && off < size;) {
       enum vs_cluster_state s;
       uint64_t n_run = 0;
