@@ -14,7 +14,8 @@
 
 static void usage(FILE *out) {
   fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [OPTIONS]\n"
-        "       vmscope patchset apply (--image TOP | [--connect URI] DOMAIN) SET.qcow2\n"
+        "       vmscope patchset apply (--image TOP | [--connect URI] [--method M] DOMAIN) "
+        "SET.qcow2\n"
         "       vmscope patchset apply --qmp PATH --device NODE SET.qcow2\n"
         "       vmscope patchset status (--image TOP | [--connect URI] DOMAIN)\n"
         "\n"
@@ -32,7 +33,10 @@ static void usage(FILE *out) {
         "on the base node and NODE (the format node of the image on the base) is reopened onto\n"
         "it, its header re-pointed; any failure puts the chain back. A running libvirt DOMAIN\n"
         "is done the same way through libvirt's monitor pass-through (the node found by the\n"
-        "set's base unless --device names it).\n"
+        "set's base unless --device names it), or, with --method copy, by libvirt's own\n"
+        "shallow block copy: the disk whose top image sits on the base gets a new empty top\n"
+        "image on SET (TOP.SETNAME.qcow2 beside the old one), the copy moves what the guest\n"
+        "wrote onto it and the disk pivots to it; a failure cancels the job.\n"
         "status lists the patch sets in a disk's chain.\n"
         "\n"
         "Options:\n"
@@ -47,6 +51,10 @@ static void usage(FILE *out) {
         "      --backing-dir DIR   status: a directory backing files may lie in (repeatable)\n"
         "      --qmp PATH          apply: QEMU's QMP socket of a running VM\n"
         "      --device NODE       apply: with --qmp, the format node that sits on the base\n"
+        "      --method M          apply to a running libvirt DOMAIN: reopen (default; QMP\n"
+        "                          blockdev-reopen through the monitor pass-through) or copy\n"
+        "                          (libvirt block copy and pivot)\n"
+        "      --timeout SECONDS   with --method copy: how long to wait for the copy (600)\n"
         "      --flush COMMAND     apply to a running VM: then run COMMAND in the guest\n"
         "                          (/bin/sh -c, by guest-exec) so it drops what it cached of\n"
         "                          the replaced files (drop caches, restart services)\n"
@@ -64,12 +72,22 @@ static int print_json(json_t *j) {
 }
 
 static int apply_or_status(int argc, char **argv) {
-  enum { OPT_BACKING = VS_CLI_OPT_FIRST_FREE, OPT_QMP, OPT_DEVICE, OPT_FLUSH, OPT_AGENT };
+  enum {
+    OPT_BACKING = VS_CLI_OPT_FIRST_FREE,
+    OPT_QMP,
+    OPT_DEVICE,
+    OPT_FLUSH,
+    OPT_AGENT,
+    OPT_METHOD,
+    OPT_TIMEOUT
+  };
   static const struct option opts[] = {{"image", required_argument, NULL, 'i'},
                                        {"qmp", required_argument, NULL, OPT_QMP},
                                        {"device", required_argument, NULL, OPT_DEVICE},
                                        {"flush", required_argument, NULL, OPT_FLUSH},
                                        {"agent-socket", required_argument, NULL, OPT_AGENT},
+                                       {"method", required_argument, NULL, OPT_METHOD},
+                                       {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                        {"connect", required_argument, NULL, 'c'},
                                        {"backing-dir", required_argument, NULL, OPT_BACKING},
                                        {"help", no_argument, NULL, 'h'},
@@ -77,6 +95,8 @@ static int apply_or_status(int argc, char **argv) {
   bool apply = strcmp(argv[1], "apply") == 0;
   const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT], *qmp = NULL, *device = NULL;
   const char *flush = NULL, *agent = NULL;
+  bool copy = false;
+  int timeout_s = 600;
   size_t n_dirs = 0;
   int c;
   optind = 2;
@@ -93,6 +113,10 @@ static int apply_or_status(int argc, char **argv) {
       flush = optarg;
     else if (c == OPT_AGENT)
       agent = optarg;
+    else if (c == OPT_METHOD && (strcmp(optarg, "copy") == 0 || strcmp(optarg, "reopen") == 0))
+      copy = strcmp(optarg, "copy") == 0;
+    else if (c == OPT_TIMEOUT && atoi(optarg) > 0)
+      timeout_s = atoi(optarg);
     else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
       dirs[n_dirs++] = optarg;
     else if (c == 'h') {
@@ -159,7 +183,11 @@ static int apply_or_status(int argc, char **argv) {
       if (apply && doms[i].active) { /* running: through libvirt's monitor pass-through */
         _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
         json_t *r = NULL;
-        if (rw && vs_patchset_apply_libvirt(rw, doms[i].uuid, device, set, &r, &err) == 0) {
+        int ar =
+            !rw    ? -1
+            : copy ? vs_patchset_apply_copy(rw, doms[i].uuid, doms[i].xml, set, timeout_s, &r, &err)
+                   : vs_patchset_apply_libvirt(rw, doms[i].uuid, device, set, &r, &err);
+        if (ar == 0) {
           if (flush) {
             const char *allow[] = {"guest-exec"};
             struct vs_channel_opts co = {.allow = allow, .n_allow = 1};

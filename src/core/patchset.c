@@ -384,6 +384,22 @@ static struct vs_image *open_for(const char *top, const char *set, const char *b
   return img;
 }
 
+/* Opens the patch set SET, checking that its backing file is the base with identity WANT. */
+static struct vs_image *open_layer(const char *set, const char *base_path, const char *want,
+                                   struct vs_err *err) {
+  struct vs_image *layer = open_for(set, set, base_path ? base_path : set, err);
+  if (!layer) return NULL;
+  char lid[65] = {0};
+  if (!vs_image_backing(layer) ||
+      vs_image_identity((struct vs_image *)vs_image_backing(layer), lid, err) < 0 ||
+      strcmp(lid, want) != 0) {
+    vs_err_set(err, EINVAL, "%s: the layer's backing file is not the base its manifest names", set);
+    vs_image_close(layer);
+    return NULL;
+  }
+  return layer;
+}
+
 /* Coverage: which clusters of LAYER the images from TOP down to ON_BASE already hold. */
 static json_t *coverage(const struct vs_image *top, const struct vs_image *on_base,
                         struct vs_image *layer, uint64_t *set_clusters, uint64_t *shadowed) {
@@ -459,15 +475,8 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
     vs_err_set(err, EBUSY, "%s is open in another process: not changed", vs_image_path(on_base));
     goto out;
   }
-  layer = open_for(set, set, base_path ? base_path : set, err);
+  layer = open_layer(set, base_path, want, err);
   if (!layer) goto out;
-  char lid[65] = {0};
-  if (!vs_image_backing(layer) ||
-      vs_image_identity((struct vs_image *)vs_image_backing(layer), lid, err) < 0 ||
-      strcmp(lid, want) != 0) {
-    vs_err_set(err, EINVAL, "%s: the layer's backing file is not the base its manifest names", set);
-    goto out;
-  }
   uint64_t set_clusters = 0, shadowed = 0;
   json_t *ranges = coverage(chain, on_base, layer, &set_clusters, &shadowed);
   vs_image_close(chain);
@@ -780,6 +789,119 @@ out:
   free(over_file);
   free(base_file);
   free(set_real);
+  json_decref(m);
+  return rc;
+}
+
+/* ------------------------------------------------- a running libvirt VM, by block copy */
+
+/* DIR/NAME.SETNAME.qcow2 beside TOP ("vm.qcow2" and "fix.qcow2": "vm.fix.qcow2"). */
+static char *copy_dest(const char *top, const char *set) {
+  char *t = vs_xstrdup(top), *s = vs_xstrdup(set);
+  const char *tb = strrchr(t, '/') ? strrchr(t, '/') + 1 : t, *sb = basename(s);
+  size_t tl = strlen(tb), sl = strlen(sb);
+  if (tl > 6 && strcmp(tb + tl - 6, ".qcow2") == 0) tl -= 6;
+  if (sl > 6 && strcmp(sb + sl - 6, ".qcow2") == 0) sl -= 6;
+  char *dest = vs_xasprintf("%.*s%.*s.%.*s.qcow2", (int)(tb - t), t, (int)tl, tb, (int)sl, sb);
+  free(t);
+  free(s);
+  return dest;
+}
+
+int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xml, const char *set,
+                           int timeout_s, json_t **report, struct vs_err *err) {
+  *report = NULL;
+  json_t *m = load_manifest(set, err);
+  if (!m) return -1;
+  const char *want = json_string_value(json_object_get(json_object_get(m, "base"), "identity"));
+  const char *base_path = json_string_value(json_object_get(json_object_get(m, "base"), "path"));
+  struct vs_disk *disks = NULL;
+  size_t nd = 0;
+  char *skipped = NULL, *set_real = realpath(set, NULL), *dest = NULL;
+  struct vs_image *layer = NULL, *top = NULL;
+  const char *target = NULL, *top_path = NULL;
+  uint64_t top_size = 0;
+  unsigned top_bits = 16;
+  int rc = -1;
+  if (!set_real) {
+    vs_err_set(err, errno, "%s: %s", set, strerror(errno));
+    goto out;
+  }
+  if (vs_virt_xml_disks(xml, domain, &disks, &nd, &skipped, err) < 0) goto out;
+  if (!(layer = open_layer(set, base_path, want, err))) goto out;
+  /* The disk whose top image sits on the base: a shallow copy replaces only the top image. */
+  for (size_t i = 0; i < nd && !target; i++) {
+    struct vs_image *chain = open_for(disks[i].path, set, base_path ? base_path : set, NULL);
+    const struct vs_image *below = chain ? vs_image_backing(chain) : NULL;
+    char id[65] = {0};
+    if (below && vs_image_identity((struct vs_image *)below, id, NULL) == 0 &&
+        strcmp(id, want) == 0) {
+      target = disks[i].target;
+      top_path = disks[i].path;
+      top_size = vs_image_size(chain);
+      for (top_bits = 9; top_bits < 21 && (1ULL << top_bits) < vs_image_cluster_size(chain);)
+        top_bits++;
+    } else {
+      for (const struct vs_image *b = below; b && !target; b = vs_image_backing(b)) {
+        char *br = realpath(vs_image_path(b), NULL);
+        bool is_set = br && strcmp(br, set_real) == 0;
+        free(br);
+        if (is_set) {
+          vs_err_set(err, EEXIST, "%s: disk %s: the patch set %s is already in its chain", domain,
+                     disks[i].target, set);
+          vs_image_close(chain);
+          goto out;
+        }
+        char bid[65] = {0};
+        if (vs_image_backing(b) &&
+            vs_image_identity((struct vs_image *)vs_image_backing(b), bid, NULL) == 0 &&
+            strcmp(bid, want) == 0) {
+          vs_err_set(err, EINVAL,
+                     "%s: disk %s: the image on the set's base is %s, below the top image; "
+                     "--method copy replaces only the top: use the default method",
+                     domain, disks[i].target, vs_image_path(b));
+          vs_image_close(chain);
+          goto out;
+        }
+      }
+    }
+    vs_image_close(chain);
+  }
+  if (!target) {
+    vs_err_set(err, ENOENT, "%s: no disk's top image sits on the set's base (identity %.16s...)",
+               domain, want);
+    goto out;
+  }
+  dest = copy_dest(top_path, set_real);
+  if (access(dest, F_OK) == 0) {
+    vs_err_set(err, EEXIST, "%s: %s exists already (the set applied before?): not changed", domain,
+               dest);
+    goto out;
+  }
+  /* The new top: empty, on the set; the copy fills it with what the guest wrote. */
+  struct vs_layer *l = vs_layer_create(dest, top_size, top_bits, set_real, "qcow2", err);
+  if (!l || vs_layer_finish(l, err) < 0) goto out;
+  double pivot = 0;
+  if (vs_virt_block_copy_pivot(v, domain, target, dest, timeout_s, &pivot, err) < 0) {
+    unlink(dest);
+    goto out;
+  }
+  /* QEMU has closed the old top: what the guest wrote there is on disk, and all in it. */
+  top = open_for(top_path, set, base_path ? base_path : set, NULL);
+  uint64_t set_clusters = 0, shadowed = 0;
+  json_t *ranges = top ? coverage(top, top, layer, &set_clusters, &shadowed) : json_array();
+  *report = json_pack("{sssssssssssIsIsosf}", "method", "copy", "disk", target, "image", dest,
+                      "previous_image", top_path, "set", set_real, "set_clusters",
+                      (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed, "shadowed_ranges",
+                      ranges, "pivot_seconds", pivot);
+  rc = 0;
+out:
+  vs_image_close(layer);
+  vs_image_close(top);
+  vs_disks_free(disks, nd);
+  free(skipped);
+  free(set_real);
+  free(dest);
   json_decref(m);
   return rc;
 }

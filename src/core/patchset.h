@@ -50,6 +50,16 @@ struct vs_virt;
 int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char *node,
                               const char *set, json_t **report, struct vs_err *err);
 
+/* The same for a running libvirt DOMAIN whose live XML is XML, by libvirt's own means (no
+ * monitor pass-through, no taint): the disk whose top image sits on the set's base gets a new,
+ * empty top image on SET (TOP.SETNAME.qcow2 beside it), a shallow block copy moves what the
+ * guest wrote onto it and the disk pivots to it. Waits at most TIMEOUT_S for the copy; on
+ * failure the job is cancelled and the disk stays as it was. The old top is left in place.
+ * *REPORT: {"method": "copy", "disk", "image" (the new top), "previous_image", "set",
+ * "set_clusters", "shadowed", "shadowed_ranges", "pivot_seconds"}. */
+int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xml, const char *set,
+                           int timeout_s, json_t **report, struct vs_err *err);
+
 /* After a layer is in place the guest may still serve the replaced files from its page cache:
  * runs COMMAND in the guest through channel C ("/bin/sh -c COMMAND" by guest-exec, so C must
  * allow guest-exec), waiting up to DEADLINE_MS. Returns {"command", "status" (a channel

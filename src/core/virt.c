@@ -610,3 +610,68 @@ bool vs_domain_selected(char *const *globs, size_t n, bool ignore, const char *n
     match = fnmatch(globs[i], name, 0) == 0;
   return match != ignore;
 }
+
+int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *target,
+                             const char *dest, int timeout_s, double *pivot_seconds,
+                             struct vs_err *err) {
+  *pivot_seconds = 0;
+  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  if (!dom) return libvirt_error(err, "domain %s", domain);
+  xmlChar *esc = xmlEncodeSpecialChars(NULL, (const xmlChar *)dest);
+  char *xml = vs_xasprintf("<disk type='file'><source file='%s'/><driver type='qcow2'/></disk>",
+                           (const char *)esc);
+  xmlFree(esc);
+  /* Shallow onto an image that exists: only the top image (what the guest wrote) is copied,
+   * and the destination's own backing chain is what the guest sees below it from now on.
+   * A transient job: libvirt would otherwise refuse persistent domains on older QEMU, and we
+   * wait for it here rather than leave it to be recovered. */
+  unsigned flags = VIR_DOMAIN_BLOCK_COPY_SHALLOW | VIR_DOMAIN_BLOCK_COPY_REUSE_EXT |
+                   VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
+  int rc = virDomainBlockCopy(dom, target, xml, NULL, 0, flags);
+  free(xml);
+  if (rc < 0) {
+    char *what = vs_xasprintf("%s: disk %s: block copy onto %s", domain, target, dest);
+    libvirt_error(err, "%s", what);
+    free(what);
+    virDomainFree(dom);
+    return -1;
+  }
+  /* Ready when the mirror has caught up: libvirt reports cur == end only then. The pivot is
+   * retried while QEMU says the job is not ready yet. */
+  double deadline = vs_now_monotonic() + timeout_s;
+  bool pivoted = false;
+  char *why = NULL;
+  while (!pivoted && vs_now_monotonic() < deadline) {
+    virDomainBlockJobInfo info;
+    int r = virDomainGetBlockJobInfo(dom, target, &info, 0);
+    if (r < 0) {
+      why = vs_xasprintf("the job's state: %s", virGetLastErrorMessage());
+      break;
+    }
+    if (r == 0) {
+      why = vs_xstrdup("the copy job ended by itself");
+      break;
+    }
+    if (info.end > 0 && info.cur == info.end) {
+      double t0 = vs_now_monotonic();
+      if (virDomainBlockJobAbort(dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) == 0) {
+        *pivot_seconds = vs_now_monotonic() - t0;
+        pivoted = true;
+        break;
+      }
+      free(why);
+      why = vs_xasprintf("pivot: %s", virGetLastErrorMessage());
+    }
+    usleep(20000);
+  }
+  if (!pivoted) {
+    if (!why) why = vs_xasprintf("the copy was not ready within %d s", timeout_s);
+    virDomainBlockJobAbort(dom, target, 0); /* the domain keeps running on its old chain */
+    vs_err_set(err, EIO, "%s: disk %s: block copy onto %s: %s; cancelled, the disk is unchanged",
+               domain, target, dest, why);
+  }
+  free(why);
+  virDomainFree(dom);
+  return pivoted ? 0 : -1;
+}

@@ -79,6 +79,16 @@ int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *jso
 int vs_virt_monitor_command(struct vs_virt *v, const char *domain, const char *json, char **reply,
                             struct vs_err *err);
 
+/* Puts DOMAIN's disk TARGET on DEST while the domain runs, by a shallow block copy onto DEST
+ * (an existing qcow2 image with the backing chain the disk is to have from now on: only what
+ * the top image holds is copied) and a pivot once the copy has caught up. Waits at most
+ * TIMEOUT_S for that; on any failure the job is cancelled and the disk stays as it was.
+ * *PIVOT_SECONDS: how long the pivot took (the guest's I/O is drained for it). Needs a
+ * read-write connection. */
+int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *target,
+                             const char *dest, int timeout_s, double *pivot_seconds,
+                             struct vs_err *err);
+
 /* A pull-mode backup job (qemu driver): a point-in-time NBD export of some of a running
  * domain's disks, on a unix socket in a private directory. While it runs, the guest keeps
  * writing; the export keeps showing the disks as they were when it began (QEMU copies what the
