@@ -42,3 +42,12 @@ done_testing() {
   [ "$_failed" -eq 0 ]
 }
 tmpdir() { mktemp -d "${TMPDIR:-/tmp}/vstest-XXXXXX"; }
+# What a running VM's guest reads: with a disk node exported read-only by the VM's own NBD
+# server (nbd-server-start + block-export-add), vs_nbd_read SOCKET EXPORT PATTERN OFFSET LENGTH
+# prints "ok" when qemu-io reads PATTERN there, else the first line qemu-io printed. (HMP's
+# qemu-io prints its findings on QEMU's stdout, not in the monitor's reply.)
+vs_nbd_read() {
+  local out
+  out=$(qemu-io -r -f raw "nbd+unix:///$2?socket=$1" -c "read -P $3 $4 $5" 2>&1)
+  if grep -q '^read ' <<<"$out" && ! grep -q 'verification failed' <<<"$out"; then echo ok; else echo "$out" | head -n 1; fi
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # patchset apply under a running VM: real qemu-system-x86_64 under TCG with no guest OS, its
 # disk an overlay on a base with known patterns and a cluster written "by the guest"; after
-# apply, reads through the running VM's block node (HMP qemu-io) show patched data where the
-# set changed, the guest's data where it wrote, base data elsewhere, and the VM never stopped.
+# apply, reads through the running VM's block node (exported by the VM's own NBD server) show
+# patched data where the set changed, the guest's data where it wrote, base data elsewhere, and
+# the VM never stopped.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || { skip 1 "qemu-system-x86_64 is not installed"; done_testing; exit $?; }
 work=$(tmpdir)
@@ -21,16 +22,25 @@ start_vm() {
     -qmp "unix:$work/qmp.sock,server=on,wait=off" \
     -blockdev "driver=file,node-name=base-file,filename=$work/base.qcow2,read-only=on" \
     -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
-    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2" \
-    -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt \
+    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2,discard=unmap" \
+    -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt,discard=unmap,detect-zeroes=unmap,cache.no-flush=on \
     -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on >qemu.log 2>&1 &
   qpid=$!
   for _ in $(seq 1 50); do [ -S qmp.sock ] && break; sleep 0.1; done
 }
 start_vm
 hmp() { "$QMP" qmp.sock human-monitor-command "$(jq -cn --arg c "$1" '{"command-line": $c}')"; }
+# What the guest reads: the VM's own NBD server exports its disk's node, read-only.
+"$QMP" qmp.sock nbd-server-start "$(jq -cn --arg p "$work/nbd.sock" '{addr: {type: "unix", data: {path: $p}}}')" >/dev/null
+"$QMP" qmp.sock block-export-add '{"type":"nbd","id":"disk","node-name":"vm-fmt","name":"disk"}' >/dev/null
+ok $? "the VM exports its disk's node over NBD, for reading what the guest sees"
+vm_read() { vs_nbd_read "$work/nbd.sock" disk "$@"; }
 # (share-rw lets HMP's qemu-io write beside the guest's device, as the guest would)
 is "$(hmp 'qemu-io vm-fmt "write -P 0xcc 1M 64k"')" '""' "the running guest writes a cluster (HMP qemu-io)"
+hmp 'qemu-io vm-fmt "write -P 0xcd 3M 64k"' >/dev/null
+is "$(vm_read 0xcc 1M 64k)" ok "and reads it back"
+is "$(vm_read 0xbb 1088k 64k)" "Pattern verification failed at offset 1114112, 65536 bytes" \
+  "before apply the set's clusters read as the base (the check can fail)"
 is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM runs"
 "$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device nosuch set.qcow2 >/dev/null 2>bad.err; is $? 1 "a node that does not exist is refused"
 is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name] | map(select(startswith("vs-patch"))) | length')" 0 "and nothing was added to the VM's block graph"
@@ -52,11 +62,15 @@ fi
 is "$(jq -c '[.set_clusters, .shadowed]' apply.json)" "[3,1]" "coverage: 3 clusters in the set, 1 already written by the guest"
 diag "reopen took $(jq -r '.reopen_seconds * 1000 | . * 1000 | round / 1000' apply.json) ms"
 is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM never stopped"
-out=""
-for r in "read -P 0xcc 1M 64k" "read -P 0xbb 1088k 64k" "read -P 0xbc 6M 64k" "read -P 0xaa 9M 64k"; do
-  out+=$(hmp "qemu-io vm-fmt \"$r\"")
-done
-is "$out" '""""""""' "through the running VM: guest data where it wrote, patched data where the set changed, base data elsewhere (four reads verified, no error)"
+is "$(vm_read 0xcc 1M 64k)" ok "through the running VM: the guest's data where it wrote"
+is "$(vm_read 0xbb 1088k 64k)" ok "patched data where the set changed"
+is "$(vm_read 0xbc 6M 64k)" ok "(both of its ranges)"
+is "$(vm_read 0xaa 9M 64k)" ok "base data elsewhere"
+# blockdev-reopen resets what it is not given: the node keeps its options.
+is "$("$QMP" qmp.sock query-named-block-nodes '{"flat":true}' | jq -c '.[] | select(."node-name" == "vm-fmt") | [.cache."no-flush", .detect_zeroes, .ro]')" \
+  '[true,"unmap",false]' "the reopened node keeps its cache mode, zero detection and read-write state"
+hmp 'qemu-io vm-fmt "discard 3M 64k"' >/dev/null
+is "$(vm_read 0 3M 64k)" ok "and its discard mode (unmap): a cluster the guest discards reads as zeros"
 is "$(qemu-img info -U --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "the overlay's header names the set, so a restart keeps it"
 kill "$qpid"; wait "$qpid" 2>/dev/null; qpid=
 qemu-img check -q vm.qcow2 && qemu-img check -q set.qcow2 && qemu-img check -q base.qcow2; ok $? "every image passes qemu-img check"

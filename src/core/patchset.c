@@ -673,6 +673,32 @@ int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char 
   return apply_live(&mon, node, set, report, err);
 }
 
+/* blockdev-reopen resets the cache mode, zero detection and read-only state to their defaults
+ * unless it is given them (the discard mode it keeps): the node is reopened with what QEMU
+ * reports of them. */
+static json_t *reopen_options(json_t *nodes, const char *node, const char *file,
+                              const char *backing) {
+  json_t *o = json_pack("{ssssssss}", "driver", "qcow2", "node-name", node, "file", file, "backing",
+                        backing);
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const char *nm = json_string_value(json_object_get(n, "node-name"));
+    if (!nm || strcmp(nm, node) != 0) continue;
+    json_t *cache = json_object_get(n, "cache");
+    if (json_is_object(cache))
+      json_object_set_new(o, "cache",
+                          json_pack("{sbsb}", "direct",
+                                    json_is_true(json_object_get(cache, "direct")), "no-flush",
+                                    json_is_true(json_object_get(cache, "no-flush"))));
+    const char *dz = json_string_value(json_object_get(n, "detect_zeroes"));
+    if (dz) json_object_set_new(o, "detect-zeroes", json_string(dz));
+    json_object_set_new(o, "read-only", json_boolean(json_is_true(json_object_get(n, "ro"))));
+    break;
+  }
+  return json_pack("{s[o]}", "options", o);
+}
+
 static int apply_live(struct monitor *mon, const char *node_arg, const char *set, json_t **report,
                       struct vs_err *err) {
   *report = NULL;
@@ -732,8 +758,7 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   added = true;
   /* The guest-visible moment: QEMU drains the node's requests while it reopens. */
   double t0 = vs_now_monotonic();
-  json_t *reopen = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
-                             "file", file_node, "backing", layer_node);
+  json_t *reopen = reopen_options(nodes, node, file_node, layer_node);
   r = mon->exec(mon->ctx, "blockdev-reopen", reopen, NULL, err);
   json_decref(reopen);
   double pause = vs_now_monotonic() - t0;
@@ -743,8 +768,7 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   r = mon->exec(mon->ctx, "change-backing-file", cbf, NULL, err);
   json_decref(cbf);
   if (r < 0) { /* put the chain back as it was */
-    json_t *back = json_pack("{s[{ssssssss}]}", "options", "driver", "qcow2", "node-name", node,
-                             "file", file_node, "backing", base_node);
+    json_t *back = reopen_options(nodes, node, file_node, base_node);
     mon->exec(mon->ctx, "blockdev-reopen", back, NULL, NULL);
     json_decref(back);
     goto out;

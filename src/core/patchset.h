@@ -40,7 +40,9 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
  * added as a read-only node on the base node, NODE is reopened onto it and its header's
  * backing file name changed to SET; if a step fails, what was done is undone and the VM runs
  * on the chain it had. The VM does not stop; *REPORT adds "reopen_seconds", the time the
- * reopen (which drains the node's requests) took. */
+ * reopen (which drains the node's requests) took. The reopen is given the node's cache mode
+ * and zero detection as QEMU reports them (it would reset them to their defaults; its discard
+ * mode it keeps). */
 int vs_patchset_apply_qmp(const char *qmp_path, const char *node, const char *set, json_t **report,
                           struct vs_err *err);
 /* The same for a running libvirt DOMAIN (name or UUID), through libvirt's monitor pass-through
