@@ -57,6 +57,7 @@ virsh -c "$VS_LIBVIRT_URI" create dom2.xml >/dev/null 2>&1; ok $? "a second doma
 pid=$(cat /run/libvirt/qemu/vs-patch-2.pid 2>/dev/null)
 "$VMSCOPE" patchset apply --connect "$VS_LIBVIRT_URI" --method copy vs-patch-2 fix.qcow2 >copy.json 2>copy.err
 ok $? "patchset apply --method copy on the running domain ($(cat copy.err))"
+diag "pivot took $(jq -r '.pivot_seconds * 1000 | . * 1000 | round / 1000' copy.json) ms"
 is "$(jq -r '.method + " " + .disk + " " + (.image | split("/") | last)' copy.json)" "copy vda vm2.fix.qcow2" \
   "it reports the method, the disk and the new top image"
 is "$(virsh -c "$VS_LIBVIRT_URI" domstate vs-patch-2 2>/dev/null | head -n1)" running "the domain kept running"
