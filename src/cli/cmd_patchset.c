@@ -161,7 +161,25 @@ static int apply_or_status(int argc, char **argv) {
   }
   const char *set = apply ? argv[argc - 1] : NULL;
   struct vs_err err = {0};
-  /* The disks to consider: --image, or the domain's (which must be stopped to apply). */
+  if (apply && !image) { /* a libvirt domain, running or stopped */
+    _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
+    json_t *r = NULL;
+    if (!rw ||
+        vs_patchset_apply_domain(rw, argv[optind], device, set, copy, timeout_s, &r, &err) < 0) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      return VS_EXIT_PARTIAL;
+    }
+    if (flush && json_is_true(json_object_get(r, "running"))) {
+      const char *allow[] = {"guest-exec"};
+      struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
+      _cleanup_(vs_channel_closep) struct vs_channel *ch =
+          vs_channel_open_libvirt(rw, json_string_value(json_object_get(r, "domain")), &co);
+      json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
+    }
+    return print_json(r);
+  }
+  /* The disks to consider: --image, or the domain's. */
   char **tops = NULL;
   size_t n = 0;
   if (image) {
@@ -180,30 +198,6 @@ static int apply_or_status(int argc, char **argv) {
     int status = VS_EXIT_OK;
     for (size_t i = 0; i < nd; i++) {
       if (strcmp(doms[i].name, name) != 0 && strcmp(doms[i].uuid, name) != 0) continue;
-      if (apply && doms[i].active) { /* running: through libvirt's monitor pass-through */
-        _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
-        json_t *r = NULL;
-        int ar =
-            !rw    ? -1
-            : copy ? vs_patchset_apply_copy(rw, doms[i].uuid, doms[i].xml, set, timeout_s, &r, &err)
-                   : vs_patchset_apply_libvirt(rw, doms[i].uuid, device, set, &r, &err);
-        if (ar == 0) {
-          if (flush) {
-            const char *allow[] = {"guest-exec"};
-            struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
-            _cleanup_(vs_channel_closep) struct vs_channel *ch =
-                vs_channel_open_libvirt(rw, doms[i].uuid, &co);
-            json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
-          }
-          status = print_json(r);
-        } else {
-          fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-          vs_err_clear(&err);
-          status = VS_EXIT_PARTIAL;
-        }
-        vs_domains_free(doms, nd);
-        return status;
-      }
       struct vs_disk *disks = NULL;
       size_t nk = 0;
       char *skipped = NULL;

@@ -930,6 +930,54 @@ out:
   return rc;
 }
 
+/* ------------------------------------------------------------ a libvirt domain, any state */
+
+int vs_patchset_apply_domain(struct vs_virt *v, const char *domain, const char *node,
+                             const char *set, bool copy, int timeout_s, json_t **report,
+                             struct vs_err *err) {
+  *report = NULL;
+  struct vs_domain *doms = NULL;
+  size_t nd = 0;
+  if (vs_virt_domains(v, &doms, &nd, err) < 0) return -1;
+  struct vs_domain *d = NULL;
+  for (size_t i = 0; i < nd && !d; i++)
+    if (strcmp(doms[i].name, domain) == 0 || strcmp(doms[i].uuid, domain) == 0) d = &doms[i];
+  int rc = -1;
+  if (!d) {
+    vs_err_set(err, ENOENT, "no domain %s", domain);
+  } else if (d->active) {
+    rc = copy ? vs_patchset_apply_copy(v, d->uuid, d->xml, set, timeout_s, report, err)
+              : vs_patchset_apply_libvirt(v, d->uuid, node, set, report, err);
+  } else {
+    /* Stopped: the disk whose chain sits on the set's base is re-pointed. */
+    struct vs_disk *disks = NULL;
+    size_t nk = 0;
+    char *skipped = NULL;
+    struct vs_buf why = {0};
+    if (vs_virt_xml_disks(d->xml, d->name, &disks, &nk, &skipped, err) == 0) {
+      for (size_t k = 0; k < nk && rc < 0; k++) {
+        struct vs_err e = {0};
+        rc = vs_patchset_apply_image(disks[k].path, set, report, &e);
+        if (rc < 0)
+          vs_buf_addf(&why, "%s%s: %s", why.len ? "; " : "", disks[k].target, vs_err_msg(&e));
+        vs_err_clear(&e);
+      }
+      if (rc < 0)
+        vs_err_set(err, EINVAL, "%s: no disk took the set (%s)", d->name,
+                   why.len ? why.data : "no file-backed disks");
+    }
+    vs_buf_free(&why);
+    free(skipped);
+    vs_disks_free(disks, nk);
+  }
+  if (rc == 0) {
+    json_object_set_new(*report, "domain", json_string(d->name));
+    json_object_set_new(*report, "running", json_boolean(d->active));
+  }
+  vs_domains_free(doms, nd);
+  return rc;
+}
+
 /* ------------------------------------------------------------------------ guest flush */
 
 #include "channel.h"

@@ -62,6 +62,16 @@ int vs_patchset_apply_libvirt(struct vs_virt *v, const char *domain, const char 
 int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xml, const char *set,
                            int timeout_s, json_t **report, struct vs_err *err);
 
+/* Applies SET to libvirt DOMAIN (name or UUID) in whatever state it is: running, through the
+ * monitor pass-through (vs_patchset_apply_libvirt, on NODE or the node found by the set's
+ * base when NULL) or, with COPY, by block copy
+ * (vs_patchset_apply_copy, waiting at most TIMEOUT_S); stopped, by re-pointing the disk whose
+ * chain sits on the set's base (vs_patchset_apply_image). *REPORT is theirs, with "domain"
+ * and "running" added. V must be a read-write connection. */
+int vs_patchset_apply_domain(struct vs_virt *v, const char *domain, const char *node,
+                             const char *set, bool copy, int timeout_s, json_t **report,
+                             struct vs_err *err);
+
 /* After a layer is in place the guest may still serve the replaced files from its page cache:
  * runs COMMAND in the guest through channel C ("/bin/sh -c COMMAND" by guest-exec, so C must
  * allow guest-exec), waiting up to DEADLINE_MS. Returns {"command", "status" (a channel

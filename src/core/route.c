@@ -229,7 +229,7 @@ static int collect_mine(struct vs_proxy *p, struct vs_err *err) {
   if (vs_virt_domains(p->virt, &doms, &n, err) < 0) return -1;
   for (size_t i = 0; i < n; i++) {
     if (!doms[i].active || vs_strmap_has(p->mine, doms[i].uuid)) continue;
-    vs_strmap_put(p->mine, doms[i].uuid, vs_xstrdup("libvirt"));
+    vs_strmap_put(p->mine, doms[i].uuid, vs_virt_agent_spec(p->virt, doms[i].xml));
     char *byname = vs_xasprintf("name:%s", doms[i].name);
     vs_strmap_put(p->mine, byname, vs_xstrdup(doms[i].uuid));
     free(byname);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *vs_severity_name(int severity) {
+const char *vs_notif_severity_name(int severity) {
   switch (severity) {
   case VS_SEV_FAILURE:
     return "failure";
@@ -22,7 +22,7 @@ const char *vs_severity_name(int severity) {
   }
 }
 
-int vs_severity_parse(const char *name) {
+int vs_notif_severity_parse(const char *name) {
   if (strcasecmp(name, "failure") == 0) return VS_SEV_FAILURE;
   if (strcasecmp(name, "warning") == 0) return VS_SEV_WARNING;
   if (strcasecmp(name, "okay") == 0) return VS_SEV_OKAY;
@@ -105,8 +105,8 @@ json_t *vs_event_json(const struct vs_event *e) {
   json_t *meta = json_object();
   for (size_t i = 0; i < e->n_meta; i++)
     json_object_set_new(meta, e->meta[i].key, json_string(e->meta[i].value));
-  return json_pack("{sssfss?ss?ss?ss?ss?ss?so}", "severity", vs_severity_name(e->severity), "time",
-                   e->time, "host", e->host, "plugin", e->plugin, "plugin_instance",
+  return json_pack("{sssfss?ss?ss?ss?ss?ss?so}", "severity", vs_notif_severity_name(e->severity),
+                   "time", e->time, "host", e->host, "plugin", e->plugin, "plugin_instance",
                    e->plugin_instance, "type", e->type, "type_instance", e->type_instance,
                    "message", e->message, "meta", meta);
 }
@@ -138,7 +138,7 @@ bool vs_rule_matches(const struct vs_rule *r, const struct vs_event *e) {
   if (!glob_match(r->plugin, e->plugin) || !glob_match(r->plugin_instance, e->plugin_instance) ||
       !glob_match(r->type, e->type) || !glob_match(r->type_instance, e->type_instance))
     return false;
-  if (r->severity && fnmatch(r->severity, vs_severity_name(e->severity), FNM_CASEFOLD) != 0)
+  if (r->severity && fnmatch(r->severity, vs_notif_severity_name(e->severity), FNM_CASEFOLD) != 0)
     return false;
   for (size_t i = 0; i < r->n_meta; i++) {
     bool found = false;
@@ -169,7 +169,8 @@ int vs_rule_check(const struct vs_rule *r, struct vs_err *err) {
     if (!vs_glob_valid(r->domains[i]))
       return vs_err_set(err, EINVAL, "rule \"%s\": Domain \"%s\" is not a well-formed glob", name,
                         r->domains[i]);
-  if (r->severity && strpbrk(r->severity, "*?[") == NULL && vs_severity_parse(r->severity) < 0)
+  if (r->severity && strpbrk(r->severity, "*?[") == NULL &&
+      vs_notif_severity_parse(r->severity) < 0)
     return vs_err_set(err, EINVAL, "rule \"%s\": Severity \"%s\" is none of failure, warning, okay",
                       name, r->severity);
   if (r->n_actions == 0) return vs_err_set(err, EINVAL, "rule \"%s\" has no Action", name);

@@ -21,10 +21,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* collectd's severities. */
-enum vs_severity { VS_SEV_FAILURE = 1, VS_SEV_WARNING = 2, VS_SEV_OKAY = 4 };
-const char *vs_severity_name(int severity); /* "failure", "warning", "okay" */
-int vs_severity_parse(const char *name);    /* -1 when not one of them (any case) */
+/* collectd's notification severities (drift.h has the findings' own). */
+enum vs_notif_severity { VS_SEV_FAILURE = 1, VS_SEV_WARNING = 2, VS_SEV_OKAY = 4 };
+const char *vs_notif_severity_name(int severity); /* "failure", "warning", "okay" */
+int vs_notif_severity_parse(const char *name);    /* -1 when not one of them (any case) */
 
 struct vs_event_meta {
   char *key, *value; /* values of every type, as text */

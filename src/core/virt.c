@@ -401,6 +401,24 @@ int vs_virt_xml_disks(const char *text, const char *what, struct vs_disk **out, 
   return 0;
 }
 
+char *vs_virt_agent_spec(struct vs_virt *v, const char *xml) {
+  const char *type = v ? virConnectGetType(v->conn) : NULL;
+  if (type && strcmp(type, "QEMU") == 0) return vs_xstrdup("libvirt");
+  struct xml x;
+  if (!xml || xml_parse(xml, "domain", &x, NULL) < 0) return vs_xstrdup("libvirt");
+  xmlXPathObjectPtr o =
+      xml_nodes(&x, "/domain/devices/channel[@type='unix']"
+                    "[target/@type='virtio'][target/@name='org.qemu.guest_agent.0']");
+  char *path = o && o->nodesetval && o->nodesetval->nodeNr > 0
+                   ? xml_string(&x, o->nodesetval->nodeTab[0], "source/@path")
+                   : NULL;
+  xmlXPathFreeObject(o);
+  xml_free(&x);
+  char *spec = path && path[0] == '/' ? vs_xasprintf("unix:%s", path) : vs_xstrdup("libvirt");
+  free(path);
+  return spec;
+}
+
 void vs_disks_free(struct vs_disk *d, size_t n) {
   for (size_t i = 0; d && i < n; i++) {
     free(d[i].target);

@@ -56,6 +56,13 @@ int vs_virt_xml_disks(const char *xml, const char *what, struct vs_disk **out, s
                       char **skipped, struct vs_err *err);
 void vs_disks_free(struct vs_disk *d, size_t n);
 
+/* How to reach the guest agent of a domain whose XML is XML on V's hypervisor: "libvirt"
+ * (virDomainQemuAgentCommand) for QEMU, which holds the agent's socket itself; for drivers
+ * that cannot carry agent commands (the test driver, or a hypervisor whose agent socket is
+ * served by something else), "unix:PATH" from the XML's org.qemu.guest_agent.0 unix channel,
+ * else "libvirt". Caller frees. */
+char *vs_virt_agent_spec(struct vs_virt *v, const char *xml);
+
 /* libvirt delivers events only through an event loop, which must exist before the connection
  * that wants events is opened: this registers libvirt's default loop and runs it in a thread of
  * its own for the life of the process (once; later calls do nothing). */

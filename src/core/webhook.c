@@ -41,7 +41,7 @@ static char *rfc3339(double t) {
 static const char *field(const struct vs_event *e, const char *rule, const char *name, size_t len,
                          char **tmp) {
 #define IS(s) (strlen(s) == len && strncmp(name, s, len) == 0)
-  if (IS("severity")) return vs_severity_name(e->severity);
+  if (IS("severity")) return vs_notif_severity_name(e->severity);
   if (IS("host")) return e->host;
   if (IS("plugin")) return e->plugin;
   if (IS("plugin_instance")) return e->plugin_instance;
@@ -100,7 +100,7 @@ static char *alertmanager(const char *rule, const struct vs_event *e) {
                         {"key", key}};
   for (size_t i = 0; i < sizeof(l) / sizeof(*l); i++)
     if (l[i][1] && *l[i][1]) json_object_set_new(labels, l[i][0], json_string(l[i][1]));
-  json_t *ann = json_pack("{ssss}", "severity", vs_severity_name(e->severity), "summary",
+  json_t *ann = json_pack("{ssss}", "severity", vs_notif_severity_name(e->severity), "summary",
                           e->message ? e->message : "");
   for (size_t i = 0; i < e->n_meta; i++)
     if (strcmp(e->meta[i].key, "key") != 0)
