@@ -1,6 +1,6 @@
 # t/lib/collectd.sh: the real collectd for tests and benchmarks. Source it, then:
 #   vs_plugin_dir WORK     make install into WORK/dest and print the plugin directory, with
-#                          collectd's own csv, logfile and exec copied beside ours (PluginDir is
+#                          collectd's own csv, logfile, exec and unixsock copied beside ours (PluginDir is
 #                          global, and LoadPlugin refuses a plugin reached through a symlink)
 #   vs_collectd_conf WORK PLUGINDIR [LOG]
 #                          the global part of a collectd.conf: host "vstest", Interval 1, a
@@ -15,7 +15,7 @@ vs_plugin_dir() {
   make -s -C "$VS_BUILDDIR" install DESTDIR="$1/dest" >"$1/install.log" 2>&1 || return 1
   local dir
   dir=$(dirname "$(find "$1/dest" -name vmscope_snapshot.so | head -n1)")
-  cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so "$dir/"
+  cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so /usr/lib/collectd/unixsock.so "$dir/"
   echo "$dir"
 }
 vs_collectd_conf() { # WORK PLUGINDIR [LOG]

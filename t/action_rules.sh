@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Config-driven remediation in the real collectd with all three plugins: libvirt's test driver
+# serves six domains whose disks are qcow2 images built here; web-03 permits root logins. Its
+# config_drift WARNING fires two rules: one has web-03's guest agent (the real qemu-ga, on the
+# unix socket the domain's XML declares) run a command that fixes the image, the other posts
+# the alert to a real Alertmanager. The fixed image clears the drift; the OKAY resolves the
+# alert. Also: a dry-run rule does nothing but say so, a rule on action_result never sees
+# vmscope_action's own notifications, and a flood of 10,000 notifications is dropped past the
+# bounded queue, counted, while collectd keeps answering.
+. "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+. "$VS_SRCDIR/t/lib/collectd.sh"
+[ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
+for c in qemu-ga prometheus-alertmanager socat; do
+  command -v "$c" >/dev/null || { skip 1 "$c is not installed"; done_testing; exit $?; }
+done
+work=$(tmpdir)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
+chmod 755 "$work" # the notification script runs as nobody
+
+mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }
+base=$work/trees/base
+mk "$base/etc/os-release" 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+mk "$base/etc/ssh/sshd_config" '#PermitRootLogin prohibit-password\nPort 22\nUsePAM yes\n'
+mk "$base/etc/passwd" 'root:x:0:0:root:/root:/bin/bash\n'
+mk "$base/var/lib/dpkg/status" 'Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:9.2p1-2+deb12u3\n'
+mkdir -p "$work/images"
+names=(web-01 web-02 web-03 web-04 web-05 web-06)
+for n in "${names[@]}"; do
+  cp -a "$base" "$work/trees/$n"
+  mk "$work/trees/$n/etc/hostname" "$n\n"
+done
+cp -a "$work/trees/web-03" "$work/trees/web-03-fixed"
+mk "$work/trees/web-03/etc/ssh/sshd_config" '#PermitRootLogin prohibit-password\nPort 22\nUsePAM yes\nPermitRootLogin yes\n'
+built=0
+for n in "${names[@]}" web-03-fixed; do
+  bash "$VS_SRCDIR/scripts/tree-to-image.sh" "$work/trees/$n" "$work/images/$n.qcow2" whole && built=$((built + 1))
+done
+is $built 7 "seven qcow2 images are built from guest trees (web-03 permits root logins; its fix)"
+
+# web-03's agent: the real qemu-ga, on the socket its domain's XML declares.
+mkdir -p "$work/agent"
+qemu-ga -m unix-listen -p "$work/agent/web-03.sock" -t "$work/agent" -b guest-shutdown >"$work/qga.log" 2>&1 &
+pids+=($!)
+{
+  echo "<node>"
+  k=0
+  for n in "${names[@]}"; do
+    k=$((k + 1))
+    # every domain declares an agent channel; only web-03's has an agent behind it
+    channel="<channel type='unix'><source mode='bind' path='$work/agent/$n.sock'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+    cat <<XML
+ <domain type='test'>
+  <name>$n</name><uuid>00000000-0000-4000-8000-0000000000$(printf '%02d' $k)</uuid>
+  <memory unit='MiB'>512</memory><vcpu>2</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
+  <devices>
+   <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+    <source file='$work/images/$n.qcow2'/><target dev='vda' bus='virtio'/></disk>
+   $channel
+  </devices>
+ </domain>
+XML
+  done
+  echo "</node>"
+} >"$work/node.xml"
+
+# A real Alertmanager on loopback.
+amport=$((20000 + $$ % 1000 * 2))
+cat >"$work/am.yml" <<YML
+route:
+  receiver: "null"
+receivers:
+  - name: "null"
+YML
+prometheus-alertmanager --config.file="$work/am.yml" --storage.path="$work/am" \
+  --web.listen-address="127.0.0.1:$amport" --cluster.listen-address= >"$work/am.log" 2>&1 &
+pids+=($!)
+am="http://127.0.0.1:$amport"
+for _ in $(seq 1 100); do curl -sf "$am/-/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "$am/-/ready" >/dev/null; ok $? "Alertmanager answers on loopback"
+
+mkdir -m 0777 "$work/notes"
+cat >"$work/notify.sh" <<EOF
+#!/bin/sh
+cat >"$work/notes/\$(date +%s%N).\$\$"
+EOF
+chmod 755 "$work/notify.sh"
+# The fix waits a little, so the alert can be seen firing before the fix clears it.
+fix="sleep 4 && cp $work/images/web-03-fixed.qcow2 $work/images/web-03.new && mv $work/images/web-03.new $work/images/web-03.qcow2 && echo fixed"
+fix_json=$(jq -cn --arg c "$fix" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c], "capture-output": true}}')
+dry_json=$(jq -cn --arg c "touch $work/dry-ran" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c]}}')
+q() { sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$1"; } # a collectd config string
+
+plugindir=$(vs_plugin_dir "$work")
+ok $? "make install into a staging root"
+{ vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$work/csv"
+</Plugin>
+LoadPlugin exec
+<Plugin exec>
+  NotificationExec "nobody" "$work/notify.sh"
+</Plugin>
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "test://$work/node.xml"
+  Interval 1
+  DataDir "$work/pool"
+</Plugin>
+LoadPlugin vmscope_drift
+<Plugin vmscope_drift>
+  DataDir "$work/pool"
+  Interval 1
+  WarningScore 0.7 # 5 peers: a value none of them has scores 0.714
+</Plugin>
+LoadPlugin vmscope_action
+<Plugin vmscope_action>
+  Connection "test://$work/node.xml"
+  AllowCommand "guest-exec"
+  Workers 2
+  <Rule "root-login">
+    Match Plugin "vmscope_drift" Type "config_drift" Severity "warning" Meta "key" "file:/etc/ssh/sshd_config:PermitRootLogin"
+    Domain "web-*"
+    Action "agent" "$(q "$fix_json")"
+    RateLimit 1 600
+  </Rule>
+  <Rule "alert">
+    Match Plugin "vmscope_drift" Type "config_drift"
+    Action "webhook" "$am/api/v2/alerts"
+    WebhookTimeout 2
+  </Rule>
+  <Rule "dry">
+    Match Plugin "vmscope_drift" Type "config_drift" Severity "warning"
+    Action "agent" "$(q "$dry_json")"
+    DryRun true
+  </Rule>
+  <Rule "loop">
+    Type "action_result"
+    Action "webhook" "http://127.0.0.1:1/never"
+    DryRun true
+  </Rule>
+</Plugin>
+CONF
+vs_collectd_env
+"${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
+pid=$!
+pids+=($pid)
+
+notes() { # TYPE [SEVERITY] [PLUGIN-INSTANCE] [TYPE-INSTANCE] -> matching files
+  local f
+  for f in "$work"/notes/*; do
+    [ -f "$f" ] || continue
+    grep -qx "Type: $1" "$f" || continue
+    [ -z "${2:-}" ] || grep -qx "Severity: $2" "$f" || continue
+    [ -z "${3:-}" ] || grep -qx "PluginInstance: $3" "$f" || continue
+    [ -z "${4:-}" ] || grep -qx "TypeInstance: $4" "$f" || continue
+    echo "$f"
+  done
+}
+wait_for() { # SECONDS COMMAND...
+  local t=$(($1 * 4))
+  shift
+  while [ $t -gt 0 ]; do
+    "$@" && return 0
+    sleep 0.25
+    t=$((t - 1))
+  done
+  return 1
+}
+has_notes() { [ -n "$(notes "$@")" ]; }
+alert_state() { # the web-03 PermitRootLogin alert's state in Alertmanager, or "none"
+  curl -s "$am/api/v2/alerts" |
+    jq -r '[.[] | select(.labels.domain == "web-03" and .labels.key == "file:/etc/ssh/sshd_config:PermitRootLogin")] | if length == 0 then "none" else .[0].status.state end'
+}
+fired() { [ "$(alert_state)" = active ]; }
+resolved() { [ "$(alert_state)" = none ]; }
+
+wait_for 60 has_notes config_drift WARNING web-03
+ok $? "vmscope_drift raises config_drift WARNING for web-03"
+wait_for 10 fired
+ok $? "the alert rule's webhook fires the alert in Alertmanager"
+curl -s "$am/api/v2/alerts" | jq -e '.[] | select(.labels.domain == "web-03") | .labels.alertname == "vmscope_config_drift" and .labels.type_instance == "sshd_config.PermitRootLogin" and (.annotations.summary | test("PermitRootLogin"))' >/dev/null
+ok $? "labelled with the domain and the key, the message as its summary"
+wait_for 30 has_notes action_result OKAY web-03 root-login
+ok $? "the root-login rule's agent action reports action_result OKAY through collectd"
+f=$(notes action_result OKAY web-03 root-login | head -n1)
+grep -qx 'action: agent' "$f" && grep -qx 'rule: root-login' "$f" && grep -qx 'domain: web-03' "$f" && grep -q '^duration: ' "$f"
+ok $? "with rule, action, domain and duration in its meta"
+grep -q '"exit_code":0' "$f" && grep -q '"output":"fixed\\n"' "$f" && grep -q "unix:$work/agent/web-03.sock" "$f"
+ok $? "the real qemu-ga ran the command through the domain's unix channel: $(grep '^detail' "$f")"
+wait_for 60 has_notes config_drift OKAY web-03
+ok $? "the fixed image clears the drift: config_drift OKAY for web-03"
+wait_for 30 resolved
+ok $? "and the OKAY resolves the alert in Alertmanager (state: $(alert_state))"
+is "$(notes action_result OKAY web-03 root-login | wc -l)" 1 "the fix ran once (RateLimit 1 600)"
+dry=$(notes action_result OKAY web-03 dry | head -n1)
+[ -n "$dry" ] && grep -qx 'dry_run: true' "$dry" && grep -q 'would run agent' "$dry"
+ok $? "the dry-run rule reports what it would do: $(tail -n1 "$dry" 2>/dev/null)"
+[ ! -e "$work/dry-ran" ]; ok $? "and does not do it"
+n_alert=$(notes action_result '' '' alert | wc -l)
+[ "$n_alert" -ge 2 ] && [ "$n_alert" = "$(notes action_result OKAY '' alert | wc -l)" ]
+ok $? "webhook results are reported too ($n_alert, all OKAY: the WARNING's and the OKAY's)"
+is "$(notes action_result '' '' loop | wc -l)" 0 "a rule on action_result never takes vmscope_action's own notifications (no loops)"
+kill "$pid"
+for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+! kill -0 "$pid" 2>/dev/null; ok $? "collectd stops within 10 s of SIGTERM"
+grep -E 'AddressSanitizer|runtime error' "$work/run.out" >&2; is $? 1 "no sanitizer report"
+
+# A flood: 10,000 notifications at once into a collectd whose action queue holds 50. (No
+# NotificationExec here: it would fork once per notification.)
+{ vs_collectd_conf "$work" "$plugindir" "$work/flood.log"; cat <<CONF; } >"$work/flood.conf"
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$work/csv"
+</Plugin>
+LoadPlugin unixsock
+<Plugin unixsock>
+  SocketFile "$work/collectd.sock"
+</Plugin>
+LoadPlugin vmscope_action
+<Plugin vmscope_action>
+  Workers 2
+  QueueSize 50
+  <Rule "flood">
+    Type "flood_test"
+    Action "webhook" "http://127.0.0.1:1/nothing-listens"
+    WebhookRetries 0
+  </Rule>
+</Plugin>
+CONF
+"${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/flood.conf" >"$work/flood.out" 2>&1 &
+pid=$!
+pids+=($pid)
+for _ in $(seq 1 40); do [ -S "$work/collectd.sock" ] && break; sleep 0.25; done
+t=$(date +%s)
+for i in $(seq 1 10000); do
+  echo "PUTNOTIF severity=warning time=$t host=vstest plugin=flood plugin_instance=web-0$((i % 6 + 1)) type=flood_test message=\"flood $i\""
+done >"$work/flood.txt"
+t0=$(date +%s.%N)
+socat -t 30 - "UNIX-CONNECT:$work/collectd.sock" <"$work/flood.txt" >"$work/flood.replies" 2>&1
+is "$(grep -c '^0 Success' "$work/flood.replies")" 10000 "collectd takes 10,000 notifications over its unix socket ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'))"
+ans=$(echo LISTVAL | socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" | head -n1)
+[[ "$ans" =~ ^[0-9]+\ Values?\ found ]]; ok $? "and keeps answering right after ($ans)"
+counter() { tail -n1 "$work"/csv/vstest/vmscope_action/count-"$1"-* 2>/dev/null | cut -d, -f2 | cut -d. -f1; }
+settled() { [ "$(($(counter actions_failed) + $(counter actions_dropped)))" -eq 10000 ]; }
+wait_for 20 settled 2>/dev/null
+ok $? "every notification is either run or dropped: $(counter actions_failed) failed (the webhook's port is closed) + $(counter actions_dropped) dropped"
+[ "$(counter actions_dropped)" -gt 0 ] && [ "$(counter actions_failed)" -gt 0 ]; ok $? "both happen: the queue is bounded"
+grep -q 'the action queue is full (QueueSize 50)' "$work/flood.log"; ok $? "drops come with a logged warning"
+[ "$(grep -c 'the action queue is full' "$work/flood.log")" -le 3 ]; ok $? "logged a few times, not 10,000"
+[ -n "$(ls "$work"/csv/vstest/vmscope_action/duration-action-* 2>/dev/null)" ]; ok $? "duration-action is written"
+kill "$pid"
+for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+! kill -0 "$pid" 2>/dev/null; ok $? "collectd stops within 10 s of SIGTERM after the flood"
+grep -E 'AddressSanitizer|runtime error' "$work/flood.out" >&2; is $? 1 "no sanitizer report"
+done_testing
