@@ -95,6 +95,24 @@ q() { sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$1"; } # a collectd config string
 
 plugindir=$(vs_plugin_dir "$work")
 ok $? "make install into a staging root"
+vs_collectd_env
+
+# Rules that cannot work are refused at config time, with a message that says why.
+bad_rule() { # DESCRIPTION EXPECTED-LOG-TEXT RULE-BODY...
+  local what=$1 want=$2
+  shift 2
+  { vs_collectd_conf "$work" "$plugindir" "$work/bad.log"; printf 'LoadPlugin vmscope_action\n<Plugin vmscope_action>\n  <Rule "r">\n'; printf '    %s\n' "$@"; printf '  </Rule>\n</Plugin>\n'; } >"$work/bad.conf"
+  rm -f "$work/bad.log"
+  "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad.conf" >"$work/bad.out" 2>&1
+  grep -q 'Parsing the config file failed' "$work/bad.out" && grep -qF "$want" "$work/bad.log"
+  ok $? "$what is refused: $(grep -F "$want" "$work/bad.log" | head -n1 | sed 's/^\[[^]]*\] //')"
+}
+bad_rule "an unknown key in a rule" 'unknown option "Frobnicate"' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'Frobnicate 1'
+bad_rule "a bad glob" 'is not a well-formed glob' 'Type "x"' 'Domain "web-[0-9"' 'Action "webhook" "http://127.0.0.1:1/"'
+bad_rule "an agent action that is not a command" 'is not a JSON object with "execute"' 'Type "x"' 'Action "agent" "guest-ping"'
+bad_rule "an unknown template field" 'unknown field ${nosuch}' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'WebhookBody "{\"x\":\"${nosuch}\"}"'
+bad_rule "a rule without actions" 'has no Action' 'Type "x"'
+bad_rule "an unknown severity" 'is none of failure, warning, okay' 'Severity "urgent"' 'Action "webhook" "http://127.0.0.1:1/"'
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin csv
 <Plugin csv>
@@ -144,7 +162,6 @@ LoadPlugin vmscope_action
   </Rule>
 </Plugin>
 CONF
-vs_collectd_env
 "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 pids+=($pid)
@@ -209,8 +226,29 @@ for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
 ! kill -0 "$pid" 2>/dev/null; ok $? "collectd stops within 10 s of SIGTERM"
 grep -E 'AddressSanitizer|runtime error' "$work/run.out" >&2; is $? 1 "no sanitizer report"
 
-# A flood: 10,000 notifications at once into a collectd whose action queue holds 50. (No
-# NotificationExec here: it would fork once per notification.)
+# A patchset action, on a stopped domain of the test driver whose disk is an overlay of a
+# base: the set is put under it. Then a flood: 10,000 notifications at once into a collectd
+# whose action queue holds 50. (No NotificationExec here: it would fork once per
+# notification.)
+mkdir -p "$work/ps"
+qemu-img create -q -f qcow2 "$work/ps/base.qcow2" 16M
+qemu-io -f qcow2 -c "write -P 0xaa 0 16M" "$work/ps/base.qcow2" >/dev/null
+cp "$work/ps/base.qcow2" "$work/ps/patched.qcow2"
+qemu-io -f qcow2 -c "write -P 0xbb 1M 64k" "$work/ps/patched.qcow2" >/dev/null
+"$VMSCOPE" patchset make -b "$work/ps/base.qcow2" -p "$work/ps/patched.qcow2" -o "$work/ps/fix.qcow2"
+qemu-img create -q -f qcow2 -b "$work/ps/base.qcow2" -F qcow2 "$work/ps/vm.qcow2"
+cat >"$work/node2.xml" <<XML
+<node>
+ <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+  <name>stopped-1</name><uuid>00000000-0000-4000-8000-0000000000aa</uuid>
+  <memory unit='MiB'>512</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+   <source file='$work/ps/vm.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
+  <test:runstate>5</test:runstate>
+ </domain>
+</node>
+XML
 { vs_collectd_conf "$work" "$plugindir" "$work/flood.log"; cat <<CONF; } >"$work/flood.conf"
 LoadPlugin csv
 <Plugin csv>
@@ -222,8 +260,13 @@ LoadPlugin unixsock
 </Plugin>
 LoadPlugin vmscope_action
 <Plugin vmscope_action>
+  Connection "test://$work/node2.xml"
   Workers 2
   QueueSize 50
+  <Rule "patch">
+    Type "patch_me"
+    Action "patchset" "$work/ps/fix.qcow2"
+  </Rule>
   <Rule "flood">
     Type "flood_test"
     Action "webhook" "http://127.0.0.1:1/nothing-listens"
@@ -235,6 +278,13 @@ CONF
 pid=$!
 pids+=($pid)
 for _ in $(seq 1 40); do [ -S "$work/collectd.sock" ] && break; sleep 0.25; done
+echo "PUTNOTIF severity=warning time=$(date +%s) host=vstest plugin=test plugin_instance=stopped-1 type=patch_me message=\"patch it\"" |
+  socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" >/dev/null
+backing() { qemu-img info --output=json "$work/ps/vm.qcow2" | jq -r '."backing-filename"' | xargs basename; }
+wait_for 10 test "$(backing)" = fix.qcow2
+ok $? "the patchset action puts the set under the stopped domain's overlay (its backing file: $(backing))"
+qemu-io -r -f qcow2 -c "read -P 0xbb 1M 64k" -c "read -P 0xaa 2M 64k" "$work/ps/vm.qcow2" | grep -q 'verification failed'
+is $? 1 "which then reads the patched data where the set changed, the base elsewhere"
 t=$(date +%s)
 for i in $(seq 1 10000); do
   echo "PUTNOTIF severity=warning time=$t host=vstest plugin=flood plugin_instance=web-0$((i % 6 + 1)) type=flood_test message=\"flood $i\""

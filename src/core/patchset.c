@@ -488,6 +488,7 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
                   "qcow2",    "-b",     set_real, above, NULL};
   pid_t pid;
   int status = 0;
+  vs_reset_sigchld(); /* under collectd: the exit status is needed */
   if (posix_spawnp(&pid, "qemu-img", NULL, NULL, argv, environ) != 0 ||
       waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     vs_err_set(err, EIO, "%s: qemu-img rebase -u failed (status %d): not changed", above,

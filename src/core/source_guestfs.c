@@ -41,22 +41,6 @@ static int gerr(struct vs_guestfs *gfs, struct vs_err *err, const char *what) {
   return vs_err_set(err, EIO, "libguestfs: %s: %s", what, msg ? msg : "failed");
 }
 
-/* libguestfs waits for its appliance's processes (qemu-img, qemu); under collectd SIGCHLD is
- * ignored and that wait fails ("waitpid: No child processes", or "qemu-img exited for an
- * unknown reason (status -1)"). Children are reaped automatically both when SIGCHLD is
- * SIG_IGN and when SA_NOCLDWAIT is set, so restore the default disposition without flags. A
- * real handler someone installed is left alone. */
-static void reset_sigchld(void) {
-  struct sigaction sa;
-  if (sigaction(SIGCHLD, NULL, &sa) == 0 &&
-      (sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && (sa.sa_flags & SA_NOCLDWAIT)))) {
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    sigemptyset(&dfl.sa_mask);
-    if (sigaction(SIGCHLD, &dfl, NULL) < 0)
-      vs_log(VS_LOG_WARNING, "cannot reset SIGCHLD for libguestfs: %s", strerror(errno));
-  }
-}
-
 /* guestfs_launch has no deadline, and under emulation an appliance now and then hangs in
  * boot. A watchdog thread kills this process's hypervisor children past the deadline, which
  * makes the launch fail (and be retried) instead of hanging forever. */
@@ -133,7 +117,9 @@ static guestfs_h *launch(char *const *paths, char *const *formats, size_t n, str
       return NULL;
     }
     guestfs_set_error_handler(g, NULL, NULL);
-    reset_sigchld(); /* adding a read-only drive already runs qemu-img (its overlay) */
+    /* libguestfs waits for its appliance's qemu-img and qemu; adding a read-only drive already
+     * runs qemu-img (its overlay) */
+    vs_reset_sigchld();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
       rc = guestfs_add_drive_opts(g, paths[i], GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
@@ -293,6 +279,7 @@ static void apply_meta(struct stage *st, const char *guest, const char *host) {
 
 /* Runs tar without a shell to unpack ARCHIVE into DIR, keeping numeric owners and modes. */
 static int untar(const char *archive, const char *dir) {
+  vs_reset_sigchld();
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -379,4 +380,15 @@ void vs_newfile_abandon(struct vs_newfile *f) {
   free(f->tmp);
   free(f->path);
   f->tmp = f->path = NULL;
+}
+
+void vs_reset_sigchld(void) {
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, NULL, &sa) == 0 &&
+      (sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && (sa.sa_flags & SA_NOCLDWAIT)))) {
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    if (sigaction(SIGCHLD, &dfl, NULL) < 0)
+      vs_log(VS_LOG_WARNING, "cannot reset SIGCHLD: %s", strerror(errno));
+  }
 }

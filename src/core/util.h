@@ -74,6 +74,12 @@ int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err);
 /* Drops the file, if not committed. Safe to call twice. */
 void vs_newfile_abandon(struct vs_newfile *f);
 
+/* Restores SIGCHLD's default disposition when it is ignored (SIG_IGN or SA_NOCLDWAIT, as
+ * collectd sets it): children are then reaped automatically and a waitpid for one's exit
+ * status fails with ECHILD. Callers that spawn a child and want its status call this first.
+ * A real handler someone installed is left alone. */
+void vs_reset_sigchld(void);
+
 /* A growable byte buffer that is always NUL-terminated. */
 struct vs_buf {
   char *data;
