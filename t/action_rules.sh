@@ -237,6 +237,33 @@ cp "$work/ps/base.qcow2" "$work/ps/patched.qcow2"
 qemu-io -f qcow2 -c "write -P 0xbb 1M 64k" "$work/ps/patched.qcow2" >/dev/null
 "$VMSCOPE" patchset make -b "$work/ps/base.qcow2" -p "$work/ps/patched.qcow2" -o "$work/ps/fix.qcow2"
 qemu-img create -q -f qcow2 -b "$work/ps/base.qcow2" -F qcow2 "$work/ps/vm.qcow2"
+# A routed agent action: remote-01 runs on another host ("h2", a vmscope fleet proxy with the
+# real qemu-ga behind the VM's channel) of the fleet map in a real etcd.
+port=$((30000 + $$ % 1000 * 2 + 1))
+store=http://127.0.0.1:$port
+etcd --name a1 --data-dir "$work/etcd" --listen-client-urls "$store" --advertise-client-urls "$store" \
+  --listen-peer-urls "http://127.0.0.1:$((port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+  --initial-cluster "a1=http://127.0.0.1:$((port + 1))" >"$work/etcd.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -s -X POST "$store/v3/kv/range" -d '{"key":"AA=="}' >/dev/null 2>&1 && break; sleep 0.1; done
+qemu-ga -m unix-listen -p "$work/agent/remote-01.sock" -t "$work/agent" -b guest-shutdown >"$work/qga2.log" 2>&1 &
+pids+=($!)
+"$VMSCOPE" fleet proxy --store "$store" --host h2 --vm "00000000-0000-4000-8000-0000000000b1:remote-01:unix:$work/agent/remote-01.sock" >"$work/proxy-h2.log" 2>&1 &
+pids+=($!)
+# A webhook over TLS: a second Alertmanager serving https with a certificate of a CA made here.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vmscope test CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.ext"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 -extfile "$work/san.ext" -out "$work/tls.pem" 2>/dev/null
+printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$work/tls.pem" "$work/tls.key" >"$work/web.yml"
+tlsport=$((amport + 1))
+prometheus-alertmanager --config.file="$work/am.yml" --storage.path="$work/am-tls" --web.config.file="$work/web.yml" \
+  --web.listen-address="127.0.0.1:$tlsport" --cluster.listen-address= >"$work/am-tls.log" 2>&1 &
+pids+=($!)
+amtls="https://127.0.0.1:$tlsport"
+for _ in $(seq 1 100); do curl -sf --cacert "$work/ca.pem" "$amtls/-/ready" >/dev/null && break; sleep 0.1; done
+curl -sf --cacert "$work/ca.pem" "$amtls/-/ready" >/dev/null; ok $? "a second Alertmanager answers over TLS"
+
 cat >"$work/node2.xml" <<XML
 <node>
  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
@@ -261,8 +288,26 @@ LoadPlugin unixsock
 LoadPlugin vmscope_action
 <Plugin vmscope_action>
   Connection "test://$work/node2.xml"
+  FleetStore "$store"
+  HostName "vstest"
+  Lease 5
   Workers 2
   QueueSize 50
+  <Rule "remote">
+    Type "remote_test"
+    Action "agent" "{\\"execute\\":\\"guest-ping\\"}"
+  </Rule>
+  <Rule "tls-untrusted">
+    Type "tls_test"
+    Action "webhook" "$amtls/api/v2/alerts"
+    WebhookRetries 0
+  </Rule>
+  <Rule "tls-trusted">
+    Type "tls_test"
+    Action "webhook" "$amtls/api/v2/alerts"
+    WebhookCACert "$work/ca.pem"
+    WebhookRetries 0
+  </Rule>
   <Rule "patch">
     Type "patch_me"
     Action "patchset" "$work/ps/fix.qcow2"
@@ -280,6 +325,19 @@ pids+=($pid)
 for _ in $(seq 1 40); do [ -S "$work/collectd.sock" ] && break; sleep 0.25; done
 echo "PUTNOTIF severity=warning time=$(date +%s) host=vstest plugin=test plugin_instance=stopped-1 type=patch_me message=\"patch it\"" |
   socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" >/dev/null
+logged() { grep -q "$1" "$work/flood.log"; }
+echo "PUTNOTIF severity=warning time=$(date +%s) host=vstest plugin=test plugin_instance=remote-01 type=remote_test message=\"ping it\"" |
+  socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" >/dev/null
+wait_for 20 logged 'severity = OKAY.*type = action_result, type_instance = remote, message = rule remote: agent on remote-01 done'
+ok $? "an agent action for a domain of another host is routed through the fleet map to its agent and answered"
+echo "PUTNOTIF severity=warning time=$(date +%s) host=vstest plugin=test plugin_instance=web-01 type=tls_test message=\"over TLS\"" |
+  socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" >/dev/null
+wait_for 15 logged 'severity = OKAY.*type_instance = tls-trusted, message = rule tls-trusted: webhook on web-01 done'
+ok $? "a webhook over TLS lands with the server's CA given (WebhookCACert)"
+wait_for 15 logged 'severity = FAILURE.*type_instance = tls-untrusted'
+ok $? "and fails without it: TLS verification is on by default ($(grep -o 'tls-untrusted: webhook on web-01 failed: [^,]*' "$work/flood.log" | head -n1 | cut -c1-120))"
+curl -s --cacert "$work/ca.pem" "$amtls/api/v2/alerts" | jq -e 'map(select(.labels.rule == "tls-trusted")) | length == 1' >/dev/null
+ok $? "the TLS Alertmanager holds the one alert"
 backing() { qemu-img info --output=json "$work/ps/vm.qcow2" | jq -r '."backing-filename"' | xargs basename; }
 wait_for 10 test "$(backing)" = fix.qcow2
 ok $? "the patchset action puts the set under the stopped domain's overlay (its backing file: $(backing))"
@@ -295,9 +353,9 @@ is "$(grep -c '^0 Success' "$work/flood.replies")" 10000 "collectd takes 10,000 
 ans=$(echo LISTVAL | socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" | head -n1)
 [[ "$ans" =~ ^[0-9]+\ Values?\ found ]]; ok $? "and keeps answering right after ($ans)"
 counter() { tail -n1 "$work"/csv/vstest/vmscope_action/count-"$1"-* 2>/dev/null | cut -d, -f2 | cut -d. -f1; }
-settled() { [ "$(($(counter actions_failed) + $(counter actions_dropped)))" -eq 10000 ]; }
+settled() { [ "$(($(counter actions_failed) + $(counter actions_dropped)))" -eq 10001 ]; } # and the untrusted TLS webhook's failure
 wait_for 20 settled 2>/dev/null
-ok $? "every notification is either run or dropped: $(counter actions_failed) failed (the webhook's port is closed) + $(counter actions_dropped) dropped"
+ok $? "every flood notification is either run or dropped: $(($(counter actions_failed) - 1)) failed (the webhook's port is closed) + $(counter actions_dropped) dropped"
 [ "$(counter actions_dropped)" -gt 0 ] && [ "$(counter actions_failed)" -gt 0 ]; ok $? "both happen: the queue is bounded"
 grep -q 'the action queue is full (QueueSize 50)' "$work/flood.log"; ok $? "drops come with a logged warning"
 [ "$(grep -c 'the action queue is full' "$work/flood.log")" -le 3 ]; ok $? "logged a few times, not 10,000"
