@@ -322,7 +322,8 @@ CONF
 "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/flood.conf" >"$work/flood.out" 2>&1 &
 pid=$!
 pids+=($pid)
-for _ in $(seq 1 40); do [ -S "$work/collectd.sock" ] && break; sleep 0.25; done
+# The socket comes with unixsock's init; the rules' callbacks with vmscope_action's, later.
+for _ in $(seq 1 120); do grep -q 'Initialization complete' "$work/flood.log" 2>/dev/null && break; sleep 0.25; done
 echo "PUTNOTIF severity=warning time=$(date +%s) host=vstest plugin=test plugin_instance=stopped-1 type=patch_me message=\"patch it\"" |
   socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" >/dev/null
 logged() { grep -q "$1" "$work/flood.log"; }
@@ -339,7 +340,7 @@ ok $? "and fails without it: TLS verification is on by default ($(grep -o 'tls-u
 curl -s --cacert "$work/ca.pem" "$amtls/api/v2/alerts" | jq -e 'map(select(.labels.rule == "tls-trusted")) | length == 1' >/dev/null
 ok $? "the TLS Alertmanager holds the one alert"
 backing() { qemu-img info --output=json "$work/ps/vm.qcow2" | jq -r '."backing-filename"' | xargs basename; }
-wait_for 10 test "$(backing)" = fix.qcow2
+wait_for 30 test "$(backing)" = fix.qcow2
 ok $? "the patchset action puts the set under the stopped domain's overlay (its backing file: $(backing))"
 qemu-io -r -f qcow2 -c "read -P 0xbb 1M 64k" -c "read -P 0xaa 2M 64k" "$work/ps/vm.qcow2" | grep -q 'verification failed'
 is $? 1 "which then reads the patched data where the set changed, the base elsewhere"
