@@ -2,8 +2,8 @@
 # patchset.sh [SIZE_GIB]: vmscope patchset make against the qemu-img route
 # ("qemu-img create -b PATCHED" + "qemu-img rebase -b BASE"), on SIZE_GIB (default 4) GiB qcow2
 # images whose every cluster holds data and of which 1% differ, cold (page cache dropped) and
-# warm; the overlay case (PATCHED an overlay of BASE); and reading both images with cat, the
-# floor for any tool that must read them.
+# warm (the best of three runs); the overlay case (PATCHED an overlay of BASE); and reading
+# both images with cat, the floor for any tool that copies them out of the page cache.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${VS_BUILDDIR:-$top/build}
@@ -40,9 +40,14 @@ run_cat() { local t0; t0=$(date +%s.%N); cat base.qcow2 patched.qcow2 >/dev/null
 drop; ours_cold=$(run_ours patched.qcow2)
 drop; qemu_cold=$(run_qemu)
 drop; cat_cold=$(run_cat)
-ours_warm=$(run_ours patched.qcow2)
-qemu_warm=$(run_qemu)
-cat_warm=$(run_cat)
+best() { # the fastest of three warm runs of COMMAND
+  local a b c
+  a=$("$@") b=$("$@") c=$("$@")
+  printf '%s\n%s\n%s\n' "$a" "$b" "$c" | sort -n | head -n1
+}
+ours_warm=$(best run_ours patched.qcow2)
+qemu_warm=$(best run_qemu)
+cat_warm=$(best run_cat)
 qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
 drop; over_cold=$(run_ours over.qcow2)
 over=$(run_ours over.qcow2)
@@ -55,6 +60,6 @@ printf '%-34s %9ss %9ss\n' "qemu-img create -b + rebase" "$qemu_cold" "$qemu_war
 printf '%-34s %9ss %9ss\n' "cat base patched > /dev/null" "$cat_cold" "$cat_warm"
 awk -v o="$ours_cold" -v q="$qemu_cold" -v c="$cat_cold" -v ow="$ours_warm" -v qw="$qemu_warm" -v cw="$cat_warm" \
   'BEGIN { printf "ratio qemu-img / ours: %.1fx cold, %.1fx warm (target >= 2x); ours / cat: %.1fx cold, %.1fx warm (target <= 2x)\n", q / o, qw / ow, o / c, ow / cw
-          printf "(no tool that reads both images can beat cat: the best ratio possible here is qemu-img / cat, %.1fx cold, %.1fx warm)\n", q / c, qw / cw }'
+          printf "(cold, no reader of both images beats cat: the best ratio possible here is qemu-img / cat, %.1fx; warm, ours compares the page cache in place)\n", q / c }'
 echo "overlay case (PATCHED an overlay of BASE): $over_cold s cold, $over s warm (target <= 0.05 s); result $same_over to the overlay"
 echo "the layer reads $same to the patched image ($changed clusters of data)"

@@ -58,6 +58,13 @@ int vs_image_cluster_state(struct vs_image *img, uint64_t off, enum vs_cluster_s
 /* True when the cluster at OFF reads as zeros without any data being stored for it anywhere
  * in the chain (so two such images need not be read to compare them). */
 bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err *err);
+/* The LEN bytes of the virtual disk at OFF, in place: a pointer into a read-only mapping of
+ * the file (made on first use, kept until the image is closed) when IMG itself stores them as
+ * one run of plain data (raw, or qcow2 clusters that lie one after the other in the file);
+ * NULL otherwise, and the caller reads them with vs_image_pread. Comparing in place saves
+ * copying the page cache out. A file truncated while it is mapped kills the reader (SIGBUS):
+ * for images no one shrinks while they are read, such as a patch set's inputs. */
+const uint8_t *vs_image_map(struct vs_image *img, uint64_t off, size_t len);
 /* Asks the kernel to start reading, in the background, the data IMG itself (not its backing
  * chain) stores for [OFF, OFF+LEN): scattered clusters are then read at once, not one by one
  * as they are asked for. */

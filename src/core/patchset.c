@@ -15,6 +15,7 @@
 #include <semaphore.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,8 +54,9 @@ static bool same_file(const char *a, const char *b) {
 #define RUN_BYTES (4u << 20)
 
 struct run_slot {
-  uint8_t *data;
-  bool *hole; /* per cluster of the run: reads as zeros with nothing stored; not read */
+  uint8_t *data;      /* the buffer runs are read into */
+  const uint8_t *run; /* the run: DATA, or the file's pages in place */
+  bool *hole;         /* per cluster of the run: reads as zeros with nothing stored; not read */
 };
 
 struct run_reader {
@@ -77,8 +79,21 @@ static void *run_reader_main(void *arg) {
     if (atomic_load(&r->stop)) break;
     uint64_t len = r->size - start < r->run ? r->size - start : r->run;
     uint64_t nc = (len + r->cs - 1) / r->cs;
+    bool any_hole = false;
     for (uint64_t i = 0; i < nc; i++)
-      s->hole[i] = vs_image_cluster_is_hole(r->img, start + i * r->cs, NULL);
+      any_hole |= s->hole[i] = vs_image_cluster_is_hole(r->img, start + i * r->cs, NULL);
+    /* In place when the file holds the run in one piece: its pages are faulted in here, in
+     * this thread, so that the comparison finds them mapped. */
+    s->run = any_hole ? NULL : vs_image_map(r->img, start, (size_t)len);
+    if (s->run) {
+      long page = sysconf(_SC_PAGESIZE);
+      uintptr_t a = (uintptr_t)s->run & ~(uintptr_t)(page - 1);
+      madvise((void *)a, (size_t)len + ((uintptr_t)s->run - a), MADV_POPULATE_READ);
+      r->bytes_read += len;
+      nc = 0; /* nothing to read */
+    } else {
+      s->run = s->data;
+    }
     for (uint64_t i = 0; r->rc == 0 && i < nc;) {
       if (s->hole[i]) {
         i++;
@@ -156,6 +171,42 @@ static int add_changed(struct vs_layer *l, uint64_t off, const uint8_t *data, si
   return vs_layer_add_data(l, off, data, err);
 }
 
+/* Which clusters of a run differ, found by two threads at once: the main thread takes the
+ * first half of the run, a helper the second. (Comparing in place is bound by memory
+ * bandwidth, which one core does not use up.) */
+struct run_cmp {
+  const struct run_slot *sb, *sp;
+  const uint8_t *zeros;
+  uint64_t start, size, cs, from, to; /* clusters [FROM, TO) of the run at START */
+  bool *differs;
+};
+
+static void compare_clusters(const struct run_cmp *c) {
+  for (uint64_t i = c->from; i < c->to; i++) {
+    uint64_t off = c->start + i * c->cs;
+    size_t n = (size_t)(c->size - off < c->cs ? c->size - off : c->cs);
+    bool hb = c->sb->hole[i], hp = c->sp->hole[i];
+    c->differs[i] = !(hb && hp) && memcmp(hb ? c->zeros : c->sb->run + i * c->cs,
+                                          hp ? c->zeros : c->sp->run + i * c->cs, n) != 0;
+  }
+}
+
+struct cmp_helper {
+  struct run_cmp work;
+  sem_t go, done;
+  bool quit;
+};
+
+static void *cmp_helper_main(void *arg) {
+  struct cmp_helper *h = arg;
+  for (;;) {
+    sem_wait(&h->go);
+    if (h->quit) return NULL;
+    compare_clusters(&h->work);
+    sem_post(&h->done);
+  }
+}
+
 /* Compares BASE and PATCHED run by run, each read by its own thread. */
 static int compare_images(struct vs_image *b, struct vs_image *p, uint64_t cs, struct vs_layer *l,
                           json_t *changed, json_t *zeroed, struct vs_patchset_stats *st,
@@ -170,6 +221,12 @@ static int compare_images(struct vs_image *b, struct vs_image *p, uint64_t cs, s
     return rc;
   }
   uint64_t size = vs_image_size(b);
+  bool *differs = vs_xcalloc(rb.run / cs, sizeof(bool));
+  struct cmp_helper h = {0};
+  sem_init(&h.go, 0, 0);
+  sem_init(&h.done, 0, 0);
+  pthread_t ht;
+  bool helper = pthread_create(&ht, NULL, cmp_helper_main, &h) == 0;
   for (uint64_t start = 0, k = 0; rc == 0 && start < size; start += rb.run, k++) {
     struct run_slot *sb = &rb.slot[k % 2], *sp = &rp.slot[k % 2];
     sem_wait(&rb.full[k % 2]);
@@ -179,23 +236,40 @@ static int compare_images(struct vs_image *b, struct vs_image *p, uint64_t cs, s
                       vs_err_msg(rb.rc < 0 ? &rb.err : &rp.err));
       break;
     }
-    uint64_t len = size - start < rb.run ? size - start : rb.run;
-    for (uint64_t i = 0; rc == 0 && i * cs < len; i++) {
+    uint64_t len = size - start < rb.run ? size - start : rb.run, nc = (len + cs - 1) / cs;
+    struct run_cmp c = {sb, sp, zeros, start, size, cs, 0, nc, differs};
+    if (helper && nc > 1) {
+      c.to = nc / 2;
+      h.work = c;
+      h.work.from = nc / 2;
+      h.work.to = nc;
+      sem_post(&h.go);
+      compare_clusters(&c);
+      sem_wait(&h.done);
+    } else {
+      compare_clusters(&c);
+    }
+    for (uint64_t i = 0; rc == 0 && i < nc; i++) {
       uint64_t off = start + i * cs;
       size_t n = (size_t)(size - off < cs ? size - off : cs);
       st->clusters++;
-      bool hb = sb->hole[i], hp = sp->hole[i];
-      if (hb && hp) {
+      if (sb->hole[i] && sp->hole[i])
         st->skipped_holes++;
-        continue;
-      }
-      const uint8_t *bc = hb ? zeros : sb->data + i * cs, *pc = hp ? zeros : sp->data + i * cs;
-      if (memcmp(bc, pc, n) != 0)
-        rc = add_changed(l, off, pc, n, cs, pad, changed, zeroed, st, err);
+      else if (differs[i])
+        rc = add_changed(l, off, sp->hole[i] ? zeros : sp->run + i * cs, n, cs, pad, changed,
+                         zeroed, st, err);
     }
     sem_post(&rb.empty[k % 2]);
     sem_post(&rp.empty[k % 2]);
   }
+  if (helper) {
+    h.quit = true;
+    sem_post(&h.go);
+    pthread_join(ht, NULL);
+  }
+  sem_destroy(&h.go);
+  sem_destroy(&h.done);
+  free(differs);
   st->bytes_read += rb.bytes_read + rp.bytes_read;
   run_reader_stop(&rb);
   run_reader_stop(&rp);
@@ -269,12 +343,16 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
         continue;
       }
       uint64_t len = off + n_run * cs <= size ? n_run * cs : size - off;
-      if ((rc = vs_image_pread(p, buf, (size_t)len, off, err)) < 0) break;
+      /* The file's pages in place when the run lies in one piece: written to the layer
+       * straight from the page cache, not copied out first. */
+      const uint8_t *src = vs_image_map(p, off, (size_t)len);
+      if (!src && (rc = vs_image_pread(p, buf, (size_t)len, off, err)) < 0) break;
+      if (!src) src = buf;
       st->bytes_read += len;
       st->taken_from_overlay += n_run;
       for (uint64_t i = 0; rc == 0 && i < n_run; i++) {
         size_t n = (size_t)(len - i * cs < cs ? len - i * cs : cs);
-        rc = add_changed(l, off + i * cs, buf + i * cs, n, cs, pad, changed, zeroed, st, err);
+        rc = add_changed(l, off + i * cs, src + i * cs, n, cs, pad, changed, zeroed, st, err);
       }
       off += n_run * cs;
     }
@@ -323,12 +401,15 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
     char *mpath = vs_xasprintf("%s.json", out);
     struct vs_newfile mf;
     if ((rc = vs_newfile_open(&mf, mpath, 0644, err)) == 0) {
-      if (json_dumpfd(m, mf.fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0) {
-        rc = vs_err_set(err, errno ? errno : EIO, "%s: cannot write the manifest", mpath);
+      char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS); /* one write, not many */
+      if (!text || vs_newfile_write(&mf, text, strlen(text), err) < 0) {
+        if (!text) vs_err_set(err, ENOMEM, "%s: cannot encode the manifest", mpath);
         vs_newfile_abandon(&mf);
+        rc = -1;
       } else {
         rc = vs_newfile_commit(&mf, err);
       }
+      free(text);
     }
     free(mpath);
     json_decref(m);

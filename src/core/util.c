@@ -341,6 +341,20 @@ static int newfile_name(struct vs_newfile *f, struct vs_err *err) {
   return vs_err_set(err, EEXIST, "%s: 100 temporary names beside it are taken", f->path);
 }
 
+int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct vs_err *err) {
+  const char *p = data;
+  while (len) {
+    ssize_t n = write(f->fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return vs_err_set(err, n < 0 ? errno : EIO, "%s: write failed: %s", f->path,
+                        strerror(n < 0 ? errno : EIO));
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
 int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err) {
   if (fsync(f->fd) < 0) {
     vs_err_set(err, errno, "%s: fsync: %s", f->path, strerror(errno));

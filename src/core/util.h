@@ -69,6 +69,8 @@ struct vs_newfile {
 };
 /* MODE as for open(2), less the umask. */
 int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struct vs_err *err);
+/* Appends LEN bytes of DATA to the file (all of them, or an error). */
+int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct vs_err *err);
 /* Puts the file under its name (replacing what was there), syncs the directory, closes it. */
 int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err);
 /* Drops the file, if not committed. Safe to call twice. */
