@@ -1,0 +1,537 @@
+#include "analytics.h"
+
+#include "strmap.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K VS_MINHASH_BINS
+#define BANDS 32
+#define ROWS (K / BANDS)
+#define EMPTY UINT64_MAX
+#define MEDOID_SAMPLE 64
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t vs_token(const char *key, const char *value) {
+  size_t kl = strlen(key), vl = strlen(value);
+  char stack[512], *buf = kl + vl + 1 <= sizeof(stack) ? stack : vs_xmalloc(kl + vl + 1);
+  memcpy(buf, key, kl);
+  buf[kl] = 0; /* keys hold no NUL: "a"+"bc" and "ab"+"c" differ */
+  memcpy(buf + kl + 1, value, vl);
+  uint64_t t = vs_siphash24(buf, kl + vl + 1, 0x766d73636f706521ULL, 0x746f6b656e73ULL);
+  if (buf != stack) free(buf);
+  return t;
+}
+
+size_t vs_feature_tokens(const struct vs_feature *doc, uint64_t **out) {
+  size_t n = vs_feature_count(doc), i = 0, pos = 0;
+  uint64_t *t = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
+  const char *k, *v;
+  while (i < n && vs_feature_next(doc, &pos, &k, &v))
+    t[i++] = vs_token(k, v);
+  *out = t;
+  return i;
+}
+
+/* ------------------------------------------------------- token counts (an open hash table) */
+
+struct counts {
+  uint64_t *keys; /* 0: empty (a token 0 is counted in ZERO) */
+  uint32_t *n;
+  size_t cap, used;
+  uint32_t zero;
+};
+
+static void counts_add(struct counts *c, uint64_t t);
+
+static void counts_grow(struct counts *c) {
+  struct counts big = {.cap = c->cap ? 2 * c->cap : 1 << 16, .zero = c->zero};
+  big.keys = vs_xcalloc(big.cap, sizeof(uint64_t));
+  big.n = vs_xcalloc(big.cap, sizeof(uint32_t));
+  for (size_t i = 0; i < c->cap; i++)
+    if (c->keys[i]) {
+      size_t h = mix64(c->keys[i]) & (big.cap - 1);
+      while (big.keys[h])
+        h = (h + 1) & (big.cap - 1);
+      big.keys[h] = c->keys[i];
+      big.n[h] = c->n[i];
+      big.used++;
+    }
+  free(c->keys);
+  free(c->n);
+  *c = big;
+}
+
+static void counts_add(struct counts *c, uint64_t t) {
+  if (!t) {
+    c->zero++;
+    return;
+  }
+  if (2 * (c->used + 1) > c->cap) counts_grow(c);
+  size_t h = mix64(t) & (c->cap - 1);
+  while (c->keys[h] && c->keys[h] != t)
+    h = (h + 1) & (c->cap - 1);
+  if (!c->keys[h]) {
+    c->keys[h] = t;
+    c->used++;
+  }
+  c->n[h]++;
+}
+
+static uint32_t counts_get(const struct counts *c, uint64_t t) {
+  if (!t) return c->zero;
+  if (!c->cap) return 0;
+  size_t h = mix64(t) & (c->cap - 1);
+  while (c->keys[h] && c->keys[h] != t)
+    h = (h + 1) & (c->cap - 1);
+  return c->keys[h] ? c->n[h] : 0;
+}
+
+/* ------------------------------------------------------------------------------ analysis */
+
+struct vs_analysis {
+  size_t n, n_roles;
+  uint64_t seed;
+  uint64_t *sig; /* n x K */
+  bool *blank;   /* no informative token at all */
+  size_t *role, *role_size, *medoid;
+  double *similarity, *anomaly, *label_p;
+  char **label;
+};
+
+struct sig_job {
+  struct vs_analysis *a;
+  const struct vs_vm_tokens *vms;
+  const struct counts *df;
+  uint32_t lo, hi; /* informative: LO <= count <= HI */
+  size_t from, to;
+};
+
+/* One-permutation MinHash of TOKENS (those whose count is informative) into SIG; false when
+ * none is. Empty bins borrow from another bin chosen by a hash of their index (densified). */
+static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j, uint64_t *sig) {
+  for (int b = 0; b < K; b++)
+    sig[b] = EMPTY;
+  bool any = false;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t c = counts_get(j->df, tokens[i]);
+    if (c < j->lo || c > j->hi) continue;
+    uint64_t h = mix64(tokens[i] ^ j->a->seed);
+    unsigned bin = (unsigned)(h >> 57);
+    uint64_t v = h & ((1ULL << 57) - 1);
+    if (v < sig[bin]) sig[bin] = v;
+    any = true;
+  }
+  if (!any) return false;
+  uint64_t filled[K];
+  memcpy(filled, sig, sizeof(filled));
+  for (int b = 0; b < K; b++) {
+    if (filled[b] != EMPTY) continue;
+    for (uint64_t attempt = 1;; attempt++) {
+      unsigned from = (unsigned)(mix64(j->a->seed ^ ((uint64_t)b << 32 | attempt)) % K);
+      if (filled[from] != EMPTY) {
+        sig[b] = filled[from] | (1ULL << 58); /* marked: a borrowed value matches borrowed ones */
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+static void *sig_worker(void *arg) {
+  struct sig_job *j = arg;
+  for (size_t i = j->from; i < j->to; i++)
+    j->a->blank[i] = !signature(j->vms[i].tokens, j->vms[i].n, j, j->a->sig + i * K);
+  return NULL;
+}
+
+static double sig_sim(const uint64_t *x, const uint64_t *y) {
+  int same = 0;
+  for (int b = 0; b < K; b++)
+    same += x[b] == y[b];
+  return (double)same / K;
+}
+
+double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
+  if (a->blank[i] || a->blank[j]) return a->blank[i] && a->blank[j] ? 1.0 : 0.0;
+  return sig_sim(a->sig + i * K, a->sig + j * K);
+}
+
+static size_t find(size_t *parent, size_t x) {
+  while (parent[x] != x) {
+    parent[x] = parent[parent[x]];
+    x = parent[x];
+  }
+  return x;
+}
+
+static void join(size_t *parent, size_t x, size_t y) {
+  x = find(parent, x);
+  y = find(parent, y);
+  if (x == y) return;
+  if (x < y) /* the lower index is the root: the result does not depend on the join order */
+    parent[y] = x;
+  else
+    parent[x] = y;
+}
+
+struct band_entry {
+  uint64_t key;
+  size_t vm;
+};
+
+static int cmp_band(const void *p, const void *q) {
+  const struct band_entry *x = p, *y = q;
+  if (x->key != y->key) return x->key < y->key ? -1 : 1;
+  return x->vm < y->vm ? -1 : x->vm > y->vm;
+}
+
+struct role_rank {
+  size_t root, size;
+};
+
+static int cmp_role(const void *p, const void *q) {
+  const struct role_rank *x = p, *y = q;
+  if (x->size != y->size) return x->size > y->size ? -1 : 1;
+  return x->root < y->root ? -1 : x->root > y->root;
+}
+
+struct vote {
+  double sim;
+  size_t vm;
+};
+
+static int cmp_vote(const void *p, const void *q) {
+  const struct vote *x = p, *y = q;
+  if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
+  return x->vm < y->vm ? -1 : x->vm > y->vm;
+}
+
+static void predict_labels(struct vs_analysis *a, const struct vs_vm_tokens *vms, int k) {
+  size_t n_labelled = 0;
+  for (size_t i = 0; i < a->n; i++)
+    n_labelled += vms[i].label != NULL;
+  if (!n_labelled) return;
+  struct vote *v = vs_xcalloc(n_labelled, sizeof(*v));
+  for (size_t i = 0; i < a->n; i++) {
+    if (vms[i].label) {
+      a->label[i] = vs_xstrdup(vms[i].label);
+      a->label_p[i] = 1.0;
+      continue;
+    }
+    size_t m = 0;
+    for (size_t j = 0; j < a->n; j++)
+      if (vms[j].label) v[m++] = (struct vote){vs_analysis_pair(a, i, j), j};
+    qsort(v, m, sizeof(*v), cmp_vote);
+    size_t top = m < (size_t)k ? m : (size_t)k;
+    double total = 0, best = -1;
+    const char *winner = NULL;
+    for (size_t x = 0; x < top; x++)
+      total += v[x].sim + 1e-9;
+    for (size_t x = 0; x < top; x++) {
+      const char *l = vms[v[x].vm].label;
+      double w = 0;
+      for (size_t y = 0; y < top; y++)
+        if (strcmp(vms[v[y].vm].label, l) == 0) w += v[y].sim + 1e-9;
+      if (w > best || (w == best && strcmp(l, winner) < 0)) {
+        best = w;
+        winner = l;
+      }
+    }
+    a->label[i] = vs_xstrdup(winner);
+    a->label_p[i] = total > 0 ? best / total : 0;
+  }
+  free(v);
+}
+
+struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
+                               const struct vs_analytics_opts *o) {
+  struct vs_analytics_opts def = {0};
+  if (!o) o = &def;
+  struct vs_analysis *a = vs_xcalloc(1, sizeof(*a));
+  a->n = n;
+  a->seed = o->seed ? o->seed : 0x5eed5eed5eedULL;
+  double threshold = o->threshold > 0 ? o->threshold : 0.5;
+  double common = o->common_share > 0 ? o->common_share : 0.9;
+  size_t cap = n ? n : 1;
+  a->sig = vs_xcalloc(cap * K, sizeof(uint64_t));
+  a->blank = vs_xcalloc(cap, sizeof(bool));
+  a->role = vs_xcalloc(cap, sizeof(size_t));
+  a->role_size = vs_xcalloc(cap, sizeof(size_t));
+  a->medoid = vs_xcalloc(cap, sizeof(size_t));
+  a->similarity = vs_xcalloc(cap, sizeof(double));
+  a->anomaly = vs_xcalloc(cap, sizeof(double));
+  a->label_p = vs_xcalloc(cap, sizeof(double));
+  a->label = vs_xcalloc(cap, sizeof(char *));
+  if (!n) return a;
+
+  /* How many VMs have each token (a VM's duplicates count once: tokens come from a map). */
+  struct counts df = {0};
+  for (size_t i = 0; i < n; i++)
+    for (size_t t = 0; t < vms[i].n; t++)
+      counts_add(&df, vms[i].tokens[t]);
+  uint32_t hi = (uint32_t)floor(common * (double)n);
+  if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
+  struct sig_job jobs[2] = {{a, vms, &df, 2, hi, 0, n / 2}, {a, vms, &df, 2, hi, n / 2, n}};
+  if (n < 2) jobs[0].lo = 1;
+  jobs[1].lo = jobs[0].lo;
+  pthread_t t;
+  bool threaded = n >= 64 && pthread_create(&t, NULL, sig_worker, &jobs[1]) == 0;
+  if (!threaded) jobs[0].to = n;
+  sig_worker(&jobs[0]);
+  if (threaded) pthread_join(t, NULL);
+
+  /* Candidate pairs from the bands, joined when similar enough. */
+  size_t *parent = vs_xcalloc(n, sizeof(size_t));
+  for (size_t i = 0; i < n; i++)
+    parent[i] = i;
+  struct band_entry *be = vs_xcalloc(n, sizeof(*be));
+  for (int b = 0; b < BANDS; b++) {
+    for (size_t i = 0; i < n; i++) {
+      uint64_t h = a->blank[i] ? 0 : 0x9e3779b97f4a7c15ULL * (uint64_t)(b + 1);
+      for (int r = 0; r < ROWS && !a->blank[i]; r++)
+        h = mix64(h ^ a->sig[i * K + b * ROWS + r]);
+      be[i] = (struct band_entry){h, i};
+    }
+    qsort(be, n, sizeof(*be), cmp_band);
+    for (size_t s = 0; s < n;) {
+      size_t e = s + 1;
+      while (e < n && be[e].key == be[s].key)
+        e++;
+      for (size_t x = s + 1; x < e; x++)
+        if (find(parent, be[x].vm) != find(parent, be[s].vm) &&
+            vs_analysis_pair(a, be[s].vm, be[x].vm) >= threshold)
+          join(parent, be[s].vm, be[x].vm);
+      s = e;
+    }
+  }
+  free(be);
+
+  /* Roles: the groups, largest first. */
+  struct role_rank *rr = vs_xcalloc(n, sizeof(*rr));
+  size_t *count = vs_xcalloc(n, sizeof(size_t));
+  for (size_t i = 0; i < n; i++)
+    count[find(parent, i)]++;
+  for (size_t i = 0; i < n; i++)
+    if (count[i]) rr[a->n_roles++] = (struct role_rank){i, count[i]};
+  qsort(rr, a->n_roles, sizeof(*rr), cmp_role);
+  size_t *role_of_root = count; /* reused */
+  for (size_t r = 0; r < a->n_roles; r++) {
+    role_of_root[rr[r].root] = r;
+    a->role_size[r] = rr[r].size;
+  }
+  for (size_t i = 0; i < n; i++)
+    a->role[i] = role_of_root[find(parent, i)];
+  free(rr);
+  free(parent);
+
+  /* Medoids: among up to MEDOID_SAMPLE members (the first ones), the most like the others. */
+  size_t *sample = vs_xcalloc(MEDOID_SAMPLE, sizeof(size_t));
+  for (size_t r = 0; r < a->n_roles; r++) {
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < MEDOID_SAMPLE; i++)
+      if (a->role[i] == r) sample[m++] = i;
+    double best = -1;
+    for (size_t x = 0; x < m; x++) {
+      double sum = 0;
+      for (size_t y = 0; y < m; y++)
+        sum += vs_analysis_pair(a, sample[x], sample[y]);
+      if (sum > best) {
+        best = sum;
+        a->medoid[r] = sample[x];
+      }
+    }
+  }
+  free(sample);
+  free(count);
+
+  /* Similarity to the role, and anomaly: that, or the change since the VM's last snapshot. */
+  struct sig_job hist = jobs[0];
+  for (size_t i = 0; i < n; i++) {
+    a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
+    a->anomaly[i] = 1.0 - a->similarity[i];
+    if (vms[i].prev_tokens) {
+      uint64_t prev[K];
+      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, &hist, prev);
+      double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
+      if (1.0 - h > a->anomaly[i]) a->anomaly[i] = 1.0 - h;
+    }
+  }
+  free(df.keys);
+  free(df.n);
+  predict_labels(a, vms, o->neighbours > 0 ? o->neighbours : 5);
+  return a;
+}
+
+void vs_analysis_free(struct vs_analysis *a) {
+  if (!a) return;
+  for (size_t i = 0; i < a->n; i++)
+    free(a->label[i]);
+  free(a->label);
+  free(a->label_p);
+  free(a->sig);
+  free(a->blank);
+  free(a->role);
+  free(a->role_size);
+  free(a->medoid);
+  free(a->similarity);
+  free(a->anomaly);
+  free(a);
+}
+
+size_t vs_analysis_count(const struct vs_analysis *a) {
+  return a->n;
+}
+size_t vs_analysis_role_count(const struct vs_analysis *a) {
+  return a->n_roles;
+}
+size_t vs_analysis_role(const struct vs_analysis *a, size_t vm) {
+  return a->role[vm];
+}
+size_t vs_analysis_role_size(const struct vs_analysis *a, size_t role) {
+  return role < a->n_roles ? a->role_size[role] : 0;
+}
+size_t vs_analysis_medoid(const struct vs_analysis *a, size_t role) {
+  return a->medoid[role];
+}
+double vs_analysis_similarity(const struct vs_analysis *a, size_t vm) {
+  return a->similarity[vm];
+}
+double vs_analysis_anomaly(const struct vs_analysis *a, size_t vm) {
+  return a->anomaly[vm];
+}
+const char *vs_analysis_label(const struct vs_analysis *a, size_t vm, double *probability) {
+  if (probability) *probability = a->label_p[vm];
+  return a->label[vm];
+}
+
+static void rank(size_t n, double *sims, size_t *order) {
+  struct vote *v = vs_xcalloc(n ? n : 1, sizeof(*v));
+  for (size_t i = 0; i < n; i++)
+    v[i] = (struct vote){sims[i], i};
+  qsort(v, n, sizeof(*v), cmp_vote);
+  for (size_t i = 0; i < n; i++) {
+    order[i] = v[i].vm;
+    sims[i] = v[i].sim;
+  }
+  free(v);
+}
+
+void vs_analysis_similar(const struct vs_analysis *a, size_t target, size_t *order, double *sims) {
+  for (size_t i = 0; i < a->n; i++)
+    sims[i] = i == target ? 1.0 + 1e-9 : vs_analysis_pair(a, target, i); /* itself first */
+  rank(a->n, sims, order);
+  if (a->n) sims[0] = 1.0;
+}
+
+static int cmp_u64(const void *p, const void *q) {
+  uint64_t x = *(const uint64_t *)p, y = *(const uint64_t *)q;
+  return x < y ? -1 : x > y;
+}
+
+void vs_analysis_similar_tokens(const struct vs_analysis *a, const struct vs_vm_tokens *vms,
+                                const uint64_t *tokens, size_t n, size_t *order, double *sims) {
+  for (size_t i = 0; i < a->n; i++) {
+    uint64_t *sorted = vs_xcalloc(vms[i].n ? vms[i].n : 1, sizeof(uint64_t));
+    memcpy(sorted, vms[i].tokens, vms[i].n * sizeof(uint64_t));
+    qsort(sorted, vms[i].n, sizeof(uint64_t), cmp_u64);
+    size_t have = 0;
+    for (size_t t = 0; t < n; t++)
+      have += bsearch(&tokens[t], sorted, vms[i].n, sizeof(uint64_t), cmp_u64) != NULL;
+    sims[i] = n ? (double)have / (double)n : 0;
+    free(sorted);
+  }
+  rank(a->n, sims, order);
+}
+
+json_t *vs_analysis_json(const struct vs_analysis *a, const struct vs_vm_tokens *vms) {
+  json_t *roles = json_array(), *list = json_array();
+  for (size_t r = 0; r < a->n_roles; r++) {
+    const struct vs_vm_tokens *m = &vms[a->medoid[r]];
+    json_array_append_new(roles, json_pack("{sIsIss}", "id", (json_int_t)r, "size",
+                                           (json_int_t)a->role_size[r], "medoid",
+                                           m->name ? m->name
+                                           : m->id ? m->id
+                                                   : ""));
+  }
+  for (size_t i = 0; i < a->n; i++) {
+    json_t *v =
+        json_pack("{ss?ss?sIsfsf}", "id", vms[i].id, "name", vms[i].name, "role",
+                  (json_int_t)a->role[i], "similarity", a->similarity[i], "anomaly", a->anomaly[i]);
+    if (a->label[i]) {
+      json_object_set_new(v, "label", json_string(a->label[i]));
+      json_object_set_new(v, "label_probability", json_real(a->label_p[i]));
+    }
+    json_array_append_new(list, v);
+  }
+  return json_pack("{soso}", "roles", roles, "vms", list);
+}
+
+/* ----------------------------------------------------------------------- agreement */
+
+static double pairs(double x) {
+  return x * (x - 1) / 2;
+}
+
+struct cell {
+  size_t a, b;
+};
+
+static int cmp_cell(const void *p, const void *q) {
+  const struct cell *x = p, *y = q;
+  if (x->a != y->a) return x->a < y->a ? -1 : 1;
+  return x->b < y->b ? -1 : x->b > y->b;
+}
+
+static int cmp_size(const void *p, const void *q) {
+  size_t x = *(const size_t *)p, y = *(const size_t *)q;
+  return x < y ? -1 : x > y;
+}
+
+static double sum_pairs_of_runs(size_t *v, size_t n) {
+  qsort(v, n, sizeof(size_t), cmp_size);
+  double s = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && v[j] == v[i])
+      j++;
+    s += pairs((double)(j - i));
+    i = j;
+  }
+  return s;
+}
+
+double vs_adjusted_rand(const size_t *a, const size_t *b, size_t n) {
+  if (n < 2) return 1.0;
+  struct cell *c = vs_xcalloc(n, sizeof(*c));
+  size_t *x = vs_xcalloc(n, sizeof(size_t)), *y = vs_xcalloc(n, sizeof(size_t));
+  for (size_t i = 0; i < n; i++) {
+    c[i] = (struct cell){a[i], b[i]};
+    x[i] = a[i];
+    y[i] = b[i];
+  }
+  qsort(c, n, sizeof(*c), cmp_cell);
+  double index = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && c[j].a == c[i].a && c[j].b == c[i].b)
+      j++;
+    index += pairs((double)(j - i));
+    i = j;
+  }
+  double ra = sum_pairs_of_runs(x, n), rb = sum_pairs_of_runs(y, n);
+  free(c);
+  free(x);
+  free(y);
+  double expected = ra * rb / pairs((double)n), max = (ra + rb) / 2;
+  return max == expected ? 1.0 : (index - expected) / (max - expected);
+}

@@ -1,0 +1,182 @@
+/* Roles, anomaly, labels and likeness on synthetic fleets: VMs of three roles that share a
+ * common base, each with its own hostname-like tokens and a little noise. */
+#include "analytics.h"
+#include "tap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rnd(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+struct fleet {
+  size_t n;
+  struct vs_vm_tokens *vms;
+  uint64_t **tokens;
+  size_t *truth;
+  char **names;
+};
+
+static const char *const roles[] = {"web", "db", "ci-runner"};
+
+/* N VMs: a base of 400 settings everyone has, 60 of its role, 3 of its own, and with
+ * probability NOISE each role setting flipped to another value. */
+static struct fleet make(size_t n, double noise, uint64_t seed) {
+  struct fleet f = {.n = n};
+  f.vms = calloc(n, sizeof(*f.vms));
+  f.tokens = calloc(n, sizeof(uint64_t *));
+  f.truth = calloc(n, sizeof(size_t));
+  f.names = calloc(n, sizeof(char *));
+  uint64_t s = seed;
+  for (size_t i = 0; i < n; i++) {
+    size_t r = rnd(&s) % 3, k = 0;
+    f.truth[i] = r;
+    f.tokens[i] = calloc(463, sizeof(uint64_t));
+    char key[64], val[64];
+    for (int b = 0; b < 400; b++) {
+      snprintf(key, sizeof(key), "base:%d", b);
+      f.tokens[i][k++] = vs_token(key, "v");
+    }
+    for (int b = 0; b < 60; b++) {
+      snprintf(key, sizeof(key), "%s:%d", roles[r], b);
+      bool flip = (double)(rnd(&s) % 10000) / 10000 < noise;
+      snprintf(val, sizeof(val), flip ? "odd-%zu" : "v", i);
+      f.tokens[i][k++] = vs_token(key, val);
+    }
+    for (int b = 0; b < 3; b++) {
+      snprintf(key, sizeof(key), "own:%d", b);
+      snprintf(val, sizeof(val), "%zu", i);
+      f.tokens[i][k++] = vs_token(key, val);
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "%s-%03zu", roles[r], i);
+    f.names[i] = strdup(name);
+    f.vms[i] =
+        (struct vs_vm_tokens){.id = f.names[i], .name = f.names[i], .tokens = f.tokens[i], .n = k};
+  }
+  return f;
+}
+
+static void drop(struct fleet *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    free(f->tokens[i]);
+    free(f->names[i]);
+  }
+  free(f->tokens);
+  free(f->truth);
+  free(f->names);
+  free(f->vms);
+}
+
+int main(void) {
+  struct fleet f = make(600, 0.05, 42);
+  struct vs_analysis *a = vs_analyze(f.vms, f.n, NULL);
+  size_t *role = calloc(f.n, sizeof(size_t));
+  for (size_t i = 0; i < f.n; i++)
+    role[i] = vs_analysis_role(a, i);
+  double ari = vs_adjusted_rand(role, f.truth, f.n);
+  ok(vs_analysis_role_count(a) == 3, "three roles are found among 600 VMs (%zu)",
+     vs_analysis_role_count(a));
+  ok(ari >= 0.95, "they are the generator's roles: adjusted Rand index %.3f", ari);
+  ok(vs_analysis_role_size(a, 0) >= vs_analysis_role_size(a, 1) &&
+         vs_analysis_role_size(a, 1) >= vs_analysis_role_size(a, 2),
+     "roles are numbered largest first");
+  size_t m = vs_analysis_medoid(a, vs_analysis_role(a, 0));
+  ok(vs_analysis_role(a, m) == vs_analysis_role(a, 0), "a role's medoid is one of its members");
+
+  struct vs_analysis *again = vs_analyze(f.vms, f.n, NULL);
+  bool same = true;
+  for (size_t i = 0; i < f.n; i++)
+    same &= vs_analysis_role(again, i) == role[i] &&
+            vs_analysis_similarity(again, i) == vs_analysis_similarity(a, i);
+  ok(same, "the same seed gives the same roles and similarities");
+  vs_analysis_free(again);
+
+  /* anomaly: a VM whose role settings are half odd sits far from its role */
+  double worst_normal = 0;
+  for (size_t i = 0; i < f.n; i++)
+    if (vs_analysis_anomaly(a, i) > worst_normal) worst_normal = vs_analysis_anomaly(a, i);
+  vs_analysis_free(a);
+  uint64_t *odd = calloc(463, sizeof(uint64_t));
+  memcpy(odd, f.tokens[0], 463 * sizeof(uint64_t));
+  for (int b = 400; b < 430; b++)
+    odd[b] ^= 0x5a5a; /* half its role settings changed */
+  f.vms[0].tokens = odd;
+  a = vs_analyze(f.vms, f.n, NULL);
+  ok(vs_analysis_anomaly(a, 0) > 0.3 && vs_analysis_anomaly(a, 0) > 2 * worst_normal,
+     "a VM with half its role settings changed scores anomaly %.2f (normal VMs at most %.2f)",
+     vs_analysis_anomaly(a, 0), worst_normal);
+  ok(vs_analysis_role(a, 0) == role[0], "and stays in its role");
+  vs_analysis_free(a);
+  f.vms[0].tokens = f.tokens[0];
+  f.vms[0].prev_tokens = odd;
+  f.vms[0].n_prev = 463;
+  a = vs_analyze(f.vms, f.n, NULL);
+  ok(vs_analysis_anomaly(a, 0) > 0.3,
+     "a VM that changed that much since its last snapshot scores %.2f from its history",
+     vs_analysis_anomaly(a, 0));
+  vs_analysis_free(a);
+  f.vms[0].prev_tokens = NULL;
+  free(odd);
+
+  /* labels: 5% given */
+  size_t given = 0;
+  for (size_t i = 0; i < f.n; i += 20, given++)
+    f.vms[i].label = roles[f.truth[i]];
+  a = vs_analyze(f.vms, f.n, NULL);
+  size_t right = 0, predicted = 0;
+  double p_min = 1;
+  for (size_t i = 0; i < f.n; i++) {
+    if (f.vms[i].label) continue;
+    double p;
+    const char *l = vs_analysis_label(a, i, &p);
+    predicted++;
+    right += l && strcmp(l, roles[f.truth[i]]) == 0;
+    if (p < p_min) p_min = p;
+  }
+  ok((double)right / predicted >= 0.95,
+     "with %zu of %zu VMs labelled, %.1f%% of the others get "
+     "the right label (lowest probability %.2f)",
+     given, f.n, 100.0 * right / predicted, p_min);
+
+  /* likeness */
+  size_t *order = calloc(f.n, sizeof(size_t));
+  double *sims = calloc(f.n, sizeof(double));
+  vs_analysis_similar(a, 5, order, sims);
+  bool role_first = order[0] == 5;
+  size_t same_role = 0;
+  for (size_t i = 0; i < f.n; i++)
+    same_role += f.truth[i] == f.truth[5];
+  for (size_t i = 1; i < same_role; i++)
+    role_first &= f.truth[order[i]] == f.truth[5];
+  ok(role_first, "ranked by likeness to a VM: itself, then all %zu of its role, then the rest",
+     same_role);
+  uint64_t q[2] = {vs_token("db:3", "v"), vs_token("db:7", "v")};
+  vs_analysis_similar_tokens(a, f.vms, q, 2, order, sims);
+  ok(f.truth[order[0]] == 1 && sims[0] == 1.0, "ranked by a pair of settings: a db VM first");
+  json_t *j = vs_analysis_json(a, f.vms);
+  ok(json_array_size(json_object_get(j, "roles")) == 3 &&
+         json_array_size(json_object_get(j, "vms")) == f.n &&
+         json_is_string(json_object_get(json_array_get(json_object_get(j, "vms"), 1), "label")),
+     "the JSON has roles and every VM with its label");
+  json_decref(j);
+  vs_analysis_free(a);
+  free(order);
+  free(sims);
+  free(role);
+  drop(&f);
+
+  size_t x[] = {0, 0, 1, 1, 2, 2}, y[] = {5, 5, 7, 7, 9, 9}, z[] = {0, 1, 0, 1, 0, 1};
+  ok(vs_adjusted_rand(x, y, 6) == 1.0, "ARI of the same grouping under other names is 1");
+  ok(vs_adjusted_rand(x, z, 6) < 0.1, "and of an unrelated one about 0 (%.2f)",
+     vs_adjusted_rand(x, z, 6));
+  struct vs_analysis *e = vs_analyze(NULL, 0, NULL);
+  ok(vs_analysis_role_count(e) == 0, "no VMs, no roles");
+  vs_analysis_free(e);
+  return done_testing();
+}
