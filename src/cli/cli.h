@@ -21,6 +21,8 @@ int vs_cmd_snapshot(int argc, char **argv);
 int vs_cmd_send(int argc, char **argv);
 int vs_cmd_fleet(int argc, char **argv);
 int vs_cmd_patchset(int argc, char **argv);
+int vs_cmd_analyze(int argc, char **argv);
+int vs_cmd_similar(int argc, char **argv);
 
 /* ----------------------------------------------- reading SOURCE arguments (read_docs.c) */
 

@@ -26,6 +26,8 @@ static void usage(FILE *out) {
         "  send      one command to a guest's agent (unix socket, libvirt, or routed)\n"
         "  fleet     the fleet map in etcd (ls), and a host's proxy agent (proxy)\n"
         "  patchset  the clusters a patch changed, as a thin qcow2 layer on the base (make)\n"
+        "  analyze   roles, anomaly scores and labels learned from many VMs\n"
+        "  similar   VMs ranked by likeness to one VM, or to a few settings\n"
         "\n"
         "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
         "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
@@ -54,6 +56,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "send") == 0) return vs_cmd_send(argc - 1, argv + 1);
   if (strcmp(argv[1], "fleet") == 0) return vs_cmd_fleet(argc - 1, argv + 1);
   if (strcmp(argv[1], "patchset") == 0) return vs_cmd_patchset(argc - 1, argv + 1);
+  if (strcmp(argv[1], "analyze") == 0) return vs_cmd_analyze(argc - 1, argv + 1);
+  if (strcmp(argv[1], "similar") == 0) return vs_cmd_similar(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;
