@@ -16,6 +16,7 @@
  * (each against the others) and every VM with an alarm is counted.
  *
  * Prints a table; exits 0 whatever the figures (a benchmark, not a test). */
+#include "analytics.h"
 #include "drift.h"
 #include "extract.h"
 #include "population.h"
@@ -521,6 +522,41 @@ static size_t clean_alarms(struct vs_feature **docs, size_t n, struct vs_strmap 
   return alarmed;
 }
 
+/* Ranks BAD against POP: the rank of the first finding that covers a change of DIFF (0: none)
+ * and whether it alarms. */
+static size_t evaluate(struct vs_pop *pop, const struct vs_feature *bad, const struct vs_diff *diff,
+                       bool *alarm, const char *what) {
+  struct vs_err err = {0};
+  vs_pop_prepare(pop);
+  struct vs_drift *d = vs_drift_rank(pop, bad, NULL, &err);
+  if (!d) die("%s", vs_err_msg(&err));
+  size_t rank = 0;
+  *alarm = false;
+  /* A digest that is only edit evidence (info by design) does not count as finding it. */
+  for (size_t k = 0; k < d->n_findings; k++)
+    for (size_t j = 0; j < diff->n_changes && !d->findings[k].edit_evidence; j++)
+      if (covers(d->findings[k].key, diff->changes[j].key)) {
+        if (!rank) rank = d->findings[k].rank;
+        *alarm |= d->findings[k].severity >= VS_SEVERITY_WARNING && !d->findings[k].waived;
+      }
+  if (getenv("VS_ACCURACY_VERBOSE") && (rank != 1 || !*alarm))
+    fprintf(stderr, "# %s on %s (%zu peers): rank %zu; top: %s (%.3f)\n", what,
+            vs_feature_name(bad), (size_t)d->samples, rank,
+            d->n_findings ? d->findings[0].key : "-", d->n_findings ? d->findings[0].score : 0.0);
+  vs_drift_free(d);
+  return rank;
+}
+
+static void count(struct tally *tk, struct tally *total, size_t rank, bool alarm) {
+  for (struct tally *tl = tk; tl; tl = tl == tk ? total : NULL) {
+    tl->cases++;
+    tl->rank1 += rank == 1;
+    tl->top3 += rank >= 1 && rank <= 3;
+    tl->alarmed += alarm;
+    tl->rank_sum += rank ? rank : 1000;
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: drift_accuracy ROLES WORK [CASES] [SEED]\n");
@@ -540,7 +576,13 @@ int main(int argc, char **argv) {
   if (!x) die("%s", vs_err_msg(&err));
   mkdir(work, 0700);
 
-  struct tally by_kind[N_INJ] = {0}, total = {0};
+  struct tally by_kind[N_INJ] = {0}, total = {0}, role_total = {0}, role_kind[N_INJ] = {0};
+  /* Roles over each fleet against the generator's truth, and every VM of every fleet kept as
+   * tokens for labels at the end (the fleets share their role trees). */
+  double ari_sum = 0, ari_min = 1;
+  size_t ari_fleets = 0, n_all = 0, cap_all = 0;
+  uint64_t **all_tokens = NULL;
+  size_t *all_n = NULL, *all_truth = NULL;
   size_t clean_vms[2] = {0}, clean_alarmed[2] = {0}, nofold_alarmed = 0, nofold_vms = 0;
   struct vs_strmap *causes = vs_strmap_new(NULL);
   size_t fleets = 0, case_no = 0, ranks_hist[4] = {0};
@@ -576,6 +618,34 @@ int main(int argc, char **argv) {
         vs_feature_free(bare[i]);
     }
 
+    struct vs_vm_tokens vt[MAX_FLEET];
+    uint64_t *tok[MAX_FLEET];
+    size_t truth[MAX_FLEET], found[MAX_FLEET];
+    for (size_t i = 0; i < n; i++) {
+      vt[i] = (struct vs_vm_tokens){.name = vs_feature_name(docs[i])};
+      vt[i].n = vs_feature_tokens(docs[i], &tok[i]);
+      vt[i].tokens = tok[i];
+      truth[i] = i % 3;
+    }
+    struct vs_analysis *an = vs_analyze(vt, n, NULL);
+    for (size_t i = 0; i < n; i++)
+      found[i] = vs_analysis_role(an, i);
+    double ari = vs_adjusted_rand(found, truth, n);
+    ari_sum += ari;
+    ari_fleets++;
+    if (ari < ari_min) ari_min = ari;
+    for (size_t i = 0; i < n; i++) {
+      if (n_all == cap_all) {
+        cap_all = cap_all ? 2 * cap_all : 256;
+        all_tokens = vs_xrealloc(all_tokens, cap_all * sizeof(*all_tokens));
+        all_n = vs_xrealloc(all_n, cap_all * sizeof(*all_n));
+        all_truth = vs_xrealloc(all_truth, cap_all * sizeof(*all_truth));
+      }
+      all_tokens[n_all] = tok[i];
+      all_n[n_all] = vt[i].n;
+      all_truth[n_all++] = truth[i];
+    }
+
     struct vs_pop *pop = vs_pop_new();
     for (size_t i = 0; i < n; i++)
       vs_pop_add(pop, docs[i]);
@@ -597,33 +667,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "# injection \"%s\" changed no key; not counted\n", what);
       } else {
         if (vs_pop_remove(pop, docs[t], &err) < 0) die("%s", vs_err_msg(&err));
-        vs_pop_prepare(pop);
-        struct vs_drift *d = vs_drift_rank(pop, bad, NULL, &err);
-        if (!d) die("%s", vs_err_msg(&err));
-        size_t rank = 0;
-        bool alarm = false;
-        /* A digest that is only edit evidence (info by design) does not count as finding it. */
-        for (size_t k = 0; k < d->n_findings; k++)
-          for (size_t j = 0; j < diff->n_changes && !d->findings[k].edit_evidence; j++)
-            if (covers(d->findings[k].key, diff->changes[j].key)) {
-              if (!rank) rank = d->findings[k].rank;
-              alarm |= d->findings[k].severity >= VS_SEVERITY_WARNING && !d->findings[k].waived;
-            }
-        if (getenv("VS_ACCURACY_VERBOSE") && (rank != 1 || !alarm))
-          fprintf(stderr, "# %s on %s (%zu peers): rank %zu; top: %s (%.3f)\n", what,
-                  vs_feature_name(bad), (size_t)d->samples, rank,
-                  d->n_findings ? d->findings[0].key : "-",
-                  d->n_findings ? d->findings[0].score : 0.0);
-        struct tally *tk = &by_kind[kind];
-        for (struct tally *tl = tk; tl; tl = tl == tk ? &total : NULL) {
-          tl->cases++;
-          tl->rank1 += rank == 1;
-          tl->top3 += rank >= 1 && rank <= 3;
-          tl->alarmed += alarm;
-          tl->rank_sum += rank ? rank : 1000;
-        }
+        bool alarm;
+        size_t rank = evaluate(pop, bad, diff, &alarm, what);
+        count(&by_kind[kind], &total, rank, alarm);
         ranks_hist[rank == 0 ? 3 : rank == 1 ? 0 : rank <= 3 ? 1 : 2]++;
-        vs_drift_free(d);
+        /* PeerGroup role: the target's role-mates only, as analytics grouped them. */
+        struct vs_pop *mates = vs_pop_new();
+        for (size_t i = 0; i < n; i++)
+          if (i != t && found[i] == found[t]) vs_pop_add(mates, docs[i]);
+        rank = evaluate(mates, bad, diff, &alarm, what);
+        count(&role_kind[kind], &role_total, rank, alarm);
+        vs_pop_free(mates);
         vs_pop_add(pop, docs[t]);
       }
       vs_diff_free(diff);
@@ -633,6 +687,7 @@ int main(int argc, char **argv) {
       free(inj_dir);
     }
     vs_pop_free(pop);
+    vs_analysis_free(an);
     for (size_t i = 0; i < n; i++) {
       vs_feature_free(docs[i]);
       free(dirs[i]);
@@ -669,6 +724,45 @@ int main(int argc, char **argv) {
     printf(" %s (%zu)", keys[i], (size_t)(uintptr_t)vs_strmap_get(causes, keys[i]));
   printf("%s\n", n_causes ? "" : " none");
   free(keys);
+  printf("\nwith PeerGroup role (peers = the target's role as analytics found it):\n");
+  for (int k = 0; k <= N_INJ; k++) {
+    const struct tally *t = k < N_INJ ? &role_kind[k] : &role_total;
+    if (!t->cases) continue;
+    printf("%-18s %6zu %7.1f%% %7.1f%% %7.1f%%\n", k < N_INJ ? inj_names[k] : "all", t->cases,
+           100.0 * t->rank1 / t->cases, 100.0 * t->top3 / t->cases, 100.0 * t->alarmed / t->cases);
+  }
+  printf("roles: adjusted Rand index against the generator's roles, mean %.3f, lowest %.3f over "
+         "%zu fleets (target >= 0.95)\n",
+         ari_fleets ? ari_sum / ari_fleets : 0, ari_min, ari_fleets);
+  /* Labels: 5% of all VMs (every 20th) labelled with their role's name. */
+  static const char *const truth_names[] = {"web", "db", "app"};
+  struct vs_vm_tokens *av = vs_xcalloc(n_all ? n_all : 1, sizeof(*av));
+  size_t labelled = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    av[i] = (struct vs_vm_tokens){.tokens = all_tokens[i], .n = all_n[i]};
+    if (i % 20 == 0) {
+      av[i].label = truth_names[all_truth[i]];
+      labelled++;
+    }
+  }
+  struct vs_analysis *la = vs_analyze(av, n_all, NULL);
+  size_t right = 0, predicted = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    if (av[i].label) continue;
+    const char *l = vs_analysis_label(la, i, NULL);
+    predicted++;
+    right += l && strcmp(l, truth_names[all_truth[i]]) == 0;
+  }
+  printf("labels: %zu of %zu VMs (5%%) labelled; %.1f%% of the other %zu predicted right "
+         "(target >= 95%%)\n",
+         labelled, n_all, predicted ? 100.0 * right / predicted : 0, predicted);
+  vs_analysis_free(la);
+  free(av);
+  for (size_t i = 0; i < n_all; i++)
+    free(all_tokens[i]);
+  free(all_tokens);
+  free(all_n);
+  free(all_truth);
   bool met = 100.0 * total.rank1 / total.cases >= 90 && 100.0 * total.top3 / total.cases >= 98 &&
              100.0 * alarmed / vms <= 5 && 100.0 * total.alarmed / total.cases >= 95;
   printf("targets (rank 1 >= 90%%, top 3 >= 98%%, clean alarms <= 5%%, injected alarms >= 95%%): "
