@@ -672,10 +672,15 @@ int main(int argc, char **argv) {
         count(&by_kind[kind], &total, rank, alarm);
         ranks_hist[rank == 0 ? 3 : rank == 1 ? 0 : rank <= 3 ? 1 : 2]++;
         /* PeerGroup role: the target's role-mates only, as analytics grouped them. */
-        struct vs_pop *mates = vs_pop_new();
+        /* (as vmscope_drift does by default: the whole fleet when the role has fewer than 8
+         * others, too few for PeerPressure to alarm at the default WarningScore) */
+        size_t n_mates = 0;
         for (size_t i = 0; i < n; i++)
+          n_mates += i != t && found[i] == found[t];
+        struct vs_pop *mates = n_mates >= 8 ? vs_pop_new() : NULL;
+        for (size_t i = 0; mates && i < n; i++)
           if (i != t && found[i] == found[t]) vs_pop_add(mates, docs[i]);
-        rank = evaluate(mates, bad, diff, &alarm, what);
+        rank = evaluate(mates ? mates : pop, bad, diff, &alarm, what);
         count(&role_kind[kind], &role_total, rank, alarm);
         vs_pop_free(mates);
         vs_pop_add(pop, docs[t]);

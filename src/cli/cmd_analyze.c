@@ -4,6 +4,7 @@
 
 #include "analytics.h"
 #include "pool.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -145,40 +146,29 @@ static int load(struct vm_set *s, const char *pool, char **paths, size_t n, cons
   return status;
 }
 
-/* "NAME LABEL" lines. */
+/* The labels file's labels onto the VMs it names (by name or id). */
 static int read_labels(struct vm_set *s, const char *path, const char *prog) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+  struct vs_err err = {0};
+  struct vs_strmap *m = NULL;
+  if (vs_labels_load(path, &m, &err) < 0) {
+    fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
+    vs_err_clear(&err);
     return -1;
   }
-  char line[1024];
-  int lineno = 0, rc = 0;
-  while (fgets(line, sizeof(line), f)) {
-    lineno++;
-    char name[512], label[256];
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    int got = sscanf(line, "%511s %255s", name, label);
-    if (got <= 0) continue;
-    if (got != 2) {
-      fprintf(stderr, "%s: %s:%d: expected \"NAME LABEL\"\n", prog, path, lineno);
-      rc = -1;
-      continue;
-    }
-    bool found = false;
-    for (size_t i = 0; i < s->n; i++)
-      if (strcmp(s->vms[i].name ? s->vms[i].name : "", name) == 0 ||
-          strcmp(s->vms[i].id ? s->vms[i].id : "", name) == 0) {
-        free(s->labels[i]);
-        s->labels[i] = vs_xstrdup(label);
-        s->vms[i].label = s->labels[i];
-        found = true;
-      }
-    if (!found) fprintf(stderr, "%s: %s:%d: no VM named %s\n", prog, path, lineno, name);
+  size_t used = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const char *l = s->vms[i].name ? vs_strmap_get(m, s->vms[i].name) : NULL;
+    if (!l && s->vms[i].id) l = vs_strmap_get(m, s->vms[i].id);
+    if (!l) continue;
+    s->labels[i] = vs_xstrdup(l);
+    s->vms[i].label = s->labels[i];
+    used++;
   }
-  fclose(f);
-  return rc;
+  if (used < vs_strmap_count(m))
+    fprintf(stderr, "%s: %s: %zu of its %zu names match no VM\n", prog, path,
+            vs_strmap_count(m) - used, vs_strmap_count(m));
+  vs_strmap_free(m);
+  return 0;
 }
 
 static int run(int argc, char **argv, bool similar) {

@@ -2,7 +2,9 @@
 
 #include "strmap.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,25 +114,53 @@ struct sig_job {
   struct vs_analysis *a;
   const struct vs_vm_tokens *vms;
   const struct counts *df;
-  uint32_t lo, hi; /* informative: LO <= count <= HI */
+  uint32_t lo, hi;     /* informative: LO <= count <= HI */
+  const uint64_t *neg; /* sorted: tokens whose absence is informative too */
+  size_t n_neg;
   size_t from, to;
 };
 
+static int cmp_u64(const void *p, const void *q) {
+  uint64_t x = *(const uint64_t *)p, y = *(const uint64_t *)q;
+  return x < y ? -1 : x > y;
+}
+
 /* One-permutation MinHash of TOKENS (those whose count is informative) into SIG; false when
  * none is. Empty bins borrow from another bin chosen by a hash of their index (densified). */
+static void put(uint64_t *sig, uint64_t h) {
+  unsigned bin = (unsigned)(h >> 57);
+  uint64_t v = h & ((1ULL << 57) - 1);
+  if (v < sig[bin]) sig[bin] = v;
+}
+
 static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j, uint64_t *sig) {
   for (int b = 0; b < K; b++)
     sig[b] = EMPTY;
   bool any = false;
+  uint64_t *sorted = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
+  size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     uint32_t c = counts_get(j->df, tokens[i]);
+    if (j->n_neg) sorted[m++] = tokens[i];
     if (c < j->lo || c > j->hi) continue;
-    uint64_t h = mix64(tokens[i] ^ j->a->seed);
-    unsigned bin = (unsigned)(h >> 57);
-    uint64_t v = h & ((1ULL << 57) - 1);
-    if (v < sig[bin]) sig[bin] = v;
+    put(sig, mix64(tokens[i] ^ j->a->seed));
     any = true;
   }
+  /* A role is also what its VMs lack: a VM without a token that a good share of VMs have gets
+   * that token's negation (so VMs of a role defined by the packages it does not have still
+   * share something). */
+  if (j->n_neg) {
+    qsort(sorted, m, sizeof(uint64_t), cmp_u64);
+    size_t x = 0;
+    for (size_t k = 0; k < j->n_neg; k++) {
+      while (x < m && sorted[x] < j->neg[k])
+        x++;
+      if (x < m && sorted[x] == j->neg[k]) continue;
+      put(sig, mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL));
+      any = true;
+    }
+  }
+  free(sorted);
   if (!any) return false;
   uint64_t filled[K];
   memcpy(filled, sig, sizeof(filled));
@@ -281,7 +311,22 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
       counts_add(&df, vms[i].tokens[t]);
   uint32_t hi = (uint32_t)floor(common * (double)n);
   if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
-  struct sig_job jobs[2] = {{a, vms, &df, 2, hi, 0, n / 2}, {a, vms, &df, 2, hi, n / 2, n}};
+  /* Negatable: tokens that at least the complement share of VMs have, and not all but one. */
+  uint32_t neg_lo = (uint32_t)ceil((1 - common) * (double)n);
+  if (neg_lo < 2) neg_lo = 2;
+  uint64_t *neg = NULL;
+  size_t n_neg = 0, neg_cap = 0;
+  for (size_t i = 0; n >= 4 && i < df.cap; i++) {
+    if (!df.keys[i] || df.n[i] < neg_lo || df.n[i] + 2 > n) continue;
+    if (n_neg == neg_cap) {
+      neg_cap = neg_cap ? 2 * neg_cap : 256;
+      neg = vs_xrealloc(neg, neg_cap * sizeof(uint64_t));
+    }
+    neg[n_neg++] = df.keys[i];
+  }
+  if (n_neg) qsort(neg, n_neg, sizeof(uint64_t), cmp_u64);
+  struct sig_job jobs[2] = {{a, vms, &df, 2, hi, neg, n_neg, 0, n / 2},
+                            {a, vms, &df, 2, hi, neg, n_neg, n / 2, n}};
   if (n < 2) jobs[0].lo = 1;
   jobs[1].lo = jobs[0].lo;
   pthread_t t;
@@ -368,6 +413,7 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   }
   free(df.keys);
   free(df.n);
+  free(neg);
   predict_labels(a, vms, o->neighbours > 0 ? o->neighbours : 5);
   return a;
 }
@@ -431,11 +477,6 @@ void vs_analysis_similar(const struct vs_analysis *a, size_t target, size_t *ord
     sims[i] = i == target ? 1.0 + 1e-9 : vs_analysis_pair(a, target, i); /* itself first */
   rank(a->n, sims, order);
   if (a->n) sims[0] = 1.0;
-}
-
-static int cmp_u64(const void *p, const void *q) {
-  uint64_t x = *(const uint64_t *)p, y = *(const uint64_t *)q;
-  return x < y ? -1 : x > y;
 }
 
 void vs_analysis_similar_tokens(const struct vs_analysis *a, const struct vs_vm_tokens *vms,
@@ -534,4 +575,32 @@ double vs_adjusted_rand(const size_t *a, const size_t *b, size_t n) {
   free(y);
   double expected = ra * rb / pairs((double)n), max = (ra + rb) / 2;
   return max == expected ? 1.0 : (index - expected) / (max - expected);
+}
+
+int vs_labels_load(const char *path, struct vs_strmap **out, struct vs_err *err) {
+  *out = NULL;
+  FILE *f = fopen(path, "r");
+  if (!f) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  struct vs_strmap *m = vs_strmap_new(free);
+  char line[1024];
+  int lineno = 0, rc = 0;
+  while (rc == 0 && fgets(line, sizeof(line), f)) {
+    lineno++;
+    char *hash = strchr(line, '#');
+    if (hash) *hash = 0;
+    char name[512], label[256], extra[2];
+    int got = sscanf(line, "%511s %255s %1s", name, label, extra);
+    if (got <= 0) continue;
+    if (got != 2)
+      rc = vs_err_set(err, EINVAL, "%s:%d: expected \"NAME LABEL\"", path, lineno);
+    else
+      vs_strmap_put(m, name, vs_xstrdup(label));
+  }
+  fclose(f);
+  if (rc < 0) {
+    vs_strmap_free(m);
+    return -1;
+  }
+  *out = m;
+  return 0;
 }

@@ -5,9 +5,11 @@
  * A VM is a set of tokens, one per (key, value) setting of its feature document. Tokens that
  * tell nothing about what a VM is are dropped before anything is compared: those of a single
  * VM (its hostname, its disk's path, an odd edit) and those nearly every VM has (the common
- * base), so that roles differ in what they share with nobody else. The rest is summarised by a
- * MinHash signature (one-permutation hashing, 128 bins, densified), whose share of equal bins
- * estimates the Jaccard similarity of two VMs' token sets.
+ * base), so that roles differ in what they share with nobody else; and a VM that lacks a
+ * token a good share of VMs have (at least 1 - common_share of them) gets that token's
+ * negation, since a role may be defined by what it does not have (no web server, no
+ * database). The rest is summarised by a MinHash signature (one-permutation hashing, 128 bins,
+ * densified), whose share of equal bins estimates the Jaccard similarity of two VMs' token sets.
  *
  * Roles: locality-sensitive hashing (32 bands of 4 bins) proposes the pairs worth comparing;
  * pairs whose estimated similarity reaches the threshold are joined (union-find), and the
@@ -79,6 +81,11 @@ void vs_analysis_similar_tokens(const struct vs_analysis *a, const struct vs_vm_
 /* {"roles": [{"id", "size", "medoid"}], "vms": [{"id", "name", "role", "similarity",
  * "anomaly", "label", "label_probability"}]} */
 json_t *vs_analysis_json(const struct vs_analysis *a, const struct vs_vm_tokens *vms);
+
+/* A labels file: one "NAME LABEL" per line (NAME a VM's name or id), '#' starts a comment.
+ * *OUT maps names to labels (heap strings). A line that is not two words is an error. */
+struct vs_strmap;
+int vs_labels_load(const char *path, struct vs_strmap **out, struct vs_err *err);
 
 /* The adjusted Rand index of two clusterings of N items (1: identical; about 0: chance). */
 double vs_adjusted_rand(const size_t *a, const size_t *b, size_t n);

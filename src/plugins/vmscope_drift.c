@@ -10,6 +10,7 @@
  * worker last published, under the lock. */
 #include "glue.h"
 
+#include "analytics.h"
 #include "drift.h"
 #include "pool.h"
 #include "population.h"
@@ -31,16 +32,24 @@ struct vm { /* one VM's latest ranking (the worker's) */
   struct alarm *alarms;
   size_t n_alarms;
   bool seen;
+  /* analytics */
+  char *medoid; /* its role's medoid last round (a role is known by it), NULL before */
+  double anomaly, similarity, label_p;
+  bool anomalous; /* above AnomalyThreshold: notified */
 };
 
 struct metric { /* what the read callback dispatches for one VM */
   char *name;
   double score;
   size_t findings, waived, peers;
+  double anomaly, similarity, label_p; /* label_p < 0: no label */
 };
 
 static struct {
-  char *data_dir, *waiver_file;
+  char *data_dir, *waiver_file, *label_file;
+  bool peer_role; /* PeerGroup role */
+  double anomaly_threshold, role_threshold;
+  int min_role_peers;
   double warn_score, fail_score;
   cdtime_t interval, resend;
   int top;
@@ -55,6 +64,9 @@ static struct {
   struct vs_once once; /* the worker's */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER,
            .wake = PTHREAD_COND_INITIALIZER,
+           .peer_role = true,
+           .anomaly_threshold = 0.5,
+           .min_role_peers = 8,
            .warn_score = VS_DRIFT_WARN_SCORE,
            .fail_score = VS_DRIFT_FAIL_SCORE};
 
@@ -76,9 +88,27 @@ static int config(oconfig_item_t *ci) {
       rc = cf_util_get_cdtime(c, &drift.resend);
     else if (strcasecmp(c->key, "Top") == 0)
       rc = cf_util_get_int(c, &drift.top);
-    else {
+    else if (strcasecmp(c->key, "LabelFile") == 0)
+      rc = cf_util_get_string(c, &drift.label_file);
+    else if (strcasecmp(c->key, "AnomalyThreshold") == 0)
+      rc = cf_util_get_double(c, &drift.anomaly_threshold);
+    else if (strcasecmp(c->key, "RoleThreshold") == 0)
+      rc = cf_util_get_double(c, &drift.role_threshold);
+    else if (strcasecmp(c->key, "MinRolePeers") == 0)
+      rc = cf_util_get_int(c, &drift.min_role_peers);
+    else if (strcasecmp(c->key, "PeerGroup") == 0) {
+      char *g = NULL;
+      rc = cf_util_get_string(c, &g);
+      if (rc == 0 && strcasecmp(g, "role") != 0 && strcasecmp(g, "all") != 0) {
+        ERROR(PLUGIN ": PeerGroup is role or all, not \"%s\"", g);
+        rc = -1;
+      }
+      drift.peer_role = g && strcasecmp(g, "role") == 0;
+      free(g);
+    } else {
       ERROR(PLUGIN ": unknown option \"%s\" (expected DataDir, WaiverFile, WarningScore, "
-                   "FailureScore, Interval, ResendInterval or Top)",
+                   "FailureScore, Interval, ResendInterval, Top, PeerGroup, LabelFile, "
+                   "AnomalyThreshold, RoleThreshold or MinRolePeers)",
             c->key);
       return -1;
     }
@@ -92,6 +122,11 @@ static int config(oconfig_item_t *ci) {
   }
   if (drift.top < 0) {
     ERROR(PLUGIN ": Top must not be negative (0 reports every alarm)");
+    return -1;
+  }
+  if (drift.anomaly_threshold <= 0 || drift.anomaly_threshold > 1 || drift.role_threshold < 0 ||
+      drift.role_threshold > 1 || drift.min_role_peers < 1) {
+    ERROR(PLUGIN ": AnomalyThreshold and RoleThreshold are in (0, 1], MinRolePeers at least 1");
     return -1;
   }
   return 0;
@@ -114,6 +149,7 @@ static void free_vm(struct vm *v) {
   free(v->alarms);
   free(v->id);
   free(v->name);
+  free(v->medoid);
 }
 
 static int severity_of(enum vs_severity s) {
@@ -211,8 +247,13 @@ static void publish_metrics(void) {
   struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
   for (size_t i = 0; i < drift.n_vms; i++)
     m[i] = (struct metric){vs_xstrdup(drift.vms[i].name ? drift.vms[i].name : drift.vms[i].id),
-                           drift.vms[i].score, drift.vms[i].findings, drift.vms[i].waived,
-                           drift.vms[i].peers};
+                           drift.vms[i].score,
+                           drift.vms[i].findings,
+                           drift.vms[i].waived,
+                           drift.vms[i].peers,
+                           drift.vms[i].anomaly,
+                           drift.vms[i].similarity,
+                           drift.vms[i].label_p};
   pthread_mutex_lock(&drift.lock);
   struct metric *old = drift.metrics;
   size_t n_old = drift.n_metrics;
@@ -220,6 +261,145 @@ static void publish_metrics(void) {
   drift.n_metrics = drift.n_vms;
   pthread_mutex_unlock(&drift.lock);
   free_metrics(old, n_old);
+}
+
+/* ---------------------------------------------------------------------------- analytics */
+
+struct roles {
+  struct vs_analysis *a;
+  struct vs_vm_tokens *vms;
+  uint64_t **tokens, **prev;
+  char **labels;
+  struct vs_pop **pops; /* per role, with PeerGroup role */
+};
+
+static void roles_free(struct roles *r, size_t n) {
+  for (size_t i = 0; r->a && i < vs_analysis_role_count(r->a); i++)
+    vs_pop_free(r->pops[i]);
+  free(r->pops);
+  vs_analysis_free(r->a);
+  for (size_t i = 0; i < n && r->tokens; i++) {
+    free(r->tokens[i]);
+    free(r->prev[i]);
+    free(r->labels[i]);
+  }
+  free(r->tokens);
+  free(r->prev);
+  free(r->labels);
+  free(r->vms);
+}
+
+/* Roles, anomaly and labels over the newest documents (with each VM's previous one, for its
+ * history), stored as DataDir/analytics.json. */
+static struct roles analyse(struct vs_feature **docs, size_t n) {
+  struct roles r = {0};
+  if (n == 0) return r;
+  struct vs_err err = {0};
+  struct vs_strmap *labels = NULL;
+  if (drift.label_file && vs_labels_load(drift.label_file, &labels, &err) < 0) {
+    vs_once_fail(&drift.once, PLUGIN, "LabelFile", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else if (drift.label_file) {
+    vs_once_ok(&drift.once, PLUGIN, "LabelFile");
+  }
+  r.vms = vs_xcalloc(n, sizeof(*r.vms));
+  r.tokens = vs_xcalloc(n, sizeof(uint64_t *));
+  r.prev = vs_xcalloc(n, sizeof(uint64_t *));
+  r.labels = vs_xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    r.vms[i] =
+        (struct vs_vm_tokens){.id = vs_feature_id(docs[i]), .name = vs_feature_name(docs[i])};
+    r.vms[i].n = vs_feature_tokens(docs[i], &r.tokens[i]);
+    r.vms[i].tokens = r.tokens[i];
+    struct vs_feature *second = NULL;
+    vs_feature_free(vs_pool_newest(drift.data_dir, vs_feature_id(docs[i]), &second, NULL));
+    if (second) {
+      r.vms[i].n_prev = vs_feature_tokens(second, &r.prev[i]);
+      r.vms[i].prev_tokens = r.prev[i];
+      vs_feature_free(second);
+    }
+    const char *l = labels ? vs_strmap_get(labels, r.vms[i].name ? r.vms[i].name : "") : NULL;
+    if (!l && labels) l = vs_strmap_get(labels, r.vms[i].id);
+    if (l) r.vms[i].label = r.labels[i] = vs_xstrdup(l);
+  }
+  vs_strmap_free(labels);
+  struct vs_analytics_opts ao = {.threshold = drift.role_threshold};
+  r.a = vs_analyze(r.vms, n, &ao);
+  size_t nr = vs_analysis_role_count(r.a);
+  r.pops = vs_xcalloc(nr ? nr : 1, sizeof(*r.pops));
+  for (size_t i = 0; drift.peer_role && i < n; i++) {
+    size_t role = vs_analysis_role(r.a, i);
+    if (!r.pops[role]) r.pops[role] = vs_pop_new();
+    vs_pop_add(r.pops[role], docs[i]);
+  }
+  for (size_t k = 0; k < nr; k++)
+    if (r.pops[k]) vs_pop_prepare(r.pops[k]);
+  /* Stored next to the pool for other tools (vmscope analyze prints the same). */
+  json_t *j = vs_analysis_json(r.a, r.vms);
+  char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  json_decref(j);
+  char *path = vs_xasprintf("%s/analytics.json", drift.data_dir);
+  struct vs_newfile f;
+  if (text && vs_newfile_open(&f, path, 0644, &err) == 0) {
+    if (vs_newfile_write(&f, text, strlen(text), &err) < 0 || vs_newfile_commit(&f, &err) < 0)
+      vs_newfile_abandon(&f);
+  }
+  if (err.msg) {
+    vs_once_fail(&drift.once, PLUGIN, "analytics.json", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else {
+    vs_once_ok(&drift.once, PLUGIN, "analytics.json");
+  }
+  free(path);
+  free(text);
+  return r;
+}
+
+static void notify_vm(const struct vm *v, int severity, const char *type, const char *fmt, ...)
+    VS_PRINTF(4, 5);
+static void notify_vm(const struct vm *v, int severity, const char *type, const char *fmt, ...) {
+  notification_t n;
+  vs_notification_init(&n, severity, PLUGIN, v->name ? v->name : v->id, type, "");
+  plugin_notification_meta_add_double(&n, "anomaly", v->anomaly);
+  plugin_notification_meta_add_double(&n, "role_similarity", v->similarity);
+  if (v->medoid) plugin_notification_meta_add_string(&n, "medoid", v->medoid);
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+  va_end(ap);
+  vs_notification_send(&n, "%s", msg ? msg : type);
+  free(msg);
+}
+
+/* V (document I of R) this round: its figures, and notifications when its role changed (its
+ * old medoid is not in its role any more) or its anomaly crossed AnomalyThreshold. */
+static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
+  size_t role = vs_analysis_role(r->a, i), m = vs_analysis_medoid(r->a, role);
+  const char *medoid = r->vms[m].id;
+  v->anomaly = vs_analysis_anomaly(r->a, i);
+  v->similarity = vs_analysis_similarity(r->a, i);
+  const char *label = vs_analysis_label(r->a, i, &v->label_p);
+  if (!label) v->label_p = -1;
+  if (v->medoid && strcmp(v->medoid, medoid) != 0) {
+    bool same = false; /* the role may only have a new medoid */
+    for (size_t k = 0; k < vs_analysis_count(r->a) && !same; k++)
+      same = strcmp(r->vms[k].id, v->medoid) == 0 && vs_analysis_role(r->a, k) == role;
+    if (!same)
+      notify_vm(v, NOTIF_WARNING, "role_change",
+                "%s changed role: now like %s (%zu VMs), similarity %.2f",
+                v->name ? v->name : v->id, r->vms[m].name ? r->vms[m].name : medoid,
+                vs_analysis_role_size(r->a, role), v->similarity);
+  }
+  free(v->medoid);
+  v->medoid = vs_xstrdup(medoid);
+  bool above = v->anomaly >= drift.anomaly_threshold;
+  if (above != v->anomalous)
+    notify_vm(v, above ? NOTIF_WARNING : NOTIF_OKAY, "anomaly",
+              above ? "%s is anomalous: %.2f from its role (threshold %.2f)"
+                    : "%s is no longer anomalous: %.2f from its role (threshold %.2f)",
+              v->name ? v->name : v->id, v->anomaly, drift.anomaly_threshold);
+  v->anomalous = above;
 }
 
 static void rank_pool(void) {
@@ -248,6 +428,7 @@ static void rank_pool(void) {
   }
   vs_strv_free(names, n);
   vs_pop_prepare(pop);
+  struct roles r = analyse(docs, got);
   struct vs_drift_opts opts = {.warn_score = drift.warn_score,
                                .fail_score = drift.fail_score,
                                .waivers = waivers,
@@ -256,7 +437,11 @@ static void rank_pool(void) {
   for (size_t i = 0; i < drift.n_vms; i++)
     drift.vms[i].seen = false;
   for (size_t i = 0; got >= 2 && i < got; i++) {
-    struct vs_drift *d = vs_drift_rank(pop, docs[i], &opts, &err);
+    /* PeerGroup role: ranked against the VM's role only, when the role has enough members. */
+    size_t role = r.a ? vs_analysis_role(r.a, i) : 0;
+    bool by_role =
+        r.a && r.pops[role] && vs_analysis_role_size(r.a, role) > (size_t)drift.min_role_peers;
+    struct vs_drift *d = vs_drift_rank(by_role ? r.pops[role] : pop, docs[i], &opts, &err);
     if (!d) {
       WARNING(PLUGIN ": %s", vs_err_msg(&err));
       vs_err_clear(&err);
@@ -281,9 +466,11 @@ static void rank_pool(void) {
         if (f->score > v->score) v->score = f->score;
       }
       update_alarms(v, d, now);
+      if (r.a) update_analytics(v, &r, i);
     }
     vs_drift_free(d);
   }
+  roles_free(&r, got);
   /* VMs gone from the pool: their alarms clear. */
   for (size_t i = 0; i < drift.n_vms;) {
     if (drift.vms[i].seen) {
@@ -345,6 +532,9 @@ static int read_cb(void) {
     submit(m->name, "count", "findings", (gauge_t)m->findings);
     submit(m->name, "count", "waived", (gauge_t)m->waived);
     submit(m->name, "gauge", "peers", (gauge_t)m->peers);
+    submit(m->name, "gauge", "anomaly", m->anomaly);
+    submit(m->name, "gauge", "role_similarity", m->similarity);
+    if (m->label_p >= 0) submit(m->name, "gauge", "label_probability", m->label_p);
   }
   pthread_mutex_unlock(&drift.lock);
   return 0;
@@ -370,7 +560,8 @@ static int shutdown_cb(void) {
   vs_once_free(&drift.once);
   free(drift.data_dir);
   free(drift.waiver_file);
-  drift.data_dir = drift.waiver_file = NULL;
+  free(drift.label_file);
+  drift.data_dir = drift.waiver_file = drift.label_file = NULL;
   return 0;
 }
 
