@@ -331,11 +331,19 @@ struct fleet_ctx {
   size_t n_batch;
 };
 
+/* A setting whose value differs between roles: databases tune dirty page writeback. */
+#define ROLE_SYSCTL_FILE "etc/sysctl.d/60-db.conf"
+#define ROLE_SYSCTL "vm.dirty_ratio = 5\n"
 static void make_vm(const struct fleet_ctx *fc, const char *role, const char *dir, const char *name,
                     struct rng *r, bool explicit_defaults) {
   char *from = path_join(fc->roles, role);
   copy_tree(from, dir);
   free(from);
+  if (strcmp(role, "db") == 0) {
+    char *tuning = path_join(dir, ROLE_SYSCTL_FILE);
+    write_own(tuning, ROLE_SYSCTL);
+    free(tuning);
+  }
   char *p = path_join(dir, "etc/hostname"), *line = vs_xasprintf("%s", name);
   write_own(p, name);
   append_line(p, "");
@@ -362,9 +370,10 @@ static void make_vm(const struct fleet_ctx *fc, const char *role, const char *di
 
 /* ------------------------------------------------------------------------------ injections */
 
-enum { INJ_VALUE, INJ_UID0, INJ_SERVICE, INJ_DOWNGRADE, INJ_MODE, INJ_SYSCTL, N_INJ };
-static const char *const inj_names[N_INJ] = {"changed value",  "uid-0 user",    "disabled service",
-                                             "downgraded pkg", "weakened mode", "added sysctl"};
+enum { INJ_VALUE, INJ_UID0, INJ_SERVICE, INJ_DOWNGRADE, INJ_MODE, INJ_SYSCTL, INJ_ROLE, N_INJ };
+static const char *const inj_names[N_INJ] = {
+    "changed value", "uid-0 user",   "disabled service",    "downgraded pkg",
+    "weakened mode", "added sysctl", "another role's value"};
 
 /* Two steps back, so that the version is not the one VMs behind on updates have. */
 static char *two_versions_older(const char *v) {
@@ -374,10 +383,21 @@ static char *two_versions_older(const char *v) {
   return two;
 }
 
-static bool inject(int kind, const char *root, struct rng *r, char **what) {
+static bool inject(int kind, const char *root, const char *role, struct rng *r, char **what) {
   char *p = NULL;
   bool ok = true;
   switch (kind) {
+  case INJ_ROLE: /* the value another role has: a database's tuning on a web server, or a
+                    database without it */
+    p = path_join(root, ROLE_SYSCTL_FILE);
+    if (strcmp(role, "db") == 0) {
+      ok = unlink(p) == 0;
+      *what = vs_xstrdup("db without its vm.dirty_ratio = 5 (the other roles' default)");
+    } else {
+      write_own(p, ROLE_SYSCTL);
+      *what = vs_xasprintf("%s with vm.dirty_ratio = 5 (the db role's value)", role);
+    }
+    break;
   case INJ_VALUE: {
     static const char *const edits[][3] = {
         {"etc/ssh/sshd_config", "PermitRootLogin", "PermitRootLogin yes"},
@@ -548,13 +568,28 @@ static size_t evaluate(struct vs_pop *pop, const struct vs_feature *bad, const s
 }
 
 static void count(struct tally *tk, struct tally *total, size_t rank, bool alarm) {
-  for (struct tally *tl = tk; tl; tl = tl == tk ? total : NULL) {
+  for (struct tally *tl = tk; tl; tl = tl == tk ? total : NULL) { /* TOTAL may be NULL */
     tl->cases++;
     tl->rank1 += rank == 1;
     tl->top3 += rank >= 1 && rank <= 3;
     tl->alarmed += alarm;
     tl->rank_sum += rank ? rank : 1000;
   }
+}
+
+static void print_row(const char *name, const struct tally *t) {
+  if (t->cases)
+    printf("%-18s %6zu %7.1f%% %7.1f%% %7.1f%%\n", name, t->cases, 100.0 * t->rank1 / t->cases,
+           100.0 * t->top3 / t->cases, 100.0 * t->alarmed / t->cases);
+}
+
+/* The classic injections, their total, then another role's value (not in the total). */
+static void print_table(const struct tally *by_kind, const struct tally *total) {
+  printf("%-18s %6s %8s %8s %8s\n", "injection", "cases", "rank 1", "top 3", "alarm");
+  for (int k = 0; k < N_INJ; k++)
+    if (k != INJ_ROLE) print_row(inj_names[k], &by_kind[k]);
+  print_row("all of these", total);
+  print_row(inj_names[INJ_ROLE], &by_kind[INJ_ROLE]);
 }
 
 int main(int argc, char **argv) {
@@ -656,7 +691,7 @@ int main(int argc, char **argv) {
       remove_tree(inj_dir);
       copy_tree(dirs[t], inj_dir);
       char *what = NULL;
-      if (!inject(kind, inj_dir, &r, &what)) {
+      if (!inject(kind, inj_dir, role_names[t % 3], &r, &what)) {
         free(what);
         free(inj_dir);
         continue;
@@ -669,8 +704,11 @@ int main(int argc, char **argv) {
         if (vs_pop_remove(pop, docs[t], &err) < 0) die("%s", vs_err_msg(&err));
         bool alarm;
         size_t rank = evaluate(pop, bad, diff, &alarm, what);
-        count(&by_kind[kind], &total, rank, alarm);
-        ranks_hist[rank == 0 ? 3 : rank == 1 ? 0 : rank <= 3 ? 1 : 2]++;
+        /* The targets are over the classic injections; another role's value is the case that
+         * PeerGroup role exists for, counted apart. */
+        bool classic = kind != INJ_ROLE;
+        count(&by_kind[kind], classic ? &total : NULL, rank, alarm);
+        if (classic) ranks_hist[rank == 0 ? 3 : rank == 1 ? 0 : rank <= 3 ? 1 : 2]++;
         /* PeerGroup role: the target's role-mates only, as analytics grouped them. */
         /* (as vmscope_drift does by default: the whole fleet when the role has fewer than 8
          * others, too few for PeerPressure to alarm at the default WarningScore) */
@@ -681,7 +719,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; mates && i < n; i++)
           if (i != t && found[i] == found[t]) vs_pop_add(mates, docs[i]);
         rank = evaluate(mates ? mates : pop, bad, diff, &alarm, what);
-        count(&role_kind[kind], &role_total, rank, alarm);
+        count(&role_kind[kind], classic ? &role_total : NULL, rank, alarm);
         vs_pop_free(mates);
         vs_pop_add(pop, docs[t]);
       }
@@ -706,13 +744,7 @@ int main(int argc, char **argv) {
   printf("drift-accuracy: %zu injected cases over %zu fleets of 10-%d VMs (3 roles, peers = the "
          "whole fleet), seed %s, %.1f s\n\n",
          total.cases, fleets, MAX_FLEET, argc > 4 ? argv[4] : "20261125", secs);
-  printf("%-18s %6s %8s %8s %8s\n", "injection", "cases", "rank 1", "top 3", "alarm");
-  for (int k = 0; k <= N_INJ; k++) {
-    const struct tally *t = k < N_INJ ? &by_kind[k] : &total;
-    if (!t->cases) continue;
-    printf("%-18s %6zu %7.1f%% %7.1f%% %7.1f%%\n", k < N_INJ ? inj_names[k] : "all", t->cases,
-           100.0 * t->rank1 / t->cases, 100.0 * t->top3 / t->cases, 100.0 * t->alarmed / t->cases);
-  }
+  print_table(by_kind, &total);
   printf("\nranks: 1: %zu, 2-3: %zu, 4+: %zu, not found: %zu\n", ranks_hist[0], ranks_hist[1],
          ranks_hist[2], ranks_hist[3]);
   size_t vms = clean_vms[0] + clean_vms[1], alarmed = clean_alarmed[0] + clean_alarmed[1];
@@ -730,12 +762,14 @@ int main(int argc, char **argv) {
   printf("%s\n", n_causes ? "" : " none");
   free(keys);
   printf("\nwith PeerGroup role (peers = the target's role as analytics found it):\n");
-  for (int k = 0; k <= N_INJ; k++) {
-    const struct tally *t = k < N_INJ ? &role_kind[k] : &role_total;
-    if (!t->cases) continue;
-    printf("%-18s %6zu %7.1f%% %7.1f%% %7.1f%%\n", k < N_INJ ? inj_names[k] : "all", t->cases,
-           100.0 * t->rank1 / t->cases, 100.0 * t->top3 / t->cases, 100.0 * t->alarmed / t->cases);
-  }
+  print_table(role_kind, &role_total);
+  const struct tally *xa = &by_kind[INJ_ROLE], *xr = &role_kind[INJ_ROLE];
+  printf("another role's value (%zu cases): rank 1 %.1f%% with PeerGroup role, %.1f%% with the "
+         "whole fleet; alarm %.1f%% and %.1f%%\n",
+         xa->cases, xa->cases ? 100.0 * xr->rank1 / xr->cases : 0,
+         xa->cases ? 100.0 * xa->rank1 / xa->cases : 0,
+         xa->cases ? 100.0 * xr->alarmed / xr->cases : 0,
+         xa->cases ? 100.0 * xa->alarmed / xa->cases : 0);
   printf("roles: adjusted Rand index against the generator's roles, mean %.3f, lowest %.3f over "
          "%zu fleets (target >= 0.95)\n",
          ari_fleets ? ari_sum / ari_fleets : 0, ari_min, ari_fleets);
