@@ -39,7 +39,7 @@ static void usage(FILE *out, bool similar) {
         "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir)\n"
         "  -f, --format json|text  output format (default json)\n"
         "      --seed N            the hashing seed (default fixed: results repeat)\n"
-        "      --threshold S       similarity that puts two VMs in one role (default 0.5)\n",
+        "      --threshold S       similarity that puts two VMs in one role (default 0.6)\n",
         out);
   if (similar)
     fputs("      --setting KEY=VALUE a setting the VMs are ranked by (repeatable)\n"

@@ -14,6 +14,9 @@
 #define ROWS (K / BANDS)
 #define EMPTY UINT64_MAX
 #define MEDOID_SAMPLE 64
+/* VMs with at most this many informative tokens keep them, and are compared exactly: with few
+ * tokens the signature's estimate is coarse. */
+#define EXACT_MAX 512
 
 static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
   x ^= x >> 30;
@@ -103,8 +106,10 @@ static uint32_t counts_get(const struct counts *c, uint64_t t) {
 struct vs_analysis {
   size_t n, n_roles;
   uint64_t seed;
-  uint64_t *sig; /* n x K */
-  bool *blank;   /* no informative token at all */
+  uint64_t *sig;    /* n x K */
+  bool *blank;      /* no informative token at all */
+  uint64_t **exact; /* the informative token hashes, sorted, when at most EXACT_MAX */
+  size_t *n_exact;
   size_t *role, *role_size, *medoid;
   double *similarity, *anomaly, *label_p;
   char **label;
@@ -127,13 +132,26 @@ static int cmp_u64(const void *p, const void *q) {
 
 /* One-permutation MinHash of TOKENS (those whose count is informative) into SIG; false when
  * none is. Empty bins borrow from another bin chosen by a hash of their index (densified). */
-static void put(uint64_t *sig, uint64_t h) {
+struct hashes { /* the informative token hashes of one VM, while there are few */
+  uint64_t h[EXACT_MAX];
+  size_t n;
+  bool over;
+};
+
+static void put(uint64_t *sig, uint64_t h, struct hashes *keep) {
   unsigned bin = (unsigned)(h >> 57);
   uint64_t v = h & ((1ULL << 57) - 1);
   if (v < sig[bin]) sig[bin] = v;
+  if (keep && !keep->over) {
+    if (keep->n == EXACT_MAX)
+      keep->over = true;
+    else
+      keep->h[keep->n++] = h;
+  }
 }
 
-static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j, uint64_t *sig) {
+static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j, uint64_t *sig,
+                      struct hashes *keep) {
   for (int b = 0; b < K; b++)
     sig[b] = EMPTY;
   bool any = false;
@@ -143,7 +161,7 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
     uint32_t c = counts_get(j->df, tokens[i]);
     if (j->n_neg) sorted[m++] = tokens[i];
     if (c < j->lo || c > j->hi) continue;
-    put(sig, mix64(tokens[i] ^ j->a->seed));
+    put(sig, mix64(tokens[i] ^ j->a->seed), keep);
     any = true;
   }
   /* A role is also what its VMs lack: a VM without a token that a good share of VMs have gets
@@ -156,7 +174,7 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
       while (x < m && sorted[x] < j->neg[k])
         x++;
       if (x < m && sorted[x] == j->neg[k]) continue;
-      put(sig, mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL));
+      put(sig, mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL), keep);
       any = true;
     }
   }
@@ -179,8 +197,22 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
 
 static void *sig_worker(void *arg) {
   struct sig_job *j = arg;
-  for (size_t i = j->from; i < j->to; i++)
-    j->a->blank[i] = !signature(j->vms[i].tokens, j->vms[i].n, j, j->a->sig + i * K);
+  struct hashes *keep = vs_xmalloc(sizeof(*keep));
+  for (size_t i = j->from; i < j->to; i++) {
+    keep->n = 0;
+    keep->over = false;
+    j->a->blank[i] = !signature(j->vms[i].tokens, j->vms[i].n, j, j->a->sig + i * K, keep);
+    if (!keep->over && keep->n) {
+      qsort(keep->h, keep->n, sizeof(uint64_t), cmp_u64);
+      size_t m = 0; /* distinct hashes */
+      for (size_t k = 0; k < keep->n; k++)
+        if (!m || keep->h[k] != keep->h[m - 1]) keep->h[m++] = keep->h[k];
+      j->a->exact[i] = vs_xmalloc(m * sizeof(uint64_t));
+      memcpy(j->a->exact[i], keep->h, m * sizeof(uint64_t));
+      j->a->n_exact[i] = m;
+    }
+  }
+  free(keep);
   return NULL;
 }
 
@@ -193,6 +225,22 @@ static double sig_sim(const uint64_t *x, const uint64_t *y) {
 
 double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
   if (a->blank[i] || a->blank[j]) return a->blank[i] && a->blank[j] ? 1.0 : 0.0;
+  if (a->exact[i] && a->exact[j]) { /* |A n B| / |A u B| by merging */
+    const uint64_t *x = a->exact[i], *y = a->exact[j];
+    size_t nx = a->n_exact[i], ny = a->n_exact[j], p = 0, q = 0, both = 0;
+    while (p < nx && q < ny) {
+      if (x[p] == y[q]) {
+        both++;
+        p++;
+        q++;
+      } else if (x[p] < y[q]) {
+        p++;
+      } else {
+        q++;
+      }
+    }
+    return (double)both / (double)(nx + ny - both);
+  }
   return sig_sim(a->sig + i * K, a->sig + j * K);
 }
 
@@ -290,11 +338,13 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   struct vs_analysis *a = vs_xcalloc(1, sizeof(*a));
   a->n = n;
   a->seed = o->seed ? o->seed : 0x5eed5eed5eedULL;
-  double threshold = o->threshold > 0 ? o->threshold : 0.5;
+  double threshold = o->threshold > 0 ? o->threshold : 0.6;
   double common = o->common_share > 0 ? o->common_share : 0.9;
   size_t cap = n ? n : 1;
   a->sig = vs_xcalloc(cap * K, sizeof(uint64_t));
   a->blank = vs_xcalloc(cap, sizeof(bool));
+  a->exact = vs_xcalloc(cap, sizeof(uint64_t *));
+  a->n_exact = vs_xcalloc(cap, sizeof(size_t));
   a->role = vs_xcalloc(cap, sizeof(size_t));
   a->role_size = vs_xcalloc(cap, sizeof(size_t));
   a->medoid = vs_xcalloc(cap, sizeof(size_t));
@@ -403,10 +453,19 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   struct sig_job hist = jobs[0];
   for (size_t i = 0; i < n; i++) {
     a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
+    if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
+      /* Alone in its role: that is what is odd about it; it sits as far from the others as
+       * from the nearest other role. */
+      double nearest = 0;
+      for (size_t r = 0; r < a->n_roles; r++)
+        if (r != a->role[i] && vs_analysis_pair(a, i, a->medoid[r]) > nearest)
+          nearest = vs_analysis_pair(a, i, a->medoid[r]);
+      a->similarity[i] = nearest;
+    }
     a->anomaly[i] = 1.0 - a->similarity[i];
     if (vms[i].prev_tokens) {
       uint64_t prev[K];
-      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, &hist, prev);
+      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, &hist, prev, NULL);
       double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
       if (1.0 - h > a->anomaly[i]) a->anomaly[i] = 1.0 - h;
     }
@@ -420,8 +479,12 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
 
 void vs_analysis_free(struct vs_analysis *a) {
   if (!a) return;
-  for (size_t i = 0; i < a->n; i++)
+  for (size_t i = 0; i < a->n; i++) {
     free(a->label[i]);
+    free(a->exact[i]);
+  }
+  free(a->exact);
+  free(a->n_exact);
   free(a->label);
   free(a->label_p);
   free(a->sig);

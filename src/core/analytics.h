@@ -15,9 +15,9 @@
  * pairs whose estimated similarity reaches the threshold are joined (union-find), and the
  * connected groups are the roles. Their number is found, not given; for a given seed and
  * input order the result is the same. Each role's medoid is the member most like the others
- * (among up to 64 of them); each VM's similarity is its similarity to its role's medoid, and
- * its anomaly in [0, 1] is 1 minus that, or 1 minus its similarity to its own previous
- * snapshot when that is larger.
+ * (among up to 64 of them); each VM's similarity is its similarity to its role's medoid (for
+ * a VM alone in its role, to the nearest other role's medoid), and its anomaly in [0, 1] is 1
+ * minus that, or 1 minus its similarity to its own previous snapshot when that is larger.
  *
  * Labels: an unlabelled VM gets the label its 5 most similar labelled VMs vote for, weighted by
  * similarity, with the winning share as its probability. */
@@ -48,7 +48,7 @@ struct vs_vm_tokens {
 
 struct vs_analytics_opts {
   uint64_t seed;       /* 0: a fixed default */
-  double threshold;    /* similarity that joins two VMs in a role (0: 0.5) */
+  double threshold;    /* similarity that joins two VMs in a role (0: 0.6) */
   double common_share; /* tokens in more than this share of VMs are dropped (0: 0.9) */
   int neighbours;      /* for labels (0: 5) */
 };
