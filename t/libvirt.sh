@@ -141,6 +141,13 @@ grep -qx 'majority: <absent>' "$f" && grep -qx 'support: 8' "$f" && grep -qE '^s
 ok $? "and the majority value, its support, the score and the rank"
 pairs=$(for f in $(notes config_drift); do grep -E '^(PluginInstance|TypeInstance):' "$f" | tr '\n' ' '; echo; done | sort -u | wc -l)
 is "$pairs" 1 "it is the only finding notified: web-01 (writing no default out) and the rest raise none"
+# Roles (PeerGroup role): stored beside the pool, and dispatched.
+is "$(jq '.vms | length' "$work/pool/analytics.json" 2>/dev/null)" 9 "vmscope_drift writes the roles of the nine VMs beside the pool"
+is "$(jq -r '[.vms[] | select(.anomaly >= 0.5) | .name] | join(",")' "$work/pool/analytics.json")" web-03 \
+  "web-03, the one that permits root logins, is the only anomalous VM"
+has_notes anomaly WARNING web-03; ok $? "and an anomaly WARNING says so"
+ls "$work"/csv/vstest/vmscope_drift-web-03/gauge-anomaly-* "$work"/csv/vstest/vmscope_drift-web-03/gauge-role_similarity-* >/dev/null 2>&1
+ok $? "gauge-anomaly and gauge-role_similarity are written per VM"
 [ "$(notes config_drift WARNING web-03 | wc -l)" -ge 2 ]; ok $? "ResendInterval 2 sends the active alarm again"
 grep -qx 'Host: vstest' "$f"; ok $? "the notification carries the host"
 
