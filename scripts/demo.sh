@@ -57,6 +57,10 @@ jq '.[0]' "$demo/fleet.json" >"$demo/web-01.json"
 "$vmscope" diff --format text "$demo/web-01.json" "$demo/web-02.json" | grep -v -E 'hostname|:/etc/hosts:|/etc/hostname'
 
 echo
+echo "== vmscope analyze --format text: roles found without being told how many, and anomaly"
+"$vmscope" analyze --format text "$demo/fleet.json"
+
+echo
 echo "== db-01 as a qcow2 disk image, read directly (no appliance)"
 bash "$top/scripts/tree-to-image.sh" "$demo/db-01" "$demo/db-01.qcow2" whole
 "$vmscope" inspect --stats --backend direct "$demo/db-01.qcow2" >"$demo/db-01.image.json"
