@@ -33,7 +33,8 @@ struct vm { /* one VM's latest ranking (the worker's) */
   size_t n_alarms;
   bool seen;
   /* analytics */
-  char *medoid; /* its role's medoid last round (a role is known by it), NULL before */
+  char *medoid;     /* its role's medoid last round (a role is known by it), NULL before */
+  size_t role_size; /* its role's size last round */
   double anomaly, similarity, label_p;
   bool anomalous; /* above AnomalyThreshold: notified */
 };
@@ -381,10 +382,17 @@ static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
   v->similarity = vs_analysis_similarity(r->a, i);
   const char *label = vs_analysis_label(r->a, i, &v->label_p);
   if (!label) v->label_p = -1;
+  size_t size = vs_analysis_role_size(r->a, role);
   if (v->medoid && strcmp(v->medoid, medoid) != 0) {
-    bool same = false; /* the role may only have a new medoid */
-    for (size_t k = 0; k < vs_analysis_count(r->a) && !same; k++)
-      same = strcmp(r->vms[k].id, v->medoid) == 0 && vs_analysis_role(r->a, k) == role;
+    /* The role may only have a new medoid: it changed when the old medoid is not in it any
+     * more, or, for a VM that was its own role's medoid, when it left or joined others. */
+    bool same = false;
+    if (strcmp(v->medoid, v->id) == 0) {
+      same = (v->role_size == 1) == (size == 1);
+    } else {
+      for (size_t k = 0; k < vs_analysis_count(r->a) && !same; k++)
+        same = strcmp(r->vms[k].id, v->medoid) == 0 && vs_analysis_role(r->a, k) == role;
+    }
     if (!same)
       notify_vm(v, NOTIF_WARNING, "role_change",
                 "%s changed role: now like %s (%zu VMs), similarity %.2f",
@@ -393,6 +401,7 @@ static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
   }
   free(v->medoid);
   v->medoid = vs_xstrdup(medoid);
+  v->role_size = size;
   bool above = v->anomaly >= drift.anomaly_threshold;
   if (above != v->anomalous)
     notify_vm(v, above ? NOTIF_WARNING : NOTIF_OKAY, "anomaly",
