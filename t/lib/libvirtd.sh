@@ -44,8 +44,13 @@ CONF
     virtlogd -d -p "$dir/virtlogd.pid" {VS_LIBVIRTD_LOCK}>&- || { VS_LIBVIRT_WHY="virtlogd did not start"; return 1; }
     VS_LIBVIRTD_PIDS+=("$dir/virtlogd.pid")
   fi
-  libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" {VS_LIBVIRTD_LOCK}>&- ||
-    { VS_LIBVIRT_WHY="libvirtd did not start"; return 1; }
+  # The previous test's libvirtd may still be letting go of the drivers' pid files.
+  local try
+  for try in 1 2 3 4 5 6; do
+    libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" {VS_LIBVIRTD_LOCK}>&- && break
+    [ "$try" = 6 ] && { VS_LIBVIRT_WHY="libvirtd did not start: $(tail -n 2 "$dir/libvirtd.log" 2>/dev/null)"; return 1; }
+    sleep 2
+  done
   VS_LIBVIRTD_PIDS+=("$dir/libvirtd.pid")
   VS_LIBVIRT_URI="qemu:///system?socket=$dir/sock/libvirt-sock"
   local i
@@ -83,10 +88,14 @@ vs_libvirtd_stop() {
     [ -f "$p" ] && pids+=("$(cat "$p")")
   done
   [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
-  for _ in $(seq 1 40); do # they take a moment to shut down; the next test may want the sockets
-    kill -0 "${pids[@]}" 2>/dev/null || break
+  local alive i
+  for i in $(seq 1 120); do # they take a moment to shut down; the next test wants the drivers
+    alive=
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ -z "$alive" ] && break
     sleep 0.25
   done
+  [ -n "$alive" ] && kill -9 "${pids[@]}" 2>/dev/null
   VS_LIBVIRTD_PIDS=()
   if [ -n "$VS_LIBVIRTD_LOCK" ]; then
     flock -u "$VS_LIBVIRTD_LOCK"
