@@ -10,7 +10,7 @@ packages=(
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
-  qemu-guest-agent etcd-server curl openssl prometheus-alertmanager prometheus socat
+  qemu-guest-agent etcd-server curl openssl prometheus-alertmanager prometheus socat chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,7 @@ int vs_cmd_fleet(int argc, char **argv);
 int vs_cmd_patchset(int argc, char **argv);
 int vs_cmd_analyze(int argc, char **argv);
 int vs_cmd_similar(int argc, char **argv);
+int vs_cmd_report(int argc, char **argv);
 
 /* ----------------------------------------------- reading SOURCE arguments (read_docs.c) */
 

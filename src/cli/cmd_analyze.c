@@ -1,9 +1,12 @@
-/* vmscope analyze / similar: roles, anomaly and labels over many VMs, and VMs ranked by
- * likeness to one (analytics.h). */
+/* vmscope analyze / similar / report: roles, anomaly and labels over many VMs, VMs ranked by
+ * likeness to one (analytics.h), and the HTML drift report (report.h), which shows them. */
 #include "cli.h"
 
 #include "analytics.h"
+#include "drift.h"
 #include "pool.h"
+#include "population.h"
+#include "report.h"
 #include "strmap.h"
 
 #include <errno.h>
@@ -55,7 +58,7 @@ static void usage(FILE *out, bool similar) {
 }
 
 struct vm_set {
-  struct vs_feature **docs;
+  struct vs_feature **docs, **prev_docs; /* PREV_DOCS: the pool's snapshot before, or NULL */
   size_t n;
   struct vs_vm_tokens *vms;
   uint64_t **tokens, **prev;
@@ -65,11 +68,13 @@ struct vm_set {
 static void vm_set_clear(struct vm_set *s) {
   for (size_t i = 0; i < s->n; i++) {
     vs_feature_free(s->docs[i]);
+    vs_feature_free(s->prev_docs[i]);
     free(s->tokens[i]);
     free(s->prev[i]);
     free(s->labels[i]);
   }
   free(s->docs);
+  free(s->prev_docs);
   free(s->vms);
   free(s->tokens);
   free(s->prev);
@@ -78,6 +83,7 @@ static void vm_set_clear(struct vm_set *s) {
 
 static void add_doc(struct vm_set *s, struct vs_feature *doc, struct vs_feature *prev) {
   s->docs = vs_xrealloc(s->docs, (s->n + 1) * sizeof(*s->docs));
+  s->prev_docs = vs_xrealloc(s->prev_docs, (s->n + 1) * sizeof(*s->prev_docs));
   s->tokens = vs_xrealloc(s->tokens, (s->n + 1) * sizeof(*s->tokens));
   s->prev = vs_xrealloc(s->prev, (s->n + 1) * sizeof(*s->prev));
   s->labels = vs_xrealloc(s->labels, (s->n + 1) * sizeof(*s->labels));
@@ -89,10 +95,10 @@ static void add_doc(struct vm_set *s, struct vs_feature *doc, struct vs_feature 
   s->vms[i].n = vs_feature_tokens(doc, &s->tokens[i]);
   s->vms[i].tokens = s->tokens[i];
   s->prev[i] = NULL;
+  s->prev_docs[i] = prev;
   if (prev) {
     s->vms[i].n_prev = vs_feature_tokens(prev, &s->prev[i]);
     s->vms[i].prev_tokens = s->prev[i];
-    vs_feature_free(prev);
   }
 }
 
@@ -313,4 +319,114 @@ int vs_cmd_analyze(int argc, char **argv) {
 
 int vs_cmd_similar(int argc, char **argv) {
   return run(argc, argv, true);
+}
+
+/* ------------------------------------------------------------------------------- report */
+
+static void report_usage(FILE *out) {
+  fputs("Usage: vmscope report --html OUT.html [OPTIONS] (--pool DIR | SOURCE...)\n"
+        "\n"
+        "Write one self-contained HTML page (inline CSS and SVG, nothing fetched): a VM x\n"
+        "setting heat map of the top findings, the roles, each VM's findings with their value,\n"
+        "majority and share, and, from a pool, what changed since each VM's previous snapshot.\n"
+        "VMs are ranked against their role when it has at least 8 others, as vmscope_drift\n"
+        "does, else against all the others.\n"
+        "\n"
+        "Options:\n"
+        "  -o, --html OUT.html     the page to write\n"
+        "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir)\n"
+        "  -n, --top N             findings per VM (default 10)\n"
+        "      --title TEXT        the page's title\n"
+        "  -h, --help              this help\n"
+        "\n"
+        "Exit status: 0 written, 1 some source failed (the page has the others), 2 usage error.\n",
+        out);
+}
+
+int vs_cmd_report(int argc, char **argv) {
+  const char *prog = "vmscope report";
+  enum { OPT_TITLE = VS_CLI_OPT_FIRST_FREE };
+  static const struct option opts[] = {
+      {"html", required_argument, NULL, 'o'}, {"pool", required_argument, NULL, 'p'},
+      {"top", required_argument, NULL, 'n'},  {"title", required_argument, NULL, OPT_TITLE},
+      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+  const char *out = NULL, *pool = NULL, *title = NULL;
+  long top = 10;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "o:p:n:h", opts, NULL)) != -1) {
+    char *end = NULL;
+    if (c == 'o') {
+      out = optarg;
+    } else if (c == 'p') {
+      pool = optarg;
+    } else if (c == 'n') {
+      top = strtol(optarg, &end, 10);
+      if (!*optarg || *end || top < 1) {
+        fprintf(stderr, "%s: --top takes a positive number\n", prog);
+        return VS_EXIT_USAGE;
+      }
+    } else if (c == OPT_TITLE) {
+      title = optarg;
+    } else if (c == 'h') {
+      report_usage(stdout);
+      return VS_EXIT_OK;
+    } else {
+      report_usage(stderr);
+      return VS_EXIT_USAGE;
+    }
+  }
+  if (!out || (!pool && optind >= argc)) {
+    fprintf(stderr, "%s: give --html OUT.html and --pool DIR or SOURCE...\n", prog);
+    return VS_EXIT_USAGE;
+  }
+  struct vm_set s = {0};
+  int status = load(&s, pool, argv + optind, pool ? 0 : (size_t)(argc - optind), prog);
+  if (status == VS_EXIT_USAGE) return status;
+  struct vs_analysis *a = vs_analyze(s.vms, s.n, NULL);
+  struct vs_pop *all = vs_pop_new();
+  for (size_t i = 0; i < s.n; i++)
+    vs_pop_add(all, s.docs[i]);
+  vs_pop_prepare(all);
+  struct vs_report_vm *rv = vs_xcalloc(s.n ? s.n : 1, sizeof(*rv));
+  struct vs_drift **drifts = vs_xcalloc(s.n ? s.n : 1, sizeof(*drifts));
+  struct vs_diff **diffs = vs_xcalloc(s.n ? s.n : 1, sizeof(*diffs));
+  for (size_t i = 0; i < s.n; i++) {
+    struct vs_pop *mates = NULL;
+    size_t role = vs_analysis_role(a, i);
+    if (vs_analysis_role_size(a, role) > 8) {
+      mates = vs_pop_new();
+      for (size_t k = 0; k < s.n; k++)
+        if (vs_analysis_role(a, k) == role) vs_pop_add(mates, s.docs[k]);
+      vs_pop_prepare(mates);
+    }
+    drifts[i] = s.n > 1 ? vs_drift_rank(mates ? mates : all, s.docs[i], NULL, NULL) : NULL;
+    vs_pop_free(mates);
+    if (s.prev_docs[i]) diffs[i] = vs_drift_diff(s.prev_docs[i], s.docs[i]);
+    rv[i] = (struct vs_report_vm){s.docs[i], drifts[i], diffs[i],
+                                  s.prev_docs[i] ? vs_feature_taken_at(s.prev_docs[i]) : NULL};
+  }
+  struct vs_report r = {.title = title, .vms = rv, .n = s.n, .roles = a, .top = (size_t)top};
+  char *html = vs_report_html(&r);
+  struct vs_err err = {0};
+  struct vs_newfile f;
+  if (vs_newfile_open(&f, out, 0644, &err) < 0 ||
+      vs_newfile_write(&f, html, strlen(html), &err) < 0 || vs_newfile_commit(&f, &err) < 0) {
+    if (f.fd >= 0 || f.path) vs_newfile_abandon(&f);
+    fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
+    vs_err_clear(&err);
+    status = VS_EXIT_PARTIAL;
+  }
+  free(html);
+  for (size_t i = 0; i < s.n; i++) {
+    vs_drift_free(drifts[i]);
+    vs_diff_free(diffs[i]);
+  }
+  free(drifts);
+  free(diffs);
+  free(rv);
+  vs_pop_free(all);
+  vs_analysis_free(a);
+  vm_set_clear(&s);
+  return status;
 }

@@ -28,6 +28,7 @@ static void usage(FILE *out) {
         "  patchset  the clusters a patch changed, as a thin qcow2 layer on the base (make)\n"
         "  analyze   roles, anomaly scores and labels learned from many VMs\n"
         "  similar   VMs ranked by likeness to one VM, or to a few settings\n"
+        "  report    one self-contained HTML page: heat map, roles, findings, changes\n"
         "\n"
         "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
         "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "patchset") == 0) return vs_cmd_patchset(argc - 1, argv + 1);
   if (strcmp(argv[1], "analyze") == 0) return vs_cmd_analyze(argc - 1, argv + 1);
   if (strcmp(argv[1], "similar") == 0) return vs_cmd_similar(argc - 1, argv + 1);
+  if (strcmp(argv[1], "report") == 0) return vs_cmd_report(argc - 1, argv + 1);
   fprintf(stderr, "vmscope: unknown command \"%s\"\n", argv[1]);
   usage(stderr);
   return VS_EXIT_USAGE;
