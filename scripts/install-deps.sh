@@ -11,6 +11,7 @@ packages=(
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
   qemu-guest-agent etcd-server curl openssl prometheus-alertmanager prometheus socat chromium
+  libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -52,8 +52,13 @@ static struct {
   double duration_sum;                                  /* since the last read, under LOCK */
   uint64_t duration_n;
   double last_drop_log;
-  bool stopping; /* atomic */
-} act = {.lock = PTHREAD_MUTEX_INITIALIZER, .lease = 15, .n_workers = 2, .queue_size = 1000};
+  double last_duration; /* the read callback's: < 0 until an action finished */
+  bool stopping;        /* atomic */
+} act = {.lock = PTHREAD_MUTEX_INITIALIZER,
+         .lease = 15,
+         .n_workers = 2,
+         .queue_size = 1000,
+         .last_duration = -1};
 
 /* --------------------------------------------------------------------------- rules */
 
@@ -631,7 +636,11 @@ static int read_cb(void) {
     vs_glue_submit(PLUGIN, "", "count", "actions_ok", (gauge_t)aok, 0);
     vs_glue_submit(PLUGIN, "", "count", "actions_failed", (gauge_t)afail, 0);
     vs_glue_submit(PLUGIN, "", "count", "actions_dropped", (gauge_t)adrop, 0);
-    if (dn) vs_glue_submit(PLUGIN, "", "duration", "action", (gauge_t)(dsum / (double)dn), 0);
+    /* the mean of the actions finished since the last read; kept while none finish, so the
+     * series does not come and go */
+    if (dn) act.last_duration = dsum / (double)dn;
+    if (act.last_duration >= 0)
+      vs_glue_submit(PLUGIN, "", "duration", "action", (gauge_t)act.last_duration, 0);
   }
   return 0;
 }
