@@ -47,4 +47,16 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 is "$got" vmscope-drift "and routes it to the drift receiver"
+# The systemd drop-in, against Debian's collectd.service, as systemd reads it.
+if command -v systemd-analyze >/dev/null && [ -f /lib/systemd/system/collectd.service ]; then
+  mkdir -p "$work/units/collectd.service.d"
+  cp /lib/systemd/system/collectd.service "$work/units/"
+  cp "$c/systemd/collectd.service.d/vmscope.conf" "$work/units/collectd.service.d/"
+  SYSTEMD_UNIT_PATH="$work/units:" systemd-analyze verify collectd.service >"$work/sd.out" 2>&1
+  ! grep -q 'vmscope.conf' "$work/sd.out"; ok $? "systemd-analyze verify reads the collectd drop-in without a complaint"
+  grep -qx 'StateDirectory=collectd/vmscope' "$c/systemd/collectd.service.d/vmscope.conf"
+  ok $? "it gives the plugins their DataDir as a state directory"
+else
+  skip 2 "systemd-analyze or collectd.service is missing"
+fi
 done_testing
