@@ -13,9 +13,11 @@ make -s -C "$VS_BUILDDIR" install DESTDIR="$work/dest" >"$work/install.log" 2>&1
 ok $? "make install succeeds into a staging root"
 so=$(find "$work/dest" -name vmscope_snapshot.so | head -n1)
 [ -n "$so" ] && [ -f "$so" ] && [ ! -L "$so" ]; ok $? "vmscope_snapshot.so is installed as a real file, not a symlink"
-case "$so" in */usr/lib/collectd/vmscope_snapshot.so) ok 0 "into collectd's plugin directory";; *) ok 1 "into collectd's plugin directory (got $so)";; esac
+# collectd's plugin directory as configured (/usr/lib/collectd unless --with-collectd-plugindir)
+plugdir=$(make --no-print-directory -s -C "$VS_BUILDDIR" -f Makefile -f <(printf 'vs-print-plugindir:\n\t@echo $(collectd_plugindir)\n') vs-print-plugindir)
+[ "$so" = "$work/dest$plugdir/vmscope_snapshot.so" ]; ok $? "into collectd's plugin directory ($plugdir)"
 [ -z "$(find "$work/dest" -name 'vmscope_*.la')" ]; ok $? "no libtool .la files are left beside it"
-[ -x "$work/dest/usr/local/bin/vmscope" ]; ok $? "the vmscope command is installed"
+[ -n "$(find "$work/dest" -path '*/bin/vmscope' -type f -perm -u+x)" ]; ok $? "the vmscope command is installed (under the configured prefix)"
 
 mkdir -p "$work/guest/etc/ssh" "$work/csv"
 printf 'ID=debian\nVERSION_ID="12"\n' >"$work/guest/etc/os-release"
