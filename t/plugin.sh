@@ -14,7 +14,7 @@ ok $? "make install succeeds into a staging root"
 so=$(find "$work/dest" -name vmscope_snapshot.so | head -n1)
 [ -n "$so" ] && [ -f "$so" ] && [ ! -L "$so" ]; ok $? "vmscope_snapshot.so is installed as a real file, not a symlink"
 # collectd's plugin directory as configured (/usr/lib/collectd unless --with-collectd-plugindir)
-plugdir=$(make --no-print-directory -s -C "$VS_BUILDDIR" -f Makefile -f <(printf 'vs-print-plugindir:\n\t@echo $(collectd_plugindir)\n') vs-print-plugindir)
+plugdir=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -s -C "$VS_BUILDDIR" -f Makefile -f <(printf 'vs-print-plugindir:\n\t@echo $(collectd_plugindir)\n') vs-print-plugindir)
 [ "$so" = "$work/dest$plugdir/vmscope_snapshot.so" ]; ok $? "into collectd's plugin directory ($plugdir)"
 [ -z "$(find "$work/dest" -name 'vmscope_*.la')" ]; ok $? "no libtool .la files are left beside it"
 [ -n "$(find "$work/dest" -path '*/bin/vmscope' -type f -perm -u+x)" ]; ok $? "the vmscope command is installed (under the configured prefix)"
