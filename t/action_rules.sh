@@ -217,10 +217,14 @@ ok $? "and that it changed role: $(tail -n1 "$(notes role_change WARNING web-03 
 wait_for 30 resolved
 ok $? "and the OKAY resolves the alert in Alertmanager (state: $(alert_state))"
 is "$(notes action_result OKAY web-03 root-login | wc -l)" 1 "the fix ran once (RateLimit 1 600)"
+# Each result reaches the notes through NotificationExec's own fork, so give them time.
+wait_for 10 has_notes action_result OKAY web-03 dry
 dry=$(notes action_result OKAY web-03 dry | head -n1)
 [ -n "$dry" ] && grep -qx 'dry_run: true' "$dry" && grep -q 'would run agent' "$dry"
 ok $? "the dry-run rule reports what it would do: $(tail -n1 "$dry" 2>/dev/null)"
 [ ! -e "$work/dry-ran" ]; ok $? "and does not do it"
+alert_results() { [ "$(notes action_result OKAY '' alert | wc -l)" -ge 2 ]; }
+wait_for 10 alert_results
 n_alert=$(notes action_result '' '' alert | wc -l)
 [ "$n_alert" -ge 2 ] && [ "$n_alert" = "$(notes action_result OKAY '' alert | wc -l)" ]
 ok $? "webhook results are reported too ($n_alert, all OKAY: the WARNING's and the OKAY's)"
