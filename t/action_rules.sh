@@ -177,16 +177,6 @@ notes() { # TYPE [SEVERITY] [PLUGIN-INSTANCE] [TYPE-INSTANCE] -> matching files
     echo "$f"
   done
 }
-wait_for() { # SECONDS COMMAND...
-  local t=$(($1 * 4))
-  shift
-  while [ $t -gt 0 ]; do
-    "$@" && return 0
-    sleep 0.25
-    t=$((t - 1))
-  done
-  return 1
-}
 has_notes() { [ -n "$(notes "$@")" ]; }
 alert_state() { # the web-03 PermitRootLogin alert's state in Alertmanager, or "none"
   curl -s "$am/api/v2/alerts" |

@@ -80,7 +80,8 @@ query() { curl -s --data-urlencode "query=$1" "$api/query" | jq -r '.data.result
 has_data() { [ "$(query "$1")" -gt 0 ] 2>/dev/null; }
 for _ in $(seq 1 240); do
   has_data 'collectd_vmscope_action_count{vmscope_action="actions_failed"} > 0' &&
-    has_data 'collectd_vmscope_drift_gauge{type="anomaly"}' && break
+    has_data 'collectd_vmscope_drift_gauge{type="anomaly"}' &&
+    has_data 'delta(collectd_vmscope_drift_count{vmscope_drift="majority_changes"}[1h]) >= 0' && break
   sleep 0.5
 done
 has_data 'collectd_vmscope_drift_gauge{type="drift_score"}'

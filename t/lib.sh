@@ -41,6 +41,18 @@ done_testing() {
   echo "1..$_n"
   [ "$_failed" -eq 0 ]
 }
+# wait_for SECONDS COMMAND...: polls COMMAND every quarter second until it succeeds (0) or
+# SECONDS pass (1).
+wait_for() { # SECONDS COMMAND...
+  local t=$(($1 * 4))
+  shift
+  while [ $t -gt 0 ]; do
+    "$@" && return 0
+    sleep 0.25
+    t=$((t - 1))
+  done
+  return 1
+}
 tmpdir() { mktemp -d "${TMPDIR:-/tmp}/vstest-XXXXXX"; }
 # What a running VM's guest reads: with a disk node exported read-only by the VM's own NBD
 # server (nbd-server-start + block-export-add), vs_nbd_read SOCKET EXPORT PATTERN OFFSET LENGTH

@@ -116,16 +116,6 @@ notes() { # TYPE [SEVERITY] [PLUGIN-INSTANCE] -> matching files
     echo "$f"
   done
 }
-wait_for() { # SECONDS COMMAND...
-  local t=$(($1 * 2))
-  shift
-  while [ $t -gt 0 ]; do
-    "$@" && return 0
-    sleep 0.5
-    t=$((t - 1))
-  done
-  return 1
-}
 has_notes() { [ -n "$(notes "$@")" ]; }
 csv_last() { tail -n1 "$work/csv/vstest/$1"-* 2>/dev/null | cut -d, -f2; }
 

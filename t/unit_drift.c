@@ -1,4 +1,5 @@
 #include "drift.h"
+#include "majority.h"
 #include "population.h"
 #include "tap.h"
 #include "version.h"
@@ -551,6 +552,62 @@ static void test_versions(void) {
      "several versions compare by the highest listed");
 }
 
+struct seen_changes {
+  char text[512];
+  size_t n;
+};
+
+static void note_change(const struct vs_majority_change *c, void *arg) {
+  struct seen_changes *s = arg;
+  size_t len = strlen(s->text);
+  snprintf(s->text + len, sizeof(s->text) - len, "%s%s:%s->%s(%u/%u)", s->n ? " " : "", c->key,
+           c->before, c->after, c->support, c->docs);
+  s->n++;
+}
+
+static void test_majority(void) {
+  struct vs_majorities *m = vs_majorities_new();
+  struct seen_changes s = {{0}, 0};
+  const char *const no[] = {"no"}, *const split[] = {"no", "yes"},
+                    *const yes3of4[] = {"yes", "yes", "yes", "no"}, *const unset[] = {NULL};
+  struct vs_pop *p = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", no, 1, 5);
+  ok(vs_majorities_update(m, p, note_change, &s) == 0 && s.n == 0,
+     "a key's first majority is no change");
+  is_str(vs_majorities_get(m, "file:/etc/ssh/sshd_config:PermitRootLogin"), "no",
+         "the tracker remembers it");
+  vs_pop_free(p);
+  p = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", split, 2, 4);
+  ok(vs_majorities_update(m, p, note_change, &s) == 0, "a 2:2 split has no majority: no change");
+  is_str(vs_majorities_get(m, "file:/etc/ssh/sshd_config:PermitRootLogin"), "no",
+         "and the key keeps its last majority");
+  vs_pop_free(p);
+  p = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", yes3of4, 4, 4);
+  ok(vs_majorities_update(m, p, note_change, &s) == 1, "3 of 4 on a new value is one change");
+  is_str(s.text, "file:/etc/ssh/sshd_config:PermitRootLogin:no->yes(3/4)",
+         "from the old majority to the new, with its support");
+  vs_pop_free(p);
+  p = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", unset, 1, 4);
+  s.text[0] = 0;
+  s.n = 0;
+  ok(vs_majorities_update(m, p, note_change, &s) == 1 &&
+         strcmp(s.text, "file:/etc/ssh/sshd_config:PermitRootLogin:yes-><absent>(4/4)") == 0,
+     "a key the fleet drops moves its majority to <absent>: %s", s.text);
+  vs_pop_free(p);
+  p = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", yes3of4, 1, 2);
+  ok(vs_majorities_update(m, p, note_change, &s) == 0 &&
+         strcmp(vs_majorities_get(m, "file:/etc/ssh/sshd_config:PermitRootLogin"), VS_ABSENT) == 0,
+     "two documents are too few to move a majority");
+  vs_pop_free(p);
+  p = pop_of("sysctl:net.ipv4.ip_forward", yes3of4, 4, 4);
+  s.text[0] = 0;
+  s.n = 0;
+  ok(vs_majorities_update(m, p, note_change, &s) == 1 &&
+         strstr(s.text, "sysctl:net.ipv4.ip_forward:<absent>->yes(3/4)") != NULL,
+     "a key no VM had, set on most of them, moves from <absent>: %s", s.text);
+  vs_pop_free(p);
+  vs_majorities_free(m);
+}
+
 int main(void) {
   plan_no_plan();
   test_formula();
@@ -561,5 +618,6 @@ int main(void) {
   test_waivers();
   test_diff();
   test_versions();
+  test_majority();
   return done_testing();
 }

@@ -12,6 +12,7 @@
 
 #include "analytics.h"
 #include "drift.h"
+#include "majority.h"
 #include "pool.h"
 #include "population.h"
 #include "source.h"
@@ -62,7 +63,9 @@ static struct {
   size_t n_vms;
   struct metric *metrics; /* under LOCK */
   size_t n_metrics;
-  struct vs_once once; /* the worker's */
+  struct vs_majorities *majorities; /* the worker's */
+  uint64_t majority_changes;        /* under LOCK: fleet-wide keys whose majority moved */
+  struct vs_once once;              /* the worker's */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER,
            .wake = PTHREAD_COND_INITIALIZER,
            .peer_role = true,
@@ -190,6 +193,24 @@ static void notify_cleared(const struct vm *v, const struct alarm *a) {
   plugin_notification_meta_add_string(&n, "key", a->key);
   plugin_notification_meta_add_string(&n, "id", v->id);
   vs_notification_send(&n, "%s on %s no longer sets it apart from its peers", a->key, v->name);
+}
+
+/* A fleet-wide key's majority moved: no plugin instance, since it is the fleet's, not a VM's. */
+static void notify_majority(const struct vs_majority_change *c, void *arg) {
+  (void)arg;
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  vs_short_key(c->key, short_key, sizeof(short_key));
+  vs_notification_init(&n, NOTIF_WARNING, PLUGIN, "", "majority_change", short_key);
+  plugin_notification_meta_add_string(&n, "key", c->key);
+  plugin_notification_meta_add_string(&n, "value", c->after);
+  plugin_notification_meta_add_string(&n, "previous", c->before);
+  plugin_notification_meta_add_unsigned_int(&n, "support", c->support);
+  plugin_notification_meta_add_unsigned_int(&n, "vms", c->docs);
+  const char *leaf = strrchr(c->key, ':');
+  leaf = leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : c->key;
+  vs_notification_send(&n, "%s's majority moved from %s to %s (%u of %u VMs)", leaf, c->before,
+                       c->after, c->support, c->docs);
 }
 
 /* Brings V's alarms in line with ranking D: notifies what appeared, changed severity, is due
@@ -437,6 +458,11 @@ static void rank_pool(void) {
   }
   vs_strv_free(names, n);
   vs_pop_prepare(pop);
+  if (!drift.majorities) drift.majorities = vs_majorities_new();
+  size_t moved = vs_majorities_update(drift.majorities, pop, notify_majority, NULL);
+  pthread_mutex_lock(&drift.lock);
+  drift.majority_changes += moved;
+  pthread_mutex_unlock(&drift.lock);
   struct roles r = analyse(docs, got);
   struct vs_drift_opts opts = {.warn_score = drift.warn_score,
                                .fail_score = drift.fail_score,
@@ -545,6 +571,7 @@ static int read_cb(void) {
     submit(m->name, "gauge", "role_similarity", m->similarity);
     if (m->label_p >= 0) submit(m->name, "gauge", "label_probability", m->label_p);
   }
+  if (drift.n_metrics > 0) submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
   pthread_mutex_unlock(&drift.lock);
   return 0;
 }
@@ -566,6 +593,8 @@ static int shutdown_cb(void) {
   free_metrics(drift.metrics, drift.n_metrics);
   drift.metrics = NULL;
   drift.n_metrics = 0;
+  vs_majorities_free(drift.majorities);
+  drift.majorities = NULL;
   vs_once_free(&drift.once);
   free(drift.data_dir);
   free(drift.waiver_file);
