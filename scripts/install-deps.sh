@@ -7,6 +7,7 @@ packages=(
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev
+  debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
