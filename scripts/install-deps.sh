@@ -8,6 +8,7 @@ packages=(
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev
   debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
+  clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86

@@ -71,6 +71,24 @@ done
 grep -q 'unknown option "Frobnicate"' "$work/bad-drift.conf.log" 2>/dev/null || grep -q 'WarningScore' "$work/bad-drift.conf.log"
 ok $? "and says why in the log"
 
+# Numbers collectd's own cf_util_get_int would cast unchecked (found by fuzz_config_*; the
+# inputs are in t/fuzz/): refused with the option's name, in the real daemon.
+for bad in 'vmscope_drift MinRolePeers 99999999999' 'vmscope_snapshot Workers -99999999999' 'vmscope_drift Interval -5' 'vmscope_action QueueSize 2.5'; do
+  set -- $bad
+  if [ "$1" = vmscope_snapshot ]; then
+    write_conf "$work/bad-num.conf" "  DataDir \"$work/pool\"
+  $2 $3"
+  else
+    write_conf "$work/bad-num.conf" "  DataDir \"$work/pool\""
+    printf 'LoadPlugin %s\n<Plugin %s>\n  %s %s\n</Plugin>\n' "$1" "$1" "$2" "$3" >>"$work/bad-num.conf"
+  fi
+  rm -f "$work/bad-num.conf.log"
+  "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad-num.conf" >"$work/bad-num.out" 2>&1
+  grep -q 'Parsing the config file failed' "$work/bad-num.out" && grep -qE "$2 takes (a whole number|seconds)" "$work/bad-num.conf.log"
+  ok $? "$1 refuses \"$2 $3\": $(grep -oE "$2 takes[^\"]*" "$work/bad-num.conf.log" | head -n1)"
+  ! grep -qE 'runtime error|AddressSanitizer' "$work/bad-num.out"; ok $? "without undefined behaviour"
+done
+
 write_conf "$work/good.conf" "  Tree \"guest-1\" \"$work/guest\"
   DataDir \"$work/pool\"
   Interval 1

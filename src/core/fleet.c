@@ -236,17 +236,24 @@ static int range(struct vs_fleet *f, const char *key, bool prefix, struct vs_kv 
   }
   json_t *r = post(f, "/v3/kv/range", req, err);
   if (!r) return -1;
-  json_t *kvs = json_object_get(r, "kvs");
+  vs_fleet_parse_range(f->prefix, r, out, n);
+  json_decref(r);
+  return 0;
+}
+
+void vs_fleet_parse_range(const char *prefix, const json_t *reply, struct vs_kv **out, size_t *n) {
+  json_t *kvs = json_object_get(reply, "kvs");
   size_t count = json_array_size(kvs);
   *out = vs_xcalloc(count + 1, sizeof(**out));
   *n = 0;
-  size_t plen = strlen(f->prefix);
+  size_t plen = strlen(prefix);
   for (size_t i = 0; i < count; i++) {
     json_t *e = json_array_get(kvs, i);
-    char *kk = vs_base64_decode(json_string_value(json_object_get(e, "key")) ?: "", NULL);
+    const char *kb = json_string_value(json_object_get(e, "key"));
     const char *vb = json_string_value(json_object_get(e, "value"));
+    char *kk = kb ? vs_base64_decode(kb, NULL) : NULL;
     char *vv = vb ? vs_base64_decode(vb, NULL) : vs_xstrdup("");
-    if (!kk || !vv || strncmp(kk, f->prefix, plen) != 0) {
+    if (!kk || !vv || strncmp(kk, prefix, plen) != 0) {
       free(kk);
       free(vv);
       continue;
@@ -256,8 +263,6 @@ static int range(struct vs_fleet *f, const char *key, bool prefix, struct vs_kv 
     (*out)[(*n)++].mod_revision = int64_of(json_object_get(e, "mod_revision"));
     free(kk);
   }
-  json_decref(r);
-  return 0;
 }
 
 void vs_kvs_free(struct vs_kv *kv, size_t n) {

@@ -50,6 +50,11 @@ struct vs_kv {
 int vs_fleet_list(struct vs_fleet *f, const char *prefix, struct vs_kv **out, size_t *n,
                   struct vs_err *err);
 void vs_kvs_free(struct vs_kv *kv, size_t n);
+/* The pairs of an etcd /v3/kv/range reply (the gateway's JSON: base64 keys and values, 64-bit
+ * integers as strings) whose key starts with PREFIX, the prefix taken off. Entries that are
+ * not well formed (no key, bad base64, another prefix) are left out: the store is not trusted
+ * to be ours alone. Never fails; *OUT is freed with vs_kvs_free. */
+void vs_fleet_parse_range(const char *prefix, const json_t *reply, struct vs_kv **out, size_t *n);
 int vs_fleet_delete(struct vs_fleet *f, const char *key, struct vs_err *err);
 /* Puts KEY = VALUE only if GUARD's modification revision is still GUARD_REVISION (one
  * transaction). *DONE says whether it was. */

@@ -1,5 +1,7 @@
 #include "glue.h"
 
+#include <limits.h>
+
 #include <stdarg.h>
 
 void vs_glue_log_sink(enum vs_log_level level, const char *msg, void *ctx) {
@@ -104,4 +106,35 @@ void vs_short_key(const char *key, char *out, size_t size) {
     out[i] = (rest[i] == '/' || rest[i] == ':') ? '.' : rest[i];
   out[o] = '\0';
   free(buf); /* the short form is cut to SIZE on purpose: meta carries the full key */
+}
+
+static bool one_number(const oconfig_item_t *ci, double *d) {
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_NUMBER) {
+    ERROR("%s takes exactly one number", ci->key);
+    return false;
+  }
+  *d = ci->values[0].value.number;
+  return true;
+}
+
+int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value) {
+  double d;
+  if (!one_number(ci, &d)) return -1;
+  if (!(d >= INT_MIN && d <= INT_MAX) || d != (double)(int)d) {
+    ERROR("%s takes a whole number from %d to %d, not %g", ci->key, INT_MIN, INT_MAX, d);
+    return -1;
+  }
+  *ret_value = (int)d;
+  return 0;
+}
+
+int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value) {
+  double d;
+  if (!one_number(ci, &d)) return -1;
+  if (!(d >= 0 && d <= VS_CF_MAX_SECONDS)) {
+    ERROR("%s takes seconds from 0 to %.0f, not %g", ci->key, VS_CF_MAX_SECONDS, d);
+    return -1;
+  }
+  *ret_value = DOUBLE_TO_CDTIME_T(d);
+  return 0;
 }

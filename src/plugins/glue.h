@@ -41,4 +41,12 @@ void vs_notification_send(notification_t *n, const char *fmt, ...) VS_PRINTF(2, 
  * "file:/etc/ssh/sshd_config:PermitRootLogin" -> "sshd_config.PermitRootLogin". */
 void vs_short_key(const char *key, char *out, size_t size);
 
+/* collectd's cf_util_get_int and cf_util_get_cdtime convert any number, however large,
+ * negative or fractional (casting 1e80 to int is undefined behaviour; the fuzzer found it):
+ * these take one number that is a whole int, or a duration of 0 to VS_CF_MAX_SECONDS seconds,
+ * and log which option was wrong otherwise. Same return convention (0, or -1). */
+#define VS_CF_MAX_SECONDS (100.0 * 365 * 86400)
+int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value);
+int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value);
+
 #endif

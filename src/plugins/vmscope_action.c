@@ -77,7 +77,8 @@ static int set_glob(char **field, const char *v) {
 
 /* Match Plugin "x" Type "y" Severity "warning" Meta "key" "value" ... */
 static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
-  for (int k = 0; k < c->values_num; k++) {
+  for (int k = 0; k < c->values_num;) {
+    int step = 2; /* FIELD "glob", or Meta "key" "value" */
     if (c->values[k].type != OCONFIG_TYPE_STRING || k + 1 >= c->values_num ||
         c->values[k + 1].type != OCONFIG_TYPE_STRING) {
       ERROR(PLUGIN ": rule \"%s\": Match takes pairs of strings: FIELD \"glob\" ...", r->name);
@@ -103,7 +104,7 @@ static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
       size_t nk = r->n_meta;
       rc = str_list_add(&r->meta_keys, &nk, v);
       if (rc == 0) rc = str_list_add(&r->meta_values, &r->n_meta, c->values[k + 2].value.string);
-      k++;
+      step = 3;
     } else {
       ERROR(PLUGIN ": rule \"%s\": Match field \"%s\" (expected Plugin, PluginInstance, Type, "
                    "TypeInstance, Severity or Meta)",
@@ -111,7 +112,7 @@ static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
       return -1;
     }
     if (rc != 0) return -1;
-    k++;
+    k += step;
   }
   return 0;
 }
@@ -175,7 +176,7 @@ static int rule_config(oconfig_item_t *ci) {
         r.rate_window_s = (int)c->values[1].value.number;
       }
     } else if (strcasecmp(k, "Cooldown") == 0) {
-      rc = cf_util_get_int(c, &r.cooldown_s);
+      rc = vs_cf_get_int(c, &r.cooldown_s);
     } else if (strcasecmp(k, "WebhookHeader") == 0) {
       char *h = NULL;
       if ((rc = cf_util_get_string(c, &h)) == 0)
@@ -195,9 +196,9 @@ static int rule_config(oconfig_item_t *ci) {
       r.webhook.insecure = !verify;
     } else if (strcasecmp(k, "WebhookTimeout") == 0) {
       cdtime_t t = 0;
-      if ((rc = cf_util_get_cdtime(c, &t)) == 0) r.webhook.timeout_ms = (int)CDTIME_T_TO_MS(t);
+      if ((rc = vs_cf_get_cdtime(c, &t)) == 0) r.webhook.timeout_ms = (int)CDTIME_T_TO_MS(t);
     } else if (strcasecmp(k, "WebhookRetries") == 0) {
-      rc = cf_util_get_int(c, &r.webhook.retries);
+      rc = vs_cf_get_int(c, &r.webhook.retries);
     } else if (strcasecmp(k, "WebhookBody") == 0) {
       rc = cf_util_get_string(c, &r.webhook.body);
     } else {
@@ -251,12 +252,12 @@ static int config(oconfig_item_t *ci) {
     } else if (strcasecmp(c->key, "HostName") == 0) {
       rc = cf_util_get_string(c, &act.host);
     } else if (strcasecmp(c->key, "Lease") == 0) {
-      if ((rc = cf_util_get_int(c, &act.lease)) == 0 && act.lease < 2) {
+      if ((rc = vs_cf_get_int(c, &act.lease)) == 0 && act.lease < 2) {
         ERROR(PLUGIN ": Lease must be at least 2 seconds");
         rc = -1;
       }
     } else if (strcasecmp(c->key, "AgentTimeout") == 0) {
-      rc = cf_util_get_cdtime(c, &act.agent_timeout);
+      rc = vs_cf_get_cdtime(c, &act.agent_timeout);
     } else if (strcasecmp(c->key, "Socket") == 0) {
       rc = cf_util_get_string(c, &act.socket);
     } else if (strcasecmp(c->key, "Connection") == 0) {
@@ -276,21 +277,21 @@ static int config(oconfig_item_t *ci) {
     } else if (strcasecmp(c->key, "Rule") == 0) {
       rc = rule_config(c);
     } else if (strcasecmp(c->key, "Workers") == 0) {
-      if ((rc = cf_util_get_int(c, &act.n_workers)) == 0 &&
+      if ((rc = vs_cf_get_int(c, &act.n_workers)) == 0 &&
           (act.n_workers < 1 || act.n_workers > MAX_WORKERS)) {
         ERROR(PLUGIN ": Workers must be 1 to %d", MAX_WORKERS);
         rc = -1;
       }
     } else if (strcasecmp(c->key, "QueueSize") == 0) {
-      if ((rc = cf_util_get_int(c, &act.queue_size)) == 0 &&
+      if ((rc = vs_cf_get_int(c, &act.queue_size)) == 0 &&
           (act.queue_size < 1 || act.queue_size > 1000000)) {
         ERROR(PLUGIN ": QueueSize must be 1 to 1000000");
         rc = -1;
       }
     } else if (strcasecmp(c->key, "ExecTimeout") == 0) {
-      rc = cf_util_get_cdtime(c, &act.exec_deadline);
+      rc = vs_cf_get_cdtime(c, &act.exec_deadline);
     } else if (strcasecmp(c->key, "CopyTimeout") == 0) {
-      rc = cf_util_get_cdtime(c, &act.copy_timeout);
+      rc = vs_cf_get_cdtime(c, &act.copy_timeout);
     } else if (strcasecmp(c->key, "PatchsetMethod") == 0) {
       char *m = NULL;
       if ((rc = cf_util_get_string(c, &m)) == 0 && strcasecmp(m, "copy") != 0 &&

@@ -87,11 +87,11 @@ static int config(oconfig_item_t *ci) {
     else if (strcasecmp(c->key, "FailureScore") == 0)
       rc = cf_util_get_double(c, &drift.fail_score);
     else if (strcasecmp(c->key, "Interval") == 0)
-      rc = cf_util_get_cdtime(c, &drift.interval);
+      rc = vs_cf_get_cdtime(c, &drift.interval);
     else if (strcasecmp(c->key, "ResendInterval") == 0)
-      rc = cf_util_get_cdtime(c, &drift.resend);
+      rc = vs_cf_get_cdtime(c, &drift.resend);
     else if (strcasecmp(c->key, "Top") == 0)
-      rc = cf_util_get_int(c, &drift.top);
+      rc = vs_cf_get_int(c, &drift.top);
     else if (strcasecmp(c->key, "LabelFile") == 0)
       rc = cf_util_get_string(c, &drift.label_file);
     else if (strcasecmp(c->key, "AnomalyThreshold") == 0)
@@ -99,7 +99,7 @@ static int config(oconfig_item_t *ci) {
     else if (strcasecmp(c->key, "RoleThreshold") == 0)
       rc = cf_util_get_double(c, &drift.role_threshold);
     else if (strcasecmp(c->key, "MinRolePeers") == 0)
-      rc = cf_util_get_int(c, &drift.min_role_peers);
+      rc = vs_cf_get_int(c, &drift.min_role_peers);
     else if (strcasecmp(c->key, "PeerGroup") == 0) {
       char *g = NULL;
       rc = cf_util_get_string(c, &g);

@@ -123,7 +123,7 @@ static int config_one(oconfig_item_t *c) {
                      add_string(&snap.tree_paths, &snap.n_trees, c->values[1].value.string)) < 0))
       rc = -1;
   } else if (strcasecmp(c->key, "Interval") == 0) {
-    rc = cf_util_get_cdtime(c, &snap.interval);
+    rc = vs_cf_get_cdtime(c, &snap.interval);
   } else if (strcasecmp(c->key, "SnapshotMode") == 0) {
     if ((rc = config_choice(c, modes, 2, &choice)) == 0) snap.mode = (enum vs_snapshot_mode)choice;
   } else if (strcasecmp(c->key, "Backend") == 0) {
@@ -150,7 +150,7 @@ static int config_one(oconfig_item_t *c) {
   } else if (strcasecmp(c->key, "BackupDir") == 0) {
     rc = cf_util_get_string(c, &snap.backup_dir);
   } else if (strcasecmp(c->key, "KeepSnapshots") == 0) {
-    if ((rc = cf_util_get_int(c, &snap.keep)) == 0 && snap.keep < 1) {
+    if ((rc = vs_cf_get_int(c, &snap.keep)) == 0 && snap.keep < 1) {
       ERROR(PLUGIN ": KeepSnapshots must be at least 1 (the newest is always kept)");
       rc = -1;
     }
@@ -160,7 +160,7 @@ static int config_one(oconfig_item_t *c) {
       rc = -1;
     }
   } else if (strcasecmp(c->key, "Workers") == 0) {
-    if ((rc = cf_util_get_int(c, &snap.workers)) == 0 &&
+    if ((rc = vs_cf_get_int(c, &snap.workers)) == 0 &&
         (snap.workers < 1 || snap.workers > MAX_WORKERS)) {
       ERROR(PLUGIN ": Workers must be between 1 and %d", MAX_WORKERS);
       rc = -1;
