@@ -9,6 +9,7 @@ packages=(
   libxml2-dev libnbd-dev
   debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
+  time # peak memory in t/hostile.sh
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86

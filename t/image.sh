@@ -117,6 +117,27 @@ touch ../escape-target.raw 2>/dev/null
 qemu-img create -q -f qcow2 up2.qcow2 1M && qemu-img rebase -u -b ../escape-target.raw -F raw up2.qcow2
 fails_with up2.qcow2 "outside the directories" "a backing file that exists outside the allowed directories is refused"
 rm -f ../escape-target.raw
+# A compressed cluster whose deflate stream inflates to 16 times the cluster (its first cluster's
+# compressed bytes replaced by raw deflate of 64 KiB of zeros: a few dozen bytes, so it fits).
+head -c 65536 /dev/urandom >bomb.raw
+qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=4096 bomb.raw bomb.qcow2
+python3 - bomb.qcow2 <<'PY'
+import struct, sys, zlib
+f = open(sys.argv[1], "r+b")
+h = f.read(104)
+cluster_bits = struct.unpack(">I", h[20:24])[0]
+l1 = struct.unpack(">Q", h[40:48])[0]
+f.seek(l1); l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+f.seek(l2); entry = struct.unpack(">Q", f.read(8))[0]
+assert entry >> 62 & 1, "the first cluster is not compressed"
+x = 62 - (cluster_bits - 8)
+host = entry & ((1 << x) - 1)
+c = zlib.compressobj(9, zlib.DEFLATED, -15)
+bomb = c.compress(b"\0" * 65536) + c.flush()
+assert len(bomb) < 512
+f.seek(host); f.write(bomb)
+PY
+same_as_qemu bomb.qcow2 "a compressed cluster that would inflate past its size yields its cluster's worth, as QEMU reads it"
 cp plain-64k.qcow2 cbits.qcow2 && poke cbits.qcow2 20 00000030
 fails_with cbits.qcow2 "cluster_bits 48" "an absurd cluster size is refused"
 done_testing

@@ -60,11 +60,11 @@ int main(void) {
   /* Escapes: absolute, and relative past the root. Both must land on the guest's own passwd. */
   fx_symlink(root, "etc/ssh/sshd_config", "/etc/passwd");
   fx_symlink(root, "etc/ssh/sshd_config.d/evil.conf", "../../../../../../../../etc/passwd");
-  /* 2 GiB sparse config file. */
+  /* 4 GiB sparse config file. */
   char *big = NULL;
   if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0) return 2;
   fx_write(root, "etc/security/limits.conf", "");
-  ok(truncate(big, 2LL << 30) == 0, "made a 2 GiB sparse limits.conf");
+  ok(truncate(big, 4LL << 30) == 0, "made a 4 GiB sparse limits.conf");
   /* Unreadable. */
   fx_write(root, "etc/sudoers", "root ALL=(ALL) ALL\n");
   fx_chmod(root, "etc/sudoers", 0);
@@ -109,7 +109,7 @@ int main(void) {
   ok(vs_feature_get(doc, "user:root:uid") && !vs_feature_get(doc, "user:daemon:uid"),
      "no account of the host's passwd leaks in");
   ok(skipped_with(doc, "/etc/security/limits.conf", "over the limit"),
-     "the 2 GiB sparse file is skipped as over the size limit, not read");
+     "the 4 GiB sparse file is skipped as over the size limit, not read");
   is_str(vs_feature_get(doc, "meta:/etc/security/limits.conf:mode"), "0644",
          "its metadata is still recorded");
   if (dropped)
