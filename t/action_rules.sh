@@ -15,7 +15,15 @@ for c in qemu-ga prometheus-alertmanager socat; do
 done
 work=$(tmpdir)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
+# collectd's exec plugin forks a child per notification; under ASan a child forked while
+# another thread held the allocator's lock can hang before its exec. Such orphans still carry
+# our config's path in their command line: kill them too.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  pkill -KILL -f "$work/collectd.conf" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
 chmod 755 "$work" # the notification script runs as nobody
 

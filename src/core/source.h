@@ -132,6 +132,10 @@ struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
 /* The source for image I of the batch (free it before the next call). */
 struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_err *err);
 void vs_guestfs_close(struct vs_guestfs *gfs);
+/* Kills every libguestfs appliance this process started (its qemu-system children), so that
+ * whatever libguestfs call a thread is in fails at once instead of running for minutes under
+ * emulation. For shutting down: collectd gives plugins no way to cancel a running read. */
+void vs_guestfs_kill_appliances(void);
 
 void vs_strv_free(char **v, size_t n);
 

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <fcntl.h>
 #include <guestfs.h>
@@ -77,6 +78,15 @@ static void kill_hypervisor_children(void) {
   closedir(d);
 }
 
+/* Set for good once the process shuts its appliances down: a launch that fails then is not
+ * retried, and no new one starts. Process-wide, because the appliances are the process's. */
+static atomic_bool appliances_killed;
+
+void vs_guestfs_kill_appliances(void) {
+  atomic_store(&appliances_killed, true);
+  kill_hypervisor_children();
+}
+
 static void *watchdog_run(void *arg) {
   struct watchdog *w = arg;
   struct timespec until;
@@ -111,6 +121,10 @@ static int launch_with_deadline(guestfs_h *g, bool *timed_out) {
 
 static guestfs_h *launch(char *const *paths, char *const *formats, size_t n, struct vs_err *err) {
   for (int attempt = 0; attempt < 2; attempt++) {
+    if (atomic_load(&appliances_killed)) {
+      vs_err_set(err, ECANCELED, "libguestfs: shutting down, no appliance is launched");
+      return NULL;
+    }
     guestfs_h *g = guestfs_create();
     if (!g) {
       vs_err_set(err, ENOMEM, "libguestfs: cannot create a handle");

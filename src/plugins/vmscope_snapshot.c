@@ -509,8 +509,23 @@ static int shutdown_cb(void) {
   snap.stop = true;
   pthread_cond_broadcast(&snap.wake);
   pthread_mutex_unlock(&snap.lock);
-  for (int i = 0; i < snap.running; i++)
-    pthread_join(snap.threads[i], NULL);
+  /* A worker inside libguestfs would finish its appliance's launch and inspection first (half
+   * a minute under emulation): kill the appliances, so its calls fail and it sees the stop;
+   * again while waiting, since one may have been starting its qemu when we looked. */
+  for (int i = 0; i < snap.running; i++) {
+    for (;;) {
+      vs_guestfs_kill_appliances();
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += 200 * 1000 * 1000;
+      if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+      }
+      int rc = pthread_timedjoin_np(snap.threads[i], NULL, &until);
+      if (rc == 0 || rc != ETIMEDOUT) break;
+    }
+  }
   snap.running = 0;
   free_jobs(snap.jobs, snap.n_jobs);
   snap.jobs = NULL;
