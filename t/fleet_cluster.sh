@@ -43,4 +43,47 @@ for i in $(seq 1 60); do
 done
 is "$answered" 60 "60 routed messages are answered though the first member died after 19 ($failed failed)"
 [ -s "$work/send.err" ] && diag "$(head -n 3 "$work/send.err")"
+
+# Quorum lost and back: five messages wait in h2's inbox (its proxy stopped) when a second
+# member dies; the proxy resumes without a quorum, the two members come back, and each
+# message is delivered once (the guest-exec appends its number to a file) and answered.
+qemu-ga -m unix-listen -p "$work/qga2.sock" -t "$work" >"$work/qga2.log" 2>&1 &
+pids+=($!)
+vm2=00000000-0000-4000-8000-0000000000c2
+live=("${stores[@]:2}") # n0 is dead: the senders and the proxy start at n1
+"$VMSCOPE" fleet proxy "${live[@]}" --host h2 --lease 30 --allow guest-exec --timeout 10 --vm "$vm2:web-02:unix:$work/qga2.sock" >"$work/proxy2.log" 2>&1 &
+p2=$!
+pids+=($p2)
+for _ in $(seq 1 50); do "$VMSCOPE" fleet ls "${live[@]}" 2>/dev/null | grep -q web-02 && break; sleep 0.2; done
+"$VMSCOPE" fleet ls "${live[@]}" | grep -q web-02; ok $? "h2's proxy maps web-02"
+kill -STOP "$p2"
+senders=()
+for i in 1 2 3 4 5; do
+  cmd=$(jq -cn --arg c "echo $i >>$work/delivered" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c]}}')
+  "$VMSCOPE" send "${live[@]}" --allow guest-exec --timeout 120 --compact web-02 "$cmd" >"$work/q$i.out" 2>&1 &
+  senders+=($!)
+done
+inbox() { [ "$(etcdctl --endpoints "http://127.0.0.1:$((base + 4))" get --prefix --keys-only /vmscope/inbox/h2/ 2>/dev/null | grep -c .)" -ge 5 ]; }
+if command -v etcdctl >/dev/null; then wait_for 30 inbox; ok $? "five messages wait in h2's inbox"; else sleep 3; skip 1 "etcdctl is not installed"; fi
+kill -9 "${epids[1]}"
+sleep 1
+curl -s -m 3 -X POST "http://127.0.0.1:$((base + 4))/v3/kv/put" -d '{"key":"AA==","value":"AQ=="}' | grep -q header
+is $? 1 "with two of three members dead, the cluster takes no write (no quorum)"
+kill -CONT "$p2"
+sleep 3
+[ ! -s "$work/delivered" ]; ok $? "the proxy, resumed without a quorum, delivers nothing it cannot account for"
+for i in 0 1; do
+  c=http://127.0.0.1:$((base + 2 * i)) p=http://127.0.0.1:$((base + 2 * i + 1))
+  etcd --name "n$i" --data-dir "$work/etcd$i" --listen-client-urls "$c" --advertise-client-urls "$c" \
+    --listen-peer-urls "$p" --initial-advertise-peer-urls "$p" --initial-cluster "$cluster" \
+    --initial-cluster-state existing >>"$work/etcd$i.log" 2>&1 &
+  pids+=($!)
+done
+answered=0
+for i in 1 2 3 4 5; do
+  wait "${senders[$((i - 1))]}" && jq -e '.pid' "$work/q$i.out" >/dev/null && answered=$((answered + 1))
+done
+is "$answered" 5 "the members back, all five senders get their answer"
+sleep 2
+is "$(sort -n "$work/delivered" 2>/dev/null | tr '\n' ' ')" "1 2 3 4 5 " "each message was delivered exactly once"
 done_testing

@@ -75,10 +75,12 @@ enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t 
   }
   double next_check = vs_now_monotonic() + 0.5;
   int wait_ms = 1;
+  char *store_error = NULL; /* the store's last error while waiting */
   for (;;) {
     char *value = NULL;
     if (vs_fleet_get(f, reply_key, &value, NULL, err) == 0) {
       vs_fleet_delete(f, reply_key, NULL);
+      free(store_error);
       free(placed_host);
       free(inbox);
       free(text);
@@ -96,11 +98,19 @@ enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t 
       json_decref(r);
       return s;
     }
-    if (err->code != ENOENT) {
+    bool store_down = false;
+    if (err->code == EACCES) { /* credentials do not get better by waiting */
       free(placed_host);
       free(inbox);
       free(text);
       return VS_CHANNEL_FAILED;
+    }
+    if (err->code != ENOENT) {
+      /* The message is placed; the store is unavailable for now (a member down, no quorum):
+       * keep asking until the deadline, and say why if it comes. */
+      free(store_error);
+      store_error = vs_xstrdup(vs_err_msg(err));
+      store_down = true;
     }
     vs_err_clear(err);
     if (vs_now_monotonic() > next_check) {
@@ -129,11 +139,13 @@ enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t 
       free(inbox);
       free(text);
       vs_err_set(err, ETIMEDOUT,
-                 "%s: no reply within %d ms (the message stays queued for its host) (timeout)", vm,
-                 timeout_ms);
+                 "%s: no reply within %d ms (the message stays queued for its host)%s%s (timeout)",
+                 vm, timeout_ms, store_error ? "; the store last said: " : "",
+                 store_error ? store_error : "");
+      free(store_error);
       return VS_CHANNEL_TIMEOUT;
     }
-    usleep((useconds_t)wait_ms * 1000);
+    usleep((useconds_t)(store_down ? 200 : wait_ms) * 1000);
     if (wait_ms < 50) wait_ms *= 2;
   }
 }

@@ -22,7 +22,9 @@
 /* Sends COMMAND ({"execute": ...}) to VM (UUID or name) and waits up to TIMEOUT_MS for the
  * reply: on success *REPLY is the agent's return value. A failure carries the channel's kind
  * of error (from the proxy) or VS_CHANNEL_NOT_CONFIGURED when the VM is not in the map,
- * VS_CHANNEL_TIMEOUT when no proxy answered in time. */
+ * VS_CHANNEL_TIMEOUT when no proxy answered in time. Once the message is placed, a store that
+ * stops answering (a member down, no quorum) is asked again until the deadline, so a sender
+ * rides out an outage its timeout covers. */
 enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t *command,
                                      int timeout_ms, json_t **reply, struct vs_err *err);
 
