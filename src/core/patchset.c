@@ -710,13 +710,74 @@ static int exec_libvirt(void *ctx, const char *command, json_t *args, json_t **r
   return 0;
 }
 
-/* The format node whose backing node's file has identity WANT. */
-static char *node_on_base(json_t *graph, json_t *nodes, const char *want) {
+/* Block node NAME's id in GRAPH, or -1. */
+static json_int_t node_id(json_t *graph, const char *name) {
+  size_t i;
+  json_t *n;
+  json_array_foreach(json_object_get(graph, "nodes"), i, n) {
+    const char *nm = json_string_value(json_object_get(n, "name"));
+    if (nm && strcmp(nm, name) == 0) return json_integer_value(json_object_get(n, "id"));
+  }
+  return -1;
+}
+
+/* Whether node ID is any node's child (a disk's chain holds it). */
+static bool node_in_use(json_t *graph, json_int_t id) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(json_object_get(graph, "edges"), i, e) {
+    if (json_integer_value(json_object_get(e, "child")) == id) return true;
+  }
+  return false;
+}
+
+/* The format node whose backing node is LAYER (a disk already running on the set). */
+static char *node_on_layer(json_t *graph, const char *layer) {
   size_t i;
   json_t *n;
   json_array_foreach(json_object_get(graph, "nodes"), i, n) {
     const char *name = json_string_value(json_object_get(n, "name"));
     if (!name || !*name) continue;
+    char *backing = child_of(graph, name, "backing");
+    bool match = backing && strcmp(backing, layer) == 0;
+    free(backing);
+    if (match) return vs_xstrdup(name);
+  }
+  return NULL;
+}
+
+/* Whether the image header of NODE (its file OVER_FILE) names SET_REAL as its backing file,
+ * as QEMU reports it. */
+static bool header_names(json_t *nodes, const char *node, const char *over_file,
+                         const char *set_real) {
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n) {
+    const char *nm = json_string_value(json_object_get(n, "node-name"));
+    if (!nm || strcmp(nm, node) != 0) continue;
+    const char *b =
+        json_string_value(json_object_get(json_object_get(n, "image"), "backing-filename"));
+    if (!b) return false;
+    if (b[0] == '/') return strcmp(b, set_real) == 0;
+    char *dir = vs_xstrdup(over_file), *joined = vs_xasprintf("%s/%s", dirname(dir), b);
+    char *real = realpath(joined, NULL);
+    bool same = real && strcmp(real, set_real) == 0;
+    free(real);
+    free(joined);
+    free(dir);
+    return same;
+  }
+  return false;
+}
+
+/* The format node whose backing node's file has identity WANT (a layer of ours excepted: it
+ * sits on the base too). */
+static char *node_on_base(json_t *graph, json_t *nodes, const char *want) {
+  size_t i;
+  json_t *n;
+  json_array_foreach(json_object_get(graph, "nodes"), i, n) {
+    const char *name = json_string_value(json_object_get(n, "name"));
+    if (!name || !*name || strncmp(name, "vs-patch-", 9) == 0) continue;
     char *backing = child_of(graph, name, "backing");
     char *bfile_node = backing ? child_of(graph, backing, "file") : NULL;
     char *bfile = bfile_node ? filename_of(nodes, bfile_node) : NULL;
@@ -803,7 +864,9 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
            mon->exec(mon->ctx, "query-named-block-nodes", flat, &nodes, err) < 0;
   json_decref(flat);
   if (qr) goto out;
-  node = node_arg ? vs_xstrdup(node_arg) : node_on_base(graph, nodes, want);
+  snprintf(layer_node, sizeof(layer_node), "vs-patch-%.12s", want);
+  node = node_arg ? vs_xstrdup(node_arg) : node_on_layer(graph, layer_node);
+  if (!node) node = node_on_base(graph, nodes, want);
   if (!node) {
     vs_err_set(err, ENOENT, "%s: no disk of the VM sits on the set's base (identity %.16s...)",
                mon->what, want);
@@ -811,6 +874,13 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   }
   file_node = child_of(graph, node, "file");
   base_node = child_of(graph, node, "backing");
+  /* Already running on the set: an apply done, or one stopped after its reopen (the chain
+   * holds the set, the overlay's header does not name it yet). The base is the layer's. */
+  bool resume = base_node && strcmp(base_node, layer_node) == 0;
+  if (resume) {
+    free(base_node);
+    base_node = child_of(graph, layer_node, "backing");
+  }
   /* Files from the protocol nodes: a format node with an explicit backing reports a json:
    * pseudo-filename. */
   char *base_file_node = base_node ? child_of(graph, base_node, "file") : NULL;
@@ -830,31 +900,55 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
                node, base_file);
     goto out;
   }
-  snprintf(layer_node, sizeof(layer_node), "vs-patch-%.12s", want);
-  json_t *add =
-      json_pack("{sssss{sssssb}sssb}", "driver", "qcow2", "node-name", layer_node, "file", "driver",
-                "file", "filename", set_real, "read-only", 1, "backing", base_node, "read-only", 1);
-  int r = mon->exec(mon->ctx, "blockdev-add", add, NULL, err);
-  json_decref(add);
-  if (r < 0) goto out;
-  added = true;
-  /* The guest-visible moment: QEMU drains the node's requests while it reopens. */
-  double t0 = vs_now_monotonic();
-  json_t *reopen = reopen_options(nodes, node, file_node, layer_node);
-  r = mon->exec(mon->ctx, "blockdev-reopen", reopen, NULL, err);
-  json_decref(reopen);
-  double pause = vs_now_monotonic() - t0;
-  if (r < 0) goto out;
+  double pause = 0;
+  int r;
+  if (resume && header_names(nodes, node, over_file, set_real)) {
+    vs_err_set(err, EEXIST, "%s: node %s already runs on the set %s: nothing to do", mon->what,
+               node, set_real);
+    goto out;
+  }
+  if (!resume) {
+    /* A layer node left by an apply that was stopped after adding it: nothing uses it. */
+    json_int_t stale = node_id(graph, layer_node);
+    if (stale >= 0) {
+      if (node_in_use(graph, stale)) {
+        vs_err_set(err, EBUSY, "%s: node %s is in another disk's chain: not changed", mon->what,
+                   layer_node);
+        goto out;
+      }
+      json_t *del = json_pack("{ss}", "node-name", layer_node);
+      r = mon->exec(mon->ctx, "blockdev-del", del, NULL, err);
+      json_decref(del);
+      if (r < 0) {
+        vs_err_prefix(err, "removing the layer node an interrupted apply left");
+        goto out;
+      }
+    }
+    json_t *add = json_pack("{sssss{sssssb}sssb}", "driver", "qcow2", "node-name", layer_node,
+                            "file", "driver", "file", "filename", set_real, "read-only", 1,
+                            "backing", base_node, "read-only", 1);
+    r = mon->exec(mon->ctx, "blockdev-add", add, NULL, err);
+    json_decref(add);
+    if (r < 0) goto out;
+    added = true;
+    /* The guest-visible moment: QEMU drains the node's requests while it reopens. */
+    double t0 = vs_now_monotonic();
+    json_t *reopen = reopen_options(nodes, node, file_node, layer_node);
+    r = mon->exec(mon->ctx, "blockdev-reopen", reopen, NULL, err);
+    json_decref(reopen);
+    pause = vs_now_monotonic() - t0;
+    if (r < 0) goto out;
+  }
   json_t *cbf =
       json_pack("{ssssss}", "device", node, "image-node-name", node, "backing-file", set_real);
   r = mon->exec(mon->ctx, "change-backing-file", cbf, NULL, err);
   json_decref(cbf);
-  if (r < 0) { /* put the chain back as it was */
+  if (r < 0 && !resume) { /* put the chain back as it was */
     json_t *back = reopen_options(nodes, node, file_node, base_node);
     mon->exec(mon->ctx, "blockdev-reopen", back, NULL, NULL);
     json_decref(back);
-    goto out;
   }
+  if (r < 0) goto out;
   added = false; /* in use now */
   /* Coverage, from the images as they are on disk: first have QEMU write out the metadata it
    * holds for the node, so that what the guest wrote counts. */
@@ -874,9 +968,9 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   uint64_t set_clusters = 0, shadowed = 0;
   json_t *ranges =
       over && layer ? coverage(over, over, layer, &set_clusters, &shadowed) : json_array();
-  *report = json_pack("{sssssssIsIsosf}", "image", over_file, "node", node, "set", set_real,
+  *report = json_pack("{sssssssIsIsosfsb}", "image", over_file, "node", node, "set", set_real,
                       "set_clusters", (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed,
-                      "shadowed_ranges", ranges, "reopen_seconds", pause);
+                      "shadowed_ranges", ranges, "reopen_seconds", pause, "resumed", resume);
   rc = 0;
 out:
   if (added) {
