@@ -131,7 +131,11 @@ static const char *intern_origin(struct vs_feature *doc, const char *origin) {
   if (!origin) return NULL;
   const char *have = vs_strmap_get(doc->origins, origin);
   if (have) return have;
-  char *copy = vs_xstrdup(origin);
+  /* A guest's file name may be any bytes; the document is JSON, whose keys must be UTF-8 (the
+   * provenance map is keyed by origin): stored as keys are, with \xNN for what is not. */
+  struct vs_buf b = {0};
+  vs_buf_add_sanitized(&b, origin, strlen(origin));
+  char *copy = b.data ? vs_buf_steal(&b) : vs_xstrdup("");
   vs_strmap_put(doc->origins, origin, copy);
   return copy;
 }
@@ -313,7 +317,9 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
       json_t *list = json_object_get(prov, s->origin);
       if (!list) {
         list = json_array();
-        json_object_set_new(prov, s->origin, list);
+        /* set_new frees LIST when it fails (a key that is not UTF-8: origins are sanitized, so
+         * this is a safety net, not a path) */
+        if (json_object_set_new(prov, s->origin, list) < 0) continue;
       }
       json_array_append_new(list, jstr(keys[i]));
     }
