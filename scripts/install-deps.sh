@@ -10,6 +10,7 @@ packages=(
   debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   time # peak memory in t/hostile.sh
+  valgrind # the third test run (scripts/test.sh)
   # run and test
   collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds vmscope twice (plain, and with ASan+UBSan) and runs the whole
-# TAP suite in both. Ends with one line: "tests: N passed, N failed[, N skipped]".
+# Installs dependencies, builds vmscope three times (plain, with ASan+UBSan, and for valgrind)
+# and runs the whole TAP suite in each (the third under valgrind's memcheck). Ends with one
+# line: "tests: N passed, N failed[, N skipped]".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -25,7 +26,7 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
     return
   fi
   echo "== $label tests" >&2
-  if ! (cd "$dir" && make -j2 check) >"$dir/check.out" 2>&1; then
+  if ! (cd "$dir" && make -j2 check "${check_args[@]}") >"$dir/check.out" 2>&1; then
     status=1
     # A test program that does not compile leaves no .trs behind: count it, and show why.
     if ! grep -qsE '^:test-result: (FAIL|XPASS|ERROR)' "$dir"/t/*.trs; then
@@ -40,18 +41,38 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
   done
 }
 build_failures=0
+check_args=()
 run_suite build plain
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-asan "ASan+UBSan" CFLAGS="-O1 -g $san" LDFLAGS="$san" VS_SANITIZED=1
+unset ASAN_OPTIONS UBSAN_OPTIONS
+# The third run: every test program, vmscope and collectd with our plugins under valgrind's
+# memcheck (t/lib/valgrind.sh), which sees what ASan cannot: inside uninstrumented libraries,
+# and leaks in collectd's plugins (ASan's leak check is off there). Each process that reports
+# anything leaves a log; every one is a failure.
+vglogs=$top/build-valgrind/valgrind-logs
+rm -rf "$vglogs"
+export VS_VALGRIND=1 VS_VG_LOGS=$vglogs
+check_args=(LOG_COMPILER="$top/t/lib/valgrind.sh")
+run_suite build-valgrind "valgrind" CFLAGS="-O1 -g"
+unset VS_VALGRIND
+vg_reports=0
+for log in "$vglogs"/*.log; do
+  [ -s "$log" ] || continue
+  vg_reports=$((vg_reports + 1))
+  [ $vg_reports -le 3 ] && { echo "valgrind: $log:" && grep -m 12 -E '==[0-9]+== +(at|by) 0x|Invalid|uninitialised|lost in loss record' "$log"; } >&2
+done
+[ $vg_reports -eq 0 ] || echo "test.sh: valgrind reported on $vg_reports process(es) (logs in $vglogs)" >&2
 passed=0 failed=$build_failures skipped=0
-for trs in build/t/*.trs build-asan/t/*.trs; do
+for trs in build/t/*.trs build-asan/t/*.trs build-valgrind/t/*.trs; do
   [ -f "$trs" ] || continue
   passed=$((passed + $(grep -c '^:test-result: PASS' "$trs" || true)))
   passed=$((passed + $(grep -c '^:test-result: XFAIL' "$trs" || true)))
   failed=$((failed + $(grep -cE '^:test-result: (FAIL|XPASS|ERROR)' "$trs" || true)))
   skipped=$((skipped + $(grep -c '^:test-result: SKIP' "$trs" || true)))
 done
+failed=$((failed + vg_reports))
 [ "$failed" -eq 0 ] || status=1
 if [ "$skipped" -gt 0 ]; then
   echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -39,9 +39,10 @@ grep -q not_configured "$work/none.out"; ok $? "a VM not in the map is not_confi
 # The proxy goes away with messages pending: they wait, and are answered once it is back.
 kill "$p1"; wait "$p1" 2>/dev/null
 for i in 1 2 3; do send --timeout 30 web-01 '{"execute":"guest-ping"}' >"$work/pending-$i.out" 2>&1 & done
-sleep 1
-n=$(curl -s -X POST "$store/v3/kv/range" -d "{\"key\":\"$(printf /vmscope/inbox/h1/ | base64)\",\"range_end\":\"$(printf /vmscope/inbox/h10 | base64)\",\"count_only\":true}" | jq -r '.count // "0"')
-is "$n" 3 "three messages wait in h1's inbox while its proxy is down"
+pending() { curl -s -X POST "$store/v3/kv/range" -d "{\"key\":\"$(printf /vmscope/inbox/h1/ | base64)\",\"range_end\":\"$(printf /vmscope/inbox/h10 | base64)\",\"count_only\":true}" | jq -r '.count // "0"'; }
+three_pending() { [ "$(pending)" = 3 ]; }
+wait_for 20 three_pending
+is "$(pending)" 3 "three messages wait in h1's inbox while its proxy is down"
 p1=$(proxy h1); pids+=($p1)
 wait $(jobs -p | grep -v -x -e "$p1" -e "${pids[0]}" -e "${pids[1]}") 2>/dev/null
 ok=0

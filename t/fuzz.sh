@@ -16,7 +16,7 @@ for t in qcow2 direct feature drift agent etcd config_snapshot config_drift conf
     past=$(find "$VS_SRCDIR/t/fuzz/$t" -type f | wc -l)
   fi
   n=$(find "${dirs[@]}" -type f | wc -l)
-  timeout 600 "$VS_BUILDDIR/t/replay_$t" "${dirs[@]}" >"$work/$t.out" 2>&1
+  timeout 1200 "${VS_RUN[@]}" "$VS_BUILDDIR/t/replay_$t" "${dirs[@]}" >"$work/$t.out" 2>&1
   rc=$?
   ok $rc "fuzz_$t replays its $n inputs ($past past findings)"
   [ $rc = 0 ] || { grep -E 'not ok|ERROR|runtime error' "$work/$t.out" | head -n 5 | sed 's/^/# /'; tail -n 3 "$work/$t.out" | sed 's/^/# /'; }

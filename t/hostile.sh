@@ -29,7 +29,11 @@ is "$(find "$t/etc" -type f | wc -l)" 100001 "a guest tree with 100,000 files in
 rc=$?
 read -r kib secs <"$work/time" 2>/dev/null
 ok $rc "vmscope inspect makes its document (${secs:-?} s, peak RSS ${kib:-?} KiB)"
-[ "${kib:-999999}" -lt 262144 ]; ok $? "in bounded memory: ${kib:-?} KiB < 256 MiB"
+if [ "${VS_VALGRIND:-}" = 1 ]; then
+  skip 1 "under valgrind the peak RSS is valgrind's"
+else
+  [ "${kib:-999999}" -lt 262144 ]; ok $? "in bounded memory: ${kib:-?} KiB < 256 MiB"
+fi
 is "$(jq '[.settings | keys[] | select(startswith("sysctl:net.core.k"))] | length' "$work/many.json")" 500 \
   "the 500 distinct sysctl keys, each at the value of the last file that sets it"
 is "$(jq -r '.settings["sysctl:net.core.k499"]' "$work/many.json")" 49999 "sysctl.d applied in order (the last file wins)"

@@ -19,7 +19,7 @@ same_as_qemu() { # IMAGE DESCRIPTION [image_cat args]
   local img=$1 desc=$2
   shift 2
   qemu-img convert -O raw "$img" "$img.want" 2>/dev/null || { ok 1 "$desc (qemu-img failed)"; return; }
-  if "$CAT" -c 100003 "$@" "$img" >"$img.got" 2>"$img.err" && cmp -s "$img.got" "$img.want"; then
+  if "${VS_RUN[@]}" "$CAT" -c 100003 "$@" "$img" >"$img.got" 2>"$img.err" && cmp -s "$img.got" "$img.want"; then
     ok 0 "$desc"
   else
     ok 1 "$desc"
@@ -30,7 +30,7 @@ same_as_qemu() { # IMAGE DESCRIPTION [image_cat args]
 fails_with() { # IMAGE NEEDLE DESCRIPTION [image_cat args]
   local img=$1 needle=$2 desc=$3 rc
   shift 3
-  "$CAT" "$@" "$img" >/dev/null 2>"$img.err"
+  "${VS_RUN[@]}" "$CAT" "$@" "$img" >/dev/null 2>"$img.err"
   rc=$?
   if [ $rc -eq 1 ] && grep -q -- "$needle" "$img.err"; then ok 0 "$desc"; else
     ok 1 "$desc (exit $rc)"

@@ -3,6 +3,12 @@ set -u
 VS_BUILDDIR=${VS_BUILDDIR:-$(pwd)}
 VS_SRCDIR=${VS_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 VMSCOPE="$VS_BUILDDIR/vmscope"
+# The valgrind suite (scripts/test.sh) runs vmscope and the test programs under memcheck.
+VS_RUN=()
+if [ "${VS_VALGRIND:-}" = 1 ]; then
+  VMSCOPE="$VS_SRCDIR/t/lib/vg-vmscope"
+  VS_RUN=("$VS_SRCDIR/t/lib/valgrind.sh")
+fi
 _n=0
 _failed=0
 ok() { # CONDITION-EXIT-STATUS DESCRIPTION

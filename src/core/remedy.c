@@ -47,7 +47,7 @@ static int local_domain(struct vs_remedy *c, const char *name, char **spec, char
 }
 
 static json_t *exec_report(const struct vs_exec_result *x) {
-  return json_pack("{sisisOsOsbsb}", "exit_code", x->exit_code, "signal", x->signal, "output",
+  return json_pack("{sisisososbsb}", "exit_code", x->exit_code, "signal", x->signal, "output",
                    json_stringn_nocheck(x->out ? x->out : "", x->out_len), "stderr",
                    json_stringn_nocheck(x->err ? x->err : "", x->err_len), "output_truncated",
                    x->out_truncated, "stderr_truncated", x->err_truncated);

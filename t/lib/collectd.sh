@@ -36,6 +36,10 @@ CONF
 }
 vs_collectd_env() {
   VS_COLLECTD_ENV=()
+  if [ "${VS_VALGRIND:-}" = 1 ]; then # the valgrind suite: collectd and our plugins in memcheck
+    VS_COLLECTD_ENV=("$VS_SRCDIR/t/lib/valgrind.sh")
+    return
+  fi
   if [ "${VS_SANITIZED:-}" = 1 ]; then
     local cc=${VS_CC:-gcc} tirpc
     tirpc=$(ldconfig -p | awk '/libtirpc\.so\.3 .*x86-64/ { print $NF; exit }')
