@@ -81,6 +81,13 @@ struct vs_channel *vs_channel_open_libvirt(struct vs_virt *v, const char *domain
   return c;
 }
 
+struct vs_channel *vs_channel_open_spec(const char *spec, struct vs_virt *v, const char *uuid,
+                                        const struct vs_channel_opts *o) {
+  if (strncmp(spec, "unix:", 5) == 0) return vs_channel_open_unix(spec + 5, o);
+  if (strcmp(spec, "libvirt") == 0 && v) return vs_channel_open_libvirt(v, uuid, o);
+  return NULL;
+}
+
 static void disconnect(struct vs_channel *c) {
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;

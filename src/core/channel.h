@@ -54,6 +54,10 @@ struct vs_channel *vs_channel_open_unix(const char *path, const struct vs_channe
 /* A channel through libvirt to DOMAIN (a name or UUID) of V, which must outlive the channel. */
 struct vs_channel *vs_channel_open_libvirt(struct vs_virt *v, const char *domain,
                                            const struct vs_channel_opts *o);
+/* A channel from a fleet map's channel spec: "unix:PATH", or "libvirt" (to domain UUID of V,
+ * which may be NULL: then there is none). NULL for a spec it does not know. */
+struct vs_channel *vs_channel_open_spec(const char *spec, struct vs_virt *v, const char *uuid,
+                                        const struct vs_channel_opts *o);
 void vs_channel_close(struct vs_channel *c);
 void vs_channel_closep(struct vs_channel **c);
 

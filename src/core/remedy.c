@@ -78,10 +78,13 @@ static int run_agent(struct vs_remedy *c, const char *command_text, const char *
     if (exec_allowed) allow[na++] = "guest-exec-status"; /* to see the command finish */
     struct vs_channel_opts co = {
         .timeout_ms = c->o->agent_timeout_ms, .allow = allow, .n_allow = na};
-    struct vs_channel *ch = strncmp(spec, "unix:", 5) == 0
-                                ? vs_channel_open_unix(spec + 5, &co)
-                                : vs_channel_open_libvirt(c->virt, uuid, &co);
+    struct vs_channel *ch = vs_channel_open_spec(spec, c->virt, uuid, &co);
     enum vs_channel_status s;
+    if (!ch) {
+      free(allow);
+      vs_err_set(err, ENOTSUP, "%s: agent channel \"%s\" is none vmscope knows", domain, spec);
+      goto out;
+    }
     if (strcmp(execute, "guest-exec") == 0) {
       /* Run to its end: a remediation that failed must say so. */
       const char *path = json_string_value(json_object_get(args, "path"));

@@ -315,10 +315,7 @@ int vs_proxy_refresh(struct vs_proxy *p, struct vs_err *err) {
 static struct vs_channel *channel_for(struct vs_proxy *p, const char *uuid, const char *spec) {
   struct vs_channel *c = vs_strmap_get(p->channels, uuid);
   if (c) return c;
-  if (strncmp(spec, "unix:", 5) == 0)
-    c = vs_channel_open_unix(spec + 5, &p->channel_opts);
-  else if (strcmp(spec, "libvirt") == 0 && p->virt)
-    c = vs_channel_open_libvirt(p->virt, uuid, &p->channel_opts);
+  c = vs_channel_open_spec(spec, p->virt, uuid, &p->channel_opts);
   if (c) vs_strmap_put(p->channels, uuid, c);
   return c;
 }

@@ -319,17 +319,22 @@ static int config(oconfig_item_t *ci) {
   return 0;
 }
 
+/* The fleet store as configured (Store, Prefix, TLS and credentials). */
+static struct vs_fleet_opts fleet_opts(void) {
+  return (struct vs_fleet_opts){.endpoints = (const char *const *)act.stores,
+                                .n_endpoints = act.n_stores,
+                                .prefix = act.prefix,
+                                .cacert = act.cacert,
+                                .cert = act.cert,
+                                .key = act.key,
+                                .user = act.user,
+                                .password = act.password};
+}
+
 static void *worker(void *arg) {
   (void)arg;
   struct vs_err err = {0};
-  struct vs_fleet_opts fo = {.endpoints = (const char *const *)act.stores,
-                             .n_endpoints = act.n_stores,
-                             .prefix = act.prefix,
-                             .cacert = act.cacert,
-                             .cert = act.cert,
-                             .key = act.key,
-                             .user = act.user,
-                             .password = act.password};
+  struct vs_fleet_opts fo = fleet_opts();
   struct vs_channel_opts co = {.timeout_ms = (int)CDTIME_T_TO_MS(act.agent_timeout),
                                .allow = (const char *const *)act.allow,
                                .n_allow = act.n_allow};
@@ -521,14 +526,7 @@ static void report(const struct vs_rule *r, const struct vs_rule_action *a, cons
 
 static void *action_worker(void *arg) {
   (void)arg;
-  struct vs_fleet_opts fo = {.endpoints = (const char *const *)act.stores,
-                             .n_endpoints = act.n_stores,
-                             .prefix = act.prefix,
-                             .cacert = act.cacert,
-                             .cert = act.cert,
-                             .key = act.key,
-                             .user = act.user,
-                             .password = act.password};
+  struct vs_fleet_opts fo = fleet_opts();
   struct vs_remedy_opts ro = {.uri = act.uri,
                               .fleet = &fo,
                               .allow = (const char *const *)act.allow,
