@@ -38,7 +38,7 @@ static bool read_line(int fd, char *line, size_t cap) {
     /* A client still waiting for a reply that will not come: hang up rather than wait out its
      * deadline, which would only slow the fuzzer down. */
     struct pollfd readable = {.fd = fd, .events = POLLIN};
-    if (poll(&readable, 1, 20) != 1) return false;
+    if (poll(&readable, 1, 5) != 1) return false;
     ssize_t r = recv(fd, &ch, 1, 0);
     if (r <= 0) return false;
     if (ch == '\n') break;
