@@ -23,6 +23,8 @@ proxy() { # HOST -> starts a proxy for HOST mapping the VM; prints its pid
   echo $!
 }
 send() { "$VMSCOPE" send --store "$store" --compact "$@"; }
+long=30 # how long a sender waits for a proxy that is down or moving
+[ "${VS_VALGRIND:-}" = 1 ] && long=120
 p1=$(proxy h1); pids+=($p1)
 for _ in $(seq 1 50); do "$VMSCOPE" fleet ls --store "$store" 2>/dev/null | grep -q web-01 && break; sleep 0.1; done
 "$VMSCOPE" fleet ls --store "$store" >"$work/ls.out"; ok $? "vmscope fleet ls reads the map"
@@ -38,7 +40,7 @@ grep -q not_configured "$work/none.out"; ok $? "a VM not in the map is not_confi
 
 # The proxy goes away with messages pending: they wait, and are answered once it is back.
 kill "$p1"; wait "$p1" 2>/dev/null
-for i in 1 2 3; do send --timeout 30 web-01 '{"execute":"guest-ping"}' >"$work/pending-$i.out" 2>&1 & done
+for i in 1 2 3; do send --timeout "$long" web-01 '{"execute":"guest-ping"}' >"$work/pending-$i.out" 2>&1 & done
 pending() { curl -s -X POST "$store/v3/kv/range" -d "{\"key\":\"$(printf /vmscope/inbox/h1/ | base64)\",\"range_end\":\"$(printf /vmscope/inbox/h10 | base64)\",\"count_only\":true}" | jq -r '.count // "0"'; }
 three_pending() { [ "$(pending)" = 3 ]; }
 wait_for 20 three_pending
@@ -53,7 +55,7 @@ is "$n" 0 "and nothing is left pending or unanswered (each answered once)"
 
 # h1 dies; web-01 comes up on h2 while a message waits in h1's inbox.
 kill -9 "$p1"; wait "$p1" 2>/dev/null
-send --timeout 30 web-01 '{"execute":"guest-ping"}' >"$work/moved.out" 2>&1 &
+send --timeout "$long" web-01 '{"execute":"guest-ping"}' >"$work/moved.out" 2>&1 &
 sender=$!
 sleep 1
 p2=$(proxy h2); pids+=($p2)
