@@ -2,8 +2,8 @@
 # soak.sh [MINUTES] [DOMAINS] [SETTINGS]: the real collectd with the three plugins over libvirt's
 # test driver for MINUTES (default 30): DOMAINS domains (default 200) whose disks are thin qcow2
 # overlays of one base image, each guest with about SETTINGS settings (default 5000: an
-# /etc/sysctl.d file of SETTINGS keys besides the usual files), every tenth with a few values of
-# its own so that drift has findings and vmscope_action rules to run (dry). Snapshots and drift
+# /etc/sysctl.d file of SETTINGS keys besides the usual files), every hundredth with a value of
+# its own so that drift has findings and vmscope_action a rule to run (dry). Snapshots and drift
 # every 60 s. Samples collectd's resident memory and open descriptors every 10 s and prints
 # them at the start (after the first full cycle) and the end, and every snapshot cycle's
 # duration against its interval.
@@ -42,7 +42,7 @@ sed 's/^vm.soak.k00007 = .*/vm.soak.k00007 = 4242/' "$work/sysctl.conf" >"$work/
     printf '%s\n' "$name" >"$work/edits/hostname"
     {
       printf 'cd /etc\nwrite %s hostname\n' "$work/edits/hostname"
-      if [ $((10#$i % 10)) = 0 ]; then printf 'cd /etc/sysctl.d\nrm 50-soak.conf\nwrite %s 50-soak.conf\n' "$work/edits/odd.conf"; fi
+      if [ $((10#$i % 100)) = 0 ]; then printf 'cd /etc/sysctl.d\nrm 50-soak.conf\nwrite %s 50-soak.conf\n' "$work/edits/odd.conf"; fi
     } >"$work/edits/cmds"
     debugfs -w -f "$work/edits/cmds" "$raw" >/dev/null 2>&1
     "$vmscope" patchset make --base "$work/img/base.qcow2" --patched "$raw" -o "$work/img/$name.qcow2" >/dev/null
@@ -104,10 +104,11 @@ wait "$pid" 2>/dev/null || true
 pid=
 csv=$work/csv/vstest
 cycles=$(awk -F, 'NR > 1 && $2 > 0 { print $2 }' "$csv"/vmscope_snapshot/duration-cycle-* | uniq)
-first_cycle_end=$(awk -F, 'NR > 1 && $2 > 0 { print int($1); exit }' "$csv"/vmscope_snapshot/duration-cycle-*)
+# Warm after three intervals: every guest snapshotted and ranked, the pool at its retention.
+warm=$(($(head -n1 "$work/samples" | cut -d' ' -f1) + 3 * interval))
 echo "soak: $n domains x ~$settings settings, $minutes min, $(nproc) cores, snapshot and drift every ${interval} s"
-awk -v after="${first_cycle_end:-0}" '$1 >= after { if (!s) { s = $2; sf = $3; st = $4 } e = $2; ef = $3; et = $4; if ($2 > m) m = $2 }
-  END { printf "collectd RSS: %.1f MiB after the first cycle, %.1f MiB at the end (max %.1f MiB)\nopen descriptors: %d -> %d; threads: %d -> %d\n", s / 1024, e / 1024, m / 1024, sf, ef, st, et }' "$work/samples"
+awk -v after="$warm" '$1 >= after { if (!s) { s = $2; sf = $3; st = $4 } e = $2; ef = $3; et = $4; if ($2 > m) m = $2; if (!lo || $2 < lo) lo = $2 }
+  END { printf "collectd RSS: %.1f MiB after three intervals, %.1f MiB at the end (%+.1f MiB; min %.1f, max %.1f)\nopen descriptors: %d -> %d; threads: %d -> %d\n", s / 1024, e / 1024, (e - s) / 1024, lo / 1024, m / 1024, sf, ef, st, et }' "$work/samples"
 echo "snapshot cycles (s): $(echo $cycles | tr ' ' ',')"
 echo "$cycles" | awk -v iv="$interval" '{ n++; if ($1 > m) m = $1; if ($1 > iv) late++ } END { printf "%d cycles, the longest %.1f s, %d over the %d s interval\n", n, m, late, iv }'
 echo "documents in the pool: $(find "$work/pool" -name '*.json' | wc -l) (KeepSnapshots 3); drift alarms raised: $(grep -c 'type = config_drift' "$work/collectd.log" || true); dry-run actions: $(grep -c 'type = action_result' "$work/collectd.log" || true)"
