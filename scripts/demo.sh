@@ -6,7 +6,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=${VS_DEMO_DIR:-/var/tmp/vmscope-demo}
-bash "$top/scripts/install-deps.sh"
+bash "$top/scripts/install-deps.sh" demo
 bash "$top/scripts/build.sh" build
 
 base="$demo/base"

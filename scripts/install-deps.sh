@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# Installs everything vmscope needs to build, test and run on Debian 12, with apt-get only.
+# install-deps.sh [demo]: installs what vmscope needs on Debian 12, with apt-get only: to build,
+# run the demo and run the whole test suite; with "demo", only to build and run the demo
+# (scripts/demo.sh), which is a much shorter download on a fresh machine.
 set -euo pipefail
-packages=(
-  # build
+build=(
   autoconf automake libtool pkg-config make gcc
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev
+)
+demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
+tests=(
   debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   time # peak memory in t/hostile.sh
   valgrind # the third test run (scripts/test.sh)
-  # run and test
-  collectd-core debootstrap jq ca-certificates rpm qemu-utils libguestfs-tools linux-image-amd64
+  rpm libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
   qemu-guest-agent etcd-server curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )
+packages=("${build[@]}" "${demo[@]}")
+[ "${1:-}" = demo ] || packages+=("${tests[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
