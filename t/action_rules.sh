@@ -120,6 +120,7 @@ bad_rule "a bad glob" 'is not a well-formed glob' 'Type "x"' 'Domain "web-[0-9"'
 bad_rule "an agent action that is not a command" 'is not a JSON object with "execute"' 'Type "x"' 'Action "agent" "guest-ping"'
 bad_rule "an unknown template field" 'unknown field ${nosuch}' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'WebhookBody "{\"x\":\"${nosuch}\"}"'
 bad_rule "a rule without actions" 'has no Action' 'Type "x"'
+bad_rule "a RateLimit past an int (found by fuzz_config_action)" 'RateLimit takes a count and seconds, whole numbers' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'RateLimit 99999999999 60'
 bad_rule "an unknown severity" 'is none of failure, warning, okay' 'Severity "urgent"' 'Action "webhook" "http://127.0.0.1:1/"'
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin csv

@@ -117,14 +117,19 @@ static bool one_number(const oconfig_item_t *ci, double *d) {
   return true;
 }
 
+bool vs_cf_whole_int(double d, int *out) {
+  if (!(d >= INT_MIN && d <= INT_MAX) || d != (double)(int)d) return false;
+  *out = (int)d;
+  return true;
+}
+
 int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value) {
   double d;
   if (!one_number(ci, &d)) return -1;
-  if (!(d >= INT_MIN && d <= INT_MAX) || d != (double)(int)d) {
+  if (!vs_cf_whole_int(d, ret_value)) {
     ERROR("%s takes a whole number from %d to %d, not %g", ci->key, INT_MIN, INT_MAX, d);
     return -1;
   }
-  *ret_value = (int)d;
   return 0;
 }
 

@@ -47,6 +47,8 @@ void vs_short_key(const char *key, char *out, size_t size);
  * and log which option was wrong otherwise. Same return convention (0, or -1). */
 #define VS_CF_MAX_SECONDS (100.0 * 365 * 86400)
 int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value);
+/* Whether D is a whole number an int holds (then *OUT gets it). */
+bool vs_cf_whole_int(double d, int *out);
 int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value);
 
 #endif

@@ -167,13 +167,17 @@ static int rule_config(oconfig_item_t *ci) {
     } else if (strcasecmp(k, "DryRun") == 0) {
       rc = cf_util_get_boolean(c, &r.dry_run);
     } else if (strcasecmp(k, "RateLimit") == 0) {
+      /* two numbers: collectd's cf_util_* take one, so they are checked here (the fuzzer's
+       * RateLimit 3e86 1 was an unchecked cast) */
       if (c->values_num != 2 || c->values[0].type != OCONFIG_TYPE_NUMBER ||
-          c->values[1].type != OCONFIG_TYPE_NUMBER) {
-        ERROR(PLUGIN ": rule \"%s\": RateLimit takes a count and seconds", r.name);
+          c->values[1].type != OCONFIG_TYPE_NUMBER ||
+          !vs_cf_whole_int(c->values[0].value.number, &r.rate_count) ||
+          !vs_cf_whole_int(c->values[1].value.number, &r.rate_window_s) || r.rate_count < 0 ||
+          r.rate_window_s < 0) {
+        ERROR(PLUGIN ": rule \"%s\": RateLimit takes a count and seconds, whole numbers from 0 "
+                     "to %d",
+              r.name, INT_MAX);
         rc = -1;
-      } else {
-        r.rate_count = (int)c->values[0].value.number;
-        r.rate_window_s = (int)c->values[1].value.number;
       }
     } else if (strcasecmp(k, "Cooldown") == 0) {
       rc = vs_cf_get_int(c, &r.cooldown_s);
