@@ -43,6 +43,8 @@ enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t 
       enum vs_channel_status s =
           err->code == ENOENT ? VS_CHANNEL_NOT_CONFIGURED : VS_CHANNEL_FAILED;
       vs_err_prefix(err, "routing to %s (%s)", vm, vs_channel_status_name(s));
+      free(text); /* a previous attempt's, when the VM moved meanwhile */
+      free(inbox);
       return s;
     }
     json_t *msg =

@@ -483,6 +483,28 @@ void vs_virt_backup_end(struct vs_backup *b) {
   free(b);
 }
 
+/* A pull-mode backup job of ours that nobody ends any more (libvirtd restarted, or the process
+ * that began it died, between its begin and end) would refuse every later one ("already in
+ * progress"): end it. Ours is known by its NBD socket under DIR/vmscope-backup-*; a job of
+ * anyone else is left alone, and the begin that follows fails saying so. */
+static void end_stale_backup(struct vs_backup *b, const char *dir) {
+  char *xml = virDomainBackupGetXMLDesc(b->dom, 0);
+  if (!xml) {
+    virResetLastError(); /* no backup job: the usual case */
+    return;
+  }
+  char *mine = vs_xasprintf("socket='%s/vmscope-backup-", dir);
+  char *mine_dq = vs_xasprintf("socket=\"%s/vmscope-backup-", dir);
+  if (strstr(xml, mine) || strstr(xml, mine_dq)) {
+    vs_log(VS_LOG_WARNING, "%s: ending a backup job an earlier snapshot left running", b->name);
+    if (virDomainAbortJob(b->dom) < 0)
+      vs_log(VS_LOG_WARNING, "%s: ending it failed: %s", b->name, virGetLastErrorMessage());
+  }
+  free(mine);
+  free(mine_dq);
+  free(xml);
+}
+
 struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        const char *const *targets, size_t n, const char *dir,
                                        bool *quiesced, struct vs_err *err) {
@@ -496,6 +518,7 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
   }
   const char *name = virDomainGetName(b->dom);
   b->name = vs_xstrdup(name ? name : uuid);
+  end_stale_backup(b, dir);
   char *tmpl = vs_xasprintf("%s/vmscope-backup-XXXXXX", dir);
   if (!mkdtemp(tmpl)) {
     vs_err_set(err, errno, "%s: cannot create a backup directory in %s: %s", b->name, dir,
