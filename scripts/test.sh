@@ -37,7 +37,12 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
   fi
   for log in "$dir"/t/*.log; do
     [ -f "$log" ] || continue
-    grep -E '^(not ok|Bail out)' "$log" | sed "s|^|$label $(basename "$log" .log): |" >&2 || true
+    # A failure with the diagnostics its test printed after it (at most 25 lines), so that the
+    # CI summary says why and not only what.
+    awk -v tag="$label $(basename "$log" .log): " '
+      /^(not ok|Bail out)/ { print tag $0; n = 25; next }
+      n > 0 && /^#/ { print tag "  " $0; n--; next }
+      { n = 0 }' "$log" >&2 || true
   done
 }
 build_failures=0

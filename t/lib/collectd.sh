@@ -42,7 +42,9 @@ vs_collectd_env() {
   fi
   if [ "${VS_SANITIZED:-}" = 1 ]; then
     local cc=${VS_CC:-gcc} tirpc
-    tirpc=$(ldconfig -p | awk '/libtirpc\.so\.3 .*x86-64/ { print $NF; exit }')
+    # awk reads to the end: an early exit would kill ldconfig with SIGPIPE, which pipefail (the
+    # demo runs under set -eo pipefail) turns into the caller's death, now and then.
+    tirpc=$(ldconfig -p | awk '/libtirpc\.so\.3 .*x86-64/ && !found { found = $NF } END { print found }')
     VS_COLLECTD_ENV=(env LD_PRELOAD="$($cc -print-file-name=libasan.so) $($cc -print-file-name=libubsan.so) $tirpc" ASAN_OPTIONS=detect_leaks=0)
   fi
 }
