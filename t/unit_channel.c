@@ -189,6 +189,20 @@ int main(void) {
          x.exit_code == 0 && x.out && strcmp(x.out, "vmscope channel\n") == 0,
      "guest-exec runs a command and returns its output (%s)", err.msg ? err.msg : "ok");
   vs_exec_result_clear(&x);
+  /* Output is whatever the guest wrote: a byte that is not UTF-8 must not make the report that
+   * carries it unencodable (jansson's json_dumps gives up on the whole document). */
+  const char *argv_junk[] = {"-c", "printf 'ok\\377\\000\\nline 2\\n'", NULL};
+  enum vs_channel_status junk_status = vs_channel_exec(c, "/bin/sh", argv_junk, 10000, &x, &err);
+  ok(junk_status == VS_CHANNEL_OK && x.out_len == 12,
+     "guest-exec returns output that is not UTF-8, NUL included, byte for byte (%zu bytes)",
+     x.out_len);
+  json_t *report = json_pack("{so}", "output", vs_channel_text_json(x.out, x.out_len));
+  char *report_text = json_dumps(report, JSON_COMPACT);
+  is_str(report_text, "{\"output\":\"ok\\\\xFF\\u0000\\nline 2\\n\"}",
+         "and it serializes, the stray byte as \\xFF, the NUL and newlines escaped by JSON");
+  free(report_text);
+  json_decref(report);
+  vs_exec_result_clear(&x);
   const char *argv_false[] = {NULL};
   ok(vs_channel_exec(c, "/bin/false", argv_false, 10000, &x, &err) == VS_CHANNEL_OK &&
          x.exit_code == 1,

@@ -193,6 +193,14 @@ static void test_body(void) {
   free(body);
   free(o.body);
   vs_event_clear(&e);
+  /* Notification text can carry guest bytes that are not UTF-8; the body must still be JSON. */
+  e = drift_event("web-\xff", VS_SEV_WARNING);
+  o.body = vs_xstrdup("{\"vm\":\"${domain}\"}");
+  body = vs_webhook_body(&o, "root-login", &e);
+  is_str(body, "{\"vm\":\"web-\\\\xFF\"}", "a value that is not UTF-8 is written with \\xHH");
+  free(body);
+  free(o.body);
+  vs_event_clear(&e);
 }
 
 /* A small HTTP server: answers each request with the next status of its list, and keeps the

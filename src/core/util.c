@@ -224,12 +224,12 @@ bool vs_text_is_clean(const char *s, size_t len) {
   return true;
 }
 
-void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
+static void add_escaped(struct vs_buf *b, const char *s, size_t len, bool escape_controls) {
   const unsigned char *p = (const unsigned char *)s;
   buf_reserve(b, len);
   for (size_t i = 0; i < len;) {
     size_t n = utf8_seq_len(p + i, len - i);
-    if (n == 0 || (n == 1 && is_control(p[i]))) {
+    if (n == 0 || (escape_controls && n == 1 && is_control(p[i]))) {
       vs_buf_addf(b, "\\x%02X", p[i]);
       i++;
     } else {
@@ -237,6 +237,14 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
       i += n;
     }
   }
+}
+
+void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
+  add_escaped(b, s, len, true);
+}
+
+void vs_buf_add_utf8(struct vs_buf *b, const char *s, size_t len) {
+  add_escaped(b, s, len, false);
 }
 
 char *vs_base64_decode(const char *text, size_t *len) {

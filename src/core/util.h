@@ -98,6 +98,10 @@ char *vs_buf_steal(struct vs_buf *b);
 /* Appends S to B with every byte that is a control character, or not part of valid UTF-8,
  * written as \xHH, so guest-derived text is safe to put in JSON, keys and log lines. */
 void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
+/* Appends S to B with every byte that is not part of valid UTF-8 written as \xHH and control
+ * characters kept: for multi-line text (command output) that JSON will escape, but that jansson
+ * refuses to encode at all when it is not UTF-8. */
+void vs_buf_add_utf8(struct vs_buf *b, const char *s, size_t len);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 
