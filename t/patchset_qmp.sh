@@ -17,6 +17,7 @@ cp base.qcow2 patched.qcow2
 qemu-io -f qcow2 -c "write -P 0xbb 1M 128k" -c "write -P 0xbc 6M 64k" patched.qcow2 >/dev/null
 "$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; ok $? "a patch set is made"
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm2.qcow2 # a second disk on the same base
 start_vm() {
   qemu-system-x86_64 -machine pc,accel=tcg -m 64 -nodefaults -display none \
     -qmp "unix:$work/qmp.sock,server=on,wait=off" \
@@ -24,7 +25,10 @@ start_vm() {
     -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
     -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2,discard=unmap" \
     -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt,discard=unmap,detect-zeroes=unmap,cache.no-flush=on \
-    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on >qemu.log 2>&1 &
+    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on \
+    -blockdev "driver=file,node-name=vm2-file,filename=$work/vm2.qcow2" \
+    -blockdev driver=qcow2,node-name=vm2-fmt,file=vm2-file,backing=base-fmt \
+    -device virtio-blk-pci,drive=vm2-fmt,id=disk1 >qemu.log 2>&1 &
   qpid=$!
   for _ in $(seq 1 50); do [ -S qmp.sock ] && break; sleep 0.1; done
 }
@@ -43,6 +47,8 @@ is "$(vm_read 0xbb 1088k 64k)" "Pattern verification failed at offset 1114112, 6
   "before apply the set's clusters read as the base (the check can fail)"
 is "$("$QMP" qmp.sock query-status | jq -r .status)" running "the VM runs"
 "$VMSCOPE" patchset apply --qmp "$work/qmp.sock" --device nosuch set.qcow2 >/dev/null 2>bad.err; is $? 1 "a node that does not exist is refused"
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" set.qcow2 >/dev/null 2>two.err; is $? 1 "with two disks on the set's base and none named, apply refuses to guess"
+grep -qE 'nodes (vm-fmt, vm2-fmt|vm2-fmt, vm-fmt)\): name one with --device' two.err; ok $? "and names both ($(cat two.err))"
 is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name] | map(select(startswith("vs-patch"))) | length')" 0 "and nothing was added to the VM's block graph"
 # The guest's agent, for the flush: the real qemu-ga (here it runs on the test machine).
 if command -v qemu-ga >/dev/null; then
@@ -72,8 +78,20 @@ is "$("$QMP" qmp.sock query-named-block-nodes '{"flat":true}' | jq -c '.[] | sel
 hmp 'qemu-io vm-fmt "discard 3M 64k"' >/dev/null
 is "$(vm_read 0 3M 64k)" ok "and its discard mode (unmap): a cluster the guest discards reads as zeros"
 is "$(qemu-img info -U --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "the overlay's header names the set, so a restart keeps it"
+# The other disk on the same base gets its own layer node: now the only candidate, it is found.
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" set.qcow2 >apply2.json 2>apply2.err
+ok $? "apply with no disk named patches the other disk on the base ($(cat apply2.err))"
+is "$(jq -r .node apply2.json)" vm2-fmt "(the second disk's node)"
+is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name | select(startswith("vs-patch"))] | length')" 2 \
+  "each disk has its own layer node"
+hmp 'qemu-io vm2-fmt "read -P 0xbb 1088k 64k"' | grep -q 'Pattern verification failed'
+is $? 1 "and the second disk reads the patched data too"
+"$VMSCOPE" patchset apply --qmp "$work/qmp.sock" set.qcow2 >/dev/null 2>again.err; is $? 1 "once both run on the set, apply has nothing to do"
+grep -q 'runs on the set .* already' again.err; ok $? "and says so ($(cat again.err))"
 kill "$qpid"; wait "$qpid" 2>/dev/null; qpid=
-qemu-img check -q vm.qcow2 && qemu-img check -q set.qcow2 && qemu-img check -q base.qcow2; ok $? "every image passes qemu-img check"
+qemu-img check -q vm.qcow2 && qemu-img check -q vm2.qcow2 && qemu-img check -q set.qcow2 && qemu-img check -q base.qcow2
+ok $? "every image passes qemu-img check"
 qemu-io -r -f qcow2 -c "read -P 0xbb 1088k 64k" -c "read -P 0xcc 1M 64k" vm.qcow2 | grep -q 'Pattern verification failed'
 is $? 1 "and the stopped disk reads the same"
+is "$(qemu-img info -U --output=json vm2.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "as does the second disk's header"
 done_testing

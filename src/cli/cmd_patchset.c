@@ -16,7 +16,7 @@ static void usage(FILE *out) {
   fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [OPTIONS]\n"
         "       vmscope patchset apply (--image TOP | [--connect URI] [--method M] DOMAIN) "
         "SET.qcow2\n"
-        "       vmscope patchset apply --qmp PATH --device NODE SET.qcow2\n"
+        "       vmscope patchset apply --qmp PATH [--device NODE] SET.qcow2\n"
         "       vmscope patchset status (--image TOP | [--connect URI] DOMAIN)\n"
         "\n"
         "Compare BASE and PATCHED (raw or qcow2 disk images of one size) cluster by cluster\n"
@@ -30,10 +30,12 @@ static void usage(FILE *out) {
         "the set's clusters the images above already hold (the guest keeps its own data\n"
         "there). It refuses a chain not based on the base, one that has the set already, and\n"
         "images another process holds open. With --qmp, the VM runs: the set is added as a node\n"
-        "on the base node and NODE (the format node of the image on the base) is reopened onto\n"
-        "it, its header re-pointed; any failure puts the chain back. A running libvirt DOMAIN\n"
-        "is done the same way through libvirt's monitor pass-through (the node found by the\n"
-        "set's base unless --device names it), or, with --method copy, by libvirt's own\n"
+        "on the base node and NODE (the format node of the image on the base; without\n"
+        "--device, the one disk node that sits on the set's base: with two or more, apply\n"
+        "names them and stops) is reopened onto it, its header re-pointed; any failure puts\n"
+        "the chain back. Each disk gets its own layer node. A running libvirt DOMAIN is done\n"
+        "the same way through libvirt's monitor pass-through (the node found the same way\n"
+        "unless --device names it), or, with --method copy, by libvirt's own\n"
         "shallow block copy: the disk whose top image sits on the base gets a new empty top\n"
         "image on SET (TOP.SETNAME.qcow2 beside the old one), the copy moves what the guest\n"
         "wrote onto it and the disk pivots to it; a failure cancels the job.\n"
@@ -50,7 +52,8 @@ static void usage(FILE *out) {
         "  -c, --connect URI       apply/status: libvirt URI for DOMAIN\n"
         "      --backing-dir DIR   status: a directory backing files may lie in (repeatable)\n"
         "      --qmp PATH          apply: QEMU's QMP socket of a running VM\n"
-        "      --device NODE       apply: with --qmp, the format node that sits on the base\n"
+        "      --device NODE       apply to a running VM: the format node that sits on the\n"
+        "                          base (needed when more than one disk does)\n"
         "      --method M          apply to a running libvirt DOMAIN: reopen (default; QMP\n"
         "                          blockdev-reopen through the monitor pass-through) or copy\n"
         "                          (libvirt block copy and pivot)\n"
@@ -128,8 +131,8 @@ static int apply_or_status(int argc, char **argv) {
     }
   }
   if (apply && qmp) { /* a running VM, through QEMU's monitor */
-    if (!device || argc - optind != 1) {
-      fprintf(stderr, PROG ": apply --qmp PATH --device NODE SET.qcow2\n");
+    if (argc - optind != 1) {
+      fprintf(stderr, PROG ": apply --qmp PATH [--device NODE] SET.qcow2\n");
       return VS_EXIT_USAGE;
     }
     struct vs_err err = {0};

@@ -731,19 +731,13 @@ static bool node_in_use(json_t *graph, json_int_t id) {
   return false;
 }
 
-/* The format node whose backing node is LAYER (a disk already running on the set). */
-static char *node_on_layer(json_t *graph, const char *layer) {
-  size_t i;
-  json_t *n;
-  json_array_foreach(json_object_get(graph, "nodes"), i, n) {
-    const char *name = json_string_value(json_object_get(n, "name"));
-    if (!name || !*name) continue;
-    char *backing = child_of(graph, name, "backing");
-    bool match = backing && strcmp(backing, layer) == 0;
-    free(backing);
-    if (match) return vs_xstrdup(name);
-  }
-  return NULL;
+/* The layer node of set WANT (a base identity) under disk node NODE. One per disk, so that two
+ * disks of a VM on the same base each get the set; QEMU's node names stay under 32 bytes. */
+static void layer_name(const char *want, const char *node, char out[static 32]) {
+  uint32_t h = 2166136261u; /* FNV-1a of the disk's node name */
+  for (const unsigned char *p = (const unsigned char *)node; *p; p++)
+    h = (h ^ *p) * 16777619u;
+  snprintf(out, 32, "vs-patch-%.12s-%08x", want, h);
 }
 
 /* Whether the image header of NODE (its file OVER_FILE) names SET_REAL as its backing file,
@@ -770,30 +764,64 @@ static bool header_names(json_t *nodes, const char *node, const char *over_file,
   return false;
 }
 
-/* The format node whose backing node's file has identity WANT (a layer of ours excepted: it
- * sits on the base too). */
-static char *node_on_base(json_t *graph, json_t *nodes, const char *want) {
-  size_t i;
+/* The disk node to apply set WANT to when none is named: the one format node that sits on the
+ * set's base, or on the set's layer without its header naming the set yet (an apply that was
+ * stopped). More than one is ambiguous: ERR names them. With none, ERR says whether the set is
+ * applied everywhere already. */
+static char *pick_node(json_t *graph, json_t *nodes, const char *want, const char *set_real,
+                       const char *what, struct vs_err *err) {
+  char prefix[32];
+  snprintf(prefix, sizeof(prefix), "vs-patch-%.12s-", want);
+  struct vs_buf names = {0};
+  char *found = NULL;
+  size_t n_found = 0, n_done = 0, i;
   json_t *n;
   json_array_foreach(json_object_get(graph, "nodes"), i, n) {
     const char *name = json_string_value(json_object_get(n, "name"));
     if (!name || !*name || strncmp(name, "vs-patch-", 9) == 0) continue;
     char *backing = child_of(graph, name, "backing");
-    char *bfile_node = backing ? child_of(graph, backing, "file") : NULL;
-    char *bfile = bfile_node ? filename_of(nodes, bfile_node) : NULL;
     bool match = false;
-    if (bfile) {
-      struct vs_image *img = vs_image_open(bfile, NULL, NULL);
-      char id[65] = {0};
-      match = img && vs_image_identity(img, id, NULL) == 0 && strcmp(id, want) == 0;
-      vs_image_close(img);
+    if (backing && strncmp(backing, prefix, strlen(prefix)) == 0) {
+      char *file_node = child_of(graph, name, "file");
+      char *file = file_node ? filename_of(nodes, file_node) : NULL;
+      bool done = file && header_names(nodes, name, file, set_real);
+      n_done += done;
+      match = !done;
+      free(file_node);
+      free(file);
+    } else if (backing) {
+      char *bfile_node = child_of(graph, backing, "file");
+      char *bfile = bfile_node ? filename_of(nodes, bfile_node) : NULL;
+      if (bfile) {
+        struct vs_image *img = vs_image_open(bfile, NULL, NULL);
+        char id[65] = {0};
+        match = img && vs_image_identity(img, id, NULL) == 0 && strcmp(id, want) == 0;
+        vs_image_close(img);
+      }
+      free(bfile_node);
+      free(bfile);
     }
     free(backing);
-    free(bfile_node);
-    free(bfile);
-    if (match) return vs_xstrdup(name);
+    if (!match) continue;
+    vs_buf_addf(&names, "%s%s", n_found ? ", " : "", name);
+    if (n_found++ == 0) found = vs_xstrdup(name);
   }
-  return NULL;
+  if (n_found > 1) {
+    vs_err_set(err, EINVAL,
+               "%s: %zu disks sit on the set's base (nodes %s): name one with --device", what,
+               n_found, names.data);
+    free(found);
+    found = NULL;
+  } else if (n_found == 0 && n_done > 0) {
+    vs_err_set(err, EEXIST,
+               "%s: every disk on the set's base runs on the set %s already: nothing to do", what,
+               set_real);
+  } else if (n_found == 0) {
+    vs_err_set(err, ENOENT, "%s: no disk of the VM sits on the set's base (identity %.16s...)",
+               what, want);
+  }
+  vs_buf_free(&names);
+  return found;
 }
 
 static int apply_live(struct monitor *mon, const char *node_arg, const char *set, json_t **report,
@@ -850,7 +878,7 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   const char *want = json_string_value(json_object_get(json_object_get(m, "base"), "identity"));
   int rc = -1;
   char *set_real = realpath(set, NULL), *file_node = NULL, *base_node = NULL;
-  char *over_file = NULL, *base_file = NULL, layer_node[40];
+  char *over_file = NULL, *base_file = NULL, layer_node[32];
   json_t *graph = NULL, *nodes = NULL;
   struct vs_image *base_img = NULL, *layer = NULL, *over = NULL;
   bool added = false;
@@ -864,14 +892,9 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
            mon->exec(mon->ctx, "query-named-block-nodes", flat, &nodes, err) < 0;
   json_decref(flat);
   if (qr) goto out;
-  snprintf(layer_node, sizeof(layer_node), "vs-patch-%.12s", want);
-  node = node_arg ? vs_xstrdup(node_arg) : node_on_layer(graph, layer_node);
-  if (!node) node = node_on_base(graph, nodes, want);
-  if (!node) {
-    vs_err_set(err, ENOENT, "%s: no disk of the VM sits on the set's base (identity %.16s...)",
-               mon->what, want);
-    goto out;
-  }
+  node = node_arg ? vs_xstrdup(node_arg) : pick_node(graph, nodes, want, set_real, mon->what, err);
+  if (!node) goto out;
+  layer_name(want, node, layer_node);
   file_node = child_of(graph, node, "file");
   base_node = child_of(graph, node, "backing");
   /* Already running on the set: an apply done, or one stopped after its reopen (the chain
