@@ -16,27 +16,17 @@ pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/img"
 bash "$top/scripts/tree-to-image.sh" "$base" "$work/img/base.qcow2" gpt
+VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
 {
   echo "<node>"
   for i in $(seq -w 1 "$n"); do
     qemu-img create -q -f qcow2 -b "$work/img/base.qcow2" -F qcow2 "$work/img/vm-$i.qcow2"
-    cat <<XML
- <domain type='test'><name>vm-$i</name><uuid>00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")</uuid>
-  <memory unit='MiB'>512</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
-  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-   <source file='$work/img/vm-$i.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
- </domain>
-XML
+    vs_test_domain "vm-$i" "00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")" "$work/img/vm-$i.qcow2"
   done
   echo "</node>"
 } >"$work/node.xml"
-VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
 plugindir=$(VS_BUILDDIR=$build vs_plugin_dir "$work")
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
   Connection "test://$work/node.xml"

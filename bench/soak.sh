@@ -34,6 +34,7 @@ mke2fs -q -F -t ext4 -U 8a3c6f2e-1b7d-4a59-9c0e-3f2d5b6a7c81 -E hash_seed=1b2c3d
 qemu-img convert -O qcow2 "$work/edits/base.raw" "$work/img/base.qcow2"
 echo "soak: building $n guests ($settings sysctl keys each) as thin overlays..." >&2
 sed 's/^vm.soak.k00007 = .*/vm.soak.k00007 = 4242/' "$work/sysctl.conf" >"$work/edits/odd.conf"
+VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
 {
   echo "<node>"
   for i in $(seq -w 1 "$n"); do
@@ -46,24 +47,13 @@ sed 's/^vm.soak.k00007 = .*/vm.soak.k00007 = 4242/' "$work/sysctl.conf" >"$work/
     } >"$work/edits/cmds"
     debugfs -w -f "$work/edits/cmds" "$raw" >/dev/null 2>&1
     "$vmscope" patchset make --base "$work/img/base.qcow2" --patched "$raw" -o "$work/img/$name.qcow2" >/dev/null
-    cat <<XML
- <domain type='test'><name>$name</name><uuid>00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")</uuid>
-  <memory unit='MiB'>512</memory><vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>
-  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-   <source file='$work/img/$name.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
- </domain>
-XML
+    vs_test_domain "$name" "00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")" "$work/img/$name.qcow2"
   done
   echo "</node>"
 } >"$work/node.xml"
 rm -f "$work/edits/vm.raw" "$work/edits/base.raw"
-VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
 plugindir=$(VS_BUILDDIR=$build vs_plugin_dir "$work")
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
   Connection "test://$work/node.xml"

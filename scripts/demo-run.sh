@@ -81,18 +81,8 @@ echo
   for g in $guests; do
     k=$((k + 1))
     case $g in db-*) vcpu=4 mem=8192 ;; *) vcpu=2 mem=2048 ;; esac
-    cat <<XML
- <domain type='test'>
-  <name>$g</name><uuid>5e1d0000-0000-4000-8000-0000000000$(printf '%02d' $k)</uuid>
-  <memory unit='MiB'>$mem</memory><vcpu>$vcpu</vcpu>
-  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
-  <devices>
-   <disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/>
-    <source file='$images/$g.qcow2'/><target dev='vda' bus='virtio'/></disk>
-   <interface type='network'><source network='default'/><model type='virtio'/></interface>
-  </devices>
- </domain>
-XML
+    vs_test_domain "$g" "5e1d0000-0000-4000-8000-0000000000$(printf '%02d' $k)" "$images/$g.qcow2" \
+      $vcpu $mem "<interface type='network'><source network='default'/><model type='virtio'/></interface>"
   done
   echo "</node>"
 } >"$demo/node.xml"

@@ -58,18 +58,7 @@ pids+=($!)
     k=$((k + 1))
     # every domain declares an agent channel; only web-03's has an agent behind it
     channel="<channel type='unix'><source mode='bind' path='$work/agent/$n.sock'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
-    cat <<XML
- <domain type='test'>
-  <name>$n</name><uuid>00000000-0000-4000-8000-0000000000$(printf '%02d' $k)</uuid>
-  <memory unit='MiB'>512</memory><vcpu>2</vcpu>
-  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
-  <devices>
-   <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-    <source file='$work/images/$n.qcow2'/><target dev='vda' bus='virtio'/></disk>
-   $channel
-  </devices>
- </domain>
-XML
+    vs_test_domain "$n" "00000000-0000-4000-8000-0000000000$(printf '%02d' $k)" "$work/images/$n.qcow2" 2 512 "$channel"
   done
   echo "</node>"
 } >"$work/node.xml"
@@ -123,10 +112,6 @@ bad_rule "a rule without actions" 'has no Action' 'Type "x"'
 bad_rule "a RateLimit past an int (found by fuzz_config_action)" 'RateLimit takes a count and seconds, whole numbers' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'RateLimit 99999999999 60'
 bad_rule "an unknown severity" 'is none of failure, warning, okay' 'Severity "urgent"' 'Action "webhook" "http://127.0.0.1:1/"'
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin exec
 <Plugin exec>
   NotificationExec "nobody" "$work/notify.sh"
@@ -284,10 +269,6 @@ cat >"$work/node2.xml" <<XML
 </node>
 XML
 { vs_collectd_conf "$work" "$plugindir" "$work/flood.log"; cat <<CONF; } >"$work/flood.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin unixsock
 <Plugin unixsock>
   SocketFile "$work/collectd.sock"

@@ -3,6 +3,7 @@
 # lintian finds no error, apt installs it, and the stock collectd (its own plugin directory,
 # no PluginDir) loads the three installed plugins and runs them. The package is removed again.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
+. "$VS_SRCDIR/t/lib/collectd.sh"
 if [ "${VS_SANITIZED:-}" = 1 ] || [ "${VS_VALGRIND:-}" = 1 ]; then
   skip 1 "the plain suite builds, installs and checks the package"
   done_testing
@@ -60,21 +61,7 @@ man -w collectd-vmscope >/dev/null 2>&1; ok $? "man collectd-vmscope finds the i
 mkdir -p "$work/tree/etc/ssh"
 printf 'ID=debian\nVERSION_ID="12"\n' >"$work/tree/etc/os-release"
 printf 'Port 22\n' >"$work/tree/etc/ssh/sshd_config"
-cat >"$work/collectd.conf" <<CONF
-Hostname "debtest"
-FQDNLookup false
-Interval 1
-BaseDir "$work"
-PIDFile "$work/collectd.pid"
-LoadPlugin logfile
-<Plugin logfile>
-  File "$work/collectd.log"
-  LogLevel info
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
+{ vs_collectd_conf "$work" ""; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
   Tree "guest" "$work/tree"
@@ -98,7 +85,7 @@ CONF
 ok $? "collectd -t accepts a configuration that loads the three plugins from its own directory"
 /usr/sbin/collectd -f -C "$work/collectd.conf" >"$work/collectd.out" 2>&1 &
 pids+=($!)
-snapshotted() { ls "$work"/csv/debtest/vmscope_snapshot-guest/count-settings-* >/dev/null 2>&1; }
+snapshotted() { ls "$work"/csv/vstest/vmscope_snapshot-guest/count-settings-* >/dev/null 2>&1; }
 wait_for 30 snapshotted
 ok $? "the stock collectd runs the installed vmscope_snapshot: count-settings of the tree"
 for p in vmscope_snapshot vmscope_drift vmscope_action; do

@@ -83,13 +83,7 @@ is "$(jq '.[0].skipped | length' "$work/gfs.json")" 0 "nothing was skipped pulli
 if [ "${VS_SANITIZED:-}" = 1 ]; then
   skip 2 "the ASan runtime preloaded into collectd would be inherited by the appliance's qemu"
 else
-  cat >"$work/node.xml" <<XML
-<node><domain type='test'><name>deb-1</name><uuid>00000000-0000-4000-8000-00000000d001</uuid>
- <memory unit='MiB'>512</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>
- <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-  <source file='$work/disk.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
-</domain></node>
-XML
+  { echo "<node>" && vs_test_domain deb-1 00000000-0000-4000-8000-00000000d001 "$work/disk.qcow2" 1 && echo "</node>"; } >"$work/node.xml"
   plugindir=$(vs_plugin_dir "$work")
   { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin vmscope_snapshot

@@ -20,12 +20,7 @@ mk "$work/tree/etc/os-release" 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID
 mk "$work/tree/etc/ssh/sshd_config" 'Port 22\nUsePAM yes\n'
 mk "$work/tree/etc/hostname" 'g1\n'
 bash "$VS_SRCDIR/scripts/tree-to-image.sh" "$work/tree" "$work/g1.qcow2" gpt >/dev/null 2>&1 || bail "cannot make a guest image"
-cat >"$work/node.xml" <<XML
-<node><domain type='test'><name>g1</name><uuid>5e1d0000-0000-4000-8000-0000000000f1</uuid>
-<memory unit='MiB'>512</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>
-<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-<source file='$work/g1.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain></node>
-XML
+{ echo "<node>" && vs_test_domain g1 5e1d0000-0000-4000-8000-0000000000f1 "$work/g1.qcow2" 1 && echo "</node>"; } >"$work/node.xml"
 
 # ---- SIGTERM while inside libguestfs
 if [ "${VS_SANITIZED:-}" = 1 ]; then

@@ -47,18 +47,8 @@ cp "$work/images/web-05.qcow2" "$work/images/web-05-good.qcow2"
   k=0
   for n in "${names[@]}"; do
     k=$((k + 1))
-    cat <<XML
- <domain type='test'>
-  <name>$n</name><uuid>00000000-0000-4000-8000-0000000000$(printf '%02d' $k)</uuid>
-  <memory unit='MiB'>512</memory><vcpu>2</vcpu>
-  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
-  <devices>
-   <disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/>
-    <source file='$work/images/$n.qcow2'/><target dev='vda' bus='virtio'/></disk>
-   <interface type='network'><source network='default'/><model type='virtio'/></interface>
-  </devices>
- </domain>
-XML
+    vs_test_domain "$n" "00000000-0000-4000-8000-0000000000$(printf '%02d' $k)" "$work/images/$n.qcow2" 2 512 \
+      "<interface type='network'><source network='default'/><model type='virtio'/></interface>"
   done
   echo "</node>"
 } >"$work/node.xml"
@@ -76,10 +66,6 @@ ok $? "make install into a staging root"
 [ -f "$plugindir/vmscope_drift.so" ] && [ -f "$plugindir/vmscope_snapshot.so" ]
 ok $? "both plugins are installed"
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin exec
 <Plugin exec>
   NotificationExec "nobody" "$work/notify.sh"

@@ -19,10 +19,6 @@ for i in 1 2 3 4 5; do
 done
 plugindir=$(vs_plugin_dir "$work")
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
 $trees

@@ -28,10 +28,6 @@ plugindir=$(dirname "$so")
 cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so "$plugindir/"
 write_conf() { # FILE EXTRA-PLUGIN-LINES
   { vs_collectd_conf "$work" "$plugindir" "$1.log"; cat <<CONF; } >"$1"
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$work/csv"
-</Plugin>
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
 $2

@@ -4,7 +4,13 @@
 #                          global, and LoadPlugin refuses a plugin reached through a symlink)
 #   vs_collectd_conf WORK PLUGINDIR [LOG]
 #                          the global part of a collectd.conf: host "vstest", Interval 1, a
-#                          logfile (LOG, default WORK/collectd.log) at level info
+#                          logfile (LOG, default WORK/collectd.log) at level info, and the csv
+#                          writer into WORK/csv/vstest/...; an empty PLUGINDIR keeps collectd's
+#                          own (an installed package's plugins)
+#   vs_test_domain NAME UUID DISK [VCPUS [MIB [DEVICES]]]
+#                          a <domain type='test'> for the node XML of libvirt's test driver:
+#                          its qcow2 DISK as vda (virtio, cache none), 2 vCPUs and 512 MiB
+#                          unless given, DEVICES (XML) added to its devices
 #   vs_collectd_env        sets VS_COLLECTD_ENV, the command prefix that runs collectd with an
 #                          ASan-built plugin (the runtime preloaded; libtirpc too, because
 #                          ASan's xdr_* interceptors resolve the real functions at start-up and
@@ -25,14 +31,32 @@ FQDNLookup false
 Interval 1
 BaseDir "$1"
 PIDFile "$1/collectd.pid"
-PluginDir "$2"
+${2:+PluginDir \"$2\"}
 TypesDB "/usr/share/collectd/types.db"
 LoadPlugin logfile
 <Plugin logfile>
   File "${3:-$1/collectd.log}"
   LogLevel info
 </Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$1/csv"
+</Plugin>
 CONF
+}
+vs_test_domain() { # NAME UUID DISK [VCPUS [MIB [DEVICES]]]
+  cat <<XML
+ <domain type='test'>
+  <name>$1</name><uuid>$2</uuid>
+  <memory unit='MiB'>${5:-512}</memory><vcpu>${4:-2}</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os>
+  <devices>
+   <disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/>
+    <source file='$3'/><target dev='vda' bus='virtio'/></disk>
+   ${6:-}
+  </devices>
+ </domain>
+XML
 }
 vs_collectd_env() {
   VS_COLLECTD_ENV=()
