@@ -29,29 +29,25 @@ awk -v n="$settings" 'BEGIN { for (i = 0; i < n; i++) printf "vm.soak.k%05d = %d
 mk "$tree/etc/sysctl.d/50-soak.conf" ""
 cp "$work/sysctl.conf" "$tree/etc/sysctl.d/50-soak.conf"
 mkdir -p "$work/img" "$work/edits"
-mke2fs -q -F -t ext4 -U 8a3c6f2e-1b7d-4a59-9c0e-3f2d5b6a7c81 -E hash_seed=1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9 \
-  -d "$tree" "$work/edits/base.raw" 16M
-qemu-img convert -O qcow2 "$work/edits/base.raw" "$work/img/base.qcow2"
+VMSCOPE=$vmscope
+. "$top/scripts/guest-images.sh"
+vs_base_image "$tree" "$work/edits/base.raw" "$work/img/base.qcow2" 16
 echo "soak: building $n guests ($settings sysctl keys each) as thin overlays..." >&2
 sed 's/^vm.soak.k00007 = .*/vm.soak.k00007 = 4242/' "$work/sysctl.conf" >"$work/edits/odd.conf"
 VS_BUILDDIR=$build . "$top/t/lib/collectd.sh"
 {
   echo "<node>"
   for i in $(seq -w 1 "$n"); do
-    name=vm-$i raw=$work/edits/vm.raw
-    cp --sparse=always "$work/edits/base.raw" "$raw"
+    name=vm-$i
     printf '%s\n' "$name" >"$work/edits/hostname"
-    {
-      printf 'cd /etc\nwrite %s hostname\n' "$work/edits/hostname"
-      if [ $((10#$i % 100)) = 0 ]; then printf 'cd /etc/sysctl.d\nrm 50-soak.conf\nwrite %s 50-soak.conf\n' "$work/edits/odd.conf"; fi
-    } >"$work/edits/cmds"
-    debugfs -w -f "$work/edits/cmds" "$raw" >/dev/null 2>&1
-    "$vmscope" patchset make --base "$work/img/base.qcow2" --patched "$raw" -o "$work/img/$name.qcow2" >/dev/null
+    set -- /etc/hostname "$work/edits/hostname"
+    [ $((10#$i % 100)) != 0 ] || set -- "$@" /etc/sysctl.d/50-soak.conf "$work/edits/odd.conf"
+    vs_guest_image "$work/edits/base.raw" "$work/img/base.qcow2" "$work/img/$name.qcow2" "$@"
     vs_test_domain "$name" "00000000-0000-4000-8000-0000000$(printf '%05d' "$((10#$i))")" "$work/img/$name.qcow2"
   done
   echo "</node>"
 } >"$work/node.xml"
-rm -f "$work/edits/vm.raw" "$work/edits/base.raw"
+rm -f "$work/edits/base.raw"
 plugindir=$(VS_BUILDDIR=$build vs_plugin_dir "$work")
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin vmscope_snapshot

@@ -18,33 +18,22 @@ vmscope=$builddir/vmscope
 interval=${VS_DEMO_INTERVAL:-6}
 VS_BUILDDIR=$builddir
 . "$top/t/lib/collectd.sh"
+VMSCOPE=$vmscope
+. "$top/scripts/guest-images.sh"
 
 rm -rf "$demo/images" "$demo/edits" "$demo/pool" "$demo/dest"
 mkdir -p "$demo/images" "$demo/edits"
 images=$demo/images
 
-# The base image: TREE's ext4 file system filling the disk, made reproducibly (fixed UUID, hash
-# seed and time) so that every clone starts from the same blocks.
+# The base image: TREE's ext4 file system filling the disk.
 size=$(($(du -sm "$tree" | cut -f1) * 13 / 10 + 64))
-E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -L root \
-  -U 8a3c6f2e-1b7d-4a59-9c0e-3f2d5b6a7c81 -E hash_seed=1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9 \
-  -d "$tree" "$demo/edits/base.raw" "${size}M"
-qemu-img convert -O qcow2 "$demo/edits/base.raw" "$images/base.qcow2"
+vs_base_image "$tree" "$demo/edits/base.raw" "$images/base.qcow2" "$size"
 
 # guest NAME [FILE-IN-GUEST LOCAL-FILE]...: NAME's disk, the base with those files replaced.
 guest() {
-  local name=$1 raw=$demo/edits/$1.raw script=$demo/edits/$1.debugfs out=${VS_GUEST_OUT:-$images/$1.qcow2}
+  local name=$1
   shift
-  cp --sparse=always "$demo/edits/base.raw" "$raw"
-  : >"$script"
-  while [ $# -gt 0 ]; do
-    printf 'cd %s\nrm %s\nwrite %s %s\n' "$(dirname "$1")" "$(basename "$1")" "$2" "$(basename "$1")" >>"$script"
-    shift 2
-  done
-  debugfs -w -f "$script" "$raw" >"$script.log" 2>&1
-  rm -f "$out" "$out.json"
-  "$vmscope" patchset make --base "$images/base.qcow2" --patched "$raw" -o "$out" >/dev/null
-  rm -f "$raw" "$out.json"
+  vs_guest_image "$demo/edits/base.raw" "$images/base.qcow2" "${VS_GUEST_OUT:-$images/$name.qcow2}" "$@"
 }
 e=$demo/edits
 sshd=$tree/etc/ssh/sshd_config
