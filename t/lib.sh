@@ -64,6 +64,27 @@ tmpdir() { mktemp -d "${TMPDIR:-/tmp}/vstest-XXXXXX"; }
 # server (nbd-server-start + block-export-add), vs_nbd_read SOCKET EXPORT PATTERN OFFSET LENGTH
 # prints "ok" when qemu-io reads PATTERN there, else the first line qemu-io printed. (HMP's
 # qemu-io prints its findings on QEMU's stdout, not in the monitor's reply.)
+# vs_qemu_vm WORK VM-FILE-OPTS VM-FMT-OPTS [QEMU-ARGS...]: a running VM with no guest OS (TCG,
+# 64 MiB): WORK/vm.qcow2 as node vm-fmt (device disk0, share-rw so that HMP's qemu-io can write
+# beside it as the guest would) on WORK/base.qcow2 as node base-fmt, each node with the options
+# given (",opt=value..."), and QEMU-ARGS; QMP at WORK/qmp.sock; its own NBD server at
+# WORK/nbd.sock exporting vm-fmt as "disk". Sets VS_QEMU_PID; QEMU's output in WORK/qemu.log.
+vs_qemu_vm() {
+  local work=$1 file_opts=$2 fmt_opts=$3 qmp=$VS_BUILDDIR/t/qmp_cmd
+  shift 3
+  rm -f "$work/qmp.sock" "$work/nbd.sock"
+  qemu-system-x86_64 -machine pc,accel=tcg -m 64 -nodefaults -display none \
+    -qmp "unix:$work/qmp.sock,server=on,wait=off" \
+    -blockdev "driver=file,node-name=base-file,filename=$work/base.qcow2,read-only=on" \
+    -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
+    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2$file_opts" \
+    -blockdev "driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt$fmt_opts" \
+    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on "$@" >"$work/qemu.log" 2>&1 &
+  VS_QEMU_PID=$!
+  wait_for 5 test -S "$work/qmp.sock" || return 1
+  "$qmp" "$work/qmp.sock" nbd-server-start "$(jq -cn --arg p "$work/nbd.sock" '{addr: {type: "unix", data: {path: $p}}}')" >/dev/null &&
+    "$qmp" "$work/qmp.sock" block-export-add '{"type":"nbd","id":"disk","node-name":"vm-fmt","name":"disk"}' >/dev/null
+}
 vs_nbd_read() {
   local out
   out=$(qemu-io -r -f raw "nbd+unix:///$2?socket=$1" -c "read -P $3 $4 $5" 2>&1)

@@ -18,18 +18,8 @@ cp base.qcow2 patched.qcow2
 qemu-io -f qcow2 -c "write -P 0xbb 6M 128k" patched.qcow2 >/dev/null
 "$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2 || bail "no patch set"
 start_vm() {
-  rm -f qmp.sock nbd.sock
-  qemu-system-x86_64 -machine pc,accel=tcg -m 64 -nodefaults -display none \
-    -qmp "unix:$work/qmp.sock,server=on,wait=off" \
-    -blockdev "driver=file,node-name=base-file,filename=$work/base.qcow2,read-only=on" \
-    -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
-    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2" \
-    -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt \
-    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on >qemu.log 2>&1 &
-  qpid=$!
-  for _ in $(seq 1 50); do [ -S qmp.sock ] && break; sleep 0.1; done
-  "$QMP" qmp.sock nbd-server-start "$(jq -cn --arg p "$work/nbd.sock" '{addr: {type: "unix", data: {path: $p}}}')" >/dev/null &&
-    "$QMP" qmp.sock block-export-add '{"type":"nbd","id":"disk","node-name":"vm-fmt","name":"disk"}' >/dev/null
+  vs_qemu_vm "$work" "" ""
+  qpid=$VS_QEMU_PID
 }
 hmp() { "$QMP" qmp.sock human-monitor-command "$(jq -cn --arg c "$1" '{"command-line": $c}')"; }
 vm_read() { vs_nbd_read "$work/nbd.sock" disk "$@"; }

@@ -18,26 +18,14 @@ qemu-io -f qcow2 -c "write -P 0xbb 1M 128k" -c "write -P 0xbc 6M 64k" patched.qc
 "$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; ok $? "a patch set is made"
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm.qcow2
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm2.qcow2 # a second disk on the same base
-start_vm() {
-  qemu-system-x86_64 -machine pc,accel=tcg -m 64 -nodefaults -display none \
-    -qmp "unix:$work/qmp.sock,server=on,wait=off" \
-    -blockdev "driver=file,node-name=base-file,filename=$work/base.qcow2,read-only=on" \
-    -blockdev driver=qcow2,node-name=base-fmt,file=base-file,read-only=on \
-    -blockdev "driver=file,node-name=vm-file,filename=$work/vm.qcow2,discard=unmap" \
-    -blockdev driver=qcow2,node-name=vm-fmt,file=vm-file,backing=base-fmt,discard=unmap,detect-zeroes=unmap,cache.no-flush=on \
-    -device virtio-blk-pci,drive=vm-fmt,id=disk0,share-rw=on \
-    -blockdev "driver=file,node-name=vm2-file,filename=$work/vm2.qcow2" \
-    -blockdev driver=qcow2,node-name=vm2-fmt,file=vm2-file,backing=base-fmt \
-    -device virtio-blk-pci,drive=vm2-fmt,id=disk1 >qemu.log 2>&1 &
-  qpid=$!
-  for _ in $(seq 1 50); do [ -S qmp.sock ] && break; sleep 0.1; done
-}
-start_vm
+vs_qemu_vm "$work" ",discard=unmap" ",discard=unmap,detect-zeroes=unmap,cache.no-flush=on" \
+  -blockdev "driver=file,node-name=vm2-file,filename=$work/vm2.qcow2" \
+  -blockdev driver=qcow2,node-name=vm2-fmt,file=vm2-file,backing=base-fmt \
+  -device virtio-blk-pci,drive=vm2-fmt,id=disk1
+ok $? "the VM runs and exports its disk's node over NBD (its own server), for reading what the guest sees"
+qpid=$VS_QEMU_PID
 hmp() { "$QMP" qmp.sock human-monitor-command "$(jq -cn --arg c "$1" '{"command-line": $c}')"; }
-# What the guest reads: the VM's own NBD server exports its disk's node, read-only.
-"$QMP" qmp.sock nbd-server-start "$(jq -cn --arg p "$work/nbd.sock" '{addr: {type: "unix", data: {path: $p}}}')" >/dev/null
-"$QMP" qmp.sock block-export-add '{"type":"nbd","id":"disk","node-name":"vm-fmt","name":"disk"}' >/dev/null
-ok $? "the VM exports its disk's node over NBD, for reading what the guest sees"
+"$QMP" qmp.sock block-export-add '{"type":"nbd","id":"disk2","node-name":"vm2-fmt","name":"disk2"}' >/dev/null || bail "cannot export the second disk"
 vm_read() { vs_nbd_read "$work/nbd.sock" disk "$@"; }
 # (share-rw lets HMP's qemu-io write beside the guest's device, as the guest would)
 is "$(hmp 'qemu-io vm-fmt "write -P 0xcc 1M 64k"')" '""' "the running guest writes a cluster (HMP qemu-io)"
@@ -79,13 +67,13 @@ hmp 'qemu-io vm-fmt "discard 3M 64k"' >/dev/null
 is "$(vm_read 0 3M 64k)" ok "and its discard mode (unmap): a cluster the guest discards reads as zeros"
 is "$(qemu-img info -U --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set.qcow2 "the overlay's header names the set, so a restart keeps it"
 # The other disk on the same base gets its own layer node: now the only candidate, it is found.
+is "$(vs_nbd_read "$work/nbd.sock" disk2 0xaa 1088k 64k)" ok "the second disk still reads the base where the set changed"
 "$VMSCOPE" patchset apply --qmp "$work/qmp.sock" set.qcow2 >apply2.json 2>apply2.err
 ok $? "apply with no disk named patches the other disk on the base ($(cat apply2.err))"
 is "$(jq -r .node apply2.json)" vm2-fmt "(the second disk's node)"
 is "$("$QMP" qmp.sock x-debug-query-block-graph | jq -r '[.nodes[].name | select(startswith("vs-patch"))] | length')" 2 \
   "each disk has its own layer node"
-hmp 'qemu-io vm2-fmt "read -P 0xbb 1088k 64k"' | grep -q 'Pattern verification failed'
-is $? 1 "and the second disk reads the patched data too"
+is "$(vs_nbd_read "$work/nbd.sock" disk2 0xbb 1088k 64k)" ok "and the second disk reads the patched data too"
 "$VMSCOPE" patchset apply --qmp "$work/qmp.sock" set.qcow2 >/dev/null 2>again.err; is $? 1 "once both run on the set, apply has nothing to do"
 grep -q 'runs on the set .* already' again.err; ok $? "and says so ($(cat again.err))"
 kill "$qpid"; wait "$qpid" 2>/dev/null; qpid=
