@@ -19,12 +19,7 @@ fi
 work=$(tmpdir)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; dpkg -r collectd-vmscope >/dev/null 2>&1; rm -rf "$work"' EXIT
-mkdir "$work/src"
-if [ -d "$VS_SRCDIR/.git" ]; then
-  git -C "$VS_SRCDIR" ls-files -z | (cd "$VS_SRCDIR" && xargs -0 tar cf -) | tar xf - -C "$work/src"
-else # a distribution tarball's tree
-  (cd "$VS_SRCDIR" && tar cf - --exclude='./build*' --exclude='./_build' .) | tar xf - -C "$work/src"
-fi
+vs_copy_source "$work/src"
 (cd "$work/src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1
 rc=$?
 ok $rc "dpkg-buildpackage -us -uc -b builds the package"

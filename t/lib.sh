@@ -60,6 +60,16 @@ wait_for() { # SECONDS COMMAND...
   return 1
 }
 tmpdir() { mktemp -d "${TMPDIR:-/tmp}/vstest-XXXXXX"; }
+# vs_copy_source DEST: the project's source files into DEST (made), as a fresh clone has them:
+# the files git tracks, or, in a distribution tarball's tree, everything but build directories.
+vs_copy_source() {
+  mkdir -p "$1" || return 1
+  if [ -d "$VS_SRCDIR/.git" ]; then
+    git -C "$VS_SRCDIR" ls-files -z | (cd "$VS_SRCDIR" && xargs -0 tar cf -) | tar xf - -C "$1"
+  else
+    (cd "$VS_SRCDIR" && tar cf - --exclude='./build*' --exclude='./_build' .) | tar xf - -C "$1"
+  fi
+}
 # What a running VM's guest reads: with a disk node exported read-only by the VM's own NBD
 # server (nbd-server-start + block-export-add), vs_nbd_read SOCKET EXPORT PATTERN OFFSET LENGTH
 # prints "ok" when qemu-io reads PATTERN there, else the first line qemu-io printed. (HMP's
