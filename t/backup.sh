@@ -65,7 +65,9 @@ vs_collectd_env
 "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 60); do ls "$work"/pool/*/*.json >/dev/null 2>&1 && break; sleep 0.5; done
+# Kept aside: the pool's retention removes it once newer ones come (KeepSnapshots).
 plugdoc=$(ls "$work"/pool/*/*.json 2>/dev/null | head -n1)
+[ -n "$plugdoc" ] && cp "$plugdoc" "$work/plugdoc.json" && plugdoc=$work/plugdoc.json
 # libvirtd goes away and comes back: logged once each way, and the plugin reconnects.
 vs_libvirtd_restart "$work/libvirt" &
 restarter=$!
