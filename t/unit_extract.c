@@ -2,6 +2,7 @@
 #include "fixture.h"
 #include "tap.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,68 @@ static void make_tree(const char *root) {
   fx_write(root, "etc/exports", "/srv 10.0.0.0/8(ro,sync)\n");
 }
 
+/* Documents extracted at once in several threads, each with its own extractor (as
+ * vmscope_snapshot's workers do), must be the same as one extracted alone: every setting
+ * with its value. Augeas compiles a lens's regular expressions under the process-wide
+ * re_syntax_options, which it sets and puts back around each compile; two threads at it
+ * together compiled with each other's syntax, and a lens compiled wrong lost every setting of
+ * the files it parsed for that extractor's life (seen in CI as a VM whose sshd_config had no
+ * settings). */
+struct extract_job {
+  const char *root;
+  const struct vs_watch *watch;
+  const struct vs_feature *want;
+  int rounds, mismatches;
+  char first[256];
+};
+
+static void *extract_rounds(void *arg) {
+  struct extract_job *j = arg;
+  for (int r = 0; r < j->rounds; r++) {
+    struct vs_err err = {0};
+    struct vs_source *src = vs_source_open_dir(j->root, &err);
+    struct vs_extractor *x = vs_extractor_new(j->watch, &err);
+    struct vs_feature *doc = vs_feature_new();
+    bool same = src && x && vs_extract(x, src, doc, NULL, &err) == 0 &&
+                vs_feature_count(doc) == vs_feature_count(j->want);
+    size_t pos = 0;
+    const char *key, *value;
+    while (same && vs_feature_next(j->want, &pos, &key, &value)) {
+      const char *got = vs_feature_get(doc, key);
+      same = got && strcmp(got, value) == 0;
+      if (!same && !j->first[0])
+        snprintf(j->first, sizeof(j->first), "%s: %s, not %s", key, got ? got : "absent", value);
+    }
+    if (!same) j->mismatches++;
+    vs_feature_free(doc);
+    vs_extractor_free(x);
+    vs_source_free(src);
+    vs_err_clear(&err);
+  }
+  return NULL;
+}
+
+static void test_threads(const char *root, const struct vs_watch *watch,
+                         const struct vs_feature *want) {
+  enum { THREADS = 4, ROUNDS = 12 };
+  struct extract_job jobs[THREADS];
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    jobs[i] = (struct extract_job){root, watch, want, ROUNDS, 0, ""};
+    pthread_create(&t[i], NULL, extract_rounds, &jobs[i]);
+  }
+  int mismatches = 0;
+  const char *first = "";
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(t[i], NULL);
+    mismatches += jobs[i].mismatches;
+    if (!*first && jobs[i].first[0]) first = jobs[i].first;
+  }
+  ok(mismatches == 0,
+     "%d documents extracted in %d threads at once equal the one made alone (%d differ%s%s)",
+     THREADS * ROUNDS, THREADS, mismatches, *first ? "; first: " : "", first);
+}
+
 int main(void) {
   plan_no_plan();
   char *root = fx_tmpdir();
@@ -232,6 +295,7 @@ int main(void) {
      "and nothing of the first tree");
 
   test_defaults(x);
+  test_threads(root, watch, doc);
   vs_feature_free(doc2);
   vs_source_free(src2);
   fx_rmtree(root2);

@@ -17,8 +17,7 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
 void vs_extractor_free(struct vs_extractor *x) {
   if (!x) return;
   vs_watch_free(x->watch);
-  if (x->aug) aug_close(x->aug);
-  vs_x_free_rules(x);
+  vs_x_close_augeas(x);
   vs_buf_free(&x->buf);
   vs_strmap_free(x->conffiles);
   free(x);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,16 @@
 #include <openssl/evp.h>
 
 #define AUG_ROOT "/nonexistent/vmscope" /* Augeas must never read the host's files */
+
+/* Augeas is not safe in two threads at once even with a handle each: compiling a lens's
+ * regular expressions sets glibc's process-wide re_syntax_options and puts the old value back
+ * around each re_compile_pattern (another thread's compile can take the wrong syntax, and that
+ * lens then fails on every file for the handle's life), and libaugeas and libfa keep static
+ * state besides. helgrind reports races on all three with two threads and two handles; a
+ * document of vmscope_snapshot's once lost its sshd_config settings in CI. Every extractor's
+ * Augeas work in the process holds this lock: config parsing is milliseconds per file, so
+ * workers rarely wait on it. */
+static pthread_mutex_t augeas_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static augeas *ensure_aug(struct vs_extractor *x, struct vs_feature *doc) {
   if (!x->aug) {
@@ -25,7 +36,13 @@ static augeas *ensure_aug(struct vs_extractor *x, struct vs_feature *doc) {
   return x->aug;
 }
 
-void vs_x_free_rules(struct vs_extractor *x) {
+void vs_x_close_augeas(struct vs_extractor *x) {
+  if (x->aug) {
+    pthread_mutex_lock(&augeas_lock);
+    aug_close(x->aug);
+    pthread_mutex_unlock(&augeas_lock);
+    x->aug = NULL;
+  }
   for (size_t i = 0; i < x->n_rules; i++) {
     struct lens_rule *r = &x->rules[i];
     free(r->lens);
@@ -57,8 +74,12 @@ static char **match_values(augeas *a, const char *expr, size_t *count) {
  * no lens. */
 static void load_rules(struct vs_extractor *x) {
   x->rules_loaded = true;
+  pthread_mutex_lock(&augeas_lock);
   augeas *a = aug_init(AUG_ROOT, NULL, AUG_NO_LOAD | AUG_SAVE_NOOP);
-  if (!a) return;
+  if (!a) {
+    pthread_mutex_unlock(&augeas_lock);
+    return;
+  }
   char **m = NULL;
   int n = aug_match(a, "/augeas/load/*", &m);
   x->rules = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(struct lens_rule));
@@ -84,6 +105,7 @@ static void load_rules(struct vs_extractor *x) {
   }
   free(m);
   aug_close(a);
+  pthread_mutex_unlock(&augeas_lock);
 }
 
 static const char *lens_for(struct vs_extractor *x, const char *path) {
@@ -223,8 +245,8 @@ static void note_commented_defaults(augeas *aug, struct vs_feature *doc, const c
   free(directives);
 }
 
-static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
-                           const char *lens, struct vs_extract_stats *st) {
+static void parse_settings_locked(struct vs_extractor *x, struct vs_feature *doc, const char *path,
+                                  const char *lens, struct vs_extract_stats *st) {
   augeas *aug = ensure_aug(x, doc);
   if (!aug) return;
   if (!store_text(aug, lens, x->buf.data)) {
@@ -240,6 +262,13 @@ static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const
 out:
   aug_rm(aug, "/vs");
   aug_rm(aug, "/augeas/text/vs");
+}
+
+static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
+                           const char *lens, struct vs_extract_stats *st) {
+  pthread_mutex_lock(&augeas_lock);
+  parse_settings_locked(x, doc, path, lens, st);
+  pthread_mutex_unlock(&augeas_lock);
 }
 
 /* A dpkg conffile: which package ships it, and whether this copy is the shipped one (its MD5

@@ -41,7 +41,8 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
 size_t vs_x_backend_packages(struct vs_source *src, struct vs_feature *doc);
 void vs_x_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
                 struct vs_extract_stats *stats);
-void vs_x_free_rules(struct vs_extractor *x);
+/* Closes X's Augeas handle and frees its lens rules (under the Augeas lock, extract_files.c). */
+void vs_x_close_augeas(struct vs_extractor *x);
 
 /* Splits S in place at DELIM into at most MAX fields; returns how many. */
 size_t vs_x_split(char *s, char delim, char **fields, size_t max);
