@@ -196,7 +196,7 @@ int main(void) {
   ok(junk_status == VS_CHANNEL_OK && x.out_len == 12,
      "guest-exec returns output that is not UTF-8, NUL included, byte for byte (%zu bytes)",
      x.out_len);
-  json_t *report = json_pack("{so}", "output", vs_channel_text_json(x.out, x.out_len));
+  json_t *report = json_pack("{so}", "output", vs_json_text(x.out, x.out_len));
   char *report_text = json_dumps(report, JSON_COMPACT);
   is_str(report_text, "{\"output\":\"ok\\\\xFF\\u0000\\nline 2\\n\"}",
          "and it serializes, the stray byte as \\xFF, the NUL and newlines escaped by JSON");

@@ -379,16 +379,6 @@ void vs_exec_result_clear(struct vs_exec_result *r) {
   *r = (struct vs_exec_result){0};
 }
 
-json_t *vs_channel_text_json(const char *s, size_t len) {
-  json_t *j = json_stringn(s ? s : "", s ? len : 0);
-  if (j) return j;
-  struct vs_buf b = {0};
-  vs_buf_add_utf8(&b, s, len);
-  j = json_stringn(b.data ? b.data : "", b.len);
-  vs_buf_free(&b);
-  return j;
-}
-
 enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
                                        const char *const *argv, int deadline_ms,
                                        struct vs_exec_result *out, struct vs_err *err) {

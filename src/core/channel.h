@@ -85,9 +85,5 @@ enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
                                        const char *const *argv, int deadline_ms,
                                        struct vs_exec_result *out, struct vs_err *err);
 void vs_exec_result_clear(struct vs_exec_result *r);
-/* Guest output (LEN bytes, may hold NULs; S may be NULL when LEN is 0) as a JSON string, with
- * the bytes that are not UTF-8 written as \xHH: jansson cannot encode them, and one such byte
- * would make the whole report that holds the output fail to serialize. */
-json_t *vs_channel_text_json(const char *s, size_t len);
 
 #endif

@@ -1189,8 +1189,8 @@ json_t *vs_patchset_flush(struct vs_channel *c, const char *command, int deadlin
   json_t *r = json_pack("{ssss}", "command", command, "status", vs_channel_status_name(s));
   if (s == VS_CHANNEL_OK) {
     json_object_set_new(r, "exit_code", json_integer(x.exit_code));
-    json_object_set_new(r, "output", vs_channel_text_json(x.out, x.out_len));
-    if (x.exit_code != 0) json_object_set_new(r, "error", vs_channel_text_json(x.err, x.err_len));
+    json_object_set_new(r, "output", vs_json_text(x.out, x.out_len));
+    if (x.exit_code != 0) json_object_set_new(r, "error", vs_json_text(x.err, x.err_len));
   } else {
     json_object_set_new(r, "error", json_string(vs_err_msg(&err)));
   }

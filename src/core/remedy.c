@@ -48,9 +48,8 @@ static int local_domain(struct vs_remedy *c, const char *name, char **spec, char
 
 static json_t *exec_report(const struct vs_exec_result *x) {
   return json_pack("{sisisososbsb}", "exit_code", x->exit_code, "signal", x->signal, "output",
-                   vs_channel_text_json(x->out, x->out_len), "stderr",
-                   vs_channel_text_json(x->err, x->err_len), "output_truncated", x->out_truncated,
-                   "stderr_truncated", x->err_truncated);
+                   vs_json_text(x->out, x->out_len), "stderr", vs_json_text(x->err, x->err_len),
+                   "output_truncated", x->out_truncated, "stderr_truncated", x->err_truncated);
 }
 
 static int run_agent(struct vs_remedy *c, const char *command_text, const char *domain,

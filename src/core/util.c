@@ -243,8 +243,14 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len) {
   add_escaped(b, s, len, true);
 }
 
-void vs_buf_add_utf8(struct vs_buf *b, const char *s, size_t len) {
-  add_escaped(b, s, len, false);
+json_t *vs_json_text(const char *s, size_t len) {
+  json_t *j = json_stringn(s ? s : "", s ? len : 0);
+  if (j) return j;
+  struct vs_buf b = {0};
+  add_escaped(&b, s, len, false);
+  j = json_stringn(b.data ? b.data : "", b.len);
+  vs_buf_free(&b);
+  return j;
 }
 
 char *vs_base64_decode(const char *text, size_t *len) {

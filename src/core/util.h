@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define VS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -98,10 +100,11 @@ char *vs_buf_steal(struct vs_buf *b);
 /* Appends S to B with every byte that is a control character, or not part of valid UTF-8,
  * written as \xHH, so guest-derived text is safe to put in JSON, keys and log lines. */
 void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
-/* Appends S to B with every byte that is not part of valid UTF-8 written as \xHH and control
- * characters kept: for multi-line text (command output) that JSON will escape, but that jansson
- * refuses to encode at all when it is not UTF-8. */
-void vs_buf_add_utf8(struct vs_buf *b, const char *s, size_t len);
+/* S (LEN bytes, may hold NULs; S may be NULL when LEN is 0) as a JSON string, with the bytes
+ * that are not UTF-8 written as \xHH and control characters kept (JSON escapes them): jansson
+ * cannot encode invalid UTF-8, and one such byte from a guest would make the whole document
+ * that holds the text fail to serialize. */
+json_t *vs_json_text(const char *s, size_t len);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 

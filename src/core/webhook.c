@@ -63,13 +63,7 @@ static const char *field(const struct vs_event *e, const char *rule, const char 
 
 /* S as the inside of a JSON string. */
 static void add_json_text(struct vs_buf *b, const char *s) {
-  json_t *j = json_string(s ? s : "");
-  if (!j) { /* not UTF-8, which jansson cannot encode */
-    struct vs_buf clean = {0};
-    vs_buf_add_utf8(&clean, s, strlen(s));
-    j = json_string(clean.data);
-    vs_buf_free(&clean);
-  }
+  json_t *j = vs_json_text(s, s ? strlen(s) : 0);
   char *enc = json_dumps(j, JSON_ENCODE_ANY);
   json_decref(j);
   if (enc && strlen(enc) >= 2) vs_buf_add(b, enc + 1, strlen(enc) - 2);
