@@ -112,6 +112,63 @@ int main(void) {
   ok(vs_pool_newest(pool, "no-such-vm", NULL, &err) == NULL && err.code == ENOENT,
      "a VM with no documents is ENOENT");
   vs_err_clear(&err);
+
+  /* Retention for every VM of the pool, snapshotted this cycle or not (vs_pool_prune_gone). */
+  char *pool2 = NULL;
+  if (asprintf(&pool2, "%s/pool2", root) < 0) return 2;
+  const char *here = "11111111-1111-4111-8111-111111111111";
+  const char *gone = "22222222-2222-4222-8222-222222222222";
+  for (int i = 0; i < 4; i++) { /* four documents each, a day apart, the newest at t0 */
+    struct vs_feature *h = snap(here, t0 - (3 - i) * 86400, "no");
+    struct vs_feature *g = snap(gone, t0 - (3 - i) * 86400, "no");
+    vs_pool_write(pool2, h, NULL, &err);
+    vs_pool_write(pool2, g, NULL, &err);
+    vs_feature_free(h);
+    vs_feature_free(g);
+  }
+  const char *present[] = {here};
+  removed = vs_pool_prune_gone(pool2, present, 1, 2, 30, (time_t)t0, &err);
+  ok(removed == 4 && vs_pool_count(pool2, here) == 2 && vs_pool_count(pool2, gone) == 2,
+     "KeepSnapshots 2 applies to a VM not snapshotted this cycle as to one that was");
+  removed = vs_pool_prune_gone(pool2, present, 1, 2, 30, (time_t)(t0 + 29 * 86400), &err);
+  ok(removed == 0 && vs_pool_count(pool2, gone) == 2,
+     "a gone VM keeps its documents while its newest is within KeepDays (30) old");
+  removed = vs_pool_prune_gone(pool2, present, 1, 2, 30, (time_t)(t0 + 31 * 86400), &err);
+  ok(removed == 3 && vs_pool_count(pool2, gone) == 0,
+     "a VM gone for longer than KeepDays loses all its documents, the newest too");
+  char *gone_dir = NULL;
+  if (asprintf(&gone_dir, "%s/%s", pool2, gone) < 0) return 2;
+  struct stat st;
+  ok(stat(gone_dir, &st) < 0 && errno == ENOENT, "and its directory leaves the pool");
+  ok(vs_pool_count(pool2, here) == 1, "a VM still present keeps its newest document, however old");
+  struct vs_feature *g2 = snap(gone, t0 - 86400, "no");
+  vs_pool_write(pool2, g2, NULL, &err);
+  vs_feature_free(g2);
+  removed = vs_pool_prune_gone(pool2, NULL, 0, 2, 30, (time_t)(t0 + 90 * 86400), &err);
+  ok(removed == 0 && vs_pool_count(pool2, gone) == 1 && vs_pool_count(pool2, here) == 1,
+     "with no list of present VMs (libvirt unreachable) no VM counts as gone");
+  removed = vs_pool_prune_gone(pool2, present, 1, 2, 0, (time_t)(t0 + 900 * 86400), &err);
+  ok(removed == 0 && vs_pool_count(pool2, gone) == 1, "KeepDays 0 never forgets a gone VM");
+  /* A document that cannot be removed (here a directory under a document's name, which even
+   * root cannot unlink) makes retention fail with the path and the reason. */
+  char *stuck = NULL;
+  if (asprintf(&stuck, "pool2/%s/20261101T000000Z.json/x", gone) < 0) return 2;
+  fx_write(root, stuck, "x");
+  free(stuck);
+  removed = vs_pool_prune_gone(pool2, present, 1, 2, 30, (time_t)(t0 + 90 * 86400), &err);
+  ok(removed == -1 && err.msg && strstr(err.msg, "20261101T000000Z.json: cannot remove"),
+     "a document that cannot be removed is an error, not a silence: %s", vs_err_msg(&err));
+  ok(vs_pool_count(pool2, gone) == 1, "and the removable documents are removed all the same");
+  vs_err_clear(&err);
+  char *file = NULL;
+  if (asprintf(&file, "%s/afile", root) < 0) return 2;
+  fx_write(root, "afile", "x");
+  int made = vs_pool_create(file, &err);
+  ok(made < 0 && err.code == ENOTDIR, "vs_pool_create refuses a file: %s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  free(file);
+  free(gone_dir);
+  free(pool2);
   free(vmdir);
   free(abs_vmdir);
   free(pool);

@@ -69,6 +69,21 @@ static void test_matching(void) {
   ok(vs_rule_matches(&r, &e), "a meta glob takes any sshd_config key");
   vs_event_add_meta(&db, "domain", "web-09");
   ok(vs_rule_matches(&r, &db), "the \"domain\" meta names the domain when there is one");
+  /* PluginInstanceFormat uuid: the plugin instance is the UUID, the name rides in meta */
+  struct vs_event byuuid = drift_event("00000000-0000-4000-8000-000000000003", VS_SEV_WARNING);
+  ok(!vs_rule_matches(&r, &byuuid), "a UUID instance alone does not match a Domain glob on names");
+  vs_event_add_meta(&byuuid, "name", "web-03");
+  ok(vs_rule_matches(&r, &byuuid),
+     "with the VM's name in meta \"name\", Domain \"web-*\" matches a UUID instance");
+  struct vs_event byname = drift_event("web-03", VS_SEV_WARNING);
+  vs_event_add_meta(&byname, "id", "00000000-0000-4000-8000-000000000003");
+  free(r.domains[0]);
+  r.domains[0] = vs_xstrdup("00000000-0000-4000-8000-00000000000[0-3]");
+  ok(vs_rule_matches(&r, &byname), "and a Domain glob on UUIDs matches a name instance by its id");
+  free(r.domains[0]);
+  r.domains[0] = vs_xstrdup("web-*");
+  vs_event_clear(&byuuid);
+  vs_event_clear(&byname);
   struct vs_event other = drift_event("web-03", VS_SEV_WARNING);
   free(other.plugin);
   other.plugin = vs_xstrdup("vmscope_action");

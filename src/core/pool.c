@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include "source.h"
+#include "strmap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -170,27 +171,100 @@ int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out
   return rc;
 }
 
+int vs_pool_create(const char *dir, struct vs_err *err) {
+  if (mkdir_p(dir, err) < 0) return -1;
+  struct stat st;
+  if (stat(dir, &st) < 0) return vs_err_set(err, errno, "%s: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return vs_err_set(err, ENOTDIR, "%s: not a directory", dir);
+  return 0;
+}
+
+/* Hands SRC's error to DST (which may be NULL), leaving SRC empty. */
+static void move_err(struct vs_err *dst, struct vs_err *src) {
+  if (dst) {
+    vs_err_clear(dst);
+    *dst = *src;
+  } else {
+    vs_err_clear(src);
+  }
+  *src = (struct vs_err){0};
+}
+
+static bool too_old(const char *doc, double keep_days, time_t now) {
+  time_t t = stamp_time(doc);
+  return keep_days > 0 && t != (time_t)-1 && (double)(now - t) > keep_days * 86400.0;
+}
+
+/* Removes VMDIR/NAME; the first failure goes to ERR. */
+static bool remove_document(const char *vmdir, const char *name, struct vs_err *err) {
+  _cleanup_(vs_freep) char *path = vs_xasprintf("%s/%s", vmdir, name);
+  if (unlink(path) == 0) return true;
+  if (errno != ENOENT && !err->msg)
+    vs_err_set(err, errno, "%s: cannot remove: %s", path, strerror(errno));
+  return false;
+}
+
+/* Retention in the VM directory VMDIR; with GONE, a VM whose newest document is too old loses
+ * them all (and the directory). */
+static int prune_dir(const char *vmdir, size_t keep, double keep_days, time_t now, bool gone,
+                     struct vs_err *err) {
+  size_t n;
+  char **docs = list_documents(vmdir, &n, false, err);
+  if (!docs) return -1;
+  bool all = gone && n > 0 && too_old(docs[n - 1], keep_days, now);
+  int removed = 0;
+  struct vs_err first = {0};
+  for (size_t i = 0; i < n; i++) {
+    bool newest = i + 1 == n; /* kept unless the VM is gone for good */
+    if (!all && (newest || (!(keep && n - i > keep) && !too_old(docs[i], keep_days, now))))
+      continue;
+    removed += remove_document(vmdir, docs[i], &first);
+  }
+  vs_strv_free(docs, n);
+  if (all && !first.msg && rmdir(vmdir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+    vs_err_set(&first, errno, "%s: cannot remove: %s", vmdir, strerror(errno));
+  if (first.msg) {
+    move_err(err, &first);
+    return -1;
+  }
+  return removed;
+}
+
 int vs_pool_prune(const char *dir, const char *id, size_t keep, double keep_days, time_t now,
                   struct vs_err *err) {
   _cleanup_(vs_freep) char *name = vm_dir_name(id);
   _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
-  size_t n;
-  char **docs = list_documents(vmdir, &n, false, err);
-  if (!docs) return -1;
-  int removed = 0;
-  for (size_t i = 0; i + 1 < n; i++) { /* the newest (last) always stays */
-    bool too_many = keep && n - i > keep;
-    time_t t = stamp_time(docs[i]);
-    bool too_old = keep_days > 0 && t != (time_t)-1 && (double)(now - t) > keep_days * 86400.0;
-    if (!too_many && !too_old) continue;
-    char *path = vs_xasprintf("%s/%s", vmdir, docs[i]);
-    if (unlink(path) == 0)
-      removed++;
-    else if (errno != ENOENT)
-      vs_log(VS_LOG_WARNING, "%s: cannot remove: %s", path, strerror(errno));
-    free(path);
+  return prune_dir(vmdir, keep, keep_days, now, false, err);
+}
+
+int vs_pool_prune_gone(const char *dir, const char *const *present, size_t n_present, size_t keep,
+                       double keep_days, time_t now, struct vs_err *err) {
+  char **vms = NULL;
+  size_t n = 0;
+  if (vs_pool_vms(dir, &vms, &n, err) < 0) return -1;
+  struct vs_strmap *here = vs_strmap_new(NULL);
+  for (size_t i = 0; present && i < n_present; i++) {
+    char *name = vm_dir_name(present[i]);
+    vs_strmap_put(here, name, (void *)here);
+    free(name);
   }
-  vs_strv_free(docs, n);
+  int removed = 0;
+  struct vs_err first = {0};
+  for (size_t i = 0; i < n; i++) {
+    struct vs_err one = {0};
+    _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, vms[i]);
+    bool gone = present && !vs_strmap_has(here, vms[i]);
+    int r = prune_dir(vmdir, keep, keep_days, now, gone, &one);
+    if (r > 0) removed += r;
+    if (r < 0 && !first.msg) move_err(&first, &one);
+    vs_err_clear(&one);
+  }
+  vs_strmap_free(here);
+  vs_strv_free(vms, n);
+  if (first.msg) {
+    move_err(err, &first);
+    return -1;
+  }
   return removed;
 }
 

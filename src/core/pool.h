@@ -19,11 +19,25 @@
 int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out,
                   struct vs_err *err);
 
+/* Creates the pool's directory DIR (and its parents) unless it is there. */
+int vs_pool_create(const char *dir, struct vs_err *err);
+
 /* Applies retention to VM ID: keeps at most KEEP documents (0: no count limit) and drops those
  * taken more than KEEP_DAYS days before NOW (0: no age limit); the newest document is always
- * kept. Returns how many were removed, or -1. */
+ * kept. Returns how many were removed, or -1 when the VM's directory cannot be read or a
+ * document cannot be removed (ERR says which; the others are still removed). */
 int vs_pool_prune(const char *dir, const char *id, size_t keep, double keep_days, time_t now,
                   struct vs_err *err);
+
+/* Applies retention to every VM of the pool, those that were not snapshotted lately too: as
+ * vs_pool_prune for each VM in PRESENT (N_PRESENT ids: the VMs that still exist); a VM not in
+ * it is gone, and once its newest document is more than KEEP_DAYS days old (never when 0) all
+ * its documents and its directory are removed, so that a VM removed from the host leaves the
+ * pool. PRESENT NULL: every VM counts as present (the caller does not know which exist).
+ * Returns how many documents were removed, or -1 with ERR set to the first failure (the other
+ * VMs are still pruned). */
+int vs_pool_prune_gone(const char *dir, const char *const *present, size_t n_present, size_t keep,
+                       double keep_days, time_t now, struct vs_err *err);
 
 /* The newest readable document of VM ID, and (if SECOND is not NULL) the one before it. Fails
  * with ENOENT when the VM has none. */

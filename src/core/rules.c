@@ -148,9 +148,12 @@ bool vs_rule_matches(const struct vs_rule *r, const struct vs_event *e) {
     if (!found) return false;
   }
   if (r->n_domains == 0) return true;
-  const char *d = vs_event_domain(e);
+  /* the domain, and the VM's name and UUID when the notification carries them: a Domain glob
+   * on names works whatever the sender's PluginInstanceFormat */
+  const char *known[] = {vs_event_domain(e), vs_event_meta(e, "name"), vs_event_meta(e, "id")};
   for (size_t i = 0; i < r->n_domains; i++)
-    if (fnmatch(r->domains[i], d, 0) == 0) return true;
+    for (size_t k = 0; k < sizeof(known) / sizeof(*known); k++)
+      if (known[k] && fnmatch(r->domains[i], known[k], 0) == 0) return true;
   return false;
 }
 
@@ -159,25 +162,25 @@ int vs_rule_check(const struct vs_rule *r, struct vs_err *err) {
   const char *globs[] = {r->plugin, r->plugin_instance, r->type, r->type_instance, r->severity};
   for (size_t i = 0; i < sizeof(globs) / sizeof(*globs); i++)
     if (globs[i] && !vs_glob_valid(globs[i]))
-      return vs_err_set(err, EINVAL, "rule \"%s\": \"%s\" is not a well-formed glob", name,
+      return vs_err_set(err, EINVAL, "Rule \"%s\": \"%s\" is not a well-formed glob", name,
                         globs[i]);
   for (size_t i = 0; i < r->n_meta; i++)
     if (!vs_glob_valid(r->meta_keys[i]) || !vs_glob_valid(r->meta_values[i]))
-      return vs_err_set(err, EINVAL, "rule \"%s\": Meta \"%s\" \"%s\" is not a well-formed glob",
+      return vs_err_set(err, EINVAL, "Rule \"%s\": Meta \"%s\" \"%s\" is not a well-formed glob",
                         name, r->meta_keys[i], r->meta_values[i]);
   for (size_t i = 0; i < r->n_domains; i++)
     if (!vs_glob_valid(r->domains[i]))
-      return vs_err_set(err, EINVAL, "rule \"%s\": Domain \"%s\" is not a well-formed glob", name,
+      return vs_err_set(err, EINVAL, "Rule \"%s\": Domain \"%s\" is not a well-formed glob", name,
                         r->domains[i]);
   if (r->severity && strpbrk(r->severity, "*?[") == NULL &&
       vs_notif_severity_parse(r->severity) < 0)
-    return vs_err_set(err, EINVAL, "rule \"%s\": Severity \"%s\" is none of failure, warning, okay",
+    return vs_err_set(err, EINVAL, "Rule \"%s\": Severity \"%s\" is none of failure, warning, okay",
                       name, r->severity);
-  if (r->n_actions == 0) return vs_err_set(err, EINVAL, "rule \"%s\" has no Action", name);
+  if (r->n_actions == 0) return vs_err_set(err, EINVAL, "Rule \"%s\" has no Action", name);
   for (size_t i = 0; i < r->n_actions; i++) {
     const struct vs_rule_action *a = &r->actions[i];
     if (!a->arg || !*a->arg)
-      return vs_err_set(err, EINVAL, "rule \"%s\": %s action without an argument", name,
+      return vs_err_set(err, EINVAL, "Rule \"%s\": %s action without an argument", name,
                         vs_action_kind_name(a->kind));
     if (a->kind == VS_ACTION_AGENT) {
       json_error_t je;
@@ -186,26 +189,26 @@ int vs_rule_check(const struct vs_rule *r, struct vs_err *err) {
       json_decref(j);
       if (!good)
         return vs_err_set(err, EINVAL,
-                          "rule \"%s\": agent action \"%s\" is not a JSON object with \"execute\"",
+                          "Rule \"%s\": agent action \"%s\" is not a JSON object with \"execute\"",
                           name, a->arg);
     } else if (a->kind == VS_ACTION_WEBHOOK && strncmp(a->arg, "http://", 7) != 0 &&
                strncmp(a->arg, "https://", 8) != 0) {
-      return vs_err_set(err, EINVAL, "rule \"%s\": webhook \"%s\" is not an http(s) URL", name,
+      return vs_err_set(err, EINVAL, "Rule \"%s\": webhook \"%s\" is not an http(s) URL", name,
                         a->arg);
     }
   }
   if (r->rate_count < 0 || r->rate_window_s < 0 || (r->rate_count > 0) != (r->rate_window_s > 0) ||
       r->rate_count > 10000)
-    return vs_err_set(err, EINVAL, "rule \"%s\": RateLimit takes a count (1..10000) and seconds",
+    return vs_err_set(err, EINVAL, "Rule \"%s\": RateLimit takes a count (1..10000) and seconds",
                       name);
   if (r->cooldown_s < 0)
-    return vs_err_set(err, EINVAL, "rule \"%s\": Cooldown takes seconds", name);
+    return vs_err_set(err, EINVAL, "Rule \"%s\": Cooldown takes seconds", name);
   for (size_t i = 0; i < r->webhook.n_headers; i++)
     if (!strchr(r->webhook.headers[i], ':') || strpbrk(r->webhook.headers[i], "\r\n"))
-      return vs_err_set(err, EINVAL, "rule \"%s\": WebhookHeader \"%s\" is not \"Name: value\"",
+      return vs_err_set(err, EINVAL, "Rule \"%s\": WebhookHeader \"%s\" is not \"Name: value\"",
                         name, r->webhook.headers[i]);
   if (r->webhook.bearer && r->webhook.user)
-    return vs_err_set(err, EINVAL, "rule \"%s\": give WebhookUser or WebhookBearer, not both",
+    return vs_err_set(err, EINVAL, "Rule \"%s\": give WebhookUser or WebhookBearer, not both",
                       name);
   return 0;
 }

@@ -6,8 +6,10 @@
  * Matching: every field a rule names (plugin, plugin_instance, type, type_instance, severity)
  * must match its fnmatch glob (a glob with no wildcard is an exact match); every Meta pair must
  * be matched by one meta entry of the event (key glob and value glob); and the event's domain
- * (its plugin_instance, or its "domain" meta) must match one of the rule's Domain globs when
- * it has any. Globs are checked when the rule is made: an unbalanced '[' is refused.
+ * (its plugin_instance, or its "domain" meta), or the VM's name or UUID when the event carries
+ * them as "name" and "id" meta (vmscope's plugins do, whatever their PluginInstanceFormat),
+ * must match one of the rule's Domain globs when it has any. Globs are checked when the rule is
+ * made: an unbalanced '[' is refused.
  *
  * How often: per (rule, domain), at most RateLimit runs in any window of that many seconds,
  * and none within Cooldown seconds of the last run. Thread-safe: a rule set has its own lock

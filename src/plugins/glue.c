@@ -1,8 +1,12 @@
 #include "glue.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
-
+#include <math.h>
 #include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void vs_glue_log_sink(enum vs_log_level level, const char *msg, void *ctx) {
   plugin_log((int)level, "%s: %s", (const char *)ctx, msg);
@@ -108,13 +112,28 @@ void vs_short_key(const char *key, char *out, size_t size) {
   free(buf); /* the short form is cut to SIZE on purpose: meta carries the full key */
 }
 
-static bool one_number(const oconfig_item_t *ci, double *d) {
-  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_NUMBER) {
-    ERROR("%s takes exactly one number", ci->key);
-    return false;
-  }
-  *d = ci->values[0].value.number;
-  return true;
+/* "PLUGIN: " or nothing, for messages. */
+#define P_FMT "%s%s"
+#define P_ARG(plugin) (plugin) ? (plugin) : "", (plugin) ? ": " : ""
+
+/* What CI was given instead, for "..., not X": "2 values", "\"abc\"", "true". */
+static void given(const oconfig_item_t *ci, char *buf, size_t size) {
+  if (ci->values_num != 1)
+    snprintf(buf, size, "%d values", ci->values_num);
+  else if (ci->values[0].type == OCONFIG_TYPE_STRING)
+    snprintf(buf, size, "\"%s\"", ci->values[0].value.string);
+  else if (ci->values[0].type == OCONFIG_TYPE_BOOLEAN)
+    snprintf(buf, size, "%s", ci->values[0].value.boolean ? "true" : "false");
+  else
+    snprintf(buf, size, "%g", ci->values[0].value.number);
+}
+
+static bool one_of_type(const oconfig_item_t *ci, const char *plugin, int type, const char *what) {
+  if (ci->values_num == 1 && ci->values[0].type == type) return true;
+  char buf[128];
+  given(ci, buf, sizeof(buf));
+  ERROR(P_FMT "%s takes exactly one %s, not %s", P_ARG(plugin), ci->key, what, buf);
+  return false;
 }
 
 bool vs_cf_whole_int(double d, int *out) {
@@ -123,23 +142,146 @@ bool vs_cf_whole_int(double d, int *out) {
   return true;
 }
 
-int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value) {
-  double d;
-  if (!one_number(ci, &d)) return -1;
-  if (!vs_cf_whole_int(d, ret_value)) {
-    ERROR("%s takes a whole number from %d to %d, not %g", ci->key, INT_MIN, INT_MAX, d);
+int vs_cf_int(const oconfig_item_t *ci, const char *plugin, int *out) {
+  if (!one_of_type(ci, plugin, OCONFIG_TYPE_NUMBER, "number")) return -1;
+  double d = ci->values[0].value.number;
+  if (!vs_cf_whole_int(d, out)) {
+    ERROR(P_FMT "%s takes a whole number from %d to %d, not %g", P_ARG(plugin), ci->key, INT_MIN,
+          INT_MAX, d);
     return -1;
   }
   return 0;
 }
 
-int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value) {
-  double d;
-  if (!one_number(ci, &d)) return -1;
+int vs_cf_cdtime(const oconfig_item_t *ci, const char *plugin, cdtime_t *out) {
+  if (!one_of_type(ci, plugin, OCONFIG_TYPE_NUMBER, "number")) return -1;
+  double d = ci->values[0].value.number;
   if (!(d >= 0 && d <= VS_CF_MAX_SECONDS)) {
-    ERROR("%s takes seconds from 0 to %.0f, not %g", ci->key, VS_CF_MAX_SECONDS, d);
+    ERROR(P_FMT "%s takes seconds from 0 to %.0f, not %g", P_ARG(plugin), ci->key,
+          VS_CF_MAX_SECONDS, d);
     return -1;
   }
-  *ret_value = DOUBLE_TO_CDTIME_T(d);
+  *out = DOUBLE_TO_CDTIME_T(d);
   return 0;
+}
+
+int vs_cf_double(const oconfig_item_t *ci, const char *plugin, double *out) {
+  if (!one_of_type(ci, plugin, OCONFIG_TYPE_NUMBER, "number")) return -1;
+  double d = ci->values[0].value.number;
+  if (!isfinite(d)) {
+    ERROR(P_FMT "%s takes a finite number, not %g", P_ARG(plugin), ci->key, d);
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+int vs_cf_string(const oconfig_item_t *ci, const char *plugin, char **out) {
+  if (!one_of_type(ci, plugin, OCONFIG_TYPE_STRING, "string")) return -1;
+  free(*out);
+  *out = vs_xstrdup(ci->values[0].value.string);
+  return 0;
+}
+
+int vs_cf_boolean(const oconfig_item_t *ci, const char *plugin, bool *out) {
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_BOOLEAN) {
+    *out = ci->values[0].value.boolean != 0;
+    return 0;
+  }
+  if (ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_STRING) {
+    const char *v = ci->values[0].value.string; /* as collectd's cf_util_get_boolean */
+    if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on")) {
+      *out = true;
+      return 0;
+    }
+    if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off")) {
+      *out = false;
+      return 0;
+    }
+  }
+  char buf[128];
+  given(ci, buf, sizeof(buf));
+  ERROR(P_FMT "%s takes true or false, not %s", P_ARG(plugin), ci->key, buf);
+  return -1;
+}
+
+int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value) {
+  return vs_cf_int(ci, NULL, ret_value);
+}
+
+int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value) {
+  return vs_cf_cdtime(ci, NULL, ret_value);
+}
+
+int vs_cf_check_repeats(const oconfig_item_t *ci, const char *plugin, const char *context,
+                        const char *const *repeatable) {
+  for (int i = 0; i < ci->children_num; i++) {
+    const char *key = ci->children[i].key;
+    bool list = false;
+    for (size_t r = 0; repeatable && repeatable[r] && !list; r++)
+      list = strcasecmp(key, repeatable[r]) == 0;
+    if (list) continue;
+    for (int k = 0; k < i; k++)
+      if (strcasecmp(ci->children[k].key, key) == 0) {
+        ERROR(P_FMT "%s%s%s is given twice (it takes one value: give it once)", P_ARG(plugin),
+              context ? context : "", context ? ": " : "", key);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+static int check_path(const oconfig_item_t *ci, const char *plugin, const char *path, bool dir) {
+  struct stat st;
+  const char *why = NULL;
+  int fd = -1;
+  if (stat(path, &st) < 0)
+    why = strerror(errno);
+  else if (dir && !S_ISDIR(st.st_mode))
+    why = "not a directory";
+  else if (!dir && !S_ISREG(st.st_mode))
+    why = S_ISDIR(st.st_mode) ? "a directory, not a file" : "not a regular file";
+  else if (!dir && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    why = strerror(errno);
+  if (fd >= 0) close(fd);
+  if (!why) return 0;
+  ERROR(P_FMT "%s \"%s\": %s", P_ARG(plugin), ci->key, path, why);
+  return -1;
+}
+
+int vs_cf_check_file(const oconfig_item_t *ci, const char *plugin, const char *path) {
+  return check_path(ci, plugin, path, false);
+}
+
+int vs_cf_check_dir(const oconfig_item_t *ci, const char *plugin, const char *path) {
+  return check_path(ci, plugin, path, true);
+}
+
+int vs_cf_get_instance_format(const oconfig_item_t *ci, const char *plugin,
+                              enum vs_instance_format *out) {
+  if (!one_of_type(ci, plugin, OCONFIG_TYPE_STRING, "string (name or uuid)")) return -1;
+  const char *v = ci->values[0].value.string;
+  if (strcasecmp(v, "name") == 0)
+    *out = VS_INSTANCE_NAME;
+  else if (strcasecmp(v, "uuid") == 0)
+    *out = VS_INSTANCE_UUID;
+  else {
+    ERROR(P_FMT "%s is name or uuid, not \"%s\"", P_ARG(plugin), ci->key, v);
+    return -1;
+  }
+  return 0;
+}
+
+const char *vs_instance_name(enum vs_instance_format f, const char *name, const char *uuid) {
+  bool has_uuid = uuid && *uuid && !strchr(uuid, '/'); /* a guest tree's id is its path */
+  if (f == VS_INSTANCE_UUID && has_uuid) return uuid;
+  if (name && *name) return name;
+  return uuid ? uuid : "";
+}
+
+void vs_notification_init_vm(notification_t *n, int severity, const char *plugin,
+                             enum vs_instance_format f, const char *name, const char *uuid,
+                             const char *type, const char *type_instance) {
+  vs_notification_init(n, severity, plugin, vs_instance_name(f, name, uuid), type, type_instance);
+  if (name && *name) plugin_notification_meta_add_string(n, "name", name);
 }

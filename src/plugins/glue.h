@@ -41,14 +41,52 @@ void vs_notification_send(notification_t *n, const char *fmt, ...) VS_PRINTF(2, 
  * "file:/etc/ssh/sshd_config:PermitRootLogin" -> "sshd_config.PermitRootLogin". */
 void vs_short_key(const char *key, char *out, size_t size);
 
-/* collectd's cf_util_get_int and cf_util_get_cdtime convert any number, however large,
+/* Configuration. Every message these log names the plugin and the option ("vmscope_drift: Top
+ * takes exactly one number, not ..."), and they return 0, or -1 after logging at ERROR.
+ *
+ * collectd's cf_util_get_int and cf_util_get_cdtime convert any number, however large,
  * negative or fractional (casting 1e80 to int is undefined behaviour; the fuzzer found it):
- * these take one number that is a whole int, or a duration of 0 to VS_CF_MAX_SECONDS seconds,
- * and log which option was wrong otherwise. Same return convention (0, or -1). */
+ * vs_cf_int takes one number that is a whole int, vs_cf_cdtime a duration of 0 to
+ * VS_CF_MAX_SECONDS seconds, vs_cf_double a finite number. collectd's cf_util_get_string and
+ * cf_util_get_boolean do not say which plugin failed: vs_cf_string (replacing *OUT) and
+ * vs_cf_boolean do. */
 #define VS_CF_MAX_SECONDS (100.0 * 365 * 86400)
+int vs_cf_int(const oconfig_item_t *ci, const char *plugin, int *out);
+int vs_cf_cdtime(const oconfig_item_t *ci, const char *plugin, cdtime_t *out);
+int vs_cf_double(const oconfig_item_t *ci, const char *plugin, double *out);
+int vs_cf_string(const oconfig_item_t *ci, const char *plugin, char **out);
+int vs_cf_boolean(const oconfig_item_t *ci, const char *plugin, bool *out);
+/* The same without the plugin's name in the message (kept until every caller passes it). */
 int vs_cf_get_int(const oconfig_item_t *ci, int *ret_value);
+int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value);
 /* Whether D is a whole number an int holds (then *OUT gets it). */
 bool vs_cf_whole_int(double d, int *out);
-int vs_cf_get_cdtime(const oconfig_item_t *ci, cdtime_t *ret_value);
+
+/* An option given twice is an error unless it is a list: every child key of CI that appears
+ * more than once and is not in REPEATABLE (NULL-terminated; case-insensitive) is logged as
+ * "PLUGIN: [CONTEXT: ]KEY is given twice ...". */
+int vs_cf_check_repeats(const oconfig_item_t *ci, const char *plugin, const char *context,
+                        const char *const *repeatable);
+
+/* A path named by option CI must be there when the configuration is read, not fail later:
+ * a regular file that can be read, or a directory. "PLUGIN: Key \"path\": why". */
+int vs_cf_check_file(const oconfig_item_t *ci, const char *plugin, const char *path);
+int vs_cf_check_dir(const oconfig_item_t *ci, const char *plugin, const char *path);
+
+/* PluginInstanceFormat name|uuid, one setting each vmscope plugin reads (the same value in the
+ * three blocks): what the plugin instance of a VM's values and notifications is. */
+enum vs_instance_format { VS_INSTANCE_NAME, VS_INSTANCE_UUID };
+int vs_cf_get_instance_format(const oconfig_item_t *ci, const char *plugin,
+                              enum vs_instance_format *out);
+/* A VM's plugin instance: its UUID under VS_INSTANCE_UUID, else its NAME. An id that is not a
+ * domain's (empty, NULL, or a guest tree's path) gives the name either way; a missing name
+ * gives the id. */
+const char *vs_instance_name(enum vs_instance_format f, const char *name, const char *uuid);
+/* vs_notification_init for a notification about one VM: the plugin instance as F says, and
+ * meta "name" (the VM's name) so that a consumer (vmscope_action's Domain globs) knows the VM
+ * by either; callers add "id" (the UUID) as before. */
+void vs_notification_init_vm(notification_t *n, int severity, const char *plugin,
+                             enum vs_instance_format f, const char *name, const char *uuid,
+                             const char *type, const char *type_instance);
 
 #endif

@@ -11,6 +11,7 @@
  * Threads (plugin_thread_create): one for the proxy, Workers for the actions. */
 #include "glue.h"
 
+#include "channel.h"
 #include "fleet.h"
 #include "queue.h"
 #include "remedy.h"
@@ -52,8 +53,9 @@ static struct {
   double duration_sum;                                  /* since the last read, under LOCK */
   uint64_t duration_n;
   double last_drop_log;
-  double last_duration; /* the read callback's: < 0 until an action finished */
-  bool stopping;        /* atomic */
+  double last_duration;                    /* the read callback's: < 0 until an action finished */
+  bool stopping;                           /* atomic */
+  enum vs_instance_format instance_format; /* of action_result */
 } act = {.lock = PTHREAD_MUTEX_INITIALIZER,
          .lease = 15,
          .n_workers = 2,
@@ -69,10 +71,15 @@ static int str_list_add(char ***list, size_t *n, const char *v) {
   return 0;
 }
 
-static int set_glob(char **field, const char *v) {
-  free(*field);
-  *field = strdup(v);
-  return *field ? 0 : -1;
+/* A field of Match (or its own line) names one glob: given twice, the rule is refused. */
+static int set_glob(const struct vs_rule *r, const char *f, char **field, const char *v) {
+  if (*field) {
+    ERROR(PLUGIN ": Rule \"%s\": %s is given twice (\"%s\" and \"%s\"): a notification has one %s",
+          r->name, f, *field, v, f);
+    return -1;
+  }
+  *field = vs_xstrdup(v);
+  return 0;
 }
 
 /* Match Plugin "x" Type "y" Severity "warning" Meta "key" "value" ... */
@@ -81,24 +88,24 @@ static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
     int step = 2; /* FIELD "glob", or Meta "key" "value" */
     if (c->values[k].type != OCONFIG_TYPE_STRING || k + 1 >= c->values_num ||
         c->values[k + 1].type != OCONFIG_TYPE_STRING) {
-      ERROR(PLUGIN ": rule \"%s\": Match takes pairs of strings: FIELD \"glob\" ...", r->name);
+      ERROR(PLUGIN ": Rule \"%s\": Match takes pairs of strings: FIELD \"glob\" ...", r->name);
       return -1;
     }
     const char *f = c->values[k].value.string, *v = c->values[k + 1].value.string;
     int rc;
     if (strcasecmp(f, "Plugin") == 0)
-      rc = set_glob(&r->plugin, v);
+      rc = set_glob(r, "Plugin", &r->plugin, v);
     else if (strcasecmp(f, "PluginInstance") == 0)
-      rc = set_glob(&r->plugin_instance, v);
+      rc = set_glob(r, "PluginInstance", &r->plugin_instance, v);
     else if (strcasecmp(f, "Type") == 0)
-      rc = set_glob(&r->type, v);
+      rc = set_glob(r, "Type", &r->type, v);
     else if (strcasecmp(f, "TypeInstance") == 0)
-      rc = set_glob(&r->type_instance, v);
+      rc = set_glob(r, "TypeInstance", &r->type_instance, v);
     else if (strcasecmp(f, "Severity") == 0)
-      rc = set_glob(&r->severity, v);
+      rc = set_glob(r, "Severity", &r->severity, v);
     else if (strcasecmp(f, "Meta") == 0) {
       if (k + 2 >= c->values_num || c->values[k + 2].type != OCONFIG_TYPE_STRING) {
-        ERROR(PLUGIN ": rule \"%s\": Match Meta takes a key glob and a value glob", r->name);
+        ERROR(PLUGIN ": Rule \"%s\": Match Meta takes a key glob and a value glob", r->name);
         return -1;
       }
       size_t nk = r->n_meta;
@@ -106,7 +113,7 @@ static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
       if (rc == 0) rc = str_list_add(&r->meta_values, &r->n_meta, c->values[k + 2].value.string);
       step = 3;
     } else {
-      ERROR(PLUGIN ": rule \"%s\": Match field \"%s\" (expected Plugin, PluginInstance, Type, "
+      ERROR(PLUGIN ": Rule \"%s\": Match field \"%s\" (expected Plugin, PluginInstance, Type, "
                    "TypeInstance, Severity or Meta)",
             r->name, f);
       return -1;
@@ -122,8 +129,11 @@ static int rule_config(oconfig_item_t *ci) {
     ERROR(PLUGIN ": <Rule> takes one name: <Rule \"name\">");
     return -1;
   }
-  struct vs_rule r = {.name = strdup(ci->values[0].value.string), .webhook.retries = -1};
-  int rc = 0;
+  struct vs_rule r = {.name = vs_xstrdup(ci->values[0].value.string), .webhook.retries = -1};
+  /* "vmscope_action: Rule "name"", the prefix of this rule's messages */
+  _cleanup_(vs_freep) char *where = vs_xasprintf(PLUGIN ": Rule \"%s\"", r.name);
+  static const char *const lists[] = {"Match", "Meta", "Domain", "Action", "WebhookHeader", NULL};
+  int rc = vs_cf_check_repeats(ci, where, NULL, lists);
   for (int i = 0; i < ci->children_num && rc == 0; i++) {
     oconfig_item_t *c = &ci->children[i];
     const char *k = c->key;
@@ -135,7 +145,7 @@ static int rule_config(oconfig_item_t *ci) {
       oconfig_item_t m = {.key = "Match", .values_num = c->values_num + 1};
       oconfig_value_t vals[4];
       if (c->values_num > 2) {
-        ERROR(PLUGIN ": rule \"%s\": %s takes one glob (Meta: two)", r.name, k);
+        ERROR(PLUGIN ": Rule \"%s\": %s takes one glob (Meta: two)", r.name, k);
         rc = -1;
         break;
       }
@@ -155,17 +165,20 @@ static int rule_config(oconfig_item_t *ci) {
                      ? vs_action_kind_parse(c->values[0].value.string)
                      : -1;
       if (kind < 0) {
-        ERROR(PLUGIN ": rule \"%s\": Action takes \"agent\", \"patchset\" or \"webhook\" and "
+        ERROR(PLUGIN ": Rule \"%s\": Action takes \"agent\", \"patchset\" or \"webhook\" and "
                      "its argument",
               r.name);
         rc = -1;
+      } else if (kind == VS_ACTION_PATCHSET &&
+                 vs_cf_check_file(c, where, c->values[1].value.string) < 0) {
+        rc = -1; /* "Rule "x": Action "/sets/fix.qcow2": No such file or directory" */
       } else {
-        r.actions = realloc(r.actions, (r.n_actions + 1) * sizeof(*r.actions));
-        r.actions[r.n_actions++] =
-            (struct vs_rule_action){(enum vs_action_kind)kind, strdup(c->values[1].value.string)};
+        r.actions = vs_xrealloc(r.actions, (r.n_actions + 1) * sizeof(*r.actions));
+        r.actions[r.n_actions++] = (struct vs_rule_action){(enum vs_action_kind)kind,
+                                                           vs_xstrdup(c->values[1].value.string)};
       }
     } else if (strcasecmp(k, "DryRun") == 0) {
-      rc = cf_util_get_boolean(c, &r.dry_run);
+      rc = vs_cf_boolean(c, where, &r.dry_run);
     } else if (strcasecmp(k, "RateLimit") == 0) {
       /* two numbers: collectd's cf_util_* take one, so they are checked here (the fuzzer's
        * RateLimit 3e86 1 was an unchecked cast) */
@@ -174,39 +187,40 @@ static int rule_config(oconfig_item_t *ci) {
           !vs_cf_whole_int(c->values[0].value.number, &r.rate_count) ||
           !vs_cf_whole_int(c->values[1].value.number, &r.rate_window_s) || r.rate_count < 0 ||
           r.rate_window_s < 0) {
-        ERROR(PLUGIN ": rule \"%s\": RateLimit takes a count and seconds, whole numbers from 0 "
+        ERROR(PLUGIN ": Rule \"%s\": RateLimit takes a count and seconds, whole numbers from 0 "
                      "to %d",
               r.name, INT_MAX);
         rc = -1;
       }
     } else if (strcasecmp(k, "Cooldown") == 0) {
-      rc = vs_cf_get_int(c, &r.cooldown_s);
+      rc = vs_cf_int(c, where, &r.cooldown_s);
     } else if (strcasecmp(k, "WebhookHeader") == 0) {
       char *h = NULL;
-      if ((rc = cf_util_get_string(c, &h)) == 0)
+      if ((rc = vs_cf_string(c, where, &h)) == 0)
         rc = str_list_add(&r.webhook.headers, &r.webhook.n_headers, h);
       free(h);
     } else if (strcasecmp(k, "WebhookUser") == 0) {
-      rc = cf_util_get_string(c, &r.webhook.user);
+      rc = vs_cf_string(c, where, &r.webhook.user);
     } else if (strcasecmp(k, "WebhookPassword") == 0) {
-      rc = cf_util_get_string(c, &r.webhook.password);
+      rc = vs_cf_string(c, where, &r.webhook.password);
     } else if (strcasecmp(k, "WebhookBearer") == 0) {
-      rc = cf_util_get_string(c, &r.webhook.bearer);
+      rc = vs_cf_string(c, where, &r.webhook.bearer);
     } else if (strcasecmp(k, "WebhookCACert") == 0) {
-      rc = cf_util_get_string(c, &r.webhook.cacert);
+      if ((rc = vs_cf_string(c, where, &r.webhook.cacert)) == 0)
+        rc = vs_cf_check_file(c, where, r.webhook.cacert);
     } else if (strcasecmp(k, "WebhookVerifyPeer") == 0) {
       bool verify = true;
-      rc = cf_util_get_boolean(c, &verify);
+      rc = vs_cf_boolean(c, where, &verify);
       r.webhook.insecure = !verify;
     } else if (strcasecmp(k, "WebhookTimeout") == 0) {
       cdtime_t t = 0;
-      if ((rc = vs_cf_get_cdtime(c, &t)) == 0) r.webhook.timeout_ms = (int)CDTIME_T_TO_MS(t);
+      if ((rc = vs_cf_cdtime(c, where, &t)) == 0) r.webhook.timeout_ms = (int)CDTIME_T_TO_MS(t);
     } else if (strcasecmp(k, "WebhookRetries") == 0) {
-      rc = vs_cf_get_int(c, &r.webhook.retries);
+      rc = vs_cf_int(c, where, &r.webhook.retries);
     } else if (strcasecmp(k, "WebhookBody") == 0) {
-      rc = cf_util_get_string(c, &r.webhook.body);
+      rc = vs_cf_string(c, where, &r.webhook.body);
     } else {
-      ERROR(PLUGIN ": rule \"%s\": unknown option \"%s\" (expected Match, Plugin, PluginInstance, "
+      ERROR(PLUGIN ": Rule \"%s\": unknown option \"%s\" (expected Match, Plugin, PluginInstance, "
                    "Type, TypeInstance, Severity, Meta, Domain, Action, DryRun, RateLimit, "
                    "Cooldown, WebhookHeader, WebhookUser, WebhookPassword, WebhookBearer, "
                    "WebhookCACert, WebhookVerifyPeer, WebhookTimeout, WebhookRetries or "
@@ -224,7 +238,7 @@ static int rule_config(oconfig_item_t *ci) {
   }
   for (size_t i = 0; rc == 0 && i < act.n_pending; i++)
     if (strcmp(act.pending[i].name, r.name) == 0) {
-      ERROR(PLUGIN ": two rules are named \"%s\"", r.name);
+      ERROR(PLUGIN ": two rules are named \"%s\" (a rule's name is its callback's)", r.name);
       rc = -1;
     }
   if (rc != 0) {
@@ -236,7 +250,33 @@ static int rule_config(oconfig_item_t *ci) {
   return 0;
 }
 
+/* An agent action's command must pass the channel's allow-list as configured (AllowCommand):
+ * one that cannot is refused now, not when its alarm fires. */
+static int check_rules_allowed(void) {
+  struct vs_channel_opts co = {.allow = (const char *const *)act.allow, .n_allow = act.n_allow};
+  struct vs_channel *ch = vs_channel_open_unix("", &co); /* only its allow-list is asked */
+  int rc = 0;
+  for (size_t i = 0; i < act.n_pending && rc == 0; i++)
+    for (size_t k = 0; k < act.pending[i].n_actions && rc == 0; k++) {
+      const struct vs_rule_action *a = &act.pending[i].actions[k];
+      if (a->kind != VS_ACTION_AGENT) continue;
+      json_t *cmd = json_loads(a->arg, 0, NULL); /* vs_rule_check made sure it has "execute" */
+      const char *execute = json_string_value(json_object_get(cmd, "execute"));
+      if (execute && !vs_channel_allows(ch, execute)) {
+        ERROR(PLUGIN ": Rule \"%s\": its agent action runs \"%s\", which the guest agent "
+                     "channel refuses: add AllowCommand \"%s\" to <Plugin " PLUGIN ">",
+              act.pending[i].name, execute, execute);
+        rc = -1;
+      }
+      json_decref(cmd);
+    }
+  vs_channel_close(ch);
+  return rc;
+}
+
 static int config(oconfig_item_t *ci) {
+  static const char *const lists[] = {"FleetStore", "AllowCommand", "Rule", NULL};
+  if (vs_cf_check_repeats(ci, PLUGIN, NULL, lists) < 0) return -1;
   for (int i = 0; i < ci->children_num; i++) {
     oconfig_item_t *c = &ci->children[i];
     int rc = 0;
@@ -254,63 +294,67 @@ static int config(oconfig_item_t *ci) {
         }
       }
     } else if (strcasecmp(c->key, "HostName") == 0) {
-      rc = cf_util_get_string(c, &act.host);
+      rc = vs_cf_string(c, PLUGIN, &act.host);
     } else if (strcasecmp(c->key, "Lease") == 0) {
-      if ((rc = vs_cf_get_int(c, &act.lease)) == 0 && act.lease < 2) {
+      if ((rc = vs_cf_int(c, PLUGIN, &act.lease)) == 0 && act.lease < 2) {
         ERROR(PLUGIN ": Lease must be at least 2 seconds");
         rc = -1;
       }
     } else if (strcasecmp(c->key, "AgentTimeout") == 0) {
-      rc = vs_cf_get_cdtime(c, &act.agent_timeout);
+      rc = vs_cf_cdtime(c, PLUGIN, &act.agent_timeout);
     } else if (strcasecmp(c->key, "Socket") == 0) {
-      rc = cf_util_get_string(c, &act.socket);
+      rc = vs_cf_string(c, PLUGIN, &act.socket);
     } else if (strcasecmp(c->key, "Connection") == 0) {
-      rc = cf_util_get_string(c, &act.uri);
+      rc = vs_cf_string(c, PLUGIN, &act.uri);
     } else if (strcasecmp(c->key, "Prefix") == 0) {
-      rc = cf_util_get_string(c, &act.prefix);
+      rc = vs_cf_string(c, PLUGIN, &act.prefix);
     } else if (strcasecmp(c->key, "FleetCACert") == 0) {
-      rc = cf_util_get_string(c, &act.cacert);
+      if ((rc = vs_cf_string(c, PLUGIN, &act.cacert)) == 0)
+        rc = vs_cf_check_file(c, PLUGIN, act.cacert);
     } else if (strcasecmp(c->key, "FleetCert") == 0) {
-      rc = cf_util_get_string(c, &act.cert);
+      if ((rc = vs_cf_string(c, PLUGIN, &act.cert)) == 0)
+        rc = vs_cf_check_file(c, PLUGIN, act.cert);
     } else if (strcasecmp(c->key, "FleetKey") == 0) {
-      rc = cf_util_get_string(c, &act.key);
+      if ((rc = vs_cf_string(c, PLUGIN, &act.key)) == 0) rc = vs_cf_check_file(c, PLUGIN, act.key);
     } else if (strcasecmp(c->key, "FleetUser") == 0) {
-      rc = cf_util_get_string(c, &act.user);
+      rc = vs_cf_string(c, PLUGIN, &act.user);
     } else if (strcasecmp(c->key, "FleetPassword") == 0) {
-      rc = cf_util_get_string(c, &act.password);
+      rc = vs_cf_string(c, PLUGIN, &act.password);
     } else if (strcasecmp(c->key, "Rule") == 0) {
       rc = rule_config(c);
     } else if (strcasecmp(c->key, "Workers") == 0) {
-      if ((rc = vs_cf_get_int(c, &act.n_workers)) == 0 &&
+      if ((rc = vs_cf_int(c, PLUGIN, &act.n_workers)) == 0 &&
           (act.n_workers < 1 || act.n_workers > MAX_WORKERS)) {
         ERROR(PLUGIN ": Workers must be 1 to %d", MAX_WORKERS);
         rc = -1;
       }
     } else if (strcasecmp(c->key, "QueueSize") == 0) {
-      if ((rc = vs_cf_get_int(c, &act.queue_size)) == 0 &&
+      if ((rc = vs_cf_int(c, PLUGIN, &act.queue_size)) == 0 &&
           (act.queue_size < 1 || act.queue_size > 1000000)) {
         ERROR(PLUGIN ": QueueSize must be 1 to 1000000");
         rc = -1;
       }
     } else if (strcasecmp(c->key, "ExecTimeout") == 0) {
-      rc = vs_cf_get_cdtime(c, &act.exec_deadline);
+      rc = vs_cf_cdtime(c, PLUGIN, &act.exec_deadline);
     } else if (strcasecmp(c->key, "CopyTimeout") == 0) {
-      rc = vs_cf_get_cdtime(c, &act.copy_timeout);
+      rc = vs_cf_cdtime(c, PLUGIN, &act.copy_timeout);
     } else if (strcasecmp(c->key, "PatchsetMethod") == 0) {
       char *m = NULL;
-      if ((rc = cf_util_get_string(c, &m)) == 0 && strcasecmp(m, "copy") != 0 &&
+      if ((rc = vs_cf_string(c, PLUGIN, &m)) == 0 && strcasecmp(m, "copy") != 0 &&
           strcasecmp(m, "reopen") != 0) {
         ERROR(PLUGIN ": PatchsetMethod is reopen or copy, not \"%s\"", m);
         rc = -1;
       }
       act.patchset_copy = m && strcasecmp(m, "copy") == 0;
       free(m);
+    } else if (strcasecmp(c->key, "PluginInstanceFormat") == 0) {
+      rc = vs_cf_get_instance_format(c, PLUGIN, &act.instance_format);
     } else {
       ERROR(PLUGIN
             ": unknown option \"%s\" (expected FleetStore, HostName, Lease, "
             "AgentTimeout, AllowCommand, Socket, Connection, Prefix, FleetCACert, FleetCert, "
             "FleetKey, FleetUser, FleetPassword, Rule, Workers, QueueSize, ExecTimeout, "
-            "PatchsetMethod or CopyTimeout)",
+            "PatchsetMethod, CopyTimeout or PluginInstanceFormat)",
             c->key);
       rc = -1;
     }
@@ -320,7 +364,7 @@ static int config(oconfig_item_t *ci) {
     ERROR(PLUGIN ": give FleetStore (etcd endpoints), Socket (a local proxy socket) or a Rule");
     return -1;
   }
-  return 0;
+  return check_rules_allowed();
 }
 
 /* The fleet store as configured (Store, Prefix, TLS and credentials). */
@@ -497,13 +541,24 @@ static int notify_cb(const notification_t *n, user_data_t *ud) {
   return 0;
 }
 
+/* The VM's plugin instance as PluginInstanceFormat says, whichever way the notification named
+ * it: vmscope's plugins give the VM's name (meta "name") and UUID (meta "id") besides their
+ * plugin instance; other plugins' notifications keep theirs. */
+static const char *event_instance(const struct vs_event *e) {
+  const char *domain = vs_event_domain(e);
+  if (!e->plugin || strncmp(e->plugin, "vmscope_", 8) != 0) return domain;
+  const char *name = vs_event_meta(e, "name"), *id = vs_event_meta(e, "id");
+  return vs_instance_name(act.instance_format, name ? name : domain, id ? id : domain);
+}
+
 static void report(const struct vs_rule *r, const struct vs_rule_action *a, const char *domain,
                    const struct vs_event *e, bool good, double seconds, const char *error,
                    json_t *detail) {
   notification_t n;
   char ti[DATA_MAX_NAME_LEN];
   snprintf(ti, sizeof(ti), "%s", r->name);
-  vs_notification_init(&n, good ? NOTIF_OKAY : NOTIF_FAILURE, PLUGIN, domain, "action_result", ti);
+  vs_notification_init(&n, good ? NOTIF_OKAY : NOTIF_FAILURE, PLUGIN, event_instance(e),
+                       "action_result", ti);
   plugin_notification_meta_add_string(&n, "rule", r->name);
   plugin_notification_meta_add_string(&n, "action", vs_action_kind_name(a->kind));
   plugin_notification_meta_add_string(&n, "argument", a->arg);

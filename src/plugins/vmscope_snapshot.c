@@ -47,7 +47,7 @@ static struct {
   int keep;
   double keep_days;
   int workers;
-  bool instance_uuid;
+  enum vs_instance_format instance_format;
   /* the cycle, under LOCK */
   pthread_mutex_t lock;
   pthread_cond_t wake;
@@ -103,27 +103,36 @@ static int config_choice(oconfig_item_t *c, const char *const *names, int n, int
   return -1;
 }
 
+static int config_tree(oconfig_item_t *c) {
+  if (config_strings(c, 2, 2, "a name and the path of a guest root file system") < 0) return -1;
+  const char *name = c->values[0].value.string, *path = c->values[1].value.string;
+  for (size_t i = 0; i < snap.n_trees; i++)
+    if (strcmp(snap.tree_names[i], name) == 0) {
+      ERROR(PLUGIN ": Tree \"%s\" is given twice (a name is one tree's plugin instance)", name);
+      return -1;
+    }
+  if (vs_cf_check_dir(c, PLUGIN, path) < 0) return -1;
+  if (add_string(&snap.tree_names, &snap.n_trees, name) < 0) return -1;
+  snap.n_trees--;
+  return add_string(&snap.tree_paths, &snap.n_trees, path);
+}
+
 static int config_one(oconfig_item_t *c) {
   static const char *const modes[] = {"readonly", "backup"};
   static const char *const backends[] = {"auto", "direct", "guestfs"};
-  static const char *const formats[] = {"name", "uuid"};
   struct vs_err err = {0};
   int rc = 0, choice = 0;
   if (strcasecmp(c->key, "Connection") == 0) {
-    rc = cf_util_get_string(c, &snap.uri);
+    rc = vs_cf_string(c, PLUGIN, &snap.uri);
   } else if (strcasecmp(c->key, "Domain") == 0) {
     rc = config_strings(c, 1, 1, "a domain name or glob");
     if (rc == 0) rc = add_string(&snap.globs, &snap.n_globs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "IgnoreSelected") == 0) {
-    rc = cf_util_get_boolean(c, &snap.ignore_selected);
+    rc = vs_cf_boolean(c, PLUGIN, &snap.ignore_selected);
   } else if (strcasecmp(c->key, "Tree") == 0) {
-    rc = config_strings(c, 2, 2, "a name and the path of a guest root file system");
-    if (rc == 0 && (add_string(&snap.tree_names, &snap.n_trees, c->values[0].value.string) < 0 ||
-                    (snap.n_trees--,
-                     add_string(&snap.tree_paths, &snap.n_trees, c->values[1].value.string)) < 0))
-      rc = -1;
+    rc = config_tree(c);
   } else if (strcasecmp(c->key, "Interval") == 0) {
-    rc = vs_cf_get_cdtime(c, &snap.interval);
+    rc = vs_cf_cdtime(c, PLUGIN, &snap.interval);
   } else if (strcasecmp(c->key, "SnapshotMode") == 0) {
     if ((rc = config_choice(c, modes, 2, &choice)) == 0) snap.mode = (enum vs_snapshot_mode)choice;
   } else if (strcasecmp(c->key, "Backend") == 0) {
@@ -134,39 +143,44 @@ static int config_one(oconfig_item_t *c) {
     if (rc == 0 &&
         (rc = vs_watch_add(snap.watch, c->values[0].value.string,
                            c->values_num == 2 ? c->values[1].value.string : NULL, &err)) < 0)
-      ERROR(PLUGIN ": %s", vs_err_msg(&err));
+      ERROR(PLUGIN ": Watch: %s", vs_err_msg(&err));
   } else if (strcasecmp(c->key, "WatchFile") == 0) {
     char *file = NULL;
-    if ((rc = cf_util_get_string(c, &file)) == 0 &&
+    if ((rc = vs_cf_string(c, PLUGIN, &file)) == 0 &&
+        (rc = vs_cf_check_file(c, PLUGIN, file)) == 0 &&
         (rc = vs_watch_load_file(snap.watch, file, &err)) < 0)
-      ERROR(PLUGIN ": %s", vs_err_msg(&err));
+      ERROR(PLUGIN ": WatchFile: %s", vs_err_msg(&err));
     free(file);
   } else if (strcasecmp(c->key, "BackingDir") == 0) {
     rc = config_strings(c, 1, 1, "a directory");
-    if (rc == 0)
+    if (rc == 0 && (rc = vs_cf_check_dir(c, PLUGIN, c->values[0].value.string)) == 0)
       rc = add_string(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "DataDir") == 0) {
-    rc = cf_util_get_string(c, &snap.data_dir);
+    rc = vs_cf_string(c, PLUGIN, &snap.data_dir); /* created at init when missing */
   } else if (strcasecmp(c->key, "BackupDir") == 0) {
-    rc = cf_util_get_string(c, &snap.backup_dir);
+    if ((rc = vs_cf_string(c, PLUGIN, &snap.backup_dir)) == 0)
+      rc = vs_cf_check_dir(c, PLUGIN, snap.backup_dir);
   } else if (strcasecmp(c->key, "KeepSnapshots") == 0) {
-    if ((rc = vs_cf_get_int(c, &snap.keep)) == 0 && snap.keep < 1) {
-      ERROR(PLUGIN ": KeepSnapshots must be at least 1 (the newest is always kept)");
+    if ((rc = vs_cf_int(c, PLUGIN, &snap.keep)) == 0 && snap.keep < 1) {
+      ERROR(PLUGIN ": KeepSnapshots must be at least 1 (the newest is always kept), not %d",
+            snap.keep);
       rc = -1;
     }
   } else if (strcasecmp(c->key, "KeepDays") == 0) {
-    if ((rc = cf_util_get_double(c, &snap.keep_days)) == 0 && snap.keep_days < 0) {
-      ERROR(PLUGIN ": KeepDays must not be negative (0 keeps documents of any age)");
+    if ((rc = vs_cf_double(c, PLUGIN, &snap.keep_days)) == 0 &&
+        !(snap.keep_days >= 0 && snap.keep_days <= VS_CF_MAX_SECONDS / 86400)) {
+      ERROR(PLUGIN ": KeepDays takes days from 0 (documents of any age are kept) to %.0f, not %g",
+            VS_CF_MAX_SECONDS / 86400, snap.keep_days);
       rc = -1;
     }
   } else if (strcasecmp(c->key, "Workers") == 0) {
-    if ((rc = vs_cf_get_int(c, &snap.workers)) == 0 &&
+    if ((rc = vs_cf_int(c, PLUGIN, &snap.workers)) == 0 &&
         (snap.workers < 1 || snap.workers > MAX_WORKERS)) {
-      ERROR(PLUGIN ": Workers must be between 1 and %d", MAX_WORKERS);
+      ERROR(PLUGIN ": Workers must be between 1 and %d, not %d", MAX_WORKERS, snap.workers);
       rc = -1;
     }
   } else if (strcasecmp(c->key, "PluginInstanceFormat") == 0) {
-    if ((rc = config_choice(c, formats, 2, &choice)) == 0) snap.instance_uuid = choice == 1;
+    rc = vs_cf_get_instance_format(c, PLUGIN, &snap.instance_format);
   } else if (strcasecmp(c->key, "NoDefaultWatch") != 0) {
     ERROR(PLUGIN ": unknown option \"%s\" (expected Connection, Domain, IgnoreSelected, Tree, "
                  "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, BackingDir, "
@@ -179,10 +193,12 @@ static int config_one(oconfig_item_t *c) {
 }
 
 static int config(oconfig_item_t *ci) {
+  static const char *const lists[] = {"Domain", "Tree", "Watch", "WatchFile", "BackingDir", NULL};
+  if (vs_cf_check_repeats(ci, PLUGIN, NULL, lists) < 0) return -1;
   bool defaults = true;
   for (int i = 0; i < ci->children_num; i++)
     if (strcasecmp(ci->children[i].key, "NoDefaultWatch") == 0) {
-      if (cf_util_get_boolean(&ci->children[i], &defaults) != 0) return -1;
+      if (vs_cf_boolean(&ci->children[i], PLUGIN, &defaults) != 0) return -1;
       defaults = !defaults;
     }
   vs_watch_free(snap.watch);
@@ -203,8 +219,10 @@ static void free_jobs(struct job *jobs, size_t n) {
   free(jobs);
 }
 
-/* The cycle's work: the selected domains and the trees. Runs unlocked, in one worker. */
-static struct job *list_jobs(size_t *n) {
+/* The cycle's work: the selected domains and the trees. Runs unlocked, in one worker. *COMPLETE
+ * tells whether libvirt was listed (when it is used): only then is a VM missing from the work
+ * known to be gone. */
+static struct job *list_jobs(size_t *n, bool *complete) {
   struct vs_err err = {0};
   struct vs_domain *doms = NULL;
   size_t n_doms = 0;
@@ -227,6 +245,7 @@ static struct job *list_jobs(size_t *n) {
     pthread_mutex_unlock(&snap.lock);
     vs_err_clear(&err);
   }
+  *complete = !want_libvirt || snap.virt;
   struct job *jobs = calloc(n_doms + snap.n_trees + 1, sizeof(*jobs));
   if (!jobs) {
     vs_domains_free(doms, n_doms);
@@ -280,15 +299,15 @@ static size_t count_prefix(const struct vs_feature *doc, const char *prefix, con
   return n;
 }
 
-static void notify_change(const char *instance, const struct vs_feature *prev,
+static void notify_change(const struct job *j, const struct vs_feature *prev,
                           const struct vs_feature *doc, const struct vs_diff *d) {
   notification_t n;
   /* Routine maintenance (packages upgraded or installed, their files with them) is OKAY;
    * local edits, downgrades, removals and other changes are a WARNING to look at. */
   bool routine =
       d->n_changes == d->upgrades + d->installed + vs_diff_count_class(d, VS_CLASS_WITH_PACKAGE);
-  vs_notification_init(&n, routine ? NOTIF_OKAY : NOTIF_WARNING, PLUGIN, instance, "feature_change",
-                       "");
+  vs_notification_init_vm(&n, routine ? NOTIF_OKAY : NOTIF_WARNING, PLUGIN, snap.instance_format,
+                          j->dom.name, j->tree ? NULL : j->dom.uuid, "feature_change", "");
   plugin_notification_meta_add_string(&n, "id", vs_feature_id(doc));
   plugin_notification_meta_add_string(&n, "since", vs_feature_taken_at(prev));
   plugin_notification_meta_add_string(&n, "taken_at", vs_feature_taken_at(doc));
@@ -307,6 +326,37 @@ static void notify_change(const char *instance, const struct vs_feature *prev,
                        vs_feature_name(doc), d->n_changes, vs_feature_taken_at(prev), d->added,
                        d->removed, d->changed, d->upgrades, d->downgrades, d->local_edits, keys);
   free(keys);
+}
+
+/* A retention failure is a lasting one (a document that cannot be removed stays): logged once
+ * per CAUSE, and its recovery once. ERR NULL: it worked. */
+static void note_retention(const char *cause, const struct vs_err *err) {
+  pthread_mutex_lock(&snap.lock);
+  if (err) {
+    char *msg = vs_xasprintf("the pool's retention (KeepSnapshots %d, KeepDays %g) failed: %s",
+                             snap.keep, snap.keep_days, vs_err_msg(err));
+    vs_once_fail(&snap.once, PLUGIN, cause, msg);
+    free(msg);
+  } else {
+    vs_once_ok(&snap.once, PLUGIN, cause);
+  }
+  pthread_mutex_unlock(&snap.lock);
+}
+
+/* Retention for every VM of the pool, once a cycle, those not snapshotted this cycle too: a
+ * VM that is no longer in JOBS loses all its documents once its newest is older than KeepDays
+ * (when the listing was COMPLETE). Runs unlocked, in the worker that listed the cycle. */
+static void prune_pool(const struct job *jobs, size_t n, bool complete) {
+  const char **present = vs_xcalloc(n + 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++)
+    present[i] = jobs[i].dom.uuid;
+  struct vs_err err = {0};
+  int rc = vs_pool_prune_gone(snap.data_dir, complete ? present : NULL, n, (size_t)snap.keep,
+                              snap.keep_days, time(NULL), &err);
+  /* a pool not made yet (no snapshot so far) has nothing to prune */
+  note_retention("retention", rc < 0 && err.code != ENOENT ? &err : NULL);
+  vs_err_clear(&err);
+  free(present);
 }
 
 static void run_job(struct vs_extractor *x, const struct job *j) {
@@ -332,16 +382,25 @@ static void run_job(struct vs_extractor *x, const struct job *j) {
   struct vs_diff *diff = NULL;
   if (doc) {
     prev = vs_pool_newest(snap.data_dir, vs_feature_id(doc), NULL, NULL);
-    if (vs_pool_write(snap.data_dir, doc, NULL, &err) == 0)
-      vs_pool_prune(snap.data_dir, vs_feature_id(doc), (size_t)snap.keep, snap.keep_days,
-                    (time_t)now, NULL);
-    else
-      WARNING(PLUGIN ": %s: the snapshot is not kept: %s", j->dom.name, vs_err_msg(&err));
+    char *kept = vs_xasprintf("the pool, for %s", cause); /* causes of their own */
+    if (vs_pool_write(snap.data_dir, doc, NULL, &err) == 0) {
+      int pruned = vs_pool_prune(snap.data_dir, vs_feature_id(doc), (size_t)snap.keep,
+                                 snap.keep_days, (time_t)now, &err);
+      note_retention(kept, pruned < 0 ? &err : NULL);
+    } else {
+      char *msg = vs_xasprintf("%s: the snapshot is not kept: %s", j->dom.name, vs_err_msg(&err));
+      pthread_mutex_lock(&snap.lock);
+      vs_once_fail(&snap.once, PLUGIN, kept, msg);
+      pthread_mutex_unlock(&snap.lock);
+      free(msg);
+    }
+    free(kept);
     vs_err_clear(&err);
     if (prev) diff = vs_drift_diff(prev, doc);
   }
-  const char *instance = j->tree || !snap.instance_uuid ? j->dom.name : j->dom.uuid;
-  if (diff && diff->n_changes) notify_change(instance, prev, doc, diff);
+  const char *instance =
+      vs_instance_name(snap.instance_format, j->dom.name, j->tree ? NULL : j->dom.uuid);
+  if (diff && diff->n_changes) notify_change(j, prev, doc, diff);
 
   pthread_mutex_lock(&snap.lock);
   if (doc)
@@ -426,7 +485,9 @@ static void *worker(void *arg) {
       snap.cycle_started = vs_now_monotonic();
       pthread_mutex_unlock(&snap.lock);
       size_t n = 0;
-      struct job *jobs = list_jobs(&n);
+      bool complete = false;
+      struct job *jobs = list_jobs(&n, &complete);
+      prune_pool(jobs, jobs ? n : 0, complete && jobs);
       pthread_mutex_lock(&snap.lock);
       free_jobs(snap.jobs, snap.n_jobs);
       snap.jobs = jobs;
@@ -454,6 +515,12 @@ static int init(void) {
   if (snap.interval == 0) snap.interval = plugin_get_interval();
   if (!snap.data_dir) snap.data_dir = strdup("/var/lib/collectd/vmscope");
   if (snap.running) return 0;
+  struct vs_err err = {0};
+  if (vs_pool_create(snap.data_dir, &err) < 0) { /* vmscope_drift reads it: made here */
+    ERROR(PLUGIN ": DataDir: %s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return -1;
+  }
   snap.stop = false;
   for (int i = 0; i < snap.workers; i++) {
     if (plugin_thread_create(&snap.threads[i], worker, NULL, "vmscope snap") != 0) {
