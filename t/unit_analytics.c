@@ -62,6 +62,56 @@ static struct fleet make(size_t n, double noise, uint64_t seed) {
   return f;
 }
 
+/* The demo fleet's shape: eight web servers and two databases on one base; the web servers
+ * VM 0, 1 and 2 each drifted their own way (a setting of their own, and so an sshd_config
+ * digest of their own: they all lack the digest the seven others share). */
+static void drifted_fleet(void) {
+  enum { N = 10, BASE = 40, ROLE = 12 };
+  uint64_t tokens[N][BASE + ROLE + 4];
+  struct vs_vm_tokens vms[N];
+  char key[64], val[64], names[N][16];
+  for (size_t i = 0; i < N; i++) {
+    size_t k = 0;
+    const char *role = i < 8 ? "web" : "db";
+    for (int b = 0; b < BASE; b++) {
+      snprintf(key, sizeof(key), "base:%d", b);
+      tokens[i][k++] = vs_token(key, "v");
+    }
+    for (int b = 0; b < ROLE; b++) {
+      snprintf(key, sizeof(key), "%s:%d", role, b);
+      tokens[i][k++] = vs_token(key, "v");
+    }
+    snprintf(val, sizeof(val), "%s-%02zu", role, i);
+    tokens[i][k++] = vs_token("file:/etc/hostname:hostname", val);
+    if (i < 3) {
+      static const char *const drift[] = {"PermitRootLogin", "MaxAuthTries", "MaxAuthSessions"};
+      snprintf(key, sizeof(key), "file:/etc/ssh/sshd_config:%s", drift[i]);
+      tokens[i][k++] = vs_token(key, "10");
+      snprintf(val, sizeof(val), "digest-%zu", i);
+      tokens[i][k++] = vs_token("meta:/etc/ssh/sshd_config:sha256", val);
+    } else {
+      tokens[i][k++] = vs_token("meta:/etc/ssh/sshd_config:sha256", "digest");
+    }
+    snprintf(names[i], sizeof(names[i]), "%s-%02zu", role, i);
+    vms[i] = (struct vs_vm_tokens){.id = names[i], .name = names[i], .tokens = tokens[i], .n = k};
+  }
+  struct vs_analysis *a = vs_analyze(vms, N, NULL);
+  size_t order[N];
+  double sims[N], sim_of[N];
+  vs_analysis_similar(a, 0, order, sims);
+  for (size_t r = 0; r < N; r++)
+    sim_of[order[r]] = sims[r];
+  ok(sim_of[1] < 1.0 && sim_of[2] < 1.0,
+     "two VMs that each drifted their own way are not as like a third with its own drift as it "
+     "is like itself (%.3f, %.3f)",
+     sim_of[1], sim_of[2]);
+  ok(sim_of[1] > sim_of[8] && sim_of[2] > sim_of[8],
+     "and they are still more like it than a VM of another role (%.3f)", sim_of[8]);
+  ok(vs_analysis_pair(a, 0, 1) == 1.0 && vs_analysis_role(a, 0) == vs_analysis_role(a, 3),
+     "while roles, which ignore what one VM alone has, keep them together with the others");
+  vs_analysis_free(a);
+}
+
 static void drop(struct fleet *f) {
   for (size_t i = 0; i < f->n; i++) {
     free(f->tokens[i]);
@@ -175,6 +225,7 @@ int main(void) {
   ok(vs_adjusted_rand(x, y, 6) == 1.0, "ARI of the same grouping under other names is 1");
   ok(vs_adjusted_rand(x, z, 6) < 0.1, "and of an unrelated one about 0 (%.2f)",
      vs_adjusted_rand(x, z, 6));
+  drifted_fleet();
   struct vs_analysis *e = vs_analyze(NULL, 0, NULL);
   ok(vs_analysis_role_count(e) == 0, "no VMs, no roles");
   vs_analysis_free(e);

@@ -110,6 +110,8 @@ struct vs_analysis {
   bool *blank;      /* no informative token at all */
   uint64_t **exact; /* the informative token hashes, sorted, when at most EXACT_MAX */
   size_t *n_exact;
+  size_t *n_informative; /* how many informative tokens (and negations) each VM has */
+  size_t *n_own;         /* and how many tokens no other VM has */
   size_t *role, *role_size, *medoid;
   double *similarity, *anomaly, *label_p;
   char **label;
@@ -136,12 +138,14 @@ struct hashes { /* the informative token hashes of one VM, while there are few *
   uint64_t h[EXACT_MAX];
   size_t n;
   bool over;
+  size_t all, own; /* informative hashes put, and tokens of this VM alone */
 };
 
 static void put(uint64_t *sig, uint64_t h, struct hashes *keep) {
   unsigned bin = (unsigned)(h >> 57);
   uint64_t v = h & ((1ULL << 57) - 1);
   if (v < sig[bin]) sig[bin] = v;
+  if (keep) keep->all++;
   if (keep && !keep->over) {
     if (keep->n == EXACT_MAX)
       keep->over = true;
@@ -160,6 +164,7 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
   for (size_t i = 0; i < n; i++) {
     uint32_t c = counts_get(j->df, tokens[i]);
     if (j->n_neg) sorted[m++] = tokens[i];
+    if (keep && c < j->lo) keep->own++;
     if (c < j->lo || c > j->hi) continue;
     put(sig, mix64(tokens[i] ^ j->a->seed), keep);
     any = true;
@@ -199,9 +204,11 @@ static void *sig_worker(void *arg) {
   struct sig_job *j = arg;
   struct hashes *keep = vs_xmalloc(sizeof(*keep));
   for (size_t i = j->from; i < j->to; i++) {
-    keep->n = 0;
+    keep->n = keep->all = keep->own = 0;
     keep->over = false;
     j->a->blank[i] = !signature(j->vms[i].tokens, j->vms[i].n, j, j->a->sig + i * K, keep);
+    j->a->n_informative[i] = keep->all;
+    j->a->n_own[i] = keep->own;
     if (!keep->over && keep->n) {
       qsort(keep->h, keep->n, sizeof(uint64_t), cmp_u64);
       size_t m = 0; /* distinct hashes */
@@ -223,14 +230,21 @@ static double sig_sim(const uint64_t *x, const uint64_t *y) {
   return (double)same / K;
 }
 
-double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
-  if (a->blank[i] || a->blank[j]) return a->blank[i] && a->blank[j] ? 1.0 : 0.0;
-  if (a->exact[i] && a->exact[j]) { /* |A n B| / |A u B| by merging */
+/* How many informative tokens VMs I and J share (estimated from their signatures when either
+ * has too many to keep), and how many they have together (TOTAL, counting shared ones twice). */
+static void overlap(const struct vs_analysis *a, size_t i, size_t j, double *both, double *total) {
+  *both = 0;
+  *total = 0;
+  if (a->blank[i] || a->blank[j]) {
+    *total = (double)(a->n_informative[i] + a->n_informative[j]);
+    return;
+  }
+  if (a->exact[i] && a->exact[j]) { /* |A n B| by merging */
     const uint64_t *x = a->exact[i], *y = a->exact[j];
-    size_t nx = a->n_exact[i], ny = a->n_exact[j], p = 0, q = 0, both = 0;
+    size_t nx = a->n_exact[i], ny = a->n_exact[j], p = 0, q = 0, n = 0;
     while (p < nx && q < ny) {
       if (x[p] == y[q]) {
-        both++;
+        n++;
         p++;
         q++;
       } else if (x[p] < y[q]) {
@@ -239,9 +253,30 @@ double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
         q++;
       }
     }
-    return (double)both / (double)(nx + ny - both);
+    *both = (double)n;
+    *total = (double)(nx + ny);
+    return;
   }
-  return sig_sim(a->sig + i * K, a->sig + j * K);
+  double s = sig_sim(a->sig + i * K, a->sig + j * K); /* J = both / (total - both) */
+  *total = (double)(a->n_informative[i] + a->n_informative[j]);
+  *both = s * *total / (1 + s);
+}
+
+double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
+  if (a->blank[i] || a->blank[j]) return a->blank[i] && a->blank[j] ? 1.0 : 0.0;
+  if (!a->exact[i] || !a->exact[j]) return sig_sim(a->sig + i * K, a->sig + j * K);
+  double both, total;
+  overlap(a, i, j, &both, &total);
+  return both / (total - both);
+}
+
+double vs_analysis_likeness(const struct vs_analysis *a, size_t i, size_t j) {
+  if (i == j) return 1.0;
+  double both, total;
+  overlap(a, i, j, &both, &total);
+  /* A token of one VM alone is in neither's intersection: it only widens the union. */
+  double either = total - both + (double)(a->n_own[i] + a->n_own[j]);
+  return either > 0 ? both / either : 1.0;
 }
 
 static size_t find(size_t *parent, size_t x) {
@@ -345,6 +380,8 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   a->blank = vs_xcalloc(cap, sizeof(bool));
   a->exact = vs_xcalloc(cap, sizeof(uint64_t *));
   a->n_exact = vs_xcalloc(cap, sizeof(size_t));
+  a->n_informative = vs_xcalloc(cap, sizeof(size_t));
+  a->n_own = vs_xcalloc(cap, sizeof(size_t));
   a->role = vs_xcalloc(cap, sizeof(size_t));
   a->role_size = vs_xcalloc(cap, sizeof(size_t));
   a->medoid = vs_xcalloc(cap, sizeof(size_t));
@@ -485,6 +522,8 @@ void vs_analysis_free(struct vs_analysis *a) {
   }
   free(a->exact);
   free(a->n_exact);
+  free(a->n_informative);
+  free(a->n_own);
   free(a->label);
   free(a->label_p);
   free(a->sig);
@@ -537,7 +576,7 @@ static void rank(size_t n, double *sims, size_t *order) {
 
 void vs_analysis_similar(const struct vs_analysis *a, size_t target, size_t *order, double *sims) {
   for (size_t i = 0; i < a->n; i++)
-    sims[i] = i == target ? 1.0 + 1e-9 : vs_analysis_pair(a, target, i); /* itself first */
+    sims[i] = i == target ? 1.0 + 1e-9 : vs_analysis_likeness(a, target, i); /* itself first */
   rank(a->n, sims, order);
   if (a->n) sims[0] = 1.0;
 }

@@ -70,9 +70,14 @@ double vs_analysis_anomaly(const struct vs_analysis *a, size_t vm);
 /* The predicted label (the given one for a labelled VM, NULL when no VM is labelled) and its
  * probability (1 for a given label). */
 const char *vs_analysis_label(const struct vs_analysis *a, size_t vm, double *probability);
-/* The estimated Jaccard similarity of two VMs' informative tokens. */
+/* The estimated Jaccard similarity of two VMs' informative tokens (what roles are made of). */
 double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j);
-/* Every VM ranked by similarity to VM TARGET (itself first): ORDER and SIMS get N entries. */
+/* The estimated Jaccard similarity of two VMs' tokens but the common base: their informative
+ * tokens and also those of one VM alone (a drift of its own, its hostname), which no other VM
+ * shares and so only widen the union. Two VMs that each drifted their own way are not alike,
+ * as they are for vs_analysis_pair. */
+double vs_analysis_likeness(const struct vs_analysis *a, size_t i, size_t j);
+/* Every VM ranked by likeness to VM TARGET (itself first): ORDER and SIMS get N entries. */
 void vs_analysis_similar(const struct vs_analysis *a, size_t target, size_t *order, double *sims);
 /* Every VM ranked by similarity to a set of tokens (say, a few (key, value) pairs of a
  * compromised VM): the share of them each VM has. */

@@ -58,9 +58,48 @@ static void heat_color(struct vs_buf *b, double score) {
   vs_buf_addf(b, "rgb(%d,%d,%d)", r, g, g);
 }
 
+/* The heat map's labels are laid out here, where no browser measures them: the font is named
+ * (DejaVu Sans, Debian's default, then Verdana, whose metrics are alike), and a label's width is
+ * taken from DejaVu Sans's advance widths (1/2048 em) of printable ASCII, 1 em for any other
+ * character, plus a margin: a narrower font only leaves more room. */
+#define HEAT_FONT_PX 11
+#define HEAT_FONT "\"DejaVu Sans\",Verdana,sans-serif"
+#define LABEL_MAX 120 /* longer labels keep their ends around an ellipsis; the title has all */
+static const unsigned short advance[95] = {
+    651,  821,  942,  1716, 1303, 1946, 1597, 563,  799,  799,  1024, 1716, 651,  739,  651,  690,
+    1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 1303, 690,  690,  1716, 1716, 1716, 1087,
+    2048, 1401, 1405, 1430, 1577, 1294, 1178, 1589, 1540, 604,  604,  1343, 1141, 1767, 1532, 1612,
+    1235, 1612, 1423, 1300, 1251, 1499, 1401, 2025, 1403, 1251, 1403, 799,  690,  799,  1716, 1024,
+    1024, 1255, 1300, 1126, 1300, 1260, 721,  1300, 1298, 569,  569,  1186, 569,  1995, 1298, 1253,
+    1300, 842,  1067, 803,  1298, 1212, 1675, 1212, 1212, 1075, 1303, 690,  1303, 1716};
+
+static double text_width(const char *s) {
+  double units = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p >= 32 && *p < 127)
+      units += advance[*p - 32];
+    else if ((*p & 0xC0) != 0x80) /* one per UTF-8 character */
+      units += 2048;
+  return units / 2048 * HEAT_FONT_PX * 1.08 + 2;
+}
+
+/* S as a label: itself, or when longer than MAX bytes its start and end around an ellipsis. */
+static char *label_of(const char *s, size_t max) {
+  size_t len = strlen(s);
+  if (len <= max) return vs_xstrdup(s);
+  size_t head = max / 2, tail = len - (max - head);
+  while (head > 0 && ((unsigned char)s[head] & 0xC0) == 0x80) /* whole UTF-8 characters */
+    head--;
+  while (tail < len && ((unsigned char)s[tail] & 0xC0) == 0x80)
+    tail++;
+  return vs_xasprintf("%.*s…%s", (int)head, s, s + tail);
+}
+
 struct column {
   const char *key;
   double best;
+  char *label;
+  double width;
 };
 
 static int cmp_column(const void *p, const void *q) {
@@ -75,6 +114,10 @@ static const struct vs_finding *finding_of(const struct vs_drift *d, const char 
   return NULL;
 }
 
+/* The heat map: a row per VM, its name left of it; a column per key, its label above it,
+ * rotated 60 degrees so that neighbours 18 px apart stand 15.6 px apart across their baselines
+ * (more than a line of 11 px text), and the map as wide and as tall as its longest labels
+ * need. Every label is whole up to LABEL_MAX bytes and carries a title with the whole text. */
 static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, size_t max_keys) {
   /* Columns: the keys of each VM's top alarms (warning or worse, not waived), by their highest
    * score; info findings (a hostname, say) would only crowd the map. */
@@ -90,7 +133,7 @@ static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, si
         c++;
       if (c == n_cols) {
         cols = vs_xrealloc(cols, (n_cols + 1) * sizeof(*cols));
-        cols[n_cols++] = (struct column){f->key, f->score};
+        cols[n_cols++] = (struct column){f->key, f->score, NULL, 0};
       } else if (f->score > cols[c].best) {
         cols[c].best = f->score;
       }
@@ -98,23 +141,47 @@ static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, si
   }
   qsort(cols, n_cols, sizeof(*cols), cmp_column);
   if (n_cols > max_keys) n_cols = max_keys;
-  const int cell = 18, left = 160, head = 220;
-  int width = left + (int)n_cols * cell + 20, height = head + (int)r->n * cell + 10;
+  char **names = vs_xcalloc(r->n ? r->n : 1, sizeof(char *));
+  const double sin60 = 0.8660254, cos60 = 0.5, ascent = 0.93 * HEAT_FONT_PX;
+  const int cell = 18;
+  double name_w = 0, label_h = 0, label_right = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    names[i] = label_of(vm_name(&r->vms[i]), LABEL_MAX / 2);
+    if (text_width(names[i]) > name_w) name_w = text_width(names[i]);
+  }
+  int left = (int)name_w + 12, head;
+  for (size_t c = 0; c < n_cols; c++) {
+    cols[c].label = label_of(cols[c].key, LABEL_MAX);
+    cols[c].width = text_width(cols[c].label);
+    if (cols[c].width * sin60 > label_h) label_h = cols[c].width * sin60;
+    double right = left + (double)c * cell + cell / 2.0 + cols[c].width * cos60;
+    if (right > label_right) label_right = right;
+  }
+  head = (int)(label_h + ascent * cos60) + 12; /* the rotated glyphs' tops reach past the ends */
+  int width = left + (int)n_cols * cell + 10, height = head + (int)r->n * cell + 10;
+  if (width < (int)(label_right + ascent * sin60) + 10)
+    width = (int)(label_right + ascent * sin60) + 10;
   vs_buf_addf(b,
               "<svg id=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
               "role=\"img\" aria-label=\"drift heat map\">\n",
               width, height);
   for (size_t c = 0; c < n_cols; c++) {
-    int x = left + (int)c * cell + cell / 2;
-    vs_buf_addf(b, "<text class=\"key\" transform=\"translate(%d,%d) rotate(-60)\">", x, head - 6);
-    esc_cut(b, cols[c].key, 40);
+    /* The baseline starts under the column's middle, shifted so the glyphs, above it, are. */
+    int x = left + (int)c * cell + cell / 2 + 3;
+    vs_buf_addf(b, "<text class=\"key\" transform=\"translate(%d,%d) rotate(-60)\"><title>", x,
+                head - 4);
+    esc(b, cols[c].key);
+    vs_buf_adds(b, "</title>");
+    esc(b, cols[c].label);
     vs_buf_adds(b, "</text>\n");
   }
   for (size_t i = 0; i < r->n; i++) {
     int y = head + (int)i * cell;
-    vs_buf_addf(b, "<text class=\"vm\" x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 6,
+    vs_buf_addf(b, "<text class=\"vm\" x=\"%d\" y=\"%d\" text-anchor=\"end\"><title>", left - 6,
                 y + cell - 5);
-    esc_cut(b, vm_name(&r->vms[i]), 24);
+    esc(b, vm_name(&r->vms[i]));
+    vs_buf_adds(b, "</title>");
+    esc(b, names[i]);
     vs_buf_adds(b, "</text>\n");
     for (size_t c = 0; c < n_cols; c++) {
       const struct vs_finding *f = finding_of(r->vms[i].drift, cols[c].key);
@@ -138,6 +205,11 @@ static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, si
     }
   }
   vs_buf_adds(b, "</svg>\n");
+  for (size_t i = 0; i < r->n; i++)
+    free(names[i]);
+  free(names);
+  for (size_t c = 0; c < n_cols; c++)
+    free(cols[c].label);
   free(cols);
 }
 
@@ -185,9 +257,15 @@ static void vm_section(struct vs_buf *b, const struct vs_report_vm *v, size_t to
       vs_buf_adds(b, "</td><td>");
       esc_cut(b, f->value, 40);
       vs_buf_adds(b, "</td><td>");
-      esc_cut(b, f->majority, 40);
-      vs_buf_addf(b, "</td><td>%u of %u</td><td>%.2f</td><td>%s%s</td></tr>\n", f->majority_count,
-                  f->n, f->score, vs_severity_name(f->severity), f->waived ? " (waived)" : "");
+      /* Where no two peers agree, the most common value is any one of them: there is none. */
+      if (f->majority_count <= 1 && f->n > 1)
+        vs_buf_adds(b, "<i>all differ</i></td><td>none shared");
+      else {
+        esc_cut(b, f->majority, 40);
+        vs_buf_addf(b, "</td><td>%u of %u", f->majority_count, f->n);
+      }
+      vs_buf_addf(b, "</td><td>%.2f</td><td>%s%s</td></tr>\n", f->score,
+                  vs_severity_name(f->severity), f->waived ? " (waived)" : "");
     }
     vs_buf_adds(b, "</table>\n");
   }
@@ -237,7 +315,7 @@ char *vs_report_html(const struct vs_report *r) {
                   "th{background:#f0f0f0}\n"
                   "tr.warning td{background:#fff1d6}tr.failure td{background:#ffd9d9}\n"
                   "tr.waived td{color:#888}\n"
-                  "svg text{font-size:11px;font-family:sans-serif}\n"
+                  "svg text{font-size:11px;font-family:" HEAT_FONT "}\n"
                   "span.anomalous{color:#b00;font-weight:bold}\n"
                   "section.vm{border-top:1px solid #ddd;margin-top:1em}\n"
                   "</style></head><body>\n<h1>");
