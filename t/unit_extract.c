@@ -2,6 +2,7 @@
 #include "fixture.h"
 #include "tap.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,42 @@ static void test_threads(const char *root, const struct vs_watch *watch,
      THREADS * ROUNDS, THREADS, mismatches, *first ? "; first: " : "", first);
 }
 
+/* A tree with no operating system is no VM: refused, not an empty document. */
+static void test_no_os(struct vs_extractor *x) {
+  struct vs_err err = {0};
+  char *empty = fx_tmpdir();
+  fx_write(empty, "srv/data.txt", "not an OS\n");
+  struct vs_source *src = vs_source_open_dir(empty, &err);
+  struct vs_feature *doc = vs_feature_new();
+  ok(vs_extract(x, src, doc, NULL, &err) < 0 && err.code == ENOENT,
+     "a tree without os-release, package database or passwd is refused (ENOENT)");
+  ok(err.msg && strstr(err.msg, "no operating system found in ") &&
+         strstr(err.msg, ": no /etc/os-release, no package database"),
+     "saying no operating system was found (%s)", err.msg ? err.msg : "no message");
+  ok(vs_feature_count(doc) == 0, "and adds nothing to the document");
+  vs_err_clear(&err);
+  vs_feature_free(doc);
+  vs_source_free(src);
+  static const char *const marks[][2] = {{"usr/lib/os-release", "ID=fedora\n"},
+                                         {"var/lib/dpkg/status", ""},
+                                         {"etc/passwd", "root:x:0:0::/root:/bin/sh\n"}};
+  for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+    char *tree = fx_tmpdir();
+    fx_write(tree, marks[i][0], marks[i][1]);
+    src = vs_source_open_dir(tree, &err);
+    doc = vs_feature_new();
+    ok(vs_extract(x, src, doc, NULL, &err) == 0, "a tree with only /%s is an OS (%s)", marks[i][0],
+       err.msg ? err.msg : "ok");
+    vs_err_clear(&err);
+    vs_feature_free(doc);
+    vs_source_free(src);
+    fx_rmtree(tree);
+    free(tree);
+  }
+  fx_rmtree(empty);
+  free(empty);
+}
+
 int main(void) {
   plan_no_plan();
   char *root = fx_tmpdir();
@@ -284,6 +321,7 @@ int main(void) {
 
   /* A second tree through the same extractor: state does not leak between documents. */
   char *root2 = fx_tmpdir();
+  fx_write(root2, "etc/os-release", "ID=debian\n");
   fx_write(root2, "etc/ssh/sshd_config", "PermitRootLogin no\n");
   struct vs_source *src2 = vs_source_open_dir(root2, &err);
   struct vs_feature *doc2 = vs_feature_new();
@@ -296,6 +334,7 @@ int main(void) {
 
   test_defaults(x);
   test_threads(root, watch, doc);
+  test_no_os(x);
   vs_feature_free(doc2);
   vs_source_free(src2);
   fx_rmtree(root2);

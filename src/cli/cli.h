@@ -54,6 +54,7 @@ extern const char vs_cli_read_help[];
 struct vs_cli_read {
   bool stats, no_default_watch;
   int backend;
+  const char *backend_arg; /* --backend as given: a second one is refused */
   struct vs_image_opts image;
   const char *backing_dirs[VS_CLI_MAX_REPEAT];
   const char *watch_files[VS_CLI_MAX_REPEAT];
@@ -62,6 +63,10 @@ struct vs_cli_read {
 /* Takes option C if it is one of VS_CLI_READ_OPTIONS: returns 1, or -1 (message printed,
  * prefixed with PROG) for a bad value; 0 when C is not one of them. */
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog);
+
+/* An option that takes one value: sets *SLOT to ARG, or returns -1 (message "PROG: OPT given
+ * twice" printed) when it is already set. */
+int vs_cli_set_once(const char **slot, const char *arg, const char *opt, const char *prog);
 
 /* --format ARG: sets *TEXT and returns 0 for "json" or "text"; -1 (message printed, prefixed with
  * PROG) for anything else. */

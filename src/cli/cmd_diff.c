@@ -18,18 +18,34 @@ static void usage(FILE *out) {
         "a config file as \"package\" when the package that ships it changed version too, or\n"
         "\"local_edit\" when it did not.\n"
         "\n"
+        "OLD must not be taken after NEW (swap them, or say --any-order), and two documents of\n"
+        "different libvirt domains (different UUIDs) are refused: diff compares two snapshots\n"
+        "of one VM (vmscope drift compares VMs).\n"
+        "\n"
         "Options:\n"
-        "  -f, --format json|text  output format (default json)\n"
-        "      --compact           JSON on one line\n",
+        "  -f, --format json|text  output format (default json); text names the VM and both\n"
+        "                          snapshot times\n"
+        "      --compact           JSON on one line\n"
+        "      --exit-code         exit 1 when something changed, 0 when nothing did\n"
+        "  -q, --quiet             print nothing; implies --exit-code\n"
+        "      --any-order         compare even when OLD was taken after NEW\n",
         out);
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
         "\n"
-        "Exit status: 0 ok (whether or not anything changed), 1 a source failed, 2 usage.\n",
+        "Exit status: 0 ok (whether or not anything changed), 1 a source failed, 2 usage.\n"
+        "With --exit-code or --quiet, as git diff: 0 nothing changed, 1 something changed,\n"
+        "2 usage, 3 a source failed (nothing was compared).\n",
         out);
 }
 
-static void print_text(const struct vs_diff *d) {
+static void print_text(const struct vs_diff *d, const struct vs_feature *a,
+                       const struct vs_feature *b) {
+  if (strcmp(vs_feature_name(a), vs_feature_name(b)) == 0)
+    printf("# %s: %s -> %s\n", vs_feature_name(a), vs_feature_taken_at(a), vs_feature_taken_at(b));
+  else
+    printf("# %s (%s) -> %s (%s)\n", vs_feature_name(a), vs_feature_taken_at(a), vs_feature_name(b),
+           vs_feature_taken_at(b));
   printf("# %zu added, %zu removed, %zu changed; packages: %zu upgraded, %zu downgraded, %zu "
          "installed, %zu removed; files: %zu changed with their package, %zu edited locally\n",
          d->added, d->removed, d->changed, d->upgrades, d->downgrades, d->installed, d->uninstalled,
@@ -48,27 +64,65 @@ static void print_text(const struct vs_diff *d) {
   }
 }
 
+/* Whether OLD and NEW can be two snapshots of one VM, in that order: -1 (message printed) when
+ * not. Documents of libvirt domains carry the domain's UUID; a tree's or an image's id is the
+ * file's, and two files may well be two snapshots of one VM, so only domains are compared by id.
+ * taken_at is UTC "YYYY-MM-DDTHH:MM:SSZ", which sorts as text. */
+static int check_pair(const struct vs_feature *a, const struct vs_feature *b, bool any_order) {
+  const char *ka = vs_feature_source(a, "kind"), *kb = vs_feature_source(b, "kind");
+  if (ka && kb && strcmp(ka, "domain") == 0 && strcmp(kb, "domain") == 0 &&
+      strcmp(vs_feature_id(a), vs_feature_id(b)) != 0) {
+    fprintf(stderr, PROG ": OLD is %s, NEW is %s: diff compares two snapshots of one VM\n",
+            vs_feature_name(a), vs_feature_name(b));
+    return -1;
+  }
+  if (!any_order && strcmp(vs_feature_taken_at(a), vs_feature_taken_at(b)) > 0) {
+    fprintf(stderr,
+            PROG ": OLD was taken after NEW (%s > %s): swap them, or give --any-order to compare "
+                 "them as given\n",
+            vs_feature_taken_at(a), vs_feature_taken_at(b));
+    return -1;
+  }
+  return 0;
+}
+
 int vs_cmd_diff(int argc, char **argv) {
-  enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
+  enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE, OPT_EXIT_CODE, OPT_ANY_ORDER };
+  enum { EXIT_CHANGED = 1, EXIT_FAILED = 3 }; /* with --exit-code */
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
+                                       {"exit-code", no_argument, NULL, OPT_EXIT_CODE},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"any-order", no_argument, NULL, OPT_ANY_ORDER},
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   struct vs_cli_read r = {0};
-  bool text = false, compact = false;
+  bool text = false, compact = false, exit_code = false, quiet = false, any_order = false;
+  const char *format = NULL;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "f:h" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "f:qh" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
     int taken = vs_cli_read_option(&r, c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
     switch (c) {
     case 'f':
-      if (vs_cli_format_option(optarg, PROG, &text) < 0) return VS_EXIT_USAGE;
+      if (vs_cli_set_once(&format, optarg, "--format", PROG) < 0 ||
+          vs_cli_format_option(optarg, PROG, &text) < 0)
+        return VS_EXIT_USAGE;
       break;
     case OPT_COMPACT:
       compact = true;
+      break;
+    case OPT_EXIT_CODE:
+      exit_code = true;
+      break;
+    case 'q':
+      quiet = exit_code = true;
+      break;
+    case OPT_ANY_ORDER:
+      any_order = true;
       break;
     case 'h':
       usage(stdout);
@@ -89,27 +143,35 @@ int vs_cmd_diff(int argc, char **argv) {
   for (int i = 0; i < 2; i++) {
     if (read[i].error) {
       fprintf(stderr, PROG ": %s\n", read[i].error);
-      status = VS_EXIT_PARTIAL;
+      if (status == VS_EXIT_OK) status = exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
     } else if (read[i].n != 1) {
       fprintf(stderr, PROG ": %s holds %zu documents; expected one\n", argv[optind + i], read[i].n);
       status = VS_EXIT_USAGE;
     }
   }
+  if (status == VS_EXIT_OK && check_pair(read[0].docs[0], read[1].docs[0], any_order) < 0)
+    status = VS_EXIT_USAGE;
   if (status == VS_EXIT_OK) {
-    _cleanup_(vs_diff_freep) struct vs_diff *d = vs_drift_diff(read[0].docs[0], read[1].docs[0]);
-    if (text) {
-      print_text(d);
+    const struct vs_feature *a = read[0].docs[0], *b = read[1].docs[0];
+    _cleanup_(vs_diff_freep) struct vs_diff *d = vs_drift_diff(a, b);
+    if (quiet) {
+      /* nothing printed */
+    } else if (text) {
+      print_text(d, a, b);
     } else {
-      json_t *j = vs_diff_to_json(d, read[0].docs[0], read[1].docs[0]);
-      vs_cli_print_json(j, compact, PROG);
+      json_t *j = vs_diff_to_json(d, a, b);
+      json_object_set_new(json_object_get(j, "old"), "name", json_string(vs_feature_name(a)));
+      json_object_set_new(json_object_get(j, "new"), "name", json_string(vs_feature_name(b)));
+      if (vs_cli_print_json(j, compact, PROG) < 0) status = exit_code ? EXIT_FAILED : 1;
       json_decref(j);
     }
+    if (status == VS_EXIT_OK && exit_code && d->n_changes) status = EXIT_CHANGED;
   }
   vs_cli_docs_clear(&read[0]);
   vs_cli_docs_clear(&read[1]);
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, PROG ": writing standard output failed\n");
-    return VS_EXIT_PARTIAL;
+    return exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
   }
   return status;
 }

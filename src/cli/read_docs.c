@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -54,6 +55,16 @@ int vs_cli_fleet_option(struct vs_fleet_opts *fo, int c, const char *arg) {
   return 0;
 }
 
+int vs_cli_set_once(const char **slot, const char *arg, const char *opt, const char *prog) {
+  if (*slot) {
+    fprintf(stderr, "%s: %s given twice (\"%s\", then \"%s\"): give it once\n", prog, opt, *slot,
+            arg);
+    return -1;
+  }
+  *slot = arg;
+  return 0;
+}
+
 int vs_cli_format_option(const char *arg, const char *prog, bool *text) {
   if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0) {
     fprintf(stderr, "%s: --format takes json or text, not \"%s\"\n", prog, arg);
@@ -91,6 +102,7 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
     r->stats = true;
     return 1;
   case 'b':
+    if (vs_cli_set_once(&r->backend_arg, arg, "--backend", prog) < 0) return -1;
     if (strcmp(arg, "auto") == 0)
       r->backend = VS_CLI_BACKEND_AUTO;
     else if (strcmp(arg, "direct") == 0)
@@ -107,9 +119,21 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
       fprintf(stderr, "%s: --image-format takes raw or qcow2, not \"%s\"\n", prog, arg);
       return -1;
     }
-    r->image.format = arg;
+    if (vs_cli_set_once(&r->image.format, arg, "--image-format", prog) < 0) return -1;
     return 1;
-  case VS_CLI_OPT_BACKING_DIR:
+  case VS_CLI_OPT_BACKING_DIR: {
+    struct stat st;
+    if (stat(arg, &st) < 0) {
+      fprintf(stderr, "%s: --backing-dir %s: %s\n", prog, arg, strerror(errno));
+      return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      fprintf(stderr,
+              "%s: --backing-dir %s: not a directory (give the directory that holds the "
+              "backing files)\n",
+              prog, arg);
+      return -1;
+    }
     if (r->image.n_backing_dirs == VS_CLI_MAX_REPEAT) {
       fprintf(stderr, "%s: at most %d --backing-dir options\n", prog, VS_CLI_MAX_REPEAT);
       return -1;
@@ -118,7 +142,26 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
     r->image.backing_dirs = r->backing_dirs;
     return 1;
   }
+  }
   return 0;
+}
+
+/* With --image-format given, an image whose magic says otherwise is refused before anything
+ * reads it as what it is not (raw on a qcow2 file finds no file system, and the guestfs
+ * fallback then fails in the appliance). NULL when it agrees. */
+static char *format_mismatch(const char *path, const char *format) {
+  unsigned char magic[4] = {0};
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL; /* the reader says why */
+  bool is_qcow2 = fread(magic, 1, 4, f) == 4 && memcmp(magic, "QFI\xfb", 4) == 0;
+  fclose(f);
+  if (is_qcow2 && strcmp(format, "raw") == 0)
+    return vs_xasprintf("%s is a qcow2 image (not raw): drop --image-format or give qcow2", path);
+  if (!is_qcow2 && strcmp(format, "qcow2") == 0)
+    return vs_xasprintf("%s is not a qcow2 image (no qcow2 magic): drop --image-format or "
+                        "give raw",
+                        path);
+  return NULL;
 }
 
 /* Opens a directory or, with the direct backend, an image. *NEEDS_GUESTFS is set (and NULL
@@ -142,12 +185,33 @@ static struct vs_source *open_source(const struct vs_cli_read *r, const char *pa
   return src;
 }
 
+/* A source's identity and name. The id must not depend on the working directory or on how the
+ * path was spelled ("web-01", "./web-01/", a symlink to it): the canonical absolute path, so
+ * that two snapshots of one VM are one VM's. An NBD URI is its own identity. The name is a
+ * tree's directory name, an image's file name without its image extension ("web-02.qcow2" is
+ * web-02). */
+static void set_identity(struct vs_feature *doc, const char *path, bool is_dir) {
+  static const char *const image_exts[] = {".qcow2", ".qcow", ".img", ".raw", ".qed",
+                                           ".vmdk",  ".vdi",  ".vhd", ".vhdx"};
+  _cleanup_(vs_freep) char *canon = vs_image_is_nbd_uri(path) ? NULL : realpath(path, NULL);
+  const char *id = canon ? canon : path;
+  const char *base = strrchr(id, '/');
+  base = base && base[1] ? base + 1 : id;
+  _cleanup_(vs_freep) char *name = vs_xstrdup(base);
+  for (size_t i = 0; !is_dir && i < sizeof(image_exts) / sizeof(image_exts[0]); i++) {
+    size_t n = strlen(name), e = strlen(image_exts[i]);
+    if (n > e && strcasecmp(name + n - e, image_exts[i]) == 0) {
+      name[n - e] = '\0';
+      break;
+    }
+  }
+  vs_feature_set_id(doc, id, name);
+}
+
 static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *src,
                                       const char *path, bool stats, struct vs_err *err) {
   _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
-  const char *base = strrchr(path, '/');
-  base = base && base[1] ? base + 1 : path;
-  vs_feature_set_id(doc, path, base);
+  set_identity(doc, path, strcmp(vs_source_kind(src), "dir") == 0);
   vs_feature_set_taken_at(doc, (int64_t)time(NULL));
   vs_feature_set_source(doc, vs_source_kind(src), vs_source_path(src), vs_source_backend(src));
   struct vs_extract_stats st;
@@ -259,6 +323,9 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
       load_json(paths[i], &out[i]);
       continue;
     }
+    if (r->image.format && !S_ISDIR(st.st_mode) && !vs_image_is_nbd_uri(paths[i]) &&
+        (out[i].error = format_mismatch(paths[i], r->image.format)))
+      continue;
     if (!x && !(x = vs_extractor_new(watch, &err))) {
       out[i].error = vs_xstrdup(vs_err_msg(&err));
       vs_err_clear(&err);

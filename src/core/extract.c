@@ -63,6 +63,26 @@ size_t vs_x_split(char *s, char delim, char **fields, size_t max) {
   return n;
 }
 
+/* Whether the tree holds an operating system at all: an os-release, a package database (dpkg's,
+ * an RPM database, or packages the backend listed) or a passwd file. A tree with none of them
+ * (an empty directory, a data volume, a typo'd path) is no VM, and a document of it would be
+ * an empty peer that makes every other VM look drifted. */
+static bool has_os(struct vs_source *src) {
+  static const char *const marks[] = {"/etc/os-release",       "/usr/lib/os-release",
+                                      "/var/lib/dpkg/status",  "/var/lib/rpm",
+                                      "/usr/lib/sysimage/rpm", "/etc/passwd"};
+  const char *name, *version, *format;
+  if (vs_source_package(src, 0, &name, &version, &format)) return true;
+  for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+    struct vs_stat st;
+    struct vs_err e = {0};
+    int rc = vs_source_stat(src, marks[i], true, &st, &e);
+    vs_err_clear(&e);
+    if (rc == 0) return true;
+  }
+  return false;
+}
+
 int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
                struct vs_extract_stats *stats, struct vs_err *err) {
   struct vs_extract_stats local = {0};
@@ -76,6 +96,10 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
     return vs_err_prefix(err, "%s: cannot read the tree's root", vs_source_path(src));
   if (root.type != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: the tree's root is not a directory", vs_source_path(src));
+  if (!has_os(src))
+    return vs_err_set(err, ENOENT,
+                      "no operating system found in %s: no /etc/os-release, no package database",
+                      vs_source_path(src));
 
   const char *note_path, *note_reason;
   for (size_t i = 0; vs_source_note(src, i, &note_path, &note_reason); i++)

@@ -39,7 +39,9 @@ void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes);
 void vs_extractor_freep(struct vs_extractor **x);
 
 /* Fills DOC from SRC (its id, name and source fields are the caller's). Returns -1 only when
- * the tree as a whole is unusable (its root is not a readable directory); STATS may be NULL. */
+ * the tree as a whole is unusable: its root is not a readable directory, or it holds no
+ * operating system (no os-release, no package database, no /etc/passwd: an empty directory is
+ * no VM, ENOENT). STATS may be NULL. */
 int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
                struct vs_extract_stats *stats, struct vs_err *err);
 

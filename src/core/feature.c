@@ -387,7 +387,15 @@ static const char *get_string(const json_t *obj, const char *field, const char *
                               const char *where, struct vs_err *err) {
   json_t *j = json_object_get(obj, field);
   if (!j) {
-    vs_err_set(err, EINVAL, "%s: %s has no \"%s\"", what, where, field);
+    if (*where) /* "skipped[3]." names the object: without its dot */
+      vs_err_set(err, EINVAL, "%s: %.*s has no \"%s\"", what, (int)strlen(where) - 1, where, field);
+    else if (strcmp(field, "schema") == 0)
+      vs_err_set(err, EINVAL,
+                 "%s: has no \"schema\" (not a vmscope feature document: give one that vmscope "
+                 "inspect or vmscope snapshot wrote)",
+                 what);
+    else
+      vs_err_set(err, EINVAL, "%s: has no \"%s\"", what, field);
     return NULL;
   }
   if (!json_is_string(j)) {

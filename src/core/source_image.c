@@ -529,14 +529,19 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                   d->vols[v].number ? "partition" : "the whole disk", d->vols[v].number);
   }
   /* The root: the first ext file system with /etc holding os-release or fstab. */
+  bool all_read = true; /* every file system is ext and opened */
   for (size_t d = 0; d < im->n_disks; d++) {
     for (int v = 0; v < im->disks[d].n_vols; v++) {
       struct vs_volume *vol = &im->disks[d].vols[v];
-      if (!is_ext(vol->fstype)) continue;
+      if (!is_ext(vol->fstype)) {
+        all_read = false;
+        continue;
+      }
       struct vs_err e = {0};
       struct part_io *io;
       ext2_filsys fs = open_fs(im->disks[d].img, vol, &io, &e);
       if (!fs) {
+        all_read = false;
         vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&e));
         vs_err_clear(&e);
         continue;
@@ -570,9 +575,16 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
       return src;
     }
   }
-  vs_err_set(err, ENOTSUP,
-             "%s: no ext2/3/4 root file system the direct backend can read (found: %s)",
-             n_paths ? paths[0] : "", found.len ? found.data : "no file system");
+  /* Every file system was one we read (or there was none): no other backend would find more. */
+  if (all_read)
+    vs_err_set(err, ENOENT,
+               "no operating system found in %s: no /etc/os-release, no package database "
+               "(found: %s)",
+               n_paths ? paths[0] : "", found.len ? found.data : "no file system");
+  else
+    vs_err_set(err, ENOTSUP,
+               "%s: no ext2/3/4 root file system the direct backend can read (found: %s)",
+               n_paths ? paths[0] : "", found.len ? found.data : "no file system");
 fail:
   vs_buf_free(&found);
   img_close(im);
