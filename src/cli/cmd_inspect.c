@@ -22,6 +22,12 @@ static void usage(FILE *out) {
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
         "\n"
+        "A directory or image with no operating system in it (no os-release, no package\n"
+        "database, no /etc/passwd) is an error, not a document. A document's id is the\n"
+        "source's canonical absolute path (an NBD URI as given), its name the directory's\n"
+        "name or the image file's name without its extension. --format, --backend and\n"
+        "--image-format may be given once; --watch and --backing-dir add up.\n"
+        "\n"
         "Exit status: 0 ok, 1 some source failed (the others are still printed), 2 usage.\n",
         out);
 }
@@ -49,6 +55,7 @@ int vs_cmd_inspect(int argc, char **argv) {
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   bool text = false, compact = false;
+  const char *format = NULL;
   struct vs_cli_read r = {0};
   int c;
   optind = 1;
@@ -58,7 +65,9 @@ int vs_cmd_inspect(int argc, char **argv) {
     if (taken) continue;
     switch (c) {
     case 'f':
-      if (vs_cli_format_option(optarg, "vmscope inspect", &text) < 0) return VS_EXIT_USAGE;
+      if (vs_cli_set_once(&format, optarg, "--format", "vmscope inspect") < 0 ||
+          vs_cli_format_option(optarg, "vmscope inspect", &text) < 0)
+        return VS_EXIT_USAGE;
       break;
     case OPT_COMPACT:
       compact = true;

@@ -24,25 +24,83 @@ static void usage(FILE *out) {
         "protocol (QEMU's chardev for the agent, or qemu-ga -m unix-listen), or through libvirt\n"
         "(virDomainQemuAgentCommand) for domain VM, by name or UUID, or routed: put into the\n"
         "inbox of the host the etcd fleet map says runs VM, and answered by that host's proxy\n"
-        "(vmscope fleet proxy).\n"
+        "(vmscope fleet proxy). --agent-socket, --connect, --store and --proxy-socket are\n"
+        "ways to reach the agent: give one of them.\n"
         "\n"
         "Options:\n"
         "  -s, --agent-socket PATH the agent's unix socket\n"
         "  -c, --connect URI       libvirt URI for VM (default: libvirt's default)\n"
         "  -S, --store URL         route through etcd at URL (repeatable)\n"
         "  -P, --proxy-socket PATH through a local proxy's socket (vmscope fleet proxy --socket)\n"
-        "  -t, --timeout S         seconds to wait for each reply (default 5)\n"
+        "  -t, --timeout S         seconds to wait for each reply (default 5; routed 10)\n"
         "  -a, --allow COMMAND     allow a command beyond the read-only default list\n"
         "                          (guest-exec, guest-file-open, ...); repeatable\n"
+        "  -W, --wait[=S]          with guest-exec: wait up to S seconds (default 60) for the\n"
+        "                          command to exit (polling guest-exec-status; output is\n"
+        "                          captured unless \"capture-output\" is false) and print\n"
+        "                          {\"pid\", \"exit_code\", \"signal\", \"output\", \"stderr\", "
+        "...}\n"
+        "                          with its output decoded\n"
         "      --compact           JSON on one line\n"
         "  -h, --help              this help\n"
         "(with --store: --cacert FILE, --cert FILE, --key FILE, --user NAME for TLS and\n"
         "authentication; the password is read from VMSCOPE_ETCD_PASSWORD)\n"
+        "Options that take a value may be given once, except --store and --allow, which add up.\n"
         "\n"
-        "Exit status: 0 the agent answered; 1 it did not or answered an error, and the message\n"
-        "names the kind (not_configured, not_connected, timeout, agent_error, malformed,\n"
-        "refused, failed); 2 usage error.\n",
+        "Exit status: 0 the agent answered (with --wait: and the command exited 0); 1 it did\n"
+        "not or answered an error, and the message names the kind (not_configured,\n"
+        "not_connected, timeout, agent_error, malformed, refused, failed); 2 usage error;\n"
+        "3 with --wait, the command ran and exited non-zero or was killed (the reply says how).\n",
         out);
+}
+
+/* How the agent is reached, for the calls after the first (--wait's polls). */
+struct route {
+  struct vs_channel *ch;  /* this host: a socket or libvirt */
+  struct vs_fleet *fleet; /* or routed through etcd */
+  const char *proxy_socket, *vm;
+  int timeout_ms;
+};
+
+static enum vs_channel_status call_route(void *p, const char *command, json_t *arguments,
+                                         json_t **reply, struct vs_err *err) {
+  struct route *r = p;
+  if (r->ch) return vs_channel_call(r->ch, command, arguments, reply, err);
+  json_t *cmd = json_pack("{ss}", "execute", command);
+  if (arguments) json_object_set(cmd, "arguments", arguments);
+  enum vs_channel_status s =
+      r->proxy_socket ? vs_route_send_local(r->proxy_socket, r->vm, cmd, r->timeout_ms, reply, err)
+                      : vs_route_send(r->fleet, r->vm, cmd, r->timeout_ms, reply, err);
+  json_decref(cmd);
+  return s;
+}
+
+/* The reply to guest-exec, waited for: the started pid, then what the process did. Returns the
+ * exit status. */
+static int wait_exec(struct route *rt, const char *target, json_t *arguments, json_t *started,
+                     int wait_ms, bool compact) {
+  json_t *pid = json_object_get(started, "pid");
+  if (!json_is_integer(pid)) {
+    fprintf(stderr, PROG ": guest-exec returned no pid (malformed)\n");
+    return VS_EXIT_PARTIAL;
+  }
+  const char *path = json_string_value(json_object_get(arguments, "path"));
+  struct vs_exec_result x = {0};
+  struct vs_err err = {0};
+  enum vs_channel_status s = vs_exec_wait(call_route, rt, target, path ? path : "guest-exec",
+                                          json_integer_value(pid), wait_ms, &x, &err);
+  if (s != VS_CHANNEL_OK) {
+    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return VS_EXIT_PARTIAL;
+  }
+  json_t *report = vs_exec_result_to_json(&x);
+  json_object_set(report, "pid", pid);
+  int status = x.exit_code == 0 && x.signal == 0 ? VS_EXIT_OK : 3;
+  vs_exec_result_clear(&x);
+  if (vs_cli_print_json(report, compact, PROG) < 0) status = VS_EXIT_PARTIAL;
+  json_decref(report);
+  return status;
 }
 
 int vs_cmd_send(int argc, char **argv) {
@@ -53,35 +111,51 @@ int vs_cmd_send(int argc, char **argv) {
                                        {"proxy-socket", required_argument, NULL, 'P'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"allow", required_argument, NULL, 'a'},
+                                       {"wait", optional_argument, NULL, 'W'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_FLEET_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   struct vs_fleet_opts fo = {0};
-  const char *socket_path = NULL, *uri = NULL, *proxy_socket = NULL;
+  const char *socket_path = NULL, *uri = NULL, *proxy_socket = NULL, *timeout = NULL, *wait = NULL,
+             *tls = NULL;
   const char *stores[VS_CLI_MAX_REPEAT];
   size_t n_stores = 0;
   const char *allow[VS_CLI_MAX_REPEAT];
   struct vs_channel_opts co = {.allow = allow};
   bool compact = false;
+  int wait_ms = 0;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "s:c:S:P:t:a:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:c:S:P:t:a:W::h", opts, NULL)) != -1) {
+    static const char *const fleet_names[] = {"--cacert", "--cert", "--key", "--user"};
+    if (c >= VS_CLI_OPT_CACERT && c <= VS_CLI_OPT_USER) {
+      const char *prev[] = {fo.cacert, fo.cert, fo.key, fo.user};
+      const char *name = fleet_names[c - VS_CLI_OPT_CACERT];
+      const char *slot = prev[c - VS_CLI_OPT_CACERT];
+      if (vs_cli_set_once(&slot, optarg, name, PROG) < 0) return VS_EXIT_USAGE;
+      if (!tls) tls = name;
+    }
     if (vs_cli_fleet_option(&fo, c, optarg)) continue;
     switch (c) {
     case 'S':
-      if (n_stores < VS_CLI_MAX_REPEAT) stores[n_stores++] = optarg;
+      if (n_stores == VS_CLI_MAX_REPEAT) {
+        fprintf(stderr, PROG ": at most %d --store options\n", VS_CLI_MAX_REPEAT);
+        return VS_EXIT_USAGE;
+      }
+      stores[n_stores++] = optarg;
       break;
     case 'P':
-      proxy_socket = optarg;
+      if (vs_cli_set_once(&proxy_socket, optarg, "--proxy-socket", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case 's':
-      socket_path = optarg;
+      if (vs_cli_set_once(&socket_path, optarg, "--agent-socket", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case 'c':
-      uri = optarg;
+      if (vs_cli_set_once(&uri, optarg, "--connect", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case 't': {
+      if (vs_cli_set_once(&timeout, optarg, "--timeout", PROG) < 0) return VS_EXIT_USAGE;
       char *end;
       errno = 0;
       double t = strtod(optarg, &end);
@@ -90,6 +164,18 @@ int vs_cmd_send(int argc, char **argv) {
         return VS_EXIT_USAGE;
       }
       co.timeout_ms = (int)(t * 1000);
+      break;
+    }
+    case 'W': {
+      if (vs_cli_set_once(&wait, optarg ? optarg : "60", "--wait", PROG) < 0) return VS_EXIT_USAGE;
+      char *end;
+      errno = 0;
+      double t = strtod(wait, &end);
+      if (errno || end == wait || *end || t <= 0 || t > 86400) {
+        fprintf(stderr, PROG ": --wait takes seconds (0 < S <= 86400), not \"%s\"\n", wait);
+        return VS_EXIT_USAGE;
+      }
+      wait_ms = (int)(t * 1000);
       break;
     }
     case 'a':
@@ -110,8 +196,30 @@ int vs_cmd_send(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
+  /* One way to the agent: two would leave one of them silently unused. */
+  const char *ways[4],
+      *given[] = {socket_path ? "--agent-socket" : NULL, uri ? "--connect" : NULL,
+                  n_stores ? "--store" : NULL, proxy_socket ? "--proxy-socket" : NULL};
+  size_t n_ways = 0;
+  for (size_t i = 0; i < 4; i++)
+    if (given[i]) ways[n_ways++] = given[i];
+  if (n_ways > 1) {
+    fprintf(stderr, PROG ": %s and %s are two ways to reach the agent: give one\n", ways[0],
+            ways[1]);
+    return VS_EXIT_USAGE;
+  }
+  if (tls && !n_stores) {
+    fprintf(stderr, PROG ": %s is for the fleet store: give --store URL too, or drop it\n", tls);
+    return VS_EXIT_USAGE;
+  }
   int want = socket_path ? 1 : 2;
   if (argc - optind != want) {
+    if (socket_path && argc - optind == 2) {
+      fprintf(stderr,
+              PROG ": with --agent-socket give only JSON (the socket is the VM), not \"%s\"\n",
+              argv[optind]);
+      return VS_EXIT_USAGE;
+    }
     fprintf(stderr, PROG ": expected %s\n", socket_path ? "JSON" : "VM and JSON");
     usage(stderr);
     return VS_EXIT_USAGE;
@@ -130,49 +238,53 @@ int vs_cmd_send(int argc, char **argv) {
     json_decref(cmd);
     return VS_EXIT_USAGE;
   }
+  if (wait && strcmp(execute, "guest-exec") != 0) {
+    fprintf(stderr, PROG ": --wait is for guest-exec (it waits for the command to exit), not %s\n",
+            execute);
+    json_decref(cmd);
+    return VS_EXIT_USAGE;
+  }
+  if (wait && !json_object_get(arguments, "capture-output"))
+    json_object_set_new(arguments, "capture-output", json_true()); /* what --wait prints */
   struct vs_err err = {0};
+  struct route rt = {.proxy_socket = proxy_socket, .vm = vm};
+  _cleanup_(vs_fleet_closep) struct vs_fleet *f = NULL;
+  _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
+  _cleanup_(vs_channel_closep) struct vs_channel *ch = NULL;
+  json_t *reply = NULL;
+  enum vs_channel_status s;
   if (n_stores || proxy_socket) { /* routed: through the fleet map, or a local proxy */
     fo.endpoints = stores;
     fo.n_endpoints = n_stores;
-    _cleanup_(vs_fleet_closep) struct vs_fleet *f = n_stores ? vs_fleet_open(&fo, &err) : NULL;
-    json_t *reply = NULL;
-    int timeout = co.timeout_ms ? co.timeout_ms : 10000;
-    enum vs_channel_status s =
-        proxy_socket ? vs_route_send_local(proxy_socket, vm, cmd, timeout, &reply, &err)
-        : f          ? vs_route_send(f, vm, cmd, timeout, &reply, &err)
-                     : VS_CHANNEL_FAILED;
-    json_decref(cmd);
-    if (s != VS_CHANNEL_OK) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+    f = n_stores ? vs_fleet_open(&fo, &err) : NULL;
+    rt.fleet = f;
+    rt.timeout_ms = co.timeout_ms ? co.timeout_ms : 10000;
+    s = proxy_socket || f ? call_route(&rt, execute, arguments, &reply, &err) : VS_CHANNEL_FAILED;
+  } else {
+    if (!socket_path && !(v = vs_virt_open(uri, false, &err))) {
+      fprintf(stderr, PROG ": %s (failed)\n", vs_err_msg(&err));
       vs_err_clear(&err);
+      json_decref(cmd);
       return VS_EXIT_PARTIAL;
     }
-    vs_cli_print_json(reply, compact, PROG);
-    json_decref(reply);
-    return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
+    ch = socket_path ? vs_channel_open_unix(socket_path, &co) : vs_channel_open_libvirt(v, vm, &co);
+    rt.ch = ch;
+    s = vs_channel_call(ch, execute, arguments, &reply, &err);
   }
-  _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
-  if (!socket_path && !(v = vs_virt_open(uri, false, &err))) {
-    fprintf(stderr, PROG ": %s (failed)\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    json_decref(cmd);
-    return VS_EXIT_PARTIAL;
-  }
-  _cleanup_(vs_channel_closep) struct vs_channel *ch =
-      socket_path ? vs_channel_open_unix(socket_path, &co) : vs_channel_open_libvirt(v, vm, &co);
-  json_t *reply = NULL;
-  enum vs_channel_status s = vs_channel_call(ch, execute, arguments, &reply, &err);
-  json_decref(cmd);
   if (s != VS_CHANNEL_OK) {
+    json_decref(cmd);
     fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
     vs_err_clear(&err);
     return VS_EXIT_PARTIAL;
   }
-  vs_cli_print_json(reply, compact, PROG);
+  int status = wait ? wait_exec(&rt, vm ? vm : socket_path, arguments, reply, wait_ms, compact)
+               : vs_cli_print_json(reply, compact, PROG) < 0 ? VS_EXIT_PARTIAL
+                                                             : VS_EXIT_OK;
   json_decref(reply);
+  json_decref(cmd);
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, PROG ": writing standard output failed\n");
     return VS_EXIT_PARTIAL;
   }
-  return VS_EXIT_OK;
+  return status;
 }

@@ -5,9 +5,11 @@
 #include "snapshot.h"
 #include "virt.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define PROG "vmscope snapshot"
@@ -21,7 +23,8 @@ static void usage(FILE *out) {
         "\n"
         "Options:\n"
         "  -c, --connect URI       libvirt URI (default: libvirt's default)\n"
-        "  -d, --domain GLOB       the domains to take (repeatable; default: all)\n"
+        "  -d, --domain GLOB|UUID  the domains to take, by name pattern or UUID (repeatable;\n"
+        "                          default: all); one that matches no domain is an error\n"
         "      --ignore-selected   take every domain except those --domain names\n"
         "  -m, --mode readonly|backup\n"
         "                          readonly (default) reads the disks as they are, without\n"
@@ -37,8 +40,47 @@ static void usage(FILE *out) {
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
         "\n"
-        "Exit status: 0 ok, 1 some domain failed (the others are still printed), 2 usage.\n",
+        "Options that take a value may be given once, except --domain, --watch and\n"
+        "--backing-dir, which add up.\n"
+        "\n"
+        "Exit status: 0 ok, 1 some domain failed (the others are still printed) or a --domain\n"
+        "matched none (nothing is taken), 2 usage.\n",
         out);
+}
+
+/* A domain is chosen by a --domain that is a glob of its name or its UUID (any case). */
+static bool matches(const char *glob, const struct vs_domain *d) {
+  return fnmatch(glob, d->name, 0) == 0 || strcasecmp(glob, d->uuid) == 0;
+}
+
+static bool is_selected(char *const *globs, size_t n, bool ignore, const struct vs_domain *d) {
+  if (n == 0) return true;
+  bool match = false;
+  for (size_t i = 0; i < n && !match; i++)
+    match = matches(globs[i], d);
+  return match != ignore;
+}
+
+/* A --domain that names no domain is a typo or the wrong host, never "nothing to do": -1 (printed,
+ * with the domains there are) when one matches none. */
+static int refuse_unmatched(char *const *globs, size_t n_globs, const struct vs_domain *doms,
+                            size_t n, const char *uri) {
+  for (size_t g = 0; g < n_globs; g++) {
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+      found = matches(globs[g], &doms[i]);
+    if (found) continue;
+    struct vs_buf names = {0};
+    for (size_t i = 0; i < n && i < 10; i++)
+      vs_buf_addf(&names, "%s%s", i ? ", " : "", doms[i].name);
+    if (n > 10) vs_buf_addf(&names, ", ... (%zu in all)", n);
+    fprintf(stderr, PROG ": --domain \"%s\" matches no domain on %s (%s%s)\n", globs[g],
+            uri ? uri : "libvirt's default URI", n ? "the domains: " : "it has none",
+            n ? names.data : "");
+    vs_buf_free(&names);
+    return -1;
+  }
+  return 0;
 }
 
 int vs_cmd_snapshot(int argc, char **argv) {
@@ -60,7 +102,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   struct vs_cli_read r = {0};
-  const char *uri = NULL, *data_dir = NULL;
+  const char *uri = NULL, *data_dir = NULL, *mode = NULL, *format = NULL;
   char *globs[VS_CLI_MAX_REPEAT];
   size_t n_globs = 0;
   bool ignore = false, text = false, compact = false;
@@ -73,7 +115,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
     if (taken) continue;
     switch (c) {
     case 'c':
-      uri = optarg;
+      if (vs_cli_set_once(&uri, optarg, "--connect", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case 'd':
       if (n_globs == VS_CLI_MAX_REPEAT) {
@@ -86,6 +128,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
       ignore = true;
       break;
     case 'm':
+      if (vs_cli_set_once(&mode, optarg, "--mode", PROG) < 0) return VS_EXIT_USAGE;
       if (strcmp(optarg, "readonly") == 0)
         so.mode = VS_SNAPSHOT_READONLY;
       else if (strcmp(optarg, "backup") == 0)
@@ -96,13 +139,15 @@ int vs_cmd_snapshot(int argc, char **argv) {
       }
       break;
     case OPT_BACKUP_DIR:
-      so.backup_dir = optarg;
+      if (vs_cli_set_once(&so.backup_dir, optarg, "--backup-dir", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case OPT_DATA_DIR:
-      data_dir = optarg;
+      if (vs_cli_set_once(&data_dir, optarg, "--data-dir", PROG) < 0) return VS_EXIT_USAGE;
       break;
     case 'f':
-      if (vs_cli_format_option(optarg, PROG, &text) < 0) return VS_EXIT_USAGE;
+      if (vs_cli_set_once(&format, optarg, "--format", PROG) < 0 ||
+          vs_cli_format_option(optarg, PROG, &text) < 0)
+        return VS_EXIT_USAGE;
       break;
     case OPT_COMPACT:
       compact = true;
@@ -144,12 +189,16 @@ int vs_cmd_snapshot(int argc, char **argv) {
     vs_err_clear(&err);
     return VS_EXIT_PARTIAL;
   }
+  if (refuse_unmatched(globs, n_globs, doms, n, vs_virt_uri(v)) < 0) {
+    vs_domains_free(doms, n);
+    return VS_EXIT_PARTIAL;
+  }
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = vs_extractor_new(watch, &err);
   int status = VS_EXIT_OK;
   json_t *array = json_array();
   size_t taken = 0;
   for (size_t i = 0; x && i < n; i++) {
-    if (!vs_domain_selected(globs, n_globs, ignore, doms[i].name)) continue;
+    if (!is_selected(globs, n_globs, ignore, &doms[i])) continue;
     struct vs_snapshot_stats st;
     _cleanup_(vs_feature_freep) struct vs_feature *doc =
         vs_snapshot_domain(v, &doms[i], x, &so, (int64_t)time(NULL), &st, &err);

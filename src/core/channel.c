@@ -379,31 +379,22 @@ void vs_exec_result_clear(struct vs_exec_result *r) {
   *r = (struct vs_exec_result){0};
 }
 
-enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
-                                       const char *const *argv, int deadline_ms,
-                                       struct vs_exec_result *out, struct vs_err *err) {
+json_t *vs_exec_result_to_json(const struct vs_exec_result *x) {
+  return json_pack("{sisisososbsb}", "exit_code", x->exit_code, "signal", x->signal, "output",
+                   vs_json_text(x->out, x->out_len), "stderr", vs_json_text(x->err, x->err_len),
+                   "output_truncated", x->out_truncated, "stderr_truncated", x->err_truncated);
+}
+
+enum vs_channel_status vs_exec_wait(vs_agent_call_fn call, void *ctx, const char *target,
+                                    const char *what, int64_t pid, int deadline_ms,
+                                    struct vs_exec_result *out, struct vs_err *err) {
   *out = (struct vs_exec_result){0};
-  double deadline = vs_now_monotonic() + (deadline_ms > 0 ? deadline_ms : 30000) / 1000.0;
-  json_t *args = json_object();
-  json_object_set_new(args, "path", json_string(path));
-  json_t *arg = json_array();
-  for (size_t i = 0; argv && argv[i]; i++)
-    json_array_append_new(arg, json_string(argv[i]));
-  json_object_set_new(args, "arg", arg);
-  json_object_set_new(args, "capture-output", json_true());
-  json_t *started = NULL;
-  enum vs_channel_status s = vs_channel_call(c, "guest-exec", args, &started, err);
-  json_decref(args);
-  if (s != VS_CHANNEL_OK) return s;
-  json_int_t pid = json_integer_value(json_object_get(started, "pid"));
-  bool has_pid = json_is_integer(json_object_get(started, "pid"));
-  json_decref(started);
-  if (!has_pid)
-    return fail(err, VS_CHANNEL_MALFORMED, EPROTO, "%s: guest-exec returned no pid", c->target);
+  if (deadline_ms <= 0) deadline_ms = 30000;
+  double deadline = vs_now_monotonic() + deadline_ms / 1000.0;
   int wait_ms = 2;
   for (;;) {
-    json_t *st_args = json_pack("{sI}", "pid", pid), *st = NULL;
-    s = vs_channel_call(c, "guest-exec-status", st_args, &st, err);
+    json_t *st_args = json_pack("{sI}", "pid", (json_int_t)pid), *st = NULL;
+    enum vs_channel_status s = call(ctx, "guest-exec-status", st_args, &st, err);
     json_decref(st_args);
     if (s != VS_CHANNEL_OK) return s;
     if (json_is_true(json_object_get(st, "exited"))) {
@@ -425,8 +416,39 @@ enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
     if (vs_now_monotonic() + wait_ms / 1000.0 > deadline)
       return fail(err, VS_CHANNEL_TIMEOUT, ETIMEDOUT,
                   "%s: %s (pid %lld in the guest) did not exit within %d ms; it is left running",
-                  c->target, path, (long long)pid, deadline_ms);
+                  target, what, (long long)pid, deadline_ms);
     usleep((useconds_t)wait_ms * 1000);
     if (wait_ms < 100) wait_ms *= 2;
   }
+}
+
+static enum vs_channel_status call_channel(void *c, const char *command, json_t *arguments,
+                                           json_t **reply, struct vs_err *err) {
+  return vs_channel_call(c, command, arguments, reply, err);
+}
+
+enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
+                                       const char *const *argv, int deadline_ms,
+                                       struct vs_exec_result *out, struct vs_err *err) {
+  *out = (struct vs_exec_result){0};
+  double t0 = vs_now_monotonic();
+  json_t *args = json_object();
+  json_object_set_new(args, "path", json_string(path));
+  json_t *arg = json_array();
+  for (size_t i = 0; argv && argv[i]; i++)
+    json_array_append_new(arg, json_string(argv[i]));
+  json_object_set_new(args, "arg", arg);
+  json_object_set_new(args, "capture-output", json_true());
+  json_t *started = NULL;
+  enum vs_channel_status s = vs_channel_call(c, "guest-exec", args, &started, err);
+  json_decref(args);
+  if (s != VS_CHANNEL_OK) return s;
+  json_int_t pid = json_integer_value(json_object_get(started, "pid"));
+  bool has_pid = json_is_integer(json_object_get(started, "pid"));
+  json_decref(started);
+  if (!has_pid)
+    return fail(err, VS_CHANNEL_MALFORMED, EPROTO, "%s: guest-exec returned no pid", c->target);
+  if (deadline_ms <= 0) deadline_ms = 30000;
+  int left = deadline_ms - (int)((vs_now_monotonic() - t0) * 1000);
+  return vs_exec_wait(call_channel, c, c->target, path, pid, left > 0 ? left : 1, out, err);
 }

@@ -85,5 +85,20 @@ enum vs_channel_status vs_channel_exec(struct vs_channel *c, const char *path,
                                        const char *const *argv, int deadline_ms,
                                        struct vs_exec_result *out, struct vs_err *err);
 void vs_exec_result_clear(struct vs_exec_result *r);
+/* R as {"exit_code", "signal", "output", "stderr", "output_truncated", "stderr_truncated"}:
+ * output that is not UTF-8 keeps its bytes as \\xHH (vs_json_text). */
+json_t *vs_exec_result_to_json(const struct vs_exec_result *r);
+
+/* How vs_exec_wait asks the agent: a channel (vs_channel_call), or a route to another host. */
+typedef enum vs_channel_status (*vs_agent_call_fn)(void *ctx, const char *command,
+                                                   json_t *arguments, json_t **reply,
+                                                   struct vs_err *err);
+/* Polls guest-exec-status for PID through CALL until the process exits (OUT gets its exit code
+ * and decoded output) or DEADLINE_MS passes (a timeout naming TARGET and WHAT, the command; the
+ * process is left running in the guest). The one poll loop of vs_channel_exec, the agent
+ * actions and vmscope send --wait. */
+enum vs_channel_status vs_exec_wait(vs_agent_call_fn call, void *ctx, const char *target,
+                                    const char *what, int64_t pid, int deadline_ms,
+                                    struct vs_exec_result *out, struct vs_err *err);
 
 #endif

@@ -46,12 +46,6 @@ static int local_domain(struct vs_remedy *c, const char *name, char **spec, char
   return *uuid ? 1 : 0;
 }
 
-static json_t *exec_report(const struct vs_exec_result *x) {
-  return json_pack("{sisisososbsb}", "exit_code", x->exit_code, "signal", x->signal, "output",
-                   vs_json_text(x->out, x->out_len), "stderr", vs_json_text(x->err, x->err_len),
-                   "output_truncated", x->out_truncated, "stderr_truncated", x->err_truncated);
-}
-
 static int run_agent(struct vs_remedy *c, const char *command_text, const char *domain,
                      json_t **detail, struct vs_err *err) {
   json_t *cmd = json_loads(command_text, 0, NULL);
@@ -97,7 +91,7 @@ static int run_agent(struct vs_remedy *c, const char *command_text, const char *
                : (vs_err_set(err, EINVAL, "guest-exec without a \"path\""), VS_CHANNEL_MALFORMED);
       free(argv);
       if (s == VS_CHANNEL_OK) {
-        *detail = exec_report(&x);
+        *detail = vs_exec_result_to_json(&x);
         json_object_set_new(*detail, "channel", json_string(spec));
         if (x.exit_code != 0)
           vs_err_set(err, EIO, "%s: guest-exec %s exited with %d%s%.*s", domain, path, x.exit_code,
