@@ -22,9 +22,9 @@ for opt in --format --watch --no-default-watch --compact --stats --backend --ima
   echo "$out" | grep -q -- "$opt"; ok $? "inspect --help documents $opt"
 done
 for cmd in "snapshot --connect --domain --ignore-selected --mode --backup-dir --data-dir --format --compact --backend --watch" \
-  "send --agent-socket --connect --store --proxy-socket --timeout --allow --compact --cacert --cert --key --user" \
+  "send --agent-socket --connect --store --proxy-socket --timeout --allow --wait --compact --cacert --cert --key --user" \
   "fleet --store --prefix --host --socket --connect --vm --lease --allow --timeout --cacert --cert --key --user" \
-  "diff --format --compact --backend" \
+  "diff --format --compact --exit-code --quiet --any-order --backend" \
   "patchset --base --patched --output --cluster-size --stats --image --connect --backing-dir --qmp --device --flush --agent-socket"; do
   set -- $cmd
   sub=$1
