@@ -2,7 +2,10 @@
 # vmscope report --html: one self-contained page, loaded in headless Chromium (Debian's
 # chromium): a screenshot is taken, the page's DOM has the heat map, the roles and a section per
 # VM, nothing is fetched, and the browser logs no console message. A VM name with markup in it
-# comes out as text.
+# comes out as text. The heat map's labels are measured in the browser: each whole, inside the
+# map and clear of the others. A demo-like fleet: web-4, web-2 and web-6 each drifted their own
+# way (root logins; MaxAuthTries and a long sysctl key; MaxAuthSessions), so in `vmscope similar`
+# neither of the two others is as like web-4 as web-4 itself.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
 work=$(tmpdir)
 trap 'rm -rf "$work"' EXIT
@@ -20,6 +23,9 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
   [ "$role" = db ] && mk "$t/etc/sysctl.d/60-db.conf" 'vm.dirty_ratio = 5\n'
 done
 mk "$work/trees/web-4/etc/ssh/sshd_config" 'Port 22\nUsePAM yes\nPermitRootLogin yes\n'
+mk "$work/trees/web-2/etc/ssh/sshd_config" 'Port 22\nUsePAM yes\nMaxAuthTries 10\n'
+mk "$work/trees/web-2/etc/sysctl.d/60-web.conf" 'net.core.somaxconn = 4096\nnet.ipv4.conf.default.accept_source_route = 1\n'
+mk "$work/trees/web-6/etc/ssh/sshd_config" 'Port 22\nUsePAM yes\nMaxAuthSessions 3\n'
 for n in "${names[@]}"; do
   uuid=$(printf '00000000-0000-4000-8000-%012d' "$(echo "$n" | tr -dc 0-9)")
   mkdir -p "$work/pool/$uuid"
@@ -44,8 +50,24 @@ grep -q 'db-9&lt;script&gt;alert(1)&lt;/script&gt;' "$html" && ! grep -q '<scrip
 ok $? "a VM named with markup is shown as text"
 grep -q 'Since 2026-11-24T10:00:00Z: 1 change' "$html" && grep -q 'PermitRootLogin' "$html"
 ok $? "web-4's change since its previous snapshot is listed"
+for k in file:/etc/ssh/sshd_config:MaxAuthTries file:/etc/ssh/sshd_config:MaxAuthSessions sysctl:net.ipv4.conf.default.accept_source_route; do
+  grep -q "<text class=\"key\"[^>]*><title>$k</title>$k</text>" "$html"
+  ok $? "the heat map's column $k is labelled with its whole key, and titled with it"
+done
+row=$(grep -o '<tr class="finding[^"]*"><td>[0-9]*</td><td>os:hostname</td>.*</tr>' "$html" | head -n1)
+case $row in *'<td><i>all differ</i></td><td>none shared</td>'*) rc=0 ;; *) rc=1 ;; esac
+ok $rc "a key whose peers all differ (os:hostname) shows no majority but 'all differ': $row"
 
-command -v chromium >/dev/null || { skip 6 "chromium is not installed"; done_testing; exit $?; }
+# web-2 and web-6 drifted each their own way, web-4 its own: neither is like it as itself is.
+"$VMSCOPE" similar web-4 --pool "$work/pool" >"$work/similar.json"
+ok $? "vmscope similar web-4 --pool"
+sims=$(jq -r 'map(select(.name == "web-2" or .name == "web-6") | "\(.name) \(.similarity)") | join(", ")' "$work/similar.json")
+jq -e 'map(select(.name == "web-2" or .name == "web-6") | .similarity) | length == 2 and all(. < 0.999)' "$work/similar.json" >/dev/null
+ok $? "web-2 and web-6, each with a drift of its own, are not 1.000 like web-4 ($sims)"
+jq -e '(map(select(.name | test("^web-"))) | map(.similarity) | min) > (map(select(.name | test("^db-"))) | map(.similarity) | max)' "$work/similar.json" >/dev/null
+ok $? "and every web server is more like it than any database"
+
+command -v chromium >/dev/null || { skip 10 "chromium is not installed"; done_testing; exit $?; }
 chrome() {
   timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
@@ -62,4 +84,65 @@ grep -q '<table id="roles">' "$work/dom.html" && [ "$(grep -o '<tr class="role">
 ok $? "and the roles ($(grep -o '<tr class="role">' "$work/dom.html" | wc -l))"
 grep -q 'class="finding warning' "$work/dom.html"; ok $? "web-4's root-login finding is marked as a warning"
 grep -h 'CONSOLE' "$work/shot.err" "$work/dom.err" >&2; is $? 1 "the browser logs no console message"
+
+# The heat map's labels measured where they are drawn: a copy of the page without its policy
+# against scripts, with one that writes each label's box (getBBox through getCTM, rotation and
+# all, and getBoundingClientRect) and every pair of labels whose boxes intersect (separating
+# axes) into the page; Chromium dumps the page once it has loaded.
+cat >"$work/geometry.js" <<'EOF'
+(function () {
+  var out = [], svg = document.getElementById('heatmap');
+  var W = svg.width.baseVal.value, H = svg.height.baseVal.value, box = svg.getBoundingClientRect();
+  var texts = Array.prototype.slice.call(svg.querySelectorAll('text'));
+  function shown(t) { var s = ''; t.childNodes.forEach(function (n) { if (n.nodeType === 3) s += n.data; }); return s; }
+  function corners(t) { /* the text's box in its own frame, through its rotation into the map's */
+    var b = t.getBBox(), m = t.getCTM();
+    return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+      .map(function (p) { return [m.a * p[0] + m.c * p[1] + m.e, m.b * p[0] + m.d * p[1] + m.f]; });
+  }
+  function apart(p, q) { /* separating axis theorem, for two convex quadrilaterals */
+    for (var k = 0; k < 2; k++)
+      for (var i = 0; i < 4; i++) {
+        var e = [p, q][k], nx = e[i][1] - e[(i + 1) % 4][1], ny = e[(i + 1) % 4][0] - e[i][0];
+        var x = p.map(function (v) { return v[0] * nx + v[1] * ny; });
+        var y = q.map(function (v) { return v[0] * nx + v[1] * ny; });
+        if (Math.max.apply(null, x) <= Math.min.apply(null, y) + 1e-6 ||
+            Math.max.apply(null, y) <= Math.min.apply(null, x) + 1e-6) return true;
+      }
+    return false;
+  }
+  var quads = texts.map(corners);
+  out.push('map ' + W + 'x' + H + ', ' + texts.length + ' labels');
+  texts.forEach(function (t, i) {
+    var r = t.getBoundingClientRect(), title = t.querySelector('title');
+    var inside = quads[i].every(function (v) { return v[0] >= 0 && v[0] <= W && v[1] >= 0 && v[1] <= H; }) &&
+      r.left >= box.left && r.right <= box.right && r.top >= box.top && r.bottom <= box.bottom;
+    out.push((inside ? 'inside ' : 'OUTSIDE ') + (title && shown(t) === title.textContent ? 'whole ' : 'CUT ') +
+      t.getAttribute('class') + ' ' + Math.round(r.left - box.left) + ',' + Math.round(r.top - box.top) + ' ' +
+      Math.round(r.width) + 'x' + Math.round(r.height) + ' ' + JSON.stringify(shown(t)));
+  });
+  for (var i = 0; i < texts.length; i++)
+    for (var j = i + 1; j < texts.length; j++)
+      if (!apart(quads[i], quads[j]))
+        out.push('OVERLAP ' + JSON.stringify(shown(texts[i])) + ' ' + JSON.stringify(shown(texts[j])));
+  var pre = document.createElement('pre');
+  pre.id = 'geometry';
+  pre.textContent = '\n' + out.join('\n') + '\n';
+  document.body.appendChild(pre);
+})();
+EOF
+{
+  sed -e 's|<meta http-equiv="Content-Security-Policy"[^>]*>||' -e '/^<\/body><\/html>$/d' "$html"
+  printf '<script>\n%s\n</script></body></html>\n' "$(cat "$work/geometry.js")"
+} >"$work/probe.html"
+chrome probe --dump-dom "file://$work/probe.html" >"$work/probe.dom" 2>"$work/probe.err"
+sed -n '/<pre id="geometry">/,/^<\/pre>/{/</d;p}' "$work/probe.dom" >"$work/geometry"
+sed 's/^/# /' "$work/geometry"
+keys=$(grep -c ' key ' "$work/geometry")
+[ "$keys" -ge 4 ] && [ "$(grep -c ' vm ' "$work/geometry")" = 10 ]
+measured=$?
+ok $measured "Chromium measured the heat map's $keys column and 10 row labels"
+[ $measured = 0 ] && ! grep -q '^OUTSIDE' "$work/geometry"; ok $? "every label's box lies inside the map's"
+[ $measured = 0 ] && ! grep -q '^OVERLAP' "$work/geometry"; ok $? "no two labels' boxes overlap"
+[ $measured = 0 ] && ! grep -q '^[a-zA-Z]* CUT' "$work/geometry"; ok $? "every label shows the whole of its title"
 done_testing
