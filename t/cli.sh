@@ -25,7 +25,7 @@ for cmd in "snapshot --connect --domain --ignore-selected --mode --backup-dir --
   "send --agent-socket --connect --store --proxy-socket --timeout --allow --wait --compact --cacert --cert --key --user" \
   "fleet --store --prefix --host --socket --connect --vm --lease --allow --timeout --cacert --cert --key --user" \
   "diff --format --compact --exit-code --quiet --any-order --backend" \
-  "patchset --base --patched --output --cluster-size --stats --image --connect --backing-dir --qmp --device --flush --agent-socket"; do
+  "patchset --base --patched --output --force --cluster-size --stats --image --connect --backing-dir --qmp --device --flush --agent-socket"; do
   set -- $cmd
   sub=$1
   shift

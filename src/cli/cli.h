@@ -68,6 +68,13 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
  * twice" printed) when it is already set. */
 int vs_cli_set_once(const char **slot, const char *arg, const char *opt, const char *prog);
 
+/* Whether OUT may be written (outputs.c): refused (-1, one line printed, prefixed with PROG) when
+ * it is, by device and inode (any name: hard link, symlink, another path), one of INPUTS[0..N)
+ * or an image in the backing chain of one, lies inside an input directory (a pool, a guest
+ * tree), is a directory, or, unless FORCE, exists at all. Call it before reading anything. */
+int vs_cli_check_output(const char *out, char *const *inputs, size_t n, bool force,
+                        const char *prog);
+
 /* --format ARG: sets *TEXT and returns 0 for "json" or "text"; -1 (message printed, prefixed with
  * PROG) for anything else. */
 int vs_cli_format_option(const char *arg, const char *prog, bool *text);

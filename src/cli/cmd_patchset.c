@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PROG "vmscope patchset"
 
 static void usage(FILE *out) {
-  fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [OPTIONS]\n"
+  fputs("Usage: vmscope patchset make --base BASE --patched PATCHED -o SET.qcow2 [--force] "
+        "[OPTIONS]\n"
         "       vmscope patchset apply (--image TOP | [--connect URI] [--method M] DOMAIN) "
         "SET.qcow2\n"
         "       vmscope patchset apply --qmp PATH [--device NODE] SET.qcow2\n"
@@ -24,12 +26,18 @@ static void usage(FILE *out) {
         "exactly the clusters that differ, and SET.qcow2.json, its manifest (BASE's identity,\n"
         "the changed ranges). When PATCHED is an overlay of BASE, its allocated clusters are\n"
         "taken without reading BASE.\n"
+        "Nothing is ever written over an input: SET or SET.json that is BASE, PATCHED or any\n"
+        "image of their backing chains, under any name (hard link, symlink, another path),\n"
+        "is refused, even with --force; so is one that exists, unless --force. Both appear\n"
+        "only when complete (a failure leaves the names as they were). Images of different\n"
+        "virtual sizes are refused before anything is written.\n"
         "\n"
         "apply inserts SET under a stopped disk: the image of its chain that sits on the set's\n"
         "base (by the manifest's identity) is re-pointed to SET, and the report says which of\n"
         "the set's clusters the images above already hold (the guest keeps its own data\n"
-        "there). It refuses a chain not based on the base, one that has the set already, and\n"
-        "images another process holds open. With --qmp, the VM runs: the set is added as a node\n"
+        "there). It refuses a chain not based on the base, one that has the set already (by\n"
+        "any name, or a copy), images another process holds open, a TOP that is the set, the\n"
+        "base or another set. With --qmp, the VM runs: the set is added as a node\n"
         "on the base node and NODE (the format node of the image on the base; without\n"
         "--device, the one disk node that sits on the set's base: with two or more, apply\n"
         "names them and stops) is reopened onto it, its header re-pointed; any failure puts\n"
@@ -39,12 +47,14 @@ static void usage(FILE *out) {
         "shallow block copy: the disk whose top image sits on the base gets a new empty top\n"
         "image on SET (TOP.SETNAME.qcow2 beside the old one), the copy moves what the guest\n"
         "wrote onto it and the disk pivots to it; a failure cancels the job.\n"
-        "status lists the patch sets in a disk's chain.\n"
+        "status lists the patch sets in a disk's chain; a TOP that is not a qcow2 image is\n"
+        "refused.\n"
         "\n"
         "Options:\n"
         "  -b, --base BASE         the image the patch was applied to\n"
         "  -p, --patched PATCHED   the image after the patch\n"
         "  -o, --output SET        the layer to write (never written in place)\n"
+        "      --force             replace SET and SET.json if they exist (never an input)\n"
         "      --cluster-size N    the layer's cluster size in bytes, 512..2097152, a power of\n"
         "                          two (default: PATCHED's, 64 KiB for raw)\n"
         "      --stats             print what was compared and how long it took\n"
@@ -64,7 +74,11 @@ static void usage(FILE *out) {
         "      --agent-socket PATH with --qmp: the guest agent's socket for --flush\n"
         "  -h, --help              this help\n"
         "\n"
-        "Exit status: 0 written, 1 failed, 2 usage error.\n",
+        "Each option is given once (--backing-dir may repeat); an option the action would\n"
+        "ignore is refused.\n"
+        "\n"
+        "Exit status: 0 written, 1 failed (nothing changed), 2 usage error (an output that is\n"
+        "an input or exists, an option given twice or not for this action).\n",
         out);
 }
 
@@ -72,6 +86,35 @@ static int print_json(json_t *j) {
   vs_cli_print_json(j, false, PROG);
   json_decref(j);
   return fflush(stdout) == 0 ? VS_EXIT_OK : VS_EXIT_PARTIAL;
+}
+
+/* getopt's '?' or ':' (OPTS begin with ':'), as one line. */
+static int bad_option(int c, char **argv) {
+  const char *arg = argv[optind - 1];
+  if (c == ':')
+    fprintf(stderr, PROG ": %s needs a value (see vmscope patchset --help)\n", arg);
+  else if (optopt)
+    fprintf(stderr, PROG ": unknown option -%c (see vmscope patchset --help)\n", optopt);
+  else
+    fprintf(stderr, PROG ": unknown option \"%s\" (see vmscope patchset --help)\n", arg);
+  return VS_EXIT_USAGE;
+}
+
+/* Refuses option NAME (given when SET) with the reason WHY. */
+static bool refuse(bool set, const char *name, const char *why) {
+  if (set) fprintf(stderr, PROG ": %s %s\n", name, why);
+  return set;
+}
+
+/* The first of two positional arguments that name one file, or NULL. */
+static const char *same_twice(char **args, int n) {
+  struct stat a, b;
+  for (int i = 0; i < n; i++)
+    for (int k = i + 1; k < n; k++)
+      if (strcmp(args[i], args[k]) == 0 || (stat(args[i], &a) == 0 && stat(args[k], &b) == 0 &&
+                                            a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+        return args[i];
+  return NULL;
 }
 
 static int apply_or_status(int argc, char **argv) {
@@ -97,42 +140,90 @@ static int apply_or_status(int argc, char **argv) {
                                        {NULL, 0, NULL, 0}};
   bool apply = strcmp(argv[1], "apply") == 0;
   const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT], *qmp = NULL, *device = NULL;
-  const char *flush = NULL, *agent = NULL;
-  bool copy = false;
+  const char *flush = NULL, *agent = NULL, *method = NULL, *timeout = NULL;
   int timeout_s = 600;
   size_t n_dirs = 0;
-  int c;
+  int c, rc = 0;
   optind = 2;
-  while ((c = getopt_long(argc, argv, "i:c:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while (rc == 0 && (c = getopt_long(argc, argv, ":i:c:h", opts, NULL)) != -1) {
     if (c == 'i')
-      image = optarg;
+      rc = vs_cli_set_once(&image, optarg, "--image", PROG);
     else if (c == 'c')
-      uri = optarg;
+      rc = vs_cli_set_once(&uri, optarg, "--connect", PROG);
     else if (c == OPT_QMP)
-      qmp = optarg;
+      rc = vs_cli_set_once(&qmp, optarg, "--qmp", PROG);
     else if (c == OPT_DEVICE)
-      device = optarg;
+      rc = vs_cli_set_once(&device, optarg, "--device", PROG);
     else if (c == OPT_FLUSH)
-      flush = optarg;
+      rc = vs_cli_set_once(&flush, optarg, "--flush", PROG);
     else if (c == OPT_AGENT)
-      agent = optarg;
-    else if (c == OPT_METHOD && (strcmp(optarg, "copy") == 0 || strcmp(optarg, "reopen") == 0))
-      copy = strcmp(optarg, "copy") == 0;
-    else if (c == OPT_TIMEOUT && atoi(optarg) > 0)
-      timeout_s = atoi(optarg);
+      rc = vs_cli_set_once(&agent, optarg, "--agent-socket", PROG);
+    else if (c == OPT_METHOD)
+      rc = vs_cli_set_once(&method, optarg, "--method", PROG);
+    else if (c == OPT_TIMEOUT)
+      rc = vs_cli_set_once(&timeout, optarg, "--timeout", PROG);
     else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
       dirs[n_dirs++] = optarg;
-    else if (c == 'h') {
+    else if (c == OPT_BACKING) {
+      fprintf(stderr,
+              PROG ": more than %d --backing-dir: put the backing files in fewer "
+                   "directories\n",
+              VS_CLI_MAX_REPEAT);
+      return VS_EXIT_USAGE;
+    } else if (c == 'h') {
       usage(stdout);
       return VS_EXIT_OK;
     } else {
-      usage(stderr);
-      return VS_EXIT_USAGE;
+      return bad_option(c, argv);
     }
   }
+  if (rc < 0) return VS_EXIT_USAGE;
+  if (method && strcmp(method, "copy") != 0 && strcmp(method, "reopen") != 0) {
+    fprintf(stderr, PROG ": --method takes reopen or copy, not \"%s\"\n", method);
+    return VS_EXIT_USAGE;
+  }
+  bool copy = method && strcmp(method, "copy") == 0;
+  if (timeout) {
+    char *end;
+    long t = strtol(timeout, &end, 10);
+    if (!*timeout || *end || t < 1 || t > 86400) {
+      fprintf(stderr, PROG ": --timeout takes whole seconds, 1 to 86400, not \"%s\"\n", timeout);
+      return VS_EXIT_USAGE;
+    }
+    timeout_s = (int)t;
+  }
+  /* Options that would be ignored are refused: the user meant something else. */
+  if (refuse(!apply && (qmp || device || flush || agent || method || timeout),
+             qmp      ? "--qmp"
+             : device ? "--device"
+             : flush  ? "--flush"
+             : agent  ? "--agent-socket"
+             : method ? "--method"
+                      : "--timeout",
+             "is for apply, not status") ||
+      refuse(apply && n_dirs, "--backing-dir", "is for status, not apply") ||
+      refuse(image && qmp, "--qmp", "and --image name two disks: give one") ||
+      refuse(image && uri, "--connect", "is for a DOMAIN, not --image TOP") ||
+      refuse(image && (device || flush || method),
+             device  ? "--device"
+             : flush ? "--flush"
+                     : "--method",
+             "is for a running VM, not a stopped disk's --image") ||
+      refuse(qmp && (uri || method), uri ? "--connect" : "--method",
+             "is for a libvirt DOMAIN, not --qmp") ||
+      refuse(agent && !qmp, "--agent-socket",
+             "is for --qmp (a libvirt DOMAIN's agent is reached through libvirt)") ||
+      refuse(timeout && !copy, "--timeout", "is for --method copy") ||
+      refuse(device && copy, "--device", "is for --method reopen (copy picks the disk itself)"))
+    return VS_EXIT_USAGE;
   if (apply && qmp) { /* a running VM, through QEMU's monitor */
     if (argc - optind != 1) {
-      fprintf(stderr, PROG ": apply --qmp PATH [--device NODE] SET.qcow2\n");
+      const char *twice = same_twice(argv + optind, argc - optind);
+      if (twice)
+        fprintf(stderr, PROG ": %s given twice: apply takes one SET.qcow2\n", twice);
+      else
+        fprintf(stderr, PROG ": apply --qmp PATH [--device NODE] takes one SET.qcow2\n");
       return VS_EXIT_USAGE;
     }
     struct vs_err err = {0};
@@ -158,8 +249,16 @@ static int apply_or_status(int argc, char **argv) {
   }
   int want = (image ? 0 : 1) + (apply ? 1 : 0);
   if (argc - optind != want) {
-    fprintf(stderr, PROG ": %s takes %s%s\n", argv[1], image ? "" : "DOMAIN (or --image TOP)",
-            apply ? " and SET.qcow2" : "");
+    const char *twice = same_twice(argv + optind, argc - optind);
+    if (apply && twice)
+      fprintf(stderr, PROG ": %s given twice: apply takes one SET.qcow2\n", twice);
+    else if (apply)
+      fprintf(stderr, PROG ": apply takes %s\n",
+              image ? "one SET.qcow2 after --image TOP"
+                    : "DOMAIN and SET.qcow2 (or --image TOP SET.qcow2)");
+    else
+      fprintf(stderr, PROG ": status takes %s\n",
+              image ? "nothing but --image TOP" : "one DOMAIN (or --image TOP)");
     return VS_EXIT_USAGE;
   }
   const char *set = apply ? argv[argc - 1] : NULL;
@@ -221,20 +320,27 @@ static int apply_or_status(int argc, char **argv) {
       return VS_EXIT_PARTIAL;
     }
   }
+  if (n == 0) {
+    fprintf(stderr, PROG ": domain %s has no file-backed disk\n", argv[optind]);
+    free(tops);
+    return VS_EXIT_PARTIAL;
+  }
   int status = VS_EXIT_PARTIAL;
   json_t *all = apply ? NULL : json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *r = NULL;
-    int rc = apply ? vs_patchset_apply_image(tops[i], set, &r, &err)
-                   : vs_patchset_status(tops[i], dirs, n_dirs, &r, &err);
-    if (rc == 0 && apply) {
+    int done = apply ? vs_patchset_apply_image(tops[i], set, &r, &err)
+                     : vs_patchset_status(tops[i], dirs, n_dirs, &r, &err);
+    if (done == 0 && apply) {
       status = print_json(r);
       break;
     }
-    if (rc == 0) {
+    if (done == 0) {
       json_array_extend(all, r);
       json_decref(r);
       status = VS_EXIT_OK;
+    } else if (!apply && !image && err.code == EMEDIUMTYPE) {
+      status = VS_EXIT_OK; /* a domain's raw disk: no chain, no set */
     } else if (!apply || err.code != EINVAL || n == 1) {
       fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
     }
@@ -255,14 +361,12 @@ static int apply_or_status(int argc, char **argv) {
 }
 
 int vs_cmd_patchset(int argc, char **argv) {
-  enum { OPT_CS = VS_CLI_OPT_FIRST_FREE, OPT_STATS };
-  static const struct option opts[] = {{"base", required_argument, NULL, 'b'},
-                                       {"patched", required_argument, NULL, 'p'},
-                                       {"output", required_argument, NULL, 'o'},
-                                       {"cluster-size", required_argument, NULL, OPT_CS},
-                                       {"stats", no_argument, NULL, OPT_STATS},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  enum { OPT_CS = VS_CLI_OPT_FIRST_FREE, OPT_STATS, OPT_FORCE };
+  static const struct option opts[] = {
+      {"base", required_argument, NULL, 'b'},   {"patched", required_argument, NULL, 'p'},
+      {"output", required_argument, NULL, 'o'}, {"cluster-size", required_argument, NULL, OPT_CS},
+      {"stats", no_argument, NULL, OPT_STATS},  {"force", no_argument, NULL, OPT_FORCE},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
@@ -273,53 +377,67 @@ int vs_cmd_patchset(int argc, char **argv) {
     fprintf(stderr, PROG ": unknown action \"%s\" (make, apply or status)\n", argv[1]);
     return VS_EXIT_USAGE;
   }
-  const char *base = NULL, *patched = NULL, *out = NULL;
+  const char *base = NULL, *patched = NULL, *out = NULL, *cluster_size = NULL;
   unsigned bits = 0;
-  bool stats = false;
-  int c;
+  bool stats = false, force = false;
+  int c, rc = 0;
   optind = 2;
-  while ((c = getopt_long(argc, argv, "b:p:o:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'b':
-      base = optarg;
-      break;
-    case 'p':
-      patched = optarg;
-      break;
-    case 'o':
-      out = optarg;
-      break;
-    case OPT_CS: {
-      char *end;
-      unsigned long v = strtoul(optarg, &end, 10);
-      bits = 0;
-      while (bits < 22 && (1UL << bits) < v)
-        bits++;
-      if (*end || (1UL << bits) != v || bits < 9 || bits > 21) {
-        fprintf(stderr, PROG ": --cluster-size takes a power of two in 512..2097152, not \"%s\"\n",
-                optarg);
-        return VS_EXIT_USAGE;
-      }
-      break;
-    }
-    case OPT_STATS:
+  opterr = 0;
+  while (rc == 0 && (c = getopt_long(argc, argv, ":b:p:o:h", opts, NULL)) != -1) {
+    if (c == 'b')
+      rc = vs_cli_set_once(&base, optarg, "--base", PROG);
+    else if (c == 'p')
+      rc = vs_cli_set_once(&patched, optarg, "--patched", PROG);
+    else if (c == 'o')
+      rc = vs_cli_set_once(&out, optarg, "--output", PROG);
+    else if (c == OPT_CS)
+      rc = vs_cli_set_once(&cluster_size, optarg, "--cluster-size", PROG);
+    else if (c == OPT_STATS)
       stats = true;
-      break;
-    case 'h':
+    else if (c == OPT_FORCE)
+      force = true;
+    else if (c == 'h') {
       usage(stdout);
       return VS_EXIT_OK;
-    default:
-      usage(stderr);
+    } else {
+      return bad_option(c, argv);
+    }
+  }
+  if (rc < 0) return VS_EXIT_USAGE;
+  if (cluster_size) {
+    char *end;
+    unsigned long v = strtoul(cluster_size, &end, 10);
+    while (bits < 22 && (1UL << bits) < v)
+      bits++;
+    if (!*cluster_size || *end || (1UL << bits) != v || bits < 9 || bits > 21) {
+      fprintf(stderr, PROG ": --cluster-size takes a power of two in 512..2097152, not \"%s\"\n",
+              cluster_size);
       return VS_EXIT_USAGE;
     }
   }
   if (!base || !patched || !out || optind < argc) {
-    fprintf(stderr, PROG ": make needs --base, --patched and -o, and nothing else\n");
+    fprintf(stderr, PROG ": make needs --base, --patched and -o, and nothing else%s%s\n",
+            optind < argc ? ", not " : "", optind < argc ? argv[optind] : "");
     return VS_EXIT_USAGE;
   }
+  struct stat bs, ps;
+  if (stat(base, &bs) == 0 && stat(patched, &ps) == 0 && bs.st_dev == ps.st_dev &&
+      bs.st_ino == ps.st_ino) {
+    fprintf(stderr,
+            PROG ": --base %s and --patched %s are one file: give the image before the patch "
+                 "and the one after it\n",
+            base, patched);
+    return VS_EXIT_USAGE;
+  }
+  /* Neither the set nor its manifest may replace an input (the core checks again). */
+  char *inputs[] = {(char *)base, (char *)patched};
+  _cleanup_(vs_freep) char *manifest = vs_xasprintf("%s.json", out);
+  if (vs_cli_check_output(out, inputs, 2, force, PROG) < 0 ||
+      vs_cli_check_output(manifest, inputs, 2, force, PROG) < 0)
+    return VS_EXIT_USAGE;
   struct vs_err err = {0};
   struct vs_patchset_stats st;
-  if (vs_patchset_make(base, patched, out, bits, &st, &err) < 0) {
+  if (vs_patchset_make(base, patched, out, bits, force, &st, &err) < 0) {
     fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
     vs_err_clear(&err);
     return VS_EXIT_PARTIAL;

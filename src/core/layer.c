@@ -1,5 +1,7 @@
 #include "layer.h"
 
+#include "image.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define QCOW_MAGIC 0x514649fbu
@@ -44,6 +47,83 @@ static void put_be64(uint8_t *p, uint64_t v) {
 static void put_be16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)(v >> 8);
   p[1] = (uint8_t)v;
+}
+
+static bool same_inode(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Whether the file PATH names would appear in directory DIR or below it. */
+static bool lies_inside(const char *path, const struct stat *dir) {
+  char *copy = vs_xstrdup(path);
+  char *real = realpath(dirname(copy), NULL);
+  free(copy);
+  bool inside = false;
+  while (real && !inside) {
+    struct stat st;
+    inside = stat(real, &st) == 0 && same_inode(&st, dir);
+    char *slash = strrchr(real, '/');
+    if (!slash || (slash == real && !real[1])) break;
+    slash[slash == real] = 0; /* "/a" becomes "/" */
+  }
+  free(real);
+  return inside;
+}
+
+static int refuse_input(const char *path, const char *input, struct vs_err *err) {
+  if (strcmp(path, input) == 0)
+    return vs_err_set(err, EINVAL,
+                      "%s is an input: an output never replaces an input; write it to a new file",
+                      path);
+  return vs_err_set(err, EINVAL,
+                    "%s is the input %s under another name: an output never replaces an input; "
+                    "write it to a new file",
+                    path, input);
+}
+
+int vs_layer_check_output(const char *path, const char *const *inputs, size_t n_inputs,
+                          const struct vs_image *const *chains, size_t n_chains, bool force,
+                          struct vs_err *err) {
+  struct stat lst, st;
+  bool exists = lstat(path, &lst) == 0;
+  if (!exists && errno != ENOENT) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  bool target = exists && stat(path, &st) == 0; /* what a symlink there points to */
+  if (target && S_ISDIR(st.st_mode))
+    return vs_err_set(err, EISDIR, "%s is a directory: give the name of a file to write", path);
+  for (size_t i = 0; i < n_inputs; i++) {
+    struct stat ist;
+    if (stat(inputs[i], &ist) < 0) continue;
+    if (S_ISDIR(ist.st_mode) && lies_inside(path, &ist))
+      return vs_err_set(err, EINVAL,
+                        "%s lies inside the input directory %s: write it outside the inputs", path,
+                        inputs[i]);
+    if (target && same_inode(&st, &ist)) return refuse_input(path, inputs[i], err);
+  }
+  for (size_t i = 0; i < n_chains; i++) {
+    for (const struct vs_image *img = chains[i]; target && img; img = vs_image_backing(img)) {
+      struct stat ist;
+      if (stat(vs_image_path(img), &ist) < 0 || !same_inode(&st, &ist)) continue;
+      if (img == chains[i]) return refuse_input(path, vs_image_path(img), err);
+      return vs_err_set(err, EINVAL,
+                        "%s is %s, in the backing chain of the input %s: an output never "
+                        "replaces an image an input reads; write it to a new file",
+                        path, vs_image_path(img), vs_image_path(chains[i]));
+    }
+  }
+  if (exists && !S_ISREG(lst.st_mode) && !S_ISLNK(lst.st_mode))
+    return vs_err_set(err, EINVAL, "%s is not a regular file: not replaced; give a new file name",
+                      path);
+  if (target && !S_ISREG(st.st_mode))
+    return vs_err_set(err, EINVAL,
+                      "%s points to something that is not a regular file: not replaced; give a "
+                      "new file name",
+                      path);
+  if (exists && !force)
+    return vs_err_set(err, EEXIST,
+                      "%s exists already: not replaced (choose another name, remove it, or give "
+                      "--force to replace it)",
+                      path);
+  return 0;
 }
 
 static int pwrite_all(struct vs_layer *l, const void *buf, size_t len, uint64_t off,

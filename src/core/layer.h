@@ -16,6 +16,18 @@
 #include <stdint.h>
 
 struct vs_layer;
+struct vs_image;
+
+/* Whether PATH may be written as a new file without destroying an input. Refused (-1, ERR
+ * names both files and says what to do) when PATH is, by device and inode (so under any name:
+ * a hard link, a symlink to it, a path through another directory), one of INPUTS[0..N_INPUTS)
+ * or an image of CHAINS[0..N_CHAINS) or of their backing chains; when it lies inside an input
+ * that is a directory (a pool, a guest tree); when it is a directory; and, unless FORCE, when
+ * anything is there at all (EEXIST). Inputs that do not exist are skipped. Writers call it
+ * before they create anything and again right before they rename into place. */
+int vs_layer_check_output(const char *path, const char *const *inputs, size_t n_inputs,
+                          const struct vs_image *const *chains, size_t n_chains, bool force,
+                          struct vs_err *err);
 
 /* CLUSTER_BITS 9..21 (512 B to 2 MiB); BACKING is written as given (a path the base is found
  * by, relative to the layer's directory or absolute), BACKING_FORMAT "qcow2" or "raw". */

@@ -16,6 +16,7 @@
 #include <spawn.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,12 +39,10 @@ static bool is_zero(const uint8_t *p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
+/* Whether A and B name one file (by device and inode: hard links and symlinks too). */
 static bool same_file(const char *a, const char *b) {
-  char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
-  bool same = ra && rb && strcmp(ra, rb) == 0;
-  free(ra);
-  free(rb);
-  return same;
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* ------------------------------------------------------------------------------- make */
@@ -278,8 +277,46 @@ static int compare_images(struct vs_image *b, struct vs_image *p, uint64_t cs, s
   return rc;
 }
 
+/* Refuses OUT and its manifest MPATH when either is one of INPUTS' images (or exists, unless
+ * FORCE). */
+static int check_outputs(const char *out, const char *mpath, const struct vs_image *const inputs[2],
+                         bool force, struct vs_err *err) {
+  if (vs_layer_check_output(out, NULL, 0, inputs, 2, force, err) < 0 ||
+      vs_layer_check_output(mpath, NULL, 0, inputs, 2, force, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* Which files of the patched guest P the CHANGED and ZEROED ranges belong to, where our ext
+ * reader can tell (NULL when it cannot). */
+static json_t *changed_files(struct vs_image *p, struct vs_image *b, json_t *changed,
+                             json_t *zeroed) {
+  size_t nr = json_array_size(changed) + json_array_size(zeroed), k = 0;
+  uint64_t *pairs = vs_xcalloc(2 * nr + 2, sizeof(uint64_t));
+  json_t *lists[2] = {changed, zeroed}, *r, *files = NULL;
+  for (int li = 0; li < 2; li++) {
+    size_t i;
+    json_array_foreach(lists[li], i, r) {
+      pairs[2 * k] = (uint64_t)json_integer_value(json_array_get(r, 0));
+      pairs[2 * k++ + 1] = (uint64_t)json_integer_value(json_array_get(r, 1));
+    }
+  }
+  /* Sorted by offset for the lookup: merge the two sorted lists. */
+  for (size_t i = 1; i < k; i++)
+    for (size_t j = i; j > 0 && pairs[2 * j] < pairs[2 * (j - 1)]; j--) {
+      uint64_t a0 = pairs[2 * j], a1 = pairs[2 * j + 1];
+      pairs[2 * j] = pairs[2 * (j - 1)];
+      pairs[2 * j + 1] = pairs[2 * (j - 1) + 1];
+      pairs[2 * (j - 1)] = a0;
+      pairs[2 * (j - 1) + 1] = a1;
+    }
+  if (k && vs_image_files_in_ranges(p, b, pairs, k, &files, NULL) < 0) files = NULL;
+  free(pairs);
+  return files;
+}
+
 int vs_patchset_make(const char *base, const char *patched, const char *out, unsigned cluster_bits,
-                     struct vs_patchset_stats *st, struct vs_err *err) {
+                     bool force, struct vs_patchset_stats *st, struct vs_err *err) {
   struct vs_patchset_stats local;
   if (!st) st = &local;
   *st = (struct vs_patchset_stats){0};
@@ -297,8 +334,13 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
   if (vs_image_size(b) != vs_image_size(p))
     return vs_err_set(err, EINVAL,
                       "%s is %" PRIu64 " bytes and %s %" PRIu64
-                      "; a patch set needs disks of one size",
+                      ": a patch set needs disks of one size (patch a copy of the base, or "
+                      "qemu-img resize the smaller one first); nothing written",
                       base, vs_image_size(b), patched, vs_image_size(p));
+  /* Neither the set nor its manifest may be an input or an image the inputs read. */
+  const struct vs_image *inputs[2] = {b, p};
+  _cleanup_(vs_freep) char *mpath = vs_xasprintf("%s.json", out);
+  if (check_outputs(out, mpath, inputs, force, err) < 0) return -1;
   unsigned bits = cluster_bits;
   if (!bits) {
     uint64_t pcs = vs_image_cluster_size(p);
@@ -363,57 +405,35 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
   }
   char id[65] = {0};
   if (rc == 0) rc = vs_image_identity(b, id, err);
+  /* The manifest is made in full before the layer is put in place, and put beside it right
+   * after: a failure on the way leaves neither. */
+  struct vs_newfile mf = {.fd = -1};
+  if (rc == 0) {
+    json_t *files = changed_files(p, b, changed, zeroed);
+    json_t *m = json_pack("{s{sssIss}sIsOsOsbso}", "base", "path", base_real ? base_real : base,
+                          "size", (json_int_t)size, "identity", id, "cluster_size", (json_int_t)cs,
+                          "changed", changed, "zeroed", zeroed, "patched_is_overlay", overlay,
+                          "files", files ? files : json_array());
+    char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS); /* one write, not many */
+    json_decref(m);
+    if (!text)
+      rc = vs_err_set(err, ENOMEM, "%s: cannot encode the manifest", mpath);
+    else if ((rc = vs_newfile_open(&mf, mpath, 0644, err)) == 0)
+      rc = vs_newfile_write(&mf, text, strlen(text), err);
+    free(text);
+  }
+  /* Again, right before anything is renamed into place: the names may have changed since. */
+  if (rc == 0) rc = check_outputs(out, mpath, inputs, force, err);
   if (rc == 0) {
     rc = vs_layer_finish(l, err);
     l = NULL;
   }
   if (l) vs_layer_abort(l);
-  /* Which files of the patched guest those clusters belong to, where our ext reader can tell. */
-  json_t *files = NULL;
-  if (rc == 0) {
-    size_t nr = json_array_size(changed) + json_array_size(zeroed), k = 0;
-    uint64_t *pairs = vs_xcalloc(2 * nr + 2, sizeof(uint64_t));
-    json_t *lists[2] = {changed, zeroed}, *r;
-    for (int li = 0; li < 2; li++) {
-      size_t i;
-      json_array_foreach(lists[li], i, r) {
-        pairs[2 * k] = (uint64_t)json_integer_value(json_array_get(r, 0));
-        pairs[2 * k++ + 1] = (uint64_t)json_integer_value(json_array_get(r, 1));
-      }
-    }
-    /* Sorted by offset for the lookup: merge the two sorted lists. */
-    for (size_t i = 1; i < k; i++)
-      for (size_t j = i; j > 0 && pairs[2 * j] < pairs[2 * (j - 1)]; j--) {
-        uint64_t a0 = pairs[2 * j], a1 = pairs[2 * j + 1];
-        pairs[2 * j] = pairs[2 * (j - 1)];
-        pairs[2 * j + 1] = pairs[2 * (j - 1) + 1];
-        pairs[2 * (j - 1)] = a0;
-        pairs[2 * (j - 1) + 1] = a1;
-      }
-    if (k && vs_image_files_in_ranges(p, b, pairs, k, &files, NULL) < 0) files = NULL;
-    free(pairs);
+  if (rc == 0 && (rc = vs_newfile_commit(&mf, err)) < 0) {
+    unlink(out); /* no set without its manifest */
+    vs_err_prefix(err, "%s removed again", out);
   }
-  if (rc == 0) {
-    json_t *m = json_pack("{s{sssIss}sIsOsOsbso}", "base", "path", base_real ? base_real : base,
-                          "size", (json_int_t)size, "identity", id, "cluster_size", (json_int_t)cs,
-                          "changed", changed, "zeroed", zeroed, "patched_is_overlay", overlay,
-                          "files", files ? files : json_array());
-    char *mpath = vs_xasprintf("%s.json", out);
-    struct vs_newfile mf;
-    if ((rc = vs_newfile_open(&mf, mpath, 0644, err)) == 0) {
-      char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS); /* one write, not many */
-      if (!text || vs_newfile_write(&mf, text, strlen(text), err) < 0) {
-        if (!text) vs_err_set(err, ENOMEM, "%s: cannot encode the manifest", mpath);
-        vs_newfile_abandon(&mf);
-        rc = -1;
-      } else {
-        rc = vs_newfile_commit(&mf, err);
-      }
-      free(text);
-    }
-    free(mpath);
-    json_decref(m);
-  }
+  vs_newfile_abandon(&mf);
   json_decref(changed);
   json_decref(zeroed);
   free(base_real);
@@ -429,18 +449,44 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
 extern char **environ;
 
 static json_t *load_manifest(const char *set, struct vs_err *err) {
+  struct stat st;
+  if (stat(set, &st) < 0) {
+    vs_err_set(err, errno, "%s: %s", set, strerror(errno));
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    vs_err_set(err, EINVAL,
+               "%s is not a patch set (not a file): give the SET.qcow2 vmscope patchset make "
+               "wrote",
+               set);
+    return NULL;
+  }
   char *path = vs_xasprintf("%s.json", set);
   json_error_t je;
   json_t *m = json_load_file(path, 0, &je);
-  if (!m || !json_is_string(json_object_get(json_object_get(m, "base"), "identity")))
+  if (!m && access(path, F_OK) < 0)
+    vs_err_set(err, EINVAL,
+               "%s is not a patch set: it has no manifest %s beside it (give the SET.qcow2 "
+               "vmscope patchset make wrote, with its .json)",
+               set, path);
+  else if (!m || !json_is_string(json_object_get(json_object_get(m, "base"), "identity")))
     vs_err_set(err, EINVAL, "%s: not a patch set manifest (%s)", path,
                m ? "no base identity" : je.text);
-  if (m && err && err->msg) {
+  if (m && !json_is_string(json_object_get(json_object_get(m, "base"), "identity"))) {
     json_decref(m);
     m = NULL;
   }
   free(path);
   return m;
+}
+
+/* Whether the manifests A and B describe the same set: one base, the same clusters. */
+static bool same_manifest(json_t *a, json_t *b) {
+  const char *keys[] = {"cluster_size", "changed", "zeroed"};
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+    if (!json_equal(json_object_get(a, keys[i]), json_object_get(b, keys[i]))) return false;
+  return json_equal(json_object_get(json_object_get(a, "base"), "identity"),
+                    json_object_get(json_object_get(b, "base"), "identity"));
 }
 
 /* Whether another process holds a lock on PATH (QEMU locks the images it has open). */
@@ -522,6 +568,13 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
     vs_err_set(err, errno, "%s: %s", set, strerror(errno));
     goto out;
   }
+  if (same_file(top, set)) {
+    vs_err_set(err, EINVAL,
+               "%s is the patch set itself: give the disk's top image (--image TOP) and the set "
+               "to put under it",
+               top);
+    goto out;
+  }
   if (in_use(top)) {
     vs_err_set(err, EBUSY, "%s is open in another process (a running VM?): not changed", top);
     goto out;
@@ -533,11 +586,19 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
   for (const struct vs_image *i = chain; i && vs_image_backing(i); i = vs_image_backing(i)) {
     char id[65] = {0};
     if (vs_image_identity((struct vs_image *)vs_image_backing(i), id, err) < 0) goto out;
-    char *ir = realpath(vs_image_path(i), NULL);
-    bool is_set = ir && strcmp(ir, set_real) == 0;
-    free(ir);
-    if (is_set) {
-      vs_err_set(err, EEXIST, "%s: the patch set %s is already in its chain", top, set);
+    if (same_file(vs_image_path(i), set_real)) {
+      vs_err_set(err, EEXIST, "%s: the patch set %s is already in its chain: not changed", top,
+                 set);
+      goto out;
+    }
+    json_t *im = load_manifest(vs_image_path(i), NULL);
+    bool twin = im && same_manifest(im, m);
+    json_decref(im);
+    if (twin) {
+      vs_err_set(err, EEXIST,
+                 "%s: the patch set %s is already in its chain as %s (the same changes on the same "
+                 "base): not changed",
+                 top, set, vs_image_path(i));
       goto out;
     }
     if (strcmp(id, want) == 0) {
@@ -546,18 +607,48 @@ int vs_patchset_apply_image(const char *top, const char *set, json_t **report, s
     }
   }
   if (!on_base) {
+    char id[65] = {0};
+    if (vs_image_identity(chain, id, NULL) == 0 && strcmp(id, want) == 0)
+      vs_err_set(err, EINVAL,
+                 "%s is the set's base itself: apply the set to the overlay a VM runs on (its top "
+                 "image), never to the base: not changed",
+                 top);
+    else
+      vs_err_set(err, EINVAL,
+                 "%s: its chain is not based on the set's base (identity %.16s...): not changed",
+                 top, want);
+    goto out;
+  }
+  json_t *om = load_manifest(vs_image_path(on_base), NULL);
+  bool on_set = om != NULL;
+  json_decref(om);
+  if (on_set) {
     vs_err_set(err, EINVAL,
-               "%s: its chain is not based on the set's base (identity %.16s...): not changed", top,
-               want);
+               "%s sits on the set's base but is a patch set itself (it has a manifest): "
+               "re-pointing it would change a set other disks may use; make one set from both "
+               "patches instead: not changed",
+               vs_image_path(on_base));
     goto out;
   }
   above = realpath(vs_image_path(on_base), NULL);
-  if (!above || in_use(above)) {
+  if (!above) {
+    vs_err_set(err, errno, "%s: %s", vs_image_path(on_base), strerror(errno));
+    goto out;
+  }
+  if (in_use(above)) {
     vs_err_set(err, EBUSY, "%s is open in another process: not changed", vs_image_path(on_base));
     goto out;
   }
   layer = open_layer(set, base_path, want, err);
   if (!layer) goto out;
+  for (const struct vs_image *i = layer; i; i = vs_image_backing(i)) {
+    if (!same_file(vs_image_path(i), above)) continue;
+    vs_err_set(err, ELOOP,
+               "%s: the set's own chain holds %s: re-pointing it onto the set would make a loop: "
+               "not changed",
+               set, above);
+    goto out;
+  }
   uint64_t set_clusters = 0, shadowed = 0;
   json_t *ranges = coverage(chain, on_base, layer, &set_clusters, &shadowed);
   vs_image_close(chain);
@@ -603,6 +694,14 @@ int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, 
   free(all);
   free(d);
   if (!chain) return -1;
+  if (strcmp(vs_image_format(chain), "qcow2") != 0) {
+    vs_err_set(err, EMEDIUMTYPE,
+               "%s is not a qcow2 image (it reads as %s): it has no backing chain, so no patch "
+               "set; give a disk's top qcow2 image",
+               top, vs_image_format(chain));
+    vs_image_close(chain);
+    return -1;
+  }
   json_t *arr = json_array();
   for (const struct vs_image *i = chain; i; i = vs_image_backing(i)) {
     json_t *m = load_manifest(vs_image_path(i), NULL);
@@ -892,6 +991,13 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
            mon->exec(mon->ctx, "query-named-block-nodes", flat, &nodes, err) < 0;
   json_decref(flat);
   if (qr) goto out;
+  if (node_arg && strncmp(node_arg, "vs-patch-", 9) == 0) {
+    vs_err_set(err, EINVAL,
+               "%s: node %s is a patch set's layer node: name the disk's format node with "
+               "--device (or leave it out)",
+               mon->what, node_arg);
+    goto out;
+  }
   node = node_arg ? vs_xstrdup(node_arg) : pick_node(graph, nodes, want, set_real, mon->what, err);
   if (!node) goto out;
   layer_name(want, node, layer_node);
@@ -913,6 +1019,12 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   if (!file_node || !base_node || !base_file || !over_file) {
     vs_err_set(err, ENOENT, "%s: no format node \"%s\" with a file and a backing node", mon->what,
                node);
+    goto out;
+  }
+  if (same_file(over_file, set_real) || same_file(base_file, set_real)) {
+    vs_err_set(err, EINVAL,
+               "%s: %s is the disk's own %s image, not a patch set to put under it: not changed",
+               mon->what, set, same_file(over_file, set_real) ? "top" : "base");
     goto out;
   }
   char id[65] = {0};
@@ -1054,6 +1166,11 @@ int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xm
   if (!(layer = open_layer(set, base_path, want, err))) goto out;
   /* The disk whose top image sits on the base: a shallow copy replaces only the top image. */
   for (size_t i = 0; i < nd && !target; i++) {
+    if (same_file(disks[i].path, set_real)) {
+      vs_err_set(err, EINVAL, "%s: disk %s runs on %s itself, not on an overlay: not changed",
+                 domain, disks[i].target, set);
+      goto out;
+    }
     struct vs_image *chain = open_for(disks[i].path, set, base_path ? base_path : set, NULL);
     const struct vs_image *below = chain ? vs_image_backing(chain) : NULL;
     char id[65] = {0};
@@ -1066,10 +1183,7 @@ int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xm
         top_bits++;
     } else {
       for (const struct vs_image *b = below; b && !target; b = vs_image_backing(b)) {
-        char *br = realpath(vs_image_path(b), NULL);
-        bool is_set = br && strcmp(br, set_real) == 0;
-        free(br);
-        if (is_set) {
+        if (same_file(vs_image_path(b), set_real)) {
           vs_err_set(err, EEXIST, "%s: disk %s: the patch set %s is already in its chain", domain,
                      disks[i].target, set);
           vs_image_close(chain);

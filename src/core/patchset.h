@@ -22,9 +22,14 @@ struct vs_patchset_stats {
  * its manifest: {"base": {"path", "size", "identity"}, "cluster_size", "changed": [[offset,
  * length], ...], "zeroed": [...]}. When PATCHED's backing file is BASE, its allocated clusters
  * are taken without reading the base. CLUSTER_BITS 0 takes PATCHED's cluster size (64 KiB for
- * raw). BASE's backing files must lie in its own directory; PATCHED's in its own or BASE's. */
+ * raw). BASE's backing files must lie in its own directory; PATCHED's in its own or BASE's.
+ * Nothing is written over an input: OUT or OUT.json that is BASE, PATCHED or an image of their
+ * backing chains, by any name (vs_layer_check_output), is refused, and so is one that exists
+ * unless FORCE. Both files appear only when complete and together; a failure leaves the names
+ * as they were (with FORCE, a failure to put the manifest in place after the set took OUT's
+ * name removes the set: OUT is then gone). */
 int vs_patchset_make(const char *base, const char *patched, const char *out, unsigned cluster_bits,
-                     struct vs_patchset_stats *st, struct vs_err *err);
+                     bool force, struct vs_patchset_stats *st, struct vs_err *err);
 
 /* Inserts patch set SET under the disk whose top image is TOP, which must not be in use (a
  * stopped VM): the image of TOP's chain that sits directly on the set's base (found by the
