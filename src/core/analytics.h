@@ -20,7 +20,11 @@
  * minus that, or 1 minus its similarity to its own previous snapshot when that is larger.
  *
  * Labels: an unlabelled VM gets the label its 5 most similar labelled VMs vote for, weighted by
- * similarity, with the winning share as its probability. */
+ * similarity, with the winning share as its probability.
+ *
+ * Likeness to one VM (vs_analysis_similar) is not role similarity: there the tokens of one VM
+ * alone count too, as what sets it and the other apart, so two VMs that each drifted their own
+ * way are not alike merely because they share a role. */
 #ifndef VS_ANALYTICS_H
 #define VS_ANALYTICS_H
 

@@ -1,7 +1,10 @@
 /* report.h: one self-contained HTML page about a fleet's drift (inline CSS and SVG, nothing
  * fetched, no script): a VM x setting heat map of the top findings, the roles, each VM's
- * findings with what explains them (its value, the majority and its share), and what changed
- * between each VM's last two snapshots. Every guest-derived text is escaped. */
+ * findings with what explains them (its value, the majority and its share, or "all differ"
+ * when no two peers share a value), and what changed between each VM's last two snapshots.
+ * The heat map is sized to its labels, each whole up to 120 bytes and titled with its whole
+ * text, none outside the map or over another (t/report.sh measures them in Chromium). Every
+ * guest-derived text is escaped. */
 #ifndef VS_REPORT_H
 #define VS_REPORT_H
 
