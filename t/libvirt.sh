@@ -127,8 +127,8 @@ ok $? "gauge-anomaly and gauge-role_similarity are written per VM"
 [ "$(notes config_drift WARNING web-03 | wc -l)" -ge 2 ]; ok $? "ResendInterval 2 sends the active alarm again"
 grep -qx 'Host: vstest' "$f"; ok $? "the notification carries the host"
 
-is "$(csv_last vmscope_drift-web-03/count-findings)" "1.000000" "count-findings is 1 for web-03"
-is "$(csv_last vmscope_drift-web-01/count-findings)" "0.000000" "and 0 for web-01"
+is "$(csv_last vmscope_drift-web-03/count-alarms)" "1.000000" "count-alarms is 1 for web-03"
+is "$(csv_last vmscope_drift-web-01/count-alarms)" "0.000000" "and 0 for web-01"
 is "$(csv_last vmscope_drift-web-03/gauge-peers)" "8.000000" "gauge-peers is 8"
 score=$(csv_last vmscope_drift-web-03/gauge-drift_score)
 awk -v s="$score" 'BEGIN { exit !(s >= 0.8 && s < 0.9) }'; ok $? "gauge-drift_score is 1 - 2/10 = 0.8 ($score)"
@@ -173,7 +173,7 @@ printf 'file:/etc/ssh/sshd_config:PermitRootLogin web-03 2099-12-31 root login f
 wait_for 15 has_notes config_drift OKAY web-03; ok $? "waiving web-03's finding clears its alarm with an OKAY"
 sleep 2
 is "$(csv_last vmscope_drift-web-03/count-waived)" "1.000000" "count-waived is 1"
-is "$(csv_last vmscope_drift-web-03/count-findings)" "0.000000" "and count-findings 0"
+is "$(csv_last vmscope_drift-web-03/count-alarms)" "0.000000" "and count-alarms 0"
 
 # A disk that disappears is logged once, not every interval.
 mv "$work/images/web-09.qcow2" "$work/images/web-09.gone"

@@ -4,6 +4,7 @@
 
 #include "analytics.h"
 #include "drift.h"
+#include "fleetview.h"
 #include "pool.h"
 #include "population.h"
 #include "report.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void usage(FILE *out, bool similar) {
   if (similar)
@@ -39,7 +41,8 @@ static void usage(FILE *out, bool similar) {
         "image. With --pool, each VM's newest document in the snapshot pool DIR.\n"
         "\n"
         "Options:\n"
-        "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir)\n"
+        "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir); repeatable,\n"
+        "                          pools add up (VMs count once, by id)\n"
         "  -f, --format json|text  output format (default json)\n"
         "      --seed N            the hashing seed (default fixed: results repeat)\n"
         "      --threshold S       similarity that puts two VMs in one role (default 0.6)\n",
@@ -57,124 +60,101 @@ static void usage(FILE *out, bool similar) {
         out);
 }
 
-struct vm_set {
-  struct vs_feature **docs, **prev_docs; /* PREV_DOCS: the pool's snapshot before, or NULL */
-  size_t n;
-  struct vs_vm_tokens *vms;
-  uint64_t **tokens, **prev;
-  char **labels;
-};
-
-static void vm_set_clear(struct vm_set *s) {
-  for (size_t i = 0; i < s->n; i++) {
-    vs_feature_free(s->docs[i]);
-    vs_feature_free(s->prev_docs[i]);
-    free(s->tokens[i]);
-    free(s->prev[i]);
-    free(s->labels[i]);
-  }
-  free(s->docs);
-  free(s->prev_docs);
-  free(s->vms);
-  free(s->tokens);
-  free(s->prev);
-  free(s->labels);
-}
-
-static void add_doc(struct vm_set *s, struct vs_feature *doc, struct vs_feature *prev) {
-  s->docs = vs_xrealloc(s->docs, (s->n + 1) * sizeof(*s->docs));
-  s->prev_docs = vs_xrealloc(s->prev_docs, (s->n + 1) * sizeof(*s->prev_docs));
-  s->tokens = vs_xrealloc(s->tokens, (s->n + 1) * sizeof(*s->tokens));
-  s->prev = vs_xrealloc(s->prev, (s->n + 1) * sizeof(*s->prev));
-  s->labels = vs_xrealloc(s->labels, (s->n + 1) * sizeof(*s->labels));
-  s->vms = vs_xrealloc(s->vms, (s->n + 1) * sizeof(*s->vms));
-  size_t i = s->n++;
-  s->docs[i] = doc;
-  s->labels[i] = NULL;
-  s->vms[i] = (struct vs_vm_tokens){.id = vs_feature_id(doc), .name = vs_feature_name(doc)};
-  s->vms[i].n = vs_feature_tokens(doc, &s->tokens[i]);
-  s->vms[i].tokens = s->tokens[i];
-  s->prev[i] = NULL;
-  s->prev_docs[i] = prev;
-  if (prev) {
-    s->vms[i].n_prev = vs_feature_tokens(prev, &s->prev[i]);
-    s->vms[i].prev_tokens = s->prev[i];
-  }
-}
-
-/* Loads the VMs: the pool's newest documents (with the one before, for history), or SOURCEs. */
-static int load(struct vm_set *s, const char *pool, char **paths, size_t n, const char *prog) {
-  int status = VS_EXIT_OK;
-  if (pool) {
-    struct vs_err err = {0};
-    char **list = NULL;
-    size_t nv = 0;
-    if (vs_pool_vms(pool, &list, &nv, &err) < 0) {
-      fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_PARTIAL;
-    }
-    for (size_t i = 0; i < nv; i++) {
-      struct vs_feature *doc = vs_pool_newest_in(pool, list[i], &err), *prev = NULL;
-      if (!doc) {
-        fprintf(stderr, "%s: %s: %s\n", prog, list[i], vs_err_msg(&err));
-        vs_err_clear(&err);
-        status = VS_EXIT_PARTIAL;
-        continue;
-      }
-      struct vs_feature *again = vs_pool_newest(pool, vs_feature_id(doc), &prev, NULL);
-      vs_feature_free(again);
-      add_doc(s, doc, prev);
-    }
-    for (size_t i = 0; i < nv; i++)
-      free(list[i]);
-    free(list);
-    return status;
-  }
+/* The VMs from --pool directories (repeatable: pools add up) and SOURCEs: one view, each VM once
+ * (fleetview.h). Returns an exit status; VS_EXIT_USAGE means stop. */
+static int load(struct vs_view *view, const char *const *pools, size_t n_pools, char **paths,
+                size_t n, const char *prog) {
+  int status = vs_cli_add_pools(view, pools, n_pools, prog);
+  if (status == VS_EXIT_USAGE || n == 0) return status;
   struct vs_cli_read r = {.backend = VS_CLI_BACKEND_AUTO};
-  struct vs_cli_docs *out = vs_xcalloc(n, sizeof(*out));
-  if (vs_cli_read_sources(&r, paths, n, out, prog) < 0) {
-    free(out);
-    return VS_EXIT_USAGE;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (out[i].error) {
-      fprintf(stderr, "%s: %s\n", prog, out[i].error);
-      status = VS_EXIT_PARTIAL;
-    }
-    for (size_t k = 0; k < out[i].n; k++) {
-      add_doc(s, out[i].docs[k], NULL);
-      out[i].docs[k] = NULL;
-    }
-    vs_cli_docs_clear(&out[i]);
-  }
-  free(out);
-  return status;
+  int rc = vs_cli_add_sources(view, &r, paths, n, NULL, prog);
+  return rc > status ? rc : status;
 }
 
-/* The labels file's labels onto the VMs it names (by name or id). */
-static int read_labels(struct vm_set *s, const char *path, const char *prog) {
+/* Labels of the file at PATH (by VM name or id), or NULL (message printed). */
+static struct vs_strmap *read_labels(const char *path, const char *prog) {
   struct vs_err err = {0};
   struct vs_strmap *m = NULL;
   if (vs_labels_load(path, &m, &err) < 0) {
     fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
     vs_err_clear(&err);
-    return -1;
+    return NULL;
   }
+  return m;
+}
+
+static void report_unused_labels(const struct vs_view *view, const struct vs_strmap *labels,
+                                 const char *path, const char *prog) {
   size_t used = 0;
-  for (size_t i = 0; i < s->n; i++) {
-    const char *l = s->vms[i].name ? vs_strmap_get(m, s->vms[i].name) : NULL;
-    if (!l && s->vms[i].id) l = vs_strmap_get(m, s->vms[i].id);
-    if (!l) continue;
-    s->labels[i] = vs_xstrdup(l);
-    s->vms[i].label = s->labels[i];
-    used++;
-  }
-  if (used < vs_strmap_count(m))
+  const struct vs_vm_tokens *vms = vs_view_tokens(view);
+  for (size_t i = 0; i < vs_view_count(view); i++)
+    used += vms[i].label != NULL;
+  if (used < vs_strmap_count(labels))
     fprintf(stderr, "%s: %s: %zu of its %zu names match no VM\n", prog, path,
-            vs_strmap_count(m) - used, vs_strmap_count(m));
-  vs_strmap_free(m);
-  return 0;
+            vs_strmap_count(labels) - used, vs_strmap_count(labels));
+}
+
+/* One line for an option that takes one value and was given again. */
+static bool once(bool given, const char *opt, const char *prog) {
+  if (!given) return true;
+  fprintf(stderr, "%s: %s given twice: give it once\n", prog, opt);
+  return false;
+}
+
+static void print_roles_text(const struct vs_view *view) {
+  const struct vs_analysis *a = vs_view_analysis(view);
+  const struct vs_vm_tokens *vms = vs_view_tokens(view);
+  size_t n = vs_view_count(view);
+  printf("%zu VMs, %zu roles\n", n, vs_analysis_role_count(a));
+  for (size_t r = 0; r < vs_analysis_role_count(a); r++) {
+    const struct vs_vm_tokens *m = &vms[vs_analysis_medoid(a, r)];
+    printf("role %zu: %zu VMs, medoid %s\n", r, vs_analysis_role_size(a, r),
+           m->name ? m->name : m->id);
+  }
+  for (size_t i = 0; i < n; i++) {
+    double p;
+    const char *l = vs_analysis_label(a, i, &p);
+    printf("%-24s role %-3zu similarity %.3f anomaly %.3f", vms[i].name ? vms[i].name : "",
+           vs_analysis_role(a, i), vs_analysis_similarity(a, i), vs_analysis_anomaly(a, i));
+    if (l) printf("  label %s (%.2f)", l, p);
+    putchar('\n');
+  }
+}
+
+/* vmscope similar's ranking: by likeness to VM T, or (T < 0) to the settings. */
+static int print_similar(const struct vs_view *view, long t, const char *const *settings,
+                         size_t n_settings, bool text, size_t top, const char *prog) {
+  const struct vs_analysis *a = vs_view_analysis(view);
+  const struct vs_vm_tokens *vms = vs_view_tokens(view);
+  size_t n = vs_view_count(view);
+  _cleanup_(vs_freep) size_t *order = vs_xcalloc(n ? n : 1, sizeof(size_t));
+  _cleanup_(vs_freep) double *sims = vs_xcalloc(n ? n : 1, sizeof(double));
+  if (t >= 0) {
+    vs_analysis_similar(a, (size_t)t, order, sims);
+  } else {
+    uint64_t q[VS_CLI_MAX_REPEAT];
+    for (size_t k = 0; k < n_settings; k++) {
+      const char *eq = strchr(settings[k], '=');
+      _cleanup_(vs_freep) char *key = vs_xstrndup(settings[k], (size_t)(eq - settings[k]));
+      q[k] = vs_token(key, eq + 1);
+    }
+    vs_analysis_similar_tokens(a, vms, q, n_settings, order, sims);
+  }
+  size_t shown = top == 0 || top > n ? n : top;
+  json_t *list = json_array();
+  for (size_t k = 0; k < shown; k++) {
+    const struct vs_vm_tokens *v = &vms[order[k]];
+    if (text)
+      printf("%3zu  %.3f  %s (role %zu)\n", k + 1, sims[k], v->name ? v->name : v->id,
+             vs_analysis_role(a, order[k]));
+    else
+      json_array_append_new(list, json_pack("{sIss?ss?sfsI}", "rank", (json_int_t)(k + 1), "id",
+                                            v->id, "name", v->name, "similarity", sims[k], "role",
+                                            (json_int_t)vs_analysis_role(a, order[k])));
+  }
+  int status = !text && vs_cli_print_json(list, false, prog) < 0 ? VS_EXIT_PARTIAL : VS_EXIT_OK;
+  json_decref(list);
+  return status;
 }
 
 static int run(int argc, char **argv, bool similar) {
@@ -189,128 +169,124 @@ static int run(int argc, char **argv, bool similar) {
                                        {"top", required_argument, NULL, 'n'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *pool = NULL, *labels = NULL, *settings[VS_CLI_MAX_REPEAT];
-  size_t n_settings = 0;
-  bool text = false;
+  const char *pools[VS_CLI_MAX_REPEAT], *labels = NULL, *settings[VS_CLI_MAX_REPEAT];
+  size_t n_pools = 0, n_settings = 0;
+  bool text = false, seen_format = false, seen_seed = false, seen_threshold = false,
+       seen_top = false;
   long top = 20;
-  struct vs_analytics_opts ao = {0};
+  struct vs_view_opts vo = {0};
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "p:f:l:n:h", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":p:f:l:n:h", opts, NULL)) != -1) {
     char *end = NULL;
     if (c == 'p') {
-      pool = optarg;
+      if (n_pools == VS_CLI_MAX_REPEAT) {
+        fprintf(stderr, "%s: at most %d --pool directories\n", prog, VS_CLI_MAX_REPEAT);
+        return VS_EXIT_USAGE;
+      }
+      pools[n_pools++] = optarg;
     } else if (c == 'f') {
-      if (vs_cli_format_option(optarg, prog, &text) < 0) return VS_EXIT_USAGE;
+      if (!once(seen_format, "--format", prog) || vs_cli_format_option(optarg, prog, &text) < 0)
+        return VS_EXIT_USAGE;
+      seen_format = true;
     } else if (c == 'l' && !similar) {
+      if (!once(labels != NULL, "--labels", prog)) return VS_EXIT_USAGE;
       labels = optarg;
     } else if (c == OPT_SEED) {
-      ao.seed = strtoull(optarg, &end, 10);
-      if (!*optarg || *end) goto bad;
+      if (!once(seen_seed, "--seed", prog)) return VS_EXIT_USAGE;
+      seen_seed = true;
+      errno = 0;
+      vo.roles.seed = strtoull(optarg, &end, 10);
+      if (!*optarg || *end || errno || optarg[0] == '-') {
+        fprintf(stderr, "%s: --seed takes a number from 0 to 2^64-1, not \"%s\"\n", prog, optarg);
+        return VS_EXIT_USAGE;
+      }
     } else if (c == OPT_THRESHOLD) {
-      ao.threshold = strtod(optarg, &end);
-      if (!*optarg || *end || ao.threshold <= 0 || ao.threshold > 1) goto bad;
-    } else if (c == OPT_SETTING && similar && n_settings < VS_CLI_MAX_REPEAT &&
-               strchr(optarg, '=')) {
+      if (!once(seen_threshold, "--threshold", prog)) return VS_EXIT_USAGE;
+      seen_threshold = true;
+      vo.roles.threshold = strtod(optarg, &end);
+      if (!*optarg || *end || !(vo.roles.threshold > 0 && vo.roles.threshold <= 1)) {
+        fprintf(stderr, "%s: --threshold takes a similarity in (0, 1], not \"%s\"\n", prog, optarg);
+        return VS_EXIT_USAGE;
+      }
+    } else if (c == OPT_SETTING && similar) {
+      if (!strchr(optarg, '=') || optarg[0] == '=') {
+        fprintf(stderr, "%s: --setting takes KEY=VALUE, not \"%s\"\n", prog, optarg);
+        return VS_EXIT_USAGE;
+      }
+      if (n_settings == VS_CLI_MAX_REPEAT) {
+        fprintf(stderr, "%s: at most %d --setting options\n", prog, VS_CLI_MAX_REPEAT);
+        return VS_EXIT_USAGE;
+      }
       settings[n_settings++] = optarg;
     } else if (c == 'n' && similar) {
+      if (!once(seen_top, "--top", prog)) return VS_EXIT_USAGE;
+      seen_top = true;
+      errno = 0;
       top = strtol(optarg, &end, 10);
-      if (!*optarg || *end || top < 0) goto bad;
+      if (!*optarg || *end || errno || top < 0) {
+        fprintf(stderr, "%s: --top takes a count (0 for all), not \"%s\"\n", prog, optarg);
+        return VS_EXIT_USAGE;
+      }
     } else if (c == 'h') {
       usage(stdout, similar);
       return VS_EXIT_OK;
     } else {
-    bad:
-      if (c != '?') fprintf(stderr, "%s: bad value \"%s\"\n", prog, optarg ? optarg : "");
+      if (c == ':')
+        fprintf(stderr, "%s: %s needs a value\n", prog, argv[optind - 1]);
+      else
+        fprintf(stderr, "%s: unknown option %s\n", prog, argv[optind - 1]);
       usage(stderr, similar);
       return VS_EXIT_USAGE;
     }
   }
   const char *target = NULL;
-  if (similar && !n_settings) {
-    if (optind >= argc) {
+  if (similar) {
+    if (!n_settings && optind >= argc) {
       fprintf(stderr, "%s: give a VM or --setting KEY=VALUE\n", prog);
       return VS_EXIT_USAGE;
     }
-    target = argv[optind++];
+    struct stat st;
+    if (!n_settings)
+      target = argv[optind++];
+    else if (optind < argc && (n_pools || stat(argv[optind], &st) < 0)) {
+      /* With a pool, or not a file: a VM's name besides the settings. */
+      fprintf(stderr, "%s: give a VM or --setting KEY=VALUE, not both (\"%s\" with --setting)\n",
+              prog, argv[optind]);
+      return VS_EXIT_USAGE;
+    }
   }
-  if (!pool && optind >= argc) {
+  if (!n_pools && optind >= argc) {
     fprintf(stderr, "%s: give --pool DIR or SOURCE...\n", prog);
     return VS_EXIT_USAGE;
   }
-  struct vm_set s = {0};
-  int status = load(&s, pool, argv + optind, pool ? 0 : (size_t)(argc - optind), prog);
+  _cleanup_(vs_strmap_freep) struct vs_strmap *label_map = NULL;
+  if (labels && !(label_map = read_labels(labels, prog))) return VS_EXIT_USAGE;
+  vo.labels = label_map;
+  _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
+  int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
   if (status == VS_EXIT_USAGE) return status;
-  if (labels && read_labels(&s, labels, prog) < 0) {
-    vm_set_clear(&s);
-    return VS_EXIT_USAGE;
-  }
-  struct vs_analysis *a = vs_analyze(s.vms, s.n, &ao);
+  vs_view_prepare(view, &vo);
+  if (label_map) report_unused_labels(view, label_map, labels, prog);
   if (!similar) {
     if (text) {
-      printf("%zu VMs, %zu roles\n", s.n, vs_analysis_role_count(a));
-      for (size_t r = 0; r < vs_analysis_role_count(a); r++) {
-        const struct vs_vm_tokens *m = &s.vms[vs_analysis_medoid(a, r)];
-        printf("role %zu: %zu VMs, medoid %s\n", r, vs_analysis_role_size(a, r),
-               m->name ? m->name : m->id);
-      }
-      for (size_t i = 0; i < s.n; i++) {
-        double p;
-        const char *l = vs_analysis_label(a, i, &p);
-        printf("%-24s role %-3zu similarity %.3f anomaly %.3f", s.vms[i].name ? s.vms[i].name : "",
-               vs_analysis_role(a, i), vs_analysis_similarity(a, i), vs_analysis_anomaly(a, i));
-        if (l) printf("  label %s (%.2f)", l, p);
-        putchar('\n');
-      }
+      print_roles_text(view);
     } else {
-      json_t *j = vs_analysis_json(a, s.vms);
+      json_t *j = vs_analysis_json(vs_view_analysis(view), vs_view_tokens(view));
       if (vs_cli_print_json(j, false, prog) < 0) status = VS_EXIT_PARTIAL;
       json_decref(j);
     }
-  } else {
-    size_t *order = vs_xcalloc(s.n ? s.n : 1, sizeof(size_t));
-    double *sims = vs_xcalloc(s.n ? s.n : 1, sizeof(double));
-    size_t t = s.n;
-    for (size_t i = 0; target && i < s.n; i++)
-      if (strcmp(s.vms[i].name ? s.vms[i].name : "", target) == 0 ||
-          strcmp(s.vms[i].id ? s.vms[i].id : "", target) == 0)
-        t = i;
-    if (target && t == s.n) {
-      fprintf(stderr, "%s: no VM %s among the %zu documents\n", prog, target, s.n);
-      status = VS_EXIT_PARTIAL;
-    } else {
-      if (target) {
-        vs_analysis_similar(a, t, order, sims);
-      } else {
-        uint64_t q[VS_CLI_MAX_REPEAT];
-        for (size_t k = 0; k < n_settings; k++) {
-          char *key = vs_xstrndup(settings[k], (size_t)(strchr(settings[k], '=') - settings[k]));
-          q[k] = vs_token(key, strchr(settings[k], '=') + 1);
-          free(key);
-        }
-        vs_analysis_similar_tokens(a, s.vms, q, n_settings, order, sims);
-      }
-      size_t shown = top == 0 || (size_t)top > s.n ? s.n : (size_t)top;
-      json_t *list = json_array();
-      for (size_t k = 0; k < shown; k++) {
-        const struct vs_vm_tokens *v = &s.vms[order[k]];
-        if (text)
-          printf("%3zu  %.3f  %s (role %zu)\n", k + 1, sims[k], v->name ? v->name : v->id,
-                 vs_analysis_role(a, order[k]));
-        else
-          json_array_append_new(list, json_pack("{sIss?ss?sfsI}", "rank", (json_int_t)(k + 1), "id",
-                                                v->id, "name", v->name, "similarity", sims[k],
-                                                "role", (json_int_t)vs_analysis_role(a, order[k])));
-      }
-      if (!text && vs_cli_print_json(list, false, prog) < 0) status = VS_EXIT_PARTIAL;
-      json_decref(list);
-    }
-    free(order);
-    free(sims);
+    return status;
   }
-  vs_analysis_free(a);
-  vm_set_clear(&s);
-  return status;
+  long t = target ? vs_view_find(view, target) : -1;
+  if (target && t < 0) {
+    fprintf(stderr, "%s: %s %s among the %zu VMs\n", prog, target,
+            t == -2 ? "names more than one VM: give its id" : "is no VM", vs_view_count(view));
+    return VS_EXIT_PARTIAL;
+  }
+  int rc = print_similar(view, t, settings, n_settings, text, (size_t)top, prog);
+  return rc > status ? rc : status;
 }
 
 int vs_cmd_analyze(int argc, char **argv) {
@@ -334,13 +310,43 @@ static void report_usage(FILE *out) {
         "\n"
         "Options:\n"
         "  -o, --html OUT.html     the page to write\n"
-        "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir)\n"
-        "  -n, --top N             findings per VM (default 10)\n"
+        "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir); repeatable,\n"
+        "                          pools add up (VMs count once, by id)\n"
+        "  -n, --top N             findings per VM (default 10; 0: all)\n"
         "      --title TEXT        the page's title\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 some source failed (the page has the others), 2 usage error.\n",
         out);
+}
+
+/* The page for the VMs of VIEW, each ranked against its peer group. */
+static char *report_html(const struct vs_view *view, const char *title, size_t top) {
+  size_t n = vs_view_count(view);
+  struct vs_report_vm *rv = vs_xcalloc(n ? n : 1, sizeof(*rv));
+  struct vs_drift **drifts = vs_xcalloc(n ? n : 1, sizeof(*drifts));
+  struct vs_diff **diffs = vs_xcalloc(n ? n : 1, sizeof(*diffs));
+  for (size_t i = 0; i < n; i++) {
+    const struct vs_feature *doc = vs_view_doc(view, i), *prev = vs_view_prev(view, i);
+    drifts[i] = n > 1 ? vs_view_rank(view, i, NULL, NULL) : NULL;
+    if (prev) diffs[i] = vs_drift_diff(prev, doc);
+    rv[i] =
+        (struct vs_report_vm){doc, drifts[i], diffs[i], prev ? vs_feature_taken_at(prev) : NULL};
+  }
+  struct vs_report r = {.title = title,
+                        .vms = rv,
+                        .n = n,
+                        .roles = vs_view_analysis(view),
+                        .top = top ? top : SIZE_MAX};
+  char *html = vs_report_html(&r);
+  for (size_t i = 0; i < n; i++) {
+    vs_drift_free(drifts[i]);
+    vs_diff_free(diffs[i]);
+  }
+  free(drifts);
+  free(diffs);
+  free(rv);
+  return html;
 }
 
 int vs_cmd_report(int argc, char **argv) {
@@ -350,23 +356,35 @@ int vs_cmd_report(int argc, char **argv) {
       {"html", required_argument, NULL, 'o'}, {"pool", required_argument, NULL, 'p'},
       {"top", required_argument, NULL, 'n'},  {"title", required_argument, NULL, OPT_TITLE},
       {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-  const char *out = NULL, *pool = NULL, *title = NULL;
+  const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL;
+  size_t n_pools = 0;
+  bool seen_top = false;
   long top = 10;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "o:p:n:h", opts, NULL)) != -1) {
     char *end = NULL;
     if (c == 'o') {
+      if (!once(out != NULL, "--html", prog)) return VS_EXIT_USAGE;
       out = optarg;
     } else if (c == 'p') {
-      pool = optarg;
+      if (n_pools == VS_CLI_MAX_REPEAT) {
+        fprintf(stderr, "%s: at most %d --pool directories\n", prog, VS_CLI_MAX_REPEAT);
+        return VS_EXIT_USAGE;
+      }
+      pools[n_pools++] = optarg;
     } else if (c == 'n') {
+      if (!once(seen_top, "--top", prog)) return VS_EXIT_USAGE;
+      seen_top = true;
+      errno = 0;
       top = strtol(optarg, &end, 10);
-      if (!*optarg || *end || top < 1) {
-        fprintf(stderr, "%s: --top takes a positive number\n", prog);
+      if (!*optarg || *end || errno || top < 0) {
+        fprintf(stderr, "%s: --top takes a count of findings per VM (0 for all), not \"%s\"\n",
+                prog, optarg);
         return VS_EXIT_USAGE;
       }
     } else if (c == OPT_TITLE) {
+      if (!once(title != NULL, "--title", prog)) return VS_EXIT_USAGE;
       title = optarg;
     } else if (c == 'h') {
       report_usage(stdout);
@@ -376,40 +394,17 @@ int vs_cmd_report(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
-  if (!out || (!pool && optind >= argc)) {
+  if (!out || (!n_pools && optind >= argc)) {
     fprintf(stderr, "%s: give --html OUT.html and --pool DIR or SOURCE...\n", prog);
     return VS_EXIT_USAGE;
   }
-  struct vm_set s = {0};
-  int status = load(&s, pool, argv + optind, pool ? 0 : (size_t)(argc - optind), prog);
+  _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
+  int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
   if (status == VS_EXIT_USAGE) return status;
-  struct vs_analysis *a = vs_analyze(s.vms, s.n, NULL);
-  struct vs_pop *all = vs_pop_new();
-  for (size_t i = 0; i < s.n; i++)
-    vs_pop_add(all, s.docs[i]);
-  vs_pop_prepare(all);
-  struct vs_report_vm *rv = vs_xcalloc(s.n ? s.n : 1, sizeof(*rv));
-  struct vs_drift **drifts = vs_xcalloc(s.n ? s.n : 1, sizeof(*drifts));
-  struct vs_diff **diffs = vs_xcalloc(s.n ? s.n : 1, sizeof(*diffs));
-  for (size_t i = 0; i < s.n; i++) {
-    struct vs_pop *mates = NULL;
-    size_t role = vs_analysis_role(a, i);
-    if (vs_analysis_role_size(a, role) > 8) {
-      mates = vs_pop_new();
-      for (size_t k = 0; k < s.n; k++)
-        if (vs_analysis_role(a, k) == role) vs_pop_add(mates, s.docs[k]);
-      vs_pop_prepare(mates);
-    }
-    drifts[i] = s.n > 1 ? vs_drift_rank(mates ? mates : all, s.docs[i], NULL, NULL) : NULL;
-    vs_pop_free(mates);
-    if (s.prev_docs[i]) diffs[i] = vs_drift_diff(s.prev_docs[i], s.docs[i]);
-    rv[i] = (struct vs_report_vm){s.docs[i], drifts[i], diffs[i],
-                                  s.prev_docs[i] ? vs_feature_taken_at(s.prev_docs[i]) : NULL};
-  }
-  struct vs_report r = {.title = title, .vms = rv, .n = s.n, .roles = a, .top = (size_t)top};
-  char *html = vs_report_html(&r);
+  vs_view_prepare(view, NULL);
+  _cleanup_(vs_freep) char *html = report_html(view, title, (size_t)top);
   struct vs_err err = {0};
-  struct vs_newfile f;
+  struct vs_newfile f = {.fd = -1};
   if (vs_newfile_open(&f, out, 0644, &err) < 0 ||
       vs_newfile_write(&f, html, strlen(html), &err) < 0 || vs_newfile_commit(&f, &err) < 0) {
     if (f.fd >= 0 || f.path) vs_newfile_abandon(&f);
@@ -417,16 +412,5 @@ int vs_cmd_report(int argc, char **argv) {
     vs_err_clear(&err);
     status = VS_EXIT_PARTIAL;
   }
-  free(html);
-  for (size_t i = 0; i < s.n; i++) {
-    vs_drift_free(drifts[i]);
-    vs_diff_free(diffs[i]);
-  }
-  free(drifts);
-  free(diffs);
-  free(rv);
-  vs_pop_free(all);
-  vs_analysis_free(a);
-  vm_set_clear(&s);
   return status;
 }

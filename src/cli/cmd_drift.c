@@ -1,32 +1,48 @@
-/* vmscope drift: rank the settings that set a VM apart from its peers (PeerPressure). */
+/* vmscope drift: rank the settings that set a VM apart from its peers (PeerPressure), over the
+ * same fleet view (fleetview.h) the vmscope_drift plugin ranks. */
 #include "cli.h"
 
 #include "drift.h"
-#include "population.h"
+#include "fleetview.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define PROG "vmscope drift"
+/* A finding at or above --fail-on. Above the usage and partial statuses: a script tells "the
+ * fleet drifted" from "the command could not look". */
+#define EXIT_FINDING 3
 
 static void usage(FILE *out) {
   fprintf(out,
           "Usage: vmscope drift [OPTIONS] --target SOURCE SAMPLE...\n"
           "       vmscope drift [OPTIONS] --all SOURCE...\n"
+          "       vmscope drift [OPTIONS] --pool DIR... [--target VM] [SOURCE...]\n"
           "\n"
           "Rank the settings whose values set a VM apart from its peers (PeerPressure): for\n"
           "each key, N samples, c distinct values among them (plus one when the target's is\n"
           "unseen) and m samples sharing the target's value give K = c(m+1)/(N+c); findings\n"
           "are sorted by K, and score = 1 - K. A SOURCE is a guest tree (directory), a disk\n"
           "image, or a saved feature document (.json, one document or an array of them).\n"
+          "Peers are VMs, not files: documents of one VM (same id) count once, as its newest,\n"
+          "and a VM is never its own peer (a target given among the samples is dropped from\n"
+          "them, with a note). Each VM is ranked against its role (vmscope analyze) when the\n"
+          "role has more than --min-role-peers members, else against all the others, as the\n"
+          "vmscope_drift plugin does.\n"
           "\n"
           "Options:\n"
-          "  -t, --target SOURCE     the VM to rank against the SAMPLE documents\n"
-          "  -a, --all               rank every document against all the others\n"
+          "  -t, --target SOURCE|VM  the VM to rank (with --pool: a VM's name or id in it)\n"
+          "  -a, --all               rank every VM against the others (the default with --pool)\n"
+          "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir): each VM's\n"
+          "                          newest document; repeatable, pools add up\n"
+          "      --peer-group role|fleet\n"
+          "                          rank against the VM's role or the whole fleet (default role)\n"
+          "      --min-role-peers N  a role is a peer group from N+1 members (default %d)\n"
           "  -f, --format json|text  output format (default json)\n"
           "  -n, --top N             print the N most suspicious findings of each VM\n"
           "                          (default 20; 0 prints all)\n"
@@ -35,13 +51,17 @@ static void usage(FILE *out) {
           "                          printed, marked waived, and raise no alarm\n"
           "      --warn-score S      score from which a finding is a warning (default %.2f)\n"
           "      --fail-score S      score from which a finding is a failure (default %.2f)\n"
+          "      --fail-on warning|failure\n"
+          "                          exit 3 when a finding of that severity or worse is not\n"
+          "                          waived (an alarm)\n"
+          "  -q, --quiet             print nothing (for scripts, with --fail-on)\n"
           "      --compact           JSON on one line\n",
-          VS_DRIFT_WARN_SCORE, VS_DRIFT_FAIL_SCORE);
+          VS_VIEW_MIN_ROLE_PEERS, VS_DRIFT_WARN_SCORE, VS_DRIFT_FAIL_SCORE);
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
         "\n"
         "Exit status: 0 ok, 1 some source failed or could not be ranked (the rest is still\n"
-        "printed), 2 usage error.\n",
+        "printed), 2 usage error, 3 an alarm at or above --fail-on (and nothing failed).\n",
         out);
 }
 
@@ -51,6 +71,18 @@ static bool parse_score(const char *arg, const char *opt, double *out) {
   double v = strtod(arg, &end);
   if (errno || end == arg || *end || !isfinite(v) || v <= 0 || v > 1) {
     fprintf(stderr, PROG ": %s takes a score in (0, 1], not \"%s\"\n", opt, arg);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static bool parse_count(const char *arg, const char *opt, unsigned long *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(arg, &end, 10);
+  if (errno || end == arg || *end || arg[0] == '-' || v > 1000000) {
+    fprintf(stderr, PROG ": %s takes a count from 0 to 1000000, not \"%s\"\n", opt, arg);
     return false;
   }
   *out = v;
@@ -70,174 +102,287 @@ static void print_text(const struct vs_drift *d, size_t top) {
   }
 }
 
-/* Everything the run prints goes through here: one report per target. */
-struct output {
-  bool text, compact;
-  size_t top;
-  json_t *array; /* --all: reports collected here */
+struct options {
+  const char *target, *waiver_file;
+  const char *pools[VS_CLI_MAX_REPEAT];
+  size_t n_pools;
+  bool all, text, compact, quiet;
+  bool target_source; /* --target is a SOURCE to read (else a VM of the pools) */
+  unsigned long top;
+  int fail_on; /* -1: none, else the least severity that fails */
+  struct vs_drift_opts drift;
+  struct vs_view_opts view;
+  struct vs_cli_read read;
 };
 
-static void emit(struct output *o, const struct vs_drift *d) {
+/* Everything the run prints goes through here: one report per target. */
+struct output {
+  const struct options *o;
+  json_t *array; /* several targets: reports collected here */
+  bool alarmed;  /* a finding at or above --fail-on */
+};
+
+static void emit(struct output *out, const struct vs_drift *d) {
+  const struct options *o = out->o;
+  for (size_t i = 0; o->fail_on >= 0 && i < d->n_findings; i++)
+    if (!d->findings[i].waived && (int)d->findings[i].severity >= o->fail_on) out->alarmed = true;
+  if (o->quiet) return;
   if (o->text) {
     print_text(d, o->top);
     return;
   }
   json_t *j = vs_drift_to_json(d, o->top);
-  if (o->array) {
-    json_array_append_new(o->array, j);
+  if (out->array) {
+    json_array_append_new(out->array, j);
     return;
   }
   vs_cli_print_json(j, o->compact, PROG);
   json_decref(j);
 }
 
-int vs_cmd_drift(int argc, char **argv) {
-  enum { OPT_WARN = VS_CLI_OPT_FIRST_FREE, OPT_FAIL, OPT_COMPACT };
+/* One line for an option that takes one value and was given again. */
+static bool once(const void *already, const char *opt) {
+  if (!already) return true;
+  fprintf(stderr, PROG ": %s given twice: give it once\n", opt);
+  return false;
+}
+
+/* Parses the command line into O; returns -1 (message printed) on a usage error, 1 for --help,
+ * else 0 with optind at the first SOURCE. */
+static int parse(int argc, char **argv, struct options *o) {
+  enum {
+    OPT_WARN = VS_CLI_OPT_FIRST_FREE,
+    OPT_FAIL,
+    OPT_COMPACT,
+    OPT_PEER_GROUP,
+    OPT_MIN_ROLE,
+    OPT_FAIL_ON
+  };
   static const struct option opts[] = {{"target", required_argument, NULL, 't'},
                                        {"all", no_argument, NULL, 'a'},
+                                       {"pool", required_argument, NULL, 'p'},
+                                       {"peer-group", required_argument, NULL, OPT_PEER_GROUP},
+                                       {"min-role-peers", required_argument, NULL, OPT_MIN_ROLE},
                                        {"format", required_argument, NULL, 'f'},
                                        {"top", required_argument, NULL, 'n'},
                                        {"waivers", required_argument, NULL, 'W'},
                                        {"warn-score", required_argument, NULL, OPT_WARN},
                                        {"fail-score", required_argument, NULL, OPT_FAIL},
+                                       {"fail-on", required_argument, NULL, OPT_FAIL_ON},
+                                       {"quiet", no_argument, NULL, 'q'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  struct vs_cli_read r = {0};
-  struct output out = {.top = 20};
-  struct vs_drift_opts dopts = {.now = time(NULL)};
-  const char *target = NULL, *waiver_file = NULL;
-  bool all = false;
+  const char *seen_format = NULL, *seen_top = NULL, *seen_group = NULL, *seen_min = NULL;
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "t:af:n:W:h" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
-    int taken = vs_cli_read_option(&r, c, optarg, PROG);
-    if (taken < 0) return VS_EXIT_USAGE;
+  while ((c = getopt_long(argc, argv, "t:ap:f:n:W:qh" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
+    int taken = vs_cli_read_option(&o->read, c, optarg, PROG);
+    if (taken < 0) return -1;
     if (taken) continue;
+    unsigned long v;
     switch (c) {
     case 't':
-      target = optarg;
+      if (!once(o->target, "--target")) return -1;
+      o->target = optarg;
       break;
     case 'a':
-      all = true;
+      o->all = true;
+      break;
+    case 'p':
+      if (o->n_pools == VS_CLI_MAX_REPEAT) {
+        fprintf(stderr, PROG ": at most %d --pool directories\n", VS_CLI_MAX_REPEAT);
+        return -1;
+      }
+      o->pools[o->n_pools++] = optarg;
+      break;
+    case OPT_PEER_GROUP:
+      if (!once(seen_group, "--peer-group")) return -1;
+      seen_group = optarg;
+      if (vs_peer_group_parse(optarg, &o->view.peers) < 0) {
+        fprintf(stderr, PROG ": --peer-group takes role or fleet, not \"%s\"\n", optarg);
+        return -1;
+      }
+      break;
+    case OPT_MIN_ROLE:
+      if (!once(seen_min, "--min-role-peers") || !parse_count(optarg, "--min-role-peers", &v))
+        return -1;
+      if (v < 1) {
+        fprintf(stderr, PROG ": --min-role-peers takes at least 1, not \"%s\"\n", optarg);
+        return -1;
+      }
+      seen_min = optarg;
+      o->view.min_role_peers = v;
       break;
     case 'f':
-      if (vs_cli_format_option(optarg, PROG, &out.text) < 0) return VS_EXIT_USAGE;
+      if (!once(seen_format, "--format")) return -1;
+      seen_format = optarg;
+      if (vs_cli_format_option(optarg, PROG, &o->text) < 0) return -1;
       break;
-    case 'n': {
-      char *end;
-      errno = 0;
-      unsigned long v = strtoul(optarg, &end, 10);
-      if (errno || end == optarg || *end || optarg[0] == '-') {
-        fprintf(stderr, PROG ": --top takes a count (0 for all), not \"%s\"\n", optarg);
-        return VS_EXIT_USAGE;
-      }
-      out.top = v;
+    case 'n':
+      if (!once(seen_top, "--top") || !parse_count(optarg, "--top", &o->top)) return -1;
+      seen_top = optarg;
       break;
-    }
     case 'W':
-      waiver_file = optarg;
+      if (!once(o->waiver_file, "--waivers (put every waiver in one file)")) return -1;
+      o->waiver_file = optarg;
       break;
     case OPT_WARN:
-      if (!parse_score(optarg, "--warn-score", &dopts.warn_score)) return VS_EXIT_USAGE;
+      if (!once(o->drift.warn_score ? "" : NULL, "--warn-score") ||
+          !parse_score(optarg, "--warn-score", &o->drift.warn_score))
+        return -1;
       break;
     case OPT_FAIL:
-      if (!parse_score(optarg, "--fail-score", &dopts.fail_score)) return VS_EXIT_USAGE;
+      if (!once(o->drift.fail_score ? "" : NULL, "--fail-score") ||
+          !parse_score(optarg, "--fail-score", &o->drift.fail_score))
+        return -1;
+      break;
+    case OPT_FAIL_ON:
+      if (!once(o->fail_on >= 0 ? "" : NULL, "--fail-on")) return -1;
+      if (strcmp(optarg, "warning") == 0)
+        o->fail_on = VS_SEVERITY_WARNING;
+      else if (strcmp(optarg, "failure") == 0)
+        o->fail_on = VS_SEVERITY_FAILURE;
+      else {
+        fprintf(stderr, PROG ": --fail-on takes warning or failure, not \"%s\"\n", optarg);
+        return -1;
+      }
+      break;
+    case 'q':
+      o->quiet = true;
       break;
     case OPT_COMPACT:
-      out.compact = true;
+      o->compact = true;
       break;
     case 'h':
       usage(stdout);
-      return VS_EXIT_OK;
+      return 1;
     default:
       usage(stderr);
-      return VS_EXIT_USAGE;
+      return -1;
     }
   }
-  if (all == (target != NULL)) {
-    fprintf(stderr, PROG ": give either --target SOURCE with samples, or --all\n");
-    return VS_EXIT_USAGE;
+  if (o->n_pools) {
+    if (!o->target) o->all = true;
+  } else if (o->all == (o->target != NULL)) {
+    fprintf(stderr, PROG ": give --target SOURCE with samples, --all SOURCE..., or --pool DIR\n");
+    return -1;
+  } else if (argc - optind < 1) {
+    fprintf(stderr, PROG ": %s\n",
+            o->all ? "--all needs documents to rank" : "no SAMPLE given to compare with");
+    return -1;
   }
-  double warn = dopts.warn_score ? dopts.warn_score : VS_DRIFT_WARN_SCORE;
-  double fail = dopts.fail_score ? dopts.fail_score : VS_DRIFT_FAIL_SCORE;
+  struct stat st;
+  o->target_source = o->target && (!o->n_pools || stat(o->target, &st) == 0);
+  if (o->all && o->target) {
+    fprintf(stderr, PROG ": --all ranks every VM and --target one: give one of them\n");
+    return -1;
+  }
+  double warn = o->drift.warn_score ? o->drift.warn_score : VS_DRIFT_WARN_SCORE;
+  double fail = o->drift.fail_score ? o->drift.fail_score : VS_DRIFT_FAIL_SCORE;
   if (fail < warn) {
     fprintf(stderr, PROG ": --fail-score %.3f is below --warn-score %.3f\n", fail, warn);
-    return VS_EXIT_USAGE;
+    return -1;
   }
-  size_t n_args = (size_t)(argc - optind) + (target ? 1 : 0);
-  if (argc - optind < 1) {
-    fprintf(stderr, PROG ": %s\n",
-            all ? "--all needs documents to rank" : "no SAMPLE given to compare with");
-    return VS_EXIT_USAGE;
+  return 0;
+}
+
+/* Reads the target SOURCE alone: its one document's id is *TARGET_ID, and the document goes
+ * into VIEW first. */
+static int read_target(const struct options *o, struct vs_view *view, char **target_id) {
+  if (vs_cli_refuse_pool_source(o->target, PROG)) return VS_EXIT_USAGE;
+  struct vs_cli_docs read = {0};
+  char *path = (char *)o->target;
+  if (vs_cli_read_sources(&o->read, &path, 1, &read, PROG) < 0) return VS_EXIT_USAGE;
+  int status = VS_EXIT_OK;
+  if (read.n != 1) {
+    if (read.error)
+      fprintf(stderr, PROG ": %s\n", read.error);
+    else
+      fprintf(stderr, PROG ": the target %s gave %zu documents; expected one\n", o->target, read.n);
+    status = read.n ? VS_EXIT_USAGE : VS_EXIT_PARTIAL;
+  } else {
+    *target_id = vs_xstrdup(vs_feature_id(read.docs[0]));
+    size_t dropped = vs_view_add_target(view, vs_steal(&read.docs[0]));
+    if (dropped)
+      fprintf(stderr,
+              PROG ": note: %zu document(s) of the pool are the target itself (%s), not its "
+                   "peers: left out\n",
+              dropped, *target_id);
   }
+  vs_cli_docs_clear(&read);
+  return status;
+}
+
+static int worse(int a, int b) {
+  return a > b ? a : b;
+}
+
+int vs_cmd_drift(int argc, char **argv) {
+  struct options o = {.top = 20, .fail_on = -1, .drift.now = time(NULL)};
+  int rc = parse(argc, argv, &o);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
   struct vs_err err = {0};
   _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = NULL;
-  if (waiver_file && !(waivers = vs_waivers_load(waiver_file, &err))) {
+  if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err))) {
     fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
     vs_err_clear(&err);
     return VS_EXIT_USAGE;
   }
-  dopts.waivers = waivers;
+  o.drift.waivers = waivers;
 
-  /* The target comes first, then the samples. */
-  char **paths = vs_xcalloc(n_args, sizeof(char *));
-  size_t p = 0;
-  if (target) paths[p++] = (char *)target;
-  for (int i = optind; i < argc; i++)
-    paths[p++] = argv[i];
-  struct vs_cli_docs *read = vs_xcalloc(n_args, sizeof(*read));
-  if (vs_cli_read_sources(&r, paths, n_args, read, PROG) < 0) {
-    free(paths);
-    free(read);
-    return VS_EXIT_USAGE;
+  _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
+  _cleanup_(vs_freep) char *target_id = NULL;
+  int status = vs_cli_add_pools(view, o.pools, o.n_pools, PROG);
+  if (status == VS_EXIT_USAGE) return status;
+  if (o.target_source) {
+    int read = read_target(&o, view, &target_id);
+    if (read != VS_EXIT_OK) return worse(status, read);
   }
-  int status = VS_EXIT_OK;
-  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
-  for (size_t i = 0; i < n_args; i++) {
-    if (read[i].error) {
-      fprintf(stderr, PROG ": %s\n", read[i].error);
-      status = VS_EXIT_PARTIAL;
+  if (optind < argc)
+    status = worse(status, vs_cli_add_sources(view, &o.read, argv + optind, (size_t)(argc - optind),
+                                              target_id, PROG));
+  if (status == VS_EXIT_USAGE) return status;
+  vs_view_prepare(view, &o.view);
+
+  size_t first = 0, end = vs_view_count(view);
+  if (o.target) {
+    long t = target_id ? vs_view_find_id(view, target_id) : vs_view_find(view, o.target);
+    if (t < 0) {
+      fprintf(stderr, PROG ": %s %s among the %zu VMs of the pool%s\n", o.target,
+              t == -2 ? "names more than one VM: give its id" : "is no VM", end,
+              o.n_pools > 1 ? "s" : "");
+      return worse(status, VS_EXIT_PARTIAL);
     }
-    for (size_t j = 0; j < read[i].n; j++)
-      vs_pop_add(pop, read[i].docs[j]);
+    first = (size_t)t;
+    end = first + 1;
   }
-  vs_pop_prepare(pop);
-  if (all && vs_pop_docs(pop) < 2) {
-    fprintf(stderr, PROG ": --all needs at least two documents; the sources gave %zu\n",
-            vs_pop_docs(pop));
-    if (status == VS_EXIT_OK) status = VS_EXIT_USAGE;
-  } else if (target && read[0].n != 1) {
-    fprintf(stderr, PROG ": the target %s gave %zu documents; expected one\n", target, read[0].n);
-    status = read[0].n ? VS_EXIT_USAGE : VS_EXIT_PARTIAL;
-  } else {
-    out.array = all && !out.text ? json_array() : NULL;
-    for (size_t i = 0; i < (all ? n_args : 1); i++) {
-      for (size_t j = 0; j < read[i].n; j++) {
-        _cleanup_(vs_drift_freep) struct vs_drift *d =
-            vs_drift_rank(pop, read[i].docs[j], &dopts, &err);
-        if (!d) {
-          fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-          vs_err_clear(&err);
-          status = VS_EXIT_PARTIAL;
-          continue;
-        }
-        emit(&out, d);
-      }
-    }
-    if (out.array) {
-      vs_cli_print_json(out.array, out.compact, PROG);
-      json_decref(out.array);
-    }
+  if (vs_view_count(view) < 2) {
+    fprintf(stderr, PROG ": ranking needs at least two VMs; the sources gave %zu\n",
+            vs_view_count(view));
+    return worse(status, o.n_pools ? VS_EXIT_PARTIAL : VS_EXIT_USAGE);
   }
-  for (size_t i = 0; i < n_args; i++)
-    vs_cli_docs_clear(&read[i]);
-  free(read);
-  free(paths);
+  struct output out = {.o = &o};
+  out.array = o.all && !o.text && !o.quiet ? json_array() : NULL;
+  for (size_t i = first; i < end; i++) {
+    _cleanup_(vs_drift_freep) struct vs_drift *d = vs_view_rank(view, i, &o.drift, &err);
+    if (!d) {
+      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      status = worse(status, VS_EXIT_PARTIAL);
+      continue;
+    }
+    emit(&out, d);
+  }
+  if (out.array) {
+    vs_cli_print_json(out.array, o.compact, PROG);
+    json_decref(out.array);
+  }
   if (fflush(stdout) != 0 || ferror(stdout)) {
     fprintf(stderr, PROG ": writing standard output failed\n");
     return VS_EXIT_PARTIAL;
   }
+  if (status == VS_EXIT_OK && out.alarmed) return EXIT_FINDING;
   return status;
 }

@@ -2,7 +2,8 @@
  * (PeerPressure, see drift.h) on its interval, and reports drift as metrics and notifications.
  * See collectd-vmscope(5).
  *
- * One worker thread reads the newest document of every VM in the pool, ranks each, and sends a
+ * One worker thread builds the fleet view of the pool (fleetview.h: each VM's newest document,
+ * roles, peer groups; the same code `vmscope drift --pool` runs), ranks each VM, and sends a
  * config_drift notification when an alarm appears (WARNING, or FAILURE from FailureScore),
  * changes severity, or clears (OKAY); with ResendInterval, active alarms are sent again. The
  * alarm state belongs to the worker alone (notifications go out without any lock held, since
@@ -12,10 +13,9 @@
 
 #include "analytics.h"
 #include "drift.h"
+#include "fleetview.h"
 #include "majority.h"
 #include "pool.h"
-#include "population.h"
-#include "source.h"
 
 #define PLUGIN "vmscope_drift"
 
@@ -29,7 +29,7 @@ struct alarm { /* an active alarm of one VM */
 struct vm { /* one VM's latest ranking (the worker's) */
   char *id, *name;
   double score;
-  size_t findings, waived, peers;
+  size_t n_alarmed, waived, peers; /* alarms (not waived) and waived ones of this round */
   struct alarm *alarms;
   size_t n_alarms;
   bool seen;
@@ -41,15 +41,18 @@ struct vm { /* one VM's latest ranking (the worker's) */
 };
 
 struct metric { /* what the read callback dispatches for one VM */
-  char *name;
+  char *instance;
   double score;
-  size_t findings, waived, peers;
+  size_t alarms, waived, peers;
   double anomaly, similarity, label_p; /* label_p < 0: no label */
 };
 
 static struct {
   char *data_dir, *waiver_file, *label_file;
-  bool peer_role; /* PeerGroup role */
+  enum vs_peer_group peer_group;
+  enum vs_instance_format instance_format;
+  cdtime_t forget_after; /* a VM whose newest document is older is gone (0: never) */
+  size_t forgotten;      /* the worker's: VMs left out last round for that */
   double anomaly_threshold, role_threshold;
   int min_role_peers;
   double warn_score, fail_score;
@@ -68,51 +71,59 @@ static struct {
   struct vs_once once;              /* the worker's */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER,
            .wake = PTHREAD_COND_INITIALIZER,
-           .peer_role = true,
+           .peer_group = VS_PEERS_ROLE,
+           .forget_after = TIME_T_TO_CDTIME_T_STATIC(86400),
            .anomaly_threshold = 0.5,
-           .min_role_peers = 8,
+           .min_role_peers = VS_VIEW_MIN_ROLE_PEERS,
            .warn_score = VS_DRIFT_WARN_SCORE,
            .fail_score = VS_DRIFT_FAIL_SCORE};
 
 static int config(oconfig_item_t *ci) {
+  if (vs_cf_check_repeats(ci, PLUGIN, NULL, NULL) < 0) return -1;
   for (int i = 0; i < ci->children_num; i++) {
     oconfig_item_t *c = &ci->children[i];
     int rc;
     if (strcasecmp(c->key, "DataDir") == 0)
-      rc = cf_util_get_string(c, &drift.data_dir);
-    else if (strcasecmp(c->key, "WaiverFile") == 0)
-      rc = cf_util_get_string(c, &drift.waiver_file);
-    else if (strcasecmp(c->key, "WarningScore") == 0)
-      rc = cf_util_get_double(c, &drift.warn_score);
+      rc = vs_cf_string(c, PLUGIN, &drift.data_dir);
+    else if (strcasecmp(c->key, "WaiverFile") == 0) {
+      rc = vs_cf_string(c, PLUGIN, &drift.waiver_file);
+      if (rc == 0) rc = vs_cf_check_file(c, PLUGIN, drift.waiver_file);
+    } else if (strcasecmp(c->key, "WarningScore") == 0)
+      rc = vs_cf_double(c, PLUGIN, &drift.warn_score);
     else if (strcasecmp(c->key, "FailureScore") == 0)
-      rc = cf_util_get_double(c, &drift.fail_score);
+      rc = vs_cf_double(c, PLUGIN, &drift.fail_score);
     else if (strcasecmp(c->key, "Interval") == 0)
-      rc = vs_cf_get_cdtime(c, &drift.interval);
+      rc = vs_cf_cdtime(c, PLUGIN, &drift.interval);
     else if (strcasecmp(c->key, "ResendInterval") == 0)
-      rc = vs_cf_get_cdtime(c, &drift.resend);
+      rc = vs_cf_cdtime(c, PLUGIN, &drift.resend);
+    else if (strcasecmp(c->key, "ForgetAfter") == 0)
+      rc = vs_cf_cdtime(c, PLUGIN, &drift.forget_after);
     else if (strcasecmp(c->key, "Top") == 0)
-      rc = vs_cf_get_int(c, &drift.top);
-    else if (strcasecmp(c->key, "LabelFile") == 0)
-      rc = cf_util_get_string(c, &drift.label_file);
-    else if (strcasecmp(c->key, "AnomalyThreshold") == 0)
-      rc = cf_util_get_double(c, &drift.anomaly_threshold);
+      rc = vs_cf_int(c, PLUGIN, &drift.top);
+    else if (strcasecmp(c->key, "LabelFile") == 0) {
+      rc = vs_cf_string(c, PLUGIN, &drift.label_file);
+      if (rc == 0) rc = vs_cf_check_file(c, PLUGIN, drift.label_file);
+    } else if (strcasecmp(c->key, "AnomalyThreshold") == 0)
+      rc = vs_cf_double(c, PLUGIN, &drift.anomaly_threshold);
     else if (strcasecmp(c->key, "RoleThreshold") == 0)
-      rc = cf_util_get_double(c, &drift.role_threshold);
+      rc = vs_cf_double(c, PLUGIN, &drift.role_threshold);
     else if (strcasecmp(c->key, "MinRolePeers") == 0)
-      rc = vs_cf_get_int(c, &drift.min_role_peers);
+      rc = vs_cf_int(c, PLUGIN, &drift.min_role_peers);
+    else if (strcasecmp(c->key, "PluginInstanceFormat") == 0)
+      rc = vs_cf_get_instance_format(c, PLUGIN, &drift.instance_format);
     else if (strcasecmp(c->key, "PeerGroup") == 0) {
       char *g = NULL;
-      rc = cf_util_get_string(c, &g);
-      if (rc == 0 && strcasecmp(g, "role") != 0 && strcasecmp(g, "all") != 0) {
-        ERROR(PLUGIN ": PeerGroup is role or all, not \"%s\"", g);
+      rc = vs_cf_string(c, PLUGIN, &g);
+      if (rc == 0 && vs_peer_group_parse(g, &drift.peer_group) < 0) {
+        ERROR(PLUGIN ": PeerGroup is role or fleet (or all, the same as fleet), not \"%s\"", g);
         rc = -1;
       }
-      drift.peer_role = g && strcasecmp(g, "role") == 0;
       free(g);
     } else {
       ERROR(PLUGIN ": unknown option \"%s\" (expected DataDir, WaiverFile, WarningScore, "
-                   "FailureScore, Interval, ResendInterval, Top, PeerGroup, LabelFile, "
-                   "AnomalyThreshold, RoleThreshold or MinRolePeers)",
+                   "FailureScore, Interval, ResendInterval, ForgetAfter, Top, PeerGroup, "
+                   "LabelFile, AnomalyThreshold, RoleThreshold, MinRolePeers or "
+                   "PluginInstanceFormat)",
             c->key);
       return -1;
     }
@@ -120,17 +131,25 @@ static int config(oconfig_item_t *ci) {
   }
   if (drift.warn_score <= 0 || drift.warn_score > 1 || drift.fail_score < drift.warn_score ||
       drift.fail_score > 1) {
-    ERROR(PLUGIN ": scores must satisfy 0 < WarningScore (%g) <= FailureScore (%g) <= 1",
+    ERROR(PLUGIN ": WarningScore and FailureScore must satisfy 0 < WarningScore (%g) <= "
+                 "FailureScore (%g) <= 1",
           drift.warn_score, drift.fail_score);
     return -1;
   }
   if (drift.top < 0) {
-    ERROR(PLUGIN ": Top must not be negative (0 reports every alarm)");
+    ERROR(PLUGIN ": Top must not be negative (0 reports every alarm), not %d", drift.top);
     return -1;
   }
-  if (drift.anomaly_threshold <= 0 || drift.anomaly_threshold > 1 || drift.role_threshold < 0 ||
-      drift.role_threshold > 1 || drift.min_role_peers < 1) {
-    ERROR(PLUGIN ": AnomalyThreshold and RoleThreshold are in (0, 1], MinRolePeers at least 1");
+  if (drift.anomaly_threshold <= 0 || drift.anomaly_threshold > 1) {
+    ERROR(PLUGIN ": AnomalyThreshold is in (0, 1], not %g", drift.anomaly_threshold);
+    return -1;
+  }
+  if (drift.role_threshold < 0 || drift.role_threshold > 1) {
+    ERROR(PLUGIN ": RoleThreshold is in [0, 1] (0: the default 0.6), not %g", drift.role_threshold);
+    return -1;
+  }
+  if (drift.min_role_peers < 1) {
+    ERROR(PLUGIN ": MinRolePeers is at least 1, not %d", drift.min_role_peers);
     return -1;
   }
   return 0;
@@ -139,9 +158,7 @@ static int config(oconfig_item_t *ci) {
 static struct vm *find_vm(const char *id) {
   for (size_t i = 0; i < drift.n_vms; i++)
     if (strcmp(drift.vms[i].id, id) == 0) return &drift.vms[i];
-  struct vm *grown = realloc(drift.vms, (drift.n_vms + 1) * sizeof(*grown));
-  if (!grown) return NULL;
-  drift.vms = grown;
+  drift.vms = vs_xrealloc(drift.vms, (drift.n_vms + 1) * sizeof(*drift.vms));
   struct vm *v = &drift.vms[drift.n_vms++];
   *v = (struct vm){.id = vs_xstrdup(id)};
   return v;
@@ -166,7 +183,8 @@ static void notify_finding(const struct vs_drift *d, const struct vs_finding *f,
   notification_t n;
   char short_key[DATA_MAX_NAME_LEN];
   vs_short_key(f->key, short_key, sizeof(short_key));
-  vs_notification_init(&n, severity, PLUGIN, d->target_name, "config_drift", short_key);
+  vs_notification_init_vm(&n, severity, PLUGIN, drift.instance_format, d->target_name, d->target_id,
+                          "config_drift", short_key);
   plugin_notification_meta_add_string(&n, "key", f->key);
   plugin_notification_meta_add_string(&n, "value", f->value);
   plugin_notification_meta_add_string(&n, "majority", f->majority);
@@ -189,10 +207,12 @@ static void notify_cleared(const struct vm *v, const struct alarm *a) {
   notification_t n;
   char short_key[DATA_MAX_NAME_LEN];
   vs_short_key(a->key, short_key, sizeof(short_key));
-  vs_notification_init(&n, NOTIF_OKAY, PLUGIN, v->name, "config_drift", short_key);
+  vs_notification_init_vm(&n, NOTIF_OKAY, PLUGIN, drift.instance_format, v->name, v->id,
+                          "config_drift", short_key);
   plugin_notification_meta_add_string(&n, "key", a->key);
   plugin_notification_meta_add_string(&n, "id", v->id);
-  vs_notification_send(&n, "%s on %s no longer sets it apart from its peers", a->key, v->name);
+  vs_notification_send(&n, "%s on %s no longer sets it apart from its peers", a->key,
+                       v->name ? v->name : v->id);
 }
 
 /* A fleet-wide key's majority moved: no plugin instance, since it is the fleet's, not a VM's. */
@@ -229,9 +249,7 @@ static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now) 
       if (strcmp(v->alarms[k].key, f->key) == 0) a = &v->alarms[k];
     bool send = false;
     if (!a) {
-      struct alarm *grown = realloc(v->alarms, (v->n_alarms + 1) * sizeof(*grown));
-      if (!grown) continue;
-      v->alarms = grown;
+      v->alarms = vs_xrealloc(v->alarms, (v->n_alarms + 1) * sizeof(*v->alarms));
       a = &v->alarms[v->n_alarms++];
       *a = (struct alarm){.key = vs_xstrdup(f->key), .severity = f->severity};
       send = true;
@@ -260,7 +278,7 @@ static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now) 
 
 static void free_metrics(struct metric *m, size_t n) {
   for (size_t i = 0; i < n; i++)
-    free(m[i].name);
+    free(m[i].instance);
   free(m);
 }
 
@@ -268,14 +286,15 @@ static void free_metrics(struct metric *m, size_t n) {
 static void publish_metrics(void) {
   struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
   for (size_t i = 0; i < drift.n_vms; i++)
-    m[i] = (struct metric){vs_xstrdup(drift.vms[i].name ? drift.vms[i].name : drift.vms[i].id),
-                           drift.vms[i].score,
-                           drift.vms[i].findings,
-                           drift.vms[i].waived,
-                           drift.vms[i].peers,
-                           drift.vms[i].anomaly,
-                           drift.vms[i].similarity,
-                           drift.vms[i].label_p};
+    m[i] = (struct metric){
+        vs_xstrdup(vs_instance_name(drift.instance_format, drift.vms[i].name, drift.vms[i].id)),
+        drift.vms[i].score,
+        drift.vms[i].n_alarmed,
+        drift.vms[i].waived,
+        drift.vms[i].peers,
+        drift.vms[i].anomaly,
+        drift.vms[i].similarity,
+        drift.vms[i].label_p};
   pthread_mutex_lock(&drift.lock);
   struct metric *old = drift.metrics;
   size_t n_old = drift.n_metrics;
@@ -287,101 +306,33 @@ static void publish_metrics(void) {
 
 /* ---------------------------------------------------------------------------- analytics */
 
-struct roles {
-  struct vs_analysis *a;
-  struct vs_vm_tokens *vms;
-  uint64_t **tokens, **prev;
-  char **labels;
-  struct vs_pop **pops; /* per role, with PeerGroup role */
-};
-
-static void roles_free(struct roles *r, size_t n) {
-  for (size_t i = 0; r->a && i < vs_analysis_role_count(r->a); i++)
-    vs_pop_free(r->pops[i]);
-  free(r->pops);
-  vs_analysis_free(r->a);
-  for (size_t i = 0; i < n && r->tokens; i++) {
-    free(r->tokens[i]);
-    free(r->prev[i]);
-    free(r->labels[i]);
-  }
-  free(r->tokens);
-  free(r->prev);
-  free(r->labels);
-  free(r->vms);
-}
-
-/* Roles, anomaly and labels over the newest documents (with each VM's previous one, for its
- * history), stored as DataDir/analytics.json. */
-static struct roles analyse(struct vs_feature **docs, size_t n) {
-  struct roles r = {0};
-  if (n == 0) return r;
+/* The roles, as `vmscope analyze` prints them, stored as DataDir/analytics.json for other
+ * tools. */
+static void store_analytics(const struct vs_view *view) {
   struct vs_err err = {0};
-  struct vs_strmap *labels = NULL;
-  if (drift.label_file && vs_labels_load(drift.label_file, &labels, &err) < 0) {
-    vs_once_fail(&drift.once, PLUGIN, "LabelFile", vs_err_msg(&err));
-    vs_err_clear(&err);
-  } else if (drift.label_file) {
-    vs_once_ok(&drift.once, PLUGIN, "LabelFile");
-  }
-  r.vms = vs_xcalloc(n, sizeof(*r.vms));
-  r.tokens = vs_xcalloc(n, sizeof(uint64_t *));
-  r.prev = vs_xcalloc(n, sizeof(uint64_t *));
-  r.labels = vs_xcalloc(n, sizeof(char *));
-  for (size_t i = 0; i < n; i++) {
-    r.vms[i] =
-        (struct vs_vm_tokens){.id = vs_feature_id(docs[i]), .name = vs_feature_name(docs[i])};
-    r.vms[i].n = vs_feature_tokens(docs[i], &r.tokens[i]);
-    r.vms[i].tokens = r.tokens[i];
-    struct vs_feature *second = NULL;
-    vs_feature_free(vs_pool_newest(drift.data_dir, vs_feature_id(docs[i]), &second, NULL));
-    if (second) {
-      r.vms[i].n_prev = vs_feature_tokens(second, &r.prev[i]);
-      r.vms[i].prev_tokens = r.prev[i];
-      vs_feature_free(second);
-    }
-    const char *l = labels ? vs_strmap_get(labels, r.vms[i].name ? r.vms[i].name : "") : NULL;
-    if (!l && labels) l = vs_strmap_get(labels, r.vms[i].id);
-    if (l) r.vms[i].label = r.labels[i] = vs_xstrdup(l);
-  }
-  vs_strmap_free(labels);
-  struct vs_analytics_opts ao = {.threshold = drift.role_threshold};
-  r.a = vs_analyze(r.vms, n, &ao);
-  size_t nr = vs_analysis_role_count(r.a);
-  r.pops = vs_xcalloc(nr ? nr : 1, sizeof(*r.pops));
-  for (size_t i = 0; drift.peer_role && i < n; i++) {
-    size_t role = vs_analysis_role(r.a, i);
-    if (!r.pops[role]) r.pops[role] = vs_pop_new();
-    vs_pop_add(r.pops[role], docs[i]);
-  }
-  for (size_t k = 0; k < nr; k++)
-    if (r.pops[k]) vs_pop_prepare(r.pops[k]);
-  /* Stored next to the pool for other tools (vmscope analyze prints the same). */
-  json_t *j = vs_analysis_json(r.a, r.vms);
-  char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+  json_t *j = vs_analysis_json(vs_view_analysis(view), vs_view_tokens(view));
+  _cleanup_(vs_freep) char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(j);
-  char *path = vs_xasprintf("%s/analytics.json", drift.data_dir);
-  struct vs_newfile f;
-  if (text && vs_newfile_open(&f, path, 0644, &err) == 0) {
-    if (vs_newfile_write(&f, text, strlen(text), &err) < 0 || vs_newfile_commit(&f, &err) < 0)
-      vs_newfile_abandon(&f);
-  }
+  _cleanup_(vs_freep) char *path = vs_xasprintf("%s/analytics.json", drift.data_dir);
+  struct vs_newfile f = {.fd = -1};
+  if (!text)
+    vs_err_set(&err, ENOMEM, "%s: cannot serialize the roles", path);
+  else if (vs_newfile_open(&f, path, 0644, &err) == 0 &&
+           (vs_newfile_write(&f, text, strlen(text), &err) < 0 || vs_newfile_commit(&f, &err) < 0))
+    vs_newfile_abandon(&f);
   if (err.msg) {
     vs_once_fail(&drift.once, PLUGIN, "analytics.json", vs_err_msg(&err));
     vs_err_clear(&err);
   } else {
     vs_once_ok(&drift.once, PLUGIN, "analytics.json");
   }
-  free(path);
-  free(text);
-  return r;
 }
 
 static void notify_vm(const struct vm *v, int severity, const char *type, const char *fmt, ...)
     VS_PRINTF(4, 5);
 static void notify_vm(const struct vm *v, int severity, const char *type, const char *fmt, ...) {
   notification_t n;
-  vs_notification_init(&n, severity, PLUGIN, v->name ? v->name : v->id, type, "");
+  vs_notification_init_vm(&n, severity, PLUGIN, drift.instance_format, v->name, v->id, type, "");
   plugin_notification_meta_add_double(&n, "anomaly", v->anomaly);
   plugin_notification_meta_add_double(&n, "role_similarity", v->similarity);
   if (v->medoid) plugin_notification_meta_add_string(&n, "medoid", v->medoid);
@@ -394,16 +345,18 @@ static void notify_vm(const struct vm *v, int severity, const char *type, const 
   free(msg);
 }
 
-/* V (document I of R) this round: its figures, and notifications when its role changed (its
- * old medoid is not in its role any more) or its anomaly crossed AnomalyThreshold. */
-static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
-  size_t role = vs_analysis_role(r->a, i), m = vs_analysis_medoid(r->a, role);
-  const char *medoid = r->vms[m].id;
-  v->anomaly = vs_analysis_anomaly(r->a, i);
-  v->similarity = vs_analysis_similarity(r->a, i);
-  const char *label = vs_analysis_label(r->a, i, &v->label_p);
+/* V (VM I of VIEW) this round: its figures, and notifications when its role changed (its old
+ * medoid is not in its role any more) or its anomaly crossed AnomalyThreshold. */
+static void update_analytics(struct vm *v, const struct vs_view *view, size_t i) {
+  const struct vs_analysis *a = vs_view_analysis(view);
+  const struct vs_vm_tokens *vms = vs_view_tokens(view);
+  size_t role = vs_analysis_role(a, i), m = vs_analysis_medoid(a, role);
+  const char *medoid = vms[m].id;
+  v->anomaly = vs_analysis_anomaly(a, i);
+  v->similarity = vs_analysis_similarity(a, i);
+  const char *label = vs_analysis_label(a, i, &v->label_p);
   if (!label) v->label_p = -1;
-  size_t size = vs_analysis_role_size(r->a, role);
+  size_t size = vs_analysis_role_size(a, role);
   if (v->medoid && strcmp(v->medoid, medoid) != 0) {
     /* The role may only have a new medoid: it changed when the old medoid is not in it any
      * more, or, for a VM that was its own role's medoid, when it left or joined others. */
@@ -411,14 +364,13 @@ static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
     if (strcmp(v->medoid, v->id) == 0) {
       same = (v->role_size == 1) == (size == 1);
     } else {
-      for (size_t k = 0; k < vs_analysis_count(r->a) && !same; k++)
-        same = strcmp(r->vms[k].id, v->medoid) == 0 && vs_analysis_role(r->a, k) == role;
+      for (size_t k = 0; k < vs_analysis_count(a) && !same; k++)
+        same = strcmp(vms[k].id, v->medoid) == 0 && vs_analysis_role(a, k) == role;
     }
     if (!same)
       notify_vm(v, NOTIF_WARNING, "role_change",
                 "%s changed role: now like %s (%zu VMs), similarity %.2f",
-                v->name ? v->name : v->id, r->vms[m].name ? r->vms[m].name : medoid,
-                vs_analysis_role_size(r->a, role), v->similarity);
+                v->name ? v->name : v->id, vms[m].name ? vms[m].name : medoid, size, v->similarity);
   }
   free(v->medoid);
   v->medoid = vs_xstrdup(medoid);
@@ -432,81 +384,91 @@ static void update_analytics(struct vm *v, const struct roles *r, size_t i) {
   v->anomalous = above;
 }
 
-static void rank_pool(void) {
+/* This round's waivers: reloaded each round so that edits apply without a restart. The file was
+ * there at init (a missing one is a configuration error); losing it later is logged once. */
+static struct vs_waivers *load_waivers(void) {
   struct vs_err err = {0};
-  _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = NULL;
-  if (drift.waiver_file && !(waivers = vs_waivers_load(drift.waiver_file, &err))) {
+  struct vs_waivers *w = NULL;
+  if (drift.waiver_file && !(w = vs_waivers_load(drift.waiver_file, &err))) {
     vs_once_fail(&drift.once, PLUGIN, "WaiverFile", vs_err_msg(&err));
     vs_err_clear(&err);
   } else if (drift.waiver_file) {
     vs_once_ok(&drift.once, PLUGIN, "WaiverFile");
   }
-  char **names = NULL;
-  size_t n = 0;
-  if (vs_pool_vms(drift.data_dir, &names, &n, &err) < 0) {
-    if (err.code != ENOENT) vs_once_fail(&drift.once, PLUGIN, "DataDir", vs_err_msg(&err));
+  return w;
+}
+
+static struct vs_strmap *load_labels(void) {
+  struct vs_err err = {0};
+  struct vs_strmap *labels = NULL;
+  if (drift.label_file && vs_labels_load(drift.label_file, &labels, &err) < 0) {
+    vs_once_fail(&drift.once, PLUGIN, "LabelFile", vs_err_msg(&err));
     vs_err_clear(&err);
-    return;
+  } else if (drift.label_file) {
+    vs_once_ok(&drift.once, PLUGIN, "LabelFile");
+  }
+  return labels;
+}
+
+/* The pool as one fleet view, less the VMs gone for longer than ForgetAfter; NULL (logged
+ * once) when the pool cannot be read. */
+static struct vs_view *read_pool(const struct vs_strmap *labels) {
+  struct vs_err err = {0};
+  _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
+  char not_before[32] = "";
+  if (drift.forget_after) {
+    time_t t = CDTIME_T_TO_TIME_T(cdtime() - drift.forget_after);
+    struct tm tm;
+    strftime(not_before, sizeof(not_before), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+  }
+  size_t forgotten = 0;
+  if (vs_view_add_pool(view, drift.data_dir, drift.forget_after ? not_before : NULL, &forgotten,
+                       &err) < 0) {
+    char *msg = vs_xasprintf("DataDir: %s%s", vs_err_msg(&err),
+                             err.code == ENOENT ? " (nothing to rank until vmscope_snapshot "
+                                                  "writes there: is DataDir the same in both?)"
+                                                : "");
+    vs_once_fail(&drift.once, PLUGIN, "DataDir", msg);
+    free(msg);
+    vs_err_clear(&err);
+    return NULL;
   }
   vs_once_ok(&drift.once, PLUGIN, "DataDir");
-  struct vs_feature **docs = vs_xcalloc(n + 1, sizeof(*docs));
-  struct vs_pop *pop = vs_pop_new();
-  size_t got = 0;
-  for (size_t i = 0; i < n; i++) {
-    docs[got] = vs_pool_newest_in(drift.data_dir, names[i], NULL);
-    if (docs[got]) vs_pop_add(pop, docs[got++]);
-  }
-  vs_strv_free(names, n);
-  vs_pop_prepare(pop);
-  if (!drift.majorities) drift.majorities = vs_majorities_new();
-  size_t moved = vs_majorities_update(drift.majorities, pop, notify_majority, NULL);
-  pthread_mutex_lock(&drift.lock);
-  drift.majority_changes += moved;
-  pthread_mutex_unlock(&drift.lock);
-  struct roles r = analyse(docs, got);
-  struct vs_drift_opts opts = {.warn_score = drift.warn_score,
-                               .fail_score = drift.fail_score,
-                               .waivers = waivers,
-                               .now = time(NULL)};
-  cdtime_t now = cdtime();
-  for (size_t i = 0; i < drift.n_vms; i++)
-    drift.vms[i].seen = false;
-  for (size_t i = 0; got >= 2 && i < got; i++) {
-    /* PeerGroup role: ranked against the VM's role only, when the role has enough members. */
-    size_t role = r.a ? vs_analysis_role(r.a, i) : 0;
-    bool by_role =
-        r.a && r.pops[role] && vs_analysis_role_size(r.a, role) > (size_t)drift.min_role_peers;
-    struct vs_drift *d = vs_drift_rank(by_role ? r.pops[role] : pop, docs[i], &opts, &err);
-    if (!d) {
-      WARNING(PLUGIN ": %s", vs_err_msg(&err));
-      vs_err_clear(&err);
+  const char *const *errors;
+  size_t n_errors = vs_view_errors(view, &errors);
+  for (size_t i = 0; i < n_errors; i++)
+    vs_once_fail(&drift.once, PLUGIN, errors[i], errors[i]);
+  if (forgotten != drift.forgotten)
+    INFO(PLUGIN ": %zu VM(s) left out: no snapshot in the last %.0f s (ForgetAfter)", forgotten,
+         CDTIME_T_TO_DOUBLE(drift.forget_after));
+  drift.forgotten = forgotten;
+  struct vs_view_opts vo = {.peers = drift.peer_group,
+                            .min_role_peers = (size_t)drift.min_role_peers,
+                            .roles = {.threshold = drift.role_threshold},
+                            .labels = labels};
+  vs_view_prepare(view, &vo);
+  return vs_steal(&view);
+}
+
+/* V's figures from ranking D. */
+static void count_alarms(struct vm *v, const struct vs_drift *d) {
+  v->peers = d->samples;
+  v->score = 0;
+  v->n_alarmed = v->waived = 0;
+  for (size_t k = 0; k < d->n_findings; k++) {
+    const struct vs_finding *f = &d->findings[k];
+    if (f->severity < VS_SEVERITY_WARNING) continue;
+    if (f->waived) {
+      v->waived++;
       continue;
     }
-    struct vm *v = find_vm(d->target_id);
-    if (v) {
-      free(v->name);
-      v->name = vs_xstrdup(d->target_name);
-      v->seen = true;
-      v->peers = d->samples;
-      v->score = 0;
-      v->findings = v->waived = 0;
-      for (size_t k = 0; k < d->n_findings; k++) {
-        const struct vs_finding *f = &d->findings[k];
-        if (f->severity < VS_SEVERITY_WARNING) continue;
-        if (f->waived) {
-          v->waived++;
-          continue;
-        }
-        v->findings++;
-        if (f->score > v->score) v->score = f->score;
-      }
-      update_alarms(v, d, now);
-      if (r.a) update_analytics(v, &r, i);
-    }
-    vs_drift_free(d);
+    v->n_alarmed++;
+    if (f->score > v->score) v->score = f->score;
   }
-  roles_free(&r, got);
-  /* VMs gone from the pool: their alarms clear. */
+}
+
+/* VMs not ranked this round (gone from the pool, or forgotten): their alarms clear. */
+static void drop_unseen(void) {
   for (size_t i = 0; i < drift.n_vms;) {
     if (drift.vms[i].seen) {
       i++;
@@ -517,11 +479,45 @@ static void rank_pool(void) {
     free_vm(&drift.vms[i]);
     drift.vms[i] = drift.vms[--drift.n_vms];
   }
+}
+
+static void rank_pool(void) {
+  struct vs_err err = {0};
+  _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = load_waivers();
+  _cleanup_(vs_strmap_freep) struct vs_strmap *labels = load_labels();
+  _cleanup_(vs_view_freep) struct vs_view *view = read_pool(labels);
+  if (!view) return;
+  size_t n = vs_view_count(view);
+  if (!drift.majorities) drift.majorities = vs_majorities_new();
+  size_t moved = vs_majorities_update(drift.majorities, vs_view_fleet(view), notify_majority, NULL);
+  pthread_mutex_lock(&drift.lock);
+  drift.majority_changes += moved;
+  pthread_mutex_unlock(&drift.lock);
+  if (n) store_analytics(view);
+  struct vs_drift_opts opts = {.warn_score = drift.warn_score,
+                               .fail_score = drift.fail_score,
+                               .waivers = waivers,
+                               .now = time(NULL)};
+  cdtime_t now = cdtime();
+  for (size_t i = 0; i < drift.n_vms; i++)
+    drift.vms[i].seen = false;
+  for (size_t i = 0; n >= 2 && i < n; i++) {
+    _cleanup_(vs_drift_freep) struct vs_drift *d = vs_view_rank(view, i, &opts, &err);
+    if (!d) {
+      WARNING(PLUGIN ": %s", vs_err_msg(&err));
+      vs_err_clear(&err);
+      continue;
+    }
+    struct vm *v = find_vm(d->target_id);
+    free(v->name);
+    v->name = vs_xstrdup(d->target_name);
+    v->seen = true;
+    count_alarms(v, d);
+    update_alarms(v, d, now);
+    update_analytics(v, view, i);
+  }
+  drop_unseen();
   publish_metrics();
-  for (size_t i = 0; i < got; i++)
-    vs_feature_free(docs[i]);
-  free(docs);
-  vs_pop_free(pop);
 }
 
 static void *worker(void *arg) {
@@ -545,6 +541,14 @@ static int init(void) {
   if (!drift.data_dir) drift.data_dir = strdup("/var/lib/collectd/vmscope");
   if (drift.interval == 0) drift.interval = plugin_get_interval();
   if (drift.running) return 0;
+  struct vs_err err = {0};
+  struct vs_waivers *w = drift.waiver_file ? vs_waivers_load(drift.waiver_file, &err) : NULL;
+  if (drift.waiver_file && !w) {
+    ERROR(PLUGIN ": WaiverFile: %s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return -1;
+  }
+  vs_waivers_free(w);
   drift.stop = false;
   if (plugin_thread_create(&drift.thread, worker, NULL, "vmscope drift") != 0) {
     ERROR(PLUGIN ": cannot start the worker thread");
@@ -563,13 +567,13 @@ static int read_cb(void) {
   pthread_mutex_lock(&drift.lock);
   for (size_t i = 0; i < drift.n_metrics; i++) {
     const struct metric *m = &drift.metrics[i];
-    submit(m->name, "gauge", "drift_score", m->score);
-    submit(m->name, "count", "findings", (gauge_t)m->findings);
-    submit(m->name, "count", "waived", (gauge_t)m->waived);
-    submit(m->name, "gauge", "peers", (gauge_t)m->peers);
-    submit(m->name, "gauge", "anomaly", m->anomaly);
-    submit(m->name, "gauge", "role_similarity", m->similarity);
-    if (m->label_p >= 0) submit(m->name, "gauge", "label_probability", m->label_p);
+    submit(m->instance, "gauge", "drift_score", m->score);
+    submit(m->instance, "count", "alarms", (gauge_t)m->alarms);
+    submit(m->instance, "count", "waived", (gauge_t)m->waived);
+    submit(m->instance, "gauge", "peers", (gauge_t)m->peers);
+    submit(m->instance, "gauge", "anomaly", m->anomaly);
+    submit(m->instance, "gauge", "role_similarity", m->similarity);
+    if (m->label_p >= 0) submit(m->instance, "gauge", "label_probability", m->label_p);
   }
   if (drift.n_metrics > 0) submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
   pthread_mutex_unlock(&drift.lock);

@@ -1,0 +1,85 @@
+/* The fleet view from the command line: --pool directories and SOURCE arguments, shared by
+ * drift, analyze, similar and report so that they count the same VMs. */
+#include "cli.h"
+
+#include "fleetview.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool vs_cli_refuse_pool_source(const char *path, const char *prog) {
+  struct stat st;
+  if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || !vs_view_is_pool(path)) return false;
+  fprintf(stderr, "%s: %s is a snapshot pool, not a guest: give it as --pool %s\n", prog, path,
+          path);
+  return true;
+}
+
+int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, const char *prog) {
+  int status = VS_EXIT_OK;
+  const char *const *errors;
+  size_t reported = vs_view_errors(view, &errors);
+  for (size_t i = 0; i < n; i++) {
+    struct vs_err err = {0};
+    size_t before = vs_view_count(view);
+    if (vs_view_add_pool(view, pools[i], NULL, NULL, &err) < 0) {
+      fprintf(stderr, "%s: --pool %s\n", prog, vs_err_msg(&err));
+      vs_err_clear(&err);
+      return VS_EXIT_USAGE;
+    }
+    size_t n_errors = vs_view_errors(view, &errors);
+    for (; reported < n_errors; reported++) {
+      fprintf(stderr, "%s: %s\n", prog, errors[reported]);
+      status = VS_EXIT_PARTIAL;
+    }
+    if (vs_view_count(view) == before && status == VS_EXIT_OK) {
+      fprintf(stderr, "%s: --pool %s holds no VM documents\n", prog, pools[i]);
+      status = VS_EXIT_PARTIAL;
+    }
+  }
+  return status;
+}
+
+int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char **paths, size_t n,
+                       const char *not_id, const char *prog) {
+  for (size_t i = 0; i < n; i++)
+    if (vs_cli_refuse_pool_source(paths[i], prog)) return VS_EXIT_USAGE;
+  struct vs_cli_docs *read = vs_xcalloc(n ? n : 1, sizeof(*read));
+  if (vs_cli_read_sources(r, paths, n, read, prog) < 0) {
+    free(read);
+    return VS_EXIT_USAGE;
+  }
+  int status = VS_EXIT_OK;
+  size_t dropped = 0, added = 0, before = vs_view_count(view);
+  for (size_t i = 0; i < n; i++) {
+    if (read[i].error) {
+      fprintf(stderr, "%s: %s\n", prog, read[i].error);
+      status = VS_EXIT_PARTIAL;
+    }
+    for (size_t j = 0; j < read[i].n; j++) {
+      struct vs_feature *doc = vs_steal(&read[i].docs[j]);
+      if (not_id && strcmp(vs_feature_id(doc), not_id) == 0) {
+        dropped++;
+        vs_feature_free(doc);
+        continue;
+      }
+      vs_view_add(view, doc);
+      added++;
+    }
+    vs_cli_docs_clear(&read[i]);
+  }
+  free(read);
+  if (dropped)
+    fprintf(stderr,
+            "%s: note: %zu sample(s) are documents of the target itself (%s), not its peers: "
+            "left out\n",
+            prog, dropped, not_id);
+  if (added > vs_view_count(view) - before)
+    fprintf(stderr,
+            "%s: note: the sources hold %zu documents of %zu VMs: each VM counts once, as its "
+            "newest document\n",
+            prog, added, vs_view_count(view) - before);
+  return status;
+}
