@@ -110,4 +110,18 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog);
 void vs_cli_docs_clear(struct vs_cli_docs *d);
 
+/* ------------------------------------------- the fleet view from the arguments (view_args.c) */
+
+struct vs_view;
+/* True (message printed) when PATH, given where a guest was expected, is a snapshot pool. */
+bool vs_cli_refuse_pool_source(const char *path, const char *prog);
+/* Adds each pool's VMs to VIEW. Returns VS_EXIT_USAGE (printed) when one is not a pool,
+ * VS_EXIT_PARTIAL when some VM could not be read or a pool is empty, else VS_EXIT_OK. */
+int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, const char *prog);
+/* Reads PATHS into VIEW (documents of one VM count once), leaving out documents whose id is
+ * NOT_ID (the target's, with a note). Returns VS_EXIT_USAGE for a pool given as a source or
+ * unusable options, VS_EXIT_PARTIAL when a source failed (printed), else VS_EXIT_OK. */
+int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char **paths, size_t n,
+                       const char *not_id, const char *prog);
+
 #endif
