@@ -105,6 +105,10 @@ static void drifted_fleet(void) {
      "two VMs that each drifted their own way are not as like a third with its own drift as it "
      "is like itself (%.3f, %.3f)",
      sim_of[1], sim_of[2]);
+  ok(sim_of[3] > sim_of[1] && sim_of[3] > sim_of[2],
+     "a VM of its role that did not drift is more like it than they are (%.3f): lacking the "
+     "common sshd_config is not a likeness when each has its own",
+     sim_of[3]);
   ok(sim_of[1] > sim_of[8] && sim_of[2] > sim_of[8],
      "and they are still more like it than a VM of another role (%.3f)", sim_of[8]);
   ok(vs_analysis_pair(a, 0, 1) == 1.0 && vs_analysis_role(a, 0) == vs_analysis_role(a, 3),

@@ -26,15 +26,24 @@ static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
   return x ^ (x >> 31);
 }
 
+/* A token's high half is its key's hash, its low half the setting's: the tokens of one key
+ * sort together, so a VM's other value for a key is found next to where the key's token is. */
+#define KEY_BITS 0xffffffff00000000ULL
+
+static bool same_key(uint64_t x, uint64_t y) {
+  return ((x ^ y) & KEY_BITS) == 0;
+}
+
 uint64_t vs_token(const char *key, const char *value) {
   size_t kl = strlen(key), vl = strlen(value);
   char stack[512], *buf = kl + vl + 1 <= sizeof(stack) ? stack : vs_xmalloc(kl + vl + 1);
   memcpy(buf, key, kl);
   buf[kl] = 0; /* keys hold no NUL: "a"+"bc" and "ab"+"c" differ */
   memcpy(buf + kl + 1, value, vl);
+  uint64_t k = vs_siphash24(buf, kl, 0x766d73636f706521ULL, 0x6b657973ULL);
   uint64_t t = vs_siphash24(buf, kl + vl + 1, 0x766d73636f706521ULL, 0x746f6b656e73ULL);
   if (buf != stack) free(buf);
-  return t;
+  return (k & KEY_BITS) | (t & ~KEY_BITS);
 }
 
 size_t vs_feature_tokens(const struct vs_feature *doc, uint64_t **out) {
@@ -112,6 +121,8 @@ struct vs_analysis {
   size_t *n_exact;
   size_t *n_informative; /* how many informative tokens (and negations) each VM has */
   size_t *n_own;         /* and how many tokens no other VM has */
+  uint64_t **other;      /* with EXACT: its negations of a value it has another of, sorted */
+  size_t *n_other;
   size_t *role, *role_size, *medoid;
   double *similarity, *anomaly, *label_p;
   char **label;
@@ -138,7 +149,9 @@ struct hashes { /* the informative token hashes of one VM, while there are few *
   uint64_t h[EXACT_MAX];
   size_t n;
   bool over;
-  size_t all, own; /* informative hashes put, and tokens of this VM alone */
+  size_t all, own;           /* informative hashes put, and tokens of this VM alone */
+  uint64_t other[EXACT_MAX]; /* negations of a value where the VM has another one */
+  size_t n_other;
 };
 
 static void put(uint64_t *sig, uint64_t h, struct hashes *keep) {
@@ -179,8 +192,15 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
       while (x < m && sorted[x] < j->neg[k])
         x++;
       if (x < m && sorted[x] == j->neg[k]) continue;
-      put(sig, mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL), keep);
+      uint64_t h = mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL);
+      put(sig, h, keep);
       any = true;
+      /* It has the key with another value: for likeness, that value says how it differs,
+       * while "not the common value" is shared by VMs that differ in unrelated ways. */
+      if (keep && keep->n_other < EXACT_MAX &&
+          ((x < m && same_key(sorted[x], j->neg[k])) ||
+           (x > 0 && same_key(sorted[x - 1], j->neg[k]))))
+        keep->other[keep->n_other++] = h;
     }
   }
   free(sorted);
@@ -204,7 +224,7 @@ static void *sig_worker(void *arg) {
   struct sig_job *j = arg;
   struct hashes *keep = vs_xmalloc(sizeof(*keep));
   for (size_t i = j->from; i < j->to; i++) {
-    keep->n = keep->all = keep->own = 0;
+    keep->n = keep->all = keep->own = keep->n_other = 0;
     keep->over = false;
     j->a->blank[i] = !signature(j->vms[i].tokens, j->vms[i].n, j, j->a->sig + i * K, keep);
     j->a->n_informative[i] = keep->all;
@@ -217,6 +237,10 @@ static void *sig_worker(void *arg) {
       j->a->exact[i] = vs_xmalloc(m * sizeof(uint64_t));
       memcpy(j->a->exact[i], keep->h, m * sizeof(uint64_t));
       j->a->n_exact[i] = m;
+      qsort(keep->other, keep->n_other, sizeof(uint64_t), cmp_u64);
+      j->a->other[i] = vs_xmalloc((keep->n_other ? keep->n_other : 1) * sizeof(uint64_t));
+      memcpy(j->a->other[i], keep->other, keep->n_other * sizeof(uint64_t));
+      j->a->n_other[i] = keep->n_other;
     }
   }
   free(keep);
@@ -230,9 +254,16 @@ static double sig_sim(const uint64_t *x, const uint64_t *y) {
   return (double)same / K;
 }
 
+static bool has_hash(const uint64_t *v, size_t n, uint64_t h) {
+  return n && bsearch(&h, v, n, sizeof(uint64_t), cmp_u64) != NULL;
+}
+
 /* How many informative tokens VMs I and J share (estimated from their signatures when either
- * has too many to keep), and how many they have together (TOTAL, counting shared ones twice). */
-static void overlap(const struct vs_analysis *a, size_t i, size_t j, double *both, double *total) {
+ * has too many to keep), and how many they have together (TOTAL, counting shared ones twice).
+ * With LIKENESS, a negation of a value the VM has another one of counts for nothing (exactly
+ * only: a signature cannot tell it from the others). */
+static void overlap(const struct vs_analysis *a, size_t i, size_t j, bool likeness, double *both,
+                    double *total) {
   *both = 0;
   *total = 0;
   if (a->blank[i] || a->blank[j]) {
@@ -244,7 +275,8 @@ static void overlap(const struct vs_analysis *a, size_t i, size_t j, double *bot
     size_t nx = a->n_exact[i], ny = a->n_exact[j], p = 0, q = 0, n = 0;
     while (p < nx && q < ny) {
       if (x[p] == y[q]) {
-        n++;
+        n += !likeness || (!has_hash(a->other[i], a->n_other[i], x[p]) &&
+                           !has_hash(a->other[j], a->n_other[j], x[p]));
         p++;
         q++;
       } else if (x[p] < y[q]) {
@@ -255,6 +287,7 @@ static void overlap(const struct vs_analysis *a, size_t i, size_t j, double *bot
     }
     *both = (double)n;
     *total = (double)(nx + ny);
+    if (likeness) *total -= (double)(a->n_other[i] + a->n_other[j]);
     return;
   }
   double s = sig_sim(a->sig + i * K, a->sig + j * K); /* J = both / (total - both) */
@@ -266,14 +299,14 @@ double vs_analysis_pair(const struct vs_analysis *a, size_t i, size_t j) {
   if (a->blank[i] || a->blank[j]) return a->blank[i] && a->blank[j] ? 1.0 : 0.0;
   if (!a->exact[i] || !a->exact[j]) return sig_sim(a->sig + i * K, a->sig + j * K);
   double both, total;
-  overlap(a, i, j, &both, &total);
+  overlap(a, i, j, false, &both, &total);
   return both / (total - both);
 }
 
 double vs_analysis_likeness(const struct vs_analysis *a, size_t i, size_t j) {
   if (i == j) return 1.0;
   double both, total;
-  overlap(a, i, j, &both, &total);
+  overlap(a, i, j, true, &both, &total);
   /* A token of one VM alone is in neither's intersection: it only widens the union. */
   double either = total - both + (double)(a->n_own[i] + a->n_own[j]);
   return either > 0 ? both / either : 1.0;
@@ -382,6 +415,8 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   a->n_exact = vs_xcalloc(cap, sizeof(size_t));
   a->n_informative = vs_xcalloc(cap, sizeof(size_t));
   a->n_own = vs_xcalloc(cap, sizeof(size_t));
+  a->other = vs_xcalloc(cap, sizeof(uint64_t *));
+  a->n_other = vs_xcalloc(cap, sizeof(size_t));
   a->role = vs_xcalloc(cap, sizeof(size_t));
   a->role_size = vs_xcalloc(cap, sizeof(size_t));
   a->medoid = vs_xcalloc(cap, sizeof(size_t));
@@ -519,7 +554,10 @@ void vs_analysis_free(struct vs_analysis *a) {
   for (size_t i = 0; i < a->n; i++) {
     free(a->label[i]);
     free(a->exact[i]);
+    free(a->other[i]);
   }
+  free(a->other);
+  free(a->n_other);
   free(a->exact);
   free(a->n_exact);
   free(a->n_informative);

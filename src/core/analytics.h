@@ -6,10 +6,12 @@
  * tell nothing about what a VM is are dropped before anything is compared: those of a single
  * VM (its hostname, its disk's path, an odd edit) and those nearly every VM has (the common
  * base), so that roles differ in what they share with nobody else; and a VM that lacks a
- * token a good share of VMs have (at least 1 - common_share of them) gets that token's
- * negation, since a role may be defined by what it does not have (no web server, no
- * database). The rest is summarised by a MinHash signature (one-permutation hashing, 128 bins,
- * densified), whose share of equal bins estimates the Jaccard similarity of two VMs' token sets.
+ * token a good share of VMs have (at least 1 - common_share of them), and has no other value
+ * for its key, gets that token's negation, since a role may be defined by what it does not
+ * have (no web server, no database); VMs that changed a common file in unrelated ways do not
+ * share "not the common digest". The rest is summarised by a MinHash signature (one-permutation
+ * hashing, 128 bins, densified), whose share of equal bins estimates the Jaccard similarity of two
+ * VMs' token sets.
  *
  * Roles: locality-sensitive hashing (32 bands of 4 bins) proposes the pairs worth comparing;
  * pairs whose estimated similarity reaches the threshold are joined (union-find), and the
