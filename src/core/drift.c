@@ -239,7 +239,9 @@ static void add_candidate(struct ranking *r, const char *key, const char *value,
   struct vs_finding *f = &cd->f;
   f->key = vs_xstrdup(key);
   f->value = vs_xstrdup(value);
-  f->majority = vs_xstrdup(majority);
+  /* No value is shared by two samples: there is no majority to show, and naming one sample's
+   * value would read as if the fleet had it. */
+  f->majority = vs_xstrdup(majority_count <= 1 && r->n >= 2 ? VS_ALL_DIFFER : majority);
   f->majority_count = majority_count;
   f->n = r->n;
   f->c = c;

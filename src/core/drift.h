@@ -34,6 +34,9 @@
 #include <stdint.h>
 #include <time.h>
 
+/* A finding's majority when no two samples share a value (hostname, machine-id). */
+#define VS_ALL_DIFFER "<all differ>"
+
 #define VS_DRIFT_WARN_SCORE 0.8
 #define VS_DRIFT_FAIL_SCORE 0.9
 

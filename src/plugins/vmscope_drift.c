@@ -198,9 +198,13 @@ static void notify_finding(const struct vs_drift *d, const struct vs_finding *f,
   plugin_notification_meta_add_string(&n, "id", d->target_id);
   const char *leaf = strrchr(f->key, ':');
   leaf = leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : f->key;
-  vs_notification_send(&n, "%s is %s on %s; %u of %u peers have %s (score %.2f, rank %zu)", leaf,
-                       f->value, d->target_name, f->majority_count, f->n, f->majority, f->score,
-                       f->rank);
+  if (strcmp(f->majority, VS_ALL_DIFFER) == 0)
+    vs_notification_send(&n, "%s is %s on %s; its %u peers all differ (score %.2f, rank %zu)", leaf,
+                         f->value, d->target_name, f->n, f->score, f->rank);
+  else
+    vs_notification_send(&n, "%s is %s on %s; %u of %u peers have %s (score %.2f, rank %zu)", leaf,
+                         f->value, d->target_name, f->majority_count, f->n, f->majority, f->score,
+                         f->rank);
 }
 
 static void notify_cleared(const struct vm *v, const struct alarm *a) {
