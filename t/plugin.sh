@@ -37,8 +37,8 @@ CONF
 
 vs_collectd_env
 
-write_conf "$work/bad.conf" '  Tree "g" "/x"
-  Frobnicate 3'
+write_conf "$work/bad.conf" "  Tree \"g\" \"$work/guest\"
+  Frobnicate 3"
 # -T runs the config callbacks (-t only parses the file).
 "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/bad.conf" >"$work/bad.out" 2>&1
 grep -q 'unknown option "Frobnicate"' "$work/bad.conf.log" 2>/dev/null
@@ -48,7 +48,9 @@ grep -q 'Parsing the config file failed' "$work/bad.out"; ok $? "and collectd re
 # The shipped example configuration is accepted as it is.
 write_conf "$work/example.conf" "  DataDir \"$work/pool\""
 sed -i '/^LoadPlugin vmscope_snapshot$/,$d' "$work/example.conf"
-echo "Include \"$VS_SRCDIR/etc/vmscope.conf\"" >>"$work/example.conf"
+# as shipped, but for the pool: vmscope_snapshot's init creates its DataDir
+sed "s|\"/var/lib/collectd/vmscope\"|\"$work/example-pool\"|" "$VS_SRCDIR/etc/vmscope.conf" >"$work/vmscope.conf"
+echo "Include \"$work/vmscope.conf\"" >>"$work/example.conf"
 "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/example.conf" >"$work/example.out" 2>&1
 rc=$?
 [ $rc = 0 ] && ! grep -q 'Parsing the config file failed' "$work/example.out" && grep -q vmscope_drift "$work/example.conf.log"
