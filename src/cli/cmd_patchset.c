@@ -100,6 +100,21 @@ static int bad_option(int c, char **argv) {
   return VS_EXIT_USAGE;
 }
 
+/* An option that takes one value, given at most once. */
+struct once {
+  int c;
+  const char *name;
+  const char **slot;
+};
+
+/* Takes getopt's C (with optarg) into its slot in T[0..N): 1 taken, -1 given twice (printed),
+ * 0 not one of T. */
+static int take_once(const struct once *t, size_t n, int c) {
+  for (size_t i = 0; i < n; i++)
+    if (t[i].c == c) return vs_cli_set_once(t[i].slot, optarg, t[i].name, PROG) < 0 ? -1 : 1;
+  return 0;
+}
+
 /* Refuses option NAME (given when SET) with the reason WHY. */
 static bool refuse(bool set, const char *name, const char *why) {
   if (set) fprintf(stderr, PROG ": %s %s\n", name, why);
@@ -143,27 +158,19 @@ static int apply_or_status(int argc, char **argv) {
   const char *flush = NULL, *agent = NULL, *method = NULL, *timeout = NULL;
   int timeout_s = 600;
   size_t n_dirs = 0;
-  int c, rc = 0;
+  const struct once single[] = {
+      {'i', "--image", &image},          {'c', "--connect", &uri},
+      {OPT_QMP, "--qmp", &qmp},          {OPT_DEVICE, "--device", &device},
+      {OPT_FLUSH, "--flush", &flush},    {OPT_AGENT, "--agent-socket", &agent},
+      {OPT_METHOD, "--method", &method}, {OPT_TIMEOUT, "--timeout", &timeout}};
+  int c;
   optind = 2;
   opterr = 0;
-  while (rc == 0 && (c = getopt_long(argc, argv, ":i:c:h", opts, NULL)) != -1) {
-    if (c == 'i')
-      rc = vs_cli_set_once(&image, optarg, "--image", PROG);
-    else if (c == 'c')
-      rc = vs_cli_set_once(&uri, optarg, "--connect", PROG);
-    else if (c == OPT_QMP)
-      rc = vs_cli_set_once(&qmp, optarg, "--qmp", PROG);
-    else if (c == OPT_DEVICE)
-      rc = vs_cli_set_once(&device, optarg, "--device", PROG);
-    else if (c == OPT_FLUSH)
-      rc = vs_cli_set_once(&flush, optarg, "--flush", PROG);
-    else if (c == OPT_AGENT)
-      rc = vs_cli_set_once(&agent, optarg, "--agent-socket", PROG);
-    else if (c == OPT_METHOD)
-      rc = vs_cli_set_once(&method, optarg, "--method", PROG);
-    else if (c == OPT_TIMEOUT)
-      rc = vs_cli_set_once(&timeout, optarg, "--timeout", PROG);
-    else if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
+  while ((c = getopt_long(argc, argv, ":i:c:h", opts, NULL)) != -1) {
+    int taken = take_once(single, sizeof(single) / sizeof(single[0]), c);
+    if (taken < 0) return VS_EXIT_USAGE;
+    if (taken) continue;
+    if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
       dirs[n_dirs++] = optarg;
     else if (c == OPT_BACKING) {
       fprintf(stderr,
@@ -178,7 +185,6 @@ static int apply_or_status(int argc, char **argv) {
       return bad_option(c, argv);
     }
   }
-  if (rc < 0) return VS_EXIT_USAGE;
   if (method && strcmp(method, "copy") != 0 && strcmp(method, "reopen") != 0) {
     fprintf(stderr, PROG ": --method takes reopen or copy, not \"%s\"\n", method);
     return VS_EXIT_USAGE;
@@ -380,19 +386,18 @@ int vs_cmd_patchset(int argc, char **argv) {
   const char *base = NULL, *patched = NULL, *out = NULL, *cluster_size = NULL;
   unsigned bits = 0;
   bool stats = false, force = false;
-  int c, rc = 0;
+  const struct once single[] = {{'b', "--base", &base},
+                                {'p', "--patched", &patched},
+                                {'o', "--output", &out},
+                                {OPT_CS, "--cluster-size", &cluster_size}};
+  int c;
   optind = 2;
   opterr = 0;
-  while (rc == 0 && (c = getopt_long(argc, argv, ":b:p:o:h", opts, NULL)) != -1) {
-    if (c == 'b')
-      rc = vs_cli_set_once(&base, optarg, "--base", PROG);
-    else if (c == 'p')
-      rc = vs_cli_set_once(&patched, optarg, "--patched", PROG);
-    else if (c == 'o')
-      rc = vs_cli_set_once(&out, optarg, "--output", PROG);
-    else if (c == OPT_CS)
-      rc = vs_cli_set_once(&cluster_size, optarg, "--cluster-size", PROG);
-    else if (c == OPT_STATS)
+  while ((c = getopt_long(argc, argv, ":b:p:o:h", opts, NULL)) != -1) {
+    int taken = take_once(single, sizeof(single) / sizeof(single[0]), c);
+    if (taken < 0) return VS_EXIT_USAGE;
+    if (taken) continue;
+    if (c == OPT_STATS)
       stats = true;
     else if (c == OPT_FORCE)
       force = true;
@@ -403,7 +408,6 @@ int vs_cmd_patchset(int argc, char **argv) {
       return bad_option(c, argv);
     }
   }
-  if (rc < 0) return VS_EXIT_USAGE;
   if (cluster_size) {
     char *end;
     unsigned long v = strtoul(cluster_size, &end, 10);
