@@ -71,7 +71,7 @@ ok $? "the web servers that did not drift are more like it than they are: $(jq -
 jq -e '(map(select(.name | test("^web-"))) | map(.similarity) | min) > (map(select(.name | test("^db-"))) | map(.similarity) | max)' "$work/similar.json" >/dev/null
 ok $? "and every web server is more like it than any database"
 
-command -v chromium >/dev/null || { skip 10 "chromium is not installed"; done_testing; exit $?; }
+command -v chromium >/dev/null || { skip 15 "chromium is not installed"; done_testing; exit $?; }
 chrome() {
   timeout 90 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
@@ -135,18 +135,43 @@ cat >"$work/geometry.js" <<'EOF'
   document.body.appendChild(pre);
 })();
 EOF
-{
-  sed -e 's|<meta http-equiv="Content-Security-Policy"[^>]*>||' -e '/^<\/body><\/html>$/d' "$html"
-  printf '<script>\n%s\n</script></body></html>\n' "$(cat "$work/geometry.js")"
-} >"$work/probe.html"
-chrome probe --dump-dom "file://$work/probe.html" >"$work/probe.dom" 2>"$work/probe.err"
-sed -n '/<pre id="geometry">/,/^<\/pre>/{/</d;p}' "$work/probe.dom" >"$work/geometry"
-sed 's/^/# /' "$work/geometry"
-keys=$(grep -c ' key ' "$work/geometry")
-[ "$keys" -ge 4 ] && [ "$(grep -c ' vm ' "$work/geometry")" = 10 ]
+measure() { # PAGE NAME: the label lines of PAGE's heat map into $work/NAME.geometry
+  {
+    sed -e 's|<meta http-equiv="Content-Security-Policy"[^>]*>||' -e '/^<\/body><\/html>$/d' "$1"
+    printf '<script>\n%s\n</script></body></html>\n' "$(cat "$work/geometry.js")"
+  } >"$work/$2.probe.html"
+  chrome "$2" --dump-dom "file://$work/$2.probe.html" >"$work/$2.dom" 2>"$work/$2.err"
+  sed -n '/<pre id="geometry">/,/^<\/pre>/{/</d;p}' "$work/$2.dom" >"$work/$2.geometry"
+  sed 's/^/# /' "$work/$2.geometry"
+}
+measure "$html" probe
+g=$work/probe.geometry
+keys=$(grep -c ' key ' "$g")
+[ "$keys" -ge 4 ] && [ "$(grep -c ' vm ' "$g")" = 10 ]
 measured=$?
 ok $measured "Chromium measured the heat map's $keys column and 10 row labels"
-[ $measured = 0 ] && ! grep -q '^OUTSIDE' "$work/geometry"; ok $? "every label's box lies inside the map's"
-[ $measured = 0 ] && ! grep -q '^OVERLAP' "$work/geometry"; ok $? "no two labels' boxes overlap"
-[ $measured = 0 ] && ! grep -q '^[a-zA-Z]* CUT' "$work/geometry"; ok $? "every label shows the whole of its title"
+[ $measured = 0 ] && ! grep -q '^OUTSIDE' "$g"; ok $? "every label's box lies inside the map's"
+[ $measured = 0 ] && ! grep -q '^OVERLAP' "$g"; ok $? "no two labels' boxes overlap"
+[ $measured = 0 ] && ! grep -q '^[a-zA-Z]* CUT' "$g"; ok $? "every label shows the whole of its title"
+
+# A crowded map: web-8 with 25 more alarms and a sysctl key of 171 bytes, under a long name
+# that is not ASCII; 30 columns (the most the map shows).
+cp -r "$work/pool" "$work/crowded"
+p8=$(ls "$work"/crowded/00000000-0000-4000-8000-000000000008/*.json)
+long="sysctl:net.ipv4.conf.$(printf 'x%.0s' {1..150}).forwarding"
+jq --arg long "$long" '.name = "wéb-8-ünïcödé-a-very-long-virtual-machine-name-indeed"
+    | .settings += ([range(1; 26) | {key: "sysctl:net.ipv4.neigh.default.gc_thresh_long_name_\(.)", value: "\(.)"}] | from_entries)
+    | .settings[$long] = "1"' "$p8" >"$p8.new" && mv "$p8.new" "$p8"
+"$VMSCOPE" report --html "$work/crowded.html" --top 40 --pool "$work/crowded"
+ok $? "vmscope report --html with 30 columns"
+grep -qF "<title>$long</title>" "$work/crowded.html"; ok $? "the 171-byte key's column is titled with the whole key"
+measure "$work/crowded.html" crowded
+g=$work/crowded.geometry
+[ "$(grep -c ' key ' "$g")" = 30 ] && [ "$(grep -c ' vm ' "$g")" = 10 ]
+measured=$?
+ok $measured "Chromium measured its 30 column and 10 row labels"
+[ $measured = 0 ] && ! grep -q '^OUTSIDE' "$g" && ! grep -q '^OVERLAP' "$g"
+ok $? "every label inside the map, no two overlapping"
+[ $measured = 0 ] && [ "$(grep -c '^[a-zA-Z]* CUT' "$g")" = 1 ] && grep -q '^inside CUT key .*"sysctl:net.ipv4.conf.xxx*…xxx*.forwarding"$' "$g"
+ok $? "every label whole but the 171-byte key's, which keeps both ends around an ellipsis"
 done_testing

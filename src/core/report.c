@@ -316,6 +316,7 @@ char *vs_report_html(const struct vs_report *r) {
                   "tr.warning td{background:#fff1d6}tr.failure td{background:#ffd9d9}\n"
                   "tr.waived td{color:#888}\n"
                   "svg text{font-size:11px;font-family:" HEAT_FONT "}\n"
+                  "svg rect.cell{stroke:#e4e4e4}\n"
                   "span.anomalous{color:#b00;font-weight:bold}\n"
                   "section.vm{border-top:1px solid #ddd;margin-top:1em}\n"
                   "</style></head><body>\n<h1>");
