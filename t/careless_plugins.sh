@@ -7,7 +7,8 @@
 # option given twice. PluginInstanceFormat uuid is one setting the three plugins honour: the
 # csv files of vmscope_snapshot and vmscope_drift are under the domain's UUID, and a rule on
 # a domain's name still takes vmscope_snapshot's notification and reports under the UUID.
-# The SYNOPSIS of collectd-vmscope(5), pasted as it is, is accepted.
+# A domain removed from the host leaves the pool once its newest document is older than
+# KeepDays. The SYNOPSIS of collectd-vmscope(5), pasted as it is, is accepted.
 . "${VS_SRCDIR:-$(dirname "$0")/..}/t/lib.sh"
 . "$VS_SRCDIR/t/lib/collectd.sh"
 [ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
@@ -178,12 +179,27 @@ u1=00000000-0000-4000-8000-000000000001 u2=00000000-0000-4000-8000-000000000002
   vs_test_domain web-02 $u2 "$work/images/web-02.qcow2"
   echo "</node>"
 } >"$work/node.xml"
+# -- item 7: two domains that left the host, with documents in the pool: one last seen 40
+# days ago (past KeepDays 30: it leaves the pool), one 2 days ago (kept, newest included).
+gone_doc() { # UUID NAME DAYS-AGO
+  local t
+  t=$(date -u -d "$3 days ago" +%Y-%m-%dT%H:%M:%SZ)
+  mkdir -p "$work/pool/$1"
+  "$VMSCOPE" inspect "$work/trees/web-02" | jq --arg id "$1" --arg n "$2" --arg t "$t" '.id = $id | .name = $n | .taken_at = $t' \
+    >"$work/pool/$1/$(date -u -d "$3 days ago" +%Y%m%dT%H%M%SZ).json"
+}
+u8=00000000-0000-4000-8000-000000000008 u9=00000000-0000-4000-8000-000000000009
+gone_doc $u8 web-08 41
+gone_doc $u8 web-08 40
+gone_doc $u9 web-09 3
+gone_doc $u9 web-09 2
 { vs_collectd_conf "$work" "$plugindir" "$work/uuid.log"; cat <<CONF; } >"$work/uuid.conf"
 LoadPlugin vmscope_snapshot
 <Plugin vmscope_snapshot>
   Connection "test://$work/node.xml"
   DataDir "$work/pool"
   Interval 1
+  KeepDays 30
   PluginInstanceFormat uuid
 </Plugin>
 LoadPlugin vmscope_drift
@@ -221,4 +237,7 @@ ok $? "vmscope_drift's values of web-01 are under its UUID too: vmscope_drift-$u
 ! exists "$csv/vmscope_*-web-0*"
 ok $? "no plugin keeps the names: $(cd "$csv" && ls -d vmscope_* | tr '\n' ' ')"
 kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=
+[ ! -e "$work/pool/$u8" ]
+ok $? "web-08, gone from the host and last snapshotted 40 days ago (KeepDays 30), has left the pool"
+is "$(ls "$work/pool/$u9" 2>/dev/null | wc -l)" 2 "web-09, gone 2 days ago, keeps its 2 documents until they are older than KeepDays"
 done_testing
