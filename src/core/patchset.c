@@ -1210,7 +1210,8 @@ int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xm
     goto out;
   }
   dest = copy_dest(top_path, set_real);
-  if (access(dest, F_OK) == 0) {
+  struct stat dst;
+  if (lstat(dest, &dst) == 0) { /* a dangling symlink too: the new top would replace it */
     vs_err_set(err, EEXIST, "%s: %s exists already (the set applied before?): not changed", domain,
                dest);
     goto out;
