@@ -103,6 +103,18 @@ static int wait_exec(struct route *rt, const char *target, json_t *arguments, js
   return status;
 }
 
+/* OPT's ARG, seconds (0 < S <= 86400), in milliseconds; -1 (printed) when it is not. */
+static int parse_ms(const char *arg, const char *opt) {
+  char *end;
+  errno = 0;
+  double t = strtod(arg, &end);
+  if (errno || end == arg || *end || t <= 0 || t > 86400) {
+    fprintf(stderr, PROG ": %s takes seconds (0 < S <= 86400), not \"%s\"\n", opt, arg);
+    return -1;
+  }
+  return t * 1000 < 1 ? 1 : (int)(t * 1000);
+}
+
 int vs_cmd_send(int argc, char **argv) {
   enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
   static const struct option opts[] = {{"agent-socket", required_argument, NULL, 's'},
@@ -154,30 +166,16 @@ int vs_cmd_send(int argc, char **argv) {
     case 'c':
       if (vs_cli_set_once(&uri, optarg, "--connect", PROG) < 0) return VS_EXIT_USAGE;
       break;
-    case 't': {
-      if (vs_cli_set_once(&timeout, optarg, "--timeout", PROG) < 0) return VS_EXIT_USAGE;
-      char *end;
-      errno = 0;
-      double t = strtod(optarg, &end);
-      if (errno || end == optarg || *end || t <= 0 || t > 86400) {
-        fprintf(stderr, PROG ": --timeout takes seconds (0 < S <= 86400), not \"%s\"\n", optarg);
+    case 't':
+      if (vs_cli_set_once(&timeout, optarg, "--timeout", PROG) < 0 ||
+          (co.timeout_ms = parse_ms(optarg, "--timeout")) < 0)
         return VS_EXIT_USAGE;
-      }
-      co.timeout_ms = (int)(t * 1000);
       break;
-    }
-    case 'W': {
-      if (vs_cli_set_once(&wait, optarg ? optarg : "60", "--wait", PROG) < 0) return VS_EXIT_USAGE;
-      char *end;
-      errno = 0;
-      double t = strtod(wait, &end);
-      if (errno || end == wait || *end || t <= 0 || t > 86400) {
-        fprintf(stderr, PROG ": --wait takes seconds (0 < S <= 86400), not \"%s\"\n", wait);
+    case 'W':
+      if (vs_cli_set_once(&wait, optarg ? optarg : "60", "--wait", PROG) < 0 ||
+          (wait_ms = parse_ms(wait, "--wait")) < 0)
         return VS_EXIT_USAGE;
-      }
-      wait_ms = (int)(t * 1000);
       break;
-    }
     case 'a':
       if (co.n_allow == VS_CLI_MAX_REPEAT) {
         fprintf(stderr, PROG ": at most %d --allow options\n", VS_CLI_MAX_REPEAT);
