@@ -17,7 +17,7 @@ tests=(
   valgrind # the third test run (scripts/test.sh)
   rpm libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
-  qemu-guest-agent etcd-server curl openssl prometheus-alertmanager prometheus socat chromium
+  qemu-guest-agent etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )
 packages=("${build[@]}" "${demo[@]}")

@@ -32,16 +32,21 @@ vm=00000000-0000-4000-8000-0000000000c1
 pids+=($!)
 for _ in $(seq 1 50); do "$VMSCOPE" fleet ls "${stores[@]}" 2>/dev/null | grep -q web-01 && break; sleep 0.2; done
 "$VMSCOPE" fleet ls "${stores[@]}" | grep -q web-01; ok $? "a three-node cluster holds the map"
+# Under valgrind each send is a few seconds of startup: fewer rounds there, where the plain and
+# ASan runs already cover the logic; memcheck only needs every path taken once.
+total=60
+[ "${VS_VALGRIND:-}" = 1 ] && total=12
+kill_at=$((total / 3 + 1))
 answered=0 failed=0
-for i in $(seq 1 60); do
-  [ "$i" = 20 ] && { kill -9 "${epids[0]}"; diag "killed the first member after 19 messages"; }
+for i in $(seq 1 $total); do
+  [ "$i" = "$kill_at" ] && { kill -9 "${epids[0]}"; diag "killed the first member after $((kill_at - 1)) messages"; }
   if [ "$("$VMSCOPE" send "${stores[@]}" --timeout 10 --compact web-01 '{"execute":"guest-ping"}' 2>>"$work/send.err")" = "{}" ]; then
     answered=$((answered + 1))
   else
     failed=$((failed + 1))
   fi
 done
-is "$answered" 60 "60 routed messages are answered though the first member died after 19 ($failed failed)"
+is "$answered" "$total" "$total routed messages are answered though the first member died after $((kill_at - 1)) ($failed failed)"
 [ -s "$work/send.err" ] && diag "$(head -n 3 "$work/send.err")"
 
 # Quorum lost and back: five messages wait in h2's inbox (its proxy stopped) when a second
@@ -64,7 +69,13 @@ for i in 1 2 3 4 5; do
   senders+=($!)
 done
 inbox() { [ "$(etcdctl --endpoints "http://127.0.0.1:$((base + 4))" get --prefix --keys-only /vmscope/inbox/h2/ 2>/dev/null | grep -c .)" -ge 5 ]; }
-if command -v etcdctl >/dev/null; then wait_for 30 inbox; ok $? "five messages wait in h2's inbox"; else sleep 3; skip 1 "etcdctl is not installed"; fi
+# The five senders must have put their messages before the quorum goes, or the test asks
+# the impossible: wait for them (five senders starting under valgrind take far longer).
+inbox_wait=30
+[ "${VS_VALGRIND:-}" = 1 ] && inbox_wait=240
+command -v etcdctl >/dev/null || bail "etcdctl is not installed (etcd-client: scripts/install-deps.sh installs it)"
+wait_for $inbox_wait inbox
+ok $? "five messages wait in h2's inbox"
 kill -9 "${epids[1]}"
 sleep 1
 curl -s -m 3 -X POST "http://127.0.0.1:$((base + 4))/v3/kv/put" -d '{"key":"AA==","value":"AQ=="}' | grep -q header
