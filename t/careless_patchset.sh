@@ -62,6 +62,7 @@ refused 2 "root.qcow2 is $work/img/root.qcow2, in the backing chain of the input
 refused 2 "pbase.qcow2 is $work/img/pbase.qcow2, in the backing chain of the input patched2.qcow2: an output never replaces an image an input reads; write it to a new file" \
   "make -o pbase.qcow2 (the patched image's backing file)" "$VMSCOPE" patchset make --base base.qcow2 --patched patched2.qcow2 -o pbase.qcow2
 refused 2 "d is a directory: give the name of a file to write" "make -o d (a directory)" "${M[@]}" -o d --force
+refused 2 "nodir/set.qcow2: no directory nodir to write it in: create it first" "make -o nodir/set.qcow2 (a directory that is not there)" "${M[@]}" -o nodir/set.qcow2
 refused 2 "--base base.qcow2 and --patched hard.qcow2 are one file: give the image before the patch and the one after it" \
   "make --patched hard.qcow2 (the base again, by a hard link)" "$VMSCOPE" patchset make --base base.qcow2 --patched hard.qcow2 -o set.qcow2
 

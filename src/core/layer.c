@@ -87,6 +87,16 @@ int vs_layer_check_output(const char *path, const char *const *inputs, size_t n_
   struct stat lst, st;
   bool exists = lstat(path, &lst) == 0;
   if (!exists && errno != ENOENT) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  if (!exists) {
+    char *copy = vs_xstrdup(path);
+    const char *dir = dirname(copy);
+    struct stat dst;
+    bool is_dir = stat(dir, &dst) == 0 && S_ISDIR(dst.st_mode);
+    if (!is_dir)
+      vs_err_set(err, ENOENT, "%s: no directory %s to write it in: create it first", path, dir);
+    free(copy);
+    if (!is_dir) return -1;
+  }
   bool target = exists && stat(path, &st) == 0; /* what a symlink there points to */
   if (target && S_ISDIR(st.st_mode))
     return vs_err_set(err, EISDIR, "%s is a directory: give the name of a file to write", path);

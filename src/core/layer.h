@@ -22,9 +22,10 @@ struct vs_image;
  * names both files and says what to do) when PATH is, by device and inode (so under any name:
  * a hard link, a symlink to it, a path through another directory), one of INPUTS[0..N_INPUTS)
  * or an image of CHAINS[0..N_CHAINS) or of their backing chains; when it lies inside an input
- * that is a directory (a pool, a guest tree); when it is a directory; and, unless FORCE, when
- * anything is there at all (EEXIST). Inputs that do not exist are skipped. Writers call it
- * before they create anything and again right before they rename into place. */
+ * that is a directory (a pool, a guest tree); when it is a directory or its directory is
+ * missing; and, unless FORCE, when anything is there at all (EEXIST). Inputs that do not exist
+ * are skipped. Writers call it before they create anything and again right before they rename
+ * into place. */
 int vs_layer_check_output(const char *path, const char *const *inputs, size_t n_inputs,
                           const struct vs_image *const *chains, size_t n_chains, bool force,
                           struct vs_err *err);
