@@ -257,8 +257,8 @@ static void vm_section(struct vs_buf *b, const struct vs_report_vm *v, size_t to
       vs_buf_adds(b, "</td><td>");
       esc_cut(b, f->value, 40);
       vs_buf_adds(b, "</td><td>");
-      /* Where no two peers agree, the most common value is any one of them: there is none. */
-      if (f->majority_count <= 1 && f->n > 1)
+      /* Where no two peers agree, the most common value would be any one of them: none. */
+      if (f->majority && strcmp(f->majority, VS_ALL_DIFFER) == 0)
         vs_buf_adds(b, "<i>all differ</i></td><td>none shared");
       else {
         esc_cut(b, f->majority, 40);
