@@ -132,6 +132,11 @@ int vs_cmd_diff(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
+  if (compact && (text || quiet)) {
+    fprintf(stderr, PROG ": --compact is for JSON output, not %s\n",
+            quiet ? "--quiet" : "--format text");
+    return VS_EXIT_USAGE;
+  }
   if (argc - optind != 2) {
     fprintf(stderr, PROG ": expected OLD and NEW\n");
     usage(stderr);

@@ -80,6 +80,10 @@ int vs_cmd_inspect(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
+  if (compact && text) {
+    fprintf(stderr, "vmscope inspect: --compact is for JSON output, not --format text\n");
+    return VS_EXIT_USAGE;
+  }
   if (optind >= argc) {
     fprintf(stderr, "vmscope inspect: no SOURCE given\n");
     usage(stderr);

@@ -41,7 +41,9 @@ static void usage(FILE *out) {
   fputs("  -h, --help              this help\n"
         "\n"
         "Options that take a value may be given once, except --domain, --watch and\n"
-        "--backing-dir, which add up.\n"
+        "--backing-dir, which add up. What would be ignored is refused: --ignore-selected\n"
+        "without --domain, --backup-dir without --mode backup, --image-format (the formats\n"
+        "come from the domain XML), --compact with --format text.\n"
         "\n"
         "Exit status: 0 ok, 1 some domain failed (the others are still printed) or a --domain\n"
         "matched none (nothing is taken), 2 usage.\n",
@@ -163,6 +165,19 @@ int vs_cmd_snapshot(int argc, char **argv) {
   if (optind < argc) {
     fprintf(stderr, PROG ": unexpected argument \"%s\" (domains are chosen with --domain)\n",
             argv[optind]);
+    return VS_EXIT_USAGE;
+  }
+  /* What would be silently ignored is refused. */
+  const char *unused = ignore && !n_globs ? "--ignore-selected needs --domain (it takes every "
+                                            "domain except those --domain names)"
+                       : so.backup_dir && so.mode != VS_SNAPSHOT_BACKUP
+                           ? "--backup-dir is for --mode backup"
+                       : r.image.format  ? "--image-format does not apply to snapshot: each "
+                                           "disk's format comes from the domain XML"
+                       : compact && text ? "--compact is for JSON output, not --format text"
+                                         : NULL;
+  if (unused) {
+    fprintf(stderr, PROG ": %s\n", unused);
     return VS_EXIT_USAGE;
   }
   struct vs_err err = {0};
