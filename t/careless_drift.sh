@@ -104,11 +104,11 @@ is "$?:$(head -n1 "$work/e")" "1:vmscope drift: --pool $work/empty holds no VM d
 
 # --- options given twice, and scripts' exit codes ----------------------------------------------
 "$VMSCOPE" drift --top 5 --top 6 --pool "$work/pool" >/dev/null 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope drift: --top given twice: give it once" "--top twice is refused"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --top given twice (\"5\", then \"6\"): give it once" "--top twice is refused"
 "$VMSCOPE" drift --format text --format json --pool "$work/pool" >/dev/null 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope drift: --format given twice: give it once" "--format twice is refused"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --format given twice (\"text\", then \"json\"): give it once" "--format twice is refused"
 "$VMSCOPE" drift --target "$T/web-01" --target "$T/web-02" "${others[@]}" >/dev/null 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope drift: --target given twice: give it once" "--target twice is refused"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --target given twice (\"$T/web-01\", then \"$T/web-02\"): give it once" "--target twice is refused"
 "$VMSCOPE" drift --all --target "$T/web-07" "${others[@]}" >/dev/null 2>"$work/e"
 is "$?" 2 "--all with --target is refused"
 
@@ -130,7 +130,7 @@ is "$(jq -r '.[0].findings[] | select(.key == "os:hostname") | .majority.value' 
 "$VMSCOPE" analyze --pool "$work/hostA" --pool "$work/hostB" >"$work/an.json"
 is "$(jq '.vms | length' "$work/an.json")" 10 "analyze --pool A --pool B sees both hosts' VMs (10, not 5)"
 "$VMSCOPE" analyze --pool "$work/pool" --format text --format json >/dev/null 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope analyze: --format given twice: give it once" "analyze: --format twice is refused"
+is "$?:$(cat "$work/e")" "2:vmscope analyze: --format given twice (\"text\", then \"json\"): give it once" "analyze: --format twice is refused"
 "$VMSCOPE" analyze --threshold 7 --pool "$work/pool" >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" '2:vmscope analyze: --threshold takes a similarity in (0, 1], not "7"' "--threshold says its range"
 "$VMSCOPE" analyze "$work/pool" >/dev/null 2>"$work/e"
@@ -148,8 +148,15 @@ is "$(jq 'length' "$work/sim.json")" 10 "similar: a VM in two pools is listed on
 "$VMSCOPE" report --html "$work/r.html" --top 0 --pool "$work/hostA" --pool "$work/hostB"
 ok $? "report --top 0 (all findings) is accepted"
 is "$(grep -o 'web-[0-9][0-9]' "$work/r.html" | sort -u | wc -l)" 10 "and report --pool A --pool B shows all ten VMs"
+doc=$(ls "$work/pool/$(uuid 01)"/*.json | head -n1)
+before=$(sha256sum "$doc")
+"$VMSCOPE" report --html "$doc" --pool "$work/pool" 2>"$work/e"
+is "$?:$(sha256sum "$doc")" "2:$before" "report --html onto a pool's document is refused, the document unchanged"
+grep -q "lies inside the input directory" "$work/e"; ok $? "saying the page lies inside the input: $(cat "$work/e")"
+"$VMSCOPE" report --html "$work/web-01.json" "$work/web-01.json" "$work/web-02.json" 2>"$work/e"
+is "$?" 2 "report --html onto a SOURCE is refused"
 "$VMSCOPE" report --html "$work/r.html" --html "$work/s.html" --pool "$work/pool" 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope report: --html given twice: give it once" "report: --html twice is refused"
+is "$?:$(cat "$work/e")" "2:vmscope report: --html given twice (\"$work/r.html\", then \"$work/s.html\"): give it once" "report: --html twice is refused"
 "$VMSCOPE" report --html "$work/r.html" --top -1 --pool "$work/pool" 2>"$work/e"
 is "$?:$(cat "$work/e")" '2:vmscope report: --top takes a count of findings per VM (0 for all), not "-1"' "report: a negative --top is refused"
 

@@ -67,6 +67,16 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
 /* An option that takes one value: sets *SLOT to ARG, or returns -1 (message "PROG: OPT given
  * twice" printed) when it is already set. */
 int vs_cli_set_once(const char **slot, const char *arg, const char *opt, const char *prog);
+/* Options that take one value each, as a table: getopt's C, the option's name, its slot. */
+struct vs_cli_once {
+  int c;
+  const char *name;
+  const char **slot;
+};
+/* Takes option C (with ARG) into its slot in T[0..N): 1 taken, -1 given twice (printed, prefixed
+ * with PROG), 0 when C is not one of T. */
+int vs_cli_take_once(const struct vs_cli_once *t, size_t n, int c, const char *arg,
+                     const char *prog);
 
 /* Whether OUT may be written (outputs.c): refused (-1, one line printed, prefixed with PROG) when
  * it is, by device and inode (any name: hard link, symlink, another path), one of INPUTS[0..N)

@@ -94,13 +94,6 @@ static void report_unused_labels(const struct vs_view *view, const struct vs_str
             vs_strmap_count(labels) - used, vs_strmap_count(labels));
 }
 
-/* One line for an option that takes one value and was given again. */
-static bool once(bool given, const char *opt, const char *prog) {
-  if (!given) return true;
-  fprintf(stderr, "%s: %s given twice: give it once\n", prog, opt);
-  return false;
-}
-
 static void print_roles_text(const struct vs_view *view) {
   const struct vs_analysis *a = vs_view_analysis(view);
   const struct vs_vm_tokens *vms = vs_view_tokens(view);
@@ -157,8 +150,72 @@ static int print_similar(const struct vs_view *view, long t, const char *const *
   return status;
 }
 
-static int run(int argc, char **argv, bool similar) {
-  const char *prog = similar ? "vmscope similar" : "vmscope analyze";
+/* analyze's and similar's command line. */
+struct args {
+  const char *pools[VS_CLI_MAX_REPEAT], *settings[VS_CLI_MAX_REPEAT];
+  size_t n_pools, n_settings;
+  const char *labels, *format, *seed, *threshold, *top; /* as given, once each */
+  bool text;
+  size_t top_n;
+  struct vs_view_opts vo;
+};
+
+/* A repeatable option into LIST; -1 (printed) past VS_CLI_MAX_REPEAT. */
+static int add_repeat(const char **list, size_t *n, const char *arg, const char *opt,
+                      const char *prog) {
+  if (*n == VS_CLI_MAX_REPEAT) {
+    fprintf(stderr, "%s: at most %d %s options\n", prog, VS_CLI_MAX_REPEAT, opt);
+    return -1;
+  }
+  list[(*n)++] = arg;
+  return 0;
+}
+
+/* A whole number in [0, MAX] from ARG, or false. */
+static bool whole(const char *arg, unsigned long long max, unsigned long long *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (!*arg || *end || errno || arg[0] == '-' || v > max) return false;
+  *out = v;
+  return true;
+}
+
+/* The values of the options that take one; -1 (printed) for a bad one. */
+static int convert_args(struct args *a, const char *prog) {
+  unsigned long long v = 20;
+  if (a->format && vs_cli_format_option(a->format, prog, &a->text) < 0) return -1;
+  if (a->seed && !whole(a->seed, UINT64_MAX, &v)) {
+    fprintf(stderr, "%s: --seed takes a number from 0 to 2^64-1, not \"%s\"\n", prog, a->seed);
+    return -1;
+  }
+  if (a->seed) a->vo.roles.seed = v;
+  if (a->threshold) {
+    char *end;
+    double t = strtod(a->threshold, &end);
+    if (!*a->threshold || *end || !(t > 0 && t <= 1)) {
+      fprintf(stderr, "%s: --threshold takes a similarity in (0, 1], not \"%s\"\n", prog,
+              a->threshold);
+      return -1;
+    }
+    a->vo.roles.threshold = t;
+  }
+  v = 20;
+  if (a->top && !whole(a->top, SIZE_MAX, &v)) {
+    fprintf(stderr, "%s: --top takes a count (0 for all), not \"%s\"\n", prog, a->top);
+    return -1;
+  }
+  a->top_n = (size_t)v;
+  for (size_t k = 0; k < a->n_settings; k++)
+    if (!strchr(a->settings[k], '=') || a->settings[k][0] == '=') {
+      fprintf(stderr, "%s: --setting takes KEY=VALUE, not \"%s\"\n", prog, a->settings[k]);
+      return -1;
+    }
+  return 0;
+}
+
+/* Parses analyze's or similar's options into A: -1 usage error (printed), 1 --help, else 0. */
+static int parse_args(int argc, char **argv, bool similar, struct args *a, const char *prog) {
   enum { OPT_SEED = VS_CLI_OPT_FIRST_FREE, OPT_THRESHOLD, OPT_SETTING };
   static const struct option opts[] = {{"pool", required_argument, NULL, 'p'},
                                        {"format", required_argument, NULL, 'f'},
@@ -169,78 +226,46 @@ static int run(int argc, char **argv, bool similar) {
                                        {"top", required_argument, NULL, 'n'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  const char *pools[VS_CLI_MAX_REPEAT], *labels = NULL, *settings[VS_CLI_MAX_REPEAT];
-  size_t n_pools = 0, n_settings = 0;
-  bool text = false, seen_format = false, seen_seed = false, seen_threshold = false,
-       seen_top = false;
-  long top = 20;
-  struct vs_view_opts vo = {0};
+  const struct vs_cli_once single[] = {{'f', "--format", &a->format},
+                                       {OPT_SEED, "--seed", &a->seed},
+                                       {OPT_THRESHOLD, "--threshold", &a->threshold},
+                                       {similar ? 'n' : -1, "--top", &a->top},
+                                       {similar ? -1 : 'l', "--labels", &a->labels}};
   int c;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":p:f:l:n:h", opts, NULL)) != -1) {
-    char *end = NULL;
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, prog);
+    if (taken < 0) return -1;
+    if (taken) continue;
     if (c == 'p') {
-      if (n_pools == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, "%s: at most %d --pool directories\n", prog, VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      pools[n_pools++] = optarg;
-    } else if (c == 'f') {
-      if (!once(seen_format, "--format", prog) || vs_cli_format_option(optarg, prog, &text) < 0)
-        return VS_EXIT_USAGE;
-      seen_format = true;
-    } else if (c == 'l' && !similar) {
-      if (!once(labels != NULL, "--labels", prog)) return VS_EXIT_USAGE;
-      labels = optarg;
-    } else if (c == OPT_SEED) {
-      if (!once(seen_seed, "--seed", prog)) return VS_EXIT_USAGE;
-      seen_seed = true;
-      errno = 0;
-      vo.roles.seed = strtoull(optarg, &end, 10);
-      if (!*optarg || *end || errno || optarg[0] == '-') {
-        fprintf(stderr, "%s: --seed takes a number from 0 to 2^64-1, not \"%s\"\n", prog, optarg);
-        return VS_EXIT_USAGE;
-      }
-    } else if (c == OPT_THRESHOLD) {
-      if (!once(seen_threshold, "--threshold", prog)) return VS_EXIT_USAGE;
-      seen_threshold = true;
-      vo.roles.threshold = strtod(optarg, &end);
-      if (!*optarg || *end || !(vo.roles.threshold > 0 && vo.roles.threshold <= 1)) {
-        fprintf(stderr, "%s: --threshold takes a similarity in (0, 1], not \"%s\"\n", prog, optarg);
-        return VS_EXIT_USAGE;
-      }
+      if (add_repeat(a->pools, &a->n_pools, optarg, "--pool", prog) < 0) return -1;
     } else if (c == OPT_SETTING && similar) {
-      if (!strchr(optarg, '=') || optarg[0] == '=') {
-        fprintf(stderr, "%s: --setting takes KEY=VALUE, not \"%s\"\n", prog, optarg);
-        return VS_EXIT_USAGE;
-      }
-      if (n_settings == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, "%s: at most %d --setting options\n", prog, VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      settings[n_settings++] = optarg;
-    } else if (c == 'n' && similar) {
-      if (!once(seen_top, "--top", prog)) return VS_EXIT_USAGE;
-      seen_top = true;
-      errno = 0;
-      top = strtol(optarg, &end, 10);
-      if (!*optarg || *end || errno || top < 0) {
-        fprintf(stderr, "%s: --top takes a count (0 for all), not \"%s\"\n", prog, optarg);
-        return VS_EXIT_USAGE;
-      }
+      if (add_repeat(a->settings, &a->n_settings, optarg, "--setting", prog) < 0) return -1;
     } else if (c == 'h') {
       usage(stdout, similar);
-      return VS_EXIT_OK;
+      return 1;
     } else {
       if (c == ':')
         fprintf(stderr, "%s: %s needs a value\n", prog, argv[optind - 1]);
       else
         fprintf(stderr, "%s: unknown option %s\n", prog, argv[optind - 1]);
       usage(stderr, similar);
-      return VS_EXIT_USAGE;
+      return -1;
     }
   }
+  return convert_args(a, prog);
+}
+
+static int run(int argc, char **argv, bool similar) {
+  const char *prog = similar ? "vmscope similar" : "vmscope analyze";
+  struct args a = {0};
+  int parsed = parse_args(argc, argv, similar, &a, prog);
+  if (parsed != 0) return parsed > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  const char **pools = a.pools, **settings = a.settings, *labels = a.labels;
+  size_t n_pools = a.n_pools, n_settings = a.n_settings;
+  bool text = a.text;
+  struct vs_view_opts vo = a.vo;
   const char *target = NULL;
   if (similar) {
     if (!n_settings && optind >= argc) {
@@ -285,7 +310,7 @@ static int run(int argc, char **argv, bool similar) {
             t == -2 ? "names more than one VM: give its id" : "is no VM", vs_view_count(view));
     return VS_EXIT_PARTIAL;
   }
-  int rc = print_similar(view, t, settings, n_settings, text, (size_t)top, prog);
+  int rc = print_similar(view, t, settings, n_settings, text, a.top_n, prog);
   return rc > status ? rc : status;
 }
 
@@ -356,36 +381,18 @@ int vs_cmd_report(int argc, char **argv) {
       {"html", required_argument, NULL, 'o'}, {"pool", required_argument, NULL, 'p'},
       {"top", required_argument, NULL, 'n'},  {"title", required_argument, NULL, OPT_TITLE},
       {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-  const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL;
+  const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL, *top_arg = NULL;
   size_t n_pools = 0;
-  bool seen_top = false;
-  long top = 10;
+  const struct vs_cli_once single[] = {
+      {'o', "--html", &out}, {'n', "--top", &top_arg}, {OPT_TITLE, "--title", &title}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "o:p:n:h", opts, NULL)) != -1) {
-    char *end = NULL;
-    if (c == 'o') {
-      if (!once(out != NULL, "--html", prog)) return VS_EXIT_USAGE;
-      out = optarg;
-    } else if (c == 'p') {
-      if (n_pools == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, "%s: at most %d --pool directories\n", prog, VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      pools[n_pools++] = optarg;
-    } else if (c == 'n') {
-      if (!once(seen_top, "--top", prog)) return VS_EXIT_USAGE;
-      seen_top = true;
-      errno = 0;
-      top = strtol(optarg, &end, 10);
-      if (!*optarg || *end || errno || top < 0) {
-        fprintf(stderr, "%s: --top takes a count of findings per VM (0 for all), not \"%s\"\n",
-                prog, optarg);
-        return VS_EXIT_USAGE;
-      }
-    } else if (c == OPT_TITLE) {
-      if (!once(title != NULL, "--title", prog)) return VS_EXIT_USAGE;
-      title = optarg;
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, prog);
+    if (taken < 0) return VS_EXIT_USAGE;
+    if (taken) continue;
+    if (c == 'p') {
+      if (add_repeat(pools, &n_pools, optarg, "--pool", prog) < 0) return VS_EXIT_USAGE;
     } else if (c == 'h') {
       report_usage(stdout);
       return VS_EXIT_OK;
@@ -394,10 +401,20 @@ int vs_cmd_report(int argc, char **argv) {
       return VS_EXIT_USAGE;
     }
   }
+  unsigned long long top = 10;
+  if (top_arg && !whole(top_arg, SIZE_MAX, &top)) {
+    fprintf(stderr, "%s: --top takes a count of findings per VM (0 for all), not \"%s\"\n", prog,
+            top_arg);
+    return VS_EXIT_USAGE;
+  }
   if (!out || (!n_pools && optind >= argc)) {
     fprintf(stderr, "%s: give --html OUT.html and --pool DIR or SOURCE...\n", prog);
     return VS_EXIT_USAGE;
   }
+  /* The page replaces an older page, never a pool's document or a source. */
+  if (vs_cli_check_output(out, (char *const *)pools, n_pools, true, prog) < 0 ||
+      vs_cli_check_output(out, argv + optind, (size_t)(argc - optind), true, prog) < 0)
+    return VS_EXIT_USAGE;
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
   if (status == VS_EXIT_USAGE) return status;

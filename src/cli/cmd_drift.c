@@ -140,11 +140,68 @@ static void emit(struct output *out, const struct vs_drift *d) {
   json_decref(j);
 }
 
-/* One line for an option that takes one value and was given again. */
-static bool once(const void *already, const char *opt) {
-  if (!already) return true;
-  fprintf(stderr, PROG ": %s given twice: give it once\n", opt);
-  return false;
+/* The options that take one value, as given (converted by convert()). */
+struct given {
+  const char *format, *top, *group, *min_role, *warn, *fail, *fail_on;
+};
+
+/* Converts what GIVEN holds into O; -1 (printed) for a bad value. */
+static int convert(const struct given *g, struct options *o) {
+  unsigned long v;
+  if (g->format && vs_cli_format_option(g->format, PROG, &o->text) < 0) return -1;
+  if (g->top && !parse_count(g->top, "--top", &o->top)) return -1;
+  if (g->group && vs_peer_group_parse(g->group, &o->view.peers) < 0) {
+    fprintf(stderr, PROG ": --peer-group takes role or fleet, not \"%s\"\n", g->group);
+    return -1;
+  }
+  if (g->min_role) {
+    if (!parse_count(g->min_role, "--min-role-peers", &v)) return -1;
+    if (v < 1) {
+      fprintf(stderr, PROG ": --min-role-peers takes at least 1, not \"%s\"\n", g->min_role);
+      return -1;
+    }
+    o->view.min_role_peers = v;
+  }
+  if (g->warn && !parse_score(g->warn, "--warn-score", &o->drift.warn_score)) return -1;
+  if (g->fail && !parse_score(g->fail, "--fail-score", &o->drift.fail_score)) return -1;
+  if (g->fail_on) {
+    if (strcmp(g->fail_on, "warning") == 0)
+      o->fail_on = VS_SEVERITY_WARNING;
+    else if (strcmp(g->fail_on, "failure") == 0)
+      o->fail_on = VS_SEVERITY_FAILURE;
+    else {
+      fprintf(stderr, PROG ": --fail-on takes warning or failure, not \"%s\"\n", g->fail_on);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* What the options ask for, checked as a whole; -1 (printed) when they conflict. */
+static int check(int argc, struct options *o) {
+  if (o->n_pools) {
+    if (!o->target) o->all = true;
+  } else if (o->all == (o->target != NULL)) {
+    fprintf(stderr, PROG ": give --target SOURCE with samples, --all SOURCE..., or --pool DIR\n");
+    return -1;
+  } else if (argc - optind < 1) {
+    fprintf(stderr, PROG ": %s\n",
+            o->all ? "--all needs documents to rank" : "no SAMPLE given to compare with");
+    return -1;
+  }
+  struct stat st;
+  o->target_source = o->target && (!o->n_pools || stat(o->target, &st) == 0);
+  if (o->all && o->target) {
+    fprintf(stderr, PROG ": --all ranks every VM and --target one: give one of them\n");
+    return -1;
+  }
+  double warn = o->drift.warn_score ? o->drift.warn_score : VS_DRIFT_WARN_SCORE;
+  double fail = o->drift.fail_score ? o->drift.fail_score : VS_DRIFT_FAIL_SCORE;
+  if (fail < warn) {
+    fprintf(stderr, PROG ": --fail-score %.3f is below --warn-score %.3f\n", fail, warn);
+    return -1;
+  }
+  return 0;
 }
 
 /* Parses the command line into O; returns -1 (message printed) on a usage error, 1 for --help,
@@ -174,118 +231,46 @@ static int parse(int argc, char **argv, struct options *o) {
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  const char *seen_format = NULL, *seen_top = NULL, *seen_group = NULL, *seen_min = NULL;
+  struct given g = {0};
+  const struct vs_cli_once single[] = {{'t', "--target", &o->target},
+                                       {'W', "--waivers", &o->waiver_file},
+                                       {'f', "--format", &g.format},
+                                       {'n', "--top", &g.top},
+                                       {OPT_PEER_GROUP, "--peer-group", &g.group},
+                                       {OPT_MIN_ROLE, "--min-role-peers", &g.min_role},
+                                       {OPT_WARN, "--warn-score", &g.warn},
+                                       {OPT_FAIL, "--fail-score", &g.fail},
+                                       {OPT_FAIL_ON, "--fail-on", &g.fail_on}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "t:ap:f:n:W:qh" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
     int taken = vs_cli_read_option(&o->read, c, optarg, PROG);
+    if (taken == 0)
+      taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return -1;
     if (taken) continue;
-    unsigned long v;
-    switch (c) {
-    case 't':
-      if (!once(o->target, "--target")) return -1;
-      o->target = optarg;
-      break;
-    case 'a':
+    if (c == 'a') {
       o->all = true;
-      break;
-    case 'p':
+    } else if (c == 'p') {
       if (o->n_pools == VS_CLI_MAX_REPEAT) {
         fprintf(stderr, PROG ": at most %d --pool directories\n", VS_CLI_MAX_REPEAT);
         return -1;
       }
       o->pools[o->n_pools++] = optarg;
-      break;
-    case OPT_PEER_GROUP:
-      if (!once(seen_group, "--peer-group")) return -1;
-      seen_group = optarg;
-      if (vs_peer_group_parse(optarg, &o->view.peers) < 0) {
-        fprintf(stderr, PROG ": --peer-group takes role or fleet, not \"%s\"\n", optarg);
-        return -1;
-      }
-      break;
-    case OPT_MIN_ROLE:
-      if (!once(seen_min, "--min-role-peers") || !parse_count(optarg, "--min-role-peers", &v))
-        return -1;
-      if (v < 1) {
-        fprintf(stderr, PROG ": --min-role-peers takes at least 1, not \"%s\"\n", optarg);
-        return -1;
-      }
-      seen_min = optarg;
-      o->view.min_role_peers = v;
-      break;
-    case 'f':
-      if (!once(seen_format, "--format")) return -1;
-      seen_format = optarg;
-      if (vs_cli_format_option(optarg, PROG, &o->text) < 0) return -1;
-      break;
-    case 'n':
-      if (!once(seen_top, "--top") || !parse_count(optarg, "--top", &o->top)) return -1;
-      seen_top = optarg;
-      break;
-    case 'W':
-      if (!once(o->waiver_file, "--waivers (put every waiver in one file)")) return -1;
-      o->waiver_file = optarg;
-      break;
-    case OPT_WARN:
-      if (!once(o->drift.warn_score ? "" : NULL, "--warn-score") ||
-          !parse_score(optarg, "--warn-score", &o->drift.warn_score))
-        return -1;
-      break;
-    case OPT_FAIL:
-      if (!once(o->drift.fail_score ? "" : NULL, "--fail-score") ||
-          !parse_score(optarg, "--fail-score", &o->drift.fail_score))
-        return -1;
-      break;
-    case OPT_FAIL_ON:
-      if (!once(o->fail_on >= 0 ? "" : NULL, "--fail-on")) return -1;
-      if (strcmp(optarg, "warning") == 0)
-        o->fail_on = VS_SEVERITY_WARNING;
-      else if (strcmp(optarg, "failure") == 0)
-        o->fail_on = VS_SEVERITY_FAILURE;
-      else {
-        fprintf(stderr, PROG ": --fail-on takes warning or failure, not \"%s\"\n", optarg);
-        return -1;
-      }
-      break;
-    case 'q':
+    } else if (c == 'q') {
       o->quiet = true;
-      break;
-    case OPT_COMPACT:
+    } else if (c == OPT_COMPACT) {
       o->compact = true;
-      break;
-    case 'h':
+    } else if (c == 'h') {
       usage(stdout);
       return 1;
-    default:
+    } else {
       usage(stderr);
       return -1;
     }
   }
-  if (o->n_pools) {
-    if (!o->target) o->all = true;
-  } else if (o->all == (o->target != NULL)) {
-    fprintf(stderr, PROG ": give --target SOURCE with samples, --all SOURCE..., or --pool DIR\n");
-    return -1;
-  } else if (argc - optind < 1) {
-    fprintf(stderr, PROG ": %s\n",
-            o->all ? "--all needs documents to rank" : "no SAMPLE given to compare with");
-    return -1;
-  }
-  struct stat st;
-  o->target_source = o->target && (!o->n_pools || stat(o->target, &st) == 0);
-  if (o->all && o->target) {
-    fprintf(stderr, PROG ": --all ranks every VM and --target one: give one of them\n");
-    return -1;
-  }
-  double warn = o->drift.warn_score ? o->drift.warn_score : VS_DRIFT_WARN_SCORE;
-  double fail = o->drift.fail_score ? o->drift.fail_score : VS_DRIFT_FAIL_SCORE;
-  if (fail < warn) {
-    fprintf(stderr, PROG ": --fail-score %.3f is below --warn-score %.3f\n", fail, warn);
-    return -1;
-  }
-  return 0;
+  if (convert(&g, o) < 0) return -1;
+  return check(argc, o);
 }
 
 /* Reads the target SOURCE alone: its one document's id is *TARGET_ID, and the document goes

@@ -100,21 +100,6 @@ static int bad_option(int c, char **argv) {
   return VS_EXIT_USAGE;
 }
 
-/* An option that takes one value, given at most once. */
-struct once {
-  int c;
-  const char *name;
-  const char **slot;
-};
-
-/* Takes getopt's C (with optarg) into its slot in T[0..N): 1 taken, -1 given twice (printed),
- * 0 not one of T. */
-static int take_once(const struct once *t, size_t n, int c) {
-  for (size_t i = 0; i < n; i++)
-    if (t[i].c == c) return vs_cli_set_once(t[i].slot, optarg, t[i].name, PROG) < 0 ? -1 : 1;
-  return 0;
-}
-
 /* Refuses option NAME (given when SET) with the reason WHY. */
 static bool refuse(bool set, const char *name, const char *why) {
   if (set) fprintf(stderr, PROG ": %s %s\n", name, why);
@@ -158,7 +143,7 @@ static int apply_or_status(int argc, char **argv) {
   const char *flush = NULL, *agent = NULL, *method = NULL, *timeout = NULL;
   int timeout_s = 600;
   size_t n_dirs = 0;
-  const struct once single[] = {
+  const struct vs_cli_once single[] = {
       {'i', "--image", &image},          {'c', "--connect", &uri},
       {OPT_QMP, "--qmp", &qmp},          {OPT_DEVICE, "--device", &device},
       {OPT_FLUSH, "--flush", &flush},    {OPT_AGENT, "--agent-socket", &agent},
@@ -167,7 +152,7 @@ static int apply_or_status(int argc, char **argv) {
   optind = 2;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":i:c:h", opts, NULL)) != -1) {
-    int taken = take_once(single, sizeof(single) / sizeof(single[0]), c);
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
     if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
@@ -386,15 +371,15 @@ int vs_cmd_patchset(int argc, char **argv) {
   const char *base = NULL, *patched = NULL, *out = NULL, *cluster_size = NULL;
   unsigned bits = 0;
   bool stats = false, force = false;
-  const struct once single[] = {{'b', "--base", &base},
-                                {'p', "--patched", &patched},
-                                {'o', "--output", &out},
-                                {OPT_CS, "--cluster-size", &cluster_size}};
+  const struct vs_cli_once single[] = {{'b', "--base", &base},
+                                       {'p', "--patched", &patched},
+                                       {'o', "--output", &out},
+                                       {OPT_CS, "--cluster-size", &cluster_size}};
   int c;
   optind = 2;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":b:p:o:h", opts, NULL)) != -1) {
-    int taken = take_once(single, sizeof(single) / sizeof(single[0]), c);
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
     if (c == OPT_STATS)

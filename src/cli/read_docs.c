@@ -65,6 +65,13 @@ int vs_cli_set_once(const char **slot, const char *arg, const char *opt, const c
   return 0;
 }
 
+int vs_cli_take_once(const struct vs_cli_once *t, size_t n, int c, const char *arg,
+                     const char *prog) {
+  for (size_t i = 0; i < n; i++)
+    if (t[i].c == c) return vs_cli_set_once(t[i].slot, arg, t[i].name, prog) < 0 ? -1 : 1;
+  return 0;
+}
+
 int vs_cli_format_option(const char *arg, const char *prog, bool *text) {
   if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0) {
     fprintf(stderr, "%s: --format takes json or text, not \"%s\"\n", prog, arg);
