@@ -64,13 +64,6 @@ static struct {
 
 /* --------------------------------------------------------------------------- rules */
 
-static int str_list_add(char ***list, size_t *n, const char *v) {
-  *list = realloc(*list, (*n + 1) * sizeof(char *));
-  if (!*list) return -1;
-  (*list)[(*n)++] = strdup(v);
-  return 0;
-}
-
 /* A field of Match (or its own line) names one glob: given twice, the rule is refused. */
 static int set_glob(const struct vs_rule *r, const char *f, char **field, const char *v) {
   if (*field) {
@@ -109,8 +102,8 @@ static int rule_match(struct vs_rule *r, oconfig_item_t *c) {
         return -1;
       }
       size_t nk = r->n_meta;
-      rc = str_list_add(&r->meta_keys, &nk, v);
-      if (rc == 0) rc = str_list_add(&r->meta_values, &r->n_meta, c->values[k + 2].value.string);
+      vs_strv_add(&r->meta_keys, &nk, v);
+      vs_strv_add(&r->meta_values, &r->n_meta, c->values[k + 2].value.string);
       step = 3;
     } else {
       ERROR(PLUGIN ": Rule \"%s\": Match field \"%s\" (expected Plugin, PluginInstance, Type, "
@@ -155,10 +148,14 @@ static int rule_config(oconfig_item_t *ci) {
       m.values = vals;
       rc = rule_match(&r, &m);
     } else if (strcasecmp(k, "Domain") == 0) {
-      for (int v = 0; v < c->values_num && rc == 0; v++)
-        rc = c->values[v].type == OCONFIG_TYPE_STRING
-                 ? str_list_add(&r.domains, &r.n_domains, c->values[v].value.string)
-                 : -1;
+      for (int v = 0; v < c->values_num && rc == 0; v++) {
+        if (c->values[v].type != OCONFIG_TYPE_STRING) {
+          ERROR(PLUGIN ": Rule \"%s\": Domain takes names or globs (strings)", r.name);
+          rc = -1;
+        } else {
+          vs_strv_add(&r.domains, &r.n_domains, c->values[v].value.string);
+        }
+      }
     } else if (strcasecmp(k, "Action") == 0) {
       int kind = c->values_num == 2 && c->values[0].type == OCONFIG_TYPE_STRING &&
                          c->values[1].type == OCONFIG_TYPE_STRING
@@ -197,7 +194,7 @@ static int rule_config(oconfig_item_t *ci) {
     } else if (strcasecmp(k, "WebhookHeader") == 0) {
       char *h = NULL;
       if ((rc = vs_cf_string(c, where, &h)) == 0)
-        rc = str_list_add(&r.webhook.headers, &r.webhook.n_headers, h);
+        vs_strv_add(&r.webhook.headers, &r.webhook.n_headers, h);
       free(h);
     } else if (strcasecmp(k, "WebhookUser") == 0) {
       rc = vs_cf_string(c, where, &r.webhook.user);
@@ -245,7 +242,7 @@ static int rule_config(oconfig_item_t *ci) {
     vs_rule_clear(&r);
     return -1;
   }
-  act.pending = realloc(act.pending, (act.n_pending + 1) * sizeof(*act.pending));
+  act.pending = vs_xrealloc(act.pending, (act.n_pending + 1) * sizeof(*act.pending));
   act.pending[act.n_pending++] = r;
   return 0;
 }
@@ -288,9 +285,9 @@ static int config(oconfig_item_t *ci) {
           ERROR(PLUGIN ": %s takes strings (at most %d)", c->key, MAX_LIST);
           rc = -1;
         } else if (store) {
-          act.stores[act.n_stores++] = strdup(c->values[k].value.string);
+          act.stores[act.n_stores++] = vs_xstrdup(c->values[k].value.string);
         } else {
-          act.allow[act.n_allow++] = strdup(c->values[k].value.string);
+          act.allow[act.n_allow++] = vs_xstrdup(c->values[k].value.string);
         }
       }
     } else if (strcasecmp(c->key, "HostName") == 0) {
@@ -664,7 +661,7 @@ static int start_rules(void) {
 
 static int init(void) {
   vs_log_set_sink(vs_glue_log_sink, PLUGIN);
-  if (!act.host) act.host = strdup(hostname_g ? hostname_g : "localhost");
+  if (!act.host) act.host = vs_xstrdup(hostname_g ? hostname_g : "localhost");
   if (act.agent_timeout == 0) act.agent_timeout = TIME_T_TO_CDTIME_T(5);
   if (start_rules() != 0) return -1;
   if (act.running || (act.n_stores == 0 && !act.socket)) return 0; /* no proxy to run */

@@ -542,7 +542,7 @@ static void *worker(void *arg) {
 
 static int init(void) {
   vs_log_set_sink(vs_glue_log_sink, PLUGIN);
-  if (!drift.data_dir) drift.data_dir = strdup("/var/lib/collectd/vmscope");
+  if (!drift.data_dir) drift.data_dir = vs_xstrdup("/var/lib/collectd/vmscope");
   if (drift.interval == 0) drift.interval = plugin_get_interval();
   if (drift.running) return 0;
   struct vs_err err = {0};

@@ -73,13 +73,6 @@ static struct {
 
 /* ------------------------------------------------------------------------------ config */
 
-static int add_string(char ***list, size_t *n, const char *s) {
-  char **grown = realloc(*list, (*n + 1) * sizeof(char *));
-  if (!grown) return -1;
-  *list = grown;
-  return (grown[(*n)++] = strdup(s)) ? 0 : -1;
-}
-
 static int config_strings(oconfig_item_t *c, int min, int max, const char *what) {
   if (c->values_num < min || c->values_num > max) goto bad;
   for (int i = 0; i < c->values_num; i++)
@@ -112,9 +105,10 @@ static int config_tree(oconfig_item_t *c) {
       return -1;
     }
   if (vs_cf_check_dir(c, PLUGIN, path) < 0) return -1;
-  if (add_string(&snap.tree_names, &snap.n_trees, name) < 0) return -1;
+  vs_strv_add(&snap.tree_names, &snap.n_trees, name);
   snap.n_trees--;
-  return add_string(&snap.tree_paths, &snap.n_trees, path);
+  vs_strv_add(&snap.tree_paths, &snap.n_trees, path);
+  return 0;
 }
 
 static int config_one(oconfig_item_t *c) {
@@ -126,7 +120,7 @@ static int config_one(oconfig_item_t *c) {
     rc = vs_cf_string(c, PLUGIN, &snap.uri);
   } else if (strcasecmp(c->key, "Domain") == 0) {
     rc = config_strings(c, 1, 1, "a domain name or glob");
-    if (rc == 0) rc = add_string(&snap.globs, &snap.n_globs, c->values[0].value.string);
+    if (rc == 0) vs_strv_add(&snap.globs, &snap.n_globs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "IgnoreSelected") == 0) {
     rc = vs_cf_boolean(c, PLUGIN, &snap.ignore_selected);
   } else if (strcasecmp(c->key, "Tree") == 0) {
@@ -154,7 +148,7 @@ static int config_one(oconfig_item_t *c) {
   } else if (strcasecmp(c->key, "BackingDir") == 0) {
     rc = config_strings(c, 1, 1, "a directory");
     if (rc == 0 && (rc = vs_cf_check_dir(c, PLUGIN, c->values[0].value.string)) == 0)
-      rc = add_string(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
+      vs_strv_add(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "DataDir") == 0) {
     rc = vs_cf_string(c, PLUGIN, &snap.data_dir); /* created at init when missing */
   } else if (strcasecmp(c->key, "BackupDir") == 0) {
@@ -246,12 +240,7 @@ static struct job *list_jobs(size_t *n, bool *complete) {
     vs_err_clear(&err);
   }
   *complete = !want_libvirt || snap.virt;
-  struct job *jobs = calloc(n_doms + snap.n_trees + 1, sizeof(*jobs));
-  if (!jobs) {
-    vs_domains_free(doms, n_doms);
-    *n = 0;
-    return NULL;
-  }
+  struct job *jobs = vs_xcalloc(n_doms + snap.n_trees + 1, sizeof(*jobs));
   size_t k = 0;
   for (size_t i = 0; i < n_doms; i++) {
     if (vs_domain_selected(snap.globs, snap.n_globs, snap.ignore_selected, doms[i].name)) {
@@ -411,12 +400,9 @@ static void run_job(struct vs_extractor *x, const struct job *j) {
   for (size_t i = 0; i < snap.n_results && !r; i++)
     if (strcmp(snap.results[i].id, id) == 0) r = &snap.results[i];
   if (!r) {
-    struct result *grown = realloc(snap.results, (snap.n_results + 1) * sizeof(*grown));
-    if (grown) {
-      snap.results = grown;
-      r = &snap.results[snap.n_results++];
-      *r = (struct result){.id = vs_xstrdup(id)};
-    }
+    snap.results = vs_xrealloc(snap.results, (snap.n_results + 1) * sizeof(*snap.results));
+    r = &snap.results[snap.n_results++];
+    *r = (struct result){.id = vs_xstrdup(id)};
   }
   if (r) {
     free(r->instance);
@@ -513,7 +499,7 @@ static int init(void) {
   vs_log_set_sink(vs_glue_log_sink, PLUGIN);
   if (!snap.watch) snap.watch = vs_watch_new_default();
   if (snap.interval == 0) snap.interval = plugin_get_interval();
-  if (!snap.data_dir) snap.data_dir = strdup("/var/lib/collectd/vmscope");
+  if (!snap.data_dir) snap.data_dir = vs_xstrdup("/var/lib/collectd/vmscope");
   if (snap.running) return 0;
   struct vs_err err = {0};
   if (vs_pool_create(snap.data_dir, &err) < 0) { /* vmscope_drift reads it: made here */

@@ -137,8 +137,6 @@ void vs_guestfs_close(struct vs_guestfs *gfs);
  * emulation. For shutting down: collectd gives plugins no way to cancel a running read. */
 void vs_guestfs_kill_appliances(void);
 
-void vs_strv_free(char **v, size_t n);
-
 const char *vs_ftype_name(enum vs_ftype t);
 
 #endif

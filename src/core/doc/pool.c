@@ -1,6 +1,5 @@
 #include "pool.h"
 
-#include "source.h"
 #include "strmap.h"
 
 #include <dirent.h>

@@ -2,7 +2,6 @@
 #include "fleetview.h"
 
 #include "pool.h"
-#include "source.h"
 #include "util.h"
 
 #include <dirent.h>

@@ -94,13 +94,6 @@ const char *vs_source_path(const struct vs_source *src) {
   return src->path;
 }
 
-void vs_strv_free(char **v, size_t n) {
-  if (!v) return;
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
 const char *vs_ftype_name(enum vs_ftype t) {
   static const char *const names[] = {"regular file", "directory", "symlink", "character device",
                                       "block device", "FIFO",      "socket"};

@@ -420,3 +420,15 @@ void vs_reset_sigchld(void) {
       vs_log(VS_LOG_WARNING, "cannot reset SIGCHLD: %s", strerror(errno));
   }
 }
+
+void vs_strv_add(char ***v, size_t *n, const char *s) {
+  *v = vs_xrealloc(*v, (*n + 1) * sizeof(char *));
+  (*v)[(*n)++] = vs_xstrdup(s);
+}
+
+void vs_strv_free(char **v, size_t n) {
+  if (!v) return;
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}

@@ -95,6 +95,12 @@ void vs_buf_addf(struct vs_buf *b, const char *fmt, ...) VS_PRINTF(2, 3);
 void vs_buf_addc(struct vs_buf *b, char c);
 void vs_buf_reset(struct vs_buf *b);
 void vs_buf_free(struct vs_buf *b);
+
+/* String lists: an array of N strings, grown one at a time. vs_strv_add appends a copy of S
+ * (out of memory aborts, as the vs_x* allocators do); vs_strv_free frees the first N strings
+ * of V, then V (NULL is fine). */
+void vs_strv_add(char ***v, size_t *n, const char *s);
+void vs_strv_free(char **v, size_t n);
 char *vs_buf_steal(struct vs_buf *b);
 
 /* Appends S to B with every byte that is a control character, or not part of valid UTF-8,
