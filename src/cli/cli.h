@@ -5,6 +5,7 @@
 
 #include "extract.h"
 #include "feature.h"
+#include "snapshot.h"
 #include "source.h"
 #include "watch.h"
 
@@ -28,7 +29,6 @@ int vs_cmd_report(int argc, char **argv);
 /* ----------------------------------------------- reading SOURCE arguments (read_docs.c) */
 
 #define VS_CLI_MAX_REPEAT 64
-enum { VS_CLI_BACKEND_AUTO, VS_CLI_BACKEND_DIRECT, VS_CLI_BACKEND_GUESTFS };
 enum {
   VS_CLI_OPT_NO_DEFAULT_WATCH = 0x100,
   VS_CLI_OPT_STATS,
@@ -53,7 +53,7 @@ extern const char vs_cli_read_help[];
 
 struct vs_cli_read {
   bool stats, no_default_watch;
-  int backend;
+  enum vs_backend_choice backend;
   const char *backend_arg; /* --backend as given: a second one is refused */
   struct vs_image_opts image;
   const char *backing_dirs[VS_CLI_MAX_REPEAT];

@@ -66,7 +66,7 @@ static int load(struct vs_view *view, const char *const *pools, size_t n_pools, 
                 size_t n, const char *prog) {
   int status = vs_cli_add_pools(view, pools, n_pools, prog);
   if (status == VS_EXIT_USAGE || n == 0) return status;
-  struct vs_cli_read r = {.backend = VS_CLI_BACKEND_AUTO};
+  struct vs_cli_read r = {.backend = VS_BACKEND_AUTO};
   int rc = vs_cli_add_sources(view, &r, paths, n, NULL, prog);
   return rc > status ? rc : status;
 }

@@ -189,9 +189,7 @@ int vs_cmd_snapshot(int argc, char **argv) {
       vs_err_clear(&err);
       return VS_EXIT_USAGE;
     }
-  so.backend = r.backend == VS_CLI_BACKEND_DIRECT    ? VS_BACKEND_DIRECT
-               : r.backend == VS_CLI_BACKEND_GUESTFS ? VS_BACKEND_GUESTFS
-                                                     : VS_BACKEND_AUTO;
+  so.backend = r.backend;
   so.backing_dirs = r.backing_dirs;
   so.n_backing_dirs = r.image.n_backing_dirs;
   so.watch = watch;

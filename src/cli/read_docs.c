@@ -111,11 +111,11 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
   case 'b':
     if (vs_cli_set_once(&r->backend_arg, arg, "--backend", prog) < 0) return -1;
     if (strcmp(arg, "auto") == 0)
-      r->backend = VS_CLI_BACKEND_AUTO;
+      r->backend = VS_BACKEND_AUTO;
     else if (strcmp(arg, "direct") == 0)
-      r->backend = VS_CLI_BACKEND_DIRECT;
+      r->backend = VS_BACKEND_DIRECT;
     else if (strcmp(arg, "guestfs") == 0)
-      r->backend = VS_CLI_BACKEND_GUESTFS;
+      r->backend = VS_BACKEND_GUESTFS;
     else {
       fprintf(stderr, "%s: --backend takes auto, direct or guestfs, not \"%s\"\n", prog, arg);
       return -1;
@@ -179,12 +179,12 @@ static struct vs_source *open_source(const struct vs_cli_read *r, const char *pa
                                      struct vs_err *err) {
   *needs_guestfs = false;
   if (S_ISDIR(st->st_mode)) return vs_source_open_dir(path, err);
-  if (r->backend == VS_CLI_BACKEND_GUESTFS) {
+  if (r->backend == VS_BACKEND_GUESTFS) {
     *needs_guestfs = true;
     return NULL;
   }
   struct vs_source *src = vs_source_open_image(&path, 1, &r->image, err);
-  if (!src && err->code == ENOTSUP && r->backend == VS_CLI_BACKEND_AUTO) {
+  if (!src && err->code == ENOTSUP && r->backend == VS_BACKEND_AUTO) {
     vs_log(VS_LOG_INFO, "%s; trying libguestfs", vs_err_msg(err));
     vs_err_clear(err);
     *needs_guestfs = true;

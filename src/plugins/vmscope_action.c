@@ -472,6 +472,11 @@ static void job_free(void *p) {
   free(j);
 }
 
+/* rules.h speaks collectd's severity numbers without knowing collectd: they must agree. */
+_Static_assert(VS_SEV_FAILURE == NOTIF_FAILURE && VS_SEV_WARNING == NOTIF_WARNING &&
+                   VS_SEV_OKAY == NOTIF_OKAY,
+               "rules.h's severities are collectd's");
+
 static struct vs_event *event_of(const notification_t *n) {
   struct vs_event *e = vs_xcalloc(1, sizeof(*e));
   e->severity = n->severity;
