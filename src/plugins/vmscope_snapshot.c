@@ -222,6 +222,7 @@ static struct job *list_jobs(size_t *n, bool *complete) {
   size_t n_doms = 0;
   bool want_libvirt = snap.uri || snap.n_trees == 0;
   if (want_libvirt) {
+    /* Between cycles, no worker uses the connection (virt.h): it may be replaced here. */
     if (snap.virt && !vs_virt_alive(snap.virt)) { /* libvirtd went away: reconnect */
       vs_virt_close(snap.virt);
       snap.virt = NULL;

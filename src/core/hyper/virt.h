@@ -6,8 +6,11 @@
  * devices by their order ("vm:devices/interface[1]/model"). Secrets in the XML (graphics
  * passwords, auth) are never copied.
  *
- * Thread safety: one struct vs_virt serves one thread at a time (libvirt connections are
- * thread-safe, but the error state we keep is not). */
+ * Thread safety: a struct vs_virt may serve many threads at once (vmscope_snapshot's workers
+ * share one): libvirt connections are thread-safe, and the only error state used here is
+ * libvirt's last error, which libvirt keeps per thread (virGetLastError). Opening, closing
+ * and (un)registering lifecycle events change the struct itself: its owner does those while
+ * no other thread uses it. */
 #ifndef VS_VIRT_H
 #define VS_VIRT_H
 
