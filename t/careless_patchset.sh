@@ -194,4 +194,24 @@ if command -v qemu-system-x86_64 >/dev/null && [ -x "$VS_BUILDDIR/t/qmp_cmd" ]; 
 else
   skip 5 "qemu-system-x86_64 or t/qmp_cmd is not available"
 fi
+# Two bases with one qcow2 layout and different contents (two file systems of one size,
+# converted alike): their headers and L1 tables are equal, so the set's base is told by content.
+twin=$(tmpdir)
+mkdir -p "$twin/t1/etc" "$twin/t2/etc"
+echo one >"$twin/t1/etc/hostname"
+echo two >"$twin/t2/etc/hostname"
+for i in 1 2; do
+  mke2fs -q -t ext4 -d "$twin/t$i" "$twin/fs$i.raw" 16M && qemu-img convert -O qcow2 "$twin/fs$i.raw" "$twin/fs$i.qcow2"
+done
+cp "$twin/fs1.qcow2" "$twin/fs1p.qcow2"
+qemu-io -f qcow2 -c 'write -P 0x5a 8M 64k' "$twin/fs1p.qcow2" >/dev/null
+"$VMSCOPE" patchset make --base "$twin/fs1.qcow2" --patched "$twin/fs1p.qcow2" -o "$twin/set.qcow2" >/dev/null 2>&1
+ok $? "a set on the first file system"
+qemu-img create -q -f qcow2 -b fs2.qcow2 -F qcow2 "$twin/on2.qcow2"
+before=$(sha256sum "$twin/on2.qcow2")
+"$VMSCOPE" patchset apply --image "$twin/on2.qcow2" "$twin/set.qcow2" >/dev/null 2>"$twin/err"
+is "$?" 1 "is refused on a disk whose base has the same layout but other contents"
+grep -q "its chain is not based on the set's base" "$twin/err"; ok $? "saying its chain is not on the set's base"
+is "$(sha256sum "$twin/on2.qcow2")" "$before" "and the disk is unchanged"
+rm -rf "$twin"
 done_testing

@@ -28,123 +28,118 @@ static enum vs_channel_status status_of(const char *name) {
   return VS_CHANNEL_MALFORMED;
 }
 
+/* A message on its way: where it was put, and what it says. */
+struct placed {
+  char *host, *inbox, *text;
+};
+
+static void placed_clear(struct placed *p) {
+  free(p->host);
+  free(p->inbox);
+  free(p->text);
+  *p = (struct placed){0};
+}
+
+/* Puts the message into the inbox of the host that runs VM, guarded by the VM's map entry so
+ * that a VM moving meanwhile is located again (at most five times). */
+static enum vs_channel_status place(struct vs_fleet *f, const char *vm, json_t *command,
+                                    const char *id, struct placed *p, struct vs_err *err) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    _cleanup_(vs_freep) char *host = NULL, *uuid = NULL;
+    int64_t rev = 0;
+    if (vs_fleet_locate(f, vm, &host, &uuid, &rev, err) < 0) {
+      enum vs_channel_status s =
+          err->code == ENOENT ? VS_CHANNEL_NOT_CONFIGURED : VS_CHANNEL_FAILED;
+      vs_err_prefix(err, "routing to %s (%s)", vm, vs_channel_status_name(s));
+      return s;
+    }
+    json_t *msg =
+        json_pack("{sssOsI}", "vm", uuid, "command", command, "sent", (json_int_t)time(NULL));
+    _cleanup_(vs_freep) char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    _cleanup_(vs_freep) char *inbox = vs_xasprintf("inbox/%s/%s", host, id);
+    _cleanup_(vs_freep) char *guard = vs_xasprintf("vms/%s", uuid);
+    bool placed = false;
+    if (vs_fleet_put_if_unchanged(f, guard, rev, inbox, text, &placed, err) < 0)
+      return VS_CHANNEL_FAILED;
+    if (placed) {
+      *p = (struct placed){vs_steal(&host), vs_steal(&inbox), vs_steal(&text)};
+      return VS_CHANNEL_OK;
+    }
+    /* Not placed: the VM moved between locating and sending; locate it again. */
+  }
+  vs_err_set(err, EAGAIN, "%s keeps moving between hosts; not sent (failed)", vm);
+  return VS_CHANNEL_FAILED;
+}
+
+/* If VM now runs elsewhere than where P was put (its old host may be dead and unable to move
+ * the message itself), moves the message after it. */
+static void follow(struct vs_fleet *f, const char *vm, const char *id, struct placed *p) {
+  _cleanup_(vs_freep) char *host = NULL, *uuid = NULL;
+  int64_t rev = 0;
+  if (vs_fleet_locate(f, vm, &host, &uuid, &rev, NULL) < 0 || strcmp(host, p->host) == 0) return;
+  _cleanup_(vs_freep) char *to = vs_xasprintf("inbox/%s/%s", host, id);
+  _cleanup_(vs_freep) char *guard = vs_xasprintf("vms/%s", uuid);
+  bool moved = false;
+  if (vs_fleet_move(f, p->inbox, to, p->text, guard, rev, &moved, NULL) == 0 && moved) {
+    free(p->inbox);
+    p->inbox = vs_steal(&to);
+    free(p->host);
+    p->host = vs_steal(&host);
+  }
+}
+
+/* The proxy's reply VALUE: its status, and *REPLY (the agent's return) when it is ok. */
+static enum vs_channel_status take_reply(const char *value, json_t **reply, struct vs_err *err) {
+  json_t *r = json_loads(value, 0, NULL);
+  enum vs_channel_status s = status_of(json_string_value(json_object_get(r, "status")));
+  if (s == VS_CHANNEL_OK) {
+    *reply = json_incref(json_object_get(r, "return"));
+    vs_err_clear(err);
+  } else {
+    const char *why = json_string_value(json_object_get(r, "error"));
+    vs_err_set(err, EREMOTEIO, "%s", why ? why : "the proxy's reply is malformed (malformed)");
+  }
+  json_decref(r);
+  return s;
+}
+
 enum vs_channel_status vs_route_send(struct vs_fleet *f, const char *vm, json_t *command,
                                      int timeout_ms, json_t **reply, struct vs_err *err) {
   *reply = NULL;
   double deadline = vs_now_monotonic() + (timeout_ms > 0 ? timeout_ms : 10000) / 1000.0;
   _cleanup_(vs_freep) char *id = message_id();
   _cleanup_(vs_freep) char *reply_key = vs_xasprintf("replies/%s", id);
-  bool placed = false;
-  char *placed_host = NULL, *inbox = NULL, *text = NULL;
-  for (int attempt = 0; attempt < 5 && !placed; attempt++) {
-    char *host = NULL, *uuid = NULL;
-    int64_t rev = 0;
-    if (vs_fleet_locate(f, vm, &host, &uuid, &rev, err) < 0) {
-      enum vs_channel_status s =
-          err->code == ENOENT ? VS_CHANNEL_NOT_CONFIGURED : VS_CHANNEL_FAILED;
-      vs_err_prefix(err, "routing to %s (%s)", vm, vs_channel_status_name(s));
-      free(text); /* a previous attempt's, when the VM moved meanwhile */
-      free(inbox);
-      return s;
-    }
-    json_t *msg =
-        json_pack("{sssOsI}", "vm", uuid, "command", command, "sent", (json_int_t)time(NULL));
-    free(text);
-    text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    free(inbox);
-    inbox = vs_xasprintf("inbox/%s/%s", host, id);
-    char *guard = vs_xasprintf("vms/%s", uuid);
-    int rc = vs_fleet_put_if_unchanged(f, guard, rev, inbox, text, &placed, err);
-    free(guard);
-    free(uuid);
-    if (placed)
-      placed_host = host;
-    else
-      free(host);
-    if (rc < 0) {
-      free(inbox);
-      free(text);
-      return VS_CHANNEL_FAILED;
-    }
-    /* Not placed: the VM moved between locating and sending; locate it again. */
-  }
-  if (!placed) {
-    free(inbox);
-    free(text);
-    vs_err_set(err, EAGAIN, "%s keeps moving between hosts; not sent (failed)", vm);
-    return VS_CHANNEL_FAILED;
-  }
+  _cleanup_(placed_clear) struct placed p = {0};
+  enum vs_channel_status placed = place(f, vm, command, id, &p, err);
+  if (placed != VS_CHANNEL_OK) return placed;
   double next_check = vs_now_monotonic() + 0.5;
   int wait_ms = 1;
-  char *store_error = NULL; /* the store's last error while waiting */
+  _cleanup_(vs_freep) char *store_error = NULL; /* the store's last error while waiting */
   for (;;) {
-    char *value = NULL;
+    _cleanup_(vs_freep) char *value = NULL;
     if (vs_fleet_get(f, reply_key, &value, NULL, err) == 0) {
       vs_fleet_delete(f, reply_key, NULL);
-      free(store_error);
-      free(placed_host);
-      free(inbox);
-      free(text);
-      json_t *r = json_loads(value, 0, NULL);
-      free(value);
-      const char *status = json_string_value(json_object_get(r, "status"));
-      enum vs_channel_status s = status_of(status);
-      if (s == VS_CHANNEL_OK) {
-        *reply = json_incref(json_object_get(r, "return"));
-        vs_err_clear(err);
-      } else {
-        const char *why = json_string_value(json_object_get(r, "error"));
-        vs_err_set(err, EREMOTEIO, "%s", why ? why : "the proxy's reply is malformed (malformed)");
-      }
-      json_decref(r);
-      return s;
+      return take_reply(value, reply, err);
     }
-    bool store_down = false;
-    if (err->code == EACCES) { /* credentials do not get better by waiting */
-      free(placed_host);
-      free(inbox);
-      free(text);
-      return VS_CHANNEL_FAILED;
-    }
-    if (err->code != ENOENT) {
+    if (err->code == EACCES) return VS_CHANNEL_FAILED; /* credentials do not get better */
+    bool store_down = err->code != ENOENT;
+    if (store_down) {
       /* The message is placed; the store is unavailable for now (a member down, no quorum):
        * keep asking until the deadline, and say why if it comes. */
       free(store_error);
       store_error = vs_xstrdup(vs_err_msg(err));
-      store_down = true;
     }
     vs_err_clear(err);
     if (vs_now_monotonic() > next_check) {
-      /* Still unanswered: if the VM now runs elsewhere (its old host may be dead and unable
-       * to move the message itself), move it after the VM. */
       next_check = vs_now_monotonic() + 0.5;
-      char *host = NULL, *uuid = NULL;
-      int64_t rev = 0;
-      if (vs_fleet_locate(f, vm, &host, &uuid, &rev, NULL) == 0 && strcmp(host, placed_host) != 0) {
-        char *to = vs_xasprintf("inbox/%s/%s", host, id), *guard = vs_xasprintf("vms/%s", uuid);
-        bool moved = false;
-        if (vs_fleet_move(f, inbox, to, text, guard, rev, &moved, NULL) == 0 && moved) {
-          free(inbox);
-          inbox = vs_steal(&to);
-          free(placed_host);
-          placed_host = vs_steal(&host);
-        }
-        free(to);
-        free(guard);
-      }
-      free(host);
-      free(uuid);
+      follow(f, vm, id, &p);
     }
     if (vs_now_monotonic() > deadline) {
-      free(placed_host);
-      free(inbox);
-      free(text);
       vs_err_set(err, ETIMEDOUT,
                  "%s: no reply within %d ms (the message stays queued for its host)%s%s (timeout)",
                  vm, timeout_ms, store_error ? "; the store last said: " : "",
                  store_error ? store_error : "");
-      free(store_error);
       return VS_CHANNEL_TIMEOUT;
     }
     usleep((useconds_t)(store_down ? 200 : wait_ms) * 1000);
@@ -410,9 +405,14 @@ int vs_proxy_listen(struct vs_proxy *p, const char *path, struct vs_err *err) {
   if (strlen(path) >= sizeof(sa.sun_path))
     return vs_err_set(err, ENAMETOOLONG, "%s: socket path too long", path);
   memcpy(sa.sun_path, path, strlen(path) + 1);
+  /* Only a stale socket of an earlier run is replaced: never a file that is anything else. */
+  struct stat st;
+  if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+    return vs_err_set(err, EEXIST, "%s exists and is not a socket: not replaced (give a new path)",
+                      path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return vs_err_set(err, errno, "socket: %s", strerror(errno));
-  unlink(path);             /* a stale socket of an earlier run */
+  unlink(path); /* a stale socket of an earlier run */
   mode_t old = umask(0177); /* created 0600: only this user may send */
   int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
   umask(old);

@@ -847,6 +847,18 @@ int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
       e[b] = (uint8_t)(img->l1[i] >> (56 - 8 * b));
     EVP_DigestUpdate(md, e, 8);
   }
+  /* The header and L1 table say how a qcow2 image is laid out, not what it holds: two images
+   * converted from different file systems of one size can share them. The guest's first and
+   * last 64 KiB (partition tables, superblocks with their UUIDs) tell such twins apart. */
+  if (rc == 0 && img->is_qcow2 && !img->nbd && img->size > 0) {
+    size_t span = img->size < 65536 ? (size_t)img->size : 65536;
+    uint8_t *data = vs_xmalloc(span);
+    rc = vs_image_pread(img, data, span, 0, err);
+    if (rc == 0) EVP_DigestUpdate(md, data, span);
+    if (rc == 0) rc = vs_image_pread(img, data, span, img->size - span, err);
+    if (rc == 0) EVP_DigestUpdate(md, data, span);
+    free(data);
+  }
   uint8_t size_be[8];
   for (int i = 0; i < 8; i++)
     size_be[i] = (uint8_t)(img->size >> (56 - 8 * i));

@@ -72,8 +72,8 @@ void vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
 /* Tells the kernel the whole chain will be read front to back (bigger read-ahead). */
 void vs_image_advise_sequential(struct vs_image *img);
 /* The image's identity, for telling later that a chain is based on it: SHA-256 of the qcow2
- * header cluster and L1 table (of the first 64 KiB for raw), with the virtual size. OUT gets
- * 64 hex digits. */
+ * header cluster, L1 table and the guest's first and last 64 KiB (of the first 64 KiB for raw),
+ * with the virtual size. OUT gets 64 hex digits. */
 int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err);
 
 /* ------------------------------------------------------------ partitions and file systems */
