@@ -160,6 +160,47 @@ is "$?:$(cat "$work/e")" "2:vmscope report: --html given twice (\"$work/r.html\"
 "$VMSCOPE" report --html "$work/r.html" --top -1 --pool "$work/pool" 2>"$work/e"
 is "$?:$(cat "$work/e")" '2:vmscope report: --top takes a count of findings per VM (0 for all), not "-1"' "report: a negative --top is refused"
 
+# --- found by a fresh-eyes trial ------------------------------------------------------------------
+cp "$work/web-01.json" "$work/keep.json"
+before=$(sha256sum "$work/keep.json")
+"$VMSCOPE" report --html "$work/keep.json" --pool "$work/pool" 2>"$work/e"
+is "$?:$(sha256sum "$work/keep.json")" "2:$before" "report over an existing file that is not a vmscope page is refused, the file unchanged"
+grep -q 'exists already: not replaced' "$work/e"; ok $? "saying how to proceed: $(cat "$work/e")"
+"$VMSCOPE" report --html "$work/keep.json" --force --pool "$work/pool"
+is "$?:$(head -c 15 "$work/keep.json")" "0:<!DOCTYPE html>" "with --force it is replaced"
+"$VMSCOPE" report --html "$work/keep.json" --pool "$work/pool"
+is "$?" 0 "and a page vmscope wrote is replaced without --force (a report run again)"
+"$VMSCOPE" drift --pool "$work/pool" --pool "./$(realpath --relative-to=. "$work/pool")" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "0:" "the same pool given twice by two names is one pool, without a false error"
+"$VMSCOPE" drift --pool "$work/pool/$(uuid 02)" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --pool $work/pool/$(uuid 02) holds documents itself: it is one VM's directory in a pool; give the pool, its parent directory" \
+  "one VM's directory given as the pool points at its parent"
+cp -r "$work/pool" "$work/misfiled"
+cp "$work/pool/$(uuid 02)/20261125T100000Z.json" "$work/misfiled/$(uuid 03)/20261126T100000Z.json"
+"$VMSCOPE" drift --pool "$work/misfiled" >/dev/null 2>"$work/e"
+is "$?" 1 "a document filed under another VM's directory is an error, not a VM silently gone"
+grep -q "misfiled/$(uuid 03): its newest document is VM web-02's" "$work/e"; ok $? "naming the directory and the VM: $(cat "$work/e")"
+"$VMSCOPE" analyze --pool "$work/empty" >"$work/o" 2>/dev/null
+is "$?:$(cat "$work/o")" "1:" "analyze of an empty pool prints no empty analysis"
+rm -f "$work/r0.html"
+"$VMSCOPE" report --html "$work/r0.html" --pool "$work/empty" 2>/dev/null
+is "$?:$(test -e "$work/r0.html" && echo written)" "1:" "report of an empty pool writes no page"
+"$VMSCOPE" similar --setting nosuchkey=1 --pool "$work/pool" >"$work/o" 2>"$work/e"
+is "$?:$(cat "$work/o")" "2:" "similar by a key no VM has is refused"
+is "$(cat "$work/e")" "vmscope similar: no VM has nosuchkey (see vmscope inspect for the keys)" "saying so"
+"$VMSCOPE" analyze --pool "$work/pool" >/dev/full 2>"$work/e"
+is "$?:$(cat "$work/e")" "1:vmscope analyze: writing standard output failed" "a failed write to standard output is an error"
+mkdir -p "$work/web-07-image" && cp -r "$T/web-07/." "$work/web-07-image/"
+jq --arg id "$(uuid 07)" '.id = $id' "$work/web-07.json" >/dev/null
+"$VMSCOPE" drift --pool "$work/pool" --peer-group fleet --target "$T/web-07" --format text 2>"$work/e" >"$work/o"
+grep -q '^# web-07: 9 samples' "$work/o"; ok $? "drift --pool --target TREE: the pool's VM of the same name is the target itself, not its peer (9 samples)"
+grep -q "the pool's VM web-07 ($(uuid 07)) has the target's name" "$work/e"; ok $? "with a note"
+sockfile=$work/not-a-socket.json
+cp "$work/web-01.json" "$sockfile"
+timeout 20 "$VMSCOPE" fleet proxy --socket "$sockfile" --host h1 >/dev/null 2>"$work/e"
+is "$?:$(cmp -s "$sockfile" "$work/web-01.json" && echo same)" "1:same" "fleet proxy --socket FILE never deletes a file that is not a socket"
+grep -q 'exists and is not a socket: not replaced' "$work/e"; ok $? "saying so: $(head -n1 "$work/e")"
+
 # --- the vmscope_drift plugin ------------------------------------------------------------------
 plugindir=$(vs_plugin_dir "$work")
 vs_collectd_env

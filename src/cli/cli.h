@@ -129,9 +129,10 @@ bool vs_cli_refuse_pool_source(const char *path, const char *prog);
  * VS_EXIT_PARTIAL when some VM could not be read or a pool is empty, else VS_EXIT_OK. */
 int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, const char *prog);
 /* Reads PATHS into VIEW (documents of one VM count once), leaving out documents whose id is
- * NOT_ID (the target's, with a note). Returns VS_EXIT_USAGE for a pool given as a source or
- * unusable options, VS_EXIT_PARTIAL when a source failed (printed), else VS_EXIT_OK. */
+ * NOT_ID or whose name is NOT_NAME (the target's: the same VM seen another way, with a note).
+ * Returns VS_EXIT_USAGE for a pool given as a source or unusable options, VS_EXIT_PARTIAL when
+ * a source failed (printed), else VS_EXIT_OK. */
 int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char **paths, size_t n,
-                       const char *not_id, const char *prog);
+                       const char *not_id, const char *not_name, const char *prog);
 
 #endif

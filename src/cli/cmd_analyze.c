@@ -67,7 +67,7 @@ static int load(struct vs_view *view, const char *const *pools, size_t n_pools, 
   int status = vs_cli_add_pools(view, pools, n_pools, prog);
   if (status == VS_EXIT_USAGE || n == 0) return status;
   struct vs_cli_read r = {.backend = VS_BACKEND_AUTO};
-  int rc = vs_cli_add_sources(view, &r, paths, n, NULL, prog);
+  int rc = vs_cli_add_sources(view, &r, paths, n, NULL, NULL, prog);
   return rc > status ? rc : status;
 }
 
@@ -257,14 +257,50 @@ static int parse_args(int argc, char **argv, bool similar, struct args *a, const
   return convert_args(a, prog);
 }
 
+static int worse_of(int a, int b) {
+  return a > b ? a : b;
+}
+
+/* analyze's output: the roles, as JSON or text. */
+static int roles_of(const struct vs_view *view, bool text, const char *prog) {
+  if (text) {
+    print_roles_text(view);
+    return VS_EXIT_OK;
+  }
+  json_t *j = vs_analysis_json(vs_view_analysis(view), vs_view_tokens(view));
+  int status = vs_cli_print_json(j, false, prog) < 0 ? VS_EXIT_PARTIAL : VS_EXIT_OK;
+  json_decref(j);
+  return status;
+}
+
+/* similar's output: the VMs by likeness to TARGET, or to the settings, which some VM must have
+ * (a key no VM has is a typo, not a ranking of zeros). */
+static int similar_of(const struct vs_view *view, const char *target, const struct args *a,
+                      const char *prog) {
+  for (size_t k = 0; k < a->n_settings; k++) {
+    const char *eq = strchr(a->settings[k], '=');
+    _cleanup_(vs_freep) char *key = vs_xstrndup(a->settings[k], (size_t)(eq - a->settings[k]));
+    if (vs_pop_key_index(vs_view_fleet(view), key) < 0) {
+      fprintf(stderr, "%s: no VM has %s (see vmscope inspect for the keys)\n", prog, key);
+      return VS_EXIT_USAGE;
+    }
+  }
+  long t = target ? vs_view_find(view, target) : -1;
+  if (target && t < 0) {
+    fprintf(stderr, "%s: %s %s among the %zu VMs\n", prog, target,
+            t == -2 ? "names more than one VM: give its id" : "is no VM", vs_view_count(view));
+    return VS_EXIT_PARTIAL;
+  }
+  return print_similar(view, t, a->settings, a->n_settings, a->text, a->top_n, prog);
+}
+
 static int run(int argc, char **argv, bool similar) {
   const char *prog = similar ? "vmscope similar" : "vmscope analyze";
   struct args a = {0};
   int parsed = parse_args(argc, argv, similar, &a, prog);
   if (parsed != 0) return parsed > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
-  const char **pools = a.pools, **settings = a.settings, *labels = a.labels;
+  const char **pools = a.pools, *labels = a.labels;
   size_t n_pools = a.n_pools, n_settings = a.n_settings;
-  bool text = a.text;
   struct vs_view_opts vo = a.vo;
   const char *target = NULL;
   if (similar) {
@@ -292,26 +328,19 @@ static int run(int argc, char **argv, bool similar) {
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
   if (status == VS_EXIT_USAGE) return status;
-  vs_view_prepare(view, &vo);
-  if (label_map) report_unused_labels(view, label_map, labels, prog);
-  if (!similar) {
-    if (text) {
-      print_roles_text(view);
-    } else {
-      json_t *j = vs_analysis_json(vs_view_analysis(view), vs_view_tokens(view));
-      if (vs_cli_print_json(j, false, prog) < 0) status = VS_EXIT_PARTIAL;
-      json_decref(j);
-    }
-    return status;
-  }
-  long t = target ? vs_view_find(view, target) : -1;
-  if (target && t < 0) {
-    fprintf(stderr, "%s: %s %s among the %zu VMs\n", prog, target,
-            t == -2 ? "names more than one VM: give its id" : "is no VM", vs_view_count(view));
+  if (vs_view_count(view) == 0) {
+    fprintf(stderr, "%s: no VM to analyse\n", prog);
     return VS_EXIT_PARTIAL;
   }
-  int rc = print_similar(view, t, settings, n_settings, text, a.top_n, prog);
-  return rc > status ? rc : status;
+  vs_view_prepare(view, &vo);
+  if (label_map) report_unused_labels(view, label_map, labels, prog);
+  status =
+      worse_of(status, similar ? similar_of(view, target, &a, prog) : roles_of(view, a.text, prog));
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "%s: writing standard output failed\n", prog);
+    return VS_EXIT_PARTIAL;
+  }
+  return status;
 }
 
 int vs_cmd_analyze(int argc, char **argv) {
@@ -339,6 +368,8 @@ static void report_usage(FILE *out) {
         "                          pools add up (VMs count once, by id)\n"
         "  -n, --top N             findings per VM (default 10; 0: all)\n"
         "      --title TEXT        the page's title\n"
+        "      --force             replace OUT.html even when it is not a page vmscope\n"
+        "                          wrote (never an input)\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 some source failed (the page has the others), 2 usage error.\n",
@@ -374,14 +405,29 @@ static char *report_html(const struct vs_view *view, const char *title, size_t t
   return html;
 }
 
+/* Whether PATH is a page vmscope report wrote (its generator named in its first 4 KiB). */
+static bool is_report(const char *path) {
+  FILE *f = fopen(path, "re");
+  if (!f) return false;
+  char head[4097];
+  size_t n = fread(head, 1, sizeof(head) - 1, f);
+  fclose(f);
+  head[n] = '\0';
+  return strstr(head, "<meta name=\"generator\" content=\"" VS_REPORT_GENERATOR "\">") != NULL;
+}
+
 int vs_cmd_report(int argc, char **argv) {
   const char *prog = "vmscope report";
-  enum { OPT_TITLE = VS_CLI_OPT_FIRST_FREE };
-  static const struct option opts[] = {
-      {"html", required_argument, NULL, 'o'}, {"pool", required_argument, NULL, 'p'},
-      {"top", required_argument, NULL, 'n'},  {"title", required_argument, NULL, OPT_TITLE},
-      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+  enum { OPT_TITLE = VS_CLI_OPT_FIRST_FREE, OPT_FORCE };
+  static const struct option opts[] = {{"html", required_argument, NULL, 'o'},
+                                       {"pool", required_argument, NULL, 'p'},
+                                       {"top", required_argument, NULL, 'n'},
+                                       {"title", required_argument, NULL, OPT_TITLE},
+                                       {"force", no_argument, NULL, OPT_FORCE},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL, *top_arg = NULL;
+  bool force = false;
   size_t n_pools = 0;
   const struct vs_cli_once single[] = {
       {'o', "--html", &out}, {'n', "--top", &top_arg}, {OPT_TITLE, "--title", &title}};
@@ -393,6 +439,8 @@ int vs_cmd_report(int argc, char **argv) {
     if (taken) continue;
     if (c == 'p') {
       if (add_repeat(pools, &n_pools, optarg, "--pool", prog) < 0) return VS_EXIT_USAGE;
+    } else if (c == OPT_FORCE) {
+      force = true;
     } else if (c == 'h') {
       report_usage(stdout);
       return VS_EXIT_OK;
@@ -411,13 +459,18 @@ int vs_cmd_report(int argc, char **argv) {
     fprintf(stderr, "%s: give --html OUT.html and --pool DIR or SOURCE...\n", prog);
     return VS_EXIT_USAGE;
   }
-  /* The page replaces an older page, never a pool's document or a source. */
-  if (vs_cli_check_output(out, (char *const *)pools, n_pools, true, prog) < 0 ||
+  /* The page replaces a page vmscope wrote (or, with --force, any file), never an input. */
+  bool replace = force || is_report(out);
+  if (vs_cli_check_output(out, (char *const *)pools, n_pools, replace, prog) < 0 ||
       vs_cli_check_output(out, argv + optind, (size_t)(argc - optind), true, prog) < 0)
     return VS_EXIT_USAGE;
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
   if (status == VS_EXIT_USAGE) return status;
+  if (vs_view_count(view) == 0) {
+    fprintf(stderr, "%s: no VM to report on: nothing written\n", prog);
+    return VS_EXIT_PARTIAL;
+  }
   vs_view_prepare(view, NULL);
   _cleanup_(vs_freep) char *html = report_html(view, title, (size_t)top);
   struct vs_err err = {0};

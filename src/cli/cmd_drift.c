@@ -289,6 +289,24 @@ static int read_target(const struct options *o, struct vs_view *view, char **tar
     status = read.n ? VS_EXIT_USAGE : VS_EXIT_PARTIAL;
   } else {
     *target_id = vs_xstrdup(vs_feature_id(read.docs[0]));
+    /* The same VM seen another way (its disk image, and its domain's documents in the pool)
+     * has another id but its name: it is not its own peer either. */
+    const char *name = vs_feature_name(read.docs[0]);
+    for (long at; name && (at = vs_view_find(view, name)) != -1;) {
+      if (at == -2) { /* several: drop them one by one */
+        for (size_t k = 0; k < vs_view_count(view); k++)
+          if (vs_feature_name(vs_view_doc(view, k)) &&
+              strcmp(vs_feature_name(vs_view_doc(view, k)), name) == 0) {
+            at = (long)k;
+            break;
+          }
+      }
+      fprintf(stderr,
+              PROG ": note: the pool's VM %s (%s) has the target's name: taken as the target "
+                   "itself, not its peer: left out\n",
+              name, vs_feature_id(vs_view_doc(view, (size_t)at)));
+      vs_view_remove(view, (size_t)at);
+    }
     size_t dropped = vs_view_add_target(view, vs_steal(&read.docs[0]));
     if (dropped)
       fprintf(stderr,
@@ -298,6 +316,12 @@ static int read_target(const struct options *o, struct vs_view *view, char **tar
   }
   vs_cli_docs_clear(&read);
   return status;
+}
+
+/* The name of the target TARGET_ID in VIEW, or NULL. */
+static const char *target_name(const struct vs_view *view, const char *target_id) {
+  long t = target_id ? vs_view_find_id(view, target_id) : -1;
+  return t >= 0 ? vs_feature_name(vs_view_doc(view, (size_t)t)) : NULL;
 }
 
 static int worse(int a, int b) {
@@ -327,7 +351,7 @@ int vs_cmd_drift(int argc, char **argv) {
   }
   if (optind < argc)
     status = worse(status, vs_cli_add_sources(view, &o.read, argv + optind, (size_t)(argc - optind),
-                                              target_id, PROG));
+                                              target_id, target_name(view, target_id), PROG));
   if (status == VS_EXIT_USAGE) return status;
   vs_view_prepare(view, &o.view);
 

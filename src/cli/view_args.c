@@ -34,7 +34,9 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
       fprintf(stderr, "%s: %s\n", prog, errors[reported]);
       status = VS_EXIT_PARTIAL;
     }
-    if (vs_view_count(view) == before && status == VS_EXIT_OK) {
+    /* A pool that adds no VM may hold the VMs of one given before (the same pool twice): only
+     * one with no VM at all is an error. */
+    if (vs_view_count(view) == before && !vs_view_is_pool(pools[i])) {
       fprintf(stderr, "%s: --pool %s holds no VM documents\n", prog, pools[i]);
       status = VS_EXIT_PARTIAL;
     }
@@ -43,7 +45,7 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
 }
 
 int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char **paths, size_t n,
-                       const char *not_id, const char *prog) {
+                       const char *not_id, const char *not_name, const char *prog) {
   for (size_t i = 0; i < n; i++)
     if (vs_cli_refuse_pool_source(paths[i], prog)) return VS_EXIT_USAGE;
   struct vs_cli_docs *read = vs_xcalloc(n ? n : 1, sizeof(*read));
@@ -60,7 +62,9 @@ int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char *
     }
     for (size_t j = 0; j < read[i].n; j++) {
       struct vs_feature *doc = vs_steal(&read[i].docs[j]);
-      if (not_id && strcmp(vs_feature_id(doc), not_id) == 0) {
+      const char *name = vs_feature_name(doc);
+      if ((not_id && strcmp(vs_feature_id(doc), not_id) == 0) ||
+          (not_name && name && strcmp(name, not_name) == 0)) {
         dropped++;
         vs_feature_free(doc);
         continue;
@@ -73,9 +77,9 @@ int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char *
   free(read);
   if (dropped)
     fprintf(stderr,
-            "%s: note: %zu sample(s) are documents of the target itself (%s), not its peers: "
-            "left out\n",
-            prog, dropped, not_id);
+            "%s: note: %zu sample(s) are documents of the target itself (%s, %s), not its "
+            "peers: left out\n",
+            prog, dropped, not_name ? not_name : "", not_id);
   if (added > vs_view_count(view) - before)
     fprintf(stderr,
             "%s: note: the sources hold %zu documents of %zu VMs: each VM counts once, as its "

@@ -142,6 +142,18 @@ size_t vs_view_add_target(struct vs_view *v, struct vs_feature *doc) {
   return dropped;
 }
 
+void vs_view_remove(struct vs_view *v, size_t i) {
+  struct vm *m = &v->vms[i];
+  vs_strmap_remove(v->by_id, vs_feature_id(m->doc) ? vs_feature_id(m->doc) : "");
+  vs_feature_free(m->doc);
+  vs_feature_free(m->prev);
+  *m = v->vms[--v->n];
+  if (i < v->n) {
+    const char *id = vs_feature_id(m->doc);
+    vs_strmap_put(v->by_id, id ? id : "", (void *)(uintptr_t)(i + 1));
+  }
+}
+
 static void add_error(struct vs_view *v, char *msg) {
   v->errors = vs_xrealloc(v->errors, (v->n_errors + 2) * sizeof(char *));
   v->errors[v->n_errors++] = msg;
@@ -160,6 +172,17 @@ static bool looks_like_guest(const char *dir) {
   return lstat(etc, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Whether DIR itself holds a .json document (a VM's directory of a pool, not the pool). */
+static bool holds_documents(const char *dir) {
+  DIR *d = opendir(dir);
+  bool found = false;
+  for (struct dirent *e; d && !found && (e = readdir(d));)
+    found = e->d_name[0] != '.' && vs_has_suffix(e->d_name, ".json") &&
+            strcmp(e->d_name, "analytics.json") != 0;
+  if (d) closedir(d);
+  return found;
+}
+
 bool vs_view_is_pool(const char *dir) {
   if (looks_like_guest(dir)) return false;
   _cleanup_(vs_freep) char *analytics = vs_xasprintf("%s/analytics.json", dir);
@@ -170,10 +193,7 @@ bool vs_view_is_pool(const char *dir) {
   bool found = false;
   for (size_t i = 0; i < n && !found; i++) {
     _cleanup_(vs_freep) char *sub = vs_xasprintf("%s/%s", dir, names[i]);
-    DIR *d = opendir(sub);
-    for (struct dirent *e; d && !found && (e = readdir(d));)
-      found = e->d_name[0] != '.' && vs_has_suffix(e->d_name, ".json");
-    if (d) closedir(d);
+    found = holds_documents(sub);
   }
   vs_strv_free(names, n);
   return found;
@@ -187,6 +207,11 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
     return vs_err_set(err, ENOTDIR,
                       "%s is a file, not a snapshot pool (a directory of <vm>/<time>.json "
                       "documents): give it as a SOURCE instead of --pool",
+                      dir);
+  if (holds_documents(dir))
+    return vs_err_set(err, EINVAL,
+                      "%s holds documents itself: it is one VM's directory in a pool; give the "
+                      "pool, its parent directory",
                       dir);
   if (looks_like_guest(dir))
     return vs_err_set(err, EINVAL,
@@ -202,6 +227,16 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
     if (!doc) {
       add_error(v, vs_xasprintf("%s/%s: %s", dir, names[i], vs_err_msg(&e)));
       vs_err_clear(&e);
+      continue;
+    }
+    _cleanup_(vs_freep) char *home = vs_pool_dir_name(vs_feature_id(doc));
+    if (strcmp(home, names[i]) != 0) {
+      /* A document copied into another VM's directory would hide that VM behind this one. */
+      add_error(v, vs_xasprintf("%s/%s: its newest document is VM %s's (%s), not this "
+                                "directory's: left out (move it to %s/%s)",
+                                dir, names[i], vs_feature_name(doc) ? vs_feature_name(doc) : "?",
+                                vs_feature_id(doc), dir, home));
+      vs_feature_free(doc);
       continue;
     }
     const char *t = vs_feature_taken_at(doc);

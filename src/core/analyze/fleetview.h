@@ -45,6 +45,8 @@ int vs_view_add(struct vs_view *v, struct vs_feature *doc);
 /* Adds DOC as the one document of its VM, whatever its time: a target ranked against its
  * peers. Documents of that VM added before are dropped; returns how many. */
 size_t vs_view_add_target(struct vs_view *v, struct vs_feature *doc);
+/* Removes VM I (before prepare); the last VM takes its index. */
+void vs_view_remove(struct vs_view *v, size_t i);
 /* Adds the newest and the previous document of every VM of the snapshot pool DIR. VMs whose
  * documents do not load are skipped, each with an error in the view's error list; a VM whose
  * newest document was taken before NOT_BEFORE (an ISO 8601 UTC "YYYY-MM-DDTHH:MM:SSZ", or

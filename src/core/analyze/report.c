@@ -305,6 +305,7 @@ char *vs_report_html(const struct vs_report *r) {
       alarmed += r->vms[i].drift->alarms > 0;
     }
   vs_buf_adds(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+                  "<meta name=\"generator\" content=\"" VS_REPORT_GENERATOR "\">\n"
                   "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                   "style-src 'unsafe-inline'; img-src data:\">\n<title>");
   esc(&b, r->title ? r->title : "vmscope drift report");

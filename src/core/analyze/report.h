@@ -8,6 +8,9 @@
 #ifndef VS_REPORT_H
 #define VS_REPORT_H
 
+/* Named in each page's <meta name="generator">: a page vmscope wrote may be written again. */
+#define VS_REPORT_GENERATOR "vmscope report"
+
 #include "analytics.h"
 #include "drift.h"
 #include "feature.h"

@@ -21,7 +21,7 @@ static bool is_plain_id(const char *id) {
 }
 
 /* The directory name of VM ID inside the pool. */
-static char *vm_dir_name(const char *id) {
+char *vs_pool_dir_name(const char *id) {
   if (is_plain_id(id)) return vs_xstrdup(id);
   struct vs_buf b = {0};
   vs_buf_addc(&b, 'x');
@@ -116,7 +116,7 @@ int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out
   if (!stamp)
     return vs_err_set(err, EINVAL, "%s: taken_at \"%s\" is not YYYY-MM-DDTHH:MM:SSZ",
                       vs_feature_id(doc), vs_feature_taken_at(doc));
-  _cleanup_(vs_freep) char *name = vm_dir_name(vs_feature_id(doc));
+  _cleanup_(vs_freep) char *name = vs_pool_dir_name(vs_feature_id(doc));
   _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
   if (mkdir_p(vmdir, err) < 0) return -1;
   size_t stale = 0;
@@ -231,7 +231,7 @@ static int prune_dir(const char *vmdir, size_t keep, double keep_days, time_t no
 
 int vs_pool_prune(const char *dir, const char *id, size_t keep, double keep_days, time_t now,
                   struct vs_err *err) {
-  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *name = vs_pool_dir_name(id);
   _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
   return prune_dir(vmdir, keep, keep_days, now, false, err);
 }
@@ -243,7 +243,7 @@ int vs_pool_prune_gone(const char *dir, const char *const *present, size_t n_pre
   if (vs_pool_vms(dir, &vms, &n, err) < 0) return -1;
   struct vs_strmap *here = vs_strmap_new(NULL);
   for (size_t i = 0; present && i < n_present; i++) {
-    char *name = vm_dir_name(present[i]);
+    char *name = vs_pool_dir_name(present[i]);
     vs_strmap_put(here, name, (void *)here);
     free(name);
   }
@@ -297,7 +297,7 @@ static struct vs_feature *newest_in(const char *vmdir, struct vs_feature **secon
 
 struct vs_feature *vs_pool_newest(const char *dir, const char *id, struct vs_feature **second,
                                   struct vs_err *err) {
-  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *name = vs_pool_dir_name(id);
   _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
   return newest_in(vmdir, second, err);
 }
@@ -338,7 +338,7 @@ int vs_pool_vms(const char *dir, char ***list, size_t *n, struct vs_err *err) {
 }
 
 size_t vs_pool_count(const char *dir, const char *id) {
-  _cleanup_(vs_freep) char *name = vm_dir_name(id);
+  _cleanup_(vs_freep) char *name = vs_pool_dir_name(id);
   _cleanup_(vs_freep) char *vmdir = vs_xasprintf("%s/%s", dir, name);
   size_t n;
   char **docs = list_documents(vmdir, &n, false, NULL);

@@ -50,6 +50,9 @@ int vs_pool_vms(const char *dir, char ***list, size_t *n, struct vs_err *err);
 /* The newest readable document of the VM stored under directory name NAME (from vs_pool_vms). */
 struct vs_feature *vs_pool_newest_in(const char *dir, const char *name, struct vs_err *err);
 
+/* The directory name VM ID's documents go in (see Layout above). Caller frees. */
+char *vs_pool_dir_name(const char *id);
+
 /* How many documents VM ID has. */
 size_t vs_pool_count(const char *dir, const char *id);
 
