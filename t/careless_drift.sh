@@ -109,6 +109,8 @@ is "$?:$(cat "$work/e")" "2:vmscope drift: --top given twice (\"5\", then \"6\")
 is "$?:$(cat "$work/e")" "2:vmscope drift: --format given twice (\"text\", then \"json\"): give it once" "--format twice is refused"
 "$VMSCOPE" drift --target "$T/web-01" --target "$T/web-02" "${others[@]}" >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" "2:vmscope drift: --target given twice (\"$T/web-01\", then \"$T/web-02\"): give it once" "--target twice is refused"
+"$VMSCOPE" drift --pool "$work/pool" --format text --compact >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --compact is for JSON output, not --format text" "--compact with text is refused, as inspect does"
 "$VMSCOPE" drift --all --target "$T/web-07" "${others[@]}" >/dev/null 2>"$work/e"
 is "$?" 2 "--all with --target is refused"
 
@@ -201,6 +203,14 @@ timeout 20 "$VMSCOPE" fleet proxy --socket "$sockfile" --host h1 >/dev/null 2>"$
 is "$?:$(cmp -s "$sockfile" "$work/web-01.json" && echo same)" "1:same" "fleet proxy --socket FILE never deletes a file that is not a socket"
 grep -q 'exists and is not a socket: not replaced' "$work/e"; ok $? "saying so: $(head -n1 "$work/e")"
 
+"$VMSCOPE" snapshot --connect test:///default --data-dir "$T/web-01" >"$work/o" 2>"$work/e"
+is "$?:$(cat "$work/o")" "2:" "snapshot --data-dir GUEST_TREE is refused before any snapshot"
+is "$(cat "$work/e")" "vmscope snapshot: --data-dir $T/web-01 holds a guest's /etc: it is a guest tree, not a snapshot pool (give a directory of its own)" "saying why"
+is "$(ls "$T/web-01" | tr '\n' ' ')" "etc " "and the guest tree is untouched"
+"$VMSCOPE" snapshot --connect test:///default --data-dir "$work/web-01.json" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope snapshot: --data-dir $work/web-01.json is not a directory: a snapshot pool is a directory of its own" \
+  "snapshot --data-dir FILE is refused in one line"
+
 # --- the vmscope_drift plugin ------------------------------------------------------------------
 plugindir=$(vs_plugin_dir "$work")
 vs_collectd_env
@@ -218,6 +228,12 @@ drift_conf "$work/twice.conf" "  DataDir \"$work/pool\"
 "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/twice.conf" >"$work/twice.out" 2>&1
 grep -qi 'vmscope_drift: Top is given twice' "$work/twice.conf.log" "$work/twice.out"
 ok $? "an option given twice is a configuration error"
+
+drift_conf "$work/guestdir.conf" "  DataDir \"$T/web-02\""
+"${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C "$work/guestdir.conf" >"$work/guestdir.out" 2>&1
+is "$?" 1 "a DataDir that is a guest tree stops collectd"
+grep -q "vmscope_drift: DataDir: $T/web-02 holds a guest's /etc" "$work/guestdir.conf.log" "$work/guestdir.out"
+ok $? "naming the plugin and the option"
 
 # A DataDir that does not exist (a typo): said once, not silence.
 drift_conf "$work/typo.conf" "  DataDir \"$work/pooll\"

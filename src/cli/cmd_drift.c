@@ -195,6 +195,11 @@ static int check(int argc, struct options *o) {
     fprintf(stderr, PROG ": --all ranks every VM and --target one: give one of them\n");
     return -1;
   }
+  if (o->compact && (o->text || o->quiet)) {
+    fprintf(stderr, PROG ": --compact is for JSON output, not %s\n",
+            o->quiet ? "--quiet" : "--format text");
+    return -1;
+  }
   double warn = o->drift.warn_score ? o->drift.warn_score : VS_DRIFT_WARN_SCORE;
   double fail = o->drift.fail_score ? o->drift.fail_score : VS_DRIFT_FAIL_SCORE;
   if (fail < warn) {

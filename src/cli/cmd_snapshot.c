@@ -181,6 +181,11 @@ int vs_cmd_snapshot(int argc, char **argv) {
     return VS_EXIT_USAGE;
   }
   struct vs_err err = {0};
+  if (data_dir && vs_pool_check(data_dir, &err) < 0) { /* before any snapshot is taken */
+    fprintf(stderr, PROG ": --data-dir %s\n", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return VS_EXIT_USAGE;
+  }
   _cleanup_(vs_watch_freep) struct vs_watch *watch =
       r.no_default_watch ? vs_watch_new_empty() : vs_watch_new_default();
   for (size_t i = 0; i < r.n_watch_files; i++)

@@ -546,6 +546,11 @@ static int init(void) {
   if (drift.interval == 0) drift.interval = plugin_get_interval();
   if (drift.running) return 0;
   struct vs_err err = {0};
+  if (vs_pool_check(drift.data_dir, &err) < 0) { /* a missing one is only logged: see read_pool */
+    ERROR(PLUGIN ": DataDir: %s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return -1;
+  }
   struct vs_waivers *w = drift.waiver_file ? vs_waivers_load(drift.waiver_file, &err) : NULL;
   if (drift.waiver_file && !w) {
     ERROR(PLUGIN ": WaiverFile: %s", vs_err_msg(&err));

@@ -170,8 +170,24 @@ int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out
   return rc;
 }
 
+int vs_pool_check(const char *dir, struct vs_err *err) {
+  struct stat st;
+  if (stat(dir, &st) < 0)
+    return errno == ENOENT ? 0 : vs_err_set(err, errno, "%s: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return vs_err_set(err, ENOTDIR,
+                      "%s is not a directory: a snapshot pool is a directory of its own", dir);
+  _cleanup_(vs_freep) char *etc = vs_xasprintf("%s/etc", dir);
+  if (lstat(etc, &st) == 0 && S_ISDIR(st.st_mode))
+    return vs_err_set(err, EINVAL,
+                      "%s holds a guest's /etc: it is a guest tree, not a snapshot pool (give a "
+                      "directory of its own)",
+                      dir);
+  return 0;
+}
+
 int vs_pool_create(const char *dir, struct vs_err *err) {
-  if (mkdir_p(dir, err) < 0) return -1;
+  if (vs_pool_check(dir, err) < 0 || mkdir_p(dir, err) < 0) return -1;
   struct stat st;
   if (stat(dir, &st) < 0) return vs_err_set(err, errno, "%s: %s", dir, strerror(errno));
   if (!S_ISDIR(st.st_mode)) return vs_err_set(err, ENOTDIR, "%s: not a directory", dir);

@@ -19,7 +19,11 @@
 int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out,
                   struct vs_err *err);
 
-/* Creates the pool's directory DIR (and its parents) unless it is there. */
+/* Whether DIR may be a pool: missing, or a directory that is not a guest tree (no etc/), so
+ * that documents never land in a guest's root file system. 0, or -1 with ERR. */
+int vs_pool_check(const char *dir, struct vs_err *err);
+/* Creates the pool's directory DIR (and its parents) unless it is there; refuses what
+ * vs_pool_check refuses. */
 int vs_pool_create(const char *dir, struct vs_err *err);
 
 /* Applies retention to VM ID: keeps at most KEEP documents (0: no count limit) and drops those
