@@ -555,6 +555,26 @@ static json_t *coverage(const struct vs_image *top, const struct vs_image *on_ba
   return ranges;
 }
 
+/* The coverage of a live apply in REPORT: the set's clusters and those the guest's overlay TOP
+ * already holds; when the images could not be opened (ERR says why, and is cleared), it is
+ * unknown, and the report says so rather than "shadowed": 0. */
+static void add_coverage(json_t *report, struct vs_image *top, struct vs_image *layer,
+                         struct vs_err *err) {
+  if (!top || !layer) {
+    json_object_set_new(report, "set_clusters", json_null());
+    json_object_set_new(report, "shadowed", json_null());
+    _cleanup_(vs_freep) char *why = vs_xasprintf("unknown: %s", err->msg ? err->msg : "not opened");
+    json_object_set_new(report, "coverage", vs_json_text(why, strlen(why)));
+    vs_err_clear(err);
+    return;
+  }
+  uint64_t set_clusters = 0, shadowed = 0;
+  json_t *ranges = coverage(top, top, layer, &set_clusters, &shadowed);
+  json_object_set_new(report, "set_clusters", json_integer((json_int_t)set_clusters));
+  json_object_set_new(report, "shadowed", json_integer((json_int_t)shadowed));
+  json_object_set_new(report, "shadowed_ranges", ranges);
+}
+
 int vs_patchset_apply_image(const char *top, const char *set, json_t **report, struct vs_err *err) {
   *report = NULL;
   json_t *m = load_manifest(set, err);
@@ -1095,17 +1115,15 @@ static int apply_live(struct monitor *mon, const char *node_arg, const char *set
   char *d1 = vs_xstrdup(over_file), *d2 = vs_xstrdup(set_real), *d3 = vs_xstrdup(base_file);
   const char *dirs[3] = {dirname(d1), dirname(d2), dirname(d3)};
   struct vs_image_opts o = {.backing_dirs = dirs, .n_backing_dirs = 3};
-  over = vs_image_open(over_file, &o, NULL);
-  layer = vs_image_open(set_real, &o, NULL);
+  struct vs_err cov_err = {0};
+  over = vs_image_open(over_file, &o, &cov_err);
+  layer = over ? vs_image_open(set_real, &o, &cov_err) : NULL;
   free(d1);
   free(d2);
   free(d3);
-  uint64_t set_clusters = 0, shadowed = 0;
-  json_t *ranges =
-      over && layer ? coverage(over, over, layer, &set_clusters, &shadowed) : json_array();
-  *report = json_pack("{sssssssIsIsosfsb}", "image", over_file, "node", node, "set", set_real,
-                      "set_clusters", (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed,
-                      "shadowed_ranges", ranges, "reopen_seconds", pause, "resumed", resume);
+  *report = json_pack("{sssssssfsb}", "image", over_file, "node", node, "set", set_real,
+                      "reopen_seconds", pause, "resumed", resume);
+  add_coverage(*report, over, layer, &cov_err);
   rc = 0;
 out:
   if (added) {
@@ -1225,13 +1243,11 @@ int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xm
     goto out;
   }
   /* QEMU has closed the old top: what the guest wrote there is on disk, and all in it. */
-  top = open_for(top_path, set, base_path ? base_path : set, NULL);
-  uint64_t set_clusters = 0, shadowed = 0;
-  json_t *ranges = top ? coverage(top, top, layer, &set_clusters, &shadowed) : json_array();
-  *report = json_pack("{sssssssssssIsIsosf}", "method", "copy", "disk", target, "image", dest,
-                      "previous_image", top_path, "set", set_real, "set_clusters",
-                      (json_int_t)set_clusters, "shadowed", (json_int_t)shadowed, "shadowed_ranges",
-                      ranges, "pivot_seconds", pivot);
+  struct vs_err cov_err = {0};
+  top = open_for(top_path, set, base_path ? base_path : set, &cov_err);
+  *report = json_pack("{sssssssssssf}", "method", "copy", "disk", target, "image", dest,
+                      "previous_image", top_path, "set", set_real, "pivot_seconds", pivot);
+  add_coverage(*report, top, layer, &cov_err);
   rc = 0;
 out:
   vs_image_close(layer);
