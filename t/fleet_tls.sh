@@ -24,8 +24,12 @@ etcd --name t1 --data-dir etcd --listen-client-urls "$store" --advertise-client-
   --initial-cluster "t1=http://127.0.0.1:$((port + 1))" >etcd.log 2>&1 &
 pids+=($!)
 tls=(--cacert ca.pem --cert client.pem --key client.key)
-for _ in $(seq 1 100); do "$VMSCOPE" fleet ls --store "$store" "${tls[@]}" >/dev/null 2>&1 && break; sleep 0.1; done
-"$VMSCOPE" fleet ls --store "$store" "${tls[@]}" >/dev/null; ok $? "vmscope fleet ls reaches etcd over TLS with a client certificate"
+# Each store request has 5 s; a TLS handshake under valgrind on a loaded machine can take
+# longer: the first answer counts (a bounded number of tries, no sleep tuned to speed).
+reached=1
+for _ in $(seq 1 100); do "$VMSCOPE" fleet ls --store "$store" "${tls[@]}" >/dev/null 2>ls.err && { reached=0; break; }; sleep 0.1; done
+ok $reached "vmscope fleet ls reaches etcd over TLS with a client certificate"
+[ $reached = 0 ] || diag "$(tail -n 2 ls.err)"
 "$VMSCOPE" fleet ls --store "$store" --cacert ca.pem >ls-nocert.out 2>&1
 is $? 1 "without the client certificate etcd refuses"
 qemu-ga -m unix-listen -p "$work/qga.sock" -t "$work" -b guest-shutdown,guest-exec >qga.log 2>&1 &
@@ -34,6 +38,12 @@ for _ in $(seq 1 50); do [ -S "$work/qga.sock" ] && break; sleep 0.1; done
 "$VMSCOPE" fleet proxy --store "$store" "${tls[@]}" --host h1 --vm "00000000-0000-4000-8000-0000000000d1:tls-01:unix:$work/qga.sock" >proxy.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do "$VMSCOPE" fleet ls --store "$store" "${tls[@]}" 2>/dev/null | grep -q tls-01 && break; sleep 0.1; done
-is "$("$VMSCOPE" send --store "$store" "${tls[@]}" --compact tls-01 '{"execute":"guest-ping"}')" "{}" \
-  "a message routed over TLS is answered"
+# guest-ping may be answered twice if a try times out after it was placed: harmless, and a
+# failed try is retried at most three times.
+answer=""
+for _ in 1 2 3; do
+  answer=$("$VMSCOPE" send --store "$store" "${tls[@]}" --compact tls-01 '{"execute":"guest-ping"}' 2>send.err) && break
+done
+is "$answer" "{}" "a message routed over TLS is answered"
+[ "$answer" = "{}" ] || diag "$(tail -n 2 send.err)"
 done_testing
