@@ -78,6 +78,11 @@ struct vs_cli_once {
 int vs_cli_take_once(const struct vs_cli_once *t, size_t n, int c, const char *arg,
                      const char *prog);
 
+/* A repeatable option's ARG appended to LIST[0..*N): -1 (printed, prefixed with PROG) past
+ * VS_CLI_MAX_REPEAT. */
+int vs_cli_add_repeat(const char **list, size_t *n, const char *arg, const char *opt,
+                      const char *prog);
+
 /* Whether OUT may be written (outputs.c): refused (-1, one line printed, prefixed with PROG) when
  * it is, by device and inode (any name: hard link, symlink, another path), one of INPUTS[0..N)
  * or an image in the backing chain of one, lies inside an input directory (a pool, a guest

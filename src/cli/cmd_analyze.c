@@ -160,17 +160,6 @@ struct args {
   struct vs_view_opts vo;
 };
 
-/* A repeatable option into LIST; -1 (printed) past VS_CLI_MAX_REPEAT. */
-static int add_repeat(const char **list, size_t *n, const char *arg, const char *opt,
-                      const char *prog) {
-  if (*n == VS_CLI_MAX_REPEAT) {
-    fprintf(stderr, "%s: at most %d %s options\n", prog, VS_CLI_MAX_REPEAT, opt);
-    return -1;
-  }
-  list[(*n)++] = arg;
-  return 0;
-}
-
 /* A whole number in [0, MAX] from ARG, or false. */
 static bool whole(const char *arg, unsigned long long max, unsigned long long *out) {
   char *end;
@@ -239,9 +228,9 @@ static int parse_args(int argc, char **argv, bool similar, struct args *a, const
     if (taken < 0) return -1;
     if (taken) continue;
     if (c == 'p') {
-      if (add_repeat(a->pools, &a->n_pools, optarg, "--pool", prog) < 0) return -1;
+      if (vs_cli_add_repeat(a->pools, &a->n_pools, optarg, "--pool", prog) < 0) return -1;
     } else if (c == OPT_SETTING && similar) {
-      if (add_repeat(a->settings, &a->n_settings, optarg, "--setting", prog) < 0) return -1;
+      if (vs_cli_add_repeat(a->settings, &a->n_settings, optarg, "--setting", prog) < 0) return -1;
     } else if (c == 'h') {
       usage(stdout, similar);
       return 1;
@@ -438,7 +427,7 @@ int vs_cmd_report(int argc, char **argv) {
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
     if (c == 'p') {
-      if (add_repeat(pools, &n_pools, optarg, "--pool", prog) < 0) return VS_EXIT_USAGE;
+      if (vs_cli_add_repeat(pools, &n_pools, optarg, "--pool", prog) < 0) return VS_EXIT_USAGE;
     } else if (c == OPT_FORCE) {
       force = true;
     } else if (c == 'h') {

@@ -257,11 +257,7 @@ static int parse(int argc, char **argv, struct options *o) {
     if (c == 'a') {
       o->all = true;
     } else if (c == 'p') {
-      if (o->n_pools == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, PROG ": at most %d --pool directories\n", VS_CLI_MAX_REPEAT);
-        return -1;
-      }
-      o->pools[o->n_pools++] = optarg;
+      if (vs_cli_add_repeat(o->pools, &o->n_pools, optarg, "--pool", PROG) < 0) return -1;
     } else if (c == 'q') {
       o->quiet = true;
     } else if (c == OPT_COMPACT) {
@@ -297,20 +293,14 @@ static int read_target(const struct options *o, struct vs_view *view, char **tar
     /* The same VM seen another way (its disk image, and its domain's documents in the pool)
      * has another id but its name: it is not its own peer either. */
     const char *name = vs_feature_name(read.docs[0]);
-    for (long at; name && (at = vs_view_find(view, name)) != -1;) {
-      if (at == -2) { /* several: drop them one by one */
-        for (size_t k = 0; k < vs_view_count(view); k++)
-          if (vs_feature_name(vs_view_doc(view, k)) &&
-              strcmp(vs_feature_name(vs_view_doc(view, k)), name) == 0) {
-            at = (long)k;
-            break;
-          }
-      }
+    for (size_t k = vs_view_count(view); name && k-- > 0;) { /* removal moves the last to k */
+      const char *other = vs_feature_name(vs_view_doc(view, k));
+      if (!other || strcmp(other, name) != 0) continue;
       fprintf(stderr,
               PROG ": note: the pool's VM %s (%s) has the target's name: taken as the target "
                    "itself, not its peer: left out\n",
-              name, vs_feature_id(vs_view_doc(view, (size_t)at)));
-      vs_view_remove(view, (size_t)at);
+              name, vs_feature_id(vs_view_doc(view, k)));
+      vs_view_remove(view, k);
     }
     size_t dropped = vs_view_add_target(view, vs_steal(&read.docs[0]));
     if (dropped)

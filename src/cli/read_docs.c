@@ -72,6 +72,16 @@ int vs_cli_take_once(const struct vs_cli_once *t, size_t n, int c, const char *a
   return 0;
 }
 
+int vs_cli_add_repeat(const char **list, size_t *n, const char *arg, const char *opt,
+                      const char *prog) {
+  if (*n == VS_CLI_MAX_REPEAT) {
+    fprintf(stderr, "%s: at most %d %s options\n", prog, VS_CLI_MAX_REPEAT, opt);
+    return -1;
+  }
+  list[(*n)++] = arg;
+  return 0;
+}
+
 int vs_cli_format_option(const char *arg, const char *prog, bool *text) {
   if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0) {
     fprintf(stderr, "%s: --format takes json or text, not \"%s\"\n", prog, arg);

@@ -165,13 +165,6 @@ size_t vs_view_errors(const struct vs_view *v, const char *const **msgs) {
   return v->n_errors;
 }
 
-/* A directory that holds a guest's /etc is a guest tree given where a pool was expected. */
-static bool looks_like_guest(const char *dir) {
-  _cleanup_(vs_freep) char *etc = vs_xasprintf("%s/etc", dir);
-  struct stat st;
-  return lstat(etc, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* Whether DIR itself holds a .json document (a VM's directory of a pool, not the pool). */
 static bool holds_documents(const char *dir) {
   DIR *d = opendir(dir);
@@ -184,7 +177,7 @@ static bool holds_documents(const char *dir) {
 }
 
 bool vs_view_is_pool(const char *dir) {
-  if (looks_like_guest(dir)) return false;
+  if (vs_pool_is_guest_tree(dir)) return false;
   _cleanup_(vs_freep) char *analytics = vs_xasprintf("%s/analytics.json", dir);
   if (access(analytics, F_OK) == 0) return true;
   char **names = NULL;
@@ -213,7 +206,7 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
                       "%s holds documents itself: it is one VM's directory in a pool; give the "
                       "pool, its parent directory",
                       dir);
-  if (looks_like_guest(dir))
+  if (vs_pool_is_guest_tree(dir))
     return vs_err_set(err, EINVAL,
                       "%s holds a guest's /etc: it is a guest tree, not a snapshot pool; give "
                       "it as a SOURCE instead of --pool",

@@ -170,6 +170,12 @@ int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out
   return rc;
 }
 
+bool vs_pool_is_guest_tree(const char *dir) {
+  _cleanup_(vs_freep) char *etc = vs_xasprintf("%s/etc", dir);
+  struct stat st;
+  return lstat(etc, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int vs_pool_check(const char *dir, struct vs_err *err) {
   struct stat st;
   if (stat(dir, &st) < 0)
@@ -177,8 +183,7 @@ int vs_pool_check(const char *dir, struct vs_err *err) {
   if (!S_ISDIR(st.st_mode))
     return vs_err_set(err, ENOTDIR,
                       "%s is not a directory: a snapshot pool is a directory of its own", dir);
-  _cleanup_(vs_freep) char *etc = vs_xasprintf("%s/etc", dir);
-  if (lstat(etc, &st) == 0 && S_ISDIR(st.st_mode))
+  if (vs_pool_is_guest_tree(dir))
     return vs_err_set(err, EINVAL,
                       "%s holds a guest's /etc: it is a guest tree, not a snapshot pool (give a "
                       "directory of its own)",

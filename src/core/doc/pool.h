@@ -19,6 +19,8 @@
 int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out,
                   struct vs_err *err);
 
+/* Whether DIR holds a guest's /etc (a directory): a guest tree, never a pool. */
+bool vs_pool_is_guest_tree(const char *dir);
 /* Whether DIR may be a pool: missing, or a directory that is not a guest tree (no etc/), so
  * that documents never land in a guest's root file system. 0, or -1 with ERR. */
 int vs_pool_check(const char *dir, struct vs_err *err);

@@ -412,7 +412,7 @@ int vs_proxy_listen(struct vs_proxy *p, const char *path, struct vs_err *err) {
                       path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return vs_err_set(err, errno, "socket: %s", strerror(errno));
-  unlink(path); /* a stale socket of an earlier run */
+  unlink(path);             /* a stale socket of an earlier run */
   mode_t old = umask(0177); /* created 0600: only this user may send */
   int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
   umask(old);
@@ -426,19 +426,24 @@ int vs_proxy_listen(struct vs_proxy *p, const char *path, struct vs_err *err) {
   return 0;
 }
 
-/* One request on a connected client: read a line, deliver, write a line. */
-static void serve_client(struct vs_proxy *p, int fd) {
-  struct vs_buf in = {0};
-  double deadline = vs_now_monotonic() + 5;
-  char chunk[4096];
-  while (!memchr(in.data ? in.data : "", '\n', in.len) && in.len < (1u << 20)) {
+/* Reads from FD into IN until it holds a newline, MAX bytes, the peer closes, or DEADLINE
+ * (monotonic seconds) passes. */
+static void read_line(int fd, double deadline, size_t max, struct vs_buf *in) {
+  char chunk[65536];
+  while (!memchr(in->data ? in->data : "", '\n', in->len) && in->len < max) {
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     int ms = (int)((deadline - vs_now_monotonic()) * 1000);
     if (ms <= 0 || poll(&pf, 1, ms) <= 0) break;
     ssize_t n = read(fd, chunk, sizeof(chunk));
     if (n <= 0) break;
-    vs_buf_add(&in, chunk, (size_t)n);
+    vs_buf_add(in, chunk, (size_t)n);
   }
+}
+
+/* One request on a connected client: read a line, deliver, write a line. */
+static void serve_client(struct vs_proxy *p, int fd) {
+  struct vs_buf in = {0};
+  read_line(fd, vs_now_monotonic() + 5, 1u << 20, &in);
   json_t *req = in.len ? json_loadb(in.data, strcspn(in.data, "\n"), 0, NULL) : NULL;
   vs_buf_free(&in);
   const char *vm = json_string_value(json_object_get(req, "vm"));
@@ -516,16 +521,9 @@ enum vs_channel_status vs_route_send_local(const char *path, const char *vm, jso
   bool sent = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
   free(text);
   struct vs_buf in = {0};
-  double deadline = vs_now_monotonic() + (timeout_ms > 0 ? timeout_ms : 10000) / 1000.0;
-  char chunk[65536];
-  while (sent && !memchr(in.data ? in.data : "", '\n', in.len) && in.len < (4u << 20)) {
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    int ms = (int)((deadline - vs_now_monotonic()) * 1000);
-    if (ms <= 0 || poll(&pf, 1, ms) <= 0) break;
-    ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0) break;
-    vs_buf_add(&in, chunk, (size_t)n);
-  }
+  if (sent)
+    read_line(fd, vs_now_monotonic() + (timeout_ms > 0 ? timeout_ms : 10000) / 1000.0, 4u << 20,
+              &in);
   close(fd);
   json_t *r = in.len ? json_loadb(in.data, strcspn(in.data, "\n"), 0, NULL) : NULL;
   vs_buf_free(&in);
