@@ -3,7 +3,7 @@
 # and runs each for SECONDS (default 600) from the seed corpora fuzz/seeds.sh makes, one job
 # at a time. Prints, per target, the runs, executions per second, coverage and what it found;
 # a crashing input lands in build-fuzz/crashes/TARGET/ and belongs in t/fuzz/TARGET/ once the
-# bug is fixed (t/fuzz.sh replays that directory in every test run). Exit status 1 when any
+# bug is fixed (t/integration/fuzz.sh replays that directory in every test run). Exit status 1 when any
 # target found something.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)

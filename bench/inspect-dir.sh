@@ -11,7 +11,7 @@ tree=${1:-}
 if [ -z "$tree" ]; then
   export VS_DEBOOTSTRAP_CACHE=${VS_DEBOOTSTRAP_CACHE:-$build/t/cache/debootstrap}
   tree="$VS_DEBOOTSTRAP_CACHE/root"
-  [ -f "$tree/.vmscope-complete" ] || (cd "$build" && VS_BUILDDIR="$build" VS_SRCDIR="$top" bash "$top/t/debootstrap.sh" >/dev/null)
+  [ -f "$tree/.vmscope-complete" ] || (cd "$build" && VS_BUILDDIR="$build" VS_SRCDIR="$top" bash "$top/t/integration/debootstrap.sh" >/dev/null)
 fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 "$build/bench/inspect_dir" "$tree" 20

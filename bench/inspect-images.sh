@@ -14,7 +14,7 @@ export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
 bash "$top/scripts/build.sh" "$(realpath --relative-to="$top" "$build")"
 export VS_DEBOOTSTRAP_CACHE=${VS_DEBOOTSTRAP_CACHE:-$build/t/cache/debootstrap}
 tree="$VS_DEBOOTSTRAP_CACHE/root"
-[ -f "$tree/.vmscope-complete" ] || (cd "$build" && VS_BUILDDIR="$build" VS_SRCDIR="$top" bash "$top/t/debootstrap.sh" >/dev/null)
+[ -f "$tree/.vmscope-complete" ] || (cd "$build" && VS_BUILDDIR="$build" VS_SRCDIR="$top" bash "$top/t/integration/debootstrap.sh" >/dev/null)
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vmscope-bench-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bash "$top/scripts/tree-to-image.sh" "$tree" "$work/img-01.qcow2" gpt

@@ -1,6 +1,6 @@
 /* fuzz.h: what the fuzz targets share. Each target is one LLVMFuzzerTestOneInput, built twice:
  * with libFuzzer (clang, ASan+UBSan: bench/fuzz.sh) and with replay.c's main (the regular
- * build: t/fuzz.sh replays the seed corpora and every input that ever crashed). */
+ * build: t/integration/fuzz.sh replays the seed corpora and every input that ever crashed). */
 #ifndef VS_FUZZ_H
 #define VS_FUZZ_H
 

@@ -10,7 +10,7 @@
 # the ten domains; the real collectd runs vmscope_snapshot, vmscope_drift and vmscope_action
 # for two snapshot intervals, and between them web-04's guest is edited (its disk replaced by
 # one with the edits). Then it prints the notifications (the findings), the roles, and writes
-# the HTML report. scripts/demo.sh installs and builds first; t/demo.sh runs this and checks.
+# the HTML report. scripts/demo.sh installs and builds first; t/integration/demo.sh runs this and checks.
 set -euo pipefail
 builddir=$(cd "$1" && pwd) tree=$2 demo=$3
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -11,9 +11,9 @@ build=(
 )
 demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
 tests=(
-  debhelper dpkg-dev lintian # the Debian package (t/deb.sh)
+  debhelper dpkg-dev lintian # the Debian package (t/integration/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
-  time # peak memory in t/hostile.sh
+  time # peak memory in t/integration/hostile.sh
   valgrind # the third test run (scripts/test.sh)
   rpm libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86

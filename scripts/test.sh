@@ -29,13 +29,13 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
   if ! (cd "$dir" && make -j2 check "${check_args[@]}") >"$dir/check.out" 2>&1; then
     status=1
     # A test program that does not compile leaves no .trs behind: count it, and show why.
-    if ! grep -qsE '^:test-result: (FAIL|XPASS|ERROR)' "$dir"/t/*.trs; then
+    if ! grep -qsE '^:test-result: (FAIL|XPASS|ERROR)' "$dir"/t/*/*.trs; then
       echo "test.sh: $label: make check failed before any test failed:" >&2
       grep -E 'error|Error' "$dir/check.out" | head -n 20 >&2
       build_failures=$((build_failures + 1))
     fi
   fi
-  for log in "$dir"/t/*.log; do
+  for log in "$dir"/t/*/*.log; do
     [ -f "$log" ] || continue
     # A failure with the diagnostics its test printed after it (at most 25 lines), so that the
     # CI summary says why and not only what.
@@ -70,7 +70,7 @@ for log in "$vglogs"/*.log; do
 done
 [ $vg_reports -eq 0 ] || echo "test.sh: valgrind reported on $vg_reports process(es) (logs in $vglogs)" >&2
 passed=0 failed=$build_failures skipped=0
-for trs in build/t/*.trs build-asan/t/*.trs build-valgrind/t/*.trs; do
+for trs in build/t/*/*.trs build-asan/t/*/*.trs build-valgrind/t/*/*.trs; do
   [ -f "$trs" ] || continue
   passed=$((passed + $(grep -c '^:test-result: PASS' "$trs" || true)))
   passed=$((passed + $(grep -c '^:test-result: XFAIL' "$trs" || true)))

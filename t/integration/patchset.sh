@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# vmscope patchset make: the thin qcow2 layer our writer makes passes qemu-img check and reads
+# exactly as the patched image (qemu-img compare), for 64 KiB and 2 MiB clusters, zero and
+# compressed clusters, raw and qcow2 bases, and patched images that are overlays of the base.
+. "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
+work=$(tmpdir)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || bail "no work directory"
+qio() { qemu-io -f qcow2 "$@" >/dev/null; }
+check_set() { # SET PATCHED DESCRIPTION
+  qemu-img check -q "$1" >check.out 2>&1; ok $? "$3: qemu-img check finds no error"
+  [ -s check.out ] && diag "$(head -n 5 check.out)"
+  qemu-img compare -q "$1" "$2"; ok $? "$3: qemu-img compare finds the layer on its base identical to the patched image"
+}
+for cs in 65536 2097152; do
+  qemu-img create -q -f qcow2 -o cluster_size=$cs base.qcow2 96M
+  qio -c "write -P 0xaa 0 40M" -c "write -P 0x55 60M 8M" base.qcow2
+  cp base.qcow2 patched.qcow2
+  qio -c "write -P 0xbb 1M 64k" -c "write -z 4M 4M" -c "write -P 0xcc 41M 100k" -c "write -P 0xdd 95M 1M" patched.qcow2
+  "$VMSCOPE" patchset make --stats -b base.qcow2 -p patched.qcow2 -o set.qcow2 2>stats.out
+  ok $? "cluster size $cs: a patch set is made"
+  check_set set.qcow2 patched.qcow2 "cluster size $cs"
+  is "$(qemu-img info --output=json set.qcow2 | jq -r '."backing-filename" + " " + (."cluster-size" | tostring)')" "base.qcow2 $cs" \
+    "cluster size $cs: its backing file is the base, its cluster size the patched image's"
+  rm -f set.qcow2 set.qcow2.json
+done
+grep -q 'holes not read' stats.out; ok $? "clusters neither image stores are not read ($(cat stats.out))"
+
+# Compressed clusters in the patched image, a raw base.
+qemu-img create -q -f raw base.raw 32M
+qemu-io -f raw -c "write -P 0x11 0 32M" base.raw >/dev/null
+cp base.raw patched.raw
+qemu-io -f raw -c "write -P 0x22 2M 64k" -c "write -P 0x33 10M 64k" patched.raw >/dev/null
+qemu-img convert -c -O qcow2 patched.raw patched-c.qcow2 # every cluster compressed
+"$VMSCOPE" patchset make -b base.raw -p patched-c.qcow2 -o set-c.qcow2; ok $? "a raw base and a compressed patched image"
+check_set set-c.qcow2 patched-c.qcow2 "compressed clusters"
+is "$(jq -r '.changed | map("\(.[0]):\(.[1])") | join(",")' set-c.qcow2.json)" "2097152:65536,10485760:65536" \
+  "the manifest lists the changed ranges"
+is "$(jq -r '.base.size' set-c.qcow2.json)" 33554432 "and the base's size"
+[ "$(jq -r '.base.identity | length' set-c.qcow2.json)" = 64 ]; ok $? "and its identity (a SHA-256)"
+
+# The patched image is an overlay of the base: its clusters are taken without reading the base.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 over.qcow2
+qio -c "write -P 0xee 8M 192k" -c "write -z 20M 64k" over.qcow2
+"$VMSCOPE" patchset make --stats -b base.qcow2 -p over.qcow2 -o set-o.qcow2 2>stats.out; ok $? "an overlay of the base"
+grep -qE ' 4 taken from the overlay' stats.out; ok $? "its four allocated clusters are taken as they are ($(cat stats.out))"
+check_set set-o.qcow2 over.qcow2 "overlay"
+is "$(jq -r '.patched_is_overlay' set-o.qcow2.json)" true "the manifest says so"
+[ -z "$(ls | grep '\.tmp-')" ]; ok $? "no temporary file is left behind"
+
+# An ext4 base where the patch replaces one file (written with debugfs -w on a copy): the
+# manifest names that file.
+mkdir -p tree/etc tree/usr/bin
+printf 'Welcome to the base image\n' >tree/etc/motd
+head -c 300000 /dev/urandom >tree/usr/bin/tool
+printf 'keep me\n' >tree/etc/hostname
+mke2fs -q -F -t ext4 -d tree base-fs.raw 32M >/dev/null
+cp base-fs.raw patched-fs.raw
+head -c 200000 /dev/urandom >newtool
+debugfs -w -R "rm /usr/bin/tool" patched-fs.raw >/dev/null 2>&1
+debugfs -w -R "write newtool /usr/bin/tool" patched-fs.raw >/dev/null 2>&1
+"$VMSCOPE" patchset make -b base-fs.raw -p patched-fs.raw -o set-fs.qcow2; ok $? "an ext4 image where one file was replaced"
+check_set set-fs.qcow2 patched-fs.raw "ext4"
+jq -e '.files | map(.path) | index("/usr/bin/tool")' set-fs.qcow2.json >/dev/null
+ok $? "the manifest names the replaced file: $(jq -c '[.files[].path]' set-fs.qcow2.json)"
+jq -e '.files | map(.path) | index("/etc/hostname") | not' set-fs.qcow2.json >/dev/null
+ok $? "and not the files the patch left alone"
+
+# Apply to a stopped disk: an overlay the "guest" wrote into, on the base.
+qemu-img create -q -f qcow2 -o cluster_size=65536 base.qcow2 16M
+qio -c "write -P 0xaa 0 16M" base.qcow2
+cp base.qcow2 patched.qcow2
+qio -c "write -P 0xbb 1M 128k" -c "write -P 0xbc 5M 64k" patched.qcow2
+"$VMSCOPE" patchset make -b base.qcow2 -p patched.qcow2 -o set-a.qcow2; ok $? "a set for the apply tests"
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm.qcow2
+qio -c "write -P 0xcc 1M 64k" -c "write -P 0xcd 9M 64k" vm.qcow2 # the guest's own writes
+"$VMSCOPE" patchset apply --image vm.qcow2 set-a.qcow2 >apply.json; ok $? "patchset apply --image inserts the set under the stopped disk"
+is "$(qemu-img info --output=json vm.qcow2 | jq -r '."backing-filename"' | xargs basename)" set-a.qcow2 "the overlay now sits on the set"
+is "$(jq -c '[.set_clusters, .shadowed, .shadowed_ranges]' apply.json)" '[3,1,[[1048576,65536]]]' \
+  "coverage: of the set's 3 clusters, the one the guest already wrote is shadowed, and named"
+qemu-img check -q vm.qcow2 && qemu-img check -q set-a.qcow2 && qemu-img check -q base.qcow2; ok $? "every image passes qemu-img check"
+qemu-io -r -f qcow2 -c "read -P 0xcc 1M 64k" -c "read -P 0xbb 1088k 64k" -c "read -P 0xbc 5M 64k" -c "read -P 0xcd 9M 64k" -c "read -P 0xaa 12M 64k" vm.qcow2 >read.out
+! grep -q 'Pattern verification failed' read.out; ok $? "the disk reads guest data where the guest wrote, patched data where the set changed, base data elsewhere"
+"$VMSCOPE" patchset apply --image vm.qcow2 set-a.qcow2 >/dev/null 2>again.err; is $? 1 "applying it twice is refused"
+grep -q 'already' again.err; ok $? "as already applied"
+"$VMSCOPE" patchset status --image vm.qcow2 >status.json; ok $? "patchset status reads the chain"
+is "$(jq -r '.[0].image | split("/") | last' status.json) $(jq -r '.[0].changed_clusters' status.json)" "set-a.qcow2 3" "and lists the set with its changed clusters"
+qemu-img create -q -f qcow2 other.qcow2 16M
+qemu-img create -q -f qcow2 -b other.qcow2 -F qcow2 vm2.qcow2
+"$VMSCOPE" patchset apply --image vm2.qcow2 set-a.qcow2 >/dev/null 2>other.err; is $? 1 "a disk on another base is refused"
+grep -q 'not based on' other.err; ok $? "with a message saying so"
+is "$(qemu-img info --output=json vm2.qcow2 | jq -r '."backing-filename"')" other.qcow2 "and is left as it was"
+
+# kill -9 in the middle of make: no image appears under the set's name, and the inputs are
+# untouched (they are only read).
+qemu-img create -q -f qcow2 big.qcow2 1G
+qemu-io -f qcow2 -c "write -P 0x11 0 1G" big.qcow2 >/dev/null
+cp big.qcow2 big-patched.qcow2
+qemu-io -f qcow2 -c "write -P 0x22 100M 64M" big-patched.qcow2 >/dev/null
+for delay in 0.05 0.2 0.5; do
+  rm -f killed.qcow2 killed.qcow2.json
+  "$VMSCOPE" patchset make -b big.qcow2 -p big-patched.qcow2 -o killed.qcow2 &
+  kpid=$!
+  sleep "$delay"
+  kill -9 "$kpid" 2>/dev/null
+  wait "$kpid" 2>/dev/null
+  if [ -e killed.qcow2 ]; then qemu-img check -q killed.qcow2; else true; fi
+  ok $? "killed after ${delay} s: nothing broken under the set's name ($(ls killed.qcow2 2>/dev/null || echo absent))"
+  is "$(ls | grep -c '\.tmp')" 0 "and no temporary file is left behind"
+done
+qemu-img check -q big.qcow2 && qemu-img check -q big-patched.qcow2; ok $? "and the images it read pass qemu-img check"
+rm -f big.qcow2 big-patched.qcow2 killed.qcow2*
+
+# An image another process has open (QEMU locks its images) is never written.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 vm3.qcow2
+if command -v qemu-nbd >/dev/null; then
+  qemu-nbd -f qcow2 -k "$work/vm3.sock" vm3.qcow2 >/dev/null 2>&1 &
+  nbd=$!
+  for _ in $(seq 1 40); do [ -S "$work/vm3.sock" ] && break; sleep 0.1; done
+  "$VMSCOPE" patchset apply --image vm3.qcow2 set-a.qcow2 >/dev/null 2>busy.err; is $? 1 "a disk open in another process (qemu-nbd) is refused"
+  grep -q 'open in another process' busy.err; ok $? "with a message saying so: $(cat busy.err)"
+  kill "$nbd"; wait "$nbd" 2>/dev/null
+  is "$(qemu-img info --output=json vm3.qcow2 | jq -r '."backing-filename"')" base.qcow2 "and it is left as it was"
+else
+  skip 3 "qemu-nbd is not installed"
+fi
+
+qemu-img create -q -f qcow2 small.qcow2 1M
+"$VMSCOPE" patchset make -b base.qcow2 -p small.qcow2 -o set-s.qcow2 2>err.out; is $? 1 "images of different sizes are refused"
+grep -q 'one size' err.out; ok $? "with a message saying why"
+[ ! -e set-s.qcow2 ]; ok $? "and nothing is written"
+done_testing
