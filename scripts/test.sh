@@ -26,6 +26,7 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
     return
   fi
   echo "== $label tests" >&2
+  suite_start=$(date +%s)
   if ! (cd "$dir" && make -j2 check "${check_args[@]}") >"$dir/check.out" 2>&1; then
     status=1
     # A test program that does not compile leaves no .trs behind: count it, and show why.
@@ -35,6 +36,7 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
       build_failures=$((build_failures + 1))
     fi
   fi
+  slowest "$dir" "$label"
   for log in "$dir"/t/*/*.log; do
     [ -f "$log" ] || continue
     # A failure with the diagnostics its test printed after it (at most 25 lines), so that the
@@ -44,6 +46,15 @@ run_suite() { # DIR LABEL CONFIGURE-ARGS...
       n > 0 && /^#/ { print tag "  " $0; n--; next }
       { n = 0 }' "$log" >&2 || true
   done
+}
+# slowest DIR LABEL: the suite's wall time and its ten slowest tests, from each log's birth and
+# last write (what a CI run has to shorten first when it nears its time limit).
+slowest() {
+  local now=$(date +%s)
+  echo "== $2 suite: $((now - suite_start)) s; slowest tests:" >&2
+  for log in "$1"/t/*/*.log; do
+    [ -f "$log" ] && stat -c '%W %Y %n' "$log"
+  done | awk '$1 > 0 { printf "%6d s  %s\n", $2 - $1, $3 }' | sort -rn | head -n 10 >&2
 }
 build_failures=0
 check_args=()
