@@ -94,6 +94,19 @@ int vs_cli_check_output(const char *out, char *const *inputs, size_t n, bool for
  * PROG) for anything else. */
 int vs_cli_format_option(const char *arg, const char *prog, bool *text);
 
+/* The one way a subcommand reports a core error: "PROG: MESSAGE", or "PROG: CONTEXT MESSAGE"
+ * when CONTEXT is not NULL, on standard error; ERR is then cleared for its next use. Returns
+ * STATUS, so `return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);` reports and leaves. */
+int vs_cli_fail(struct vs_err *err, const char *context, int status, const char *prog);
+
+/* Flushes standard output: -1 (message printed, prefixed with PROG) when what was printed did
+ * not all get written (a full disk, a closed pipe), which the exit status must say. */
+int vs_cli_flush(const char *prog);
+
+/* The watch list R's options give (the default one or none, plus each --watch file), or NULL
+ * (message printed, prefixed with PROG) when a file cannot be read. */
+struct vs_watch *vs_cli_load_watch(const struct vs_cli_read *r, const char *prog);
+
 /* J on standard output as every subcommand prints JSON: keys sorted, indented by two unless
  * COMPACT. Returns -1 (message printed, prefixed with PROG) when J cannot be serialized. */
 int vs_cli_print_json(const json_t *j, bool compact, const char *prog);

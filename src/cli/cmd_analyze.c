@@ -76,8 +76,7 @@ static struct vs_strmap *read_labels(const char *path, const char *prog) {
   struct vs_err err = {0};
   struct vs_strmap *m = NULL;
   if (vs_labels_load(path, &m, &err) < 0) {
-    fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
-    vs_err_clear(&err);
+    vs_cli_fail(&err, NULL, -1, prog);
     return NULL;
   }
   return m;
@@ -467,9 +466,7 @@ int vs_cmd_report(int argc, char **argv) {
   if (vs_newfile_open(&f, out, 0644, &err) < 0 ||
       vs_newfile_write(&f, html, strlen(html), &err) < 0 || vs_newfile_commit(&f, &err) < 0) {
     if (f.fd >= 0 || f.path) vs_newfile_abandon(&f);
-    fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
-    vs_err_clear(&err);
-    status = VS_EXIT_PARTIAL;
+    status = vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, prog);
   }
   return status;
 }

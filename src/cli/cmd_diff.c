@@ -86,9 +86,18 @@ static int check_pair(const struct vs_feature *a, const struct vs_feature *b, bo
   return 0;
 }
 
-int vs_cmd_diff(int argc, char **argv) {
-  enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE, OPT_EXIT_CODE, OPT_ANY_ORDER };
-  enum { EXIT_CHANGED = 1, EXIT_FAILED = 3 }; /* with --exit-code */
+enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE, OPT_EXIT_CODE, OPT_ANY_ORDER };
+enum { EXIT_CHANGED = 1, EXIT_FAILED = 3 }; /* with --exit-code */
+
+/* The command line, parsed. */
+struct args {
+  struct vs_cli_read read;
+  bool text, compact, exit_code, quiet, any_order;
+  const char *format;
+};
+
+/* The command line into A: 1 help printed, -1 usage error (printed), 0 go on. */
+static int parse(int argc, char **argv, struct args *a) {
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"exit-code", no_argument, NULL, OPT_EXIT_CODE},
@@ -97,86 +106,92 @@ int vs_cmd_diff(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  struct vs_cli_read r = {0};
-  bool text = false, compact = false, exit_code = false, quiet = false, any_order = false;
-  const char *format = NULL;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "f:qh" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
-    int taken = vs_cli_read_option(&r, c, optarg, PROG);
-    if (taken < 0) return VS_EXIT_USAGE;
+    int taken = vs_cli_read_option(&a->read, c, optarg, PROG);
+    if (taken < 0) return -1;
     if (taken) continue;
-    switch (c) {
-    case 'f':
-      if (vs_cli_set_once(&format, optarg, "--format", PROG) < 0 ||
-          vs_cli_format_option(optarg, PROG, &text) < 0)
-        return VS_EXIT_USAGE;
-      break;
-    case OPT_COMPACT:
-      compact = true;
-      break;
-    case OPT_EXIT_CODE:
-      exit_code = true;
-      break;
-    case 'q':
-      quiet = exit_code = true;
-      break;
-    case OPT_ANY_ORDER:
-      any_order = true;
-      break;
-    case 'h':
+    if (c == 'f') {
+      if (vs_cli_set_once(&a->format, optarg, "--format", PROG) < 0 ||
+          vs_cli_format_option(optarg, PROG, &a->text) < 0)
+        return -1;
+    } else if (c == OPT_COMPACT) {
+      a->compact = true;
+    } else if (c == OPT_EXIT_CODE) {
+      a->exit_code = true;
+    } else if (c == 'q') {
+      a->quiet = a->exit_code = true;
+    } else if (c == OPT_ANY_ORDER) {
+      a->any_order = true;
+    } else if (c == 'h') {
       usage(stdout);
-      return VS_EXIT_OK;
-    default:
+      return 1;
+    } else {
       usage(stderr);
-      return VS_EXIT_USAGE;
+      return -1;
     }
   }
-  if (compact && (text || quiet)) {
+  if (a->compact && (a->text || a->quiet)) {
     fprintf(stderr, PROG ": --compact is for JSON output, not %s\n",
-            quiet ? "--quiet" : "--format text");
-    return VS_EXIT_USAGE;
+            a->quiet ? "--quiet" : "--format text");
+    return -1;
   }
   if (argc - optind != 2) {
     fprintf(stderr, PROG ": expected OLD and NEW\n");
     usage(stderr);
-    return VS_EXIT_USAGE;
+    return -1;
   }
-  struct vs_cli_docs read[2] = {0};
-  if (vs_cli_read_sources(&r, argv + optind, 2, read, PROG) < 0) return VS_EXIT_USAGE;
+  return 0;
+}
+
+/* Whether OLD and NEW, as read into READ, are one document each: an exit status (printed when
+ * not VS_EXIT_OK). */
+static int check_read(const struct args *a, const struct vs_cli_docs read[2], char *const *paths) {
   int status = VS_EXIT_OK;
   for (int i = 0; i < 2; i++) {
     if (read[i].error) {
       fprintf(stderr, PROG ": %s\n", read[i].error);
-      if (status == VS_EXIT_OK) status = exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
+      if (status == VS_EXIT_OK) status = a->exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
     } else if (read[i].n != 1) {
-      fprintf(stderr, PROG ": %s holds %zu documents; expected one\n", argv[optind + i], read[i].n);
+      fprintf(stderr, PROG ": %s holds %zu documents; expected one\n", paths[i], read[i].n);
       status = VS_EXIT_USAGE;
     }
   }
-  if (status == VS_EXIT_OK && check_pair(read[0].docs[0], read[1].docs[0], any_order) < 0)
-    status = VS_EXIT_USAGE;
-  if (status == VS_EXIT_OK) {
-    const struct vs_feature *a = read[0].docs[0], *b = read[1].docs[0];
-    _cleanup_(vs_diff_freep) struct vs_diff *d = vs_drift_diff(a, b);
-    if (quiet) {
-      /* nothing printed */
-    } else if (text) {
-      print_text(d, a, b);
-    } else {
-      json_t *j = vs_diff_to_json(d, a, b);
-      json_object_set_new(json_object_get(j, "old"), "name", json_string(vs_feature_name(a)));
-      json_object_set_new(json_object_get(j, "new"), "name", json_string(vs_feature_name(b)));
-      if (vs_cli_print_json(j, compact, PROG) < 0) status = exit_code ? EXIT_FAILED : 1;
-      json_decref(j);
-    }
-    if (status == VS_EXIT_OK && exit_code && d->n_changes) status = EXIT_CHANGED;
+  return status;
+}
+
+/* Compares OLD A with NEW B and prints what changed as A asks. Returns the exit status. */
+static int compare(const struct args *a, const struct vs_feature *old,
+                   const struct vs_feature *new) {
+  _cleanup_(vs_diff_freep) struct vs_diff *d = vs_drift_diff(old, new);
+  if (a->quiet) {
+    /* nothing printed */
+  } else if (a->text) {
+    print_text(d, old, new);
+  } else {
+    json_t *j = vs_diff_to_json(d, old, new);
+    json_object_set_new(json_object_get(j, "old"), "name", json_string(vs_feature_name(old)));
+    json_object_set_new(json_object_get(j, "new"), "name", json_string(vs_feature_name(new)));
+    int printed = vs_cli_print_json(j, a->compact, PROG);
+    json_decref(j);
+    if (printed < 0) return a->exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
   }
+  return a->exit_code && d->n_changes ? EXIT_CHANGED : VS_EXIT_OK;
+}
+
+int vs_cmd_diff(int argc, char **argv) {
+  struct args a = {0};
+  int rc = parse(argc, argv, &a);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  struct vs_cli_docs read[2] = {0};
+  if (vs_cli_read_sources(&a.read, argv + optind, 2, read, PROG) < 0) return VS_EXIT_USAGE;
+  int status = check_read(&a, read, argv + optind);
+  if (status == VS_EXIT_OK && check_pair(read[0].docs[0], read[1].docs[0], a.any_order) < 0)
+    status = VS_EXIT_USAGE;
+  if (status == VS_EXIT_OK) status = compare(&a, read[0].docs[0], read[1].docs[0]);
   vs_cli_docs_clear(&read[0]);
   vs_cli_docs_clear(&read[1]);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, PROG ": writing standard output failed\n");
-    return exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
-  }
+  if (vs_cli_flush(PROG) < 0) return a.exit_code ? EXIT_FAILED : VS_EXIT_PARTIAL;
   return status;
 }

@@ -329,11 +329,8 @@ int vs_cmd_drift(int argc, char **argv) {
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
   struct vs_err err = {0};
   _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = NULL;
-  if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err))) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_USAGE;
-  }
+  if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err)))
+    return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
   o.drift.waivers = waivers;
 
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
@@ -372,9 +369,7 @@ int vs_cmd_drift(int argc, char **argv) {
   for (size_t i = first; i < end; i++) {
     _cleanup_(vs_drift_freep) struct vs_drift *d = vs_view_rank(view, i, &o.drift, &err);
     if (!d) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      status = worse(status, VS_EXIT_PARTIAL);
+      status = worse(status, vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG));
       continue;
     }
     emit(&out, d);

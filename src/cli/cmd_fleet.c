@@ -48,16 +48,33 @@ static void on_signal(int sig) {
   stopping = 1;
 }
 
+enum { OPT_PREFIX = VS_CLI_OPT_FIRST_FREE, OPT_VM, OPT_LEASE, OPT_SOCKET };
+
+/* The command line, parsed. */
+struct args {
+  const char *action; /* "ls" or "proxy" */
+  const char *stores[VS_CLI_MAX_REPEAT], *allow[VS_CLI_MAX_REPEAT];
+  struct vs_proxy_vm vms[VS_CLI_MAX_REPEAT];
+  char *vm_specs[VS_CLI_MAX_REPEAT]; /* owned: the strings VMS point into */
+  size_t n_vms;
+  struct vs_fleet_opts fo;
+  struct vs_channel_opts co;
+  const char *host, *uri, *sock;
+  int lease;
+};
+
+static void args_clear(struct args *a) {
+  for (size_t i = 0; i < a->n_vms; i++)
+    free(a->vm_specs[i]);
+}
+
 static int list_map(const struct vs_fleet_opts *fo) {
   struct vs_err err = {0};
   _cleanup_(vs_fleet_closep) struct vs_fleet *f = vs_fleet_open(fo, &err);
   struct vs_kv *kv = NULL;
   size_t n = 0;
-  if (!f || vs_fleet_list(f, "vms/", &kv, &n, &err) < 0) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
+  if (!f || vs_fleet_list(f, "vms/", &kv, &n, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   printf("%-36s  %-20s  %-24s  %s\n", "VM", "HOST", "NAME", "CHANNEL");
   for (size_t i = 0; i < n; i++) {
     json_t *j = json_loads(kv[i].value, 0, NULL);
@@ -71,42 +88,39 @@ static int list_map(const struct vs_fleet_opts *fo) {
   return VS_EXIT_OK;
 }
 
-static int run_proxy(const struct vs_fleet_opts *fo, const struct vs_channel_opts *co,
-                     const char *host, const char *uri, const char *sock, int lease,
-                     const struct vs_proxy_vm *vms, size_t n_vms) {
+/* Runs the proxy A describes until SIGTERM or SIGINT. */
+static int run_proxy(const struct args *a) {
   struct vs_err err = {0};
-  _cleanup_(vs_fleet_closep) struct vs_fleet *f = fo->n_endpoints ? vs_fleet_open(fo, &err) : NULL;
+  const char *host = a->host;
+  _cleanup_(vs_fleet_closep) struct vs_fleet *f =
+      a->fo.n_endpoints ? vs_fleet_open(&a->fo, &err) : NULL;
   _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
-  bool ok = !fo->n_endpoints || f;
-  if (ok && uri) ok = (v = vs_virt_open(uri, false, &err)) != NULL;
-  struct vs_proxy *p = ok ? vs_proxy_new(f, host, lease, v, co, &err) : NULL;
-  if (p && sock && vs_proxy_listen(p, sock, &err) < 0) {
+  bool ok = !a->fo.n_endpoints || f;
+  if (ok && a->uri) ok = (v = vs_virt_open(a->uri, false, &err)) != NULL;
+  struct vs_proxy *p = ok ? vs_proxy_new(f, host, a->lease, v, &a->co, &err) : NULL;
+  if (p && a->sock && vs_proxy_listen(p, a->sock, &err) < 0) {
     vs_proxy_free(p);
     p = NULL;
   }
-  if (!p) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
-  vs_proxy_set_vms(p, vms, n_vms);
+  if (!p) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  vs_proxy_set_vms(p, a->vms, a->n_vms);
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   double next_refresh = 0;
   while (!stopping) {
     if (vs_now_monotonic() >= next_refresh) {
       if (vs_proxy_refresh(p, &err) < 0) {
-        fprintf(stderr, PROG ": proxy %s: %s\n", host, vs_err_msg(&err));
-        vs_err_clear(&err);
+        vs_err_prefix(&err, "proxy %s", host);
+        vs_cli_fail(&err, NULL, 0, PROG);
         next_refresh = vs_now_monotonic() + 1;
       } else {
-        next_refresh = vs_now_monotonic() + lease / 3.0;
+        next_refresh = vs_now_monotonic() + a->lease / 3.0;
       }
     }
     int handled = vs_proxy_deliver(p, &err);
     if (handled < 0) {
-      fprintf(stderr, PROG ": proxy %s: %s\n", host, vs_err_msg(&err));
-      vs_err_clear(&err);
+      vs_err_prefix(&err, "proxy %s", host);
+      vs_cli_fail(&err, NULL, 0, PROG);
       usleep(200000);
     } else if (handled == 0) {
       /* An empty inbox: look again soon (a watch would need no polling), serving the local
@@ -118,8 +132,62 @@ static int run_proxy(const struct vs_fleet_opts *fo, const struct vs_channel_opt
   return VS_EXIT_OK;
 }
 
-int vs_cmd_fleet(int argc, char **argv) {
-  enum { OPT_PREFIX = VS_CLI_OPT_FIRST_FREE, OPT_VM, OPT_LEASE, OPT_SOCKET };
+/* --vm UUID:NAME:CHANNEL into A: -1 (printed) when it is not that, or one too many. */
+static int add_vm(struct args *a, const char *arg) {
+  char *spec = vs_xstrdup(arg), *u = strchr(spec, ':'), *n = u ? strchr(u + 1, ':') : NULL;
+  if (!n || a->n_vms == VS_CLI_MAX_REPEAT) {
+    fprintf(stderr, PROG ": --vm takes UUID:NAME:CHANNEL (CHANNEL is unix:PATH or libvirt)\n");
+    free(spec);
+    return -1;
+  }
+  *u = *n = '\0';
+  a->vm_specs[a->n_vms] = spec;
+  a->vms[a->n_vms++] = (struct vs_proxy_vm){spec, u + 1, n + 1};
+  return 0;
+}
+
+/* One option C (with ARG) into A: 1 help printed, -1 usage error (printed), 0 taken. */
+static int take_option(struct args *a, int c, const char *arg) {
+  switch (c) {
+  case 'S':
+    if (a->fo.n_endpoints < VS_CLI_MAX_REPEAT) a->stores[a->fo.n_endpoints++] = arg;
+    return 0;
+  case OPT_PREFIX:
+    a->fo.prefix = arg;
+    return 0;
+  case OPT_SOCKET:
+    a->sock = arg;
+    return 0;
+  case 'H':
+    a->host = arg;
+    return 0;
+  case 'c':
+    a->uri = arg;
+    return 0;
+  case OPT_VM:
+    return add_vm(a, arg);
+  case OPT_LEASE:
+    a->lease = atoi(arg);
+    if (a->lease >= 2) return 0;
+    fprintf(stderr, PROG ": --lease takes seconds, at least 2\n");
+    return -1;
+  case 'a':
+    if (a->co.n_allow < VS_CLI_MAX_REPEAT) a->allow[a->co.n_allow++] = arg;
+    return 0;
+  case 't':
+    a->co.timeout_ms = (int)(atof(arg) * 1000);
+    return 0;
+  case 'h':
+    usage(stdout);
+    return 1;
+  default:
+    usage(stderr);
+    return -1;
+  }
+}
+
+/* The options after the action into A: 1 help printed, -1 usage error (printed), 0 go on. */
+static int parse(int argc, char **argv, struct args *a) {
   static const struct option opts[] = {{"store", required_argument, NULL, 'S'},
                                        {"prefix", required_argument, NULL, OPT_PREFIX},
                                        {"host", required_argument, NULL, 'H'},
@@ -132,84 +200,35 @@ int vs_cmd_fleet(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_FLEET_OPTIONS,
                                        {NULL, 0, NULL, 0}};
+  a->action = argv[1];
+  a->fo.endpoints = a->stores;
+  a->co.allow = a->allow;
+  a->lease = 15;
+  int c;
+  optind = 2;
+  while ((c = getopt_long(argc, argv, "S:H:c:a:t:h", opts, NULL)) != -1) {
+    if (vs_cli_fleet_option(&a->fo, c, optarg)) continue;
+    int rc = take_option(a, c, optarg);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+int vs_cmd_fleet(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
   }
-  const char *action = argv[1];
-  const char *stores[VS_CLI_MAX_REPEAT], *allow[VS_CLI_MAX_REPEAT];
-  struct vs_proxy_vm vms[VS_CLI_MAX_REPEAT];
-  char *vm_specs[VS_CLI_MAX_REPEAT];
-  size_t n_vms = 0;
-  struct vs_fleet_opts fo = {.endpoints = stores};
-  struct vs_channel_opts co = {.allow = allow};
-  const char *host = NULL, *uri = NULL, *sock = NULL;
-  int lease = 15, c;
-  optind = 2;
-  while ((c = getopt_long(argc, argv, "S:H:c:a:t:h", opts, NULL)) != -1) {
-    if (vs_cli_fleet_option(&fo, c, optarg)) continue;
-    switch (c) {
-    case 'S':
-      if (fo.n_endpoints < VS_CLI_MAX_REPEAT) stores[fo.n_endpoints++] = optarg;
-      break;
-    case OPT_PREFIX:
-      fo.prefix = optarg;
-      break;
-    case OPT_SOCKET:
-      sock = optarg;
-      break;
-    case 'H':
-      host = optarg;
-      break;
-    case 'c':
-      uri = optarg;
-      break;
-    case OPT_VM: {
-      char *spec = vs_xstrdup(optarg), *a = strchr(spec, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-      if (!b || n_vms == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, PROG ": --vm takes UUID:NAME:CHANNEL (CHANNEL is unix:PATH or libvirt)\n");
-        free(spec);
-        return VS_EXIT_USAGE;
-      }
-      *a = *b = '\0';
-      vm_specs[n_vms] = spec;
-      vms[n_vms++] = (struct vs_proxy_vm){spec, a + 1, b + 1};
-      break;
-    }
-    case OPT_LEASE:
-      lease = atoi(optarg);
-      if (lease < 2) {
-        fprintf(stderr, PROG ": --lease takes seconds, at least 2\n");
-        return VS_EXIT_USAGE;
-      }
-      break;
-    case 'a':
-      if (co.n_allow < VS_CLI_MAX_REPEAT) allow[co.n_allow++] = optarg;
-      break;
-    case 't':
-      co.timeout_ms = (int)(atof(optarg) * 1000);
-      break;
-    case 'h':
-      usage(stdout);
-      return VS_EXIT_OK;
-    default:
-      usage(stderr);
-      return VS_EXIT_USAGE;
-    }
-  }
-  int status;
-  bool is_ls = strcmp(action, "ls") == 0, is_proxy = strcmp(action, "proxy") == 0;
-  if ((!is_ls && !is_proxy) || (is_ls && fo.n_endpoints == 0) ||
-      (is_proxy && (!host || (fo.n_endpoints == 0 && !sock)))) {
+  _cleanup_(args_clear) struct args a = {0};
+  int rc = parse(argc, argv, &a);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  bool is_ls = strcmp(a.action, "ls") == 0, is_proxy = strcmp(a.action, "proxy") == 0;
+  if ((!is_ls && !is_proxy) || (is_ls && a.fo.n_endpoints == 0) ||
+      (is_proxy && (!a.host || (a.fo.n_endpoints == 0 && !a.sock)))) {
     fprintf(stderr, PROG ": expected \"ls --store URL\" or \"proxy --store URL|--socket PATH "
                          "--host NAME\"\n");
-    status = VS_EXIT_USAGE;
-  } else if (strcmp(action, "ls") == 0) {
-    status = list_map(&fo);
-  } else {
-    status = run_proxy(&fo, &co, host, uri, sock, lease, vms, n_vms);
+    return VS_EXIT_USAGE;
   }
-  for (size_t i = 0; i < n_vms; i++)
-    free(vm_specs[i]);
-  return status;
+  if (is_ls) return list_map(&a.fo);
+  return run_proxy(&a);
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PROG "vmscope inspect"
+
 static void usage(FILE *out) {
   fputs("Usage: vmscope inspect [OPTIONS] SOURCE...\n"
         "\n"
@@ -47,87 +49,97 @@ static void print_text(const struct vs_feature *doc) {
     printf("# skipped %s: %s\n", path, reason);
 }
 
-int vs_cmd_inspect(int argc, char **argv) {
-  enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
+enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
+
+/* The command line, parsed. */
+struct args {
+  struct vs_cli_read read;
+  bool text, compact;
+  const char *format;
+};
+
+/* The command line into A: 1 help printed, -1 usage error (printed), 0 go on. */
+static int parse(int argc, char **argv, struct args *a) {
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  bool text = false, compact = false;
-  const char *format = NULL;
-  struct vs_cli_read r = {0};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "f:h" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
-    int taken = vs_cli_read_option(&r, c, optarg, "vmscope inspect");
-    if (taken < 0) return VS_EXIT_USAGE;
+    int taken = vs_cli_read_option(&a->read, c, optarg, PROG);
+    if (taken < 0) return -1;
     if (taken) continue;
-    switch (c) {
-    case 'f':
-      if (vs_cli_set_once(&format, optarg, "--format", "vmscope inspect") < 0 ||
-          vs_cli_format_option(optarg, "vmscope inspect", &text) < 0)
-        return VS_EXIT_USAGE;
-      break;
-    case OPT_COMPACT:
-      compact = true;
-      break;
-    case 'h':
+    if (c == 'f') {
+      if (vs_cli_set_once(&a->format, optarg, "--format", PROG) < 0 ||
+          vs_cli_format_option(optarg, PROG, &a->text) < 0)
+        return -1;
+    } else if (c == OPT_COMPACT) {
+      a->compact = true;
+    } else if (c == 'h') {
       usage(stdout);
-      return VS_EXIT_OK;
-    default:
+      return 1;
+    } else {
       usage(stderr);
-      return VS_EXIT_USAGE;
+      return -1;
     }
   }
-  if (compact && text) {
-    fprintf(stderr, "vmscope inspect: --compact is for JSON output, not --format text\n");
-    return VS_EXIT_USAGE;
+  if (a->compact && a->text) {
+    fprintf(stderr, PROG ": --compact is for JSON output, not --format text\n");
+    return -1;
   }
   if (optind >= argc) {
-    fprintf(stderr, "vmscope inspect: no SOURCE given\n");
+    fprintf(stderr, PROG ": no SOURCE given\n");
     usage(stderr);
-    return VS_EXIT_USAGE;
+    return -1;
   }
-  size_t n_sources = (size_t)(argc - optind);
-  struct vs_cli_docs *read = vs_xcalloc(n_sources, sizeof(*read));
-  if (vs_cli_read_sources(&r, argv + optind, n_sources, read, "vmscope inspect") < 0) {
-    free(read);
-    return VS_EXIT_USAGE;
-  }
+  return 0;
+}
+
+/* Prints the documents READ[0..N) gave (clearing each), and the errors. Several documents are
+ * one JSON array. Returns the exit status, or -1 (printed) when that array cannot be made. */
+static int print_docs(const struct args *a, struct vs_cli_docs *read, size_t n) {
   int status = VS_EXIT_OK;
   size_t total = 0;
-  for (size_t i = 0; i < n_sources; i++)
+  for (size_t i = 0; i < n; i++)
     total += read[i].n;
-  json_t *array = (n_sources > 1 || total > 1) && !text ? json_array() : NULL;
-  for (size_t i = 0; i < n_sources; i++) {
+  json_t *array = (n > 1 || total > 1) && !a->text ? json_array() : NULL;
+  for (size_t i = 0; i < n; i++) {
     if (read[i].error) {
-      fprintf(stderr, "vmscope inspect: %s\n", read[i].error);
+      fprintf(stderr, PROG ": %s\n", read[i].error);
       status = VS_EXIT_PARTIAL;
     }
     for (size_t j = 0; j < read[i].n; j++) {
       struct vs_feature *doc = read[i].docs[j];
-      if (text) {
+      if (a->text) {
         print_text(doc);
       } else if (array) {
         json_array_append_new(array, vs_feature_to_json(doc));
       } else {
-        char *s = vs_feature_dumps(doc, !compact);
+        char *s = vs_feature_dumps(doc, !a->compact);
         puts(s);
         free(s);
       }
     }
     vs_cli_docs_clear(&read[i]);
   }
-  free(read);
   if (array) {
-    int printed = vs_cli_print_json(array, compact, "vmscope inspect");
+    int printed = vs_cli_print_json(array, a->compact, PROG);
     json_decref(array);
-    if (printed < 0) return VS_EXIT_PARTIAL;
-  }
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, "vmscope inspect: writing standard output failed\n");
-    return VS_EXIT_PARTIAL;
+    if (printed < 0) return -1;
   }
   return status;
+}
+
+int vs_cmd_inspect(int argc, char **argv) {
+  struct args a = {0};
+  int rc = parse(argc, argv, &a);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  size_t n_sources = (size_t)(argc - optind);
+  _cleanup_(vs_freep) struct vs_cli_docs *read = vs_xcalloc(n_sources, sizeof(*read));
+  if (vs_cli_read_sources(&a.read, argv + optind, n_sources, read, PROG) < 0) return VS_EXIT_USAGE;
+  int status = print_docs(&a, read, n_sources);
+  if (status < 0) return VS_EXIT_PARTIAL; /* the output could not be made: printed */
+  return vs_cli_flush(PROG) < 0 ? VS_EXIT_PARTIAL : status;
 }

@@ -54,13 +54,36 @@ static void usage(FILE *out) {
         out);
 }
 
-/* How the agent is reached, for the calls after the first (--wait's polls). */
+enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
+
+/* The command line, parsed. */
+struct args {
+  struct vs_fleet_opts fo;
+  const char *socket_path, *uri, *proxy_socket, *timeout, *wait;
+  const char *tls; /* the first TLS or authentication option given, for the message */
+  const char *stores[VS_CLI_MAX_REPEAT];
+  size_t n_stores;
+  const char *allow[VS_CLI_MAX_REPEAT];
+  struct vs_channel_opts co;
+  bool compact;
+  int wait_ms;
+};
+
+/* How the agent is reached, for the first call and those after it (--wait's polls). It owns
+ * what it opened. */
 struct route {
   struct vs_channel *ch;  /* this host: a socket or libvirt */
+  struct vs_virt *virt;   /* the channel's connection, with libvirt */
   struct vs_fleet *fleet; /* or routed through etcd */
   const char *proxy_socket, *vm;
   int timeout_ms;
 };
+
+static void route_clear(struct route *r) {
+  vs_channel_close(r->ch);
+  vs_virt_close(r->virt);
+  vs_fleet_close(r->fleet);
+}
 
 static enum vs_channel_status call_route(void *p, const char *command, json_t *arguments,
                                          json_t **reply, struct vs_err *err) {
@@ -73,6 +96,32 @@ static enum vs_channel_status call_route(void *p, const char *command, json_t *a
                       : vs_route_send(r->fleet, r->vm, cmd, r->timeout_ms, reply, err);
   json_decref(cmd);
   return s;
+}
+
+/* Opens the way to the agent A names, to VM (NULL: the agent socket is the VM), and makes the
+ * first call. */
+static enum vs_channel_status call_first(const struct args *a, struct route *rt, const char *vm,
+                                         const char *execute, json_t *arguments, json_t **reply,
+                                         struct vs_err *err) {
+  *rt = (struct route){.proxy_socket = a->proxy_socket, .vm = vm};
+  if (a->n_stores || a->proxy_socket) { /* routed: through the fleet map, or a local proxy */
+    struct vs_fleet_opts fo = a->fo;
+    fo.endpoints = a->stores;
+    fo.n_endpoints = a->n_stores;
+    rt->fleet = a->n_stores ? vs_fleet_open(&fo, err) : NULL;
+    rt->timeout_ms = a->co.timeout_ms ? a->co.timeout_ms : 10000;
+    if (!a->proxy_socket && !rt->fleet) return VS_CHANNEL_FAILED;
+    return call_route(rt, execute, arguments, reply, err);
+  }
+  if (!a->socket_path && !(rt->virt = vs_virt_open(a->uri, false, err))) {
+    /* Named by its kind, as the channel's own errors are. */
+    vs_err_set(err, err->code, "%s (%s)", vs_err_msg(err),
+               vs_channel_status_name(VS_CHANNEL_FAILED));
+    return VS_CHANNEL_FAILED;
+  }
+  rt->ch = a->socket_path ? vs_channel_open_unix(a->socket_path, &a->co)
+                          : vs_channel_open_libvirt(rt->virt, vm, &a->co);
+  return vs_channel_call(rt->ch, execute, arguments, reply, err);
 }
 
 /* The reply to guest-exec, waited for: the started pid, then what the process did. Returns the
@@ -89,11 +138,7 @@ static int wait_exec(struct route *rt, const char *target, json_t *arguments, js
   struct vs_err err = {0};
   enum vs_channel_status s = vs_exec_wait(call_route, rt, target, path ? path : "guest-exec",
                                           json_integer_value(pid), wait_ms, &x, &err);
-  if (s != VS_CHANNEL_OK) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
+  if (s != VS_CHANNEL_OK) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   json_t *report = vs_exec_result_to_json(&x);
   json_object_set(report, "pid", pid);
   int status = x.exit_code == 0 && x.signal == 0 ? VS_EXIT_OK : 3;
@@ -115,8 +160,82 @@ static int parse_ms(const char *arg, const char *opt) {
   return t * 1000 < 1 ? 1 : (int)(t * 1000);
 }
 
-int vs_cmd_send(int argc, char **argv) {
-  enum { OPT_COMPACT = VS_CLI_OPT_FIRST_FREE };
+/* A TLS or authentication option C (VS_CLI_FLEET_OPTIONS): refused (-1, printed) the second
+ * time; the first one given is remembered for the message that it needs --store. 0 for any
+ * other option. */
+static int check_fleet_option(struct args *a, int c, const char *arg) {
+  static const char *const names[] = {"--cacert", "--cert", "--key", "--user"};
+  if (c < VS_CLI_OPT_CACERT || c > VS_CLI_OPT_USER) return 0;
+  const char *given[] = {a->fo.cacert, a->fo.cert, a->fo.key, a->fo.user};
+  const char *name = names[c - VS_CLI_OPT_CACERT], *slot = given[c - VS_CLI_OPT_CACERT];
+  if (vs_cli_set_once(&slot, arg, name, PROG) < 0) return -1;
+  if (!a->tls) a->tls = name;
+  return 0;
+}
+
+/* One option C (with ARG) of those vs_cli_once and the fleet options do not take into A:
+ * 1 help printed, -1 usage error (printed), 0 taken. */
+static int take_option(struct args *a, int c, const char *arg) {
+  switch (c) {
+  case 'S':
+    return vs_cli_add_repeat(a->stores, &a->n_stores, arg, "--store", PROG);
+  case 't':
+    return vs_cli_set_once(&a->timeout, arg, "--timeout", PROG) < 0 ||
+                   (a->co.timeout_ms = parse_ms(arg, "--timeout")) < 0
+               ? -1
+               : 0;
+  case 'W':
+    return vs_cli_set_once(&a->wait, arg ? arg : "60", "--wait", PROG) < 0 ||
+                   (a->wait_ms = parse_ms(a->wait, "--wait")) < 0
+               ? -1
+               : 0;
+  case 'a':
+    return vs_cli_add_repeat(a->allow, &a->co.n_allow, arg, "--allow", PROG);
+  case OPT_COMPACT:
+    a->compact = true;
+    return 0;
+  case 'h':
+    usage(stdout);
+    return 1;
+  default:
+    usage(stderr);
+    return -1;
+  }
+}
+
+/* One way to the agent: two would leave one of them silently unused. -1 (printed) when A gives
+ * more, TLS options without a store, or not the arguments its way takes. */
+static int check(const struct args *a, int argc, char **argv) {
+  const char *ways[4],
+      *given[] = {a->socket_path ? "--agent-socket" : NULL, a->uri ? "--connect" : NULL,
+                  a->n_stores ? "--store" : NULL, a->proxy_socket ? "--proxy-socket" : NULL};
+  size_t n_ways = 0;
+  for (size_t i = 0; i < 4; i++)
+    if (given[i]) ways[n_ways++] = given[i];
+  if (n_ways > 1) {
+    fprintf(stderr, PROG ": %s and %s are two ways to reach the agent: give one\n", ways[0],
+            ways[1]);
+    return -1;
+  }
+  if (a->tls && !a->n_stores) {
+    fprintf(stderr, PROG ": %s is for the fleet store: give --store URL too, or drop it\n", a->tls);
+    return -1;
+  }
+  int want = a->socket_path ? 1 : 2;
+  if (argc - optind == want) return 0;
+  if (a->socket_path && argc - optind == 2) {
+    fprintf(stderr,
+            PROG ": with --agent-socket give only JSON (the socket is the VM), not \"%s\"\n",
+            argv[optind]);
+    return -1;
+  }
+  fprintf(stderr, PROG ": expected %s\n", a->socket_path ? "JSON" : "VM and JSON");
+  usage(stderr);
+  return -1;
+}
+
+/* The command line into A: 1 help printed, -1 usage error (printed), 0 go on. */
+static int parse(int argc, char **argv, struct args *a) {
   static const struct option opts[] = {{"agent-socket", required_argument, NULL, 's'},
                                        {"connect", required_argument, NULL, 'c'},
                                        {"store", required_argument, NULL, 'S'},
@@ -128,161 +247,66 @@ int vs_cmd_send(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_FLEET_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  struct vs_fleet_opts fo = {0};
-  const char *socket_path = NULL, *uri = NULL, *proxy_socket = NULL, *timeout = NULL, *wait = NULL,
-             *tls = NULL;
-  const char *stores[VS_CLI_MAX_REPEAT];
-  size_t n_stores = 0;
-  const char *allow[VS_CLI_MAX_REPEAT];
-  struct vs_channel_opts co = {.allow = allow};
-  bool compact = false;
-  int wait_ms = 0;
+  const struct vs_cli_once single[] = {{'P', "--proxy-socket", &a->proxy_socket},
+                                       {'s', "--agent-socket", &a->socket_path},
+                                       {'c', "--connect", &a->uri}};
+  a->co.allow = a->allow;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "s:c:S:P:t:a:W::h", opts, NULL)) != -1) {
-    static const char *const fleet_names[] = {"--cacert", "--cert", "--key", "--user"};
-    if (c >= VS_CLI_OPT_CACERT && c <= VS_CLI_OPT_USER) {
-      const char *prev[] = {fo.cacert, fo.cert, fo.key, fo.user};
-      const char *name = fleet_names[c - VS_CLI_OPT_CACERT];
-      const char *slot = prev[c - VS_CLI_OPT_CACERT];
-      if (vs_cli_set_once(&slot, optarg, name, PROG) < 0) return VS_EXIT_USAGE;
-      if (!tls) tls = name;
-    }
-    if (vs_cli_fleet_option(&fo, c, optarg)) continue;
-    switch (c) {
-    case 'S':
-      if (n_stores == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, PROG ": at most %d --store options\n", VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      stores[n_stores++] = optarg;
-      break;
-    case 'P':
-      if (vs_cli_set_once(&proxy_socket, optarg, "--proxy-socket", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case 's':
-      if (vs_cli_set_once(&socket_path, optarg, "--agent-socket", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case 'c':
-      if (vs_cli_set_once(&uri, optarg, "--connect", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case 't':
-      if (vs_cli_set_once(&timeout, optarg, "--timeout", PROG) < 0 ||
-          (co.timeout_ms = parse_ms(optarg, "--timeout")) < 0)
-        return VS_EXIT_USAGE;
-      break;
-    case 'W':
-      if (vs_cli_set_once(&wait, optarg ? optarg : "60", "--wait", PROG) < 0 ||
-          (wait_ms = parse_ms(wait, "--wait")) < 0)
-        return VS_EXIT_USAGE;
-      break;
-    case 'a':
-      if (co.n_allow == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, PROG ": at most %d --allow options\n", VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      allow[co.n_allow++] = optarg;
-      break;
-    case OPT_COMPACT:
-      compact = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return VS_EXIT_OK;
-    default:
-      usage(stderr);
-      return VS_EXIT_USAGE;
-    }
+    if (check_fleet_option(a, c, optarg) < 0) return -1;
+    if (vs_cli_fleet_option(&a->fo, c, optarg)) continue;
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
+    if (taken < 0) return -1;
+    if (taken) continue;
+    int rc = take_option(a, c, optarg);
+    if (rc != 0) return rc;
   }
-  /* One way to the agent: two would leave one of them silently unused. */
-  const char *ways[4],
-      *given[] = {socket_path ? "--agent-socket" : NULL, uri ? "--connect" : NULL,
-                  n_stores ? "--store" : NULL, proxy_socket ? "--proxy-socket" : NULL};
-  size_t n_ways = 0;
-  for (size_t i = 0; i < 4; i++)
-    if (given[i]) ways[n_ways++] = given[i];
-  if (n_ways > 1) {
-    fprintf(stderr, PROG ": %s and %s are two ways to reach the agent: give one\n", ways[0],
-            ways[1]);
-    return VS_EXIT_USAGE;
-  }
-  if (tls && !n_stores) {
-    fprintf(stderr, PROG ": %s is for the fleet store: give --store URL too, or drop it\n", tls);
-    return VS_EXIT_USAGE;
-  }
-  int want = socket_path ? 1 : 2;
-  if (argc - optind != want) {
-    if (socket_path && argc - optind == 2) {
-      fprintf(stderr,
-              PROG ": with --agent-socket give only JSON (the socket is the VM), not \"%s\"\n",
-              argv[optind]);
-      return VS_EXIT_USAGE;
-    }
-    fprintf(stderr, PROG ": expected %s\n", socket_path ? "JSON" : "VM and JSON");
-    usage(stderr);
-    return VS_EXIT_USAGE;
-  }
-  const char *vm = socket_path ? NULL : argv[optind];
-  const char *text = argv[argc - 1];
+  return check(a, argc, argv);
+}
+
+/* The command TEXT: *CMD (the caller's) and its name and arguments, checked against what --wait
+ * takes; -1 (printed) when it is no agent command. */
+static int parse_command(const struct args *a, const char *text, json_t **cmd, const char **execute,
+                         json_t **arguments) {
   json_error_t je;
-  json_t *cmd = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-  const char *execute = cmd ? json_string_value(json_object_get(cmd, "execute")) : NULL;
-  json_t *arguments = cmd ? json_object_get(cmd, "arguments") : NULL;
-  if (!execute || (arguments && !json_is_object(arguments))) {
+  *cmd = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+  *execute = *cmd ? json_string_value(json_object_get(*cmd, "execute")) : NULL;
+  *arguments = *cmd ? json_object_get(*cmd, "arguments") : NULL;
+  if (!*execute || (*arguments && !json_is_object(*arguments))) {
     fprintf(stderr,
             PROG
             ": the command must be a JSON object {\"execute\": NAME[, \"arguments\": {...}]}%s%s\n",
-            cmd ? "" : ": ", cmd ? "" : je.text);
-    json_decref(cmd);
-    return VS_EXIT_USAGE;
+            *cmd ? "" : ": ", *cmd ? "" : je.text);
+    return -1;
   }
-  if (wait && strcmp(execute, "guest-exec") != 0) {
+  if (a->wait && strcmp(*execute, "guest-exec") != 0) {
     fprintf(stderr, PROG ": --wait is for guest-exec (it waits for the command to exit), not %s\n",
-            execute);
-    json_decref(cmd);
-    return VS_EXIT_USAGE;
+            *execute);
+    return -1;
   }
-  if (wait && !json_object_get(arguments, "capture-output"))
-    json_object_set_new(arguments, "capture-output", json_true()); /* what --wait prints */
+  if (a->wait && !json_object_get(*arguments, "capture-output"))
+    json_object_set_new(*arguments, "capture-output", json_true()); /* what --wait prints */
+  return 0;
+}
+
+int vs_cmd_send(int argc, char **argv) {
+  struct args a = {0};
+  int rc = parse(argc, argv, &a);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  const char *vm = a.socket_path ? NULL : argv[optind];
+  _cleanup_(json_decrefp) json_t *cmd = NULL;
+  const char *execute;
+  json_t *arguments;
+  if (parse_command(&a, argv[argc - 1], &cmd, &execute, &arguments) < 0) return VS_EXIT_USAGE;
   struct vs_err err = {0};
-  struct route rt = {.proxy_socket = proxy_socket, .vm = vm};
-  _cleanup_(vs_fleet_closep) struct vs_fleet *f = NULL;
-  _cleanup_(vs_virt_closep) struct vs_virt *v = NULL;
-  _cleanup_(vs_channel_closep) struct vs_channel *ch = NULL;
-  json_t *reply = NULL;
-  enum vs_channel_status s;
-  if (n_stores || proxy_socket) { /* routed: through the fleet map, or a local proxy */
-    fo.endpoints = stores;
-    fo.n_endpoints = n_stores;
-    f = n_stores ? vs_fleet_open(&fo, &err) : NULL;
-    rt.fleet = f;
-    rt.timeout_ms = co.timeout_ms ? co.timeout_ms : 10000;
-    s = proxy_socket || f ? call_route(&rt, execute, arguments, &reply, &err) : VS_CHANNEL_FAILED;
-  } else {
-    if (!socket_path && !(v = vs_virt_open(uri, false, &err))) {
-      fprintf(stderr, PROG ": %s (failed)\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      json_decref(cmd);
-      return VS_EXIT_PARTIAL;
-    }
-    ch = socket_path ? vs_channel_open_unix(socket_path, &co) : vs_channel_open_libvirt(v, vm, &co);
-    rt.ch = ch;
-    s = vs_channel_call(ch, execute, arguments, &reply, &err);
-  }
-  if (s != VS_CHANNEL_OK) {
-    json_decref(cmd);
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
-  int status = wait ? wait_exec(&rt, vm ? vm : socket_path, arguments, reply, wait_ms, compact)
-               : vs_cli_print_json(reply, compact, PROG) < 0 ? VS_EXIT_PARTIAL
-                                                             : VS_EXIT_OK;
-  json_decref(reply);
-  json_decref(cmd);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, PROG ": writing standard output failed\n");
-    return VS_EXIT_PARTIAL;
-  }
-  return status;
+  _cleanup_(route_clear) struct route rt = {0};
+  _cleanup_(json_decrefp) json_t *reply = NULL;
+  if (call_first(&a, &rt, vm, execute, arguments, &reply, &err) != VS_CHANNEL_OK)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  int status = a.wait
+                   ? wait_exec(&rt, vm ? vm : a.socket_path, arguments, reply, a.wait_ms, a.compact)
+               : vs_cli_print_json(reply, a.compact, PROG) < 0 ? VS_EXIT_PARTIAL
+                                                               : VS_EXIT_OK;
+  return vs_cli_flush(PROG) < 0 ? VS_EXIT_PARTIAL : status;
 }

@@ -50,22 +50,32 @@ static void usage(FILE *out) {
         out);
 }
 
+/* The command line, parsed. */
+struct args {
+  struct vs_cli_read read;
+  const char *uri, *data_dir, *mode, *format;
+  const char *globs[VS_CLI_MAX_REPEAT];
+  size_t n_globs;
+  bool ignore, text, compact;
+  struct vs_snapshot_opts so;
+};
+
 /* A domain is chosen by a --domain that is a glob of its name or its UUID (any case). */
 static bool matches(const char *glob, const struct vs_domain *d) {
   return fnmatch(glob, d->name, 0) == 0 || strcasecmp(glob, d->uuid) == 0;
 }
 
-static bool is_selected(char *const *globs, size_t n, bool ignore, const struct vs_domain *d) {
-  if (n == 0) return true;
+static bool is_selected(const struct args *a, const struct vs_domain *d) {
+  if (a->n_globs == 0) return true;
   bool match = false;
-  for (size_t i = 0; i < n && !match; i++)
-    match = matches(globs[i], d);
-  return match != ignore;
+  for (size_t i = 0; i < a->n_globs && !match; i++)
+    match = matches(a->globs[i], d);
+  return match != a->ignore;
 }
 
 /* A --domain that names no domain is a typo or the wrong host, never "nothing to do": -1 (printed,
  * with the domains there are) when one matches none. */
-static int refuse_unmatched(char *const *globs, size_t n_globs, const struct vs_domain *doms,
+static int refuse_unmatched(const char *const *globs, size_t n_globs, const struct vs_domain *doms,
                             size_t n, const char *uri) {
   for (size_t g = 0; g < n_globs; g++) {
     bool found = false;
@@ -85,13 +95,37 @@ static int refuse_unmatched(char *const *globs, size_t n_globs, const struct vs_
   return 0;
 }
 
-int vs_cmd_snapshot(int argc, char **argv) {
-  enum {
-    OPT_IGNORE = VS_CLI_OPT_FIRST_FREE,
-    OPT_BACKUP_DIR,
-    OPT_DATA_DIR,
-    OPT_COMPACT,
-  };
+/* --mode ARG into A: -1 (printed) for one it does not know. */
+static int parse_mode(struct args *a, const char *arg) {
+  if (strcmp(arg, "readonly") == 0)
+    a->so.mode = VS_SNAPSHOT_READONLY;
+  else if (strcmp(arg, "backup") == 0)
+    a->so.mode = VS_SNAPSHOT_BACKUP;
+  else {
+    fprintf(stderr, PROG ": --mode takes readonly or backup, not \"%s\"\n", arg);
+    return -1;
+  }
+  return 0;
+}
+
+/* What would be silently ignored is refused: -1 (printed). */
+static int refuse_unused(const struct args *a) {
+  const char *unused = a->ignore && !a->n_globs ? "--ignore-selected needs --domain (it takes "
+                                                  "every domain except those --domain names)"
+                       : a->so.backup_dir && a->so.mode != VS_SNAPSHOT_BACKUP
+                           ? "--backup-dir is for --mode backup"
+                       : a->read.image.format  ? "--image-format does not apply to snapshot: each "
+                                                 "disk's format comes from the domain XML"
+                       : a->compact && a->text ? "--compact is for JSON output, not --format text"
+                                               : NULL;
+  if (!unused) return 0;
+  fprintf(stderr, PROG ": %s\n", unused);
+  return -1;
+}
+
+/* The command line into A: 1 help printed, -1 usage error (printed), 0 go on. */
+static int parse(int argc, char **argv, struct args *a) {
+  enum { OPT_IGNORE = VS_CLI_OPT_FIRST_FREE, OPT_BACKUP_DIR, OPT_DATA_DIR, OPT_COMPACT };
   static const struct option opts[] = {{"connect", required_argument, NULL, 'c'},
                                        {"domain", required_argument, NULL, 'd'},
                                        {"ignore-selected", no_argument, NULL, OPT_IGNORE},
@@ -103,165 +137,131 @@ int vs_cmd_snapshot(int argc, char **argv) {
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
-  struct vs_cli_read r = {0};
-  const char *uri = NULL, *data_dir = NULL, *mode = NULL, *format = NULL;
-  char *globs[VS_CLI_MAX_REPEAT];
-  size_t n_globs = 0;
-  bool ignore = false, text = false, compact = false;
-  struct vs_snapshot_opts so = {0};
+  const struct vs_cli_once single[] = {{'c', "--connect", &a->uri},
+                                       {'m', "--mode", &a->mode},
+                                       {OPT_BACKUP_DIR, "--backup-dir", &a->so.backup_dir},
+                                       {OPT_DATA_DIR, "--data-dir", &a->data_dir},
+                                       {'f', "--format", &a->format}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "c:d:m:f:h" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
-    int taken = vs_cli_read_option(&r, c, optarg, PROG);
-    if (taken < 0) return VS_EXIT_USAGE;
+    int taken = vs_cli_read_option(&a->read, c, optarg, PROG);
+    if (taken == 0)
+      taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
+    if (taken < 0 || (c == 'm' && parse_mode(a, optarg) < 0) ||
+        (c == 'f' && vs_cli_format_option(optarg, PROG, &a->text) < 0))
+      return -1;
     if (taken) continue;
-    switch (c) {
-    case 'c':
-      if (vs_cli_set_once(&uri, optarg, "--connect", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case 'd':
-      if (n_globs == VS_CLI_MAX_REPEAT) {
-        fprintf(stderr, PROG ": at most %d --domain options\n", VS_CLI_MAX_REPEAT);
-        return VS_EXIT_USAGE;
-      }
-      globs[n_globs++] = optarg;
-      break;
-    case OPT_IGNORE:
-      ignore = true;
-      break;
-    case 'm':
-      if (vs_cli_set_once(&mode, optarg, "--mode", PROG) < 0) return VS_EXIT_USAGE;
-      if (strcmp(optarg, "readonly") == 0)
-        so.mode = VS_SNAPSHOT_READONLY;
-      else if (strcmp(optarg, "backup") == 0)
-        so.mode = VS_SNAPSHOT_BACKUP;
-      else {
-        fprintf(stderr, PROG ": --mode takes readonly or backup, not \"%s\"\n", optarg);
-        return VS_EXIT_USAGE;
-      }
-      break;
-    case OPT_BACKUP_DIR:
-      if (vs_cli_set_once(&so.backup_dir, optarg, "--backup-dir", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case OPT_DATA_DIR:
-      if (vs_cli_set_once(&data_dir, optarg, "--data-dir", PROG) < 0) return VS_EXIT_USAGE;
-      break;
-    case 'f':
-      if (vs_cli_set_once(&format, optarg, "--format", PROG) < 0 ||
-          vs_cli_format_option(optarg, PROG, &text) < 0)
-        return VS_EXIT_USAGE;
-      break;
-    case OPT_COMPACT:
-      compact = true;
-      break;
-    case 'h':
+    if (c == 'd') {
+      if (vs_cli_add_repeat(a->globs, &a->n_globs, optarg, "--domain", PROG) < 0) return -1;
+    } else if (c == OPT_IGNORE) {
+      a->ignore = true;
+    } else if (c == OPT_COMPACT) {
+      a->compact = true;
+    } else if (c == 'h') {
       usage(stdout);
-      return VS_EXIT_OK;
-    default:
+      return 1;
+    } else {
       usage(stderr);
-      return VS_EXIT_USAGE;
+      return -1;
     }
   }
   if (optind < argc) {
     fprintf(stderr, PROG ": unexpected argument \"%s\" (domains are chosen with --domain)\n",
             argv[optind]);
-    return VS_EXIT_USAGE;
+    return -1;
   }
-  /* What would be silently ignored is refused. */
-  const char *unused = ignore && !n_globs ? "--ignore-selected needs --domain (it takes every "
-                                            "domain except those --domain names)"
-                       : so.backup_dir && so.mode != VS_SNAPSHOT_BACKUP
-                           ? "--backup-dir is for --mode backup"
-                       : r.image.format  ? "--image-format does not apply to snapshot: each "
-                                           "disk's format comes from the domain XML"
-                       : compact && text ? "--compact is for JSON output, not --format text"
-                                         : NULL;
-  if (unused) {
-    fprintf(stderr, PROG ": %s\n", unused);
-    return VS_EXIT_USAGE;
-  }
+  return refuse_unused(a);
+}
+
+/* What the snapshots of the chosen domains are printed into. */
+struct output {
+  const struct args *a;
+  json_t *array; /* JSON output: the documents */
+  size_t taken;
+};
+
+static void print_text(const struct vs_feature *doc) {
+  size_t nk;
+  const char **keys = vs_feature_keys(doc, &nk);
+  printf("# %s (%s)\n", vs_feature_name(doc), vs_feature_id(doc));
+  for (size_t k = 0; k < nk; k++)
+    printf("%s = %s\n", keys[k], vs_feature_get(doc, keys[k]));
+  free(keys);
+}
+
+/* Takes domain DOM: its document printed (text) or kept for the JSON output, written into the
+ * pool with --data-dir. Returns an exit status. */
+static int take(struct output *out, struct vs_virt *v, const struct vs_domain *dom,
+                struct vs_extractor *x) {
+  const struct args *a = out->a;
   struct vs_err err = {0};
-  if (data_dir && vs_pool_check(data_dir, &err) < 0) { /* before any snapshot is taken */
-    fprintf(stderr, PROG ": --data-dir %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_USAGE;
-  }
-  _cleanup_(vs_watch_freep) struct vs_watch *watch =
-      r.no_default_watch ? vs_watch_new_empty() : vs_watch_new_default();
-  for (size_t i = 0; i < r.n_watch_files; i++)
-    if (vs_watch_load_file(watch, r.watch_files[i], &err) < 0) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_USAGE;
-    }
-  so.backend = r.backend;
-  so.backing_dirs = r.backing_dirs;
-  so.n_backing_dirs = r.image.n_backing_dirs;
-  so.watch = watch;
+  struct vs_snapshot_stats st;
+  _cleanup_(vs_feature_freep) struct vs_feature *doc =
+      vs_snapshot_domain(v, dom, x, &a->so, (int64_t)time(NULL), &st, &err);
+  if (!doc) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  out->taken++;
+  if (a->read.stats)
+    fprintf(stderr, "%s: %.1f ms, backend %s%s%s, %zu settings\n", dom->name, st.seconds * 1e3,
+            st.backend, st.backup ? ", from a backup job" : "",
+            st.backup ? (st.quiesced ? " (quiesced)" : " (crash-consistent)") : "",
+            vs_feature_count(doc));
+  int status = VS_EXIT_OK;
+  if (a->data_dir && vs_pool_write(a->data_dir, doc, NULL, &err) < 0)
+    status = vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  if (a->text)
+    print_text(doc);
+  else
+    json_array_append_new(out->array, vs_feature_to_json(doc));
+  return status;
+}
+
+/* Takes the chosen domains among DOMS[0..N) of V. Returns an exit status. */
+static int take_all(const struct args *a, struct vs_virt *v, const struct vs_watch *watch,
+                    const struct vs_domain *doms, size_t n) {
+  struct vs_err err = {0};
+  _cleanup_(vs_extractor_freep) struct vs_extractor *x = vs_extractor_new(watch, &err);
+  if (!x) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  struct output out = {.a = a, .array = json_array()};
+  int status = VS_EXIT_OK;
+  for (size_t i = 0; i < n; i++)
+    if (is_selected(a, &doms[i]) && take(&out, v, &doms[i], x) != VS_EXIT_OK)
+      status = VS_EXIT_PARTIAL;
+  if (!a->text && (out.taken || status == VS_EXIT_OK))
+    vs_cli_print_json(out.taken == 1 ? json_array_get(out.array, 0) : out.array, a->compact, PROG);
+  json_decref(out.array);
+  return status;
+}
+
+/* Takes the chosen domains of A's connection. Returns an exit status. */
+static int run(struct args *a, const struct vs_watch *watch) {
+  struct vs_err err = {0};
+  a->so.backend = a->read.backend;
+  a->so.backing_dirs = a->read.backing_dirs;
+  a->so.n_backing_dirs = a->read.image.n_backing_dirs;
+  a->so.watch = watch;
   _cleanup_(vs_virt_closep) struct vs_virt *v =
-      vs_virt_open(uri, so.mode == VS_SNAPSHOT_READONLY, &err);
+      vs_virt_open(a->uri, a->so.mode == VS_SNAPSHOT_READONLY, &err);
   struct vs_domain *doms = NULL;
   size_t n = 0;
-  if (!v || vs_virt_domains(v, &doms, &n, &err) < 0) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
-  if (refuse_unmatched(globs, n_globs, doms, n, vs_virt_uri(v)) < 0) {
-    vs_domains_free(doms, n);
-    return VS_EXIT_PARTIAL;
-  }
-  _cleanup_(vs_extractor_freep) struct vs_extractor *x = vs_extractor_new(watch, &err);
-  int status = VS_EXIT_OK;
-  json_t *array = json_array();
-  size_t taken = 0;
-  for (size_t i = 0; x && i < n; i++) {
-    if (!is_selected(globs, n_globs, ignore, &doms[i])) continue;
-    struct vs_snapshot_stats st;
-    _cleanup_(vs_feature_freep) struct vs_feature *doc =
-        vs_snapshot_domain(v, &doms[i], x, &so, (int64_t)time(NULL), &st, &err);
-    if (!doc) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      status = VS_EXIT_PARTIAL;
-      continue;
-    }
-    taken++;
-    if (r.stats)
-      fprintf(stderr, "%s: %.1f ms, backend %s%s%s, %zu settings\n", doms[i].name, st.seconds * 1e3,
-              st.backend, st.backup ? ", from a backup job" : "",
-              st.backup ? (st.quiesced ? " (quiesced)" : " (crash-consistent)") : "",
-              vs_feature_count(doc));
-    if (data_dir && vs_pool_write(data_dir, doc, NULL, &err) < 0) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      status = VS_EXIT_PARTIAL;
-    }
-    if (text) {
-      size_t nk;
-      const char **keys = vs_feature_keys(doc, &nk);
-      printf("# %s (%s)\n", vs_feature_name(doc), vs_feature_id(doc));
-      for (size_t k = 0; k < nk; k++)
-        printf("%s = %s\n", keys[k], vs_feature_get(doc, keys[k]));
-      free(keys);
-    } else {
-      json_array_append_new(array, vs_feature_to_json(doc));
-    }
-  }
-  if (!x) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    status = VS_EXIT_PARTIAL;
-  }
-  if (!text && (taken || status == VS_EXIT_OK)) {
-    json_t *out = taken == 1 ? json_array_get(array, 0) : array;
-    vs_cli_print_json(out, compact, PROG);
-  }
-  json_decref(array);
+  if (!v || vs_virt_domains(v, &doms, &n, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  int status = refuse_unmatched(a->globs, a->n_globs, doms, n, vs_virt_uri(v)) < 0
+                   ? VS_EXIT_PARTIAL
+                   : take_all(a, v, watch, doms, n);
   vs_domains_free(doms, n);
-  if (fflush(stdout) != 0 || ferror(stdout)) {
-    fprintf(stderr, PROG ": writing standard output failed\n");
-    return VS_EXIT_PARTIAL;
-  }
   return status;
+}
+
+int vs_cmd_snapshot(int argc, char **argv) {
+  struct args a = {0};
+  int rc = parse(argc, argv, &a);
+  if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  struct vs_err err = {0};
+  if (a.data_dir && vs_pool_check(a.data_dir, &err) < 0) /* before any snapshot is taken */
+    return vs_cli_fail(&err, "--data-dir", VS_EXIT_USAGE, PROG);
+  _cleanup_(vs_watch_freep) struct vs_watch *watch = vs_cli_load_watch(&a.read, PROG);
+  if (!watch) return VS_EXIT_USAGE;
+  int status = run(&a, watch);
+  return vs_cli_flush(PROG) < 0 ? VS_EXIT_PARTIAL : status;
 }

@@ -32,8 +32,7 @@ int vs_cli_check_output(const char *out, char *const *inputs, size_t n, bool for
   struct vs_err err = {0};
   int rc = vs_layer_check_output(out, (const char *const *)inputs, n,
                                  (const struct vs_image *const *)chains, n_chains, force, &err);
-  if (rc < 0) fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
-  vs_err_clear(&err);
+  if (rc < 0) vs_cli_fail(&err, NULL, rc, prog);
   for (size_t i = 0; i < n_chains; i++)
     vs_image_close(chains[i]);
   for (size_t i = 0; i < n; i++)

@@ -103,6 +103,33 @@ int vs_cli_print_json(const json_t *j, bool compact, const char *prog) {
   return 0;
 }
 
+int vs_cli_fail(struct vs_err *err, const char *context, int status, const char *prog) {
+  fprintf(stderr, "%s: %s%s%s\n", prog, context ? context : "", context ? " " : "",
+          vs_err_msg(err));
+  vs_err_clear(err);
+  return status;
+}
+
+int vs_cli_flush(const char *prog) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "%s: writing standard output failed\n", prog);
+    return -1;
+  }
+  return 0;
+}
+
+struct vs_watch *vs_cli_load_watch(const struct vs_cli_read *r, const char *prog) {
+  struct vs_err err = {0};
+  _cleanup_(vs_watch_freep) struct vs_watch *watch =
+      r->no_default_watch ? vs_watch_new_empty() : vs_watch_new_default();
+  for (size_t i = 0; i < r->n_watch_files; i++)
+    if (vs_watch_load_file(watch, r->watch_files[i], &err) < 0) {
+      vs_cli_fail(&err, NULL, -1, prog);
+      return NULL;
+    }
+  return vs_steal(&watch);
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   switch (c) {
   case 'w':
@@ -317,15 +344,8 @@ static void load_json(const char *path, struct vs_cli_docs *out) {
 int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog) {
   struct vs_err err = {0};
-  _cleanup_(vs_watch_freep) struct vs_watch *watch =
-      r->no_default_watch ? vs_watch_new_empty() : vs_watch_new_default();
-  for (size_t i = 0; i < r->n_watch_files; i++) {
-    if (vs_watch_load_file(watch, r->watch_files[i], &err) < 0) {
-      fprintf(stderr, "%s: %s\n", prog, vs_err_msg(&err));
-      vs_err_clear(&err);
-      return -1;
-    }
-  }
+  _cleanup_(vs_watch_freep) struct vs_watch *watch = vs_cli_load_watch(r, prog);
+  if (!watch) return -1;
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = NULL;
   _cleanup_(vs_freep) size_t *pending = vs_xcalloc(n ? n : 1, sizeof(size_t));
   size_t n_pending = 0;

@@ -24,11 +24,8 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
   for (size_t i = 0; i < n; i++) {
     struct vs_err err = {0};
     size_t before = vs_view_count(view);
-    if (vs_view_add_pool(view, pools[i], NULL, NULL, &err) < 0) {
-      fprintf(stderr, "%s: --pool %s\n", prog, vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_USAGE;
-    }
+    if (vs_view_add_pool(view, pools[i], NULL, NULL, &err) < 0)
+      return vs_cli_fail(&err, "--pool", VS_EXIT_USAGE, prog);
     size_t n_errors = vs_view_errors(view, &errors);
     for (; reported < n_errors; reported++) {
       fprintf(stderr, "%s: %s\n", prog, errors[reported]);
