@@ -46,92 +46,93 @@ static int local_domain(struct vs_remedy *c, const char *name, char **spec, char
   return *uuid ? 1 : 0;
 }
 
-static int run_agent(struct vs_remedy *c, const char *command_text, const char *domain,
-                     json_t **detail, struct vs_err *err) {
-  json_t *cmd = json_loads(command_text, 0, NULL);
-  const char *execute = json_string_value(json_object_get(cmd, "execute"));
-  json_t *args = json_object_get(cmd, "arguments");
-  int rc = -1;
-  char *spec = NULL, *uuid = NULL;
-  if (!execute) {
-    vs_err_set(err, EINVAL, "agent action: \"%s\" is not {\"execute\": ...}", command_text);
-    goto out;
+/* A channel call that failed: "DOMAIN (timeout): why". Returns -1. */
+static int channel_failed(enum vs_channel_status s, const char *domain, struct vs_err *err) {
+  return vs_err_prefix(err, "%s (%s)", domain, vs_channel_status_name(s));
+}
+
+/* guest-exec through CH, run to its end: a remediation that failed must say so. */
+static int exec_to_end(const struct vs_remedy *c, struct vs_channel *ch, json_t *args,
+                       const char *domain, const char *spec, json_t **detail, struct vs_err *err) {
+  const char *path = json_string_value(json_object_get(args, "path"));
+  if (!path) {
+    vs_err_set(err, EINVAL, "guest-exec without a \"path\"");
+    return channel_failed(VS_CHANNEL_MALFORMED, domain, err);
   }
-  int here = local_domain(c, domain, &spec, &uuid, err);
-  if (here < 0 && !(c->o->fleet && c->o->fleet->n_endpoints)) goto out;
-  if (here < 0) vs_err_clear(err); /* libvirt is away, but the fleet may know the VM */
-  if (here > 0) {
-    const char **allow = vs_xcalloc(c->o->n_allow + 1, sizeof(char *));
-    size_t na = 0;
-    bool exec_allowed = false;
-    for (size_t i = 0; i < c->o->n_allow; i++) {
-      allow[na++] = c->o->allow[i];
-      exec_allowed |= strcmp(c->o->allow[i], "guest-exec") == 0;
-    }
-    if (exec_allowed) allow[na++] = "guest-exec-status"; /* to see the command finish */
-    struct vs_channel_opts co = {
-        .timeout_ms = c->o->agent_timeout_ms, .allow = allow, .n_allow = na};
-    struct vs_channel *ch = vs_channel_open_spec(spec, c->virt, uuid, &co);
-    enum vs_channel_status s;
-    if (!ch) {
-      free(allow);
-      vs_err_set(err, ENOTSUP, "%s: agent channel \"%s\" is none vmscope knows", domain, spec);
-      goto out;
-    }
-    if (strcmp(execute, "guest-exec") == 0) {
-      /* Run to its end: a remediation that failed must say so. */
-      const char *path = json_string_value(json_object_get(args, "path"));
-      json_t *argj = json_object_get(args, "arg");
-      size_t n = json_array_size(argj);
-      const char **argv = vs_xcalloc(n + 1, sizeof(char *));
-      for (size_t i = 0; i < n; i++)
-        argv[i] = json_string_value(json_array_get(argj, i)) ?: "";
-      struct vs_exec_result x = {0};
-      s = path ? vs_channel_exec(ch, path, argv, c->o->exec_deadline_ms ?: 60000, &x, err)
-               : (vs_err_set(err, EINVAL, "guest-exec without a \"path\""), VS_CHANNEL_MALFORMED);
-      free(argv);
-      if (s == VS_CHANNEL_OK) {
-        *detail = vs_exec_result_to_json(&x);
-        json_object_set_new(*detail, "channel", json_string(spec));
-        if (x.exit_code != 0)
-          vs_err_set(err, EIO, "%s: guest-exec %s exited with %d%s%.*s", domain, path, x.exit_code,
-                     x.err_len ? ": " : "", (int)(x.err_len > 200 ? 200 : x.err_len),
-                     x.err ? x.err : "");
-        else
-          rc = 0;
-      }
-      vs_exec_result_clear(&x);
-    } else {
-      json_t *reply = NULL;
-      s = vs_channel_call(ch, execute, args, &reply, err);
-      if (s == VS_CHANNEL_OK) {
-        *detail = json_pack("{sosssss}", "return", reply, "channel", spec, "status", "ok");
-        rc = 0;
-      }
-    }
-    if (s != VS_CHANNEL_OK) vs_err_prefix(err, "%s (%s)", domain, vs_channel_status_name(s));
-    vs_channel_close(ch);
-    free(allow);
-    goto out;
+  json_t *argj = json_object_get(args, "arg");
+  size_t n = json_array_size(argj);
+  _cleanup_(vs_freep) const char **argv = vs_xcalloc(n + 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++)
+    argv[i] = json_string_value(json_array_get(argj, i)) ?: "";
+  _cleanup_(vs_exec_result_clear) struct vs_exec_result x = {0};
+  enum vs_channel_status s =
+      vs_channel_exec(ch, path, argv, c->o->exec_deadline_ms ?: 60000, &x, err);
+  if (s != VS_CHANNEL_OK) return channel_failed(s, domain, err);
+  *detail = vs_exec_result_to_json(&x);
+  json_object_set_new(*detail, "channel", json_string(spec));
+  if (x.exit_code == 0) return 0;
+  return vs_err_set(err, EIO, "%s: guest-exec %s exited with %d%s%.*s", domain, path, x.exit_code,
+                    x.err_len ? ": " : "", (int)(x.err_len > 200 ? 200 : x.err_len),
+                    x.err ? x.err : "");
+}
+
+/* EXECUTE with ARGS to DOMAIN's agent on this host, through its channel SPEC. */
+static int run_local(struct vs_remedy *c, const char *execute, json_t *args, const char *domain,
+                     const char *spec, const char *uuid, json_t **detail, struct vs_err *err) {
+  _cleanup_(vs_freep) const char **allow = vs_xcalloc(c->o->n_allow + 1, sizeof(char *));
+  size_t na = 0;
+  bool exec_allowed = false;
+  for (size_t i = 0; i < c->o->n_allow; i++) {
+    allow[na++] = c->o->allow[i];
+    exec_allowed |= strcmp(c->o->allow[i], "guest-exec") == 0;
   }
-  if (!c->o->fleet || !c->o->fleet->n_endpoints) {
-    vs_err_set(err, ENOENT, "%s does not run on this host and no FleetStore routes elsewhere",
-               domain);
-    goto out;
-  }
-  if (!c->fleet && !(c->fleet = vs_fleet_open(c->o->fleet, err))) goto out;
+  if (exec_allowed) allow[na++] = "guest-exec-status"; /* to see the command finish */
+  struct vs_channel_opts co = {.timeout_ms = c->o->agent_timeout_ms, .allow = allow, .n_allow = na};
+  _cleanup_(vs_channel_closep) struct vs_channel *ch =
+      vs_channel_open_spec(spec, c->virt, uuid, &co);
+  if (!ch)
+    return vs_err_set(err, ENOTSUP, "%s: agent channel \"%s\" is none vmscope knows", domain, spec);
+  if (strcmp(execute, "guest-exec") == 0)
+    return exec_to_end(c, ch, args, domain, spec, detail, err);
+  json_t *reply = NULL;
+  enum vs_channel_status s = vs_channel_call(ch, execute, args, &reply, err);
+  if (s != VS_CHANNEL_OK) return channel_failed(s, domain, err);
+  *detail = json_pack("{sossss}", "return", reply, "channel", spec, "status", "ok");
+  return 0;
+}
+
+/* CMD to DOMAIN's agent through the fleet store, to the host that runs it. */
+static int run_routed(struct vs_remedy *c, json_t *cmd, const char *domain, json_t **detail,
+                      struct vs_err *err) {
+  if (!c->o->fleet || !c->o->fleet->n_endpoints)
+    return vs_err_set(err, ENOENT,
+                      "%s does not run on this host and no FleetStore routes elsewhere", domain);
+  if (!c->fleet && !(c->fleet = vs_fleet_open(c->o->fleet, err))) return -1;
   json_t *reply = NULL;
   enum vs_channel_status s =
       vs_route_send(c->fleet, domain, cmd, c->o->agent_timeout_ms ?: 10000, &reply, err);
-  if (s == VS_CHANNEL_OK) {
-    *detail = json_pack("{sosssb}", "return", reply, "status", "ok", "routed", 1);
-    rc = 0;
+  if (s != VS_CHANNEL_OK) return -1;
+  *detail = json_pack("{sosssb}", "return", reply, "status", "ok", "routed", 1);
+  return 0;
+}
+
+static int run_agent(struct vs_remedy *c, const char *command_text, const char *domain,
+                     json_t **detail, struct vs_err *err) {
+  _cleanup_(json_decrefp) json_t *cmd = json_loads(command_text, 0, NULL);
+  const char *execute = json_string_value(json_object_get(cmd, "execute"));
+  if (!execute)
+    return vs_err_set(err, EINVAL, "agent action: \"%s\" is not {\"execute\": ...}", command_text);
+  _cleanup_(vs_freep) char *spec = NULL;
+  _cleanup_(vs_freep) char *uuid = NULL;
+  int here = local_domain(c, domain, &spec, &uuid, err);
+  if (here > 0)
+    return run_local(c, execute, json_object_get(cmd, "arguments"), domain, spec, uuid, detail,
+                     err);
+  if (here < 0) {
+    if (!c->o->fleet || !c->o->fleet->n_endpoints) return -1;
+    vs_err_clear(err); /* libvirt is away, but the fleet may know the VM */
   }
-out:
-  free(spec);
-  free(uuid);
-  json_decref(cmd);
-  return rc;
+  return run_routed(c, cmd, domain, detail, err);
 }
 
 int vs_remedy_run(struct vs_remedy *c, const struct vs_rule *r, const struct vs_rule_action *a,
@@ -161,6 +162,9 @@ int vs_remedy_run(struct vs_remedy *c, const struct vs_rule *r, const struct vs_
     rc = status >= 200 && status < 300 ? 0 : -1;
     break;
   }
+  default: /* the contract: -1 comes with a message */
+    vs_err_set(err, EINVAL, "%s: action kind %d is none of agent, patchset or webhook", domain,
+               (int)a->kind);
   }
   json_decref(local);
   return rc;
