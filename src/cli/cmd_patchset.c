@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "channel.h"
+#include "guestflush.h"
 #include "patchset.h"
 #include "virt.h"
 
@@ -117,7 +118,22 @@ static const char *same_twice(char **args, int n) {
   return NULL;
 }
 
-static int apply_or_status(int argc, char **argv) {
+/* ------------------------------------------------------------------- apply and status */
+
+struct apply_args {
+  bool apply;
+  const char *image, *uri, *qmp, *device, *flush, *agent, *method, *timeout;
+  const char *dirs[VS_CLI_MAX_REPEAT];
+  size_t n_dirs;
+  bool copy;
+  int timeout_s;
+  char **pos; /* the positional arguments */
+  int n_pos;
+};
+
+/* Reads the options of apply or status into A: -1 to go on, else the exit status (help
+ * printed, or a usage error). */
+static int parse_apply_options(int argc, char **argv, struct apply_args *a) {
   enum {
     OPT_BACKING = VS_CLI_OPT_FIRST_FREE,
     OPT_QMP,
@@ -138,16 +154,11 @@ static int apply_or_status(int argc, char **argv) {
                                        {"backing-dir", required_argument, NULL, OPT_BACKING},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  bool apply = strcmp(argv[1], "apply") == 0;
-  const char *image = NULL, *uri = NULL, *dirs[VS_CLI_MAX_REPEAT], *qmp = NULL, *device = NULL;
-  const char *flush = NULL, *agent = NULL, *method = NULL, *timeout = NULL;
-  int timeout_s = 600;
-  size_t n_dirs = 0;
   const struct vs_cli_once single[] = {
-      {'i', "--image", &image},          {'c', "--connect", &uri},
-      {OPT_QMP, "--qmp", &qmp},          {OPT_DEVICE, "--device", &device},
-      {OPT_FLUSH, "--flush", &flush},    {OPT_AGENT, "--agent-socket", &agent},
-      {OPT_METHOD, "--method", &method}, {OPT_TIMEOUT, "--timeout", &timeout}};
+      {'i', "--image", &a->image},          {'c', "--connect", &a->uri},
+      {OPT_QMP, "--qmp", &a->qmp},          {OPT_DEVICE, "--device", &a->device},
+      {OPT_FLUSH, "--flush", &a->flush},    {OPT_AGENT, "--agent-socket", &a->agent},
+      {OPT_METHOD, "--method", &a->method}, {OPT_TIMEOUT, "--timeout", &a->timeout}};
   int c;
   optind = 2;
   opterr = 0;
@@ -155,9 +166,9 @@ static int apply_or_status(int argc, char **argv) {
     int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
-    if (c == OPT_BACKING && n_dirs < VS_CLI_MAX_REPEAT)
-      dirs[n_dirs++] = optarg;
-    else if (c == OPT_BACKING) {
+    if (c == OPT_BACKING && a->n_dirs < VS_CLI_MAX_REPEAT) {
+      a->dirs[a->n_dirs++] = optarg;
+    } else if (c == OPT_BACKING) {
       fprintf(stderr,
               PROG ": more than %d --backing-dir: put the backing files in fewer "
                    "directories\n",
@@ -170,211 +181,222 @@ static int apply_or_status(int argc, char **argv) {
       return bad_option(c, argv);
     }
   }
-  if (method && strcmp(method, "copy") != 0 && strcmp(method, "reopen") != 0) {
-    fprintf(stderr, PROG ": --method takes reopen or copy, not \"%s\"\n", method);
-    return VS_EXIT_USAGE;
+  a->pos = argv + optind;
+  a->n_pos = argc - optind;
+  return -1;
+}
+
+/* Checks the values of --method and --timeout: false (message printed) when one is bad. */
+static bool check_values(struct apply_args *a) {
+  if (a->method && strcmp(a->method, "copy") != 0 && strcmp(a->method, "reopen") != 0) {
+    fprintf(stderr, PROG ": --method takes reopen or copy, not \"%s\"\n", a->method);
+    return false;
   }
-  bool copy = method && strcmp(method, "copy") == 0;
-  if (timeout) {
+  a->copy = a->method && strcmp(a->method, "copy") == 0;
+  a->timeout_s = 600;
+  if (a->timeout) {
     char *end;
-    long t = strtol(timeout, &end, 10);
-    if (!*timeout || *end || t < 1 || t > 86400) {
-      fprintf(stderr, PROG ": --timeout takes whole seconds, 1 to 86400, not \"%s\"\n", timeout);
-      return VS_EXIT_USAGE;
+    long t = strtol(a->timeout, &end, 10);
+    if (!*a->timeout || *end || t < 1 || t > 86400) {
+      fprintf(stderr, PROG ": --timeout takes whole seconds, 1 to 86400, not \"%s\"\n", a->timeout);
+      return false;
     }
-    timeout_s = (int)t;
+    a->timeout_s = (int)t;
   }
-  /* Options that would be ignored are refused: the user meant something else. */
-  if (refuse(!apply && (qmp || device || flush || agent || method || timeout),
-             qmp      ? "--qmp"
-             : device ? "--device"
-             : flush  ? "--flush"
-             : agent  ? "--agent-socket"
-             : method ? "--method"
-                      : "--timeout",
-             "is for apply, not status") ||
-      refuse(apply && n_dirs, "--backing-dir", "is for status, not apply") ||
-      refuse(image && qmp, "--qmp", "and --image name two disks: give one") ||
-      refuse(image && uri, "--connect", "is for a DOMAIN, not --image TOP") ||
-      refuse(image && (device || flush || method),
-             device  ? "--device"
-             : flush ? "--flush"
-                     : "--method",
-             "is for a running VM, not a stopped disk's --image") ||
-      refuse(qmp && (uri || method), uri ? "--connect" : "--method",
-             "is for a libvirt DOMAIN, not --qmp") ||
-      refuse(agent && !qmp, "--agent-socket",
-             "is for --qmp (a libvirt DOMAIN's agent is reached through libvirt)") ||
-      refuse(timeout && !copy, "--timeout", "is for --method copy") ||
-      refuse(device && copy, "--device", "is for --method reopen (copy picks the disk itself)"))
-    return VS_EXIT_USAGE;
-  if (apply && qmp) { /* a running VM, through QEMU's monitor */
-    if (argc - optind != 1) {
-      const char *twice = same_twice(argv + optind, argc - optind);
-      if (twice)
-        fprintf(stderr, PROG ": %s given twice: apply takes one SET.qcow2\n", twice);
-      else
-        fprintf(stderr, PROG ": apply --qmp PATH [--device NODE] takes one SET.qcow2\n");
-      return VS_EXIT_USAGE;
-    }
-    struct vs_err err = {0};
-    json_t *r = NULL;
-    if (vs_patchset_apply_qmp(qmp, device, argv[optind], &r, &err) < 0) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_PARTIAL;
-    }
-    if (flush) {
-      if (!agent) {
-        json_object_set_new(r, "flush",
-                            json_pack("{ssssss}", "command", flush, "status", "not_configured",
-                                      "error", "no --agent-socket to reach the guest"));
-      } else {
-        const char *allow[] = {"guest-exec"};
-        struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
-        _cleanup_(vs_channel_closep) struct vs_channel *ch = vs_channel_open_unix(agent, &co);
-        json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
-      }
-    }
-    return print_json(r);
-  }
-  int want = (image ? 0 : 1) + (apply ? 1 : 0);
-  if (argc - optind != want) {
-    const char *twice = same_twice(argv + optind, argc - optind);
-    if (apply && twice)
-      fprintf(stderr, PROG ": %s given twice: apply takes one SET.qcow2\n", twice);
-    else if (apply)
-      fprintf(stderr, PROG ": apply takes %s\n",
-              image ? "one SET.qcow2 after --image TOP"
-                    : "DOMAIN and SET.qcow2 (or --image TOP SET.qcow2)");
-    else
-      fprintf(stderr, PROG ": status takes %s\n",
-              image ? "nothing but --image TOP" : "one DOMAIN (or --image TOP)");
-    return VS_EXIT_USAGE;
-  }
-  const char *set = apply ? argv[argc - 1] : NULL;
+  return true;
+}
+
+/* Options that would be ignored are refused: the user meant something else. True (message
+ * printed) when one is. */
+static bool refuse_ignored(const struct apply_args *a) {
+  bool apply = a->apply, copy = a->copy;
+  const char *image = a->image, *qmp = a->qmp, *device = a->device, *flush = a->flush;
+  const char *agent = a->agent, *method = a->method, *timeout = a->timeout, *uri = a->uri;
+  return refuse(!apply && (qmp || device || flush || agent || method || timeout),
+                qmp      ? "--qmp"
+                : device ? "--device"
+                : flush  ? "--flush"
+                : agent  ? "--agent-socket"
+                : method ? "--method"
+                         : "--timeout",
+                "is for apply, not status") ||
+         refuse(apply && a->n_dirs, "--backing-dir", "is for status, not apply") ||
+         refuse(image && qmp, "--qmp", "and --image name two disks: give one") ||
+         refuse(image && uri, "--connect", "is for a DOMAIN, not --image TOP") ||
+         refuse(image && (device || flush || method),
+                device  ? "--device"
+                : flush ? "--flush"
+                        : "--method",
+                "is for a running VM, not a stopped disk's --image") ||
+         refuse(qmp && (uri || method), uri ? "--connect" : "--method",
+                "is for a libvirt DOMAIN, not --qmp") ||
+         refuse(agent && !qmp, "--agent-socket",
+                "is for --qmp (a libvirt DOMAIN's agent is reached through libvirt)") ||
+         refuse(timeout && !copy, "--timeout", "is for --method copy") ||
+         refuse(device && copy, "--device", "is for --method reopen (copy picks the disk itself)");
+}
+
+/* Whether A has the positional arguments its action takes (message printed when not). */
+static bool check_positional(const struct apply_args *a) {
+  int want = a->qmp ? 1 : (a->image ? 0 : 1) + (a->apply ? 1 : 0);
+  if (a->n_pos == want) return true;
+  const char *twice = same_twice(a->pos, a->n_pos);
+  if (a->apply && twice)
+    fprintf(stderr, PROG ": %s given twice: apply takes one SET.qcow2\n", twice);
+  else if (a->qmp)
+    fprintf(stderr, PROG ": apply --qmp PATH [--device NODE] takes one SET.qcow2\n");
+  else if (a->apply)
+    fprintf(stderr, PROG ": apply takes %s\n",
+            a->image ? "one SET.qcow2 after --image TOP"
+                     : "DOMAIN and SET.qcow2 (or --image TOP SET.qcow2)");
+  else
+    fprintf(stderr, PROG ": status takes %s\n",
+            a->image ? "nothing but --image TOP" : "one DOMAIN (or --image TOP)");
+  return false;
+}
+
+/* A running VM through QEMU's monitor at --qmp, then --flush through --agent-socket. */
+static int apply_qmp(const struct apply_args *a) {
   struct vs_err err = {0};
-  if (apply && !image) { /* a libvirt domain, running or stopped */
-    _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(uri, false, &err);
-    json_t *r = NULL;
-    if (!rw ||
-        vs_patchset_apply_domain(rw, argv[optind], device, set, copy, timeout_s, &r, &err) < 0) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_PARTIAL;
-    }
-    if (flush && json_is_true(json_object_get(r, "running"))) {
-      const char *allow[] = {"guest-exec"};
-      struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
-      _cleanup_(vs_channel_closep) struct vs_channel *ch =
-          vs_channel_open_libvirt(rw, json_string_value(json_object_get(r, "domain")), &co);
-      json_object_set_new(r, "flush", vs_patchset_flush(ch, flush, 60000));
-    }
-    return print_json(r);
+  json_t *r = NULL;
+  if (vs_patchset_apply_qmp(a->qmp, a->device, a->pos[0], &r, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  if (a->flush && !a->agent) {
+    json_object_set_new(r, "flush",
+                        json_pack("{ssssss}", "command", a->flush, "status", "not_configured",
+                                  "error", "no --agent-socket to reach the guest"));
+  } else if (a->flush) {
+    const char *allow[] = {"guest-exec"};
+    struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
+    _cleanup_(vs_channel_closep) struct vs_channel *ch = vs_channel_open_unix(a->agent, &co);
+    json_object_set_new(r, "flush", vs_guestflush_run(ch, a->flush, 60000));
   }
-  /* The disks to consider: --image, or the domain's. */
-  char **tops = NULL;
-  size_t n = 0;
-  if (image) {
-    tops = vs_xcalloc(1, sizeof(char *));
-    tops[n++] = vs_xstrdup(image);
-  } else {
-    const char *name = argv[optind];
-    _cleanup_(vs_virt_closep) struct vs_virt *v = vs_virt_open(uri, true, &err);
-    struct vs_domain *doms = NULL;
-    size_t nd = 0;
-    if (!v || vs_virt_domains(v, &doms, &nd, &err) < 0) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
-      return VS_EXIT_PARTIAL;
-    }
-    int status = VS_EXIT_OK;
-    for (size_t i = 0; i < nd; i++) {
-      if (strcmp(doms[i].name, name) != 0 && strcmp(doms[i].uuid, name) != 0) continue;
-      struct vs_disk *disks = NULL;
-      size_t nk = 0;
-      char *skipped = NULL;
-      if (vs_virt_xml_disks(doms[i].xml, doms[i].name, &disks, &nk, &skipped, &err) == 0) {
-        tops = vs_xcalloc(nk + 1, sizeof(char *));
-        for (size_t k = 0; k < nk; k++)
-          tops[n++] = vs_xstrdup(disks[k].path);
-      }
-      free(skipped);
-      vs_disks_free(disks, nk);
-    }
-    vs_domains_free(doms, nd);
-    if (status != VS_EXIT_OK) return status;
-    if (!tops) {
-      fprintf(stderr, PROG ": no domain %s%s%s\n", name, err.msg ? ": " : "",
-              err.msg ? err.msg : "");
-      vs_err_clear(&err);
-      return VS_EXIT_PARTIAL;
-    }
+  return print_json(r);
+}
+
+/* A libvirt DOMAIN, running or stopped, then --flush through libvirt when it runs. */
+static int apply_domain(const struct apply_args *a) {
+  struct vs_err err = {0};
+  _cleanup_(vs_virt_closep) struct vs_virt *rw = vs_virt_open(a->uri, false, &err);
+  json_t *r = NULL;
+  if (!rw || vs_patchset_apply_domain(rw, a->pos[0], a->device, a->pos[1], a->copy, a->timeout_s,
+                                      &r, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  if (a->flush && json_is_true(json_object_get(r, "running"))) {
+    const char *allow[] = {"guest-exec"};
+    struct vs_channel_opts co = {.allow = allow, .n_allow = 1};
+    _cleanup_(vs_channel_closep) struct vs_channel *ch =
+        vs_channel_open_libvirt(rw, json_string_value(json_object_get(r, "domain")), &co);
+    json_object_set_new(r, "flush", vs_guestflush_run(ch, a->flush, 60000));
   }
-  if (n == 0) {
-    fprintf(stderr, PROG ": domain %s has no file-backed disk\n", argv[optind]);
-    free(tops);
-    return VS_EXIT_PARTIAL;
+  return print_json(r);
+}
+
+/* A stopped disk's --image TOP. */
+static int apply_image(const char *top, const char *set) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
+  if (vs_patchset_apply_image(top, set, &r, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  return print_json(r);
+}
+
+/* The top images of the disks of the libvirt domain NAME, into *TOPS (*N of them): -1 (message
+ * printed) when there is no such domain. */
+static int domain_tops(const char *uri, const char *name, char ***tops, size_t *n) {
+  struct vs_err err = {0};
+  _cleanup_(vs_virt_closep) struct vs_virt *v = vs_virt_open(uri, true, &err);
+  struct vs_domain *doms = NULL;
+  size_t nd = 0;
+  if (!v || vs_virt_domains(v, &doms, &nd, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG), -1;
+  for (size_t i = 0; i < nd; i++) {
+    if (strcmp(doms[i].name, name) != 0 && strcmp(doms[i].uuid, name) != 0) continue;
+    struct vs_disk *disks = NULL;
+    size_t nk = 0;
+    _cleanup_(vs_freep) char *skipped = NULL;
+    if (vs_virt_xml_disks(doms[i].xml, doms[i].name, &disks, &nk, &skipped, &err) == 0) {
+      *tops = vs_xcalloc(nk + 1, sizeof(char *));
+      for (size_t k = 0; k < nk; k++)
+        (*tops)[(*n)++] = vs_xstrdup(disks[k].path);
+    }
+    vs_disks_free(disks, nk);
   }
+  vs_domains_free(doms, nd);
+  if (*tops) return 0;
+  fprintf(stderr, PROG ": no domain %s%s%s\n", name, err.msg ? ": " : "", err.msg ? err.msg : "");
+  vs_err_clear(&err);
+  return -1;
+}
+
+/* The patch sets in the chains of TOPS[0..N) as one JSON array; a domain's (not --image's,
+ * IMAGE false) disk that is not qcow2 has none. */
+static int status_of(const char *const *tops, size_t n, bool image, const struct apply_args *a) {
+  struct vs_err err = {0};
   int status = VS_EXIT_PARTIAL;
-  json_t *all = apply ? NULL : json_array();
+  _cleanup_(json_decrefp) json_t *all = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *r = NULL;
-    int done = apply ? vs_patchset_apply_image(tops[i], set, &r, &err)
-                     : vs_patchset_status(tops[i], dirs, n_dirs, &r, &err);
-    if (done == 0 && apply) {
-      status = print_json(r);
-      break;
-    }
-    if (done == 0) {
+    if (vs_patchset_status(tops[i], a->dirs, a->n_dirs, &r, &err) == 0) {
       json_array_extend(all, r);
       json_decref(r);
       status = VS_EXIT_OK;
-    } else if (!apply && !image && err.code == EMEDIUMTYPE) {
+    } else if (!image && err.code == EMEDIUMTYPE) {
       status = VS_EXIT_OK; /* a domain's raw disk: no chain, no set */
-    } else if (!apply || err.code != EINVAL || n == 1) {
-      fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+    } else {
+      vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
     }
-    vs_err_clear(&err);
   }
-  if (all) {
-    if (status == VS_EXIT_OK)
-      status = print_json(all);
-    else
-      json_decref(all);
-  }
-  if (apply && status != VS_EXIT_OK && n > 1)
-    fprintf(stderr, PROG ": no disk of the domain is based on the set's base\n");
-  for (size_t i = 0; i < n; i++)
-    free(tops[i]);
-  free(tops);
-  return status;
+  return status == VS_EXIT_OK ? print_json(vs_steal(&all)) : status;
 }
 
-int vs_cmd_patchset(int argc, char **argv) {
+/* status: --image TOP's chain, or each disk's of DOMAIN. */
+static int status(const struct apply_args *a) {
+  if (a->image) return status_of(&a->image, 1, true, a);
+  char **tops = NULL;
+  size_t n = 0;
+  if (domain_tops(a->uri, a->pos[0], &tops, &n) < 0) return VS_EXIT_PARTIAL;
+  int rc = VS_EXIT_PARTIAL;
+  if (n == 0)
+    fprintf(stderr, PROG ": domain %s has no file-backed disk\n", a->pos[0]);
+  else
+    rc = status_of((const char *const *)tops, n, false, a);
+  vs_strv_free(tops, n);
+  return rc;
+}
+
+static int apply_or_status(int argc, char **argv) {
+  struct apply_args a = {.apply = strcmp(argv[1], "apply") == 0};
+  int rc = parse_apply_options(argc, argv, &a);
+  if (rc >= 0) return rc;
+  if (!check_values(&a) || refuse_ignored(&a) || !check_positional(&a)) return VS_EXIT_USAGE;
+  if (a.apply && a.qmp) return apply_qmp(&a);
+  if (a.apply && !a.image) return apply_domain(&a);
+  if (a.apply) return apply_image(a.image, a.pos[0]);
+  return status(&a);
+}
+
+/* ---------------------------------------------------------------------------------- make */
+
+struct make_args {
+  const char *base, *patched, *out, *cluster_size;
+  unsigned bits;
+  bool stats, force;
+};
+
+/* Reads the options of make into M: -1 to go on, else the exit status. */
+static int parse_make_options(int argc, char **argv, struct make_args *m) {
   enum { OPT_CS = VS_CLI_OPT_FIRST_FREE, OPT_STATS, OPT_FORCE };
   static const struct option opts[] = {
       {"base", required_argument, NULL, 'b'},   {"patched", required_argument, NULL, 'p'},
       {"output", required_argument, NULL, 'o'}, {"cluster-size", required_argument, NULL, OPT_CS},
       {"stats", no_argument, NULL, OPT_STATS},  {"force", no_argument, NULL, OPT_FORCE},
       {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
-  }
-  if (strcmp(argv[1], "apply") == 0 || strcmp(argv[1], "status") == 0)
-    return apply_or_status(argc, argv);
-  if (strcmp(argv[1], "make") != 0) {
-    fprintf(stderr, PROG ": unknown action \"%s\" (make, apply or status)\n", argv[1]);
-    return VS_EXIT_USAGE;
-  }
-  const char *base = NULL, *patched = NULL, *out = NULL, *cluster_size = NULL;
-  unsigned bits = 0;
-  bool stats = false, force = false;
-  const struct vs_cli_once single[] = {{'b', "--base", &base},
-                                       {'p', "--patched", &patched},
-                                       {'o', "--output", &out},
-                                       {OPT_CS, "--cluster-size", &cluster_size}};
+  const struct vs_cli_once single[] = {{'b', "--base", &m->base},
+                                       {'p', "--patched", &m->patched},
+                                       {'o', "--output", &m->out},
+                                       {OPT_CS, "--cluster-size", &m->cluster_size}};
   int c;
   optind = 2;
   opterr = 0;
@@ -382,63 +404,88 @@ int vs_cmd_patchset(int argc, char **argv) {
     int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
-    if (c == OPT_STATS)
-      stats = true;
-    else if (c == OPT_FORCE)
-      force = true;
-    else if (c == 'h') {
+    if (c == OPT_STATS) {
+      m->stats = true;
+    } else if (c == OPT_FORCE) {
+      m->force = true;
+    } else if (c == 'h') {
       usage(stdout);
       return VS_EXIT_OK;
     } else {
       return bad_option(c, argv);
     }
   }
-  if (cluster_size) {
+  return -1;
+}
+
+/* Checks make's arguments (after the options, ARGV[OPTIND..ARGC)): false, message printed,
+ * when one is missing, extra or bad, or an output would replace an input. */
+static bool check_make_args(int argc, char **argv, struct make_args *m) {
+  if (m->cluster_size) {
     char *end;
-    unsigned long v = strtoul(cluster_size, &end, 10);
-    while (bits < 22 && (1UL << bits) < v)
-      bits++;
-    if (!*cluster_size || *end || (1UL << bits) != v || bits < 9 || bits > 21) {
+    unsigned long v = strtoul(m->cluster_size, &end, 10);
+    while (m->bits < 22 && (1UL << m->bits) < v)
+      m->bits++;
+    if (!*m->cluster_size || *end || (1UL << m->bits) != v || m->bits < 9 || m->bits > 21) {
       fprintf(stderr, PROG ": --cluster-size takes a power of two in 512..2097152, not \"%s\"\n",
-              cluster_size);
-      return VS_EXIT_USAGE;
+              m->cluster_size);
+      return false;
     }
   }
-  if (!base || !patched || !out || optind < argc) {
+  if (!m->base || !m->patched || !m->out || optind < argc) {
     fprintf(stderr, PROG ": make needs --base, --patched and -o, and nothing else%s%s\n",
             optind < argc ? ", not " : "", optind < argc ? argv[optind] : "");
-    return VS_EXIT_USAGE;
+    return false;
   }
   struct stat bs, ps;
-  if (stat(base, &bs) == 0 && stat(patched, &ps) == 0 && bs.st_dev == ps.st_dev &&
+  if (stat(m->base, &bs) == 0 && stat(m->patched, &ps) == 0 && bs.st_dev == ps.st_dev &&
       bs.st_ino == ps.st_ino) {
     fprintf(stderr,
             PROG ": --base %s and --patched %s are one file: give the image before the patch "
                  "and the one after it\n",
-            base, patched);
-    return VS_EXIT_USAGE;
+            m->base, m->patched);
+    return false;
   }
   /* Neither the set nor its manifest may replace an input (the core checks again). */
-  char *inputs[] = {(char *)base, (char *)patched};
-  _cleanup_(vs_freep) char *manifest = vs_xasprintf("%s.json", out);
-  if (vs_cli_check_output(out, inputs, 2, force, PROG) < 0 ||
-      vs_cli_check_output(manifest, inputs, 2, force, PROG) < 0)
-    return VS_EXIT_USAGE;
+  char *inputs[] = {(char *)m->base, (char *)m->patched};
+  _cleanup_(vs_freep) char *manifest = vs_xasprintf("%s.json", m->out);
+  return vs_cli_check_output(m->out, inputs, 2, m->force, PROG) == 0 &&
+         vs_cli_check_output(manifest, inputs, 2, m->force, PROG) == 0;
+}
+
+/* make's --stats: what was compared and how long it took. */
+static void print_stats(const char *out, const struct vs_patchset_stats *st) {
+  fprintf(stderr,
+          "%s: %llu clusters of %llu KiB: %llu changed, %llu now zero; %llu holes not read, "
+          "%llu taken from the overlay; %.1f MiB read in %.3f s\n",
+          out, (unsigned long long)st->clusters,
+          (unsigned long long)(1ULL << st->cluster_bits) / 1024, (unsigned long long)st->changed,
+          (unsigned long long)st->zeroed, (unsigned long long)st->skipped_holes,
+          (unsigned long long)st->taken_from_overlay, (double)st->bytes_read / 1048576.0,
+          st->seconds);
+}
+
+static int make(int argc, char **argv) {
+  struct make_args m = {0};
+  int rc = parse_make_options(argc, argv, &m);
+  if (rc >= 0) return rc;
+  if (!check_make_args(argc, argv, &m)) return VS_EXIT_USAGE;
   struct vs_err err = {0};
   struct vs_patchset_stats st;
-  if (vs_patchset_make(base, patched, out, bits, force, &st, &err) < 0) {
-    fprintf(stderr, PROG ": %s\n", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return VS_EXIT_PARTIAL;
-  }
-  if (stats)
-    fprintf(stderr,
-            "%s: %llu clusters of %llu KiB: %llu changed, %llu now zero; %llu holes not read, "
-            "%llu taken from the overlay; %.1f MiB read in %.3f s\n",
-            out, (unsigned long long)st.clusters,
-            (unsigned long long)(1ULL << st.cluster_bits) / 1024, (unsigned long long)st.changed,
-            (unsigned long long)st.zeroed, (unsigned long long)st.skipped_holes,
-            (unsigned long long)st.taken_from_overlay, (double)st.bytes_read / 1048576.0,
-            st.seconds);
+  if (vs_patchset_make(m.base, m.patched, m.out, m.bits, m.force, &st, &err) < 0)
+    return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  if (m.stats) print_stats(m.out, &st);
   return VS_EXIT_OK;
+}
+
+int vs_cmd_patchset(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
+  }
+  if (strcmp(argv[1], "apply") == 0 || strcmp(argv[1], "status") == 0)
+    return apply_or_status(argc, argv);
+  if (strcmp(argv[1], "make") == 0) return make(argc, argv);
+  fprintf(stderr, PROG ": unknown action \"%s\" (make, apply or status)\n", argv[1]);
+  return VS_EXIT_USAGE;
 }

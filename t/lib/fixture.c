@@ -5,9 +5,13 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static void die(const char *what, const char *path) {
   printf("Bail out! fixture: %s %s: %s\n", what, path, strerror(errno));
@@ -77,4 +81,16 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 void fx_rmtree(const char *root) {
   nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int fx_run(char *const argv[]) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int st = 0, rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st)) return -1;
+  return WEXITSTATUS(st);
 }

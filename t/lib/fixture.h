@@ -15,5 +15,8 @@ void fx_mkdir(const char *root, const char *rel);
 void fx_chmod(const char *root, const char *rel, mode_t mode);
 /* Removes the tree (rm -rf without a shell). */
 void fx_rmtree(const char *root);
+/* Runs ARGV (ARGV[0] looked up on PATH, no shell) with its output dropped: its exit status, or
+ * -1 when it could not be started or was killed. For the oracles the tests ask (qemu-img). */
+int fx_run(char *const argv[]);
 
 #endif

@@ -195,6 +195,10 @@ void vs_layer_abort(struct vs_layer *l) {
   free_layer(l);
 }
 
+void vs_layer_abortp(struct vs_layer **l) {
+  vs_layer_abort(*l);
+}
+
 uint64_t vs_layer_clusters(const struct vs_layer *l) {
   return l->n;
 }
@@ -233,17 +237,9 @@ static uint64_t div_up(uint64_t a, uint64_t b) {
   return (a + b - 1) / b;
 }
 
-int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
+/* Writes the L2 tables, one per L1 index that has clusters, right after the data, filling L1. */
+static int write_l2_tables(struct vs_layer *l, uint64_t *l1, uint8_t *buf, struct vs_err *err) {
   uint64_t cs = l->cs, l2_entries = cs / 8;
-  uint64_t guest_clusters = div_up(l->size, cs);
-  uint64_t l1_size = div_up(guest_clusters, l2_entries);
-  if (l1_size == 0) l1_size = 1;
-  int rc = -1;
-  uint8_t *buf = vs_xcalloc(1, cs);
-  uint64_t *l1 = vs_xcalloc(l1_size, sizeof(uint64_t));
-  uint64_t *rt = NULL;
-
-  /* L2 tables, one per L1 index that has clusters, right after the data. */
   for (size_t i = 0; i < l->n;) {
     uint64_t l1i = l->entries[i].guest_cluster / l2_entries;
     memset(buf, 0, cs);
@@ -252,24 +248,33 @@ int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
       uint64_t e = l->entries[j].host ? l->entries[j].host | OFLAG_COPIED : OFLAG_ZERO;
       put_be64(buf + (l->entries[j].guest_cluster % l2_entries) * 8, e);
     }
-    if (pwrite_all(l, buf, cs, l->next_host, err) < 0) goto out;
+    if (pwrite_all(l, buf, cs, l->next_host, err) < 0) return -1;
     l1[l1i] = l->next_host | OFLAG_COPIED;
     l->next_host += cs;
     i = j;
   }
-  /* The L1 table. */
-  uint64_t l1_off = l->next_host, l1_clusters = div_up(l1_size * 8, cs);
-  uint8_t *l1buf = vs_xcalloc(l1_clusters, cs);
+  return 0;
+}
+
+/* Writes the L1 table of L1_SIZE entries at the next free cluster, which *L1_OFF gets. */
+static int write_l1_table(struct vs_layer *l, const uint64_t *l1, uint64_t l1_size,
+                          uint64_t *l1_off, struct vs_err *err) {
+  uint64_t l1_clusters = div_up(l1_size * 8, l->cs);
+  _cleanup_(vs_freep) uint8_t *l1buf = vs_xcalloc(l1_clusters, l->cs);
   for (uint64_t i = 0; i < l1_size; i++)
     put_be64(l1buf + i * 8, l1[i]);
-  rc = pwrite_all(l, l1buf, l1_clusters * cs, l1_off, err);
-  free(l1buf);
-  if (rc < 0) goto out;
-  rc = -1;
-  l->next_host += l1_clusters * cs;
-  /* Refcounts (16 bits each) for every cluster, refcount structures included: grow the
-   * block and table counts until they cover themselves. */
-  uint64_t before = l->next_host / cs, per_block = cs / 2, blocks = 0, table = 0;
+  *l1_off = l->next_host;
+  if (pwrite_all(l, l1buf, l1_clusters * l->cs, *l1_off, err) < 0) return -1;
+  l->next_host += l1_clusters * l->cs;
+  return 0;
+}
+
+/* Writes the refcounts (16 bits each) of every cluster, the refcount structures' own included,
+ * at the next free cluster: *RT_OFF gets the table's offset, *RT_CLUSTERS its length. */
+static int write_refcounts(struct vs_layer *l, uint8_t *buf, uint64_t *rt_off,
+                           uint64_t *rt_clusters, struct vs_err *err) {
+  uint64_t cs = l->cs, before = l->next_host / cs, per_block = cs / 2, blocks = 0, table = 0;
+  /* Grow the block and table counts until they cover themselves. */
   for (;;) {
     uint64_t total = before + table + blocks;
     uint64_t nb = div_up(total, per_block), nt = div_up(nb * 8, cs);
@@ -277,20 +282,27 @@ int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
     blocks = nb;
     table = nt;
   }
-  uint64_t rt_off = l->next_host, rb_off = rt_off + table * cs;
-  uint64_t total = before + table + blocks;
-  rt = vs_xcalloc(table, cs);
+  uint64_t rb_off = l->next_host + table * cs, total = before + table + blocks;
+  _cleanup_(vs_freep) uint8_t *rt = vs_xcalloc(table, cs);
   for (uint64_t b = 0; b < blocks; b++) {
     memset(buf, 0, cs);
     for (uint64_t k = 0; k < per_block && b * per_block + k < total; k++)
       put_be16(buf + k * 2, 1);
-    if (pwrite_all(l, buf, cs, rb_off + b * cs, err) < 0) goto out;
-    put_be64((uint8_t *)rt + b * 8, rb_off + b * cs);
+    if (pwrite_all(l, buf, cs, rb_off + b * cs, err) < 0) return -1;
+    put_be64(rt + b * 8, rb_off + b * cs);
   }
-  if (pwrite_all(l, rt, table * cs, rt_off, err) < 0) goto out;
+  *rt_off = l->next_host;
+  *rt_clusters = table;
+  if (pwrite_all(l, rt, table * cs, *rt_off, err) < 0) return -1;
   l->next_host = rb_off + blocks * cs;
-  /* The header, last: until now the file was no image at all. */
-  memset(buf, 0, cs);
+  return 0;
+}
+
+/* Writes the header, with the backing format extension and the backing file name, into the
+ * first cluster (BUF, a cluster's worth). */
+static int write_header(struct vs_layer *l, uint8_t *buf, uint64_t l1_size, uint64_t l1_off,
+                        uint64_t rt_off, uint64_t rt_clusters, struct vs_err *err) {
+  memset(buf, 0, l->cs);
   size_t fmt_len = strlen(l->backing_format), name_len = strlen(l->backing);
   size_t ext = HEADER_LENGTH;
   put_be32(buf + ext, EXT_BACKING_FORMAT);
@@ -311,7 +323,7 @@ int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
   put_be32(buf + 36, (uint32_t)l1_size);
   put_be64(buf + 40, l1_off);
   put_be64(buf + 48, rt_off);
-  put_be32(buf + 56, (uint32_t)table);
+  put_be32(buf + 56, (uint32_t)rt_clusters);
   put_be32(buf + 60, 0); /* no snapshots */
   put_be64(buf + 64, 0);
   put_be64(buf + 72, 0); /* incompatible features */
@@ -319,21 +331,29 @@ int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
   put_be64(buf + 88, 0); /* autoclear features */
   put_be32(buf + 96, 4); /* refcount_order: 16-bit refcounts */
   put_be32(buf + 100, HEADER_LENGTH);
-  if (pwrite_all(l, buf, cs, 0, err) < 0) goto out;
-  if (ftruncate(l->file.fd, (off_t)l->next_host) < 0) {
-    vs_err_set(err, errno, "%s: %s", l->path, strerror(errno));
-    goto out;
-  }
-  if (vs_newfile_commit(&l->file, err) < 0) goto out;
-  rc = 0;
-out:
-  free(buf);
-  free(l1);
-  free(rt);
-  if (rc < 0) {
-    vs_layer_abort(l);
-  } else {
-    free_layer(l);
-  }
-  return rc;
+  return pwrite_all(l, buf, l->cs, 0, err);
+}
+
+/* Data clusters are in place: the metadata follows them, the header last (until then the file
+ * is no image at all). */
+static int write_metadata(struct vs_layer *l, struct vs_err *err) {
+  uint64_t l1_size = div_up(div_up(l->size, l->cs), l->cs / 8);
+  if (l1_size == 0) l1_size = 1;
+  _cleanup_(vs_freep) uint8_t *buf = vs_xcalloc(1, l->cs);
+  _cleanup_(vs_freep) uint64_t *l1 = vs_xcalloc(l1_size, sizeof(uint64_t));
+  uint64_t l1_off, rt_off, rt_clusters;
+  if (write_l2_tables(l, l1, buf, err) < 0 || write_l1_table(l, l1, l1_size, &l1_off, err) < 0 ||
+      write_refcounts(l, buf, &rt_off, &rt_clusters, err) < 0 ||
+      write_header(l, buf, l1_size, l1_off, rt_off, rt_clusters, err) < 0)
+    return -1;
+  if (ftruncate(l->file.fd, (off_t)l->next_host) < 0)
+    return vs_err_set(err, errno, "%s: %s", l->path, strerror(errno));
+  return 0;
+}
+
+int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
+  _cleanup_(vs_layer_abortp) struct vs_layer *owned = l;
+  if (write_metadata(l, err) < 0 || vs_newfile_commit(&l->file, err) < 0) return -1;
+  free_layer(vs_steal(&owned));
+  return 0;
 }

@@ -42,8 +42,9 @@ int vs_layer_add_data(struct vs_layer *l, uint64_t off, const void *data, struct
 int vs_layer_add_zero(struct vs_layer *l, uint64_t off, struct vs_err *err);
 /* Writes the metadata and moves the image into place. Frees L. */
 int vs_layer_finish(struct vs_layer *l, struct vs_err *err);
-/* Drops the temporary file. Frees L. */
+/* Drops the temporary file. Frees L (NULL is fine). */
 void vs_layer_abort(struct vs_layer *l);
+void vs_layer_abortp(struct vs_layer **l);
 /* Clusters added so far, and how many of them hold data. */
 uint64_t vs_layer_clusters(const struct vs_layer *l);
 uint64_t vs_layer_data_clusters(const struct vs_layer *l);

@@ -1,5 +1,10 @@
 /* patchset.h: patch sets (US8819660): the disk clusters a patch changed, as a thin qcow2 layer
- * on the base image, with a manifest saying what base it belongs to and what it changes. */
+ * on the base image, with a manifest saying what base it belongs to and what it changes.
+ *
+ * Made by patchset.c (the clusters found by patchset_compare.c); put under a stopped disk or a
+ * libvirt domain in any state by patchset_apply.c, under a running VM's disk through its QEMU
+ * monitor by patchset_live.c (hyper/monitor, hyper/blockgraph), by libvirt's block copy by
+ * patchset_copy.c. What the guest cached of the replaced files: hyper/guestflush. */
 #ifndef VS_PATCHSET_H
 #define VS_PATCHSET_H
 
@@ -76,13 +81,6 @@ int vs_patchset_apply_copy(struct vs_virt *v, const char *domain, const char *xm
 int vs_patchset_apply_domain(struct vs_virt *v, const char *domain, const char *node,
                              const char *set, bool copy, int timeout_s, json_t **report,
                              struct vs_err *err);
-
-/* After a layer is in place the guest may still serve the replaced files from its page cache:
- * runs COMMAND in the guest through channel C ("/bin/sh -c COMMAND" by guest-exec, so C must
- * allow guest-exec), waiting up to DEADLINE_MS. Returns {"command", "status" (a channel
- * status name), "exit_code", "output", "error"}. */
-struct vs_channel;
-json_t *vs_patchset_flush(struct vs_channel *c, const char *command, int deadline_ms);
 
 /* The patch sets in TOP's chain (images with a manifest beside them): a JSON array of
  * {"image", "base", "changed_clusters"}. Backing files may lie in TOP's directory or DIRS. */
