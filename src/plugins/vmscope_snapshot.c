@@ -105,8 +105,8 @@ static int config_tree(oconfig_item_t *c) {
       return -1;
     }
   if (vs_cf_check_dir(c, PLUGIN, path) < 0) return -1;
-  vs_strv_add(&snap.tree_names, &snap.n_trees, name);
-  snap.n_trees--;
+  size_t n_names = snap.n_trees; /* the two lists grow together; n_trees counts both */
+  vs_strv_add(&snap.tree_names, &n_names, name);
   vs_strv_add(&snap.tree_paths, &snap.n_trees, path);
   return 0;
 }
@@ -223,9 +223,15 @@ static struct job *list_jobs(size_t *n, bool *complete) {
   bool want_libvirt = snap.uri || snap.n_trees == 0;
   if (want_libvirt) {
     /* Between cycles, no worker uses the connection (virt.h): it may be replaced here. */
-    if (snap.virt && !vs_virt_alive(snap.virt)) { /* libvirtd went away: reconnect */
+    if (snap.virt && !vs_virt_alive(snap.virt)) {
+      /* libvirtd went away. Said even when the reconnection below succeeds at once (libvirtd
+       * restarted between two cycles): an operator sees each loss and its recovery. */
       vs_virt_close(snap.virt);
       snap.virt = NULL;
+      pthread_mutex_lock(&snap.lock);
+      vs_once_fail(&snap.once, PLUGIN, "libvirt",
+                   "the connection to libvirtd was lost; reconnecting");
+      pthread_mutex_unlock(&snap.lock);
     }
     if (!snap.virt) snap.virt = vs_virt_open(snap.uri, snap.mode == VS_SNAPSHOT_READONLY, &err);
     if (snap.virt && vs_virt_domains(snap.virt, &doms, &n_doms, &err) < 0) {
@@ -552,12 +558,6 @@ static int read_cb(void) {
   return 0;
 }
 
-static void free_strings(char **v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(v[i]);
-  free(v);
-}
-
 static int shutdown_cb(void) {
   pthread_mutex_lock(&snap.lock);
   snap.stop = true;
@@ -594,10 +594,10 @@ static int shutdown_cb(void) {
   vs_virt_close(snap.virt);
   snap.virt = NULL;
   vs_once_free(&snap.once);
-  free_strings(snap.globs, snap.n_globs);
-  free_strings(snap.tree_names, snap.n_trees);
-  free_strings(snap.tree_paths, snap.n_trees);
-  free_strings(snap.backing_dirs, snap.n_backing_dirs);
+  vs_strv_free(snap.globs, snap.n_globs);
+  vs_strv_free(snap.tree_names, snap.n_trees);
+  vs_strv_free(snap.tree_paths, snap.n_trees);
+  vs_strv_free(snap.backing_dirs, snap.n_backing_dirs);
   snap.globs = snap.tree_names = snap.tree_paths = snap.backing_dirs = NULL;
   snap.n_globs = snap.n_trees = snap.n_backing_dirs = 0;
   free(snap.uri);
