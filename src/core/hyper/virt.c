@@ -267,10 +267,8 @@ static void set_devices(struct xml *x, struct vs_feature *doc, const char *kind,
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *doc,
-                         struct vs_err *err) {
-  struct xml x;
-  if (xml_parse(text, what, &x, err) < 0) return -1;
+/* The domain-wide settings: type, CPU, OS and boot, clock, lifecycle actions, memory. */
+static void set_domain(struct xml *x, struct vs_feature *doc) {
   static const struct field top[] = {
       {"vm:type", "/domain/@type"},
       {"vm:vcpu", "/domain/vcpu"},
@@ -297,26 +295,33 @@ int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *
       {"vm:iothreads", "/domain/iothreads"},
   };
   for (size_t i = 0; i < N(top); i++)
-    set_from(&x, NULL, doc, top[i].name, top[i].expr);
-  set_memory(&x, doc, "vm:memory", "memory");
-  set_memory(&x, doc, "vm:current_memory", "currentMemory");
-  /* Firmware: said outright (firmware="efi"), or implied by a pflash loader. */
-  char *fw = xml_string(&x, NULL, "/domain/os/@firmware");
+    set_from(x, NULL, doc, top[i].name, top[i].expr);
+  set_memory(x, doc, "vm:memory", "memory");
+  set_memory(x, doc, "vm:current_memory", "currentMemory");
+}
+
+/* Firmware is said outright (firmware="efi") or implied by a pflash loader; each hypervisor
+ * feature is on, or its state. */
+static void set_firmware_features(struct xml *x, struct vs_feature *doc) {
+  char *fw = xml_string(x, NULL, "/domain/os/@firmware");
   if (!fw)
-    fw = vs_xstrdup(xml_exists(&x, NULL, "/domain/os/loader[@type='pflash']") ? "efi" : "bios");
+    fw = vs_xstrdup(xml_exists(x, NULL, "/domain/os/loader[@type='pflash']") ? "efi" : "bios");
   vs_feature_set(doc, "vm:os/firmware", fw, "domain XML");
   free(fw);
-  xmlXPathObjectPtr feats = xml_nodes(&x, "/domain/features/*");
+  xmlXPathObjectPtr feats = xml_nodes(x, "/domain/features/*");
   for (int i = 0; feats && i < feats->nodesetval->nodeNr; i++) {
     xmlNodePtr node = feats->nodesetval->nodeTab[i];
     char *key = vs_xasprintf("vm:features/%s", (const char *)node->name);
-    char *state = xml_string(&x, node, "@state");
+    char *state = xml_string(x, node, "@state");
     vs_feature_set(doc, key, state ? state : "on", "domain XML");
     free(state);
     free(key);
   }
   xmlXPathFreeObject(feats);
+}
 
+/* Each device of the kinds that set one VM apart from another, keyed by its identity. */
+static void set_all_devices(struct xml *x, struct vs_feature *doc) {
   static const struct field disk[] = {
       {"device", "@device"},          {"type", "@type"},
       {"bus", "target/@bus"},         {"format", "driver/@type"},
@@ -324,7 +329,7 @@ int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *
       {"discard", "driver/@discard"}, {"readonly", "?readonly"},
       {"shareable", "?shareable"},    {"source", "source/@file | source/@dev | source/@name"},
       {"serial", "serial"},           {"boot", "boot/@order"}};
-  set_devices(&x, doc, "disk", "/domain/devices/disk", "target/@dev", disk, N(disk));
+  set_devices(x, doc, "disk", "/domain/devices/disk", "target/@dev", disk, N(disk));
   static const struct field iface[] = {{"type", "@type"},
                                        {"model", "model/@type"},
                                        {"source", "source/@network | source/@bridge | source/@dev"},
@@ -332,29 +337,38 @@ int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *
                                        {"driver", "driver/@name"},
                                        {"link", "link/@state"},
                                        {"filter", "filterref/@filter"}};
-  set_devices(&x, doc, "interface", "/domain/devices/interface", NULL, iface, N(iface));
+  set_devices(x, doc, "interface", "/domain/devices/interface", NULL, iface, N(iface));
   static const struct field graphics[] = {{"type", "@type"},
                                           {"listen", "@listen | listen/@address"},
                                           {"autoport", "@autoport"},
                                           {"keymap", "@keymap"}};
-  set_devices(&x, doc, "graphics", "/domain/devices/graphics", NULL, graphics, N(graphics));
+  set_devices(x, doc, "graphics", "/domain/devices/graphics", NULL, graphics, N(graphics));
   static const struct field channel[] = {{"type", "@type"}, {"target", "target/@type"}};
-  set_devices(&x, doc, "channel", "/domain/devices/channel", "target/@name", channel, N(channel));
+  set_devices(x, doc, "channel", "/domain/devices/channel", "target/@name", channel, N(channel));
   static const struct field model[] = {{"model", "model/@type | @model"}};
-  set_devices(&x, doc, "video", "/domain/devices/video", NULL, model, N(model));
-  set_devices(&x, doc, "sound", "/domain/devices/sound", NULL, model, N(model));
-  set_devices(&x, doc, "memballoon", "/domain/devices/memballoon", NULL, model, N(model));
+  set_devices(x, doc, "video", "/domain/devices/video", NULL, model, N(model));
+  set_devices(x, doc, "sound", "/domain/devices/sound", NULL, model, N(model));
+  set_devices(x, doc, "memballoon", "/domain/devices/memballoon", NULL, model, N(model));
   static const struct field rng[] = {{"model", "@model"}, {"backend", "backend"}};
-  set_devices(&x, doc, "rng", "/domain/devices/rng", NULL, rng, N(rng));
+  set_devices(x, doc, "rng", "/domain/devices/rng", NULL, rng, N(rng));
   static const struct field tpm[] = {{"model", "@model"}, {"version", "backend/@version"}};
-  set_devices(&x, doc, "tpm", "/domain/devices/tpm", NULL, tpm, N(tpm));
+  set_devices(x, doc, "tpm", "/domain/devices/tpm", NULL, tpm, N(tpm));
   static const struct field watchdog[] = {{"model", "@model"}, {"action", "@action"}};
-  set_devices(&x, doc, "watchdog", "/domain/devices/watchdog", NULL, watchdog, N(watchdog));
+  set_devices(x, doc, "watchdog", "/domain/devices/watchdog", NULL, watchdog, N(watchdog));
   static const struct field ctrl[] = {{"model", "@model"}};
-  set_devices(&x, doc, "controller", "/domain/devices/controller", "concat(@type, @index)", ctrl,
+  set_devices(x, doc, "controller", "/domain/devices/controller", "concat(@type, @index)", ctrl,
               N(ctrl));
   static const struct field hostdev[] = {{"type", "@type"}, {"mode", "@mode"}};
-  set_devices(&x, doc, "hostdev", "/domain/devices/hostdev", NULL, hostdev, N(hostdev));
+  set_devices(x, doc, "hostdev", "/domain/devices/hostdev", NULL, hostdev, N(hostdev));
+}
+
+int vs_virt_xml_settings(const char *text, const char *what, struct vs_feature *doc,
+                         struct vs_err *err) {
+  struct xml x;
+  if (xml_parse(text, what, &x, err) < 0) return -1;
+  set_domain(&x, doc);
+  set_firmware_features(&x, doc);
+  set_all_devices(&x, doc);
   xml_free(&x);
   return 0;
 }
