@@ -4,7 +4,7 @@
 #include "extract.h"
 #include "feature.h"
 #include "fuzz.h"
-#include "source.h"
+#include "source_image.h"
 
 #include <stdlib.h>
 

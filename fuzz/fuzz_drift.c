@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < n; i++) {
       vms[i] =
           (struct vs_vm_tokens){.id = vs_feature_id(docs[i]), .name = vs_feature_name(docs[i])};
-      vms[i].n = vs_feature_tokens(docs[i], &tokens[i]);
+      vms[i].n = vs_doc_tokens(docs[i], &tokens[i]);
       vms[i].tokens = tokens[i];
       vms[i].label = i % 3 == 0 ? "web" : NULL;
     }

@@ -5,6 +5,7 @@
 
 #include "extract.h"
 #include "feature.h"
+#include "image.h"
 #include "snapshot.h"
 #include "source.h"
 #include "watch.h"

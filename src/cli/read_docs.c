@@ -5,6 +5,8 @@
 #include "cli.h"
 
 #include "fleet.h"
+#include "source_guestfs.h"
+#include "source_image.h"
 
 #include <errno.h>
 #include <stdio.h>

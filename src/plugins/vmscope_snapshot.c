@@ -10,7 +10,7 @@
 #include "extract.h"
 #include "pool.h"
 #include "snapshot.h"
-#include "source.h"
+#include "source_guestfs.h"
 #include "virt.h"
 
 #define PLUGIN "vmscope_snapshot"

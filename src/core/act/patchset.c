@@ -1,7 +1,7 @@
 #include "patchset_int.h"
 
 #include "layer.h"
-#include "source.h"
+#include "source_image.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -46,7 +46,7 @@ uint64_t vs_token(const char *key, const char *value) {
   return (k & KEY_BITS) | (t & ~KEY_BITS);
 }
 
-size_t vs_feature_tokens(const struct vs_feature *doc, uint64_t **out) {
+size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out) {
   size_t n = vs_feature_count(doc), i = 0, pos = 0;
   uint64_t *t = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
   const char *k, *v;
@@ -719,28 +719,18 @@ double vs_adjusted_rand(const size_t *a, const size_t *b, size_t n) {
 
 int vs_labels_load(const char *path, struct vs_strmap **out, struct vs_err *err) {
   *out = NULL;
-  FILE *f = fopen(path, "r");
-  if (!f) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
-  struct vs_strmap *m = vs_strmap_new(free);
-  char line[1024];
-  int lineno = 0, rc = 0;
-  while (rc == 0 && fgets(line, sizeof(line), f)) {
-    lineno++;
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    char name[512], label[256], extra[2];
-    int got = sscanf(line, "%511s %255s %1s", name, label, extra);
-    if (got <= 0) continue;
-    if (got != 2)
-      rc = vs_err_set(err, EINVAL, "%s:%d: expected \"NAME LABEL\"", path, lineno);
-    else
-      vs_strmap_put(m, name, vs_xstrdup(label));
+  _cleanup_(vs_lines_close) struct vs_lines lines = {0};
+  if (vs_lines_open(&lines, path, NULL, err) < 0) return -1;
+  _cleanup_(vs_strmap_freep) struct vs_strmap *m = vs_strmap_new(free);
+  char *line;
+  int got;
+  while ((got = vs_lines_next(&lines, &line, err)) > 0) {
+    char *name = vs_next_word(&line), *label = vs_next_word(&line);
+    if (!label || vs_next_word(&line))
+      return vs_err_set(err, EINVAL, "%s:%zu: expected \"NAME LABEL\"", path, lines.lineno);
+    vs_strmap_put(m, name, vs_xstrdup(label));
   }
-  fclose(f);
-  if (rc < 0) {
-    vs_strmap_free(m);
-    return -1;
-  }
-  *out = m;
+  if (got < 0) return -1;
+  *out = vs_steal(&m);
   return 0;
 }

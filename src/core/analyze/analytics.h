@@ -38,10 +38,12 @@
 
 #define VS_MINHASH_BINS 128
 
-/* The token of one setting. */
+/* The token of one setting: its high 32 bits hash the key alone, so the tokens of one key sort
+ * together (what the analysis relies on to find a VM's other value for a key). */
 uint64_t vs_token(const char *key, const char *value);
-/* The tokens of DOC's settings (a malloc'd array); returns how many. */
-size_t vs_feature_tokens(const struct vs_feature *doc, uint64_t **out);
+/* The tokens of DOC's settings (a malloc'd array); returns how many. Here, not in feature.h:
+ * a token is the analysis's view of a setting, and only the analysis's callers need them. */
+size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out);
 
 struct vs_vm_tokens {
   const char *id, *name;
@@ -93,7 +95,8 @@ void vs_analysis_similar_tokens(const struct vs_analysis *a, const struct vs_vm_
  * "anomaly", "label", "label_probability"}]} */
 json_t *vs_analysis_json(const struct vs_analysis *a, const struct vs_vm_tokens *vms);
 
-/* A labels file: one "NAME LABEL" per line (NAME a VM's name or id), '#' starts a comment.
+/* A labels file: one "NAME LABEL" per line (NAME a VM's name or id), with comments and blank
+ * lines as util.h's vs_lines reads them.
  * *OUT maps names to labels (heap strings). A line that is not two words is an error. */
 struct vs_strmap;
 int vs_labels_load(const char *path, struct vs_strmap **out, struct vs_err *err);

@@ -80,78 +80,55 @@ static time_t day_end(const char *s) {
   return t + 86400;
 }
 
-static char *next_field(char **p) {
-  *p += strspn(*p, " \t");
-  if (!**p) return NULL;
-  char *start = *p;
-  *p += strcspn(*p, " \t");
-  if (**p) *(*p)++ = '\0';
-  return start;
+/* One waiver line: "KEY-GLOB VM-GLOB EXPIRES REASON..." into W; errors name WHAT:LINENO. */
+static int add_waiver(struct vs_waivers *w, size_t *cap, char *p, const char *what, size_t lineno,
+                      struct vs_err *err) {
+  char *key = vs_next_word(&p), *vm = vs_next_word(&p), *expires = vm ? vs_next_word(&p) : NULL;
+  char *reason = expires ? vs_trim(p) : NULL;
+  if (!reason || !*reason)
+    return vs_err_set(err, EINVAL,
+                      "%s:%zu: expected \"KEY-GLOB VM-GLOB EXPIRES REASON\" (EXPIRES is YYYY-MM-DD "
+                      "or -, and a reason is required)",
+                      what, lineno);
+  time_t ends = 0;
+  if (strcmp(expires, "-") != 0 && (ends = day_end(expires)) < 0)
+    return vs_err_set(err, EINVAL,
+                      "%s:%zu: expiry \"%s\" is not a date YYYY-MM-DD (or - for never)", what,
+                      lineno, expires);
+  if (w->n == *cap) {
+    *cap = *cap ? 2 * *cap : 8;
+    w->items = vs_xrealloc(w->items, *cap * sizeof(*w->items));
+  }
+  w->items[w->n++] = (struct waiver){vs_xstrdup(key), vs_xstrdup(vm),
+                                     ends ? vs_xstrdup(expires) : NULL, vs_xstrdup(reason), ends};
+  return 0;
+}
+
+static struct vs_waivers *read_waivers(struct vs_lines *r, struct vs_err *err) {
+  _cleanup_(vs_waivers_freep) struct vs_waivers *w = vs_xcalloc(1, sizeof(*w));
+  size_t cap = 0;
+  char *line;
+  int got;
+  while ((got = vs_lines_next(r, &line, err)) > 0) {
+    if (add_waiver(w, &cap, line, r->what, r->lineno, err) < 0) return NULL;
+    if (r->bytes >= (16u << 20)) {
+      vs_err_set(err, EFBIG, "%s: over 16 MiB; not a waiver file", r->what);
+      return NULL;
+    }
+  }
+  return got < 0 ? NULL : vs_steal(&w);
 }
 
 struct vs_waivers *vs_waivers_parse(const char *text, const char *what, struct vs_err *err) {
-  _cleanup_(vs_waivers_freep) struct vs_waivers *w = vs_xcalloc(1, sizeof(*w));
-  _cleanup_(vs_freep) char *copy = vs_xstrdup(text);
-  size_t cap = 0, lineno = 0;
-  for (char *line = copy; line;) {
-    char *eol = strchr(line, '\n');
-    if (eol) *eol++ = '\0';
-    lineno++;
-    char *hash = strchr(line, '#');
-    if (hash) *hash = '\0';
-    char *p = line;
-    char *key = next_field(&p);
-    if (key) {
-      char *vm = next_field(&p), *expires = vm ? next_field(&p) : NULL;
-      char *reason = expires ? vs_trim(p) : NULL;
-      if (!reason || !*reason) {
-        vs_err_set(err, EINVAL,
-                   "%s:%zu: expected \"KEY-GLOB VM-GLOB EXPIRES REASON\" (EXPIRES is YYYY-MM-DD "
-                   "or -, and a reason is required)",
-                   what, lineno);
-        return NULL;
-      }
-      time_t ends = 0;
-      if (strcmp(expires, "-") != 0 && (ends = day_end(expires)) < 0) {
-        vs_err_set(err, EINVAL, "%s:%zu: expiry \"%s\" is not a date YYYY-MM-DD (or - for never)",
-                   what, lineno, expires);
-        return NULL;
-      }
-      if (w->n == cap) {
-        cap = cap ? 2 * cap : 8;
-        w->items = vs_xrealloc(w->items, cap * sizeof(*w->items));
-      }
-      w->items[w->n++] =
-          (struct waiver){vs_xstrdup(key), vs_xstrdup(vm), ends ? vs_xstrdup(expires) : NULL,
-                          vs_xstrdup(reason), ends};
-    }
-    line = eol;
-  }
-  return vs_steal(&w);
+  _cleanup_(vs_lines_close) struct vs_lines lines = {0};
+  if (vs_lines_open_text(&lines, text, what, err) < 0) return NULL;
+  return read_waivers(&lines, err);
 }
 
 struct vs_waivers *vs_waivers_load(const char *path, struct vs_err *err) {
-  FILE *f = fopen(path, "re");
-  if (!f) {
-    vs_err_set(err, errno, "%s: cannot open the waiver file: %s", path, strerror(errno));
-    return NULL;
-  }
-  struct vs_buf b = {0};
-  char chunk[8192];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (16u << 20))
-    vs_buf_add(&b, chunk, n);
-  bool failed = ferror(f) != 0, too_big = b.len >= (16u << 20);
-  fclose(f);
-  struct vs_waivers *w = NULL;
-  if (failed)
-    vs_err_set(err, EIO, "%s: read error", path);
-  else if (too_big)
-    vs_err_set(err, EFBIG, "%s: over 16 MiB; not a waiver file", path);
-  else
-    w = vs_waivers_parse(b.data ? b.data : "", path, err);
-  vs_buf_free(&b);
-  return w;
+  _cleanup_(vs_lines_close) struct vs_lines lines = {0};
+  if (vs_lines_open(&lines, path, "the waiver file", err) < 0) return NULL;
+  return read_waivers(&lines, err);
 }
 
 void vs_waivers_match(const struct vs_waivers *w, const char *key, const char *name, const char *id,

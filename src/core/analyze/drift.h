@@ -53,7 +53,8 @@ double vs_drift_p(uint32_t n, uint32_t c, uint32_t m, uint32_t t);
 
 /* A list of waivers, each a line "KEY-GLOB VM-GLOB EXPIRES REASON...": fnmatch globs for the
  * key and for the VM's name or id ("*" for every VM), the last day the waiver holds
- * (YYYY-MM-DD, UTC, or "-" for never), and why, which is required. '#' starts a comment. */
+ * (YYYY-MM-DD, UTC, or "-" for never), and why, which is required; comments and blank lines
+ * as util.h's vs_lines reads them. A file over 16 MiB is refused. */
 struct vs_waivers;
 struct vs_waivers *vs_waivers_parse(const char *text, const char *what, struct vs_err *err);
 struct vs_waivers *vs_waivers_load(const char *path, struct vs_err *err);

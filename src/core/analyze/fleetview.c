@@ -155,9 +155,7 @@ void vs_view_remove(struct vs_view *v, size_t i) {
 }
 
 static void add_error(struct vs_view *v, char *msg) {
-  v->errors = vs_xrealloc(v->errors, (v->n_errors + 2) * sizeof(char *));
-  v->errors[v->n_errors++] = msg;
-  v->errors[v->n_errors] = NULL;
+  vs_strv_take(&v->errors, &v->n_errors, msg);
 }
 
 size_t vs_view_errors(const struct vs_view *v, const char *const **msgs) {
@@ -259,10 +257,10 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
     vs_pop_add(v->fleet, m->doc);
     struct vs_vm_tokens *t = &v->tokens[i];
     *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-    t->n = vs_feature_tokens(m->doc, &m->tokens);
+    t->n = vs_doc_tokens(m->doc, &m->tokens);
     t->tokens = m->tokens;
     if (m->prev) {
-      t->n_prev = vs_feature_tokens(m->prev, &m->prev_tokens);
+      t->n_prev = vs_doc_tokens(m->prev, &m->prev_tokens);
       t->prev_tokens = m->prev_tokens;
     }
     if (v->opts.labels) {

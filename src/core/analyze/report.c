@@ -114,13 +114,10 @@ static const struct vs_finding *finding_of(const struct vs_drift *d, const char 
   return NULL;
 }
 
-/* The heat map: a row per VM, its name left of it; a column per key, its label above it,
- * rotated 60 degrees so that neighbours 18 px apart stand 15.6 px apart across their baselines
- * (more than a line of 11 px text), and the map as wide and as tall as its longest labels
- * need. Every label is whole up to LABEL_MAX bytes and carries a title with the whole text. */
-static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, size_t max_keys) {
-  /* Columns: the keys of each VM's top alarms (warning or worse, not waived), by their highest
-   * score; info findings (a hostname, say) would only crowd the map. */
+/* Columns: the keys of each VM's top alarms (warning or worse, not waived), by their highest
+ * score, at most MAX_KEYS of them; info findings (a hostname, say) would only crowd the map. */
+static struct column *heat_columns(const struct vs_report *r, size_t top, size_t max_keys,
+                                   size_t *n) {
   struct column *cols = NULL;
   size_t n_cols = 0;
   for (size_t i = 0; i < r->n; i++) {
@@ -140,74 +137,102 @@ static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, si
     }
   }
   qsort(cols, n_cols, sizeof(*cols), cmp_column);
-  if (n_cols > max_keys) n_cols = max_keys;
-  char **names = vs_xcalloc(r->n ? r->n : 1, sizeof(char *));
+  *n = n_cols > max_keys ? max_keys : n_cols;
+  return cols;
+}
+
+#define HEAT_CELL 18
+
+/* Where the map's parts go: the rows start LEFT px from the left (past the VM names), HEAD px
+ * from the top (under the rotated key labels); WIDTH x HEIGHT holds all of it. */
+struct heat_layout {
+  int left, head, width, height;
+};
+
+/* Lays out the labels: each VM's name in NAMES[i], each column's label and width in COLS. */
+static struct heat_layout heat_layout(const struct vs_report *r, char **names, struct column *cols,
+                                      size_t n_cols) {
   const double sin60 = 0.8660254, cos60 = 0.5, ascent = 0.93 * HEAT_FONT_PX;
-  const int cell = 18;
   double name_w = 0, label_h = 0, label_right = 0;
   for (size_t i = 0; i < r->n; i++) {
     names[i] = label_of(vm_name(&r->vms[i]), LABEL_MAX / 2);
     if (text_width(names[i]) > name_w) name_w = text_width(names[i]);
   }
-  int left = (int)name_w + 12, head;
+  struct heat_layout l = {.left = (int)name_w + 12};
   for (size_t c = 0; c < n_cols; c++) {
     cols[c].label = label_of(cols[c].key, LABEL_MAX);
     cols[c].width = text_width(cols[c].label);
     if (cols[c].width * sin60 > label_h) label_h = cols[c].width * sin60;
-    double right = left + (double)c * cell + cell / 2.0 + cols[c].width * cos60;
+    double right = l.left + (double)c * HEAT_CELL + HEAT_CELL / 2.0 + cols[c].width * cos60;
     if (right > label_right) label_right = right;
   }
-  head = (int)(label_h + ascent * cos60) + 12; /* the rotated glyphs' tops reach past the ends */
-  int width = left + (int)n_cols * cell + 10, height = head + (int)r->n * cell + 10;
-  if (width < (int)(label_right + ascent * sin60) + 10)
-    width = (int)(label_right + ascent * sin60) + 10;
+  l.head = (int)(label_h + ascent * cos60) + 12; /* the rotated glyphs' tops reach past the ends */
+  l.width = l.left + (int)n_cols * HEAT_CELL + 10;
+  l.height = l.head + (int)r->n * HEAT_CELL + 10;
+  if (l.width < (int)(label_right + ascent * sin60) + 10)
+    l.width = (int)(label_right + ascent * sin60) + 10;
+  return l;
+}
+
+/* One cell: VM V's finding for column COL's key (white when it has none or it is waived). */
+static void heat_cell(struct vs_buf *b, const struct vs_report_vm *v, const struct column *col,
+                      int x, int y) {
+  const struct vs_finding *f = finding_of(v->drift, col->key);
+  double score = f ? f->score : 0;
+  vs_buf_addf(b, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"", x, y,
+              HEAT_CELL - 1, HEAT_CELL - 1);
+  heat_color(b, f && !f->waived ? score : 0);
+  vs_buf_adds(b, "\"><title>");
+  esc(b, vm_name(v));
+  vs_buf_adds(b, ": ");
+  esc(b, col->key);
+  if (f) {
+    vs_buf_adds(b, " = ");
+    esc_cut(b, f->value, 80);
+    vs_buf_addf(b, " (score %.2f, %s%s)", f->score, vs_severity_name(f->severity),
+                f->waived ? ", waived" : "");
+  } else {
+    vs_buf_adds(b, ": with its peers");
+  }
+  vs_buf_adds(b, "</title></rect>\n");
+}
+
+/* The heat map: a row per VM, its name left of it; a column per key, its label above it,
+ * rotated 60 degrees so that neighbours 18 px apart stand 15.6 px apart across their baselines
+ * (more than a line of 11 px text), and the map as wide and as tall as its longest labels
+ * need. Every label is whole up to LABEL_MAX bytes and carries a title with the whole text. */
+static void heat_map(struct vs_buf *b, const struct vs_report *r, size_t top, size_t max_keys) {
+  size_t n_cols;
+  struct column *cols = heat_columns(r, top, max_keys, &n_cols);
+  char **names = vs_xcalloc(r->n ? r->n : 1, sizeof(char *));
+  struct heat_layout l = heat_layout(r, names, cols, n_cols);
   vs_buf_addf(b,
               "<svg id=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
               "role=\"img\" aria-label=\"drift heat map\">\n",
-              width, height);
+              l.width, l.height);
   for (size_t c = 0; c < n_cols; c++) {
     /* The baseline starts under the column's middle, shifted so the glyphs, above it, are. */
-    int x = left + (int)c * cell + cell / 2 + 3;
+    int x = l.left + (int)c * HEAT_CELL + HEAT_CELL / 2 + 3;
     vs_buf_addf(b, "<text class=\"key\" transform=\"translate(%d,%d) rotate(-60)\"><title>", x,
-                head - 4);
+                l.head - 4);
     esc(b, cols[c].key);
     vs_buf_adds(b, "</title>");
     esc(b, cols[c].label);
     vs_buf_adds(b, "</text>\n");
   }
   for (size_t i = 0; i < r->n; i++) {
-    int y = head + (int)i * cell;
-    vs_buf_addf(b, "<text class=\"vm\" x=\"%d\" y=\"%d\" text-anchor=\"end\"><title>", left - 6,
-                y + cell - 5);
+    int y = l.head + (int)i * HEAT_CELL;
+    vs_buf_addf(b, "<text class=\"vm\" x=\"%d\" y=\"%d\" text-anchor=\"end\"><title>", l.left - 6,
+                y + HEAT_CELL - 5);
     esc(b, vm_name(&r->vms[i]));
     vs_buf_adds(b, "</title>");
     esc(b, names[i]);
     vs_buf_adds(b, "</text>\n");
-    for (size_t c = 0; c < n_cols; c++) {
-      const struct vs_finding *f = finding_of(r->vms[i].drift, cols[c].key);
-      double score = f ? f->score : 0;
-      vs_buf_addf(b, "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"",
-                  left + (int)c * cell, y, cell - 1, cell - 1);
-      heat_color(b, f && !f->waived ? score : 0);
-      vs_buf_adds(b, "\"><title>");
-      esc(b, vm_name(&r->vms[i]));
-      vs_buf_adds(b, ": ");
-      esc(b, cols[c].key);
-      if (f) {
-        vs_buf_adds(b, " = ");
-        esc_cut(b, f->value, 80);
-        vs_buf_addf(b, " (score %.2f, %s%s)", f->score, vs_severity_name(f->severity),
-                    f->waived ? ", waived" : "");
-      } else {
-        vs_buf_adds(b, ": with its peers");
-      }
-      vs_buf_adds(b, "</title></rect>\n");
-    }
+    for (size_t c = 0; c < n_cols; c++)
+      heat_cell(b, &r->vms[i], &cols[c], l.left + (int)c * HEAT_CELL, y);
   }
   vs_buf_adds(b, "</svg>\n");
-  for (size_t i = 0; i < r->n; i++)
-    free(names[i]);
-  free(names);
+  vs_strv_free(names, r->n);
   for (size_t c = 0; c < n_cols; c++)
     free(cols[c].label);
   free(cols);

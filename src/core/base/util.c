@@ -1,8 +1,8 @@
 #include "util.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +280,87 @@ char *vs_trim(char *s) {
   return s;
 }
 
+static bool is_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+char *vs_next_word(char **p) {
+  while (is_blank(**p))
+    (*p)++;
+  if (!**p) return NULL;
+  char *start = *p;
+  while (**p && !is_blank(**p))
+    (*p)++;
+  if (**p) *(*p)++ = '\0';
+  return start;
+}
+
+int vs_lines_open(struct vs_lines *r, const char *path, const char *what, struct vs_err *err) {
+  *r = (struct vs_lines){.f = fopen(path, "re")};
+  if (!r->f)
+    return what ? vs_err_set(err, errno, "%s: cannot open %s: %s", path, what, strerror(errno))
+                : vs_err_set(err, errno, "%s: %s", path, strerror(errno));
+  r->what = vs_xstrdup(path);
+  return 0;
+}
+
+int vs_lines_open_text(struct vs_lines *r, const char *text, const char *what, struct vs_err *err) {
+  *r = (struct vs_lines){.what = vs_xstrdup(what)};
+  size_t len = strlen(text);
+  if (len == 0) return 0; /* fmemopen wants a buffer; no lines need no stream */
+  r->f = fmemopen((void *)text, len, "r");
+  if (!r->f) {
+    vs_err_set(err, errno, "%s: %s", what, strerror(errno));
+    vs_lines_close(r);
+    return -1;
+  }
+  return 0;
+}
+
+/* Cuts LINE at its comment: a '#' first on the line or after a blank. */
+static void cut_comment(char *line) {
+  for (char *p = line; *p; p++)
+    if (*p == '#' && (p == line || is_blank(p[-1]))) {
+      *p = '\0';
+      return;
+    }
+}
+
+int vs_lines_next(struct vs_lines *r, char **line, struct vs_err *err) {
+  while (r->f) {
+    errno = 0;
+    ssize_t n = getline(&r->line, &r->cap, r->f);
+    if (n < 0) {
+      if (ferror(r->f))
+        return vs_err_set(err, errno ? errno : EIO, "%s: read error after line %zu: %s", r->what,
+                          r->lineno, strerror(errno ? errno : EIO));
+      return 0;
+    }
+    r->lineno++;
+    r->bytes += (uint64_t)n;
+    if (n > 0 && r->line[n - 1] == '\n') r->line[--n] = '\0';
+    if ((size_t)n > VS_LINE_MAX)
+      return vs_err_set(err, EINVAL, "%s:%zu: a line of %zd bytes, over the %d a line may have",
+                        r->what, r->lineno, n, VS_LINE_MAX);
+    if (memchr(r->line, '\0', (size_t)n))
+      return vs_err_set(err, EINVAL, "%s:%zu: a NUL byte; not a text file", r->what, r->lineno);
+    cut_comment(r->line);
+    char *s = vs_trim(r->line);
+    if (!*s) continue;
+    *line = s;
+    return 1;
+  }
+  return 0;
+}
+
+void vs_lines_close(struct vs_lines *r) {
+  if (!r) return;
+  if (r->f) fclose(r->f);
+  free(r->line);
+  free(r->what);
+  *r = (struct vs_lines){0};
+}
+
 int vs_cmp_strp(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -369,36 +450,53 @@ int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct 
   return 0;
 }
 
-int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err) {
-  if (fsync(f->fd) < 0) {
-    vs_err_set(err, errno, "%s: fsync: %s", f->path, strerror(errno));
-    vs_newfile_abandon(f);
-    return -1;
+/* Puts the file under PATH: replacing what is there when REPLACE, else only when nothing is.
+ * The first call syncs, names and closes the file; a later one (after a PATH that existed)
+ * only renames. 1 when placed, 0 when PATH exists and not REPLACE (the file stays, under its
+ * temporary name, for another PATH), -1 on error. */
+static int newfile_place(struct vs_newfile *f, const char *path, bool replace, struct vs_err *err) {
+  if (f->fd >= 0) {
+    if (fsync(f->fd) < 0) return vs_err_set(err, errno, "%s: fsync: %s", path, strerror(errno));
+    if (!f->tmp && newfile_name(f, err) < 0) return -1;
+    int rc = close(f->fd);
+    f->fd = -1;
+    if (rc < 0) return vs_err_set(err, errno, "%s: cannot close: %s", path, strerror(errno));
   }
-  if (!f->tmp && newfile_name(f, err) < 0) {
-    vs_newfile_abandon(f);
-    return -1;
+  if (renameat2(AT_FDCWD, f->tmp, AT_FDCWD, path, replace ? 0 : RENAME_NOREPLACE) == 0) {
+    free(f->tmp);
+    f->tmp = NULL;
+    return 1;
   }
-  int rc = close(f->fd);
-  f->fd = -1;
-  if (rc < 0 || rename(f->tmp, f->path) < 0) {
-    vs_err_set(err, errno, "%s: cannot %s: %s", f->path, rc < 0 ? "close" : "move into place",
-               strerror(errno));
-    vs_newfile_abandon(f);
-    return -1;
-  }
-  free(f->tmp);
-  f->tmp = NULL;
-  char *dir = vs_xstrdup(f->path);
+  if (!replace && errno == EEXIST) return 0;
+  return vs_err_set(err, errno, "%s: cannot move into place: %s", path, strerror(errno));
+}
+
+/* Makes the name of the file just placed at PATH durable, and forgets the file. */
+static void newfile_done(struct vs_newfile *f, const char *path) {
+  char *dir = vs_xstrdup(path);
   int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   free(dir);
   if (dfd >= 0) {
     fsync(dfd); /* the rename's durability; the file is complete either way */
     close(dfd);
   }
-  free(f->path);
-  f->path = NULL;
+  vs_newfile_abandon(f); /* nothing is left to drop: frees the names */
+}
+
+int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err) {
+  if (newfile_place(f, f->path, true, err) < 0) {
+    vs_newfile_abandon(f);
+    return -1;
+  }
+  newfile_done(f, f->path);
   return 0;
+}
+
+int vs_newfile_commit_new(struct vs_newfile *f, const char *path, struct vs_err *err) {
+  int placed = newfile_place(f, path, false, err);
+  if (placed < 0) vs_newfile_abandon(f);
+  if (placed == 1) newfile_done(f, path);
+  return placed;
 }
 
 void vs_newfile_abandon(struct vs_newfile *f) {
@@ -421,9 +519,19 @@ void vs_reset_sigchld(void) {
   }
 }
 
+/* The list's room is the power of two above N + 1 (N strings and the NULL), so it only grows
+ * when N + 1 is one: amortized constant time without a capacity to carry around. */
+void vs_strv_take(char ***v, size_t *n, char *s) {
+  if (((*n + 1) & *n) == 0) {
+    if (*n >= SIZE_MAX / 2 / sizeof(char *)) oom();
+    *v = vs_xrealloc(*v, 2 * (*n + 1) * sizeof(char *));
+  }
+  (*v)[(*n)++] = s;
+  (*v)[*n] = NULL;
+}
+
 void vs_strv_add(char ***v, size_t *n, const char *s) {
-  *v = vs_xrealloc(*v, (*n + 1) * sizeof(char *));
-  (*v)[(*n)++] = vs_xstrdup(s);
+  vs_strv_take(v, n, vs_xstrdup(s));
 }
 
 void vs_strv_free(char **v, size_t n) {

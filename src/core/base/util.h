@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -75,6 +76,10 @@ int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struc
 int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct vs_err *err);
 /* Puts the file under its name (replacing what was there), syncs the directory, closes it. */
 int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err);
+/* Puts the file under PATH (in the directory it was opened for) only if nothing is there: a
+ * document that must never replace another. 1 when it did (as vs_newfile_commit); 0 when PATH
+ * exists, and the file stays ready for another PATH (or vs_newfile_abandon); -1 with ERR. */
+int vs_newfile_commit_new(struct vs_newfile *f, const char *path, struct vs_err *err);
 /* Drops the file, if not committed. Safe to call twice. */
 void vs_newfile_abandon(struct vs_newfile *f);
 
@@ -96,10 +101,14 @@ void vs_buf_addc(struct vs_buf *b, char c);
 void vs_buf_reset(struct vs_buf *b);
 void vs_buf_free(struct vs_buf *b);
 
-/* String lists: an array of N strings, grown one at a time. vs_strv_add appends a copy of S
- * (out of memory aborts, as the vs_x* allocators do); vs_strv_free frees the first N strings
+/* String lists: an array of N heap strings and a NULL after them, grown one at a time in
+ * amortized constant time. V starts as NULL with N 0, and only vs_strv_add and vs_strv_take
+ * grow it (they know its room from N alone; the owner may lower N, never raise it).
+ * vs_strv_add appends a copy of S, vs_strv_take S itself (a heap string the list then owns);
+ * out of memory aborts, as the vs_x* allocators do. vs_strv_free frees the first N strings
  * of V, then V (NULL is fine). */
 void vs_strv_add(char ***v, size_t *n, const char *s);
+void vs_strv_take(char ***v, size_t *n, char *s);
 void vs_strv_free(char **v, size_t n);
 char *vs_buf_steal(struct vs_buf *b);
 
@@ -119,6 +128,34 @@ bool vs_text_is_clean(const char *s, size_t len);
 char *vs_base64_decode(const char *text, size_t *len);
 
 char *vs_trim(char *s); /* trims ASCII white space in place; returns the start */
+/* The next blank-separated word at *P, NUL-terminated in place, *P moved past it; NULL when
+ * only blanks are left. */
+char *vs_next_word(char **p);
+
+/* Line-oriented files a user writes (waivers, watch lists, labels), read one way: blank lines
+ * are skipped, and a '#' that starts a word (first on the line or after a blank) starts a
+ * comment to the end of the line, so '#' inside a word ("web#2", "a:#b") is kept. A line of
+ * more than VS_LINE_MAX bytes, or with a NUL byte, is an error naming the file and line, never
+ * cut short. */
+#define VS_LINE_MAX 16384
+struct vs_lines {
+  FILE *f;
+  char *what; /* the file's name in messages */
+  char *line;
+  size_t cap;
+  size_t lineno;  /* of the line last returned */
+  uint64_t bytes; /* read so far */
+};
+/* Opens PATH; WHAT (may be NULL) says what it is in the error when it cannot be opened
+ * ("PATH: cannot open WHAT: ..."). */
+int vs_lines_open(struct vs_lines *r, const char *path, const char *what, struct vs_err *err);
+/* Reads TEXT instead of a file, named WHAT in messages. */
+int vs_lines_open_text(struct vs_lines *r, const char *text, const char *what, struct vs_err *err);
+/* The next line that is not blank once its comment is gone, trimmed, in *LINE (writable; valid
+ * until the next call). 1, 0 at the end, or -1 with ERR. */
+int vs_lines_next(struct vs_lines *r, char **line, struct vs_err *err);
+/* NULL-safe; safe to call twice. */
+void vs_lines_close(struct vs_lines *r);
 bool vs_has_suffix(const char *s, const char *suffix);
 /* qsort comparator for an array of strings (char * or const char *). */
 int vs_cmp_strp(const void *a, const void *b);

@@ -88,24 +88,16 @@ static char **list_documents(const char *vmdir, size_t *n, bool clean, struct vs
     vs_err_set(err, errno, "%s: %s", vmdir, strerror(errno));
     return NULL;
   }
-  char **names = NULL;
-  size_t cap = 0;
+  char **names = vs_xcalloc(1, sizeof(char *));
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (clean && strncmp(e->d_name, ".tmp-", 5) == 0) {
+    if (clean && strstr(e->d_name, ".tmp-")) { /* no document's name holds one */
       unlinkat(dirfd(d), e->d_name, 0);
       continue;
     }
-    if (!is_document_name(e->d_name)) continue;
-    if (*n == cap) {
-      cap = cap ? 2 * cap : 16;
-      names = vs_xrealloc(names, (cap + 1) * sizeof(char *));
-    }
-    names[(*n)++] = vs_xstrdup(e->d_name);
+    if (is_document_name(e->d_name)) vs_strv_add(&names, n, e->d_name);
   }
   closedir(d);
-  if (!names) names = vs_xcalloc(1, sizeof(char *));
-  names[*n] = NULL;
   qsort(names, *n, sizeof(char *), vs_cmp_strp);
   return names;
 }
@@ -123,51 +115,24 @@ int vs_pool_write(const char *dir, const struct vs_feature *doc, char **path_out
   char **old = list_documents(vmdir, &stale, true, NULL); /* clears crash leftovers */
   if (old) vs_strv_free(old, stale);
 
-  _cleanup_(vs_freep) char *tmp = vs_xasprintf("%s/.tmp-XXXXXX", vmdir);
-  int fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) return vs_err_set(err, errno, "%s: cannot create a file: %s", vmdir, strerror(errno));
-  char *json = vs_feature_dumps(doc, false);
-  size_t len = strlen(json), off = 0;
-  int rc = 0;
-  while (off < len && rc == 0) {
-    ssize_t w = write(fd, json + off, len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0)
-      rc = vs_err_set(err, errno, "%s: write failed: %s", tmp, strerror(errno));
-    else
-      off += (size_t)w;
-  }
-  free(json);
-  if (rc == 0 && (write(fd, "\n", 1) != 1 || fsync(fd) < 0))
-    rc = vs_err_set(err, errno, "%s: write or fsync failed: %s", tmp, strerror(errno));
-  if (close(fd) < 0 && rc == 0)
-    rc = vs_err_set(err, errno, "%s: close failed: %s", tmp, strerror(errno));
-  char *final = NULL;
-  for (int seq = 0; rc == 0 && seq < 1000; seq++) {
-    free(final);
-    final = seq ? vs_xasprintf("%s/%s%03d.json", vmdir, stamp, seq)
-                : vs_xasprintf("%s/%s.json", vmdir, stamp);
-    /* Never replace a document: two snapshots in one second get 001, 002... (which sort after
-     * the first: '0' > '.') */
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0) break;
-    if (errno != EEXIST)
-      rc = vs_err_set(err, errno, "%s: cannot rename into place: %s", final, strerror(errno));
-    else if (seq == 999)
-      rc = vs_err_set(err, EEXIST, "%s: a thousand documents in one second", vmdir);
-  }
-  if (rc < 0) {
-    unlink(tmp);
-    free(final);
+  _cleanup_(vs_freep) char *first = vs_xasprintf("%s/%s.json", vmdir, stamp);
+  _cleanup_(vs_newfile_abandon) struct vs_newfile f = {.fd = -1};
+  _cleanup_(vs_freep) char *json = vs_feature_dumps(doc, false);
+  if (vs_newfile_open(&f, first, 0600, err) < 0 ||
+      vs_newfile_write(&f, json, strlen(json), err) < 0 || vs_newfile_write(&f, "\n", 1, err) < 0)
     return -1;
+  /* Never replace a document: two snapshots in one second get 001, 002... (which sort after
+   * the first: '0' > '.') */
+  for (int seq = 0; seq < 1000; seq++) {
+    _cleanup_(vs_freep) char *final =
+        seq ? vs_xasprintf("%s/%s%03d.json", vmdir, stamp, seq) : vs_xstrdup(first);
+    int placed = vs_newfile_commit_new(&f, final, err);
+    if (placed < 0) return -1;
+    if (placed == 0) continue;
+    if (path_out) *path_out = vs_steal(&final);
+    return 0;
   }
-  int dfd = open(vmdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || fsync(dfd) < 0) rc = vs_err_set(err, errno, "%s: fsync failed", vmdir);
-  if (dfd >= 0) close(dfd);
-  if (path_out)
-    *path_out = final;
-  else
-    free(final);
-  return rc;
+  return vs_err_set(err, EEXIST, "%s: a thousand documents in one second", vmdir);
 }
 
 bool vs_pool_is_guest_tree(const char *dir) {
@@ -338,21 +303,14 @@ int vs_pool_vms(const char *dir, char ***list, size_t *n, struct vs_err *err) {
   DIR *d = opendir(dir);
   if (!d) return vs_err_set(err, errno, "%s: %s", dir, strerror(errno));
   char **names = vs_xcalloc(1, sizeof(char *));
-  size_t cap = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     struct stat st;
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-      continue;
-    if (*n == cap) {
-      cap = cap ? 2 * cap : 16;
-      names = vs_xrealloc(names, (cap + 1) * sizeof(char *));
-    }
-    names[(*n)++] = vs_xstrdup(e->d_name);
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+      vs_strv_add(&names, n, e->d_name);
   }
   closedir(d);
-  names[*n] = NULL;
   qsort(names, *n, sizeof(char *), vs_cmp_strp);
   *list = names;
   return 0;

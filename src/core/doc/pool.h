@@ -3,9 +3,10 @@
  * Layout: DIR/<vm>/<YYYYMMDDTHHMMSSZ>[NNN].json, where <vm> is the document's id when it is made
  * of [A-Za-z0-9._-] only (a domain UUID), else "x" and its bytes in hex. Names sort by time.
  * A document is written to a temporary file in the VM's directory, fsync'd, renamed into place
- * and the directory fsync'd: after a crash at any point the directory holds the old documents,
- * possibly the new one, and perhaps a leftover temporary file (".tmp-*", ignored and removed
- * by the next write) — never a partial document under a final name. Reading the newest skips
+ * (never over another document) and the directory fsync'd (vs_newfile): after a crash at any
+ * point the directory holds the old documents, possibly the new one, and perhaps a leftover
+ * temporary file ("*.tmp-*", ignored and removed by the next write) — never a partial
+ * document under a final name. Reading the newest skips
  * documents that do not load, so one bad file never hides a VM. */
 #ifndef VS_POOL_H
 #define VS_POOL_H

@@ -138,34 +138,19 @@ int vs_watch_add(struct vs_watch *w, const char *pattern, const char *lens, stru
 }
 
 int vs_watch_load_file(struct vs_watch *w, const char *path, struct vs_err *err) {
-  FILE *f = fopen(path, "re");
-  if (!f) return vs_err_set(err, errno, "%s: %s", path, strerror(errno));
-  char *line = NULL;
-  size_t cap = 0;
-  int lineno = 0, rc = 0;
-  while (getline(&line, &cap, f) >= 0) {
-    lineno++;
-    char *s = vs_trim(line);
-    if (!*s || *s == '#') continue;
-    char *lens = s + strcspn(s, " \t");
-    if (*lens) {
-      *lens++ = '\0';
-      lens = vs_trim(lens);
-      if (strchr(lens, ' ') || strchr(lens, '\t')) {
-        rc = vs_err_set(err, EINVAL, "%s:%d: expected \"PATTERN [LENS]\", found more fields", path,
-                        lineno);
-        break;
-      }
-    }
-    if (vs_watch_add(w, s, *lens ? lens : NULL, err) < 0) {
-      rc = vs_err_prefix(err, "%s:%d", path, lineno);
-      break;
-    }
+  _cleanup_(vs_lines_close) struct vs_lines lines = {0};
+  if (vs_lines_open(&lines, path, NULL, err) < 0) return -1;
+  char *s;
+  int got;
+  while ((got = vs_lines_next(&lines, &s, err)) > 0) {
+    char *pattern = vs_next_word(&s), *lens = vs_next_word(&s);
+    if (vs_next_word(&s))
+      return vs_err_set(err, EINVAL, "%s:%zu: expected \"PATTERN [LENS]\", found more fields", path,
+                        lines.lineno);
+    if (vs_watch_add(w, pattern, lens, err) < 0)
+      return vs_err_prefix(err, "%s:%zu", path, lines.lineno);
   }
-  if (rc == 0 && ferror(f)) rc = vs_err_set(err, EIO, "%s: read error", path);
-  free(line);
-  fclose(f);
-  return rc;
+  return got;
 }
 
 size_t vs_watch_count(const struct vs_watch *w) {

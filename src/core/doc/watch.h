@@ -3,9 +3,9 @@
  *
  * An entry is a guest path or glob and, optionally, the Augeas lens that parses it
  * ("Sshd.lns"); with no lens, the lens Augeas itself would pick for that path is used, and
- * "-" means metadata only. A watch file holds one entry per line: "PATTERN [LENS]"; blank
- * lines and lines starting with '#' are ignored, and a line "!PATTERN" removes the entries
- * (default or earlier) whose pattern is exactly PATTERN. */
+ * "-" means metadata only. A watch file holds one entry per line: "PATTERN [LENS]", with
+ * comments and blank lines as util.h's vs_lines reads them, and a line "!PATTERN" removes the
+ * entries (default or earlier) whose pattern is exactly PATTERN. */
 #ifndef VS_WATCH_H
 #define VS_WATCH_H
 

@@ -223,54 +223,60 @@ static int write_file(const char *path, const char *data, size_t len) {
   return close(fd);
 }
 
-/* librpm opens databases only by host path, and would follow a guest's symlinks there: copy
- * the database's regular files through the source (bounded) into a private directory and
- * point librpm at that instead. */
-size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+/* Finds the guest's RPM database: its directory, librpm's backend for it, and the names in
+ * that directory (*NAMES, *N). False when there is none. */
+static bool find_rpmdb(struct vs_source *src, const char **dbdir, const char **backend,
+                       char ***names, size_t *n) {
   static const char *const dbdirs[] = {"/var/lib/rpm", "/usr/lib/sysimage/rpm"};
-  const char *dbdir = NULL, *backend = NULL;
-  char **names = NULL;
-  size_t n = 0;
-  bool trunc = false;
-  struct vs_err err = {0};
-  for (size_t d = 0; d < 2 && !backend; d++) {
-    if (vs_source_list(src, dbdirs[d], &names, &n, &trunc, &err) < 0) {
+  for (size_t d = 0; d < 2; d++) {
+    bool trunc = false;
+    struct vs_err err = {0};
+    if (vs_source_list(src, dbdirs[d], names, n, &trunc, &err) < 0) {
       vs_err_clear(&err);
       continue;
     }
-    for (size_t b = 0; b < sizeof(rpm_backends) / sizeof(rpm_backends[0]) && !backend; b++)
-      for (size_t i = 0; i < n && !backend; i++)
-        if (strcmp(names[i], rpm_backends[b].file) == 0) {
-          backend = rpm_backends[b].backend;
-          dbdir = dbdirs[d];
+    for (size_t b = 0; b < sizeof(rpm_backends) / sizeof(rpm_backends[0]); b++)
+      for (size_t i = 0; i < *n; i++)
+        if (strcmp((*names)[i], rpm_backends[b].file) == 0) {
+          *backend = rpm_backends[b].backend;
+          *dbdir = dbdirs[d];
+          return true;
         }
-    if (!backend) {
-      vs_strv_free(names, n);
-      names = NULL;
-      n = 0;
-    }
+    vs_strv_free(*names, *n);
+    *names = NULL;
+    *n = 0;
   }
-  if (!backend) return 0;
+  return false;
+}
 
+/* A private directory STAGE with var/lib/rpm under it (*DBPATH), where librpm will look. */
+static int make_stage(struct vs_feature *doc, const char *dbdir, char **stage, char **dbpath) {
   const char *tmp = getenv("TMPDIR");
-  char *stage = vs_xasprintf("%s/vmscope-rpm-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  size_t count = 0, total = 0;
-  if (!mkdtemp(stage)) {
-    vs_feature_skip(doc, dbdir, "cannot make a staging directory %s: %s", stage, strerror(errno));
-    goto out_names;
+  *stage = vs_xasprintf("%s/vmscope-rpm-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(*stage)) {
+    vs_feature_skip(doc, dbdir, "cannot make a staging directory %s: %s", *stage, strerror(errno));
+    free(vs_steal(stage));
+    return -1;
   }
-  char *dbpath = vs_xasprintf("%s/var/lib/rpm", stage);
-  char *mid = vs_xasprintf("%s/var/lib", stage), *top = vs_xasprintf("%s/var", stage);
-  bool made = mkdir(top, 0700) == 0 && mkdir(mid, 0700) == 0 && mkdir(dbpath, 0700) == 0;
+  *dbpath = vs_xasprintf("%s/var/lib/rpm", *stage);
+  char *mid = vs_xasprintf("%s/var/lib", *stage), *top = vs_xasprintf("%s/var", *stage);
+  bool made = mkdir(top, 0700) == 0 && mkdir(mid, 0700) == 0 && mkdir(*dbpath, 0700) == 0;
   free(mid);
   free(top);
-  if (!made) {
-    vs_feature_skip(doc, dbdir, "cannot make %s: %s", dbpath, strerror(errno));
-    goto out_stage;
-  }
+  if (made) return 0;
+  vs_feature_skip(doc, dbdir, "cannot make %s: %s", *dbpath, strerror(errno));
+  return -1;
+}
+
+/* Copies the database directory's regular files through the source (at most
+ * VS_EXTRACT_MAX_DATABASE bytes in all) into DBPATH. */
+static void stage_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                        const char *dbdir, const char *dbpath, char **names, size_t n) {
+  size_t total = 0;
   for (size_t i = 0; i < n; i++) {
     char *gpath = vs_xasprintf("%s/%s", dbdir, names[i]);
     struct vs_stat st;
+    struct vs_err err = {0};
     bool ok = vs_source_stat(src, gpath, false, &st, &err) == 0 && st.type == VS_FT_REG;
     vs_err_clear(&err);
     if (ok && vs_x_read(x, src, doc, gpath, VS_EXTRACT_MAX_DATABASE - total, false) == 0) {
@@ -282,12 +288,43 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
     }
     free(gpath);
   }
+}
 
+/* Each package's versions ("pkg:NAME" -> "EVR [EVR...]") into VERSIONS; returns how many
+ * package headers it counted. */
+static size_t collect_versions(rpmdbMatchIterator it, struct vs_strmap *versions) {
+  size_t count = 0;
+  Header h;
+  while ((h = rpmdbNextIterator(it))) {
+    const char *name = headerGetString(h, RPMTAG_NAME);
+    char *evr = headerGetAsString(h, RPMTAG_EVR);
+    if (!name || !evr || strcmp(name, "gpg-pubkey") == 0) {
+      free(evr);
+      continue;
+    }
+    /* Several versions of one name (kernels) are listed together, sorted. */
+    char *key = vs_xasprintf("pkg:%s", name);
+    char *have = vs_strmap_get(versions, key);
+    char *joined = have ? (strcmp(have, evr) < 0 ? vs_xasprintf("%s %s", have, evr)
+                                                 : vs_xasprintf("%s %s", evr, have))
+                        : vs_xstrdup(evr);
+    vs_strmap_put(versions, key, joined);
+    free(key);
+    free(evr);
+    count++;
+  }
+  return count;
+}
+
+/* Lists the staged database under STAGE with librpm into DOC; returns how many packages. */
+static size_t list_staged(struct vs_feature *doc, const char *dbdir, const char *stage,
+                          const char *backend) {
   pthread_once(&rpm_once, rpm_init);
   if (rpm_config_rc != 0) {
     vs_feature_skip(doc, dbdir, "librpm could not read its configuration; packages not listed");
-    goto out_stage;
+    return 0;
   }
+  size_t count = 0;
   pthread_mutex_lock(&rpm_lock);
   rpmPushMacro(NULL, "_dbpath", NULL, "/var/lib/rpm", RMIL_CMDLINE);
   rpmPushMacro(NULL, "_db_backend", NULL, backend, RMIL_CMDLINE);
@@ -299,25 +336,7 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
     vs_feature_skip(doc, dbdir, "librpm could not open the %s database", backend);
   } else {
     _cleanup_(vs_strmap_freep) struct vs_strmap *versions = vs_strmap_new(free);
-    Header h;
-    while ((h = rpmdbNextIterator(it))) {
-      const char *name = headerGetString(h, RPMTAG_NAME);
-      char *evr = headerGetAsString(h, RPMTAG_EVR);
-      if (!name || !evr || strcmp(name, "gpg-pubkey") == 0) {
-        free(evr);
-        continue;
-      }
-      /* Several versions of one name (kernels) are listed together, sorted. */
-      char *key = vs_xasprintf("pkg:%s", name);
-      char *have = vs_strmap_get(versions, key);
-      char *joined = have ? (strcmp(have, evr) < 0 ? vs_xasprintf("%s %s", have, evr)
-                                                   : vs_xasprintf("%s %s", evr, have))
-                          : vs_xstrdup(evr);
-      vs_strmap_put(versions, key, joined);
-      free(key);
-      free(evr);
-      count++;
-    }
+    count = collect_versions(it, versions);
     rpmdbFreeIterator(it);
     size_t nk;
     const char **keys = vs_strmap_sorted_keys(versions, &nk);
@@ -329,14 +348,29 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
   rpmPopMacro(NULL, "_db_backend");
   rpmPopMacro(NULL, "_dbpath");
   pthread_mutex_unlock(&rpm_lock);
-  if (count) {
-    vs_feature_set_os(doc, "package_format", "rpm");
-    vs_feature_set(doc, "os:package_format", "rpm", dbdir);
+  return count;
+}
+
+/* librpm opens databases only by host path, and would follow a guest's symlinks there: copy
+ * the database's regular files through the source (bounded) into a private directory and
+ * point librpm at that instead. */
+size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+  const char *dbdir = NULL, *backend = NULL;
+  char **names = NULL;
+  size_t n = 0;
+  if (!find_rpmdb(src, &dbdir, &backend, &names, &n)) return 0;
+  char *stage = NULL, *dbpath = NULL;
+  size_t count = 0;
+  if (make_stage(doc, dbdir, &stage, &dbpath) == 0) {
+    stage_files(x, src, doc, dbdir, dbpath, names, n);
+    count = list_staged(doc, dbdir, stage, backend);
+    if (count) {
+      vs_feature_set_os(doc, "package_format", "rpm");
+      vs_feature_set(doc, "os:package_format", "rpm", dbdir);
+    }
   }
-out_stage:
+  if (stage) remove_stage(stage);
   free(dbpath);
-  remove_stage(stage);
-out_names:
   free(stage);
   vs_strv_free(names, n);
   return count;

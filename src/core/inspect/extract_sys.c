@@ -217,63 +217,81 @@ static bool has_install_section(const char *text) {
   return false;
 }
 
-void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
-  struct vs_err err = {0};
-  char **names = NULL;
-  size_t n = 0;
+/* The units linked from one .wants/ or .requires/ directory PATH are enabled. */
+static void note_wanted(struct vs_source *src, struct vs_feature *doc, const char *path,
+                        const char *prefix, struct vs_strmap *known) {
+  char **units = NULL;
+  size_t nu = 0;
   bool trunc = false;
-  _cleanup_(vs_strmap_freep) struct vs_strmap *known = vs_strmap_new(NULL);
+  struct vs_err err = {0};
+  if (vs_source_list(src, path, &units, &nu, &trunc, &err) == 0) {
+    for (size_t u = 0; u < nu; u++) {
+      if (!is_unit_name(units[u])) continue;
+      char *key = vs_xasprintf("%s%s", prefix, units[u]);
+      vs_feature_set(doc, key, "enabled", path);
+      vs_strmap_put(known, units[u], NULL);
+      free(key);
+    }
+  } else {
+    vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+  }
+  vs_strv_free(units, nu);
+}
 
-  /* Enabled: a unit linked from a .wants/ or .requires/ directory under /etc/systemd. */
+/* A unit NAME that is a symbolic link at PATH is masked (to /dev/null) or an alias. */
+static void note_linked(struct vs_source *src, struct vs_feature *doc, const char *path,
+                        const char *prefix, const char *name, struct vs_strmap *known) {
+  char *target = NULL;
+  struct vs_err err = {0};
+  if (vs_source_readlink(src, path, &target, &err) == 0) {
+    if (strcmp(target, "/dev/null") == 0) {
+      char *key = vs_xasprintf("%s%s", prefix, name);
+      vs_feature_set(doc, key, "masked", path);
+      free(key);
+    }
+    vs_strmap_put(known, name, NULL); /* masked, or an alias: not "disabled" */
+    free(target);
+  }
+  vs_err_clear(&err); /* EINVAL: a regular unit file, looked at by services_disabled */
+}
+
+/* Enabled: a unit linked from a .wants/ or .requires/ directory under /etc/systemd. */
+static void services_enabled(struct vs_source *src, struct vs_feature *doc,
+                             struct vs_strmap *known) {
   static const char *const farms[] = {"/etc/systemd/system", "/etc/systemd/user"};
   for (size_t fi = 0; fi < 2; fi++) {
+    char **names = NULL;
+    size_t n = 0;
+    bool trunc = false;
+    struct vs_err err = {0};
     if (vs_source_list(src, farms[fi], &names, &n, &trunc, &err) < 0) {
       if (err.code != ENOENT) vs_feature_skip(doc, farms[fi], "%s", vs_err_msg(&err));
       vs_err_clear(&err);
       continue;
     }
+    const char *prefix = fi == 0 ? "svc:" : "svc:user/";
     for (size_t i = 0; i < n; i++) {
       char *path = vs_xasprintf("%s/%s", farms[fi], names[i]);
-      const char *prefix = fi == 0 ? "svc:" : "svc:user/";
-      if (vs_has_suffix(names[i], ".wants") || vs_has_suffix(names[i], ".requires")) {
-        char **units = NULL;
-        size_t nu = 0;
-        if (vs_source_list(src, path, &units, &nu, &trunc, &err) == 0) {
-          for (size_t u = 0; u < nu; u++) {
-            if (!is_unit_name(units[u])) continue;
-            char *key = vs_xasprintf("%s%s", prefix, units[u]);
-            vs_feature_set(doc, key, "enabled", path);
-            vs_strmap_put(known, units[u], NULL);
-            free(key);
-          }
-        } else {
-          vs_feature_skip(doc, path, "%s", vs_err_msg(&err));
-          vs_err_clear(&err);
-        }
-        vs_strv_free(units, nu);
-      } else if (is_unit_name(names[i])) {
-        char *target = NULL;
-        if (vs_source_readlink(src, path, &target, &err) == 0) {
-          if (strcmp(target, "/dev/null") == 0) {
-            char *key = vs_xasprintf("%s%s", prefix, names[i]);
-            vs_feature_set(doc, key, "masked", path);
-            free(key);
-          }
-          vs_strmap_put(known, names[i], NULL); /* masked, or an alias: not "disabled" */
-          free(target);
-        }
-        vs_err_clear(&err); /* EINVAL: a regular unit file, looked at below */
-      }
+      if (vs_has_suffix(names[i], ".wants") || vs_has_suffix(names[i], ".requires"))
+        note_wanted(src, doc, path, prefix, known);
+      else if (is_unit_name(names[i]))
+        note_linked(src, doc, path, prefix, names[i], known);
       free(path);
     }
     vs_strv_free(names, n);
-    names = NULL;
-    n = 0;
   }
+}
 
-  /* Disabled: an installable unit (one with an [Install] section) that nothing enabled. */
+/* Disabled: an installable unit (one with an [Install] section) that nothing enabled. */
+static void services_disabled(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                              struct vs_strmap *known) {
   _cleanup_(vs_strmap_freep) struct vs_strmap *seen_dirs = vs_strmap_new(NULL);
   for (size_t d = 0; d < sizeof(unit_dirs) / sizeof(unit_dirs[0]); d++) {
+    char **names = NULL;
+    size_t n = 0;
+    bool trunc = false;
+    struct vs_err err = {0};
     char *real = NULL;
     if (vs_source_resolve(src, unit_dirs[d], true, &real, &err) < 0 ||
         !vs_strmap_put(seen_dirs, real, NULL)) { /* /lib is /usr/lib on merged-/usr guests */
@@ -302,11 +320,16 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
       free(path);
     }
     vs_strv_free(names, n);
-    names = NULL;
-    n = 0;
   }
+}
 
-  /* SysV scripts started in the default runlevel that no native unit replaces. */
+/* SysV scripts started in the default runlevel that no native unit replaces. */
+static void services_sysv(struct vs_source *src, struct vs_feature *doc,
+                          const struct vs_strmap *known) {
+  char **names = NULL;
+  size_t n = 0;
+  bool trunc = false;
+  struct vs_err err = {0};
   if (vs_source_list(src, "/etc/rc2.d", &names, &n, &trunc, &err) == 0) {
     for (size_t i = 0; i < n; i++) {
       if (names[i][0] != 'S' || strlen(names[i]) < 4) continue;
@@ -321,6 +344,14 @@ void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feat
     vs_strv_free(names, n);
   }
   vs_err_clear(&err);
+}
+
+void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+  /* The units enabled, masked or aliased, so that neither of the later passes reports them. */
+  _cleanup_(vs_strmap_freep) struct vs_strmap *known = vs_strmap_new(NULL);
+  services_enabled(src, doc, known);
+  services_disabled(x, src, doc, known);
+  services_sysv(src, doc, known);
 }
 
 /* ---------------------------------------------------------------------------------- sysctl */

@@ -218,26 +218,37 @@ static int parse_extensions(struct vs_image *img, const uint8_t *c0, size_t c0_l
   return 0;
 }
 
-static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err) {
-  uint8_t h[112] = {0};
-  size_t hlen = img->file_size < sizeof(h) ? (size_t)img->file_size : sizeof(h);
+/* The fields of a qcow2 header that matter once the image is open are in IMG; these only
+ * while opening it. */
+struct qcow2_header {
+  uint32_t version;
+  uint64_t backing_off;
+  uint32_t backing_len;
+  uint64_t l1_off;
+  uint64_t incompat;
+  uint32_t header_len; /* where the header extensions start */
+};
+
+/* Reads the header's fixed fields and refuses versions, cluster sizes and encryption we do
+ * not read; leaves the feature bits to check_features. */
+static int read_header(struct vs_image *img, uint8_t h[static 112], struct qcow2_header *hd,
+                       struct vs_err *err) {
+  size_t hlen = img->file_size < 112 ? (size_t)img->file_size : 112;
   if (hlen < 72)
     return vs_err_set(err, EINVAL, "%s: %" PRIu64 " bytes, too short for a qcow2 header", img->path,
                       img->file_size);
   if (read_at(img, h, hlen, 0, "the qcow2 header", err) < 0) return -1;
-  uint32_t version = be32(h + 4);
-  if (version != 2 && version != 3)
+  *hd = (struct qcow2_header){.version = be32(h + 4), .header_len = 72};
+  if (hd->version != 2 && hd->version != 3)
     return vs_err_set(err, ENOTSUP, "%s: qcow2 version %u; vmscope reads versions 2 and 3",
-                      img->path, version);
-  uint64_t backing_off = be64(h + 8);
-  uint32_t backing_len = be32(h + 16);
+                      img->path, hd->version);
+  hd->backing_off = be64(h + 8);
+  hd->backing_len = be32(h + 16);
   img->cluster_bits = be32(h + 20);
   img->size = be64(h + 24);
   uint32_t crypt = be32(h + 32);
   img->l1_size = be32(h + 36);
-  uint64_t l1_off = be64(h + 40);
-  uint64_t incompat = 0;
-  uint32_t header_len = 72;
+  hd->l1_off = be64(h + 40);
   if (img->cluster_bits < 9 || img->cluster_bits > 21)
     return vs_err_set(err, EINVAL, "%s: cluster_bits %u outside 9..21", img->path,
                       img->cluster_bits);
@@ -248,15 +259,23 @@ static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err
                       crypt == 1   ? "AES"
                       : crypt == 2 ? "LUKS"
                                    : "unknown method");
-  if (version == 3) {
+  if (hd->version == 3) {
     if (hlen < 104)
       return vs_err_set(err, EINVAL, "%s: too short for a qcow2 v3 header", img->path);
-    incompat = be64(h + 72);
-    header_len = be32(h + 100);
-    if (header_len < 104 || header_len > img->cluster_size)
+    hd->incompat = be64(h + 72);
+    hd->header_len = be32(h + 100);
+    if (hd->header_len < 104 || hd->header_len > img->cluster_size)
       return vs_err_set(err, EINVAL, "%s: header length %u is not within 104..%" PRIu64, img->path,
-                        header_len, img->cluster_size);
+                        hd->header_len, img->cluster_size);
   }
+  return 0;
+}
+
+/* The incompatible feature bits: refuses those we do not know or read, takes the compression
+ * type and the L2 entry size from the others. */
+static int check_features(struct vs_image *img, const uint8_t h[static 112],
+                          const struct qcow2_header *hd, struct vs_err *err) {
+  uint64_t incompat = hd->incompat;
   if (incompat & ~INCOMPAT_KNOWN)
     return vs_err_set(err, ENOTSUP,
                       "%s: unknown incompatible feature bits 0x%" PRIx64 "; refusing to guess",
@@ -268,7 +287,7 @@ static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err
     vs_log(VS_LOG_WARNING, "%s: qcow2 image is marked corrupt; reading it anyway, read-only",
            img->path);
   if (incompat & INCOMPAT_COMPRESSION) {
-    if (header_len < 105)
+    if (hd->header_len < 105)
       return vs_err_set(err, EINVAL, "%s: compression type bit set but header has no such field",
                         img->path);
     img->compression = h[104];
@@ -282,8 +301,11 @@ static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err
                       img->path);
   img->entry_bytes = img->extended_l2 ? 16 : 8;
   img->l2_entries = img->cluster_size / img->entry_bytes;
+  return 0;
+}
 
-  /* L1: enough entries to cover the virtual size, all inside the file. */
+/* L1: enough entries to cover the virtual size, all inside the file. */
+static int read_l1(struct vs_image *img, uint64_t l1_off, struct vs_err *err) {
   uint64_t per_l1 = img->l2_entries * img->cluster_size;
   uint64_t needed = img->size / per_l1 + (img->size % per_l1 != 0);
   if ((uint64_t)img->l1_size < needed)
@@ -292,52 +314,62 @@ static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err
   if ((uint64_t)img->l1_size * 8 > MAX_L1_BYTES)
     return vs_err_set(err, EINVAL, "%s: L1 table of %u entries is over the %u MiB vmscope reads",
                       img->path, img->l1_size, MAX_L1_BYTES >> 20);
-  if (img->l1_size) {
-    if (l1_off % img->cluster_size || l1_off == 0)
-      return vs_err_set(err, EINVAL,
-                        "%s: L1 table offset %" PRIu64 " is not a cluster boundary past the header",
-                        img->path, l1_off);
-    if (l1_off + (uint64_t)img->l1_size * 8 > img->file_size)
-      return vs_err_set(err, EINVAL,
-                        "%s: L1 table at %" PRIu64 " ends past the end of the file (%" PRIu64
-                        " bytes)",
-                        img->path, l1_off, img->file_size);
-    img->l1 = vs_xmalloc((size_t)img->l1_size * 8);
-    if (read_at(img, img->l1, (size_t)img->l1_size * 8, l1_off, "the L1 table", err) < 0) return -1;
-    for (uint32_t i = 0; i < img->l1_size; i++)
-      img->l1[i] = be64((const uint8_t *)&img->l1[i]);
-  }
+  if (!img->l1_size) return 0;
+  if (l1_off % img->cluster_size || l1_off == 0)
+    return vs_err_set(err, EINVAL,
+                      "%s: L1 table offset %" PRIu64 " is not a cluster boundary past the header",
+                      img->path, l1_off);
+  if (l1_off + (uint64_t)img->l1_size * 8 > img->file_size)
+    return vs_err_set(err, EINVAL,
+                      "%s: L1 table at %" PRIu64 " ends past the end of the file (%" PRIu64
+                      " bytes)",
+                      img->path, l1_off, img->file_size);
+  img->l1 = vs_xmalloc((size_t)img->l1_size * 8);
+  if (read_at(img, img->l1, (size_t)img->l1_size * 8, l1_off, "the L1 table", err) < 0) return -1;
+  for (uint32_t i = 0; i < img->l1_size; i++)
+    img->l1[i] = be64((const uint8_t *)&img->l1[i]);
+  return 0;
+}
 
-  /* Header extensions and the backing file name live in the first cluster. */
+/* The backing file's name and format, from the first cluster (the name at the header's
+ * offset, the format in a header extension); *NAME stays NULL when there is none. */
+static int read_backing_name(struct vs_image *img, const struct qcow2_header *hd, char **name,
+                             char **format, struct vs_err *err) {
   size_t c0_len = img->file_size < img->cluster_size ? (size_t)img->file_size : img->cluster_size;
-  uint8_t *c0 = vs_xmalloc(c0_len);
-  char *backing_format = NULL, *backing_name = NULL;
-  int rc = read_at(img, c0, c0_len, 0, "the first cluster", err);
-  if (rc == 0)
-    rc = parse_extensions(img, c0, c0_len, version == 3 ? header_len : 72, &backing_format, err);
-  if (rc == 0 && backing_off) {
-    if (backing_len == 0 || backing_len > 1023 || backing_off + backing_len > c0_len)
-      rc = vs_err_set(err, EINVAL,
+  _cleanup_(vs_freep) uint8_t *c0 = vs_xmalloc(c0_len);
+  if (read_at(img, c0, c0_len, 0, "the first cluster", err) < 0) return -1;
+  if (parse_extensions(img, c0, c0_len, hd->version == 3 ? hd->header_len : 72, format, err) < 0)
+    return -1;
+  if (!hd->backing_off) return 0;
+  if (hd->backing_len == 0 || hd->backing_len > 1023 || hd->backing_off + hd->backing_len > c0_len)
+    return vs_err_set(err, EINVAL,
                       "%s: backing file name (%u bytes at %" PRIu64
                       ") is not inside the first cluster",
-                      img->path, backing_len, backing_off);
-    else if (memchr(c0 + backing_off, '\0', backing_len))
-      rc = vs_err_set(err, EINVAL, "%s: backing file name holds a NUL byte", img->path);
-    else
-      backing_name = vs_xstrndup((const char *)c0 + backing_off, backing_len);
-  }
-  free(c0);
-  if (rc == 0 && backing_name) {
-    if (backing_format && strcmp(backing_format, "raw") != 0 &&
-        strcmp(backing_format, "qcow2") != 0)
-      rc = vs_err_set(err, ENOTSUP, "%s: backing file format \"%s\"; vmscope reads raw and qcow2",
-                      img->path, backing_format);
-    else
-      rc = open_backing(img, backing_name, backing_format, ch, err);
-  }
-  free(backing_name);
-  free(backing_format);
-  if (rc < 0) return -1;
+                      img->path, hd->backing_len, hd->backing_off);
+  if (memchr(c0 + hd->backing_off, '\0', hd->backing_len))
+    return vs_err_set(err, EINVAL, "%s: backing file name holds a NUL byte", img->path);
+  *name = vs_xstrndup((const char *)c0 + hd->backing_off, hd->backing_len);
+  return 0;
+}
+
+static int open_qcow2_backing(struct vs_image *img, const struct qcow2_header *hd, struct chain *ch,
+                              struct vs_err *err) {
+  _cleanup_(vs_freep) char *name = NULL;
+  _cleanup_(vs_freep) char *format = NULL;
+  if (read_backing_name(img, hd, &name, &format, err) < 0) return -1;
+  if (!name) return 0;
+  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
+    return vs_err_set(err, ENOTSUP, "%s: backing file format \"%s\"; vmscope reads raw and qcow2",
+                      img->path, format);
+  return open_backing(img, name, format, ch, err);
+}
+
+static int open_qcow2(struct vs_image *img, struct chain *ch, struct vs_err *err) {
+  uint8_t h[112] = {0};
+  struct qcow2_header hd = {0};
+  if (read_header(img, h, &hd, err) < 0 || check_features(img, h, &hd, err) < 0 ||
+      read_l1(img, hd.l1_off, err) < 0 || open_qcow2_backing(img, &hd, ch, err) < 0)
+    return -1;
   img->zdata = vs_xmalloc(img->cluster_size);
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "snapshot.h"
 
-#include "source.h"
+#include "source_guestfs.h"
+#include "source_image.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -24,10 +24,9 @@ struct vs_source {
 
 void vs_source_add_package(struct vs_source *src, const char *name, const char *version,
                            const char *format) {
-  src->packages = vs_xrealloc(src->packages, (src->n_packages + 3) * sizeof(char *));
-  src->packages[src->n_packages++] = vs_xstrdup(name);
-  src->packages[src->n_packages++] = vs_xstrdup(version);
-  src->packages[src->n_packages++] = vs_xstrdup(format);
+  vs_strv_add(&src->packages, &src->n_packages, name);
+  vs_strv_add(&src->packages, &src->n_packages, version);
+  vs_strv_add(&src->packages, &src->n_packages, format);
 }
 
 bool vs_source_package(const struct vs_source *src, size_t i, const char **name,
@@ -46,9 +45,8 @@ void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt
   char *reason = NULL;
   if (vasprintf(&reason, fmt, ap) < 0) abort();
   va_end(ap);
-  src->notes = vs_xrealloc(src->notes, (src->n_notes + 2) * sizeof(char *));
-  src->notes[src->n_notes++] = vs_xstrdup(path);
-  src->notes[src->n_notes++] = reason;
+  vs_strv_add(&src->notes, &src->n_notes, path);
+  vs_strv_take(&src->notes, &src->n_notes, reason);
 }
 
 bool vs_source_note(const struct vs_source *src, size_t i, const char **path, const char **reason) {
@@ -229,7 +227,7 @@ int vs_source_list(struct vs_source *src, const char *path, char ***names, size_
 
 struct glob_out {
   char **paths;
-  size_t n, cap;
+  size_t n;
   bool truncated;
 };
 
@@ -244,11 +242,7 @@ static void glob_add(struct glob_out *g, const char *path) {
     g->truncated = true;
     return;
   }
-  if (g->n == g->cap) {
-    g->cap = g->cap ? g->cap * 2 : 16;
-    g->paths = vs_xrealloc(g->paths, g->cap * sizeof(char *));
-  }
-  g->paths[g->n++] = vs_xstrdup(path);
+  vs_strv_add(&g->paths, &g->n, path);
 }
 
 /* Matches the components of REST below PREFIX (a guest path, "" for the root). */
@@ -463,7 +457,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
     return vs_err_set(err, saved, "%s: %s", path, strerror(saved));
   }
   char **v = NULL;
-  size_t n = 0, cap = 0;
+  size_t n = 0;
   *truncated = false;
   struct dirent *de;
   errno = 0;
@@ -473,11 +467,7 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
       *truncated = true;
       break;
     }
-    if (n == cap) {
-      cap = cap ? cap * 2 : 32;
-      v = vs_xrealloc(v, cap * sizeof(char *));
-    }
-    v[n++] = vs_xstrdup(de->d_name);
+    vs_strv_add(&v, &n, de->d_name);
   }
   int saved = errno;
   closedir(dir);

@@ -12,11 +12,8 @@
 #ifndef VS_SOURCE_H
 #define VS_SOURCE_H
 
-#include "image.h"
 #include "util.h"
-#include "watch.h"
 
-#include <jansson.h>
 #include <stdint.h>
 
 #define VS_SOURCE_MAX_LINKS 40
@@ -88,22 +85,6 @@ void vs_source_add_note(struct vs_source *src, const char *path, const char *fmt
     VS_PRINTF(3, 4);
 bool vs_source_note(const struct vs_source *src, size_t i, const char **path, const char **reason);
 
-/* A guest's disk images, read directly: ext2/3/4 file systems (whole disk, MBR or GPT
- * partitions) through libext2fs on our own image reader, with no appliance, no qemu-nbd and
- * no raw copy. The root file system is the one holding /etc with an os-release or fstab;
- * every ext2/3/4 file system its fstab mounts (UUID=, LABEL=, PARTUUID=, device names) is
- * mounted where fstab says. Fails with ENOTSUP when what the guest needs lies on something
- * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
-struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
-                                       const struct vs_image_opts *opts, struct vs_err *err);
-
-/* The files (regular files and symlinks) of the ext2/3/4 file systems on IMG with a data block
- * in RANGES (pairs of disk byte offset and length, sorted) that differs from BASE's (NULL: any
- * block in the ranges counts): a JSON array of {"volume", "path", "inode"}, at most 10,000 per
- * file system. For patch set manifests. */
-int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
-                             size_t n_ranges, json_t **files, struct vs_err *err);
-
 /* Packages a backend learned some other way (libguestfs lists them for package formats we do
  * not parse: pacman, apk, ...); extraction adds them as pkg: settings when the tree itself
  * yields none. FORMAT names the package format. */
@@ -118,24 +99,6 @@ bool vs_source_package(const struct vs_source *src, size_t i, const char **name,
 struct vs_source *vs_source_open_staged(const char *root, const char *kind, const char *backend,
                                         const char *shown_path, bool remove_on_close,
                                         struct vs_err *err);
-
-/* Guest disk images read through one libguestfs appliance for a whole batch: every image is
- * added read-only with its format given explicitly, the appliance starts once (retried once
- * if it dies), and each image's OS root is mounted read-only in turn; its files are pulled out
- * in bulk (tar-out of /etc and the package, unit and sysctl directories, downloads of the
- * other watched files) into a private staging directory, where the same extraction as for a
- * directory runs. Backing chains are checked against OPTS first with our own reader. */
-struct vs_guestfs;
-struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
-                                   const struct vs_image_opts *opts, const struct vs_watch *watch,
-                                   struct vs_err *err);
-/* The source for image I of the batch (free it before the next call). */
-struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_err *err);
-void vs_guestfs_close(struct vs_guestfs *gfs);
-/* Kills every libguestfs appliance this process started (its qemu-system children), so that
- * whatever libguestfs call a thread is in fails at once instead of running for minutes under
- * emulation. For shutting down: collectd gives plugins no way to cancel a running read. */
-void vs_guestfs_kill_appliances(void);
 
 const char *vs_ftype_name(enum vs_ftype t);
 

@@ -1,5 +1,5 @@
 /* The guestfs backend of source.h: one libguestfs appliance for a batch of images. */
-#include "source.h"
+#include "source_guestfs.h"
 
 #include "strmap.h"
 

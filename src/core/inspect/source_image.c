@@ -1,6 +1,6 @@
 /* The direct backend of source.h: ext2/3/4 on raw and qcow2 images through libext2fs, with
  * an io_manager that reads through our image reader. */
-#include "source.h"
+#include "source_image.h"
 
 #include <errno.h>
 #include <et/com_err.h>
@@ -304,7 +304,7 @@ static int img_read(void *impl, const char *path, size_t max, struct vs_buf *out
 
 struct list_ctx {
   char **v;
-  size_t n, cap, max;
+  size_t n, max;
   bool truncated;
 };
 
@@ -322,11 +322,7 @@ static int list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
     c->truncated = true;
     return DIRENT_ABORT;
   }
-  if (c->n == c->cap) {
-    c->cap = c->cap ? 2 * c->cap : 32;
-    c->v = vs_xrealloc(c->v, c->cap * sizeof(char *));
-  }
-  c->v[c->n++] = vs_xstrndup(dirent->name, (size_t)len);
+  vs_strv_take(&c->v, &c->n, vs_xstrndup(dirent->name, (size_t)len));
   return 0;
 }
 

@@ -1,0 +1,28 @@
+/* source_image.h: the direct reader: a guest's disk images read through libext2fs on our own
+ * image reader (image.h), with no appliance; the other backend is source_guestfs.h. */
+#ifndef VS_SOURCE_IMAGE_H
+#define VS_SOURCE_IMAGE_H
+
+#include "image.h"
+#include "source.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* A guest's disk images, read directly: ext2/3/4 file systems (whole disk, MBR or GPT
+ * partitions) through libext2fs on our own image reader, with no appliance, no qemu-nbd and
+ * no raw copy. The root file system is the one holding /etc with an os-release or fstab;
+ * every ext2/3/4 file system its fstab mounts (UUID=, LABEL=, PARTUUID=, device names) is
+ * mounted where fstab says. Fails with ENOTSUP when what the guest needs lies on something
+ * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
+struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
+                                       const struct vs_image_opts *opts, struct vs_err *err);
+
+/* The files (regular files and symlinks) of the ext2/3/4 file systems on IMG with a data block
+ * in RANGES (pairs of disk byte offset and length, sorted) that differs from BASE's (NULL: any
+ * block in the ranges counts): a JSON array of {"volume", "path", "inode"}, at most 10,000 per
+ * file system. For patch set manifests. */
+int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
+                             size_t n_ranges, json_t **files, struct vs_err *err);
+
+#endif

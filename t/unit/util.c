@@ -1,0 +1,197 @@
+/* base/util: the line reader every line-oriented file goes through, string lists, and the
+ * new file that never replaces another. */
+#include "fixture.h"
+#include "tap.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Every line vs_lines returns for TEXT, joined by '|'; "ERR:message" when it fails. */
+static char *lines_of(const char *text) {
+  struct vs_err err = {0};
+  _cleanup_(vs_lines_close) struct vs_lines r = {0};
+  struct vs_buf out = {0};
+  char *line;
+  int got = vs_lines_open_text(&r, text, "t.conf", &err);
+  while (got == 0 && (got = vs_lines_next(&r, &line, &err)) > 0) {
+    if (out.len) vs_buf_addc(&out, '|');
+    vs_buf_adds(&out, line);
+    got = 0;
+  }
+  if (got < 0) {
+    vs_buf_reset(&out);
+    vs_buf_addf(&out, "ERR:%s", vs_err_msg(&err));
+  }
+  vs_err_clear(&err);
+  return vs_buf_steal(&out);
+}
+
+static void test_lines(void) {
+  char *s = lines_of("# a comment\n\n  \t\nweb-1 web\n  db-1 db  # a trailing comment\n");
+  is_str(s, "web-1 web|db-1 db",
+         "comment lines and blank lines are skipped, a trailing comment after a blank is cut, and "
+         "the rest is trimmed");
+  free(s);
+  s = lines_of("web#2 web\nfile:/etc/x:#comment * - why\n");
+  is_str(s, "web#2 web|file:/etc/x:#comment * - why",
+         "a '#' inside a word is kept: it is part of a name or a key");
+  free(s);
+  s = lines_of("a\r\nb");
+  is_str(s, "a|b", "a CRLF line ends and a last line without a newline are read whole");
+  free(s);
+  s = lines_of("");
+  is_str(s, "", "an empty text has no lines");
+  free(s);
+
+  struct vs_buf big = {0};
+  vs_buf_adds(&big, "ok\n");
+  for (int i = 0; i < VS_LINE_MAX + 1; i++)
+    vs_buf_addc(&big, 'x');
+  vs_buf_adds(&big, " tail\n");
+  s = lines_of(big.data);
+  ok(strncmp(s, "ERR:t.conf:2: ", 14) == 0 && strstr(s, "16384"),
+     "a line over VS_LINE_MAX bytes is an error naming the file, the line and the limit, not "
+     "two lines (%s)",
+     s);
+  free(s);
+  vs_buf_reset(&big);
+  for (int i = 0; i < VS_LINE_MAX; i++)
+    vs_buf_addc(&big, 'y');
+  s = lines_of(big.data);
+  ok(strlen(s) == VS_LINE_MAX, "a line of exactly VS_LINE_MAX bytes is read whole");
+  free(s);
+  vs_buf_free(&big);
+
+  char *dir = vs_xstrdup(fx_tmpdir());
+  fx_write_bytes(dir, "nul", "a\nb\0c\n", 6);
+  char *path = vs_xasprintf("%s/nul", dir);
+  struct vs_err err = {0};
+  struct vs_lines r;
+  char *line;
+  ok(vs_lines_open(&r, path, NULL, &err) == 0 && vs_lines_next(&r, &line, &err) == 1 &&
+         strcmp(line, "a") == 0,
+     "a file opens and its first line is read");
+  ok(vs_lines_next(&r, &line, &err) < 0 && strstr(vs_err_msg(&err), "/nul:2: a NUL byte"),
+     "a NUL byte in a line is an error naming the file and line (%s)", vs_err_msg(&err));
+  vs_lines_close(&r);
+  vs_lines_close(&r);
+  ok(r.f == NULL && r.what == NULL, "closing twice is safe");
+  vs_err_clear(&err);
+  free(path);
+
+  path = vs_xasprintf("%s/missing", dir);
+  ok(vs_lines_open(&r, path, "the waiver file", &err) < 0 && err.code == ENOENT &&
+         strstr(vs_err_msg(&err), "missing: cannot open the waiver file: "),
+     "a file that is not there is an error saying what it was to be (%s)", vs_err_msg(&err));
+  vs_lines_close(&r);
+  vs_err_clear(&err);
+  free(path);
+  fx_rmtree(dir);
+  free(dir);
+}
+
+static void test_words(void) {
+  char text[] = "  one\ttwo   three ";
+  char *p = text;
+  char *a = vs_next_word(&p), *b = vs_next_word(&p), *c = vs_next_word(&p);
+  ok(a && b && c && strcmp(a, "one") == 0 && strcmp(b, "two") == 0 && strcmp(c, "three") == 0,
+     "words are split at runs of blanks");
+  ok(vs_next_word(&p) == NULL, "trailing blanks give no more words");
+}
+
+static void test_strv(void) {
+  char **v = NULL;
+  size_t n = 0;
+  char name[16];
+  for (int i = 0; i < 1000; i++) {
+    snprintf(name, sizeof(name), "s%d", i);
+    if (i % 2)
+      vs_strv_add(&v, &n, name);
+    else
+      vs_strv_take(&v, &n, vs_xstrdup(name));
+  }
+  int bad = 0;
+  for (int i = 0; i < 1000; i++) {
+    snprintf(name, sizeof(name), "s%d", i);
+    bad += strcmp(v[i], name) != 0;
+  }
+  ok(n == 1000 && bad == 0, "1,000 strings added or taken are all there, in order");
+  ok(v[n] == NULL, "the list ends with a NULL");
+  free(v[--n]);
+  vs_strv_add(&v, &n, "again");
+  ok(n == 1000 && strcmp(v[999], "again") == 0 && v[1000] == NULL,
+     "after the owner drops the last string, the list grows again in place");
+  vs_strv_free(v, n);
+  vs_strv_free(NULL, 0);
+  ok(true, "freeing an empty list is fine");
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "re");
+  if (!f) return NULL;
+  char buf[256];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return vs_xstrdup(buf);
+}
+
+static size_t count_entries(const char *dir) {
+  char *cmd = vs_xasprintf("ls -A '%s' | wc -l", dir);
+  FILE *p = popen(cmd, "r");
+  free(cmd);
+  size_t n = 0;
+  if (p) {
+    if (fscanf(p, "%zu", &n) != 1) n = 0;
+    pclose(p);
+  }
+  return n;
+}
+
+static void test_newfile_new(void) {
+  char *dir = vs_xstrdup(fx_tmpdir());
+  fx_write(dir, "a.json", "old\n");
+  char *a = vs_xasprintf("%s/a.json", dir), *b = vs_xasprintf("%s/b.json", dir);
+  struct vs_err err = {0};
+  struct vs_newfile f = {.fd = -1};
+  ok(vs_newfile_open(&f, a, 0600, &err) == 0 && vs_newfile_write(&f, "new\n", 4, &err) == 0,
+     "a new file is written");
+  ok(vs_newfile_commit_new(&f, a, &err) == 0, "it is not put where a file already is");
+  char *got = slurp(a);
+  is_str(got, "old\n", "the file already there is left as it was");
+  free(got);
+  ok(vs_newfile_commit_new(&f, b, &err) == 1, "the same file is then put under a free name");
+  got = slurp(b);
+  is_str(got, "new\n", "with all it was given");
+  free(got);
+  struct stat st;
+  mode_t mask = umask(0);
+  umask(mask);
+  ok(stat(b, &st) == 0 && (st.st_mode & 0777) == (0600 & ~mask),
+     "with the mode it was opened with");
+  ok(count_entries(dir) == 2, "and no temporary file is left beside them");
+
+  ok(vs_newfile_open(&f, a, 0600, &err) == 0 && vs_newfile_commit_new(&f, a, &err) == 0,
+     "another new file finds its name taken");
+  vs_newfile_abandon(&f);
+  ok(count_entries(dir) == 2, "abandoned, it leaves nothing behind");
+  vs_err_clear(&err);
+  free(a);
+  free(b);
+  fx_rmtree(dir);
+  free(dir);
+}
+
+int main(void) {
+  plan_no_plan();
+  test_lines();
+  test_words();
+  test_strv();
+  test_newfile_new();
+  return done_testing();
+}
