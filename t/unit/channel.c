@@ -105,14 +105,8 @@ static void *fake_run(void *p) {
   return NULL;
 }
 
-int main(void) {
-  plan_no_plan();
-  char *dir = fx_tmpdir();
-  char sock[256], silent[256], relayed[256], fake[256];
-  snprintf(sock, sizeof(sock), "%s/qga.sock", dir);
-  snprintf(silent, sizeof(silent), "%s/silent.sock", dir);
-  snprintf(relayed, sizeof(relayed), "%s/relay.sock", dir);
-  snprintf(fake, sizeof(fake), "%s/fake.sock", dir);
+/* Starts qemu-ga on SOCK with DIR as its state directory; returns its pid. */
+static pid_t start_qemu_ga(const char *sock, const char *dir) {
   pid_t qga = fork();
   if (qga == 0) {
     /* Not our stdout: the TAP driver reads it to its end, which a leftover agent would hold. */
@@ -125,6 +119,11 @@ int main(void) {
            (char *)NULL);
     _exit(127);
   }
+  return qga;
+}
+
+/* Waits up to 5 s for something to accept connections on SOCK. */
+static bool wait_for_listener(const char *sock) {
   bool up = false;
   for (int i = 0; i < 100 && !up; i++) {
     int fd = connect_to(sock);
@@ -132,15 +131,11 @@ int main(void) {
     if (fd >= 0) close(fd);
     if (!up) usleep(50000);
   }
-  if (!up) {
-    skip(1, "qemu-ga did not start (is qemu-guest-agent installed?)");
-    kill(qga, SIGTERM);
-    return done_testing();
-  }
-  ok(up, "the real qemu-ga listens on a unix socket");
+  return up;
+}
 
+static void test_calls_answer(struct vs_channel *c) {
   struct vs_err err = {0};
-  struct vs_channel *c = vs_channel_open_unix(sock, NULL);
   json_t *r = NULL;
   ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_OK && json_is_object(r),
      "guest-ping answers {} (%s)", err.msg ? err.msg : "ok");
@@ -162,6 +157,12 @@ int main(void) {
   ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_OK,
      "and the channel still works after it");
   json_decref(r);
+  vs_err_clear(&err);
+}
+
+static void test_commands_refused_unless_allowed(struct vs_channel *c) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   ok(vs_channel_call(c, "guest-exec", NULL, &r, &err) == VS_CHANNEL_REFUSED && err.msg &&
          strstr(err.msg, "refused"),
      "guest-exec is refused unless allowed");
@@ -169,6 +170,11 @@ int main(void) {
   ok(vs_channel_call(c, "guest-file-open", NULL, &r, &err) == VS_CHANNEL_REFUSED,
      "and so are file operations");
   vs_err_clear(&err);
+}
+
+static void test_many_pings(struct vs_channel *c) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   double t0 = vs_now_monotonic();
   int n = 0;
   for (; n < 200; n++)
@@ -178,11 +184,11 @@ int main(void) {
       json_decref(r);
   double per = (vs_now_monotonic() - t0) / (n ? n : 1);
   ok(n == 200, "200 pings in a row answer (%.3f ms each)", per * 1e3);
-  vs_channel_close(c);
+  vs_err_clear(&err);
+}
 
-  const char *allow[] = {"guest-exec"};
-  struct vs_channel_opts o = {.allow = allow, .n_allow = 1};
-  c = vs_channel_open_unix(sock, &o);
+static void test_exec_output(struct vs_channel *c) {
+  struct vs_err err = {0};
   struct vs_exec_result x;
   const char *argv_echo[] = {"vmscope", "channel", NULL};
   ok(vs_channel_exec(c, "/bin/echo", argv_echo, 10000, &x, &err) == VS_CHANNEL_OK &&
@@ -203,35 +209,48 @@ int main(void) {
   free(report_text);
   json_decref(report);
   vs_exec_result_clear(&x);
+  vs_err_clear(&err);
+}
+
+static void test_exec_status_and_deadline(struct vs_channel *c) {
+  struct vs_err err = {0};
+  struct vs_exec_result x;
   const char *argv_false[] = {NULL};
   ok(vs_channel_exec(c, "/bin/false", argv_false, 10000, &x, &err) == VS_CHANNEL_OK &&
          x.exit_code == 1,
      "and its exit status");
   vs_exec_result_clear(&x);
   const char *argv_sleep[] = {"5", NULL};
-  t0 = vs_now_monotonic();
+  double t0 = vs_now_monotonic();
   ok(vs_channel_exec(c, "/bin/sleep", argv_sleep, 300, &x, &err) == VS_CHANNEL_TIMEOUT &&
          vs_now_monotonic() - t0 < 2,
      "a command that outlives its deadline is a timeout, within the deadline");
   vs_err_clear(&err);
   vs_exec_result_clear(&x);
-  vs_channel_close(c);
+}
 
-  /* Nothing listens. */
+/* Nothing listens. */
+static void test_no_socket(const char *dir) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   char missing[300];
   snprintf(missing, sizeof(missing), "%s/none.sock", dir);
-  c = vs_channel_open_unix(missing, NULL);
+  struct vs_channel *c = vs_channel_open_unix(missing, NULL);
   ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_NOT_CONNECTED && err.msg &&
          strstr(err.msg, "not_connected"),
      "no socket is not_connected");
   vs_err_clear(&err);
   vs_channel_close(c);
+}
 
-  /* A socket that accepts and never answers. */
+/* A socket that accepts and never answers. */
+static void test_silent_socket(const char *silent) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   int silent_fd = listen_on(silent);
   struct vs_channel_opts quick = {.timeout_ms = 300};
-  c = vs_channel_open_unix(silent, &quick);
-  t0 = vs_now_monotonic();
+  struct vs_channel *c = vs_channel_open_unix(silent, &quick);
+  double t0 = vs_now_monotonic();
   enum vs_channel_status s = vs_channel_call(c, "guest-ping", NULL, &r, &err);
   double waited = vs_now_monotonic() - t0;
   ok(s == VS_CHANNEL_TIMEOUT && waited < 1.0,
@@ -239,26 +258,35 @@ int main(void) {
   vs_err_clear(&err);
   vs_channel_close(c);
   close(silent_fd);
+}
 
-  /* Leftovers on the socket before our sync: discarded. */
+/* Leftovers on the socket before our sync: discarded. */
+static void test_leftovers_discarded(const char *relayed, const char *sock) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   struct relay rl = {.listen_fd = listen_on(relayed), .agent = sock};
   pthread_t rt;
   pthread_create(&rt, NULL, relay_run, &rl);
-  c = vs_channel_open_unix(relayed, NULL);
+  struct vs_channel *c = vs_channel_open_unix(relayed, NULL);
   ok(vs_channel_call(c, "guest-info", NULL, &r, &err) == VS_CHANNEL_OK &&
          json_is_string(json_object_get(r, "version")),
      "a stale reply and garbage before the sync marker are discarded (%s)",
      err.msg ? err.msg : "ok");
   json_decref(r);
+  vs_err_clear(&err);
   vs_channel_close(c);
   pthread_join(rt, NULL);
   close(rl.listen_fd);
+}
 
-  /* A reply that is not JSON: malformed, and the next call syncs again and works. */
+/* A reply that is not JSON: malformed, and the next call syncs again and works. */
+static void test_malformed_reply(const char *fake) {
+  struct vs_err err = {0};
+  json_t *r = NULL;
   int fake_fd = listen_on(fake);
   pthread_t ft;
   pthread_create(&ft, NULL, fake_run, &fake_fd);
-  c = vs_channel_open_unix(fake, NULL);
+  struct vs_channel *c = vs_channel_open_unix(fake, NULL);
   ok(vs_channel_call(c, "guest-ping", NULL, &r, &err) == VS_CHANNEL_MALFORMED && err.msg &&
          strstr(err.msg, "malformed"),
      "a reply that is not JSON is malformed");
@@ -267,9 +295,46 @@ int main(void) {
          json_is_true(json_object_get(r, "fake")),
      "the next call syncs again and gets its own reply");
   json_decref(r);
+  vs_err_clear(&err);
   vs_channel_close(c);
   pthread_join(ft, NULL); /* the fake returns once the channel has closed its connection */
   close(fake_fd);
+}
+
+int main(void) {
+  plan_no_plan();
+  char *dir = fx_tmpdir();
+  char sock[256], silent[256], relayed[256], fake[256];
+  snprintf(sock, sizeof(sock), "%s/qga.sock", dir);
+  snprintf(silent, sizeof(silent), "%s/silent.sock", dir);
+  snprintf(relayed, sizeof(relayed), "%s/relay.sock", dir);
+  snprintf(fake, sizeof(fake), "%s/fake.sock", dir);
+  pid_t qga = start_qemu_ga(sock, dir);
+  bool up = wait_for_listener(sock);
+  if (!up) {
+    skip(1, "qemu-ga did not start (is qemu-guest-agent installed?)");
+    kill(qga, SIGTERM);
+    return done_testing();
+  }
+  ok(up, "the real qemu-ga listens on a unix socket");
+
+  struct vs_channel *c = vs_channel_open_unix(sock, NULL);
+  test_calls_answer(c);
+  test_commands_refused_unless_allowed(c);
+  test_many_pings(c);
+  vs_channel_close(c);
+
+  const char *allow[] = {"guest-exec"};
+  struct vs_channel_opts o = {.allow = allow, .n_allow = 1};
+  c = vs_channel_open_unix(sock, &o);
+  test_exec_output(c);
+  test_exec_status_and_deadline(c);
+  vs_channel_close(c);
+
+  test_no_socket(dir);
+  test_silent_socket(silent);
+  test_leftovers_discarded(relayed, sock);
+  test_malformed_reply(fake);
 
   kill(qga, SIGTERM);
   waitpid(qga, NULL, 0);

@@ -29,33 +29,20 @@ static pid_t start_etcd(const char *dir, int client_port, int peer_port) {
   return pid;
 }
 
-int main(void) {
-  plan_no_plan();
-  char *dir = fx_tmpdir();
-  int port = 24000 + (int)(getpid() % 1000) * 2;
-  pid_t etcd = start_etcd(dir, port, port + 1);
-  char ep[64], dead[64];
-  snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", port);
-  snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", port + 1999);
-  const char *endpoints[] = {ep};
-  struct vs_fleet_opts o = {.endpoints = endpoints, .n_endpoints = 1, .timeout_ms = 2000};
+/* Waits up to 10 s for etcd to grant a 2 s lease; returns whether it did. */
+static bool wait_for_lease(struct vs_fleet *f, int64_t *lease) {
   struct vs_err err = {0};
-  struct vs_fleet *f = vs_fleet_open(&o, &err);
-  int64_t lease = 0;
   bool up = false;
   for (int i = 0; i < 100 && !up; i++) {
-    up = vs_fleet_lease_grant(f, 2, &lease, &err) == 0;
+    up = vs_fleet_lease_grant(f, 2, lease, &err) == 0;
     vs_err_clear(&err);
     if (!up) usleep(100000);
   }
-  if (!up) {
-    skip(1, "etcd did not start (is etcd-server installed?)");
-    kill(etcd, SIGTERM);
-    waitpid(etcd, NULL, 0);
-    vs_fleet_close(f);
-    return done_testing();
-  }
-  ok(up, "a real etcd grants a lease");
+  return up;
+}
+
+static void test_keys(struct vs_fleet *f) {
+  struct vs_err err = {0};
   ok(vs_fleet_put(f, "hosts/h1", "{\"up\":true}", 0, &err) == 0, "a key is put");
   char *v = NULL;
   int64_t rev = 0;
@@ -66,7 +53,10 @@ int main(void) {
   ok(vs_fleet_get(f, "hosts/none", &v, &rev, &err) < 0 && err.code == ENOENT,
      "a missing key is ENOENT");
   vs_err_clear(&err);
+}
 
+static void test_vm_map(struct vs_fleet *f, int64_t lease) {
+  struct vs_err err = {0};
   ok(vs_fleet_map_vm(f, lease, "uuid-1", "h1", "web-01", "libvirt", &err) == 0 &&
          vs_fleet_map_vm(f, lease, "uuid-2", "h1", "web-02", "libvirt", &err) == 0,
      "two VMs are mapped to h1 under its lease");
@@ -90,25 +80,33 @@ int main(void) {
      "after it moved, the same transaction puts nothing");
   free(host);
   free(uuid);
+  char *v = NULL;
   ok(vs_fleet_delete(f, "inbox/h1/m1", &err) == 0 &&
          vs_fleet_get(f, "inbox/h1/m1", &v, NULL, &err) < 0,
      "a key is deleted");
   vs_err_clear(&err);
+}
 
+static void test_lease_expiry(struct vs_fleet *f, int64_t lease) {
+  struct vs_err err = {0};
   ok(vs_fleet_lease_keepalive(f, lease, &err) == 0, "the lease is kept alive");
   sleep(4); /* past the 2 s TTL without keep-alive */
+  struct vs_kv *kv = NULL;
+  size_t n = 0;
   ok(vs_fleet_list(f, "vms/", &kv, &n, &err) == 0 && n == 0,
      "when the host stops renewing, its VMs drop out of the map");
   vs_kvs_free(kv, n);
   ok(vs_fleet_lease_keepalive(f, lease, &err) < 0 && err.code == ENOENT,
      "and renewing the expired lease says so");
   vs_err_clear(&err);
-  vs_fleet_close(f);
+}
 
-  /* An endpoint that does not answer: the next one serves. */
+/* An endpoint that does not answer: the next one serves. */
+static void test_endpoint_failover(const char *ep, const char *dead) {
+  struct vs_err err = {0};
   const char *two[] = {dead, ep};
   struct vs_fleet_opts o2 = {.endpoints = two, .n_endpoints = 2, .timeout_ms = 1000};
-  f = vs_fleet_open(&o2, &err);
+  struct vs_fleet *f = vs_fleet_open(&o2, &err);
   ok(vs_fleet_put(f, "hosts/h2", "x", 0, &err) == 0 && strcmp(vs_fleet_endpoint(f), ep) == 0,
      "with the first endpoint down, the second serves (%s)", err.msg ? err.msg : "ok");
   vs_fleet_close(f);
@@ -119,7 +117,38 @@ int main(void) {
      "with none answering, the error names the endpoints tried");
   vs_err_clear(&err);
   vs_fleet_close(f);
+}
 
+int main(void) {
+  plan_no_plan();
+  char *dir = fx_tmpdir();
+  int port = 24000 + (int)(getpid() % 1000) * 2;
+  pid_t etcd = start_etcd(dir, port, port + 1);
+  char ep[64], dead[64];
+  snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", port);
+  snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", port + 1999);
+  const char *endpoints[] = {ep};
+  struct vs_fleet_opts o = {.endpoints = endpoints, .n_endpoints = 1, .timeout_ms = 2000};
+  struct vs_err err = {0};
+  struct vs_fleet *f = vs_fleet_open(&o, &err);
+  int64_t lease = 0;
+  bool up = wait_for_lease(f, &lease);
+  if (!up) {
+    skip(1, "etcd did not start (is etcd-server installed?)");
+    kill(etcd, SIGTERM);
+    waitpid(etcd, NULL, 0);
+    vs_fleet_close(f);
+    return done_testing();
+  }
+  ok(up, "a real etcd grants a lease");
+  test_keys(f);
+  test_vm_map(f, lease);
+  test_lease_expiry(f, lease);
+  vs_fleet_close(f);
+
+  test_endpoint_failover(ep, dead);
+
+  vs_err_clear(&err);
   kill(etcd, SIGTERM);
   waitpid(etcd, NULL, 0);
   fx_rmtree(dir);
