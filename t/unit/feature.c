@@ -30,9 +30,7 @@ static void expect_load_error(const char *json, const char *needle, const char *
   vs_err_clear(&err);
 }
 
-int main(void) {
-  plan_no_plan();
-  struct vs_feature *doc = sample();
+static void test_set_and_get(struct vs_feature *doc) {
   is_str(vs_feature_get(doc, "pkg:bash"), "5.2.15-2+b2", "a setting reads back");
   ok(vs_feature_get(doc, "pkg:zsh") == NULL, "a missing key reads as NULL (absent)");
   vs_feature_set(doc, "pkg:bash", "5.2.21-2", "/var/lib/dpkg/status");
@@ -40,7 +38,9 @@ int main(void) {
   ok(vs_feature_count(doc) == 4, "replacing does not add a key");
   is_str(vs_feature_origin(doc, "pkg:bash"), "/var/lib/dpkg/status", "provenance is kept");
   is_str(vs_feature_taken_at(doc), "2026-11-24T18:00:00Z", "taken_at is RFC 3339 UTC");
+}
 
+static void test_guest_bytes_escaped(struct vs_feature *doc) {
   vs_feature_set(doc, "user:evil\nname:uid", "0", "/etc/passwd");
   ok(vs_feature_get(doc, "user:evil\\x0Aname:uid") != NULL,
      "a newline in a guest-derived key is escaped, so keys never hold one");
@@ -52,7 +52,9 @@ int main(void) {
          "bytes that are not UTF-8 are escaped as \\xHH");
   vs_feature_set(doc, "file:/etc/x:utf8", "Grüße", NULL);
   is_str(vs_feature_get(doc, "file:/etc/x:utf8"), "Grüße", "valid UTF-8 is kept as it is");
+}
 
+static void test_value_cut_at_limit(struct vs_feature *doc) {
   char *big = malloc(VS_FEATURE_MAX_VALUE + 100);
   memset(big, 'a', VS_FEATURE_MAX_VALUE + 99);
   big[VS_FEATURE_MAX_VALUE + 99] = '\0';
@@ -65,7 +67,9 @@ int main(void) {
   for (size_t i = 0; vs_feature_skipped(doc, i, &path, &reason); i++)
     found |= strcmp(path, "file:/etc/big:v") == 0 && strstr(reason, "kept the first") != NULL;
   ok(found, "and the cut is recorded in skipped, not silent");
+}
 
+static void test_defaults_are_not_settings(struct vs_feature *doc) {
   char *no_defaults = vs_feature_dumps(doc, false);
   ok(!strstr(no_defaults, "\"defaults\""), "a document without defaults has no defaults object");
   free(no_defaults);
@@ -74,8 +78,10 @@ int main(void) {
   is_str(vs_feature_default(doc, "file:/etc/ssh/sshd_config:PermitRootLogin"), "prohibit-password",
          "a default reads back");
   ok(vs_feature_count(doc) == settings_before, "and is not a setting");
+}
 
-  /* Round trip: document -> JSON -> document -> JSON gives the same bytes. */
+/* Round trip: document -> JSON -> document -> JSON gives the same bytes. */
+static void test_json_round_trip(const struct vs_feature *doc) {
   char *a = vs_feature_dumps(doc, true);
   struct vs_err err = {0};
   struct vs_feature *back = vs_feature_loads(a, strlen(a), "a.json", &err);
@@ -94,19 +100,23 @@ int main(void) {
      "skipped entries survive");
   is_str(back ? vs_feature_default(back, "file:/etc/ssh/sshd_config:PermitRootLogin") : NULL,
          "prohibit-password", "defaults survive the round trip");
+  vs_err_clear(&err);
   free(a);
   free(b);
   free(ca);
   free(cb);
   vs_feature_free(back);
+}
 
-  /* Through a file, as the pool will store them. */
+/* Through a file, as the pool will store them. */
+static void test_file_round_trip(const struct vs_feature *doc) {
+  struct vs_err err = {0};
   char *dir = fx_tmpdir();
   char *file = NULL;
-  if (asprintf(&file, "%s/doc.json", dir) < 0) return 2;
+  if (asprintf(&file, "%s/doc.json", dir) < 0) abort();
   char *text = vs_feature_dumps(doc, false);
   fx_write(dir, "doc.json", text);
-  back = vs_feature_load(file, &err);
+  struct vs_feature *back = vs_feature_load(file, &err);
   char *again = back ? vs_feature_dumps(back, false) : NULL;
   ok(again && strcmp(again, text) == 0, "a document saved to a file loads back equal");
   free(again);
@@ -115,7 +125,7 @@ int main(void) {
 
   fx_write(dir, "bad.json", "{\"schema\": \"vmscope.features/1\",\n  \"id\": }");
   char *bad = NULL;
-  if (asprintf(&bad, "%s/bad.json", dir) < 0) return 2;
+  if (asprintf(&bad, "%s/bad.json", dir) < 0) abort();
   back = vs_feature_load(bad, &err);
   ok(!back && err.msg && strstr(err.msg, bad) && strstr(err.msg, "line 2"),
      "malformed JSON in a file fails naming the file and the line");
@@ -123,7 +133,7 @@ int main(void) {
   vs_err_clear(&err);
   free(bad);
   char *missing = NULL;
-  if (asprintf(&missing, "%s/missing.json", dir) < 0) return 2;
+  if (asprintf(&missing, "%s/missing.json", dir) < 0) abort();
   back = vs_feature_load(missing, &err);
   ok(!back && err.msg && strstr(err.msg, missing), "a missing file fails naming the file");
   vs_err_clear(&err);
@@ -131,7 +141,9 @@ int main(void) {
   free(file);
   fx_rmtree(dir);
   free(dir);
+}
 
+static void test_load_errors(void) {
   expect_load_error("[1,2]", "expected an object", "a JSON array is not a document");
   expect_load_error("{\"schema\": \"vmscope.features/2\"}", "vmscope.features/1",
                     "a wrong schema fails naming the expected one");
@@ -155,6 +167,19 @@ int main(void) {
                     "\"source\"", "a document without source fails");
   expect_load_error("{\"schema\":\"vmscope.features/1\",\"schema\":\"x\"}", "duplicate",
                     "duplicate object keys are refused");
+}
+
+int main(void) {
+  plan_no_plan();
+  /* One document through every test, in order: each builds on what the one before set. */
+  struct vs_feature *doc = sample();
+  test_set_and_get(doc);
+  test_guest_bytes_escaped(doc);
+  test_value_cut_at_limit(doc);
+  test_defaults_are_not_settings(doc);
+  test_json_round_trip(doc);
+  test_file_round_trip(doc);
+  test_load_errors();
   vs_feature_free(doc);
   return done_testing();
 }

@@ -16,9 +16,8 @@ static const char *read_str(struct vs_source *src, const char *path, struct vs_b
   return b->data;
 }
 
-int main(void) {
-  plan_no_plan();
-  char *root = fx_tmpdir();
+/* Returns false when the FIFO cannot be made here. */
+static bool make_tree(const char *root) {
   fx_write(root, "etc/hostname", "guest\n");
   fx_write(root, "etc/real.conf", "real\n");
   fx_symlink(root, "etc/abs.conf", "/etc/real.conf");
@@ -34,11 +33,14 @@ int main(void) {
   fx_write(root, "etc/d/c.txt", "c");
   fx_write(root, "etc/big", "0123456789");
   char *fifo = NULL;
-  if (asprintf(&fifo, "%s/etc/fifo", root) < 0 || mkfifo(fifo, 0644) < 0) return 2;
+  if (asprintf(&fifo, "%s/etc/fifo", root) < 0) return false;
+  bool made = mkfifo(fifo, 0644) == 0;
+  free(fifo);
+  return made;
+}
 
+static void test_links_resolve_inside(struct vs_source *src) {
   struct vs_err err = {0};
-  struct vs_source *src = vs_source_open_dir(root, &err);
-  ok(src != NULL, "a directory opens as a source");
   struct vs_buf b = {0};
   is_str(read_str(src, "/etc/abs.conf", &b, &err), "real\n",
          "an absolute symlink resolves inside the tree, as under chroot");
@@ -47,6 +49,13 @@ int main(void) {
          "a link climbing out with ../.. stops at the tree's root, never the host's /etc");
   is_str(read_str(src, "/bin/tool", &b, &err), "#!/bin/sh\n",
          "a symlinked directory in the middle of a path is followed (merged /usr)");
+  vs_buf_free(&b);
+  vs_err_clear(&err);
+}
+
+static void test_read_refusals(struct vs_source *src) {
+  struct vs_err err = {0};
+  struct vs_buf b = {0};
   ok(read_str(src, "/etc/loop1", &b, &err) == NULL && err.code == ELOOP && strstr(err.msg, "loop"),
      "a symlink loop fails with ELOOP and says so");
   ok(read_str(src, "/etc/fifo", &b, &err) == NULL && strstr(err.msg, "FIFO"),
@@ -62,9 +71,13 @@ int main(void) {
      "a missing file fails with ENOENT naming the path");
   ok(read_str(src, "/etc/hostname/x", &b, &err) == NULL && err.code == ENOTDIR,
      "a file used as a directory fails with ENOTDIR");
-
-  char *res = NULL;
+  vs_buf_free(&b);
   vs_err_clear(&err);
+}
+
+static void test_resolve_and_stat(struct vs_source *src) {
+  struct vs_err err = {0};
+  char *res = NULL;
   ok(vs_source_resolve(src, "/etc/abs.conf", false, &res, &err) == 0 &&
          strcmp(res, "/etc/abs.conf") == 0,
      "resolving without following the last link keeps it");
@@ -79,7 +92,11 @@ int main(void) {
   ok(vs_source_stat(src, "/etc/abs.conf", true, &st, &err) == 0 && st.type == VS_FT_REG &&
          st.size == 5,
      "stat follows it to the file");
+  vs_err_clear(&err);
+}
 
+static void test_glob_and_list(struct vs_source *src) {
+  struct vs_err err = {0};
   char **paths = NULL;
   size_t n = 0;
   bool trunc = true;
@@ -101,13 +118,26 @@ int main(void) {
          strcmp(names[0], ".hidden.conf") == 0,
      "listing a directory gives every name, sorted");
   vs_strv_free(names, n);
+  vs_err_clear(&err);
+}
 
-  vs_buf_free(&b);
+int main(void) {
+  plan_no_plan();
+  char *root = fx_tmpdir();
+  if (!make_tree(root)) return 2;
+
+  struct vs_err err = {0};
+  struct vs_source *src = vs_source_open_dir(root, &err);
+  ok(src != NULL, "a directory opens as a source");
+  test_links_resolve_inside(src);
+  test_read_refusals(src);
+  test_resolve_and_stat(src);
+  test_glob_and_list(src);
   vs_source_free(src);
+
   ok(vs_source_open_dir("/nonexistent/tree", &err) == NULL && strstr(err.msg, "/nonexistent/tree"),
      "a missing tree fails naming it");
   vs_err_clear(&err);
-  free(fifo);
   fx_rmtree(root);
   free(root);
   return done_testing();
