@@ -230,26 +230,20 @@ static void test_no_os(struct vs_extractor *x) {
   free(empty);
 }
 
-int main(void) {
-  plan_no_plan();
-  char *root = fx_tmpdir();
-  make_tree(root);
+static void test_watch_entries(struct vs_watch *watch) {
   struct vs_err err = {0};
-  struct vs_source *src = vs_source_open_dir(root, &err);
-  struct vs_watch *watch = vs_watch_new_default();
   ok(vs_watch_add(watch, "/etc/exports", NULL, &err) == 0,
      "a watch entry without a lens is accepted");
   ok(vs_watch_add(watch, "/etc/x", "no lens", &err) < 0 && strstr(err.msg, "Module.lens"),
      "a malformed lens name is refused with a hint");
   vs_err_clear(&err);
-  struct vs_extractor *x = vs_extractor_new(watch, &err);
-  struct vs_feature *doc = vs_feature_new();
-  struct vs_extract_stats st;
-  ok(vs_extract(x, src, doc, &st, &err) == 0, "a tree extracts");
+}
 
+/* The value of KEY in DOC, WANT (NULL: absent). */
 #define HAS(key, want)                                                                             \
   is_str(vs_feature_get(doc, key), want, "%s = %s", key, want ? want : "absent")
-  /* os: */
+
+static void test_os_facts(const struct vs_feature *doc) {
   is_str(vs_feature_os(doc, "distro"), "debian", "distro comes from os-release ID, not a comment");
   is_str(vs_feature_os(doc, "version"), "12", "version from VERSION_ID, unquoted");
   is_str(vs_feature_os(doc, "pretty_name"), "Debian GNU/Linux 12 (bookworm)", "pretty name");
@@ -258,14 +252,18 @@ int main(void) {
   is_str(vs_feature_os(doc, "arch"), "x86_64", "arch from dpkg's own architecture without a shell");
   HAS("os:distro", "debian");
   is_str(vs_feature_origin(doc, "os:distro"), "/etc/os-release", "os facts carry provenance");
-  /* pkg: */
+}
+
+static void test_packages(const struct vs_feature *doc, const struct vs_extract_stats *st) {
   HAS("pkg:openssh-server", "1:9.2p1-2+deb12u3");
   HAS("pkg:tzdata", "2024a-0+deb12u1");
   HAS("pkg:removed-pkg", NULL);
   HAS("pkg:libc6:i386", "2.36-9");
-  ok(st.packages == 4, "4 installed packages counted (config-files state left out)");
+  ok(st->packages == 4, "4 installed packages counted (config-files state left out)");
   is_str(vs_feature_os(doc, "package_format"), "deb", "package format deb");
-  /* users and groups */
+}
+
+static void test_users_and_groups(const struct vs_feature *doc) {
   HAS("user:root:uid", "0");
   HAS("user:bob:shell", "/bin/zsh");
   HAS("user:www-data:home", "/var/www");
@@ -279,7 +277,9 @@ int main(void) {
   ok(strstr(json, "hashhash") == NULL && strstr(json, "$6$") == NULL,
      "no password hash appears anywhere in the document");
   free(json);
-  /* services */
+}
+
+static void test_services(const struct vs_feature *doc) {
   HAS("svc:ssh.service", "enabled");
   HAS("svc:apt-daily.timer", "enabled");
   HAS("svc:rsync.service", "masked");
@@ -287,14 +287,18 @@ int main(void) {
   HAS("svc:static.service", NULL);
   HAS("svc:sshd.service", NULL);
   HAS("svc:legacy.service", "enabled");
-  /* sysctl in the kernel's order */
+}
+
+static void test_sysctl_in_kernel_order(const struct vs_feature *doc) {
   HAS("sysctl:kernel.sysrq", "1");
   is_str(vs_feature_origin(doc, "sysctl:kernel.sysrq"), "/etc/sysctl.d/50-default.conf",
          "/etc/sysctl.d shadows a same-named file in /usr/lib/sysctl.d entirely");
   HAS("sysctl:net.ipv4.ip_forward", "1");
   HAS("sysctl:net.core.somaxconn", NULL);
   HAS("sysctl:vm.swappiness", "10");
-  /* file: via Augeas */
+}
+
+static void test_files_through_augeas(const struct vs_feature *doc) {
   HAS("file:/etc/ssh/sshd_config:PermitRootLogin", "yes");
   HAS("file:/etc/ssh/sshd_config:Port", "2222");
   HAS("file:/etc/ssh/sshd_config:PasswordAuthentication", NULL);
@@ -306,15 +310,17 @@ int main(void) {
   HAS("file:/etc/exports:dir", "/srv");
   is_str(vs_feature_origin(doc, "file:/etc/hosts:2/ipaddr"), "/etc/hosts",
          "file settings carry their file as provenance");
-  /* meta: */
+}
+
+static void test_file_meta(const struct vs_feature *doc, const struct vs_extract_stats *st) {
   HAS("meta:/etc/sudoers:mode", "0440");
   HAS("meta:/etc/sudoers:owner", "0:0");
   HAS("meta:/etc/hosts:sha256", "50cd3d46b9cd310e89cf1e4e087125417f913fe25abe0a69b8ef611a7df202a6");
   ok(vs_feature_get(doc, "meta:/etc/shadow:mode") &&
          !vs_feature_get(doc, "meta:/etc/shadow:sha256"),
      "shadow gets owner and mode but no digest");
-  ok(st.files_parsed >= 4 && st.files_failed == 0, "every watched file parsed (%zu)",
-     st.files_parsed);
+  ok(st->files_parsed >= 4 && st->files_failed == 0, "every watched file parsed (%zu)",
+     st->files_parsed);
   const char *p, *r;
   bool passwd_note = false;
   for (size_t i = 0; vs_feature_skipped(doc, i, &p, &r); i++) {
@@ -322,8 +328,11 @@ int main(void) {
     passwd_note |= strcmp(p, "/etc/passwd") == 0 && strstr(r, "line 4");
   }
   ok(passwd_note, "a malformed passwd line is recorded with its line number");
+}
 
-  /* A second tree through the same extractor: state does not leak between documents. */
+/* A second tree through the same extractor: state does not leak between documents. */
+static void test_second_tree_same_extractor(struct vs_extractor *x) {
+  struct vs_err err = {0};
   char *root2 = fx_tmpdir();
   fx_write(root2, "etc/os-release", "ID=debian\n");
   fx_write(root2, "etc/ssh/sshd_config", "PermitRootLogin no\n");
@@ -335,14 +344,38 @@ int main(void) {
   ok(vs_feature_get(doc2, "file:/etc/ssh/sshd_config:Port") == NULL &&
          vs_feature_get(doc2, "pkg:dpkg") == NULL,
      "and nothing of the first tree");
-
-  test_defaults(x);
-  test_threads(root, watch, doc);
-  test_no_os(x);
+  vs_err_clear(&err);
   vs_feature_free(doc2);
   vs_source_free(src2);
   fx_rmtree(root2);
   free(root2);
+}
+
+int main(void) {
+  plan_no_plan();
+  char *root = fx_tmpdir();
+  make_tree(root);
+  struct vs_err err = {0};
+  struct vs_source *src = vs_source_open_dir(root, &err);
+  struct vs_watch *watch = vs_watch_new_default();
+  test_watch_entries(watch);
+  struct vs_extractor *x = vs_extractor_new(watch, &err);
+  struct vs_feature *doc = vs_feature_new();
+  struct vs_extract_stats st;
+  ok(vs_extract(x, src, doc, &st, &err) == 0, "a tree extracts");
+  test_os_facts(doc);
+  test_packages(doc, &st);
+  test_users_and_groups(doc);
+  test_services(doc);
+  test_sysctl_in_kernel_order(doc);
+  test_files_through_augeas(doc);
+  test_file_meta(doc, &st);
+  test_second_tree_same_extractor(x);
+
+  test_defaults(x);
+  test_threads(root, watch, doc);
+  test_no_os(x);
+  vs_err_clear(&err);
   vs_feature_free(doc);
   vs_extractor_free(x);
   vs_watch_free(watch);

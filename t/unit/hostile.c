@@ -52,9 +52,15 @@ static struct vs_feature *extract(const char *root, struct vs_extract_stats *st)
   return doc;
 }
 
-int main(void) {
-  plan_no_plan();
-  char *root = fx_tmpdir();
+/* What a hostile tree could do, and what this machine let the test make of it. */
+struct hostile {
+  char *root;
+  bool have_dev; /* mknod worked: /etc/resolv.conf is a device node */
+  bool dropped;  /* CAP_DAC_OVERRIDE was dropped for the extraction: /etc/sudoers is unreadable */
+};
+
+static void make_hostile_tree(struct hostile *h) {
+  const char *root = h->root;
   fx_write(root, "etc/passwd", "root:x:0:0:guest root:/root:/bin/sh\n");
   fx_write(root, "etc/hostname", "hostile\n");
   /* Escapes: absolute, and relative past the root. Both must land on the guest's own passwd. */
@@ -62,9 +68,10 @@ int main(void) {
   fx_symlink(root, "etc/ssh/sshd_config.d/evil.conf", "../../../../../../../../etc/passwd");
   /* 4 GiB sparse config file. */
   char *big = NULL;
-  if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0) return 2;
+  if (asprintf(&big, "%s/etc/security/limits.conf", root) < 0) abort();
   fx_write(root, "etc/security/limits.conf", "");
   ok(truncate(big, 4LL << 30) == 0, "made a 4 GiB sparse limits.conf");
+  free(big);
   /* Unreadable. */
   fx_write(root, "etc/sudoers", "root ALL=(ALL) ALL\n");
   fx_chmod(root, "etc/sudoers", 0);
@@ -77,9 +84,11 @@ int main(void) {
   /* A FIFO, a device node and a symlink loop where config files should be. */
   char *fifo = NULL, *dev = NULL;
   if (asprintf(&fifo, "%s/etc/hosts", root) < 0 || asprintf(&dev, "%s/etc/resolv.conf", root) < 0)
-    return 2;
+    abort();
   ok(mkfifo(fifo, 0644) == 0, "made a FIFO at /etc/hosts");
-  bool have_dev = mknod(dev, S_IFCHR | 0644, makedev(1, 3)) == 0;
+  h->have_dev = mknod(dev, S_IFCHR | 0644, makedev(1, 3)) == 0;
+  free(fifo);
+  free(dev);
   fx_symlink(root, "etc/fstab", "fstab2");
   fx_symlink(root, "etc/fstab2", "/etc/fstab");
   /* A name with a newline, and one that is not UTF-8. */
@@ -87,16 +96,21 @@ int main(void) {
   fx_write(root, "etc/sudoers.d/\xff\xfe", "Defaults !lecture\n");
   /* os-release as a directory. */
   fx_mkdir(root, "etc/os-release");
+}
 
-  bool dropped = geteuid() != 0 || set_dac_caps(false);
+/* Extracts the tree as the guest's own files would read: without root's DAC override. */
+static struct vs_feature *extract_as_guest(struct hostile *h) {
+  h->dropped = geteuid() != 0 || set_dac_caps(false);
   struct vs_extract_stats st;
   double t0 = vs_now_monotonic();
-  struct vs_feature *doc = extract(root, &st);
+  struct vs_feature *doc = extract(h->root, &st);
   double took = vs_now_monotonic() - t0;
   if (geteuid() == 0) set_dac_caps(true);
   ok(doc != NULL, "the hostile tree still yields a document (%.0f ms)", took * 1e3);
-  if (!doc) return done_testing();
+  return doc;
+}
 
+static void test_symlinks_stay_in_the_guest(const struct vs_feature *doc) {
   const char *passwd_digest = vs_feature_get(doc, "meta:/etc/passwd:sha256");
   ok(passwd_digest != NULL, "the guest's passwd is digested");
   is_str(vs_feature_get(doc, "meta:/etc/ssh/sshd_config:sha256"), passwd_digest,
@@ -108,11 +122,14 @@ int main(void) {
   is_str(vs_feature_get(doc, "user:root:home"), "/root", "the guest's own passwd is used");
   ok(vs_feature_get(doc, "user:root:uid") && !vs_feature_get(doc, "user:daemon:uid"),
      "no account of the host's passwd leaks in");
+}
+
+static void test_unreadable_files_skipped(const struct vs_feature *doc, const struct hostile *h) {
   ok(skipped_with(doc, "/etc/security/limits.conf", "over the limit"),
      "the 4 GiB sparse file is skipped as over the size limit, not read");
   is_str(vs_feature_get(doc, "meta:/etc/security/limits.conf:mode"), "0644",
          "its metadata is still recorded");
-  if (dropped)
+  if (h->dropped)
     ok(skipped_with(doc, "/etc/sudoers", "Permission denied"),
        "an unreadable file is recorded as skipped with the reason");
   else
@@ -124,12 +141,15 @@ int main(void) {
   ok(vs_feature_get(doc, "meta:/etc/login.defs:sha256") != NULL,
      "an unparsable file still gets its digest");
   ok(skipped_with(doc, "/etc/hosts", "FIFO"), "a FIFO is skipped without blocking");
-  if (have_dev)
+  if (h->have_dev)
     ok(skipped_with(doc, "/etc/resolv.conf", "character device"),
        "a device node is skipped, never opened");
   else
     skip(1, "mknod not permitted here");
   ok(skipped_with(doc, "/etc/fstab", "symlinks"), "a symlink loop is skipped as such");
+}
+
+static void test_odd_names_escaped(const struct vs_feature *doc) {
   ok(vs_feature_get(doc, "file:/etc/sudoers.d/bad\\x0Aname:Defaults/env_reset") != NULL,
      "a file name with a newline becomes an escaped key");
   ok(vs_feature_get(doc, "file:/etc/sudoers.d/\\xFF\\xFE:Defaults/lecture") != NULL ||
@@ -137,7 +157,9 @@ int main(void) {
      "a file name that is not UTF-8 becomes an escaped key");
   ok(vs_feature_os(doc, "distro") == NULL && skipped_with(doc, "/etc/os-release", "directory"),
      "an os-release that is a directory is skipped, with no distro guessed");
+}
 
+static void test_document_loads_back(const struct vs_feature *doc) {
   struct vs_err err = {0};
   char *json = vs_feature_dumps(doc, false);
   struct vs_feature *back = vs_feature_loads(json, strlen(json), "hostile", &err);
@@ -149,9 +171,11 @@ int main(void) {
   vs_err_clear(&err);
   vs_feature_free(back);
   free(json);
-  vs_feature_free(doc);
+}
 
-  /* A read budget stops a guest with very many files from keeping us reading. */
+/* A read budget stops a guest with very many files from keeping us reading. */
+static void test_read_budget(void) {
+  struct vs_err err = {0};
   char *many = fx_tmpdir();
   /* A guest (a tree with no OS is refused); empty, so that the budget is the files' alone. */
   fx_write(many, "etc/os-release", "");
@@ -172,17 +196,30 @@ int main(void) {
 
   ok(vs_feature_get(mdoc, "meta:/etc/sudoers.d/f00:sha256") != NULL,
      "files within the budget were read");
+  vs_err_clear(&err);
   vs_feature_free(mdoc);
   vs_extractor_free(mx);
   vs_source_free(msrc);
   fx_rmtree(many);
   free(many);
+}
 
-  fx_chmod(root, "etc/sudoers", 0644);
-  fx_rmtree(root);
-  free(root);
-  free(big);
-  free(fifo);
-  free(dev);
+int main(void) {
+  plan_no_plan();
+  struct hostile h = {.root = fx_tmpdir()};
+  make_hostile_tree(&h);
+  struct vs_feature *doc = extract_as_guest(&h);
+  if (!doc) return done_testing();
+  test_symlinks_stay_in_the_guest(doc);
+  test_unreadable_files_skipped(doc, &h);
+  test_odd_names_escaped(doc);
+  test_document_loads_back(doc);
+  vs_feature_free(doc);
+
+  test_read_budget();
+
+  fx_chmod(h.root, "etc/sudoers", 0644);
+  fx_rmtree(h.root);
+  free(h.root);
   return done_testing();
 }
