@@ -65,7 +65,7 @@ static struct fleet make(size_t n, double noise, uint64_t seed) {
 /* The demo fleet's shape: eight web servers and two databases on one base; the web servers
  * VM 0, 1 and 2 each drifted their own way (a setting of their own, and so an sshd_config
  * digest of their own: they all lack the digest the seven others share). */
-static void drifted_fleet(void) {
+static void test_own_drifts_are_not_likeness(void) {
   enum { N = 10, BASE = 40, ROLE = 12 };
   uint64_t tokens[N][BASE + ROLE + 4];
   struct vs_vm_tokens vms[N];
@@ -127,13 +127,10 @@ static void drop(struct fleet *f) {
   free(f->vms);
 }
 
-int main(void) {
-  struct fleet f = make(600, 0.05, 42);
-  struct vs_analysis *a = vs_analyze(f.vms, f.n, NULL);
-  size_t *role = calloc(f.n, sizeof(size_t));
-  for (size_t i = 0; i < f.n; i++)
-    role[i] = vs_analysis_role(a, i);
-  double ari = vs_adjusted_rand(role, f.truth, f.n);
+/* Roles on the generated fleet: ROLE[i] is VM i's role in A. */
+static void test_roles_found(const struct fleet *f, const struct vs_analysis *a,
+                             const size_t *role) {
+  double ari = vs_adjusted_rand(role, f->truth, f->n);
   ok(vs_analysis_role_count(a) == 3, "three roles are found among 600 VMs (%zu)",
      vs_analysis_role_count(a));
   ok(ari >= 0.95, "they are the generator's roles: adjusted Rand index %.3f", ari);
@@ -142,96 +139,142 @@ int main(void) {
      "roles are numbered largest first");
   size_t m = vs_analysis_medoid(a, vs_analysis_role(a, 0));
   ok(vs_analysis_role(a, m) == vs_analysis_role(a, 0), "a role's medoid is one of its members");
+}
 
-  struct vs_analysis *again = vs_analyze(f.vms, f.n, NULL);
+static void test_analysis_repeats(const struct fleet *f, const struct vs_analysis *a,
+                                  const size_t *role) {
+  struct vs_analysis *again = vs_analyze(f->vms, f->n, NULL);
   bool same = true;
-  for (size_t i = 0; i < f.n; i++)
+  for (size_t i = 0; i < f->n; i++)
     same &= vs_analysis_role(again, i) == role[i] &&
             vs_analysis_similarity(again, i) == vs_analysis_similarity(a, i);
   ok(same, "the same seed gives the same roles and similarities");
   vs_analysis_free(again);
+}
 
-  /* anomaly: a VM whose role settings are half odd sits far from its role */
-  double worst_normal = 0;
-  for (size_t i = 0; i < f.n; i++)
-    if (vs_analysis_anomaly(a, i) > worst_normal) worst_normal = vs_analysis_anomaly(a, i);
-  vs_analysis_free(a);
+static double worst_anomaly(const struct vs_analysis *a, size_t n) {
+  double worst = 0;
+  for (size_t i = 0; i < n; i++)
+    if (vs_analysis_anomaly(a, i) > worst) worst = vs_analysis_anomaly(a, i);
+  return worst;
+}
+
+/* anomaly: a VM whose role settings are half odd sits far from its role, whether against its
+ * peers or against its own last snapshot. */
+static void test_anomaly(struct fleet *f, const size_t *role, double worst_normal) {
   uint64_t *odd = calloc(463, sizeof(uint64_t));
-  memcpy(odd, f.tokens[0], 463 * sizeof(uint64_t));
+  memcpy(odd, f->tokens[0], 463 * sizeof(uint64_t));
   for (int b = 400; b < 430; b++)
     odd[b] ^= 0x5a5a; /* half its role settings changed */
-  f.vms[0].tokens = odd;
-  a = vs_analyze(f.vms, f.n, NULL);
+  f->vms[0].tokens = odd;
+  struct vs_analysis *a = vs_analyze(f->vms, f->n, NULL);
   ok(vs_analysis_anomaly(a, 0) > 0.25 && vs_analysis_anomaly(a, 0) > 1.5 * worst_normal,
      "a VM with half its role settings changed scores anomaly %.2f (normal VMs at most %.2f)",
      vs_analysis_anomaly(a, 0), worst_normal);
   ok(vs_analysis_role(a, 0) == role[0], "and stays in its role");
   vs_analysis_free(a);
-  f.vms[0].tokens = f.tokens[0];
-  f.vms[0].prev_tokens = odd;
-  f.vms[0].n_prev = 463;
-  a = vs_analyze(f.vms, f.n, NULL);
+  f->vms[0].tokens = f->tokens[0];
+  f->vms[0].prev_tokens = odd;
+  f->vms[0].n_prev = 463;
+  a = vs_analyze(f->vms, f->n, NULL);
   ok(vs_analysis_anomaly(a, 0) > 0.25,
      "a VM that changed that much since its last snapshot scores %.2f from its history",
      vs_analysis_anomaly(a, 0));
   vs_analysis_free(a);
-  f.vms[0].prev_tokens = NULL;
+  f->vms[0].prev_tokens = NULL;
   free(odd);
+}
 
-  /* labels: 5% given */
+/* labels: 5% given (one VM in 20); returns how many. */
+static size_t label_some(struct fleet *f) {
   size_t given = 0;
-  for (size_t i = 0; i < f.n; i += 20, given++)
-    f.vms[i].label = roles[f.truth[i]];
-  a = vs_analyze(f.vms, f.n, NULL);
+  for (size_t i = 0; i < f->n; i += 20, given++)
+    f->vms[i].label = roles[f->truth[i]];
+  return given;
+}
+
+static void test_labels_predicted(const struct fleet *f, const struct vs_analysis *a,
+                                  size_t given) {
   size_t right = 0, predicted = 0;
   double p_min = 1;
-  for (size_t i = 0; i < f.n; i++) {
-    if (f.vms[i].label) continue;
+  for (size_t i = 0; i < f->n; i++) {
+    if (f->vms[i].label) continue;
     double p;
     const char *l = vs_analysis_label(a, i, &p);
     predicted++;
-    right += l && strcmp(l, roles[f.truth[i]]) == 0;
+    right += l && strcmp(l, roles[f->truth[i]]) == 0;
     if (p < p_min) p_min = p;
   }
   ok((double)right / predicted >= 0.95,
      "with %zu of %zu VMs labelled, %.1f%% of the others get "
      "the right label (lowest probability %.2f)",
-     given, f.n, 100.0 * right / predicted, p_min);
+     given, f->n, 100.0 * right / predicted, p_min);
+}
 
-  /* likeness */
-  size_t *order = calloc(f.n, sizeof(size_t));
-  double *sims = calloc(f.n, sizeof(double));
+static void test_likeness(const struct fleet *f, const struct vs_analysis *a) {
+  size_t *order = calloc(f->n, sizeof(size_t));
+  double *sims = calloc(f->n, sizeof(double));
   vs_analysis_similar(a, 5, order, sims);
   bool role_first = order[0] == 5;
   size_t same_role = 0;
-  for (size_t i = 0; i < f.n; i++)
-    same_role += f.truth[i] == f.truth[5];
+  for (size_t i = 0; i < f->n; i++)
+    same_role += f->truth[i] == f->truth[5];
   for (size_t i = 1; i < same_role; i++)
-    role_first &= f.truth[order[i]] == f.truth[5];
+    role_first &= f->truth[order[i]] == f->truth[5];
   ok(role_first, "ranked by likeness to a VM: itself, then all %zu of its role, then the rest",
      same_role);
   uint64_t q[2] = {vs_token("db:3", "v"), vs_token("db:7", "v")};
-  vs_analysis_similar_tokens(a, f.vms, q, 2, order, sims);
-  ok(f.truth[order[0]] == 1 && sims[0] == 1.0, "ranked by a pair of settings: a db VM first");
-  json_t *j = vs_analysis_json(a, f.vms);
+  vs_analysis_similar_tokens(a, f->vms, q, 2, order, sims);
+  ok(f->truth[order[0]] == 1 && sims[0] == 1.0, "ranked by a pair of settings: a db VM first");
+  free(order);
+  free(sims);
+}
+
+static void test_json(const struct fleet *f, const struct vs_analysis *a) {
+  json_t *j = vs_analysis_json(a, f->vms);
   ok(json_array_size(json_object_get(j, "roles")) == 3 &&
-         json_array_size(json_object_get(j, "vms")) == f.n &&
+         json_array_size(json_object_get(j, "vms")) == f->n &&
          json_is_string(json_object_get(json_array_get(json_object_get(j, "vms"), 1), "label")),
      "the JSON has roles and every VM with its label");
   json_decref(j);
-  vs_analysis_free(a);
-  free(order);
-  free(sims);
-  free(role);
-  drop(&f);
+}
 
+static void test_adjusted_rand(void) {
   size_t x[] = {0, 0, 1, 1, 2, 2}, y[] = {5, 5, 7, 7, 9, 9}, z[] = {0, 1, 0, 1, 0, 1};
   ok(vs_adjusted_rand(x, y, 6) == 1.0, "ARI of the same grouping under other names is 1");
   ok(vs_adjusted_rand(x, z, 6) < 0.1, "and of an unrelated one about 0 (%.2f)",
      vs_adjusted_rand(x, z, 6));
-  drifted_fleet();
+}
+
+static void test_no_vms(void) {
   struct vs_analysis *e = vs_analyze(NULL, 0, NULL);
   ok(vs_analysis_role_count(e) == 0, "no VMs, no roles");
   vs_analysis_free(e);
+}
+
+int main(void) {
+  struct fleet f = make(600, 0.05, 42);
+  struct vs_analysis *a = vs_analyze(f.vms, f.n, NULL);
+  size_t *role = calloc(f.n, sizeof(size_t));
+  for (size_t i = 0; i < f.n; i++)
+    role[i] = vs_analysis_role(a, i);
+  test_roles_found(&f, a, role);
+  test_analysis_repeats(&f, a, role);
+  double worst_normal = worst_anomaly(a, f.n);
+  vs_analysis_free(a);
+  test_anomaly(&f, role, worst_normal);
+
+  size_t given = label_some(&f);
+  a = vs_analyze(f.vms, f.n, NULL);
+  test_labels_predicted(&f, a, given);
+  test_likeness(&f, a);
+  test_json(&f, a);
+  vs_analysis_free(a);
+  free(role);
+  drop(&f);
+
+  test_adjusted_rand();
+  test_own_drifts_are_not_likeness();
+  test_no_vms();
   return done_testing();
 }

@@ -45,7 +45,7 @@ static const struct vs_finding *finding(const struct vs_drift *d, const char *ke
   return NULL;
 }
 
-static void test_formula(void) {
+static void test_formula_values(void) {
   ok(near(vs_drift_k(10, 2, 0), 2.0 / 12.0), "K = c(m+1)/(N+c): N=10, c=2, m=0 gives 1/6");
   ok(near(vs_drift_p(10, 2, 0, 1), 12.0 / 14.0),
      "P = (N+c)/(N+c+ct(m+1)): N=10, c=2, m=0, t=1 gives 12/14");
@@ -55,13 +55,13 @@ static void test_formula(void) {
   ok(vs_drift_score(11, 12, 0) > vs_drift_score(11, 2, 5),
      "a key that differs everywhere scores above a value shared with half the peers");
   ok(near(vs_drift_score(10, 1, 10), 0), "agreeing with every peer scores 0");
+}
 
-  /* Four samples say "no", the target (not a member) says "yes": "yes" is unseen. */
+/* Four samples say "no", the target T (not a member) says "yes": "yes" is unseen; then the
+ * same against one sample. */
+static void test_formula_unseen_value(const struct vs_feature *t) {
   const char *no[] = {"no"};
   struct vs_pop *pop = pop_of("file:/etc/ssh/sshd_config:PermitRootLogin", no, 1, 4);
-  struct vs_feature *t =
-      doc_with("target", (const char *[]){"file:/etc/ssh/sshd_config:PermitRootLogin", "yes",
-                                          "os:distro", "debian", NULL});
   struct vs_err err = {0};
   struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
   const struct vs_finding *f = finding(d, "file:/etc/ssh/sshd_config:PermitRootLogin");
@@ -83,35 +83,46 @@ static void test_formula(void) {
      "one sample: N=1, c=2, m=0, K=2/3");
   vs_drift_free(d);
   vs_pop_free(pop);
+  vs_err_clear(&err);
+}
 
-  /* The target is a member: it is left out of its own samples. */
+/* The target is a member: it is left out of its own samples. */
+static void test_formula_member_target(void) {
   const char *mixed[] = {"no", "no", "no", "no", "yes"};
-  pop = pop_of("k", mixed, 5, 5); /* vm-4 says yes */
+  struct vs_pop *pop = pop_of("k", mixed, 5, 5); /* vm-4 says yes */
   struct vs_feature *vm4 =
       doc_with("vm-4", (const char *[]){"k", "yes", "os:distro", "debian", NULL});
-  d = vs_drift_rank(pop, vm4, NULL, &err);
-  f = finding(d, "k");
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(pop, vm4, NULL, &err);
+  const struct vs_finding *f = finding(d, "k");
   ok(d && d->samples == 4, "a member target is left out of the samples (N = 5 - 1)");
   ok(f && f->c == 2 && f->m == 0 && near(f->k, 2.0 / 6.0),
      "its own value does not count: c=2 (no + unseen yes), m=0");
   vs_drift_free(d);
   vs_feature_free(vm4);
   vs_pop_free(pop);
+  vs_err_clear(&err);
+}
 
-  /* m > 0: two of ten samples share the target's value. */
+/* m > 0: two of ten samples share the target's value. */
+static void test_formula_shared_value(void) {
   const char *split[] = {"a", "a", "a", "a", "b", "a", "a", "a", "a", "b"};
-  pop = pop_of("k", split, 10, 10);
+  struct vs_pop *pop = pop_of("k", split, 10, 10);
   struct vs_feature *tb = doc_with("t", (const char *[]){"k", "b", "os:distro", "debian", NULL});
-  d = vs_drift_rank(pop, tb, NULL, &err);
-  f = finding(d, "k");
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(pop, tb, NULL, &err);
+  const struct vs_finding *f = finding(d, "k");
   ok(f && f->n == 10 && f->c == 2 && f->m == 2 && near(f->k, 2.0 * 3 / 12),
      "two samples share the value: N=10, c=2, m=2, K=6/12");
   vs_drift_free(d);
   vs_feature_free(tb);
   vs_pop_free(pop);
+  vs_err_clear(&err);
+}
 
-  /* Every sample differs (hostname): score about one half. */
-  pop = vs_pop_new();
+/* Every sample differs (hostname): score about one half. */
+static void test_formula_hostname_like(void) {
+  struct vs_pop *pop = vs_pop_new();
   for (int i = 0; i < 10; i++) {
     char id[32], host[16];
     snprintf(id, sizeof(id), "h%d", i);
@@ -122,24 +133,41 @@ static void test_formula(void) {
   }
   vs_pop_prepare(pop);
   struct vs_feature *th = doc_with("t", (const char *[]){"os:hostname", "db-01", NULL});
-  d = vs_drift_rank(pop, th, NULL, &err);
-  f = finding(d, "os:hostname");
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(pop, th, NULL, &err);
+  const struct vs_finding *f = finding(d, "os:hostname");
   ok(f && f->c == 11 && f->m == 0 && near(f->k, 11.0 / 21.0),
      "a hostname-like key: c = 10 + 1, m = 0, K = 11/21");
   ok(f && f->severity == VS_SEVERITY_INFO, "which is info, not an alarm");
   ok(d && d->alarms == 0, "so the VM raises no alarm");
   vs_drift_free(d);
   vs_feature_free(th);
+  vs_pop_free(pop);
+  vs_err_clear(&err);
+}
 
-  /* No samples at all. */
+/* No samples at all. */
+static void test_formula_no_samples(const struct vs_feature *t) {
+  struct vs_err err = {0};
   struct vs_pop *empty = vs_pop_new();
   vs_pop_prepare(empty);
-  d = vs_drift_rank(empty, t, NULL, &err);
+  struct vs_drift *d = vs_drift_rank(empty, t, NULL, &err);
   ok(!d && err.msg && strstr(err.msg, "no sample"),
      "ranking against no samples fails and says why");
   vs_err_clear(&err);
   vs_pop_free(empty);
-  vs_pop_free(pop);
+}
+
+static void test_formula(void) {
+  test_formula_values();
+  struct vs_feature *t =
+      doc_with("target", (const char *[]){"file:/etc/ssh/sshd_config:PermitRootLogin", "yes",
+                                          "os:distro", "debian", NULL});
+  test_formula_unseen_value(t);
+  test_formula_member_target();
+  test_formula_shared_value();
+  test_formula_hostname_like();
+  test_formula_no_samples(t);
   vs_feature_free(t);
 }
 
@@ -395,7 +423,9 @@ static void test_waivers(void) {
   vs_err_clear(&err);
 }
 
-static void test_diff(void) {
+/* Two documents of one VM: packages upgraded, downgraded, installed and removed, a conffile
+ * changed with its package and one edited locally, a service disabled. */
+static struct vs_feature *diff_old_doc(void) {
   struct vs_feature *old = doc_with("vm", (const char *[]){"pkg:openssh-server",
                                                            "1:9.2p1-2+deb12u2",
                                                            "pkg:bash",
@@ -418,6 +448,10 @@ static void test_diff(void) {
                                                            "enabled",
                                                            NULL});
   vs_feature_set_os(old, "package_format", "deb");
+  return old;
+}
+
+static struct vs_feature *diff_new_doc(void) {
   struct vs_feature *new = doc_with("vm", (const char *[]){"pkg:openssh-server",
                                                            "1:9.2p1-2+deb12u3",
                                                            "pkg:bash",
@@ -440,7 +474,10 @@ static void test_diff(void) {
                                                            "disabled",
                                                            NULL});
   vs_feature_set_os(new, "package_format", "deb");
-  struct vs_diff *d = vs_drift_diff(old, new);
+  return new;
+}
+
+static void test_diff_classes(const struct vs_diff *d) {
   const struct vs_change *by_key[32] = {0};
   const char *keys[] = {"pkg:openssh-server",
                         "pkg:curl",
@@ -472,11 +509,21 @@ static void test_diff(void) {
   ok(by_key[7] && by_key[7]->kind == VS_CHANGE_CHANGED && by_key[7]->class == VS_CLASS_NONE,
      "a service change is a plain change");
   ok(!by_key[8], "an unchanged key is not listed");
+}
+
+static void test_diff_summary(const struct vs_diff *d) {
   ok(d->upgrades == 1 && d->downgrades == 1 && d->installed == 1 && d->uninstalled == 1,
      "the summary counts 1 upgrade, 1 downgrade, 1 install, 1 removal");
   ok(d->package_edits == 1 && d->local_edits == 1,
      "and one file changed with its package, one edited locally (files, not keys)");
   ok(d->added == 1 && d->removed == 1 && d->changed == 6, "added 1, removed 1, changed 6");
+}
+
+static void test_diff(void) {
+  struct vs_feature *old = diff_old_doc(), *new = diff_new_doc();
+  struct vs_diff *d = vs_drift_diff(old, new);
+  test_diff_classes(d);
+  test_diff_summary(d);
   vs_diff_free(d);
   vs_feature_free(old);
   vs_feature_free(new);
