@@ -107,6 +107,7 @@ static int run_proxy(const struct args *a) {
   signal(SIGTERM, on_signal);
   signal(SIGINT, on_signal);
   double next_refresh = 0;
+  _cleanup_(vs_freep) char *last_serve_err = NULL;
   while (!stopping) {
     if (vs_now_monotonic() >= next_refresh) {
       if (vs_proxy_refresh(p, &err) < 0) {
@@ -125,7 +126,16 @@ static int run_proxy(const struct args *a) {
     } else if (handled == 0) {
       /* An empty inbox: look again soon (a watch would need no polling), serving the local
        * socket meanwhile. */
-      if (vs_proxy_serve(p, f ? 2 : 200, &err) < 0) vs_err_clear(&err);
+      if (vs_proxy_serve(p, f ? 2 : 200, &err) < 0) {
+        /* Said once per distinct failure: this loop turns every few milliseconds. */
+        if (!last_serve_err || strcmp(last_serve_err, vs_err_msg(&err)) != 0) {
+          free(last_serve_err);
+          last_serve_err = vs_xstrdup(vs_err_msg(&err));
+          vs_err_prefix(&err, "proxy %s", host);
+          vs_cli_fail(&err, NULL, 0, PROG);
+        }
+        vs_err_clear(&err);
+      }
     }
   }
   vs_proxy_free(p);

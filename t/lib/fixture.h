@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Makes a temporary directory and returns its path (static storage per call: copy it). */
+/* Makes a temporary directory and returns its path, which the caller frees. */
 char *fx_tmpdir(void);
 /* Writes CONTENT to ROOT/REL, creating parent directories; aborts the test on failure. */
 void fx_write(const char *root, const char *rel, const char *content);
