@@ -3,8 +3,8 @@
  * findings with what explains them (its value, the majority and its share, or "all differ"
  * when no two peers share a value), and what changed between each VM's last two snapshots.
  * The heat map is sized to its labels, each whole up to 120 bytes and titled with its whole
- * text, none outside the map or over another (t/report.sh measures them in Chromium). Every
- * guest-derived text is escaped. */
+ * text, none outside the map or over another (t/integration/report.sh measures them in
+ * Chromium). Every guest-derived text is escaped. */
 #ifndef VS_REPORT_H
 #define VS_REPORT_H
 
