@@ -399,15 +399,10 @@ static void predict_labels(struct vs_analysis *a, const struct vs_vm_tokens *vms
   free(v);
 }
 
-struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
-                               const struct vs_analytics_opts *o) {
-  struct vs_analytics_opts def = {0};
-  if (!o) o = &def;
+static struct vs_analysis *analysis_new(size_t n, const struct vs_analytics_opts *o) {
   struct vs_analysis *a = vs_xcalloc(1, sizeof(*a));
   a->n = n;
   a->seed = o->seed ? o->seed : 0x5eed5eed5eedULL;
-  double threshold = o->threshold > 0 ? o->threshold : 0.6;
-  double common = o->common_share > 0 ? o->common_share : 0.9;
   size_t cap = n ? n : 1;
   a->sig = vs_xcalloc(cap * K, sizeof(uint64_t));
   a->blank = vs_xcalloc(cap, sizeof(bool));
@@ -424,40 +419,46 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   a->anomaly = vs_xcalloc(cap, sizeof(double));
   a->label_p = vs_xcalloc(cap, sizeof(double));
   a->label = vs_xcalloc(cap, sizeof(char *));
-  if (!n) return a;
+  return a;
+}
 
-  /* How many VMs have each token (a VM's duplicates count once: tokens come from a map). */
-  struct counts df = {0};
-  for (size_t i = 0; i < n; i++)
-    for (size_t t = 0; t < vms[i].n; t++)
-      counts_add(&df, vms[i].tokens[t]);
-  uint32_t hi = (uint32_t)floor(common * (double)n);
-  if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
-  /* Negatable: tokens that at least the complement share of VMs have, and not all but one. */
+/* Negatable tokens, sorted: those that at least the complement of the common share of the N
+ * VMs have, and not all but one. */
+static uint64_t *negatable_tokens(const struct counts *df, size_t n, double common, size_t *n_neg) {
   uint32_t neg_lo = (uint32_t)ceil((1 - common) * (double)n);
   if (neg_lo < 2) neg_lo = 2;
   uint64_t *neg = NULL;
-  size_t n_neg = 0, neg_cap = 0;
-  for (size_t i = 0; n >= 4 && i < df.cap; i++) {
-    if (!df.keys[i] || df.n[i] < neg_lo || df.n[i] + 2 > n) continue;
-    if (n_neg == neg_cap) {
-      neg_cap = neg_cap ? 2 * neg_cap : 256;
-      neg = vs_xrealloc(neg, neg_cap * sizeof(uint64_t));
+  size_t cap = 0;
+  *n_neg = 0;
+  for (size_t i = 0; n >= 4 && i < df->cap; i++) {
+    if (!df->keys[i] || df->n[i] < neg_lo || df->n[i] + 2 > n) continue;
+    if (*n_neg == cap) {
+      cap = cap ? 2 * cap : 256;
+      neg = vs_xrealloc(neg, cap * sizeof(uint64_t));
     }
-    neg[n_neg++] = df.keys[i];
+    neg[(*n_neg)++] = df->keys[i];
   }
-  if (n_neg) qsort(neg, n_neg, sizeof(uint64_t), cmp_u64);
-  struct sig_job jobs[2] = {{a, vms, &df, 2, hi, neg, n_neg, 0, n / 2},
-                            {a, vms, &df, 2, hi, neg, n_neg, n / 2, n}};
-  if (n < 2) jobs[0].lo = 1;
-  jobs[1].lo = jobs[0].lo;
+  if (*n_neg) qsort(neg, *n_neg, sizeof(uint64_t), cmp_u64);
+  return neg;
+}
+
+/* Every VM's signature, on two threads from 64 VMs. JOB describes what is informative; its
+ * range is ignored. */
+static void sign_all(const struct sig_job *job, size_t n) {
+  struct sig_job jobs[2] = {*job, *job};
+  jobs[0].from = 0;
+  jobs[0].to = jobs[1].from = n / 2;
+  jobs[1].to = n;
   pthread_t t;
   bool threaded = n >= 64 && pthread_create(&t, NULL, sig_worker, &jobs[1]) == 0;
   if (!threaded) jobs[0].to = n;
   sig_worker(&jobs[0]);
   if (threaded) pthread_join(t, NULL);
+}
 
-  /* Candidate pairs from the bands, joined when similar enough. */
+/* Candidate pairs from the bands, joined (union-find PARENT) when similar enough. */
+static size_t *join_similar(const struct vs_analysis *a, double threshold) {
+  size_t n = a->n;
   size_t *parent = vs_xcalloc(n, sizeof(size_t));
   for (size_t i = 0; i < n; i++)
     parent[i] = i;
@@ -482,8 +483,12 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
     }
   }
   free(be);
+  return parent;
+}
 
-  /* Roles: the groups, largest first. */
+/* Roles: the groups of PARENT, largest first. */
+static void assign_roles(struct vs_analysis *a, size_t *parent) {
+  size_t n = a->n;
   struct role_rank *rr = vs_xcalloc(n, sizeof(*rr));
   size_t *count = vs_xcalloc(n, sizeof(size_t));
   for (size_t i = 0; i < n; i++)
@@ -499,13 +504,15 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   for (size_t i = 0; i < n; i++)
     a->role[i] = role_of_root[find(parent, i)];
   free(rr);
-  free(parent);
+  free(count);
+}
 
-  /* Medoids: among up to MEDOID_SAMPLE members (the first ones), the most like the others. */
+/* Medoids: among up to MEDOID_SAMPLE members (the first ones), the most like the others. */
+static void find_medoids(struct vs_analysis *a) {
   size_t *sample = vs_xcalloc(MEDOID_SAMPLE, sizeof(size_t));
   for (size_t r = 0; r < a->n_roles; r++) {
     size_t m = 0;
-    for (size_t i = 0; i < n && m < MEDOID_SAMPLE; i++)
+    for (size_t i = 0; i < a->n && m < MEDOID_SAMPLE; i++)
       if (a->role[i] == r) sample[m++] = i;
     double best = -1;
     for (size_t x = 0; x < m; x++) {
@@ -519,11 +526,13 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
     }
   }
   free(sample);
-  free(count);
+}
 
-  /* Similarity to the role, and anomaly: that, or the change since the VM's last snapshot. */
-  struct sig_job hist = jobs[0];
-  for (size_t i = 0; i < n; i++) {
+/* Similarity to the role, and anomaly: that, or the change since the VM's last snapshot
+ * (signed as HIST says what is informative). */
+static void score_similarity(struct vs_analysis *a, const struct vs_vm_tokens *vms,
+                             const struct sig_job *hist) {
+  for (size_t i = 0; i < a->n; i++) {
     a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
     if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
       /* Alone in its role: that is what is odd about it; it sits as far from the others as
@@ -537,14 +546,39 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
     a->anomaly[i] = 1.0 - a->similarity[i];
     if (vms[i].prev_tokens) {
       uint64_t prev[K];
-      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, &hist, prev, NULL);
+      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, hist, prev, NULL);
       double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
       if (1.0 - h > a->anomaly[i]) a->anomaly[i] = 1.0 - h;
     }
   }
+}
+
+struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
+                               const struct vs_analytics_opts *o) {
+  struct vs_analytics_opts def = {0};
+  if (!o) o = &def;
+  struct vs_analysis *a = analysis_new(n, o);
+  if (!n) return a;
+  double threshold = o->threshold > 0 ? o->threshold : 0.6;
+  double common = o->common_share > 0 ? o->common_share : 0.9;
+  /* How many VMs have each token (a VM's duplicates count once: tokens come from a map). */
+  struct counts df = {0};
+  for (size_t i = 0; i < n; i++)
+    for (size_t t = 0; t < vms[i].n; t++)
+      counts_add(&df, vms[i].tokens[t]);
+  uint32_t hi = (uint32_t)floor(common * (double)n);
+  if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
+  struct sig_job job = {.a = a, .vms = vms, .df = &df, .lo = n < 2 ? 1 : 2, .hi = hi};
+  job.neg = negatable_tokens(&df, n, common, &job.n_neg);
+  sign_all(&job, n);
+  size_t *parent = join_similar(a, threshold);
+  assign_roles(a, parent);
+  free(parent);
+  find_medoids(a);
+  score_similarity(a, vms, &job);
   free(df.keys);
   free(df.n);
-  free(neg);
+  free((uint64_t *)job.neg);
   predict_labels(a, vms, o->neighbours > 0 ? o->neighbours : 5);
   return a;
 }
