@@ -100,6 +100,38 @@ const char *vs_ftype_name(enum vs_ftype t) {
 
 /* -------------------------------------------------------------------------- resolution */
 
+/* "..": RES loses its last component; at the tree's root it stays there. */
+static void drop_last(struct vs_buf *res) {
+  char *slash = res->len ? strrchr(res->data, '/') : NULL;
+  if (slash) {
+    res->len = (size_t)(slash - res->data);
+    res->data[res->len] = '\0';
+  }
+}
+
+/* RES names a symlink: its target goes in front of what TODO still holds from NEXT on, and
+ * RES goes back to the link's directory (SAVED bytes), or to the tree's root for an absolute
+ * target. The expansion is bounded: symlinks cannot grow a path without limit. */
+static int splice_link(struct vs_source *src, const char *path, struct vs_buf *res, size_t saved,
+                       struct vs_buf *todo, size_t next, struct vs_err *err) {
+  _cleanup_(vs_freep) char *target = NULL;
+  if (src->ops->readlink(src->impl, res->data, &target, err) < 0) return -1;
+  struct vs_buf rest = {0};
+  vs_buf_adds(&rest, target);
+  vs_buf_addc(&rest, '/');
+  vs_buf_adds(&rest, todo->data + next);
+  if (rest.len >= 4 * VS_SOURCE_MAX_PATH) {
+    vs_buf_free(&rest);
+    return vs_err_set(err, ENAMETOOLONG, "%s: symlinks expand past %d bytes", path,
+                      4 * VS_SOURCE_MAX_PATH);
+  }
+  vs_buf_free(todo);
+  *todo = rest;
+  res->len = todo->data[0] == '/' ? 0 : saved;
+  if (res->data) res->data[res->len] = '\0';
+  return 0;
+}
+
 /* Resolution keeps the result as "/a/b/c" in RES and the components still to walk in TODO,
  * a path whose front is consumed; a symlink's target is spliced in front of the rest. */
 int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last, char **resolved,
@@ -125,11 +157,7 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
       continue;
     }
     if (clen == 2 && comp[0] == '.' && comp[1] == '.') {
-      char *slash = res.len ? strrchr(res.data, '/') : NULL;
-      if (slash) {
-        res.len = (size_t)(slash - res.data);
-        res.data[res.len] = '\0';
-      }
+      drop_last(&res);
       at = next;
       continue;
     }
@@ -152,27 +180,8 @@ int vs_source_resolve(struct vs_source *src, const char *path, bool follow_last,
         vs_err_set(err, ELOOP, "%s: more than %d symlinks (a loop?)", path, VS_SOURCE_MAX_LINKS);
         goto out;
       }
-      char *target = NULL;
-      if (src->ops->readlink(src->impl, res.data, &target, err) < 0) goto out;
-      struct vs_buf rest = {0};
-      vs_buf_adds(&rest, target);
-      vs_buf_addc(&rest, '/');
-      vs_buf_adds(&rest, todo.data + next);
-      free(target);
-      if (rest.len >= 4 * VS_SOURCE_MAX_PATH) {
-        vs_buf_free(&rest);
-        vs_err_set(err, ENAMETOOLONG, "%s: symlinks expand past %d bytes", path,
-                   4 * VS_SOURCE_MAX_PATH);
-        goto out;
-      }
-      vs_buf_free(&todo);
-      todo = rest;
+      if (splice_link(src, path, &res, saved, &todo, next, err) < 0) goto out;
       at = 0;
-      if (todo.data[0] == '/')
-        res.len = 0; /* absolute target: start again at the tree's root */
-      else
-        res.len = saved;
-      if (res.data) res.data[res.len] = '\0';
       continue;
     }
     if (!is_last && st.type != VS_FT_DIR) {
