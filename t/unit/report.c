@@ -60,36 +60,51 @@ static struct vs_feature *vm(size_t i, const char *root, const char *fwd) {
   return d;
 }
 
-int main(void) {
-  plan_no_plan();
-  /* Twelve web servers agree, but web-7 permits root logins (with a value a guest could
-   * choose to attack the page) and web-6 forwards packets. */
-  struct vs_feature *docs[N_VMS];
-  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
-  for (size_t i = 0; i < N_VMS; i++) {
-    docs[i] = vm(i, i == 7 ? HOSTILE : "no", i == 6 ? "1" : "0");
-    vs_pop_add(pop, docs[i]);
-  }
-  vs_pop_prepare(pop);
-  struct vs_drift *drift[N_VMS];
+/* Twelve web servers agree, but web-7 permits root logins (with a value a guest could choose
+ * to attack the page) and web-6 forwards packets; web-0 was ranked and changed since its
+ * previous snapshot, web-1 was not ranked. */
+struct fleet {
+  struct vs_feature *docs[N_VMS], *before;
+  struct vs_pop *pop;
+  struct vs_drift *drift[N_VMS], *unranked;
+  struct vs_diff *diff;
   struct vs_report_vm vms[N_VMS];
+};
+
+static void fleet_make(struct fleet *f) {
+  f->pop = vs_pop_new();
+  for (size_t i = 0; i < N_VMS; i++) {
+    f->docs[i] = vm(i, i == 7 ? HOSTILE : "no", i == 6 ? "1" : "0");
+    vs_pop_add(f->pop, f->docs[i]);
+  }
+  vs_pop_prepare(f->pop);
   struct vs_err err = {0};
   for (size_t i = 0; i < N_VMS; i++) {
-    drift[i] = vs_drift_rank(pop, docs[i], NULL, &err);
-    if (!drift[i]) diag("ranking web-%zu: %s", i, vs_err_msg(&err));
-    vms[i] = (struct vs_report_vm){.doc = docs[i], .drift = drift[i]};
+    f->drift[i] = vs_drift_rank(f->pop, f->docs[i], NULL, &err);
+    if (!f->drift[i]) diag("ranking web-%zu: %s", i, vs_err_msg(&err));
+    vs_err_clear(&err);
+    f->vms[i] = (struct vs_report_vm){.doc = f->docs[i], .drift = f->drift[i]};
   }
-  /* web-0 was ranked, web-1 was not; web-0 changed since its previous snapshot. */
-  struct vs_drift *unranked = drift[1];
-  vms[1].drift = NULL;
-  struct vs_feature *before = vm(0, "yes", "0");
-  struct vs_diff *diff = vs_drift_diff(before, docs[0]);
-  vms[0].diff = diff;
-  vms[0].since = "2026-11-24T18:00:00Z";
+  f->unranked = f->drift[1];
+  f->vms[1].drift = NULL;
+  f->before = vm(0, "yes", "0");
+  f->diff = vs_drift_diff(f->before, f->docs[0]);
+  f->vms[0].diff = f->diff;
+  f->vms[0].since = "2026-11-24T18:00:00Z";
+}
 
-  struct vs_report r = {.title = "Fleet <b>&</b>", .vms = vms, .n = N_VMS};
-  char *page = vs_report_html(&r);
+static void fleet_free(struct fleet *f) {
+  vs_diff_free(f->diff);
+  vs_feature_free(f->before);
+  vs_drift_free(f->unranked);
+  for (size_t i = 0; i < N_VMS; i++) {
+    if (i != 1) vs_drift_free(f->drift[i]);
+    vs_feature_free(f->docs[i]);
+  }
+  vs_pop_free(f->pop);
+}
 
+static void test_page_escapes(const char *page) {
   ok(strstr(page, "<meta name=\"generator\" content=\"" VS_REPORT_GENERATOR "\">") != NULL,
      "the page names its generator in a meta element");
   ok(strstr(page, "<title>Fleet &lt;b&gt;&amp;&lt;/b&gt;</title>") != NULL &&
@@ -101,7 +116,9 @@ int main(void) {
      "it is shown escaped, in the heat map's cell title and in the findings row");
   ok(strstr(page, "<p id=\"summary\">12 VMs; 2 with alarms, 2 alarms in all") != NULL,
      "the summary counts the VMs, those with alarms and the alarms");
+}
 
+static void test_heat_map(const char *page) {
   /* The heat map: one column per alarmed key, one cell per VM and column. */
   ok(count(page, "<text class=\"key\"") == 2, "the heat map has a column for each alarmed key");
   ok(strstr(page, "<title>" ROOT_KEY "</title>" ROOT_KEY "</text>") != NULL &&
@@ -117,7 +134,9 @@ int main(void) {
   free(cold);
   ok(strstr(page, "web-7: " ROOT_KEY " = &lt;script&gt;") != NULL,
      "the cell's title holds the VM, the key and its escaped value");
+}
 
+static void test_finding_rows(const char *page) {
   /* The rows of each VM's findings. */
   char *s7 = section_of(page, "web-7");
   ok(strstr(s7, "<p>1 alarm among ") != NULL, "web-7's section counts its one alarm");
@@ -142,22 +161,28 @@ int main(void) {
   ok(strstr(s0, "<tr class=\"change\"><td>" ROOT_KEY "</td><td>yes</td><td>no</td>") != NULL,
      "and lists the change with what was and what is");
   free(s0);
-  free(page);
+}
 
+static void test_fewer_columns(struct vs_report *r) {
   /* Fewer columns: the highest-scoring key stays. */
-  r.heat_keys = 1;
-  page = vs_report_html(&r);
+  r->heat_keys = 1;
+  char *page = vs_report_html(r);
   ok(count(page, "<text class=\"key\"") == 1, "heat_keys 1 keeps one column");
   ok(count(page, "<rect class=\"cell\"") == N_VMS, "and one cell per VM");
   free(page);
+}
 
-  vs_diff_free(diff);
-  vs_feature_free(before);
-  vs_drift_free(unranked);
-  for (size_t i = 0; i < N_VMS; i++) {
-    if (i != 1) vs_drift_free(drift[i]);
-    vs_feature_free(docs[i]);
-  }
-  vs_err_clear(&err);
+int main(void) {
+  plan_no_plan();
+  struct fleet f;
+  fleet_make(&f);
+  struct vs_report r = {.title = "Fleet <b>&</b>", .vms = f.vms, .n = N_VMS};
+  char *page = vs_report_html(&r);
+  test_page_escapes(page);
+  test_heat_map(page);
+  test_finding_rows(page);
+  free(page);
+  test_fewer_columns(&r);
+  fleet_free(&f);
   return done_testing();
 }
