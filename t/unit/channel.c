@@ -2,6 +2,7 @@
  * with everything that changes the machine blocked), a socket that never answers, a relay that
  * sends garbage first, and a fake agent that answers with junk. */
 #include "channel.h"
+#include "daemons.h"
 #include "fixture.h"
 #include "tap.h"
 
@@ -103,35 +104,6 @@ static void *fake_run(void *p) {
     close(fd);
   }
   return NULL;
-}
-
-/* Starts qemu-ga on SOCK with DIR as its state directory; returns its pid. */
-static pid_t start_qemu_ga(const char *sock, const char *dir) {
-  pid_t qga = fork();
-  if (qga == 0) {
-    /* Not our stdout: the TAP driver reads it to its end, which a leftover agent would hold. */
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execlp("qemu-ga", "qemu-ga", "-m", "unix-listen", "-p", sock, "-t", dir, "-b", blocked,
-           (char *)NULL);
-    _exit(127);
-  }
-  return qga;
-}
-
-/* Waits up to 5 s for something to accept connections on SOCK. */
-static bool wait_for_listener(const char *sock) {
-  bool up = false;
-  for (int i = 0; i < 100 && !up; i++) {
-    int fd = connect_to(sock);
-    up = fd >= 0;
-    if (fd >= 0) close(fd);
-    if (!up) usleep(50000);
-  }
-  return up;
 }
 
 static void test_calls_answer(struct vs_channel *c) {
@@ -309,11 +281,10 @@ int main(void) {
   snprintf(silent, sizeof(silent), "%s/silent.sock", dir);
   snprintf(relayed, sizeof(relayed), "%s/relay.sock", dir);
   snprintf(fake, sizeof(fake), "%s/fake.sock", dir);
-  pid_t qga = start_qemu_ga(sock, dir);
-  bool up = wait_for_listener(sock);
+  pid_t qga = fx_qemu_ga_start(sock, dir, blocked);
+  bool up = qga > 0;
   if (!up) {
     skip(1, "qemu-ga did not start (is qemu-guest-agent installed?)");
-    kill(qga, SIGTERM);
     return done_testing();
   }
   ok(up, "the real qemu-ga listens on a unix socket");

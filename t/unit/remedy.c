@@ -3,6 +3,7 @@
  * the real qemu-ga on a unix socket; a command for a domain this host does not run, with and
  * without a fleet store to route it; a webhook against a small HTTP server run here, with its
  * retries; a patch set for a domain that is not there; and the inputs it refuses. */
+#include "daemons.h"
 #include "fixture.h"
 #include "remedy.h"
 #include "tap.h"
@@ -142,32 +143,6 @@ static const char *blocked =
     "guest-file-write,guest-ssh-add-authorized-keys,guest-ssh-remove-authorized-keys,"
     "guest-network-set-interfaces";
 
-static pid_t start_qemu_ga(const char *sock, const char *dir) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* Not our stdout: the TAP driver reads it to its end, which a leftover agent would hold. */
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-      dup2(null, 1);
-      dup2(null, 2);
-    }
-    execlp("qemu-ga", "qemu-ga", "-m", "unix-listen", "-p", sock, "-t", dir, "-b", blocked,
-           (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < 100 && pid > 0; i++) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    if (fd >= 0) close(fd);
-    if (up) return pid;
-    usleep(50000);
-  }
-  if (pid > 0) kill(pid, SIGTERM);
-  return -1;
-}
-
 static void test_agent(const char *uri, const char *sock) {
   int rc;
   struct vs_remedy_opts o = {.uri = uri, .agent_timeout_ms = 5000, .exec_deadline_ms = 20000};
@@ -239,47 +214,6 @@ static void test_agent(const char *uri, const char *sock) {
 
 /* ------------------------------------------------------------------------- webhooks */
 
-/* A small HTTP server: answers each request with the next status of its list (the last one
- * again when the list is used up), and keeps the last request's text. */
-struct server {
-  int fd;
-  int statuses[8], n_statuses, served;
-  char last[8192];
-};
-
-static void *serve(void *arg) {
-  struct server *s = arg;
-  for (;;) {
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0) return NULL;
-    char buf[8192];
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof(buf) - 1 && (n = read(c, buf + len, sizeof(buf) - 1 - len)) > 0) {
-      len += (size_t)n;
-      buf[len] = 0;
-      char *end = strstr(buf, "\r\n\r\n");
-      char *cl = strcasestr(buf, "Content-Length:");
-      if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)) break;
-    }
-    buf[len] = 0;
-    memcpy(s->last, buf, len + 1);
-    int status = s->statuses[s->served < s->n_statuses ? s->served : s->n_statuses - 1];
-    s->served++;
-    char reply[128];
-    int rl = snprintf(reply, sizeof(reply), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok", status);
-    if (write(c, reply, (size_t)rl) < 0) diag("write failed");
-    close(c);
-  }
-}
-
-static void answer(struct server *s, int first, int then) {
-  s->statuses[0] = first;
-  s->statuses[1] = then;
-  s->n_statuses = 2;
-  s->served = 0;
-}
-
 static int webhook(const struct vs_rule *r, const char *url, int *status, int *attempts,
                    struct vs_err *err) {
   struct vs_remedy_opts o = {0};
@@ -295,26 +229,20 @@ static int webhook(const struct vs_rule *r, const char *url, int *status, int *a
 
 static void test_webhook(void) {
   int rc;
-  struct server s = {0};
-  s.fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof(a);
-  if (bind(s.fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s.fd, 8) < 0 ||
-      getsockname(s.fd, (struct sockaddr *)&a, &al) < 0) {
+  struct fx_httpd s = {0};
+  if (fx_httpd_start(&s) < 0) {
     skip(9, "no loopback socket");
     return;
   }
-  pthread_t t;
-  pthread_create(&t, NULL, serve, &s);
   char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v2/alerts", ntohs(a.sin_port));
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v2/alerts", s.port);
   struct vs_rule r = rule_named("root-login");
   r.webhook.backoff_ms = 10;
   r.webhook.timeout_ms = 2000;
   struct vs_err err = {0};
   int status = 0, attempts = 0;
 
-  answer(&s, 503, 200);
+  fx_httpd_answer(&s, 503, 200);
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == 0 && status == 200 && attempts == 2,
      "a 503 is retried and the second attempt lands: the action succeeds (%d, %d attempts)", status,
@@ -322,18 +250,18 @@ static void test_webhook(void) {
   ok(strstr(s.last, "\"alertname\":\"vmscope_config_drift\"") &&
          strstr(s.last, "\"rule\":\"root-login\"") && strstr(s.last, "\"domain\":\"web-03\""),
      "the body is Alertmanager's alert for the rule and the notification's domain");
-  answer(&s, 400, 200);
+  fx_httpd_answer(&s, 400, 200);
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == -1 && status == 400 && attempts == 1 && has(&err, "400"),
      "a 400 fails the action at once, not retried: %s", why(&err));
   vs_err_clear(&err);
-  answer(&s, 503, 503);
+  fx_httpd_answer(&s, 503, 503);
   r.webhook.retries = 2;
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == -1 && status == 503 && attempts == 3,
      "503 every time: the action fails after its retries (%d attempts): %s", attempts, why(&err));
   vs_err_clear(&err);
-  answer(&s, 503, 200);
+  fx_httpd_answer(&s, 503, 200);
   r.webhook.retries = 0;
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == -1 && status == 503 && attempts == 1, "WebhookRetries 0: one attempt only (%d)",
@@ -341,16 +269,14 @@ static void test_webhook(void) {
   vs_err_clear(&err);
   r.webhook.retries = -1;
   r.webhook.body = "{\"text\":\"${rule} on ${domain}: ${meta:key}\"}";
-  answer(&s, 204, 204);
+  fx_httpd_answer(&s, 204, 204);
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == 0 && status == 204, "any 2xx is success (204)");
   ok(strstr(s.last,
             "{\"text\":\"root-login on web-03: file:/etc/ssh/sshd_config:PermitRootLogin\"}"),
      "a body template is filled from the rule and the notification");
   r.webhook.body = NULL;
-  shutdown(s.fd, SHUT_RDWR);
-  close(s.fd);
-  pthread_join(t, NULL);
+  fx_httpd_stop(&s);
   r.webhook.retries = 1;
   rc = webhook(&r, url, &status, &attempts, &err);
   ok(rc == -1 && status == -1 && attempts == 2 && err.msg,
@@ -417,7 +343,7 @@ int main(void) {
 
   test_refusals(uri);
   test_routing(uri, dir);
-  pid_t qga = start_qemu_ga(sock, dir);
+  pid_t qga = fx_qemu_ga_start(sock, dir, blocked);
   if (qga > 0) {
     test_agent(uri, sock);
     kill(qga, SIGTERM);

@@ -3,6 +3,7 @@
  * HTTP server run here. */
 #include "queue.h"
 #include "rules.h"
+#include "daemons.h"
 #include "tap.h"
 #include "webhook.h"
 
@@ -218,54 +219,12 @@ static void test_body(void) {
   vs_event_clear(&e);
 }
 
-/* A small HTTP server: answers each request with the next status of its list, and keeps the
- * last request's text. */
-struct server {
-  int fd, port;
-  int statuses[8], n_statuses, served;
-  char last[4096];
-};
-
-static void *serve(void *arg) {
-  struct server *s = arg;
-  for (;;) {
-    int c = accept(s->fd, NULL, NULL);
-    if (c < 0) return NULL;
-    char buf[4096];
-    size_t len = 0;
-    ssize_t n;
-    /* the whole request: headers, then Content-Length bytes */
-    while (len < sizeof(buf) - 1 && (n = read(c, buf + len, sizeof(buf) - 1 - len)) > 0) {
-      len += (size_t)n;
-      buf[len] = 0;
-      char *end = strstr(buf, "\r\n\r\n");
-      char *cl = strcasestr(buf, "Content-Length:");
-      if (end && cl && len >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15)) break;
-    }
-    buf[len] = 0;
-    memcpy(s->last, buf, len + 1);
-    int status = s->statuses[s->served < s->n_statuses ? s->served : s->n_statuses - 1];
-    s->served++;
-    char reply[128];
-    int rl = snprintf(reply, sizeof(reply), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok", status);
-    if (write(c, reply, (size_t)rl) < 0) diag("write failed");
-    close(c);
-  }
-}
-
 static void test_post(void) {
-  struct server s = {.statuses = {503, 503, 200}, .n_statuses = 3};
-  s.fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t al = sizeof(a);
-  if (bind(s.fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s.fd, 8) < 0 ||
-      getsockname(s.fd, (struct sockaddr *)&a, &al) < 0) {
+  struct fx_httpd s = {.statuses = {503, 503, 200}, .n_statuses = 3};
+  if (fx_httpd_start(&s) < 0) {
     skip(7, "no loopback socket");
     return;
   }
-  s.port = ntohs(a.sin_port);
-  pthread_t t;
-  pthread_create(&t, NULL, serve, &s);
   char url[64];
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v2/alerts", s.port);
   char *hdr[] = {"X-Team: ops"};
@@ -294,9 +253,7 @@ static void test_post(void) {
      "a 400 is final, not retried: %s", vs_err_msg(&err));
   vs_err_clear(&err);
   ok(strstr(s.last, "Authorization: Basic YWxpY2U6cHc=") != NULL, "with basic authentication");
-  shutdown(s.fd, SHUT_RDWR);
-  close(s.fd);
-  pthread_join(t, NULL);
+  fx_httpd_stop(&s);
   o.retries = 1;
   status = vs_webhook_post(url, &o, "{}", &attempts, &err);
   ok(status == -1 && attempts == 2 && err.msg,
