@@ -94,3 +94,8 @@ int fx_run(char *const argv[]) {
   if (rc != 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st)) return -1;
   return WEXITSTATUS(st);
 }
+
+bool fx_have(const char *program) {
+  char *argv[] = {(char *)program, "--version", NULL};
+  return fx_run(argv) == 0;
+}

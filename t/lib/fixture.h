@@ -2,6 +2,7 @@
 #ifndef VS_FIXTURE_H
 #define VS_FIXTURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,5 +19,7 @@ void fx_rmtree(const char *root);
 /* Runs ARGV (ARGV[0] looked up on PATH, no shell) with its output dropped: its exit status, or
  * -1 when it could not be started or was killed. For the oracles the tests ask (qemu-img). */
 int fx_run(char *const argv[]);
+/* Whether PROGRAM is installed: `PROGRAM --version` runs and exits 0. */
+bool fx_have(const char *program);
 
 #endif
