@@ -216,7 +216,7 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
     struct vs_err e = {0};
     struct vs_feature *doc = vs_pool_newest_in(dir, names[i], &e);
     if (!doc) {
-      add_error(v, vs_xasprintf("%s/%s: %s", dir, names[i], vs_err_msg(&e)));
+      add_error(v, vs_xstrdup(vs_err_msg(&e))); /* it names the VM's directory */
       vs_err_clear(&e);
       continue;
     }

@@ -260,11 +260,13 @@ static struct vs_feature *newest_in(const char *vmdir, struct vs_feature **secon
   char **docs = list_documents(vmdir, &n, false, err);
   if (!docs) return NULL;
   struct vs_feature *found = NULL;
+  _cleanup_(vs_freep) char *why = NULL; /* the newest document's load error */
   for (size_t i = n; i-- > 0;) {
     char *path = vs_xasprintf("%s/%s", vmdir, docs[i]);
     struct vs_err lerr = {0};
     struct vs_feature *doc = vs_feature_load(path, &lerr);
     if (!doc) vs_log(VS_LOG_WARNING, "skipping %s", vs_err_msg(&lerr));
+    if (!doc && !why) why = vs_xstrdup(vs_err_msg(&lerr));
     vs_err_clear(&lerr);
     free(path);
     if (!doc) continue;
@@ -277,7 +279,10 @@ static struct vs_feature *newest_in(const char *vmdir, struct vs_feature **secon
     }
   }
   vs_strv_free(docs, n);
-  if (!found) vs_err_set(err, ENOENT, "%s: no readable document", vmdir);
+  if (!found && why)
+    vs_err_set(err, ENOENT, "%s: no readable document (the newest: %s)", vmdir, why);
+  else if (!found)
+    vs_err_set(err, ENOENT, "%s: no document", vmdir);
   return found;
 }
 

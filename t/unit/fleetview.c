@@ -1,0 +1,183 @@
+/* analyze/fleetview: VMs, not files (one peer per VM identity, its newest document, the previous
+ * kept for history), peer groups by role or fleet, a VM never its own peer, and the pool
+ * loader's refusals. */
+#include "fixture.h"
+#include "fleetview.h"
+#include "pool.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define T0 1796200000
+
+/* A VM of role ROLE ("web" or "db"): twenty settings of its role's own file, one hostname of
+ * its own, and the distribution every VM shares. */
+static struct vs_feature *vm(const char *role, int i, int64_t taken_at) {
+  struct vs_feature *d = vs_feature_new();
+  char id[64], name[32], key[96];
+  snprintf(id, sizeof(id), "00000000-0000-4000-8000-%s%08d", strcmp(role, "web") ? "0db0" : "0eb0",
+           i);
+  snprintf(name, sizeof(name), "%s-%02d", role, i);
+  vs_feature_set_id(d, id, name);
+  vs_feature_set_taken_at(d, taken_at);
+  vs_feature_set(d, "os:distro", "debian", NULL);
+  vs_feature_set(d, "file:/etc/hostname:name", name, NULL);
+  for (int k = 0; k < 20; k++) {
+    snprintf(key, sizeof(key), "file:/etc/%s.conf:setting%d", role, k);
+    vs_feature_setf(d, key, NULL, "%s-value-%d", role, k);
+  }
+  return d;
+}
+
+static void test_newest_per_vm(void) {
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  ok(vs_view_add(v, vm("web", 1, T0)) == 1, "a VM's first document is its newest");
+  struct vs_feature *newer = vm("web", 1, T0 + 60);
+  vs_feature_set(newer, "file:/etc/web.conf:setting0", "changed", NULL);
+  ok(vs_view_add(v, newer) == 1, "a newer document of the same VM replaces it");
+  ok(vs_view_add(v, vm("web", 1, T0 + 30)) == 0, "an older one does not");
+  struct vs_feature *tie = vm("web", 1, T0 + 60);
+  vs_feature_set(tie, "file:/etc/web.conf:setting0", "tie", NULL);
+  ok(vs_view_add(v, tie) == 1, "on a tie the document added last wins");
+  ok(vs_view_count(v) == 1, "three documents of one VM are one VM, not three peers");
+  is_str(vs_feature_get(vs_view_doc(v, 0), "file:/etc/web.conf:setting0"), "tie",
+         "the VM is its newest document");
+  const struct vs_feature *prev = vs_view_prev(v, 0);
+  ok(prev && strcmp(vs_feature_get(prev, "file:/etc/web.conf:setting0"), "changed") == 0,
+     "and the next newest is kept as its previous snapshot");
+}
+
+static void test_find_and_target(void) {
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  for (int i = 1; i <= 3; i++)
+    vs_view_add(v, vm("web", i, T0));
+  struct vs_feature *twin = vm("db", 1, T0);
+  vs_feature_set_id(twin, vs_feature_id(twin), "web-02"); /* a second VM named web-02 */
+  vs_view_add(v, twin);
+  ok(vs_view_find(v, "web-01") == 0, "a VM is found by name");
+  ok(vs_view_find(v, "00000000-0000-4000-8000-0eb000000003") == 2, "and by id");
+  ok(vs_view_find(v, "web-02") == -2, "a name two VMs share finds neither (-2)");
+  ok(vs_view_find(v, "web-99") == -1, "an unknown name is -1");
+  struct vs_feature *target = vm("web", 3, T0 - 3600);
+  vs_feature_set(target, "file:/etc/web.conf:setting0", "target", NULL);
+  ok(vs_view_add_target(v, target) == 1,
+     "a target replaces every document of its VM, even newer ones (1 dropped)");
+  long t = vs_view_find(v, "web-03");
+  ok(t >= 0 && vs_view_count(v) == 4 &&
+         strcmp(vs_feature_get(vs_view_doc(v, (size_t)t), "file:/etc/web.conf:setting0"),
+                "target") == 0,
+     "and is that VM's one document, one VM of the four");
+  vs_view_remove(v, 0);
+  ok(vs_view_count(v) == 3 && vs_view_find(v, "web-01") == -1, "a removed VM is gone");
+}
+
+/* Ten web servers and nine databases: two roles, each over min_role_peers (8). */
+static struct vs_view *two_roles(enum vs_peer_group peers, size_t min_role_peers) {
+  struct vs_view *v = vs_view_new();
+  for (int i = 1; i <= 10; i++)
+    vs_view_add(v, vm("web", i, T0));
+  for (int i = 1; i <= 9; i++)
+    vs_view_add(v, vm("db", i, T0));
+  struct vs_view_opts o = {.peers = peers, .min_role_peers = min_role_peers};
+  vs_view_prepare(v, &o);
+  return v;
+}
+
+static uint32_t samples(const struct vs_view *v, const char *name) {
+  struct vs_err err = {0};
+  long i = vs_view_find(v, name);
+  struct vs_drift *d = i >= 0 ? vs_view_rank(v, (size_t)i, NULL, &err) : NULL;
+  uint32_t n = d ? d->samples : 0;
+  if (!d) diag("ranking %s: %s", name, vs_err_msg(&err));
+  vs_drift_free(d);
+  vs_err_clear(&err);
+  return n;
+}
+
+static void test_peer_groups(void) {
+  _cleanup_(vs_view_freep) struct vs_view *v = two_roles(VS_PEERS_ROLE, 0);
+  const struct vs_analysis *a = vs_view_analysis(v);
+  ok(a && vs_analysis_role_count(a) == 2, "the role analysis finds the two roles (%zu)",
+     a ? vs_analysis_role_count(a) : 0);
+  long web = vs_view_find(v, "web-04"), db = vs_view_find(v, "db-04");
+  ok(web >= 0 && db >= 0 && vs_view_by_role(v, (size_t)web) && vs_view_by_role(v, (size_t)db),
+     "with more than 8 members each, every VM is ranked against its role");
+  ok(samples(v, "web-04") == 9, "a web server's peers are the 9 other web servers, not itself");
+  ok(samples(v, "db-04") == 8, "a database's are the 8 other databases");
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_view_rank(v, (size_t)web, NULL, &err);
+  ok(d && d->alarms == 0, "a web server is no misfit among web servers (%zu alarms)",
+     d ? d->alarms : 0);
+  vs_drift_free(d);
+  vs_err_clear(&err);
+
+  _cleanup_(vs_view_freep) struct vs_view *fleet = two_roles(VS_PEERS_FLEET, 0);
+  ok(samples(fleet, "web-04") == 18, "with --peer-group fleet its peers are the 18 other VMs");
+  _cleanup_(vs_view_freep) struct vs_view *small = two_roles(VS_PEERS_ROLE, 9);
+  ok(samples(small, "db-04") == 18 && samples(small, "web-04") == 9,
+     "a role of 9 is ranked against the fleet when more than 9 are needed; one of 10 is not");
+}
+
+static void test_pool(void) {
+  char *root = fx_tmpdir();
+  char *pool = NULL, *tree = NULL, *file = NULL;
+  if (asprintf(&pool, "%s/pool", root) < 0 || asprintf(&tree, "%s/guest", root) < 0 ||
+      asprintf(&file, "%s/file", root) < 0)
+    abort();
+  struct vs_err err = {0};
+  for (int i = 1; i <= 3; i++) {
+    struct vs_feature *old = vm("web", i, i == 3 ? T0 - 86400 * 30 : T0 - 60);
+    struct vs_feature *now = vm("web", i, i == 3 ? T0 - 86400 * 29 : T0);
+    if (vs_pool_write(pool, old, NULL, &err) < 0 || vs_pool_write(pool, now, NULL, &err) < 0)
+      diag("writing the pool: %s", vs_err_msg(&err));
+    vs_feature_free(old);
+    vs_feature_free(now);
+  }
+  fx_write(root, "pool/garbage/2026-11-01T00:00:00Z.json", "{not json");
+  fx_write(root, "guest/etc/hostname", "web-09\n");
+  fx_write(root, "file", "x");
+  ok(vs_view_is_pool(pool) && !vs_view_is_pool(tree), "a pool looks like one; a guest does not");
+
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  size_t forgotten = 0;
+  int loaded = vs_view_add_pool(v, pool, "2026-12-01T00:00:00Z", &forgotten, &err);
+  ok(loaded == 0, "a pool loads: %s", err.msg ? err.msg : "no error");
+  vs_err_clear(&err);
+  ok(vs_view_count(v) == 2 && forgotten == 1,
+     "two VMs, and the one not seen since before NOT_BEFORE is forgotten (%zu, %zu)",
+     vs_view_count(v), forgotten);
+  ok(vs_view_count(v) == 2 && vs_view_prev(v, 0) && vs_view_prev(v, 1),
+     "each with its previous snapshot");
+  const char *const *msgs = NULL;
+  size_t n_errors = vs_view_errors(v, &msgs);
+  ok(n_errors == 1 && strstr(msgs[0], "garbage"),
+     "a document that does not load is an error naming it, and is skipped: %s",
+     n_errors ? msgs[0] : "none");
+  int rc = vs_view_add_pool(v, "/nonexistent/pool", NULL, NULL, &err);
+  ok(rc < 0 && err.code == ENOENT, "a missing pool is ENOENT: %s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  rc = vs_view_add_pool(v, file, NULL, NULL, &err);
+  ok(rc < 0 && err.code == ENOTDIR, "a file is ENOTDIR: %s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  rc = vs_view_add_pool(v, tree, NULL, NULL, &err);
+  ok(rc < 0 && err.code == EINVAL, "a guest tree given as a pool is refused (EINVAL): %s",
+     vs_err_msg(&err));
+  vs_err_clear(&err);
+  fx_rmtree(root);
+  free(pool);
+  free(tree);
+  free(file);
+  free(root);
+}
+
+int main(void) {
+  plan_no_plan();
+  test_newest_per_vm();
+  test_find_and_target();
+  test_peer_groups();
+  test_pool();
+  return done_testing();
+}
