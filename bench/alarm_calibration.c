@@ -218,6 +218,22 @@ static void count_key(struct vs_strmap *causes, const char *key) {
 /* Every VM of M ranked against its peers: those with an alarm are counted, and their keys. */
 static void measure_clean(const struct members *m, struct tally *t) {
   _cleanup_(vs_view_freep) struct vs_view *v = view_of(m, NULL);
+  if (getenv("VS_CALIBRATION_LIKENESS")) {
+    const struct vs_analysis *a = vs_view_analysis(v);
+    for (size_t i = 0; i < vs_view_count(v); i++) {
+      double best = 0, bestp = 0;
+      for (size_t j = 0; j < vs_view_count(v); j++)
+        if (j != i && vs_analysis_role(a, j) == vs_analysis_role(a, i)) {
+          if (vs_analysis_likeness(a, i, j) > best) best = vs_analysis_likeness(a, i, j);
+          if (vs_analysis_pair(a, i, j) > bestp) bestp = vs_analysis_pair(a, i, j);
+        }
+      size_t truth = 0;
+      for (size_t j = 0; j < m->n; j++)
+        truth += m->f->role[m->idx[j]] == m->f->role[m->idx[i]];
+      fprintf(stderr, "L n=%zu truth=%zu role=%zu like=%.2f pair=%.2f\n", m->n, truth,
+              vs_analysis_role_size(a, vs_analysis_role(a, i)), best, bestp);
+    }
+  }
   for (size_t i = 0; i < vs_view_count(v); i++) {
     _cleanup_(vs_drift_freep) struct vs_drift *d = fg_rank(v, i);
     t->clean_vms++;
@@ -280,9 +296,13 @@ static void run_case(struct bench *b, const struct members *m, struct tally *t) 
   size_t rank = fg_injected_rank(d, diff, &alarm);
   count_case(t, kind, rank, alarm);
   if (getenv("VS_CALIBRATION_VERBOSE") && (rank != 1 || !alarm))
-    fprintf(stderr, "# %zu VMs: %s on %s (%u peers): rank %zu, %s; top: %s (%.3f)\n", m->n, what,
-            vs_feature_name(bad), d->samples, rank, alarm ? "alarmed" : "not alarmed",
-            d->n_findings ? d->findings[0].key : "-", d->n_findings ? d->findings[0].score : 0.0);
+    fprintf(stderr,
+            "# %zu VMs: %s on %s (%u peers%s): rank %zu, %s; top: %s (%.3f, %s, %u elsewhere)\n",
+            m->n, what, vs_feature_name(bad), d->samples, d->unique ? ", unique" : "", rank,
+            alarm ? "alarmed" : "not alarmed", d->n_findings ? d->findings[0].key : "-",
+            d->n_findings ? d->findings[0].score : 0.0,
+            d->n_findings ? vs_finding_kind_name(d->findings[0].kind) : "-",
+            d->n_findings ? d->findings[0].elsewhere : 0);
 }
 
 static void measure(struct bench *b, const struct members *m, size_t cases, struct tally *t) {

@@ -67,7 +67,8 @@ static void test_formula_unseen_value(const struct vs_feature *t) {
   const struct vs_finding *f = finding(d, "file:/etc/ssh/sshd_config:PermitRootLogin");
   ok(f && f->n == 4 && f->c == 2 && f->m == 0,
      "an unseen value: N=4, c = 1 distinct + 1 for the unseen value = 2, m=0");
-  ok(f && near(f->k, 2.0 / 6.0) && near(f->score, 1 - 2.0 / 6.0), "and K = 2*1/(4+2) = 1/3");
+  ok(f && near(f->k, 2.0 / 6.0) && near(f->p, 1.0 / 5.0) && near(f->score, 0.8),
+     "and K = 2*1/(4+2) = 1/3; alone among 4 agreeing peers: p = 1/(4+1), score 0.8");
   ok(f && strcmp(f->majority, "no") == 0 && f->majority_count == 4,
      "the finding names the majority value and its count");
   ok(f && f->rank == 1, "and it ranks first");
@@ -337,14 +338,16 @@ static void test_units(void) {
     struct vs_feature *d =
         doc_with(id, (const char *[]){"user:root:uid", "0", "user:root:shell", "/bin/bash",
                                       "file:/etc/app.conf:a", "1", "file:/etc/app.conf:b", "2",
-                                      "meta:/etc/app.conf:mode", "0644", NULL});
+                                      "meta:/etc/app.conf:mode", "0644", "file:/etc/hosts:x", "1",
+                                      "meta:/etc/hosts:mode", "0644", NULL});
     vs_pop_add(pop, d);
     vs_feature_free(d);
   }
   vs_pop_prepare(pop);
   struct vs_feature *t = doc_with(
       "t", (const char *[]){"user:root:uid", "0", "user:root:shell", "/bin/bash", "user:toor:uid",
-                            "0", "user:toor:gid", "0", "user:toor:shell", "/bin/sh", NULL});
+                            "0", "user:toor:gid", "0", "user:toor:shell", "/bin/sh",
+                            "file:/etc/hosts:x", "1", "meta:/etc/hosts:mode", "0644", NULL});
   struct vs_err err = {0};
   struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
   const struct vs_finding *u = finding(d, "user:toor:*");

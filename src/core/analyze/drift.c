@@ -21,6 +21,11 @@ const char *vs_severity_name(enum vs_severity s) {
   return "info";
 }
 
+const char *vs_finding_kind_name(enum vs_finding_kind k) {
+  static const char *const names[] = {"alone", "shared", "group", "rollout", "source", "edit"};
+  return k <= VS_FINDING_EDIT ? names[k] : "?";
+}
+
 double vs_drift_k(uint32_t n, uint32_t c, uint32_t m) {
   return (double)c * ((double)m + 1.0) / ((double)n + (double)c);
 }
@@ -173,6 +178,7 @@ struct candidate {
   struct vs_finding f;
   char *unit;
   bool target_only; /* the target has it and no sample does */
+  bool source;      /* its namespace is the target's alone, or the samples' alone */
 };
 
 static void finding_clear(struct vs_finding *f) {
@@ -180,6 +186,7 @@ static void finding_clear(struct vs_finding *f) {
   free(f->value);
   free(f->majority);
   free(f->about_key);
+  free(f->role_of_value);
 }
 
 void vs_drift_free(struct vs_drift *d) {
@@ -203,10 +210,45 @@ struct ranking {
   uint32_t n;
   struct candidate *cands;
   size_t n_cands, cap_cands;
+  struct vs_strmap *sample_ns, *target_ns; /* namespaces ("vm:") some sample / the target has */
 };
 
+/* The namespace of KEY: "vm:" of "vm:cpu:count"; a key with no colon is its own. */
+static char *namespace_of(const char *key) {
+  const char *colon = strchr(key, ':');
+  return colon ? vs_xstrndup(key, (size_t)(colon - key) + 1) : vs_xstrdup(key);
+}
+
+/* Whether KEY's namespace is another kind of source: the target's and no sample's, or some
+ * samples' and not the target's at all. */
+static bool foreign_namespace(const struct ranking *r, const char *key) {
+  _cleanup_(vs_freep) char *ns = namespace_of(key);
+  return vs_strmap_has(r->target_ns, ns) != vs_strmap_has(r->sample_ns, ns);
+}
+
+/* The namespaces the target has, and those some sample has. */
+static void find_namespaces(struct ranking *r) {
+  r->target_ns = vs_strmap_new(NULL);
+  r->sample_ns = vs_strmap_new(NULL);
+  size_t pos = 0;
+  const char *key, *value;
+  while (vs_feature_next(r->target, &pos, &key, &value)) {
+    _cleanup_(vs_freep) char *ns = namespace_of(key);
+    vs_strmap_put(r->target_ns, ns, NULL);
+  }
+  for (size_t i = 0; i < vs_pop_keys(r->pop); i++) {
+    const char *name = vs_pop_key_name(r->pop, i);
+    uint32_t having = vs_pop_present(r->pop, i);
+    if (r->member && vs_feature_get(r->target, name) && having) having--;
+    if (!having) continue;
+    _cleanup_(vs_freep) char *ns = namespace_of(name);
+    vs_strmap_put(r->sample_ns, ns, NULL);
+  }
+}
+
 static void add_candidate(struct ranking *r, const char *key, const char *value,
-                          const char *majority, uint32_t majority_count, uint32_t c, uint32_t m) {
+                          const char *majority, uint32_t majority_count, uint32_t c, uint32_t m,
+                          uint32_t standing_out) {
   if (r->n_cands == r->cap_cands) {
     r->cap_cands = r->cap_cands ? 2 * r->cap_cands : 64;
     r->cands = vs_xrealloc(r->cands, r->cap_cands * sizeof(*r->cands));
@@ -224,9 +266,14 @@ static void add_candidate(struct ranking *r, const char *key, const char *value,
   f->c = c;
   f->m = m;
   f->k = vs_drift_k(r->n, c, m);
-  f->score = vs_drift_score(r->n, c, m);
+  /* The permutation p-value: of the N + 1 VMs, those whose value is held by at most m + 1. */
+  f->p = (double)standing_out / ((double)r->n + 1.0);
+  if (f->p > 1) f->p = 1;
+  f->score = 1.0 - f->p;
+  f->kind = m ? VS_FINDING_SHARED : VS_FINDING_ALONE;
   f->keys = 1;
-  cd->unit = unit_name(key);
+  cd->source = foreign_namespace(r, key);
+  cd->unit = cd->source ? namespace_of(key) : unit_name(key);
   cd->target_only =
       strcmp(value, VS_ABSENT) != 0 && strcmp(majority, VS_ABSENT) == 0 && majority_count == r->n;
 }
@@ -257,14 +304,15 @@ static void rank_pop_key(struct ranking *r, size_t i) {
   }
   if (!majority || majority_count == 0 || strcmp(majority, t) == 0) return;
   uint32_t c = st.distinct - (excl && count == 1 ? 1 : 0) + (m == 0 ? 1 : 0);
-  add_candidate(r, name, t, majority, majority_count, c, m);
+  uint32_t standing_out = vs_pop_at_most(r->pop, i, m + 1) + (r->member ? 0 : 1);
+  add_candidate(r, name, t, majority, majority_count, c, m, standing_out);
 }
 
 /* A key of the target that no document of the population has (the target is not a member). */
 static void rank_target_only_key(struct ranking *r, const char *key, const char *value) {
   const char *own = vs_feature_default(r->target, key);
   if (own && strcmp(own, value) == 0) return; /* its default: the same as absent */
-  add_candidate(r, key, value, VS_ABSENT, r->n, 2, 0);
+  add_candidate(r, key, value, VS_ABSENT, r->n, 2, 0, 1 + (r->n <= 1 ? r->n : 0));
 }
 
 static int cmp_by_unit(const void *a, const void *b) {
@@ -275,18 +323,23 @@ static int cmp_by_unit(const void *a, const void *b) {
   return x->f.k < y->f.k ? -1 : x->f.k > y->f.k ? 1 : strcmp(x->f.key, y->f.key);
 }
 
+/* Alarms first (a waived one as what it would be), then by K. */
 static int cmp_by_rank(const void *a, const void *b) {
   const struct vs_finding *x = a, *y = b;
+  if (x->severity != y->severity) return x->severity > y->severity ? -1 : 1;
   if (x->k != y->k) return x->k < y->k ? -1 : 1;
   return strcmp(x->key, y->key);
 }
 
-/* How many of the target's keys belong to each unit. */
+/* How many of the target's keys belong to each unit (a value written out at its own default is
+ * as good as absent: it is no candidate, and must not keep the unit from collapsing). */
 static struct vs_strmap *target_units(const struct vs_feature *target) {
   struct vs_strmap *units = vs_strmap_new(NULL);
   size_t pos = 0;
   const char *key, *value;
   while (vs_feature_next(target, &pos, &key, &value)) {
+    const char *own = vs_feature_default(target, key);
+    if (own && strcmp(own, value) == 0) continue;
     char *u = unit_name(key);
     if (!u) continue;
     vs_strmap_put(units, u, (void *)((uintptr_t)vs_strmap_get(units, u) + 1));
@@ -312,14 +365,15 @@ static void collapse_units(struct ranking *r, struct vs_drift *d) {
       only += r->cands[g].target_only;
       lacks += strcmp(r->cands[g].f.value, VS_ABSENT) == 0;
     }
-    bool collapse = group >= 2 &&
-                    ((only == group && target_has == group) || (target_has == 0 && lacks == group));
+    bool collapse = r->cands[i].source || (group >= 2 && ((only == group && target_has == group) ||
+                                                          (target_has == 0 && lacks == group)));
     if (collapse) {
       struct vs_finding *f = &d->findings[d->n_findings++];
       *f = r->cands[i].f; /* the group's most suspicious key speaks for it */
       f->about_key = f->key;
       f->key = vs_xasprintf("%s*", r->cands[i].unit);
       f->keys = group;
+      if (r->cands[i].source) f->kind = VS_FINDING_SOURCE;
       for (size_t g = i + 1; g < j; g++)
         finding_clear(&r->cands[g].f);
     } else {
@@ -362,6 +416,87 @@ static bool is_edit_evidence(const char *key, struct vs_strmap *parsed) {
   return parsed_file;
 }
 
+/* Whether VALUE is a version of KEY's package newer (> 0) or older (< 0) than MAJORITY; 0 when
+ * KEY is no package or either side is absent. */
+static int package_direction(const struct vs_feature *target, const struct vs_finding *f) {
+  if (strncmp(f->key, "pkg:", 4) != 0 || strcmp(f->value, VS_ABSENT) == 0 ||
+      strcmp(f->majority, VS_ABSENT) == 0 || strcmp(f->majority, VS_ALL_DIFFER) == 0)
+    return 0;
+  return vs_version_compare(vs_feature_os(target, "package_format"), f->value, f->majority);
+}
+
+/* How many VMs of the fleet hold VALUE for KEY (folded as the fleet folds it). */
+static uint32_t fleet_count(const struct vs_pop *fleet, const char *key, const char *value) {
+  long i = vs_pop_key_index(fleet, key);
+  if (i < 0) return strcmp(value, VS_ABSENT) == 0 ? (uint32_t)vs_pop_docs(fleet) : 0;
+  return vs_pop_count(fleet, (size_t)i, value);
+}
+
+/* The role other than the target's whose majority value of KEY is VALUE, or -1. */
+static long role_of_value(const struct vs_drift_fleet *fl, const char *key, const char *value) {
+  for (size_t r = 0; r < fl->n_roles; r++) {
+    if (r == fl->own_role || !fl->roles[r]) continue;
+    long i = vs_pop_key_index(fl->roles[r], key);
+    struct vs_pop_stats st;
+    if (i < 0) continue;
+    vs_pop_key_stats(fl->roles[r], (size_t)i, &st);
+    if (st.top_value[0] && strcmp(st.top_value[0], value) == 0 && 2 * st.top_count[0] > st.docs)
+      return (long)r;
+  }
+  return -1;
+}
+
+/* An "alone" finding seen from the fleet: still alone, another role's value, a rollout, or a
+ * team's tweak (the target's group, or its peers'). */
+static void classify_in_fleet(struct vs_finding *f, const struct vs_feature *target,
+                              const struct vs_drift_fleet *fl) {
+  const char *key = f->about_key ? f->about_key : f->key;
+  if (fl->rolling && vs_strmap_has(fl->rolling, key)) {
+    f->kind = VS_FINDING_ROLLOUT;
+    return;
+  }
+  uint32_t holders = fleet_count(fl->fleet, key, f->value);
+  f->elsewhere = holders ? holders - 1 : 0; /* the target is a member of the fleet */
+  int dir = package_direction(target, f);
+  if (dir > 0 || (dir < 0 && f->elsewhere > 0)) {
+    f->kind = VS_FINDING_ROLLOUT;
+    return;
+  }
+  if (!f->elsewhere) return;
+  long r = role_of_value(fl, key, f->value);
+  if (r >= 0) {
+    f->role_of_value = vs_xstrdup(fl->role_names[r]);
+    return;
+  }
+  if (fl->unique_vms && vs_pop_docs(fl->unique_vms) &&
+      fleet_count(fl->unique_vms, key, f->value) >= f->elsewhere) {
+    f->role_of_value = vs_xstrdup("a VM of a kind of its own");
+    return;
+  }
+  if (f->elsewhere < fl->group_max) f->kind = VS_FINDING_GROUP;
+}
+
+static void judge(struct vs_finding *f, const struct vs_drift *d, const struct vs_feature *target,
+                  const struct vs_drift_opts *opts, struct vs_strmap *parsed) {
+  double warn = opts && opts->warn_score > 0 ? opts->warn_score : VS_DRIFT_WARN_SCORE;
+  double fail = opts && opts->fail_score > 0 ? opts->fail_score : VS_DRIFT_FAIL_SCORE;
+  f->edit_evidence = is_edit_evidence(f->key, parsed);
+  if (f->edit_evidence) f->kind = VS_FINDING_EDIT;
+  if (f->kind == VS_FINDING_ALONE && opts && opts->fleet) classify_in_fleet(f, target, opts->fleet);
+  f->severity = VS_SEVERITY_INFO;
+  if (f->kind == VS_FINDING_ALONE && !d->unique)
+    f->severity = f->score >= fail   ? VS_SEVERITY_FAILURE
+                  : f->score >= warn ? VS_SEVERITY_WARNING
+                                     : VS_SEVERITY_INFO;
+  if (opts && opts->waivers) {
+    vs_waivers_match(opts->waivers, f->key, d->target_name, d->target_id, opts->now, &f->waiver);
+    if (!f->waiver.reason && f->about_key)
+      vs_waivers_match(opts->waivers, f->about_key, d->target_name, d->target_id, opts->now,
+                       &f->waiver);
+    f->waived = f->waiver.reason && !f->waiver.expired;
+  }
+}
+
 struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature *target,
                                const struct vs_drift_opts *opts, struct vs_err *err) {
   if (!vs_pop_is_prepared(pop)) {
@@ -381,6 +516,8 @@ struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature
   d->target_id = vs_xstrdup(vs_feature_id(target));
   d->target_name = vs_xstrdup(vs_feature_name(target));
   d->samples = r.n;
+  d->unique = opts && opts->fleet && opts->fleet->unique;
+  find_namespaces(&r);
   for (size_t i = 0; i < vs_pop_keys(pop); i++)
     rank_pop_key(&r, i);
   d->keys_compared = vs_pop_keys(pop);
@@ -394,26 +531,15 @@ struct vs_drift *vs_drift_rank(const struct vs_pop *pop, const struct vs_feature
       }
   }
   collapse_units(&r, d);
-  qsort(d->findings, d->n_findings, sizeof(*d->findings), cmp_by_rank);
-
-  double warn = opts && opts->warn_score > 0 ? opts->warn_score : VS_DRIFT_WARN_SCORE;
-  double fail = opts && opts->fail_score > 0 ? opts->fail_score : VS_DRIFT_FAIL_SCORE;
+  vs_strmap_free(r.target_ns);
+  vs_strmap_free(r.sample_ns);
   _cleanup_(vs_strmap_freep) struct vs_strmap *parsed = parsed_files(target);
+  for (size_t i = 0; i < d->n_findings; i++)
+    judge(&d->findings[i], d, target, opts, parsed);
+  qsort(d->findings, d->n_findings, sizeof(*d->findings), cmp_by_rank);
   for (size_t i = 0; i < d->n_findings; i++) {
     struct vs_finding *f = &d->findings[i];
     f->rank = i + 1;
-    f->severity = f->score >= fail   ? VS_SEVERITY_FAILURE
-                  : f->score >= warn ? VS_SEVERITY_WARNING
-                                     : VS_SEVERITY_INFO;
-    f->edit_evidence = is_edit_evidence(f->key, parsed);
-    if (f->edit_evidence) f->severity = VS_SEVERITY_INFO;
-    if (opts && opts->waivers) {
-      vs_waivers_match(opts->waivers, f->key, d->target_name, d->target_id, opts->now, &f->waiver);
-      if (!f->waiver.reason && f->about_key)
-        vs_waivers_match(opts->waivers, f->about_key, d->target_name, d->target_id, opts->now,
-                         &f->waiver);
-      f->waived = f->waiver.reason && !f->waiver.expired;
-    }
     if (!f->waived && f->severity >= VS_SEVERITY_WARNING) d->alarms++;
   }
   return d;
@@ -429,6 +555,7 @@ json_t *vs_drift_to_json(const struct vs_drift *d, size_t top) {
   json_object_set_new(root, "target", jstr(d->target_id));
   json_object_set_new(root, "name", jstr(d->target_name));
   json_object_set_new(root, "samples", json_integer(d->samples));
+  if (d->unique) json_object_set_new(root, "unique", json_true());
   json_object_set_new(root, "keys_compared", json_integer((json_int_t)d->keys_compared));
   json_object_set_new(root, "alarms", json_integer((json_int_t)d->alarms));
   json_object_set_new(root, "findings_total", json_integer((json_int_t)d->n_findings));
@@ -449,7 +576,11 @@ json_t *vs_drift_to_json(const struct vs_drift *d, size_t top) {
     json_object_set_new(o, "c", json_integer(f->c));
     json_object_set_new(o, "m", json_integer(f->m));
     json_object_set_new(o, "k", json_real(f->k));
+    json_object_set_new(o, "p", json_real(f->p));
     json_object_set_new(o, "score", json_real(f->score));
+    json_object_set_new(o, "kind", jstr(vs_finding_kind_name(f->kind)));
+    if (f->elsewhere) json_object_set_new(o, "elsewhere", json_integer(f->elsewhere));
+    if (f->role_of_value) json_object_set_new(o, "role_of_value", jstr(f->role_of_value));
     json_object_set_new(o, "severity", jstr(vs_severity_name(f->severity)));
     json_object_set_new(o, "waived", json_boolean(f->waived));
     if (f->edit_evidence) json_object_set_new(o, "edit_evidence", json_true());

@@ -19,11 +19,29 @@
  * ("file:/etc/app.conf:*") carrying the statistics of its most suspicious key, instead of one
  * finding per key.
  *
- * Severity: score >= fail_score is "failure", >= warn_score "warning", else "info"; a finding
- * that is not waived and is a warning or worse is an alarm. The digest of a file whose settings
- * are parsed (meta:PATH:sha256 next to file:PATH:...) is ranked like any key but is only ever
- * "info" (edit_evidence): what the edit changed shows in the file's own settings, and an edit
- * that changed none (a comment, a default written out) is no reason to page anyone. */
+ * Which findings alarm (issue 18: an alarm must mean the same on 5 VMs and on 1,000). The
+ * ranking says how odd a value is; the alarm says the VM alone holds it among peers that
+ * agree. Each finding has a kind:
+ * - "alone": no peer shares the target's value. Its score is 1 - p, where p is the exact
+ *   permutation p-value of "the target's value is held by m+1 VMs" among the target and its N
+ *   peers: p = (VMs whose value is held by at most m+1 of them) / (N + 1). If the target were
+ *   drawn like its peers, p is the chance that it would stand out as much. Two agreeing peers
+ *   give p = 1/3 (score 0.67), four 0.2 (0.80), nine 0.1 (0.90); peers that all differ give
+ *   p = 1 (score 0), however many they are.
+ * - "shared": some peers share the value (m > 0): never an alarm.
+ * - "group": the value is a small group's (at most group_max VMs of the fleet hold it, and it
+ *   is the value of no other kind of VM, a close group whose majority holds it): a team's
+ *   tweak, reported once for the fleet (fleetfind.h), not on each member.
+ * - "rollout": a package version being rolled out (the target's is newer than its peers', or
+ *   older but held by other VMs too), or a key moving through the fleet between snapshots.
+ * - "source": the key's namespace ("vm:") is one that none of the peers has, or that all of
+ *   them have and the target lacks: another kind of source, one finding "vm:*".
+ * - "edit": the digest of a file whose settings are parsed (meta:PATH:sha256 beside
+ *   file:PATH:...): what the edit changed shows in the file's own settings.
+ * Severity: an "alone" finding with score >= fail_score is "failure", >= warn_score "warning";
+ * everything else is "info", and so is every finding of a VM with no close peers (the fleet
+ * view's "unique" VM, which has no one to be compared with). A finding that is not waived and
+ * is a warning or worse is an alarm. Findings are ordered by severity, then K. */
 #ifndef VS_DRIFT_H
 #define VS_DRIFT_H
 
@@ -37,11 +55,22 @@
 /* A finding's majority when no two samples share a value (hostname, machine-id). */
 #define VS_ALL_DIFFER "<all differ>"
 
-#define VS_DRIFT_WARN_SCORE 0.8
+/* Alone among at least 2 agreeing peers warns; among at least 9, fails. */
+#define VS_DRIFT_WARN_SCORE 0.6
 #define VS_DRIFT_FAIL_SCORE 0.9
 
 enum vs_severity { VS_SEVERITY_INFO, VS_SEVERITY_WARNING, VS_SEVERITY_FAILURE };
 const char *vs_severity_name(enum vs_severity s);
+
+enum vs_finding_kind {
+  VS_FINDING_ALONE,
+  VS_FINDING_SHARED,
+  VS_FINDING_GROUP,
+  VS_FINDING_ROLLOUT,
+  VS_FINDING_SOURCE,
+  VS_FINDING_EDIT
+};
+const char *vs_finding_kind_name(enum vs_finding_kind k);
 
 /* PeerPressure's ranking key K and the score 1 - K (clamped to [0, 1]). */
 double vs_drift_k(uint32_t n, uint32_t c, uint32_t m);
@@ -73,10 +102,23 @@ void vs_waivers_match(const struct vs_waivers *w, const char *key, const char *n
 
 /* ------------------------------------------------------------------------------ ranking */
 
+/* What the fleet beyond the peers says about a finding (the fleet view fills it in). */
+struct vs_drift_fleet {
+  const struct vs_pop *fleet;        /* every VM, the target among them */
+  const struct vs_pop *const *roles; /* each close group's population (fleetview.h) */
+  const char *const *role_names;     /* the name of a VM of each, for messages */
+  size_t n_roles, own_role;          /* the target's group */
+  const struct vs_pop *unique_vms;   /* the VMs with no close peers: each a kind of its own */
+  uint32_t group_max;                /* the most VMs a team's tweak is found on */
+  const struct vs_strmap *rolling;   /* keys moving through the fleet between snapshots */
+  bool unique;                       /* the target has no close peers: nothing alarms */
+};
+
 struct vs_drift_opts {
-  double warn_score, fail_score;    /* 0 means the default */
-  const struct vs_waivers *waivers; /* may be NULL */
-  time_t now;                       /* for waiver expiry */
+  double warn_score, fail_score;      /* 0 means the default */
+  const struct vs_waivers *waivers;   /* may be NULL */
+  time_t now;                         /* for waiver expiry */
+  const struct vs_drift_fleet *fleet; /* NULL: the peers are all there is */
 };
 
 struct vs_finding {
@@ -86,7 +128,10 @@ struct vs_finding {
   char *majority;
   uint32_t majority_count;
   uint32_t n, c, m;
-  double k, score;
+  double k, p, score; /* score = 1 - p */
+  enum vs_finding_kind kind;
+  uint32_t elsewhere;  /* with a fleet: other VMs beyond the peers holding the value */
+  char *role_of_value; /* with a fleet: the role whose value it is (its medoid's name) */
   enum vs_severity severity;
   size_t keys;        /* keys this finding stands for (1 unless collapsed) */
   char *about_key;    /* collapsed: the key whose statistics are shown; else NULL */
@@ -98,6 +143,7 @@ struct vs_finding {
 struct vs_drift {
   char *target_id, *target_name;
   uint32_t samples;     /* N */
+  bool unique;          /* no close peers (vs_drift_fleet.unique): findings are only info */
   size_t keys_compared; /* keys of the target or the samples that were looked at */
   size_t alarms;        /* findings not waived with severity warning or failure */
   struct vs_finding *findings;

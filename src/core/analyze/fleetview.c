@@ -1,6 +1,7 @@
 /* The fleet as one view: VMs by identity, their roles and peer groups (fleetview.h). */
 #include "fleetview.h"
 
+#include "neighbours.h"
 #include "pool.h"
 #include "util.h"
 
@@ -28,7 +29,15 @@ struct vs_view {
   struct vs_vm_tokens *tokens;
   struct vs_analysis *analysis;
   struct vs_pop *fleet;
-  struct vs_pop **role_pops; /* per role; NULL for a role too small to be a peer group */
+  struct vs_pop **role_pops; /* per close group: its VMs but the unique ones (peers), or NULL */
+  struct vs_pop **kind_pops; /* per close group: all its VMs (whose value a value is) */
+  struct vs_pop *unique_pop; /* the unique VMs: each a kind of its own */
+  const char **role_names;   /* each role's medoid's name (or id) */
+  bool *unique;              /* per VM: fewer than min_role_peers close peers */
+  size_t *group, n_groups;   /* per VM: its close group (neighbours.h); how many */
+  size_t *group_size;
+  struct vs_strmap *rolling; /* keys moving through the fleet between snapshots */
+  uint32_t group_max;
 };
 
 int vs_peer_group_parse(const char *s, enum vs_peer_group *out) {
@@ -62,9 +71,18 @@ void vs_view_free(struct vs_view *v) {
   free(v->vms);
   vs_strmap_free(v->by_id);
   vs_strv_free(v->errors, v->n_errors);
-  for (size_t r = 0; v->analysis && r < vs_analysis_role_count(v->analysis); r++)
-    vs_pop_free(v->role_pops[r]);
+  for (size_t g = 0; g < v->n_groups; g++) {
+    vs_pop_free(v->role_pops[g]);
+    vs_pop_free(v->kind_pops[g]);
+  }
+  free(v->kind_pops);
+  vs_pop_free(v->unique_pop);
   free(v->role_pops);
+  free(v->role_names);
+  free(v->unique);
+  free(v->group);
+  free(v->group_size);
+  vs_strmap_free(v->rolling);
   vs_analysis_free(v->analysis);
   vs_pop_free(v->fleet);
   free(v->tokens);
@@ -245,6 +263,84 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
   return 0;
 }
 
+/* Keys VM I has and no other VM of the fleet has at all. The role analysis cannot see these
+ * (tokens of one VM are dropped before roles are formed), so a web server alone among
+ * application servers joins their role; what it has of its own says it is not one of them. */
+static size_t own_keys(const struct vs_view *v, size_t i) {
+  size_t pos = 0, own = 0;
+  const char *key, *value;
+  while (vs_feature_next(v->vms[i].doc, &pos, &key, &value)) {
+    long k = vs_pop_key_index(v->fleet, key);
+    own += k >= 0 && vs_pop_present(v->fleet, (size_t)k) == 1;
+  }
+  return own;
+}
+
+/* Whether VM I has too few close peers: its close group has at most min_role_peers members,
+ * or it has more than VS_VIEW_OWN_KEYS keys of its own (a kind of machine of its own). */
+static bool find_unique(const struct vs_view *v, size_t i) {
+  return v->group_size[v->group[i]] <= v->opts.min_role_peers || own_keys(v, i) > VS_VIEW_OWN_KEYS;
+}
+
+/* The close groups (neighbours.h), each group's population (less its unique VMs: for peers and
+ * for "another group's value") and the name it is known by (its first VM's). */
+static void build_groups(struct vs_view *v) {
+  v->group = vs_xcalloc(v->n ? v->n : 1, sizeof(size_t));
+  v->n_groups = vs_close_groups(v->tokens, v->n, v->group);
+  size_t ng = v->n_groups;
+  v->group_size = vs_xcalloc(ng ? ng : 1, sizeof(size_t));
+  v->role_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->role_pops));
+  v->kind_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->kind_pops));
+  v->role_names = vs_xcalloc(ng ? ng : 1, sizeof(*v->role_names));
+  for (size_t i = v->n; i-- > 0;) {
+    v->group_size[v->group[i]]++;
+    v->role_names[v->group[i]] = v->tokens[i].name ? v->tokens[i].name : v->tokens[i].id;
+  }
+  v->unique = vs_xcalloc(v->n ? v->n : 1, sizeof(bool));
+  for (size_t i = 0; i < v->n; i++)
+    v->unique[i] = find_unique(v, i);
+  for (size_t i = 0; i < v->n; i++) {
+    size_t g = v->group[i];
+    if (!v->kind_pops[g]) v->kind_pops[g] = vs_pop_new();
+    vs_pop_add(v->kind_pops[g], v->vms[i].doc);
+    if (v->group_size[g] < 2 || v->unique[i]) continue;
+    if (!v->role_pops[g]) v->role_pops[g] = vs_pop_new();
+    vs_pop_add(v->role_pops[g], v->vms[i].doc);
+  }
+  for (size_t g = 0; g < ng; g++) {
+    if (v->role_pops[g]) vs_pop_prepare(v->role_pops[g]);
+    vs_pop_prepare(v->kind_pops[g]);
+  }
+  v->unique_pop = vs_pop_new();
+  for (size_t i = 0; i < v->n; i++) { /* its close peers were unique themselves */
+    const struct vs_pop *pop = v->role_pops[v->group[i]];
+    if (!pop || vs_pop_docs(pop) <= v->opts.min_role_peers) v->unique[i] = true;
+    if (v->unique[i]) vs_pop_add(v->unique_pop, v->vms[i].doc);
+  }
+  vs_pop_prepare(v->unique_pop);
+}
+
+/* Keys that at least VS_VIEW_ROLLING_VMS VMs changed to one same value since their previous
+ * snapshots (a setting being rolled out, not each VM's drift), each mapped to that value. */
+static struct vs_strmap *rolling_keys(const struct vs_view *v) {
+  _cleanup_(vs_strmap_freep) struct vs_strmap *moves = vs_strmap_new(NULL);
+  struct vs_strmap *rolling = vs_strmap_new(free);
+  for (size_t i = 0; i < v->n; i++) {
+    if (!v->vms[i].prev) continue;
+    _cleanup_(vs_diff_freep) struct vs_diff *diff = vs_drift_diff(v->vms[i].prev, v->vms[i].doc);
+    for (size_t c = 0; c < diff->n_changes; c++) {
+      const struct vs_change *ch = &diff->changes[c];
+      _cleanup_(vs_freep) char *move =
+          vs_xasprintf("%s\t%s", ch->key, ch->new_value ? ch->new_value : VS_ABSENT);
+      uintptr_t n = (uintptr_t)vs_strmap_get(moves, move) + 1;
+      vs_strmap_put(moves, move, (void *)n);
+      if (n >= VS_VIEW_ROLLING_VMS && !vs_strmap_has(rolling, ch->key))
+        vs_strmap_put(rolling, ch->key, vs_xstrdup(ch->new_value ? ch->new_value : VS_ABSENT));
+    }
+  }
+  return rolling;
+}
+
 void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
   if (v->prepared) return;
   v->prepared = true;
@@ -270,17 +366,10 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
   }
   vs_pop_prepare(v->fleet);
   v->analysis = vs_analyze(v->tokens, v->n, &v->opts.roles);
-  size_t nr = vs_analysis_role_count(v->analysis);
-  v->role_pops = vs_xcalloc(nr ? nr : 1, sizeof(*v->role_pops));
-  if (v->opts.peers != VS_PEERS_ROLE) return;
-  for (size_t i = 0; i < v->n; i++) {
-    size_t r = vs_analysis_role(v->analysis, i);
-    if (vs_analysis_role_size(v->analysis, r) <= v->opts.min_role_peers) continue;
-    if (!v->role_pops[r]) v->role_pops[r] = vs_pop_new();
-    vs_pop_add(v->role_pops[r], v->vms[i].doc);
-  }
-  for (size_t r = 0; r < nr; r++)
-    if (v->role_pops[r]) vs_pop_prepare(v->role_pops[r]);
+  build_groups(v);
+  v->rolling = rolling_keys(v);
+  /* A team's tweak: 2-4 VMs, or up to a tenth of a large fleet. */
+  v->group_max = v->n / 10 > VS_VIEW_GROUP_MIN ? (uint32_t)(v->n / 10) : VS_VIEW_GROUP_MIN;
 }
 
 size_t vs_view_count(const struct vs_view *v) {
@@ -308,12 +397,48 @@ const struct vs_pop *vs_view_fleet(const struct vs_view *v) {
 }
 
 bool vs_view_by_role(const struct vs_view *v, size_t i) {
-  return v->role_pops && v->role_pops[vs_analysis_role(v->analysis, i)] != NULL;
+  return v->opts.peers == VS_PEERS_ROLE && !vs_view_unique(v, i);
+}
+
+bool vs_view_unique(const struct vs_view *v, size_t i) {
+  return v->unique[i];
+}
+
+const struct vs_strmap *vs_view_rolling(const struct vs_view *v) {
+  return v->rolling;
+}
+
+uint32_t vs_view_group_max(const struct vs_view *v) {
+  return v->group_max;
+}
+
+size_t vs_view_group_count(const struct vs_view *v) {
+  return v->n_groups;
+}
+
+size_t vs_view_group(const struct vs_view *v, size_t i) {
+  return v->group[i];
+}
+
+const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group) {
+  return v->kind_pops[group];
 }
 
 struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs_drift_opts *o,
                               struct vs_err *err) {
-  const struct vs_pop *peers =
-      vs_view_by_role(v, i) ? v->role_pops[vs_analysis_role(v->analysis, i)] : v->fleet;
-  return vs_drift_rank(peers, v->vms[i].doc, o, err);
+  size_t role = v->group[i];
+  bool by_role = vs_view_by_role(v, i);
+  struct vs_drift_fleet fleet = {.fleet = v->fleet,
+                                 .roles = (const struct vs_pop *const *)v->kind_pops,
+                                 .role_names = v->role_names,
+                                 .n_roles = v->n_groups,
+                                 .unique_vms = v->unique_pop,
+                                 .own_role = role,
+                                 .group_max = v->group_max,
+                                 .rolling = v->rolling,
+                                 .unique = vs_view_unique(v, i)};
+  struct vs_drift_opts opts = o ? *o : (struct vs_drift_opts){0};
+  opts.fleet = &fleet;
+  const struct vs_pop *peers = by_role && v->role_pops[role] ? v->role_pops[role] : v->fleet;
+  return vs_drift_rank(peers, v->vms[i].doc, &opts, err);
 }

@@ -8,9 +8,20 @@
  * one VM (a pool globbed as pool/x/y.json, the same image named twice, two pools holding a VM
  * that migrated) are therefore one peer, never several.
  *
- * Peer groups: with VS_PEERS_ROLE a VM is ranked against the other members of its role
- * (analytics.h) when the role has more than min_role_peers members, else against the whole
- * fleet; with VS_PEERS_FLEET always against the whole fleet. A VM is never its own peer. */
+ * Peer groups: a VM's close peers are the other members of its role (analytics.h: VMs joined by
+ * the likeness of their MinHash signatures), at any fleet size. With VS_PEERS_ROLE a VM is
+ * ranked against them; with VS_PEERS_FLEET against the whole fleet. A VM with too few close
+ * peers is "unique": its role has at most min_role_peers members, or it has more than
+ * VS_VIEW_OWN_KEYS keys that no other VM has at all (a role of its own: the role analysis
+ * drops tokens of one VM, so it joins the role it is otherwise most like). A unique VM is
+ * ranked against the whole fleet for information, none of its findings alarm, and it is
+ * nobody's close peer.
+ * A VM is never its own peer.
+ *
+ * The view also gives drift its fleet context (drift.h's vs_drift_fleet): the fleet's and
+ * each role's populations, the keys rolling out (at least VS_VIEW_ROLLING_VMS VMs changed
+ * them to one value since their previous snapshots), and the size of a team's tweak (2 to
+ * VS_VIEW_GROUP_MIN VMs, or a tenth of a fleet of more than 40). */
 #ifndef VS_FLEETVIEW_H
 #define VS_FLEETVIEW_H
 
@@ -20,7 +31,10 @@
 #include "population.h"
 #include "strmap.h"
 
-#define VS_VIEW_MIN_ROLE_PEERS 8
+#define VS_VIEW_MIN_ROLE_PEERS 2
+#define VS_VIEW_GROUP_MIN 4
+#define VS_VIEW_OWN_KEYS 16
+#define VS_VIEW_ROLLING_VMS 2
 
 enum vs_peer_group { VS_PEERS_ROLE, VS_PEERS_FLEET };
 /* "role", or "fleet" (also "all", the plugin's older word): 0, else -1. */
@@ -80,10 +94,22 @@ const struct vs_analysis *vs_view_analysis(const struct vs_view *v);
 const struct vs_vm_tokens *vs_view_tokens(const struct vs_view *v);
 /* The whole fleet's population. */
 const struct vs_pop *vs_view_fleet(const struct vs_view *v);
-/* Whether VM I is ranked against its role (true) or the fleet (false). */
+/* Whether VM I is ranked against its close group (true) or the fleet (false). */
 bool vs_view_by_role(const struct vs_view *v, size_t i);
 
-/* Ranks VM I against its peer group (see above). */
+/* Whether VM I has too few close peers (see above). */
+bool vs_view_unique(const struct vs_view *v, size_t i);
+/* The keys rolling out (each mapped to the value it moves to); the most VMs a team's tweak
+ * is found on. */
+const struct vs_strmap *vs_view_rolling(const struct vs_view *v);
+uint32_t vs_view_group_max(const struct vs_view *v);
+/* The close groups (neighbours.h): how many, VM I's, and a group's population (all its VMs,
+ * unique ones too: whose value a value is). */
+size_t vs_view_group_count(const struct vs_view *v);
+size_t vs_view_group(const struct vs_view *v, size_t i);
+const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group);
+
+/* Ranks VM I against its peer group (see above), with the fleet's context. */
 struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs_drift_opts *o,
                               struct vs_err *err);
 

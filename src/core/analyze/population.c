@@ -376,6 +376,37 @@ uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value) {
   return s ? s->count : 0;
 }
 
+void vs_pop_values(const struct vs_pop *pop, size_t i,
+                   void (*each)(const char *value, uint32_t count, void *arg), void *arg) {
+  const struct pop_key *k = &pop->keys[i];
+  uint32_t absent = vs_pop_count(pop, i, NULL);
+  if (absent) each(VS_ABSENT, absent, arg);
+  for (uint32_t j = 0; j < k->cap; j++) {
+    const struct value_slot *s = &k->slots[j];
+    if (s->value && s->count && s != k->dflt) each(s->value, s->count, arg);
+  }
+}
+
+uint32_t vs_pop_present(const struct vs_pop *pop, size_t i) {
+  return pop->keys[i].present;
+}
+
+struct at_most {
+  uint32_t max, docs;
+};
+
+static void add_if_at_most(const char *value, uint32_t count, void *arg) {
+  struct at_most *a = arg;
+  (void)value;
+  if (count <= a->max) a->docs += count;
+}
+
+uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max) {
+  struct at_most a = {.max = max};
+  vs_pop_values(pop, i, add_if_at_most, &a);
+  return a.docs;
+}
+
 static int cmp_slot_value(const void *a, const void *b) {
   return strcmp((*(const struct value_slot *const *)a)->value,
                 (*(const struct value_slot *const *)b)->value);

@@ -70,6 +70,17 @@ const char *vs_pop_fold(const struct vs_pop *pop, size_t i, const char *value);
  * Requires a prepared population. */
 uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value);
 
+/* Calls EACH for every value of key I with a non-zero count, folded as the statistics fold
+ * them (VS_ABSENT once, for the documents lacking the key or holding its default), in no
+ * particular order. Requires a prepared population. */
+void vs_pop_values(const struct vs_pop *pop, size_t i,
+                   void (*each)(const char *value, uint32_t count, void *arg), void *arg);
+/* Documents that set key I at all, its default included. */
+uint32_t vs_pop_present(const struct vs_pop *pop, size_t i);
+/* Documents of the population whose folded value of key I is held by at most MAX documents
+ * (a permutation test's tail: how many VMs stand out at least as much as one held by MAX). */
+uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max);
+
 /* Every count as text, keys and values sorted ("KEY\tVALUE\tCOUNT\tDECLARED\n", raw values,
  * absent counts included): equal populations give equal text. Caller frees. */
 char *vs_pop_dump(const struct vs_pop *pop);

@@ -1,0 +1,271 @@
+/* What a fleet shows as a whole: groups, rollouts, VMs with no close peers (fleetfind.h). */
+#include "fleetfind.h"
+
+#include "strmap.h"
+#include "util.h"
+#include "version.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void group_clear(struct vs_group *g) {
+  free(g->key);
+  free(g->value);
+  free(g->rest);
+  vs_strv_free(g->members, g->n_members);
+}
+
+void vs_fleet_findings_free(struct vs_fleet_findings *f) {
+  if (!f) return;
+  for (size_t i = 0; i < f->n_groups; i++)
+    group_clear(&f->groups[i]);
+  free(f->groups);
+  for (size_t i = 0; i < f->n_rollouts; i++) {
+    free(f->rollouts[i].key);
+    free(f->rollouts[i].value);
+    free(f->rollouts[i].from);
+  }
+  free(f->rollouts);
+  vs_strv_free(f->unique, f->n_unique);
+  free(f);
+}
+
+void vs_fleet_findings_freep(struct vs_fleet_findings **f) {
+  vs_fleet_findings_free(*f);
+}
+
+static const char *vm_name(const struct vs_feature *doc) {
+  return vs_feature_name(doc) ? vs_feature_name(doc) : vs_feature_id(doc);
+}
+
+/* Whether VALUE is the majority of KEY in a role of two VMs or more: a role's own value. */
+static bool role_value(const struct vs_view *v, const char *key, const char *value) {
+  for (size_t r = 0; r < vs_view_group_count(v); r++) {
+    const struct vs_pop *pop = vs_view_group_pop(v, r);
+    long i = pop ? vs_pop_key_index(pop, key) : -1;
+    if (i < 0) continue;
+    struct vs_pop_stats st;
+    vs_pop_key_stats(pop, (size_t)i, &st);
+    if (st.top_value[0] && strcmp(st.top_value[0], value) == 0 && 2 * st.top_count[0] > st.docs)
+      return true;
+  }
+  return false;
+}
+
+/* A key that says more than KEY about what a group changed: a setting before a file's digest
+ * or metadata, then the first by name. */
+static bool more_telling(const char *key, const char *than) {
+  bool meta = strncmp(key, "meta:", 5) == 0, than_meta = strncmp(than, "meta:", 5) == 0;
+  return meta != than_meta ? !meta : strcmp(key, than) < 0;
+}
+
+struct finder {
+  const struct vs_view *v;
+  struct vs_fleet_findings *out;
+  struct vs_strmap *by_members; /* the members' ids, joined -> group index + 1 */
+  size_t cap_groups;
+  size_t key; /* the key being looked at */
+  const char *name;
+  struct vs_pop_stats st;
+};
+
+/* One small group's value VALUE of the current key: a new group, or one more key of a group
+ * of the same VMs. */
+static void add_group_key(struct finder *f, const char *value, uint32_t count) {
+  const struct vs_pop *fleet = vs_view_fleet(f->v);
+  _cleanup_(vs_freep) const char **members = vs_xcalloc(count, sizeof(char *));
+  struct vs_buf ids = {0};
+  size_t n = 0;
+  for (size_t j = 0; j < vs_view_count(f->v) && n < count; j++) {
+    const struct vs_feature *doc = vs_view_doc(f->v, j);
+    if (strcmp(vs_pop_fold(fleet, f->key, vs_feature_get(doc, f->name)), value) != 0) continue;
+    members[n++] = vm_name(doc);
+    vs_buf_addf(&ids, "%s\n", vs_feature_id(doc));
+  }
+  vs_buf_add(&ids, "", 0);
+  _cleanup_(vs_freep) char *sig = vs_buf_steal(&ids);
+  size_t at = (uintptr_t)vs_strmap_get(f->by_members, sig);
+  struct vs_group *g;
+  if (at) {
+    g = &f->out->groups[at - 1];
+    g->keys++;
+    if (!more_telling(f->name, g->key)) return;
+    group_clear(g);
+    *g = (struct vs_group){.keys = g->keys};
+  } else {
+    if (f->out->n_groups == f->cap_groups) {
+      f->cap_groups = f->cap_groups ? 2 * f->cap_groups : 8;
+      f->out->groups = vs_xrealloc(f->out->groups, f->cap_groups * sizeof(*f->out->groups));
+    }
+    g = &f->out->groups[f->out->n_groups++];
+    *g = (struct vs_group){.keys = 1};
+    vs_strmap_put(f->by_members, sig, (void *)(uintptr_t)f->out->n_groups);
+  }
+  g->key = vs_xstrdup(f->name);
+  g->value = vs_xstrdup(value);
+  g->rest = vs_xstrdup(f->st.top_value[0]);
+  g->rest_count = f->st.top_count[0];
+  for (size_t k = 0; k < n; k++)
+    vs_strv_add(&g->members, &g->n_members, members[k]);
+  qsort(g->members, g->n_members, sizeof(char *), vs_cmp_strp);
+}
+
+static bool is_version(const char *key, const char *value) {
+  return strncmp(key, "pkg:", 4) == 0 && strcmp(value, VS_ABSENT) != 0;
+}
+
+static void consider_value(const char *value, uint32_t count, void *arg) {
+  struct finder *f = arg;
+  if (count < 2 || count > vs_view_group_max(f->v) || strcmp(value, f->st.top_value[0]) == 0)
+    return;
+  if (is_version(f->name, value) && is_version(f->name, f->st.top_value[0])) return; /* rollout */
+  if (role_value(f->v, f->name, value)) return;
+  add_group_key(f, value, count);
+}
+
+static void find_groups(struct finder *f) {
+  const struct vs_pop *fleet = vs_view_fleet(f->v);
+  for (size_t i = 0; i < vs_pop_keys(fleet); i++) {
+    f->key = i;
+    f->name = vs_pop_key_name(fleet, i);
+    vs_pop_key_stats(fleet, i, &f->st);
+    if (vs_strmap_has(vs_view_rolling(f->v), f->name)) continue;
+    if (!f->st.top_value[0] || 2 * f->st.top_count[0] <= f->st.docs) continue; /* no "rest" */
+    vs_pop_values(fleet, i, consider_value, f);
+  }
+}
+
+/* ------------------------------------------------------------------------------ rollouts */
+
+struct versions {
+  const char *format;
+  const char *newest, *from;
+  uint32_t newest_count, from_count, present;
+};
+
+static void consider_version(const char *value, uint32_t count, void *arg) {
+  struct versions *vs = arg;
+  if (strcmp(value, VS_ABSENT) == 0) return;
+  vs->present += count;
+  if (!vs->newest || vs_version_compare(vs->format, value, vs->newest) > 0) {
+    if (vs->newest && vs->newest_count > vs->from_count) {
+      vs->from = vs->newest;
+      vs->from_count = vs->newest_count;
+    }
+    vs->newest = value;
+    vs->newest_count = count;
+  } else if (count > vs->from_count) {
+    vs->from = value;
+    vs->from_count = count;
+  }
+}
+
+static void add_rollout(struct vs_fleet_findings *out, size_t *cap, struct vs_rollout r) {
+  if (out->n_rollouts == *cap) {
+    *cap = *cap ? 2 * *cap : 8;
+    out->rollouts = vs_xrealloc(out->rollouts, *cap * sizeof(*out->rollouts));
+  }
+  out->rollouts[out->n_rollouts++] = r;
+}
+
+static void find_rollouts(const struct vs_view *v, struct vs_fleet_findings *out) {
+  const struct vs_pop *fleet = vs_view_fleet(v);
+  const char *format = vs_view_count(v) ? vs_feature_os(vs_view_doc(v, 0), "package_format") : NULL;
+  size_t cap = 0;
+  _cleanup_(vs_strmap_freep) struct vs_strmap *seen = vs_strmap_new(NULL);
+  for (size_t i = 0; i < vs_pop_keys(fleet); i++) {
+    const char *name = vs_pop_key_name(fleet, i);
+    if (strncmp(name, "pkg:", 4) != 0) continue;
+    struct versions vs = {.format = format};
+    vs_pop_values(fleet, i, consider_version, &vs);
+    if (!vs.from || vs.present - vs.newest_count < 2) continue;
+    add_rollout(out, &cap,
+                (struct vs_rollout){vs_xstrdup(name), vs_xstrdup(vs.newest), vs_xstrdup(vs.from),
+                                    vs.newest_count, vs.present, true});
+    vs_strmap_put(seen, name, NULL);
+  }
+  size_t pos = 0;
+  const char *key;
+  void *value;
+  while (vs_strmap_next(vs_view_rolling(v), &pos, &key, &value)) {
+    long i = vs_pop_key_index(fleet, key);
+    if (i < 0 || vs_strmap_has(seen, key)) continue;
+    struct vs_pop_stats st;
+    vs_pop_key_stats(fleet, (size_t)i, &st);
+    const char *from =
+        st.top_value[0] && strcmp(st.top_value[0], value) != 0 ? st.top_value[0] : st.top_value[1];
+    uint32_t have = vs_pop_count(fleet, (size_t)i, value);
+    add_rollout(out, &cap,
+                (struct vs_rollout){vs_xstrdup(key), vs_xstrdup(value),
+                                    vs_xstrdup(from ? from : VS_ABSENT), have,
+                                    (uint32_t)vs_view_count(v), false});
+  }
+}
+
+/* -------------------------------------------------------------------------------- whole */
+
+static int cmp_group(const void *a, const void *b) {
+  return strcmp(((const struct vs_group *)a)->key, ((const struct vs_group *)b)->key);
+}
+
+static int cmp_rollout(const void *a, const void *b) {
+  return strcmp(((const struct vs_rollout *)a)->key, ((const struct vs_rollout *)b)->key);
+}
+
+struct vs_fleet_findings *vs_fleet_find(const struct vs_view *v) {
+  struct vs_fleet_findings *out = vs_xcalloc(1, sizeof(*out));
+  out->vms = (uint32_t)vs_view_count(v);
+  struct finder f = {.v = v, .out = out, .by_members = vs_strmap_new(NULL)};
+  find_groups(&f);
+  vs_strmap_free(f.by_members);
+  if (out->n_groups) qsort(out->groups, out->n_groups, sizeof(*out->groups), cmp_group);
+  find_rollouts(v, out);
+  if (out->n_rollouts) qsort(out->rollouts, out->n_rollouts, sizeof(*out->rollouts), cmp_rollout);
+  for (size_t i = 0; i < vs_view_count(v); i++)
+    if (vs_view_unique(v, i)) vs_strv_add(&out->unique, &out->n_unique, vm_name(vs_view_doc(v, i)));
+  if (out->n_unique) qsort(out->unique, out->n_unique, sizeof(char *), vs_cmp_strp);
+  return out;
+}
+
+char *vs_group_describe(const struct vs_group *g, uint32_t vms) {
+  struct vs_buf b = {0};
+  const char *leaf = strrchr(g->key, ':');
+  leaf = leaf && leaf[1] ? leaf + 1 : g->key;
+  vs_buf_addf(&b, "%s is %s on %zu of %u VMs:", leaf, g->value, g->n_members, vms);
+  for (size_t i = 0; i < g->n_members; i++)
+    vs_buf_addf(&b, "%s %s", i ? "," : "", g->members[i]);
+  vs_buf_addf(&b, "; %u of the rest have %s", g->rest_count, g->rest);
+  if (g->keys > 1) vs_buf_addf(&b, " (%zu keys differ on these VMs)", g->keys);
+  vs_buf_add(&b, "", 0);
+  return vs_buf_steal(&b);
+}
+
+static json_t *strv_json(char *const *v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+json_t *vs_fleet_findings_json(const struct vs_fleet_findings *f) {
+  json_t *groups = json_array(), *rollouts = json_array();
+  for (size_t i = 0; i < f->n_groups; i++) {
+    const struct vs_group *g = &f->groups[i];
+    _cleanup_(vs_freep) char *msg = vs_group_describe(g, f->vms);
+    json_array_append_new(groups,
+                          json_pack("{s:s, s:s, s:I, s:o, s:{s:s, s:I}, s:s}", "key", g->key,
+                                    "value", g->value, "keys", (json_int_t)g->keys, "members",
+                                    strv_json(g->members, g->n_members), "rest", "value", g->rest,
+                                    "count", (json_int_t)g->rest_count, "message", msg));
+  }
+  for (size_t i = 0; i < f->n_rollouts; i++) {
+    const struct vs_rollout *r = &f->rollouts[i];
+    json_array_append_new(rollouts, json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:s}", "key", r->key,
+                                              "value", r->value, "from", r->from, "have",
+                                              (json_int_t)r->have, "of", (json_int_t)r->of, "share",
+                                              r->of ? (double)r->have / r->of : 0.0, "by",
+                                              r->by_version ? "version" : "snapshots"));
+  }
+  return json_pack("{s:I, s:o, s:o, s:o}", "vms", (json_int_t)f->vms, "groups", groups, "rollouts",
+                   rollouts, "unique", strv_json(f->unique, f->n_unique));
+}
