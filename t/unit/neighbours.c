@@ -1,0 +1,183 @@
+/* analyze/neighbours: close groups by exact distance. Two kinds of VM that differ in many keys
+ * are two groups; VMs of one kind with a few tweaks are one; a VM far from every other is a
+ * group of its own; and the relation must hold both ways, so a VM halfway between two kinds
+ * does not bridge them. */
+#include "analytics.h"
+#include "neighbours.h"
+#include "tap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_VMS 32
+
+/* VMs built from documents, as the fleet view hands them to vs_close_groups. */
+struct fleet {
+  struct vs_feature *docs[MAX_VMS];
+  uint64_t *tokens[MAX_VMS];
+  struct vs_vm_tokens vms[MAX_VMS];
+  size_t n;
+};
+
+static void fleet_clear(struct fleet *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    vs_feature_free(f->docs[i]);
+    free(f->tokens[i]);
+  }
+  f->n = 0;
+}
+
+/* A VM named NAME with the distribution every VM shares and its own hostname; the caller adds
+ * the rest. */
+static struct vs_feature *add_vm(struct fleet *f, const char *name) {
+  struct vs_feature *d = vs_feature_new();
+  char id[64];
+  snprintf(id, sizeof(id), "/vms/%s", name);
+  vs_feature_set_id(d, id, name);
+  vs_feature_set(d, "os:distro", "debian", NULL);
+  vs_feature_set(d, "file:/etc/hostname:name", name, NULL);
+  f->docs[f->n++] = d;
+  return d;
+}
+
+/* KEYS settings of the kind KIND's own file ("file:/etc/KIND.conf:sI"), from FIRST. */
+static void kind_keys(struct vs_feature *d, const char *kind, int first, int keys) {
+  char key[96];
+  for (int k = first; k < first + keys; k++) {
+    snprintf(key, sizeof(key), "file:/etc/%s.conf:s%d", kind, k);
+    vs_feature_setf(d, key, NULL, "%s-%d", kind, k);
+  }
+}
+
+/* The close groups of F's VMs, into GROUP; the number of groups. */
+static size_t groups_of(struct fleet *f, size_t *group) {
+  for (size_t i = 0; i < f->n; i++) {
+    size_t n = vs_doc_tokens(f->docs[i], &f->tokens[i]);
+    f->vms[i] = (struct vs_vm_tokens){.id = vs_feature_id(f->docs[i]),
+                                      .name = vs_feature_name(f->docs[i]),
+                                      .tokens = f->tokens[i],
+                                      .n = n};
+  }
+  return vs_close_groups(f->vms, f->n, group);
+}
+
+static size_t index_of(const struct fleet *f, const char *name) {
+  for (size_t i = 0; i < f->n; i++)
+    if (strcmp(vs_feature_name(f->docs[i]), name) == 0) return i;
+  return SIZE_MAX;
+}
+
+/* Whether the VMs FIRST..LAST (indices) are all in one group. */
+static bool together(const size_t *group, size_t first, size_t last) {
+  for (size_t i = first; i <= last; i++)
+    if (group[i] != group[first]) return false;
+  return true;
+}
+
+/* Six web servers and five databases, 60 settings of their own file each; the web servers
+ * carry a few tweaks: other values on two of them, two extra keys on one. */
+static void test_two_kinds(void) {
+  struct fleet f = {0};
+  char name[32];
+  for (int i = 1; i <= 6; i++) {
+    snprintf(name, sizeof(name), "web-%02d", i);
+    struct vs_feature *d = add_vm(&f, name);
+    kind_keys(d, "web", 0, 60);
+  }
+  vs_feature_set(f.docs[1], "file:/etc/web.conf:s3", "tweaked", NULL);
+  vs_feature_set(f.docs[2], "file:/etc/web.conf:s7", "tweaked", NULL);
+  vs_feature_set(f.docs[3], "file:/etc/sysctl.conf:vm.swappiness", "10", NULL);
+  vs_feature_set(f.docs[3], "file:/etc/sysctl.conf:net.core.somaxconn", "4096", NULL);
+  for (int i = 1; i <= 5; i++) {
+    snprintf(name, sizeof(name), "db-%02d", i);
+    struct vs_feature *d = add_vm(&f, name);
+    kind_keys(d, "db", 0, 60);
+  }
+  size_t group[MAX_VMS];
+  size_t n = groups_of(&f, group);
+  ok(n == 2, "two kinds of VM that differ in 120 keys are two close groups (%zu)", n);
+  ok(together(group, 0, 5), "the six web servers are one group, tweaks and all");
+  ok(together(group, 6, 10), "the five databases are another");
+  ok(group[0] != group[6], "and a web server is no database's close peer");
+  fleet_clear(&f);
+}
+
+/* Five web servers, and one VM that shares nothing with them but the distribution: 80 keys
+ * of its own. */
+static void test_far_vm(void) {
+  struct fleet f = {0};
+  char name[32];
+  for (int i = 1; i <= 5; i++) {
+    snprintf(name, sizeof(name), "web-%02d", i);
+    kind_keys(add_vm(&f, name), "web", 0, 40);
+  }
+  kind_keys(add_vm(&f, "build-01"), "build", 0, 80);
+  size_t group[MAX_VMS];
+  size_t n = groups_of(&f, group);
+  size_t far = index_of(&f, "build-01");
+  ok(n == 2, "a VM far from all others is a group of its own beside the web servers (%zu)", n);
+  bool alone = far != SIZE_MAX;
+  for (size_t i = 0; alone && i < f.n; i++)
+    if (i != far && group[i] == group[far]) alone = false;
+  ok(alone, "build-01 shares its group with no web server");
+  ok(together(group, 0, 4), "and the five web servers stay together");
+  fleet_clear(&f);
+}
+
+/* Three web servers and three databases, each VM with two keys of its own; "mixed" has half of
+ * the web servers' keys and half of the databases': 42 keys from each VM of either kind, its
+ * own nearest distance, so by its own measure every VM is close, while by theirs (4 keys to
+ * their nearest) it is far. The relation must hold both ways: it joins neither. */
+static void test_both_ways(void) {
+  struct fleet f = {0};
+  char name[32], key[64];
+  for (int i = 1; i <= 3; i++) {
+    snprintf(name, sizeof(name), "web-%02d", i);
+    struct vs_feature *d = add_vm(&f, name);
+    kind_keys(d, "web", 0, 40);
+    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:a", name);
+    vs_feature_set(d, key, "1", NULL);
+    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:b", name);
+    vs_feature_set(d, key, "1", NULL);
+  }
+  for (int i = 1; i <= 3; i++) {
+    snprintf(name, sizeof(name), "db-%02d", i);
+    struct vs_feature *d = add_vm(&f, name);
+    kind_keys(d, "db", 0, 40);
+    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:a", name);
+    vs_feature_set(d, key, "1", NULL);
+    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:b", name);
+    vs_feature_set(d, key, "1", NULL);
+  }
+  struct vs_feature *mixed = add_vm(&f, "mixed");
+  kind_keys(mixed, "web", 0, 20);
+  kind_keys(mixed, "db", 0, 20);
+  size_t group[MAX_VMS];
+  size_t n = groups_of(&f, group);
+  size_t m = index_of(&f, "mixed");
+  ok(n == 3, "web servers, databases, and the VM halfway between them: three groups (%zu)", n);
+  ok(group[0] != group[3], "the halfway VM does not bridge the web servers and the databases");
+  ok(m != SIZE_MAX && group[m] != group[0] && group[m] != group[3],
+     "it joins neither: they are close to it only by its own measure");
+  ok(together(group, 0, 2) && together(group, 3, 5), "each kind stays one group");
+  fleet_clear(&f);
+}
+
+static void test_edges(void) {
+  ok(vs_close_groups(NULL, 0, NULL) == 0, "no VMs, no groups");
+  struct fleet f = {0};
+  kind_keys(add_vm(&f, "only"), "web", 0, 5);
+  size_t group[1] = {99};
+  ok(groups_of(&f, group) == 1 && group[0] == 0, "one VM is one group, numbered 0");
+  fleet_clear(&f);
+}
+
+int main(void) {
+  plan_no_plan();
+  test_two_kinds();
+  test_far_vm();
+  test_both_ways();
+  test_edges();
+  return done_testing();
+}
