@@ -1,6 +1,7 @@
 #include "drift.h"
 #include "majority.h"
 #include "population.h"
+#include "strmap.h"
 #include "tap.h"
 #include "version.h"
 
@@ -658,6 +659,288 @@ static void test_majority(void) {
   vs_majorities_free(m);
 }
 
+/* ---------------------------------------------------------------- kinds (issue 18) */
+
+#define SWAP "file:/etc/sysctl.conf:vm.swappiness"
+
+/* A VM "ID" with SWAP = VALUE (NULL: unset), a package and the distribution. */
+static struct vs_feature *kind_doc(const char *id, const char *value) {
+  struct vs_feature *d = doc_with(id, (const char *[]){"os:distro", "debian", NULL});
+  vs_feature_set_os(d, "package_format", "deb");
+  if (value) vs_feature_set(d, SWAP, value, NULL);
+  return d;
+}
+
+/* Adds N documents "PREFIX-I" with SWAP = VALUE to each population of POPS (NULL-ended). */
+static void add_docs(struct vs_pop *const *pops, const char *prefix, size_t n, const char *value) {
+  for (size_t i = 0; i < n; i++) {
+    char id[48];
+    snprintf(id, sizeof(id), "%s-%02zu", prefix, i + 1);
+    struct vs_feature *d = kind_doc(id, value);
+    for (size_t p = 0; pops[p]; p++)
+      vs_pop_add(pops[p], d);
+    vs_feature_free(d);
+  }
+}
+
+/* The target "t" (value "10") alone among N peers that agree on "60", without a fleet. */
+static struct vs_drift *alone_among(size_t n, const struct vs_drift_opts *opts) {
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  add_docs((struct vs_pop *[]){pop, NULL}, "peer", n, "60");
+  vs_pop_prepare(pop);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "10");
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(pop, t, opts, &err);
+  if (!d) diag("ranking: %s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  return d;
+}
+
+static void test_kind_alone(void) {
+  static const struct {
+    size_t n;
+    enum vs_severity want;
+  } cases[] = {{1, VS_SEVERITY_INFO},    {2, VS_SEVERITY_WARNING}, {4, VS_SEVERITY_WARNING},
+               {8, VS_SEVERITY_WARNING}, {9, VS_SEVERITY_FAILURE}, {30, VS_SEVERITY_FAILURE}};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    _cleanup_(vs_drift_freep) struct vs_drift *d = alone_among(cases[c].n, NULL);
+    const struct vs_finding *f = finding(d, SWAP);
+    /* With one peer, both VMs hold their value alone: each stands out as much, p = 2/2. */
+    double p = cases[c].n == 1 ? 1.0 : 1.0 / ((double)cases[c].n + 1);
+    ok(f && f->kind == VS_FINDING_ALONE && near(f->p, p) && near(f->score, 1 - p) &&
+           f->severity == cases[c].want,
+       "alone among %zu agreeing peers: p = %.3f, score %.2f, %s (%s, p=%.3f, %s)", cases[c].n, p,
+       1 - p, vs_severity_name(cases[c].want), f ? vs_finding_kind_name(f->kind) : "-",
+       f ? f->p : -1, f ? vs_severity_name(f->severity) : "-");
+  }
+  _cleanup_(vs_drift_freep) struct vs_drift *d = alone_among(9, NULL);
+  ok(d && d->alarms == 1, "an alone finding that warns or fails is an alarm");
+  struct vs_drift_opts strict = {.warn_score = 0.85, .fail_score = 0.95};
+  _cleanup_(vs_drift_freep) struct vs_drift *s = alone_among(4, &strict);
+  const struct vs_finding *f = finding(s, SWAP);
+  ok(f && f->severity == VS_SEVERITY_INFO && s->alarms == 0,
+     "a warn score above 0.80 leaves alone-among-4 at info");
+}
+
+/* Peers that all differ: alone, but p = 1, never an alarm. */
+static void test_kind_all_differ(void) {
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  for (int i = 0; i < 9; i++) {
+    char id[16], v[16];
+    snprintf(id, sizeof(id), "p%d", i);
+    snprintf(v, sizeof(v), "%d", 20 + i);
+    struct vs_feature *d = kind_doc(id, v);
+    vs_pop_add(pop, d);
+    vs_feature_free(d);
+  }
+  vs_pop_prepare(pop);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "10");
+  struct vs_err err = {0};
+  _cleanup_(vs_drift_freep) struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
+  const struct vs_finding *f = finding(d, SWAP);
+  ok(f && near(f->p, 1) && f->severity == VS_SEVERITY_INFO,
+     "alone among 9 peers that all differ: p = 1, info (p=%.2f)", f ? f->p : -1);
+  vs_err_clear(&err);
+}
+
+static void test_kind_shared(void) {
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  add_docs((struct vs_pop *[]){pop, NULL}, "peer", 9, "60");
+  add_docs((struct vs_pop *[]){pop, NULL}, "twin", 1, "10");
+  vs_pop_prepare(pop);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "10");
+  struct vs_err err = {0};
+  _cleanup_(vs_drift_freep) struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
+  const struct vs_finding *f = finding(d, SWAP);
+  ok(f && f->kind == VS_FINDING_SHARED && f->m == 1 && f->severity == VS_SEVERITY_INFO,
+     "a value shared with one peer of 10 is \"shared\", info (%s, %s)",
+     f ? vs_finding_kind_name(f->kind) : "-", f ? vs_severity_name(f->severity) : "-");
+  ok(d && d->alarms == 0, "and raises no alarm");
+  vs_err_clear(&err);
+}
+
+/* A fleet: the target "t" (SWAP = "10") and its 5 close peers (all "60") are role 0; role 1
+ * is OTHERS VMs "db-NN" of which HOLDERS have "10", the rest "60". */
+struct kind_fleet {
+  struct vs_pop *fleet, *roles[2];
+  const char *names[2];
+  struct vs_drift_fleet ctx;
+};
+
+static void kind_fleet_init(struct kind_fleet *k, size_t others, size_t holders) {
+  k->fleet = vs_pop_new();
+  k->roles[0] = vs_pop_new();
+  k->roles[1] = vs_pop_new();
+  add_docs((struct vs_pop *[]){k->fleet, k->roles[0], NULL}, "web", 5, "60");
+  add_docs((struct vs_pop *[]){k->fleet, k->roles[1], NULL}, "db", holders, "10");
+  add_docs((struct vs_pop *[]){k->fleet, k->roles[1], NULL}, "db-other", others - holders, "60");
+  struct vs_feature *t = kind_doc("t", "10");
+  vs_pop_add(k->fleet, t);
+  vs_pop_add(k->roles[0], t);
+  vs_feature_free(t);
+  for (size_t i = 0; i < 3; i++)
+    vs_pop_prepare(i ? k->roles[i - 1] : k->fleet);
+  k->names[0] = "web-01";
+  k->names[1] = "db-01";
+  k->ctx = (struct vs_drift_fleet){.fleet = k->fleet,
+                                   .roles = (const struct vs_pop *const *)k->roles,
+                                   .role_names = k->names,
+                                   .n_roles = 2,
+                                   .own_role = 0,
+                                   .group_max = 4};
+}
+
+static void kind_fleet_clear(struct kind_fleet *k) {
+  vs_pop_free(k->fleet);
+  vs_pop_free(k->roles[0]);
+  vs_pop_free(k->roles[1]);
+}
+
+/* Ranks the target "t" (DOC, or kind_doc("t", "10")) against its role's peers with K's
+ * context. */
+static struct vs_drift *rank_in(const struct kind_fleet *k, const struct vs_feature *doc) {
+  _cleanup_(vs_feature_freep) struct vs_feature *t = doc ? NULL : kind_doc("t", "10");
+  struct vs_drift_opts opts = {.fleet = &k->ctx};
+  struct vs_err err = {0};
+  struct vs_drift *d = vs_drift_rank(k->roles[0], doc ? doc : t, &opts, &err);
+  if (!d) diag("ranking: %s", vs_err_msg(&err));
+  vs_err_clear(&err);
+  return d;
+}
+
+static void test_kind_group(void) {
+  struct kind_fleet k = {0};
+  kind_fleet_init(&k, 10, 2); /* 2 of the 10 databases have "10" too: a team's tweak */
+  _cleanup_(vs_drift_freep) struct vs_drift *d = rank_in(&k, NULL);
+  const struct vs_finding *f = finding(d, SWAP);
+  ok(f && f->kind == VS_FINDING_GROUP && f->elsewhere == 2 && f->severity == VS_SEVERITY_INFO,
+     "alone among its peers, but held by 2 VMs elsewhere and no kind's value: \"group\", info "
+     "(%s, elsewhere %u)",
+     f ? vs_finding_kind_name(f->kind) : "-", f ? f->elsewhere : 0);
+  ok(d && d->alarms == 0, "a team's tweak raises no per-VM alarm");
+  kind_fleet_clear(&k);
+
+  kind_fleet_init(&k, 10, 5); /* 5 elsewhere: more than a team's tweak (group_max 4) */
+  _cleanup_(vs_drift_freep) struct vs_drift *wide = rank_in(&k, NULL);
+  f = finding(wide, SWAP);
+  ok(f && f->kind == VS_FINDING_ALONE && f->severity == VS_SEVERITY_WARNING,
+     "held by 5 VMs elsewhere (over group_max 4, no kind's majority): still alone, a warning");
+  kind_fleet_clear(&k);
+}
+
+static void test_kind_other_role(void) {
+  struct kind_fleet k = {0};
+  kind_fleet_init(&k, 4, 4); /* every database has "10": the databases' value */
+  _cleanup_(vs_drift_freep) struct vs_drift *d = rank_in(&k, NULL);
+  const struct vs_finding *f = finding(d, SWAP);
+  ok(f && f->kind == VS_FINDING_ALONE && f->severity == VS_SEVERITY_WARNING,
+     "another kind's value among 5 agreeing peers alarms (%s, %s)",
+     f ? vs_finding_kind_name(f->kind) : "-", f ? vs_severity_name(f->severity) : "-");
+  ok(f && f->role_of_value && strcmp(f->role_of_value, "db-01") == 0,
+     "and names whose value it is (%s)", f && f->role_of_value ? f->role_of_value : "none");
+  kind_fleet_clear(&k);
+}
+
+static void test_kind_rollout(void) {
+  struct kind_fleet k = {0};
+  kind_fleet_init(&k, 4, 0);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "60");
+  vs_feature_set(t, "pkg:openssl", "3.0.13-1~deb12u1", NULL);
+  vs_feature_set(t, "pkg:zlib1g", "1:1.2.12-1", NULL);
+  /* the peers' versions: added to a role of their own, with the fleet as before */
+  _cleanup_(vs_pop_freep) struct vs_pop *peers = vs_pop_new();
+  for (int i = 1; i <= 5; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "web-%02d", i);
+    struct vs_feature *d = kind_doc(id, "60");
+    vs_feature_set(d, "pkg:openssl", "3.0.11-1~deb12u2", NULL);
+    vs_feature_set(d, "pkg:zlib1g", "1:1.2.13.dfsg-1", NULL);
+    vs_pop_add(peers, d);
+    vs_feature_free(d);
+  }
+  vs_pop_prepare(peers);
+  struct vs_drift_opts opts = {.fleet = &k.ctx};
+  struct vs_err err = {0};
+  _cleanup_(vs_drift_freep) struct vs_drift *d = vs_drift_rank(peers, t, &opts, &err);
+  vs_err_clear(&err);
+  const struct vs_finding *f = finding(d, "pkg:openssl");
+  ok(f && f->kind == VS_FINDING_ROLLOUT && f->severity == VS_SEVERITY_INFO,
+     "a package newer than all its peers' is a rollout, info (%s)",
+     f ? vs_finding_kind_name(f->kind) : "-");
+  f = finding(d, "pkg:zlib1g");
+  ok(f && f->kind == VS_FINDING_ALONE && f->severity == VS_SEVERITY_WARNING,
+     "an older version no other VM has is the VM's own: alone, a warning (%s)",
+     f ? vs_finding_kind_name(f->kind) : "-");
+
+  _cleanup_(vs_strmap_freep) struct vs_strmap *rolling = vs_strmap_new(NULL);
+  vs_strmap_put(rolling, SWAP, (void *)"10");
+  k.ctx.rolling = rolling;
+  _cleanup_(vs_drift_freep) struct vs_drift *moving = rank_in(&k, NULL);
+  f = finding(moving, SWAP);
+  ok(f && f->kind == VS_FINDING_ROLLOUT && moving->alarms == 0,
+     "a key moving through the fleet between snapshots is a rollout, no alarm");
+  kind_fleet_clear(&k);
+}
+
+static void test_kind_source(void) {
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  add_docs((struct vs_pop *[]){pop, NULL}, "tree", 9, "60");
+  vs_pop_prepare(pop);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "60");
+  vs_feature_set(t, "vm:cpu:count", "4", NULL);
+  vs_feature_set(t, "vm:memory:mib", "4096", NULL);
+  vs_feature_set(t, "vm:disk:vda:cache", "none", NULL);
+  struct vs_err err = {0};
+  _cleanup_(vs_drift_freep) struct vs_drift *d = vs_drift_rank(pop, t, NULL, &err);
+  vs_err_clear(&err);
+  size_t vm_findings = 0;
+  for (size_t i = 0; d && i < d->n_findings; i++)
+    vm_findings += strncmp(d->findings[i].key, "vm:", 3) == 0;
+  const struct vs_finding *f = finding(d, "vm:*");
+  ok(vm_findings == 1 && f && f->keys == 3,
+     "a vm: namespace none of the 9 peers has is one finding vm:* for its 3 keys (%zu)",
+     vm_findings);
+  ok(f && f->kind == VS_FINDING_SOURCE && f->severity == VS_SEVERITY_INFO && d->alarms == 0,
+     "of kind \"source\", info: another kind of source, not 3 misconfigurations");
+}
+
+static void test_kind_unique(void) {
+  struct kind_fleet k = {0};
+  kind_fleet_init(&k, 4, 0);
+  k.ctx.unique = true;
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  add_docs((struct vs_pop *[]){pop, NULL}, "web", 9, "60");
+  vs_pop_prepare(pop);
+  _cleanup_(vs_feature_freep) struct vs_feature *t = kind_doc("t", "10");
+  vs_feature_set(t, "file:/etc/app.conf:mode", "debug", NULL);
+  struct vs_drift_opts opts = {.fleet = &k.ctx};
+  struct vs_err err = {0};
+  _cleanup_(vs_drift_freep) struct vs_drift *d = vs_drift_rank(pop, t, &opts, &err);
+  vs_err_clear(&err);
+  bool all_info = d && d->n_findings > 0;
+  for (size_t i = 0; all_info && i < d->n_findings; i++)
+    all_info = d->findings[i].severity == VS_SEVERITY_INFO;
+  ok(d && d->unique && all_info && d->alarms == 0,
+     "a unique target (no close peers): every finding is info, even alone among 9 (%zu "
+     "findings, %zu alarms)",
+     d ? d->n_findings : 0, d ? d->alarms : 0);
+  json_t *j = d ? vs_drift_to_json(d, 0) : NULL;
+  ok(j && json_is_true(json_object_get(j, "unique")), "and its JSON says \"unique\": true");
+  json_decref(j);
+  kind_fleet_clear(&k);
+}
+
+static void test_kinds(void) {
+  test_kind_alone();
+  test_kind_all_differ();
+  test_kind_shared();
+  test_kind_group();
+  test_kind_other_role();
+  test_kind_rollout();
+  test_kind_source();
+  test_kind_unique();
+}
+
 int main(void) {
   plan_no_plan();
   test_formula();
@@ -669,5 +952,6 @@ int main(void) {
   test_diff();
   test_versions();
   test_majority();
+  test_kinds();
   return done_testing();
 }
