@@ -1,10 +1,11 @@
 /* alarm_calibration ROLES WORK [SCALE] [SEED] [SIZES]: whether drift's alarms mean the same
- * thing on 5 VMs and on 1,000 (issue 18): per fleet size, how often one injected
- * misconfiguration is ranked first and alarmed, and how many VMs of clean fleets alarm.
+ * thing on 5 VMs and on 1,000 (issue 18; run by bench/drift-accuracy.sh): per fleet size, how
+ * often one injected misconfiguration is ranked first and alarmed, how many VMs of clean
+ * fleets alarm, and the group findings (fleetfind.h) and unique VMs of clean fleets.
  *
  * Everything is ranked as the product ranks with its default settings: the fleet's documents
- * in a fleet view (fleetview.h: PeerGroup role, MinRolePeers 8, WarningScore and FailureScore
- * at their defaults), the injected document in place of its VM's clean one, as
+ * in a fleet view (fleetview.h: PeerGroup role, close groups, MinRolePeers, WarningScore and
+ * FailureScore at their defaults), the injected document in place of its VM's clean one, as
  * `vmscope drift --pool FLEET --target INJECTED` and vmscope_drift do.
  *
  * Fleets are made of real Debian 12 files (ROLES: bench/fleet-roles.sh's web, db and app trees,
@@ -25,6 +26,7 @@
  *
  * SCALE (default 1) multiplies the number of fleets and cases; SIZES (default all) is a comma
  * list of the rows to run ("5,8,host"). Prints a table; exits 0 whatever the figures. */
+#include "fleetfind.h"
 #include "fleetgen.h"
 #include "fleetview.h"
 #include "strmap.h"
@@ -59,7 +61,8 @@ struct tally {
   size_t fleets, cases, rank1, top3, alarmed;
   size_t role_cases, role_rank1, role_alarmed; /* another role's value */
   size_t clean_vms, clean_alarmed, skipped;
-  struct vs_strmap *causes; /* key -> VMs of clean fleets it alarmed on */
+  size_t clean_fleets, groups, tweaks, unique; /* fleet findings of clean fleets */
+  struct vs_strmap *causes;                    /* key -> VMs of clean fleets it alarmed on */
 };
 
 struct bench {
@@ -69,7 +72,7 @@ struct bench {
 };
 
 struct fleet {
-  size_t n;
+  size_t n, teams; /* VMs, team tweaks made */
   char *dir;
   char **dirs;
   size_t *role; /* index into role_names */
@@ -186,6 +189,7 @@ static void make_fleet(struct bench *b, size_t n, size_t number, struct fleet *f
   shuffle(&b->fg.r, tweaks, FG_TWEAKS);
   for (size_t k = 0; k < teams; k++)
     team_tweak(b, f, (uint32_t)tweaks[k]);
+  f->teams = teams;
   for (size_t i = 0; i < n; i++)
     f->docs[i] = fg_extract(b->fg.x, f->dirs[i], strrchr(f->dirs[i], '/') + 1);
 }
@@ -215,25 +219,15 @@ static void count_key(struct vs_strmap *causes, const char *key) {
   vs_strmap_put(causes, key, (void *)(c + 1));
 }
 
-/* Every VM of M ranked against its peers: those with an alarm are counted, and their keys. */
+/* Every VM of M ranked against its peers: those with an alarm are counted, and their keys; and
+ * the fleet findings (groups, VMs with no close peers). */
 static void measure_clean(const struct members *m, struct tally *t) {
   _cleanup_(vs_view_freep) struct vs_view *v = view_of(m, NULL);
-  if (getenv("VS_CALIBRATION_LIKENESS")) {
-    const struct vs_analysis *a = vs_view_analysis(v);
-    for (size_t i = 0; i < vs_view_count(v); i++) {
-      double best = 0, bestp = 0;
-      for (size_t j = 0; j < vs_view_count(v); j++)
-        if (j != i && vs_analysis_role(a, j) == vs_analysis_role(a, i)) {
-          if (vs_analysis_likeness(a, i, j) > best) best = vs_analysis_likeness(a, i, j);
-          if (vs_analysis_pair(a, i, j) > bestp) bestp = vs_analysis_pair(a, i, j);
-        }
-      size_t truth = 0;
-      for (size_t j = 0; j < m->n; j++)
-        truth += m->f->role[m->idx[j]] == m->f->role[m->idx[i]];
-      fprintf(stderr, "L n=%zu truth=%zu role=%zu like=%.2f pair=%.2f\n", m->n, truth,
-              vs_analysis_role_size(a, vs_analysis_role(a, i)), best, bestp);
-    }
-  }
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *ff = vs_fleet_find(v);
+  t->clean_fleets++;
+  t->groups += ff->n_groups;
+  t->unique += ff->n_unique;
+  if (m->n == m->f->n) t->tweaks += m->f->teams;
   for (size_t i = 0; i < vs_view_count(v); i++) {
     _cleanup_(vs_drift_freep) struct vs_drift *d = fg_rank(v, i);
     t->clean_vms++;
@@ -364,12 +358,15 @@ static void print_row(const struct plan *p, const struct tally *t, const double 
     snprintf(label, sizeof(label), "one host (%d-%d of %zu)", HOST_MIN, HOST_MAX, p->n);
   else
     snprintf(label, sizeof(label), "%zu", p->n);
+  char tweaks[64] = "";
+  if (t->tweaks) snprintf(tweaks, sizeof(tweaks), " (%zu tweaks made)", t->tweaks);
   printf("| %s | %zu | %zu | %.0f%% | %.0f%% | %.0f%% | %.0f%% / %.0f%% of %zu | %.1f%% of %zu | "
-         "%.0f s (CPU %.0f s) |\n",
+         "%zu in %zu fleets%s; %zu unique VMs | %.0f s (CPU %.0f s) |\n",
          label, t->fleets, t->cases, fg_pct(t->rank1, t->cases), fg_pct(t->top3, t->cases),
          fg_pct(t->alarmed, t->cases), fg_pct(t->role_rank1, t->role_cases),
          fg_pct(t->role_alarmed, t->role_cases), t->role_cases,
-         fg_pct(t->clean_alarmed, t->clean_vms), t->clean_vms, secs[0], secs[1]);
+         fg_pct(t->clean_alarmed, t->clean_vms), t->clean_vms, t->groups, t->clean_fleets, tweaks,
+         t->unique, secs[0], secs[1]);
 }
 
 struct cause {
@@ -398,15 +395,16 @@ static void print_causes(const struct plan *p, const struct tally *t) {
 }
 
 static void print_header(const struct bench *b, const char *sizes) {
-  printf("alarm-calibration: default settings (PeerGroup %s, MinRolePeers %d, WarningScore %.2f, "
+  printf("drift accuracy by fleet size: default settings (PeerGroup %s, MinRolePeers %d, "
+         "WarningScore %.2f, "
          "FailureScore %.2f), seed %s, scale %g\n",
          vs_peer_group_name(VS_PEERS_ROLE), VS_VIEW_MIN_ROLE_PEERS, VS_DRIFT_WARN_SCORE,
          VS_DRIFT_FAIL_SCORE, b->fg.seed, b->scale);
-  printf("command: bash bench/alarm-calibration.sh %g %s%s%s\n\n", b->scale, b->fg.seed,
+  printf("command: bash bench/drift-accuracy.sh %g %s%s%s\n\n", b->scale, b->fg.seed,
          sizes ? " " : "", sizes ? sizes : "");
   printf("| fleet size | fleets | cases | injected setting ranked 1st | top 3 | injected setting "
          "alarmed | another role's value: ranked 1st / alarmed | VMs of clean fleets alarmed | "
-         "time |\n|---|---|---|---|---|---|---|---|---|\n");
+         "group findings on clean fleets | time |\n|---|---|---|---|---|---|---|---|---|---|\n");
 }
 
 /* ---------------------------------------------------------------------------------- main */

@@ -30,4 +30,11 @@ for kind in "changed value" "uid-0 user" "disabled service" "downgraded pkg" "we
   grep -qE "^$kind +[0-9]+ " "$work/acc.out"; ok $? "its table has a row for $kind"
 done
 grep -qE '^clean fleets: [0-9]+ VMs' "$work/acc.out"; ok $? "and the clean-fleet alarm line"
+"$VS_BUILDDIR/bench/alarm_calibration" "$work/roles" "$work/fleets2" 0.05 7 5,12,host >"$work/cal.out" 2>"$work/cal.err"
+ok $? "alarm_calibration (bench/drift-accuracy.sh) runs three sizes"
+for row in "5" "12" "one host \\(4-8 of 60\\)"; do
+  grep -qE "^\\| $row \\| [0-9]+ \\| [0-9]+ \\| [0-9]+% \\| [0-9]+% \\| [0-9]+% \\|" "$work/cal.out"
+  ok $? "its table has a row for $row with rank 1, top 3 and alarmed"
+done
+grep -qE '\| [0-9]+ in [0-9]+ fleets' "$work/cal.out"; ok $? "and the group findings of clean fleets"
 done_testing

@@ -440,7 +440,8 @@ static long role_of_value(const struct vs_drift_fleet *fl, const char *key, cons
     struct vs_pop_stats st;
     if (i < 0) continue;
     vs_pop_key_stats(fl->roles[r], (size_t)i, &st);
-    if (st.top_value[0] && strcmp(st.top_value[0], value) == 0 && 2 * st.top_count[0] > st.docs)
+    if (st.docs >= 2 && st.top_value[0] && strcmp(st.top_value[0], value) == 0 &&
+        2 * st.top_count[0] > st.docs)
       return (long)r;
   }
   return -1;
@@ -466,11 +467,6 @@ static void classify_in_fleet(struct vs_finding *f, const struct vs_feature *tar
   long r = role_of_value(fl, key, f->value);
   if (r >= 0) {
     f->role_of_value = vs_xstrdup(fl->role_names[r]);
-    return;
-  }
-  if (fl->unique_vms && vs_pop_docs(fl->unique_vms) &&
-      fleet_count(fl->unique_vms, key, f->value) >= f->elsewhere) {
-    f->role_of_value = vs_xstrdup("a VM of a kind of its own");
     return;
   }
   if (f->elsewhere < fl->group_max) f->kind = VS_FINDING_GROUP;

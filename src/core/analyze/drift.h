@@ -108,7 +108,6 @@ struct vs_drift_fleet {
   const struct vs_pop *const *roles; /* each close group's population (fleetview.h) */
   const char *const *role_names;     /* the name of a VM of each, for messages */
   size_t n_roles, own_role;          /* the target's group */
-  const struct vs_pop *unique_vms;   /* the VMs with no close peers: each a kind of its own */
   uint32_t group_max;                /* the most VMs a team's tweak is found on */
   const struct vs_strmap *rolling;   /* keys moving through the fleet between snapshots */
   bool unique;                       /* the target has no close peers: nothing alarms */

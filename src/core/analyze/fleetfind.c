@@ -46,7 +46,8 @@ static bool role_value(const struct vs_view *v, const char *key, const char *val
     if (i < 0) continue;
     struct vs_pop_stats st;
     vs_pop_key_stats(pop, (size_t)i, &st);
-    if (st.top_value[0] && strcmp(st.top_value[0], value) == 0 && 2 * st.top_count[0] > st.docs)
+    if (st.docs >= 2 && st.top_value[0] && strcmp(st.top_value[0], value) == 0 &&
+        2 * st.top_count[0] > st.docs)
       return true;
   }
   return false;

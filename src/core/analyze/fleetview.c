@@ -31,7 +31,6 @@ struct vs_view {
   struct vs_pop *fleet;
   struct vs_pop **role_pops; /* per close group: its VMs but the unique ones (peers), or NULL */
   struct vs_pop **kind_pops; /* per close group: all its VMs (whose value a value is) */
-  struct vs_pop *unique_pop; /* the unique VMs: each a kind of its own */
   const char **role_names;   /* each role's medoid's name (or id) */
   bool *unique;              /* per VM: fewer than min_role_peers close peers */
   size_t *group, n_groups;   /* per VM: its close group (neighbours.h); how many */
@@ -76,7 +75,6 @@ void vs_view_free(struct vs_view *v) {
     vs_pop_free(v->kind_pops[g]);
   }
   free(v->kind_pops);
-  vs_pop_free(v->unique_pop);
   free(v->role_pops);
   free(v->role_names);
   free(v->unique);
@@ -311,13 +309,10 @@ static void build_groups(struct vs_view *v) {
     if (v->role_pops[g]) vs_pop_prepare(v->role_pops[g]);
     vs_pop_prepare(v->kind_pops[g]);
   }
-  v->unique_pop = vs_pop_new();
   for (size_t i = 0; i < v->n; i++) { /* its close peers were unique themselves */
     const struct vs_pop *pop = v->role_pops[v->group[i]];
     if (!pop || vs_pop_docs(pop) <= v->opts.min_role_peers) v->unique[i] = true;
-    if (v->unique[i]) vs_pop_add(v->unique_pop, v->vms[i].doc);
   }
-  vs_pop_prepare(v->unique_pop);
 }
 
 /* Keys that at least VS_VIEW_ROLLING_VMS VMs changed to one same value since their previous
@@ -432,7 +427,6 @@ struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs
                                  .roles = (const struct vs_pop *const *)v->kind_pops,
                                  .role_names = v->role_names,
                                  .n_roles = v->n_groups,
-                                 .unique_vms = v->unique_pop,
                                  .own_role = role,
                                  .group_max = v->group_max,
                                  .rolling = v->rolling,

@@ -4,7 +4,6 @@
 #include "util.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,13 +26,14 @@ struct tokset {
   size_t n;
 };
 
-/* Each VM's distinct tokens, sorted, less those every VM has. */
+/* Each VM's distinct keys (as the key part of its tokens), sorted, less those every VM has. */
 static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
   struct tokset *sets = vs_xcalloc(n, sizeof(*sets));
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
     sets[i].t = vs_xmalloc((vms[i].n ? vms[i].n : 1) * sizeof(uint64_t));
-    memcpy(sets[i].t, vms[i].tokens, vms[i].n * sizeof(uint64_t));
+    for (size_t k = 0; k < vms[i].n; k++)
+      sets[i].t[k] = vms[i].tokens[k] >> 32; /* the key's part of the token (analytics.h) */
     sets[i].n = sort_unique(sets[i].t, vms[i].n);
     total += sets[i].n;
   }
@@ -105,13 +105,6 @@ size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group) 
       if (x < nearest[j]) nearest[j] = x;
     }
   }
-  if (getenv("VS_NN_DEBUG"))
-    for (size_t i = 0; i < n; i++) {
-      fprintf(stderr, "NN %s:", vms[i].name);
-      for (size_t j = 0; j < n; j++)
-        fprintf(stderr, " %s=%u", vms[j].name, d[i * n + j]);
-      fprintf(stderr, "\n");
-    }
   _cleanup_(vs_freep) size_t *parent = vs_xmalloc(n * sizeof(size_t));
   for (size_t i = 0; i < n; i++)
     parent[i] = i;
