@@ -1,8 +1,10 @@
-/* vmscope drift: rank the settings that set a VM apart from its peers (PeerPressure), over the
- * same fleet view (fleetview.h) the vmscope_drift plugin ranks. */
+/* vmscope drift: rank the settings that set a VM apart from its close peers (PeerPressure), over
+ * the same fleet view (fleetview.h) the vmscope_drift plugin ranks; --fleet: the fleet's own
+ * findings (fleetfind.h). */
 #include "cli.h"
 
 #include "drift.h"
+#include "fleetfind.h"
 #include "fleetview.h"
 
 #include <errno.h>
@@ -23,42 +25,60 @@ static void usage(FILE *out) {
           "Usage: vmscope drift [OPTIONS] --target SOURCE SAMPLE...\n"
           "       vmscope drift [OPTIONS] --all SOURCE...\n"
           "       vmscope drift [OPTIONS] --pool DIR... [--target VM] [SOURCE...]\n"
+          "       vmscope drift [OPTIONS] --fleet (--pool DIR... | SOURCE...)\n"
           "\n"
           "Rank the settings whose values set a VM apart from its peers (PeerPressure): for\n"
-          "each key, N samples, c distinct values among them (plus one when the target's is\n"
-          "unseen) and m samples sharing the target's value give K = c(m+1)/(N+c); findings\n"
-          "are sorted by K, and score = 1 - K. A SOURCE is a guest tree (directory), a disk\n"
-          "image, or a saved feature document (.json, one document or an array of them).\n"
-          "Peers are VMs, not files: documents of one VM (same id) count once, as its newest,\n"
-          "and a VM is never its own peer (a target given among the samples is dropped from\n"
-          "them, with a note). Each VM is ranked against its role (vmscope analyze) when the\n"
-          "role has more than --min-role-peers members, else against all the others, as the\n"
-          "vmscope_drift plugin does.\n"
+          "each key, N peers, c distinct values among them (plus one when the target's is\n"
+          "unseen) and m peers sharing the target's value give K = c(m+1)/(N+c); findings are\n"
+          "sorted by K. A SOURCE is a guest tree (directory), a disk image, or a saved feature\n"
+          "document (.json, one document or an array of them). Peers are VMs, not files:\n"
+          "documents of one VM (same id) count once, as its newest, and a VM is never its own\n"
+          "peer (a target given among the samples is dropped from them, with a note).\n"
+          "\n"
+          "A VM's peers are its close peers: the VMs that differ from it in few settings\n"
+          "(a close group). A VM with fewer than --min-role-peers close peers is unique: it is\n"
+          "ranked against the whole fleet for information, and none of its findings alarm.\n"
+          "Each finding has a kind: alone (no peer shares the value), shared (some do),\n"
+          "group (a small group of VMs elsewhere has it: a team's tweak, see --fleet),\n"
+          "rollout (a package newer than the peers', or a key moving through the fleet),\n"
+          "source (a namespace, such as vm:, none of the peers has) or edit (a parsed file's\n"
+          "digest). Only \"alone\" findings alarm. Their score is 1 - p, p the chance that a\n"
+          "VM drawn like its peers stands out as much: alone among 2 agreeing close peers\n"
+          "scores 0.67, among 4 0.80, among 9 0.90; among peers that all differ, 0.\n"
           "\n"
           "Options:\n"
           "  -t, --target SOURCE|VM  the VM to rank (with --pool: a VM's name or id in it)\n"
           "  -a, --all               rank every VM against the others (the default with --pool)\n"
           "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir): each VM's\n"
           "                          newest document; repeatable, pools add up\n"
+          "      --fleet             print the fleet's own findings instead of each VM's:\n"
+          "                          groups of VMs sharing a value most others lack (a team's\n"
+          "                          tweak, one line per group), rollouts with their share,\n"
+          "                          and the unique VMs; not with --target\n"
           "      --peer-group role|fleet\n"
-          "                          rank against the VM's role or the whole fleet (default role)\n"
-          "      --min-role-peers N  a role is a peer group from N+1 members (default %d)\n"
+          "                          rank against the VM's close peers or the whole fleet\n"
+          "                          (default role)\n"
+          "      --min-role-peers N  a VM needs N close peers to be compared with them; with\n"
+          "                          fewer it is unique (default %d)\n"
           "  -f, --format json|text  output format (default json)\n"
           "  -n, --top N             print the N most suspicious findings of each VM\n"
           "                          (default 20; 0 prints all)\n"
           "  -W, --waivers FILE      waivers, one per line: KEY-GLOB VM-GLOB EXPIRES REASON\n"
           "                          (EXPIRES is YYYY-MM-DD or -); waived findings are still\n"
           "                          printed, marked waived, and raise no alarm\n"
-          "      --warn-score S      score from which a finding is a warning (default %.2f)\n"
-          "      --fail-score S      score from which a finding is a failure (default %.2f)\n"
+          "      --warn-score S      score from which an \"alone\" finding is a warning\n"
+          "                          (default %.2f: alone among 2 agreeing close peers)\n"
+          "      --fail-score S      score from which it is a failure (default %.2f: among 9)\n"
           "      --fail-on warning|failure\n"
           "                          exit 3 when a finding of that severity or worse is not\n"
-          "                          waived (an alarm)\n"
+          "                          waived (an alarm); not with --fleet\n"
           "  -q, --quiet             print nothing (for scripts, with --fail-on)\n"
           "      --compact           JSON on one line\n",
           VS_VIEW_MIN_ROLE_PEERS, VS_DRIFT_WARN_SCORE, VS_DRIFT_FAIL_SCORE);
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
+        "\n"
+        "Example: vmscope drift --fleet --format text --pool /var/lib/collectd/vmscope\n"
         "\n"
         "Exit status: 0 ok, 1 some source failed or could not be ranked (the rest is still\n"
         "printed), 2 usage error, 3 an alarm at or above --fail-on (and nothing failed).\n",
@@ -89,17 +109,94 @@ static bool parse_count(const char *arg, const char *opt, unsigned long *out) {
   return true;
 }
 
-static void print_text(const struct vs_drift *d, size_t top) {
-  printf("# %s: %u samples, %zu findings, %zu alarms\n", d->target_name, d->samples, d->n_findings,
-         d->alarms);
+/* "the value of db-01's kind", or of a VM with no close peers. */
+static void add_role_of_value(struct vs_buf *b, const char *role) {
+  if (strncmp(role, "a VM ", 5) == 0)
+    vs_buf_addf(b, "; the value of %s", role);
+  else
+    vs_buf_addf(b, "; value of %s's kind", role);
+}
+
+/* Why a finding is what it is: its kind and the evidence ("alone among 4 close peers; p=0.20").
+ * CLOSE: the peers are the VM's close group (else the fleet). */
+static char *evidence(const struct vs_finding *f, bool close) {
+  struct vs_buf b = {0};
+  const char *peers = close ? "close peers" : "peers";
+  bool differ = strcmp(f->majority, VS_ALL_DIFFER) == 0;
+  switch (f->kind) {
+  case VS_FINDING_ALONE:
+    if (differ)
+      vs_buf_addf(&b, "alone among %u %s that all differ", f->n, peers);
+    else if (f->majority_count == f->n)
+      vs_buf_addf(&b, "alone among %u %s; all have %s", f->n, peers, f->majority);
+    else
+      vs_buf_addf(&b, "alone among %u %s; %u have %s", f->n, peers, f->majority_count, f->majority);
+    vs_buf_addf(&b, "; p=%.2f", f->p);
+    if (f->role_of_value)
+      add_role_of_value(&b, f->role_of_value);
+    else if (f->elsewhere)
+      vs_buf_addf(&b, "; %u other VM%s of the fleet ha%s it", f->elsewhere,
+                  f->elsewhere == 1 ? "" : "s", f->elsewhere == 1 ? "s" : "ve");
+    break;
+  case VS_FINDING_SHARED:
+    vs_buf_addf(&b, "shared with %u of %u %s", f->m, f->n, peers);
+    if (!differ) vs_buf_addf(&b, "; %u have %s", f->majority_count, f->majority);
+    break;
+  case VS_FINDING_GROUP:
+    vs_buf_addf(&b, "group: %u other VM%s ha%s it; the peers have %s (see --fleet)", f->elsewhere,
+                f->elsewhere == 1 ? "" : "s", f->elsewhere == 1 ? "s" : "ve", f->majority);
+    break;
+  case VS_FINDING_ROLLOUT:
+    vs_buf_addf(&b, "rollout: the peers have %s", f->majority);
+    if (f->elsewhere)
+      vs_buf_addf(&b, "; %u other VM%s ha%s it", f->elsewhere, f->elsewhere == 1 ? "" : "s",
+                  f->elsewhere == 1 ? "s" : "ve");
+    break;
+  case VS_FINDING_SOURCE:
+    vs_buf_addf(&b, "source: %zu key%s of a namespace %s", f->keys, f->keys == 1 ? "" : "s",
+                strcmp(f->value, VS_ABSENT) == 0 ? "all the peers have and this VM lacks"
+                                                 : "none of the peers has");
+    break;
+  case VS_FINDING_EDIT:
+    vs_buf_addf(&b, "edit: the file's own settings show what changed");
+    break;
+  }
+  if (f->about_key && f->kind != VS_FINDING_SOURCE)
+    vs_buf_addf(&b, "; %zu keys, shown: %s", f->keys, f->about_key);
+  vs_buf_add(&b, "", 0);
+  return vs_buf_steal(&b);
+}
+
+static void print_text(const struct vs_drift *d, bool close, size_t top) {
+  printf("# %s: %u samples, %zu findings, %zu alarms%s\n", d->target_name, d->samples,
+         d->n_findings, d->alarms, d->unique ? "; no close peers: nothing alarms" : "");
   size_t n = top && top < d->n_findings ? top : d->n_findings;
   for (size_t i = 0; i < n; i++) {
     const struct vs_finding *f = &d->findings[i];
-    printf("%3zu  %.3f  %-7s  %s = %s  (peers: %s %u/%u; c=%u m=%u)%s%s%s\n", f->rank, f->score,
-           vs_severity_name(f->severity), f->key, f->value, f->majority, f->majority_count, f->n,
-           f->c, f->m, f->waived ? "  waived: " : "", f->waived ? f->waiver.reason : "",
+    _cleanup_(vs_freep) char *why = evidence(f, close);
+    printf("%3zu  %.3f  %-7s  %-7s  %s = %s  (%s)%s%s%s\n", f->rank, f->score,
+           vs_severity_name(f->severity), vs_finding_kind_name(f->kind), f->key, f->value, why,
+           f->waived ? "  waived: " : "", f->waived ? f->waiver.reason : "",
            f->waiver.expired ? "  (waiver expired)" : "");
   }
+}
+
+/* The fleet's own findings as text: one line per group, per rollout, per unique VM. */
+static void print_fleet_text(const struct vs_fleet_findings *f) {
+  printf("# fleet: %u VMs, %zu groups, %zu rollouts, %zu unique\n", f->vms, f->n_groups,
+         f->n_rollouts, f->n_unique);
+  for (size_t i = 0; i < f->n_groups; i++) {
+    _cleanup_(vs_freep) char *msg = vs_group_describe(&f->groups[i], f->vms);
+    printf("group    %s\n", msg);
+  }
+  for (size_t i = 0; i < f->n_rollouts; i++) {
+    const struct vs_rollout *r = &f->rollouts[i];
+    printf("rollout  %s is %s on %u of %u VMs (%.0f%%), from %s%s\n", r->key, r->value, r->have,
+           r->of, r->of ? 100.0 * r->have / r->of : 0.0, r->from,
+           r->by_version ? "" : " (moved since their previous snapshots)");
+  }
+  for (size_t i = 0; i < f->n_unique; i++)
+    printf("unique   %s: no close peers: nothing alarms\n", f->unique[i]);
 }
 
 struct options {
@@ -107,6 +204,7 @@ struct options {
   const char *pools[VS_CLI_MAX_REPEAT];
   size_t n_pools;
   bool all, text, compact, quiet;
+  bool fleet;         /* --fleet: the fleet's findings, not each VM's */
   bool target_source; /* --target is a SOURCE to read (else a VM of the pools) */
   unsigned long top;
   int fail_on; /* -1: none, else the least severity that fails */
@@ -122,13 +220,13 @@ struct output {
   bool alarmed;  /* a finding at or above --fail-on */
 };
 
-static void emit(struct output *out, const struct vs_drift *d) {
+static void emit(struct output *out, const struct vs_drift *d, bool close) {
   const struct options *o = out->o;
   for (size_t i = 0; o->fail_on >= 0 && i < d->n_findings; i++)
     if (!d->findings[i].waived && (int)d->findings[i].severity >= o->fail_on) out->alarmed = true;
   if (o->quiet) return;
   if (o->text) {
-    print_text(d, o->top);
+    print_text(d, close, o->top);
     return;
   }
   json_t *j = vs_drift_to_json(d, o->top);
@@ -179,6 +277,17 @@ static int convert(const struct given *g, struct options *o) {
 
 /* What the options ask for, checked as a whole; -1 (printed) when they conflict. */
 static int check(int argc, struct options *o) {
+  if (o->fleet && o->target) {
+    fprintf(stderr, PROG ": --fleet reports the whole fleet and --target one VM: give one of "
+                         "them\n");
+    return -1;
+  }
+  if (o->fleet && o->fail_on >= 0) {
+    fprintf(stderr, PROG ": --fail-on is for alarms, and the fleet's findings (--fleet) are "
+                         "never alarms\n");
+    return -1;
+  }
+  if (o->fleet) o->all = true;
   if (o->n_pools) {
     if (!o->target) o->all = true;
   } else if (o->all == (o->target != NULL)) {
@@ -218,11 +327,13 @@ static int parse(int argc, char **argv, struct options *o) {
     OPT_COMPACT,
     OPT_PEER_GROUP,
     OPT_MIN_ROLE,
-    OPT_FAIL_ON
+    OPT_FAIL_ON,
+    OPT_FLEET
   };
   static const struct option opts[] = {{"target", required_argument, NULL, 't'},
                                        {"all", no_argument, NULL, 'a'},
                                        {"pool", required_argument, NULL, 'p'},
+                                       {"fleet", no_argument, NULL, OPT_FLEET},
                                        {"peer-group", required_argument, NULL, OPT_PEER_GROUP},
                                        {"min-role-peers", required_argument, NULL, OPT_MIN_ROLE},
                                        {"format", required_argument, NULL, 'f'},
@@ -262,6 +373,8 @@ static int parse(int argc, char **argv, struct options *o) {
       o->quiet = true;
     } else if (c == OPT_COMPACT) {
       o->compact = true;
+    } else if (c == OPT_FLEET) {
+      o->fleet = true;
     } else if (c == 'h') {
       usage(stdout);
       return 1;
@@ -319,6 +432,25 @@ static const char *target_name(const struct vs_view *view, const char *target_id
   return t >= 0 ? vs_feature_name(vs_view_doc(view, (size_t)t)) : NULL;
 }
 
+/* --fleet: the prepared VIEW's fleet findings; the exit status. */
+static int print_fleet(const struct options *o, const struct vs_view *view) {
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *f = vs_fleet_find(view);
+  if (o->quiet) return VS_EXIT_OK;
+  if (o->text) {
+    print_fleet_text(f);
+  } else {
+    json_t *j = vs_fleet_findings_json(f);
+    int printed = vs_cli_print_json(j, o->compact, PROG);
+    json_decref(j);
+    if (printed < 0) return VS_EXIT_PARTIAL;
+  }
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, PROG ": writing standard output failed\n");
+    return VS_EXIT_PARTIAL;
+  }
+  return VS_EXIT_OK;
+}
+
 static int worse(int a, int b) {
   return a > b ? a : b;
 }
@@ -364,6 +496,7 @@ int vs_cmd_drift(int argc, char **argv) {
             vs_view_count(view));
     return worse(status, o.n_pools ? VS_EXIT_PARTIAL : VS_EXIT_USAGE);
   }
+  if (o.fleet) return worse(status, print_fleet(&o, view));
   struct output out = {.o = &o};
   out.array = o.all && !o.text && !o.quiet ? json_array() : NULL;
   for (size_t i = first; i < end; i++) {
@@ -372,7 +505,7 @@ int vs_cmd_drift(int argc, char **argv) {
       status = worse(status, vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG));
       continue;
     }
-    emit(&out, d);
+    emit(&out, d, vs_view_by_role(view, i));
   }
   if (out.array) {
     vs_cli_print_json(out.array, o.compact, PROG);

@@ -64,8 +64,8 @@ grep -q 'the sources hold 20 documents of 10 VMs: each VM counts once' "$work/gl
 ok $? "and a note says the 20 documents are 10 VMs"
 is "$(jq -r '[.[] | select(.alarms > 0) | .name + ":" + (.alarms | tostring)] | join(",")' "$work/globpool.json")" \
   "web-03:1,web-07:1" "each VM is its newest document: web-03 and web-07 alarm, once each"
-is "$(jq -r '[.[] | .findings[] | select(.severity == "failure")] | length' "$work/globpool.json")" 0 \
-  "and no warning was turned into a failure by counting old snapshots as peers"
+is "$(jq -c '[.[] | .findings[] | select(.severity != "info") | [.n, .p * 100 | round]] | unique' "$work/globpool.json")" "[[9,10]]" \
+  "and each alarm counts 9 peers, p = 1/10, not 19 snapshots (p = 1/20)"
 
 # --- drift --pool ----------------------------------------------------------------------------
 "$VMSCOPE" drift --pool "$work/pool" --peer-group fleet >"$work/pool.json"
@@ -85,8 +85,8 @@ ok $? "or by its UUID"
 "$VMSCOPE" drift --pool "$work/pool" --target web-99 >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" "1:vmscope drift: web-99 is no VM among the 10 VMs of the pool" "a target the pool lacks is an error"
 "$VMSCOPE" drift --pool "$work/pool" >"$work/role.json"
-is "$(jq -c 'map([.name, .samples]) | map(select(.[0] == "web-01" or .[0] == "web-07")) ' "$work/role.json")" '[["web-01",8],["web-07",9]]' \
-  "by default a VM is ranked against its role (web-01 among the 8 others of its 9), as the plugin does; web-07, alone in its role, against the fleet"
+is "$(jq -c 'map([.name, .samples]) | map(select(.[0] == "web-01" or .[0] == "web-07")) ' "$work/role.json")" '[["web-01",9],["web-07",9]]' \
+  "by default a VM is ranked against its close peers, as the plugin does: the ten web servers differ in a key or two, one close group, so web-01 and web-07 each have the 9 others"
 "$VMSCOPE" drift --pool "$work/pool" --peer-group host >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" '2:vmscope drift: --peer-group takes role or fleet, not "host"' "an unknown peer group is refused"
 
@@ -117,7 +117,9 @@ is "$?" 2 "--all with --target is refused"
 "$VMSCOPE" drift --pool "$work/pool" --fail-on warning >/dev/null
 is $? 3 "--fail-on warning exits 3 when a VM alarms"
 "$VMSCOPE" drift --pool "$work/pool" --fail-on failure >/dev/null
-is $? 0 "--fail-on failure exits 0 when the alarms are warnings (score 0.83 < 0.90)"
+is $? 3 "--fail-on failure exits 3: alone among 9 agreeing peers scores 0.90, a failure"
+"$VMSCOPE" drift --pool "$work/pool" --fail-on failure --fail-score 0.95 >/dev/null
+is $? 0 "--fail-on failure exits 0 when the alarms are warnings (score 0.90 < --fail-score 0.95)"
 out=$("$VMSCOPE" drift --pool "$work/pool" --fail-on warning --quiet); rc=$?
 is "$rc:$out" "3:" "--quiet prints nothing, and keeps the status"
 printf 'file:/etc/ssh/sshd_config:PermitRootLogin web-07 - test fleet\nsysctl:net.ipv4.ip_forward web-03 - router\n' >"$work/waivers"
@@ -265,7 +267,7 @@ drift_conf "$work/forget.conf" "  DataDir \"$work/live\"
 pid=$!
 pids+=($pid)
 note_of() { grep "Notification: .*plugin = vmscope_drift, plugin_instance = web-07, type = config_drift" "$work/forget.conf.log"; }
-raised() { note_of | grep -q 'severity = WARNING'; }
+raised() { note_of | grep -qE 'severity = (WARNING|FAILURE)'; } # alone among 9: a failure
 cleared() { note_of | grep -q 'severity = OKAY'; }
 csv_of() { find "$work/csv" -path "*vmscope_drift-$1/gauge-drift_score-*" 2>/dev/null | head -n1; }
 lines() { local f; f=$(csv_of "$1"); [ -n "$f" ] && wc -l <"$f" || echo 0; }

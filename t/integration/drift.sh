@@ -23,9 +23,13 @@ mk "$work/web-07/etc/ssh/sshd_config" "${sshd}PermitRootLogin yes\n"
 
 out=$("$VMSCOPE" drift --help); rc=$?
 ok $rc "vmscope drift --help exits 0"
-for opt in --target --all --format --top --waivers --warn-score --fail-score --compact --backend --watch; do
+for opt in --target --all --fleet --format --top --waivers --warn-score --fail-score --compact --backend --watch; do
   echo "$out" | grep -q -- "$opt"; ok $? "drift --help documents $opt"
 done
+echo "$out" | grep -q 'alone among 2 agreeing close peers' && echo "$out" | grep -q 'default 0.60'
+ok $? "drift --help says what the default warn score means (alone among 2 agreeing close peers)"
+echo "$out" | grep -qE -- '--min-role-peers N +a VM needs N close peers'
+ok $? "and that --min-role-peers counts close peers"
 "$VMSCOPE" --help | grep -q 'drift'; ok $? "vmscope --help lists drift"
 "$VMSCOPE" --help | grep -q 'diff'; ok $? "and diff"
 
@@ -45,7 +49,8 @@ is "$(jq -r '.findings[0].value' "$work/d.json")" "yes" "with the target's value
 is "$(jq -r '.findings[0].majority.value + " " + (.findings[0].majority.count | tostring)' "$work/d.json")" \
   "<absent> 11" "and what the peers have: absent (or the default) on all 11"
 is "$(jq -r '.findings[0] | "\(.c) \(.m) \(.n)"' "$work/d.json")" "2 0 11" "c=2, m=0, N=11"
-is "$(jq -r '.findings[0].severity' "$work/d.json")" "warning" "score 1-2/13 = 0.85 is a warning"
+is "$(jq -r '.findings[0] | "\(.kind) \(.p * 1000 | round) \(.severity)"' "$work/d.json")" "alone 83 failure" \
+  "alone among 11 agreeing close peers: p = 1/12, score 0.92, a failure"
 is "$(jq -r .alarms "$work/d.json")" 1 "one alarm"
 is "$(jq -r '[.findings[] | select(.key == "meta:/etc/ssh/sshd_config:sha256")][0] | "\(.severity) \(.edit_evidence)"' "$work/d.json")" \
   "info true" "the edited file's digest is reported as edit evidence, at info"
@@ -74,8 +79,8 @@ ok $? "--all over one saved JSON array ranks each of its documents"
 ok $? "--top 1 keeps one finding per VM"
 "$VMSCOPE" drift --format text --target "$work/web-07" "${others[@]}" >"$work/d.txt"; ok $? "text format exits 0"
 grep -q '^# web-07: 11 samples' "$work/d.txt"; ok $? "text starts with the VM and its sample count"
-grep -qE '^ +1 +0\.846 +warning +file:/etc/ssh/sshd_config:PermitRootLogin = yes' "$work/d.txt"
-ok $? "and lists rank, score, severity, key and value"
+grep -qE '^ +1 +0\.917 +failure +alone +file:/etc/ssh/sshd_config:PermitRootLogin = yes +\(alone among 11 close peers; all have <absent>; p=0\.08\)$' "$work/d.txt"
+ok $? "and lists rank, score, severity, kind, key, value and the evidence: $(sed -n 2p "$work/d.txt")"
 
 # Waivers.
 printf '# reason required\nfile:/etc/ssh/sshd_config:PermitRootLogin web-0* 2099-12-31 migration needs root (OPS-7)\n' >"$work/waivers"
@@ -93,8 +98,46 @@ err=$("$VMSCOPE" drift --waivers "$work/badw" --all "$work"/web-* 2>&1 >/dev/nul
 echo "$err" | grep -q "badw:1"; ok $? "and the message names file and line"
 
 # Thresholds.
-"$VMSCOPE" drift --warn-score 0.9 --fail-score 0.95 --target "$work/web-07" "${others[@]}" >"$work/t.json"
+"$VMSCOPE" drift --warn-score 0.95 --fail-score 0.99 --target "$work/web-07" "${others[@]}" >"$work/t.json"
 is "$(jq -r '.findings[0].severity + " " + (.alarms | tostring)' "$work/t.json")" "info 0" "--warn-score raises the bar"
+
+"$VMSCOPE" drift --warn-score 0.9 --fail-score 0.95 --target "$work/web-07" "${others[@]}" >"$work/t.json"
+is "$(jq -r '.findings[0].severity' "$work/t.json")" "warning" "score 0.92 between the two is a warning"
+
+# --fleet: a team's tweak on two of eight VMs, a package rolling out on three, and a VM of a
+# kind of its own. Each is said once, for the fleet.
+for i in 1 2 3 4 5 6 7 8; do
+  cp -a "$work/web-01" "$work/fleet/f-0$i" 2>/dev/null || { mkdir -p "$work/fleet" && cp -a "$work/web-01" "$work/fleet/f-0$i"; }
+  mk "$work/fleet/f-0$i/etc/hostname" "f-0$i\n"
+  mk "$work/fleet/f-0$i/etc/sysctl.conf" 'vm.swappiness = 60\n'
+done
+for i in 2 5; do mk "$work/fleet/f-0$i/etc/sysctl.conf" 'vm.swappiness = 10\n'; done
+for i in 3 6 8; do mk "$work/fleet/f-0$i/var/lib/dpkg/status" "$(status 1:9.2p1-2+deb12u5 "$shipped_md5")\n"; done
+cp -a "$work/web-01" "$work/fleet/db-01"
+mk "$work/fleet/db-01/etc/hostname" 'db-01\n'
+mk "$work/fleet/db-01/etc/sysctl.conf" "$(for k in $(seq 1 24); do echo "kernel.db_tunable_$k = $k"; done)\n"
+"$VMSCOPE" drift --fleet --format text "$work"/fleet/* >"$work/fleet.txt"; ok $? "drift --fleet SOURCE... exits 0"
+is "$(head -n1 "$work/fleet.txt")" "# fleet: 9 VMs, 1 groups, 1 rollouts, 1 unique" "it counts the fleet's findings"
+grep -qx 'group    vm.swappiness is 10 on 2 of 9 VMs: f-02, f-05; 6 of the rest have 60' "$work/fleet.txt"
+ok $? "the tweak on two VMs is one line for the fleet: $(grep '^group' "$work/fleet.txt")"
+grep -qx 'rollout  pkg:openssh-server is 1:9.2p1-2+deb12u5 on 3 of 9 VMs (33%), from 1:9.2p1-2+deb12u3' "$work/fleet.txt"
+ok $? "the newer openssh is a rollout with its share: $(grep '^rollout' "$work/fleet.txt")"
+grep -qx 'unique   db-01: no close peers: nothing alarms' "$work/fleet.txt"
+ok $? "and the VM of a kind of its own is unique"
+"$VMSCOPE" drift --fleet --all "$work"/fleet/* >"$work/fleet.json"
+is "$(jq -c '[.vms, .groups[0].members, .groups[0].key, .rollouts[0].have, .rollouts[0].of, .rollouts[0].by, .unique]' "$work/fleet.json")" \
+  '[9,["f-02","f-05"],"sysctl:vm.swappiness",3,9,"version",["db-01"]]' "--fleet --all gives the same as JSON"
+"$VMSCOPE" drift --all --format text "$work"/fleet/* >"$work/fleetvms.txt"
+grep -q '^# db-01: 8 samples, .* 0 alarms; no close peers: nothing alarms$' "$work/fleetvms.txt"
+ok $? "per VM, the unique one says it has no close peers: $(grep '^# db-01' "$work/fleetvms.txt")"
+grep -qE '^ +[0-9]+ +[0-9.]+ +info +shared +sysctl:vm.swappiness = 10 +\(shared with 1 of 7 close peers; 6 have 60\)$' "$work/fleetvms.txt"
+ok $? "and a member of the group shares its value with a close peer, at info"
+grep -qE '^ +[0-9]+ +[0-9.]+ +info +(shared|rollout) +pkg:openssh-server = 1:9.2p1-2\+deb12u5 ' "$work/fleetvms.txt"
+ok $? "the upgraded VMs' newer openssh is no alarm"
+is "$(grep -c '^# .* 0 alarms' "$work/fleetvms.txt")" 9 "no VM of the fleet alarms"
+"$VMSCOPE" drift --fleet --target "$work/fleet/f-01" "$work"/fleet/f-0[2-8] >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --fleet reports the whole fleet and --target one VM: give one of them" \
+  "--fleet with --target is refused"
 
 # Temporal diff: an upgrade that brought a new sshd_config, and a local edit.
 cp -a "$work/web-01" "$work/old"
