@@ -3,16 +3,22 @@
  * See collectd-vmscope(5).
  *
  * One worker thread builds the fleet view of the pool (fleetview.h: each VM's newest document,
- * roles, peer groups; the same code `vmscope drift --pool` runs), ranks each VM, and sends a
- * config_drift notification when an alarm appears (WARNING, or FAILURE from FailureScore),
- * changes severity, or clears (OKAY); with ResendInterval, active alarms are sent again. The
- * alarm state belongs to the worker alone (notifications go out without any lock held, since
- * collectd delivers them in the sender's thread); the read callback dispatches the metrics the
- * worker last published, under the lock. */
+ * close groups, peer groups; the same code `vmscope drift --pool` runs), ranks each VM, and
+ * sends a config_drift notification when an alarm appears (WARNING, or FAILURE from
+ * FailureScore), changes severity, or clears (OKAY); with ResendInterval, active alarms are sent
+ * again. A VM with no close peers (unique) raises no alarm and no anomaly: one "unique"
+ * notification says so, and one when it has peers again. What the fleet shows as a whole
+ * (fleetfind.h) is notified once for the fleet, with no plugin instance: a team's tweak on a
+ * small group of VMs (config_group), a rollout in progress with its share (rollout), and a key
+ * whose majority moved (majority_change, unless a rollout moved it). The state belongs to the
+ * worker alone (notifications go out without any lock held, since collectd delivers them in the
+ * sender's thread); the read callback dispatches the metrics the worker last published, under
+ * the lock. */
 #include "glue.h"
 
 #include "analytics.h"
 #include "drift.h"
+#include "fleetfind.h"
 #include "fleetview.h"
 #include "majority.h"
 #include "pool.h"
@@ -28,11 +34,13 @@ struct alarm { /* an active alarm of one VM */
 
 struct vm { /* one VM's latest ranking (the worker's) */
   char *id, *name;
-  double score;
-  size_t n_alarmed, waived, peers; /* alarms (not waived) and waived ones of this round */
+  double score;                              /* the highest score among its alarms */
+  size_t n_alarmed, failures, waived, peers; /* alarms (not waived), failures among them, and
+                                                waived ones of this round */
   struct alarm *alarms;
   size_t n_alarms;
   bool seen;
+  bool unique, ranked; /* no close peers last round; ranked at least once */
   /* analytics */
   char *medoid;     /* its role's medoid last round (a role is known by it), NULL before */
   size_t role_size; /* its role's size last round */
@@ -43,8 +51,22 @@ struct vm { /* one VM's latest ranking (the worker's) */
 struct metric { /* what the read callback dispatches for one VM */
   char *instance;
   double score;
-  size_t alarms, waived, peers;
+  size_t alarms, failures, waived, peers;
+  bool unique;
   double anomaly, similarity, label_p; /* label_p < 0: no label */
+};
+
+struct group { /* a group notified (the worker's): known by its key and its members */
+  char *id;    /* KEY "\n" MEMBER "\n" MEMBER... */
+  char *key, *value, *members;
+  size_t n_members;
+  bool seen;
+};
+
+struct rollout { /* a rollout notified (the worker's), by key */
+  char *key, *value;
+  uint32_t have, of;
+  bool seen;
 };
 
 static struct {
@@ -68,7 +90,12 @@ static struct {
   size_t n_metrics;
   struct vs_majorities *majorities; /* the worker's */
   uint64_t majority_changes;        /* under LOCK: fleet-wide keys whose majority moved */
-  struct vs_once once;              /* the worker's */
+  struct group *groups;             /* the worker's */
+  size_t n_groups;
+  struct rollout *rollouts; /* the worker's: last round's rollouts */
+  size_t n_rollouts;
+  size_t groups_now, rollouts_now; /* under LOCK: this round's counts */
+  struct vs_once once;             /* the worker's */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER,
            .wake = PTHREAD_COND_INITIALIZER,
            .peer_group = VS_PEERS_ROLE,
@@ -179,7 +206,19 @@ static int severity_of(enum vs_severity s) {
                                     : NOTIF_OKAY;
 }
 
-static void notify_finding(const struct vs_drift *d, const struct vs_finding *f, int severity) {
+/* The last part of KEY, for messages: "PermitRootLogin" of "file:/etc/ssh/sshd_config:
+ * PermitRootLogin", "openssl" of "pkg:openssl"; a collapsed unit ("file:/etc/app.conf:*") is
+ * named whole. */
+static const char *key_leaf(const char *key) {
+  const char *leaf = strrchr(key, ':');
+  return leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : key;
+}
+
+/* An alarm of D, with its evidence: "PermitRootLogin is yes on web-03; its 4 close peers all
+ * have prohibit-password (alone among them: p = 0.20, score 0.80, rank 1)". CLOSE: the peers
+ * are the VM's close peers (else the whole fleet, PeerGroup fleet). */
+static void notify_finding(const struct vs_drift *d, const struct vs_finding *f, int severity,
+                           bool close) {
   notification_t n;
   char short_key[DATA_MAX_NAME_LEN];
   vs_short_key(f->key, short_key, sizeof(short_key));
@@ -191,20 +230,27 @@ static void notify_finding(const struct vs_drift *d, const struct vs_finding *f,
   plugin_notification_meta_add_unsigned_int(&n, "support", f->majority_count);
   plugin_notification_meta_add_unsigned_int(&n, "peers", f->n);
   plugin_notification_meta_add_double(&n, "score", f->score);
+  plugin_notification_meta_add_double(&n, "p", f->p);
   plugin_notification_meta_add_unsigned_int(&n, "rank", f->rank);
   plugin_notification_meta_add_unsigned_int(&n, "c", f->c);
   plugin_notification_meta_add_unsigned_int(&n, "m", f->m);
+  plugin_notification_meta_add_string(&n, "kind", vs_finding_kind_name(f->kind));
+  plugin_notification_meta_add_unsigned_int(&n, "elsewhere", f->elsewhere);
+  if (f->role_of_value) plugin_notification_meta_add_string(&n, "value_of", f->role_of_value);
   plugin_notification_meta_add_string(&n, "severity", vs_severity_name(f->severity));
   plugin_notification_meta_add_string(&n, "id", d->target_id);
-  const char *leaf = strrchr(f->key, ':');
-  leaf = leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : f->key;
-  if (strcmp(f->majority, VS_ALL_DIFFER) == 0)
-    vs_notification_send(&n, "%s is %s on %s; its %u peers all differ (score %.2f, rank %zu)", leaf,
-                         f->value, d->target_name, f->n, f->score, f->rank);
-  else
-    vs_notification_send(&n, "%s is %s on %s; %u of %u peers have %s (score %.2f, rank %zu)", leaf,
-                         f->value, d->target_name, f->majority_count, f->n, f->majority, f->score,
-                         f->rank);
+  const char *peers = close ? "close peers" : "peers";
+  _cleanup_(vs_freep) char *kind =
+      f->role_of_value ? vs_xasprintf(" (the value of %s's kind)", f->role_of_value) : NULL;
+  _cleanup_(vs_freep) char *they =
+      strcmp(f->majority, VS_ALL_DIFFER) == 0 ? vs_xasprintf("its %u %s all differ", f->n, peers)
+      : f->majority_count == f->n
+          ? vs_xasprintf("its %u %s all have %s", f->n, peers, f->majority)
+          : vs_xasprintf("%u of its %u %s have %s", f->majority_count, f->n, peers, f->majority);
+  vs_notification_send(&n, "%s is %s on %s%s; %s (%s%s: p = %.2f, score %.2f, rank %zu)",
+                       key_leaf(f->key), f->value, d->target_name, kind ? kind : "", they,
+                       vs_finding_kind_name(f->kind),
+                       f->kind == VS_FINDING_ALONE ? " among them" : "", f->p, f->score, f->rank);
 }
 
 static void notify_cleared(const struct vm *v, const struct alarm *a) {
@@ -219,9 +265,26 @@ static void notify_cleared(const struct vm *v, const struct alarm *a) {
                        v->name ? v->name : v->id);
 }
 
-/* A fleet-wide key's majority moved: no plugin instance, since it is the fleet's, not a VM's. */
+/* Whether KEY is a rollout of F, or was one last round (drift.rollouts before this round's). */
+static bool is_rollout(const struct vs_fleet_findings *f, const char *key) {
+  for (size_t i = 0; i < f->n_rollouts; i++)
+    if (strcmp(f->rollouts[i].key, key) == 0) return true;
+  for (size_t i = 0; i < drift.n_rollouts; i++)
+    if (strcmp(drift.rollouts[i].key, key) == 0) return true;
+  return false;
+}
+
+struct majority_round {
+  const struct vs_fleet_findings *fleet;
+  size_t sent;
+};
+
+/* A fleet-wide key's majority moved: no plugin instance, since it is the fleet's, not a VM's.
+ * A rollout moving it is the rollout notification's news, not a second one. */
 static void notify_majority(const struct vs_majority_change *c, void *arg) {
-  (void)arg;
+  struct majority_round *round = arg;
+  if (is_rollout(round->fleet, c->key)) return;
+  round->sent++;
   notification_t n;
   char short_key[DATA_MAX_NAME_LEN];
   vs_short_key(c->key, short_key, sizeof(short_key));
@@ -231,15 +294,168 @@ static void notify_majority(const struct vs_majority_change *c, void *arg) {
   plugin_notification_meta_add_string(&n, "previous", c->before);
   plugin_notification_meta_add_unsigned_int(&n, "support", c->support);
   plugin_notification_meta_add_unsigned_int(&n, "vms", c->docs);
-  const char *leaf = strrchr(c->key, ':');
-  leaf = leaf && leaf[1] && leaf[1] != '*' ? leaf + 1 : c->key;
-  vs_notification_send(&n, "%s's majority moved from %s to %s (%u of %u VMs)", leaf, c->before,
-                       c->after, c->support, c->docs);
+  vs_notification_send(&n, "%s's majority moved from %s to %s (%u of %u VMs)", key_leaf(c->key),
+                       c->before, c->after, c->support, c->docs);
+}
+
+/* ------------------------------------------------------------------------ fleet findings */
+
+static void free_group(struct group *g) {
+  free(g->id);
+  free(g->key);
+  free(g->value);
+  free(g->members);
+}
+
+static void notify_group(const struct vs_group *g, uint32_t vms, const char *members) {
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  vs_short_key(g->key, short_key, sizeof(short_key));
+  vs_notification_init(&n, NOTIF_WARNING, PLUGIN, "", "config_group", short_key);
+  plugin_notification_meta_add_string(&n, "key", g->key);
+  plugin_notification_meta_add_string(&n, "value", g->value);
+  plugin_notification_meta_add_string(&n, "members", members);
+  plugin_notification_meta_add_unsigned_int(&n, "count", g->n_members);
+  plugin_notification_meta_add_string(&n, "rest", g->rest);
+  plugin_notification_meta_add_unsigned_int(&n, "support", g->rest_count);
+  plugin_notification_meta_add_unsigned_int(&n, "keys", g->keys);
+  plugin_notification_meta_add_unsigned_int(&n, "vms", vms);
+  plugin_notification_meta_add_string(&n, "severity", "warning");
+  _cleanup_(vs_freep) char *msg = vs_group_describe(g, vms);
+  vs_notification_send(&n, "%s", msg);
+}
+
+static void notify_group_gone(const struct group *g) {
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  vs_short_key(g->key, short_key, sizeof(short_key));
+  vs_notification_init(&n, NOTIF_OKAY, PLUGIN, "", "config_group", short_key);
+  plugin_notification_meta_add_string(&n, "key", g->key);
+  plugin_notification_meta_add_string(&n, "value", g->value);
+  plugin_notification_meta_add_string(&n, "members", g->members);
+  plugin_notification_meta_add_unsigned_int(&n, "count", g->n_members);
+  vs_notification_send(&n, "%s is no longer %s on a group of its own (%zu VMs: %s)",
+                       key_leaf(g->key), g->value, g->n_members, g->members);
+}
+
+/* Notifies the groups of F that are new (by key and members), and those gone (OKAY). */
+static void update_groups(const struct vs_fleet_findings *f) {
+  for (size_t i = 0; i < drift.n_groups; i++)
+    drift.groups[i].seen = false;
+  for (size_t i = 0; i < f->n_groups; i++) {
+    const struct vs_group *g = &f->groups[i];
+    struct vs_buf id = {0}, members = {0};
+    vs_buf_adds(&id, g->key);
+    for (size_t k = 0; k < g->n_members; k++) {
+      vs_buf_addf(&id, "\n%s", g->members[k]);
+      vs_buf_addf(&members, "%s%s", k ? ", " : "", g->members[k]);
+    }
+    vs_buf_add(&id, "", 0);
+    vs_buf_add(&members, "", 0);
+    _cleanup_(vs_freep) char *id_s = vs_buf_steal(&id);
+    _cleanup_(vs_freep) char *members_s = vs_buf_steal(&members);
+    struct group *known = NULL;
+    for (size_t k = 0; k < drift.n_groups && !known; k++)
+      if (strcmp(drift.groups[k].id, id_s) == 0) known = &drift.groups[k];
+    if (!known) {
+      notify_group(g, f->vms, members_s);
+      drift.groups = vs_xrealloc(drift.groups, (drift.n_groups + 1) * sizeof(*drift.groups));
+      known = &drift.groups[drift.n_groups++];
+      *known = (struct group){.id = vs_steal(&id_s),
+                              .key = vs_xstrdup(g->key),
+                              .value = vs_xstrdup(g->value),
+                              .members = vs_steal(&members_s),
+                              .n_members = g->n_members};
+    }
+    known->seen = true;
+  }
+  for (size_t i = 0; i < drift.n_groups;) {
+    if (drift.groups[i].seen) {
+      i++;
+      continue;
+    }
+    notify_group_gone(&drift.groups[i]);
+    free_group(&drift.groups[i]);
+    drift.groups[i] = drift.groups[--drift.n_groups];
+  }
+}
+
+/* A rollout in progress (R), or over (R NULL: OLD is the last one notified; FLEET says how
+ * many VMs now have its value). Informational: OKAY, meta severity "info". */
+static void notify_rollout(const struct vs_rollout *r, const struct rollout *old,
+                           const struct vs_pop *fleet) {
+  notification_t n;
+  char short_key[DATA_MAX_NAME_LEN];
+  const char *key = r ? r->key : old->key, *value = r ? r->value : old->value;
+  vs_short_key(key, short_key, sizeof(short_key));
+  vs_notification_init(&n, NOTIF_OKAY, PLUGIN, "", "rollout", short_key);
+  plugin_notification_meta_add_string(&n, "key", key);
+  plugin_notification_meta_add_string(&n, "value", value);
+  plugin_notification_meta_add_string(&n, "severity", "info");
+  if (r) {
+    double share = r->of ? (double)r->have / r->of : 0;
+    plugin_notification_meta_add_string(&n, "from", r->from);
+    plugin_notification_meta_add_unsigned_int(&n, "have", r->have);
+    plugin_notification_meta_add_unsigned_int(&n, "of", r->of);
+    plugin_notification_meta_add_double(&n, "share", share);
+    plugin_notification_meta_add_string(&n, "by", r->by_version ? "version" : "snapshots");
+    plugin_notification_meta_add_string(&n, "state", "in progress");
+    vs_notification_send(&n, "%s %s on %u of %u VMs (%.0f%%), from %s%s", key_leaf(key), value,
+                         r->have, r->of, 100 * share, r->from,
+                         r->by_version ? "" : " (moved since their previous snapshots)");
+    return;
+  }
+  long i = vs_pop_key_index(fleet, key);
+  uint32_t have = i >= 0 ? vs_pop_count(fleet, (size_t)i, value) : 0;
+  uint32_t of = (uint32_t)vs_pop_docs(fleet);
+  plugin_notification_meta_add_unsigned_int(&n, "have", have);
+  plugin_notification_meta_add_unsigned_int(&n, "of", of);
+  plugin_notification_meta_add_string(&n, "state", have == of ? "complete" : "over");
+  vs_notification_send(&n, "%s %s: the rollout is %s (%u of %u VMs have it)", key_leaf(key), value,
+                       have == of ? "complete" : "over", have, of);
+}
+
+/* Notifies the rollouts of F that appeared or whose share (or value) changed, and those gone;
+ * keeps this round's as the state. */
+static void update_rollouts(const struct vs_fleet_findings *f, const struct vs_pop *fleet) {
+  for (size_t i = 0; i < drift.n_rollouts; i++)
+    drift.rollouts[i].seen = false;
+  for (size_t i = 0; i < f->n_rollouts; i++) {
+    const struct vs_rollout *r = &f->rollouts[i];
+    struct rollout *known = NULL;
+    for (size_t k = 0; k < drift.n_rollouts && !known; k++)
+      if (strcmp(drift.rollouts[k].key, r->key) == 0) known = &drift.rollouts[k];
+    if (!known) {
+      drift.rollouts =
+          vs_xrealloc(drift.rollouts, (drift.n_rollouts + 1) * sizeof(*drift.rollouts));
+      known = &drift.rollouts[drift.n_rollouts++];
+      *known = (struct rollout){.key = vs_xstrdup(r->key)};
+    }
+    if (!known->value || strcmp(known->value, r->value) != 0 || known->have != r->have ||
+        known->of != r->of) {
+      notify_rollout(r, NULL, fleet);
+      free(known->value);
+      known->value = vs_xstrdup(r->value);
+      known->have = r->have;
+      known->of = r->of;
+    }
+    known->seen = true;
+  }
+  for (size_t i = 0; i < drift.n_rollouts;) {
+    if (drift.rollouts[i].seen) {
+      i++;
+      continue;
+    }
+    notify_rollout(NULL, &drift.rollouts[i], fleet);
+    free(drift.rollouts[i].key);
+    free(drift.rollouts[i].value);
+    drift.rollouts[i] = drift.rollouts[--drift.n_rollouts];
+  }
 }
 
 /* Brings V's alarms in line with ranking D: notifies what appeared, changed severity, is due
  * for a resend, or cleared. */
-static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now) {
+static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now, bool close) {
   for (size_t i = 0; i < v->n_alarms; i++)
     v->alarms[i].seen = false;
   size_t reported = 0;
@@ -265,7 +481,7 @@ static void update_alarms(struct vm *v, const struct vs_drift *d, cdtime_t now) 
     }
     a->seen = true;
     if (send) {
-      notify_finding(d, f, severity_of(f->severity));
+      notify_finding(d, f, severity_of(f->severity), close);
       a->sent = now;
     }
   }
@@ -286,16 +502,18 @@ static void free_metrics(struct metric *m, size_t n) {
   free(m);
 }
 
-/* Hands this round's figures to the read callback. */
-static void publish_metrics(void) {
+/* Hands this round's figures to the read callback, and the fleet's counts (GROUPS, ROLLOUTS). */
+static void publish_metrics(size_t groups, size_t rollouts) {
   struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
   for (size_t i = 0; i < drift.n_vms; i++)
     m[i] = (struct metric){
         vs_xstrdup(vs_instance_name(drift.instance_format, drift.vms[i].name, drift.vms[i].id)),
         drift.vms[i].score,
         drift.vms[i].n_alarmed,
+        drift.vms[i].failures,
         drift.vms[i].waived,
         drift.vms[i].peers,
+        drift.vms[i].unique,
         drift.vms[i].anomaly,
         drift.vms[i].similarity,
         drift.vms[i].label_p};
@@ -304,6 +522,8 @@ static void publish_metrics(void) {
   size_t n_old = drift.n_metrics;
   drift.metrics = m;
   drift.n_metrics = drift.n_vms;
+  drift.groups_now = groups;
+  drift.rollouts_now = rollouts;
   pthread_mutex_unlock(&drift.lock);
   free_metrics(old, n_old);
 }
@@ -350,8 +570,9 @@ static void notify_vm(const struct vm *v, int severity, const char *type, const 
 }
 
 /* V (VM I of VIEW) this round: its figures, and notifications when its role changed (its old
- * medoid is not in its role any more) or its anomaly crossed AnomalyThreshold. */
-static void update_analytics(struct vm *v, const struct vs_view *view, size_t i) {
+ * medoid is not in its role any more) or its anomaly crossed AnomalyThreshold. A unique VM has
+ * no role to be anomalous in: it raises no anomaly (one it had is cleared). */
+static void update_analytics(struct vm *v, const struct vs_view *view, size_t i, bool unique) {
   const struct vs_analysis *a = vs_view_analysis(view);
   const struct vs_vm_tokens *vms = vs_view_tokens(view);
   size_t role = vs_analysis_role(a, i), m = vs_analysis_medoid(a, role);
@@ -379,8 +600,12 @@ static void update_analytics(struct vm *v, const struct vs_view *view, size_t i)
   free(v->medoid);
   v->medoid = vs_xstrdup(medoid);
   v->role_size = size;
-  bool above = v->anomaly >= drift.anomaly_threshold;
-  if (above != v->anomalous)
+  bool above = !unique && v->anomaly >= drift.anomaly_threshold;
+  if (above != v->anomalous && unique)
+    notify_vm(v, NOTIF_OKAY, "anomaly",
+              "%s is no longer anomalous: it has no close peers, no role to stand out from",
+              v->name ? v->name : v->id);
+  else if (above != v->anomalous)
     notify_vm(v, above ? NOTIF_WARNING : NOTIF_OKAY, "anomaly",
               above ? "%s is anomalous: %.2f from its role (threshold %.2f)"
                     : "%s is no longer anomalous: %.2f from its role (threshold %.2f)",
@@ -454,11 +679,39 @@ static struct vs_view *read_pool(const struct vs_strmap *labels) {
   return vs_steal(&view);
 }
 
+/* V became unique (no close peers: D->unique), or stopped being: an informational notification
+ * (OKAY, meta severity "info"), also when V is first ranked unique. VMS: the fleet's size. */
+static void update_unique(struct vm *v, const struct vs_drift *d, size_t vms) {
+  bool was = v->unique, first = !v->ranked;
+  v->unique = d->unique;
+  v->ranked = true;
+  if (first ? !d->unique : was == d->unique) return;
+  notification_t n;
+  vs_notification_init_vm(&n, NOTIF_OKAY, PLUGIN, drift.instance_format, v->name, v->id, "unique",
+                          "");
+  plugin_notification_meta_add_string(&n, "severity", "info");
+  plugin_notification_meta_add_boolean(&n, "unique", d->unique);
+  plugin_notification_meta_add_unsigned_int(&n, "vms", vms);
+  plugin_notification_meta_add_unsigned_int(&n, "peers", d->samples);
+  plugin_notification_meta_add_string(&n, "id", v->id);
+  const char *name = v->name ? v->name : v->id;
+  if (d->unique)
+    vs_notification_send(&n,
+                         "%s is unique: it has no close peers to be compared with among the "
+                         "fleet's %zu VMs (ranked for information, no alarms)",
+                         name, vms);
+  else
+    vs_notification_send(&n,
+                         "%s is no longer unique: it has %u close peers among the fleet's %zu "
+                         "VMs, and its settings are compared with theirs",
+                         name, d->samples, vms);
+}
+
 /* V's figures from ranking D. */
 static void count_alarms(struct vm *v, const struct vs_drift *d) {
   v->peers = d->samples;
   v->score = 0;
-  v->n_alarmed = v->waived = 0;
+  v->n_alarmed = v->failures = v->waived = 0;
   for (size_t k = 0; k < d->n_findings; k++) {
     const struct vs_finding *f = &d->findings[k];
     if (f->severity < VS_SEVERITY_WARNING) continue;
@@ -467,6 +720,7 @@ static void count_alarms(struct vm *v, const struct vs_drift *d) {
       continue;
     }
     v->n_alarmed++;
+    if (f->severity == VS_SEVERITY_FAILURE) v->failures++;
     if (f->score > v->score) v->score = f->score;
   }
 }
@@ -492,11 +746,16 @@ static void rank_pool(void) {
   _cleanup_(vs_view_freep) struct vs_view *view = read_pool(labels);
   if (!view) return;
   size_t n = vs_view_count(view);
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *fleet =
+      n >= 2 ? vs_fleet_find(view) : vs_xcalloc(1, sizeof(*fleet));
   if (!drift.majorities) drift.majorities = vs_majorities_new();
-  size_t moved = vs_majorities_update(drift.majorities, vs_view_fleet(view), notify_majority, NULL);
+  struct majority_round round = {.fleet = fleet};
+  vs_majorities_update(drift.majorities, vs_view_fleet(view), notify_majority, &round);
   pthread_mutex_lock(&drift.lock);
-  drift.majority_changes += moved;
+  drift.majority_changes += round.sent;
   pthread_mutex_unlock(&drift.lock);
+  update_groups(fleet);
+  update_rollouts(fleet, vs_view_fleet(view));
   if (n) store_analytics(view);
   struct vs_drift_opts opts = {.warn_score = drift.warn_score,
                                .fail_score = drift.fail_score,
@@ -517,11 +776,12 @@ static void rank_pool(void) {
     v->name = vs_xstrdup(d->target_name);
     v->seen = true;
     count_alarms(v, d);
-    update_alarms(v, d, now);
-    update_analytics(v, view, i);
+    update_unique(v, d, n);
+    update_alarms(v, d, now, vs_view_by_role(view, i));
+    update_analytics(v, view, i, d->unique);
   }
   drop_unseen();
-  publish_metrics();
+  publish_metrics(fleet->n_groups, fleet->n_rollouts);
 }
 
 static void *worker(void *arg) {
@@ -578,13 +838,19 @@ static int read_cb(void) {
     const struct metric *m = &drift.metrics[i];
     submit(m->instance, "gauge", "drift_score", m->score);
     submit(m->instance, "count", "alarms", (gauge_t)m->alarms);
+    submit(m->instance, "count", "failures", (gauge_t)m->failures);
     submit(m->instance, "count", "waived", (gauge_t)m->waived);
     submit(m->instance, "gauge", "peers", (gauge_t)m->peers);
+    submit(m->instance, "gauge", "unique", m->unique ? 1 : 0);
     submit(m->instance, "gauge", "anomaly", m->anomaly);
     submit(m->instance, "gauge", "role_similarity", m->similarity);
     if (m->label_p >= 0) submit(m->instance, "gauge", "label_probability", m->label_p);
   }
-  if (drift.n_metrics > 0) submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
+  if (drift.n_metrics > 0) { /* the fleet's: "count" like majority_changes, no VM's gauge */
+    submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
+    submit("", "count", "groups", (gauge_t)drift.groups_now);
+    submit("", "count", "rollouts", (gauge_t)drift.rollouts_now);
+  }
   pthread_mutex_unlock(&drift.lock);
   return 0;
 }
@@ -608,6 +874,18 @@ static int shutdown_cb(void) {
   drift.n_metrics = 0;
   vs_majorities_free(drift.majorities);
   drift.majorities = NULL;
+  for (size_t i = 0; i < drift.n_groups; i++)
+    free_group(&drift.groups[i]);
+  free(drift.groups);
+  drift.groups = NULL;
+  drift.n_groups = 0;
+  for (size_t i = 0; i < drift.n_rollouts; i++) {
+    free(drift.rollouts[i].key);
+    free(drift.rollouts[i].value);
+  }
+  free(drift.rollouts);
+  drift.rollouts = NULL;
+  drift.n_rollouts = 0;
   vs_once_free(&drift.once);
   free(drift.data_dir);
   free(drift.waiver_file);
