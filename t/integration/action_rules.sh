@@ -126,7 +126,7 @@ LoadPlugin vmscope_drift
 <Plugin vmscope_drift>
   DataDir "$work/pool"
   Interval 1
-  WarningScore 0.7 # 5 peers: a value none of them has scores 0.714
+  WarningScore 0.7 # alone among 5 agreeing peers scores 1 - 1/6 = 0.83
 </Plugin>
 LoadPlugin vmscope_action
 <Plugin vmscope_action>

@@ -15,7 +15,7 @@ cp "$c"/prometheus/* "$work/"
 ok $? "promtool check config: the scrape config and its rule file are valid ($(grep -c SUCCESS "$work/check.out") checks)"
 (cd "$work" && promtool test rules vmscope.rules.test.yml) >"$work/test.out" 2>&1
 ok $? "promtool test rules: every alert fires when it should and not before$(grep -q FAILED "$work/test.out" && echo ": $(head -c 400 "$work/test.out")")"
-for a in VmscopeDriftFindings VmscopeSnapshotStale VmscopeMajorityChanged VmscopeAnomalousVM VmscopeActionFailures; do
+for a in VmscopeDriftFindings VmscopeDriftFailure VmscopeSnapshotStale VmscopeMajorityChanged VmscopeAnomalousVM VmscopeConfigGroups VmscopeRollout VmscopeUniqueVM VmscopeActionFailures; do
   grep -q "alertname: $a" "$work/vmscope.rules.test.yml"; ok $? "$a has a unit test"
 done
 

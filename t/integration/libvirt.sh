@@ -110,11 +110,11 @@ ok $? "vmscope_drift raises a config_drift WARNING for web-03 within 60 s"
 sleep 3 # a few more rounds: nothing else may appear
 f=$(notes config_drift WARNING web-03 | head -n1)
 grep -qx 'TypeInstance: sshd_config.PermitRootLogin' "$f"; ok $? "about sshd_config.PermitRootLogin"
-grep -q 'PermitRootLogin is yes on web-03; 8 of 8 peers have <absent>' "$f"
+grep -q 'PermitRootLogin is yes on web-03; its 8 close peers all have <absent> (alone among them: p = 0.11, score 0.89, rank 1)' "$f"
 ok $? "with a message a person reads: $(tail -n1 "$f")"
 grep -qx 'key: file:/etc/ssh/sshd_config:PermitRootLogin' "$f"; ok $? "meta carries the full key"
-grep -qx 'majority: <absent>' "$f" && grep -qx 'support: 8' "$f" && grep -qE '^score: (0\.8|8\.0+e-01)' "$f" && grep -qx 'rank: 1' "$f"
-ok $? "and the majority value, its support, the score and the rank"
+grep -qx 'majority: <absent>' "$f" && grep -qx 'support: 8' "$f" && grep -qE '^score: (0\.888|8\.888[0-9]*e-01)' "$f" && grep -qE '^p: (0\.111|1\.111[0-9]*e-01)' "$f" && grep -qx 'kind: alone' "$f" && grep -qx 'rank: 1' "$f"
+ok $? "and the majority value, its support, the score (1 - p, p = 1/9), the kind and the rank"
 pairs=$(for f in $(notes config_drift); do grep -E '^(PluginInstance|TypeInstance):' "$f" | tr '\n' ' '; echo; done | sort -u | wc -l)
 is "$pairs" 1 "it is the only finding notified: web-01 (writing no default out) and the rest raise none"
 # Roles (PeerGroup role): stored beside the pool, and dispatched.
@@ -131,7 +131,7 @@ is "$(csv_last vmscope_drift-web-03/count-alarms)" "1.000000" "count-alarms is 1
 is "$(csv_last vmscope_drift-web-01/count-alarms)" "0.000000" "and 0 for web-01"
 is "$(csv_last vmscope_drift-web-03/gauge-peers)" "8.000000" "gauge-peers is 8"
 score=$(csv_last vmscope_drift-web-03/gauge-drift_score)
-awk -v s="$score" 'BEGIN { exit !(s >= 0.8 && s < 0.9) }'; ok $? "gauge-drift_score is 1 - 2/10 = 0.8 ($score)"
+awk -v s="$score" 'BEGIN { exit !(s > 0.88 && s < 0.89) }'; ok $? "gauge-drift_score is its alarm's, 1 - 1/9 ($score)"
 
 for m in count-settings count-packages count-users count-services count-changed_settings duration-snapshot timestamp-last_snapshot bool-snapshot_ok; do
   ls "$work/csv/vstest/vmscope_snapshot-web-01/$m"-* >/dev/null 2>&1; ok $? "vmscope_snapshot dispatches $m"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A fleet-wide change: the real collectd snapshots five guest trees; three of them then get the
-# same edit (PermitRootLogin yes). vmscope_drift says the key's majority moved, once, as a
-# majority_change notification with no plugin instance (it is the fleet's), and counts it in
-# count-majority_changes, which contrib/prometheus's VmscopeMajorityChanged alerts on.
+# same edit (PermitRootLogin yes), one after the other. vmscope_drift says the key's majority
+# moved, once, as a majority_change notification with no plugin instance (it is the fleet's),
+# and counts it in count-majority_changes, which contrib/prometheus's VmscopeMajorityChanged
+# alerts on. (An edit that several VMs get between two of their snapshots is a rollout, which
+# its rollout notification reports instead: t/integration/alarms.sh.)
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
 . "$VS_SRCDIR/t/lib/collectd.sh"
 work=$(tmpdir)
@@ -40,9 +42,19 @@ counted() { [ "$(last_count)" = "$1" ]; }
 wait_for 30 counted 0.000000
 ok $? "count-majority_changes is dispatched for the fleet (no plugin instance) and starts at 0 ($(count_file))"
 sleep 2 # a few rounds over the unchanged fleet
+# settled VM: the two newest documents of VM in the pool both have the edit (its previous
+# snapshot too: the next VM's edit is no longer a second VM changing the key in one window)
+settled() {
+  local d docs
+  d=$(dirname "$(grep -l "\"name\": *\"$1\"" "$work"/pool/*/*.json 2>/dev/null | head -n1)")
+  docs=$(ls "$d"/*.json 2>/dev/null | tail -n2)
+  [ "$(echo "$docs" | wc -l)" = 2 ] || return 1
+  [ "$(jq -r '.settings["file:/etc/ssh/sshd_config:PermitRootLogin"]' $docs | sort -u)" = yes ]
+}
 for i in 1 2 3; do
   mk "$work/trees/vm-$i/etc/ssh/sshd_config.new" 'Port 22\nUsePAM yes\nPermitRootLogin yes\n'
   mv "$work/trees/vm-$i/etc/ssh/sshd_config.new" "$work/trees/vm-$i/etc/ssh/sshd_config"
+  [ $i = 3 ] || wait_for 30 settled "vm-$i" || diag "vm-$i's edit did not settle in the pool"
 done
 notes() { grep 'Notification: .*type = majority_change' "$work/collectd.log"; }
 key_note() { notes | grep -q 'type_instance = sshd_config.PermitRootLogin, message = PermitRootLogin.s majority moved from <absent> to yes (3 of 5 VMs)'; }
