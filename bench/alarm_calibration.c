@@ -419,10 +419,45 @@ static bool wanted(const char *sizes, const struct plan *p) {
   return false;
 }
 
+/* alarm_calibration --pool DIR: the alarms of the snapshot pool DIR as the product raises them
+ * (vs_view_add_pool, vs_view_prepare with default options, fg_rank), one JSON line each:
+ * {"key":...,"severity":...,"vm":...}; for t/integration/one_path.sh, which compares them
+ * with `vmscope drift --pool` and vmscope_drift's notifications. Exits 1 when a VM of the pool
+ * could not be read. */
+static int print_pool_alarms(const char *dir) {
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  struct vs_err err = {0};
+  if (vs_view_add_pool(v, dir, NULL, NULL, &err) < 0) fg_die("--pool %s", vs_err_msg(&err));
+  const char *const *errors;
+  size_t n_errors = vs_view_errors(v, &errors);
+  for (size_t i = 0; i < n_errors; i++)
+    fprintf(stderr, "alarm_calibration: %s\n", errors[i]);
+  vs_view_prepare(v, NULL);
+  if (vs_view_count(v) < 2) fg_die("--pool %s: ranking needs at least two VMs", dir);
+  for (size_t i = 0; i < vs_view_count(v); i++) {
+    _cleanup_(vs_drift_freep) struct vs_drift *d = fg_rank(v, i);
+    for (size_t k = 0; k < d->n_findings; k++) {
+      const struct vs_finding *f = &d->findings[k];
+      if (f->waived || f->severity < VS_SEVERITY_WARNING) continue;
+      json_t *j = json_pack("{s:s, s:s, s:s}", "vm", d->target_name ? d->target_name : d->target_id,
+                            "key", f->key, "severity", vs_severity_name(f->severity));
+      char *line = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+      if (!line) fg_die("%s: %s: cannot write the alarm as JSON", d->target_name, f->key);
+      puts(line);
+      free(line);
+      json_decref(j);
+    }
+  }
+  if (fflush(stdout) != 0 || ferror(stdout)) fg_die("writing standard output failed");
+  return n_errors ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   fg_set_prog("alarm_calibration");
+  if (argc == 3 && strcmp(argv[1], "--pool") == 0) return print_pool_alarms(argv[2]);
   if (argc < 3) {
-    fprintf(stderr, "usage: alarm_calibration ROLES WORK [SCALE] [SEED] [SIZES]\n");
+    fprintf(stderr, "usage: alarm_calibration ROLES WORK [SCALE] [SEED] [SIZES]\n"
+                    "       alarm_calibration --pool DIR\n");
     return 2;
   }
   struct bench b = {.scale = argc > 3 ? strtod(argv[3], NULL) : 1.0};
