@@ -196,7 +196,7 @@ start b all
 group() { notes b vmscope_drift config_group | grep -a 'severity = WARNING'; }
 wait_for 60 group >/dev/null
 ok $? "the team's tweak on 3 of 30 VMs raises a config_group notification"
-group | head -n1 | grep -qa 'plugin = vmscope_drift, type = config_group, type_instance = sysctl.vm.swappiness, message = vm.swappiness is 10 on 3 of 30 VMs: vm-03, vm-07, vm-11; 27 of the rest have 60'
+group | head -n1 | grep -qaE 'plugin = vmscope_drift, type = config_group, type_instance = sysctl.vm.swappiness, message = (sysctl:)?vm.swappiness is 10 on 3 of 30 VMs: vm-03, vm-07, vm-11; 27 of the rest have 60'
 ok $? "the fleet's (no plugin instance), naming the three: $(group | head -n1 | grep -ao 'message = .*')"
 f=$(note_files b config_group | head -n1)
 grep -qx 'members: vm-03, vm-07, vm-11' "$f" && grep -qx 'key: sysctl:vm.swappiness' "$f" && grep -qx 'rest: 60' "$f"
