@@ -286,8 +286,8 @@ static void print_clean(const struct results *res) {
 }
 
 static void print_by_role(const struct results *res) {
-  printf("\nwith PeerGroup role, the default (peers = the target's role as the fleet view found "
-         "it when the role has more than %d VMs, else the whole fleet):\n",
+  printf("\nwith PeerGroup role, the default (peers = the target's close group as the fleet view "
+         "found it; a VM with fewer than %d close peers is unique and raises no alarm):\n",
          VS_VIEW_MIN_ROLE_PEERS);
   print_table(res->by_kind[BY_ROLE], &res->total[BY_ROLE]);
   const size_t *al = res->clean_alarmed[BY_ROLE], *vms = res->clean_vms;

@@ -230,13 +230,11 @@ struct vs_fleet_findings *vs_fleet_find(const struct vs_view *v) {
 
 char *vs_group_describe(const struct vs_group *g, uint32_t vms) {
   struct vs_buf b = {0};
-  const char *leaf = strrchr(g->key, ':');
-  leaf = leaf && leaf[1] ? leaf + 1 : g->key;
-  vs_buf_addf(&b, "%s is %s on %zu of %u VMs:", leaf, g->value, g->n_members, vms);
+  vs_buf_addf(&b, "%s is %s on %zu of %u VMs:", g->key, g->value, g->n_members, vms);
   for (size_t i = 0; i < g->n_members; i++)
     vs_buf_addf(&b, "%s %s", i ? "," : "", g->members[i]);
   vs_buf_addf(&b, "; %u of the rest have %s", g->rest_count, g->rest);
-  if (g->keys > 1) vs_buf_addf(&b, " (%zu keys differ on these VMs)", g->keys);
+  if (g->keys > 1) vs_buf_addf(&b, " (%zu keys set these VMs apart)", g->keys);
   vs_buf_add(&b, "", 0);
   return vs_buf_steal(&b);
 }

@@ -4,8 +4,8 @@
  * Groups: a value that 2 to group_max VMs share (fleetview.h) while most of the fleet holds
  * another, and that is no role's own value (the majority of a role of two VMs or more). The
  * keys a group of VMs shares are one finding, named by its most telling key (a setting before a
- * file's digest or metadata): "vm.swappiness is 10 on 3 of 50 VMs: web-03, web-07, web-11; the
- * rest have 60".
+ * file's digest or metadata): "sysctl:vm.swappiness is 10 on 3 of 50 VMs: web-03, web-07,
+ * web-11; 47 of the rest have 60".
  *
  * Rollouts: a package whose newest version some VMs have while at least two VMs have an older
  * one (a lone older VM is that VM's finding: it missed the update), and a key that at least
@@ -48,7 +48,8 @@ struct vs_fleet_findings {
 struct vs_fleet_findings *vs_fleet_find(const struct vs_view *v);
 void vs_fleet_findings_free(struct vs_fleet_findings *f);
 void vs_fleet_findings_freep(struct vs_fleet_findings **f);
-/* The group's one-line description ("KEY is V on 3 of 50 VMs: a, b, c; the rest have W"). */
+/* The group's one-line description ("KEY is V on 3 of 50 VMs: a, b, c; 47 of the rest have W
+ * (2 keys set these VMs apart)"). */
 char *vs_group_describe(const struct vs_group *g, uint32_t vms);
 /* {"vms":N, "groups":[{"key","value","keys","members":[...],"rest":{"value","count"},
  *  "message"}], "rollouts":[{"key","value","from","have","of","share","by":"version"|
