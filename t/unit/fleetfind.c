@@ -80,8 +80,8 @@ static void test_groups(const struct vs_fleet_findings *f) {
      g->key, g->value, g->rest_count, g->rest);
   _cleanup_(vs_freep) char *msg = vs_group_describe(g, f->vms);
   is_str(msg,
-         "net.core.somaxconn is 4096 on 3 of 35 VMs: web-03, web-07, web-11; 27 of the rest "
-         "have 128 (2 keys differ on these VMs)",
+         "file:/etc/sysctl.conf:net.core.somaxconn is 4096 on 3 of 35 VMs: web-03, web-07, "
+         "web-11; 27 of the rest have 128 (2 keys set these VMs apart)",
          "and described in one line");
 }
 
