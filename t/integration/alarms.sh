@@ -152,6 +152,17 @@ note_files() { # FLEET TYPE [PLUGIN-INSTANCE]
     echo "$f"
   done
 }
+# note_has FLEET TYPE PLUGIN-INSTANCE LINE...: a note of TYPE has every LINE (the exec plugin
+# writes it from a process of its own, a moment after the logfile line)
+note_has() {
+  local fleet=$1 type=$2 inst=$3 f l
+  shift 3
+  for f in $(note_files "$fleet" "$type" "$inst"); do
+    for l in "$@"; do grep -qxF "$l" "$f" || continue 2; done
+    return 0
+  done
+  return 1
+}
 csv_last() { tail -qn1 "$work/$1"/all/csv/vstest/"$2"-* 2>/dev/null | tail -n1 | cut -d, -f2; }
 
 # ------------------------------------------------------------------- (a) 5 VMs of 3 roles
@@ -167,8 +178,7 @@ wait_for 30 unique_of db-01 >/dev/null && wait_for 30 unique_of app-01 >/dev/nul
 ok $? "db-01 and app-01, each alone of its kind, get a \"unique\" notification: $(unique_of db-01 | head -n1 | grep -ao 'message = .*')"
 unique_of db-01 | head -n1 | grep -qa 'severity = OKAY, .*message = db-01 is unique: it has no close peers to be compared with among the fleet.s 5 VMs'
 ok $? "it is an OKAY saying why and how many VMs the fleet has"
-f=$(note_files a unique db-01 | head -n1)
-grep -qx 'severity: info' "$f" && grep -qx 'unique: true' "$f" && grep -qx 'vms: 5' "$f"
+wait_for 10 note_has a unique db-01 'severity: info' 'unique: true' 'vms: 5'
 ok $? "with meta severity info, unique true and the fleet's size"
 rounds() { [ "$(web03 | wc -l)" -ge "$1" ]; }
 wait_for 30 rounds 4
@@ -185,6 +195,7 @@ ok $? "gauge-drift_score is its alarm's score, 1 - 1/3 ($(csv_last a vmscope_dri
 is "$(csv_last a vmscope_drift-db-01/gauge-unique) $(csv_last a vmscope_drift-web-01/gauge-unique)" "1.000000 0.000000" \
   "gauge-unique is 1 for db-01, 0 for web-01"
 is "$(csv_last a vmscope_drift-db-01/count-alarms)" 0.000000 "and db-01 counts no alarm"
+diag "fleet a's config_group notifications: $(count a vmscope_drift config_group) ($(notes a vmscope_drift config_group | head -n1 | grep -ao 'message = .*'))"
 dry() { grep -a 'rule "page" (dry run): would run webhook' "$work/a/all.log"; }
 dry | grep -qa 'on web-03' && ! dry | grep -qav 'on web-03'
 ok $? "vmscope_action's rule on config_drift warnings acts on web-03 alone ($(dry | wc -l) dry runs)"
@@ -198,8 +209,7 @@ wait_for 60 group >/dev/null
 ok $? "the team's tweak on 3 of 30 VMs raises a config_group notification"
 group | head -n1 | grep -qaE 'plugin = vmscope_drift, type = config_group, type_instance = sysctl.vm.swappiness, message = (sysctl:)?vm.swappiness is 10 on 3 of 30 VMs: vm-03, vm-07, vm-11; 27 of the rest have 60'
 ok $? "the fleet's (no plugin instance), naming the three: $(group | head -n1 | grep -ao 'message = .*')"
-f=$(note_files b config_group | head -n1)
-grep -qx 'members: vm-03, vm-07, vm-11' "$f" && grep -qx 'key: sysctl:vm.swappiness' "$f" && grep -qx 'rest: 60' "$f"
+wait_for 10 note_has b config_group "" 'members: vm-03, vm-07, vm-11' 'key: sysctl:vm.swappiness' 'rest: 60'
 ok $? "meta names the key, the members and the rest's value"
 groups_is() { [ "$(csv_last b vmscope_drift/count-groups)" = "$1" ]; }
 wait_for 10 groups_is 1.000000
@@ -219,8 +229,7 @@ wait_for 30 rollout 'message = openssl 3.0.15-1~deb12u1 on 10 of 30 VMs (33%), f
 ok $? "openssl upgraded on 10 of 30 VMs: a rollout notification with its share"
 notes b vmscope_drift rollout | head -n1 | grep -qa 'severity = OKAY, host = vstest, plugin = vmscope_drift, type = rollout, type_instance = pkg.openssl'
 ok $? "informational (OKAY), the fleet's"
-f=$(note_files b rollout | head -n1)
-grep -qx 'severity: info' "$f" && grep -qx 'by: version' "$f"; ok $? "meta severity info, by version"
+wait_for 10 note_has b rollout "" 'severity: info' 'by: version'; ok $? "meta severity info, by version"
 rollouts_is() { [ "$(csv_last b vmscope_drift/count-rollouts)" = "$1" ]; }
 wait_for 10 rollouts_is 1.000000; ok $? "count-rollouts is 1"
 upgrade 11 20
