@@ -77,13 +77,18 @@ static void add_group_key(struct finder *f, const char *value, uint32_t count) {
   _cleanup_(vs_freep) const char **members = vs_xcalloc(count, sizeof(char *));
   struct vs_buf ids = {0};
   size_t n = 0;
-  for (size_t j = 0; j < vs_view_count(f->v) && n < count; j++) {
+  for (size_t j = 0; j < vs_view_count(f->v); j++) {
     const struct vs_feature *doc = vs_view_doc(f->v, j);
     if (strcmp(vs_pop_fold(fleet, f->key, vs_feature_get(doc, f->name)), value) != 0) continue;
+    if (vs_view_unique(f->v, j)) continue; /* its own kind's value, not a tweak */
     members[n++] = vm_name(doc);
     vs_buf_addf(&ids, "%s\n", vs_feature_id(doc));
   }
   vs_buf_add(&ids, "", 0);
+  if (n < 2) {
+    vs_buf_free(&ids);
+    return;
+  }
   _cleanup_(vs_freep) char *sig = vs_buf_steal(&ids);
   size_t at = (uintptr_t)vs_strmap_get(f->by_members, sig);
   struct vs_group *g;

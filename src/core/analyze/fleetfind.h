@@ -2,7 +2,8 @@
  * (issue 18: a team's tweak is one finding, not an alarm on each VM it touched).
  *
  * Groups: a value that 2 to group_max VMs share (fleetview.h) while most of the fleet holds
- * another, and that is no role's own value (the majority of a role of two VMs or more). The
+ * another, and that is no role's own value (the majority of a close group of two VMs or more);
+ * unique VMs are no members (what they differ in is their own kind's). The
  * keys a group of VMs shares are one finding, named by its most telling key (a setting before a
  * file's digest or metadata): "sysctl:vm.swappiness is 10 on 3 of 50 VMs: web-03, web-07,
  * web-11; 47 of the rest have 60".

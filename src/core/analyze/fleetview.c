@@ -336,22 +336,55 @@ static struct vs_strmap *rolling_keys(const struct vs_view *v) {
   return rolling;
 }
 
-void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
-  if (v->prepared) return;
-  v->prepared = true;
-  v->opts = opts ? *opts : (struct vs_view_opts){0};
-  if (!v->opts.min_role_peers) v->opts.min_role_peers = VS_VIEW_MIN_ROLE_PEERS;
-  v->fleet = vs_pop_new();
+static void count_present(const char *value, uint32_t count, void *arg) {
+  (void)count;
+  *(size_t *)arg += strcmp(value, VS_ABSENT) != 0;
+}
+
+/* Keys whose values are moving through the fleet: those rolling out between snapshots, and
+ * packages installed in more than one version (a rollout in progress, a VM lagging). */
+static struct vs_strmap *moving_keys(const struct vs_view *v) {
+  struct vs_strmap *moving = vs_strmap_new(NULL);
+  size_t pos = 0;
+  const char *key;
+  void *value;
+  while (vs_strmap_next(v->rolling, &pos, &key, &value))
+    vs_strmap_put(moving, key, NULL);
+  for (size_t i = 0; i < vs_pop_keys(v->fleet); i++) {
+    const char *name = vs_pop_key_name(v->fleet, i);
+    size_t versions = 0;
+    if (strncmp(name, "pkg:", 4) != 0) continue;
+    vs_pop_values(v->fleet, i, count_present, &versions);
+    if (versions >= 2) vs_strmap_put(moving, name, NULL);
+  }
+  return moving;
+}
+
+/* DOC's tokens as the role analysis sees them: a key whose values are moving through the fleet
+ * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
+ * that upgraded did not change role or become anomalous. */
+static size_t role_tokens(const struct vs_feature *doc, const struct vs_strmap *moving,
+                          uint64_t **out) {
+  size_t n = vs_feature_count(doc), i = 0, pos = 0;
+  uint64_t *t = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
+  const char *k, *val;
+  while (i < n && vs_feature_next(doc, &pos, &k, &val))
+    t[i++] = vs_token(k, vs_strmap_has(moving, k) ? "" : val);
+  *out = t;
+  return i;
+}
+
+static void make_tokens(struct vs_view *v) {
+  _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
   for (size_t i = 0; i < v->n; i++) {
     struct vm *m = &v->vms[i];
-    vs_pop_add(v->fleet, m->doc);
     struct vs_vm_tokens *t = &v->tokens[i];
     *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-    t->n = vs_doc_tokens(m->doc, &m->tokens);
+    t->n = role_tokens(m->doc, moving, &m->tokens);
     t->tokens = m->tokens;
     if (m->prev) {
-      t->n_prev = vs_doc_tokens(m->prev, &m->prev_tokens);
+      t->n_prev = role_tokens(m->prev, moving, &m->prev_tokens);
       t->prev_tokens = m->prev_tokens;
     }
     if (v->opts.labels) {
@@ -359,10 +392,21 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
       t->label = l ? l : (t->id ? vs_strmap_get(v->opts.labels, t->id) : NULL);
     }
   }
+}
+
+void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
+  if (v->prepared) return;
+  v->prepared = true;
+  v->opts = opts ? *opts : (struct vs_view_opts){0};
+  if (!v->opts.min_role_peers) v->opts.min_role_peers = VS_VIEW_MIN_ROLE_PEERS;
+  v->fleet = vs_pop_new();
+  for (size_t i = 0; i < v->n; i++)
+    vs_pop_add(v->fleet, v->vms[i].doc);
   vs_pop_prepare(v->fleet);
+  v->rolling = rolling_keys(v);
+  make_tokens(v);
   v->analysis = vs_analyze(v->tokens, v->n, &v->opts.roles);
   build_groups(v);
-  v->rolling = rolling_keys(v);
   /* A team's tweak: 2-4 VMs, or up to a tenth of a large fleet. */
   v->group_max = v->n / 10 > VS_VIEW_GROUP_MIN ? (uint32_t)(v->n / 10) : VS_VIEW_GROUP_MIN;
 }

@@ -18,6 +18,11 @@
  * nobody's close peer.
  * A VM is never its own peer.
  *
+ * The role analysis sees a key whose values are moving through the fleet (rolling out between
+ * snapshots, or a package installed in several versions) by its presence alone: a rollout is
+ * not a split of roles, nor an anomaly of each VM that took it (nor, for `vmscope similar
+ * --setting`, a version to look for).
+ *
  * The view also gives drift its fleet context (drift.h's vs_drift_fleet): the fleet's and
  * each role's populations, the keys rolling out (at least VS_VIEW_ROLLING_VMS VMs changed
  * them to one value since their previous snapshots), and the size of a team's tweak (2 to
