@@ -183,8 +183,8 @@ static void print_text(const struct vs_drift *d, bool close, size_t top) {
 
 /* The fleet's own findings as text: one line per group, per rollout, per unique VM. */
 static void print_fleet_text(const struct vs_fleet_findings *f) {
-  printf("# fleet: %u VMs, %zu groups, %zu rollouts, %zu unique\n", f->vms, f->n_groups,
-         f->n_rollouts, f->n_unique);
+  printf("# fleet: %u VMs, %zu group%s, %zu rollout%s, %zu unique\n", f->vms, f->n_groups,
+         f->n_groups == 1 ? "" : "s", f->n_rollouts, f->n_rollouts == 1 ? "" : "s", f->n_unique);
   for (size_t i = 0; i < f->n_groups; i++) {
     _cleanup_(vs_freep) char *msg = vs_group_describe(&f->groups[i], f->vms);
     printf("group    %s\n", msg);

@@ -117,7 +117,7 @@ cp -a "$work/web-01" "$work/fleet/db-01"
 mk "$work/fleet/db-01/etc/hostname" 'db-01\n'
 mk "$work/fleet/db-01/etc/sysctl.conf" "$(for k in $(seq 1 24); do echo "kernel.db_tunable_$k = $k"; done)\n"
 "$VMSCOPE" drift --fleet --format text "$work"/fleet/* >"$work/fleet.txt"; ok $? "drift --fleet SOURCE... exits 0"
-is "$(head -n1 "$work/fleet.txt")" "# fleet: 9 VMs, 1 groups, 1 rollouts, 1 unique" "it counts the fleet's findings"
+is "$(head -n1 "$work/fleet.txt")" "# fleet: 9 VMs, 1 group, 1 rollout, 1 unique" "it counts the fleet's findings"
 grep -qx 'group    sysctl:vm.swappiness is 10 on 2 of 9 VMs: f-02, f-05; 6 of the rest have 60' "$work/fleet.txt"
 ok $? "the tweak on two VMs is one line for the fleet: $(grep '^group' "$work/fleet.txt")"
 grep -qx 'rollout  pkg:openssh-server is 1:9.2p1-2+deb12u5 on 3 of 9 VMs (33%), from 1:9.2p1-2+deb12u3' "$work/fleet.txt"

@@ -434,16 +434,9 @@ static uint32_t fleet_count(const struct vs_pop *fleet, const char *key, const c
 
 /* The role other than the target's whose majority value of KEY is VALUE, or -1. */
 static long role_of_value(const struct vs_drift_fleet *fl, const char *key, const char *value) {
-  for (size_t r = 0; r < fl->n_roles; r++) {
-    if (r == fl->own_role || !fl->roles[r]) continue;
-    long i = vs_pop_key_index(fl->roles[r], key);
-    struct vs_pop_stats st;
-    if (i < 0) continue;
-    vs_pop_key_stats(fl->roles[r], (size_t)i, &st);
-    if (st.docs >= 2 && st.top_value[0] && strcmp(st.top_value[0], value) == 0 &&
-        2 * st.top_count[0] > st.docs)
+  for (size_t r = 0; r < fl->n_roles; r++)
+    if (r != fl->own_role && fl->roles[r] && vs_pop_majority_is(fl->roles[r], key, value))
       return (long)r;
-  }
   return -1;
 }
 

@@ -40,16 +40,9 @@ static const char *vm_name(const struct vs_feature *doc) {
 
 /* Whether VALUE is the majority of KEY in a role of two VMs or more: a role's own value. */
 static bool role_value(const struct vs_view *v, const char *key, const char *value) {
-  for (size_t r = 0; r < vs_view_group_count(v); r++) {
-    const struct vs_pop *pop = vs_view_group_pop(v, r);
-    long i = pop ? vs_pop_key_index(pop, key) : -1;
-    if (i < 0) continue;
-    struct vs_pop_stats st;
-    vs_pop_key_stats(pop, (size_t)i, &st);
-    if (st.docs >= 2 && st.top_value[0] && strcmp(st.top_value[0], value) == 0 &&
-        2 * st.top_count[0] > st.docs)
+  for (size_t r = 0; r < vs_view_group_count(v); r++)
+    if (vs_view_group_pop(v, r) && vs_pop_majority_is(vs_view_group_pop(v, r), key, value))
       return true;
-  }
   return false;
 }
 

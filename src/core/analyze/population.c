@@ -387,6 +387,15 @@ void vs_pop_values(const struct vs_pop *pop, size_t i,
   }
 }
 
+bool vs_pop_majority_is(const struct vs_pop *pop, const char *key, const char *value) {
+  if (pop->docs < 2) return false;
+  long i = vs_pop_key_index(pop, key);
+  if (i < 0) return strcmp(value, VS_ABSENT) == 0;
+  const struct vs_pop_stats *st = &pop->keys[i].stats;
+  return st->top_value[0] && strcmp(st->top_value[0], value) == 0 &&
+         2 * st->top_count[0] > st->docs;
+}
+
 uint32_t vs_pop_present(const struct vs_pop *pop, size_t i) {
   return pop->keys[i].present;
 }

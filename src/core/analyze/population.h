@@ -75,6 +75,10 @@ uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value);
  * particular order. Requires a prepared population. */
 void vs_pop_values(const struct vs_pop *pop, size_t i,
                    void (*each)(const char *value, uint32_t count, void *arg), void *arg);
+/* Whether VALUE is what most of POP (two documents or more) hold for KEY: more than half of
+ * them, folded as the statistics fold (a key no document has is VS_ABSENT on all of them).
+ * Requires a prepared population. */
+bool vs_pop_majority_is(const struct vs_pop *pop, const char *key, const char *value);
 /* Documents that set key I at all, its default included. */
 uint32_t vs_pop_present(const struct vs_pop *pop, size_t i);
 /* Documents of the population whose folded value of key I is held by at most MAX documents
