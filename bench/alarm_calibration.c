@@ -226,6 +226,10 @@ static void measure_clean(const struct members *m, struct tally *t) {
   _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *ff = vs_fleet_find(v);
   t->clean_fleets++;
   t->groups += ff->n_groups;
+  for (size_t k = 0; getenv("VS_CALIBRATION_VERBOSE") && k < ff->n_groups; k++) {
+    _cleanup_(vs_freep) char *msg = vs_group_describe(&ff->groups[k], ff->vms);
+    fprintf(stderr, "# group in a clean fleet of %zu: %s\n", m->n, msg);
+  }
   t->unique += ff->n_unique;
   if (m->n == m->f->n) t->tweaks += m->f->teams;
   for (size_t i = 0; i < vs_view_count(v); i++) {

@@ -46,11 +46,19 @@ static bool role_value(const struct vs_view *v, const char *key, const char *val
   return false;
 }
 
-/* A key that says more than KEY about what a group changed: a setting before a file's digest
- * or metadata, then the first by name. */
+static bool is_digest(const char *key) {
+  return strncmp(key, "meta:", 5) == 0 && vs_has_suffix(key, ":sha256");
+}
+
+/* How much a key says about what a group changed: a setting (0), a file's metadata (1), a
+ * file's digest (2), which only says that the file differs. */
+static int telling(const char *key) {
+  return strncmp(key, "meta:", 5) != 0 ? 0 : is_digest(key) ? 2 : 1;
+}
+
+/* A key that says more than THAN about what a group changed; then the first by name. */
 static bool more_telling(const char *key, const char *than) {
-  bool meta = strncmp(key, "meta:", 5) == 0, than_meta = strncmp(than, "meta:", 5) == 0;
-  return meta != than_meta ? !meta : strcmp(key, than) < 0;
+  return telling(key) != telling(than) ? telling(key) < telling(than) : strcmp(key, than) < 0;
 }
 
 struct finder {
@@ -217,6 +225,16 @@ struct vs_fleet_findings *vs_fleet_find(const struct vs_view *v) {
   struct finder f = {.v = v, .out = out, .by_members = vs_strmap_new(NULL)};
   find_groups(&f);
   vs_strmap_free(f.by_members);
+  /* A group whose every key is a digest only differs in a file's bytes: VMs whose tweaks of
+   * one file combine differently (the file's settings are groups of their own). */
+  size_t kept = 0;
+  for (size_t i = 0; i < out->n_groups; i++) {
+    if (is_digest(out->groups[i].key))
+      group_clear(&out->groups[i]);
+    else
+      out->groups[kept++] = out->groups[i];
+  }
+  out->n_groups = kept;
   if (out->n_groups) qsort(out->groups, out->n_groups, sizeof(*out->groups), cmp_group);
   find_rollouts(v, out);
   if (out->n_rollouts) qsort(out->rollouts, out->n_rollouts, sizeof(*out->rollouts), cmp_rollout);

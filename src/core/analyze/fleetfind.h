@@ -3,7 +3,8 @@
  *
  * Groups: a value that 2 to group_max VMs share (fleetview.h) while most of the fleet holds
  * another, and that is no role's own value (the majority of a close group of two VMs or more);
- * unique VMs are no members (what they differ in is their own kind's). The
+ * unique VMs are no members (what they differ in is their own kind's). A group whose keys are
+ * all file digests is none: it only says that tweaks of one file combine differently. The
  * keys a group of VMs shares are one finding, named by its most telling key (a setting before a
  * file's digest or metadata): "sysctl:vm.swappiness is 10 on 3 of 50 VMs: web-03, web-07,
  * web-11; 47 of the rest have 60".
