@@ -132,24 +132,17 @@ static void test_far_vm(void) {
 static void test_both_ways(void) {
   struct fleet f = {0};
   char name[32], key[64];
-  for (int i = 1; i <= 3; i++) {
-    snprintf(name, sizeof(name), "web-%02d", i);
-    struct vs_feature *d = add_vm(&f, name);
-    kind_keys(d, "web", 0, 40);
-    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:a", name);
-    vs_feature_set(d, key, "1", NULL);
-    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:b", name);
-    vs_feature_set(d, key, "1", NULL);
-  }
-  for (int i = 1; i <= 3; i++) {
-    snprintf(name, sizeof(name), "db-%02d", i);
-    struct vs_feature *d = add_vm(&f, name);
-    kind_keys(d, "db", 0, 40);
-    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:a", name);
-    vs_feature_set(d, key, "1", NULL);
-    snprintf(key, sizeof(key), "file:/etc/own-%s.conf:b", name);
-    vs_feature_set(d, key, "1", NULL);
-  }
+  static const char *const kinds[] = {"web", "db"};
+  for (int k = 0; k < 2; k++)
+    for (int i = 1; i <= 3; i++) {
+      snprintf(name, sizeof(name), "%s-%02d", kinds[k], i);
+      struct vs_feature *d = add_vm(&f, name);
+      kind_keys(d, kinds[k], 0, 40);
+      snprintf(key, sizeof(key), "file:/etc/own-%s.conf:a", name);
+      vs_feature_set(d, key, "1", NULL);
+      snprintf(key, sizeof(key), "file:/etc/own-%s.conf:b", name);
+      vs_feature_set(d, key, "1", NULL);
+    }
   struct vs_feature *mixed = add_vm(&f, "mixed");
   kind_keys(mixed, "web", 0, 20);
   kind_keys(mixed, "db", 0, 20);
