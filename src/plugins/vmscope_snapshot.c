@@ -235,6 +235,11 @@ static struct job *list_jobs(size_t *n, bool *complete) {
     }
     if (!snap.virt) snap.virt = vs_virt_open(snap.uri, snap.mode == VS_SNAPSHOT_READONLY, &err);
     if (snap.virt && vs_virt_domains(snap.virt, &doms, &n_doms, &err) < 0) {
+      /* libvirtd went away during the listing: the same loss as above, said the same way. */
+      if (!vs_virt_alive(snap.virt)) {
+        vs_err_clear(&err);
+        vs_err_set(&err, ECONNRESET, "the connection to libvirtd was lost; reconnecting");
+      }
       vs_virt_close(snap.virt);
       snap.virt = NULL;
     }

@@ -49,7 +49,7 @@ in_chroot bash -c 'cd /root/vmscope && bash scripts/demo.sh' >"$work/out" 2>"$wo
 rc=$?
 ok $rc "bash scripts/demo.sh runs to its end on the fresh system in $(($(date +%s) - start)) s (installing, building, debootstrap, the demo)"
 [ $rc -eq 0 ] || tail -n 20 "$work/err" | sed 's/^/# /'
-grep -q '^WARNING web-02 config_drift: PermitRootLogin is yes on web-02' "$work/out" &&
+grep -qE '^(WARNING|FAILURE) web-02 config_drift: PermitRootLogin is yes on web-02' "$work/out" &&
   grep -q '^WARNING web-04 feature_change: ' "$work/out" && grep -q '^10 VMs, 2 roles$' "$work/out"
 ok $? "it prints the findings (web-02's misconfiguration, web-04's change) and the two roles"
 html=$fresh/var/tmp/vmscope-demo/report.html
