@@ -46,14 +46,19 @@ uint64_t vs_token(const char *key, const char *value) {
   return (k & KEY_BITS) | (t & ~KEY_BITS);
 }
 
-size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out) {
+size_t vs_doc_tokens_by(const struct vs_feature *doc, const struct vs_strmap *by_presence,
+                        uint64_t **out) {
   size_t n = vs_feature_count(doc), i = 0, pos = 0;
   uint64_t *t = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
   const char *k, *v;
   while (i < n && vs_feature_next(doc, &pos, &k, &v))
-    t[i++] = vs_token(k, v);
+    t[i++] = vs_token(k, by_presence && vs_strmap_has(by_presence, k) ? "" : v);
   *out = t;
   return i;
+}
+
+size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out) {
+  return vs_doc_tokens_by(doc, NULL, out);
 }
 
 /* ------------------------------------------------------- token counts (an open hash table) */

@@ -44,6 +44,11 @@ uint64_t vs_token(const char *key, const char *value);
 /* The tokens of DOC's settings (a malloc'd array); returns how many. Here, not in feature.h:
  * a token is the analysis's view of a setting, and only the analysis's callers need them. */
 size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out);
+/* The same, but a key in BY_PRESENCE (a set of keys; may be NULL) counts by its presence
+ * alone, whatever its value: a key whose values are moving through the fleet (fleetview.h). */
+struct vs_strmap;
+size_t vs_doc_tokens_by(const struct vs_feature *doc, const struct vs_strmap *by_presence,
+                        uint64_t **out);
 
 struct vs_vm_tokens {
   const char *id, *name;

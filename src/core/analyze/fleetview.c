@@ -301,7 +301,7 @@ static void build_groups(struct vs_view *v) {
     size_t g = v->group[i];
     if (!v->kind_pops[g]) v->kind_pops[g] = vs_pop_new();
     vs_pop_add(v->kind_pops[g], v->vms[i].doc);
-    if (v->group_size[g] < 2 || v->unique[i]) continue;
+    if (v->unique[i]) continue; /* a group of one is unique: MinRolePeers is at least 1 */
     if (!v->role_pops[g]) v->role_pops[g] = vs_pop_new();
     vs_pop_add(v->role_pops[g], v->vms[i].doc);
   }
@@ -360,20 +360,9 @@ static struct vs_strmap *moving_keys(const struct vs_view *v) {
   return moving;
 }
 
-/* DOC's tokens as the role analysis sees them: a key whose values are moving through the fleet
+/* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
  * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
  * that upgraded did not change role or become anomalous. */
-static size_t role_tokens(const struct vs_feature *doc, const struct vs_strmap *moving,
-                          uint64_t **out) {
-  size_t n = vs_feature_count(doc), i = 0, pos = 0;
-  uint64_t *t = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
-  const char *k, *val;
-  while (i < n && vs_feature_next(doc, &pos, &k, &val))
-    t[i++] = vs_token(k, vs_strmap_has(moving, k) ? "" : val);
-  *out = t;
-  return i;
-}
-
 static void make_tokens(struct vs_view *v) {
   _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
@@ -381,10 +370,10 @@ static void make_tokens(struct vs_view *v) {
     struct vm *m = &v->vms[i];
     struct vs_vm_tokens *t = &v->tokens[i];
     *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-    t->n = role_tokens(m->doc, moving, &m->tokens);
+    t->n = vs_doc_tokens_by(m->doc, moving, &m->tokens);
     t->tokens = m->tokens;
     if (m->prev) {
-      t->n_prev = role_tokens(m->prev, moving, &m->prev_tokens);
+      t->n_prev = vs_doc_tokens_by(m->prev, moving, &m->prev_tokens);
       t->prev_tokens = m->prev_tokens;
     }
     if (v->opts.labels) {
