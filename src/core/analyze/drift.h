@@ -72,7 +72,8 @@ enum vs_finding_kind {
 };
 const char *vs_finding_kind_name(enum vs_finding_kind k);
 
-/* PeerPressure's ranking key K and the score 1 - K (clamped to [0, 1]). */
+/* PeerPressure's ranking key K, and its own score 1 - K (clamped to [0, 1]; findings carry 1 - p).
+ */
 double vs_drift_k(uint32_t n, uint32_t c, uint32_t m);
 double vs_drift_score(uint32_t n, uint32_t c, uint32_t m);
 /* The sick probability P with T suspect keys. */
