@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include "fleetview.h"
+#include "pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,14 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
     size_t before = vs_view_count(view);
     if (vs_view_add_pool(view, pools[i], NULL, NULL, &err) < 0)
       return vs_cli_fail(&err, "--pool", VS_EXIT_USAGE, prog);
+    size_t domains = 0;
+    if (vs_pool_first_cycle_running(pools[i], &domains)) {
+      fprintf(stderr,
+              "%s: --pool %s: vmscope_snapshot's first cycle (%zu domain(s)) is still running: "
+              "the pool holds %zu of them so far, and VMs are ranked against the peers in it\n",
+              prog, pools[i], domains, vs_view_count(view) - before);
+      status = VS_EXIT_PARTIAL;
+    }
     size_t n_errors = vs_view_errors(view, &errors);
     for (; reported < n_errors; reported++) {
       fprintf(stderr, "%s: %s\n", prog, errors[reported]);

@@ -44,6 +44,7 @@ static struct {
   uint64_t majority_changes;       /* under LOCK: fleet-wide keys whose majority moved */
   size_t groups_now, rollouts_now; /* under LOCK: this round's counts */
   struct vs_once once;             /* the worker's */
+  bool said_waiting;               /* the worker's: the first-cycle wait is logged */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int config(oconfig_item_t *ci) {
@@ -294,8 +295,22 @@ static void drop_unseen(void) {
   }
 }
 
+/* Whether vmscope_snapshot's first cycle over DataDir is running (pool.h): the pool holds only
+ * some of the VMs, and ranking them now would alarm on VMs whose peers are not in yet. */
+static bool first_cycle_running(void) {
+  size_t domains = 0;
+  if (!vs_pool_first_cycle_running(conf.data_dir, &domains)) return false;
+  if (!drift.said_waiting)
+    INFO(PLUGIN ": %s: waiting for vmscope_snapshot's first cycle (%zu domain(s)) to end: "
+                "ranking before that would compare VMs with some of their peers only",
+         conf.data_dir, domains);
+  drift.said_waiting = true;
+  return true;
+}
+
 static void rank_pool(void) {
   struct vs_err err = {0};
+  if (first_cycle_running()) return;
   _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = load_waivers();
   _cleanup_(vs_strmap_freep) struct vs_strmap *labels = load_labels();
   _cleanup_(vs_view_freep) struct vs_view *view = read_pool(labels);

@@ -360,6 +360,25 @@ static void prune_pool(const struct job *jobs, size_t n, bool complete) {
   free(present);
 }
 
+/* The cycle marker vmscope_drift waits on (pool.h): its failure is logged once, and rankers
+ * then rank a partial first cycle. Runs unlocked; the end of one cycle (the worker of its last
+ * job) and the start of the next (another worker's listing) may race, and each rewrites the
+ * marker from what it reads: MARK_LOCK keeps them in turn. */
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+static void mark_cycle(bool done, size_t domains) {
+  struct vs_err err = {0};
+  pthread_mutex_lock(&mark_lock);
+  int rc = vs_pool_mark_cycle(snap.data_dir, done, domains, time(NULL), &err);
+  pthread_mutex_unlock(&mark_lock);
+  pthread_mutex_lock(&snap.lock);
+  if (rc < 0)
+    vs_once_fail(&snap.once, PLUGIN, "cycle.json", vs_err_msg(&err));
+  else
+    vs_once_ok(&snap.once, PLUGIN, "cycle.json");
+  pthread_mutex_unlock(&snap.lock);
+  vs_err_clear(&err);
+}
+
 static void run_job(struct vs_extractor *x, const struct job *j) {
   struct vs_err err = {0};
   int64_t now = (int64_t)time(NULL);
@@ -474,6 +493,10 @@ static void *worker(void *arg) {
       if (--snap.in_flight == 0 && snap.next_job == snap.n_jobs) {
         snap.cycle_seconds = vs_now_monotonic() - snap.cycle_started;
         snap.cycle_targets = snap.n_jobs;
+        size_t domains = snap.n_jobs;
+        pthread_mutex_unlock(&snap.lock);
+        mark_cycle(true, domains);
+        pthread_mutex_lock(&snap.lock);
       }
       continue;
     }
@@ -486,6 +509,7 @@ static void *worker(void *arg) {
       bool complete = false;
       struct job *jobs = list_jobs(&n, &complete);
       prune_pool(jobs, jobs ? n : 0, complete && jobs);
+      if (jobs) mark_cycle(n == 0, n); /* a listing of no domains is a cycle already done */
       pthread_mutex_lock(&snap.lock);
       free_jobs(snap.jobs, snap.n_jobs);
       snap.jobs = jobs;

@@ -101,6 +101,17 @@ is "$?:$(cat "$work/e")" "2:vmscope drift: --pool $work/nosuch: No such file or 
 mkdir -p "$work/empty"
 "$VMSCOPE" drift --pool "$work/empty" >/dev/null 2>"$work/e"
 is "$?:$(head -n1 "$work/e")" "1:vmscope drift: --pool $work/empty holds no VM documents" "an empty pool is an error, not 0 findings"
+# A pool caught in vmscope_snapshot's first cycle (its marker says it started and none ended):
+# three of the ten VMs are in, and an answer about them is said to be partial.
+mkdir -p "$work/first"
+cp -r "$work/pool/$(uuid 01)" "$work/pool/$(uuid 02)" "$work/pool/$(uuid 07)" "$work/first/"
+printf '{"completed": null, "domains": 10, "started": "2026-11-25T10:00:00Z"}' >"$work/first/cycle.json"
+"$VMSCOPE" drift --pool "$work/first" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "1:vmscope drift: --pool $work/first: vmscope_snapshot's first cycle (10 domain(s)) is still running: the pool holds 3 of them so far, and VMs are ranked against the peers in it" \
+  "a pool whose first snapshot cycle is still running gives a partial answer (exit 1), and says why"
+printf '{"completed": "2026-11-25T10:00:09Z", "domains": 10, "started": "2026-11-25T10:10:00Z"}' >"$work/first/cycle.json"
+"$VMSCOPE" drift --pool "$work/first" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "0:" "once a cycle has ended, a later one running is no reason: the pool has every VM's documents"
 
 # --- options given twice, and scripts' exit codes ----------------------------------------------
 "$VMSCOPE" drift --top 5 --top 6 --pool "$work/pool" >/dev/null 2>"$work/e"

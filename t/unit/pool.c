@@ -220,6 +220,41 @@ static void test_create_refuses_a_file(const struct pool_fx *fx) {
   free(file);
 }
 
+/* The cycle marker: a first cycle that runs is waited for; once one ended, later cycles are not
+ * (the pool holds every VM's earlier documents); a marker that is not ours is not trusted. */
+static void test_cycle_marker(const struct pool_fx *fx) {
+  struct vs_err err = {0};
+  char *dir = NULL;
+  if (asprintf(&dir, "%s/cycles", fx->root) < 0) abort();
+  ok(vs_pool_create(dir, &err) == 0, "a pool for the cycle marker");
+  size_t domains = 99;
+  ok(!vs_pool_first_cycle_running(dir, &domains), "no marker: nothing to wait for");
+  ok(vs_pool_mark_cycle(dir, false, 10, (time_t)fx->t0, &err) == 0, "the first cycle starts");
+  ok(vs_pool_first_cycle_running(dir, &domains) && domains == 10,
+     "while it runs, rankers wait (%zu domains)", domains);
+  ok(vs_pool_mark_cycle(dir, true, 10, (time_t)fx->t0 + 5, &err) == 0, "it ends");
+  ok(!vs_pool_first_cycle_running(dir, NULL), "and they rank");
+  ok(vs_pool_mark_cycle(dir, false, 12, (time_t)fx->t0 + 60, &err) == 0 &&
+         !vs_pool_first_cycle_running(dir, &domains) && domains == 12,
+     "a later cycle that runs is not waited for: the last one ended");
+  char *path = NULL, text[4096] = "";
+  if (asprintf(&path, "%s/cycle.json", dir) < 0) abort();
+  FILE *f = fopen(path, "r");
+  size_t len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+  text[len] = '\0';
+  if (f) fclose(f);
+  free(path);
+  ok(strstr(text, "\"completed\": \"2026-11-25T18:00:05Z\"") &&
+         strstr(text, "\"started\": \"2026-11-25T18:01:00Z\""),
+     "the marker keeps the last end and the running start: %s", text);
+  fx_write(dir, "cycle.json", "[\"started\"]");
+  ok(!vs_pool_first_cycle_running(dir, NULL), "a marker that is not an object is not waited for");
+  fx_write(dir, "cycle.json", "{\"started\": \"x\", \"completed\": null}");
+  ok(vs_pool_first_cycle_running(dir, NULL), "one whose first cycle never ended is");
+  vs_err_clear(&err);
+  free(dir);
+}
+
 int main(void) {
   plan_no_plan();
   struct pool_fx fx = {.root = fx_tmpdir(),
@@ -243,6 +278,7 @@ int main(void) {
   free(g.pool2);
 
   test_create_refuses_a_file(&fx);
+  test_cycle_marker(&fx);
   free(fx.pool);
   fx_rmtree(fx.root);
   free(fx.root);

@@ -179,13 +179,14 @@ size_t vs_view_errors(const struct vs_view *v, const char *const **msgs) {
   return v->n_errors;
 }
 
-/* Whether DIR itself holds a .json document (a VM's directory of a pool, not the pool). */
+/* Whether DIR itself holds a .json document (a VM's directory of a pool, not the pool): the
+ * pool's own files, vmscope_drift's analytics.json and vmscope_snapshot's cycle.json, aside. */
 static bool holds_documents(const char *dir) {
   DIR *d = opendir(dir);
   bool found = false;
   for (struct dirent *e; d && !found && (e = readdir(d));)
     found = e->d_name[0] != '.' && vs_has_suffix(e->d_name, ".json") &&
-            strcmp(e->d_name, "analytics.json") != 0;
+            strcmp(e->d_name, "analytics.json") != 0 && strcmp(e->d_name, "cycle.json") != 0;
   if (d) closedir(d);
   return found;
 }
@@ -193,7 +194,8 @@ static bool holds_documents(const char *dir) {
 bool vs_view_is_pool(const char *dir) {
   if (vs_pool_is_guest_tree(dir)) return false;
   _cleanup_(vs_freep) char *analytics = vs_xasprintf("%s/analytics.json", dir);
-  if (access(analytics, F_OK) == 0) return true;
+  _cleanup_(vs_freep) char *cycle = vs_xasprintf("%s/cycle.json", dir);
+  if (access(analytics, F_OK) == 0 || access(cycle, F_OK) == 0) return true;
   char **names = NULL;
   size_t n = 0;
   if (vs_pool_vms(dir, &names, &n, NULL) < 0) return false;

@@ -329,3 +329,60 @@ size_t vs_pool_count(const char *dir, const char *id) {
   if (docs) vs_strv_free(docs, n);
   return docs ? n : 0;
 }
+
+#define CYCLE_FILE "cycle.json"
+#define CYCLE_MAX_BYTES 4096
+
+static json_t *load_cycle(const char *dir) {
+  _cleanup_(vs_freep) char *path = vs_xasprintf("%s/" CYCLE_FILE, dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return NULL;
+  char text[CYCLE_MAX_BYTES];
+  ssize_t len = read(fd, text, sizeof(text));
+  close(fd);
+  if (len <= 0 || (size_t)len == sizeof(text)) return NULL;
+  json_t *j = json_loadb(text, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
+  if (j && !json_is_object(j)) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+int vs_pool_mark_cycle(const char *dir, bool done, size_t domains, time_t now, struct vs_err *err) {
+  char stamp[32];
+  struct tm tm;
+  strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+  json_t *old = load_cycle(dir);
+  json_t *completed = old ? json_object_get(old, "completed") : NULL;
+  json_t *started = old ? json_object_get(old, "started") : NULL;
+  json_t *j = json_pack(
+      "{s:O?,s:O?,s:I}", "started", done && json_is_string(started) ? started : NULL, "completed",
+      json_is_string(completed) ? completed : NULL, "domains", (json_int_t)domains);
+  json_decref(old);
+  if (!j) return vs_err_set(err, ENOMEM, "%s/" CYCLE_FILE ": out of memory", dir);
+  json_object_set_new(j, done ? "completed" : "started", json_string(stamp));
+  _cleanup_(vs_freep) char *text = json_dumps(j, JSON_SORT_KEYS);
+  json_decref(j);
+  _cleanup_(vs_freep) char *path = vs_xasprintf("%s/" CYCLE_FILE, dir);
+  if (!text) return vs_err_set(err, ENOMEM, "%s: out of memory", path);
+  struct vs_newfile f = {.fd = -1};
+  if (vs_newfile_open(&f, path, 0640, err) < 0) return -1;
+  if (vs_newfile_write(&f, text, strlen(text), err) < 0 || vs_newfile_commit(&f, err) < 0) {
+    vs_newfile_abandon(&f);
+    return -1;
+  }
+  return 0;
+}
+
+bool vs_pool_first_cycle_running(const char *dir, size_t *domains) {
+  json_t *j = load_cycle(dir);
+  if (!j) return false;
+  bool running = json_is_string(json_object_get(j, "started")) &&
+                 !json_is_string(json_object_get(j, "completed"));
+  json_t *n = json_object_get(j, "domains");
+  if (domains)
+    *domains = json_is_integer(n) && json_integer_value(n) >= 0 ? (size_t)json_integer_value(n) : 0;
+  json_decref(j);
+  return running;
+}

@@ -63,4 +63,15 @@ char *vs_pool_dir_name(const char *id);
 /* How many documents VM ID has. */
 size_t vs_pool_count(const char *dir, const char *id);
 
+/* The snapshot cycle marker, DIR/cycle.json: vmscope_snapshot marks each cycle's start (DONE
+ * false) and end (DONE true) with the number of DOMAINS it lists. A pool whose first cycle is
+ * still running holds only some of the fleet's VMs, and ranking a VM against some of its peers
+ * raises alarms that the whole pool would not (a database VM whose twin is not snapshotted yet
+ * stands alone): rankers wait for the first cycle's end. Writes are atomic (vs_newfile). */
+int vs_pool_mark_cycle(const char *dir, bool done, size_t domains, time_t now, struct vs_err *err);
+/* Whether DIR's first snapshot cycle is running: a marker says a cycle started and none ever
+ * ended. *DOMAINS (may be NULL) gets how many domains that cycle lists. No marker (a pool
+ * written by the CLI or an older vmscope), or one that does not parse, is not waited for. */
+bool vs_pool_first_cycle_running(const char *dir, size_t *domains);
+
 #endif
