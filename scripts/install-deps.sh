@@ -7,7 +7,7 @@ build=(
   autoconf automake libtool pkg-config make gcc
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
-  libxml2-dev libnbd-dev
+  libxml2-dev libnbd-dev libpq-dev
 )
 demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
 tests=(
@@ -19,6 +19,7 @@ tests=(
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
   qemu-guest-agent etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
+  postgresql-15 # the fleet store (t/integration/fleet_store.sh)
 )
 packages=("${build[@]}" "${demo[@]}")
 [ "${1:-}" = demo ] || packages+=("${tests[@]}")

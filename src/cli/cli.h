@@ -22,6 +22,7 @@ int vs_cmd_diff(int argc, char **argv);
 int vs_cmd_snapshot(int argc, char **argv);
 int vs_cmd_send(int argc, char **argv);
 int vs_cmd_fleet(int argc, char **argv);
+int vs_cmd_fleet_drift(int argc, char **argv);
 int vs_cmd_patchset(int argc, char **argv);
 int vs_cmd_analyze(int argc, char **argv);
 int vs_cmd_similar(int argc, char **argv);

@@ -1,4 +1,5 @@
-/* vmscope fleet: the fleet map in etcd (ls), and a host's proxy agent (proxy). */
+/* vmscope fleet: the fleet map in etcd (ls), a host's proxy agent (proxy), and the fleet
+ * store's findings (drift, in cmd_fleet_drift.c). */
 #include "cli.h"
 
 #include "route.h"
@@ -14,6 +15,7 @@
 
 static void usage(FILE *out) {
   fputs("Usage: vmscope fleet ls --store URL...\n"
+        "       vmscope fleet drift --store postgresql://... [--vm NAME] [--format json|text]\n"
         "       vmscope fleet proxy [--store URL...] [--socket PATH] --host NAME [--connect URI]\n"
         "                           [--vm UUID:NAME:CHANNEL]... [--lease S] [--allow COMMAND]...\n"
         "\n"
@@ -23,7 +25,8 @@ static void usage(FILE *out) {
         "into the host's inbox, delivers them through each VM's channel (\"unix:PATH\" or\n"
         "\"libvirt\") and answers them; messages for VMs that moved are moved after them.\n"
         "With --socket (and without etcd) it also serves a local unix socket, mode 0600, that\n"
-        "\"vmscope send --proxy-socket\" talks to directly.\n"
+        "\"vmscope send --proxy-socket\" talks to directly. drift prints the findings the\n"
+        "hosts ranked against the whole fleet (see vmscope fleet drift --help).\n"
         "\n"
         "Options:\n"
         "  -S, --store URL         an etcd endpoint (repeatable: the next serves when one\n"
@@ -229,6 +232,7 @@ int vs_cmd_fleet(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
   }
+  if (strcmp(argv[1], "drift") == 0) return vs_cmd_fleet_drift(argc, argv);
   _cleanup_(args_clear) struct args a = {0};
   int rc = parse(argc, argv, &a);
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;

@@ -13,27 +13,28 @@ static void log_to_stderr(enum vs_log_level level, const char *msg, void *ctx) {
 }
 
 static void usage(FILE *out) {
-  fputs("Usage: vmscope [--version] [--help] COMMAND [ARGS]\n"
-        "\n"
-        "Look inside virtual machines from the outside and find how each drifted from its peers.\n"
-        "\n"
-        "Commands:\n"
-        "  inspect   extract the feature document (OS, packages, users, services, sysctl,\n"
-        "            config settings, file metadata) of guest trees and disk images\n"
-        "  snapshot  the same for libvirt domains, with their virtual hardware (vm:)\n"
-        "  drift     rank the settings that set a VM apart from its peers (PeerPressure)\n"
-        "  diff      what changed between two snapshots of one VM\n"
-        "  send      one command to a guest's agent (unix socket, libvirt, or routed)\n"
-        "  fleet     the fleet map in etcd (ls), and a host's proxy agent (proxy)\n"
-        "  patchset  the clusters a patch changed, as a thin qcow2 layer on the base (make),\n"
-        "            inserted under a stopped or running VM's disk (apply), listed (status)\n"
-        "  analyze   roles, anomaly scores and labels learned from many VMs\n"
-        "  similar   VMs ranked by likeness to one VM, or to a few settings\n"
-        "  report    one self-contained HTML page: heat map, roles, findings, changes\n"
-        "\n"
-        "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
-        "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
-        out);
+  fputs(
+      "Usage: vmscope [--version] [--help] COMMAND [ARGS]\n"
+      "\n"
+      "Look inside virtual machines from the outside and find how each drifted from its peers.\n"
+      "\n"
+      "Commands:\n"
+      "  inspect   extract the feature document (OS, packages, users, services, sysctl,\n"
+      "            config settings, file metadata) of guest trees and disk images\n"
+      "  snapshot  the same for libvirt domains, with their virtual hardware (vm:)\n"
+      "  drift     rank the settings that set a VM apart from its peers (PeerPressure)\n"
+      "  diff      what changed between two snapshots of one VM\n"
+      "  send      one command to a guest's agent (unix socket, libvirt, or routed)\n"
+      "  fleet     the fleet map (ls), a host's proxy agent (proxy), fleet-wide findings (drift)\n"
+      "  patchset  the clusters a patch changed, as a thin qcow2 layer on the base (make),\n"
+      "            inserted under a stopped or running VM's disk (apply), listed (status)\n"
+      "  analyze   roles, anomaly scores and labels learned from many VMs\n"
+      "  similar   VMs ranked by likeness to one VM, or to a few settings\n"
+      "  report    one self-contained HTML page: heat map, roles, findings, changes\n"
+      "\n"
+      "Run 'vmscope COMMAND --help' for a command's options; see vmscope(1).\n"
+      "Exit status: 0 ok, 1 some input failed (the others were still done), 2 usage error.\n",
+      out);
 }
 
 int main(int argc, char **argv) {

@@ -29,6 +29,10 @@ struct drift_conf { /* the <Plugin> block */
   double warn_score, fail_score;
   cdtime_t interval, resend;
   int top;
+  /* the fleet store (store.h): NULL url for a host of its own */
+  char *store_url, *store_password_file, *store_ca_file;
+  cdtime_t host_timeout;
+  bool store_documents;
 };
 
 struct alarm { /* an active alarm of one VM */

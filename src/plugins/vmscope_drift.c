@@ -15,6 +15,7 @@
 #include "drift_internal.h"
 
 #include "pool.h"
+#include "store.h"
 
 struct metric { /* what the read callback dispatches for one VM */
   char *instance;
@@ -45,6 +46,8 @@ static struct {
   size_t groups_now, rollouts_now; /* under LOCK: this round's counts */
   struct vs_once once;             /* the worker's */
   bool said_waiting;               /* the worker's: the first-cycle wait is logged */
+  struct vs_store *store;          /* the worker's: the fleet store, or NULL */
+  bool elected;                    /* the worker's: it held the store's lock last round */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int config(oconfig_item_t *ci) {
@@ -88,11 +91,24 @@ static int config(oconfig_item_t *ci) {
         rc = -1;
       }
       free(g);
-    } else {
+    } else if (strcasecmp(c->key, "FleetStore") == 0)
+      rc = vs_cf_string(c, PLUGIN, &conf.store_url);
+    else if (strcasecmp(c->key, "FleetStorePasswordFile") == 0) {
+      rc = vs_cf_string(c, PLUGIN, &conf.store_password_file);
+      if (rc == 0) rc = vs_cf_check_file(c, PLUGIN, conf.store_password_file);
+    } else if (strcasecmp(c->key, "FleetStoreCAFile") == 0) {
+      rc = vs_cf_string(c, PLUGIN, &conf.store_ca_file);
+      if (rc == 0) rc = vs_cf_check_file(c, PLUGIN, conf.store_ca_file);
+    } else if (strcasecmp(c->key, "HostTimeout") == 0)
+      rc = vs_cf_cdtime(c, PLUGIN, &conf.host_timeout);
+    else if (strcasecmp(c->key, "StoreDocuments") == 0)
+      rc = vs_cf_boolean(c, PLUGIN, &conf.store_documents);
+    else {
       ERROR(PLUGIN ": unknown option \"%s\" (expected DataDir, WaiverFile, WarningScore, "
                    "FailureScore, Interval, ResendInterval, ForgetAfter, Top, PeerGroup, "
-                   "LabelFile, AnomalyThreshold, RoleThreshold, MinRolePeers or "
-                   "PluginInstanceFormat)",
+                   "LabelFile, AnomalyThreshold, RoleThreshold, MinRolePeers, "
+                   "PluginInstanceFormat, FleetStore, FleetStorePasswordFile, FleetStoreCAFile, "
+                   "HostTimeout or StoreDocuments)",
             c->key);
       return -1;
     }
@@ -119,6 +135,12 @@ static int config(oconfig_item_t *ci) {
   }
   if (conf.min_role_peers < 1) {
     ERROR(PLUGIN ": MinRolePeers is at least 1, not %d", conf.min_role_peers);
+    return -1;
+  }
+  if (!conf.store_url && (conf.store_password_file || conf.store_ca_file || conf.host_timeout ||
+                          conf.store_documents)) {
+    ERROR(PLUGIN ": FleetStorePasswordFile, FleetStoreCAFile, HostTimeout and StoreDocuments "
+                 "are options of the fleet store: set FleetStore too");
     return -1;
   }
   return 0;
@@ -224,9 +246,9 @@ static struct vs_strmap *load_labels(void) {
   return labels;
 }
 
-/* The pool as one fleet view, less the VMs gone for longer than ForgetAfter; NULL (logged
- * once) when the pool cannot be read. */
-static struct vs_view *read_pool(const struct vs_strmap *labels) {
+/* The pool as one fleet view (not prepared yet), less the VMs gone for longer than ForgetAfter;
+ * NULL (logged once) when the pool cannot be read. */
+static struct vs_view *read_pool(void) {
   struct vs_err err = {0};
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   char not_before[32] = "";
@@ -256,12 +278,64 @@ static struct vs_view *read_pool(const struct vs_strmap *labels) {
     INFO(PLUGIN ": %zu VM(s) left out: no snapshot in the last %.0f s (ForgetAfter)", forgotten,
          CDTIME_T_TO_DOUBLE(conf.forget_after));
   drift.forgotten = forgotten;
-  struct vs_view_opts vo = {.peers = conf.peer_group,
-                            .min_role_peers = (size_t)conf.min_role_peers,
-                            .roles = {.threshold = conf.role_threshold},
-                            .labels = labels};
-  vs_view_prepare(view, &vo);
   return vs_steal(&view);
+}
+
+/* The fleet store, made on first use (store.h: it connects when used). */
+static struct vs_store *fleet_store(void) {
+  if (drift.store) return drift.store;
+  struct vs_err err = {0};
+  struct vs_store_opts o = {.url = conf.store_url,
+                            .password_file = conf.store_password_file,
+                            .ca_file = conf.store_ca_file,
+                            .host = hostname_g ? hostname_g : "localhost",
+                            .host_timeout = CDTIME_T_TO_DOUBLE(conf.host_timeout),
+                            .store_documents = conf.store_documents};
+  if (!(drift.store = vs_store_new(&o, &err))) {
+    vs_once_fail(&drift.once, PLUGIN, "FleetStore", vs_err_msg(&err));
+    vs_err_clear(&err);
+  }
+  return drift.store;
+}
+
+/* This host's VMs in the fleet's view from the store; when the store is away, the fleet as it
+ * was last read (said once, and once more when it is back); NULL when the store cannot even be
+ * set up (then this host ranks its own pool). */
+static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_view_opts *vo) {
+  struct vs_store *store = fleet_store();
+  if (!store) return NULL;
+  struct vs_err err = {0};
+  bool stale = false;
+  char **errors = NULL;
+  size_t n_errors = 0;
+  struct vs_view *view = vs_store_fleet_view(store, local, vo, &stale, &errors, &n_errors, &err);
+  if (stale) {
+    char *msg = vs_xasprintf("%s; ranking against the fleet as last read (%zu VMs) until it "
+                             "is back",
+                             vs_err_msg(&err), vs_view_count(view));
+    vs_once_fail(&drift.once, PLUGIN, "FleetStore", msg);
+    free(msg);
+  } else {
+    vs_once_ok(&drift.once, PLUGIN, "FleetStore");
+  }
+  vs_err_clear(&err);
+  for (size_t i = 0; i < n_errors; i++) /* rows written by others that fail the checks */
+    vs_once_fail(&drift.once, PLUGIN, errors[i], errors[i]);
+  vs_strv_free(errors, n_errors);
+  return view;
+}
+
+/* Publishes this host's rankings (and, from the elected host, the fleet's findings). */
+static void publish(struct vs_drift *const *ranked, size_t n, const struct vs_fleet_findings *f,
+                    bool elected) {
+  struct vs_err err = {0};
+  if (vs_store_publish_findings(drift.store, ranked, n, &err) < 0 ||
+      (elected && vs_store_publish_fleet(drift.store, f, &err) < 0)) {
+    vs_once_fail(&drift.once, PLUGIN, "FleetStore findings", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else {
+    vs_once_ok(&drift.once, PLUGIN, "FleetStore findings");
+  }
 }
 
 /* V's figures from ranking D. */
@@ -313,16 +387,34 @@ static void rank_pool(void) {
   if (first_cycle_running()) return;
   _cleanup_(vs_waivers_freep) struct vs_waivers *waivers = load_waivers();
   _cleanup_(vs_strmap_freep) struct vs_strmap *labels = load_labels();
-  _cleanup_(vs_view_freep) struct vs_view *view = read_pool(labels);
-  if (!view) return;
+  _cleanup_(vs_view_freep) struct vs_view *local = read_pool();
+  if (!local) return;
+  struct vs_view_opts vo = {.peers = conf.peer_group,
+                            .min_role_peers = (size_t)conf.min_role_peers,
+                            .roles = {.threshold = conf.role_threshold},
+                            .labels = labels};
+  /* With a fleet store, this host's VMs are ranked in the whole fleet's view, and the fleet's
+   * once-only notifications come from the elected host alone. */
+  _cleanup_(vs_view_freep) struct vs_view *fleet_wide =
+      conf.store_url ? fleet_view(local, &vo) : NULL;
+  if (!fleet_wide) vs_view_prepare(local, &vo);
+  const struct vs_view *view = fleet_wide ? fleet_wide : local;
+  bool elected = !fleet_wide || vs_store_elected(drift.store);
+  if (fleet_wide && elected != drift.elected)
+    INFO(PLUGIN ": %s", elected ? "this host does the fleet's once-only work (groups, rollouts, "
+                                  "majority changes): it holds the fleet store's lock"
+                                : "another host does the fleet's once-only work now");
+  drift.elected = fleet_wide && elected;
   size_t n = vs_view_count(view);
   _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *fleet =
       n >= 2 ? vs_fleet_find(view) : vs_xcalloc(1, sizeof(*fleet));
-  size_t majority_changes = fleet_notify_majorities(vs_view_fleet(view), fleet);
-  pthread_mutex_lock(&drift.lock);
-  drift.majority_changes += majority_changes;
-  pthread_mutex_unlock(&drift.lock);
-  fleet_notify_findings(fleet, vs_view_fleet(view));
+  if (elected) {
+    size_t majority_changes = fleet_notify_majorities(vs_view_fleet(view), fleet);
+    pthread_mutex_lock(&drift.lock);
+    drift.majority_changes += majority_changes;
+    pthread_mutex_unlock(&drift.lock);
+    fleet_notify_findings(fleet, vs_view_fleet(view));
+  }
   if (n) store_analytics(view);
   struct vs_drift_opts opts = {.warn_score = conf.warn_score,
                                .fail_score = conf.fail_score,
@@ -331,13 +423,17 @@ static void rank_pool(void) {
   cdtime_t now = cdtime();
   for (size_t i = 0; i < drift.n_vms; i++)
     drift.vms[i].seen = false;
+  struct vs_drift **ranked = vs_xcalloc(n ? n : 1, sizeof(*ranked));
+  size_t n_ranked = 0;
   for (size_t i = 0; n >= 2 && i < n; i++) {
-    _cleanup_(vs_drift_freep) struct vs_drift *d = vs_view_rank(view, i, &opts, &err);
+    if (fleet_wide && !vs_store_is_local(view, i, local)) continue; /* another host's */
+    struct vs_drift *d = vs_view_rank(view, i, &opts, &err);
     if (!d) {
       WARNING(PLUGIN ": %s", vs_err_msg(&err));
       vs_err_clear(&err);
       continue;
     }
+    ranked[n_ranked++] = d;
     struct vm *v = find_vm(d->target_id);
     free(v->name);
     v->name = vs_xstrdup(d->target_name);
@@ -347,6 +443,10 @@ static void rank_pool(void) {
     vm_update_alarms(&conf, v, d, now, vs_view_by_role(view, i));
     vm_update_analytics(&conf, v, view, i, d->unique);
   }
+  if (fleet_wide) publish(ranked, n_ranked, fleet, elected);
+  for (size_t i = 0; i < n_ranked; i++)
+    vs_drift_free(ranked[i]);
+  free(ranked);
   drop_unseen();
   publish_metrics(fleet->n_groups, fleet->n_rollouts);
 }
@@ -440,11 +540,16 @@ static int shutdown_cb(void) {
   drift.metrics = NULL;
   drift.n_metrics = 0;
   fleet_forget();
+  vs_store_freep(&drift.store);
   vs_once_free(&drift.once);
   free(conf.data_dir);
   free(conf.waiver_file);
   free(conf.label_file);
+  free(conf.store_url);
+  free(conf.store_password_file);
+  free(conf.store_ca_file);
   conf.data_dir = conf.waiver_file = conf.label_file = NULL;
+  conf.store_url = conf.store_password_file = conf.store_ca_file = NULL;
   return 0;
 }
 

@@ -10,7 +10,7 @@ declare -A uses=(
   [hyper]="hyper doc base"
   [inspect]="inspect hyper doc base"
   [analyze]="analyze doc base"
-  [fleet]="fleet hyper doc base"
+  [fleet]="fleet analyze hyper doc base"
   [act]="act fleet inspect hyper doc base"
 )
 folders=$(cd "$core" && ls -d */ | tr -d /)

@@ -1,0 +1,600 @@
+#include "store.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The advisory lock of the host that does the fleet's once-only work ("vmscope" in ASCII). */
+#define ELECTION_LOCK 0x766d73636f7065LL
+
+struct vs_store {
+  PGconn *conn;
+  char *url, *password, *ca_file; /* to connect again */
+  char *host, *safe_url;
+  double host_timeout;
+  int connect_timeout;
+  bool store_documents, elected, migrated;
+  json_t *last; /* the fleet as last read: [uuid, doc text, previous text or null]... */
+};
+
+/* Each migration takes the schema from version i to i + 1, in the transaction that records it. */
+static const char *const migrations[] = {
+    /* 1: hosts, their VMs' ranking documents, rankings, findings, fleet findings, documents */
+    "CREATE TABLE vmscope_hosts ("
+    "  host text PRIMARY KEY CHECK (length(host) BETWEEN 1 AND 255),"
+    "  first_seen timestamptz NOT NULL DEFAULT now(),"
+    "  seen timestamptz NOT NULL,"
+    "  vms integer NOT NULL DEFAULT 0);"
+    "CREATE TABLE vmscope_vms ("
+    "  uuid text PRIMARY KEY CHECK (length(uuid) BETWEEN 1 AND 1024),"
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  name text NOT NULL,"
+    "  taken_at timestamptz NOT NULL,"
+    "  published timestamptz NOT NULL,"
+    "  doc jsonb NOT NULL,"
+    "  previous jsonb);"
+    "CREATE INDEX vmscope_vms_host ON vmscope_vms (host);"
+    "CREATE TABLE vmscope_rankings ("
+    "  uuid text PRIMARY KEY,"
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  name text NOT NULL,"
+    "  ranked_at timestamptz NOT NULL,"
+    "  samples integer NOT NULL,"
+    "  alarms integer NOT NULL,"
+    "  unique_vm boolean NOT NULL,"
+    "  drift jsonb NOT NULL);"
+    "CREATE TABLE vmscope_findings ("
+    "  uuid text NOT NULL,"
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  name text NOT NULL,"
+    "  key text NOT NULL,"
+    "  value text NOT NULL,"
+    "  majority text NOT NULL,"
+    "  majority_count integer NOT NULL,"
+    "  peers integer NOT NULL,"
+    "  share double precision NOT NULL,"
+    "  score double precision NOT NULL,"
+    "  p double precision NOT NULL,"
+    "  severity text NOT NULL,"
+    "  kind text NOT NULL,"
+    "  rank integer NOT NULL,"
+    "  waived boolean NOT NULL,"
+    "  since timestamptz NOT NULL,"
+    "  ranked_at timestamptz NOT NULL,"
+    "  PRIMARY KEY (uuid, key));"
+    "CREATE INDEX vmscope_findings_key ON vmscope_findings (key);"
+    "CREATE TABLE vmscope_fleet_findings ("
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  found_at timestamptz NOT NULL,"
+    "  findings jsonb NOT NULL);"
+    "CREATE TABLE vmscope_documents ("
+    "  uuid text NOT NULL,"
+    "  taken_at timestamptz NOT NULL,"
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  doc jsonb NOT NULL,"
+    "  PRIMARY KEY (uuid, taken_at));",
+};
+
+char *vs_store_url_safe(const char *url) {
+  /* postgresql://user:PASSWORD@host/... and password=... in a key=value string */
+  const char *scheme = strstr(url, "://");
+  if (scheme) {
+    const char *auth = scheme + 3, *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+    const char *colon = strchr(auth, ':');
+    if (at && (!slash || at < slash) && colon && colon < at)
+      return vs_xasprintf("%.*s:***%s", (int)(colon - url), url, at);
+    return vs_xstrdup(url);
+  }
+  const char *pw = strstr(url, "password=");
+  if (!pw) return vs_xstrdup(url);
+  const char *end = strchr(pw, ' ');
+  return vs_xasprintf("%.*spassword=***%s", (int)(pw - url), url, end ? end : "");
+}
+
+static int pq_fail(struct vs_store *s, PGresult *r, const char *what, struct vs_err *err) {
+  const char *msg = r ? PQresultErrorMessage(r) : "";
+  if (!*msg) msg = PQerrorMessage(s->conn);
+  if (!*msg && r) msg = PQresStatus(PQresultStatus(r)); /* a query of the wrong kind */
+  vs_err_set(err, EIO, "fleet store %s: %s: %.*s", s->safe_url, what, (int)strcspn(msg, "\n"), msg);
+  PQclear(r);
+  return -1;
+}
+
+/* Runs SQL with PARAMS (text), expecting STATUS; the result, or NULL with ERR. */
+static PGresult *run(struct vs_store *s, const char *what, ExecStatusType status, const char *sql,
+                     int n, const char *const *params, struct vs_err *err) {
+  PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != status) {
+    pq_fail(s, r, what, err);
+    return NULL;
+  }
+  return r;
+}
+
+static int exec(struct vs_store *s, const char *what, const char *sql, int n,
+                const char *const *params, struct vs_err *err) {
+  PGresult *r = run(s, what, PGRES_COMMAND_OK, sql, n, params, err);
+  if (!r) return -1;
+  PQclear(r);
+  return 0;
+}
+
+static int begin(struct vs_store *s, struct vs_err *err) {
+  return exec(s, "BEGIN", "BEGIN", 0, NULL, err);
+}
+
+/* Ends the transaction: COMMIT when RC is 0, else ROLLBACK (ERR keeps the first failure). */
+static int end(struct vs_store *s, int rc, struct vs_err *err) {
+  if (rc == 0) return exec(s, "COMMIT", "COMMIT", 0, NULL, err);
+  PQclear(PQexec(s->conn, "ROLLBACK"));
+  return -1;
+}
+
+static char *read_password(const char *path, struct vs_err *err) {
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    vs_err_set(err, errno, "%s: cannot read the fleet store's password: %s", path, strerror(errno));
+    return NULL;
+  }
+  char line[1024];
+  bool got = fgets(line, sizeof(line), f) != NULL;
+  bool more = got && !strchr(line, '\n') && !feof(f) && fgetc(f) != EOF;
+  fclose(f);
+  if (!got || more) {
+    vs_err_set(err, EINVAL, "%s: %s", path,
+               got ? "the password's line is longer than 1023 bytes" : "the file is empty");
+    return NULL;
+  }
+  line[strcspn(line, "\r\n")] = '\0';
+  return vs_xstrdup(line);
+}
+
+static int migrate(struct vs_store *s, struct vs_err *err) {
+  /* One host at a time migrates: the others wait for the lock, then find the work done. */
+  if (begin(s, err) < 0) return -1;
+  PGresult *r = run(s, "locking the schema", PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(7666)",
+                    0, NULL, err);
+  int rc = r ? 0 : -1;
+  PQclear(r);
+  r = NULL;
+  if (rc == 0)
+    rc = exec(s, "creating vmscope_schema",
+              "CREATE TABLE IF NOT EXISTS vmscope_schema (version integer NOT NULL)", 0, NULL, err);
+  if (rc == 0 && !(r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
+                           "SELECT max(version) FROM vmscope_schema", 0, NULL, err)))
+    rc = -1;
+  int version = 0;
+  if (rc == 0 && !PQgetisnull(r, 0, 0)) version = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  size_t n = sizeof(migrations) / sizeof(*migrations);
+  if (rc == 0 && version > (int)n)
+    rc = vs_err_set(err, EPROTO,
+                    "fleet store %s: its schema is version %d, newer than this vmscope's %zu: "
+                    "upgrade vmscope on this host",
+                    s->safe_url, version, n);
+  for (size_t i = (size_t)version; rc == 0 && i < n; i++) {
+    PGresult *m = PQexec(s->conn, migrations[i]);
+    if (PQresultStatus(m) != PGRES_COMMAND_OK) {
+      char *what = vs_xasprintf("migrating the schema to version %zu", i + 1);
+      rc = pq_fail(s, m, what, err);
+      free(what);
+      break;
+    }
+    PQclear(m);
+    char v[16];
+    snprintf(v, sizeof(v), "%zu", i + 1);
+    const char *p[] = {v};
+    rc = exec(s, "recording the schema's version", "INSERT INTO vmscope_schema VALUES ($1)", 1, p,
+              err);
+  }
+  return end(s, rc, err);
+}
+
+/* Connects (again) and migrates: a new session holds no advisory lock, so the election is run
+ * again too. */
+static int connect_store(struct vs_store *s, struct vs_err *err) {
+  if (s->conn && PQstatus(s->conn) == CONNECTION_OK && s->migrated) return 0;
+  s->elected = s->migrated = false;
+  if (s->conn) PQfinish(s->conn);
+  char timeout[32];
+  snprintf(timeout, sizeof(timeout), "%d", s->connect_timeout);
+  const char *keys[8], *values[8];
+  int k = 0;
+  keys[k] = "dbname", values[k++] = s->url;
+  keys[k] = "connect_timeout", values[k++] = timeout;
+  keys[k] = "application_name", values[k++] = "vmscope";
+  if (s->password) keys[k] = "password", values[k++] = s->password;
+  if (s->ca_file) {
+    keys[k] = "sslmode", values[k++] = "verify-full";
+    keys[k] = "sslrootcert", values[k++] = s->ca_file;
+  }
+  keys[k] = NULL, values[k] = NULL;
+  s->conn = PQconnectdbParams(keys, values, 1);
+  if (PQstatus(s->conn) != CONNECTION_OK) return pq_fail(s, NULL, "cannot connect", err);
+  PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+  if (migrate(s, err) < 0) return -1;
+  s->migrated = true;
+  return 0;
+}
+
+struct vs_store *vs_store_new(const struct vs_store_opts *o, struct vs_err *err) {
+  _cleanup_(vs_store_freep) struct vs_store *s = vs_xcalloc(1, sizeof(*s));
+  s->url = vs_xstrdup(o->url);
+  s->safe_url = vs_store_url_safe(o->url);
+  s->host = vs_xstrdup(o->host);
+  s->ca_file = o->ca_file ? vs_xstrdup(o->ca_file) : NULL;
+  s->host_timeout = o->host_timeout > 0 ? o->host_timeout : VS_STORE_HOST_TIMEOUT;
+  s->connect_timeout = o->connect_timeout > 0 ? (int)(o->connect_timeout + 0.999) : 10;
+  s->store_documents = o->store_documents;
+  if (o->password_file && !(s->password = read_password(o->password_file, err))) return NULL;
+  return vs_steal(&s);
+}
+
+struct vs_store *vs_store_open(const struct vs_store_opts *o, struct vs_err *err) {
+  _cleanup_(vs_store_freep) struct vs_store *s = vs_store_new(o, err);
+  if (!s || connect_store(s, err) < 0) return NULL;
+  return vs_steal(&s);
+}
+
+void vs_store_free(struct vs_store *s) {
+  if (!s) return;
+  if (s->conn) PQfinish(s->conn);
+  if (s->password) explicit_bzero(s->password, strlen(s->password));
+  free(s->password);
+  free(s->url);
+  free(s->ca_file);
+  free(s->host);
+  free(s->safe_url);
+  json_decref(s->last);
+  free(s);
+}
+
+void vs_store_freep(struct vs_store **s) {
+  vs_store_free(*s);
+  *s = NULL;
+}
+
+/* What ranking reads of DOC: the document without provenance (which file and line gave each
+ * setting) and the files skipped. */
+static json_t *ranking_doc(const struct vs_feature *doc) {
+  json_t *j = vs_feature_to_json(doc);
+  json_object_del(j, "provenance");
+  json_object_del(j, "skipped");
+  return j;
+}
+
+int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
+  json_t *rows = json_array(), *docs = json_array(), *ids = json_array();
+  for (size_t i = 0; i < vs_view_count(local); i++) {
+    const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
+    json_array_append_new(ids, json_string(vs_feature_id(doc)));
+    json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o}", "uuid", vs_feature_id(doc),
+                                          "name", vs_feature_name(doc), "taken_at",
+                                          vs_feature_taken_at(doc), "doc", ranking_doc(doc),
+                                          "previous", prev ? ranking_doc(prev) : json_null()));
+    if (s->store_documents)
+      json_array_append_new(docs,
+                            json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",
+                                      vs_feature_taken_at(doc), "doc", vs_feature_to_json(doc)));
+  }
+  _cleanup_(vs_freep) char *rows_text = json_dumps(rows, JSON_COMPACT);
+  _cleanup_(vs_freep) char *docs_text = json_dumps(docs, JSON_COMPACT);
+  _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
+  json_decref(rows);
+  json_decref(docs);
+  json_decref(ids);
+  if (!rows_text || !docs_text || !ids_text)
+    return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize this host's VMs", s->safe_url);
+  char count[32];
+  snprintf(count, sizeof(count), "%zu", vs_view_count(local));
+  const char *host[] = {s->host, count};
+  const char *vms[] = {s->host, rows_text};
+  const char *gone[] = {s->host, ids_text};
+  const char *kept[] = {s->host, docs_text};
+  if (connect_store(s, err) < 0 || begin(s, err) < 0) return -1;
+  int rc = exec(s, "marking this host seen",
+                "INSERT INTO vmscope_hosts (host, seen, vms) VALUES ($1, now(), $2) "
+                "ON CONFLICT (host) DO UPDATE SET seen = now(), vms = $2",
+                2, host, err);
+  /* The newest snapshot wins: a host still holding an older one of a VM that migrated does
+   * not take it back. */
+  if (rc == 0)
+    rc = exec(s, "publishing this host's VMs",
+              "INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous) "
+              "SELECT r.uuid, $1, r.name, r.taken_at, now(), r.doc, r.previous "
+              "FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, name text, "
+              "taken_at timestamptz, doc jsonb, previous jsonb) "
+              "ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name, "
+              "taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, "
+              "doc = EXCLUDED.doc, previous = EXCLUDED.previous "
+              "WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at",
+              2, vms, err);
+  if (rc == 0)
+    rc = exec(s, "removing this host's VMs that are gone",
+              "DELETE FROM vmscope_vms WHERE host = $1 AND NOT uuid IN "
+              "(SELECT jsonb_array_elements_text($2::jsonb))",
+              2, gone, err);
+  if (rc == 0 && s->store_documents)
+    rc = exec(s, "publishing this host's documents",
+              "INSERT INTO vmscope_documents (uuid, taken_at, host, doc) "
+              "SELECT r.uuid, r.taken_at, $1, r.doc FROM jsonb_to_recordset($2::jsonb) AS "
+              "r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING",
+              2, kept, err);
+  return end(s, rc, err);
+}
+
+/* Reads the fleet's rows: a JSON array of [uuid, host, doc text, previous text or null]. */
+static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
+  char timeout[32];
+  snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
+  const char *p[] = {timeout};
+  PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
+                    "SELECT v.uuid, v.host, v.doc, v.previous FROM vmscope_vms v "
+                    "JOIN vmscope_hosts h ON h.host = v.host "
+                    "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
+                    "ORDER BY v.uuid",
+                    1, p, err);
+  if (!r) return NULL;
+  json_t *rows = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *row = json_array();
+    for (int col = 0; col < 4; col++)
+      json_array_append_new(
+          row, PQgetisnull(r, i, col)
+                   ? json_null()
+                   : json_stringn_nocheck(PQgetvalue(r, i, col), (size_t)PQgetlength(r, i, col)));
+    json_array_append_new(rows, row);
+  }
+  PQclear(r);
+  return rows;
+}
+
+/* Checks a row's document: bounded, strictly loaded, its id the row's key. */
+static struct vs_feature *row_doc(const json_t *row, size_t col, struct vs_err *err) {
+  const char *uuid = json_string_value(json_array_get(row, 0));
+  const char *host = json_string_value(json_array_get(row, 1));
+  json_t *text = json_array_get(row, col);
+  if (!json_is_string(text)) return NULL;
+  char *what = vs_xasprintf("fleet store: VM %s (host %s)%s", uuid, host,
+                            col == 2 ? "" : ", previous snapshot");
+  struct vs_feature *doc = NULL;
+  size_t len = json_string_length(text);
+  if (len > VS_STORE_MAX_DOC)
+    vs_err_set(err, EFBIG, "%s: the document has %zu bytes, more than %u", what, len,
+               VS_STORE_MAX_DOC);
+  else if ((doc = vs_feature_loads(json_string_value(text), len, what, err)) &&
+           strcmp(vs_feature_id(doc), uuid) != 0) {
+    vs_err_set(err, EINVAL, "%s: the document's id is \"%s\", not the row's", what,
+               vs_feature_id(doc));
+    vs_feature_free(doc);
+    doc = NULL;
+  }
+  free(what);
+  return doc;
+}
+
+/* Whether LOCAL (may be NULL) has VM UUID at TAKEN_AT or later: its row is this host's own. */
+static bool local_has(const struct vs_view *local, const char *uuid, const char *taken_at) {
+  long k = local ? vs_view_find_id(local, uuid) : -1;
+  return k >= 0 && strcmp(vs_feature_taken_at(vs_view_doc(local, (size_t)k)), taken_at) >= 0;
+}
+
+/* Adds the checked documents of ROWS to VIEW, but those of VMs LOCAL has as new (added from
+ * it: the same documents twice would make a VM's previous snapshot a copy of its newest). */
+static void add_rows(struct vs_view *view, const json_t *rows, const struct vs_view *local,
+                     size_t *refused, char ***errors, size_t *n_errors) {
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) {
+    for (size_t col = 2; col <= 3; col++) {
+      struct vs_err e = {0};
+      struct vs_feature *doc = row_doc(row, col, &e);
+      if (doc && col == 2 && local_has(local, vs_feature_id(doc), vs_feature_taken_at(doc))) {
+        vs_feature_free(doc);
+        break;
+      }
+      if (doc) {
+        vs_view_add(view, doc);
+      } else if (e.msg) {
+        if (refused) (*refused)++;
+        if (errors) vs_strv_add(errors, n_errors, e.msg);
+        vs_err_clear(&e);
+        break; /* a VM whose newest row is refused is left out, not ranked on its previous */
+      }
+    }
+  }
+}
+
+int vs_store_load(struct vs_store *s, struct vs_view *view, size_t *refused, char ***errors,
+                  size_t *n_errors, struct vs_err *err) {
+  json_t *rows = read_fleet(s, err);
+  if (!rows) return -1;
+  if (refused) *refused = 0;
+  add_rows(view, rows, NULL, refused, errors, n_errors);
+  json_decref(rows);
+  return 0;
+}
+
+/* A copy of DOC as the store holds it (what ranking reads), so that this host's VMs are ranked
+ * in the same form as every other host's. */
+static struct vs_feature *as_stored(const struct vs_feature *doc) {
+  json_t *j = ranking_doc(doc);
+  struct vs_feature *copy = vs_feature_from_json(j, vs_feature_id(doc), NULL);
+  json_decref(j);
+  return copy;
+}
+
+struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
+                                    const struct vs_view_opts *vo, bool *stale, char ***errors,
+                                    size_t *n_errors, struct vs_err *err) {
+  *stale = false;
+  json_t *rows = NULL;
+  if (connect_store(s, err) == 0 && vs_store_publish_vms(s, local, err) == 0)
+    rows = read_fleet(s, err);
+  if (rows) {
+    json_decref(s->last);
+    s->last = rows;
+  } else {
+    *stale = true;
+  }
+  struct vs_view *view = vs_view_new();
+  for (size_t i = 0; i < vs_view_count(local); i++) {
+    const struct vs_feature *docs[] = {vs_view_doc(local, i), vs_view_prev(local, i)};
+    for (size_t k = 0; k < 2; k++) {
+      struct vs_feature *copy = docs[k] ? as_stored(docs[k]) : NULL;
+      if (copy) vs_view_add(view, copy);
+    }
+  }
+  if (s->last) add_rows(view, s->last, local, NULL, errors, n_errors);
+  vs_view_prepare(view, vo);
+  return view;
+}
+
+bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_view *local) {
+  const struct vs_feature *doc = vs_view_doc(fleet, i);
+  long k = vs_view_find_id(local, vs_feature_id(doc));
+  return k >= 0 &&
+         strcmp(vs_feature_taken_at(vs_view_doc(local, (size_t)k)), vs_feature_taken_at(doc)) == 0;
+}
+
+int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked, size_t n,
+                              struct vs_err *err) {
+  json_t *rankings = json_array(), *findings = json_array(), *ids = json_array();
+  for (size_t i = 0; i < n; i++) {
+    const struct vs_drift *d = ranked[i];
+    json_array_append_new(ids, json_string(d->target_id));
+    json_array_append_new(rankings, json_pack("{s:s,s:s,s:i,s:i,s:b,s:o}", "uuid", d->target_id,
+                                              "name", d->target_name, "samples", (int)d->samples,
+                                              "alarms", (int)d->alarms, "unique_vm", d->unique,
+                                              "drift", vs_drift_to_json(d, 0)));
+    for (size_t k = 0; k < d->n_findings; k++) {
+      const struct vs_finding *f = &d->findings[k];
+      json_array_append_new(
+          findings,
+          json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:f,s:s,s:s,s:i,s:b}", "uuid",
+                    d->target_id, "name", d->target_name, "key", f->key, "value", f->value,
+                    "majority", f->majority ? f->majority : "", "majority_count",
+                    (int)f->majority_count, "peers", (int)f->n, "share",
+                    f->n ? (double)f->majority_count / f->n : 0.0, "score", f->score, "p", f->p,
+                    "severity", vs_severity_name(f->severity), "kind",
+                    vs_finding_kind_name(f->kind), "rank", (int)f->rank, "waived", f->waived));
+    }
+  }
+  _cleanup_(vs_freep) char *rankings_text = json_dumps(rankings, JSON_COMPACT);
+  _cleanup_(vs_freep) char *findings_text = json_dumps(findings, JSON_COMPACT);
+  _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
+  json_decref(rankings);
+  json_decref(findings);
+  json_decref(ids);
+  if (!rankings_text || !findings_text || !ids_text)
+    return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings", s->safe_url);
+  if (connect_store(s, err) < 0) return -1;
+  const char *rk[] = {s->host, rankings_text};
+  const char *fd[] = {s->host, findings_text};
+  const char *gone[] = {s->host, ids_text};
+  if (begin(s, err) < 0) return -1;
+  int rc = exec(s, "publishing the rankings",
+                "INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, "
+                "unique_vm, drift) SELECT r.uuid, $1, r.name, now(), r.samples, r.alarms, "
+                "r.unique_vm, r.drift FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, "
+                "name text, samples integer, alarms integer, unique_vm boolean, drift jsonb) "
+                "ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name, "
+                "ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples, "
+                "alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift",
+                2, rk, err);
+  /* A finding keeps its "since" while its value stays; the ones not found again go. */
+  if (rc == 0)
+    rc = exec(s, "publishing the findings",
+              "INSERT INTO vmscope_findings (uuid, host, name, key, value, majority, "
+              "majority_count, peers, share, score, p, severity, kind, rank, waived, since, "
+              "ranked_at) SELECT r.uuid, $1, r.name, r.key, r.value, r.majority, "
+              "r.majority_count, r.peers, r.share, r.score, r.p, r.severity, r.kind, r.rank, "
+              "r.waived, now(), now() FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, "
+              "name text, key text, value text, majority text, majority_count integer, "
+              "peers integer, share double precision, score double precision, "
+              "p double precision, severity text, kind text, rank integer, waived boolean) "
+              "ON CONFLICT (uuid, key) DO UPDATE SET host = EXCLUDED.host, "
+              "name = EXCLUDED.name, since = CASE WHEN vmscope_findings.value = EXCLUDED.value "
+              "THEN vmscope_findings.since ELSE EXCLUDED.since END, value = EXCLUDED.value, "
+              "majority = EXCLUDED.majority, majority_count = EXCLUDED.majority_count, "
+              "peers = EXCLUDED.peers, share = EXCLUDED.share, score = EXCLUDED.score, "
+              "p = EXCLUDED.p, severity = EXCLUDED.severity, kind = EXCLUDED.kind, "
+              "rank = EXCLUDED.rank, waived = EXCLUDED.waived, ranked_at = EXCLUDED.ranked_at",
+              2, fd, err);
+  /* Findings of a VM ranked now that were not found again, and every finding and ranking of
+   * a VM this host no longer has (unless another host ranks it now). */
+  if (rc == 0)
+    rc = exec(s, "removing the findings that are gone",
+              "DELETE FROM vmscope_findings WHERE (uuid IN "
+              "(SELECT jsonb_array_elements_text($2::jsonb)) AND ranked_at < now()) OR "
+              "(host = $1 AND NOT uuid IN (SELECT jsonb_array_elements_text($2::jsonb)))",
+              2, gone, err);
+  if (rc == 0)
+    rc = exec(s, "removing the rankings that are gone",
+              "DELETE FROM vmscope_rankings WHERE host = $1 AND NOT uuid IN "
+              "(SELECT jsonb_array_elements_text($2::jsonb))",
+              2, gone, err);
+  return end(s, rc, err);
+}
+
+int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f,
+                           struct vs_err *err) {
+  json_t *j = vs_fleet_findings_json(f);
+  _cleanup_(vs_freep) char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!text)
+    return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the fleet's findings",
+                      s->safe_url);
+  const char *p[] = {s->host, text};
+  if (connect_store(s, err) < 0 || begin(s, err) < 0) return -1;
+  int rc = exec(s, "publishing the fleet's findings", "DELETE FROM vmscope_fleet_findings", 0, NULL,
+                err);
+  if (rc == 0)
+    rc = exec(s, "publishing the fleet's findings",
+              "INSERT INTO vmscope_fleet_findings (host, found_at, findings) "
+              "VALUES ($1, now(), $2::jsonb)",
+              2, p, err);
+  return end(s, rc, err);
+}
+
+bool vs_store_elected(struct vs_store *s) {
+  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) return s->elected = false;
+  if (s->elected) return true;
+  char key[32];
+  snprintf(key, sizeof(key), "%lld", ELECTION_LOCK);
+  const char *p[] = {key};
+  PGresult *r =
+      PQexecParams(s->conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, p, NULL, NULL, 0);
+  s->elected = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+               strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  return s->elected;
+}
+
+json_t *vs_store_rankings(struct vs_store *s, const char *vm, struct vs_err *err) {
+  if (connect_store(s, err) < 0) return NULL;
+  const char *p[] = {vm ? vm : ""};
+  PGresult *r = run(s, "reading the rankings", PGRES_TUPLES_OK,
+                    "SELECT host, drift FROM vmscope_rankings "
+                    "WHERE $1 = '' OR name = $1 OR uuid = $1 ORDER BY name, uuid",
+                    1, p, err);
+  if (!r) return NULL;
+  json_t *out = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *d = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL);
+    if (!json_is_object(d)) {
+      vs_err_set(err, EINVAL, "fleet store %s: a ranking of host %s is not a JSON object",
+                 s->safe_url, PQgetvalue(r, i, 0));
+      json_decref(d);
+      json_decref(out);
+      PQclear(r);
+      return NULL;
+    }
+    json_object_set_new(d, "host", json_string(PQgetvalue(r, i, 0)));
+    json_array_append_new(out, d);
+  }
+  PQclear(r);
+  return out;
+}

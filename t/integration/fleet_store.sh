@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# One fleet, three hosts: three real collectd instances (their own Hostname, DataDir and libvirt
+# test-driver node) with vmscope_snapshot and vmscope_drift, publishing into one real
+# PostgreSQL. Each role's VMs are spread across the hosts. Every VM's findings must equal those
+# of one pool holding every host's documents (vmscope drift --pool A --pool B --pool C), and
+# the misconfigurations only the fleet view can see must be alarmed on their hosts: web-03
+# (one other web server on its host) and db-03 (no other database on its host).
+. "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
+. "$VS_SRCDIR/t/lib/collectd.sh"
+. "$VS_SRCDIR/t/lib/postgres.sh"
+[ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
+work=$(tmpdir)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait "${pids[@]}" 2>/dev/null
+  vs_pg_stop
+  rm -rf "$work"
+}
+trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
+vs_pg_start "$work/pg" || { skip 1 "$VS_PG_WHY"; done_testing; exit $?; }
+pids+=("$VS_PG_PID")
+vs_pg_role vmscope 'fleet-secret'
+vs_pg_sql -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
+url=$(vs_pg_url vmscope vmscope)
+printf 'fleet-secret\n' >"$work/password"
+chmod 600 "$work/password"
+sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
+
+mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }
+base=$work/trees/base
+mk "$base/etc/os-release" 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+mk "$base/etc/ssh/sshd_config" '#PermitRootLogin prohibit-password\nPort 22\nUsePAM yes\n'
+mk "$base/etc/passwd" 'root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\n'
+mk "$base/etc/group" 'root:x:0:\n'
+mk "$base/etc/sysctl.d/50-base.conf" 'kernel.sysrq = 0\n'
+status='Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:9.2p1-2+deb12u3\n\nPackage: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n'
+mk "$base/var/lib/dpkg/status" "$status"
+# A database server: PostgreSQL's packages, user and kernel settings, twenty-odd keys no web
+# server has (so that a database alone on its host is unique there: nothing to compare with).
+db=$work/trees/db
+cp -a "$base" "$db"
+dbstatus=$status
+for p in postgresql-15 postgresql-client-15 postgresql-common postgresql-client-common libpq5 \
+  libllvm14 libicu72 libxslt1.1 libjson-perl libsensors5 ssl-cert sysstat logrotate locales \
+  libcommon-sense-perl libtypes-serialiser-perl libjson-xs-perl pgdg-keyring; do
+  dbstatus+="\nPackage: $p\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n"
+done
+mk "$db/var/lib/dpkg/status" "$dbstatus"
+mk "$db/etc/passwd" 'root:x:0:0:root:/root:/bin/bash\nsshd:x:100:65534::/run/sshd:/usr/sbin/nologin\npostgres:x:105:110:PostgreSQL administrator:/var/lib/postgresql:/bin/bash\n'
+mk "$db/etc/group" 'root:x:0:\npostgres:x:110:\n'
+mk "$db/etc/sysctl.d/60-db.conf" 'vm.swappiness = 1\nkernel.shmmax = 68719476736\n'
+
+# host-a: web-01 web-02 db-01; host-b: web-03 web-04 db-02; host-c: web-05 web-06 db-03
+hosts=(host-a host-b host-c)
+declare -A vms=([host-a]="web-01 web-02 db-01" [host-b]="web-03 web-04 db-02" [host-c]="web-05 web-06 db-03")
+mkdir -p "$work/images"
+for n in web-01 web-02 web-03 web-04 web-05 web-06 db-01 db-02 db-03; do
+  case $n in db-*) cp -a "$db" "$work/trees/$n" ;; *) cp -a "$base" "$work/trees/$n" ;; esac
+  mk "$work/trees/$n/etc/hostname" "$n\n"
+done
+mk "$work/trees/web-03/etc/ssh/sshd_config" '#PermitRootLogin prohibit-password\nPort 22\nUsePAM yes\nPermitRootLogin yes\n'
+mk "$work/trees/db-03/etc/sysctl.d/60-db.conf" 'vm.swappiness = 60\nkernel.shmmax = 68719476736\n'
+built=0
+for n in web-01 web-02 web-03 web-04 web-05 web-06 db-01 db-02 db-03; do
+  bash "$VS_SRCDIR/scripts/tree-to-image.sh" "$work/trees/$n" "$work/images/$n.qcow2" whole && built=$((built + 1))
+done
+is $built 9 "nine qcow2 images are built from guest trees"
+
+plugindir=$(vs_plugin_dir "$work")
+ok $? "make install into a staging root"
+vs_collectd_env
+uuid() { # web-03 -> ...0013, db-02 -> ...0092
+  case $1 in db-*) printf '00000000-0000-4000-8000-00000000009%s' "${1#db-0}" ;; *) printf '00000000-0000-4000-8000-00000000001%s' "${1#web-0}" ;; esac
+}
+start_host() { # HOST
+  local h=$1 d=$work/$1 n
+  mkdir -p "$d"
+  {
+    echo "<node>"
+    for n in ${vms[$h]}; do
+      vs_test_domain "$n" "$(uuid "$n")" "$work/images/$n.qcow2" 2 512
+    done
+    echo "</node>"
+  } >"$d/node.xml"
+  { vs_collectd_conf "$d" "$plugindir" | sed "s/^Hostname \"vstest\"/Hostname \"$h\"/"; cat <<CONF; } >"$d/collectd.conf"
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "test://$d/node.xml"
+  Interval 1
+  DataDir "$d/pool"
+</Plugin>
+LoadPlugin vmscope_drift
+<Plugin vmscope_drift>
+  DataDir "$d/pool"
+  Interval 1
+  FleetStore "$url"
+  FleetStorePasswordFile "$work/password"
+  HostTimeout 120
+</Plugin>
+CONF
+  "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$d/collectd.conf" >"$d/collectd.out" 2>&1 &
+  pids+=($!)
+}
+for h in "${hosts[@]}"; do start_host "$h"; done
+
+# The fleet as one pool holding every host's documents, and as the hosts ranked it: each VM's
+# name, peers, and findings (key, rank, score, severity, kind).
+shape='[.[] | {name, samples, unique, alarms, findings: [.findings[] | {key, value, rank, score: (.score * 1000 | round), severity, kind}]}] | sort_by(.name)'
+union() { "$VMSCOPE" drift --pool "$work/host-a/pool" --pool "$work/host-b/pool" --pool "$work/host-c/pool" --format json 2>/dev/null | jq -S "$shape"; }
+fleet() { "$VMSCOPE" fleet drift --store "$url" --password-file "$work/password" --format json 2>/dev/null | jq -S "$shape"; }
+ranked_all() { [ "$(sql -c 'SELECT count(*) || $$ $$ || count(DISTINCT host) FROM vmscope_rankings' 2>/dev/null)" = "9 3" ]; }
+same() { [ -n "$(union)" ] && [ "$(union)" = "$(fleet)" ]; }
+wait_for 120 ranked_all
+ok $? "the three hosts publish and rank their nine VMs"
+wait_for 60 same
+ok $? "every VM's findings (keys, values, ranks, scores, severities, kinds) equal one pool's of every host's documents"
+diff <(union) <(fleet) | head -n 20 | sed 's/^/# /'
+is "$(fleet | jq -r '[.[] | select(.alarms > 0) | .name] | join(",")')" "db-03,web-03" \
+  "the alarms are db-03's and web-03's, whose hosts hold no other database / one other web server"
+is "$(sql -c "SELECT host || ' ' || name || ' ' || key || ' ' || severity FROM vmscope_findings WHERE severity IN ('warning', 'failure') ORDER BY name")" \
+  "host-c db-03 sysctl:vm.swappiness warning
+host-b web-03 file:/etc/ssh/sshd_config:PermitRootLogin warning" \
+  "vmscope_findings has them, with their hosts"
+# Each alone: what one host's own pool says about them.
+alone_b=$("$VMSCOPE" drift --pool "$work/host-b/pool" --target web-03 --format json 2>/dev/null | jq '.alarms')
+alone_c=$("$VMSCOPE" drift --pool "$work/host-c/pool" --target db-03 --format json 2>/dev/null | jq '.alarms')
+is "$alone_b:$alone_c" "0:0" "neither is an alarm in its own host's pool: only the fleet view finds them"
+alarmed() { grep -q "Notification: severity = $2, host = $1, plugin = vmscope_drift, plugin_instance = $3, type = config_drift" "$work/$1/collectd.log"; }
+wait_for 30 alarmed host-b WARNING web-03 && wait_for 30 alarmed host-c WARNING db-03
+ok $? "and each is notified by its own host's collectd (config_drift WARNING)"
+is "$(cat "$work"/host-*/collectd.log | grep -c 'Notification: .*type = config_drift')" 2 \
+  "no other host notifies them, and nothing else is notified"
+is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | wc -l)" 1 \
+  "one host holds the fleet store's lock and does the fleet's once-only work"
+is "$(sql -c 'SELECT version FROM vmscope_schema')" 1 "the schema is created once, at version 1"
+done_testing
