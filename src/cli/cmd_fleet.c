@@ -16,6 +16,7 @@
 static void usage(FILE *out) {
   fputs("Usage: vmscope fleet ls --store URL...\n"
         "       vmscope fleet drift --store postgresql://... [--vm NAME] [--format json|text]\n"
+        "       vmscope fleet migrate --store postgresql://...\n"
         "       vmscope fleet proxy [--store URL...] [--socket PATH] --host NAME [--connect URI]\n"
         "                           [--vm UUID:NAME:CHANNEL]... [--lease S] [--allow COMMAND]...\n"
         "\n"
@@ -26,7 +27,8 @@ static void usage(FILE *out) {
         "\"libvirt\") and answers them; messages for VMs that moved are moved after them.\n"
         "With --socket (and without etcd) it also serves a local unix socket, mode 0600, that\n"
         "\"vmscope send --proxy-socket\" talks to directly. drift prints the findings the\n"
-        "hosts ranked against the whole fleet (see vmscope fleet drift --help).\n"
+        "hosts ranked against the whole fleet, migrate creates the PostgreSQL fleet store's\n"
+        "schema (see vmscope fleet drift --help).\n"
         "\n"
         "Options:\n"
         "  -S, --store URL         an etcd endpoint (repeatable: the next serves when one\n"
@@ -232,7 +234,8 @@ int vs_cmd_fleet(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? VS_EXIT_USAGE : VS_EXIT_OK;
   }
-  if (strcmp(argv[1], "drift") == 0) return vs_cmd_fleet_drift(argc, argv);
+  if (strcmp(argv[1], "drift") == 0 || strcmp(argv[1], "migrate") == 0)
+    return vs_cmd_fleet_drift(argc, argv);
   _cleanup_(args_clear) struct args a = {0};
   int rc = parse(argc, argv, &a);
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;

@@ -1,4 +1,5 @@
-/* vmscope fleet drift: the fleet's findings as the hosts ranked them, from the fleet store. */
+/* vmscope fleet drift: the fleet's findings as the hosts ranked them, from the fleet store; and
+ * vmscope fleet migrate: the store's schema, created or brought up to date by its owner. */
 #include "cli.h"
 
 #include "store.h"
@@ -7,14 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROG "vmscope fleet drift"
+#define PROG "vmscope fleet"
 
 static void usage(FILE *out) {
   fputs("Usage: vmscope fleet drift --store URL [--vm NAME] [--format json|text]\n"
+        "       vmscope fleet migrate --store URL\n"
         "\n"
-        "Prints each VM's findings as the host that runs it ranked it against the whole\n"
+        "drift prints each VM's findings as the host that runs it ranked it against the whole\n"
         "fleet (vmscope_drift with FleetStore), from the PostgreSQL fleet store. The JSON is\n"
         "that of \"vmscope drift --format json\", each VM with the host that ranked it.\n"
+        "migrate creates the store's schema, or brings it to this vmscope's version; run it\n"
+        "as the database's owner (a role that may create roles: the schema makes the group\n"
+        "roles vmscope_host and vmscope_reader), before hosts connect with their own roles.\n"
         "\n"
         "Options:\n"
         "  -S, --store URL         the fleet store: \"postgresql://USER@HOST/DB\" (libpq)\n"
@@ -134,6 +139,11 @@ int vs_cmd_fleet_drift(int argc, char **argv) {
   struct options o = {0};
   int rc = parse(argc, argv, &o);
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+  bool migrate_only = strcmp(argv[1], "migrate") == 0;
+  if (migrate_only && (o.vm || o.text || o.compact)) {
+    fprintf(stderr, PROG ": migrate takes --store, --password-file and --ca-file only\n");
+    return VS_EXIT_USAGE;
+  }
   struct vs_err err = {0};
   struct vs_store_opts so = {.url = o.store,
                              .password_file = o.password_file,
@@ -141,6 +151,10 @@ int vs_cmd_fleet_drift(int argc, char **argv) {
                              .host = "vmscope-cli"};
   _cleanup_(vs_store_freep) struct vs_store *store = vs_store_open(&so, &err);
   if (!store) return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
+  if (migrate_only) {
+    printf("the fleet store's schema is at version %d\n", VS_STORE_SCHEMA_VERSION);
+    return vs_cli_flush(PROG) < 0 ? VS_EXIT_PARTIAL : VS_EXIT_OK;
+  }
   json_t *rankings = vs_store_rankings(store, o.vm, &err);
   if (!rankings) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   int status = VS_EXIT_OK;

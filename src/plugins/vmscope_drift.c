@@ -48,6 +48,7 @@ static struct {
   bool said_waiting;               /* the worker's: the first-cycle wait is logged */
   struct vs_store *store;          /* the worker's: the fleet store, or NULL */
   bool elected;                    /* the worker's: it held the store's lock last round */
+  bool store_away;                 /* the worker's: the store failed last round */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int config(oconfig_item_t *ci) {
@@ -309,15 +310,14 @@ static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_v
   char **errors = NULL;
   size_t n_errors = 0;
   struct vs_view *view = vs_store_fleet_view(store, local, vo, &stale, &errors, &n_errors, &err);
-  if (stale) {
-    char *msg = vs_xasprintf("%s; ranking against the fleet as last read (%zu VMs) until it "
-                             "is back",
-                             vs_err_msg(&err), vs_view_count(view));
-    vs_once_fail(&drift.once, PLUGIN, "FleetStore", msg);
-    free(msg);
-  } else {
-    vs_once_ok(&drift.once, PLUGIN, "FleetStore");
-  }
+  /* Once when it goes away (whatever each round's error says, a refused connection after a
+   * closed one), once when it is back. */
+  if (stale && !drift.store_away)
+    ERROR(PLUGIN ": %s; ranking against the fleet as last read (%zu VMs) until it is back",
+          vs_err_msg(&err), vs_view_count(view));
+  else if (!stale && drift.store_away)
+    INFO(PLUGIN ": FleetStore works again");
+  drift.store_away = stale;
   vs_err_clear(&err);
   for (size_t i = 0; i < n_errors; i++) /* rows written by others that fail the checks */
     vs_once_fail(&drift.once, PLUGIN, errors[i], errors[i]);

@@ -75,7 +75,115 @@ static const char *const migrations[] = {
     "  host text NOT NULL REFERENCES vmscope_hosts (host),"
     "  doc jsonb NOT NULL,"
     "  PRIMARY KEY (uuid, taken_at));",
+    /* 2: hosts write through these functions only, each as itself. A host's role is named as
+     * the host (a member of vmscope_host); the schema's owner may write as any host (one
+     * shared role for a fleet that trusts its hosts). Readers (vmscope_reader, Grafana) and
+     * hosts read every table but the whole documents. */
+    "DO $$ BEGIN"
+    "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vmscope_host') THEN"
+    "    CREATE ROLE vmscope_host NOLOGIN; END IF;"
+    "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vmscope_reader') THEN"
+    "    CREATE ROLE vmscope_reader NOLOGIN; END IF;"
+    "END $$;"
+    "CREATE FUNCTION vmscope_check_host(p_host text) RETURNS void LANGUAGE plpgsql "
+    "SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  IF p_host IS NULL OR (p_host <> session_user AND session_user <> (SELECT r.rolname"
+    "      FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
+    "      WHERE c.oid = 'vmscope_vms'::regclass)) THEN"
+    "    RAISE EXCEPTION 'role % may not write as host %: each host writes its own rows, "
+    "as the role named as the host', session_user, p_host USING ERRCODE = '42501';"
+    "  END IF;"
+    "END $$;"
+    "CREATE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb, p_docs jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"
+    "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
+    /* The newest snapshot wins: a host still holding an older one of a VM that migrated does
+     * not take it back. */
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
+    "      previous = EXCLUDED.previous WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at;"
+    "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"
+    "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
+    "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
+    "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
+    "END $$;"
+    /* A finding keeps its "since" while its value stays; the ones not found again go, and so
+     * does every finding and ranking of a VM this host no longer ranks (unless another host
+     * ranks it now). A host changes the rows of the VMs it ranks, and no other. */
+    "CREATE FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb, p_findings jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  IF EXISTS (SELECT FROM vmscope_vms v JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)"
+    "      ON r.uuid = v.uuid WHERE v.host <> p_host) THEN"
+    "    RAISE EXCEPTION 'host % ranks a VM another host published since', p_host"
+    "      USING ERRCODE = '40001';"
+    "  END IF;"
+    "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"
+    "      drift)"
+    "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift"
+    "    FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text, samples integer,"
+    "      alarms integer, unique_vm boolean, drift jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples,"
+    "      alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift;"
+    "  INSERT INTO vmscope_findings (uuid, host, name, key, value, majority, majority_count,"
+    "      peers, share, score, p, severity, kind, rank, waived, since, ranked_at)"
+    "    SELECT r.uuid, p_host, r.name, r.key, r.value, r.majority, r.majority_count, r.peers,"
+    "      r.share, r.score, r.p, r.severity, r.kind, r.rank, r.waived, now(), now()"
+    "    FROM jsonb_to_recordset(p_findings) AS r(uuid text, name text, key text, value text,"
+    "      majority text, majority_count integer, peers integer, share double precision,"
+    "      score double precision, p double precision, severity text, kind text,"
+    "      rank integer, waived boolean)"
+    "    ON CONFLICT (uuid, key) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      since = CASE WHEN vmscope_findings.value = EXCLUDED.value"
+    "        THEN vmscope_findings.since ELSE EXCLUDED.since END,"
+    "      value = EXCLUDED.value, majority = EXCLUDED.majority,"
+    "      majority_count = EXCLUDED.majority_count, peers = EXCLUDED.peers,"
+    "      share = EXCLUDED.share, score = EXCLUDED.score, p = EXCLUDED.p,"
+    "      severity = EXCLUDED.severity, kind = EXCLUDED.kind, rank = EXCLUDED.rank,"
+    "      waived = EXCLUDED.waived, ranked_at = EXCLUDED.ranked_at;"
+    "  DELETE FROM vmscope_findings f WHERE (f.uuid IN (SELECT r.uuid FROM"
+    "      jsonb_to_recordset(p_rankings) AS r(uuid text)) AND f.ranked_at < now())"
+    "    OR (f.host = p_host AND NOT f.uuid IN (SELECT r.uuid FROM"
+    "      jsonb_to_recordset(p_rankings) AS r(uuid text)));"
+    "  DELETE FROM vmscope_rankings k WHERE k.host = p_host AND NOT k.uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text));"
+    "END $$;"
+    /* The fleet's own findings come from the elected host: the session holding the lock. */
+    "CREATE FUNCTION vmscope_publish_fleet(p_host text, p_findings jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  IF NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory'"
+    "      AND pid = pg_backend_pid() AND granted AND classid = 7761267"
+    "      AND objid = 1668247653 AND objsubid = 1) THEN"
+    "    RAISE EXCEPTION 'host % does not hold the fleet''s lock', p_host"
+    "      USING ERRCODE = '42501';"
+    "  END IF;"
+    "  DELETE FROM vmscope_fleet_findings;"
+    "  INSERT INTO vmscope_fleet_findings (host, found_at, findings)"
+    "    VALUES (p_host, now(), p_findings);"
+    "END $$;"
+    "REVOKE ALL ON vmscope_schema, vmscope_hosts, vmscope_vms, vmscope_rankings,"
+    "  vmscope_findings, vmscope_fleet_findings, vmscope_documents FROM PUBLIC;"
+    "REVOKE ALL ON FUNCTION vmscope_check_host(text),"
+    "  vmscope_publish_vms(text, integer, jsonb, jsonb),"
+    "  vmscope_publish_findings(text, jsonb, jsonb), vmscope_publish_fleet(text, jsonb)"
+    "  FROM PUBLIC;"
+    "GRANT SELECT ON vmscope_schema, vmscope_hosts, vmscope_vms, vmscope_rankings,"
+    "  vmscope_findings, vmscope_fleet_findings TO vmscope_host, vmscope_reader;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb),"
+    "  vmscope_publish_findings(text, jsonb, jsonb), vmscope_publish_fleet(text, jsonb)"
+    "  TO vmscope_host;",
 };
+_Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
 
 char *vs_store_url_safe(const char *url) {
   /* postgresql://user:PASSWORD@host/... and password=... in a key=value string */
@@ -121,6 +229,15 @@ static int exec(struct vs_store *s, const char *what, const char *sql, int n,
   return 0;
 }
 
+/* Calls one of the schema's functions (one statement: one transaction). */
+static int call(struct vs_store *s, const char *what, const char *sql, int n,
+                const char *const *params, struct vs_err *err) {
+  PGresult *r = run(s, what, PGRES_TUPLES_OK, sql, n, params, err);
+  if (!r) return -1;
+  PQclear(r);
+  return 0;
+}
+
 static int begin(struct vs_store *s, struct vs_err *err) {
   return exec(s, "BEGIN", "BEGIN", 0, NULL, err);
 }
@@ -151,33 +268,51 @@ static char *read_password(const char *path, struct vs_err *err) {
   return vs_xstrdup(line);
 }
 
+/* The schema's version: 0 when there is none yet. */
+static int read_version(struct vs_store *s, int *version, struct vs_err *err) {
+  PGresult *r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
+                    "SELECT to_regclass('vmscope_schema') IS NOT NULL", 0, NULL, err);
+  if (!r) return -1;
+  bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  *version = 0;
+  if (!exists) return 0;
+  if (!(r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
+                "SELECT coalesce(max(version), 0) FROM vmscope_schema", 0, NULL, err)))
+    return -1;
+  *version = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return 0;
+}
+
+/* Brings the schema to the newest version. Only a store that needs it is changed, so that a
+ * host whose role may not create tables connects to a store that is up to date. */
 static int migrate(struct vs_store *s, struct vs_err *err) {
-  /* One host at a time migrates: the others wait for the lock, then find the work done. */
+  const size_t n = sizeof(migrations) / sizeof(*migrations);
+  int version;
+  if (read_version(s, &version, err) < 0) return -1;
+  if (version == (int)n) return 0;
+  if (version > (int)n)
+    return vs_err_set(err, EPROTO,
+                      "fleet store %s: its schema is version %d, newer than this vmscope's %zu: "
+                      "upgrade vmscope on this host",
+                      s->safe_url, version, n);
+  /* One migrates at a time: the others wait for the lock, then find the work done. */
   if (begin(s, err) < 0) return -1;
   PGresult *r = run(s, "locking the schema", PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(7666)",
                     0, NULL, err);
   int rc = r ? 0 : -1;
   PQclear(r);
-  r = NULL;
   if (rc == 0)
     rc = exec(s, "creating vmscope_schema",
               "CREATE TABLE IF NOT EXISTS vmscope_schema (version integer NOT NULL)", 0, NULL, err);
-  if (rc == 0 && !(r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
-                           "SELECT max(version) FROM vmscope_schema", 0, NULL, err)))
-    rc = -1;
-  int version = 0;
-  if (rc == 0 && !PQgetisnull(r, 0, 0)) version = atoi(PQgetvalue(r, 0, 0));
-  PQclear(r);
-  size_t n = sizeof(migrations) / sizeof(*migrations);
-  if (rc == 0 && version > (int)n)
-    rc = vs_err_set(err, EPROTO,
-                    "fleet store %s: its schema is version %d, newer than this vmscope's %zu: "
-                    "upgrade vmscope on this host",
-                    s->safe_url, version, n);
+  if (rc == 0) rc = read_version(s, &version, err);
   for (size_t i = (size_t)version; rc == 0 && i < n; i++) {
     PGresult *m = PQexec(s->conn, migrations[i]);
     if (PQresultStatus(m) != PGRES_COMMAND_OK) {
-      char *what = vs_xasprintf("migrating the schema to version %zu", i + 1);
+      char *what = vs_xasprintf("migrating the schema to version %zu (by its owner, a role "
+                                "that may create tables and roles)",
+                                i + 1);
       rc = pq_fail(s, m, what, err);
       free(what);
       break;
@@ -202,9 +337,10 @@ static int connect_store(struct vs_store *s, struct vs_err *err) {
   snprintf(timeout, sizeof(timeout), "%d", s->connect_timeout);
   const char *keys[8], *values[8];
   int k = 0;
-  keys[k] = "dbname", values[k++] = s->url;
+  /* Defaults first: what the URL says overrides them; the options given apart override it. */
   keys[k] = "connect_timeout", values[k++] = timeout;
   keys[k] = "application_name", values[k++] = "vmscope";
+  keys[k] = "dbname", values[k++] = s->url;
   if (s->password) keys[k] = "password", values[k++] = s->password;
   if (s->ca_file) {
     keys[k] = "sslmode", values[k++] = "verify-full";
@@ -266,10 +402,9 @@ static json_t *ranking_doc(const struct vs_feature *doc) {
 }
 
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
-  json_t *rows = json_array(), *docs = json_array(), *ids = json_array();
+  json_t *rows = json_array(), *docs = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    json_array_append_new(ids, json_string(vs_feature_id(doc)));
     json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o}", "uuid", vs_feature_id(doc),
                                           "name", vs_feature_name(doc), "taken_at",
                                           vs_feature_taken_at(doc), "doc", ranking_doc(doc),
@@ -281,48 +416,16 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
   }
   _cleanup_(vs_freep) char *rows_text = json_dumps(rows, JSON_COMPACT);
   _cleanup_(vs_freep) char *docs_text = json_dumps(docs, JSON_COMPACT);
-  _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
   json_decref(rows);
   json_decref(docs);
-  json_decref(ids);
-  if (!rows_text || !docs_text || !ids_text)
+  if (!rows_text || !docs_text)
     return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize this host's VMs", s->safe_url);
   char count[32];
   snprintf(count, sizeof(count), "%zu", vs_view_count(local));
-  const char *host[] = {s->host, count};
-  const char *vms[] = {s->host, rows_text};
-  const char *gone[] = {s->host, ids_text};
-  const char *kept[] = {s->host, docs_text};
-  if (connect_store(s, err) < 0 || begin(s, err) < 0) return -1;
-  int rc = exec(s, "marking this host seen",
-                "INSERT INTO vmscope_hosts (host, seen, vms) VALUES ($1, now(), $2) "
-                "ON CONFLICT (host) DO UPDATE SET seen = now(), vms = $2",
-                2, host, err);
-  /* The newest snapshot wins: a host still holding an older one of a VM that migrated does
-   * not take it back. */
-  if (rc == 0)
-    rc = exec(s, "publishing this host's VMs",
-              "INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous) "
-              "SELECT r.uuid, $1, r.name, r.taken_at, now(), r.doc, r.previous "
-              "FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, name text, "
-              "taken_at timestamptz, doc jsonb, previous jsonb) "
-              "ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name, "
-              "taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, "
-              "doc = EXCLUDED.doc, previous = EXCLUDED.previous "
-              "WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at",
-              2, vms, err);
-  if (rc == 0)
-    rc = exec(s, "removing this host's VMs that are gone",
-              "DELETE FROM vmscope_vms WHERE host = $1 AND NOT uuid IN "
-              "(SELECT jsonb_array_elements_text($2::jsonb))",
-              2, gone, err);
-  if (rc == 0 && s->store_documents)
-    rc = exec(s, "publishing this host's documents",
-              "INSERT INTO vmscope_documents (uuid, taken_at, host, doc) "
-              "SELECT r.uuid, r.taken_at, $1, r.doc FROM jsonb_to_recordset($2::jsonb) AS "
-              "r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING",
-              2, kept, err);
-  return end(s, rc, err);
+  if (connect_store(s, err) < 0) return -1;
+  const char *p[] = {s->host, count, rows_text, s->store_documents ? docs_text : NULL};
+  return call(s, "publishing this host's VMs",
+              "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb)", 4, p, err);
 }
 
 /* Reads the fleet's rows: a JSON array of [uuid, host, doc text, previous text or null]. */
@@ -461,10 +564,9 @@ bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_vi
 
 int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked, size_t n,
                               struct vs_err *err) {
-  json_t *rankings = json_array(), *findings = json_array(), *ids = json_array();
+  json_t *rankings = json_array(), *findings = json_array();
   for (size_t i = 0; i < n; i++) {
     const struct vs_drift *d = ranked[i];
-    json_array_append_new(ids, json_string(d->target_id));
     json_array_append_new(rankings, json_pack("{s:s,s:s,s:i,s:i,s:b,s:o}", "uuid", d->target_id,
                                               "name", d->target_name, "samples", (int)d->samples,
                                               "alarms", (int)d->alarms, "unique_vm", d->unique,
@@ -484,59 +586,14 @@ int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked
   }
   _cleanup_(vs_freep) char *rankings_text = json_dumps(rankings, JSON_COMPACT);
   _cleanup_(vs_freep) char *findings_text = json_dumps(findings, JSON_COMPACT);
-  _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
   json_decref(rankings);
   json_decref(findings);
-  json_decref(ids);
-  if (!rankings_text || !findings_text || !ids_text)
+  if (!rankings_text || !findings_text)
     return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings", s->safe_url);
   if (connect_store(s, err) < 0) return -1;
-  const char *rk[] = {s->host, rankings_text};
-  const char *fd[] = {s->host, findings_text};
-  const char *gone[] = {s->host, ids_text};
-  if (begin(s, err) < 0) return -1;
-  int rc = exec(s, "publishing the rankings",
-                "INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, "
-                "unique_vm, drift) SELECT r.uuid, $1, r.name, now(), r.samples, r.alarms, "
-                "r.unique_vm, r.drift FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, "
-                "name text, samples integer, alarms integer, unique_vm boolean, drift jsonb) "
-                "ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name, "
-                "ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples, "
-                "alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift",
-                2, rk, err);
-  /* A finding keeps its "since" while its value stays; the ones not found again go. */
-  if (rc == 0)
-    rc = exec(s, "publishing the findings",
-              "INSERT INTO vmscope_findings (uuid, host, name, key, value, majority, "
-              "majority_count, peers, share, score, p, severity, kind, rank, waived, since, "
-              "ranked_at) SELECT r.uuid, $1, r.name, r.key, r.value, r.majority, "
-              "r.majority_count, r.peers, r.share, r.score, r.p, r.severity, r.kind, r.rank, "
-              "r.waived, now(), now() FROM jsonb_to_recordset($2::jsonb) AS r(uuid text, "
-              "name text, key text, value text, majority text, majority_count integer, "
-              "peers integer, share double precision, score double precision, "
-              "p double precision, severity text, kind text, rank integer, waived boolean) "
-              "ON CONFLICT (uuid, key) DO UPDATE SET host = EXCLUDED.host, "
-              "name = EXCLUDED.name, since = CASE WHEN vmscope_findings.value = EXCLUDED.value "
-              "THEN vmscope_findings.since ELSE EXCLUDED.since END, value = EXCLUDED.value, "
-              "majority = EXCLUDED.majority, majority_count = EXCLUDED.majority_count, "
-              "peers = EXCLUDED.peers, share = EXCLUDED.share, score = EXCLUDED.score, "
-              "p = EXCLUDED.p, severity = EXCLUDED.severity, kind = EXCLUDED.kind, "
-              "rank = EXCLUDED.rank, waived = EXCLUDED.waived, ranked_at = EXCLUDED.ranked_at",
-              2, fd, err);
-  /* Findings of a VM ranked now that were not found again, and every finding and ranking of
-   * a VM this host no longer has (unless another host ranks it now). */
-  if (rc == 0)
-    rc = exec(s, "removing the findings that are gone",
-              "DELETE FROM vmscope_findings WHERE (uuid IN "
-              "(SELECT jsonb_array_elements_text($2::jsonb)) AND ranked_at < now()) OR "
-              "(host = $1 AND NOT uuid IN (SELECT jsonb_array_elements_text($2::jsonb)))",
-              2, gone, err);
-  if (rc == 0)
-    rc = exec(s, "removing the rankings that are gone",
-              "DELETE FROM vmscope_rankings WHERE host = $1 AND NOT uuid IN "
-              "(SELECT jsonb_array_elements_text($2::jsonb))",
-              2, gone, err);
-  return end(s, rc, err);
+  const char *p[] = {s->host, rankings_text, findings_text};
+  return call(s, "publishing the findings",
+              "SELECT vmscope_publish_findings($1, $2::jsonb, $3::jsonb)", 3, p, err);
 }
 
 int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f,
@@ -548,15 +605,9 @@ int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f
     return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the fleet's findings",
                       s->safe_url);
   const char *p[] = {s->host, text};
-  if (connect_store(s, err) < 0 || begin(s, err) < 0) return -1;
-  int rc = exec(s, "publishing the fleet's findings", "DELETE FROM vmscope_fleet_findings", 0, NULL,
-                err);
-  if (rc == 0)
-    rc = exec(s, "publishing the fleet's findings",
-              "INSERT INTO vmscope_fleet_findings (host, found_at, findings) "
-              "VALUES ($1, now(), $2::jsonb)",
+  if (connect_store(s, err) < 0) return -1;
+  return call(s, "publishing the fleet's findings", "SELECT vmscope_publish_fleet($1, $2::jsonb)",
               2, p, err);
-  return end(s, rc, err);
 }
 
 bool vs_store_elected(struct vs_store *s) {

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# The fleet store's roles and faults, with the real PostgreSQL and two real collectd hosts, each
+# connecting as its own role (a member of vmscope_host): a host writes its own rows only, a
+# reader (vmscope_reader, as Grafana) reads and writes nothing, passwords are never logged; a
+# row written by something else is refused; a VM that migrates is one row, the newest
+# snapshot's; a host killed at random points never double-counts; the store down is said once,
+# ranked through with the fleet as last read, and caught up with when it is back; a host that
+# dies leaves the fleet's view after HostTimeout while its rows stay.
+. "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
+. "$VS_SRCDIR/t/lib/collectd.sh"
+. "$VS_SRCDIR/t/lib/postgres.sh"
+[ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
+work=$(tmpdir)
+declare -A cpid=()
+cleanup() {
+  local p
+  for p in "${cpid[@]}"; do kill "$p" 2>/dev/null; done
+  wait "${cpid[@]}" 2>/dev/null
+  vs_pg_stop
+  rm -rf "$work"
+}
+trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
+vs_pg_start "$work/pg" || { skip 1 "$VS_PG_WHY"; done_testing; exit $?; }
+sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
+as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
+  PGPASSWORD=$2 psql -qAtX -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$VS_PG_PORT user=$1 dbname=vmscope" -c "$3" 2>&1 | head -n1
+}
+vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
+printf 'owner-secret\n' >"$work/owner.pw"
+"$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" >"$work/migrate.out" 2>&1
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 2" "the owner creates the schema (vmscope fleet migrate)"
+for h in host-a host-b; do
+  vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
+  printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
+done
+vs_pg_sql -c "CREATE ROLE grafana LOGIN PASSWORD 'pw-of-grafana' IN ROLE vmscope_reader" >/dev/null
+
+mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }
+base=$work/trees/base
+mk "$base/etc/os-release" 'ID=debian\nVERSION_ID="12"\n'
+mk "$base/etc/ssh/sshd_config" 'Port 22\nUsePAM yes\n'
+mk "$base/var/lib/dpkg/status" 'Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n'
+mkdir -p "$work/images"
+declare -A vms=([host-a]="web-1 web-2 web-3" [host-b]="web-4 web-5 web-6")
+for n in web-1 web-2 web-3 web-4 web-5 web-6; do
+  cp -a "$base" "$work/trees/$n"
+  mk "$work/trees/$n/etc/hostname" "$n\n"
+  bash "$VS_SRCDIR/scripts/tree-to-image.sh" "$work/trees/$n" "$work/images/$n.qcow2" whole || bail "image $n"
+done
+uuid() { printf '00000000-0000-4000-8000-00000000000%s' "${1#web-}"; }
+plugindir=$(vs_plugin_dir "$work") || bail "make install"
+vs_collectd_env
+start_host() { # HOST
+  local h=$1 d=$work/$1 n
+  mkdir -p "$d"
+  if [ ! -f "$d/collectd.conf" ]; then
+    { echo "<node>"; for n in ${vms[$h]}; do vs_test_domain "$n" "$(uuid "$n")" "$work/images/$n.qcow2"; done; echo "</node>"; } >"$d/node.xml"
+    { vs_collectd_conf "$d" "$plugindir" | sed "s/^Hostname \"vstest\"/Hostname \"$h\"/"; cat <<CONF; } >"$d/collectd.conf"
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "test://$d/node.xml"
+  Interval 1
+  DataDir "$d/pool"
+</Plugin>
+LoadPlugin vmscope_drift
+<Plugin vmscope_drift>
+  DataDir "$d/pool"
+  Interval 1
+  FleetStore "postgresql://$h@127.0.0.1:$VS_PG_PORT/vmscope?connect_timeout=3"
+  FleetStorePasswordFile "$work/$h.pw"
+  HostTimeout 8
+</Plugin>
+CONF
+  fi
+  "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$d/collectd.conf" >>"$d/collectd.out" 2>&1 &
+  cpid[$h]=$!
+}
+start_host host-a
+start_host host-b
+samples() { sql -c "SELECT string_agg(samples::text, ',' ORDER BY name) FROM vmscope_rankings WHERE host = '$1'" 2>/dev/null; }
+fleet_of_six() { [ "$(samples host-a)" = 5,5,5 ] && [ "$(samples host-b)" = 5,5,5 ]; }
+wait_for 120 fleet_of_six
+ok $? "two hosts, each as its own role, rank their VMs against the fleet's six (5 peers each)"
+
+# --- roles ----------------------------------------------------------------------------------
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_vms('host-b', 0, '[]', NULL)")
+[[ $out == *"role host-a may not write as host host-b"* ]]
+ok $? "host-a cannot publish as host-b (its counts): $out"
+out=$(as_role host-a pw-of-host-a "UPDATE vmscope_findings SET severity = 'okay' WHERE host = 'host-b'")
+[[ $out == *"permission denied for table vmscope_findings"* ]]
+ok $? "nor change host-b's findings in the table: $out"
+out=$(as_role host-a pw-of-host-a "DELETE FROM vmscope_vms WHERE host = 'host-b'")
+[[ $out == *"permission denied for table vmscope_vms"* ]]
+ok $? "nor delete host-b's VMs: $out"
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_findings('host-a', '[{\"uuid\": \"$(uuid web-4)\", \"name\": \"web-4\", \"samples\": 0, \"alarms\": 0, \"unique_vm\": false, \"drift\": {}}]', '[]')")
+[[ $out == *"host host-a ranks a VM another host published"* ]]
+ok $? "nor publish a ranking of host-b's VM under its own name: $out"
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_fleet('host-a', '{}')")
+[[ $out == *"does not hold the fleet's lock"* ]]
+ok $? "the fleet's findings come from the session that holds the lock only: $out"
+is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE host = 'host-b'"):$(sql -c "SELECT count(*) FROM vmscope_findings WHERE host = 'host-b' AND severity = 'okay'")" "3:0" \
+  "host-b's rows are as host-b wrote them"
+out=$(as_role grafana pw-of-grafana "SELECT count(*) FROM vmscope_findings")
+[[ $out =~ ^[0-9]+$ ]]
+ok $? "the reader role (Grafana) reads the findings ($out rows)"
+out=$(as_role grafana pw-of-grafana "INSERT INTO vmscope_hosts (host, seen) VALUES ('x', now())")
+[[ $out == *"permission denied"* ]]
+ok $? "and writes nothing: $out"
+out=$(as_role grafana pw-of-grafana "SELECT vmscope_publish_vms('grafana', 0, '[]', NULL)")
+[[ $out == *"permission denied for function vmscope_publish_vms"* ]]
+ok $? "not even as a host of its own name: $out"
+out=$(as_role grafana pw-of-grafana "SELECT count(*) FROM vmscope_documents")
+[[ $out == *"permission denied for table vmscope_documents"* ]]
+ok $? "whole documents are for their owner only: $out"
+
+# --- rows written by something else ---------------------------------------------------------
+sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
+  INSERT INTO vmscope_vms VALUES ('00000000-0000-4000-8000-0000000000ff', 'rogue', 'web-x', now(), now(),
+    (SELECT doc FROM vmscope_vms WHERE uuid = '$(uuid web-1)'), NULL)" >/dev/null
+refused() { grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue): the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"; }
+wait_for 30 refused host-a && wait_for 30 refused host-b
+ok $? "a row whose document is another VM's is refused, and each host says which and why"
+sleep 2 # two more rounds: the refused row must not count
+is "$(samples host-a)" 5,5,5 "and it is not counted: the VMs still have 5 peers"
+sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
+
+# --- a VM that migrates: one row, the newest snapshot's ------------------------------------
+pw() { cat "$work/$1.pw"; }
+row='{"uuid": "00000000-0000-4000-8000-0000000000ee", "name": "mover", "taken_at": "T", "doc": {}, "previous": null}'
+as_role vmscope owner-secret "SELECT vmscope_publish_vms('host-m1', 1, '[${row/T/2026-12-01T10:00:00Z}]', NULL);
+  SELECT vmscope_publish_vms('host-m2', 1, '[${row/T/2026-12-01T11:00:00Z}]', NULL);
+  SELECT vmscope_publish_vms('host-m1', 1, '[${row/T/2026-12-01T10:00:00Z}]', NULL)" >/dev/null
+is "$(sql -c "SELECT count(*) || ' ' || min(host) FROM vmscope_vms WHERE uuid = '00000000-0000-4000-8000-0000000000ee'")" "1 host-m2" \
+  "a VM published by two hosts is one row, the host with the newer snapshot's, though the other publishes after"
+as_role vmscope owner-secret "SELECT vmscope_publish_vms('host-m1', 0, '[]', NULL)" >/dev/null
+is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE uuid = '00000000-0000-4000-8000-0000000000ee'")" 1 \
+  "and the host it left cannot remove it"
+sql -c "DELETE FROM vmscope_vms WHERE uuid = '00000000-0000-4000-8000-0000000000ee'; DELETE FROM vmscope_hosts WHERE host LIKE 'host-m_'" >/dev/null
+
+# --- host-b killed at random points: never a double count -----------------------------------
+for i in 1 2 3 4 5; do
+  kill -9 "${cpid[host-b]}" 2>/dev/null
+  wait "${cpid[host-b]}" 2>/dev/null
+  start_host host-b
+  sleep "0.$((RANDOM % 10))$((RANDOM % 10))" # a random point in its next round, not a tuned wait
+done
+kill -9 "${cpid[host-b]}"
+wait "${cpid[host-b]}" 2>/dev/null
+start_host host-b
+consistent() {
+  [ "$(sql -c "SELECT count(*) || ' ' || count(DISTINCT uuid) FROM vmscope_vms")" = "6 6" ] &&
+    [ "$(sql -c "SELECT string_agg(h.host || '=' || h.vms || '/' || (SELECT count(*) FROM vmscope_vms v WHERE v.host = h.host), ' ' ORDER BY h.host) FROM vmscope_hosts h")" = "host-a=3/3 host-b=3/3" ] &&
+    [ "$(samples host-b)" = 5,5,5 ]
+}
+wait_for 60 consistent
+ok $? "killed by SIGKILL five times at random points: six VMs, each once, each host's count its rows', ranks as before"
+is "$(sql -c "SELECT count(*) FROM vmscope_findings f WHERE NOT EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = f.uuid)")" 0 \
+  "and no finding of a VM that is not there"
+
+# --- the store down, and back ---------------------------------------------------------------
+vs_pg_stop
+down() { grep -q "vmscope_drift: fleet store postgresql://$1@127.0.0.1:$VS_PG_PORT/vmscope?connect_timeout=3: .*; ranking against the fleet as last read (6 VMs) until it is back" "$work/$1/collectd.log"; }
+wait_for 60 down host-a && wait_for 60 down host-b
+ok $? "the store stopped: each host says so, and ranks against the fleet as last read (6 VMs)"
+sleep 3 # three more rounds without the store: said once, not each round
+is "$(grep -c 'ranking against the fleet as last read' "$work/host-a/collectd.log")" 1 "once"
+is "$(grep -c "plugin_instance = web-[123], type = unique" "$work/host-a/collectd.log")" 0 \
+  "and no VM of host-a became unique: its peers on host-b are still counted"
+ts=$(date -u +%s)
+VS_PG_PID= # started again on its data and port
+setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/15/bin/postgres -D "$work/pg/data" \
+  -k "$work/pg/sock" -p "$VS_PG_PORT" -c listen_addresses=127.0.0.1 -c fsync=off >>"$work/pg/postgres.log" 2>&1 &
+VS_PG_PID=$!
+back() { grep -q "vmscope_drift: FleetStore works again" "$work/$1/collectd.log"; }
+caught_up() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE ranked_at > to_timestamp($ts)" 2>/dev/null)" = 6 ]; }
+wait_for 60 back host-a && wait_for 60 back host-b && wait_for 60 caught_up
+ok $? "when it is back each host says so once and catches up: all six VMs ranked again"
+
+# --- a host that dies: out of the view after HostTimeout, its rows kept ---------------------
+kill "${cpid[host-b]}"
+wait "${cpid[host-b]}" 2>/dev/null
+unset 'cpid[host-b]'
+alone() { [ "$(samples host-a)" = 2,2,2 ]; }
+wait_for 60 alone
+ok $? "host-b stopped: after HostTimeout (8 s) host-a ranks its VMs against its own (2 peers each)"
+is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE host = 'host-b'")" 3 "host-b's rows stay, for history"
+
+# --- passwords -----------------------------------------------------------------------------
+is "$(grep -l -e pw-of-host -e owner-secret "$work"/host-*/collectd.log "$work"/host-*/collectd.out "$work/pg/postgres.log" "$work/migrate.out" 2>/dev/null | wc -l)" 0 \
+  "no password appears in any log"
+done_testing
