@@ -1,0 +1,649 @@
+/* fleet_scale URL PASSWORD_FILE POSTMASTER_PID VMS KEYS HOSTS[,HOSTS...]: how the fleet store
+ * (store.h) scales with the number of hosts, against a real PostgreSQL (bench/fleet-scale.sh
+ * starts one). URL reaches the server without a database name (postgresql://ROLE@HOST:PORT/);
+ * the role may create databases.
+ *
+ * For each fleet size, in a fresh database: HOSTS hosts of VMS VMs each, with the synthetic
+ * documents of bench/drift_scale.c (KEYS settings; three roles, the VMs of each role spread
+ * across the hosts) and a previous snapshot each (a tenth of the VMs changed one key since:
+ * a rollout). Every host publishes its VMs (vs_store_publish_vms, one store connection each);
+ * the fleet is read back once (vs_store_load), prepared and ranked on two threads, and every
+ * host publishes its VMs' findings: the store as a fleet's first round leaves it. Then, timed:
+ *   1. one host's round: vs_store_fleet_view (publish, read the fleet, prepare the view), the
+ *      ranking of its own VMs (vs_view_rank) and vs_store_publish_findings;
+ *   2. the elected host's refresh on that view: vs_fleet_find and vs_store_publish_fleet;
+ *   3. the database's size (pg_database_size) and bytes per VM;
+ *   4. PostgreSQL's CPU seconds for 1 and for 2: utime + stime of the postmaster's children
+ *      (/proc/PID/stat), those that ended included (the postmaster's cutime + cstime).
+ * The peer, measured in the same run: PostgreSQL's own bulk path, COPY FROM STDIN of the same
+ * rows (made from the same documents) into a table like vmscope_vms, against the store's
+ * publish of one host's VMs; and COPY TO STDOUT of the fleet's rows against vs_store_load.
+ * At the end: the table, the growth per 10x hosts (from the last two sizes) and, labelled as
+ * such, the extrapolation to 1,000 hosts. */
+#include "fleetfind.h"
+#include "fleetview.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SIZES 16
+#define THREADS 2
+
+static void die(const char *what, const char *why) {
+  fprintf(stderr, "fleet_scale: %s: %s\n", what, why);
+  exit(1);
+}
+
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+static const char *const namespaces[] = {"file:/etc/app/conf%zu.conf:setting",
+                                         "pkg:package-",
+                                         "sysctl:net.core.param",
+                                         "svc:unit-",
+                                         "meta:/etc/f",
+                                         "user:u"};
+
+/* VM I's newest document (bench/drift_scale.c's, with an id, OS facts and a time), or its
+ * previous snapshot an hour before (PREVIOUS): every tenth VM changed key 9 since. */
+static struct vs_feature *make_doc(size_t i, size_t keys, int64_t now, bool previous) {
+  struct vs_feature *d = vs_feature_new();
+  char id[64], name[32], key[96], value[64];
+  snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012zx", i);
+  snprintf(name, sizeof(name), "vm-%06zu", i);
+  vs_feature_set_id(d, id, name);
+  vs_feature_set_taken_at(d, previous ? now - 3600 : now);
+  vs_feature_set_source(d, "domain", name, "direct");
+  vs_feature_set_os(d, "type", "linux");
+  vs_feature_set_os(d, "distro", "debian");
+  vs_feature_set_os(d, "version", "12");
+  vs_feature_set_os(d, "hostname", name);
+  vs_feature_set_os(d, "arch", "x86_64");
+  vs_feature_set_os(d, "package_format", "deb");
+  unsigned role = (unsigned)(mix(i * 7919 + 1) % 3);
+  for (size_t k = 0; k < keys; k++) {
+    uint64_t h = mix((uint64_t)i * 1000003ULL + k);
+    const char *ns = namespaces[k % 6];
+    if (k % 6 == 0)
+      snprintf(key, sizeof(key), ns, k / 60);
+    else
+      snprintf(key, sizeof(key), "%s", ns);
+    size_t kl = strlen(key);
+    snprintf(key + kl, sizeof(key) - kl, "%zu", k);
+    unsigned bucket = (unsigned)(k % 100);
+    if (previous && k == 9 && i % 10 == 0) {
+      snprintf(value, sizeof(value), "value-old");
+    } else if (bucket < 1) { /* differs everywhere */
+      snprintf(value, sizeof(value), "%016llx", (unsigned long long)h);
+    } else if (bucket < 3) { /* set on some VMs only */
+      if (h % 4 == 0) continue;
+      snprintf(value, sizeof(value), "on");
+    } else if (bucket < 8) { /* follows the role */
+      snprintf(value, sizeof(value), "role-%u-%zu", role, k % 7);
+    } else if (h % 100 < 97) {
+      snprintf(value, sizeof(value), "value-%zu", k % 13);
+    } else {
+      snprintf(value, sizeof(value), "deviant-%u", (unsigned)(h % 3));
+    }
+    vs_feature_set(d, key, value, NULL);
+  }
+  return d;
+}
+
+/* Host H's pool: its VMS VMs, newest and previous documents, VM i on host i / VMS. */
+static struct vs_view *make_local(size_t h, size_t vms, size_t keys, int64_t now) {
+  struct vs_view *v = vs_view_new();
+  for (size_t i = h * vms; i < (h + 1) * vms; i++) {
+    vs_view_add(v, make_doc(i, keys, now, true));
+    vs_view_add(v, make_doc(i, keys, now, false));
+  }
+  return v;
+}
+
+static char *host_name(size_t h) {
+  return vs_xasprintf("host-%04zu", h);
+}
+
+/* The host a VM's id says it is on (its index / VMS). */
+static size_t host_of(const char *id, size_t vms) {
+  const char *tail = strrchr(id, '-');
+  return (size_t)strtoull(tail ? tail + 1 : id, NULL, 16) / vms;
+}
+
+static struct vs_store *open_store(const char *url, const char *password_file, size_t h) {
+  char *host = host_name(h);
+  struct vs_store_opts o = {.url = url,
+                            .password_file = password_file,
+                            .host = host,
+                            .host_timeout = 86400 /* setup must not age hosts out */};
+  struct vs_err err = {0};
+  struct vs_store *s = vs_store_open(&o, &err);
+  if (!s) die(host, vs_err_msg(&err));
+  free(host);
+  return s;
+}
+
+/* ------------------------------------------------------------------ PostgreSQL's CPU time */
+
+/* utime + stime (+ cutime + cstime when CHILDREN) of process PID, in clock ticks, and its
+ * parent; false when it is gone. */
+static bool proc_ticks(long pid, bool children, unsigned long long *ticks, long *ppid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return false;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
+  if (!p) return false;
+  char state;
+  long pp;
+  unsigned long long ut, st, cut, cst;
+  if (sscanf(p + 2, "%c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &state, &pp,
+             &ut, &st, &cut, &cst) != 6)
+    return false;
+  *ticks = ut + st + (children ? cut + cst : 0);
+  *ppid = pp;
+  return true;
+}
+
+/* The server's CPU seconds so far: the postmaster, its live children, and those it reaped. */
+static double pg_cpu(long postmaster) {
+  unsigned long long total = 0, t;
+  long pp;
+  if (!proc_ticks(postmaster, true, &total, &pp)) die("/proc", "the postmaster is gone");
+  DIR *d = opendir("/proc");
+  if (!d) die("/proc", strerror(errno));
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (isdigit((unsigned char)e->d_name[0]) &&
+        proc_ticks(strtol(e->d_name, NULL, 10), false, &t, &pp) && pp == postmaster)
+      total += t;
+  closedir(d);
+  return (double)total / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ------------------------------------------------------------------ libpq for the peer */
+
+static void ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static PGconn *connect_db(const char *url, const char *password_file) {
+  char password[1024] = "";
+  FILE *f = fopen(password_file, "re");
+  if (!f || !fgets(password, sizeof(password), f)) die(password_file, "cannot read the password");
+  fclose(f);
+  password[strcspn(password, "\r\n")] = '\0';
+  const char *keys[] = {"dbname", "password", NULL}, *values[] = {url, password, NULL};
+  PGconn *c = PQconnectdbParams(keys, values, 1);
+  if (PQstatus(c) != CONNECTION_OK) die(url, PQerrorMessage(c));
+  PQsetNoticeProcessor(c, ignore_notice, NULL); /* "database ... does not exist, skipping" */
+  return c;
+}
+
+static void sql(PGconn *c, const char *q) {
+  PGresult *r = PQexec(c, q);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) die(q, PQerrorMessage(c));
+  PQclear(r);
+}
+
+static double sql_number(PGconn *c, const char *q) {
+  PGresult *r = PQexec(c, q);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) die(q, PQerrorMessage(c));
+  double v = strtod(PQgetvalue(r, 0, 0), NULL);
+  PQclear(r);
+  return v;
+}
+
+/* Appends TEXT to the CSV line in B as one quoted field. */
+static void csv_field(char **b, size_t *len, size_t *cap, const char *text, bool last) {
+  size_t need = *len + 2 * strlen(text) + 4;
+  if (need > *cap) {
+    *cap = need * 2;
+    *b = vs_xrealloc(*b, *cap);
+  }
+  char *o = *b + *len;
+  *o++ = '"';
+  for (const char *p = text; *p; p++) {
+    if (*p == '"') *o++ = '"';
+    *o++ = *p;
+  }
+  *o++ = '"';
+  *o++ = last ? '\n' : ',';
+  *len = (size_t)(o - *b);
+}
+
+/* A document as the store publishes it (store.c's ranking_doc), as text. */
+static char *ranking_text(const struct vs_feature *doc) {
+  json_t *j = vs_feature_to_json(doc);
+  json_object_del(j, "provenance");
+  json_object_del(j, "skipped");
+  char *t = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!t) die("ranking_text", "cannot serialize a document");
+  return t;
+}
+
+/* COPY FROM STDIN of LOCAL's rows into bench_copy (like vmscope_vms): seconds, making the rows
+ * from the documents included, as the store's publish includes it. */
+static double copy_in(PGconn *c, const struct vs_view *local, const char *host) {
+  sql(c, "TRUNCATE bench_copy");
+  double t0 = vs_now_monotonic();
+  PGresult *r = PQexec(c, "COPY bench_copy (uuid, host, name, taken_at, published, doc, "
+                          "previous) FROM STDIN WITH (FORMAT csv)");
+  if (PQresultStatus(r) != PGRES_COPY_IN) die("COPY FROM STDIN", PQerrorMessage(c));
+  PQclear(r);
+  char *line = NULL;
+  size_t cap = 0;
+  for (size_t i = 0; i < vs_view_count(local); i++) {
+    const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
+    char *d = ranking_text(doc), *p = prev ? ranking_text(prev) : NULL;
+    size_t len = 0;
+    csv_field(&line, &len, &cap, vs_feature_id(doc), false);
+    csv_field(&line, &len, &cap, host, false);
+    csv_field(&line, &len, &cap, vs_feature_name(doc), false);
+    csv_field(&line, &len, &cap, vs_feature_taken_at(doc), false);
+    csv_field(&line, &len, &cap, "now", false);
+    csv_field(&line, &len, &cap, d, !p);
+    if (p)
+      csv_field(&line, &len, &cap, p, true);
+    else
+      line[len++] = '\n'; /* an unquoted empty field is NULL */
+    if (PQputCopyData(c, line, (int)len) != 1) die("COPY FROM STDIN", PQerrorMessage(c));
+    free(d);
+    free(p);
+  }
+  free(line);
+  if (PQputCopyEnd(c, NULL) != 1) die("COPY FROM STDIN", PQerrorMessage(c));
+  r = PQgetResult(c);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) die("COPY FROM STDIN", PQerrorMessage(c));
+  PQclear(r);
+  while ((r = PQgetResult(c)))
+    PQclear(r);
+  return vs_now_monotonic() - t0;
+}
+
+/* COPY TO STDOUT of the rows vs_store_load reads: seconds, and the bytes received. */
+static double copy_out(PGconn *c, double *bytes) {
+  double t0 = vs_now_monotonic();
+  PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous FROM vmscope_vms v "
+                          "JOIN vmscope_hosts h ON h.host = v.host ORDER BY v.uuid) TO STDOUT");
+  if (PQresultStatus(r) != PGRES_COPY_OUT) die("COPY TO STDOUT", PQerrorMessage(c));
+  PQclear(r);
+  char *buf;
+  int n;
+  *bytes = 0;
+  while ((n = PQgetCopyData(c, &buf, 0)) > 0) {
+    *bytes += n;
+    PQfreemem(buf);
+  }
+  if (n != -1) die("COPY TO STDOUT", PQerrorMessage(c));
+  r = PQgetResult(c);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) die("COPY TO STDOUT", PQerrorMessage(c));
+  PQclear(r);
+  while ((r = PQgetResult(c)))
+    PQclear(r);
+  return vs_now_monotonic() - t0;
+}
+
+/* ------------------------------------------------------------------ ranking every VM */
+
+struct rank_job {
+  const struct vs_view *view;
+  struct vs_drift **out;
+  size_t from, to;
+};
+
+static void *rank_part(void *p) {
+  struct rank_job *j = p;
+  struct vs_drift_opts o = {.now = time(NULL)};
+  for (size_t i = j->from; i < j->to; i++) {
+    struct vs_err err = {0};
+    j->out[i] = vs_view_rank(j->view, i, &o, &err);
+    if (!j->out[i]) die("ranking the fleet", vs_err_msg(&err));
+  }
+  return NULL;
+}
+
+static struct vs_drift **rank_all(const struct vs_view *view) {
+  size_t n = vs_view_count(view);
+  struct vs_drift **out = vs_xcalloc(n ? n : 1, sizeof(*out));
+  struct rank_job jobs[THREADS];
+  pthread_t tid[THREADS];
+  for (size_t t = 0; t < THREADS; t++) {
+    jobs[t] = (struct rank_job){view, out, n * t / THREADS, n * (t + 1) / THREADS};
+    int rc = pthread_create(&tid[t], NULL, rank_part, &jobs[t]);
+    if (rc != 0) die("pthread_create", strerror(rc));
+  }
+  for (size_t t = 0; t < THREADS; t++)
+    pthread_join(tid[t], NULL);
+  return out;
+}
+
+/* ------------------------------------------------------------------ one fleet size */
+
+struct result {
+  size_t hosts, vms;
+  double setup_publish; /* mean seconds of a host's first publish */
+  double view, rank, findings, round, find, fleet_pub, elected;
+  double publish, copy_in; /* one host's publish alone, and COPY of the same rows */
+  double load, copy_out;   /* vs_store_load of the fleet, and COPY TO STDOUT of its rows */
+  double out_bytes;
+  double db_bytes, vms_bytes, findings_bytes, rankings_bytes;
+  double empty_bytes;            /* the database with the schema and no rows */
+  double pg_round, pg_elected;   /* PostgreSQL's CPU seconds */
+  double cpu_round, cpu_elected; /* this process's (the host's) CPU seconds */
+  double rss_mib;                /* this process's RSS holding the host's fleet view */
+  size_t groups, rollouts, unique, n_findings;
+};
+
+/* This process's CPU seconds: unlike the wall clock, not stretched by other work on the cores. */
+static double cpu_self(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0) die("clock_gettime", strerror(errno));
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rss_mib(void) {
+  FILE *f = fopen("/proc/self/statm", "re");
+  long pages = 0, rss = 0;
+  if (!f || fscanf(f, "%ld %ld", &pages, &rss) != 2) die("/proc/self/statm", "unreadable");
+  fclose(f);
+  return (double)rss * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
+static struct result run(const char *base_url, const char *password_file, long postmaster,
+                         size_t hosts, size_t vms, size_t keys) {
+  struct result res = {.hosts = hosts, .vms = hosts * vms};
+  int64_t now = (int64_t)time(NULL) - 600;
+  char db[64];
+  snprintf(db, sizeof(db), "vs_fleet_%zu", hosts);
+  char *admin_url = vs_xasprintf("%spostgres", base_url), *url = vs_xasprintf("%s%s", base_url, db);
+  PGconn *admin = connect_db(admin_url, password_file);
+  char *q = vs_xasprintf("DROP DATABASE IF EXISTS %s", db);
+  sql(admin, q);
+  free(q);
+  q = vs_xasprintf("CREATE DATABASE %s", db);
+  sql(admin, q);
+  free(q);
+  struct vs_view_opts vo = {.peers = VS_PEERS_ROLE};
+  struct vs_err err = {0};
+  PGconn *c = connect_db(url, password_file);
+
+  /* Every host publishes its VMs. */
+  double t0 = vs_now_monotonic();
+  for (size_t h = 0; h < hosts; h++) {
+    struct vs_view *local = make_local(h, vms, keys, now);
+    struct vs_store *s = open_store(url, password_file, h);
+    if (h == 0) res.empty_bytes = sql_number(c, "SELECT pg_database_size(current_database())");
+    double p0 = vs_now_monotonic();
+    if (vs_store_publish_vms(s, local, &err) < 0) die("publishing a host's VMs", vs_err_msg(&err));
+    res.setup_publish += vs_now_monotonic() - p0;
+    vs_store_free(s);
+    vs_view_free(local);
+  }
+  res.setup_publish /= (double)hosts;
+  fprintf(stderr, "  %zu hosts published (%.1f s)\n", hosts, vs_now_monotonic() - t0);
+
+  /* The fleet's first round: read once, ranked, each host's findings published. */
+  struct vs_store *s0 = open_store(url, password_file, 0);
+  struct vs_view *ref = vs_view_new();
+  size_t refused = 0;
+  t0 = vs_now_monotonic();
+  if (vs_store_load(s0, ref, &refused, NULL, NULL, &err) < 0)
+    die("reading the fleet", vs_err_msg(&err));
+  res.load = vs_now_monotonic() - t0;
+  if (refused) die("reading the fleet", "rows were refused");
+  vs_view_prepare(ref, &vo);
+  struct vs_drift **all = rank_all(ref);
+  size_t n = vs_view_count(ref);
+  if (n != hosts * vms) die("reading the fleet", "the view does not hold every VM");
+  struct vs_drift **mine = vs_xcalloc(vms, sizeof(*mine));
+  for (size_t h = 0; h < hosts; h++) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+      if (host_of(all[i]->target_id, vms) == h && k < vms) mine[k++] = all[i];
+    struct vs_store *s = h == 0 ? s0 : open_store(url, password_file, h);
+    if (vs_store_publish_findings(s, mine, k, &err) < 0)
+      die("publishing a host's findings", vs_err_msg(&err));
+    if (s != s0) vs_store_free(s);
+  }
+  for (size_t i = 0; i < n; i++)
+    vs_drift_free(all[i]);
+  free(all);
+  vs_view_free(ref);
+  fprintf(stderr, "  first round's findings published (%.1f s)\n", vs_now_monotonic() - t0);
+
+  /* 1. Host 0's round. */
+  struct vs_view *local = make_local(0, vms, keys, now);
+  double c0 = pg_cpu(postmaster), u0 = cpu_self();
+  t0 = vs_now_monotonic();
+  bool stale = false;
+  char **errors = NULL;
+  size_t n_errors = 0;
+  struct vs_view *view = vs_store_fleet_view(s0, local, &vo, &stale, &errors, &n_errors, &err);
+  double t1 = vs_now_monotonic();
+  if (stale) die("the fleet view", vs_err_msg(&err));
+  if (n_errors) die("the fleet view", errors[0]);
+  if (vs_view_count(view) != hosts * vms) die("the fleet view", "it does not hold every VM");
+  res.rss_mib = rss_mib();
+  struct vs_drift_opts o = {.now = time(NULL)};
+  size_t k = 0;
+  for (size_t i = 0; i < vs_view_count(view); i++) {
+    if (!vs_store_is_local(view, i, local)) continue;
+    if (k == vms) die("the fleet view", "more VMs are local than the host has");
+    if (!(mine[k] = vs_view_rank(view, i, &o, &err))) die("ranking", vs_err_msg(&err));
+    res.n_findings += mine[k++]->n_findings;
+  }
+  if (k != vms) die("the fleet view", "fewer VMs are local than the host has");
+  double t2 = vs_now_monotonic();
+  if (vs_store_publish_findings(s0, mine, k, &err) < 0)
+    die("publishing the findings", vs_err_msg(&err));
+  double t3 = vs_now_monotonic();
+  double c1 = pg_cpu(postmaster), u1 = cpu_self();
+  res.view = t1 - t0, res.rank = t2 - t1, res.findings = t3 - t2, res.round = t3 - t0;
+  res.pg_round = c1 - c0, res.cpu_round = u1 - u0;
+  for (size_t i = 0; i < k; i++)
+    vs_drift_free(mine[i]);
+  free(mine);
+
+  /* 2. The elected host's refresh. */
+  if (!vs_store_elected(s0)) die("the election", "host 0 does not hold the store's lock");
+  c0 = pg_cpu(postmaster), u0 = cpu_self();
+  t0 = vs_now_monotonic();
+  struct vs_fleet_findings *f = vs_fleet_find(view);
+  t1 = vs_now_monotonic();
+  if (vs_store_publish_fleet(s0, f, &err) < 0) die("publishing the fleet", vs_err_msg(&err));
+  t2 = vs_now_monotonic();
+  c1 = pg_cpu(postmaster), u1 = cpu_self();
+  res.find = t1 - t0, res.fleet_pub = t2 - t1, res.elected = t2 - t0, res.pg_elected = c1 - c0;
+  res.cpu_elected = u1 - u0;
+  res.groups = f->n_groups, res.rollouts = f->n_rollouts, res.unique = f->n_unique;
+  vs_fleet_findings_free(f);
+  vs_view_free(view);
+
+  /* The peer: COPY of the same rows, and of the fleet's rows out. */
+  t0 = vs_now_monotonic();
+  if (vs_store_publish_vms(s0, local, &err) < 0) die("publishing a host's VMs", vs_err_msg(&err));
+  res.publish = vs_now_monotonic() - t0;
+  sql(c, "CREATE TABLE bench_copy (LIKE vmscope_vms INCLUDING ALL)");
+  res.copy_in = copy_in(c, local, "host-0000");
+  res.copy_out = copy_out(c, &res.out_bytes);
+  sql(c, "DROP TABLE bench_copy");
+
+  /* 3. The store's size. */
+  sql(c, "CHECKPOINT");
+  res.db_bytes = sql_number(c, "SELECT pg_database_size(current_database())");
+  res.vms_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_vms')");
+  res.findings_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_findings')");
+  res.rankings_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_rankings')");
+  PQfinish(c);
+  vs_view_free(local);
+  vs_store_free(s0);
+  q = vs_xasprintf("DROP DATABASE %s", db);
+  sql(admin, q);
+  free(q);
+  PQfinish(admin);
+  free(admin_url);
+  free(url);
+  return res;
+}
+
+/* ------------------------------------------------------------------ the table */
+
+/* Growth per 10x hosts from A to B (of the last two sizes): 10^slope of log y over log x. */
+static double per10(double ya, double yb, size_t xa, size_t xb) {
+  if (ya <= 0 || yb <= 0 || xa == xb) return NAN;
+  return pow(10, log(yb / ya) / log((double)xb / (double)xa));
+}
+
+static double extrapolate(double yb, size_t xb, double growth, size_t to) {
+  return yb * pow(growth, log10((double)to / (double)xb));
+}
+
+int main(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: fleet_scale URL PASSWORD_FILE POSTMASTER_PID VMS KEYS HOSTS[,...]\n");
+    return 2;
+  }
+  const char *base_url = argv[1], *password_file = argv[2];
+  long postmaster = strtol(argv[3], NULL, 10);
+  size_t vms = strtoul(argv[4], NULL, 10), keys = strtoul(argv[5], NULL, 10);
+  size_t sizes[MAX_SIZES], n_sizes = 0;
+  for (char *p = argv[6], *end; *p && n_sizes < MAX_SIZES; p = *end ? end + 1 : end) {
+    sizes[n_sizes] = strtoul(p, &end, 10);
+    if (end == p || sizes[n_sizes] < 1 || (*end && *end != ',')) {
+      fprintf(stderr, "fleet_scale: HOSTS is a comma-separated list of host counts\n");
+      return 2;
+    }
+    n_sizes++;
+  }
+  if (postmaster <= 0 || vms < 2 || keys < 10 || n_sizes == 0) {
+    fprintf(stderr, "fleet_scale: POSTMASTER_PID > 0, VMS >= 2, KEYS >= 10\n");
+    return 2;
+  }
+  struct result r[MAX_SIZES];
+  for (size_t s = 0; s < n_sizes; s++) {
+    fprintf(stderr, "fleet_scale: %zu hosts x %zu VMs x %zu keys\n", sizes[s], vms, keys);
+    r[s] = run(base_url, password_file, postmaster, sizes[s], vms, keys);
+  }
+
+  printf("fleet-scale: hosts of %zu VMs, %zu keys each (and a previous snapshot each); targets "
+         "at 1,000 hosts x 100 VMs: a host's publish + rank <= 1 s, the elected refresh <= 60 s, "
+         "the store <= 2 GiB\n",
+         vms, keys);
+  printf("1. a host's round, seconds: view = vs_store_fleet_view (publish its VMs, read every "
+         "VM's rows, prepare the view); rank = its %zu VMs; find = vs_store_publish_findings; "
+         "+ffind = the round as vmscope_drift runs it, which calls vs_fleet_find on every host\n",
+         vms);
+  printf("%6s %7s | %7s %7s %6s %6s %7s | %7s %7s %6s | %8s %7s | %7s %7s | %6s\n", "hosts", "VMs",
+         "round", "view", "rank", "find", "+ffind", "elected", "ffind", "pub", "storeMiB", "B/VM",
+         "pgCPUrd", "pgCPUel", "RSSMiB");
+  for (size_t s = 0; s < n_sizes; s++)
+    printf("%6zu %7zu | %7.2f %7.2f %6.2f %6.2f %7.2f | %7.2f %7.2f %6.2f | %8.1f %7.0f | %7.2f "
+           "%7.2f | %6.0f\n",
+           r[s].hosts, r[s].vms, r[s].round, r[s].view, r[s].rank, r[s].findings,
+           r[s].round + r[s].find, r[s].elected, r[s].find, r[s].fleet_pub, r[s].db_bytes / 1048576,
+           (r[s].db_bytes - r[s].empty_bytes) / (double)r[s].vms, r[s].pg_round, r[s].pg_elected,
+           r[s].rss_mib);
+  printf("2. elected = ffind (vs_fleet_find on the round's view) + pub (vs_store_publish_fleet); "
+         "storeMiB = pg_database_size; B/VM = (that - the empty store's) / VMs; pgCPU = "
+         "PostgreSQL's CPU seconds in the round (rd) and the refresh (el); RSSMiB = the host "
+         "process holding the fleet view\n");
+  printf("3. CPU seconds, not stretched by other work on the machine: the host's (client) + "
+         "PostgreSQL's, for its round and for the elected refresh; the store by table; the "
+         "view's parts measured apart; the fleet's findings\n");
+  for (size_t s = 0; s < n_sizes; s++)
+    printf("%6zu hosts: round %.2f + %.2f CPU s, elected %.2f + %.2f CPU s; vmscope_vms %.1f, "
+           "vmscope_findings %.1f, vmscope_rankings %.1f MiB "
+           "(empty store %.1f MiB); view %.2f s = publish %.2f + read %.2f (vs_store_load) + "
+           "prepare and the rest %.2f; %.1f findings per VM; %zu groups, %zu rollouts, %zu "
+           "unique\n",
+           r[s].hosts, r[s].cpu_round, r[s].pg_round, r[s].cpu_elected, r[s].pg_elected,
+           r[s].vms_bytes / 1048576, r[s].findings_bytes / 1048576, r[s].rankings_bytes / 1048576,
+           r[s].empty_bytes / 1048576, r[s].view, r[s].publish, r[s].load,
+           r[s].view - r[s].publish - r[s].load, (double)r[s].n_findings / (double)vms, r[s].groups,
+           r[s].rollouts, r[s].unique);
+  printf("4. the peer, PostgreSQL's own bulk path, in the same run: a host's publish "
+         "(vs_store_publish_vms, an upsert of its VMs) / COPY FROM STDIN of the same rows into a "
+         "table like vmscope_vms; the fleet's read (vs_store_load: read, check, add) / COPY TO "
+         "STDOUT of the same rows\n");
+  for (size_t s = 0; s < n_sizes; s++)
+    printf("%6zu hosts: publish %.3f s / COPY in %.3f s = %.2fx; read %.2f s / COPY out %.2f s "
+           "(%.0f MiB) = %.2fx; a host's first publish (insert) %.3f s\n",
+           r[s].hosts, r[s].publish, r[s].copy_in, r[s].publish / r[s].copy_in, r[s].load,
+           r[s].copy_out, r[s].out_bytes / 1048576, r[s].load / r[s].copy_out, r[s].setup_publish);
+  if (n_sizes < 2) return 0;
+  const struct result *a = &r[n_sizes - 2], *b = &r[n_sizes - 1];
+  struct {
+    const char *what;
+    double ya, yb;
+    const char *unit;
+  } figs[] = {
+      {"fleet view (s)", a->view, b->view, "s"},
+      {"ranking its VMs (s)", a->rank, b->rank, "s"},
+      {"publishing its findings (s)", a->findings, b->findings, "s"},
+      {"vs_fleet_find (s)", a->find, b->find, "s"},
+      {"vs_store_publish_fleet (s)", a->fleet_pub, b->fleet_pub, "s"},
+      {"store bytes per VM", (a->db_bytes - a->empty_bytes) / (double)a->vms,
+       (b->db_bytes - b->empty_bytes) / (double)b->vms, "B"},
+      {"PostgreSQL CPU per host round (s)", a->pg_round, b->pg_round, "s"},
+      {"PostgreSQL CPU per elected refresh (s)", a->pg_elected, b->pg_elected, "s"},
+      {"host RSS holding the view (MiB)", a->rss_mib, b->rss_mib, "MiB"},
+      {"host CPU per round (s)", a->cpu_round, b->cpu_round, "s"},
+  };
+  enum { N_FIGS = sizeof(figs) / sizeof(figs[0]) };
+  double x[N_FIGS];
+  printf("growth from %zu to %zu hosts, as a ratio per 10x hosts (10x: linear in the fleet, "
+         "100x: quadratic), and an EXTRAPOLATION (not measured) to 1,000 hosts x %zu VMs along "
+         "that growth:\n",
+         a->hosts, b->hosts, vms);
+  for (size_t i = 0; i < N_FIGS; i++) {
+    double g = per10(figs[i].ya, figs[i].yb, a->hosts, b->hosts);
+    bool measured = !isnan(g);
+    if (!measured) g = 10; /* too small to time: taken as linear */
+    x[i] = extrapolate(figs[i].yb, b->hosts, g, 1000);
+    printf("  %-40s %9.2f -> %9.2f: %6.1fx per 10x%s; extrapolated: %10.1f %s\n", figs[i].what,
+           figs[i].ya, figs[i].yb, g,
+           measured ? "" : " (below the clock's resolution: taken as linear)", x[i], figs[i].unit);
+  }
+  double round = x[0] + x[1] + x[2], elected = x[3] + x[4];
+  /* Bytes per VM as at the largest size, or along their growth when they grow. */
+  double per_vm = (b->db_bytes - b->empty_bytes) / (double)b->vms;
+  double store = b->empty_bytes + (x[5] > per_vm ? x[5] : per_vm) * 1000.0 * (double)vms;
+  printf("EXTRAPOLATED to 1,000 hosts x %zu VMs (%zu VMs), each part along its own growth:\n", vms,
+         1000 * vms);
+  printf("  a host's publish + rank (round)   %10.1f s   target 1 s: %s (+ vs_fleet_find as "
+         "vmscope_drift runs it: %.1f s)\n",
+         round, round <= 1 ? "met" : "NOT met", round + x[3]);
+  printf("  the elected refresh               %10.1f s   target 60 s: %s\n", elected,
+         elected <= 60 ? "met" : "NOT met");
+  printf("  the store                         %10.0f MiB target 2,048 MiB: %s\n", store / 1048576,
+         store <= 2048.0 * 1048576 ? "met" : "NOT met");
+  printf("  PostgreSQL CPU per fleet cycle    %10.0f s   (every host's round + the refresh, "
+         "on the one server: %.1f cores busy at a 300 s interval)\n",
+         x[6] * 1000 + x[7], (x[6] * 1000 + x[7]) / 300);
+  printf("  a host's RSS holding the view     %10.0f MiB\n", x[8]);
+  printf("  a host's CPU per round            %10.1f s\n", x[9]);
+  return 0;
+}
