@@ -136,4 +136,121 @@ is "$(cat "$work"/host-*/collectd.log | grep -c 'Notification: .*type = config_d
 is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | wc -l)" 1 \
   "one host holds the fleet store's lock and does the fleet's once-only work"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2 "the schema is created once, at version 2"
+# contrib/grafana/vmscope-fleet.json (Grafana on the fleet store), without Grafana: every query
+# variable's and panel's SQL, variables set and macros expanded (t/lib/grafana_sql.sh), run over
+# TCP as a read-only role against the store the three collectd filled; each has its columns and
+# rows where this fleet has data. The fleet's own findings (groups, rollouts, unique VMs) are
+# none here: their panels run and have their columns, and run again on the findings that
+# vmscope drift --fleet (the same vs_fleet_findings_json) finds in a fleet that has each.
+. "$VS_SRCDIR/t/lib/grafana_sql.sh"
+gdash=$VS_SRCDIR/contrib/grafana/vmscope-fleet.json
+jq -e '[.panels[] | select(.type != "row") | (.targets | length == 1) and (.targets[] | .datasource.uid == "${DS_POSTGRES}" and
+  (.format == "table" or .format == "time_series") and (.rawSql | length > 0))] | length > 0 and all' "$gdash" >/dev/null &&
+  jq -e '[.templating.list[] | select(.type == "query") | .datasource.uid == "${DS_POSTGRES}"] | all' "$gdash" >/dev/null
+ok $? "vmscope-fleet.json: every panel and query variable reads the PostgreSQL data source \${DS_POSTGRES} with raw SQL"
+# Grafana's role as docs/fleet-store.md makes it: a member of vmscope_reader (SELECT on the
+# vmscope_* tables but vmscope_documents), read-only transactions by default.
+sql -c "CREATE ROLE vmscope_grafana LOGIN PASSWORD 'grafana-secret' IN ROLE vmscope_reader" \
+  -c 'GRANT CONNECT ON DATABASE vmscope TO vmscope_grafana' \
+  -c 'ALTER ROLE vmscope_grafana SET default_transaction_read_only = on' >/dev/null
+ok $? "a read-only role for Grafana: CONNECT, member of vmscope_reader"
+GF_URL=$(vs_pg_url vmscope_grafana vmscope)
+GF_PASSWORD=grafana-secret
+GF_FROM=$(($(date +%s) - 3600)) GF_TO=$(($(date +%s) + 60)) GF_INTERVAL=1m
+! out=$(gf_run 'DELETE FROM vmscope_findings' 2>&1) && grep -q 'read-only transaction' <<<"$out"
+ok $? "the role's transactions are read-only: $(head -n1 <<<"$out")"
+! out=$(gf_run 'START TRANSACTION READ WRITE; DELETE FROM vmscope_findings' 2>&1) &&
+  grep -q 'permission denied for table vmscope_findings' <<<"$out"
+ok $? "and a read-write one is refused by its rights: $(head -n1 <<<"$out")"
+# The variables as a user would set them: live 5 minutes, every host and VM, every severity.
+gvar() { jq -r --arg n "$1" '.templating.list[] | select(.name == $n) | .query' "$gdash"; }
+gf_set live '5 minutes'
+gf_check 'variable host' "$(gvar host)" host 3
+is "$(cut -f1 <<<"$GF_ROWS" | paste -sd' ')" "host-a host-b host-c" "variable host lists the three hosts"
+mapfile -t ghosts < <(cut -f1 <<<"$GF_ROWS")
+gf_set host "${ghosts[@]}"
+gf_check 'variable vm' "$(gvar vm)" name 9
+mapfile -t gvms < <(cut -f1 <<<"$GF_ROWS")
+gf_set vm "${gvms[@]}"
+gf_check 'variable key' "$(gvar key)" key 2
+is "$(head -n 2 <<<"$GF_ROWS" | sort | paste -sd' ')" "file:/etc/ssh/sshd_config:PermitRootLogin sysctl:vm.swappiness" \
+  "variable key lists the keys alarming on most VMs first"
+gf_set key 'file:/etc/ssh/sshd_config:PermitRootLogin'
+gf_set severity failure warning info
+# Each panel's columns, and the least rows it has in this fleet (0: none here).
+declare -A gcols=(
+  ['Current findings']='vm host key value majority share score severity kind since waived'
+  ['Keys drifting on most VMs']='key alarmed_vms waived_vms vms new_in_range top_score'
+  ['Values of ${key} across the fleet']='value vms names'
+  ['Findings over time']='time metric value'
+  ['Fleet']='vms groups rollouts unique_vms elected_host found_at'
+  ['Groups']='key value vms members rest_value rest_vms keys message found_at'
+  ['Rollouts']='key value from_value have of_vms share by found_at'
+  ['Unique VMs']='vm found_at'
+)
+declare -A gmin=(['Current findings']=2 ['Keys drifting on most VMs']=2 ['Values of ${key} across the fleet']=2
+  ['Findings over time']=1 ['Fleet']=1 ['Groups']=0 ['Rollouts']=0 ['Unique VMs']=0)
+declare -A gpanel=()
+while IFS=$'\t' read -r title fmt; do
+  gpanel[$title]=$(jq -r --arg t "$title" '.panels[] | select(.title == $t) | .targets[0].rawSql' "$gdash")
+  if [ -z "${gcols[$title]:-}" ]; then
+    ok 1 "panel \"$title\" ($fmt) has an expected shape in this test"
+    continue
+  fi
+  why=
+  [ "${gmin[$title]}" = 0 ] && why=", none in this fleet: checked below on one that has them"
+  gf_check "panel \"$title\" ($fmt$why)" "${gpanel[$title]}" "${gcols[$title]}" "${gmin[$title]}"
+  case $title in
+    'Current findings') gfind=$GF_ROWS ;;
+    'Keys drifting on most VMs') gkeys=$GF_ROWS ;;
+    'Values of ${key} across the fleet') gdist=$GF_ROWS ;;
+    'Findings over time') gtime=$GF_ROWS ;;
+    'Fleet') gfleet=$GF_ROWS ;;
+  esac
+done < <(jq -r '.panels[] | select(.type != "row") | [.title, .targets[0].format] | @tsv' "$gdash")
+is "${#gpanel[@]}" "${#gcols[@]}" "every panel of the dashboard was run (${#gpanel[@]})"
+is "$(awk -F'\t' '$8 == "warning" {print $1, $2, $3, $5}' <<<"$gfind" | sort)" \
+  "db-03 host-c sysctl:vm.swappiness 1
+web-03 host-b file:/etc/ssh/sshd_config:PermitRootLogin <absent>" \
+  "panel \"Current findings\" shows the two alarms with VM, host, key and majority"
+is "$(head -n 2 <<<"$gkeys" | cut -f1,2 | sort | tr '\t' ' ' | paste -sd,)" \
+  "file:/etc/ssh/sshd_config:PermitRootLogin 1,sysctl:vm.swappiness 1" \
+  "panel \"Keys drifting on most VMs\" puts the alarmed keys first, one VM each"
+is "$(cut -f1,2 <<<"$gdist" | tr '\t' ' ' | paste -sd,)" "<absent> 8,yes 1" \
+  "panel \"Values of \${key}\": PermitRootLogin is yes on one VM and absent on the 8 others"
+gf_set key 'sysctl:vm.swappiness'
+gf_check 'panel "Values of ${key}" with key sysctl:vm.swappiness' "${gpanel['Values of ${key} across the fleet']}" "${gcols['Values of ${key} across the fleet']}" 3
+is "$(cut -f1,2 <<<"$GF_ROWS" | tr '\t' ' ' | paste -sd,)" "<absent> 6,1 2,60 1" \
+  "and vm.swappiness is 1 on two databases, 60 on db-03, absent on the six web servers"
+gall=$(sql -c 'SELECT count(*) FROM vmscope_findings')
+is "$(awk -F'\t' '{n += $3} END {print n}' <<<"$gtime")" "$gall" "panel \"Findings over time\" counts all $gall findings in the range"
+is "$(cut -f1-4 <<<"$gfleet" | tr '\t' ' ')" "9 0 0 0" "panel \"Fleet\": 9 VMs; no groups, rollouts or unique VMs in this fleet"
+# A fleet that has each: a tweak on two of eight web servers, a newer openssh on three, and a
+# database alone among them; vmscope drift --fleet finds them (vs_fleet_findings_json, what the
+# elected host stores), and the panels read them in place of vmscope_fleet_findings.
+for i in 1 2 3 4 5 6 7 8; do
+  cp -a "$work/trees/base" "$work/gtrees/f-0$i" 2>/dev/null || { mkdir -p "$work/gtrees" && cp -a "$work/trees/base" "$work/gtrees/f-0$i"; }
+  mk "$work/gtrees/f-0$i/etc/hostname" "f-0$i\n"
+  mk "$work/gtrees/f-0$i/etc/sysctl.conf" 'vm.swappiness = 60\n'
+done
+for i in 2 5; do mk "$work/gtrees/f-0$i/etc/sysctl.conf" 'vm.swappiness = 10\n'; done
+for i in 3 6 8; do
+  mk "$work/gtrees/f-0$i/var/lib/dpkg/status" "$(sed 's/1:9.2p1-2+deb12u3/1:9.2p1-2+deb12u5/' "$work/trees/base/var/lib/dpkg/status")\n"
+done
+cp -a "$work/trees/db-01" "$work/gtrees/db-01"
+gjson=$("$VMSCOPE" drift --fleet --compact "$work"/gtrees/* 2>/dev/null)
+is "$(jq -c '[.vms, (.groups | length), (.rollouts | length), .unique]' <<<"$gjson")" '[9,1,1,["db-01"]]' \
+  "vmscope drift --fleet finds one group, one rollout and one unique VM in that fleet"
+gff="(SELECT 'host-a'::text AS host, now() AS found_at, '${gjson//\'/\'\'}'::jsonb AS findings)"
+for title in Fleet Groups Rollouts 'Unique VMs'; do
+  gf_check "panel \"$title\" on those findings" "${gpanel[$title]//FROM vmscope_fleet_findings ff/FROM $gff ff}" "${gcols[$title]}" 1
+  case $title in
+    Fleet) is "$(cut -f1-4 <<<"$GF_ROWS" | tr '\t' ' ')" "9 1 1 1" "panel \"Fleet\" counts them" ;;
+    Groups) is "$(cut -f1-7 <<<"$GF_ROWS" | tr '\t' '|')" "sysctl:vm.swappiness|10|2|f-02, f-05|60|6|1" \
+      "panel \"Groups\": key, value, size, members, the rest's value and count, keys" ;;
+    Rollouts) is "$(cut -f1-7 <<<"$GF_ROWS" | tr '\t' '|')" "pkg:openssh-server|1:9.2p1-2+deb12u5|1:9.2p1-2+deb12u3|3|9|0.3333333333333333|version" \
+      "panel \"Rollouts\": key, newest value, from, have, of, share, by" ;;
+    'Unique VMs') is "$(cut -f1 <<<"$GF_ROWS")" db-01 "panel \"Unique VMs\" names the database" ;;
+  esac
+done
 done_testing
