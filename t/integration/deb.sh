@@ -31,7 +31,7 @@ files=$(dpkg-deb -c "$deb" | awk '{ print $6 }')
 for f in ./usr/bin/vmscope ./usr/lib/collectd/vmscope_snapshot.so ./usr/lib/collectd/vmscope_drift.so \
   ./usr/lib/collectd/vmscope_action.so ./usr/share/man/man1/vmscope.1.gz ./usr/share/man/man5/collectd-vmscope.5.gz \
   ./usr/share/doc/collectd-vmscope/examples/vmscope.conf ./lib/systemd/system/collectd.service.d/vmscope.conf \
-  ./usr/share/collectd-vmscope/prometheus/vmscope.rules.yml ./usr/share/collectd-vmscope/grafana/vmscope.json \
+  ./usr/share/collectd-vmscope/prometheus/vmscope.rules.yml ./usr/share/collectd-vmscope/grafana/vmscope.json ./usr/share/collectd-vmscope/grafana/vmscope-fleet.json \
   ./usr/share/collectd-vmscope/alertmanager/alertmanager.yml; do
   grep -qxF "$f" <<<"$files"; ok $? "it ships $f"
 done
