@@ -145,6 +145,12 @@ void vs_cli_docs_clear(struct vs_cli_docs *d);
 struct vs_view;
 /* True (message printed) when PATH, given where a guest was expected, is a snapshot pool. */
 bool vs_cli_refuse_pool_source(const char *path, const char *prog);
+/* Adds the VMs of the PostgreSQL fleet store URL (every host seen within its HostTimeout) to
+ * VIEW. Returns VS_EXIT_USAGE (printed) when it cannot be opened, VS_EXIT_PARTIAL when rows
+ * were refused (each printed) or the fleet could not be read, else VS_EXIT_OK. */
+int vs_cli_add_store(struct vs_view *view, const char *url, const char *password_file,
+                     const char *ca_file, const char *prog);
+
 /* Adds each pool's VMs to VIEW. Returns VS_EXIT_USAGE (printed) when one is not a pool,
  * VS_EXIT_PARTIAL when some VM could not be read or a pool is empty, else VS_EXIT_OK. */
 int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, const char *prog);

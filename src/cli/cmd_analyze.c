@@ -342,7 +342,7 @@ int vs_cmd_similar(int argc, char **argv) {
 /* ------------------------------------------------------------------------------- report */
 
 static void report_usage(FILE *out) {
-  fputs("Usage: vmscope report --html OUT.html [OPTIONS] (--pool DIR | SOURCE...)\n"
+  fputs("Usage: vmscope report --html OUT.html [OPTIONS] (--pool DIR | --store URL | SOURCE...)\n"
         "\n"
         "Write one self-contained HTML page (inline CSS and SVG, nothing fetched): a VM x\n"
         "setting heat map of the top findings, the roles, each VM's findings with their value,\n"
@@ -354,6 +354,11 @@ static void report_usage(FILE *out) {
         "  -o, --html OUT.html     the page to write\n"
         "  -p, --pool DIR          the snapshot pool (vmscope_snapshot's DataDir); repeatable,\n"
         "                          pools add up (VMs count once, by id)\n"
+        "      --store URL         the whole fleet from the PostgreSQL fleet store\n"
+        "                          (postgresql://...: every host's VMs, as vmscope_drift's\n"
+        "                          FleetStore publishes them)\n"
+        "      --password-file F   the store's password, on the file's first line\n"
+        "      --ca-file F         the store's CA certificate: TLS, sslmode verify-full\n"
         "  -n, --top N             findings per VM (default 10; 0: all)\n"
         "      --title TEXT        the page's title\n"
         "      --force             replace OUT.html even when it is not a page vmscope\n"
@@ -406,19 +411,28 @@ static bool is_report(const char *path) {
 
 int vs_cmd_report(int argc, char **argv) {
   const char *prog = "vmscope report";
-  enum { OPT_TITLE = VS_CLI_OPT_FIRST_FREE, OPT_FORCE };
-  static const struct option opts[] = {{"html", required_argument, NULL, 'o'},
-                                       {"pool", required_argument, NULL, 'p'},
-                                       {"top", required_argument, NULL, 'n'},
-                                       {"title", required_argument, NULL, OPT_TITLE},
-                                       {"force", no_argument, NULL, OPT_FORCE},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  enum { OPT_TITLE = VS_CLI_OPT_FIRST_FREE, OPT_FORCE, OPT_STORE, OPT_PASSWORD_FILE, OPT_CA_FILE };
+  static const struct option opts[] = {
+      {"html", required_argument, NULL, 'o'},
+      {"pool", required_argument, NULL, 'p'},
+      {"store", required_argument, NULL, OPT_STORE},
+      {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+      {"ca-file", required_argument, NULL, OPT_CA_FILE},
+      {"top", required_argument, NULL, 'n'},
+      {"title", required_argument, NULL, OPT_TITLE},
+      {"force", no_argument, NULL, OPT_FORCE},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL, *top_arg = NULL;
+  const char *store = NULL, *password_file = NULL, *ca_file = NULL;
   bool force = false;
   size_t n_pools = 0;
-  const struct vs_cli_once single[] = {
-      {'o', "--html", &out}, {'n', "--top", &top_arg}, {OPT_TITLE, "--title", &title}};
+  const struct vs_cli_once single[] = {{'o', "--html", &out},
+                                       {'n', "--top", &top_arg},
+                                       {OPT_TITLE, "--title", &title},
+                                       {OPT_STORE, "--store", &store},
+                                       {OPT_PASSWORD_FILE, "--password-file", &password_file},
+                                       {OPT_CA_FILE, "--ca-file", &ca_file}};
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "o:p:n:h", opts, NULL)) != -1) {
@@ -443,8 +457,12 @@ int vs_cmd_report(int argc, char **argv) {
             top_arg);
     return VS_EXIT_USAGE;
   }
-  if (!out || (!n_pools && optind >= argc)) {
-    fprintf(stderr, "%s: give --html OUT.html and --pool DIR or SOURCE...\n", prog);
+  if (!out || (!n_pools && !store && optind >= argc)) {
+    fprintf(stderr, "%s: give --html OUT.html and --pool DIR, --store URL or SOURCE...\n", prog);
+    return VS_EXIT_USAGE;
+  }
+  if (!store && (password_file || ca_file)) {
+    fprintf(stderr, "%s: --password-file and --ca-file are for --store\n", prog);
     return VS_EXIT_USAGE;
   }
   /* The page replaces a page vmscope wrote (or, with --force, any file), never an input. */
@@ -453,8 +471,11 @@ int vs_cmd_report(int argc, char **argv) {
       vs_cli_check_output(out, argv + optind, (size_t)(argc - optind), true, prog) < 0)
     return VS_EXIT_USAGE;
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
-  int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
+  int status = store ? vs_cli_add_store(view, store, password_file, ca_file, prog) : VS_EXIT_OK;
   if (status == VS_EXIT_USAGE) return status;
+  int loaded = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
+  if (loaded == VS_EXIT_USAGE) return loaded;
+  if (loaded > status) status = loaded;
   if (vs_view_count(view) == 0) {
     fprintf(stderr, "%s: no VM to report on: nothing written\n", prog);
     return VS_EXIT_PARTIAL;

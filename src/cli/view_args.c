@@ -4,6 +4,7 @@
 
 #include "fleetview.h"
 #include "pool.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,23 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
     }
   }
   return status;
+}
+
+int vs_cli_add_store(struct vs_view *view, const char *url, const char *password_file,
+                     const char *ca_file, const char *prog) {
+  struct vs_err err = {0};
+  struct vs_store_opts so = {
+      .url = url, .password_file = password_file, .ca_file = ca_file, .host = "vmscope-cli"};
+  _cleanup_(vs_store_freep) struct vs_store *store = vs_store_open(&so, &err);
+  if (!store) return vs_cli_fail(&err, "--store", VS_EXIT_USAGE, prog);
+  char **errors = NULL;
+  size_t n_errors = 0, refused = 0;
+  if (vs_store_load(store, view, &refused, &errors, &n_errors, &err) < 0)
+    return vs_cli_fail(&err, "--store", VS_EXIT_PARTIAL, prog);
+  for (size_t i = 0; i < n_errors; i++)
+    fprintf(stderr, "%s: %s\n", prog, errors[i]);
+  vs_strv_free(errors, n_errors);
+  return refused ? VS_EXIT_PARTIAL : VS_EXIT_OK;
 }
 
 int vs_cli_add_sources(struct vs_view *view, const struct vs_cli_read *r, char **paths, size_t n,

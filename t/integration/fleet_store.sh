@@ -136,6 +136,19 @@ is "$(cat "$work"/host-*/collectd.log | grep -c 'Notification: .*type = config_d
 is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | wc -l)" 1 \
   "one host holds the fleet store's lock and does the fleet's once-only work"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2 "the schema is created once, at version 2"
+# The fleet-wide report, from the store, and the same page from the three pools.
+"$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
+ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
+"$VMSCOPE" report --html "$work/pools.html" --pool "$work/host-a/pool" --pool "$work/host-b/pool" --pool "$work/host-c/pool" --title fleet 2>/dev/null
+is "$(grep -c '<tr' "$work/fleet.html")" "$(grep -c '<tr' "$work/pools.html")" \
+  "with the rows of the report over every host's pool (every VM, every finding)"
+grep -q 'web-03' "$work/fleet.html" && grep -q 'db-03' "$work/fleet.html" && grep -q 'PermitRootLogin' "$work/fleet.html"
+ok $? "naming web-03 and db-03, and web-03's PermitRootLogin"
+"$VMSCOPE" report --html "$work/x.html" --store "$url" --password-file "$work/nosuch" 2>"$work/report.err"
+is "$?:$(cat "$work/report.err")" "2:vmscope report: --store $work/nosuch: cannot read the fleet store's password: No such file or directory" \
+  "a password file that is not there is a usage error that names it"
+is "$(grep -c fleet-secret "$work/report.err" "$work"/host-*/collectd.log | grep -vc ':0$')" 0 "no password in a message or a log"
+
 # contrib/grafana/vmscope-fleet.json (Grafana on the fleet store), without Grafana: every query
 # variable's and panel's SQL, variables set and macros expanded (t/lib/grafana_sql.sh), run over
 # TCP as a read-only role against the store the three collectd filled; each has its columns and
