@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The fleet store's roles and faults, with the real PostgreSQL and two real collectd hosts, each
-# connecting as its own role (a member of vmscope_host): a host writes its own rows only, a
+# The fleet store's roles and faults, with the real PostgreSQL (TLS only, its certificate signed
+# by a CA made here) and two real collectd hosts, each connecting as its own role (a member of
+# vmscope_host) with FleetStoreCAFile (verify-full): a host writes its own rows only, a
 # reader (vmscope_reader, as Grafana) reads and writes nothing, passwords are never logged; a
 # row written by something else is refused; a VM that migrates is one row, the newest
 # snapshot's; a host killed at random points never double-counts; the store down is said once,
@@ -20,14 +21,26 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
-vs_pg_start "$work/pg" || { skip 1 "$VS_PG_WHY"; done_testing; exit $?; }
+# TLS only, with a CA made here: hosts verify the server (FleetStoreCAFile, verify-full).
+mkdir -p "$work/tls"
+(
+  cd "$work/tls" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=vmscope-test-ca &&
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=someone-else &&
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 &&
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext &&
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext
+) >"$work/tls/openssl.log" 2>&1 || bail "openssl: $(tail -n1 "$work/tls/openssl.log")"
+chmod 755 "$work/tls"
+chmod 644 "$work/tls/ca.crt" "$work/tls/other-ca.crt"
+VS_PG_TLS=$work/tls vs_pg_start "$work/pg" || { skip 1 "$VS_PG_WHY"; done_testing; exit $?; }
 sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
 as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
   PGPASSWORD=$2 psql -qAtX -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$VS_PG_PORT user=$1 dbname=vmscope" -c "$3" 2>&1 | head -n1
 }
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
-"$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" >"$work/migrate.out" 2>&1
+"$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
 is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 2" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
@@ -68,6 +81,7 @@ LoadPlugin vmscope_drift
   Interval 1
   FleetStore "postgresql://$h@127.0.0.1:$VS_PG_PORT/vmscope?connect_timeout=3"
   FleetStorePasswordFile "$work/$h.pw"
+  FleetStoreCAFile "$work/tls/ca.crt"
   HostTimeout 8
 </Plugin>
 CONF
@@ -81,6 +95,13 @@ samples() { sql -c "SELECT string_agg(samples::text, ',' ORDER BY name) FROM vms
 fleet_of_six() { [ "$(samples host-a)" = 5,5,5 ] && [ "$(samples host-b)" = 5,5,5 ]; }
 wait_for 120 fleet_of_six
 ok $? "two hosts, each as its own role, rank their VMs against the fleet's six (5 peers each)"
+
+tls=$(sql -c "SELECT string_agg(DISTINCT a.usename || ':' || s.ssl, ',' ORDER BY a.usename || ':' || s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'vmscope'")
+is "$tls" "host-a:true,host-b:true" "both hosts' sessions are TLS (the server takes no other TCP connection)"
+"$VMSCOPE" fleet drift --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/other-ca.crt" >/dev/null 2>"$work/e"
+rc=$?
+[ $rc = 2 ] && grep -q "cannot connect: .*certificate verify failed" "$work/e"
+ok $? "a server whose certificate another CA signed is refused (exit $rc: $(head -c 200 "$work/e"))"
 
 # --- roles ----------------------------------------------------------------------------------
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_vms('host-b', 0, '[]', NULL)")
@@ -172,7 +193,8 @@ is "$(grep -c "plugin_instance = web-[123], type = unique" "$work/host-a/collect
 ts=$(date -u +%s)
 VS_PG_PID= # started again on its data and port
 setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/15/bin/postgres -D "$work/pg/data" \
-  -k "$work/pg/sock" -p "$VS_PG_PORT" -c listen_addresses=127.0.0.1 -c fsync=off >>"$work/pg/postgres.log" 2>&1 &
+  -k "$work/pg/sock" -p "$VS_PG_PORT" -c listen_addresses=127.0.0.1 -c fsync=off \
+  -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key >>"$work/pg/postgres.log" 2>&1 &
 VS_PG_PID=$!
 back() { grep -q "vmscope_drift: FleetStore works again" "$work/$1/collectd.log"; }
 caught_up() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE ranked_at > to_timestamp($ts)" 2>/dev/null)" = 6 ]; }

@@ -4,6 +4,7 @@
 #                     VS_PG_ADMIN (a superuser conninfo for the test itself, no dbname).
 #   vs_pg_sql ARGS    psql as that superuser on VS_PG_DB (default postgres) Returns 1 with
 #                     VS_PG_WHY set when it cannot (not installed, not root).
+#                     With VS_PG_TLS=DIR (server.crt and server.key in it), TCP is TLS only.
 #   vs_pg_role NAME PASSWORD   a login role (scram-sha-256 over TCP)
 #   vs_pg_url NAME    the URL a role connects with over TCP (the password goes in a file)
 #   vs_pg_stop        stop it by its pid and wait for it
@@ -23,18 +24,24 @@ vs_pg_start() {
   chmod 700 "$dir/data"
   setpriv --reuid=postgres --regid=postgres --init-groups "$bin/initdb" -D "$dir/data" -U vsadmin \
     -A trust --no-sync >"$dir/initdb.log" 2>&1 || { VS_PG_WHY="initdb failed: $(tail -n1 "$dir/initdb.log")"; return 1; }
-  # The superuser by the socket only; every other role by password over TCP, as hosts do.
+  # The superuser by the socket only; every other role by password over TCP, as hosts do (and
+  # with VS_PG_TLS, a directory holding server.crt and server.key, over TLS only).
+  local tcp=host ssl=()
+  if [ -n "${VS_PG_TLS:-}" ]; then
+    install -o postgres -m 600 "$VS_PG_TLS/server.crt" "$VS_PG_TLS/server.key" "$dir/data/"
+    tcp=hostssl ssl=(-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key)
+  fi
   cat >"$dir/data/pg_hba.conf" <<HBA
 local all vsadmin trust
 local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
+$tcp all all 127.0.0.1/32 scram-sha-256
 HBA
   local try
   for try in 1 2 3 4 5; do
     VS_PG_PORT=$((30000 + (RANDOM % 15000)))
     setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$dir/data" \
       -k "$dir/sock" -p "$VS_PG_PORT" -c listen_addresses=127.0.0.1 -c fsync=off \
-      -c synchronous_commit=off -c full_page_writes=off >"$dir/postgres.log" 2>&1 &
+      -c synchronous_commit=off -c full_page_writes=off "${ssl[@]}" >"$dir/postgres.log" 2>&1 &
     VS_PG_PID=$!
     VS_PG_SOCK=$dir/sock
     VS_PG_ADMIN="host=$dir/sock port=$VS_PG_PORT user=vsadmin"
