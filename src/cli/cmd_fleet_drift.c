@@ -39,16 +39,6 @@ struct options {
   bool text, compact;
 };
 
-/* A once-only option: given twice is a usage error, whatever the values. */
-static int once(const char **slot, const char *arg, const char *name) {
-  if (*slot) {
-    fprintf(stderr, PROG ": --%s is given twice\n", name);
-    return -1;
-  }
-  *slot = arg;
-  return 0;
-}
-
 /* 1 help printed, -1 usage error (printed), 0 go on. */
 static int parse(int argc, char **argv, struct options *o) {
   static const struct option opts[] = {
@@ -61,27 +51,21 @@ static int parse(int argc, char **argv, struct options *o) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *format = NULL;
+  const struct vs_cli_once single[] = {{'S', "--store", &o->store},
+                                       {OPT_PASSWORD_FILE, "--password-file", &o->password_file},
+                                       {OPT_CA_FILE, "--ca-file", &o->ca_file},
+                                       {OPT_VM, "--vm", &o->vm},
+                                       {OPT_FORMAT, "--format", &format}};
   int c;
   optind = 2;
   while ((c = getopt_long(argc, argv, "S:h", opts, NULL)) != -1) {
-    int rc = 0;
+    int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
+    if (taken < 0) return -1;
+    if (taken) {
+      if (c == OPT_FORMAT && vs_cli_format_option(optarg, PROG, &o->text) < 0) return -1;
+      continue;
+    }
     switch (c) {
-    case 'S':
-      rc = once(&o->store, optarg, "store");
-      break;
-    case OPT_PASSWORD_FILE:
-      rc = once(&o->password_file, optarg, "password-file");
-      break;
-    case OPT_CA_FILE:
-      rc = once(&o->ca_file, optarg, "ca-file");
-      break;
-    case OPT_VM:
-      rc = once(&o->vm, optarg, "vm");
-      break;
-    case OPT_FORMAT:
-      rc = once(&format, optarg, "format");
-      if (rc == 0) rc = vs_cli_format_option(optarg, PROG, &o->text);
-      break;
     case OPT_COMPACT:
       o->compact = true;
       break;
@@ -92,7 +76,6 @@ static int parse(int argc, char **argv, struct options *o) {
       usage(stderr);
       return -1;
     }
-    if (rc < 0) return -1;
   }
   if (optind < argc) {
     fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
