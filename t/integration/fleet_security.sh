@@ -185,7 +185,8 @@ said=$(cat "$work/host-a/collectd.log" | grep -c 'ranking against the fleet as l
 vs_pg_stop
 down() { grep -q "vmscope_drift: fleet store postgresql://$1@127.0.0.1:$VS_PG_PORT/vmscope?connect_timeout=3: .*; ranking against the fleet as last read ([0-9]* VMs) until it is back" "$work/$1/collectd.log"; }
 wait_for 60 down host-a && wait_for 60 down host-b
-ok $? "the store stopped: each host says so, and ranks against the fleet as last read"
+ok $? "the store stopped: each host says so, and ranks against the fleet as last read" ||
+  for h in host-a host-b; do grep -h 'vmscope_drift' "$work/$h/collectd.log" | tail -n 6 | sed "s/^/# $h: /"; done
 sleep 3 # three more rounds without the store: said once, not each round
 is "$(($(grep -c 'ranking against the fleet as last read' "$work/host-a/collectd.log") - said))" 1 "once"
 is "$(grep -c "plugin_instance = web-[123], type = unique" "$work/host-a/collectd.log")" 0 \
