@@ -44,6 +44,7 @@ static struct {
   size_t n_metrics;
   uint64_t majority_changes;       /* under LOCK: fleet-wide keys whose majority moved */
   size_t groups_now, rollouts_now; /* under LOCK: this round's counts */
+  bool fleet_counts;               /* under LOCK: this host sends them (not another's) */
   struct vs_once once;             /* the worker's */
   bool said_waiting;               /* the worker's: the first-cycle wait is logged */
   struct vs_store *store;          /* the worker's: the fleet store, or NULL */
@@ -172,7 +173,9 @@ static void free_metrics(struct metric *m, size_t n) {
 }
 
 /* Hands this round's figures to the read callback, and the fleet's counts (GROUPS, ROLLOUTS). */
-static void publish_metrics(size_t groups, size_t rollouts) {
+/* GROUPS and ROLLOUTS are the fleet's: sent by the host that found them (FLEET_COUNTS), not by
+ * every host of a fleet store. */
+static void publish_metrics(size_t groups, size_t rollouts, bool fleet_counts) {
   struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
   for (size_t i = 0; i < drift.n_vms; i++)
     m[i] = (struct metric){
@@ -193,6 +196,7 @@ static void publish_metrics(size_t groups, size_t rollouts) {
   drift.n_metrics = drift.n_vms;
   drift.groups_now = groups;
   drift.rollouts_now = rollouts;
+  drift.fleet_counts = fleet_counts;
   pthread_mutex_unlock(&drift.lock);
   free_metrics(old, n_old);
 }
@@ -406,8 +410,9 @@ static void rank_pool(void) {
                                 : "another host does the fleet's once-only work now");
   drift.elected = fleet_wide && elected;
   size_t n = vs_view_count(view);
+  /* The fleet's findings are the elected host's work alone: the others rank their own VMs. */
   _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *fleet =
-      n >= 2 ? vs_fleet_find(view) : vs_xcalloc(1, sizeof(*fleet));
+      n >= 2 && elected ? vs_fleet_find(view) : vs_xcalloc(1, sizeof(*fleet));
   if (elected) {
     size_t majority_changes = fleet_notify_majorities(vs_view_fleet(view), fleet);
     pthread_mutex_lock(&drift.lock);
@@ -448,7 +453,7 @@ static void rank_pool(void) {
     vs_drift_free(ranked[i]);
   free(ranked);
   drop_unseen();
-  publish_metrics(fleet->n_groups, fleet->n_rollouts);
+  publish_metrics(fleet->n_groups, fleet->n_rollouts, elected);
 }
 
 static void *worker(void *arg) {
@@ -513,7 +518,7 @@ static int read_cb(void) {
     submit(m->instance, "gauge", "role_similarity", m->similarity);
     if (m->label_p >= 0) submit(m->instance, "gauge", "label_probability", m->label_p);
   }
-  if (drift.n_metrics > 0) { /* the fleet's: "count" like majority_changes, no VM's gauge */
+  if (drift.n_metrics > 0 && drift.fleet_counts) { /* the fleet's: no VM's gauge */
     submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
     submit("", "count", "groups", (gauge_t)drift.groups_now);
     submit("", "count", "rollouts", (gauge_t)drift.rollouts_now);

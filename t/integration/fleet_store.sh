@@ -135,6 +135,9 @@ is "$(cat "$work"/host-*/collectd.log | grep -c 'Notification: .*type = config_d
   "no other host notifies them, and nothing else is notified"
 is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | wc -l)" 1 \
   "one host holds the fleet store's lock and does the fleet's once-only work"
+elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
+counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
+is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2 "the schema is created once, at version 2"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
