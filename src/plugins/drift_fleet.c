@@ -106,37 +106,37 @@ static void notify_group_gone(const struct group *g) {
                        key_leaf(g->key), g->value, g->n_members, g->members);
 }
 
+/* G as known (state) once notified: by key and members. */
+static struct group *know_group(const struct vs_group *g, bool notify, uint32_t vms) {
+  struct vs_buf id = {0}, members = {0};
+  vs_buf_adds(&id, g->key);
+  for (size_t k = 0; k < g->n_members; k++) {
+    vs_buf_addf(&id, "\n%s", g->members[k]);
+    vs_buf_addf(&members, "%s%s", k ? ", " : "", g->members[k]);
+  }
+  vs_buf_add(&id, "", 0);
+  vs_buf_add(&members, "", 0);
+  _cleanup_(vs_freep) char *id_s = vs_buf_steal(&id);
+  _cleanup_(vs_freep) char *members_s = vs_buf_steal(&members);
+  for (size_t k = 0; k < fleet.n_groups; k++)
+    if (strcmp(fleet.groups[k].id, id_s) == 0) return &fleet.groups[k];
+  if (notify) notify_group(g, vms, members_s);
+  fleet.groups = vs_xrealloc(fleet.groups, (fleet.n_groups + 1) * sizeof(*fleet.groups));
+  struct group *known = &fleet.groups[fleet.n_groups++];
+  *known = (struct group){.id = vs_steal(&id_s),
+                          .key = vs_xstrdup(g->key),
+                          .value = vs_xstrdup(g->value),
+                          .members = vs_steal(&members_s),
+                          .n_members = g->n_members};
+  return known;
+}
+
 /* Notifies the groups of F that are new (by key and members), and those gone (OKAY). */
 static void update_groups(const struct vs_fleet_findings *f) {
   for (size_t i = 0; i < fleet.n_groups; i++)
     fleet.groups[i].seen = false;
-  for (size_t i = 0; i < f->n_groups; i++) {
-    const struct vs_group *g = &f->groups[i];
-    struct vs_buf id = {0}, members = {0};
-    vs_buf_adds(&id, g->key);
-    for (size_t k = 0; k < g->n_members; k++) {
-      vs_buf_addf(&id, "\n%s", g->members[k]);
-      vs_buf_addf(&members, "%s%s", k ? ", " : "", g->members[k]);
-    }
-    vs_buf_add(&id, "", 0);
-    vs_buf_add(&members, "", 0);
-    _cleanup_(vs_freep) char *id_s = vs_buf_steal(&id);
-    _cleanup_(vs_freep) char *members_s = vs_buf_steal(&members);
-    struct group *known = NULL;
-    for (size_t k = 0; k < fleet.n_groups && !known; k++)
-      if (strcmp(fleet.groups[k].id, id_s) == 0) known = &fleet.groups[k];
-    if (!known) {
-      notify_group(g, f->vms, members_s);
-      fleet.groups = vs_xrealloc(fleet.groups, (fleet.n_groups + 1) * sizeof(*fleet.groups));
-      known = &fleet.groups[fleet.n_groups++];
-      *known = (struct group){.id = vs_steal(&id_s),
-                              .key = vs_xstrdup(g->key),
-                              .value = vs_xstrdup(g->value),
-                              .members = vs_steal(&members_s),
-                              .n_members = g->n_members};
-    }
-    known->seen = true;
-  }
+  for (size_t i = 0; i < f->n_groups; i++)
+    know_group(&f->groups[i], true, f->vms)->seen = true;
   for (size_t i = 0; i < fleet.n_groups;) {
     if (fleet.groups[i].seen) {
       i++;
@@ -226,6 +226,19 @@ static void update_rollouts(const struct vs_fleet_findings *f, const struct vs_p
 void fleet_notify_findings(const struct vs_fleet_findings *f, const struct vs_pop *pop) {
   update_groups(f);
   update_rollouts(f, pop);
+}
+
+void fleet_take_over(const struct vs_fleet_findings *last) {
+  fleet_forget();
+  for (size_t i = 0; i < last->n_groups; i++)
+    know_group(&last->groups[i], false, last->vms);
+  fleet.rollouts = vs_xcalloc(last->n_rollouts + 1, sizeof(*fleet.rollouts));
+  for (size_t i = 0; i < last->n_rollouts; i++)
+    fleet.rollouts[fleet.n_rollouts++] =
+        (struct rollout){.key = vs_xstrdup(last->rollouts[i].key),
+                         .value = vs_xstrdup(last->rollouts[i].value),
+                         .have = last->rollouts[i].have,
+                         .of = last->rollouts[i].of};
 }
 
 void fleet_forget(void) {

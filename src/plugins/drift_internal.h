@@ -88,6 +88,9 @@ size_t fleet_notify_majorities(const struct vs_pop *pop, const struct vs_fleet_f
 /* F's groups and rollouts that are new or changed, and those gone (POP: the fleet now). */
 void fleet_notify_findings(const struct vs_fleet_findings *f, const struct vs_pop *pop);
 void fleet_forget(void); /* frees what the rounds kept */
+/* A host elected now: what the host before it notified (LAST, from the store) is known, so
+ * only what changed since is notified (and what is gone gets its OKAY from this host). */
+void fleet_take_over(const struct vs_fleet_findings *last);
 
 #pragma GCC visibility pop
 

@@ -386,6 +386,24 @@ static bool first_cycle_running(void) {
   return true;
 }
 
+/* The election moved to this host (ELECTED) or away from it. A host taking over starts from
+ * what the host before it published (else it would notify every standing group again, and
+ * never clear the ones gone); one that lost it forgets, so that it starts from the store again
+ * when its turn comes back. */
+static void take_over(bool elected) {
+  fleet_forget();
+  if (!elected) return;
+  struct vs_err err = {0};
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *last =
+      vs_store_last_fleet(drift.store, &err);
+  if (last)
+    fleet_take_over(last);
+  else
+    WARNING(PLUGIN ": %s; the fleet's standing groups and rollouts are notified again",
+            vs_err_msg(&err));
+  vs_err_clear(&err);
+}
+
 static void rank_pool(void) {
   struct vs_err err = {0};
   if (first_cycle_running()) return;
@@ -404,10 +422,12 @@ static void rank_pool(void) {
   if (!fleet_wide) vs_view_prepare(local, &vo);
   const struct vs_view *view = fleet_wide ? fleet_wide : local;
   bool elected = !fleet_wide || vs_store_elected(drift.store);
-  if (fleet_wide && elected != drift.elected)
+  if (fleet_wide && elected != drift.elected) {
     INFO(PLUGIN ": %s", elected ? "this host does the fleet's once-only work (groups, rollouts, "
                                   "majority changes): it holds the fleet store's lock"
                                 : "another host does the fleet's once-only work now");
+    take_over(elected);
+  }
   drift.elected = fleet_wide && elected;
   size_t n = vs_view_count(view);
   /* The fleet's findings are the elected host's work alone: the others rank their own VMs. */

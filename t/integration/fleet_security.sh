@@ -6,7 +6,9 @@
 # row written by something else is refused; a VM that migrates is one row, the newest
 # snapshot's; a host killed at random points never double-counts; the store down is said once,
 # ranked through with the fleet as last read, and caught up with when it is back; a host that
-# dies leaves the fleet's view after HostTimeout while its rows stay.
+# dies leaves the fleet's view after HostTimeout while its rows stay; the host that takes the
+# election over starts from what the one before it published (and refuses that row if it fails
+# the checks).
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
 . "$VS_SRCDIR/t/lib/collectd.sh"
 . "$VS_SRCDIR/t/lib/postgres.sh"
@@ -210,6 +212,32 @@ alone() { [ "$(samples host-a)" = 2,2,2 ]; }
 wait_for 60 alone
 ok $? "host-b stopped: after HostTimeout (8 s) host-a ranks its VMs against its own (2 peers each)"
 is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE host = 'host-b'")" 3 "host-b's rows stay, for history"
+
+# --- the election moves: the host taking over starts from what was notified -----------------
+back_at=$(date -u +%s)
+start_host host-b
+ranks_again() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-b' AND ranked_at > to_timestamp($back_at)")" = 3 ]; }
+wait_for 60 ranks_again
+elections=$(grep -c "this host does the fleet's once-only work" "$work/host-b/collectd.log")
+kill -STOP "${cpid[host-b]}" # so that it cannot take over before the row below is there
+kill -9 "${cpid[host-a]}"
+wait "${cpid[host-a]}" 2>/dev/null
+unset 'cpid[host-a]'
+# host-a's last publish, as if it had notified a group that is gone now (and whatever it had)
+sql -c "UPDATE vmscope_fleet_findings SET findings = jsonb_set(findings, '{groups}', findings->'groups' || '[{\"key\":\"sysctl:vm.swappiness\",\"value\":\"10\",\"keys\":1,\"members\":[\"web-1\",\"web-2\"],\"rest\":{\"value\":\"60\",\"count\":4},\"message\":\"vm.swappiness is 10 on 2 of 6 VMs\"}]'::jsonb)" >/dev/null
+kill -CONT "${cpid[host-b]}"
+took_over() { [ "$(grep -c "this host does the fleet's once-only work" "$work/host-b/collectd.log")" -gt "$elections" ]; }
+cleared() { grep -q "Notification: severity = OKAY, host = host-b, plugin = vmscope_drift, type = config_group, type_instance = sysctl.vm.swappiness, message = vm.swappiness is no longer 10 on a group of its own (2 VMs: web-1, web-2)" "$work/host-b/collectd.log"; }
+wait_for 60 took_over && wait_for 30 cleared
+ok $? "host-a killed: host-b takes the election over and clears the group host-a had notified, which is gone" ||
+  grep -h 'vmscope_drift' "$work/host-b/collectd.log" | tail -n 6 | sed "s/^/# host-b: /"
+kill -9 "${cpid[host-b]}"
+wait "${cpid[host-b]}" 2>/dev/null
+sql -c "UPDATE vmscope_fleet_findings SET findings = '{\"vms\":6,\"groups\":[],\"rollouts\":[],\"unique\":[],\"by\":\"someone\"}'::jsonb" >/dev/null
+start_host host-b
+refused_last() { grep -q "the fleet findings host host-b published are refused: fleet findings: .*by.*; the fleet's standing groups and rollouts are notified again" "$work/host-b/collectd.log"; }
+wait_for 60 refused_last
+ok $? "a row of fleet findings that fails the checks is refused, and said so, when a host takes over"
 
 # --- passwords -----------------------------------------------------------------------------
 is "$(grep -l -e pw-of-host -e owner-secret "$work"/host-*/collectd.log "$work"/host-*/collectd.out "$work/pg/postgres.log" "$work/migrate.out" 2>/dev/null | wc -l)" 0 \

@@ -115,6 +115,45 @@ static void test_json(const struct vs_fleet_findings *f) {
          strcmp(json_string_value(json_object_get(r, "by")), "version") == 0,
      "the rollout with its share (3/35) and how it was seen");
   ok(json_array_size(json_object_get(j, "unique")) == 5, "and the unique VMs");
+  struct vs_err err = {0};
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *back =
+      vs_fleet_findings_from_json(j, &err);
+  json_t *again = back ? vs_fleet_findings_json(back) : NULL;
+  ok(again && json_equal(j, again),
+     "read back (a host taking over reads its predecessor's): the same findings%s%s",
+     back ? "" : ": ", back ? "" : vs_err_msg(&err));
+  json_decref(again);
+  vs_err_clear(&err);
+  /* Rows in the store are written by others: each is checked, none is trusted. */
+  static const char *const bad[] = {
+      "{\"vms\":3,\"groups\":[],\"rollouts\":[]}",
+      "{\"vms\":3,\"groups\":[],\"rollouts\":[],\"unique\":[],\"extra\":1}",
+      "{\"vms\":-1,\"groups\":[],\"rollouts\":[],\"unique\":[]}",
+      "{\"vms\":3,\"groups\":{},\"rollouts\":[],\"unique\":[]}",
+      "{\"vms\":3,\"groups\":[{\"key\":\"k\",\"value\":\"v\",\"keys\":1,\"members\":[1],"
+      "\"rest\":{\"value\":\"w\",\"count\":2},\"message\":\"m\"}],\"rollouts\":[],\"unique\":[]}",
+      "{\"vms\":3,\"groups\":[],\"rollouts\":[{\"key\":\"k\",\"value\":\"v\",\"from\":\"w\","
+      "\"have\":4,\"of\":3,\"share\":1.3,\"by\":\"version\"}],\"unique\":[]}",
+      "{\"vms\":3,\"groups\":[],\"rollouts\":[{\"key\":\"k\",\"value\":\"v\",\"from\":\"w\","
+      "\"have\":1,\"of\":3,\"share\":0.3,\"by\":\"rumour\"}],\"unique\":[]}",
+      "{\"vms\":3,\"groups\":[],\"rollouts\":[],\"unique\":[\"a\",null]}",
+  };
+  size_t refused = 0;
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    json_t *b = json_loads(bad[i], 0, NULL);
+    struct vs_fleet_findings *got = b ? vs_fleet_findings_from_json(b, &err) : NULL;
+    if (b && !got && *vs_err_msg(&err))
+      refused++;
+    else
+      diag("not refused: %s", bad[i]);
+    vs_fleet_findings_free(got);
+    vs_err_clear(&err);
+    json_decref(b);
+  }
+  ok(refused == sizeof(bad) / sizeof(*bad),
+     "findings missing a member, with another, a count out of range or a wrong type are refused "
+     "with a reason (%zu of %zu)",
+     refused, sizeof(bad) / sizeof(*bad));
   json_decref(j);
 }
 

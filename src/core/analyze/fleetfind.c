@@ -5,6 +5,7 @@
 #include "util.h"
 #include "version.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,4 +284,97 @@ json_t *vs_fleet_findings_json(const struct vs_fleet_findings *f) {
   }
   return json_pack("{s:I, s:o, s:o, s:o}", "vms", (json_int_t)f->vms, "groups", groups, "rollouts",
                    rollouts, "unique", strv_json(f->unique, f->n_unique));
+}
+
+/* A JSON array of strings as a string vector, or -1 (ERR names WHAT). */
+static int strv_from_json(const json_t *a, const char *what, char ***out, size_t *n,
+                          struct vs_err *err) {
+  *out = NULL;
+  *n = 0;
+  if (!json_is_array(a)) return vs_err_set(err, EINVAL, "%s is not an array", what);
+  size_t len = json_array_size(a);
+  char **v = vs_xcalloc(len ? len : 1, sizeof(*v));
+  for (size_t i = 0; i < len; i++) {
+    const char *s = json_string_value(json_array_get(a, i));
+    if (!s) {
+      vs_strv_free(v, i);
+      return vs_err_set(err, EINVAL, "%s[%zu] is not a string", what, i);
+    }
+    v[i] = vs_xstrdup(s);
+  }
+  *out = v;
+  *n = len;
+  return 0;
+}
+
+static bool count_ok(json_int_t v) {
+  return v >= 0 && v <= UINT32_MAX;
+}
+
+struct vs_fleet_findings *vs_fleet_findings_from_json(const json_t *j, struct vs_err *err) {
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *f = vs_xcalloc(1, sizeof(*f));
+  json_int_t vms;
+  json_t *groups, *rollouts, *unique;
+  json_error_t je = {0};
+  if (json_unpack_ex((json_t *)j, &je, JSON_STRICT, "{s:I, s:o, s:o, s:o}", "vms", &vms, "groups",
+                     &groups, "rollouts", &rollouts, "unique", &unique) < 0) {
+    vs_err_set(err, EINVAL, "fleet findings: %s", je.text);
+    return NULL;
+  }
+  if (!count_ok(vms) || !json_is_array(groups) || !json_is_array(rollouts)) {
+    vs_err_set(err, EINVAL, "fleet findings: vms out of range, or groups or rollouts not arrays");
+    return NULL;
+  }
+  f->vms = (uint32_t)vms;
+  f->groups = vs_xcalloc(json_array_size(groups) + 1, sizeof(*f->groups));
+  for (size_t i = 0; i < json_array_size(groups); i++) {
+    struct vs_group *g = &f->groups[f->n_groups];
+    const char *key, *value, *rest, *msg;
+    json_int_t keys, rest_count;
+    json_t *members;
+    if (json_unpack_ex(json_array_get(groups, i), &je, JSON_STRICT,
+                       "{s:s, s:s, s:I, s:o, s:{s:s, s:I}, s:s}", "key", &key, "value", &value,
+                       "keys", &keys, "members", &members, "rest", "value", &rest, "count",
+                       &rest_count, "message", &msg) < 0 ||
+        !count_ok(keys) || !count_ok(rest_count)) {
+      vs_err_set(err, EINVAL, "fleet findings: group %zu: %s", i,
+                 *je.text ? je.text : "a count out of range");
+      return NULL;
+    }
+    _cleanup_(vs_freep) char *what = vs_xasprintf("fleet findings: group %zu's members", i);
+    if (strv_from_json(members, what, &g->members, &g->n_members, err) < 0) return NULL;
+    *g = (struct vs_group){.key = vs_xstrdup(key),
+                           .value = vs_xstrdup(value),
+                           .rest = vs_xstrdup(rest),
+                           .rest_count = (uint32_t)rest_count,
+                           .keys = (size_t)keys,
+                           .members = g->members,
+                           .n_members = g->n_members};
+    f->n_groups++;
+  }
+  f->rollouts = vs_xcalloc(json_array_size(rollouts) + 1, sizeof(*f->rollouts));
+  for (size_t i = 0; i < json_array_size(rollouts); i++) {
+    const char *key, *value, *from, *by;
+    json_int_t have, of;
+    double share;
+    if (json_unpack_ex(json_array_get(rollouts, i), &je, JSON_STRICT,
+                       "{s:s, s:s, s:s, s:I, s:I, s:F, s:s}", "key", &key, "value", &value, "from",
+                       &from, "have", &have, "of", &of, "share", &share, "by", &by) < 0 ||
+        !count_ok(have) || !count_ok(of) || have > of ||
+        (strcmp(by, "version") != 0 && strcmp(by, "snapshots") != 0)) {
+      vs_err_set(err, EINVAL, "fleet findings: rollout %zu: %s", i,
+                 *je.text ? je.text
+                          : "have > of, a count out of range, or by not version|snapshots");
+      return NULL;
+    }
+    f->rollouts[f->n_rollouts++] = (struct vs_rollout){.key = vs_xstrdup(key),
+                                                       .value = vs_xstrdup(value),
+                                                       .from = vs_xstrdup(from),
+                                                       .have = (uint32_t)have,
+                                                       .of = (uint32_t)of,
+                                                       .by_version = strcmp(by, "version") == 0};
+  }
+  if (strv_from_json(unique, "fleet findings: unique", &f->unique, &f->n_unique, err) < 0)
+    return NULL;
+  return vs_steal(&f);
 }

@@ -57,5 +57,8 @@ char *vs_group_describe(const struct vs_group *g, uint32_t vms);
  *  "message"}], "rollouts":[{"key","value","from","have","of","share","by":"version"|
  *  "snapshots"}], "unique":[...]} */
 json_t *vs_fleet_findings_json(const struct vs_fleet_findings *f);
+/* The inverse of vs_fleet_findings_json, for findings another host published: every member
+ * and field checked (no other member, counts in range); NULL with ERR saying what is wrong. */
+struct vs_fleet_findings *vs_fleet_findings_from_json(const json_t *j, struct vs_err *err);
 
 #endif

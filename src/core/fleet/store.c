@@ -649,3 +649,39 @@ json_t *vs_store_rankings(struct vs_store *s, const char *vm, struct vs_err *err
   PQclear(r);
   return out;
 }
+
+struct vs_fleet_findings *vs_store_last_fleet(struct vs_store *s, struct vs_err *err) {
+  if (connect_store(s, err) < 0) return NULL;
+  _cleanup_(vs_freep) char *max = vs_xasprintf("%u", VS_STORE_MAX_DOC);
+  const char *p[] = {max};
+  /* The size is checked before the row is sent: a row written by something else may be huge. */
+  PGresult *r = run(s, "reading the fleet's last findings", PGRES_TUPLES_OK,
+                    "SELECT host, CASE WHEN octet_length(findings::text) <= $1::bigint "
+                    "THEN findings::text END, octet_length(findings::text) "
+                    "FROM vmscope_fleet_findings ORDER BY found_at DESC LIMIT 1",
+                    1, p, err);
+  if (!r) return NULL;
+  if (PQntuples(r) == 0) {
+    PQclear(r);
+    return vs_xcalloc(1, sizeof(struct vs_fleet_findings));
+  }
+  struct vs_fleet_findings *f = NULL;
+  json_error_t je = {0};
+  struct vs_err why = {0};
+  json_t *j = NULL;
+  if (PQgetisnull(r, 0, 1))
+    vs_err_set(&why, EFBIG, "%s bytes, more than %u", PQgetvalue(r, 0, 2), VS_STORE_MAX_DOC);
+  else if (!(j = json_loadb(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+                            JSON_REJECT_DUPLICATES, &je)))
+    vs_err_set(&why, EINVAL, "%s", je.text);
+  else
+    f = vs_fleet_findings_from_json(j, &why);
+  json_decref(j);
+  if (!f)
+    vs_err_set(err, why.code,
+               "fleet store %s: the fleet findings host %s published are refused: %s", s->safe_url,
+               PQgetvalue(r, 0, 0), vs_err_msg(&why));
+  vs_err_clear(&why);
+  PQclear(r);
+  return f;
+}

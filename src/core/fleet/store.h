@@ -89,6 +89,11 @@ struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *lo
  * newest document is LOCAL's (not a newer one of a host it migrated to). */
 bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_view *local);
 
+/* The fleet's findings as the elected host last published them (an empty set when none were):
+ * what a host taking over the election was told already, so that it notifies only what changed
+ * since. NULL with ERR when the store cannot be read or the row fails the checks. */
+struct vs_fleet_findings *vs_store_last_fleet(struct vs_store *s, struct vs_err *err);
+
 /* Whether this host does the fleet's once-only work: it holds the store's advisory lock (taken
  * here if free; held while the connection lives, so another host takes over when it dies). */
 bool vs_store_elected(struct vs_store *s);
