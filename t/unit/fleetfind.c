@@ -180,6 +180,48 @@ static void test_kind_lacking_keys(void) {
      three->n_groups, three->n_groups ? ": " : "", three->n_groups ? three->groups[0].key : "");
 }
 
+/* Two tweaks of one key (vm.swappiness 10 on two web servers, 20 on two others) and a rollout
+ * from two older versions held by as many VMs each: the findings must not depend on the order
+ * values come out of a hash table, which each host (each map) seeds at random. */
+static char *tied_fleet_json(void) {
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  for (int i = 1; i <= 30; i++) {
+    struct vs_feature *d = vm("web", i, 30);
+    vs_feature_set(d, "file:/etc/sysctl.conf:vm.swappiness",
+                   i == 3 || i == 7     ? "10"
+                   : i == 15 || i == 19 ? "20"
+                                        : "60",
+                   NULL);
+    vs_feature_set(d, "pkg:openssl",
+                   i <= 10   ? "3.0.13-1~deb12u1"
+                   : i <= 20 ? "3.0.11-1~deb12u2"
+                             : "3.0.11-1~deb12u1",
+                   NULL);
+    vs_view_add(v, d);
+  }
+  vs_view_prepare(v, NULL);
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *f = vs_fleet_find(v);
+  json_t *j = vs_fleet_findings_json(f);
+  char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+static void test_order(void) {
+  _cleanup_(vs_freep) char *first = tied_fleet_json();
+  size_t same = 1;
+  for (int k = 0; k < 20; k++) {
+    _cleanup_(vs_freep) char *again = tied_fleet_json();
+    if (strcmp(first, again) == 0) same++;
+  }
+  ok(same == 21, "the same findings, in the same order, from 21 fleets built alike (%zu)", same);
+  ok(strstr(first, "\"from\":\"3.0.11-1~deb12u1\"") && strstr(first, "\"value\":\"10\"") &&
+         strstr(first, "\"value\":\"20\"") &&
+         strstr(first, "\"value\":\"10\"") < strstr(first, "\"value\":\"20\""),
+     "a rollout from two versions held by as many VMs is from the first by name; two groups of "
+     "one key are in the order of their values");
+}
+
 int main(void) {
   plan_no_plan();
   _cleanup_(vs_view_freep) struct vs_view *v = fleet();
@@ -189,5 +231,6 @@ int main(void) {
   test_unique(f);
   test_json(f);
   test_kind_lacking_keys();
+  test_order();
   return done_testing();
 }

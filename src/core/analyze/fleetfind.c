@@ -62,6 +62,16 @@ static bool more_telling(const char *key, const char *than) {
   return telling(key) != telling(than) ? telling(key) < telling(than) : strcmp(key, than) < 0;
 }
 
+/* A value of a key that 2 to group_max VMs share and most of the fleet does not: a small
+ * group's, unless its members turn out to be fewer than two (unique VMs do not count). */
+struct candidate {
+  size_t key;               /* its index in the fleet's population */
+  const char *name, *value; /* the population's strings */
+  const char *rest;         /* the value most of the fleet has */
+  uint32_t rest_count;
+  size_t *vms, n_vms; /* the members: view indices, ascending */
+};
+
 struct finder {
   const struct vs_view *v;
   struct vs_fleet_findings *out;
@@ -70,34 +80,24 @@ struct finder {
   size_t key; /* the key being looked at */
   const char *name;
   struct vs_pop_stats st;
+  struct candidate *cands; /* in the order the keys and their values are looked at */
+  size_t n_cands, cap_cands;
 };
 
-/* One small group's value VALUE of the current key: a new group, or one more key of a group
- * of the same VMs. */
-static void add_group_key(struct finder *f, const char *value, uint32_t count) {
-  const struct vs_pop *fleet = vs_view_fleet(f->v);
-  _cleanup_(vs_freep) const char **members = vs_xcalloc(count, sizeof(char *));
+/* One small group's value C: a new group, or one more key of a group of the same VMs. */
+static void add_group_key(struct finder *f, const struct candidate *c) {
+  if (c->n_vms < 2) return;
   struct vs_buf ids = {0};
-  size_t n = 0;
-  for (size_t j = 0; j < vs_view_count(f->v); j++) {
-    const struct vs_feature *doc = vs_view_doc(f->v, j);
-    if (strcmp(vs_pop_fold(fleet, f->key, vs_feature_get(doc, f->name)), value) != 0) continue;
-    if (vs_view_unique(f->v, j)) continue; /* its own kind's value, not a tweak */
-    members[n++] = vm_name(doc);
-    vs_buf_addf(&ids, "%s\n", vs_feature_id(doc));
-  }
+  for (size_t k = 0; k < c->n_vms; k++)
+    vs_buf_addf(&ids, "%s\n", vs_feature_id(vs_view_doc(f->v, c->vms[k])));
   vs_buf_add(&ids, "", 0);
-  if (n < 2) {
-    vs_buf_free(&ids);
-    return;
-  }
   _cleanup_(vs_freep) char *sig = vs_buf_steal(&ids);
   size_t at = (uintptr_t)vs_strmap_get(f->by_members, sig);
   struct vs_group *g;
   if (at) {
     g = &f->out->groups[at - 1];
     g->keys++;
-    if (!more_telling(f->name, g->key)) return;
+    if (!more_telling(c->name, g->key)) return;
     group_clear(g);
     *g = (struct vs_group){.keys = g->keys};
   } else {
@@ -109,12 +109,12 @@ static void add_group_key(struct finder *f, const char *value, uint32_t count) {
     *g = (struct vs_group){.keys = 1};
     vs_strmap_put(f->by_members, sig, (void *)(uintptr_t)f->out->n_groups);
   }
-  g->key = vs_xstrdup(f->name);
-  g->value = vs_xstrdup(value);
-  g->rest = vs_xstrdup(f->st.top_value[0]);
-  g->rest_count = f->st.top_count[0];
-  for (size_t k = 0; k < n; k++)
-    vs_strv_add(&g->members, &g->n_members, members[k]);
+  g->key = vs_xstrdup(c->name);
+  g->value = vs_xstrdup(c->value);
+  g->rest = vs_xstrdup(c->rest);
+  g->rest_count = c->rest_count;
+  for (size_t k = 0; k < c->n_vms; k++)
+    vs_strv_add(&g->members, &g->n_members, vm_name(vs_view_doc(f->v, c->vms[k])));
   qsort(g->members, g->n_members, sizeof(char *), vs_cmp_strp);
 }
 
@@ -128,7 +128,52 @@ static void consider_value(const char *value, uint32_t count, void *arg) {
     return;
   if (is_version(f->name, value) && is_version(f->name, f->st.top_value[0])) return; /* rollout */
   if (role_value(f->v, f->name, value)) return;
-  add_group_key(f, value, count);
+  if (f->n_cands == f->cap_cands) {
+    f->cap_cands = f->cap_cands ? 2 * f->cap_cands : 64;
+    f->cands = vs_xrealloc(f->cands, f->cap_cands * sizeof(*f->cands));
+  }
+  f->cands[f->n_cands++] = (struct candidate){.key = f->key,
+                                              .name = f->name,
+                                              .value = value,
+                                              .rest = f->st.top_value[0],
+                                              .rest_count = f->st.top_count[0],
+                                              .vms = vs_xcalloc(count, sizeof(size_t))};
+}
+
+static void add_member(struct candidate *c, size_t vm, const struct vs_pop *fleet) {
+  if (c->n_vms < vs_pop_count(fleet, c->key, c->value)) c->vms[c->n_vms++] = vm;
+}
+
+/* Each candidate's members, in one pass over the VMs' settings (not one pass over every VM per
+ * candidate: that grew with the fleet times its candidates). A value that is not <absent> is
+ * held by exactly the VMs that set the key to it (it is not the key's default, which folds to
+ * <absent>); <absent> is looked for as the statistics fold it. */
+static void find_members(struct finder *f) {
+  const struct vs_pop *fleet = vs_view_fleet(f->v);
+  _cleanup_(vs_strmap_freep) struct vs_strmap *by_key = /* name -> value -> candidate + 1 */
+      vs_strmap_new((vs_strmap_free_fn)vs_strmap_free);
+  for (size_t c = 0; c < f->n_cands; c++) {
+    if (strcmp(f->cands[c].value, VS_ABSENT) == 0) continue;
+    struct vs_strmap *values = vs_strmap_get(by_key, f->cands[c].name);
+    if (!values) vs_strmap_put(by_key, f->cands[c].name, values = vs_strmap_new(NULL));
+    vs_strmap_put(values, f->cands[c].value, (void *)(uintptr_t)(c + 1));
+  }
+  for (size_t j = 0; j < vs_view_count(f->v); j++) {
+    if (vs_view_unique(f->v, j)) continue; /* its own kind's value, not a tweak */
+    const struct vs_feature *doc = vs_view_doc(f->v, j);
+    size_t pos = 0;
+    const char *key, *value;
+    while (vs_feature_next(doc, &pos, &key, &value)) {
+      const struct vs_strmap *values = vs_strmap_get(by_key, key);
+      size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
+      if (c) add_member(&f->cands[c - 1], j, fleet);
+    }
+    for (size_t c = 0; c < f->n_cands; c++)
+      if (strcmp(f->cands[c].value, VS_ABSENT) == 0 &&
+          strcmp(vs_pop_fold(fleet, f->cands[c].key, vs_feature_get(doc, f->cands[c].name)),
+                 VS_ABSENT) == 0)
+        add_member(&f->cands[c], j, fleet);
+  }
 }
 
 static void find_groups(struct finder *f) {
@@ -141,6 +186,12 @@ static void find_groups(struct finder *f) {
     if (!f->st.top_value[0] || 2 * f->st.top_count[0] <= f->st.docs) continue; /* no "rest" */
     vs_pop_values(fleet, i, consider_value, f);
   }
+  find_members(f);
+  for (size_t c = 0; c < f->n_cands; c++) {
+    add_group_key(f, &f->cands[c]);
+    free(f->cands[c].vms);
+  }
+  free(f->cands);
 }
 
 /* ------------------------------------------------------------------------------ rollouts */
@@ -151,18 +202,25 @@ struct versions {
   uint32_t newest_count, from_count, present;
 };
 
+/* Whether VALUE held by COUNT VMs is a better "from" than the one so far: more VMs, or as many
+ * and first by name (not the order values happen to come in, which differs between hosts). */
+static bool better_from(const struct versions *vs, const char *value, uint32_t count) {
+  return !vs->from || count > vs->from_count ||
+         (count == vs->from_count && strcmp(value, vs->from) < 0);
+}
+
 static void consider_version(const char *value, uint32_t count, void *arg) {
   struct versions *vs = arg;
   if (strcmp(value, VS_ABSENT) == 0) return;
   vs->present += count;
   if (!vs->newest || vs_version_compare(vs->format, value, vs->newest) > 0) {
-    if (vs->newest && vs->newest_count > vs->from_count) {
+    if (vs->newest && better_from(vs, vs->newest, vs->newest_count)) {
       vs->from = vs->newest;
       vs->from_count = vs->newest_count;
     }
     vs->newest = value;
     vs->newest_count = count;
-  } else if (count > vs->from_count) {
+  } else if (better_from(vs, value, count)) {
     vs->from = value;
     vs->from_count = count;
   }
@@ -212,8 +270,14 @@ static void find_rollouts(const struct vs_view *v, struct vs_fleet_findings *out
 
 /* -------------------------------------------------------------------------------- whole */
 
+/* By key, then value and members: an order that does not depend on the order found in. */
 static int cmp_group(const void *a, const void *b) {
-  return strcmp(((const struct vs_group *)a)->key, ((const struct vs_group *)b)->key);
+  const struct vs_group *x = a, *y = b;
+  int c = strcmp(x->key, y->key);
+  if (!c) c = strcmp(x->value, y->value);
+  for (size_t i = 0; !c && i < x->n_members && i < y->n_members; i++)
+    c = strcmp(x->members[i], y->members[i]);
+  return c ? c : (x->n_members > y->n_members) - (x->n_members < y->n_members);
 }
 
 static int cmp_rollout(const void *a, const void *b) {
