@@ -6,6 +6,8 @@
 #include "neighbours.h"
 #include "tap.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +168,109 @@ static void test_edges(void) {
   fleet_clear(&f);
 }
 
+/* The definition, pair by pair (neighbours.h), on raw token arrays: what vs_close_groups, which
+ * measures between classes of VMs with the same keys, must agree with. */
+static bool has_key(const struct vs_vm_tokens *vm, size_t key) {
+  for (size_t p = 0; p < vm->n; p++)
+    if (vm->tokens[p] >> 32 == key) return true;
+  return false;
+}
+
+/* The keys one VM has and the other lacks, but the common ones (each key once). */
+static uint32_t ref_distance(const struct vs_vm_tokens *a, const struct vs_vm_tokens *b,
+                             const bool *common, size_t keys) {
+  uint32_t d = 0;
+  for (size_t k = 0; k < keys; k++)
+    d += !common[k] && has_key(a, k) != has_key(b, k);
+  return d;
+}
+
+static size_t ref_find(size_t *parent, size_t x) {
+  while (parent[x] != x)
+    x = parent[x];
+  return x;
+}
+
+static size_t ref_groups(const struct vs_vm_tokens *vms, size_t n, size_t keys, size_t *group) {
+  bool *common = calloc(keys, sizeof(bool));
+  for (size_t k = 0; k < keys; k++) {
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++)
+      have += has_key(&vms[i], k);
+    common[k] = have == n;
+  }
+  uint32_t *nearest = malloc(n * sizeof(uint32_t));
+  size_t *parent = malloc(n * sizeof(size_t)), *number = malloc(n * sizeof(size_t)), groups = 0;
+  for (size_t i = 0; i < n; i++) {
+    nearest[i] = UINT32_MAX;
+    for (size_t j = 0; j < n; j++)
+      if (j != i && ref_distance(&vms[i], &vms[j], common, keys) < nearest[i])
+        nearest[i] = ref_distance(&vms[i], &vms[j], common, keys);
+    parent[i] = i;
+    number[i] = SIZE_MAX;
+  }
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++) {
+      uint64_t x = ref_distance(&vms[i], &vms[j], common, keys);
+      if (x <= 2 * (uint64_t)nearest[i] + VS_CLOSE_SLACK &&
+          x <= 2 * (uint64_t)nearest[j] + VS_CLOSE_SLACK)
+        parent[ref_find(parent, i)] = ref_find(parent, j);
+    }
+  for (size_t i = 0; i < n; i++) {
+    size_t root = ref_find(parent, i);
+    if (number[root] == SIZE_MAX) number[root] = groups++;
+    group[i] = number[root];
+  }
+  free(common);
+  free(nearest);
+  free(parent);
+  free(number);
+  return groups;
+}
+
+/* Random fleets of 1 to 60 VMs over up to 60 keys, drawn from a few key-set patterns with
+ * noise (so that many VMs share their keys, and some do not), two tokens per key at times. */
+static void test_against_definition(void) {
+  uint64_t r = 0x9e3779b97f4a7c15ULL;
+#define RND(n)                                                                                     \
+  ((r = r * 6364136223846793005ULL + 1442695040888963407ULL), (size_t)((r >> 33) % (n)))
+  size_t agree = 0, runs = 300, multi = 0;
+  for (size_t run = 0; run < runs; run++) {
+    size_t n = 1 + RND(60), keys = 1 + RND(60), patterns = 1 + RND(5);
+    struct vs_vm_tokens vms[60];
+    uint64_t tokens[60][122];
+    bool pattern[5][60];
+    for (size_t p = 0; p < patterns; p++)
+      for (size_t k = 0; k < keys; k++)
+        pattern[p][k] = RND(2) != 0;
+    for (size_t i = 0; i < n; i++) {
+      size_t p = RND(patterns), m = 0;
+      for (size_t k = 0; k < keys; k++) {
+        bool has = RND(30) == 0 ? !pattern[p][k] : pattern[p][k];
+        if (!has) continue;
+        tokens[i][m++] = (uint64_t)k << 32 | RND(3);
+        if (RND(4) == 0) tokens[i][m++] = (uint64_t)k << 32 | 7;
+      }
+      vms[i] = (struct vs_vm_tokens){.tokens = tokens[i], .n = m};
+    }
+    size_t got[60], want[60];
+    size_t g = vs_close_groups(vms, n, got), w = ref_groups(vms, n, keys, want);
+    multi += w > 1;
+    if (g == w && memcmp(got, want, n * sizeof(size_t)) == 0)
+      agree++;
+    else
+      diag("run %zu: %zu VMs, %zu keys: %zu groups, the definition %zu", run, n, keys, g, w);
+  }
+#undef RND
+  ok(agree == runs && multi > runs / 4,
+     "the same groups, numbered alike, as the definition pair by pair on %zu random fleets "
+     "(%zu agree; %zu with more than one group)",
+     runs, agree, multi);
+}
+
 int main(void) {
   plan_no_plan();
+  test_against_definition();
   test_two_kinds();
   test_far_vm();
   test_both_ways();

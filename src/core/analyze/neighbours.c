@@ -3,6 +3,7 @@
 
 #include "util.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,38 +90,68 @@ static size_t find(size_t *parent, size_t x) {
   return x;
 }
 
+/* Orders VM indices by their sets (SETS): by size, then token by token. */
+static int cmp_set(const void *a, const void *b, void *sets) {
+  const struct tokset *x = (const struct tokset *)sets + *(const size_t *)a;
+  const struct tokset *y = (const struct tokset *)sets + *(const size_t *)b;
+  if (x->n != y->n) return x->n < y->n ? -1 : 1;
+  for (size_t k = 0; k < x->n; k++)
+    if (x->t[k] != y->t[k]) return x->t[k] < y->t[k] ? -1 : 1;
+  return 0;
+}
+
+/* Whether two VMs (or two classes of VMs with the same keys) at distance X, with nearest
+ * neighbours at NI and NJ, are close both ways. */
+static bool close_both(uint32_t x, uint32_t ni, uint32_t nj) {
+  return x <= 2 * (uint64_t)ni + VS_CLOSE_SLACK && x <= 2 * (uint64_t)nj + VS_CLOSE_SLACK;
+}
+
+/* VMs with the same keys (less the common ones) are one class: at distance 0 from each other,
+ * so always close, and at the same distance from every other VM. Distances are measured
+ * between classes only, twice (for the nearest neighbours, then for closeness) rather than
+ * kept: a fleet of mostly alike VMs has few classes, and memory stays linear in the fleet
+ * however many there are. The groups are those of every pair of VMs. */
 size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group) {
   if (n == 0) return 0;
   struct tokset *sets = reduced_sets(vms, n);
-  _cleanup_(vs_freep) uint32_t *d = vs_xmalloc(n * n * sizeof(uint32_t));
-  _cleanup_(vs_freep) uint32_t *nearest = vs_xmalloc(n * sizeof(uint32_t));
+  _cleanup_(vs_freep) size_t *order = vs_xmalloc(n * sizeof(size_t));
   for (size_t i = 0; i < n; i++)
-    nearest[i] = UINT32_MAX;
-  for (size_t i = 0; i < n; i++) {
-    d[i * n + i] = 0;
-    for (size_t j = i + 1; j < n; j++) {
-      uint32_t x = distance(&sets[i], &sets[j]);
-      d[i * n + j] = d[j * n + i] = x;
-      if (x < nearest[i]) nearest[i] = x;
-      if (x < nearest[j]) nearest[j] = x;
+    order[i] = i;
+  qsort_r(order, n, sizeof(size_t), cmp_set, sets);
+  _cleanup_(vs_freep) size_t *class_of = vs_xmalloc(n * sizeof(size_t));
+  _cleanup_(vs_freep) size_t *first = vs_xmalloc(n * sizeof(size_t)); /* a class's VM */
+  _cleanup_(vs_freep) size_t *members = vs_xmalloc(n * sizeof(size_t));
+  size_t classes = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (k == 0 || cmp_set(&order[k - 1], &order[k], sets) != 0) {
+      first[classes] = order[k];
+      members[classes++] = 0;
     }
+    class_of[order[k]] = classes - 1;
+    members[classes - 1]++;
   }
-  _cleanup_(vs_freep) size_t *parent = vs_xmalloc(n * sizeof(size_t));
-  for (size_t i = 0; i < n; i++)
-    parent[i] = i;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = i + 1; j < n; j++) {
-      uint64_t x = d[i * n + j];
-      if (x <= 2 * (uint64_t)nearest[i] + VS_CLOSE_SLACK &&
-          x <= 2 * (uint64_t)nearest[j] + VS_CLOSE_SLACK)
-        parent[find(parent, i)] = find(parent, j);
+  _cleanup_(vs_freep) uint32_t *nearest = vs_xmalloc(classes * sizeof(uint32_t));
+  for (size_t c = 0; c < classes; c++)
+    nearest[c] = members[c] > 1 ? 0 : UINT32_MAX;
+  for (size_t c = 0; c < classes; c++)
+    for (size_t e = c + 1; e < classes; e++) {
+      uint32_t x = distance(&sets[first[c]], &sets[first[e]]);
+      if (x < nearest[c]) nearest[c] = x;
+      if (x < nearest[e]) nearest[e] = x;
     }
-  _cleanup_(vs_freep) size_t *number = vs_xmalloc(n * sizeof(size_t));
+  _cleanup_(vs_freep) size_t *parent = vs_xmalloc(classes * sizeof(size_t));
+  for (size_t c = 0; c < classes; c++)
+    parent[c] = c;
+  for (size_t c = 0; c < classes; c++)
+    for (size_t e = c + 1; e < classes; e++)
+      if (close_both(distance(&sets[first[c]], &sets[first[e]]), nearest[c], nearest[e]))
+        parent[find(parent, c)] = find(parent, e);
+  _cleanup_(vs_freep) size_t *number = vs_xmalloc(classes * sizeof(size_t));
   size_t groups = 0;
-  for (size_t i = 0; i < n; i++)
-    number[i] = SIZE_MAX;
+  for (size_t c = 0; c < classes; c++)
+    number[c] = SIZE_MAX;
   for (size_t i = 0; i < n; i++) {
-    size_t root = find(parent, i);
+    size_t root = find(parent, class_of[i]);
     if (number[root] == SIZE_MAX) number[root] = groups++;
     group[i] = number[root];
   }
