@@ -554,7 +554,7 @@ int main(int argc, char **argv) {
          vms, keys);
   printf("1. a host's round, seconds: view = vs_store_fleet_view (publish its VMs, read every "
          "VM's rows, prepare the view); rank = its %zu VMs; find = vs_store_publish_findings; "
-         "+ffind = the round as vmscope_drift runs it, which calls vs_fleet_find on every host\n",
+         "+ffind = the elected host's round, which alone calls vs_fleet_find\n",
          vms);
   printf("%6s %7s | %7s %7s %6s %6s %7s | %7s %7s %6s | %8s %7s | %7s %7s | %6s\n", "hosts", "VMs",
          "round", "view", "rank", "find", "+ffind", "elected", "ffind", "pub", "storeMiB", "B/VM",
@@ -633,8 +633,8 @@ int main(int argc, char **argv) {
   double store = b->empty_bytes + (x[5] > per_vm ? x[5] : per_vm) * 1000.0 * (double)vms;
   printf("EXTRAPOLATED to 1,000 hosts x %zu VMs (%zu VMs), each part along its own growth:\n", vms,
          1000 * vms);
-  printf("  a host's publish + rank (round)   %10.1f s   target 1 s: %s (+ vs_fleet_find as "
-         "vmscope_drift runs it: %.1f s)\n",
+  printf("  a host's publish + rank (round)   %10.1f s   target 1 s: %s (the elected host's, "
+         "+ vs_fleet_find: %.1f s)\n",
          round, round <= 1 ? "met" : "NOT met", round + x[3]);
   printf("  the elected refresh               %10.1f s   target 60 s: %s\n", elected,
          elected <= 60 ? "met" : "NOT met");
