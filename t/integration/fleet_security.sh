@@ -186,7 +186,7 @@ is "$(sql -c "SELECT count(*) FROM vmscope_findings f WHERE NOT EXISTS (SELECT F
 said=$(cat "$work/host-a/collectd.log" | grep -c 'ranking against the fleet as last read') # a slow first connect may have said it
 vs_pg_stop
 down() { grep -q "vmscope_drift: fleet store postgresql://$1@127.0.0.1:$VS_PG_PORT/vmscope?connect_timeout=3: .*; ranking against the fleet as last read ([0-9]* VMs) until it is back" "$work/$1/collectd.log"; }
-wait_for 60 down host-a && wait_for 60 down host-b
+wait_for 120 down host-a && wait_for 120 down host-b
 ok $? "the store stopped: each host says so, and ranks against the fleet as last read" ||
   for h in host-a host-b; do grep -h 'vmscope_drift' "$work/$h/collectd.log" | tail -n 6 | sed "s/^/# $h: /"; done
 sleep 3 # three more rounds without the store: said once, not each round
@@ -217,7 +217,7 @@ is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE host = 'host-b'")" 3 "host-
 back_at=$(date -u +%s)
 start_host host-b
 ranks_again() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-b' AND ranked_at > to_timestamp($back_at)")" = 3 ]; }
-wait_for 60 ranks_again
+wait_for 120 ranks_again
 elections=$(grep -c "this host does the fleet's once-only work" "$work/host-b/collectd.log")
 kill -STOP "${cpid[host-b]}" # so that it cannot take over before the row below is there
 kill -9 "${cpid[host-a]}"
@@ -228,7 +228,7 @@ sql -c "UPDATE vmscope_fleet_findings SET findings = jsonb_set(findings, '{group
 kill -CONT "${cpid[host-b]}"
 took_over() { [ "$(grep -c "this host does the fleet's once-only work" "$work/host-b/collectd.log")" -gt "$elections" ]; }
 cleared() { grep -q "Notification: severity = OKAY, host = host-b, plugin = vmscope_drift, type = config_group, type_instance = sysctl.vm.swappiness, message = vm.swappiness is no longer 10 on a group of its own (2 VMs: web-1, web-2)" "$work/host-b/collectd.log"; }
-wait_for 60 took_over && wait_for 30 cleared
+wait_for 120 took_over && wait_for 60 cleared
 ok $? "host-a killed: host-b takes the election over and clears the group host-a had notified, which is gone" ||
   grep -h 'vmscope_drift' "$work/host-b/collectd.log" | tail -n 6 | sed "s/^/# host-b: /"
 kill -9 "${cpid[host-b]}"
@@ -236,7 +236,7 @@ wait "${cpid[host-b]}" 2>/dev/null
 sql -c "UPDATE vmscope_fleet_findings SET findings = '{\"vms\":6,\"groups\":[],\"rollouts\":[],\"unique\":[],\"by\":\"someone\"}'::jsonb" >/dev/null
 start_host host-b
 refused_last() { grep -q "the fleet findings host host-b published are refused: fleet findings: .*by.*; the fleet's standing groups and rollouts are notified again" "$work/host-b/collectd.log"; }
-wait_for 60 refused_last
+wait_for 120 refused_last
 ok $? "a row of fleet findings that fails the checks is refused, and said so, when a host takes over"
 
 # --- passwords -----------------------------------------------------------------------------
