@@ -9,7 +9,10 @@ build=(
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev libpq-dev
 )
-demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
+demo=(
+  collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc
+  postgresql-15 # the demo's fleet store, that its two hosts share (and t/integration/fleet_store.sh)
+)
 tests=(
   debhelper dpkg-dev lintian # the Debian package (t/integration/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
@@ -19,7 +22,6 @@ tests=(
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
   qemu-guest-agent etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
-  postgresql-15 # the fleet store (t/integration/fleet_store.sh)
 )
 packages=("${build[@]}" "${demo[@]}")
 [ "${1:-}" = demo ] || packages+=("${tests[@]}")

@@ -20,13 +20,12 @@ cleanup() {
 trap cleanup EXIT; [ -n "${KEEP:-}" ] && trap - EXIT
 vs_pg_start "$work/pg" || { skip 1 "$VS_PG_WHY"; done_testing; exit $?; }
 pids+=("$VS_PG_PID")
-vs_pg_role vmscope 'fleet-secret'
-# The schema's owner, that every host shares here (t/integration/fleet_security.sh gives each
-# host its own role): it may create the group roles the schema grants to.
-vs_pg_sql -c 'ALTER ROLE vmscope CREATEROLE' -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
-url=$(vs_pg_url vmscope vmscope)
 printf 'fleet-secret\n' >"$work/password"
 chmod 600 "$work/password"
+# The schema's owner, that every host shares here (t/integration/fleet_security.sh gives each
+# host its own role): it may create the group roles the schema grants to.
+vs_pg_store vmscope "$work/password"
+url=$(vs_pg_url vmscope vmscope)
 sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
 
 mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }

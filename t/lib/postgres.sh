@@ -6,6 +6,10 @@
 #                     VS_PG_WHY set when it cannot (not installed, not root).
 #                     With VS_PG_TLS=DIR (server.crt and server.key in it), TCP is TLS only.
 #   vs_pg_role NAME PASSWORD   a login role (scram-sha-256 over TCP)
+#   vs_pg_store OWNER PWFILE   a fleet store: database OWNER, owned by the login role OWNER
+#                     (CREATEROLE: the schema makes its group roles) whose password is
+#                     PWFILE's first line; the SQL goes to psql on its standard input, so no
+#                     password is on a command line
 #   vs_pg_url NAME    the URL a role connects with over TCP (the password goes in a file)
 #   vs_pg_stop        stop it by its pid and wait for it
 # PostgreSQL refuses to run as root: the server runs as the "postgres" user that Debian's
@@ -61,8 +65,13 @@ HBA
 }
 # vs_pg_sql [-c SQL | ...]: psql as the superuser, on database VS_PG_DB (default postgres)
 vs_pg_sql() { psql -qAtX -v ON_ERROR_STOP=1 "$VS_PG_ADMIN dbname=${VS_PG_DB:-postgres}" "$@"; }
-vs_pg_role() { # NAME PASSWORD
-  vs_pg_sql -c "CREATE ROLE \"$1\" LOGIN PASSWORD '$2'" >/dev/null
+vs_pg_role() { # NAME PASSWORD (by psql's standard input, on no command line)
+  printf 'CREATE ROLE "%s" LOGIN PASSWORD \x27%s\x27;\n' "$1" "${2//\'/\'\'}" | vs_pg_sql >/dev/null
+}
+vs_pg_store() { # OWNER PWFILE
+  local pw
+  IFS= read -r pw <"$2" || [ -n "$pw" ] || return 1
+  vs_pg_role "$1" "$pw" && vs_pg_sql -c "ALTER ROLE \"$1\" CREATEROLE" -c "CREATE DATABASE \"$1\" OWNER \"$1\"" >/dev/null
 }
 vs_pg_url() { echo "postgresql://$1@127.0.0.1:$VS_PG_PORT/${2:-postgres}"; }
 vs_pg_stop() {
