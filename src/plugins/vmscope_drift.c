@@ -172,9 +172,8 @@ static void free_metrics(struct metric *m, size_t n) {
   free(m);
 }
 
-/* Hands this round's figures to the read callback, and the fleet's counts (GROUPS, ROLLOUTS). */
-/* GROUPS and ROLLOUTS are the fleet's: sent by the host that found them (FLEET_COUNTS), not by
- * every host of a fleet store. */
+/* Hands this round's figures to the read callback, and the fleet's counts (GROUPS, ROLLOUTS),
+ * which only the host that found them sends (FLEET_COUNTS), not every host of a fleet store. */
 static void publish_metrics(size_t groups, size_t rollouts, bool fleet_counts) {
   struct metric *m = vs_xcalloc(drift.n_vms + 1, sizeof(*m));
   for (size_t i = 0; i < drift.n_vms; i++)

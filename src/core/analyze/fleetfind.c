@@ -69,7 +69,7 @@ struct candidate {
   const char *name, *value; /* the population's strings */
   const char *rest;         /* the value most of the fleet has */
   uint32_t rest_count;
-  size_t *vms, n_vms; /* the members: view indices, ascending */
+  size_t *vms, n_vms, cap; /* the members: view indices, ascending; at most CAP (the count) */
 };
 
 struct finder {
@@ -137,11 +137,12 @@ static void consider_value(const char *value, uint32_t count, void *arg) {
                                               .value = value,
                                               .rest = f->st.top_value[0],
                                               .rest_count = f->st.top_count[0],
-                                              .vms = vs_xcalloc(count, sizeof(size_t))};
+                                              .vms = vs_xcalloc(count, sizeof(size_t)),
+                                              .cap = count};
 }
 
-static void add_member(struct candidate *c, size_t vm, const struct vs_pop *fleet) {
-  if (c->n_vms < vs_pop_count(fleet, c->key, c->value)) c->vms[c->n_vms++] = vm;
+static void add_member(struct candidate *c, size_t vm) {
+  if (c->n_vms < c->cap) c->vms[c->n_vms++] = vm;
 }
 
 /* Each candidate's members, in one pass over the VMs' settings (not one pass over every VM per
@@ -152,8 +153,13 @@ static void find_members(struct finder *f) {
   const struct vs_pop *fleet = vs_view_fleet(f->v);
   _cleanup_(vs_strmap_freep) struct vs_strmap *by_key = /* name -> value -> candidate + 1 */
       vs_strmap_new((vs_strmap_free_fn)vs_strmap_free);
+  _cleanup_(vs_freep) size_t *absent = vs_xcalloc(f->n_cands + 1, sizeof(size_t));
+  size_t n_absent = 0;
   for (size_t c = 0; c < f->n_cands; c++) {
-    if (strcmp(f->cands[c].value, VS_ABSENT) == 0) continue;
+    if (strcmp(f->cands[c].value, VS_ABSENT) == 0) {
+      absent[n_absent++] = c;
+      continue;
+    }
     struct vs_strmap *values = vs_strmap_get(by_key, f->cands[c].name);
     if (!values) vs_strmap_put(by_key, f->cands[c].name, values = vs_strmap_new(NULL));
     vs_strmap_put(values, f->cands[c].value, (void *)(uintptr_t)(c + 1));
@@ -166,13 +172,13 @@ static void find_members(struct finder *f) {
     while (vs_feature_next(doc, &pos, &key, &value)) {
       const struct vs_strmap *values = vs_strmap_get(by_key, key);
       size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
-      if (c) add_member(&f->cands[c - 1], j, fleet);
+      if (c) add_member(&f->cands[c - 1], j);
     }
-    for (size_t c = 0; c < f->n_cands; c++)
-      if (strcmp(f->cands[c].value, VS_ABSENT) == 0 &&
-          strcmp(vs_pop_fold(fleet, f->cands[c].key, vs_feature_get(doc, f->cands[c].name)),
-                 VS_ABSENT) == 0)
-        add_member(&f->cands[c], j, fleet);
+    for (size_t a = 0; a < n_absent; a++) {
+      struct candidate *c = &f->cands[absent[a]];
+      if (strcmp(vs_pop_fold(fleet, c->key, vs_feature_get(doc, c->name)), VS_ABSENT) == 0)
+        add_member(c, j);
+    }
   }
 }
 
@@ -406,14 +412,16 @@ struct vs_fleet_findings *vs_fleet_findings_from_json(const json_t *j, struct vs
       return NULL;
     }
     _cleanup_(vs_freep) char *what = vs_xasprintf("fleet findings: group %zu's members", i);
-    if (strv_from_json(members, what, &g->members, &g->n_members, err) < 0) return NULL;
+    char **names;
+    size_t n_names;
+    if (strv_from_json(members, what, &names, &n_names, err) < 0) return NULL;
     *g = (struct vs_group){.key = vs_xstrdup(key),
                            .value = vs_xstrdup(value),
                            .rest = vs_xstrdup(rest),
                            .rest_count = (uint32_t)rest_count,
                            .keys = (size_t)keys,
-                           .members = g->members,
-                           .n_members = g->n_members};
+                           .members = names,
+                           .n_members = n_names};
     f->n_groups++;
   }
   f->rollouts = vs_xcalloc(json_array_size(rollouts) + 1, sizeof(*f->rollouts));
