@@ -143,7 +143,12 @@ sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval
 refused() { grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue): the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"; }
 wait_for 30 refused host-a && wait_for 30 refused host-b
 ok $? "a row whose document is another VM's is refused, and each host says which and why"
-sleep 2 # two more rounds: the refused row must not count
+# Two more rounds of host-a's, each publishing its rankings after the row was refused.
+ranked_since() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-a' AND ranked_at > to_timestamp($1)")" -gt 0 ]; }
+for round in 1 2; do
+  since=$(date -u +%s.%N)
+  wait_for 30 ranked_since "$since"
+done
 is "$(samples host-a)" 5,5,5 "and it is not counted: the VMs still have 5 peers"
 sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
 
@@ -231,6 +236,8 @@ cleared() { grep -q "Notification: severity = OKAY, host = host-b, plugin = vmsc
 wait_for 120 took_over && wait_for 60 cleared
 ok $? "host-a killed: host-b takes the election over and clears the group host-a had notified, which is gone" ||
   grep -h 'vmscope_drift' "$work/host-b/collectd.log" | tail -n 6 | sed "s/^/# host-b: /"
+published_by() { [ "$(sql -c "SELECT host FROM vmscope_fleet_findings")" = "$1" ]; }
+wait_for 120 published_by host-b # host-b's own publish as the elected host, then its last
 kill -9 "${cpid[host-b]}"
 wait "${cpid[host-b]}" 2>/dev/null
 sql -c "UPDATE vmscope_fleet_findings SET findings = '{\"vms\":6,\"groups\":[],\"rollouts\":[],\"unique\":[],\"by\":\"someone\"}'::jsonb" >/dev/null
