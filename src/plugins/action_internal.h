@@ -25,6 +25,8 @@ struct action_conf {
   char *cacert, *cert, *key, *user, *password; /* etcd TLS and authentication */
   int lease;
   cdtime_t agent_timeout;
+  cdtime_t thaw_timeout; /* ThawTimeout: 0 no wait (thaw_timeout_set), unset 60 s */
+  bool thaw_timeout_set;
 };
 
 /* The fleet store as configured (FleetStore, Prefix, TLS and credentials). */

@@ -109,7 +109,8 @@ static void *proxy_thread(void *arg) {
   struct vs_fleet_opts fo = action_fleet_opts(px.conf);
   struct proxy_run r = {.co = {.timeout_ms = (int)CDTIME_T_TO_MS(px.conf->agent_timeout),
                                .allow = (const char *const *)px.conf->allow,
-                               .n_allow = px.conf->n_allow}};
+                               .n_allow = px.conf->n_allow,
+                               .thaw_wait_ms = (int)CDTIME_T_TO_MS(px.conf->thaw_timeout)}};
   struct vs_err err = {0};
   if (px.conf->n_stores && !(r.f = vs_fleet_open(&fo, &err))) {
     vs_once_fail(&px.once, PLUGIN, "fleet", vs_err_msg(&err)); /* the proxy cannot start */

@@ -2,12 +2,16 @@
  * notification callback of its own ("vmscope_action/RULE"), which takes the notifications its
  * rule matches (never this plugin's own) within the rule's rate limit and cooldown, copies them
  * into a bounded queue and returns; a fixed pool of workers runs the rule's actions (remedy.h)
- * and reports each result as an action_result notification and as counters. */
+ * and reports each result as an action_result notification and as counters. An action that
+ * failed for an alarm is tried again with backoff while the alarm stands (retry.h): one more
+ * callback ("vmscope_action/retries") sees the OKAYs that end alarms, and one thread puts the
+ * retries that are due back into the queue. */
 #include "action_internal.h"
 
 #include "channel.h"
 #include "queue.h"
 #include "remedy.h"
+#include "retry.h"
 
 #define MAX_WORKERS 32
 
@@ -23,9 +27,12 @@ static struct {
   enum vs_instance_format instance_format; /* of action_result */
   pthread_t workers[MAX_WORKERS];
   int workers_running;
+  struct vs_retries *retries;
+  pthread_t retry_thread;
+  bool retry_running;
   pthread_mutex_t lock;
-  uint64_t ok, failed, dropped; /* under LOCK */
-  double duration_sum;          /* since the last read, under LOCK */
+  uint64_t ok, failed, dropped, retried; /* under LOCK */
+  double duration_sum;                   /* since the last read, under LOCK */
   uint64_t duration_n;
   double last_drop_log;
   double last_duration; /* the read callback's: < 0 until an action finished */
@@ -100,6 +107,8 @@ int remedy_check_allowed(const struct action_conf *c) {
 struct job {
   size_t rule;
   struct vs_event *event;
+  int attempt; /* 1: the first run; a retry runs one action */
+  size_t action;
 };
 
 static void job_free(void *p) {
@@ -174,17 +183,36 @@ static int notify_cb(const notification_t *n, user_data_t *ud) {
   const struct vs_rule *r = vs_rules_get(rem.rules, rule);
   /* Matching needs the meta as text: the event is built first, and kept only if it matches. */
   struct vs_event *e = event_of(n);
-  if (!r || !vs_rule_matches(r, e) ||
-      !vs_rules_admit(rem.rules, rule, vs_event_domain(e), vs_now_monotonic())) {
+  if (!r || !vs_rule_matches(r, e)) {
+    vs_event_free(e);
+    return 0;
+  }
+  vs_retries_alarm(rem.retries, e); /* it stands, whether this rule runs for it now or not */
+  if (!vs_rules_admit(rem.rules, rule, vs_event_domain(e), vs_now_monotonic())) {
     vs_event_free(e);
     return 0;
   }
   struct job *j = vs_xcalloc(1, sizeof(*j));
   j->rule = rule;
   j->event = e;
+  j->attempt = 1;
   if (vs_queue_push(rem.queue, j)) return 0;
   job_free(j);
   dropped(r, n);
+  return 0;
+}
+
+/* Every OKAY: the alarm it ends has its retries dropped (whichever plugin sent it). */
+static int okay_cb(const notification_t *n, user_data_t *ud) {
+  (void)ud;
+  if (!rem.retries || n->severity != NOTIF_OKAY || strcmp(n->plugin, PLUGIN) == 0) return 0;
+  struct vs_event e = {.severity = n->severity,
+                       .host = (char *)n->host,
+                       .plugin = (char *)n->plugin,
+                       .plugin_instance = (char *)n->plugin_instance,
+                       .type = (char *)n->type,
+                       .type_instance = (char *)n->type_instance};
+  vs_retries_note(rem.retries, &e);
   return 0;
 }
 
@@ -200,9 +228,12 @@ static const char *event_instance(const struct vs_event *e) {
   return vs_instance_name(rem.instance_format, name ? name : domain, id ? id : domain);
 }
 
+/* The action's result as an action_result notification; RETRY_IN: seconds until it is tried
+ * again, or < 0 when it is not. */
 static void report(const struct vs_rule *r, const struct vs_rule_action *a, const char *domain,
-                   const struct vs_event *e, bool good, double seconds, const char *error,
-                   json_t *detail) {
+                   const struct job *j, bool good, double seconds, const char *error,
+                   json_t *detail, double retry_in) {
+  const struct vs_event *e = j->event;
   notification_t n;
   char ti[DATA_MAX_NAME_LEN];
   snprintf(ti, sizeof(ti), "%s", r->name);
@@ -215,6 +246,8 @@ static void report(const struct vs_rule *r, const struct vs_rule_action *a, cons
   plugin_notification_meta_add_double(&n, "duration", seconds);
   plugin_notification_meta_add_boolean(&n, "dry_run", r->dry_run);
   plugin_notification_meta_add_string(&n, "trigger", e->type ? e->type : "");
+  plugin_notification_meta_add_unsigned_int(&n, "attempt", (uint64_t)j->attempt);
+  if (retry_in >= 0) plugin_notification_meta_add_double(&n, "retry_in", retry_in);
   if (error) plugin_notification_meta_add_string(&n, "error", error);
   if (detail) {
     char *d = json_dumps(detail, JSON_COMPACT);
@@ -225,17 +258,33 @@ static void report(const struct vs_rule *r, const struct vs_rule_action *a, cons
     vs_notification_send(&n, "rule %s: would run %s %s on %s (dry run)", r->name,
                          vs_action_kind_name(a->kind), a->arg, domain);
   else if (good)
-    vs_notification_send(&n, "rule %s: %s on %s done in %.0f ms", r->name,
-                         vs_action_kind_name(a->kind), domain, seconds * 1000);
+    vs_notification_send(&n, "rule %s: %s on %s done in %.0f ms%s", r->name,
+                         vs_action_kind_name(a->kind), domain, seconds * 1000,
+                         j->attempt > 1 ? " (a retry)" : "");
+  else if (retry_in >= 0)
+    vs_notification_send(&n, "rule %s: %s on %s failed: %s; tried again in %.0f s (attempt %d)",
+                         r->name, vs_action_kind_name(a->kind), domain,
+                         error ? error : "unknown error", retry_in, j->attempt + 1);
   else
     vs_notification_send(&n, "rule %s: %s on %s failed: %s", r->name, vs_action_kind_name(a->kind),
                          domain, error ? error : "unknown error");
 }
 
-/* Runs (or, in a dry run, names) action A of rule R for the job's event, reports the result
- * and counts it. */
-static void run_action(struct vs_remedy *ctx, const struct vs_rule *r,
-                       const struct vs_rule_action *a, const struct job *j) {
+/* When a failed action of rule R is tried again (-1: it is not): while its alarm stands and its
+ * retries last, never once the plugin is stopping. */
+static double schedule_retry(const struct vs_rule *r, const struct job *j, size_t action) {
+  if (__atomic_load_n(&rem.stopping, __ATOMIC_ACQUIRE)) return -1;
+  struct vs_retry_policy p = {.retries = r->retries < 0 ? VS_RETRY_DEFAULT_COUNT : r->retries,
+                              .backoff_s = r->retry_backoff_s};
+  return vs_retries_schedule(rem.retries, j->rule, action, &p, j->event, j->attempt,
+                             vs_now_monotonic());
+}
+
+/* Runs (or, in a dry run, names) action ACTION of rule R for the job's event, reports the
+ * result, counts it, and schedules a retry when it failed for an alarm. */
+static void run_action(struct vs_remedy *ctx, const struct vs_rule *r, size_t action,
+                       const struct job *j) {
+  const struct vs_rule_action *a = &r->actions[action];
   const char *domain = vs_event_domain(j->event);
   double t0 = vs_now_monotonic();
   struct vs_err err = {0};
@@ -247,15 +296,20 @@ static void run_action(struct vs_remedy *ctx, const struct vs_rule *r,
   else
     rc = vs_remedy_run(ctx, r, a, j->event, domain, &detail, &err);
   double secs = vs_now_monotonic() - t0;
-  if (rc < 0)
-    WARNING(PLUGIN ": rule \"%s\": %s on %s failed: %s", r->name, vs_action_kind_name(a->kind),
-            domain, vs_err_msg(&err));
-  report(r, a, domain, j->event, rc == 0, secs, rc < 0 ? vs_err_msg(&err) : NULL, detail);
+  double retry_in = rc < 0 ? schedule_retry(r, j, action) : -1;
+  if (rc < 0 && retry_in >= 0)
+    WARNING(PLUGIN ": rule \"%s\": %s on %s failed (attempt %d): %s; tried again in %.0f s",
+            r->name, vs_action_kind_name(a->kind), domain, j->attempt, vs_err_msg(&err), retry_in);
+  else if (rc < 0)
+    WARNING(PLUGIN ": rule \"%s\": %s on %s failed (attempt %d): %s", r->name,
+            vs_action_kind_name(a->kind), domain, j->attempt, vs_err_msg(&err));
+  report(r, a, domain, j, rc == 0, secs, rc < 0 ? vs_err_msg(&err) : NULL, detail, retry_in);
   pthread_mutex_lock(&rem.lock);
   if (rc == 0)
     rem.ok++;
   else
     rem.failed++;
+  if (retry_in >= 0) rem.retried++;
   rem.duration_sum += secs;
   rem.duration_n++;
   pthread_mutex_unlock(&rem.lock);
@@ -272,6 +326,7 @@ static void *action_worker(void *arg) {
                               .allow = (const char *const *)c->allow,
                               .n_allow = c->n_allow,
                               .agent_timeout_ms = (int)CDTIME_T_TO_MS(c->agent_timeout),
+                              .thaw_wait_ms = (int)CDTIME_T_TO_MS(c->thaw_timeout),
                               .exec_deadline_ms = (int)CDTIME_T_TO_MS(rem.exec_deadline),
                               .patchset_copy = rem.patchset_copy,
                               .copy_timeout_s = (int)CDTIME_T_TO_TIME_T(rem.copy_timeout)};
@@ -280,11 +335,33 @@ static void *action_worker(void *arg) {
   while ((j = vs_queue_pop(rem.queue))) {
     const struct vs_rule *r = vs_rules_get(rem.rules, j->rule);
     bool stopping = __atomic_load_n(&rem.stopping, __ATOMIC_ACQUIRE); /* drop what is queued */
-    for (size_t i = 0; r && !stopping && i < r->n_actions; i++)
-      run_action(&ctx, r, &r->actions[i], j);
+    if (r && !stopping && j->attempt > 1) {
+      if (j->action < r->n_actions) run_action(&ctx, r, j->action, j);
+    } else {
+      for (size_t i = 0; r && !stopping && i < r->n_actions; i++)
+        run_action(&ctx, r, i, j);
+    }
     job_free(j);
   }
   vs_remedy_clear(&ctx);
+  return NULL;
+}
+
+/* Puts the retries that fall due back into the queue, as jobs of one action each. */
+static void *retry_thread(void *arg) {
+  (void)arg;
+  struct vs_retry rt;
+  while (vs_retries_wait(rem.retries, &rt)) {
+    const struct vs_rule *r = vs_rules_get(rem.rules, rt.rule);
+    struct job *j = vs_xcalloc(1, sizeof(*j));
+    *j = (struct job){
+        .rule = rt.rule, .event = rt.event, .attempt = rt.attempt, .action = rt.action};
+    if (vs_queue_push(rem.queue, j)) continue;
+    notification_t n = {.plugin_instance = ""};
+    snprintf(n.plugin_instance, sizeof(n.plugin_instance), "%s", vs_event_domain(j->event));
+    if (r) dropped(r, &n);
+    job_free(j);
+  }
   return NULL;
 }
 
@@ -302,6 +379,17 @@ int remedy_start(const struct action_conf *c) {
   rem.pending = NULL;
   rem.n_pending = 0;
   rem.queue = vs_queue_new((size_t)rem.queue_size);
+  rem.retries = vs_retries_new();
+  if (plugin_thread_create(&rem.retry_thread, retry_thread, NULL, "vmscope retry") != 0) {
+    ERROR(PLUGIN ": cannot start the retry thread");
+    return -1;
+  }
+  rem.retry_running = true;
+  user_data_t okay_ud = {0};
+  if (plugin_register_notification(PLUGIN "/retries", okay_cb, &okay_ud) != 0) {
+    ERROR(PLUGIN ": cannot register the notification callback " PLUGIN "/retries");
+    return -1;
+  }
   for (int i = 0; i < rem.n_workers; i++) {
     if (plugin_thread_create(&rem.workers[i], action_worker, NULL, "vmscope act") != 0) {
       ERROR(PLUGIN ": cannot start action worker %d", i);
@@ -324,7 +412,7 @@ int remedy_start(const struct action_conf *c) {
 void remedy_read(void) {
   if (!rem.rules) return;
   pthread_mutex_lock(&rem.lock);
-  uint64_t ok = rem.ok, failed = rem.failed, drops = rem.dropped;
+  uint64_t ok = rem.ok, failed = rem.failed, drops = rem.dropped, retried = rem.retried;
   double dsum = rem.duration_sum;
   uint64_t dn = rem.duration_n;
   rem.duration_sum = 0;
@@ -333,6 +421,7 @@ void remedy_read(void) {
   vs_glue_submit(PLUGIN, "", "count", "actions_ok", (gauge_t)ok, 0);
   vs_glue_submit(PLUGIN, "", "count", "actions_failed", (gauge_t)failed, 0);
   vs_glue_submit(PLUGIN, "", "count", "actions_dropped", (gauge_t)drops, 0);
+  vs_glue_submit(PLUGIN, "", "count", "actions_retried", (gauge_t)retried, 0);
   /* the mean of the actions finished since the last read; kept while none finish, so the
    * series does not come and go */
   if (dn) rem.last_duration = dsum / (double)dn;
@@ -349,7 +438,13 @@ void remedy_stop(void) {
       callback_name(i, name, sizeof(name));
       plugin_unregister_notification(name);
     }
+    plugin_unregister_notification(PLUGIN "/retries");
     __atomic_store_n(&rem.stopping, true, __ATOMIC_RELEASE);
+    if (rem.retry_running) { /* before the queue closes: the thread pushes into it */
+      vs_retries_close(rem.retries);
+      pthread_join(rem.retry_thread, NULL);
+      rem.retry_running = false;
+    }
     vs_queue_close(rem.queue);
     for (int i = 0; i < rem.workers_running; i++)
       pthread_join(rem.workers[i], NULL);
@@ -357,6 +452,8 @@ void remedy_stop(void) {
     vs_queue_free(rem.queue, job_free);
     rem.queue = NULL;
   }
+  vs_retries_free(rem.retries);
+  rem.retries = NULL;
   vs_rules_free(rem.rules);
   rem.rules = NULL;
   for (size_t i = 0; i < rem.n_pending; i++)

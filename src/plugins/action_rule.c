@@ -169,11 +169,14 @@ static int rule_option(struct vs_rule *r, const oconfig_item_t *c, const char *w
   if (strcasecmp(k, "DryRun") == 0) return vs_cf_boolean(c, where, &r->dry_run);
   if (strcasecmp(k, "RateLimit") == 0) return rule_rate_limit(r, c);
   if (strcasecmp(k, "Cooldown") == 0) return vs_cf_int(c, where, &r->cooldown_s);
+  if (strcasecmp(k, "Retries") == 0) return vs_cf_int(c, where, &r->retries);
+  if (strcasecmp(k, "RetryBackoff") == 0) return vs_cf_double(c, where, &r->retry_backoff_s);
   int rc = rule_webhook(&r->webhook, c, where);
   if (rc <= 0) return rc;
   ERROR(PLUGIN ": Rule \"%s\": unknown option \"%s\" (expected Match, Plugin, PluginInstance, "
                "Type, TypeInstance, Severity, Meta, Domain, Action, DryRun, RateLimit, Cooldown, "
-               "WebhookHeader, WebhookUser, WebhookPassword, WebhookBearer, WebhookCACert, "
+               "Retries, RetryBackoff, WebhookHeader, WebhookUser, WebhookPassword, WebhookBearer, "
+               "WebhookCACert, "
                "WebhookVerifyPeer, WebhookTimeout, WebhookRetries or WebhookBody)",
         r->name, k);
   return -1;
@@ -201,8 +204,8 @@ int rule_config(oconfig_item_t *ci, struct vs_rule **pending, size_t *n_pending)
     ERROR(PLUGIN ": <Rule> takes one name: <Rule \"name\">");
     return -1;
   }
-  _cleanup_(vs_rule_clear) struct vs_rule r = {.name = vs_xstrdup(ci->values[0].value.string),
-                                               .webhook.retries = -1};
+  _cleanup_(vs_rule_clear) struct vs_rule r = {
+      .name = vs_xstrdup(ci->values[0].value.string), .retries = -1, .webhook.retries = -1};
   /* "vmscope_action: Rule "name"", the prefix of this rule's messages */
   _cleanup_(vs_freep) char *where = vs_xasprintf(PLUGIN ": Rule \"%s\"", r.name);
   static const char *const lists[] = {"Match", "Meta", "Domain", "Action", "WebhookHeader", NULL};

@@ -49,6 +49,10 @@ static int config_shared(const oconfig_item_t *c) {
   if (strcasecmp(k, "HostName") == 0) return vs_cf_string(c, PLUGIN, &conf.host);
   if (strcasecmp(k, "Lease") == 0) return config_lease(c);
   if (strcasecmp(k, "AgentTimeout") == 0) return vs_cf_cdtime(c, PLUGIN, &conf.agent_timeout);
+  if (strcasecmp(k, "ThawTimeout") == 0) {
+    conf.thaw_timeout_set = true;
+    return vs_cf_cdtime(c, PLUGIN, &conf.thaw_timeout);
+  }
   if (strcasecmp(k, "Socket") == 0) return vs_cf_string(c, PLUGIN, &conf.socket);
   if (strcasecmp(k, "Connection") == 0) return vs_cf_string(c, PLUGIN, &conf.uri);
   if (strcasecmp(k, "Prefix") == 0) return vs_cf_string(c, PLUGIN, &conf.prefix);
@@ -68,10 +72,11 @@ static int config(oconfig_item_t *ci) {
     int rc = config_shared(c);
     if (rc == 1) rc = remedy_config(c);
     if (rc == 1) {
-      ERROR(PLUGIN ": unknown option \"%s\" (expected FleetStore, HostName, Lease, "
-                   "AgentTimeout, AllowCommand, Socket, Connection, Prefix, FleetCACert, "
-                   "FleetCert, FleetKey, FleetUser, FleetPassword, Rule, Workers, QueueSize, "
-                   "ExecTimeout, PatchsetMethod, CopyTimeout or PluginInstanceFormat)",
+      ERROR(PLUGIN
+            ": unknown option \"%s\" (expected FleetStore, HostName, Lease, "
+            "AgentTimeout, ThawTimeout, AllowCommand, Socket, Connection, Prefix, FleetCACert, "
+            "FleetCert, FleetKey, FleetUser, FleetPassword, Rule, Workers, QueueSize, "
+            "ExecTimeout, PatchsetMethod, CopyTimeout or PluginInstanceFormat)",
             c->key);
       return -1;
     }
@@ -94,6 +99,7 @@ static int init(void) {
   vs_log_set_sink(vs_glue_log_sink, PLUGIN);
   if (!conf.host) conf.host = vs_xstrdup(hostname_g ? hostname_g : "localhost");
   if (conf.agent_timeout == 0) conf.agent_timeout = TIME_T_TO_CDTIME_T(5);
+  if (!conf.thaw_timeout_set) conf.thaw_timeout = TIME_T_TO_CDTIME_T(60);
   if (remedy_start(&conf) != 0) return -1;
   return has_proxy() ? proxy_start(&conf) : 0;
 }
@@ -115,7 +121,10 @@ static int shutdown_cb(void) {
                       &conf.cert, &conf.key,    &conf.user, &conf.password};
   for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
     vs_freep(strings[i]);
-  conf = (struct action_conf){.lease = conf.lease, .agent_timeout = conf.agent_timeout};
+  conf = (struct action_conf){.lease = conf.lease,
+                              .agent_timeout = conf.agent_timeout,
+                              .thaw_timeout = conf.thaw_timeout,
+                              .thaw_timeout_set = conf.thaw_timeout_set};
   return 0;
 }
 

@@ -89,6 +89,16 @@ fix="sleep 4 && cp $work/images/web-03-fixed.qcow2 $work/images/web-03.new && mv
 fix_json=$(jq -cn --arg c "$fix" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c], "capture-output": true}}')
 dry_json=$(jq -cn --arg c "touch $work/dry-ran" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c]}}')
 q() { sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$1"; } # a collectd config string
+# The retry rule's endpoint: fails its first request (HTTP 500), answers the others.
+hookport=$((22000 + $$ % 1000 * 2 + 1)) # amport + 1 is the TLS Alertmanager's
+cat >"$work/hook.sh" <<EOF
+#!/bin/sh
+if [ -e "$work/hook.failed" ]; then printf 'HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n'
+else touch "$work/hook.failed"; printf 'HTTP/1.0 500 Busy\r\nContent-Length: 0\r\n\r\n'; fi
+EOF
+chmod 755 "$work/hook.sh"
+socat TCP-LISTEN:$hookport,bind=127.0.0.1,reuseaddr,fork EXEC:"$work/hook.sh" >"$work/hook.log" 2>&1 &
+pids+=($!)
 
 plugindir=$(vs_plugin_dir "$work")
 ok $? "make install into a staging root"
@@ -111,6 +121,8 @@ bad_rule "an unknown template field" 'unknown field ${nosuch}' 'Type "x"' 'Actio
 bad_rule "a rule without actions" 'has no Action' 'Type "x"'
 bad_rule "a RateLimit past an int (found by fuzz_config_action)" 'RateLimit takes a count and seconds, whole numbers' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'RateLimit 99999999999 60'
 bad_rule "an unknown severity" 'is none of failure, warning, okay' 'Severity "urgent"' 'Action "webhook" "http://127.0.0.1:1/"'
+bad_rule "Retries past 100" 'Retries takes a count from 0 to 100' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'Retries 1000'
+bad_rule "a RetryBackoff of no time" 'RetryBackoff takes seconds from 0.1 to 3600' 'Type "x"' 'Action "webhook" "http://127.0.0.1:1/"' 'RetryBackoff 0.01'
 { vs_collectd_conf "$work" "$plugindir"; cat <<CONF; } >"$work/collectd.conf"
 LoadPlugin exec
 <Plugin exec>
@@ -148,6 +160,14 @@ LoadPlugin vmscope_action
     Match Plugin "vmscope_drift" Type "config_drift" Severity "warning"
     Action "agent" "$(q "$dry_json")"
     DryRun true
+  </Rule>
+  <Rule "retry">
+    Match Plugin "vmscope_drift" Type "config_drift" Severity "warning" Meta "key" "file:/etc/ssh/sshd_config:PermitRootLogin"
+    Action "webhook" "http://127.0.0.1:$hookport/hook"
+    WebhookRetries 0
+    WebhookTimeout 2
+    Retries 5
+    RetryBackoff 1
   </Rule>
   <Rule "loop">
     Type "action_result"
@@ -187,6 +207,15 @@ curl -s "$am/api/v2/alerts" | jq -e '.[] | select(.labels.domain == "web-03") | 
 ok $? "labelled with the domain and the key, the message as its summary"
 wait_for 30 has_notes action_result OKAY web-03 root-login
 ok $? "the root-login rule's agent action reports action_result OKAY through collectd"
+# A failed action for an alarm that stands is tried again (the fix above sleeps 4 s before
+# the alarm can clear; the retry comes after 1 s).
+wait_for 30 has_notes action_result OKAY web-03 retry
+f=$(notes action_result FAILURE web-03 retry | head -n1)
+[ -n "$f" ] && grep -qx 'attempt: 1' "$f" && grep -q '^retry_in: ' "$f" && grep -q 'tried again in 1 s (attempt 2)' "$f"
+ok $? "a failed webhook for a standing alarm is to be tried again: $(tail -n1 "$f" 2>/dev/null)"
+f=$(notes action_result OKAY web-03 retry | head -n1)
+[ -n "$f" ] && grep -qx 'attempt: 2' "$f" && grep -q '(a retry)' "$f"
+ok $? "and the retry gets through: $(tail -n1 "$f" 2>/dev/null)"
 f=$(notes action_result OKAY web-03 root-login | head -n1)
 grep -qx 'action: agent' "$f" && grep -qx 'rule: root-login' "$f" && grep -qx 'domain: web-03' "$f" && grep -q '^duration: ' "$f"
 ok $? "with rule, action, domain and duration in its meta"
@@ -304,6 +333,7 @@ LoadPlugin vmscope_action
     Type "flood_test"
     Action "webhook" "http://127.0.0.1:1/nothing-listens"
     WebhookRetries 0
+    Retries 0 # each notification runs once: counted below
   </Rule>
 </Plugin>
 CONF

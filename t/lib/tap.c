@@ -44,6 +44,16 @@ bool is_str(const char *got, const char *want, const char *desc, ...) {
   return cond;
 }
 
+bool is_num(double got, double want, const char *desc, ...) {
+  bool cond = got == want;
+  va_list ap;
+  va_start(ap, desc);
+  vresult(cond, desc, ap);
+  va_end(ap);
+  if (!cond) printf("#   got:  %.17g\n#   want: %.17g\n", got, want);
+  return cond;
+}
+
 void diag(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -1,6 +1,6 @@
 /* The guest agent channel against the real qemu-ga (run here as "qemu-ga -m unix-listen",
  * with everything that changes the machine blocked), a socket that never answers, a relay that
- * sends garbage first, and a fake agent that answers with junk. */
+ * sends garbage first, a fake agent that answers with junk, and one whose guest is frozen. */
 #include "channel.h"
 #include "daemons.h"
 #include "fixture.h"
@@ -70,40 +70,142 @@ out:
   return NULL;
 }
 
+/* A fake agent's one connection on LISTEN_FD: each command line gets ANSWER's reply (OUT, a
+ * line); guest-sync-delimited is answered here, as an agent does, with its 0xFF marker. */
+typedef void answer_fn(const char *line, char *out, size_t size, void *arg);
+static void serve_lines(int listen_fd, answer_fn *answer, void *arg) {
+  int fd = accept(listen_fd, NULL, NULL);
+  if (fd < 0) return;
+  char buf[4096];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+    if (n <= 0) break;
+    len += (size_t)n;
+    buf[len] = '\0';
+    char *nl;
+    while ((nl = strchr(buf, '\n'))) {
+      *nl = '\0';
+      char *id = strstr(buf, "\"id\":");
+      char out[512];
+      if (strstr(buf, "guest-sync-delimited") && id)
+        snprintf(out, sizeof(out), "\xff{\"return\": %ld}\n", strtol(id + 5, NULL, 10));
+      else
+        answer(buf, out, sizeof(out), arg);
+      if (write(fd, out, strlen(out)) < 0) break;
+      len -= (size_t)(nl + 1 - buf);
+      memmove(buf, nl + 1, len + 1);
+    }
+  }
+  close(fd);
+}
+
 /* A fake agent that syncs properly, answers the first command with junk, then behaves. It
  * serves one connection (the channel resyncs on the same one) and returns when it closes. */
+static void junk_first(const char *line, char *out, size_t size, void *arg) {
+  (void)line;
+  int *commands = arg;
+  snprintf(out, size, "%s",
+           (*commands)++ == 0 ? "this is not json\n" : "{\"return\": {\"fake\": true}}\n");
+}
 static void *fake_run(void *p) {
-  int listen_fd = *(int *)p;
-  for (int conn = 0; conn < 1; conn++) {
-    int fd = accept(listen_fd, NULL, NULL);
-    if (fd < 0) return NULL;
-    char buf[4096];
-    size_t len = 0;
-    int commands = 0;
-    for (;;) {
-      ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-      if (n <= 0) break;
-      len += (size_t)n;
-      buf[len] = '\0';
-      char *nl;
-      while ((nl = strchr(buf, '\n'))) {
-        *nl = '\0';
-        char *id = strstr(buf, "\"id\":");
-        char out[256];
-        if (strstr(buf, "guest-sync-delimited") && id)
-          snprintf(out, sizeof(out), "\xff{\"return\": %ld}\n", strtol(id + 5, NULL, 10));
-        else if (conn == 0 && commands++ == 0)
-          snprintf(out, sizeof(out), "this is not json\n");
-        else
-          snprintf(out, sizeof(out), "{\"return\": {\"fake\": true}}\n");
-        if (write(fd, out, strlen(out)) < 0) break;
-        len -= (size_t)(nl + 1 - buf);
-        memmove(buf, nl + 1, len + 1);
-      }
-    }
-    close(fd);
-  }
+  int commands = 0;
+  serve_lines(*(int *)p, junk_first, &commands);
   return NULL;
+}
+
+/* A fake agent whose guest's file systems are frozen, as qemu-ga is between
+ * guest-fsfreeze-freeze and guest-fsfreeze-thaw: it refuses guest-exec with qemu-ga's own
+ * error and answers guest-fsfreeze-status "frozen", THAW_AFTER times (-1: for good), then
+ * "thawed" and runs what it is asked. One connection. */
+struct frozen_agent {
+  int listen_fd;
+  int thaw_after;
+  int refused, status_asked, execs; /* what it saw */
+};
+static void frozen_answer(const char *line, char *out, size_t size, void *arg) {
+  struct frozen_agent *a = arg;
+  bool is_frozen = a->thaw_after < 0 || a->status_asked < a->thaw_after;
+  if (strstr(line, "guest-fsfreeze-status")) {
+    snprintf(out, size, "{\"return\": \"%s\"}\n", is_frozen ? "frozen" : "thawed");
+    a->status_asked++;
+  } else if (is_frozen) {
+    const char *cmd = strstr(line, "guest-exec-status") ? "guest-exec-status" : "guest-exec";
+    snprintf(out, size,
+             "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command %s has been "
+             "disabled: the agent is in frozen state\"}}\n",
+             cmd);
+    a->refused++;
+  } else if (strstr(line, "guest-exec-status")) {
+    snprintf(out, size,
+             "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"b2sK\"}}\n");
+  } else {
+    snprintf(out, size, "{\"return\": {\"pid\": 42}}\n");
+    a->execs++;
+  }
+}
+static void *frozen_run(void *p) {
+  struct frozen_agent *a = p;
+  serve_lines(a->listen_fd, frozen_answer, a);
+  return NULL;
+}
+
+/* One guest-exec through a channel with THAW_WAIT_MS to an agent frozen THAW_AFTER times. */
+static enum vs_channel_status exec_frozen(const char *dir, int thaw_after, int thaw_wait_ms,
+                                          struct frozen_agent *a, struct vs_exec_result *x,
+                                          struct vs_err *err, double *seconds) {
+  char path[300];
+  snprintf(path, sizeof(path), "%s/frozen-%d-%d.sock", dir, thaw_after, thaw_wait_ms);
+  *a = (struct frozen_agent){.listen_fd = listen_on(path), .thaw_after = thaw_after};
+  pthread_t t;
+  pthread_create(&t, NULL, frozen_run, a);
+  const char *allow[] = {"guest-exec"};
+  struct vs_channel_opts o = {.allow = allow, .n_allow = 1, .thaw_wait_ms = thaw_wait_ms};
+  struct vs_channel *c = vs_channel_open_unix(path, &o);
+  double t0 = vs_now_monotonic();
+  enum vs_channel_status s = vs_channel_exec(c, "/bin/true", NULL, 5000, x, err);
+  *seconds = vs_now_monotonic() - t0;
+  vs_channel_close(c); /* the fake's connection ends */
+  pthread_join(t, NULL);
+  close(a->listen_fd);
+  return s;
+}
+
+/* Issue 20's race: a remediation's guest-exec sent while a backup snapshot had the guest's
+ * file systems frozen was refused, and nothing tried again. */
+static void test_frozen_guest(const char *dir) {
+  struct frozen_agent a;
+  struct vs_exec_result x = {0};
+  struct vs_err err = {0};
+  double secs;
+  enum vs_channel_status s = exec_frozen(dir, 3, 10000, &a, &x, &err, &secs);
+  is_num(s, VS_CHANNEL_OK, "a guest-exec refused while the guest is frozen runs once it thawed%s%s",
+         s ? ": " : "", s ? vs_err_msg(&err) : "");
+  is_num(x.exit_code, 0, "and its exit code is the command's");
+  is_num(a.refused, 1, "it was refused once (frozen)");
+  is_num(a.status_asked, 4,
+         "the channel asked guest-fsfreeze-status until it said thawed (4 times)");
+  is_num(a.execs, 1, "and then ran it, once");
+  vs_exec_result_clear(&x);
+  vs_err_clear(&err);
+
+  s = exec_frozen(dir, 3, 0, &a, &x, &err, &secs);
+  is_num(s, VS_CHANNEL_AGENT_ERROR, "with no thaw wait the refusal is the answer");
+  ok(strstr(vs_err_msg(&err), "frozen state") != NULL, "naming the frozen state: %s",
+     vs_err_msg(&err));
+  is_num(a.status_asked, 0, "and nobody asks whether the guest is frozen");
+  vs_exec_result_clear(&x);
+  vs_err_clear(&err);
+
+  s = exec_frozen(dir, -1, 400, &a, &x, &err, &secs);
+  is_num(s, VS_CHANNEL_AGENT_ERROR,
+         "a guest that stays frozen fails the call when the wait is over");
+  ok(strstr(vs_err_msg(&err), "stayed frozen") != NULL, "saying it stayed frozen: %s",
+     vs_err_msg(&err));
+  ok(secs >= 0.4 && secs < 5, "after the thaw wait, not the exec deadline (%.2f s)", secs);
+  is_num(a.execs, 0, "and the command never ran");
+  vs_exec_result_clear(&x);
+  vs_err_clear(&err);
 }
 
 static void test_calls_answer(struct vs_channel *c) {
@@ -306,6 +408,7 @@ int main(void) {
   test_silent_socket(silent);
   test_leftovers_discarded(relayed, sock);
   test_malformed_reply(fake);
+  test_frozen_guest(dir);
 
   kill(qga, SIGTERM);
   waitpid(qga, NULL, 0);

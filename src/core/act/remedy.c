@@ -87,7 +87,10 @@ static int run_local(struct vs_remedy *c, const char *execute, json_t *args, con
     exec_allowed |= strcmp(c->o->allow[i], "guest-exec") == 0;
   }
   if (exec_allowed) allow[na++] = "guest-exec-status"; /* to see the command finish */
-  struct vs_channel_opts co = {.timeout_ms = c->o->agent_timeout_ms, .allow = allow, .n_allow = na};
+  struct vs_channel_opts co = {.timeout_ms = c->o->agent_timeout_ms,
+                               .allow = allow,
+                               .n_allow = na,
+                               .thaw_wait_ms = c->o->thaw_wait_ms};
   _cleanup_(vs_channel_closep) struct vs_channel *ch =
       vs_channel_open_spec(spec, c->virt, uuid, &co);
   if (!ch)

@@ -24,6 +24,7 @@ struct vs_remedy_opts {
   const char *const *allow;          /* agent commands allowed besides the read-only ones */
   size_t n_allow;
   int agent_timeout_ms; /* each agent call (0: the channel's default) */
+  int thaw_wait_ms;     /* a frozen guest's agent: wait this long for the thaw (channel.h) */
   int exec_deadline_ms; /* a guest-exec's run (0: 60000) */
   bool patchset_copy;   /* patch sets under running domains by block copy, not reopen */
   int copy_timeout_s;   /* 0: 600 */

@@ -203,6 +203,11 @@ int vs_rule_check(const struct vs_rule *r, struct vs_err *err) {
                       name);
   if (r->cooldown_s < 0)
     return vs_err_set(err, EINVAL, "Rule \"%s\": Cooldown takes seconds", name);
+  if (r->retries < -1 || r->retries > 100)
+    return vs_err_set(err, EINVAL, "Rule \"%s\": Retries takes a count from 0 to 100", name);
+  if (r->retry_backoff_s != 0 && !(r->retry_backoff_s >= 0.1 && r->retry_backoff_s <= 3600))
+    return vs_err_set(err, EINVAL, "Rule \"%s\": RetryBackoff takes seconds from 0.1 to 3600",
+                      name);
   for (size_t i = 0; i < r->webhook.n_headers; i++)
     if (!strchr(r->webhook.headers[i], ':') || strpbrk(r->webhook.headers[i], "\r\n"))
       return vs_err_set(err, EINVAL, "Rule \"%s\": WebhookHeader \"%s\" is not \"Name: value\"",

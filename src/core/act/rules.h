@@ -82,6 +82,8 @@ struct vs_rule {
   bool dry_run;
   int rate_count, rate_window_s; /* 0: no limit */
   int cooldown_s;                /* 0: none */
+  int retries;                   /* a failed action for an alarm (retry.h); -1: the default */
+  double retry_backoff_s;        /* before the first retry, doubling; 0: the default */
   struct vs_webhook_opts webhook;
 };
 

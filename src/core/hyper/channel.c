@@ -25,6 +25,7 @@ struct vs_channel {
   bool synced;
   struct vs_buf in; /* received, not yet consumed */
   int timeout_ms;
+  int thaw_wait_ms; /* 0: a frozen guest's refusal is the answer */
   size_t max_reply;
   char **allow;
   size_t n_allow;
@@ -63,6 +64,7 @@ static struct vs_channel *channel_new(enum transport kind, const char *target,
   c->fd = -1;
   c->timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : VS_CHANNEL_TIMEOUT_MS;
   c->max_reply = o && o->max_reply ? o->max_reply : VS_CHANNEL_MAX_REPLY;
+  c->thaw_wait_ms = o && o->thaw_wait_ms > 0 ? o->thaw_wait_ms : 0;
   size_t n = o ? o->n_allow : 0;
   c->allow = vs_xcalloc(n + 1, sizeof(char *));
   for (size_t i = 0; i < n; i++)
@@ -322,25 +324,15 @@ static enum vs_channel_status call_libvirt(struct vs_channel *c, const char *tex
 
 /* -------------------------------------------------------------------------------- calls */
 
-enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command, json_t *arguments,
-                                       json_t **reply, struct vs_err *err) {
-  *reply = NULL;
-  if (!vs_channel_allows(c, command))
-    return fail(err, VS_CHANNEL_REFUSED, EPERM,
-                "%s: \"%s\" is not allowed on this channel (allow it in the configuration)",
-                c->target, command);
-  json_t *cmd = json_object();
-  json_object_set_new(cmd, "execute", json_string(command));
-  if (arguments) json_object_set(cmd, "arguments", arguments);
-  char *text = json_dumps(cmd, JSON_COMPACT);
-  json_decref(cmd);
-  if (!text) return fail(err, VS_CHANNEL_FAILED, EINVAL, "%s: cannot encode the command", command);
+/* COMMAND (encoded as TEXT) once: the agent's "return" into *REPLY, its "error" as
+ * VS_CHANNEL_AGENT_ERROR. */
+static enum vs_channel_status call_once(struct vs_channel *c, const char *command, const char *text,
+                                        json_t **reply, struct vs_err *err) {
   json_t *answer = NULL;
   pthread_mutex_lock(&c->lock);
   enum vs_channel_status s = c->kind == UNIX_SOCKET ? call_unix(c, text, &answer, err)
                                                     : call_libvirt(c, text, &answer, err);
   pthread_mutex_unlock(&c->lock);
-  free(text);
   if (s != VS_CHANNEL_OK) return s;
   json_t *ret = json_object_get(answer, "return"), *error = json_object_get(answer, "error");
   if (ret) {
@@ -356,6 +348,70 @@ enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command
   }
   json_decref(answer);
   return s;
+}
+
+/* Whether the agent says the guest's file systems are frozen. */
+static bool frozen(struct vs_channel *c) {
+  json_t *st = NULL;
+  struct vs_err e = {0};
+  bool is_frozen = call_once(c, "guest-fsfreeze-status", "{\"execute\":\"guest-fsfreeze-status\"}",
+                             &st, &e) == VS_CHANNEL_OK &&
+                   json_is_string(st) && strcmp(json_string_value(st), "frozen") == 0;
+  json_decref(st);
+  vs_err_clear(&e);
+  return is_frozen;
+}
+
+/* A frozen guest's agent refuses all but a few commands (through libvirt, that comes as a
+ * libvirt error): when the file systems are frozen, waits until they thaw, at most until
+ * UNTIL (monotonic seconds). 1: thawed, the command may be sent again; 0: it was not frozen
+ * (ERR stays); -1: still frozen at UNTIL (ERR says so). */
+static int wait_thawed(struct vs_channel *c, const char *command, double until,
+                       struct vs_err *err) {
+  if (!frozen(c)) return 0;
+  double t0 = vs_now_monotonic();
+  int wait_ms = 20;
+  do {
+    if (vs_now_monotonic() >= until) {
+      vs_err_clear(err);
+      fail(err, VS_CHANNEL_AGENT_ERROR, EBUSY,
+           "%s: %s: the guest's file systems stayed frozen for %.1f s (a snapshot's freeze, or "
+           "one nobody thawed: guest-fsfreeze-thaw ends it); not run",
+           c->target, command, vs_now_monotonic() - t0);
+      return -1;
+    }
+    usleep((useconds_t)wait_ms * 1000);
+    if (wait_ms < 500) wait_ms *= 2;
+  } while (frozen(c));
+  vs_log(VS_LOG_INFO, "%s: %s waited %.2f s for the guest's file systems to thaw", c->target,
+         command, vs_now_monotonic() - t0);
+  vs_err_clear(err);
+  return 1;
+}
+
+enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command, json_t *arguments,
+                                       json_t **reply, struct vs_err *err) {
+  *reply = NULL;
+  if (!vs_channel_allows(c, command))
+    return fail(err, VS_CHANNEL_REFUSED, EPERM,
+                "%s: \"%s\" is not allowed on this channel (allow it in the configuration)",
+                c->target, command);
+  json_t *cmd = json_object();
+  json_object_set_new(cmd, "execute", json_string(command));
+  if (arguments) json_object_set(cmd, "arguments", arguments);
+  _cleanup_(vs_freep) char *text = json_dumps(cmd, JSON_COMPACT);
+  json_decref(cmd);
+  if (!text) return fail(err, VS_CHANNEL_FAILED, EINVAL, "%s: cannot encode the command", command);
+  double until = vs_now_monotonic() + c->thaw_wait_ms / 1000.0;
+  for (;;) {
+    enum vs_channel_status s = call_once(c, command, text, reply, err);
+    if ((s != VS_CHANNEL_AGENT_ERROR && s != VS_CHANNEL_FAILED) || c->thaw_wait_ms <= 0 ||
+        strncmp(command, "guest-fsfreeze-", 15) == 0)
+      return s;
+    int thawed = wait_thawed(c, command, until, err);
+    if (thawed == 0) return s;
+    if (thawed < 0) return VS_CHANNEL_AGENT_ERROR;
+  }
 }
 
 /* Base64 TEXT decoded, cut at MAX bytes (*TRUNCATED says so); junk decodes as empty. */

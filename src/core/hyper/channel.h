@@ -44,6 +44,11 @@ struct vs_channel_opts {
   const char *const *allow; /* commands allowed besides the read-only default list */
   size_t n_allow;
   size_t max_reply; /* bytes (0: VS_CHANNEL_MAX_REPLY) */
+  /* A command the agent refuses while the guest's file systems are frozen (a snapshot's
+   * freeze: guest-exec, file access) is sent again once guest-fsfreeze-status says they
+   * thawed, waiting at most this long (then VS_CHANNEL_AGENT_ERROR says they stayed frozen).
+   * 0: no wait, the refusal is the answer. */
+  int thaw_wait_ms;
 };
 
 struct vs_channel;
