@@ -21,6 +21,7 @@ tests=(
   rpm libguestfs-tools linux-image-amd64
   libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
   qemu-guest-agent etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
+  busybox-static cpio # the test guest's initramfs (scripts/guest-image.sh, t/integration/guest.sh)
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )
 packages=("${build[@]}" "${demo[@]}")

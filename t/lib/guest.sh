@@ -1,0 +1,166 @@
+# t/lib/guest.sh: a real booted Linux guest (the host's Debian kernel, a busybox initramfs, the
+# debootstrap tree as its ext4 root) running the QEMU guest agent, under the private libvirtd of
+# t/lib/libvirtd.sh (source that first, and start it before booting). Then:
+#   vs_guest_image          builds or checks the cached guest (scripts/guest-image.sh) in
+#                           VS_GUEST_CACHE (default $VS_BUILDDIR/t/cache/guest); call it before
+#                           vs_libvirtd_start, so that a first build does not hold the libvirtd
+#                           lock (returns 1 with VS_GUEST_WHY set)
+#   vs_guest_boot NAME DIR  a transient domain NAME on its own qcow2 overlay of the cached base
+#                           (DIR/NAME.qcow2), console in DIR/NAME.console, agent channel at
+#                           DIR/NAME.agent; returns once the agent answers guest-ping (at most
+#                           VS_GUEST_BOOT_TIMEOUT s, default 180), and sets VS_GUEST_BOOT_S
+#                           (create to first answer, host time) and VS_GUEST_USERSPACE_S (the
+#                           guest's uptime when its /init started); 1 with VS_GUEST_WHY set when
+#                           it does not come up
+#   vs_guest_agent NAME JSON [TIMEOUT]
+#                           one agent command through libvirt (virsh qemu-agent-command);
+#                           prints the reply
+#   vs_guest_exec NAME PROGRAM [ARG]...
+#                           runs PROGRAM in the guest (guest-exec, then guest-exec-status until
+#                           it exits, at most VS_GUEST_EXEC_TIMEOUT s, default 60): its stdout on
+#                           stdout, its stderr on stderr, its exit status as ours (124 when it
+#                           did not end in time, 125 when the agent failed)
+#   vs_guest_wait SECONDS COMMAND...
+#                           COMMAND, tried until it succeeds or SECONDS have passed
+#   vs_guest_stop NAME      syncs and freezes the guest's file systems (so the disk is clean
+#                           on the host: the ext4 journal is flushed), then destroys the domain
+# DIR must be one libvirt-qemu can reach (chmod 755 along the way, as backup.sh does).
+# Inside the guest: qemu-ga runs chrooted into the ext4 root (guest-exec runs the guest's own
+# /bin/sh, sed...), PID 1 restarts it whenever it exits and keeps its pid in /run/vs-ga/qemu-ga.pid,
+# and its fsfreeze hook appends
+# "freeze UPTIME" / "thaw UPTIME" to /run/vs-freeze.log (tmpfs).
+VS_GUEST_CACHE=${VS_GUEST_CACHE:-$VS_BUILDDIR/t/cache/guest}
+VS_GUEST_WHY=
+
+vs_guest_image() {
+  VS_GUEST_WHY=
+  [ "$(id -u)" = 0 ] || { VS_GUEST_WHY="not root (the guest's root tree and image are root's)"; return 1; }
+  local tree=${VS_DEBOOTSTRAP_CACHE:-$VS_BUILDDIR/t/cache/debootstrap}/root log rc=0
+  log=$(mktemp "${TMPDIR:-/tmp}/vs-guest-image-XXXXXX") || { VS_GUEST_WHY="mktemp failed"; return 1; }
+  bash "$VS_SRCDIR/scripts/guest-image.sh" "$VS_GUEST_CACHE" "$tree" 2>"$log" || rc=1
+  [ $rc = 0 ] || VS_GUEST_WHY="scripts/guest-image.sh failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+  sed 's/^/# /' "$log"
+  rm -f "$log"
+  return $rc
+}
+
+# Seconds since the epoch, to the nanosecond; and B - A to the tenth.
+vs_guest_now() { date +%s.%N; }
+vs_guest_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+vs_guest_domain_xml() { # NAME OVERLAY CONSOLE-LOG AGENT-SOCKET
+  local type=qemu
+  # KVM only where /dev/kvm opens; these machines have none, and QEMU emulates (TCG).
+  if [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then type=kvm; fi
+  cat <<XML
+<domain type='$type'>
+  <name>$1</name>
+  <memory unit='MiB'>256</memory><vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$VS_GUEST_CACHE/vmlinuz</kernel>
+    <initrd>$VS_GUEST_CACHE/initrd.img</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+  </os>
+  <on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$2'/><target dev='vda' bus='virtio'/></disk>
+    <serial type='file'><source path='$3'/><target port='0'/></serial>
+    <channel type='unix'><source mode='bind' path='$4'/><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
+}
+
+vs_guest_agent() { # NAME JSON [TIMEOUT]
+  virsh -c "$VS_LIBVIRT_URI" qemu-agent-command --timeout "${3:-5}" "$1" "$2" 2>&1
+}
+
+vs_guest_is_running() { # NAME
+  [ "$(virsh -c "$VS_LIBVIRT_URI" domstate "$1" 2>/dev/null | head -n1)" = running ]
+}
+
+vs_guest_boot() { # NAME DIR
+  local name=$1 dir=$2 t0 deadline
+  VS_GUEST_WHY='' VS_GUEST_BOOT_S='' VS_GUEST_USERSPACE_S=''
+  if ! mkdir -p "$dir" || ! chmod 755 "$dir"; then
+    VS_GUEST_WHY="cannot make $dir"
+    return 1
+  fi
+  rm -f "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent"
+  qemu-img create -q -f qcow2 -b "$VS_GUEST_CACHE/base.qcow2" -F qcow2 "$dir/$name.qcow2" ||
+    { VS_GUEST_WHY="qemu-img create failed for the overlay $dir/$name.qcow2"; return 1; }
+  chmod 644 "$dir/$name.qcow2"
+  vs_guest_domain_xml "$name" "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent" >"$dir/$name.xml"
+  t0=$(vs_guest_now)
+  if ! virsh -c "$VS_LIBVIRT_URI" create "$dir/$name.xml" >"$dir/$name.create" 2>&1; then
+    VS_GUEST_WHY="virsh create failed: $(tail -n 3 "$dir/$name.create")"
+    return 1
+  fi
+  deadline=$(($(date +%s) + ${VS_GUEST_BOOT_TIMEOUT:-180}))
+  until vs_guest_agent "$name" '{"execute":"guest-ping"}' 2 >"$dir/$name.ping"; do
+    if ! vs_guest_is_running "$name"; then
+      VS_GUEST_WHY="the domain stopped while booting; its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      VS_GUEST_WHY="no answer from the guest agent within ${VS_GUEST_BOOT_TIMEOUT:-180} s ($(cat "$dir/$name.ping")); its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
+      return 1
+    fi
+    sleep 0.5
+  done
+  VS_GUEST_BOOT_S=$(vs_guest_since "$t0")
+  VS_GUEST_USERSPACE_S=$(sed -n 's/.*vmscope-guest: user space at \([0-9.]*\) s.*/\1/p' "$dir/$name.console" | tail -n1)
+  return 0
+}
+
+vs_guest_exec() { # NAME PROGRAM [ARG]...
+  local name=$1 req reply pid st deadline code args a
+  shift
+  # Each argument made a JSON string on its own (jq would take "-c" among --args for its option).
+  args=$(for a in "${@:2}"; do printf '%s' "$a" | jq -Rs .; done | jq -cs .)
+  req=$(jq -cn --arg p "$1" --argjson a "$args" '{execute: "guest-exec", arguments: {path: $p, arg: $a, "capture-output": true}}')
+  reply=$(vs_guest_agent "$name" "$req") || { echo "guest-exec $1: $reply" >&2; return 125; }
+  pid=$(jq -r '.return.pid' <<<"$reply")
+  deadline=$(($(date +%s) + ${VS_GUEST_EXEC_TIMEOUT:-60}))
+  while :; do
+    st=$(vs_guest_agent "$name" "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":$pid}}") ||
+      { echo "guest-exec-status $pid: $st" >&2; return 125; }
+    [ "$(jq -r .return.exited <<<"$st")" = true ] && break
+    [ "$(date +%s)" -ge "$deadline" ] && { echo "guest-exec $1: still running after ${VS_GUEST_EXEC_TIMEOUT:-60} s" >&2; return 124; }
+    sleep 0.1
+  done
+  jq -r '.return["out-data"] // ""' <<<"$st" | base64 -d
+  jq -r '.return["err-data"] // ""' <<<"$st" | base64 -d >&2
+  code=$(jq -r 'if .return.exitcode != null then .return.exitcode else 128 + (.return.signal // 0) end' <<<"$st")
+  return "$code"
+}
+
+# vs_guest_wait SECONDS COMMAND...: runs COMMAND (an agent round trip, say) until it succeeds (0)
+# or SECONDS have passed (1), twice a second; the bound is in time, however long each try takes.
+vs_guest_wait() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+vs_guest_stop() { # NAME
+  local name=$1
+  if vs_guest_is_running "$name"; then
+    vs_guest_exec "$name" /bin/sync >/dev/null 2>&1
+    vs_guest_agent "$name" '{"execute":"guest-fsfreeze-freeze"}' 30 >/dev/null
+    virsh -c "$VS_LIBVIRT_URI" destroy "$name" >/dev/null 2>&1
+  fi
+  # A transient domain is gone once destroyed.
+  local _
+  for _ in $(seq 1 120); do
+    virsh -c "$VS_LIBVIRT_URI" domstate "$name" >/dev/null 2>&1 || return 0
+    sleep 0.25
+  done
+  return 1
+}
