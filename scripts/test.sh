@@ -12,6 +12,9 @@ fail_setup() {
 }
 bash scripts/install-deps.sh || fail_setup "installing dependencies failed"
 export VS_DEBOOTSTRAP_CACHE=${VS_DEBOOTSTRAP_CACHE:-$top/build/t/cache/debootstrap}
+# The booted guest of t/integration/guest*.sh (kernel, initramfs, base image), built once for the
+# three suites.
+export VS_GUEST_CACHE=${VS_GUEST_CACHE:-$top/build/t/cache/guest}
 # float-cast-overflow is not part of GCC's "undefined": casting a huge double to int is how
 # collectd's cf_util_get_int misbehaves (t/fuzz/config_drift).
 san="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer"
@@ -76,7 +79,10 @@ export VS_VALGRIND=1 VS_VG_LOGS=$vglogs
 # Nor the fleet store's equivalence test (three collectd snapshotting nine guests, and the
 # Grafana SQL: 4 minutes under memcheck); its store and plugin paths run under memcheck in
 # t/integration/fleet_security.sh, and the ASan suite runs it whole.
-vg_skip=" t/integration/careless_drift.sh t/integration/careless_inspect.sh t/integration/careless_patchset.sh t/integration/fleet_store.sh "
+# Nor the real guest's loop, live patch and faults (an emulated guest and collectd in memcheck
+# on 2 cores: minutes per case); t/integration/guest.sh boots the guest under memcheck's
+# vmscope, and the plugin paths they use run under memcheck in action_rules.sh and backup.sh.
+vg_skip=" t/integration/careless_drift.sh t/integration/careless_inspect.sh t/integration/careless_patchset.sh t/integration/fleet_store.sh t/integration/guest_loop.sh t/integration/guest_patch.sh t/integration/guest_faults.sh "
 vg_tests=()
 for t in $(cd build && printf 'print-tests:\n\t@echo $(TESTS)\n' | make -s -f Makefile -f - print-tests 2>/dev/null); do
   [[ $vg_skip == *" $t "* ]] || vg_tests+=("$t")

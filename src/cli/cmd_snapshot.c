@@ -6,6 +6,7 @@
 #include "virt.h"
 
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,10 +203,10 @@ static int take(struct output *out, struct vs_virt *v, const struct vs_domain *d
   if (!doc) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   out->taken++;
   if (a->read.stats)
-    fprintf(stderr, "%s: %.1f ms, backend %s%s%s, %zu settings\n", dom->name, st.seconds * 1e3,
-            st.backend, st.backup ? ", from a backup job" : "",
+    fprintf(stderr, "%s: %.1f ms, backend %s%s%s, %zu settings, %" PRIu64 " bytes read\n",
+            dom->name, st.seconds * 1e3, st.backend, st.backup ? ", from a backup job" : "",
             st.backup ? (st.quiesced ? " (quiesced)" : " (crash-consistent)") : "",
-            vs_feature_count(doc));
+            vs_feature_count(doc), st.bytes_read);
   int status = VS_EXIT_OK;
   if (a->data_dir && vs_pool_write(a->data_dir, doc, NULL, &err) < 0)
     status = vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);

@@ -261,10 +261,10 @@ static void report(const struct vs_rule *r, const struct vs_rule_action *a, cons
     vs_notification_send(&n, "rule %s: %s on %s done in %.0f ms%s", r->name,
                          vs_action_kind_name(a->kind), domain, seconds * 1000,
                          j->attempt > 1 ? " (a retry)" : "");
-  else if (retry_in >= 0)
-    vs_notification_send(&n, "rule %s: %s on %s failed: %s; tried again in %.0f s (attempt %d)",
-                         r->name, vs_action_kind_name(a->kind), domain,
-                         error ? error : "unknown error", retry_in, j->attempt + 1);
+  else if (retry_in >= 0) /* the retry before the error: collectd cuts messages at 256 bytes */
+    vs_notification_send(&n, "rule %s: %s on %s failed, tried again in %.0f s (attempt %d): %s",
+                         r->name, vs_action_kind_name(a->kind), domain, retry_in, j->attempt + 1,
+                         error ? error : "unknown error");
   else
     vs_notification_send(&n, "rule %s: %s on %s failed: %s", r->name, vs_action_kind_name(a->kind),
                          domain, error ? error : "unknown error");

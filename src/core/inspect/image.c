@@ -61,6 +61,7 @@ struct vs_image {
   uint8_t *zinput;    /* compressed bytes */
   const uint8_t *map; /* the whole file, read-only, once vs_image_map asked for it */
   bool map_failed;
+  uint64_t bytes_read; /* from the file or the export: vs_image_bytes_read */
 };
 
 static uint32_t be32(const uint8_t *p) {
@@ -91,6 +92,7 @@ static int read_at(struct vs_image *img, void *buf, size_t len, uint64_t off, co
       return vs_err_set(err, EIO, "%s: %s at %" PRIu64 " (%zu bytes) ends past the end of the file",
                         img->path, what, off, len);
     done += (size_t)n;
+    img->bytes_read += (uint64_t)n;
   }
   return 0;
 }
@@ -725,6 +727,8 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
         memset(dst, 0, n);
       else if (nbd_pread(img->nbd, dst, n, x.parts[i].start, 0) < 0)
         failed = nbd_get_errno() ? nbd_get_errno() : EIO;
+      else
+        img->bytes_read += n;
       pos = x.parts[i].end;
     }
   }
@@ -732,6 +736,13 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
     return vs_err_set(err, failed, "%s: reading %zu bytes at %" PRIu64 " failed: %s", img->path,
                       len, off, nbd_get_error() ? nbd_get_error() : strerror(failed));
   return 0;
+}
+
+uint64_t vs_image_bytes_read(const struct vs_image *img) {
+  uint64_t n = 0;
+  for (; img; img = img->backing)
+    n += img->bytes_read;
+  return n;
 }
 
 int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err) {

@@ -48,6 +48,10 @@ uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
 
 /* Reads LEN bytes of the virtual disk at OFF, as the guest would see them. */
 int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err);
+/* Bytes read so far from IMG's chain's files, or from its NBD export (a hole or zero extent the
+ * server described is not read): what reading the guest cost the disk. What vs_image_map
+ * gave is not counted. */
+uint64_t vs_image_bytes_read(const struct vs_image *img);
 
 /* What IMG itself (not its backing chain) holds for the cluster at OFF: nothing (reads fall
  * through to the backing file, or zeros without one), zeros (the zero flag), or data. Raw

@@ -19,6 +19,7 @@ static int read_disks(struct vs_extractor *x, const char *const *paths, const ch
     if (src) {
       int rc = vs_extract(x, src, doc, &es, err);
       st->backend = "direct";
+      st->bytes_read = vs_source_bytes_read(src);
       st->packages = es.packages;
       vs_feature_set_source(doc, "domain", paths[0], "direct");
       vs_source_free(src);

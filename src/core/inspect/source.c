@@ -78,6 +78,10 @@ void vs_source_free(struct vs_source *src) {
   free(src);
 }
 
+uint64_t vs_source_bytes_read(const struct vs_source *src) {
+  return src->ops->bytes_read ? src->ops->bytes_read(src->impl) : 0;
+}
+
 void vs_source_freep(struct vs_source **src) {
   vs_source_free(*src);
 }

@@ -44,6 +44,8 @@ struct vs_source_ops {
   int (*list)(void *impl, const char *path, size_t max, char ***names, size_t *count,
               bool *truncated, struct vs_err *err);
   void (*close)(void *impl);
+  /* Bytes read from the storage under the source so far (may be NULL: not counted). */
+  uint64_t (*bytes_read)(void *impl);
 };
 
 struct vs_source;
@@ -58,6 +60,8 @@ void vs_source_freep(struct vs_source **src);
 
 const char *vs_source_kind(const struct vs_source *src);
 const char *vs_source_backend(const struct vs_source *src);
+/* Bytes the backend read from its storage so far; 0 when it does not count them. */
+uint64_t vs_source_bytes_read(const struct vs_source *src);
 const char *vs_source_path(const struct vs_source *src);
 
 /* The canonical guest path PATH leads to; FOLLOW_LAST says whether a symlink in the final

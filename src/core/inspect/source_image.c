@@ -363,12 +363,21 @@ static void img_close(void *impl) {
   free(im);
 }
 
+static uint64_t img_bytes_read(void *impl) {
+  struct image_impl *im = impl;
+  uint64_t n = 0;
+  for (size_t i = 0; i < im->n_disks; i++)
+    n += vs_image_bytes_read(im->disks[i].img);
+  return n;
+}
+
 static const struct vs_source_ops image_ops = {
     .lstat = img_lstat,
     .readlink = img_readlink,
     .read = img_read,
     .list = img_list,
     .close = img_close,
+    .bytes_read = img_bytes_read,
 };
 
 /* ------------------------------------------------------------------ root and fstab */
