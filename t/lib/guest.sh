@@ -164,3 +164,49 @@ vs_guest_stop() { # NAME
   done
   return 1
 }
+
+# vs_guest_boot_on NAME DIR BACKING: vs_guest_boot, but on an overlay DIR/NAME.qcow2 of BACKING
+# (a qcow2 image the test made, whose chain ends at the cached base; QEMU must be able to read
+# it) instead of the base itself. The same variables are set, the same status returned.
+vs_guest_boot_on() {
+  local name=$1 dir=$2 backing=$3 t0
+  VS_GUEST_WHY='' VS_GUEST_BOOT_S='' VS_GUEST_USERSPACE_S=''
+  if ! mkdir -p "$dir" || ! chmod 755 "$dir"; then
+    VS_GUEST_WHY="cannot make $dir"
+    return 1
+  fi
+  rm -f "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent"
+  qemu-img create -q -f qcow2 -b "$backing" -F qcow2 "$dir/$name.qcow2" ||
+    { VS_GUEST_WHY="qemu-img create failed for the overlay $dir/$name.qcow2 of $backing"; return 1; }
+  chmod 644 "$dir/$name.qcow2"
+  vs_guest_domain_xml "$name" "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent" >"$dir/$name.xml"
+  t0=$(vs_guest_now)
+  if ! virsh -c "$VS_LIBVIRT_URI" create "$dir/$name.xml" >"$dir/$name.create" 2>&1; then
+    VS_GUEST_WHY="virsh create failed: $(tail -n 3 "$dir/$name.create")"
+    return 1
+  fi
+  vs_guest_await "$name" "$dir" "$t0"
+}
+
+# vs_guest_await NAME DIR T0: waits until the agent of domain NAME (created at T0, host time, with
+# its console in DIR/NAME.console) answers guest-ping, at most VS_GUEST_BOOT_TIMEOUT s (default
+# 180); sets VS_GUEST_BOOT_S and VS_GUEST_USERSPACE_S as vs_guest_boot does (1 with VS_GUEST_WHY
+# when the domain stops or the agent does not answer in time).
+vs_guest_await() {
+  local name=$1 dir=$2 t0=$3 deadline
+  deadline=$(($(date +%s) + ${VS_GUEST_BOOT_TIMEOUT:-180}))
+  until vs_guest_agent "$name" '{"execute":"guest-ping"}' 2 >"$dir/$name.ping"; do
+    if ! vs_guest_is_running "$name"; then
+      VS_GUEST_WHY="the domain stopped while booting; its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      VS_GUEST_WHY="no answer from the guest agent within ${VS_GUEST_BOOT_TIMEOUT:-180} s ($(cat "$dir/$name.ping")); its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
+      return 1
+    fi
+    sleep 0.5
+  done
+  VS_GUEST_BOOT_S=$(vs_guest_since "$t0")
+  VS_GUEST_USERSPACE_S=$(sed -n 's/.*vmscope-guest: user space at \([0-9.]*\) s.*/\1/p' "$dir/$name.console" | tail -n1)
+  return 0
+}
