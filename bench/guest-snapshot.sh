@@ -6,10 +6,10 @@
 #   vmscope  `vmscope snapshot --mode backup`: its wall time, the bytes it read through the
 #            backup job's NBD export (--stats), and how long the guest's file systems were
 #            frozen (the guest's fsfreeze hook logs freeze and thaw with its uptime: 10 ms steps)
-#   peer     libvirt's own quiesced backup (`virsh backup-begin --quiesce`, pull mode) and a
-#            full read of its export (`qemu-img convert` to a local qcow2, which reads every
-#            block the export says holds data): what a backup tool reads, and how long libvirt
-#            keeps the guest frozen
+#   peer     what a libvirt backup tool does (virtnbdbackup's way on libvirt 9, whose
+#            backup-begin has no --quiesce yet): `virsh domfsfreeze`, `virsh backup-begin`
+#            (pull mode), `virsh domfsthaw`, then a full read of the export (`qemu-img convert`
+#            to a local qcow2, which reads every block the export says holds data)
 # and prints the medians with the ratios. Targets: frozen <= 100 ms, bytes read <= 5% of the
 # disk. Needs root (the private libvirtd).
 set -uo pipefail
@@ -25,7 +25,8 @@ trap 'vs_libvirtd_stop; rm -rf "$work"' EXIT
 vs_guest_image >/dev/null || { echo "guest-snapshot.sh: $VS_GUEST_WHY" >&2; exit 1; }
 vs_libvirtd_start "$work/libvirt" || { echo "guest-snapshot.sh: no private libvirtd: $VS_LIBVIRT_WHY" >&2; exit 1; }
 chmod 755 "$work"
-mkdir -p "$work/bk"
+mkdir -p "$work/bk" "$work/peer"
+chmod 777 "$work/peer" # QEMU, as libvirt-qemu, makes the export's socket and scratch file there
 dom=vs-bench-guest
 vs_guest_boot "$dom" "$work/vm" || { echo "guest-snapshot.sh: the guest did not boot: $VS_GUEST_WHY" >&2; exit 1; }
 disk=$(qemu-img info --output=json -U "$work/vm/$dom.qcow2" | jq '."virtual-size"')
@@ -53,14 +54,18 @@ for i in $(seq 1 "$runs"); do
   echo "$ms $bytes $(frozen_ms "$from" | tail -n1)" >>"$work/vs.txt"
 
   from=$(($(log_lines) + 1))
-  sock=$work/bk/peer.sock
+  sock=$work/peer/peer.sock
   cat >"$work/backup.xml" <<XML
 <domainbackup mode='pull'><server transport='unix' socket='$sock'/>
-<disks><disk name='vda' backup='yes' type='file'><scratch file='$work/bk/peer.scratch'/></disk></disks></domainbackup>
+<disks><disk name='vda' backup='yes' type='file'><scratch file='$work/peer/peer.scratch'/></disk></disks></domainbackup>
 XML
   t0=$(date +%s.%N)
-  virsh -c "$VS_LIBVIRT_URI" backup-begin "$dom" "$work/backup.xml" --quiesce >/dev/null ||
-    { echo "guest-snapshot.sh: virsh backup-begin failed" >&2; exit 1; }
+  virsh -c "$VS_LIBVIRT_URI" domfsfreeze "$dom" >/dev/null ||
+    { echo "guest-snapshot.sh: virsh domfsfreeze failed" >&2; exit 1; }
+  virsh -c "$VS_LIBVIRT_URI" backup-begin "$dom" "$work/backup.xml" >/dev/null ||
+    { virsh -c "$VS_LIBVIRT_URI" domfsthaw "$dom" >/dev/null; echo "guest-snapshot.sh: virsh backup-begin failed" >&2; exit 1; }
+  virsh -c "$VS_LIBVIRT_URI" domfsthaw "$dom" >/dev/null ||
+    { echo "guest-snapshot.sh: virsh domfsthaw failed" >&2; exit 1; }
   data=$(qemu-img map --output=json "nbd+unix:///vda?socket=$sock" | jq '[.[] | select(.data) | .length] | add')
   rm -f "$work/copy.qcow2"
   qemu-img convert -O qcow2 "nbd+unix:///vda?socket=$sock" "$work/copy.qcow2" ||
@@ -77,7 +82,7 @@ vs_ms=$(col "$work/vs.txt" 1) vs_bytes=$(col "$work/vs.txt" 2) vs_frozen=$(col "
 peer_ms=$(col "$work/peer.txt" 1) peer_bytes=$(col "$work/peer.txt" 2) peer_frozen=$(col "$work/peer.txt" 3)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
-printf '%-44s %14s %14s %10s\n' "median of $runs runs" vmscope "libvirt+qemu-img" ratio
+printf '%-44s %14s %14s %10s\n' "median of $runs runs" vmscope "virsh+qemu-img" ratio
 printf '%-44s %14s %14s %10s\n' "wall time, ms" "$vs_ms" "$peer_ms" "$(ratio "$vs_ms" "$peer_ms")"
 printf '%-44s %14s %14s %10s\n' "bytes read from the export" "$vs_bytes" "$peer_bytes" "$(ratio "$vs_bytes" "$peer_bytes")"
 printf '%-44s %14s %14s\n' "  of the disk's $disk bytes" "$(pct "$vs_bytes" "$disk")" "$(pct "$peer_bytes" "$disk")"
