@@ -202,11 +202,16 @@ static int take(struct output *out, struct vs_virt *v, const struct vs_domain *d
       vs_snapshot_domain(v, dom, x, &a->so, (int64_t)time(NULL), &st, &err);
   if (!doc) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   out->taken++;
-  if (a->read.stats)
+  if (a->read.stats) {
+    char how[64] = "";
+    if (st.backup && st.quiesced)
+      snprintf(how, sizeof(how), " (quiesced: frozen %.1f ms)", st.frozen_seconds * 1e3);
+    else if (st.backup)
+      snprintf(how, sizeof(how), " (crash-consistent)");
     fprintf(stderr, "%s: %.1f ms, backend %s%s%s, %zu settings, %" PRIu64 " bytes read\n",
-            dom->name, st.seconds * 1e3, st.backend, st.backup ? ", from a backup job" : "",
-            st.backup ? (st.quiesced ? " (quiesced)" : " (crash-consistent)") : "",
+            dom->name, st.seconds * 1e3, st.backend, st.backup ? ", from a backup job" : "", how,
             vs_feature_count(doc), st.bytes_read);
+  }
   int status = VS_EXIT_OK;
   if (a->data_dir && vs_pool_write(a->data_dir, doc, NULL, &err) < 0)
     status = vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);

@@ -61,7 +61,7 @@ t0=$(vs_guest_now)
 "$VMSCOPE" snapshot --connect "$VS_LIBVIRT_URI" --domain "$dom" --mode backup --backup-dir "$work/bk" \
   --stats >"$work/backup.json" 2>"$work/backup.err"
 ok $? "vmscope snapshot --mode backup takes the running guest ($(vs_guest_since "$t0") s)"
-grep -q 'from a backup job (quiesced)' "$work/backup.err"
+grep -q 'from a backup job (quiesced: frozen [0-9.]* ms)' "$work/backup.err"
 ok $? "and says it was quiesced: $(cat "$work/backup.err")"
 freeze_log >"$work/freeze1.log"
 # From the hook's freeze line to its thaw line, in the guest's uptime (10 ms resolution).

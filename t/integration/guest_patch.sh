@@ -14,7 +14,7 @@
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
 . "$VS_SRCDIR/t/lib/libvirtd.sh"
 . "$VS_SRCDIR/t/lib/guest.sh"
-N=43 # the number of tests, for the skips
+N=44 # the number of tests, for the skips
 work=$(tmpdir)
 dom=vs-guest-patch
 cleanup() {
@@ -213,6 +213,8 @@ chain >"$work/chain3"
 is "$?:$(grep -c 'already in its chain' "$work/again-copy.err")" 1:1 "applying v3 again by a copy is refused: $(cat "$work/again-copy.err")"
 "$VMSCOPE" patchset apply --connect "$VS_LIBVIRT_URI" "$dom" "$vm/v3.qcow2" >/dev/null 2>"$work/again-reopen.err"
 is "$?:$(chain)" "1:$(cat "$work/chain3")" "and by a reopen too, the chain left as it was: $(cat "$work/again-reopen.err")"
+grep -q "is in the disk's chain already" "$work/again-reopen.err"
+ok $? "saying the set is in the chain already (not that it is the disk's own top image)"
 
 # ---------------------------------------------------------------- the guest's kernel, and the disk at rest
 g 'dmesg' >"$work/dmesg.txt"

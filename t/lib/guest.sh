@@ -83,37 +83,7 @@ vs_guest_is_running() { # NAME
 }
 
 vs_guest_boot() { # NAME DIR
-  local name=$1 dir=$2 t0 deadline
-  VS_GUEST_WHY='' VS_GUEST_BOOT_S='' VS_GUEST_USERSPACE_S=''
-  if ! mkdir -p "$dir" || ! chmod 755 "$dir"; then
-    VS_GUEST_WHY="cannot make $dir"
-    return 1
-  fi
-  rm -f "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent"
-  qemu-img create -q -f qcow2 -b "$VS_GUEST_CACHE/base.qcow2" -F qcow2 "$dir/$name.qcow2" ||
-    { VS_GUEST_WHY="qemu-img create failed for the overlay $dir/$name.qcow2"; return 1; }
-  chmod 644 "$dir/$name.qcow2"
-  vs_guest_domain_xml "$name" "$dir/$name.qcow2" "$dir/$name.console" "$dir/$name.agent" >"$dir/$name.xml"
-  t0=$(vs_guest_now)
-  if ! virsh -c "$VS_LIBVIRT_URI" create "$dir/$name.xml" >"$dir/$name.create" 2>&1; then
-    VS_GUEST_WHY="virsh create failed: $(tail -n 3 "$dir/$name.create")"
-    return 1
-  fi
-  deadline=$(($(date +%s) + ${VS_GUEST_BOOT_TIMEOUT:-180}))
-  until vs_guest_agent "$name" '{"execute":"guest-ping"}' 2 >"$dir/$name.ping"; do
-    if ! vs_guest_is_running "$name"; then
-      VS_GUEST_WHY="the domain stopped while booting; its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
-      return 1
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      VS_GUEST_WHY="no answer from the guest agent within ${VS_GUEST_BOOT_TIMEOUT:-180} s ($(cat "$dir/$name.ping")); its console: $(tail -n 5 "$dir/$name.console" 2>/dev/null | tr '\n' '|')"
-      return 1
-    fi
-    sleep 0.5
-  done
-  VS_GUEST_BOOT_S=$(vs_guest_since "$t0")
-  VS_GUEST_USERSPACE_S=$(sed -n 's/.*vmscope-guest: user space at \([0-9.]*\) s.*/\1/p' "$dir/$name.console" | tail -n1)
-  return 0
+  vs_guest_boot_on "$1" "$2" "$VS_GUEST_CACHE/base.qcow2"
 }
 
 vs_guest_exec() { # NAME PROGRAM [ARG]...
@@ -209,4 +179,70 @@ vs_guest_await() {
   VS_GUEST_BOOT_S=$(vs_guest_since "$t0")
   VS_GUEST_USERSPACE_S=$(sed -n 's/.*vmscope-guest: user space at \([0-9.]*\) s.*/\1/p' "$dir/$name.console" | tail -n1)
   return 0
+}
+
+# vs_guest_peers DIR NAME...: stopped domains NAME... of the guest's shape (its XML), each on
+# its own overlay DIR/NAME.qcow2 of the cached base, defined in the private libvirtd. Such
+# definitions outlive libvirtd: vs_guest_undefine them in the test's cleanup.
+vs_guest_peers() {
+  local dir=$1 p
+  shift
+  for p; do
+    qemu-img create -q -f qcow2 -b "$VS_GUEST_CACHE/base.qcow2" -F qcow2 "$dir/$p.qcow2" &&
+      chmod 644 "$dir/$p.qcow2" &&
+      vs_guest_domain_xml "$p" "$dir/$p.qcow2" "$dir/$p.console" "$dir/$p.agent" >"$dir/$p.xml" &&
+      virsh -c "$VS_LIBVIRT_URI" define "$dir/$p.xml" >/dev/null || return 1
+  done
+}
+vs_guest_undefine() { # NAME...
+  local p
+  for p; do virsh -c "$VS_LIBVIRT_URI" undefine "$p" >/dev/null 2>&1; done
+}
+
+# vs_guest_loop_conf WORK PLUGINDIR DOMAIN [LINE...]: the collectd.conf of the closed loop
+# (t/lib/collectd.sh's vs_collectd_conf first): vmscope_snapshot takes every domain by backup
+# jobs every 2 s into WORK/pool (the peers' base allowed), vmscope_drift ranks them every 2 s,
+# and vmscope_action's rule root-login has DOMAIN's agent remove "PermitRootLogin yes" from
+# its sshd_config when that drifts (ThawTimeout 3, RetryBackoff 2); each LINE is added to
+# vmscope_action's block.
+vs_guest_loop_conf() {
+  local work=$1 plugindir=$2 dom=$3 fix fix_json line
+  shift 3
+  mkdir -p "$work/bk"
+  fix="sed -i '/^PermitRootLogin yes\$/d' /etc/ssh/sshd_config && sync"
+  fix_json=$(jq -cn --arg c "$fix" '{execute: "guest-exec", arguments: {path: "/bin/sh", arg: ["-c", $c], "capture-output": true}}')
+  fix_json=$(sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$fix_json") # a collectd config string
+  vs_collectd_conf "$work" "$plugindir"
+  cat <<CONF
+LoadPlugin vmscope_snapshot
+<Plugin vmscope_snapshot>
+  Connection "$VS_LIBVIRT_URI"
+  SnapshotMode backup
+  BackupDir "$work/bk"
+  BackingDir "$VS_GUEST_CACHE" # the peers' overlays' base
+  DataDir "$work/pool"
+  Interval 2
+</Plugin>
+LoadPlugin vmscope_drift
+<Plugin vmscope_drift>
+  DataDir "$work/pool"
+  Interval 2
+  WarningScore 0.7 # alone among 9 agreeing peers scores 0.9
+</Plugin>
+LoadPlugin vmscope_action
+<Plugin vmscope_action>
+  Connection "$VS_LIBVIRT_URI"
+  AllowCommand "guest-exec"
+  ThawTimeout 3
+CONF
+  for line; do printf '  %s\n' "$line"; done
+  cat <<CONF
+  <Rule "root-login">
+    Match Plugin "vmscope_drift" Type "config_drift" Severity "[wf]*" Meta "key" "file:/etc/ssh/sshd_config:PermitRootLogin"
+    Domain "$dom"
+    Action "agent" "$fix_json"
+    RetryBackoff 2
+  </Rule>
+</Plugin>
+CONF
 }

@@ -94,6 +94,17 @@ static char *pick_node(const struct vs_blockgraph *g, const char *want, const ch
   return n_found == 1 ? vs_steal(&found) : NULL;
 }
 
+/* The format node whose backing node is NODE, or NULL (caller frees). */
+static char *parent_of(const struct vs_blockgraph *g, const char *node) {
+  const char *name;
+  for (size_t i = 0; (name = vs_blockgraph_node(g, i)); i++) {
+    if (!*name) continue;
+    _cleanup_(vs_freep) char *backing = vs_blockgraph_child(g, name, "backing");
+    if (backing && strcmp(backing, node) == 0) return vs_xstrdup(name);
+  }
+  return NULL;
+}
+
 /* Fills D with disk node D->node's neighbours in G and its files, refusing a disk that is not
  * on the set's base (identity WANT) or that runs on the set SET (at SET_REAL) already. */
 static int resolve_disk(const struct vs_blockgraph *g, const char *what, const char *set,
@@ -114,6 +125,13 @@ static int resolve_disk(const struct vs_blockgraph *g, const char *what, const c
   if (!d->file_node || !d->base_node || !d->base_file || !d->over_file)
     return vs_err_set(err, ENOENT, "%s: no format node \"%s\" with a file and a backing node", what,
                       d->node);
+  _cleanup_(vs_freep) char *parent =
+      vs_ps_same_file(d->over_file, set_real) ? parent_of(g, d->node) : NULL;
+  if (parent) /* a block copy put the set in the chain, under a new top: it sits on the base */
+    return vs_err_set(err, EEXIST,
+                      "%s: the set %s is in the disk's chain already (node %s, under %s): nothing "
+                      "to do",
+                      what, set_real, d->node, parent);
   if (vs_ps_same_file(d->over_file, set_real) || vs_ps_same_file(d->base_file, set_real))
     return vs_err_set(err, EINVAL,
                       "%s: %s is the disk's own %s image, not a patch set to put under it: not "

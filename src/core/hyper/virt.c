@@ -446,7 +446,8 @@ void vs_disks_free(struct vs_disk *d, size_t n) {
 
 struct vs_backup {
   virDomainPtr dom;
-  char *name; /* for messages */
+  double frozen_seconds; /* from the freeze's return to the thaw's */
+  char *name;            /* for messages */
   char *dir, *socket;
   char **scratch;
   size_t n_scratch;
@@ -519,6 +520,58 @@ static void end_stale_backup(struct vs_backup *b, const char *dir) {
   free(xml);
 }
 
+/* Guests this process froze and could not thaw (libvirtd went away between the freeze and the
+ * thaw): each is thawed before its next snapshot, on whatever connection is open then. Only
+ * these are thawed; a freeze someone else made is theirs to end. */
+static pthread_mutex_t owed_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **owed_thaws;
+static size_t n_owed_thaws;
+
+static void owe_thaw(const char *uuid) {
+  pthread_mutex_lock(&owed_lock);
+  bool known = false;
+  for (size_t i = 0; i < n_owed_thaws && !known; i++)
+    known = strcmp(owed_thaws[i], uuid) == 0;
+  if (!known) vs_strv_add(&owed_thaws, &n_owed_thaws, uuid);
+  pthread_mutex_unlock(&owed_lock);
+}
+
+/* Whether UUID is owed a thaw; taken off the list when TAKE. */
+static bool owed_thaw(const char *uuid, bool take) {
+  pthread_mutex_lock(&owed_lock);
+  bool owed = false;
+  for (size_t i = 0; i < n_owed_thaws && !owed; i++) {
+    if (strcmp(owed_thaws[i], uuid) != 0) continue;
+    owed = true;
+    if (!take) break;
+    free(owed_thaws[i]);
+    owed_thaws[i] = owed_thaws[--n_owed_thaws];
+    if (n_owed_thaws == 0) {
+      free(owed_thaws);
+      owed_thaws = NULL;
+    }
+  }
+  pthread_mutex_unlock(&owed_lock);
+  return owed;
+}
+
+/* Thaws B's guest when an earlier snapshot of ours left it frozen. */
+static void settle_thaw(struct vs_backup *b, const char *uuid) {
+  if (!owed_thaw(uuid, false)) return;
+  if (virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
+    vs_log(VS_LOG_WARNING,
+           "%s: the guest's file systems, frozen by an earlier snapshot, still cannot be thawed: "
+           "%s (tried again at the next snapshot)",
+           b->name, virGetLastErrorMessage());
+    return;
+  }
+  owed_thaw(uuid, true);
+  vs_log(VS_LOG_WARNING,
+         "%s: thawed the guest's file systems, which an earlier snapshot froze and could not "
+         "thaw (libvirtd went away)",
+         b->name);
+}
+
 struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        const char *const *targets, size_t n, const char *dir,
                                        bool *quiesced, struct vs_err *err) {
@@ -532,6 +585,7 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
   }
   const char *name = virDomainGetName(b->dom);
   b->name = vs_xstrdup(name ? name : uuid);
+  settle_thaw(b, uuid);
   end_stale_backup(b, dir);
   char *tmpl = vs_xasprintf("%s/vmscope-backup-XXXXXX", dir);
   if (!mkdtemp(tmpl)) {
@@ -573,14 +627,20 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
 
   /* Freeze through the agent if there is one: then the point in time is a consistent one. */
   *quiesced = virDomainFSFreeze(b->dom, NULL, 0, 0) >= 0;
+  double frozen_at = vs_now_monotonic();
   if (!*quiesced)
     vs_log(VS_LOG_DEBUG, "%s: no file system freeze (%s); the backup is crash-consistent", b->name,
            virGetLastErrorMessage());
   int rc = virDomainBackupBegin(b->dom, bx.data, NULL, 0);
   if (rc < 0) libvirt_error(err, "%s: the backup job did not begin", b->name);
-  if (*quiesced && virDomainFSThaw(b->dom, NULL, 0, 0) < 0)
-    vs_log(VS_LOG_WARNING, "%s: thawing the guest's file systems failed: %s", b->name,
-           virGetLastErrorMessage());
+  if (*quiesced && virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
+    owe_thaw(uuid);
+    vs_log(VS_LOG_WARNING,
+           "%s: thawing the guest's file systems failed: %s (tried again before its next "
+           "snapshot)",
+           b->name, virGetLastErrorMessage());
+  }
+  if (*quiesced) b->frozen_seconds = vs_now_monotonic() - frozen_at;
   vs_buf_free(&bx);
   if (rc < 0) {
     vs_virt_backup_end(b);
@@ -588,6 +648,10 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
   }
   b->running = true;
   return b;
+}
+
+double vs_backup_frozen_seconds(const struct vs_backup *b) {
+  return b->frozen_seconds;
 }
 
 char *vs_backup_uri(const struct vs_backup *b, const char *target) {

@@ -108,10 +108,15 @@ struct vs_backup;
  * out. The socket and scratch files go into a new directory under DIR (QEMU must be able to
  * create files there). Before beginning, the guest's file systems are frozen through the
  * guest agent when one answers, and thawed right after (*QUIESCED says whether they were); no
- * agent is no error. Needs a read-write connection. */
+ * agent is no error. A thaw that fails (libvirtd gone between the freeze and the thaw) is
+ * made before the domain's next backup begins, in this process: a guest is never left frozen
+ * by us, and a freeze someone else made is never ended by us. Needs a read-write connection. */
 struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        const char *const *targets, size_t n, const char *dir,
                                        bool *quiesced, struct vs_err *err);
+/* How long the guest's file systems were frozen for the job (0 when they were not): from the
+ * freeze's return to the thaw's, so at least as long as the guest saw. */
+double vs_backup_frozen_seconds(const struct vs_backup *b);
 /* The NBD URI of TARGET's export (caller frees). */
 char *vs_backup_uri(const struct vs_backup *b, const char *target);
 /* Ends the job and removes its socket, scratch files and directory. */

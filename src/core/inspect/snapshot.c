@@ -65,6 +65,7 @@ static int read_backup(struct vs_virt *v, const struct vs_domain *dom, const str
     direct.backend = VS_BACKEND_DIRECT; /* NBD exports are for the direct reader */
     rc = read_disks(x, (const char *const *)uris, NULL, n, &direct, doc, st, err);
     st->backup = true;
+    st->frozen_seconds = vs_backup_frozen_seconds(b);
     /* The export's socket is gone with the job: name the disk that was read. */
     vs_feature_set_source(doc, "domain", disks[0].path, "direct");
     vs_virt_backup_end(b);

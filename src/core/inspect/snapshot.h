@@ -42,6 +42,7 @@ struct vs_snapshot_stats {
   size_t packages;
   bool backup, quiesced; /* read from a backup job; the guest's file systems were frozen */
   uint64_t bytes_read;   /* from the disks or their exports, with the direct reader */
+  double frozen_seconds; /* quiesced: how long the guest's file systems were frozen */
 };
 
 /* Snapshots domain DOM of V with extractor X (one thread at a time). TAKEN_AT is the
