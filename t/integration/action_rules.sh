@@ -318,6 +318,7 @@ LoadPlugin vmscope_action
     Type "tls_test"
     Action "webhook" "$amtls/api/v2/alerts"
     WebhookRetries 0
+    Retries 0 # its alarm stands for good: retries would count in the flood's failures below
   </Rule>
   <Rule "tls-trusted">
     Type "tls_test"
