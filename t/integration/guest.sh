@@ -17,11 +17,7 @@ cleanup() {
 trap cleanup EXIT
 tree=${VS_DEBOOTSTRAP_CACHE:-$VS_BUILDDIR/t/cache/debootstrap}/root
 
-if [ "$(id -u)" != 0 ]; then
-  skip $N "not root: the guest's tree, its image and the private libvirtd need root"
-  done_testing
-  exit $?
-fi
+vs_guest_require $N
 # Before the libvirtd lock: a first build takes minutes, and other tests wait for that lock.
 vs_guest_image || bail "$VS_GUEST_WHY"
 ok 0 "the guest's kernel, initramfs and base image are at hand ($(sed -n 's/^kernel=//p' "$VS_GUEST_CACHE/stamp"), $(sed -n 's/^qemu-ga=//p' "$VS_GUEST_CACHE/stamp"))"

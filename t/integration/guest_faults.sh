@@ -46,18 +46,9 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-if [ "$(id -u)" != 0 ]; then
-  skip $N "not root: the guest's tree, its image and the private libvirtd need root"
-  done_testing
-  exit $?
-fi
-if [ "${VS_VALGRIND:-}" = 1 ]; then
-  # An emulated guest and collectd in memcheck on 2 cores would take many minutes per case; the
-  # same error paths run under memcheck in backup.sh, agent.sh, action_rules.sh and t/unit/channel.
-  skip $N "not under valgrind (an emulated guest; the paths run under memcheck elsewhere)"
-  done_testing
-  exit $?
-fi
+# An emulated guest and collectd in memcheck on 2 cores would take many minutes per case; the
+# same error paths run under memcheck in backup.sh, agent.sh, action_rules.sh and t/unit/channel.
+vs_guest_require $N "an emulated guest; the paths run under memcheck elsewhere"
 [ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
 vs_guest_image || bail "$VS_GUEST_WHY"
 if ! vs_libvirtd_start "$work/libvirt"; then

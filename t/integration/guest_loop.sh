@@ -29,19 +29,10 @@ cleanup() {
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 
-if [ "$(id -u)" != 0 ]; then
-  skip $N "not root: the guest's tree, its image and the private libvirtd need root"
-  done_testing
-  exit $?
-fi
-if [ "${VS_VALGRIND:-}" = 1 ]; then
-  # A TCG guest and collectd in memcheck on 2 cores would take many minutes per loop; the same
-  # plugin paths run under memcheck in action_rules.sh and backup.sh, and t/unit/channel runs
-  # the thaw wait against a frozen agent.
-  skip $N "not under valgrind (an emulated guest; the paths run under memcheck elsewhere)"
-  done_testing
-  exit $?
-fi
+# A TCG guest and collectd in memcheck on 2 cores would take many minutes per loop; the same
+# plugin paths run under memcheck in action_rules.sh and backup.sh, and t/unit/channel runs
+# the thaw wait against a frozen agent.
+vs_guest_require $N "an emulated guest; the paths run under memcheck elsewhere"
 [ -x "$COLLECTD" ] || bail "collectd is not installed (scripts/install-deps.sh installs it)"
 command -v etcd >/dev/null || bail "etcd is not installed (scripts/install-deps.sh installs etcd-server)"
 vs_guest_image || bail "$VS_GUEST_WHY"

@@ -23,11 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$(id -u)" != 0 ]; then
-  skip $N "not root: the guest's tree, its image and the private libvirtd need root"
-  done_testing
-  exit $?
-fi
+vs_guest_require $N
 for c in debugfs dumpe2fs e2fsck sfdisk qemu-io cmp; do
   command -v "$c" >/dev/null || bail "$c is not installed (scripts/install-deps.sh installs it)"
 done

@@ -246,3 +246,16 @@ CONF
 </Plugin>
 CONF
 }
+
+# vs_guest_require N [WHY-NOT-UNDER-MEMCHECK]: skips the test's N checks and exits when the real
+# guest cannot run here: not root (its tree, image and the private libvirtd need root), or,
+# when WHY-NOT-UNDER-MEMCHECK is given, under the valgrind suite (the reason is printed).
+vs_guest_require() {
+  local why=
+  [ "$(id -u)" = 0 ] || why="not root: the guest's tree, its image and the private libvirtd need root"
+  [ -z "$why" ] && [ -n "${2:-}" ] && [ "${VS_VALGRIND:-}" = 1 ] && why="not under valgrind ($2)"
+  [ -z "$why" ] && return 0
+  skip "$1" "$why"
+  done_testing
+  exit $?
+}
