@@ -59,6 +59,16 @@ int plugin_register_read(const char *name, int (*callback)(void)) {
   (void)callback;
   return 0;
 }
+int plugin_register_complex_read(const char *group, const char *name, plugin_read_cb callback,
+                                 cdtime_t interval, user_data_t const *user_data) {
+  (void)group;
+  (void)name;
+  (void)callback;
+  (void)interval;
+  /* never read: collectd frees the user data at shutdown, which here is at once */
+  if (user_data && user_data->free_func) user_data->free_func(user_data->data);
+  return 0;
+}
 int plugin_register_shutdown(const char *name, plugin_shutdown_cb callback) {
   (void)name;
   fuzz_cb.shutdown = callback;

@@ -56,7 +56,9 @@ int remedy_check_allowed(const struct action_conf *c);
  * C must outlive remedy_stop. */
 int remedy_start(const struct action_conf *c);
 void remedy_read(void);
-void remedy_stop(void); /* and frees the rules, started or only configured */
+/* Ends the retry thread and the workers (dropping what is queued); safe to call again. */
+void remedy_halt(void);
+void remedy_stop(void); /* halts, unregisters, and frees the rules, started or only configured */
 
 /* A <Rule> block (action_rule.c): checked and added to PENDING (*N_PENDING rules, whose names
  * it must not repeat). */

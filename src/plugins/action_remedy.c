@@ -179,7 +179,9 @@ static void dropped(const struct vs_rule *r, const notification_t *n) {
  * and may run now, copied, into the queue. Never waits. */
 static int notify_cb(const notification_t *n, user_data_t *ud) {
   size_t rule = (size_t)(uintptr_t)ud->data;
-  if (!rem.rules || !rem.queue || strcmp(n->plugin, PLUGIN) == 0) return 0; /* no loops */
+  if (!rem.rules || !rem.queue || __atomic_load_n(&rem.stopping, __ATOMIC_ACQUIRE) ||
+      strcmp(n->plugin, PLUGIN) == 0) /* no loops */
+    return 0;
   const struct vs_rule *r = vs_rules_get(rem.rules, rule);
   /* Matching needs the meta as text: the event is built first, and kept only if it matches. */
   struct vs_event *e = event_of(n);
@@ -429,26 +431,33 @@ void remedy_read(void) {
     vs_glue_submit(PLUGIN, "", "duration", "action", (gauge_t)rem.last_duration, 0);
 }
 
+void remedy_halt(void) {
+  if (!rem.queue || __atomic_load_n(&rem.stopping, __ATOMIC_ACQUIRE)) return;
+  /* No more notifications in; what is queued is dropped (a shutdown does not wait for webhooks
+   * to retry), the workers end after the action they are running. */
+  __atomic_store_n(&rem.stopping, true, __ATOMIC_RELEASE);
+  if (rem.retry_running) { /* before the queue closes: the thread pushes into it */
+    vs_retries_close(rem.retries);
+    pthread_join(rem.retry_thread, NULL);
+    rem.retry_running = false;
+  }
+  vs_queue_close(rem.queue);
+  for (int i = 0; i < rem.workers_running; i++)
+    pthread_join(rem.workers[i], NULL);
+  rem.workers_running = 0;
+}
+
 void remedy_stop(void) {
   if (rem.queue) {
-    /* No more notifications in; what is queued is dropped (a shutdown does not wait for
-     * webhooks to retry), the workers end after the action they are running. */
+    /* Unregistered here, not in remedy_halt: another vmscope plugin's worker may still be
+     * dispatching then, and collectd's notification list has no lock. */
     for (size_t i = 0; rem.rules && i < vs_rules_count(rem.rules); i++) {
       char name[DATA_MAX_NAME_LEN * 2];
       callback_name(i, name, sizeof(name));
       plugin_unregister_notification(name);
     }
     plugin_unregister_notification(PLUGIN "/retries");
-    __atomic_store_n(&rem.stopping, true, __ATOMIC_RELEASE);
-    if (rem.retry_running) { /* before the queue closes: the thread pushes into it */
-      vs_retries_close(rem.retries);
-      pthread_join(rem.retry_thread, NULL);
-      rem.retry_running = false;
-    }
-    vs_queue_close(rem.queue);
-    for (int i = 0; i < rem.workers_running; i++)
-      pthread_join(rem.workers[i], NULL);
-    rem.workers_running = 0;
+    remedy_halt();
     vs_queue_free(rem.queue, job_free);
     rem.queue = NULL;
   }

@@ -26,6 +26,30 @@ void vs_glue_submit(const char *plugin, const char *instance, const char *type,
   plugin_dispatch_values(&vl);
 }
 
+struct glue_read {
+  int (*read)(void);
+  void (*stop)(void);
+};
+
+static int glue_read(user_data_t *ud) {
+  const struct glue_read *r = ud->data;
+  return r->read();
+}
+
+static void glue_read_free(void *data) {
+  struct glue_read *r = data;
+  r->stop();
+  free(r);
+}
+
+int vs_glue_register_read(const char *plugin, int (*read)(void), void (*stop)(void)) {
+  struct glue_read *r = vs_xmalloc(sizeof(*r));
+  *r = (struct glue_read){.read = read, .stop = stop};
+  /* collectd frees the user data itself if the registration fails */
+  return plugin_register_complex_read(NULL, plugin, glue_read, 0,
+                                      &(user_data_t){.data = r, .free_func = glue_read_free});
+}
+
 void vs_once_fail(struct vs_once *o, const char *plugin, const char *cause, const char *msg) {
   if (!o->seen) o->seen = vs_strmap_new(free);
   const char *before = vs_strmap_get(o->seen, cause);

@@ -26,6 +26,16 @@ void vs_once_fail(struct vs_once *o, const char *plugin, const char *cause, cons
 void vs_once_ok(struct vs_once *o, const char *plugin, const char *cause);
 void vs_once_free(struct vs_once *o);
 
+/* Registers READ as PLUGIN's read callback, and STOP to run when collectd begins to shut down.
+ * collectd calls shutdown callbacks in LoadPlugin order, so a plugin loaded after exec (or any
+ * notification or write plugin) would still be dispatching from its worker threads while that
+ * plugin's shutdown frees what its callback uses: exec's frees its program list, and a
+ * notification then reads freed memory. The read callbacks' user data is freed right after the
+ * read threads stop and before any shutdown callback runs, so STOP, called from there, ends the
+ * plugin's worker threads while every other plugin still works. STOP must be safe to call
+ * again from the shutdown callback. */
+int vs_glue_register_read(const char *plugin, int (*read)(void), void (*stop)(void));
+
 /* Dispatches one gauge value PLUGIN/INSTANCE/TYPE-TYPE_INSTANCE, taken at TIME (0: now). */
 void vs_glue_submit(const char *plugin, const char *instance, const char *type,
                     const char *type_instance, gauge_t value, cdtime_t time);

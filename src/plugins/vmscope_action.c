@@ -110,8 +110,15 @@ static int read_cb(void) {
   return 0;
 }
 
-static int shutdown_cb(void) {
+/* Before any plugin's shutdown callback (vs_glue_register_read): no thread of ours dispatches
+ * after this. */
+static void halt(void) {
   proxy_stop();
+  remedy_halt();
+}
+
+static int shutdown_cb(void) {
+  halt();
   remedy_stop();
   for (size_t i = 0; i < conf.n_stores; i++)
     free(conf.stores[i]);
@@ -131,6 +138,6 @@ static int shutdown_cb(void) {
 void module_register(void) {
   plugin_register_complex_config(PLUGIN, config);
   plugin_register_init(PLUGIN, init);
-  plugin_register_read(PLUGIN, read_cb);
+  vs_glue_register_read(PLUGIN, read_cb, halt);
   plugin_register_shutdown(PLUGIN, shutdown_cb);
 }

@@ -546,15 +546,19 @@ static int read_cb(void) {
   return 0;
 }
 
+/* Before any plugin's shutdown callback (vs_glue_register_read): the worker dispatches. */
+static void halt(void) {
+  if (!drift.running) return;
+  pthread_mutex_lock(&drift.lock);
+  drift.stop = true;
+  pthread_cond_broadcast(&drift.wake);
+  pthread_mutex_unlock(&drift.lock);
+  pthread_join(drift.thread, NULL);
+  drift.running = false;
+}
+
 static int shutdown_cb(void) {
-  if (drift.running) {
-    pthread_mutex_lock(&drift.lock);
-    drift.stop = true;
-    pthread_cond_broadcast(&drift.wake);
-    pthread_mutex_unlock(&drift.lock);
-    pthread_join(drift.thread, NULL);
-    drift.running = false;
-  }
+  halt();
   for (size_t i = 0; i < drift.n_vms; i++)
     free_vm(&drift.vms[i]);
   free(drift.vms);
@@ -580,6 +584,6 @@ static int shutdown_cb(void) {
 void module_register(void) {
   plugin_register_complex_config(PLUGIN, config);
   plugin_register_init(PLUGIN, init);
-  plugin_register_read(PLUGIN, read_cb);
+  vs_glue_register_read(PLUGIN, read_cb, halt);
   plugin_register_shutdown(PLUGIN, shutdown_cb);
 }

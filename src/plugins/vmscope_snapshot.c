@@ -587,7 +587,8 @@ static int read_cb(void) {
   return 0;
 }
 
-static int shutdown_cb(void) {
+/* Before any plugin's shutdown callback (vs_glue_register_read): the workers dispatch. */
+static void halt(void) {
   pthread_mutex_lock(&snap.lock);
   snap.stop = true;
   pthread_cond_broadcast(&snap.wake);
@@ -610,6 +611,10 @@ static int shutdown_cb(void) {
     }
   }
   snap.running = 0;
+}
+
+static int shutdown_cb(void) {
+  halt();
   free_jobs(snap.jobs, snap.n_jobs);
   snap.jobs = NULL;
   snap.n_jobs = snap.next_job = 0;
@@ -641,6 +646,6 @@ static int shutdown_cb(void) {
 void module_register(void) {
   plugin_register_complex_config(PLUGIN, config);
   plugin_register_init(PLUGIN, init);
-  plugin_register_read(PLUGIN, read_cb);
+  vs_glue_register_read(PLUGIN, read_cb, halt);
   plugin_register_shutdown(PLUGIN, shutdown_cb);
 }

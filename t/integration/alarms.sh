@@ -244,12 +244,14 @@ wait_for 10 rollouts_is 0.000000; ok $? "count-rollouts is 0 again"
 is "$(count b vmscope_drift config_drift)" 0 "no config_drift on any VM, through the tweak and the whole rollout"
 is "$(count b vmscope_drift majority_change)" 0 "no majority_change: the rollout moved openssl's majority, and says so itself"
 is "$(notes b vmscope_drift rollout | grep -avc 'severity = OKAY')" 0 "every rollout notification is informational ($(count b vmscope_drift rollout) of them)"
-is "$(count b vmscope_drift config_group)" 1 "and the group was notified once, and still stands"
+is "$(count b vmscope_drift config_group)" 1 "and the group was notified once, and still stands" ||
+  notes b vmscope_drift config_group | sed 's/^/# /'
 is "$(count b vmscope_drift unique)" 0 "no VM of the 30 is unique"
 # The role analysis sees a package in several versions by its presence (fleetview.h): a
 # rollout half done is not two roles, nor an anomaly of each VM that took it.
 is "$(count b vmscope_drift anomaly) $(count b vmscope_drift role_change)" "0 0" \
-  "the rollout raised no anomaly and no role_change notification"
+  "the rollout raised no anomaly and no role_change notification" ||
+  { notes b vmscope_drift anomaly; notes b vmscope_drift role_change; } | sed 's/^/# /'
 ! grep -qa 'rule "page"' "$work/b/all.log"; ok $? "vmscope_action had nothing to act on"
 stop
 grep -aE 'AddressSanitizer|runtime error' "$work"/*/*.out >&2
