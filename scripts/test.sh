@@ -75,7 +75,9 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # for a minute or two, and the other QEMU tests wait for it). Their C paths run under ASan in
 # patchset_libvirt.sh, patchset_qmp.sh, backup.sh and agent.sh, and the real guest's
 # closed loop (guest_loop.sh: the plugins, the thaw wait, the retries) stays.
-asan_tests=($(tests_but " t/integration/guest_patch.sh t/integration/guest_faults.sh "))
+# Nor the benchmarks' smoke test (a minute of ranking synthetic fleets there; the ranking's C
+# runs under ASan in t/unit/drift*, drift.sh and alarms.sh).
+asan_tests=($(tests_but " t/integration/guest_patch.sh t/integration/guest_faults.sh t/integration/bench.sh "))
 check_args=()
 [ ${#asan_tests[@]} -gt 0 ] && check_args+=(TESTS="${asan_tests[*]}")
 run_suite build-asan "ASan+UBSan" CFLAGS="-O1 -g $san" LDFLAGS="$san" VS_SANITIZED=1
