@@ -29,6 +29,7 @@ void vs_glue_submit(const char *plugin, const char *instance, const char *type,
 struct glue_read {
   int (*read)(void);
   void (*stop)(void);
+  char plugin[DATA_MAX_NAME_LEN];
 };
 
 static int glue_read(user_data_t *ud) {
@@ -39,12 +40,17 @@ static int glue_read(user_data_t *ud) {
 static void glue_read_free(void *data) {
   struct glue_read *r = data;
   r->stop();
+  /* between collectd's "Stopping N read threads" and "Stopping N write threads": the tests
+   * check that order */
+  INFO("%s: its threads have stopped: collectd is shutting down", r->plugin);
   free(r);
 }
 
 int vs_glue_register_read(const char *plugin, int (*read)(void), void (*stop)(void)) {
-  struct glue_read *r = vs_xmalloc(sizeof(*r));
-  *r = (struct glue_read){.read = read, .stop = stop};
+  struct glue_read *r = vs_xcalloc(1, sizeof(*r));
+  r->read = read;
+  r->stop = stop;
+  sstrncpy(r->plugin, plugin, sizeof(r->plugin));
   /* collectd frees the user data itself if the registration fails */
   return plugin_register_complex_read(NULL, plugin, glue_read, 0,
                                       &(user_data_t){.data = r, .free_func = glue_read_free});

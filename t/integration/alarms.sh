@@ -202,6 +202,16 @@ dry() { grep -a 'rule "page" (dry run): would run webhook' "$work/a/all.log"; }
 dry | grep -qa 'on web-03' && ! dry | grep -qav 'on web-03'
 ok $? "vmscope_action's rule on config_drift warnings acts on web-03 alone ($(dry | wc -l) dry runs)"
 stop
+# collectd calls shutdown callbacks in LoadPlugin order (exec's, loaded first, frees what its
+# notification callback reads): the three plugins' threads stop before any, between the read
+# threads' stop and the write threads'.
+halted() {
+  awk '/collectd: Stopping [0-9]+ read threads/ { r = 1 } /collectd: Stopping [0-9]+ write threads/ { exit }
+    r && /: its threads have stopped: collectd is shutting down/ { sub(/.*\] /, ""); sub(/:.*/, ""); print }' \
+    "$work/a/all.log" | sort | tr '\n' ' '
+}
+is "$(halted)" "vmscope_action vmscope_drift vmscope_snapshot " \
+  "at shutdown the plugins' threads stop after collectd's read threads, before its write threads and any plugin's shutdown"
 
 # ----------------------------------------------- (b) a team's tweak, (c) a rollout: 30 VMs
 fill b 30
