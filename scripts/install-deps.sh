@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# install-deps.sh [demo]: installs what vmscope needs on Debian 12, with apt-get only: to build,
-# run the demo and run the whole test suite; with "demo", only to build and run the demo
-# (scripts/demo.sh), which is a much shorter download on a fresh machine.
+# install-deps.sh [demo|real-guests]: installs what vmscope needs on Debian 12, with apt-get only:
+# to build, run the demo and run the whole test suite; with "demo", only to build and run the
+# demo (scripts/demo.sh), which is a much shorter download on a fresh machine; with
+# "real-guests", to build and run `scripts/demo.sh --real-guests` (the guest, libvirtd and QEMU,
+# no PostgreSQL).
 set -euo pipefail
 build=(
   autoconf automake libtool pkg-config make gcc
@@ -9,23 +11,30 @@ build=(
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev libpq-dev
 )
-demo=(
-  collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc
-  postgresql-15 # the demo's fleet store, that its two hosts share (and t/integration/fleet_store.sh)
+demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
+store=(postgresql-15) # the demo's fleet store, that its two hosts share (and t/integration/fleet_store.sh)
+guests=( # a real running guest (scripts/guest-image.sh, t/lib/guest.sh, scripts/demo-real.sh)
+  linux-image-amd64 libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
+  qemu-guest-agent busybox-static cpio fdisk file # the initramfs, the image's partition table
 )
 tests=(
   debhelper dpkg-dev lintian # the Debian package (t/integration/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   time # peak memory in t/integration/hostile.sh
   valgrind # the third test run (scripts/test.sh)
-  rpm libguestfs-tools linux-image-amd64
-  libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86
-  qemu-guest-agent etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
-  busybox-static cpio # the test guest's initramfs (scripts/guest-image.sh, t/integration/guest.sh)
+  rpm libguestfs-tools
+  etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )
-packages=("${build[@]}" "${demo[@]}")
-[ "${1:-}" = demo ] || packages+=("${tests[@]}")
+case ${1:-} in
+'') packages=("${build[@]}" "${demo[@]}" "${store[@]}" "${guests[@]}" "${tests[@]}") ;;
+demo) packages=("${build[@]}" "${demo[@]}" "${store[@]}") ;;
+real-guests) packages=("${build[@]}" "${demo[@]}" "${guests[@]}") ;;
+*)
+  echo "usage: install-deps.sh [demo|real-guests] (not \"$1\")" >&2
+  exit 2
+  ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
