@@ -55,6 +55,8 @@ extern const char vs_cli_read_help[];
 
 struct vs_cli_read {
   bool stats, no_default_watch;
+  bool quiet; /* -q, --quiet: no progress line (progress.h) while the libguestfs appliance works;
+               * each subcommand takes the option itself, as it means more in drift and diff */
   enum vs_backend_choice backend;
   const char *backend_arg; /* --backend as given: a second one is refused */
   struct vs_image_opts image;
@@ -133,7 +135,8 @@ struct vs_cli_docs {
   char *error;
 };
 /* Reads PATHS[0..N) into OUT[0..N): directories and images are extracted (images the direct
- * reader cannot read go to one libguestfs batch), "*.json" files are loaded. Returns -1 (message
+ * reader cannot read go to one libguestfs batch, whose progress is shown on standard error
+ * when it is a terminal, unless R says quiet), "*.json" files are loaded. Returns -1 (message
  * printed) only when the options are unusable (a bad watch file); a failing source leaves its
  * error in OUT and the rest are still read. */
 int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,

@@ -54,19 +54,22 @@ static void usage(FILE *out, bool similar) {
   else
     fputs("  -l, --labels FILE       known labels, one \"NAME LABEL\" per line (# comments)\n",
           out);
-  fputs("  -h, --help              this help\n"
+  fputs("  -q, --quiet             no progress line: on a terminal, standard error shows\n"
+        "                          what the libguestfs appliance is doing while it reads\n"
+        "                          an image the direct reader cannot (tens of seconds)\n"
+        "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 done, 1 some source failed (the others were analysed), 2 usage error.\n",
         out);
 }
 
 /* The VMs from --pool directories (repeatable: pools add up) and SOURCEs: one view, each VM once
- * (fleetview.h). Returns an exit status; VS_EXIT_USAGE means stop. */
+ * (fleetview.h); QUIET: no progress line. Returns an exit status; VS_EXIT_USAGE means stop. */
 static int load(struct vs_view *view, const char *const *pools, size_t n_pools, char **paths,
-                size_t n, const char *prog) {
+                size_t n, bool quiet, const char *prog) {
   int status = vs_cli_add_pools(view, pools, n_pools, prog);
   if (status == VS_EXIT_USAGE || n == 0) return status;
-  struct vs_cli_read r = {.backend = VS_BACKEND_AUTO};
+  struct vs_cli_read r = {.backend = VS_BACKEND_AUTO, .quiet = quiet};
   int rc = vs_cli_add_sources(view, &r, paths, n, NULL, NULL, prog);
   return rc > status ? rc : status;
 }
@@ -154,7 +157,7 @@ struct args {
   const char *pools[VS_CLI_MAX_REPEAT], *settings[VS_CLI_MAX_REPEAT];
   size_t n_pools, n_settings;
   const char *labels, *format, *seed, *threshold, *top; /* as given, once each */
-  bool text;
+  bool text, quiet;
   size_t top_n;
   struct vs_view_opts vo;
 };
@@ -212,6 +215,7 @@ static int parse_args(int argc, char **argv, bool similar, struct args *a, const
                                        {"threshold", required_argument, NULL, OPT_THRESHOLD},
                                        {"setting", required_argument, NULL, OPT_SETTING},
                                        {"top", required_argument, NULL, 'n'},
+                                       {"quiet", no_argument, NULL, 'q'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const struct vs_cli_once single[] = {{'f', "--format", &a->format},
@@ -222,7 +226,7 @@ static int parse_args(int argc, char **argv, bool similar, struct args *a, const
   int c;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":p:f:l:n:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":p:f:l:n:qh", opts, NULL)) != -1) {
     int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, prog);
     if (taken < 0) return -1;
     if (taken) continue;
@@ -230,6 +234,8 @@ static int parse_args(int argc, char **argv, bool similar, struct args *a, const
       if (vs_cli_add_repeat(a->pools, &a->n_pools, optarg, "--pool", prog) < 0) return -1;
     } else if (c == OPT_SETTING && similar) {
       if (vs_cli_add_repeat(a->settings, &a->n_settings, optarg, "--setting", prog) < 0) return -1;
+    } else if (c == 'q') {
+      a->quiet = true;
     } else if (c == 'h') {
       usage(stdout, similar);
       return 1;
@@ -314,7 +320,7 @@ static int run(int argc, char **argv, bool similar) {
   if (labels && !(label_map = read_labels(labels, prog))) return VS_EXIT_USAGE;
   vo.labels = label_map;
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
-  int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
+  int status = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), a.quiet, prog);
   if (status == VS_EXIT_USAGE) return status;
   if (vs_view_count(view) == 0) {
     fprintf(stderr, "%s: no VM to analyse\n", prog);
@@ -363,6 +369,9 @@ static void report_usage(FILE *out) {
         "      --title TEXT        the page's title\n"
         "      --force             replace OUT.html even when it is not a page vmscope\n"
         "                          wrote (never an input)\n"
+        "  -q, --quiet             no progress line: on a terminal, standard error shows\n"
+        "                          what the libguestfs appliance is doing while it reads\n"
+        "                          an image the direct reader cannot (tens of seconds)\n"
         "  -h, --help              this help\n"
         "\n"
         "Exit status: 0 written, 1 some source failed (the page has the others), 2 usage error.\n",
@@ -421,11 +430,12 @@ int vs_cmd_report(int argc, char **argv) {
       {"top", required_argument, NULL, 'n'},
       {"title", required_argument, NULL, OPT_TITLE},
       {"force", no_argument, NULL, OPT_FORCE},
+      {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *out = NULL, *pools[VS_CLI_MAX_REPEAT], *title = NULL, *top_arg = NULL;
   const char *store = NULL, *password_file = NULL, *ca_file = NULL;
-  bool force = false;
+  bool force = false, quiet = false;
   size_t n_pools = 0;
   const struct vs_cli_once single[] = {{'o', "--html", &out},
                                        {'n', "--top", &top_arg},
@@ -435,7 +445,7 @@ int vs_cmd_report(int argc, char **argv) {
                                        {OPT_CA_FILE, "--ca-file", &ca_file}};
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "o:p:n:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "o:p:n:qh", opts, NULL)) != -1) {
     int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, prog);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
@@ -443,6 +453,8 @@ int vs_cmd_report(int argc, char **argv) {
       if (vs_cli_add_repeat(pools, &n_pools, optarg, "--pool", prog) < 0) return VS_EXIT_USAGE;
     } else if (c == OPT_FORCE) {
       force = true;
+    } else if (c == 'q') {
+      quiet = true;
     } else if (c == 'h') {
       report_usage(stdout);
       return VS_EXIT_OK;
@@ -473,7 +485,7 @@ int vs_cmd_report(int argc, char **argv) {
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   int status = store ? vs_cli_add_store(view, store, password_file, ca_file, prog) : VS_EXIT_OK;
   if (status == VS_EXIT_USAGE) return status;
-  int loaded = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), prog);
+  int loaded = load(view, pools, n_pools, argv + optind, (size_t)(argc - optind), quiet, prog);
   if (loaded == VS_EXIT_USAGE) return loaded;
   if (loaded > status) status = loaded;
   if (vs_view_count(view) == 0) {

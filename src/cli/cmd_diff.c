@@ -27,7 +27,9 @@ static void usage(FILE *out) {
         "                          snapshot times\n"
         "      --compact           JSON on one line\n"
         "      --exit-code         exit 1 when something changed, 0 when nothing did\n"
-        "  -q, --quiet             print nothing; implies --exit-code\n"
+        "  -q, --quiet             print nothing, not even the progress line shown on a\n"
+        "                          terminal while the libguestfs appliance works; implies\n"
+        "                          --exit-code\n"
         "      --any-order         compare even when OLD was taken after NEW\n",
         out);
   fputs(vs_cli_read_help, out);
@@ -121,7 +123,7 @@ static int parse(int argc, char **argv, struct args *a) {
     } else if (c == OPT_EXIT_CODE) {
       a->exit_code = true;
     } else if (c == 'q') {
-      a->quiet = a->exit_code = true;
+      a->quiet = a->exit_code = a->read.quiet = true;
     } else if (c == OPT_ANY_ORDER) {
       a->any_order = true;
     } else if (c == 'h') {

@@ -72,7 +72,9 @@ static void usage(FILE *out) {
           "      --fail-on warning|failure\n"
           "                          exit 3 when a finding of that severity or worse is not\n"
           "                          waived (an alarm); not with --fleet\n"
-          "  -q, --quiet             print nothing (for scripts, with --fail-on)\n"
+          "  -q, --quiet             print nothing (for scripts, with --fail-on), not even\n"
+          "                          the progress line shown on a terminal while the\n"
+          "                          libguestfs appliance works\n"
           "      --compact           JSON on one line\n",
           VS_VIEW_MIN_ROLE_PEERS, VS_DRIFT_WARN_SCORE, VS_DRIFT_FAIL_SCORE);
   fputs(vs_cli_read_help, out);
@@ -370,7 +372,7 @@ static int parse(int argc, char **argv, struct options *o) {
     } else if (c == 'p') {
       if (vs_cli_add_repeat(o->pools, &o->n_pools, optarg, "--pool", PROG) < 0) return -1;
     } else if (c == 'q') {
-      o->quiet = true;
+      o->quiet = o->read.quiet = true;
     } else if (c == OPT_COMPACT) {
       o->compact = true;
     } else if (c == OPT_FLEET) {

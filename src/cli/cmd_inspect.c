@@ -19,7 +19,10 @@ static void usage(FILE *out) {
         "Options:\n"
         "  -f, --format json|text  output format (default json); text prints one\n"
         "                          \"key = value\" line per setting after a header\n"
-        "      --compact           JSON on one line per document\n",
+        "      --compact           JSON on one line per document\n"
+        "  -q, --quiet             no progress line: on a terminal, standard error shows\n"
+        "                          what the libguestfs appliance is doing (launching, each\n"
+        "                          image), as it takes tens of seconds\n",
         out);
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"
@@ -62,12 +65,13 @@ struct args {
 static int parse(int argc, char **argv, struct args *a) {
   static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
                                        {"compact", no_argument, NULL, OPT_COMPACT},
+                                       {"quiet", no_argument, NULL, 'q'},
                                        {"help", no_argument, NULL, 'h'},
                                        VS_CLI_READ_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "f:h" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "f:qh" VS_CLI_READ_SHORT, opts, NULL)) != -1) {
     int taken = vs_cli_read_option(&a->read, c, optarg, PROG);
     if (taken < 0) return -1;
     if (taken) continue;
@@ -77,6 +81,8 @@ static int parse(int argc, char **argv, struct args *a) {
         return -1;
     } else if (c == OPT_COMPACT) {
       a->compact = true;
+    } else if (c == 'q') {
+      a->read.quiet = true;
     } else if (c == 'h') {
       usage(stdout);
       return 1;

@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include "fleet.h"
+#include "progress.h"
 #include "source_guestfs.h"
 #include "source_image.h"
 
@@ -15,6 +16,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 const char vs_cli_read_help[] =
     "  -w, --watch FILE        add the watch entries of FILE (\"PATTERN [LENS]\" per\n"
@@ -254,8 +256,10 @@ static void set_identity(struct vs_feature *doc, const char *path, bool is_dir) 
   vs_feature_set_id(doc, id, name);
 }
 
+/* PROGRESS: the status line --stats prints around (NULL: none). */
 static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *src,
-                                      const char *path, bool stats, struct vs_err *err) {
+                                      const char *path, bool stats,
+                                      struct vs_cli_progress *progress, struct vs_err *err) {
   _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
   set_identity(doc, path, strcmp(vs_source_kind(src), "dir") == 0);
   vs_feature_set_taken_at(doc, (int64_t)time(NULL));
@@ -263,13 +267,14 @@ static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *
   struct vs_extract_stats st;
   if (vs_extract(x, src, doc, &st, err) < 0) return NULL;
   if (stats)
-    fprintf(stderr,
-            "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "
-            "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings, backend %s\n",
-            path, st.seconds_total * 1e3, st.seconds_os * 1e3, st.seconds_packages * 1e3,
-            st.packages, st.seconds_accounts * 1e3, st.seconds_services * 1e3,
-            st.seconds_sysctl * 1e3, st.seconds_files * 1e3, st.files_parsed, st.files_failed,
-            vs_feature_count(doc), vs_source_backend(src));
+    vs_cli_progress_printf(
+        progress,
+        "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "
+        "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings, backend %s\n",
+        path, st.seconds_total * 1e3, st.seconds_os * 1e3, st.seconds_packages * 1e3, st.packages,
+        st.seconds_accounts * 1e3, st.seconds_services * 1e3, st.seconds_sysctl * 1e3,
+        st.seconds_files * 1e3, st.files_parsed, st.files_failed, vs_feature_count(doc),
+        vs_source_backend(src));
   return vs_steal(&doc);
 }
 
@@ -279,7 +284,48 @@ static void set_one(struct vs_cli_docs *out, struct vs_feature *doc) {
   out->n = 1;
 }
 
-/* Inspects the images at INDEX[0..N) of PATHS through one appliance. */
+/* A libguestfs batch's status line (progress.h), short enough for 80 columns: "vmscope:" as
+ * the log lines say, not the subcommand's name. */
+static void show_image_phase(struct vs_cli_progress *line, size_t i, size_t n, const char *path,
+                             const char *what) {
+  const char *base = strrchr(path, '/');
+  vs_cli_progress_set(line, vs_now_monotonic(), "vmscope: libguestfs, image %zu of %zu: %s: %s",
+                      i + 1, n, base && base[1] ? base + 1 : path, what);
+}
+
+static void show_batch_phase(struct vs_cli_progress *line, size_t n, const char *what) {
+  vs_cli_progress_set(line, vs_now_monotonic(), "vmscope: libguestfs appliance for %zu image%s: %s",
+                      n, n == 1 ? "" : "s", what);
+}
+
+/* The core's progress callback (source_guestfs.h). */
+static void show_guestfs_phase(const struct vs_guestfs_event *ev, void *ctx) {
+  struct vs_cli_progress *line = ctx;
+  switch (ev->phase) {
+  case VS_GUESTFS_CHECKING:
+    show_batch_phase(line, ev->n_images, "checking the images");
+    break;
+  case VS_GUESTFS_LAUNCHING:
+    show_batch_phase(line, ev->n_images,
+                     ev->attempt > 1 ? "launching again (the first one died)" : "launching");
+    break;
+  case VS_GUESTFS_INSPECTING:
+    show_batch_phase(line, ev->n_images, "finding the operating systems");
+    break;
+  case VS_GUESTFS_MOUNTING:
+    show_image_phase(line, ev->image, ev->n_images, ev->path, "mounting");
+    break;
+  case VS_GUESTFS_READING:
+    show_image_phase(line, ev->image, ev->n_images, ev->path, "reading files");
+    break;
+  case VS_GUESTFS_LISTING_APPS:
+    show_image_phase(line, ev->image, ev->n_images, ev->path, "listing the applications");
+    break;
+  }
+}
+
+/* Inspects the images at INDEX[0..N) of PATHS through one appliance, showing its progress on
+ * a terminal. */
 static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
                             const struct vs_watch *watch, char **paths, const size_t *index,
                             size_t n, struct vs_cli_docs *out) {
@@ -288,8 +334,12 @@ static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
     batch[k] = paths[index[k]];
   struct vs_err err = {0};
   double t0 = vs_now_monotonic();
-  struct vs_guestfs *gfs = vs_guestfs_open(batch, n, &r->image, watch, &err);
+  struct vs_cli_progress *line =
+      vs_cli_progress_new(stderr, !r->quiet && isatty(STDERR_FILENO), 0, true);
+  struct vs_guestfs *gfs =
+      vs_guestfs_open_reporting(batch, n, &r->image, watch, show_guestfs_phase, line, &err);
   if (!gfs && n > 1) {
+    vs_cli_progress_free(line);
     /* A batch that will not start: one appliance per image, so one bad image costs only
      * itself. */
     vs_log(VS_LOG_WARNING, "%s; retrying with one appliance per image", vs_err_msg(&err));
@@ -300,11 +350,13 @@ static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
     return;
   }
   if (r->stats && gfs)
-    fprintf(stderr, "libguestfs appliance for %zu image(s) up in %.1f s\n", n,
-            vs_now_monotonic() - t0);
+    vs_cli_progress_printf(line, "libguestfs appliance for %zu image(s) up in %.1f s\n", n,
+                           vs_now_monotonic() - t0);
   for (size_t k = 0; k < n; k++) {
     struct vs_source *src = gfs ? vs_guestfs_source(gfs, k, &err) : NULL;
-    struct vs_feature *doc = src ? extract_doc(x, src, paths[index[k]], r->stats, &err) : NULL;
+    if (src) show_image_phase(line, k, n, paths[index[k]], "extracting the features");
+    struct vs_feature *doc =
+        src ? extract_doc(x, src, paths[index[k]], r->stats, line, &err) : NULL;
     if (doc)
       set_one(&out[index[k]], doc);
     else
@@ -312,7 +364,9 @@ static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
     vs_err_clear(&err);
     vs_source_free(src);
   }
+  if (gfs) show_batch_phase(line, n, "shutting down");
   vs_guestfs_close(gfs);
+  vs_cli_progress_free(line);
   free(batch);
 }
 
@@ -372,7 +426,7 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
     }
     bool needs_guestfs = false;
     struct vs_source *src = open_source(r, paths[i], &st, &needs_guestfs, &err);
-    struct vs_feature *doc = src ? extract_doc(x, src, paths[i], r->stats, &err) : NULL;
+    struct vs_feature *doc = src ? extract_doc(x, src, paths[i], r->stats, NULL, &err) : NULL;
     if (doc)
       set_one(&out[i], doc);
     else if (needs_guestfs)

@@ -18,7 +18,7 @@ ok $rc "vmscope --help exits 0"
 echo "$out" | grep -q 'inspect'; ok $? "and lists the inspect command"
 out=$("$VMSCOPE" inspect --help); rc=$?
 ok $rc "vmscope inspect --help exits 0"
-for opt in --format --watch --no-default-watch --compact --stats --backend --image-format --backing-dir; do
+for opt in --format --watch --no-default-watch --compact --quiet --stats --backend --image-format --backing-dir; do
   echo "$out" | grep -q -- "$opt"; ok $? "inspect --help documents $opt"
 done
 for cmd in "snapshot --connect --domain --ignore-selected --mode --backup-dir --data-dir --format --compact --backend --watch" \
@@ -72,4 +72,46 @@ echo "$err" | grep -q "badwatch:1"; ok $? "and the message names file and line"
 "$VMSCOPE" inspect --backend magic "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown backend is a usage error (2)"
 "$VMSCOPE" inspect --image-format vmdk "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown image format is a usage error (2)"
 "$VMSCOPE" --version | grep -qE '^vmscope [0-9]'; ok $? "--version prints the version"
+
+# The progress line of the libguestfs path: on a terminal only, never under -q/--quiet. An
+# overlay whose backing file lies outside the allowed directories is refused by our reader
+# before any appliance starts, after the line shows "checking the images": no launch needed.
+# t/integration/debootstrap.sh checks the launch itself, on a terminal and off one.
+for sub in inspect drift diff analyze similar report; do
+  "$VMSCOPE" "$sub" --help | grep -q -- '-q, --quiet'; ok $? "vmscope $sub --help documents -q, --quiet"
+done
+mkdir -p "$work/imgs/a" "$work/imgs/b"
+qemu-img create -q -f qcow2 "$work/imgs/b/base.qcow2" 16M &&
+  qemu-img create -q -f qcow2 -b ../b/base.qcow2 -F qcow2 "$work/imgs/a/over.qcow2" || bail "qemu-img cannot make the overlay"
+refusal="$work/imgs/a/over.qcow2: backing file \"../b/base.qcow2\" resolves to $work/imgs/b/base.qcow2, outside the directories backing files may lie in ($work/imgs/a)"
+# on_tty ARGS...: vmscope ARGS run with standard error on a pseudo-terminal (util-linux's
+# script), standard output to a file; prints what the terminal received, with its \r\n as \n.
+on_tty() {
+  script -qec "$(printf '%q ' "$VMSCOPE" "$@") >$(printf '%q' "$work/tty.stdout")" /dev/null </dev/null | sed 's/\r$//'
+}
+"$VMSCOPE" inspect --backend guestfs "$work/imgs/a/over.qcow2" >/dev/null 2>"$work/notty.err"
+is "$? $(cat "$work/notty.err")" "1 vmscope inspect: $refusal" \
+  "standard error not a terminal: no progress line, the refusal alone"
+out=$(on_tty inspect --backend guestfs "$work/imgs/a/over.qcow2")
+case "$out" in
+  $'\rvmscope: libguestfs appliance for 1 image: checking the images\r'*) ok 0 "on a terminal, the progress line shows the phase" ;;
+  *) ok 1 "on a terminal, the progress line shows the phase"; diag "got: $(printf '%q' "$out")" ;;
+esac
+is "$(printf '%s' "$out" | awk -F'\r' '{ print $NF }')" "vmscope inspect: $refusal" \
+  "and is erased before the refusal, which comes out whole on a line of its own"
+is "$(printf '%s' "$out" | awk -F'\r' '{ print $(NF - 1) }' | tr -d ' ')" "" "  (spaces over the line, then back to its start)"
+for args in "inspect -q --backend guestfs imgs/a/over.qcow2" "inspect --quiet --backend guestfs imgs/a/over.qcow2" \
+  "diff -q --backend guestfs web-01 imgs/a/over.qcow2" "drift -q --backend guestfs --all web-01 web-02 imgs/a/over.qcow2"; do
+  set -- $args
+  sub=$1
+  shift
+  out=$(cd "$work" && on_tty "$sub" "$@")
+  is "$(printf '%s' "$out" | tr '\r' '|')" "vmscope $sub: ${refusal//$work\/imgs\/a\/over/imgs/a/over}" \
+    "vmscope $args on a terminal: no progress line, the refusal alone"
+  quiet=$1
+  shift
+  out=$(cd "$work" && on_tty "$sub" "$@")
+  [[ "$out" == $'\rvmscope: libguestfs appliance for 1 image: checking the images\r'* ]]
+  ok $? "  and without $quiet the line shows"
+done
 done_testing

@@ -70,12 +70,31 @@ ok $? "vmscope inspect --backend guestfs reads both images in one batch ($(( $(d
 [ -z "$(ls "$work/tmp" | grep vmscope-guestfs || true)" ]; ok $? "the staging copies of the guests' files are removed afterwards"
 sed 's/^/# /' "$work/gfs.err"
 grep -c "appliance for 2 image(s) up" "$work/gfs.err" | grep -qx 1; ok $? "through a single appliance"
+! grep -q $'\r' "$work/gfs.err" && ! grep -q "launching" "$work/gfs.err"
+ok $? "standard error is a file, not a terminal: no progress line in it, only --stats' lines"
 for i in 0 1; do
   is "$(jq -r ".[$i].source.backend" "$work/gfs.json")" guestfs "image $i was read by libguestfs"
   diff <(jq -S .settings "$work/doc.json") <(jq -S ".[$i].settings" "$work/gfs.json") >"$work/gdiff"; ok $? "image $i gives the same settings as the tree and the direct backend"
   head -n 20 "$work/gdiff" | sed 's/^/# /'
 done
 is "$(jq '.[0].skipped | length' "$work/gfs.json")" 0 "nothing was skipped pulling the files out"
+
+# On a terminal (standard error on a pseudo-terminal, util-linux's script; the document to a
+# file), the appliance's phases show on one line rewritten in place, erased at the end. The
+# quiet cases need no appliance: t/integration/cli.sh.
+script -qec "$(printf '%q ' env TMPDIR="$work/tmp" "$VMSCOPE" inspect --backend guestfs "$work/disk.qcow2") >$(printf '%q' "$work/tty.json")" \
+  /dev/null </dev/null >"$work/tty.out"
+ok $? "vmscope inspect --backend guestfs with standard error on a terminal"
+line() { grep -qF $'\r'"vmscope: libguestfs$1" "$work/tty.out"; ok $? "$2"; }
+line " appliance for 1 image: launching" "the progress line shows the appliance launching"
+grep -qE $'\r''vmscope: libguestfs appliance for 1 image: launching \([0-9]+ s\)' "$work/tty.out"
+ok $? "with its seconds ticking while it boots"
+line " appliance for 1 image: finding the operating systems" "then libguestfs finding the operating systems"
+line ", image 1 of 1: disk.qcow2: reading files" "then the image, by name, as its files are pulled out"
+is "$(tail -c 1 "$work/tty.out" | od -An -c | tr -d ' ')" '\r' "and is erased at the end (spaces, back to the line's start)"
+tr '\r' '\n' <"$work/tty.out" | grep -v '^ *$' | grep -v '^vmscope: libguestfs' | sed 's/^/# unexpected: /'
+diff <(jq -S .settings "$work/doc.json") <(jq -S .settings "$work/tty.json") >/dev/null
+ok $? "the document is the one read off a terminal"
 
 # The same through vmscope_snapshot inside collectd, which ignores SIGCHLD: libguestfs must
 # still launch (the plugin resets SIGCHLD before it does).

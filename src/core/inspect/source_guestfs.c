@@ -28,7 +28,21 @@ struct vs_guestfs {
   size_t n;
   struct vs_watch *watch;
   char **roots; /* every OS root libguestfs found, NULL-terminated */
+  vs_guestfs_progress_fn progress;
+  void *progress_ctx;
 };
+
+/* Tells the host that PHASE begins (for image I, when it is one image's). */
+static void report(const struct vs_guestfs *gfs, enum vs_guestfs_phase phase, size_t i,
+                   int attempt) {
+  if (!gfs->progress) return;
+  struct vs_guestfs_event ev = {.phase = phase,
+                                .n_images = gfs->n,
+                                .image = i,
+                                .path = i < gfs->n ? gfs->paths[i] : NULL,
+                                .attempt = attempt};
+  gfs->progress(&ev, gfs->progress_ctx);
+}
 
 static void free_strings(char **v) {
   if (!v) return;
@@ -119,8 +133,11 @@ static int launch_with_deadline(guestfs_h *g, bool *timed_out) {
   return rc;
 }
 
-static guestfs_h *launch(char *const *paths, char *const *formats, size_t n, struct vs_err *err) {
+static guestfs_h *launch(const struct vs_guestfs *gfs, struct vs_err *err) {
+  char *const *paths = gfs->paths, *const *formats = gfs->formats;
+  size_t n = gfs->n;
   for (int attempt = 0; attempt < 2; attempt++) {
+    report(gfs, VS_GUESTFS_LAUNCHING, n, attempt + 1);
     if (atomic_load(&appliances_killed)) {
       vs_err_set(err, ECANCELED, "libguestfs: shutting down, no appliance is launched");
       return NULL;
@@ -155,10 +172,24 @@ static guestfs_h *launch(char *const *paths, char *const *formats, size_t n, str
 struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
                                    const struct vs_image_opts *opts, const struct vs_watch *watch,
                                    struct vs_err *err) {
+  return vs_guestfs_open_reporting(paths, n_paths, opts, watch, NULL, NULL, err);
+}
+
+struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_paths,
+                                             const struct vs_image_opts *opts,
+                                             const struct vs_watch *watch,
+                                             vs_guestfs_progress_fn progress, void *ctx,
+                                             struct vs_err *err) {
   struct vs_guestfs *gfs = vs_xcalloc(1, sizeof(*gfs));
   gfs->paths = vs_xcalloc(n_paths + 1, sizeof(char *));
   gfs->formats = vs_xcalloc(n_paths + 1, sizeof(char *));
   gfs->watch = vs_watch_copy(watch);
+  gfs->progress = progress;
+  gfs->progress_ctx = ctx;
+  gfs->n = n_paths;
+  for (size_t i = 0; i < n_paths; i++)
+    gfs->paths[i] = vs_xstrdup(paths[i]);
+  report(gfs, VS_GUESTFS_CHECKING, gfs->n, 0);
   /* Our reader checks each chain against the backing-file policy before qemu follows it. */
   for (size_t i = 0; i < n_paths; i++) {
     struct vs_image *img = vs_image_open(paths[i], opts, err);
@@ -166,15 +197,15 @@ struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
       vs_guestfs_close(gfs);
       return NULL;
     }
-    gfs->paths[gfs->n] = vs_xstrdup(paths[i]);
-    gfs->formats[gfs->n++] = vs_xstrdup(vs_image_format(img));
+    gfs->formats[i] = vs_xstrdup(vs_image_format(img));
     vs_image_close(img);
   }
-  gfs->g = launch(gfs->paths, gfs->formats, gfs->n, err);
+  gfs->g = launch(gfs, err);
   if (!gfs->g) {
     vs_guestfs_close(gfs);
     return NULL;
   }
+  report(gfs, VS_GUESTFS_INSPECTING, gfs->n, 0);
   gfs->roots = guestfs_inspect_os(gfs->g);
   if (!gfs->roots) {
     gerr(gfs, err, "inspect_os");
@@ -440,6 +471,7 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
     return NULL;
   }
   /* The root on drive I: libguestfs names drives /dev/sda, /dev/sdb, ... in the order added. */
+  report(gfs, VS_GUESTFS_MOUNTING, i, 0);
   const char *root = NULL;
   for (char **r = gfs->roots; *r && !root; r++) {
     char *dev = guestfs_part_to_dev(gfs->g, *r);
@@ -469,10 +501,12 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
   }
   struct vs_source *src = st.src;
   if (src) {
+    report(gfs, VS_GUESTFS_READING, i, 0);
     pull_root(&st);
     /* Package formats the extractor does not parse come from libguestfs's own listing. */
     char *format = guestfs_inspect_get_package_format(gfs->g, root);
     if (format && strcmp(format, "deb") != 0 && strcmp(format, "rpm") != 0) {
+      report(gfs, VS_GUESTFS_LISTING_APPS, i, 0);
       struct guestfs_application2_list *apps = guestfs_inspect_list_applications2(gfs->g, root);
       for (uint32_t k = 0; apps && k < apps->len; k++) {
         struct guestfs_application2 *a = &apps->val[k];

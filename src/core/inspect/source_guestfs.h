@@ -17,6 +17,35 @@ struct vs_guestfs;
 struct vs_guestfs *vs_guestfs_open(const char *const *paths, size_t n_paths,
                                    const struct vs_image_opts *opts, const struct vs_watch *watch,
                                    struct vs_err *err);
+
+/* What a batch is doing, for a host that shows it (the CLI on a terminal): the appliance takes
+ * 20-60 s to launch under emulation, and an image some seconds more. */
+enum vs_guestfs_phase {
+  VS_GUESTFS_CHECKING,    /* our reader checks each image's backing chain */
+  VS_GUESTFS_LAUNCHING,   /* the appliance boots; ATTEMPT 2 when the first one died */
+  VS_GUESTFS_INSPECTING,  /* libguestfs looks for the operating systems on every image */
+  VS_GUESTFS_MOUNTING,    /* image IMAGE's file systems are mounted read-only */
+  VS_GUESTFS_READING,     /* its files are pulled out */
+  VS_GUESTFS_LISTING_APPS /* its packages come from libguestfs's listing (neither deb nor rpm) */
+};
+struct vs_guestfs_event {
+  enum vs_guestfs_phase phase;
+  size_t n_images;
+  size_t image;     /* from VS_GUESTFS_MOUNTING on: the image's index in the batch (before:
+                     * N_IMAGES) */
+  const char *path; /* and its path (before: NULL) */
+  int attempt;      /* VS_GUESTFS_LAUNCHING: 1, or 2 for the second try */
+};
+/* Called as each phase begins, from the thread that called into this module; it must not call
+ * back into it. The host measures time and renders; nothing here prints. */
+typedef void (*vs_guestfs_progress_fn)(const struct vs_guestfs_event *ev, void *ctx);
+/* vs_guestfs_open reporting its phases and those of each vs_guestfs_source to PROGRESS (with
+ * CTX). vs_guestfs_open is this with no PROGRESS: the plugins stay silent. */
+struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_paths,
+                                             const struct vs_image_opts *opts,
+                                             const struct vs_watch *watch,
+                                             vs_guestfs_progress_fn progress, void *ctx,
+                                             struct vs_err *err);
 /* The source for image I of the batch (free it before the next call). */
 struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_err *err);
 void vs_guestfs_close(struct vs_guestfs *gfs);
