@@ -232,6 +232,37 @@ static void test_no_os(struct vs_extractor *x) {
   free(empty);
 }
 
+/* A directory the extractor lists and cannot (here /etc/sysctl.d is a file) is recorded as
+ * skipped: its settings are missing, and the document says so instead of looking complete. A
+ * directory that is simply not there is not. */
+static void test_unlistable_dir(struct vs_extractor *x) {
+  struct vs_err err = {0};
+  char *tree = fx_tmpdir();
+  fx_write(tree, "etc/os-release", "ID=debian\nVERSION_ID=12\n");
+  fx_write(tree, "etc/sysctl.d", "not a directory\n");
+  fx_write(tree, "etc/sysctl.conf", "vm.swappiness = 10\n");
+  struct vs_source *src = vs_source_open_dir(tree, &err);
+  struct vs_feature *doc = vs_feature_new();
+  ok(src && vs_extract(x, src, doc, NULL, &err) == 0,
+     "a tree whose /etc/sysctl.d is a file extracts");
+  const char *path, *why;
+  bool sysctl_d = false, other = false;
+  for (size_t i = 0; vs_feature_skipped(doc, i, &path, &why); i++) {
+    if (strcmp(path, "/etc/sysctl.d") == 0 && strstr(why, "not a directory"))
+      sysctl_d = true;
+    else
+      other = true;
+  }
+  ok(sysctl_d, "/etc/sysctl.d is recorded as skipped, saying why");
+  ok(!other, "the directories that are not there (/run/sysctl.d, /etc/systemd/system ...) are not");
+  is_str(vs_feature_get(doc, "sysctl:vm.swappiness"), "10", "and /etc/sysctl.conf is still read");
+  vs_err_clear(&err);
+  vs_feature_free(doc);
+  vs_source_free(src);
+  fx_rmtree(tree);
+  free(tree);
+}
+
 static void test_watch_entries(struct vs_watch *watch) {
   struct vs_err err = {0};
   ok(vs_watch_add(watch, "/etc/exports", NULL, &err) == 0,
@@ -377,6 +408,7 @@ int main(void) {
   test_defaults(x);
   test_threads(root, watch, doc);
   test_no_os(x);
+  test_unlistable_dir(x);
   vs_err_clear(&err);
   vs_feature_free(doc);
   vs_extractor_free(x);

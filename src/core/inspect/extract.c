@@ -51,6 +51,11 @@ int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *
   return -1;
 }
 
+void vs_x_list_failed(struct vs_feature *doc, const char *dir, struct vs_err *err) {
+  if (err->code != ENOENT && err->code != ENOTDIR) vs_feature_skip(doc, dir, "%s", vs_err_msg(err));
+  vs_err_clear(err);
+}
+
 size_t vs_x_split(char *s, char delim, char **fields, size_t max) {
   size_t n = 0;
   while (n < max) {

@@ -29,6 +29,10 @@ struct lens_rule {
  * budget (so that a guest with a million large unit files cannot keep us reading). Returns 0,
  * or -1 after recording why in DOC's skipped list; a missing file is not recorded when
  * MISSING_OK. */
+/* A directory the extractor had to list could not be: recorded as skipped in DOC unless it is
+ * not there (ENOENT, ENOTDIR), which is what most guests' optional directories are; clears ERR.
+ * A listing that fails silently would drop every setting under it with no trace. */
+void vs_x_list_failed(struct vs_feature *doc, const char *dir, struct vs_err *err);
 int vs_x_read(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
               const char *path, size_t max, bool missing_ok);
 

@@ -225,14 +225,14 @@ static int write_file(const char *path, const char *data, size_t len) {
 
 /* Finds the guest's RPM database: its directory, librpm's backend for it, and the names in
  * that directory (*NAMES, *N). False when there is none. */
-static bool find_rpmdb(struct vs_source *src, const char **dbdir, const char **backend,
-                       char ***names, size_t *n) {
+static bool find_rpmdb(struct vs_source *src, struct vs_feature *doc, const char **dbdir,
+                       const char **backend, char ***names, size_t *n) {
   static const char *const dbdirs[] = {"/var/lib/rpm", "/usr/lib/sysimage/rpm"};
   for (size_t d = 0; d < 2; d++) {
     bool trunc = false;
     struct vs_err err = {0};
     if (vs_source_list(src, dbdirs[d], names, n, &trunc, &err) < 0) {
-      vs_err_clear(&err);
+      vs_x_list_failed(doc, dbdirs[d], &err);
       continue;
     }
     for (size_t b = 0; b < sizeof(rpm_backends) / sizeof(rpm_backends[0]); b++)
@@ -358,7 +358,7 @@ size_t vs_x_rpm(struct vs_extractor *x, struct vs_source *src, struct vs_feature
   const char *dbdir = NULL, *backend = NULL;
   char **names = NULL;
   size_t n = 0;
-  if (!find_rpmdb(src, &dbdir, &backend, &names, &n)) return 0;
+  if (!find_rpmdb(src, doc, &dbdir, &backend, &names, &n)) return 0;
   char *stage = NULL, *dbpath = NULL;
   size_t count = 0;
   if (make_stage(doc, dbdir, &stage, &dbpath) == 0) {

@@ -266,8 +266,7 @@ static void services_enabled(struct vs_source *src, struct vs_feature *doc,
     bool trunc = false;
     struct vs_err err = {0};
     if (vs_source_list(src, farms[fi], &names, &n, &trunc, &err) < 0) {
-      if (err.code != ENOENT) vs_feature_skip(doc, farms[fi], "%s", vs_err_msg(&err));
-      vs_err_clear(&err);
+      vs_x_list_failed(doc, farms[fi], &err);
       continue;
     }
     const char *prefix = fi == 0 ? "svc:" : "svc:user/";
@@ -301,7 +300,7 @@ static void services_disabled(struct vs_extractor *x, struct vs_source *src, str
     }
     free(real);
     if (vs_source_list(src, unit_dirs[d], &names, &n, &trunc, &err) < 0) {
-      vs_err_clear(&err);
+      vs_x_list_failed(doc, unit_dirs[d], &err);
       continue;
     }
     for (size_t i = 0; i < n; i++) {
@@ -342,8 +341,9 @@ static void services_sysv(struct vs_source *src, struct vs_feature *doc,
       free(unit);
     }
     vs_strv_free(names, n);
+  } else {
+    vs_x_list_failed(doc, "/etc/rc2.d", &err);
   }
-  vs_err_clear(&err);
 }
 
 void vs_x_services(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
@@ -393,7 +393,7 @@ void vs_x_sysctl(struct vs_extractor *x, struct vs_source *src, struct vs_featur
     size_t n = 0;
     bool trunc = false;
     if (vs_source_list(src, dirs[d], &names, &n, &trunc, &err) < 0) {
-      vs_err_clear(&err);
+      vs_x_list_failed(doc, dirs[d], &err);
       continue;
     }
     for (size_t i = 0; i < n; i++)

@@ -472,9 +472,13 @@ static int dir_list(void *impl, const char *path, size_t max, char ***names, siz
   char **v = NULL;
   size_t n = 0;
   *truncated = false;
-  struct dirent *de;
-  errno = 0;
-  while ((de = readdir(dir))) {
+  /* errno is cleared before every readdir: the calls in between may set it even when they
+   * succeed, and a stale value read after the last entry made a whole directory fail (a guest's
+   * /etc/sysctl.d, under memcheck's allocator, in alarms.sh) */
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(dir);
+    if (!de) break;
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     if (n >= max) {
       *truncated = true;
