@@ -10,8 +10,11 @@
 #            backup-begin has no --quiesce yet): `virsh domfsfreeze`, `virsh backup-begin`
 #            (pull mode), `virsh domfsthaw`, then a full read of the export (`qemu-img convert`
 #            to a local qcow2, which reads every block the export says holds data)
-# and prints the medians with the ratios. Targets: frozen <= 100 ms, bytes read <= 5% of the
-# disk. Needs root (the private libvirtd).
+# and prints the medians with the ratios. With VS_BASELINE=/path/to/an/older/vmscope, that binary
+# takes a snapshot the same way in each run too (before/after a change, under the same load).
+# Last, one more snapshot with libvirtd logging its monitor and agent traffic shows where the
+# frozen time goes. Targets: frozen <= 100 ms, bytes read <= 5% of the disk. Needs root (the
+# private libvirtd).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 export VS_SRCDIR=$top VS_BUILDDIR=${VS_BUILDDIR:-$top/build}
@@ -42,17 +45,25 @@ log_lines() { vs_guest_exec "$dom" /bin/cat /run/vs-freeze.log 2>/dev/null | wc 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
 
 : >"$work/vs.txt"
+: >"$work/base.txt"
 : >"$work/peer.txt"
-for i in $(seq 1 "$runs"); do
+# take VMSCOPE OUT: one backup-mode snapshot by the vmscope binary VMSCOPE; appends "WALL-MS
+# BYTES GUEST-FROZEN-MS HOST-FROZEN-MS" to OUT.
+take() {
+  local from ms bytes host_frozen
   from=$(($(log_lines) + 1))
-  "$VS_BUILDDIR/vmscope" snapshot --connect "$VS_LIBVIRT_URI" --domain "$dom" --mode backup \
+  "$1" snapshot --connect "$VS_LIBVIRT_URI" --domain "$dom" --mode backup \
     --backup-dir "$work/bk" --backing-dir "$VS_GUEST_CACHE" --stats >/dev/null 2>"$work/stats" ||
-    { echo "guest-snapshot.sh: vmscope snapshot failed: $(cat "$work/stats")" >&2; exit 1; }
+    { echo "guest-snapshot.sh: $1 snapshot failed: $(cat "$work/stats")" >&2; exit 1; }
   grep -q '(quiesced: ' "$work/stats" || { echo "guest-snapshot.sh: the snapshot was not quiesced: $(cat "$work/stats")" >&2; exit 1; }
   ms=$(sed -n 's/.*: \([0-9.]*\) ms, .*/\1/p' "$work/stats")
   bytes=$(sed -n 's/.*, \([0-9]*\) bytes read.*/\1/p' "$work/stats")
   host_frozen=$(sed -n 's/.*(quiesced: frozen \([0-9.]*\) ms).*/\1/p' "$work/stats")
-  echo "$ms $bytes $(frozen_ms "$from" | tail -n1) $host_frozen" >>"$work/vs.txt"
+  echo "$ms $bytes $(frozen_ms "$from" | tail -n1) $host_frozen" >>"$2"
+}
+for i in $(seq 1 "$runs"); do
+  take "$VS_BUILDDIR/vmscope" "$work/vs.txt"
+  [ -n "${VS_BASELINE:-}" ] && take "$VS_BASELINE" "$work/base.txt"
 
   from=$(($(log_lines) + 1))
   sock=$work/peer/peer.sock
@@ -78,6 +89,31 @@ XML
 done
 rm -f "$work/copy.qcow2"
 
+# Where the frozen time goes: one more vmscope snapshot with libvirtd logging what it sends to
+# QEMU's monitor and to the guest agent; each message from the freeze to the thaw, with its time
+# after the freeze (libvirtd's log has millisecond times).
+admin="libvirtd:///system?socket=$work/libvirt/sock/libvirt-admin-sock"
+if virt-admin -c "$admin" daemon-log-filters "1:qemu.qemu_monitor 1:qemu.qemu_agent 4:*" >/dev/null 2>&1 &&
+  virt-admin -c "$admin" daemon-log-outputs "1:file:$work/trace.log" >/dev/null 2>&1; then
+  "$VS_BUILDDIR/vmscope" snapshot --connect "$VS_LIBVIRT_URI" --domain "$dom" --mode backup \
+    --backup-dir "$work/bk" --backing-dir "$VS_GUEST_CACHE" --stats >/dev/null 2>"$work/stats"
+  virt-admin -c "$admin" daemon-log-outputs "3:file:$work/libvirt/libvirtd.log" >/dev/null 2>&1
+  virt-admin -c "$admin" daemon-log-filters "" >/dev/null 2>&1
+  echo "where the frozen time goes ($(sed -n 's/.*(quiesced: \(frozen [0-9.]* ms\)).*/\1/p' "$work/stats") in this run; libvirtd's log):"
+  echo "  sent at, ms after the freeze was sent   answered after, ms   command (agent or QMP)"
+  grep -E "Send command '|Receive command reply|QEMU_MONITOR_SEND_MSG|QEMU_MONITOR_RECV_REPLY" "$work/trace.log" |
+    awk '{ split($2, t, /[:+]/); ms = ((t[1] * 60 + t[2]) * 60 + t[3]) * 1000
+           if ($0 ~ /Receive command reply|QEMU_MONITOR_RECV_REPLY/) {
+             if (on && what != "") printf "  %10.0f %32.0f   %s\n", sent - t0, ms - sent, what
+             if (what == "guest-fsfreeze-thaw") on = 0
+             what = ""; next }
+           what = match($0, /"execute":"[a-z-]+"/) ? substr($0, RSTART + 11, RLENGTH - 12) : "?"
+           sent = ms
+           if (what == "guest-fsfreeze-freeze") { t0 = ms; on = 1 } }'
+else
+  echo "(virt-admin cannot set libvirtd's log: no breakdown of the frozen time)"
+fi
+
 col() { awk -v c="$2" '{ print $c }' "$1" | median; }
 vs_ms=$(col "$work/vs.txt" 1) vs_bytes=$(col "$work/vs.txt" 2) vs_frozen=$(col "$work/vs.txt" 3)
 vs_host_frozen=$(col "$work/vs.txt" 4)
@@ -90,4 +126,13 @@ printf '%-44s %14s %14s %10s\n' "bytes read from the export" "$vs_bytes" "$peer_
 printf '%-44s %14s %14s\n' "  of the disk's $disk bytes" "$(pct "$vs_bytes" "$disk")" "$(pct "$peer_bytes" "$disk")"
 printf '%-44s %14s %14s %10s\n' "guest's file systems frozen, ms (10 ms steps)" "$vs_frozen" "$peer_frozen" "$(ratio "$vs_frozen" "$peer_frozen")"
 printf '%-44s %14s\n' "  freeze's return to thaw's, on the host, ms" "$vs_host_frozen"
+if [ -n "${VS_BASELINE:-}" ]; then
+  printf '%-44s %14s %14s %10s\n' "the baseline ($VS_BASELINE), same runs:" "" "" ""
+  printf '%-44s %14s %14s %10s\n' "  wall time, ms" "$(col "$work/base.txt" 1)" "" "$(ratio "$vs_ms" "$(col "$work/base.txt" 1)")"
+  printf '%-44s %14s %14s %10s\n' "  frozen, ms (the guest's hook)" "$(col "$work/base.txt" 3)" "" "$(ratio "$vs_frozen" "$(col "$work/base.txt" 3)")"
+  printf '%-44s %14s %14s %10s\n' "  frozen, on the host, ms" "$(col "$work/base.txt" 4)" "" "$(ratio "$vs_host_frozen" "$(col "$work/base.txt" 4)")"
+fi
+for f in vs base peer; do
+  [ -s "$work/$f.txt" ] && echo "  $f, each run's frozen ms (hook/host): $(awk '{ printf "%s/%s ", $3, $4 }' "$work/$f.txt")"
+done
 echo "targets: frozen <= 100 ms: $(awk -v f="$vs_frozen" 'BEGIN { print (f <= 100 ? "met" : "NOT met") }') (the guest's hook; it runs before the freeze and after the thaw); bytes read <= 5% of the disk: $(awk -v b="$vs_bytes" -v d="$disk" 'BEGIN { print (b <= 0.05 * d ? "met" : "NOT met") }')"

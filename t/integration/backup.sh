@@ -15,7 +15,7 @@ cleanup() {
 trap cleanup EXIT
 
 if ! vs_libvirtd_start "$work/libvirt"; then
-  skip 15 "no private libvirtd: $VS_LIBVIRT_WHY"
+  skip 17 "no private libvirtd: $VS_LIBVIRT_WHY"
   done_testing
   exit $?
 fi
@@ -46,6 +46,15 @@ grep -q 'from a backup job' "$work/backup.err"; ok $? "through a backup job ($(c
 is "$(jq -r '.settings["file:/etc/ssh/sshd_config:Port"]' "$work/backup.json")" 2222 "reading the guest's settings from the export"
 is "$(ls -A "$work/bk")" "" "the job's socket, scratch file and directory are gone afterwards"
 virsh -c "$VS_LIBVIRT_URI" domjobinfo vs-backup-1 2>/dev/null | grep -q 'Job type: *None'; ok $? "and the job has ended"
+# vmscope makes the scratch file itself, before any freeze (libvirt would make it while the guest
+# is frozen); a job that does not begin leaves none behind: here QEMU (libvirt-qemu) cannot
+# reach the backup directory, one only root may enter, where vmscope made the file.
+mkdir -m 700 "$work/closed"
+"$VS_BUILDDIR/vmscope" snapshot --connect "$VS_LIBVIRT_URI" --domain vs-backup-1 --mode backup \
+  --backup-dir "$work/closed" >/dev/null 2>"$work/refused.err"
+is "$(($? != 0)):$(grep -c 'the backup job did not begin.*vda.scratch' "$work/refused.err")" "1:1" \
+  "a job on a scratch file QEMU cannot open does not begin: $(head -c 300 "$work/refused.err")"
+is "$(ls -A "$work/closed")" "" "and the scratch file and its directory are gone"
 "$VS_BUILDDIR/vmscope" snapshot --connect "$VS_LIBVIRT_URI" --domain vs-backup-1 --mode readonly >"$work/readonly.json"
 ok $? "readonly mode takes the running domain too"
 

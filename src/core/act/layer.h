@@ -3,11 +3,9 @@
  * patch set ships (US8819660): inserted under a VM's overlay, its clusters supersede the
  * base's.
  *
- * The image is written to an unnamed file in PATH's directory (O_TMPFILE; a named temporary
- * file where the file system has no such thing), data clusters first, then the L2 tables, the
- * L1 table, the refcount table and blocks (every cluster counted once) and last the header;
- * it is fsync'd, linked under a temporary name and renamed into place. So nothing appears
- * under PATH until it is complete, and a writer killed before the end leaves nothing behind. */
+ * hyper/qcow2new writes the image (the one qcow2 writer, which a backup job's scratch file also
+ * comes from): nothing appears under PATH until it is complete, and a writer killed before the
+ * end leaves nothing behind. */
 #ifndef VS_LAYER_H
 #define VS_LAYER_H
 

@@ -1,5 +1,7 @@
 #include "virt.h"
 
+#include "qcow2new.h"
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <pthread.h>
@@ -454,12 +456,10 @@ struct vs_backup {
   bool running;
 };
 
-/* Every disk target of the domain's live XML. */
-static char **all_targets(const char *xml, size_t *n) {
-  struct xml x;
+/* Every disk target of the domain's live XML X. */
+static char **all_targets(struct xml *x, size_t *n) {
   *n = 0;
-  if (xml_parse(xml, "domain", &x, NULL) < 0) return NULL;
-  xmlXPathObjectPtr o = xml_nodes(&x, "/domain/devices/disk/target/@dev");
+  xmlXPathObjectPtr o = xml_nodes(x, "/domain/devices/disk/target/@dev");
   int count = o ? o->nodesetval->nodeNr : 0;
   char **t = vs_xcalloc((size_t)count + 1, sizeof(char *));
   for (int i = 0; i < count; i++) {
@@ -468,8 +468,43 @@ static char **all_targets(const char *xml, size_t *n) {
     xmlFree(v);
   }
   xmlXPathFreeObject(o);
-  xml_free(&x);
   return t;
+}
+
+/* Whom libvirt's DAC driver hands the domain's images to (the live XML's dac seclabel:
+ * imagelabel, else label, "+UID:+GID"): false when it names nobody that way. */
+static bool dac_owner(struct xml *x, uid_t *uid, gid_t *gid) {
+  char *label = xml_string(x, NULL, "/domain/seclabel[@model='dac']/imagelabel");
+  if (!label) label = xml_string(x, NULL, "/domain/seclabel[@model='dac']/label");
+  unsigned u, g;
+  char end;
+  bool found = label && sscanf(label, "+%u:+%u%c", &u, &g, &end) == 2;
+  free(label);
+  if (found) {
+    *uid = (uid_t)u;
+    *gid = (gid_t)g;
+  }
+  return found;
+}
+
+/* TARGET's scratch file at PATH, made before the guest is frozen (libvirt would make it while
+ * the guest is frozen, QEMU's blockdev-create jobs waited for one by one): an empty qcow2 image
+ * of the disk's size (QEMU's backup job refuses another), no backing file (libvirt gives it the
+ * disk as its backing node), owned by QEMU's user when the domain names one. */
+static int make_scratch(struct vs_backup *b, const char *target, const char *path, bool owned,
+                        uid_t uid, gid_t gid, struct vs_err *err) {
+  virDomainBlockInfo info;
+  if (virDomainGetBlockInfo(b->dom, target, &info, 0) < 0) {
+    char *disk = vs_xasprintf("%s: disk %s", b->name, target);
+    libvirt_error(err, "%s: its size is unknown", disk);
+    free(disk);
+    return -1;
+  }
+  if (vs_qcow2new_empty(path, info.capacity, 0600, err) < 0) return -1;
+  if (owned && chown(path, uid, gid) < 0)
+    return vs_err_set(err, errno, "%s: cannot give the scratch file %s to QEMU's user %u:%u: %s",
+                      b->name, path, (unsigned)uid, (unsigned)gid, strerror(errno));
+  return 0;
 }
 
 static bool is_listed(const char *const *targets, size_t n, const char *t) {
@@ -572,6 +607,40 @@ static void settle_thaw(struct vs_backup *b, const char *uuid) {
          b->name);
 }
 
+/* B's job in BX: TARGETS backed up, each onto its scratch file (made here, in B's directory),
+ * every other disk of the domain left out. */
+static int prepare_job(struct vs_backup *b, const char *const *targets, size_t n, struct vs_buf *bx,
+                       struct vs_err *err) {
+  char *xml = virDomainGetXMLDesc(b->dom, 0);
+  struct xml x;
+  bool parsed = xml && xml_parse(xml, b->name, &x, NULL) == 0;
+  free(xml);
+  size_t n_all = 0;
+  char **all = parsed ? all_targets(&x, &n_all) : NULL;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool owned = parsed && dac_owner(&x, &uid, &gid);
+  if (parsed) xml_free(&x);
+  vs_buf_addf(bx, "<domainbackup mode='pull'><server transport='unix' socket='%s'/><disks>",
+              b->socket);
+  b->scratch = vs_xcalloc(n + 1, sizeof(char *));
+  int made = 0;
+  for (size_t i = 0; i < n && made == 0; i++) {
+    b->scratch[b->n_scratch] = vs_xasprintf("%s/%s.scratch", b->dir, targets[i]);
+    const char *path = b->scratch[b->n_scratch++];
+    made = make_scratch(b, targets[i], path, owned, uid, gid, err);
+    vs_buf_addf(bx, "<disk name='%s' backup='yes' type='file'><scratch file='%s'/></disk>",
+                targets[i], path);
+  }
+  for (size_t i = 0; i < n_all; i++)
+    if (!is_listed(targets, n, all[i])) vs_buf_addf(bx, "<disk name='%s' backup='no'/>", all[i]);
+  vs_buf_adds(bx, "</disks></domainbackup>");
+  for (size_t i = 0; i < n_all; i++)
+    free(all[i]);
+  free(all);
+  return made;
+}
+
 struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        const char *const *targets, size_t n, const char *dir,
                                        bool *quiesced, struct vs_err *err) {
@@ -605,34 +674,25 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
     vs_virt_backup_end(b);
     return NULL;
   }
-  char *xml = virDomainGetXMLDesc(b->dom, 0);
-  size_t n_all = 0;
-  char **all = xml ? all_targets(xml, &n_all) : NULL;
-  free(xml);
   struct vs_buf bx = {0};
-  vs_buf_addf(&bx, "<domainbackup mode='pull'><server transport='unix' socket='%s'/><disks>",
-              b->socket);
-  b->scratch = vs_xcalloc(n + 1, sizeof(char *));
-  for (size_t i = 0; i < n; i++) {
-    b->scratch[b->n_scratch] = vs_xasprintf("%s/%s.scratch", b->dir, targets[i]);
-    vs_buf_addf(&bx, "<disk name='%s' backup='yes' type='file'><scratch file='%s'/></disk>",
-                targets[i], b->scratch[b->n_scratch++]);
+  if (prepare_job(b, targets, n, &bx, err) < 0) {
+    vs_buf_free(&bx);
+    vs_virt_backup_end(b);
+    return NULL;
   }
-  for (size_t i = 0; i < n_all; i++)
-    if (!is_listed(targets, n, all[i])) vs_buf_addf(&bx, "<disk name='%s' backup='no'/>", all[i]);
-  vs_buf_adds(&bx, "</disks></domainbackup>");
-  for (size_t i = 0; i < n_all; i++)
-    free(all[i]);
-  free(all);
 
   /* Freeze through the agent if there is one: then the point in time is a consistent one. */
+  double t0 = vs_now_monotonic();
   *quiesced = virDomainFSFreeze(b->dom, NULL, 0, 0) >= 0;
   double frozen_at = vs_now_monotonic();
   if (!*quiesced)
     vs_log(VS_LOG_DEBUG, "%s: no file system freeze (%s); the backup is crash-consistent", b->name,
            virGetLastErrorMessage());
-  int rc = virDomainBackupBegin(b->dom, bx.data, NULL, 0);
+  /* The scratch files are ours (made above, removed by vs_virt_backup_end): libvirt only labels
+   * them for QEMU and back. */
+  int rc = virDomainBackupBegin(b->dom, bx.data, NULL, VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL);
   if (rc < 0) libvirt_error(err, "%s: the backup job did not begin", b->name);
+  double begun_at = vs_now_monotonic();
   if (*quiesced && virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
     owe_thaw(uuid);
     vs_log(VS_LOG_WARNING,
@@ -641,6 +701,9 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
            b->name, virGetLastErrorMessage());
   }
   if (*quiesced) b->frozen_seconds = vs_now_monotonic() - frozen_at;
+  vs_log(VS_LOG_DEBUG, "%s: the freeze took %.1f ms, the backup's begin %.1f ms, the thaw %.1f ms",
+         b->name, (frozen_at - t0) * 1e3, (begun_at - frozen_at) * 1e3,
+         *quiesced ? (vs_now_monotonic() - begun_at) * 1e3 : 0.0);
   vs_buf_free(&bx);
   if (rc < 0) {
     vs_virt_backup_end(b);

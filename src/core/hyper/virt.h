@@ -106,11 +106,14 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
 struct vs_backup;
 /* Begins a backup of TARGETS ("vda", ...) of the domain with UUID; every other disk is left
  * out. The socket and scratch files go into a new directory under DIR (QEMU must be able to
- * create files there). Before beginning, the guest's file systems are frozen through the
- * guest agent when one answers, and thawed right after (*QUIESCED says whether they were); no
- * agent is no error. A thaw that fails (libvirtd gone between the freeze and the thaw) is
- * made before the domain's next backup begins, in this process: a guest is never left frozen
- * by us, and a freeze someone else made is never ended by us. Needs a read-write connection. */
+ * create files there); the scratch files (empty qcow2 images of each disk's size, given to the
+ * user the domain's DAC label names) are made here before any freeze, and libvirt is told to
+ * reuse them (libvirt 9 would make them while the guest is frozen). Before beginning, the
+ * guest's file systems are frozen through the guest agent when one answers, and thawed right
+ * after (*QUIESCED says whether they were); no agent is no error. A thaw that fails (libvirtd
+ * gone between the freeze and the thaw) is made before the domain's next backup begins, in this
+ * process: a guest is never left frozen by us, and a freeze someone else made is never ended by
+ * us. Needs a read-write connection. */
 struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        const char *const *targets, size_t n, const char *dir,
                                        bool *quiesced, struct vs_err *err);
@@ -119,7 +122,8 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
 double vs_backup_frozen_seconds(const struct vs_backup *b);
 /* The NBD URI of TARGET's export (caller frees). */
 char *vs_backup_uri(const struct vs_backup *b, const char *target);
-/* Ends the job and removes its socket, scratch files and directory. */
+/* Ends the job and removes its socket, scratch files and directory (as it does when the job
+ * did not begin). */
 void vs_virt_backup_end(struct vs_backup *b);
 
 #endif
