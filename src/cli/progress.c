@@ -132,11 +132,7 @@ struct vs_cli_progress *vs_cli_progress_new(FILE *out, bool is_terminal, unsigne
   p->is_terminal = is_terminal;
   p->columns = columns;
   pthread_mutex_init(&p->lock, NULL);
-  pthread_condattr_t attr;
-  pthread_condattr_init(&attr);
-  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* vs_now_monotonic's clock */
-  pthread_cond_init(&p->wake, &attr);
-  pthread_condattr_destroy(&attr);
+  vs_cond_init_monotonic(&p->wake);
   /* Without the thread (none can be made) the line still changes with each phase, and only
    * its elapsed time stands still: not worth failing a command for. */
   if (ticker && is_terminal) p->has_ticker = pthread_create(&p->ticker, NULL, tick_run, p) == 0;

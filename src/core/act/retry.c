@@ -42,11 +42,7 @@ static char *identity(const struct vs_event *e) {
 struct vs_retries *vs_retries_new(void) {
   struct vs_retries *r = vs_xcalloc(1, sizeof(*r));
   pthread_mutex_init(&r->lock, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* vs_now_monotonic's clock */
-  pthread_cond_init(&r->changed, &ca);
-  pthread_condattr_destroy(&ca);
+  vs_cond_init_monotonic(&r->changed);
   r->standing = vs_strmap_new(NULL);
   return r;
 }

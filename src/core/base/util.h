@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include <jansson.h>
+#include <pthread.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define VS_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -160,6 +161,8 @@ bool vs_has_suffix(const char *s, const char *suffix);
 /* qsort comparator for an array of strings (char * or const char *). */
 int vs_cmp_strp(const void *a, const void *b);
 double vs_now_monotonic(void); /* seconds */
+/* A condition variable whose timed waits take vs_now_monotonic's clock (CLOCK_MONOTONIC). */
+void vs_cond_init_monotonic(pthread_cond_t *cond);
 /* Formats T as RFC 3339 UTC ("2026-11-24T18:00:00Z") into OUT (at least 21 bytes). */
 void vs_format_utc(int64_t t, char out[static 21]);
 
