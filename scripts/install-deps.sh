@@ -9,7 +9,7 @@ build=(
   autoconf automake libtool pkg-config make gcc
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
-  libxml2-dev libnbd-dev libpq-dev
+  libxml2-dev libnbd-dev libpq-dev libhivex-dev
 )
 demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)
 store=(postgresql-15) # the demo's fleet store, that its two hosts share (and t/integration/fleet_store.sh)
@@ -23,6 +23,7 @@ tests=(
   time # peak memory in t/integration/hostile.sh
   valgrind # the third test run (scripts/test.sh)
   rpm libguestfs-tools
+  libwin-hivex-perl # hivexregedit writes the Windows test hives (t/integration/windows.sh)
   etcd-server etcd-client curl openssl prometheus-alertmanager prometheus socat chromium
   libprotobuf-c1 libmicrohttpd12 # collectd's write_prometheus (collectd-core does not pull them in)
 )

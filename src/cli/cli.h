@@ -34,6 +34,8 @@ int vs_cmd_report(int argc, char **argv);
 enum {
   VS_CLI_OPT_NO_DEFAULT_WATCH = 0x100,
   VS_CLI_OPT_STATS,
+  VS_CLI_OPT_REG_WATCH,
+  VS_CLI_OPT_NO_DEFAULT_REG_WATCH,
   VS_CLI_OPT_IMAGE_FORMAT,
   VS_CLI_OPT_BACKING_DIR,
   VS_CLI_OPT_CACERT,
@@ -46,6 +48,8 @@ enum {
 #define VS_CLI_READ_OPTIONS                                                                        \
   {"watch", required_argument, NULL, 'w'},                                                         \
       {"no-default-watch", no_argument, NULL, VS_CLI_OPT_NO_DEFAULT_WATCH},                        \
+      {"reg-watch", required_argument, NULL, VS_CLI_OPT_REG_WATCH},                                \
+      {"no-default-reg-watch", no_argument, NULL, VS_CLI_OPT_NO_DEFAULT_REG_WATCH},                \
       {"stats", no_argument, NULL, VS_CLI_OPT_STATS}, {"backend", required_argument, NULL, 'b'},   \
       {"image-format", required_argument, NULL, VS_CLI_OPT_IMAGE_FORMAT}, {                        \
     "backing-dir", required_argument, NULL, VS_CLI_OPT_BACKING_DIR                                 \
@@ -63,6 +67,9 @@ struct vs_cli_read {
   const char *backing_dirs[VS_CLI_MAX_REPEAT];
   const char *watch_files[VS_CLI_MAX_REPEAT];
   size_t n_watch_files;
+  const char *reg_watch_files[VS_CLI_MAX_REPEAT];
+  size_t n_reg_watch_files;
+  bool no_default_reg_watch;
 };
 /* Takes option C if it is one of VS_CLI_READ_OPTIONS: returns 1, or -1 (message printed,
  * prefixed with PROG) for a bad value; 0 when C is not one of them. */
@@ -110,6 +117,9 @@ int vs_cli_flush(const char *prog);
 /* The watch list R's options give (the default one or none, plus each --watch file), or NULL
  * (message printed, prefixed with PROG) when a file cannot be read. */
 struct vs_watch *vs_cli_load_watch(const struct vs_cli_read *r, const char *prog);
+/* The registry watch list of Windows guests R's options give (the default one or none, plus
+ * each --reg-watch file), or NULL after printing why. */
+struct vs_regwatch *vs_cli_load_regwatch(const struct vs_cli_read *r, const char *prog);
 
 /* J on standard output as every subcommand prints JSON: keys sorted, indented by two unless
  * COMPACT. Returns -1 (message printed, prefixed with PROG) when J cannot be serialized. */

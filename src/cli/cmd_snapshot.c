@@ -228,6 +228,9 @@ static int take_all(const struct args *a, struct vs_virt *v, const struct vs_wat
   struct vs_err err = {0};
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = vs_extractor_new(watch, &err);
   if (!x) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
+  _cleanup_(vs_regwatch_freep) struct vs_regwatch *regwatch = vs_cli_load_regwatch(&a->read, PROG);
+  if (!regwatch) return VS_EXIT_USAGE;
+  vs_extractor_set_regwatch(x, regwatch);
   struct output out = {.a = a, .array = json_array()};
   int status = VS_EXIT_OK;
   for (size_t i = 0; i < n; i++)

@@ -23,6 +23,11 @@ const char vs_cli_read_help[] =
     "                          line, \"!PATTERN\" removes one) to the watch list;\n"
     "                          may be given more than once\n"
     "      --no-default-watch  start from an empty watch list instead of the default\n"
+    "      --reg-watch FILE    add the registry watch entries of FILE (\"KEY [VALUE]\"\n"
+    "                          per line, \"!KEY [VALUE]\" removes one) to the registry\n"
+    "                          values read from Windows guests; repeatable\n"
+    "      --no-default-reg-watch\n"
+    "                          start from an empty registry watch list\n"
     "      --stats             print extraction timings per phase to standard error\n"
     "  -b, --backend auto|direct|guestfs\n"
     "                          how to read disk images (default auto): direct reads\n"
@@ -134,6 +139,18 @@ struct vs_watch *vs_cli_load_watch(const struct vs_cli_read *r, const char *prog
   return vs_steal(&watch);
 }
 
+struct vs_regwatch *vs_cli_load_regwatch(const struct vs_cli_read *r, const char *prog) {
+  struct vs_err err = {0};
+  _cleanup_(vs_regwatch_freep) struct vs_regwatch *rw =
+      r->no_default_reg_watch ? vs_regwatch_new_empty() : vs_regwatch_new_default();
+  for (size_t i = 0; i < r->n_reg_watch_files; i++)
+    if (vs_regwatch_load_file(rw, r->reg_watch_files[i], &err) < 0) {
+      vs_cli_fail(&err, NULL, -1, prog);
+      return NULL;
+    }
+  return vs_steal(&rw);
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   switch (c) {
   case 'w':
@@ -145,6 +162,16 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
     return 1;
   case VS_CLI_OPT_NO_DEFAULT_WATCH:
     r->no_default_watch = true;
+    return 1;
+  case VS_CLI_OPT_REG_WATCH:
+    if (r->n_reg_watch_files == VS_CLI_MAX_REPEAT) {
+      fprintf(stderr, "%s: at most %d --reg-watch files\n", prog, VS_CLI_MAX_REPEAT);
+      return -1;
+    }
+    r->reg_watch_files[r->n_reg_watch_files++] = arg;
+    return 1;
+  case VS_CLI_OPT_NO_DEFAULT_REG_WATCH:
+    r->no_default_reg_watch = true;
     return 1;
   case VS_CLI_OPT_STATS:
     r->stats = true;
@@ -402,6 +429,8 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
   struct vs_err err = {0};
   _cleanup_(vs_watch_freep) struct vs_watch *watch = vs_cli_load_watch(r, prog);
   if (!watch) return -1;
+  _cleanup_(vs_regwatch_freep) struct vs_regwatch *regwatch = vs_cli_load_regwatch(r, prog);
+  if (!regwatch) return -1;
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = NULL;
   _cleanup_(vs_freep) size_t *pending = vs_xcalloc(n ? n : 1, sizeof(size_t));
   size_t n_pending = 0;
@@ -419,7 +448,8 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
     if (r->image.format && !S_ISDIR(st.st_mode) && !vs_image_is_nbd_uri(paths[i]) &&
         (out[i].error = format_mismatch(paths[i], r->image.format)))
       continue;
-    if (!x && !(x = vs_extractor_new(watch, &err))) {
+    if (!x && (x = vs_extractor_new(watch, &err))) vs_extractor_set_regwatch(x, regwatch);
+    if (!x) {
       out[i].error = vs_xstrdup(vs_err_msg(&err));
       vs_err_clear(&err);
       continue;

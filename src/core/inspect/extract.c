@@ -9,6 +9,7 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
   (void)err;
   struct vs_extractor *x = vs_xcalloc(1, sizeof(*x));
   x->watch = vs_watch_copy(watch);
+  x->regwatch = vs_regwatch_copy(NULL);
   x->read_budget = VS_EXTRACT_READ_BUDGET;
   x->conffiles = vs_strmap_new(free);
   return x;
@@ -17,6 +18,7 @@ struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_er
 void vs_extractor_free(struct vs_extractor *x) {
   if (!x) return;
   vs_watch_free(x->watch);
+  vs_regwatch_free(x->regwatch);
   vs_x_close_augeas(x);
   vs_buf_free(&x->buf);
   vs_strmap_free(x->conffiles);
@@ -25,6 +27,11 @@ void vs_extractor_free(struct vs_extractor *x) {
 
 void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes) {
   x->read_budget = bytes;
+}
+
+void vs_extractor_set_regwatch(struct vs_extractor *x, const struct vs_regwatch *rw) {
+  vs_regwatch_free(x->regwatch);
+  x->regwatch = vs_regwatch_copy(rw);
 }
 
 void vs_extractor_freep(struct vs_extractor **x) {
@@ -101,7 +108,8 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
     return vs_err_prefix(err, "%s: cannot read the tree's root", vs_source_path(src));
   if (root.type != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: the tree's root is not a directory", vs_source_path(src));
-  if (!has_os(src))
+  _cleanup_(vs_freep) char *winroot = vs_x_win_systemroot(src);
+  if (!winroot && !has_os(src))
     return vs_err_set(err, ENOENT,
                       "no operating system found in %s: no /etc/os-release, no package database",
                       vs_source_path(src));
@@ -109,6 +117,7 @@ int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature 
   const char *note_path, *note_reason;
   for (size_t i = 0; vs_source_note(src, i, &note_path, &note_reason); i++)
     vs_feature_skip(doc, note_path, "%s", note_reason);
+  if (winroot) return vs_x_windows(x, src, doc, winroot, st), 0;
   double t0 = vs_now_monotonic(), t = t0, now;
 #define PHASE(field, call)                                                                         \
   do {                                                                                             \

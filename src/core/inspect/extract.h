@@ -7,7 +7,9 @@
  * with no unit); sysctl: in the order the kernel applies them; file: every setting of every
  * watched config file, parsed by Augeas from the content we read (Augeas never opens a guest
  * file itself, so it cannot be led out of the tree); meta: owner, mode and SHA-256 of watched
- * files.
+ * files. A Windows guest (a system root with System32/config/SOFTWARE and SYSTEM) gives the
+ * same namespaces from its registry hives instead (extract_win.c), and reg: settings from the
+ * watched registry values.
  *
  * Extraction never gives up on one bad file: what cannot be read or parsed is recorded in the
  * document's "skipped" list and the rest goes on. Every read is bounded. */
@@ -15,12 +17,14 @@
 #define VS_EXTRACT_H
 
 #include "feature.h"
+#include "regwatch.h"
 #include "source.h"
 #include "watch.h"
 
 #define VS_EXTRACT_MAX_CONFIG (4u << 20)       /* one config file */
 #define VS_EXTRACT_MAX_DATABASE (256u << 20)   /* dpkg status, rpmdb */
 #define VS_EXTRACT_MAX_FILE_SETTINGS 20000     /* settings taken from one config file */
+#define VS_EXTRACT_MAX_HIVE (256u << 20)       /* one Windows registry hive */
 #define VS_EXTRACT_READ_BUDGET (1024ull << 20) /* bytes read for one document, all files */
 
 struct vs_extract_stats {
@@ -37,6 +41,9 @@ void vs_extractor_free(struct vs_extractor *x);
 /* Changes the per-document read budget (default VS_EXTRACT_READ_BUDGET bytes). */
 void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes);
 void vs_extractor_freep(struct vs_extractor **x);
+/* The registry values taken from Windows guests (regwatch.h): RW is copied; NULL means the
+ * default list, which is also what an extractor starts with. */
+void vs_extractor_set_regwatch(struct vs_extractor *x, const struct vs_regwatch *rw);
 
 /* Fills DOC from SRC (its id, name and source fields are the caller's). Returns -1 only when
  * the tree as a whole is unusable: its root is not a readable directory, or it holds no

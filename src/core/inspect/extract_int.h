@@ -9,6 +9,7 @@
 
 struct vs_extractor {
   struct vs_watch *watch;
+  struct vs_regwatch *regwatch;
   augeas *aug; /* lenses load on first use and stay loaded */
   struct lens_rule *rules;
   size_t n_rules;
@@ -47,6 +48,14 @@ void vs_x_files(struct vs_extractor *x, struct vs_source *src, struct vs_feature
                 struct vs_extract_stats *stats);
 /* Closes X's Augeas handle and frees its lens rules (under the Augeas lock, extract_files.c). */
 void vs_x_close_augeas(struct vs_extractor *x);
+
+/* Sets the OS fact FIELD and its os: setting, recording ORIGIN. */
+void vs_x_set_os(struct vs_feature *doc, const char *field, const char *value, const char *origin);
+/* Windows (extract_win.c): the guest path of the system root ("/Windows", any case) when it
+ * holds System32/config/SOFTWARE and SYSTEM, else NULL; then everything read from its hives. */
+char *vs_x_win_systemroot(struct vs_source *src);
+void vs_x_windows(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
+                  const char *root, struct vs_extract_stats *st);
 
 /* Splits S in place at DELIM into at most MAX fields; returns how many. */
 size_t vs_x_split(char *s, char delim, char **fields, size_t max);

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_os(struct vs_feature *doc, const char *field, const char *value,
-                   const char *origin) {
+void vs_x_set_os(struct vs_feature *doc, const char *field, const char *value, const char *origin) {
   vs_feature_set_os(doc, field, value);
   char key[64];
   snprintf(key, sizeof(key), "os:%s", field); /* fits: fields are short literals */
@@ -77,7 +76,7 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
                   {"VERSION_ID", "version"},
                   {"PRETTY_NAME", "pretty_name"},
                   {"ID_LIKE", "id_like"}};
-    set_os(doc, "type", "linux", origin);
+    vs_x_set_os(doc, "type", "linux", origin);
     char *save = NULL;
     for (char *line = strtok_r(x->buf.data, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -87,14 +86,14 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
       const char *var = vs_trim(line);
       for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
         if (strcmp(var, wanted[i].var) == 0)
-          set_os(doc, wanted[i].field, os_release_value(eq + 1), origin);
+          vs_x_set_os(doc, wanted[i].field, os_release_value(eq + 1), origin);
     }
   }
 
   if (vs_x_read(x, src, doc, "/etc/hostname", 4096, true) == 0) {
     char *h = vs_trim(x->buf.data);
     h[strcspn(h, "\n")] = '\0';
-    if (*h) set_os(doc, "hostname", h, "/etc/hostname");
+    if (*h) vs_x_set_os(doc, "hostname", h, "/etc/hostname");
   }
 
   /* The architecture of the shell the guest runs, which holds for foreign-arch images too. */
@@ -103,7 +102,7 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
     if (vs_x_read(x, src, doc, shells[i], 64u << 20, true) < 0) continue;
     const char *arch = elf_arch((const unsigned char *)x->buf.data, x->buf.len);
     if (arch) {
-      set_os(doc, "arch", arch, shells[i]);
+      vs_x_set_os(doc, "arch", arch, shells[i]);
       break;
     }
   }

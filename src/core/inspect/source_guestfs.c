@@ -1,6 +1,8 @@
 /* The guestfs backend of source.h: one libguestfs appliance for a batch of images. */
 #include "source_guestfs.h"
 
+#include "extract.h"
+
 #include "strmap.h"
 
 #include <dirent.h>
@@ -438,6 +440,27 @@ static void pull_root(struct stage *st) {
   }
 }
 
+/* A Windows guest's registry hives and its cmd.exe (what extract_win.c reads), found in any
+ * case under the system root libguestfs found. Returns whether ROOT is a Windows guest. */
+static bool pull_windows(struct stage *st, const char *root) {
+  guestfs_h *g = st->gfs->g;
+  char *type = guestfs_inspect_get_type(g, root);
+  bool is_windows = type && strcmp(type, "windows") == 0;
+  free(type);
+  char *sysroot = is_windows ? guestfs_inspect_get_windows_systemroot(g, root) : NULL;
+  static const char *const files[] = {"system32/config/software", "system32/config/system",
+                                      "system32/config/sam", "system32/cmd.exe"};
+  for (size_t i = 0; sysroot && i < sizeof(files) / sizeof(files[0]); i++) {
+    char *path = vs_xasprintf("%s/%s", sysroot, files[i]);
+    char *real = guestfs_case_sensitive_path(g, path);
+    if (real) pull_file(st, real, VS_EXTRACT_MAX_HIVE, false);
+    free(real);
+    free(path);
+  }
+  free(sysroot);
+  return is_windows;
+}
+
 static int cmp_mountpoint(const void *a, const void *b) {
   const char *const *x = a, *const *y = b;
   return (int)strlen(x[0]) - (int)strlen(y[0]);
@@ -503,9 +526,11 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
   if (src) {
     report(gfs, VS_GUESTFS_READING, i, 0);
     pull_root(&st);
-    /* Package formats the extractor does not parse come from libguestfs's own listing. */
+    /* Package formats the extractor does not parse come from libguestfs's own listing; a
+     * Windows guest's come from its hives. */
+    bool is_windows = pull_windows(&st, root);
     char *format = guestfs_inspect_get_package_format(gfs->g, root);
-    if (format && strcmp(format, "deb") != 0 && strcmp(format, "rpm") != 0) {
+    if (!is_windows && format && strcmp(format, "deb") != 0 && strcmp(format, "rpm") != 0) {
       report(gfs, VS_GUESTFS_LISTING_APPS, i, 0);
       struct guestfs_application2_list *apps = guestfs_inspect_list_applications2(gfs->g, root);
       for (uint32_t k = 0; apps && k < apps->len; k++) {

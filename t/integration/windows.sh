@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Windows guests as features: hives made at test time (t/lib/mkhive's empty hive, filled by
+# hivexregedit --merge from .reg text written here) under a Windows/System32/config directory
+# with mixed-case names; vmscope inspect on the tree gives exact os:, pkg:, svc:, user:,
+# group: and reg: values; a cyclic key list, a truncated hive and a hive over the size bound
+# are clean errors with bounded memory; and, where the libguestfs appliance runs, virt-inspector
+# on an NTFS image holding the same hives agrees with vmscope inspect --backend guestfs
+# (VS_NO_ORACLE=1 leaves that part out: three appliance launches, to build, for virt-inspector, for vmscope).
+. "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
+command -v hivexregedit >/dev/null || bail "hivexregedit is needed (libwin-hivex-perl, scripts/install-deps.sh)"
+command -v jq >/dev/null || bail "jq is needed"
+MKHIVE="$VS_BUILDDIR/t/lib/mkhive"
+work=$(tmpdir)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || bail "cd"
+
+# hexblob LEN [OFFSET:BYTE]...: LEN zero bytes but those given, as .reg hex ("00,11,...").
+hexblob() {
+  local len=$1 i kv
+  shift
+  local -a b
+  for ((i = 0; i < len; i++)); do b[i]=00; done
+  for kv in "$@"; do b[$((${kv%%:*}))]=${kv#*:}; done
+  local IFS=,
+  echo "${b[*]}"
+}
+# hive NAME REG-FILE: an empty hive filled from REG-FILE (hivexregedit wants a blank line
+# before each key).
+hive() {
+  sed 's/^\[/\n[/' "$2" >"$2.merged" && "$MKHIVE" empty "$1" && hivexregedit --merge "$1" "$2.merged"
+}
+
+U='\Microsoft\Windows\CurrentVersion\Uninstall'
+cat >software.reg <<EOF
+Windows Registry Editor Version 5.00
+
+[\\Microsoft]
+[\\Microsoft\\Windows NT]
+[\\Microsoft\\Windows NT\\CurrentVersion]
+"ProductName"="Windows Server 2019 Standard"
+"EditionID"="ServerStandard"
+"InstallationType"="Server"
+"CurrentVersion"="6.3"
+"CurrentMajorVersionNumber"=dword:0000000a
+"CurrentMinorVersionNumber"=dword:00000000
+"CurrentBuild"="17763"
+"CurrentBuildNumber"="17763"
+[\\Microsoft\\Windows]
+[\\Microsoft\\Windows\\CurrentVersion]
+[$U]
+[$U\\7-Zip]
+"DisplayName"="7-Zip 19.00 (x64)"
+"DisplayVersion"="19.00"
+[$U\\{6F320B93-EE3C-4826-85E0-ADF79F8D4C61}]
+"DisplayName"="Microsoft Visual C++ 2019 X64 Minimum Runtime"
+"DisplayVersion"="14.29.30133"
+[$U\\KB4052623]
+"DisplayVersion"="4.18.1"
+[\\Microsoft\\Windows\\CurrentVersion\\Policies]
+[\\Microsoft\\Windows\\CurrentVersion\\Policies\\System]
+"EnableLUA"=dword:00000001
+"ConsentPromptBehaviorAdmin"=dword:00000005
+[\\Microsoft\\Windows\\CurrentVersion\\Policies\\Explorer]
+"NoDriveTypeAutoRun"=dword:000000ff
+[\\WOW6432Node]
+[\\WOW6432Node\\Microsoft]
+[\\WOW6432Node\\Microsoft\\Windows]
+[\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion]
+[\\WOW6432Node$U]
+[\\WOW6432Node$U\\Notepad++]
+"DisplayName"="Notepad++ (32-bit x86)"
+"DisplayVersion"="8.5.8"
+[\\Policies]
+[\\Policies\\Microsoft]
+[\\Policies\\Microsoft\\Windows]
+[\\Policies\\Microsoft\\Windows\\WindowsUpdate]
+"WUServer"="http://wsus.example:8530"
+[\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU]
+"NoAutoUpdate"=dword:00000000
+"AUOptions"=dword:00000004
+[\\Vmscope]
+[\\Vmscope\\Types]
+"Qword"=hex(b):00,10,00,00,01,00,00,00
+"Multi"=hex(7):61,00,2c,00,62,00,00,00,63,00,00,00,00,00
+"Expand"=hex(2):25,00,53,00,79,00,73,00,74,00,65,00,6d,00,52,00,6f,00,6f,00,74,00,25,00,00,00
+"Blob"=hex:de,ad,be,ef
+EOF
+
+# SYSTEM: Select\Current is 2, so ControlSet002 is current; ControlSet001 is a stale decoy.
+cs() { # CONTROL-SET HOSTNAME
+  local c="\\$1"
+  cat <<EOF
+[$c]
+[$c\\Control]
+[$c\\Control\\ComputerName]
+[$c\\Control\\ComputerName\\ComputerName]
+"ComputerName"="WIN-NETBIOS"
+[$c\\Services]
+[$c\\Services\\Tcpip]
+"Type"=dword:00000001
+"Start"=dword:00000001
+[$c\\Services\\Tcpip\\Parameters]
+"Hostname"="$2"
+EOF
+}
+{
+  printf 'Windows Registry Editor Version 5.00\n\n[\\Select]\n"Current"=dword:00000002\n'
+  cs ControlSet001 stale-name
+  cs ControlSet002 win-web-01
+  c='\ControlSet002'
+  cat <<EOF
+[$c\\Services\\LanmanServer]
+"Type"=dword:00000020
+"Start"=dword:00000002
+[$c\\Services\\LanmanServer\\Parameters]
+"SMB1"=dword:00000000
+[$c\\Services\\wuauserv]
+"Type"=dword:00000020
+"Start"=dword:00000003
+[$c\\Services\\RemoteRegistry]
+"Type"=dword:00000010
+"Start"=dword:00000004
+[$c\\Services\\BITS]
+"Type"=dword:00000020
+"Start"=dword:00000002
+"DelayedAutostart"=dword:00000001
+[$c\\Services\\LegacySvc]
+"ImagePath"="C:\\\\legacy.exe"
+"Start"=dword:00000002
+[$c\\Services\\SharedAccess]
+"Type"=dword:00000020
+"Start"=dword:00000002
+[$c\\Services\\SharedAccess\\Parameters]
+[$c\\Services\\SharedAccess\\Parameters\\FirewallPolicy]
+[$c\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\DomainProfile]
+"EnableFirewall"=dword:00000001
+[$c\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\StandardProfile]
+"EnableFirewall"=dword:00000001
+[$c\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile]
+"EnableFirewall"=dword:00000000
+[$c\\Control\\Terminal Server]
+"fDenyTSConnections"=dword:00000000
+[$c\\Control\\Terminal Server\\WinStations]
+[$c\\Control\\Terminal Server\\WinStations\\RDP-Tcp]
+"UserAuthentication"=dword:00000001
+[$c\\Control\\Lsa]
+"RunAsPPL"=dword:00000001
+[$c\\Control\\SecurityProviders]
+[$c\\Control\\SecurityProviders\\SCHANNEL]
+[$c\\Control\\SecurityProviders\\SCHANNEL\\Protocols]
+[$c\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.0]
+[$c\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.0\\Server]
+"Enabled"=dword:00000000
+"DisabledByDefault"=dword:00000001
+[$c\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2]
+[$c\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client]
+"Enabled"=dword:00000001
+EOF
+} >system.reg
+
+# SAM (samba's and chntpw's layout): Users\<RID in hex> holds F (account control bits at 0x38,
+# 0x0001 disabled) and V (the NT hash's offset at 0xa8 and length at 0xac, after a 0xcc-byte
+# header); Users\Names\<name> and Aliases\Names\<name> hold the RID as their default value's type.
+{
+  A='\SAM\Domains\Account'
+  cat <<EOF
+Windows Registry Editor Version 5.00
+
+[\\SAM]
+[\\SAM\\Domains]
+[$A]
+[$A\\Users]
+[$A\\Users\\000001F4]
+"F"=hex:$(hexblob 80 0x38:11 0x39:02)
+"V"=hex:$(hexblob 208 0xac:04)
+[$A\\Users\\000003E9]
+"F"=hex:$(hexblob 80 0x38:10 0x39:02)
+"V"=hex:$(hexblob 224 0xac:14 0xcc:02 0xcd:00 0xce:01 0xcf:00 0xd0:aa 0xd1:bb)
+[$A\\Users\\Names]
+[$A\\Users\\Names\\Administrator]
+@=hex(1f4):
+[$A\\Users\\Names\\alice]
+@=hex(3e9):
+[$A\\Aliases]
+[$A\\Aliases\\Names]
+[$A\\Aliases\\Names\\WebOps]
+@=hex(3e8):
+[\\SAM\\Domains\\Builtin]
+[\\SAM\\Domains\\Builtin\\Aliases]
+[\\SAM\\Domains\\Builtin\\Aliases\\Names]
+[\\SAM\\Domains\\Builtin\\Aliases\\Names\\Administrators]
+@=hex(220):
+EOF
+} >sam.reg
+
+"$MKHIVE" empty empty.hive && hivexregedit --export empty.hive '\' >/dev/null
+ok $? "hivex opens the empty hive mkhive writes (base block checksum, hbin, root nk, sk)"
+hive software.hive software.reg && hive system.hive system.reg && hive sam.hive sam.reg
+ok $? "hivexregedit fills SOFTWARE, SYSTEM and SAM from .reg text"
+
+# A PE header for cmd.exe: MZ, e_lfanew 0x40, PE\0\0, machine 0x8664 (x86-64), a PE32+
+# optional header (magic 0x20b), the console subsystem.
+mkpe() {
+  head -c 512 /dev/zero >"$1"
+  printf 'MZ' | dd of="$1" conv=notrunc status=none
+  printf '\x40' | dd of="$1" bs=1 seek=60 conv=notrunc status=none
+  printf 'PE\0\0\x64\x86\x01\0' | dd of="$1" bs=1 seek=64 conv=notrunc status=none
+  printf '\xf0\0\x22\0\x0b\x02' | dd of="$1" bs=1 seek=84 conv=notrunc status=none
+  printf '\x03\0' | dd of="$1" bs=1 seek=156 conv=notrunc status=none
+}
+# tree DIR SOFTWARE SYSTEM SAM: a Windows tree, every directory and hive in another case.
+tree() {
+  mkdir -p "$1/WINDOWS/system32/Config" "$1/Program Files"
+  cp "$2" "$1/WINDOWS/system32/Config/SOFTWARE"
+  cp "$3" "$1/WINDOWS/system32/Config/system"
+  cp "$4" "$1/WINDOWS/system32/Config/Sam"
+  mkpe "$1/WINDOWS/system32/cmd.exe"
+}
+tree win software.hive system.hive sam.hive
+"$VS_BUILDDIR/vmscope" inspect win >win.json 2>win.err
+ok $? "vmscope inspect reads a Windows tree" || sed 's/^/# /' win.err
+get() { jq -r --arg k "$1" '.settings[$k] // "<absent>"' "${2:-win.json}"; }
+is "$(jq -r '[.os.type, .os.distro, .os.version, .os.hostname, .os.arch] | join(" ")' win.json)" \
+  "windows windows 10.0 win-web-01 x86_64" "os facts: type, distro, version (major.minor), hostname, arch of cmd.exe"
+is "$(get os:pretty_name)" "Windows Server 2019 Standard" "os:pretty_name is ProductName"
+is "$(get os:version)" "10.0" "os:version from CurrentMajorVersionNumber.CurrentMinorVersionNumber, not CurrentVersion"
+is "$(get os:build) $(get os:edition) $(get os:variant)" "17763 ServerStandard Server" "os:build, os:edition, os:variant"
+is "$(get os:hostname)" "win-web-01" "os:hostname from the current control set (Select\\Current = 2), not ControlSet001"
+is "$(jq -r '[.settings | to_entries[] | select(.key | startswith("pkg:")) | "\(.key)=\(.value)"] | join(";")' win.json)" \
+  "pkg:7-Zip=19.00;pkg:Notepad++=8.5.8;pkg:{6F320B93-EE3C-4826-85E0-ADF79F8D4C61}=14.29.30133" \
+  "pkg: from both Uninstall views, by key name, DisplayVersion; no DisplayName, no package"
+is "$(jq -r '[.settings | to_entries[] | select(.key | startswith("svc:")) | "\(.key)=\(.value)"] | join(";")' win.json)" \
+  "svc:BITS=auto-delayed;svc:LanmanServer=auto;svc:LegacySvc=auto;svc:RemoteRegistry=disabled;svc:SharedAccess=auto;svc:wuauserv=manual" \
+  "svc: start types of services (Type 0x10/0x20, or an ImagePath); drivers (Tcpip) left out"
+is "$(jq -r '[.settings | to_entries[] | select(.key | test("^(user|group):")) | "\(.key)=\(.value)"] | join(";")' win.json)" \
+  "group:Administrators:rid=544;group:WebOps:rid=1000;user:Administrator:disabled=yes;user:Administrator:password=empty;user:Administrator:rid=500;user:alice:disabled=no;user:alice:password=set;user:alice:rid=1001" \
+  "user: names, RIDs, disabled, password set or empty; group: builtin and local aliases with RIDs"
+ok "$(grep -ci 'aabb\|aa,bb' win.json)" "no byte of a password hash in the document"
+CCS='HKLM\SYSTEM\CurrentControlSet'
+is "$(get "reg:$CCS\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile:EnableFirewall")" 0 "reg: the public firewall profile is off (REG_DWORD as a number)"
+is "$(get "reg:$CCS\\Services\\LanmanServer\\Parameters:SMB1")" 0 "reg: SMBv1 under the current control set"
+is "$(get "reg:$CCS\\Control\\Terminal Server:fDenyTSConnections") $(get "reg:$CCS\\Control\\Terminal Server\\WinStations\\RDP-Tcp:UserAuthentication")" "0 1" "reg: RDP allowed, with NLA"
+is "$(get "reg:$CCS\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.0\\Server:Enabled") $(get "reg:$CCS\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.0\\Server:DisabledByDefault") $(get "reg:$CCS\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client:Enabled")" \
+  "0 1 1" "reg: SCHANNEL switches found through the Protocols\\*\\* pattern, named with the key's own name"
+is "$(get 'reg:HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System:EnableLUA') $(get 'reg:HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU:AUOptions') $(get 'reg:HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate:WUServer')" \
+  "1 4 http://wsus.example:8530" "reg: UAC, the Windows Update policy (REG_SZ as text)"
+is "$(jq '[.settings | keys[] | select(startswith("reg:"))] | length' win.json)" 16 "reg: exactly the 16 watched values this guest has"
+is "$(jq -r '.settings | keys[] | select(contains("ControlSet00"))' win.json)" "" "no key names a numbered control set"
+
+# A registry watch file of our own, on top of the default list: every value of a key, and the
+# normalisation of each value type.
+printf '# types\nHKLM\\SOFTWARE\\Vmscope\\Types\n!HKLM\\SYSTEM\\CurrentControlSet\\Control\\Lsa RunAsPPL\n' >regwatch
+"$VS_BUILDDIR/vmscope" inspect --reg-watch regwatch win >rw.json 2>rw.err
+ok $? "vmscope inspect --reg-watch FILE" || sed 's/^/# /' rw.err
+T='reg:HKLM\SOFTWARE\Vmscope\Types'
+is "$(get "$T:Qword" rw.json) $(get "$T:Multi" rw.json) $(get "$T:Expand" rw.json) $(get "$T:Blob" rw.json)" \
+  '4294971392 a,b,c %SystemRoot% deadbeef' "REG_QWORD decimal, REG_MULTI_SZ joined with ',', REG_EXPAND_SZ unexpanded, binary as hex"
+is "$(get "reg:$CCS\\Control\\Lsa:RunAsPPL" rw.json)" "<absent>" "a '!KEY VALUE' line removes a default entry"
+"$VS_BUILDDIR/vmscope" inspect --no-default-reg-watch win >none.json
+is "$(jq '[.settings | keys[] | select(startswith("reg:"))] | length' none.json)" 0 "--no-default-reg-watch: no reg: settings"
+printf 'HKLM\\SAM\\SAM\\Domains\n' >bad
+"$VS_BUILDDIR/vmscope" inspect --reg-watch bad win >/dev/null 2>bad.err
+is "$? $(grep -c 'bad:1.*SAM and SECURITY' bad.err)" "2 1" "a watch entry in the SAM hive is a usage error naming the file and line"
+
+# Hostile hives: each a clean result, bounded memory, the hive named.
+peak() { # OUT ERR DIR: vmscope inspect DIR; prints its exit status and peak RSS in KiB
+  /usr/bin/time -f '%x %M' -o "$1.time" timeout 60 "$VS_BUILDDIR/vmscope" inspect "$3" >"$1" 2>"$2"
+  cat "$1.time"
+}
+"$MKHIVE" cycle software.hive cyclic.hive
+ok $? "mkhive points the last entry of every subkey list at the root key"
+tree cyc cyclic.hive system.hive sam.hive
+read -r rc kib < <(peak cyc.json cyc.err cyc)
+ok $((rc != 0 || kib > 200000)) "a SOFTWARE hive with a cyclic key list: exit 0, peak RSS $kib KiB"
+is "$(get os:hostname cyc.json)" win-web-01 "and the other hives are still read"
+head -c 6000 system.hive >trunc.hive
+tree trunc software.hive trunc.hive sam.hive
+read -r rc kib < <(peak trunc.json trunc.err trunc)
+is "$rc" 0 "a truncated SYSTEM hive: exit 0"
+is "$(jq -r '.skipped[] | select(.path | endswith("/system")) | .reason | test("SYSTEM hive .*hivex cannot read it")' trunc.json)" true \
+  "and a skipped entry names the hive and says hivex refused it"
+is "$(get os:pretty_name trunc.json)" "Windows Server 2019 Standard" "the SOFTWARE hive is still read"
+tree big software.hive system.hive sam.hive
+truncate -s 300M big/WINDOWS/system32/Config/SOFTWARE
+read -r rc kib < <(peak big.json big.err big)
+ok $((rc != 0 || kib > 200000)) "a 300 MiB SOFTWARE hive (the bound is 256 MiB): exit 0, peak RSS $kib KiB"
+is "$(jq -r '[.skipped[] | select(.path | endswith("/SOFTWARE"))] | length' big.json)" 1 "and a skipped entry names it"
+
+# The oracle: virt-inspector on an NTFS image holding the same hives.
+oracle() {
+  export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+  command -v guestfish >/dev/null && command -v virt-inspector >/dev/null || return 1
+  timeout 300 guestfish -N ntfs.img=disk:64M -- \
+    part-disk /dev/sda mbr : mkfs ntfs /dev/sda1 : mount /dev/sda1 / : \
+    mkdir-p /Windows/System32/config : \
+    upload software.hive /Windows/System32/config/SOFTWARE : \
+    upload system.hive /Windows/System32/config/SYSTEM : \
+    upload sam.hive /Windows/System32/config/SAM : \
+    upload win/WINDOWS/system32/cmd.exe /Windows/System32/cmd.exe >gf.out 2>&1
+}
+if [ -n "${VS_NO_ORACLE:-}" ] || ! oracle; then
+  sed 's/^/# /' gf.out 2>/dev/null | tail -n 5
+  skip 6 "the libguestfs appliance cannot build an NTFS image here"
+else
+  timeout 300 virt-inspector --format=raw -a ntfs.img >vi.xml 2>vi.err
+  ok $? "virt-inspector inspects the NTFS image" || sed 's/^/# /' vi.err | tail -n 5
+  "$VS_BUILDDIR/vmscope" inspect --backend guestfs ntfs.img >gfs.json 2>gfs.err
+  ok $? "vmscope inspect --backend guestfs inspects it" || sed 's/^/# /' gfs.err | tail -n 5
+  x() { xmllint --xpath "string(/operatingsystems/operatingsystem/$1)" vi.xml; }
+  is "$(jq -r '[.os.type, .os.distro] | join(" ")' gfs.json)" "$(x name) $(x distro)" "OS type and distribution agree with virt-inspector"
+  is "$(get os:pretty_name gfs.json)" "$(x product_name)" "the product name agrees"
+  is "$(get os:version gfs.json) $(get os:hostname gfs.json)" "$(x major_version).$(x minor_version) $(x hostname)" "version and hostname agree"
+  vi_apps=$(xmllint --xpath '/operatingsystems/operatingsystem/applications/application' vi.xml |
+    sed -n 's:.*<name>\(.*\)</name>.*:\1:p;s:.*<version>\(.*\)</version>.*:\1:p' | paste -d= - - | sort | paste -sd';')
+  our_apps=$(jq -r '[.settings | to_entries[] | select(.key | startswith("pkg:")) | "\(.key[4:])=\(.value)"] | sort | join(";")' gfs.json)
+  is "$our_apps" "$vi_apps" "the installed applications (names and versions) agree"
+fi
+done_testing
