@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for t in qcow2 direct feature drift agent etcd config_snapshot config_drift config_action; do
+for t in qcow2 direct ntfs feature drift agent etcd config_snapshot config_drift config_action; do
   mkdir -p "$out/$t"
 done
 
@@ -61,6 +61,14 @@ for label in gpt dos; do
   printf 'label: %s\nstart=64, size=512\n' "$label" | sfdisk -q "$d/ext4-$label.img"
   dd if="$tmp/part.fs" of="$d/ext4-$label.img" bs=512 seek=64 conv=notrunc status=none
 done
+
+# ---- NTFS volumes (mkntfs's smallest, 512-byte clusters), a file put in with ntfscp
+if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
+  truncate -s 1025K "$out/ntfs/empty.img"
+  mkntfs -F -Q -q -c 512 -L seed "$out/ntfs/empty.img" >/dev/null 2>&1
+  cp "$out/ntfs/empty.img" "$out/ntfs/file.img"
+  ntfscp "$out/ntfs/file.img" "$tree/etc/os-release" /os-release >/dev/null 2>&1
+fi
 
 # ---- feature documents and drift input
 "$vmscope" inspect --compact "$tree" >"$out/feature/tree.json"

@@ -7,6 +7,7 @@
 set -euo pipefail
 build=(
   autoconf automake libtool pkg-config make gcc
+  libfsntfs-dev libbfio-dev # NTFS on the direct path (src/core/inspect/fs_ntfs.c)
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev libpq-dev libhivex-dev
@@ -18,6 +19,7 @@ guests=( # a real running guest (scripts/guest-image.sh, t/lib/guest.sh, scripts
   qemu-guest-agent busybox-static cpio fdisk file # the initramfs, the image's partition table
 )
 tests=(
+  ntfs-3g # mkntfs, ntfscp, ntfsls, ntfscat and the FUSE mount for the NTFS images (t/integration/ntfs.sh)
   debhelper dpkg-dev lintian # the Debian package (t/integration/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   time # peak memory in t/integration/hostile.sh
