@@ -2,8 +2,10 @@
  * directory tree N times, with one extractor as the plugin uses it, against Augeas loading the
  * same tree the default way (every lens autoloaded over the whole of /etc: what augtool does).
  *
- *   bench/inspect_dir TREE [N]      (N defaults to 20) */
+ *   bench/inspect_dir TREE [N [CACHEDIR]]   (N defaults to 20; with CACHEDIR, the extractor
+ *                                          keeps and reads parse results there) */
 #include "extract.h"
+#include "parse_cache.h"
 
 #include <augeas.h>
 #include <stdio.h>
@@ -27,7 +29,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   struct vs_err err = {0};
+  struct vs_parse_cache *cache = NULL;
+  if (argc > 3 && !(cache = vs_parse_cache_open(argv[3], &err))) {
+    fprintf(stderr, "inspect_dir: %s\n", vs_err_msg(&err));
+    return 1;
+  }
   struct vs_extractor *x = vs_extractor_new(NULL, &err);
+  vs_extractor_set_parse_cache(x, cache);
   double *total = calloc((size_t)n, sizeof(double)), *files = calloc((size_t)n, sizeof(double));
   size_t settings = 0, parsed = 0;
   double t0 = vs_now_monotonic();
@@ -80,5 +88,6 @@ int main(int argc, char **argv) {
   free(total);
   free(files);
   vs_extractor_free(x);
+  vs_parse_cache_free(cache);
   return 0;
 }

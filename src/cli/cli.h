@@ -42,6 +42,8 @@ enum {
   VS_CLI_OPT_CERT,
   VS_CLI_OPT_KEY,
   VS_CLI_OPT_USER,
+  VS_CLI_OPT_PARSE_CACHE,
+  VS_CLI_OPT_NO_PARSE_CACHE,
   VS_CLI_OPT_FIRST_FREE /* subcommands number their own long options from here */
 };
 /* getopt_long entries for the options every guest-reading subcommand takes. */
@@ -51,8 +53,10 @@ enum {
       {"reg-watch", required_argument, NULL, VS_CLI_OPT_REG_WATCH},                                \
       {"no-default-reg-watch", no_argument, NULL, VS_CLI_OPT_NO_DEFAULT_REG_WATCH},                \
       {"stats", no_argument, NULL, VS_CLI_OPT_STATS}, {"backend", required_argument, NULL, 'b'},   \
-      {"image-format", required_argument, NULL, VS_CLI_OPT_IMAGE_FORMAT}, {                        \
-    "backing-dir", required_argument, NULL, VS_CLI_OPT_BACKING_DIR                                 \
+      {"image-format", required_argument, NULL, VS_CLI_OPT_IMAGE_FORMAT},                          \
+      {"backing-dir", required_argument, NULL, VS_CLI_OPT_BACKING_DIR},                            \
+      {"parse-cache", required_argument, NULL, VS_CLI_OPT_PARSE_CACHE}, {                          \
+    "no-parse-cache", no_argument, NULL, VS_CLI_OPT_NO_PARSE_CACHE                                 \
   }
 #define VS_CLI_READ_SHORT "w:b:"
 extern const char vs_cli_read_help[];
@@ -70,6 +74,8 @@ struct vs_cli_read {
   const char *reg_watch_files[VS_CLI_MAX_REPEAT];
   size_t n_reg_watch_files;
   bool no_default_reg_watch;
+  const char *parse_cache; /* --parse-cache DIR; NULL: the default directory */
+  bool no_parse_cache;
 };
 /* Takes option C if it is one of VS_CLI_READ_OPTIONS: returns 1, or -1 (message printed,
  * prefixed with PROG) for a bad value; 0 when C is not one of them. */
@@ -120,6 +126,10 @@ struct vs_watch *vs_cli_load_watch(const struct vs_cli_read *r, const char *prog
 /* The registry watch list of Windows guests R's options give (the default one or none, plus
  * each --reg-watch file), or NULL after printing why. */
 struct vs_regwatch *vs_cli_load_regwatch(const struct vs_cli_read *r, const char *prog);
+/* The parse cache R asks for (--parse-cache DIR, or the default directory), or NULL: refused
+ * (a warning prefixed with PROG says why; the sources are still read, parsing every file),
+ * --no-parse-cache, or no home directory to keep it in. */
+struct vs_parse_cache *vs_cli_open_parse_cache(const struct vs_cli_read *r, const char *prog);
 
 /* J on standard output as every subcommand prints JSON: keys sorted, indented by two unless
  * COMPACT. Returns -1 (message printed, prefixed with PROG) when J cannot be serialized. */

@@ -1,5 +1,6 @@
 /* vmscope snapshot: libvirt domains -> feature documents, as vmscope_snapshot takes them. */
 #include "cli.h"
+#include "parse_cache.h"
 
 #include "pool.h"
 #include "snapshot.h"
@@ -226,11 +227,13 @@ static int take(struct output *out, struct vs_virt *v, const struct vs_domain *d
 static int take_all(const struct args *a, struct vs_virt *v, const struct vs_watch *watch,
                     const struct vs_domain *doms, size_t n) {
   struct vs_err err = {0};
+  _cleanup_(vs_parse_cache_freep) struct vs_parse_cache *cache = NULL; /* outlives X */
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = vs_extractor_new(watch, &err);
   if (!x) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
   _cleanup_(vs_regwatch_freep) struct vs_regwatch *regwatch = vs_cli_load_regwatch(&a->read, PROG);
   if (!regwatch) return VS_EXIT_USAGE;
   vs_extractor_set_regwatch(x, regwatch);
+  if ((cache = vs_cli_open_parse_cache(&a->read, PROG))) vs_extractor_set_parse_cache(x, cache);
   struct output out = {.a = a, .array = json_array()};
   int status = VS_EXIT_OK;
   for (size_t i = 0; i < n; i++)

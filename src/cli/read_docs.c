@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include "fleet.h"
+#include "parse_cache.h"
 #include "progress.h"
 #include "source_guestfs.h"
 #include "source_image.h"
@@ -37,7 +38,12 @@ const char vs_cli_read_help[] =
     "      --image-format raw|qcow2\n"
     "                          the images' format, instead of probing it\n"
     "      --backing-dir DIR   a directory backing files may lie in (repeatable; default:\n"
-    "                          the image's own directory)\n";
+    "                          the image's own directory)\n"
+    "      --parse-cache DIR   keep what parsing each config file gave in DIR (made mode\n"
+    "                          0700; one of another user, or open to others, is refused),\n"
+    "                          so a file seen before is not parsed again (default:\n"
+    "                          $XDG_CACHE_HOME/vmscope/parse or ~/.cache/vmscope/parse)\n"
+    "      --no-parse-cache    parse every config file, keep nothing\n";
 
 const char vs_cli_fleet_help[] =
     "      --cacert FILE       the CA certificate to trust for https:// stores\n"
@@ -151,8 +157,32 @@ struct vs_regwatch *vs_cli_load_regwatch(const struct vs_cli_read *r, const char
   return vs_steal(&rw);
 }
 
+struct vs_parse_cache *vs_cli_open_parse_cache(const struct vs_cli_read *r, const char *prog) {
+  if (r->no_parse_cache) return NULL;
+  _cleanup_(vs_freep) char *dir =
+      r->parse_cache ? vs_xstrdup(r->parse_cache) : vs_parse_cache_default_dir();
+  if (!dir) return NULL;
+  struct vs_err err = {0};
+  struct vs_parse_cache *cache = vs_parse_cache_open(dir, &err);
+  if (!cache) {
+    fprintf(stderr, "%s: warning: parse cache not used: %s\n", prog, vs_err_msg(&err));
+    vs_err_clear(&err);
+  }
+  return cache;
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
+  if ((c == VS_CLI_OPT_PARSE_CACHE && r->no_parse_cache) ||
+      (c == VS_CLI_OPT_NO_PARSE_CACHE && r->parse_cache)) {
+    fprintf(stderr, "%s: --parse-cache and --no-parse-cache contradict each other\n", prog);
+    return -1;
+  }
   switch (c) {
+  case VS_CLI_OPT_PARSE_CACHE:
+    return vs_cli_set_once(&r->parse_cache, arg, "--parse-cache", prog) < 0 ? -1 : 1;
+  case VS_CLI_OPT_NO_PARSE_CACHE:
+    r->no_parse_cache = true;
+    return 1;
   case 'w':
     if (r->n_watch_files == VS_CLI_MAX_REPEAT) {
       fprintf(stderr, "%s: at most %d --watch files\n", prog, VS_CLI_MAX_REPEAT);
@@ -297,11 +327,11 @@ static struct vs_feature *extract_doc(struct vs_extractor *x, struct vs_source *
     vs_cli_progress_printf(
         progress,
         "%s: %.1f ms (os %.1f, packages %.1f [%zu], accounts %.1f, services %.1f, sysctl "
-        "%.1f, files %.1f [%zu parsed, %zu failed]), %zu settings, backend %s\n",
+        "%.1f, files %.1f [%zu parsed, %zu failed, %zu cached]), %zu settings, backend %s\n",
         path, st.seconds_total * 1e3, st.seconds_os * 1e3, st.seconds_packages * 1e3, st.packages,
         st.seconds_accounts * 1e3, st.seconds_services * 1e3, st.seconds_sysctl * 1e3,
-        st.seconds_files * 1e3, st.files_parsed, st.files_failed, vs_feature_count(doc),
-        vs_source_backend(src));
+        st.seconds_files * 1e3, st.files_parsed, st.files_failed, st.files_cached,
+        vs_feature_count(doc), vs_source_backend(src));
   return vs_steal(&doc);
 }
 
@@ -431,6 +461,8 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
   if (!watch) return -1;
   _cleanup_(vs_regwatch_freep) struct vs_regwatch *regwatch = vs_cli_load_regwatch(r, prog);
   if (!regwatch) return -1;
+  _cleanup_(vs_parse_cache_freep) struct vs_parse_cache *cache = NULL; /* outlives X */
+  bool cache_tried = false;
   _cleanup_(vs_extractor_freep) struct vs_extractor *x = NULL;
   _cleanup_(vs_freep) size_t *pending = vs_xcalloc(n ? n : 1, sizeof(size_t));
   size_t n_pending = 0;
@@ -453,6 +485,10 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
       out[i].error = vs_xstrdup(vs_err_msg(&err));
       vs_err_clear(&err);
       continue;
+    }
+    if (!cache_tried) {
+      cache_tried = true;
+      if ((cache = vs_cli_open_parse_cache(r, prog))) vs_extractor_set_parse_cache(x, cache);
     }
     bool needs_guestfs = false;
     struct vs_source *src = open_source(r, paths[i], &st, &needs_guestfs, &err);

@@ -8,6 +8,7 @@
 
 #include "drift.h"
 #include "extract.h"
+#include "parse_cache.h"
 #include "pool.h"
 #include "snapshot.h"
 #include "source_guestfs.h"
@@ -44,6 +45,9 @@ static struct {
   char **backing_dirs;
   size_t n_backing_dirs;
   char *data_dir, *backup_dir;
+  char *parse_cache_dir;              /* ParseCache DIR; NULL: DataDir/.parse-cache */
+  bool parse_cache_off;               /* ParseCache false */
+  struct vs_parse_cache *parse_cache; /* shared by the workers' extractors */
   int keep;
   double keep_days;
   int workers;
@@ -111,6 +115,20 @@ static int config_tree(oconfig_item_t *c) {
   return 0;
 }
 
+/* ParseCache DIR, true (the default directory) or false (every file parsed every time). */
+static int config_parse_cache(oconfig_item_t *c) {
+  free(snap.parse_cache_dir);
+  snap.parse_cache_dir = NULL;
+  snap.parse_cache_off = false;
+  if (c->values_num == 1 && c->values[0].type == OCONFIG_TYPE_BOOLEAN) {
+    snap.parse_cache_off = !c->values[0].value.boolean;
+    return 0;
+  }
+  if (config_strings(c, 1, 1, "a directory, or true or false") < 0) return -1;
+  snap.parse_cache_dir = vs_xstrdup(c->values[0].value.string);
+  return 0;
+}
+
 static int config_one(oconfig_item_t *c) {
   static const char *const modes[] = {"readonly", "backup"};
   static const char *const backends[] = {"auto", "direct", "guestfs"};
@@ -151,6 +169,8 @@ static int config_one(oconfig_item_t *c) {
       vs_strv_add(&snap.backing_dirs, &snap.n_backing_dirs, c->values[0].value.string);
   } else if (strcasecmp(c->key, "DataDir") == 0) {
     rc = vs_cf_string(c, PLUGIN, &snap.data_dir); /* created at init when missing */
+  } else if (strcasecmp(c->key, "ParseCache") == 0) {
+    rc = config_parse_cache(c);
   } else if (strcasecmp(c->key, "BackupDir") == 0) {
     if ((rc = vs_cf_string(c, PLUGIN, &snap.backup_dir)) == 0)
       rc = vs_cf_check_dir(c, PLUGIN, snap.backup_dir);
@@ -178,7 +198,8 @@ static int config_one(oconfig_item_t *c) {
   } else if (strcasecmp(c->key, "NoDefaultWatch") != 0) {
     ERROR(PLUGIN ": unknown option \"%s\" (expected Connection, Domain, IgnoreSelected, Tree, "
                  "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, BackingDir, "
-                 "DataDir, BackupDir, KeepSnapshots, KeepDays, Workers or PluginInstanceFormat)",
+                 "DataDir, ParseCache, BackupDir, KeepSnapshots, KeepDays, Workers or "
+                 "PluginInstanceFormat)",
           c->key);
     rc = -1;
   }
@@ -482,6 +503,7 @@ static void *worker(void *arg) {
     vs_err_clear(&err);
     return NULL;
   }
+  vs_extractor_set_parse_cache(x, snap.parse_cache);
   pthread_mutex_lock(&snap.lock);
   while (!snap.stop) {
     if (snap.next_job < snap.n_jobs) {
@@ -542,6 +564,15 @@ static int init(void) {
     ERROR(PLUGIN ": DataDir: %s", vs_err_msg(&err));
     vs_err_clear(&err);
     return -1;
+  }
+  if (!snap.parse_cache_off && !snap.parse_cache) {
+    char *dir = snap.parse_cache_dir ? vs_xstrdup(snap.parse_cache_dir)
+                                     : vs_xasprintf("%s/.parse-cache", snap.data_dir);
+    if (!(snap.parse_cache = vs_parse_cache_open(dir, &err))) {
+      WARNING(PLUGIN ": ParseCache: %s; every config file is parsed each time", vs_err_msg(&err));
+      vs_err_clear(&err);
+    }
+    free(dir);
   }
   snap.stop = false;
   for (int i = 0; i < snap.workers; i++) {
@@ -637,7 +668,10 @@ static int shutdown_cb(void) {
   free(snap.uri);
   free(snap.data_dir);
   free(snap.backup_dir);
-  snap.uri = snap.data_dir = snap.backup_dir = NULL;
+  free(snap.parse_cache_dir);
+  snap.uri = snap.data_dir = snap.backup_dir = snap.parse_cache_dir = NULL;
+  vs_parse_cache_free(snap.parse_cache); /* the workers that used it are gone */
+  snap.parse_cache = NULL;
   vs_watch_free(snap.watch);
   snap.watch = NULL;
   return 0;

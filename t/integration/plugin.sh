@@ -106,5 +106,7 @@ is "${val%%.*}" 8 "the settings count is what the extractor found in the tree"
 val=$(tail -n1 "$csvdir"/bool-snapshot_ok-* 2>/dev/null | cut -d, -f2)
 is "${val%%.*}" 1 "bool-snapshot_ok reports success"
 ls "$csvdir"/duration-snapshot-* >/dev/null 2>&1; ok $? "duration-snapshot is dispatched"
+[ "$(stat -c %a "$work/pool/.parse-cache")" = 700 ] && [ -n "$(find "$work/pool/.parse-cache" -type f)" ]
+ok $? "the parse cache is DataDir/.parse-cache, mode 0700, and holds the parse of sshd_config"
 grep -qi 'error' "$work/good.conf.log" && { diag "$(cat "$work/good.conf.log")"; ok 1 "collectd logged no error"; } || ok 0 "collectd logged no error"
 done_testing

@@ -3,6 +3,8 @@ set -u
 VS_BUILDDIR=${VS_BUILDDIR:-$(pwd)}
 VS_SRCDIR=${VS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 VMSCOPE="$VS_BUILDDIR/vmscope"
+# The CLI's parse cache (by default under ~/.cache) in the build tree, shared by the tests.
+export XDG_CACHE_HOME="$VS_BUILDDIR/t/cache/xdg"
 # The valgrind suite (scripts/test.sh) runs vmscope and the test programs under memcheck.
 VS_RUN=()
 if [ "${VS_VALGRIND:-}" = 1 ]; then

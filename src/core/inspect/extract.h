@@ -31,6 +31,7 @@ struct vs_extract_stats {
   double seconds_total, seconds_os, seconds_packages, seconds_accounts, seconds_services,
       seconds_sysctl, seconds_files;
   size_t files_parsed, files_failed, packages;
+  size_t files_cached; /* of files_parsed and files_failed: answered by the parse cache */
 };
 
 /* Holds what is worth keeping across documents (an Augeas handle with its lenses loaded).
@@ -38,6 +39,11 @@ struct vs_extract_stats {
 struct vs_extractor;
 struct vs_extractor *vs_extractor_new(const struct vs_watch *watch, struct vs_err *err);
 void vs_extractor_free(struct vs_extractor *x);
+/* Has X answer a config file it parsed before (same lens, path, content and Augeas) from
+ * CACHE instead of Augeas (parse_cache.h). CACHE is borrowed: it outlives X, and may be shared
+ * by several extractors. NULL (the default) parses every file. */
+struct vs_parse_cache;
+void vs_extractor_set_parse_cache(struct vs_extractor *x, struct vs_parse_cache *cache);
 /* Changes the per-document read budget (default VS_EXTRACT_READ_BUDGET bytes). */
 void vs_extractor_set_read_budget(struct vs_extractor *x, uint64_t bytes);
 void vs_extractor_freep(struct vs_extractor **x);

@@ -3,7 +3,9 @@
  * Augeas parses text we hand it (aug_text_store) and never opens a guest file: a guest's
  * symlink cannot point it at a host file, and the same code serves every source backend.
  * Lens modules load on first use (AUG_NO_MODL_AUTOLOAD), which is what keeps a document's
- * Augeas work to milliseconds rather than the second a full autoload costs. */
+ * Augeas work to milliseconds rather than the second a full autoload costs. A file parsed
+ * before (same lens, path, content and Augeas) is answered from the parse cache when the
+ * extractor has one: its records replay exactly what parsing it put in the document. */
 #include "extract_int.h"
 
 #include <errno.h>
@@ -52,6 +54,8 @@ void vs_x_close_augeas(struct vs_extractor *x) {
   free(x->rules);
   x->rules = NULL;
   x->n_rules = 0;
+  free(x->aug_version);
+  x->aug_version = NULL;
 }
 
 static char **match_values(augeas *a, const char *expr, size_t *count) {
@@ -141,9 +145,68 @@ static char *parse_error(augeas *aug) {
                       msg ? msg : "the lens did not match");
 }
 
-/* Every node with a value under /vs/out becomes "file:PATH:NODE" = value: a setting, or when
- * AS_DEFAULTS the default of that setting. */
-static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path, bool as_defaults) {
+/* What parsing one file gives, as records a document replays (and the parse cache keeps):
+ *   'S' NODE '\0' VALUE '\0'   the setting file:PATH:NODE = VALUE
+ *   'D' NODE '\0' VALUE '\0'   that setting's default
+ *   'K' REASON '\0'             PATH skipped, and why
+ *   'P' or 'F'                 the file parsed, or failed to
+ * Bump PARSE_SCHEMA whenever what these records say for a given file changes: cached entries
+ * of other schemas then miss. */
+#define PARSE_SCHEMA 1
+
+static void record(struct vs_buf *out, char kind, const char *a, const char *b) {
+  vs_buf_addc(out, kind);
+  if (a) vs_buf_add(out, a, strlen(a) + 1);
+  if (b) vs_buf_add(out, b, strlen(b) + 1);
+}
+
+/* The string at *P (within END), and *P moved past it; NULL when none ends before END. */
+static const char *next_string(const char **p, const char *end) {
+  const char *s = *p, *nul = memchr(s, '\0', (size_t)(end - s));
+  if (!nul) return NULL;
+  *p = nul + 1;
+  return s;
+}
+
+/* Puts the records DATA (LEN bytes) into DOC as PATH's, or only checks them when DOC is NULL.
+ * False when they are malformed (a cache entry of another writer): nothing is put then, as the
+ * caller checks first. */
+static bool replay(const char *data, size_t len, struct vs_feature *doc, const char *path,
+                   struct vs_extract_stats *st) {
+  const char *p = data, *end = data + len;
+  while (p < end) {
+    char kind = *p++;
+    const char *a = NULL, *b = NULL;
+    switch (kind) {
+    case 'S':
+    case 'D':
+      if (!(a = next_string(&p, end)) || !(b = next_string(&p, end))) return false;
+      if (!doc) break;
+      char *key = vs_xasprintf("file:%s:%s", path, a);
+      if (kind == 'S')
+        vs_feature_set(doc, key, b, path);
+      else
+        vs_feature_set_default(doc, key, b);
+      free(key);
+      break;
+    case 'K':
+      if (!(a = next_string(&p, end))) return false;
+      if (doc) vs_feature_skip(doc, path, "%s", a);
+      break;
+    case 'P':
+    case 'F':
+      if (doc) ++*(kind == 'P' ? &st->files_parsed : &st->files_failed);
+      break;
+    default:
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Every node with a value under /vs/out becomes a setting record (NODE = value), or when
+ * AS_DEFAULTS the record of that setting's default. */
+static void emit_settings(augeas *aug, struct vs_buf *out, bool as_defaults) {
   char **m = NULL;
   int n = aug_match(aug, "/vs/out//*", &m);
   /* A valueless leaf is a flag (sudoers' "Defaults env_reset"): present, with value "". The
@@ -165,15 +228,13 @@ static void emit_settings(augeas *aug, struct vs_feature *doc, const char *path,
     const char *val = NULL;
     if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
         aug_get(aug, m[i], &val) == 1 && (val || !vs_strmap_has(parents, m[i]))) {
-      char *key = vs_xasprintf("file:%s:%s", path, m[i] + prefix);
-      if (as_defaults)
-        vs_feature_set_default(doc, key, val ? val : "");
-      else
-        vs_feature_set(doc, key, val ? val : "", path);
-      free(key);
-      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS && !as_defaults)
-        vs_feature_skip(doc, path, "more than %d settings; the rest not recorded",
-                        VS_EXTRACT_MAX_FILE_SETTINGS);
+      record(out, as_defaults ? 'D' : 'S', m[i] + prefix, val ? val : "");
+      if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS && !as_defaults) {
+        char *why = vs_xasprintf("more than %d settings; the rest not recorded",
+                                 VS_EXTRACT_MAX_FILE_SETTINGS);
+        record(out, 'K', why, NULL);
+        free(why);
+      }
     }
     free(m[i]);
   }
@@ -223,21 +284,21 @@ static char *commented_directives(const char *text) {
 
 /* Records the defaults a shipped file documents in its comments. The directives are parsed
  * together; when one of them does not parse, each is tried alone so the rest still count. */
-static void note_commented_defaults(augeas *aug, struct vs_feature *doc, const char *path,
-                                    const char *lens, const char *text) {
+static void note_commented_defaults(augeas *aug, struct vs_buf *out, const char *lens,
+                                    const char *text) {
   char *directives = commented_directives(text);
   if (!*directives) {
     free(directives);
     return;
   }
   if (store_text(aug, lens, directives)) {
-    emit_settings(aug, doc, path, true);
+    emit_settings(aug, out, true);
   } else {
     for (char *line = directives; *line;) {
       char *eol = strchr(line, '\n');
       *eol = '\0';
       char *one = vs_xasprintf("%s\n", line);
-      if (store_text(aug, lens, one)) emit_settings(aug, doc, path, true);
+      if (store_text(aug, lens, one)) emit_settings(aug, out, true);
       free(one);
       line = eol + 1;
     }
@@ -245,30 +306,72 @@ static void note_commented_defaults(augeas *aug, struct vs_feature *doc, const c
   free(directives);
 }
 
-static void parse_settings_locked(struct vs_extractor *x, struct vs_feature *doc, const char *path,
-                                  const char *lens, struct vs_extract_stats *st) {
+/* Parses X->buf with LENS into records in OUT. False when Augeas cannot start (recorded in
+ * DOC: no records then, and nothing worth caching). */
+static bool parse_records_locked(struct vs_extractor *x, struct vs_feature *doc, const char *lens,
+                                 struct vs_buf *out) {
   augeas *aug = ensure_aug(x, doc);
-  if (!aug) return;
+  if (!aug) return false;
   if (!store_text(aug, lens, x->buf.data)) {
     char *why = parse_error(aug);
-    vs_feature_skip(doc, path, "not parsed with %s: %s", lens, why);
+    char *reason = vs_xasprintf("not parsed with %s: %s", lens, why);
+    record(out, 'K', reason, NULL);
+    record(out, 'F', NULL, NULL);
+    free(reason);
     free(why);
-    st->files_failed++;
-    goto out;
+  } else {
+    record(out, 'P', NULL, NULL);
+    emit_settings(aug, out, false);
+    if (documents_defaults(lens)) note_commented_defaults(aug, out, lens, x->buf.data);
   }
-  st->files_parsed++;
-  emit_settings(aug, doc, path, false);
-  if (documents_defaults(lens)) note_commented_defaults(aug, doc, path, lens, x->buf.data);
-out:
   aug_rm(aug, "/vs");
   aug_rm(aug, "/augeas/text/vs");
+  return true;
+}
+
+/* The parse cache's key for PATH's content under LENS, into KEY. False when there is no cache,
+ * Augeas cannot start (recorded in DOC), or the digest fails. */
+static bool cache_key(struct vs_extractor *x, struct vs_feature *doc, const char *path,
+                      const char *lens, unsigned char key[VS_PARSE_CACHE_KEY_LEN]) {
+  if (!x->cache) return false;
+  if (!x->aug_version) { /* Augeas's own version: a new one may parse differently */
+    pthread_mutex_lock(&augeas_lock);
+    augeas *aug = ensure_aug(x, doc);
+    const char *v = NULL;
+    if (aug) x->aug_version = vs_xstrdup(aug_get(aug, "/augeas/version", &v) == 1 && v ? v : "?");
+    pthread_mutex_unlock(&augeas_lock);
+    if (!aug) return false;
+  }
+  return vs_parse_cache_key(key, lens, path, x->buf.data, x->buf.len, x->aug_version,
+                            PARSE_SCHEMA) == 0;
 }
 
 static void parse_settings(struct vs_extractor *x, struct vs_feature *doc, const char *path,
                            const char *lens, struct vs_extract_stats *st) {
+  unsigned char key[VS_PARSE_CACHE_KEY_LEN];
+  bool keyed = cache_key(x, doc, path, lens, key);
+  if (keyed) {
+    size_t len = 0;
+    _cleanup_(vs_freep) char *hit = vs_parse_cache_get(x->cache, key, &len);
+    if (hit && replay(hit, len, NULL, path, st)) {
+      replay(hit, len, doc, path, st);
+      st->files_cached++;
+      return;
+    }
+  }
+  struct vs_buf out = {0};
   pthread_mutex_lock(&augeas_lock);
-  parse_settings_locked(x, doc, path, lens, st);
+  bool parsed = parse_records_locked(x, doc, lens, &out);
   pthread_mutex_unlock(&augeas_lock);
+  if (parsed) {
+    replay(out.data ? out.data : "", out.len, doc, path, st);
+    if (keyed) vs_parse_cache_put(x->cache, key, out.data ? out.data : "", out.len);
+  }
+  vs_buf_free(&out);
+}
+
+void vs_extractor_set_parse_cache(struct vs_extractor *x, struct vs_parse_cache *cache) {
+  x->cache = cache;
 }
 
 /* A dpkg conffile: which package ships it, and whether this copy is the shipped one (its MD5

@@ -3,6 +3,7 @@
 #define VS_EXTRACT_INT_H
 
 #include "extract.h"
+#include "parse_cache.h"
 #include "strmap.h"
 
 #include <augeas.h>
@@ -10,7 +11,9 @@
 struct vs_extractor {
   struct vs_watch *watch;
   struct vs_regwatch *regwatch;
-  augeas *aug; /* lenses load on first use and stay loaded */
+  augeas *aug;                  /* lenses load on first use and stay loaded */
+  char *aug_version;            /* Augeas's, part of the parse cache's keys */
+  struct vs_parse_cache *cache; /* borrowed; NULL: every file is parsed */
   struct lens_rule *rules;
   size_t n_rules;
   bool rules_loaded;
