@@ -79,11 +79,11 @@ refused 1 "base.qcow2 is 4194304 bytes and small.qcow2 1048576: a patch set need
   "make with images of different virtual sizes" "$VMSCOPE" patchset make --base base.qcow2 --patched small.qcow2 -o set.qcow2
 refused 1 "nosuch.qcow2: No such file or directory" "make with a patched image that is not there" "$VMSCOPE" patchset make --base base.qcow2 --patched nosuch.qcow2 -o set.qcow2
 # A patched image cut short: its header and tables read, its data clusters lie past the end,
-# so make fails once the layer is being written.
+# so make fails once the layer is being written (at the first piece, of 256 KiB, that lies past it).
 qemu-img create -q -f qcow2 cut.qcow2 4M
 qio -c "write -P 0xdd 0 4M" cut.qcow2
 truncate -s 1M cut.qcow2
-refused 1 "cut.qcow2: L2 entry points at 327680, outside the file's data (1048576 bytes)" \
+refused 1 "cut.qcow2: L2 entry points at 851968, outside the file's data (1048576 bytes)" \
   "make with a patched image cut short (fails mid-way)" "$VMSCOPE" patchset make --base base.qcow2 --patched cut.qcow2 -o set.qcow2
 
 # ---------------------------------------------------------- make: an existing output, --force
@@ -99,7 +99,7 @@ refused 2 "notes.txt exists already: not replaced (choose another name, remove i
 printf '{"mine": true}\n' >other.qcow2.json
 refused 2 "other.qcow2.json exists already: not replaced (choose another name, remove it, or give --force to replace it)" \
   "make -o other.qcow2 whose manifest name other.qcow2.json exists" "${M[@]}" -o other.qcow2
-refused 1 "cut.qcow2: L2 entry points at 327680, outside the file's data (1048576 bytes)" \
+refused 1 "cut.qcow2: L2 entry points at 851968, outside the file's data (1048576 bytes)" \
   "make --force -o notes.txt failing mid-way (the old file stays as it was)" "$VMSCOPE" patchset make --force --base base.qcow2 --patched cut.qcow2 -o notes.txt
 "$VMSCOPE" patchset make --force --base base.qcow2 --patched patched2.qcow2 -o notes.txt 2>"$work/err"
 ok $? "make --force -o notes.txt replaces the unrelated file ($(cat "$work/err"))"

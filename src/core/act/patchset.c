@@ -175,14 +175,32 @@ static void diff_clear(struct vs_ps_diff *d) {
 
 /* Fills layer L with the clusters of P that differ from B's, and writes the manifest beside
  * OUT, complete but not in place. */
-static int fill_layer(struct vs_image *b, struct vs_image *p, const char *base,
+static int fill_layer(struct vs_image *b, struct vs_image *p, const char *base, const char *patched,
                       const char *base_real, struct vs_layer *l, struct vs_patchset_stats *st,
                       struct vs_newfile *mf, const char *mpath, struct vs_err *err) {
   uint64_t cs = 1ULL << st->cluster_bits;
   const struct vs_image *pb = vs_image_backing(p);
   bool overlay = pb && vs_image_cluster_size(p) == cs && vs_ps_same_file(vs_image_path(pb), base);
   _cleanup_(diff_clear) struct vs_ps_diff d = {l, json_array(), json_array(), st};
-  int rc = overlay ? vs_ps_take_overlay(p, cs, &d, err) : vs_ps_compare(b, p, cs, &d, err);
+  int rc;
+  if (overlay) {
+    rc = vs_ps_take_overlay(p, cs, &d, err);
+  } else {
+    /* A second pair of handles for the second comparing thread (an image serves one thread):
+     * without them, when they cannot be opened, one thread compares. */
+    _cleanup_(vs_image_closep) struct vs_image *b2 = NULL;
+    _cleanup_(vs_image_closep) struct vs_image *p2 = NULL;
+    struct vs_err ignored = {0};
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+        (open_inputs(base, patched, &b2, &p2, &ignored) < 0 || !vs_image_same_files(b, b2) ||
+         !vs_image_same_files(p, p2))) {
+      vs_image_closep(&b2);
+      vs_image_closep(&p2);
+    }
+    vs_err_clear(&ignored);
+    struct vs_image *const bs[2] = {b, b2}, *const ps[2] = {p, p2};
+    rc = vs_ps_compare(bs, ps, cs, &d, err);
+  }
   if (rc < 0) return -1;
   /* The manifest is made in full before the layer is put in place, and put beside it right
    * after: a failure on the way leaves neither. */
@@ -215,7 +233,7 @@ static int make(const char *base, const char *patched, const char *out, unsigned
       vs_layer_create(out, vs_image_size(b), st->cluster_bits, backing, vs_image_format(b), err);
   if (!l) return -1;
   _cleanup_(vs_newfile_abandon) struct vs_newfile mf = {.fd = -1};
-  if (fill_layer(b, p, base, base_real, l, st, &mf, mpath, err) < 0) return -1;
+  if (fill_layer(b, p, base, patched, base_real, l, st, &mf, mpath, err) < 0) return -1;
   /* Again, right before anything is renamed into place: the names may have changed since. */
   if (check_outputs(out, mpath, inputs, force, err) < 0) return -1;
   if (vs_layer_finish(vs_steal(&l), err) < 0) return -1;

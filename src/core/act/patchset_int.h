@@ -34,10 +34,11 @@ struct vs_ps_diff {
   json_t *changed, *zeroed;
   struct vs_patchset_stats *st;
 };
-/* Adds to D every cluster (of size CS) of P that differs from B's, P and B being of one size,
- * each read by its own thread and compared by two. */
-int vs_ps_compare(struct vs_image *b, struct vs_image *p, uint64_t cs, struct vs_ps_diff *d,
-                  struct vs_err *err);
+/* Adds to D every cluster (of size CS) of P that differs from B's, P and B being of one size:
+ * B[0] and P[0], and B[1] and P[1] (other handles on the same images, or NULL), are read and
+ * compared by a thread each, in turns. */
+int vs_ps_compare(struct vs_image *const b[2], struct vs_image *const p[2], uint64_t cs,
+                  struct vs_ps_diff *d, struct vs_err *err);
 /* Adds to D every cluster P itself holds, P being an overlay of the base with clusters of CS:
  * only those can differ, and the base is not read. */
 int vs_ps_take_overlay(struct vs_image *p, uint64_t cs, struct vs_ps_diff *d, struct vs_err *err);

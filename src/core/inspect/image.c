@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/mman.h> /* memfd_create */
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -56,11 +56,9 @@ struct vs_image {
   struct vs_image *backing;
   struct l2_slot l2[L2_CACHE];
   unsigned l2_next;
-  uint8_t *zdata;     /* the last decompressed cluster */
-  uint64_t zentry;    /* its L2 entry, 0 when none */
-  uint8_t *zinput;    /* compressed bytes */
-  const uint8_t *map; /* the whole file, read-only, once vs_image_map asked for it */
-  bool map_failed;
+  uint8_t *zdata;      /* the last decompressed cluster */
+  uint64_t zentry;     /* its L2 entry, 0 when none */
+  uint8_t *zinput;     /* compressed bytes */
   uint64_t bytes_read; /* from the file or the export: vs_image_bytes_read */
 };
 
@@ -100,7 +98,6 @@ static int read_at(struct vs_image *img, void *buf, size_t len, uint64_t off, co
 void vs_image_close(struct vs_image *img) {
   if (!img) return;
   vs_image_close(img->backing);
-  if (img->map) munmap((void *)img->map, (size_t)img->file_size);
   if (img->fd >= 0) close(img->fd);
   if (img->nbd) {
     nbd_shutdown(img->nbd, 0);
@@ -821,29 +818,14 @@ bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err 
   return true; /* unallocated all the way down: zeros */
 }
 
-const uint8_t *vs_image_map(struct vs_image *img, uint64_t off, size_t len) {
-  if (img->fd < 0 || img->map_failed || len == 0 || off > img->size || len > img->size - off)
-    return NULL;
-  uint64_t host = off;
-  if (img->is_qcow2) {
-    uint64_t cs = img->cluster_size, co = off & (cs - 1);
-    uint64_t first = plain_data_host(img, off);
-    if (!first) return NULL;
-    host = first + co;
-    for (uint64_t done = cs - co; done < len; done += cs)
-      if (plain_data_host(img, off + done) != host + done) return NULL;
+bool vs_image_same_files(const struct vs_image *a, const struct vs_image *b) {
+  for (; a && b; a = a->backing, b = b->backing) {
+    struct stat sa, sb;
+    if (a->fd < 0 || b->fd < 0 || fstat(a->fd, &sa) < 0 || fstat(b->fd, &sb) < 0 ||
+        sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino || a->size != b->size)
+      return false;
   }
-  if (host > img->file_size || len > img->file_size - host) return NULL;
-  if (!img->map) {
-    void *p = mmap(NULL, (size_t)img->file_size, PROT_READ, MAP_SHARED, img->fd, 0);
-    if (p == MAP_FAILED) {
-      img->map_failed = true; /* callers read instead */
-      return NULL;
-    }
-    madvise(p, (size_t)img->file_size, MADV_SEQUENTIAL);
-    img->map = p;
-  }
-  return img->map + host;
+  return !a && !b;
 }
 
 void vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {

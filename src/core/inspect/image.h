@@ -49,8 +49,7 @@ uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
 /* Reads LEN bytes of the virtual disk at OFF, as the guest would see them. */
 int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, struct vs_err *err);
 /* Bytes read so far from IMG's chain's files, or from its NBD export (a hole or zero extent the
- * server described is not read): what reading the guest cost the disk. What vs_image_map
- * gave is not counted. */
+ * server described is not read): what reading the guest cost the disk. */
 uint64_t vs_image_bytes_read(const struct vs_image *img);
 
 /* What IMG itself (not its backing chain) holds for the cluster at OFF: nothing (reads fall
@@ -62,13 +61,9 @@ int vs_image_cluster_state(struct vs_image *img, uint64_t off, enum vs_cluster_s
 /* True when the cluster at OFF reads as zeros without any data being stored for it anywhere
  * in the chain (so two such images need not be read to compare them). */
 bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err *err);
-/* The LEN bytes of the virtual disk at OFF, in place: a pointer into a read-only mapping of
- * the file (made on first use, kept until the image is closed) when IMG itself stores them as
- * one run of plain data (raw, or qcow2 clusters that lie one after the other in the file);
- * NULL otherwise, and the caller reads them with vs_image_pread. Comparing in place saves
- * copying the page cache out. A file truncated while it is mapped kills the reader (SIGBUS):
- * for images no one shrinks while they are read, such as a patch set's inputs. */
-const uint8_t *vs_image_map(struct vs_image *img, uint64_t off, size_t len);
+/* Whether A and B read the same files (device and inode, all the way down their chains): two
+ * handles opened by name are the same images, not files renamed in between. */
+bool vs_image_same_files(const struct vs_image *a, const struct vs_image *b);
 /* Asks the kernel to start reading, in the background, the data IMG itself (not its backing
  * chain) stores for [OFF, OFF+LEN): scattered clusters are then read at once, not one by one
  * as they are asked for. */
