@@ -138,6 +138,8 @@ while :; do
   [ "$try" -lt 6 ] || { held=1; break; }
 done
 ok $held "PermitRootLogin yes is written again and the guest held frozen before the rule's fix ran ($((try - 1)) tries)"
+# what a failed race leaves to read: the rule's runs, the alarms and the snapshots' freezes
+[ $held = 0 ] || grep -E 'root-login|config_drift|freeze|thaw|frozen|vs-loop-guest.*(snapshot|backup)' "$log" | tail -n 22 | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
 frozen; ok $? "the guest's file systems are frozen when the alarm's action comes"
 ok "$(overlap && echo 0 || echo 1)" "the action, refused by the frozen guest, waits ThawTimeout and fails, to be tried again: $(grep -o 'stayed frozen for [0-9.]* s' "$log" | head -n1)"
 logged "severity = FAILURE.*type = action_result.*failed, tried again in 2 s (attempt 2)"
