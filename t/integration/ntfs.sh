@@ -6,7 +6,8 @@
 #     large enough for an index allocation) and sizes agree with ntfscat and ntfsls, in the raw
 #     image and in a qcow2 made from it by qemu-img;
 #   - names are found case-insensitively, as Windows finds them; metadata files are not listed;
-#   - the volume holding Windows/System32/config is chosen as the root;
+#   - the volume holding Windows/System32/config is chosen as the root, and its SOFTWARE and
+#     SYSTEM hives (t/lib/mkhive + hivexregedit) give os: features through the direct path;
 #   - hostile volumes: a directory whose index entry points back at the root (a loop any walk
 #     could follow forever), and an $MFT whose data claims a terabyte: clean errors or bounded
 #     work, in bounded memory, within a deadline.
@@ -35,11 +36,21 @@ if ! ntfs-3g vol.ntfs "$mnt" 2>fuse.err; then
   exit
 fi
 mkdir -p "$mnt/trap/loop" "$mnt/Windows/System32/config" "$mnt/Program Files/Big Dir"
-head -c 262144 /dev/urandom >"$mnt/Windows/System32/config/SOFTWARE"
+head -c 262144 /dev/urandom >"$mnt/Windows/System32/config/RANDOM.DAT"
 head -c 3000000 /dev/urandom >"$mnt/Program Files/large.bin"
 printf 'hello from NTFS\n' >"$mnt/hello.txt"
 : >"$mnt/empty.txt"
 for i in $(seq 1 300); do printf '%d\n' "$i" >"$mnt/Program Files/Big Dir/file-$i.txt"; done
+# SOFTWARE and SYSTEM hives (t/lib/mkhive's empty hive, filled by hivexregedit): os: features.
+has_hive=0
+if [ -x "$VS_BUILDDIR/t/lib/mkhive" ] && command -v hivexregedit >/dev/null; then
+  printf 'Windows Registry Editor Version 5.00\n\n[\\Microsoft]\n\n[\\Microsoft\\Windows NT]\n\n[\\Microsoft\\Windows NT\\CurrentVersion]\n"ProductName"="Windows Server 2019 Standard"\n"CurrentBuild"="17763"\n' >software.reg
+  printf 'Windows Registry Editor Version 5.00\n\n[\\Select]\n"Current"=dword:00000001\n\n[\\ControlSet001]\n\n[\\ControlSet001\\Control]\n\n[\\ControlSet001\\Control\\ComputerName]\n\n[\\ControlSet001\\Control\\ComputerName\\ComputerName]\n"ComputerName"="WIN-NTFS-01"\n' >system.reg
+  "$VS_BUILDDIR/t/lib/mkhive" empty software.hive && hivexregedit --merge software.hive software.reg &&
+    "$VS_BUILDDIR/t/lib/mkhive" empty system.hive && hivexregedit --merge system.hive system.reg &&
+    cp software.hive "$mnt/Windows/System32/config/SOFTWARE" &&
+    cp system.hive "$mnt/Windows/System32/config/SYSTEM" && has_hive=1
+fi
 # Windows symlinks: reparse points (IO_REPARSE_TAG_SYMLINK) written through ntfs-3g's xattr.
 touch "$mnt/abs" "$mnt/rel"
 python3 - "$mnt" <<'PY' || bail "writing the reparse points failed"
@@ -61,8 +72,8 @@ dd if=vol.ntfs of=disk.raw bs=1M seek=1 conv=notrunc status=none
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2 || bail "qemu-img convert failed"
 
 for img in disk.raw disk.qcow2; do
-  "${CAT[@]}" "$img" -- cat /Windows/System32/config/SOFTWARE >got.bin 2>got.err
-  ntfscat vol.ntfs /Windows/System32/config/SOFTWARE >want.bin 2>/dev/null
+  "${CAT[@]}" "$img" -- cat /Windows/System32/config/RANDOM.DAT >got.bin 2>got.err
+  ntfscat vol.ntfs /Windows/System32/config/RANDOM.DAT >want.bin 2>/dev/null
   cmp -s got.bin want.bin
   ok $? "$img: a 256 KiB file's bytes are ntfscat's ($(head -c 200 got.err))"
   "${CAT[@]}" "$img" -- cat "/Program Files/large.bin" >got.bin 2>got.err
@@ -77,8 +88,8 @@ got=$("${CAT[@]}" disk.raw -- ls / 2>&1 | LC_ALL=C sort)
 is "$got" "$(ntfsls vol.ntfs | LC_ALL=C sort)" "the root lists as ntfsls lists it: no \$MFT, \$Bitmap or other metadata file"
 is "$("${CAT[@]}" disk.raw -- stat /hello.txt stat /empty.txt stat /Windows stat "/Program Files/large.bin" 2>&1 | tr '\n' ,)" \
   "regular file 16,regular file 0,directory 0,regular file 3000000," "stat: types and sizes as ntfs-3g wrote them"
-is "$("${CAT[@]}" disk.raw -- cat /WINDOWS/system32/CONFIG/software 2>&1 | cksum)" \
-  "$(ntfscat vol.ntfs /Windows/System32/config/SOFTWARE | cksum)" "names are found case-insensitively, as Windows finds them"
+is "$("${CAT[@]}" disk.raw -- cat /WINDOWS/system32/CONFIG/random.dat 2>&1 | cksum)" \
+  "$(ntfscat vol.ntfs /Windows/System32/config/RANDOM.DAT | cksum)" "names are found case-insensitively, as Windows finds them"
 is "$("${CAT[@]}" disk.raw -- stat /abs readlink /abs ls /abs 2>&1 | tr '\n' ,)" "symlink 0,/Windows/System32,config," \
   "a Windows symlink to \\??\\C:\\Windows\\System32 reads as /Windows/System32, followed inside the volume"
 is "$("${CAT[@]}" disk.raw -- readlink /rel cat /rel 2>&1 | tr '\n' ,)" "../../../hello.txt,hello from NTFS," \
@@ -89,12 +100,13 @@ is "$("${CAT[@]}" disk.raw -- readlink /rel cat /rel 2>&1 | tr '\n' ,)" "../../.
 grep -q "not a regular file" dir.err; ok $? "reading a directory is refused: $(cat dir.err)"
 "$VMSCOPE" inspect --backend direct disk.qcow2 >doc.json 2>doc.err
 rc=$?
-if [ $rc -eq 0 ]; then
-  jq -e '.source.backend == "direct"' doc.json >/dev/null
-  ok $? "vmscope inspect --backend direct reads the Windows volume as its root"
+if [ $has_hive = 1 ]; then
+  is "$rc $(jq -r '[.source.backend, .settings["os:type"], .settings["os:pretty_name"], .settings["os:build"], .settings["os:hostname"]] | join(",")' doc.json 2>&1)" \
+    "0 direct,windows,Windows Server 2019 Standard,17763,WIN-NTFS-01" \
+    "vmscope inspect --backend direct reads the Windows volume as the root, its hives giving os: features ($(head -c 200 doc.err))"
 else
   ! grep -q "(found:" doc.err
-  ok $? "vmscope inspect --backend direct takes the volume holding Windows as the root (no hives here: $(head -c 200 doc.err))"
+  ok $? "vmscope inspect --backend direct takes the volume holding Windows as the root (no hive: t/lib/mkhive or hivexregedit missing; $(head -c 200 doc.err))"
 fi
 truncate -s 8M blank.ntfs
 mkntfs -F -Q -q blank.ntfs >/dev/null 2>&1 || bail "mkntfs failed"
@@ -193,7 +205,7 @@ with open(path, "r+b") as f:
     f.seek(mft)
     f.write(r)
 PY
-run_bounded mft.ntfs mft.res ls / cat /Windows/System32/config/SOFTWARE
+run_bounded mft.ntfs mft.res ls / cat /Windows/System32/config/RANDOM.DAT
 read -r kib secs rc <mft.res
 [ "${rc:-9}" -le 1 ]; ok $? "an \$MFT claiming 1 TiB: a clean answer or error, exit $rc ($(head -c 200 mft.res.err))"
 [ "${kib:-999999}" -lt 131072 ]; ok $? "in bounded memory and time: ${kib:-?} KiB, ${secs:-?} s"
