@@ -42,6 +42,7 @@ static struct {
   enum vs_snapshot_mode mode;
   enum vs_backend_choice backend;
   struct vs_watch *watch;
+  struct vs_regwatch *regwatch; /* registry values of Windows guests */
   char **backing_dirs;
   size_t n_backing_dirs;
   char *data_dir, *backup_dir;
@@ -163,6 +164,19 @@ static int config_one(oconfig_item_t *c) {
         (rc = vs_watch_load_file(snap.watch, file, &err)) < 0)
       ERROR(PLUGIN ": WatchFile: %s", vs_err_msg(&err));
     free(file);
+  } else if (strcasecmp(c->key, "RegWatch") == 0) {
+    rc = config_strings(c, 1, 2, "a registry key pattern and, optionally, a value name");
+    if (rc == 0 &&
+        (rc = vs_regwatch_add(snap.regwatch, c->values[0].value.string,
+                              c->values_num == 2 ? c->values[1].value.string : NULL, &err)) < 0)
+      ERROR(PLUGIN ": RegWatch: %s", vs_err_msg(&err));
+  } else if (strcasecmp(c->key, "RegWatchFile") == 0) {
+    char *file = NULL;
+    if ((rc = vs_cf_string(c, PLUGIN, &file)) == 0 &&
+        (rc = vs_cf_check_file(c, PLUGIN, file)) == 0 &&
+        (rc = vs_regwatch_load_file(snap.regwatch, file, &err)) < 0)
+      ERROR(PLUGIN ": RegWatchFile: %s", vs_err_msg(&err));
+    free(file);
   } else if (strcasecmp(c->key, "BackingDir") == 0) {
     rc = config_strings(c, 1, 1, "a directory");
     if (rc == 0 && (rc = vs_cf_check_dir(c, PLUGIN, c->values[0].value.string)) == 0)
@@ -195,9 +209,11 @@ static int config_one(oconfig_item_t *c) {
     }
   } else if (strcasecmp(c->key, "PluginInstanceFormat") == 0) {
     rc = vs_cf_get_instance_format(c, PLUGIN, &snap.instance_format);
-  } else if (strcasecmp(c->key, "NoDefaultWatch") != 0) {
+  } else if (strcasecmp(c->key, "NoDefaultWatch") != 0 &&
+             strcasecmp(c->key, "NoDefaultRegWatch") != 0) {
     ERROR(PLUGIN ": unknown option \"%s\" (expected Connection, Domain, IgnoreSelected, Tree, "
-                 "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, BackingDir, "
+                 "Interval, SnapshotMode, Backend, Watch, WatchFile, NoDefaultWatch, RegWatch, "
+                 "RegWatchFile, NoDefaultRegWatch, BackingDir, "
                  "DataDir, ParseCache, BackupDir, KeepSnapshots, KeepDays, Workers or "
                  "PluginInstanceFormat)",
           c->key);
@@ -207,17 +223,30 @@ static int config_one(oconfig_item_t *c) {
   return rc;
 }
 
-static int config(oconfig_item_t *ci) {
-  static const char *const lists[] = {"Domain", "Tree", "Watch", "WatchFile", "BackingDir", NULL};
-  if (vs_cf_check_repeats(ci, PLUGIN, NULL, lists) < 0) return -1;
-  bool defaults = true;
+/* *DEFAULTS becomes false when CI has KEY (NoDefaultWatch, NoDefaultRegWatch) set true: the
+ * list starts empty. Read before the entries, which add to the list. */
+static int config_no_default(oconfig_item_t *ci, const char *key, bool *defaults) {
   for (int i = 0; i < ci->children_num; i++)
-    if (strcasecmp(ci->children[i].key, "NoDefaultWatch") == 0) {
-      if (vs_cf_boolean(&ci->children[i], PLUGIN, &defaults) != 0) return -1;
-      defaults = !defaults;
+    if (strcasecmp(ci->children[i].key, key) == 0) {
+      bool none = false;
+      if (vs_cf_boolean(&ci->children[i], PLUGIN, &none) != 0) return -1;
+      *defaults = !none;
     }
+  return 0;
+}
+
+static int config(oconfig_item_t *ci) {
+  static const char *const lists[] = {"Domain",   "Tree",         "Watch",      "WatchFile",
+                                      "RegWatch", "RegWatchFile", "BackingDir", NULL};
+  if (vs_cf_check_repeats(ci, PLUGIN, NULL, lists) < 0) return -1;
+  bool defaults = true, reg_defaults = true;
+  if (config_no_default(ci, "NoDefaultWatch", &defaults) < 0 ||
+      config_no_default(ci, "NoDefaultRegWatch", &reg_defaults) < 0)
+    return -1;
   vs_watch_free(snap.watch);
   snap.watch = defaults ? vs_watch_new_default() : vs_watch_new_empty();
+  vs_regwatch_free(snap.regwatch);
+  snap.regwatch = reg_defaults ? vs_regwatch_new_default() : vs_regwatch_new_empty();
   for (int i = 0; i < ci->children_num; i++)
     if (config_one(&ci->children[i]) != 0) return -1;
   return 0;
@@ -503,6 +532,7 @@ static void *worker(void *arg) {
     vs_err_clear(&err);
     return NULL;
   }
+  vs_extractor_set_regwatch(x, snap.regwatch);
   vs_extractor_set_parse_cache(x, snap.parse_cache);
   pthread_mutex_lock(&snap.lock);
   while (!snap.stop) {
@@ -556,6 +586,7 @@ static void *worker(void *arg) {
 static int init(void) {
   vs_log_set_sink(vs_glue_log_sink, PLUGIN);
   if (!snap.watch) snap.watch = vs_watch_new_default();
+  if (!snap.regwatch) snap.regwatch = vs_regwatch_new_default();
   if (snap.interval == 0) snap.interval = plugin_get_interval();
   if (!snap.data_dir) snap.data_dir = vs_xstrdup("/var/lib/collectd/vmscope");
   if (snap.running) return 0;
@@ -674,6 +705,8 @@ static int shutdown_cb(void) {
   snap.parse_cache = NULL;
   vs_watch_free(snap.watch);
   snap.watch = NULL;
+  vs_regwatch_free(snap.regwatch);
+  snap.regwatch = NULL;
   return 0;
 }
 

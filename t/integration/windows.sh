@@ -286,6 +286,40 @@ read -r rc kib < <(peak big.json big.err big)
 ok $((rc != 0 || kib > 200000)) "a 300 MiB SOFTWARE hive (the bound is 256 MiB): exit 0, peak RSS $kib KiB"
 is "$(jq -r '[.skipped[] | select(.path | endswith("/SOFTWARE"))] | length' big.json)" 1 "and a skipped entry names it"
 
+# The plugin's counterpart: RegWatch, RegWatchFile and NoDefaultRegWatch in vmscope_snapshot.
+if command -v collectd >/dev/null || [ -x /usr/sbin/collectd ]; then
+  . "$VS_SRCDIR/t/lib/collectd.sh"
+  pdir=$(vs_plugin_dir "$work")
+  vs_collectd_env
+  pconf() { # FILE PLUGIN-LINES
+    { vs_collectd_conf "$work" "$pdir" "$1.log"; printf 'LoadPlugin vmscope_snapshot\n<Plugin vmscope_snapshot>\n%s\n</Plugin>\n' "$2"; } >"$1"
+  }
+  pconf bad.conf "  Tree \"w\" \"$work/win\"
+  RegWatch \"HKLM\\\\SAM\\\\SAM\""
+  "${VS_COLLECTD_ENV[@]}" timeout 60 "$COLLECTD" -T -C bad.conf >bad.out 2>&1
+  grep -q 'RegWatch: .*SAM and SECURITY' bad.conf.log && grep -q 'Parsing the config file failed' bad.out
+  ok $? "vmscope_snapshot refuses a RegWatch in the SAM hive at config time, naming the option"
+  printf 'HKLM\\SOFTWARE\\Vmscope\\Types Blob\n' >plugin.regwatch
+  pconf good.conf "  Tree \"w\" \"$work/win\"
+  DataDir \"$work/pool\"
+  Interval 1
+  NoDefaultRegWatch true
+  RegWatch \"HKLM\\\\SOFTWARE\\\\Vmscope\\\\Types\" \"Qword\"
+  RegWatchFile \"$work/plugin.regwatch\""
+  "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C good.conf >run.out 2>&1 &
+  cpid=$!
+  wait_for 60 sh -c 'find pool -name "*.json" 2>/dev/null | grep -q .'
+  ok $? "collectd with vmscope_snapshot writes the Windows tree's document into the pool"
+  kill "$cpid" 2>/dev/null
+  wait "$cpid" 2>/dev/null
+  doc=$(find pool -name '*.json' | head -n1)
+  is "$(jq -r '[.settings | to_entries[] | select(.key | startswith("reg:")) | "\(.key)=\(.value)"] | join(";")' "$doc" 2>/dev/null)" \
+    'reg:HKLM\SOFTWARE\Vmscope\Types:Blob=deadbeef;reg:HKLM\SOFTWARE\Vmscope\Types:Qword=4294971392' \
+    "its reg: settings are exactly RegWatch's and RegWatchFile's, with NoDefaultRegWatch"
+else
+  skip 3 "collectd is not installed"
+fi
+
 # The oracle: virt-inspector on an NTFS image holding the same hives.
 oracle() {
   export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
@@ -300,7 +334,7 @@ oracle() {
 }
 if [ -n "${VS_NO_ORACLE:-}" ] || ! oracle; then
   sed 's/^/# /' gf.out 2>/dev/null | tail -n 5
-  skip 6 "the libguestfs appliance cannot build an NTFS image here"
+  skip 8 "the libguestfs appliance cannot build an NTFS image here"
 else
   timeout 300 virt-inspector --format=raw -a ntfs.img >vi.xml 2>vi.err
   ok $? "virt-inspector inspects the NTFS image" || sed 's/^/# /' vi.err | tail -n 5
@@ -314,5 +348,9 @@ else
     sed -n 's:.*<name>\(.*\)</name>.*:\1:p;s:.*<version>\(.*\)</version>.*:\1:p' | paste -d= - - | sort | paste -sd';')
   our_apps=$(jq -r '[.settings | to_entries[] | select(.key | startswith("pkg:")) | "\(.key[4:])=\(.value)"] | sort | join(";")' gfs.json)
   is "$our_apps" "$vi_apps" "the installed applications (names and versions) agree"
+  "$VS_BUILDDIR/vmscope" inspect --backend direct ntfs.img >direct.json 2>direct.err
+  ok $? "vmscope inspect --backend direct reads the NTFS image too (no appliance)" || sed 's/^/# /' direct.err | tail -n 5
+  diff <(jq -S .settings gfs.json) <(jq -S .settings direct.json) >direct.diff
+  ok $? "and gives the same settings as the guestfs backend" || sed 's/^/# /' direct.diff | head -n 10
 fi
 done_testing
