@@ -1,34 +1,60 @@
 #!/usr/bin/env bash
-# patchset.sh [SIZE_GIB]: vmscope patchset make against the qemu-img route
-# ("qemu-img create -b PATCHED" + "qemu-img rebase -b BASE"), on SIZE_GIB (default 4) GiB qcow2
-# images whose every cluster holds data and of which 1% differ, cold (page cache dropped) and
-# warm (the best of three runs); the overlay case (PATCHED an overlay of BASE); and reading
-# both images with cat, the floor for any tool that copies them out of the page cache.
+# patchset.sh [SIZE_GIB] [SHAPE...]: vmscope patchset make against the qemu-img route
+# ("qemu-img create -b PATCHED" + "qemu-img rebase -b BASE") and against reading both images
+# with cat (the floor for any tool that reads them), on SIZE_GIB (default 1) GiB qcow2 images
+# of each shape, cold (page cache dropped) and warm (the best of three runs), all in this run.
+# Shapes (default: all):
+#   full        every 64 KiB cluster holds data; 64 clusters changed, 16 MiB apart
+#   full-2m     the same with 2 MiB clusters
+#   sparse      1 cluster in 16 holds data (the rest never written); the same changes
+#   fragmented  every cluster holds data, written in a shuffled order, so the file holds the
+#               clusters far from their guest order; the same changes
+#   overlay     PATCHED an overlay of the full BASE holding the changes (the base is not read)
+# Prints a table and each shape's ratios; the last line is the worst shape's.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${VS_BUILDDIR:-$top/build}
-gib=${1:-4}
-[ -x "$build/vmscope" ] || bash "$top/scripts/build.sh" "$build"
+gib=${1:-1}
+shift || true
+shapes=("$@")
+[ ${#shapes[@]} -gt 0 ] || shapes=(full full-2m sparse fragmented overlay)
+[ -x "$build/vmscope" ] || bash "$top/scripts/build.sh" "$(realpath --relative-to="$top" "$build")"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vs-patchset-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-size=$((gib * 1024))M
-clusters=$((gib * 16384)) # 64 KiB clusters
-echo "building ${gib} GiB base and patched images (every cluster allocated, 1% changed)..."
-qemu-img create -q -f qcow2 base.qcow2 "$size"
-fill=()
-for ((g = 0; g < gib; g++)); do fill+=(-c "write -P 0x5a ${g}G 1G"); done # qemu-io caps one request
-qemu-io -f qcow2 "${fill[@]}" base.qcow2 >/dev/null
-cp base.qcow2 patched.qcow2
-changes=()
-step=100
-for ((c = 7; c < clusters; c += step)); do changes+=(-c "write -P 0xa5 $((c * 65536)) 65536"); done
-qemu-io -f qcow2 "${changes[@]}" patched.qcow2 >/dev/null
-qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 over.qcow2
-qemu-io -f qcow2 "${changes[@]}" over.qcow2 >/dev/null
+mib=$((gib * 1024))
+changes() { # the 64 changed 64 KiB clusters, 16 MiB apart (within the disk)
+  local step=$((mib / 64)) i
+  for ((i = 0; i < 64; i++)); do printf -- '-c\nwrite -P 0xa5 %dM 64k\n' $((i * step + 1)); done
+}
+mapfile -t change_args < <(changes)
+make_shape() { # SHAPE: base.qcow2 and patched.qcow2 of that shape
+  rm -f base.qcow2 patched.qcow2
+  local cs=65536 fill=() g
+  [ "$1" = full-2m ] && cs=2097152
+  qemu-img create -q -f qcow2 -o cluster_size=$cs base.qcow2 "${gib}G"
+  case $1 in
+  full | full-2m | overlay)
+    for ((g = 0; g < gib; g++)); do fill+=(-c "write -P 0x5a ${g}G 1G"); done
+    ;;
+  sparse)
+    for ((g = 0; g < mib * 16; g += 16)); do fill+=(-c "write -P 0x5a $((g * 64))k 64k"); done
+    ;;
+  fragmented)
+    for g in $(seq 0 $((mib * 16 - 1)) | shuf --random-source=<(yes)); do fill+=(-c "write -P 0x5a $((g * 64))k 64k"); done
+    ;;
+  esac
+  printf '%s\n' "${fill[@]}" | xargs -d '\n' -n 2000 qemu-io -f qcow2 base.qcow2 >/dev/null
+  if [ "$1" = overlay ]; then
+    qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 patched.qcow2
+  else
+    cp base.qcow2 patched.qcow2
+  fi
+  qemu-io -f qcow2 "${change_args[@]}" patched.qcow2 >/dev/null
+}
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-secs() { local t0=$1; awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
-run_ours() { rm -f set.qcow2*; local t0; t0=$(date +%s.%N); "$build/vmscope" patchset make -b base.qcow2 -p "$1" -o set.qcow2; secs "$t0"; }
+secs() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+run_ours() { rm -f set.qcow2*; local t0; t0=$(date +%s.%N); "$build/vmscope" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; secs "$t0"; }
 run_qemu() {
   rm -f q.qcow2
   local t0; t0=$(date +%s.%N)
@@ -37,29 +63,27 @@ run_qemu() {
   secs "$t0"
 }
 run_cat() { local t0; t0=$(date +%s.%N); cat base.qcow2 patched.qcow2 >/dev/null; secs "$t0"; }
-drop; ours_cold=$(run_ours patched.qcow2)
-drop; qemu_cold=$(run_qemu)
-drop; cat_cold=$(run_cat)
-best() { # the fastest of three warm runs of COMMAND
+best() { # the fastest of three runs of COMMAND
   local a b c
   a=$("$@") b=$("$@") c=$("$@")
   printf '%s\n%s\n%s\n' "$a" "$b" "$c" | sort -n | head -n1
 }
-ours_warm=$(best run_ours patched.qcow2)
-qemu_warm=$(best run_qemu)
-cat_warm=$(best run_cat)
-qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
-drop; over_cold=$(run_ours over.qcow2)
-over=$(run_ours over.qcow2)
-qemu-img compare -q set.qcow2 over.qcow2 && same_over=identical || same_over=DIFFERENT
-changed=$(jq '[.changed[][1]] | add / 65536' set.qcow2.json)
-echo "patchset: ${gib} GiB, $((${#changes[@]} / 2)) of $clusters clusters changed (64 KiB), $(nproc) cores"
-printf '%-34s %10s %10s\n' "" cold warm
-printf '%-34s %9ss %9ss\n' "vmscope patchset make" "$ours_cold" "$ours_warm"
-printf '%-34s %9ss %9ss\n' "qemu-img create -b + rebase" "$qemu_cold" "$qemu_warm"
-printf '%-34s %9ss %9ss\n' "cat base patched > /dev/null" "$cat_cold" "$cat_warm"
-awk -v o="$ours_cold" -v q="$qemu_cold" -v c="$cat_cold" -v ow="$ours_warm" -v qw="$qemu_warm" -v cw="$cat_warm" \
-  'BEGIN { printf "ratio qemu-img / ours: %.1fx cold, %.1fx warm (target >= 2x); ours / cat: %.1fx cold, %.1fx warm (target <= 2x)\n", q / o, qw / ow, o / c, ow / cw
-          printf "(cold, no reader of both images beats cat: the best ratio possible here is qemu-img / cat, %.1fx; warm, ours compares the page cache in place)\n", q / c }'
-echo "overlay case (PATCHED an overlay of BASE): $over_cold s cold, $over s warm (target <= 0.05 s); result $same_over to the overlay"
-echo "the layer reads $same to the patched image ($changed clusters of data)"
+echo "patchset make: ${gib} GiB qcow2 images, 64 clusters of 64 KiB changed; $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
+printf '%-11s %8s %8s %8s %8s %8s %8s  %-9s %-9s %-9s %-9s %s\n' shape "ours" "qemu" "cat" "ours" "qemu" "cat" "q/o cold" "q/o warm" "o/c cold" "o/c warm" result
+printf '%-11s %26s %26s\n' "" "--------- cold ---------" "--------- warm ---------"
+worst=""
+for shape in "${shapes[@]}"; do
+  make_shape "$shape"
+  drop; oc=$(run_ours)
+  drop; qc=$(run_qemu)
+  drop; cc=$(run_cat)
+  ow=$(best run_ours) qw=$(best run_qemu) cw=$(best run_cat)
+  qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
+  line=$(awk -v s="$shape" -v oc="$oc" -v qc="$qc" -v cc="$cc" -v ow="$ow" -v qw="$qw" -v cw="$cw" -v r="$same" \
+    'BEGIN { printf "%-11s %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs  %8.1fx %8.1fx %8.1fx %8.1fx %s", s, oc, qc, cc, ow, qw, cw, qc / oc, qw / ow, oc / cc, ow / cw, r }')
+  echo "$line"
+  # the worst shape: the lowest warm ratio to qemu-img
+  worst=$(printf '%s\n%s\n' "$worst" "$line" | awk 'NF { print $(NF-3) + 0, $0 }' | sort -n | head -n1 | cut -d' ' -f2-)
+done
+echo "targets: qemu-img / ours >= 2x warm and >= 1x cold; ours / cat <= 1.2x (the overlay reads only its own clusters)"
+echo "worst shape (warm ratio to qemu-img): $worst"
