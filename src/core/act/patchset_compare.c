@@ -64,12 +64,18 @@ static int compare_piece(struct cmp_worker *w, uint64_t first, uint64_t n, uint8
       j++;
     uint64_t off = (first + i) * cs, len = (j - i) * cs;
     if (len > sh->size - off) len = sh->size - off;
-    if (vs_image_pread(w->b, bb, (size_t)len, off, &w->err) < 0 ||
-        vs_image_pread(w->p, pb, (size_t)len, off, &w->err) < 0)
-      return -1;
-    for (uint64_t at = 0, k = first + i; at < len; at += cs, k++) {
-      size_t m = (size_t)(len - at < cs ? len - at : cs);
-      if (memcmp(bb + at, pb + at, m) != 0) sh->differs[k / 64] |= 1ULL << (k % 64);
+    /* Clusters larger than a piece (2 MiB ones) are read and compared a piece at a time. */
+    uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES;
+    for (uint64_t at = 0; at < len; at += PIECE_BYTES) {
+      size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
+      if (vs_image_pread(w->b, bb, n_at, off + at, &w->err) < 0 ||
+          vs_image_pread(w->p, pb, n_at, off + at, &w->err) < 0)
+        return -1;
+      for (size_t s = 0; s < n_at; s += seg) {
+        uint64_t k = (off + at + s) / cs;
+        size_t m = n_at - s < seg ? n_at - s : (size_t)seg;
+        if (memcmp(bb + s, pb + s, m) != 0) sh->differs[k / 64] |= 1ULL << (k % 64);
+      }
     }
     i = j;
   }
@@ -80,8 +86,8 @@ static void *cmp_worker_main(void *arg) {
   struct cmp_worker *w = arg;
   struct cmp_shared *sh = w->sh;
   uint64_t piece = PIECE_BYTES / sh->cs ? PIECE_BYTES / sh->cs : 1; /* clusters */
-  _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(piece * sh->cs);
-  _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(piece * sh->cs);
+  _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
+  _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
   uint64_t run_clusters = sh->run_bytes / sh->cs, total = (sh->size + sh->cs - 1) / sh->cs;
   /* After a failure, only the runs before it are still compared, so the error given is the
    * first in the disk's order, whichever thread came to it. */
