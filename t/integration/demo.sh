@@ -36,7 +36,7 @@ hosts_ran() {
   local h=$1 want=$2
   grep -q '^Hostname "'"$h"'"$' "$work/$h/collectd.conf" &&
     grep -q 'Initialization complete' "$work/$h/collectd.log" &&
-    [ "$(find "$work/$h/pool" -mindepth 1 -maxdepth 1 -type d | wc -l)" = "$want" ] &&
+    [ "$(find "$work/$h/pool" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | wc -l)" = "$want" ] &&
     [ "$(grep -c "^# .* (host $h): " <<<"$fleet")" = "$want" ]
 }
 hosts_ran host-a 7 && hosts_ran host-b 3 && grep -q "^the fleet store's hosts: host-a (7 VMs), host-b (3 VMs)$" "$out"

@@ -250,7 +250,7 @@ static int64_t prune_bucket(struct vs_parse_cache *c, int b, int64_t bound) {
       continue;
     }
     if (n == cap) v = vs_xrealloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
-    snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+    memcpy(v[n].name, e->d_name, strlen(e->d_name) + 1); /* its length checked above */
     v[n].bytes = (int64_t)st.st_blocks * 512;
     v[n].mtime = st.st_mtim;
     total += v[n++].bytes;
