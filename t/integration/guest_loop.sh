@@ -139,15 +139,19 @@ while :; do
 done
 ok $held "PermitRootLogin yes is written again and the guest held frozen before the rule's fix ran ($((try - 1)) tries)"
 # what a failed race leaves to read: the rule's runs, the alarms and the snapshots' freezes
-[ $held = 0 ] || grep -E 'root-login|config_drift|freeze|thaw|frozen|vs-loop-guest.*(snapshot|backup)' "$log" | tail -n 22 | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done
+race_log() { grep -E 'root-login|config_drift|freeze|thaw|frozen|vs-loop-guest.*(snapshot|backup)' "$log" | tail -n "$1" | cut -c1-400 | sed 's/^/  /' | while IFS= read -r l; do diag "$l"; done; }
+[ $held = 0 ] || race_log 22
 frozen; ok $? "the guest's file systems are frozen when the alarm's action comes"
 ok "$(overlap && echo 0 || echo 1)" "the action, refused by the frozen guest, waits ThawTimeout and fails, to be tried again: $(grep -o 'stayed frozen for [0-9.]* s' "$log" | head -n1)"
 logged "severity = FAILURE.*type = action_result.*failed, tried again in 2 s (attempt 2)"
 ok $? "its action_result FAILURE says when it is tried again"
 cleared=$(clears)
 vs_guest_wait 30 thaw
+thawed=$(date +%T.%N)
 wait_for 60 logged "severity = OKAY.*type = action_result.*rule root-login: agent on $dom done.*(a retry)"
-ok $? "after the thaw the retry fixes it"
+rc=$?
+ok $rc "after the thaw the retry fixes it"
+[ $rc = 0 ] || { diag "thawed at $thawed"; race_log 24; }
 wait_for 120 eval '[ "$(clears)" -gt "$cleared" ]'
 ok $? "and the alarm clears again"
 # Routed: the map says hv-a runs the guest; the message goes into hv-a's inbox, its proxy
