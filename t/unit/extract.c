@@ -232,6 +232,46 @@ static void test_no_os(struct vs_extractor *x) {
   free(empty);
 }
 
+/* A guest older than os-release (RHEL and CentOS 6) is named by /etc/redhat-release: the
+ * distribution's os-release ID and major.minor, as its successors' os-release would give. */
+static void test_redhat_release(struct vs_extractor *x) {
+  static const char *const cases[][4] = {
+      {"CentOS release 6.10 (Final)\n", "centos", "6.10", "CentOS release 6.10 (Final)"},
+      {"Red Hat Enterprise Linux Server release 7.9 (Maipo)\n", "rhel", "7.9", NULL},
+      {"CentOS Linux release 7.9.2009 (Core)\n", "centos", "7.9", NULL},
+      {"Rocky Linux release 9.3 (Blue Onyx)\n", "rocky", "9.3", NULL},
+      {"Fedora release 38 (Thirty Eight)\n", "fedora", "38", NULL},
+      {"Frobnix OS release 1.0\n", NULL, NULL, NULL}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct vs_err err = {0};
+    char *tree = fx_tmpdir();
+    fx_write(tree, "etc/redhat-release", cases[i][0]);
+    fx_write(tree, "etc/passwd", "root:x:0:0:root:/root:/bin/bash\n");
+    struct vs_source *src = vs_source_open_dir(tree, &err);
+    struct vs_feature *doc = vs_feature_new();
+    ok(src && vs_extract(x, src, doc, NULL, &err) == 0, "a tree with only redhat-release extracts");
+    is_str(vs_feature_os(doc, "distro"), cases[i][1], "\"%.*s\": distro %s",
+           (int)strcspn(cases[i][0], "\n"), cases[i][0], cases[i][1] ? cases[i][1] : "absent");
+    is_str(vs_feature_os(doc, "version"), cases[i][2], "and version %s",
+           cases[i][2] ? cases[i][2] : "absent");
+    if (cases[i][3]) {
+      is_str(vs_feature_get(doc, "os:pretty_name"), cases[i][3], "the line is the pretty name");
+      is_str(vs_feature_origin(doc, "os:distro"), "/etc/redhat-release", "with its provenance");
+    }
+    if (!cases[i][1]) {
+      const char *path = NULL, *why = NULL;
+      bool skipped = vs_feature_skipped(doc, 0, &path, &why);
+      ok(skipped && strcmp(path, "/etc/redhat-release") == 0,
+         "an unknown distribution's line is recorded as skipped (%s)", skipped ? why : "nothing");
+    }
+    vs_err_clear(&err);
+    vs_feature_free(doc);
+    vs_source_free(src);
+    fx_rmtree(tree);
+    free(tree);
+  }
+}
+
 /* A directory the extractor lists and cannot (here /etc/sysctl.d is a file) is recorded as
  * skipped: its settings are missing, and the document says so instead of looking complete. A
  * directory that is simply not there is not. */
@@ -408,6 +448,7 @@ int main(void) {
   test_defaults(x);
   test_threads(root, watch, doc);
   test_no_os(x);
+  test_redhat_release(x);
   test_unlistable_dir(x);
   vs_err_clear(&err);
   vs_feature_free(doc);

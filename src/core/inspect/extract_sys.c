@@ -62,6 +62,50 @@ static const char *elf_arch(const unsigned char *h, size_t len) {
   }
 }
 
+/* The os-release ID of the distribution a redhat-release line names ("CentOS release 6.10
+ * (Final)"), so that a guest older than os-release (RHEL and CentOS 6) and its successors are
+ * one distribution; NULL for a name not known here. */
+static const char *redhat_release_id(const char *line) {
+  static const struct {
+    const char *prefix, *id;
+  } names[] = {
+      {"Red Hat Enterprise Linux", "rhel"}, {"CentOS", "centos"},        {"Rocky Linux", "rocky"},
+      {"AlmaLinux", "almalinux"},           {"Fedora", "fedora"},        {"Oracle Linux", "ol"},
+      {"Scientific Linux", "scientific"},   {"CloudLinux", "cloudlinux"}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strncmp(line, names[i].prefix, strlen(names[i].prefix)) == 0) return names[i].id;
+  return NULL;
+}
+
+/* A guest with no os-release: distro, version (major.minor of "release X.Y...") and the line
+ * as its pretty name, from /etc/redhat-release, as libguestfs's inspection reads it. */
+static void redhat_release(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
+  const char *origin = "/etc/redhat-release";
+  if (vs_x_read(x, src, doc, origin, 4096, true) < 0) return;
+  char *line = vs_trim(x->buf.data);
+  line[strcspn(line, "\n")] = '\0';
+  const char *id = redhat_release_id(line);
+  const char *rel = strstr(line, " release ");
+  if (!id || !rel) {
+    vs_feature_skip(doc, origin, "not a release line of a distribution known here: \"%.80s\"",
+                    line);
+    return;
+  }
+  vs_x_set_os(doc, "type", "linux", origin);
+  vs_x_set_os(doc, "distro", id, origin);
+  vs_x_set_os(doc, "pretty_name", line, origin);
+  const char *v = rel + strlen(" release ");
+  size_t major = strspn(v, "0123456789"), len = major;
+  if (major && v[major] == '.' && strspn(v + major + 1, "0123456789"))
+    len += 1 + strspn(v + major + 1, "0123456789");
+  if (major && len < 32) {
+    char version[32];
+    memcpy(version, v, len);
+    version[len] = '\0';
+    vs_x_set_os(doc, "version", version, origin);
+  }
+}
+
 void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc) {
   const char *origin = "/etc/os-release";
   int rc = vs_x_read(x, src, doc, origin, VS_EXTRACT_MAX_CONFIG, true);
@@ -69,6 +113,7 @@ void vs_x_os(struct vs_extractor *x, struct vs_source *src, struct vs_feature *d
     origin = "/usr/lib/os-release";
     rc = vs_x_read(x, src, doc, origin, VS_EXTRACT_MAX_CONFIG, true);
   }
+  if (rc < 0) redhat_release(x, src, doc);
   if (rc == 0) {
     static const struct {
       const char *var, *field;
