@@ -199,7 +199,8 @@ struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_
       vs_guestfs_close(gfs);
       return NULL;
     }
-    gfs->formats[i] = vs_xstrdup(vs_image_format(img));
+    const char *format = vs_image_format(img);
+    gfs->formats[i] = vs_xstrdup(strcmp(format, "vhd") == 0 ? "vpc" : format); /* qemu's name */
     vs_image_close(img);
   }
   gfs->g = launch(gfs, err);
@@ -488,6 +489,39 @@ static int mount_root(struct vs_guestfs *gfs, const char *root, struct stage *st
   return rc;
 }
 
+/* The index of the drive (0 for /dev/sda) holding ROOT: a partition's or a whole disk's own,
+ * or for a logical volume (/dev/rl/root, the default layout of RHEL, Rocky and Alma) the drive
+ * of its volume group's first physical volume; -1 when none is found. */
+static int drive_of_root(guestfs_h *g, const char *root) {
+  char *dev = guestfs_part_to_dev(g, root);
+  int idx = guestfs_device_index(g, dev ? dev : root);
+  free(dev);
+  if (idx >= 0 || guestfs_is_lv(g, root) != 1) return idx;
+  char *lv = guestfs_lvm_canonical_lv_name(g, root); /* "/dev/VG/LV" */
+  const char *vg_start = lv && strncmp(lv, "/dev/", 5) == 0 ? lv + 5 : NULL;
+  const char *vg_end = vg_start ? strchr(vg_start, '/') : NULL;
+  char *vg = vg_end ? vs_xstrndup(vg_start, (size_t)(vg_end - vg_start)) : NULL;
+  char **uuids = vg ? guestfs_vgpvuuids(g, vg) : NULL;
+  struct guestfs_lvm_pv_list *pvs = uuids && uuids[0] ? guestfs_pvs_full(g) : NULL;
+  /* vgpvuuids gives LVM's dashed form (treOr9-KL7C-...), pvs_full 32 bytes without dashes
+   * and without a NUL */
+  char want[sizeof(pvs->val[0].pv_uuid) + 1] = "";
+  size_t len = 0;
+  for (const char *c = uuids && uuids[0] ? uuids[0] : ""; *c && len < sizeof(want); c++)
+    if (*c != '-') want[len++] = *c;
+  for (uint32_t k = 0; pvs && k < pvs->len && idx < 0; k++) {
+    if (len != sizeof(pvs->val[k].pv_uuid) || memcmp(pvs->val[k].pv_uuid, want, len) != 0) continue;
+    dev = guestfs_part_to_dev(g, pvs->val[k].pv_name);
+    idx = guestfs_device_index(g, dev ? dev : pvs->val[k].pv_name);
+    free(dev);
+  }
+  if (pvs) guestfs_free_lvm_pv_list(pvs);
+  free_strings(uuids);
+  free(vg);
+  free(lv);
+  return idx;
+}
+
 struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_err *err) {
   if (i >= gfs->n) {
     vs_err_set(err, EINVAL, "no image %zu in this batch", i);
@@ -497,10 +531,8 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
   report(gfs, VS_GUESTFS_MOUNTING, i, 0);
   const char *root = NULL;
   for (char **r = gfs->roots; *r && !root; r++) {
-    char *dev = guestfs_part_to_dev(gfs->g, *r);
-    int idx = guestfs_device_index(gfs->g, dev ? dev : *r);
+    int idx = drive_of_root(gfs->g, *r);
     if (idx >= 0 && (size_t)idx == i) root = *r;
-    free(dev);
   }
   if (!root) {
     vs_err_set(err, ENOENT, "%s: libguestfs found no operating system on this image",
