@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(qcow2 direct ntfs feature drift agent etcd config_snapshot config_drift config_action)
+[ ${#targets[@]} -gt 0 ] || targets=(qcow2 direct ntfs xfs lvm feature drift agent etcd config_snapshot config_drift config_action)
 dir=${VS_FUZZ_BUILDDIR:-$top/build-fuzz}
 command -v clang >/dev/null && [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2>/dev/null | head -n1)" ] || {
   echo "fuzz: clang and libclang-rt-*-dev are needed (scripts/install-deps.sh installs them)" >&2

@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for t in qcow2 direct ntfs feature drift agent etcd config_snapshot config_drift config_action; do
+for t in qcow2 direct ntfs xfs lvm feature drift agent etcd config_snapshot config_drift config_action; do
   mkdir -p "$out/$t"
 done
 
@@ -69,6 +69,60 @@ if command -v mkntfs >/dev/null && command -v ntfscp >/dev/null; then
   cp "$out/ntfs/empty.img" "$out/ntfs/file.img"
   ntfscp "$out/ntfs/file.img" "$tree/etc/os-release" /os-release >/dev/null 2>&1
 fi
+
+# ---- XFS volumes (mkfs.xfs -p from a protofile): the first MiB of a 320 MiB volume, which
+# fuzz_xfs extends with zeros; an LVM2 physical volume's label and metadata, written here as
+# LVM2 writes them (its tools need a block device)
+if command -v mkfs.xfs >/dev/null; then
+  printf '/seed\n0 0\nd--755 0 0\netc d--755 0 0\nos-release ---644 0 0 %s\nhostname ---644 0 0 %s\nescape l--777 0 0 ../../etc/passwd\n$\n$\n' \
+    "$tree/etc/os-release" "$tree/etc/hostname" >"$tmp/proto"
+  for v in crc=1 crc=0; do
+    truncate -s 320M "$tmp/xfs.img"
+    mkfs.xfs -q -f -m "$v" -p "$tmp/proto" "$tmp/xfs.img" >/dev/null 2>&1 &&
+      head -c 1M "$tmp/xfs.img" >"$out/xfs/tree-$v.img"
+    rm -f "$tmp/xfs.img"
+  done
+fi
+python3 - "$out/lvm" <<'PY'
+import struct, sys, zlib
+def crc(data):  # LVM2's calc_crc: CRC-32 from 0xf597a6cf, not inverted at the end
+    return (zlib.crc32(data, 0xf597a6cf ^ 0xffffffff) ^ 0xffffffff) & 0xffffffff
+def pv(lvs, extent_sectors=8192, pe_count=15):
+    pvid = "t2wdZ1gNWyEkQNuEkk4Pyc7b73tKoJ8x"
+    dashed = "-".join([pvid[:6], pvid[6:10], pvid[10:14], pvid[14:18], pvid[18:22], pvid[22:26], pvid[26:]])
+    body = "".join("%s {\nid = \"Dgamzr-pTfR-s8Ls-4opH-yjKw-stQd-cjeK4x\"\nstatus = [\"READ\", \"WRITE\", \"VISIBLE\"]\n"
+                   "flags = []\nsegment_count = 1\n\nsegment1 {\nstart_extent = 0\nextent_count = %d\n\n"
+                   "type = \"striped\"\nstripe_count = 1\n\nstripes = [\n\"pv0\", %d\n]\n}\n}\n" % (n, c, s)
+                   for n, c, s in lvs)
+    text = ("vg {\nid = \"3lTDZu-1SCa-WykV-Dksf-qCKV-82Iw-EC3xWP\"\nseqno = 2\nformat = \"lvm2\"\n"
+            "status = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = []\nextent_size = %d\nmax_lv = 0\n"
+            "max_pv = 0\nmetadata_copies = 0\n\nphysical_volumes {\n\npv0 {\nid = \"%s\"\n"
+            "device = \"/dev/sda1\"\n\nstatus = [\"ALLOCATABLE\"]\nflags = []\ndev_size = 131072\n"
+            "pe_start = 2048\npe_count = %d\n}\n}\n\nlogical_volumes {\n\n%s}\n\n}\n"
+            "contents = \"Text Format Volume Group\"\nversion = 1\n\n" % (extent_sectors, dashed, pe_count, body)).encode() + b"\0"
+    disk = bytearray(1 << 20)
+    # the label, in sector 1
+    hdr = struct.pack("<32sQ", pvid.encode(), 64 << 20)
+    hdr += struct.pack("<QQQQ", 1 << 20, 0, 0, 0)            # data area: from 1 MiB to the end
+    hdr += struct.pack("<QQQQ", 4096, (1 << 20) - 4096, 0, 0)  # metadata area
+    label = bytearray(512)
+    label[0:32] = struct.pack("<8sQII8s", b"LABELONE", 1, 0, 32, b"LVM2 001")
+    label[32:32 + len(hdr)] = hdr
+    struct.pack_into("<I", label, 16, crc(bytes(label[20:])))
+    disk[512:1024] = label
+    # the metadata area's header, and the text after it
+    mda = bytearray(512)
+    struct.pack_into("<16sIQQ", mda, 4, b" LVM2 x[5A%r0N*>", 1, 4096, (1 << 20) - 4096)
+    struct.pack_into("<QQII", mda, 40, 512, len(text), crc(text), 0)
+    struct.pack_into("<I", mda, 0, crc(bytes(mda[4:])))
+    disk[4096:4608] = mda
+    disk[4608:4608 + len(text)] = text
+    return bytes(disk).rstrip(b"\0")
+out = sys.argv[1]
+open(out + "/one-lv.img", "wb").write(pv([("root", 10, 0)]))
+open(out + "/two-lvs.img", "wb").write(pv([("swap", 2, 0), ("root", 8, 2)]))
+open(out + "/past-end.img", "wb").write(pv([("root", 100000, 0)]))
+PY
 
 # ---- feature documents and drift input
 "$vmscope" inspect --compact "$tree" >"$out/feature/tree.json"

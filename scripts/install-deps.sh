@@ -8,6 +8,7 @@ set -euo pipefail
 build=(
   autoconf automake libtool pkg-config make gcc
   libfsntfs-dev libbfio-dev # NTFS on the direct path (src/core/inspect/fs_ntfs.c)
+  libfsxfs-dev libvslvm-dev # XFS and LVM2 on the direct path (src/core/inspect/fs_xfs.c, lvm.c)
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
   libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev libpq-dev libhivex-dev
@@ -20,6 +21,7 @@ guests=( # a real running guest (scripts/guest-image.sh, t/lib/guest.sh, scripts
 )
 tests=(
   ntfs-3g # mkntfs, ntfscp, ntfsls, ntfscat and the FUSE mount for the NTFS images (t/integration/ntfs.sh)
+  xfsprogs libguestfs-xfs # xfs_db, and mkfs.xfs in the appliance (t/lib/images.sh, t/integration/xfs_lvm.sh)
   debhelper dpkg-dev lintian # the Debian package (t/integration/deb.sh)
   clang libclang-rt-14-dev # libFuzzer for bench/fuzz.sh
   time # peak memory in t/integration/hostile.sh

@@ -1,6 +1,7 @@
 /* fs.h: a file system the direct reader mounted from a volume of an image (source_image.c):
- * ext2/3/4 through libext2fs (fs_ext.c), NTFS through libfsntfs (fs_ntfs.c), each reading
- * through our image reader and nothing else.
+ * ext2/3/4 through libext2fs (fs_ext.c), NTFS through libfsntfs (fs_ntfs.c), XFS through
+ * libfsxfs (fs_xfs.c), each reading through our image reader and nothing else. A volume may be
+ * a partition or an LVM2 logical volume (lvm.h) lying in one piece on the disk.
  *
  * The operations take REL, the path below the file system's root without a leading '/' (""
  * for the root itself), already resolved by source.c (no symlink but perhaps in the last
@@ -12,6 +13,8 @@
 
 #include "image.h"
 #include "source.h"
+
+#include <stdio.h>
 
 struct vs_fs_ops {
   int (*lstat)(void *fs, const char *rel, const char *shown, struct vs_stat *st,
@@ -44,6 +47,43 @@ bool vs_fs_ntfs_handles(const char *fstype);
  * does; the metadata files ($MFT, $Bitmap, ...) are not listed. */
 int vs_fs_ntfs_open(struct vs_image *img, const struct vs_volume *v, struct vs_fs *fs,
                     struct vs_err *err);
+
+bool vs_fs_xfs_handles(const char *fstype);
+/* Opens the XFS volume V of IMG into *FS through libfsxfs on a libbfio handle whose reads go
+ * to IMG (libfsxfs opens no file itself). */
+int vs_fs_xfs_open(struct vs_image *img, const struct vs_volume *v, struct vs_fs *fs,
+                   struct vs_err *err);
+
+/* How messages name V: "partition 2", "logical volume rl/root" or "the whole disk". */
+static inline const char *vs_volume_name(const struct vs_volume *v, char *buf, size_t size) {
+  if (v->lv[0])
+    snprintf(buf, size, "logical volume %s", v->lv);
+  else if (v->number)
+    snprintf(buf, size, "partition %d", v->number);
+  else
+    snprintf(buf, size, "the whole disk");
+  return buf;
+}
+
+/* The type a POSIX st_mode (S_IFMT bits) gives. */
+static inline enum vs_ftype vs_fs_mode_type(uint32_t mode) {
+  switch (mode & 0170000) {
+  case 0100000:
+    return VS_FT_REG;
+  case 0040000:
+    return VS_FT_DIR;
+  case 0120000:
+    return VS_FT_LNK;
+  case 0020000:
+    return VS_FT_CHR;
+  case 0060000:
+    return VS_FT_BLK;
+  case 0010000:
+    return VS_FT_FIFO;
+  default:
+    return VS_FT_SOCK;
+  }
+}
 
 /* Closes FS (a zeroed or closed one too) and zeroes it. */
 static inline void vs_fs_close(struct vs_fs *fs) {

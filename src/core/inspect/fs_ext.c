@@ -151,31 +151,12 @@ static int lookup(struct ext *m, const char *rel, const char *path, ext2_ino_t *
   return 0;
 }
 
-static enum vs_ftype ftype(uint16_t mode) {
-  switch (mode & 0170000) {
-  case 0100000:
-    return VS_FT_REG;
-  case 0040000:
-    return VS_FT_DIR;
-  case 0120000:
-    return VS_FT_LNK;
-  case 0020000:
-    return VS_FT_CHR;
-  case 0060000:
-    return VS_FT_BLK;
-  case 0010000:
-    return VS_FT_FIFO;
-  default:
-    return VS_FT_SOCK;
-  }
-}
-
 static int ext_lstat(void *fs, const char *rel, const char *path, struct vs_stat *st,
                      struct vs_err *err) {
   ext2_ino_t ino;
   struct ext2_inode inode;
   if (lookup(fs, rel, path, &ino, &inode, err) < 0) return -1;
-  st->type = ftype(inode.i_mode);
+  st->type = vs_fs_mode_type(inode.i_mode);
   st->size = EXT2_I_SIZE(&inode);
   st->mode = inode.i_mode & 07777;
   st->uid = inode_uid(inode);
@@ -220,7 +201,8 @@ static int ext_readlink(void *fs, const char *rel, const char *path, char **targ
   ext2_ino_t ino;
   struct ext2_inode inode;
   if (lookup(m, rel, path, &ino, &inode, err) < 0) return -1;
-  if (ftype(inode.i_mode) != VS_FT_LNK) return vs_err_set(err, EINVAL, "%s: not a symlink", path);
+  if (vs_fs_mode_type(inode.i_mode) != VS_FT_LNK)
+    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
   uint64_t size = EXT2_I_SIZE(&inode);
   if (size > VS_SOURCE_MAX_PATH)
     return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
@@ -256,9 +238,9 @@ static int ext_read(void *fs, const char *rel, const char *path, size_t max, str
   ext2_ino_t ino;
   struct ext2_inode inode;
   if (lookup(fs, rel, path, &ino, &inode, err) < 0) return -1;
-  if (ftype(inode.i_mode) != VS_FT_REG)
+  if (vs_fs_mode_type(inode.i_mode) != VS_FT_REG)
     return vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path,
-                      vs_ftype_name(ftype(inode.i_mode)));
+                      vs_ftype_name(vs_fs_mode_type(inode.i_mode)));
   return read_inode_data(fs, ino, &inode, path, max, out, err);
 }
 
@@ -292,7 +274,7 @@ static int ext_list(void *fs, const char *rel, const char *path, size_t max, cha
   ext2_ino_t ino;
   struct ext2_inode inode;
   if (lookup(m, rel, path, &ino, &inode, err) < 0) return -1;
-  if (ftype(inode.i_mode) != VS_FT_DIR)
+  if (vs_fs_mode_type(inode.i_mode) != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: not a directory", path);
   struct list_ctx c = {.max = max};
   errcode_t rc = ext2fs_dir_iterate2(m->fs, ino, 0, NULL, list_cb, &c);

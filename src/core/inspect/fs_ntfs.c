@@ -8,11 +8,10 @@
  * per component (at most VS_SOURCE_MAX_PATH bytes of path); file contents are copied through a
  * fixed buffer up to the caller's MAX, whatever size the volume claims. */
 #include "fs.h"
+#include "bfio.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <libbfio.h>
-#include <limits.h>
 #include <libfsntfs.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,107 +23,9 @@
 #define MFT_ROOT_ENTRY 5
 
 struct ntfs {
-  struct vs_image *img;
-  uint64_t offset, size; /* the volume on the disk */
-  uint64_t budget;       /* bytes the current operation may still read */
-  bool over_budget;
-  libbfio_handle_t *bfio;
+  struct vs_bfio io; /* the volume on the disk */
   libfsntfs_volume_t *vol;
 };
-
-/* libbfio's io handle: a position in the volume (libbfio may clone it; clones share NTFS). */
-struct bio {
-  struct ntfs *fs;
-  uint64_t pos;
-  bool is_open;
-};
-
-/* ------------------------------------------------------------------- libbfio callbacks */
-
-static int bio_free(intptr_t **io, libbfio_error_t **error) {
-  (void)error;
-  free(*io);
-  *io = NULL;
-  return 1;
-}
-
-static int bio_clone(intptr_t **dst, intptr_t *src, libbfio_error_t **error) {
-  (void)error;
-  if (!dst || !src) return -1;
-  struct bio *b = vs_xcalloc(1, sizeof(*b));
-  b->fs = ((struct bio *)src)->fs;
-  *dst = (intptr_t *)b;
-  return 1;
-}
-
-static int bio_open(intptr_t *io, int flags, libbfio_error_t **error) {
-  (void)error;
-  if (flags & ~LIBBFIO_ACCESS_FLAG_READ) return -1; /* read-only */
-  ((struct bio *)io)->is_open = true;
-  ((struct bio *)io)->pos = 0;
-  return 1;
-}
-
-static int bio_close(intptr_t *io, libbfio_error_t **error) {
-  (void)error;
-  ((struct bio *)io)->is_open = false;
-  return 0;
-}
-
-static ssize_t bio_read(intptr_t *io, uint8_t *buf, size_t size, libbfio_error_t **error) {
-  (void)error;
-  struct bio *b = (struct bio *)io;
-  struct ntfs *fs = b->fs;
-  if (b->pos >= fs->size) return 0;
-  if (size > fs->size - b->pos) size = (size_t)(fs->size - b->pos);
-  if (size > SSIZE_MAX) size = SSIZE_MAX;
-  if (size > fs->budget) {
-    fs->over_budget = true;
-    return -1;
-  }
-  struct vs_err err = {0};
-  if (vs_image_pread(fs->img, buf, size, fs->offset + b->pos, &err) < 0) {
-    vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return -1;
-  }
-  fs->budget -= size;
-  b->pos += size;
-  return (ssize_t)size;
-}
-
-static ssize_t bio_write(intptr_t *io, const uint8_t *buf, size_t size, libbfio_error_t **error) {
-  (void)io, (void)buf, (void)size, (void)error;
-  return -1;
-}
-
-static off64_t bio_seek(intptr_t *io, off64_t offset, int whence, libbfio_error_t **error) {
-  (void)error;
-  struct bio *b = (struct bio *)io;
-  int64_t base = whence == SEEK_SET   ? 0
-                 : whence == SEEK_CUR ? (int64_t)b->pos
-                 : whence == SEEK_END ? (int64_t)b->fs->size
-                                      : -1;
-  if (base < 0 || offset < -base || offset > INT64_MAX - base) return -1;
-  b->pos = (uint64_t)(base + offset);
-  return (off64_t)b->pos;
-}
-
-static int bio_exists(intptr_t *io, libbfio_error_t **error) {
-  (void)io, (void)error;
-  return 1;
-}
-
-static int bio_is_open(intptr_t *io, libbfio_error_t **error) {
-  (void)error;
-  return ((struct bio *)io)->is_open ? 1 : 0;
-}
-
-static int bio_get_size(intptr_t *io, size64_t *size, libbfio_error_t **error) {
-  (void)error;
-  *size = ((struct bio *)io)->fs->size;
-  return 1;
-}
 
 /* ------------------------------------------------------------------------------ errors */
 
@@ -140,19 +41,11 @@ static int fail(struct vs_err *err, struct ntfs *fs, int code, libfsntfs_error_t
   va_end(ap);
   if (*e && libfsntfs_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
   libfsntfs_error_free(e);
-  for (char *p = why; *p; p++) /* libcerror ends lines and joins the chain with newlines */
-    if (*p == '\n') *p = *(p + 1) ? ' ' : '\0';
-  if (fs && fs->over_budget)
-    return vs_err_set(err, EFBIG,
-                      "%s: libfsntfs read more than %u MiB for it (a looping run list "
-                      "or index?)",
-                      what, OP_READ_BUDGET >> 20);
-  return vs_err_set(err, code, "%s%s%s", what, why[0] ? ": " : "", why);
+  return vs_bfio_fail(err, fs ? &fs->io : NULL, "libfsntfs", OP_READ_BUDGET >> 20, code, what, why);
 }
 
 static void begin_op(struct ntfs *fs, uint64_t extra) {
-  fs->budget = OP_READ_BUDGET + extra;
-  fs->over_budget = false;
+  vs_bfio_begin(&fs->io, OP_READ_BUDGET + extra);
 }
 
 /* ------------------------------------------------------------------------------ tree ops */
@@ -304,7 +197,7 @@ static int ntfs_read(void *impl, const char *rel, const char *path, size_t max, 
   if (rc == 0 && size > max)
     rc = vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path,
                     (uint64_t)size, max);
-  if (rc == 0) fs->budget += size; /* the file's own bytes */
+  if (rc == 0) fs->io.budget += size; /* the file's own bytes */
   uint8_t chunk[65536];
   for (uint64_t done = 0; rc == 0 && done < size;) {
     size_t want = size - done < sizeof(chunk) ? (size_t)(size - done) : sizeof(chunk);
@@ -380,7 +273,7 @@ static void ntfs_close(void *impl) {
     libfsntfs_volume_close(fs->vol, NULL);
     libfsntfs_volume_free(&fs->vol, NULL);
   }
-  if (fs->bfio) libbfio_handle_free(&fs->bfio, NULL);
+  vs_bfio_close(&fs->io);
   free(fs);
 }
 
@@ -399,25 +292,15 @@ bool vs_fs_ntfs_handles(const char *fstype) {
 int vs_fs_ntfs_open(struct vs_image *img, const struct vs_volume *v, struct vs_fs *out,
                     struct vs_err *err) {
   struct ntfs *fs = vs_xcalloc(1, sizeof(*fs));
-  fs->img = img;
-  fs->offset = v->offset;
-  fs->size = v->size;
-  begin_op(fs, 0);
-  struct bio *b = vs_xcalloc(1, sizeof(*b));
-  b->fs = fs;
-  libbfio_error_t *be = NULL;
-  if (libbfio_handle_initialize(&fs->bfio, (intptr_t *)b, bio_free, bio_clone, bio_open, bio_close,
-                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
-                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
-    libbfio_error_free(&be);
-    free(b);
+  char what[128];
+  snprintf(what, sizeof(what), "%s: partition %d", vs_image_path(img), v->number);
+  if (vs_bfio_open(&fs->io, img, v->offset, v->size, OP_READ_BUDGET, what, err) < 0) {
     free(fs);
-    return vs_err_set(err, ENOMEM, "%s: partition %d: libbfio cannot make a handle",
-                      vs_image_path(img), v->number);
+    return -1;
   }
   libfsntfs_error_t *e = NULL;
   if (libfsntfs_volume_initialize(&fs->vol, &e) != 1 ||
-      libfsntfs_volume_open_file_io_handle(fs->vol, fs->bfio, LIBFSNTFS_OPEN_READ, &e) != 1) {
+      libfsntfs_volume_open_file_io_handle(fs->vol, fs->io.handle, LIBFSNTFS_OPEN_READ, &e) != 1) {
     fail(err, fs, EIO, &e, "%s: partition %d (ntfs): libfsntfs cannot open it", vs_image_path(img),
          v->number);
     if (fs->vol) libfsntfs_volume_free(&fs->vol, NULL);

@@ -1034,3 +1034,21 @@ out:
   close(pm.fd);
   return count;
 }
+
+int vs_image_probe_volume(struct vs_image *img, struct vs_volume *v, struct vs_err *err) {
+  if (v->offset >= img->size || v->size > img->size - v->offset)
+    return vs_err_set(err, EINVAL, "%s: a volume at %" PRIu64 " of %" PRIu64 " bytes ends past the end of the disk (%" PRIu64 " bytes)",
+                      img->path, v->offset, v->size, img->size);
+  struct probe_map pm = {.fd = memfd_create("vmscope-probe", MFD_CLOEXEC)};
+  if (pm.fd < 0) return vs_err_set(err, errno, "memfd_create: %s", strerror(errno));
+  int rc = -1;
+  if (ftruncate(pm.fd, (off_t)img->size) < 0)
+    vs_err_set(err, errno, "%s: sizing the probe copy: %s", img->path, strerror(errno));
+  else if (copy_region(img, &pm, v->offset, PROBE_SPAN, err) == 0) {
+    probe_fs(pm.fd, v->offset, v->size, v);
+    rc = 0;
+  }
+  free(pm.done);
+  close(pm.fd);
+  return rc;
+}

@@ -85,10 +85,14 @@ struct vs_volume {
   char uuid[64];     /* file system UUID, "" when none */
   char label[64];    /* file system LABEL */
   char partuuid[64]; /* partition UUID (GPT, or MBR's disk-id-partition) */
+  char lv[136];      /* "VG/LV" for an LVM2 logical volume (lvm.h), "" otherwise */
 };
 
 /* Finds the file systems on IMG: one per partition of an MBR or GPT table, or the whole disk.
  * Returns the number found (in a malloc'd array) or -1. */
 int vs_image_volumes(struct vs_image *img, struct vs_volume **volumes, struct vs_err *err);
+/* Fills V's fstype, uuid and label from what libblkid finds at [V->offset, V->offset + V->size)
+ * of IMG (the start of a logical volume, lvm.h). */
+int vs_image_probe_volume(struct vs_image *img, struct vs_volume *v, struct vs_err *err);
 
 #endif

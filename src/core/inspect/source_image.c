@@ -1,8 +1,10 @@
 /* The direct backend of source.h: the file systems on raw and qcow2 images, read through our
- * image reader (ext2/3/4: fs_ext.c, NTFS: fs_ntfs.c); this file finds the volumes, chooses the
- * root and mounts what the guest's fstab says. */
+ * image reader (ext2/3/4: fs_ext.c, NTFS: fs_ntfs.c, XFS: fs_xfs.c); this file finds the volumes
+ * (partitions, and the logical volumes of LVM2 physical volumes: lvm.c), chooses the root and
+ * mounts what the guest's fstab says. */
 #include "source_image.h"
 #include "fs.h"
+#include "lvm.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,7 +34,7 @@ struct image_impl {
 };
 
 static bool is_readable(const char *fstype) {
-  return vs_fs_ext_handles(fstype) || vs_fs_ntfs_handles(fstype);
+  return vs_fs_ext_handles(fstype) || vs_fs_ntfs_handles(fstype) || vs_fs_xfs_handles(fstype);
 }
 
 static int open_fs(struct vs_image *img, const struct vs_volume *v, struct vs_fs *fs,
@@ -40,8 +42,11 @@ static int open_fs(struct vs_image *img, const struct vs_volume *v, struct vs_fs
   *fs = (struct vs_fs){0};
   if (vs_fs_ext_handles(v->fstype)) return vs_fs_ext_open(img, v, fs, err);
   if (vs_fs_ntfs_handles(v->fstype)) return vs_fs_ntfs_open(img, v, fs, err);
-  return vs_err_set(err, ENOTSUP, "%s: partition %d holds %s, which the direct backend cannot read",
-                    vs_image_path(img), v->number, v->fstype[0] ? v->fstype : "nothing known");
+  if (vs_fs_xfs_handles(v->fstype)) return vs_fs_xfs_open(img, v, fs, err);
+  char name[160];
+  return vs_err_set(err, ENOTSUP, "%s: %s holds %s, which the direct backend cannot read",
+                    vs_image_path(img), vs_volume_name(v, name, sizeof(name)),
+                    v->fstype[0] ? v->fstype : "nothing known");
 }
 
 /* --------------------------------------------------------------------------- tree ops */
@@ -144,6 +149,18 @@ static void add_mount(struct image_impl *im, const char *point, struct vs_fs *fs
   *fs = (struct vs_fs){0};
 }
 
+/* Whether SPEC names the logical volume LV ("VG/LV"). */
+static bool lv_names(const char *lv, const char *spec) {
+  char mapper[2 * 136 + 16] = "/dev/mapper/";
+  size_t k = strlen(mapper);
+  for (const char *p = lv; *p && k + 3 < sizeof(mapper); p++) {
+    if (*p == '-') mapper[k++] = '-';
+    mapper[k++] = *p == '/' ? '-' : *p;
+  }
+  mapper[k] = '\0';
+  return strcmp(spec, mapper) == 0 || (strncmp(spec, "/dev/", 5) == 0 && strcmp(spec + 5, lv) == 0);
+}
+
 /* The volume an fstab device spec names: UUID=, LABEL=, PARTUUID=, /dev/disk/by-*, or a
  * device name (/dev/vda2, /dev/sdb, /dev/nvme0n1p3, /dev/xvda1), disks in the order given. */
 static bool find_volume(struct image_impl *im, const char *spec, size_t *disk, int *vol) {
@@ -174,6 +191,16 @@ static bool find_volume(struct image_impl *im, const char *spec, size_t *disk, i
       }
     return false;
   }
+  /* Logical volumes: /dev/VG/LV and /dev/mapper/VG-LV (a '-' in either name doubled). */
+  for (size_t d = 0; d < im->n_disks; d++)
+    for (int i = 0; i < im->disks[d].n_vols; i++) {
+      const char *lv = im->disks[d].vols[i].lv;
+      if (lv[0] && lv_names(lv, spec)) {
+        *disk = d;
+        *vol = i;
+        return true;
+      }
+    }
   /* Device names: a letter (or nvme number) picks the disk, a trailing number the partition. */
   const char *p = NULL;
   size_t d = 0;
@@ -314,10 +341,23 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
     im->n_disks++;
     d->n_vols = vs_image_volumes(d->img, &d->vols, err);
     if (d->n_vols < 0) goto fail;
+    for (int v = 0, n = d->n_vols; v < n; v++) {
+      if (!vs_lvm_is_pv(&d->vols[v])) continue;
+      struct vs_volume pv = d->vols[v]; /* d->vols moves as it grows */
+      struct vs_err e = {0};
+      if (vs_lvm_volumes(d->img, &pv, &d->vols, &d->n_vols, &e) < 0) {
+        vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&e));
+        vs_err_clear(&e);
+      }
+    }
     for (int v = 0; v < d->n_vols; v++)
-      vs_buf_addf(&found, "%s%s on %s %d", found.len ? ", " : "",
-                  d->vols[v].fstype[0] ? d->vols[v].fstype : "unknown",
-                  d->vols[v].number ? "partition" : "the whole disk", d->vols[v].number);
+      if (d->vols[v].lv[0])
+        vs_buf_addf(&found, "%s%s on logical volume %s", found.len ? ", " : "",
+                    d->vols[v].fstype[0] ? d->vols[v].fstype : "unknown", d->vols[v].lv);
+      else
+        vs_buf_addf(&found, "%s%s on %s %d", found.len ? ", " : "",
+                    d->vols[v].fstype[0] ? d->vols[v].fstype : "unknown",
+                    d->vols[v].number ? "partition" : "the whole disk", d->vols[v].number);
   }
   /* The root: the first file system with /etc holding os-release or fstab; failing that, the
    * first NTFS volume holding Windows. */
@@ -368,8 +408,8 @@ struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                n_paths ? paths[0] : "", found.len ? found.data : "no file system");
   else
     vs_err_set(err, ENOTSUP,
-               "%s: no ext2/3/4 root file system the direct backend can read, and no NTFS "
-               "volume holding Windows (found: %s)",
+               "%s: no ext2/3/4 root file system (nor XFS) the direct backend can read, and no "
+               "NTFS volume holding Windows (found: %s)",
                n_paths ? paths[0] : "", found.len ? found.data : "no file system");
 fail:
   vs_buf_free(&found);

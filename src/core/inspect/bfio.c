@@ -1,0 +1,137 @@
+/* bfio.c: libbfio's callbacks over a region of one of our images (bfio.h). */
+#include "bfio.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libbfio's io handle: a position in the region (libbfio may clone it; clones share B). */
+struct bio {
+  struct vs_bfio *b;
+  uint64_t pos;
+  bool is_open;
+};
+
+static int bio_free(intptr_t **io, libbfio_error_t **error) {
+  (void)error;
+  free(*io);
+  *io = NULL;
+  return 1;
+}
+
+static int bio_clone(intptr_t **dst, intptr_t *src, libbfio_error_t **error) {
+  (void)error;
+  if (!dst || !src) return -1;
+  struct bio *c = vs_xcalloc(1, sizeof(*c));
+  c->b = ((struct bio *)src)->b;
+  *dst = (intptr_t *)c;
+  return 1;
+}
+
+static int bio_open(intptr_t *io, int flags, libbfio_error_t **error) {
+  (void)error;
+  if (flags & ~LIBBFIO_ACCESS_FLAG_READ) return -1; /* read-only */
+  ((struct bio *)io)->is_open = true;
+  ((struct bio *)io)->pos = 0;
+  return 1;
+}
+
+static int bio_close(intptr_t *io, libbfio_error_t **error) {
+  (void)error;
+  ((struct bio *)io)->is_open = false;
+  return 0;
+}
+
+static ssize_t bio_read(intptr_t *io, uint8_t *buf, size_t size, libbfio_error_t **error) {
+  (void)error;
+  struct bio *o = (struct bio *)io;
+  struct vs_bfio *b = o->b;
+  if (o->pos >= b->size) return 0;
+  if (size > b->size - o->pos) size = (size_t)(b->size - o->pos);
+  if (size > SSIZE_MAX) size = SSIZE_MAX;
+  if (size > b->budget) {
+    b->over_budget = true;
+    return -1;
+  }
+  struct vs_err err = {0};
+  if (vs_image_pread(b->img, buf, size, b->offset + o->pos, &err) < 0) {
+    vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return -1;
+  }
+  b->budget -= size;
+  o->pos += size;
+  return (ssize_t)size;
+}
+
+static ssize_t bio_write(intptr_t *io, const uint8_t *buf, size_t size, libbfio_error_t **error) {
+  (void)io, (void)buf, (void)size, (void)error;
+  return -1;
+}
+
+static off64_t bio_seek(intptr_t *io, off64_t offset, int whence, libbfio_error_t **error) {
+  (void)error;
+  struct bio *o = (struct bio *)io;
+  int64_t base = whence == SEEK_SET   ? 0
+                 : whence == SEEK_CUR ? (int64_t)o->pos
+                 : whence == SEEK_END ? (int64_t)o->b->size
+                                      : -1;
+  if (base < 0 || offset < -base || offset > INT64_MAX - base) return -1;
+  o->pos = (uint64_t)(base + offset);
+  return (off64_t)o->pos;
+}
+
+static int bio_exists(intptr_t *io, libbfio_error_t **error) {
+  (void)io, (void)error;
+  return 1;
+}
+
+static int bio_is_open(intptr_t *io, libbfio_error_t **error) {
+  (void)error;
+  return ((struct bio *)io)->is_open ? 1 : 0;
+}
+
+static int bio_get_size(intptr_t *io, size64_t *size, libbfio_error_t **error) {
+  (void)error;
+  *size = ((struct bio *)io)->b->size;
+  return 1;
+}
+
+int vs_bfio_open(struct vs_bfio *b, struct vs_image *img, uint64_t offset, uint64_t size,
+                 uint64_t budget, const char *what, struct vs_err *err) {
+  *b = (struct vs_bfio){.img = img, .offset = offset, .size = size, .budget = budget};
+  struct bio *o = vs_xcalloc(1, sizeof(*o));
+  o->b = b;
+  libbfio_error_t *be = NULL;
+  if (libbfio_handle_initialize(&b->handle, (intptr_t *)o, bio_free, bio_clone, bio_open, bio_close,
+                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
+                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
+    libbfio_error_free(&be);
+    free(o);
+    b->handle = NULL;
+    return vs_err_set(err, ENOMEM, "%s: libbfio cannot make a handle", what);
+  }
+  return 0;
+}
+
+void vs_bfio_begin(struct vs_bfio *b, uint64_t budget) {
+  b->budget = budget;
+  b->over_budget = false;
+}
+
+void vs_bfio_close(struct vs_bfio *b) {
+  if (b->handle) libbfio_handle_free(&b->handle, NULL);
+  b->handle = NULL;
+}
+
+int vs_bfio_fail(struct vs_err *err, const struct vs_bfio *b, const char *lib, unsigned budget_mib,
+                 int code, const char *what, char *why) {
+  for (char *p = why; *p; p++) /* libcerror ends lines and joins the chain with newlines */
+    if (*p == '\n') *p = *(p + 1) ? ' ' : '\0';
+  if (b && b->over_budget)
+    return vs_err_set(err, EFBIG, "%s: %s read more than %u MiB for it (a loop in its structures?)",
+                      what, lib, budget_mib);
+  return vs_err_set(err, code, "%s%s%s", what, why[0] ? ": " : "", why);
+}

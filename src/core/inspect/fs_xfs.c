@@ -1,0 +1,254 @@
+/* fs_xfs.c: XFS for the direct reader (fs.h), through libyal's libfsxfs on a libbfio handle
+ * (bfio.h) whose callbacks read the volume through our image reader.
+ *
+ * libfsxfs parses what the guest wrote. What we bound around it, as fs_ntfs.c does: every read
+ * stays inside the volume; each operation (open, a look-up, a listing, a file's content) may
+ * read at most OP_READ_BUDGET bytes through the handle (plus the file's own bytes for a read),
+ * so a looping B+tree or directory that keeps libfsxfs reading ends in an error; a path walk
+ * is one look-up per component (at most VS_SOURCE_MAX_PATH bytes of path), and never goes
+ * back up (source.c resolves "..", so a directory entry pointing at an ancestor is only ever
+ * read as one more level); file contents are copied through a fixed buffer up to the caller's
+ * MAX, whatever size the inode claims. */
+#include "bfio.h"
+#include "fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libfsxfs.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OP_READ_BUDGET (64u << 20)
+
+struct xfs {
+  struct vs_bfio io; /* the volume on the disk */
+  libfsxfs_volume_t *vol;
+};
+
+/* Fills ERR with CODE and WHAT, with libfsxfs's reason, and frees E. */
+static int fail(struct vs_err *err, struct xfs *fs, int code, libfsxfs_error_t **e, const char *fmt,
+                ...) VS_PRINTF(5, 6);
+static int fail(struct vs_err *err, struct xfs *fs, int code, libfsxfs_error_t **e, const char *fmt,
+                ...) {
+  char what[VS_SOURCE_MAX_PATH + 256], why[512] = "";
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof(what), fmt, ap);
+  va_end(ap);
+  if (*e && libfsxfs_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
+  libfsxfs_error_free(e);
+  return vs_bfio_fail(err, fs ? &fs->io : NULL, "libfsxfs", OP_READ_BUDGET >> 20, code, what, why);
+}
+
+/* The entry at REL (components separated by '/'), and its type: one operation's start.
+ * libfsxfs walks the path itself (its look-up of one name in a directory fails on this
+ * version), one directory per component, following no symlink. */
+static int find(struct xfs *fs, const char *rel, const char *path, libfsxfs_file_entry_t **out,
+                enum vs_ftype *type, uint16_t *mode, struct vs_err *err) {
+  vs_bfio_begin(&fs->io, OP_READ_BUDGET);
+  libfsxfs_error_t *e = NULL;
+  libfsxfs_file_entry_t *fe = NULL;
+  char full[VS_SOURCE_MAX_PATH + 2];
+  int n = snprintf(full, sizeof(full), "/%s", rel);
+  if (n < 0 || (size_t)n >= sizeof(full))
+    return vs_err_set(err, ENAMETOOLONG, "%s: %s", path, strerror(ENAMETOOLONG));
+  int rc = *rel ? libfsxfs_volume_get_file_entry_by_utf8_path(fs->vol, (const uint8_t *)full,
+                                                              (size_t)n, &fe, &e)
+                : libfsxfs_volume_get_root_directory(fs->vol, &fe, &e);
+  if (rc < 0) return fail(err, fs, EIO, &e, "%s: looking it up", path);
+  if (rc == 0) return vs_err_set(err, ENOENT, "%s: %s", path, strerror(ENOENT));
+  uint16_t m = 0;
+  if (libfsxfs_file_entry_get_file_mode(fe, &m, &e) != 1) {
+    libfsxfs_file_entry_free(&fe, NULL);
+    return fail(err, fs, EIO, &e, "%s: reading its inode", path);
+  }
+  *out = fe;
+  *type = vs_fs_mode_type(m);
+  if (mode) *mode = m;
+  return 0;
+}
+
+static int xfs_lstat(void *impl, const char *rel, const char *path, struct vs_stat *st,
+                     struct vs_err *err) {
+  struct xfs *fs = impl;
+  libfsxfs_file_entry_t *fe = NULL;
+  uint16_t mode = 0;
+  if (find(fs, rel, path, &fe, &st->type, &mode, err) < 0) return -1;
+  libfsxfs_error_t *e = NULL;
+  size64_t size = 0;
+  uint32_t uid = 0, gid = 0;
+  int64_t ns = 0;
+  int rc = 0;
+  if (libfsxfs_file_entry_get_size(fe, &size, &e) != 1 ||
+      libfsxfs_file_entry_get_owner_identifier(fe, &uid, &e) != 1 ||
+      libfsxfs_file_entry_get_group_identifier(fe, &gid, &e) != 1 ||
+      libfsxfs_file_entry_get_modification_time(fe, &ns, &e) != 1)
+    rc = fail(err, fs, EIO, &e, "%s: reading its inode", path);
+  libfsxfs_file_entry_free(&fe, NULL);
+  if (rc < 0) return -1;
+  st->size = st->type == VS_FT_DIR ? 0 : size;
+  st->mode = mode & 07777;
+  st->uid = uid;
+  st->gid = gid;
+  st->mtime = ns / 1000000000;
+  return 0;
+}
+
+static int xfs_readlink(void *impl, const char *rel, const char *path, char **target,
+                        struct vs_err *err) {
+  struct xfs *fs = impl;
+  libfsxfs_file_entry_t *fe = NULL;
+  enum vs_ftype type;
+  if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
+  if (type != VS_FT_LNK) {
+    libfsxfs_file_entry_free(&fe, NULL);
+    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
+  }
+  libfsxfs_error_t *e = NULL;
+  uint8_t buf[VS_SOURCE_MAX_PATH + 1];
+  size_t n = 0;
+  int rc = libfsxfs_file_entry_get_utf8_symbolic_link_target_size(fe, &n, &e);
+  if (rc == 1 && n > sizeof(buf)) {
+    libfsxfs_file_entry_free(&fe, NULL);
+    return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
+                      VS_SOURCE_MAX_PATH);
+  }
+  if (rc == 1) rc = libfsxfs_file_entry_get_utf8_symbolic_link_target(fe, buf, sizeof(buf), &e);
+  libfsxfs_file_entry_free(&fe, NULL);
+  if (rc != 1) return fail(err, fs, EIO, &e, "%s: reading the symlink's target", path);
+  buf[sizeof(buf) - 1] = '\0';
+  *target = vs_xstrdup((char *)buf);
+  return 0;
+}
+
+static int xfs_read(void *impl, const char *rel, const char *path, size_t max, struct vs_buf *out,
+                    struct vs_err *err) {
+  struct xfs *fs = impl;
+  libfsxfs_file_entry_t *fe = NULL;
+  enum vs_ftype type;
+  if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
+  libfsxfs_error_t *e = NULL;
+  size64_t size = 0;
+  int rc = 0;
+  if (type != VS_FT_REG)
+    rc = vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path, vs_ftype_name(type));
+  if (rc == 0 && libfsxfs_file_entry_get_size(fe, &size, &e) != 1)
+    rc = fail(err, fs, EIO, &e, "%s: reading its size", path);
+  if (rc == 0 && size > max)
+    rc = vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path,
+                    (uint64_t)size, max);
+  if (rc == 0) fs->io.budget += size; /* the file's own bytes */
+  uint8_t chunk[65536];
+  for (uint64_t done = 0; rc == 0 && done < size;) {
+    size_t want = size - done < sizeof(chunk) ? (size_t)(size - done) : sizeof(chunk);
+    ssize_t got = libfsxfs_file_entry_read_buffer_at_offset(fe, chunk, want, (off64_t)done, &e);
+    if (got < 0)
+      rc = fail(err, fs, EIO, &e, "%s: read at %" PRIu64, path, done);
+    else if (got == 0)
+      rc = vs_err_set(err, EIO, "%s: ends at %" PRIu64 " bytes, before its size of %" PRIu64, path,
+                      done, (uint64_t)size);
+    else {
+      vs_buf_add(out, chunk, (size_t)got);
+      done += (uint64_t)got;
+    }
+  }
+  libfsxfs_file_entry_free(&fe, NULL);
+  return rc;
+}
+
+static int xfs_list(void *impl, const char *rel, const char *path, size_t max, char ***names,
+                    size_t *count, bool *truncated, struct vs_err *err) {
+  struct xfs *fs = impl;
+  libfsxfs_file_entry_t *fe = NULL;
+  enum vs_ftype type;
+  if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
+  libfsxfs_error_t *e = NULL;
+  int n = 0;
+  int rc = 0;
+  if (type != VS_FT_DIR) rc = vs_err_set(err, ENOTDIR, "%s: not a directory", path);
+  if (rc == 0 && libfsxfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1)
+    rc = fail(err, fs, EIO, &e, "%s: reading the directory", path);
+  char **v = NULL;
+  size_t k = 0;
+  *truncated = false;
+  for (int i = 0; rc == 0 && i < n; i++) {
+    libfsxfs_file_entry_t *sub = NULL;
+    uint8_t name[1024]; /* XFS names are at most 255 bytes */
+    if (libfsxfs_file_entry_get_sub_file_entry_by_index(fe, i, &sub, &e) != 1) {
+      rc = fail(err, fs, EIO, &e, "%s: reading entry %d of the directory", path, i);
+      break;
+    }
+    int got = libfsxfs_file_entry_get_utf8_name(sub, name, sizeof(name), &e);
+    libfsxfs_file_entry_free(&sub, NULL);
+    if (got != 1) {
+      rc = fail(err, fs, EIO, &e, "%s: reading the name of entry %d", path, i);
+      break;
+    }
+    name[sizeof(name) - 1] = '\0';
+    if (!name[0] || strchr((char *)name, '/') || strcmp((char *)name, ".") == 0 ||
+        strcmp((char *)name, "..") == 0)
+      continue; /* not a name a path can hold */
+    if (k >= max) {
+      *truncated = true;
+      break;
+    }
+    vs_strv_add(&v, &k, (char *)name);
+  }
+  libfsxfs_file_entry_free(&fe, NULL);
+  if (rc < 0) {
+    vs_strv_free(v, k);
+    return -1;
+  }
+  if (k) qsort(v, k, sizeof(char *), vs_cmp_strp);
+  *names = v;
+  *count = k;
+  return 0;
+}
+
+static void xfs_close(void *impl) {
+  struct xfs *fs = impl;
+  if (!fs) return;
+  if (fs->vol) {
+    libfsxfs_volume_close(fs->vol, NULL);
+    libfsxfs_volume_free(&fs->vol, NULL);
+  }
+  vs_bfio_close(&fs->io);
+  free(fs);
+}
+
+static const struct vs_fs_ops xfs_ops = {
+    .lstat = xfs_lstat,
+    .readlink = xfs_readlink,
+    .read = xfs_read,
+    .list = xfs_list,
+    .close = xfs_close,
+};
+
+bool vs_fs_xfs_handles(const char *fstype) {
+  return strcmp(fstype, "xfs") == 0;
+}
+
+int vs_fs_xfs_open(struct vs_image *img, const struct vs_volume *v, struct vs_fs *out,
+                   struct vs_err *err) {
+  struct xfs *fs = vs_xcalloc(1, sizeof(*fs));
+  char name[160], what[PATH_MAX + 200];
+  snprintf(what, sizeof(what), "%s: %s (xfs)", vs_image_path(img),
+           vs_volume_name(v, name, sizeof(name)));
+  if (vs_bfio_open(&fs->io, img, v->offset, v->size, OP_READ_BUDGET, what, err) < 0) {
+    free(fs);
+    return -1;
+  }
+  libfsxfs_error_t *e = NULL;
+  if (libfsxfs_volume_initialize(&fs->vol, &e) != 1 ||
+      libfsxfs_volume_open_file_io_handle(fs->vol, fs->io.handle, LIBFSXFS_OPEN_READ, &e) != 1) {
+    fail(err, fs, EIO, &e, "%s: libfsxfs cannot open it", what);
+    if (fs->vol) libfsxfs_volume_free(&fs->vol, NULL);
+    xfs_close(fs);
+    return -1;
+  }
+  *out = (struct vs_fs){.ops = &xfs_ops, .impl = fs};
+  return 0;
+}
