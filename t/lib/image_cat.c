@@ -1,6 +1,6 @@
 /* t/lib/image_cat: test helper. Writes an image's virtual disk to standard output through our
- * reader (to compare with qemu-img convert -O raw), or with --volumes lists what libblkid
- * finds on it. Exit 1 with the reader's message on error. */
+ * reader (to compare with qemu-img convert -O raw), or with -v lists what libblkid finds on it,
+ * or with -i prints its format and virtual size. Exit 1 with the reader's message on error. */
 #include "image.h"
 
 #include <getopt.h>
@@ -12,23 +12,25 @@
 int main(int argc, char **argv) {
   const char *dirs[8];
   struct vs_image_opts opts = {.backing_dirs = dirs};
-  bool volumes = false;
+  bool volumes = false, info = false;
   size_t chunk = 1 << 20;
   int c;
-  while ((c = getopt(argc, argv, "f:b:vc:")) != -1) {
+  while ((c = getopt(argc, argv, "f:b:vic:")) != -1) {
     if (c == 'f')
       opts.format = optarg;
     else if (c == 'b' && opts.n_backing_dirs < 8)
       dirs[opts.n_backing_dirs++] = optarg;
     else if (c == 'v')
       volumes = true;
+    else if (c == 'i')
+      info = true;
     else if (c == 'c')
       chunk = (size_t)strtoul(optarg, NULL, 0);
     else
       return 2;
   }
   if (optind != argc - 1 || chunk == 0) {
-    fprintf(stderr, "usage: image_cat [-f FORMAT] [-b BACKING-DIR]... [-v] [-c CHUNK] IMAGE\n");
+    fprintf(stderr, "usage: image_cat [-f FORMAT] [-b BACKING-DIR]... [-v|-i] [-c CHUNK] IMAGE\n");
     return 2;
   }
   struct vs_err err = {0};
@@ -39,7 +41,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   int rc = 0;
-  if (volumes) {
+  if (info) {
+    printf("%s %" PRIu64 "\n", vs_image_format(img), vs_image_size(img));
+  } else if (volumes) {
     struct vs_volume *v = NULL;
     int n = vs_image_volumes(img, &v, &err);
     if (n < 0) {

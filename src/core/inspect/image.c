@@ -1,4 +1,5 @@
 #include "image.h"
+#include "image_yal.h"
 
 #include <blkid.h>
 #include <errno.h>
@@ -42,6 +43,7 @@ struct vs_image {
   char *path; /* for messages, sanitized */
   int fd;
   struct nbd_handle *nbd; /* an NBD export instead of a file (a libvirt backup job) */
+  struct vs_yal *yal;     /* a VHD, VHDX or VMDK image, read by libvhdi or libvmdk */
   bool nbd_extents;       /* the server answers base:allocation block status */
   uint64_t file_size, size;
   bool is_qcow2;
@@ -98,6 +100,7 @@ static int read_at(struct vs_image *img, void *buf, size_t len, uint64_t off, co
 void vs_image_close(struct vs_image *img) {
   if (!img) return;
   vs_image_close(img->backing);
+  vs_yal_close(img->yal);
   if (img->fd >= 0) close(img->fd);
   if (img->nbd) {
     nbd_shutdown(img->nbd, 0);
@@ -120,7 +123,7 @@ const char *vs_image_path(const struct vs_image *img) {
   return img->path;
 }
 const char *vs_image_format(const struct vs_image *img) {
-  return img->nbd ? "nbd" : img->is_qcow2 ? "qcow2" : "raw";
+  return img->nbd ? "nbd" : img->yal ? vs_yal_format(img->yal) : img->is_qcow2 ? "qcow2" : "raw";
 }
 uint64_t vs_image_size(const struct vs_image *img) {
   return img->size;
@@ -156,13 +159,15 @@ static bool is_allowed(const struct chain *ch, const char *real) {
   return false;
 }
 
-static int open_backing(struct vs_image *img, const char *name, const char *format,
-                        struct chain *ch, struct vs_err *err) {
+/* The real path of the file NAME (a backing file, or a VMDK's extent: WHAT) that the image
+ * at PATH names, relative to its directory, when it lies in an allowed directory. */
+static char *resolve_allowed(const char *path, const char *name, const char *what,
+                             const struct chain *ch, struct vs_err *err) {
   char *full;
   if (name[0] == '/') {
     full = vs_xstrdup(name);
   } else {
-    char *copy = vs_xstrdup(img->path);
+    char *copy = vs_xstrdup(path);
     full = vs_xasprintf("%s/%s", dirname(copy), name);
     free(copy);
   }
@@ -171,9 +176,9 @@ static int open_backing(struct vs_image *img, const char *name, const char *form
     int e = errno;
     char *shown = printable(full, strlen(full));
     free(full);
-    vs_err_set(err, e, "%s: backing file %s: %s", img->path, shown, strerror(e));
+    vs_err_set(err, e, "%s: %s %s: %s", path, what, shown, strerror(e));
     free(shown);
-    return -1;
+    return NULL;
   }
   free(full);
   if (!is_allowed(ch, real)) {
@@ -182,17 +187,35 @@ static int open_backing(struct vs_image *img, const char *name, const char *form
       vs_buf_addf(&dirs, "%s%s", i ? ", " : "", ch->allowed[i]);
     char *shown = printable(name, strlen(name));
     vs_err_set(err, EPERM,
-               "%s: backing file \"%s\" resolves to %s, outside the directories backing files "
-               "may lie in (%s)",
-               img->path, shown, real, dirs.data ? dirs.data : "none");
+               "%s: %s \"%s\" resolves to %s, outside the directories backing files may lie "
+               "in (%s)",
+               path, what, shown, real, dirs.data ? dirs.data : "none");
     free(shown);
     vs_buf_free(&dirs);
     free(real);
-    return -1;
+    return NULL;
   }
+  return real;
+}
+
+static int open_backing(struct vs_image *img, const char *name, const char *format,
+                        struct chain *ch, struct vs_err *err) {
+  char *real = resolve_allowed(img->path, name, "backing file", ch, err);
+  if (!real) return -1;
   img->backing = open_chain(real, format, ch, err);
   free(real);
   return img->backing ? 0 : -1;
+}
+
+/* A VMDK descriptor's extents obey the backing files' allow-list. */
+struct extent_ctx {
+  const char *path;
+  const struct chain *ch;
+};
+
+static char *resolve_extent(void *ctx, const char *name, struct vs_err *err) {
+  const struct extent_ctx *x = ctx;
+  return resolve_allowed(x->path, name, "extent file", x->ch, err);
 }
 
 static int parse_extensions(struct vs_image *img, const uint8_t *c0, size_t c0_len, size_t start,
@@ -351,14 +374,25 @@ static int read_backing_name(struct vs_image *img, const struct qcow2_header *hd
   return 0;
 }
 
+/* The image format libvirt's and qemu's name FORMAT stands for, -1 when not one libyal reads. */
+static int yal_kind_of(const char *format) {
+  if (strcmp(format, "vhd") == 0 || strcmp(format, "vpc") == 0) return VS_YAL_VHD;
+  if (strcmp(format, "vhdx") == 0) return VS_YAL_VHDX;
+  if (strcmp(format, "vmdk") == 0) return VS_YAL_VMDK;
+  return -1;
+}
+
 static int open_qcow2_backing(struct vs_image *img, const struct qcow2_header *hd, struct chain *ch,
                               struct vs_err *err) {
   _cleanup_(vs_freep) char *name = NULL;
   _cleanup_(vs_freep) char *format = NULL;
   if (read_backing_name(img, hd, &name, &format, err) < 0) return -1;
   if (!name) return 0;
-  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
-    return vs_err_set(err, ENOTSUP, "%s: backing file format \"%s\"; vmscope reads raw and qcow2",
+  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0 &&
+      yal_kind_of(format) < 0)
+    return vs_err_set(err, ENOTSUP,
+                      "%s: backing file format \"%s\"; vmscope reads raw, qcow2, vpc, vhdx and "
+                      "vmdk",
                       img->path, format);
   return open_backing(img, name, format, ch, err);
 }
@@ -415,18 +449,34 @@ static struct vs_image *open_chain(const char *path, const char *format, struct 
   bool probed_qcow2 = img->file_size >= 4 && read_at(img, magic, 4, 0, "the magic", err) == 0 &&
                       be32(magic) == QCOW_MAGIC;
   vs_err_clear(err);
+  int probed_yal = probed_qcow2 ? -1 : vs_yal_probe(img->fd, img->file_size);
+  int want_yal = format ? yal_kind_of(format) : -1;
+  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0 && want_yal < 0) {
+    vs_err_set(err, ENOTSUP,
+               "%s: format \"%s\"; vmscope reads raw, qcow2, vhd (vpc), vhdx and vmdk", img->path,
+               format);
+    return NULL;
+  }
   if (format && strcmp(format, "qcow2") == 0 && !probed_qcow2) {
     vs_err_set(err, EINVAL, "%s: expected a qcow2 image, but the file has no qcow2 magic",
                img->path);
     return NULL;
   }
-  img->is_qcow2 = format ? strcmp(format, "qcow2") == 0 : probed_qcow2;
-  if (format && strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0) {
-    vs_err_set(err, ENOTSUP, "%s: format \"%s\"; vmscope reads raw and qcow2", img->path, format);
+  if (want_yal >= 0 && probed_yal != want_yal) {
+    vs_err_set(err, EINVAL, "%s: expected a %s image, but the file has no %s signature", img->path,
+               format, format);
     return NULL;
   }
+  img->is_qcow2 = format ? strcmp(format, "qcow2") == 0 : probed_qcow2;
+  int kind = format ? want_yal : probed_yal;
   if (img->is_qcow2) {
     if (open_qcow2(img, ch, err) < 0) return NULL;
+  } else if (kind >= 0) {
+    struct extent_ctx x = {.path = img->path, .ch = ch};
+    img->yal = vs_yal_open((enum vs_yal_kind)kind, img->fd, img->file_size, img->path,
+                           resolve_extent, &x, err);
+    if (!img->yal) return NULL;
+    img->size = vs_yal_size(img->yal);
   } else {
     img->size = img->file_size;
   }
@@ -738,7 +788,7 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
 uint64_t vs_image_bytes_read(const struct vs_image *img) {
   uint64_t n = 0;
   for (; img; img = img->backing)
-    n += img->bytes_read;
+    n += img->bytes_read + (img->yal ? vs_yal_bytes_read(img->yal) : 0);
   return n;
 }
 
@@ -749,6 +799,7 @@ int vs_image_pread(struct vs_image *img, void *buf, size_t len, uint64_t off, st
                       " bytes)",
                       img->path, len, off, img->size);
   if (img->nbd) return nbd_read_range(img, buf, len, off, err);
+  if (img->yal) return vs_yal_pread(img->yal, buf, len, off, err);
   if (!img->is_qcow2) return read_at(img, buf, len, off, "data", err);
   uint8_t *out = buf;
   uint64_t cs = img->cluster_size;
@@ -829,7 +880,7 @@ bool vs_image_same_files(const struct vs_image *a, const struct vs_image *b) {
 }
 
 void vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
-  if (img->fd < 0 || off >= img->size) return;
+  if (img->fd < 0 || img->yal || off >= img->size) return; /* a VHD/VMDK maps blocks its own way */
   if (len > img->size - off) len = img->size - off;
   if (!img->is_qcow2) {
     posix_fadvise(img->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
@@ -875,7 +926,7 @@ int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
   /* The header and L1 table say how a qcow2 image is laid out, not what it holds: two images
    * converted from different file systems of one size can share them. The guest's first and
    * last 64 KiB (partition tables, superblocks with their UUIDs) tell such twins apart. */
-  if (rc == 0 && img->is_qcow2 && !img->nbd && img->size > 0) {
+  if (rc == 0 && (img->is_qcow2 || img->yal) && !img->nbd && img->size > 0) {
     size_t span = img->size < 65536 ? (size_t)img->size : 65536;
     uint8_t *data = vs_xmalloc(span);
     rc = vs_image_pread(img, data, span, 0, err);
