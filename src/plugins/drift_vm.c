@@ -44,6 +44,11 @@ static void notify_finding(const struct drift_conf *c, const struct vs_drift *d,
   plugin_notification_meta_add_string(&n, "severity", vs_severity_name(f->severity));
   plugin_notification_meta_add_string(&n, "id", d->target_id);
   const char *peers = close ? "close peers" : "peers";
+  if (f->about_key) plugin_notification_meta_add_string(&n, "about_key", f->about_key);
+  /* a collapsed unit (a file or user only this VM has) is named by the setting whose value and
+   * statistics are shown, and the unit after it */
+  _cleanup_(vs_freep) char *unit =
+      f->about_key ? vs_xasprintf(" (one of the %zu keys of %s)", f->keys, f->key) : NULL;
   _cleanup_(vs_freep) char *kind =
       f->role_of_value ? vs_xasprintf(" (the value of %s's kind)", f->role_of_value) : NULL;
   _cleanup_(vs_freep) char *they =
@@ -51,9 +56,9 @@ static void notify_finding(const struct drift_conf *c, const struct vs_drift *d,
       : f->majority_count == f->n
           ? vs_xasprintf("its %u %s all have %s", f->n, peers, f->majority)
           : vs_xasprintf("%u of its %u %s have %s", f->majority_count, f->n, peers, f->majority);
-  vs_notification_send(&n, "%s is %s on %s%s; %s (%s%s: p = %.2f, score %.2f, rank %zu)",
-                       key_leaf(f->key), f->value, d->target_name, kind ? kind : "", they,
-                       vs_finding_kind_name(f->kind),
+  vs_notification_send(&n, "%s is %s on %s%s%s; %s (%s%s: p = %.2f, score %.2f, rank %zu)",
+                       key_leaf(f->about_key ? f->about_key : f->key), f->value, d->target_name,
+                       unit ? unit : "", kind ? kind : "", they, vs_finding_kind_name(f->kind),
                        f->kind == VS_FINDING_ALONE ? " among them" : "", f->p, f->score, f->rank);
 }
 

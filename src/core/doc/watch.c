@@ -14,7 +14,11 @@ struct vs_watch {
   size_t n, cap;
 };
 
-/* Lenses named explicitly so that Augeas need not load every module to find them. */
+/* Lenses named explicitly so that Augeas need not load every module to find them. Each family's
+ * counterparts are here: a RHEL-family guest's SELinux mode (the first thing a CIS or STIG
+ * baseline checks, and a VM left permissive after debugging is the drift an ops team looks
+ * for), its yum/dnf repositories and gpgcheck (apt's sources on Debian), and its PAM stacks
+ * (system-auth and password-auth, Debian's common-auth and common-password). */
 static const struct {
   const char *pattern, *lens;
 } default_entries[] = {
@@ -34,9 +38,14 @@ static const struct {
     {"/etc/cron.d/*", "Cron.lns"},
     {"/etc/apt/sources.list", "Aptsources.lns"},
     {"/etc/apt/sources.list.d/*.list", "Aptsources.lns"},
+    {"/etc/yum.repos.d/*.repo", "Yum.lns"},
+    {"/etc/dnf/dnf.conf", "Yum.lns"},
+    {"/etc/selinux/config", "Shellvars.lns"},
     {"/etc/pam.d/sshd", "Pam.lns"},
     {"/etc/pam.d/common-auth", "Pam.lns"},
     {"/etc/pam.d/common-password", "Pam.lns"},
+    {"/etc/pam.d/system-auth", "Pam.lns"},
+    {"/etc/pam.d/password-auth", "Pam.lns"},
     {"/etc/default/grub", "Shellvars.lns"},
     {"/etc/nginx/nginx.conf", "Nginx.lns"},
     {"/etc/nginx/sites-enabled/*", "Nginx.lns"},
