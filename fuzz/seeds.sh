@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-for t in qcow2 direct ntfs xfs lvm feature drift agent etcd config_snapshot config_drift config_action; do
+for t in qcow2 direct ntfs xfs lvm vhdx vmdk hive feature drift agent etcd config_snapshot config_drift config_action; do
   mkdir -p "$out/$t"
 done
 
@@ -123,6 +123,40 @@ open(out + "/one-lv.img", "wb").write(pv([("root", 10, 0)]))
 open(out + "/two-lvs.img", "wb").write(pv([("swap", 2, 0), ("root", 8, 2)]))
 open(out + "/past-end.img", "wb").write(pv([("root", 100000, 0)]))
 PY
+
+# ---- VHD, VHDX and VMDK images of a small disk, written by qemu-img; VMDK descriptors naming
+# the input itself (allowed: it lies in the target's directory) and /etc/passwd (refused)
+head -c 65536 /dev/urandom >"$tmp/small.raw"
+truncate -s 1M "$tmp/small.raw"
+qemu-img convert -q -f raw -O vpc "$tmp/small.raw" "$out/vhdx/dynamic.vhd"
+qemu-img convert -q -f raw -O vpc -o subformat=fixed "$tmp/small.raw" "$out/vhdx/fixed.vhd"
+qemu-img convert -q -f raw -O vhdx -o block_size=1M,log_size=1M "$tmp/small.raw" "$out/vhdx/data.vhdx"
+qemu-img convert -q -f raw -O vmdk "$tmp/small.raw" "$out/vmdk/sparse.vmdk"
+qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$tmp/small.raw" "$out/vmdk/stream.vmdk"
+descriptor() { printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\n# Extent description\nRW 1 FLAT "%s" 0\n\n# The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = "4"\n' "$1"; }
+descriptor disk.vmdk >"$out/vmdk/self.vmdk"
+descriptor /etc/passwd >"$out/vmdk/passwd.vmdk"
+
+# ---- registry hives: t/lib/mkhive's empty hive filled by hivexregedit, and one with a cyclic
+# key list (every subkey list's last entry pointed back at the root)
+mkhive=$(dirname "$vmscope")/t/lib/mkhive
+if [ -x "$mkhive" ] && command -v hivexregedit >/dev/null; then
+  "$mkhive" empty "$out/hive/empty"
+  keys=('\Microsoft' '\Microsoft\Windows NT' '\Microsoft\Windows' '\Microsoft\Windows\CurrentVersion'
+    '\Microsoft\Windows\CurrentVersion\Uninstall' '\ControlSet001' '\ControlSet001\Control'
+    '\ControlSet001\Control\ComputerName' '\ControlSet001\Services')
+  {
+    printf 'Windows Registry Editor Version 5.00\n\n'
+    for k in "${keys[@]}"; do printf '[%s]\n\n' "$k"; done
+    printf '[\\Microsoft\\Windows NT\\CurrentVersion]\n"ProductName"="Windows Server 2022 Standard"\n"CurrentBuild"="20348"\n\n'
+    printf '[\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\App]\n"DisplayName"="App"\n"DisplayVersion"="1.0"\n\n'
+    printf '[\\Select]\n"Current"=dword:00000001\n\n'
+    printf '[\\ControlSet001\\Control\\ComputerName\\ComputerName]\n"ComputerName"="WIN-01"\n\n'
+    printf '[\\ControlSet001\\Services\\Svc]\n"Start"=dword:00000002\n"List"=hex(7):61,00,00,00,62,00,00,00,00,00\n'
+  } >"$tmp/hive.reg"
+  cp "$out/hive/empty" "$out/hive/filled" && hivexregedit --merge "$out/hive/filled" "$tmp/hive.reg"
+  "$mkhive" cycle "$out/hive/filled" "$out/hive/cyclic"
+fi
 
 # ---- feature documents and drift input
 "$vmscope" inspect --compact "$tree" >"$out/feature/tree.json"

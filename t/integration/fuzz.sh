@@ -8,7 +8,7 @@ work=$(tmpdir)
 trap 'rm -rf "$work"' EXIT
 bash "$VS_SRCDIR/fuzz/seeds.sh" "$work/seeds" "$VMSCOPE" >"$work/seeds.log" 2>&1
 ok $? "fuzz/seeds.sh makes the seed corpora: $(tail -n 10 "$work/seeds.log" | tr '\n' ' ')"
-for t in qcow2 direct ntfs xfs lvm feature drift agent etcd config_snapshot config_drift config_action; do
+for t in qcow2 direct ntfs xfs lvm vhdx vmdk hive feature drift agent etcd config_snapshot config_drift config_action; do
   dirs=("$work/seeds/$t")
   past=0
   if [ -d "$VS_SRCDIR/t/fuzz/$t" ]; then

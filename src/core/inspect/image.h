@@ -1,13 +1,15 @@
 /* image.h: read-only access to disk images: raw, and qcow2 (versions 2 and 3, zero and
- * compressed clusters with deflate or zstd, extended L2 entries, backing chains), and the
- * partitions and file systems on them (libblkid).
+ * compressed clusters with deflate or zstd, extended L2 entries, backing chains), VHD and VHDX
+ * (libvhdi) and VMDK (libvmdk; image_yal.h), and the partitions and file systems on them
+ * (libblkid).
  *
  * Images may come from anyone, so every offset in a qcow2 image is checked against the file
  * before it is used, and what we do not read correctly we refuse with a message: encrypted
  * images, external data files, unknown incompatible feature bits. A backing file must lie in
  * an allowed directory (by default the top image's own), so a header cannot make us read
- * /etc/shadow; chains are at most VS_IMAGE_MAX_CHAIN deep and may not loop. One image serves
- * one thread at a time. */
+ * /etc/shadow; a VMDK descriptor's extent files obey the same list. Chains are at most
+ * VS_IMAGE_MAX_CHAIN deep and may not loop; differencing VHD/VHDX and VMDK images are refused.
+ * One image serves one thread at a time. */
 #ifndef VS_IMAGE_H
 #define VS_IMAGE_H
 
@@ -22,7 +24,8 @@ struct vs_image_opts {
    * the top image. */
   const char *const *backing_dirs;
   size_t n_backing_dirs;
-  /* "raw" or "qcow2" to skip probing the top image (as libvirt's XML says); NULL probes. */
+  /* "raw", "qcow2", "vpc" (or "vhd"), "vhdx" or "vmdk" to skip probing the top image (as
+   * libvirt's XML says); NULL probes. */
   const char *format;
   /* For vs_source_open_image: one format per path (NULL entries use FORMAT). A guest that
    * writes a qcow2 header into a raw disk must not be read as qcow2: pass what libvirt says. */
@@ -41,7 +44,8 @@ void vs_image_close(struct vs_image *img);
 void vs_image_closep(struct vs_image **img);
 
 const char *vs_image_path(const struct vs_image *img);
-const char *vs_image_format(const struct vs_image *img); /* "raw", "qcow2" or "nbd" */
+/* "raw", "qcow2", "vhd", "vhdx", "vmdk" or "nbd" */
+const char *vs_image_format(const struct vs_image *img);
 uint64_t vs_image_size(const struct vs_image *img);      /* virtual size in bytes */
 const struct vs_image *vs_image_backing(const struct vs_image *img);
 uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
