@@ -1,11 +1,21 @@
 #include "webhook.h"
 
+#include "dl.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* libcurl is opened with the first webhook (dl.h). */
+/* clang-format off */
+#define CURL_SYMBOLS(X) X(curl_easy_cleanup) X(curl_easy_getinfo) X(curl_easy_init)               \
+  X(curl_easy_perform) X(curl_easy_setopt) X(curl_easy_strerror) X(curl_slist_append)             \
+  X(curl_slist_free_all)
+/* clang-format on */
+VS_DL_LIBRARY(curl_lib, VS_SONAME_CURL, "libcurl4", CURL_SYMBOLS);
 
 static const char *const fields[] = {"severity", "host",          "plugin",  "plugin_instance",
                                      "type",     "type_instance", "message", "time",
@@ -133,34 +143,35 @@ static size_t discard_body(char *p, size_t size, size_t n, void *ctx) {
 int vs_webhook_post(const char *url, const struct vs_webhook_opts *o, const char *body,
                     int *attempts, struct vs_err *err) {
   if (attempts) *attempts = 0;
-  CURL *c = curl_easy_init();
+  if (vs_dl_load(&curl_lib, err) < 0) return -1;
+  CURL *c = sym_curl_easy_init();
   if (!c) return vs_err_set(err, ENOMEM, "%s: libcurl did not start", url);
-  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  struct curl_slist *headers = sym_curl_slist_append(NULL, "Content-Type: application/json");
   for (size_t i = 0; i < o->n_headers; i++)
-    headers = curl_slist_append(headers, o->headers[i]);
+    headers = sym_curl_slist_append(headers, o->headers[i]);
   char *auth = NULL;
   if (o->bearer) {
     auth = vs_xasprintf("Authorization: Bearer %s", o->bearer);
-    headers = curl_slist_append(headers, auth);
+    headers = sym_curl_slist_append(headers, auth);
   }
   char errbuf[CURL_ERROR_SIZE] = "";
   int timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms / 2 + 1));
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
-  if (o->cacert) curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+  sym_curl_easy_setopt(c, CURLOPT_URL, url);
+  sym_curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  sym_curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  sym_curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+  sym_curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  sym_curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+  sym_curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms / 2 + 1));
+  sym_curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  sym_curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  sym_curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->insecure ? 0L : 1L);
+  sym_curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->insecure ? 0L : 2L);
+  if (o->cacert) sym_curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
   if (o->user) {
-    curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
-    curl_easy_setopt(c, CURLOPT_PASSWORD, o->password ? o->password : "");
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    sym_curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
+    sym_curl_easy_setopt(c, CURLOPT_PASSWORD, o->password ? o->password : "");
+    sym_curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
   }
   int retries = o->retries >= 0 ? o->retries : 3;
   int backoff = o->backoff_ms > 0 ? o->backoff_ms : 500;
@@ -173,17 +184,17 @@ int vs_webhook_post(const char *url, const struct vs_webhook_opts *o, const char
     }
     if (attempts) (*attempts)++;
     errbuf[0] = 0;
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = sym_curl_easy_perform(c);
     free(why);
     why = NULL;
     if (rc != CURLE_OK) {
       status = -1;
-      why = vs_xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+      why = vs_xstrdup(errbuf[0] ? errbuf : sym_curl_easy_strerror(rc));
       /* TLS verification failures will not get better by trying again */
       if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) break;
       continue;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    sym_curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) break;
     why = vs_xasprintf("HTTP %ld", status);
     if (status >= 400 && status < 500 && status != 429) break; /* the request is wrong */
@@ -191,7 +202,7 @@ int vs_webhook_post(const char *url, const struct vs_webhook_opts *o, const char
   if (why) vs_err_set(err, status > 0 ? EPROTO : EHOSTUNREACH, "%s: %s", url, why);
   free(why);
   free(auth);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(c);
+  sym_curl_slist_free_all(headers);
+  sym_curl_easy_cleanup(c);
   return status >= 200 && status < 300 ? (int)status : (status > 0 ? (int)status : -1);
 }

@@ -1,5 +1,7 @@
 #include "fleet.h"
 
+#include "dl.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -7,6 +9,14 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+
+/* libcurl is opened with the first fleet map (dl.h), not by every command at start-up. */
+/* clang-format off */
+#define CURL_SYMBOLS(X) X(curl_easy_cleanup) X(curl_easy_getinfo) X(curl_easy_init)               \
+  X(curl_easy_perform) X(curl_easy_setopt) X(curl_easy_strerror) X(curl_global_init)              \
+  X(curl_slist_append) X(curl_slist_free_all)
+/* clang-format on */
+VS_DL_LIBRARY(curl_lib, VS_SONAME_CURL, "libcurl4", CURL_SYMBOLS);
 
 struct vs_fleet {
   CURL *curl;
@@ -20,7 +30,7 @@ struct vs_fleet {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void init_curl(void) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  sym_curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 static char *b64(const char *s, size_t len) {
@@ -54,13 +64,14 @@ static char *range_end(const char *p) {
 }
 
 struct vs_fleet *vs_fleet_open(const struct vs_fleet_opts *o, struct vs_err *err) {
+  if (vs_dl_load(&curl_lib, err) < 0) return NULL;
   pthread_once(&curl_once, init_curl);
   if (!o || o->n_endpoints == 0) {
     vs_err_set(err, EINVAL, "no etcd endpoint given");
     return NULL;
   }
   struct vs_fleet *f = vs_xcalloc(1, sizeof(*f));
-  f->curl = curl_easy_init();
+  f->curl = sym_curl_easy_init();
   if (!f->curl) {
     vs_err_set(err, ENOMEM, "libcurl: cannot create a handle");
     free(f);
@@ -75,19 +86,19 @@ struct vs_fleet *vs_fleet_open(const struct vs_fleet_opts *o, struct vs_err *err
   }
   f->prefix = vs_xstrdup(o->prefix ? o->prefix : "/vmscope/");
   f->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-  if (o->cacert) curl_easy_setopt(f->curl, CURLOPT_CAINFO, o->cacert);
-  if (o->cert) curl_easy_setopt(f->curl, CURLOPT_SSLCERT, o->cert);
-  if (o->key) curl_easy_setopt(f->curl, CURLOPT_SSLKEY, o->key);
+  if (o->cacert) sym_curl_easy_setopt(f->curl, CURLOPT_CAINFO, o->cacert);
+  if (o->cert) sym_curl_easy_setopt(f->curl, CURLOPT_SSLCERT, o->cert);
+  if (o->key) sym_curl_easy_setopt(f->curl, CURLOPT_SSLKEY, o->key);
   if (o->user) {
     f->user_password = vs_xasprintf("%s:%s", o->user, o->password ? o->password : "");
-    curl_easy_setopt(f->curl, CURLOPT_USERPWD, f->user_password);
+    sym_curl_easy_setopt(f->curl, CURLOPT_USERPWD, f->user_password);
   }
   return f;
 }
 
 void vs_fleet_close(struct vs_fleet *f) {
   if (!f) return;
-  curl_easy_cleanup(f->curl);
+  sym_curl_easy_cleanup(f->curl);
   for (size_t i = 0; i < f->n_endpoints; i++)
     free(f->endpoints[i]);
   free(f->endpoints);
@@ -121,27 +132,27 @@ static json_t *post(struct vs_fleet *f, const char *path, json_t *body, struct v
     vs_err_set(err, EINVAL, "%s: cannot encode the request", path);
     return NULL;
   }
-  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+  struct curl_slist *headers = sym_curl_slist_append(NULL, "Content-Type: application/json");
   json_t *reply = NULL;
   struct vs_buf tried = {0};
   for (size_t attempt = 0; attempt < f->n_endpoints && !reply; attempt++) {
     size_t i = (f->current + attempt) % f->n_endpoints;
     char *url = vs_xasprintf("%s%s", f->endpoints[i], path);
     vs_buf_reset(&f->response);
-    curl_easy_setopt(f->curl, CURLOPT_URL, url);
-    curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-    curl_easy_setopt(f->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->timeout_ms / 2 + 1));
-    curl_easy_setopt(f->curl, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(f->curl);
+    sym_curl_easy_setopt(f->curl, CURLOPT_URL, url);
+    sym_curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, text);
+    sym_curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, headers);
+    sym_curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, on_body);
+    sym_curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, f);
+    sym_curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
+    sym_curl_easy_setopt(f->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->timeout_ms / 2 + 1));
+    sym_curl_easy_setopt(f->curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = sym_curl_easy_perform(f->curl);
     long status = 0;
-    curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
+    sym_curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK) {
       vs_buf_addf(&tried, "%s%s: %s", tried.len ? "; " : "", f->endpoints[i],
-                  curl_easy_strerror(rc));
+                  sym_curl_easy_strerror(rc));
     } else {
       json_error_t je;
       json_t *j = json_loadb(f->response.data ? f->response.data : "", f->response.len, 0, &je);
@@ -162,7 +173,7 @@ static json_t *post(struct vs_fleet *f, const char *path, json_t *body, struct v
   }
   if (!reply && tried.len)
     vs_err_set(err, EHOSTUNREACH, "no etcd endpoint answers: %s", tried.data);
-  curl_slist_free_all(headers);
+  sym_curl_slist_free_all(headers);
   vs_buf_free(&tried);
   free(text);
   return reply;

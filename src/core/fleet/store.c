@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "dl.h"
+
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -8,6 +10,14 @@
 
 /* The advisory lock of the host that does the fleet's once-only work ("vmscope" in ASCII). */
 #define ELECTION_LOCK 0x766d73636f7065LL
+
+/* libpq is opened with the first store (dl.h): only the hosts with a FleetStore load it. */
+/* clang-format off */
+#define PQ_SYMBOLS(X) X(PQclear) X(PQconnectdbParams) X(PQerrorMessage) X(PQexec) X(PQexecParams) \
+  X(PQfinish) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQntuples) X(PQresStatus)             \
+  X(PQresultErrorMessage) X(PQresultStatus) X(PQstatus)
+/* clang-format on */
+VS_DL_LIBRARY(pq_lib, VS_SONAME_PQ, "libpq5", PQ_SYMBOLS);
 
 struct vs_store {
   PGconn *conn;
@@ -202,19 +212,19 @@ char *vs_store_url_safe(const char *url) {
 }
 
 static int pq_fail(struct vs_store *s, PGresult *r, const char *what, struct vs_err *err) {
-  const char *msg = r ? PQresultErrorMessage(r) : "";
-  if (!*msg) msg = PQerrorMessage(s->conn);
-  if (!*msg && r) msg = PQresStatus(PQresultStatus(r)); /* a query of the wrong kind */
+  const char *msg = r ? sym_PQresultErrorMessage(r) : "";
+  if (!*msg) msg = sym_PQerrorMessage(s->conn);
+  if (!*msg && r) msg = sym_PQresStatus(sym_PQresultStatus(r)); /* a query of the wrong kind */
   vs_err_set(err, EIO, "fleet store %s: %s: %.*s", s->safe_url, what, (int)strcspn(msg, "\n"), msg);
-  PQclear(r);
+  sym_PQclear(r);
   return -1;
 }
 
 /* Runs SQL with PARAMS (text), expecting STATUS; the result, or NULL with ERR. */
 static PGresult *run(struct vs_store *s, const char *what, ExecStatusType status, const char *sql,
                      int n, const char *const *params, struct vs_err *err) {
-  PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(r) != status) {
+  PGresult *r = sym_PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+  if (sym_PQresultStatus(r) != status) {
     pq_fail(s, r, what, err);
     return NULL;
   }
@@ -225,7 +235,7 @@ static int exec(struct vs_store *s, const char *what, const char *sql, int n,
                 const char *const *params, struct vs_err *err) {
   PGresult *r = run(s, what, PGRES_COMMAND_OK, sql, n, params, err);
   if (!r) return -1;
-  PQclear(r);
+  sym_PQclear(r);
   return 0;
 }
 
@@ -234,7 +244,7 @@ static int call(struct vs_store *s, const char *what, const char *sql, int n,
                 const char *const *params, struct vs_err *err) {
   PGresult *r = run(s, what, PGRES_TUPLES_OK, sql, n, params, err);
   if (!r) return -1;
-  PQclear(r);
+  sym_PQclear(r);
   return 0;
 }
 
@@ -245,7 +255,7 @@ static int begin(struct vs_store *s, struct vs_err *err) {
 /* Ends the transaction: COMMIT when RC is 0, else ROLLBACK (ERR keeps the first failure). */
 static int end(struct vs_store *s, int rc, struct vs_err *err) {
   if (rc == 0) return exec(s, "COMMIT", "COMMIT", 0, NULL, err);
-  PQclear(PQexec(s->conn, "ROLLBACK"));
+  sym_PQclear(sym_PQexec(s->conn, "ROLLBACK"));
   return -1;
 }
 
@@ -273,15 +283,15 @@ static int read_version(struct vs_store *s, int *version, struct vs_err *err) {
   PGresult *r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
                     "SELECT to_regclass('vmscope_schema') IS NOT NULL", 0, NULL, err);
   if (!r) return -1;
-  bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-  PQclear(r);
+  bool exists = strcmp(sym_PQgetvalue(r, 0, 0), "t") == 0;
+  sym_PQclear(r);
   *version = 0;
   if (!exists) return 0;
   if (!(r = run(s, "reading the schema's version", PGRES_TUPLES_OK,
                 "SELECT coalesce(max(version), 0) FROM vmscope_schema", 0, NULL, err)))
     return -1;
-  *version = atoi(PQgetvalue(r, 0, 0));
-  PQclear(r);
+  *version = atoi(sym_PQgetvalue(r, 0, 0));
+  sym_PQclear(r);
   return 0;
 }
 
@@ -302,14 +312,14 @@ static int migrate(struct vs_store *s, struct vs_err *err) {
   PGresult *r = run(s, "locking the schema", PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(7666)",
                     0, NULL, err);
   int rc = r ? 0 : -1;
-  PQclear(r);
+  sym_PQclear(r);
   if (rc == 0)
     rc = exec(s, "creating vmscope_schema",
               "CREATE TABLE IF NOT EXISTS vmscope_schema (version integer NOT NULL)", 0, NULL, err);
   if (rc == 0) rc = read_version(s, &version, err);
   for (size_t i = (size_t)version; rc == 0 && i < n; i++) {
-    PGresult *m = PQexec(s->conn, migrations[i]);
-    if (PQresultStatus(m) != PGRES_COMMAND_OK) {
+    PGresult *m = sym_PQexec(s->conn, migrations[i]);
+    if (sym_PQresultStatus(m) != PGRES_COMMAND_OK) {
       char *what = vs_xasprintf("migrating the schema to version %zu (by its owner, a role "
                                 "that may create tables and roles)",
                                 i + 1);
@@ -317,7 +327,7 @@ static int migrate(struct vs_store *s, struct vs_err *err) {
       free(what);
       break;
     }
-    PQclear(m);
+    sym_PQclear(m);
     char v[16];
     snprintf(v, sizeof(v), "%zu", i + 1);
     const char *p[] = {v};
@@ -330,9 +340,9 @@ static int migrate(struct vs_store *s, struct vs_err *err) {
 /* Connects (again) and migrates: a new session holds no advisory lock, so the election is run
  * again too. */
 static int connect_store(struct vs_store *s, struct vs_err *err) {
-  if (s->conn && PQstatus(s->conn) == CONNECTION_OK && s->migrated) return 0;
+  if (s->conn && sym_PQstatus(s->conn) == CONNECTION_OK && s->migrated) return 0;
   s->elected = s->migrated = false;
-  if (s->conn) PQfinish(s->conn);
+  if (s->conn) sym_PQfinish(s->conn);
   char timeout[32];
   snprintf(timeout, sizeof(timeout), "%d", s->connect_timeout);
   const char *keys[8], *values[8];
@@ -347,15 +357,16 @@ static int connect_store(struct vs_store *s, struct vs_err *err) {
     keys[k] = "sslrootcert", values[k++] = s->ca_file;
   }
   keys[k] = NULL, values[k] = NULL;
-  s->conn = PQconnectdbParams(keys, values, 1);
-  if (PQstatus(s->conn) != CONNECTION_OK) return pq_fail(s, NULL, "cannot connect", err);
-  PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+  s->conn = sym_PQconnectdbParams(keys, values, 1);
+  if (sym_PQstatus(s->conn) != CONNECTION_OK) return pq_fail(s, NULL, "cannot connect", err);
+  sym_PQclear(sym_PQexec(s->conn, "SET client_min_messages = warning"));
   if (migrate(s, err) < 0) return -1;
   s->migrated = true;
   return 0;
 }
 
 struct vs_store *vs_store_new(const struct vs_store_opts *o, struct vs_err *err) {
+  if (vs_dl_load(&pq_lib, err) < 0) return NULL;
   _cleanup_(vs_store_freep) struct vs_store *s = vs_xcalloc(1, sizeof(*s));
   s->url = vs_xstrdup(o->url);
   s->safe_url = vs_store_url_safe(o->url);
@@ -376,7 +387,7 @@ struct vs_store *vs_store_open(const struct vs_store_opts *o, struct vs_err *err
 
 void vs_store_free(struct vs_store *s) {
   if (!s) return;
-  if (s->conn) PQfinish(s->conn);
+  if (s->conn) sym_PQfinish(s->conn);
   if (s->password) explicit_bzero(s->password, strlen(s->password));
   free(s->password);
   free(s->url);
@@ -441,16 +452,16 @@ static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
                     1, p, err);
   if (!r) return NULL;
   json_t *rows = json_array();
-  for (int i = 0; i < PQntuples(r); i++) {
+  for (int i = 0; i < sym_PQntuples(r); i++) {
     json_t *row = json_array();
     for (int col = 0; col < 4; col++)
-      json_array_append_new(
-          row, PQgetisnull(r, i, col)
-                   ? json_null()
-                   : json_stringn_nocheck(PQgetvalue(r, i, col), (size_t)PQgetlength(r, i, col)));
+      json_array_append_new(row, sym_PQgetisnull(r, i, col)
+                                     ? json_null()
+                                     : json_stringn_nocheck(sym_PQgetvalue(r, i, col),
+                                                            (size_t)sym_PQgetlength(r, i, col)));
     json_array_append_new(rows, row);
   }
-  PQclear(r);
+  sym_PQclear(r);
   return rows;
 }
 
@@ -611,16 +622,16 @@ int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f
 }
 
 bool vs_store_elected(struct vs_store *s) {
-  if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) return s->elected = false;
+  if (!s->conn || sym_PQstatus(s->conn) != CONNECTION_OK) return s->elected = false;
   if (s->elected) return true;
   char key[32];
   snprintf(key, sizeof(key), "%lld", ELECTION_LOCK);
   const char *p[] = {key};
-  PGresult *r =
-      PQexecParams(s->conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, p, NULL, NULL, 0);
-  s->elected = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-               strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-  PQclear(r);
+  PGresult *r = sym_PQexecParams(s->conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, p,
+                                 NULL, NULL, 0);
+  s->elected = sym_PQresultStatus(r) == PGRES_TUPLES_OK && sym_PQntuples(r) == 1 &&
+               strcmp(sym_PQgetvalue(r, 0, 0), "t") == 0;
+  sym_PQclear(r);
   return s->elected;
 }
 
@@ -633,20 +644,20 @@ json_t *vs_store_rankings(struct vs_store *s, const char *vm, struct vs_err *err
                     1, p, err);
   if (!r) return NULL;
   json_t *out = json_array();
-  for (int i = 0; i < PQntuples(r); i++) {
-    json_t *d = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL);
+  for (int i = 0; i < sym_PQntuples(r); i++) {
+    json_t *d = json_loadb(sym_PQgetvalue(r, i, 1), (size_t)sym_PQgetlength(r, i, 1), 0, NULL);
     if (!json_is_object(d)) {
       vs_err_set(err, EINVAL, "fleet store %s: a ranking of host %s is not a JSON object",
-                 s->safe_url, PQgetvalue(r, i, 0));
+                 s->safe_url, sym_PQgetvalue(r, i, 0));
       json_decref(d);
       json_decref(out);
-      PQclear(r);
+      sym_PQclear(r);
       return NULL;
     }
-    json_object_set_new(d, "host", json_string(PQgetvalue(r, i, 0)));
+    json_object_set_new(d, "host", json_string(sym_PQgetvalue(r, i, 0)));
     json_array_append_new(out, d);
   }
-  PQclear(r);
+  sym_PQclear(r);
   return out;
 }
 
@@ -661,17 +672,17 @@ struct vs_fleet_findings *vs_store_last_fleet(struct vs_store *s, struct vs_err 
                     "FROM vmscope_fleet_findings ORDER BY found_at DESC LIMIT 1",
                     1, p, err);
   if (!r) return NULL;
-  if (PQntuples(r) == 0) {
-    PQclear(r);
+  if (sym_PQntuples(r) == 0) {
+    sym_PQclear(r);
     return vs_xcalloc(1, sizeof(struct vs_fleet_findings));
   }
   struct vs_fleet_findings *f = NULL;
   json_error_t je = {0};
   struct vs_err why = {0};
   json_t *j = NULL;
-  if (PQgetisnull(r, 0, 1))
-    vs_err_set(&why, EFBIG, "%s bytes, more than %u", PQgetvalue(r, 0, 2), VS_STORE_MAX_DOC);
-  else if (!(j = json_loadb(PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+  if (sym_PQgetisnull(r, 0, 1))
+    vs_err_set(&why, EFBIG, "%s bytes, more than %u", sym_PQgetvalue(r, 0, 2), VS_STORE_MAX_DOC);
+  else if (!(j = json_loadb(sym_PQgetvalue(r, 0, 1), (size_t)sym_PQgetlength(r, 0, 1),
                             JSON_REJECT_DUPLICATES, &je)))
     vs_err_set(&why, EINVAL, "%s", je.text);
   else
@@ -680,8 +691,8 @@ struct vs_fleet_findings *vs_store_last_fleet(struct vs_store *s, struct vs_err 
   if (!f)
     vs_err_set(err, why.code,
                "fleet store %s: the fleet findings host %s published are refused: %s", s->safe_url,
-               PQgetvalue(r, 0, 0), vs_err_msg(&why));
+               sym_PQgetvalue(r, 0, 0), vs_err_msg(&why));
   vs_err_clear(&why);
-  PQclear(r);
+  sym_PQclear(r);
   return f;
 }

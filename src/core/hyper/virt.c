@@ -17,6 +17,26 @@
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
 
+#include "dl.h"
+
+/* libvirt is opened on the first connection (dl.h): a command that reads images only does not
+ * pay for its 50-odd shared objects at start-up. */
+/* clang-format off */
+#define VIRT_SYMBOLS(X) X(virConnectClose) X(virConnectDomainEventDeregisterAny)                  \
+  X(virConnectDomainEventRegisterAny) X(virConnectGetType) X(virConnectGetURI)                    \
+  X(virConnectIsAlive) X(virConnectListAllDomains) X(virConnectOpen) X(virConnectOpenReadOnly)    \
+  X(virDomainAbortJob) X(virDomainBackupBegin) X(virDomainBackupGetXMLDesc) X(virDomainBlockCopy) \
+  X(virDomainBlockJobAbort) X(virDomainFSFreeze) X(virDomainFSThaw) X(virDomainFree)              \
+  X(virDomainGetBlockInfo) X(virDomainGetBlockJobInfo) X(virDomainGetName)                        \
+  X(virDomainGetUUIDString) X(virDomainGetXMLDesc) X(virDomainIsActive) X(virDomainLookupByName)  \
+  X(virDomainLookupByUUIDString) X(virEventRegisterDefaultImpl) X(virEventRunDefaultImpl)         \
+  X(virGetLastError) X(virGetLastErrorMessage) X(virInitialize) X(virResetLastError)              \
+  X(virSetErrorFunc)
+/* clang-format on */
+VS_DL_LIBRARY(virt_lib, VS_SONAME_VIRT, "libvirt0", VIRT_SYMBOLS);
+#define VIRT_QEMU_SYMBOLS(X) X(virDomainQemuAgentCommand) X(virDomainQemuMonitorCommand)
+VS_DL_LIBRARY(virt_qemu_lib, VS_SONAME_VIRT_QEMU, "libvirt0", VIRT_QEMU_SYMBOLS);
+
 struct vs_virt {
   virConnectPtr conn;
   char *uri;
@@ -30,13 +50,20 @@ static void quiet(void *ctx, virErrorPtr e) {
 }
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_libvirt(void) {
-  virInitialize();
-  virSetErrorFunc(NULL, quiet);
-  xmlInitParser();
+  sym_virInitialize();
+  sym_virSetErrorFunc(NULL, quiet);
+}
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+/* Before the first call into libvirt: 0, or -1 when it cannot be loaded (ERR says why). */
+static int load_libvirt(struct vs_err *err) {
+  if (vs_dl_load(&virt_lib, err) < 0 || vs_dl_load(&virt_qemu_lib, err) < 0) return -1;
+  pthread_once(&init_once, init_libvirt);
+  return 0;
 }
 
 static int libvirt_error(struct vs_err *err, const char *fmt, const char *what) {
-  const char *msg = virGetLastErrorMessage();
+  const char *msg = sym_virGetLastErrorMessage();
   char *ctx = vs_xasprintf(fmt, what);
   vs_err_set(err, EIO, "%s: %s", ctx, msg ? msg : "unknown libvirt error");
   free(ctx);
@@ -50,11 +77,11 @@ static bool events_running;
 static void *run_events(void *arg) {
   (void)arg;
   for (;;)
-    if (virEventRunDefaultImpl() < 0) usleep(100000);
+    if (sym_virEventRunDefaultImpl() < 0) usleep(100000);
   return NULL;
 }
 static void start_events(void) {
-  if (virEventRegisterDefaultImpl() < 0) return;
+  if (sym_virEventRegisterDefaultImpl() < 0) return;
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -64,8 +91,8 @@ static void start_events(void) {
 }
 
 struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err) {
-  pthread_once(&init_once, init_libvirt);
-  virConnectPtr conn = read_only ? virConnectOpenReadOnly(uri) : virConnectOpen(uri);
+  if (load_libvirt(err) < 0) return NULL;
+  virConnectPtr conn = read_only ? sym_virConnectOpenReadOnly(uri) : sym_virConnectOpen(uri);
   if (!conn) {
     libvirt_error(err, "cannot connect to libvirt at %s", uri ? uri : "(default URI)");
     return NULL;
@@ -73,7 +100,7 @@ struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err
   struct vs_virt *v = vs_xcalloc(1, sizeof(*v));
   v->conn = conn;
   v->lifecycle_callback = -1;
-  char *actual = virConnectGetURI(conn);
+  char *actual = sym_virConnectGetURI(conn);
   v->uri = vs_xstrdup(actual ? actual : uri ? uri : "");
   free(actual);
   return v;
@@ -82,8 +109,8 @@ struct vs_virt *vs_virt_open(const char *uri, bool read_only, struct vs_err *err
 void vs_virt_close(struct vs_virt *v) {
   if (!v) return;
   if (v->lifecycle_callback >= 0)
-    virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_callback);
-  virConnectClose(v->conn);
+    sym_virConnectDomainEventDeregisterAny(v->conn, v->lifecycle_callback);
+  sym_virConnectClose(v->conn);
   free(v->uri);
   free(v);
 }
@@ -93,7 +120,7 @@ void vs_virt_closep(struct vs_virt **v) {
 }
 
 bool vs_virt_alive(struct vs_virt *v) {
-  return v && virConnectIsAlive(v->conn) == 1;
+  return v && sym_virConnectIsAlive(v->conn) == 1;
 }
 
 const char *vs_virt_uri(const struct vs_virt *v) {
@@ -106,21 +133,21 @@ static int cmp_domain(const void *a, const void *b) {
 
 int vs_virt_domains(struct vs_virt *v, struct vs_domain **out, size_t *n, struct vs_err *err) {
   virDomainPtr *doms = NULL;
-  int count = virConnectListAllDomains(v->conn, &doms, 0);
+  int count = sym_virConnectListAllDomains(v->conn, &doms, 0);
   if (count < 0) return libvirt_error(err, "%s: cannot list domains", v->uri);
   struct vs_domain *list = vs_xcalloc((size_t)count + 1, sizeof(*list));
   size_t got = 0;
   for (int i = 0; i < count; i++) {
     /* A domain that vanishes between the listing and these calls is simply not listed. */
-    const char *name = virDomainGetName(doms[i]);
+    const char *name = sym_virDomainGetName(doms[i]);
     char uuid[VIR_UUID_STRING_BUFLEN];
-    int active = virDomainIsActive(doms[i]);
-    char *xml = virDomainGetXMLDesc(doms[i], 0);
-    if (name && xml && active >= 0 && virDomainGetUUIDString(doms[i], uuid) == 0)
+    int active = sym_virDomainIsActive(doms[i]);
+    char *xml = sym_virDomainGetXMLDesc(doms[i], 0);
+    if (name && xml && active >= 0 && sym_virDomainGetUUIDString(doms[i], uuid) == 0)
       list[got++] = (struct vs_domain){vs_xstrdup(name), vs_xstrdup(uuid), active == 1, xml};
     else
       free(xml);
-    virDomainFree(doms[i]);
+    sym_virDomainFree(doms[i]);
   }
   free(doms);
   qsort(list, got, sizeof(*list), cmp_domain);
@@ -152,7 +179,7 @@ static void xml_free(struct xml *x) {
 
 static int xml_parse(const char *text, const char *what, struct xml *x, struct vs_err *err) {
   /* (ERR may be NULL for callers that only need to know whether it parsed.) */
-  pthread_once(&init_once, init_libvirt);
+  pthread_once(&xml_once, xmlInitParser);
   *x = (struct xml){0};
   /* No network, no entity expansion: a domain XML has no business with either. */
   x->doc = xmlReadMemory(text, (int)strnlen(text, 64u << 20), "domain.xml", NULL,
@@ -418,7 +445,7 @@ int vs_virt_xml_disks(const char *text, const char *what, struct vs_disk **out, 
 }
 
 char *vs_virt_agent_spec(struct vs_virt *v, const char *xml) {
-  const char *type = v ? virConnectGetType(v->conn) : NULL;
+  const char *type = v ? sym_virConnectGetType(v->conn) : NULL;
   if (type && strcmp(type, "QEMU") == 0) return vs_xstrdup("libvirt");
   struct xml x;
   if (!xml || xml_parse(xml, "domain", &x, NULL) < 0) return vs_xstrdup("libvirt");
@@ -494,7 +521,7 @@ static bool dac_owner(struct xml *x, uid_t *uid, gid_t *gid) {
 static int make_scratch(struct vs_backup *b, const char *target, const char *path, bool owned,
                         uid_t uid, gid_t gid, struct vs_err *err) {
   virDomainBlockInfo info;
-  if (virDomainGetBlockInfo(b->dom, target, &info, 0) < 0) {
+  if (sym_virDomainGetBlockInfo(b->dom, target, &info, 0) < 0) {
     char *disk = vs_xasprintf("%s: disk %s", b->name, target);
     libvirt_error(err, "%s: its size is unknown", disk);
     free(disk);
@@ -515,9 +542,9 @@ static bool is_listed(const char *const *targets, size_t n, const char *t) {
 
 void vs_virt_backup_end(struct vs_backup *b) {
   if (!b) return;
-  if (b->running && virDomainAbortJob(b->dom) < 0)
+  if (b->running && sym_virDomainAbortJob(b->dom) < 0)
     vs_log(VS_LOG_WARNING, "%s: ending the backup job failed: %s", b->name,
-           virGetLastErrorMessage());
+           sym_virGetLastErrorMessage());
   for (size_t i = 0; i < b->n_scratch; i++) {
     unlink(b->scratch[i]);
     free(b->scratch[i]);
@@ -529,7 +556,7 @@ void vs_virt_backup_end(struct vs_backup *b) {
   free(b->socket);
   free(b->dir);
   free(b->name);
-  if (b->dom) virDomainFree(b->dom);
+  if (b->dom) sym_virDomainFree(b->dom);
   free(b);
 }
 
@@ -538,17 +565,17 @@ void vs_virt_backup_end(struct vs_backup *b) {
  * progress"): end it. Ours is known by its NBD socket under DIR/vmscope-backup-*; a job of
  * anyone else is left alone, and the begin that follows fails saying so. */
 static void end_stale_backup(struct vs_backup *b, const char *dir) {
-  char *xml = virDomainBackupGetXMLDesc(b->dom, 0);
+  char *xml = sym_virDomainBackupGetXMLDesc(b->dom, 0);
   if (!xml) {
-    virResetLastError(); /* no backup job: the usual case */
+    sym_virResetLastError(); /* no backup job: the usual case */
     return;
   }
   char *mine = vs_xasprintf("socket='%s/vmscope-backup-", dir);
   char *mine_dq = vs_xasprintf("socket=\"%s/vmscope-backup-", dir);
   if (strstr(xml, mine) || strstr(xml, mine_dq)) {
     vs_log(VS_LOG_WARNING, "%s: ending a backup job an earlier snapshot left running", b->name);
-    if (virDomainAbortJob(b->dom) < 0)
-      vs_log(VS_LOG_WARNING, "%s: ending it failed: %s", b->name, virGetLastErrorMessage());
+    if (sym_virDomainAbortJob(b->dom) < 0)
+      vs_log(VS_LOG_WARNING, "%s: ending it failed: %s", b->name, sym_virGetLastErrorMessage());
   }
   free(mine);
   free(mine_dq);
@@ -593,11 +620,11 @@ static bool owed_thaw(const char *uuid, bool take) {
 /* Thaws B's guest when an earlier snapshot of ours left it frozen. */
 static void settle_thaw(struct vs_backup *b, const char *uuid) {
   if (!owed_thaw(uuid, false)) return;
-  if (virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
+  if (sym_virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
     vs_log(VS_LOG_WARNING,
            "%s: the guest's file systems, frozen by an earlier snapshot, still cannot be thawed: "
            "%s (tried again at the next snapshot)",
-           b->name, virGetLastErrorMessage());
+           b->name, sym_virGetLastErrorMessage());
     return;
   }
   owed_thaw(uuid, true);
@@ -611,7 +638,7 @@ static void settle_thaw(struct vs_backup *b, const char *uuid) {
  * every other disk of the domain left out. */
 static int prepare_job(struct vs_backup *b, const char *const *targets, size_t n, struct vs_buf *bx,
                        struct vs_err *err) {
-  char *xml = virDomainGetXMLDesc(b->dom, 0);
+  char *xml = sym_virDomainGetXMLDesc(b->dom, 0);
   struct xml x;
   bool parsed = xml && xml_parse(xml, b->name, &x, NULL) == 0;
   free(xml);
@@ -646,13 +673,13 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
                                        bool *quiesced, struct vs_err *err) {
   *quiesced = false;
   struct vs_backup *b = vs_xcalloc(1, sizeof(*b));
-  b->dom = virDomainLookupByUUIDString(v->conn, uuid);
+  b->dom = sym_virDomainLookupByUUIDString(v->conn, uuid);
   if (!b->dom) {
     libvirt_error(err, "domain %s is gone", uuid);
     vs_virt_backup_end(b);
     return NULL;
   }
-  const char *name = virDomainGetName(b->dom);
+  const char *name = sym_virDomainGetName(b->dom);
   b->name = vs_xstrdup(name ? name : uuid);
   settle_thaw(b, uuid);
   end_stale_backup(b, dir);
@@ -683,22 +710,22 @@ struct vs_backup *vs_virt_backup_begin(struct vs_virt *v, const char *uuid,
 
   /* Freeze through the agent if there is one: then the point in time is a consistent one. */
   double t0 = vs_now_monotonic();
-  *quiesced = virDomainFSFreeze(b->dom, NULL, 0, 0) >= 0;
+  *quiesced = sym_virDomainFSFreeze(b->dom, NULL, 0, 0) >= 0;
   double frozen_at = vs_now_monotonic();
   if (!*quiesced)
     vs_log(VS_LOG_DEBUG, "%s: no file system freeze (%s); the backup is crash-consistent", b->name,
-           virGetLastErrorMessage());
+           sym_virGetLastErrorMessage());
   /* The scratch files are ours (made above, removed by vs_virt_backup_end): libvirt only labels
    * them for QEMU and back. */
-  int rc = virDomainBackupBegin(b->dom, bx.data, NULL, VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL);
+  int rc = sym_virDomainBackupBegin(b->dom, bx.data, NULL, VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL);
   if (rc < 0) libvirt_error(err, "%s: the backup job did not begin", b->name);
   double begun_at = vs_now_monotonic();
-  if (*quiesced && virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
+  if (*quiesced && sym_virDomainFSThaw(b->dom, NULL, 0, 0) < 0) {
     owe_thaw(uuid);
     vs_log(VS_LOG_WARNING,
            "%s: thawing the guest's file systems failed: %s (tried again before its next "
            "snapshot)",
-           b->name, virGetLastErrorMessage());
+           b->name, sym_virGetLastErrorMessage());
   }
   if (*quiesced) b->frozen_seconds = vs_now_monotonic() - frozen_at;
   vs_log(VS_LOG_DEBUG, "%s: the freeze took %.1f ms, the backup's begin %.1f ms, the thaw %.1f ms",
@@ -727,24 +754,24 @@ int vs_virt_agent_command(struct vs_virt *v, const char *domain, const char *jso
                           char **reply, int *libvirt_code, struct vs_err *err) {
   *reply = NULL;
   *libvirt_code = 0;
-  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
-  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  virDomainPtr dom = sym_virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = sym_virDomainLookupByName(v->conn, domain);
   if (!dom) {
-    virErrorPtr e = virGetLastError();
+    virErrorPtr e = sym_virGetLastError();
     *libvirt_code = e ? e->code : VIR_ERR_NO_DOMAIN;
     return libvirt_error(err, "domain %s", domain);
   }
-  char *r = virDomainQemuAgentCommand(dom, json, timeout_s, 0);
+  char *r = sym_virDomainQemuAgentCommand(dom, json, timeout_s, 0);
   if (!r) {
     /* Read the error before any other libvirt call, which would reset it. */
-    virErrorPtr e = virGetLastError();
+    virErrorPtr e = sym_virGetLastError();
     *libvirt_code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
     char *msg = vs_xstrdup(e && e->message ? e->message : "unknown libvirt error");
-    const char *name = virDomainGetName(dom);
+    const char *name = sym_virDomainGetName(dom);
     vs_err_set(err, EIO, "%s: guest agent: %s", name ? name : domain, msg);
     free(msg);
   }
-  virDomainFree(dom);
+  sym_virDomainFree(dom);
   *reply = r;
   return r ? 0 : -1;
 }
@@ -759,7 +786,9 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 }
 
 void vs_virt_enable_events(void) {
-  pthread_once(&init_once, init_libvirt);
+  /* Without libvirt there is no event loop: vs_virt_open then says why, and
+   * vs_virt_watch_lifecycle that the loop did not start. */
+  if (load_libvirt(NULL) < 0) return;
   pthread_once(&events_once, start_events);
 }
 
@@ -767,8 +796,8 @@ int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs
   if (!events_running) return vs_err_set(err, EIO, "libvirt's event loop did not start");
   if (v->lifecycle_callback >= 0) return 0;
   v->lifecycle_callback =
-      virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                       VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), counter, NULL);
+      sym_virConnectDomainEventRegisterAny(v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                           VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), counter, NULL);
   if (v->lifecycle_callback < 0) return libvirt_error(err, "%s: lifecycle events", v->uri);
   return 0;
 }
@@ -776,12 +805,12 @@ int vs_virt_watch_lifecycle(struct vs_virt *v, unsigned long *counter, struct vs
 int vs_virt_monitor_command(struct vs_virt *v, const char *domain, const char *json, char **reply,
                             struct vs_err *err) {
   *reply = NULL;
-  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
-  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  virDomainPtr dom = sym_virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = sym_virDomainLookupByName(v->conn, domain);
   if (!dom) return libvirt_error(err, "domain %s", domain);
-  int rc = virDomainQemuMonitorCommand(dom, json, reply, 0);
+  int rc = sym_virDomainQemuMonitorCommand(dom, json, reply, 0);
   if (rc < 0) libvirt_error(err, "%s: QEMU monitor", domain);
-  virDomainFree(dom);
+  sym_virDomainFree(dom);
   return rc < 0 ? -1 : 0;
 }
 
@@ -797,8 +826,8 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
                              const char *dest, int timeout_s, double *pivot_seconds,
                              struct vs_err *err) {
   *pivot_seconds = 0;
-  virDomainPtr dom = virDomainLookupByUUIDString(v->conn, domain);
-  if (!dom) dom = virDomainLookupByName(v->conn, domain);
+  virDomainPtr dom = sym_virDomainLookupByUUIDString(v->conn, domain);
+  if (!dom) dom = sym_virDomainLookupByName(v->conn, domain);
   if (!dom) return libvirt_error(err, "domain %s", domain);
   xmlChar *esc = xmlEncodeSpecialChars(NULL, (const xmlChar *)dest);
   char *xml = vs_xasprintf("<disk type='file'><source file='%s'/><driver type='qcow2'/></disk>",
@@ -810,13 +839,13 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
    * wait for it here rather than leave it to be recovered. */
   unsigned flags = VIR_DOMAIN_BLOCK_COPY_SHALLOW | VIR_DOMAIN_BLOCK_COPY_REUSE_EXT |
                    VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
-  int rc = virDomainBlockCopy(dom, target, xml, NULL, 0, flags);
+  int rc = sym_virDomainBlockCopy(dom, target, xml, NULL, 0, flags);
   free(xml);
   if (rc < 0) {
     char *what = vs_xasprintf("%s: disk %s: block copy onto %s", domain, target, dest);
     libvirt_error(err, "%s", what);
     free(what);
-    virDomainFree(dom);
+    sym_virDomainFree(dom);
     return -1;
   }
   /* Ready when the mirror has caught up: libvirt reports cur == end only then. The pivot is
@@ -826,9 +855,9 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
   char *why = NULL;
   while (!pivoted && vs_now_monotonic() < deadline) {
     virDomainBlockJobInfo info;
-    int r = virDomainGetBlockJobInfo(dom, target, &info, 0);
+    int r = sym_virDomainGetBlockJobInfo(dom, target, &info, 0);
     if (r < 0) {
-      why = vs_xasprintf("the job's state: %s", virGetLastErrorMessage());
+      why = vs_xasprintf("the job's state: %s", sym_virGetLastErrorMessage());
       break;
     }
     if (r == 0) {
@@ -837,23 +866,23 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
     }
     if (info.end > 0 && info.cur == info.end) {
       double t0 = vs_now_monotonic();
-      if (virDomainBlockJobAbort(dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) == 0) {
+      if (sym_virDomainBlockJobAbort(dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) == 0) {
         *pivot_seconds = vs_now_monotonic() - t0;
         pivoted = true;
         break;
       }
       free(why);
-      why = vs_xasprintf("pivot: %s", virGetLastErrorMessage());
+      why = vs_xasprintf("pivot: %s", sym_virGetLastErrorMessage());
     }
     usleep(20000);
   }
   if (!pivoted) {
     if (!why) why = vs_xasprintf("the copy was not ready within %d s", timeout_s);
-    virDomainBlockJobAbort(dom, target, 0); /* the domain keeps running on its old chain */
+    sym_virDomainBlockJobAbort(dom, target, 0); /* the domain keeps running on its old chain */
     vs_err_set(err, EIO, "%s: disk %s: block copy onto %s: %s; cancelled, the disk is unchanged",
                domain, target, dest, why);
   }
   free(why);
-  virDomainFree(dom);
+  sym_virDomainFree(dom);
   return pivoted ? 0 : -1;
 }

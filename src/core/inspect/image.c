@@ -1,6 +1,8 @@
 #include "image.h"
 #include "image_yal.h"
 
+#include "dl.h"
+
 #include <blkid.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,14 @@
 #include <libnbd.h>
 #include <openssl/evp.h>
 #include <zstd.h>
+
+/* libnbd is opened with the first NBD export (dl.h): reading image files does not load it. */
+/* clang-format off */
+#define NBD_SYMBOLS(X) X(nbd_add_meta_context) X(nbd_block_status) X(nbd_can_meta_context)        \
+  X(nbd_close) X(nbd_connect_uri) X(nbd_create) X(nbd_get_errno) X(nbd_get_error) X(nbd_get_size) \
+  X(nbd_pread) X(nbd_shutdown)
+/* clang-format on */
+VS_DL_LIBRARY(nbd_lib, VS_SONAME_NBD, "libnbd0", NBD_SYMBOLS);
 
 #define QCOW_MAGIC 0x514649fbu
 #define QCOW_OFLAG_COMPRESSED (1ULL << 62)
@@ -103,8 +113,8 @@ void vs_image_close(struct vs_image *img) {
   vs_yal_close(img->yal);
   if (img->fd >= 0) close(img->fd);
   if (img->nbd) {
-    nbd_shutdown(img->nbd, 0);
-    nbd_close(img->nbd);
+    sym_nbd_shutdown(img->nbd, 0);
+    sym_nbd_close(img->nbd);
   }
   for (int i = 0; i < L2_CACHE; i++)
     free(img->l2[i].data);
@@ -490,28 +500,29 @@ bool vs_image_is_nbd_uri(const char *path) {
 /* An NBD export, as a libvirt pull-mode backup serves each disk: the guest's view of the disk
  * at the moment the job began, whatever its format on the host. */
 static struct vs_image *open_nbd(const char *uri, struct vs_err *err) {
+  if (vs_dl_load(&nbd_lib, err) < 0) return NULL;
   _cleanup_(vs_image_closep) struct vs_image *img = vs_xcalloc(1, sizeof(*img));
   img->fd = -1;
   img->path = printable(uri, strlen(uri));
-  img->nbd = nbd_create();
+  img->nbd = sym_nbd_create();
   if (!img->nbd) {
-    vs_err_set(err, ENOMEM, "%s: libnbd: %s", img->path, nbd_get_error());
+    vs_err_set(err, ENOMEM, "%s: libnbd: %s", img->path, sym_nbd_get_error());
     return NULL;
   }
   /* Block status tells holes from data, so reading the unallocated parts costs no transfer. */
-  nbd_add_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION);
-  if (nbd_connect_uri(img->nbd, uri) < 0) {
-    vs_err_set(err, nbd_get_errno() ? nbd_get_errno() : EIO, "%s: cannot connect: %s", img->path,
-               nbd_get_error());
+  sym_nbd_add_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION);
+  if (sym_nbd_connect_uri(img->nbd, uri) < 0) {
+    vs_err_set(err, sym_nbd_get_errno() ? sym_nbd_get_errno() : EIO, "%s: cannot connect: %s",
+               img->path, sym_nbd_get_error());
     return NULL;
   }
-  int64_t size = nbd_get_size(img->nbd);
+  int64_t size = sym_nbd_get_size(img->nbd);
   if (size < 0) {
-    vs_err_set(err, EIO, "%s: the export has no size: %s", img->path, nbd_get_error());
+    vs_err_set(err, EIO, "%s: the export has no size: %s", img->path, sym_nbd_get_error());
     return NULL;
   }
   img->size = img->file_size = (uint64_t)size;
-  img->nbd_extents = nbd_can_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+  img->nbd_extents = sym_nbd_can_meta_context(img->nbd, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
   return vs_steal(&img);
 }
 
@@ -758,8 +769,8 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
   while (!failed && pos < end) {
     struct nbd_extents x = {.off = pos, .len = end - pos, .done = pos};
     if (img->nbd_extents &&
-        nbd_block_status(img->nbd, end - pos, pos,
-                         (nbd_extent_callback){.callback = nbd_extent, .user_data = &x}, 0) < 0)
+        sym_nbd_block_status(img->nbd, end - pos, pos,
+                             (nbd_extent_callback){.callback = nbd_extent, .user_data = &x}, 0) < 0)
       x.n = 0;
     if (x.n == 0) { /* no description: read the rest */
       x.parts[0].start = pos;
@@ -772,8 +783,8 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
       size_t n = (size_t)(x.parts[i].end - x.parts[i].start);
       if (x.parts[i].zero)
         memset(dst, 0, n);
-      else if (nbd_pread(img->nbd, dst, n, x.parts[i].start, 0) < 0)
-        failed = nbd_get_errno() ? nbd_get_errno() : EIO;
+      else if (sym_nbd_pread(img->nbd, dst, n, x.parts[i].start, 0) < 0)
+        failed = sym_nbd_get_errno() ? sym_nbd_get_errno() : EIO;
       else
         img->bytes_read += n;
       pos = x.parts[i].end;
@@ -781,7 +792,7 @@ static int nbd_read_range(struct vs_image *img, uint8_t *buf, size_t len, uint64
   }
   if (failed)
     return vs_err_set(err, failed, "%s: reading %zu bytes at %" PRIu64 " failed: %s", img->path,
-                      len, off, nbd_get_error() ? nbd_get_error() : strerror(failed));
+                      len, off, sym_nbd_get_error() ? sym_nbd_get_error() : strerror(failed));
   return 0;
 }
 
@@ -1088,7 +1099,9 @@ out:
 
 int vs_image_probe_volume(struct vs_image *img, struct vs_volume *v, struct vs_err *err) {
   if (v->offset >= img->size || v->size > img->size - v->offset)
-    return vs_err_set(err, EINVAL, "%s: a volume at %" PRIu64 " of %" PRIu64 " bytes ends past the end of the disk (%" PRIu64 " bytes)",
+    return vs_err_set(err, EINVAL,
+                      "%s: a volume at %" PRIu64 " of %" PRIu64
+                      " bytes ends past the end of the disk (%" PRIu64 " bytes)",
                       img->path, v->offset, v->size, img->size);
   struct probe_map pm = {.fd = memfd_create("vmscope-probe", MFD_CLOEXEC)};
   if (pm.fd < 0) return vs_err_set(err, errno, "memfd_create: %s", strerror(errno));

@@ -1,6 +1,7 @@
 /* The guestfs backend of source.h: one libguestfs appliance for a batch of images. */
 #include "source_guestfs.h"
 
+#include "dl.h"
 #include "extract.h"
 
 #include "strmap.h"
@@ -19,6 +20,23 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* libguestfs is opened when an appliance is first wanted (dl.h): the direct reader's commands
+ * do not load it. */
+/* clang-format off */
+#define GUESTFS_SYMBOLS(X) X(guestfs_add_drive_opts) X(guestfs_case_sensitive_path)               \
+  X(guestfs_close) X(guestfs_create) X(guestfs_device_index) X(guestfs_download)                  \
+  X(guestfs_filesize) X(guestfs_free_application2_list) X(guestfs_free_lvm_pv_list)               \
+  X(guestfs_free_statns) X(guestfs_glob_expand_opts) X(guestfs_inspect_get_mountpoints)           \
+  X(guestfs_inspect_get_package_format) X(guestfs_inspect_get_type)                               \
+  X(guestfs_inspect_get_windows_systemroot) X(guestfs_inspect_list_applications2)                 \
+  X(guestfs_inspect_os) X(guestfs_is_dir_opts) X(guestfs_is_file_opts) X(guestfs_is_lv)           \
+  X(guestfs_is_symlink) X(guestfs_last_error) X(guestfs_launch) X(guestfs_lstatns)                \
+  X(guestfs_lvm_canonical_lv_name) X(guestfs_mount_ro) X(guestfs_part_to_dev) X(guestfs_pread)    \
+  X(guestfs_pvs_full) X(guestfs_readlink) X(guestfs_realpath) X(guestfs_set_error_handler)        \
+  X(guestfs_tar_out_opts) X(guestfs_umount_all) X(guestfs_vgpvuuids)
+/* clang-format on */
+VS_DL_LIBRARY(guestfs_lib, VS_SONAME_GUESTFS, "libguestfs0", GUESTFS_SYMBOLS);
 
 #define MAX_FETCHED 10000
 #define MAX_DOWNLOAD (4u << 20)
@@ -54,7 +72,7 @@ static void free_strings(char **v) {
 }
 
 static int gerr(struct vs_guestfs *gfs, struct vs_err *err, const char *what) {
-  const char *msg = guestfs_last_error(gfs->g);
+  const char *msg = sym_guestfs_last_error(gfs->g);
   return vs_err_set(err, EIO, "libguestfs: %s: %s", what, msg ? msg : "failed");
 }
 
@@ -123,7 +141,7 @@ static int launch_with_deadline(guestfs_h *g, bool *timed_out) {
   struct watchdog w = {.lock = PTHREAD_MUTEX_INITIALIZER, .done_cond = PTHREAD_COND_INITIALIZER};
   pthread_t t;
   bool have_thread = pthread_create(&t, NULL, watchdog_run, &w) == 0;
-  int rc = guestfs_launch(g);
+  int rc = sym_guestfs_launch(g);
   if (have_thread) {
     pthread_mutex_lock(&w.lock);
     w.done = true;
@@ -144,28 +162,28 @@ static guestfs_h *launch(const struct vs_guestfs *gfs, struct vs_err *err) {
       vs_err_set(err, ECANCELED, "libguestfs: shutting down, no appliance is launched");
       return NULL;
     }
-    guestfs_h *g = guestfs_create();
+    guestfs_h *g = sym_guestfs_create();
     if (!g) {
       vs_err_set(err, ENOMEM, "libguestfs: cannot create a handle");
       return NULL;
     }
-    guestfs_set_error_handler(g, NULL, NULL);
+    sym_guestfs_set_error_handler(g, NULL, NULL);
     /* libguestfs waits for its appliance's qemu-img and qemu; adding a read-only drive already
      * runs qemu-img (its overlay) */
     vs_reset_sigchld();
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-      rc = guestfs_add_drive_opts(g, paths[i], GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-                                  GUESTFS_ADD_DRIVE_OPTS_FORMAT, formats[i], -1);
+      rc = sym_guestfs_add_drive_opts(g, paths[i], GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+                                      GUESTFS_ADD_DRIVE_OPTS_FORMAT, formats[i], -1);
     bool timed_out = false;
     if (rc == 0) rc = launch_with_deadline(g, &timed_out);
     if (rc == 0) return g;
-    const char *msg = guestfs_last_error(g);
+    const char *msg = sym_guestfs_last_error(g);
     vs_err_set(err, EIO, "libguestfs: launching the appliance for %zu image(s)%s: %s%s", n,
                attempt ? " (second try)" : "",
                timed_out ? "no answer within the deadline; hypervisor killed: " : "",
                msg ? msg : "failed");
-    guestfs_close(g);
+    sym_guestfs_close(g);
     /* About one launch in fifteen dies under emulation: try once more. */
   }
   return NULL;
@@ -182,6 +200,7 @@ struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_
                                              const struct vs_watch *watch,
                                              vs_guestfs_progress_fn progress, void *ctx,
                                              struct vs_err *err) {
+  if (vs_dl_load(&guestfs_lib, err) < 0) return NULL;
   struct vs_guestfs *gfs = vs_xcalloc(1, sizeof(*gfs));
   gfs->paths = vs_xcalloc(n_paths + 1, sizeof(char *));
   gfs->formats = vs_xcalloc(n_paths + 1, sizeof(char *));
@@ -209,7 +228,7 @@ struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_
     return NULL;
   }
   report(gfs, VS_GUESTFS_INSPECTING, gfs->n, 0);
-  gfs->roots = guestfs_inspect_os(gfs->g);
+  gfs->roots = sym_guestfs_inspect_os(gfs->g);
   if (!gfs->roots) {
     gerr(gfs, err, "inspect_os");
     vs_guestfs_close(gfs);
@@ -220,7 +239,7 @@ struct vs_guestfs *vs_guestfs_open_reporting(const char *const *paths, size_t n_
 
 void vs_guestfs_close(struct vs_guestfs *gfs) {
   if (!gfs) return;
-  if (gfs->g) guestfs_close(gfs->g);
+  if (gfs->g) sym_guestfs_close(gfs->g);
   free_strings(gfs->roots);
   vs_strv_free(gfs->paths, gfs->n);
   vs_strv_free(gfs->formats, gfs->n);
@@ -282,14 +301,14 @@ static void replicate_links(struct stage *st, const char *path, int depth) {
     len += n;
     cur[len] = '\0';
     p += n;
-    if (guestfs_is_symlink(g, cur) != 1) continue;
-    char *target = guestfs_readlink(g, cur);
+    if (sym_guestfs_is_symlink(g, cur) != 1) continue;
+    char *target = sym_guestfs_readlink(g, cur);
     if (!target) break;
     /* Place the link under its parent's real path: the parent may itself be reached
      * through a link (/bin/sh with /bin -> usr/bin). */
     char *slash = strrchr(cur, '/');
     char *parent = slash == cur ? vs_xstrdup("/") : vs_xstrndup(cur, (size_t)(slash - cur));
-    char *real_parent = guestfs_realpath(g, parent);
+    char *real_parent = sym_guestfs_realpath(g, parent);
     char *h =
         vs_xasprintf("%s%s/%s", st->root,
                      real_parent && strcmp(real_parent, "/") != 0 ? real_parent : "", slash + 1);
@@ -317,12 +336,12 @@ static void replicate_links(struct stage *st, const char *path, int depth) {
 }
 
 static void apply_meta(struct stage *st, const char *guest, const char *host) {
-  struct guestfs_statns *s = guestfs_lstatns(st->gfs->g, guest);
+  struct guestfs_statns *s = sym_guestfs_lstatns(st->gfs->g, guest);
   if (!s) return;
   if (lchown(host, (uid_t)s->st_uid, (gid_t)s->st_gid) < 0 && errno != EPERM)
     vs_source_add_note(st->src, guest, "cannot set the staged copy's owner: %s", strerror(errno));
   chmod(host, (mode_t)(s->st_mode & 07777));
-  guestfs_free_statns(s);
+  sym_guestfs_free_statns(s);
 }
 
 /* Runs tar without a shell to unpack ARCHIVE into DIR, keeping numeric owners and modes. */
@@ -344,8 +363,8 @@ static int untar(const char *archive, const char *dir) {
 static void pull_dir(struct stage *st, const char *dir) {
   guestfs_h *g = st->gfs->g;
   replicate_links(st, dir, 0);
-  char *real = guestfs_realpath(g, dir);
-  if (!real || guestfs_is_dir_opts(g, real, -1) != 1) {
+  char *real = sym_guestfs_realpath(g, dir);
+  if (!real || sym_guestfs_is_dir_opts(g, real, -1) != 1) {
     free(real);
     return;
   }
@@ -356,8 +375,8 @@ static void pull_dir(struct stage *st, const char *dir) {
   char *h = host_path(st, real);
   mkdirs(h);
   char *tarfile = vs_xasprintf("%s.tar", st->root);
-  if (guestfs_tar_out_opts(g, real, tarfile, GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1, -1) < 0)
-    vs_source_add_note(st->src, real, "tar-out failed: %s", guestfs_last_error(g));
+  if (sym_guestfs_tar_out_opts(g, real, tarfile, GUESTFS_TAR_OUT_OPTS_NUMERICOWNER, 1, -1) < 0)
+    vs_source_add_note(st->src, real, "tar-out failed: %s", sym_guestfs_last_error(g));
   else if (untar(tarfile, h) < 0)
     vs_source_add_note(st->src, real, "unpacking the tar-out copy into %s failed", h);
   else
@@ -373,8 +392,8 @@ static void pull_file(struct stage *st, const char *path, size_t limit, bool hea
   guestfs_h *g = st->gfs->g;
   if (st->fetched >= MAX_FETCHED) return;
   replicate_links(st, path, 0);
-  char *real = guestfs_realpath(g, path);
-  if (!real || guestfs_is_file_opts(g, real, -1) != 1) {
+  char *real = sym_guestfs_realpath(g, path);
+  if (!real || sym_guestfs_is_file_opts(g, real, -1) != 1) {
     free(real);
     return;
   }
@@ -387,11 +406,11 @@ static void pull_file(struct stage *st, const char *path, size_t limit, bool hea
   }
   mkparents(h);
   st->fetched++;
-  int64_t size = guestfs_filesize(g, real);
+  int64_t size = sym_guestfs_filesize(g, real);
   if (head_only || (size >= 0 && (uint64_t)size > limit)) {
     /* Keep the size honest for the reader's limit: a sparse file of the same length. */
     size_t got = 0;
-    char *head = guestfs_pread(g, real, head_only ? 64 : 0, 0, &got);
+    char *head = sym_guestfs_pread(g, real, head_only ? 64 : 0, 0, &got);
     int fd = open(h, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       if (head && got && write(fd, head, got) != (ssize_t)got)
@@ -401,8 +420,8 @@ static void pull_file(struct stage *st, const char *path, size_t limit, bool hea
       close(fd);
     }
     free(head);
-  } else if (guestfs_download(g, real, h) < 0) {
-    vs_source_add_note(st->src, real, "download failed: %s", guestfs_last_error(g));
+  } else if (sym_guestfs_download(g, real, h) < 0) {
+    vs_source_add_note(st->src, real, "download failed: %s", sym_guestfs_last_error(g));
   }
   apply_meta(st, real, h);
   free(h);
@@ -434,7 +453,7 @@ static void pull_root(struct stage *st) {
     const char *pattern, *lens;
     vs_watch_entry(st->gfs->watch, i, &pattern, &lens);
     if (strncmp(pattern, "/etc/", 5) == 0) continue;
-    char **paths = guestfs_glob_expand_opts(st->gfs->g, pattern, -1);
+    char **paths = sym_guestfs_glob_expand_opts(st->gfs->g, pattern, -1);
     for (char **p = paths; p && *p; p++)
       pull_file(st, *p, MAX_DOWNLOAD, false);
     free_strings(paths);
@@ -445,15 +464,15 @@ static void pull_root(struct stage *st) {
  * case under the system root libguestfs found. Returns whether ROOT is a Windows guest. */
 static bool pull_windows(struct stage *st, const char *root) {
   guestfs_h *g = st->gfs->g;
-  char *type = guestfs_inspect_get_type(g, root);
+  char *type = sym_guestfs_inspect_get_type(g, root);
   bool is_windows = type && strcmp(type, "windows") == 0;
   free(type);
-  char *sysroot = is_windows ? guestfs_inspect_get_windows_systemroot(g, root) : NULL;
+  char *sysroot = is_windows ? sym_guestfs_inspect_get_windows_systemroot(g, root) : NULL;
   static const char *const files[] = {"system32/config/software", "system32/config/system",
                                       "system32/config/sam", "system32/cmd.exe"};
   for (size_t i = 0; sysroot && i < sizeof(files) / sizeof(files[0]); i++) {
     char *path = vs_xasprintf("%s/%s", sysroot, files[i]);
-    char *real = guestfs_case_sensitive_path(g, path);
+    char *real = sym_guestfs_case_sensitive_path(g, path);
     if (real) pull_file(st, real, VS_EXTRACT_MAX_HIVE, false);
     free(real);
     free(path);
@@ -469,7 +488,7 @@ static int cmp_mountpoint(const void *a, const void *b) {
 
 static int mount_root(struct vs_guestfs *gfs, const char *root, struct stage *st,
                       struct vs_err *err) {
-  char **mps = guestfs_inspect_get_mountpoints(gfs->g, root);
+  char **mps = sym_guestfs_inspect_get_mountpoints(gfs->g, root);
   if (!mps) return gerr(gfs, err, "inspect_get_mountpoints");
   size_t n = 0;
   while (mps[2 * n])
@@ -477,12 +496,12 @@ static int mount_root(struct vs_guestfs *gfs, const char *root, struct stage *st
   qsort(mps, n, 2 * sizeof(char *), cmp_mountpoint);
   int rc = 0;
   for (size_t i = 0; i < n; i++) {
-    if (guestfs_mount_ro(gfs->g, mps[2 * i + 1], mps[2 * i]) < 0) {
+    if (sym_guestfs_mount_ro(gfs->g, mps[2 * i + 1], mps[2 * i]) < 0) {
       if (strcmp(mps[2 * i], "/") == 0) {
         rc = gerr(gfs, err, "mounting the root file system");
         break;
       }
-      vs_source_add_note(st->src, mps[2 * i], "not mounted: %s", guestfs_last_error(gfs->g));
+      vs_source_add_note(st->src, mps[2 * i], "not mounted: %s", sym_guestfs_last_error(gfs->g));
     }
   }
   free_strings(mps);
@@ -493,16 +512,16 @@ static int mount_root(struct vs_guestfs *gfs, const char *root, struct stage *st
  * or for a logical volume (/dev/rl/root, the default layout of RHEL, Rocky and Alma) the drive
  * of its volume group's first physical volume; -1 when none is found. */
 static int drive_of_root(guestfs_h *g, const char *root) {
-  char *dev = guestfs_part_to_dev(g, root);
-  int idx = guestfs_device_index(g, dev ? dev : root);
+  char *dev = sym_guestfs_part_to_dev(g, root);
+  int idx = sym_guestfs_device_index(g, dev ? dev : root);
   free(dev);
-  if (idx >= 0 || guestfs_is_lv(g, root) != 1) return idx;
-  char *lv = guestfs_lvm_canonical_lv_name(g, root); /* "/dev/VG/LV" */
+  if (idx >= 0 || sym_guestfs_is_lv(g, root) != 1) return idx;
+  char *lv = sym_guestfs_lvm_canonical_lv_name(g, root); /* "/dev/VG/LV" */
   const char *vg_start = lv && strncmp(lv, "/dev/", 5) == 0 ? lv + 5 : NULL;
   const char *vg_end = vg_start ? strchr(vg_start, '/') : NULL;
   char *vg = vg_end ? vs_xstrndup(vg_start, (size_t)(vg_end - vg_start)) : NULL;
-  char **uuids = vg ? guestfs_vgpvuuids(g, vg) : NULL;
-  struct guestfs_lvm_pv_list *pvs = uuids && uuids[0] ? guestfs_pvs_full(g) : NULL;
+  char **uuids = vg ? sym_guestfs_vgpvuuids(g, vg) : NULL;
+  struct guestfs_lvm_pv_list *pvs = uuids && uuids[0] ? sym_guestfs_pvs_full(g) : NULL;
   /* vgpvuuids gives LVM's dashed form (treOr9-KL7C-...), pvs_full 32 bytes without dashes
    * and without a NUL */
   char want[sizeof(pvs->val[0].pv_uuid) + 1] = "";
@@ -511,11 +530,11 @@ static int drive_of_root(guestfs_h *g, const char *root) {
     if (*c != '-') want[len++] = *c;
   for (uint32_t k = 0; pvs && k < pvs->len && idx < 0; k++) {
     if (len != sizeof(pvs->val[k].pv_uuid) || memcmp(pvs->val[k].pv_uuid, want, len) != 0) continue;
-    dev = guestfs_part_to_dev(g, pvs->val[k].pv_name);
-    idx = guestfs_device_index(g, dev ? dev : pvs->val[k].pv_name);
+    dev = sym_guestfs_part_to_dev(g, pvs->val[k].pv_name);
+    idx = sym_guestfs_device_index(g, dev ? dev : pvs->val[k].pv_name);
     free(dev);
   }
-  if (pvs) guestfs_free_lvm_pv_list(pvs);
+  if (pvs) sym_guestfs_free_lvm_pv_list(pvs);
   free_strings(uuids);
   free(vg);
   free(lv);
@@ -561,10 +580,10 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
     /* Package formats the extractor does not parse come from libguestfs's own listing; a
      * Windows guest's come from its hives. */
     bool is_windows = pull_windows(&st, root);
-    char *format = guestfs_inspect_get_package_format(gfs->g, root);
+    char *format = sym_guestfs_inspect_get_package_format(gfs->g, root);
     if (!is_windows && format && strcmp(format, "deb") != 0 && strcmp(format, "rpm") != 0) {
       report(gfs, VS_GUESTFS_LISTING_APPS, i, 0);
-      struct guestfs_application2_list *apps = guestfs_inspect_list_applications2(gfs->g, root);
+      struct guestfs_application2_list *apps = sym_guestfs_inspect_list_applications2(gfs->g, root);
       for (uint32_t k = 0; apps && k < apps->len; k++) {
         struct guestfs_application2 *a = &apps->val[k];
         char *ver = a->app2_release && *a->app2_release
@@ -573,13 +592,13 @@ struct vs_source *vs_guestfs_source(struct vs_guestfs *gfs, size_t i, struct vs_
         vs_source_add_package(src, a->app2_name, ver, format);
         free(ver);
       }
-      if (apps) guestfs_free_application2_list(apps);
+      if (apps) sym_guestfs_free_application2_list(apps);
     }
     free(format);
   } else {
     rmdir(st.root);
   }
-  guestfs_umount_all(gfs->g);
+  sym_guestfs_umount_all(gfs->g);
   vs_strmap_free(st.pulled);
   free(st.root);
   return src;
