@@ -389,6 +389,13 @@ static int wait_thawed(struct vs_channel *c, const char *command, double until,
   return 1;
 }
 
+/* Whether ERR is qemu-ga's refusal of a command while the guest's file systems are frozen
+ * ("Command guest-exec-status has been disabled: the agent is in frozen state"), whichever
+ * transport brought it. */
+static bool refused_frozen(const struct vs_err *err) {
+  return err->msg && strstr(err->msg, "has been disabled") && strstr(err->msg, "frozen state");
+}
+
 enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command, json_t *arguments,
                                        json_t **reply, struct vs_err *err) {
   *reply = NULL;
@@ -409,6 +416,16 @@ enum vs_channel_status vs_channel_call(struct vs_channel *c, const char *command
         strncmp(command, "guest-fsfreeze-", 15) == 0)
       return s;
     int thawed = wait_thawed(c, command, until, err);
+    if (thawed == 0 && refused_frozen(err) && vs_now_monotonic() < until) {
+      /* A freeze short enough to end between the refusal and guest-fsfreeze-status (a backup
+       * snapshot's): the guest is thawed now, so the command is sent again. */
+      vs_log(VS_LOG_INFO,
+             "%s: %s was refused by a freeze that had ended when it was looked "
+             "at; sent again",
+             c->target, command);
+      usleep(20000);
+      continue;
+    }
     if (thawed == 0) return s;
     if (thawed < 0) return VS_CHANNEL_AGENT_ERROR;
   }
