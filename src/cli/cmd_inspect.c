@@ -22,7 +22,8 @@ static void usage(FILE *out) {
         "      --compact           JSON on one line per document\n"
         "  -q, --quiet             no progress line: on a terminal, standard error shows\n"
         "                          what the libguestfs appliance is doing (launching, each\n"
-        "                          image), as it takes tens of seconds\n",
+        "                          image), as it takes tens of seconds, nor why an image\n"
+        "                          is left to it\n",
         out);
   fputs(vs_cli_read_help, out);
   fputs("  -h, --help              this help\n"

@@ -249,6 +249,7 @@ static int take_all(const struct args *a, struct vs_virt *v, const struct vs_wat
 static int run(struct args *a, const struct vs_watch *watch) {
   struct vs_err err = {0};
   a->so.backend = a->read.backend;
+  a->so.read_xfs = a->read.image.read_xfs;
   a->so.backing_dirs = a->read.backing_dirs;
   a->so.n_backing_dirs = a->read.image.n_backing_dirs;
   a->so.watch = watch;

@@ -53,8 +53,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   struct vs_err err = {0};
+  /* The direct reader as --backend direct has it: XFS read too. */
+  struct vs_image_opts opts = {.read_xfs = true};
   struct vs_source *src =
-      vs_source_open_image((const char *const *)argv + 1, (size_t)(sep - 1), NULL, &err);
+      vs_source_open_image((const char *const *)argv + 1, (size_t)(sep - 1), &opts, &err);
   int rc = 0;
   for (int i = sep + 1; src && rc == 0 && i < argc; i += 2)
     rc = run(src, argv[i], argv[i + 1], &err);

@@ -30,6 +30,10 @@ struct vs_image_opts {
   /* For vs_source_open_image: one format per path (NULL entries use FORMAT). A guest that
    * writes a qcow2 header into a raw disk must not be read as qcow2: pass what libvirt says. */
   const char *const *formats;
+  /* For vs_source_open_image: read XFS too (libfsxfs). Unset, an XFS the guest needs is
+   * ENOTSUP, left to the appliance: libfsxfs 20201117 is unfit for hostile images (a double
+   * free on a crafted one: SECURITY.md), so only a user's explicit choice reads it directly. */
+  bool read_xfs;
 };
 
 struct vs_image;

@@ -11,8 +11,10 @@
 static int read_disks(struct vs_extractor *x, const char *const *paths, const char *const *formats,
                       size_t n, const struct vs_snapshot_opts *o, struct vs_feature *doc,
                       struct vs_snapshot_stats *st, struct vs_err *err) {
-  struct vs_image_opts io = {
-      .backing_dirs = o->backing_dirs, .n_backing_dirs = o->n_backing_dirs, .formats = formats};
+  struct vs_image_opts io = {.backing_dirs = o->backing_dirs,
+                             .n_backing_dirs = o->n_backing_dirs,
+                             .formats = formats,
+                             .read_xfs = o->read_xfs};
   struct vs_extract_stats es = {0};
   if (o->backend != VS_BACKEND_GUESTFS) {
     struct vs_source *src = vs_source_open_image(paths, n, &io, err);

@@ -34,6 +34,9 @@ struct vs_snapshot_opts {
   size_t n_backing_dirs;
   const struct vs_watch *watch; /* for the guestfs backend (NULL: the default list) */
   const char *backup_dir;       /* backup mode: where the job's socket and scratch files go */
+  /* The direct backend reads XFS too (vs_image_opts.read_xfs): for the CLI's explicit
+   * --backend direct only; the plugin, reading guests unattended, never sets it. */
+  bool read_xfs;
 };
 
 struct vs_snapshot_stats {

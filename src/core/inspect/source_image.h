@@ -1,5 +1,6 @@
-/* source_image.h: the direct reader: a guest's disk images read through libext2fs on our own
- * image reader (image.h), with no appliance; the other backend is source_guestfs.h. */
+/* source_image.h: the direct reader: a guest's disk images read through libext2fs, libfsntfs
+ * and libfsxfs on our own image reader (image.h), with no appliance; the other backend is
+ * source_guestfs.h. */
 #ifndef VS_SOURCE_IMAGE_H
 #define VS_SOURCE_IMAGE_H
 
@@ -9,12 +10,14 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* A guest's disk images, read directly: ext2/3/4 file systems (whole disk, MBR or GPT
- * partitions) through libext2fs on our own image reader, with no appliance, no qemu-nbd and
- * no raw copy. The root file system is the one holding /etc with an os-release or fstab;
- * every ext2/3/4 file system its fstab mounts (UUID=, LABEL=, PARTUUID=, device names) is
- * mounted where fstab says. Fails with ENOTSUP when what the guest needs lies on something
- * else (LVM, XFS, btrfs, LUKS...), which is the cue to use the guestfs backend. */
+/* A guest's disk images, read directly: ext2/3/4 (libext2fs), NTFS (libfsntfs) and, with
+ * OPTS->read_xfs, XFS (libfsxfs) on whole disks, MBR or GPT partitions and LVM2 logical volumes
+ * (libvslvm), all on our own image reader, with no appliance, no qemu-nbd and no raw copy. The
+ * root file system is the one holding /etc with an os-release or fstab (else an NTFS volume
+ * holding Windows); every file system its fstab mounts (UUID=, LABEL=, PARTUUID=, device and
+ * LV names) is mounted where fstab says. Fails with ENOTSUP when what the guest needs lies on
+ * something else (btrfs, LUKS, XFS without read_xfs...), the message saying what and why:
+ * the cue to use the guestfs backend. */
 struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                                        const struct vs_image_opts *opts, struct vs_err *err);
 
