@@ -24,17 +24,6 @@ struct vs_cli_progress {
   size_t drawn;    /* how many columns the line takes on the terminal now */
 };
 
-static char *vformat(const char *fmt, va_list ap) {
-  va_list copy;
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  if (n < 0) return vs_xstrdup("");
-  char *s = vs_xmalloc((size_t)n + 1);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  return s;
-}
-
 static unsigned line_width(const struct vs_cli_progress *p) {
   if (p->columns) return p->columns;
   struct winsize ws;
@@ -156,7 +145,7 @@ void vs_cli_progress_free(struct vs_cli_progress *p) {
 void vs_cli_progress_set(struct vs_cli_progress *p, double now, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *text = vformat(fmt, ap);
+  char *text = vs_xvasprintf(fmt, ap);
   va_end(ap);
   for (char *c = text; *c; c++)
     if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';

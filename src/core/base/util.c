@@ -14,7 +14,7 @@
 
 #include <openssl/evp.h>
 
-static char *vformat(const char *fmt, va_list ap) {
+char *vs_xvasprintf(const char *fmt, va_list ap) {
   char *out = NULL;
   if (vasprintf(&out, fmt, ap) < 0) {
     fputs("vmscope: out of memory\n", stderr);
@@ -27,7 +27,7 @@ int vs_err_set(struct vs_err *err, int code, const char *fmt, ...) {
   if (!err) return -1;
   va_list ap;
   va_start(ap, fmt);
-  char *msg = vformat(fmt, ap);
+  char *msg = vs_xvasprintf(fmt, ap);
   va_end(ap);
   free(err->msg);
   err->msg = msg;
@@ -39,7 +39,7 @@ int vs_err_prefix(struct vs_err *err, const char *fmt, ...) {
   if (!err) return -1;
   va_list ap;
   va_start(ap, fmt);
-  char *prefix = vformat(fmt, ap);
+  char *prefix = vs_xvasprintf(fmt, ap);
   va_end(ap);
   char *msg = vs_xasprintf("%s: %s", prefix, err->msg ? err->msg : "unknown error");
   free(prefix);
@@ -73,7 +73,7 @@ void vs_log(enum vs_log_level level, const char *fmt, ...) {
   if (!log_sink) return;
   va_list ap;
   va_start(ap, fmt);
-  char *msg = vformat(fmt, ap);
+  char *msg = vs_xvasprintf(fmt, ap);
   va_end(ap);
   log_sink(level, msg, log_sink_ctx);
   free(msg);
@@ -112,7 +112,7 @@ char *vs_xstrndup(const char *s, size_t n) {
 char *vs_xasprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = vformat(fmt, ap);
+  char *s = vs_xvasprintf(fmt, ap);
   va_end(ap);
   return s;
 }
@@ -155,7 +155,7 @@ void vs_buf_addc(struct vs_buf *b, char c) {
 void vs_buf_addf(struct vs_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char *s = vformat(fmt, ap);
+  char *s = vs_xvasprintf(fmt, ap);
   va_end(ap);
   vs_buf_adds(b, s);
   free(s);

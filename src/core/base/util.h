@@ -50,6 +50,7 @@ void *vs_xrealloc(void *p, size_t n);
 char *vs_xstrdup(const char *s);
 char *vs_xstrndup(const char *s, size_t n);
 char *vs_xasprintf(const char *fmt, ...) VS_PRINTF(1, 2);
+char *vs_xvasprintf(const char *fmt, va_list ap) VS_PRINTF(1, 0);
 
 /* Hands ownership of *P to the caller and leaves NULL behind (for _cleanup_ variables). */
 static inline void *vs_steal_ptr(void *pp) {
