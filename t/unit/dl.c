@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define M_SYMBOLS(X) X(cos) X(sqrt)
@@ -61,5 +62,7 @@ int main(void) {
     good += r != NULL;
   }
   is_num(good, 8, "eight threads loading at once each find the library loaded and callable");
+  free(missing.error); /* a library's error is kept for the process's life: these are locals */
+  free(old.error);
   return done_testing();
 }
