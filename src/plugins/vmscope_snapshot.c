@@ -707,6 +707,7 @@ static int shutdown_cb(void) {
   snap.watch = NULL;
   vs_regwatch_free(snap.regwatch);
   snap.regwatch = NULL;
+  vs_extract_release(); /* the workers are gone */
   return 0;
 }
 

@@ -58,4 +58,9 @@ void vs_extractor_set_regwatch(struct vs_extractor *x, const struct vs_regwatch 
 int vs_extract(struct vs_extractor *x, struct vs_source *src, struct vs_feature *doc,
                struct vs_extract_stats *stats, struct vs_err *err);
 
+/* Frees what extraction's libraries keep for the whole process (librpm's configuration and
+ * macros), for a plugin about to be unloaded: collectd dlcloses it, and librpm's statics with
+ * it. Call it with no extraction running; a later vs_extract reads the configuration again. */
+void vs_extract_release(void);
+
 #endif

@@ -173,13 +173,18 @@ size_t vs_x_dpkg(struct vs_extractor *x, struct vs_source *src, struct vs_featur
 /* -------------------------------------------------------------------------------------- rpm */
 
 /* librpm keeps its configuration and macros in process-wide state: read the configuration
- * once, and let one extraction at a time set the database macros and iterate. */
-static pthread_once_t rpm_once = PTHREAD_ONCE_INIT;
-static int rpm_config_rc;
+ * on first use, and let one extraction at a time set the database macros and iterate. */
 static pthread_mutex_t rpm_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool rpm_config_read; /* under rpm_lock */
 
-static void rpm_init(void) {
-  rpm_config_rc = rpmReadConfigFiles(NULL, NULL);
+void vs_extract_release(void) {
+  pthread_mutex_lock(&rpm_lock);
+  if (rpm_config_read) {
+    rpmFreeMacros(NULL);
+    rpmFreeRpmrc();
+    rpm_config_read = false;
+  }
+  pthread_mutex_unlock(&rpm_lock);
 }
 
 static const struct {
@@ -319,13 +324,14 @@ static size_t collect_versions(rpmdbMatchIterator it, struct vs_strmap *versions
 /* Lists the staged database under STAGE with librpm into DOC; returns how many packages. */
 static size_t list_staged(struct vs_feature *doc, const char *dbdir, const char *stage,
                           const char *backend) {
-  pthread_once(&rpm_once, rpm_init);
-  if (rpm_config_rc != 0) {
+  pthread_mutex_lock(&rpm_lock);
+  if (!rpm_config_read && rpmReadConfigFiles(NULL, NULL) != 0) {
+    pthread_mutex_unlock(&rpm_lock);
     vs_feature_skip(doc, dbdir, "librpm could not read its configuration; packages not listed");
     return 0;
   }
+  rpm_config_read = true;
   size_t count = 0;
-  pthread_mutex_lock(&rpm_lock);
   rpmPushMacro(NULL, "_dbpath", NULL, "/var/lib/rpm", RMIL_CMDLINE);
   rpmPushMacro(NULL, "_db_backend", NULL, backend, RMIL_CMDLINE);
   rpmts ts = rpmtsCreate();
