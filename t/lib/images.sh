@@ -52,3 +52,22 @@ EOF
   }
   rm -f "$raw"
 }
+
+# vs_ntfs_image OUT.img WINTREE [SIZE_MB]
+#   Builds a raw disk OUT.img (SIZE_MB, default 64) through the libguestfs appliance: an MBR
+#   partition holding NTFS (mkntfs), with the hives of WINTREE (t/lib/win_tree.sh's
+#   vs_win_tree) in /Windows/System32/config and its cmd.exe in /Windows/System32, as
+#   libguestfs's inspection wants them. Needs guestfish; returns non-zero, with guestfish's
+#   output on stderr, on failure.
+vs_ntfs_image() { # OUT.img WINTREE [SIZE_MB]
+  local out=$1 config=$2/WINDOWS/system32/Config
+  LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct} \
+    LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg} \
+    timeout 300 guestfish -N "$out=disk:${3:-64}M" -- \
+    part-disk /dev/sda mbr : mkfs ntfs /dev/sda1 : mount /dev/sda1 / : \
+    mkdir-p /Windows/System32/config : \
+    upload "$config/SOFTWARE" /Windows/System32/config/SOFTWARE : \
+    upload "$config/system" /Windows/System32/config/SYSTEM : \
+    upload "$config/Sam" /Windows/System32/config/SAM : \
+    upload "$2/WINDOWS/system32/cmd.exe" /Windows/System32/cmd.exe >&2
+}
