@@ -38,8 +38,8 @@ const char vs_cli_read_help[] =
     "                          guestfs uses a libguestfs appliance (XFS, btrfs, LUKS...);\n"
     "                          auto tries direct and falls back to guestfs, saying why\n"
     "                          (unless --quiet)\n"
-    "      --image-format raw|qcow2\n"
-    "                          the images' format, instead of probing it\n"
+    "      --image-format raw|qcow2|vhd|vhdx|vmdk\n"
+    "                          the images' format, instead of probing it (vpc is vhd)\n"
     "      --backing-dir DIR   a directory backing files may lie in (repeatable; default:\n"
     "                          the image's own directory)\n"
     "      --parse-cache DIR   keep what parsing each config file gave in DIR (made mode\n"
@@ -174,6 +174,15 @@ struct vs_parse_cache *vs_cli_open_parse_cache(const struct vs_cli_read *r, cons
   return cache;
 }
 
+/* The formats vs_source_open_image reads, as qemu-img names them (and vhd, the common name of
+ * its vpc). */
+static bool is_image_format(const char *arg) {
+  static const char *const formats[] = {"raw", "qcow2", "vhd", "vpc", "vhdx", "vmdk"};
+  for (size_t i = 0; i < sizeof formats / sizeof *formats; i++)
+    if (strcmp(arg, formats[i]) == 0) return true;
+  return false;
+}
+
 int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char *prog) {
   if ((c == VS_CLI_OPT_PARSE_CACHE && r->no_parse_cache) ||
       (c == VS_CLI_OPT_NO_PARSE_CACHE && r->parse_cache)) {
@@ -225,8 +234,10 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
     r->image.read_xfs = r->backend == VS_BACKEND_DIRECT;
     return 1;
   case VS_CLI_OPT_IMAGE_FORMAT:
-    if (strcmp(arg, "raw") != 0 && strcmp(arg, "qcow2") != 0) {
-      fprintf(stderr, "%s: --image-format takes raw or qcow2, not \"%s\"\n", prog, arg);
+    if (!is_image_format(arg)) {
+      fprintf(stderr,
+              "%s: --image-format takes raw, qcow2, vhd (or vpc), vhdx or vmdk, not \"%s\"\n", prog,
+              arg);
       return -1;
     }
     if (vs_cli_set_once(&r->image.format, arg, "--image-format", prog) < 0) return -1;

@@ -64,6 +64,19 @@ for row in "${images[@]}"; do
   is "$("${CAT[@]}" -i "$name")" "$ours $(stat -c %s "$name.want")" "$name: probed as $ours, of qemu-img's virtual size"
 done
 
+# --image-format names them as qemu-img does (vhd also as vpc); a file of another format is
+# refused, saying which signature was expected.
+inspect --image-format vhdx disk.vhdx >fmt.json 2>fmt.err
+ok $? "inspect --image-format vhdx disk.vhdx reads it ($(head -c 200 fmt.err))"
+inspect --image-format vpc dynamic.vhd >/dev/null 2>fmt.err
+ok $? "inspect --image-format vpc dynamic.vhd: qemu's name for vhd ($(head -c 200 fmt.err))"
+inspect --image-format vmdk disk.vhdx >/dev/null 2>fmt.err
+rc=$?
+is "$rc $(grep -c 'disk.vhdx: expected a vmdk image, but the file has no vmdk signature' fmt.err)" "1 1" \
+  "inspect --image-format vmdk disk.vhdx: refused, naming the file and what was expected ($(head -c 200 fmt.err))"
+inspect --image-format vhd sparse.vmdk >/dev/null 2>fmt.err
+is $? 1 "inspect --image-format vhd sparse.vmdk: refused ($(head -c 200 fmt.err))"
+
 # A qcow2 overlay whose backing file is the VHDX.
 qemu-img create -q -f qcow2 -b disk.vhdx -F vhdx overlay.qcow2 || bail "qemu-img create overlay failed"
 "${CAT[@]}" overlay.qcow2 | cmp -s - disk.vhdx.want
