@@ -15,7 +15,7 @@
 # and virt-inspector on A (VIRT_INSPECTOR_SAMPLE runs per role, default 1: about half a
 # minute each under emulation). Every ratio is virt-inspector's time over vmscope's. The
 # documents with and without the cache are compared (they must be the same byte for byte).
-# Then the other guests and image formats (issue 21), each an image made as the tests make
+# Then the other guests and image formats, each an image made as the tests make
 # them, direct against virt-inspector on the same image (VIRT_INSPECTOR_SAMPLE runs each):
 #   rocky xfs-lvm   a Rocky 9 tree (t/lib/rhel_tree.sh) on XFS on LVM, RHEL's default layout,
 #                   made in the appliance (t/lib/images.sh); read with --backend direct, the
