@@ -1,4 +1,4 @@
-/* bfio.c: libbfio's callbacks over a region of one of our images (bfio.h). */
+/* bfio.c: libbfio's callbacks over our own reads, and a region of one of our images (bfio.h). */
 #include "bfio.h"
 
 #include <errno.h>
@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libbfio's io handle: a position in the region (libbfio may clone it; clones share B). */
+/* libbfio's io handle: a position in what READ reads (libbfio may clone it; clones share CTX). */
 struct bio {
-  struct vs_bfio *b;
-  uint64_t pos;
+  vs_bfio_read_fn *read;
+  void *ctx;
+  uint64_t size, pos;
   bool is_open;
 };
 
@@ -25,7 +26,8 @@ static int bio_clone(intptr_t **dst, intptr_t *src, libbfio_error_t **error) {
   (void)error;
   if (!dst || !src) return -1;
   struct bio *c = vs_xcalloc(1, sizeof(*c));
-  c->b = ((struct bio *)src)->b;
+  const struct bio *o = (const struct bio *)src;
+  *c = (struct bio){.read = o->read, .ctx = o->ctx, .size = o->size};
   *dst = (intptr_t *)c;
   return 1;
 }
@@ -47,21 +49,10 @@ static int bio_close(intptr_t *io, libbfio_error_t **error) {
 static ssize_t bio_read(intptr_t *io, uint8_t *buf, size_t size, libbfio_error_t **error) {
   (void)error;
   struct bio *o = (struct bio *)io;
-  struct vs_bfio *b = o->b;
-  if (o->pos >= b->size) return 0;
-  if (size > b->size - o->pos) size = (size_t)(b->size - o->pos);
+  if (o->pos >= o->size) return 0;
+  if (size > o->size - o->pos) size = (size_t)(o->size - o->pos);
   if (size > SSIZE_MAX) size = SSIZE_MAX;
-  if (size > b->budget) {
-    b->over_budget = true;
-    return -1;
-  }
-  struct vs_err err = {0};
-  if (vs_image_pread(b->img, buf, size, b->offset + o->pos, &err) < 0) {
-    vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
-    vs_err_clear(&err);
-    return -1;
-  }
-  b->budget -= size;
+  if (o->read(o->ctx, buf, size, o->pos) < 0) return -1;
   o->pos += size;
   return (ssize_t)size;
 }
@@ -76,7 +67,7 @@ static off64_t bio_seek(intptr_t *io, off64_t offset, int whence, libbfio_error_
   struct bio *o = (struct bio *)io;
   int64_t base = whence == SEEK_SET   ? 0
                  : whence == SEEK_CUR ? (int64_t)o->pos
-                 : whence == SEEK_END ? (int64_t)o->b->size
+                 : whence == SEEK_END ? (int64_t)o->size
                                       : -1;
   if (base < 0 || offset < -base || offset > INT64_MAX - base) return -1;
   o->pos = (uint64_t)(base + offset);
@@ -95,24 +86,47 @@ static int bio_is_open(intptr_t *io, libbfio_error_t **error) {
 
 static int bio_get_size(intptr_t *io, size64_t *size, libbfio_error_t **error) {
   (void)error;
-  *size = ((struct bio *)io)->b->size;
+  *size = ((struct bio *)io)->size;
   return 1;
+}
+
+libbfio_handle_t *vs_bfio_handle_new(uint64_t size, vs_bfio_read_fn *read, void *ctx) {
+  struct bio *o = vs_xcalloc(1, sizeof(*o));
+  *o = (struct bio){.read = read, .ctx = ctx, .size = size};
+  libbfio_handle_t *h = NULL;
+  libbfio_error_t *be = NULL;
+  if (libbfio_handle_initialize(&h, (intptr_t *)o, bio_free, bio_clone, bio_open, bio_close,
+                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
+                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
+    libbfio_error_free(&be);
+    free(o);
+    return NULL;
+  }
+  return h;
+}
+
+/* Reads of a region: within the current operation's budget, through the image reader. */
+static int region_read(void *ctx, uint8_t *buf, size_t size, uint64_t pos) {
+  struct vs_bfio *b = ctx;
+  if (size > b->budget) {
+    b->over_budget = true;
+    return -1;
+  }
+  struct vs_err err = {0};
+  if (vs_image_pread(b->img, buf, size, b->offset + pos, &err) < 0) {
+    vs_log(VS_LOG_WARNING, "%s", vs_err_msg(&err));
+    vs_err_clear(&err);
+    return -1;
+  }
+  b->budget -= size;
+  return 0;
 }
 
 int vs_bfio_open(struct vs_bfio *b, struct vs_image *img, uint64_t offset, uint64_t size,
                  uint64_t budget, const char *what, struct vs_err *err) {
   *b = (struct vs_bfio){.img = img, .offset = offset, .size = size, .budget = budget};
-  struct bio *o = vs_xcalloc(1, sizeof(*o));
-  o->b = b;
-  libbfio_error_t *be = NULL;
-  if (libbfio_handle_initialize(&b->handle, (intptr_t *)o, bio_free, bio_clone, bio_open, bio_close,
-                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
-                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
-    libbfio_error_free(&be);
-    free(o);
-    b->handle = NULL;
-    return vs_err_set(err, ENOMEM, "%s: libbfio cannot make a handle", what);
-  }
+  b->handle = vs_bfio_handle_new(size, region_read, b);
+  if (!b->handle) return vs_err_set(err, ENOMEM, "%s: libbfio cannot make a handle", what);
   return 0;
 }
 

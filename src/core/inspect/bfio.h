@@ -20,6 +20,14 @@ struct vs_bfio {
   libbfio_handle_t *handle;
 };
 
+/* Reads SIZE bytes at POS (already within the handle's size) into BUF: 0, or -1 when it
+ * cannot (libbfio then fails the library's read). */
+typedef int vs_bfio_read_fn(void *ctx, uint8_t *buf, size_t size, uint64_t pos);
+/* A read-only libbfio handle over SIZE bytes that READ reads, with CTX (which must outlive
+ * it and its clones); NULL when libbfio cannot make one. The other readers of the direct path
+ * (image_yal.c: an image file and its extents) use it with their own READ. */
+libbfio_handle_t *vs_bfio_handle_new(uint64_t size, vs_bfio_read_fn *read, void *ctx);
+
 /* Makes B->handle over [OFFSET, OFFSET + SIZE) of IMG, with BUDGET for the first operation. B
  * must not move while the handle lives. WHAT names the region in a message. */
 int vs_bfio_open(struct vs_bfio *b, struct vs_image *img, uint64_t offset, uint64_t size,

@@ -1,4 +1,5 @@
 #include "image_yal.h"
+#include "bfio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,105 +78,22 @@ int vs_yal_probe(int fd, uint64_t file_size) {
 
 /* ------------------------------------------------------------------- libbfio callbacks */
 
-/* libbfio's io handle: a position in one file (libbfio may clone it; clones share the file). */
-struct bio {
-  struct yfile *f;
-  uint64_t pos;
-  bool is_open;
-};
-
-static int bio_free(intptr_t **io, libbfio_error_t **error) {
-  (void)error;
-  free(*io);
-  *io = NULL;
-  return 1;
-}
-
-static int bio_clone(intptr_t **dst, intptr_t *src, libbfio_error_t **error) {
-  (void)error;
-  if (!dst || !src) return -1;
-  struct bio *b = vs_xcalloc(1, sizeof(*b));
-  b->f = ((struct bio *)src)->f;
-  *dst = (intptr_t *)b;
-  return 1;
-}
-
-static int bio_open(intptr_t *io, int flags, libbfio_error_t **error) {
-  (void)error;
-  if (flags & ~LIBBFIO_ACCESS_FLAG_READ) return -1; /* read-only */
-  ((struct bio *)io)->is_open = true;
-  ((struct bio *)io)->pos = 0;
-  return 1;
-}
-
-static int bio_close(intptr_t *io, libbfio_error_t **error) {
-  (void)error;
-  ((struct bio *)io)->is_open = false;
-  return 0;
-}
-
-static ssize_t bio_read(intptr_t *io, uint8_t *buf, size_t size, libbfio_error_t **error) {
-  (void)error;
-  struct bio *b = (struct bio *)io;
-  struct vs_yal *y = b->f->y;
-  if (b->pos >= b->f->size) return 0;
-  if (size > b->f->size - b->pos) size = (size_t)(b->f->size - b->pos);
-  if (size > SSIZE_MAX) size = SSIZE_MAX;
+/* Reads of one file (the image or an extent): within the current operation's budget. */
+static int yfile_read(void *ctx, uint8_t *buf, size_t size, uint64_t pos) {
+  struct yfile *f = ctx;
+  struct vs_yal *y = f->y;
   if (size > y->budget) {
     y->over_budget = true;
     return -1;
   }
-  if (!read_exact(b->f->fd, buf, size, b->pos)) return -1;
+  if (!read_exact(f->fd, buf, size, pos)) return -1;
   y->budget -= size;
   y->bytes_read += size;
-  b->pos += size;
-  return (ssize_t)size;
-}
-
-static ssize_t bio_write(intptr_t *io, const uint8_t *buf, size_t size, libbfio_error_t **error) {
-  (void)io, (void)buf, (void)size, (void)error;
-  return -1;
-}
-
-static off64_t bio_seek(intptr_t *io, off64_t offset, int whence, libbfio_error_t **error) {
-  (void)error;
-  struct bio *b = (struct bio *)io;
-  int64_t base = whence == SEEK_SET   ? 0
-                 : whence == SEEK_CUR ? (int64_t)b->pos
-                 : whence == SEEK_END ? (int64_t)b->f->size
-                                      : -1;
-  if (base < 0 || offset < -base || offset > INT64_MAX - base) return -1;
-  b->pos = (uint64_t)(base + offset);
-  return (off64_t)b->pos;
-}
-
-static int bio_exists(intptr_t *io, libbfio_error_t **error) {
-  (void)io, (void)error;
-  return 1;
-}
-
-static int bio_is_open(intptr_t *io, libbfio_error_t **error) {
-  (void)error;
-  return ((struct bio *)io)->is_open ? 1 : 0;
-}
-
-static int bio_get_size(intptr_t *io, size64_t *size, libbfio_error_t **error) {
-  (void)error;
-  *size = ((struct bio *)io)->f->size;
-  return 1;
+  return 0;
 }
 
 static libbfio_handle_t *bio_new(struct yfile *f) {
-  struct bio *b = vs_xcalloc(1, sizeof(*b));
-  b->f = f;
-  libbfio_handle_t *h = NULL;
-  if (libbfio_handle_initialize(&h, (intptr_t *)b, bio_free, bio_clone, bio_open, bio_close,
-                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
-                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, NULL) != 1) {
-    free(b);
-    return NULL;
-  }
-  return h;
+  return vs_bfio_handle_new(f->size, yfile_read, f);
 }
 
 /* ------------------------------------------------------------------------------ errors */
