@@ -20,10 +20,18 @@ for cs in 65536 2097152; do
   "$VMSCOPE" patchset make --stats -b base.qcow2 -p patched.qcow2 -o set.qcow2 2>stats.out
   ok $? "cluster size $cs: a patch set is made"
   check_set set.qcow2 patched.qcow2 "cluster size $cs"
-  is "$(qemu-img info --output=json set.qcow2 | jq -r '."backing-filename" + " " + (."cluster-size" | tostring)')" "base.qcow2 $cs" \
-    "cluster size $cs: its backing file is the base, its cluster size the patched image's"
+  is "$(qemu-img info --output=json set.qcow2 | jq -r '."backing-filename" + " " + (."cluster-size" | tostring)')" "base.qcow2 65536" \
+    "cluster size $cs: its backing file is the base, its cluster size 64 KiB (never coarser: what changed, not whole 2 MiB clusters)"
   rm -f set.qcow2 set.qcow2.json
 done
+# A patched image that is an overlay of the base keeps its own cluster size: its clusters are
+# taken as they are, the base not read.
+qemu-img create -q -f qcow2 -o cluster_size=2097152 -b base.qcow2 -F qcow2 over2m.qcow2
+qio -c "write -P 0xee 3M 64k" over2m.qcow2
+"$VMSCOPE" patchset make -b base.qcow2 -p over2m.qcow2 -o set-2m.qcow2 2>over.err
+ok $? "a patch set of a 2 MiB-cluster overlay of the base is made ($(head -c 200 over.err))"
+check_set set-2m.qcow2 over2m.qcow2 "the overlay's set"
+is "$(qemu-img info --output=json set-2m.qcow2 | jq -r '."cluster-size"')" 2097152 "its cluster size is the overlay's"
 grep -q 'holes not read' stats.out; ok $? "clusters neither image stores are not read ($(cat stats.out))"
 
 # Compressed clusters in the patched image, a raw base.

@@ -127,12 +127,18 @@ static int open_inputs(const char *base, const char *patched, struct vs_image **
   return 0;
 }
 
-/* The layer's cluster bits: CLUSTER_BITS, or when 0 PATCHED's cluster size within 9..21. */
-static unsigned layer_bits(const struct vs_image *p, unsigned cluster_bits) {
+/* The layer's cluster bits: CLUSTER_BITS when given; when PATCHED is an overlay of BASE, its
+ * cluster size within 9..21 bits (its clusters are taken as they are); else 64 KiB, or
+ * PATCHED's cluster size when smaller. A layer finer than PATCHED holds only what changed (one
+ * of 2 MiB clusters held 128 MiB for 64 changed 64 KiB ranges), and a qcow2 chain may mix
+ * cluster sizes. */
+static unsigned layer_bits(const struct vs_image *p, const char *base, unsigned cluster_bits) {
   if (cluster_bits) return cluster_bits;
   uint64_t pcs = vs_image_cluster_size(p);
+  const struct vs_image *pb = vs_image_backing(p);
+  bool overlay = pb && vs_ps_same_file(vs_image_path(pb), base);
   unsigned bits = 16;
-  while (pcs && (1ULL << bits) < pcs && bits < 21)
+  while (overlay && pcs && (1ULL << bits) < pcs && bits < 21)
     bits++;
   while (pcs && (1ULL << bits) > pcs && bits > 9)
     bits--;
@@ -226,7 +232,7 @@ static int make(const char *base, const char *patched, const char *out, unsigned
   const struct vs_image *inputs[2] = {b, p};
   _cleanup_(vs_freep) char *mpath = vs_xasprintf("%s.json", out);
   if (check_outputs(out, mpath, inputs, force, err) < 0) return -1;
-  st->cluster_bits = layer_bits(p, cluster_bits);
+  st->cluster_bits = layer_bits(p, base, cluster_bits);
   _cleanup_(vs_freep) char *base_real = realpath(base, NULL);
   _cleanup_(vs_freep) char *backing = layer_backing(base, base_real, out);
   _cleanup_(vs_layer_abortp) struct vs_layer *l =
