@@ -32,7 +32,8 @@ const char vs_cli_read_help[] =
     "      --stats             print extraction timings per phase to standard error\n"
     "  -b, --backend auto|direct|guestfs\n"
     "                          how to read disk images (default auto): direct reads\n"
-    "                          ext2/3/4, NTFS and LVM2 volumes on raw and qcow2 itself,\n"
+    "                          ext2/3/4, NTFS and LVM2 volumes on raw, qcow2, VHD/VHDX\n"
+    "                          and VMDK images itself (VMDK extents obey --backing-dir),\n"
     "                          with no appliance, and XFS only when direct is given\n"
     "                          (libfsxfs is unfit for hostile images: SECURITY.md);\n"
     "                          guestfs uses a libguestfs appliance (XFS, btrfs, LUKS...);\n"
@@ -267,22 +268,20 @@ int vs_cli_read_option(struct vs_cli_read *r, int c, const char *arg, const char
   return 0;
 }
 
-/* With --image-format given, an image whose magic says otherwise is refused before anything
+/* With --image-format given, an image whose signature says otherwise is refused before anything
  * reads it as what it is not (raw on a qcow2 file finds no file system, and the guestfs
  * fallback then fails in the appliance). NULL when it agrees. */
 static char *format_mismatch(const char *path, const char *format) {
-  unsigned char magic[4] = {0};
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL; /* the reader says why */
-  bool is_qcow2 = fread(magic, 1, 4, f) == 4 && memcmp(magic, "QFI\xfb", 4) == 0;
-  fclose(f);
-  if (is_qcow2 && strcmp(format, "raw") == 0)
-    return vs_xasprintf("%s is a qcow2 image (not raw): drop --image-format or give qcow2", path);
-  if (!is_qcow2 && strcmp(format, "qcow2") == 0)
-    return vs_xasprintf("%s is not a qcow2 image (no qcow2 magic): drop --image-format or "
-                        "give raw",
-                        path);
-  return NULL;
+  bool raw_too = false;
+  const char *is = vs_image_probe_format(path, &raw_too);
+  const char *want = strcmp(format, "vpc") == 0 ? "vhd" : format;
+  if (!is || strcmp(is, want) == 0 || (raw_too && strcmp(want, "raw") == 0))
+    return NULL; /* the reader says why it cannot open it */
+  if (strcmp(is, "raw") == 0)
+    return vs_xasprintf("%s is not a %s image (no %s signature): drop --image-format or give raw",
+                        path, want, want);
+  return vs_xasprintf("%s is a %s image (not %s): drop --image-format or give %s", path, is, want,
+                      is);
 }
 
 /* Opens a directory or, with the direct backend, an image. *NEEDS_GUESTFS is set (and NULL
@@ -475,9 +474,15 @@ static void load_json(const char *path, struct vs_cli_docs *out) {
   json_decref(root);
 }
 
-int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
+int vs_cli_read_sources(const struct vs_cli_read *r_in, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog) {
   struct vs_err err = {0};
+  /* Standard output redirected to a file: no source, backing file or extent may be it (the
+   * document would be written into an input: ">> disk.vhd" appends over its footer). */
+  struct vs_cli_read r_out = *r_in;
+  const struct vs_cli_read *r = &r_out;
+  struct stat out_st;
+  if (fstat(STDOUT_FILENO, &out_st) == 0 && S_ISREG(out_st.st_mode)) r_out.image.output = &out_st;
   _cleanup_(vs_watch_freep) struct vs_watch *watch = vs_cli_load_watch(r, prog);
   if (!watch) return -1;
   _cleanup_(vs_regwatch_freep) struct vs_regwatch *regwatch = vs_cli_load_regwatch(r, prog);
@@ -492,6 +497,11 @@ int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
     out[i] = (struct vs_cli_docs){0};
     if (!vs_image_is_nbd_uri(paths[i]) && stat(paths[i], &st) < 0) {
       out[i].error = vs_xasprintf("%s: %s", paths[i], strerror(errno));
+      continue;
+    }
+    if (r->image.output && !S_ISDIR(st.st_mode) && st.st_dev == out_st.st_dev &&
+        st.st_ino == out_st.st_ino) {
+      out[i].error = vs_msg_output_is_input(paths[i]);
       continue;
     }
     if (S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json")) {

@@ -68,7 +68,7 @@ is "$id_here" "$id_there" "inspect link-01 (a symlink, relative) and /abs/web-01
 # ------------------------------------------------------------ item 10: messages
 refused 1 "vmscope inspect: web-02.qcow2 is a qcow2 image (not raw): drop --image-format or give qcow2" \
   "inspect --image-format raw web-02.qcow2: refused from its magic before anything launches" -- inspect --image-format raw web-02.qcow2
-refused 1 "vmscope inspect: web-03.img is not a qcow2 image (no qcow2 magic): drop --image-format or give raw" \
+refused 1 "vmscope inspect: web-03.img is not a qcow2 image (no qcow2 signature): drop --image-format or give raw" \
   "inspect --image-format qcow2 web-03.img: refused the same way" -- inspect --image-format qcow2 web-03.img
 is "$("$VMSCOPE" inspect --image-format raw web-03.img | jq -r .name)" web-03 "inspect --image-format raw web-03.img: the right format reads"
 refused 2 "vmscope inspect: --backing-dir /nonexistent: No such file or directory" \

@@ -101,5 +101,5 @@ grep -q "no ext2/3/4 root file system" swap.err; ok $? "with a message saying wh
 diag "$(cat swap.err)"
 printf 'not a disk' >junk.raw
 inspect --backend direct --image-format qcow2 junk.raw >/dev/null 2>junk.err; is $? 1 "a file that is not qcow2 fails with --image-format qcow2"
-grep -q "no qcow2 magic" junk.err; ok $? "and says so"
+grep -q "no qcow2 signature" junk.err; ok $? "and says so"
 done_testing

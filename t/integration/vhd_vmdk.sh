@@ -72,10 +72,48 @@ inspect --image-format vpc dynamic.vhd >/dev/null 2>fmt.err
 ok $? "inspect --image-format vpc dynamic.vhd: qemu's name for vhd ($(head -c 200 fmt.err))"
 inspect --image-format vmdk disk.vhdx >/dev/null 2>fmt.err
 rc=$?
-is "$rc $(grep -c 'disk.vhdx: expected a vmdk image, but the file has no vmdk signature' fmt.err)" "1 1" \
-  "inspect --image-format vmdk disk.vhdx: refused, naming the file and what was expected ($(head -c 200 fmt.err))"
-inspect --image-format vhd sparse.vmdk >/dev/null 2>fmt.err
-is $? 1 "inspect --image-format vhd sparse.vmdk: refused ($(head -c 200 fmt.err))"
+is "$rc $(grep -c 'disk.vhdx is a vhdx image (not vmdk): drop --image-format or give vhdx' fmt.err)" "1 1" \
+  "inspect --image-format vmdk disk.vhdx: refused, naming what the file is ($(head -c 200 fmt.err))"
+inspect --image-format raw disk.vhdx >/dev/null 2>fmt.err
+is "$? $(grep -c 'disk.vhdx is a vhdx image (not raw)' fmt.err)" "1 1" "inspect --image-format raw disk.vhdx: refused the same way ($(head -c 200 fmt.err))"
+inspect --image-format qcow2 sparse.vmdk >/dev/null 2>fmt.err
+is "$? $(grep -c 'sparse.vmdk is a vmdk image (not qcow2): drop --image-format or give vmdk' fmt.err)" "1 1" \
+  "inspect --image-format qcow2 sparse.vmdk: the advice names the format it has ($(head -c 200 fmt.err))"
+inspect --image-format raw fixed.vhd >fixed-raw.json 2>fmt.err
+ok $? "inspect --image-format raw fixed.vhd reads it: a fixed VHD is the disk, then a footer ($(head -c 200 fmt.err))"
+
+# A sparse VMDK holds its descriptor, whose extent is the file's name when it was made: a copy
+# or a renamed file is itself the disk, as qemu reads it, never the file that name now points to.
+mkdir -p moved && cp sparse.vmdk moved/copy.vmdk && cp stream.vmdk moved/stream-copy.vmdk
+qemu-img create -q -f vmdk moved/sparse.vmdk 26M # another disk under the original's name
+for f in copy stream-copy; do
+  inspect "moved/$f.vmdk" >"$f.json" 2>"$f.err"
+  ok $? "moved/$f.vmdk (a copy beside another disk named as its descriptor says) is read ($(head -c 200 "$f.err"))"
+  diff <(jq -S .settings raw.json) <(jq -S .settings "$f.json") >/dev/null
+  ok $? "moved/$f.vmdk: the same settings as the raw disk, not the other file's"
+done
+
+# A FIFO, as the image or as an extent, is refused at once (opening it must not wait for a writer).
+mkfifo pipe.img
+timeout 20 "$VMSCOPE" inspect --backend direct pipe.img >/dev/null 2>pipe.err
+is "$? $(grep -c 'pipe.img: not a regular file or block device' pipe.err)" "1 1" "a FIFO as the image: refused ($(head -c 200 pipe.err))"
+sed 's/^RW \([0-9]*\) FLAT ".*"/RW \1 FLAT "pipe.img"/' flat.vmdk >pipe.vmdk # qemu-img's descriptor
+timeout 20 "$VMSCOPE" inspect --backend direct pipe.vmdk >/dev/null 2>pipe.err
+is "$? $(grep -c 'is not a regular file' pipe.err)" "1 1" "a FIFO as a VMDK extent: refused ($(head -c 200 pipe.err))"
+
+# The output never lands in an input: standard output appended to the image, or to a backing file.
+cp disk.vhdx keep.vhdx
+"$VMSCOPE" inspect --backend direct keep.vhdx >>keep.vhdx 2>out.err
+rc=$?
+cmp -s keep.vhdx disk.vhdx
+is "$rc $? $(grep -c 'keep.vhdx is also where the output goes: refused' out.err)" "1 0 1" \
+  "inspect keep.vhdx >> keep.vhdx: refused, the image unchanged ($(head -c 200 out.err))"
+qemu-img create -q -f qcow2 -b keep.vhdx -F vhdx top.qcow2
+"$VMSCOPE" inspect --backend direct top.qcow2 1<>keep.vhdx 2>out.err
+rc=$?
+cmp -s keep.vhdx disk.vhdx
+is "$rc $? $(grep -c 'keep.vhdx is also where the output goes' out.err)" "1 0 1" \
+  "inspect top.qcow2 1<> its backing file: refused, the backing file unchanged ($(head -c 200 out.err))"
 
 # A qcow2 overlay whose backing file is the VHDX.
 qemu-img create -q -f qcow2 -b disk.vhdx -F vhdx overlay.qcow2 || bail "qemu-img create overlay failed"

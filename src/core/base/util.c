@@ -548,3 +548,9 @@ void vs_strv_free(char **v, size_t n) {
     free(v[i]);
   free(v);
 }
+
+char *vs_msg_output_is_input(const char *path) {
+  return vs_xasprintf("%s is also where the output goes: refused, so that it is not written into "
+                      "(send the output elsewhere; if a shell's > emptied it, restore it first)",
+                      path);
+}

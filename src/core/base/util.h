@@ -50,6 +50,9 @@ void *vs_xrealloc(void *p, size_t n);
 char *vs_xstrdup(const char *s);
 char *vs_xstrndup(const char *s, size_t n);
 char *vs_xasprintf(const char *fmt, ...) VS_PRINTF(1, 2);
+/* The refusal of an input PATH that is also where a command's output goes (a shell's ">>" or
+ * "1<>" onto it): never written into, said the same way by every reader. */
+char *vs_msg_output_is_input(const char *path);
 char *vs_xvasprintf(const char *fmt, va_list ap) VS_PRINTF(1, 0);
 
 /* Hands ownership of *P to the caller and leaves NULL behind (for _cleanup_ variables). */

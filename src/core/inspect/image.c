@@ -159,6 +159,15 @@ struct chain {
 static struct vs_image *open_chain(const char *path, const char *format, struct chain *ch,
                                    struct vs_err *err);
 
+/* -1 with ERR filled when the file ST (PATH) is the caller's output (vs_image_opts.output). */
+static int is_output(const struct chain *ch, const struct stat *st, const char *path,
+                     struct vs_err *err) {
+  const struct stat *out = ch->opts ? ch->opts->output : NULL;
+  if (!out || out->st_dev != st->st_dev || out->st_ino != st->st_ino) return 0;
+  _cleanup_(vs_freep) char *msg = vs_msg_output_is_input(path);
+  return vs_err_set(err, EINVAL, "%s", msg);
+}
+
 static bool is_allowed(const struct chain *ch, const char *real) {
   for (size_t i = 0; i < ch->n_allowed; i++) {
     size_t n = strlen(ch->allowed[i]);
@@ -225,7 +234,13 @@ struct extent_ctx {
 
 static char *resolve_extent(void *ctx, const char *name, struct vs_err *err) {
   const struct extent_ctx *x = ctx;
-  return resolve_allowed(x->path, name, "extent file", x->ch, err);
+  char *real = resolve_allowed(x->path, name, "extent file", x->ch, err);
+  struct stat st;
+  if (real && stat(real, &st) == 0 && is_output(x->ch, &st, real, err) < 0) {
+    free(real);
+    return NULL;
+  }
+  return real;
 }
 
 static int parse_extensions(struct vs_image *img, const uint8_t *c0, size_t c0_len, size_t start,
@@ -421,7 +436,7 @@ static struct vs_image *open_chain(const char *path, const char *format, struct 
                                    struct vs_err *err) {
   _cleanup_(vs_image_closep) struct vs_image *img = vs_xcalloc(1, sizeof(*img));
   img->path = printable(path, strlen(path));
-  img->fd = open(path, O_RDONLY | O_CLOEXEC);
+  img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
   if (img->fd < 0) {
     vs_err_set(err, errno, "%s: %s", img->path, strerror(errno));
     return NULL;
@@ -435,6 +450,11 @@ static struct vs_image *open_chain(const char *path, const char *format, struct 
     vs_err_set(err, EINVAL, "%s: not a regular file or block device", img->path);
     return NULL;
   }
+  if (fcntl(img->fd, F_SETFL, 0) < 0) { /* a block device's reads wait for the data */
+    vs_err_set(err, errno, "%s: %s", img->path, strerror(errno));
+    return NULL;
+  }
+  if (is_output(ch, &st, img->path, err) < 0) return NULL;
   for (int i = 0; i < ch->depth; i++) {
     if (ch->dev[i] == st.st_dev && ch->ino[i] == st.st_ino) {
       vs_err_set(err, ELOOP, "%s: backing chain loops back to an image already in it", img->path);
@@ -491,6 +511,29 @@ static struct vs_image *open_chain(const char *path, const char *format, struct 
     img->size = img->file_size;
   }
   return vs_steal(&img);
+}
+
+const char *vs_image_probe_format(const char *path, bool *raw_too) {
+  *raw_too = false;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0) return NULL;
+  const char *format = NULL;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    uint8_t magic[4] = {0};
+    bool is_qcow2 = pread(fd, magic, 4, 0) == 4 && be32(magic) == QCOW_MAGIC;
+    int kind = is_qcow2 ? -1 : vs_yal_probe(fd, (uint64_t)st.st_size);
+    format = is_qcow2              ? "qcow2"
+             : kind == VS_YAL_VHD  ? "vhd"
+             : kind == VS_YAL_VHDX ? "vhdx"
+             : kind == VS_YAL_VMDK ? "vmdk"
+                                   : "raw";
+    /* A fixed VHD is the disk, then a footer: its first sector is the guest's. */
+    *raw_too =
+        kind == VS_YAL_VHD && !(pread(fd, magic, 4, 0) == 4 && memcmp(magic, "cone", 4) == 0);
+  }
+  close(fd);
+  return format;
 }
 
 bool vs_image_is_nbd_uri(const char *path) {

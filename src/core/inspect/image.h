@@ -16,6 +16,7 @@
 #include "util.h"
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define VS_IMAGE_MAX_CHAIN 16
 
@@ -34,6 +35,10 @@ struct vs_image_opts {
    * ENOTSUP, left to the appliance: libfsxfs 20201117 is unfit for hostile images (a double
    * free on a crafted one: SECURITY.md), so only a user's explicit choice reads it directly. */
   bool read_xfs;
+  /* The file the caller writes its output to (a command's standard output, when a file), or
+   * NULL: an image whose chain or extents include it is refused, so the output never lands in
+   * an input. */
+  const struct stat *output;
 };
 
 struct vs_image;
@@ -44,13 +49,18 @@ struct vs_image;
 struct vs_image *vs_image_open(const char *path, const struct vs_image_opts *opts,
                                struct vs_err *err);
 bool vs_image_is_nbd_uri(const char *path);
+/* What PATH's signature says it is, without opening it as an image: "qcow2", "vhd", "vhdx",
+ * "vmdk", or "raw" for none of them; NULL when it cannot be opened or is not a regular file.
+ * *RAW_TOO is set when reading it as raw is right too (a fixed VHD: the disk, then a footer).
+ * For a user's --image-format to be checked before anything reads the file. */
+const char *vs_image_probe_format(const char *path, bool *raw_too);
 void vs_image_close(struct vs_image *img);
 void vs_image_closep(struct vs_image **img);
 
 const char *vs_image_path(const struct vs_image *img);
 /* "raw", "qcow2", "vhd", "vhdx", "vmdk" or "nbd" */
 const char *vs_image_format(const struct vs_image *img);
-uint64_t vs_image_size(const struct vs_image *img);      /* virtual size in bytes */
+uint64_t vs_image_size(const struct vs_image *img); /* virtual size in bytes */
 const struct vs_image *vs_image_backing(const struct vs_image *img);
 uint64_t vs_image_cluster_size(const struct vs_image *img); /* 0 for raw */
 

@@ -40,6 +40,7 @@ struct vs_yal {
   uint64_t size, bytes_read;
   uint64_t budget, budget_limit; /* bytes the current operation may still read, and could */
   bool over_budget;
+  bool embedded; /* a VMDK sparse extent file holding its own descriptor */
   libbfio_handle_t *top;
   libbfio_pool_t *pool;
   libvhdi_file_t *vhd;
@@ -159,7 +160,7 @@ static int open_extent(struct vs_yal *y, const char *name, vs_yal_resolve_fn *re
   if (!real) return -1;
   f->y = y;
   f->owns_fd = true;
-  f->fd = open(real, O_RDONLY | O_CLOEXEC);
+  f->fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block the open */
   struct stat st;
   if (f->fd < 0 || fstat(f->fd, &st) < 0)
     return vs_err_set(err, errno, "%s: extent file %s: %s", y->path, real, strerror(errno));
@@ -178,6 +179,17 @@ static int open_extents(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx,
   if (n < 1 || n > MAX_EXTENTS)
     return vs_err_set(err, EINVAL, "%s: %d extents; vmscope reads 1 to %d", y->path, n,
                       MAX_EXTENTS);
+  /* A sparse extent file ("KDMV") with its descriptor embedded is the whole disk, as qemu reads
+   * it: the extent name in that descriptor is the file's name when it was made, and a copy or
+   * a renamed file keeps it, so following it would read another file (or none). */
+  uint8_t magic[4] = {0};
+  y->embedded =
+      read_exact(y->files[0].fd, magic, sizeof(magic), 0) && memcmp(magic, "KDMV", 4) == 0;
+  if (y->embedded && n != 1)
+    return vs_err_set(err, EINVAL,
+                      "%s: a sparse VMDK file whose embedded descriptor lists %d extents (one "
+                      "file is one extent)",
+                      y->path, n);
   y->files = vs_xrealloc(y->files, (size_t)(n + 1) * sizeof(*y->files));
   libbfio_error_t *be = NULL;
   if (libbfio_pool_initialize(&y->pool, 0, LIBBFIO_POOL_UNLIMITED_NUMBER_OF_OPEN_HANDLES, &be) != 1)
@@ -208,7 +220,10 @@ static int open_extents(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx,
     struct yfile *f = &y->files[y->n_files];
     *f = (struct yfile){.fd = -1};
     y->n_files++;
-    if (open_extent(y, name, resolve, ctx, f, err) < 0) return -1;
+    if (y->embedded) /* the file itself, whatever name its descriptor kept */
+      *f = (struct yfile){.y = y, .fd = y->files[0].fd, .size = y->files[0].size};
+    else if (open_extent(y, name, resolve, ctx, f, err) < 0)
+      return -1;
     libbfio_handle_t *h = bio_new(f);
     int entry = 0;
     if (!h || libbfio_pool_append_handle(y->pool, &entry, h, LIBBFIO_OPEN_READ, &be) != 1) {
