@@ -406,10 +406,29 @@ static void show_guestfs_phase(const struct vs_guestfs_event *ev, void *ctx) {
 static void inspect_guestfs(const struct vs_cli_read *r, struct vs_extractor *x,
                             const struct vs_watch *watch, char **paths, const size_t *index,
                             size_t n, struct vs_cli_docs *out) {
+  struct vs_err err = {0};
+  if (n > 1) {
+    /* Our reader's checks first (the backing-file allow-list, extents, the output): an image
+     * they refuse is that image's error, and the others still share one appliance. */
+    _cleanup_(vs_freep) size_t *fine = vs_xcalloc(n, sizeof(size_t));
+    size_t n_fine = 0;
+    for (size_t k = 0; k < n; k++) {
+      struct vs_image *img = vs_image_open(paths[index[k]], &r->image, &err);
+      if (img)
+        fine[n_fine++] = index[k];
+      else
+        out[index[k]].error = vs_xstrdup(vs_err_msg(&err));
+      vs_err_clear(&err);
+      vs_image_close(img);
+    }
+    if (n_fine < n) {
+      if (n_fine) inspect_guestfs(r, x, watch, paths, fine, n_fine, out);
+      return;
+    }
+  }
   const char **batch = vs_xcalloc(n, sizeof(char *));
   for (size_t k = 0; k < n; k++)
     batch[k] = paths[index[k]];
-  struct vs_err err = {0};
   double t0 = vs_now_monotonic();
   struct vs_cli_progress *line =
       vs_cli_progress_new(stderr, !r->quiet && isatty(STDERR_FILENO), 0, true);

@@ -65,8 +65,13 @@ export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg} # t
 qemu-img create -q -f qcow2 -b disk.qcow2 -F qcow2 "$work/overlay.qcow2"
 t0=$(date +%s)
 mkdir -p "$work/tmp"
-TMPDIR="$work/tmp" "$VMSCOPE" inspect --stats --backend guestfs "$work/disk.qcow2" "$work/overlay.qcow2" >"$work/gfs.json" 2>"$work/gfs.err"
-ok $? "vmscope inspect --backend guestfs reads both images in one batch ($(( $(date +%s) - t0 )) s)"
+# A third image our reader refuses (a backing file outside the allowed directories) is that
+# image's error alone: the other two still share one appliance.
+mkdir -p "$work/elsewhere" && qemu-img create -q -f qcow2 -b "$work/disk.qcow2" -F qcow2 "$work/elsewhere/escape.qcow2"
+TMPDIR="$work/tmp" "$VMSCOPE" inspect --stats --backend guestfs "$work/disk.qcow2" "$work/elsewhere/escape.qcow2" "$work/overlay.qcow2" >"$work/gfs.json" 2>"$work/gfs.err"
+is "$? $(jq length "$work/gfs.json")" "1 2" "vmscope inspect --backend guestfs reads both images in one batch ($(( $(date +%s) - t0 )) s), exit 1 for the refused one"
+grep -q "elsewhere/escape.qcow2: backing file" "$work/gfs.err" && ! grep -q "one appliance per image" "$work/gfs.err"
+ok $? "the refused image is refused alone, before the appliance: $(grep -m1 escape "$work/gfs.err" | head -c 300)"
 [ -z "$(ls "$work/tmp" | grep vmscope-guestfs || true)" ]; ok $? "the staging copies of the guests' files are removed afterwards"
 sed 's/^/# /' "$work/gfs.err"
 grep -c "appliance for 2 image(s) up" "$work/gfs.err" | grep -qx 1; ok $? "through a single appliance"
