@@ -7,8 +7,7 @@
  * run list or index that keeps libfsntfs reading ends in an error; a path walk is one look-up
  * per component (at most VS_SOURCE_MAX_PATH bytes of path); file contents are copied through a
  * fixed buffer up to the caller's MAX, whatever size the volume claims. */
-#include "fs.h"
-#include "bfio.h"
+#include "fs_yal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,20 +28,27 @@ struct ntfs {
 
 /* ------------------------------------------------------------------------------ errors */
 
-/* Fills ERR with CODE and WHAT, with libfsntfs's reason, and frees E. */
-static int fail(struct vs_err *err, struct ntfs *fs, int code, libfsntfs_error_t **e,
-                const char *fmt, ...) VS_PRINTF(5, 6);
-static int fail(struct vs_err *err, struct ntfs *fs, int code, libfsntfs_error_t **e,
-                const char *fmt, ...) {
-  char what[VS_SOURCE_MAX_PATH + 256], why[512] = "";
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(what, sizeof(what), fmt, ap);
-  va_end(ap);
-  if (*e && libfsntfs_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
-  libfsntfs_error_free(e);
-  return vs_bfio_fail(err, fs ? &fs->io : NULL, "libfsntfs", OP_READ_BUDGET >> 20, code, what, why);
-}
+static bool is_metadata(libfsntfs_file_entry_t *fe);
+
+static const struct vs_yal_fs ntfs_calls = {
+    .lib = "libfsntfs",
+    .budget_mib = OP_READ_BUDGET >> 20,
+    .error_sprint = libfsntfs_error_sprint,
+    .error_free = libfsntfs_error_free,
+    .entry_free = libfsntfs_file_entry_free,
+    .get_size = libfsntfs_file_entry_get_size,
+    .read_at = libfsntfs_file_entry_read_buffer_at_offset,
+    .count = libfsntfs_file_entry_get_number_of_sub_file_entries,
+    .sub = libfsntfs_file_entry_get_sub_file_entry_by_index,
+    .name = libfsntfs_file_entry_get_utf8_name,
+    .link_size = libfsntfs_file_entry_get_utf8_symbolic_link_target_size,
+    .link_target = libfsntfs_file_entry_get_utf8_symbolic_link_target,
+    .hidden = is_metadata,
+};
+
+/* Fills ERR with CODE and what follows, with libfsntfs's reason, and frees *E. */
+#define fail(err, fs, code, e, ...)                                                                \
+  vs_yal_fs_fail(&ntfs_calls, (fs) ? &(fs)->io : NULL, err, code, e, __VA_ARGS__)
 
 static void begin_op(struct ntfs *fs, uint64_t extra) {
   vs_bfio_begin(&fs->io, OP_READ_BUDGET + extra);
@@ -154,24 +160,9 @@ static int ntfs_readlink(void *impl, const char *rel, const char *path, char **t
   libfsntfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, err) < 0) return -1;
-  if (type != VS_FT_LNK) {
-    libfsntfs_file_entry_free(&fe, NULL);
-    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
-  }
-  libfsntfs_error_t *e = NULL;
-  uint8_t buf[VS_SOURCE_MAX_PATH + 1];
-  size_t n = 0;
-  int rc = libfsntfs_file_entry_get_utf8_symbolic_link_target_size(fe, &n, &e);
-  if (rc == 1 && n > sizeof(buf)) {
-    libfsntfs_file_entry_free(&fe, NULL);
-    return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
-                      VS_SOURCE_MAX_PATH);
-  }
-  if (rc == 1) rc = libfsntfs_file_entry_get_utf8_symbolic_link_target(fe, buf, sizeof(buf), &e);
-  libfsntfs_file_entry_free(&fe, NULL);
-  if (rc != 1) return fail(err, fs, EIO, &e, "%s: reading the symlink's target", path);
-  buf[sizeof(buf) - 1] = '\0';
-  char *t = (char *)buf;
+  _cleanup_(vs_freep) char *raw = NULL;
+  if (vs_yal_fs_readlink(&ntfs_calls, &fs->io, fe, type, path, &raw, err) < 0) return -1;
+  char *t = raw;
   if (strncmp(t, "\\??\\", 4) == 0) t += 4;
   if (((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z') && t[1] == ':') t += 2;
   char *out = vs_xstrdup(t);
@@ -187,33 +178,7 @@ static int ntfs_read(void *impl, const char *rel, const char *path, size_t max, 
   libfsntfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, err) < 0) return -1;
-  libfsntfs_error_t *e = NULL;
-  size64_t size = 0;
-  int rc = 0;
-  if (type != VS_FT_REG)
-    rc = vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path, vs_ftype_name(type));
-  if (rc == 0 && libfsntfs_file_entry_get_size(fe, &size, &e) != 1)
-    rc = fail(err, fs, EIO, &e, "%s: reading its size", path);
-  if (rc == 0 && size > max)
-    rc = vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path,
-                    (uint64_t)size, max);
-  if (rc == 0) fs->io.budget += size; /* the file's own bytes */
-  uint8_t chunk[65536];
-  for (uint64_t done = 0; rc == 0 && done < size;) {
-    size_t want = size - done < sizeof(chunk) ? (size_t)(size - done) : sizeof(chunk);
-    ssize_t got = libfsntfs_file_entry_read_buffer_at_offset(fe, chunk, want, (off64_t)done, &e);
-    if (got < 0)
-      rc = fail(err, fs, EIO, &e, "%s: read at %" PRIu64, path, done);
-    else if (got == 0)
-      rc = vs_err_set(err, EIO, "%s: ends at %" PRIu64 " bytes, before its size of %" PRIu64, path,
-                      done, (uint64_t)size);
-    else {
-      vs_buf_add(out, chunk, (size_t)got);
-      done += (uint64_t)got;
-    }
-  }
-  libfsntfs_file_entry_free(&fe, NULL);
-  return rc;
+  return vs_yal_fs_read(&ntfs_calls, &fs->io, fe, type, path, max, out, err);
 }
 
 static int ntfs_list(void *impl, const char *rel, const char *path, size_t max, char ***names,
@@ -222,48 +187,7 @@ static int ntfs_list(void *impl, const char *rel, const char *path, size_t max, 
   libfsntfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, err) < 0) return -1;
-  libfsntfs_error_t *e = NULL;
-  int n = 0;
-  int rc = 0;
-  if (type != VS_FT_DIR) rc = vs_err_set(err, ENOTDIR, "%s: not a directory", path);
-  if (rc == 0 && libfsntfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1)
-    rc = fail(err, fs, EIO, &e, "%s: reading the directory", path);
-  char **v = NULL;
-  size_t k = 0;
-  *truncated = false;
-  for (int i = 0; rc == 0 && i < n; i++) {
-    libfsntfs_file_entry_t *sub = NULL;
-    uint8_t name[1024]; /* 255 UTF-16 units: at most 765 bytes of UTF-8 */
-    if (libfsntfs_file_entry_get_sub_file_entry_by_index(fe, i, &sub, &e) != 1) {
-      rc = fail(err, fs, EIO, &e, "%s: reading entry %d of the directory", path, i);
-      break;
-    }
-    int got = libfsntfs_file_entry_get_utf8_name(sub, name, sizeof(name), &e);
-    bool hidden = is_metadata(sub);
-    libfsntfs_file_entry_free(&sub, NULL);
-    if (got != 1) {
-      rc = fail(err, fs, EIO, &e, "%s: reading the name of entry %d", path, i);
-      break;
-    }
-    name[sizeof(name) - 1] = '\0';
-    if (hidden || !name[0] || strchr((char *)name, '/') || strcmp((char *)name, ".") == 0 ||
-        strcmp((char *)name, "..") == 0)
-      continue; /* metadata, or not a name a path can hold */
-    if (k >= max) {
-      *truncated = true;
-      break;
-    }
-    vs_strv_add(&v, &k, (char *)name);
-  }
-  libfsntfs_file_entry_free(&fe, NULL);
-  if (rc < 0) {
-    vs_strv_free(v, k);
-    return -1;
-  }
-  if (k) qsort(v, k, sizeof(char *), vs_cmp_strp);
-  *names = v;
-  *count = k;
-  return 0;
+  return vs_yal_fs_list(&ntfs_calls, &fs->io, fe, type, path, max, names, count, truncated, err);
 }
 
 static void ntfs_close(void *impl) {

@@ -9,8 +9,7 @@
  * back up (source.c resolves "..", so a directory entry pointing at an ancestor is only ever
  * read as one more level); file contents are copied through a fixed buffer up to the caller's
  * MAX, whatever size the inode claims. */
-#include "bfio.h"
-#include "fs.h"
+#include "fs_yal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,20 +27,24 @@ struct xfs {
   libfsxfs_volume_t *vol;
 };
 
-/* Fills ERR with CODE and WHAT, with libfsxfs's reason, and frees E. */
-static int fail(struct vs_err *err, struct xfs *fs, int code, libfsxfs_error_t **e, const char *fmt,
-                ...) VS_PRINTF(5, 6);
-static int fail(struct vs_err *err, struct xfs *fs, int code, libfsxfs_error_t **e, const char *fmt,
-                ...) {
-  char what[VS_SOURCE_MAX_PATH + 256], why[512] = "";
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(what, sizeof(what), fmt, ap);
-  va_end(ap);
-  if (*e && libfsxfs_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
-  libfsxfs_error_free(e);
-  return vs_bfio_fail(err, fs ? &fs->io : NULL, "libfsxfs", OP_READ_BUDGET >> 20, code, what, why);
-}
+static const struct vs_yal_fs xfs_calls = {
+    .lib = "libfsxfs",
+    .budget_mib = OP_READ_BUDGET >> 20,
+    .error_sprint = libfsxfs_error_sprint,
+    .error_free = libfsxfs_error_free,
+    .entry_free = libfsxfs_file_entry_free,
+    .get_size = libfsxfs_file_entry_get_size,
+    .read_at = libfsxfs_file_entry_read_buffer_at_offset,
+    .count = libfsxfs_file_entry_get_number_of_sub_file_entries,
+    .sub = libfsxfs_file_entry_get_sub_file_entry_by_index,
+    .name = libfsxfs_file_entry_get_utf8_name,
+    .link_size = libfsxfs_file_entry_get_utf8_symbolic_link_target_size,
+    .link_target = libfsxfs_file_entry_get_utf8_symbolic_link_target,
+};
+
+/* Fills ERR with CODE and what follows, with libfsxfs's reason, and frees *E. */
+#define fail(err, fs, code, e, ...)                                                                \
+  vs_yal_fs_fail(&xfs_calls, (fs) ? &(fs)->io : NULL, err, code, e, __VA_ARGS__)
 
 /* The entry at REL (components separated by '/'), and its type: one operation's start.
  * libfsxfs walks the path itself (its look-up of one name in a directory fails on this
@@ -103,25 +106,7 @@ static int xfs_readlink(void *impl, const char *rel, const char *path, char **ta
   libfsxfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
-  if (type != VS_FT_LNK) {
-    libfsxfs_file_entry_free(&fe, NULL);
-    return vs_err_set(err, EINVAL, "%s: not a symlink", path);
-  }
-  libfsxfs_error_t *e = NULL;
-  uint8_t buf[VS_SOURCE_MAX_PATH + 1];
-  size_t n = 0;
-  int rc = libfsxfs_file_entry_get_utf8_symbolic_link_target_size(fe, &n, &e);
-  if (rc == 1 && n > sizeof(buf)) {
-    libfsxfs_file_entry_free(&fe, NULL);
-    return vs_err_set(err, ENAMETOOLONG, "%s: symlink target longer than %d bytes", path,
-                      VS_SOURCE_MAX_PATH);
-  }
-  if (rc == 1) rc = libfsxfs_file_entry_get_utf8_symbolic_link_target(fe, buf, sizeof(buf), &e);
-  libfsxfs_file_entry_free(&fe, NULL);
-  if (rc != 1) return fail(err, fs, EIO, &e, "%s: reading the symlink's target", path);
-  buf[sizeof(buf) - 1] = '\0';
-  *target = vs_xstrdup((char *)buf);
-  return 0;
+  return vs_yal_fs_readlink(&xfs_calls, &fs->io, fe, type, path, target, err);
 }
 
 static int xfs_read(void *impl, const char *rel, const char *path, size_t max, struct vs_buf *out,
@@ -130,33 +115,7 @@ static int xfs_read(void *impl, const char *rel, const char *path, size_t max, s
   libfsxfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
-  libfsxfs_error_t *e = NULL;
-  size64_t size = 0;
-  int rc = 0;
-  if (type != VS_FT_REG)
-    rc = vs_err_set(err, EINVAL, "%s: is a %s, not a regular file", path, vs_ftype_name(type));
-  if (rc == 0 && libfsxfs_file_entry_get_size(fe, &size, &e) != 1)
-    rc = fail(err, fs, EIO, &e, "%s: reading its size", path);
-  if (rc == 0 && size > max)
-    rc = vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path,
-                    (uint64_t)size, max);
-  if (rc == 0) fs->io.budget += size; /* the file's own bytes */
-  uint8_t chunk[65536];
-  for (uint64_t done = 0; rc == 0 && done < size;) {
-    size_t want = size - done < sizeof(chunk) ? (size_t)(size - done) : sizeof(chunk);
-    ssize_t got = libfsxfs_file_entry_read_buffer_at_offset(fe, chunk, want, (off64_t)done, &e);
-    if (got < 0)
-      rc = fail(err, fs, EIO, &e, "%s: read at %" PRIu64, path, done);
-    else if (got == 0)
-      rc = vs_err_set(err, EIO, "%s: ends at %" PRIu64 " bytes, before its size of %" PRIu64, path,
-                      done, (uint64_t)size);
-    else {
-      vs_buf_add(out, chunk, (size_t)got);
-      done += (uint64_t)got;
-    }
-  }
-  libfsxfs_file_entry_free(&fe, NULL);
-  return rc;
+  return vs_yal_fs_read(&xfs_calls, &fs->io, fe, type, path, max, out, err);
 }
 
 static int xfs_list(void *impl, const char *rel, const char *path, size_t max, char ***names,
@@ -165,47 +124,7 @@ static int xfs_list(void *impl, const char *rel, const char *path, size_t max, c
   libfsxfs_file_entry_t *fe = NULL;
   enum vs_ftype type;
   if (find(fs, rel, path, &fe, &type, NULL, err) < 0) return -1;
-  libfsxfs_error_t *e = NULL;
-  int n = 0;
-  int rc = 0;
-  if (type != VS_FT_DIR) rc = vs_err_set(err, ENOTDIR, "%s: not a directory", path);
-  if (rc == 0 && libfsxfs_file_entry_get_number_of_sub_file_entries(fe, &n, &e) != 1)
-    rc = fail(err, fs, EIO, &e, "%s: reading the directory", path);
-  char **v = NULL;
-  size_t k = 0;
-  *truncated = false;
-  for (int i = 0; rc == 0 && i < n; i++) {
-    libfsxfs_file_entry_t *sub = NULL;
-    uint8_t name[1024]; /* XFS names are at most 255 bytes */
-    if (libfsxfs_file_entry_get_sub_file_entry_by_index(fe, i, &sub, &e) != 1) {
-      rc = fail(err, fs, EIO, &e, "%s: reading entry %d of the directory", path, i);
-      break;
-    }
-    int got = libfsxfs_file_entry_get_utf8_name(sub, name, sizeof(name), &e);
-    libfsxfs_file_entry_free(&sub, NULL);
-    if (got != 1) {
-      rc = fail(err, fs, EIO, &e, "%s: reading the name of entry %d", path, i);
-      break;
-    }
-    name[sizeof(name) - 1] = '\0';
-    if (!name[0] || strchr((char *)name, '/') || strcmp((char *)name, ".") == 0 ||
-        strcmp((char *)name, "..") == 0)
-      continue; /* not a name a path can hold */
-    if (k >= max) {
-      *truncated = true;
-      break;
-    }
-    vs_strv_add(&v, &k, (char *)name);
-  }
-  libfsxfs_file_entry_free(&fe, NULL);
-  if (rc < 0) {
-    vs_strv_free(v, k);
-    return -1;
-  }
-  if (k) qsort(v, k, sizeof(char *), vs_cmp_strp);
-  *names = v;
-  *count = k;
-  return 0;
+  return vs_yal_fs_list(&xfs_calls, &fs->io, fe, type, path, max, names, count, truncated, err);
 }
 
 static void xfs_close(void *impl) {
