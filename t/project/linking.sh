@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Each plugin links only the core folders it uses, and so only their libraries (readelf -d):
 # vmscope_drift ranks documents and needs none of libguestfs, librpm, libvirt or libcurl. And
-# libvirt, libguestfs, libpq, libcurl and libnbd are opened on first use (src/core/base/dl.h),
+# libvirt, libguestfs, libpq, libcurl, libnbd, librpm and librpmio are opened on first use (src/core/base/dl.h),
 # so neither vmscope nor any plugin names them among what the loader maps at start-up: the
 # binary holds the name of the file it opens instead.
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
@@ -32,8 +32,12 @@ ok $? "vmscope_action.so needs neither libcurl nor libvirt at start-up"
 grep -qa 'libcurl\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_action.so"
 ok $? "  it names libcurl's file (webhooks, the fleet map), opened on first use"
 cli=$(needed "$VS_BUILDDIR/vmscope")
-for lib in libguestfs libvirt libnbd libcurl libpq; do
-  [[ " $cli" != *" $lib"* ]]; ok $? "vmscope does not need $lib at start-up"
+for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio; do
+  [[ " $cli" != *" $lib."* ]]; ok $? "vmscope does not need $lib at start-up"
+done
+for lib in 'librpm\.so\.[0-9]' 'librpmio\.so\.[0-9]'; do
+  grep -qa "$lib" "$VS_BUILDDIR/.libs/vmscope_snapshot.so"
+  ok $? "vmscope_snapshot.so names ${lib%%\\*}'s file (RPM guests' packages and versions), opened on first use"
 done
 diag "vmscope needs $(wc -w <<<"$cli") libraries: $cli"
 done_testing

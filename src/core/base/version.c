@@ -1,11 +1,20 @@
 #include "version.h"
 
+#include "dl.h"
 #include "util.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <rpm/rpmver.h>
+
+/* librpmio is opened with the first RPM version compared: with lua, popt, libgcrypt and four
+ * compression libraries behind it, linking it cost every process 5 ms to start. */
+/* clang-format off */
+#define RPMIO_SYMBOLS(X) X(rpmverParse) X(rpmverCmp) X(rpmvercmp) X(rpmverFree)
+/* clang-format on */
+VS_DL_LIBRARY(rpmio_lib, VS_SONAME_RPMIO, "librpmio9", RPMIO_SYMBOLS);
 
 /* ASCII only, as dpkg's c_isdigit/c_isalpha: the locale must not change an order. */
 static bool is_digit(int c) {
@@ -97,16 +106,25 @@ static const char *last_version(const char *s) {
 int vs_version_compare(const char *format, const char *a, const char *b) {
   a = last_version(a);
   b = last_version(b);
-  if (format && strcmp(format, "rpm") == 0) {
-    rpmver va = rpmverParse(a), vb = rpmverParse(b);
+  struct vs_err err = {0};
+  if (format && strcmp(format, "rpm") == 0 && vs_dl_load(&rpmio_lib, &err) == 0) {
+    rpmver va = sym_rpmverParse(a), vb = sym_rpmverParse(b);
     int r;
     if (va && vb)
-      r = rpmverCmp(va, vb);
+      r = sym_rpmverCmp(va, vb);
     else
-      r = rpmvercmp(a, b); /* not E:V-R: compare as one version string */
-    rpmverFree(va);
-    rpmverFree(vb);
+      r = sym_rpmvercmp(a, b); /* not E:V-R: compare as one version string */
+    sym_rpmverFree(va);
+    sym_rpmverFree(vb);
     return r;
+  }
+  if (err.code) {
+    /* An install without librpmio (its package depends on it): said once; dpkg's order is
+     * rpm's for the common versions (digits, dots, letters, '~'). */
+    static atomic_bool said;
+    if (!atomic_exchange(&said, true))
+      vs_log(VS_LOG_ERR, "%s; RPM versions are ordered as dpkg orders them", vs_err_msg(&err));
+    vs_err_clear(&err);
   }
   return deb_compare(a, a + strlen(a), b, b + strlen(b));
 }

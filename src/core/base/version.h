@@ -4,7 +4,8 @@
  * '~' sorts before everything, even the end; letters before other characters; digit runs by
  * number). libdpkg, which implements it, ships only as a non-PIC static archive that cannot go
  * into the collectd plugins, so the algorithm is written out here and tested against
- * "dpkg --compare-versions". RPM versions ([epoch:]version-release) go to librpm's rpmvercmp.
+ * "dpkg --compare-versions". RPM versions ([epoch:]version-release) go to librpmio's rpmverCmp,
+opened on first use (dl.h).
  * A value holding several versions separated by spaces (several kernels) compares by its
  * highest, the last one listed. */
 #ifndef VS_VERSION_H
