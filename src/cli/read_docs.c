@@ -316,8 +316,8 @@ static struct vs_source *open_source(const struct vs_cli_read *r, const char *pa
  * tree's directory name, an image's file name without its image extension ("web-02.qcow2" is
  * web-02). */
 static void set_identity(struct vs_feature *doc, const char *path, bool is_dir) {
-  static const char *const image_exts[] = {".qcow2", ".qcow", ".img", ".raw", ".qed",
-                                           ".vmdk",  ".vdi",  ".vhd", ".vhdx"};
+  static const char *const image_exts[] = {".qcow2", ".qcow", ".img", ".raw",  ".qed",
+                                           ".vmdk",  ".vdi",  ".vhd", ".vhdx", ".vpc"};
   _cleanup_(vs_freep) char *canon = vs_image_is_nbd_uri(path) ? NULL : realpath(path, NULL);
   const char *id = canon ? canon : path;
   const char *base = strrchr(id, '/');

@@ -70,6 +70,8 @@ inspect --image-format vhdx disk.vhdx >fmt.json 2>fmt.err
 ok $? "inspect --image-format vhdx disk.vhdx reads it ($(head -c 200 fmt.err))"
 inspect --image-format vpc dynamic.vhd >/dev/null 2>fmt.err
 ok $? "inspect --image-format vpc dynamic.vhd: qemu's name for vhd ($(head -c 200 fmt.err))"
+cp dynamic.vhd web-09.vpc
+is "$(inspect web-09.vpc | jq -r .name)" web-09 "a .vpc file (qemu's name for VHD) is named without its extension, as .vhd is"
 inspect --image-format vmdk disk.vhdx >/dev/null 2>fmt.err
 rc=$?
 is "$rc $(grep -c 'disk.vhdx is a vhdx image (not vmdk): drop --image-format or give vhdx' fmt.err)" "1 1" \
