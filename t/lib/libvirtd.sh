@@ -107,7 +107,13 @@ vs_libvirtd_restart() { # DIR
   local dir=$1 pid
   pid=$(cat "$dir/libvirtd.pid" 2>/dev/null) || return 1
   kill "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  # The new one cannot take the pidfile's lock until the old one is gone: under memcheck's
+  # load its shutdown took over the 10 s this once allowed. Up to a minute, then SIGKILL.
+  for _ in $(seq 1 240); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
   libvirtd -d -f "$dir/libvirtd.conf" -p "$dir/libvirtd.pid" {VS_LIBVIRTD_LOCK}>&- || return 1
   for _ in $(seq 1 60); do
     virsh -c "$VS_LIBVIRT_URI" version >/dev/null 2>&1 && return 0
