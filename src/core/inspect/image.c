@@ -523,11 +523,7 @@ const char *vs_image_probe_format(const char *path, bool *raw_too) {
     uint8_t magic[4] = {0};
     bool is_qcow2 = pread(fd, magic, 4, 0) == 4 && be32(magic) == QCOW_MAGIC;
     int kind = is_qcow2 ? -1 : vs_yal_probe(fd, (uint64_t)st.st_size);
-    format = is_qcow2              ? "qcow2"
-             : kind == VS_YAL_VHD  ? "vhd"
-             : kind == VS_YAL_VHDX ? "vhdx"
-             : kind == VS_YAL_VMDK ? "vmdk"
-                                   : "raw";
+    format = is_qcow2 ? "qcow2" : kind >= 0 ? vs_yal_kind_name((enum vs_yal_kind)kind) : "raw";
     /* A fixed VHD is the disk, then a footer: its first sector is the guest's. */
     *raw_too =
         kind == VS_YAL_VHD && !(pread(fd, magic, 4, 0) == 4 && memcmp(magic, "cone", 4) == 0);

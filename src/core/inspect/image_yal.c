@@ -47,8 +47,12 @@ struct vs_yal {
   libvmdk_handle_t *vmdk;
 };
 
+const char *vs_yal_kind_name(enum vs_yal_kind kind) {
+  return kind == VS_YAL_VHD ? "vhd" : kind == VS_YAL_VHDX ? "vhdx" : "vmdk";
+}
+
 const char *vs_yal_format(const struct vs_yal *y) {
-  return y->kind == VS_YAL_VHD ? "vhd" : y->kind == VS_YAL_VHDX ? "vhdx" : "vmdk";
+  return vs_yal_kind_name(y->kind);
 }
 
 static bool read_exact(int fd, void *buf, size_t len, uint64_t off) {

@@ -34,6 +34,8 @@ struct vs_yal *vs_yal_open(enum vs_yal_kind kind, int fd, uint64_t file_size, co
 void vs_yal_close(struct vs_yal *y);
 /* "vhd", "vhdx" or "vmdk" (libvhdi tells VHD from VHDX, whatever the caller asked for). */
 const char *vs_yal_format(const struct vs_yal *y);
+/* The same names for a kind vs_yal_probe found. */
+const char *vs_yal_kind_name(enum vs_yal_kind kind);
 uint64_t vs_yal_size(const struct vs_yal *y);
 uint64_t vs_yal_bytes_read(const struct vs_yal *y);
 /* Reads LEN bytes of the virtual disk at OFF (inside the disk: the caller checked). */
