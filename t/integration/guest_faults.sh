@@ -23,7 +23,7 @@
 . "$VS_SRCDIR/t/lib/libvirtd.sh"
 . "$VS_SRCDIR/t/lib/guest.sh"
 . "$VS_SRCDIR/t/lib/collectd.sh"
-N=52 # the number of tests, for the skips
+N=53 # the number of tests, for the skips
 work=$(tmpdir)
 dom=vs-faults-guest
 peers=(vs-faults-peer-1 vs-faults-peer-2 vs-faults-peer-3 vs-faults-peer-4 vs-faults-peer-5 vs-faults-peer-6 vs-faults-peer-7 vs-faults-peer-8 vs-faults-peer-9)
@@ -85,6 +85,10 @@ vs_guest_exec "$dom" /bin/sh -c 'cat >/run/vs-ga/fsfreeze-hook.new <<"HOOK" && c
 read -r up _ </proc/uptime
 echo "$1 $up" >>/run/vs-freeze.log
 [ "$1" = freeze ] && echo "vs-faults: freezing at $up" >/dev/console
+if [ "$1" = freeze ] && [ -e /run/vs-hold-freeze ]; then
+  rm -f /run/vs-hold-freeze
+  sleep 2
+fi
 if [ "$1" = freeze ] && [ -e /run/vs-kill-agent-at-freeze ]; then
   rm -f /run/vs-kill-agent-at-freeze
   kill -9 "$(cat /run/vs-ga/qemu-ga.pid)"
@@ -95,7 +99,7 @@ if [ "$1" = thaw ]; then
 fi
 exit 0
 HOOK' 2>"$work/hook.err"
-ok $? "the guest's fsfreeze hook also marks each freeze and thaw on its console, and kills the agent at a freeze when asked $(cat "$work/hook.err")"
+ok $? "the guest's fsfreeze hook also marks each freeze and thaw on its console, and kills the agent at a freeze or holds it 2 s when asked $(cat "$work/hook.err")"
 thaws() { grep -c 'vs-faults: thawed' "$console" 2>/dev/null; }
 freezes() { grep -c 'vs-faults: freezing' "$console" 2>/dev/null; }
 
@@ -211,7 +215,12 @@ grep -E 'AddressSanitizer|runtime error' "$work/run3.out" >&2
 is $? 1 "no sanitizer report"
 
 # ---- 2b. libvirtd restarted while the snapshot holds the guest frozen (between its freeze and
-# its thaw): collectd held at a freeze the hook marked, once the agent says frozen.
+# its thaw): collectd held at a freeze the hook marked, once the agent says frozen. The hook holds
+# the first freeze 2 s before it freezes (and the plugin waits for the freeze's answer), so the
+# test stops collectd inside that window however loaded the machine is, not by the luck of a
+# quarter-second poll against a ~100 ms freeze.
+vs_guest_exec "$dom" /bin/touch /run/vs-hold-freeze
+ok $? "the hook is asked to hold the next freeze 2 s"
 : >"$log3"
 "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd3.conf" >"$work/run3b.out" 2>&1 &
 pid=$!

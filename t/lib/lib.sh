@@ -5,6 +5,10 @@ VS_SRCDIR=${VS_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 VMSCOPE="$VS_BUILDDIR/vmscope"
 # The CLI's parse cache (by default under ~/.cache) in the build tree, shared by the tests.
 export XDG_CACHE_HOME="$VS_BUILDDIR/t/cache/xdg"
+# The cache holds the running guest's kernel and base image too (t/lib/guest.sh), which QEMU reads
+# as libvirt-qemu: whoever makes XDG_CACHE_HOME first may make its parents 0700 (the parse cache
+# does), so the shared parent is made, and kept, reachable here.
+mkdir -p "$VS_BUILDDIR/t/cache" 2>/dev/null && chmod 755 "$VS_BUILDDIR/t/cache" 2>/dev/null
 # The valgrind suite (scripts/test.sh) runs vmscope and the test programs under memcheck.
 VS_RUN=()
 if [ "${VS_VALGRIND:-}" = 1 ]; then
