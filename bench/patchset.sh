@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# patchset.sh [SIZE_GIB] [SHAPE...]: vmscope patchset make against the qemu-img route
+# patchset.sh [SIZES_GIB] [SHAPE...]: vmscope patchset make against the qemu-img route
 # ("qemu-img create -b PATCHED" + "qemu-img rebase -b BASE") and against reading both images
-# with cat (the floor for any tool that reads them), on SIZE_GIB (default 1) GiB qcow2 images
-# of each shape, cold (page cache dropped) and warm (the best of three runs), all in this run.
+# with cat (the floor for any tool that reads them), on qcow2 images of each size in SIZES_GIB
+# (a comma-separated list, default 1: e.g. 1,16,64) and each shape, cold (page cache dropped)
+# and warm (the best of three runs), all in this run. A size whose two images would not fit the
+# free disk is skipped, and said so; one whose images would not stay in the page cache (more
+# than half the memory available) is measured cold only.
 # Shapes (default: all):
-#   full        every 64 KiB cluster holds data; 64 clusters changed, 16 MiB apart
+#   full        every 64 KiB cluster holds data; 64 clusters changed, spread evenly
 #   full-2m     the same with 2 MiB clusters
 #   sparse      1 cluster in 16 holds data (the rest never written); the same changes
 #   fragmented  every cluster holds data, written in a shuffled order, so the file holds the
@@ -14,7 +17,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${VS_BUILDDIR:-$top/build}
-gib=${1:-1}
+IFS=, read -r -a sizes <<<"${1:-1}"
 shift || true
 shapes=("$@")
 [ ${#shapes[@]} -gt 0 ] || shapes=(full full-2m sparse fragmented overlay)
@@ -22,12 +25,10 @@ shapes=("$@")
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vs-patchset-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-mib=$((gib * 1024))
-changes() { # the 64 changed 64 KiB clusters, 16 MiB apart (within the disk)
+changes() { # the 64 changed 64 KiB clusters, spread evenly (16 MiB apart at 1 GiB)
   local step=$((mib / 64)) i
   for ((i = 0; i < 64; i++)); do printf -- '-c\nwrite -P 0xa5 %dM 64k\n' $((i * step + 1)); done
 }
-mapfile -t change_args < <(changes)
 make_shape() { # SHAPE: base.qcow2 and patched.qcow2 of that shape
   rm -f base.qcow2 patched.qcow2
   local cs=65536 fill=() g
@@ -53,37 +54,60 @@ make_shape() { # SHAPE: base.qcow2 and patched.qcow2 of that shape
   qemu-io -f qcow2 "${change_args[@]}" patched.qcow2 >/dev/null
 }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-secs() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
-run_ours() { rm -f set.qcow2*; local t0; t0=$(date +%s.%N); "$build/vmscope" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; secs "$t0"; }
+# Timed with bash's own clock: a date process before and after would add its start-up (~5 ms here)
+# to both tools' figures and pull small ratios towards 1.
+secs() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f", b - a }'; }
+run_ours() { rm -f set.qcow2*; local t0; t0=$EPOCHREALTIME; "$build/vmscope" patchset make -b base.qcow2 -p patched.qcow2 -o set.qcow2; secs "$t0"; }
 run_qemu() {
   rm -f q.qcow2
-  local t0; t0=$(date +%s.%N)
+  local t0; t0=$EPOCHREALTIME
   qemu-img create -q -f qcow2 -b patched.qcow2 -F qcow2 q.qcow2
   qemu-img rebase -q -b base.qcow2 -F qcow2 q.qcow2
   secs "$t0"
 }
-run_cat() { local t0; t0=$(date +%s.%N); cat base.qcow2 patched.qcow2 >/dev/null; secs "$t0"; }
+run_cat() { local t0; t0=$EPOCHREALTIME; cat base.qcow2 patched.qcow2 >/dev/null; secs "$t0"; }
 best() { # the fastest of three runs of COMMAND
   local a b c
   a=$("$@") b=$("$@") c=$("$@")
   printf '%s\n%s\n%s\n' "$a" "$b" "$c" | sort -n | head -n1
 }
-echo "patchset make: ${gib} GiB qcow2 images, 64 clusters of 64 KiB changed; $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
-printf '%-11s %8s %8s %8s %8s %8s %8s  %-9s %-9s %-9s %-9s %s\n' shape "ours" "qemu" "cat" "ours" "qemu" "cat" "q/o cold" "q/o warm" "o/c cold" "o/c warm" result
-printf '%-11s %26s %26s\n' "" "--------- cold ---------" "--------- warm ---------"
+echo "patchset make: qcow2 images of ${sizes[*]} GiB, 64 clusters of 64 KiB changed; $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
+printf '%-15s %8s %8s %8s %8s %8s %8s  %-9s %-9s %-9s %-9s %s\n' shape "ours" "qemu" "cat" "ours" "qemu" "cat" "q/o cold" "q/o warm" "o/c cold" "o/c warm" result
+printf '%-15s %26s %26s\n' "" "--------- cold ---------" "--------- warm ---------"
 worst=""
-for shape in "${shapes[@]}"; do
-  make_shape "$shape"
-  drop; oc=$(run_ours)
-  drop; qc=$(run_qemu)
-  drop; cc=$(run_cat)
-  ow=$(best run_ours) qw=$(best run_qemu) cw=$(best run_cat)
-  qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
-  line=$(awk -v s="$shape" -v oc="$oc" -v qc="$qc" -v cc="$cc" -v ow="$ow" -v qw="$qw" -v cw="$cw" -v r="$same" \
-    'BEGIN { printf "%-11s %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs  %8.1fx %8.1fx %8.1fx %8.1fx %s", s, oc, qc, cc, ow, qw, cw, qc / oc, qw / ow, oc / cc, ow / cw, r }')
-  echo "$line"
-  # the worst shape: the lowest warm ratio to qemu-img
-  worst=$(printf '%s\n%s\n' "$worst" "$line" | awk 'NF { print $(NF-3) + 0, $0 }' | sort -n | head -n1 | cut -d' ' -f2-)
+data_mib() { # SHAPE: MiB of data in each image
+  case $1 in sparse) echo $((mib / 16)) ;; *) echo "$mib" ;; esac
+}
+for gib in "${sizes[@]}"; do
+  mib=$((gib * 1024))
+  mapfile -t change_args < <(changes)
+  for shape in "${shapes[@]}"; do
+    name="$shape ${gib}G"
+    data=$(data_mib "$shape")
+    free_mib=$(($(df -Pm "$work" | awk 'NR == 2 { print $4 }') - 4096))
+    avail_mib=$(($(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) / 1024))
+    if [ $((2 * data + 64)) -gt "$free_mib" ]; then
+      printf '%-15s skipped: its images need %d MiB, %d MiB free\n' "$name" $((2 * data)) "$free_mib"
+      continue
+    fi
+    make_shape "$shape"
+    drop; oc=$(run_ours)
+    drop; qc=$(run_qemu)
+    drop; cc=$(run_cat)
+    if [ $((2 * data)) -le $((avail_mib / 2)) ]; then
+      ow=$(best run_ours) qw=$(best run_qemu) cw=$(best run_cat)
+    else
+      ow= qw= cw= # they would not stay in the page cache: cold only
+    fi
+    qemu-img compare -q set.qcow2 patched.qcow2 && same=identical || same=DIFFERENT
+    line=$(awk -v s="$name" -v oc="$oc" -v qc="$qc" -v cc="$cc" -v ow="$ow" -v qw="$qw" -v cw="$cw" -v r="$same" \
+      'BEGIN { if (ow == "") printf "%-15s %7.3fs %7.3fs %7.3fs %8s %8s %8s  %8.1fx %9s %8.1fx %9s %s (cold only: images over half the memory)", s, oc, qc, cc, "-", "-", "-", qc / oc, "-", oc / cc, "-", r;
+               else printf "%-15s %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs %7.3fs  %8.1fx %8.1fx %8.1fx %8.1fx %s", s, oc, qc, cc, ow, qw, cw, qc / oc, qw / ow, oc / cc, ow / cw, r }')
+    echo "$line"
+    rm -f base.qcow2 patched.qcow2 set.qcow2* q.qcow2
+    # the worst shape: the lowest warm ratio to qemu-img
+    [ -n "$ow" ] && worst=$(printf '%s\n%s\n' "$worst" "$line" | awk 'NF { print $10 + 0, $0 }' | sort -n | head -n1 | cut -d' ' -f2-)
+  done
 done
 echo "targets: qemu-img / ours >= 2x warm and >= 1x cold; ours / cat <= 1.2x (the overlay reads only its own clusters)"
 echo "worst shape (warm ratio to qemu-img): $worst"

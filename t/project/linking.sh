@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Each plugin links only the core folders it uses, and so only their libraries (readelf -d):
 # vmscope_drift ranks documents and needs none of libguestfs, librpm, libvirt or libcurl. And
-# libvirt, libguestfs, libpq, libcurl, libnbd, librpm and librpmio are opened on first use (src/core/base/dl.h),
+# libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas and libxml2 are opened on
+# first use (src/core/base/dl.h),
 # so neither vmscope nor any plugin names them among what the loader maps at start-up: the
 # binary holds the name of the file it opens instead.
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
@@ -32,8 +33,12 @@ ok $? "vmscope_action.so needs neither libcurl nor libvirt at start-up"
 grep -qa 'libcurl\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_action.so"
 ok $? "  it names libcurl's file (webhooks, the fleet map), opened on first use"
 cli=$(needed "$VS_BUILDDIR/vmscope")
-for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio; do
+for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio libaugeas libxml2; do
   [[ " $cli" != *" $lib."* ]]; ok $? "vmscope does not need $lib at start-up"
+done
+for lib in 'libaugeas\.so\.[0-9]' 'libxml2\.so\.[0-9]'; do
+  grep -qa "$lib" "$VS_BUILDDIR/vmscope"
+  ok $? "vmscope names ${lib%%\\*}'s file (config files' settings; a domain's XML), opened on first use"
 done
 for lib in 'librpm\.so\.[0-9]' 'librpmio\.so\.[0-9]'; do
   grep -qa "$lib" "$VS_BUILDDIR/.libs/vmscope_snapshot.so"

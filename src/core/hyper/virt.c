@@ -36,6 +36,14 @@
 VS_DL_LIBRARY(virt_lib, VS_SONAME_VIRT, "libvirt0", VIRT_SYMBOLS);
 #define VIRT_QEMU_SYMBOLS(X) X(virDomainQemuAgentCommand) X(virDomainQemuMonitorCommand)
 VS_DL_LIBRARY(virt_qemu_lib, VS_SONAME_VIRT_QEMU, "libvirt0", VIRT_QEMU_SYMBOLS);
+/* libxml2 (and the ICU and libstdc++ it brings) too, on the first domain XML read. xmlFree is
+ * libxml2's variable holding its free function: sym_xmlFree points to it. */
+/* clang-format off */
+#define XML_SYMBOLS(X) X(xmlInitParser) X(xmlReadMemory) X(xmlDocGetRootElement)                  \
+  X(xmlXPathNewContext) X(xmlXPathFreeContext) X(xmlFreeDoc) X(xmlXPathEvalExpression)            \
+  X(xmlXPathFreeObject) X(xmlNodeGetContent) X(xmlEncodeSpecialChars) X(xmlFree)
+/* clang-format on */
+VS_DL_LIBRARY(xml_lib, VS_SONAME_XML2, "libxml2", XML_SYMBOLS);
 
 struct vs_virt {
   virConnectPtr conn;
@@ -173,23 +181,28 @@ struct xml {
 };
 
 static void xml_free(struct xml *x) {
-  if (x->ctx) xmlXPathFreeContext(x->ctx);
-  if (x->doc) xmlFreeDoc(x->doc);
+  if (x->ctx) sym_xmlXPathFreeContext(x->ctx);
+  if (x->doc) sym_xmlFreeDoc(x->doc);
+}
+
+static void xml_init(void) {
+  sym_xmlInitParser();
 }
 
 static int xml_parse(const char *text, const char *what, struct xml *x, struct vs_err *err) {
   /* (ERR may be NULL for callers that only need to know whether it parsed.) */
-  pthread_once(&xml_once, xmlInitParser);
   *x = (struct xml){0};
+  if (vs_dl_load(&xml_lib, err) < 0) return -1;
+  pthread_once(&xml_once, xml_init);
   /* No network, no entity expansion: a domain XML has no business with either. */
-  x->doc = xmlReadMemory(text, (int)strnlen(text, 64u << 20), "domain.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  if (!x->doc || !xmlDocGetRootElement(x->doc) ||
-      strcmp((const char *)xmlDocGetRootElement(x->doc)->name, "domain") != 0) {
+  x->doc = sym_xmlReadMemory(text, (int)strnlen(text, 64u << 20), "domain.xml", NULL,
+                             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (!x->doc || !sym_xmlDocGetRootElement(x->doc) ||
+      strcmp((const char *)sym_xmlDocGetRootElement(x->doc)->name, "domain") != 0) {
     xml_free(x);
     return vs_err_set(err, EINVAL, "%s: the domain XML does not parse or is not <domain>", what);
   }
-  x->ctx = xmlXPathNewContext(x->doc);
+  x->ctx = sym_xmlXPathNewContext(x->doc);
   if (!x->ctx) {
     xml_free(x);
     return vs_err_set(err, ENOMEM, "%s: cannot evaluate the domain XML", what);
@@ -199,33 +212,33 @@ static int xml_parse(const char *text, const char *what, struct xml *x, struct v
 
 /* string(EXPR) relative to NODE (NULL: the document), or NULL when empty. Caller frees. */
 static char *xml_string(struct xml *x, xmlNodePtr node, const char *expr) {
-  x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
+  x->ctx->node = node ? node : sym_xmlDocGetRootElement(x->doc);
   char *full = vs_xasprintf("string(%s)", expr);
-  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
+  xmlXPathObjectPtr o = sym_xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
   free(full);
   char *s = NULL;
   if (o && o->type == XPATH_STRING && o->stringval && o->stringval[0])
     s = vs_xstrdup((const char *)o->stringval);
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
   return s;
 }
 
 static bool xml_exists(struct xml *x, xmlNodePtr node, const char *expr) {
-  x->ctx->node = node ? node : xmlDocGetRootElement(x->doc);
+  x->ctx->node = node ? node : sym_xmlDocGetRootElement(x->doc);
   char *full = vs_xasprintf("boolean(%s)", expr);
-  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
+  xmlXPathObjectPtr o = sym_xmlXPathEvalExpression((const xmlChar *)full, x->ctx);
   free(full);
   bool yes = o && o->type == XPATH_BOOLEAN && o->boolval;
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
   return yes;
 }
 
 /* The nodes EXPR selects from the root (caller frees the object). */
 static xmlXPathObjectPtr xml_nodes(struct xml *x, const char *expr) {
-  x->ctx->node = xmlDocGetRootElement(x->doc);
-  xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
+  x->ctx->node = sym_xmlDocGetRootElement(x->doc);
+  xmlXPathObjectPtr o = sym_xmlXPathEvalExpression((const xmlChar *)expr, x->ctx);
   if (o && (o->type != XPATH_NODESET || !o->nodesetval)) {
-    xmlXPathFreeObject(o);
+    sym_xmlXPathFreeObject(o);
     return NULL;
   }
   return o;
@@ -291,7 +304,7 @@ static void set_devices(struct xml *x, struct vs_feature *doc, const char *kind,
     }
     free(id);
   }
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -346,7 +359,7 @@ static void set_firmware_features(struct xml *x, struct vs_feature *doc) {
     free(state);
     free(key);
   }
-  xmlXPathFreeObject(feats);
+  sym_xmlXPathFreeObject(feats);
 }
 
 /* Each device of the kinds that set one VM apart from another, keyed by its identity. */
@@ -436,7 +449,7 @@ int vs_virt_xml_disks(const char *text, const char *what, struct vs_disk **out, 
     free(target);
     free(path);
   }
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
   xml_free(&x);
   *out = disks;
   *skipped = skip.len ? vs_buf_steal(&skip) : NULL;
@@ -455,7 +468,7 @@ char *vs_virt_agent_spec(struct vs_virt *v, const char *xml) {
   char *path = o && o->nodesetval && o->nodesetval->nodeNr > 0
                    ? xml_string(&x, o->nodesetval->nodeTab[0], "source/@path")
                    : NULL;
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
   xml_free(&x);
   char *spec = path && path[0] == '/' ? vs_xasprintf("unix:%s", path) : vs_xstrdup("libvirt");
   free(path);
@@ -490,11 +503,11 @@ static char **all_targets(struct xml *x, size_t *n) {
   int count = o ? o->nodesetval->nodeNr : 0;
   char **t = vs_xcalloc((size_t)count + 1, sizeof(char *));
   for (int i = 0; i < count; i++) {
-    xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+    xmlChar *v = sym_xmlNodeGetContent(o->nodesetval->nodeTab[i]);
     if (v) t[(*n)++] = vs_xstrdup((const char *)v);
-    xmlFree(v);
+    (*sym_xmlFree)(v);
   }
-  xmlXPathFreeObject(o);
+  sym_xmlXPathFreeObject(o);
   return t;
 }
 
@@ -829,10 +842,14 @@ int vs_virt_block_copy_pivot(struct vs_virt *v, const char *domain, const char *
   virDomainPtr dom = sym_virDomainLookupByUUIDString(v->conn, domain);
   if (!dom) dom = sym_virDomainLookupByName(v->conn, domain);
   if (!dom) return libvirt_error(err, "domain %s", domain);
-  xmlChar *esc = xmlEncodeSpecialChars(NULL, (const xmlChar *)dest);
+  if (vs_dl_load(&xml_lib, err) < 0) {
+    sym_virDomainFree(dom);
+    return -1;
+  }
+  xmlChar *esc = sym_xmlEncodeSpecialChars(NULL, (const xmlChar *)dest);
   char *xml = vs_xasprintf("<disk type='file'><source file='%s'/><driver type='qcow2'/></disk>",
                            (const char *)esc);
-  xmlFree(esc);
+  (*sym_xmlFree)(esc);
   /* Shallow onto an image that exists: only the top image (what the guest wrote) is copied,
    * and the destination's own backing chain is what the guest sees below it from now on.
    * A transient job: libvirt would otherwise refuse persistent domains on older QEMU, and we

@@ -17,6 +17,19 @@
 
 #include <openssl/evp.h>
 
+#include "dl.h"
+
+/* Augeas (and the libxml2, ICU and libstdc++ it needs) is opened by the first document that
+ * parses a config file: mapping them was a third of every command's start-up, and vmscope
+ * patchset and send, a drift over saved documents, and the drift and action plugins never
+ * parse one. */
+/* clang-format off */
+#define AUGEAS_SYMBOLS(X) X(aug_init) X(aug_close) X(aug_error) X(aug_error_details)              \
+  X(aug_error_message) X(aug_error_minor_message) X(aug_get) X(aug_match) X(aug_rm) X(aug_set)    \
+  X(aug_text_store)
+/* clang-format on */
+VS_DL_LIBRARY(augeas_lib, VS_SONAME_AUGEAS, "libaugeas0", AUGEAS_SYMBOLS);
+
 #define AUG_ROOT "/nonexistent/vmscope" /* Augeas must never read the host's files */
 
 /* Augeas is not safe in two threads at once even with a handle each: compiling a lens's
@@ -31,7 +44,13 @@ static pthread_mutex_t augeas_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static augeas *ensure_aug(struct vs_extractor *x, struct vs_feature *doc) {
   if (!x->aug) {
-    x->aug = aug_init(AUG_ROOT, NULL, AUG_NO_MODL_AUTOLOAD | AUG_NO_LOAD | AUG_SAVE_NOOP);
+    struct vs_err err = {0};
+    if (vs_dl_load(&augeas_lib, &err) < 0) {
+      vs_feature_skip(doc, "file:", "%s; no config file settings read", vs_err_msg(&err));
+      vs_err_clear(&err);
+      return NULL;
+    }
+    x->aug = sym_aug_init(AUG_ROOT, NULL, AUG_NO_MODL_AUTOLOAD | AUG_NO_LOAD | AUG_SAVE_NOOP);
     if (!x->aug)
       vs_feature_skip(doc, "file:", "Augeas failed to start; no config file settings read");
   }
@@ -41,7 +60,7 @@ static augeas *ensure_aug(struct vs_extractor *x, struct vs_feature *doc) {
 void vs_x_close_augeas(struct vs_extractor *x) {
   if (x->aug) {
     pthread_mutex_lock(&augeas_lock);
-    aug_close(x->aug);
+    sym_aug_close(x->aug);
     pthread_mutex_unlock(&augeas_lock);
     x->aug = NULL;
   }
@@ -60,12 +79,12 @@ void vs_x_close_augeas(struct vs_extractor *x) {
 
 static char **match_values(augeas *a, const char *expr, size_t *count) {
   char **m = NULL;
-  int n = aug_match(a, expr, &m);
+  int n = sym_aug_match(a, expr, &m);
   char **v = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(char *));
   size_t out = 0;
   for (int i = 0; i < n; i++) {
     const char *val = NULL;
-    if (aug_get(a, m[i], &val) == 1 && val) v[out++] = vs_xstrdup(val);
+    if (sym_aug_get(a, m[i], &val) == 1 && val) v[out++] = vs_xstrdup(val);
     free(m[i]);
   }
   free(m);
@@ -78,19 +97,24 @@ static char **match_values(augeas *a, const char *expr, size_t *count) {
  * no lens. */
 static void load_rules(struct vs_extractor *x) {
   x->rules_loaded = true;
+  struct vs_err err = {0};
+  if (vs_dl_load(&augeas_lib, &err) < 0) { /* ensure_aug says why, in the document */
+    vs_err_clear(&err);
+    return;
+  }
   pthread_mutex_lock(&augeas_lock);
-  augeas *a = aug_init(AUG_ROOT, NULL, AUG_NO_LOAD | AUG_SAVE_NOOP);
+  augeas *a = sym_aug_init(AUG_ROOT, NULL, AUG_NO_LOAD | AUG_SAVE_NOOP);
   if (!a) {
     pthread_mutex_unlock(&augeas_lock);
     return;
   }
   char **m = NULL;
-  int n = aug_match(a, "/augeas/load/*", &m);
+  int n = sym_aug_match(a, "/augeas/load/*", &m);
   x->rules = vs_xcalloc(n > 0 ? (size_t)n : 1, sizeof(struct lens_rule));
   for (int i = 0; i < n; i++) {
     char *expr = vs_xasprintf("%s/lens", m[i]);
     const char *lens = NULL;
-    if (aug_get(a, expr, &lens) == 1 && lens) {
+    if (sym_aug_get(a, expr, &lens) == 1 && lens) {
       struct lens_rule *r = &x->rules[x->n_rules++];
       r->lens = vs_xstrdup(lens[0] == '@' ? lens + 1 : lens);
       if (lens[0] == '@') { /* "@Sshd" names the module's lns */
@@ -108,7 +132,7 @@ static void load_rules(struct vs_extractor *x) {
     free(m[i]);
   }
   free(m);
-  aug_close(a);
+  sym_aug_close(a);
   pthread_mutex_unlock(&augeas_lock);
 }
 
@@ -132,15 +156,15 @@ static const char *lens_for(struct vs_extractor *x, const char *path) {
 
 /* Why the last aug_text_store into /vs/out failed, as "line L: message". */
 static char *parse_error(augeas *aug) {
-  if (aug_error(aug) != AUG_NOERROR) {
-    const char *minor = aug_error_minor_message(aug), *details = aug_error_details(aug);
-    return vs_xasprintf("%s%s%s%s%s", aug_error_message(aug), minor ? ": " : "", minor ? minor : "",
-                        details ? ": " : "", details ? details : "");
+  if (sym_aug_error(aug) != AUG_NOERROR) {
+    const char *minor = sym_aug_error_minor_message(aug), *details = sym_aug_error_details(aug);
+    return vs_xasprintf("%s%s%s%s%s", sym_aug_error_message(aug), minor ? ": " : "",
+                        minor ? minor : "", details ? ": " : "", details ? details : "");
   }
   const char *msg = NULL, *line = NULL, *ch = NULL;
-  aug_get(aug, "/augeas/text/vs/out/error/message", &msg);
-  aug_get(aug, "/augeas/text/vs/out/error/line", &line);
-  aug_get(aug, "/augeas/text/vs/out/error/char", &ch);
+  sym_aug_get(aug, "/augeas/text/vs/out/error/message", &msg);
+  sym_aug_get(aug, "/augeas/text/vs/out/error/line", &line);
+  sym_aug_get(aug, "/augeas/text/vs/out/error/char", &ch);
   return vs_xasprintf("line %s, column %s: %s", line ? line : "?", ch ? ch : "?",
                       msg ? msg : "the lens did not match");
 }
@@ -208,7 +232,7 @@ static bool replay(const char *data, size_t len, struct vs_feature *doc, const c
  * AS_DEFAULTS the record of that setting's default. */
 static void emit_settings(augeas *aug, struct vs_buf *out, bool as_defaults) {
   char **m = NULL;
-  int n = aug_match(aug, "/vs/out//*", &m);
+  int n = sym_aug_match(aug, "/vs/out//*", &m);
   /* A valueless leaf is a flag (sudoers' "Defaults env_reset"): present, with value "". The
    * matches come level by level, so first note every node that has a child. */
   _cleanup_(vs_strmap_freep) struct vs_strmap *parents = vs_strmap_new(NULL);
@@ -227,7 +251,7 @@ static void emit_settings(augeas *aug, struct vs_buf *out, bool as_defaults) {
   for (int i = 0; i < n; i++) {
     const char *val = NULL;
     if (taken < VS_EXTRACT_MAX_FILE_SETTINGS && !strstr(m[i], "#comment") &&
-        aug_get(aug, m[i], &val) == 1 && (val || !vs_strmap_has(parents, m[i]))) {
+        sym_aug_get(aug, m[i], &val) == 1 && (val || !vs_strmap_has(parents, m[i]))) {
       record(out, as_defaults ? 'D' : 'S', m[i] + prefix, val ? val : "");
       if (++taken == VS_EXTRACT_MAX_FILE_SETTINGS && !as_defaults) {
         char *why = vs_xasprintf("more than %d settings; the rest not recorded",
@@ -242,9 +266,10 @@ static void emit_settings(augeas *aug, struct vs_buf *out, bool as_defaults) {
 }
 
 static bool store_text(augeas *aug, const char *lens, const char *text) {
-  aug_rm(aug, "/vs");
-  aug_rm(aug, "/augeas/text/vs");
-  return aug_set(aug, "/vs/in", text) == 0 && aug_text_store(aug, lens, "/vs/in", "/vs/out") == 0;
+  sym_aug_rm(aug, "/vs");
+  sym_aug_rm(aug, "/augeas/text/vs");
+  return sym_aug_set(aug, "/vs/in", text) == 0 &&
+         sym_aug_text_store(aug, lens, "/vs/in", "/vs/out") == 0;
 }
 
 /* Lenses of files that, as shipped, list every option at its default value commented out
@@ -324,8 +349,8 @@ static bool parse_records_locked(struct vs_extractor *x, struct vs_feature *doc,
     emit_settings(aug, out, false);
     if (documents_defaults(lens)) note_commented_defaults(aug, out, lens, x->buf.data);
   }
-  aug_rm(aug, "/vs");
-  aug_rm(aug, "/augeas/text/vs");
+  sym_aug_rm(aug, "/vs");
+  sym_aug_rm(aug, "/augeas/text/vs");
   return true;
 }
 
@@ -338,7 +363,8 @@ static bool cache_key(struct vs_extractor *x, struct vs_feature *doc, const char
     pthread_mutex_lock(&augeas_lock);
     augeas *aug = ensure_aug(x, doc);
     const char *v = NULL;
-    if (aug) x->aug_version = vs_xstrdup(aug_get(aug, "/augeas/version", &v) == 1 && v ? v : "?");
+    if (aug)
+      x->aug_version = vs_xstrdup(sym_aug_get(aug, "/augeas/version", &v) == 1 && v ? v : "?");
     pthread_mutex_unlock(&augeas_lock);
     if (!aug) return false;
   }
