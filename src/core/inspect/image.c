@@ -937,24 +937,23 @@ static bool is_cached(int fd, uint64_t host) {
   return preadv2(fd, &v, 1, (off_t)host, RWF_NOWAIT) == 1;
 }
 
-bool vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
-  if (img->fd < 0 || img->yal || off >= img->size)
-    return false; /* a VHD/VMDK maps blocks its own way */
+int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
+  if (img->fd < 0 || img->yal || off >= img->size) return 0; /* a VHD/VMDK maps its own way */
   if (len > img->size - off) len = img->size - off;
   /* Asking costs a call and a page-cache walk per run of clusters that lie together in the
    * file: one per cluster when they are scattered (a fragmented file), which on a warm cache
    * was a third of a patch set's compare, for pages already there. The range's first data
    * stands for it: when that is cached, so is the range taken to be. */
   if (!img->is_qcow2) {
-    if (is_cached(img->fd, off)) return true;
+    if (is_cached(img->fd, off)) return -1;
     posix_fadvise(img->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
-    return false;
+    return (int64_t)len;
   }
-  uint64_t cs = img->cluster_size, run_host = 0, run_len = 0;
+  uint64_t cs = img->cluster_size, run_host = 0, run_len = 0, asked = 0;
   for (uint64_t o = off & ~(cs - 1); o < off + len; o += cs) {
     uint64_t host = plain_data_host(img, o);
     if (!host) continue;
-    if (is_cached(img->fd, host)) return true;
+    if (is_cached(img->fd, host)) return -1;
     break;
   }
   for (uint64_t o = off & ~(cs - 1); o < off + len; o += cs) {
@@ -964,11 +963,12 @@ bool vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
       continue;
     }
     if (run_len) posix_fadvise(img->fd, (off_t)run_host, (off_t)run_len, POSIX_FADV_WILLNEED);
+    asked += run_len;
     run_host = host;
     run_len = host ? cs : 0;
   }
   if (run_len) posix_fadvise(img->fd, (off_t)run_host, (off_t)run_len, POSIX_FADV_WILLNEED);
-  return false;
+  return (int64_t)(asked + run_len);
 }
 
 void vs_image_advise_sequential(struct vs_image *img) {

@@ -84,9 +84,10 @@ bool vs_image_cluster_is_hole(struct vs_image *img, uint64_t off, struct vs_err 
 bool vs_image_same_files(const struct vs_image *a, const struct vs_image *b);
 /* Asks the kernel to start reading, in the background, the data IMG itself (not its backing
  * chain) stores for [OFF, OFF+LEN): scattered clusters are then read at once, not one by one
- * as they are asked for. Nothing is asked, and true returned, when the range's first data is
- * in the page cache already (a warm file): the caller may then take what follows to be. */
-bool vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
+ * as they are asked for. Returns the bytes asked for; or nothing is asked, and -1 returned, when
+ * the range's first data is in the page cache already (a warm file: the caller may take what
+ * follows to be). */
+int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
 /* Tells the kernel the whole chain will be read front to back (bigger read-ahead). */
 void vs_image_advise_sequential(struct vs_image *img);
 /* The image's identity, for telling later that a chain is based on it: SHA-256 of the qcow2
