@@ -92,8 +92,6 @@ static void *cmp_worker_main(void *arg) {
   _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
   _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
   uint64_t run_clusters = sh->run_bytes / sh->cs, total = (sh->size + sh->cs - 1) / sh->cs;
-  /* After a failure, only the runs before it are still compared, so the error given is the
-   * first in the disk's order, whichever thread came to it. */
   /* Asked ahead: on a cold disk, the kernel reads the runs ahead in large requests while this
    * one is compared (its own read-ahead, in 256 KiB reads alternating between two files, made
    * the cold case 3x slower than one reader per file). At least PREFETCH_RUNS runs, and as many
@@ -104,6 +102,8 @@ static void *cmp_worker_main(void *arg) {
   uint64_t ahead = 0;              /* bytes asked for the runs [r, next) */
   uint64_t asked[MAX_AHEAD] = {0}; /* each of those runs' part, at [run % MAX_AHEAD] */
   uint64_t cached_until = 0;       /* runs before it are taken to be in the page cache */
+  /* After a failure, only the runs before it are still compared, so the error given is the
+   * first in the disk's order, whichever thread came to it. */
   for (uint64_t r = w->from_run; r < w->to_run && r < atomic_load(&sh->first_failed); r++) {
     if (r > w->from_run) ahead -= asked[(r - 1) % MAX_AHEAD];
     while (next < w->to_run && next < r + MAX_AHEAD &&

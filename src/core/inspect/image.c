@@ -950,14 +950,13 @@ int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
     return (int64_t)len;
   }
   uint64_t cs = img->cluster_size, run_host = 0, run_len = 0, asked = 0;
+  bool probed = false;
   for (uint64_t o = off & ~(cs - 1); o < off + len; o += cs) {
     uint64_t host = plain_data_host(img, o);
-    if (!host) continue;
-    if (is_cached(img->fd, host)) return -1;
-    break;
-  }
-  for (uint64_t o = off & ~(cs - 1); o < off + len; o += cs) {
-    uint64_t host = plain_data_host(img, o);
+    if (host && !probed) {
+      probed = true;
+      if (is_cached(img->fd, host)) return -1; /* nothing asked yet */
+    }
     if (host && run_len && host == run_host + run_len) {
       run_len += cs;
       continue;
