@@ -21,6 +21,11 @@ IFS=, read -r -a sizes <<<"${1:-1}"
 shift || true
 shapes=("$@")
 [ ${#shapes[@]} -gt 0 ] || shapes=(full full-2m sparse fragmented overlay)
+usage() { echo "patchset.sh: $1 (usage: patchset.sh [SIZES_GIB, e.g. 1,16,64] [full|full-2m|sparse|fragmented|overlay]...)" >&2; exit 2; }
+for gib in "${sizes[@]}"; do [[ $gib =~ ^[1-9][0-9]*$ ]] || usage "\"$gib\" is not a size in GiB (a whole number, at least 1)"; done
+for shape in "${shapes[@]}"; do
+  case $shape in full | full-2m | sparse | fragmented | overlay) ;; *) usage "no shape \"$shape\"" ;; esac
+done
 [ -x "$build/vmscope" ] || bash "$top/scripts/build.sh" "$(realpath --relative-to="$top" "$build")"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vs-patchset-XXXXXX")
 trap 'rm -rf "$work"' EXIT
