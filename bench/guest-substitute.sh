@@ -49,19 +49,11 @@ disk=$(qemu-img info --output=json -U "$vm/base.qcow2" | jq '."virtual-size"')
 agent() { vs_guest_agent "$dom" "$1" 30; }
 # boot: the guest on a fresh overlay of the base, with the helper in its /run (tmpfs, through the
 # agent's file calls, 48 KiB at a time) and its finest clock source.
-split -b 49152 "$work/guest_pause" "$work/chunk."
 boot() {
-  local h c start csd cs avail
+  local start csd cs avail
   vs_guest_stop "$dom" >/dev/null 2>&1
   vs_guest_boot_on "$dom" "$vm" "$vm/base.qcow2" || die "the guest did not boot: $VS_GUEST_WHY"
-  h=$(agent '{"execute":"guest-file-open","arguments":{"path":"/run/vs-pause","mode":"w"}}' | jq -e .return) ||
-    die "guest-file-open /run/vs-pause failed"
-  for c in "$work"/chunk.*; do
-    agent "$(jq -cn --argjson h "$h" --arg b "$(base64 -w0 "$c")" '{execute: "guest-file-write", arguments: {handle: $h, "buf-b64": $b}}')" |
-      jq -e .return >/dev/null || die "guest-file-write into /run/vs-pause failed"
-  done
-  agent "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" | jq -e .return >/dev/null &&
-    vs_guest_exec "$dom" /bin/chmod 755 /run/vs-pause || die "cannot make /run/vs-pause executable in the guest"
+  vs_guest_put "$dom" "$work/guest_pause" /run/vs-pause || die "cannot copy the helper into the guest's /run/vs-pause"
   start=$(vs_guest_exec "$dom" /bin/cat /sys/block/vda/vda1/start) || die "cannot read where the guest's first partition starts"
   [ $((start * 512)) -ge $((9 * 65536)) ] || die "the first partition starts at sector $start: not 8 free clusters before it"
   csd=/sys/devices/system/clocksource/clocksource0
@@ -98,24 +90,13 @@ make_overlay() { # NAME PATTERN OFFSET
 # the host once it reads, then stops it; prints "LONGEST-GAP-MS WALL-MS SWITCH-GAP-MS" (-1: the
 # block never changed). COMMAND's output goes to $work/cmd.out.
 pause() {
-  local req pid st t0 wall out off=$1
+  local t0 wall out off=$1
   shift
-  vs_guest_exec "$dom" /bin/rm -f /run/vs-pause.ready /run/vs-pause.stop || die "cannot clear the helper's files"
-  req=$(jq -cn --arg off "$off" '{execute: "guest-exec", arguments: {path: "/run/vs-pause", arg: ["/dev/vda", $off, "/run/vs-pause.ready", "/run/vs-pause.stop", "60"], "capture-output": true}}')
-  pid=$(agent "$req" | jq -e .return.pid) || die "cannot start the helper in the guest"
-  vs_guest_wait 30 vs_guest_exec "$dom" /usr/bin/test -e /run/vs-pause.ready || die "the helper did not start reading"
+  vs_guest_pause_start "$dom" /dev/vda "$off" || die "cannot start the helper in the guest"
   t0=$(date +%s.%N)
   "$@" >"$work/cmd.out" 2>"$work/cmd.err" || die "$* failed: $(cat "$work/cmd.err")"
   wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
-  vs_guest_exec "$dom" /usr/bin/touch /run/vs-pause.stop || die "cannot stop the helper"
-  for _ in $(seq 1 100); do
-    st=$(agent "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":$pid}}")
-    [ "$(jq -r .return.exited <<<"$st")" = true ] && break
-    sleep 0.1
-  done
-  out=$(jq -r '.return["out-data"] // ""' <<<"$st" | base64 -d)
-  [ "$(jq -r .return.exitcode <<<"$st")" = 0 ] && [ -n "$out" ] ||
-    die "the helper failed: $out $(jq -r '.return["err-data"] // ""' <<<"$st" | base64 -d)"
+  out=$(vs_guest_pause_stop "$dom") || die "the helper failed"
   echo "$out" >>"$work/helper.log"
   echo "$(awk '{ print $6 }' <<<"$out") $wall $(awk '{ print $10 }' <<<"$out")"
 }

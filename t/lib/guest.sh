@@ -108,6 +108,51 @@ vs_guest_exec() { # NAME PROGRAM [ARG]...
   return "$code"
 }
 
+# vs_guest_put NAME FILE GUEST-PATH: copies the host's FILE to GUEST-PATH through the agent's file
+# calls, 48 KiB a call (the agent's reply and request sizes are bounded), mode 0755.
+vs_guest_put() {
+  local h c chunks
+  chunks=$(mktemp -d "${TMPDIR:-/tmp}/vs-put-XXXXXX") || return 1
+  split -b 49152 "$2" "$chunks/c." || { rm -rf "$chunks"; return 1; }
+  h=$(vs_guest_agent "$1" "$(jq -cn --arg p "$3" '{execute: "guest-file-open", arguments: {path: $p, mode: "w"}}')" 30 |
+    jq -e .return) || { echo "guest-file-open $3 failed" >&2; rm -rf "$chunks"; return 1; }
+  for c in "$chunks"/c.*; do
+    vs_guest_agent "$1" "$(jq -cn --argjson h "$h" --arg b "$(base64 -w0 "$c")" '{execute: "guest-file-write", arguments: {handle: $h, "buf-b64": $b}}')" 30 |
+      jq -e .return >/dev/null || { echo "guest-file-write into $3 failed" >&2; rm -rf "$chunks"; return 1; }
+  done
+  rm -rf "$chunks"
+  vs_guest_agent "$1" "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" 30 | jq -e .return >/dev/null &&
+    vs_guest_exec "$1" /bin/chmod 755 "$3" || { echo "cannot close or chmod $3 in the guest" >&2; return 1; }
+}
+
+# vs_guest_pause_start NAME ARG...: starts /run/vs-pause in the guest (bench/guest_pause.c, put
+# there by vs_guest_put) with ARG... ([--write] PATH OFFSET) and its ready and stop files, and
+# returns once it runs; its agent pid is left in VS_GUEST_PAUSE_PID.
+vs_guest_pause_start() {
+  local name=$1 req
+  shift
+  vs_guest_exec "$name" /bin/rm -f /run/vs-pause.ready /run/vs-pause.stop || return 1
+  req=$(jq -cn --args '{execute: "guest-exec", arguments: {path: "/run/vs-pause", arg: ($ARGS.positional + ["/run/vs-pause.ready", "/run/vs-pause.stop", "60"]), "capture-output": true}}' -- "$@")
+  VS_GUEST_PAUSE_PID=$(vs_guest_agent "$name" "$req" 30 | jq -e .return.pid) || { echo "cannot start /run/vs-pause in the guest" >&2; return 1; }
+  vs_guest_wait 30 vs_guest_exec "$name" /usr/bin/test -e /run/vs-pause.ready ||
+    { echo "/run/vs-pause did not start in the guest" >&2; return 1; }
+}
+
+# vs_guest_pause_stop NAME: stops the helper vs_guest_pause_start started and prints its line.
+vs_guest_pause_stop() {
+  local st out
+  vs_guest_exec "$1" /usr/bin/touch /run/vs-pause.stop || return 1
+  for _ in $(seq 1 100); do
+    st=$(vs_guest_agent "$1" "{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":$VS_GUEST_PAUSE_PID}}" 30)
+    [ "$(jq -r .return.exited <<<"$st")" = true ] && break
+    sleep 0.1
+  done
+  out=$(jq -r '.return["out-data"] // ""' <<<"$st" | base64 -d)
+  [ "$(jq -r .return.exitcode <<<"$st")" = 0 ] && [ -n "$out" ] ||
+    { echo "/run/vs-pause failed: $out $(jq -r '.return["err-data"] // ""' <<<"$st" | base64 -d)" >&2; return 1; }
+  echo "$out"
+}
+
 # vs_guest_wait SECONDS COMMAND...: runs COMMAND (an agent round trip, say) until it succeeds (0)
 # or SECONDS have passed (1), twice a second; the bound is in time, however long each try takes.
 vs_guest_wait() {
