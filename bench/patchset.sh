@@ -115,4 +115,4 @@ for gib in "${sizes[@]}"; do
   done
 done
 echo "targets: qemu-img / ours >= 2x warm and >= 1x cold; ours / cat <= 1.2x (the overlay reads only its own clusters)"
-echo "worst shape (warm ratio to qemu-img): $worst"
+echo "worst shape (warm ratio to qemu-img): ${worst:-none: no shape was measured warm}"

@@ -56,6 +56,38 @@ check_set set-o.qcow2 over.qcow2 "overlay"
 is "$(jq -r '.patched_is_overlay' set-o.qcow2.json)" true "the manifest says so"
 [ -z "$(ls | grep '\.tmp-')" ]; ok $? "no temporary file is left behind"
 
+# A fragmented base (its clusters written in a shuffled order, so the file holds them far from
+# the guest's order) is compared in the file's order; the patched copy changes clusters in place,
+# zeroes one, fills a hole of the base and leaves others, and one written in another order is
+# compared as well. Both read exactly as the patched image.
+qemu-img create -q -f qcow2 frag-base.qcow2 64M
+shuffled() { seq 0 1023 | shuf --random-source=<(yes "$1") | awk '$1 % 16 != 7'; } # 1 in 16 a hole
+shuffled a | while read -r g; do printf -- '-c\nwrite -q -P 0x%02x %dk 64k\n' $((g % 200 + 1)) $((g * 64)); done |
+  xargs -d '\n' -n 2000 qemu-io -f qcow2 frag-base.qcow2 >/dev/null
+cp frag-base.qcow2 frag-patched.qcow2
+qio -c "write -P 0xe1 64k 64k" -c "write -P 0xe2 32704k 128k" -c "write -z 1M 64k" -c "write -P 0xe3 448k 64k" -c "write -P 0xe4 65472k 64k" frag-patched.qcow2
+"$VMSCOPE" patchset make --stats -b frag-base.qcow2 -p frag-patched.qcow2 -o set-f.qcow2 2>stats.out
+ok $? "a fragmented base and its patched copy"
+n=$(sed -n 's/.* \([0-9]*\) compared in the file.s order.*/\1/p' stats.out)
+[ "${n:-0}" -gt 900 ]; ok $? "their stored clusters are compared in the file's order ($(cat stats.out))"
+check_set set-f.qcow2 frag-patched.qcow2 "fragmented"
+is "$(jq -c '[.changed, .zeroed]' set-f.qcow2.json)" "[[[65536,65536],[458752,65536],[33488896,131072],[67043328,65536]],[[1048576,65536]]]" \
+  "the manifest lists exactly the clusters changed, the one filled in a hole of the base and the one zeroed"
+qemu-img create -q -f qcow2 frag-other.qcow2 64M
+shuffled b | while read -r g; do printf -- '-c\nwrite -q -P 0x%02x %dk 64k\n' $((g % 200 + 1)) $((g * 64)); done |
+  xargs -d '\n' -n 2000 qemu-io -f qcow2 frag-other.qcow2 >/dev/null
+qio -c "write -P 0xe1 64k 64k" -c "write -P 0xe2 32704k 128k" frag-other.qcow2
+"$VMSCOPE" patchset make -b frag-base.qcow2 -p frag-other.qcow2 -o set-g.qcow2 2>make.err
+ok $? "a patched image fragmented in another order ($(head -c 200 make.err))"
+check_set set-g.qcow2 frag-other.qcow2 "another order"
+is "$(jq -c '.changed' set-g.qcow2.json)" "[[65536,65536],[33488896,131072]]" "its manifest lists the two changes"
+cp frag-patched.qcow2 frag-cut.qcow2
+truncate -s $(($(stat -c %s frag-cut.qcow2) * 2 / 3)) frag-cut.qcow2
+"$VMSCOPE" patchset make -b frag-base.qcow2 -p frag-cut.qcow2 -o set-cut.qcow2 2>cut.err
+is "$?" 1 "a patched image cut short fails, exit 1"
+grep -q 'frag-cut.qcow2' cut.err; ok $? "naming the file cut short ($(head -c 300 cut.err))"
+[ ! -e set-cut.qcow2 ] && [ ! -e set-cut.qcow2.json ]; ok $? "and leaves no set"
+
 # An ext4 base where the patch replaces one file (written with debugfs -w on a copy): the
 # manifest names that file.
 mkdir -p tree/etc tree/usr/bin

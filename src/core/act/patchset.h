@@ -17,6 +17,7 @@ struct vs_patchset_stats {
   uint64_t changed, zeroed;    /* clusters in the set: with data, reading as zeros */
   uint64_t skipped_holes;      /* clusters neither image stores: not read */
   uint64_t taken_from_overlay; /* PATCHED is an overlay of BASE: its clusters, base not read */
+  uint64_t in_file_order;      /* compared in the base file's order (a fragmented file) */
   uint64_t bytes_read;
   unsigned cluster_bits;
   double seconds;

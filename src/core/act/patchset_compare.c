@@ -178,6 +178,211 @@ static int take_differing(struct vs_image *p, const struct cmp_shared *sh, struc
   return 0;
 }
 
+/* Runs FN on A on this thread and, with N 2, on B on a thread of its own; when no thread can be
+ * had, on this one after A. */
+static void run_workers(void *(*fn)(void *), void *a, void *b, pthread_t *thread, size_t n) {
+  bool threaded = n == 2 && pthread_create(thread, NULL, fn, b) == 0;
+  fn(a);
+  if (threaded)
+    pthread_join(*thread, NULL);
+  else if (n == 2)
+    fn(b);
+}
+
+/* The second half of the disk on a thread of its own, the first on this one. The error given
+ * is the first in the disk's order. */
+static int compare_in_guest_order(struct cmp_worker w[2], size_t n_workers, struct vs_ps_diff *d,
+                                  struct vs_err *err) {
+  run_workers(cmp_worker_main, &w[0], &w[1], &w[1].thread, n_workers);
+  int rc = 0;
+  const struct cmp_worker *first = NULL;
+  for (size_t i = 0; i < n_workers; i++) {
+    d->st->skipped_holes += w[i].skipped_holes;
+    if (w[i].rc < 0 && (!first || w[i].failed_run < first->failed_run)) first = &w[i];
+  }
+  if (first) rc = vs_err_set(err, first->err.code, "%s", vs_err_msg(&first->err));
+  for (size_t i = 0; i < n_workers; i++)
+    vs_err_clear(&w[i].err);
+  return rc;
+}
+
+/* ------------------------------------------------------------------- in the file's order */
+
+/* A fragmented qcow2 file (a guest that wrote its disk out of order, clusters allocated as
+ * written) holds its clusters far from the guest's order: read in the guest's order it is read
+ * at random, 2.1x the time `cat` takes to read it on a cold disk at 16 GiB. Its clusters are then
+ * compared in the base file's order instead: a patched image that is a copy of the base (the
+ * usual way to make one) lies the same way, so both files are read front to back. Only clusters
+ * both images store as plain data in their own files are taken so; the rest (holes in one,
+ * compressed, zero, a backing file's) are compared afterwards in the guest's order. */
+struct stored {
+  uint64_t base_host, patched_host, cluster;
+};
+
+#define SCATTERED 8             /* file order when 1 in SCATTERED data clusters jumps in the file */
+#define MAX_LISTED (8ull << 20) /* clusters listed at most (192 MiB of list): else guest order */
+
+struct order_worker {
+  struct cmp_shared *sh;
+  struct vs_image *b, *p;
+  const struct stored *list;
+  size_t n;
+  uint64_t *differs; /* its own bitmap: two workers' clusters share words */
+  atomic_bool *stop;
+  int rc;
+  struct vs_err err;
+  pthread_t thread;
+};
+
+static int by_base_host(const void *x, const void *y) {
+  const struct stored *a = x, *b = y;
+  return a->base_host < b->base_host ? -1 : a->base_host > b->base_host;
+}
+
+/* Whether entry I + 1 of L lies right after entry I in both files. */
+static bool follows(const struct stored *l, size_t i, uint64_t cs) {
+  return l[i + 1].base_host == l[i].base_host + cs &&
+         l[i + 1].patched_host == l[i].patched_host + cs;
+}
+
+static void *order_worker_main(void *arg) {
+  struct order_worker *w = arg;
+  const struct stored *l = w->list;
+  uint64_t cs = w->sh->cs, size = w->sh->size;
+  uint64_t piece = PIECE_BYTES / cs ? PIECE_BYTES / cs : 1; /* clusters */
+  _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
+  _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
+  /* Asked ahead, as in the guest's order, by runs that lie together in both files. */
+  size_t next = 0, cached_until = 0;
+  for (size_t i = 0; i < w->n && !atomic_load(&w->stop[0]);) {
+    while (next < w->n && (next - i) * cs < PREFETCH_BYTES) {
+      size_t j = next + 1;
+      while (j < w->n && j - next < (RUN_BYTES + cs - 1) / cs && follows(l, j - 1, cs))
+        j++;
+      if (next >= cached_until) {
+        int64_t nb = vs_image_prefetch_stored(w->b, l[next].base_host, (j - next) * cs);
+        int64_t np = vs_image_prefetch_stored(w->p, l[next].patched_host, (j - next) * cs);
+        if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS * (RUN_BYTES / cs + 1);
+      }
+      next = j;
+    }
+    size_t j = i + 1;
+    while (j < w->n && j - i < piece && follows(l, j - 1, cs))
+      j++;
+    uint64_t len = (j - i) * cs;
+    for (uint64_t at = 0; at < len; at += PIECE_BYTES) {
+      size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
+      if (vs_image_read_stored(w->b, bb, n_at, l[i].base_host + at, &w->err) < 0 ||
+          vs_image_read_stored(w->p, pb, n_at, l[i].patched_host + at, &w->err) < 0) {
+        w->rc = -1;
+        atomic_store(&w->stop[0], true);
+        return NULL;
+      }
+      /* Cluster by cluster (a piece at a time for clusters larger than a piece); the disk's
+       * last cluster only as far as the disk goes. */
+      uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES;
+      for (size_t s = 0; s < n_at; s += seg) {
+        const struct stored *e = &l[i + (at + s) / cs];
+        uint64_t in = (at + s) % cs, off = e->cluster * cs + in;
+        if (off >= size) continue;
+        size_t m = n_at - s < seg ? n_at - s : (size_t)seg;
+        if (m > size - off) m = (size_t)(size - off);
+        if (memcmp(bb + s, pb + s, m) != 0)
+          w->differs[e->cluster / 64] |= 1ULL << (e->cluster % 64);
+      }
+    }
+    i = j;
+  }
+  return NULL;
+}
+
+/* Lists in *STORED the clusters both B and P store as plain data in their own files, and in
+ * *OTHER the rest that are not holes in both, and says (1) whether the file's order is worth
+ * taking: most clusters are stored, and one in SCATTERED of B's follows no other in its file. */
+static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_shared *sh,
+                       struct stored **stored, size_t *n_stored, uint64_t **other, size_t *n_other,
+                       uint64_t *holes) {
+  uint64_t cs = sh->cs, total = (sh->size + cs - 1) / cs, jumps = 0, last = 0;
+  if (vs_image_cluster_size(b) != cs || vs_image_cluster_size(p) != cs || total > MAX_LISTED)
+    return 0;
+  /* A quick look first: a file whose first clusters follow each other is taken in the guest's
+   * order without listing every cluster. */
+  size_t cap_s = 0, cap_o = 0;
+  *n_stored = *n_other = 0;
+  *holes = 0;
+  for (uint64_t k = 0; k < total; k++) {
+    uint64_t hb, hp;
+    if (vs_image_cluster_is_hole(b, k * cs, NULL) && vs_image_cluster_is_hole(p, k * cs, NULL)) {
+      ++*holes;
+      continue;
+    }
+    if (vs_image_stored_at(b, k * cs, &hb) && vs_image_stored_at(p, k * cs, &hp)) {
+      if (*n_stored && hb != last + cs) jumps++;
+      last = hb;
+      if (*n_stored == cap_s)
+        *stored = vs_xrealloc(*stored, (cap_s = cap_s ? 2 * cap_s : 1024) * sizeof(**stored));
+      (*stored)[(*n_stored)++] = (struct stored){hb, hp, k};
+    } else {
+      if (*n_other == cap_o)
+        *other = vs_xrealloc(*other, (cap_o = cap_o ? 2 * cap_o : 1024) * sizeof(**other));
+      (*other)[(*n_other)++] = k;
+    }
+    if (*n_stored == 4096 && jumps * SCATTERED < *n_stored) return 0;
+  }
+  return *n_stored > *n_other && jumps * SCATTERED >= *n_stored;
+}
+
+/* Compares in the base file's order (above); 1 when that order is not worth taking. */
+static int compare_in_file_order(struct cmp_worker w[2], size_t n_workers, struct cmp_shared *sh,
+                                 struct vs_ps_diff *d, struct vs_err *err) {
+  _cleanup_(vs_freep) struct stored *list = NULL;
+  _cleanup_(vs_freep) uint64_t *other = NULL;
+  size_t n = 0, n_other = 0;
+  uint64_t holes = 0, words = ((sh->size + sh->cs - 1) / sh->cs + 63) / 64;
+  if (!list_stored(w[0].b, w[0].p, sh, &list, &n, &other, &n_other, &holes)) return 1;
+  qsort(list, n, sizeof(*list), by_base_host);
+  atomic_bool stop;
+  atomic_init(&stop, false);
+  struct order_worker ow[2];
+  for (size_t i = 0; i < n_workers; i++) {
+    ow[i] = (struct order_worker){.sh = sh,
+                                  .b = w[i].b,
+                                  .p = w[i].p,
+                                  .stop = &stop,
+                                  .list = list + n * i / n_workers,
+                                  .n = n * (i + 1) / n_workers - n * i / n_workers,
+                                  .differs = vs_xcalloc(words, sizeof(uint64_t))};
+    vs_image_advise_sequential(w[i].b);
+    vs_image_advise_sequential(w[i].p);
+  }
+  run_workers(order_worker_main, &ow[0], &ow[1], &ow[1].thread, n_workers);
+  int rc = 0;
+  for (size_t i = 0; i < n_workers; i++) {
+    if (ow[i].rc < 0 && rc == 0) rc = vs_err_set(err, ow[i].err.code, "%s", vs_err_msg(&ow[i].err));
+    vs_err_clear(&ow[i].err);
+    for (uint64_t k = 0; k < words; k++)
+      sh->differs[k] |= ow[i].differs[k];
+    free(ow[i].differs);
+  }
+  d->st->skipped_holes += holes;
+  d->st->in_file_order += n;
+  /* The rest, in the guest's order, on this thread. */
+  uint64_t piece = PIECE_BYTES / sh->cs ? PIECE_BYTES / sh->cs : 1;
+  _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
+  _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
+  for (size_t i = 0; rc == 0 && i < n_other;) {
+    size_t j = i + 1;
+    while (j < n_other && j - i < piece && other[j] == other[j - 1] + 1)
+      j++;
+    if (compare_piece(&w[0], other[i], j - i, bb, pb) < 0)
+      rc = vs_err_set(err, w[0].err.code, "%s", vs_err_msg(&w[0].err));
+    i = j;
+  }
+  vs_err_clear(&w[0].err);
+  d->st->skipped_holes += w[0].skipped_holes;
+  return rc;
+}
+
 int vs_ps_compare(struct vs_image *const b[2], struct vs_image *const p[2], uint64_t cs,
                   struct vs_ps_diff *d, struct vs_err *err) {
   uint64_t size = vs_image_size(b[0]), total = (size + cs - 1) / cs;
@@ -200,23 +405,8 @@ int vs_ps_compare(struct vs_image *const b[2], struct vs_image *const p[2], uint
     vs_image_advise_sequential(w[i].b);
     vs_image_advise_sequential(w[i].p);
   }
-  /* The second half on a thread of its own, the first on this one; when no thread can be
-   * had, this one compares both halves in turn. */
-  bool threaded = n_workers == 2 && pthread_create(&w[1].thread, NULL, cmp_worker_main, &w[1]) == 0;
-  cmp_worker_main(&w[0]);
-  if (threaded)
-    pthread_join(w[1].thread, NULL);
-  else if (n_workers == 2)
-    cmp_worker_main(&w[1]);
-  int rc = 0;
-  const struct cmp_worker *first = NULL;
-  for (size_t i = 0; i < n_workers; i++) {
-    d->st->skipped_holes += w[i].skipped_holes;
-    if (w[i].rc < 0 && (!first || w[i].failed_run < first->failed_run)) first = &w[i];
-  }
-  if (first) rc = vs_err_set(err, first->err.code, "%s", vs_err_msg(&first->err));
-  for (size_t i = 0; i < n_workers; i++)
-    vs_err_clear(&w[i].err);
+  int rc = compare_in_file_order(w, n_workers, &sh, d, err);
+  if (rc == 1) rc = compare_in_guest_order(w, n_workers, d, err);
   for (size_t i = 0; i < n_workers; i++)
     d->st->bytes_read += vs_image_bytes_read(w[i].b) - read_before[2 * i] +
                          vs_image_bytes_read(w[i].p) - read_before[2 * i + 1];

@@ -970,6 +970,31 @@ int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
   return (int64_t)(asked + run_len);
 }
 
+bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host) {
+  if (!img->is_qcow2 || img->nbd || img->yal || img->fd < 0 || off >= img->size) return false;
+  *host = plain_data_host(img, off);
+  return *host != 0 && *host + img->cluster_size <= img->file_size;
+}
+
+int vs_image_read_stored(struct vs_image *img, void *buf, size_t len, uint64_t host,
+                         struct vs_err *err) {
+  if (img->fd < 0 || host < img->cluster_size || host > img->file_size ||
+      len > img->file_size - host)
+    return vs_err_set(err, EINVAL,
+                      "%s: %zu bytes at %" PRIu64 " are not inside the file's data (%" PRIu64
+                      " bytes)",
+                      img->path, len, host, img->file_size);
+  return read_at(img, buf, len, host, "data clusters", err);
+}
+
+int64_t vs_image_prefetch_stored(struct vs_image *img, uint64_t host, uint64_t len) {
+  if (img->fd < 0 || host >= img->file_size) return 0;
+  if (len > img->file_size - host) len = img->file_size - host;
+  if (is_cached(img->fd, host)) return -1;
+  posix_fadvise(img->fd, (off_t)host, (off_t)len, POSIX_FADV_WILLNEED);
+  return (int64_t)len;
+}
+
 void vs_image_advise_sequential(struct vs_image *img) {
   for (struct vs_image *i = img; i; i = i->backing)
     if (i->fd >= 0) posix_fadvise(i->fd, 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -88,6 +88,18 @@ bool vs_image_same_files(const struct vs_image *a, const struct vs_image *b);
  * the range's first data is in the page cache already (a warm file: the caller may take what
  * follows to be). */
 int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
+/* Where IMG itself stores the cluster at OFF, as plain data in its own file: true, with *HOST
+ * the file offset, for a qcow2 image's allocated cluster that is neither compressed, zero nor
+ * made of subclusters and lies inside the file; false for anything else (and for raw, NBD, VHD
+ * and VMDK images). Lets a reader that compares whole images take the clusters in the file's
+ * order, which for a fragmented file is far from the guest's. */
+bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host);
+/* Reads LEN bytes of IMG's own file at HOST (whole clusters vs_image_stored_at gave), checked to
+ * lie inside the file's data, counted in vs_image_bytes_read. */
+int vs_image_read_stored(struct vs_image *img, void *buf, size_t len, uint64_t host,
+                         struct vs_err *err);
+/* vs_image_prefetch for [HOST, HOST+LEN) of IMG's own file. */
+int64_t vs_image_prefetch_stored(struct vs_image *img, uint64_t host, uint64_t len);
 /* Tells the kernel the whole chain will be read front to back (bigger read-ahead). */
 void vs_image_advise_sequential(struct vs_image *img);
 /* The image's identity, for telling later that a chain is based on it: SHA-256 of the qcow2
