@@ -60,7 +60,7 @@ printf '# types\nHKLM\\SOFTWARE\\Vmscope\\Types\n!HKLM\\SYSTEM\\CurrentControlSe
 ok $? "vmscope inspect --reg-watch FILE" || sed 's/^/# /' rw.err
 T='reg:HKLM\SOFTWARE\Vmscope\Types'
 is "$(get "$T:Qword" rw.json) $(get "$T:Multi" rw.json) $(get "$T:Expand" rw.json) $(get "$T:Blob" rw.json)" \
-  '4294971392 a,b,c %SystemRoot% deadbeef' "REG_QWORD decimal, REG_MULTI_SZ joined with ',', REG_EXPAND_SZ unexpanded, binary as hex"
+  '4294971392 a\,b,c,d\\e %SystemRoot% deadbeef' "REG_QWORD decimal, REG_MULTI_SZ (\"a,b\", \"c\", \"d\\e\") joined with ',', a ',' or '\\' in a string escaped, REG_EXPAND_SZ unexpanded, binary as hex"
 is "$(get "reg:$CCS\\Control\\Lsa:RunAsPPL" rw.json)" "<absent>" "a '!KEY VALUE' line removes a default entry"
 "$VS_BUILDDIR/vmscope" inspect --no-default-reg-watch win >none.json
 is "$(jq '[.settings | keys[] | select(startswith("reg:"))] | length' none.json)" 0 "--no-default-reg-watch: no reg: settings"

@@ -200,7 +200,8 @@ static bool value_dword(struct hive *hv, hive_value_h v, uint32_t *out) {
 }
 
 /* A value's data normalised for the document: REG_DWORD and REG_QWORD as decimal numbers,
- * strings as UTF-8, REG_MULTI_SZ as its strings joined with ',' (as group members are),
+ * strings as UTF-8, REG_MULTI_SZ as its strings joined with ',' (as group members are), a ','
+ * or '\\' within a string escaped with a '\\' (so that ["a,b", "c"] and ["a", "b", "c"] differ),
  * anything else as hex (the first MAX_BINARY_SHOWN bytes). NULL when hivex cannot decode it
  * or it is longer than MAX_VALUE_BYTES; *WHY says which. */
 static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
@@ -235,7 +236,10 @@ static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
       free(strs[--n]);
     for (size_t i = 0; i < n; i++) {
       if (i) vs_buf_addc(&b, ',');
-      vs_buf_adds(&b, strs[i]);
+      for (const char *c = strs[i]; *c; c++) {
+        if (*c == ',' || *c == '\\') vs_buf_addc(&b, '\\');
+        vs_buf_addc(&b, *c);
+      }
       free(strs[i]);
     }
     free(strs);
