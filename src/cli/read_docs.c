@@ -527,7 +527,13 @@ int vs_cli_read_sources(const struct vs_cli_read *r_in, char **paths, size_t n,
       load_json(paths[i], &out[i]);
       continue;
     }
-    if (r->image.format && !S_ISDIR(st.st_mode) && !vs_image_is_nbd_uri(paths[i]) &&
+    if (r->image.format && S_ISDIR(st.st_mode)) { /* was ignored: say so rather than guess */
+      out[i].error = vs_xasprintf("%s is a directory (a guest's tree), not an image: drop "
+                                  "--image-format, which names an image file's format",
+                                  paths[i]);
+      continue;
+    }
+    if (r->image.format && !vs_image_is_nbd_uri(paths[i]) &&
         (out[i].error = format_mismatch(paths[i], r->image.format)))
       continue;
     if (!x && (x = vs_extractor_new(watch, &err))) vs_extractor_set_regwatch(x, regwatch);

@@ -71,6 +71,8 @@ refused 1 "vmscope inspect: web-02.qcow2 is a qcow2 image (not raw): drop --imag
 refused 1 "vmscope inspect: web-03.img is not a qcow2 image (no qcow2 signature): drop --image-format or give raw" \
   "inspect --image-format qcow2 web-03.img: refused the same way" -- inspect --image-format qcow2 web-03.img
 is "$("$VMSCOPE" inspect --image-format raw web-03.img | jq -r .name)" web-03 "inspect --image-format raw web-03.img: the right format reads"
+refused 1 "vmscope inspect: web-01 is a directory (a guest's tree), not an image: drop --image-format, which names an image file's format" \
+  "inspect --image-format qcow2 web-01 (a tree): refused, not ignored" -- inspect --image-format qcow2 web-01
 refused 2 "vmscope inspect: --backing-dir /nonexistent: No such file or directory" \
   "inspect --backing-dir /nonexistent: refused at option time (exit 2)" -- inspect --backing-dir /nonexistent web-02.qcow2
 refused 2 "vmscope inspect: --backing-dir web-03.img: not a directory (give the directory that holds the backing files)" \
