@@ -51,7 +51,8 @@ frozen_ms() {
     awk '$1 == "freeze" { f = $2 } $1 == "thaw" && f != "" { printf "%.0f\n", ($2 - f) * 1000; f = "" }'
 }
 log_lines() { vs_guest_exec "$dom" /bin/cat /run/vs-freeze.log 2>/dev/null | wc -l; }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
+# median: of the numbers on standard input; a missing figure ("nan") is left out, not counted.
+median() { grep -E '^[0-9]+(\.[0-9]+)?$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
 
 : >"$work/vs.txt"
 : >"$work/base.txt"
@@ -65,28 +66,35 @@ probe_stop() {
   local out
   out=$(vs_guest_pause_stop "$dom") || exit 1
   echo "$out" >>"$work/probe.log"
-  awk '{ print $6 }' <<<"$out"
+  local held
+  held=$(awk '{ print $6 }' <<<"$out")
+  [[ $held =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "guest-snapshot.sh: the write probe gave no figure: $out" >&2; exit 1; }
+  echo "$held"
 }
 # take VMSCOPE OUT: one backup-mode snapshot by the vmscope binary VMSCOPE; appends "WALL-MS
 # BYTES GUEST-FROZEN-MS HOST-FROZEN-MS WRITE-HELD-MS" to OUT.
 take() {
-  local from ms bytes host_frozen held
+  local from ms bytes host_frozen held hook
   from=$(($(log_lines) + 1))
   probe_start
   "$1" snapshot --connect "$VS_LIBVIRT_URI" --domain "$dom" --mode backup \
     --backup-dir "$work/bk" --backing-dir "$VS_GUEST_CACHE" --stats >/dev/null 2>"$work/stats" ||
     { echo "guest-snapshot.sh: $1 snapshot failed: $(cat "$work/stats")" >&2; exit 1; }
-  held=$(probe_stop)
+  held=$(probe_stop) || exit 1 # the subshell's exit ends only itself
   grep -q '(quiesced: ' "$work/stats" || { echo "guest-snapshot.sh: the snapshot was not quiesced: $(cat "$work/stats")" >&2; exit 1; }
   ms=$(sed -n 's/.*: \([0-9.]*\) ms, .*/\1/p' "$work/stats")
   bytes=$(sed -n 's/.*, \([0-9]*\) bytes read.*/\1/p' "$work/stats")
   host_frozen=$(sed -n 's/.*(quiesced: frozen \([0-9.]*\) ms).*/\1/p' "$work/stats")
-  echo "$ms $bytes $(frozen_ms "$from" | tail -n1) $host_frozen $held" >>"$2"
+  [ -n "$ms" ] && [ -n "$bytes" ] && [ -n "$host_frozen" ] ||
+    { echo "guest-snapshot.sh: --stats lacks the wall time, bytes or frozen time: $(cat "$work/stats")" >&2; exit 1; }
+  hook=$(frozen_ms "$from" | tail -n1)
+  echo "$ms $bytes ${hook:-nan} $host_frozen $held" >>"$2"
 }
 for i in $(seq 1 "$runs"); do
   probe_start
   sleep 0.5 # the control: the guest's own stalls, over a window as long as a snapshot's
-  probe_stop >>"$work/control.txt"
+  held=$(probe_stop) || exit 1
+  echo "$held" >>"$work/control.txt"
   take "$VS_BUILDDIR/vmscope" "$work/vs.txt"
   [ -n "${VS_BASELINE:-}" ] && take "$VS_BASELINE" "$work/base.txt"
 
@@ -104,7 +112,7 @@ XML
     { virsh -c "$VS_LIBVIRT_URI" domfsthaw "$dom" >/dev/null; echo "guest-snapshot.sh: virsh backup-begin failed" >&2; exit 1; }
   virsh -c "$VS_LIBVIRT_URI" domfsthaw "$dom" >/dev/null ||
     { echo "guest-snapshot.sh: virsh domfsthaw failed" >&2; exit 1; }
-  held=$(probe_stop)
+  held=$(probe_stop) || exit 1 # the subshell's exit ends only itself
   data=$(qemu-img map --output=json "nbd+unix:///vda?socket=$sock" | jq '[.[] | select(.data) | .length] | add')
   rm -f "$work/copy.qcow2"
   qemu-img convert -O qcow2 "nbd+unix:///vda?socket=$sock" "$work/copy.qcow2" ||
@@ -112,7 +120,8 @@ XML
   ms=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
   virsh -c "$VS_LIBVIRT_URI" domjobabort "$dom" >/dev/null 2>&1
   for _ in $(seq 1 40); do virsh -c "$VS_LIBVIRT_URI" domjobinfo "$dom" 2>/dev/null | grep -q 'Job type: *None' && break; sleep 0.25; done
-  echo "$ms $data $(frozen_ms "$from" | tail -n1) $held" >>"$work/peer.txt"
+  hook=$(frozen_ms "$from" | tail -n1)
+  echo "$ms ${data:-nan} ${hook:-nan} $held" >>"$work/peer.txt"
 done
 rm -f "$work/copy.qcow2"
 
@@ -166,4 +175,6 @@ for f in vs base peer; do
   [ -s "$work/$f.txt" ] && echo "  $f, each run's frozen ms (hook/host/write held): $(awk -v f="$f" '{ if (f == "peer") printf "%s/-/%s ", $3, $4; else printf "%s/%s/%s ", $3, $4, $5 }' "$work/$f.txt")"
 done
 echo "  control, each run's longest write, ms: $(tr '\n' ' ' <"$work/control.txt")"
-echo "targets: frozen <= 100 ms: $(awk -v f="$vs_held" 'BEGIN { print (f <= 100 ? "met" : "NOT met") }') (the longest a guest's write was held); bytes read <= 5% of the disk: $(awk -v b="$vs_bytes" -v d="$disk" 'BEGIN { print (b <= 0.05 * d ? "met" : "NOT met") }')"
+# A figure that is missing or not a number never meets a target.
+num='^[0-9]+([.][0-9]+)?$'
+echo "targets: frozen <= 100 ms: $(awk -v f="$vs_held" -v n="$num" 'BEGIN { print (f ~ n && f + 0 <= 100 ? "met" : "NOT met") }') (the median of the longest a guest's write was held; $(awk -v n="$num" '$5 ~ n && $5 + 0 > 100 { c++ } END { print c + 0 }' "$work/vs.txt") of $runs runs over 100 ms); bytes read <= 5% of the disk: $(awk -v b="$vs_bytes" -v d="$disk" -v n="$num" 'BEGIN { print (b ~ n && d + 0 > 0 && b <= 0.05 * d ? "met" : "NOT met") }')"

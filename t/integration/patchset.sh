@@ -88,6 +88,25 @@ is "$?" 1 "a patched image cut short fails, exit 1"
 grep -q 'frag-cut.qcow2' cut.err; ok $? "naming the file cut short ($(head -c 300 cut.err))"
 [ ! -e set-cut.qcow2 ] && [ ! -e set-cut.qcow2.json ]; ok $? "and leaves no set"
 
+# A hostile pair whose L2 entries all point at one cluster of the file: 1,024 clusters claimed
+# in a file of a few. They are not listed for the file's order (a tiny file would list 192 MiB
+# at the bound), and are compared in the guest's order, with the one real change found.
+qemu-img create -q -f qcow2 dup.qcow2 256M
+qio -c "write -P 0x5a 0 64k" dup.qcow2
+cp dup.qcow2 dup-p.qcow2
+qio -c "write -P 0x77 $((1500 * 64))k 64k" dup-p.qcow2
+be64() { od -An -tx1 -j "$2" -N 8 "$1" | tr -d ' \n'; }
+for f in dup.qcow2 dup-p.qcow2; do
+  l2=$((16#$(be64 "$f" $((16#$(be64 "$f" 40)))) & 0x00fffffffffffe00))
+  dd if="$f" of=entry.bin bs=8 skip=$((l2 / 8)) count=1 status=none
+  for _ in $(seq 1 1023); do cat entry.bin; done >entries.bin
+  dd if=entries.bin of="$f" bs=8 seek=$((l2 / 8 + 1)) conv=notrunc status=none
+done
+"$VMSCOPE" patchset make --stats -b dup.qcow2 -p dup-p.qcow2 -o set-dup.qcow2 2>stats.out
+ok $? "a pair whose clusters share one place in the file ($(head -c 300 stats.out))"
+grep -q ' 0 compared in the file.s order' stats.out; ok $? "is not taken in the file's order"
+is "$(jq -c '.changed' set-dup.qcow2.json)" "[[$((1500 * 65536)),65536]]" "and its one change is found"
+
 # An ext4 base where the patch replaces one file (written with debugfs -w on a copy): the
 # manifest names that file.
 mkdir -p tree/etc tree/usr/bin

@@ -118,7 +118,13 @@ vs_guest_put() {
     jq -e .return) || { echo "guest-file-open $3 failed" >&2; rm -rf "$chunks"; return 1; }
   for c in "$chunks"/c.*; do
     vs_guest_agent "$1" "$(jq -cn --argjson h "$h" --arg b "$(base64 -w0 "$c")" '{execute: "guest-file-write", arguments: {handle: $h, "buf-b64": $b}}')" 30 |
-      jq -e .return >/dev/null || { echo "guest-file-write into $3 failed" >&2; rm -rf "$chunks"; return 1; }
+      jq -e .return >/dev/null || {
+      echo "guest-file-write into $3 failed" >&2
+      rm -rf "$chunks"
+      # The agent keeps an open handle until it is closed: a failed put must not leak one.
+      vs_guest_agent "$1" "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" 30 >/dev/null 2>&1
+      return 1
+    }
   done
   rm -rf "$chunks"
   vs_guest_agent "$1" "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" 30 | jq -e .return >/dev/null &&
@@ -134,8 +140,12 @@ vs_guest_pause_start() {
   vs_guest_exec "$name" /bin/rm -f /run/vs-pause.ready /run/vs-pause.stop || return 1
   req=$(jq -cn --args '{execute: "guest-exec", arguments: {path: "/run/vs-pause", arg: ($ARGS.positional + ["/run/vs-pause.ready", "/run/vs-pause.stop", "60"]), "capture-output": true}}' -- "$@")
   VS_GUEST_PAUSE_PID=$(vs_guest_agent "$name" "$req" 30 | jq -e .return.pid) || { echo "cannot start /run/vs-pause in the guest" >&2; return 1; }
-  vs_guest_wait 30 vs_guest_exec "$name" /usr/bin/test -e /run/vs-pause.ready ||
-    { echo "/run/vs-pause did not start in the guest" >&2; return 1; }
+  vs_guest_wait 30 vs_guest_exec "$name" /usr/bin/test -e /run/vs-pause.ready || {
+    echo "/run/vs-pause did not start in the guest" >&2
+    # Ask it to stop, so that a late start does not keep probing under the next measure.
+    vs_guest_exec "$name" /usr/bin/touch /run/vs-pause.stop >/dev/null 2>&1
+    return 1
+  }
 }
 
 # vs_guest_pause_stop NAME: stops the helper vs_guest_pause_start started and prints its line.

@@ -3,7 +3,8 @@
  * zero), and by qemu-img (check: consistent; compare: a guest on the set sees the patched
  * disk); an overlay of the base taken without reading the base; the refusals (an output that
  * is an input, disks of different sizes, an existing output); applying the set under a stopped
- * disk that has written some of the set's clusters itself, and the set's status. */
+ * disk that has written some of the set's clusters itself, and the set's status; where a qcow2
+ * file stores its clusters (the compare in the file's order reads them there). */
 #include "fixture.h"
 #include "image.h"
 #include "layer.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KB 1024u
@@ -229,6 +231,46 @@ static void apply_stopped(const char *dir) {
   free(set);
 }
 
+/* Where an image stores its clusters, for the compare in the file's order: a qcow2 layer's own
+ * clusters are found at places inside it and read back; a backing file's, a raw image's and a
+ * place outside the file are not; a file cut short after it was opened fails naming it. */
+static void stored_places(const char *dir) {
+  char *base = path_in(dir, "base.raw"), *own = path_in(dir, "own.qcow2");
+  struct vs_err err = {0};
+  uint8_t *c = vs_xmalloc(CS), *got = vs_xmalloc(CS);
+  memset(c, 0x33, CS);
+  struct vs_layer *l = vs_layer_create(own, SIZE, 16, "base.raw", "raw", &err);
+  ok(l && vs_layer_add_data(l, 3 * CS, c, &err) == 0 && vs_layer_finish(l, &err) == 0,
+     "a layer holding cluster 3 of its own is written");
+  struct vs_image *img = vs_image_open(own, NULL, &err), *raw = vs_image_open(base, NULL, &err);
+  uint64_t host = 0, other = 0;
+  struct stat st;
+  ok(img && raw && stat(own, &st) == 0 && vs_image_stored_max(img) == (uint64_t)st.st_size / CS &&
+         vs_image_stored_max(raw) == 0,
+     "a qcow2 file can hold its size in clusters, a raw image none of its own");
+  ok(img && vs_image_stored_at(img, 3 * CS, &host) && host % CS == 0 &&
+         host + CS <= (uint64_t)st.st_size,
+     "cluster 3 is stored at a cluster's place inside the file");
+  ok(img && !vs_image_stored_at(img, 4 * CS, &other) && !vs_image_stored_at(raw, 3 * CS, &other),
+     "the backing file's cluster 4, and a raw image's, are not");
+  ok(img && vs_image_read_stored(img, got, CS, host, &err) == 0 && memcmp(got, c, CS) == 0,
+     "and reading it there gives its bytes");
+  ok(img && vs_image_read_stored(img, got, CS, (uint64_t)st.st_size, &err) < 0 &&
+         strstr(vs_err_msg(&err), "not inside the file's data") && strstr(vs_err_msg(&err), own),
+     "a place past the file's end is refused, naming the file");
+  vs_err_clear(&err);
+  ok(truncate(own, (off_t)host) == 0 && img && vs_image_read_stored(img, got, CS, host, &err) < 0 &&
+         strstr(vs_err_msg(&err), "past the end of the file") && strstr(vs_err_msg(&err), own),
+     "a file cut short after it was opened fails, naming it");
+  vs_err_clear(&err);
+  vs_image_close(img);
+  vs_image_close(raw);
+  free(c);
+  free(got);
+  free(base);
+  free(own);
+}
+
 int main(void) {
   plan_no_plan();
   if (!fx_have("qemu-img")) {
@@ -241,6 +283,7 @@ int main(void) {
   make_from_overlay(dir);
   refusals(dir);
   apply_stopped(dir);
+  stored_places(dir);
   fx_rmtree(dir);
   free(dir);
   return done_testing();

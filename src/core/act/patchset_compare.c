@@ -2,6 +2,7 @@
 
 #include "layer.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -219,8 +220,10 @@ struct stored {
   uint64_t base_host, patched_host, cluster;
 };
 
-#define SCATTERED 8             /* file order when 1 in SCATTERED data clusters jumps in the file */
-#define MAX_LISTED (8ull << 20) /* clusters listed at most (192 MiB of list): else guest order */
+#define SCATTERED 8 /* file order when 1 in SCATTERED data clusters jumps in the file */
+/* Clusters listed at most, else guest order: 8 Mi entries of 24 bytes, 192 MiB of list (and
+ * as much again while it grows and is sorted); never more than the smaller file can hold. */
+#define MAX_LISTED (8ull << 20)
 
 struct order_worker {
   struct cmp_shared *sh;
@@ -229,6 +232,7 @@ struct order_worker {
   size_t n;
   uint64_t *differs; /* its own bitmap: two workers' clusters share words */
   atomic_bool *stop;
+  uint64_t failed_at; /* with RC < 0: the guest's offset it failed at */
   int rc;
   struct vs_err err;
   pthread_t thread;
@@ -274,6 +278,9 @@ static void *order_worker_main(void *arg) {
       size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
       if (vs_image_read_stored(w->b, bb, n_at, l[i].base_host + at, &w->err) < 0 ||
           vs_image_read_stored(w->p, pb, n_at, l[i].patched_host + at, &w->err) < 0) {
+        const struct stored *e = &l[i + at / cs];
+        w->failed_at = e->cluster * cs + at % cs;
+        vs_err_prefix(&w->err, "comparing the guest's bytes at %" PRIu64, w->failed_at);
         w->rc = -1;
         atomic_store(&w->stop[0], true);
         return NULL;
@@ -298,12 +305,18 @@ static void *order_worker_main(void *arg) {
 
 /* Lists in *STORED the clusters both B and P store as plain data in their own files, and in
  * *OTHER the rest that are not holes in both, and says (1) whether the file's order is worth
- * taking: most clusters are stored, and one in SCATTERED of B's follows no other in its file. */
+ * taking: most clusters are stored, and one in SCATTERED of B's follows no other in its file.
+ * It stops (0) as soon as the answer is no, so that a base stored otherwise (compressed, or an
+ * overlay's few clusters) costs no full pass, and when more are found than the smaller file
+ * holds: a hostile file's clusters sharing places would make a tiny file list 192 MiB. */
 static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_shared *sh,
                        struct stored **stored, size_t *n_stored, uint64_t **other, size_t *n_other,
                        uint64_t *holes) {
   uint64_t cs = sh->cs, total = (sh->size + cs - 1) / cs, jumps = 0, last = 0;
-  if (vs_image_cluster_size(b) != cs || vs_image_cluster_size(p) != cs || total > MAX_LISTED)
+  uint64_t fits = vs_image_stored_max(b) < vs_image_stored_max(p) ? vs_image_stored_max(b)
+                                                                  : vs_image_stored_max(p);
+  if (vs_image_cluster_size(b) != cs || vs_image_cluster_size(p) != cs || total > MAX_LISTED ||
+      fits == 0)
     return 0;
   /* A quick look first: a file whose first clusters follow each other is taken in the guest's
    * order without listing every cluster. */
@@ -327,7 +340,9 @@ static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_
         *other = vs_xrealloc(*other, (cap_o = cap_o ? 2 * cap_o : 1024) * sizeof(**other));
       (*other)[(*n_other)++] = k;
     }
-    if (*n_stored == 4096 && jumps * SCATTERED < *n_stored) return 0;
+    if ((*n_stored == 4096 && jumps * SCATTERED < *n_stored) || *n_stored > fits ||
+        2 * *n_other >= total)
+      return 0;
   }
   return *n_stored > *n_other && jumps * SCATTERED >= *n_stored;
 }
@@ -356,9 +371,13 @@ static int compare_in_file_order(struct cmp_worker w[2], size_t n_workers, struc
     vs_image_advise_sequential(w[i].p);
   }
   run_workers(order_worker_main, &ow[0], &ow[1], &ow[1].thread, n_workers);
+  /* The first failure stops both workers, so the one given is the lower of at most two. */
   int rc = 0;
+  const struct order_worker *failed = NULL;
+  for (size_t i = 0; i < n_workers; i++)
+    if (ow[i].rc < 0 && (!failed || ow[i].failed_at < failed->failed_at)) failed = &ow[i];
+  if (failed) rc = vs_err_set(err, failed->err.code, "%s", vs_err_msg(&failed->err));
   for (size_t i = 0; i < n_workers; i++) {
-    if (ow[i].rc < 0 && rc == 0) rc = vs_err_set(err, ow[i].err.code, "%s", vs_err_msg(&ow[i].err));
     vs_err_clear(&ow[i].err);
     for (uint64_t k = 0; k < words; k++)
       sh->differs[k] |= ow[i].differs[k];

@@ -976,6 +976,11 @@ bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host) {
   return *host != 0 && *host + img->cluster_size <= img->file_size;
 }
 
+uint64_t vs_image_stored_max(const struct vs_image *img) {
+  if (!img->is_qcow2 || img->nbd || img->yal || img->fd < 0 || img->extended_l2) return 0;
+  return img->file_size / img->cluster_size;
+}
+
 int vs_image_read_stored(struct vs_image *img, void *buf, size_t len, uint64_t host,
                          struct vs_err *err) {
   if (img->fd < 0 || host < img->cluster_size || host > img->file_size ||
