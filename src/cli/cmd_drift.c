@@ -466,6 +466,13 @@ int vs_cmd_drift(int argc, char **argv) {
   if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err)))
     return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
   o.drift.waivers = waivers;
+  /* The option's inputs are the target and the samples, read apart: judged together. */
+  size_t n_inputs = (size_t)(argc - optind) + (o.target_source ? 1 : 0);
+  _cleanup_(vs_freep) char **inputs = vs_xcalloc(n_inputs ? n_inputs : 1, sizeof(char *));
+  if (o.target_source) inputs[0] = (char *)o.target;
+  memcpy(inputs + (o.target_source ? 1 : 0), argv + optind,
+         (size_t)(argc - optind) * sizeof(char *));
+  if (vs_cli_refuse_unused_format(&o.read, inputs, n_inputs, PROG)) return VS_EXIT_USAGE;
 
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   _cleanup_(vs_freep) char *target_id = NULL;

@@ -493,6 +493,31 @@ static void load_json(const char *path, struct vs_cli_docs *out) {
   json_decref(root);
 }
 
+bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths, size_t n,
+                                 const char *prog) {
+  if (!r->image.format) return false;
+  const char *first = NULL, *what = NULL;
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (vs_image_is_nbd_uri(paths[i]) || stat(paths[i], &st) < 0) return false;
+    bool is_doc = S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json");
+    if (!S_ISDIR(st.st_mode) && !is_doc) return false; /* an image: the option applies */
+    if (!first) {
+      first = paths[i];
+      what = is_doc ? "a feature document" : "a directory (a guest's tree)";
+    }
+  }
+  if (first)
+    fprintf(stderr,
+            "%s: %s is %s, not an image: drop --image-format, which names an image file's "
+            "format\n",
+            prog, first, what);
+  else
+    fprintf(stderr, "%s: --image-format names an image file's format, and no image is given\n",
+            prog);
+  return true;
+}
+
 int vs_cli_read_sources(const struct vs_cli_read *r_in, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog) {
   struct vs_err err = {0};
@@ -525,12 +550,6 @@ int vs_cli_read_sources(const struct vs_cli_read *r_in, char **paths, size_t n,
     }
     if (S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json")) {
       load_json(paths[i], &out[i]);
-      continue;
-    }
-    if (r->image.format && S_ISDIR(st.st_mode)) { /* was ignored: say so rather than guess */
-      out[i].error = vs_xasprintf("%s is a directory (a guest's tree), not an image: drop "
-                                  "--image-format, which names an image file's format",
-                                  paths[i]);
       continue;
     }
     if (r->image.format && !vs_image_is_nbd_uri(paths[i]) &&

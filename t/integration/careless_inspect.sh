@@ -71,8 +71,20 @@ refused 1 "vmscope inspect: web-02.qcow2 is a qcow2 image (not raw): drop --imag
 refused 1 "vmscope inspect: web-03.img is not a qcow2 image (no qcow2 signature): drop --image-format or give raw" \
   "inspect --image-format qcow2 web-03.img: refused the same way" -- inspect --image-format qcow2 web-03.img
 is "$("$VMSCOPE" inspect --image-format raw web-03.img | jq -r .name)" web-03 "inspect --image-format raw web-03.img: the right format reads"
-refused 1 "vmscope inspect: web-01 is a directory (a guest's tree), not an image: drop --image-format, which names an image file's format" \
-  "inspect --image-format qcow2 web-01 (a tree): refused, not ignored" -- inspect --image-format qcow2 web-01
+refused 2 "vmscope inspect: web-01 is a directory (a guest's tree), not an image: drop --image-format, which names an image file's format" \
+  "inspect --image-format qcow2 web-01 (a tree): refused, not ignored (exit 2)" -- inspect --image-format qcow2 web-01
+refused 2 "vmscope inspect: img.json is a feature document, not an image: drop --image-format, which names an image file's format" \
+  "inspect --image-format qcow2 img.json (a document): refused, not ignored" -- inspect --image-format qcow2 img.json
+"$VMSCOPE" inspect --image-format raw web-03.img web-01 >mixed.json 2>mixed.err
+is "$? $(jq -r 'map(.name) | join(",")' mixed.json)" "0 web-03,web-01" \
+  "inspect --image-format raw web-03.img web-01: with an image among them, the tree is read too ($(head -c 200 mixed.err))"
+"$VMSCOPE" inspect web-03.img >w3.json
+"$VMSCOPE" drift --image-format qcow2 --target web-02.qcow2 w3.json web-01 >/dev/null 2>mixed.err
+is "$?" 0 "drift --image-format qcow2 IMAGE DOC TREE: the option applies to the image ($(head -c 200 mixed.err))"
+refused 2 "vmscope drift: web-01 is a directory (a guest's tree), not an image: drop --image-format, which names an image file's format" \
+  "drift --image-format qcow2 --target TREE DOC: no image among the target and samples, refused" -- drift --image-format qcow2 --target web-01 w3.json
+refused 2 "vmscope diff: img.json is a feature document, not an image: drop --image-format, which names an image file's format" \
+  "diff --image-format raw DOC TREE: refused the same way" -- diff --image-format raw img.json web-01
 refused 2 "vmscope inspect: --backing-dir /nonexistent: No such file or directory" \
   "inspect --backing-dir /nonexistent: refused at option time (exit 2)" -- inspect --backing-dir /nonexistent web-02.qcow2
 refused 2 "vmscope inspect: --backing-dir web-03.img: not a directory (give the directory that holds the backing files)" \
