@@ -113,7 +113,7 @@ XML
   virsh -c "$VS_LIBVIRT_URI" domfsthaw "$dom" >/dev/null ||
     { echo "guest-snapshot.sh: virsh domfsthaw failed" >&2; exit 1; }
   held=$(probe_stop) || exit 1 # the subshell's exit ends only itself
-  data=$(qemu-img map --output=json "nbd+unix:///vda?socket=$sock" | jq '[.[] | select(.data) | .length] | add')
+  data=$(qemu-img map --output=json "nbd+unix:///vda?socket=$sock" | jq '[.[] | select(.data) | .length] | add // empty')
   rm -f "$work/copy.qcow2"
   qemu-img convert -O qcow2 "nbd+unix:///vda?socket=$sock" "$work/copy.qcow2" ||
     { echo "guest-snapshot.sh: qemu-img convert of the export failed" >&2; exit 1; }
@@ -156,7 +156,9 @@ vs_host_frozen=$(col "$work/vs.txt" 4) vs_held=$(col "$work/vs.txt" 5)
 peer_ms=$(col "$work/peer.txt" 1) peer_bytes=$(col "$work/peer.txt" 2) peer_frozen=$(col "$work/peer.txt" 3)
 peer_held=$(col "$work/peer.txt" 4) control_held=$(col "$work/control.txt" 1)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" -v n='^[0-9]+([.][0-9]+)?$' 'BEGIN { if (a ~ n && b ~ n && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+missing=$(cat "$work/vs.txt" "$work/peer.txt" "$work/control.txt" | grep -o nan | wc -l)
+[ "$missing" -eq 0 ] || echo "($missing figures missing from the runs: left out of their medians)"
 printf '%-44s %14s %14s %10s\n' "median of $runs runs" vmscope "virsh+qemu-img" ratio
 printf '%-44s %14s %14s %10s\n' "wall time, ms" "$vs_ms" "$peer_ms" "$(ratio "$vs_ms" "$peer_ms")"
 printf '%-44s %14s %14s %10s\n' "bytes read from the export" "$vs_bytes" "$peer_bytes" "$(ratio "$vs_bytes" "$peer_bytes")"

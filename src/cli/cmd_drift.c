@@ -457,6 +457,24 @@ static int worse(int a, int b) {
   return a > b ? a : b;
 }
 
+/* --image-format with no image among the target and the SAMPLES (read apart: judged together)
+ * would be ignored: true (message printed). A pool given as a source is refused first, as what
+ * it is. A target not found under --pool is taken for a VM's name; one that looks like a path or
+ * an NBD URI still counts as an image here, so that its own error is the one the user sees. */
+static bool refuse_unused_format(const struct options *o, char **samples, size_t n) {
+  if (!o->read.image.format) return false;
+  bool target_input =
+      o->target_source || (o->target && (strchr(o->target, '/') || vs_image_is_nbd_uri(o->target)));
+  _cleanup_(vs_freep) char **inputs = vs_xcalloc(n + 1, sizeof(char *));
+  size_t n_inputs = 0;
+  if (target_input) inputs[n_inputs++] = (char *)o->target;
+  for (size_t i = 0; i < n; i++)
+    inputs[n_inputs++] = samples[i];
+  for (size_t i = 0; i < n_inputs; i++)
+    if (vs_cli_refuse_pool_source(inputs[i], PROG)) return true;
+  return vs_cli_refuse_unused_format(&o->read, inputs, n_inputs, PROG);
+}
+
 int vs_cmd_drift(int argc, char **argv) {
   struct options o = {.top = 20, .fail_on = -1, .drift.now = time(NULL)};
   int rc = parse(argc, argv, &o);
@@ -466,13 +484,7 @@ int vs_cmd_drift(int argc, char **argv) {
   if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err)))
     return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
   o.drift.waivers = waivers;
-  /* The option's inputs are the target and the samples, read apart: judged together. */
-  size_t n_inputs = (size_t)(argc - optind) + (o.target_source ? 1 : 0);
-  _cleanup_(vs_freep) char **inputs = vs_xcalloc(n_inputs ? n_inputs : 1, sizeof(char *));
-  if (o.target_source) inputs[0] = (char *)o.target;
-  memcpy(inputs + (o.target_source ? 1 : 0), argv + optind,
-         (size_t)(argc - optind) * sizeof(char *));
-  if (vs_cli_refuse_unused_format(&o.read, inputs, n_inputs, PROG)) return VS_EXIT_USAGE;
+  if (refuse_unused_format(&o, argv + optind, (size_t)(argc - optind))) return VS_EXIT_USAGE;
 
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   _cleanup_(vs_freep) char *target_id = NULL;

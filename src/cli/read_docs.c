@@ -513,7 +513,8 @@ bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths
             "format\n",
             prog, first, what);
   else
-    fprintf(stderr, "%s: --image-format names an image file's format, and no image is given\n",
+    fprintf(stderr,
+            "%s: --image-format names an image file's format, and no image is given: drop it\n",
             prog);
   return true;
 }

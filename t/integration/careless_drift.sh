@@ -93,6 +93,15 @@ is "$?:$(cat "$work/e")" '2:vmscope drift: --peer-group takes role or fleet, not
 "$VMSCOPE" drift --all "$work/pool" >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" "2:vmscope drift: $work/pool is a snapshot pool, not a guest: give it as --pool $work/pool" \
   "a pool given as a guest is refused with the option to use"
+"$VMSCOPE" drift --image-format qcow2 --all "$work/pool" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: $work/pool is a snapshot pool, not a guest: give it as --pool $work/pool" \
+  "with --image-format too: the pool is named as a pool, not as a tree"
+"$VMSCOPE" drift --image-format qcow2 --pool "$work/pool" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --image-format names an image file's format, and no image is given: drop it" \
+  "--image-format with a pool alone is refused, not ignored"
+"$VMSCOPE" drift --image-format qcow2 --pool "$work/pool" --target "$work/nosuch.qcow2" >/dev/null 2>"$work/e"
+[ $? -ne 0 ] && ! grep -q "no image is given" "$work/e"
+ok $? "a target path that does not exist is not taken for no image: $(cat "$work/e")"
 "$VMSCOPE" drift --pool "$T/web-01" >/dev/null 2>"$work/e"
 is "$?:$(cat "$work/e")" "2:vmscope drift: --pool $T/web-01 holds a guest's /etc: it is a guest tree, not a snapshot pool; give it as a SOURCE instead of --pool" \
   "a guest tree given as a pool is refused"

@@ -70,7 +70,8 @@ printf '/etc/myapp.conf no-such-lens\n' >"$work/badwatch"
 err=$("$VMSCOPE" inspect --watch "$work/badwatch" "$work/web-01" 2>&1 >/dev/null); is $? 2 "a bad lens name in a watch file is a usage error"
 echo "$err" | grep -q "badwatch:1"; ok $? "and the message names file and line"
 "$VMSCOPE" inspect --backend magic "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown backend is a usage error (2)"
-"$VMSCOPE" inspect --image-format vdi "$work/web-01" >/dev/null 2>&1; is $? 2 "an unknown image format is a usage error (2)"
+err=$("$VMSCOPE" inspect --image-format vdi "$work/web-01" 2>&1 >/dev/null); is $? 2 "an unknown image format is a usage error (2)"
+echo "$err" | grep -q 'takes raw, qcow2, vhd (or vpc), vhdx or vmdk, not "vdi"'; ok $? "and the message lists the formats: $err"
 "$VMSCOPE" --version | grep -qE '^vmscope [0-9]'; ok $? "--version prints the version"
 
 # The progress line of the libguestfs path: on a terminal only, never under -q/--quiet. An

@@ -306,9 +306,10 @@ static void *order_worker_main(void *arg) {
 /* Lists in *STORED the clusters both B and P store as plain data in their own files, and in
  * *OTHER the rest that are not holes in both, and says (1) whether the file's order is worth
  * taking: most clusters are stored, and one in SCATTERED of B's follows no other in its file.
- * It stops (0) as soon as the answer is no, so that a base stored otherwise (compressed, or an
- * overlay's few clusters) costs no full pass, and when more are found than the smaller file
- * holds: a hostile file's clusters sharing places would make a tiny file list 192 MiB. */
+ * It stops (0) as soon as the clusters left could not make the stored ones outnumber the rest,
+ * so that a base stored otherwise (compressed, or an overlay's few clusters) costs no full pass,
+ * and when more are found stored in both than the smaller file holds: a hostile file's clusters
+ * sharing places would make a tiny file list 192 MiB. */
 static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_shared *sh,
                        struct stored **stored, size_t *n_stored, uint64_t **other, size_t *n_other,
                        uint64_t *holes) {
@@ -341,7 +342,7 @@ static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_
       (*other)[(*n_other)++] = k;
     }
     if ((*n_stored == 4096 && jumps * SCATTERED < *n_stored) || *n_stored > fits ||
-        2 * *n_other >= total)
+        *n_stored + (total - k - 1) <= *n_other)
       return 0;
   }
   return *n_stored > *n_other && jumps * SCATTERED >= *n_stored;

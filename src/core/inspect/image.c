@@ -978,7 +978,8 @@ bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host) {
 
 uint64_t vs_image_stored_max(const struct vs_image *img) {
   if (!img->is_qcow2 || img->nbd || img->yal || img->fd < 0 || img->extended_l2) return 0;
-  return img->file_size / img->cluster_size;
+  uint64_t clusters = img->file_size / img->cluster_size;
+  return clusters ? clusters - 1 : 0; /* cluster 0 is the header's */
 }
 
 int vs_image_read_stored(struct vs_image *img, void *buf, size_t len, uint64_t host,

@@ -95,8 +95,9 @@ int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
  * order, which for a fragmented file is far from the guest's. */
 bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host);
 /* The most clusters vs_image_stored_at can find in IMG's own file, each at a place of its own:
- * the file's size in clusters; 0 when it finds none (not qcow2, extended L2 entries, ...). More
- * found than that means clusters sharing places, which a caller listing them should not trust. */
+ * the file's whole clusters after the header's; 0 when it finds none (not qcow2, extended L2
+ * entries, ...). More found than that means clusters sharing places, which a caller listing them
+ * should not trust. */
 uint64_t vs_image_stored_max(const struct vs_image *img);
 /* Reads LEN bytes of IMG's own file at HOST (whole clusters vs_image_stored_at gave), checked to
  * lie inside the file's data, counted in vs_image_bytes_read. */
