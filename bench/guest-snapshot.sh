@@ -51,8 +51,9 @@ frozen_ms() {
     awk '$1 == "freeze" { f = $2 } $1 == "thaw" && f != "" { printf "%.0f\n", ($2 - f) * 1000; f = "" }'
 }
 log_lines() { vs_guest_exec "$dom" /bin/cat /run/vs-freeze.log 2>/dev/null | wc -l; }
+num='^[0-9]+([.][0-9]+)?$' # a figure; anything else ("nan": missing) never counts
 # median: of the numbers on standard input; a missing figure ("nan") is left out, not counted.
-median() { grep -E '^[0-9]+(\.[0-9]+)?$' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
+median() { grep -E "$num" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "nan" }'; }
 
 : >"$work/vs.txt"
 : >"$work/base.txt"
@@ -68,7 +69,7 @@ probe_stop() {
   echo "$out" >>"$work/probe.log"
   local held
   held=$(awk '{ print $6 }' <<<"$out")
-  [[ $held =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "guest-snapshot.sh: the write probe gave no figure: $out" >&2; exit 1; }
+  [[ $held =~ $num ]] || { echo "guest-snapshot.sh: the write probe gave no figure: $out" >&2; exit 1; }
   echo "$held"
 }
 # take VMSCOPE OUT: one backup-mode snapshot by the vmscope binary VMSCOPE; appends "WALL-MS
@@ -156,7 +157,7 @@ vs_host_frozen=$(col "$work/vs.txt" 4) vs_held=$(col "$work/vs.txt" 5)
 peer_ms=$(col "$work/peer.txt" 1) peer_bytes=$(col "$work/peer.txt" 2) peer_frozen=$(col "$work/peer.txt" 3)
 peer_held=$(col "$work/peer.txt" 4) control_held=$(col "$work/control.txt" 1)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
-ratio() { awk -v a="$1" -v b="$2" -v n='^[0-9]+([.][0-9]+)?$' 'BEGIN { if (a ~ n && b ~ n && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" -v n="$num" 'BEGIN { if (a ~ n && b ~ n && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 missing=$(cat "$work/vs.txt" "$work/peer.txt" "$work/control.txt" | grep -o nan | wc -l)
 [ "$missing" -eq 0 ] || echo "($missing figures missing from the runs: left out of their medians)"
 printf '%-44s %14s %14s %10s\n' "median of $runs runs" vmscope "virsh+qemu-img" ratio
@@ -178,5 +179,4 @@ for f in vs base peer; do
 done
 echo "  control, each run's longest write, ms: $(tr '\n' ' ' <"$work/control.txt")"
 # A figure that is missing or not a number never meets a target.
-num='^[0-9]+([.][0-9]+)?$'
 echo "targets: frozen <= 100 ms: $(awk -v f="$vs_held" -v n="$num" 'BEGIN { print (f ~ n && f + 0 <= 100 ? "met" : "NOT met") }') (the median of the longest a guest's write was held; $(awk -v n="$num" '$5 ~ n && $5 + 0 > 100 { c++ } END { print c + 0 }' "$work/vs.txt") of $runs runs over 100 ms); bytes read <= 5% of the disk: $(awk -v b="$vs_bytes" -v d="$disk" -v n="$num" 'BEGIN { print (b ~ n && d + 0 > 0 && b <= 0.05 * d ? "met" : "NOT met") }')"

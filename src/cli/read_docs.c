@@ -493,6 +493,11 @@ static void load_json(const char *path, struct vs_cli_docs *out) {
   json_decref(root);
 }
 
+/* Whether PATH (ST its stat) is read as a feature document rather than extracted. */
+static bool is_feature_doc(const char *path, const struct stat *st) {
+  return S_ISREG(st->st_mode) && vs_has_suffix(path, ".json");
+}
+
 bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths, size_t n,
                                  const char *prog) {
   if (!r->image.format) return false;
@@ -500,7 +505,7 @@ bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths
   for (size_t i = 0; i < n; i++) {
     struct stat st;
     if (vs_image_is_nbd_uri(paths[i]) || stat(paths[i], &st) < 0) return false;
-    bool is_doc = S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json");
+    bool is_doc = is_feature_doc(paths[i], &st);
     if (!S_ISDIR(st.st_mode) && !is_doc) return false; /* an image: the option applies */
     if (!first) {
       first = paths[i];
@@ -549,7 +554,7 @@ int vs_cli_read_sources(const struct vs_cli_read *r_in, char **paths, size_t n,
       out[i].error = vs_msg_output_is_input(paths[i]);
       continue;
     }
-    if (S_ISREG(st.st_mode) && vs_has_suffix(paths[i], ".json")) {
+    if (is_feature_doc(paths[i], &st)) {
       load_json(paths[i], &out[i]);
       continue;
     }

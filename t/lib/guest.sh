@@ -116,19 +116,15 @@ vs_guest_put() {
   split -b 49152 "$2" "$chunks/c." || { rm -rf "$chunks"; return 1; }
   h=$(vs_guest_agent "$1" "$(jq -cn --arg p "$3" '{execute: "guest-file-open", arguments: {path: $p, mode: "w"}}')" 30 |
     jq -e .return) || { echo "guest-file-open $3 failed" >&2; rm -rf "$chunks"; return 1; }
+  local written=1
   for c in "$chunks"/c.*; do
     vs_guest_agent "$1" "$(jq -cn --argjson h "$h" --arg b "$(base64 -w0 "$c")" '{execute: "guest-file-write", arguments: {handle: $h, "buf-b64": $b}}')" 30 |
-      jq -e .return >/dev/null || {
-      echo "guest-file-write into $3 failed" >&2
-      rm -rf "$chunks"
-      # The agent keeps an open handle until it is closed: a failed put must not leak one.
-      vs_guest_agent "$1" "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" 30 >/dev/null 2>&1
-      return 1
-    }
+      jq -e .return >/dev/null || { echo "guest-file-write into $3 failed" >&2; written=0; break; }
   done
   rm -rf "$chunks"
+  # Closed on every path: the agent keeps an open handle until it is, a failed put included.
   vs_guest_agent "$1" "{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":$h}}" 30 | jq -e .return >/dev/null &&
-    vs_guest_exec "$1" /bin/chmod 755 "$3" || { echo "cannot close or chmod $3 in the guest" >&2; return 1; }
+    [ "$written" = 1 ] && vs_guest_exec "$1" /bin/chmod 755 "$3" || { echo "cannot write, close or chmod $3 in the guest" >&2; return 1; }
 }
 
 # vs_guest_pause_start NAME ARG...: starts /run/vs-pause in the guest (bench/guest_pause.c, put

@@ -314,8 +314,8 @@ static int list_stored(struct vs_image *b, struct vs_image *p, const struct cmp_
                        struct stored **stored, size_t *n_stored, uint64_t **other, size_t *n_other,
                        uint64_t *holes) {
   uint64_t cs = sh->cs, total = (sh->size + cs - 1) / cs, jumps = 0, last = 0;
-  uint64_t fits = vs_image_stored_max(b) < vs_image_stored_max(p) ? vs_image_stored_max(b)
-                                                                  : vs_image_stored_max(p);
+  uint64_t fits_b = vs_image_stored_max(b), fits_p = vs_image_stored_max(p);
+  uint64_t fits = fits_b < fits_p ? fits_b : fits_p;
   if (vs_image_cluster_size(b) != cs || vs_image_cluster_size(p) != cs || total > MAX_LISTED ||
       fits == 0)
     return 0;

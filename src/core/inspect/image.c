@@ -970,14 +970,19 @@ int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len) {
   return (int64_t)(asked + run_len);
 }
 
+/* Whether IMG's own file can hold plain data clusters vs_image_stored_at finds. */
+static bool stores_plain(const struct vs_image *img) {
+  return img->is_qcow2 && !img->nbd && !img->yal && img->fd >= 0;
+}
+
 bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host) {
-  if (!img->is_qcow2 || img->nbd || img->yal || img->fd < 0 || off >= img->size) return false;
+  if (!stores_plain(img) || off >= img->size) return false;
   *host = plain_data_host(img, off);
   return *host != 0 && *host + img->cluster_size <= img->file_size;
 }
 
 uint64_t vs_image_stored_max(const struct vs_image *img) {
-  if (!img->is_qcow2 || img->nbd || img->yal || img->fd < 0 || img->extended_l2) return 0;
+  if (!stores_plain(img) || img->extended_l2) return 0; /* plain_data_host finds none there */
   uint64_t clusters = img->file_size / img->cluster_size;
   return clusters ? clusters - 1 : 0; /* cluster 0 is the header's */
 }
