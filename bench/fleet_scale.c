@@ -215,32 +215,41 @@ static double sql_number(PGconn *c, const char *q) {
   return v;
 }
 
-/* Appends TEXT to the CSV line in B as one quoted field. */
+/* Appends TEXT to the CSV line in B as one quoted field; NULL as an unquoted empty one (SQL's
+ * NULL). */
 static void csv_field(char **b, size_t *len, size_t *cap, const char *text, bool last) {
-  size_t need = *len + 2 * strlen(text) + 4;
+  size_t need = *len + 2 * (text ? strlen(text) : 0) + 4;
   if (need > *cap) {
     *cap = need * 2;
     *b = vs_xrealloc(*b, *cap);
   }
   char *o = *b + *len;
-  *o++ = '"';
-  for (const char *p = text; *p; p++) {
-    if (*p == '"') *o++ = '"';
-    *o++ = *p;
+  if (text) {
+    *o++ = '"';
+    for (const char *p = text; *p; p++) {
+      if (*p == '"') *o++ = '"';
+      *o++ = *p;
+    }
+    *o++ = '"';
   }
-  *o++ = '"';
   *o++ = last ? '\n' : ',';
   *len = (size_t)(o - *b);
 }
 
-/* A document as the store publishes it (store.c's ranking_doc), as text. */
-static char *ranking_text(const struct vs_feature *doc) {
+/* A document as the store publishes it (store.c's ranking_doc). */
+static json_t *ranking_json(const struct vs_feature *doc) {
   json_t *j = vs_feature_to_json(doc);
   json_object_del(j, "provenance");
   json_object_del(j, "skipped");
+  return j;
+}
+
+/* J as compact text (NULL for NULL); J is freed. */
+static char *dump_text(json_t *j) {
+  if (!j) return NULL;
   char *t = json_dumps(j, JSON_COMPACT);
   json_decref(j);
-  if (!t) die("ranking_text", "cannot serialize a document");
+  if (!t) die("dump_text", "cannot serialize a document");
   return t;
 }
 
@@ -250,25 +259,28 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
   sql(c, "TRUNCATE bench_copy");
   double t0 = vs_now_monotonic();
   PGresult *r = PQexec(c, "COPY bench_copy (uuid, host, name, taken_at, published, doc, "
-                          "previous) FROM STDIN WITH (FORMAT csv)");
+                          "previous, previous_patch) FROM STDIN WITH (FORMAT csv)");
   if (PQresultStatus(r) != PGRES_COPY_IN) die("COPY FROM STDIN", PQerrorMessage(c));
   PQclear(r);
   char *line = NULL;
   size_t cap = 0;
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    char *d = ranking_text(doc), *p = prev ? ranking_text(prev) : NULL;
+    /* The previous snapshot as the store holds it: a patch onto the newest, else whole. */
+    json_t *dj = ranking_json(doc), *pj = prev ? ranking_json(prev) : NULL;
+    json_t *patch = pj ? vs_json_merge_diff(dj, pj) : NULL;
+    char *d = dump_text(dj), *pt = dump_text(patch), *p = patch ? NULL : dump_text(pj);
+    if (patch) json_decref(pj);
     size_t len = 0;
     csv_field(&line, &len, &cap, vs_feature_id(doc), false);
     csv_field(&line, &len, &cap, host, false);
     csv_field(&line, &len, &cap, vs_feature_name(doc), false);
     csv_field(&line, &len, &cap, vs_feature_taken_at(doc), false);
     csv_field(&line, &len, &cap, "now", false);
-    csv_field(&line, &len, &cap, d, !p);
-    if (p)
-      csv_field(&line, &len, &cap, p, true);
-    else
-      line[len++] = '\n'; /* an unquoted empty field is NULL */
+    csv_field(&line, &len, &cap, d, false);
+    csv_field(&line, &len, &cap, p, false);
+    csv_field(&line, &len, &cap, pt, true);
+    free(pt);
     if (PQputCopyData(c, line, (int)len) != 1) die("COPY FROM STDIN", PQerrorMessage(c));
     free(d);
     free(p);
@@ -286,7 +298,8 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
 /* COPY TO STDOUT of the rows vs_store_load reads: seconds, and the bytes received. */
 static double copy_out(PGconn *c, double *bytes) {
   double t0 = vs_now_monotonic();
-  PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous FROM vmscope_vms v "
+  PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch "
+                          "FROM vmscope_vms v "
                           "JOIN vmscope_hosts h ON h.host = v.host ORDER BY v.uuid) TO STDOUT");
   if (PQresultStatus(r) != PGRES_COPY_OUT) die("COPY TO STDOUT", PQerrorMessage(c));
   PQclear(r);

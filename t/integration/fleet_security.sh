@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 2" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 3" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -150,6 +150,21 @@ for round in 1 2; do
   wait_for 30 ranked_since "$since"
 done
 is "$(samples host-a)" 5,5,5 "and it is not counted: the VMs still have 5 peers"
+sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
+# Rows whose newest document is sound and whose previous one names another VM: as a patch onto
+# the newest (ff), and whole, as schema version 2 stored it (fe).
+sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
+  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous, previous_patch)
+    SELECT '00000000-0000-4000-8000-0000000000f' || x, 'rogue', 'web-' || x, now(), now(),
+      jsonb_set(doc, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
+      CASE x WHEN 'e' THEN doc END, CASE x WHEN 'f' THEN '{\"id\": \"$(uuid web-2)\"}'::jsonb END
+    FROM vmscope_vms, (VALUES ('e'), ('f')) AS r(x) WHERE uuid = '$(uuid web-1)'" >/dev/null
+refused_prev() {
+  grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue), previous snapshot: the document's id is \"$(uuid web-2)\", not the row's" "$work/$1/collectd.log" &&
+    grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000fe (host rogue), previous snapshot: the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"
+}
+wait_for 30 refused_prev host-a && wait_for 30 refused_prev host-b
+ok $? "a previous snapshot that is another VM's, as a patch or whole, is refused, and each host says so"
 sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
 
 # --- a VM that migrates: one row, the newest snapshot's ------------------------------------

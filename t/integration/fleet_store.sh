@@ -117,6 +117,8 @@ ok $? "the three hosts publish and rank their nine VMs"
 wait_for 60 same
 ok $? "every VM's findings (keys, values, ranks, scores, severities, kinds) equal one pool's of every host's documents"
 diff <(union) <(fleet) | head -n 20 | sed 's/^/# /'
+is "$(sql -c 'SELECT count(previous_patch) || $$ $$ || count(previous) FROM vmscope_vms')" "9 0" \
+  "each VM's previous snapshot is stored as a patch onto its newest, not whole (and equal above)"
 is "$(fleet | jq -r '[.[] | select(.alarms > 0) | .name] | join(",")')" "db-03,web-03" \
   "the alarms are db-03's and web-03's, whose hosts hold no other database / one other web server"
 is "$(sql -c "SELECT host || ' ' || name || ' ' || key || ' ' || severity FROM vmscope_findings WHERE severity IN ('warning', 'failure') ORDER BY name")" \
@@ -137,7 +139,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2 "the schema is created once, at version 2"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3 "the schema is created once, at version 3"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"

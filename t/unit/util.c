@@ -1,5 +1,5 @@
-/* base/util: the line reader every line-oriented file goes through, string lists, and the
- * new file that never replaces another. */
+/* base/util: the line reader every line-oriented file goes through, string lists, the new
+ * file that never replaces another, and JSON merge patches. */
 #include "fixture.h"
 #include "tap.h"
 #include "util.h"
@@ -189,11 +189,78 @@ static void test_newfile_new(void) {
   free(dir);
 }
 
+static json_t *js(const char *text) {
+  json_error_t e;
+  json_t *j = json_loads(text, 0, &e);
+  if (!j) {
+    diag("bad test JSON %s: %s", text, e.text);
+    abort();
+  }
+  return j;
+}
+
+/* Whether the diff of FROM and TO is the patch EXPECT (text, or NULL for none), and applied to
+ * FROM gives TO. */
+static bool diff_is(const char *from, const char *to, const char *expect) {
+  json_t *f = js(from), *t = js(to), *patch = vs_json_merge_diff(f, t);
+  json_t *want = expect ? js(expect) : NULL;
+  bool same = want ? patch && json_equal(patch, want) : !patch;
+  if (patch) {
+    json_t *back = vs_json_merge_apply(f, patch);
+    same = same && json_equal(back, t);
+    json_decref(back);
+  }
+  json_t *f_again = js(from);
+  same = same && json_equal(f, f_again); /* FROM is left as it was */
+  json_decref(f_again);
+  json_decref(f);
+  json_decref(t);
+  json_decref(patch);
+  json_decref(want);
+  return same;
+}
+
+static void test_merge_patch(void) {
+  ok(diff_is("{\"a\":\"1\",\"b\":\"2\"}", "{\"a\":\"1\",\"b\":\"2\"}", "{}"),
+     "equal documents: an empty patch");
+  ok(diff_is("{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}", "{\"a\":\"1\",\"b\":\"9\",\"d\":\"4\"}",
+             "{\"b\":\"9\",\"c\":null,\"d\":\"4\"}"),
+     "a changed, a removed and an added member, and nothing else");
+  ok(diff_is("{\"s\":{\"k1\":\"v\",\"k2\":\"w\"},\"os\":{\"id\":\"debian\"}}",
+             "{\"s\":{\"k1\":\"v\",\"k2\":\"x\"},\"os\":{\"id\":\"debian\"}}",
+             "{\"s\":{\"k2\":\"x\"}}"),
+     "objects are diffed member by member, however deep");
+  ok(diff_is("{\"l\":[1,2,3],\"o\":{\"x\":1}}", "{\"l\":[1,2],\"o\":\"flat\"}",
+             "{\"l\":[1,2],\"o\":\"flat\"}"),
+     "arrays and a member that changes type are replaced whole");
+  ok(diff_is("{\"o\":\"flat\"}", "{\"o\":{\"x\":\"1\"}}", "{\"o\":{\"x\":\"1\"}}"),
+     "a value that becomes an object is set whole");
+  ok(diff_is("{\"a\":\"1\"}", "{\"a\":null}", NULL), "a member set to null gives no patch");
+  ok(diff_is("{\"a\":\"1\"}", "{\"a\":{\"n\":null}}", NULL),
+     "a null inside a new object gives no patch");
+  ok(diff_is("{\"a\":\"1\"}", "[\"x\"]", "[\"x\"]"), "a document that is no object is replaced");
+  json_t *t = js("{\"a\":{\"b\":\"1\"},\"c\":\"2\"}"), *p = js("{\"a\":{\"b\":null},\"c\":null}");
+  json_t *r = vs_json_merge_apply(t, p), *want = js("{\"a\":{}}");
+  ok(json_equal(r, want), "nulls remove members at every depth (RFC 7386)");
+  json_decref(r);
+  json_decref(want);
+  json_decref(p);
+  p = js("{\"z\":{\"y\":\"1\"}}");
+  json_t *flat = json_string("not an object");
+  r = vs_json_merge_apply(flat, p);
+  ok(json_equal(r, p), "a patch onto a value that is no object starts from {}");
+  json_decref(r);
+  json_decref(flat);
+  json_decref(p);
+  json_decref(t);
+}
+
 int main(void) {
   plan_no_plan();
   test_lines();
   test_words();
   test_strv();
   test_newfile_new();
+  test_merge_patch();
   return done_testing();
 }

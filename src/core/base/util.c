@@ -253,6 +253,50 @@ json_t *vs_json_text(const char *s, size_t len) {
   return j;
 }
 
+json_t *vs_json_merge_apply(const json_t *target, const json_t *patch) {
+  if (!json_is_object(patch)) return json_deep_copy(patch);
+  json_t *out = json_is_object(target) ? json_deep_copy(target) : json_object();
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)patch, key, value) {
+    if (json_is_null(value))
+      json_object_del(out, key);
+    else
+      json_object_set_new(out, key, vs_json_merge_apply(json_object_get(out, key), value));
+  }
+  return out;
+}
+
+/* The members of TO that differ from FROM's, and null for FROM's that TO lacks; TO itself
+ * when either is no object. Unchecked: a null in TO is not told from a removal. */
+static json_t *merge_diff(const json_t *from, const json_t *to) {
+  if (!json_is_object(from) || !json_is_object(to)) return json_deep_copy(to);
+  json_t *patch = json_object();
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)from, key, value) {
+    if (!json_object_get(to, key)) json_object_set_new(patch, key, json_null());
+  }
+  json_object_foreach((json_t *)to, key, value) {
+    json_t *was = json_object_get(from, key);
+    if (!was)
+      json_object_set_new(patch, key, json_deep_copy(value));
+    else if (!json_equal(was, value))
+      json_object_set_new(patch, key, merge_diff(was, value));
+  }
+  return patch;
+}
+
+json_t *vs_json_merge_diff(const json_t *from, const json_t *to) {
+  json_t *patch = merge_diff(from, to);
+  json_t *check = patch ? vs_json_merge_apply(from, patch) : NULL;
+  bool exact = check && json_equal(check, to);
+  json_decref(check);
+  if (exact) return patch;
+  json_decref(patch);
+  return NULL;
+}
+
 char *vs_base64_decode(const char *text, size_t *len) {
   size_t in = strlen(text);
   unsigned char *out = vs_xmalloc(in / 4 * 3 + 4);

@@ -125,6 +125,13 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
  * cannot encode invalid UTF-8, and one such byte from a guest would make the whole document
  * that holds the text fail to serialize. */
 json_t *vs_json_text(const char *s, size_t len);
+/* JSON Merge Patch (RFC 7386). vs_json_merge_apply returns a new value: TARGET with PATCH
+ * applied (an object member of PATCH that is null removes that member), leaving both as they
+ * are. vs_json_merge_diff returns a patch that turns FROM into TO (only the members that differ,
+ * recursively through objects), or NULL when none can: a merge patch cannot set a member to
+ * null. The patch is checked by applying it, so a non-NULL one always gives TO exactly. */
+json_t *vs_json_merge_apply(const json_t *target, const json_t *patch);
+json_t *vs_json_merge_diff(const json_t *from, const json_t *to);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 

@@ -191,6 +191,32 @@ static const char *const migrations[] = {
     "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb),"
     "  vmscope_publish_findings(text, jsonb, jsonb), vmscope_publish_fleet(text, jsonb)"
     "  TO vmscope_host;",
+    /* 3: the previous snapshot as a merge patch onto the newest (RFC 7386: the members that
+     * changed), not a second whole document: it was 46% of vmscope_vms. A row has one or the
+     * other (whole where no patch can say it: a member set to null). */
+    "ALTER TABLE vmscope_vms ADD COLUMN previous_patch jsonb,"
+    "  ADD CONSTRAINT vmscope_vms_one_previous CHECK (previous IS NULL OR previous_patch IS NULL);"
+    "CREATE OR REPLACE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"
+    "  p_docs jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"
+    "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
+    "      previous_patch)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb, previous_patch jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
+    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
+    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at;"
+    "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"
+    "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
+    "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
+    "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
+    "END $$;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -416,10 +442,16 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
   json_t *rows = json_array(), *docs = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o}", "uuid", vs_feature_id(doc),
+    json_t *newest = ranking_doc(doc), *previous = prev ? ranking_doc(prev) : json_null();
+    json_t *patch = prev ? vs_json_merge_diff(newest, previous) : NULL;
+    if (patch) {
+      json_decref(previous);
+      previous = json_null();
+    }
+    json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc),
                                           "name", vs_feature_name(doc), "taken_at",
-                                          vs_feature_taken_at(doc), "doc", ranking_doc(doc),
-                                          "previous", prev ? ranking_doc(prev) : json_null()));
+                                          vs_feature_taken_at(doc), "doc", newest, "previous",
+                                          previous, "previous_patch", patch ? patch : json_null()));
     if (s->store_documents)
       json_array_append_new(docs,
                             json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",
@@ -439,13 +471,14 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
               "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb)", 4, p, err);
 }
 
-/* Reads the fleet's rows: a JSON array of [uuid, host, doc text, previous text or null]. */
+/* Reads the fleet's rows: a JSON array of [uuid, host, doc text, previous text or null,
+ * previous_patch text or null]. */
 static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
   char timeout[32];
   snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
   const char *p[] = {timeout};
   PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
-                    "SELECT v.uuid, v.host, v.doc, v.previous FROM vmscope_vms v "
+                    "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch FROM vmscope_vms v "
                     "JOIN vmscope_hosts h ON h.host = v.host "
                     "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
                     "ORDER BY v.uuid",
@@ -454,7 +487,7 @@ static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
   json_t *rows = json_array();
   for (int i = 0; i < sym_PQntuples(r); i++) {
     json_t *row = json_array();
-    for (int col = 0; col < 4; col++)
+    for (int col = 0; col < 5; col++)
       json_array_append_new(row, sym_PQgetisnull(r, i, col)
                                      ? json_null()
                                      : json_stringn_nocheck(sym_PQgetvalue(r, i, col),
@@ -465,28 +498,64 @@ static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
   return rows;
 }
 
-/* Checks a row's document: bounded, strictly loaded, its id the row's key. */
-static struct vs_feature *row_doc(const json_t *row, size_t col, struct vs_err *err) {
-  const char *uuid = json_string_value(json_array_get(row, 0));
-  const char *host = json_string_value(json_array_get(row, 1));
+/* Column COL of ROW parsed: bounded, strictly (no member twice). NULL with ERR, or without
+ * when the column is null. */
+static json_t *row_json(const json_t *row, size_t col, const char *what, struct vs_err *err) {
   json_t *text = json_array_get(row, col);
   if (!json_is_string(text)) return NULL;
-  char *what = vs_xasprintf("fleet store: VM %s (host %s)%s", uuid, host,
-                            col == 2 ? "" : ", previous snapshot");
-  struct vs_feature *doc = NULL;
   size_t len = json_string_length(text);
-  if (len > VS_STORE_MAX_DOC)
+  if (len > VS_STORE_MAX_DOC) {
     vs_err_set(err, EFBIG, "%s: the document has %zu bytes, more than %u", what, len,
                VS_STORE_MAX_DOC);
-  else if ((doc = vs_feature_loads(json_string_value(text), len, what, err)) &&
-           strcmp(vs_feature_id(doc), uuid) != 0) {
+    return NULL;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(json_string_value(text), len, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", what, je.line,
+               je.column, je.text);
+  return j;
+}
+
+/* ROOT as a document, checked: it loads, and its id is the row's key UUID. */
+static struct vs_feature *checked_doc(const json_t *root, const char *uuid, const char *what,
+                                      struct vs_err *err) {
+  struct vs_feature *doc = vs_feature_from_json(root, what, err);
+  if (doc && strcmp(vs_feature_id(doc), uuid) != 0) {
     vs_err_set(err, EINVAL, "%s: the document's id is \"%s\", not the row's", what,
                vs_feature_id(doc));
     vs_feature_free(doc);
     doc = NULL;
   }
-  free(what);
   return doc;
+}
+
+/* A row's newest document (*DOC) and previous one (*PREV: NULL when the row has none, whole or
+ * as a patch onto the newest), each checked. -1 with ERR when either is refused: *DOC is then
+ * NULL when the newest was, and the newest when only the previous was. */
+static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_feature **prev,
+                    struct vs_err *err) {
+  *doc = *prev = NULL;
+  const char *uuid = json_string_value(json_array_get(row, 0));
+  const char *host = json_string_value(json_array_get(row, 1));
+  _cleanup_(vs_freep) char *what = vs_xasprintf("fleet store: VM %s (host %s)", uuid, host);
+  _cleanup_(vs_freep) char *what_prev = vs_xasprintf("%s, previous snapshot", what);
+  json_t *newest = row_json(row, 2, what, err);
+  if (!newest) {
+    if (!err->msg) vs_err_set(err, EINVAL, "%s: the row has no document", what);
+    return -1;
+  }
+  *doc = checked_doc(newest, uuid, what, err);
+  json_t *previous = NULL;
+  if (*doc && !(previous = row_json(row, 3, what_prev, err)) && !err->msg) {
+    json_t *patch = row_json(row, 4, what_prev, err);
+    if (patch) previous = vs_json_merge_apply(newest, patch);
+    json_decref(patch);
+  }
+  if (previous) *prev = checked_doc(previous, uuid, what_prev, err);
+  json_decref(previous);
+  json_decref(newest);
+  return err->msg ? -1 : 0;
 }
 
 /* Whether LOCAL (may be NULL) has VM UUID at TAKEN_AT or later: its row is this host's own. */
@@ -496,28 +565,28 @@ static bool local_has(const struct vs_view *local, const char *uuid, const char 
 }
 
 /* Adds the checked documents of ROWS to VIEW, but those of VMs LOCAL has as new (added from
- * it: the same documents twice would make a VM's previous snapshot a copy of its newest). */
+ * it: the same documents twice would make a VM's previous snapshot a copy of its newest). A
+ * refused row is reported; a VM whose newest document is refused is left out, not ranked on
+ * its previous one, and one whose previous is refused is ranked without it. */
 static void add_rows(struct vs_view *view, const json_t *rows, const struct vs_view *local,
                      size_t *refused, char ***errors, size_t *n_errors) {
   size_t i;
   json_t *row;
   json_array_foreach(rows, i, row) {
-    for (size_t col = 2; col <= 3; col++) {
-      struct vs_err e = {0};
-      struct vs_feature *doc = row_doc(row, col, &e);
-      if (doc && col == 2 && local_has(local, vs_feature_id(doc), vs_feature_taken_at(doc))) {
-        vs_feature_free(doc);
-        break;
-      }
-      if (doc) {
-        vs_view_add(view, doc);
-      } else if (e.msg) {
-        if (refused) (*refused)++;
-        if (errors) vs_strv_add(errors, n_errors, e.msg);
-        vs_err_clear(&e);
-        break; /* a VM whose newest row is refused is left out, not ranked on its previous */
-      }
+    struct vs_err e = {0};
+    struct vs_feature *doc, *prev;
+    if (row_docs(row, &doc, &prev, &e) < 0) {
+      if (refused) (*refused)++;
+      if (errors) vs_strv_add(errors, n_errors, e.msg);
+      vs_err_clear(&e);
     }
+    if (doc && local_has(local, vs_feature_id(doc), vs_feature_taken_at(doc))) {
+      vs_feature_free(doc);
+      vs_feature_free(prev);
+      continue;
+    }
+    if (doc) vs_view_add(view, doc);
+    if (prev) vs_view_add(view, prev);
   }
 }
 

@@ -28,7 +28,7 @@
 #include "fleetview.h"
 #include "util.h"
 
-#define VS_STORE_SCHEMA_VERSION 2
+#define VS_STORE_SCHEMA_VERSION 3
 /* The most bytes a row's document may have; a larger one is refused. */
 #define VS_STORE_MAX_DOC (64u << 20)
 
