@@ -161,12 +161,15 @@ struct vs_cli_docs {
  * error in OUT and the rest are still read. */
 int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog);
-/* True (message printed: the command refuses, exit 2) when R has --image-format and none of
- * the command's inputs PATHS[0..N) is an image (only directories and feature documents): the
- * option would be ignored. A path that cannot be looked at counts as an image (it fails on its
- * own, saying why). */
-bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths, size_t n,
-                                 const char *prog);
+/* The first of the options that apply to images only that R has (--image-format, --backend,
+ * --backing-dir), with *WHAT saying what it is for; NULL when none was given. */
+const char *vs_cli_image_option(const struct vs_cli_read *r, const char **what);
+/* True (message printed: the command refuses, exit 2) when R has an option that applies to
+ * images only (vs_cli_image_option) and none of the command's inputs PATHS[0..N) is an image
+ * (only directories and feature documents): the option would be ignored. A path that cannot be
+ * looked at counts as an image (it fails on its own, saying why). */
+bool vs_cli_refuse_unused_image_options(const struct vs_cli_read *r, char *const *paths, size_t n,
+                                        const char *prog);
 void vs_cli_docs_clear(struct vs_cli_docs *d);
 
 /* ------------------------------------------- the fleet view from the arguments (view_args.c) */

@@ -186,7 +186,7 @@ int vs_cmd_diff(int argc, char **argv) {
   struct args a = {0};
   int rc = parse(argc, argv, &a);
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
-  if (vs_cli_refuse_unused_format(&a.read, argv + optind, 2, PROG)) return VS_EXIT_USAGE;
+  if (vs_cli_refuse_unused_image_options(&a.read, argv + optind, 2, PROG)) return VS_EXIT_USAGE;
   struct vs_cli_docs read[2] = {0};
   if (vs_cli_read_sources(&a.read, argv + optind, 2, read, PROG) < 0) return VS_EXIT_USAGE;
   int status = check_read(&a, read, argv + optind);

@@ -457,12 +457,14 @@ static int worse(int a, int b) {
   return a > b ? a : b;
 }
 
-/* --image-format with no image among the target and the SAMPLES (read apart: judged together)
- * would be ignored: true (message printed). A pool given as a source is refused first, as what
- * it is. A target not found under --pool is taken for a VM's name; one that looks like a path or
- * an NBD URI still counts as an image here, so that its own error is the one the user sees. */
-static bool refuse_unused_format(const struct options *o, char **samples, size_t n) {
-  if (!o->read.image.format) return false;
+/* An option for images only (--image-format, --backend, --backing-dir) with no image among the
+ * target and the SAMPLES (read apart: judged together) would be ignored: true (message
+ * printed). A pool given as a source is refused first, as what it is. A target not found under
+ * --pool is taken for a VM's name; one that looks like a path or an NBD URI still counts as an
+ * image here, so that its own error is the one the user sees. */
+static bool refuse_unused_image_options(const struct options *o, char **samples, size_t n) {
+  const char *why;
+  if (!vs_cli_image_option(&o->read, &why)) return false;
   bool target_input =
       o->target_source || (o->target && (strchr(o->target, '/') || vs_image_is_nbd_uri(o->target)));
   _cleanup_(vs_freep) char **inputs = vs_xcalloc(n + 1, sizeof(char *));
@@ -472,7 +474,7 @@ static bool refuse_unused_format(const struct options *o, char **samples, size_t
     inputs[n_inputs++] = samples[i];
   for (size_t i = 0; i < n_inputs; i++)
     if (vs_cli_refuse_pool_source(inputs[i], PROG)) return true;
-  return vs_cli_refuse_unused_format(&o->read, inputs, n_inputs, PROG);
+  return vs_cli_refuse_unused_image_options(&o->read, inputs, n_inputs, PROG);
 }
 
 int vs_cmd_drift(int argc, char **argv) {
@@ -484,7 +486,7 @@ int vs_cmd_drift(int argc, char **argv) {
   if (o.waiver_file && !(waivers = vs_waivers_load(o.waiver_file, &err)))
     return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
   o.drift.waivers = waivers;
-  if (refuse_unused_format(&o, argv + optind, (size_t)(argc - optind))) return VS_EXIT_USAGE;
+  if (refuse_unused_image_options(&o, argv + optind, (size_t)(argc - optind))) return VS_EXIT_USAGE;
 
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   _cleanup_(vs_freep) char *target_id = NULL;

@@ -144,7 +144,8 @@ int vs_cmd_inspect(int argc, char **argv) {
   int rc = parse(argc, argv, &a);
   if (rc != 0) return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
   size_t n_sources = (size_t)(argc - optind);
-  if (vs_cli_refuse_unused_format(&a.read, argv + optind, n_sources, PROG)) return VS_EXIT_USAGE;
+  if (vs_cli_refuse_unused_image_options(&a.read, argv + optind, n_sources, PROG))
+    return VS_EXIT_USAGE;
   _cleanup_(vs_freep) struct vs_cli_docs *read = vs_xcalloc(n_sources, sizeof(*read));
   if (vs_cli_read_sources(&a.read, argv + optind, n_sources, read, PROG) < 0) return VS_EXIT_USAGE;
   int status = print_docs(&a, read, n_sources);

@@ -498,29 +498,41 @@ static bool is_feature_doc(const char *path, const struct stat *st) {
   return S_ISREG(st->st_mode) && vs_has_suffix(path, ".json");
 }
 
-bool vs_cli_refuse_unused_format(const struct vs_cli_read *r, char *const *paths, size_t n,
-                                 const char *prog) {
-  if (!r->image.format) return false;
+const char *vs_cli_image_option(const struct vs_cli_read *r, const char **what) {
+  if (r->image.format) {
+    *what = "which names an image file's format";
+    return "--image-format";
+  }
+  if (r->backend_arg) {
+    *what = "which says how to read images";
+    return "--backend";
+  }
+  if (r->image.n_backing_dirs) {
+    *what = "which says where images' backing files and extents lie";
+    return "--backing-dir";
+  }
+  return NULL;
+}
+
+bool vs_cli_refuse_unused_image_options(const struct vs_cli_read *r, char *const *paths, size_t n,
+                                        const char *prog) {
+  const char *why, *option = vs_cli_image_option(r, &why);
+  if (!option) return false;
   const char *first = NULL, *what = NULL;
   for (size_t i = 0; i < n; i++) {
     struct stat st;
     if (vs_image_is_nbd_uri(paths[i]) || stat(paths[i], &st) < 0) return false;
     bool is_doc = is_feature_doc(paths[i], &st);
-    if (!S_ISDIR(st.st_mode) && !is_doc) return false; /* an image: the option applies */
+    if (!S_ISDIR(st.st_mode) && !is_doc) return false; /* an image: the options apply */
     if (!first) {
       first = paths[i];
       what = is_doc ? "a feature document" : "a directory (a guest's tree)";
     }
   }
   if (first)
-    fprintf(stderr,
-            "%s: %s is %s, not an image: drop --image-format, which names an image file's "
-            "format\n",
-            prog, first, what);
+    fprintf(stderr, "%s: %s is %s, not an image: drop %s, %s\n", prog, first, what, option, why);
   else
-    fprintf(stderr,
-            "%s: --image-format names an image file's format, and no image is given: drop it\n",
-            prog);
+    fprintf(stderr, "%s: %s is for images, and no image is given: drop it\n", prog, option);
   return true;
 }
 

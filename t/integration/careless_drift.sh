@@ -97,8 +97,11 @@ is "$?:$(cat "$work/e")" "2:vmscope drift: $work/pool is a snapshot pool, not a 
 is "$?:$(cat "$work/e")" "2:vmscope drift: $work/pool is a snapshot pool, not a guest: give it as --pool $work/pool" \
   "with --image-format too: the pool is named as a pool, not as a tree"
 "$VMSCOPE" drift --image-format qcow2 --pool "$work/pool" >/dev/null 2>"$work/e"
-is "$?:$(cat "$work/e")" "2:vmscope drift: --image-format names an image file's format, and no image is given: drop it" \
+is "$?:$(cat "$work/e")" "2:vmscope drift: --image-format is for images, and no image is given: drop it" \
   "--image-format with a pool alone is refused, not ignored"
+"$VMSCOPE" drift --backend direct --pool "$work/pool" >/dev/null 2>"$work/e"
+is "$?:$(cat "$work/e")" "2:vmscope drift: --backend is for images, and no image is given: drop it" \
+  "so is --backend"
 "$VMSCOPE" drift --image-format qcow2 --pool "$work/pool" --target "$work/nosuch.qcow2" >/dev/null 2>"$work/e"
 [ $? -ne 0 ] && ! grep -q "no image is given" "$work/e"
 ok $? "a target path that does not exist is not taken for no image: $(cat "$work/e")"

@@ -85,6 +85,13 @@ refused 2 "vmscope drift: web-01 is a directory (a guest's tree), not an image: 
   "drift --image-format qcow2 --target TREE DOC: no image among the target and samples, refused" -- drift --image-format qcow2 --target web-01 w3.json
 refused 2 "vmscope diff: img.json is a feature document, not an image: drop --image-format, which names an image file's format" \
   "diff --image-format raw DOC TREE: refused the same way" -- diff --image-format raw img.json web-01
+refused 2 "vmscope inspect: web-01 is a directory (a guest's tree), not an image: drop --backend, which says how to read images" \
+  "inspect --backend guestfs web-01 (a tree): refused, not ignored" -- inspect --backend guestfs web-01
+refused 2 "vmscope diff: img.json is a feature document, not an image: drop --backing-dir, which says where images' backing files and extents lie" \
+  "diff --backing-dir DIR DOC TREE: refused the same way" -- diff --backing-dir "$work" img.json web-01
+"$VMSCOPE" inspect --backend direct --backing-dir "$work" web-03.img web-01 >mixed.json 2>mixed.err
+is "$? $(jq -r 'map(.name) | join(",")' mixed.json)" "0 web-03,web-01" \
+  "inspect --backend direct --backing-dir DIR IMAGE TREE: with an image among them, both are read ($(head -c 200 mixed.err))"
 refused 2 "vmscope inspect: --backing-dir /nonexistent: No such file or directory" \
   "inspect --backing-dir /nonexistent: refused at option time (exit 2)" -- inspect --backing-dir /nonexistent web-02.qcow2
 refused 2 "vmscope inspect: --backing-dir web-03.img: not a directory (give the directory that holds the backing files)" \
