@@ -191,7 +191,7 @@ static void test_newfile_new(void) {
 
 static json_t *js(const char *text) {
   json_error_t e;
-  json_t *j = json_loads(text, 0, &e);
+  json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
   if (!j) {
     diag("bad test JSON %s: %s", text, e.text);
     abort();
@@ -239,6 +239,12 @@ static void test_merge_patch(void) {
   ok(diff_is("{\"a\":\"1\"}", "{\"a\":{\"n\":null}}", NULL),
      "a null inside a new object gives no patch");
   ok(diff_is("{\"a\":\"1\"}", "[\"x\"]", "[\"x\"]"), "a document that is no object is replaced");
+  ok(diff_is("{\"a\":{\"x\":\"1\"}}", "{\"a\":{}}", "{\"a\":{\"x\":null}}") &&
+         diff_is("{}", "{\"a\":{}}", "{\"a\":{}}") &&
+         diff_is("{\"a\":\"1\"}", "{\"a\":{}}", "{\"a\":{}}") &&
+         diff_is("{\"a\":{}}", "{}", "{\"a\":null}"),
+     "empty objects: emptied, added, replacing a string, removed");
+  ok(diff_is("{\"a\":\"1\"}", "null", NULL), "a document that becomes null gives no patch");
   json_t *t = js("{\"a\":{\"b\":\"1\"},\"c\":\"2\"}"), *p = js("{\"a\":{\"b\":null},\"c\":null}");
   json_t *r = vs_json_merge_apply(t, p), *want = js("{\"a\":{}}");
   ok(json_equal(r, want), "nulls remove members at every depth (RFC 7386)");
@@ -255,6 +261,51 @@ static void test_merge_patch(void) {
   json_decref(t);
 }
 
+static size_t allocated;
+static void *counting_malloc(size_t n) {
+  allocated += n;
+  return malloc(n);
+}
+
+/* A hostile patch 200 levels deep (a chain of "x" members; jansson parses up to 2048), onto a
+ * target holding the same chain with a large array at its end: applying it must cost about
+ * one copy of the target, not one per level. */
+static void test_merge_patch_cost(void) {
+  enum { DEPTH = 200, ITEMS = 2000 };
+  json_t *leaf = json_array();
+  for (int i = 0; i < ITEMS; i++)
+    json_array_append_new(leaf, json_string("a string of some length, many times"));
+  json_t *target = leaf, *patch = json_pack("{s:s}", "y", "1");
+  for (int i = 0; i < DEPTH; i++) {
+    target = json_pack("{s:o}", "x", target);
+    patch = json_pack("{s:o}", "x", patch);
+  }
+  json_malloc_t old_malloc;
+  json_free_t old_free;
+  json_get_alloc_funcs(&old_malloc, &old_free);
+  allocated = 0;
+  json_set_alloc_funcs(counting_malloc, free);
+  json_t *copy = json_deep_copy(target);
+  size_t one_copy = allocated;
+  allocated = 0;
+  json_t *out = vs_json_merge_apply(target, patch);
+  size_t applied = allocated;
+  json_set_alloc_funcs(old_malloc, old_free);
+  json_t *at = out;
+  for (int i = 0; i < DEPTH && at; i++)
+    at = json_object_get(at, "x");
+  ok(json_is_object(at) && json_object_size(at) == 1 &&
+         strcmp(json_string_value(json_object_get(at, "y")) ?: "", "1") == 0,
+     "the patch is applied at depth %d: the array there becomes its object", DEPTH);
+  ok(applied < 2 * one_copy,
+     "a patch %d levels deep costs about one copy of the target (%zu bytes, a copy %zu)", DEPTH,
+     applied, one_copy);
+  json_decref(out);
+  json_decref(copy);
+  json_decref(target);
+  json_decref(patch);
+}
+
 int main(void) {
   plan_no_plan();
   test_lines();
@@ -262,5 +313,6 @@ int main(void) {
   test_strv();
   test_newfile_new();
   test_merge_patch();
+  test_merge_patch_cost();
   return done_testing();
 }

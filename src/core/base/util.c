@@ -253,17 +253,32 @@ json_t *vs_json_text(const char *s, size_t len) {
   return j;
 }
 
-json_t *vs_json_merge_apply(const json_t *target, const json_t *patch) {
-  if (!json_is_object(patch)) return json_deep_copy(patch);
-  json_t *out = json_is_object(target) ? json_deep_copy(target) : json_object();
+/* Merges the object PATCH into the object OUT in place. Each part of PATCH is copied once and
+ * OUT is changed where it stands, so the work is linear in the two: a copy per level of a deep
+ * patch would cost its depth times the target's size. */
+static void merge_into(json_t *out, const json_t *patch) {
   const char *key;
   json_t *value;
   json_object_foreach((json_t *)patch, key, value) {
-    if (json_is_null(value))
+    if (json_is_null(value)) {
       json_object_del(out, key);
-    else
-      json_object_set_new(out, key, vs_json_merge_apply(json_object_get(out, key), value));
+    } else if (json_is_object(value)) {
+      json_t *member = json_object_get(out, key);
+      if (!json_is_object(member)) {
+        member = json_object();
+        json_object_set_new(out, key, member);
+      }
+      merge_into(member, value);
+    } else {
+      json_object_set_new(out, key, json_deep_copy(value));
+    }
   }
+}
+
+json_t *vs_json_merge_apply(const json_t *target, const json_t *patch) {
+  if (!json_is_object(patch)) return json_deep_copy(patch);
+  json_t *out = json_is_object(target) ? json_deep_copy(target) : json_object();
+  merge_into(out, patch);
   return out;
 }
 
@@ -288,6 +303,7 @@ static json_t *merge_diff(const json_t *from, const json_t *to) {
 }
 
 json_t *vs_json_merge_diff(const json_t *from, const json_t *to) {
+  if (json_is_null(to)) return NULL; /* a patch of null would read as "no patch" */
   json_t *patch = merge_diff(from, to);
   json_t *check = patch ? vs_json_merge_apply(from, patch) : NULL;
   bool exact = check && json_equal(check, to);

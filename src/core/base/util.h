@@ -127,9 +127,11 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
 json_t *vs_json_text(const char *s, size_t len);
 /* JSON Merge Patch (RFC 7386). vs_json_merge_apply returns a new value: TARGET with PATCH
  * applied (an object member of PATCH that is null removes that member), leaving both as they
- * are. vs_json_merge_diff returns a patch that turns FROM into TO (only the members that differ,
+ * are; its work and its result are linear in the sizes of the two, however deep PATCH is.
+ * vs_json_merge_diff returns a patch that turns FROM into TO (only the members that differ,
  * recursively through objects), or NULL when none can: a merge patch cannot set a member to
- * null. The patch is checked by applying it, so a non-NULL one always gives TO exactly. */
+ * null, nor make the whole value null. The patch is checked by applying it, so a non-NULL one
+ * always gives TO exactly. */
 json_t *vs_json_merge_apply(const json_t *target, const json_t *patch);
 json_t *vs_json_merge_diff(const json_t *from, const json_t *to);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */

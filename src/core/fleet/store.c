@@ -530,11 +530,20 @@ static struct vs_feature *checked_doc(const json_t *root, const char *uuid, cons
   return doc;
 }
 
+/* Whether LOCAL (may be NULL) has VM UUID at TAKEN_AT or later: its row is this host's own. */
+static bool local_has(const struct vs_view *local, const char *uuid, const char *taken_at) {
+  long k = local ? vs_view_find_id(local, uuid) : -1;
+  return k >= 0 && strcmp(vs_feature_taken_at(vs_view_doc(local, (size_t)k)), taken_at) >= 0;
+}
+
 /* A row's newest document (*DOC) and previous one (*PREV: NULL when the row has none, whole or
  * as a patch onto the newest), each checked. -1 with ERR when either is refused: *DOC is then
- * NULL when the newest was, and the newest when only the previous was. */
-static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_feature **prev,
-                    struct vs_err *err) {
+ * NULL when the newest was, and the newest when only the previous was. 1 (both NULL) when the
+ * row is of a VM LOCAL has as new: its previous is not even built. A patch is bounded with the
+ * newest it applies to (the two together at most VS_STORE_MAX_DOC bytes), and so is the
+ * previous it makes. */
+static int row_docs(const json_t *row, const struct vs_view *local, struct vs_feature **doc,
+                    struct vs_feature **prev, struct vs_err *err) {
   *doc = *prev = NULL;
   const char *uuid = json_string_value(json_array_get(row, 0));
   const char *host = json_string_value(json_array_get(row, 1));
@@ -546,9 +555,20 @@ static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_featur
     return -1;
   }
   *doc = checked_doc(newest, uuid, what, err);
+  if (*doc && local_has(local, uuid, vs_feature_taken_at(*doc))) {
+    json_decref(newest);
+    vs_feature_free(*doc);
+    *doc = NULL;
+    return 1;
+  }
   json_t *previous = NULL;
-  if (*doc && !(previous = row_json(row, 3, what_prev, err)) && !err->msg) {
-    json_t *patch = row_json(row, 4, what_prev, err);
+  size_t doc_len = json_string_length(json_array_get(row, 2));
+  size_t patch_len = json_string_length(json_array_get(row, 4)); /* 0 when null */
+  if (*doc && !(previous = row_json(row, 3, what_prev, err)) && !err->msg && patch_len) {
+    if (patch_len > VS_STORE_MAX_DOC - doc_len)
+      vs_err_set(err, EFBIG, "%s: the patch has %zu bytes, and with the newest's %zu more than %u",
+                 what_prev, patch_len, doc_len, VS_STORE_MAX_DOC);
+    json_t *patch = err->msg ? NULL : row_json(row, 4, what_prev, err);
     if (patch) previous = vs_json_merge_apply(newest, patch);
     json_decref(patch);
   }
@@ -556,12 +576,6 @@ static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_featur
   json_decref(previous);
   json_decref(newest);
   return err->msg ? -1 : 0;
-}
-
-/* Whether LOCAL (may be NULL) has VM UUID at TAKEN_AT or later: its row is this host's own. */
-static bool local_has(const struct vs_view *local, const char *uuid, const char *taken_at) {
-  long k = local ? vs_view_find_id(local, uuid) : -1;
-  return k >= 0 && strcmp(vs_feature_taken_at(vs_view_doc(local, (size_t)k)), taken_at) >= 0;
 }
 
 /* Adds the checked documents of ROWS to VIEW, but those of VMs LOCAL has as new (added from
@@ -575,15 +589,10 @@ static void add_rows(struct vs_view *view, const json_t *rows, const struct vs_v
   json_array_foreach(rows, i, row) {
     struct vs_err e = {0};
     struct vs_feature *doc, *prev;
-    if (row_docs(row, &doc, &prev, &e) < 0) {
+    if (row_docs(row, local, &doc, &prev, &e) < 0) {
       if (refused) (*refused)++;
       if (errors) vs_strv_add(errors, n_errors, e.msg);
       vs_err_clear(&e);
-    }
-    if (doc && local_has(local, vs_feature_id(doc), vs_feature_taken_at(doc))) {
-      vs_feature_free(doc);
-      vs_feature_free(prev);
-      continue;
     }
     if (doc) vs_view_add(view, doc);
     if (prev) vs_view_add(view, prev);
