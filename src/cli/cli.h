@@ -162,7 +162,8 @@ struct vs_cli_docs {
 int vs_cli_read_sources(const struct vs_cli_read *r, char **paths, size_t n,
                         struct vs_cli_docs *out, const char *prog);
 /* The first of the options that apply to images only that R has (--image-format, --backend,
- * --backing-dir), with *WHAT saying what it is for; NULL when none was given. */
+ * --backing-dir), with *WHAT (WHAT may be NULL) saying what it is for; NULL when none was
+ * given. */
 const char *vs_cli_image_option(const struct vs_cli_read *r, const char **what);
 /* True (message printed: the command refuses, exit 2) when R has an option that applies to
  * images only (vs_cli_image_option) and none of the command's inputs PATHS[0..N) is an image

@@ -463,8 +463,7 @@ static int worse(int a, int b) {
  * --pool is taken for a VM's name; one that looks like a path or an NBD URI still counts as an
  * image here, so that its own error is the one the user sees. */
 static bool refuse_unused_image_options(const struct options *o, char **samples, size_t n) {
-  const char *why;
-  if (!vs_cli_image_option(&o->read, &why)) return false;
+  if (!vs_cli_image_option(&o->read, NULL)) return false;
   bool target_input =
       o->target_source || (o->target && (strchr(o->target, '/') || vs_image_is_nbd_uri(o->target)));
   _cleanup_(vs_freep) char **inputs = vs_xcalloc(n + 1, sizeof(char *));

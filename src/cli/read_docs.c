@@ -499,19 +499,15 @@ static bool is_feature_doc(const char *path, const struct stat *st) {
 }
 
 const char *vs_cli_image_option(const struct vs_cli_read *r, const char **what) {
-  if (r->image.format) {
-    *what = "which names an image file's format";
-    return "--image-format";
-  }
-  if (r->backend_arg) {
-    *what = "which says how to read images";
-    return "--backend";
-  }
-  if (r->image.n_backing_dirs) {
-    *what = "which says where images' backing files and extents lie";
-    return "--backing-dir";
-  }
-  return NULL;
+  const char *option = NULL, *for_what = NULL;
+  if (r->image.format)
+    option = "--image-format", for_what = "which names an image file's format";
+  else if (r->backend_arg)
+    option = "--backend", for_what = "which says how to read images";
+  else if (r->image.n_backing_dirs)
+    option = "--backing-dir", for_what = "which says where images' backing files and extents lie";
+  if (what) *what = for_what;
+  return option;
 }
 
 bool vs_cli_refuse_unused_image_options(const struct vs_cli_read *r, char *const *paths, size_t n,

@@ -253,6 +253,15 @@ json_t *vs_json_text(const char *s, size_t len) {
   return j;
 }
 
+json_t *vs_json_loadb_strict(const char *text, size_t len, const char *what, struct vs_err *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!root)
+    vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", what, jerr.line,
+               jerr.column, jerr.text);
+  return root;
+}
+
 /* Merges the object PATCH into the object OUT in place. Each part of PATCH is copied once and
  * OUT is changed where it stands, so the work is linear in the two: a copy per level of a deep
  * patch would cost its depth times the target's size. */

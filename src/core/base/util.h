@@ -125,6 +125,9 @@ void vs_buf_add_sanitized(struct vs_buf *b, const char *s, size_t len);
  * cannot encode invalid UTF-8, and one such byte from a guest would make the whole document
  * that holds the text fail to serialize. */
 json_t *vs_json_text(const char *s, size_t len);
+/* TEXT (LEN bytes) parsed as JSON, strictly (a member named twice is refused); NULL with ERR
+ * naming WHAT and the line and column where it fails. */
+json_t *vs_json_loadb_strict(const char *text, size_t len, const char *what, struct vs_err *err);
 /* JSON Merge Patch (RFC 7386). vs_json_merge_apply returns a new value: TARGET with PATCH
  * applied (an object member of PATCH that is null removes that member), leaving both as they
  * are; its work and its result are linear in the sizes of the two, however deep PATCH is.

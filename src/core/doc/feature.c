@@ -544,13 +544,8 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
 
 struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,
                                     struct vs_err *err) {
-  json_error_t jerr;
-  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!root) {
-    vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", what, jerr.line,
-               jerr.column, jerr.text);
-    return NULL;
-  }
+  json_t *root = vs_json_loadb_strict(text, len, what, err);
+  if (!root) return NULL;
   struct vs_feature *doc = vs_feature_from_json(root, what, err);
   json_decref(root);
   return doc;

@@ -509,12 +509,7 @@ static json_t *row_json(const json_t *row, size_t col, const char *what, struct 
                VS_STORE_MAX_DOC);
     return NULL;
   }
-  json_error_t je;
-  json_t *j = json_loadb(json_string_value(text), len, JSON_REJECT_DUPLICATES, &je);
-  if (!j)
-    vs_err_set(err, EINVAL, "%s: not valid JSON at line %d, column %d: %s", what, je.line,
-               je.column, je.text);
-  return j;
+  return vs_json_loadb_strict(json_string_value(text), len, what, err);
 }
 
 /* ROOT as a document, checked: it loads, and its id is the row's key UUID. */
