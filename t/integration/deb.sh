@@ -36,6 +36,13 @@ for f in ./usr/bin/vmscope ./usr/lib/collectd/vmscope_snapshot.so ./usr/lib/coll
   grep -qxF "$f" <<<"$files"; ok $? "it ships $f"
 done
 ! grep -q '^\./etc/' <<<"$files"; ok $? "and nothing in /etc: the example configuration is an example, not active"
+# The libraries opened on first use (src/core/base/dl.h) are no NEEDED entries, so the package
+# must name each itself: every package a VS_DL_LIBRARY names is a Depends or a Recommends.
+wants=$(grep -rhoE 'VS_DL_LIBRARY\([a-z_]+, *VS_SONAME_[A-Z0-9_]+, *"[^"]+"' "$VS_SRCDIR/src" | sed 's/.*"\(.*\)"/\1/' | sort -u)
+declared=$(dpkg-deb -f "$deb" Depends Recommends | tr ',|' '\n\n' | sed 's/^[A-Za-z]*: *//; s/^ *//; s/ .*//')
+missing=$(comm -23 <(echo "$wants") <(echo "$declared" | sort -u) | tr '\n' ' ')
+[ -n "$wants" ] && [ -z "$missing" ]
+ok $? "it depends on or recommends every library it opens on first use ($(echo $wants)): missing: ${missing:-none}"
 if command -v lintian >/dev/null; then
   lintian "$deb" >"$work/lintian.out" 2>&1
   sed 's/^/# /' "$work/lintian.out" | grep -v 'root privileges'

@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 char *vs_xvasprintf(const char *fmt, va_list ap) {
   char *out = NULL;
   if (vasprintf(&out, fmt, ap) < 0) {
@@ -320,23 +318,6 @@ json_t *vs_json_merge_diff(const json_t *from, const json_t *to) {
   if (exact) return patch;
   json_decref(patch);
   return NULL;
-}
-
-char *vs_base64_decode(const char *text, size_t *len) {
-  size_t in = strlen(text);
-  unsigned char *out = vs_xmalloc(in / 4 * 3 + 4);
-  int n = in ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)in) : 0;
-  if (n < 0) {
-    free(out);
-    return NULL;
-  }
-  while (in > 0 && text[in - 1] == '=' && n > 0) { /* EVP_DecodeBlock counts padding as data */
-    in--;
-    n--;
-  }
-  out[n] = '\0';
-  if (len) *len = (size_t)n;
-  return (char *)out;
 }
 
 char *vs_trim(char *s) {

@@ -140,10 +140,6 @@ json_t *vs_json_merge_diff(const json_t *from, const json_t *to);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 
-/* Base64 TEXT decoded (NUL-terminated; may hold NULs), its length in *LEN (may be NULL);
- * NULL when TEXT is not base64. */
-char *vs_base64_decode(const char *text, size_t *len);
-
 char *vs_trim(char *s); /* trims ASCII white space in place; returns the start */
 /* The next blank-separated word at *P, NUL-terminated in place, *P moved past it; NULL when
  * only blanks are left. */

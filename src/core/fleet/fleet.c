@@ -1,5 +1,6 @@
 #include "fleet.h"
 
+#include "crypto.h"
 #include "dl.h"
 
 #include <curl/curl.h>
@@ -7,8 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 /* libcurl is opened with the first fleet map (dl.h), not by every command at start-up. */
 /* clang-format off */
@@ -33,10 +32,10 @@ static void init_curl(void) {
   sym_curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* libcrypto is opened by vs_fleet_open: NULL only for a key or value over 1 GiB, which the
+ * request's json_pack then refuses ("cannot encode the request"). */
 static char *b64(const char *s, size_t len) {
-  char *out = vs_xmalloc(4 * ((len + 2) / 3) + 1);
-  EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)len);
-  return out;
+  return vs_base64_encode(s, len, NULL);
 }
 
 /* The full key for relative KEY, base64 for the gateway. */
@@ -64,7 +63,7 @@ static char *range_end(const char *p) {
 }
 
 struct vs_fleet *vs_fleet_open(const struct vs_fleet_opts *o, struct vs_err *err) {
-  if (vs_dl_load(&curl_lib, err) < 0) return NULL;
+  if (vs_dl_load(&curl_lib, err) < 0 || vs_crypto_load(err) < 0) return NULL;
   pthread_once(&curl_once, init_curl);
   if (!o || o->n_endpoints == 0) {
     vs_err_set(err, EINVAL, "no etcd endpoint given");

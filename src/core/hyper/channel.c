@@ -1,5 +1,7 @@
 #include "channel.h"
 
+#include "crypto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,7 +14,6 @@
 #include <unistd.h>
 
 #include <libvirt/virterror.h>
-#include <openssl/evp.h>
 
 enum transport { UNIX_SOCKET, LIBVIRT };
 

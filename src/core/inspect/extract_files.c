@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "crypto.h"
 #include "dl.h"
 
 /* Augeas (and the libxml2, ICU and libstdc++ it needs) is opened by the first document that
@@ -413,12 +412,10 @@ static void note_conffile(struct vs_extractor *x, struct vs_feature *doc, const 
   vs_feature_set(doc, key, package, "/var/lib/dpkg/status");
   free(key);
   free(package);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdlen = 0;
-  char hex[2 * EVP_MAX_MD_SIZE + 1];
-  if (!sha256 || EVP_Digest(x->buf.data, x->buf.len, md, &mdlen, EVP_md5(), NULL) != 1) return;
-  for (unsigned i = 0; i < mdlen; i++)
-    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  unsigned char md[VS_MD5_LEN];
+  char hex[2 * VS_MD5_LEN + 1];
+  if (!sha256 || vs_md5(x->buf.data, x->buf.len, md, NULL) < 0) return;
+  vs_hex(md, sizeof(md), hex);
   if (strcmp(hex, space + 1) == 0) {
     key = vs_xasprintf("meta:%s:sha256", path);
     vs_feature_set_default(doc, key, sha256);
@@ -468,19 +465,18 @@ static void watch_one(struct vs_extractor *x, struct vs_source *src, struct vs_f
   }
   if (vs_x_read(x, src, doc, path, VS_EXTRACT_MAX_CONFIG, false) < 0) return;
   if (!is_secret(path)) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(x->buf.data, x->buf.len, md, &mdlen, EVP_sha256(), NULL) == 1) {
-      char hex[2 * EVP_MAX_MD_SIZE + 1];
-      for (unsigned i = 0; i < mdlen; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    unsigned char md[VS_SHA256_LEN];
+    if (vs_sha256(x->buf.data, x->buf.len, md, &err) == 0) {
+      char hex[2 * VS_SHA256_LEN + 1];
+      vs_hex(md, sizeof(md), hex);
       key = vs_xasprintf("meta:%s:sha256", path);
       vs_feature_set(doc, key, hex, path);
       free(key);
       note_conffile(x, doc, path, hex);
     } else {
-      vs_feature_skip(doc, path, "SHA-256 digest failed (libcrypto)");
+      vs_feature_skip(doc, path, "no digest: %s", vs_err_msg(&err));
     }
+    vs_err_clear(&err);
   }
   if (lens && strcmp(lens, VS_WATCH_NO_LENS) == 0) return;
   if (memchr(x->buf.data, '\0', x->buf.len)) {

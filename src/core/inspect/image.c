@@ -1,6 +1,7 @@
 #include "image.h"
 #include "image_yal.h"
 
+#include "crypto.h"
 #include "dl.h"
 
 #include <blkid.h>
@@ -18,7 +19,6 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <libnbd.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 /* libnbd is opened with the first NBD export (dl.h): reading image files does not load it. */
@@ -1012,22 +1012,19 @@ void vs_image_advise_sequential(struct vs_image *img) {
 }
 
 int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-    EVP_MD_CTX_free(md);
-    return vs_err_set(err, ENOMEM, "%s: SHA-256 unavailable", img->path);
-  }
+  struct vs_sha256_ctx *md = vs_sha256_begin(err);
+  if (!md) return vs_err_prefix(err, "%s: its identity", img->path);
   size_t head = img->is_qcow2 && !img->nbd ? (size_t)img->cluster_size : 65536;
   if (head > img->file_size) head = (size_t)img->file_size;
   uint8_t *buf = vs_xmalloc(head ? head : 1);
   int rc = img->nbd ? nbd_read_range(img, buf, head < img->size ? head : (size_t)img->size, 0, err)
                     : read_at(img, buf, head, 0, "header", err);
-  if (rc == 0) EVP_DigestUpdate(md, buf, head);
+  if (rc == 0) vs_sha256_add(md, buf, head);
   for (uint32_t i = 0; rc == 0 && img->is_qcow2 && !img->nbd && i < img->l1_size; i++) {
     uint8_t e[8]; /* as stored: big-endian */
     for (int b = 0; b < 8; b++)
       e[b] = (uint8_t)(img->l1[i] >> (56 - 8 * b));
-    EVP_DigestUpdate(md, e, 8);
+    vs_sha256_add(md, e, 8);
   }
   /* The header and L1 table say how a qcow2 image is laid out, not what it holds: two images
    * converted from different file systems of one size can share them. The guest's first and
@@ -1036,21 +1033,18 @@ int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
     size_t span = img->size < 65536 ? (size_t)img->size : 65536;
     uint8_t *data = vs_xmalloc(span);
     rc = vs_image_pread(img, data, span, 0, err);
-    if (rc == 0) EVP_DigestUpdate(md, data, span);
+    if (rc == 0) vs_sha256_add(md, data, span);
     if (rc == 0) rc = vs_image_pread(img, data, span, img->size - span, err);
-    if (rc == 0) EVP_DigestUpdate(md, data, span);
+    if (rc == 0) vs_sha256_add(md, data, span);
     free(data);
   }
   uint8_t size_be[8];
   for (int i = 0; i < 8; i++)
     size_be[i] = (uint8_t)(img->size >> (56 - 8 * i));
-  EVP_DigestUpdate(md, size_be, 8);
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  if (rc == 0 && EVP_DigestFinal_ex(md, d, &dl) == 1)
-    for (unsigned i = 0; i < dl && i < 32; i++)
-      snprintf(out + 2 * i, 3, "%02x", d[i]);
-  EVP_MD_CTX_free(md);
+  vs_sha256_add(md, size_be, 8);
+  unsigned char d[VS_SHA256_LEN];
+  if (vs_sha256_end(md, rc == 0 ? d : NULL, err) < 0 && rc == 0) rc = -1;
+  if (rc == 0) vs_hex(d, sizeof(d), out);
   free(buf);
   return rc;
 }

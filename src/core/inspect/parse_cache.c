@@ -5,6 +5,8 @@
  * entries), against 1/16th of the limit, and a key's first digit spreads entries evenly. */
 #include "parse_cache.h"
 
+#include "crypto.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #define MAGIC "VSPARSE1"
 #define MAGIC_LEN 8
@@ -122,11 +122,12 @@ void vs_parse_cache_set_limit(struct vs_parse_cache *c, uint64_t bytes) {
   pthread_mutex_unlock(&c->lock);
 }
 
-static int digest_add(EVP_MD_CTX *ctx, const void *data, size_t len) {
+static void digest_add(struct vs_sha256_ctx *ctx, const void *data, size_t len) {
   unsigned char n[8];
   for (int i = 0; i < 8; i++)
     n[i] = (unsigned char)((uint64_t)len >> (8 * i));
-  return EVP_DigestUpdate(ctx, n, sizeof(n)) == 1 && EVP_DigestUpdate(ctx, data, len) == 1 ? 0 : -1;
+  vs_sha256_add(ctx, n, sizeof(n));
+  vs_sha256_add(ctx, data, len);
 }
 
 int vs_parse_cache_key(unsigned char key[VS_PARSE_CACHE_KEY_LEN], const char *lens,
@@ -135,19 +136,15 @@ int vs_parse_cache_key(unsigned char key[VS_PARSE_CACHE_KEY_LEN], const char *le
   static const char domain[] = "vmscope parse cache key";
   char schema_s[16];
   snprintf(schema_s, sizeof(schema_s), "%u", schema);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  unsigned int out = 0;
-  int rc = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-                   digest_add(ctx, domain, sizeof(domain) - 1) == 0 &&
-                   digest_add(ctx, schema_s, strlen(schema_s)) == 0 &&
-                   digest_add(ctx, version, strlen(version)) == 0 &&
-                   digest_add(ctx, lens, strlen(lens)) == 0 &&
-                   digest_add(ctx, path, strlen(path)) == 0 && digest_add(ctx, text, len) == 0 &&
-                   EVP_DigestFinal_ex(ctx, key, &out) == 1 && out == VS_PARSE_CACHE_KEY_LEN
-               ? 0
-               : -1;
-  EVP_MD_CTX_free(ctx);
-  return rc;
+  struct vs_sha256_ctx *ctx = vs_sha256_begin(NULL);
+  if (!ctx) return -1;
+  digest_add(ctx, domain, sizeof(domain) - 1);
+  digest_add(ctx, schema_s, strlen(schema_s));
+  digest_add(ctx, version, strlen(version));
+  digest_add(ctx, lens, strlen(lens));
+  digest_add(ctx, path, strlen(path));
+  digest_add(ctx, text, len);
+  return vs_sha256_end(ctx, key, NULL);
 }
 
 /* "B/KEYHEX" into NAME. */
@@ -167,8 +164,7 @@ static int bucket_of(const char *name) {
 }
 
 static bool sha256(const void *data, size_t len, unsigned char out[VS_PARSE_CACHE_KEY_LEN]) {
-  unsigned int n = 0;
-  return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == VS_PARSE_CACHE_KEY_LEN;
+  return vs_sha256(data, len, out, NULL) == 0;
 }
 
 static bool read_all(int fd, char *buf, size_t len) {

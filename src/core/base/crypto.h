@@ -1,0 +1,45 @@
+/* crypto.h: SHA-256 and MD5 digests and base64, from libcrypto opened on first use (dl.h).
+ *
+ * Relocating libcrypto was 5.3 of the 13.1 ms `vmscope --version` took (7.8 ms without it,
+ * perf stat -r 200, 2026-12-04), and a drift or report over saved documents or a fleet store,
+ * vmscope send and the drift and action plugins' rounds digest nothing. Extraction (file
+ * digests) and patch sets (image identities) open it on their first digest. This module is
+ * the only one that names libcrypto.
+ *
+ * Every function fails when libcrypto cannot be opened or fails itself; ERR, where there is
+ * one, then says why (which package installs the library). */
+#ifndef VS_CRYPTO_H
+#define VS_CRYPTO_H
+
+#include "util.h"
+
+#include <stddef.h>
+
+/* Opens libcrypto now, for a module that wants to fail at its start rather than later. */
+int vs_crypto_load(struct vs_err *err);
+
+#define VS_SHA256_LEN 32
+#define VS_MD5_LEN 16
+
+/* The digest of LEN bytes at DATA into OUT: 0, or -1 and ERR. */
+int vs_sha256(const void *data, size_t len, unsigned char out[VS_SHA256_LEN], struct vs_err *err);
+int vs_md5(const void *data, size_t len, unsigned char out[VS_MD5_LEN], struct vs_err *err);
+
+/* DIGEST (LEN bytes) as lowercase hexadecimal into HEX (2 LEN + 1 bytes). */
+void vs_hex(const unsigned char *digest, size_t len, char *hex);
+
+/* A SHA-256 digest over several pieces: begin, add each, end. A failed add is remembered and
+ * reported by end, which frees the state whatever happens (OUT NULL: only frees it). */
+struct vs_sha256_ctx;
+struct vs_sha256_ctx *vs_sha256_begin(struct vs_err *err);
+void vs_sha256_add(struct vs_sha256_ctx *c, const void *data, size_t len);
+int vs_sha256_end(struct vs_sha256_ctx *c, unsigned char out[VS_SHA256_LEN], struct vs_err *err);
+
+/* LEN bytes at DATA as base64 (with padding), NUL-terminated; NULL with ERR when libcrypto
+ * cannot be opened, or LEN is over 1 GiB. */
+char *vs_base64_encode(const void *data, size_t len, struct vs_err *err);
+/* TEXT decoded (NUL-terminated; its length in *LEN when LEN is not NULL); NULL when TEXT is
+ * not base64 or libcrypto cannot be opened. */
+char *vs_base64_decode(const char *text, size_t *len);
+
+#endif
