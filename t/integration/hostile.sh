@@ -12,6 +12,12 @@ work=$(tmpdir)
 trap 'rm -rf "$work"' EXIT
 [ -x /usr/bin/time ] || bail "/usr/bin/time is not installed (scripts/install-deps.sh installs it)"
 
+if [ "${VS_VALGRIND:-}" = 1 ]; then
+  # 10,000 sudoers files parsed by Augeas under memcheck took 150 s of its suite's time; the
+  # ASan suite (leak check on) and the plain one run the 100,000 files, and memcheck sees the
+  # same directory walk and bounds on small trees in t/unit/hostile and t/unit/extract.
+  skip 6 "the plain and ASan suites read the 100,000-file tree"
+else
 t=$work/many
 mkdir -p "$t/etc/sysctl.d" "$t/etc/sudoers.d"
 printf 'ID=debian\nVERSION_ID="12"\n' >"$t/etc/os-release"
@@ -41,6 +47,7 @@ n_files=$(jq '[.settings | keys[] | select(startswith("file:/etc/sudoers.d/")) |
 why=$(jq -r '.skipped[] | select(.path == "/etc/sudoers.d/*") | .reason' "$work/many.json")
 [ "$n_files" -eq 10000 ] && grep -q 'matches more than 10000 paths' <<<"$why"
 ok $? "sudoers.d: the first $n_files files parsed, and the document says the rest were not read: $why"
+fi
 
 # Hard and symbolic links in a guest image.
 g=$work/guest
