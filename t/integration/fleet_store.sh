@@ -102,7 +102,9 @@ LoadPlugin vmscope_drift
 CONF
   "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$d/collectd.conf" >"$d/collectd.out" 2>&1 &
   pids+=($!)
+  hostpids+=($!)
 }
+hostpids=()
 for h in "${hosts[@]}"; do start_host "$h"; done
 
 # The fleet as one pool holding every host's documents, and as the hosts ranked it: each VM's
@@ -270,4 +272,44 @@ for title in Fleet Groups Rollouts 'Unique VMs'; do
     'Unique VMs') is "$(cut -f1 <<<"$GF_ROWS")" db-01 "panel \"Unique VMs\" names the database" ;;
   esac
 done
+# --- upgrading a store that holds version 2 rows (docs/fleet-store.md: migrate, then upgrade the
+# hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
+# previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
+# 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
+# vmscope fleet migrate brings that store to version 3 with its rows, and what is read from it
+# is what version 2 rows hold.
+for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
+wait "${hostpids[@]}" 2>/dev/null
+"$VMSCOPE" report --html "$work/v3.html" --store "$url" --password-file "$work/password" --title fleet 2>/dev/null
+ok $? "the hosts are stopped, and the fleet-wide report is drawn from the version 3 store"
+mp='def mp($p): if ($p | type) == "object" then reduce ($p | keys_unsorted[]) as $k
+  (if type == "object" then . else {} end; if $p[$k] == null then del(.[$k]) else .[$k] |= mp($p[$k]) end)
+  else $p end;'
+sql -c "SELECT uuid || E'\t' || doc::text || E'\t' || previous_patch::text FROM vmscope_vms ORDER BY uuid" >"$work/v3.rows"
+{
+  echo 'BEGIN;'
+  while IFS=$'\t' read -r u d p; do
+    prev=$(jq -cn --argjson d "$d" --argjson p "$p" "$mp"' $d | mp($p)')
+    echo "UPDATE vmscope_vms SET previous = \$vsq\$$prev\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
+  done <"$work/v3.rows"
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version = 3;'
+  echo 'COMMIT;'
+} >"$work/to-v2.sql"
+sql -f "$work/to-v2.sql" >/dev/null && [ "$(wc -l <"$work/v3.rows")" = 9 ]
+ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
+"$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 3" "vmscope fleet migrate brings it to version 3"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
+  "1,2,3 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+"$VMSCOPE" report --html "$work/migrated.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/migrated.err"
+ok $? "the fleet-wide report is drawn from the migrated store$(sed 's/^/: /' "$work/migrated.err" | head -n1)"
+diff "$work/v3.html" "$work/migrated.html" >"$work/migrated.diff"
+ok $? "and is the report drawn before: the whole previous snapshots are read as their patches were"
+sed 's/^/# /' "$work/migrated.diff" | head -n 10
+# What a whole previous snapshot says shows: web-01's said PermitRootLogin no.
+sql -c "UPDATE vmscope_vms SET previous = jsonb_set(previous, '{settings,file:/etc/ssh/sshd_config:PermitRootLogin}', '\"no\"') WHERE name = 'web-01'" >/dev/null
+"$VMSCOPE" report --html "$work/changed.html" --store "$url" --password-file "$work/password" --title fleet 2>/dev/null
+grep -q '<h4>Since [0-9TZ:-]*: 1 change</h4>' "$work/changed.html" &&
+  grep -q '<td>file:/etc/ssh/sshd_config:PermitRootLogin</td><td>no</td>' "$work/changed.html"
+ok $? "a change in a whole previous snapshot is web-01's change since it:$(grep -o '<td>file:/etc/ssh/sshd_config:PermitRootLogin</td><td>[^<]*</td><td>[^<]*</td>' "$work/changed.html" | head -n1 | sed 's/<[^>]*>/ /g' | tr -s ' ')"
 done_testing
