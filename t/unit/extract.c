@@ -174,10 +174,9 @@ static void test_threads(const char *root, const struct vs_watch *watch,
   enum { THREADS = 4 };
   /* The plain run races 6 rounds in each thread (12 took 28 s of CI's plain suite; the four
    * threads load their lenses together in every round, which is what raced). Under valgrind
-   * one: memcheck needs every
-   * path once, and 48 fresh extractors loading their lenses cost 8 of CI's minutes there.
-   * Under ASan three: the four threads still compile their lenses at once, and 48 cost 12
-   * minutes on a loaded machine. */
+   * one: memcheck needs every path once, and 48 fresh extractors loading their lenses cost 8
+   * of CI's minutes there. Under ASan three: the four threads still compile their lenses at
+   * once, and 48 cost 12 minutes on a loaded machine. */
   const char *vg = getenv("VS_VALGRIND"), *san = getenv("VS_SANITIZED");
   int rounds = vg && strcmp(vg, "1") == 0 ? 1 : san && strcmp(san, "1") == 0 ? 3 : 6;
   struct extract_job jobs[THREADS];
