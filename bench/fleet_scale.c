@@ -236,14 +236,6 @@ static void csv_field(char **b, size_t *len, size_t *cap, const char *text, bool
   *len = (size_t)(o - *b);
 }
 
-/* A document as the store publishes it (store.c's ranking_doc). */
-static json_t *ranking_json(const struct vs_feature *doc) {
-  json_t *j = vs_feature_to_json(doc);
-  json_object_del(j, "provenance");
-  json_object_del(j, "skipped");
-  return j;
-}
-
 /* J as compact text (NULL for NULL); J is freed. */
 static char *dump_text(json_t *j) {
   if (!j) return NULL;
@@ -266,11 +258,11 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
   size_t cap = 0;
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    /* The previous snapshot as the store holds it: a patch onto the newest, else whole. */
-    json_t *dj = ranking_json(doc), *pj = prev ? ranking_json(prev) : NULL;
-    json_t *patch = pj ? vs_json_merge_diff(dj, pj) : NULL;
-    char *d = dump_text(dj), *pt = dump_text(patch), *p = patch ? NULL : dump_text(pj);
-    if (patch) json_decref(pj);
+    /* The rows the store's publish writes: the previous snapshot a patch onto the newest,
+     * else whole. */
+    json_t *dj, *pj, *patch;
+    vs_store_row_docs(doc, prev, &dj, &pj, &patch);
+    char *d = dump_text(dj), *pt = dump_text(patch), *p = dump_text(pj);
     size_t len = 0;
     csv_field(&line, &len, &cap, vs_feature_id(doc), false);
     csv_field(&line, &len, &cap, host, false);

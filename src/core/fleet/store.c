@@ -438,20 +438,28 @@ static json_t *ranking_doc(const struct vs_feature *doc) {
   return j;
 }
 
+void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev, json_t **newest,
+                       json_t **whole, json_t **patch) {
+  *newest = ranking_doc(doc);
+  *whole = prev ? ranking_doc(prev) : NULL;
+  *patch = *whole ? vs_json_merge_diff(*newest, *whole) : NULL;
+  if (*patch) {
+    json_decref(*whole);
+    *whole = NULL;
+  }
+}
+
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
   json_t *rows = json_array(), *docs = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    json_t *newest = ranking_doc(doc), *previous = prev ? ranking_doc(prev) : json_null();
-    json_t *patch = prev ? vs_json_merge_diff(newest, previous) : NULL;
-    if (patch) {
-      json_decref(previous);
-      previous = json_null();
-    }
-    json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc),
-                                          "name", vs_feature_name(doc), "taken_at",
-                                          vs_feature_taken_at(doc), "doc", newest, "previous",
-                                          previous, "previous_patch", patch ? patch : json_null()));
+    json_t *newest, *whole, *patch;
+    vs_store_row_docs(doc, prev, &newest, &whole, &patch);
+    json_array_append_new(rows,
+                          json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc), "name",
+                                    vs_feature_name(doc), "taken_at", vs_feature_taken_at(doc),
+                                    "doc", newest, "previous", whole ? whole : json_null(),
+                                    "previous_patch", patch ? patch : json_null()));
     if (s->store_documents)
       json_array_append_new(docs,
                             json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",

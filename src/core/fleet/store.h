@@ -57,6 +57,13 @@ void vs_store_freep(struct vs_store **s);
 /* The URL with any password in it replaced by "***", for messages. Caller frees. */
 char *vs_store_url_safe(const char *url);
 
+/* A VM's documents as vs_store_publish_vms writes them: *NEWEST is DOC as ranking reads it
+ * (without provenance and skipped files); PREV (may be NULL) goes as a merge patch onto it in
+ * *PATCH, or whole in *WHOLE where no patch can say it (the other is NULL; both are with no
+ * PREV). The caller owns the three. For the benchmark's peer, which must write the same rows. */
+void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev, json_t **newest,
+                       json_t **whole, json_t **patch);
+
 /* Publishes this host's VMs (every VM of LOCAL: its newest and previous documents) in one
  * transaction, and marks the host seen. A VM of this host that LOCAL no longer has leaves the
  * fleet (its row goes, unless another host published it since). */
