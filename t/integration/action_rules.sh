@@ -176,6 +176,12 @@ LoadPlugin vmscope_action
   </Rule>
 </Plugin>
 CONF
+# The six documents are in the pool before vmscope_drift's first round, so that its rounds see
+# one sequence of roles: web-03's role depends on the VMs beside it (with web-01 alone it is in
+# web-01's role; among three or six, in one of its own), and a CI run under ASan, whose first
+# rounds saw the VMs as their snapshots came, got no role_change within 10 s of the fix.
+"$VMSCOPE" snapshot --connect "test://$work/node.xml" --data-dir "$work/pool" >/dev/null 2>"$work/seed.err"
+ok $? "vmscope snapshot puts the six domains' documents in the pool first$(head -c 200 "$work/seed.err" | sed 's/^/: /')"
 "${VS_COLLECTD_ENV[@]}" "$COLLECTD" -f -C "$work/collectd.conf" >"$work/run.out" 2>&1 &
 pid=$!
 pids+=($pid)
@@ -226,10 +232,13 @@ grep -q '"exit_code":0' "$f" && grep -q '"output":"fixed\\n"' "$f" && grep -q "u
 ok $? "the real qemu-ga ran the command through the domain's unix channel: $(grep '^detail' "$f")"
 wait_for 60 has_notes config_drift OKAY web-03
 ok $? "the fixed image clears the drift: config_drift OKAY for web-03"
-has_notes anomaly WARNING web-03 && wait_for 10 has_notes anomaly OKAY web-03
+has_notes anomaly WARNING web-03 && wait_for 30 has_notes anomaly OKAY web-03
 ok $? "vmscope_drift had found web-03 anomalous (alone in its role), and says when it no longer is"
-wait_for 10 has_notes role_change WARNING web-03
-ok $? "and that it changed role: $(tail -n1 "$(notes role_change WARNING web-03 | head -n1)" 2>/dev/null)"
+wait_for 30 has_notes role_change WARNING web-03
+ok $? "and that it changed role: $(tail -n1 "$(notes role_change WARNING web-03 | head -n1)" 2>/dev/null)" ||
+  for f in $(notes anomaly '' web-03) $(notes role_change '' web-03); do
+    echo "# ${f##*/} $(sed -n 's/^Severity: //p' "$f") $(tail -n1 "$f")"
+  done | sort
 wait_for 30 resolved
 ok $? "and the OKAY resolves the alert in Alertmanager (state: $(alert_state))"
 is "$(notes action_result OKAY web-03 root-login | wc -l)" 1 "the fix ran once (RateLimit 1 600)"
@@ -376,12 +385,18 @@ is "$(grep -c '^0 Success' "$work/flood.replies")" 10000 "collectd takes 10,000 
 ans=$(echo LISTVAL | socat -t 5 - "UNIX-CONNECT:$work/collectd.sock" | head -n1)
 [[ "$ans" =~ ^[0-9]+\ Values?\ found ]]; ok $? "and keeps answering right after ($ans)"
 counter() { tail -n1 "$work"/csv/vstest/vmscope_action/count-"$1"-* 2>/dev/null | cut -d, -f2 | cut -d. -f1; }
-settled() { [ "$(($(counter actions_failed) + $(counter actions_dropped)))" -eq 10001 ]; } # and the untrusted TLS webhook's failure
+# The failures of the other rules (the untrusted TLS webhook's, and a first attempt of another
+# that a slow run retried) are in the log by name; the flood's are the rest.
+others() { grep 'failed (attempt' "$work/flood.log" | grep -vc 'rule "flood"'; }
+settled() { [ "$(($(counter actions_failed) + $(counter actions_dropped)))" -eq $((10000 + $(others))) ]; }
 wait_for 20 settled 2>/dev/null
-ok $? "every flood notification is either run or dropped: $(($(counter actions_failed) - 1)) failed (the webhook's port is closed) + $(counter actions_dropped) dropped"
+ok $? "every flood notification is either run or dropped: $(($(counter actions_failed) - $(others))) failed (the webhook's port is closed) + $(counter actions_dropped) dropped"
+flood_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%d", b - a }')
 [ "$(counter actions_dropped)" -gt 0 ] && [ "$(counter actions_failed)" -gt 0 ]; ok $? "both happen: the queue is bounded"
 grep -q 'the action queue is full (QueueSize 50)' "$work/flood.log"; ok $? "drops come with a logged warning"
-[ "$(grep -c 'the action queue is full' "$work/flood.log")" -le 3 ]; ok $? "logged a few times, not 10,000"
+# At most one in 10 s, whatever the machine's speed: a slow run's flood lasts longer.
+drop_logs=$(grep -c 'the action queue is full' "$work/flood.log")
+[ "$drop_logs" -le $((flood_s / 10 + 1)) ]; ok $? "the drop warning is logged $drop_logs time(s) in the flood's ${flood_s} s (at most one in 10 s), not 10,000"
 [ -n "$(ls "$work"/csv/vstest/vmscope_action/duration-action-* 2>/dev/null)" ]; ok $? "duration-action is written"
 kill "$pid"
 for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
