@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The README's first command on a fresh Debian 12 system: a copy of the debootstrap tree (minbase
-# and openssh-server: no compiler, no collectd, none of vmscope's libraries) as a chroot with
-# this machine's apt sources, the source files in /root/vmscope, and `bash scripts/demo.sh` run
-# there as root. It must install what it needs with apt-get, build, and run the demo to its end,
-# printing the findings and writing the report.
+# The README's first command on a fresh Debian 12 system, all but its debootstrap (below): a
+# copy of the debootstrap tree (minbase and openssh-server: no compiler, no collectd, none of
+# vmscope's libraries) as a chroot with this machine's apt sources, the source files in
+# /root/vmscope, and `bash scripts/demo.sh` run there as root. It must install what it needs
+# with apt-get, build, and run the demo to its end, printing the findings and writing the
+# report.
 # The Debian tree the demo builds once with debootstrap is put in its place beforehand, as a
 # second run of the command finds it: building it took 63 of the command's 263 s on an idle
 # machine, and scripts/debootstrap-tree.sh builds it on CI's own fresh machine in
@@ -20,7 +21,7 @@ cache=${VS_DEBOOTSTRAP_CACHE:-$VS_BUILDDIR/t/cache/debootstrap}
 bash "$VS_SRCDIR/scripts/debootstrap-tree.sh" "$cache/root" >/dev/null 2>&1 || bail "no debootstrap tree at $cache/root (see t/integration/debootstrap.sh)"
 work=$(tmpdir)
 fresh=$work/root
-# Everything mounted under the chroot (ours, and what debootstrap mounts inside it) comes off
+# Everything mounted under the chroot (ours, and whatever the command mounts inside it) comes off
 # before the tree goes; rm stays on the tree's own file system whatever happens.
 unmount_all() {
   findmnt -rn -o TARGET | awk -v r="$fresh" 'index($0, r "/") == 1' | sort -r | while read -r m; do

@@ -1,5 +1,6 @@
 #include "patchset_int.h"
 
+#include "crypto.h"
 #include "layer.h"
 #include "source_image.h"
 
@@ -43,6 +44,9 @@ const char *vs_ps_manifest_base_path(json_t *m) {
 }
 
 json_t *vs_ps_manifest_load(const char *set, struct vs_err *err) {
+  /* Every apply compares images' identities (SHA-256), some without asking why one failed:
+   * a libcrypto that cannot be opened is said here, not taken for another base. */
+  if (vs_crypto_load(err) < 0) return NULL;
   struct stat st;
   if (stat(set, &st) < 0) {
     vs_err_set(err, errno, "%s: %s", set, strerror(errno));
@@ -266,6 +270,7 @@ int vs_patchset_make(const char *base, const char *patched, const char *out, uns
 int vs_patchset_status(const char *top, const char *const *dirs, size_t n_dirs, json_t **out,
                        struct vs_err *err) {
   *out = NULL;
+  if (vs_crypto_load(err) < 0) return -1; /* as vs_ps_manifest_load: not "no layer" */
   char *d = vs_xstrdup(top);
   const char **all = vs_xcalloc(n_dirs + 1, sizeof(char *));
   all[0] = dirname(d);

@@ -13,6 +13,7 @@
   X(EVP_MD_CTX_free) X(EVP_DigestInit_ex) X(EVP_DigestUpdate) X(EVP_DigestFinal_ex)              \
   X(EVP_EncodeBlock) X(EVP_DecodeBlock)
 /* clang-format on */
+/* Debian 12's package of libcrypto.so.3 (13's is libssl3t64). */
 VS_DL_LIBRARY(crypto_lib, VS_SONAME_CRYPTO, "libssl3", CRYPTO_SYMBOLS);
 
 int vs_crypto_load(struct vs_err *err) {
@@ -72,7 +73,7 @@ void vs_sha256_add(struct vs_sha256_ctx *c, const void *data, size_t len) {
 }
 
 int vs_sha256_end(struct vs_sha256_ctx *c, unsigned char out[VS_SHA256_LEN], struct vs_err *err) {
-  if (!c) return -1;
+  if (!c) return vs_err_set(err, EINVAL, "libcrypto: no SHA-256 digest was begun");
   int rc = 0;
   if (out) {
     unsigned int got = 0;

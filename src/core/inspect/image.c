@@ -1043,7 +1043,8 @@ int vs_image_identity(struct vs_image *img, char out[65], struct vs_err *err) {
     size_be[i] = (uint8_t)(img->size >> (56 - 8 * i));
   vs_sha256_add(md, size_be, 8);
   unsigned char d[VS_SHA256_LEN];
-  if (vs_sha256_end(md, rc == 0 ? d : NULL, err) < 0 && rc == 0) rc = -1;
+  if (vs_sha256_end(md, rc == 0 ? d : NULL, err) < 0 && rc == 0)
+    rc = vs_err_prefix(err, "%s: its identity", img->path);
   if (rc == 0) vs_hex(d, sizeof(d), out);
   free(buf);
   return rc;
