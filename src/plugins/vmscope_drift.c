@@ -38,6 +38,7 @@ static struct {
   pthread_cond_t wake;
   pthread_t thread;
   bool running, stop;
+  bool reading;   /* under LOCK: collectd called read_cb, so every plugin's init has run */
   struct vm *vms; /* the worker's */
   size_t n_vms;
   struct metric *metrics; /* under LOCK */
@@ -478,6 +479,11 @@ static void rank_pool(void) {
 static void *worker(void *arg) {
   (void)arg;
   pthread_mutex_lock(&drift.lock);
+  /* The first round waits for collectd's first read, which comes after every plugin's init: a
+   * round run at once, on a pool kept from before a restart, sent its alarms before
+   * vmscope_action (loaded after this plugin) had registered its rules, and no rule saw them. */
+  while (!drift.stop && !drift.reading)
+    pthread_cond_wait(&drift.wake, &drift.lock);
   while (!drift.stop) {
     pthread_mutex_unlock(&drift.lock);
     rank_pool();
@@ -525,6 +531,10 @@ static void submit(const char *instance, const char *type, const char *type_inst
 
 static int read_cb(void) {
   pthread_mutex_lock(&drift.lock);
+  if (!drift.reading) {
+    drift.reading = true;
+    pthread_cond_broadcast(&drift.wake);
+  }
   for (size_t i = 0; i < drift.n_metrics; i++) {
     const struct metric *m = &drift.metrics[i];
     submit(m->instance, "gauge", "drift_score", m->score);
