@@ -41,15 +41,6 @@ int vs_md5(const void *data, size_t len, unsigned char out[VS_MD5_LEN], struct v
   return digest(sym_EVP_md5, "MD5", data, len, out, VS_MD5_LEN, err);
 }
 
-void vs_hex(const unsigned char *digest_bytes, size_t len, char *hex) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; i++) {
-    hex[2 * i] = digits[digest_bytes[i] >> 4];
-    hex[2 * i + 1] = digits[digest_bytes[i] & 15];
-  }
-  hex[2 * len] = '\0';
-}
-
 struct vs_sha256_ctx {
   EVP_MD_CTX *md;
   bool failed;

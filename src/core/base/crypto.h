@@ -25,9 +25,6 @@ int vs_crypto_load(struct vs_err *err);
 int vs_sha256(const void *data, size_t len, unsigned char out[VS_SHA256_LEN], struct vs_err *err);
 int vs_md5(const void *data, size_t len, unsigned char out[VS_MD5_LEN], struct vs_err *err);
 
-/* DIGEST (LEN bytes) as lowercase hexadecimal into HEX (2 LEN + 1 bytes). */
-void vs_hex(const unsigned char *digest, size_t len, char *hex);
-
 /* A SHA-256 digest over several pieces: begin, add each, end. A failed add is remembered and
  * reported by end, which frees the state whatever happens (OUT NULL: only frees it). */
 struct vs_sha256_ctx;

@@ -320,6 +320,15 @@ json_t *vs_json_merge_diff(const json_t *from, const json_t *to) {
   return NULL;
 }
 
+void vs_hex(const unsigned char *bytes, size_t len, char *hex) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; i++) {
+    hex[2 * i] = digits[bytes[i] >> 4];
+    hex[2 * i + 1] = digits[bytes[i] & 15];
+  }
+  hex[2 * len] = '\0';
+}
+
 char *vs_trim(char *s) {
   while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == '\f' || *s == '\v')
     s++;

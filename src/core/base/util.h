@@ -140,6 +140,9 @@ json_t *vs_json_merge_diff(const json_t *from, const json_t *to);
 /* True when S (LEN bytes) is valid UTF-8 with no control characters. */
 bool vs_text_is_clean(const char *s, size_t len);
 
+/* LEN bytes at BYTES as lowercase hexadecimal into HEX (2 LEN + 1 bytes, NUL-terminated). */
+void vs_hex(const unsigned char *bytes, size_t len, char *hex);
+
 char *vs_trim(char *s); /* trims ASCII white space in place; returns the start */
 /* The next blank-separated word at *P, NUL-terminated in place, *P moved past it; NULL when
  * only blanks are left. */

@@ -251,9 +251,7 @@ static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
     if (!raw) return NULL;
     size_t shown = got < MAX_BINARY_SHOWN ? got : MAX_BINARY_SHOWN;
     char *hex = vs_xmalloc(2 * shown + 1);
-    for (size_t i = 0; i < shown; i++)
-      snprintf(hex + 2 * i, 3, "%02x", (unsigned char)raw[i]);
-    hex[2 * shown] = '\0';
+    vs_hex((const unsigned char *)raw, shown, hex);
     free(raw);
     return hex;
   }

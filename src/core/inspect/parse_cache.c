@@ -149,14 +149,9 @@ int vs_parse_cache_key(unsigned char key[VS_PARSE_CACHE_KEY_LEN], const char *le
 
 /* "B/KEYHEX" into NAME. */
 static void entry_name(const unsigned char key[VS_PARSE_CACHE_KEY_LEN], char name[67]) {
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 0; i < VS_PARSE_CACHE_KEY_LEN; i++) {
-    name[2 + 2 * i] = hex[key[i] >> 4];
-    name[3 + 2 * i] = hex[key[i] & 15];
-  }
+  vs_hex(key, VS_PARSE_CACHE_KEY_LEN, name + 2);
   name[0] = name[2];
   name[1] = '/';
-  name[66] = '\0';
 }
 
 static int bucket_of(const char *name) {
