@@ -458,13 +458,13 @@ static bool check_make_args(int argc, char **argv, struct make_args *m) {
 static void print_stats(const char *out, const struct vs_patchset_stats *st) {
   fprintf(stderr,
           "%s: %llu clusters of %llu KiB: %llu changed, %llu now zero; %llu holes not read, "
-          "%llu taken from the overlay, %llu compared in the file's order; %.1f MiB read in "
-          "%.3f s\n",
+          "%llu taken from the overlay, %llu compared in the file's order; %.1f MiB read (%.1f "
+          "MiB of it in the page cache, compared in place) in %.3f s\n",
           out, (unsigned long long)st->clusters,
           (unsigned long long)(1ULL << st->cluster_bits) / 1024, (unsigned long long)st->changed,
           (unsigned long long)st->zeroed, (unsigned long long)st->skipped_holes,
           (unsigned long long)st->taken_from_overlay, (unsigned long long)st->in_file_order,
-          (double)st->bytes_read / 1048576.0, st->seconds);
+          (double)st->bytes_read / 1048576.0, (double)st->bytes_mapped / 1048576.0, st->seconds);
 }
 
 static int make(int argc, char **argv) {

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,13 +160,60 @@ static char *layer_backing(const char *base, const char *base_real, const char *
   return vs_xstrdup(base_real ? base_real : base);
 }
 
-/* Writes the manifest of the set D made of B (at BASE_PATH) and P to a new file MF at MPATH,
- * not yet in place. */
+/* The base's identity, found on a thread of its own, on a handle of its own, while the images
+ * are compared: opening libcrypto and hashing took 2.5 ms of a 14 ms make of a 1 GiB overlay. */
+struct identity_job {
+  struct vs_image *img;
+  char id[65];
+  int rc;
+  struct vs_err err;
+  pthread_t thread;
+  bool threaded;
+};
+
+static void *identity_main(void *arg) {
+  struct identity_job *j = arg;
+  j->rc = vs_image_identity(j->img, j->id, &j->err);
+  return NULL;
+}
+
+/* Starts J on BASE, unless BASE is no longer the file B reads (or no thread can be had). */
+static void identity_start(struct identity_job *j, const char *base, const struct vs_image *b) {
+  struct vs_err ignored = {0};
+  j->img = vs_image_open(base, NULL, &ignored);
+  vs_err_clear(&ignored);
+  if (j->img && vs_image_same_files(j->img, b))
+    j->threaded = pthread_create(&j->thread, NULL, identity_main, j) == 0;
+}
+
+static void identity_clear(struct identity_job *j) {
+  if (j->threaded) pthread_join(j->thread, NULL);
+  j->threaded = false;
+  vs_image_close(j->img);
+  j->img = NULL;
+  vs_err_clear(&j->err);
+}
+
+/* B's identity in ID: J's when it found it, else found now (with its error). */
+static int identity_end(struct identity_job *j, struct vs_image *b, char id[65],
+                        struct vs_err *err) {
+  bool found = false;
+  if (j->threaded) {
+    pthread_join(j->thread, NULL);
+    j->threaded = false;
+    found = j->rc == 0;
+  }
+  if (found) memcpy(id, j->id, sizeof(j->id));
+  return found ? 0 : vs_image_identity(b, id, err);
+}
+
+/* Writes the manifest of the set D made of B (at BASE_PATH, its identity in J) and P to a new
+ * file MF at MPATH, not yet in place. */
 static int write_manifest(struct vs_newfile *mf, const char *mpath, struct vs_image *b,
-                          struct vs_image *p, const char *base_path, bool overlay,
-                          const struct vs_ps_diff *d, struct vs_err *err) {
+                          struct identity_job *j, struct vs_image *p, const char *base_path,
+                          bool overlay, const struct vs_ps_diff *d, struct vs_err *err) {
   char id[65] = {0};
-  if (vs_image_identity(b, id, err) < 0) return -1;
+  if (identity_end(j, b, id, err) < 0) return -1;
   json_t *files = changed_files(p, b, d->changed, d->zeroed);
   _cleanup_(json_decrefp) json_t *m =
       json_pack("{s{sssIss}sIsOsOsbso}", "base", "path", base_path, "size",
@@ -185,9 +233,10 @@ static void diff_clear(struct vs_ps_diff *d) {
 
 /* Fills layer L with the clusters of P that differ from B's, and writes the manifest beside
  * OUT, complete but not in place. */
-static int fill_layer(struct vs_image *b, struct vs_image *p, const char *base, const char *patched,
-                      const char *base_real, struct vs_layer *l, struct vs_patchset_stats *st,
-                      struct vs_newfile *mf, const char *mpath, struct vs_err *err) {
+static int fill_layer(struct vs_image *b, struct identity_job *j, struct vs_image *p,
+                      const char *base, const char *patched, const char *base_real,
+                      struct vs_layer *l, struct vs_patchset_stats *st, struct vs_newfile *mf,
+                      const char *mpath, struct vs_err *err) {
   uint64_t cs = 1ULL << st->cluster_bits;
   const struct vs_image *pb = vs_image_backing(p);
   bool overlay = pb && vs_image_cluster_size(p) == cs && vs_ps_same_file(vs_image_path(pb), base);
@@ -214,7 +263,7 @@ static int fill_layer(struct vs_image *b, struct vs_image *p, const char *base, 
   if (rc < 0) return -1;
   /* The manifest is made in full before the layer is put in place, and put beside it right
    * after: a failure on the way leaves neither. */
-  return write_manifest(mf, mpath, b, p, base_real ? base_real : base, overlay, &d, err);
+  return write_manifest(mf, mpath, b, j, p, base_real ? base_real : base, overlay, &d, err);
 }
 
 /* Refuses OUT and its manifest MPATH when either is one of INPUTS' images (or exists, unless
@@ -243,7 +292,9 @@ static int make(const char *base, const char *patched, const char *out, unsigned
       vs_layer_create(out, vs_image_size(b), st->cluster_bits, backing, vs_image_format(b), err);
   if (!l) return -1;
   _cleanup_(vs_newfile_abandon) struct vs_newfile mf = {.fd = -1};
-  if (fill_layer(b, p, base, patched, base_real, l, st, &mf, mpath, err) < 0) return -1;
+  _cleanup_(identity_clear) struct identity_job id_job = {0};
+  identity_start(&id_job, base, b);
+  if (fill_layer(b, &id_job, p, base, patched, base_real, l, st, &mf, mpath, err) < 0) return -1;
   /* Again, right before anything is renamed into place: the names may have changed since. */
   if (check_outputs(out, mpath, inputs, force, err) < 0) return -1;
   if (vs_layer_finish(vs_steal(&l), err) < 0) return -1;

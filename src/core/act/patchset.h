@@ -19,6 +19,7 @@ struct vs_patchset_stats {
   uint64_t taken_from_overlay; /* PATCHED is an overlay of BASE: its clusters, base not read */
   uint64_t in_file_order;      /* compared in the base file's order (a fragmented file) */
   uint64_t bytes_read;
+  uint64_t bytes_mapped; /* of them, compared where they lay in the page cache (mapped) */
   unsigned cluster_bits;
   double seconds;
 };

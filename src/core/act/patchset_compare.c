@@ -15,13 +15,15 @@ static bool is_zero(const uint8_t *p, size_t n) {
 
 /* Two workers, each with its own handles on both images, compare a half of the disk each,
  * front to back (so each file handle is read in order, and the kernel's read-ahead keeps up
- * on a cold disk), in pieces small enough to stay in the core's cache: a piece of each image
- * is copied out of the page cache and compared while it is still there, one pass over memory.
- * (Mapping the files and comparing in place cost a page fault per 4 KiB page: 8x slower than
- * copying here, on a 2-core virtual machine; and 4 MiB runs compared after they were copied
- * came back from memory a second time.) Which clusters differ goes into a bitmap; the layer is
- * then written in order, the changed clusters read again from the patched image, which has
- * just been read. */
+ * on a cold disk). Where both images' runs are in the page cache (the probe that asks ahead
+ * says so) they are compared where they lie, mapped (vs_image_map_stored): a full 1 GiB pair
+ * took 0.085 s so against 0.150 s copied out with pread, the copy being most of the time. A
+ * cold run is read with pread, in pieces small enough to stay in the core's cache, and compared
+ * while it is still there: mapped, it was slower cold (0.94-1.45 s against 0.87-0.90 s), the
+ * page faults waiting on the disk one by one. (4 MiB runs compared after they were copied came
+ * back from memory a second time.) Which clusters differ goes into a bitmap; the layer is then
+ * written in order, the changed clusters read again from the patched image, which has just been
+ * read. */
 #define RUN_CLUSTERS_MIN 64 /* a run is whole bitmap words: workers never share one */
 #define PIECE_BYTES (256u << 10)
 #define RUN_BYTES (1u << 20)
@@ -40,6 +42,8 @@ struct cmp_worker {
   struct cmp_shared *sh;
   struct vs_image *b, *p;
   uint64_t from_run, to_run; /* its part of the disk: runs [FROM_RUN, TO_RUN) */
+  bool warm;                 /* the run it compares is in the page cache: compared mapped */
+  uint64_t mapped;           /* bytes of both images compared so */
   uint64_t skipped_holes;
   uint64_t failed_run; /* with RC < 0 */
   int rc;
@@ -69,7 +73,23 @@ static int compare_piece(struct cmp_worker *w, uint64_t first, uint64_t n, uint8
     uint64_t off = (first + i) * cs, len = (j - i) * cs;
     if (len > sh->size - off) len = sh->size - off;
     /* Clusters larger than a piece (2 MiB ones) are read and compared a piece at a time. */
-    uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES;
+    uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES, hb, hp;
+    i = j;
+    if (w->warm && vs_image_stored_run(w->b, off, len, &hb) &&
+        vs_image_stored_run(w->p, off, len, &hp)) {
+      bool differs[PIECE_BYTES / 512 + 8];
+      const uint8_t *mb = vs_image_map_stored(w->b, hb, (size_t)len, &w->err);
+      const uint8_t *mp = mb ? vs_image_map_stored(w->p, hp, (size_t)len, &w->err) : NULL;
+      if (!mp ||
+          vs_image_cmp_mapped(w->b, mb, w->p, mp, (size_t)len, (size_t)seg, differs, &w->err) < 0)
+        return -1;
+      for (uint64_t s = 0; s < len; s += seg) {
+        uint64_t k = (off + s) / cs;
+        if (differs[s / seg]) sh->differs[k / 64] |= 1ULL << (k % 64);
+      }
+      w->mapped += 2 * len;
+      continue;
+    }
     for (uint64_t at = 0; at < len; at += PIECE_BYTES) {
       size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
       if (vs_image_pread(w->b, bb, n_at, off + at, &w->err) < 0 ||
@@ -81,7 +101,6 @@ static int compare_piece(struct cmp_worker *w, uint64_t first, uint64_t n, uint8
         if (memcmp(bb + s, pb + s, m) != 0) sh->differs[k / 64] |= 1ULL << (k % 64);
       }
     }
-    i = j;
   }
   return 0;
 }
@@ -102,6 +121,7 @@ static void *cmp_worker_main(void *arg) {
   uint64_t next = w->from_run;     /* the next run to ask for */
   uint64_t ahead = 0;              /* bytes asked for the runs [r, next) */
   uint64_t asked[MAX_AHEAD] = {0}; /* each of those runs' part, at [run % MAX_AHEAD] */
+  bool warm[MAX_AHEAD] = {0};      /* whether each was found in the page cache, likewise */
   uint64_t cached_until = 0;       /* runs before it are taken to be in the page cache */
   /* After a failure, only the runs before it are still compared, so the error given is the
    * first in the disk's order, whichever thread came to it. */
@@ -117,9 +137,11 @@ static void *cmp_worker_main(void *arg) {
         n = (uint64_t)(nb > 0 ? nb : 0) + (uint64_t)(np > 0 ? np : 0);
       }
       asked[next % MAX_AHEAD] = n;
+      warm[next % MAX_AHEAD] = next < cached_until;
       ahead += n;
       next++;
     }
+    w->warm = warm[r % MAX_AHEAD];
     uint64_t end = (r + 1) * run_clusters < total ? (r + 1) * run_clusters : total;
     for (uint64_t c = r * run_clusters; c < end; c += piece)
       if (compare_piece(w, c, end - c < piece ? end - c : piece, bb, pb) < 0) {
@@ -199,6 +221,7 @@ static int compare_in_guest_order(struct cmp_worker w[2], size_t n_workers, stru
   const struct cmp_worker *first = NULL;
   for (size_t i = 0; i < n_workers; i++) {
     d->st->skipped_holes += w[i].skipped_holes;
+    d->st->bytes_mapped += w[i].mapped;
     if (w[i].rc < 0 && (!first || w[i].failed_run < first->failed_run)) first = &w[i];
   }
   if (first) rc = vs_err_set(err, first->err.code, "%s", vs_err_msg(&first->err));
@@ -231,6 +254,7 @@ struct order_worker {
   const struct stored *list;
   size_t n;
   uint64_t *differs; /* its own bitmap: two workers' clusters share words */
+  uint64_t mapped;   /* bytes of both images compared in place */
   atomic_bool *stop;
   uint64_t failed_at; /* with RC < 0: the guest's offset it failed at */
   int rc;
@@ -249,6 +273,15 @@ static bool follows(const struct stored *l, size_t i, uint64_t cs) {
          l[i + 1].patched_host == l[i].patched_host + cs;
 }
 
+/* W failed comparing the guest's bytes at OFF: it stops, and so does the other worker. */
+static void *order_failed(struct order_worker *w, uint64_t off) {
+  w->failed_at = off;
+  vs_err_prefix(&w->err, "comparing the guest's bytes at %" PRIu64, off);
+  w->rc = -1;
+  atomic_store(&w->stop[0], true);
+  return NULL;
+}
+
 static void *order_worker_main(void *arg) {
   struct order_worker *w = arg;
   const struct stored *l = w->list;
@@ -256,8 +289,10 @@ static void *order_worker_main(void *arg) {
   uint64_t piece = PIECE_BYTES / cs ? PIECE_BYTES / cs : 1; /* clusters */
   _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
   _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
-  /* Asked ahead, as in the guest's order, by runs that lie together in both files. */
-  size_t next = 0, cached_until = 0;
+  /* Asked ahead, as in the guest's order, by runs that lie together in both files. The entries
+   * found in the page cache, [warm_from, cached_until), are compared mapped; the span before
+   * them too while the worker is still in it. */
+  size_t next = 0, cached_until = 0, warm_from = 0, prev_from = 0, prev_until = 0;
   for (size_t i = 0; i < w->n && !atomic_load(&w->stop[0]);) {
     while (next < w->n && (next - i) * cs < PREFETCH_BYTES) {
       size_t j = next + 1;
@@ -266,25 +301,31 @@ static void *order_worker_main(void *arg) {
       if (next >= cached_until) {
         int64_t nb = vs_image_prefetch_stored(w->b, l[next].base_host, (j - next) * cs);
         int64_t np = vs_image_prefetch_stored(w->p, l[next].patched_host, (j - next) * cs);
-        if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS * (RUN_BYTES / cs + 1);
+        if (nb < 0 && np < 0) {
+          prev_from = warm_from;
+          prev_until = cached_until;
+          warm_from = next;
+          cached_until = next + CACHED_RUNS * (RUN_BYTES / cs + 1);
+        }
       }
       next = j;
     }
+    bool warm = (i >= warm_from && i < cached_until) || (i >= prev_from && i < prev_until);
     size_t j = i + 1;
     while (j < w->n && j - i < piece && follows(l, j - 1, cs))
       j++;
     uint64_t len = (j - i) * cs;
     for (uint64_t at = 0; at < len; at += PIECE_BYTES) {
       size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
-      if (vs_image_read_stored(w->b, bb, n_at, l[i].base_host + at, &w->err) < 0 ||
-          vs_image_read_stored(w->p, pb, n_at, l[i].patched_host + at, &w->err) < 0) {
-        const struct stored *e = &l[i + at / cs];
-        w->failed_at = e->cluster * cs + at % cs;
-        vs_err_prefix(&w->err, "comparing the guest's bytes at %" PRIu64, w->failed_at);
-        w->rc = -1;
-        atomic_store(&w->stop[0], true);
-        return NULL;
+      const uint8_t *mb = NULL, *mp = NULL;
+      if (warm) {
+        mb = vs_image_map_stored(w->b, l[i].base_host + at, n_at, &w->err);
+        mp = mb ? vs_image_map_stored(w->p, l[i].patched_host + at, n_at, &w->err) : NULL;
       }
+      if (warm ? !mp
+               : vs_image_read_stored(w->b, bb, n_at, l[i].base_host + at, &w->err) < 0 ||
+                     vs_image_read_stored(w->p, pb, n_at, l[i].patched_host + at, &w->err) < 0)
+        return order_failed(w, l[i + at / cs].cluster * cs + at % cs);
       /* Cluster by cluster (a piece at a time for clusters larger than a piece); the disk's
        * last cluster only as far as the disk goes. */
       uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES;
@@ -294,9 +335,15 @@ static void *order_worker_main(void *arg) {
         if (off >= size) continue;
         size_t m = n_at - s < seg ? n_at - s : (size_t)seg;
         if (m > size - off) m = (size_t)(size - off);
-        if (memcmp(bb + s, pb + s, m) != 0)
-          w->differs[e->cluster / 64] |= 1ULL << (e->cluster % 64);
+        bool differs;
+        if (!warm) {
+          differs = memcmp(bb + s, pb + s, m) != 0;
+        } else if (vs_image_cmp_mapped(w->b, mb + s, w->p, mp + s, m, m, &differs, &w->err) < 0) {
+          return order_failed(w, off);
+        }
+        if (differs) w->differs[e->cluster / 64] |= 1ULL << (e->cluster % 64);
       }
+      if (warm) w->mapped += 2 * (uint64_t)n_at;
     }
     i = j;
   }
@@ -379,6 +426,7 @@ static int compare_in_file_order(struct cmp_worker w[2], size_t n_workers, struc
     if (ow[i].rc < 0 && (!failed || ow[i].failed_at < failed->failed_at)) failed = &ow[i];
   if (failed) rc = vs_err_set(err, failed->err.code, "%s", vs_err_msg(&failed->err));
   for (size_t i = 0; i < n_workers; i++) {
+    d->st->bytes_mapped += ow[i].mapped;
     vs_err_clear(&ow[i].err);
     for (uint64_t k = 0; k < words; k++)
       sh->differs[k] |= ow[i].differs[k];

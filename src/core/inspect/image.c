@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h> /* memfd_create */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h> /* memfd_create, mmap */
 #include <sys/stat.h>
 #include <sys/uio.h> /* preadv2 */
 #include <unistd.h>
@@ -73,6 +76,8 @@ struct vs_image {
   uint64_t zentry;     /* its L2 entry, 0 when none */
   uint8_t *zinput;     /* compressed bytes */
   uint64_t bytes_read; /* from the file or the export: vs_image_bytes_read */
+  uint8_t *map;        /* a window of the file (vs_image_map_stored), or NULL */
+  uint64_t map_off, map_len;
 };
 
 static uint32_t be32(const uint8_t *p) {
@@ -112,6 +117,7 @@ void vs_image_close(struct vs_image *img) {
   if (!img) return;
   vs_image_close(img->backing);
   vs_yal_close(img->yal);
+  if (img->map) munmap(img->map, img->map_len);
   if (img->fd >= 0) close(img->fd);
   if (img->nbd) {
     sym_nbd_shutdown(img->nbd, 0);
@@ -979,6 +985,113 @@ bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host) {
   if (!stores_plain(img) || off >= img->size) return false;
   *host = plain_data_host(img, off);
   return *host != 0 && *host + img->cluster_size <= img->file_size;
+}
+
+bool vs_image_stored_run(struct vs_image *img, uint64_t off, uint64_t len, uint64_t *host) {
+  if (img->nbd || img->yal || img->fd < 0 || !len || off > img->size || len > img->size - off)
+    return false;
+  if (!img->is_qcow2) { /* a raw file: the guest's bytes are the file's */
+    *host = off;
+    return off + len <= img->file_size;
+  }
+  uint64_t cs = img->cluster_size, first = plain_data_host(img, off);
+  if (!first) return false;
+  for (uint64_t o = (off & ~(cs - 1)) + cs, want = first + cs; o < off + len; o += cs, want += cs)
+    if (plain_data_host(img, o) != want) return false;
+  *host = first + (off & (cs - 1));
+  return *host + len <= img->file_size;
+}
+
+/* A window of the file is mapped at a time, so that what the process maps stays bounded on a
+ * 64 GiB image (and moving it, an unmap seen by every thread, is rare). */
+#define MAP_WINDOW (64ull << 20)
+
+const uint8_t *vs_image_map_stored(struct vs_image *img, uint64_t host, size_t len,
+                                   struct vs_err *err) {
+  if (img->fd < 0 || img->nbd || img->yal || host > img->file_size || len > img->file_size - host) {
+    vs_err_set(err, EINVAL,
+               "%s: %zu bytes at %" PRIu64 " are not inside the file (%" PRIu64 " bytes)",
+               img->path, len, host, img->file_size);
+    return NULL;
+  }
+  if (!img->map || host < img->map_off || host + len > img->map_off + img->map_len) {
+    if (img->map) munmap(img->map, (size_t)img->map_len);
+    img->map = NULL;
+    uint64_t start = host & ~(MAP_WINDOW - 1);
+    if (host + len > start + MAP_WINDOW) start = host & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    uint64_t end = start + MAP_WINDOW > host + len ? start + MAP_WINDOW : host + len;
+    if (end > img->file_size) end = img->file_size;
+    void *m = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, img->fd, (off_t)start);
+    if (m == MAP_FAILED) {
+      vs_err_set(err, errno, "%s: cannot map %" PRIu64 " bytes of it at %" PRIu64 ": %s", img->path,
+                 end - start, start, strerror(errno));
+      return NULL;
+    }
+    img->map = m;
+    img->map_off = start;
+    img->map_len = end - start;
+  }
+  img->bytes_read += len;
+  return img->map + (host - img->map_off);
+}
+
+/* SIGBUS while a mapped image is compared: the file shrank since it was opened (someone cut
+ * it). The reading thread jumps back to its compare, which fails naming the file; any other
+ * SIGBUS gets the action there was before. SA_NODEFER keeps SIGBUS unblocked after the jump,
+ * so no signal mask is saved or restored per compare (a system call each). */
+static __thread sigjmp_buf
+    *volatile bus_jump; /* volatile: memcmp cannot read it, the handler does */
+static __thread volatile uintptr_t bus_addr;
+static struct sigaction bus_before;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+
+static void on_bus(int sig, siginfo_t *si, void *ctx) {
+  (void)sig;
+  (void)ctx;
+  if (bus_jump) {
+    bus_addr = (uintptr_t)si->si_addr;
+    siglongjmp(*bus_jump, 1);
+  }
+  sigaction(SIGBUS, &bus_before, NULL); /* not ours: the fault comes again, to that action */
+}
+
+static void bus_install(void) {
+  struct sigaction sa = {.sa_sigaction = on_bus, .sa_flags = SA_SIGINFO | SA_NODEFER};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, &bus_before);
+}
+
+/* Compares A and B (LEN bytes) a SEG at a time into DIFFERS; -1 after a SIGBUS (bus_addr). */
+static int guarded_cmp(const uint8_t *a, const uint8_t *b, size_t len, size_t seg, bool *differs) {
+  sigjmp_buf jump;
+  if (sigsetjmp(jump, 0)) {
+    bus_jump = NULL;
+    return -1;
+  }
+  bus_jump = &jump;
+  for (size_t at = 0; at < len; at += seg)
+    differs[at / seg] = memcmp(a + at, b + at, len - at < seg ? len - at : seg) != 0;
+  bus_jump = NULL;
+  return 0;
+}
+
+static bool maps(const struct vs_image *img, uintptr_t addr) {
+  uintptr_t from = (uintptr_t)img->map;
+  return img->map && addr >= from && addr - from < img->map_len;
+}
+
+int vs_image_cmp_mapped(struct vs_image *a, const uint8_t *pa, struct vs_image *b,
+                        const uint8_t *pb, size_t len, size_t seg, bool *differs,
+                        struct vs_err *err) {
+  pthread_once(&bus_once, bus_install);
+  if (guarded_cmp(pa, pb, len, seg, differs) == 0) return 0;
+  struct vs_image *cut = maps(b, bus_addr) && !maps(a, bus_addr) ? b : a;
+  struct stat st;
+  uint64_t now = fstat(cut->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+  return vs_err_set(err, EIO,
+                    "%s: the file was cut short while it was read (%" PRIu64
+                    " bytes when opened, %" PRIu64 " now)",
+                    cut->path, cut->file_size, now);
 }
 
 uint64_t vs_image_stored_max(const struct vs_image *img) {

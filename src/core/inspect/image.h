@@ -94,6 +94,25 @@ int64_t vs_image_prefetch(struct vs_image *img, uint64_t off, uint64_t len);
  * and VMDK images). Lets a reader that compares whole images take the clusters in the file's
  * order, which for a fragmented file is far from the guest's. */
 bool vs_image_stored_at(struct vs_image *img, uint64_t off, uint64_t *host);
+/* Where the guest's [OFF, OFF+LEN) lies in IMG's own file, in one piece: true, with *HOST its
+ * file offset, for a raw file, and for a qcow2 image that stores every cluster of the range as
+ * plain data (as vs_image_stored_at), one after the other, inside the file. */
+bool vs_image_stored_run(struct vs_image *img, uint64_t off, uint64_t len, uint64_t *host);
+/* The LEN bytes of IMG's own file at HOST (a range vs_image_stored_run or vs_image_stored_at
+ * gave), mapped instead of copied: a file in the page cache is then compared where it lies,
+ * without the copy pread makes (half a warm patch set's compare). Valid until the next call on
+ * IMG or its close; counted in vs_image_bytes_read. NULL with ERR when the range is not inside
+ * the file or cannot be mapped. A file cut short after it was opened would raise SIGBUS on
+ * reading the mapping: read it with vs_image_cmp_mapped only. */
+const uint8_t *vs_image_map_stored(struct vs_image *img, uint64_t host, size_t len,
+                                   struct vs_err *err);
+/* Compares LEN bytes mapped from A's file (PA) with LEN bytes mapped from B's (PB), a piece of
+ * SEG bytes at a time: DIFFERS[i] says whether piece i differs. When either file was cut short
+ * while it was read, fails naming it, instead of the SIGBUS killing the process (a handler for
+ * SIGBUS is installed on first use; a SIGBUS elsewhere goes to the action there was before). */
+int vs_image_cmp_mapped(struct vs_image *a, const uint8_t *pa, struct vs_image *b,
+                        const uint8_t *pb, size_t len, size_t seg, bool *differs,
+                        struct vs_err *err);
 /* The most clusters vs_image_stored_at can find in IMG's own file, each at a place of its own:
  * the file's whole clusters after the header's; 0 when it finds none (not qcow2, extended L2
  * entries, ...). More found than that means clusters sharing places, which a caller listing them
