@@ -124,6 +124,10 @@ int vs_layer_add_zero(struct vs_layer *l, uint64_t off, struct vs_err *err) {
   return vs_qcow2new_add_zero(l->image, off, err);
 }
 
+void vs_layer_writeback(struct vs_layer *l) {
+  vs_qcow2new_writeback(l->image);
+}
+
 int vs_layer_finish(struct vs_layer *l, struct vs_err *err) {
   int rc = vs_qcow2new_finish(l->image, err);
   free(l);

@@ -38,6 +38,8 @@ struct vs_layer *vs_layer_create(const char *path, uint64_t virtual_size, unsign
 int vs_layer_add_data(struct vs_layer *l, uint64_t off, const void *data, struct vs_err *err);
 /* The cluster at OFF reads as zeros (the zero flag: no data stored). */
 int vs_layer_add_zero(struct vs_layer *l, uint64_t off, struct vs_err *err);
+/* Starts writing the clusters added so far to the disk, while the caller does other work. */
+void vs_layer_writeback(struct vs_layer *l);
 /* Writes the metadata and moves the image into place. Frees L. */
 int vs_layer_finish(struct vs_layer *l, struct vs_err *err);
 /* Drops the temporary file. Frees L (NULL is fine). */

@@ -261,6 +261,7 @@ static int fill_layer(struct vs_image *b, struct identity_job *j, struct vs_imag
     rc = vs_ps_compare(bs, ps, cs, &d, err);
   }
   if (rc < 0) return -1;
+  vs_layer_writeback(l); /* the data is all there: to the disk while the manifest is made */
   /* The manifest is made in full before the layer is put in place, and put beside it right
    * after: a failure on the way leaves neither. */
   return write_manifest(mf, mpath, b, j, p, base_real ? base_real : base, overlay, &d, err);

@@ -550,6 +550,10 @@ static void newfile_done(struct vs_newfile *f, const char *path) {
   vs_newfile_abandon(f); /* nothing is left to drop: frees the names */
 }
 
+void vs_newfile_writeback(struct vs_newfile *f) {
+  if (f->fd >= 0) sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err) {
   if (newfile_place(f, f->path, true, err) < 0) {
     vs_newfile_abandon(f);

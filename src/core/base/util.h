@@ -79,6 +79,10 @@ struct vs_newfile {
 int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struct vs_err *err);
 /* Appends LEN bytes of DATA to the file (all of them, or an error). */
 int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct vs_err *err);
+/* Starts writing what was written so far to the disk, without waiting: the fsync of the commit
+ * then waits only for what is left (a 4 MiB file's took 2.2-2.5 ms, 0.13 ms once its writeback
+ * had started 2 ms earlier). Failures show at the commit. */
+void vs_newfile_writeback(struct vs_newfile *f);
 /* Puts the file under its name (replacing what was there), syncs the directory, closes it. */
 int vs_newfile_commit(struct vs_newfile *f, struct vs_err *err);
 /* Puts the file under PATH (in the directory it was opened for) only if nothing is there: a

@@ -268,6 +268,10 @@ static int write_metadata(struct vs_qcow2new *q, struct vs_err *err) {
   return 0;
 }
 
+void vs_qcow2new_writeback(struct vs_qcow2new *q) {
+  vs_newfile_writeback(&q->file);
+}
+
 int vs_qcow2new_finish(struct vs_qcow2new *q, struct vs_err *err) {
   _cleanup_(abortp) struct vs_qcow2new *owned = q;
   if (write_metadata(q, err) < 0 || vs_newfile_commit(&q->file, err) < 0) return -1;

@@ -29,6 +29,9 @@ struct vs_qcow2new *vs_qcow2new_create(const char *path, uint64_t virtual_size,
 int vs_qcow2new_add_data(struct vs_qcow2new *q, uint64_t off, const void *data, struct vs_err *err);
 /* The cluster at OFF reads as zeros (the zero flag: no data stored). */
 int vs_qcow2new_add_zero(struct vs_qcow2new *q, uint64_t off, struct vs_err *err);
+/* Starts writing the clusters added so far to the disk (vs_newfile_writeback): for a caller
+ * with other work to do before vs_qcow2new_finish. */
+void vs_qcow2new_writeback(struct vs_qcow2new *q);
 /* Writes the metadata and moves the image into place. Frees Q. */
 int vs_qcow2new_finish(struct vs_qcow2new *q, struct vs_err *err);
 /* Drops the temporary file. Frees Q (NULL is fine). */
