@@ -42,7 +42,7 @@ vs_guest_boot "$dom" "$work/vm" || { echo "guest-snapshot.sh: the guest did not 
 vs_guest_put "$dom" "$work/guest_pause" /run/vs-pause ||
   { echo "guest-snapshot.sh: cannot copy the write probe into the guest" >&2; exit 1; }
 disk=$(qemu-img info --output=json -U "$work/vm/$dom.qcow2" | jq '."virtual-size"')
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $( [ -c /dev/kvm ] && echo KVM || echo TCG)"
+machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(vs_guest_kvm_works && echo KVM || echo TCG)"
 echo "guest-snapshot: a running guest booted in $VS_GUEST_BOOT_S s; its disk is $((disk / 1048576)) MiB ($machine; $(date -u +%Y-%m-%d))"
 
 # The freeze/thaw pairs the guest's hook logged since line FROM: frozen milliseconds, one a line.

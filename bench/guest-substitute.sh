@@ -60,7 +60,7 @@ boot() {
   cs=$(vs_guest_exec "$dom" /bin/cat "$csd/current_clocksource") avail=$(vs_guest_exec "$dom" /bin/cat "$csd/available_clocksource")
   echo "the guest booted in $VS_GUEST_BOOT_S s; its kernel's clock source: $cs (it has: $avail; guest_pause times by the TSC)"
 }
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $( [ -c /dev/kvm ] && echo KVM || echo TCG)"
+machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(vs_guest_kvm_works && echo KVM || echo TCG)"
 echo "guest-substitute: $runs runs on a running guest whose disk is $((disk / 1048576)) MiB ($machine; $(date -u +%Y-%m-%d))"
 
 # The image the disk's top sits on (a set goes right above it), and a new set NAME on it whose
