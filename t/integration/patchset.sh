@@ -40,6 +40,19 @@ for cs in 65536 2097152; do
   check_set set.qcow2 patched.qcow2 "cluster size $cs, cold"
   rm -f set.qcow2 set.qcow2.json
 done
+# A thin disk whose first 8 MiB were never written (holes in both: nothing there to find in the
+# page cache or not) is still compared in place after them, by both workers: all 56 MiB of
+# data of each image.
+qemu-img create -q -f qcow2 thin.qcow2 64M
+qio -c "write -P 0x44 8M 56M" thin.qcow2
+cp thin.qcow2 thin-p.qcow2
+qio -c "write -P 0x45 40M 64k" thin-p.qcow2
+"$VMSCOPE" patchset make --stats -b thin.qcow2 -p thin-p.qcow2 -o set-thin.qcow2 2>stats.out
+ok $? "a thin disk, its first 8 MiB never written"
+grep -q ' (112.0 MiB of it in the page cache' stats.out
+ok $? "what follows its holes is compared in place, all of it ($(cat stats.out))"
+check_set set-thin.qcow2 thin-p.qcow2 "the thin disk"
+
 # A patched image that is an overlay of the base keeps its own cluster size: its clusters are
 # taken as they are, the base not read.
 qemu-img create -q -f qcow2 -o cluster_size=2097152 -b base.qcow2 -F qcow2 over2m.qcow2

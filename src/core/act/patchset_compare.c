@@ -139,10 +139,10 @@ static void *cmp_worker_main(void *arg) {
         int64_t nb = vs_image_prefetch(w->b, next * sh->run_bytes, sh->run_bytes);
         int64_t np = vs_image_prefetch(w->p, next * sh->run_bytes, sh->run_bytes);
         if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS;
-        all_warm = all_warm && nb < 0 && np < 0;
-        if (all_warm) warm_until = cached_until;
+        all_warm = all_warm && nb <= 0 && np <= 0; /* 0: no data there, nothing to tell */
         n = (uint64_t)(nb > 0 ? nb : 0) + (uint64_t)(np > 0 ? np : 0);
       }
+      if (all_warm) warm_until = cached_until > next + 1 ? cached_until : next + 1;
       asked[next % MAX_AHEAD] = n;
       ahead += n;
       next++;
@@ -308,9 +308,9 @@ static void *order_worker_main(void *arg) {
         int64_t nb = vs_image_prefetch_stored(w->b, l[next].base_host, (j - next) * cs);
         int64_t np = vs_image_prefetch_stored(w->p, l[next].patched_host, (j - next) * cs);
         if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS * (RUN_BYTES / cs + 1);
-        all_warm = all_warm && nb < 0 && np < 0;
-        if (all_warm) warm_until = cached_until;
+        all_warm = all_warm && nb <= 0 && np <= 0;
       }
+      if (all_warm) warm_until = cached_until > j ? cached_until : j;
       next = j;
     }
     bool warm = i < warm_until;
