@@ -72,37 +72,58 @@ static int compare_piece(struct cmp_worker *w, uint64_t first, uint64_t n, uint8
       j++;
     uint64_t off = (first + i) * cs, len = (j - i) * cs;
     if (len > sh->size - off) len = sh->size - off;
-    /* Clusters larger than a piece (2 MiB ones) are read and compared a piece at a time. */
-    uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES, hb, hp;
     i = j;
-    if (w->warm && vs_image_stored_run(w->b, off, len, &hb) &&
-        vs_image_stored_run(w->p, off, len, &hp)) {
-      bool differs[PIECE_BYTES / 512 + 8];
-      const uint8_t *mb = vs_image_map_stored(w->b, hb, (size_t)len, &w->err);
-      const uint8_t *mp = mb ? vs_image_map_stored(w->p, hp, (size_t)len, &w->err) : NULL;
-      if (!mp ||
-          vs_image_cmp_mapped(w->b, mb, w->p, mp, (size_t)len, (size_t)seg, differs, &w->err) < 0)
-        return -1;
-      for (uint64_t s = 0; s < len; s += seg) {
-        uint64_t k = (off + s) / cs;
-        if (differs[s / seg]) sh->differs[k / 64] |= 1ULL << (k % 64);
-      }
-      w->mapped += 2 * len;
-      continue;
-    }
+    /* Clusters larger than a piece (2 MiB ones) are read and compared a piece at a time. */
+    uint64_t seg = cs < PIECE_BYTES ? cs : PIECE_BYTES, hb = 0, hp = 0;
+    bool in_place = w->warm && vs_image_stored_run(w->b, off, len, &hb) &&
+                    vs_image_stored_run(w->p, off, len, &hp);
     for (uint64_t at = 0; at < len; at += PIECE_BYTES) {
       size_t n_at = (size_t)(len - at < PIECE_BYTES ? len - at : PIECE_BYTES);
-      if (vs_image_pread(w->b, bb, n_at, off + at, &w->err) < 0 ||
-          vs_image_pread(w->p, pb, n_at, off + at, &w->err) < 0)
-        return -1;
+      bool differs[PIECE_BYTES / 512 + 1];
+      if (in_place) {
+        const uint8_t *mb = vs_image_map_stored(w->b, hb + at, n_at, &w->err);
+        const uint8_t *mp = mb ? vs_image_map_stored(w->p, hp + at, n_at, &w->err) : NULL;
+        if (!mp || vs_image_cmp_mapped(w->b, mb, w->p, mp, n_at, (size_t)seg, differs, &w->err) < 0)
+          return -1;
+        w->mapped += 2 * (uint64_t)n_at;
+      } else {
+        if (vs_image_pread(w->b, bb, n_at, off + at, &w->err) < 0 ||
+            vs_image_pread(w->p, pb, n_at, off + at, &w->err) < 0)
+          return -1;
+        for (size_t s = 0; s < n_at; s += seg)
+          differs[s / seg] = memcmp(bb + s, pb + s, n_at - s < seg ? n_at - s : (size_t)seg) != 0;
+      }
       for (size_t s = 0; s < n_at; s += seg) {
         uint64_t k = (off + at + s) / cs;
-        size_t m = n_at - s < seg ? n_at - s : (size_t)seg;
-        if (memcmp(bb + s, pb + s, m) != 0) sh->differs[k / 64] |= 1ULL << (k % 64);
+        if (differs[s / seg]) sh->differs[k / 64] |= 1ULL << (k % 64);
       }
     }
   }
   return 0;
+}
+
+/* Which runs a worker takes to be in the page cache, and which it compares in place: those from
+ * its first on while every probe of what it asks for ahead finds it cached; none after the
+ * first probe that does not (a run the kernel is still reading ahead looks cached by its first
+ * page, and mapped, its other pages were waited for a fault at a time: a cold 1 GiB pair took
+ * 1.0-1.75 s so, against 0.89-1.17 s). Counted in runs (the guest's order) or entries of the
+ * list (the file's). */
+struct warmth {
+  uint64_t cached_until; /* before it: taken to be cached, not asked for again */
+  uint64_t warm_until;   /* before it: compared in place */
+  bool all_warm;         /* every probe so far found its run cached, or nothing to ask */
+};
+
+/* The probes of the run at NEXT found it cached (NB and NP both -1; SPAN runs are then taken to
+ * be), asked the kernel for it (> 0) or found no data there to ask for (0: nothing to tell). */
+static void warmth_probed(struct warmth *t, int64_t nb, int64_t np, uint64_t next, uint64_t span) {
+  if (nb < 0 && np < 0) t->cached_until = next + span;
+  t->all_warm = t->all_warm && nb <= 0 && np <= 0;
+}
+
+/* The runs before END have been asked for. */
+static void warmth_asked(struct warmth *t, uint64_t end) {
+  if (t->all_warm) t->warm_until = t->cached_until > end ? t->cached_until : end;
 }
 
 static void *cmp_worker_main(void *arg) {
@@ -117,17 +138,12 @@ static void *cmp_worker_main(void *arg) {
    * the cold case 3x slower than one reader per file). At least PREFETCH_RUNS runs, and as many
    * more (up to MAX_AHEAD) as it takes to have PREFETCH_BYTES of data asked for: a sparse
    * image's run holds little, and 8 of them kept the disk waiting (3.6x cat's time cold at
-   * 16 GiB). Where both images are in the page cache, asked again only every CACHED_RUNS runs.
-   * The runs found so from the worker's first on, until the first that is not, are compared
-   * mapped (WARM_UNTIL); none after: a run the kernel is still reading ahead looks cached by
-   * its first page, and mapped, its other pages were waited for a fault at a time (a cold 1 GiB
-   * pair took 1.0-1.75 s so, against 0.89-1.17 s). */
+   * 16 GiB). Where both images are in the page cache, asked again only every CACHED_RUNS runs,
+   * and compared in place (struct warmth). */
   uint64_t next = w->from_run;     /* the next run to ask for */
   uint64_t ahead = 0;              /* bytes asked for the runs [r, next) */
   uint64_t asked[MAX_AHEAD] = {0}; /* each of those runs' part, at [run % MAX_AHEAD] */
-  uint64_t cached_until = 0;       /* runs before it are taken to be in the page cache */
-  uint64_t warm_until = w->from_run;
-  bool all_warm = true; /* every run asked for so far was in the page cache */
+  struct warmth t = {.warm_until = w->from_run, .all_warm = true};
   /* After a failure, only the runs before it are still compared, so the error given is the
    * first in the disk's order, whichever thread came to it. */
   for (uint64_t r = w->from_run; r < w->to_run && r < atomic_load(&sh->first_failed); r++) {
@@ -135,19 +151,18 @@ static void *cmp_worker_main(void *arg) {
     while (next < w->to_run && next < r + MAX_AHEAD &&
            (next <= r + PREFETCH_RUNS || ahead < PREFETCH_BYTES)) {
       uint64_t n = 0;
-      if (next >= cached_until) {
+      if (next >= t.cached_until) {
         int64_t nb = vs_image_prefetch(w->b, next * sh->run_bytes, sh->run_bytes);
         int64_t np = vs_image_prefetch(w->p, next * sh->run_bytes, sh->run_bytes);
-        if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS;
-        all_warm = all_warm && nb <= 0 && np <= 0; /* 0: no data there, nothing to tell */
+        warmth_probed(&t, nb, np, next, CACHED_RUNS);
         n = (uint64_t)(nb > 0 ? nb : 0) + (uint64_t)(np > 0 ? np : 0);
       }
-      if (all_warm) warm_until = cached_until > next + 1 ? cached_until : next + 1;
+      warmth_asked(&t, next + 1);
       asked[next % MAX_AHEAD] = n;
       ahead += n;
       next++;
     }
-    w->warm = r < warm_until;
+    w->warm = r < t.warm_until;
     uint64_t end = (r + 1) * run_clusters < total ? (r + 1) * run_clusters : total;
     for (uint64_t c = r * run_clusters; c < end; c += piece)
       if (compare_piece(w, c, end - c < piece ? end - c : piece, bb, pb) < 0) {
@@ -295,25 +310,24 @@ static void *order_worker_main(void *arg) {
   uint64_t piece = PIECE_BYTES / cs ? PIECE_BYTES / cs : 1; /* clusters */
   _cleanup_(vs_freep) uint8_t *bb = vs_xmalloc(PIECE_BYTES);
   _cleanup_(vs_freep) uint8_t *pb = vs_xmalloc(PIECE_BYTES);
-  /* Asked ahead, as in the guest's order, by runs that lie together in both files; compared
-   * mapped up to WARM_UNTIL, as in the guest's order. */
-  size_t next = 0, cached_until = 0, warm_until = 0;
-  bool all_warm = true;
+  /* Asked ahead, and compared in place, as in the guest's order, by runs that lie together in
+   * both files. */
+  size_t next = 0;
+  struct warmth t = {.all_warm = true};
   for (size_t i = 0; i < w->n && !atomic_load(&w->stop[0]);) {
     while (next < w->n && (next - i) * cs < PREFETCH_BYTES) {
       size_t j = next + 1;
       while (j < w->n && j - next < (RUN_BYTES + cs - 1) / cs && follows(l, j - 1, cs))
         j++;
-      if (next >= cached_until) {
+      if (next >= t.cached_until) {
         int64_t nb = vs_image_prefetch_stored(w->b, l[next].base_host, (j - next) * cs);
         int64_t np = vs_image_prefetch_stored(w->p, l[next].patched_host, (j - next) * cs);
-        if (nb < 0 && np < 0) cached_until = next + CACHED_RUNS * (RUN_BYTES / cs + 1);
-        all_warm = all_warm && nb <= 0 && np <= 0;
+        warmth_probed(&t, nb, np, next, CACHED_RUNS * (RUN_BYTES / cs + 1));
       }
-      if (all_warm) warm_until = cached_until > j ? cached_until : j;
+      warmth_asked(&t, j);
       next = j;
     }
-    bool warm = i < warm_until;
+    bool warm = i < t.warm_until;
     size_t j = i + 1;
     while (j < w->n && j - i < piece && follows(l, j - 1, cs))
       j++;
