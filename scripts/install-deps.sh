@@ -11,7 +11,7 @@ build=(
   libfsxfs-dev libvslvm-dev # XFS and LVM2 on the direct path (src/core/inspect/fs_xfs.c, lvm.c)
   libvhdi-dev libvmdk-dev # VHD/VHDX and VMDK images (src/core/inspect/image_yal.c)
   libjansson-dev libvirt-dev libguestfs-dev libcurl4-openssl-dev libaugeas-dev augeas-lenses
-  libext2fs-dev libblkid-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
+  libext2fs-dev libblkid-dev nettle-dev libssl-dev librpm-dev collectd-dev zlib1g-dev libzstd-dev
   libxml2-dev libnbd-dev libpq-dev libhivex-dev
 )
 demo=(collectd-core debootstrap jq ca-certificates qemu-utils e2fsprogs bc)

@@ -4,7 +4,7 @@
  * and mapping and relocating those was two thirds of a one-shot command's start-up (74 ms of
  * CPU for `vmscope --version`, 22 ms without), though `vmscope inspect IMAGE` needs none of them
  * and each plugin needs one or two. So are librpm, Augeas and libxml2, which only an RPM
- * guest's packages, a config file's settings or a domain's XML need, and libcrypto (crypto.h).
+ * guest's packages, a config file's settings or a domain's XML need, and Nettle (crypto.h).
  * The module that wraps such a library (virt.c, source_guestfs.c, store.c, webhook.c and
  * fleet.c, image.c, extract_pkg.c, extract_files.c, version.c, crypto.c) lists the functions it
  * calls, calls them through pointers, and calls vs_dl_load before the first of them; nothing else

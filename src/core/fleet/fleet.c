@@ -32,7 +32,7 @@ static void init_curl(void) {
   sym_curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* libcrypto is opened by vs_fleet_open: NULL only for a key or value over 1 GiB, which the
+/* Nettle is opened by vs_fleet_open: NULL only for a key or value over 1 GiB, which the
  * request's json_pack then refuses ("cannot encode the request"). */
 static char *b64(const char *s, size_t len) {
   return vs_base64_encode(s, len, NULL);

@@ -463,7 +463,7 @@ enum vs_channel_status vs_exec_wait(vs_agent_call_fn call, void *ctx, const char
                                     const char *what, int64_t pid, int deadline_ms,
                                     struct vs_exec_result *out, struct vs_err *err) {
   *out = (struct vs_exec_result){0};
-  /* The output comes base64-encoded: a libcrypto that cannot be opened is said here, not read
+  /* The output comes base64-encoded: a Nettle that cannot be opened is said here, not read
    * as empty output. */
   if (vs_crypto_load(err) < 0) return VS_CHANNEL_FAILED;
   if (deadline_ms <= 0) deadline_ms = 30000;

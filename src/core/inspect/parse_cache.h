@@ -42,7 +42,7 @@ void vs_parse_cache_set_limit(struct vs_parse_cache *c, uint64_t bytes);
 
 /* KEY = SHA-256 of every input (each length-prefixed): the LENS, the guest PATH, the file's
  * TEXT (LEN bytes), the parser's VERSION (Augeas's own) and SCHEMA, a number the payload's
- * writer bumps whenever what it stores changes. Returns -1 only when libcrypto fails. */
+ * writer bumps whenever what it stores changes. Returns -1 only when Nettle cannot be opened. */
 int vs_parse_cache_key(unsigned char key[VS_PARSE_CACHE_KEY_LEN], const char *lens,
                        const char *path, const char *text, size_t len, const char *version,
                        unsigned schema);
