@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Each plugin links only the core folders it uses, and so only their libraries (readelf -d):
 # vmscope_drift ranks documents and needs none of libguestfs, librpm, libvirt or libcurl. And
-# libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas, libxml2 and libcrypto are
+# libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas, libxml2 and Nettle are
 # opened on first use (src/core/base/dl.h),
 # so neither vmscope nor any plugin names them among what the loader maps at start-up: the
 # binary holds the name of the file it opens instead.
@@ -12,7 +12,7 @@ for p in vmscope_snapshot vmscope_drift vmscope_action; do
 done
 drift=$(needed "$VS_BUILDDIR/.libs/vmscope_drift.so")
 diag "vmscope_drift.so needs: $drift"
-for lib in libguestfs librpm.so libvirt libcurl libaugeas libext2fs libnbd libxml2 libpq libcrypto; do
+for lib in libguestfs librpm.so libvirt libcurl libaugeas libext2fs libnbd libxml2 libpq libnettle; do
   [[ " $drift" != *" $lib"* ]]; ok $? "vmscope_drift.so does not need $lib"
 done
 [[ " $drift" == *" libjansson"* ]]; ok $? "it needs jansson (documents are JSON): the check reads real NEEDED entries"
@@ -20,7 +20,7 @@ grep -qa 'libpq\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_drift.so"
 ok $? "and names libpq's file, opened with the first fleet store"
 snap=$(needed "$VS_BUILDDIR/.libs/vmscope_snapshot.so")
 [[ " $snap" == *" libext2fs"* ]]; ok $? "vmscope_snapshot.so needs libext2fs (its direct reader)"
-for lib in libguestfs libvirt libnbd libcurl libpq libcrypto; do
+for lib in libguestfs libvirt libnbd libcurl libpq libnettle; do
   [[ " $snap" != *" $lib"* ]]; ok $? "vmscope_snapshot.so does not need $lib at start-up"
 done
 for lib in 'libguestfs\.so\.[0-9]' 'libvirt\.so\.[0-9]' 'libnbd\.so\.[0-9]'; do
@@ -33,10 +33,10 @@ ok $? "vmscope_action.so needs neither libcurl nor libvirt at start-up"
 grep -qa 'libcurl\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_action.so"
 ok $? "  it names libcurl's file (webhooks, the fleet map), opened on first use"
 cli=$(needed "$VS_BUILDDIR/vmscope")
-for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio libaugeas libxml2 libcrypto; do
+for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio libaugeas libxml2 libnettle; do
   [[ " $cli" != *" $lib."* ]]; ok $? "vmscope does not need $lib at start-up"
 done
-for lib in 'libaugeas\.so\.[0-9]' 'libxml2\.so\.[0-9]' 'libcrypto\.so\.[0-9]'; do
+for lib in 'libaugeas\.so\.[0-9]' 'libxml2\.so\.[0-9]' 'libnettle\.so\.[0-9]'; do
   grep -qa "$lib" "$VS_BUILDDIR/vmscope"
   ok $? "vmscope names ${lib%%\\*}'s file (config files' settings; a domain's XML; digests), opened on first use"
 done
