@@ -84,6 +84,9 @@ for img in disk.raw disk.qcow2; do
   want=$(ntfsls vol.ntfs -p "/Program Files/Big Dir" | grep -vx '\.\|\.\.' | LC_ALL=C sort)
   is "$got" "$want" "$img: a 300-entry directory (an index allocation) lists as ntfsls lists it"
 done
+is "$(vs_yal_loaded "$VS_BUILDDIR/t/lib/source_cat" disk.raw -- cat /hello.txt | tr '\n' ' ')" \
+  "libbfio.so.1 libfsntfs.so.1 libvhdi.so.1 " \
+  "reading NTFS opens libfsntfs on first use, after libvhdi (libbfio's copy: src/core/inspect/bfio.h), and no other reader"
 got=$("${CAT[@]}" disk.raw -- ls / 2>&1 | LC_ALL=C sort)
 is "$got" "$(ntfsls vol.ntfs | LC_ALL=C sort)" "the root lists as ntfsls lists it: no \$MFT, \$Bitmap or other metadata file"
 is "$("${CAT[@]}" disk.raw -- stat /hello.txt stat /empty.txt stat /Windows stat "/Program Files/large.bin" 2>&1 | tr '\n' ,)" \

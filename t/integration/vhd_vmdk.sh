@@ -64,6 +64,16 @@ for row in "${images[@]}"; do
   is "$("${CAT[@]}" -i "$name")" "$ours $(stat -c %s "$name.want")" "$name: probed as $ours, of qemu-img's virtual size"
 done
 
+# The readers are opened on first use (src/core/base/dl.h): none at start-up; a VHD opens libvhdi
+# (whose copy of libbfio serves every reader: src/core/inspect/bfio.h) alone, a VMDK libvmdk too,
+# and libbfio1, which libvmdk needs, while libvhdi's copy keeps serving it.
+is "$(vs_yal_loaded "$VS_BUILDDIR/vmscope" --version | tr '\n' ' ')" "" \
+  "vmscope --version maps none of hivex, libfsntfs, libfsxfs, libvslvm, libvhdi, libvmdk, libbfio"
+is "$(vs_yal_loaded "$VS_BUILDDIR/t/lib/image_cat" dynamic.vhd | tr '\n' ' ')" "libvhdi.so.1 " \
+  "reading a VHD opens libvhdi, and none of the others"
+is "$(vs_yal_loaded "$VS_BUILDDIR/t/lib/image_cat" sparse.vmdk | tr '\n' ' ')" \
+  "libbfio.so.1 libvhdi.so.1 libvmdk.so.1 " "reading a VMDK opens libvmdk, after libvhdi (libbfio's copy)"
+
 # --image-format names them as qemu-img does (vhd also as vpc); a file of another format is
 # refused, saying which signature was expected.
 inspect --image-format vhdx disk.vhdx >fmt.json 2>fmt.err

@@ -66,6 +66,13 @@ wait_for() { # SECONDS COMMAND...
   return 1
 }
 tmpdir() { mktemp -d "${TMPDIR:-/tmp}/vstest-XXXXXX"; }
+# The hivex and libyal libraries among those COMMAND maps, at start-up or later (dlopen), one
+# a line: they are opened on first use (src/core/base/dl.h). Runs COMMAND as it is, not under
+# valgrind; its output is dropped.
+vs_yal_loaded() { # COMMAND...
+  LD_DEBUG=files "$@" 2>&1 >/dev/null | sed -n 's/.*[[:space:]]file=\([^ ]*\) \[0\];.*/\1/p' |
+    grep -E '^lib(hivex|fsntfs|fsxfs|vslvm|vhdi|vmdk|bfio)\.' | LC_ALL=C sort -u
+}
 # vs_copy_source DEST: the project's source files into DEST (made), as a fresh clone has them:
 # the files git tracks, or, in a distribution tarball's tree, everything but build directories.
 vs_copy_source() {

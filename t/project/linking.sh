@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Each plugin links only the core folders it uses, and so only their libraries (readelf -d):
 # vmscope_drift ranks documents and needs none of libguestfs, librpm, libvirt or libcurl. And
-# libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas, libxml2 and Nettle are
-# opened on first use (src/core/base/dl.h),
+# libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas, libxml2, Nettle, hivex
+# and libyal's readers (libfsntfs, libfsxfs, libvslvm, libvhdi, libvmdk, libbfio) are opened on
+# first use (src/core/base/dl.h),
 # so neither vmscope nor any plugin names them among what the loader maps at start-up: the
 # binary holds the name of the file it opens instead.
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
@@ -43,6 +44,16 @@ done
 for lib in 'librpm\.so\.[0-9]' 'librpmio\.so\.[0-9]'; do
   grep -qa "$lib" "$VS_BUILDDIR/.libs/vmscope_snapshot.so"
   ok $? "vmscope_snapshot.so names ${lib%%\\*}'s file (RPM guests' packages and versions), opened on first use"
+done
+for p in vmscope .libs/vmscope_snapshot.so .libs/vmscope_action.so; do
+  n=$(needed "$VS_BUILDDIR/$p")
+  for lib in libhivex libfsntfs libfsxfs libvslvm libvhdi libvmdk libbfio; do
+    [[ " $n" != *" $lib."* ]]; ok $? "${p#.libs/} does not need $lib at start-up"
+  done
+done
+for lib in 'libhivex\.so\.[0-9]' 'libfsntfs\.so\.[0-9]' 'libvhdi\.so\.[0-9]' 'libvmdk\.so\.[0-9]'; do
+  grep -qa "$lib" "$VS_BUILDDIR/vmscope"
+  ok $? "vmscope names ${lib%%\\*}'s file (Windows guests; NTFS; VHD and libbfio; VMDK), opened on first use"
 done
 diag "vmscope needs $(wc -w <<<"$cli") libraries: $cli"
 done_testing

@@ -1,11 +1,28 @@
-/* bfio.c: libbfio's callbacks over our own reads, and a region of one of our images (bfio.h). */
+/* bfio.c: libbfio's callbacks over our own reads, and a region of one of our images (bfio.h).
+ * libbfio is opened on first use (dl.h): libvhdi's copy of it (bfio.h says why). */
 #include "bfio.h"
 
+#include "dl.h"
+
 #include <errno.h>
+#include <libvhdi.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The libbfio functions vmscope calls, from libvhdi (bfio.h); image_yal.c opens libvhdi again
+ * for its own functions, when it reads a VHD. libvhdi's copy has no libbfio_error_free: an
+ * error of that copy is its libcerror's, which libvhdi_error_free frees. */
+/* clang-format off */
+#define BFIO_SYMBOLS(X) X(libbfio_handle_initialize) X(libbfio_handle_free) X(libvhdi_error_free) \
+  X(libbfio_pool_initialize) X(libbfio_pool_append_handle) X(libbfio_pool_free)
+/* clang-format on */
+VS_DL_LIBRARY(bfio_lib, VS_SONAME_VHDI, "libvhdi1", BFIO_SYMBOLS);
+
+int vs_bfio_load(struct vs_err *err) {
+  return vs_dl_load(&bfio_lib, err);
+}
 
 /* libbfio's io handle: a position in what READ reads (libbfio may clone it; clones share CTX). */
 struct bio {
@@ -91,18 +108,38 @@ static int bio_get_size(intptr_t *io, size64_t *size, libbfio_error_t **error) {
 }
 
 libbfio_handle_t *vs_bfio_handle_new(uint64_t size, vs_bfio_read_fn *read, void *ctx) {
+  if (vs_bfio_load(NULL) < 0) return NULL;
   struct bio *o = vs_xcalloc(1, sizeof(*o));
   *o = (struct bio){.read = read, .ctx = ctx, .size = size};
   libbfio_handle_t *h = NULL;
   libbfio_error_t *be = NULL;
-  if (libbfio_handle_initialize(&h, (intptr_t *)o, bio_free, bio_clone, bio_open, bio_close,
-                                bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
-                                bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
-    libbfio_error_free(&be);
+  if (sym_libbfio_handle_initialize(&h, (intptr_t *)o, bio_free, bio_clone, bio_open, bio_close,
+                                    bio_read, bio_write, bio_seek, bio_exists, bio_is_open,
+                                    bio_get_size, LIBBFIO_FLAG_IO_HANDLE_MANAGED, &be) != 1) {
+    sym_libvhdi_error_free(&be);
     free(o);
     return NULL;
   }
   return h;
+}
+
+void vs_bfio_handle_free(libbfio_handle_t **h) {
+  if (*h) sym_libbfio_handle_free(h, NULL); /* a handle was made: libbfio is loaded */
+  *h = NULL;
+}
+
+int vs_bfio_pool_new(libbfio_pool_t **pool, libbfio_error_t **e) {
+  return sym_libbfio_pool_initialize(pool, 0, LIBBFIO_POOL_UNLIMITED_NUMBER_OF_OPEN_HANDLES, e);
+}
+
+int vs_bfio_pool_append(libbfio_pool_t *pool, libbfio_handle_t *h, libbfio_error_t **e) {
+  int entry = 0;
+  return sym_libbfio_pool_append_handle(pool, &entry, h, LIBBFIO_OPEN_READ, e);
+}
+
+void vs_bfio_pool_free(libbfio_pool_t **pool) {
+  if (*pool) sym_libbfio_pool_free(pool, NULL);
+  *pool = NULL;
 }
 
 /* Reads of a region: within the current operation's budget, through the image reader. */
@@ -125,6 +162,7 @@ static int region_read(void *ctx, uint8_t *buf, size_t size, uint64_t pos) {
 int vs_bfio_open(struct vs_bfio *b, struct vs_image *img, uint64_t offset, uint64_t size,
                  uint64_t budget, const char *what, struct vs_err *err) {
   *b = (struct vs_bfio){.img = img, .offset = offset, .size = size, .budget = budget};
+  if (vs_bfio_load(err) < 0) return -1;
   b->handle = vs_bfio_handle_new(size, region_read, b);
   if (!b->handle) return vs_err_set(err, ENOMEM, "%s: libbfio cannot make a handle", what);
   return 0;
@@ -136,8 +174,7 @@ void vs_bfio_begin(struct vs_bfio *b, uint64_t budget) {
 }
 
 void vs_bfio_close(struct vs_bfio *b) {
-  if (b->handle) libbfio_handle_free(&b->handle, NULL);
-  b->handle = NULL;
+  vs_bfio_handle_free(&b->handle);
 }
 
 int vs_bfio_fail(struct vs_err *err, const struct vs_bfio *b, const char *lib, unsigned budget_mib,

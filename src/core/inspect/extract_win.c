@@ -9,6 +9,8 @@
  * is bounded before it is decoded. A hive hivex refuses is recorded as skipped, naming it. */
 #include "extract_int.h"
 
+#include "dl.h"
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <hivex.h>
@@ -25,6 +27,16 @@
 #define MAX_VALUES 20000           /* values of one key taken */
 #define MAX_VALUE_BYTES (1u << 20) /* a value's data decoded at all */
 #define MAX_BINARY_SHOWN 2048      /* bytes of a binary value shown in hex */
+
+/* hivex, opened on first use (dl.h): by the first Windows guest. */
+/* clang-format off */
+#define HIVEX_SYMBOLS(X) X(hivex_close) X(hivex_node_children) X(hivex_node_get_child)             \
+  X(hivex_node_get_value) X(hivex_node_name) X(hivex_node_name_len) X(hivex_node_values)           \
+  X(hivex_open) X(hivex_root) X(hivex_value_dword) X(hivex_value_key) X(hivex_value_key_len)       \
+  X(hivex_value_multiple_strings) X(hivex_value_qword) X(hivex_value_string) X(hivex_value_type)   \
+  X(hivex_value_value)
+/* clang-format on */
+VS_DL_LIBRARY(hivex_lib, VS_SONAME_HIVEX, "libhivex0", HIVEX_SYMBOLS);
 
 static const char *const systemroots[] = {"Windows", "WINNT"};
 
@@ -83,7 +95,7 @@ struct hive {
 };
 
 static void hive_close(struct hive *hv) {
-  if (hv->h) hivex_close(hv->h);
+  if (hv->h) sym_hivex_close(hv->h);
   free(hv->path);
   *hv = (struct hive){0};
 }
@@ -124,7 +136,7 @@ static int hive_open(struct vs_extractor *x, struct vs_source *src, struct vs_fe
   char proc[64];
   snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
   errno = 0;
-  hv->h = hivex_open(proc, 0);
+  hv->h = sym_hivex_open(proc, 0);
   int saved = errno;
   close(fd); /* hivex keeps its own descriptor or mapping */
   if (!hv->h) {
@@ -153,22 +165,22 @@ static hive_node_h key_at(struct hive *hv, struct vs_feature *doc, hive_node_h n
                           const char *path) {
   char *copy = vs_xstrdup(path), *save = NULL;
   for (char *c = strtok_r(copy, "\\", &save); c && node; c = strtok_r(NULL, "\\", &save))
-    node = visit(hv, doc) ? hivex_node_get_child(hv->h, node, c) : 0;
+    node = visit(hv, doc) ? sym_hivex_node_get_child(hv->h, node, c) : 0;
   free(copy);
   return node;
 }
 
 /* A child's name, at most 1024 bytes of UTF-16 decoded; NULL when hivex cannot read it. */
 static char *key_name(struct hive *hv, hive_node_h node) {
-  if (hivex_node_name_len(hv->h, node) > 1024) return NULL;
-  return hivex_node_name(hv->h, node);
+  if (sym_hivex_node_name_len(hv->h, node) > 1024) return NULL;
+  return sym_hivex_node_name(hv->h, node);
 }
 
 /* The children of NODE (0-terminated, at most MAX_SUBKEYS), or NULL after recording why. */
 static hive_node_h *children(struct hive *hv, struct vs_feature *doc, hive_node_h node,
                              const char *where) {
   errno = 0;
-  hive_node_h *kids = hivex_node_children(hv->h, node);
+  hive_node_h *kids = sym_hivex_node_children(hv->h, node);
   if (!kids) {
     vs_feature_skip(doc, hv->path, "%s hive: the subkeys of %s cannot be read: %s", hv->name, where,
                     strerror(errno ? errno : EINVAL));
@@ -187,15 +199,15 @@ static hive_node_h *children(struct hive *hv, struct vs_feature *doc, hive_node_
 
 /* The value named NAME (any case) of NODE, or 0. */
 static hive_value_h value_of(struct hive *hv, hive_node_h node, const char *name) {
-  return node ? hivex_node_get_value(hv->h, node, name) : 0;
+  return node ? sym_hivex_node_get_value(hv->h, node, name) : 0;
 }
 
 static bool value_dword(struct hive *hv, hive_value_h v, uint32_t *out) {
   hive_type t;
   size_t len;
-  if (!v || hivex_value_type(hv->h, v, &t, &len) < 0) return false;
+  if (!v || sym_hivex_value_type(hv->h, v, &t, &len) < 0) return false;
   if ((t != hive_t_REG_DWORD && t != hive_t_REG_DWORD_BIG_ENDIAN) || len < 4) return false;
-  *out = (uint32_t)hivex_value_dword(hv->h, v);
+  *out = (uint32_t)sym_hivex_value_dword(hv->h, v);
   return true;
 }
 
@@ -208,7 +220,7 @@ static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
   hive_type t;
   size_t len;
   *why = "its type cannot be read";
-  if (hivex_value_type(hv->h, v, &t, &len) < 0) return NULL;
+  if (sym_hivex_value_type(hv->h, v, &t, &len) < 0) return NULL;
   *why = "its data is longer than 1 MiB";
   if (len > MAX_VALUE_BYTES) return NULL;
   *why = "hivex cannot decode it";
@@ -216,16 +228,16 @@ static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
   case hive_t_REG_DWORD:
   case hive_t_REG_DWORD_BIG_ENDIAN:
     if (len < 4) return NULL;
-    return vs_xasprintf("%" PRIu32, (uint32_t)hivex_value_dword(hv->h, v));
+    return vs_xasprintf("%" PRIu32, (uint32_t)sym_hivex_value_dword(hv->h, v));
   case hive_t_REG_QWORD:
     if (len < 8) return NULL;
-    return vs_xasprintf("%" PRIu64, (uint64_t)hivex_value_qword(hv->h, v));
+    return vs_xasprintf("%" PRIu64, (uint64_t)sym_hivex_value_qword(hv->h, v));
   case hive_t_REG_SZ:
   case hive_t_REG_EXPAND_SZ:
   case hive_t_REG_LINK:
-    return hivex_value_string(hv->h, v);
+    return sym_hivex_value_string(hv->h, v);
   case hive_t_REG_MULTI_SZ: {
-    char **strs = hivex_value_multiple_strings(hv->h, v);
+    char **strs = sym_hivex_value_multiple_strings(hv->h, v);
     if (!strs) return NULL;
     struct vs_buf b = {0};
     vs_buf_add(&b, "", 0);
@@ -247,7 +259,7 @@ static char *value_text(struct hive *hv, hive_value_h v, const char **why) {
   }
   default: {
     size_t got = 0;
-    char *raw = hivex_value_value(hv->h, v, &t, &got);
+    char *raw = sym_hivex_value_value(hv->h, v, &t, &got);
     if (!raw) return NULL;
     size_t shown = got < MAX_BINARY_SHOWN ? got : MAX_BINARY_SHOWN;
     char *hex = vs_xmalloc(2 * shown + 1);
@@ -277,7 +289,8 @@ static bool set_from_value(struct hive *hv, struct vs_feature *doc, hive_node_h 
 /* "ControlSet001", from SYSTEM\Select\Current; NULL when the hive does not say. */
 static char *current_control_set(struct hive *hv, struct vs_feature *doc) {
   uint32_t n;
-  if (!value_dword(hv, value_of(hv, key_at(hv, doc, hivex_root(hv->h), "Select"), "Current"), &n) ||
+  if (!value_dword(hv, value_of(hv, key_at(hv, doc, sym_hivex_root(hv->h), "Select"), "Current"),
+                   &n) ||
       n == 0 || n > 999) {
     vs_feature_skip(doc, hv->path, "SYSTEM hive: no control set in Select\\Current");
     return NULL;
@@ -312,7 +325,7 @@ static void win_os(struct vs_extractor *x, struct vs_source *src, struct vs_feat
   if (software->h) {
     static const char cv[] = "Microsoft\\Windows NT\\CurrentVersion";
     const char *origin = "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion";
-    hive_node_h node = key_at(software, doc, hivex_root(software->h), cv);
+    hive_node_h node = key_at(software, doc, sym_hivex_root(software->h), cv);
     static const struct {
       const char *value, *field;
     } wanted[] = {{"ProductName", "pretty_name"},
@@ -343,7 +356,7 @@ static void win_os(struct vs_extractor *x, struct vs_source *src, struct vs_feat
     /* The TCP/IP host name first, as libguestfs does; the NetBIOS computer name else. */
     char *tcpip = vs_xasprintf("%s\\Services\\Tcpip\\Parameters", ccs);
     char *cn = vs_xasprintf("%s\\Control\\ComputerName\\ComputerName", ccs);
-    hive_node_h r = hivex_root(system->h);
+    hive_node_h r = sym_hivex_root(system->h);
     if (!set_from_value(system, doc, key_at(system, doc, r, tcpip), "Hostname", "os:hostname",
                         "HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters"))
       set_from_value(system, doc, key_at(system, doc, r, cn), "ComputerName", "os:hostname",
@@ -367,7 +380,7 @@ static void win_os(struct vs_extractor *x, struct vs_source *src, struct vs_feat
  * libguestfs lists them: the subkey's name is the package's name, the display name being
  * translated). A name in both views with different versions keeps both, sorted. */
 static size_t win_apps(struct hive *hv, struct vs_feature *doc, const char *path) {
-  hive_node_h node = key_at(hv, doc, hivex_root(hv->h), path);
+  hive_node_h node = key_at(hv, doc, sym_hivex_root(hv->h), path);
   if (!node) return 0;
   char *origin = vs_xasprintf("HKLM\\SOFTWARE\\%s", path);
   hive_node_h *kids = children(hv, doc, node, origin);
@@ -408,7 +421,7 @@ static size_t win_apps(struct hive *hv, struct vs_feature *doc, const char *path
 static void win_services(struct hive *hv, struct vs_feature *doc, const char *ccs) {
   char *path = vs_xasprintf("%s\\Services", ccs);
   const char *origin = "HKLM\\SYSTEM\\CurrentControlSet\\Services";
-  hive_node_h node = key_at(hv, doc, hivex_root(hv->h), path);
+  hive_node_h node = key_at(hv, doc, sym_hivex_root(hv->h), path);
   hive_node_h *kids = node ? children(hv, doc, node, origin) : NULL;
   static const char *const starts[] = {"boot", "system", "auto", "manual", "disabled"};
   for (size_t i = 0; kids && kids[i] && visit(hv, doc); i++) {
@@ -449,8 +462,8 @@ static unsigned char *value_bytes(struct hive *hv, hive_node_h node, const char 
                                   size_t *len) {
   hive_value_h v = value_of(hv, node, name);
   hive_type t;
-  if (!v || hivex_value_type(hv->h, v, &t, len) < 0 || *len > MAX_VALUE_BYTES) return NULL;
-  return (unsigned char *)hivex_value_value(hv->h, v, &t, len);
+  if (!v || sym_hivex_value_type(hv->h, v, &t, len) < 0 || *len > MAX_VALUE_BYTES) return NULL;
+  return (unsigned char *)sym_hivex_value_value(hv->h, v, &t, len);
 }
 
 /* Each subkey of NAMES (under the SAM's PATH) is an account whose RID is the type of its
@@ -460,19 +473,19 @@ static void sam_names(struct hive *hv, struct vs_feature *doc, const char *path,
                       void (*fn)(struct hive *, struct vs_feature *, hive_node_h, const char *,
                                  uint32_t, const char *),
                       const char *prefix) {
-  hive_node_h parent = key_at(hv, doc, hivex_root(hv->h), path);
-  hive_node_h names = parent ? hivex_node_get_child(hv->h, parent, "Names") : 0;
+  hive_node_h parent = key_at(hv, doc, sym_hivex_root(hv->h), path);
+  hive_node_h names = parent ? sym_hivex_node_get_child(hv->h, parent, "Names") : 0;
   char *where = vs_xasprintf("SAM\\%s\\Names", path);
   hive_node_h *kids = names ? children(hv, doc, names, where) : NULL;
   for (size_t i = 0; kids && kids[i] && visit(hv, doc); i++) {
     char *name = key_name(hv, kids[i]);
-    hive_value_h *values = hivex_node_values(hv->h, kids[i]);
+    hive_value_h *values = sym_hivex_node_values(hv->h, kids[i]);
     hive_type t = 0;
     size_t len;
     bool found = false;
     for (size_t k = 0; values && values[k] && k < MAX_VALUES && !found; k++)
-      if (hivex_value_key_len(hv->h, values[k]) == 0 &&
-          hivex_value_type(hv->h, values[k], &t, &len) == 0)
+      if (sym_hivex_value_key_len(hv->h, values[k]) == 0 &&
+          sym_hivex_value_type(hv->h, values[k], &t, &len) == 0)
         found = true;
     free(values);
     if (name && *name && found) fn(hv, doc, parent, name, (uint32_t)t, prefix);
@@ -489,7 +502,7 @@ static void sam_user(struct hive *hv, struct vs_feature *doc, hive_node_h users,
   if (snprintf(key, sizeof(key), "%s%s:rid", prefix, name) >= (int)sizeof(key)) return;
   vs_feature_setf(doc, key, origin, "%" PRIu32, rid);
   snprintf(hexrid, sizeof(hexrid), "%08" PRIX32, rid);
-  hive_node_h node = hivex_node_get_child(hv->h, users, hexrid);
+  hive_node_h node = sym_hivex_node_get_child(hv->h, users, hexrid);
   if (!node) return;
   size_t len = 0;
   unsigned char *f = value_bytes(hv, node, "F", &len);
@@ -541,15 +554,15 @@ static bool is_glob(const char *s) {
 }
 
 static void reg_values(struct reg_walk *w, hive_node_h node, const char *shown) {
-  hive_value_h *values = hivex_node_values(w->hv->h, node);
+  hive_value_h *values = sym_hivex_node_values(w->hv->h, node);
   if (!values) {
     vs_feature_skip(w->doc, w->hv->path, "%s hive: the values of %s cannot be read: %s",
                     w->hv->name, shown, strerror(errno ? errno : EINVAL));
     return;
   }
   for (size_t i = 0; values[i] && i < MAX_VALUES; i++) {
-    if (hivex_value_key_len(w->hv->h, values[i]) > 1024) continue;
-    char *name = hivex_value_key(w->hv->h, values[i]);
+    if (sym_hivex_value_key_len(w->hv->h, values[i]) > 1024) continue;
+    char *name = sym_hivex_value_key(w->hv->h, values[i]);
     if (!name) continue;
     if (!w->value || fnmatch(w->value, name, FNM_CASEFOLD) == 0) {
       const char *why;
@@ -577,14 +590,14 @@ static void reg_match(struct reg_walk *w, hive_node_h node, size_t i, const char
   }
   const char *c = w->comps[i];
   if (i == 0 && w->ccs && strcasecmp(c, "CurrentControlSet") == 0) {
-    hive_node_h child = hivex_node_get_child(w->hv->h, node, w->ccs);
+    hive_node_h child = sym_hivex_node_get_child(w->hv->h, node, w->ccs);
     char *next = vs_xasprintf("%s\\CurrentControlSet", shown);
     if (child) reg_match(w, child, i + 1, next);
     free(next);
     return;
   }
   if (!is_glob(c)) {
-    hive_node_h child = hivex_node_get_child(w->hv->h, node, c);
+    hive_node_h child = sym_hivex_node_get_child(w->hv->h, node, c);
     char *name = child ? key_name(w->hv, child) : NULL;
     if (name) {
       char *next = vs_xasprintf("%s\\%s", shown, name);
@@ -623,7 +636,7 @@ static void win_registry(const struct vs_regwatch *rw, struct vs_feature *doc,
       comps[n++] = c;
     struct reg_walk w = {hv, doc, comps, n, value, is_system ? ccs : NULL};
     if (n <= VS_REGWATCH_MAX_DEPTH)
-      reg_match(&w, hivex_root(hv->h), 0, is_system ? "HKLM\\SYSTEM" : "HKLM\\SOFTWARE");
+      reg_match(&w, sym_hivex_root(hv->h), 0, is_system ? "HKLM\\SYSTEM" : "HKLM\\SOFTWARE");
     free(copy);
   }
 }
@@ -639,9 +652,16 @@ void vs_x_windows(struct vs_extractor *x, struct vs_source *src, struct vs_featu
     st->field += now - t;                                                                          \
     t = now;                                                                                       \
   } while (0)
-  struct hive software, system, sam;
-  hive_open(x, src, doc, root, "SOFTWARE", true, &software);
-  hive_open(x, src, doc, root, "SYSTEM", true, &system);
+  struct hive software = {0}, system = {0}, sam = {0};
+  struct vs_err err = {0};
+  bool registry = vs_dl_load(&hivex_lib, &err) == 0;
+  if (!registry) { /* what the files say is still read: the OS's type, its architecture */
+    vs_feature_skip(doc, root, "%s; the registry is not read", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else {
+    hive_open(x, src, doc, root, "SOFTWARE", true, &software);
+    hive_open(x, src, doc, root, "SYSTEM", true, &system);
+  }
   char *ccs = system.h ? current_control_set(&system, doc) : NULL;
   win_os(x, src, doc, root, &software, &system, ccs);
   LAP(seconds_os);
@@ -651,7 +671,7 @@ void vs_x_windows(struct vs_extractor *x, struct vs_source *src, struct vs_featu
         win_apps(&software, doc, "WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall");
   }
   LAP(seconds_packages);
-  if (hive_open(x, src, doc, root, "SAM", false, &sam) == 0) win_accounts(&sam, doc);
+  if (registry && hive_open(x, src, doc, root, "SAM", false, &sam) == 0) win_accounts(&sam, doc);
   hive_close(&sam);
   LAP(seconds_accounts);
   if (system.h && ccs) win_services(&system, doc, ccs);

@@ -1,5 +1,6 @@
 #include "image_yal.h"
 #include "bfio.h"
+#include "dl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,24 @@
 #define READ_BUDGET (16u << 20)
 #define MAX_EXTENTS 64
 #define MAX_DESCRIPTOR (1u << 20) /* a descriptor file is text of a few hundred bytes */
+
+/* Each opened on first use (dl.h), after libbfio (bfio.h): an image opens only its own. */
+/* clang-format off */
+#define VHDI_SYMBOLS(X) X(libvhdi_error_free) X(libvhdi_error_sprint) X(libvhdi_file_close)        \
+  X(libvhdi_file_free) X(libvhdi_file_get_disk_type) X(libvhdi_file_get_file_type)                \
+  X(libvhdi_file_get_media_size) X(libvhdi_file_initialize) X(libvhdi_file_open_file_io_handle)   \
+  X(libvhdi_file_read_buffer_at_offset)
+#define VMDK_SYMBOLS(X) X(libvmdk_error_free) X(libvmdk_error_sprint)                              \
+  X(libvmdk_extent_descriptor_free) X(libvmdk_extent_descriptor_get_type)                         \
+  X(libvmdk_extent_descriptor_get_utf8_filename)                                                  \
+  X(libvmdk_extent_descriptor_get_utf8_filename_size) X(libvmdk_handle_close)                     \
+  X(libvmdk_handle_free) X(libvmdk_handle_get_extent_descriptor) X(libvmdk_handle_get_media_size) \
+  X(libvmdk_handle_get_number_of_extents) X(libvmdk_handle_get_parent_content_identifier)         \
+  X(libvmdk_handle_initialize) X(libvmdk_handle_open_extent_data_files_file_io_pool)              \
+  X(libvmdk_handle_open_file_io_handle) X(libvmdk_handle_read_buffer_at_offset)
+/* clang-format on */
+VS_DL_LIBRARY(vhdi_lib, VS_SONAME_VHDI, "libvhdi1", VHDI_SYMBOLS);
+VS_DL_LIBRARY(vmdk_lib, VS_SONAME_VMDK, "libvmdk1", VMDK_SYMBOLS);
 
 struct yfile {
   struct vs_yal *y;
@@ -103,14 +122,16 @@ static libbfio_handle_t *bio_new(struct yfile *f) {
 
 /* ------------------------------------------------------------------------------ errors */
 
-/* libvhdi's, libvmdk's and libbfio's errors are all libcerror's (intptr_t): one printer serves,
- * whichever library's copy of it the dynamic linker chose. */
+/* libvhdi's, libvmdk's and libbfio's errors are all libcerror's (intptr_t): the printer of the
+ * library the image opened serves for all three. */
 
 /* Fills ERR with CODE and the message, with the library's reason, and frees E. */
 static int fail(struct vs_err *err, struct vs_yal *y, int code, intptr_t **e, const char *what) {
   char why[512] = "";
-  if (*e && libvhdi_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
-  libvhdi_error_free(e);
+  bool vmdk = y->kind == VS_YAL_VMDK;
+  if (*e && (vmdk ? sym_libvmdk_error_sprint : sym_libvhdi_error_sprint)(*e, why, sizeof(why)) < 0)
+    why[0] = '\0';
+  (vmdk ? sym_libvmdk_error_free : sym_libvhdi_error_free)(e);
   for (char *p = why; *p; p++) /* libcerror ends lines and joins the chain with newlines */
     if (*p == '\n') *p = *(p + 1) ? ' ' : '\0';
   if (y->over_budget)
@@ -131,16 +152,16 @@ static void begin_op(struct vs_yal *y, uint64_t budget) {
 
 static int open_vhd(struct vs_yal *y, struct vs_err *err) {
   libvhdi_error_t *e = NULL;
-  if (libvhdi_file_initialize(&y->vhd, &e) != 1)
+  if (sym_libvhdi_file_initialize(&y->vhd, &e) != 1)
     return fail(err, y, ENOMEM, &e, "libvhdi failed to start");
-  if (libvhdi_file_open_file_io_handle(y->vhd, y->top, LIBVHDI_OPEN_READ, &e) != 1)
+  if (sym_libvhdi_file_open_file_io_handle(y->vhd, y->top, LIBVHDI_OPEN_READ, &e) != 1)
     return fail(err, y, EINVAL, &e, "not a VHD/VHDX image libvhdi reads");
   int type = 0;
   uint32_t disk_type = 0;
   size64_t size = 0;
-  if (libvhdi_file_get_file_type(y->vhd, &type, &e) != 1 ||
-      libvhdi_file_get_disk_type(y->vhd, &disk_type, &e) != 1 ||
-      libvhdi_file_get_media_size(y->vhd, &size, &e) != 1)
+  if (sym_libvhdi_file_get_file_type(y->vhd, &type, &e) != 1 ||
+      sym_libvhdi_file_get_disk_type(y->vhd, &disk_type, &e) != 1 ||
+      sym_libvhdi_file_get_media_size(y->vhd, &size, &e) != 1)
     return fail(err, y, EINVAL, &e, "reading the image's header");
   y->kind = type == LIBVHDI_FILE_TYPE_VHDX ? VS_YAL_VHDX : VS_YAL_VHD;
   if (disk_type == LIBVHDI_DISK_TYPE_DIFFERENTIAL)
@@ -178,7 +199,7 @@ static int open_extents(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx,
                         struct vs_err *err) {
   libvmdk_error_t *e = NULL;
   int n = 0;
-  if (libvmdk_handle_get_number_of_extents(y->vmdk, &n, &e) != 1)
+  if (sym_libvmdk_handle_get_number_of_extents(y->vmdk, &n, &e) != 1)
     return fail(err, y, EINVAL, &e, "reading the descriptor's extents");
   if (n < 1 || n > MAX_EXTENTS)
     return vs_err_set(err, EINVAL, "%s: %d extents; vmscope reads 1 to %d", y->path, n,
@@ -196,30 +217,30 @@ static int open_extents(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx,
                       y->path, n);
   y->files = vs_xrealloc(y->files, (size_t)(n + 1) * sizeof(*y->files));
   libbfio_error_t *be = NULL;
-  if (libbfio_pool_initialize(&y->pool, 0, LIBBFIO_POOL_UNLIMITED_NUMBER_OF_OPEN_HANDLES, &be) != 1)
+  if (vs_bfio_pool_new(&y->pool, &be) != 1)
     return fail(err, y, ENOMEM, &be, "libbfio failed to start a pool");
   for (int i = 0; i < n; i++) {
     libvmdk_extent_descriptor_t *d = NULL;
     int type = 0;
     size_t name_size = 0;
-    if (libvmdk_handle_get_extent_descriptor(y->vmdk, i, &d, &e) != 1 ||
-        libvmdk_extent_descriptor_get_type(d, &type, &e) != 1 ||
-        libvmdk_extent_descriptor_get_utf8_filename_size(d, &name_size, &e) != 1 || name_size < 2 ||
-        name_size > PATH_MAX) {
-      libvmdk_extent_descriptor_free(&d, NULL);
+    if (sym_libvmdk_handle_get_extent_descriptor(y->vmdk, i, &d, &e) != 1 ||
+        sym_libvmdk_extent_descriptor_get_type(d, &type, &e) != 1 ||
+        sym_libvmdk_extent_descriptor_get_utf8_filename_size(d, &name_size, &e) != 1 ||
+        name_size < 2 || name_size > PATH_MAX) {
+      sym_libvmdk_extent_descriptor_free(&d, NULL);
       return fail(err, y, EINVAL, &e, "reading an extent's name and type");
     }
     if (type != LIBVMDK_EXTENT_TYPE_FLAT && type != LIBVMDK_EXTENT_TYPE_SPARSE &&
         type != LIBVMDK_EXTENT_TYPE_VMFS_FLAT && type != LIBVMDK_EXTENT_TYPE_VMFS_SPARSE) {
-      libvmdk_extent_descriptor_free(&d, NULL);
+      sym_libvmdk_extent_descriptor_free(&d, NULL);
       return vs_err_set(err, ENOTSUP,
                         "%s: extent %d is of type %d (a device or zeros); vmscope reads flat "
                         "and sparse extents in files",
                         y->path, i + 1, type);
     }
     _cleanup_(vs_freep) char *name = vs_xmalloc(name_size);
-    int rc = libvmdk_extent_descriptor_get_utf8_filename(d, (uint8_t *)name, name_size, &e);
-    libvmdk_extent_descriptor_free(&d, NULL);
+    int rc = sym_libvmdk_extent_descriptor_get_utf8_filename(d, (uint8_t *)name, name_size, &e);
+    sym_libvmdk_extent_descriptor_free(&d, NULL);
     if (rc != 1) return fail(err, y, EINVAL, &e, "reading an extent's name");
     struct yfile *f = &y->files[y->n_files];
     *f = (struct yfile){.fd = -1};
@@ -229,25 +250,24 @@ static int open_extents(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx,
     else if (open_extent(y, name, resolve, ctx, f, err) < 0)
       return -1;
     libbfio_handle_t *h = bio_new(f);
-    int entry = 0;
-    if (!h || libbfio_pool_append_handle(y->pool, &entry, h, LIBBFIO_OPEN_READ, &be) != 1) {
-      libbfio_handle_free(&h, NULL);
+    if (!h || vs_bfio_pool_append(y->pool, h, &be) != 1) {
+      vs_bfio_handle_free(&h);
       return fail(err, y, ENOMEM, &be, "adding an extent to the libbfio pool");
     }
   }
-  if (libvmdk_handle_open_extent_data_files_file_io_pool(y->vmdk, y->pool, &e) != 1)
+  if (sym_libvmdk_handle_open_extent_data_files_file_io_pool(y->vmdk, y->pool, &e) != 1)
     return fail(err, y, EINVAL, &e, "reading the extents");
   return 0;
 }
 
 static int open_vmdk(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx, struct vs_err *err) {
   libvmdk_error_t *e = NULL;
-  if (libvmdk_handle_initialize(&y->vmdk, &e) != 1)
+  if (sym_libvmdk_handle_initialize(&y->vmdk, &e) != 1)
     return fail(err, y, ENOMEM, &e, "libvmdk failed to start");
-  if (libvmdk_handle_open_file_io_handle(y->vmdk, y->top, LIBVMDK_OPEN_READ, &e) != 1)
+  if (sym_libvmdk_handle_open_file_io_handle(y->vmdk, y->top, LIBVMDK_OPEN_READ, &e) != 1)
     return fail(err, y, EINVAL, &e, "not a VMDK image libvmdk reads");
   uint32_t parent_cid = 0;
-  int has_parent = libvmdk_handle_get_parent_content_identifier(y->vmdk, &parent_cid, &e);
+  int has_parent = sym_libvmdk_handle_get_parent_content_identifier(y->vmdk, &parent_cid, &e);
   if (has_parent < 0) return fail(err, y, EINVAL, &e, "reading the descriptor");
   if (has_parent == 1 && parent_cid != UINT32_MAX)
     return vs_err_set(err, ENOTSUP,
@@ -256,7 +276,7 @@ static int open_vmdk(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx, st
                       y->path, parent_cid);
   if (open_extents(y, resolve, ctx, err) < 0) return -1;
   size64_t size = 0;
-  if (libvmdk_handle_get_media_size(y->vmdk, &size, &e) != 1)
+  if (sym_libvmdk_handle_get_media_size(y->vmdk, &size, &e) != 1)
     return fail(err, y, EINVAL, &e, "reading the disk's size");
   y->size = size;
   return 0;
@@ -267,15 +287,15 @@ static int open_vmdk(struct vs_yal *y, vs_yal_resolve_fn *resolve, void *ctx, st
 void vs_yal_close(struct vs_yal *y) {
   if (!y) return;
   if (y->vhd) {
-    libvhdi_file_close(y->vhd, NULL);
-    libvhdi_file_free(&y->vhd, NULL);
+    sym_libvhdi_file_close(y->vhd, NULL);
+    sym_libvhdi_file_free(&y->vhd, NULL);
   }
   if (y->vmdk) {
-    libvmdk_handle_close(y->vmdk, NULL);
-    libvmdk_handle_free(&y->vmdk, NULL);
+    sym_libvmdk_handle_close(y->vmdk, NULL);
+    sym_libvmdk_handle_free(&y->vmdk, NULL);
   }
-  libbfio_pool_free(&y->pool, NULL);
-  libbfio_handle_free(&y->top, NULL);
+  vs_bfio_pool_free(&y->pool);
+  vs_bfio_handle_free(&y->top);
   for (size_t i = 0; i < y->n_files; i++)
     if (y->files[i].owns_fd && y->files[i].fd >= 0) close(y->files[i].fd);
   free(y->files);
@@ -295,6 +315,11 @@ struct vs_yal *vs_yal_open(enum vs_yal_kind kind, int fd, uint64_t file_size, co
   y->files = vs_xcalloc(1, sizeof(*y->files));
   y->files[0] = (struct yfile){.y = y, .fd = fd, .size = file_size};
   y->n_files = 1;
+  /* libbfio before the reader (bfio.h); the reader before any of its calls, fail()'s too. */
+  if (vs_bfio_load(err) < 0 || vs_dl_load(kind == VS_YAL_VMDK ? &vmdk_lib : &vhdi_lib, err) < 0) {
+    vs_err_prefix(err, "%s", path);
+    return NULL;
+  }
   y->top = bio_new(&y->files[0]);
   if (!y->top) {
     vs_err_set(err, ENOMEM, "%s: libbfio failed to start", path);
@@ -321,8 +346,9 @@ int vs_yal_pread(struct vs_yal *y, void *buf, size_t len, uint64_t off, struct v
     intptr_t *e = NULL;
     uint8_t *at = (uint8_t *)buf + done;
     ssize_t got =
-        y->vhd ? libvhdi_file_read_buffer_at_offset(y->vhd, at, n, (off64_t)(off + done), &e)
-               : libvmdk_handle_read_buffer_at_offset(y->vmdk, at, n, (off64_t)(off + done), &e);
+        y->vhd
+            ? sym_libvhdi_file_read_buffer_at_offset(y->vhd, at, n, (off64_t)(off + done), &e)
+            : sym_libvmdk_handle_read_buffer_at_offset(y->vmdk, at, n, (off64_t)(off + done), &e);
     if (got <= 0) {
       char what[96];
       snprintf(what, sizeof(what), "reading %zu bytes at %" PRIu64 "%s", n, off + done,

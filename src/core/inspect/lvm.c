@@ -1,18 +1,39 @@
 /* lvm.c: LVM2 logical volumes through libvslvm (lvm.h). */
 #include "lvm.h"
 #include "bfio.h"
+#include "dl.h"
 
 #include <errno.h>
 #include <inttypes.h>
 /* Debian's libvslvm carries its own copy of libbfio, exported, and its header then leaves the
  * bfio functions out. It calls libbfio through the PLT (no -Bsymbolic), so one copy, the first
- * the dynamic linker finds, serves the whole process: libvslvm and the handles we make. */
+ * the dynamic linker finds, serves the whole process: libvhdi's, opened before libvslvm
+ * (bfio.h). */
 #define LIBVSLVM_HAVE_BFIO 1
 #include <libvslvm.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libvslvm, opened on first use (dl.h), after libbfio. */
+/* clang-format off */
+#define VSLVM_SYMBOLS(X) X(libvslvm_error_free) X(libvslvm_error_sprint) X(libvslvm_handle_close)  \
+  X(libvslvm_handle_free) X(libvslvm_handle_get_volume_group) X(libvslvm_handle_initialize)        \
+  X(libvslvm_handle_open_file_io_handle) X(libvslvm_logical_volume_free)                           \
+  X(libvslvm_logical_volume_get_name) X(libvslvm_logical_volume_get_number_of_segments)            \
+  X(libvslvm_logical_volume_get_segment) X(libvslvm_physical_volume_free)                          \
+  X(libvslvm_physical_volume_get_identifier) X(libvslvm_physical_volume_get_name)                  \
+  X(libvslvm_segment_free) X(libvslvm_segment_get_number_of_stripes)                               \
+  X(libvslvm_segment_get_offset) X(libvslvm_segment_get_size) X(libvslvm_segment_get_stripe)       \
+  X(libvslvm_stripe_free) X(libvslvm_stripe_get_data_area_offset)                                  \
+  X(libvslvm_stripe_get_physical_volume_name) X(libvslvm_volume_group_free)                        \
+  X(libvslvm_volume_group_get_logical_volume) X(libvslvm_volume_group_get_name)                    \
+  X(libvslvm_volume_group_get_number_of_logical_volumes)                                           \
+  X(libvslvm_volume_group_get_number_of_physical_volumes)                                          \
+  X(libvslvm_volume_group_get_physical_volume)
+/* clang-format on */
+VS_DL_LIBRARY(vslvm_lib, VS_SONAME_VSLVM, "libvslvm1", VSLVM_SYMBOLS);
 
 #define META_READ_BUDGET (16u << 20)
 #define MAX_LVS 256
@@ -21,8 +42,8 @@
 static int fail(struct vs_err *err, const struct vs_bfio *io, int code, libvslvm_error_t **e,
                 const char *what) {
   char why[512] = "";
-  if (*e && libvslvm_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
-  libvslvm_error_free(e);
+  if (*e && sym_libvslvm_error_sprint(*e, why, sizeof(why)) < 0) why[0] = '\0';
+  sym_libvslvm_error_free(e);
   return vs_bfio_fail(err, io, "libvslvm", META_READ_BUDGET >> 20, code, what, why);
 }
 
@@ -69,8 +90,8 @@ static int lv_extent(libvslvm_logical_volume_t *lv, const char *pv_name, uint64_
                      uint64_t *size, char *why, size_t why_size) {
   libvslvm_error_t *e = NULL;
   int n = 0;
-  if (libvslvm_logical_volume_get_number_of_segments(lv, &n, &e) != 1 || n < 1) {
-    libvslvm_error_free(&e);
+  if (sym_libvslvm_logical_volume_get_number_of_segments(lv, &n, &e) != 1 || n < 1) {
+    sym_libvslvm_error_free(&e);
     snprintf(why, why_size, "no segments");
     return 0;
   }
@@ -82,21 +103,21 @@ static int lv_extent(libvslvm_logical_volume_t *lv, const char *pv_name, uint64_
     size64_t seg_size = 0;
     int stripes = 0;
     char name[64] = "";
-    bool is_ok = libvslvm_logical_volume_get_segment(lv, i, &seg, &e) == 1 &&
-                 libvslvm_segment_get_offset(seg, &seg_off, &e) == 1 &&
-                 libvslvm_segment_get_size(seg, &seg_size, &e) == 1 &&
-                 libvslvm_segment_get_number_of_stripes(seg, &stripes, &e) == 1;
+    bool is_ok = sym_libvslvm_logical_volume_get_segment(lv, i, &seg, &e) == 1 &&
+                 sym_libvslvm_segment_get_offset(seg, &seg_off, &e) == 1 &&
+                 sym_libvslvm_segment_get_size(seg, &seg_size, &e) == 1 &&
+                 sym_libvslvm_segment_get_number_of_stripes(seg, &stripes, &e) == 1;
     if (is_ok && stripes != 1) {
       snprintf(why, why_size, "segment %d has %d stripes", i, stripes);
-      libvslvm_segment_free(&seg, NULL);
+      sym_libvslvm_segment_free(&seg, NULL);
       return 0;
     }
-    is_ok = is_ok && libvslvm_segment_get_stripe(seg, 0, &st, &e) == 1 &&
-            libvslvm_stripe_get_physical_volume_name(st, name, sizeof(name), &e) == 1 &&
-            libvslvm_stripe_get_data_area_offset(st, &data_off, &e) == 1;
-    libvslvm_error_free(&e);
-    if (st) libvslvm_stripe_free(&st, NULL);
-    if (seg) libvslvm_segment_free(&seg, NULL);
+    is_ok = is_ok && sym_libvslvm_segment_get_stripe(seg, 0, &st, &e) == 1 &&
+            sym_libvslvm_stripe_get_physical_volume_name(st, name, sizeof(name), &e) == 1 &&
+            sym_libvslvm_stripe_get_data_area_offset(st, &data_off, &e) == 1;
+    sym_libvslvm_error_free(&e);
+    if (st) sym_libvslvm_stripe_free(&st, NULL);
+    if (seg) sym_libvslvm_segment_free(&seg, NULL);
     if (!is_ok || seg_off < 0 || data_off < 0) {
       snprintf(why, why_size, "segment %d cannot be read", i);
       return 0;
@@ -126,6 +147,8 @@ int vs_lvm_volumes(struct vs_image *img, const struct vs_volume *pv, struct vs_v
            pv->number);
   uint64_t data_start = 0;
   if (data_area_start(img, pv, &data_start, what, err) < 0) return -1;
+  if (vs_bfio_load(err) < 0 || vs_dl_load(&vslvm_lib, err) < 0)
+    return vs_err_prefix(err, "%s", what);
   struct vs_bfio io;
   if (vs_bfio_open(&io, img, pv->offset, pv->size, META_READ_BUDGET, what, err) < 0) return -1;
   libvslvm_error_t *e = NULL;
@@ -133,12 +156,12 @@ int vs_lvm_volumes(struct vs_image *img, const struct vs_volume *pv, struct vs_v
   libvslvm_volume_group_t *vg = NULL;
   int rc = -1, added = 0, n_lvs = 0, n_pvs = 0;
   char vg_name[64] = "", pv_name[64] = "";
-  if (libvslvm_handle_initialize(&h, &e) != 1 ||
-      libvslvm_handle_open_file_io_handle(h, io.handle, LIBVSLVM_OPEN_READ, &e) != 1 ||
-      libvslvm_handle_get_volume_group(h, &vg, &e) != 1 ||
-      libvslvm_volume_group_get_name(vg, vg_name, sizeof(vg_name), &e) != 1 ||
-      libvslvm_volume_group_get_number_of_physical_volumes(vg, &n_pvs, &e) != 1 ||
-      libvslvm_volume_group_get_number_of_logical_volumes(vg, &n_lvs, &e) != 1) {
+  if (sym_libvslvm_handle_initialize(&h, &e) != 1 ||
+      sym_libvslvm_handle_open_file_io_handle(h, io.handle, LIBVSLVM_OPEN_READ, &e) != 1 ||
+      sym_libvslvm_handle_get_volume_group(h, &vg, &e) != 1 ||
+      sym_libvslvm_volume_group_get_name(vg, vg_name, sizeof(vg_name), &e) != 1 ||
+      sym_libvslvm_volume_group_get_number_of_physical_volumes(vg, &n_pvs, &e) != 1 ||
+      sym_libvslvm_volume_group_get_number_of_logical_volumes(vg, &n_lvs, &e) != 1) {
     fail(err, &io, EIO, &e, what);
     goto out;
   }
@@ -146,13 +169,13 @@ int vs_lvm_volumes(struct vs_image *img, const struct vs_volume *pv, struct vs_v
   for (int i = 0; i < n_pvs && !pv_name[0]; i++) {
     libvslvm_physical_volume_t *p = NULL;
     char id[64] = "", name[64] = "";
-    if (libvslvm_volume_group_get_physical_volume(vg, i, &p, &e) == 1 &&
-        libvslvm_physical_volume_get_identifier(p, id, sizeof(id), &e) == 1 &&
-        libvslvm_physical_volume_get_name(p, name, sizeof(name), &e) == 1 &&
+    if (sym_libvslvm_volume_group_get_physical_volume(vg, i, &p, &e) == 1 &&
+        sym_libvslvm_physical_volume_get_identifier(p, id, sizeof(id), &e) == 1 &&
+        sym_libvslvm_physical_volume_get_name(p, name, sizeof(name), &e) == 1 &&
         ((pv->uuid[0] && strcmp(id, pv->uuid) == 0) || (!pv->uuid[0] && n_pvs == 1)))
       snprintf(pv_name, sizeof(pv_name), "%s", name);
-    libvslvm_error_free(&e);
-    if (p) libvslvm_physical_volume_free(&p, NULL);
+    sym_libvslvm_error_free(&e);
+    if (p) sym_libvslvm_physical_volume_free(&p, NULL);
   }
   if (!pv_name[0]) {
     vs_err_set(err, EINVAL, "%s: volume group %s does not list this physical volume (%s)", what,
@@ -168,11 +191,11 @@ int vs_lvm_volumes(struct vs_image *img, const struct vs_volume *pv, struct vs_v
     libvslvm_logical_volume_t *lv = NULL;
     char lv_name[64] = "", why[160] = "";
     uint64_t start = 0, size = 0;
-    int got = libvslvm_volume_group_get_logical_volume(vg, i, &lv, &e) == 1 &&
-                      libvslvm_logical_volume_get_name(lv, lv_name, sizeof(lv_name), &e) == 1
+    int got = sym_libvslvm_volume_group_get_logical_volume(vg, i, &lv, &e) == 1 &&
+                      sym_libvslvm_logical_volume_get_name(lv, lv_name, sizeof(lv_name), &e) == 1
                   ? lv_extent(lv, pv_name, &start, &size, why, sizeof(why))
                   : -1;
-    if (lv) libvslvm_logical_volume_free(&lv, NULL);
+    if (lv) sym_libvslvm_logical_volume_free(&lv, NULL);
     if (got < 0) {
       fail(err, &io, EIO, &e, what);
       goto out;
@@ -202,10 +225,10 @@ int vs_lvm_volumes(struct vs_image *img, const struct vs_volume *pv, struct vs_v
   }
   rc = added;
 out:
-  if (vg) libvslvm_volume_group_free(&vg, NULL);
+  if (vg) sym_libvslvm_volume_group_free(&vg, NULL);
   if (h) {
-    libvslvm_handle_close(h, NULL);
-    libvslvm_handle_free(&h, NULL);
+    sym_libvslvm_handle_close(h, NULL);
+    sym_libvslvm_handle_free(&h, NULL);
   }
   vs_bfio_close(&io);
   return rc;
