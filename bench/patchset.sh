@@ -2,8 +2,9 @@
 # patchset.sh [SIZES_GIB] [SHAPE...]: vmscope patchset make against the qemu-img route
 # ("qemu-img create -b PATCHED" + "qemu-img rebase -b BASE") and against reading both images
 # with cat (the floor for any tool that reads them), on qcow2 images of each size in SIZES_GIB
-# (a comma-separated list, default 1: e.g. 1,16,64) and each shape, cold (page cache dropped)
-# and warm (the best of three runs), all in this run. A size whose two images would not fit the
+# (a comma-separated list, default 1: e.g. 1,16,64) and each shape, cold (the page cache
+# dropped before each run; the median of VS_BENCH_COLD_RUNS runs, default 3, the tools taking
+# turns) and warm (the best of three runs), all in this run. A size whose two images would not fit the
 # free disk is skipped, and said so; one whose images would not stay in the page cache (more
 # than half the memory available) is measured cold only.
 # Shapes (default: all):
@@ -71,6 +72,21 @@ run_qemu() {
   secs "$t0"
 }
 run_cat() { local t0; t0=$EPOCHREALTIME; cat base.qcow2 patched.qcow2 >/dev/null; secs "$t0"; }
+# Cold: the median of COLD_RUNS runs of each tool, taken in turns, each after the page cache is
+# dropped. This machine's disk gave one `cat` of the same two 64 MiB files 57 ms and 178 ms
+# within a minute: one cold run of each said more of the disk than of the tools.
+cold_runs=${VS_BENCH_COLD_RUNS:-3}
+[[ $cold_runs =~ ^[1-9][0-9]*$ ]] || usage "VS_BENCH_COLD_RUNS=\"$cold_runs\" is not a count of runs"
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+cold() { # sets oc, qc and cc
+  local i o=() q=() c=()
+  for ((i = 0; i < cold_runs; i++)); do
+    drop; o+=("$(run_ours)")
+    drop; q+=("$(run_qemu)")
+    drop; c+=("$(run_cat)")
+  done
+  oc=$(printf '%s\n' "${o[@]}" | median) qc=$(printf '%s\n' "${q[@]}" | median) cc=$(printf '%s\n' "${c[@]}" | median)
+}
 best() { # the fastest of three runs of COMMAND
   local a b c
   a=$("$@") b=$("$@") c=$("$@")
@@ -96,9 +112,7 @@ for gib in "${sizes[@]}"; do
       continue
     fi
     make_shape "$shape"
-    drop; oc=$(run_ours)
-    drop; qc=$(run_qemu)
-    drop; cc=$(run_cat)
+    cold
     if [ "$data" -le $((avail_mib / 2)) ]; then
       ow=$(best run_ours) qw=$(best run_qemu) cw=$(best run_cat)
     else
