@@ -92,6 +92,10 @@ int main(void) {
   free(back);
   ok(vs_base64_decode("Zm9v!!==", &len) == NULL, "text that is not base64 is refused");
   ok(vs_base64_decode("Zm9", &len) == NULL, "as is a length that is not a multiple of four");
+  ok(vs_base64_decode("Zm9v    ", &len) == NULL && vs_base64_decode("Zm 9v", &len) == NULL &&
+         vs_base64_decode("Zm9vYg==\n", &len) == NULL,
+     "and white space, inside the text or after it");
+  ok(vs_base64_decode("Zm9=", &len) == NULL, "and bits after the last byte that are not zero");
   vs_err_clear(&err);
   return done_testing();
 }

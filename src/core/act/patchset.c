@@ -161,8 +161,8 @@ static char *layer_backing(const char *base, const char *base_real, const char *
 }
 
 /* The base's identity, found on a thread of its own, on a handle of its own, while the images
- * are compared: opening the digest library and hashing took 2.5 ms of a 14 ms make of a 1 GiB overlay (with
- * libcrypto; Nettle takes a fifth of that, crypto.h). */
+ * are compared: opening the digest library and hashing took 2.5 ms of a 14 ms make of a 1 GiB
+ * overlay (with libcrypto; crypto.h has Nettle's figures). */
 struct identity_job {
   struct vs_image *img;
   char id[65];

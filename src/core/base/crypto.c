@@ -81,9 +81,13 @@ char *vs_base64_encode(const void *data, size_t len, struct vs_err *err) {
 
 char *vs_base64_decode(const char *text, size_t *len) {
   size_t in = strlen(text), n = 0;
-  /* Nettle skips white space inside the text; base64 from the fleet's stores has none, and
-   * text that is not whole groups of four is refused as before. */
-  if (in > MAX_BLOCK || in % 4 != 0 || vs_dl_load(&nettle_lib, NULL) < 0) return NULL;
+  /* Nettle would skip white space anywhere in the text: refused here, as libcrypto's decoder
+   * refused it inside the text, with anything else outside the alphabet. */
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+  if (in > MAX_BLOCK || in % 4 != 0 || text[strspn(text, alphabet)] != '\0' ||
+      vs_dl_load(&nettle_lib, NULL) < 0)
+    return NULL;
   uint8_t *out = vs_xmalloc(BASE64_DECODE_LENGTH(in) + 1);
   struct base64_decode_ctx c;
   sym_nettle_base64_decode_init(&c);

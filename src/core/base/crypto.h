@@ -37,7 +37,8 @@ int vs_sha256_end(struct vs_sha256_ctx *c, unsigned char out[VS_SHA256_LEN], str
  * cannot be opened, or LEN is over 1 GiB. */
 char *vs_base64_encode(const void *data, size_t len, struct vs_err *err);
 /* TEXT decoded (NUL-terminated; its length in *LEN when LEN is not NULL); NULL when TEXT is
- * not base64 (in whole groups of four) or Nettle cannot be opened. */
+ * not canonical base64 (RFC 4648: whole groups of four, padded, no white space, the bits after
+ * the last byte zero) or Nettle cannot be opened. */
 char *vs_base64_decode(const char *text, size_t *len);
 
 #endif

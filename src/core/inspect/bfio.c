@@ -21,7 +21,9 @@
 VS_DL_LIBRARY(bfio_lib, VS_SONAME_VHDI, "libvhdi1", BFIO_SYMBOLS);
 
 int vs_bfio_load(struct vs_err *err) {
-  return vs_dl_load(&bfio_lib, err);
+  if (vs_dl_load(&bfio_lib, err) < 0)
+    return vs_err_prefix(err, "libbfio (libvhdi's copy, which every libyal reader reads through)");
+  return 0;
 }
 
 /* libbfio's io handle: a position in what READ reads (libbfio may clone it; clones share CTX). */
