@@ -99,3 +99,14 @@ bool fx_have(const char *program) {
   char *argv[] = {(char *)program, "--version", NULL};
   return fx_run(argv) == 0;
 }
+
+bool fx_mapped(const char *name) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof(line), f))
+    found = strstr(line, name) != NULL;
+  fclose(f);
+  return found;
+}

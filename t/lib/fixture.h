@@ -21,5 +21,8 @@ void fx_rmtree(const char *root);
 int fx_run(char *const argv[]);
 /* Whether PROGRAM is installed: `PROGRAM --version` runs and exits 0. */
 bool fx_have(const char *program);
+/* Whether a file whose path contains NAME is mapped into this process (/proc/self/maps): for
+ * the libraries opened on first use. */
+bool fx_mapped(const char *name);
 
 #endif

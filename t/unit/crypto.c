@@ -2,23 +2,12 @@
  * digests are checked against the published test vectors (FIPS 180-2, RFC 1321), base64
  * against RFC 4648's. */
 #include "crypto.h"
+#include "fixture.h"
 #include "tap.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Whether a file named like NAME is mapped into this process. */
-static bool mapped(const char *name) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  if (!f) return false;
-  char line[4096];
-  bool found = false;
-  while (!found && fgets(line, sizeof(line), f))
-    found = strstr(line, name) != NULL;
-  fclose(f);
-  return found;
-}
 
 static const char *sha256_hex(const char *text) {
   static char hex[2 * VS_SHA256_LEN + 1];
@@ -35,10 +24,10 @@ static const char *sha256_hex(const char *text) {
 
 int main(void) {
   plan_no_plan();
-  ok(!mapped("libnettle.so"), "Nettle is not mapped at start-up");
+  ok(!fx_mapped("libnettle.so"), "Nettle is not mapped at start-up");
   is_str(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
          "SHA-256 of \"abc\" (FIPS 180-2)");
-  ok(mapped("libnettle.so"), "Nettle is mapped once a digest is asked for");
+  ok(fx_mapped("libnettle.so"), "Nettle is mapped once a digest is asked for");
   is_str(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
          "SHA-256 of nothing");
 

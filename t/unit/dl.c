@@ -4,6 +4,7 @@
  * serves every libyal reader. */
 #include "bfio.h"
 #include "dl.h"
+#include "fixture.h"
 #include "tap.h"
 
 #include <dlfcn.h>
@@ -20,18 +21,6 @@ VS_DL_LIBRARY(m_lib, "libm.so.6", "libc6", M_SYMBOLS);
 #define RACE_SYMBOLS(X) X(floor)
 VS_DL_LIBRARY(race_lib, "libm.so.6", "libc6", RACE_SYMBOLS);
 
-/* Whether a file named like NAME is mapped into this process. */
-static bool mapped(const char *name) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  if (!f) return false;
-  char line[4096];
-  bool found = false;
-  while (!found && fgets(line, sizeof(line), f))
-    found = strstr(line, name) != NULL;
-  fclose(f);
-  return found;
-}
-
 /* The file FN resolves to in the loader's global scope, where the readers' calls bind first. */
 static const char *defined_in(const char *fn) {
   Dl_info info;
@@ -46,12 +35,13 @@ static void one_libbfio(void) {
   int rc = vs_bfio_load(&err);
   ok(rc == 0, "libbfio's copy is loaded (%s)", err.msg ? err.msg : "no error");
   vs_err_clear(&err);
-  ok(mapped(VS_SONAME_VHDI) && !mapped("libbfio.so"), "it is libvhdi's; libbfio1 is not mapped");
+  ok(fx_mapped(VS_SONAME_VHDI) && !fx_mapped("libbfio.so"),
+     "it is libvhdi's; libbfio1 is not mapped");
   const char *readers[] = {VS_SONAME_FSNTFS, VS_SONAME_FSXFS, VS_SONAME_VSLVM, VS_SONAME_VMDK,
                            VS_SONAME_VHDI};
   for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) /* as dl.c opens them */
     ok(dlopen(readers[i], RTLD_NOW | RTLD_GLOBAL) != NULL, "reader %s opened after it", readers[i]);
-  ok(mapped("libbfio.so"), "libbfio1 is mapped now (libfsntfs, libfsxfs and libvmdk need it)");
+  ok(fx_mapped("libbfio.so"), "libbfio1 is mapped now (libfsntfs, libfsxfs and libvmdk need it)");
   /* Some that vmscope calls, some that only libvhdi's copy defines, and the pool's internals. */
   const char *fns[] = {"libbfio_handle_initialize",  "libbfio_handle_free",
                        "libbfio_pool_append_handle", "libbfio_handle_open",
@@ -82,7 +72,7 @@ int main(void) {
                         "libfsntfs.so", "libfsxfs.so",     "libvslvm.so",   "libvhdi.so",
                         "libvmdk.so",   "libbfio.so"};
   for (size_t i = 0; i < sizeof(lazy) / sizeof(lazy[0]); i++)
-    ok(!mapped(lazy[i]), "%s is not mapped at start-up", lazy[i]);
+    ok(!fx_mapped(lazy[i]), "%s is not mapped at start-up", lazy[i]);
 
   ok(sym_cos == NULL, "nothing is resolved before the first load");
   is_num(vs_dl_load(&m_lib, &err), 0, "a library present is loaded");
