@@ -169,29 +169,26 @@ static void notify_vm(const struct drift_conf *c, const struct vm *v, int severi
  * anomaly (one it had is cleared). */
 void vm_update_analytics(const struct drift_conf *c, struct vm *v, const struct vs_view *view,
                          size_t i, bool unique) {
-  const struct vs_analysis *a = vs_view_analysis(view);
-  const struct vs_vm_tokens *vms = vs_view_tokens(view);
-  size_t role = vs_analysis_role(a, i), m = vs_analysis_medoid(a, role);
-  const char *medoid = vms[m].id;
-  v->anomaly = vs_analysis_anomaly(a, i);
-  v->similarity = vs_analysis_similarity(a, i);
-  const char *label = vs_analysis_label(a, i, &v->label_p);
-  if (!label) v->label_p = -1;
-  size_t size = vs_analysis_role_size(a, role);
+  struct vs_view_role r;
+  vs_view_role(view, i, &r);
+  const char *medoid = r.medoid_id;
+  v->anomaly = r.anomaly;
+  v->similarity = r.similarity;
+  v->label_p = r.label_p;
+  size_t size = r.size;
   if (v->medoid && strcmp(v->medoid, medoid) != 0) {
     /* The role may only have a new medoid: it changed when the old medoid is not in it any
      * more, or, for a VM that was its own role's medoid, when it left or joined others. */
     bool same = false;
-    if (strcmp(v->medoid, v->id) == 0) {
+    if (strcmp(v->medoid, v->id) == 0)
       same = (v->role_size == 1) == (size == 1);
-    } else {
-      for (size_t k = 0; k < vs_analysis_count(a) && !same; k++)
-        same = strcmp(vms[k].id, v->medoid) == 0 && vs_analysis_role(a, k) == role;
-    }
+    else
+      same = vs_view_same_role(view, i, v->medoid);
     if (!same)
       notify_vm(c, v, NOTIF_WARNING, "role_change",
                 "%s changed role: now like %s (%zu VMs), similarity %.2f",
-                v->name ? v->name : v->id, vms[m].name ? vms[m].name : medoid, size, v->similarity);
+                v->name ? v->name : v->id, r.medoid_name ? r.medoid_name : medoid, size,
+                v->similarity);
   }
   free(v->medoid);
   v->medoid = vs_xstrdup(medoid);

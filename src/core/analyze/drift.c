@@ -457,9 +457,11 @@ static void classify_in_fleet(struct vs_finding *f, const struct vs_feature *tar
     return;
   }
   if (!f->elsewhere) return;
-  long r = role_of_value(fl, key, f->value);
-  if (r >= 0) {
-    f->role_of_value = vs_xstrdup(fl->role_names[r]);
+  long r = fl->role_of ? -1 : role_of_value(fl, key, f->value);
+  const char *role = fl->role_of ? fl->role_of(fl->role_of_arg, key, f->value, fl->own_role)
+                                 : (r >= 0 ? fl->role_names[r] : NULL);
+  if (role) {
+    f->role_of_value = vs_xstrdup(role);
     return;
   }
   if (f->elsewhere < fl->group_max) f->kind = VS_FINDING_GROUP;

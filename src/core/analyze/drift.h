@@ -112,6 +112,11 @@ struct vs_drift_fleet {
   uint32_t group_max;                /* the most VMs a team's tweak is found on */
   const struct vs_strmap *rolling;   /* keys moving through the fleet between snapshots */
   bool unique;                       /* the target has no close peers: nothing alarms */
+  /* In place of ROLES (N_ROLES 0), when their populations are not at hand (a host ranking from
+   * the fleet store's summaries): the name of the lowest-numbered group but OWN_ROLE whose
+   * majority of KEY is VALUE, or NULL. */
+  const char *(*role_of)(const void *arg, const char *key, const char *value, size_t own_role);
+  const void *role_of_arg;
 };
 
 struct vs_drift_opts {

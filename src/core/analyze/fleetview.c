@@ -1,5 +1,6 @@
 /* The fleet as one view: VMs by identity, their roles and peer groups (fleetview.h). */
 #include "fleetview.h"
+#include "fleetview_int.h"
 
 #include "neighbours.h"
 #include "pool.h"
@@ -11,33 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct vm {
-  struct vs_feature *doc, *prev; /* newest, and the one before (or NULL) */
-  uint64_t *tokens, *prev_tokens;
-};
-
-struct vs_view {
-  struct vm *vms;
-  size_t n, cap;
-  struct vs_strmap *by_id; /* id -> index + 1 */
-  char **errors;
-  size_t n_errors;
-  /* after prepare */
-  bool prepared;
-  struct vs_view_opts opts;
-  struct vs_vm_tokens *tokens;
-  struct vs_analysis *analysis;
-  struct vs_pop *fleet;
-  struct vs_pop **role_pops; /* per close group: its VMs but the unique ones (peers), or NULL */
-  struct vs_pop **kind_pops; /* per close group: all its VMs (whose value a value is) */
-  const char **role_names;   /* each role's medoid's name (or id) */
-  bool *unique;              /* per VM: fewer than min_role_peers close peers */
-  size_t *group, n_groups;   /* per VM: its close group (neighbours.h); how many */
-  size_t *group_size;
-  struct vs_strmap *rolling; /* keys moving through the fleet between snapshots */
-  uint32_t group_max;
-};
 
 int vs_peer_group_parse(const char *s, enum vs_peer_group *out) {
   if (strcasecmp(s, "role") == 0)
@@ -72,7 +46,7 @@ void vs_view_free(struct vs_view *v) {
   vs_strv_free(v->errors, v->n_errors);
   for (size_t g = 0; g < v->n_groups; g++) {
     vs_pop_free(v->role_pops[g]);
-    vs_pop_free(v->kind_pops[g]);
+    if (v->kind_pops) vs_pop_free(v->kind_pops[g]);
   }
   free(v->kind_pops);
   free(v->role_pops);
@@ -84,6 +58,10 @@ void vs_view_free(struct vs_view *v) {
   vs_analysis_free(v->analysis);
   vs_pop_free(v->fleet);
   free(v->tokens);
+  free(v->group_ids);
+  free(v->roles);
+  json_decref(v->majorities);
+  json_decref(v->context);
   free(v);
 }
 
@@ -451,7 +429,28 @@ size_t vs_view_group(const struct vs_view *v, size_t i) {
 }
 
 const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group) {
-  return v->kind_pops[group];
+  return v->kind_pops ? v->kind_pops[group] : NULL;
+}
+
+size_t vs_view_fleet_vms(const struct vs_view *v) {
+  return vs_pop_docs(v->fleet);
+}
+
+void vs_view_role(const struct vs_view *v, size_t i, struct vs_view_role *out) {
+  if (v->from_context) {
+    *out = v->roles[i];
+    return;
+  }
+  const struct vs_analysis *a = v->analysis;
+  size_t role = vs_analysis_role(a, i), m = vs_analysis_medoid(a, role);
+  *out = (struct vs_view_role){.number = role,
+                               .medoid_id = v->tokens[m].id,
+                               .medoid_name = v->tokens[m].name,
+                               .size = vs_analysis_role_size(a, role),
+                               .anomaly = vs_analysis_anomaly(a, i),
+                               .similarity = vs_analysis_similarity(a, i)};
+  out->label = vs_analysis_label(a, i, &out->label_p);
+  if (!out->label) out->label_p = -1;
 }
 
 struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs_drift_opts *o,
@@ -461,13 +460,21 @@ struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs
   struct vs_drift_fleet fleet = {.fleet = v->fleet,
                                  .roles = (const struct vs_pop *const *)v->kind_pops,
                                  .role_names = v->role_names,
-                                 .n_roles = v->n_groups,
-                                 .own_role = role,
+                                 .n_roles = v->from_context ? 0 : v->n_groups,
+                                 .own_role = v->from_context ? v->group_ids[role] : role,
                                  .group_max = v->group_max,
                                  .rolling = v->rolling,
-                                 .unique = vs_view_unique(v, i)};
+                                 .unique = vs_view_unique(v, i),
+                                 .role_of = v->from_context ? vs_view_context_role_of : NULL,
+                                 .role_of_arg = v};
   struct vs_drift_opts opts = o ? *o : (struct vs_drift_opts){0};
   opts.fleet = &fleet;
   const struct vs_pop *peers = by_role && v->role_pops[role] ? v->role_pops[role] : v->fleet;
   return vs_drift_rank(peers, v->vms[i].doc, &opts, err);
+}
+
+bool vs_view_same_role(const struct vs_view *v, size_t i, const char *id) {
+  if (v->from_context) return vs_view_context_same_role(v, i, id);
+  long k = vs_view_find_id(v, id);
+  return k >= 0 && vs_analysis_role(v->analysis, (size_t)k) == vs_analysis_role(v->analysis, i);
 }

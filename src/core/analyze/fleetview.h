@@ -114,8 +114,66 @@ size_t vs_view_group_count(const struct vs_view *v);
 size_t vs_view_group(const struct vs_view *v, size_t i);
 const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group);
 
+/* How many VMs the fleet has (a view from the context: the fleet's, not this host's). */
+size_t vs_view_fleet_vms(const struct vs_view *v);
+
+/* VM I's role as the role analysis sees it: its medoid, how many VMs the role has, how far the
+ * VM is from it, and its label (NULL, LABEL_P -1, when none). Strings are the view's. */
+struct vs_view_role {
+  size_t number;                       /* the role's, in the analysis that found it */
+  const char *medoid_id, *medoid_name; /* the name may be NULL */
+  size_t size;
+  double anomaly, similarity;
+  const char *label;
+  double label_p;
+};
+void vs_view_role(const struct vs_view *v, size_t i, struct vs_view_role *out);
+/* Whether the VM with id ID is in VM I's role. A view from the context knows it of the VMs
+ * whose parts it was given (vs_view_prepare_context's VMS, which may hold other VMs' parts
+ * too); false for any other. */
+bool vs_view_same_role(const struct vs_view *v, size_t i, const char *id);
+
 /* Ranks VM I against its peer group (see above), with the fleet's context. */
 struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs_drift_opts *o,
                               struct vs_err *err);
+
+/* ------------------------------------------------------------------ the fleet's context
+ *
+ * What a host needs to rank its own VMs as the whole view would, without every VM's document
+ * (fleetctx.c; store.h keeps it in the fleet store): one host holding the whole view writes
+ * it, the others prepare a view of their own VMs from it. Its parts:
+ * - the fleet's: {"vms": N, "group_max": G, "rolling": {KEY: VALUE}, "population": the
+ *   fleet's population summary (population.h), "majorities": {KEY: [[VALUE, GROUP, NAME,
+ *   GROUP or null, NAME or null]...]}}: each value that is the majority of some close group
+ *   of two VMs or more, with the two lowest-numbered such groups and their names (whose value
+ *   an "alone" finding is: drift.h);
+ * - one per close group: {"name": NAME, "peers": the summary of its peers' population, or
+ *   null when all its VMs are unique};
+ * - one per VM: {"group": G, "unique": B, "digest": what its populations count of it
+ *   (vs_view_digest), "role": {"number", "medoid", "medoid_name", "size", "anomaly",
+ *   "similarity", "label", "label_p"}}.
+ * The sizes grow with the keys, the values two VMs share and the groups, not with the VMs. */
+
+/* A hex SHA-256 of what a population counts of DOC (its settings and defaults): equal digests,
+ * equal counts. NULL with ERR only when the digest cannot be computed (crypto.h). */
+char *vs_view_digest(const struct vs_feature *doc, struct vs_err *err);
+/* The parts of a prepared view of every VM. */
+json_t *vs_view_context_fleet(const struct vs_view *v);
+json_t *vs_view_context_group(const struct vs_view *v, size_t group);
+json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err);
+
+/* Prepares V, which holds this host's VMs only, from the context: FLEET the fleet's part,
+ * GROUPS {"G": part} holding the part of each group its VMs are in, VMS {ID: part} one per VM
+ * of V. V's VMs are then ranked (vs_view_rank) as a view of every VM counted by the context
+ * would rank them; roles come from the parts (vs_view_role), and vs_view_analysis,
+ * vs_view_tokens and vs_view_group_pop are NULL. The parts are written by another host: one
+ * that is not well formed is refused (EINVAL), and so is a context that counts a VM other than
+ * as V holds it now (ESTALE: its digest differs, or it has no part). V is left unprepared on
+ * failure. */
+int vs_view_prepare_context(struct vs_view *v, const json_t *fleet, const json_t *groups,
+                            const json_t *vms, const struct vs_view_opts *opts, struct vs_err *err);
+/* drift.h's role_of for a view prepared from the context (ARG). */
+const char *vs_view_context_role_of(const void *arg, const char *key, const char *value,
+                                    size_t own_role);
 
 #endif

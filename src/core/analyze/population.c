@@ -20,6 +20,7 @@ struct pop_key {
   uint32_t present; /* documents that set the key */
   uint32_t live;    /* slots with count > 0 */
   uint32_t cap, used;
+  uint32_t singles; /* a summary's values held by one document each, counted but not named */
   struct value_slot *slots;
   /* Filled by vs_pop_prepare(). */
   const struct value_slot *dflt;
@@ -43,6 +44,7 @@ struct vs_pop {
   struct vs_strmap *members; /* id -> count, stored in the pointer */
   size_t docs, pairs;
   uint64_t generation, prepared_generation;
+  bool summary; /* made by vs_pop_from_summary: read-only */
 };
 
 struct vs_pop *vs_pop_new(void) {
@@ -214,6 +216,9 @@ void vs_pop_add(struct vs_pop *pop, const struct vs_feature *doc) {
 }
 
 int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_err *err) {
+  if (pop->summary)
+    return vs_err_set(err, EINVAL, "document \"%s\": a population's summary cannot change",
+                      vs_feature_id(doc));
   if (!vs_strmap_get(pop->members, vs_feature_id(doc)))
     return vs_err_set(err, ENOENT, "document \"%s\" (%s) is not in the population",
                       vs_feature_id(doc), vs_feature_name(doc));
@@ -373,7 +378,8 @@ uint32_t vs_pop_count(const struct vs_pop *pop, size_t i, const char *value) {
   value = vs_pop_fold(pop, i, value);
   if (strcmp(value, VS_ABSENT) == 0) return (uint32_t)pop->docs - k->present + folded;
   const struct value_slot *s = find_value(k, value, hash_of(pop, value));
-  return s ? s->count : 0;
+  if (s) return s->count;
+  return k->singles ? 1 : 0; /* a member's value not named in a summary: its own alone */
 }
 
 void vs_pop_values(const struct vs_pop *pop, size_t i,
@@ -413,7 +419,7 @@ static void add_if_at_most(const char *value, uint32_t count, void *arg) {
 uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max) {
   struct at_most a = {.max = max};
   vs_pop_values(pop, i, add_if_at_most, &a);
-  return a.docs;
+  return a.docs + (max >= 1 ? pop->keys[i].singles : 0);
 }
 
 static int cmp_slot_value(const void *a, const void *b) {
@@ -448,4 +454,131 @@ char *vs_pop_dump(const struct vs_pop *pop) {
     vs_buf_addf(&out, "member\t%s\t%zu\n", ids[i], vs_pop_member(pop, ids[i]));
   free(ids);
   return vs_buf_steal(&out);
+}
+
+/* ----------------------------------------------------------------------------- summaries */
+
+/* Whether slot S of key K is named in a summary: held by two documents or more, one of the two
+ * most common values (ties among singles are broken as the whole population breaks them), or
+ * the key's default (its count folds into VS_ABSENT). */
+static bool named(const struct pop_key *k, const struct value_slot *s) {
+  return s->count >= 2 || s == k->dflt ||
+         (s->count == 1 && ((k->stats.top_value[0] && s->value == k->stats.top_value[0]) ||
+                            (k->stats.top_value[1] && s->value == k->stats.top_value[1])));
+}
+
+json_t *vs_pop_summary(const struct vs_pop *pop) {
+  json_t *keys = json_array();
+  for (size_t i = 0; i < pop->n_keys; i++) {
+    const struct pop_key *k = &pop->keys[i];
+    json_t *values = json_array();
+    uint32_t singles = k->singles;
+    for (uint32_t j = 0; j < k->cap; j++) {
+      const struct value_slot *s = &k->slots[j];
+      if (!s->value || (s->count == 0 && s != k->dflt)) continue;
+      if (named(k, s))
+        json_array_append_new(values, json_pack("[s,I]", s->value, (json_int_t)s->count));
+      else
+        singles++;
+    }
+    json_array_append_new(keys,
+                          json_pack("[s,I,I,s?,o]", k->name, (json_int_t)k->present,
+                                    (json_int_t)singles, k->dflt ? k->dflt->value : NULL, values));
+  }
+  return json_pack("{s:I,s:o}", "docs", (json_int_t)pop->docs, "keys", keys);
+}
+
+/* A count of a summary: an integer from 0 to MAX. */
+static bool summary_count(const json_t *j, size_t max, uint32_t *out) {
+  if (!json_is_integer(j) || json_integer_value(j) < 0 || (size_t)json_integer_value(j) > max)
+    return false;
+  *out = (uint32_t)json_integer_value(j);
+  return true;
+}
+
+/* Key [NAME, PRESENT, SINGLES, DEFAULT or null, [[VALUE, COUNT]...]] of a summary into POP. */
+static int summary_key(struct vs_pop *pop, const json_t *jk, const char *what, struct vs_err *err) {
+  const char *name = json_string_value(json_array_get(jk, 0));
+  const json_t *dflt = json_array_get(jk, 3), *values = json_array_get(jk, 4);
+  uint32_t present, singles;
+  if (!json_is_array(jk) || json_array_size(jk) != 5 || !name ||
+      !summary_count(json_array_get(jk, 1), pop->docs, &present) ||
+      !summary_count(json_array_get(jk, 2), present, &singles) ||
+      !(json_is_null(dflt) || json_is_string(dflt)) || !json_is_array(values))
+    return vs_err_set(err, EINVAL,
+                      "%s: a key is not [name, present, singles, default or null, values] with "
+                      "counts of at most the %zu documents",
+                      what, pop->docs);
+  if (vs_pop_key_index(pop, name) >= 0)
+    return vs_err_set(err, EINVAL, "%s: key \"%s\" is there twice", what, name);
+  struct pop_key *k = get_key(pop, name);
+  size_t sum = singles, j;
+  const json_t *jv;
+  bool has_default = json_is_null(dflt);
+  json_array_foreach(values, j, jv) {
+    const char *value = json_string_value(json_array_get(jv, 0));
+    uint32_t count;
+    if (!json_is_array(jv) || json_array_size(jv) != 2 || !value ||
+        !summary_count(json_array_get(jv, 1), present, &count))
+      return vs_err_set(err, EINVAL, "%s: key \"%s\": a value is not [text, count of at most %u]",
+                        what, name, present);
+    uint64_t hash = hash_of(pop, value);
+    if (find_value(k, value, hash))
+      return vs_err_set(err, EINVAL, "%s: key \"%s\": value \"%s\" is there twice", what, name,
+                        value);
+    struct value_slot *s = get_value(pop, k, value, hash);
+    if (count) count_value(pop, k, s, count);
+    if (json_is_string(dflt) && strcmp(value, json_string_value(dflt)) == 0) {
+      s->declared = 1;
+      has_default = true;
+    }
+    sum += count;
+  }
+  if (!has_default)
+    return vs_err_set(err, EINVAL, "%s: key \"%s\": its default \"%s\" has no count", what, name,
+                      json_string_value(dflt));
+  if (sum != present)
+    return vs_err_set(err, EINVAL,
+                      "%s: key \"%s\": its values and singles count %zu documents, not the %u "
+                      "that set it",
+                      what, name, sum, present);
+  k->singles = singles;
+  k->present += singles;
+  k->live += singles;
+  pop->pairs += singles;
+  return 0;
+}
+
+struct vs_pop *vs_pop_from_summary(const json_t *summary, const char *const *members,
+                                   size_t n_members, const char *what, struct vs_err *err) {
+  _cleanup_(vs_pop_freep) struct vs_pop *pop = vs_pop_new();
+  const json_t *docs = json_object_get(summary, "docs"), *keys = json_object_get(summary, "keys");
+  uint32_t n_docs;
+  if (!json_is_object(summary) || !summary_count(docs, VS_POP_MAX_DOCS, &n_docs) ||
+      !json_is_array(keys)) {
+    vs_err_set(err, EINVAL, "%s: not a population's summary ({\"docs\": N, \"keys\": [...]})",
+               what);
+    return NULL;
+  }
+  if (n_members > n_docs) {
+    vs_err_set(err, EINVAL, "%s: %zu members, but the summary counts %u documents", what, n_members,
+               n_docs);
+    return NULL;
+  }
+  pop->docs = n_docs;
+  size_t i;
+  const json_t *jk;
+  json_array_foreach(keys, i, jk) {
+    if (summary_key(pop, jk, what, err) < 0) return NULL;
+  }
+  for (size_t m = 0; m < n_members; m++)
+    add_member(pop, members[m], 1);
+  pop->summary = true;
+  pop->generation++;
+  vs_pop_prepare(pop);
+  return vs_steal(&pop);
+}
+
+bool vs_pop_is_summary(const struct vs_pop *pop) {
+  return pop->summary;
 }

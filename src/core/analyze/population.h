@@ -21,6 +21,7 @@
 
 #include "feature.h"
 
+#include <jansson.h>
 #include <stdint.h>
 
 #define VS_POP_MAX_DOCS UINT32_MAX
@@ -84,6 +85,25 @@ uint32_t vs_pop_present(const struct vs_pop *pop, size_t i);
 /* Documents of the population whose folded value of key I is held by at most MAX documents
  * (a permutation test's tail: how many VMs stand out at least as much as one held by MAX). */
 uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max);
+
+/* A population's summary: what ranking a member against it needs, in a size that grows with
+ * the keys and the values two documents share, not with the documents. Per key: how many
+ * documents set it, its default, the values held by two documents or more, the two most common
+ * values whatever their counts, and how many values one document holds alone ("singles":
+ * hostnames, machine ids), counted but not named. No members.
+ *   {"docs": N, "keys": [[KEY, PRESENT, SINGLES, DEFAULT or null, [[VALUE, COUNT]...]]...]}
+ * Requires a prepared population. */
+json_t *vs_pop_summary(const struct vs_pop *pop);
+/* The population a summary describes, prepared and read-only (add, remove and merge are not
+ * for it), with MEMBERS as its members: the documents that will be ranked against it, each
+ * counted in the summary as it is now. Every statistic, count and tail above is then exact for
+ * a member's own values; vs_pop_count of a value not named is 1 when some document holds a
+ * value alone (the member's, which is what ranking asks), and vs_pop_values calls EACH for the
+ * named values only. A summary that is not well formed (counts that do not add up, a key or
+ * value twice) is refused: WHAT names it in ERR. */
+struct vs_pop *vs_pop_from_summary(const json_t *summary, const char *const *members,
+                                   size_t n_members, const char *what, struct vs_err *err);
+bool vs_pop_is_summary(const struct vs_pop *pop);
 
 /* Every count as text, keys and values sorted ("KEY\tVALUE\tCOUNT\tDECLARED\n", raw values,
  * absent counts included): equal populations give equal text. Caller frees. */
