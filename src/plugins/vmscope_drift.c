@@ -51,6 +51,9 @@ static struct {
   struct vs_store *store;          /* the worker's: the fleet store, or NULL */
   bool elected;                    /* the worker's: it held the store's lock last round */
   bool store_away;                 /* the worker's: the store failed last round */
+  char *why_whole;                 /* the worker's: why it read the whole fleet last round */
+  bool from_context;               /* the worker's: it ranked from the fleet's context last round */
+  size_t context_vms;              /* the worker's: the fleet's VMs then (said when it changes) */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int config(oconfig_item_t *ci) {
@@ -303,38 +306,60 @@ static struct vs_store *fleet_store(void) {
   return drift.store;
 }
 
-/* This host's VMs in the fleet's view from the store; when the store is away, the fleet as it
- * was last read (said once, and once more when it is back); NULL when the store cannot even be
- * set up (then this host ranks its own pool). */
-static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_view_opts *vo) {
+/* This host's VMs in the fleet's view from the store: from the elected host's context when
+ * USE_CONTEXT and it counts this host's VMs as they are (said when that starts, and when the
+ * fleet's size in it changes), else the whole fleet read; when the
+ * store is away, the fleet as it was last read (said once, and once more when it is back);
+ * NULL when the store cannot even be set up (then this host ranks its own pool). */
+static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_view_opts *vo,
+                                  bool use_context, bool *from_context) {
   struct vs_store *store = fleet_store();
   if (!store) return NULL;
   struct vs_err err = {0};
-  bool stale = false;
-  char **errors = NULL;
-  size_t n_errors = 0;
-  struct vs_view *view = vs_store_fleet_view(store, local, vo, &stale, &errors, &n_errors, &err);
+  /* The medoids this host's VMs had: whether one is still in its VM's role (role_change). */
+  const char **medoids = vs_xcalloc(drift.n_vms + 1, sizeof(*medoids));
+  size_t n_medoids = 0;
+  for (size_t i = 0; i < drift.n_vms; i++)
+    if (drift.vms[i].medoid) medoids[n_medoids++] = drift.vms[i].medoid;
+  struct vs_store_round round = {.use_context = use_context, .also = medoids, .n_also = n_medoids};
+  struct vs_view *view = vs_store_round_view(store, local, vo, &round, &err);
+  free(medoids);
   /* Once when it goes away (whatever each round's error says, a refused connection after a
    * closed one), once when it is back. */
-  if (stale && !drift.store_away)
+  if (round.stale && !drift.store_away)
     ERROR(PLUGIN ": %s; ranking against the fleet as last read (%zu VMs) until it is back",
-          vs_err_msg(&err), vs_view_count(view));
-  else if (!stale && drift.store_away)
+          vs_err_msg(&err), vs_view_fleet_vms(view));
+  else if (!round.stale && drift.store_away)
     INFO(PLUGIN ": FleetStore works again");
-  drift.store_away = stale;
+  drift.store_away = round.stale;
   vs_err_clear(&err);
-  for (size_t i = 0; i < n_errors; i++) /* rows written by others that fail the checks */
-    vs_once_fail(&drift.once, PLUGIN, errors[i], errors[i]);
-  vs_strv_free(errors, n_errors);
+  /* Why the whole fleet was read: once per reason (a VM new or changed since the last refresh
+   * is the common one, and passes with the next refresh). */
+  if (round.why_not_context &&
+      (!drift.why_whole || strcmp(drift.why_whole, round.why_not_context) != 0))
+    INFO(PLUGIN ": reading the whole fleet this round: %s", round.why_not_context);
+  free(drift.why_whole);
+  drift.why_whole = round.why_not_context ? vs_xstrdup(round.why_not_context) : NULL;
+  for (size_t i = 0; i < round.n_errors; i++) /* rows written by others that fail the checks */
+    vs_once_fail(&drift.once, PLUGIN, round.errors[i], round.errors[i]);
+  if (round.from_context && (!drift.from_context || drift.context_vms != vs_view_fleet_vms(view)))
+    INFO(PLUGIN ": ranking this host's %zu VMs from the fleet's context (%zu VMs in the fleet): "
+                "its own VMs' groups read, not every VM",
+         vs_view_count(view), vs_view_fleet_vms(view));
+  drift.from_context = *from_context = round.from_context;
+  drift.context_vms = vs_view_fleet_vms(view);
+  vs_store_round_clear(&round);
   return view;
 }
 
-/* Publishes this host's rankings (and, from the elected host, the fleet's findings). */
+/* Publishes this host's rankings (and, from the elected host, the fleet's findings and the
+ * context the other hosts rank from: VIEW is then the whole fleet's). */
 static void publish(struct vs_drift *const *ranked, size_t n, const struct vs_fleet_findings *f,
-                    bool elected) {
+                    const struct vs_view *view, bool elected) {
   struct vs_err err = {0};
   if (vs_store_publish_findings(drift.store, ranked, n, &err) < 0 ||
-      (elected && vs_store_publish_fleet(drift.store, f, &err) < 0)) {
+      (elected && vs_store_publish_fleet(drift.store, f, &err) < 0) ||
+      (elected && vs_store_publish_context(drift.store, view, &err) < 0)) {
     vs_once_fail(&drift.once, PLUGIN, "FleetStore findings", vs_err_msg(&err));
     vs_err_clear(&err);
   } else {
@@ -417,11 +442,18 @@ static void rank_pool(void) {
                             .labels = labels};
   /* With a fleet store, this host's VMs are ranked in the whole fleet's view, and the fleet's
    * once-only notifications come from the elected host alone. */
+  bool from_context = false;
+  /* The elected host reads the whole fleet: it makes the context the others rank from. */
+  bool whole = drift.elected || (drift.store && vs_store_elected(drift.store));
   _cleanup_(vs_view_freep) struct vs_view *fleet_wide =
-      conf.store_url ? fleet_view(local, &vo) : NULL;
+      conf.store_url ? fleet_view(local, &vo, !whole, &from_context) : NULL;
+  bool elected = !fleet_wide || vs_store_elected(drift.store);
+  if (fleet_wide && elected && from_context) { /* elected since: the whole fleet after all */
+    vs_view_free(fleet_wide);
+    fleet_wide = fleet_view(local, &vo, false, &from_context);
+  }
   if (!fleet_wide) vs_view_prepare(local, &vo);
   const struct vs_view *view = fleet_wide ? fleet_wide : local;
-  bool elected = !fleet_wide || vs_store_elected(drift.store);
   if (fleet_wide && elected != drift.elected) {
     INFO(PLUGIN ": %s", elected ? "this host does the fleet's once-only work (groups, rollouts, "
                                   "majority changes): it holds the fleet store's lock"
@@ -429,7 +461,7 @@ static void rank_pool(void) {
     take_over(elected);
   }
   drift.elected = fleet_wide && elected;
-  size_t n = vs_view_count(view);
+  size_t n = vs_view_fleet_vms(view);
   /* The fleet's findings are the elected host's work alone: the others rank their own VMs. */
   _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *fleet =
       n >= 2 && elected ? vs_fleet_find(view) : vs_xcalloc(1, sizeof(*fleet));
@@ -440,7 +472,7 @@ static void rank_pool(void) {
     pthread_mutex_unlock(&drift.lock);
     fleet_notify_findings(fleet, vs_view_fleet(view));
   }
-  if (n) store_analytics(view);
+  if (n && vs_view_analysis(view)) store_analytics(view); /* not from the context: no roles */
   struct vs_drift_opts opts = {.warn_score = conf.warn_score,
                                .fail_score = conf.fail_score,
                                .waivers = waivers,
@@ -448,9 +480,9 @@ static void rank_pool(void) {
   cdtime_t now = cdtime();
   for (size_t i = 0; i < drift.n_vms; i++)
     drift.vms[i].seen = false;
-  struct vs_drift **ranked = vs_xcalloc(n ? n : 1, sizeof(*ranked));
+  struct vs_drift **ranked = vs_xcalloc(vs_view_count(view) + 1, sizeof(*ranked));
   size_t n_ranked = 0;
-  for (size_t i = 0; n >= 2 && i < n; i++) {
+  for (size_t i = 0; n >= 2 && i < vs_view_count(view); i++) {
     if (fleet_wide && !vs_store_is_local(view, i, local)) continue; /* another host's */
     struct vs_drift *d = vs_view_rank(view, i, &opts, &err);
     if (!d) {
@@ -468,7 +500,7 @@ static void rank_pool(void) {
     vm_update_alarms(&conf, v, d, now, vs_view_by_role(view, i));
     vm_update_analytics(&conf, v, view, i, d->unique);
   }
-  if (fleet_wide) publish(ranked, n_ranked, fleet, elected);
+  if (fleet_wide) publish(ranked, n_ranked, fleet, view, elected && !drift.store_away);
   for (size_t i = 0; i < n_ranked; i++)
     vs_drift_free(ranked[i]);
   free(ranked);
@@ -579,6 +611,8 @@ static int shutdown_cb(void) {
   drift.n_metrics = 0;
   fleet_forget();
   vs_store_freep(&drift.store);
+  free(drift.why_whole);
+  drift.why_whole = NULL;
   vs_once_free(&drift.once);
   free(conf.data_dir);
   free(conf.waiver_file);

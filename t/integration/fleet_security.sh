@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 3" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 4" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -121,6 +121,12 @@ ok $? "nor publish a ranking of host-b's VM under its own name: $out"
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_fleet('host-a', '{}')")
 [[ $out == *"does not hold the fleet's lock"* ]]
 ok $? "the fleet's findings come from the session that holds the lock only: $out"
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_context('host-a', '{}', '{}', '{}')")
+[[ $out == *"does not hold the fleet's lock"* ]]
+ok $? "and so does the context the other hosts rank from: $out"
+out=$(as_role host-a pw-of-host-a "DELETE FROM vmscope_vm_context")
+[[ $out == *"permission denied for table vmscope_vm_context"* ]]
+ok $? "which no host writes directly: $out"
 is "$(sql -c "SELECT count(*) FROM vmscope_vms WHERE host = 'host-b'"):$(sql -c "SELECT count(*) FROM vmscope_findings WHERE host = 'host-b' AND severity = 'okay'")" "3:0" \
   "host-b's rows are as host-b wrote them"
 out=$(as_role grafana pw-of-grafana "SELECT count(*) FROM vmscope_findings")
@@ -141,15 +147,18 @@ sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval
   INSERT INTO vmscope_vms VALUES ('00000000-0000-4000-8000-0000000000ff', 'rogue', 'web-x', now(), now(),
     (SELECT doc FROM vmscope_vms WHERE uuid = '$(uuid web-1)'), NULL)" >/dev/null
 refused() { grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue): the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"; }
-wait_for 30 refused host-a && wait_for 30 refused host-b
-ok $? "a row whose document is another VM's is refused, and each host says which and why"
-# Two more rounds of host-a's, each publishing its rankings after the row was refused.
-ranked_since() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-a' AND ranked_at > to_timestamp($1)")" -gt 0 ]; }
+# The host that reads every row is the elected one (it makes the context the other ranks from).
+elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
+wait_for 30 refused "$elected"
+ok $? "a row whose document is another VM's is refused by the host that reads every row (the elected $elected), which says which and why"
+# Two more rounds of each host's, each publishing its rankings after the row was refused.
+ranked_since() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = '$1' AND ranked_at > to_timestamp($2)")" -gt 0 ]; }
 for round in 1 2; do
   since=$(date -u +%s.%N)
-  wait_for 30 ranked_since "$since"
+  wait_for 30 ranked_since host-a "$since" && wait_for 30 ranked_since host-b "$since"
 done
-is "$(samples host-a)" 5,5,5 "and it is not counted: the VMs still have 5 peers"
+is "$(samples host-a) $(samples host-b)" "5,5,5 5,5,5" \
+  "and it is not counted: the VMs still have 5 peers, on the other host too, which ranks from the elected host's context"
 sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
 # Rows whose newest document is sound and whose previous one names another VM: as a patch onto
 # the newest (ff), and whole, as schema version 2 stored it (fe).
@@ -163,8 +172,8 @@ refused_prev() {
   grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue), previous snapshot: the document's id is \"$(uuid web-2)\", not the row's" "$work/$1/collectd.log" &&
     grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000fe (host rogue), previous snapshot: the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"
 }
-wait_for 30 refused_prev host-a && wait_for 30 refused_prev host-b
-ok $? "a previous snapshot that is another VM's, as a patch or whole, is refused, and each host says so"
+wait_for 30 refused_prev "$elected"
+ok $? "a previous snapshot that is another VM's, as a patch or whole, is refused, and the elected host says so"
 sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
 
 # --- a VM that migrates: one row, the newest snapshot's ------------------------------------

@@ -119,6 +119,33 @@ ok $? "the three hosts publish and rank their nine VMs"
 wait_for 60 same
 ok $? "every VM's findings (keys, values, ranks, scores, severities, kinds) equal one pool's of every host's documents"
 diff <(union) <(fleet) | head -n 20 | sed 's/^/# /'
+# The two hosts that are not elected rank from the context the elected host makes (its groups'
+# and the fleet's population summaries), not from every VM's row; and still equal one pool. A
+# host says when it starts ranking from the context and why it reads the whole fleet again:
+# the last of the two it said is what it does.
+in_context() { # HOST
+  grep -h "from the fleet's context\|reading the whole fleet" "$work/$1/collectd.log" | tail -n1 |
+    grep -q "from the fleet's context (9 VMs in the fleet)"
+}
+others_in_context() {
+  local h n=0
+  for h in "${hosts[@]}"; do
+    grep -q "this host does the fleet's once-only work" "$work/$h/collectd.log" || { in_context "$h" && n=$((n + 1)); }
+  done
+  [ $n = 2 ]
+}
+wait_for 60 others_in_context
+r=$?
+ok $r "the two hosts not elected rank their VMs from the fleet's context of all nine VMs"
+[ $r = 0 ] || grep -h "vmscope_drift: .*\(context\|whole fleet\|once-only\)" "$work"/host-*/collectd.log | head -n 20 | sed 's/^/# /'
+since=$(sql -c "SELECT now()")
+ranked_since() { [ "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE ranked_at > '$since'")" = 9 ]; }
+wait_for 30 ranked_since && others_in_context && same
+ok $? "ranked again from it, every VM's findings still equal one pool's"
+diff <(union) <(fleet) | head -n 20 | sed 's/^/# /'
+is "$(sql -c "SELECT count(*) FILTER (WHERE part = 'fleet') || ' ' || (count(*) FILTER (WHERE part LIKE 'group:%') > 0) FROM vmscope_context") $(sql -c 'SELECT count(*) FROM vmscope_vm_context')" \
+  "1 true 9" \
+  "the context: one fleet part, a part per group, a part per VM"
 is "$(sql -c 'SELECT count(previous_patch) || $$ $$ || count(previous) FROM vmscope_vms')" "9 0" \
   "each VM's previous snapshot is stored as a patch onto its newest, not whole (and equal above)"
 is "$(fleet | jq -r '[.[] | select(.alarms > 0) | .name] | join(",")')" "db-03,web-03" \
@@ -141,7 +168,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3 "the schema is created once, at version 3"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4 "the schema is created once, at version 4"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -276,7 +303,7 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 3 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 4 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
@@ -294,16 +321,19 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
     prev=$(jq -cn --slurpfile d "$work/row.doc" --slurpfile p "$work/row.patch" "$mp"' $d[0] | mp($p[0])') || prev=
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
   done <"$work/v3.uuids"
-  # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it.
-  echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version = 3;'
+  # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
+  # context goes too.
+  echo 'DROP FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
+  echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version >= 3;'
   echo 'COMMIT;'
 } >"$work/to-v2.sql"
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 3" "vmscope fleet migrate brings it to version 3"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 4" "vmscope fleet migrate brings it to version 4"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 "$VMSCOPE" report --html "$work/migrated.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/migrated.err"
 ok $? "the fleet-wide report is drawn from the migrated store$(sed 's/^/: /' "$work/migrated.err" | head -n1)"
 diff "$work/v3.html" "$work/migrated.html" >"$work/migrated.diff"

@@ -26,7 +26,8 @@ struct vs_store {
   double host_timeout;
   int connect_timeout;
   bool store_documents, elected, migrated;
-  json_t *last; /* the fleet as last read: [uuid, doc text, previous text or null]... */
+  json_t *last;         /* the fleet as last read: [uuid, doc text, previous text or null]... */
+  json_t *last_context; /* the context as last read: [fleet, {group: part}, {uuid: part}] */
 };
 
 /* Each migration takes the schema from version i to i + 1, in the transaction that records it. */
@@ -217,6 +218,47 @@ static const char *const migrations[] = {
     "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
     "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
     "END $$;",
+    /* 4: the fleet's context (fleetview.h), written by the elected host from the whole view:
+     * the other hosts rank their own VMs from it and read neither every VM's row nor more
+     * than their own VMs' groups. One transaction replaces it whole. */
+    "CREATE TABLE vmscope_context ("
+    "  part text PRIMARY KEY CHECK (part = 'fleet' OR part ~ '^group:[0-9]+$'),"
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  made_at timestamptz NOT NULL,"
+    "  body jsonb NOT NULL);"
+    "CREATE TABLE vmscope_vm_context ("
+    "  uuid text PRIMARY KEY CHECK (length(uuid) BETWEEN 1 AND 1024),"
+    "  made_at timestamptz NOT NULL,"
+    "  body jsonb NOT NULL);"
+    "CREATE FUNCTION vmscope_check_elected(p_host text) RETURNS void LANGUAGE plpgsql "
+    "SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  IF NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory'"
+    "      AND pid = pg_backend_pid() AND granted AND classid = 7761267"
+    "      AND objid = 1668247653 AND objsubid = 1) THEN"
+    "    RAISE EXCEPTION 'host % does not hold the fleet''s lock', p_host"
+    "      USING ERRCODE = '42501';"
+    "  END IF;"
+    "END $$;"
+    "CREATE FUNCTION vmscope_publish_context(p_host text, p_fleet jsonb, p_groups jsonb,"
+    "  p_vms jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_elected(p_host);"
+    "  DELETE FROM vmscope_context;"
+    "  INSERT INTO vmscope_context (part, host, made_at, body) VALUES ('fleet', p_host, now(),"
+    "    p_fleet);"
+    "  INSERT INTO vmscope_context (part, host, made_at, body)"
+    "    SELECT 'group:' || g.key, p_host, now(), g.value FROM jsonb_each(p_groups) AS g;"
+    "  DELETE FROM vmscope_vm_context;"
+    "  INSERT INTO vmscope_vm_context (uuid, made_at, body)"
+    "    SELECT v.key, now(), v.value FROM jsonb_each(p_vms) AS v;"
+    "END $$;"
+    "REVOKE ALL ON vmscope_context, vmscope_vm_context FROM PUBLIC;"
+    "REVOKE ALL ON FUNCTION vmscope_check_elected(text),"
+    "  vmscope_publish_context(text, jsonb, jsonb, jsonb) FROM PUBLIC;"
+    "GRANT SELECT ON vmscope_context, vmscope_vm_context TO vmscope_host, vmscope_reader;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb)"
+    "  TO vmscope_host;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -421,6 +463,7 @@ void vs_store_free(struct vs_store *s) {
   free(s->host);
   free(s->safe_url);
   json_decref(s->last);
+  json_decref(s->last_context);
   free(s);
 }
 
@@ -621,19 +664,8 @@ static struct vs_feature *as_stored(const struct vs_feature *doc) {
   return copy;
 }
 
-struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
-                                    const struct vs_view_opts *vo, bool *stale, char ***errors,
-                                    size_t *n_errors, struct vs_err *err) {
-  *stale = false;
-  json_t *rows = NULL;
-  if (connect_store(s, err) == 0 && vs_store_publish_vms(s, local, err) == 0)
-    rows = read_fleet(s, err);
-  if (rows) {
-    json_decref(s->last);
-    s->last = rows;
-  } else {
-    *stale = true;
-  }
+/* A view of LOCAL's VMs as the store holds them: the documents every other host reads. */
+static struct vs_view *local_as_stored(const struct vs_view *local) {
   struct vs_view *view = vs_view_new();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *docs[] = {vs_view_doc(local, i), vs_view_prev(local, i)};
@@ -642,9 +674,193 @@ struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *lo
       if (copy) vs_view_add(view, copy);
     }
   }
-  if (s->last) add_rows(view, s->last, local, NULL, errors, n_errors);
+  return view;
+}
+
+/* Reads the context parts of LOCAL's VMs and of the VMs in ALSO, of their groups and the fleet's,
+ * in one statement (one snapshot: one refresh's parts, even while the elected host writes the
+ * next): [fleet, {group: part}, {uuid: part}], each part checked as text from another host. NULL
+ * with ERR: ENOENT when there is no context younger than host_timeout, EIO when the store
+ * failed, EINVAL/EFBIG for a part refused. */
+static json_t *read_context(struct vs_store *s, const struct vs_view *local,
+                            const char *const *also, size_t n_also, struct vs_err *err) {
+  json_t *ids = json_array();
+  for (size_t i = 0; i < vs_view_count(local); i++)
+    json_array_append_new(ids, json_string(vs_feature_id(vs_view_doc(local, i))));
+  for (size_t i = 0; i < n_also; i++)
+    json_array_append_new(ids, json_string(also[i]));
+  _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
+  json_decref(ids);
+  char timeout[32];
+  snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
+  _cleanup_(vs_freep) char *max = vs_xasprintf("%u", VS_STORE_MAX_DOC);
+  const char *p[] = {ids_text, timeout, max};
+  /* Sizes are checked before a part is sent: a row written by something else may be huge. */
+  PGresult *r = run(s, "reading the fleet's context", PGRES_TUPLES_OK,
+                    "WITH mine AS (SELECT c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
+                    "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))), "
+                    "parts AS (SELECT 'vm' AS kind, uuid AS name, made_at, body FROM mine "
+                    "  UNION ALL SELECT 'part', part, made_at, body FROM vmscope_context "
+                    "  WHERE part = 'fleet' OR part IN "
+                    "    (SELECT 'group:' || (body->>'group') FROM mine)) "
+                    "SELECT kind, name, made_at > now() - make_interval(secs => "
+                    "$2::double precision), CASE WHEN octet_length(body::text) <= $3::bigint "
+                    "THEN body::text END, made_at::text FROM parts",
+                    3, p, err);
+  if (!r) return NULL;
+  json_t *fleet = NULL, *groups = json_object(), *vms = json_object();
+  const char *made_at = NULL;
+  for (int i = 0; i < sym_PQntuples(r) && !err->msg; i++) {
+    const char *kind = sym_PQgetvalue(r, i, 0), *name = sym_PQgetvalue(r, i, 1);
+    _cleanup_(vs_freep) char *what =
+        vs_xasprintf("fleet store %s: the fleet's context, %s %s", s->safe_url, kind, name);
+    if (strcmp(sym_PQgetvalue(r, i, 2), "t") != 0) {
+      vs_err_set(err, ENOENT,
+                 "fleet store %s: the fleet's context was made at %s, longer than HostTimeout "
+                 "(%.0f s) ago",
+                 s->safe_url, sym_PQgetvalue(r, i, 4), s->host_timeout);
+      break;
+    }
+    if (made_at && strcmp(made_at, sym_PQgetvalue(r, i, 4)) != 0) {
+      vs_err_set(err, EINVAL, "%s: made at %s, not with the rest (%s)", what,
+                 sym_PQgetvalue(r, i, 4), made_at);
+      break;
+    }
+    made_at = sym_PQgetvalue(r, i, 4);
+    if (sym_PQgetisnull(r, i, 3)) {
+      vs_err_set(err, EFBIG, "%s: more than %u bytes", what, VS_STORE_MAX_DOC);
+      break;
+    }
+    json_t *body =
+        vs_json_loadb_strict(sym_PQgetvalue(r, i, 3), (size_t)sym_PQgetlength(r, i, 3), what, err);
+    if (!body) break;
+    if (strcmp(kind, "vm") == 0)
+      json_object_set_new(vms, name, body);
+    else if (strcmp(name, "fleet") == 0)
+      fleet = body;
+    else
+      json_object_set_new(groups, name + strlen("group:"), body);
+  }
+  sym_PQclear(r);
+  if (!err->msg && !fleet)
+    vs_err_set(err, ENOENT, "fleet store %s: no host has made the fleet's context yet",
+               s->safe_url);
+  if (err->msg) {
+    json_decref(fleet);
+    json_decref(groups);
+    json_decref(vms);
+    return NULL;
+  }
+  return json_pack("[o,o,o]", fleet, groups, vms);
+}
+
+/* LOCAL's VMs prepared from CONTEXT ([fleet, groups, vms]), or NULL with ERR (fleetview.h). */
+static struct vs_view *context_view(const struct vs_view *local, const json_t *context,
+                                    const struct vs_view_opts *vo, struct vs_err *err) {
+  _cleanup_(vs_view_freep) struct vs_view *view = local_as_stored(local);
+  if (vs_view_prepare_context(view, json_array_get(context, 0), json_array_get(context, 1),
+                              json_array_get(context, 2), vo, err) < 0)
+    return NULL;
+  return vs_steal(&view);
+}
+
+struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *local,
+                                    const struct vs_view_opts *vo, struct vs_store_round *round,
+                                    struct vs_err *err) {
+  round->stale = round->from_context = false;
+  free(round->why_not_context);
+  round->why_not_context = NULL;
+  struct vs_err why = {0};
+  json_t *rows = NULL;
+  bool up = connect_store(s, err) == 0 && vs_store_publish_vms(s, local, err) == 0;
+  if (up && round->use_context) {
+    json_t *context = read_context(s, local, round->also, round->n_also, &why);
+    struct vs_view *view = context ? context_view(local, context, vo, &why) : NULL;
+    if (context) {
+      json_decref(s->last_context);
+      s->last_context = context;
+    }
+    if (view) {
+      round->from_context = true;
+      return view;
+    }
+    if (why.code == EIO) { /* the store failed while reading: as when it is away */
+      vs_err_set(err, why.code, "%s", vs_err_msg(&why));
+      up = false;
+    }
+  }
+  if (up) rows = read_fleet(s, err);
+  if (rows) {
+    json_decref(s->last);
+    s->last = rows;
+  } else {
+    round->stale = true;
+  }
+  /* Away: the last context still counts LOCAL's VMs as they are, or the last rows read. */
+  struct vs_view *view = NULL;
+  if (round->stale && round->use_context && s->last_context) {
+    vs_err_clear(&why);
+    view = context_view(local, s->last_context, vo, &why);
+    round->from_context = view != NULL;
+  }
+  if (round->use_context && !round->from_context && why.msg)
+    round->why_not_context = vs_xstrdup(vs_err_msg(&why));
+  vs_err_clear(&why);
+  if (view) return view;
+  view = local_as_stored(local);
+  if (s->last) add_rows(view, s->last, local, NULL, &round->errors, &round->n_errors);
   vs_view_prepare(view, vo);
   return view;
+}
+
+struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
+                                    const struct vs_view_opts *vo, bool *stale, char ***errors,
+                                    size_t *n_errors, struct vs_err *err) {
+  struct vs_store_round round = {0};
+  struct vs_view *view = vs_store_round_view(s, local, vo, &round, err);
+  *stale = round.stale;
+  if (errors)
+    for (size_t i = 0; i < round.n_errors; i++)
+      vs_strv_add(errors, n_errors, round.errors[i]);
+  vs_store_round_clear(&round);
+  return view;
+}
+
+void vs_store_round_clear(struct vs_store_round *round) {
+  vs_strv_free(round->errors, round->n_errors);
+  free(round->why_not_context);
+  round->errors = NULL;
+  round->n_errors = 0;
+  round->why_not_context = NULL;
+}
+
+int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, struct vs_err *err) {
+  json_t *groups = json_object(), *vms = json_object();
+  for (size_t g = 0; g < vs_view_group_count(fleet); g++) {
+    char number[32];
+    snprintf(number, sizeof(number), "%zu", g);
+    json_object_set_new(groups, number, vs_view_context_group(fleet, g));
+  }
+  for (size_t i = 0; i < vs_view_count(fleet); i++) {
+    json_t *part = vs_view_context_vm(fleet, i, err);
+    if (!part) break;
+    json_object_set_new(vms, vs_feature_id(vs_view_doc(fleet, i)), part);
+  }
+  json_t *fleet_part = err->msg ? NULL : vs_view_context_fleet(fleet);
+  _cleanup_(vs_freep) char *fleet_text = fleet_part ? json_dumps(fleet_part, JSON_COMPACT) : NULL;
+  _cleanup_(vs_freep) char *groups_text = fleet_part ? json_dumps(groups, JSON_COMPACT) : NULL;
+  _cleanup_(vs_freep) char *vms_text = fleet_part ? json_dumps(vms, JSON_COMPACT) : NULL;
+  json_decref(fleet_part);
+  json_decref(groups);
+  json_decref(vms);
+  if (err->msg) return -1;
+  if (!fleet_text || !groups_text || !vms_text)
+    return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the fleet's context",
+                      s->safe_url);
+  if (connect_store(s, err) < 0) return -1;
+  const char *p[] = {s->host, fleet_text, groups_text, vms_text};
+  return call(s, "publishing the fleet's context",
+              "SELECT vmscope_publish_context($1, $2::jsonb, $3::jsonb, $4::jsonb)", 4, p, err);
 }
 
 bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_view *local) {

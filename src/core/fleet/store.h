@@ -28,7 +28,7 @@
 #include "fleetview.h"
 #include "util.h"
 
-#define VS_STORE_SCHEMA_VERSION 3
+#define VS_STORE_SCHEMA_VERSION 4
 /* The most bytes a row's document may have; a larger one is refused. */
 #define VS_STORE_MAX_DOC (64u << 20)
 
@@ -92,6 +92,37 @@ int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f
 struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
                                     const struct vs_view_opts *vo, bool *stale, char ***errors,
                                     size_t *n_errors, struct vs_err *err);
+/* A host's round, as vs_store_fleet_view, but from the fleet's context when it may: */
+struct vs_store_round {
+  /* in */
+  bool use_context;        /* rank from the context the elected host made (fleetview.h) */
+  const char *const *also; /* other VMs whose parts to read: the medoids LOCAL's VMs had */
+  size_t n_also;           /* (for vs_view_same_role) */
+  /* out */
+  bool stale;            /* the store failed: the view is from the last one read */
+  bool from_context;     /* the view holds LOCAL's VMs alone, prepared from the context */
+  char *why_not_context; /* use_context, but not from the context: why */
+  char **errors;         /* rows refused */
+  size_t n_errors;
+};
+/* Publishes LOCAL's VMs; then, with USE_CONTEXT, reads the context's parts of LOCAL's VMs (and
+ * ALSO's), of their groups and the fleet's, in one snapshot, and returns LOCAL's VMs prepared
+ * from them: what it reads grows with this host's VMs and the fleet's keys, not with the
+ * fleet's VMs. When there is no context younger than host_timeout, when it does not count one
+ * of LOCAL's VMs as it is now (new, or its settings changed since), or when a part is refused,
+ * the fleet is read whole (vs_store_fleet_view) and WHY_NOT_CONTEXT says why. When the store
+ * fails, the last context read (if it still counts LOCAL's VMs as they are) or the last rows
+ * read are used: STALE, and ERR says why. Free ROUND's outputs with vs_store_round_clear. */
+struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *local,
+                                    const struct vs_view_opts *vo, struct vs_store_round *round,
+                                    struct vs_err *err);
+void vs_store_round_clear(struct vs_store_round *round);
+
+/* The elected host's part of a refresh: the fleet's context made from FLEET (a prepared view of
+ * every VM), replacing the last one in one transaction. Refused unless this session holds the
+ * fleet's lock (vs_store_elected). */
+int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, struct vs_err *err);
+
 /* Whether VM I of a view from vs_store_fleet_view is this host's to rank: LOCAL has it, and its
  * newest document is LOCAL's (not a newer one of a host it migrated to). */
 bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_view *local);
