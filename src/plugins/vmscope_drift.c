@@ -312,7 +312,7 @@ static struct vs_store *fleet_store(void) {
  * store is away, the fleet as it was last read (said once, and once more when it is back);
  * NULL when the store cannot even be set up (then this host ranks its own pool). */
 static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_view_opts *vo,
-                                  bool use_context, bool *from_context) {
+                                  bool use_context, bool *from_context, bool *alone) {
   struct vs_store *store = fleet_store();
   if (!store) return NULL;
   struct vs_err err = {0};
@@ -326,7 +326,11 @@ static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_v
   free(medoids);
   /* Once when it goes away (whatever each round's error says, a refused connection after a
    * closed one), once when it is back. */
-  if (round.stale && !drift.store_away)
+  if (round.stale && !drift.store_away && round.alone)
+    ERROR(PLUGIN ": %s; not ranking until it is back: no fleet was read yet that still counts "
+                 "this host's VMs as they are",
+          vs_err_msg(&err));
+  else if (round.stale && !drift.store_away)
     ERROR(PLUGIN ": %s; ranking against the fleet as last read (%zu VMs) until it is back",
           vs_err_msg(&err), vs_view_fleet_vms(view));
   else if (!round.stale && drift.store_away)
@@ -347,6 +351,7 @@ static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_v
                 "its own VMs' groups read, not every VM",
          vs_view_count(view), vs_view_fleet_vms(view));
   drift.from_context = *from_context = round.from_context;
+  *alone = round.alone;
   drift.context_vms = vs_view_fleet_vms(view);
   vs_store_round_clear(&round);
   return view;
@@ -358,12 +363,19 @@ static void publish(struct vs_drift *const *ranked, size_t n, const struct vs_fl
                     const struct vs_view *view, bool elected) {
   struct vs_err err = {0};
   if (vs_store_publish_findings(drift.store, ranked, n, &err) < 0 ||
-      (elected && vs_store_publish_fleet(drift.store, f, &err) < 0) ||
-      (elected && vs_store_publish_context(drift.store, view, &err) < 0)) {
+      (elected && vs_store_publish_fleet(drift.store, f, &err) < 0)) {
     vs_once_fail(&drift.once, PLUGIN, "FleetStore findings", vs_err_msg(&err));
     vs_err_clear(&err);
   } else {
     vs_once_ok(&drift.once, PLUGIN, "FleetStore findings");
+  }
+  /* Apart: the other hosts rank from it, whatever became of this host's findings. */
+  if (!elected) return;
+  if (vs_store_publish_context(drift.store, view, &err) < 0) {
+    vs_once_fail(&drift.once, PLUGIN, "FleetStore context", vs_err_msg(&err));
+    vs_err_clear(&err);
+  } else {
+    vs_once_ok(&drift.once, PLUGIN, "FleetStore context");
   }
 }
 
@@ -442,16 +454,19 @@ static void rank_pool(void) {
                             .labels = labels};
   /* With a fleet store, this host's VMs are ranked in the whole fleet's view, and the fleet's
    * once-only notifications come from the elected host alone. */
-  bool from_context = false;
+  bool from_context = false, alone = false;
   /* The elected host reads the whole fleet: it makes the context the others rank from. */
   bool whole = drift.elected || (drift.store && vs_store_elected(drift.store));
   _cleanup_(vs_view_freep) struct vs_view *fleet_wide =
-      conf.store_url ? fleet_view(local, &vo, !whole, &from_context) : NULL;
+      conf.store_url ? fleet_view(local, &vo, !whole, &from_context, &alone) : NULL;
   bool elected = !fleet_wide || vs_store_elected(drift.store);
   if (fleet_wide && elected && from_context) { /* elected since: the whole fleet after all */
     vs_view_free(fleet_wide);
-    fleet_wide = fleet_view(local, &vo, false, &from_context);
+    fleet_wide = fleet_view(local, &vo, false, &from_context, &alone);
   }
+  /* The store away, and neither a context nor rows of it ever read: ranking this host's VMs
+   * among themselves would alarm on what the fleet would not. The last findings stand. */
+  if (fleet_wide && alone) return;
   if (!fleet_wide) vs_view_prepare(local, &vo);
   const struct vs_view *view = fleet_wide ? fleet_wide : local;
   if (fleet_wide && elected != drift.elected) {

@@ -379,6 +379,31 @@ static void test_refusals(void) {
   vs_err_clear(&err);
   vs_view_free(mine);
 
+  /* A VM that migrated: the context counts the newer document another host published. */
+  mine = host_vms(0);
+  struct vs_feature *left = copy(docs[0]);
+  vs_feature_set_taken_at(left, T0 - 60); /* this host's last document of it is older */
+  vs_view_add_target(mine, left);
+  size_t before = vs_view_count(mine);
+  rc = vs_view_prepare_context(mine, c.fleet, groups, c.vms, NULL, &err) == 0 &&
+       vs_view_count(mine) == before - 1 && vs_view_find_id(mine, vs_feature_id(docs[0])) < 0;
+  ok(rc,
+     "a VM whose newer document another host published is left to that host (%zu of %zu VMs "
+     "ranked here)%s%s",
+     vs_view_count(mine), before, err.msg ? ": " : "", err.msg ? vs_err_msg(&err) : "");
+  vs_err_clear(&err);
+  vs_view_free(mine);
+
+  /* Other role options than the elected host's: its roles and uniqueness are not this host's. */
+  mine = host_vms(0);
+  struct vs_view_opts other = {.min_role_peers = 3};
+  rc = vs_view_prepare_context(mine, c.fleet, groups, c.vms, &other, &err) < 0 &&
+       err.code == ESTALE && strstr(vs_err_msg(&err), "MinRolePeers");
+  ok(rc, "a context made with other role options (MinRolePeers 2 against 3): ESTALE (%s)",
+     vs_err_msg(&err));
+  vs_err_clear(&err);
+  vs_view_free(mine);
+
   /* Parts another host (or something else) wrote wrong. */
   const char *id = vs_feature_id(docs[0]);
   json_t *vms = json_deep_copy(c.vms);

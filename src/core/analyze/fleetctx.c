@@ -83,17 +83,57 @@ static json_t *majorities(const struct vs_view *v) {
     if (!vs_strmap_count(of)) continue;
     json_t *list = json_array();
     const char **values = vs_strmap_sorted_keys(of, NULL);
-    for (size_t k = 0; values[k]; k++) {
+    bool whole = true;
+    for (size_t k = 0; values[k] && whole; k++) {
       const struct majority_of *m = vs_strmap_get(of, values[k]);
       json_t *second = m->group[1] < 0 ? json_null() : json_integer(m->group[1]);
-      json_array_append_new(list, json_pack("[s,I,s,o,s?]", values[k], (json_int_t)m->group[0],
-                                            v->role_names[m->group[0]], second,
-                                            m->group[1] < 0 ? NULL : v->role_names[m->group[1]]));
+      whole = json_array_append_new(
+                  list, json_pack("[s,I,s,o,s?]", values[k], (json_int_t)m->group[0],
+                                  v->role_names[m->group[0]], second,
+                                  m->group[1] < 0 ? NULL : v->role_names[m->group[1]])) == 0;
     }
     free(values);
-    json_object_set_new(out, key, list);
+    /* A value that cannot be written (not UTF-8) would go missing from a part that reads back
+     * well formed: no part instead. */
+    if (!whole) json_decref(list);
+    if (!whole || json_object_set_new(out, key, list) < 0) {
+      json_decref(out);
+      return NULL;
+    }
   }
   return out;
+}
+
+/* What the elected host's options make of the roles and of uniqueness, which a host ranking
+ * from its context must share: {"format", "min_role_peers", "role_threshold", "common_share",
+ * "neighbours", "seed", "labels": a digest of the labels, or null}, defaults written out. */
+static json_t *options_of(const struct vs_view_opts *o) {
+  const struct vs_analytics_opts *r = &o->roles;
+  char *labels = NULL;
+  if (o->labels && vs_strmap_count(o->labels)) {
+    struct vs_buf b = {0};
+    const char **names = vs_strmap_sorted_keys(o->labels, NULL);
+    for (size_t i = 0; names[i]; i++)
+      vs_buf_addf(&b, "%s\t%s\n", names[i], (const char *)vs_strmap_get(o->labels, names[i]));
+    free(names);
+    unsigned char sum[VS_SHA256_LEN];
+    if (vs_sha256(b.data, b.len, sum, NULL) == 0) {
+      labels = vs_xcalloc(2 * VS_SHA256_LEN + 1, 1);
+      for (size_t i = 0; i < VS_SHA256_LEN; i++)
+        snprintf(labels + 2 * i, 3, "%02x", sum[i]);
+    } else {
+      labels = vs_xstrdup("?"); /* no digest: equal to no other host's */
+    }
+    vs_buf_free(&b);
+  }
+  json_t *j = json_pack(
+      "{s:i,s:I,s:f,s:f,s:i,s:I,s:s?}", "format", 1, "min_role_peers",
+      (json_int_t)(o->min_role_peers ? o->min_role_peers : VS_VIEW_MIN_ROLE_PEERS),
+      "role_threshold", r->threshold > 0 ? r->threshold : 0.6, "common_share",
+      r->common_share > 0 ? r->common_share : 0.9, "neighbours",
+      r->neighbours > 0 ? r->neighbours : 5, "seed", (json_int_t)r->seed, "labels", labels);
+  free(labels);
+  return j;
 }
 
 json_t *vs_view_context_fleet(const struct vs_view *v) {
@@ -101,11 +141,18 @@ json_t *vs_view_context_fleet(const struct vs_view *v) {
   size_t pos = 0;
   const char *key;
   void *value;
-  while (vs_strmap_next(v->rolling, &pos, &key, &value))
-    json_object_set_new(rolling, key, json_string(value));
-  return json_pack("{s:I,s:I,s:o,s:o,s:o}", "vms", (json_int_t)v->n, "group_max",
+  bool whole = true;
+  while (whole && vs_strmap_next(v->rolling, &pos, &key, &value))
+    whole = json_object_set_new(rolling, key, json_string(value)) == 0;
+  if (!whole) {
+    json_decref(rolling);
+    return NULL;
+  }
+  /* A part that cannot be written whole is not written: json_pack fails on a NULL "o". */
+  return json_pack("{s:I,s:I,s:o,s:o,s:o,s:o}", "vms", (json_int_t)v->n, "group_max",
                    (json_int_t)v->group_max, "rolling", rolling, "population",
-                   vs_pop_summary(v->fleet), "majorities", majorities(v));
+                   vs_pop_summary(v->fleet), "majorities", majorities(v), "options",
+                   options_of(&v->opts));
 }
 
 json_t *vs_view_context_group(const struct vs_view *v, size_t group) {
@@ -123,8 +170,13 @@ json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err
       json_pack("{s:I,s:s,s:s?,s:I,s:f,s:f,s:s?,s:f}", "number", (json_int_t)r.number, "medoid",
                 r.medoid_id, "medoid_name", r.medoid_name, "size", (json_int_t)r.size, "anomaly",
                 r.anomaly, "similarity", r.similarity, "label", r.label, "label_p", r.label_p);
-  return json_pack("{s:I,s:b,s:s,s:o}", "group", (json_int_t)v->group[i], "unique", v->unique[i],
-                   "digest", digest, "role", role);
+  json_t *part =
+      json_pack("{s:I,s:b,s:s,s:s,s:o}", "group", (json_int_t)v->group[i], "unique", v->unique[i],
+                "digest", digest, "taken_at", vs_feature_taken_at(v->vms[i].doc), "role", role);
+  if (!part)
+    vs_err_set(err, EINVAL, "VM %s (%s): its part of the fleet's context cannot be written",
+               vs_feature_name(v->vms[i].doc), vs_feature_id(v->vms[i].doc));
+  return part;
 }
 
 /* --------------------------------------------------------------------------- reading */
@@ -169,6 +221,15 @@ const char *vs_view_context_role_of(const void *arg, const char *key, const char
   return NULL;
 }
 
+/* Whether VM I's part in VMS counts a newer document of it than V's: another host's, to
+ * which the VM migrated (that host ranks it). */
+static bool moved_away(const struct vs_view *v, size_t i, const json_t *vms) {
+  const json_t *part = json_object_get(vms, vs_feature_id(v->vms[i].doc));
+  const char *counted = json_string_value(json_object_get(part, "taken_at"));
+  const char *mine = vs_feature_taken_at(v->vms[i].doc);
+  return counted && mine && strcmp(counted, mine) > 0;
+}
+
 /* VM I's part (in VMS), checked against its document now: its group number in *GROUP. */
 static int vm_part(struct vs_view *v, size_t i, const json_t *vms, size_t *group,
                    struct vs_err *err) {
@@ -178,6 +239,8 @@ static int vm_part(struct vs_view *v, size_t i, const json_t *vms, size_t *group
     return vs_err_set(err, ESTALE, "VM %s (%s) is not in the fleet's context: new since", name, id);
   const json_t *g = json_object_get(part, "group"), *unique = json_object_get(part, "unique");
   const char *digest = json_string_value(json_object_get(part, "digest"));
+  if (!json_is_string(json_object_get(part, "taken_at")))
+    return vs_err_set(err, EINVAL, "the fleet's context of VM %s (%s) has no taken_at", name, id);
   const json_t *size = json_object_get(role, "size"), *label = json_object_get(role, "label");
   const json_t *medoid_name = json_object_get(role, "medoid_name");
   if (!is_count(g) || !json_is_boolean(unique) || !digest || !json_is_object(role) ||
@@ -256,7 +319,20 @@ static int group_part(struct vs_view *v, size_t k, const json_t *groups, struct 
 }
 
 /* The fleet part's population, rolling keys and sizes. */
-static int fleet_part(struct vs_view *v, const json_t *fleet, struct vs_err *err) {
+static int fleet_part(struct vs_view *v, const json_t *fleet, const struct vs_view_opts *opts,
+                      struct vs_err *err) {
+  json_t *mine = options_of(opts);
+  const json_t *theirs = json_object_get(fleet, "options");
+  if (!mine || !json_equal(mine, theirs)) {
+    _cleanup_(vs_freep) char *t = theirs ? json_dumps(theirs, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    _cleanup_(vs_freep) char *o = mine ? json_dumps(mine, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(mine);
+    return vs_err_set(err, ESTALE,
+                      "the fleet's context was made with role options %s, this host's are %s: "
+                      "give every host the same LabelFile, MinRolePeers and RoleThreshold",
+                      t ? t : "none", o ? o : "none");
+  }
+  json_decref(mine);
   const json_t *vms = json_object_get(fleet, "vms"),
                *group_max = json_object_get(fleet, "group_max");
   const json_t *rolling = json_object_get(fleet, "rolling");
@@ -329,6 +405,8 @@ int vs_view_prepare_context(struct vs_view *v, const json_t *fleet, const json_t
   int rc = json_is_object(groups) && json_is_object(vms)
                ? 0
                : vs_err_set(err, EINVAL, "the fleet's context has no groups or VMs");
+  for (size_t i = v->n; rc == 0 && i-- > 0;) /* another host ranks them */
+    if (moved_away(v, i, vms)) vs_view_remove(v, i);
   for (size_t i = 0; rc == 0 && i < v->n; i++) {
     size_t g = 0;
     rc = vm_part(v, i, vms, &g, err);
@@ -336,7 +414,7 @@ int vs_view_prepare_context(struct vs_view *v, const json_t *fleet, const json_t
   }
   for (size_t k = 0; rc == 0 && k < v->n_groups; k++)
     rc = group_part(v, k, groups, err);
-  if (rc == 0) rc = fleet_part(v, fleet, err);
+  if (rc == 0) rc = fleet_part(v, fleet, opts ? opts : &(struct vs_view_opts){0}, err);
   if (rc < 0) {
     unprepare(v);
     return -1;

@@ -142,22 +142,24 @@ struct vs_drift *vs_view_rank(const struct vs_view *v, size_t i, const struct vs
  * What a host needs to rank its own VMs as the whole view would, without every VM's document
  * (fleetctx.c; store.h keeps it in the fleet store): one host holding the whole view writes
  * it, the others prepare a view of their own VMs from it. Its parts:
- * - the fleet's: {"vms": N, "group_max": G, "rolling": {KEY: VALUE}, "population": the
- *   fleet's population summary (population.h), "majorities": {KEY: [[VALUE, GROUP, NAME,
+ * - the fleet's: {"vms": N, "group_max": G, "rolling": {KEY: VALUE}, "options": the role
+ *   options it was made with, "population": the fleet's population summary (population.h),
+ *   "majorities": {KEY: [[VALUE, GROUP, NAME,
  *   GROUP or null, NAME or null]...]}}: each value that is the majority of some close group
  *   of two VMs or more, with the two lowest-numbered such groups and their names (whose value
  *   an "alone" finding is: drift.h);
  * - one per close group: {"name": NAME, "peers": the summary of its peers' population, or
  *   null when all its VMs are unique};
  * - one per VM: {"group": G, "unique": B, "digest": what its populations count of it
- *   (vs_view_digest), "role": {"number", "medoid", "medoid_name", "size", "anomaly",
- *   "similarity", "label", "label_p"}}.
+ *   (vs_view_digest), "taken_at": the counted document's time, "role": {"number", "medoid",
+ *   "medoid_name", "size", "anomaly", "similarity", "label", "label_p"}}.
  * The sizes grow with the keys, the values two VMs share and the groups, not with the VMs. */
 
 /* A hex SHA-256 of what a population counts of DOC (its settings and defaults): equal digests,
  * equal counts. NULL with ERR only when the digest cannot be computed (crypto.h). */
 char *vs_view_digest(const struct vs_feature *doc, struct vs_err *err);
-/* The parts of a prepared view of every VM. */
+/* The parts of a prepared view of every VM; NULL when one cannot be written whole (a string
+ * that is not UTF-8; ERR says which VM for the VM's part). */
 json_t *vs_view_context_fleet(const struct vs_view *v);
 json_t *vs_view_context_group(const struct vs_view *v, size_t group);
 json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err);
@@ -166,10 +168,13 @@ json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err
  * GROUPS {"G": part} holding the part of each group its VMs are in, VMS {ID: part} one per VM
  * of V. V's VMs are then ranked (vs_view_rank) as a view of every VM counted by the context
  * would rank them; roles come from the parts (vs_view_role), and vs_view_analysis,
- * vs_view_tokens and vs_view_group_pop are NULL. The parts are written by another host: one
- * that is not well formed is refused (EINVAL), and so is a context that counts a VM other than
- * as V holds it now (ESTALE: its digest differs, or it has no part). V is left unprepared on
- * failure. */
+ * vs_view_tokens and vs_view_group_pop are NULL. A VM whose part counts a newer document of it
+ * than V's (it migrated: the host holding that one ranks it) is removed from V first. The
+ * parts are written by another host: one that is not well formed is refused (EINVAL); a
+ * context that counts a VM other than as V holds it now (its digest differs, or it has no
+ * part), or that was made with other role options than OPTS (the fleet part's "options":
+ * MinRolePeers, the role analysis's settings, a digest of the labels), is refused too
+ * (ESTALE). V is left unprepared on failure. */
 int vs_view_prepare_context(struct vs_view *v, const json_t *fleet, const json_t *groups,
                             const json_t *vms, const struct vs_view_opts *opts, struct vs_err *err);
 /* drift.h's role_of for a view prepared from the context (ARG). */

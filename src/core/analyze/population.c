@@ -473,17 +473,24 @@ json_t *vs_pop_summary(const struct vs_pop *pop) {
     const struct pop_key *k = &pop->keys[i];
     json_t *values = json_array();
     uint32_t singles = k->singles;
+    bool whole = true;
     for (uint32_t j = 0; j < k->cap; j++) {
       const struct value_slot *s = &k->slots[j];
       if (!s->value || (s->count == 0 && s != k->dflt)) continue;
-      if (named(k, s))
-        json_array_append_new(values, json_pack("[s,I]", s->value, (json_int_t)s->count));
-      else
+      if (!named(k, s))
         singles++;
+      else if (json_array_append_new(values, json_pack("[s,I]", s->value, (json_int_t)s->count)))
+        whole = false; /* not UTF-8 */
     }
-    json_array_append_new(keys,
-                          json_pack("[s,I,I,s?,o]", k->name, (json_int_t)k->present,
-                                    (json_int_t)singles, k->dflt ? k->dflt->value : NULL, values));
+    /* A value or key missing from a summary that reads back well formed would change every
+     * answer about it: no summary instead. */
+    if (!whole) json_decref(values);
+    if (!whole || json_array_append_new(keys, json_pack("[s,I,I,s?,o]", k->name,
+                                                        (json_int_t)k->present, (json_int_t)singles,
+                                                        k->dflt ? k->dflt->value : NULL, values))) {
+      json_decref(keys);
+      return NULL;
+    }
   }
   return json_pack("{s:I,s:o}", "docs", (json_int_t)pop->docs, "keys", keys);
 }

@@ -684,29 +684,44 @@ static struct vs_view *local_as_stored(const struct vs_view *local) {
  * failed, EINVAL/EFBIG for a part refused. */
 static json_t *read_context(struct vs_store *s, const struct vs_view *local,
                             const char *const *also, size_t n_also, struct vs_err *err) {
-  json_t *ids = json_array();
+  json_t *ids = json_array(), *also_ids = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++)
     json_array_append_new(ids, json_string(vs_feature_id(vs_view_doc(local, i))));
   for (size_t i = 0; i < n_also; i++)
-    json_array_append_new(ids, json_string(also[i]));
+    json_array_append_new(also_ids, json_string(also[i]));
   _cleanup_(vs_freep) char *ids_text = json_dumps(ids, JSON_COMPACT);
+  _cleanup_(vs_freep) char *also_text = json_dumps(also_ids, JSON_COMPACT);
   json_decref(ids);
+  json_decref(also_ids);
+  if (!ids_text || !also_text) {
+    vs_err_set(err, ENOMEM, "fleet store %s: cannot list this host's VMs", s->safe_url);
+    return NULL;
+  }
   char timeout[32];
   snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
   _cleanup_(vs_freep) char *max = vs_xasprintf("%u", VS_STORE_MAX_DOC);
-  const char *p[] = {ids_text, timeout, max};
-  /* Sizes are checked before a part is sent: a row written by something else may be huge. */
+  _cleanup_(vs_freep) char *max_vm = vs_xasprintf("%u", VS_STORE_MAX_VM_PART);
+  const char *p[] = {ids_text, timeout, max, also_text, max_vm};
+  /* Sizes are checked before a part is sent, each VM's and all of them together: a row written
+   * by something else may be huge, and libpq holds the whole result. The medoids' parts are
+   * read for their role, not their groups. */
   PGresult *r = run(s, "reading the fleet's context", PGRES_TUPLES_OK,
                     "WITH mine AS (SELECT c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
                     "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))), "
                     "parts AS (SELECT 'vm' AS kind, uuid AS name, made_at, body FROM mine "
+                    "  UNION ALL SELECT 'vm', c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
+                    "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($4::jsonb)) "
+                    "  AND c.uuid NOT IN (SELECT uuid FROM mine) "
                     "  UNION ALL SELECT 'part', part, made_at, body FROM vmscope_context "
                     "  WHERE part = 'fleet' OR part IN "
-                    "    (SELECT 'group:' || (body->>'group') FROM mine)) "
+                    "    (SELECT 'group:' || (body->>'group') FROM mine)), "
+                    "sized AS (SELECT *, octet_length(body::text) AS size FROM parts), "
+                    "total AS (SELECT coalesce(sum(size), 0) AS total FROM sized) "
                     "SELECT kind, name, made_at > now() - make_interval(secs => "
-                    "$2::double precision), CASE WHEN octet_length(body::text) <= $3::bigint "
-                    "THEN body::text END, made_at::text FROM parts",
-                    3, p, err);
+                    "$2::double precision), CASE WHEN total <= $3::bigint AND (kind <> 'vm' OR "
+                    "size <= $5::bigint) THEN body::text END, made_at::text, size, total "
+                    "FROM sized, total",
+                    5, p, err);
   if (!r) return NULL;
   json_t *fleet = NULL, *groups = json_object(), *vms = json_object();
   const char *made_at = NULL;
@@ -728,7 +743,9 @@ static json_t *read_context(struct vs_store *s, const struct vs_view *local,
     }
     made_at = sym_PQgetvalue(r, i, 4);
     if (sym_PQgetisnull(r, i, 3)) {
-      vs_err_set(err, EFBIG, "%s: more than %u bytes", what, VS_STORE_MAX_DOC);
+      vs_err_set(err, EFBIG, "%s: %s bytes (at most %u a VM's), of %s bytes in all (at most %u)",
+                 what, sym_PQgetvalue(r, i, 5), VS_STORE_MAX_VM_PART, sym_PQgetvalue(r, i, 6),
+                 VS_STORE_MAX_DOC);
       break;
     }
     json_t *body =
@@ -767,7 +784,7 @@ static struct vs_view *context_view(const struct vs_view *local, const json_t *c
 struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *local,
                                     const struct vs_view_opts *vo, struct vs_store_round *round,
                                     struct vs_err *err) {
-  round->stale = round->from_context = false;
+  round->stale = round->from_context = round->alone = false;
   free(round->why_not_context);
   round->why_not_context = NULL;
   struct vs_err why = {0};
@@ -780,7 +797,9 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
       json_decref(s->last_context);
       s->last_context = context;
     }
-    if (view) {
+    if (view) { /* the rows read before are older than this: never fall back to them */
+      json_decref(s->last);
+      s->last = NULL;
       round->from_context = true;
       return view;
     }
@@ -790,9 +809,11 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
     }
   }
   if (up) rows = read_fleet(s, err);
-  if (rows) {
+  if (rows) { /* the last context is older than this: never fall back to it */
     json_decref(s->last);
     s->last = rows;
+    json_decref(s->last_context);
+    s->last_context = NULL;
   } else {
     round->stale = true;
   }
@@ -809,6 +830,7 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
   if (view) return view;
   view = local_as_stored(local);
   if (s->last) add_rows(view, s->last, local, NULL, &round->errors, &round->n_errors);
+  round->alone = round->stale && !s->last;
   vs_view_prepare(view, vo);
   return view;
 }
@@ -836,17 +858,20 @@ void vs_store_round_clear(struct vs_store_round *round) {
 
 int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, struct vs_err *err) {
   json_t *groups = json_object(), *vms = json_object();
-  for (size_t g = 0; g < vs_view_group_count(fleet); g++) {
+  for (size_t g = 0; g < vs_view_group_count(fleet) && !err->msg; g++) {
     char number[32];
     snprintf(number, sizeof(number), "%zu", g);
-    json_object_set_new(groups, number, vs_view_context_group(fleet, g));
+    if (json_object_set_new(groups, number, vs_view_context_group(fleet, g)) < 0)
+      vs_err_set(err, EINVAL, "group %s's part of the fleet's context cannot be written", number);
   }
-  for (size_t i = 0; i < vs_view_count(fleet); i++) {
+  for (size_t i = 0; i < vs_view_count(fleet) && !err->msg; i++) {
     json_t *part = vs_view_context_vm(fleet, i, err);
-    if (!part) break;
-    json_object_set_new(vms, vs_feature_id(vs_view_doc(fleet, i)), part);
+    if (part && json_object_set_new(vms, vs_feature_id(vs_view_doc(fleet, i)), part) < 0)
+      vs_err_set(err, EINVAL, "VM %s's part of the fleet's context cannot be written",
+                 vs_feature_id(vs_view_doc(fleet, i)));
   }
   json_t *fleet_part = err->msg ? NULL : vs_view_context_fleet(fleet);
+  bool fleet_written = fleet_part != NULL;
   _cleanup_(vs_freep) char *fleet_text = fleet_part ? json_dumps(fleet_part, JSON_COMPACT) : NULL;
   _cleanup_(vs_freep) char *groups_text = fleet_part ? json_dumps(groups, JSON_COMPACT) : NULL;
   _cleanup_(vs_freep) char *vms_text = fleet_part ? json_dumps(vms, JSON_COMPACT) : NULL;
@@ -854,6 +879,10 @@ int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, st
   json_decref(groups);
   json_decref(vms);
   if (err->msg) return -1;
+  if (!fleet_written)
+    return vs_err_set(err, EINVAL,
+                      "fleet store %s: the fleet's part of the context cannot be written",
+                      s->safe_url);
   if (!fleet_text || !groups_text || !vms_text)
     return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the fleet's context",
                       s->safe_url);

@@ -29,8 +29,10 @@
 #include "util.h"
 
 #define VS_STORE_SCHEMA_VERSION 4
-/* The most bytes a row's document may have; a larger one is refused. */
+/* The most bytes a row's document may have; a larger one is refused. So is a context whose
+ * parts a host reads are larger together, or a VM's part larger than VS_STORE_MAX_VM_PART. */
 #define VS_STORE_MAX_DOC (64u << 20)
+#define VS_STORE_MAX_VM_PART (64u << 10)
 
 struct vs_store_opts {
   const char *url;           /* "postgresql://..." or a libpq key=value string */
@@ -101,6 +103,7 @@ struct vs_store_round {
   /* out */
   bool stale;            /* the store failed: the view is from the last one read */
   bool from_context;     /* the view holds LOCAL's VMs alone, prepared from the context */
+  bool alone;            /* stale, and nothing of the fleet was read: LOCAL's VMs only */
   char *why_not_context; /* use_context, but not from the context: why */
   char **errors;         /* rows refused */
   size_t n_errors;
