@@ -367,6 +367,7 @@ struct result {
   double pg_round, pg_elected;     /* PostgreSQL's CPU seconds */
   double cpu_round, cpu_elected;   /* this process's (the host's) CPU seconds */
   double heap_round, heap_elected; /* MiB of heap the host's view holds */
+  struct vs_view_times prep;       /* the whole view's prepare, by phase */
   size_t groups, rollouts, unique, n_findings, differ;
 };
 
@@ -474,6 +475,7 @@ static struct result run(const char *base_url, const char *password_file, long p
   if (vs_view_count(view) != hosts * vms) die("the fleet view", "it does not hold every VM");
   vs_store_round_clear(&whole);
   res.heap_elected = heap_mib() - h0;
+  vs_view_prepare_times(view, &res.prep);
   rank_local(view, local, mine, vms);
   double t2 = vs_now_monotonic();
   if (vs_store_publish_findings(s0, mine, vms, &err) < 0)
@@ -644,6 +646,17 @@ int main(int argc, char **argv) {
            r[s].load, r[s].el_view - r[s].publish - r[s].load, r[s].el_rank, r[s].el_findings,
            (double)r[s].n_findings / (double)vms, r[s].groups, r[s].rollouts, r[s].unique,
            r[s].differ, vms);
+  printf("3b. the whole view's prepare on the elected host, seconds, by phase: the fleet's "
+         "population, the keys rolling out (each VM's diff from its previous snapshot), the "
+         "VMs' tokens, the role analysis (MinHash, LSH), the close groups and their "
+         "populations\n");
+  for (size_t s = 0; s < n_sizes; s++) {
+    const struct vs_view_times *t = &r[s].prep;
+    printf("%6zu hosts: prepare %.2f s = population %.2f + rolling %.2f + tokens %.2f + roles "
+           "%.2f + groups %.2f\n",
+           r[s].hosts, t->population + t->rolling + t->tokens + t->roles + t->groups, t->population,
+           t->rolling, t->tokens, t->roles, t->groups);
+  }
   printf("4. the peer, PostgreSQL's own bulk path, in the same run: a host's publish "
          "(vs_store_publish_vms, an upsert of its VMs) / COPY FROM STDIN of the same rows into a "
          "table like vmscope_vms; the fleet's read (vs_store_load: read, check, add) / COPY TO "

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,8 +309,49 @@ static void test_merge_patch_cost(void) {
   json_decref(patch);
 }
 
+struct counted {
+  unsigned *calls;
+  pthread_t *by;
+};
+
+static void count_call(void *arg, size_t i) {
+  struct counted *c = arg;
+  __atomic_add_fetch(&c->calls[i], 1, __ATOMIC_RELAXED);
+  c->by[i] = pthread_self();
+}
+
+/* Every index once, whatever the threads asked for; more than one thread when there is work
+ * for them and more than one CPU. */
+static void test_parallel_for(void) {
+  static const size_t sizes[] = {0, 1, 15, 1000, 100000};
+  static const size_t threads[] = {0, 1, 3, 64};
+  size_t wrong = 0, cases = 0;
+  bool several = false;
+  for (size_t s = 0; s < sizeof(sizes) / sizeof(*sizes); s++)
+    for (size_t t = 0; t < sizeof(threads) / sizeof(*threads); t++) {
+      size_t n = sizes[s];
+      struct counted c = {vs_xcalloc(n + 1, sizeof(unsigned)),
+                          vs_xcalloc(n + 1, sizeof(pthread_t))};
+      vs_parallel_for(n, threads[t], count_call, &c);
+      for (size_t i = 0; i < n; i++) {
+        wrong += c.calls[i] != 1;
+        several |= !pthread_equal(c.by[i], pthread_self());
+      }
+      cases++;
+      free(c.calls);
+      free(c.by);
+    }
+  ok(wrong == 0, "vs_parallel_for calls every index exactly once (%zu cases, %zu wrong)", cases,
+     wrong);
+  if (sysconf(_SC_NPROCESSORS_ONLN) > 1)
+    ok(several, "and other threads than the caller's took some of 100,000 indexes");
+  else
+    skip(1, "one CPU: the caller's thread alone");
+}
+
 int main(void) {
   plan_no_plan();
+  test_parallel_for();
   test_lines();
   test_words();
   test_strv();

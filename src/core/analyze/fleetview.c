@@ -295,24 +295,51 @@ static void build_groups(struct vs_view *v) {
   }
 }
 
+/* VM I's moves since its previous snapshot ("KEY\tVALUE" each, VS_ABSENT for a key gone). */
+struct moves {
+  char **moves;
+  size_t *key_len; /* a key may hold a tab: where it ends */
+  size_t n;
+};
+
+static void find_moves(void *arg, size_t i) {
+  const struct vs_view *v = ((void **)arg)[0];
+  struct moves *out = &((struct moves *)((void **)arg)[1])[i];
+  if (!v->vms[i].prev) return;
+  _cleanup_(vs_diff_freep) struct vs_diff *diff = vs_drift_diff(v->vms[i].prev, v->vms[i].doc);
+  out->moves = vs_xcalloc(diff->n_changes + 1, sizeof(char *));
+  out->key_len = vs_xcalloc(diff->n_changes + 1, sizeof(size_t));
+  for (size_t c = 0; c < diff->n_changes; c++) {
+    const struct vs_change *ch = &diff->changes[c];
+    out->key_len[out->n] = strlen(ch->key);
+    out->moves[out->n++] =
+        vs_xasprintf("%s\t%s", ch->key, ch->new_value ? ch->new_value : VS_ABSENT);
+  }
+}
+
 /* Keys that at least VS_VIEW_ROLLING_VMS VMs changed to one same value since their previous
  * snapshots (a setting being rolled out, not each VM's drift), each mapped to that value. */
 static struct vs_strmap *rolling_keys(const struct vs_view *v) {
+  /* Each VM's diff on its own (in parallel), then the moves counted in the VMs' order. */
+  struct moves *per_vm = vs_xcalloc(v->n ? v->n : 1, sizeof(*per_vm));
+  void *args[] = {(void *)v, per_vm};
+  vs_parallel_for(v->n, 0, find_moves, args);
   _cleanup_(vs_strmap_freep) struct vs_strmap *moves = vs_strmap_new(NULL);
   struct vs_strmap *rolling = vs_strmap_new(free);
   for (size_t i = 0; i < v->n; i++) {
-    if (!v->vms[i].prev) continue;
-    _cleanup_(vs_diff_freep) struct vs_diff *diff = vs_drift_diff(v->vms[i].prev, v->vms[i].doc);
-    for (size_t c = 0; c < diff->n_changes; c++) {
-      const struct vs_change *ch = &diff->changes[c];
-      _cleanup_(vs_freep) char *move =
-          vs_xasprintf("%s\t%s", ch->key, ch->new_value ? ch->new_value : VS_ABSENT);
+    for (size_t c = 0; c < per_vm[i].n; c++) {
+      const char *move = per_vm[i].moves[c];
       uintptr_t n = (uintptr_t)vs_strmap_get(moves, move) + 1;
       vs_strmap_put(moves, move, (void *)n);
-      if (n >= VS_VIEW_ROLLING_VMS && !vs_strmap_has(rolling, ch->key))
-        vs_strmap_put(rolling, ch->key, vs_xstrdup(ch->new_value ? ch->new_value : VS_ABSENT));
+      size_t len = per_vm[i].key_len[c];
+      _cleanup_(vs_freep) char *key = vs_xstrndup(move, len);
+      if (n >= VS_VIEW_ROLLING_VMS && !vs_strmap_has(rolling, key))
+        vs_strmap_put(rolling, key, vs_xstrdup(move + len + 1));
     }
+    vs_strv_free(per_vm[i].moves, per_vm[i].n);
+    free(per_vm[i].key_len);
   }
+  free(per_vm);
   return rolling;
 }
 
@@ -343,24 +370,29 @@ static struct vs_strmap *moving_keys(const struct vs_view *v) {
 /* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
  * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
  * that upgraded did not change role or become anomalous. */
+static void tokens_of(void *arg, size_t i) {
+  struct vs_view *v = ((void **)arg)[0];
+  const struct vs_strmap *moving = ((void **)arg)[1];
+  struct vm *m = &v->vms[i];
+  struct vs_vm_tokens *t = &v->tokens[i];
+  *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
+  t->n = vs_doc_tokens_by(m->doc, moving, &m->tokens);
+  t->tokens = m->tokens;
+  if (m->prev) {
+    t->n_prev = vs_doc_tokens_by(m->prev, moving, &m->prev_tokens);
+    t->prev_tokens = m->prev_tokens;
+  }
+  if (v->opts.labels) {
+    const char *l = t->name ? vs_strmap_get(v->opts.labels, t->name) : NULL;
+    t->label = l ? l : (t->id ? vs_strmap_get(v->opts.labels, t->id) : NULL);
+  }
+}
+
 static void make_tokens(struct vs_view *v) {
   _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
-  for (size_t i = 0; i < v->n; i++) {
-    struct vm *m = &v->vms[i];
-    struct vs_vm_tokens *t = &v->tokens[i];
-    *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-    t->n = vs_doc_tokens_by(m->doc, moving, &m->tokens);
-    t->tokens = m->tokens;
-    if (m->prev) {
-      t->n_prev = vs_doc_tokens_by(m->prev, moving, &m->prev_tokens);
-      t->prev_tokens = m->prev_tokens;
-    }
-    if (v->opts.labels) {
-      const char *l = t->name ? vs_strmap_get(v->opts.labels, t->name) : NULL;
-      t->label = l ? l : (t->id ? vs_strmap_get(v->opts.labels, t->id) : NULL);
-    }
-  }
+  void *args[] = {v, moving};
+  vs_parallel_for(v->n, 0, tokens_of, args); /* each VM's own: read-only maps, its own slots */
 }
 
 void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
@@ -368,14 +400,24 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
   v->prepared = true;
   v->opts = opts ? *opts : (struct vs_view_opts){0};
   if (!v->opts.min_role_peers) v->opts.min_role_peers = VS_VIEW_MIN_ROLE_PEERS;
+  double t0 = vs_now_monotonic();
   v->fleet = vs_pop_new();
   for (size_t i = 0; i < v->n; i++)
     vs_pop_add(v->fleet, v->vms[i].doc);
   vs_pop_prepare(v->fleet);
+  double t1 = vs_now_monotonic();
   v->rolling = rolling_keys(v);
+  double t2 = vs_now_monotonic();
   make_tokens(v);
+  double t3 = vs_now_monotonic();
   v->analysis = vs_analyze(v->tokens, v->n, &v->opts.roles);
+  double t4 = vs_now_monotonic();
   build_groups(v);
+  v->times = (struct vs_view_times){.population = t1 - t0,
+                                    .rolling = t2 - t1,
+                                    .tokens = t3 - t2,
+                                    .roles = t4 - t3,
+                                    .groups = vs_now_monotonic() - t4};
   /* A team's tweak: 2-4 VMs, or up to a tenth of a large fleet. */
   v->group_max = v->n / 10 > VS_VIEW_GROUP_MIN ? (uint32_t)(v->n / 10) : VS_VIEW_GROUP_MIN;
 }
@@ -430,6 +472,10 @@ size_t vs_view_group(const struct vs_view *v, size_t i) {
 
 const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group) {
   return v->kind_pops ? v->kind_pops[group] : NULL;
+}
+
+void vs_view_prepare_times(const struct vs_view *v, struct vs_view_times *out) {
+  *out = v->times;
 }
 
 size_t vs_view_fleet_vms(const struct vs_view *v) {

@@ -114,6 +114,14 @@ size_t vs_view_group_count(const struct vs_view *v);
 size_t vs_view_group(const struct vs_view *v, size_t i);
 const struct vs_pop *vs_view_group_pop(const struct vs_view *v, size_t group);
 
+/* Where vs_view_prepare spent its time, seconds (a view from the context: zero): the fleet's
+ * population, the keys rolling out, the VMs' tokens, the role analysis, and the close groups
+ * with their populations. For the benchmarks. */
+struct vs_view_times {
+  double population, rolling, tokens, roles, groups;
+};
+void vs_view_prepare_times(const struct vs_view *v, struct vs_view_times *out);
+
 /* How many VMs the fleet has (a view from the context: the fleet's, not this host's). */
 size_t vs_view_fleet_vms(const struct vs_view *v);
 

@@ -30,6 +30,7 @@ struct vs_view {
   size_t *group_size;
   struct vs_strmap *rolling; /* keys moving through the fleet between snapshots */
   uint32_t group_max;
+  struct vs_view_times times; /* what prepare took */
   /* A view prepared from the fleet's context (fleetctx.c) holds this host's VMs alone: */
   bool from_context;
   size_t *group_ids;          /* per close group: its number in the fleet (the context's) */

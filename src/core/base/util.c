@@ -1,6 +1,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <libgen.h>
@@ -616,4 +618,36 @@ char *vs_msg_output_is_input(const char *path) {
   return vs_xasprintf("%s is also where the output goes: refused, so that it is not written into "
                       "(send the output elsewhere; if a shell's > emptied it, restore it first)",
                       path);
+}
+
+struct parallel {
+  size_t n;
+  atomic_size_t next;
+  void (*each)(void *arg, size_t i);
+  void *arg;
+};
+
+static void *parallel_run(void *p) {
+  struct parallel *job = p;
+  for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->n;)
+    job->each(job->arg, i);
+  return NULL;
+}
+
+void vs_parallel_for(size_t n, size_t threads, void (*each)(void *arg, size_t i), void *arg) {
+  if (!threads) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = cpus > 0 ? (size_t)cpus : 1;
+  }
+  if (threads > VS_PARALLEL_MAX) threads = VS_PARALLEL_MAX;
+  if (threads > n / 16) threads = n / 16 ? n / 16 : 1; /* a thread is worth 16 items at least */
+  struct parallel job = {.n = n, .each = each, .arg = arg};
+  atomic_init(&job.next, 0);
+  pthread_t helpers[VS_PARALLEL_MAX];
+  size_t started = 0;
+  while (started + 1 < threads && pthread_create(&helpers[started], NULL, parallel_run, &job) == 0)
+    started++;
+  parallel_run(&job);
+  for (size_t t = 0; t < started; t++)
+    pthread_join(helpers[t], NULL);
 }

@@ -185,6 +185,12 @@ void vs_cond_init_monotonic(pthread_cond_t *cond);
 /* Formats T as RFC 3339 UTC ("2026-11-24T18:00:00Z") into OUT (at least 21 bytes). */
 void vs_format_utc(int64_t t, char out[static 21]);
 
+/* Calls EACH(ARG, I) once for every I < N, on this thread and up to THREADS - 1 others (0: as
+ * many as the CPUs online, at most VS_PARALLEL_MAX), each taking the next I; on this thread
+ * alone when N is small or no thread can be made. EACH may touch only what I owns. */
+#define VS_PARALLEL_MAX 8
+void vs_parallel_for(size_t n, size_t threads, void (*each)(void *arg, size_t i), void *arg);
+
 /* Peak resident set size of this process in KiB, or -1. */
 long vs_peak_rss_kib(void);
 
