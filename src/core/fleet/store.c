@@ -856,19 +856,6 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
   return view;
 }
 
-struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
-                                    const struct vs_view_opts *vo, bool *stale, char ***errors,
-                                    size_t *n_errors, struct vs_err *err) {
-  struct vs_store_round round = {0};
-  struct vs_view *view = vs_store_round_view(s, local, vo, &round, err);
-  *stale = round.stale;
-  if (errors)
-    for (size_t i = 0; i < round.n_errors; i++)
-      vs_strv_add(errors, n_errors, round.errors[i]);
-  vs_store_round_clear(&round);
-  return view;
-}
-
 void vs_store_round_clear(struct vs_store_round *round) {
   vs_strv_free(round->errors, round->n_errors);
   free(round->why_not_context);

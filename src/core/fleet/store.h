@@ -86,15 +86,7 @@ int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked
 int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f,
                            struct vs_err *err);
 
-/* A host's round: publishes LOCAL's VMs (as vs_store_publish_vms), reads the fleet back and
- * returns it as one view, prepared with VO, in which this host's VMs are those of LOCAL
- * (vs_store_is_local). When the store cannot be reached (or fails), the view is LOCAL's VMs and
- * the other hosts' VMs as the last read found them: *STALE is set and ERR says why; the store
- * reconnects on the next round. Refused rows (see above) are reported in ERRORS (N_ERRORS). */
-struct vs_view *vs_store_fleet_view(struct vs_store *s, const struct vs_view *local,
-                                    const struct vs_view_opts *vo, bool *stale, char ***errors,
-                                    size_t *n_errors, struct vs_err *err);
-/* A host's round, as vs_store_fleet_view, but from the fleet's context when it may: */
+/* A host's round: */
 struct vs_store_round {
   /* in */
   bool use_context;        /* rank from the context the elected host made (fleetview.h) */
@@ -108,14 +100,18 @@ struct vs_store_round {
   char **errors;         /* rows refused */
   size_t n_errors;
 };
-/* Publishes LOCAL's VMs; then, with USE_CONTEXT, reads the context's parts of LOCAL's VMs (and
- * ALSO's), of their groups and the fleet's, in one snapshot, and returns LOCAL's VMs prepared
- * from them: what it reads grows with this host's VMs and the fleet's keys, not with the
- * fleet's VMs. When there is no context younger than host_timeout, when it does not count one
- * of LOCAL's VMs as it is now (new, or its settings changed since), or when a part is refused,
- * the fleet is read whole (vs_store_fleet_view) and WHY_NOT_CONTEXT says why. When the store
- * fails, the last context read (if it still counts LOCAL's VMs as they are) or the last rows
- * read are used: STALE, and ERR says why. Free ROUND's outputs with vs_store_round_clear. */
+/* Publishes LOCAL's VMs (as vs_store_publish_vms); then, with USE_CONTEXT, reads the context's
+ * parts of LOCAL's VMs (and ALSO's), of their groups and the fleet's, in one snapshot, and
+ * returns LOCAL's VMs prepared from them: what it reads grows with this host's VMs and the
+ * fleet's keys, not with the fleet's VMs. Without USE_CONTEXT, when there is no context younger
+ * than host_timeout, when it does not count one of LOCAL's VMs as it is now (new, or its
+ * settings changed since), or when a part is refused (WHY_NOT_CONTEXT says why), it reads the
+ * whole fleet back and returns it as one view, prepared with VO, in which this host's VMs are
+ * those of LOCAL (vs_store_is_local); rows refused (see above) are reported in ERRORS. When the
+ * store cannot be reached (or fails), the last context read (if it still counts LOCAL's VMs as
+ * they are) or the last rows read stand in: STALE, and ERR says why; ALONE when there are
+ * neither (the view is LOCAL's VMs only); the store reconnects on the next round. Free ROUND's
+ * outputs with vs_store_round_clear. */
 struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *local,
                                     const struct vs_view_opts *vo, struct vs_store_round *round,
                                     struct vs_err *err);
@@ -126,7 +122,7 @@ void vs_store_round_clear(struct vs_store_round *round);
  * fleet's lock (vs_store_elected). */
 int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, struct vs_err *err);
 
-/* Whether VM I of a view from vs_store_fleet_view is this host's to rank: LOCAL has it, and its
+/* Whether VM I of a view from vs_store_round_view is this host's to rank: LOCAL has it, and its
  * newest document is LOCAL's (not a newer one of a host it migrated to). */
 bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_view *local);
 
