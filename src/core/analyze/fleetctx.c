@@ -10,6 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The SHA-256 of B's bytes in hexadecimal (caller frees), or NULL with ERR. */
+static char *sha256_hex(const struct vs_buf *b, struct vs_err *err) {
+  unsigned char sum[VS_SHA256_LEN];
+  if (vs_sha256(b->data ? b->data : "", b->len, sum, err) < 0) return NULL;
+  char *hex = vs_xcalloc(2 * VS_SHA256_LEN + 1, 1);
+  vs_hex(sum, VS_SHA256_LEN, hex);
+  return hex;
+}
+
 char *vs_view_digest(const struct vs_feature *doc, struct vs_err *err) {
   struct vs_buf b = {0};
   const char **keys = vs_feature_keys(doc, NULL);
@@ -34,13 +43,8 @@ char *vs_view_digest(const struct vs_feature *doc, struct vs_err *err) {
     vs_buf_add(&b, dv, strlen(dv) + 1);
   }
   free(dkeys);
-  unsigned char sum[VS_SHA256_LEN];
-  int rc = vs_sha256(b.data ? b.data : "", b.len, sum, err);
+  char *hex = sha256_hex(&b, err);
   vs_buf_free(&b);
-  if (rc < 0) return NULL;
-  char *hex = vs_xcalloc(2 * VS_SHA256_LEN + 1, 1);
-  for (size_t i = 0; i < VS_SHA256_LEN; i++)
-    snprintf(hex + 2 * i, 3, "%02x", sum[i]);
   return hex;
 }
 
@@ -116,14 +120,8 @@ static json_t *options_of(const struct vs_view_opts *o) {
     for (size_t i = 0; names[i]; i++)
       vs_buf_addf(&b, "%s\t%s\n", names[i], (const char *)vs_strmap_get(o->labels, names[i]));
     free(names);
-    unsigned char sum[VS_SHA256_LEN];
-    if (vs_sha256(b.data, b.len, sum, NULL) == 0) {
-      labels = vs_xcalloc(2 * VS_SHA256_LEN + 1, 1);
-      for (size_t i = 0; i < VS_SHA256_LEN; i++)
-        snprintf(labels + 2 * i, 3, "%02x", sum[i]);
-    } else {
-      labels = vs_xstrdup("?"); /* no digest: equal to no other host's */
-    }
+    labels = sha256_hex(&b, NULL);
+    if (!labels) labels = vs_xstrdup("?"); /* no digest: equal to no other host's */
     vs_buf_free(&b);
   }
   json_t *j = json_pack(
