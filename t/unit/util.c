@@ -372,9 +372,49 @@ static void test_parallel_for(void) {
   }
 }
 
+struct chunk_seen {
+  size_t from[VS_PARALLEL_MAX], to[VS_PARALLEL_MAX];
+  unsigned calls[VS_PARALLEL_MAX];
+};
+
+static void note_chunk(void *arg, size_t c, size_t from, size_t to) {
+  struct chunk_seen *seen = arg;
+  seen->from[c] = from;
+  seen->to[c] = to;
+  seen->calls[c]++;
+}
+
+/* Chunks cover [0, N) in order, without gap or overlap, each called once, none smaller than
+ * asked unless there is one only. */
+static void test_parallel_chunks(void) {
+  static const size_t sizes[] = {0, 1, 255, 256, 511, 512, 1000, 100003};
+  size_t wrong = 0, cases = 0, most = 0;
+  for (size_t s = 0; s < sizeof(sizes) / sizeof(*sizes); s++) {
+    size_t n = sizes[s];
+    struct chunk_seen seen = {0};
+    size_t chunks = vs_parallel_chunks(n, 256, note_chunk, &seen);
+    if (chunks > most) most = chunks;
+    bool good =
+        chunks >= 1 && chunks <= VS_PARALLEL_MAX && seen.from[0] == 0 && seen.to[chunks - 1] == n;
+    for (size_t c = 0; c < chunks; c++) {
+      good &= seen.calls[c] == 1 && seen.from[c] <= seen.to[c];
+      good &= c + 1 == chunks || seen.to[c] == seen.from[c + 1];
+      good &= chunks == 1 || seen.to[c] - seen.from[c] >= 256;
+    }
+    wrong += !good;
+    cases++;
+  }
+  ok(wrong == 0, "vs_parallel_chunks covers every index once, in order (%zu cases, %zu wrong)",
+     cases, wrong);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  ok(most == (size_t)(cpus > VS_PARALLEL_MAX ? VS_PARALLEL_MAX : cpus),
+     "and makes a chunk per CPU when there is work for each (%zu chunks, %ld CPUs)", most, cpus);
+}
+
 int main(void) {
   plan_no_plan();
   test_parallel_for();
+  test_parallel_chunks();
   test_lines();
   test_words();
   test_strv();

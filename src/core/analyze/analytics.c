@@ -533,29 +533,43 @@ static void find_medoids(struct vs_analysis *a) {
   free(sample);
 }
 
-/* Similarity to the role, and anomaly: that, or the change since the VM's last snapshot
- * (signed as HIST says what is informative). */
+struct score_job {
+  struct vs_analysis *a;
+  const struct vs_vm_tokens *vms;
+  const struct sig_job *hist;
+};
+
+/* VM I's similarity to its role, and its anomaly: that, or the change since its last snapshot
+ * (signed as the job's HIST says what is informative). Writes I's slots only. */
+static void score_one(void *arg, size_t i) {
+  const struct score_job *j = arg;
+  struct vs_analysis *a = j->a;
+  a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
+  if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
+    /* Alone in its role: that is what is odd about it; it sits as far from the others as
+     * from the nearest other role. (Every VM alone against every role: the one part of the
+     * analysis that grows faster than the fleet, hence each pair once and on every CPU.) */
+    double nearest = 0;
+    for (size_t r = 0; r < a->n_roles; r++) {
+      if (r == a->role[i]) continue;
+      double p = vs_analysis_pair(a, i, a->medoid[r]);
+      if (p > nearest) nearest = p;
+    }
+    a->similarity[i] = nearest;
+  }
+  a->anomaly[i] = 1.0 - a->similarity[i];
+  if (j->vms[i].prev_tokens) {
+    uint64_t prev[K];
+    bool any = signature(j->vms[i].prev_tokens, j->vms[i].n_prev, j->hist, prev, NULL);
+    double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
+    if (1.0 - h > a->anomaly[i]) a->anomaly[i] = 1.0 - h;
+  }
+}
+
 static void score_similarity(struct vs_analysis *a, const struct vs_vm_tokens *vms,
                              const struct sig_job *hist) {
-  for (size_t i = 0; i < a->n; i++) {
-    a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
-    if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
-      /* Alone in its role: that is what is odd about it; it sits as far from the others as
-       * from the nearest other role. */
-      double nearest = 0;
-      for (size_t r = 0; r < a->n_roles; r++)
-        if (r != a->role[i] && vs_analysis_pair(a, i, a->medoid[r]) > nearest)
-          nearest = vs_analysis_pair(a, i, a->medoid[r]);
-      a->similarity[i] = nearest;
-    }
-    a->anomaly[i] = 1.0 - a->similarity[i];
-    if (vms[i].prev_tokens) {
-      uint64_t prev[K];
-      bool any = signature(vms[i].prev_tokens, vms[i].n_prev, hist, prev, NULL);
-      double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
-      if (1.0 - h > a->anomaly[i]) a->anomaly[i] = 1.0 - h;
-    }
-  }
+  struct score_job job = {.a = a, .vms = vms, .hist = hist};
+  vs_parallel_for(a->n, 0, score_one, &job);
 }
 
 struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,

@@ -45,7 +45,7 @@ void vs_view_free(struct vs_view *v) {
   vs_strmap_free(v->by_id);
   vs_strv_free(v->errors, v->n_errors);
   for (size_t g = 0; g < v->n_groups; g++) {
-    vs_pop_free(v->role_pops[g]);
+    if (!v->kind_pops || v->role_pops[g] != v->kind_pops[g]) vs_pop_free(v->role_pops[g]);
     if (v->kind_pops) vs_pop_free(v->kind_pops[g]);
   }
   free(v->kind_pops);
@@ -241,54 +241,128 @@ int vs_view_add_pool(struct vs_view *v, const char *dir, const char *not_before,
   return 0;
 }
 
+/* Populations counted on every CPU: each chunk of VMs (in order) into populations of its own,
+ * merged after in chunk order, so that keys and members come in the order of the VMs as they
+ * would counted one by one (vs_pop_merge adds the counts exactly). */
+struct pops_job {
+  const struct vs_view *v;
+  size_t n_pops;
+  /* The populations VM I is counted in (at most 2) into OUT; returns how many. */
+  size_t (*slots)(const struct vs_view *v, const bool *split, size_t i, size_t out[2]);
+  const bool *split;
+  struct vs_pop **part[VS_PARALLEL_MAX]; /* per chunk: its N_POPS populations, NULL when empty */
+};
+
+static void count_chunk(void *arg, size_t c, size_t from, size_t to) {
+  struct pops_job *j = arg;
+  struct vs_pop **pops = vs_xcalloc(j->n_pops ? j->n_pops : 1, sizeof(*pops));
+  for (size_t i = from; i < to; i++) {
+    size_t slot[2], n = j->slots(j->v, j->split, i, slot);
+    for (size_t s = 0; s < n; s++) {
+      if (!pops[slot[s]]) pops[slot[s]] = vs_pop_new();
+      vs_pop_add(pops[slot[s]], j->v->vms[i].doc);
+    }
+  }
+  j->part[c] = pops;
+}
+
+/* N_POPS populations of the view's VMs, as SLOTS assigns them (NULL: no VM counted in it). */
+static struct vs_pop **count_pops(const struct vs_view *v, size_t n_pops,
+                                  size_t (*slots)(const struct vs_view *, const bool *, size_t,
+                                                  size_t[2]),
+                                  const bool *split) {
+  struct pops_job job = {.v = v, .n_pops = n_pops, .slots = slots, .split = split};
+  size_t chunks = vs_parallel_chunks(v->n, 256, count_chunk, &job);
+  struct vs_pop **out = job.part[0];
+  for (size_t c = 1; c < chunks; c++) {
+    for (size_t p = 0; p < n_pops; p++) {
+      if (!job.part[c][p]) continue;
+      if (!out[p]) {
+        out[p] = job.part[c][p];
+        continue;
+      }
+      vs_pop_merge(out[p], job.part[c][p]);
+      vs_pop_free(job.part[c][p]);
+    }
+    free(job.part[c]);
+  }
+  return out;
+}
+
+static size_t fleet_slot(const struct vs_view *v, const bool *split, size_t i, size_t out[2]) {
+  (void)v;
+  (void)split;
+  (void)i;
+  out[0] = 0;
+  return 1;
+}
+
+/* A VM counts in its close group's population (slot: the group) and, in a group that holds a
+ * unique VM (SPLIT), in the population of the group's peers (slot: groups + the group). A
+ * group without unique VMs has one population for both. */
+static size_t group_slots(const struct vs_view *v, const bool *split, size_t i, size_t out[2]) {
+  size_t g = v->group[i];
+  out[0] = g;
+  if (v->unique[i] || !split[g]) return 1;
+  out[1] = v->n_groups + g;
+  return 2;
+}
+
+struct own_job {
+  const struct vs_view *v;
+  size_t *own;
+};
+
 /* Keys VM I has and no other VM of the fleet has at all. The role analysis cannot see these
  * (tokens of one VM are dropped before roles are formed), so a web server alone among
  * application servers joins their role; what it has of its own says it is not one of them. */
-static size_t own_keys(const struct vs_view *v, size_t i) {
+static void own_keys(void *arg, size_t i) {
+  const struct own_job *j = arg;
   size_t pos = 0, own = 0;
   const char *key, *value;
-  while (vs_feature_next(v->vms[i].doc, &pos, &key, &value)) {
-    long k = vs_pop_key_index(v->fleet, key);
-    own += k >= 0 && vs_pop_present(v->fleet, (size_t)k) == 1;
+  while (vs_feature_next(j->v->vms[i].doc, &pos, &key, &value)) {
+    long k = vs_pop_key_index(j->v->fleet, key);
+    own += k >= 0 && vs_pop_present(j->v->fleet, (size_t)k) == 1;
   }
-  return own;
-}
-
-/* Whether VM I has too few close peers: its close group has at most min_role_peers members,
- * or it has more than VS_VIEW_OWN_KEYS keys of its own (a kind of machine of its own). */
-static bool find_unique(const struct vs_view *v, size_t i) {
-  return v->group_size[v->group[i]] <= v->opts.min_role_peers || own_keys(v, i) > VS_VIEW_OWN_KEYS;
+  j->own[i] = own;
 }
 
 /* The close groups (neighbours.h), each group's population (less its unique VMs: for peers and
- * for "another group's value") and the name it is known by (its first VM's). */
+ * for "another group's value") and the name it is known by (its first VM's). A VM is unique
+ * when it has too few close peers: its close group has at most min_role_peers members, or it
+ * has more than VS_VIEW_OWN_KEYS keys of its own (a kind of machine of its own). */
 static void build_groups(struct vs_view *v) {
   v->group = vs_xcalloc(v->n ? v->n : 1, sizeof(size_t));
   v->n_groups = vs_close_groups(v->tokens, v->n, v->group);
   size_t ng = v->n_groups;
   v->group_size = vs_xcalloc(ng ? ng : 1, sizeof(size_t));
   v->role_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->role_pops));
-  v->kind_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->kind_pops));
   v->role_names = vs_xcalloc(ng ? ng : 1, sizeof(*v->role_names));
   for (size_t i = v->n; i-- > 0;) {
     v->group_size[v->group[i]]++;
     v->role_names[v->group[i]] = v->tokens[i].name ? v->tokens[i].name : v->tokens[i].id;
   }
+  _cleanup_(vs_freep) size_t *own = vs_xcalloc(v->n ? v->n : 1, sizeof(size_t));
+  struct own_job oj = {.v = v, .own = own};
+  vs_parallel_for(v->n, 0, own_keys, &oj); /* the fleet's population is prepared: read-only */
   v->unique = vs_xcalloc(v->n ? v->n : 1, sizeof(bool));
-  for (size_t i = 0; i < v->n; i++)
-    v->unique[i] = find_unique(v, i);
+  _cleanup_(vs_freep) bool *split = vs_xcalloc(ng ? ng : 1, sizeof(bool));
+  _cleanup_(vs_freep) bool *peers = vs_xcalloc(ng ? ng : 1, sizeof(bool));
   for (size_t i = 0; i < v->n; i++) {
     size_t g = v->group[i];
-    if (!v->kind_pops[g]) v->kind_pops[g] = vs_pop_new();
-    vs_pop_add(v->kind_pops[g], v->vms[i].doc);
-    if (v->unique[i]) continue; /* a group of one is unique: MinRolePeers is at least 1 */
-    if (!v->role_pops[g]) v->role_pops[g] = vs_pop_new();
-    vs_pop_add(v->role_pops[g], v->vms[i].doc);
+    v->unique[i] = v->group_size[g] <= v->opts.min_role_peers || own[i] > VS_VIEW_OWN_KEYS;
+    split[g] |= v->unique[i];
+    peers[g] |= !v->unique[i]; /* a group of one is unique: MinRolePeers is at least 1 */
   }
+  struct vs_pop **pops = count_pops(v, 2 * ng, group_slots, split);
+  v->kind_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->kind_pops));
   for (size_t g = 0; g < ng; g++) {
-    if (v->role_pops[g]) vs_pop_prepare(v->role_pops[g]);
+    v->kind_pops[g] = pops[g];
+    v->role_pops[g] = split[g] ? pops[ng + g] : peers[g] ? pops[g] : NULL;
     vs_pop_prepare(v->kind_pops[g]);
+    if (v->role_pops[g]) vs_pop_prepare(v->role_pops[g]);
   }
+  free(pops);
   for (size_t i = 0; i < v->n; i++) { /* its close peers were unique themselves */
     const struct vs_pop *pop = v->role_pops[v->group[i]];
     if (!pop || vs_pop_docs(pop) <= v->opts.min_role_peers) v->unique[i] = true;
@@ -302,24 +376,51 @@ struct moves {
   size_t n;
 };
 
+struct move {
+  const char *key, *value; /* VALUE: NULL for a key gone */
+};
+
+static int cmp_move(const void *a, const void *b) {
+  return strcmp(((const struct move *)a)->key, ((const struct move *)b)->key);
+}
+
+/* The settings that differ between the two snapshots, in the order of their keys (as
+ * vs_drift_diff lists them): found by looking each key up rather than by sorting both
+ * documents' keys, which cost the most of the whole fleet's diffs. */
 static void find_moves(void *arg, size_t i) {
   const struct vs_view *v = ((void **)arg)[0];
   struct moves *out = &((struct moves *)((void **)arg)[1])[i];
-  if (!v->vms[i].prev) return;
-  _cleanup_(vs_diff_freep) struct vs_diff *diff = vs_drift_diff(v->vms[i].prev, v->vms[i].doc);
-  out->moves = vs_xcalloc(diff->n_changes + 1, sizeof(char *));
-  out->key_len = vs_xcalloc(diff->n_changes + 1, sizeof(size_t));
-  for (size_t c = 0; c < diff->n_changes; c++) {
-    const struct vs_change *ch = &diff->changes[c];
-    out->key_len[out->n] = strlen(ch->key);
-    out->moves[out->n++] =
-        vs_xasprintf("%s\t%s", ch->key, ch->new_value ? ch->new_value : VS_ABSENT);
+  const struct vs_feature *prev = v->vms[i].prev, *doc = v->vms[i].doc;
+  if (!prev) return;
+  struct move *found = NULL;
+  size_t n = 0, cap = 0, pos = 0;
+  const char *key, *value;
+  for (int side = 0; side < 2; side++) {
+    const struct vs_feature *from = side ? prev : doc, *other = side ? doc : prev;
+    for (pos = 0; vs_feature_next(from, &pos, &key, &value);) {
+      const char *was = vs_feature_get(other, key);
+      if (side ? was != NULL : was && strcmp(was, value) == 0) continue;
+      if (n == cap) {
+        cap = cap ? 2 * cap : 16;
+        found = vs_xrealloc(found, cap * sizeof(*found));
+      }
+      found[n++] = (struct move){key, side ? NULL : value};
+    }
   }
+  if (n) qsort(found, n, sizeof(*found), cmp_move);
+  out->moves = vs_xcalloc(n + 1, sizeof(char *));
+  out->key_len = vs_xcalloc(n + 1, sizeof(size_t));
+  for (size_t c = 0; c < n; c++) {
+    out->key_len[out->n] = strlen(found[c].key);
+    out->moves[out->n++] =
+        vs_xasprintf("%s\t%s", found[c].key, found[c].value ? found[c].value : VS_ABSENT);
+  }
+  free(found);
 }
 
 /* Keys that at least VS_VIEW_ROLLING_VMS VMs changed to one same value since their previous
  * snapshots (a setting being rolled out, not each VM's drift), each mapped to that value. */
-static struct vs_strmap *rolling_keys(const struct vs_view *v) {
+static struct vs_strmap *rolling_keys(const struct vs_view *v, bool *prev_same) {
   /* Each VM's diff on its own (in parallel), then the moves counted in the VMs' order. */
   struct moves *per_vm = vs_xcalloc(v->n ? v->n : 1, sizeof(*per_vm));
   void *args[] = {(void *)v, per_vm};
@@ -336,6 +437,7 @@ static struct vs_strmap *rolling_keys(const struct vs_view *v) {
       if (n >= VS_VIEW_ROLLING_VMS && !vs_strmap_has(rolling, key))
         vs_strmap_put(rolling, key, vs_xstrdup(move + len + 1));
     }
+    prev_same[i] = v->vms[i].prev && per_vm[i].n == 0;
     vs_strv_free(per_vm[i].moves, per_vm[i].n);
     free(per_vm[i].key_len);
   }
@@ -378,7 +480,13 @@ static void tokens_of(void *arg, size_t i) {
   *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
   t->n = vs_doc_tokens_by(m->doc, moving, &m->tokens);
   t->tokens = m->tokens;
-  if (m->prev) {
+  if (m->prev && ((const bool *)((void **)arg)[2])[i]) {
+    /* The same settings as its newest: the same tokens (their order counts for nothing). */
+    m->prev_tokens = vs_xmalloc((t->n ? t->n : 1) * sizeof(uint64_t));
+    memcpy(m->prev_tokens, m->tokens, t->n * sizeof(uint64_t));
+    t->n_prev = t->n;
+    t->prev_tokens = m->prev_tokens;
+  } else if (m->prev) {
     t->n_prev = vs_doc_tokens_by(m->prev, moving, &m->prev_tokens);
     t->prev_tokens = m->prev_tokens;
   }
@@ -388,10 +496,10 @@ static void tokens_of(void *arg, size_t i) {
   }
 }
 
-static void make_tokens(struct vs_view *v) {
+static void make_tokens(struct vs_view *v, const bool *prev_same) {
   _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
-  void *args[] = {v, moving};
+  void *args[] = {v, moving, (void *)prev_same};
   vs_parallel_for(v->n, 0, tokens_of, args); /* each VM's own: read-only maps, its own slots */
 }
 
@@ -401,14 +509,15 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
   v->opts = opts ? *opts : (struct vs_view_opts){0};
   if (!v->opts.min_role_peers) v->opts.min_role_peers = VS_VIEW_MIN_ROLE_PEERS;
   double t0 = vs_now_monotonic();
-  v->fleet = vs_pop_new();
-  for (size_t i = 0; i < v->n; i++)
-    vs_pop_add(v->fleet, v->vms[i].doc);
+  struct vs_pop **fleet = count_pops(v, 1, fleet_slot, NULL);
+  v->fleet = fleet[0] ? fleet[0] : vs_pop_new();
+  free(fleet);
   vs_pop_prepare(v->fleet);
   double t1 = vs_now_monotonic();
-  v->rolling = rolling_keys(v);
+  _cleanup_(vs_freep) bool *prev_same = vs_xcalloc(v->n ? v->n : 1, sizeof(bool));
+  v->rolling = rolling_keys(v, prev_same);
   double t2 = vs_now_monotonic();
-  make_tokens(v);
+  make_tokens(v, prev_same);
   double t3 = vs_now_monotonic();
   v->analysis = vs_analyze(v->tokens, v->n, &v->opts.roles);
   double t4 = vs_now_monotonic();

@@ -27,42 +27,49 @@ struct tokset {
   size_t n;
 };
 
-/* Each VM's distinct keys (as the key part of its tokens), sorted, less those every VM has. */
+/* VM I's distinct keys (as the key part of its tokens), sorted. */
+static void key_set(void *arg, size_t i) {
+  const struct vs_vm_tokens *vms = ((void **)arg)[0];
+  struct tokset *set = &((struct tokset *)((void **)arg)[1])[i];
+  set->t = vs_xmalloc((vms[i].n ? vms[i].n : 1) * sizeof(uint64_t));
+  for (size_t k = 0; k < vms[i].n; k++)
+    set->t[k] = vms[i].tokens[k] >> 32; /* the key's part of the token (analytics.h) */
+  set->n = sort_unique(set->t, vms[i].n);
+}
+
+/* Removes from SET the tokens of COMMON (both sorted). */
+static void remove_common(struct tokset *set, const struct tokset *common) {
+  size_t k = 0, c = 0;
+  for (size_t p = 0; p < set->n; p++) {
+    while (c < common->n && common->t[c] < set->t[p])
+      c++;
+    if (c < common->n && common->t[c] == set->t[p]) continue;
+    set->t[k++] = set->t[p];
+  }
+  set->n = k;
+}
+
+/* Each VM's distinct keys, sorted, less those every VM has. */
 static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
   struct tokset *sets = vs_xcalloc(n, sizeof(*sets));
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    sets[i].t = vs_xmalloc((vms[i].n ? vms[i].n : 1) * sizeof(uint64_t));
-    for (size_t k = 0; k < vms[i].n; k++)
-      sets[i].t[k] = vms[i].tokens[k] >> 32; /* the key's part of the token (analytics.h) */
-    sets[i].n = sort_unique(sets[i].t, vms[i].n);
-    total += sets[i].n;
-  }
-  _cleanup_(vs_freep) uint64_t *all = vs_xmalloc((total ? total : 1) * sizeof(uint64_t));
-  size_t at = 0;
-  for (size_t i = 0; i < n; i++) {
-    memcpy(all + at, sets[i].t, sets[i].n * sizeof(uint64_t));
-    at += sets[i].n;
-  }
-  if (total) qsort(all, total, sizeof(uint64_t), cmp_u64);
-  size_t n_common = 0; /* tokens in every set: each set holds a token once */
-  for (size_t i = 0; i < total;) {
-    size_t j = i;
-    while (j < total && all[j] == all[i])
-      j++;
-    if (j - i == n) all[n_common++] = all[i];
-    i = j;
-  }
-  for (size_t i = 0; i < n; i++) {
-    size_t k = 0, c = 0;
-    for (size_t p = 0; p < sets[i].n; p++) {
-      while (c < n_common && all[c] < sets[i].t[p])
-        c++;
-      if (c < n_common && all[c] == sets[i].t[p]) continue;
-      sets[i].t[k++] = sets[i].t[p];
+  void *args[] = {(void *)vms, sets};
+  vs_parallel_for(n, 0, key_set, args);
+  /* The keys every VM has: the first VM's, narrowed by each other VM's. */
+  struct tokset common = {.t = vs_xmalloc((sets[0].n ? sets[0].n : 1) * sizeof(uint64_t))};
+  memcpy(common.t, sets[0].t, sets[0].n * sizeof(uint64_t));
+  common.n = sets[0].n;
+  for (size_t i = 1; i < n && common.n; i++) {
+    size_t k = 0, q = 0;
+    for (size_t p = 0; p < common.n; p++) {
+      while (q < sets[i].n && sets[i].t[q] < common.t[p])
+        q++;
+      if (q < sets[i].n && sets[i].t[q] == common.t[p]) common.t[k++] = common.t[p];
     }
-    sets[i].n = k;
+    common.n = k;
   }
+  for (size_t i = 0; i < n; i++)
+    remove_common(&sets[i], &common);
+  free(common.t);
   return sets;
 }
 

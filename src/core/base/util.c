@@ -634,20 +634,52 @@ static void *parallel_run(void *p) {
   return NULL;
 }
 
+static size_t cpus_online(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return cpus > 0 ? (size_t)cpus : 1;
+}
+
+/* Runs JOB on this thread and up to THREADS - 1 others. */
+static void parallel_run_on(struct parallel *job, size_t threads) {
+  pthread_t helpers[VS_PARALLEL_MAX];
+  size_t started = 0;
+  while (started + 1 < threads && pthread_create(&helpers[started], NULL, parallel_run, job) == 0)
+    started++;
+  parallel_run(job);
+  for (size_t t = 0; t < started; t++)
+    pthread_join(helpers[t], NULL);
+}
+
 void vs_parallel_for(size_t n, size_t threads, void (*each)(void *arg, size_t i), void *arg) {
-  if (!threads) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = cpus > 0 ? (size_t)cpus : 1;
-  }
+  if (!threads) threads = cpus_online();
   if (threads > VS_PARALLEL_MAX) threads = VS_PARALLEL_MAX;
   if (threads > n / 16) threads = n / 16 ? n / 16 : 1; /* a thread is worth 16 items at least */
   struct parallel job = {.n = n, .each = each, .arg = arg};
   atomic_init(&job.next, 0);
-  pthread_t helpers[VS_PARALLEL_MAX];
-  size_t started = 0;
-  while (started + 1 < threads && pthread_create(&helpers[started], NULL, parallel_run, &job) == 0)
-    started++;
-  parallel_run(&job);
-  for (size_t t = 0; t < started; t++)
-    pthread_join(helpers[t], NULL);
+  parallel_run_on(&job, threads);
+}
+
+struct chunks {
+  size_t n, count;
+  void (*each)(void *arg, size_t chunk, size_t from, size_t to);
+  void *arg;
+};
+
+static void run_chunk(void *arg, size_t c) {
+  const struct chunks *j = arg;
+  j->each(j->arg, c, c * j->n / j->count, (c + 1) * j->n / j->count);
+}
+
+size_t vs_parallel_chunks(size_t n, size_t min_chunk,
+                          void (*each)(void *arg, size_t chunk, size_t from, size_t to),
+                          void *arg) {
+  size_t count = cpus_online();
+  if (count > VS_PARALLEL_MAX) count = VS_PARALLEL_MAX;
+  if (min_chunk && count > n / min_chunk) count = n / min_chunk;
+  if (!count) count = 1;
+  struct chunks chunks = {.n = n, .count = count, .each = each, .arg = arg};
+  struct parallel job = {.n = count, .each = run_chunk, .arg = &chunks};
+  atomic_init(&job.next, 0);
+  parallel_run_on(&job, count);
+  return count;
 }

@@ -190,6 +190,13 @@ void vs_format_utc(int64_t t, char out[static 21]);
  * alone when N is small or no thread can be made. EACH may touch only what I owns. */
 #define VS_PARALLEL_MAX 8
 void vs_parallel_for(size_t n, size_t threads, void (*each)(void *arg, size_t i), void *arg);
+/* Splits [0, N) into contiguous chunks, in order, one a CPU online (at most VS_PARALLEL_MAX)
+ * and MIN_CHUNK items each at least, and calls EACH(ARG, C, FROM, TO) for chunk C on a thread
+ * of its own; returns how many chunks there were (1 when N is small). For work that cannot be
+ * shared item by item, such as counting into a structure per chunk that is merged after, in
+ * chunk order. EACH may touch only what chunk C owns. */
+size_t vs_parallel_chunks(size_t n, size_t min_chunk,
+                          void (*each)(void *arg, size_t chunk, size_t from, size_t to), void *arg);
 
 /* Peak resident set size of this process in KiB, or -1. */
 long vs_peak_rss_kib(void);

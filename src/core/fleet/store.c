@@ -864,6 +864,21 @@ void vs_store_round_clear(struct vs_store_round *round) {
   round->why_not_context = NULL;
 }
 
+struct vm_part {
+  json_t *part;
+  struct vs_err err;
+};
+
+struct vm_parts {
+  const struct vs_view *fleet;
+  struct vm_part *parts;
+};
+
+static void make_vm_part(void *arg, size_t i) {
+  struct vm_parts *job = arg;
+  job->parts[i].part = vs_view_context_vm(job->fleet, i, &job->parts[i].err);
+}
+
 int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, struct vs_err *err) {
   json_t *groups = json_object(), *vms = json_object();
   for (size_t g = 0; g < vs_view_group_count(fleet) && !err->msg; g++) {
@@ -872,12 +887,19 @@ int vs_store_publish_context(struct vs_store *s, const struct vs_view *fleet, st
     if (json_object_set_new(groups, number, vs_view_context_group(fleet, g)) < 0)
       vs_err_set(err, EINVAL, "group %s's part of the fleet's context cannot be written", number);
   }
-  for (size_t i = 0; i < vs_view_count(fleet) && !err->msg; i++) {
-    json_t *part = vs_view_context_vm(fleet, i, err);
-    if (part && json_object_set_new(vms, vs_feature_id(vs_view_doc(fleet, i)), part) < 0)
-      vs_err_set(err, EINVAL, "VM %s's part of the fleet's context cannot be written",
-                 vs_feature_id(vs_view_doc(fleet, i)));
+  size_t n = vs_view_count(fleet);
+  struct vm_part *parts = vs_xcalloc(n ? n : 1, sizeof(*parts));
+  struct vm_parts job = {.fleet = fleet, .parts = parts};
+  vs_parallel_for(n, 0, make_vm_part, &job); /* each VM's digest of its settings: every CPU */
+  for (size_t i = 0; i < n; i++) {
+    const char *id = vs_feature_id(vs_view_doc(fleet, i));
+    if (!err->msg && parts[i].err.msg) vs_err_set(err, parts[i].err.code, "%s", parts[i].err.msg);
+    if (!err->msg && json_object_set(vms, id, parts[i].part) < 0)
+      vs_err_set(err, EINVAL, "VM %s's part of the fleet's context cannot be written", id);
+    json_decref(parts[i].part);
+    vs_err_clear(&parts[i].err);
   }
+  free(parts);
   json_t *fleet_part = err->msg ? NULL : vs_view_context_fleet(fleet);
   bool fleet_written = fleet_part != NULL;
   _cleanup_(vs_freep) char *fleet_text = fleet_part ? json_dumps(fleet_part, JSON_COMPACT) : NULL;
