@@ -15,7 +15,8 @@
  *      context the other hosts rank from);
  *   2. another host's round (host 1): vs_store_round_view from that context (publish its VMs,
  *      read its VMs' parts, their groups' and the fleet's, prepare a view of its own VMs), the
- *      ranking of its VMs (checked equal to the whole view's) and vs_store_publish_findings;
+ *      ranking of its VMs (checked equal to the whole view's, taken before the round: the whole
+ *      view is freed first, as on a host that is not elected) and vs_store_publish_findings;
  *   3. the database's size (pg_database_size) and bytes per VM;
  *   4. PostgreSQL's CPU seconds for 1 and for 2: utime + stime of the postmaster's children
  *      (/proc/PID/stat), those that ended included (the postmaster's cutime + cstime).
@@ -496,9 +497,24 @@ static struct result run(const char *base_url, const char *password_file, long p
   for (size_t i = 0; i < vms; i++)
     vs_drift_free(mine[i]);
 
+  /* The whole view's rankings of host 1's VMs, for the check below; then the whole view goes,
+   * as on a host that is not elected (a process holding it makes another round's allocations
+   * slower: 0.65 s against 0.47 s at 100 hosts, measured). */
+  struct vs_view *local1 = make_local(1, vms, keys, now);
+  json_t *expected = json_object();
+  for (size_t i = 0; i < vms; i++) {
+    const char *id = vs_feature_id(vs_view_doc(local1, i));
+    long w = vs_view_find_id(view, id);
+    struct vs_drift *d =
+        w >= 0 ? vs_view_rank(view, (size_t)w, &(struct vs_drift_opts){.now = time(NULL)}, &err)
+               : NULL;
+    if (d) json_object_set_new(expected, id, vs_drift_to_json(d, 0));
+    vs_drift_free(d);
+  }
+  vs_view_free(view);
+
   /* 2. Another host's round (host 1), from that context; its rankings checked against the
    * whole view's. */
-  struct vs_view *local1 = make_local(1, vms, keys, now);
   c0 = pg_cpu(postmaster), u0 = cpu_self(), h0 = heap_mib();
   t0 = vs_now_monotonic();
   struct vs_store_round round = {.use_context = true};
@@ -517,20 +533,14 @@ static struct result run(const char *base_url, const char *password_file, long p
   res.view = t1 - t0, res.rank = t2 - t1, res.findings = t3 - t2, res.round = t3 - t0;
   res.pg_round = c1 - c0, res.cpu_round = u1 - u0;
   for (size_t i = 0; i < vms; i++) {
-    long w = vs_view_find_id(view, mine[i]->target_id);
-    struct vs_drift *d =
-        w >= 0 ? vs_view_rank(view, (size_t)w, &(struct vs_drift_opts){.now = time(NULL)}, &err)
-               : NULL;
-    json_t *a = d ? vs_drift_to_json(d, 0) : NULL, *b = vs_drift_to_json(mine[i], 0);
+    json_t *a = json_object_get(expected, mine[i]->target_id), *b = vs_drift_to_json(mine[i], 0);
     res.differ += !a || !json_equal(a, b);
-    json_decref(a);
     json_decref(b);
-    vs_drift_free(d);
     vs_drift_free(mine[i]);
   }
+  json_decref(expected);
   free(mine);
   vs_view_free(ctx);
-  vs_view_free(view);
   vs_view_free(local1);
 
   /* The peer: COPY of the same rows, and of the fleet's rows out. */
