@@ -54,6 +54,11 @@ static struct {
   char *why_whole;                 /* the worker's: why it read the whole fleet last round */
   bool from_context;               /* the worker's: it ranked from the fleet's context last round */
   size_t context_vms;              /* the worker's: the fleet's VMs then (said when it changes) */
+
+  /* The whole fleet's rows read in the last round, and of them those loaded again (not kept
+   * from the read before): the worker's, and under LOCK for the read callback. */
+  size_t rows, rows_loaded;
+  size_t rows_now, rows_loaded_now; /* under LOCK */
 } drift = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static int config(oconfig_item_t *ci) {
@@ -200,6 +205,8 @@ static void publish_metrics(size_t groups, size_t rollouts, bool fleet_counts) {
   drift.groups_now = groups;
   drift.rollouts_now = rollouts;
   drift.fleet_counts = fleet_counts;
+  drift.rows_now = drift.rows;
+  drift.rows_loaded_now = drift.rows_loaded;
   pthread_mutex_unlock(&drift.lock);
   free_metrics(old, n_old);
 }
@@ -350,6 +357,8 @@ static struct vs_view *fleet_view(const struct vs_view *local, const struct vs_v
     INFO(PLUGIN ": ranking this host's %zu VMs from the fleet's context (%zu VMs in the fleet): "
                 "its own VMs' groups read, not every VM",
          vs_view_count(view), vs_view_fleet_vms(view));
+  drift.rows = round.rows;
+  drift.rows_loaded = round.rows_loaded;
   drift.from_context = *from_context = round.from_context;
   *alone = round.alone;
   drift.context_vms = vs_view_fleet_vms(view);
@@ -598,6 +607,10 @@ static int read_cb(void) {
     submit("", "count", "majority_changes", (gauge_t)drift.majority_changes);
     submit("", "count", "groups", (gauge_t)drift.groups_now);
     submit("", "count", "rollouts", (gauge_t)drift.rollouts_now);
+  }
+  if (drift.n_metrics > 0 && drift.rows_now > 0) { /* what reading the whole fleet cost */
+    submit("", "count", "fleet_rows", (gauge_t)drift.rows_now);
+    submit("", "count", "fleet_rows_loaded", (gauge_t)drift.rows_loaded_now);
   }
   pthread_mutex_unlock(&drift.lock);
   return 0;

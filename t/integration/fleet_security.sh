@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 4" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 5" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -174,6 +174,33 @@ refused_prev() {
 }
 wait_for 30 refused_prev "$elected"
 ok $? "a previous snapshot that is another VM's, as a patch or whole, is refused, and the elected host says so"
+sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
+
+# --- rows kept loaded between rounds (schema version 5: each row's fingerprint) --------------
+# Eight sound rows of a host that publishes nothing more. After the round that loads them, the
+# elected host loads again only the rows that changed (the six VMs of host-a and host-b take a
+# new snapshot every second): a round that loads six rows or fewer of fourteen kept the eight.
+sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
+  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc)
+    SELECT '00000000-0000-4000-8000-0000000000f' || x, 'rogue', 'web-' || x, now(), now(),
+      jsonb_set(jsonb_set(doc, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
+        '{name}', to_jsonb('web-' || x))
+    FROM vmscope_vms, (VALUES ('0'), ('1'), ('2'), ('3'), ('4'), ('5'), ('6'), ('7')) AS r(x)
+    WHERE uuid = '$(uuid web-1)'" >/dev/null
+gauge() { tail -qn1 "$work/$1/csv/$1/vmscope_drift/count-$2"-* 2>/dev/null | tail -n1 | cut -d, -f2 | cut -d. -f1; }
+kept_eight() {
+  local rows loaded
+  rows=$(gauge "$1" fleet_rows) loaded=$(gauge "$1" fleet_rows_loaded)
+  [ "${rows:-0}" -eq 14 ] && [ "${loaded:-99}" -le 6 ]
+}
+wait_for 30 kept_eight "$elected"
+ok $? "the elected host keeps the rows it loaded: a round loads only the new or changed ($(gauge "$elected" fleet_rows_loaded) of $(gauge "$elected" fleet_rows) rows; count-fleet_rows_loaded)"
+# One of them changed in place, its time the same: read again, and refused.
+sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{id}', to_jsonb('$(uuid web-2)'::text))
+  WHERE uuid = '00000000-0000-4000-8000-0000000000f3'" >/dev/null
+changed_refused() { grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000f3 (host rogue): the document's id is \"$(uuid web-2)\", not the row's" "$work/$1/collectd.log"; }
+wait_for 30 changed_refused "$elected"
+ok $? "a kept row changed in place (its taken_at the same) is read again and refused: its fingerprint is computed by PostgreSQL from the row"
 sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts WHERE host = 'rogue'" >/dev/null
 
 # --- a VM that migrates: one row, the newest snapshot's ------------------------------------

@@ -25,6 +25,7 @@ struct vs_feature {
   struct vs_strmap *defaults; /* key -> char *: the value the key has when it is absent */
   struct skipped *skipped;
   size_t n_skipped, cap_skipped, n_skipped_dropped;
+  unsigned refs; /* holders besides the first (vs_feature_ref) */
 };
 
 static void setting_free(void *p) {
@@ -48,8 +49,19 @@ struct vs_feature *vs_feature_new(void) {
   return doc;
 }
 
+struct vs_feature *vs_feature_ref(struct vs_feature *doc) {
+  if (doc) __atomic_add_fetch(&doc->refs, 1, __ATOMIC_RELAXED);
+  return doc;
+}
+
 void vs_feature_free(struct vs_feature *doc) {
   if (!doc) return;
+  /* Another holder still has it: the last one frees it. */
+  unsigned refs = __atomic_load_n(&doc->refs, __ATOMIC_ACQUIRE);
+  while (refs && !__atomic_compare_exchange_n(&doc->refs, &refs, refs - 1, false, __ATOMIC_ACQ_REL,
+                                              __ATOMIC_ACQUIRE))
+    ;
+  if (refs) return;
   free(doc->id);
   free(doc->name);
   free(doc->taken_at);

@@ -23,7 +23,11 @@
 struct vs_feature;
 
 struct vs_feature *vs_feature_new(void);
+/* Frees DOC, or, while another holder has a reference (vs_feature_ref), drops one. */
 void vs_feature_free(struct vs_feature *doc);
+/* DOC, with one more holder: each holder frees it once, the last one for good. A document is
+ * shared only once it no longer changes (the vs_feature_set* functions are for its maker). */
+struct vs_feature *vs_feature_ref(struct vs_feature *doc);
 void vs_feature_freep(struct vs_feature **doc);
 
 void vs_feature_set_id(struct vs_feature *doc, const char *id, const char *name);

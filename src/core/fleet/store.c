@@ -19,6 +19,35 @@
 /* clang-format on */
 VS_DL_LIBRARY(pq_lib, VS_SONAME_PQ, "libpq5", PQ_SYMBOLS);
 
+/* A VM's row as the store last had it, checked and loaded, kept between reads so that a row
+ * whose fingerprint (content_md5, schema version 5) is the same is not read and loaded again:
+ * reading and checking every row was over half of the elected host's refresh. */
+struct kept_row {
+  char *uuid, *md5;
+  struct vs_feature *doc, *prev; /* DOC NULL when the row's newest document was refused */
+  char *error;                   /* why the row, or its previous snapshot, was refused */
+};
+
+struct kept {
+  struct kept_row *rows;     /* in the order the store gave them (by uuid) */
+  size_t n, loaded;          /* LOADED: the rows read and loaded, not taken from the last read */
+  struct vs_strmap *by_uuid; /* uuid -> index + 1 */
+};
+
+static void kept_free(struct kept *k) {
+  if (!k) return;
+  for (size_t i = 0; i < k->n; i++) {
+    free(k->rows[i].uuid);
+    free(k->rows[i].md5);
+    free(k->rows[i].error);
+    vs_feature_free(k->rows[i].doc);
+    vs_feature_free(k->rows[i].prev);
+  }
+  free(k->rows);
+  vs_strmap_free(k->by_uuid);
+  free(k);
+}
+
 struct vs_store {
   PGconn *conn;
   char *url, *password, *ca_file; /* to connect again */
@@ -26,7 +55,7 @@ struct vs_store {
   double host_timeout;
   int connect_timeout;
   bool store_documents, elected, migrated;
-  json_t *last;         /* the fleet as last read: [uuid, doc text, previous text or null]... */
+  struct kept *kept;    /* the fleet as last read, loaded; NULL after a round from the context */
   json_t *last_context; /* the context as last read: [fleet, {group: part}, {uuid: part}] */
 };
 
@@ -259,6 +288,41 @@ static const char *const migrations[] = {
     "GRANT SELECT ON vmscope_context, vmscope_vm_context TO vmscope_host, vmscope_reader;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb)"
     "  TO vmscope_host;",
+    /* 5: each row's fingerprint, computed by the server from the row itself, whoever wrote it:
+     * the elected host loads again only the rows whose fingerprint is not the one it holds
+     * (each part is a whole JSON text or empty, so the separators cannot be read two ways).
+     * For noticing a change, not for trust: a host writes its own VMs' rows as it likes. */
+    "ALTER TABLE vmscope_vms ADD COLUMN content_md5 text GENERATED ALWAYS AS (md5(doc::text"
+    "  || '|' || coalesce(previous::text, '') || '|' || coalesce(previous_patch::text, '')))"
+    "  STORED;"
+    /* And a publish rewrites only the rows that changed: every host publishes every VM each
+     * round, and rewriting the same row each time left as many dead rows as live ones (the
+     * store's vmscope_vms twice its size in bench/fleet-scale.sh) and a new fingerprint to
+     * compute. `published` is then when the row's content was published. */
+    "CREATE OR REPLACE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"
+    "  p_docs jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"
+    "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
+    "      previous_patch)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb, previous_patch jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
+    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
+    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
+    "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
+    "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
+    "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
+    "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"
+    "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
+    "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
+    "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
+    "END $$;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -462,7 +526,7 @@ void vs_store_free(struct vs_store *s) {
   free(s->ca_file);
   free(s->host);
   free(s->safe_url);
-  json_decref(s->last);
+  kept_free(s->kept);
   json_decref(s->last_context);
   free(s);
 }
@@ -522,33 +586,6 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
               "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb)", 4, p, err);
 }
 
-/* Reads the fleet's rows: a JSON array of [uuid, host, doc text, previous text or null,
- * previous_patch text or null]. */
-static json_t *read_fleet(struct vs_store *s, struct vs_err *err) {
-  char timeout[32];
-  snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
-  const char *p[] = {timeout};
-  PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
-                    "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch FROM vmscope_vms v "
-                    "JOIN vmscope_hosts h ON h.host = v.host "
-                    "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
-                    "ORDER BY v.uuid",
-                    1, p, err);
-  if (!r) return NULL;
-  json_t *rows = json_array();
-  for (int i = 0; i < sym_PQntuples(r); i++) {
-    json_t *row = json_array();
-    for (int col = 0; col < 5; col++)
-      json_array_append_new(row, sym_PQgetisnull(r, i, col)
-                                     ? json_null()
-                                     : json_stringn_nocheck(sym_PQgetvalue(r, i, col),
-                                                            (size_t)sym_PQgetlength(r, i, col)));
-    json_array_append_new(rows, row);
-  }
-  sym_PQclear(r);
-  return rows;
-}
-
 /* Column COL of ROW parsed: bounded, strictly (no member twice). NULL with ERR, or without
  * when the column is null. */
 static json_t *row_json(const json_t *row, size_t col, const char *what, struct vs_err *err) {
@@ -584,12 +621,11 @@ static bool local_has(const struct vs_view *local, const char *uuid, const char 
 
 /* A row's newest document (*DOC) and previous one (*PREV: NULL when the row has none, whole or
  * as a patch onto the newest), each checked. -1 with ERR when either is refused: *DOC is then
- * NULL when the newest was, and the newest when only the previous was. 1 (both NULL) when the
- * row is of a VM LOCAL has as new: its previous is not even built. A patch is bounded with the
- * newest it applies to (the two together at most VS_STORE_MAX_DOC bytes), and so is the
+ * NULL when the newest was, and the newest when only the previous was. A patch is bounded with
+ * the newest it applies to (the two together at most VS_STORE_MAX_DOC bytes), and so is the
  * previous it makes. */
-static int row_docs(const json_t *row, const struct vs_view *local, struct vs_feature **doc,
-                    struct vs_feature **prev, struct vs_err *err) {
+static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_feature **prev,
+                    struct vs_err *err) {
   *doc = *prev = NULL;
   const char *uuid = json_string_value(json_array_get(row, 0));
   const char *host = json_string_value(json_array_get(row, 1));
@@ -601,12 +637,6 @@ static int row_docs(const json_t *row, const struct vs_view *local, struct vs_fe
     return -1;
   }
   *doc = checked_doc(newest, uuid, what, err);
-  if (*doc && local_has(local, uuid, vs_feature_taken_at(*doc))) {
-    json_decref(newest);
-    vs_feature_free(*doc);
-    *doc = NULL;
-    return 1;
-  }
   json_t *previous = NULL;
   size_t doc_len = json_string_length(json_array_get(row, 2));
   size_t patch_len = json_string_length(json_array_get(row, 4)); /* 0 when null */
@@ -624,10 +654,6 @@ static int row_docs(const json_t *row, const struct vs_view *local, struct vs_fe
   return err->msg ? -1 : 0;
 }
 
-/* Adds the checked documents of ROWS to VIEW, but those of VMs LOCAL has as new (added from
- * it: the same documents twice would make a VM's previous snapshot a copy of its newest). A
- * refused row is reported; a VM whose newest document is refused is left out, not ranked on
- * its previous one, and one whose previous is refused is ranked without it. */
 struct parsed_row {
   struct vs_feature *doc, *prev;
   struct vs_err err;
@@ -635,44 +661,161 @@ struct parsed_row {
 
 struct parse_job {
   const json_t *rows;
-  const struct vs_view *local;
   struct parsed_row *out;
 };
 
 static void parse_row(void *arg, size_t i) {
   struct parse_job *job = arg;
   struct parsed_row *p = &job->out[i];
-  if (row_docs(json_array_get(job->rows, i), job->local, &p->doc, &p->prev, &p->err) == 0)
+  if (row_docs(json_array_get(job->rows, i), &p->doc, &p->prev, &p->err) == 0)
     vs_err_clear(&p->err);
 }
 
-static void add_rows(struct vs_view *view, const json_t *rows, const struct vs_view *local,
-                     size_t *refused, char ***errors, size_t *n_errors) {
-  /* Checking and loading each row is most of a fleet read: the rows on every CPU, then added in
-   * their order (the view's choice between two documents of a VM depends on it). */
+/* Result RES's rows (uuid, host, doc, previous, previous_patch, content_md5) as
+ * [uuid, host, doc text, previous text or null, previous_patch text or null]. */
+static json_t *result_rows(PGresult *res) {
+  json_t *rows = json_array();
+  for (int i = 0; i < sym_PQntuples(res); i++) {
+    json_t *row = json_array();
+    for (int col = 0; col < 5; col++)
+      json_array_append_new(row, sym_PQgetisnull(res, i, col)
+                                     ? json_null()
+                                     : json_stringn_nocheck(sym_PQgetvalue(res, i, col),
+                                                            (size_t)sym_PQgetlength(res, i, col)));
+    json_array_append_new(rows, row);
+  }
+  return rows;
+}
+
+/* Loads the rows of RES (as result_rows) into K's rows named by their uuid, on every CPU:
+ * checking and loading each row is most of a read. */
+static void load_rows(struct kept *k, PGresult *res) {
+  json_t *rows = result_rows(res);
   size_t n = json_array_size(rows);
-  struct parse_job job = {rows, local, vs_xcalloc(n ? n : 1, sizeof(struct parsed_row))};
+  struct parse_job job = {rows, vs_xcalloc(n ? n : 1, sizeof(struct parsed_row))};
   vs_parallel_for(n, 0, parse_row, &job);
   for (size_t i = 0; i < n; i++) {
     struct parsed_row *p = &job.out[i];
-    if (p->err.msg) {
-      if (refused) (*refused)++;
-      if (errors) vs_strv_add(errors, n_errors, p->err.msg);
-      vs_err_clear(&p->err);
+    size_t at = (uintptr_t)vs_strmap_get(k->by_uuid, sym_PQgetvalue(res, (int)i, 0));
+    struct kept_row *row = at ? &k->rows[at - 1] : NULL;
+    if (row && !row->md5) {
+      k->loaded++;
+      row->md5 = vs_xstrdup(sym_PQgetvalue(res, (int)i, 5));
+      row->doc = p->doc;
+      row->prev = p->prev;
+      row->error = p->err.msg ? vs_xstrdup(p->err.msg) : NULL;
+    } else { /* not asked for: the snapshot does not change under the read */
+      vs_feature_free(p->doc);
+      vs_feature_free(p->prev);
     }
-    if (p->doc) vs_view_add(view, p->doc);
-    if (p->prev) vs_view_add(view, p->prev);
+    vs_err_clear(&p->err);
   }
   free(job.out);
+  json_decref(rows);
+}
+
+/* The fleet's live rows, checked and loaded, in one snapshot: the fingerprints of every row,
+ * then the rows whose fingerprint is not OLD's for their VM (every row when OLD is NULL), the
+ * others taken from OLD as they are. NULL with ERR when the store fails. */
+static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struct vs_err *err) {
+  char timeout[32];
+  snprintf(timeout, sizeof(timeout), "%.3f", s->host_timeout);
+  const char *p[] = {timeout};
+  if (exec(s, "reading the fleet", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
+           err) < 0)
+    return NULL;
+  /* Every column when nothing is kept; else the fingerprints first. */
+  PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
+                    old ? "SELECT v.uuid, v.content_md5 FROM vmscope_vms v "
+                          "JOIN vmscope_hosts h ON h.host = v.host "
+                          "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
+                          "ORDER BY v.uuid"
+                        : "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
+                          "v.content_md5 FROM vmscope_vms v "
+                          "JOIN vmscope_hosts h ON h.host = v.host "
+                          "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
+                          "ORDER BY v.uuid",
+                    1, p, err);
+  if (!r) {
+    end(s, -1, err);
+    return NULL;
+  }
+  struct kept *k = vs_xcalloc(1, sizeof(*k));
+  k->n = (size_t)sym_PQntuples(r);
+  k->rows = vs_xcalloc(k->n ? k->n : 1, sizeof(*k->rows));
+  k->by_uuid = vs_strmap_new(NULL);
+  json_t *changed = json_array();
+  for (size_t i = 0; i < k->n; i++) {
+    struct kept_row *row = &k->rows[i];
+    row->uuid = vs_xstrdup(sym_PQgetvalue(r, (int)i, 0));
+    vs_strmap_put(k->by_uuid, row->uuid, (void *)(uintptr_t)(i + 1));
+    const char *md5 = sym_PQgetvalue(r, (int)i, old ? 1 : 5);
+    size_t at = old ? (uintptr_t)vs_strmap_get(old->by_uuid, row->uuid) : 0;
+    const struct kept_row *was = at ? &old->rows[at - 1] : NULL;
+    if (was && strcmp(was->md5, md5) == 0) {
+      row->md5 = vs_xstrdup(md5);
+      row->doc = vs_feature_ref(was->doc);
+      row->prev = vs_feature_ref(was->prev);
+      row->error = was->error ? vs_xstrdup(was->error) : NULL;
+    } else if (old) {
+      json_array_append_new(changed, json_string(row->uuid));
+    }
+  }
+  int rc = 0;
+  if (!old) {
+    load_rows(k, r);
+  } else if (json_array_size(changed)) {
+    _cleanup_(vs_freep) char *ids = json_dumps(changed, JSON_COMPACT);
+    const char *q[] = {ids};
+    PGresult *rows = ids ? run(s, "reading the fleet's changed rows", PGRES_TUPLES_OK,
+                               "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
+                               "v.content_md5 FROM vmscope_vms v "
+                               "WHERE v.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                               1, q, err)
+                         : NULL;
+    if (!ids) vs_err_set(err, ENOMEM, "fleet store %s: cannot list the rows to read", s->safe_url);
+    if (rows) load_rows(k, rows);
+    sym_PQclear(rows);
+    rc = rows ? 0 : -1;
+  }
+  json_decref(changed);
+  sym_PQclear(r);
+  for (size_t i = 0; rc == 0 && i < k->n; i++)
+    if (!k->rows[i].md5) /* the snapshot holds it: a store that does not keep its word */
+      rc = vs_err_set(err, EIO, "fleet store %s: VM %s was listed but not read", s->safe_url,
+                      k->rows[i].uuid);
+  if (end(s, rc, err) < 0) {
+    kept_free(k);
+    return NULL;
+  }
+  return k;
+}
+
+/* Adds K's documents to VIEW, but those of VMs LOCAL has as new (added from it: the same
+ * documents twice would make a VM's previous snapshot a copy of its newest). A refused row is
+ * reported; a VM whose newest document is refused is left out, not ranked on its previous one,
+ * and one whose previous is refused is ranked without it. */
+static void add_kept(struct vs_view *view, const struct kept *k, const struct vs_view *local,
+                     size_t *refused, char ***errors, size_t *n_errors) {
+  for (size_t i = 0; i < k->n; i++) {
+    const struct kept_row *row = &k->rows[i];
+    if (row->doc && local_has(local, row->uuid, vs_feature_taken_at(row->doc))) continue;
+    if (row->error) {
+      if (refused) (*refused)++;
+      if (errors) vs_strv_add(errors, n_errors, row->error);
+    }
+    if (row->doc) vs_view_add(view, vs_feature_ref(row->doc));
+    if (row->prev) vs_view_add(view, vs_feature_ref(row->prev));
+  }
 }
 
 int vs_store_load(struct vs_store *s, struct vs_view *view, size_t *refused, char ***errors,
                   size_t *n_errors, struct vs_err *err) {
-  json_t *rows = read_fleet(s, err);
-  if (!rows) return -1;
+  struct kept *k = read_fleet(s, NULL, err);
+  if (!k) return -1;
   if (refused) *refused = 0;
-  add_rows(view, rows, NULL, refused, errors, n_errors);
-  json_decref(rows);
+  add_kept(view, k, NULL, refused, errors, n_errors);
+  kept_free(k);
   return 0;
 }
 
@@ -806,10 +949,11 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
                                     const struct vs_view_opts *vo, struct vs_store_round *round,
                                     struct vs_err *err) {
   round->stale = round->from_context = round->alone = false;
+  round->rows = round->rows_loaded = 0;
   free(round->why_not_context);
   round->why_not_context = NULL;
   struct vs_err why = {0};
-  json_t *rows = NULL;
+  struct kept *rows = NULL;
   bool up = connect_store(s, err) == 0 && vs_store_publish_vms(s, local, err) == 0;
   if (up && round->use_context) {
     json_t *context = read_context(s, local, round->also, round->n_also, &why);
@@ -819,8 +963,8 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
       s->last_context = context;
     }
     if (view) { /* the rows read before are older than this: never fall back to them */
-      json_decref(s->last);
-      s->last = NULL;
+      kept_free(s->kept);
+      s->kept = NULL;
       round->from_context = true;
       return view;
     }
@@ -829,10 +973,12 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
       up = false;
     }
   }
-  if (up) rows = read_fleet(s, err);
+  if (up) rows = read_fleet(s, s->kept, err);
   if (rows) { /* the last context is older than this: never fall back to it */
-    json_decref(s->last);
-    s->last = rows;
+    round->rows = rows->n;
+    round->rows_loaded = rows->loaded;
+    kept_free(s->kept);
+    s->kept = rows;
     json_decref(s->last_context);
     s->last_context = NULL;
   } else {
@@ -850,8 +996,8 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
   vs_err_clear(&why);
   if (view) return view;
   view = local_as_stored(local);
-  if (s->last) add_rows(view, s->last, local, NULL, &round->errors, &round->n_errors);
-  round->alone = round->stale && !s->last;
+  if (s->kept) add_kept(view, s->kept, local, NULL, &round->errors, &round->n_errors);
+  round->alone = round->stale && !s->kept;
   vs_view_prepare(view, vo);
   return view;
 }

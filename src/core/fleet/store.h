@@ -28,7 +28,7 @@
 #include "fleetview.h"
 #include "util.h"
 
-#define VS_STORE_SCHEMA_VERSION 4
+#define VS_STORE_SCHEMA_VERSION 5
 /* The most bytes a row's document may have; a larger one is refused. So is a context whose
  * parts a host reads are larger together, or a VM's part larger than VS_STORE_MAX_VM_PART. */
 #define VS_STORE_MAX_DOC (64u << 20)
@@ -99,6 +99,9 @@ struct vs_store_round {
   char *why_not_context; /* use_context, but not from the context: why */
   char **errors;         /* rows refused */
   size_t n_errors;
+  size_t rows;        /* the whole fleet read: the VMs' rows it held */
+  size_t rows_loaded; /* and of them, those loaded this round: new, or changed since the
+                       * last whole read (the others are kept loaded between rounds) */
 };
 /* Publishes LOCAL's VMs (as vs_store_publish_vms); then, with USE_CONTEXT, reads the context's
  * parts of LOCAL's VMs (and ALSO's), of their groups and the fleet's, in one snapshot, and
