@@ -59,6 +59,31 @@ struct vs_store {
   json_t *last_context; /* the context as last read: [fleet, {group: part}, {uuid: part}] */
 };
 
+/* vmscope_publish_vms as schema versions 3 and 5 write it; WHERE: which rows of the VMs it
+ * publishes are rewritten. */
+#define PUBLISH_VMS_SQL(where)                                                                     \
+  "CREATE OR REPLACE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"      \
+  "  p_docs jsonb)"                                                                                \
+  " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"       \
+  "  PERFORM vmscope_check_host(p_host);"                                                          \
+  "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"                  \
+  "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"                              \
+  "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"               \
+  "      previous_patch)"                                                                          \
+  "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"      \
+  "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"            \
+  "      doc jsonb, previous jsonb, previous_patch jsonb)"                                         \
+  "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"               \
+  "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"        \
+  "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"                   \
+  "      WHERE " where ";"                                                                         \
+  "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"                                  \
+  "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"                            \
+  "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"                                    \
+  "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"                   \
+  "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"                   \
+  "END $$;"
+
 /* Each migration takes the schema from version i to i + 1, in the transaction that records it. */
 static const char *const migrations[] = {
     /* 1: hosts, their VMs' ranking documents, rankings, findings, fleet findings, documents */
@@ -226,27 +251,8 @@ static const char *const migrations[] = {
      * other (whole where no patch can say it: a member set to null). */
     "ALTER TABLE vmscope_vms ADD COLUMN previous_patch jsonb,"
     "  ADD CONSTRAINT vmscope_vms_one_previous CHECK (previous IS NULL OR previous_patch IS NULL);"
-    "CREATE OR REPLACE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"
-    "  p_docs jsonb)"
-    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
-    "  PERFORM vmscope_check_host(p_host);"
-    "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"
-    "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
-    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-    "      previous_patch)"
-    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
-    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
-    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
-    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at;"
-    "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
-    "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"
-    "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
-    "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
-    "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
-    "END $$;",
+    /* and the function that publishes them */
+    PUBLISH_VMS_SQL("vmscope_vms.taken_at <= EXCLUDED.taken_at"),
     /* 4: the fleet's context (fleetview.h), written by the elected host from the whole view:
      * the other hosts rank their own VMs from it and read neither every VM's row nor more
      * than their own VMs' groups. One transaction replaces it whole. */
@@ -299,30 +305,11 @@ static const char *const migrations[] = {
      * round, and rewriting the same row each time left as many dead rows as live ones (the
      * store's vmscope_vms twice its size in bench/fleet-scale.sh) and a new fingerprint to
      * compute. `published` is then when the row's content was published. */
-    "CREATE OR REPLACE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"
-    "  p_docs jsonb)"
-    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
-    "  PERFORM vmscope_check_host(p_host);"
-    "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"
-    "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
-    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-    "      previous_patch)"
-    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
-    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
-    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
-    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
-    "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
-    "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
-    "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
-    "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
-    "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text));"
-    "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
-    "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
-    "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
-    "END $$;",
+    PUBLISH_VMS_SQL(
+        "vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
+        " vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
+        " vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
+        " EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch)"),
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
