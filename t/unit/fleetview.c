@@ -4,6 +4,7 @@
 #include "fixture.h"
 #include "fleetview.h"
 #include "pool.h"
+#include "util.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -173,8 +174,122 @@ static void test_pool(void) {
   free(root);
 }
 
+/* Everything a prepared view answers, as one JSON text: rolling keys, each VM's tokens (as a
+ * sorted set), group, uniqueness, role and ranking, and the role analysis. */
+static int cmp_token(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static json_t *token_set(const uint64_t *t, size_t n) {
+  uint64_t *sorted = vs_xmalloc((n ? n : 1) * sizeof(uint64_t));
+  memcpy(sorted, t, n * sizeof(uint64_t));
+  qsort(sorted, n, sizeof(uint64_t), cmp_token);
+  json_t *set = json_array();
+  for (size_t k = 0; k < n; k++)
+    json_array_append_new(set, json_integer((json_int_t)(sorted[k] >> 1)));
+  free(sorted);
+  return set;
+}
+
+static char *answers(const struct vs_view *v) {
+  json_t *all = json_object(), *vms = json_object(), *rolling = json_object();
+  size_t pos = 0;
+  const char *key;
+  void *value;
+  while (vs_strmap_next(vs_view_rolling(v), &pos, &key, &value))
+    json_object_set_new(rolling, key, json_string(value));
+  const struct vs_vm_tokens *t = vs_view_tokens(v);
+  for (size_t i = 0; i < vs_view_count(v); i++) {
+    struct vs_err err = {0};
+    struct vs_drift *d = vs_view_rank(v, i, &(struct vs_drift_opts){.now = T0}, &err);
+    struct vs_view_role r;
+    vs_view_role(v, i, &r);
+    json_object_set_new(
+        vms, vs_feature_id(vs_view_doc(v, i)),
+        json_pack("{s:o,s:o,s:I,s:b,s:I,s:o}", "tokens", token_set(t[i].tokens, t[i].n), "prev",
+                  t[i].prev_tokens ? token_set(t[i].prev_tokens, t[i].n_prev) : json_null(),
+                  "group", (json_int_t)vs_view_group(v, i), "unique", vs_view_unique(v, i), "role",
+                  (json_int_t)r.number, "drift", d ? vs_drift_to_json(d, 0) : json_null()));
+    vs_drift_free(d);
+    vs_err_clear(&err);
+  }
+  json_object_set_new(all, "vms", vms);
+  json_object_set_new(all, "rolling", rolling);
+  json_object_set_new(all, "analysis", vs_analysis_json(vs_view_analysis(v), t));
+  char *text = json_dumps(all, JSON_SORT_KEYS | JSON_COMPACT);
+  json_decref(all);
+  return text;
+}
+
+/* A view holding DOCS (shared: each a new reference) prepared with CACHE (or none). */
+static struct vs_view *shared_view(struct vs_feature **docs, size_t n,
+                                   struct vs_view_cache *cache) {
+  struct vs_view *v = vs_view_new();
+  for (size_t i = 0; i < n; i++)
+    if (docs[i]) vs_view_add(v, vs_feature_ref(docs[i]));
+  vs_view_prepare_cached(v, &(struct vs_view_opts){.peers = VS_PEERS_ROLE}, cache);
+  return v;
+}
+
+/* Three rounds of one cache, each against a prepare without it: the same answers, when a VM's
+ * newest document changed, when a VM left, and when a key started rolling out (the tokens of
+ * every VM change: the moving keys count by presence). */
+static void test_cache(void) {
+  enum { N = 24 };
+  struct vs_feature *docs[2 * N] = {0}; /* each VM's previous, then its newest */
+  for (int i = 0; i < N; i++) {
+    const char *role = i % 3 ? "web" : "db";
+    docs[2 * i] = vm(role, i, T0);
+    docs[2 * i + 1] = vm(role, i, T0 + 60);
+    if (i % 4 == 0) vs_feature_set(docs[2 * i + 1], "pkg:openssl", "3.0.15", NULL);
+    if (i % 4 == 0) vs_feature_set(docs[2 * i], "pkg:openssl", "3.0.14", NULL);
+  }
+  struct vs_view_cache *cache = vs_view_cache_new();
+  size_t same = 0, rounds = 0;
+  for (int round = 0; round < 4; round++) {
+    if (round == 2) { /* VM 5's new snapshot; VM 7 leaves */
+      vs_feature_free(docs[2 * 5]);
+      docs[2 * 5] = docs[2 * 5 + 1];
+      docs[2 * 5 + 1] = vm("web", 5, T0 + 120);
+      vs_feature_set(docs[2 * 5 + 1], "file:/etc/web.conf:setting3", "tuned", NULL);
+      vs_feature_free(docs[2 * 7]);
+      vs_feature_free(docs[2 * 7 + 1]);
+      docs[2 * 7] = docs[2 * 7 + 1] = NULL;
+    }
+    if (round == 3) /* half the VMs move one key to one value: it rolls out */
+      for (int i = 0; i < N; i += 2) {
+        if (!docs[2 * i]) continue;
+        vs_feature_free(docs[2 * i]);
+        docs[2 * i] = docs[2 * i + 1];
+        docs[2 * i + 1] = vm(i % 3 ? "web" : "db", i, T0 + 180);
+        vs_feature_set(docs[2 * i + 1], "file:/etc/hostname:name", "rolled", NULL);
+      }
+    struct vs_view *with = shared_view(docs, 2 * N, cache),
+                   *without = shared_view(docs, 2 * N, NULL);
+    char *a = answers(with), *b = answers(without);
+    same += strcmp(a, b) == 0;
+    rounds++;
+    if (strcmp(a, b) != 0) diag("round %d: %.300s\n  against %.300s", round, a, b);
+    free(a);
+    free(b);
+    vs_view_free(with);
+    vs_view_free(without);
+  }
+  ok(same == rounds,
+     "a prepare with kept moves and tokens answers as one without (%zu of %zu rounds)", same,
+     rounds);
+  ok(vs_view_cache_count(cache) == N - 1, "and keeps the VMs of the last view only (%zu of %d)",
+     vs_view_cache_count(cache), N - 1);
+  for (size_t k = 0; k < 2 * N; k++)
+    vs_feature_free(docs[k]);
+  vs_view_cache_free(
+      cache); /* the last references: valgrind and ASan see a leak or a double free */
+}
+
 int main(void) {
   plan_no_plan();
+  test_cache();
   test_newest_per_vm();
   test_find_and_target();
   test_peer_groups();

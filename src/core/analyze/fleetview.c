@@ -418,13 +418,71 @@ static void find_moves(void *arg, size_t i) {
   free(found);
 }
 
+/* What prepare works out of one VM's two documents alone, kept between the prepares of views
+ * that share documents (the fleet store keeps the rows it loaded: its whole view, round after
+ * round). Valid for these very documents: the entry holds a reference to each, so that no
+ * other document can take their address while it lives. */
+struct cached {
+  struct vs_feature *doc, *prev;
+  struct moves moves;
+  uint64_t *tokens, *prev_tokens; /* made under the cache's MOVING keys, or NULL */
+  size_t n_tokens, n_prev;
+  uint64_t used; /* the prepare that last used it */
+};
+
+struct vs_view_cache {
+  struct vs_strmap *by_id; /* VM id -> struct cached * */
+  char *moving;            /* the moving keys the entries' tokens were made under */
+  uint64_t prepares;
+};
+
+static void moves_free(struct moves *m) {
+  vs_strv_free(m->moves, m->n);
+  free(m->key_len);
+  *m = (struct moves){0};
+}
+
+static void cached_free(void *p) {
+  struct cached *e = p;
+  if (!e) return;
+  vs_feature_free(e->doc);
+  vs_feature_free(e->prev);
+  moves_free(&e->moves);
+  free(e->tokens);
+  free(e->prev_tokens);
+  free(e);
+}
+
+struct vs_view_cache *vs_view_cache_new(void) {
+  struct vs_view_cache *c = vs_xcalloc(1, sizeof(*c));
+  c->by_id = vs_strmap_new(cached_free);
+  return c;
+}
+
+void vs_view_cache_free(struct vs_view_cache *c) {
+  if (!c) return;
+  vs_strmap_free(c->by_id);
+  free(c->moving);
+  free(c);
+}
+
+size_t vs_view_cache_count(const struct vs_view_cache *c) {
+  return c ? vs_strmap_count(c->by_id) : 0;
+}
+
+static void find_moves_unless_kept(void *arg, size_t i) {
+  const struct cached *const *hit = ((void **)arg)[2];
+  if (!hit[i]) find_moves(arg, i);
+}
+
 /* Keys that at least VS_VIEW_ROLLING_VMS VMs changed to one same value since their previous
- * snapshots (a setting being rolled out, not each VM's drift), each mapped to that value. */
-static struct vs_strmap *rolling_keys(const struct vs_view *v, bool *prev_same) {
+ * snapshots (a setting being rolled out, not each VM's drift), each mapped to that value.
+ * PER_VM holds the moves of the VMs HIT has (kept), and gets the others'. */
+static struct vs_strmap *rolling_keys(const struct vs_view *v, struct moves *per_vm,
+                                      struct cached *const *hit, bool *prev_same) {
   /* Each VM's diff on its own (in parallel), then the moves counted in the VMs' order. */
-  struct moves *per_vm = vs_xcalloc(v->n ? v->n : 1, sizeof(*per_vm));
-  void *args[] = {(void *)v, per_vm};
-  vs_parallel_for(v->n, 0, find_moves, args);
+  void *args[] = {(void *)v, per_vm, (void *)hit};
+  vs_parallel_for(v->n, 0, find_moves_unless_kept, args);
   _cleanup_(vs_strmap_freep) struct vs_strmap *moves = vs_strmap_new(NULL);
   struct vs_strmap *rolling = vs_strmap_new(free);
   for (size_t i = 0; i < v->n; i++) {
@@ -438,10 +496,7 @@ static struct vs_strmap *rolling_keys(const struct vs_view *v, bool *prev_same) 
         vs_strmap_put(rolling, key, vs_xstrdup(move + len + 1));
     }
     prev_same[i] = v->vms[i].prev && per_vm[i].n == 0;
-    vs_strv_free(per_vm[i].moves, per_vm[i].n);
-    free(per_vm[i].key_len);
   }
-  free(per_vm);
   return rolling;
 }
 
@@ -472,38 +527,169 @@ static struct vs_strmap *moving_keys(const struct vs_view *v) {
 /* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
  * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
  * that upgraded did not change role or become anomalous. */
+/* At most this many keys changing between moving and not: the kept tokens are mended, key by
+ * key; more, and every VM's tokens are made again. */
+#define VS_VIEW_MEND_KEYS 64
+
+struct tokens_job {
+  struct vs_view *v;
+  const struct vs_strmap *moving;
+  const bool *prev_same;
+  struct cached *const *hit;        /* kept entries, or NULL */
+  bool kept;                        /* the entries' tokens can be taken, */
+  uint32_t mend[VS_VIEW_MEND_KEYS]; /* once the tokens of these keys (their hash) are made again */
+  size_t n_mend;
+};
+
+static uint64_t *copy_tokens(const uint64_t *t, size_t n) {
+  uint64_t *copy = vs_xmalloc((n ? n : 1) * sizeof(uint64_t));
+  memcpy(copy, t, n * sizeof(uint64_t));
+  return copy;
+}
+
+/* Makes again the tokens (N, made from DOC's settings in their order) of the keys J mends: a
+ * key's token holds its hash in its high half (analytics.h), so no other key is hashed. */
+static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc, uint64_t *t,
+                        size_t n) {
+  size_t pos = 0, k = 0;
+  const char *key, *value;
+  while (k < n && vs_feature_next(doc, &pos, &key, &value)) {
+    for (size_t x = 0; x < j->n_mend; x++)
+      if ((uint32_t)(t[k] >> 32) == j->mend[x]) {
+        t[k] = vs_token(key, vs_strmap_has(j->moving, key) ? "" : value);
+        break;
+      }
+    k++;
+  }
+}
+
 static void tokens_of(void *arg, size_t i) {
-  struct vs_view *v = ((void **)arg)[0];
-  const struct vs_strmap *moving = ((void **)arg)[1];
+  const struct tokens_job *j = arg;
+  struct vs_view *v = j->v;
   struct vm *m = &v->vms[i];
   struct vs_vm_tokens *t = &v->tokens[i];
+  const struct cached *e = j->hit ? j->hit[i] : NULL;
   *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-  t->n = vs_doc_tokens_by(m->doc, moving, &m->tokens);
-  t->tokens = m->tokens;
-  if (m->prev && ((const bool *)((void **)arg)[2])[i]) {
-    /* The same settings as its newest: the same tokens (their order counts for nothing). */
-    m->prev_tokens = vs_xmalloc((t->n ? t->n : 1) * sizeof(uint64_t));
-    memcpy(m->prev_tokens, m->tokens, t->n * sizeof(uint64_t));
-    t->n_prev = t->n;
-    t->prev_tokens = m->prev_tokens;
-  } else if (m->prev) {
-    t->n_prev = vs_doc_tokens_by(m->prev, moving, &m->prev_tokens);
-    t->prev_tokens = m->prev_tokens;
+  if (e && j->kept && e->tokens) {
+    m->tokens = copy_tokens(e->tokens, t->n = e->n_tokens);
+    if (j->n_mend) mend_tokens(j, m->doc, m->tokens, t->n);
+  } else {
+    t->n = vs_doc_tokens_by(m->doc, j->moving, &m->tokens);
   }
+  if (m->prev && j->prev_same[i]) { /* the same settings as its newest: the same tokens */
+    m->prev_tokens =
+        copy_tokens(m->tokens, t->n_prev = t->n); /* (their order counts for nothing) */
+  } else if (m->prev && e && j->kept && e->prev_tokens) {
+    m->prev_tokens = copy_tokens(e->prev_tokens, t->n_prev = e->n_prev);
+    if (j->n_mend) mend_tokens(j, m->prev, m->prev_tokens, t->n_prev);
+  } else if (m->prev) {
+    t->n_prev = vs_doc_tokens_by(m->prev, j->moving, &m->prev_tokens);
+  }
+  t->tokens = m->tokens;
+  t->prev_tokens = m->prev_tokens;
   if (v->opts.labels) {
     const char *l = t->name ? vs_strmap_get(v->opts.labels, t->name) : NULL;
     t->label = l ? l : (t->id ? vs_strmap_get(v->opts.labels, t->id) : NULL);
   }
 }
 
-static void make_tokens(struct vs_view *v, const bool *prev_same) {
+/* The moving keys as one string (keys hold no newline: feature.h), kept with the tokens made
+ * under them. */
+static char *moving_text(const struct vs_strmap *moving) {
+  size_t n = 0;
+  _cleanup_(vs_freep) const char **keys = vs_strmap_sorted_keys(moving, &n);
+  struct vs_buf b = {0};
+  for (size_t i = 0; i < n; i++) {
+    vs_buf_add(&b, keys[i], strlen(keys[i]));
+    vs_buf_add(&b, "\n", 1);
+  }
+  vs_buf_add(&b, "", 0);
+  return vs_buf_steal(&b);
+}
+
+/* Into J: whether tokens made under the moving keys WAS (moving_text) can be taken for MOVING,
+ * and the keys whose tokens must be made again: those moving now and not then, or then and not
+ * now. */
+static void plan_mend(struct tokens_job *j, const char *was, const struct vs_strmap *moving) {
+  j->kept = was != NULL;
+  _cleanup_(vs_strmap_freep) struct vs_strmap *before = vs_strmap_new(NULL);
+  for (const char *line = was, *end; line && *line; line = end + 1) {
+    end = strchr(line, '\n');
+    _cleanup_(vs_freep) char *key = vs_xstrndup(line, (size_t)(end - line));
+    vs_strmap_put(before, key, NULL);
+    if (!vs_strmap_has(moving, key) && j->n_mend < VS_VIEW_MEND_KEYS)
+      j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
+    else if (!vs_strmap_has(moving, key))
+      j->kept = false;
+  }
+  size_t pos = 0;
+  const char *key;
+  void *value;
+  while (j->kept && vs_strmap_next(moving, &pos, &key, &value)) {
+    if (vs_strmap_has(before, key)) continue;
+    if (j->n_mend == VS_VIEW_MEND_KEYS)
+      j->kept = false;
+    else
+      j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
+  }
+}
+
+/* Returns whether every kept entry's tokens were taken as they were (none mended or made). */
+static bool make_tokens(struct vs_view *v, const bool *prev_same, struct cached *const *hit,
+                        struct vs_view_cache *cache) {
   _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
-  void *args[] = {v, moving, (void *)prev_same};
-  vs_parallel_for(v->n, 0, tokens_of, args); /* each VM's own: read-only maps, its own slots */
+  struct tokens_job job = {.v = v, .moving = moving, .prev_same = prev_same, .hit = hit};
+  if (cache) plan_mend(&job, cache->moving, moving);
+  vs_parallel_for(v->n, 0, tokens_of, &job); /* each VM's own: read-only maps, its own slots */
+  if (!cache) return false;
+  free(cache->moving);
+  cache->moving = moving_text(moving);
+  return job.kept && job.n_mend == 0;
+}
+
+/* Keeps in CACHE what this prepare worked out of each VM's documents (PER_VM's moves, which
+ * it takes, and the tokens), for the next; forgets the VMs this view does not have as they
+ * were. */
+static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached **hit,
+                 struct moves *per_vm, bool kept_tokens) {
+  for (size_t i = 0; i < v->n; i++) {
+    struct vm *m = &v->vms[i];
+    struct cached *e = hit[i];
+    if (!e) {
+      e = vs_xcalloc(1, sizeof(*e));
+      e->doc = vs_feature_ref(m->doc);
+      e->prev = vs_feature_ref(m->prev);
+      e->moves = per_vm[i];
+      per_vm[i] = (struct moves){0};
+      vs_strmap_put(cache->by_id, vs_feature_id(m->doc), e); /* frees an entry it replaces */
+    }
+    if (!hit[i] || !kept_tokens || !e->tokens) { /* made this time */
+      free(e->tokens);
+      free(e->prev_tokens);
+      e->tokens = copy_tokens(m->tokens, e->n_tokens = v->tokens[i].n);
+      e->prev_tokens = m->prev_tokens ? copy_tokens(m->prev_tokens, v->tokens[i].n_prev) : NULL;
+      e->n_prev = v->tokens[i].n_prev;
+    }
+    e->used = cache->prepares;
+  }
+  char **gone = NULL;
+  size_t n_gone = 0, pos = 0;
+  const char *id;
+  void *value;
+  while (vs_strmap_next(cache->by_id, &pos, &id, &value))
+    if (((struct cached *)value)->used != cache->prepares) vs_strv_add(&gone, &n_gone, id);
+  for (size_t k = 0; k < n_gone; k++)
+    vs_strmap_remove(cache->by_id, gone[k]);
+  vs_strv_free(gone, n_gone);
 }
 
 void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
+  vs_view_prepare_cached(v, opts, NULL);
+}
+
+void vs_view_prepare_cached(struct vs_view *v, const struct vs_view_opts *opts,
+                            struct vs_view_cache *cache) {
   if (v->prepared) return;
   v->prepared = true;
   v->opts = opts ? *opts : (struct vs_view_opts){0};
@@ -514,10 +700,25 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {
   free(fleet);
   vs_pop_prepare(v->fleet);
   double t1 = vs_now_monotonic();
-  _cleanup_(vs_freep) bool *prev_same = vs_xcalloc(v->n ? v->n : 1, sizeof(bool));
-  v->rolling = rolling_keys(v, prev_same);
+  size_t cap = v->n ? v->n : 1;
+  _cleanup_(vs_freep) bool *prev_same = vs_xcalloc(cap, sizeof(bool));
+  _cleanup_(vs_freep) struct cached **hit = vs_xcalloc(cap, sizeof(*hit));
+  struct moves *per_vm = vs_xcalloc(cap, sizeof(*per_vm));
+  if (cache) cache->prepares++;
+  for (size_t i = 0; cache && i < v->n; i++) {
+    struct cached *e = vs_strmap_get(cache->by_id, vs_feature_id(v->vms[i].doc));
+    if (e && e->doc == v->vms[i].doc && e->prev == v->vms[i].prev) {
+      hit[i] = e;
+      per_vm[i] = e->moves; /* borrowed */
+    }
+  }
+  v->rolling = rolling_keys(v, per_vm, hit, prev_same);
   double t2 = vs_now_monotonic();
-  make_tokens(v, prev_same);
+  bool kept_tokens = make_tokens(v, prev_same, hit, cache);
+  if (cache) keep(v, cache, hit, per_vm, kept_tokens);
+  for (size_t i = 0; i < v->n; i++)
+    if (!hit[i]) moves_free(&per_vm[i]);
+  free(per_vm);
   double t3 = vs_now_monotonic();
   v->analysis = vs_analyze(v->tokens, v->n, &v->opts.roles);
   double t4 = vs_now_monotonic();

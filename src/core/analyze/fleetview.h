@@ -83,6 +83,18 @@ size_t vs_view_errors(const struct vs_view *v, const char *const **msgs);
 /* Computes the roles, the fleet's population and the peer groups. Call after the last add;
  * the view then no longer changes. Thread-safe to rank from many threads afterwards. */
 void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts);
+/* What a prepare works out of each VM's own two documents (its moves since its previous
+ * snapshot, its tokens), kept for the next prepare of a view holding the same documents: the
+ * same document objects, shared (vs_feature_ref), as the fleet store's whole view round after
+ * round. A VM whose documents are others is worked out again; the VMs a prepare's view does
+ * not have are forgotten; tokens are made again when the fleet's moving keys changed. The
+ * answers are those of vs_view_prepare. Not thread-safe: one prepare at a time. */
+struct vs_view_cache;
+struct vs_view_cache *vs_view_cache_new(void);
+void vs_view_cache_free(struct vs_view_cache *c);
+size_t vs_view_cache_count(const struct vs_view_cache *c); /* the VMs it keeps */
+void vs_view_prepare_cached(struct vs_view *v, const struct vs_view_opts *opts,
+                            struct vs_view_cache *c);
 
 size_t vs_view_count(const struct vs_view *v);
 const struct vs_feature *vs_view_doc(const struct vs_view *v, size_t i);

@@ -55,7 +55,8 @@ struct vs_store {
   double host_timeout;
   int connect_timeout;
   bool store_documents, elected, migrated;
-  struct kept *kept;    /* the fleet as last read, loaded; NULL after a round from the context */
+  struct kept *kept; /* the fleet as last read, loaded; NULL after a round from the context */
+  struct vs_view_cache *view_cache; /* what the whole view's prepare worked out of them */
   json_t *last_context; /* the context as last read: [fleet, {group: part}, {uuid: part}] */
 };
 
@@ -514,6 +515,7 @@ void vs_store_free(struct vs_store *s) {
   free(s->host);
   free(s->safe_url);
   kept_free(s->kept);
+  vs_view_cache_free(s->view_cache);
   json_decref(s->last_context);
   free(s);
 }
@@ -952,6 +954,8 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
     if (view) { /* the rows read before are older than this: never fall back to them */
       kept_free(s->kept);
       s->kept = NULL;
+      vs_view_cache_free(s->view_cache);
+      s->view_cache = NULL;
       round->from_context = true;
       return view;
     }
@@ -985,7 +989,8 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
   view = local_as_stored(local);
   if (s->kept) add_kept(view, s->kept, local, NULL, &round->errors, &round->n_errors);
   round->alone = round->stale && !s->kept;
-  vs_view_prepare(view, vo);
+  if (s->kept && !s->view_cache) s->view_cache = vs_view_cache_new();
+  vs_view_prepare_cached(view, vo, s->view_cache);
   return view;
 }
 
