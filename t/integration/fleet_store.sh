@@ -322,10 +322,11 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
   done <"$work/v3.uuids"
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
-  # context and version 5's fingerprints go too.
+  # context and version 5's fingerprints and indexes go too.
   echo 'DROP FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_md5;'
+  echo 'DROP INDEX vmscope_findings_host, vmscope_rankings_host;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version >= 3;'
   echo 'COMMIT;'
 } >"$work/to-v2.sql"
