@@ -325,7 +325,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # context and version 5's fingerprints and indexes go too.
   echo 'DROP FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
-  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_md5;'
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
   echo 'DROP INDEX vmscope_findings_host, vmscope_rankings_host;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version >= 3;'
   echo 'COMMIT;'

@@ -20,10 +20,10 @@
 VS_DL_LIBRARY(pq_lib, VS_SONAME_PQ, "libpq5", PQ_SYMBOLS);
 
 /* A VM's row as the store last had it, checked and loaded, kept between reads so that a row
- * whose fingerprint (content_md5, schema version 5) is the same is not read and loaded again:
+ * whose fingerprint (content_sha256, schema version 5) is the same is not read and loaded again:
  * reading and checking every row was over half of the elected host's refresh. */
 struct kept_row {
-  char *uuid, *md5;
+  char *uuid, *digest;
   struct vs_feature *doc, *prev; /* DOC NULL when the row's newest document was refused */
   char *error;                   /* why the row, or its previous snapshot, was refused */
 };
@@ -38,7 +38,7 @@ static void kept_free(struct kept *k) {
   if (!k) return;
   for (size_t i = 0; i < k->n; i++) {
     free(k->rows[i].uuid);
-    free(k->rows[i].md5);
+    free(k->rows[i].digest);
     free(k->rows[i].error);
     vs_feature_free(k->rows[i].doc);
     vs_feature_free(k->rows[i].prev);
@@ -302,12 +302,15 @@ static const char *const migrations[] = {
     "GRANT SELECT ON vmscope_context, vmscope_vm_context TO vmscope_host, vmscope_reader;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb)"
     "  TO vmscope_host;",
-    /* 5: each row's fingerprint, computed by the server from the row itself, whoever wrote it:
-     * the elected host loads again only the rows whose fingerprint is not the one it holds
-     * (each part is a whole JSON text or empty, so the separators cannot be read two ways).
-     * For noticing a change, not for trust: a host writes its own VMs' rows as it likes. */
-    "ALTER TABLE vmscope_vms ADD COLUMN content_md5 text GENERATED ALWAYS AS (md5(doc::text"
-    "  || '|' || coalesce(previous::text, '') || '|' || coalesce(previous_patch::text, '')))"
+    /* 5: each row's fingerprint, the SHA-256 of its content, computed by the server from the
+     * row itself, whoever wrote it: the elected host loads again only the rows whose
+     * fingerprint is not the one it holds. Each part but the last is a whole JSON text or
+     * empty, so the separators cannot be read two ways. (decode(..., 'escape') of the text
+     * with its backslashes doubled is its bytes: convert_to, the obvious way, is not immutable
+     * and a generated column must be.) */
+    "ALTER TABLE vmscope_vms ADD COLUMN content_sha256 text GENERATED ALWAYS AS (encode(sha256("
+    "  decode(replace(doc::text || '|' || coalesce(previous::text, '') || '|' ||"
+    "  coalesce(previous_patch::text, '') || '|' || host, '\\', '\\\\'), 'escape')), 'hex'))"
     "  STORED;"
     /* And a publish rewrites only the rows that changed: every host publishes every VM each
      * round, and rewriting the same row each time left as many dead rows as live ones (the
@@ -679,7 +682,7 @@ static void parse_row(void *arg, size_t i) {
     vs_err_clear(&p->err);
 }
 
-/* Result RES's rows (uuid, host, doc, previous, previous_patch, content_md5) as
+/* Result RES's rows (uuid, host, doc, previous, previous_patch, content_sha256) as
  * [uuid, host, doc text, previous text or null, previous_patch text or null]. */
 static json_t *result_rows(PGresult *res) {
   json_t *rows = json_array();
@@ -706,9 +709,9 @@ static void load_rows(struct kept *k, PGresult *res) {
     struct parsed_row *p = &job.out[i];
     size_t at = (uintptr_t)vs_strmap_get(k->by_uuid, sym_PQgetvalue(res, (int)i, 0));
     struct kept_row *row = at ? &k->rows[at - 1] : NULL;
-    if (row && !row->md5) {
+    if (row && !row->digest) {
       k->loaded++;
-      row->md5 = vs_xstrdup(sym_PQgetvalue(res, (int)i, 5));
+      row->digest = vs_xstrdup(sym_PQgetvalue(res, (int)i, 5));
       row->doc = p->doc;
       row->prev = p->prev;
       row->error = p->err.msg ? vs_xstrdup(p->err.msg) : NULL;
@@ -734,12 +737,12 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     return NULL;
   /* Every column when nothing is kept; else the fingerprints first. */
   PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
-                    old ? "SELECT v.uuid, v.content_md5 FROM vmscope_vms v "
+                    old ? "SELECT v.uuid, v.content_sha256 FROM vmscope_vms v "
                           "JOIN vmscope_hosts h ON h.host = v.host "
                           "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
                           "ORDER BY v.uuid"
                         : "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
-                          "v.content_md5 FROM vmscope_vms v "
+                          "v.content_sha256 FROM vmscope_vms v "
                           "JOIN vmscope_hosts h ON h.host = v.host "
                           "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
                           "ORDER BY v.uuid",
@@ -757,16 +760,21 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     struct kept_row *row = &k->rows[i];
     row->uuid = vs_xstrdup(sym_PQgetvalue(r, (int)i, 0));
     vs_strmap_put(k->by_uuid, row->uuid, (void *)(uintptr_t)(i + 1));
-    const char *md5 = sym_PQgetvalue(r, (int)i, old ? 1 : 5);
+    const char *digest = sym_PQgetvalue(r, (int)i, old ? 1 : 5);
     size_t at = old ? (uintptr_t)vs_strmap_get(old->by_uuid, row->uuid) : 0;
     const struct kept_row *was = at ? &old->rows[at - 1] : NULL;
-    if (was && strcmp(was->md5, md5) == 0) {
-      row->md5 = vs_xstrdup(md5);
+    json_t *id = NULL;
+    if (was && strcmp(was->digest, digest) == 0) {
+      row->digest = vs_xstrdup(digest);
       row->doc = vs_feature_ref(was->doc);
       row->prev = vs_feature_ref(was->prev);
       row->error = was->error ? vs_xstrdup(was->error) : NULL;
-    } else if (old) {
-      json_array_append_new(changed, json_string(row->uuid));
+    } else if (old && (id = json_string(row->uuid))) {
+      json_array_append_new(changed, id);
+    } else if (old) { /* not UTF-8 (a store in another encoding): that row alone is refused */
+      row->digest = vs_xstrdup("");
+      row->error =
+          vs_xasprintf("fleet store %s: a VM whose uuid is not UTF-8 text: refused", s->safe_url);
     }
   }
   int rc = 0;
@@ -777,7 +785,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     const char *q[] = {ids};
     PGresult *rows = ids ? run(s, "reading the fleet's changed rows", PGRES_TUPLES_OK,
                                "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
-                               "v.content_md5 FROM vmscope_vms v "
+                               "v.content_sha256 FROM vmscope_vms v "
                                "WHERE v.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))",
                                1, q, err)
                          : NULL;
@@ -789,7 +797,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
   json_decref(changed);
   sym_PQclear(r);
   for (size_t i = 0; rc == 0 && i < k->n; i++)
-    if (!k->rows[i].md5) /* the snapshot holds it: a store that does not keep its word */
+    if (!k->rows[i].digest) /* the snapshot holds it: a store that does not keep its word */
       rc = vs_err_set(err, EIO, "fleet store %s: VM %s was listed but not read", s->safe_url,
                       k->rows[i].uuid);
   if (end(s, rc, err) < 0) {
