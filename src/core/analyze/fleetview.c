@@ -431,8 +431,8 @@ struct cached {
 };
 
 struct vs_view_cache {
-  struct vs_strmap *by_id; /* VM id -> struct cached * */
-  char *moving;            /* the moving keys the entries' tokens were made under */
+  struct vs_strmap *by_id;  /* VM id -> struct cached * */
+  struct vs_strmap *moving; /* the moving keys the entries' tokens were made under */
   uint64_t prepares;
 };
 
@@ -462,7 +462,7 @@ struct vs_view_cache *vs_view_cache_new(void) {
 void vs_view_cache_free(struct vs_view_cache *c) {
   if (!c) return;
   vs_strmap_free(c->by_id);
-  free(c->moving);
+  vs_strmap_free(c->moving);
   free(c);
 }
 
@@ -524,9 +524,6 @@ static struct vs_strmap *moving_keys(const struct vs_view *v) {
   return moving;
 }
 
-/* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
- * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
- * that upgraded did not change role or become anomalous. */
 /* At most this many keys changing between moving and not: the kept tokens are mended, key by
  * key; more, and every VM's tokens are made again. */
 #define VS_VIEW_MEND_KEYS 64
@@ -563,6 +560,9 @@ static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc
   }
 }
 
+/* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
+ * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
+ * that upgraded did not change role or become anomalous. */
 static void tokens_of(void *arg, size_t i) {
   const struct tokens_job *j = arg;
   struct vs_view *v = j->v;
@@ -593,44 +593,23 @@ static void tokens_of(void *arg, size_t i) {
   }
 }
 
-/* The moving keys as one string (keys hold no newline: feature.h), kept with the tokens made
- * under them. */
-static char *moving_text(const struct vs_strmap *moving) {
-  size_t n = 0;
-  _cleanup_(vs_freep) const char **keys = vs_strmap_sorted_keys(moving, &n);
-  struct vs_buf b = {0};
-  for (size_t i = 0; i < n; i++) {
-    vs_buf_add(&b, keys[i], strlen(keys[i]));
-    vs_buf_add(&b, "\n", 1);
-  }
-  vs_buf_add(&b, "", 0);
-  return vs_buf_steal(&b);
-}
-
-/* Into J: whether tokens made under the moving keys WAS (moving_text) can be taken for MOVING,
- * and the keys whose tokens must be made again: those moving now and not then, or then and not
- * now. */
-static void plan_mend(struct tokens_job *j, const char *was, const struct vs_strmap *moving) {
+/* Into J: whether tokens made under the moving keys WAS can be taken for MOVING, and the keys
+ * whose tokens must be made again: those moving now and not then, or then and not now. */
+static void plan_mend(struct tokens_job *j, const struct vs_strmap *was,
+                      const struct vs_strmap *moving) {
   j->kept = was != NULL;
-  _cleanup_(vs_strmap_freep) struct vs_strmap *before = vs_strmap_new(NULL);
-  for (const char *line = was, *end; line && *line; line = end + 1) {
-    end = strchr(line, '\n');
-    _cleanup_(vs_freep) char *key = vs_xstrndup(line, (size_t)(end - line));
-    vs_strmap_put(before, key, NULL);
-    if (!vs_strmap_has(moving, key) && j->n_mend < VS_VIEW_MEND_KEYS)
-      j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
-    else if (!vs_strmap_has(moving, key))
-      j->kept = false;
-  }
-  size_t pos = 0;
-  const char *key;
-  void *value;
-  while (j->kept && vs_strmap_next(moving, &pos, &key, &value)) {
-    if (vs_strmap_has(before, key)) continue;
-    if (j->n_mend == VS_VIEW_MEND_KEYS)
-      j->kept = false;
-    else
-      j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
+  for (int side = 0; side < 2 && j->kept; side++) {
+    const struct vs_strmap *from = side ? moving : was, *other = side ? was : moving;
+    size_t pos = 0;
+    const char *key;
+    void *value;
+    while (j->kept && vs_strmap_next(from, &pos, &key, &value)) {
+      if (vs_strmap_has(other, key)) continue;
+      if (j->n_mend == VS_VIEW_MEND_KEYS)
+        j->kept = false;
+      else
+        j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
+    }
   }
 }
 
@@ -643,8 +622,8 @@ static bool make_tokens(struct vs_view *v, const bool *prev_same, struct cached 
   if (cache) plan_mend(&job, cache->moving, moving);
   vs_parallel_for(v->n, 0, tokens_of, &job); /* each VM's own: read-only maps, its own slots */
   if (!cache) return false;
-  free(cache->moving);
-  cache->moving = moving_text(moving);
+  vs_strmap_free(cache->moving);
+  cache->moving = vs_steal(&moving);
   return job.kept && job.n_mend == 0;
 }
 

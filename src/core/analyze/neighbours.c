@@ -37,14 +37,13 @@ static void key_set(void *arg, size_t i) {
   set->n = sort_unique(set->t, vms[i].n);
 }
 
-/* Removes from SET the tokens of COMMON (both sorted). */
-static void remove_common(struct tokset *set, const struct tokset *common) {
+/* Keeps of SET the tokens BY has (KEEP) or those it lacks (!KEEP); both sorted. */
+static void filter(struct tokset *set, const struct tokset *by, bool keep) {
   size_t k = 0, c = 0;
   for (size_t p = 0; p < set->n; p++) {
-    while (c < common->n && common->t[c] < set->t[p])
+    while (c < by->n && by->t[c] < set->t[p])
       c++;
-    if (c < common->n && common->t[c] == set->t[p]) continue;
-    set->t[k++] = set->t[p];
+    if ((c < by->n && by->t[c] == set->t[p]) == keep) set->t[k++] = set->t[p];
   }
   set->n = k;
 }
@@ -58,17 +57,10 @@ static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
   struct tokset common = {.t = vs_xmalloc((sets[0].n ? sets[0].n : 1) * sizeof(uint64_t))};
   memcpy(common.t, sets[0].t, sets[0].n * sizeof(uint64_t));
   common.n = sets[0].n;
-  for (size_t i = 1; i < n && common.n; i++) {
-    size_t k = 0, q = 0;
-    for (size_t p = 0; p < common.n; p++) {
-      while (q < sets[i].n && sets[i].t[q] < common.t[p])
-        q++;
-      if (q < sets[i].n && sets[i].t[q] == common.t[p]) common.t[k++] = common.t[p];
-    }
-    common.n = k;
-  }
+  for (size_t i = 1; i < n && common.n; i++)
+    filter(&common, &sets[i], true);
   for (size_t i = 0; i < n; i++)
-    remove_common(&sets[i], &common);
+    filter(&sets[i], &common, false);
   free(common.t);
   return sets;
 }

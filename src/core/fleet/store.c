@@ -682,7 +682,15 @@ static void parse_row(void *arg, size_t i) {
     vs_err_clear(&p->err);
 }
 
-/* Result RES's rows (uuid, host, doc, previous, previous_patch, content_sha256) as
+/* A row as read to be loaded: result_rows and load_rows take its columns in this order. */
+#define ROW_COLUMNS "v.uuid, v.host, v.doc, v.previous, v.previous_patch, v.content_sha256"
+#define ROW_DIGEST 5 /* the column of the row's fingerprint */
+/* The rows of the hosts seen within HostTimeout ($1, seconds), in the store's order. */
+#define LIVE_ROWS                                                                                  \
+  "FROM vmscope_vms v JOIN vmscope_hosts h ON h.host = v.host "                                    \
+  "WHERE h.seen > now() - make_interval(secs => $1::double precision) ORDER BY v.uuid"
+
+/* Result RES's rows (ROW_COLUMNS) as
  * [uuid, host, doc text, previous text or null, previous_patch text or null]. */
 static json_t *result_rows(PGresult *res) {
   json_t *rows = json_array();
@@ -711,7 +719,7 @@ static void load_rows(struct kept *k, PGresult *res) {
     struct kept_row *row = at ? &k->rows[at - 1] : NULL;
     if (row && !row->digest) {
       k->loaded++;
-      row->digest = vs_xstrdup(sym_PQgetvalue(res, (int)i, 5));
+      row->digest = vs_xstrdup(sym_PQgetvalue(res, (int)i, ROW_DIGEST));
       row->doc = p->doc;
       row->prev = p->prev;
       row->error = p->err.msg ? vs_xstrdup(p->err.msg) : NULL;
@@ -736,17 +744,10 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
            err) < 0)
     return NULL;
   /* Every column when nothing is kept; else the fingerprints first. */
-  PGresult *r = run(s, "reading the fleet", PGRES_TUPLES_OK,
-                    old ? "SELECT v.uuid, v.content_sha256 FROM vmscope_vms v "
-                          "JOIN vmscope_hosts h ON h.host = v.host "
-                          "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
-                          "ORDER BY v.uuid"
-                        : "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
-                          "v.content_sha256 FROM vmscope_vms v "
-                          "JOIN vmscope_hosts h ON h.host = v.host "
-                          "WHERE h.seen > now() - make_interval(secs => $1::double precision) "
-                          "ORDER BY v.uuid",
-                    1, p, err);
+  PGresult *r =
+      run(s, "reading the fleet", PGRES_TUPLES_OK,
+          old ? "SELECT v.uuid, v.content_sha256 " LIVE_ROWS : "SELECT " ROW_COLUMNS " " LIVE_ROWS,
+          1, p, err);
   if (!r) {
     end(s, -1, err);
     return NULL;
@@ -760,7 +761,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     struct kept_row *row = &k->rows[i];
     row->uuid = vs_xstrdup(sym_PQgetvalue(r, (int)i, 0));
     vs_strmap_put(k->by_uuid, row->uuid, (void *)(uintptr_t)(i + 1));
-    const char *digest = sym_PQgetvalue(r, (int)i, old ? 1 : 5);
+    const char *digest = sym_PQgetvalue(r, (int)i, old ? 1 : ROW_DIGEST);
     size_t at = old ? (uintptr_t)vs_strmap_get(old->by_uuid, row->uuid) : 0;
     const struct kept_row *was = at ? &old->rows[at - 1] : NULL;
     json_t *id = NULL;
@@ -784,8 +785,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     _cleanup_(vs_freep) char *ids = json_dumps(changed, JSON_COMPACT);
     const char *q[] = {ids};
     PGresult *rows = ids ? run(s, "reading the fleet's changed rows", PGRES_TUPLES_OK,
-                               "SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
-                               "v.content_sha256 FROM vmscope_vms v "
+                               "SELECT " ROW_COLUMNS " FROM vmscope_vms v "
                                "WHERE v.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))",
                                1, q, err)
                          : NULL;
