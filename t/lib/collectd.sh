@@ -21,7 +21,8 @@ vs_plugin_dir() {
   make -s -C "$VS_BUILDDIR" install DESTDIR="$1/dest" >"$1/install.log" 2>&1 || return 1
   local dir
   dir=$(dirname "$(find "$1/dest" -name vmscope_snapshot.so | head -n1)")
-  cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so /usr/lib/collectd/unixsock.so "$dir/"
+  cp /usr/lib/collectd/csv.so /usr/lib/collectd/logfile.so /usr/lib/collectd/exec.so /usr/lib/collectd/unixsock.so \
+    "$VS_BUILDDIR/.libs/vstest_notes.so" "$dir/"
   echo "$dir"
 }
 vs_collectd_conf() { # WORK PLUGINDIR [LOG]
