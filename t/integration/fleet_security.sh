@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 5" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 6" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -121,7 +121,7 @@ ok $? "nor publish a ranking of host-b's VM under its own name: $out"
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_fleet('host-a', '{}')")
 [[ $out == *"does not hold the fleet's lock"* ]]
 ok $? "the fleet's findings come from the session that holds the lock only: $out"
-out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_context('host-a', '{}', '{}', '{}')")
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_context('host-a', NULL, '{}', '{}', '{}', '[]')")
 [[ $out == *"does not hold the fleet's lock"* ]]
 ok $? "and so does the context the other hosts rank from: $out"
 out=$(as_role host-a pw-of-host-a "DELETE FROM vmscope_vm_context")
@@ -195,6 +195,16 @@ kept_eight() {
 }
 wait_for 30 kept_eight "$elected"
 ok $? "the elected host keeps the rows it loaded: a round loads only the new or changed ($(gauge "$elected" fleet_rows_loaded) of $(gauge "$elected" fleet_rows) rows; count-fleet_rows_loaded)"
+# And it writes again only the context's VM parts that changed (schema version 6): the eight
+# unchanged VMs' parts stay as a refresh after this point found them, the fleet's part newer.
+t0=$(sql -c "SELECT now()")
+parts_kept() {
+  [ "$(sql -c "SELECT count(*) FILTER (WHERE c.made_at < '$t0') || ' ' || (f.made_at > '$t0')
+    FROM vmscope_vm_context c, vmscope_context f WHERE f.part = 'fleet' AND c.uuid LIKE '%0000000000f_'
+    GROUP BY f.made_at")" = "8 true" ]
+}
+wait_for 30 parts_kept
+ok $? "the refreshes after it leave the eight unchanged VMs' parts of the context as they were"
 # One of them changed in place, its time the same: read again, and refused.
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{id}', to_jsonb('$(uuid web-2)'::text))
   WHERE uuid = '00000000-0000-4000-8000-0000000000f3'" >/dev/null

@@ -168,7 +168,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5 "the schema is created once, at version 5"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6 "the schema is created once, at version 6"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -303,12 +303,32 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 5 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 6 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
 "$VMSCOPE" report --html "$work/v3.html" --store "$url" --password-file "$work/password" --title fleet 2>/dev/null
 ok $? "the hosts are stopped, and the fleet-wide report is drawn from the version 3 store"
+# The context is written from what changed only over the context the writer wrote last
+# (schema version 6): over another (its epoch not the one given), the call writes nothing and
+# says so with NULL, and the host writes the whole. Called as the owner, in a session holding
+# the fleet's lock ("vmscope" in ASCII), now that no host does.
+as_owner() { # SQL...: one session, each statement's output
+  local a=() q
+  for q in "$@"; do a+=(-c "$q"); done
+  PGPASSWORD=fleet-secret psql -qAtX -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$VS_PG_PORT user=vmscope dbname=vmscope" "${a[@]}" 2>&1
+}
+ctx_host=$(sql -c "SELECT host FROM vmscope_context WHERE part = 'fleet'")
+ctx_epoch=$(sql -c "SELECT extract(epoch FROM made_at) FROM vmscope_context WHERE part = 'fleet'")
+ctx_state() { sql -c "SELECT extract(epoch FROM made_at) || ' ' || (SELECT count(*) FROM vmscope_vm_context) FROM vmscope_context WHERE part = 'fleet'"; }
+lock="SELECT pg_advisory_lock(x'766d73636f7065'::bigint)"
+gone=$(uuid web-01)
+out=$(as_owner "$lock" "SELECT coalesce(vmscope_publish_context('$ctx_host', $ctx_epoch - 1, '{}', '{}', '{}', '[\"$gone\"]')::text, 'none')")
+is "$(tail -n1 <<<"$out") $(ctx_state)" "none $ctx_epoch 9" \
+  "a context written over another than the writer's last is not written: NULL, and the store's is as it was"
+out=$(as_owner "$lock" "SELECT vmscope_publish_context('$ctx_host', $ctx_epoch, '{}', '{}', '{}', '[\"$gone\"]') > $ctx_epoch")
+is "$(tail -n1 <<<"$out") $(ctx_state | cut -d' ' -f2)" "t 8" \
+  "over its own, it is: a new epoch, and the VM part said gone is removed"
 mp='def mp($p): if ($p | type) == "object" then reduce ($p | keys_unsorted[]) as $k
   (if type == "object" then . else {} end; if $p[$k] == null then del(.[$k]) else .[$k] |= mp($p[$k]) end)
   else $p end;'
@@ -322,8 +342,8 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
   done <"$work/v3.uuids"
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
-  # context and version 5's fingerprints and indexes go too.
-  echo 'DROP FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
+  # context (as version 6 writes it) and version 5's fingerprints and indexes go too.
+  echo 'DROP FUNCTION vmscope_publish_context(text, numeric, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
   echo 'DROP INDEX vmscope_findings_host, vmscope_rankings_host;'
@@ -333,9 +353,9 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 5" "vmscope fleet migrate brings it to version 5"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 6" "vmscope fleet migrate brings it to version 6"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3,4,5 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4,5,6 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 "$VMSCOPE" report --html "$work/migrated.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/migrated.err"
 ok $? "the fleet-wide report is drawn from the migrated store$(sed 's/^/: /' "$work/migrated.err" | head -n1)"
 diff "$work/v3.html" "$work/migrated.html" >"$work/migrated.diff"

@@ -132,7 +132,7 @@ static struct context context_of(const struct vs_view *w) {
     json_decref(part);
   }
   for (size_t i = 0; i < vs_view_count(w); i++) {
-    json_t *part = vs_view_context_vm(w, i, NULL);
+    json_t *part = vs_view_context_vm(w, i, NULL, NULL);
     json_object_set_new(c.vms, vs_feature_id(vs_view_doc(w, i)), through_text(part));
     json_decref(part);
   }

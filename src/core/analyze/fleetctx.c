@@ -159,9 +159,10 @@ json_t *vs_view_context_group(const struct vs_view *v, size_t group) {
                    peers ? vs_pop_summary(peers) : json_null());
 }
 
-json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err) {
-  _cleanup_(vs_freep) char *digest = vs_view_digest(v->vms[i].doc, err);
-  if (!digest) return NULL;
+json_t *vs_view_context_vm(const struct vs_view *v, size_t i, const char *digest,
+                           struct vs_err *err) {
+  _cleanup_(vs_freep) char *made = digest ? NULL : vs_view_digest(v->vms[i].doc, err);
+  if (!digest && !(digest = made)) return NULL;
   struct vs_view_role r;
   vs_view_role(v, i, &r);
   json_t *role =

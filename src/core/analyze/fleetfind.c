@@ -145,13 +145,59 @@ static void add_member(struct candidate *c, size_t vm) {
   if (c->n_vms < c->cap) c->vms[c->n_vms++] = vm;
 }
 
+/* The candidates' members found in a contiguous run of VMs: (candidate, VM) in VM order. */
+struct hits {
+  struct hit {
+    size_t cand, vm;
+  } * v;
+  size_t n, cap;
+};
+
+struct members_job {
+  const struct finder *f;
+  const struct vs_strmap *by_key; /* name -> value -> candidate + 1 */
+  const size_t *absent;           /* the candidates whose value is <absent> */
+  size_t n_absent;
+  struct hits part[VS_PARALLEL_MAX];
+};
+
+static void add_hit(struct hits *h, size_t cand, size_t vm) {
+  if (h->n == h->cap) {
+    h->cap = h->cap ? 2 * h->cap : 64;
+    h->v = vs_xrealloc(h->v, h->cap * sizeof(*h->v));
+  }
+  h->v[h->n++] = (struct hit){cand, vm};
+}
+
+static void members_chunk(void *arg, size_t chunk, size_t from, size_t to) {
+  struct members_job *job = arg;
+  const struct vs_pop *fleet = vs_view_fleet(job->f->v);
+  struct hits *h = &job->part[chunk];
+  for (size_t j = from; j < to; j++) {
+    if (vs_view_unique(job->f->v, j)) continue; /* its own kind's value, not a tweak */
+    const struct vs_feature *doc = vs_view_doc(job->f->v, j);
+    size_t pos = 0;
+    const char *key, *value;
+    while (vs_feature_next(doc, &pos, &key, &value)) {
+      const struct vs_strmap *values = vs_strmap_get(job->by_key, key);
+      size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
+      if (c) add_hit(h, c - 1, j);
+    }
+    for (size_t a = 0; a < job->n_absent; a++) {
+      const struct candidate *c = &job->f->cands[job->absent[a]];
+      if (strcmp(vs_pop_fold(fleet, c->key, vs_feature_get(doc, c->name)), VS_ABSENT) == 0)
+        add_hit(h, job->absent[a], j);
+    }
+  }
+}
+
 /* Each candidate's members, in one pass over the VMs' settings (not one pass over every VM per
- * candidate: that grew with the fleet times its candidates). A value that is not <absent> is
- * held by exactly the VMs that set the key to it (it is not the key's default, which folds to
+ * candidate: that grew with the fleet times its candidates), on every CPU: each run of VMs is
+ * looked at apart and its members added in VM order. A value that is not <absent> is held by
+ * exactly the VMs that set the key to it (it is not the key's default, which folds to
  * <absent>); <absent> is looked for as the statistics fold it. */
 static void find_members(struct finder *f) {
-  const struct vs_pop *fleet = vs_view_fleet(f->v);
-  _cleanup_(vs_strmap_freep) struct vs_strmap *by_key = /* name -> value -> candidate + 1 */
+  _cleanup_(vs_strmap_freep) struct vs_strmap *by_key =
       vs_strmap_new((vs_strmap_free_fn)vs_strmap_free);
   _cleanup_(vs_freep) size_t *absent = vs_xcalloc(f->n_cands + 1, sizeof(size_t));
   size_t n_absent = 0;
@@ -164,21 +210,13 @@ static void find_members(struct finder *f) {
     if (!values) vs_strmap_put(by_key, f->cands[c].name, values = vs_strmap_new(NULL));
     vs_strmap_put(values, f->cands[c].value, (void *)(uintptr_t)(c + 1));
   }
-  for (size_t j = 0; j < vs_view_count(f->v); j++) {
-    if (vs_view_unique(f->v, j)) continue; /* its own kind's value, not a tweak */
-    const struct vs_feature *doc = vs_view_doc(f->v, j);
-    size_t pos = 0;
-    const char *key, *value;
-    while (vs_feature_next(doc, &pos, &key, &value)) {
-      const struct vs_strmap *values = vs_strmap_get(by_key, key);
-      size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
-      if (c) add_member(&f->cands[c - 1], j);
-    }
-    for (size_t a = 0; a < n_absent; a++) {
-      struct candidate *c = &f->cands[absent[a]];
-      if (strcmp(vs_pop_fold(fleet, c->key, vs_feature_get(doc, c->name)), VS_ABSENT) == 0)
-        add_member(c, j);
-    }
+  if (!f->n_cands) return;
+  struct members_job job = {.f = f, .by_key = by_key, .absent = absent, .n_absent = n_absent};
+  size_t chunks = vs_parallel_chunks(vs_view_count(f->v), 256, members_chunk, &job);
+  for (size_t c = 0; c < chunks; c++) {
+    for (size_t k = 0; k < job.part[c].n; k++)
+      add_member(&f->cands[job.part[c].v[k].cand], job.part[c].v[k].vm);
+    free(job.part[c].v);
   }
 }
 

@@ -182,7 +182,9 @@ char *vs_view_digest(const struct vs_feature *doc, struct vs_err *err);
  * that is not UTF-8; ERR says which VM for the VM's part). */
 json_t *vs_view_context_fleet(const struct vs_view *v);
 json_t *vs_view_context_group(const struct vs_view *v, size_t group);
-json_t *vs_view_context_vm(const struct vs_view *v, size_t i, struct vs_err *err);
+/* DIGEST: vs_view_digest of the VM's document when the caller kept it, or NULL. */
+json_t *vs_view_context_vm(const struct vs_view *v, size_t i, const char *digest,
+                           struct vs_err *err);
 
 /* Prepares V, which holds this host's VMs only, from the context: FLEET the fleet's part,
  * GROUPS {"G": part} holding the part of each group its VMs are in, VMS {ID: part} one per VM
