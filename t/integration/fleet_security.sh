@@ -205,6 +205,16 @@ parts_kept() {
 }
 wait_for 30 parts_kept
 ok $? "the refreshes after it leave the eight unchanged VMs' parts of the context as they were"
+# A fleet part other than the one the elected host wrote last (its time set back, as another
+# writer would leave it): the host writes the whole context again, the eight unchanged VMs'
+# parts with the rest.
+# (An UPDATE that meets the elected host's publish replacing the row updates nothing: again.)
+t1=$(sql -c "SELECT now()")
+set_back() { [ "$(sql -c "WITH u AS (UPDATE vmscope_context SET made_at = made_at - interval '1 second' WHERE part = 'fleet' RETURNING 1) SELECT count(*) FROM u")" = 1 ]; }
+for _ in 1 2 3 4 5 6 7 8 9 10; do set_back && break; done
+whole_again() { [ "$(sql -c "SELECT count(*) FROM vmscope_vm_context WHERE made_at > '$t1' AND uuid LIKE '%0000000000f_'")" = 8 ]; }
+wait_for 30 whole_again
+ok $? "a context that is not the one it wrote last is written again whole: the eight unchanged VMs' parts too"
 # One of them changed in place, its time the same: read again, and refused.
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{id}', to_jsonb('$(uuid web-2)'::text))
   WHERE uuid = '00000000-0000-4000-8000-0000000000f3'" >/dev/null

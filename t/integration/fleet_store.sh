@@ -319,16 +319,20 @@ as_owner() { # SQL...: one session, each statement's output
   PGPASSWORD=fleet-secret psql -qAtX -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$VS_PG_PORT user=vmscope dbname=vmscope" "${a[@]}" 2>&1
 }
 ctx_host=$(sql -c "SELECT host FROM vmscope_context WHERE part = 'fleet'")
-ctx_epoch=$(sql -c "SELECT extract(epoch FROM made_at) FROM vmscope_context WHERE part = 'fleet'")
-ctx_state() { sql -c "SELECT extract(epoch FROM made_at) || ' ' || (SELECT count(*) FROM vmscope_vm_context) FROM vmscope_context WHERE part = 'fleet'"; }
+epoch_us="(extract(epoch FROM made_at) * 1000000)::bigint" # the call's epoch: microseconds
+ctx_epoch=$(sql -c "SELECT $epoch_us FROM vmscope_context WHERE part = 'fleet'")
+ctx_state() { sql -c "SELECT $epoch_us || ' ' || (SELECT count(*) FROM vmscope_vm_context) FROM vmscope_context WHERE part = 'fleet'"; }
 lock="SELECT pg_advisory_lock(x'766d73636f7065'::bigint)"
 gone=$(uuid web-01)
 out=$(as_owner "$lock" "SELECT coalesce(vmscope_publish_context('$ctx_host', $ctx_epoch - 1, '{}', '{}', '{}', '[\"$gone\"]')::text, 'none')")
 is "$(tail -n1 <<<"$out") $(ctx_state)" "none $ctx_epoch 9" \
   "a context written over another than the writer's last is not written: NULL, and the store's is as it was"
-out=$(as_owner "$lock" "SELECT vmscope_publish_context('$ctx_host', $ctx_epoch, '{}', '{}', '{}', '[\"$gone\"]') > $ctx_epoch")
-is "$(tail -n1 <<<"$out") $(ctx_state | cut -d' ' -f2)" "t 8" \
-  "over its own, it is: a new epoch, and the VM part said gone is removed"
+out=$(as_owner "$lock" "SELECT vmscope_publish_context('$ctx_host', $ctx_epoch, '{}', '{}', '{}', '[\"$gone\"]')")
+new_epoch=$(tail -n1 <<<"$out")
+is "$([ "$new_epoch" -gt "$ctx_epoch" ] 2>/dev/null && echo newer) $(ctx_state)" "newer $new_epoch 8" \
+  "over its own, it is: a new epoch, the one the store holds, and the VM part said gone is removed"
+out=$(as_owner "$lock" "SELECT vmscope_publish_context('$ctx_host', $new_epoch, '{}', '{}', '{}', '[]') > $new_epoch")
+is "$(tail -n1 <<<"$out")" t "and the epoch it returned is the base of the next call"
 mp='def mp($p): if ($p | type) == "object" then reduce ($p | keys_unsorted[]) as $k
   (if type == "object" then . else {} end; if $p[$k] == null then del(.[$k]) else .[$k] |= mp($p[$k]) end)
   else $p end;'
@@ -343,7 +347,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   done <"$work/v3.uuids"
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
   # context (as version 6 writes it) and version 5's fingerprints and indexes go too.
-  echo 'DROP FUNCTION vmscope_publish_context(text, numeric, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
+  echo 'DROP FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
   echo 'DROP INDEX vmscope_findings_host, vmscope_rankings_host;'

@@ -358,19 +358,22 @@ static const char *const migrations[] = {
     /* 6: the context written from what changed: rewriting every VM's part each refresh was a
      * sixth of the elected host's refresh (2.8 s of 17.3 s at 300 hosts in
      * bench/fleet-scale.sh), and a VM's part changes only when its group, role or digest
-     * does. P_BASE is the epoch of the context this host wrote last (NULL: write it whole);
-     * when the context is another one (another host was elected since), nothing is written
-     * and NULL says so. A VM part's made_at is when it was last written: the fleet part's
-     * says how fresh the whole is. Returns the new context's epoch. */
+     * does. P_BASE is the epoch of the context this host wrote last, in microseconds (NULL:
+     * write it whole; bigint, as extract() is a float before PostgreSQL 14 and a float's
+     * epoch does not survive a round trip as text); when the context is another one (another
+     * host was elected since) or is later than now (the server's clock went back: a VM part
+     * written now would be older than the fleet part), nothing is written and NULL says so.
+     * A VM part's made_at is when it was last written: the fleet part's says how fresh the
+     * whole is. Returns the new context's epoch. */
     "DROP FUNCTION vmscope_publish_context(text, jsonb, jsonb, jsonb);"
-    "CREATE FUNCTION vmscope_publish_context(p_host text, p_base numeric, p_fleet jsonb,"
+    "CREATE FUNCTION vmscope_publish_context(p_host text, p_base bigint, p_fleet jsonb,"
     "  p_groups jsonb, p_vms jsonb, p_gone jsonb)"
-    " RETURNS numeric LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    " RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
     "  PERFORM vmscope_check_elected(p_host);"
     "  IF p_base IS NULL THEN"
     "    DELETE FROM vmscope_vm_context;"
     "  ELSIF NOT EXISTS (SELECT FROM vmscope_context WHERE part = 'fleet' AND host = p_host"
-    "      AND extract(epoch FROM made_at) = p_base) THEN"
+    "      AND (extract(epoch FROM made_at) * 1000000)::bigint = p_base AND made_at <= now()) THEN"
     "    RETURN NULL;"
     "  ELSE"
     "    DELETE FROM vmscope_vm_context WHERE uuid IN (SELECT jsonb_array_elements_text(p_gone));"
@@ -383,11 +386,11 @@ static const char *const migrations[] = {
     "  INSERT INTO vmscope_vm_context (uuid, made_at, body)"
     "    SELECT v.key, now(), v.value FROM jsonb_each(p_vms) AS v"
     "    ON CONFLICT (uuid) DO UPDATE SET made_at = EXCLUDED.made_at, body = EXCLUDED.body;"
-    "  RETURN extract(epoch FROM now());"
+    "  RETURN (extract(epoch FROM now()) * 1000000)::bigint;"
     "END $$;"
-    "REVOKE ALL ON FUNCTION vmscope_publish_context(text, numeric, jsonb, jsonb, jsonb, jsonb)"
+    "REVOKE ALL ON FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb)"
     "  FROM PUBLIC;"
-    "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, numeric, jsonb, jsonb, jsonb, jsonb)"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb)"
     "  TO vmscope_host;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
@@ -951,27 +954,27 @@ static json_t *read_context(struct vs_store *s, const struct vs_view *local,
   /* Sizes are checked before a part is sent, each VM's and all of them together: a row written
    * by something else may be huge, and libpq holds the whole result. The medoids' parts are
    * read for their role, not their groups. */
-  PGresult *r =
-      run(s, "reading the fleet's context", PGRES_TUPLES_OK,
-          "WITH mine AS (SELECT c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
-          "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))), "
-          "parts AS (SELECT 'vm' AS kind, uuid AS name, made_at, body FROM mine "
-          "  UNION ALL SELECT 'vm', c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
-          "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($4::jsonb)) "
-          "  AND c.uuid NOT IN (SELECT uuid FROM mine) "
-          "  UNION ALL SELECT 'part', part, made_at, body FROM vmscope_context "
-          "  WHERE part = 'fleet' OR part IN "
-          "    (SELECT 'group:' || (body->>'group') FROM mine)), "
-          "sized AS (SELECT *, octet_length(body::text) AS size FROM parts), "
-          "total AS (SELECT coalesce(sum(size), 0) AS total FROM sized), "
-          "made AS (SELECT made_at AS fleet_made_at FROM vmscope_context "
-          "  WHERE part = 'fleet') "
-          "SELECT kind, name, CASE WHEN kind = 'vm' THEN coalesce(made_at <= fleet_made_at, true) "
-          "ELSE made_at > now() - make_interval(secs => $2::double precision) END, "
-          "CASE WHEN total <= $3::bigint AND (kind <> 'vm' OR size <= $5::bigint) "
-          "THEN body::text END, made_at::text, size, total "
-          "FROM sized, total LEFT JOIN made ON true ORDER BY kind <> 'part'",
-          5, p, err);
+  PGresult *r = run(s, "reading the fleet's context", PGRES_TUPLES_OK,
+                    "WITH mine AS (SELECT c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
+                    "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($1::jsonb))), "
+                    "parts AS (SELECT 'vm' AS kind, uuid AS name, made_at, body FROM mine "
+                    "  UNION ALL SELECT 'vm', c.uuid, c.made_at, c.body FROM vmscope_vm_context c "
+                    "  WHERE c.uuid IN (SELECT jsonb_array_elements_text($4::jsonb)) "
+                    "  AND c.uuid NOT IN (SELECT uuid FROM mine) "
+                    "  UNION ALL SELECT 'part', part, made_at, body FROM vmscope_context "
+                    "  WHERE part = 'fleet' OR part IN "
+                    "    (SELECT 'group:' || (body->>'group') FROM mine)), "
+                    "sized AS (SELECT *, octet_length(body::text) AS size FROM parts), "
+                    "total AS (SELECT coalesce(sum(size), 0) AS total FROM sized), "
+                    "made AS (SELECT made_at AS fleet_made_at FROM vmscope_context "
+                    "  WHERE part = 'fleet') "
+                    "SELECT kind, name, CASE WHEN kind = 'vm' THEN made_at <= fleet_made_at "
+                    "ELSE made_at > now() - make_interval(secs => $2::double precision) END, "
+                    "CASE WHEN total <= $3::bigint AND (kind <> 'vm' OR size <= $5::bigint) "
+                    "THEN body::text END, made_at::text, size, total "
+                    "FROM sized, total LEFT JOIN made ON true "
+                    "WHERE kind <> 'vm' OR fleet_made_at IS NOT NULL ORDER BY kind <> 'part'",
+                    5, p, err);
   if (!r) return NULL;
   json_t *fleet = NULL, *groups = json_object(), *vms = json_object();
   const char *made_at = NULL;
@@ -981,8 +984,10 @@ static json_t *read_context(struct vs_store *s, const struct vs_view *local,
         vs_xasprintf("fleet store %s: the fleet's context, %s %s", s->safe_url, kind, name);
     bool vm = strcmp(kind, "vm") == 0;
     if (vm && strcmp(sym_PQgetvalue(r, i, 2), "t") != 0) {
-      vs_err_set(err, EINVAL, "%s: made at %s, after the fleet's part (%s)", what,
-                 sym_PQgetvalue(r, i, 4), made_at ? made_at : "none");
+      vs_err_set(err, EINVAL,
+                 "%s: made at %s, after the fleet's part (%s): written by something other than "
+                 "vmscope_publish_context, or the server's clock went back",
+                 what, sym_PQgetvalue(r, i, 4), made_at ? made_at : "none");
       break;
     }
     if (!vm && strcmp(sym_PQgetvalue(r, i, 2), "t") != 0) {
@@ -1042,6 +1047,11 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
                                     const struct vs_view_opts *vo, struct vs_store_round *round,
                                     struct vs_err *err) {
   round->stale = round->from_context = round->alone = false;
+  if (round->use_context) { /* not elected: another host writes the context */
+    forget_context(s);
+    vs_strmap_free(s->digests);
+    s->digests = NULL;
+  }
   round->rows = round->rows_loaded = 0;
   free(round->why_not_context);
   round->why_not_context = NULL;
@@ -1058,9 +1068,6 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
     if (view) { /* the rows read before are older than this: never fall back to them */
       kept_free(s->kept);
       s->kept = NULL;
-      forget_context(s); /* another host writes it */
-      vs_strmap_free(s->digests);
-      s->digests = NULL;
       vs_view_cache_free(s->view_cache);
       s->view_cache = NULL;
       round->from_context = true;
@@ -1129,18 +1136,23 @@ static void make_vm_part(void *arg, size_t i) {
   p->digest = kept && kept->doc == doc ? vs_xstrdup(kept->hex) : vs_view_digest(doc, &p->err);
   json_t *part = p->digest ? vs_view_context_vm(job->fleet, i, p->digest, &p->err) : NULL;
   if (part && !(job->parts[i].text = json_dumps(part, JSON_COMPACT)))
-    vs_err_set(&job->parts[i].err, ENOMEM, "VM %s's part of the fleet's context cannot be written",
+    vs_err_set(&job->parts[i].err, ENOMEM,
+               "VM %s: out of memory writing its part of the fleet's context",
                vs_feature_id(vs_view_doc(job->fleet, i)));
   json_decref(part);
 }
 
 /* Adds "ID":TEXT to the JSON object being written in B. */
-static int add_member_text(struct vs_buf *b, const char *id, const char *text, struct vs_err *err) {
+static int add_member_text(const struct vs_store *s, struct vs_buf *b, const char *id,
+                           const char *text, struct vs_err *err) {
   json_t *key = json_string(id);
   _cleanup_(vs_freep) char *key_text = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
   json_decref(key);
   if (!key_text)
-    return vs_err_set(err, EINVAL, "VM %s's part of the fleet's context cannot be written", id);
+    return vs_err_set(err, EINVAL,
+                      "fleet store %s: a VM whose uuid is not UTF-8 text: its part of the fleet's "
+                      "context cannot be written",
+                      s->safe_url);
   vs_buf_addf(b, "%s%s:%s", b->len > 1 ? "," : "", key_text, text);
   return 0;
 }
@@ -1159,7 +1171,7 @@ static char *write_context(struct vs_store *s, const struct vs_view *fleet,
     const char *id = vs_feature_id(vs_view_doc(fleet, i));
     const char *was = base ? vs_strmap_get(s->context_vm_parts, id) : NULL;
     if (now) vs_strmap_put(now, id, NULL);
-    if (!was || strcmp(was, parts[i].text) != 0) add_member_text(&vms, id, parts[i].text, err);
+    if (!was || strcmp(was, parts[i].text) != 0) add_member_text(s, &vms, id, parts[i].text, err);
   }
   size_t pos = 0;
   const char *id;
@@ -1178,7 +1190,7 @@ static char *write_context(struct vs_store *s, const struct vs_view *fleet,
   if (err->msg) return NULL;
   const char *p[] = {s->host, base, fleet_text, groups_text, vms_text, gone_text};
   PGresult *r = run(s, "publishing the fleet's context", PGRES_TUPLES_OK,
-                    "SELECT vmscope_publish_context($1, $2::numeric, $3::jsonb, $4::jsonb, "
+                    "SELECT vmscope_publish_context($1, $2::bigint, $3::jsonb, $4::jsonb, "
                     "$5::jsonb, $6::jsonb)",
                     6, p, err);
   if (!r) return NULL;
