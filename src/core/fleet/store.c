@@ -404,6 +404,13 @@ static void forget_context(struct vs_store *s) {
   s->context_vm_parts = NULL;
 }
 
+/* All a writer of the context keeps: the context as written and the digests. */
+static void drop_writer_state(struct vs_store *s) {
+  forget_context(s);
+  vs_strmap_free(s->digests);
+  s->digests = NULL;
+}
+
 char *vs_store_url_safe(const char *url) {
   /* postgresql://user:PASSWORD@host/... and password=... in a key=value string */
   const char *scheme = strstr(url, "://");
@@ -606,8 +613,7 @@ void vs_store_free(struct vs_store *s) {
   kept_free(s->kept);
   vs_view_cache_free(s->view_cache);
   json_decref(s->last_context);
-  forget_context(s);
-  vs_strmap_free(s->digests);
+  drop_writer_state(s);
   free(s);
 }
 
@@ -982,15 +988,15 @@ static json_t *read_context(struct vs_store *s, const struct vs_view *local,
     const char *kind = sym_PQgetvalue(r, i, 0), *name = sym_PQgetvalue(r, i, 1);
     _cleanup_(vs_freep) char *what =
         vs_xasprintf("fleet store %s: the fleet's context, %s %s", s->safe_url, kind, name);
-    bool vm = strcmp(kind, "vm") == 0;
-    if (vm && strcmp(sym_PQgetvalue(r, i, 2), "t") != 0) {
+    bool vm = strcmp(kind, "vm") == 0, in_time = strcmp(sym_PQgetvalue(r, i, 2), "t") == 0;
+    if (vm && !in_time) {
       vs_err_set(err, EINVAL,
                  "%s: made at %s, after the fleet's part (%s): written by something other than "
                  "vmscope_publish_context, or the server's clock went back",
                  what, sym_PQgetvalue(r, i, 4), made_at ? made_at : "none");
       break;
     }
-    if (!vm && strcmp(sym_PQgetvalue(r, i, 2), "t") != 0) {
+    if (!vm && !in_time) {
       vs_err_set(err, ENOENT,
                  "fleet store %s: the fleet's context was made at %s, longer than HostTimeout "
                  "(%.0f s) ago",
@@ -1047,11 +1053,7 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
                                     const struct vs_view_opts *vo, struct vs_store_round *round,
                                     struct vs_err *err) {
   round->stale = round->from_context = round->alone = false;
-  if (round->use_context) { /* not elected: another host writes the context */
-    forget_context(s);
-    vs_strmap_free(s->digests);
-    s->digests = NULL;
-  }
+  if (round->use_context) drop_writer_state(s); /* not elected: another host writes it */
   round->rows = round->rows_loaded = 0;
   free(round->why_not_context);
   round->why_not_context = NULL;
@@ -1142,12 +1144,18 @@ static void make_vm_part(void *arg, size_t i) {
   json_decref(part);
 }
 
+/* ID as a JSON string, or NULL when it is not UTF-8. */
+static char *json_string_text(const char *id) {
+  json_t *key = json_string(id);
+  char *text = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+  json_decref(key);
+  return text;
+}
+
 /* Adds "ID":TEXT to the JSON object being written in B. */
 static int add_member_text(const struct vs_store *s, struct vs_buf *b, const char *id,
                            const char *text, struct vs_err *err) {
-  json_t *key = json_string(id);
-  _cleanup_(vs_freep) char *key_text = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
-  json_decref(key);
+  _cleanup_(vs_freep) char *key_text = json_string_text(id);
   if (!key_text)
     return vs_err_set(err, EINVAL,
                       "fleet store %s: a VM whose uuid is not UTF-8 text: its part of the fleet's "
@@ -1166,21 +1174,17 @@ static char *write_context(struct vs_store *s, const struct vs_view *fleet,
   struct vs_buf vms = {0}, gone = {0};
   vs_buf_addc(&vms, '{');
   vs_buf_addc(&gone, '[');
-  _cleanup_(vs_strmap_freep) struct vs_strmap *now = base ? vs_strmap_new(NULL) : NULL;
   for (size_t i = 0; i < vs_view_count(fleet) && !err->msg; i++) {
     const char *id = vs_feature_id(vs_view_doc(fleet, i));
     const char *was = base ? vs_strmap_get(s->context_vm_parts, id) : NULL;
-    if (now) vs_strmap_put(now, id, NULL);
     if (!was || strcmp(was, parts[i].text) != 0) add_member_text(s, &vms, id, parts[i].text, err);
   }
   size_t pos = 0;
   const char *id;
   void *text;
   while (base && !err->msg && vs_strmap_next(s->context_vm_parts, &pos, &id, &text)) {
-    if (vs_strmap_has(now, id)) continue;
-    json_t *key = json_string(id); /* it was written once: it is UTF-8 */
-    _cleanup_(vs_freep) char *key_text = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
-    json_decref(key);
+    if (vs_view_find_id(fleet, id) >= 0) continue;
+    _cleanup_(vs_freep) char *key_text = json_string_text(id); /* written once: it is UTF-8 */
     if (key_text) vs_buf_addf(&gone, "%s%s", gone.len > 1 ? "," : "", key_text);
   }
   vs_buf_addc(&vms, '}');
