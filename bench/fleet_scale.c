@@ -659,7 +659,9 @@ static struct result run(const char *base_url, const char *password_file, long p
   sql(c, "CHECKPOINT");
   res.db_bytes = sql_number(c, "SELECT pg_database_size(current_database())");
   res.vms_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_vms')");
-  res.findings_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_findings')");
+  /* The findings are in vmscope_rankings (schema version 7): their "since" times measured apart */
+  res.findings_bytes =
+      sql_number(c, "SELECT coalesce(sum(pg_column_size(since)), 0) FROM vmscope_rankings");
   res.rankings_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_rankings')");
   res.context_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_context') + "
                                     "pg_total_relation_size('vmscope_vm_context')");
@@ -767,13 +769,13 @@ int main(int argc, char **argv) {
          "against the whole view's\n");
   for (size_t s = 0; s < n_sizes; s++)
     printf("%6zu hosts: round %.3f + %.3f CPU s, elected %.2f + %.2f CPU s; vmscope_vms %.1f, "
-           "vmscope_findings %.1f, vmscope_rankings %.1f, the context %.1f MiB "
+           "vmscope_rankings %.1f (the findings' since %.1f of it), the context %.1f MiB "
            "(empty store %.1f MiB); whole view %.2f s = publish %.2f + read %.2f (vs_store_load) "
            "+ prepare and the rest %.2f; its own VMs ranked %.2f s, published %.2f s; %.1f "
            "findings per VM; %zu groups, %zu rollouts, %zu unique; %zu of %zu rankings from the "
            "context differ from the whole view's\n",
            r[s].hosts, r[s].cpu_round, r[s].pg_round, r[s].cpu_elected, r[s].pg_elected,
-           r[s].vms_bytes / 1048576, r[s].findings_bytes / 1048576, r[s].rankings_bytes / 1048576,
+           r[s].vms_bytes / 1048576, r[s].rankings_bytes / 1048576, r[s].findings_bytes / 1048576,
            r[s].context_bytes / 1048576, r[s].empty_bytes / 1048576, r[s].el_view, r[s].publish,
            r[s].load, r[s].el_view - r[s].publish - r[s].load, r[s].el_rank, r[s].el_findings,
            (double)r[s].n_findings / (double)vms, r[s].groups, r[s].rollouts, r[s].unique,

@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 6" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 7" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -109,13 +109,16 @@ ok $? "a server whose certificate another CA signed is refused (exit $rc: $(head
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_vms('host-b', 0, '[]', NULL)")
 [[ $out == *"role host-a may not write as host host-b"* ]]
 ok $? "host-a cannot publish as host-b (its counts): $out"
-out=$(as_role host-a pw-of-host-a "UPDATE vmscope_findings SET severity = 'okay' WHERE host = 'host-b'")
-[[ $out == *"permission denied for table vmscope_findings"* ]]
+out=$(as_role host-a pw-of-host-a "UPDATE vmscope_rankings SET drift = '{\"findings\": []}' WHERE host = 'host-b'")
+[[ $out == *"permission denied for table vmscope_rankings"* ]]
 ok $? "nor change host-b's findings in the table: $out"
+out=$(as_role host-a pw-of-host-a "UPDATE vmscope_findings SET severity = 'okay' WHERE host = 'host-b'")
+[[ $out == *"cannot update view \"vmscope_findings\""* ]]
+ok $? "nor through the view of them, which no one writes: $out"
 out=$(as_role host-a pw-of-host-a "DELETE FROM vmscope_vms WHERE host = 'host-b'")
 [[ $out == *"permission denied for table vmscope_vms"* ]]
 ok $? "nor delete host-b's VMs: $out"
-out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_findings('host-a', '[{\"uuid\": \"$(uuid web-4)\", \"name\": \"web-4\", \"samples\": 0, \"alarms\": 0, \"unique_vm\": false, \"drift\": {}}]', '[]')")
+out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_findings('host-a', '[{\"uuid\": \"$(uuid web-4)\", \"name\": \"web-4\", \"samples\": 0, \"alarms\": 0, \"unique_vm\": false, \"drift\": {\"findings\": []}}]')")
 [[ $out == *"host host-a ranks a VM another host published"* ]]
 ok $? "nor publish a ranking of host-b's VM under its own name: $out"
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_fleet('host-a', '{}')")

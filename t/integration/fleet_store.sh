@@ -168,7 +168,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6 "the schema is created once, at version 6"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7 "the schema is created once, at version 7"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -203,10 +203,10 @@ ok $? "a read-only role for Grafana: CONNECT, member of vmscope_reader"
 GF_URL=$(vs_pg_url vmscope_grafana vmscope)
 GF_PASSWORD=grafana-secret
 GF_FROM=$(($(date +%s) - 3600)) GF_TO=$(($(date +%s) + 60)) GF_INTERVAL=1m
-! out=$(gf_run 'DELETE FROM vmscope_findings' 2>&1) && grep -q 'read-only transaction' <<<"$out"
+! out=$(gf_run 'DELETE FROM vmscope_rankings' 2>&1) && grep -q 'read-only transaction' <<<"$out"
 ok $? "the role's transactions are read-only: $(head -n1 <<<"$out")"
-! out=$(gf_run 'START TRANSACTION READ WRITE; DELETE FROM vmscope_findings' 2>&1) &&
-  grep -q 'permission denied for table vmscope_findings' <<<"$out"
+! out=$(gf_run 'START TRANSACTION READ WRITE; DELETE FROM vmscope_rankings' 2>&1) &&
+  grep -q 'permission denied for table vmscope_rankings' <<<"$out"
 ok $? "and a read-write one is refused by its rights: $(head -n1 <<<"$out")"
 # The variables as a user would set them: live 5 minutes, every host and VM, every severity.
 gvar() { jq -r --arg n "$1" '.templating.list[] | select(.name == $n) | .query' "$gdash"; }
@@ -303,7 +303,7 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 6 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 7 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
@@ -346,20 +346,33 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
   done <"$work/v3.uuids"
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
-  # context (as version 6 writes it) and version 5's fingerprints and indexes go too.
+  # context (as version 6 writes it) and version 5's fingerprints and indexes go too, and
+  # version 7's findings view becomes version 2's table again, with the times it shows.
+  echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
+  echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb);'
+  echo 'ALTER TABLE vmscope_rankings DROP COLUMN since;'
+  echo 'ALTER TABLE v2_findings RENAME TO vmscope_findings;'
+  echo 'ALTER TABLE vmscope_findings OWNER TO vmscope;'
+  echo 'ALTER TABLE vmscope_findings ADD PRIMARY KEY (uuid, key);'
+  echo 'UPDATE vmscope_findings SET since = since - interval '"'1 day'"';'
   echo 'DROP FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
-  echo 'DROP INDEX vmscope_findings_host, vmscope_rankings_host;'
+  echo 'DROP INDEX vmscope_rankings_host;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version >= 3;'
   echo 'COMMIT;'
 } >"$work/to-v2.sql"
+findings_v7=$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 6" "vmscope fleet migrate brings it to version 6"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 7" "vmscope fleet migrate brings it to version 7"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3,4,5,6 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4,5,6,7 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+[ -n "$findings_v7" ] && [ "$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")" = "$findings_v7" ]
+ok $? "the findings (version 7: a view of the rankings) are those the table held"
+is "$(sql -c "SELECT count(*) FILTER (WHERE since < ranked_at - interval '12 hours') || ' of ' || count(*) FROM vmscope_findings")" \
+  "$(sql -c 'SELECT count(*) || $$ of $$ || count(*) FROM vmscope_findings')" "and so are their times (since), carried over"
 "$VMSCOPE" report --html "$work/migrated.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/migrated.err"
 ok $? "the fleet-wide report is drawn from the migrated store$(sed 's/^/: /' "$work/migrated.err" | head -n1)"
 diff "$work/v3.html" "$work/migrated.html" >"$work/migrated.diff"
@@ -371,4 +384,36 @@ sql -c "UPDATE vmscope_vms SET previous = jsonb_set(previous, '{settings,file:/e
 grep -q '<h4>Since [0-9TZ:-]*: 1 change</h4>' "$work/changed.html" &&
   grep -q '<td>file:/etc/ssh/sshd_config:PermitRootLogin</td><td>no</td>' "$work/changed.html"
 ok $? "a change in a whole previous snapshot is web-01's change since it:$(grep -o '<td>file:/etc/ssh/sshd_config:PermitRootLogin</td><td>[^<]*</td><td>[^<]*</td>' "$work/changed.html" | head -n1 | sed 's/<[^>]*>/ /g' | tr -s ' ')"
+# A finding's "since" is kept while its value stays (version 7 keeps it in the ranking's
+# since; the view shows it), and the publish refuses a finding the view could not show. As the
+# owner, for host-t, a host of its own that ranks one VM no host published.
+finding() { # KEY VALUE [SCORE]: a finding as vs_drift_to_json writes it
+  printf '{"rank": 1, "key": "%s", "value": "%s", "majority": {"value": "x", "count": 3, "share": 0.75}, "n": 4, "p": 0.1, "score": %s, "kind": "alone", "severity": "warning", "waived": false}' "$1" "$2" "${3:-0.5}"
+}
+ranking() { # FINDING...: host-t's one ranking, of VM t-1
+  local IFS=,
+  printf '[{"uuid": "t-1", "name": "t-1", "samples": 4, "alarms": 1, "unique_vm": false, "drift": {"findings": [%s]}}]' "$*"
+}
+tsince() { sql -c "SELECT string_agg(key || '=' || value || '@' || extract(epoch FROM since), ' ' ORDER BY key) FROM vmscope_findings WHERE uuid = 't-1'"; }
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 0, '[]', NULL)" \
+  "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" "$(finding k2 b)")')")
+first=$(tsince)
+out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a 0.9)" "$(finding k2 c)")')")
+second=$(tsince)
+t1=${first%% *} t1=${t1#*@}
+[[ $first == "k1=a@$t1 k2=b@$t1" && ${second%% *} == "k1=a@$t1" && $second == *" k2=c@"* && ${second##*@} != "$t1" ]]
+ok $? "a finding keeps its since while its value stays, and a new value starts anew: $first -> $second"
+is "$(sql -c "SELECT host || ' ' || name || ' ' || majority || ' ' || majority_count || ' ' || peers || ' ' || share || ' ' || score || ' ' || severity || ' ' || kind || ' ' || rank || ' ' || waived FROM vmscope_findings WHERE uuid = 't-1' AND key = 'k1'")" \
+  "host-t t-1 x 3 4 0.75 0.9 warning alone 1 false" "the view shows each of a finding's columns"
+out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" '{"key": "k3", "value": "v"}')')")
+[[ $out == *"a finding without one of key, value"* && $(tsince) == "$second" ]]
+ok $? "a finding the view could not show is refused, and nothing is written: $out"
+out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" "$(finding k1 b)")')")
+[[ $out == *"has a key's finding twice"* && $(tsince) == "$second" ]]
+ok $? "so is a key's finding twice: $out"
+out=$(as_owner "SELECT vmscope_publish_findings('host-t', '[{\"uuid\": \"t-1\", \"name\": \"t-1\", \"samples\": 1, \"alarms\": 0, \"unique_vm\": false, \"drift\": {}}]')")
+[[ $out == *"without a uuid or a findings array"* ]]
+ok $? "and a ranking without its findings: $out"
+as_owner "SELECT vmscope_publish_findings('host-t', '[]')" >/dev/null
+is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-t'")" 0 "host-t's ranking goes when it ranks it no more"
 done_testing

@@ -392,6 +392,87 @@ static const char *const migrations[] = {
     "  FROM PUBLIC;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb)"
     "  TO vmscope_host;",
+    /* 7: each finding kept once, in its ranking's drift document, which held every one of them
+     * already: vmscope_findings repeated them a row each, 70% of the store at 2,000 keys a VM
+     * (bench/fleet-scale.sh: 53 of 80 KB a VM), and its rows were a host's publish. It is now
+     * a view of the same columns over vmscope_rankings; a finding's "since" (kept while its
+     * value stays) is in the ranking's SINCE, key -> time. The publish checks each finding has
+     * the columns the view makes of it, so that no host's document can break a reader's query.
+     * The times carry over. */
+    "ALTER TABLE vmscope_rankings ADD COLUMN since jsonb NOT NULL DEFAULT '{}';"
+    "UPDATE vmscope_rankings k SET since = coalesce((SELECT jsonb_object_agg(f.key, f.since)"
+    "  FROM vmscope_findings f WHERE f.uuid = k.uuid), '{}');"
+    "DROP FUNCTION vmscope_publish_findings(text, jsonb, jsonb);"
+    "DROP TABLE vmscope_findings;"
+    "CREATE VIEW vmscope_findings AS"
+    "  SELECT k.uuid, k.host, k.name, f.key, f.value,"
+    "    coalesce(f.majority ->> 'value', '') AS majority,"
+    "    (f.majority ->> 'count')::integer AS majority_count, f.n AS peers,"
+    "    coalesce((f.majority ->> 'share')::double precision, 0) AS share, f.score, f.p,"
+    "    f.severity, f.kind, f.rank, f.waived, (k.since ->> f.key)::timestamptz AS since,"
+    "    k.ranked_at"
+    "  FROM vmscope_rankings k CROSS JOIN LATERAL jsonb_to_recordset(k.drift -> 'findings')"
+    "    AS f(key text, value text, majority jsonb, n integer, score double precision,"
+    "      p double precision, severity text, kind text, rank integer, waived boolean);"
+    "CREATE FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb)"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
+    "  PERFORM vmscope_check_host(p_host);"
+    "  IF EXISTS (SELECT FROM vmscope_vms v JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)"
+    "      ON r.uuid = v.uuid WHERE v.host <> p_host) THEN"
+    "    RAISE EXCEPTION 'host % ranks a VM another host published since', p_host"
+    "      USING ERRCODE = '40001';"
+    "  END IF;"
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
+    "      WHERE r.uuid IS NULL OR jsonb_typeof(r.drift -> 'findings') IS DISTINCT FROM 'array')"
+    "  THEN"
+    "    RAISE EXCEPTION 'host %: a ranking without a uuid or a findings array', p_host"
+    "      USING ERRCODE = '22023';"
+    "  END IF;"
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
+    "      CROSS JOIN LATERAL jsonb_to_recordset(r.drift -> 'findings') AS f(key text,"
+    "        value text, majority jsonb, n integer, score double precision, p double precision,"
+    "        severity text, kind text, rank integer, waived boolean)"
+    "      WHERE f.key IS NULL OR f.value IS NULL OR f.n IS NULL OR f.score IS NULL"
+    "        OR f.p IS NULL OR f.severity IS NULL OR f.kind IS NULL OR f.rank IS NULL"
+    "        OR f.waived IS NULL OR jsonb_typeof(f.majority) IS DISTINCT FROM 'object'"
+    "        OR (f.majority ->> 'count')::integer IS NULL"
+    "        OR (f.majority ->> 'share')::double precision IS NULL) THEN"
+    "    RAISE EXCEPTION 'host %: a finding without one of key, value, majority (count, share), "
+    "n, score, p, severity, kind, rank or waived', p_host USING ERRCODE = '22023';"
+    "  END IF;"
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
+    "      CROSS JOIN LATERAL jsonb_to_recordset(r.drift -> 'findings') AS f(key text)"
+    "      GROUP BY r.uuid, f.key HAVING count(*) > 1) THEN"
+    "    RAISE EXCEPTION 'host %: a ranking has a key''s finding twice', p_host"
+    "      USING ERRCODE = '22023';"
+    "  END IF;"
+    "  WITH r AS (SELECT * FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text,"
+    "      samples integer, alarms integer, unique_vm boolean, drift jsonb)),"
+    "    was AS (SELECT o.uuid, f.key, f.value, o.since -> f.key AS since"
+    "      FROM vmscope_rankings o JOIN r ON r.uuid = o.uuid"
+    "      CROSS JOIN LATERAL jsonb_to_recordset(o.drift -> 'findings') AS f(key text, value "
+    "text)),"
+    "    since AS (SELECT r.uuid, jsonb_object_agg(f.key, coalesce(w.since, to_jsonb(now())))"
+    "        AS since"
+    "      FROM r CROSS JOIN LATERAL jsonb_to_recordset(r.drift -> 'findings')"
+    "        AS f(key text, value text)"
+    "      LEFT JOIN was w ON w.uuid = r.uuid AND w.key = f.key AND w.value = f.value"
+    "      GROUP BY r.uuid)"
+    "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"
+    "      drift, since)"
+    "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift,"
+    "      coalesce(s.since, '{}') FROM r LEFT JOIN since s ON s.uuid = r.uuid"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples,"
+    "      alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift,"
+    "      since = EXCLUDED.since;"
+    "  DELETE FROM vmscope_rankings k WHERE k.host = p_host AND NOT k.uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text));"
+    "END $$;"
+    "REVOKE ALL ON vmscope_findings FROM PUBLIC;"
+    "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb) FROM PUBLIC;"
+    "GRANT SELECT ON vmscope_findings TO vmscope_host, vmscope_reader;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb) TO vmscope_host;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -1274,36 +1355,22 @@ bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_vi
 
 int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked, size_t n,
                               struct vs_err *err) {
-  json_t *rankings = json_array(), *findings = json_array();
+  json_t *rankings = json_array();
   for (size_t i = 0; i < n; i++) {
     const struct vs_drift *d = ranked[i];
     json_array_append_new(rankings, json_pack("{s:s,s:s,s:i,s:i,s:b,s:o}", "uuid", d->target_id,
                                               "name", d->target_name, "samples", (int)d->samples,
                                               "alarms", (int)d->alarms, "unique_vm", d->unique,
                                               "drift", vs_drift_to_json(d, 0)));
-    for (size_t k = 0; k < d->n_findings; k++) {
-      const struct vs_finding *f = &d->findings[k];
-      json_array_append_new(
-          findings,
-          json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:f,s:s,s:s,s:i,s:b}", "uuid",
-                    d->target_id, "name", d->target_name, "key", f->key, "value", f->value,
-                    "majority", f->majority ? f->majority : "", "majority_count",
-                    (int)f->majority_count, "peers", (int)f->n, "share",
-                    f->n ? (double)f->majority_count / f->n : 0.0, "score", f->score, "p", f->p,
-                    "severity", vs_severity_name(f->severity), "kind",
-                    vs_finding_kind_name(f->kind), "rank", (int)f->rank, "waived", f->waived));
-    }
   }
   _cleanup_(vs_freep) char *rankings_text = json_dumps(rankings, JSON_COMPACT);
-  _cleanup_(vs_freep) char *findings_text = json_dumps(findings, JSON_COMPACT);
   json_decref(rankings);
-  json_decref(findings);
-  if (!rankings_text || !findings_text)
+  if (!rankings_text)
     return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings", s->safe_url);
   if (connect_store(s, err) < 0) return -1;
-  const char *p[] = {s->host, rankings_text, findings_text};
-  return call(s, "publishing the findings",
-              "SELECT vmscope_publish_findings($1, $2::jsonb, $3::jsonb)", 3, p, err);
+  const char *p[] = {s->host, rankings_text};
+  return call(s, "publishing the findings", "SELECT vmscope_publish_findings($1, $2::jsonb)", 2, p,
+              err);
 }
 
 int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f,
