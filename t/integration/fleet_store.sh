@@ -350,6 +350,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # version 7's findings view becomes version 2's table again, with the times it shows.
   echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
   echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb);'
+  echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN since;'
   echo 'ALTER TABLE v2_findings RENAME TO vmscope_findings;'
   echo 'ALTER TABLE vmscope_findings OWNER TO vmscope;'
@@ -409,11 +410,52 @@ out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding 
 [[ $out == *"a finding without one of key, value"* && $(tsince) == "$second" ]]
 ok $? "a finding the view could not show is refused, and nothing is written: $out"
 out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" "$(finding k1 b)")')")
-[[ $out == *"has a key's finding twice"* && $(tsince) == "$second" ]]
+[[ $out == *"or a key's finding twice"* && $(tsince) == "$second" ]]
 ok $? "so is a key's finding twice: $out"
 out=$(as_owner "SELECT vmscope_publish_findings('host-t', '[{\"uuid\": \"t-1\", \"name\": \"t-1\", \"samples\": 1, \"alarms\": 0, \"unique_vm\": false, \"drift\": {}}]')")
 [[ $out == *"without a uuid or a findings array"* ]]
 ok $? "and a ranking without its findings: $out"
+# A host sends again only the VMs whose documents changed (version 7), and names the others
+# with the fingerprints of the rows it wrote; a row not as named (changed or gone, whoever did
+# it) makes the call write nothing and return NULL, and the host then sends every VM whole.
+trow='{"uuid": "t-2", "name": "t-2", "taken_at": "2026-12-01T10:00:00Z", "doc": {"id": "t-2"}, "previous": null, "previous_patch": null}'
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$trow]', NULL)")
+tsha=$(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 't-2'")
+is "$out" "{\"t-2\": \"$tsha\"}" "a publish returns the fingerprints of the rows it wrote"
+tkept() { # SHA: what the call returns, then (read after it) whether the row is there and the host's seen
+  as_owner "SELECT coalesce(vmscope_publish_vms('host-t', 1, '[]', NULL, '[{\"uuid\": \"t-2\", \"sha\": \"$1\"}]')::text, 'null')" \
+    "SELECT (SELECT count(*) FROM vmscope_vms WHERE uuid = 't-2' AND host = 'host-t') || ' ' || (SELECT seen FROM vmscope_hosts WHERE host = 'host-t')" | paste -sd' '
+}
+kept1=$(tkept "$tsha")
+[[ $kept1 == "{} 1 "* ]]
+ok $? "a row named with its fingerprint is kept, not sent again: $kept1"
+kept2=$(tkept "0$tsha")
+is "$kept2" "null ${kept1#\{\} }" "named with another fingerprint: nothing is written (NULL; the host's seen unchanged)"
+sql -c "UPDATE vmscope_vms SET doc = '{\"id\": \"t-2\", \"x\": 1}' WHERE uuid = 't-2'" >/dev/null
+is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 1" "nor when the row was changed by another since"
+sql -c "DELETE FROM vmscope_vms WHERE uuid = 't-2'" >/dev/null
+is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 0" "nor when it is gone"
 as_owner "SELECT vmscope_publish_findings('host-t', '[]')" >/dev/null
+# One host's store client from one publish to the next (t/lib/store_publish, the code the plugin
+# runs): it sends again only the VMs whose documents changed; when a row it kept is not as it
+# wrote it (changed by another, or gone), it sends every VM whole. A name changed in the store
+# shows which rows were sent: the fingerprint is of the documents and the host, not the name.
+coproc PUB { "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p 2>&1; }
+pids+=("$PUB_PID")
+pub() { local line; echo "$1" >&"${PUB[1]}" && read -r -t 30 line <&"${PUB[0]}" && echo "$line"; }
+pub_names() { sql -c "SELECT string_agg(name, ',' ORDER BY uuid) FROM vmscope_vms WHERE host = 'host-p'"; }
+is "$(pub publish) $(pub_names)" "ok p-1,p-2,p-3" "a host publishes its three VMs"
+sql -c "UPDATE vmscope_vms SET name = 'renamed' WHERE host = 'host-p'" >/dev/null
+is "$(pub publish) $(pub_names)" "ok renamed,renamed,renamed" "unchanged, none is sent again (the names changed in the store stay)"
+pub "change p-2" >/dev/null
+is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "a VM whose document changed is sent, and only it"
+sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
+is "$(pub publish) $(pub_names) $(sql -c "SELECT doc -> 'settings' ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
+  "a row changed by another since: every VM is sent whole, and the row is the host's again"
+sql -c "DELETE FROM vmscope_vms WHERE uuid = 'p-1'" >/dev/null
+is "$(pub publish) $(pub_names)" "ok p-1,p-2,p-3" "and a row gone is written again"
+eval "exec ${PUB[1]}>&-"
+wait "$PUB_PID"
+ok $? "the client exits cleanly"
 is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-t'")" 0 "host-t's ranking goes when it ranks it no more"
 done_testing

@@ -108,6 +108,60 @@ static void test_json_round_trip(const struct vs_feature *doc) {
   vs_feature_free(back);
 }
 
+/* What the fleet store compares to send a VM's document again or not: each field that ranking
+ * reads, told apart; provenance and skipped files not. */
+static void test_same_but_provenance(const struct vs_feature *doc) {
+  ok(vs_feature_same_but_provenance(NULL, NULL) && !vs_feature_same_but_provenance(doc, NULL) &&
+         !vs_feature_same_but_provenance(NULL, doc),
+     "no document is the same as no document only");
+  char *text = vs_feature_dumps(doc, false);
+  struct vs_err err = {0};
+  struct vs_feature *copy = vs_feature_loads(text, strlen(text), "copy.json", &err);
+  ok(copy && vs_feature_same_but_provenance(doc, copy) && vs_feature_same_but_provenance(copy, doc),
+     "a copy of a document is the same (%s)", err.msg ? err.msg : "loaded");
+  if (copy) vs_feature_set(copy, "vm:vcpu", vs_feature_get(doc, "vm:vcpu"), "/elsewhere");
+  if (copy) vs_feature_skip(copy, "/etc/other.conf", "skipped too");
+  ok(vs_feature_same_but_provenance(doc, copy), "also with other provenance and files skipped");
+  const char *changes[] = {"a value",  "a key more", "a key less", "the name",
+                           "the time", "the source", "an OS fact", "a default"};
+  for (size_t i = 0; i < sizeof(changes) / sizeof(*changes); i++) {
+    struct vs_feature *d = vs_feature_loads(text, strlen(text), "other.json", &err);
+    if (!d) break;
+    switch (i) {
+    case 0:
+      vs_feature_set(d, "vm:vcpu", "4", NULL);
+      break;
+    case 1:
+      vs_feature_set(d, "vm:x", "4", NULL);
+      break;
+    case 2:
+      vs_feature_unset(d, "vm:vcpu");
+      break;
+    case 3:
+      vs_feature_set_id(d, vs_feature_id(d), "x");
+      break;
+    case 4:
+      vs_feature_set_taken_at(d, 1);
+      break;
+    case 5:
+      vs_feature_set_source(d, "dir", "/x", "dir");
+      break;
+    case 6:
+      vs_feature_set_os(d, "version", "13");
+      break;
+    default:
+      vs_feature_set_default(d, "vm:vcpu", "1");
+      break;
+    }
+    ok(!vs_feature_same_but_provenance(doc, d) && !vs_feature_same_but_provenance(d, doc),
+       "not the same with %s changed", changes[i]);
+    vs_feature_free(d);
+  }
+  vs_err_clear(&err);
+  free(text);
+  vs_feature_free(copy);
+}
+
 /* Through a file, as the pool will store them. */
 static void test_file_round_trip(const struct vs_feature *doc) {
   struct vs_err err = {0};
@@ -192,6 +246,7 @@ int main(void) {
   test_defaults_are_not_settings(doc);
   test_json_round_trip(doc);
   test_file_round_trip(doc);
+  test_same_but_provenance(doc);
   test_load_errors();
   vs_feature_free(doc);
   return done_testing();

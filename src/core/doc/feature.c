@@ -207,6 +207,33 @@ const char *vs_feature_origin(const struct vs_feature *doc, const char *key) {
   return s ? s->origin : NULL;
 }
 
+/* Whether maps A and B of strings (or, with SETTINGS, of struct setting) hold the same values
+ * under the same keys. */
+static bool same_map(const struct vs_strmap *a, const struct vs_strmap *b, bool settings) {
+  if (vs_strmap_count(a) != vs_strmap_count(b)) return false;
+  size_t pos = 0;
+  const char *k;
+  void *v;
+  while (vs_strmap_next(a, &pos, &k, &v)) {
+    void *w = vs_strmap_get(b, k);
+    if (!w) return false;
+    const char *x = settings ? ((struct setting *)v)->value : v;
+    const char *y = settings ? ((struct setting *)w)->value : w;
+    if (strcmp(x, y) != 0) return false;
+  }
+  return true;
+}
+
+bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b) {
+  if (!a || !b) return a == b;
+  return a == b ||
+         (strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 &&
+          strcmp(a->taken_at, b->taken_at) == 0 && strcmp(a->source_kind, b->source_kind) == 0 &&
+          strcmp(a->source_path, b->source_path) == 0 &&
+          strcmp(a->source_backend, b->source_backend) == 0 && same_map(a->os, b->os, false) &&
+          same_map(a->defaults, b->defaults, false) && same_map(a->settings, b->settings, true));
+}
+
 bool vs_feature_unset(struct vs_feature *doc, const char *key) {
   return vs_strmap_remove(doc->settings, key);
 }

@@ -58,6 +58,10 @@ bool vs_feature_unset(struct vs_feature *doc, const char *key);
 size_t vs_feature_count(const struct vs_feature *doc);
 /* Sorted keys in a NULL-terminated array; free the array, not the keys. */
 const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
+/* Whether A and B say the same of their VM but perhaps for where each setting came from
+ * (provenance) and which files were skipped: the same id, name, time, source, OS facts,
+ * settings and defaults. Either may be NULL (then both must be). */
+bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b);
 /* Iteration over the settings in no particular order (cheaper than sorted keys): start with
  * *POS = 0; returns false at the end. The document must not change while iterating. */
 bool vs_feature_next(const struct vs_feature *doc, size_t *pos, const char **key,

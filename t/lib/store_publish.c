@@ -1,0 +1,69 @@
+/* store_publish URL PASSWORD_FILE HOST: one host's store client, driven line by line from
+ * stdin, so that a test can change the store between two publishes of the same process (whose
+ * memory of what it published is what is tested). Commands, each answered with one line:
+ *   publish     vs_store_publish_vms of this host's three VMs, p-1, p-2 and p-3, their
+ *               documents made anew each time (as the plugin reads its pool each round):
+ *               "ok" or "error: MESSAGE"
+ *   change ID   VM ID's document gets a new value from now on: "ok"
+ * At the end of input it exits 0. */
+#include "fleetview.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VMS 3
+
+static struct vs_feature *make_doc(size_t i, unsigned version) {
+  struct vs_feature *d = vs_feature_new();
+  char id[16], value[16];
+  snprintf(id, sizeof(id), "p-%zu", i + 1);
+  vs_feature_set_id(d, id, id);
+  vs_feature_set_taken_at(d, 1796000000);
+  vs_feature_set_source(d, "dir", id, "dir");
+  vs_feature_set_os(d, "distro", "debian");
+  vs_feature_set(d, "file:/etc/ssh/sshd_config:Port", "22", "/etc/ssh/sshd_config");
+  snprintf(value, sizeof(value), "%u", version);
+  vs_feature_set(d, "version", value, NULL);
+  return d;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) {
+    fprintf(stderr, "usage: store_publish URL PASSWORD_FILE HOST\n");
+    return 2;
+  }
+  struct vs_store_opts o = {.url = argv[1], .password_file = argv[2], .host = argv[3]};
+  struct vs_err err = {0};
+  struct vs_store *s = vs_store_open(&o, &err);
+  if (!s) {
+    fprintf(stderr, "store_publish: %s\n", vs_err_msg(&err));
+    return 1;
+  }
+  unsigned version[VMS] = {0};
+  char line[256];
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  while (fgets(line, sizeof(line), stdin)) {
+    line[strcspn(line, "\n")] = '\0';
+    if (strcmp(line, "publish") == 0) {
+      struct vs_view *local = vs_view_new();
+      for (size_t i = 0; i < VMS; i++)
+        vs_view_add(local, make_doc(i, version[i]));
+      if (vs_store_publish_vms(s, local, &err) == 0)
+        printf("ok\n");
+      else
+        printf("error: %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      vs_view_free(local);
+    } else if (strncmp(line, "change p-", 9) == 0 && line[9] >= '1' && line[9] < '1' + VMS &&
+               !line[10]) {
+      version[line[9] - '1']++;
+      printf("ok\n");
+    } else {
+      printf("error: unknown command \"%s\"\n", line);
+    }
+  }
+  vs_store_free(s);
+  return 0;
+}
