@@ -156,6 +156,28 @@ static struct vs_view *make_local_next(size_t h, size_t vms, size_t keys, int64_
   return v;
 }
 
+/* Host H's pool after make_local_next's, every VM snapshotted again an hour later, finding
+ * nothing changed: the newest of make_local_next is the previous. */
+static struct vs_view *make_local_retaken(size_t h, size_t vms, size_t keys, int64_t now) {
+  struct vs_view *next = make_local_next(h, vms, keys, now), *v = vs_view_new();
+  for (size_t i = 0; i < vs_view_count(next); i++) {
+    const struct vs_feature *newest = vs_view_doc(next, i);
+    char *text = vs_feature_dumps(newest, false);
+    struct vs_err err = {0};
+    struct vs_feature *again = vs_feature_loads(text, strlen(text), "retaken", &err);
+    if (!again) die("a document taken again", vs_err_msg(&err));
+    free(text);
+    struct tm tm = {0};
+    if (!strptime(vs_feature_taken_at(newest), "%Y-%m-%dT%H:%M:%SZ", &tm))
+      die("a document taken again", vs_feature_taken_at(newest));
+    vs_feature_set_taken_at(again, (int64_t)timegm(&tm) + 3600);
+    vs_view_add(v, vs_feature_ref((struct vs_feature *)newest)); /* held, not changed */
+    vs_view_add(v, again);
+  }
+  vs_view_free(next);
+  return v;
+}
+
 static char *host_name(size_t h) {
   return vs_xasprintf("host-%04zu", h);
 }
@@ -407,6 +429,7 @@ struct result {
   /* 2. another host's round, from the context */
   double view, rank, findings, round;
   double round_all, view_all; /* a fresh client's round: every VM sent */
+  double round_retaken;       /* a round after every VM was snapshotted again, unchanged */
   double publish, copy_in;    /* one host's publish alone, and COPY of the same rows */
   double load, copy_out;      /* vs_store_load of the fleet, and COPY TO STDOUT of its rows */
   double out_bytes;
@@ -607,19 +630,23 @@ static struct result run(const char *base_url, const char *password_file, long p
    * rankings of each are checked against the whole view's. */
   vs_store_free(s1);
   s1 = open_store(url, password_file, 1);
-  struct result at[ROUNDS + 1];
-  for (int k = 0; k <= ROUNDS; k++) {
+  /* And last, a round after every VM of host 1 was snapshotted again and found nothing
+   * changed (every VM, every hour, by default): only the new times are sent. */
+  struct vs_view *retaken = make_local_retaken(1, vms, keys, now);
+  struct result at[ROUNDS + 2];
+  for (int k = 0; k <= ROUNDS + 1; k++) {
     struct result *x = &at[k];
+    const struct vs_view *pool = k <= ROUNDS ? local1 : retaken;
     double c0 = pg_cpu(postmaster), u0 = cpu_self(), h0 = heap_mib();
     t0 = vs_now_monotonic();
     struct vs_store_round round = {.use_context = true};
-    struct vs_view *ctx = vs_store_round_view(s1, local1, &vo, &round, &err);
+    struct vs_view *ctx = vs_store_round_view(s1, pool, &vo, &round, &err);
     double t1 = vs_now_monotonic();
     if (round.stale) die("the context view", vs_err_msg(&err));
     if (!round.from_context) die("the context view", round.why_not_context);
     vs_store_round_clear(&round);
     x->heap_round = heap_mib() - h0;
-    x->n_findings = rank_local(ctx, local1, mine, vms);
+    x->n_findings = rank_local(ctx, pool, mine, vms);
     double t2 = vs_now_monotonic();
     if (vs_store_publish_findings(s1, mine, vms, &err) < 0)
       die("publishing the findings", vs_err_msg(&err));
@@ -644,6 +671,8 @@ static struct result run(const char *base_url, const char *password_file, long p
     if (below == ROUNDS / 2) median = (size_t)k;
   }
   res.round_all = at[0].round, res.view_all = at[0].view;
+  res.round_retaken = at[ROUNDS + 1].round;
+  vs_view_free(retaken);
   res.view = at[median].view, res.rank = at[median].rank, res.findings = at[median].findings;
   res.round = at[median].round, res.pg_round = at[median].pg_round;
   res.cpu_round = at[median].cpu_round, res.heap_round = at[median].heap_round;
@@ -733,22 +762,26 @@ int main(int argc, char **argv) {
          "(publish its VMs, read its VMs' parts, their groups' and the fleet's, prepare a view of "
          "its own VMs); rank = its %zu VMs; find = vs_store_publish_findings; round = view + "
          "rank + find in a round with no VM changed since the last (none sent); all = the same "
-         "with every VM sent (a fresh client: after a restart, or every VM snapshotted since). "
+         "with every VM sent (a fresh client: after a restart, or every VM changed since); "
+         "again = the same after every VM was snapshotted again and found nothing changed "
+         "(only the new times sent). "
          "The elected "
          "host's refresh: whole = the same reading every VM's rows and preparing the whole "
          "view, + its own VMs ranked and published, + ffind (vs_fleet_find) + pub "
          "(vs_store_publish_fleet) + ctx (vs_store_publish_context)\n",
          vms);
-  printf("%6s %7s | %6s %6s %6s %6s %6s | %7s %7s %6s %6s %6s | %8s %7s | %7s %7s | %7s %7s\n",
-         "hosts", "VMs", "all", "round", "view", "rank", "find", "elected", "whole", "ffind", "pub",
-         "ctx", "storeMiB", "B/VM", "pgCPUrd", "pgCPUel", "heapRd", "heapEl");
+  printf("%6s %7s | %6s %6s %6s %6s %6s %6s | %7s %7s %6s %6s %6s | %8s %7s | %7s %7s | %7s "
+         "%7s\n",
+         "hosts", "VMs", "all", "again", "round", "view", "rank", "find", "elected", "whole",
+         "ffind", "pub", "ctx", "storeMiB", "B/VM", "pgCPUrd", "pgCPUel", "heapRd", "heapEl");
   for (size_t s = 0; s < n_sizes; s++)
-    printf("%6zu %7zu | %6.3f %6.3f %6.3f %6.3f %6.3f | %7.2f %7.2f %6.2f %6.2f %6.2f | %8.1f "
-           "%7.0f | %7.2f %7.2f | %7.1f %7.1f\n",
-           r[s].hosts, r[s].vms, r[s].round_all, r[s].round, r[s].view, r[s].rank, r[s].findings,
-           r[s].elected, r[s].el_view, r[s].find, r[s].fleet_pub, r[s].ctx_pub,
-           r[s].db_bytes / 1048576, (r[s].db_bytes - r[s].empty_bytes) / (double)r[s].vms,
-           r[s].pg_round, r[s].pg_elected, r[s].heap_round, r[s].heap_elected);
+    printf("%6zu %7zu | %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f | %7.2f %7.2f %6.2f %6.2f %6.2f | "
+           "%8.1f %7.0f | %7.2f %7.2f | %7.1f %7.1f\n",
+           r[s].hosts, r[s].vms, r[s].round_all, r[s].round_retaken, r[s].round, r[s].view,
+           r[s].rank, r[s].findings, r[s].elected, r[s].el_view, r[s].find, r[s].fleet_pub,
+           r[s].ctx_pub, r[s].db_bytes / 1048576,
+           (r[s].db_bytes - r[s].empty_bytes) / (double)r[s].vms, r[s].pg_round, r[s].pg_elected,
+           r[s].heap_round, r[s].heap_elected);
   printf("1b. the elected host's next refresh (the one above is the first after its election, "
          "which reads every row): every host published again, a tenth of the VMs with a new "
          "snapshot; the rows whose fingerprint did not change are kept loaded from the refresh "
@@ -788,7 +821,7 @@ int main(int argc, char **argv) {
            r[s].context_bytes / 1048576, r[s].empty_bytes / 1048576, r[s].el_view, r[s].publish,
            r[s].load, r[s].el_view - r[s].publish - r[s].load, r[s].el_rank, r[s].el_findings,
            (double)r[s].n_findings / (double)vms, r[s].groups, r[s].rollouts, r[s].unique,
-           r[s].differ, (size_t)(ROUNDS + 1) * vms);
+           r[s].differ, (size_t)(ROUNDS + 2) * vms);
   printf("3b. the whole view's prepare on the elected host, seconds, by phase: the fleet's "
          "population, the keys rolling out (each VM's diff from its previous snapshot), the "
          "VMs' tokens, the role analysis (MinHash, LSH), the close groups and their "
@@ -831,6 +864,7 @@ int main(int argc, char **argv) {
       {"host CPU per round (s)", a->cpu_round, b->cpu_round, "s"},
       {"the elected host's next refresh (s)", a->steady.total, b->steady.total, "s"},
       {"  of which the whole view (s)", a->steady.view, b->steady.view, "s"},
+      {"a round after every VM was retaken (s)", a->round_retaken, b->round_retaken, "s"},
       {"a host's round sending every VM (s)", a->round_all, b->round_all, "s"},
   };
   enum { N_FIGS = sizeof(figs) / sizeof(figs[0]) };
@@ -854,9 +888,11 @@ int main(int argc, char **argv) {
   double store = b->empty_bytes + (x[6] > per_vm ? x[6] : per_vm) * 1000.0 * (double)vms;
   printf("EXTRAPOLATED to 1,000 hosts x %zu VMs (%zu VMs), each figure along its own growth:\n",
          vms, 1000 * vms);
-  printf("  a host's publish + rank (round)   %10.2f s   target 1 s: %s (%.2f s, %s, in a "
-         "round that sends every VM)\n",
-         round, round <= 1 ? "met" : "NOT met", x[N_FIGS - 1],
+  printf("  a host's publish + rank (round)   %10.2f s   target 1 s: %s (%.2f s, %s, after "
+         "every VM was snapshotted again unchanged; %.2f s, %s, in a round that sends every "
+         "VM)\n",
+         round, round <= 1 ? "met" : "NOT met", x[N_FIGS - 2],
+         x[N_FIGS - 2] <= 1 ? "met" : "NOT met", x[N_FIGS - 1],
          x[N_FIGS - 1] <= 1 ? "met" : "NOT met");
   printf("  the elected refresh               %10.1f s   target 60 s: %s (a refresh with a "
          "tenth of the VMs changed; the whole view %.1f s)\n",

@@ -437,9 +437,11 @@ sql -c "DELETE FROM vmscope_vms WHERE uuid = 't-2'" >/dev/null
 is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 0" "nor when it is gone"
 as_owner "SELECT vmscope_publish_findings('host-t', '[]')" >/dev/null
 # One host's store client from one publish to the next (t/lib/store_publish, the code the plugin
-# runs): it sends again only the VMs whose documents changed; when a row it kept is not as it
-# wrote it (changed by another, or gone), it sends every VM whole. A name changed in the store
-# shows which rows were sent: the fingerprint is of the documents and the host, not the name.
+# runs): it sends again only the VMs whose documents changed, and of a VM snapshotted again
+# that found nothing changed (every VM, every hour, by default) only the new time; when a row
+# it kept is not as it wrote it (changed by another, or gone), it sends every VM whole. A name
+# changed in the store shows which rows were sent whole: the fingerprint is of the documents
+# and the host, not the name.
 coproc PUB { "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p 2>&1; }
 pids+=("$PUB_PID")
 pub() { local line; echo "$1" >&"${PUB[1]}" && read -r -t 30 line <&"${PUB[0]}" && echo "$line"; }
@@ -449,11 +451,22 @@ sql -c "UPDATE vmscope_vms SET name = 'renamed' WHERE host = 'host-p'" >/dev/nul
 is "$(pub publish) $(pub_names)" "ok renamed,renamed,renamed" "unchanged, none is sent again (the names changed in the store stay)"
 pub "change p-2" >/dev/null
 is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "a VM whose document changed is sent, and only it"
+p1() { sql -c "SELECT taken_at || ' ' || (doc ->> 'taken_at') || ' ' || previous_patch::text || ' ' || (previous IS NULL) FROM vmscope_vms WHERE uuid = 'p-1'"; }
+pub "retake p-1" >/dev/null
+is "$(pub publish) $(pub_names) $(p1)" 'ok renamed,p-2,renamed 2026-11-30 00:54:20+00 2026-11-30T00:54:20Z {"taken_at": "2026-11-30T00:53:20Z"} true' \
+  "a VM snapshotted again unchanged: its row takes the new time, the previous snapshot as a patch, and nothing else is sent"
+p1_sha=$(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")
+# A fresh client with the same pool sends each VM whole: p-1's row as it was is what it writes.
+printf '%s\n' "change p-2" "retake p-1" publish | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p >"$work/fresh.out" 2>&1
+is "$(tail -n1 "$work/fresh.out") $(pub_names) $(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 $p1_sha" \
+  "a fresh client with the same pool sends every VM whole, and p-1's row is the same as the new time made it"
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT doc -> 'settings' ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
   "a row changed by another since: every VM is sent whole, and the row is the host's again"
 sql -c "DELETE FROM vmscope_vms WHERE uuid = 'p-1'" >/dev/null
-is "$(pub publish) $(pub_names)" "ok p-1,p-2,p-3" "and a row gone is written again"
+pub "retake p-1" >/dev/null
+is "$(pub publish) $(pub_names) $(sql -c "SELECT taken_at FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 2026-11-30 00:55:20+00" \
+  "and a row gone is written again, whole, a new time or not"
 eval "exec ${PUB[1]}>&-"
 wait "$PUB_PID"
 ok $? "the client exits cleanly"

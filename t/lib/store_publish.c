@@ -4,27 +4,35 @@
  *   publish     vs_store_publish_vms of this host's three VMs, p-1, p-2 and p-3, their
  *               documents made anew each time (as the plugin reads its pool each round):
  *               "ok" or "error: MESSAGE"
- *   change ID   VM ID's document gets a new value from now on: "ok"
+ *   change ID   VM ID takes a snapshot a minute later with a new value: "ok"
+ *   retake ID   VM ID takes a snapshot a minute later that finds nothing changed: "ok"
+ * Until a VM's first change or retake it has no previous snapshot.
  * At the end of input it exits 0. */
 #include "fleetview.h"
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define VMS 3
 
-static struct vs_feature *make_doc(size_t i, unsigned version) {
+/* A VM's snapshot: which value it found, and a minute after what. */
+struct snap {
+  unsigned version, minute;
+};
+
+static struct vs_feature *make_doc(size_t i, struct snap at) {
   struct vs_feature *d = vs_feature_new();
   char id[16], value[16];
   snprintf(id, sizeof(id), "p-%zu", i + 1);
   vs_feature_set_id(d, id, id);
-  vs_feature_set_taken_at(d, 1796000000);
+  vs_feature_set_taken_at(d, 1796000000 + 60 * (int64_t)at.minute);
   vs_feature_set_source(d, "dir", id, "dir");
   vs_feature_set_os(d, "distro", "debian");
   vs_feature_set(d, "file:/etc/ssh/sshd_config:Port", "22", "/etc/ssh/sshd_config");
-  snprintf(value, sizeof(value), "%u", version);
+  snprintf(value, sizeof(value), "%u", at.version);
   vs_feature_set(d, "version", value, NULL);
   return d;
 }
@@ -41,24 +49,30 @@ int main(int argc, char **argv) {
     fprintf(stderr, "store_publish: %s\n", vs_err_msg(&err));
     return 1;
   }
-  unsigned version[VMS] = {0};
+  struct snap newest[VMS] = {{0, 0}}, prev[VMS] = {{0, 0}};
+  bool has_prev[VMS] = {false};
   char line[256];
   setvbuf(stdout, NULL, _IOLBF, 0);
   while (fgets(line, sizeof(line), stdin)) {
     line[strcspn(line, "\n")] = '\0';
     if (strcmp(line, "publish") == 0) {
       struct vs_view *local = vs_view_new();
-      for (size_t i = 0; i < VMS; i++)
-        vs_view_add(local, make_doc(i, version[i]));
+      for (size_t i = 0; i < VMS; i++) {
+        if (has_prev[i]) vs_view_add(local, make_doc(i, prev[i]));
+        vs_view_add(local, make_doc(i, newest[i]));
+      }
       if (vs_store_publish_vms(s, local, &err) == 0)
         printf("ok\n");
       else
         printf("error: %s\n", vs_err_msg(&err));
       vs_err_clear(&err);
       vs_view_free(local);
-    } else if (strncmp(line, "change p-", 9) == 0 && line[9] >= '1' && line[9] < '1' + VMS &&
-               !line[10]) {
-      version[line[9] - '1']++;
+    } else if ((strncmp(line, "change p-", 9) == 0 || strncmp(line, "retake p-", 9) == 0) &&
+               line[9] >= '1' && line[9] < '1' + VMS && !line[10]) {
+      size_t i = (size_t)(line[9] - '1');
+      prev[i] = newest[i], has_prev[i] = true;
+      newest[i].minute++;
+      if (line[0] == 'c') newest[i].version++;
       printf("ok\n");
     } else {
       printf("error: unknown command \"%s\"\n", line);

@@ -121,7 +121,8 @@ static void test_same_but_provenance(const struct vs_feature *doc) {
      "a copy of a document is the same (%s)", err.msg ? err.msg : "loaded");
   if (copy) vs_feature_set(copy, "vm:vcpu", vs_feature_get(doc, "vm:vcpu"), "/elsewhere");
   if (copy) vs_feature_skip(copy, "/etc/other.conf", "skipped too");
-  ok(vs_feature_same_but_provenance(doc, copy), "also with other provenance and files skipped");
+  ok(vs_feature_same_but_provenance(doc, copy) && vs_feature_same_but_time(doc, copy),
+     "also with other provenance and files skipped");
   const char *changes[] = {"a value",  "a key more", "a key less", "the name",
                            "the time", "the source", "an OS fact", "a default"};
   for (size_t i = 0; i < sizeof(changes) / sizeof(*changes); i++) {
@@ -155,6 +156,8 @@ static void test_same_but_provenance(const struct vs_feature *doc) {
     }
     ok(!vs_feature_same_but_provenance(doc, d) && !vs_feature_same_but_provenance(d, doc),
        "not the same with %s changed", changes[i]);
+    ok(vs_feature_same_but_time(doc, d) == (i == 4),
+       "the same but for the time taken %s with %s changed", i == 4 ? "only" : "not", changes[i]);
     vs_feature_free(d);
   }
   vs_err_clear(&err);

@@ -224,14 +224,23 @@ static bool same_map(const struct vs_strmap *a, const struct vs_strmap *b, bool 
   return true;
 }
 
-bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b) {
+static bool same(const struct vs_feature *a, const struct vs_feature *b, bool but_time) {
   if (!a || !b) return a == b;
   return a == b ||
          (strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0 &&
-          strcmp(a->taken_at, b->taken_at) == 0 && strcmp(a->source_kind, b->source_kind) == 0 &&
+          (but_time || strcmp(a->taken_at, b->taken_at) == 0) &&
+          strcmp(a->source_kind, b->source_kind) == 0 &&
           strcmp(a->source_path, b->source_path) == 0 &&
           strcmp(a->source_backend, b->source_backend) == 0 && same_map(a->os, b->os, false) &&
           same_map(a->defaults, b->defaults, false) && same_map(a->settings, b->settings, true));
+}
+
+bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b) {
+  return same(a, b, false);
+}
+
+bool vs_feature_same_but_time(const struct vs_feature *a, const struct vs_feature *b) {
+  return same(a, b, true);
 }
 
 bool vs_feature_unset(struct vs_feature *doc, const char *key) {

@@ -62,6 +62,8 @@ const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
  * (provenance) and which files were skipped: the same id, name, time, source, OS facts,
  * settings and defaults. Either may be NULL (then both must be). */
 bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b);
+/* The same, and perhaps taken at another time: a snapshot that found nothing changed. */
+bool vs_feature_same_but_time(const struct vs_feature *a, const struct vs_feature *b);
 /* Iteration over the settings in no particular order (cheaper than sorted keys): start with
  * *POS = 0; returns false at the end. The document must not change while iterating. */
 bool vs_feature_next(const struct vs_feature *doc, size_t *pos, const char **key,

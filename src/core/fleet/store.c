@@ -460,28 +460,23 @@ static const char *const migrations[] = {
     "n, score, p, severity, kind, rank or waived, or a key''s finding twice', p_host"
     "      USING ERRCODE = '22023';"
     "  END IF;"
-    "  WITH r AS (SELECT * FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text,"
-    "      samples integer, alarms integer, unique_vm boolean, drift jsonb)),"
-    /* the old values and times apart, joined by key: since -> key for each finding
-     * decompressed since again each time (36 of 160 ms for 100 VMs of 144 findings) */
-    "    was_value AS (SELECT o.uuid, f.key, f.value FROM vmscope_rankings o"
-    "      JOIN r ON r.uuid = o.uuid"
-    "      CROSS JOIN LATERAL jsonb_to_recordset(o.drift -> 'findings') AS f(key text, value "
-    "text)),"
-    "    was_since AS (SELECT o.uuid, t.key, t.value AS since FROM vmscope_rankings o"
-    "      JOIN r ON r.uuid = o.uuid CROSS JOIN LATERAL jsonb_each(o.since) AS t),"
-    "    was AS (SELECT v.uuid, v.key, v.value, t.since FROM was_value v JOIN was_since t"
-    "      ON t.uuid = v.uuid AND t.key = v.key),"
-    "    since AS (SELECT r.uuid, jsonb_object_agg(f.key, coalesce(w.since, to_jsonb(now())))"
-    "        AS since"
-    "      FROM r CROSS JOIN LATERAL jsonb_to_recordset(r.drift -> 'findings')"
-    "        AS f(key text, value text)"
-    "      LEFT JOIN was w ON w.uuid = r.uuid AND w.key = f.key AND w.value = f.value"
-    "      GROUP BY r.uuid)"
+    /* Each VM's since, one VM at a time: its new findings against its old ones, whose
+     * values and times are read apart and joined by key (since -> key for each finding
+     * decompressed since again each time: 36 of 160 ms for 100 VMs of 144 findings), so
+     * that no plan can join one VM's findings with another's (a nested loop over every VM's,
+     * 1.1 s for 100 VMs when the table was small). */
     "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"
     "      drift, since)"
     "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift,"
-    "      coalesce(s.since, '{}') FROM r LEFT JOIN since s ON s.uuid = r.uuid"
+    "      coalesce((SELECT jsonb_object_agg(f.key, coalesce(w.since, to_jsonb(now())))"
+    "        FROM jsonb_to_recordset(r.drift -> 'findings') AS f(key text, value text)"
+    "        LEFT JOIN (SELECT g.key, g.value, t.value AS since FROM vmscope_rankings o"
+    "          CROSS JOIN LATERAL jsonb_to_recordset(o.drift -> 'findings')"
+    "            AS g(key text, value text)"
+    "          JOIN LATERAL jsonb_each(o.since) AS t ON t.key = g.key"
+    "          WHERE o.uuid = r.uuid) w ON w.key = f.key AND w.value = f.value), '{}')"
+    "    FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text, samples integer,"
+    "      alarms integer, unique_vm boolean, drift jsonb)"
     "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
     "      ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples,"
     "      alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift,"
@@ -492,9 +487,13 @@ static const char *const migrations[] = {
     /* And a host sends again only the VMs whose documents changed since it published them
      * (sending and comparing every document each round was a third of a host's round at
      * 2,000 keys a VM: 0.50 of 1.54 s): for each other VM it names the fingerprint of the
-     * row it wrote (P_KEPT: [{uuid, sha}]). When one of those rows is not that one (changed
-     * or gone, whoever did it), nothing is written and NULL says so: the host sends every VM.
-     * Returns the fingerprints of the rows of P_VMS that are now this host's. */
+     * row it wrote (P_KEPT: [{uuid, sha}]). A VM snapshotted again that found nothing changed
+     * (every VM, every hour, by default) is such a row with its new time: {uuid, sha, taken_at,
+     * previous_patch}, the previous snapshot now being the newest the row held, the patch onto
+     * the newest that says so. When one of the rows named is not that one (changed or gone,
+     * whoever did it), nothing is written and NULL says so: the host sends every VM. Returns
+     * the fingerprints of the rows of P_VMS and of those given a new time that are now this
+     * host's. */
     "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb);"
     "CREATE FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"
     "  p_docs jsonb, p_kept jsonb DEFAULT '[]')"
@@ -519,6 +518,12 @@ static const char *const migrations[] = {
     "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
     "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
     "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
+    "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
+    "      doc = jsonb_set(v.doc, '{taken_at}', to_jsonb(k.taken_at)), previous = NULL,"
+    "      previous_patch = k.previous_patch"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, taken_at text, previous_patch jsonb)"
+    "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
+    "      AND v.taken_at <= k.taken_at::timestamptz;"
     "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
     "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text)"
     "     UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"
@@ -526,8 +531,10 @@ static const char *const migrations[] = {
     "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
     "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
     "  RETURN (SELECT coalesce(jsonb_object_agg(v.uuid, v.content_sha256), '{}')"
-    "    FROM vmscope_vms v JOIN jsonb_to_recordset(p_vms) AS r(uuid text) ON r.uuid = v.uuid"
-    "    WHERE v.host = p_host);"
+    "    FROM vmscope_vms v WHERE v.host = p_host AND v.uuid IN"
+    "      (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text)"
+    "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text, taken_at text)"
+    "       WHERE k.taken_at IS NOT NULL));"
     "END $$;"
     "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb) FROM PUBLIC;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb)"
@@ -787,21 +794,28 @@ void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *pr
   }
 }
 
-/* Whether VM I of LOCAL is as this host last published it: the same documents, and a row
- * whose fingerprint the store returned. */
-static const struct published *kept_as_published(const struct vs_store *s,
-                                                 const struct vs_view *local, size_t i) {
-  const struct vs_feature *doc = vs_view_doc(local, i);
+/* What this host last published of VM I of LOCAL, when it still holds the same: the same
+ * documents (*RETAKEN false), or (*RETAKEN true) a newest taken again that found nothing
+ * changed, whose previous is the newest published. NULL when it must be sent. */
+static const struct published *as_published(const struct vs_store *s, const struct vs_view *local,
+                                            size_t i, bool *retaken) {
+  const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
   const struct published *was =
       s->published ? vs_strmap_get(s->published, vs_feature_id(doc)) : NULL;
-  return was && vs_feature_same_but_provenance(was->doc, doc) &&
-                 vs_feature_same_but_provenance(was->prev, vs_view_prev(local, i))
-             ? was
-             : NULL;
+  *retaken = false;
+  if (!was) return NULL;
+  if (vs_feature_same_but_provenance(was->doc, doc) &&
+      vs_feature_same_but_provenance(was->prev, prev))
+    return was;
+  *retaken = prev && vs_feature_same_but_provenance(was->doc, prev) &&
+             vs_feature_same_but_time(was->doc, doc) &&
+             strcmp(vs_feature_taken_at(doc), vs_feature_taken_at(prev)) > 0;
+  return *retaken ? was : NULL;
 }
 
 /* One call of vmscope_publish_vms: every VM of LOCAL, or (KEEP) only those not as this host
- * last published them, the others named with their fingerprints. The fingerprints returned
+ * last published them, the others named with their fingerprints (and the new time of those
+ * snapshotted again unchanged). The fingerprints returned
  * (an object, uuid -> sha), JSON null when a kept row was not as named (nothing written), or
  * NULL with ERR. */
 static json_t *publish_vms(struct vs_store *s, const struct vs_view *local, bool keep,
@@ -809,10 +823,22 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local, bool
   json_t *rows = json_array(), *docs = json_array(), *kept = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    const struct published *was = keep ? kept_as_published(s, local, i) : NULL;
-    if (was) {
+    bool retaken = false;
+    const struct published *was = keep ? as_published(s, local, i, &retaken) : NULL;
+    if (was && !retaken) {
       json_array_append_new(kept,
                             json_pack("{s:s,s:s}", "uuid", vs_feature_id(doc), "sha", was->sha));
+      continue;
+    }
+    if (was) { /* the row's newest becomes its previous: the patch onto the newest is its time */
+      json_array_append_new(kept,
+                            json_pack("{s:s,s:s,s:s,s:{s:s}}", "uuid", vs_feature_id(doc), "sha",
+                                      was->sha, "taken_at", vs_feature_taken_at(doc),
+                                      "previous_patch", "taken_at", vs_feature_taken_at(prev)));
+      if (s->store_documents)
+        json_array_append_new(docs,
+                              json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",
+                                        vs_feature_taken_at(doc), "doc", vs_feature_to_json(doc)));
       continue;
     }
     json_t *newest, *whole, *patch;
@@ -881,8 +907,10 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
   struct vs_strmap *published = shas ? vs_strmap_new(published_free) : NULL;
   for (size_t i = 0; shas && i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i);
-    const struct published *was = kept ? kept_as_published(s, local, i) : NULL;
-    const char *sha = was ? was->sha : json_string_value(json_object_get(shas, vs_feature_id(doc)));
+    bool retaken = false;
+    const struct published *was = kept ? as_published(s, local, i, &retaken) : NULL;
+    const char *sha =
+        was && !retaken ? was->sha : json_string_value(json_object_get(shas, vs_feature_id(doc)));
     if (!sha) continue;
     struct published *now = vs_xcalloc(1, sizeof(*now));
     /* held, not changed */
