@@ -350,12 +350,14 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # version 7's findings view becomes version 2's table again, with the times it shows.
   echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
   echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb);'
-  echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb);'
+  echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb), vmscope_drift_ok(jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN since;'
   echo 'ALTER TABLE v2_findings RENAME TO vmscope_findings;'
   echo 'ALTER TABLE vmscope_findings OWNER TO vmscope;'
   echo 'ALTER TABLE vmscope_findings ADD PRIMARY KEY (uuid, key);'
   echo 'UPDATE vmscope_findings SET since = since - interval '"'1 day'"';'
+  # and a ranking an older host wrote that the view could not show, which version 7 removes
+  echo "INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm, drift) VALUES ('bad-1', 'host-a', 'bad-1', now(), 1, 0, false, '{\"findings\": [{\"key\": \"k\", \"value\": \"v\", \"n\": \"many\"}]}');"
   echo 'DROP FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
@@ -372,6 +374,8 @@ is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (
   "1,2,3,4,5,6,7 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 [ -n "$findings_v7" ] && [ "$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")" = "$findings_v7" ]
 ok $? "the findings (version 7: a view of the rankings) are those the table held"
+is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE uuid = 'bad-1'")" 0 \
+  "a ranking the view could not show (written before version 7) is removed, and the view reads"
 is "$(sql -c "SELECT count(*) FILTER (WHERE since < ranked_at - interval '12 hours') || ' of ' || count(*) FROM vmscope_findings")" \
   "$(sql -c 'SELECT count(*) || $$ of $$ || count(*) FROM vmscope_findings')" "and so are their times (since), carried over"
 "$VMSCOPE" report --html "$work/migrated.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/migrated.err"
@@ -407,13 +411,16 @@ ok $? "a finding keeps its since while its value stays, and a new value starts a
 is "$(sql -c "SELECT host || ' ' || name || ' ' || majority || ' ' || majority_count || ' ' || peers || ' ' || share || ' ' || score || ' ' || severity || ' ' || kind || ' ' || rank || ' ' || waived FROM vmscope_findings WHERE uuid = 't-1' AND key = 'k1'")" \
   "host-t t-1 x 3 4 0.75 0.9 warning alone 1 false" "the view shows each of a finding's columns"
 out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" '{"key": "k3", "value": "v"}')')")
-[[ $out == *"a finding without one of key, value"* && $(tsince) == "$second" ]]
+[[ $out == *"whose findings are not an array of objects with key, value"* && $(tsince) == "$second" ]]
 ok $? "a finding the view could not show is refused, and nothing is written: $out"
+out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" '{"rank": 2, "key": "k4", "value": "v", "majority": {"value": "x", "count": "3.5", "share": 0.75}, "n": 4, "p": 0.1, "score": 0.5, "kind": "alone", "severity": "warning", "waived": false}')')")
+[[ $out == *"whose findings are not an array of objects with key, value"* && $(tsince) == "$second" ]]
+ok $? "so is one whose column does not cast (a count of 3.5): $out"
 out=$(as_owner "SELECT vmscope_publish_findings('host-t', '$(ranking "$(finding k1 a)" "$(finding k1 b)")')")
-[[ $out == *"or a key's finding twice"* && $(tsince) == "$second" ]]
+[[ $out == *"one per key"* && $(tsince) == "$second" ]]
 ok $? "so is a key's finding twice: $out"
 out=$(as_owner "SELECT vmscope_publish_findings('host-t', '[{\"uuid\": \"t-1\", \"name\": \"t-1\", \"samples\": 1, \"alarms\": 0, \"unique_vm\": false, \"drift\": {}}]')")
-[[ $out == *"without a uuid or a findings array"* ]]
+[[ $out == *"a ranking without a uuid, or whose findings are not an array"* ]]
 ok $? "and a ranking without its findings: $out"
 # A host sends again only the VMs whose documents changed (version 7), and names the others
 # with the fingerprints of the rows it wrote; a row not as named (changed or gone, whoever did
@@ -455,11 +462,15 @@ p1() { sql -c "SELECT taken_at || ' ' || (doc ->> 'taken_at') || ' ' || previous
 pub "retake p-1" >/dev/null
 is "$(pub publish) $(pub_names) $(p1)" 'ok renamed,p-2,renamed 2026-11-30 00:54:20+00 2026-11-30T00:54:20Z {"taken_at": "2026-11-30T00:53:20Z"} true' \
   "a VM snapshotted again unchanged: its row takes the new time, the previous snapshot as a patch, and nothing else is sent"
+is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "and the round after it sends nothing again"
 p1_sha=$(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")
 # A fresh client with the same pool sends each VM whole: p-1's row as it was is what it writes.
 printf '%s\n' "change p-2" "retake p-1" publish | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p >"$work/fresh.out" 2>&1
 is "$(tail -n1 "$work/fresh.out") $(pub_names) $(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 $p1_sha" \
   "a fresh client with the same pool sends every VM whole, and p-1's row is the same as the new time made it"
+pub "forget p-1" >/dev/null
+is "$(pub publish) $(pub_names) $(sql -c "SELECT coalesce(previous_patch::text, 'none') FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 none" \
+  "a VM whose previous snapshot left the pool is sent whole (its newest unchanged)"
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT doc -> 'settings' ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
   "a row changed by another since: every VM is sent whole, and the row is the host's again"
@@ -470,5 +481,20 @@ is "$(pub publish) $(pub_names) $(sql -c "SELECT taken_at FROM vmscope_vms WHERE
 eval "exec ${PUB[1]}>&-"
 wait "$PUB_PID"
 ok $? "the client exits cleanly"
+# A client whose pool is older than the row of its own it wrote before (a clock that went back,
+# a DataDir restored) leaves that row as it is, and keeps no fingerprint of it: what it then
+# writes is what a fresh client with the same pool writes.
+qpub() { printf '%s\n' "$@" | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-q 2>&1 | paste -sd' '; }
+q1() { sql -c "SELECT (doc -> 'settings' ->> 'version') || ' ' || (doc ->> 'taken_at') || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'"; }
+sql -c "DELETE FROM vmscope_vms WHERE host = 'host-p'" >/dev/null
+qa=$(qpub "change p-1" publish)
+newer=$(q1)
+qb=$(qpub publish "retake p-1" publish "retake p-1" publish publish)
+older=$(q1)
+qc=$(qpub "retake p-1" "retake p-1" publish)
+is "$qa $qb $qc $(q1)" "ok ok ok ok ok ok ok ok ok ok ok $older" \
+  "a client whose pool is older than its row converges to what a fresh client with that pool writes"
+[ "${newer%% *}" = 1 ] && [ "${older%% *}" = 0 ]
+ok $? "(the newer row held version 1 until the older pool's snapshots caught up with its time: $newer, then $older)"
 is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-t'")" 0 "host-t's ranking goes when it ranks it no more"
 done_testing

@@ -6,6 +6,7 @@
  *               "ok" or "error: MESSAGE"
  *   change ID   VM ID takes a snapshot a minute later with a new value: "ok"
  *   retake ID   VM ID takes a snapshot a minute later that finds nothing changed: "ok"
+ *   forget ID   VM ID's previous snapshot leaves the pool (retention): "ok"
  * Until a VM's first change or retake it has no previous snapshot.
  * At the end of input it exits 0. */
 #include "fleetview.h"
@@ -73,6 +74,10 @@ int main(int argc, char **argv) {
       prev[i] = newest[i], has_prev[i] = true;
       newest[i].minute++;
       if (line[0] == 'c') newest[i].version++;
+      printf("ok\n");
+    } else if (strncmp(line, "forget p-", 9) == 0 && line[9] >= '1' && line[9] < '1' + VMS &&
+               !line[10]) {
+      has_prev[line[9] - '1'] = false;
       printf("ok\n");
     } else {
       printf("error: unknown command \"%s\"\n", line);

@@ -108,6 +108,23 @@ static void test_json_round_trip(const struct vs_feature *doc) {
   vs_feature_free(back);
 }
 
+/* DOC as the fleet store sends it (store.c's ranking_doc): without provenance and skipped. */
+static json_t *ranking_json(const struct vs_feature *doc) {
+  json_t *j = vs_feature_to_json(doc);
+  json_object_del(j, "provenance");
+  json_object_del(j, "skipped");
+  return j;
+}
+
+/* Whether vs_feature_same_but_provenance says what comparing the documents sent says. */
+static bool same_as_sent(const struct vs_feature *a, const struct vs_feature *b) {
+  json_t *x = ranking_json(a), *y = ranking_json(b);
+  bool same = json_equal(x, y) == vs_feature_same_but_provenance(a, b);
+  json_decref(x);
+  json_decref(y);
+  return same;
+}
+
 /* What the fleet store compares to send a VM's document again or not: each field that ranking
  * reads, told apart; provenance and skipped files not. */
 static void test_same_but_provenance(const struct vs_feature *doc) {
@@ -121,8 +138,9 @@ static void test_same_but_provenance(const struct vs_feature *doc) {
      "a copy of a document is the same (%s)", err.msg ? err.msg : "loaded");
   if (copy) vs_feature_set(copy, "vm:vcpu", vs_feature_get(doc, "vm:vcpu"), "/elsewhere");
   if (copy) vs_feature_skip(copy, "/etc/other.conf", "skipped too");
-  ok(vs_feature_same_but_provenance(doc, copy) && vs_feature_same_but_time(doc, copy),
-     "also with other provenance and files skipped");
+  ok(vs_feature_same_but_provenance(doc, copy) && vs_feature_same_but_time(doc, copy) &&
+         same_as_sent(doc, copy),
+     "also with other provenance and files skipped, as the documents sent are");
   const char *changes[] = {"a value",  "a key more", "a key less", "the name",
                            "the time", "the source", "an OS fact", "a default"};
   for (size_t i = 0; i < sizeof(changes) / sizeof(*changes); i++) {
@@ -154,8 +172,9 @@ static void test_same_but_provenance(const struct vs_feature *doc) {
       vs_feature_set_default(d, "vm:vcpu", "1");
       break;
     }
-    ok(!vs_feature_same_but_provenance(doc, d) && !vs_feature_same_but_provenance(d, doc),
-       "not the same with %s changed", changes[i]);
+    ok(!vs_feature_same_but_provenance(doc, d) && !vs_feature_same_but_provenance(d, doc) &&
+           same_as_sent(doc, d),
+       "not the same with %s changed, as the documents sent are not", changes[i]);
     ok(vs_feature_same_but_time(doc, d) == (i == 4),
        "the same but for the time taken %s with %s changed", i == 4 ? "only" : "not", changes[i]);
     vs_feature_free(d);

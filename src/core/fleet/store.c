@@ -68,8 +68,9 @@ struct vs_store {
    * most of writing the context, and a kept row's document is the same object next round. */
   struct vs_strmap *digests; /* uuid -> struct digest * */
   /* What this host published of each of its VMs, so that one whose documents did not change
-   * is not sent again: the documents (references) and its row's fingerprint as the store
-   * returned it. The store checks the fingerprints, so this is never trusted blindly. */
+   * is not sent again: the documents (references) and the fingerprint of its row as the store
+   * returned it, for a row that held what was sent. The store checks each fingerprint named
+   * against the row, so a row changed since by anyone is sent again whole. */
   struct vs_strmap *published; /* uuid -> struct published * */
 };
 
@@ -415,8 +416,24 @@ static const char *const migrations[] = {
      * (bench/fleet-scale.sh: 53 of 80 KB a VM), and its rows were a host's publish. It is now
      * a view of the same columns over vmscope_rankings; a finding's "since" (kept while its
      * value stays) is in the ranking's SINCE, key -> time. The publish checks each finding has
-     * the columns the view makes of it, so that no host's document can break a reader's query.
-     * The times carry over. */
+     * the columns the view makes of it, so that no host's document can break a reader's query;
+     * the rankings written before that fail the check go (their hosts write them again the
+     * next round). The times carry over. */
+    "CREATE FUNCTION vmscope_drift_ok(p_drift jsonb) RETURNS boolean LANGUAGE plpgsql"
+    " IMMUTABLE SET search_path FROM CURRENT AS $$ BEGIN"
+    "  IF jsonb_typeof(p_drift -> 'findings') IS DISTINCT FROM 'array' THEN RETURN false; END IF;"
+    "  RETURN NOT EXISTS (SELECT FROM jsonb_to_recordset(p_drift -> 'findings') AS f(key text,"
+    "      value text, majority jsonb, n integer, score double precision, p double precision,"
+    "      severity text, kind text, rank integer, waived boolean)"
+    "    GROUP BY f.key HAVING count(*) > 1 OR bool_or(f.key IS NULL"
+    "      OR f.value IS NULL OR f.n IS NULL OR f.score IS NULL OR f.p IS NULL"
+    "      OR f.severity IS NULL OR f.kind IS NULL OR f.rank IS NULL OR f.waived IS NULL"
+    "      OR jsonb_typeof(f.majority) IS DISTINCT FROM 'object'"
+    "      OR (f.majority ->> 'count')::integer IS NULL"
+    "      OR (f.majority ->> 'share')::double precision IS NULL));"
+    "EXCEPTION WHEN OTHERS THEN RETURN false; END $$;"
+    "REVOKE ALL ON FUNCTION vmscope_drift_ok(jsonb) FROM PUBLIC;"
+    "DELETE FROM vmscope_rankings WHERE NOT vmscope_drift_ok(drift);"
     "ALTER TABLE vmscope_rankings ADD COLUMN since jsonb NOT NULL DEFAULT '{}';"
     "UPDATE vmscope_rankings k SET since = coalesce((SELECT jsonb_object_agg(f.key, f.since)"
     "  FROM vmscope_findings f WHERE f.uuid = k.uuid), '{}');"
@@ -441,24 +458,10 @@ static const char *const migrations[] = {
     "      USING ERRCODE = '40001';"
     "  END IF;"
     "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
-    "      WHERE r.uuid IS NULL OR jsonb_typeof(r.drift -> 'findings') IS DISTINCT FROM 'array')"
-    "  THEN"
-    "    RAISE EXCEPTION 'host %: a ranking without a uuid or a findings array', p_host"
-    "      USING ERRCODE = '22023';"
-    "  END IF;"
-    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
-    "      CROSS JOIN LATERAL jsonb_to_recordset(r.drift -> 'findings') AS f(key text,"
-    "        value text, majority jsonb, n integer, score double precision, p double precision,"
-    "        severity text, kind text, rank integer, waived boolean)"
-    "      GROUP BY r.uuid, f.key HAVING count(*) > 1 OR bool_or(f.key IS NULL"
-    "        OR f.value IS NULL OR f.n IS NULL OR f.score IS NULL OR f.p IS NULL"
-    "        OR f.severity IS NULL OR f.kind IS NULL OR f.rank IS NULL OR f.waived IS NULL"
-    "        OR jsonb_typeof(f.majority) IS DISTINCT FROM 'object'"
-    "        OR (f.majority ->> 'count')::integer IS NULL"
-    "        OR (f.majority ->> 'share')::double precision IS NULL)) THEN"
-    "    RAISE EXCEPTION 'host %: a finding without one of key, value, majority (count, share), "
-    "n, score, p, severity, kind, rank or waived, or a key''s finding twice', p_host"
-    "      USING ERRCODE = '22023';"
+    "      WHERE r.uuid IS NULL OR NOT vmscope_drift_ok(r.drift)) THEN"
+    "    RAISE EXCEPTION 'host %: a ranking without a uuid, or whose findings are not an array "
+    "of objects with key, value, majority (count, share), n, score, p, severity, kind, rank "
+    "and waived, one per key', p_host USING ERRCODE = '22023';"
     "  END IF;"
     /* Each VM's since, one VM at a time: its new findings against its old ones, whose
      * values and times are read apart and joined by key (since -> key for each finding
@@ -521,20 +524,26 @@ static const char *const migrations[] = {
     "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
     "      doc = jsonb_set(v.doc, '{taken_at}', to_jsonb(k.taken_at)), previous = NULL,"
     "      previous_patch = k.previous_patch"
-    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, taken_at text, previous_patch jsonb)"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
+    "      previous_patch jsonb)"
     "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
-    "      AND v.taken_at <= k.taken_at::timestamptz;"
+    "      AND v.content_sha256 = k.sha AND v.taken_at <= k.taken_at::timestamptz;"
     "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"
     "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text)"
     "     UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"
     "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"
     "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"
     "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"
+    /* The rows that hold what was sent: not one of this host's whose snapshot is newer than
+     * the one sent (its clock went back, or its pool did), which the publish leaves as it is. */
     "  RETURN (SELECT coalesce(jsonb_object_agg(v.uuid, v.content_sha256), '{}')"
-    "    FROM vmscope_vms v WHERE v.host = p_host AND v.uuid IN"
-    "      (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text)"
-    "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text, taken_at text)"
-    "       WHERE k.taken_at IS NOT NULL));"
+    "    FROM vmscope_vms v JOIN"
+    "      (SELECT r.uuid, r.taken_at FROM jsonb_to_recordset(p_vms)"
+    "         AS r(uuid text, taken_at timestamptz)"
+    "       UNION ALL SELECT k.uuid, k.taken_at::timestamptz FROM jsonb_to_recordset(p_kept)"
+    "         AS k(uuid text, taken_at text) WHERE k.taken_at IS NOT NULL) AS sent"
+    "      ON sent.uuid = v.uuid AND sent.taken_at = v.taken_at"
+    "    WHERE v.host = p_host);"
     "END $$;"
     "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb) FROM PUBLIC;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb)"

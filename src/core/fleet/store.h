@@ -68,7 +68,11 @@ void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *pr
 
 /* Publishes this host's VMs (every VM of LOCAL: its newest and previous documents) in one
  * transaction, and marks the host seen. A VM of this host that LOCAL no longer has leaves the
- * fleet (its row goes, unless another host published it since). */
+ * fleet (its row goes, unless another host published it since). A VM whose documents are the
+ * ones this store object published last is named by its row's fingerprint instead of sent,
+ * and one snapshotted again that found nothing changed sends its new time only; when a row so
+ * named is not that one any more, nothing is written and a second transaction sends every VM.
+ * The store object keeps a reference to each VM's documents as published, for the next call. */
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err);
 
 /* Adds every VM of the fleet (hosts seen within host_timeout) to VIEW, as vs_view_add does:
