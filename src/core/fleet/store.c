@@ -804,37 +804,40 @@ void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *pr
 }
 
 /* What this host last published of VM I of LOCAL, when it still holds the same: the same
- * documents (*RETAKEN false), or (*RETAKEN true) a newest taken again that found nothing
- * changed, whose previous is the newest published. NULL when it must be sent. */
-static const struct published *as_published(const struct vs_store *s, const struct vs_view *local,
-                                            size_t i, bool *retaken) {
+ * documents (RETAKEN false), or (RETAKEN true) a newest taken again that found nothing
+ * changed, whose previous is the newest published. WAS NULL when it must be sent. */
+struct as_published {
+  const struct published *was;
+  bool retaken;
+};
+
+static struct as_published as_published(const struct vs_store *s, const struct vs_view *local,
+                                        size_t i) {
   const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
   const struct published *was =
       s->published ? vs_strmap_get(s->published, vs_feature_id(doc)) : NULL;
-  *retaken = false;
-  if (!was) return NULL;
+  if (!was) return (struct as_published){NULL, false};
   if (vs_feature_same_but_provenance(was->doc, doc) &&
       vs_feature_same_but_provenance(was->prev, prev))
-    return was;
-  *retaken = prev && vs_feature_same_but_provenance(was->doc, prev) &&
-             vs_feature_same_but_time(was->doc, doc) &&
-             strcmp(vs_feature_taken_at(doc), vs_feature_taken_at(prev)) > 0;
-  return *retaken ? was : NULL;
+    return (struct as_published){was, false};
+  bool retaken = prev && vs_feature_same_but_provenance(was->doc, prev) &&
+                 vs_feature_same_but_time(was->doc, doc) &&
+                 strcmp(vs_feature_taken_at(doc), vs_feature_taken_at(prev)) > 0;
+  return (struct as_published){retaken ? was : NULL, retaken};
 }
 
-/* One call of vmscope_publish_vms: every VM of LOCAL, or (KEEP) only those not as this host
- * last published them, the others named with their fingerprints (and the new time of those
- * snapshotted again unchanged). The fingerprints returned
- * (an object, uuid -> sha), JSON null when a kept row was not as named (nothing written), or
- * NULL with ERR. */
-static json_t *publish_vms(struct vs_store *s, const struct vs_view *local, bool keep,
-                           struct vs_err *err) {
+/* One call of vmscope_publish_vms: every VM of LOCAL, or (AS not NULL: as_published of each
+ * VM, one per VM of LOCAL) only those not as this host last published them, the others named
+ * with their fingerprints (and the new time of those snapshotted again unchanged). The
+ * fingerprints returned (an object, uuid -> sha), JSON null when a kept row was not as named
+ * (nothing written), or NULL with ERR. */
+static json_t *publish_vms(struct vs_store *s, const struct vs_view *local,
+                           const struct as_published *as, struct vs_err *err) {
   json_t *rows = json_array(), *docs = json_array(), *kept = json_array();
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    bool retaken = false;
-    const struct published *was = keep ? as_published(s, local, i, &retaken) : NULL;
-    if (was && !retaken) {
+    const struct published *was = as ? as[i].was : NULL;
+    if (was && !as[i].retaken) {
       json_array_append_new(kept,
                             json_pack("{s:s,s:s}", "uuid", vs_feature_id(doc), "sha", was->sha));
       continue;
@@ -844,20 +847,16 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local, bool
                             json_pack("{s:s,s:s,s:s,s:{s:s}}", "uuid", vs_feature_id(doc), "sha",
                                       was->sha, "taken_at", vs_feature_taken_at(doc),
                                       "previous_patch", "taken_at", vs_feature_taken_at(prev)));
-      if (s->store_documents)
-        json_array_append_new(docs,
-                              json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",
-                                        vs_feature_taken_at(doc), "doc", vs_feature_to_json(doc)));
-      continue;
+    } else {
+      json_t *newest, *whole, *patch;
+      vs_store_row_docs(doc, prev, &newest, &whole, &patch);
+      json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc),
+                                            "name", vs_feature_name(doc), "taken_at",
+                                            vs_feature_taken_at(doc), "doc", newest, "previous",
+                                            whole ? whole : json_null(), "previous_patch",
+                                            patch ? patch : json_null()));
     }
-    json_t *newest, *whole, *patch;
-    vs_store_row_docs(doc, prev, &newest, &whole, &patch);
-    json_array_append_new(rows,
-                          json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc), "name",
-                                    vs_feature_name(doc), "taken_at", vs_feature_taken_at(doc),
-                                    "doc", newest, "previous", whole ? whole : json_null(),
-                                    "previous_patch", patch ? patch : json_null()));
-    if (s->store_documents)
+    if (s->store_documents) /* a new snapshot, whole: a retaken one too */
       json_array_append_new(docs,
                             json_pack("{s:s,s:s,s:o}", "uuid", vs_feature_id(doc), "taken_at",
                                       vs_feature_taken_at(doc), "doc", vs_feature_to_json(doc)));
@@ -898,12 +897,18 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local, bool
 
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
   if (connect_store(s, err) < 0) return -1;
+  /* Each VM compared once (two documents, key by key): the same answer serves the call and
+   * what is kept of it. */
+  size_t n = vs_view_count(local);
+  _cleanup_(vs_freep) struct as_published *as = vs_xcalloc(n ? n : 1, sizeof(*as));
+  for (size_t i = 0; i < n; i++)
+    as[i] = as_published(s, local, i);
   bool kept = true;
-  json_t *shas = publish_vms(s, local, true, err);
+  json_t *shas = publish_vms(s, local, as, err);
   if (json_is_null(shas)) { /* a row kept is not as named: send them all */
     kept = false;
     json_decref(shas);
-    shas = publish_vms(s, local, false, err);
+    shas = publish_vms(s, local, NULL, err);
     if (json_is_null(shas)) {
       json_decref(shas);
       shas = NULL;
@@ -914,12 +919,10 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
   /* What the store now holds of them: the rows kept, and those whose fingerprints it returned
    * (a VM another host published later is not this host's row, and is sent again). */
   struct vs_strmap *published = shas ? vs_strmap_new(published_free) : NULL;
-  for (size_t i = 0; shas && i < vs_view_count(local); i++) {
+  for (size_t i = 0; shas && i < n; i++) {
     const struct vs_feature *doc = vs_view_doc(local, i);
-    bool retaken = false;
-    const struct published *was = kept ? as_published(s, local, i, &retaken) : NULL;
-    const char *sha =
-        was && !retaken ? was->sha : json_string_value(json_object_get(shas, vs_feature_id(doc)));
+    const struct published *was = kept && !as[i].retaken ? as[i].was : NULL;
+    const char *sha = was ? was->sha : json_string_value(json_object_get(shas, vs_feature_id(doc)));
     if (!sha) continue;
     struct published *now = vs_xcalloc(1, sizeof(*now));
     /* held, not changed */
