@@ -268,9 +268,95 @@ static void test_against_definition(void) {
      runs, agree, multi);
 }
 
+/* The key parts of a VM's tokens, sorted and without repeats: what the distance counts. */
+static size_t key_parts(const struct vs_vm_tokens *vm, uint64_t *out) {
+  size_t m = 0;
+  for (size_t t = 0; t < vm->n; t++)
+    out[m++] = vm->tokens[t] >> 32;
+  for (size_t a = 1; a < m; a++) /* insertion sort: the tokens are nearly sorted already */
+    for (size_t b = a; b > 0 && out[b - 1] > out[b]; b--) {
+      uint64_t x = out[b];
+      out[b] = out[b - 1];
+      out[b - 1] = x;
+    }
+  size_t k = 0;
+  for (size_t a = 0; a < m; a++)
+    if (!k || out[k - 1] != out[a]) out[k++] = out[a];
+  return k;
+}
+
+/* Large fleets, where the groups are made on several CPUs: N VMs of a few key-set patterns
+ * over PATTERN_KEYS keys, with noise, and OWN keys drawn from a space of 100,000 that each
+ * pair of VMs shares (and a key every VM has). Against the definition, with the distance as the
+ * size of the symmetric difference of two VMs' key sets (a key every VM has is in neither). */
+#define BIG 400
+static void test_large(size_t n, size_t pattern_keys, size_t own, const char *what) {
+  uint64_t r = 0x2545f4914f6cdd1dULL + n + own;
+#define RND(m)                                                                                     \
+  ((r = r * 6364136223846793005ULL + 1442695040888963407ULL), (size_t)((r >> 33) % (m)))
+  static uint64_t tokens[BIG][128], keys[BIG][128];
+  static struct vs_vm_tokens vms[BIG];
+  static size_t nk[BIG], got[BIG], want[BIG], parent[BIG], number[BIG];
+  static uint32_t nearest[BIG];
+  static bool pattern[4][64];
+  for (size_t p = 0; p < 4; p++)
+    for (size_t k = 0; k < pattern_keys; k++)
+      pattern[p][k] = RND(2) != 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t p = RND(4), m = 0;
+    tokens[i][m++] = (uint64_t)200000 << 32; /* every VM's */
+    for (size_t k = 0; k < pattern_keys; k++)
+      if (RND(20) == 0 ? !pattern[p][k] : pattern[p][k]) tokens[i][m++] = (uint64_t)k << 32 | 1;
+    uint64_t twin = 0x9e3779b97f4a7c15ULL * (i / 2 + 1); /* VMs 2j and 2j + 1 share theirs */
+    for (size_t o = 0; o < own; o++) {
+      twin = twin * 6364136223846793005ULL + 1442695040888963407ULL;
+      tokens[i][m++] = (uint64_t)(100 + (twin >> 33) % 100000) << 32;
+    }
+    vms[i] = (struct vs_vm_tokens){.tokens = tokens[i], .n = m};
+    nk[i] = key_parts(&vms[i], keys[i]);
+  }
+#undef RND
+  size_t g = vs_close_groups(vms, n, got);
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    nearest[i] = UINT32_MAX;
+    parent[i] = i;
+    number[i] = SIZE_MAX;
+  }
+  for (size_t pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = i + 1; j < n; j++) {
+        size_t a = 0, b = 0, both = 0;
+        while (a < nk[i] && b < nk[j])
+          if (keys[i][a] == keys[j][b])
+            both++, a++, b++;
+          else if (keys[i][a] < keys[j][b])
+            a++;
+          else
+            b++;
+        uint64_t x = nk[i] + nk[j] - 2 * both;
+        if (pass == 0) {
+          if (x < nearest[i]) nearest[i] = (uint32_t)x;
+          if (x < nearest[j]) nearest[j] = (uint32_t)x;
+        } else if (x <= 2 * (uint64_t)nearest[i] + VS_CLOSE_SLACK &&
+                   x <= 2 * (uint64_t)nearest[j] + VS_CLOSE_SLACK) {
+          parent[ref_find(parent, i)] = ref_find(parent, j);
+        }
+      }
+  for (size_t i = 0; i < n; i++) {
+    size_t root = ref_find(parent, i);
+    if (number[root] == SIZE_MAX) number[root] = w++;
+    want[i] = number[root];
+  }
+  ok(g == w && memcmp(got, want, n * sizeof(size_t)) == 0 && w > 1 && w < n,
+     "%s: %zu VMs, the same %zu groups as the definition (%zu found)", what, n, w, g);
+}
+
 int main(void) {
   plan_no_plan();
   test_against_definition();
+  test_large(BIG, 60, 0, "few keys that vary (each distance a popcount)");
+  test_large(BIG, 60, 24, "more than 4,096 keys that vary (each distance a merge)");
   test_two_kinds();
   test_far_vm();
   test_both_ways();

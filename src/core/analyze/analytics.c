@@ -547,11 +547,11 @@ static void score_one(void *arg, size_t i) {
   a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
   if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
     /* Alone in its role: that is what is odd about it; it sits as far from the others as
-     * from the nearest other role. (Every VM alone against every role: the one part of the
-     * analysis that grows faster than the fleet, hence each pair once and on every CPU.) */
+     * from the nearest role of two VMs or more (roles are numbered by decreasing size, so
+     * those come first). Not the nearest other lone VM: half a fleet can be alone, and each
+     * against each is quadratic in the fleet, while the roles of several VMs are few. */
     double nearest = 0;
-    for (size_t r = 0; r < a->n_roles; r++) {
-      if (r == a->role[i]) continue;
+    for (size_t r = 0; r < a->n_roles && a->role_size[r] > 1; r++) {
       double p = vs_analysis_pair(a, i, a->medoid[r]);
       if (p > nearest) nearest = p;
     }

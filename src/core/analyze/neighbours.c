@@ -27,42 +27,89 @@ struct tokset {
   size_t n;
 };
 
-/* VM I's distinct keys (as the key part of its tokens), sorted. */
-static void key_set(void *arg, size_t i) {
-  const struct vs_vm_tokens *vms = ((void **)arg)[0];
-  struct tokset *set = &((struct tokset *)((void **)arg)[1])[i];
-  set->t = vs_xmalloc((vms[i].n ? vms[i].n : 1) * sizeof(uint64_t));
-  for (size_t k = 0; k < vms[i].n; k++)
-    set->t[k] = vms[i].tokens[k] >> 32; /* the key's part of the token (analytics.h) */
-  set->n = sort_unique(set->t, vms[i].n);
+/* The first VM's distinct keys (the key part of its tokens, analytics.h), in an open hash
+ * table, with how many VMs have each: the keys every VM has are among them. A fleet's VMs
+ * have thousands of keys and differ in a few, so each VM's keys are looked up here rather than
+ * sorted whole; only those left, the few that vary, are sorted. */
+struct key_table {
+  uint64_t *key; /* EMPTY_SLOT: free (a key part has 32 bits) */
+  bool *common;
+  size_t mask;
+  const struct vs_vm_tokens *vms;
+  struct tokset *sets;
+  uint32_t *count_of[VS_PARALLEL_MAX]; /* each chunk's counts, by slot */
+};
+#define EMPTY_SLOT UINT64_MAX
+
+static long slot_of(const struct key_table *kt, uint64_t key) {
+  for (size_t s = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & kt->mask;; s = (s + 1) & kt->mask) {
+    if (kt->key[s] == key) return (long)s;
+    if (kt->key[s] == EMPTY_SLOT) return -1;
+  }
 }
 
-/* Keeps of SET the tokens BY has (KEEP) or those it lacks (!KEEP); both sorted. */
-static void filter(struct tokset *set, const struct tokset *by, bool keep) {
-  size_t k = 0, c = 0;
-  for (size_t p = 0; p < set->n; p++) {
-    while (c < by->n && by->t[c] < set->t[p])
-      c++;
-    if ((c < by->n && by->t[c] == set->t[p]) == keep) set->t[k++] = set->t[p];
+static void count_chunk(void *arg, size_t chunk, size_t from, size_t to) {
+  struct key_table *kt = arg;
+  uint32_t *count = vs_xcalloc(kt->mask + 1, sizeof(uint32_t));
+  _cleanup_(vs_freep) size_t *seen = vs_xcalloc(kt->mask + 1, sizeof(size_t)); /* VM + 1 */
+  for (size_t i = from; i < to; i++)
+    for (size_t k = 0; k < kt->vms[i].n; k++) {
+      long s = slot_of(kt, kt->vms[i].tokens[k] >> 32);
+      if (s < 0 || seen[s] == i + 1) continue;
+      seen[s] = i + 1;
+      count[s]++;
+    }
+  kt->count_of[chunk] = count;
+}
+
+/* VM I's distinct keys but the common ones, sorted. */
+static void reduced_set(void *arg, size_t i) {
+  const struct key_table *kt = arg;
+  const struct vs_vm_tokens *vm = &kt->vms[i];
+  struct tokset *set = &kt->sets[i];
+  set->t = vs_xmalloc((vm->n ? vm->n : 1) * sizeof(uint64_t));
+  size_t m = 0;
+  for (size_t k = 0; k < vm->n; k++) {
+    uint64_t key = vm->tokens[k] >> 32;
+    long s = slot_of(kt, key);
+    if (s < 0 || !kt->common[s]) set->t[m++] = key;
   }
-  set->n = k;
+  set->n = sort_unique(set->t, m);
 }
 
 /* Each VM's distinct keys, sorted, less those every VM has. */
 static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
-  struct tokset *sets = vs_xcalloc(n, sizeof(*sets));
-  void *args[] = {(void *)vms, sets};
-  vs_parallel_for(n, 0, key_set, args);
-  /* The keys every VM has: the first VM's, narrowed by each other VM's. */
-  struct tokset common = {.t = vs_xmalloc((sets[0].n ? sets[0].n : 1) * sizeof(uint64_t))};
-  memcpy(common.t, sets[0].t, sets[0].n * sizeof(uint64_t));
-  common.n = sets[0].n;
-  for (size_t i = 1; i < n && common.n; i++)
-    filter(&common, &sets[i], true);
-  for (size_t i = 0; i < n; i++)
-    filter(&sets[i], &common, false);
-  free(common.t);
-  return sets;
+  size_t cap = 16;
+  while (cap < 2 * vms[0].n)
+    cap *= 2;
+  struct key_table kt = {.key = vs_xmalloc(cap * sizeof(uint64_t)),
+                         .common = vs_xcalloc(cap, sizeof(bool)),
+                         .mask = cap - 1,
+                         .vms = vms,
+                         .sets = vs_xcalloc(n, sizeof(struct tokset))};
+  for (size_t s = 0; s < cap; s++)
+    kt.key[s] = EMPTY_SLOT;
+  for (size_t k = 0; k < vms[0].n; k++) {
+    uint64_t key = vms[0].tokens[k] >> 32;
+    if (slot_of(&kt, key) >= 0) continue;
+    size_t s = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & kt.mask;
+    while (kt.key[s] != EMPTY_SLOT)
+      s = (s + 1) & kt.mask;
+    kt.key[s] = key;
+  }
+  size_t chunks = vs_parallel_chunks(n, 64, count_chunk, &kt);
+  _cleanup_(vs_freep) uint32_t *count = vs_xcalloc(cap, sizeof(uint32_t));
+  for (size_t c = 0; c < chunks; c++) {
+    for (size_t s = 0; s < cap; s++)
+      count[s] += kt.count_of[c][s];
+    free(kt.count_of[c]);
+  }
+  for (size_t s = 0; s < cap; s++)
+    kt.common[s] = kt.key[s] != EMPTY_SLOT && count[s] == n;
+  vs_parallel_for(n, 0, reduced_set, &kt);
+  free(kt.key);
+  free(kt.common);
+  return kt.sets;
 }
 
 static uint32_t distance(const struct tokset *a, const struct tokset *b) {
@@ -105,11 +152,109 @@ static bool close_both(uint32_t x, uint32_t ni, uint32_t nj) {
   return x <= 2 * (uint64_t)ni + VS_CLOSE_SLACK && x <= 2 * (uint64_t)nj + VS_CLOSE_SLACK;
 }
 
+/* The classes: VMs with the same keys (less the common ones), each standing for its members.
+ * When the keys that vary are few (BITS_MAX), each class's are also a bitset over them, and a
+ * distance is the popcount of two bitsets' XOR: the same number as distance()'s merge, without
+ * its branches. */
+#define BITS_MAX 4096
+struct classes {
+  const struct tokset *sets;
+  const size_t *first; /* a VM of each class */
+  size_t k;
+  uint64_t *bits; /* K x WORDS, or NULL: merge the sets */
+  size_t words;
+  const uint32_t *nearest; /* set for the second pass */
+  /* each chunk's own: the nearest distances it saw, or the groups it joined */
+  uint32_t *near_of[VS_PARALLEL_MAX];
+  size_t *parent_of[VS_PARALLEL_MAX];
+};
+
+static void make_bits(struct classes *c) {
+  size_t all = 0;
+  for (size_t x = 0; x < c->k; x++)
+    all += c->sets[c->first[x]].n;
+  _cleanup_(vs_freep) uint64_t *keys = vs_xmalloc((all ? all : 1) * sizeof(uint64_t));
+  size_t m = 0;
+  for (size_t x = 0; x < c->k; x++) {
+    const struct tokset *t = &c->sets[c->first[x]];
+    memcpy(keys + m, t->t, t->n * sizeof(uint64_t));
+    m += t->n;
+  }
+  m = sort_unique(keys, m);
+  if (m > BITS_MAX) return;
+  c->words = m / 64 + 1;
+  c->bits = vs_xcalloc(c->k * c->words, sizeof(uint64_t));
+  for (size_t x = 0; x < c->k; x++) {
+    const struct tokset *t = &c->sets[c->first[x]];
+    uint64_t *row = c->bits + x * c->words;
+    size_t b = 0; /* both sorted: one walk */
+    for (size_t p = 0; p < t->n; p++) {
+      while (keys[b] < t->t[p])
+        b++;
+      row[b / 64] |= 1ULL << (b % 64);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) uint32_t class_distance(const struct classes *c,
+                                                                     size_t x, size_t y) {
+  if (!c->bits) return distance(&c->sets[c->first[x]], &c->sets[c->first[y]]);
+  const uint64_t *a = c->bits + x * c->words, *b = c->bits + y * c->words;
+  uint32_t d = 0;
+  for (size_t w = 0; w < c->words; w++)
+    d += (uint32_t)__builtin_popcountll(a[w] ^ b[w]);
+  return d;
+}
+
+/* Every pair (x, y > x) once, for the folded rows [FROM, TO): row m with row k - 1 - m, so
+ * that each folded row is as much work as another and the chunks take equal shares. */
+#define EACH_PAIR(c, from, to, x, y, body)                                                         \
+  for (size_t m_ = (from); m_ < (to); m_++)                                                        \
+    for (size_t h_ = 0; h_ < 2; h_++) {                                                            \
+      size_t x = h_ ? (c)->k - 1 - m_ : m_;                                                        \
+      if (h_ && x == m_) break;                                                                    \
+      for (size_t y = x + 1; y < (c)->k; y++) {                                                    \
+        body                                                                                       \
+      }                                                                                            \
+    }
+
+/* One chunk of the pairs, in either pass: the first (C->NEAREST not set yet) finds each
+ * class's nearest distance, the second joins the classes close both ways. Compiled twice,
+ * with the CPU's popcount instruction and without, and the one this CPU can run is chosen
+ * when the program starts. */
+__attribute__((target_clones("popcnt", "default"))) static void scan_chunk(void *arg, size_t chunk,
+                                                                           size_t from, size_t to) {
+  struct classes *c = arg;
+  bool first = !c->nearest;
+  uint32_t *near = first ? vs_xmalloc(c->k * sizeof(uint32_t)) : NULL;
+  size_t *parent = first ? NULL : vs_xmalloc(c->k * sizeof(size_t));
+  for (size_t x = 0; x < c->k; x++)
+    if (first)
+      near[x] = UINT32_MAX;
+    else
+      parent[x] = x;
+  EACH_PAIR(c, from, to, x, y, {
+    uint32_t d = class_distance(c, x, y);
+    if (first) {
+      if (d < near[x]) near[x] = d;
+      if (d < near[y]) near[y] = d;
+    } else if (close_both(d, c->nearest[x], c->nearest[y])) {
+      parent[find(parent, x)] = find(parent, y);
+    }
+  })
+  if (first)
+    c->near_of[chunk] = near;
+  else
+    c->parent_of[chunk] = parent;
+}
+
 /* VMs with the same keys (less the common ones) are one class: at distance 0 from each other,
  * so always close, and at the same distance from every other VM. Distances are measured
  * between classes only, twice (for the nearest neighbours, then for closeness) rather than
  * kept: a fleet of mostly alike VMs has few classes, and memory stays linear in the fleet
- * however many there are. The groups are those of every pair of VMs. */
+ * however many there are. Each pass runs on every CPU, each chunk of pairs with its own
+ * nearest distances (then the least of them) or its own groups (then joined: the groups of
+ * every chunk's pairs are those of all pairs). The groups are those of every pair of VMs. */
 size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group) {
   if (n == 0) return 0;
   struct tokset *sets = reduced_sets(vms, n);
@@ -129,22 +274,29 @@ size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group) 
     class_of[order[k]] = classes - 1;
     members[classes - 1]++;
   }
+  struct classes cl = {.sets = sets, .first = first, .k = classes};
+  make_bits(&cl);
+  size_t folded = (classes + 1) / 2;
   _cleanup_(vs_freep) uint32_t *nearest = vs_xmalloc(classes * sizeof(uint32_t));
   for (size_t c = 0; c < classes; c++)
     nearest[c] = members[c] > 1 ? 0 : UINT32_MAX;
-  for (size_t c = 0; c < classes; c++)
-    for (size_t e = c + 1; e < classes; e++) {
-      uint32_t x = distance(&sets[first[c]], &sets[first[e]]);
-      if (x < nearest[c]) nearest[c] = x;
-      if (x < nearest[e]) nearest[e] = x;
-    }
+  size_t chunks = vs_parallel_chunks(folded, 64, scan_chunk, &cl);
+  for (size_t h = 0; h < chunks; h++) {
+    for (size_t c = 0; c < classes; c++)
+      if (cl.near_of[h][c] < nearest[c]) nearest[c] = cl.near_of[h][c];
+    free(cl.near_of[h]);
+  }
+  cl.nearest = nearest;
   _cleanup_(vs_freep) size_t *parent = vs_xmalloc(classes * sizeof(size_t));
   for (size_t c = 0; c < classes; c++)
     parent[c] = c;
-  for (size_t c = 0; c < classes; c++)
-    for (size_t e = c + 1; e < classes; e++)
-      if (close_both(distance(&sets[first[c]], &sets[first[e]]), nearest[c], nearest[e]))
-        parent[find(parent, c)] = find(parent, e);
+  chunks = vs_parallel_chunks(folded, 64, scan_chunk, &cl);
+  for (size_t h = 0; h < chunks; h++) {
+    for (size_t c = 0; c < classes; c++)
+      parent[find(parent, c)] = find(parent, find(cl.parent_of[h], c));
+    free(cl.parent_of[h]);
+  }
+  free(cl.bits);
   _cleanup_(vs_freep) size_t *number = vs_xmalloc(classes * sizeof(size_t));
   size_t groups = 0;
   for (size_t c = 0; c < classes; c++)
