@@ -168,7 +168,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7 "the schema is created once, at version 7"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7,8 "the schema is created once, at version 8"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -303,7 +303,7 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 7 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 8 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
@@ -349,7 +349,8 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # context (as version 6 writes it) and version 5's fingerprints and indexes go too, and
   # version 7's findings view becomes version 2's table again, with the times it shows.
   echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
-  echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb);'
+  echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb, jsonb);'
+  echo 'ALTER TABLE vmscope_rankings DROP COLUMN sha256;'
   echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb), vmscope_drift_ok(jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN since;'
   echo 'ALTER TABLE v2_findings RENAME TO vmscope_findings;'
@@ -369,9 +370,9 @@ findings_v7=$(sql -c "SELECT string_agg(uuid || key || value || score || severit
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 7" "vmscope fleet migrate brings it to version 7"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 8" "vmscope fleet migrate brings it to version 8"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3,4,5,6,7 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4,5,6,7,8 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 [ -n "$findings_v7" ] && [ "$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")" = "$findings_v7" ]
 ok $? "the findings (version 7: a view of the rankings) are those the table held"
 is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE uuid = 'bad-1'")" 0 \
@@ -478,6 +479,26 @@ sql -c "DELETE FROM vmscope_vms WHERE uuid = 'p-1'" >/dev/null
 pub "retake p-1" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT taken_at FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 2026-11-30 00:55:20+00" \
   "and a row gone is written again, whole, a new time or not"
+# And of its rankings (schema version 8): one that did not change is not sent again, only
+# marked ranked now; when one it kept is not as it wrote it, every ranking is sent whole. A
+# since changed in the store shows which were sent whole: the fingerprint does not cover it.
+marked() { sql -c "SELECT string_agg(name || ':' || (since ? 'marker')::text, ',' ORDER BY uuid) FROM vmscope_rankings WHERE host = 'host-p'"; }
+ranked_at() { sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-1'"; }
+is "$(pub rank) $(sql -c "SELECT count(*) || ' ' || count(sha256) FROM vmscope_rankings WHERE host = 'host-p'")" "ok 3 3" \
+  "the host publishes its three rankings, each with its fingerprint"
+sql -c "UPDATE vmscope_rankings SET since = since || '{\"marker\": 1}' WHERE host = 'host-p'" >/dev/null
+at1=$(ranked_at)
+is "$(pub rank) $(marked)" "ok p-1:true,p-2:true,p-3:true" "ranked again unchanged, none is sent again (since changed in the store stays)"
+[ "$(sql -c "SELECT '$(ranked_at)'::timestamptz > '$at1'::timestamptz")" = t ]
+ok $? "and each is marked ranked now"
+pub "change p-2" >/dev/null
+pub publish >/dev/null
+is "$(pub rank) $(marked)" "ok p-1:true,p-2:false,p-3:true" "a ranking that changed (p-2's value, the minority, changed) is sent, and only it"
+sql -c "UPDATE vmscope_rankings SET alarms = alarms + 7 WHERE uuid = 'p-3'" >/dev/null
+is "$(pub rank) $(marked) $(sql -c "SELECT alarms FROM vmscope_rankings WHERE uuid = 'p-3'")" "ok p-1:false,p-2:false,p-3:false 0" \
+  "a ranking changed by another since: every ranking is sent whole, and the row is the host's again"
+sql -c "DELETE FROM vmscope_rankings WHERE uuid = 'p-1'" >/dev/null
+is "$(pub rank) $(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-p'")" "ok 3" "and a ranking gone is written again"
 eval "exec ${PUB[1]}>&-"
 wait "$PUB_PID"
 ok $? "the client exits cleanly"

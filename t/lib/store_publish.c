@@ -7,6 +7,8 @@
  *   change ID   VM ID takes a snapshot a minute later with a new value: "ok"
  *   retake ID   VM ID takes a snapshot a minute later that finds nothing changed: "ok"
  *   forget ID   VM ID's previous snapshot leaves the pool (retention): "ok"
+ *   rank        the three VMs ranked against each other, and vs_store_publish_findings of
+ *               their rankings: "ok" or "error: MESSAGE"
  * Until a VM's first change or retake it has no previous snapshot.
  * At the end of input it exits 0. */
 #include "fleetview.h"
@@ -56,13 +58,28 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   while (fgets(line, sizeof(line), stdin)) {
     line[strcspn(line, "\n")] = '\0';
-    if (strcmp(line, "publish") == 0) {
+    if (strcmp(line, "publish") == 0 || strcmp(line, "rank") == 0) {
       struct vs_view *local = vs_view_new();
       for (size_t i = 0; i < VMS; i++) {
         if (has_prev[i]) vs_view_add(local, make_doc(i, prev[i]));
         vs_view_add(local, make_doc(i, newest[i]));
       }
-      if (vs_store_publish_vms(s, local, &err) == 0)
+      int rc = -1;
+      if (line[0] == 'p') {
+        rc = vs_store_publish_vms(s, local, &err);
+      } else {
+        struct vs_view_opts vo = {.peers = VS_PEERS_FLEET};
+        vs_view_prepare(local, &vo);
+        struct vs_drift *ranked[VMS] = {NULL};
+        struct vs_drift_opts dop = {0};
+        size_t n = 0;
+        while (n < VMS && (ranked[n] = vs_view_rank(local, n, &dop, &err)))
+          n++;
+        if (n == VMS) rc = vs_store_publish_findings(s, ranked, n, &err);
+        for (size_t i = 0; i < n; i++)
+          vs_drift_free(ranked[i]);
+      }
+      if (rc == 0)
         printf("ok\n");
       else
         printf("error: %s\n", vs_err_msg(&err));

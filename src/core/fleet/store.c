@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include "crypto.h"
 #include "dl.h"
 #include "strmap.h"
 
@@ -72,7 +73,22 @@ struct vs_store {
    * returned it, for a row that held what was sent. The store checks each fingerprint named
    * against the row, so a row changed since by anyone is sent again whole. */
   struct vs_strmap *published; /* uuid -> struct published * */
+  /* And of each of its VMs' rankings, so that one that did not change is not sent again: the
+   * digest of its text as sent and the fingerprint the store returned for its row. */
+  struct vs_strmap *ranked; /* uuid -> struct ranked * */
 };
+
+struct ranked {
+  unsigned char digest[VS_SHA256_LEN];
+  char *sha;
+};
+
+static void ranked_free(void *p) {
+  struct ranked *x = p;
+  if (!x) return;
+  free(x->sha);
+  free(x);
+}
 
 struct published {
   struct vs_feature *doc, *prev;
@@ -101,19 +117,24 @@ static void digest_free(void *p) {
   free(d);
 }
 
+/* What vmscope_publish_findings checks first, in every schema version: the host is the caller,
+ * and ranks no VM another host published since. */
+#define FINDINGS_HOST_SQL                                                                          \
+  "  PERFORM vmscope_check_host(p_host);"                                                          \
+  "  IF EXISTS (SELECT FROM vmscope_vms v JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)"     \
+  "      ON r.uuid = v.uuid WHERE v.host <> p_host) THEN"                                          \
+  "    RAISE EXCEPTION 'host % ranks a VM another host published since', p_host"                   \
+  "      USING ERRCODE = '40001';"                                                                 \
+  "  END IF;"
+
 /* vmscope_publish_findings as schema versions 2 and 5 write it (CREATE: "CREATE" or "CREATE OR
  * REPLACE"); DELETE_FINDINGS: the statement that removes the findings this publish did not find
  * again, and those of VMs the host no longer ranks. */
 #define PUBLISH_FINDINGS_SQL(create, delete_findings)                                              \
   create                                                                                           \
       " FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb, p_findings jsonb)"        \
-      " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"   \
-      "  PERFORM vmscope_check_host(p_host);"                                                      \
-      "  IF EXISTS (SELECT FROM vmscope_vms v JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)" \
-      "      ON r.uuid = v.uuid WHERE v.host <> p_host) THEN"                                      \
-      "    RAISE EXCEPTION 'host % ranks a VM another host published since', p_host"               \
-      "      USING ERRCODE = '40001';"                                                             \
-      "  END IF;"                                                                                  \
+      " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ "        \
+      "BEGIN" FINDINGS_HOST_SQL                                                                    \
       "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"   \
       "      drift)"                                                                               \
       "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift"        \
@@ -166,6 +187,34 @@ static void digest_free(void *p) {
   "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"                   \
   "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"                   \
   "END $$;"
+
+/* What it checks first since schema version 7: that, and every ranking can be shown. */
+#define FINDINGS_CHECKS_SQL                                                                        \
+  FINDINGS_HOST_SQL                                                                                \
+  "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"           \
+  "      WHERE r.uuid IS NULL OR NOT vmscope_drift_ok(r.drift)) THEN"                              \
+  "    RAISE EXCEPTION 'host %: a ranking without a uuid, or whose findings are not an array "     \
+  "of objects with key, value, majority (count, share), n, score, p, severity, kind, rank "        \
+  "and waived, one per key', p_host USING ERRCODE = '22023';"                                      \
+  "  END IF;"
+/* And how it writes each ranking of P_RANKINGS, with its since (versions 7 and 8). */
+#define FINDINGS_INSERT_SQL                                                                        \
+  "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"       \
+  "      drift, since)"                                                                            \
+  "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift,"           \
+  "      coalesce((SELECT jsonb_object_agg(f.key, coalesce(w.since, to_jsonb(now())))"             \
+  "        FROM jsonb_to_recordset(r.drift -> 'findings') AS f(key text, value text)"              \
+  "        LEFT JOIN (SELECT g.key, g.value, t.value AS since FROM vmscope_rankings o"             \
+  "          CROSS JOIN LATERAL jsonb_to_recordset(o.drift -> 'findings')"                         \
+  "            AS g(key text, value text)"                                                         \
+  "          JOIN LATERAL jsonb_each(o.since) AS t ON t.key = g.key"                               \
+  "          WHERE o.uuid = r.uuid) w ON w.key = f.key AND w.value = f.value), '{}')"              \
+  "    FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text, samples integer,"            \
+  "      alarms integer, unique_vm boolean, drift jsonb)"                                          \
+  "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"               \
+  "      ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples,"                              \
+  "      alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift,"        \
+  "      since = EXCLUDED.since;"
 
 /* Each migration takes the schema from version i to i + 1, in the transaction that records it. */
 static const char *const migrations[] = {
@@ -450,40 +499,14 @@ static const char *const migrations[] = {
     "    AS f(key text, value text, majority jsonb, n integer, score double precision,"
     "      p double precision, severity text, kind text, rank integer, waived boolean);"
     "CREATE FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb)"
-    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"
-    "  PERFORM vmscope_check_host(p_host);"
-    "  IF EXISTS (SELECT FROM vmscope_vms v JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)"
-    "      ON r.uuid = v.uuid WHERE v.host <> p_host) THEN"
-    "    RAISE EXCEPTION 'host % ranks a VM another host published since', p_host"
-    "      USING ERRCODE = '40001';"
-    "  END IF;"
-    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"
-    "      WHERE r.uuid IS NULL OR NOT vmscope_drift_ok(r.drift)) THEN"
-    "    RAISE EXCEPTION 'host %: a ranking without a uuid, or whose findings are not an array "
-    "of objects with key, value, majority (count, share), n, score, p, severity, kind, rank "
-    "and waived, one per key', p_host USING ERRCODE = '22023';"
-    "  END IF;"
-    /* Each VM's since, one VM at a time: its new findings against its old ones, whose
-     * values and times are read apart and joined by key (since -> key for each finding
-     * decompressed since again each time: 36 of 160 ms for 100 VMs of 144 findings), so
-     * that no plan can join one VM's findings with another's (a nested loop over every VM's,
-     * 1.1 s for 100 VMs when the table was small). */
-    "  INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm,"
-    "      drift, since)"
-    "    SELECT r.uuid, p_host, r.name, now(), r.samples, r.alarms, r.unique_vm, r.drift,"
-    "      coalesce((SELECT jsonb_object_agg(f.key, coalesce(w.since, to_jsonb(now())))"
-    "        FROM jsonb_to_recordset(r.drift -> 'findings') AS f(key text, value text)"
-    "        LEFT JOIN (SELECT g.key, g.value, t.value AS since FROM vmscope_rankings o"
-    "          CROSS JOIN LATERAL jsonb_to_recordset(o.drift -> 'findings')"
-    "            AS g(key text, value text)"
-    "          JOIN LATERAL jsonb_each(o.since) AS t ON t.key = g.key"
-    "          WHERE o.uuid = r.uuid) w ON w.key = f.key AND w.value = f.value), '{}')"
-    "    FROM jsonb_to_recordset(p_rankings) AS r(uuid text, name text, samples integer,"
-    "      alarms integer, unique_vm boolean, drift jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      ranked_at = EXCLUDED.ranked_at, samples = EXCLUDED.samples,"
-    "      alarms = EXCLUDED.alarms, unique_vm = EXCLUDED.unique_vm, drift = EXCLUDED.drift,"
-    "      since = EXCLUDED.since;"
+    " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ "
+    "BEGIN" FINDINGS_CHECKS_SQL
+        /* Each VM's since, one VM at a time: its new findings against its old ones, whose
+         * values and times are read apart and joined by key (since -> key for each finding
+         * decompressed since again each time: 36 of 160 ms for 100 VMs of 144 findings), so
+         * that no plan can join one VM's findings with another's (a nested loop over every VM's,
+         * 1.1 s for 100 VMs when the table was small). */
+        FINDINGS_INSERT_SQL
     "  DELETE FROM vmscope_rankings k WHERE k.host = p_host AND NOT k.uuid IN"
     "    (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text));"
     "END $$;"
@@ -552,6 +575,38 @@ static const char *const migrations[] = {
     "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb) FROM PUBLIC;"
     "GRANT SELECT ON vmscope_findings TO vmscope_host, vmscope_reader;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb) TO vmscope_host;",
+    /* 8: a host sends again only the rankings that changed since it published them (every
+     * ranking rewritten every round was most of a round's writes at 2,000 keys a VM, a new
+     * compressed drift document a VM each time, when most are what they were): for each other
+     * VM it names the fingerprint of the ranking it wrote (P_KEPT: [{uuid, sha}]), which is
+     * kept as it is, drift and since untouched, and marked ranked now. When one named is not
+     * that one (changed or gone, whoever did it), nothing is written and NULL says so: the host
+     * sends every ranking. Returns the fingerprints of the rankings of P_RANKINGS. */
+    /* Generated, as vmscope_vms.content_sha256: any change to the row changes it. */
+    "ALTER TABLE vmscope_rankings ADD COLUMN sha256 text GENERATED ALWAYS AS (encode(sha256("
+    "  decode(replace(host || '|' || name || '|' || samples::text || '|' || alarms::text || '|'"
+    "  || unique_vm::text || '|' || drift::text, '\\', '\\\\'), 'escape')), 'hex')) STORED;"
+    "DROP FUNCTION vmscope_publish_findings(text, jsonb);"
+    "CREATE FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb,"
+    "  p_kept jsonb DEFAULT '[]')"
+    " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ "
+    "BEGIN" FINDINGS_CHECKS_SQL
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"
+    "      WHERE NOT EXISTS (SELECT FROM vmscope_rankings o WHERE o.uuid = k.uuid"
+    "        AND o.host = p_host AND o.sha256 = k.sha)) THEN"
+    "    RETURN NULL;"
+    "  END IF;" FINDINGS_INSERT_SQL "  UPDATE vmscope_rankings o SET ranked_at = now()"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text) WHERE o.uuid = k.uuid"
+    "      AND o.host = p_host;"
+    "  DELETE FROM vmscope_rankings d WHERE d.host = p_host AND NOT d.uuid IN"
+    "    (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text)"
+    "     UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"
+    "  RETURN (SELECT coalesce(jsonb_object_agg(o.uuid, o.sha256), '{}')"
+    "    FROM vmscope_rankings o JOIN jsonb_to_recordset(p_rankings) AS r(uuid text)"
+    "      ON r.uuid = o.uuid);"
+    "END $$;"
+    "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb, jsonb) FROM PUBLIC;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb, jsonb) TO vmscope_host;",
 };
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -622,6 +677,38 @@ static int call(struct vs_store *s, const char *what, const char *sql, int n,
   if (!r) return -1;
   sym_PQclear(r);
   return 0;
+}
+
+/* Calls a publishing function that returns the fingerprints of the rows it wrote (uuid ->
+ * sha): that object, JSON null when the function refused what was named as kept (nothing
+ * written), or NULL with ERR. */
+static json_t *call_fingerprints(struct vs_store *s, const char *what, const char *sql, int n,
+                                 const char *const *params, struct vs_err *err) {
+  PGresult *r = run(s, what, PGRES_TUPLES_OK, sql, n, params, err);
+  if (!r) return NULL;
+  json_t *shas = NULL;
+  if (sym_PQntuples(r) == 1 && sym_PQgetisnull(r, 0, 0))
+    shas = json_null();
+  else if (sym_PQntuples(r) == 1)
+    shas =
+        vs_json_loadb_strict(sym_PQgetvalue(r, 0, 0), (size_t)sym_PQgetlength(r, 0, 0), what, err);
+  if (shas && !json_is_object(shas) && !json_is_null(shas)) {
+    json_decref(shas);
+    shas = NULL;
+  }
+  if (!shas && !err->msg)
+    vs_err_set(err, EIO, "fleet store %s: %s: no fingerprints returned", s->safe_url, what);
+  sym_PQclear(r);
+  return shas;
+}
+
+/* SHAS, what a publishing call sending every row returned after a call that named rows as kept
+ * was refused: a refusal now, with none kept, is an error (NULL with ERR). */
+static json_t *resent(struct vs_store *s, json_t *shas, const char *what, struct vs_err *err) {
+  if (!json_is_null(shas)) return shas;
+  json_decref(shas);
+  vs_err_set(err, EIO, "fleet store %s: %s: refused with none kept", s->safe_url, what);
+  return NULL;
 }
 
 static int begin(struct vs_store *s, struct vs_err *err) {
@@ -775,6 +862,7 @@ void vs_store_free(struct vs_store *s) {
   json_decref(s->last_context);
   drop_writer_state(s);
   vs_strmap_free(s->published);
+  vs_strmap_free(s->ranked);
   free(s);
 }
 
@@ -874,25 +962,9 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local,
   char count[32];
   snprintf(count, sizeof(count), "%zu", vs_view_count(local));
   const char *p[] = {s->host, count, rows_text, s->store_documents ? docs_text : NULL, kept_text};
-  PGresult *r = run(s, "publishing this host's VMs", PGRES_TUPLES_OK,
-                    "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb, $5::jsonb)",
-                    5, p, err);
-  if (!r) return NULL;
-  json_t *shas = NULL;
-  if (sym_PQntuples(r) == 1 && sym_PQgetisnull(r, 0, 0))
-    shas = json_null();
-  else if (sym_PQntuples(r) == 1)
-    shas = vs_json_loadb_strict(sym_PQgetvalue(r, 0, 0), (size_t)sym_PQgetlength(r, 0, 0),
-                                "the fingerprints of this host's VMs", err);
-  if (shas && !json_is_object(shas) && !json_is_null(shas)) {
-    json_decref(shas);
-    shas = NULL;
-  }
-  if (!shas && !err->msg)
-    vs_err_set(err, EIO, "fleet store %s: publishing this host's VMs: no fingerprints returned",
-               s->safe_url);
-  sym_PQclear(r);
-  return shas;
+  return call_fingerprints(
+      s, "publishing this host's VMs",
+      "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb, $5::jsonb)", 5, p, err);
 }
 
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
@@ -908,13 +980,7 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
   if (json_is_null(shas)) { /* a row kept is not as named: send them all */
     kept = false;
     json_decref(shas);
-    shas = publish_vms(s, local, NULL, err);
-    if (json_is_null(shas)) {
-      json_decref(shas);
-      shas = NULL;
-      vs_err_set(err, EIO, "fleet store %s: publishing this host's VMs: refused with none kept",
-                 s->safe_url);
-    }
+    shas = resent(s, publish_vms(s, local, NULL, err), "publishing this host's VMs", err);
   }
   /* What the store now holds of them: the rows kept, and those whose fingerprints it returned
    * (a VM another host published later is not this host's row, and is sent again). */
@@ -1538,24 +1604,96 @@ bool vs_store_is_local(const struct vs_view *fleet, size_t i, const struct vs_vi
          strcmp(vs_feature_taken_at(vs_view_doc(local, (size_t)k)), vs_feature_taken_at(doc)) == 0;
 }
 
+/* One call of vmscope_publish_findings: every ranking of TEXTS (VM UUIDS[i]'s), but those
+ * KEEP names (may be NULL: none; else KEEP[i] is NULL or the fingerprint of the row that holds
+ * it). The fingerprints returned (an object, uuid -> sha), JSON null when a kept row was not as
+ * named (nothing written), or NULL with ERR. */
+static json_t *publish_rankings(struct vs_store *s, const char *const *uuids, char *const *texts,
+                                const char *const *keep, size_t n, struct vs_err *err) {
+  struct vs_buf sent = {0};
+  json_t *kept = json_array();
+  vs_buf_addc(&sent, '[');
+  for (size_t i = 0; i < n; i++) {
+    if (keep && keep[i]) {
+      json_array_append_new(kept, json_pack("{s:s,s:s}", "uuid", uuids[i], "sha", keep[i]));
+      continue;
+    }
+    if (sent.len > 1) vs_buf_addc(&sent, ',');
+    vs_buf_adds(&sent, texts[i]);
+  }
+  vs_buf_addc(&sent, ']');
+  _cleanup_(vs_freep) char *sent_text = vs_buf_steal(&sent);
+  _cleanup_(vs_freep) char *kept_text = json_dumps(kept, JSON_COMPACT);
+  json_decref(kept);
+  if (!kept_text) {
+    vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings", s->safe_url);
+    return NULL;
+  }
+  const char *p[] = {s->host, sent_text, kept_text};
+  return call_fingerprints(s, "publishing the findings",
+                           "SELECT vmscope_publish_findings($1, $2::jsonb, $3::jsonb)", 3, p, err);
+}
+
 int vs_store_publish_findings(struct vs_store *s, struct vs_drift *const *ranked, size_t n,
                               struct vs_err *err) {
-  json_t *rankings = json_array();
-  for (size_t i = 0; i < n; i++) {
+  /* Each ranking as text, and its digest: one that is what this host last sent is named by
+   * its row's fingerprint instead. */
+  _cleanup_(vs_freep) char **texts = vs_xcalloc(n ? n : 1, sizeof(char *));
+  _cleanup_(vs_freep) const char **uuids = vs_xcalloc(n ? n : 1, sizeof(char *));
+  _cleanup_(vs_freep) const char **keep = vs_xcalloc(n ? n : 1, sizeof(char *));
+  _cleanup_(vs_freep) struct ranked *now = vs_xcalloc(n ? n : 1, sizeof(*now));
+  _cleanup_(vs_freep) bool *digested = vs_xcalloc(n ? n : 1, sizeof(bool));
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
     const struct vs_drift *d = ranked[i];
-    json_array_append_new(rankings, json_pack("{s:s,s:s,s:i,s:i,s:b,s:o}", "uuid", d->target_id,
-                                              "name", d->target_name, "samples", (int)d->samples,
-                                              "alarms", (int)d->alarms, "unique_vm", d->unique,
-                                              "drift", vs_drift_to_json(d, 0)));
+    json_t *one = json_pack("{s:s,s:s,s:i,s:i,s:b,s:o}", "uuid", d->target_id, "name",
+                            d->target_name, "samples", (int)d->samples, "alarms", (int)d->alarms,
+                            "unique_vm", d->unique, "drift", vs_drift_to_json(d, 0));
+    texts[i] = one ? json_dumps(one, JSON_COMPACT) : NULL;
+    json_decref(one);
+    if (!texts[i]) {
+      rc = vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings of %s",
+                      s->safe_url, d->target_name);
+      break;
+    }
+    uuids[i] = d->target_id;
+    struct vs_err ignored = {0}; /* no digest: the ranking is sent */
+    digested[i] = vs_sha256(texts[i], strlen(texts[i]), now[i].digest, &ignored) == 0;
+    vs_err_clear(&ignored);
+    const struct ranked *was = s->ranked ? vs_strmap_get(s->ranked, d->target_id) : NULL;
+    if (digested[i] && was && memcmp(was->digest, now[i].digest, VS_SHA256_LEN) == 0)
+      keep[i] = was->sha;
   }
-  _cleanup_(vs_freep) char *rankings_text = json_dumps(rankings, JSON_COMPACT);
-  json_decref(rankings);
-  if (!rankings_text)
-    return vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize the findings", s->safe_url);
-  if (connect_store(s, err) < 0) return -1;
-  const char *p[] = {s->host, rankings_text};
-  return call(s, "publishing the findings", "SELECT vmscope_publish_findings($1, $2::jsonb)", 2, p,
-              err);
+  json_t *shas = NULL;
+  bool kept = true;
+  if (rc == 0 && connect_store(s, err) == 0) {
+    shas = publish_rankings(s, uuids, texts, keep, n, err);
+    if (json_is_null(shas)) { /* a ranking kept is not as named: send them all */
+      kept = false;
+      json_decref(shas);
+      shas = resent(s, publish_rankings(s, uuids, texts, NULL, n, err), "publishing the findings",
+                    err);
+    }
+  }
+  /* What the store now holds of them: the rankings kept, and those whose fingerprints it
+   * returned. After a failure nothing is known: the next call sends every ranking. */
+  struct vs_strmap *held = shas ? vs_strmap_new(ranked_free) : NULL;
+  for (size_t i = 0; shas && i < n; i++) {
+    const char *sha =
+        kept && keep[i] ? keep[i] : json_string_value(json_object_get(shas, uuids[i]));
+    if (!sha || !digested[i]) continue;
+    struct ranked *r = vs_xmalloc(sizeof(*r));
+    memcpy(r->digest, now[i].digest, VS_SHA256_LEN);
+    r->sha = vs_xstrdup(sha);
+    vs_strmap_put(held, uuids[i], r);
+  }
+  bool ok = shas != NULL;
+  json_decref(shas);
+  for (size_t i = 0; i < n; i++)
+    free(texts[i]);
+  vs_strmap_free(s->ranked);
+  s->ranked = held;
+  return ok ? 0 : -1;
 }
 
 int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f,
