@@ -22,8 +22,9 @@
  *      the whole view's; vs_store_publish_findings), after the whole view and host 0's kept
  *      rows are freed, as on a host that is not elected;
  *   3. the database's size (pg_database_size) and bytes per VM;
- *   4. PostgreSQL's CPU seconds for 1, 1b and 2: utime + stime of the postmaster's children
- *      (/proc/PID/stat), those that ended included (the postmaster's cutime + cstime).
+ *   4. PostgreSQL's CPU seconds for 1, 1b and 2: the run time of the postmaster and its live
+ *      children (/proc/PID/schedstat, in ns), and of those that ended (the postmaster's cutime
+ *      + cstime, in ticks).
  * The peer, measured in the same run: PostgreSQL's own bulk path, COPY FROM STDIN of the same
  * rows (made from the same documents) into a table like vmscope_vms, against the store's
  * publish of one host's VMs; and COPY TO STDOUT of the fleet's rows against vs_store_load.
@@ -226,20 +227,43 @@ static bool proc_ticks(long pid, bool children, unsigned long long *ticks, long 
   return true;
 }
 
-/* The server's CPU seconds so far: the postmaster, its live children, and those it reaped. */
+/* The CPU time process PID has run, in ns (/proc/PID/schedstat: exact, where /proc/PID/stat
+ * counts 10 ms ticks, which made a round's share of a backend's time unreadable); -1 when it
+ * is gone. */
+static long long proc_run_ns(long pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%ld/schedstat", pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return -1;
+  long long ns = -1;
+  if (fscanf(f, "%lld", &ns) != 1) ns = -1;
+  fclose(f);
+  return ns;
+}
+
+/* The server's CPU seconds so far: the postmaster and its live children (to the ns), and those
+ * it reaped (in ticks: what the kernel keeps of them). */
 static double pg_cpu(long postmaster) {
-  unsigned long long total = 0, t;
+  unsigned long long own = 0, t;
   long pp;
-  if (!proc_ticks(postmaster, true, &total, &pp)) die("/proc", "the postmaster is gone");
+  if (!proc_ticks(postmaster, true, &own, &pp)) die("/proc", "the postmaster is gone");
+  unsigned long long alone = 0;
+  proc_ticks(postmaster, false, &alone, &pp);
+  double total = (double)(own - alone) / (double)sysconf(_SC_CLK_TCK); /* the reaped */
+  long long ns = proc_run_ns(postmaster);
+  if (ns > 0) total += (double)ns / 1e9;
   DIR *d = opendir("/proc");
   if (!d) die("/proc", strerror(errno));
   struct dirent *e;
-  while ((e = readdir(d)))
-    if (isdigit((unsigned char)e->d_name[0]) &&
-        proc_ticks(strtol(e->d_name, NULL, 10), false, &t, &pp) && pp == postmaster)
-      total += t;
+  while ((e = readdir(d))) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    long pid = strtol(e->d_name, NULL, 10);
+    if (!proc_ticks(pid, false, &t, &pp) || pp != postmaster) continue;
+    ns = proc_run_ns(pid);
+    total += ns >= 0 ? (double)ns / 1e9 : (double)t / (double)sysconf(_SC_CLK_TCK);
+  }
   closedir(d);
-  return (double)total / (double)sysconf(_SC_CLK_TCK);
+  return total;
 }
 
 /* ------------------------------------------------------------------ libpq for the peer */
