@@ -499,6 +499,12 @@ is "$(pub rank) $(marked) $(sql -c "SELECT alarms FROM vmscope_rankings WHERE uu
   "a ranking changed by another since: every ranking is sent whole, and the row is the host's again"
 sql -c "DELETE FROM vmscope_rankings WHERE uuid = 'p-1'" >/dev/null
 is "$(pub rank) $(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-p'")" "ok 3" "and a ranking gone is written again"
+p3_at=$(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'")
+sql -c "UPDATE vmscope_vms SET host = 'host-t' WHERE uuid = 'p-3'" >/dev/null # it migrated
+out=$(pub rank)
+[[ $out == *"host host-p ranks a VM another host published since"* && $(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'") == "$p3_at" ]]
+ok $? "a ranking kept of a VM another host published since is refused as one sent is, and not marked ranked: $out"
+sql -c "UPDATE vmscope_vms SET host = 'host-p' WHERE uuid = 'p-3'" >/dev/null
 eval "exec ${PUB[1]}>&-"
 wait "$PUB_PID"
 ok $? "the client exits cleanly"

@@ -252,6 +252,91 @@ static void test_no_vms(void) {
   vs_analysis_free(e);
 }
 
+/* The nearest other role's medoid, by definition: what a VM alone in its role is measured
+ * against (a role of one VM is its own medoid). */
+static double nearest_role(const struct vs_analysis *a, size_t i, bool several_only) {
+  double best = 0;
+  for (size_t r = 0; r < vs_analysis_role_count(a); r++)
+    if (r != vs_analysis_role(a, i) && (!several_only || vs_analysis_role_size(a, r) > 1) &&
+        vs_analysis_pair(a, i, vs_analysis_medoid(a, r)) > best)
+      best = vs_analysis_pair(a, i, vs_analysis_medoid(a, r));
+  return best;
+}
+
+/* N VMs of 60 keys each, alike but for the values of their own: key k has a value of VM k % N
+ * alone, and of VM (k / N + k) % N too for the first ODD keys. No two are alike enough to form a
+ * role. */
+static void lone_fleet(size_t n, int odd, uint64_t *t, struct vs_vm_tokens *vms) {
+  for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < 60; k++) {
+      bool own = i == k % n || ((int)k < odd && i == (k / n + k) % n);
+      t[i * 60 + k] = (uint64_t)(k + 1) << 32 | (own ? 100 + i : 1);
+    }
+    vms[i] = (struct vs_vm_tokens){.id = "lone", .name = "lone", .tokens = t + i * 60, .n = 60};
+  }
+}
+
+/* A VM alone in its role sits as far from the others as from the nearest other role: exactly,
+ * while there are at most 64 roles (five VMs, none alike enough for a role, are as alike as
+ * they are, not "like nothing", which would make each an anomaly); beyond, at least as near as
+ * the nearest role of several VMs and no nearer than the definition, and near it. */
+static void test_lone_vms(void) {
+  static uint64_t t[5 * 60];
+  static struct vs_vm_tokens vms[400];
+  bool exact = true;
+  for (int odd = 0; odd <= 60; odd += 10) {
+    lone_fleet(5, odd, t, vms);
+    struct vs_analysis *a = vs_analyze(vms, 5, NULL);
+    for (size_t i = 0; i < 5; i++)
+      if (vs_analysis_role_size(a, vs_analysis_role(a, i)) == 1 &&
+          vs_analysis_similarity(a, i) != nearest_role(a, i, false)) {
+        diag("odd %d, VM %zu: similarity %.3f, the definition %.3f", odd, i,
+             vs_analysis_similarity(a, i), nearest_role(a, i, false));
+        exact = false;
+      }
+    vs_analysis_free(a);
+  }
+  ok(exact, "with few roles, a VM alone in its role is as near as the nearest other role");
+  /* Beyond: 400 VMs of 200 keys in bench/drift_scale's shapes (2% differing everywhere, 4% on
+   * some VMs, 10% the role's), a fifth of the rest deviating: no two alike enough for a role. */
+  static uint64_t bt[400 * 200];
+  uint64_t seed = 11;
+  for (size_t i = 0; i < 400; i++) {
+    size_t m = 0;
+    for (size_t k = 0; k < 200; k++) {
+      uint64_t h = rnd(&seed), key = (uint64_t)(k + 1) << 32;
+      if (k % 100 < 2)
+        bt[i * 200 + m++] = key | (h & 0xffffffff);
+      else if (k % 100 < 6 && h % 4)
+        bt[i * 200 + m++] = key | 1;
+      else if (k % 100 >= 6 && k % 100 < 16)
+        bt[i * 200 + m++] = key | (10 + i % 3);
+      else if (k % 100 >= 16)
+        bt[i * 200 + m++] = key | (h % 100 >= 20 ? 2 : 3 + h % 3);
+    }
+    vms[i] = (struct vs_vm_tokens){.id = "lone", .name = "lone", .tokens = bt + i * 200, .n = m};
+  }
+  struct vs_analysis *a = vs_analyze(vms, 400, NULL);
+  size_t lone = 0, bounded = 0, at = 0;
+  double gap = 0, worst = 0;
+  for (size_t i = 0; i < 400; i++) {
+    if (vs_analysis_role_size(a, vs_analysis_role(a, i)) != 1) continue;
+    double sim = vs_analysis_similarity(a, i), def = nearest_role(a, i, false);
+    lone++;
+    bounded += sim >= nearest_role(a, i, true) && sim <= def;
+    at += sim == def;
+    gap += def - sim;
+    if (def - sim > worst) worst = def - sim;
+  }
+  gap /= lone ? (double)lone : 1;
+  ok(vs_analysis_role_count(a) > 64 && lone > 64 && bounded == lone && gap < 0.02 && worst < 0.1,
+     "with %zu roles, each of the %zu VMs alone is between the nearest role of several VMs and "
+     "the nearest other role (%zu are), %zu at the latter, short of it by %.4f on average and "
+     "%.4f at most",
+     vs_analysis_role_count(a), lone, bounded, at, gap, worst);
+  vs_analysis_free(a);
+}
+
 int main(void) {
   struct fleet f = make(600, 0.05, 42);
   struct vs_analysis *a = vs_analyze(f.vms, f.n, NULL);
@@ -276,5 +361,6 @@ int main(void) {
   test_adjusted_rand();
   test_own_drifts_are_not_likeness();
   test_no_vms();
+  test_lone_vms();
   return done_testing();
 }

@@ -14,6 +14,7 @@
 #define ROWS (K / BANDS)
 #define EMPTY UINT64_MAX
 #define MEDOID_SAMPLE 64
+#define LONE_EXACT 64 /* roles up to which a lone VM is compared with every one */
 /* VMs with at most this many informative tokens keep them, and are compared exactly: with few
  * tokens the signature's estimate is coarse. */
 #define EXACT_MAX 512
@@ -461,8 +462,34 @@ static void sign_all(const struct sig_job *job, size_t n) {
   if (threaded) pthread_join(t, NULL);
 }
 
-/* Candidate pairs from the bands, joined (union-find PARENT) when similar enough. */
-static size_t *join_similar(const struct vs_analysis *a, double threshold) {
+/* The VMs most like one that the bands proposed to compare it with, most alike first: for a
+ * VM left alone in its role, the nearest of them that is alone too. */
+#define PROPOSED 4
+struct proposed {
+  double sim[PROPOSED];
+  size_t vm[PROPOSED];
+  size_t n;
+};
+
+static void propose(struct proposed *p, size_t vm, double sim) {
+  size_t at = p->n < PROPOSED ? p->n++ : PROPOSED;
+  while (at > 0 && p->sim[at - 1] < sim) {
+    if (at < PROPOSED) {
+      p->sim[at] = p->sim[at - 1];
+      p->vm[at] = p->vm[at - 1];
+    }
+    at--;
+  }
+  if (at < PROPOSED) {
+    p->sim[at] = sim;
+    p->vm[at] = vm;
+  }
+}
+
+/* Candidate pairs from the bands, joined (union-find PARENT) when similar enough; each pair
+ * compared is proposed to both (PROPOSED). */
+static size_t *join_similar(const struct vs_analysis *a, double threshold,
+                            struct proposed *proposed) {
   size_t n = a->n;
   size_t *parent = vs_xcalloc(n, sizeof(size_t));
   for (size_t i = 0; i < n; i++)
@@ -480,10 +507,14 @@ static size_t *join_similar(const struct vs_analysis *a, double threshold) {
       size_t e = s + 1;
       while (e < n && be[e].key == be[s].key)
         e++;
-      for (size_t x = s + 1; x < e; x++)
-        if (find(parent, be[x].vm) != find(parent, be[s].vm) &&
-            vs_analysis_pair(a, be[s].vm, be[x].vm) >= threshold)
-          join(parent, be[s].vm, be[x].vm);
+      for (size_t x = s + 1; x < e; x++) {
+        size_t p = be[s].vm, q = be[x].vm;
+        if (find(parent, q) == find(parent, p)) continue;
+        double sim = vs_analysis_pair(a, p, q);
+        propose(&proposed[p], q, sim);
+        propose(&proposed[q], p, sim);
+        if (sim >= threshold) join(parent, p, q);
+      }
       s = e;
     }
   }
@@ -537,6 +568,7 @@ struct score_job {
   struct vs_analysis *a;
   const struct vs_vm_tokens *vms;
   const struct sig_job *hist;
+  const struct proposed *proposed; /* join_similar's */
 };
 
 /* VM I's similarity to its role, and its anomaly: that, or the change since its last snapshot
@@ -547,13 +579,20 @@ static void score_one(void *arg, size_t i) {
   a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
   if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
     /* Alone in its role: that is what is odd about it; it sits as far from the others as
-     * from the nearest role of two VMs or more (roles are numbered by decreasing size, so
-     * those come first). Not the nearest other lone VM: half a fleet can be alone, and each
-     * against each is quadratic in the fleet, while the roles of several VMs are few. */
+     * from the nearest other role. Up to LONE_EXACT roles every other role's medoid is
+     * compared; beyond, only those of two VMs or more (roles are numbered by decreasing
+     * size: they come first) and the VMs the bands proposed to compare it with: half a fleet
+     * can be alone, and each lone VM against each is quadratic in the fleet, while the
+     * roles of several VMs are few. What it is then short of the nearest lone VM is that
+     * of one the bands did not propose, less alike than the threshold by far. */
     double nearest = 0;
-    for (size_t r = 0; r < a->n_roles && a->role_size[r] > 1; r++) {
-      double p = vs_analysis_pair(a, i, a->medoid[r]);
-      if (p > nearest) nearest = p;
+    const struct proposed *p = &j->proposed[i];
+    for (size_t k = 0; k < p->n && nearest == 0; k++) /* the first alone: the most alike */
+      if (a->role_size[a->role[p->vm[k]]] == 1) nearest = p->sim[k];
+    for (size_t r = 0; r < a->n_roles && (r < LONE_EXACT || a->role_size[r] > 1); r++) {
+      if (r == a->role[i]) continue;
+      double sim = vs_analysis_pair(a, i, a->medoid[r]);
+      if (sim > nearest) nearest = sim;
     }
     a->similarity[i] = nearest;
   }
@@ -567,8 +606,8 @@ static void score_one(void *arg, size_t i) {
 }
 
 static void score_similarity(struct vs_analysis *a, const struct vs_vm_tokens *vms,
-                             const struct sig_job *hist) {
-  struct score_job job = {.a = a, .vms = vms, .hist = hist};
+                             const struct sig_job *hist, const struct proposed *proposed) {
+  struct score_job job = {.a = a, .vms = vms, .hist = hist, .proposed = proposed};
   vs_parallel_for(a->n, 0, score_one, &job);
 }
 
@@ -590,11 +629,12 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   struct sig_job job = {.a = a, .vms = vms, .df = &df, .lo = n < 2 ? 1 : 2, .hi = hi};
   job.neg = negatable_tokens(&df, n, common, &job.n_neg);
   sign_all(&job, n);
-  size_t *parent = join_similar(a, threshold);
+  _cleanup_(vs_freep) struct proposed *proposed = vs_xcalloc(n, sizeof(*proposed));
+  size_t *parent = join_similar(a, threshold, proposed);
   assign_roles(a, parent);
   free(parent);
   find_medoids(a);
-  score_similarity(a, vms, &job);
+  score_similarity(a, vms, &job, proposed);
   free(df.keys);
   free(df.n);
   free((uint64_t *)job.neg);

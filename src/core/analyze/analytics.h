@@ -18,9 +18,10 @@
  * connected groups are the roles. Their number is found, not given; for a given seed and
  * input order the result is the same. Each role's medoid is the member most like the others
  * (among up to 64 of them); each VM's similarity is its similarity to its role's medoid (for
- * a VM alone in its role, to the medoid of the nearest role of two VMs or more, 0 when there is
- * none), and its anomaly in [0, 1] is 1 minus that, or 1 minus its similarity to its own previous
- * snapshot when that is larger.
+ * a VM alone in its role, to the nearest other role's medoid: exactly while there are at most
+ * 64 roles; beyond, among the roles of two VMs or more and the VMs the bands proposed to
+ * compare it with), and its anomaly in [0, 1] is 1 minus that, or 1 minus its similarity to its own
+ * previous snapshot when that is larger.
  *
  * Labels: an unlabelled VM gets the label its 5 most similar labelled VMs vote for, weighted by
  * similarity, with the winning share as its probability.

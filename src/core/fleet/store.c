@@ -593,7 +593,9 @@ static const char *const migrations[] = {
     "BEGIN" FINDINGS_CHECKS_SQL
     "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"
     "      WHERE NOT EXISTS (SELECT FROM vmscope_rankings o WHERE o.uuid = k.uuid"
-    "        AND o.host = p_host AND o.sha256 = k.sha)) THEN"
+    "        AND o.host = p_host AND o.sha256 = k.sha)"
+    /* nor one of a VM another host published since: sent, it is refused as above */
+    "      OR EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid AND v.host <> p_host)) THEN"
     "    RETURN NULL;"
     "  END IF;" FINDINGS_INSERT_SQL "  UPDATE vmscope_rankings o SET ranked_at = now()"
     "    FROM jsonb_to_recordset(p_kept) AS k(uuid text) WHERE o.uuid = k.uuid"
