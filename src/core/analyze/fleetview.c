@@ -44,9 +44,10 @@ void vs_view_free(struct vs_view *v) {
   free(v->vms);
   vs_strmap_free(v->by_id);
   vs_strv_free(v->errors, v->n_errors);
-  for (size_t g = 0; g < v->n_groups; g++) {
-    if (!v->kind_pops || v->role_pops[g] != v->kind_pops[g]) vs_pop_free(v->role_pops[g]);
-    if (v->kind_pops) vs_pop_free(v->kind_pops[g]);
+  for (size_t g = 0; g < v->n_groups; g++) { /* a group's may be the fleet's (build_groups) */
+    if ((!v->kind_pops || v->role_pops[g] != v->kind_pops[g]) && v->role_pops[g] != v->fleet)
+      vs_pop_free(v->role_pops[g]);
+    if (v->kind_pops && v->kind_pops[g] != v->fleet) vs_pop_free(v->kind_pops[g]);
   }
   free(v->kind_pops);
   free(v->role_pops);
@@ -354,11 +355,14 @@ static void build_groups(struct vs_view *v) {
     split[g] |= v->unique[i];
     peers[g] |= !v->unique[i]; /* a group of one is unique: MinRolePeers is at least 1 */
   }
-  struct vs_pop **pops = count_pops(v, 2 * ng, group_slots, split);
+  /* One close group of every VM, none of them unique (a fleet of one kind): its population
+   * is the fleet's, the same documents counted in the same order, and is not counted again. */
+  bool whole = ng == 1 && !split[0];
+  struct vs_pop **pops = whole ? NULL : count_pops(v, 2 * ng, group_slots, split);
   v->kind_pops = vs_xcalloc(ng ? ng : 1, sizeof(*v->kind_pops));
   for (size_t g = 0; g < ng; g++) {
-    v->kind_pops[g] = pops[g];
-    v->role_pops[g] = split[g] ? pops[ng + g] : peers[g] ? pops[g] : NULL;
+    v->kind_pops[g] = whole ? v->fleet : pops[g];
+    v->role_pops[g] = split[g] ? pops[ng + g] : peers[g] ? v->kind_pops[g] : NULL;
     vs_pop_prepare(v->kind_pops[g]);
     if (v->role_pops[g]) vs_pop_prepare(v->role_pops[g]);
   }
