@@ -178,8 +178,15 @@ void vs_cli_docs_clear(struct vs_cli_docs *d);
 struct vs_view;
 /* True (message printed) when PATH, given where a guest was expected, is a snapshot pool. */
 bool vs_cli_refuse_pool_source(const char *path, const char *prog);
+/* The fleet store SO names, connected; NULL with *STATUS set and the reason printed (CONTEXT,
+ * may be NULL, before it): VS_EXIT_USAGE when SO's URL is neither a postgresql:// URL nor a
+ * key=value connection string, or its password file cannot be read; VS_EXIT_PARTIAL when the
+ * store cannot be reached or its schema brought up to date (the source failed). */
+struct vs_store_opts;
+struct vs_store *vs_cli_open_store(const struct vs_store_opts *so, const char *context,
+                                   const char *prog, int *status);
 /* Adds the VMs of the PostgreSQL fleet store URL (every host seen within its HostTimeout) to
- * VIEW. Returns VS_EXIT_USAGE (printed) when it cannot be opened, VS_EXIT_PARTIAL when rows
+ * VIEW. Returns what vs_cli_open_store does when it cannot be opened, VS_EXIT_PARTIAL when rows
  * were refused (each printed) or the fleet could not be read, else VS_EXIT_OK. */
 int vs_cli_add_store(struct vs_view *view, const char *url, const char *password_file,
                      const char *ca_file, const char *prog);

@@ -132,15 +132,15 @@ int vs_cmd_fleet_drift(int argc, char **argv) {
                              .password_file = o.password_file,
                              .ca_file = o.ca_file,
                              .host = "vmscope-cli"};
-  _cleanup_(vs_store_freep) struct vs_store *store = vs_store_open(&so, &err);
-  if (!store) return vs_cli_fail(&err, NULL, VS_EXIT_USAGE, PROG);
+  int status = VS_EXIT_OK;
+  _cleanup_(vs_store_freep) struct vs_store *store = vs_cli_open_store(&so, NULL, PROG, &status);
+  if (!store) return status;
   if (migrate_only) {
     printf("the fleet store's schema is at version %d\n", VS_STORE_SCHEMA_VERSION);
     return vs_cli_flush(PROG) < 0 ? VS_EXIT_PARTIAL : VS_EXIT_OK;
   }
   json_t *rankings = vs_store_rankings(store, o.vm, &err);
   if (!rankings) return vs_cli_fail(&err, NULL, VS_EXIT_PARTIAL, PROG);
-  int status = VS_EXIT_OK;
   if (o.vm && json_array_size(rankings) == 0) {
     fprintf(stderr, PROG ": no host has ranked a VM named \"%s\" in the fleet store\n", o.vm);
     status = VS_EXIT_PARTIAL;

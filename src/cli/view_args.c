@@ -6,6 +6,7 @@
 #include "pool.h"
 #include "store.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,13 +52,40 @@ int vs_cli_add_pools(struct vs_view *view, const char *const *pools, size_t n, c
   return status;
 }
 
+struct vs_store *vs_cli_open_store(const struct vs_store_opts *so, const char *context,
+                                   const char *prog, int *status) {
+  struct vs_err err = {0};
+  /* libpq's two forms: a URI, or keyword=value pairs (a file path given by mistake is neither) */
+  if (strncmp(so->url, "postgresql://", 13) != 0 && strncmp(so->url, "postgres://", 11) != 0 &&
+      !strchr(so->url, '=')) {
+    vs_err_set(&err, EINVAL,
+               "\"%s\" is not a PostgreSQL URL (postgresql://...) nor a connection string "
+               "(host=... dbname=...)",
+               so->url);
+    *status = vs_cli_fail(&err, context, VS_EXIT_USAGE, prog);
+    return NULL;
+  }
+  _cleanup_(vs_store_freep) struct vs_store *store = vs_store_new(so, &err);
+  if (!store) {
+    *status = vs_cli_fail(&err, context, VS_EXIT_USAGE, prog);
+    return NULL;
+  }
+  if (vs_store_connect(store, &err) < 0) {
+    *status = vs_cli_fail(&err, context, VS_EXIT_PARTIAL, prog);
+    return NULL;
+  }
+  return vs_steal(&store);
+}
+
 int vs_cli_add_store(struct vs_view *view, const char *url, const char *password_file,
                      const char *ca_file, const char *prog) {
   struct vs_err err = {0};
   struct vs_store_opts so = {
       .url = url, .password_file = password_file, .ca_file = ca_file, .host = "vmscope-cli"};
-  _cleanup_(vs_store_freep) struct vs_store *store = vs_store_open(&so, &err);
-  if (!store) return vs_cli_fail(&err, "--store", VS_EXIT_USAGE, prog);
+  int status;
+  _cleanup_(vs_store_freep) struct vs_store *store =
+      vs_cli_open_store(&so, "--store", prog, &status);
+  if (!store) return status;
   char **errors = NULL;
   size_t n_errors = 0, refused = 0;
   if (vs_store_load(store, view, &refused, &errors, &n_errors, &err) < 0)

@@ -180,6 +180,12 @@ ok $? "naming web-03 and db-03, and web-03's PermitRootLogin"
 "$VMSCOPE" report --html "$work/x.html" --store "$url" --password-file "$work/nosuch" 2>"$work/report.err"
 is "$?:$(cat "$work/report.err")" "2:vmscope report: --store $work/nosuch: cannot read the fleet store's password: No such file or directory" \
   "a password file that is not there is a usage error that names it"
+"$VMSCOPE" fleet drift --store "$work/password" --password-file "$work/password" 2>"$work/drift.err"
+is "$?:$(cat "$work/drift.err")" "2:vmscope fleet: \"$work/password\" is not a PostgreSQL URL (postgresql://...) nor a connection string (host=... dbname=...)" \
+  "a file given as the store is a usage error"
+"$VMSCOPE" fleet migrate --store "postgresql://vmscope@127.0.0.1:1/vmscope" --password-file "$work/password" 2>"$work/drift.err"
+[[ $? == 1 && $(cat "$work/drift.err") == *"cannot connect"*"Connection refused"* ]]
+ok $? "a store that cannot be reached is a source that failed (1), not a usage error: $(cat "$work/drift.err")"
 is "$(grep -c fleet-secret "$work/report.err" "$work"/host-*/collectd.log | grep -vc ':0$')" 0 "no password in a message or a log"
 
 # contrib/grafana/vmscope-fleet.json (Grafana on the fleet store), without Grafana: every query

@@ -844,6 +844,10 @@ struct vs_store *vs_store_new(const struct vs_store_opts *o, struct vs_err *err)
   return vs_steal(&s);
 }
 
+int vs_store_connect(struct vs_store *s, struct vs_err *err) {
+  return connect_store(s, err);
+}
+
 struct vs_store *vs_store_open(const struct vs_store_opts *o, struct vs_err *err) {
   _cleanup_(vs_store_freep) struct vs_store *s = vs_store_new(o, err);
   if (!s || connect_store(s, err) < 0) return NULL;

@@ -50,8 +50,11 @@ struct vs_store;
 /* A store not connected yet: it connects when first used, and again after the connection is
  * lost. Fails only when the password file cannot be read. */
 struct vs_store *vs_store_new(const struct vs_store_opts *o, struct vs_err *err);
-/* vs_store_new, connected, with the schema brought to VS_STORE_SCHEMA_VERSION (a newer one is
- * refused). Errors name the store (its URL without a password) and what failed. */
+/* Connects S (again, when the connection was lost) and brings the schema to
+ * VS_STORE_SCHEMA_VERSION (a newer one is refused): 0, or -1 and ERR, which names the store
+ * (its URL without a password) and what failed. */
+int vs_store_connect(struct vs_store *s, struct vs_err *err);
+/* vs_store_new, then vs_store_connect. */
 struct vs_store *vs_store_open(const struct vs_store_opts *o, struct vs_err *err);
 void vs_store_free(struct vs_store *s);
 void vs_store_freep(struct vs_store **s);
