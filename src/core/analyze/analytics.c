@@ -472,6 +472,8 @@ struct proposed {
 };
 
 static void propose(struct proposed *p, size_t vm, double sim) {
+  for (size_t k = 0; k < p->n; k++) /* a pair can meet in several bands */
+    if (p->vm[k] == vm) return;
   size_t at = p->n < PROPOSED ? p->n++ : PROPOSED;
   while (at > 0 && p->sim[at - 1] < sim) {
     if (at < PROPOSED) {
@@ -583,8 +585,9 @@ static void score_one(void *arg, size_t i) {
      * compared; beyond, only those of two VMs or more (roles are numbered by decreasing
      * size: they come first) and the VMs the bands proposed to compare it with: half a fleet
      * can be alone, and each lone VM against each is quadratic in the fleet, while the
-     * roles of several VMs are few. What it is then short of the nearest lone VM is that
-     * of one the bands did not propose, less alike than the threshold by far. */
+     * roles of several VMs are few. What it is then short of the definition is a lone VM
+     * the bands did not propose (the less alike, the likelier) or that four others, more
+     * alike but in roles of several VMs, pushed out. */
     double nearest = 0;
     const struct proposed *p = &j->proposed[i];
     for (size_t k = 0; k < p->n && nearest == 0; k++) /* the first alone: the most alike */
