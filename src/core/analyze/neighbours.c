@@ -41,11 +41,17 @@ struct key_table {
 };
 #define EMPTY_SLOT UINT64_MAX
 
+/* KEY's slot, or the free slot where it would go (linear probing from its hash's). */
+static size_t probe(const struct key_table *kt, uint64_t key) {
+  size_t s = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & kt->mask;
+  while (kt->key[s] != key && kt->key[s] != EMPTY_SLOT)
+    s = (s + 1) & kt->mask;
+  return s;
+}
+
 static long slot_of(const struct key_table *kt, uint64_t key) {
-  for (size_t s = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & kt->mask;; s = (s + 1) & kt->mask) {
-    if (kt->key[s] == key) return (long)s;
-    if (kt->key[s] == EMPTY_SLOT) return -1;
-  }
+  size_t s = probe(kt, key);
+  return kt->key[s] == key ? (long)s : -1;
 }
 
 static void count_chunk(void *arg, size_t chunk, size_t from, size_t to) {
@@ -91,11 +97,7 @@ static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
     kt.key[s] = EMPTY_SLOT;
   for (size_t k = 0; k < vms[0].n; k++) {
     uint64_t key = vms[0].tokens[k] >> 32;
-    if (slot_of(&kt, key) >= 0) continue;
-    size_t s = (size_t)(key * 0x9e3779b97f4a7c15ULL >> 20) & kt.mask;
-    while (kt.key[s] != EMPTY_SLOT)
-      s = (s + 1) & kt.mask;
-    kt.key[s] = key;
+    kt.key[probe(&kt, key)] = key; /* a key seen before: its own slot again */
   }
   size_t chunks = vs_parallel_chunks(n, 64, count_chunk, &kt);
   _cleanup_(vs_freep) uint32_t *count = vs_xcalloc(cap, sizeof(uint32_t));
