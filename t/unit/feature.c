@@ -108,7 +108,7 @@ static void test_json_round_trip(const struct vs_feature *doc) {
   vs_feature_free(back);
 }
 
-/* DOC as the fleet store sends it (store.c's ranking_doc): without provenance and skipped. */
+/* DOC as the fleet store sends it: the whole document without provenance and skipped. */
 static json_t *ranking_json(const struct vs_feature *doc) {
   json_t *j = vs_feature_to_json(doc);
   json_object_del(j, "provenance");
@@ -181,6 +181,38 @@ static void test_same_but_provenance(const struct vs_feature *doc) {
   }
   vs_err_clear(&err);
   free(text);
+  vs_feature_free(copy);
+}
+
+/* The document without provenance, as JSON and as a copy made without JSON, against the whole
+ * document written with those members taken out and read back (what the fleet store did for
+ * each VM each round before): equal, member for member and byte for byte. */
+static void test_copy_but_provenance(const struct vs_feature *doc) {
+  json_t *want = ranking_json(doc), *got = vs_feature_to_json_but_provenance(doc);
+  ok(json_equal(want, got), "as JSON: the whole document but provenance and skipped files");
+  ok(!json_object_get(got, "provenance") && !json_object_get(got, "skipped") &&
+         json_object_size(json_object_get(got, "settings")) == vs_feature_count(doc) &&
+         json_object_get(got, "defaults"),
+     "every setting and the defaults, no provenance and no skipped files");
+  struct vs_err err = {0};
+  struct vs_feature *read_back = vs_feature_from_json(want, "ranking.json", &err);
+  struct vs_feature *copy = vs_feature_copy_but_provenance(doc);
+  char *a = read_back ? vs_feature_dumps(read_back, false) : NULL;
+  char *b = vs_feature_dumps(copy, false);
+  ok(a && strcmp(a, b) == 0, "a copy is the document as JSON read back, byte for byte (%s)",
+     err.msg ? err.msg : "read");
+  ok(vs_feature_same_but_provenance(doc, copy) && vs_feature_skipped_count(copy) == 0 &&
+         vs_feature_origin(copy, "file:/etc/ssh/sshd_config:PermitRootLogin") == NULL &&
+         vs_feature_skipped_count(doc) > 0,
+     "the same but for provenance (none) and the files skipped (none)");
+  vs_feature_set(copy, "vm:vcpu", "64", NULL);
+  is_str(vs_feature_get(doc, "vm:vcpu"), "2", "a copy is its own: changing it leaves the document");
+  vs_err_clear(&err);
+  free(a);
+  free(b);
+  json_decref(want);
+  json_decref(got);
+  vs_feature_free(read_back);
   vs_feature_free(copy);
 }
 
@@ -269,6 +301,7 @@ int main(void) {
   test_json_round_trip(doc);
   test_file_round_trip(doc);
   test_same_but_provenance(doc);
+  test_copy_but_provenance(doc);
   test_load_errors();
   vs_feature_free(doc);
   return done_testing();

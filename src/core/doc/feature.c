@@ -239,6 +239,33 @@ bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_
   return same(a, b, false);
 }
 
+struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) {
+  struct vs_feature *copy = vs_xcalloc(1, sizeof(*copy));
+  copy->id = vs_xstrdup(doc->id);
+  copy->name = vs_xstrdup(doc->name);
+  copy->taken_at = vs_xstrdup(doc->taken_at);
+  copy->source_kind = vs_xstrdup(doc->source_kind);
+  copy->source_path = vs_xstrdup(doc->source_path);
+  copy->source_backend = vs_xstrdup(doc->source_backend);
+  copy->os = vs_strmap_new(free);
+  copy->settings = vs_strmap_new(setting_free);
+  copy->origins = vs_strmap_new(free);
+  copy->defaults = vs_strmap_new(free);
+  size_t pos = 0;
+  const char *k;
+  void *v;
+  while (vs_strmap_next(doc->os, &pos, &k, &v))
+    vs_strmap_put(copy->os, k, vs_xstrdup(v));
+  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);) {
+    struct setting *s = vs_xcalloc(1, sizeof(*s));
+    s->value = vs_xstrdup(((const struct setting *)v)->value);
+    vs_strmap_put(copy->settings, k, s);
+  }
+  for (pos = 0; vs_strmap_next(doc->defaults, &pos, &k, &v);)
+    vs_strmap_put(copy->defaults, k, vs_xstrdup(v));
+  return copy;
+}
+
 bool vs_feature_same_but_time(const struct vs_feature *a, const struct vs_feature *b) {
   return same(a, b, true);
 }
@@ -334,7 +361,9 @@ static json_t *jstr(const char *s) {
   return j;
 }
 
-json_t *vs_feature_to_json(const struct vs_feature *doc) {
+/* DOC as JSON; without PROVENANCE, neither where each setting came from nor the files skipped,
+ * and the settings in the map's order, not sorted (the sort is for the provenance lists). */
+static json_t *to_json(const struct vs_feature *doc, bool provenance) {
   json_t *root = json_object();
   json_object_set_new(root, "schema", jstr(VS_FEATURE_SCHEMA));
   json_object_set_new(root, "id", jstr(doc->id));
@@ -355,9 +384,14 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
   json_object_set_new(root, "os", os);
 
   json_t *settings = json_object();
-  json_t *prov = json_object();
-  size_t n;
-  const char **keys = vs_feature_keys(doc, &n);
+  if (!provenance) {
+    for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);)
+      json_object_set_new(settings, k, jstr(((const struct setting *)v)->value));
+    json_object_set_new(root, "settings", settings);
+  }
+  json_t *prov = provenance ? json_object() : NULL;
+  size_t n = 0;
+  const char **keys = provenance ? vs_feature_keys(doc, &n) : NULL;
   for (size_t i = 0; i < n; i++) {
     struct setting *s = vs_strmap_get(doc->settings, keys[i]);
     json_object_set_new(settings, keys[i], jstr(s->value));
@@ -373,8 +407,10 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
     }
   }
   free(keys);
-  json_object_set_new(root, "settings", settings);
-  json_object_set_new(root, "provenance", prov);
+  if (provenance) {
+    json_object_set_new(root, "settings", settings);
+    json_object_set_new(root, "provenance", prov);
+  }
   if (vs_strmap_count(doc->defaults)) { /* absent from documents that know no defaults */
     json_t *defaults = json_object();
     pos = 0;
@@ -382,6 +418,7 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
       json_object_set_new(defaults, k, jstr(v));
     json_object_set_new(root, "defaults", defaults);
   }
+  if (!provenance) return root;
 
   json_t *skipped = json_array();
   for (size_t i = 0; i < doc->n_skipped; i++) {
@@ -400,6 +437,14 @@ json_t *vs_feature_to_json(const struct vs_feature *doc) {
   }
   json_object_set_new(root, "skipped", skipped);
   return root;
+}
+
+json_t *vs_feature_to_json(const struct vs_feature *doc) {
+  return to_json(doc, true);
+}
+
+json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc) {
+  return to_json(doc, false);
 }
 
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty) {

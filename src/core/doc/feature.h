@@ -62,6 +62,10 @@ const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
  * (provenance) and which files were skipped: the same id, name, time, source, OS facts,
  * settings and defaults. Either may be NULL (then both must be). */
 bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_feature *b);
+/* A copy of DOC without where each setting came from (provenance) and the files skipped:
+ * what a reader of the document as JSON without those members loads, made without the JSON
+ * (vs_feature_same_but_provenance holds between DOC and the copy). Caller frees. */
+struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc);
 /* The same, and perhaps taken at another time: a snapshot that found nothing changed. */
 bool vs_feature_same_but_time(const struct vs_feature *a, const struct vs_feature *b);
 /* Iteration over the settings in no particular order (cheaper than sorted keys): start with
@@ -88,6 +92,9 @@ bool vs_feature_skipped(const struct vs_feature *doc, size_t i, const char **pat
                         const char **reason);
 
 json_t *vs_feature_to_json(const struct vs_feature *doc);
+/* The same without "provenance" and "skipped" (vs_feature_copy_but_provenance as JSON), its
+ * settings in no particular order: for a reader to whom the order of members means nothing. */
+json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc);
 /* Serialized with sorted keys; PRETTY indents by 2. Caller frees. */
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty);
 /* Builds a document from JSON. WHAT names the input in errors (a file name). */
