@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 8" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 9" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"

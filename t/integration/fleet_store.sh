@@ -168,7 +168,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7,8 "the schema is created once, at version 8"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7,8,9 "the schema is created once, at version 9"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -309,7 +309,7 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 8 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 9 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
@@ -352,8 +352,9 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
   done <"$work/v3.uuids"
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
-  # context (as version 6 writes it) and version 5's fingerprints and indexes go too, and
-  # version 7's findings view becomes version 2's table again, with the times it shows.
+  # context (as version 6 writes it) and version 5's fingerprints and indexes go too,
+  # version 7's findings view becomes version 2's table again, with the times it shows, and
+  # version 9's retaken_at goes back into its document.
   echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
   echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb, jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN sha256;'
@@ -367,7 +368,10 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   echo "INSERT INTO vmscope_rankings (uuid, host, name, ranked_at, samples, alarms, unique_vm, drift) VALUES ('bad-1', 'host-a', 'bad-1', now(), 1, 0, false, '{\"findings\": [{\"key\": \"k\", \"value\": \"v\", \"n\": \"many\"}]}');"
   echo 'DROP FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
-  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256;'
+  echo "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{taken_at}', to_jsonb(retaken_at)) WHERE retaken_at IS NOT NULL;"
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256, DROP COLUMN retaken_at, RESET (fillfactor);'
+  echo 'ALTER TABLE vmscope_rankings RESET (toast_tuple_target, fillfactor);'
+  echo 'DROP FUNCTION vmscope_newest(jsonb, text);'
   echo 'DROP INDEX vmscope_rankings_host;'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN previous_patch; DELETE FROM vmscope_schema WHERE version >= 3;'
   echo 'COMMIT;'
@@ -376,9 +380,9 @@ findings_v7=$(sql -c "SELECT string_agg(uuid || key || value || score || severit
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 8" "vmscope fleet migrate brings it to version 8"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 9" "vmscope fleet migrate brings it to version 9"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3,4,5,6,7,8 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4,5,6,7,8,9 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 [ -n "$findings_v7" ] && [ "$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")" = "$findings_v7" ]
 ok $? "the findings (version 7: a view of the rankings) are those the table held"
 is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE uuid = 'bad-1'")" 0 \
@@ -465,10 +469,20 @@ sql -c "UPDATE vmscope_vms SET name = 'renamed' WHERE host = 'host-p'" >/dev/nul
 is "$(pub publish) $(pub_names)" "ok renamed,renamed,renamed" "unchanged, none is sent again (the names changed in the store stay)"
 pub "change p-2" >/dev/null
 is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "a VM whose document changed is sent, and only it"
-p1() { sql -c "SELECT taken_at || ' ' || (doc ->> 'taken_at') || ' ' || previous_patch::text || ' ' || (previous IS NULL) FROM vmscope_vms WHERE uuid = 'p-1'"; }
+p1() { sql -c "SELECT taken_at || ' ' || coalesce(retaken_at, 'none') || ' ' || (doc ->> 'taken_at') || ' ' || previous_patch::text || ' ' || (previous IS NULL) FROM vmscope_vms WHERE uuid = 'p-1'"; }
 pub "retake p-1" >/dev/null
-is "$(pub publish) $(pub_names) $(p1)" 'ok renamed,p-2,renamed 2026-11-30 00:54:20+00 2026-11-30T00:54:20Z {"taken_at": "2026-11-30T00:53:20Z"} true' \
-  "a VM snapshotted again unchanged: its row takes the new time, the previous snapshot as a patch, and nothing else is sent"
+is "$(pub publish) $(pub_names) $(p1)" 'ok renamed,p-2,renamed 2026-11-30 00:54:20+00 2026-11-30T00:54:20Z 2026-11-30T00:53:20Z {"taken_at": "2026-11-30T00:53:20Z"} true' \
+  "a VM snapshotted again unchanged: its row takes the new time (retaken_at: its document is not written again), the previous snapshot as a patch, and nothing else is sent"
+fleet=$(pub read) # the coprocess is not reached from a pipeline
+is "$(tr ' ' '\n' <<<"$fleet" | grep '^p-1:')" "p-1:2026-11-30T00:54:20Z<2026-11-30T00:53:20Z" \
+  "and it is read as its new snapshot, with the one before as its previous"
+sql -c "UPDATE vmscope_vms SET retaken_at = repeat('9', 65) WHERE uuid = 'p-1'" >/dev/null
+fleet=$(pub read)
+is "$(grep -o '[0-9]* refused' <<<"$fleet")" "1 refused" "a retaken_at written by another that is too long to be a time refuses the row"
+sql -c "UPDATE vmscope_vms SET retaken_at = E'2026-11-30T00:54:20Z\\x01' WHERE uuid = 'p-1'" >/dev/null
+fleet=$(pub read)
+is "$(grep -o '[0-9]* refused' <<<"$fleet")" "1 refused" "and so does one holding a control character"
+sql -c "UPDATE vmscope_vms SET retaken_at = '2026-11-30T00:54:20Z' WHERE uuid = 'p-1'" >/dev/null
 is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "and the round after it sends nothing again"
 p1_sha=$(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")
 # A fresh client with the same pool sends each VM whole: p-1's row as it was is what it writes.
@@ -497,12 +511,21 @@ at1=$(ranked_at)
 is "$(pub rank) $(marked)" "ok p-1:true,p-2:true,p-3:true" "ranked again unchanged, none is sent again (since changed in the store stays)"
 [ "$(sql -c "SELECT '$(ranked_at)'::timestamptz > '$at1'::timestamptz")" = t ]
 ok $? "and each is marked ranked now"
+# A fresh client (a host restarted) knows no fingerprint and sends every ranking: each that its
+# row holds already is kept as if named (schema version 9), not written again (since changed in
+# the store stays), and marked ranked now.
+at2=$(ranked_at)
+printf '%s\n' "change p-2" "retake p-1" "forget p-1" "retake p-1" rank | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p >"$work/fresh-rank.out" 2>&1
+is "$(tail -n1 "$work/fresh-rank.out") $(marked)" "ok p-1:true,p-2:true,p-3:true" \
+  "a fresh client sends every ranking, and those the rows hold already are not written again"
+[ "$(sql -c "SELECT '$(ranked_at)'::timestamptz > '$at2'::timestamptz")" = t ]
+ok $? "and each is marked ranked now"
 pub "change p-2" >/dev/null
 pub publish >/dev/null
 is "$(pub rank) $(marked)" "ok p-1:true,p-2:false,p-3:true" "a ranking that changed (p-2's value, the minority, changed) is sent, and only it"
 sql -c "UPDATE vmscope_rankings SET alarms = alarms + 7 WHERE uuid = 'p-3'" >/dev/null
-is "$(pub rank) $(marked) $(sql -c "SELECT alarms FROM vmscope_rankings WHERE uuid = 'p-3'")" "ok p-1:false,p-2:false,p-3:false 0" \
-  "a ranking changed by another since: every ranking is sent whole, and the row is the host's again"
+is "$(pub rank) $(marked) $(sql -c "SELECT alarms FROM vmscope_rankings WHERE uuid = 'p-3'")" "ok p-1:true,p-2:false,p-3:false 0" \
+  "a ranking changed by another since: every ranking is sent whole, the row is the host's again, and one its row holds already is not written again (p-2's was, above)"
 sql -c "DELETE FROM vmscope_rankings WHERE uuid = 'p-1'" >/dev/null
 is "$(pub rank) $(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-p'")" "ok 3" "and a ranking gone is written again"
 p3_at=$(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'")
@@ -518,7 +541,7 @@ ok $? "the client exits cleanly"
 # a DataDir restored) leaves that row as it is, and keeps no fingerprint of it: what it then
 # writes is what a fresh client with the same pool writes.
 qpub() { printf '%s\n' "$@" | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-q 2>&1 | paste -sd' '; }
-q1() { sql -c "SELECT (doc -> 'settings' ->> 'version') || ' ' || (doc ->> 'taken_at') || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'"; }
+q1() { sql -c "SELECT (doc -> 'settings' ->> 'version') || ' ' || coalesce(retaken_at, doc ->> 'taken_at') || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'"; }
 sql -c "DELETE FROM vmscope_vms WHERE host = 'host-p'" >/dev/null
 qa=$(qpub "change p-1" publish)
 newer=$(q1)

@@ -9,6 +9,9 @@
  *   forget ID   VM ID's previous snapshot leaves the pool (retention): "ok"
  *   rank        the three VMs ranked against each other, and vs_store_publish_findings of
  *               their rankings: "ok" or "error: MESSAGE"
+ *   read        the fleet as vs_store_load reads it, each VM (by uuid) as
+ *               "ID:NEWEST'S TAKEN_AT<PREVIOUS'S or none", space-separated, then "N refused"
+ *               (the rows refused), or "error: MESSAGE"
  * Until a VM's first change or retake it has no previous snapshot.
  * At the end of input it exits 0. */
 #include "fleetview.h"
@@ -85,6 +88,21 @@ int main(int argc, char **argv) {
         printf("error: %s\n", vs_err_msg(&err));
       vs_err_clear(&err);
       vs_view_free(local);
+    } else if (strcmp(line, "read") == 0) {
+      struct vs_view *fleet = vs_view_new();
+      size_t refused = 0;
+      if (vs_store_load(s, fleet, &refused, NULL, NULL, &err) < 0) {
+        printf("error: %s\n", vs_err_msg(&err));
+        vs_err_clear(&err);
+      } else {
+        for (size_t i = 0; i < vs_view_count(fleet); i++) {
+          const struct vs_feature *doc = vs_view_doc(fleet, i), *p = vs_view_prev(fleet, i);
+          printf("%s%s:%s<%s", i ? " " : "", vs_feature_id(doc), vs_feature_taken_at(doc),
+                 p ? vs_feature_taken_at(p) : "none");
+        }
+        printf("%s%zu refused\n", vs_view_count(fleet) ? " " : "", refused);
+      }
+      vs_view_free(fleet);
     } else if ((strncmp(line, "change p-", 9) == 0 || strncmp(line, "retake p-", 9) == 0) &&
                line[9] >= '1' && line[9] < '1' + VMS && !line[10]) {
       size_t i = (size_t)(line[9] - '1');

@@ -28,7 +28,7 @@
 #include "fleetview.h"
 #include "util.h"
 
-#define VS_STORE_SCHEMA_VERSION 8
+#define VS_STORE_SCHEMA_VERSION 9
 /* The most bytes a row's document may have; a larger one is refused. So is a context whose
  * parts a host reads are larger together, or a VM's part larger than VS_STORE_MAX_VM_PART. */
 #define VS_STORE_MAX_DOC (64u << 20)
