@@ -376,7 +376,8 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
 /* COPY TO STDOUT of the rows vs_store_load reads: seconds, and the bytes received. */
 static double copy_out(PGconn *c, double *bytes) {
   double t0 = vs_now_monotonic();
-  PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch "
+  PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
+                          "v.retaken_at "
                           "FROM vmscope_vms v "
                           "JOIN vmscope_hosts h ON h.host = v.host ORDER BY v.uuid) TO STDOUT");
   if (PQresultStatus(r) != PGRES_COPY_OUT) die("COPY TO STDOUT", PQerrorMessage(c));

@@ -495,6 +495,14 @@ is "$(pub publish) $(pub_names) $(sql -c "SELECT coalesce(previous_patch::text, 
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT doc -> 'settings' ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
   "a row changed by another since: every VM is sent whole, and the row is the host's again"
+# A document that is not an object is refused (schema version 9); and one another wrote, with a
+# retaken_at (which only an object can take), does not stop the VM's host taking its row back.
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[{\"uuid\": \"t-3\", \"name\": \"t-3\", \"taken_at\": \"2026-12-01T10:00:00Z\", \"doc\": [], \"previous\": null, \"previous_patch\": null}]', NULL)")
+[[ $out == *"whose document is not a JSON object"* ]]
+ok $? "a publish refuses a document that is not a JSON object: $out"
+sql -c "UPDATE vmscope_vms SET doc = '[]', retaken_at = '2026-11-30T00:59:00Z' WHERE uuid = 'p-3'" >/dev/null
+is "$(pub publish) $(sql -c "SELECT jsonb_typeof(doc) || ' ' || coalesce(retaken_at, 'none') FROM vmscope_vms WHERE uuid = 'p-3'")" "ok object none" \
+  "a row whose document another made an array, with a retaken_at, is the host's again at its next publish"
 sql -c "DELETE FROM vmscope_vms WHERE uuid = 'p-1'" >/dev/null
 pub "retake p-1" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT taken_at FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 2026-11-30 00:55:20+00" \
@@ -520,6 +528,9 @@ is "$(tail -n1 "$work/fresh-rank.out") $(marked)" "ok p-1:true,p-2:true,p-3:true
   "a fresh client sends every ranking, and those the rows hold already are not written again"
 [ "$(sql -c "SELECT '$(ranked_at)'::timestamptz > '$at2'::timestamptz")" = t ]
 ok $? "and each is marked ranked now"
+sql -c "UPDATE vmscope_rankings SET ranked_at = now() + interval '1 hour' WHERE host = 'host-p'" >/dev/null
+is "$(pub rank) $(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-p' AND ranked_at > now()")" "ok 0" \
+  "a ranking marked later than now (the server's clock went back) is marked ranked now"
 pub "change p-2" >/dev/null
 pub publish >/dev/null
 is "$(pub rank) $(marked)" "ok p-1:true,p-2:false,p-3:true" "a ranking that changed (p-2's value, the minority, changed) is sent, and only it"

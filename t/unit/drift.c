@@ -234,6 +234,76 @@ static void test_population(void) {
   vs_err_clear(&err);
   vs_feature_free(unknown);
 
+  /* Replace ten documents with their next snapshots (a value changed, a key gone, a key and a
+   * default new, the default gone): equal to a population counted from the new ones. */
+  struct vs_pop *swapped = vs_pop_new(), *fresh = vs_pop_new();
+  bool replaced = true;
+  for (int i = 0; i < 40; i++) {
+    struct vs_feature *d = fleet_doc(i);
+    vs_pop_add(swapped, d);
+    struct vs_feature *next = d;
+    if (i % 4 == 2) {
+      next = fleet_doc(i);
+      vs_feature_set(next, "pkg:openssh-server", "1:9.2p1-2+deb12u9", NULL);
+      vs_feature_unset(next, "sysctl:vm.swappiness");
+      vs_feature_set(next, "pkg:rare", "1.0", NULL);
+      vs_feature_set_default(next, "file:/etc/rare.conf:x", "0");
+      replaced &= vs_pop_replace(swapped, d, next, &err) == 0;
+    }
+    vs_pop_add(fresh, next);
+    if (next != d) vs_feature_free(next);
+    vs_feature_free(d);
+  }
+  struct vs_feature *first = fleet_doc(2), *back = fleet_doc(2);
+  vs_feature_set(first, "pkg:openssh-server", "1:9.2p1-2+deb12u9", NULL);
+  vs_feature_unset(first, "sysctl:vm.swappiness");
+  vs_feature_set(first, "pkg:rare", "1.0", NULL);
+  vs_feature_set_default(first, "file:/etc/rare.conf:x", "0");
+  replaced &= vs_pop_replace(swapped, first, back, &err) == 0; /* and vm-2 back as it was */
+  vs_pop_remove(fresh, first, &err);
+  vs_pop_add(fresh, back);
+  char *dsw = vs_pop_dump(swapped), *dfr = vs_pop_dump(fresh);
+  ok(replaced && strcmp(dsw, dfr) == 0,
+     "replacing documents by their next snapshots equals counting the next ones (%s)",
+     err.msg ? err.msg : "replaced");
+  vs_err_clear(&err);
+  struct vs_feature *stray = fleet_doc(2);
+  vs_feature_set(stray, "pkg:openssh-server", "0.1", NULL); /* a value no document has */
+  ok(vs_pop_replace(swapped, stray, back, &err) < 0 && err.msg && strstr(err.msg, "vm-2"),
+     "replacing a document that differs from the one added fails");
+  vs_err_clear(&err);
+  vs_feature_free(stray);
+  char *dsw2 = vs_pop_dump(swapped);
+  ok(strcmp(dsw2, dsw) == 0, "and changes nothing");
+  struct vs_pop *copy = vs_pop_copy(swapped);
+  char *dcp = vs_pop_dump(copy);
+  vs_pop_prepare(copy);
+  vs_pop_prepare(fresh);
+  ok(strcmp(dcp, dfr) == 0 && vs_pop_keys(copy) == vs_pop_keys(fresh) &&
+         vs_pop_pairs(copy) == vs_pop_pairs(fresh),
+     "a copy holds the same counts, and only the keys a document has (%zu, as counted anew: %zu)",
+     vs_pop_keys(copy), vs_pop_keys(fresh));
+  struct vs_pop *left = vs_pop_new();
+  struct vs_feature *only = fleet_doc(7);
+  vs_pop_add(left, only);
+  vs_pop_remove(left, only, &err);
+  struct vs_pop *empty = vs_pop_copy(left);
+  ok(vs_pop_keys(left) > 0 && vs_pop_keys(empty) == 0 && vs_pop_docs(empty) == 0 &&
+         vs_pop_member(empty, "vm-7") == 0,
+     "what a removal leaves behind is not copied (%zu keys left, none copied)", vs_pop_keys(left));
+  vs_feature_free(only);
+  vs_pop_free(left);
+  vs_pop_free(empty);
+  free(dsw);
+  free(dsw2);
+  free(dfr);
+  free(dcp);
+  vs_feature_free(first);
+  vs_feature_free(back);
+  vs_pop_free(copy);
+  vs_pop_free(swapped);
+  vs_pop_free(fresh);
+
   /* Memory follows distinct pairs: 1000 identical documents hold as many pairs as one. */
   struct vs_pop *same = vs_pop_new();
   for (int i = 0; i < 1000; i++) {

@@ -192,6 +192,10 @@ static json_t *token_set(const uint64_t *t, size_t n) {
   return set;
 }
 
+static void add_count(const char *value, uint32_t count, void *arg) {
+  json_object_set_new(arg, value, json_integer(count));
+}
+
 static char *answers(const struct vs_view *v) {
   json_t *all = json_object(), *vms = json_object(), *rolling = json_object();
   size_t pos = 0;
@@ -214,6 +218,21 @@ static char *answers(const struct vs_view *v) {
     vs_drift_free(d);
     vs_err_clear(&err);
   }
+  /* The fleet's population, key by key: every value's count, the default and the top two */
+  const struct vs_pop *pop = vs_view_fleet(v);
+  json_t *fleet = json_object();
+  for (size_t k = 0; k < vs_pop_keys(pop); k++) {
+    struct vs_pop_stats st;
+    vs_pop_key_stats(pop, k, &st);
+    json_t *values = json_object();
+    vs_pop_values(pop, k, add_count, values);
+    json_object_set_new(fleet, vs_pop_key_name(pop, k),
+                        json_pack("{s:o,s:I,s:s?,s:s?,s:I}", "values", values, "distinct",
+                                  (json_int_t)st.distinct, "default", st.default_value, "top",
+                                  st.top_value[0], "top_count", (json_int_t)st.top_count[0]));
+  }
+  json_object_set_new(all, "fleet", fleet);
+  json_object_set_new(all, "fleet_docs", json_integer((json_int_t)vs_pop_docs(pop)));
   json_object_set_new(all, "vms", vms);
   json_object_set_new(all, "rolling", rolling);
   json_object_set_new(all, "analysis", vs_analysis_json(vs_view_analysis(v), t));
@@ -232,9 +251,11 @@ static struct vs_view *shared_view(struct vs_feature **docs, size_t n,
   return v;
 }
 
-/* Three rounds of one cache, each against a prepare without it: the same answers, when a VM's
- * newest document changed, when a VM left, and when a key started rolling out (the tokens of
- * every VM change: the moving keys count by presence). */
+/* Rounds of one cache, each against a prepare without it: the same answers (the fleet's
+ * population, kept and adjusted by the cache, included), when a VM's newest document changed,
+ * when a VM left, when a key started rolling out (the tokens of every VM change: the moving
+ * keys count by presence), when a key and a declared default left every VM, and when a VM came
+ * back. */
 static void test_cache(void) {
   enum { N = 24 };
   struct vs_feature *docs[2 * N] = {0}; /* each VM's previous, then its newest */
@@ -245,9 +266,10 @@ static void test_cache(void) {
     if (i % 4 == 0) vs_feature_set(docs[2 * i + 1], "pkg:openssl", "3.0.15", NULL);
     if (i % 4 == 0) vs_feature_set(docs[2 * i], "pkg:openssl", "3.0.14", NULL);
   }
+  vs_feature_set_default(docs[2 * 3 + 1], "pkg:openssl", "3.0.15");
   struct vs_view_cache *cache = vs_view_cache_new();
   size_t same = 0, rounds = 0;
-  for (int round = 0; round < 4; round++) {
+  for (int round = 0; round < 6; round++) {
     if (round == 2) { /* VM 5's new snapshot; VM 7 leaves */
       vs_feature_free(docs[2 * 5]);
       docs[2 * 5] = docs[2 * 5 + 1];
@@ -265,6 +287,20 @@ static void test_cache(void) {
         docs[2 * i + 1] = vm(i % 3 ? "web" : "db", i, T0 + 180);
         vs_feature_set(docs[2 * i + 1], "file:/etc/hostname:name", "rolled", NULL);
       }
+    if (round == 4) /* openssl and its default leave every VM that had them */
+      for (int i = 0; i < N; i++) {
+        if (!docs[2 * i] || (i % 4 && i != 3)) continue;
+        vs_feature_free(docs[2 * i]);
+        docs[2 * i] = docs[2 * i + 1];
+        docs[2 * i + 1] = vm(i % 3 ? "web" : "db", i, T0 + 240);
+      }
+    if (round == 5) { /* VM 7 comes back, and VM 9 is new for the fleet */
+      docs[2 * 7 + 1] = vm("web", 7, T0 + 300);
+      vs_feature_free(docs[2 * 9]);
+      vs_feature_free(docs[2 * 9 + 1]);
+      docs[2 * 9] = NULL;
+      docs[2 * 9 + 1] = vm("db", 9, T0 + 300);
+    }
     struct vs_view *with = shared_view(docs, 2 * N, cache),
                    *without = shared_view(docs, 2 * N, NULL);
     char *a = answers(with), *b = answers(without);
@@ -277,10 +313,11 @@ static void test_cache(void) {
     vs_view_free(without);
   }
   ok(same == rounds,
-     "a prepare with kept moves and tokens answers as one without (%zu of %zu rounds)", same,
-     rounds);
-  ok(vs_view_cache_count(cache) == N - 1, "and keeps the VMs of the last view only (%zu of %d)",
-     vs_view_cache_count(cache), N - 1);
+     "a prepare with kept moves, tokens and population answers as one without (%zu of %zu "
+     "rounds)",
+     same, rounds);
+  ok(vs_view_cache_count(cache) == N, "and keeps the VMs of the last view only (%zu of %d)",
+     vs_view_cache_count(cache), N);
   for (size_t k = 0; k < 2 * N; k++)
     vs_feature_free(docs[k]);
   vs_view_cache_free(

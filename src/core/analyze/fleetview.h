@@ -88,7 +88,9 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts);
  * same document objects, shared (vs_feature_ref), as the fleet store's whole view round after
  * round. A VM whose documents are others is worked out again; the VMs a prepare's view does
  * not have are forgotten; tokens are made again when the fleet's moving keys changed. The
- * answers are those of vs_view_prepare. Not thread-safe: one prepare at a time. */
+ * fleet's population is kept too, and adjusted by what changed (vs_pop_replace, vs_pop_remove)
+ * rather than counted again. The answers are those of vs_view_prepare. Not thread-safe: one
+ * prepare at a time. */
 struct vs_view_cache;
 struct vs_view_cache *vs_view_cache_new(void);
 void vs_view_cache_free(struct vs_view_cache *c);

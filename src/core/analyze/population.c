@@ -261,13 +261,76 @@ int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_er
   return 0;
 }
 
+/* Whether DOC holds KEY = VALUE (DEFAULTS: declares it as KEY's default). */
+static bool holds(const struct vs_feature *doc, const char *key, const char *value, bool defaults) {
+  const char *v = defaults ? vs_feature_default(doc, key) : vs_feature_get(doc, key);
+  return v && strcmp(v, value) == 0;
+}
+
+/* Whether each pair of OLD that NEW does not hold was counted (declared) in POP. */
+static bool counted_all(const struct vs_pop *pop, const struct vs_feature *old,
+                        const struct vs_feature *new, bool defaults) {
+  size_t pos = 0;
+  const char *key, *value;
+  while (defaults ? vs_feature_next_default(old, &pos, &key, &value)
+                  : vs_feature_next(old, &pos, &key, &value)) {
+    if (holds(new, key, value, defaults)) continue;
+    const struct pop_key *k = find_key(pop, key, hash_of(pop, key));
+    const struct value_slot *s = k ? find_value(k, value, hash_of(pop, value)) : NULL;
+    if (!s || (defaults ? s->declared : s->count) == 0) return false;
+  }
+  return true;
+}
+
+/* Subtracts (DELTA -1) the pairs of FROM that OTHER does not hold, or adds (+1) them. */
+static void count_unshared(struct vs_pop *pop, const struct vs_feature *from,
+                           const struct vs_feature *other, int delta, bool defaults) {
+  size_t pos = 0;
+  const char *key, *value;
+  while (defaults ? vs_feature_next_default(from, &pos, &key, &value)
+                  : vs_feature_next(from, &pos, &key, &value)) {
+    if (holds(other, key, value, defaults)) continue;
+    struct pop_key *k = get_key(pop, key);
+    struct value_slot *s = get_value(pop, k, value, hash_of(pop, value));
+    if (defaults)
+      s->declared = (uint32_t)((int64_t)s->declared + delta);
+    else
+      count_value(pop, k, s, delta);
+  }
+}
+
+int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struct vs_feature *doc,
+                   struct vs_err *err) {
+  if (strcmp(vs_feature_id(old), vs_feature_id(doc)) != 0) {
+    if (vs_pop_remove(pop, old, err) < 0) return -1;
+    vs_pop_add(pop, doc);
+    return 0;
+  }
+  if (pop->summary)
+    return vs_err_set(err, EINVAL, "document \"%s\": a population's summary cannot change",
+                      vs_feature_id(doc));
+  if (!vs_strmap_get(pop->members, vs_feature_id(old)) || !counted_all(pop, old, doc, false) ||
+      !counted_all(pop, old, doc, true))
+    return vs_err_set(err, EINVAL,
+                      "document \"%s\" (%s): not the document that was added, or not added",
+                      vs_feature_id(old), vs_feature_name(old));
+  count_unshared(pop, old, doc, -1, false);
+  count_unshared(pop, doc, old, 1, false);
+  count_unshared(pop, old, doc, -1, true);
+  count_unshared(pop, doc, old, 1, true);
+  pop->generation++;
+  return 0;
+}
+
 void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from) {
   for (size_t i = 0; i < from->n_keys; i++) {
     const struct pop_key *fk = &from->keys[i];
-    struct pop_key *k = get_key(into, fk->name);
+    struct pop_key *k = NULL; /* made at its first value counted or declared: not one that
+                                 vs_pop_remove left behind in FROM */
     for (uint32_t j = 0; j < fk->cap; j++) {
       const struct value_slot *fs = &fk->slots[j];
       if (!fs->value || (fs->count == 0 && fs->declared == 0)) continue;
+      if (!k) k = get_key(into, fk->name);
       struct value_slot *s = get_value(into, k, fs->value, hash_of(into, fs->value));
       if (fs->count) count_value(into, k, s, fs->count);
       s->declared += fs->declared;
@@ -280,6 +343,12 @@ void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from) {
     add_member(into, id, (int64_t)(uintptr_t)n);
   into->docs += from->docs;
   into->generation++;
+}
+
+struct vs_pop *vs_pop_copy(const struct vs_pop *from) {
+  struct vs_pop *into = vs_pop_new();
+  vs_pop_merge(into, from);
+  return into;
 }
 
 size_t vs_pop_docs(const struct vs_pop *pop) {

@@ -37,8 +37,18 @@ void vs_pop_add(struct vs_pop *pop, const struct vs_feature *doc);
 /* Subtracts what adding DOC added. Fails, changing nothing, when DOC's id is not a member or a
  * setting of DOC has no count to subtract (DOC is not the document that was added). */
 int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_err *err);
-/* Adds every count and member of FROM to INTO. */
+/* vs_pop_remove of OLD then vs_pop_add of DOC, touching only the settings and defaults in which
+ * they differ when they are the same VM's (the same id): a VM's next snapshot changes few.
+ * Fails, changing nothing, as vs_pop_remove does. */
+int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struct vs_feature *doc,
+                   struct vs_err *err);
+/* Adds every count and member of FROM to INTO (not the keys and values no document of FROM
+ * has any more, which vs_pop_remove leaves behind in it). */
 void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from);
+/* A copy of FROM's counts, members and declared defaults, without what vs_pop_remove left
+ * behind (keys and values no document has any more, which FROM keeps): the population of the
+ * same documents counted anew, but for the order of its keys. Caller frees. */
+struct vs_pop *vs_pop_copy(const struct vs_pop *from);
 
 size_t vs_pop_docs(const struct vs_pop *pop);
 /* How many documents with this id were added (and not removed). */

@@ -188,15 +188,16 @@ static void digest_free(void *p) {
   "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"                   \
   "END $$;"
 
-/* What it checks first since schema version 7: that, and every ranking can be shown. */
-#define FINDINGS_CHECKS_SQL                                                                        \
-  FINDINGS_HOST_SQL                                                                                \
+/* What it checks first since schema version 7: that, and every ranking can be shown (but those
+ * UNLESS, a condition and "AND ", says need not be: schema version 9). */
+#define FINDINGS_SHOWN_SQL(unless)                                                                 \
   "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_rankings) AS r(uuid text, drift jsonb)"           \
-  "      WHERE r.uuid IS NULL OR NOT vmscope_drift_ok(r.drift)) THEN"                              \
+  "      WHERE r.uuid IS NULL OR " unless "NOT vmscope_drift_ok(r.drift)) THEN"                    \
   "    RAISE EXCEPTION 'host %: a ranking without a uuid, or whose findings are not an array "     \
   "of objects with key, value, majority (count, share), n, score, p, severity, kind, rank "        \
   "and waived, one per key', p_host USING ERRCODE = '22023';"                                      \
   "  END IF;"
+#define FINDINGS_CHECKS_SQL FINDINGS_HOST_SQL FINDINGS_SHOWN_SQL("")
 /* And how it writes each ranking of P_RANKINGS (R), with its since: those WHERE says (versions 7
  * and 8: every one). */
 #define FINDINGS_INSERT_WHERE_SQL(where)                                                           \
@@ -221,18 +222,20 @@ static void digest_free(void *p) {
 /* vmscope_publish_findings since schema version 8 (CREATE: "CREATE" or "CREATE OR REPLACE"), to
  * the rankings' writing: the checks, and the rankings named as kept are as named (nor is one of
  * a VM another host published since: sent, it is refused by the checks). */
-#define PUBLISH_FINDINGS_KEPT_SQL(create)                                                          \
+#define PUBLISH_FINDINGS_SIGNATURE_SQL(create)                                                     \
   create " FUNCTION vmscope_publish_findings(p_host text, p_rankings jsonb,"                       \
          "  p_kept jsonb DEFAULT '[]')"                                                            \
-         " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ "    \
-         "BEGIN" FINDINGS_CHECKS_SQL                                                               \
-         "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"           \
-         "      WHERE NOT EXISTS (SELECT FROM vmscope_rankings o WHERE o.uuid = k.uuid"            \
-         "        AND o.host = p_host AND o.sha256 = k.sha)"                                       \
-         "      OR EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid AND v.host <> p_host))" \
-         " THEN"                                                                                   \
-         "    RETURN NULL;"                                                                        \
-         "  END IF;"
+         " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ "
+#define FINDINGS_KEPT_AS_NAMED_SQL                                                                 \
+  "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"                  \
+  "      WHERE NOT EXISTS (SELECT FROM vmscope_rankings o WHERE o.uuid = k.uuid"                   \
+  "        AND o.host = p_host AND o.sha256 = k.sha)"                                              \
+  "      OR EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid AND v.host <> p_host))"        \
+  " THEN"                                                                                          \
+  "    RETURN NULL;"                                                                               \
+  "  END IF;"
+#define PUBLISH_FINDINGS_KEPT_SQL(create)                                                          \
+  PUBLISH_FINDINGS_SIGNATURE_SQL(create) "BEGIN" FINDINGS_CHECKS_SQL FINDINGS_KEPT_AS_NAMED_SQL
 
 /* ... and after them: the host's rankings neither sent nor named go, and it returns the
  * fingerprints of the rankings sent. */
@@ -666,49 +669,99 @@ static const char *const migrations[] = {
      * without a vacuum. */
     "ALTER TABLE vmscope_rankings SET (toast_tuple_target = 128, fillfactor = 80);"
     "ALTER TABLE vmscope_vms SET (fillfactor = 80);"
-    /* A row's newest document: DOC, with RETAKEN_AT for its taken_at when there is one. */
+    /* A row's newest document: DOC, with RETAKEN_AT for its taken_at when there is one (a
+     * document that is not an object, which the readers refuse, as it is: jsonb_set would
+     * fail every publish that compared with it). Not a RETURN-bodied function: PostgreSQL 12
+     * and 13 have none. And a publish refuses a document that is not an object. */
     "CREATE FUNCTION vmscope_newest(p_doc jsonb, p_retaken_at text) RETURNS jsonb"
-    " LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN CASE WHEN p_retaken_at IS NULL THEN p_doc"
-    " ELSE jsonb_set(p_doc, '{taken_at}', to_jsonb(p_retaken_at)) END;"
+    " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN p_retaken_at IS NULL"
+    " OR jsonb_typeof(p_doc) IS DISTINCT FROM 'object' THEN p_doc"
+    " ELSE jsonb_set(p_doc, '{taken_at}', to_jsonb(p_retaken_at)) END $$;"
     "GRANT EXECUTE ON FUNCTION vmscope_newest(jsonb, text) TO vmscope_host, "
-    "vmscope_reader;" PUBLISH_VMS_HEAD_SQL("CREATE OR REPLACE")
-    /* A row that holds what was sent already (its time as RETAKEN_AT) is left as it is, and
-     * one whose newest document is the one sent keeps it as it is held: one content, one
-     * fingerprint, and no document written again for another column. */
-    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-    "      previous_patch)"
-    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
-    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
-    "      doc = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) = EXCLUDED.doc"
-    "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
-    "      retaken_at = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) ="
-    "        EXCLUDED.doc THEN vmscope_vms.retaken_at END,"
-    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
-    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
-    "        vmscope_vms.name, vmscope_vms.taken_at,"
-    "        vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at), vmscope_vms.previous,"
-    "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
-    "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
-    "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
-    "      retaken_at = k.taken_at, previous = NULL, previous_patch = k.previous_patch"
-    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
-    "      previous_patch jsonb)"
-    "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
-    "      AND v.content_sha256 = k.sha AND v.taken_at <= "
-    "k.taken_at::timestamptz;" PUBLISH_VMS_TAIL_SQL
-        /* And a ranking sent that is what its row holds already (sent by a host that does not
-         * know its fingerprint: after a restart) is kept as if named: not written again, its
-         * since not worked out again (0.27 s of server time for 100 VMs at 2,000 keys). */
-        PUBLISH_FINDINGS_KEPT_SQL("CREATE OR REPLACE") FINDINGS_INSERT_WHERE_SQL(
-            "    WHERE NOT EXISTS (SELECT FROM vmscope_rankings o WHERE o.uuid = r.uuid"
-            "      AND o.host = p_host AND (o.name, o.samples, o.alarms, o.unique_vm, o.drift) ="
-            "        (r.name, r.samples, r.alarms, r.unique_vm, r.drift))")
-    /* those written now are ranked now: the others sent, and those named, are marked so */
+    "vmscope_reader;" PUBLISH_VMS_HEAD_SQL(
+        "CREATE OR REPLACE") "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_vms) AS r(uuid text, "
+                             "doc jsonb)"
+                             "      WHERE r.uuid IS NULL OR jsonb_typeof(r.doc) IS DISTINCT FROM "
+                             "'object') THEN"
+                             "    RAISE EXCEPTION 'host %: a VM without a uuid, or whose document "
+                             "is not a JSON object',"
+                             "      p_host USING ERRCODE = '22023';"
+                             "  END IF;"
+                             /* A row that holds what was sent already (its time as RETAKEN_AT) is
+                              * left as it is, and one whose newest document is the one sent keeps
+                              * it as it is held: one content, one fingerprint, and no document
+                              * written again for another column. */
+                             "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, "
+                             "doc, previous,"
+                             "      previous_patch)"
+                             "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, "
+                             "r.previous, r.previous_patch"
+                             "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, "
+                             "taken_at timestamptz,"
+                             "      doc jsonb, previous jsonb, previous_patch jsonb)"
+                             "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = "
+                             "EXCLUDED.name,"
+                             "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
+                             "      doc = CASE WHEN vmscope_newest(vmscope_vms.doc, "
+                             "vmscope_vms.retaken_at) = EXCLUDED.doc"
+                             "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
+                             "      retaken_at = CASE WHEN vmscope_newest(vmscope_vms.doc, "
+                             "vmscope_vms.retaken_at) ="
+                             "        EXCLUDED.doc THEN vmscope_vms.retaken_at END,"
+                             "      previous = EXCLUDED.previous, previous_patch = "
+                             "EXCLUDED.previous_patch"
+                             "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND "
+                             "(vmscope_vms.host,"
+                             "        vmscope_vms.name, vmscope_vms.taken_at,"
+                             "        vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at), "
+                             "vmscope_vms.previous,"
+                             "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, "
+                             "EXCLUDED.name,"
+                             "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, "
+                             "EXCLUDED.previous_patch);"
+                             "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, "
+                             "published = now(),"
+                             "      retaken_at = k.taken_at, previous = NULL, previous_patch = "
+                             "k.previous_patch"
+                             "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, "
+                             "taken_at text,"
+                             "      previous_patch jsonb)"
+                             "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = "
+                             "p_host"
+                             "      AND v.content_sha256 = k.sha AND v.taken_at <= "
+                             "k.taken_at::timestamptz;" PUBLISH_VMS_TAIL_SQL
+                                 /* And a ranking sent that is what its row holds already (sent by a
+                                  * host that does not know its fingerprint: after a restart) is
+                                  * kept as if named: not written again, its since not worked out
+                                  * again, nor checked again (it was when written): 0.27 s of server
+                                  * time for 100 VMs at 2,000 keys before, when every ranking of a
+                                  * host restarted was. */
+                                 PUBLISH_FINDINGS_SIGNATURE_SQL(
+                                     "CREATE OR REPLACE") "DECLARE v_same text[]; "
+                                                          "BEGIN" FINDINGS_HOST_SQL
+                                                              FINDINGS_KEPT_AS_NAMED_SQL
+                                                          "  v_same := ARRAY(SELECT r.uuid "
+                                                          "FROM jsonb_to_recordset(p_rankings) "
+                                                          "AS r(uuid text,"
+                                                          "      name text, samples integer, "
+                                                          "alarms integer, unique_vm boolean, "
+                                                          "drift jsonb)"
+                                                          "    JOIN vmscope_rankings o ON "
+                                                          "o.uuid = r.uuid AND o.host = p_host"
+                                                          "      AND (o.name, o.samples, "
+                                                          "o.alarms, o.unique_vm, o.drift) ="
+                                                          "        (r.name, r.samples, "
+                                                          "r.alarms, r.unique_vm, "
+                                                          "r.drift));" FINDINGS_SHOWN_SQL(
+                                                              "(r.uuid = ANY (v_same)) IS NOT "
+                                                              "TRUE AND ")
+                                                              FINDINGS_INSERT_WHERE_SQL(
+                                                                  "    WHERE (r.uuid = ANY "
+                                                                  "(v_same)) IS NOT TRUE")
+    /* those written now are ranked now: the others sent, and those named, are marked so (a
+     * ranking the server's clock put later than now too) */
     "  UPDATE vmscope_rankings o SET ranked_at = now()"
-    "    WHERE o.host = p_host AND o.ranked_at < now() AND o.uuid IN"
+    "    WHERE o.host = p_host AND o.ranked_at <> now() AND o.uuid IN"
     "      (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text)"
     "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid "
     "text));" PUBLISH_FINDINGS_TAIL_SQL,
@@ -1085,14 +1138,17 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local,
     const struct vs_feature *newest = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
     const struct published *was = as ? as[i].was : NULL;
     out_of_memory |= failed[i];
+    /* a VM missing from KEPT would leave the fleet: one that cannot be written fails the call */
     if (was && !as[i].retaken)
-      json_array_append_new(kept,
-                            json_pack("{s:s,s:s}", "uuid", vs_feature_id(newest), "sha", was->sha));
+      out_of_memory |=
+          json_array_append_new(
+              kept, json_pack("{s:s,s:s}", "uuid", vs_feature_id(newest), "sha", was->sha)) < 0;
     else if (was) /* the row's newest becomes its previous: the patch onto the newest is its time */
-      json_array_append_new(kept,
-                            json_pack("{s:s,s:s,s:s,s:{s:s}}", "uuid", vs_feature_id(newest), "sha",
-                                      was->sha, "taken_at", vs_feature_taken_at(newest),
-                                      "previous_patch", "taken_at", vs_feature_taken_at(prev)));
+      out_of_memory |=
+          json_array_append_new(kept, json_pack("{s:s,s:s,s:s,s:{s:s}}", "uuid",
+                                                vs_feature_id(newest), "sha", was->sha, "taken_at",
+                                                vs_feature_taken_at(newest), "previous_patch",
+                                                "taken_at", vs_feature_taken_at(prev))) < 0;
   }
   _cleanup_(vs_freep) char *rows_text = array_of(row, n);
   _cleanup_(vs_freep) char *docs_text = array_of(doc, n);
