@@ -166,6 +166,8 @@ static void test_newfile_new(void) {
   ok(vs_newfile_open(&f, a, 0600, &err) == 0 && vs_newfile_write(&f, "new\n", 4, &err) == 0,
      "a new file is written");
   ok(vs_newfile_commit_new(&f, a, &err) == 0, "it is not put where a file already is");
+  ok(count_entries(dir) == 1,
+     "and stays unnamed meanwhile: a process killed now would leave no name behind");
   char *got = slurp(a);
   is_str(got, "old\n", "the file already there is left as it was");
   free(got);

@@ -484,16 +484,23 @@ int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struc
   return 0;
 }
 
+/* Links the unnamed file under NAME: 0, or -1 with errno (EEXIST: NAME exists). */
+static int newfile_link(const struct vs_newfile *f, const char *name) {
+  char proc[64];
+  int len = snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+  if (len < 0 || (size_t)len >= sizeof(proc)) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  return linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW);
+}
+
 /* Links the unnamed file under a temporary name beside its target, for the rename that puts
  * it in place (a link cannot replace a file). */
 static int newfile_name(struct vs_newfile *f, struct vs_err *err) {
-  char proc[64];
-  int len = snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-  if (len < 0 || (size_t)len >= sizeof(proc))
-    return vs_err_set(err, EOVERFLOW, "%s: descriptor %d has no /proc name", f->path, f->fd);
   for (unsigned attempt = 0; attempt < 100; attempt++) {
     char *tmp = vs_xasprintf("%s.tmp-%ld-%u", f->path, (long)getpid(), attempt);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) {
+    if (newfile_link(f, tmp) == 0) {
       f->tmp = tmp;
       return 0;
     }
@@ -520,10 +527,28 @@ int vs_newfile_write(struct vs_newfile *f, const void *data, size_t len, struct 
 }
 
 /* Puts the file under PATH: replacing what is there when REPLACE, else only when nothing is.
- * The first call syncs, names and closes the file; a later one (after a PATH that existed)
- * only renames. 1 when placed, 0 when PATH exists and not REPLACE (the file stays, under its
- * temporary name, for another PATH), -1 on error. */
+ * An unnamed file is synced and linked under PATH when nothing is there, else (REPLACE) named,
+ * closed and renamed; a named one (the fallback's) is synced, closed and renamed. 1 when
+ * placed, 0 when PATH exists and not REPLACE (the file stays, unnamed or under its temporary
+ * name, for another PATH), -1 on error. */
 static int newfile_place(struct vs_newfile *f, const char *path, bool replace, struct vs_err *err) {
+  /* Unnamed, and nothing under PATH: linked there at once. Named first and then renamed, a
+   * process killed between the two left the temporary name behind (a kill -9 of patchset make
+   * in t/integration/patchset.sh found it once). Only a file that replaces another takes the
+   * temporary name. */
+  if (f->fd >= 0 && !f->tmp) {
+    if (fsync(f->fd) < 0) return vs_err_set(err, errno, "%s: fsync: %s", path, strerror(errno));
+    if (newfile_link(f, path) == 0) {
+      int rc = close(f->fd);
+      f->fd = -1;
+      if (rc < 0) return vs_err_set(err, errno, "%s: cannot close: %s", path, strerror(errno));
+      return 1;
+    }
+    if (errno != EEXIST)
+      return vs_err_set(err, errno, "%s: cannot give the new file its name: %s", path,
+                        strerror(errno));
+    if (!replace) return 0; /* still unnamed, for another PATH */
+  }
   if (f->fd >= 0) {
     if (fsync(f->fd) < 0) return vs_err_set(err, errno, "%s: fsync: %s", path, strerror(errno));
     if (!f->tmp && newfile_name(f, err) < 0) return -1;

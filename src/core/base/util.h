@@ -69,8 +69,10 @@ void vs_closep(int *fd);
 
 /* A file that appears under its name only once it is complete: written unnamed in the
  * target's directory (O_TMPFILE; a named PATH.tmp-XXXXXX where the file system has no such
- * thing), then fsync'd, named and renamed into place. A process killed before the end leaves
- * nothing behind (only the fallback's temporary file). */
+ * thing), then fsync'd and linked under its name (named beside it and renamed into place when
+ * it replaces a file). A process killed before the end leaves nothing behind (but the
+ * fallback's temporary file, or, killed between the two steps of a replacement, its
+ * temporary name). */
 struct vs_newfile {
   int fd;
   char *path, *tmp; /* TMP: the temporary name, NULL while the file has none */
