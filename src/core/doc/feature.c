@@ -384,14 +384,11 @@ static json_t *to_json(const struct vs_feature *doc, bool provenance) {
   json_object_set_new(root, "os", os);
 
   json_t *settings = json_object();
-  if (!provenance) {
-    for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);)
-      json_object_set_new(settings, k, jstr(((const struct setting *)v)->value));
-    json_object_set_new(root, "settings", settings);
-  }
   json_t *prov = provenance ? json_object() : NULL;
   size_t n = 0;
   const char **keys = provenance ? vs_feature_keys(doc, &n) : NULL;
+  for (pos = 0; !provenance && vs_strmap_next(doc->settings, &pos, &k, &v);)
+    json_object_set_new(settings, k, jstr(((const struct setting *)v)->value));
   for (size_t i = 0; i < n; i++) {
     struct setting *s = vs_strmap_get(doc->settings, keys[i]);
     json_object_set_new(settings, keys[i], jstr(s->value));
@@ -407,10 +404,8 @@ static json_t *to_json(const struct vs_feature *doc, bool provenance) {
     }
   }
   free(keys);
-  if (provenance) {
-    json_object_set_new(root, "settings", settings);
-    json_object_set_new(root, "provenance", prov);
-  }
+  json_object_set_new(root, "settings", settings);
+  if (prov) json_object_set_new(root, "provenance", prov);
   if (vs_strmap_count(doc->defaults)) { /* absent from documents that know no defaults */
     json_t *defaults = json_object();
     pos = 0;

@@ -284,7 +284,10 @@ static void digest_free(void *p) {
   "    WHERE v.host = p_host);"                                                                    \
   "END $$;"
 
-/* Each migration takes the schema from version i to i + 1, in the transaction that records it. */
+/* Each migration takes the schema from version i to i + 1, in the transaction that records it.
+ * Laid out as SQL, not by clang-format: with a macro between two string literals it indents
+ * the rest as the macro's arguments and breaks the literals mid-statement. */
+/* clang-format off */
 static const char *const migrations[] = {
     /* 1: hosts, their VMs' ranking documents, rankings, findings, fleet findings, documents */
     "CREATE TABLE vmscope_hosts ("
@@ -588,45 +591,35 @@ static const char *const migrations[] = {
      * whoever did it), nothing is written and NULL says so: the host sends every VM. Returns
      * the fingerprints of the rows of P_VMS and of those given a new time that are now this
      * host's. */
-    "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb);" PUBLISH_VMS_HEAD_SQL(
-        "CREATE") "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-                  "      previous_patch)"
-                  "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, "
-                  "r.previous_patch"
-                  "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at "
-                  "timestamptz,"
-                  "      doc jsonb, previous jsonb, previous_patch jsonb)"
-                  "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-                  "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = "
-                  "EXCLUDED.doc,"
-                  "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
-                  "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
-                  "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, "
-                  "vmscope_vms.previous,"
-                  "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, "
-                  "EXCLUDED.name,"
-                  "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, "
-                  "EXCLUDED.previous_patch);"
-                  "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = "
-                  "now(),"
-                  "      doc = jsonb_set(v.doc, '{taken_at}', to_jsonb(k.taken_at)), previous = "
-                  "NULL,"
-                  "      previous_patch = k.previous_patch"
-                  "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
-                  "      previous_patch jsonb)"
-                  "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
-                  "      AND v.content_sha256 = k.sha AND v.taken_at <= "
-                  "k.taken_at::timestamptz;" PUBLISH_VMS_TAIL_SQL
-                  "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb) "
-                  "FROM PUBLIC;"
-                  "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, "
-                  "jsonb)"
-                  "  TO vmscope_host;"
-                  "REVOKE ALL ON vmscope_findings FROM PUBLIC;"
-                  "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb) FROM PUBLIC;"
-                  "GRANT SELECT ON vmscope_findings TO vmscope_host, vmscope_reader;"
-                  "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb) TO "
-                  "vmscope_host;",
+    "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb);"
+    PUBLISH_VMS_HEAD_SQL("CREATE")
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
+    "      previous_patch)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb, previous_patch jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
+    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
+    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
+    "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
+    "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
+    "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
+    "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
+    "      doc = jsonb_set(v.doc, '{taken_at}', to_jsonb(k.taken_at)), previous = NULL,"
+    "      previous_patch = k.previous_patch"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
+    "      previous_patch jsonb)"
+    "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
+    "      AND v.content_sha256 = k.sha AND v.taken_at <= k.taken_at::timestamptz;"
+    PUBLISH_VMS_TAIL_SQL
+    "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb) FROM PUBLIC;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb)"
+    "  TO vmscope_host;"
+    "REVOKE ALL ON vmscope_findings FROM PUBLIC;"
+    "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb) FROM PUBLIC;"
+    "GRANT SELECT ON vmscope_findings TO vmscope_host, vmscope_reader;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb) TO vmscope_host;",
     /* 8: a host sends again only the rankings that changed since it published them (every
      * ranking rewritten every round was most of a round's writes at 2,000 keys a VM, a new
      * compressed drift document a VM each time, when most are what they were): for each other
@@ -638,11 +631,13 @@ static const char *const migrations[] = {
     "ALTER TABLE vmscope_rankings ADD COLUMN sha256 text GENERATED ALWAYS AS (encode(sha256("
     "  decode(replace(host || '|' || name || '|' || samples::text || '|' || alarms::text || '|'"
     "  || unique_vm::text || '|' || drift::text, '\\', '\\\\'), 'escape')), 'hex')) STORED;"
-    "DROP FUNCTION vmscope_publish_findings(text, jsonb);" PUBLISH_FINDINGS_KEPT_SQL("CREATE")
-        FINDINGS_INSERT_SQL
+    "DROP FUNCTION vmscope_publish_findings(text, jsonb);"
+    PUBLISH_FINDINGS_KEPT_SQL("CREATE")
+    FINDINGS_INSERT_SQL
     "  UPDATE vmscope_rankings o SET ranked_at = now()"
     "    FROM jsonb_to_recordset(p_kept) AS k(uuid text) WHERE o.uuid = k.uuid"
-    "      AND o.host = p_host;" PUBLISH_FINDINGS_TAIL_SQL
+    "      AND o.host = p_host;"
+    PUBLISH_FINDINGS_TAIL_SQL
     "REVOKE ALL ON FUNCTION vmscope_publish_findings(text, jsonb, jsonb) FROM PUBLIC;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_findings(text, jsonb, jsonb) TO vmscope_host;",
     /* 9: a row rewritten only where what it holds changed. Every VM is snapshotted again every
@@ -677,95 +672,65 @@ static const char *const migrations[] = {
     " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN p_retaken_at IS NULL"
     " OR jsonb_typeof(p_doc) IS DISTINCT FROM 'object' THEN p_doc"
     " ELSE jsonb_set(p_doc, '{taken_at}', to_jsonb(p_retaken_at)) END $$;"
-    "GRANT EXECUTE ON FUNCTION vmscope_newest(jsonb, text) TO vmscope_host, "
-    "vmscope_reader;" PUBLISH_VMS_HEAD_SQL(
-        "CREATE OR REPLACE") "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_vms) AS r(uuid text, "
-                             "doc jsonb)"
-                             "      WHERE r.uuid IS NULL OR jsonb_typeof(r.doc) IS DISTINCT FROM "
-                             "'object') THEN"
-                             "    RAISE EXCEPTION 'host %: a VM without a uuid, or whose document "
-                             "is not a JSON object',"
-                             "      p_host USING ERRCODE = '22023';"
-                             "  END IF;"
-                             /* A row that holds what was sent already (its time as RETAKEN_AT) is
-                              * left as it is, and one whose newest document is the one sent keeps
-                              * it as it is held: one content, one fingerprint, and no document
-                              * written again for another column. */
-                             "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, "
-                             "doc, previous,"
-                             "      previous_patch)"
-                             "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, "
-                             "r.previous, r.previous_patch"
-                             "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, "
-                             "taken_at timestamptz,"
-                             "      doc jsonb, previous jsonb, previous_patch jsonb)"
-                             "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = "
-                             "EXCLUDED.name,"
-                             "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
-                             "      doc = CASE WHEN vmscope_newest(vmscope_vms.doc, "
-                             "vmscope_vms.retaken_at) = EXCLUDED.doc"
-                             "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
-                             "      retaken_at = CASE WHEN vmscope_newest(vmscope_vms.doc, "
-                             "vmscope_vms.retaken_at) ="
-                             "        EXCLUDED.doc THEN vmscope_vms.retaken_at END,"
-                             "      previous = EXCLUDED.previous, previous_patch = "
-                             "EXCLUDED.previous_patch"
-                             "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND "
-                             "(vmscope_vms.host,"
-                             "        vmscope_vms.name, vmscope_vms.taken_at,"
-                             "        vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at), "
-                             "vmscope_vms.previous,"
-                             "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, "
-                             "EXCLUDED.name,"
-                             "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, "
-                             "EXCLUDED.previous_patch);"
-                             "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, "
-                             "published = now(),"
-                             "      retaken_at = k.taken_at, previous = NULL, previous_patch = "
-                             "k.previous_patch"
-                             "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, "
-                             "taken_at text,"
-                             "      previous_patch jsonb)"
-                             "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = "
-                             "p_host"
-                             "      AND v.content_sha256 = k.sha AND v.taken_at <= "
-                             "k.taken_at::timestamptz;" PUBLISH_VMS_TAIL_SQL
-                                 /* And a ranking sent that is what its row holds already (sent by a
-                                  * host that does not know its fingerprint: after a restart) is
-                                  * kept as if named: not written again, its since not worked out
-                                  * again, nor checked again (it was when written): 0.27 s of server
-                                  * time for 100 VMs at 2,000 keys before, when every ranking of a
-                                  * host restarted was. */
-                                 PUBLISH_FINDINGS_SIGNATURE_SQL(
-                                     "CREATE OR REPLACE") "DECLARE v_same text[]; "
-                                                          "BEGIN" FINDINGS_HOST_SQL
-                                                              FINDINGS_KEPT_AS_NAMED_SQL
-                                                          "  v_same := ARRAY(SELECT r.uuid "
-                                                          "FROM jsonb_to_recordset(p_rankings) "
-                                                          "AS r(uuid text,"
-                                                          "      name text, samples integer, "
-                                                          "alarms integer, unique_vm boolean, "
-                                                          "drift jsonb)"
-                                                          "    JOIN vmscope_rankings o ON "
-                                                          "o.uuid = r.uuid AND o.host = p_host"
-                                                          "      AND (o.name, o.samples, "
-                                                          "o.alarms, o.unique_vm, o.drift) ="
-                                                          "        (r.name, r.samples, "
-                                                          "r.alarms, r.unique_vm, "
-                                                          "r.drift));" FINDINGS_SHOWN_SQL(
-                                                              "(r.uuid = ANY (v_same)) IS NOT "
-                                                              "TRUE AND ")
-                                                              FINDINGS_INSERT_WHERE_SQL(
-                                                                  "    WHERE (r.uuid = ANY "
-                                                                  "(v_same)) IS NOT TRUE")
+    "GRANT EXECUTE ON FUNCTION vmscope_newest(jsonb, text) TO vmscope_host, vmscope_reader;"
+    PUBLISH_VMS_HEAD_SQL("CREATE OR REPLACE")
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_vms) AS r(uuid text, doc jsonb)"
+    "      WHERE r.uuid IS NULL OR jsonb_typeof(r.doc) IS DISTINCT FROM 'object') THEN"
+    "    RAISE EXCEPTION 'host %: a VM without a uuid, or whose document is not a JSON object',"
+    "      p_host USING ERRCODE = '22023';"
+    "  END IF;"
+    /* A row that holds what was sent already (its time as RETAKEN_AT) is left as it is, and
+     * one whose newest document is the one sent keeps it as it is held: one content, one
+     * fingerprint, and no document written again for another column. */
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
+    "      previous_patch)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb, previous_patch jsonb)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
+    "      doc = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) = EXCLUDED.doc"
+    "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
+    "      retaken_at = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) ="
+    "        EXCLUDED.doc THEN vmscope_vms.retaken_at END,"
+    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
+    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
+    "        vmscope_vms.name, vmscope_vms.taken_at,"
+    "        vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at), vmscope_vms.previous,"
+    "        vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host, EXCLUDED.name,"
+    "        EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.previous, EXCLUDED.previous_patch);"
+    "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
+    "      retaken_at = k.taken_at, previous = NULL, previous_patch = k.previous_patch"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
+    "      previous_patch jsonb)"
+    "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
+    "      AND v.content_sha256 = k.sha AND v.taken_at <= k.taken_at::timestamptz;"
+    PUBLISH_VMS_TAIL_SQL
+    /* And a ranking sent that is what its row holds already (sent by a host that does not
+     * know its fingerprint: after a restart) is kept as if named: not written again, its since
+     * not worked out again, nor checked again (it was when written): 0.27 s of server time for
+     * 100 VMs at 2,000 keys before, when every ranking of a host restarted was. */
+    PUBLISH_FINDINGS_SIGNATURE_SQL("CREATE OR REPLACE")
+    "DECLARE v_same text[]; "
+    "BEGIN"
+    FINDINGS_HOST_SQL
+    FINDINGS_KEPT_AS_NAMED_SQL
+    "  v_same := ARRAY(SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text,"
+    "      name text, samples integer, alarms integer, unique_vm boolean, drift jsonb)"
+    "    JOIN vmscope_rankings o ON o.uuid = r.uuid AND o.host = p_host"
+    "      AND (o.name, o.samples, o.alarms, o.unique_vm, o.drift) ="
+    "        (r.name, r.samples, r.alarms, r.unique_vm, r.drift));"
+    FINDINGS_SHOWN_SQL("(r.uuid = ANY (v_same)) IS NOT TRUE AND ")
+    FINDINGS_INSERT_WHERE_SQL("    WHERE (r.uuid = ANY (v_same)) IS NOT TRUE")
     /* those written now are ranked now: the others sent, and those named, are marked so (a
      * ranking the server's clock put later than now too) */
     "  UPDATE vmscope_rankings o SET ranked_at = now()"
     "    WHERE o.host = p_host AND o.ranked_at <> now() AND o.uuid IN"
     "      (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text)"
-    "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid "
-    "text));" PUBLISH_FINDINGS_TAIL_SQL,
+    "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"
+    PUBLISH_FINDINGS_TAIL_SQL,
 };
+/* clang-format on */
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
