@@ -163,6 +163,16 @@ static void digest_free(void *p) {
       "    (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text));"                   \
       "END $$;"
 
+/* The upsert of the VMs a publish sends, to the columns it sets (since schema version 3). */
+#define PUBLISH_VMS_UPSERT_SQL                                                                     \
+  "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"               \
+  "      previous_patch)"                                                                          \
+  "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"      \
+  "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"            \
+  "      doc jsonb, previous jsonb, previous_patch jsonb)"                                         \
+  "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"               \
+  "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
+
 /* vmscope_publish_vms as schema versions 3 and 5 write it; WHERE: which rows of the VMs it
  * publishes are rewritten. */
 #define PUBLISH_VMS_SQL(where)                                                                     \
@@ -171,14 +181,8 @@ static void digest_free(void *p) {
   " RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"       \
   "  PERFORM vmscope_check_host(p_host);"                                                          \
   "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"                  \
-  "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"                              \
-  "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"               \
-  "      previous_patch)"                                                                          \
-  "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"      \
-  "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"            \
-  "      doc jsonb, previous jsonb, previous_patch jsonb)"                                         \
-  "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"               \
-  "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"        \
+  "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;" PUBLISH_VMS_UPSERT_SQL       \
+  " doc = EXCLUDED.doc,"                                                                           \
   "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"                   \
   "      WHERE " where ";"                                                                         \
   "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"                                  \
@@ -593,13 +597,8 @@ static const char *const migrations[] = {
      * host's. */
     "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb);"
     PUBLISH_VMS_HEAD_SQL("CREATE")
-    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-    "      previous_patch)"
-    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
-    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published, doc = EXCLUDED.doc,"
+    PUBLISH_VMS_UPSERT_SQL
+    " doc = EXCLUDED.doc,"
     "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
     "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
     "        vmscope_vms.name, vmscope_vms.taken_at, vmscope_vms.doc, vmscope_vms.previous,"
@@ -682,13 +681,7 @@ static const char *const migrations[] = {
     /* A row that holds what was sent already (its time as RETAKEN_AT) is left as it is, and
      * one whose newest document is the one sent keeps it as it is held: one content, one
      * fingerprint, and no document written again for another column. */
-    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
-    "      previous_patch)"
-    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch"
-    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb)"
-    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
-    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
+    PUBLISH_VMS_UPSERT_SQL
     "      doc = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) = EXCLUDED.doc"
     "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
     "      retaken_at = CASE WHEN vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at) ="
