@@ -30,6 +30,7 @@
  * publish of one host's VMs; and COPY TO STDOUT of the fleet's rows against vs_store_load.
  * At the end: the table, the growth per 10x hosts (from the last two sizes) and, labelled as
  * such, the extrapolation to 1,000 hosts. */
+#include "baseline.h"
 #include "fleetfind.h"
 #include "fleetview.h"
 #include "store.h"
@@ -335,19 +336,21 @@ static char *dump_text(json_t *j) {
  * from the documents included, as the store's publish includes it. */
 static double copy_in(PGconn *c, const struct vs_view *local, const char *host) {
   sql(c, "TRUNCATE bench_copy");
+  /* the host's baseline as its publish makes it (once, not each round) */
+  struct vs_baseline *baseline = vs_baseline_make(local);
   double t0 = vs_now_monotonic();
   PGresult *r = PQexec(c, "COPY bench_copy (uuid, host, name, taken_at, published, doc, "
-                          "previous, previous_patch) FROM STDIN WITH (FORMAT csv)");
+                          "previous, previous_patch, baseline) FROM STDIN WITH (FORMAT csv)");
   if (PQresultStatus(r) != PGRES_COPY_IN) die("COPY FROM STDIN", PQerrorMessage(c));
   PQclear(r);
   char *line = NULL;
   size_t cap = 0;
   for (size_t i = 0; i < vs_view_count(local); i++) {
     const struct vs_feature *doc = vs_view_doc(local, i), *prev = vs_view_prev(local, i);
-    /* The rows the store's publish writes: the previous snapshot a patch onto the newest,
-     * else whole. */
+    /* The rows the store's publish writes: the settings a patch onto the host's baseline, the
+     * previous snapshot a patch onto the newest, else whole. */
     json_t *dj, *pj, *patch;
-    vs_store_row_docs(doc, prev, &dj, &pj, &patch);
+    vs_store_row_docs(doc, prev, baseline, &dj, &pj, &patch);
     char *d = dump_text(dj), *pt = dump_text(patch), *p = dump_text(pj);
     size_t len = 0;
     csv_field(&line, &len, &cap, vs_feature_id(doc), false);
@@ -357,7 +360,8 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
     csv_field(&line, &len, &cap, "now", false);
     csv_field(&line, &len, &cap, d, false);
     csv_field(&line, &len, &cap, p, false);
-    csv_field(&line, &len, &cap, pt, true);
+    csv_field(&line, &len, &cap, pt, false);
+    csv_field(&line, &len, &cap, vs_baseline_id(baseline), true);
     free(pt);
     if (PQputCopyData(c, line, (int)len) != 1) die("COPY FROM STDIN", PQerrorMessage(c));
     free(d);
@@ -370,14 +374,16 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
   PQclear(r);
   while ((r = PQgetResult(c)))
     PQclear(r);
-  return vs_now_monotonic() - t0;
+  double seconds = vs_now_monotonic() - t0;
+  vs_baseline_free(baseline);
+  return seconds;
 }
 
 /* COPY TO STDOUT of the rows vs_store_load reads: seconds, and the bytes received. */
 static double copy_out(PGconn *c, double *bytes) {
   double t0 = vs_now_monotonic();
   PGresult *r = PQexec(c, "COPY (SELECT v.uuid, v.host, v.doc, v.previous, v.previous_patch, "
-                          "v.retaken_at "
+                          "v.retaken_at, v.baseline "
                           "FROM vmscope_vms v "
                           "JOIN vmscope_hosts h ON h.host = v.host ORDER BY v.uuid) TO STDOUT");
   if (PQresultStatus(r) != PGRES_COPY_OUT) die("COPY TO STDOUT", PQerrorMessage(c));
@@ -458,7 +464,7 @@ struct result {
   double publish, copy_in;    /* one host's publish alone, and COPY of the same rows */
   double load, copy_out;      /* vs_store_load of the fleet, and COPY TO STDOUT of its rows */
   double out_bytes;
-  double db_bytes, vms_bytes, findings_bytes, rankings_bytes, context_bytes;
+  double db_bytes, vms_bytes, baselines_bytes, findings_bytes, rankings_bytes, context_bytes;
   double empty_bytes;              /* the database with the schema and no rows */
   double pg_round, pg_elected;     /* PostgreSQL's CPU seconds */
   double cpu_round, cpu_elected;   /* this process's (the host's) CPU seconds */
@@ -719,6 +725,7 @@ static struct result run(const char *base_url, const char *password_file, long p
   sql(c, "CHECKPOINT");
   res.db_bytes = sql_number(c, "SELECT pg_database_size(current_database())");
   res.vms_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_vms')");
+  res.baselines_bytes = sql_number(c, "SELECT pg_total_relation_size('vmscope_baselines')");
   /* The findings are in vmscope_rankings (schema version 7): their "since" times measured apart */
   res.findings_bytes =
       sql_number(c, "SELECT coalesce(sum(pg_column_size(since)), 0) FROM vmscope_rankings");
@@ -836,17 +843,18 @@ int main(int argc, char **argv) {
          "against the whole view's\n");
   for (size_t s = 0; s < n_sizes; s++)
     printf("%6zu hosts: round %.3f + %.3f CPU s, elected %.2f + %.2f CPU s; vmscope_vms %.1f, "
-           "vmscope_rankings %.1f (the findings' since %.1f of it), the context %.1f MiB "
+           "the hosts' baselines %.1f, vmscope_rankings %.1f (the findings' since %.1f of it), the "
+           "context %.1f MiB "
            "(empty store %.1f MiB); whole view %.2f s = publish %.2f + read %.2f (vs_store_load) "
            "+ prepare and the rest %.2f; its own VMs ranked %.2f s, published %.2f s; %.1f "
            "findings per VM; %zu groups, %zu rollouts, %zu unique; %zu of %zu rankings from the "
            "context differ from the whole view's\n",
            r[s].hosts, r[s].cpu_round, r[s].pg_round, r[s].cpu_elected, r[s].pg_elected,
-           r[s].vms_bytes / 1048576, r[s].rankings_bytes / 1048576, r[s].findings_bytes / 1048576,
-           r[s].context_bytes / 1048576, r[s].empty_bytes / 1048576, r[s].el_view, r[s].publish,
-           r[s].load, r[s].el_view - r[s].publish - r[s].load, r[s].el_rank, r[s].el_findings,
-           (double)r[s].n_findings / (double)vms, r[s].groups, r[s].rollouts, r[s].unique,
-           r[s].differ, (size_t)(ROUNDS + 2) * vms);
+           r[s].vms_bytes / 1048576, r[s].baselines_bytes / 1048576, r[s].rankings_bytes / 1048576,
+           r[s].findings_bytes / 1048576, r[s].context_bytes / 1048576, r[s].empty_bytes / 1048576,
+           r[s].el_view, r[s].publish, r[s].load, r[s].el_view - r[s].publish - r[s].load,
+           r[s].el_rank, r[s].el_findings, (double)r[s].n_findings / (double)vms, r[s].groups,
+           r[s].rollouts, r[s].unique, r[s].differ, (size_t)(ROUNDS + 2) * vms);
   printf("3b. the whole view's prepare on the elected host, seconds, by phase: the fleet's "
          "population, the keys rolling out (each VM's diff from its previous snapshot), the "
          "VMs' tokens, the role analysis (MinHash, LSH), the close groups and their "

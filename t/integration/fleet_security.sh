@@ -43,7 +43,7 @@ as_role() { # ROLE PASSWORD SQL: psql over TCP as ROLE; its output and errors
 vs_pg_sql -c "CREATE ROLE vmscope LOGIN CREATEROLE PASSWORD 'owner-secret'" -c 'CREATE DATABASE vmscope OWNER vmscope' >/dev/null
 printf 'owner-secret\n' >"$work/owner.pw"
 "$VMSCOPE" fleet migrate --store "$(vs_pg_url vmscope vmscope)" --password-file "$work/owner.pw" --ca-file "$work/tls/ca.crt" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 9" "the owner creates the schema (vmscope fleet migrate)"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 10" "the owner creates the schema (vmscope fleet migrate)"
 for h in host-a host-b; do
   vs_pg_sql -c "CREATE ROLE \"$h\" LOGIN PASSWORD 'pw-of-$h' IN ROLE vmscope_host" >/dev/null
   printf 'pw-of-%s\n' "$h" >"$work/$h.pw"
@@ -118,6 +118,17 @@ ok $? "nor through the view of them, which no one writes: $out"
 out=$(as_role host-a pw-of-host-a "DELETE FROM vmscope_vms WHERE host = 'host-b'")
 [[ $out == *"permission denied for table vmscope_vms"* ]]
 ok $? "nor delete host-b's VMs: $out"
+out=$(as_role host-a pw-of-host-a "UPDATE vmscope_baselines SET settings = '{}' WHERE host = 'host-b'")
+[[ $out == *"permission denied for table vmscope_baselines"* ]]
+ok $? "nor change host-b's baseline, what host-b's VMs share (schema version 10): $out"
+# (Two hosts whose VMs share the same values have the same baseline, by its content, each its
+# own row: a baseline only host-b holds is named here.)
+bb=$(printf 'd%.0s' {1..32})
+sql -c "INSERT INTO vmscope_baselines (host, id, made_at, settings) VALUES ('host-b', '$bb', now(), '{}')" >/dev/null
+out=$(as_role host-a pw-of-host-a "SELECT coalesce(vmscope_publish_vms('host-a', 1, '[{\"uuid\": \"x-1\", \"name\": \"x-1\", \"taken_at\": \"2030-01-01T00:00:00Z\", \"doc\": {\"id\": \"x-1\", \"settings\": {}}, \"baseline\": \"$bb\"}]', NULL, '[]', '{\"id\": \"$bb\"}')::text, 'null')")
+[[ $out == null && $(sql -c "SELECT count(*) FROM vmscope_vms WHERE uuid = 'x-1'") == 0 ]]
+ok $? "nor make a row of its own a patch onto host-b's baseline (not host-a's: nothing is written): $out"
+sql -c "DELETE FROM vmscope_baselines WHERE id = '$bb'" >/dev/null
 out=$(as_role host-a pw-of-host-a "SELECT vmscope_publish_findings('host-a', '[{\"uuid\": \"$(uuid web-4)\", \"name\": \"web-4\", \"samples\": 0, \"alarms\": 0, \"unique_vm\": false, \"drift\": {\"findings\": []}}]')")
 [[ $out == *"host host-a ranks a VM another host published"* ]]
 ok $? "nor publish a ranking of host-b's VM under its own name: $out"
@@ -146,9 +157,12 @@ out=$(as_role grafana pw-of-grafana "SELECT count(*) FROM vmscope_documents")
 ok $? "whole documents are for their owner only: $out"
 
 # --- rows written by something else ---------------------------------------------------------
+# (A host's row with its settings whole, not a patch onto its baseline: as the rows of another
+# writer, or of a host of schema version 9 or older, are.)
+whole="jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.host = v.host AND b.id = v.baseline)))"
 sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
   INSERT INTO vmscope_vms VALUES ('00000000-0000-4000-8000-0000000000ff', 'rogue', 'web-x', now(), now(),
-    (SELECT doc FROM vmscope_vms WHERE uuid = '$(uuid web-1)'), NULL)" >/dev/null
+    (SELECT $whole FROM vmscope_vms v WHERE uuid = '$(uuid web-1)'), NULL)" >/dev/null
 refused() { grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue): the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"; }
 # The host that reads every row is the elected one (it makes the context the other ranks from).
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
@@ -168,9 +182,9 @@ sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts 
 sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
   INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous, previous_patch)
     SELECT '00000000-0000-4000-8000-0000000000f' || x, 'rogue', 'web-' || x, now(), now(),
-      jsonb_set(doc, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
-      CASE x WHEN 'e' THEN doc END, CASE x WHEN 'f' THEN '{\"id\": \"$(uuid web-2)\"}'::jsonb END
-    FROM vmscope_vms, (VALUES ('e'), ('f')) AS r(x) WHERE uuid = '$(uuid web-1)'" >/dev/null
+      jsonb_set($whole, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
+      CASE x WHEN 'e' THEN $whole END, CASE x WHEN 'f' THEN '{\"id\": \"$(uuid web-2)\"}'::jsonb END
+    FROM vmscope_vms v, (VALUES ('e'), ('f')) AS r(x) WHERE uuid = '$(uuid web-1)'" >/dev/null
 refused_prev() {
   grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000ff (host rogue), previous snapshot: the document's id is \"$(uuid web-2)\", not the row's" "$work/$1/collectd.log" &&
     grep -q "vmscope_drift: fleet store: VM 00000000-0000-4000-8000-0000000000fe (host rogue), previous snapshot: the document's id is \"$(uuid web-1)\", not the row's" "$work/$1/collectd.log"
@@ -186,9 +200,9 @@ sql -c "DELETE FROM vmscope_vms WHERE host = 'rogue'; DELETE FROM vmscope_hosts 
 sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
   INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc)
     SELECT '00000000-0000-4000-8000-0000000000f' || x, 'rogue', 'web-' || x, now(), now(),
-      jsonb_set(jsonb_set(doc, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
+      jsonb_set(jsonb_set($whole, '{id}', to_jsonb('00000000-0000-4000-8000-0000000000f' || x)),
         '{name}', to_jsonb('web-' || x))
-    FROM vmscope_vms, (VALUES ('0'), ('1'), ('2'), ('3'), ('4'), ('5'), ('6'), ('7')) AS r(x)
+    FROM vmscope_vms v, (VALUES ('0'), ('1'), ('2'), ('3'), ('4'), ('5'), ('6'), ('7')) AS r(x)
     WHERE uuid = '$(uuid web-1)'" >/dev/null
 gauge() { tail -qn1 "$work/$1/csv/$1/vmscope_drift/count-$2"-* 2>/dev/null | tail -n1 | cut -d, -f2 | cut -d. -f1; }
 kept_eight() {

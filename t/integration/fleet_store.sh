@@ -27,6 +27,8 @@ chmod 600 "$work/password"
 vs_pg_store vmscope "$work/password"
 url=$(vs_pg_url vmscope vmscope)
 sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
+# A vmscope_vms row's settings whole (schema version 10: a patch onto its host's baseline)
+settings="vmscope_settings(doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.host = vmscope_vms.host AND b.id = vmscope_vms.baseline))"
 
 mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }
 base=$work/trees/base
@@ -168,7 +170,7 @@ is "$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collect
 elected=$(grep -l "this host does the fleet's once-only work" "$work"/host-*/collectd.log | head -n1 | xargs -r dirname | xargs -r basename)
 counted=$(for h in "${hosts[@]}"; do compgen -G "$work/$h/csv/$h/vmscope_drift/count-groups-*" >/dev/null && echo "$h"; done)
 is "$counted" "$elected" "the fleet's counts (count-groups, count-rollouts) come from that host alone"
-is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7,8,9 "the schema is created once, at version 9"
+is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) FROM vmscope_schema")" 1,2,3,4,5,6,7,8,9,10 "the schema is created once, at version 10"
 # The fleet-wide report, from the store, and the same page from the three pools.
 "$VMSCOPE" report --html "$work/fleet.html" --store "$url" --password-file "$work/password" --title fleet 2>"$work/report.err"
 ok $? "vmscope report --html --store draws the fleet-wide report$(sed 's/^/: /' "$work/report.err" | head -n1)"
@@ -274,6 +276,14 @@ gf_set key 'sysctl:vm.swappiness'
 gf_check 'panel "Values of ${key}" with key sysctl:vm.swappiness' "${gpanel['Values of ${key} across the fleet']}" "${gcols['Values of ${key} across the fleet']}" 3
 is "$(cut -f1,2 <<<"$GF_ROWS" | tr '\t' ' ' | paste -sd,)" "<absent> 6,1 2,60 1" \
   "and vm.swappiness is 1 on two databases, 60 on db-03, absent on the six web servers"
+# A key every VM holds with one value is in each host's baseline and in no row (schema version
+# 10): the panel reads it from the baselines.
+bkey=$(sql -c "SELECT k FROM vmscope_baselines b, jsonb_object_keys(b.settings) AS k GROUP BY k HAVING count(DISTINCT b.host) = 3 AND count(DISTINCT b.settings -> k) = 1 AND NOT EXISTS (SELECT FROM vmscope_vms v WHERE v.doc -> 'settings_patch' ? k) ORDER BY k LIMIT 1")
+bval=$(sql -c "SELECT settings ->> \$\$$bkey\$\$ FROM vmscope_baselines LIMIT 1")
+gf_set key "$bkey"
+gf_check "panel \"Values of \${key}\" with key $bkey, held by every VM" "${gpanel['Values of ${key} across the fleet']}" "${gcols['Values of ${key} across the fleet']}" 1
+is "$(cut -f1,2 <<<"$GF_ROWS" | tr '\t' ' ' | paste -sd,)" "$bval 9" \
+  "and a key all nine VMs share is read from their hosts' baselines: $bkey"
 gall=$(sql -c 'SELECT count(*) FROM vmscope_findings')
 is "$(awk -F'\t' '{n += $3} END {print n}' <<<"$gtime")" "$gall" "panel \"Findings over time\" counts all $gall findings in the range"
 is "$(cut -f1-4 <<<"$gfleet" | tr '\t' ' ')" "9 0 0 0" "panel \"Fleet\": 9 VMs; no groups, rollouts or unique VMs in this fleet"
@@ -309,7 +319,7 @@ done
 # hosts). The hosts stop, and the store is taken back to what version 2 hosts leave: each VM's
 # previous snapshot whole in vmscope_vms.previous (rebuilt from its version 3 patch by jq, RFC
 # 7386 written a second time, apart from vs_json_merge_apply) and no previous_patch column.
-# vmscope fleet migrate brings that store to version 9 with its rows, and what is read from it
+# vmscope fleet migrate brings that store to version 10 with its rows, and what is read from it
 # is what version 2 rows hold.
 for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
@@ -346,7 +356,8 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
 {
   echo 'BEGIN;'
   while read -r u; do
-    sql -c "SELECT doc FROM vmscope_vms WHERE uuid = '$u'" >"$work/row.doc" </dev/null
+    sql -c "SELECT jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)) FROM vmscope_vms v
+      LEFT JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.uuid = '$u'" >"$work/row.doc" </dev/null
     sql -c "SELECT previous_patch FROM vmscope_vms WHERE uuid = '$u'" >"$work/row.patch" </dev/null
     prev=$(jq -cn --slurpfile d "$work/row.doc" --slurpfile p "$work/row.patch" "$mp"' $d[0] | mp($p[0])') || prev=
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
@@ -354,11 +365,16 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # The version 3 vmscope_publish_vms stays: the migration to version 3 replaces it. Version 4's
   # context (as version 6 writes it) and version 5's fingerprints and indexes go too,
   # version 7's findings view becomes version 2's table again, with the times it shows, and
-  # version 9's retaken_at goes back into its document.
+  # version 9's retaken_at goes back into its document, and version 10's baselines into the
+  # settings they are patches of (by vmscope_settings).
+  echo "UPDATE vmscope_vms v SET doc = jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)), baseline = NULL FROM vmscope_baselines b WHERE b.host = v.host AND b.id = v.baseline;"
+  echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb), vmscope_settings(jsonb, jsonb);'
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256, DROP COLUMN baseline; DROP TABLE vmscope_baselines;'
+  echo 'CREATE INDEX vmscope_vms_host ON vmscope_vms (host);' 
   echo 'CREATE TABLE v2_findings AS SELECT * FROM vmscope_findings;'
   echo 'DROP VIEW vmscope_findings; DROP FUNCTION vmscope_publish_findings(text, jsonb, jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN sha256;'
-  echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb), vmscope_drift_ok(jsonb);'
+  echo 'DROP FUNCTION vmscope_drift_ok(jsonb);'
   echo 'ALTER TABLE vmscope_rankings DROP COLUMN since;'
   echo 'ALTER TABLE v2_findings RENAME TO vmscope_findings;'
   echo 'ALTER TABLE vmscope_findings OWNER TO vmscope;'
@@ -369,7 +385,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   echo 'DROP FUNCTION vmscope_publish_context(text, bigint, jsonb, jsonb, jsonb, jsonb), vmscope_check_elected(text);'
   echo 'DROP TABLE vmscope_context, vmscope_vm_context;'
   echo "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{taken_at}', to_jsonb(retaken_at)) WHERE retaken_at IS NOT NULL;"
-  echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256, DROP COLUMN retaken_at, RESET (fillfactor);'
+  echo 'ALTER TABLE vmscope_vms DROP COLUMN retaken_at, RESET (fillfactor);'
   echo 'ALTER TABLE vmscope_rankings RESET (toast_tuple_target, fillfactor);'
   echo 'DROP FUNCTION vmscope_newest(jsonb, text);'
   echo 'DROP INDEX vmscope_rankings_host;'
@@ -380,9 +396,9 @@ findings_v7=$(sql -c "SELECT string_agg(uuid || key || value || score || severit
 [ "$(wc -l <"$work/v3.uuids")" = 9 ] && sql -f "$work/to-v2.sql" >/dev/null
 ok $? "the store is taken back to version 2: nine rows with whole previous snapshots"
 "$VMSCOPE" fleet migrate --store "$url" --password-file "$work/password" >"$work/migrate.out" 2>&1
-is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 9" "vmscope fleet migrate brings it to version 9"
+is "$?:$(cat "$work/migrate.out")" "0:the fleet store's schema is at version 10" "vmscope fleet migrate brings it to version 10"
 is "$(sql -c "SELECT string_agg(version::text, ',' ORDER BY version) || ' ' || (SELECT count(previous) || ' ' || count(previous_patch) FROM vmscope_vms) FROM vmscope_schema")" \
-  "1,2,3,4,5,6,7,8,9 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
+  "1,2,3,4,5,6,7,8,9,10 9 0" "with its nine rows, their previous snapshots whole as version 2 wrote them"
 [ -n "$findings_v7" ] && [ "$(sql -c "SELECT string_agg(uuid || key || value || score || severity, ',' ORDER BY uuid, key) FROM vmscope_findings")" = "$findings_v7" ]
 ok $? "the findings (version 7: a view of the rankings) are those the table held"
 is "$(sql -c "SELECT count(*) FROM vmscope_rankings WHERE uuid = 'bad-1'")" 0 \
@@ -453,6 +469,24 @@ sql -c "UPDATE vmscope_vms SET doc = '{\"id\": \"t-2\", \"x\": 1}' WHERE uuid = 
 is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 1" "nor when the row was changed by another since"
 sql -c "DELETE FROM vmscope_vms WHERE uuid = 't-2'" >/dev/null
 is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 0" "nor when it is gone"
+# A publish names the baseline its rows are patches onto, and sends it unless it knows the store
+# holds it (schema version 10): named and not there, nothing is written and NULL says so (the
+# host then sends every VM, and the baseline). A baseline no row of its host refers to goes.
+b1=$(printf 'b%.0s' {1..32}) b2=$(printf 'c%.0s' {1..32})
+brow() { echo "{\"uuid\": \"t-2\", \"name\": \"t-2\", \"taken_at\": \"2026-12-01T10:00:00Z\", \"doc\": {\"id\": \"t-2\", \"settings_patch\": {\"k\": \"$2\"}}, \"previous\": null, \"previous_patch\": null, \"baseline\": \"$1\"}"; }
+bstate() { sql -c "SELECT coalesce(string_agg(id, ',' ORDER BY id), 'none') FROM vmscope_baselines WHERE host = 'host-t'"; }
+out=$(as_owner "SELECT coalesce(vmscope_publish_vms('host-t', 1, '[$(brow "$b1" v)]', NULL, '[]', '{\"id\": \"$b1\"}')::text, 'null')")
+is "$out $(bstate)" "null none" "a baseline named that the store does not hold: nothing is written, and NULL says so"
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b1" v)]', NULL, '[]', '{\"id\": \"$b1\", \"settings\": {\"k\": \"base\", \"l\": \"m\"}}') IS NOT NULL" \
+  "SELECT vmscope_settings(v.doc, b.settings)::text FROM vmscope_vms v JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.uuid = 't-2'")
+is "$(paste -sd' ' <<<"$out") $(bstate)" "t {\"k\": \"v\", \"l\": \"m\"} $b1" \
+  "sent with it, the baseline is stored and the row refers to it (vmscope_settings: the row's settings whole)"
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b2" w)]', NULL, '[]', '{\"id\": \"$b2\", \"settings\": {}}') IS NOT NULL")
+is "$out $(bstate)" "t $b2" "a baseline that no row of its host refers to any more goes"
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b2" w)]', NULL, '[]', '{\"id\": \"not hex\", \"settings\": {}}')")
+[[ $out == *"violates check constraint"* && $(bstate) == "$b2" ]]
+ok $? "a baseline id that is not 32 hex digits is refused: $out"
+sql -c "DELETE FROM vmscope_vms WHERE uuid = 't-2'; DELETE FROM vmscope_baselines WHERE host = 'host-t'" >/dev/null
 as_owner "SELECT vmscope_publish_findings('host-t', '[]')" >/dev/null
 # One host's store client from one publish to the next (t/lib/store_publish, the code the plugin
 # runs): it sends again only the VMs whose documents changed, and of a VM snapshotted again
@@ -484,6 +518,24 @@ fleet=$(pub read)
 is "$(grep -o '[0-9]* refused' <<<"$fleet")" "1 refused" "and so does one holding a control character"
 sql -c "UPDATE vmscope_vms SET retaken_at = '2026-11-30T00:54:20Z' WHERE uuid = 'p-1'" >/dev/null
 is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "and the round after it sends nothing again"
+# What a host's VMs share is stored once (schema version 10): its baseline, the value more
+# than half of them hold of each key, and each row's settings a merge patch onto it.
+is "$(sql -c "SELECT (SELECT count(*) FROM vmscope_baselines WHERE host = 'host-p') || ' ' || (b.settings ->> 'version') || ' ' || string_agg(v.uuid || '=' || (v.doc -> 'settings_patch')::text, ' ' ORDER BY v.uuid) FROM vmscope_vms v JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.host = 'host-p' GROUP BY b.settings")" \
+  '1 0 p-1={} p-2={"version": "1"} p-3={}' \
+  "a host's baseline holds what its VMs share, and each row only what differs from it"
+# Rows whose baseline, or whose patch onto it, is not what a reader can use are refused, and
+# the reader says which and why; read by a client that has not read that baseline before (one
+# that has keeps it: a baseline is named by its content, and only its host writes it).
+fresh_read() { printf 'read\n' | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-r 2>&1; }
+sql -c "UPDATE vmscope_baselines SET settings = jsonb_set(settings, '{version}', '0') WHERE host = 'host-p'" >/dev/null
+is "$(fresh_read | grep -o '[0-9]* refused')" "2 refused" \
+  "a baseline whose value is not text refuses the rows it is the whole of (p-2's patch sets that key)"
+sql -c "UPDATE vmscope_baselines SET settings = jsonb_set(settings, '{version}', '\"0\"') WHERE host = 'host-p'" >/dev/null
+sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings_patch}', '[]') WHERE uuid = 'p-3'" >/dev/null
+fleet=$(pub read)
+is "$(grep -o '[0-9]* refused' <<<"$fleet")" "1 refused" "a row whose settings patch is not an object is refused"
+sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings_patch}', '{}') WHERE uuid = 'p-3'" >/dev/null
+is "$(fresh_read | grep -o '[0-9]* refused')" "0 refused" "and, as they were, none is"
 p1_sha=$(sql -c "SELECT content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'")
 # A fresh client with the same pool sends each VM whole: p-1's row as it was is what it writes.
 printf '%s\n' "change p-2" "retake p-1" publish | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p >"$work/fresh.out" 2>&1
@@ -492,8 +544,8 @@ is "$(tail -n1 "$work/fresh.out") $(pub_names) $(sql -c "SELECT content_sha256 F
 pub "forget p-1" >/dev/null
 is "$(pub publish) $(pub_names) $(sql -c "SELECT coalesce(previous_patch::text, 'none') FROM vmscope_vms WHERE uuid = 'p-1'")" "ok p-1,p-2,p-3 none" \
   "a VM whose previous snapshot left the pool is sent whole (its newest unchanged)"
-sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
-is "$(pub publish) $(pub_names) $(sql -c "SELECT doc -> 'settings' ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
+sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings_patch,version}', '\"tampered\"') WHERE uuid = 'p-3'" >/dev/null
+is "$(pub publish) $(pub_names) $(sql -c "SELECT $settings ->> 'version' FROM vmscope_vms WHERE uuid = 'p-3'")" "ok p-1,p-2,p-3 0" \
   "a row changed by another since: every VM is sent whole, and the row is the host's again"
 # A document that is not an object is refused (schema version 9); and one another wrote, with a
 # retaken_at (which only an object can take), does not stop the VM's host taking its row back.
@@ -540,11 +592,12 @@ is "$(pub rank) $(marked) $(sql -c "SELECT alarms FROM vmscope_rankings WHERE uu
 sql -c "DELETE FROM vmscope_rankings WHERE uuid = 'p-1'" >/dev/null
 is "$(pub rank) $(sql -c "SELECT count(*) FROM vmscope_rankings WHERE host = 'host-p'")" "ok 3" "and a ranking gone is written again"
 p3_at=$(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'")
-sql -c "UPDATE vmscope_vms SET host = 'host-t' WHERE uuid = 'p-3'" >/dev/null # it migrated
+p3_base=$(sql -c "SELECT baseline FROM vmscope_vms WHERE uuid = 'p-3'")
+sql -c "UPDATE vmscope_vms SET host = 'host-t', baseline = NULL WHERE uuid = 'p-3'" >/dev/null # it migrated
 out=$(pub rank)
 [[ $out == *"host host-p ranks a VM another host published since"* && $(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'") == "$p3_at" ]]
 ok $? "a ranking kept of a VM another host published since is refused as one sent is, and not marked ranked: $out"
-sql -c "UPDATE vmscope_vms SET host = 'host-p' WHERE uuid = 'p-3'" >/dev/null
+sql -c "UPDATE vmscope_vms SET host = 'host-p', baseline = '$p3_base' WHERE uuid = 'p-3'" >/dev/null
 eval "exec ${PUB[1]}>&-"
 wait "$PUB_PID"
 ok $? "the client exits cleanly"
@@ -552,7 +605,7 @@ ok $? "the client exits cleanly"
 # a DataDir restored) leaves that row as it is, and keeps no fingerprint of it: what it then
 # writes is what a fresh client with the same pool writes.
 qpub() { printf '%s\n' "$@" | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-q 2>&1 | paste -sd' '; }
-q1() { sql -c "SELECT (doc -> 'settings' ->> 'version') || ' ' || coalesce(retaken_at, doc ->> 'taken_at') || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'"; }
+q1() { sql -c "SELECT ($settings ->> 'version') || ' ' || coalesce(retaken_at, doc ->> 'taken_at') || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 'p-1'"; }
 sql -c "DELETE FROM vmscope_vms WHERE host = 'host-p'" >/dev/null
 qa=$(qpub "change p-1" publish)
 newer=$(q1)

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include "baseline.h"
 #include "crypto.h"
 #include "dl.h"
 #include "strmap.h"
@@ -26,6 +27,7 @@ VS_DL_LIBRARY(pq_lib, VS_SONAME_PQ, "libpq5", PQ_SYMBOLS);
  * reading and checking every row was over half of the elected host's refresh. */
 struct kept_row {
   char *uuid, *digest;
+  char *base; /* its baseline's key in vs_store's bases (host "\n" id), or NULL */
   struct vs_feature *doc, *prev; /* DOC NULL when the row's newest document was refused */
   char *error;                   /* why the row, or its previous snapshot, was refused */
 };
@@ -41,6 +43,7 @@ static void kept_free(struct kept *k) {
   for (size_t i = 0; i < k->n; i++) {
     free(k->rows[i].uuid);
     free(k->rows[i].digest);
+    free(k->rows[i].base);
     free(k->rows[i].error);
     vs_feature_free(k->rows[i].doc);
     vs_feature_free(k->rows[i].prev);
@@ -76,7 +79,29 @@ struct vs_store {
   /* And of each of its VMs' rankings, so that one that did not change is not sent again: the
    * digest of its text as sent and the fingerprint the store returned for its row. */
   struct vs_strmap *ranked; /* uuid -> struct ranked * */
+  /* The baseline this host's rows are patches onto (baseline.h), made from its VMs when it
+   * first publishes and when it wears out, and whether the store is known to hold it. */
+  struct vs_baseline *baseline;
+  bool baseline_stored;
+  /* The hosts' baselines as read, host "\n" id -> struct base *: a baseline does not change
+   * (its id is its content's), and each is read again only when none of the rows kept refers
+   * to it any more. */
+  struct vs_strmap *bases;
 };
+
+struct base {
+  json_t *settings; /* NULL: refused, ERROR says why */
+  size_t len;       /* bytes as read */
+  char *error;
+};
+
+static void base_free(void *p) {
+  struct base *b = p;
+  if (!b) return;
+  json_decref(b->settings);
+  free(b->error);
+  free(b);
+}
 
 struct ranked {
   unsigned char digest[VS_SHA256_LEN];
@@ -93,6 +118,7 @@ static void ranked_free(void *p) {
 struct published {
   struct vs_feature *doc, *prev;
   char *sha;
+  size_t distance; /* the members of its settings' patch onto the baseline */
 };
 
 static void published_free(void *p) {
@@ -254,15 +280,18 @@ static void digest_free(void *p) {
 
 /* vmscope_publish_vms since schema version 7 (CREATE: "CREATE" or "CREATE OR REPLACE"): what
  * it does before writing the rows (the rows named as kept are checked, the host is seen) ... */
-#define PUBLISH_VMS_HEAD_SQL(create)                                                               \
+#define PUBLISH_VMS_HEAD_SQL(create) PUBLISH_VMS_HEAD_WITH_SQL(create, "", "")
+/* ... (since schema version 10, with MORE_PARAMETERS, and MORE_STALE: another condition, "OR
+ * ...", on which it writes nothing) ... */
+#define PUBLISH_VMS_HEAD_WITH_SQL(create, more_parameters, more_stale)                             \
   create                                                                                           \
       " FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"                   \
-      "  p_docs jsonb, p_kept jsonb DEFAULT '[]')"                                                 \
+      "  p_docs jsonb, p_kept jsonb DEFAULT '[]'" more_parameters ")"                              \
       " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"  \
       "  PERFORM vmscope_check_host(p_host);"                                                      \
       "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"              \
       "      WHERE NOT EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid"                    \
-      "        AND v.host = p_host AND v.content_sha256 = k.sha)) THEN"                            \
+      "        AND v.host = p_host AND v.content_sha256 = k.sha))" more_stale " THEN"              \
       "    RETURN NULL;"                                                                           \
       "  END IF;"                                                                                  \
       "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"              \
@@ -722,6 +751,98 @@ static const char *const migrations[] = {
     "      (SELECT r.uuid FROM jsonb_to_recordset(p_rankings) AS r(uuid text)"
     "       UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"
     PUBLISH_FINDINGS_TAIL_SQL,
+    /* 10: what a host's VMs share, stored once. Each row held its VM's settings whole: 11 KB
+     * a VM compressed at 2,000 settings, nearly half the store (bench/fleet-scale.sh: 24.5 KB a
+     * VM, 2.3 GiB for 100,000 VMs), when most of them are what the host's other VMs hold too.
+     * A host now keeps a baseline (baseline.h: the value more than half of its VMs hold of each
+     * key), named by its content, and a row with a BASELINE holds its settings as a merge
+     * patch onto it (RFC 7386: the keys whose value differs, null for the baseline's keys the
+     * VM lacks), as "settings_patch" in place of "settings": a host of an earlier version,
+     * which would read the patch as the settings, refuses a document without them instead. A
+     * row without one holds them whole, as before. A host writes only its own baselines, and a
+     * row only its own host's (the foreign key). */
+    "CREATE TABLE vmscope_baselines ("
+    "  host text NOT NULL REFERENCES vmscope_hosts (host),"
+    "  id text NOT NULL CHECK (id ~ '^[0-9a-f]{32}$'),"
+    "  made_at timestamptz NOT NULL,"
+    "  settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),"
+    "  PRIMARY KEY (host, id));"
+    "ALTER TABLE vmscope_vms ADD COLUMN baseline text CHECK (baseline ~ '^[0-9a-f]{32}$'),"
+    "  ADD CONSTRAINT vmscope_vms_baseline FOREIGN KEY (host, baseline)"
+    "    REFERENCES vmscope_baselines (host, id);"
+    /* the host's rows by host, and by baseline when a baseline goes (the foreign key's check) */
+    "DROP INDEX vmscope_vms_host;"
+    "CREATE INDEX vmscope_vms_host ON vmscope_vms (host, baseline);"
+    /* The fingerprint covers the baseline too (a fixed-length id or nothing). */
+    "ALTER TABLE vmscope_vms DROP COLUMN content_sha256;"
+    "ALTER TABLE vmscope_vms ADD COLUMN content_sha256 text GENERATED ALWAYS AS (encode(sha256("
+    "  decode(replace(doc::text || '|' || coalesce(previous::text, '') || '|' ||"
+    "  coalesce(previous_patch::text, '') || '|' ||"
+    "  coalesce(length(retaken_at)::text || ':' || retaken_at, '') || '|' ||"
+    "  coalesce(baseline, '') || '|' || host, '\\', '\\\\'), 'escape')), 'hex')) STORED;"
+    /* A row's settings whole, for a reader in SQL: DOC's, or (P_BASELINE: the settings of the
+     * row's baseline) the baseline's patched by DOC's. */
+    "CREATE FUNCTION vmscope_settings(p_doc jsonb, p_baseline jsonb) RETURNS jsonb"
+    " LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN p_baseline IS NULL"
+    " THEN p_doc -> 'settings'"
+    " ELSE jsonb_strip_nulls(p_baseline || (p_doc -> 'settings_patch')) END $$;"
+    "GRANT EXECUTE ON FUNCTION vmscope_settings(jsonb, jsonb) TO vmscope_host, vmscope_reader;"
+    "REVOKE ALL ON vmscope_baselines FROM PUBLIC;"
+    "GRANT SELECT ON vmscope_baselines TO vmscope_host, vmscope_reader;"
+    /* The publish names the baseline its rows are patches onto, P_BASELINE {id, settings},
+     * its settings left out when the host knows the store holds it; when the store does not
+     * (anymore), nothing is written and NULL says so, as for a kept row not as named: the
+     * host sends every VM, and its baseline. A baseline no row of the host refers to any more
+     * goes (but the one named). */
+    "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb);"
+    PUBLISH_VMS_HEAD_WITH_SQL("CREATE", ", p_baseline jsonb DEFAULT NULL",
+        " OR (p_baseline IS NOT NULL AND p_baseline -> 'settings' IS NULL AND NOT EXISTS"
+        "    (SELECT FROM vmscope_baselines b WHERE b.host = p_host"
+        "       AND b.id = p_baseline ->> 'id'))")
+    "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_vms) AS r(uuid text, doc jsonb)"
+    "      WHERE r.uuid IS NULL OR jsonb_typeof(r.doc) IS DISTINCT FROM 'object') THEN"
+    "    RAISE EXCEPTION 'host %: a VM without a uuid, or whose document is not a JSON object',"
+    "      p_host USING ERRCODE = '22023';"
+    "  END IF;"
+    "  INSERT INTO vmscope_baselines (host, id, made_at, settings)"
+    "    SELECT p_host, p_baseline ->> 'id', now(), p_baseline -> 'settings'"
+    "    WHERE p_baseline -> 'settings' IS NOT NULL ON CONFLICT DO NOTHING;"
+    "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
+    "      previous_patch, baseline)"
+    "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch,"
+    "      r.baseline"
+    "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
+    "      doc jsonb, previous jsonb, previous_patch jsonb, baseline text)"
+    "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
+    "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
+    "      doc = CASE WHEN (vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at),"
+    "          vmscope_vms.baseline) IS NOT DISTINCT FROM (EXCLUDED.doc, EXCLUDED.baseline)"
+    "        THEN vmscope_vms.doc ELSE EXCLUDED.doc END,"
+    "      retaken_at = CASE WHEN (vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at),"
+    "          vmscope_vms.baseline) IS NOT DISTINCT FROM (EXCLUDED.doc, EXCLUDED.baseline)"
+    "        THEN vmscope_vms.retaken_at END,"
+    "      baseline = EXCLUDED.baseline,"
+    "      previous = EXCLUDED.previous, previous_patch = EXCLUDED.previous_patch"
+    "      WHERE vmscope_vms.taken_at <= EXCLUDED.taken_at AND (vmscope_vms.host,"
+    "        vmscope_vms.name, vmscope_vms.taken_at,"
+    "        vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at), vmscope_vms.baseline,"
+    "        vmscope_vms.previous, vmscope_vms.previous_patch) IS DISTINCT FROM (EXCLUDED.host,"
+    "        EXCLUDED.name, EXCLUDED.taken_at, EXCLUDED.doc, EXCLUDED.baseline,"
+    "        EXCLUDED.previous, EXCLUDED.previous_patch);"
+    "  UPDATE vmscope_vms v SET taken_at = k.taken_at::timestamptz, published = now(),"
+    "      retaken_at = k.taken_at, previous = NULL, previous_patch = k.previous_patch"
+    "    FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text, taken_at text,"
+    "      previous_patch jsonb)"
+    "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
+    "      AND v.content_sha256 = k.sha AND v.taken_at <= k.taken_at::timestamptz;"
+    "  DELETE FROM vmscope_baselines b WHERE b.host = p_host"
+    "    AND b.id IS DISTINCT FROM p_baseline ->> 'id' AND NOT EXISTS"
+    "      (SELECT FROM vmscope_vms v WHERE v.host = p_host AND v.baseline = b.id);"
+    PUBLISH_VMS_TAIL_SQL
+    "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb)"
+    "  FROM PUBLIC;"
+    "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb)"
+    "  TO vmscope_host;",
 };
 /* clang-format on */
 _Static_assert(sizeof(migrations) / sizeof(*migrations) == VS_STORE_SCHEMA_VERSION,
@@ -983,6 +1104,8 @@ void vs_store_free(struct vs_store *s) {
   drop_writer_state(s);
   vs_strmap_free(s->published);
   vs_strmap_free(s->ranked);
+  vs_baseline_free(s->baseline);
+  vs_strmap_free(s->bases);
   free(s);
 }
 
@@ -991,8 +1114,9 @@ void vs_store_freep(struct vs_store **s) {
   *s = NULL;
 }
 
-void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev, json_t **newest,
-                       json_t **whole, json_t **patch) {
+void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev,
+                       const struct vs_baseline *baseline, json_t **newest, json_t **whole,
+                       json_t **patch) {
   /* What ranking reads: neither which file gave each setting nor the files skipped */
   *newest = vs_feature_to_json_but_provenance(doc);
   *whole = prev ? vs_feature_to_json_but_provenance(prev) : NULL;
@@ -1001,6 +1125,11 @@ void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *pr
     json_decref(*whole);
     *whole = NULL;
   }
+  /* the previous one's patch is onto the newest whole, as a reader makes it */
+  if (baseline &&
+      (json_object_del(*newest, "settings") < 0 ||
+       json_object_set_new(*newest, "settings_patch", vs_baseline_patch(baseline, doc)) < 0))
+    abort(); /* out of memory */
 }
 
 /* What this host last published of VM I of LOCAL, when it still holds the same: the same
@@ -1031,6 +1160,7 @@ static struct as_published as_published(const struct vs_store *s, const struct v
  * a VM was half of a round that sends every VM (0.24 of 0.47 s for 100 VMs). */
 struct row_texts {
   const struct vs_view *local;
+  const struct vs_baseline *baseline;
   const struct as_published *as; /* NULL: every VM is sent */
   bool store_documents;
   char **row, **doc; /* [i]: VM I's, NULL when not sent (or out of memory: ERR[i] set) */
@@ -1044,11 +1174,11 @@ static void row_text(void *arg, size_t i) {
   if (was && !job->as[i].retaken) return;
   if (!was) {
     json_t *newest, *whole, *patch;
-    vs_store_row_docs(doc, prev, &newest, &whole, &patch);
-    json_t *row = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc), "name",
+    vs_store_row_docs(doc, prev, job->baseline, &newest, &whole, &patch);
+    json_t *row = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:s}", "uuid", vs_feature_id(doc), "name",
                             vs_feature_name(doc), "taken_at", vs_feature_taken_at(doc), "doc",
                             newest, "previous", whole ? whole : json_null(), "previous_patch",
-                            patch ? patch : json_null());
+                            patch ? patch : json_null(), "baseline", vs_baseline_id(job->baseline));
     job->row[i] = row ? json_dumps(row, JSON_COMPACT) : NULL;
     json_decref(row);
     job->failed[i] = !job->row[i];
@@ -1088,7 +1218,7 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local,
   _cleanup_(vs_freep) char **row = vs_xcalloc(n ? n : 1, sizeof(char *));
   _cleanup_(vs_freep) char **doc = vs_xcalloc(n ? n : 1, sizeof(char *));
   _cleanup_(vs_freep) bool *failed = vs_xcalloc(n ? n : 1, sizeof(bool));
-  struct row_texts job = {local, as, s->store_documents, row, doc, failed};
+  struct row_texts job = {local, s->baseline, as, s->store_documents, row, doc, failed};
   vs_parallel_for(n, 0, row_text, &job);
   json_t *kept = json_array();
   bool out_of_memory = false;
@@ -1112,16 +1242,52 @@ static json_t *publish_vms(struct vs_store *s, const struct vs_view *local,
   _cleanup_(vs_freep) char *docs_text = array_of(doc, n);
   _cleanup_(vs_freep) char *kept_text = json_dumps(kept, JSON_COMPACT);
   json_decref(kept);
-  if (out_of_memory || !kept_text) {
+  /* the baseline's settings only when the store may not hold it */
+  json_t *baseline = json_pack("{s:s}", "id", vs_baseline_id(s->baseline));
+  if (baseline && !s->baseline_stored &&
+      json_object_set(baseline, "settings", (json_t *)vs_baseline_settings(s->baseline)) < 0) {
+    json_decref(baseline);
+    baseline = NULL;
+  }
+  _cleanup_(vs_freep) char *baseline_text = baseline ? json_dumps(baseline, JSON_COMPACT) : NULL;
+  json_decref(baseline);
+  if (out_of_memory || !kept_text || !baseline_text) {
     vs_err_set(err, ENOMEM, "fleet store %s: cannot serialize this host's VMs", s->safe_url);
     return NULL;
   }
   char count[32];
   snprintf(count, sizeof(count), "%zu", n);
-  const char *p[] = {s->host, count, rows_text, s->store_documents ? docs_text : NULL, kept_text};
+  const char *docs_sent = s->store_documents ? docs_text : NULL;
+  const char *p[] = {s->host, count, rows_text, docs_sent, kept_text, baseline_text};
   return call_fingerprints(
       s, "publishing this host's VMs",
-      "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb, $5::jsonb)", 5, p, err);
+      "SELECT vmscope_publish_vms($1, $2::integer, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb)", 6,
+      p, err);
+}
+
+/* Keeps S's baseline for LOCAL's VMs, and each VM's distance from it in DISTANCE[i] (AS: each
+ * VM as published, whose distance is known): made when there is none, and again when it has
+ * worn out. When that makes another one, the store does not hold it, and no row is a patch onto
+ * it: every VM is sent (AS cleared). */
+static void keep_baseline(struct vs_store *s, const struct vs_view *local, struct as_published *as,
+                          size_t *distance) {
+  size_t n = vs_view_count(local), total = 0;
+  for (size_t i = 0; s->baseline && i < n; i++)
+    total += distance[i] =
+        as[i].was ? as[i].was->distance : vs_baseline_distance(s->baseline, vs_view_doc(local, i));
+  if (s->baseline && !vs_baseline_worn(s->baseline, total, n)) return;
+  struct vs_baseline *made = vs_baseline_make(local);
+  bool same = s->baseline && strcmp(vs_baseline_id(made), vs_baseline_id(s->baseline)) == 0;
+  vs_baseline_free(s->baseline);
+  s->baseline = made; /* the same one made now is no longer worn: as good as it gets */
+  if (same) return;
+  s->baseline_stored = false;
+  vs_strmap_free(s->published);
+  s->published = NULL;
+  for (size_t i = 0; i < n; i++) {
+    as[i] = (struct as_published){NULL, false};
+    distance[i] = vs_baseline_distance(made, vs_view_doc(local, i));
+  }
 }
 
 int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct vs_err *err) {
@@ -1130,15 +1296,19 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
    * what is kept of it. */
   size_t n = vs_view_count(local);
   _cleanup_(vs_freep) struct as_published *as = vs_xcalloc(n ? n : 1, sizeof(*as));
+  _cleanup_(vs_freep) size_t *distance = vs_xcalloc(n ? n : 1, sizeof(*distance));
   for (size_t i = 0; i < n; i++)
     as[i] = as_published(s, local, i);
+  keep_baseline(s, local, as, distance);
   bool kept = true;
   json_t *shas = publish_vms(s, local, as, err);
-  if (json_is_null(shas)) { /* a row kept is not as named: send them all */
+  if (json_is_null(shas)) { /* a row kept is not as named, or the baseline is not there */
     kept = false;
+    s->baseline_stored = false;
     json_decref(shas);
     shas = resent(s, publish_vms(s, local, NULL, err), "publishing this host's VMs", err);
   }
+  s->baseline_stored = shas != NULL;
   /* What the store now holds of them: the rows kept, and those whose fingerprints it returned
    * (a VM another host published later is not this host's row, and is sent again). */
   struct vs_strmap *published = shas ? vs_strmap_new(published_free) : NULL;
@@ -1152,6 +1322,7 @@ int vs_store_publish_vms(struct vs_store *s, const struct vs_view *local, struct
     now->doc = vs_feature_ref((struct vs_feature *)doc);
     now->prev = vs_feature_ref((struct vs_feature *)vs_view_prev(local, i));
     now->sha = vs_xstrdup(sha);
+    now->distance = distance[i];
     vs_strmap_put(published, vs_feature_id(doc), now);
   }
   bool ok = shas != NULL;
@@ -1197,14 +1368,15 @@ static bool local_has(const struct vs_view *local, const char *uuid, const char 
 /* The longest retaken_at (schema version 9) read: an RFC 3339 time is 20 to 35 bytes. */
 #define MAX_RETAKEN_AT 64
 
-/* A row's newest document (*DOC: its document, with its retaken_at for its time when it has
- * one) and previous one (*PREV: NULL when the row has none, whole or as a patch onto the
- * newest), each checked. -1 with ERR when either is refused: *DOC is then NULL when the newest
- * was, and the newest when only the previous was. A patch is bounded with the newest it
- * applies to (the two together at most VS_STORE_MAX_DOC bytes), and so is the previous it
+/* A row's newest document (*DOC: its document, its settings patched onto its baseline BASE
+ * when it has one, with its retaken_at for its time when it has one) and previous one (*PREV:
+ * NULL when the row has none, whole or as a patch onto the newest), each checked. -1 with ERR
+ * when either is refused: *DOC is then NULL when the newest was, and the newest when only the
+ * previous was. A patch is bounded with what it applies to (the row's document, its baseline
+ * and the previous one's patch together at most VS_STORE_MAX_DOC bytes), and so is what it
  * makes. */
-static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_feature **prev,
-                    struct vs_err *err) {
+static int row_docs(const json_t *row, const struct base *base, struct vs_feature **doc,
+                    struct vs_feature **prev, struct vs_err *err) {
   *doc = *prev = NULL;
   const char *uuid = json_string_value(json_array_get(row, 0));
   const char *host = json_string_value(json_array_get(row, 1));
@@ -1214,6 +1386,33 @@ static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_featur
   if (!newest) {
     if (!err->msg) vs_err_set(err, EINVAL, "%s: the row has no document", what);
     return -1;
+  }
+  size_t doc_len = json_string_length(json_array_get(row, 2));
+  const char *baseline = json_string_value(json_array_get(row, 6));
+  if (baseline) {
+    json_t *patch = json_object_get(newest, "settings_patch");
+    if (!base)
+      vs_err_set(err, EINVAL, "%s: its baseline %s is not in the store", what, baseline);
+    else if (!base->settings)
+      vs_err_set(err, EINVAL, "%s: refused with its baseline: %s", what, base->error);
+    else if (base->len > VS_STORE_MAX_DOC - doc_len)
+      vs_err_set(err, EFBIG,
+                 "%s: its baseline %s has %zu bytes, and with the row's %zu more than %u", what,
+                 baseline, base->len, doc_len, VS_STORE_MAX_DOC);
+    else if (!json_is_object(patch) || json_object_get(newest, "settings"))
+      vs_err_set(err, EINVAL,
+                 "%s: its document has no \"settings_patch\" object, or has \"settings\" too "
+                 "(its settings are a patch onto its baseline %s)",
+                 what, baseline);
+    else if (json_object_set_new(newest, "settings", vs_json_merge_apply(base->settings, patch)) <
+                 0 ||
+             json_object_del(newest, "settings_patch") < 0)
+      abort(); /* out of memory */
+    if (err->msg) {
+      json_decref(newest);
+      return -1;
+    }
+    doc_len += base->len;
   }
   const json_t *retaken = json_array_get(row, 5);
   if (json_is_string(retaken)) {
@@ -1236,7 +1435,6 @@ static int row_docs(const json_t *row, struct vs_feature **doc, struct vs_featur
   }
   *doc = checked_doc(newest, uuid, what, err);
   json_t *previous = NULL;
-  size_t doc_len = json_string_length(json_array_get(row, 2));
   size_t patch_len = json_string_length(json_array_get(row, 4)); /* 0 when null */
   if (*doc && !(previous = row_json(row, 3, what_prev, err)) && !err->msg && patch_len) {
     if (patch_len > VS_STORE_MAX_DOC - doc_len)
@@ -1259,27 +1457,30 @@ struct parsed_row {
 
 struct parse_job {
   const json_t *rows;
+  const struct base *const *bases; /* [i]: row I's baseline, NULL when it has none or none read */
   struct parsed_row *out;
 };
 
 static void parse_row(void *arg, size_t i) {
   struct parse_job *job = arg;
   struct parsed_row *p = &job->out[i];
-  if (row_docs(json_array_get(job->rows, i), &p->doc, &p->prev, &p->err) == 0)
+  if (row_docs(json_array_get(job->rows, i), job->bases[i], &p->doc, &p->prev, &p->err) == 0)
     vs_err_clear(&p->err);
 }
 
 /* A row as read to be loaded: result_rows and load_rows take its columns in this order. */
 #define ROW_COLUMNS                                                                                \
-  "v.uuid, v.host, v.doc, v.previous, v.previous_patch, v.retaken_at, v.content_sha256"
-#define ROW_DIGEST 6 /* the column of the row's fingerprint */
+  "v.uuid, v.host, v.doc, v.previous, v.previous_patch, v.retaken_at, v.baseline, "                \
+  "v.content_sha256"
+#define ROW_BASELINE 6
+#define ROW_DIGEST 7 /* the column of the row's fingerprint */
 /* The rows of the hosts seen within HostTimeout ($1, seconds), in the store's order. */
 #define LIVE_ROWS                                                                                  \
   "FROM vmscope_vms v JOIN vmscope_hosts h ON h.host = v.host "                                    \
   "WHERE h.seen > now() - make_interval(secs => $1::double precision) ORDER BY v.uuid"
 
 /* Result RES's rows (ROW_COLUMNS) as [uuid, host, doc text, previous text or null,
- * previous_patch text or null, retaken_at or null]. */
+ * previous_patch text or null, retaken_at or null, baseline or null]. */
 static json_t *result_rows(PGresult *res) {
   json_t *rows = json_array();
   for (int i = 0; i < sym_PQntuples(res); i++) {
@@ -1294,12 +1495,88 @@ static json_t *result_rows(PGresult *res) {
   return rows;
 }
 
+/* Row I of RES's baseline's key in vs_store's bases, or NULL when it has none. */
+static char *base_key(PGresult *res, int i) {
+  if (sym_PQgetisnull(res, i, ROW_BASELINE)) return NULL;
+  return vs_xasprintf("%s\n%s", sym_PQgetvalue(res, i, 1), sym_PQgetvalue(res, i, ROW_BASELINE));
+}
+
+/* Reads the baselines of RES's rows (ROW_COLUMNS) that S has not, each checked (bounded, loaded
+ * strictly, an object); one that is not, or that the store lacks, is kept with why, and its
+ * rows are refused. -1 with ERR when the store fails. */
+static int read_bases(struct vs_store *s, PGresult *res, struct vs_err *err) {
+  if (!s->bases) s->bases = vs_strmap_new(base_free);
+  _cleanup_(vs_strmap_freep) struct vs_strmap *asked = vs_strmap_new(NULL);
+  json_t *want = json_array();
+  for (int i = 0; i < sym_PQntuples(res); i++) {
+    _cleanup_(vs_freep) char *key = base_key(res, i);
+    if (!key || vs_strmap_has(s->bases, key) || !vs_strmap_put(asked, key, NULL)) continue;
+    json_array_append_new(want, json_pack("{s:s,s:s}", "host", sym_PQgetvalue(res, i, 1), "id",
+                                          sym_PQgetvalue(res, i, ROW_BASELINE)));
+  }
+  _cleanup_(vs_freep) char *want_text = json_dumps(want, JSON_COMPACT);
+  json_decref(want);
+  if (!vs_strmap_count(asked)) return 0;
+  if (!want_text) /* a host's name that is not UTF-8 (a store in another encoding) */
+    return vs_err_set(err, EINVAL, "fleet store %s: cannot name the baselines to read",
+                      s->safe_url);
+  const char *p[] = {want_text};
+  PGresult *r = run(s, "reading the hosts' baselines", PGRES_TUPLES_OK,
+                    "SELECT b.host, b.id, b.settings FROM vmscope_baselines b JOIN "
+                    "jsonb_to_recordset($1::jsonb) AS w(host text, id text) "
+                    "ON b.host = w.host AND b.id = w.id",
+                    1, p, err);
+  if (!r) return -1;
+  for (int i = 0; i < sym_PQntuples(r); i++) {
+    _cleanup_(vs_freep) char *key =
+        vs_xasprintf("%s\n%s", sym_PQgetvalue(r, i, 0), sym_PQgetvalue(r, i, 1));
+    _cleanup_(vs_freep) char *what = vs_xasprintf("fleet store: host %s's baseline %s",
+                                                  sym_PQgetvalue(r, i, 0), sym_PQgetvalue(r, i, 1));
+    struct base *b = vs_xcalloc(1, sizeof(*b));
+    struct vs_err why = {0};
+    b->len = (size_t)sym_PQgetlength(r, i, 2);
+    if (b->len > VS_STORE_MAX_DOC)
+      vs_err_set(&why, EFBIG, "%s: %zu bytes, more than %u", what, b->len, VS_STORE_MAX_DOC);
+    else
+      b->settings = vs_json_loadb_strict(sym_PQgetvalue(r, i, 2), b->len, what, &why);
+    if (b->settings && !json_is_object(b->settings)) {
+      vs_err_set(&why, EINVAL, "%s: not a JSON object", what);
+      json_decref(b->settings);
+      b->settings = NULL;
+    }
+    b->error = why.msg ? vs_xstrdup(why.msg) : NULL;
+    vs_err_clear(&why);
+    vs_strmap_put(s->bases, key, b);
+  }
+  sym_PQclear(r);
+  return 0;
+}
+
+/* Forgets the baselines no row of K refers to. */
+static void keep_bases(struct vs_store *s, const struct kept *k) {
+  if (!s->bases) return;
+  _cleanup_(vs_strmap_freep) struct vs_strmap *used = vs_strmap_new(NULL);
+  for (size_t i = 0; i < k->n; i++)
+    if (k->rows[i].base) vs_strmap_put(used, k->rows[i].base, NULL);
+  const char **keys = vs_strmap_sorted_keys(s->bases, NULL);
+  for (size_t i = 0; keys[i]; i++)
+    if (!vs_strmap_has(used, keys[i])) vs_strmap_remove(s->bases, keys[i]);
+  free(keys);
+}
+
 /* Loads the rows of RES (as result_rows) into K's rows named by their uuid, on every CPU:
- * checking and loading each row is most of a read. */
-static void load_rows(struct kept *k, PGresult *res) {
+ * checking and loading each row is most of a read. -1 with ERR when their baselines cannot be
+ * read. */
+static int load_rows(struct vs_store *s, struct kept *k, PGresult *res, struct vs_err *err) {
+  if (read_bases(s, res, err) < 0) return -1;
   json_t *rows = result_rows(res);
   size_t n = json_array_size(rows);
-  struct parse_job job = {rows, vs_xcalloc(n ? n : 1, sizeof(struct parsed_row))};
+  _cleanup_(vs_freep) const struct base **bases = vs_xcalloc(n ? n : 1, sizeof(*bases));
+  for (size_t i = 0; i < n; i++) {
+    _cleanup_(vs_freep) char *key = base_key(res, (int)i);
+    bases[i] = key ? vs_strmap_get(s->bases, key) : NULL;
+  }
+  struct parse_job job = {rows, bases, vs_xcalloc(n ? n : 1, sizeof(struct parsed_row))};
   vs_parallel_for(n, 0, parse_row, &job);
   for (size_t i = 0; i < n; i++) {
     struct parsed_row *p = &job.out[i];
@@ -1307,6 +1584,7 @@ static void load_rows(struct kept *k, PGresult *res) {
     struct kept_row *row = at ? &k->rows[at - 1] : NULL;
     if (row && !row->digest) {
       k->loaded++;
+      row->base = base_key(res, (int)i);
       row->digest = vs_xstrdup(sym_PQgetvalue(res, (int)i, ROW_DIGEST));
       row->doc = p->doc;
       row->prev = p->prev;
@@ -1319,6 +1597,7 @@ static void load_rows(struct kept *k, PGresult *res) {
   }
   free(job.out);
   json_decref(rows);
+  return 0;
 }
 
 /* The fleet's live rows, checked and loaded, in one snapshot: the fingerprints of every row,
@@ -1355,6 +1634,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     json_t *id = NULL;
     if (was && strcmp(was->digest, digest) == 0) {
       row->digest = vs_xstrdup(digest);
+      row->base = was->base ? vs_xstrdup(was->base) : NULL;
       row->doc = vs_feature_ref(was->doc);
       row->prev = vs_feature_ref(was->prev);
       row->error = was->error ? vs_xstrdup(was->error) : NULL;
@@ -1368,7 +1648,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
   }
   int rc = 0;
   if (!old) {
-    load_rows(k, r);
+    rc = load_rows(s, k, r, err);
   } else if (json_array_size(changed)) {
     _cleanup_(vs_freep) char *ids = json_dumps(changed, JSON_COMPACT);
     const char *q[] = {ids};
@@ -1378,9 +1658,8 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
                                1, q, err)
                          : NULL;
     if (!ids) vs_err_set(err, ENOMEM, "fleet store %s: cannot list the rows to read", s->safe_url);
-    if (rows) load_rows(k, rows);
+    rc = rows ? load_rows(s, k, rows, err) : -1;
     sym_PQclear(rows);
-    rc = rows ? 0 : -1;
   }
   json_decref(changed);
   sym_PQclear(r);
@@ -1392,6 +1671,7 @@ static struct kept *read_fleet(struct vs_store *s, const struct kept *old, struc
     kept_free(k);
     return NULL;
   }
+  keep_bases(s, k);
   return k;
 }
 

@@ -28,7 +28,9 @@
 #include "fleetview.h"
 #include "util.h"
 
-#define VS_STORE_SCHEMA_VERSION 9
+struct vs_baseline;
+
+#define VS_STORE_SCHEMA_VERSION 10
 /* The most bytes a row's document may have; a larger one is refused. So is a context whose
  * parts a host reads are larger together, or a VM's part larger than VS_STORE_MAX_VM_PART. */
 #define VS_STORE_MAX_DOC (64u << 20)
@@ -63,11 +65,13 @@ void vs_store_freep(struct vs_store **s);
 char *vs_store_url_safe(const char *url);
 
 /* A VM's documents as vs_store_publish_vms writes them: *NEWEST is DOC as ranking reads it
- * (without provenance and skipped files); PREV (may be NULL) goes as a merge patch onto it in
+ * (without provenance and skipped files), its settings as "settings_patch", a merge patch onto
+ * BASELINE, when BASELINE is not NULL; PREV (may be NULL) goes as a merge patch onto it in
  * *PATCH, or whole in *WHOLE where no patch can say it (the other is NULL; both are with no
  * PREV). The caller owns the three. For the benchmark's peer, which must write the same rows. */
-void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev, json_t **newest,
-                       json_t **whole, json_t **patch);
+void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev,
+                       const struct vs_baseline *baseline, json_t **newest, json_t **whole,
+                       json_t **patch);
 
 /* Publishes this host's VMs (every VM of LOCAL: its newest and previous documents) in one
  * transaction, and marks the host seen. A VM of this host that LOCAL no longer has leaves the
