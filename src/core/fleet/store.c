@@ -27,7 +27,7 @@ VS_DL_LIBRARY(pq_lib, VS_SONAME_PQ, "libpq5", PQ_SYMBOLS);
  * reading and checking every row was over half of the elected host's refresh. */
 struct kept_row {
   char *uuid, *digest;
-  char *base; /* its baseline's key in vs_store's bases (host "\n" id), or NULL */
+  char *base;                    /* its baseline's key in vs_store's bases (its serial), or NULL */
   struct vs_feature *doc, *prev; /* DOC NULL when the row's newest document was refused */
   char *error;                   /* why the row, or its previous snapshot, was refused */
 };
@@ -83,9 +83,9 @@ struct vs_store {
    * first publishes and when it wears out, and whether the store is known to hold it. */
   struct vs_baseline *baseline;
   bool baseline_stored;
-  /* The hosts' baselines as read, host "\n" id -> struct base *: a baseline does not change
-   * (its id is its content's), and each is read again only when none of the rows kept refers
-   * to it any more. */
+  /* The hosts' baselines as read, serial -> struct base *: a baseline row does not change (a
+   * host that makes one again makes another serial), and each is read again only when none
+   * of the rows kept refers to it any more. */
   struct vs_strmap *bases;
 };
 
@@ -280,30 +280,33 @@ static void digest_free(void *p) {
 
 /* vmscope_publish_vms since schema version 7 (CREATE: "CREATE" or "CREATE OR REPLACE"): what
  * it does before writing the rows (the rows named as kept are checked, the host is seen) ... */
-#define PUBLISH_VMS_HEAD_SQL(create) PUBLISH_VMS_HEAD_WITH_SQL(create, "", "")
-/* ... (since schema version 10, with MORE_PARAMETERS, and MORE_STALE: another condition, "OR
- * ...", on which it writes nothing) ... */
-#define PUBLISH_VMS_HEAD_WITH_SQL(create, more_parameters, more_stale)                             \
-  create                                                                                           \
-      " FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"                   \
-      "  p_docs jsonb, p_kept jsonb DEFAULT '[]'" more_parameters ")"                              \
-      " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ BEGIN"  \
-      "  PERFORM vmscope_check_host(p_host);"                                                      \
-      "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"              \
-      "      WHERE NOT EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid"                    \
-      "        AND v.host = p_host AND v.content_sha256 = k.sha))" more_stale " THEN"              \
-      "    RETURN NULL;"                                                                           \
-      "  END IF;"                                                                                  \
-      "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"              \
-      "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
+#define PUBLISH_VMS_HEAD_SQL(create) PUBLISH_VMS_HEAD_WITH_SQL(create, "", "", "", "")
+/* ... (since schema version 10, with MORE_PARAMETERS, DECLARE: "DECLARE ...; " or "", FIRST:
+ * what it does before the checks, and MORE_STALE: another condition, "OR ...", on which it
+ * writes nothing) ... */
+#define PUBLISH_VMS_HEAD_WITH_SQL(create, more_parameters, declare, first, more_stale)             \
+  create " FUNCTION vmscope_publish_vms(p_host text, p_count integer, p_vms jsonb,"                \
+         "  p_docs jsonb, p_kept jsonb DEFAULT '[]'" more_parameters ")"                           \
+         " RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS "       \
+         "$$ " declare "BEGIN"                                                                     \
+         "  PERFORM vmscope_check_host(p_host);" first                                             \
+         "  IF EXISTS (SELECT FROM jsonb_to_recordset(p_kept) AS k(uuid text, sha text)"           \
+         "      WHERE NOT EXISTS (SELECT FROM vmscope_vms v WHERE v.uuid = k.uuid"                 \
+         "        AND v.host = p_host AND v.content_sha256 = k.sha))" more_stale " THEN"           \
+         "    RETURN NULL;"                                                                        \
+         "  END IF;"                                                                               \
+         "  INSERT INTO vmscope_hosts (host, seen, vms) VALUES (p_host, now(), p_count)"           \
+         "    ON CONFLICT (host) DO UPDATE SET seen = now(), vms = p_count;"
 /* ... and after: the host's VMs neither sent nor named go, the whole documents are kept, and
  * it returns the fingerprints of the rows that hold what was sent (not one of this host's whose
  * snapshot is newer than the one sent: its clock went back, or its pool did, and the publish
  * leaves it as it is). */
-#define PUBLISH_VMS_TAIL_SQL                                                                       \
+#define PUBLISH_VMS_TAIL_SQL PUBLISH_VMS_TAIL_WITH_SQL("")
+/* (since schema version 10, with THEN: what it does after the rows, before it returns) */
+#define PUBLISH_VMS_TAIL_WITH_SQL(then)                                                            \
   "  DELETE FROM vmscope_vms WHERE host = p_host AND NOT uuid IN"                                  \
   "    (SELECT r.uuid FROM jsonb_to_recordset(p_vms) AS r(uuid text)"                              \
-  "     UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));"                 \
+  "     UNION ALL SELECT k.uuid FROM jsonb_to_recordset(p_kept) AS k(uuid text));" then            \
   "  INSERT INTO vmscope_documents (uuid, taken_at, host, doc)"                                    \
   "    SELECT r.uuid, r.taken_at, p_host, r.doc FROM jsonb_to_recordset(p_docs)"                   \
   "    AS r(uuid text, taken_at timestamptz, doc jsonb) ON CONFLICT DO NOTHING;"                   \
@@ -755,31 +758,34 @@ static const char *const migrations[] = {
      * a VM compressed at 2,000 settings, nearly half the store (bench/fleet-scale.sh: 24.5 KB a
      * VM, 2.3 GiB for 100,000 VMs), when most of them are what the host's other VMs hold too.
      * A host now keeps a baseline (baseline.h: the value more than half of its VMs hold of each
-     * key), named by its content, and a row with a BASELINE holds its settings as a merge
-     * patch onto it (RFC 7386: the keys whose value differs, null for the baseline's keys the
-     * VM lacks), as "settings_patch" in place of "settings": a host of an earlier version,
-     * which would read the patch as the settings, refuses a document without them instead. A
-     * row without one holds them whole, as before. A host writes only its own baselines, and a
-     * row only its own host's (the foreign key). */
+     * key), named by the host after its content (ID), and a row with a BASELINE holds its
+     * settings as a merge patch onto it (RFC 7386: the keys whose value differs, null for the
+     * baseline's keys the VM lacks), as "settings_patch" in place of "settings": a host of an
+     * earlier version, which would read the patch as the settings, refuses a document without
+     * them instead. A row without one holds them whole, as before. A row refers to a baseline
+     * by its SERIAL, which the store gives it and never gives again, and the row's fingerprint
+     * covers it: a baseline that went and came back under the same id with other settings is
+     * another serial, and its rows are read again. A host writes only its own baselines, and
+     * a row refers only to its own host's (the foreign key). */
     "CREATE TABLE vmscope_baselines ("
+    "  serial bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     "  host text NOT NULL REFERENCES vmscope_hosts (host),"
     "  id text NOT NULL CHECK (id ~ '^[0-9a-f]{32}$'),"
     "  made_at timestamptz NOT NULL,"
     "  settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),"
-    "  PRIMARY KEY (host, id));"
-    "ALTER TABLE vmscope_vms ADD COLUMN baseline text CHECK (baseline ~ '^[0-9a-f]{32}$'),"
+    "  UNIQUE (host, id), UNIQUE (host, serial));"
+    "ALTER TABLE vmscope_vms ADD COLUMN baseline bigint,"
     "  ADD CONSTRAINT vmscope_vms_baseline FOREIGN KEY (host, baseline)"
-    "    REFERENCES vmscope_baselines (host, id);"
+    "    REFERENCES vmscope_baselines (host, serial);"
     /* the host's rows by host, and by baseline when a baseline goes (the foreign key's check) */
     "DROP INDEX vmscope_vms_host;"
     "CREATE INDEX vmscope_vms_host ON vmscope_vms (host, baseline);"
-    /* The fingerprint covers the baseline too (a fixed-length id or nothing). */
     "ALTER TABLE vmscope_vms DROP COLUMN content_sha256;"
     "ALTER TABLE vmscope_vms ADD COLUMN content_sha256 text GENERATED ALWAYS AS (encode(sha256("
     "  decode(replace(doc::text || '|' || coalesce(previous::text, '') || '|' ||"
     "  coalesce(previous_patch::text, '') || '|' ||"
     "  coalesce(length(retaken_at)::text || ':' || retaken_at, '') || '|' ||"
-    "  coalesce(baseline, '') || '|' || host, '\\', '\\\\'), 'escape')), 'hex')) STORED;"
+    "  coalesce(baseline::text, '') || '|' || host, '\\', '\\\\'), 'escape')), 'hex')) STORED;"
     /* A row's settings whole, for a reader in SQL: DOC's, or (P_BASELINE: the settings of the
      * row's baseline) the baseline's patched by DOC's. */
     "CREATE FUNCTION vmscope_settings(p_doc jsonb, p_baseline jsonb) RETURNS jsonb"
@@ -789,13 +795,17 @@ static const char *const migrations[] = {
     "GRANT EXECUTE ON FUNCTION vmscope_settings(jsonb, jsonb) TO vmscope_host, vmscope_reader;"
     "REVOKE ALL ON vmscope_baselines FROM PUBLIC;"
     "GRANT SELECT ON vmscope_baselines TO vmscope_host, vmscope_reader;"
-    /* The publish names the baseline its rows are patches onto, P_BASELINE {id, settings},
-     * its settings left out when the host knows the store holds it; when the store does not
-     * (anymore), nothing is written and NULL says so, as for a kept row not as named: the
-     * host sends every VM, and its baseline. A baseline no row of the host refers to any more
-     * goes (but the one named). */
+    /* The publish names the baseline every row it sends is a patch onto, P_BASELINE {id,
+     * settings}, its settings left out when the host knows the store holds it; when the store
+     * does not (any more), nothing is written and NULL says so, as for a kept row not as
+     * named: the host sends every VM, and its baseline. (P_BASELINE NULL: the rows hold their
+     * settings whole.) A host's publishes take its row in vmscope_hosts first, so that one
+     * does not remove a baseline another's checks found. A baseline no row of the host refers
+     * to any more goes (but the one named). */
     "DROP FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb);"
     PUBLISH_VMS_HEAD_WITH_SQL("CREATE", ", p_baseline jsonb DEFAULT NULL",
+        "DECLARE v_baseline bigint; ",
+        "  PERFORM 1 FROM vmscope_hosts WHERE host = p_host FOR UPDATE;",
         " OR (p_baseline IS NOT NULL AND p_baseline -> 'settings' IS NULL AND NOT EXISTS"
         "    (SELECT FROM vmscope_baselines b WHERE b.host = p_host"
         "       AND b.id = p_baseline ->> 'id'))")
@@ -807,12 +817,14 @@ static const char *const migrations[] = {
     "  INSERT INTO vmscope_baselines (host, id, made_at, settings)"
     "    SELECT p_host, p_baseline ->> 'id', now(), p_baseline -> 'settings'"
     "    WHERE p_baseline -> 'settings' IS NOT NULL ON CONFLICT DO NOTHING;"
+    "  v_baseline := (SELECT b.serial FROM vmscope_baselines b WHERE b.host = p_host"
+    "    AND b.id = p_baseline ->> 'id');"
     "  INSERT INTO vmscope_vms (uuid, host, name, taken_at, published, doc, previous,"
     "      previous_patch, baseline)"
     "    SELECT r.uuid, p_host, r.name, r.taken_at, now(), r.doc, r.previous, r.previous_patch,"
-    "      r.baseline"
+    "      v_baseline"
     "    FROM jsonb_to_recordset(p_vms) AS r(uuid text, name text, taken_at timestamptz,"
-    "      doc jsonb, previous jsonb, previous_patch jsonb, baseline text)"
+    "      doc jsonb, previous jsonb, previous_patch jsonb)"
     "    ON CONFLICT (uuid) DO UPDATE SET host = EXCLUDED.host, name = EXCLUDED.name,"
     "      taken_at = EXCLUDED.taken_at, published = EXCLUDED.published,"
     "      doc = CASE WHEN (vmscope_newest(vmscope_vms.doc, vmscope_vms.retaken_at),"
@@ -835,10 +847,10 @@ static const char *const migrations[] = {
     "      previous_patch jsonb)"
     "    WHERE k.taken_at IS NOT NULL AND v.uuid = k.uuid AND v.host = p_host"
     "      AND v.content_sha256 = k.sha AND v.taken_at <= k.taken_at::timestamptz;"
+    PUBLISH_VMS_TAIL_WITH_SQL(
     "  DELETE FROM vmscope_baselines b WHERE b.host = p_host"
-    "    AND b.id IS DISTINCT FROM p_baseline ->> 'id' AND NOT EXISTS"
-    "      (SELECT FROM vmscope_vms v WHERE v.host = p_host AND v.baseline = b.id);"
-    PUBLISH_VMS_TAIL_SQL
+    "    AND b.serial IS DISTINCT FROM v_baseline AND NOT EXISTS"
+    "      (SELECT FROM vmscope_vms v WHERE v.host = p_host AND v.baseline = b.serial);")
     "REVOKE ALL ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb)"
     "  FROM PUBLIC;"
     "GRANT EXECUTE ON FUNCTION vmscope_publish_vms(text, integer, jsonb, jsonb, jsonb, jsonb)"
@@ -1175,10 +1187,10 @@ static void row_text(void *arg, size_t i) {
   if (!was) {
     json_t *newest, *whole, *patch;
     vs_store_row_docs(doc, prev, job->baseline, &newest, &whole, &patch);
-    json_t *row = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:s}", "uuid", vs_feature_id(doc), "name",
+    json_t *row = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "uuid", vs_feature_id(doc), "name",
                             vs_feature_name(doc), "taken_at", vs_feature_taken_at(doc), "doc",
                             newest, "previous", whole ? whole : json_null(), "previous_patch",
-                            patch ? patch : json_null(), "baseline", vs_baseline_id(job->baseline));
+                            patch ? patch : json_null());
     job->row[i] = row ? json_dumps(row, JSON_COMPACT) : NULL;
     json_decref(row);
     job->failed[i] = !job->row[i];
@@ -1495,58 +1507,64 @@ static json_t *result_rows(PGresult *res) {
   return rows;
 }
 
-/* Row I of RES's baseline's key in vs_store's bases, or NULL when it has none. */
+/* Row I of RES's baseline's key in vs_store's bases (its serial), or NULL when it has none. */
 static char *base_key(PGresult *res, int i) {
   if (sym_PQgetisnull(res, i, ROW_BASELINE)) return NULL;
-  return vs_xasprintf("%s\n%s", sym_PQgetvalue(res, i, 1), sym_PQgetvalue(res, i, ROW_BASELINE));
+  return vs_xstrdup(sym_PQgetvalue(res, i, ROW_BASELINE));
 }
 
 /* Reads the baselines of RES's rows (ROW_COLUMNS) that S has not, each checked (bounded, loaded
- * strictly, an object); one that is not, or that the store lacks, is kept with why, and its
- * rows are refused. -1 with ERR when the store fails. */
+ * strictly, an object of strings); one that is not, or that the store lacks, is kept with why,
+ * and its rows are refused. -1 with ERR when the store fails. */
 static int read_bases(struct vs_store *s, PGresult *res, struct vs_err *err) {
   if (!s->bases) s->bases = vs_strmap_new(base_free);
   _cleanup_(vs_strmap_freep) struct vs_strmap *asked = vs_strmap_new(NULL);
-  json_t *want = json_array();
+  struct vs_buf want = {0}; /* a JSON array of the serials: numbers, as the store wrote them */
+  vs_buf_addc(&want, '[');
   for (int i = 0; i < sym_PQntuples(res); i++) {
     _cleanup_(vs_freep) char *key = base_key(res, i);
     if (!key || vs_strmap_has(s->bases, key) || !vs_strmap_put(asked, key, NULL)) continue;
-    json_array_append_new(want, json_pack("{s:s,s:s}", "host", sym_PQgetvalue(res, i, 1), "id",
-                                          sym_PQgetvalue(res, i, ROW_BASELINE)));
+    if (want.len > 1) vs_buf_addc(&want, ',');
+    vs_buf_adds(&want, key);
   }
-  _cleanup_(vs_freep) char *want_text = json_dumps(want, JSON_COMPACT);
-  json_decref(want);
+  vs_buf_addc(&want, ']');
+  _cleanup_(vs_freep) char *want_text = vs_buf_steal(&want);
   if (!vs_strmap_count(asked)) return 0;
-  if (!want_text) /* a host's name that is not UTF-8 (a store in another encoding) */
-    return vs_err_set(err, EINVAL, "fleet store %s: cannot name the baselines to read",
-                      s->safe_url);
   const char *p[] = {want_text};
   PGresult *r = run(s, "reading the hosts' baselines", PGRES_TUPLES_OK,
-                    "SELECT b.host, b.id, b.settings FROM vmscope_baselines b JOIN "
-                    "jsonb_to_recordset($1::jsonb) AS w(host text, id text) "
-                    "ON b.host = w.host AND b.id = w.id",
+                    "SELECT b.serial, b.host, b.id, b.settings FROM vmscope_baselines b "
+                    "WHERE b.serial IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
                     1, p, err);
   if (!r) return -1;
   for (int i = 0; i < sym_PQntuples(r); i++) {
-    _cleanup_(vs_freep) char *key =
-        vs_xasprintf("%s\n%s", sym_PQgetvalue(r, i, 0), sym_PQgetvalue(r, i, 1));
     _cleanup_(vs_freep) char *what = vs_xasprintf("fleet store: host %s's baseline %s",
-                                                  sym_PQgetvalue(r, i, 0), sym_PQgetvalue(r, i, 1));
+                                                  sym_PQgetvalue(r, i, 1), sym_PQgetvalue(r, i, 2));
     struct base *b = vs_xcalloc(1, sizeof(*b));
     struct vs_err why = {0};
-    b->len = (size_t)sym_PQgetlength(r, i, 2);
+    b->len = (size_t)sym_PQgetlength(r, i, 3);
     if (b->len > VS_STORE_MAX_DOC)
       vs_err_set(&why, EFBIG, "%s: %zu bytes, more than %u", what, b->len, VS_STORE_MAX_DOC);
     else
-      b->settings = vs_json_loadb_strict(sym_PQgetvalue(r, i, 2), b->len, what, &why);
-    if (b->settings && !json_is_object(b->settings)) {
-      vs_err_set(&why, EINVAL, "%s: not a JSON object", what);
+      b->settings = vs_json_loadb_strict(sym_PQgetvalue(r, i, 3), b->len, what, &why);
+    const char *key, *not_text = NULL; /* a key whose value is not a string */
+    json_t *value;
+    if (json_is_object(b->settings)) json_object_foreach(b->settings, key, value) {
+        if (!json_is_string(value)) {
+          not_text = key;
+          break;
+        }
+      }
+    if (b->settings && (!json_is_object(b->settings) || not_text)) {
+      if (not_text)
+        vs_err_set(&why, EINVAL, "%s: the value of \"%s\" is not a string", what, not_text);
+      else
+        vs_err_set(&why, EINVAL, "%s: not a JSON object", what);
       json_decref(b->settings);
       b->settings = NULL;
     }
     b->error = why.msg ? vs_xstrdup(why.msg) : NULL;
     vs_err_clear(&why);
-    vs_strmap_put(s->bases, key, b);
+    vs_strmap_put(s->bases, sym_PQgetvalue(r, i, 0), b);
   }
   sym_PQclear(r);
   return 0;
@@ -1855,6 +1873,8 @@ struct vs_view *vs_store_round_view(struct vs_store *s, const struct vs_view *lo
     if (view) { /* the rows read before are older than this: never fall back to them */
       kept_free(s->kept);
       s->kept = NULL;
+      vs_strmap_free(s->bases); /* and their baselines */
+      s->bases = NULL;
       vs_view_cache_free(s->view_cache);
       s->view_cache = NULL;
       round->from_context = true;
