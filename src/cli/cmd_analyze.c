@@ -477,10 +477,16 @@ int vs_cmd_report(int argc, char **argv) {
     fprintf(stderr, "%s: --password-file and --ca-file are for --store\n", prog);
     return VS_EXIT_USAGE;
   }
-  /* The page replaces a page vmscope wrote (or, with --force, any file), never an input. */
+  /* The page replaces a page vmscope wrote (or, with --force, any file), never an input: the
+   * store's password and CA files are inputs too. */
   bool replace = force || is_report(out);
+  const char *store_files[2];
+  size_t n_store_files = 0;
+  if (password_file) store_files[n_store_files++] = password_file;
+  if (ca_file) store_files[n_store_files++] = ca_file;
   if (vs_cli_check_output(out, (char *const *)pools, n_pools, replace, prog) < 0 ||
-      vs_cli_check_output(out, argv + optind, (size_t)(argc - optind), true, prog) < 0)
+      vs_cli_check_output(out, argv + optind, (size_t)(argc - optind), true, prog) < 0 ||
+      vs_cli_check_output(out, (char *const *)store_files, n_store_files, true, prog) < 0)
     return VS_EXIT_USAGE;
   _cleanup_(vs_view_freep) struct vs_view *view = vs_view_new();
   int status = store ? vs_cli_add_store(view, store, password_file, ca_file, prog) : VS_EXIT_OK;

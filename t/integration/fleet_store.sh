@@ -325,6 +325,15 @@ for p in "${hostpids[@]}"; do kill "$p" 2>/dev/null; done
 wait "${hostpids[@]}" 2>/dev/null
 "$VMSCOPE" report --html "$work/v3.html" --store "$url" --password-file "$work/password" --title fleet 2>/dev/null
 ok $? "the hosts are stopped, and the fleet-wide report is drawn from the version 3 store"
+# The store's password and CA files are inputs: no output replaces them, --force or not.
+cp -p "$work/password" "$work/password.keep"
+"$VMSCOPE" report --html "$work/password" --force --store "$url" --password-file "$work/password" 2>"$work/pw-out.err"
+is "$?:$(cmp -s "$work/password" "$work/password.keep" && echo kept)" "2:kept" \
+  "report --html naming the password file is refused, even with --force: $(head -n1 "$work/pw-out.err")"
+"$VMSCOPE" report --html "$work/password.keep" --force --store "$url" --password-file "$work/password" --ca-file "$work/password.keep" 2>"$work/pw-out.err"
+is "$?:$(cmp -s "$work/password" "$work/password.keep" && echo kept)" "2:kept" \
+  "and so is one naming the CA file: $(head -n1 "$work/pw-out.err")"
+rm -f "$work/password.keep"
 # The context is written from what changed only over the context the writer wrote last
 # (schema version 6): over another (its epoch not the one given), the call writes nothing and
 # says so with NULL, and the host writes the whole. Called as the owner, in a session holding
