@@ -131,7 +131,8 @@ int vs_cmd_fleet_drift(int argc, char **argv) {
   struct vs_store_opts so = {.url = o.store,
                              .password_file = o.password_file,
                              .ca_file = o.ca_file,
-                             .host = "vmscope-cli"};
+                             .host = "vmscope-cli",
+                             .read_only = !migrate_only};
   int status = VS_EXIT_OK;
   _cleanup_(vs_store_freep) struct vs_store *store = vs_cli_open_store(&so, NULL, PROG, &status);
   if (!store) return status;

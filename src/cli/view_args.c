@@ -80,8 +80,11 @@ struct vs_store *vs_cli_open_store(const struct vs_store_opts *so, const char *c
 int vs_cli_add_store(struct vs_view *view, const char *url, const char *password_file,
                      const char *ca_file, const char *prog) {
   struct vs_err err = {0};
-  struct vs_store_opts so = {
-      .url = url, .password_file = password_file, .ca_file = ca_file, .host = "vmscope-cli"};
+  struct vs_store_opts so = {.url = url,
+                             .password_file = password_file,
+                             .ca_file = ca_file,
+                             .host = "vmscope-cli",
+                             .read_only = true};
   int status;
   _cleanup_(vs_store_freep) struct vs_store *store =
       vs_cli_open_store(&so, "--store", prog, &status);

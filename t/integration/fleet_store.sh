@@ -188,6 +188,21 @@ is "$?:$(cat "$work/drift.err")" "2:vmscope fleet: \"$work/password\" is not a P
 "$VMSCOPE" fleet migrate --store "postgresql://vmscope@127.0.0.1:1/vmscope" --password-file "$work/password" 2>"$work/drift.err"
 [[ $? == 1 && $(cat "$work/drift.err") == *"cannot connect"*"Connection refused"* ]]
 ok $? "a store that cannot be reached is a source that failed (1), not a usage error: $(cat "$work/drift.err")"
+# A reader creates nothing: a database without the schema (the wrong database in the URL) is
+# not an empty fleet, and a schema older than the reader's is not brought up to date by it.
+vs_pg_sql -c 'CREATE DATABASE vmscope_empty OWNER vmscope' >/dev/null
+empty_url=${url%/vmscope}/vmscope_empty
+"$VMSCOPE" fleet drift --store "$empty_url" --password-file "$work/password" >"$work/empty.out" 2>"$work/empty.err"
+[[ $? == 1 && ! -s $work/empty.out && $(cat "$work/empty.err") == *"holds no vmscope schema"*"vmscope fleet migrate"* ]]
+ok $? "vmscope fleet drift on a database without the schema fails (1) and says who creates it: $(cat "$work/empty.err")"
+"$VMSCOPE" report --html "$work/empty.html" --store "$empty_url" --password-file "$work/password" 2>"$work/empty.err"
+[[ $? == 1 && ! -e $work/empty.html && $(VS_PG_DB=vmscope_empty vs_pg_sql -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0 ]]
+ok $? "and so does vmscope report --store, and neither created a table: $(head -n1 "$work/empty.err")"
+VS_PG_DB=vmscope_empty vs_pg_sql -c 'CREATE TABLE vmscope_schema (version integer NOT NULL); ALTER TABLE vmscope_schema OWNER TO vmscope; INSERT INTO vmscope_schema VALUES (1)' >/dev/null
+"$VMSCOPE" fleet drift --store "$empty_url" --password-file "$work/password" 2>"$work/empty.err" >/dev/null
+[[ $? == 1 && $(cat "$work/empty.err") == *"version 1, older than"*"vmscope fleet migrate"* ]]
+ok $? "an older schema is the owner's to migrate: $(cat "$work/empty.err")"
+vs_pg_sql -c 'DROP DATABASE vmscope_empty' >/dev/null
 is "$(grep -c fleet-secret "$work/report.err" "$work"/host-*/collectd.log | grep -vc ':0$')" 0 "no password in a message or a log"
 
 # contrib/grafana/vmscope-fleet.json (Grafana on the fleet store), without Grafana: every query

@@ -59,7 +59,7 @@ struct vs_store {
   char *host, *safe_url;
   double host_timeout;
   int connect_timeout;
-  bool store_documents, elected, migrated;
+  bool store_documents, read_only, elected, migrated;
   struct kept *kept; /* the fleet as last read, loaded; NULL after a round from the context */
   struct vs_view_cache *view_cache; /* what the whole view's prepare worked out of them */
   json_t *last_context; /* the context as last read: [fleet, {group: part}, {uuid: part}] */
@@ -1019,6 +1019,16 @@ static int migrate(struct vs_store *s, struct vs_err *err) {
                       "fleet store %s: its schema is version %d, newer than this vmscope's %zu: "
                       "upgrade vmscope on this host",
                       s->safe_url, version, n);
+  if (s->read_only && version == 0)
+    return vs_err_set(err, ENOENT,
+                      "fleet store %s: the database holds no vmscope schema (is it the fleet's "
+                      "database?); its owner creates it with vmscope fleet migrate",
+                      s->safe_url);
+  if (s->read_only)
+    return vs_err_set(err, EPROTO,
+                      "fleet store %s: its schema is version %d, older than this vmscope's %zu: "
+                      "its owner brings it up to date with vmscope fleet migrate",
+                      s->safe_url, version, n);
   /* One migrates at a time: the others wait for the lock, then find the work done. */
   if (begin(s, err) < 0) return -1;
   PGresult *r = run(s, "locking the schema", PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(7666)",
@@ -1087,6 +1097,7 @@ struct vs_store *vs_store_new(const struct vs_store_opts *o, struct vs_err *err)
   s->host_timeout = o->host_timeout > 0 ? o->host_timeout : VS_STORE_HOST_TIMEOUT;
   s->connect_timeout = o->connect_timeout > 0 ? (int)(o->connect_timeout + 0.999) : 10;
   s->store_documents = o->store_documents;
+  s->read_only = o->read_only;
   if (o->password_file && !(s->password = read_password(o->password_file, err))) return NULL;
   return vs_steal(&s);
 }

@@ -43,6 +43,9 @@ struct vs_store_opts {
   const char *host;          /* this host's name in the store */
   double host_timeout;       /* seconds; 0: VS_STORE_HOST_TIMEOUT */
   bool store_documents;      /* publish whole feature documents too */
+  bool read_only;            /* a reader: the schema must be at VS_STORE_SCHEMA_VERSION already
+                                (neither created nor migrated: an empty database is not an
+                                empty fleet) */
   double connect_timeout;    /* seconds; 0: 10 */
 };
 #define VS_STORE_HOST_TIMEOUT 300.0
