@@ -86,38 +86,36 @@ size_t vs_baseline_made_distance(const struct vs_baseline *b) {
   return b->made_distance;
 }
 
-/* Whether DOC's VALUE of a key is BASE's (may be NULL: BASE lacks the key). */
-static bool same(const json_t *base, const char *value) {
-  return base && strcmp(json_string_value(base), value) == 0;
-}
-
-size_t vs_baseline_distance(const struct vs_baseline *b, const struct vs_feature *doc) {
-  size_t held = 0, present = 0, matched = 0; /* PRESENT: the keys of B that DOC holds */
+/* DOC's difference from B: how many members its patch onto B has, which are also set in PATCH
+ * when it is not NULL (the values that differ or B lacks, null for B's keys DOC lacks). */
+static size_t diff(const struct vs_baseline *b, const struct vs_feature *doc, json_t *patch) {
+  size_t differ = 0, present = 0; /* PRESENT: the keys of B that DOC holds */
   const char *key, *value;
-  for (size_t pos = 0; vs_feature_next(doc, &pos, &key, &value); held++) {
-    const json_t *base = json_object_get(b->settings, key);
-    present += base != NULL;
-    matched += same(base, value);
-  }
-  return (held - matched) + (json_object_size(b->settings) - present);
-}
-
-json_t *vs_baseline_patch(const struct vs_baseline *b, const struct vs_feature *doc) {
-  json_t *patch = json_object();
-  const char *key, *value;
-  size_t present = 0;
   for (size_t pos = 0; vs_feature_next(doc, &pos, &key, &value);) {
     const json_t *base = json_object_get(b->settings, key);
     present += base != NULL;
-    if (!same(base, value) && json_object_set_new(patch, key, json_string(value)) < 0)
+    if (base && strcmp(json_string_value(base), value) == 0) continue;
+    differ++;
+    if (patch && json_object_set_new(patch, key, json_string(value)) < 0)
       abort(); /* as in vs_feature_to_json: a document's strings are UTF-8 */
   }
-  if (present < json_object_size(b->settings)) { /* the keys DOC lacks */
+  size_t lacking = json_object_size(b->settings) - present;
+  if (patch && lacking) {
     json_t *base;
     json_object_foreach(b->settings, key, base) {
       if (!vs_feature_get(doc, key) && json_object_set_new(patch, key, json_null()) < 0) abort();
     }
   }
+  return differ + lacking;
+}
+
+size_t vs_baseline_distance(const struct vs_baseline *b, const struct vs_feature *doc) {
+  return diff(b, doc, NULL);
+}
+
+json_t *vs_baseline_patch(const struct vs_baseline *b, const struct vs_feature *doc) {
+  json_t *patch = json_object();
+  diff(b, doc, patch);
   return patch;
 }
 
