@@ -1518,10 +1518,10 @@ static json_t *result_rows(PGresult *res) {
   return rows;
 }
 
-/* Row I of RES's baseline's key in vs_store's bases (its serial), or NULL when it has none. */
-static char *base_key(PGresult *res, int i) {
-  if (sym_PQgetisnull(res, i, ROW_BASELINE)) return NULL;
-  return vs_xstrdup(sym_PQgetvalue(res, i, ROW_BASELINE));
+/* Row I of RES's baseline's key in vs_store's bases (its serial, RES's), or NULL when it has
+ * none. */
+static const char *base_key(PGresult *res, int i) {
+  return sym_PQgetisnull(res, i, ROW_BASELINE) ? NULL : sym_PQgetvalue(res, i, ROW_BASELINE);
 }
 
 /* Reads the baselines of RES's rows (ROW_COLUMNS) that S has not, each checked (bounded, loaded
@@ -1533,7 +1533,7 @@ static int read_bases(struct vs_store *s, PGresult *res, struct vs_err *err) {
   struct vs_buf want = {0}; /* a JSON array of the serials: numbers, as the store wrote them */
   vs_buf_addc(&want, '[');
   for (int i = 0; i < sym_PQntuples(res); i++) {
-    _cleanup_(vs_freep) char *key = base_key(res, i);
+    const char *key = base_key(res, i);
     if (!key || vs_strmap_has(s->bases, key) || !vs_strmap_put(asked, key, NULL)) continue;
     if (want.len > 1) vs_buf_addc(&want, ',');
     vs_buf_adds(&want, key);
@@ -1602,7 +1602,7 @@ static int load_rows(struct vs_store *s, struct kept *k, PGresult *res, struct v
   size_t n = json_array_size(rows);
   _cleanup_(vs_freep) const struct base **bases = vs_xcalloc(n ? n : 1, sizeof(*bases));
   for (size_t i = 0; i < n; i++) {
-    _cleanup_(vs_freep) char *key = base_key(res, (int)i);
+    const char *key = base_key(res, (int)i);
     bases[i] = key ? vs_strmap_get(s->bases, key) : NULL;
   }
   struct parse_job job = {rows, bases, vs_xcalloc(n ? n : 1, sizeof(struct parsed_row))};
@@ -1613,7 +1613,8 @@ static int load_rows(struct vs_store *s, struct kept *k, PGresult *res, struct v
     struct kept_row *row = at ? &k->rows[at - 1] : NULL;
     if (row && !row->digest) {
       k->loaded++;
-      row->base = base_key(res, (int)i);
+      const char *key = base_key(res, (int)i);
+      row->base = key ? vs_xstrdup(key) : NULL;
       row->digest = vs_xstrdup(sym_PQgetvalue(res, (int)i, ROW_DIGEST));
       row->doc = p->doc;
       row->prev = p->prev;
