@@ -31,10 +31,6 @@ static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
  * sort together, so a VM's other value for a key is found next to where the key's token is. */
 #define KEY_BITS 0xffffffff00000000ULL
 
-static bool same_key(uint64_t x, uint64_t y) {
-  return ((x ^ y) & KEY_BITS) == 0;
-}
-
 uint64_t vs_token(const char *key, const char *value) {
   size_t kl = strlen(key), vl = strlen(value);
   char stack[512], *buf = kl + vl + 1 <= sizeof(stack) ? stack : vs_xmalloc(kl + vl + 1);
@@ -134,13 +130,26 @@ struct vs_analysis {
   char **label;
 };
 
+/* The negatable tokens (those whose absence is informative too) by value and by key, so that
+ * a VM's tokens are each looked up once, instead of sorted to be merged with them. Slots hold
+ * an index + 1 (0: free); linear probing from the token's (the key's) mix64. */
+struct negatable {
+  const uint64_t *neg; /* sorted */
+  size_t n_neg;
+  uint64_t *token; /* by token: NEG's index + 1 in INDEX */
+  uint32_t *index;
+  uint64_t *key; /* by key part: the key's number + 1 in KEY_INDEX */
+  uint32_t *key_index;
+  uint32_t *key_of; /* NEG[k]'s key's number */
+  size_t n_keys, mask;
+};
+
 struct sig_job {
   struct vs_analysis *a;
   const struct vs_vm_tokens *vms;
   const struct counts *df;
-  uint32_t lo, hi;     /* informative: LO <= count <= HI */
-  const uint64_t *neg; /* sorted: tokens whose absence is informative too */
-  size_t n_neg;
+  uint32_t lo, hi; /* informative: LO <= count <= HI */
+  const struct negatable *neg;
   size_t from, to;
 };
 
@@ -173,16 +182,30 @@ static void put(uint64_t *sig, uint64_t h, struct hashes *keep) {
   }
 }
 
+static size_t neg_slot(const uint64_t *table, const uint32_t *index, size_t mask, uint64_t x) {
+  size_t h = mix64(x) & mask;
+  while (index[h] && table[h] != x)
+    h = (h + 1) & mask;
+  return h;
+}
+
 static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j, uint64_t *sig,
                       struct hashes *keep) {
   for (int b = 0; b < K; b++)
     sig[b] = EMPTY;
   bool any = false;
-  uint64_t *sorted = vs_xcalloc(n ? n : 1, sizeof(uint64_t));
-  size_t m = 0;
+  const struct negatable *ng = j->neg;
+  /* Which negatable tokens the VM has, and which of their keys with any value. */
+  uint8_t *has = ng->n_neg ? vs_xcalloc(ng->n_neg + ng->n_keys, 1) : NULL;
+  uint8_t *key_held = has ? has + ng->n_neg : NULL;
   for (size_t i = 0; i < n; i++) {
     uint32_t c = counts_get(j->df, tokens[i]);
-    if (j->n_neg) sorted[m++] = tokens[i];
+    if (ng->n_neg) {
+      uint32_t at = ng->index[neg_slot(ng->token, ng->index, ng->mask, tokens[i])];
+      if (at) has[at - 1] = 1;
+      uint32_t k = ng->key_index[neg_slot(ng->key, ng->key_index, ng->mask, tokens[i] >> 32)];
+      if (k) key_held[k - 1] = 1;
+    }
     if (keep && c < j->lo) keep->own++;
     if (c < j->lo || c > j->hi) continue;
     put(sig, mix64(tokens[i] ^ j->a->seed), keep);
@@ -191,25 +214,17 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
   /* A role is also what its VMs lack: a VM without a token that a good share of VMs have gets
    * that token's negation (so VMs of a role defined by the packages it does not have still
    * share something). */
-  if (j->n_neg) {
-    qsort(sorted, m, sizeof(uint64_t), cmp_u64);
-    size_t x = 0;
-    for (size_t k = 0; k < j->n_neg; k++) {
-      while (x < m && sorted[x] < j->neg[k])
-        x++;
-      if (x < m && sorted[x] == j->neg[k]) continue;
-      uint64_t h = mix64(j->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL);
-      put(sig, h, keep);
-      any = true;
-      /* It has the key with another value: for likeness, that value says how it differs,
-       * while "not the common value" is shared by VMs that differ in unrelated ways. */
-      if (keep && keep->n_other < EXACT_MAX &&
-          ((x < m && same_key(sorted[x], j->neg[k])) ||
-           (x > 0 && same_key(sorted[x - 1], j->neg[k]))))
-        keep->other[keep->n_other++] = h;
-    }
+  for (size_t k = 0; k < ng->n_neg; k++) {
+    if (has[k]) continue;
+    uint64_t h = mix64(ng->neg[k] ^ j->a->seed ^ 0x6e6f742d746f6b65ULL);
+    put(sig, h, keep);
+    any = true;
+    /* It has the key with another value: for likeness, that value says how it differs,
+     * while "not the common value" is shared by VMs that differ in unrelated ways. */
+    if (keep && keep->n_other < EXACT_MAX && key_held[ng->key_of[k]])
+      keep->other[keep->n_other++] = h;
   }
-  free(sorted);
+  free(has);
   if (!any) return false;
   uint64_t filled[K];
   memcpy(filled, sig, sizeof(filled));
@@ -448,6 +463,40 @@ static uint64_t *negatable_tokens(const struct counts *df, size_t n, double comm
   return neg;
 }
 
+/* NG's tables over its N_NEG tokens NEG (sorted, distinct). */
+static void negatable_index(struct negatable *ng, const uint64_t *neg, size_t n_neg) {
+  *ng = (struct negatable){.neg = neg, .n_neg = n_neg};
+  if (!n_neg) return;
+  size_t cap = 16;
+  while (cap < 2 * n_neg)
+    cap *= 2;
+  ng->mask = cap - 1;
+  ng->token = vs_xcalloc(cap, sizeof(uint64_t));
+  ng->index = vs_xcalloc(cap, sizeof(uint32_t));
+  ng->key = vs_xcalloc(cap, sizeof(uint64_t));
+  ng->key_index = vs_xcalloc(cap, sizeof(uint32_t));
+  ng->key_of = vs_xcalloc(n_neg, sizeof(uint32_t));
+  for (size_t k = 0; k < n_neg; k++) {
+    size_t t = neg_slot(ng->token, ng->index, ng->mask, neg[k]);
+    ng->token[t] = neg[k];
+    ng->index[t] = (uint32_t)k + 1;
+    size_t s = neg_slot(ng->key, ng->key_index, ng->mask, neg[k] >> 32);
+    if (!ng->key_index[s]) {
+      ng->key[s] = neg[k] >> 32;
+      ng->key_index[s] = (uint32_t)++ng->n_keys;
+    }
+    ng->key_of[k] = ng->key_index[s] - 1;
+  }
+}
+
+static void negatable_clear(struct negatable *ng) {
+  free(ng->token);
+  free(ng->index);
+  free(ng->key);
+  free(ng->key_index);
+  free(ng->key_of);
+}
+
 /* Every VM's signature, on two threads from 64 VMs. JOB describes what is informative; its
  * range is ignored. */
 static void sign_all(const struct sig_job *job, size_t n) {
@@ -629,8 +678,11 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
       counts_add(&df, vms[i].tokens[t]);
   uint32_t hi = (uint32_t)floor(common * (double)n);
   if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
-  struct sig_job job = {.a = a, .vms = vms, .df = &df, .lo = n < 2 ? 1 : 2, .hi = hi};
-  job.neg = negatable_tokens(&df, n, common, &job.n_neg);
+  size_t n_neg;
+  _cleanup_(vs_freep) uint64_t *neg = negatable_tokens(&df, n, common, &n_neg);
+  struct negatable ng;
+  negatable_index(&ng, neg, n_neg);
+  struct sig_job job = {.a = a, .vms = vms, .df = &df, .lo = n < 2 ? 1 : 2, .hi = hi, .neg = &ng};
   sign_all(&job, n);
   _cleanup_(vs_freep) struct proposed *proposed = vs_xcalloc(n, sizeof(*proposed));
   size_t *parent = join_similar(a, threshold, proposed);
@@ -640,7 +692,7 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   score_similarity(a, vms, &job, proposed);
   free(df.keys);
   free(df.n);
-  free((uint64_t *)job.neg);
+  negatable_clear(&ng);
   predict_labels(a, vms, o->neighbours > 0 ? o->neighbours : 5);
   return a;
 }

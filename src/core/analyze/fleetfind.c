@@ -155,8 +155,19 @@ struct hits {
 
 struct members_job {
   const struct finder *f;
-  const struct vs_strmap *by_key; /* name -> value -> candidate + 1 */
-  const size_t *absent;           /* the candidates whose value is <absent> */
+  const struct vs_vm_tokens *tokens; /* the view's */
+  /* The candidates found by their token (vs_token of their key and value), candidate + 1 in
+   * CAND, linear probing from the token's low bits (a hash already); MASK 0: none. */
+  uint64_t *token;
+  uint32_t *cand;
+  size_t mask;
+  /* The others (a key moving through the fleet has a token of its presence alone), looked
+   * up by key: name -> value -> candidate + 1. */
+  const struct vs_strmap *by_key;
+  const char **keys;
+  struct vs_strmap **values; /* each key's map */
+  size_t n_keys;
+  const size_t *absent; /* the candidates whose value is <absent> */
   size_t n_absent;
   struct hits part[VS_PARALLEL_MAX];
 };
@@ -169,6 +180,25 @@ static void add_hit(struct hits *h, size_t cand, size_t vm) {
   h->v[h->n++] = (struct hit){cand, vm};
 }
 
+static size_t token_slot(const struct members_job *job, uint64_t t) {
+  size_t s = (size_t)t & job->mask;
+  while (job->cand[s] && job->token[s] != t)
+    s = (s + 1) & job->mask;
+  return s;
+}
+
+/* VM's hit when VALUE is a candidate's (VALUES: its key's candidates, or NULL). */
+static void hit_if_candidate(struct hits *h, size_t vm, const struct vs_strmap *values,
+                             const char *value) {
+  size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
+  if (c) add_hit(h, c - 1, vm);
+}
+
+/* A VM's hits come in any order: each is another candidate's (a VM holds one value of a key),
+ * and they are added to each in VM order. Its tokens, made already for the role analysis, are
+ * looked up among the candidates' (a token equal to one is checked against the VM's value:
+ * the answer does not rest on a hash); the other candidates' keys are looked up in the VM's
+ * settings when they are fewer than those, else its settings are walked. */
 static void members_chunk(void *arg, size_t chunk, size_t from, size_t to) {
   struct members_job *job = arg;
   const struct vs_pop *fleet = vs_view_fleet(job->f->v);
@@ -176,12 +206,23 @@ static void members_chunk(void *arg, size_t chunk, size_t from, size_t to) {
   for (size_t j = from; j < to; j++) {
     if (vs_view_unique(job->f->v, j)) continue; /* its own kind's value, not a tweak */
     const struct vs_feature *doc = vs_view_doc(job->f->v, j);
-    size_t pos = 0;
-    const char *key, *value;
-    while (vs_feature_next(doc, &pos, &key, &value)) {
-      const struct vs_strmap *values = vs_strmap_get(job->by_key, key);
-      size_t c = values ? (uintptr_t)vs_strmap_get(values, value) : 0;
-      if (c) add_hit(h, c - 1, j);
+    for (size_t k = 0; job->mask && k < job->tokens[j].n; k++) {
+      uint32_t c = job->cand[token_slot(job, job->tokens[j].tokens[k])];
+      if (!c) continue;
+      const struct candidate *cand = &job->f->cands[c - 1];
+      const char *value = vs_feature_get(doc, cand->name);
+      if (value && strcmp(value, cand->value) == 0) add_hit(h, c - 1, j);
+    }
+    if (job->n_keys < vs_feature_count(doc)) {
+      for (size_t k = 0; k < job->n_keys; k++) {
+        const char *value = vs_feature_get(doc, job->keys[k]);
+        if (value) hit_if_candidate(h, j, job->values[k], value);
+      }
+    } else {
+      size_t pos = 0;
+      const char *key, *value;
+      while (vs_feature_next(doc, &pos, &key, &value))
+        hit_if_candidate(h, j, vs_strmap_get(job->by_key, key), value);
     }
     for (size_t a = 0; a < job->n_absent; a++) {
       const struct candidate *c = &job->f->cands[job->absent[a]];
@@ -191,27 +232,58 @@ static void members_chunk(void *arg, size_t chunk, size_t from, size_t to) {
   }
 }
 
-/* Each candidate's members, in one pass over the VMs' settings (not one pass over every VM per
+/* Each candidate's members, in one pass over the VMs (not one pass over every VM per
  * candidate: that grew with the fleet times its candidates), on every CPU: each run of VMs is
  * looked at apart and its members added in VM order. A value that is not <absent> is held by
  * exactly the VMs that set the key to it (it is not the key's default, which folds to
  * <absent>); <absent> is looked for as the statistics fold it. */
 static void find_members(struct finder *f) {
+  if (!f->n_cands) return;
+  const struct vs_vm_tokens *tokens = vs_view_tokens(f->v);
+  const struct vs_strmap *moving = vs_view_moving(f->v);
   _cleanup_(vs_strmap_freep) struct vs_strmap *by_key =
       vs_strmap_new((vs_strmap_free_fn)vs_strmap_free);
-  _cleanup_(vs_freep) size_t *absent = vs_xcalloc(f->n_cands + 1, sizeof(size_t));
-  size_t n_absent = 0;
+  _cleanup_(vs_freep) size_t *absent = vs_xcalloc(f->n_cands, sizeof(size_t));
+  _cleanup_(vs_freep) const char **keys = vs_xcalloc(f->n_cands, sizeof(char *));
+  _cleanup_(vs_freep) struct vs_strmap **values_of = vs_xcalloc(f->n_cands, sizeof(*values_of));
+  struct members_job job = {.f = f,
+                            .tokens = tokens,
+                            .by_key = by_key,
+                            .keys = keys,
+                            .values = values_of,
+                            .absent = absent};
+  size_t cap = 16;
+  while (cap < 2 * f->n_cands)
+    cap *= 2;
+  _cleanup_(vs_freep) uint64_t *token = vs_xcalloc(cap, sizeof(uint64_t));
+  _cleanup_(vs_freep) uint32_t *cand = vs_xcalloc(cap, sizeof(uint32_t));
+  job.token = token, job.cand = cand, job.mask = cap - 1;
+  bool any_token = false;
   for (size_t c = 0; c < f->n_cands; c++) {
-    if (strcmp(f->cands[c].value, VS_ABSENT) == 0) {
-      absent[n_absent++] = c;
+    const struct candidate *cd = &f->cands[c];
+    if (strcmp(cd->value, VS_ABSENT) == 0) {
+      absent[job.n_absent++] = c;
       continue;
     }
-    struct vs_strmap *values = vs_strmap_get(by_key, f->cands[c].name);
-    if (!values) vs_strmap_put(by_key, f->cands[c].name, values = vs_strmap_new(NULL));
-    vs_strmap_put(values, f->cands[c].value, (void *)(uintptr_t)(c + 1));
+    if (tokens && moving && !vs_strmap_has(moving, cd->name)) {
+      uint64_t t = vs_token(cd->name, cd->value);
+      size_t s = token_slot(&job, t);
+      if (!cand[s]) { /* else two candidates' tokens are equal: the second is looked up */
+        token[s] = t;
+        cand[s] = (uint32_t)c + 1;
+        any_token = true;
+        continue;
+      }
+    }
+    struct vs_strmap *values = vs_strmap_get(by_key, cd->name);
+    if (!values) {
+      vs_strmap_put(by_key, cd->name, values = vs_strmap_new(NULL));
+      values_of[job.n_keys] = values;
+      keys[job.n_keys++] = cd->name;
+    }
+    vs_strmap_put(values, cd->value, (void *)(uintptr_t)(c + 1));
   }
-  if (!f->n_cands) return;
-  struct members_job job = {.f = f, .by_key = by_key, .absent = absent, .n_absent = n_absent};
+  if (!any_token) job.mask = 0;
   size_t chunks = vs_parallel_chunks(vs_view_count(f->v), 256, members_chunk, &job);
   for (size_t c = 0; c < chunks; c++) {
     for (size_t k = 0; k < job.part[c].n; k++)

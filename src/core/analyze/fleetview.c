@@ -56,6 +56,7 @@ void vs_view_free(struct vs_view *v) {
   free(v->group);
   free(v->group_size);
   vs_strmap_free(v->rolling);
+  vs_strmap_free(v->moving);
   vs_analysis_free(v->analysis);
   vs_pop_free(v->fleet);
   free(v->tokens);
@@ -311,19 +312,30 @@ static size_t group_slots(const struct vs_view *v, const bool *split, size_t i, 
 
 struct own_job {
   const struct vs_view *v;
+  const char **keys; /* the fleet's keys that one VM alone has */
+  size_t n_keys;
   size_t *own;
 };
 
 /* Keys VM I has and no other VM of the fleet has at all. The role analysis cannot see these
  * (tokens of one VM are dropped before roles are formed), so a web server alone among
- * application servers joins their role; what it has of its own says it is not one of them. */
+ * application servers joins their role; what it has of its own says it is not one of them.
+ * Looked up by the fleet's keys of one VM (few: most keys are every VM's) rather than by
+ * walking each VM's thousands of settings, unless the VM has fewer settings than those. */
 static void own_keys(void *arg, size_t i) {
   const struct own_job *j = arg;
-  size_t pos = 0, own = 0;
-  const char *key, *value;
-  while (vs_feature_next(j->v->vms[i].doc, &pos, &key, &value)) {
-    long k = vs_pop_key_index(j->v->fleet, key);
-    own += k >= 0 && vs_pop_present(j->v->fleet, (size_t)k) == 1;
+  const struct vs_feature *doc = j->v->vms[i].doc;
+  size_t own = 0;
+  if (j->n_keys <= vs_feature_count(doc)) {
+    for (size_t k = 0; k < j->n_keys; k++)
+      own += vs_feature_get(doc, j->keys[k]) != NULL;
+  } else {
+    size_t pos = 0;
+    const char *key, *value;
+    while (vs_feature_next(doc, &pos, &key, &value)) {
+      long k = vs_pop_key_index(j->v->fleet, key);
+      own += k >= 0 && vs_pop_present(j->v->fleet, (size_t)k) == 1;
+    }
   }
   j->own[i] = own;
 }
@@ -345,7 +357,13 @@ static void build_groups(struct vs_view *v) {
   }
   _cleanup_(vs_freep) size_t *own = vs_xcalloc(v->n ? v->n : 1, sizeof(size_t));
   struct own_job oj = {.v = v, .own = own};
+  for (size_t k = 0; k < vs_pop_keys(v->fleet); k++) {
+    if (vs_pop_present(v->fleet, k) != 1) continue;
+    if (oj.n_keys % 64 == 0) oj.keys = vs_xrealloc(oj.keys, (oj.n_keys + 64) * sizeof(char *));
+    oj.keys[oj.n_keys++] = vs_pop_key_name(v->fleet, k);
+  }
   vs_parallel_for(v->n, 0, own_keys, &oj); /* the fleet's population is prepared: read-only */
+  free(oj.keys);
   v->unique = vs_xcalloc(v->n ? v->n : 1, sizeof(bool));
   _cleanup_(vs_freep) bool *split = vs_xcalloc(ng ? ng : 1, sizeof(bool));
   _cleanup_(vs_freep) bool *peers = vs_xcalloc(ng ? ng : 1, sizeof(bool));
@@ -637,9 +655,12 @@ struct tokens_job {
   struct vs_view *v;
   const struct vs_strmap *moving;
   const bool *prev_same;
-  struct cached *const *hit;        /* kept entries, or NULL */
-  bool kept;                        /* the entries' tokens can be taken, */
-  uint32_t mend[VS_VIEW_MEND_KEYS]; /* once the tokens of these keys (their hash) are made again */
+  struct cached *const *hit; /* kept entries, or NULL */
+  bool kept; /* the entries' tokens can be taken, once the tokens of these keys are made again */
+  struct mend {
+    const char *key;
+    bool was_moving; /* under which the kept tokens were made (else it is moving now) */
+  } mend[VS_VIEW_MEND_KEYS];
   size_t n_mend;
 };
 
@@ -649,19 +670,29 @@ static uint64_t *copy_tokens(const uint64_t *t, size_t n) {
   return copy;
 }
 
-/* Makes again the tokens (N, made from DOC's settings in their order) of the keys J mends: a
- * key's token holds its hash in its high half (analytics.h), so no other key is hashed. */
+/* Makes again the tokens (N, made from DOC's settings) of the keys J mends: each such key DOC
+ * has, by its token as it was made and as it is now. A document's tokens hold one per key, so
+ * the one to replace is the one equal to the token as it was made; no other key is hashed, and
+ * DOC's settings are not walked. */
 static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc, uint64_t *t,
                         size_t n) {
-  size_t pos = 0, k = 0;
-  const char *key, *value;
-  while (k < n && vs_feature_next(doc, &pos, &key, &value)) {
-    for (size_t x = 0; x < j->n_mend; x++)
-      if ((uint32_t)(t[k] >> 32) == j->mend[x]) {
-        t[k] = vs_token(key, vs_strmap_has(j->moving, key) ? "" : value);
+  uint64_t was[VS_VIEW_MEND_KEYS], now[VS_VIEW_MEND_KEYS], filter = 0;
+  size_t m = 0;
+  for (size_t x = 0; x < j->n_mend; x++) {
+    const char *value = vs_feature_get(doc, j->mend[x].key);
+    if (!value) continue;
+    was[m] = vs_token(j->mend[x].key, j->mend[x].was_moving ? "" : value);
+    now[m] = vs_token(j->mend[x].key, j->mend[x].was_moving ? value : "");
+    filter |= 1ULL << (was[m] >> 58);
+    m++;
+  }
+  for (size_t k = 0; m && k < n; k++) {
+    if (!(filter & 1ULL << (t[k] >> 58))) continue;
+    for (size_t x = 0; x < m; x++)
+      if (t[k] == was[x]) {
+        t[k] = now[x];
         break;
       }
-    k++;
   }
 }
 
@@ -713,7 +744,7 @@ static void plan_mend(struct tokens_job *j, const struct vs_strmap *was,
       if (j->n_mend == VS_VIEW_MEND_KEYS)
         j->kept = false;
       else
-        j->mend[j->n_mend++] = (uint32_t)(vs_token(key, "") >> 32);
+        j->mend[j->n_mend++] = (struct mend){key, !side};
     }
   }
 }
@@ -721,14 +752,19 @@ static void plan_mend(struct tokens_job *j, const struct vs_strmap *was,
 /* Returns whether every kept entry's tokens were taken as they were (none mended or made). */
 static bool make_tokens(struct vs_view *v, const bool *prev_same, struct cached *const *hit,
                         struct vs_view_cache *cache) {
-  _cleanup_(vs_strmap_freep) struct vs_strmap *moving = moving_keys(v);
+  const struct vs_strmap *moving = v->moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
   struct tokens_job job = {.v = v, .moving = moving, .prev_same = prev_same, .hit = hit};
   if (cache) plan_mend(&job, cache->moving, moving);
   vs_parallel_for(v->n, 0, tokens_of, &job); /* each VM's own: read-only maps, its own slots */
   if (!cache) return false;
   vs_strmap_free(cache->moving);
-  cache->moving = vs_steal(&moving);
+  cache->moving = vs_strmap_new(NULL); /* its own: the view may go first */
+  size_t pos = 0;
+  const char *key;
+  void *value;
+  while (vs_strmap_next(moving, &pos, &key, &value))
+    vs_strmap_put(cache->moving, key, NULL);
   return job.kept && job.n_mend == 0;
 }
 
@@ -838,6 +874,10 @@ const struct vs_analysis *vs_view_analysis(const struct vs_view *v) {
 
 const struct vs_vm_tokens *vs_view_tokens(const struct vs_view *v) {
   return v->tokens;
+}
+
+const struct vs_strmap *vs_view_moving(const struct vs_view *v) {
+  return v->moving;
 }
 
 const struct vs_pop *vs_view_fleet(const struct vs_view *v) {

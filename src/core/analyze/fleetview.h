@@ -111,6 +111,9 @@ long vs_view_find_id(const struct vs_view *v, const char *id);
 /* After prepare: the role analysis and the VMs as it saw them (index i is VM i). */
 const struct vs_analysis *vs_view_analysis(const struct vs_view *v);
 const struct vs_vm_tokens *vs_view_tokens(const struct vs_view *v);
+/* The keys whose tokens are made of their presence alone (vs_doc_tokens_by): the keys moving
+ * through the fleet. A VM's token of any other key is vs_token(key, its value). */
+const struct vs_strmap *vs_view_moving(const struct vs_view *v);
 /* The whole fleet's population. */
 const struct vs_pop *vs_view_fleet(const struct vs_view *v);
 /* Whether VM I is ranked against its close group (true) or the fleet (false). */

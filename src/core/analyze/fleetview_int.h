@@ -29,6 +29,7 @@ struct vs_view {
   size_t *group, n_groups;   /* per VM: its close group (neighbours.h); how many */
   size_t *group_size;
   struct vs_strmap *rolling; /* keys moving through the fleet between snapshots */
+  struct vs_strmap *moving;  /* the keys whose tokens count their presence alone */
   uint32_t group_max;
   struct vs_view_times times; /* what prepare took */
   /* A view prepared from the fleet's context (fleetctx.c) holds this host's VMs alone: */
