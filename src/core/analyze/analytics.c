@@ -203,7 +203,9 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
     if (ng->n_neg) {
       uint32_t at = ng->index[neg_slot(ng->token, ng->index, ng->mask, tokens[i])];
       if (at) has[at - 1] = 1;
-      uint32_t k = ng->key_index[neg_slot(ng->key, ng->key_index, ng->mask, tokens[i] >> 32)];
+      uint32_t k = keep /* only the likeness of kept hashes asks about the key */
+                       ? ng->key_index[neg_slot(ng->key, ng->key_index, ng->mask, tokens[i] >> 32)]
+                       : 0;
       if (k) key_held[k - 1] = 1;
     }
     if (keep && c < j->lo) keep->own++;
@@ -294,7 +296,13 @@ static void overlap(const struct vs_analysis *a, size_t i, size_t j, bool likene
   if (a->exact[i] && a->exact[j]) { /* |A n B| by merging */
     const uint64_t *x = a->exact[i], *y = a->exact[j];
     size_t nx = a->n_exact[i], ny = a->n_exact[j], p = 0, q = 0, n = 0;
-    while (p < nx && q < ny) {
+    while (!likeness && p < nx && q < ny) { /* without a branch the order of hashes predicts */
+      uint64_t u = x[p], w = y[q];
+      n += u == w;
+      p += u <= w;
+      q += w <= u;
+    }
+    while (likeness && p < nx && q < ny) {
       if (x[p] == y[q]) {
         n += !likeness || (!has_hash(a->other[i], a->n_other[i], x[p]) &&
                            !has_hash(a->other[j], a->n_other[j], x[p]));
@@ -615,17 +623,131 @@ static void find_medoids(struct vs_analysis *a) {
   free(sample);
 }
 
+/* The medoids a lone VM is compared with (the first LONE_EXACT roles and those of two VMs or
+ * more), by the informative hashes of those compared exactly: for each hash, the roles whose
+ * medoid has it (in ROLE, from FIRST[slot] for COUNT[slot]; HASH[slot] the hash, COUNT 0: a
+ * free slot). A lone VM's shared hashes with each are then counted from its own hashes' lists,
+ * not by merging its hashes with every medoid's: lone VMs and roles both grow with the fleet. */
+struct medoid_index {
+  size_t n_compared; /* roles 0 .. n_compared - 1 */
+  uint64_t *hash;
+  size_t *first;
+  uint32_t *count;
+  size_t mask;
+  uint32_t *role;
+  size_t *others, n_others; /* the compared roles whose medoid is blank or not compared exactly */
+};
+
+static size_t index_slot(const struct medoid_index *ix, uint64_t h) {
+  size_t s = (size_t)mix64(h) & ix->mask;
+  while (ix->count[s] && ix->hash[s] != h)
+    s = (s + 1) & ix->mask;
+  return s;
+}
+
+static void medoid_index_make(struct medoid_index *ix, const struct vs_analysis *a) {
+  *ix = (struct medoid_index){0};
+  while (ix->n_compared < a->n_roles &&
+         (ix->n_compared < LONE_EXACT || a->role_size[ix->n_compared] > 1))
+    ix->n_compared++;
+  size_t n = 0;
+  for (size_t r = 0; r < ix->n_compared; r++) {
+    size_t m = a->medoid[r];
+    if (!a->blank[m] && a->exact[m]) n += a->n_exact[m];
+  }
+  struct band_entry *all = vs_xmalloc((n ? n : 1) * sizeof(*all));
+  ix->others = vs_xmalloc((ix->n_compared ? ix->n_compared : 1) * sizeof(size_t));
+  n = 0;
+  for (size_t r = 0; r < ix->n_compared; r++) {
+    size_t m = a->medoid[r];
+    if (a->blank[m] || !a->exact[m]) {
+      ix->others[ix->n_others++] = r;
+      continue;
+    }
+    for (size_t k = 0; k < a->n_exact[m]; k++)
+      all[n++] = (struct band_entry){a->exact[m][k], r}; /* a hash and its role */
+  }
+  qsort(all, n, sizeof(*all), cmp_band);
+  size_t cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  ix->mask = cap - 1;
+  ix->hash = vs_xcalloc(cap, sizeof(uint64_t));
+  ix->first = vs_xcalloc(cap, sizeof(size_t));
+  ix->count = vs_xcalloc(cap, sizeof(uint32_t));
+  ix->role = vs_xmalloc((n ? n : 1) * sizeof(uint32_t));
+  for (size_t k = 0; k < n; k++) {
+    ix->role[k] = (uint32_t)all[k].vm;
+    size_t s = index_slot(ix, all[k].key);
+    if (!ix->count[s]) {
+      ix->hash[s] = all[k].key;
+      ix->first[s] = k;
+    }
+    ix->count[s]++;
+  }
+  free(all);
+}
+
+static void medoid_index_clear(struct medoid_index *ix) {
+  free(ix->hash);
+  free(ix->first);
+  free(ix->count);
+  free(ix->role);
+  free(ix->others);
+}
+
 struct score_job {
   struct vs_analysis *a;
   const struct vs_vm_tokens *vms;
   const struct sig_job *hist;
   const struct proposed *proposed; /* join_similar's */
+  const struct medoid_index *ix;
 };
+
+/* The most alike of the compared roles' medoids to lone VM I (vs_analysis_pair of each, but
+ * its own role), or NEAREST when none is more alike. SHARED (IX's compared roles, zero) and
+ * TOUCHED are a chunk's scratch. */
+static double nearest_medoid(const struct score_job *j, size_t i, double nearest, uint32_t *shared,
+                             uint32_t *touched) {
+  const struct vs_analysis *a = j->a;
+  const struct medoid_index *ix = j->ix;
+  if (a->blank[i] || !a->exact[i]) { /* compared by signature: each in turn */
+    for (size_t r = 0; r < ix->n_compared; r++) {
+      if (r == a->role[i]) continue;
+      double sim = vs_analysis_pair(a, i, a->medoid[r]);
+      if (sim > nearest) nearest = sim;
+    }
+    return nearest;
+  }
+  size_t n_touched = 0;
+  for (size_t k = 0; k < a->n_exact[i]; k++) {
+    size_t s = index_slot(ix, a->exact[i][k]);
+    for (uint32_t x = 0; x < ix->count[s]; x++) {
+      uint32_t r = ix->role[ix->first[s] + x];
+      if (!shared[r]++) touched[n_touched++] = r;
+    }
+  }
+  /* A medoid sharing nothing is 0 alike: it cannot be the nearest. The rest as overlap()
+   * works it out: both / (total - both). */
+  for (size_t t = 0; t < n_touched; t++) {
+    uint32_t r = touched[t];
+    double both = (double)shared[r], total = (double)(a->n_exact[i] + a->n_exact[a->medoid[r]]);
+    shared[r] = 0;
+    if (r == a->role[i]) continue;
+    double sim = both / (total - both);
+    if (sim > nearest) nearest = sim;
+  }
+  for (size_t o = 0; o < ix->n_others; o++) {
+    if (ix->others[o] == a->role[i]) continue;
+    double sim = vs_analysis_pair(a, i, a->medoid[ix->others[o]]);
+    if (sim > nearest) nearest = sim;
+  }
+  return nearest;
+}
 
 /* VM I's similarity to its role, and its anomaly: that, or the change since its last snapshot
  * (signed as the job's HIST says what is informative). Writes I's slots only. */
-static void score_one(void *arg, size_t i) {
-  const struct score_job *j = arg;
+static void score_one(const struct score_job *j, size_t i, uint32_t *shared, uint32_t *touched) {
   struct vs_analysis *a = j->a;
   a->similarity[i] = vs_analysis_pair(a, i, a->medoid[a->role[i]]);
   if (a->role_size[a->role[i]] == 1 && a->n_roles > 1) {
@@ -641,12 +763,7 @@ static void score_one(void *arg, size_t i) {
     const struct proposed *p = &j->proposed[i];
     for (size_t k = 0; k < p->n && nearest == 0; k++) /* the first alone: the most alike */
       if (a->role_size[a->role[p->vm[k]]] == 1) nearest = p->sim[k];
-    for (size_t r = 0; r < a->n_roles && (r < LONE_EXACT || a->role_size[r] > 1); r++) {
-      if (r == a->role[i]) continue;
-      double sim = vs_analysis_pair(a, i, a->medoid[r]);
-      if (sim > nearest) nearest = sim;
-    }
-    a->similarity[i] = nearest;
+    a->similarity[i] = nearest_medoid(j, i, nearest, shared, touched);
   }
   a->anomaly[i] = 1.0 - a->similarity[i];
   if (j->vms[i].prev_tokens) {
@@ -657,10 +774,23 @@ static void score_one(void *arg, size_t i) {
   }
 }
 
+static void score_chunk(void *arg, size_t chunk, size_t from, size_t to) {
+  (void)chunk;
+  const struct score_job *j = arg;
+  size_t roles = j->ix->n_compared ? j->ix->n_compared : 1;
+  _cleanup_(vs_freep) uint32_t *shared = vs_xcalloc(roles, sizeof(uint32_t));
+  _cleanup_(vs_freep) uint32_t *touched = vs_xmalloc(roles * sizeof(uint32_t));
+  for (size_t i = from; i < to; i++)
+    score_one(j, i, shared, touched);
+}
+
 static void score_similarity(struct vs_analysis *a, const struct vs_vm_tokens *vms,
                              const struct sig_job *hist, const struct proposed *proposed) {
-  struct score_job job = {.a = a, .vms = vms, .hist = hist, .proposed = proposed};
-  vs_parallel_for(a->n, 0, score_one, &job);
+  struct medoid_index ix;
+  medoid_index_make(&ix, a);
+  struct score_job job = {.a = a, .vms = vms, .hist = hist, .proposed = proposed, .ix = &ix};
+  vs_parallel_chunks(a->n, 64, score_chunk, &job);
+  medoid_index_clear(&ix);
 }
 
 struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,

@@ -524,19 +524,42 @@ static void forget_fleet(struct vs_view_cache *c) {
  * that it is the population counted anew. NULL when CACHE has none (the first prepare, or a
  * document counted then changed since, which a subtraction finds: the caller counts whole and
  * keeps that, keep_fleet). */
+struct change_job {
+  const struct vs_view *v;
+  struct counted **was; /* per VM: what was counted of it, when another document */
+  struct vs_pop_change **change;
+};
+
+static void change_of(void *arg, size_t i) {
+  const struct change_job *j = arg;
+  if (j->was[i]) j->change[i] = vs_pop_change_of(j->was[i]->doc, j->v->vms[i].doc);
+}
+
 static struct vs_pop *fleet_from_cache(const struct vs_view *v, struct vs_view_cache *cache) {
   if (!cache->fleet) return NULL;
+  size_t cap = v->n ? v->n : 1;
+  struct change_job job = {.v = v,
+                           .was = vs_xcalloc(cap, sizeof(*job.was)),
+                           .change = vs_xcalloc(cap, sizeof(*job.change))};
   for (size_t i = 0; i < v->n; i++) {
+    struct counted *c = vs_strmap_get(cache->counted, vs_feature_id(v->vms[i].doc));
+    if (c && c->doc != v->vms[i].doc) job.was[i] = c;
+  }
+  /* What each changed VM's documents differ in, on every CPU (the documents alone are read);
+   * then the changes and the VMs new to the cache counted in the VMs' order, as one by one. */
+  vs_parallel_for(v->n, 0, change_of, &job);
+  bool failed = false;
+  for (size_t i = 0; i < v->n && !failed; i++) {
     const char *id = vs_feature_id(v->vms[i].doc);
-    struct counted *c = vs_strmap_get(cache->counted, id);
+    struct counted *c = job.was[i] ? job.was[i] : vs_strmap_get(cache->counted, id);
     if (c && c->doc == v->vms[i].doc) {
       c->used = cache->prepares;
       continue;
     }
     if (c) { /* only what differs (one fails when the document changed since it was added) */
-      if (vs_pop_replace(cache->fleet, c->doc, v->vms[i].doc, NULL) < 0) {
-        forget_fleet(cache);
-        return NULL;
+      if (vs_pop_apply_change(cache->fleet, job.change[i], NULL) < 0) {
+        failed = true;
+        break;
       }
       cache->removed++;
       vs_feature_free(c->doc);
@@ -547,6 +570,14 @@ static struct vs_pop *fleet_from_cache(const struct vs_view *v, struct vs_view_c
     }
     c->doc = vs_feature_ref(v->vms[i].doc);
     c->used = cache->prepares;
+  }
+  for (size_t i = 0; i < v->n; i++)
+    vs_pop_change_free(job.change[i]);
+  free(job.change);
+  free(job.was);
+  if (failed) {
+    forget_fleet(cache);
+    return NULL;
   }
   char **gone = NULL;
   size_t n_gone = 0, pos = 0;

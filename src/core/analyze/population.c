@@ -267,31 +267,77 @@ static bool holds(const struct vs_feature *doc, const char *key, const char *val
   return v && strcmp(v, value) == 0;
 }
 
-/* Whether each pair of OLD that NEW does not hold was counted (declared) in POP. */
-static bool counted_all(const struct vs_pop *pop, const struct vs_feature *old,
-                        const struct vs_feature *new, bool defaults) {
+/* What replacing OLD by DOC (one VM's documents) changes: the pairs of each that the other
+ * does not hold, settings and declared defaults, in the order the documents list them. */
+struct vs_pop_change {
+  const struct vs_feature *old, *doc;
+  struct pairs {
+    const char **key, **value;
+    size_t n, cap;
+  } gone, added, gone_defaults, added_defaults;
+};
+
+static void pairs_add(struct pairs *p, const char *key, const char *value) {
+  if (p->n == p->cap) {
+    p->cap = p->cap ? 2 * p->cap : 16;
+    p->key = vs_xrealloc(p->key, p->cap * sizeof(char *));
+    p->value = vs_xrealloc(p->value, p->cap * sizeof(char *));
+  }
+  p->key[p->n] = key;
+  p->value[p->n++] = value;
+}
+
+/* Into OUT, the pairs of FROM that OTHER does not hold (DEFAULTS: declared defaults). */
+static void unshared(const struct vs_feature *from, const struct vs_feature *other, bool defaults,
+                     struct pairs *out) {
   size_t pos = 0;
   const char *key, *value;
-  while (defaults ? vs_feature_next_default(old, &pos, &key, &value)
-                  : vs_feature_next(old, &pos, &key, &value)) {
-    if (holds(new, key, value, defaults)) continue;
-    const struct pop_key *k = find_key(pop, key, hash_of(pop, key));
-    const struct value_slot *s = k ? find_value(k, value, hash_of(pop, value)) : NULL;
+  while (defaults ? vs_feature_next_default(from, &pos, &key, &value)
+                  : vs_feature_next(from, &pos, &key, &value))
+    if (!holds(other, key, value, defaults)) pairs_add(out, key, value);
+}
+
+struct vs_pop_change *vs_pop_change_of(const struct vs_feature *old, const struct vs_feature *doc) {
+  struct vs_pop_change *c = vs_xcalloc(1, sizeof(*c));
+  c->old = old;
+  c->doc = doc;
+  if (strcmp(vs_feature_id(old), vs_feature_id(doc)) != 0) return c; /* removed, then added */
+  unshared(old, doc, false, &c->gone);
+  unshared(doc, old, false, &c->added);
+  unshared(old, doc, true, &c->gone_defaults);
+  unshared(doc, old, true, &c->added_defaults);
+  return c;
+}
+
+static void pairs_clear(struct pairs *p) {
+  free(p->key);
+  free(p->value);
+}
+
+void vs_pop_change_free(struct vs_pop_change *c) {
+  if (!c) return;
+  pairs_clear(&c->gone);
+  pairs_clear(&c->added);
+  pairs_clear(&c->gone_defaults);
+  pairs_clear(&c->added_defaults);
+  free(c);
+}
+
+/* Whether each pair of P was counted (declared) in POP. */
+static bool counted_all(const struct vs_pop *pop, const struct pairs *p, bool defaults) {
+  for (size_t x = 0; x < p->n; x++) {
+    const struct pop_key *k = find_key(pop, p->key[x], hash_of(pop, p->key[x]));
+    const struct value_slot *s = k ? find_value(k, p->value[x], hash_of(pop, p->value[x])) : NULL;
     if (!s || (defaults ? s->declared : s->count) == 0) return false;
   }
   return true;
 }
 
-/* Subtracts (DELTA -1) the pairs of FROM that OTHER does not hold, or adds (+1) them. */
-static void count_unshared(struct vs_pop *pop, const struct vs_feature *from,
-                           const struct vs_feature *other, int delta, bool defaults) {
-  size_t pos = 0;
-  const char *key, *value;
-  while (defaults ? vs_feature_next_default(from, &pos, &key, &value)
-                  : vs_feature_next(from, &pos, &key, &value)) {
-    if (holds(other, key, value, defaults)) continue;
-    struct pop_key *k = get_key(pop, key);
-    struct value_slot *s = get_value(pop, k, value, hash_of(pop, value));
+/* Subtracts (DELTA -1) or adds (+1) the pairs of P. */
+static void count_pairs(struct vs_pop *pop, const struct pairs *p, int delta, bool defaults) {
+  for (size_t x = 0; x < p->n; x++) {
+    struct pop_key *k = get_key(pop, p->key[x]);
+    struct value_slot *s = get_value(pop, k, p->value[x], hash_of(pop, p->value[x]));
     if (defaults)
       s->declared = (uint32_t)((int64_t)s->declared + delta);
     else
@@ -299,8 +345,8 @@ static void count_unshared(struct vs_pop *pop, const struct vs_feature *from,
   }
 }
 
-int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struct vs_feature *doc,
-                   struct vs_err *err) {
+int vs_pop_apply_change(struct vs_pop *pop, const struct vs_pop_change *c, struct vs_err *err) {
+  const struct vs_feature *old = c->old, *doc = c->doc;
   if (strcmp(vs_feature_id(old), vs_feature_id(doc)) != 0) {
     if (vs_pop_remove(pop, old, err) < 0) return -1;
     vs_pop_add(pop, doc);
@@ -309,17 +355,25 @@ int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struc
   if (pop->summary)
     return vs_err_set(err, EINVAL, "document \"%s\": a population's summary cannot change",
                       vs_feature_id(doc));
-  if (!vs_strmap_get(pop->members, vs_feature_id(old)) || !counted_all(pop, old, doc, false) ||
-      !counted_all(pop, old, doc, true))
+  if (!vs_strmap_get(pop->members, vs_feature_id(old)) || !counted_all(pop, &c->gone, false) ||
+      !counted_all(pop, &c->gone_defaults, true))
     return vs_err_set(err, EINVAL,
                       "document \"%s\" (%s): not the document that was added, or not added",
                       vs_feature_id(old), vs_feature_name(old));
-  count_unshared(pop, old, doc, -1, false);
-  count_unshared(pop, doc, old, 1, false);
-  count_unshared(pop, old, doc, -1, true);
-  count_unshared(pop, doc, old, 1, true);
+  count_pairs(pop, &c->gone, -1, false);
+  count_pairs(pop, &c->added, 1, false);
+  count_pairs(pop, &c->gone_defaults, -1, true);
+  count_pairs(pop, &c->added_defaults, 1, true);
   pop->generation++;
   return 0;
+}
+
+int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struct vs_feature *doc,
+                   struct vs_err *err) {
+  struct vs_pop_change *c = vs_pop_change_of(old, doc);
+  int rc = vs_pop_apply_change(pop, c, err);
+  vs_pop_change_free(c);
+  return rc;
 }
 
 void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from) {

@@ -42,6 +42,14 @@ int vs_pop_remove(struct vs_pop *pop, const struct vs_feature *doc, struct vs_er
  * Fails, changing nothing, as vs_pop_remove does. */
 int vs_pop_replace(struct vs_pop *pop, const struct vs_feature *old, const struct vs_feature *doc,
                    struct vs_err *err);
+/* vs_pop_replace in two steps, so that the first, which reads only the two documents and
+ * costs the most (each walked, each of its settings looked up in the other), can run for many
+ * VMs on many threads (no population is read): what replacing OLD by DOC changes (a reference
+ * to each: they must outlive it), and the change applied to POP, as vs_pop_replace does. */
+struct vs_pop_change;
+struct vs_pop_change *vs_pop_change_of(const struct vs_feature *old, const struct vs_feature *doc);
+int vs_pop_apply_change(struct vs_pop *pop, const struct vs_pop_change *c, struct vs_err *err);
+void vs_pop_change_free(struct vs_pop_change *c);
 /* Adds every count and member of FROM to INTO (not the keys and values no document of FROM
  * has any more, which vs_pop_remove leaves behind in it). */
 void vs_pop_merge(struct vs_pop *into, const struct vs_pop *from);
