@@ -686,6 +686,7 @@ struct tokens_job {
   struct vs_view *v;
   const struct vs_strmap *moving;
   const bool *prev_same;
+  const struct moves *moves; /* per VM: what differs since its previous snapshot */
   struct cached *const *hit; /* kept entries, or NULL */
   bool kept; /* the entries' tokens can be taken, once the tokens of these keys are made again */
   struct mend {
@@ -727,30 +728,72 @@ static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc
   }
 }
 
+/* At most this many settings differing between a VM's snapshots, its previous snapshot's
+ * tokens are its newest's with those keys' tokens replaced; more, and they are made whole. */
+#define VS_VIEW_MOVES_PATCHED 64
+
+/* The tokens of VM M's previous snapshot from its newest's (T, N) and the settings in which
+ * the two differ (MV): the tokens of those keys as the previous snapshot holds them in place
+ * of the newest's. Returns how many (a malloc'd *OUT), or SIZE_MAX when MV is too long. */
+static size_t prev_tokens_from(const struct tokens_job *j, const struct vm *m,
+                               const struct moves *mv, const uint64_t *t, size_t n,
+                               uint64_t **out) {
+  if (mv->n > VS_VIEW_MOVES_PATCHED) return SIZE_MAX;
+  uint64_t drop[VS_VIEW_MOVES_PATCHED], add[VS_VIEW_MOVES_PATCHED], filter = 0;
+  size_t n_drop = 0, n_add = 0;
+  for (size_t c = 0; c < mv->n; c++) {
+    _cleanup_(vs_freep) char *key = vs_xstrndup(mv->moves[c], mv->key_len[c]);
+    const char *now = vs_feature_get(m->doc, key), *was = vs_feature_get(m->prev, key);
+    bool moving = vs_strmap_has(j->moving, key);
+    if (now) {
+      drop[n_drop] = vs_token(key, moving ? "" : now);
+      filter |= 1ULL << (drop[n_drop++] >> 58);
+    }
+    if (was) add[n_add++] = vs_token(key, moving ? "" : was);
+  }
+  uint64_t *p = vs_xmalloc((n + n_add ? n + n_add : 1) * sizeof(uint64_t));
+  size_t k = 0;
+  for (size_t x = 0; x < n; x++) {
+    bool dropped = false;
+    for (size_t d = 0; (filter & 1ULL << (t[x] >> 58)) && d < n_drop && !dropped; d++)
+      if (t[x] == drop[d]) {
+        drop[d] = drop[--n_drop]; /* each once: a document holds one token a key */
+        dropped = true;
+      }
+    if (!dropped) p[k++] = t[x];
+  }
+  memcpy(p + k, add, n_add * sizeof(uint64_t));
+  *out = p;
+  return k + n_add;
+}
+
 /* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
  * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
- * that upgraded did not change role or become anomalous. */
+ * that upgraded did not change role or become anomalous. A kept entry's tokens are mended in
+ * place (its own: each VM's entry is another) and copied. */
 static void tokens_of(void *arg, size_t i) {
   const struct tokens_job *j = arg;
   struct vs_view *v = j->v;
   struct vm *m = &v->vms[i];
   struct vs_vm_tokens *t = &v->tokens[i];
-  const struct cached *e = j->hit ? j->hit[i] : NULL;
+  struct cached *e = j->hit ? j->hit[i] : NULL;
   *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
-  if (e && j->kept && e->tokens) {
+  bool kept = e && j->kept && e->tokens;
+  if (kept) {
+    if (j->n_mend) mend_tokens(j, m->doc, e->tokens, e->n_tokens);
+    if (j->n_mend && e->prev_tokens) mend_tokens(j, m->prev, e->prev_tokens, e->n_prev);
     m->tokens = copy_tokens(e->tokens, t->n = e->n_tokens);
-    if (j->n_mend) mend_tokens(j, m->doc, m->tokens, t->n);
   } else {
     t->n = vs_doc_tokens_by(m->doc, j->moving, &m->tokens);
   }
   if (m->prev && j->prev_same[i]) { /* the same settings as its newest: the same tokens */
     m->prev_tokens =
         copy_tokens(m->tokens, t->n_prev = t->n); /* (their order counts for nothing) */
-  } else if (m->prev && e && j->kept && e->prev_tokens) {
+  } else if (m->prev && kept && e->prev_tokens) {
     m->prev_tokens = copy_tokens(e->prev_tokens, t->n_prev = e->n_prev);
-    if (j->n_mend) mend_tokens(j, m->prev, m->prev_tokens, t->n_prev);
   } else if (m->prev) {
-    t->n_prev = vs_doc_tokens_by(m->prev, j->moving, &m->prev_tokens);
+    t->n_prev = prev_tokens_from(j, m, &j->moves[i], m->tokens, t->n, &m->prev_tokens);
+    if (t->n_prev == SIZE_MAX) t->n_prev = vs_doc_tokens_by(m->prev, j->moving, &m->prev_tokens);
   }
   t->tokens = m->tokens;
   t->prev_tokens = m->prev_tokens;
@@ -780,12 +823,13 @@ static void plan_mend(struct tokens_job *j, const struct vs_strmap *was,
   }
 }
 
-/* Returns whether every kept entry's tokens were taken as they were (none mended or made). */
-static bool make_tokens(struct vs_view *v, const bool *prev_same, struct cached *const *hit,
-                        struct vs_view_cache *cache) {
+/* Returns whether every kept entry's tokens were taken (mended in place where they had to). */
+static bool make_tokens(struct vs_view *v, const bool *prev_same, const struct moves *moves,
+                        struct cached *const *hit, struct vs_view_cache *cache) {
   const struct vs_strmap *moving = v->moving = moving_keys(v);
   v->tokens = vs_xcalloc(v->n ? v->n : 1, sizeof(*v->tokens));
-  struct tokens_job job = {.v = v, .moving = moving, .prev_same = prev_same, .hit = hit};
+  struct tokens_job job = {
+      .v = v, .moving = moving, .prev_same = prev_same, .moves = moves, .hit = hit};
   if (cache) plan_mend(&job, cache->moving, moving);
   vs_parallel_for(v->n, 0, tokens_of, &job); /* each VM's own: read-only maps, its own slots */
   if (!cache) return false;
@@ -796,7 +840,7 @@ static bool make_tokens(struct vs_view *v, const bool *prev_same, struct cached 
   void *value;
   while (vs_strmap_next(moving, &pos, &key, &value))
     vs_strmap_put(cache->moving, key, NULL);
-  return job.kept && job.n_mend == 0;
+  return job.kept;
 }
 
 /* Keeps in CACHE what this prepare worked out of each VM's documents (PER_VM's moves, which
@@ -869,7 +913,7 @@ void vs_view_prepare_cached(struct vs_view *v, const struct vs_view_opts *opts,
   }
   v->rolling = rolling_keys(v, per_vm, hit, prev_same);
   double t2 = vs_now_monotonic();
-  bool kept_tokens = make_tokens(v, prev_same, hit, cache);
+  bool kept_tokens = make_tokens(v, prev_same, per_vm, hit, cache);
   if (cache) keep(v, cache, hit, per_vm, kept_tokens);
   for (size_t i = 0; i < v->n; i++)
     if (!hit[i]) moves_free(&per_vm[i]);
