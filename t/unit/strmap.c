@@ -20,6 +20,13 @@ int main(void) {
   ok(freed == 1, "the replaced value is freed");
   is_str(vs_strmap_get(m, "a"), "2", "the later value wins");
   ok(vs_strmap_get(m, "b") == NULL, "a missing key yields NULL");
+  int freed_before = freed;
+  char *taken = vs_strmap_take(m, "a");
+  is_str(taken, "2", "a key taken gives its value");
+  ok(freed == freed_before && !vs_strmap_has(m, "a"),
+     "and leaves the map without it, the value not freed (the taker's now)");
+  ok(vs_strmap_take(m, "a") == NULL, "a key taken twice gives NULL the second time");
+  vs_strmap_put(m, "a", taken);
 
   char key[32];
   for (int i = 0; i < 100000; i++) {

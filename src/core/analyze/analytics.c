@@ -545,8 +545,23 @@ static void propose(struct proposed *p, size_t vm, double sim) {
   }
 }
 
+/* A band's candidate pairs (a bucket's first VM and each other), and their similarity. */
+struct band_pairs {
+  const struct vs_analysis *a;
+  size_t (*pair)[2];
+  double *sim;
+  size_t n, cap;
+};
+
+static void pair_sim(void *arg, size_t k) {
+  struct band_pairs *bp = arg;
+  bp->sim[k] = vs_analysis_pair(bp->a, bp->pair[k][0], bp->pair[k][1]);
+}
+
 /* Candidate pairs from the bands, joined (union-find PARENT) when similar enough; each pair
- * compared is proposed to both (PROPOSED). */
+ * compared is proposed to both (PROPOSED). A band's pairs whose VMs are apart when it begins
+ * are compared on every CPU first; then, in the band's order as before, those still apart (a
+ * join earlier in the band may have joined them) are proposed and joined. */
 static size_t *join_similar(const struct vs_analysis *a, double threshold,
                             struct proposed *proposed) {
   size_t n = a->n;
@@ -554,6 +569,7 @@ static size_t *join_similar(const struct vs_analysis *a, double threshold,
   for (size_t i = 0; i < n; i++)
     parent[i] = i;
   struct band_entry *be = vs_xcalloc(n, sizeof(*be));
+  struct band_pairs bp = {.a = a};
   for (int b = 0; b < BANDS; b++) {
     for (size_t i = 0; i < n; i++) {
       uint64_t h = a->blank[i] ? 0 : 0x9e3779b97f4a7c15ULL * (uint64_t)(b + 1);
@@ -562,21 +578,34 @@ static size_t *join_similar(const struct vs_analysis *a, double threshold,
       be[i] = (struct band_entry){h, i};
     }
     qsort(be, n, sizeof(*be), cmp_band);
+    bp.n = 0;
     for (size_t s = 0; s < n;) {
       size_t e = s + 1;
       while (e < n && be[e].key == be[s].key)
         e++;
       for (size_t x = s + 1; x < e; x++) {
-        size_t p = be[s].vm, q = be[x].vm;
-        if (find(parent, q) == find(parent, p)) continue;
-        double sim = vs_analysis_pair(a, p, q);
-        propose(&proposed[p], q, sim);
-        propose(&proposed[q], p, sim);
-        if (sim >= threshold) join(parent, p, q);
+        if (find(parent, be[x].vm) == find(parent, be[s].vm)) continue;
+        if (bp.n == bp.cap) {
+          bp.cap = bp.cap ? 2 * bp.cap : 256;
+          bp.pair = vs_xrealloc(bp.pair, bp.cap * sizeof(*bp.pair));
+          bp.sim = vs_xrealloc(bp.sim, bp.cap * sizeof(*bp.sim));
+        }
+        bp.pair[bp.n][0] = be[s].vm;
+        bp.pair[bp.n++][1] = be[x].vm;
       }
       s = e;
     }
+    vs_parallel_for(bp.n, 0, pair_sim, &bp);
+    for (size_t k = 0; k < bp.n; k++) {
+      size_t p = bp.pair[k][0], q = bp.pair[k][1];
+      if (find(parent, q) == find(parent, p)) continue;
+      propose(&proposed[p], q, bp.sim[k]);
+      propose(&proposed[q], p, bp.sim[k]);
+      if (bp.sim[k] >= threshold) join(parent, p, q);
+    }
   }
+  free(bp.pair);
+  free(bp.sim);
   free(be);
   return parent;
 }

@@ -846,8 +846,16 @@ static bool make_tokens(struct vs_view *v, const bool *prev_same, const struct m
 /* Keeps in CACHE what this prepare worked out of each VM's documents (PER_VM's moves, which
  * it takes, and the tokens), for the next; forgets the VMs this view does not have as they
  * were. */
+/* Entries replaced or gone: freed on every CPU (a document's references are counted
+ * atomically, and each entry is another VM's), their thousands of settings each. */
+static void free_entry(void *arg, size_t i) {
+  cached_free(((struct cached **)arg)[i]);
+}
+
 static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached **hit,
                  struct moves *per_vm, bool kept_tokens) {
+  struct cached **dead = NULL;
+  size_t n_dead = 0, cap_dead = 0;
   for (size_t i = 0; i < v->n; i++) {
     struct vm *m = &v->vms[i];
     struct cached *e = hit[i];
@@ -857,7 +865,13 @@ static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached *
       e->prev = vs_feature_ref(m->prev);
       e->moves = per_vm[i];
       per_vm[i] = (struct moves){0};
-      vs_strmap_put(cache->by_id, vs_feature_id(m->doc), e); /* frees an entry it replaces */
+      struct cached *was = vs_strmap_take(cache->by_id, vs_feature_id(m->doc));
+      if (was) {
+        if (n_dead == cap_dead)
+          dead = vs_xrealloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 64) * sizeof(*dead));
+        dead[n_dead++] = was;
+      }
+      vs_strmap_put(cache->by_id, vs_feature_id(m->doc), e);
     }
     if (!hit[i] || !kept_tokens || !e->tokens) { /* made this time */
       free(e->tokens);
@@ -874,9 +888,14 @@ static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached *
   void *value;
   while (vs_strmap_next(cache->by_id, &pos, &id, &value))
     if (((struct cached *)value)->used != cache->prepares) vs_strv_add(&gone, &n_gone, id);
-  for (size_t k = 0; k < n_gone; k++)
-    vs_strmap_remove(cache->by_id, gone[k]);
+  for (size_t k = 0; k < n_gone; k++) {
+    if (n_dead == cap_dead)
+      dead = vs_xrealloc(dead, (cap_dead = cap_dead ? 2 * cap_dead : 64) * sizeof(*dead));
+    dead[n_dead++] = vs_strmap_take(cache->by_id, gone[k]);
+  }
   vs_strv_free(gone, n_gone);
+  vs_parallel_for(n_dead, 0, free_entry, dead);
+  free(dead);
 }
 
 void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts) {

@@ -176,18 +176,30 @@ bool vs_strmap_has(const struct vs_strmap *map, const char *key) {
   return found;
 }
 
-bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
-  bool found;
-  size_t i = find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), &found);
-  if (!found) return false;
+/* Removes KEY's slot, calling FREE_VALUE on its value when FREE_IT; returns its value. */
+static void *remove_key(struct vs_strmap *map, const char *key, bool free_it, bool *found) {
+  size_t i = find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), found);
+  if (!*found) return NULL;
   struct slot *s = &map->slots[i];
-  if (map->free_value) map->free_value(s->value);
+  void *value = s->value;
+  if (free_it && map->free_value) map->free_value(value);
   free(s->key);
   s->key = TOMBSTONE;
   s->value = NULL;
   map->used--;
   map->dead++;
-  return true;
+  return free_it ? NULL : value;
+}
+
+bool vs_strmap_remove(struct vs_strmap *map, const char *key) {
+  bool found;
+  remove_key(map, key, true, &found);
+  return found;
+}
+
+void *vs_strmap_take(struct vs_strmap *map, const char *key) {
+  bool found;
+  return remove_key(map, key, false, &found);
 }
 
 size_t vs_strmap_count(const struct vs_strmap *map) {

@@ -29,6 +29,8 @@ void *vs_strmap_get(const struct vs_strmap *map, const char *key);
 bool vs_strmap_has(const struct vs_strmap *map, const char *key);
 /* Removes KEY (freeing its value). Returns true when it was present. */
 bool vs_strmap_remove(struct vs_strmap *map, const char *key);
+/* Removes KEY and returns its value, not freed: the caller's now (NULL when KEY is absent). */
+void *vs_strmap_take(struct vs_strmap *map, const char *key);
 size_t vs_strmap_count(const struct vs_strmap *map);
 
 /* Iteration in no particular order: start with *POS = 0; returns false at the end. The map
