@@ -222,6 +222,34 @@ static void test_order(void) {
      "one key are in the order of their values");
 }
 
+/* A setting whose token (analytics.h: keyed by public constants) equals the token of the
+ * tweak's vm.swappiness=10, found by a search of 2^32 tries: its VM is one member once. */
+#define TOKEN_TWIN_KEY "file:/etc/x.conf:k30b8d9e9"
+#define TOKEN_TWIN_VALUE "va87a2a7"
+
+static void test_token_twin(void) {
+  ok(vs_token(TOKEN_TWIN_KEY, TOKEN_TWIN_VALUE) ==
+         vs_token("file:/etc/sysctl.conf:vm.swappiness", "10"),
+     "the crafted setting's token is the tweak's");
+  _cleanup_(vs_view_freep) struct vs_view *v = vs_view_new();
+  for (int i = 1; i <= 30; i++) {
+    struct vs_feature *d = vm("web", i, 30);
+    bool tweak = i == 3 || i == 7 || i == 11;
+    vs_feature_set(d, "file:/etc/sysctl.conf:vm.swappiness", tweak ? "10" : "60", NULL);
+    if (i == 3) vs_feature_set(d, TOKEN_TWIN_KEY, TOKEN_TWIN_VALUE, NULL);
+    vs_view_add(v, d);
+  }
+  vs_view_prepare(v, NULL);
+  _cleanup_(vs_fleet_findings_freep) struct vs_fleet_findings *f = vs_fleet_find(v);
+  const struct vs_group *g = f->n_groups == 1 ? &f->groups[0] : NULL;
+  ok(g && g->n_members == 3 && strcmp(g->members[0], "web-03") == 0 &&
+         strcmp(g->members[1], "web-07") == 0 && strcmp(g->members[2], "web-11") == 0,
+     "a VM holding a setting whose token equals the group's value's is a member once (%zu "
+     "groups; %s %s %s)",
+     f->n_groups, g && g->n_members > 0 ? g->members[0] : "-",
+     g && g->n_members > 1 ? g->members[1] : "-", g && g->n_members > 2 ? g->members[2] : "-");
+}
+
 int main(void) {
   plan_no_plan();
   _cleanup_(vs_view_freep) struct vs_view *v = fleet();
@@ -232,5 +260,6 @@ int main(void) {
   test_json(f);
   test_kind_lacking_keys();
   test_order();
+  test_token_twin();
   return done_testing();
 }

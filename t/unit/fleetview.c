@@ -324,9 +324,59 @@ static void test_cache(void) {
       cache); /* the last references: valgrind and ASan see a leak or a double free */
 }
 
+/* A setting crafted so that its token equals the token of another of the VM's settings
+ * (analytics.h: keyed by public constants; found by a search of 2^32 tries): when that other
+ * key starts moving through the fleet, the kept tokens are mended as a prepare without the
+ * cache makes them, the crafted one kept. */
+static void test_cache_token_twin(void) {
+  static const char *key = "file:/etc/sysctl.conf:vm.swappiness";
+  static const char *twin_key = "file:/etc/x.conf:k30b8d9e9", *twin_value = "va87a2a7";
+  enum { N = 12 };
+  struct vs_feature *docs[2 * N] = {0}; /* each VM's newest, then a newer one or NULL */
+  for (int i = 0; i < N; i++) {
+    docs[2 * i] = vm("web", i, T0);
+    vs_feature_set(docs[2 * i], key, i % 4 == 1 ? "10" : "60", NULL);
+    if (i == 1) vs_feature_set(docs[2 * i], twin_key, twin_value, NULL);
+  }
+  ok(vs_token(twin_key, twin_value) == vs_token(key, "10"), "the crafted token is the other's");
+  struct vs_view_cache *cache = vs_view_cache_new();
+  size_t same = 0;
+  for (int round = 0; round < 4; round++) {
+    if (round == 1) /* two VMs move the key to one value: it rolls out, and is mended */
+      for (int i = 6; i <= 7; i++) {
+        docs[2 * i + 1] = vm("web", i, T0 + 60);
+        vs_feature_set(docs[2 * i + 1], key, "30", NULL);
+      }
+    if (round == 3) /* their next snapshots hold it still: it stops moving, mended back */
+      for (int i = 6; i <= 7; i++) {
+        vs_feature_free(docs[2 * i]);
+        docs[2 * i] = docs[2 * i + 1];
+        docs[2 * i + 1] = vm("web", i, T0 + 120);
+        vs_feature_set(docs[2 * i + 1], key, "30", NULL);
+      }
+    struct vs_view *with = shared_view(docs, 2 * N, cache),
+                   *without = shared_view(docs, 2 * N, NULL);
+    char *a = answers(with), *b = answers(without);
+    same += strcmp(a, b) == 0;
+    if (strcmp(a, b) != 0) diag("round %d: %.300s\n  against %.300s", round, a, b);
+    free(a);
+    free(b);
+    vs_view_free(with);
+    vs_view_free(without);
+  }
+  ok(same == 4,
+     "a VM holding two settings of one token is mended as it is made, the key moving and then "
+     "not (%zu of 4 rounds)",
+     same);
+  for (size_t k = 0; k < 2 * N; k++)
+    vs_feature_free(docs[k]);
+  vs_view_cache_free(cache);
+}
+
 int main(void) {
   plan_no_plan();
   test_cache();
+  test_cache_token_twin();
   test_newest_per_vm();
   test_find_and_target();
   test_peer_groups();

@@ -196,22 +196,28 @@ static void hit_if_candidate(struct hits *h, size_t vm, const struct vs_strmap *
 
 /* A VM's hits come in any order: each is another candidate's (a VM holds one value of a key),
  * and they are added to each in VM order. Its tokens, made already for the role analysis, are
- * looked up among the candidates' (a token equal to one is checked against the VM's value:
- * the answer does not rest on a hash); the other candidates' keys are looked up in the VM's
- * settings when they are fewer than those, else its settings are walked. */
+ * looked up among the candidates' (a token equal to one is checked against the VM's value, and
+ * a candidate is found once a VM: the answer does not rest on a hash); the other candidates'
+ * keys are looked up in the VM's settings when they are fewer than those, else its settings
+ * are walked. */
 static void members_chunk(void *arg, size_t chunk, size_t from, size_t to) {
   struct members_job *job = arg;
   const struct vs_pop *fleet = vs_view_fleet(job->f->v);
   struct hits *h = &job->part[chunk];
+  /* The VM (+ 1) a candidate was last found on: another setting whose token is equal (made to
+   * be: the token's hash is keyed by public constants) finds it again on the same VM. */
+  _cleanup_(vs_freep) size_t *found_on = vs_xcalloc(job->f->n_cands, sizeof(size_t));
   for (size_t j = from; j < to; j++) {
     if (vs_view_unique(job->f->v, j)) continue; /* its own kind's value, not a tweak */
     const struct vs_feature *doc = vs_view_doc(job->f->v, j);
     for (size_t k = 0; job->mask && k < job->tokens[j].n; k++) {
       uint32_t c = job->cand[token_slot(job, job->tokens[j].tokens[k])];
-      if (!c) continue;
+      if (!c || found_on[c - 1] == j + 1) continue;
       const struct candidate *cand = &job->f->cands[c - 1];
       const char *value = vs_feature_get(doc, cand->name);
-      if (value && strcmp(value, cand->value) == 0) add_hit(h, c - 1, j);
+      if (!value || strcmp(value, cand->value) != 0) continue;
+      found_on[c - 1] = j + 1;
+      add_hit(h, c - 1, j);
     }
     if (job->n_keys < vs_feature_count(doc)) {
       for (size_t k = 0; k < job->n_keys; k++) {

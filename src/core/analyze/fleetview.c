@@ -518,12 +518,6 @@ static void forget_fleet(struct vs_view_cache *c) {
   c->removed = 0;
 }
 
-/* V's fleet population from CACHE's (counted by the prepare before, of the same view but for
- * what changed): the documents it counted that V no longer has subtracted, V's new ones
- * added, and the result copied without what the subtractions left behind (vs_pop_copy), so
- * that it is the population counted anew. NULL when CACHE has none (the first prepare, or a
- * document counted then changed since, which a subtraction finds: the caller counts whole and
- * keeps that, keep_fleet). */
 struct change_job {
   const struct vs_view *v;
   struct counted **was; /* per VM: what was counted of it, when another document */
@@ -535,6 +529,12 @@ static void change_of(void *arg, size_t i) {
   if (j->was[i]) j->change[i] = vs_pop_change_of(j->was[i]->doc, j->v->vms[i].doc);
 }
 
+/* V's fleet population from CACHE's (counted by the prepare before, of the same view but for
+ * what changed): the documents it counted that V no longer has subtracted, V's new ones
+ * added, and the result copied without what the subtractions left behind (vs_pop_copy), so
+ * that it is the population counted anew. NULL when CACHE has none (the first prepare, or a
+ * document counted then changed since, which a subtraction finds: the caller counts whole and
+ * keeps that, keep_fleet). */
 static struct vs_pop *fleet_from_cache(const struct vs_view *v, struct vs_view_cache *cache) {
   if (!cache->fleet) return NULL;
   size_t cap = v->n ? v->n : 1;
@@ -704,8 +704,8 @@ static uint64_t *copy_tokens(const uint64_t *t, size_t n) {
 
 /* Makes again the tokens (N, made from DOC's settings) of the keys J mends: each such key DOC
  * has, by its token as it was made and as it is now. A document's tokens hold one per key, so
- * the one to replace is the one equal to the token as it was made; no other key is hashed, and
- * DOC's settings are not walked. */
+ * one token equal to the token as it was made is replaced (of two equal ones, either: the same
+ * set); no other key is hashed, and DOC's settings are not walked. */
 static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc, uint64_t *t,
                         size_t n) {
   uint64_t was[VS_VIEW_MEND_KEYS], now[VS_VIEW_MEND_KEYS], filter = 0;
@@ -721,8 +721,10 @@ static void mend_tokens(const struct tokens_job *j, const struct vs_feature *doc
   for (size_t k = 0; m && k < n; k++) {
     if (!(filter & 1ULL << (t[k] >> 58))) continue;
     for (size_t x = 0; x < m; x++)
-      if (t[k] == was[x]) {
+      if (t[k] == was[x]) { /* once: another key's token may be equal (made to be) */
         t[k] = now[x];
+        was[x] = was[--m];
+        now[x] = now[m];
         break;
       }
   }
@@ -843,15 +845,15 @@ static bool make_tokens(struct vs_view *v, const bool *prev_same, const struct m
   return job.kept;
 }
 
-/* Keeps in CACHE what this prepare worked out of each VM's documents (PER_VM's moves, which
- * it takes, and the tokens), for the next; forgets the VMs this view does not have as they
- * were. */
 /* Entries replaced or gone: freed on every CPU (a document's references are counted
  * atomically, and each entry is another VM's), their thousands of settings each. */
 static void free_entry(void *arg, size_t i) {
   cached_free(((struct cached **)arg)[i]);
 }
 
+/* Keeps in CACHE what this prepare worked out of each VM's documents (PER_VM's moves, which
+ * it takes, and the tokens), for the next; forgets the VMs this view does not have as they
+ * were. */
 static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached **hit,
                  struct moves *per_vm, bool kept_tokens) {
   struct cached **dead = NULL;

@@ -87,10 +87,11 @@ void vs_view_prepare(struct vs_view *v, const struct vs_view_opts *opts);
  * snapshot, its tokens), kept for the next prepare of a view holding the same documents: the
  * same document objects, shared (vs_feature_ref), as the fleet store's whole view round after
  * round. A VM whose documents are others is worked out again; the VMs a prepare's view does
- * not have are forgotten; tokens are made again when the fleet's moving keys changed. The
- * fleet's population is kept too, and adjusted by what changed (vs_pop_replace, vs_pop_remove)
- * rather than counted again. The answers are those of vs_view_prepare. Not thread-safe: one
- * prepare at a time. */
+ * not have are forgotten; when the fleet's moving keys changed, the kept tokens of those keys
+ * are mended in place (all are made again when more than 64 keys changed). The fleet's
+ * population is kept too, and adjusted by what changed (vs_pop_change_of on every CPU, then
+ * vs_pop_apply_change and vs_pop_remove) rather than counted again. The answers are those of
+ * vs_view_prepare. Not thread-safe: one prepare at a time. */
 struct vs_view_cache;
 struct vs_view_cache *vs_view_cache_new(void);
 void vs_view_cache_free(struct vs_view_cache *c);
@@ -112,7 +113,8 @@ long vs_view_find_id(const struct vs_view *v, const char *id);
 const struct vs_analysis *vs_view_analysis(const struct vs_view *v);
 const struct vs_vm_tokens *vs_view_tokens(const struct vs_view *v);
 /* The keys whose tokens are made of their presence alone (vs_doc_tokens_by): the keys moving
- * through the fleet. A VM's token of any other key is vs_token(key, its value). */
+ * through the fleet. A VM's token of any other key is vs_token(key, its value). NULL for a
+ * view prepared from the fleet's context (which has no tokens either). */
 const struct vs_strmap *vs_view_moving(const struct vs_view *v);
 /* The whole fleet's population. */
 const struct vs_pop *vs_view_fleet(const struct vs_view *v);
