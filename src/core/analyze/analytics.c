@@ -475,9 +475,7 @@ static uint64_t *negatable_tokens(const struct counts *df, size_t n, double comm
 static void negatable_index(struct negatable *ng, const uint64_t *neg, size_t n_neg) {
   *ng = (struct negatable){.neg = neg, .n_neg = n_neg};
   if (!n_neg) return;
-  size_t cap = 16;
-  while (cap < 2 * n_neg)
-    cap *= 2;
+  size_t cap = vs_table_cap(n_neg);
   ng->mask = cap - 1;
   ng->token = vs_xcalloc(cap, sizeof(uint64_t));
   ng->index = vs_xcalloc(cap, sizeof(uint32_t));
@@ -697,9 +695,7 @@ static void medoid_index_make(struct medoid_index *ix, const struct vs_analysis 
       all[n++] = (struct band_entry){a->exact[m][k], r}; /* a hash and its role */
   }
   qsort(all, n, sizeof(*all), cmp_band);
-  size_t cap = 16;
-  while (cap < 2 * n)
-    cap *= 2;
+  size_t cap = vs_table_cap(n);
   ix->mask = cap - 1;
   ix->hash = vs_xcalloc(cap, sizeof(uint64_t));
   ix->first = vs_xcalloc(cap, sizeof(size_t));

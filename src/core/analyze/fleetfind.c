@@ -258,9 +258,7 @@ static void find_members(struct finder *f) {
                             .keys = keys,
                             .values = values_of,
                             .absent = absent};
-  size_t cap = 16;
-  while (cap < 2 * f->n_cands)
-    cap *= 2;
+  size_t cap = vs_table_cap(f->n_cands);
   _cleanup_(vs_freep) uint64_t *token = vs_xcalloc(cap, sizeof(uint64_t));
   _cleanup_(vs_freep) uint32_t *cand = vs_xcalloc(cap, sizeof(uint32_t));
   job.token = token, job.cand = cand, job.mask = cap - 1;

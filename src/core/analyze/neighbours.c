@@ -85,9 +85,7 @@ static void reduced_set(void *arg, size_t i) {
 
 /* Each VM's distinct keys, sorted, less those every VM has. */
 static struct tokset *reduced_sets(const struct vs_vm_tokens *vms, size_t n) {
-  size_t cap = 16;
-  while (cap < 2 * vms[0].n)
-    cap *= 2;
+  size_t cap = vs_table_cap(vms[0].n);
   struct key_table kt = {.key = vs_xmalloc(cap * sizeof(uint64_t)),
                          .common = vs_xcalloc(cap, sizeof(bool)),
                          .mask = cap - 1,

@@ -708,3 +708,10 @@ size_t vs_parallel_chunks(size_t n, size_t min_chunk,
   parallel_run_on(&job, count);
   return count;
 }
+
+size_t vs_table_cap(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  return cap;
+}

@@ -200,6 +200,10 @@ void vs_parallel_for(size_t n, size_t threads, void (*each)(void *arg, size_t i)
 size_t vs_parallel_chunks(size_t n, size_t min_chunk,
                           void (*each)(void *arg, size_t chunk, size_t from, size_t to), void *arg);
 
+/* The slots of an open-addressing table for N entries: the least power of two at least 2N
+ * (at most half full), and at least 16. */
+size_t vs_table_cap(size_t n);
+
 /* Peak resident set size of this process in KiB, or -1. */
 long vs_peak_rss_kib(void);
 
