@@ -111,6 +111,9 @@ run_suite build-valgrind "valgrind" CFLAGS="-O1 -g"
 unset VS_VALGRIND
 vg_reports=0
 for log in "$vglogs"/*.log; do
+  # Not a report: valgrind 3.19 (Debian 12's) does not know cachestat (Linux 6.5), which
+  # vs_page_cached asks first; it answers ENOSYS, and vmscope asks mincore, as on an older kernel.
+  [ -f "$log" ] && sed -i '/WARNING: unhandled amd64-linux syscall: 451$/,+4d' "$log"
   [ -s "$log" ] || continue
   vg_reports=$((vg_reports + 1))
   [ $vg_reports -le 3 ] && { echo "valgrind: $log:" && grep -m 12 -E '==[0-9]+== +(at|by) 0x|Invalid|uninitialised|lost in loss record' "$log"; } >&2

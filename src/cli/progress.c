@@ -2,7 +2,6 @@
 #include "progress.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -60,7 +59,7 @@ static void draw(struct vs_cli_progress *p, double now) {
   if (!p->is_terminal || !p->text) return;
   char elapsed[48] = "";
   double t = now - p->start;
-  long s = t > 0 ? (long)floor(t) : 0;
+  long s = t > 0 ? (long)t : 0; /* whole seconds */
   if (s >= 60)
     snprintf(elapsed, sizeof(elapsed), " (%ld min %02ld s)", s / 60, s % 60);
   else if (s >= 1)
@@ -105,8 +104,9 @@ static void *tick_run(void *arg) {
       continue;
     }
     double now = vs_now_monotonic();
-    double next = p->start + floor(now - p->start) + 1;
-    struct timespec until = {.tv_sec = (time_t)next, .tv_nsec = (long)((next - floor(next)) * 1e9)};
+    double since = now - p->start;
+    struct timespec until =
+        vs_monotonic_timespec(p->start + (double)(long)(since > 0 ? since : 0) + 1);
     if (pthread_cond_timedwait(&p->wake, &p->lock, &until) == ETIMEDOUT && !p->stop)
       draw(p, vs_now_monotonic());
   }

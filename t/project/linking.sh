@@ -2,10 +2,11 @@
 # Each plugin links only the core folders it uses, and so only their libraries (readelf -d):
 # vmscope_drift ranks documents and needs none of libguestfs, librpm, libvirt or libcurl. And
 # libvirt, libguestfs, libpq, libcurl, libnbd, librpm, librpmio, Augeas, libxml2, Nettle, hivex
-# and libyal's readers (libfsntfs, libfsxfs, libvslvm, libvhdi, libvmdk, libbfio) are opened on
-# first use (src/core/base/dl.h),
+# and libyal's readers (libfsntfs, libfsxfs, libvslvm, libvhdi, libvmdk, libbfio), and libblkid,
+# libext2fs, com_err, zlib and zstd are opened on first use (src/core/base/dl.h),
 # so neither vmscope nor any plugin names them among what the loader maps at start-up: the
-# binary holds the name of the file it opens instead.
+# binary holds the name of the file it opens instead. Nor does vmscope need libm, which it
+# calls nothing of (linked --as-needed).
 . "${VS_SRCDIR:-$(dirname "$0")/../..}/t/lib/lib.sh"
 needed() { readelf -d "$1" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' '; }
 for p in vmscope_snapshot vmscope_drift vmscope_action; do
@@ -20,11 +21,12 @@ done
 grep -qa 'libpq\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_drift.so"
 ok $? "and names libpq's file, opened with the first fleet store"
 snap=$(needed "$VS_BUILDDIR/.libs/vmscope_snapshot.so")
-[[ " $snap" == *" libext2fs"* ]]; ok $? "vmscope_snapshot.so needs libext2fs (its direct reader)"
-for lib in libguestfs libvirt libnbd libcurl libpq libnettle; do
+[[ " $snap" == *" libjansson"* ]]; ok $? "vmscope_snapshot.so needs jansson (documents are JSON)"
+for lib in libguestfs libvirt libnbd libcurl libpq libnettle libext2fs libblkid libcom_err libz. libzstd libm.; do
   [[ " $snap" != *" $lib"* ]]; ok $? "vmscope_snapshot.so does not need $lib at start-up"
 done
-for lib in 'libguestfs\.so\.[0-9]' 'libvirt\.so\.[0-9]' 'libnbd\.so\.[0-9]'; do
+for lib in 'libguestfs\.so\.[0-9]' 'libvirt\.so\.[0-9]' 'libnbd\.so\.[0-9]' 'libext2fs\.so\.[0-9]' \
+  'libblkid\.so\.[0-9]' 'libcom_err\.so\.[0-9]' 'libz\.so\.[0-9]' 'libzstd\.so\.[0-9]'; do
   grep -qa "$lib" "$VS_BUILDDIR/.libs/vmscope_snapshot.so"
   ok $? "  it names ${lib%%\\*}'s file, opened on first use"
 done
@@ -34,7 +36,8 @@ ok $? "vmscope_action.so needs neither libcurl nor libvirt at start-up"
 grep -qa 'libcurl\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_action.so"
 ok $? "  it names libcurl's file (webhooks, the fleet map), opened on first use"
 cli=$(needed "$VS_BUILDDIR/vmscope")
-for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio libaugeas libxml2 libnettle; do
+for lib in libguestfs libvirt libnbd libcurl libpq librpm librpmio libaugeas libxml2 libnettle \
+  libext2fs libblkid libcom_err libz libzstd libm; do
   [[ " $cli" != *" $lib."* ]]; ok $? "vmscope does not need $lib at start-up"
 done
 for lib in 'libaugeas\.so\.[0-9]' 'libxml2\.so\.[0-9]' 'libnettle\.so\.[0-9]'; do

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/magic.h> /* TMPFS_MAGIC */
 #include <sys/stat.h>
+#include <sys/vfs.h> /* fstatfs */
 #include <time.h>
 #include <unistd.h>
 
@@ -193,6 +196,62 @@ static void test_newfile_new(void) {
   free(b);
   fx_rmtree(dir);
   free(dir);
+}
+
+/* Whether the page at OFF of FD is cached, by both probes; -1 when they disagree. */
+static int cached_both(int fd, uint64_t off) {
+  bool a = vs_page_cached(fd, off), b = vs_page_cached_mapped(fd, off);
+  return a == b ? a : -1;
+}
+
+static void test_page_cached(void) {
+  char *dir = fx_tmpdir();
+  char *path = vs_xasprintf("%s/pages", dir);
+  long page = sysconf(_SC_PAGESIZE);
+  char *buf = vs_xmalloc((size_t)page * 4);
+  memset(buf, 0x5a, (size_t)page * 4);
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  bool written = fd >= 0 && write(fd, buf, (size_t)page * 4) == page * 4 && fsync(fd) == 0;
+  ok(written && cached_both(fd, 0) == 1 && cached_both(fd, (uint64_t)page * 3 + 5) == 1,
+     "pages just written are in the page cache, by cachestat and by mincore");
+  struct statfs fs;
+  /* Evicting works on a disk's file system; tmpfs keeps its pages (they are the file). Under
+   * valgrind, a file's pages read as cached after POSIX_FADV_DONTNEED (seen with 3.19). */
+  if (fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+    skip(2, "TMPDIR is on tmpfs, whose pages cannot be evicted");
+  } else if (getenv("VS_VALGRIND")) {
+    skip(2, "under valgrind, evicted pages read as cached");
+  } else {
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM); /* a read below reads its page alone */
+    bool gone = cached_both(fd, 0) == 0 && cached_both(fd, (uint64_t)page * 2) == 0;
+    /* Asked again after a while: a probe that started a read would have brought it in. */
+    struct timespec wait = {0, 20 * 1000 * 1000};
+    nanosleep(&wait, NULL);
+    ok(gone && cached_both(fd, (uint64_t)page * 2) == 0,
+       "evicted, they are not, and asking does not read them");
+    char one[1];
+    ok(pread(fd, one, 1, page) == 1 && cached_both(fd, (uint64_t)page) == 1 &&
+           cached_both(fd, (uint64_t)page * 3) == 0,
+       "a page read is, the others stay out");
+  }
+  ok(!vs_page_cached(-1, 0) && !vs_page_cached_mapped(-1, 0), "a bad descriptor is not cached");
+  if (fd >= 0) close(fd);
+  free(buf);
+  unlink(path);
+  free(path);
+  fx_rmtree(dir);
+  free(dir);
+}
+
+static void test_monotonic_timespec(void) {
+  struct timespec a = vs_monotonic_timespec(12.25), b = vs_monotonic_timespec(-3.5);
+  struct timespec c = vs_monotonic_timespec(7.9999999999), d = vs_monotonic_timespec(86400.0);
+  ok(a.tv_sec == 12 && a.tv_nsec == 250000000, "12.25 s is 12 s and 250,000,000 ns");
+  ok(b.tv_sec == 0 && b.tv_nsec == 0, "a negative instant is the clock's start");
+  ok(c.tv_sec == 7 && c.tv_nsec >= 999999000 && c.tv_nsec <= 999999999,
+     "just under a second more stays under it (%ld ns)", c.tv_nsec);
+  ok(d.tv_sec == 86400 && d.tv_nsec == 0, "a whole day is whole");
 }
 
 static json_t *js(const char *text) {
@@ -421,6 +480,8 @@ int main(void) {
   test_words();
   test_strv();
   test_newfile_new();
+  test_page_cached();
+  test_monotonic_timespec();
   test_merge_patch();
   test_merge_patch_cost();
   return done_testing();

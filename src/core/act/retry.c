@@ -4,7 +4,6 @@
 #include "strmap.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +174,7 @@ int vs_retries_wait(struct vs_retries *r, struct vs_retry *out) {
       pthread_cond_wait(&r->changed, &r->lock);
       continue;
     }
-    struct timespec ts = {.tv_sec = (time_t)next, .tv_nsec = (long)((next - floor(next)) * 1e9)};
+    struct timespec ts = vs_monotonic_timespec(next);
     int rc = pthread_cond_timedwait(&r->changed, &r->lock, &ts);
     if (rc != 0 && rc != ETIMEDOUT) abort(); /* EINVAL: a bug, not a condition */
   }

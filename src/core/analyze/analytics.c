@@ -831,8 +831,8 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   for (size_t i = 0; i < n; i++)
     for (size_t t = 0; t < vms[i].n; t++)
       counts_add(&df, vms[i].tokens[t]);
-  uint32_t hi = (uint32_t)floor(common * (double)n);
-  if (n < 3) hi = (uint32_t)n; /* too few VMs to tell common from shared */
+  uint32_t hi = (uint32_t)(common * (double)n); /* not negative: truncated is its floor */
+  if (n < 3) hi = (uint32_t)n;                  /* too few VMs to tell common from shared */
   size_t n_neg;
   _cleanup_(vs_freep) uint64_t *neg = negatable_tokens(&df, n, common, &n_neg);
   struct negatable ng;

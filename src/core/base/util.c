@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h> /* mincore */
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -445,6 +447,13 @@ double vs_now_monotonic(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct timespec vs_monotonic_timespec(double t) {
+  time_t sec = t > 0 ? (time_t)t : 0; /* truncated: the floor of a time not negative */
+  long nsec = t > 0 ? (long)((t - (double)sec) * 1e9) : 0;
+  if (nsec > 999999999) nsec = 999999999;
+  return (struct timespec){.tv_sec = sec, .tv_nsec = nsec};
+}
+
 void vs_format_utc(int64_t t, char out[static 21]) {
   time_t tt = (time_t)t;
   struct tm tm;
@@ -707,6 +716,39 @@ size_t vs_parallel_chunks(size_t n, size_t min_chunk,
   atomic_init(&job.next, 0);
   parallel_run_on(&job, count);
   return count;
+}
+
+/* cachestat(2): Debian 12's headers (Linux 6.1) know neither the call nor its structures. */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same on every architecture */
+#endif
+struct vs_cachestat_range {
+  uint64_t off, len;
+};
+struct vs_cachestat {
+  uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+bool vs_page_cached_mapped(int fd, uint64_t off) {
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  void *m = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, (off_t)(off & ~(page - 1)));
+  if (m == MAP_FAILED) return false;
+  unsigned char in_core = 0;
+  bool cached = mincore(m, (size_t)page, &in_core) == 0 && (in_core & 1);
+  munmap(m, (size_t)page);
+  return cached;
+}
+
+bool vs_page_cached(int fd, uint64_t off) {
+  static atomic_bool no_cachestat;
+  if (!atomic_load_explicit(&no_cachestat, memory_order_relaxed)) {
+    struct vs_cachestat_range r = {off, 1};
+    struct vs_cachestat cs;
+    if (syscall(__NR_cachestat, fd, &r, &cs, 0) == 0) return cs.nr_cache > 0;
+    if (errno != ENOSYS && errno != EPERM) return false; /* EPERM: a seccomp filter refuses it */
+    atomic_store_explicit(&no_cachestat, true, memory_order_relaxed);
+  }
+  return vs_page_cached_mapped(fd, off);
 }
 
 size_t vs_table_cap(size_t n) {

@@ -184,6 +184,9 @@ int vs_cmp_strp(const void *a, const void *b);
 double vs_now_monotonic(void); /* seconds */
 /* A condition variable whose timed waits take vs_now_monotonic's clock (CLOCK_MONOTONIC). */
 void vs_cond_init_monotonic(pthread_cond_t *cond);
+/* The instant T (vs_now_monotonic's seconds, not negative) as a timed wait on such a condition
+ * takes it. */
+struct timespec vs_monotonic_timespec(double t);
 /* Formats T as RFC 3339 UTC ("2026-11-24T18:00:00Z") into OUT (at least 21 bytes). */
 void vs_format_utc(int64_t t, char out[static 21]);
 
@@ -203,6 +206,14 @@ size_t vs_parallel_chunks(size_t n, size_t min_chunk,
 /* The slots of an open-addressing table for N entries: the least power of two at least 2N
  * (at most half full), and at least 16. */
 size_t vs_table_cap(size_t n);
+
+/* Whether the page of file FD holding byte OFF is in the page cache, found without reading it
+ * (a read with RWF_NOWAIT starts reading a page that is not there): cachestat (Linux 6.5), or
+ * before it the page mapped and mincore asked. False when it cannot be told: the kernel answers
+ * mincore only for a file the caller owns or may write. */
+bool vs_page_cached(int fd, uint64_t off);
+/* vs_page_cached by mincore alone, as it answers without cachestat (for its test). */
+bool vs_page_cached_mapped(int fd, uint64_t off);
 
 /* Peak resident set size of this process in KiB, or -1. */
 long vs_peak_rss_kib(void);

@@ -1,6 +1,7 @@
 /* fs_ext.c: ext2/3/4 for the direct reader (fs.h), through libext2fs with an io_manager that
  * reads through our image reader; and the files a patch set's blocks belong to. */
 #include "fs.h"
+#include "dl.h"
 #include "source_image.h"
 #include "strmap.h"
 
@@ -11,6 +12,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libext2fs and its com_err are opened on first use (dl.h): by the first ext file system read,
+ * or a patch set's first changed file looked for. A command that reads no ext file system
+ * (a patch set's compare, a Windows or XFS guest) does not load them at start-up, where they
+ * cost about 2 ms from a cold page cache. */
+/* clang-format off */
+#define EXT2FS_SYMBOLS(X) X(ext2fs_block_iterate3) X(ext2fs_close_free) X(ext2fs_close_inode_scan) \
+  X(ext2fs_dir_iterate2) X(ext2fs_dirent_name_len) X(ext2fs_file_close) \
+  X(ext2fs_file_open2) X(ext2fs_file_read) X(ext2fs_get_next_inode) \
+  X(ext2fs_inline_data_get) X(ext2fs_inline_data_size) \
+  X(ext2fs_inode_has_valid_blocks2) X(ext2fs_is_fast_symlink) X(ext2fs_namei) \
+  X(ext2fs_open2) X(ext2fs_open_inode_scan) X(ext2fs_read_inode)
+#define COM_ERR_SYMBOLS(X) X(error_message)
+/* clang-format on */
+VS_DL_LIBRARY(ext2fs_lib, VS_SONAME_EXT2FS, "libext2fs2", EXT2FS_SYMBOLS);
+VS_DL_LIBRARY(com_err_lib, VS_SONAME_COM_ERR, "libcom-err2", COM_ERR_SYMBOLS);
+
+/* Opens both libraries; 0, else -1 and ERR. */
+static int load_ext2fs(struct vs_err *err) {
+  return vs_dl_load(&ext2fs_lib, err) < 0 || vs_dl_load(&com_err_lib, err) < 0 ? -1 : 0;
+}
 
 struct part_io {
   struct vs_image *img;
@@ -125,11 +147,11 @@ static ext2_filsys open_fs(struct vs_image *img, const struct vs_volume *v, stru
   char name[64];
   snprintf(name, sizeof(name), "vmscope:%p", (void *)*io); /* fits: a pointer is short */
   ext2_filsys fs = NULL;
-  errcode_t rc = ext2fs_open2(name, NULL, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
-                              &vs_io_manager, &fs);
+  errcode_t rc = sym_ext2fs_open2(name, NULL, EXT2_FLAG_64BITS | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
+                                  &vs_io_manager, &fs);
   if (rc) {
     vs_err_set(err, EIO, "%s: partition %d (%s): libext2fs cannot open it: %s", vs_image_path(img),
-               v->number, v->fstype, error_message(rc));
+               v->number, v->fstype, sym_error_message(rc));
     free(*io);
     *io = NULL;
     return NULL;
@@ -141,13 +163,14 @@ static ext2_filsys open_fs(struct vs_image *img, const struct vs_volume *v, stru
 
 static int lookup(struct ext *m, const char *rel, const char *path, ext2_ino_t *ino,
                   struct ext2_inode *inode, struct vs_err *err) {
-  errcode_t rc = *rel ? ext2fs_namei(m->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, rel, ino) : 0;
+  errcode_t rc = *rel ? sym_ext2fs_namei(m->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, rel, ino) : 0;
   if (!*rel) *ino = EXT2_ROOT_INO;
   if (rc == EXT2_ET_FILE_NOT_FOUND)
     return vs_err_set(err, ENOENT, "%s: %s", path, strerror(ENOENT));
-  if (rc) return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
-  rc = ext2fs_read_inode(m->fs, *ino, inode);
-  if (rc) return vs_err_set(err, EIO, "%s: reading inode %u: %s", path, *ino, error_message(rc));
+  if (rc) return vs_err_set(err, EIO, "%s: %s", path, sym_error_message(rc));
+  rc = sym_ext2fs_read_inode(m->fs, *ino, inode);
+  if (rc)
+    return vs_err_set(err, EIO, "%s: reading inode %u: %s", path, *ino, sym_error_message(rc));
   return 0;
 }
 
@@ -172,15 +195,15 @@ static int read_inode_data(struct ext *m, ext2_ino_t ino, struct ext2_inode *ino
   if (size > max)
     return vs_err_set(err, EFBIG, "%s: %" PRIu64 " bytes, over the limit of %zu", path, size, max);
   ext2_file_t file;
-  errcode_t rc = ext2fs_file_open2(m->fs, ino, inode, 0, &file);
-  if (rc) return vs_err_set(err, EIO, "%s: %s", path, error_message(rc));
+  errcode_t rc = sym_ext2fs_file_open2(m->fs, ino, inode, 0, &file);
+  if (rc) return vs_err_set(err, EIO, "%s: %s", path, sym_error_message(rc));
   char chunk[65536];
   int ret = 0;
   for (;;) {
     unsigned int got = 0;
-    rc = ext2fs_file_read(file, chunk, sizeof(chunk), &got);
+    rc = sym_ext2fs_file_read(file, chunk, sizeof(chunk), &got);
     if (rc) {
-      ret = vs_err_set(err, EIO, "%s: read: %s", path, error_message(rc));
+      ret = vs_err_set(err, EIO, "%s: read: %s", path, sym_error_message(rc));
       break;
     }
     if (got == 0) break;
@@ -191,7 +214,7 @@ static int read_inode_data(struct ext *m, ext2_ino_t ino, struct ext2_inode *ino
     }
     vs_buf_add(out, chunk, got);
   }
-  ext2fs_file_close(file);
+  sym_ext2fs_file_close(file);
   return ret;
 }
 
@@ -210,14 +233,14 @@ static int ext_readlink(void *fs, const char *rel, const char *path, char **targ
   if (inode.i_flags & EXT4_INLINE_DATA_FL) {
     char buf[VS_SOURCE_MAX_PATH + 64];
     size_t n = sizeof(buf);
-    errcode_t rc = ext2fs_inline_data_size(m->fs, ino, &n);
-    if (rc || n > sizeof(buf) || (rc = ext2fs_inline_data_get(m->fs, ino, &inode, buf, &n)))
+    errcode_t rc = sym_ext2fs_inline_data_size(m->fs, ino, &n);
+    if (rc || n > sizeof(buf) || (rc = sym_ext2fs_inline_data_get(m->fs, ino, &inode, buf, &n)))
       return vs_err_set(err, EIO, "%s: inline symlink: %s", path,
-                        rc ? error_message(rc) : "too long");
+                        rc ? sym_error_message(rc) : "too long");
     *target = vs_xstrndup(buf, size < n ? (size_t)size : n);
     return 0;
   }
-  if (ext2fs_is_fast_symlink(&inode)) {
+  if (sym_ext2fs_is_fast_symlink(&inode)) {
     if (size >= sizeof(inode.i_block))
       return vs_err_set(err, EINVAL, "%s: fast symlink claims %" PRIu64 " bytes", path, size);
     *target = vs_xstrndup((const char *)inode.i_block, (size_t)size);
@@ -254,7 +277,7 @@ static int list_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
                    int blocksize, char *buf, void *priv) {
   (void)dir, (void)entry, (void)offset, (void)blocksize, (void)buf;
   struct list_ctx *c = priv;
-  int len = ext2fs_dirent_name_len(dirent);
+  int len = sym_ext2fs_dirent_name_len(dirent);
   if ((len == 1 && dirent->name[0] == '.') ||
       (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
     return 0;
@@ -277,10 +300,10 @@ static int ext_list(void *fs, const char *rel, const char *path, size_t max, cha
   if (vs_fs_mode_type(inode.i_mode) != VS_FT_DIR)
     return vs_err_set(err, ENOTDIR, "%s: not a directory", path);
   struct list_ctx c = {.max = max};
-  errcode_t rc = ext2fs_dir_iterate2(m->fs, ino, 0, NULL, list_cb, &c);
+  errcode_t rc = sym_ext2fs_dir_iterate2(m->fs, ino, 0, NULL, list_cb, &c);
   if (rc) {
     vs_strv_free(c.v, c.n);
-    return vs_err_set(err, EIO, "%s: reading the directory: %s", path, error_message(rc));
+    return vs_err_set(err, EIO, "%s: reading the directory: %s", path, sym_error_message(rc));
   }
   if (c.n) qsort(c.v, c.n, sizeof(char *), vs_cmp_strp);
   *names = c.v;
@@ -292,7 +315,7 @@ static int ext_list(void *fs, const char *rel, const char *path, size_t max, cha
 static void ext_close(void *fs) {
   struct ext *m = fs;
   if (!m) return;
-  ext2fs_close_free(&m->fs);
+  sym_ext2fs_close_free(&m->fs);
   free(m->io);
   free(m);
 }
@@ -307,6 +330,8 @@ static const struct vs_fs_ops ext_ops = {
 
 int vs_fs_ext_open(struct vs_image *img, const struct vs_volume *v, struct vs_fs *fs,
                    struct vs_err *err) {
+  if (load_ext2fs(err) < 0)
+    return vs_err_prefix(err, "%s: partition %d (%s)", vs_image_path(img), v->number, v->fstype);
   struct part_io *io;
   ext2_filsys e = open_fs(img, v, &io, err);
   if (!e) return -1;
@@ -383,7 +408,7 @@ static int name_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
   struct name_walk *w = priv;
   if (w->budget == 0) return DIRENT_ABORT;
   w->budget--;
-  int len = ext2fs_dirent_name_len(dirent);
+  int len = sym_ext2fs_dirent_name_len(dirent);
   if ((len == 1 && dirent->name[0] == '.') ||
       (len == 2 && dirent->name[0] == '.' && dirent->name[1] == '.'))
     return 0;
@@ -398,10 +423,10 @@ static int name_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
     vs_strmap_remove(w->hits, key); /* one name per file */
   }
   struct ext2_inode inode;
-  if (w->depth < 64 && ext2fs_read_inode(w->fs, dirent->inode, &inode) == 0 &&
+  if (w->depth < 64 && sym_ext2fs_read_inode(w->fs, dirent->inode, &inode) == 0 &&
       LINUX_S_ISDIR(inode.i_mode)) {
     w->depth++;
-    ext2fs_dir_iterate2(w->fs, dirent->inode, 0, NULL, name_cb, w);
+    sym_ext2fs_dir_iterate2(w->fs, dirent->inode, 0, NULL, name_cb, w);
     w->depth--;
   }
   w->path.len = keep;
@@ -409,50 +434,63 @@ static int name_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int
   return 0;
 }
 
-int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
-                             size_t n_ranges, json_t **files, struct vs_err *err) {
+int vs_image_file_volumes(struct vs_image *img, struct vs_volume **vols, struct vs_err *err) {
+  *vols = NULL;
+  struct vs_volume *all = NULL;
+  int n_all = vs_image_volumes(img, &all, err), n = 0;
+  if (n_all < 0) return -1;
+  for (int v = 0; v < n_all; v++)
+    if (vs_fs_ext_handles(all[v].fstype)) all[n++] = all[v];
+  if (n && load_ext2fs(err) < 0) {
+    vs_err_prefix(err, "%s: partition %d (%s)", vs_image_path(img), all[0].number, all[0].fstype);
+    free(all);
+    return -1;
+  }
+  *vols = all;
+  return n;
+}
+
+void vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base,
+                              const struct vs_volume *vols, int n_vols, const uint64_t *ranges,
+                              size_t n_ranges, json_t **files) {
   *files = json_array();
-  struct vs_volume *vols = NULL;
-  int n_vols = vs_image_volumes(img, &vols, err);
-  if (n_vols < 0) return -1;
   for (int v = 0; v < n_vols; v++) {
-    if (!vs_fs_ext_handles(vols[v].fstype)) continue;
+    if (!vs_fs_ext_handles(vols[v].fstype) || load_ext2fs(NULL) < 0) continue;
     struct part_io *io = NULL;
     ext2_filsys fs = open_fs(img, &vols[v], &io, NULL);
     if (!fs) continue;
     struct vs_strmap *hits = vs_strmap_new(NULL);
     ext2_inode_scan scan = NULL;
     uint8_t *a = vs_xmalloc(fs->blocksize), *b = vs_xmalloc(fs->blocksize);
-    if (ext2fs_open_inode_scan(fs, 0, &scan) == 0) {
+    if (sym_ext2fs_open_inode_scan(fs, 0, &scan) == 0) {
       ext2_ino_t ino;
       struct ext2_inode inode;
-      while (ext2fs_get_next_inode(scan, &ino, &inode) == 0 && ino &&
+      while (sym_ext2fs_get_next_inode(scan, &ino, &inode) == 0 && ino &&
              vs_strmap_count(hits) < 10000) {
-        if (!inode.i_links_count || inode.i_dtime || !ext2fs_inode_has_valid_blocks2(fs, &inode))
+        if (!inode.i_links_count || inode.i_dtime ||
+            !sym_ext2fs_inode_has_valid_blocks2(fs, &inode))
           continue;
         if (!LINUX_S_ISREG(inode.i_mode) && !LINUX_S_ISLNK(inode.i_mode)) continue;
         struct block_hits h = {ranges, n_ranges, vols[v].offset, fs->blocksize, img, base,
                                a,      b,        false};
-        ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, NULL, block_cb,
-                              &h);
+        sym_ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY, NULL,
+                                  block_cb, &h);
         if (!h.hit) continue;
         char key[16];
         snprintf(key, sizeof(key), "%u", ino);
         vs_strmap_put(hits, key, NULL);
       }
-      ext2fs_close_inode_scan(scan);
+      sym_ext2fs_close_inode_scan(scan);
     }
     if (vs_strmap_count(hits)) { /* their names: one walk of the directory tree */
       struct name_walk w = {fs, hits, *files, vols[v].number, {0}, 1000000, 0};
-      ext2fs_dir_iterate2(fs, EXT2_ROOT_INO, 0, NULL, name_cb, &w);
+      sym_ext2fs_dir_iterate2(fs, EXT2_ROOT_INO, 0, NULL, name_cb, &w);
       vs_buf_free(&w.path);
     }
     vs_strmap_free(hits);
     free(a);
     free(b);
-    ext2fs_close_free(&fs);
+    sym_ext2fs_close_free(&fs);
     free(io);
   }
-  free(vols);
-  return 0;
 }

@@ -21,11 +21,17 @@
 struct vs_source *vs_source_open_image(const char *const *paths, size_t n_paths,
                                        const struct vs_image_opts *opts, struct vs_err *err);
 
-/* The files (regular files and symlinks) of the ext2/3/4 file systems on IMG with a data block
- * in RANGES (pairs of disk byte offset and length, sorted) that differs from BASE's (NULL: any
- * block in the ranges counts): a JSON array of {"volume", "path", "inode"}, at most 10,000 per
- * file system. For patch set manifests. */
-int vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base, const uint64_t *ranges,
-                             size_t n_ranges, json_t **files, struct vs_err *err);
+/* The volumes of IMG whose files vs_image_files_in_ranges can name (ext2/3/4 file systems),
+ * with the library that reads them opened: what can be found of IMG before the ranges are
+ * known. Their count, with *VOLS to free; or -1 and ERR. */
+int vs_image_file_volumes(struct vs_image *img, struct vs_volume **vols, struct vs_err *err);
+/* The files (regular files and symlinks) of the file systems VOLS (vs_image_file_volumes') on
+ * IMG with a data block in RANGES (pairs of disk byte offset and length, sorted) that differs
+ * from BASE's (NULL: any block in the ranges counts): a JSON array of {"volume", "path",
+ * "inode"}, at most 10,000 per file system, in *FILES. A file system that cannot be opened
+ * names none. For patch set manifests. */
+void vs_image_files_in_ranges(struct vs_image *img, struct vs_image *base,
+                              const struct vs_volume *vols, int n_vols, const uint64_t *ranges,
+                              size_t n_ranges, json_t **files);
 
 #endif
