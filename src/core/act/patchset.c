@@ -185,7 +185,7 @@ static void *manifest_main(void *arg) {
   struct manifest_job *j = arg;
   j->id_rc = vs_image_identity(j->base, j->id, &j->err);
   if (j->patched) {
-    struct vs_err ignored = {0}; /* found again, with its error, after the compare */
+    struct vs_err ignored = {0}; /* tried again after the compare, which says why (manifest_end) */
     j->n_vols = vs_image_file_volumes(j->patched, &j->vols, &ignored);
     vs_err_clear(&ignored);
   }
@@ -223,7 +223,7 @@ static void manifest_clear(struct manifest_job *j) {
 }
 
 /* B's identity in ID, and P's file systems in J: J's when it found them, else found now (with
- * the identity's error; file systems that cannot be found are none). */
+ * the identity's error; file systems that cannot be found are none, and a warning says why). */
 static int manifest_end(struct manifest_job *j, struct vs_image *b, char id[65], struct vs_image *p,
                         struct vs_err *err) {
   bool found = false;
@@ -235,9 +235,12 @@ static int manifest_end(struct manifest_job *j, struct vs_image *b, char id[65],
   if (j->n_vols < 0) {
     free(j->vols);
     j->vols = NULL;
-    struct vs_err ignored = {0};
-    j->n_vols = vs_image_file_volumes(p, &j->vols, &ignored);
-    vs_err_clear(&ignored);
+    struct vs_err verr = {0};
+    j->n_vols = vs_image_file_volumes(p, &j->vols, &verr);
+    if (j->n_vols < 0) /* the set is still right; its manifest names no files */
+      vs_log(VS_LOG_WARNING, "%s; the patch set's manifest names no changed files",
+             vs_err_msg(&verr));
+    vs_err_clear(&verr);
   }
   if (found) memcpy(id, j->id, sizeof(j->id));
   return found ? 0 : vs_image_identity(b, id, err);

@@ -3,7 +3,6 @@
 #include "strmap.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -454,7 +453,8 @@ static struct vs_analysis *analysis_new(size_t n, const struct vs_analytics_opts
 /* Negatable tokens, sorted: those that at least the complement of the common share of the N
  * VMs have, and not all but one. */
 static uint64_t *negatable_tokens(const struct counts *df, size_t n, double common, size_t *n_neg) {
-  uint32_t neg_lo = (uint32_t)ceil((1 - common) * (double)n);
+  double lo = (1 - common) * (double)n; /* not negative: its ceiling without libm */
+  uint32_t neg_lo = (uint32_t)lo + ((double)(uint32_t)lo < lo);
   if (neg_lo < 2) neg_lo = 2;
   uint64_t *neg = NULL;
   size_t cap = 0;

@@ -208,9 +208,10 @@ size_t vs_parallel_chunks(size_t n, size_t min_chunk,
 size_t vs_table_cap(size_t n);
 
 /* Whether the page of file FD holding byte OFF is in the page cache, found without reading it
- * (a read with RWF_NOWAIT starts reading a page that is not there): cachestat (Linux 6.5), or
- * before it the page mapped and mincore asked. False when it cannot be told: the kernel answers
- * mincore only for a file the caller owns or may write. */
+ * (a read with RWF_NOWAIT starts reading a page that is not there) where the kernel allows:
+ * cachestat (Linux 6.5), or before it the page mapped and mincore asked. Both answer only for a
+ * file the caller owns or may write (or root); for another's, such a read answers. False when it
+ * cannot be told. */
 bool vs_page_cached(int fd, uint64_t off);
 /* vs_page_cached by mincore alone, as it answers without cachestat (for its test). */
 bool vs_page_cached_mapped(int fd, uint64_t off);

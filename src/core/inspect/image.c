@@ -98,7 +98,8 @@ struct vs_image {
   uint8_t *map;        /* a window of the file (vs_image_map_stored), or NULL */
   uint64_t map_off, map_len;
   uint64_t asked_end;  /* the end of the range of the file last asked for ahead (ask_ahead) */
-  uint64_t read_ahead; /* the file's read-ahead window, once found (ask_ahead), else 0 */
+  uint64_t read_ahead; /* the file's read-ahead window (ask_ahead), once found */
+  bool read_ahead_found;
 };
 
 static uint32_t be32(const uint8_t *p) {
@@ -1005,8 +1006,12 @@ static uint64_t read_ahead_window(int fd) {
  * beyond the window (scattered clusters: a fragmented file read in the guest's order) is asked
  * for, the read-ahead knowing nothing of where the reads go next. */
 static void ask_ahead(struct vs_image *img, uint64_t host, uint64_t len) {
-  if (!img->read_ahead) img->read_ahead = read_ahead_window(img->fd);
-  if (host < img->asked_end || host - img->asked_end > img->read_ahead)
+  if (!img->read_ahead_found) {
+    img->read_ahead = read_ahead_window(img->fd);
+    img->read_ahead_found = true;
+  }
+  /* No read-ahead (read_ahead_kb 0): nothing comes to any range unasked. */
+  if (!img->read_ahead || host < img->asked_end || host - img->asked_end > img->read_ahead)
     posix_fadvise(img->fd, (off_t)host, (off_t)len, POSIX_FADV_WILLNEED);
   img->asked_end = host + len;
 }
@@ -1371,6 +1376,8 @@ out:
 }
 
 int vs_image_probe_volume(struct vs_image *img, struct vs_volume *v, struct vs_err *err) {
+  if (vs_dl_load(&blkid_lib, err) < 0)
+    return vs_err_prefix(err, "%s: a volume's file system", img->path);
   if (v->offset >= img->size || v->size > img->size - v->offset)
     return vs_err_set(err, EINVAL,
                       "%s: a volume at %" PRIu64 " of %" PRIu64
