@@ -405,10 +405,14 @@ static int parse_make_options(int argc, char **argv, struct make_args *m) {
     int taken = vs_cli_take_once(single, sizeof(single) / sizeof(single[0]), c, optarg, PROG);
     if (taken < 0) return VS_EXIT_USAGE;
     if (taken) continue;
-    if (c == OPT_STATS) {
-      m->stats = true;
-    } else if (c == OPT_FORCE) {
-      m->force = true;
+    if (c == OPT_STATS || c == OPT_FORCE) {
+      bool *flag = c == OPT_STATS ? &m->stats : &m->force;
+      if (*flag) {
+        fprintf(stderr, PROG ": %s given twice: give it once\n",
+                c == OPT_STATS ? "--stats" : "--force");
+        return VS_EXIT_USAGE;
+      }
+      *flag = true;
     } else if (c == 'h') {
       usage(stdout);
       return VS_EXIT_OK;
@@ -436,6 +440,13 @@ static bool check_make_args(int argc, char **argv, struct make_args *m) {
   if (!m->base || !m->patched || !m->out || optind < argc) {
     fprintf(stderr, PROG ": make needs --base, --patched and -o, and nothing else%s%s\n",
             optind < argc ? ", not " : "", optind < argc ? argv[optind] : "");
+    return false;
+  }
+  if (!*m->base || !*m->patched || !*m->out) {
+    fprintf(stderr, PROG ": %s takes a file name, not an empty one\n",
+            !*m->base      ? "--base"
+            : !*m->patched ? "--patched"
+                           : "-o");
     return false;
   }
   struct stat bs, ps;

@@ -71,6 +71,10 @@ refused 2 '--base given twice ("base.qcow2", then "root.qcow2"): give it once' "
 refused 2 '--patched given twice ("patched.qcow2", then "patched2.qcow2"): give it once' "make --patched twice" "${M[@]}" -p patched2.qcow2 -o set.qcow2
 refused 2 '--output given twice ("a.qcow2", then "b.qcow2"): give it once' "make -o twice" "${M[@]}" -o a.qcow2 -o b.qcow2
 refused 2 '--cluster-size given twice ("65536", then "4096"): give it once' "make --cluster-size twice" "${M[@]}" --cluster-size 65536 --cluster-size 4096 -o set.qcow2
+refused 2 '--force given twice: give it once' "make --force twice" "${M[@]}" -o set.qcow2 --force --force
+refused 2 '--stats given twice: give it once' "make --stats twice" "${M[@]}" -o set.qcow2 --stats --stats
+refused 2 '-o takes a file name, not an empty one' "make -o ''" "${M[@]}" -o ''
+refused 2 '--base takes a file name, not an empty one' "make --base ''" "$VMSCOPE" patchset make --base '' -p patched.qcow2 -o set.qcow2
 refused 2 'unknown option "--frobnicate" (see vmscope patchset --help)' "make with an unknown option" "${M[@]}" --frobnicate -o set.qcow2
 refused 2 '-o needs a value (see vmscope patchset --help)' "make -o without a value" "${M[@]}" -o
 

@@ -154,6 +154,21 @@ jq -e '.files | map(.path) | index("/usr/bin/tool")' set-fs.qcow2.json >/dev/nul
 ok $? "the manifest names the replaced file: $(jq -c '[.files[].path]' set-fs.qcow2.json)"
 jq -e '.files | map(.path) | index("/etc/hostname") | not' set-fs.qcow2.json >/dev/null
 ok $? "and not the files the patch left alone"
+# libext2fs is opened on first use: without it the set is still made, and its manifest says the
+# files were not looked for (null and why), not that none changed.
+ext2fs_so=$(ldconfig -p | sed -n 's/^[[:space:]]*libext2fs\.so\.2 (libc6,x86-64) => //p' | head -n1)
+if [ -n "$ext2fs_so" ] && unshare -m true 2>/dev/null; then
+  unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$ext2fs_so" \
+    "$VMSCOPE" patchset make -b base-fs.raw -p patched-fs.raw -o set-nofs.qcow2 2>nofs.err
+  ok $? "without libext2fs the set is still made ($(head -c 300 nofs.err))"
+  grep -q 'install the libext2fs2 package; the patch set.s manifest does not say which files changed' nofs.err
+  ok $? "with a warning that says which package and what the manifest lacks"
+  is "$(jq -c '[.files, (.files_error | test("libext2fs2"))]' set-nofs.qcow2.json)" '[null,true]' \
+    "its manifest's files are null, and files_error says why"
+  qemu-img compare -q set-nofs.qcow2 patched-fs.raw; ok $? "and the set is the patched image on the base"
+else
+  skip 4 "no mount namespace here (unshare -m) to hide libext2fs in"
+fi
 
 # Apply to a stopped disk: an overlay the "guest" wrote into, on the base.
 qemu-img create -q -f qcow2 -o cluster_size=65536 base.qcow2 16M

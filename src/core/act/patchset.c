@@ -175,7 +175,8 @@ struct manifest_job {
   char id[65];
   int id_rc;
   struct vs_volume *vols;
-  int n_vols; /* -1: not found */
+  int n_vols;       /* -1: not found */
+  char *vols_error; /* why not, once manifest_end has tried again */
   struct vs_err err;
   pthread_t thread;
   bool threaded;
@@ -219,6 +220,8 @@ static void manifest_clear(struct manifest_job *j) {
   j->base = j->patched = NULL;
   free(j->vols);
   j->vols = NULL;
+  free(j->vols_error);
+  j->vols_error = NULL;
   vs_err_clear(&j->err);
 }
 
@@ -237,9 +240,11 @@ static int manifest_end(struct manifest_job *j, struct vs_image *b, char id[65],
     j->vols = NULL;
     struct vs_err verr = {0};
     j->n_vols = vs_image_file_volumes(p, &j->vols, &verr);
-    if (j->n_vols < 0) /* the set is still right; its manifest names no files */
-      vs_log(VS_LOG_WARNING, "%s; the patch set's manifest names no changed files",
+    if (j->n_vols < 0) { /* the set is still right; its manifest cannot name the files */
+      vs_log(VS_LOG_WARNING, "%s; the patch set's manifest does not say which files changed",
              vs_err_msg(&verr));
+      j->vols_error = vs_xstrdup(vs_err_msg(&verr));
+    }
     vs_err_clear(&verr);
   }
   if (found) memcpy(id, j->id, sizeof(j->id));
@@ -253,12 +258,15 @@ static int write_manifest(struct vs_newfile *mf, const char *mpath, struct vs_im
                           bool overlay, const struct vs_ps_diff *d, struct vs_err *err) {
   char id[65] = {0};
   if (manifest_end(j, b, id, p, err) < 0) return -1;
-  json_t *files = changed_files(p, b, j->vols, j->n_vols, d->changed, d->zeroed);
+  /* Files not looked for (the file systems could not be read) are null, not none. */
+  json_t *files =
+      j->n_vols < 0 ? json_null() : changed_files(p, b, j->vols, j->n_vols, d->changed, d->zeroed);
   _cleanup_(json_decrefp) json_t *m =
       json_pack("{s{sssIss}sIsOsOsbso}", "base", "path", base_path, "size",
                 (json_int_t)vs_image_size(b), "identity", id, "cluster_size",
                 (json_int_t)(1ULL << d->st->cluster_bits), "changed", d->changed, "zeroed",
                 d->zeroed, "patched_is_overlay", overlay, "files", files ? files : json_array());
+  if (m && j->vols_error) json_object_set_new(m, "files_error", json_string(j->vols_error));
   _cleanup_(vs_freep) char *text = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS); /* one write */
   if (!text) return vs_err_set(err, ENOMEM, "%s: cannot encode the manifest", mpath);
   if (vs_newfile_open(mf, mpath, 0644, err) < 0) return -1;

@@ -470,9 +470,9 @@ long vs_peak_rss_kib(void) {
 
 int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struct vs_err *err) {
   *f = (struct vs_newfile){.fd = -1, .path = vs_xstrdup(path)};
-  char *dir = vs_xstrdup(path);
-  f->fd = open(dirname(dir), O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
-  free(dir);
+  _cleanup_(vs_freep) char *dir_copy = vs_xstrdup(path);
+  const char *dir = dirname(dir_copy);
+  f->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, (mode_t)mode);
   if (f->fd < 0) {
     f->tmp = vs_xasprintf("%s.tmp-XXXXXX", path);
     f->fd = mkostemp(f->tmp, O_CLOEXEC);
@@ -486,8 +486,9 @@ int vs_newfile_open(struct vs_newfile *f, const char *path, unsigned mode, struc
       }
     }
   }
-  if (f->fd < 0) {
-    vs_err_set(err, errno, "%s: cannot create: %s", f->tmp, strerror(errno));
+  if (f->fd < 0) { /* named by what the caller gave: the temporary name is ours */
+    vs_err_set(err, errno, "%s: cannot create it (a new file in %s): %s", path, dir,
+               strerror(errno));
     vs_newfile_abandon(f);
     return -1;
   }
