@@ -22,7 +22,7 @@ grep -qa 'libpq\.so\.[0-9]' "$VS_BUILDDIR/.libs/vmscope_drift.so"
 ok $? "and names libpq's file, opened with the first fleet store"
 snap=$(needed "$VS_BUILDDIR/.libs/vmscope_snapshot.so")
 [[ " $snap" == *" libjansson"* ]]; ok $? "vmscope_snapshot.so needs jansson (documents are JSON)"
-for lib in libguestfs libvirt libnbd libcurl libpq libnettle libext2fs libblkid libcom_err libz. libzstd libm.; do
+for lib in libguestfs libvirt libnbd libcurl libpq libnettle libext2fs libblkid libcom_err libz. libzstd; do
   [[ " $snap" != *" $lib"* ]]; ok $? "vmscope_snapshot.so does not need $lib at start-up"
 done
 for lib in 'libguestfs\.so\.[0-9]' 'libvirt\.so\.[0-9]' 'libnbd\.so\.[0-9]' 'libext2fs\.so\.[0-9]' \
