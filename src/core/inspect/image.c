@@ -998,13 +998,14 @@ static uint64_t read_ahead_window(int fd) {
 
 /* Asks the kernel to read [HOST, HOST+LEN) of IMG's file ahead, unless the file's read-ahead
  * comes to it as the reads go on: it starts where the range asked before ended, or as far after
- * as the read-ahead's window reaches. Asked for as well, a cold sparse 1 GiB pair took 97-102 ms
- * against 91-94 ms (medians of 13, in one run; every range asked: 116 ms; cat 90 ms), and two
- * readers of a 64 MiB file each 83-110 ms against 58-61 ms, with 128 KiB of read-ahead as with
- * 8 MiB: on this disk what is asked ahead fills its queue and waits there, and breaks the
- * read-ahead's run, while the read-ahead keeps in step with the reads. A range behind, or
- * beyond the window (scattered clusters: a fragmented file read in the guest's order) is asked
- * for, the read-ahead knowing nothing of where the reads go next. */
+ * as the read-ahead's window reaches. With every range asked, a cold sparse 1 GiB pair took
+ * 106-131 ms against 86-92 ms with none (medians of 9-15 in alternating runs, the probe reading
+ * nothing), and asking each worker's first range and the short jumps cost 6-8 ms more; two
+ * readers of a 64 MiB file took 83-110 ms asked ahead and 58-61 ms not, with 128 KiB of
+ * read-ahead as with 8 MiB. On this disk what is asked ahead fills its queue and waits there,
+ * and breaks the read-ahead's run, while the read-ahead keeps in step with the reads. A range
+ * behind, or beyond the window (scattered clusters: a fragmented file read in the guest's
+ * order) is asked for, the read-ahead knowing nothing of where the reads go next. */
 static void ask_ahead(struct vs_image *img, uint64_t host, uint64_t len) {
   if (!img->read_ahead_found) {
     img->read_ahead = read_ahead_window(img->fd);
