@@ -12,11 +12,15 @@
  *   read        the fleet as vs_store_load reads it, each VM (by uuid) as
  *               "ID:NEWEST'S TAKEN_AT<PREVIOUS'S or none", space-separated, then "N refused"
  *               (the rows refused), or "error: MESSAGE"
+ *   fleet       the fleet's lock taken, vs_store_publish_fleet of findings of 300 groups of 20
+ *               VMs (some 100 KB of JSON): "ok" or "error: MESSAGE"
  * Until a VM's first change or retake it has no previous snapshot.
  * At the end of input it exits 0. */
+#include "fleetfind.h"
 #include "fleetview.h"
 #include "store.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +107,31 @@ int main(int argc, char **argv) {
         printf("%s%zu refused\n", vs_view_count(fleet) ? " " : "", refused);
       }
       vs_view_free(fleet);
+    } else if (strcmp(line, "fleet") == 0) {
+      struct vs_fleet_findings *f = vs_xcalloc(1, sizeof(*f));
+      f->vms = 6000;
+      f->n_groups = 300;
+      f->groups = vs_xcalloc(f->n_groups, sizeof(*f->groups));
+      for (size_t g = 0; g < f->n_groups; g++) {
+        struct vs_group *x = &f->groups[g];
+        x->key = vs_xasprintf("file:/etc/app.conf:k%03zu", g);
+        x->value = vs_xstrdup("tuned");
+        x->rest = vs_xstrdup("default");
+        x->rest_count = 5000;
+        x->keys = 1;
+        x->n_members = 20;
+        x->members = vs_xcalloc(x->n_members, sizeof(char *));
+        for (size_t m = 0; m < x->n_members; m++)
+          x->members[m] = vs_xasprintf("vm-%05zu", g * x->n_members + m);
+      }
+      int rc = vs_store_elected(s) ? vs_store_publish_fleet(s, f, &err)
+                                   : vs_err_set(&err, EAGAIN, "another host holds the lock");
+      if (rc == 0)
+        printf("ok\n");
+      else
+        printf("error: %s\n", vs_err_msg(&err));
+      vs_err_clear(&err);
+      vs_fleet_findings_free(f);
     } else if ((strncmp(line, "change p-", 9) == 0 || strncmp(line, "retake p-", 9) == 0) &&
                line[9] >= '1' && line[9] < '1' + VMS && !line[10]) {
       size_t i = (size_t)(line[9] - '1');

@@ -268,7 +268,10 @@ static void test_cache(void) {
   }
   vs_feature_set_default(docs[2 * 3 + 1], "pkg:openssl", "3.0.15");
   struct vs_view_cache *cache = vs_view_cache_new();
-  size_t same = 0, rounds = 0;
+  size_t same = 0, rounds = 0, kept_same = 0;
+  struct vs_view *last = NULL; /* the round before's, held while the next is prepared */
+  char *last_answers = NULL;
+  bool shared = false;
   for (int round = 0; round < 6; round++) {
     if (round == 2) { /* VM 5's new snapshot; VM 7 leaves */
       vs_feature_free(docs[2 * 5]);
@@ -307,15 +310,40 @@ static void test_cache(void) {
     same += strcmp(a, b) == 0;
     rounds++;
     if (strcmp(a, b) != 0) diag("round %d: %.300s\n  against %.300s", round, a, b);
-    free(a);
+    if (last) { /* a view the cache's tokens are shared with is not changed by a later prepare */
+      char *again = answers(last);
+      kept_same += strcmp(again, last_answers) == 0;
+      if (strcmp(again, last_answers) != 0)
+        diag("round %d's view after round %d: %.300s\n  against %.300s", round - 1, round, again,
+             last_answers);
+      free(again);
+    }
+    if (round == 1) { /* VM 1 is as it was: its tokens are the kept ones, not a copy */
+      long i = vs_view_find_id(with, vs_feature_id(docs[3])),
+           k = vs_view_find_id(last, vs_feature_id(docs[3]));
+      shared = i >= 0 && k >= 0 &&
+               vs_view_tokens(with)[i].tokens == vs_view_tokens(last)[k].tokens &&
+               vs_view_tokens(with)[i].prev_tokens == vs_view_tokens(with)[i].tokens;
+    }
+    vs_view_free(last);
+    free(last_answers);
+    last = with;
+    last_answers = a;
     free(b);
-    vs_view_free(with);
     vs_view_free(without);
   }
+  vs_view_free(last);
+  free(last_answers);
   ok(same == rounds,
      "a prepare with kept moves, tokens and population answers as one without (%zu of %zu "
      "rounds)",
      same, rounds);
+  ok(kept_same == rounds - 1,
+     "each view answers the same after the next was prepared, the tokens mended where a key "
+     "started or stopped moving (%zu of %zu)",
+     kept_same, rounds - 1);
+  ok(shared, "a kept VM's tokens are shared with the cache, and its previous snapshot's with "
+             "its newest's when their settings are the same");
   ok(vs_view_cache_count(cache) == N, "and keeps the VMs of the last view only (%zu of %d)",
      vs_view_cache_count(cache), N);
   for (size_t k = 0; k < 2 * N; k++)

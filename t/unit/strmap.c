@@ -2,6 +2,7 @@
 #include "tap.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,24 @@ int main(void) {
     vs_strmap_put(m, key, vs_xstrdup("again"));
   }
   is_str(vs_strmap_get(m, "k4"), "again", "a removed key can be put again (tombstones reused)");
+
+  /* Room made before and while it is filled: what it holds stays found. */
+  struct vs_strmap *r = vs_strmap_new(NULL);
+  vs_strmap_put(r, "first", (void *)1);
+  vs_strmap_reserve(r, 5000);
+  int lost = vs_strmap_get(r, "first") != (void *)1;
+  for (int i = 0; i < 5000; i++) {
+    snprintf(key, sizeof(key), "r%d", i);
+    vs_strmap_put(r, key, (void *)(intptr_t)(i + 2));
+    if (i == 2500) vs_strmap_reserve(r, 3); /* less than it holds: nothing to do */
+  }
+  for (int i = 0; i < 5000; i++) {
+    snprintf(key, sizeof(key), "r%d", i);
+    lost += vs_strmap_get(r, key) != (void *)(intptr_t)(i + 2);
+  }
+  ok(lost == 0 && vs_strmap_count(r) == 5001 && vs_strmap_get(r, "first") == (void *)1,
+     "a map with room made for 5,000 keys, and then less, finds each of them");
+  vs_strmap_free(r);
 
   struct vs_strmap *s = vs_strmap_new(NULL);
   vs_strmap_put(s, "pkg:zlib", NULL);

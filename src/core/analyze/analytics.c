@@ -59,56 +59,96 @@ size_t vs_doc_tokens(const struct vs_feature *doc, uint64_t **out) {
 
 /* ------------------------------------------------------- token counts (an open hash table) */
 
+/* A token's count and whether it is negatable in one slot: a signature looks up each of a
+ * VM's thousands of tokens, and at 10,000 VMs the table is megabytes, each lookup a cache
+ * miss; one slot is one miss where the count, then the negatable tokens' own table, were
+ * three (bench/fleet-scale.sh: the signatures were half the role analysis). */
+struct count_slot {
+  uint64_t key; /* 0: empty (a token 0 is counted in ZERO, and is never negatable) */
+  uint32_t n;
+  uint32_t neg; /* the token's index + 1 among the negatable ones (struct negatable), or 0 */
+};
+
 struct counts {
-  uint64_t *keys; /* 0: empty (a token 0 is counted in ZERO) */
-  uint32_t *n;
+  struct count_slot *slot;
   size_t cap, used;
   uint32_t zero;
 };
 
-static void counts_add(struct counts *c, uint64_t t);
+static void counts_add_n(struct counts *c, uint64_t t, uint32_t n);
 
 static void counts_grow(struct counts *c) {
   struct counts big = {.cap = c->cap ? 2 * c->cap : 1 << 16, .zero = c->zero};
-  big.keys = vs_xcalloc(big.cap, sizeof(uint64_t));
-  big.n = vs_xcalloc(big.cap, sizeof(uint32_t));
+  big.slot = vs_xcalloc(big.cap, sizeof(*big.slot));
   for (size_t i = 0; i < c->cap; i++)
-    if (c->keys[i]) {
-      size_t h = mix64(c->keys[i]) & (big.cap - 1);
-      while (big.keys[h])
+    if (c->slot[i].key) {
+      size_t h = mix64(c->slot[i].key) & (big.cap - 1);
+      while (big.slot[h].key)
         h = (h + 1) & (big.cap - 1);
-      big.keys[h] = c->keys[i];
-      big.n[h] = c->n[i];
+      big.slot[h] = c->slot[i];
       big.used++;
     }
-  free(c->keys);
-  free(c->n);
+  free(c->slot);
   *c = big;
 }
 
-static void counts_add(struct counts *c, uint64_t t) {
+/* Adds N to token T's count. */
+static void counts_add_n(struct counts *c, uint64_t t, uint32_t n) {
   if (!t) {
-    c->zero++;
+    c->zero += n;
     return;
   }
   if (2 * (c->used + 1) > c->cap) counts_grow(c);
   size_t h = mix64(t) & (c->cap - 1);
-  while (c->keys[h] && c->keys[h] != t)
+  while (c->slot[h].key && c->slot[h].key != t)
     h = (h + 1) & (c->cap - 1);
-  if (!c->keys[h]) {
-    c->keys[h] = t;
+  if (!c->slot[h].key) {
+    c->slot[h].key = t;
     c->used++;
   }
-  c->n[h]++;
+  c->slot[h].n += n;
 }
 
-static uint32_t counts_get(const struct counts *c, uint64_t t) {
-  if (!t) return c->zero;
-  if (!c->cap) return 0;
+/* Token T's slot, or NULL when it is not counted (or is 0: its count is ZERO). */
+static struct count_slot *counts_slot(const struct counts *c, uint64_t t) {
+  if (!t || !c->cap) return NULL;
   size_t h = mix64(t) & (c->cap - 1);
-  while (c->keys[h] && c->keys[h] != t)
+  while (c->slot[h].key && c->slot[h].key != t)
     h = (h + 1) & (c->cap - 1);
-  return c->keys[h] ? c->n[h] : 0;
+  return c->slot[h].key ? &c->slot[h] : NULL;
+}
+
+struct count_job {
+  const struct vs_vm_tokens *vms;
+  size_t from, to;
+  struct counts df;
+};
+
+static void *count_worker(void *arg) {
+  struct count_job *j = arg;
+  for (size_t i = j->from; i < j->to; i++)
+    for (size_t t = 0; t < j->vms[i].n; t++)
+      counts_add_n(&j->df, j->vms[i].tokens[t], 1);
+  return NULL;
+}
+
+/* How many of the N VMs have each token (a VM's duplicates count once: tokens come from a
+ * map): each half of the VMs counted on its own thread from 64 VMs, then added up. */
+static struct counts count_tokens(const struct vs_vm_tokens *vms, size_t n) {
+  struct count_job jobs[2] = {{.vms = vms, .to = n / 2}, {.vms = vms, .from = n / 2, .to = n}};
+  pthread_t t;
+  bool threaded = n >= 64 && pthread_create(&t, NULL, count_worker, &jobs[1]) == 0;
+  if (!threaded) jobs[0].to = n;
+  count_worker(&jobs[0]);
+  if (threaded) {
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < jobs[1].df.cap; i++)
+      if (jobs[1].df.slot[i].key)
+        counts_add_n(&jobs[0].df, jobs[1].df.slot[i].key, jobs[1].df.slot[i].n);
+    jobs[0].df.zero += jobs[1].df.zero;
+    free(jobs[1].df.slot);
+  }
+  return jobs[0].df;
 }
 
 /* ------------------------------------------------------------------------------ analysis */
@@ -129,14 +169,13 @@ struct vs_analysis {
   char **label;
 };
 
-/* The negatable tokens (those whose absence is informative too) by value and by key, so that
- * a VM's tokens are each looked up once, instead of sorted to be merged with them. Slots hold
- * an index + 1 (0: free); linear probing from the token's (the key's) mix64. */
+/* The negatable tokens (those whose absence is informative too) by key, so that a VM's
+ * tokens are each looked up once, instead of sorted to be merged with them (by value: their
+ * count slots, struct count_slot). Slots hold an index + 1 (0: free); linear probing from the
+ * key's mix64. */
 struct negatable {
   const uint64_t *neg; /* sorted */
   size_t n_neg;
-  uint64_t *token; /* by token: NEG's index + 1 in INDEX */
-  uint32_t *index;
   uint64_t *key; /* by key part: the key's number + 1 in KEY_INDEX */
   uint32_t *key_index;
   uint32_t *key_of; /* NEG[k]'s key's number */
@@ -198,10 +237,10 @@ static bool signature(const uint64_t *tokens, size_t n, const struct sig_job *j,
   uint8_t *has = ng->n_neg ? vs_xcalloc(ng->n_neg + ng->n_keys, 1) : NULL;
   uint8_t *key_held = has ? has + ng->n_neg : NULL;
   for (size_t i = 0; i < n; i++) {
-    uint32_t c = counts_get(j->df, tokens[i]);
+    const struct count_slot *slot = counts_slot(j->df, tokens[i]);
+    uint32_t c = slot ? slot->n : tokens[i] ? 0 : j->df->zero;
     if (ng->n_neg) {
-      uint32_t at = ng->index[neg_slot(ng->token, ng->index, ng->mask, tokens[i])];
-      if (at) has[at - 1] = 1;
+      if (slot && slot->neg) has[slot->neg - 1] = 1;
       uint32_t k = keep /* only the likeness of kept hashes asks about the key */
                        ? ng->key_index[neg_slot(ng->key, ng->key_index, ng->mask, tokens[i] >> 32)]
                        : 0;
@@ -460,32 +499,30 @@ static uint64_t *negatable_tokens(const struct counts *df, size_t n, double comm
   size_t cap = 0;
   *n_neg = 0;
   for (size_t i = 0; n >= 4 && i < df->cap; i++) {
-    if (!df->keys[i] || df->n[i] < neg_lo || df->n[i] + 2 > n) continue;
+    const struct count_slot *c = &df->slot[i];
+    if (!c->key || c->n < neg_lo || c->n + 2 > n) continue;
     if (*n_neg == cap) {
       cap = cap ? 2 * cap : 256;
       neg = vs_xrealloc(neg, cap * sizeof(uint64_t));
     }
-    neg[(*n_neg)++] = df->keys[i];
+    neg[(*n_neg)++] = c->key;
   }
   if (*n_neg) qsort(neg, *n_neg, sizeof(uint64_t), cmp_u64);
   return neg;
 }
 
 /* NG's tables over its N_NEG tokens NEG (sorted, distinct). */
-static void negatable_index(struct negatable *ng, const uint64_t *neg, size_t n_neg) {
+static void negatable_index(struct negatable *ng, struct counts *df, const uint64_t *neg,
+                            size_t n_neg) {
   *ng = (struct negatable){.neg = neg, .n_neg = n_neg};
   if (!n_neg) return;
   size_t cap = vs_table_cap(n_neg);
   ng->mask = cap - 1;
-  ng->token = vs_xcalloc(cap, sizeof(uint64_t));
-  ng->index = vs_xcalloc(cap, sizeof(uint32_t));
   ng->key = vs_xcalloc(cap, sizeof(uint64_t));
   ng->key_index = vs_xcalloc(cap, sizeof(uint32_t));
   ng->key_of = vs_xcalloc(n_neg, sizeof(uint32_t));
   for (size_t k = 0; k < n_neg; k++) {
-    size_t t = neg_slot(ng->token, ng->index, ng->mask, neg[k]);
-    ng->token[t] = neg[k];
-    ng->index[t] = (uint32_t)k + 1;
+    counts_slot(df, neg[k])->neg = (uint32_t)k + 1; /* counted: it was found there */
     size_t s = neg_slot(ng->key, ng->key_index, ng->mask, neg[k] >> 32);
     if (!ng->key_index[s]) {
       ng->key[s] = neg[k] >> 32;
@@ -496,8 +533,6 @@ static void negatable_index(struct negatable *ng, const uint64_t *neg, size_t n_
 }
 
 static void negatable_clear(struct negatable *ng) {
-  free(ng->token);
-  free(ng->index);
   free(ng->key);
   free(ng->key_index);
   free(ng->key_of);
@@ -791,7 +826,10 @@ static void score_one(const struct score_job *j, size_t i, uint32_t *shared, uin
     a->similarity[i] = nearest_medoid(j, i, nearest, shared, touched);
   }
   a->anomaly[i] = 1.0 - a->similarity[i];
-  if (j->vms[i].prev_tokens) {
+  /* Its previous snapshot's tokens the very same (a view shares them when the two snapshots'
+   * settings are the same): the same signature, nothing changed. */
+  const struct vs_vm_tokens *t = &j->vms[i];
+  if (t->prev_tokens && !(t->prev_tokens == t->tokens && t->n_prev == t->n)) {
     uint64_t prev[K];
     bool any = signature(j->vms[i].prev_tokens, j->vms[i].n_prev, j->hist, prev, NULL);
     double h = any && !a->blank[i] ? sig_sim(a->sig + i * K, prev) : (any == !a->blank[i]);
@@ -826,17 +864,13 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   if (!n) return a;
   double threshold = o->threshold > 0 ? o->threshold : 0.6;
   double common = o->common_share > 0 ? o->common_share : 0.9;
-  /* How many VMs have each token (a VM's duplicates count once: tokens come from a map). */
-  struct counts df = {0};
-  for (size_t i = 0; i < n; i++)
-    for (size_t t = 0; t < vms[i].n; t++)
-      counts_add(&df, vms[i].tokens[t]);
+  struct counts df = count_tokens(vms, n);
   uint32_t hi = (uint32_t)(common * (double)n); /* not negative: truncated is its floor */
   if (n < 3) hi = (uint32_t)n;                  /* too few VMs to tell common from shared */
   size_t n_neg;
   _cleanup_(vs_freep) uint64_t *neg = negatable_tokens(&df, n, common, &n_neg);
   struct negatable ng;
-  negatable_index(&ng, neg, n_neg);
+  negatable_index(&ng, &df, neg, n_neg);
   struct sig_job job = {.a = a, .vms = vms, .df = &df, .lo = n < 2 ? 1 : 2, .hi = hi, .neg = &ng};
   sign_all(&job, n);
   _cleanup_(vs_freep) struct proposed *proposed = vs_xcalloc(n, sizeof(*proposed));
@@ -845,8 +879,7 @@ struct vs_analysis *vs_analyze(const struct vs_vm_tokens *vms, size_t n,
   free(parent);
   find_medoids(a);
   score_similarity(a, vms, &job, proposed);
-  free(df.keys);
-  free(df.n);
+  free(df.slot);
   negatable_clear(&ng);
   predict_labels(a, vms, o->neighbours > 0 ? o->neighbours : 5);
   return a;

@@ -8,10 +8,64 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A VM's tokens, held by the views and the cache entry that use them: a kept VM's are its
+ * entry's own, not a copy (copying them, 16 KB a VM at 2,000 settings and again for its
+ * previous snapshot, was a tenth of the elected host's refresh at 10,000 VMs in
+ * bench/fleet-scale.sh, most of it the kernel zeroing the fresh pages). REFS counts the
+ * holders besides the first, as a document's do. */
+struct held_tokens {
+  unsigned refs;
+  uint64_t t[];
+};
+
+static struct held_tokens *held_of(uint64_t *t) {
+  return (struct held_tokens *)((char *)t - offsetof(struct held_tokens, t));
+}
+
+/* N tokens to hold, uninitialised. */
+static uint64_t *tokens_new(size_t n) {
+  struct held_tokens *h = vs_xmalloc(sizeof(*h) + (n ? n : 1) * sizeof(uint64_t));
+  h->refs = 0;
+  return h->t;
+}
+
+/* T (malloc'd, N of them) as held tokens; T is freed. */
+static uint64_t *tokens_adopt(uint64_t *t, size_t n) {
+  uint64_t *held = tokens_new(n);
+  memcpy(held, t, n * sizeof(uint64_t));
+  free(t);
+  return held;
+}
+
+static uint64_t *tokens_share(uint64_t *t) {
+  if (t) __atomic_add_fetch(&held_of(t)->refs, 1, __ATOMIC_RELAXED);
+  return t;
+}
+
+static void tokens_drop(uint64_t *t) {
+  if (!t) return;
+  struct held_tokens *h = held_of(t);
+  unsigned refs = __atomic_load_n(&h->refs, __ATOMIC_ACQUIRE);
+  while (refs && !__atomic_compare_exchange_n(&h->refs, &refs, refs - 1, false, __ATOMIC_ACQ_REL,
+                                              __ATOMIC_ACQUIRE))
+    ;
+  if (!refs) free(h);
+}
+
+/* *T (N tokens) to change in place: its own copy first while another holds it. */
+static void tokens_unshare(uint64_t **t, size_t n) {
+  if (__atomic_load_n(&held_of(*t)->refs, __ATOMIC_ACQUIRE) == 0) return;
+  uint64_t *copy = tokens_new(n);
+  memcpy(copy, *t, n * sizeof(uint64_t));
+  tokens_drop(*t);
+  *t = copy;
+}
 
 int vs_peer_group_parse(const char *s, enum vs_peer_group *out) {
   if (strcasecmp(s, "role") == 0)
@@ -38,8 +92,8 @@ void vs_view_free(struct vs_view *v) {
   for (size_t i = 0; i < v->n; i++) {
     vs_feature_free(v->vms[i].doc);
     vs_feature_free(v->vms[i].prev);
-    free(v->vms[i].tokens);
-    free(v->vms[i].prev_tokens);
+    tokens_drop(v->vms[i].tokens);
+    tokens_drop(v->vms[i].prev_tokens);
   }
   free(v->vms);
   vs_strmap_free(v->by_id);
@@ -490,8 +544,8 @@ static void cached_free(void *p) {
   vs_feature_free(e->doc);
   vs_feature_free(e->prev);
   moves_free(&e->moves);
-  free(e->tokens);
-  free(e->prev_tokens);
+  tokens_drop(e->tokens);
+  tokens_drop(e->prev_tokens);
   free(e);
 }
 
@@ -696,12 +750,6 @@ struct tokens_job {
   size_t n_mend;
 };
 
-static uint64_t *copy_tokens(const uint64_t *t, size_t n) {
-  uint64_t *copy = vs_xmalloc((n ? n : 1) * sizeof(uint64_t));
-  memcpy(copy, t, n * sizeof(uint64_t));
-  return copy;
-}
-
 /* Makes again the tokens (N, made from DOC's settings) of the keys J mends: each such key DOC
  * has, by its token as it was made and as it is now. A document's tokens hold one per key, so
  * one token equal to the token as it was made is replaced (of two equal ones, either: the same
@@ -753,7 +801,7 @@ static size_t prev_tokens_from(const struct tokens_job *j, const struct vm *m,
     }
     if (was) add[n_add++] = vs_token(key, moving ? "" : was);
   }
-  uint64_t *p = vs_xmalloc((n + n_add ? n + n_add : 1) * sizeof(uint64_t));
+  uint64_t *p = tokens_new(n + n_add);
   size_t k = 0;
   for (size_t x = 0; x < n; x++) {
     bool dropped = false;
@@ -772,7 +820,8 @@ static size_t prev_tokens_from(const struct tokens_job *j, const struct vm *m,
 /* The VMs' tokens for the role analysis: a key whose values are moving through the fleet
  * counts by its presence alone, so that half the fleet upgraded is not two roles, and a VM
  * that upgraded did not change role or become anomalous. A kept entry's tokens are mended in
- * place (its own: each VM's entry is another) and copied. */
+ * place (its own: each VM's entry is another; copied first while a view holds them) and
+ * shared with the view. */
 static void tokens_of(void *arg, size_t i) {
   const struct tokens_job *j = arg;
   struct vs_view *v = j->v;
@@ -782,20 +831,32 @@ static void tokens_of(void *arg, size_t i) {
   *t = (struct vs_vm_tokens){.id = vs_feature_id(m->doc), .name = vs_feature_name(m->doc)};
   bool kept = e && j->kept && e->tokens;
   if (kept) {
-    if (j->n_mend) mend_tokens(j, m->doc, e->tokens, e->n_tokens);
-    if (j->n_mend && e->prev_tokens) mend_tokens(j, m->prev, e->prev_tokens, e->n_prev);
-    m->tokens = copy_tokens(e->tokens, t->n = e->n_tokens);
+    if (j->n_mend) { /* the entry's own, changed where another holds them */
+      tokens_unshare(&e->tokens, e->n_tokens);
+      mend_tokens(j, m->doc, e->tokens, e->n_tokens);
+      if (e->prev_tokens) {
+        tokens_unshare(&e->prev_tokens, e->n_prev);
+        mend_tokens(j, m->prev, e->prev_tokens, e->n_prev);
+      }
+    }
+    m->tokens = tokens_share(e->tokens);
+    t->n = e->n_tokens;
   } else {
     t->n = vs_doc_tokens_by(m->doc, j->moving, &m->tokens);
+    m->tokens = tokens_adopt(m->tokens, t->n);
   }
-  if (m->prev && j->prev_same[i]) { /* the same settings as its newest: the same tokens */
-    m->prev_tokens =
-        copy_tokens(m->tokens, t->n_prev = t->n); /* (their order counts for nothing) */
+  if (m->prev && j->prev_same[i]) {           /* the same settings as its newest: the same tokens */
+    m->prev_tokens = tokens_share(m->tokens); /* (their order counts for nothing) */
+    t->n_prev = t->n;
   } else if (m->prev && kept && e->prev_tokens) {
-    m->prev_tokens = copy_tokens(e->prev_tokens, t->n_prev = e->n_prev);
+    m->prev_tokens = tokens_share(e->prev_tokens);
+    t->n_prev = e->n_prev;
   } else if (m->prev) {
     t->n_prev = prev_tokens_from(j, m, &j->moves[i], m->tokens, t->n, &m->prev_tokens);
-    if (t->n_prev == SIZE_MAX) t->n_prev = vs_doc_tokens_by(m->prev, j->moving, &m->prev_tokens);
+    if (t->n_prev == SIZE_MAX) {
+      t->n_prev = vs_doc_tokens_by(m->prev, j->moving, &m->prev_tokens);
+      m->prev_tokens = tokens_adopt(m->prev_tokens, t->n_prev);
+    }
   }
   t->tokens = m->tokens;
   t->prev_tokens = m->prev_tokens;
@@ -876,10 +937,11 @@ static void keep(struct vs_view *v, struct vs_view_cache *cache, struct cached *
       vs_strmap_put(cache->by_id, vs_feature_id(m->doc), e);
     }
     if (!hit[i] || !kept_tokens || !e->tokens) { /* made this time */
-      free(e->tokens);
-      free(e->prev_tokens);
-      e->tokens = copy_tokens(m->tokens, e->n_tokens = v->tokens[i].n);
-      e->prev_tokens = m->prev_tokens ? copy_tokens(m->prev_tokens, v->tokens[i].n_prev) : NULL;
+      tokens_drop(e->tokens);
+      tokens_drop(e->prev_tokens);
+      e->tokens = tokens_share(m->tokens);
+      e->n_tokens = v->tokens[i].n;
+      e->prev_tokens = tokens_share(m->prev_tokens);
       e->n_prev = v->tokens[i].n_prev;
     }
     e->used = cache->prepares;

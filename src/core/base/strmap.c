@@ -126,12 +126,10 @@ static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t h
   }
 }
 
-static void grow(struct vs_strmap *map) {
+/* Rehashes MAP's live keys into CAP slots (a power of two that holds them). */
+static void resize(struct vs_strmap *map, size_t cap) {
   size_t old_cap = map->cap;
   struct slot *old = map->slots;
-  size_t cap = old_cap;
-  if ((map->used + 1) * 2 > cap)
-    cap *= 2; /* else only tombstones filled the table: rehash at the same size */
   map->slots = vs_xcalloc(cap, sizeof(struct slot));
   map->cap = cap;
   map->dead = 0;
@@ -143,6 +141,20 @@ static void grow(struct vs_strmap *map) {
     map->slots[j] = old[i];
   }
   free(old);
+}
+
+static void grow(struct vs_strmap *map) {
+  size_t cap = map->cap;
+  if ((map->used + 1) * 2 > cap)
+    cap *= 2; /* else only tombstones filled the table: rehash at the same size */
+  resize(map, cap);
+}
+
+void vs_strmap_reserve(struct vs_strmap *map, size_t n) {
+  size_t cap = map->cap;
+  while ((n + 1) * 4 > cap * 3)
+    cap *= 2;
+  if (cap > map->cap) resize(map, cap);
 }
 
 bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {

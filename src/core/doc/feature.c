@@ -7,10 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The value is part of the setting's allocation: one allocation a setting, not two, where
+ * documents of thousands of settings are loaded and freed by the thousand (the elected host of
+ * a fleet store, bench/fleet-scale.sh). */
 struct setting {
-  char *value;
   const char *origin; /* interned in doc->origins */
+  char value[];
 };
+
+/* A setting of VALUE's LEN bytes (it holds no NUL), from no origin yet. */
+static struct setting *setting_new(const char *value, size_t len) {
+  struct setting *s = vs_xmalloc(sizeof(*s) + len + 1);
+  s->origin = NULL;
+  memcpy(s->value, value, len);
+  s->value[len] = 0;
+  return s;
+}
 
 struct skipped {
   char *path, *reason;
@@ -28,16 +40,10 @@ struct vs_feature {
   unsigned refs; /* holders besides the first (vs_feature_ref) */
 };
 
-static void setting_free(void *p) {
-  struct setting *s = p;
-  if (s) free(s->value);
-  free(s);
-}
-
 struct vs_feature *vs_feature_new(void) {
   struct vs_feature *doc = vs_xcalloc(1, sizeof(*doc));
   doc->os = vs_strmap_new(free);
-  doc->settings = vs_strmap_new(setting_free);
+  doc->settings = vs_strmap_new(free); /* struct setting */
   doc->origins = vs_strmap_new(free);
   doc->defaults = vs_strmap_new(free);
   doc->id = vs_xstrdup("");
@@ -173,8 +179,10 @@ void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value,
       keep--;
     vs_feature_skip(doc, k.data, "value is %zu bytes; kept the first %zu", len, keep);
   }
-  struct setting *s = vs_xcalloc(1, sizeof(*s));
-  s->value = sanitized(value, keep);
+  struct vs_buf v = {0};
+  vs_buf_add_sanitized(&v, value, keep);
+  struct setting *s = setting_new(v.data ? v.data : "", v.len);
+  vs_buf_free(&v);
   s->origin = intern_origin(doc, origin);
   vs_strmap_put(doc->settings, k.data, s);
   vs_buf_free(&k);
@@ -248,7 +256,7 @@ struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) 
   copy->source_path = vs_xstrdup(doc->source_path);
   copy->source_backend = vs_xstrdup(doc->source_backend);
   copy->os = vs_strmap_new(free);
-  copy->settings = vs_strmap_new(setting_free);
+  copy->settings = vs_strmap_new(free); /* struct setting */
   copy->origins = vs_strmap_new(free);
   copy->defaults = vs_strmap_new(free);
   size_t pos = 0;
@@ -256,10 +264,10 @@ struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) 
   void *v;
   while (vs_strmap_next(doc->os, &pos, &k, &v))
     vs_strmap_put(copy->os, k, vs_xstrdup(v));
+  vs_strmap_reserve(copy->settings, vs_strmap_count(doc->settings));
   for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);) {
-    struct setting *s = vs_xcalloc(1, sizeof(*s));
-    s->value = vs_xstrdup(((const struct setting *)v)->value);
-    vs_strmap_put(copy->settings, k, s);
+    const char *value = ((const struct setting *)v)->value;
+    vs_strmap_put(copy->settings, k, setting_new(value, strlen(value)));
   }
   for (pos = 0; vs_strmap_next(doc->defaults, &pos, &k, &v);)
     vs_strmap_put(copy->defaults, k, vs_xstrdup(v));
@@ -539,9 +547,7 @@ static void store_os(struct vs_feature *doc, const char *k, const char *v) {
 }
 
 static void store_setting(struct vs_feature *doc, const char *k, const char *v) {
-  struct setting *s = vs_xcalloc(1, sizeof(*s));
-  s->value = vs_xstrdup(v);
-  vs_strmap_put(doc->settings, k, s);
+  vs_strmap_put(doc->settings, k, setting_new(v, strlen(v)));
 }
 
 static void store_default(struct vs_feature *doc, const char *k, const char *v) {
@@ -617,6 +623,11 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
   if (!taken_at) return NULL;
   vs_feature_set_id(doc, id, name);
   replace(&doc->taken_at, taken_at);
+  const json_t *settings = json_object_get(root, "settings");
+  if (json_is_object(settings)) { /* sized once; no more than a document may hold */
+    size_t n = json_object_size(settings);
+    vs_strmap_reserve(doc->settings, n < VS_FEATURE_MAX_SETTINGS ? n : VS_FEATURE_MAX_SETTINGS);
+  }
   if (load_source(doc, root, what, err) < 0 ||
       load_string_map(json_object_get(root, "os"), "os", what, err, store_os, doc) < 0 ||
       load_string_map(json_object_get(root, "settings"), "settings", what, err, store_setting,
