@@ -185,6 +185,46 @@ static void test_anomaly(struct fleet *f, const size_t *role, double worst_norma
   free(odd);
 }
 
+/* A previous snapshot whose tokens are the newest's very tokens (a view shares them when the
+ * settings are the same) is scored as the same tokens copied are: no change; and one that
+ * shares the array but not its length (a prefix) is another set, scored in full. */
+static void test_prev_same(struct fleet *f) {
+  size_t n = f->n, checked = 0, same = 0;
+  uint64_t **copies = calloc(n, sizeof(*copies));
+  for (size_t i = 0; i < n; i++) {
+    f->vms[i].n_prev = i % 3 == 1 ? f->vms[i].n / 2 : f->vms[i].n;
+    f->vms[i].prev_tokens = i % 3 ? f->vms[i].tokens : NULL;
+  }
+  struct vs_analysis *shared = vs_analyze(f->vms, n, NULL);
+  for (size_t i = 0; i < n; i++)
+    if (f->vms[i].prev_tokens) {
+      copies[i] = malloc(f->vms[i].n * sizeof(uint64_t));
+      memcpy(copies[i], f->vms[i].tokens, f->vms[i].n * sizeof(uint64_t));
+      f->vms[i].prev_tokens = copies[i];
+    }
+  struct vs_analysis *copied = vs_analyze(f->vms, n, NULL);
+  for (size_t i = 0; i < n; i++) {
+    checked += i % 3 != 0;
+    same += i % 3 != 0 && vs_analysis_anomaly(shared, i) == vs_analysis_anomaly(copied, i) &&
+            vs_analysis_similarity(shared, i) == vs_analysis_similarity(copied, i);
+    f->vms[i].prev_tokens = NULL;
+    f->vms[i].n_prev = 0;
+    free(copies[i]);
+  }
+  ok(checked && same == checked,
+     "a previous snapshot sharing its newest's tokens scores as their copy does, whole or a "
+     "prefix (%zu of %zu VMs)",
+     same, checked);
+  size_t prefix_moved = 0;
+  for (size_t i = 1; i < n; i += 3)
+    prefix_moved +=
+        vs_analysis_anomaly(copied, i) > vs_analysis_anomaly(copied, i + 1 < n ? i + 1 : i);
+  ok(prefix_moved > 0, "(a prefix is scored as a change: %zu VMs more anomalous)", prefix_moved);
+  vs_analysis_free(shared);
+  vs_analysis_free(copied);
+  free(copies);
+}
+
 /* labels: 5% given (one VM in 20); returns how many. */
 static size_t label_some(struct fleet *f) {
   size_t given = 0;
@@ -348,6 +388,7 @@ int main(void) {
   double worst_normal = worst_anomaly(a, f.n);
   vs_analysis_free(a);
   test_anomaly(&f, role, worst_normal);
+  test_prev_same(&f);
 
   size_t given = label_some(&f);
   a = vs_analyze(f.vms, f.n, NULL);

@@ -151,6 +151,7 @@ static void grow(struct vs_strmap *map) {
 }
 
 void vs_strmap_reserve(struct vs_strmap *map, size_t n) {
+  if (n > SIZE_MAX / 8) return; /* more than memory holds: the puts fail as they would */
   size_t cap = map->cap;
   while ((n + 1) * 4 > cap * 3)
     cap *= 2;

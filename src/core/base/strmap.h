@@ -23,8 +23,9 @@ struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value);
 void vs_strmap_free(struct vs_strmap *map);
 void vs_strmap_freep(struct vs_strmap **map);
 
-/* Makes room for N keys in all, so that putting them rehashes nothing: for a map whose size is
- * known before it is filled (a document's thousands of settings, loaded by the thousand). */
+/* Makes room for N live keys in all, so that putting them does not grow the table (removed
+ * keys' tombstones aside): for a map whose size is known before it is filled (a document's
+ * thousands of settings, loaded by the thousand). */
 void vs_strmap_reserve(struct vs_strmap *map, size_t n);
 /* Inserts or replaces. Returns true when KEY was new. */
 bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value);

@@ -2238,7 +2238,11 @@ int vs_store_publish_fleet(struct vs_store *s, const struct vs_fleet_findings *f
   }
   int rc = call(s, "publishing the fleet's findings", "SELECT vmscope_publish_fleet($1, $2::jsonb)",
                 2, p, err);
-  if (lz4) sym_PQclear(sym_PQexec(s->conn, "RESET default_toast_compression"));
+  if (lz4) { /* not reset: the next call starts a new session, rather than write lz4 on */
+    PGresult *r = sym_PQexec(s->conn, "RESET default_toast_compression");
+    if (sym_PQresultStatus(r) != PGRES_COMMAND_OK) s->migrated = false;
+    sym_PQclear(r);
+  }
   return rc;
 }
 
