@@ -380,7 +380,9 @@ sql -c 'SELECT uuid FROM vmscope_vms WHERE previous_patch IS NOT NULL ORDER BY u
 {
   echo 'BEGIN;'
   while read -r u; do
-    sql -c "SELECT jsonb_set(v.doc - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)) FROM vmscope_vms v
+    # the patch is onto the newest document: the row's, with its retaken_at for its time (a
+    # patch from a snapshot taken in the same second as the one before holds no time at all)
+    sql -c "SELECT jsonb_set(vmscope_newest(v.doc, v.retaken_at) - 'settings_patch', '{settings}', vmscope_settings(v.doc, b.settings)) FROM vmscope_vms v
       LEFT JOIN vmscope_baselines b ON b.serial = v.baseline WHERE v.uuid = '$u'" >"$work/row.doc" </dev/null
     sql -c "SELECT previous_patch FROM vmscope_vms WHERE uuid = '$u'" >"$work/row.patch" </dev/null
     prev=$(jq -cn --slurpfile d "$work/row.doc" --slurpfile p "$work/row.patch" "$mp"' $d[0] | mp($p[0])') || prev=
@@ -530,7 +532,8 @@ as_owner "SELECT vmscope_publish_findings('host-t', '[]')" >/dev/null
 # changed in the store shows which rows were sent whole: the fingerprint is of the documents
 # and the host, not the name.
 coproc PUB { "$VS_BUILDDIR/t/lib/store_publish" "$url" "$work/password" host-p 2>&1; }
-pids+=("$PUB_PID")
+pub_pid=$PUB_PID pub_in=${PUB[1]} # bash unsets PUB and PUB_PID once the coprocess is reaped
+pids+=("$pub_pid")
 pub() { local line; echo "$1" >&"${PUB[1]}" && read -r -t 30 line <&"${PUB[0]}" && echo "$line"; }
 pub_names() { sql -c "SELECT string_agg(name, ',' ORDER BY uuid) FROM vmscope_vms WHERE host = 'host-p'"; }
 is "$(pub publish) $(pub_names)" "ok p-1,p-2,p-3" "a host publishes its three VMs"
@@ -633,8 +636,8 @@ out=$(pub rank)
 [[ $out == *"host host-p ranks a VM another host published since"* && $(sql -c "SELECT ranked_at FROM vmscope_rankings WHERE uuid = 'p-3'") == "$p3_at" ]]
 ok $? "a ranking kept of a VM another host published since is refused as one sent is, and not marked ranked: $out"
 sql -c "UPDATE vmscope_vms SET host = 'host-p', baseline = '$p3_base' WHERE uuid = 'p-3'" >/dev/null
-eval "exec ${PUB[1]}>&-"
-wait "$PUB_PID"
+eval "exec ${pub_in}>&-"
+wait "$pub_pid"
 ok $? "the client exits cleanly"
 # A client whose pool is older than the row of its own it wrote before (a clock that went back,
 # a DataDir restored) leaves that row as it is, and keeps no fingerprint of it: what it then
