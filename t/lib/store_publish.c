@@ -33,6 +33,15 @@ struct snap {
   unsigned version, minute;
 };
 
+/* A command's one line: "ok" when RC is 0, else "error: " and ERR's message (cleared). */
+static void answer(int rc, struct vs_err *err) {
+  if (rc == 0)
+    printf("ok\n");
+  else
+    printf("error: %s\n", vs_err_msg(err));
+  vs_err_clear(err);
+}
+
 static struct vs_feature *make_doc(size_t i, struct snap at) {
   struct vs_feature *d = vs_feature_new();
   char id[16], value[16];
@@ -86,11 +95,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < n; i++)
           vs_drift_free(ranked[i]);
       }
-      if (rc == 0)
-        printf("ok\n");
-      else
-        printf("error: %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
+      answer(rc, &err);
       vs_view_free(local);
     } else if (strcmp(line, "read") == 0) {
       struct vs_view *fleet = vs_view_new();
@@ -126,11 +131,7 @@ int main(int argc, char **argv) {
       }
       int rc = vs_store_elected(s) ? vs_store_publish_fleet(s, f, &err)
                                    : vs_err_set(&err, EAGAIN, "another host holds the lock");
-      if (rc == 0)
-        printf("ok\n");
-      else
-        printf("error: %s\n", vs_err_msg(&err));
-      vs_err_clear(&err);
+      answer(rc, &err);
       vs_fleet_findings_free(f);
     } else if ((strncmp(line, "change p-", 9) == 0 || strncmp(line, "retake p-", 9) == 0) &&
                line[9] >= '1' && line[9] < '1' + VMS && !line[10]) {
