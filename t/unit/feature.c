@@ -289,6 +289,156 @@ static void test_shared(void) {
   ok(vs_feature_ref(NULL) == NULL, "no document: no reference");
 }
 
+/* Loads TEXT (JSON) strictly, for a test's input. */
+static json_t *parse(const char *text) {
+  json_error_t jerr;
+  json_t *j = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+  if (!j) { /* the test's own input: nothing else can be checked */
+    diag("a test's JSON does not parse: %s: %s", text, jerr.text);
+    abort();
+  }
+  return j;
+}
+
+/* What loading DOC_JSON merged with PATCH gives, written whole ("refused: " and the message
+ * when it is refused): the answer both shortcuts must give. */
+static char *merged_then_loaded(const json_t *root, const json_t *patch) {
+  json_t *merged = vs_json_merge_apply(root, patch);
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_from_json(merged, "doc", &err);
+  char *out = doc ? vs_feature_dumps(doc, false) : vs_xasprintf("refused: %s", err.msg);
+  vs_feature_free(doc);
+  vs_err_clear(&err);
+  json_decref(merged);
+  return out;
+}
+
+static const char *const patched_root =
+    "{\"schema\": \"" VS_FEATURE_SCHEMA "\", \"id\": \"u-1\", \"name\": \"web-1\","
+    " \"taken_at\": \"2026-12-01T10:00:00Z\","
+    " \"source\": {\"kind\": \"dir\", \"path\": \"/g\", \"backend\": \"dir\"},"
+    " \"os\": {\"distro\": \"debian\"}, \"defaults\": {\"d\": \"1\"},"
+    " \"settings\": {\"a\": \"1\", \"b\": \"2\", \"c\": \"3\"},"
+    " \"skipped\": [{\"path\": \"/x\", \"reason\": \"r\"}]}";
+
+/* Whether vs_feature_from_json_merged of ROOT, BASE and PATCH (JSON texts) gives what loading
+ * ROOT with BASE merged with PATCH for its settings gives, refusals and their words included. */
+static void check_merged(const json_t *root, const char *base_text, const char *patch_text) {
+  json_t *base = parse(base_text), *patch = parse(patch_text);
+  json_t *whole = json_deep_copy(root), *none = json_object();
+  json_object_set_new(whole, "settings", vs_json_merge_apply(base, patch));
+  char *want = merged_then_loaded(whole, none);
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_from_json_merged(root, base, patch, "doc", &err);
+  char *got = doc ? vs_feature_dumps(doc, false) : vs_xasprintf("refused: %s", err.msg);
+  is_str(got, want, "baseline %s with %s: the merged JSON's document", base_text, patch_text);
+  free(got);
+  free(want);
+  vs_feature_free(doc);
+  vs_err_clear(&err);
+  json_decref(none);
+  json_decref(whole);
+  json_decref(patch);
+  json_decref(base);
+}
+
+/* vs_feature_from_json_merged gives what merging a baseline's settings with a patch and
+ * loading gives: a plain patch (made without the merged JSON) and every kind that is not. */
+static void test_from_json_merged(void) {
+  json_t *root = parse(patched_root);
+  json_object_del(root, "settings");
+  static const char *const base = "{\"a\": \"1\", \"b\": \"2\", \"c\": \"3\"}";
+  static const char *const patches[] = {
+      "{}",
+      "{\"b\": \"two\", \"c\": null, \"d\": \"4\", \"gone\": null}",
+      "{\"b\": {\"x\": \"1\"}}", /* an object is no string: refused */
+      "{\"b\": 2}",              /* nor a number */
+      "{\"b\": \"a\\u0007b\"}",  /* a control character: refused */
+      "{\"b\": \"a\\u0000b\"}",  /* a NUL: read up to it */
+      "{\"\\u0001\": \"1\"}",    /* a key with a control character: refused */
+      "{\"\\u0001\": null}",     /* removing one that is not there: nothing */
+  };
+  for (size_t i = 0; i < sizeof(patches) / sizeof(*patches); i++)
+    check_merged(root, base, patches[i]);
+  /* A baseline member the patch keeps that is not clean text is refused as the merged JSON
+   * is; one the patch replaces or removes is not seen. */
+  static const char *const bad = "{\"a\": \"1\", \"b\": \"x\\u0002y\"}";
+  check_merged(root, bad, "{\"a\": \"one\"}");
+  check_merged(root, bad, "{\"b\": null}");
+  check_merged(root, bad, "{\"b\": \"fine\"}");
+  check_merged(root, "{\"a\": \"1\", \"b\": null}", "{\"a\": \"one\"}");
+  json_decref(root);
+}
+
+/* vs_feature_patched gives what merging the document's JSON with the patch and loading gives
+ * (its skipped files kept), or NULL for the caller to do that. */
+static void test_patched(void) {
+  json_t *root = parse(patched_root);
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_from_json(root, "doc", &err);
+  ok(doc != NULL, "the document to patch loads (%s)", err.msg ? err.msg : "no error");
+  if (!doc) abort(); /* nothing else can be checked */
+  static const char *const plain[] = {
+      "{}",
+      "{\"taken_at\": \"2026-11-30T09:00:00Z\"}",
+      "{\"taken_at\": \"2026-11-30T09:00:00Z\", \"settings\": {\"a\": null, \"b\": \"two\", "
+      "\"z\": \"26\"}}",
+      "{\"name\": \"web-1b\", \"os\": {\"distro\": null, \"release\": \"12\"}, \"defaults\": "
+      "{\"d\": null, \"e\": \"5\"}}",
+      "{\"settings\": {\"nothing\": null}}",
+  };
+  for (size_t i = 0; i < sizeof(plain) / sizeof(*plain); i++) {
+    json_t *patch = parse(plain[i]);
+    char *want = merged_then_loaded(root, patch);
+    struct vs_feature *got = vs_feature_patched(doc, patch);
+    char *text = got ? vs_feature_dumps(got, false) : vs_xstrdup("(not applied)");
+    is_str(text, want, "patched with %s: the document the merged JSON loads as", plain[i]);
+    free(text);
+    free(want);
+    vs_feature_free(got);
+    json_decref(patch);
+  }
+  char *before = vs_feature_dumps(doc, false);
+  static const char *const not_plain[] = {
+      "{\"id\": \"u-2\"}",
+      "{\"schema\": \"other\"}",
+      "{\"source\": {\"path\": \"/h\"}}",
+      "{\"skipped\": null}",
+      "{\"taken_at\": null}",
+      "{\"taken_at\": 5}",
+      "{\"os\": null}",
+      "{\"settings\": {\"a\": {\"b\": \"1\"}}}",
+      "{\"settings\": {\"a\": \"x\\u0000y\"}}",
+      "{\"defaults\": {\"a\": \"\\u0007\"}}",
+      "[]",
+  };
+  for (size_t i = 0; i < sizeof(not_plain) / sizeof(*not_plain); i++) {
+    json_t *patch = parse(not_plain[i]);
+    struct vs_feature *got = vs_feature_patched(doc, patch);
+    ok(got == NULL, "%s is left to the caller to merge as JSON", not_plain[i]);
+    vs_feature_free(got);
+    json_decref(patch);
+  }
+  char *after = vs_feature_dumps(doc, false);
+  is_str(after, before, "and the document patched is not changed");
+  free(before);
+  free(after);
+  vs_feature_free(doc);
+  /* Provenance names settings a patch may remove: such a document is left to the JSON. */
+  json_object_set_new(root, "provenance", parse("{\"/etc/a\": [\"a\"]}"));
+  doc = vs_feature_from_json(root, "doc", &err);
+  json_t *patch = parse("{\"settings\": {\"a\": null}}");
+  ok(doc && !vs_feature_patched(doc, patch),
+     "a document that says where its settings came from is left to the JSON");
+  char *want = merged_then_loaded(root, patch);
+  ok(strstr(want, "refused: ") == want, "(which refuses this one: %s)", want);
+  free(want);
+  json_decref(patch);
+  vs_feature_free(doc);
+  vs_err_clear(&err);
+  json_decref(root);
+}
+
 int main(void) {
   plan_no_plan();
   test_shared();
@@ -303,6 +453,8 @@ int main(void) {
   test_same_but_provenance(doc);
   test_copy_but_provenance(doc);
   test_load_errors();
+  test_from_json_merged();
+  test_patched();
   vs_feature_free(doc);
   return done_testing();
 }

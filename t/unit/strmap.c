@@ -72,6 +72,33 @@ int main(void) {
      "a map with room made for 5,000 keys, and then less, finds each of them");
   vs_strmap_free(r);
 
+  /* Keys in their values: a value that holds its key, put, replaced, taken and removed, leaves
+   * nothing behind and nothing freed twice (valgrind and ASan see either). */
+  struct vs_strmap *kv = vs_strmap_new_keys_in_values(count_free);
+  freed = 0;
+  int found = 0;
+  for (int round = 0; round < 3; round++)
+    for (int i = 0; i < 3000; i++) {
+      char *value = vs_xasprintf("kv%d", i);
+      if (!vs_strmap_put(kv, value, value)) found++; /* the key is the value itself */
+    }
+  char *again = vs_strmap_get(kv, "kv7");
+  ok(found == 6000 && vs_strmap_count(kv) == 3000 && freed == 6000 && again &&
+         strcmp(again, "kv7") == 0,
+     "a replaced value goes with its key, and the key its new value holds finds it");
+  char *held = vs_strmap_take(kv, "kv7");
+  ok(held == again && !vs_strmap_has(kv, "kv7"), "a taken value keeps its key: the taker's");
+  free(held);
+  ok(vs_strmap_remove(kv, "kv8") && !vs_strmap_has(kv, "kv8") && freed == 6001,
+     "a removed one is freed with its key");
+  size_t pos = 0, seen = 0;
+  const char *k;
+  void *v;
+  while (vs_strmap_next(kv, &pos, &k, &v))
+    seen += k == v;
+  ok(seen == 2998, "each key is the one in its value, not a copy");
+  vs_strmap_free(kv);
+
   struct vs_strmap *s = vs_strmap_new(NULL);
   vs_strmap_put(s, "pkg:zlib", NULL);
   vs_strmap_put(s, "os:distro", NULL);

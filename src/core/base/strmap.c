@@ -20,6 +20,7 @@ struct vs_strmap {
   size_t dead; /* tombstones */
   uint64_t k0, k1;
   vs_strmap_free_fn free_value;
+  bool keys_in_values; /* keys are not the map's: vs_strmap_new_keys_in_values */
 };
 
 static char tombstone_mark;
@@ -81,6 +82,12 @@ struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value) {
   return map;
 }
 
+struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value) {
+  struct vs_strmap *map = vs_strmap_new(free_value);
+  map->keys_in_values = true;
+  return map;
+}
+
 void vs_hash_seed(uint64_t *k0, uint64_t *k1) {
   uint64_t seed[2] = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
   /* A short read only weakens flooding resistance; the hash still works. */
@@ -96,7 +103,7 @@ void vs_strmap_free(struct vs_strmap *map) {
     struct slot *s = &map->slots[i];
     if (s->key && s->key != TOMBSTONE) {
       if (map->free_value) map->free_value(s->value);
-      free(s->key);
+      if (!map->keys_in_values) free(s->key);
     }
   }
   free(map->slots);
@@ -167,10 +174,11 @@ bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
   if (found) {
     if (map->free_value && s->value != value) map->free_value(s->value);
     s->value = value;
+    if (map->keys_in_values) s->key = (char *)key; /* the old one went with its value */
     return false;
   }
   if (s->key == TOMBSTONE) map->dead--;
-  s->key = vs_xstrdup(key);
+  s->key = map->keys_in_values ? (char *)key : vs_xstrdup(key);
   s->value = value;
   s->hash = hash;
   map->used++;
@@ -196,7 +204,7 @@ static void *remove_key(struct vs_strmap *map, const char *key, bool free_it, bo
   struct slot *s = &map->slots[i];
   void *value = s->value;
   if (free_it && map->free_value) map->free_value(value);
-  free(s->key);
+  if (!map->keys_in_values) free(s->key);
   s->key = TOMBSTONE;
   s->value = NULL;
   map->used--;

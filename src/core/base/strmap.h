@@ -1,8 +1,8 @@
 /* strmap.h: a hash map from strings to pointers with O(1) expected lookup.
  *
- * Keys are copied and owned by the map. Keys come from guest images, which anyone who controls
- * a guest writes, so the hash is SipHash-2-4 keyed with a per-map random seed: a guest cannot
- * choose keys that collide. Not thread-safe. */
+ * Keys are copied and owned by the map (but in vs_strmap_new_keys_in_values's). Keys come from
+ * guest images, which anyone who controls a guest writes, so the hash is SipHash-2-4 keyed with
+ * a per-map random seed: a guest cannot choose keys that collide. Not thread-safe. */
 #ifndef VS_STRMAP_H
 #define VS_STRMAP_H
 
@@ -20,6 +20,11 @@ typedef void (*vs_strmap_free_fn)(void *value);
 
 /* FREE_VALUE (may be NULL) is called on values that are replaced, removed or left at free. */
 struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value);
+/* A map whose keys live in their values: a put takes KEY as it is (a pointer into VALUE, or
+ * one that lives as long), neither copied nor freed by the map, and a put that replaces a
+ * value takes its new KEY with it. For maps filled by the thousand (a document's settings):
+ * one allocation an entry, not two, and a key read with its value. */
+struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value);
 void vs_strmap_free(struct vs_strmap *map);
 void vs_strmap_freep(struct vs_strmap **map);
 

@@ -7,21 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The value is part of the setting's allocation: one allocation a setting, not two, where
- * documents of thousands of settings are loaded and freed by the thousand (the elected host of
- * a fleet store, bench/fleet-scale.sh). */
+/* The key and the value are part of the setting's allocation, which the settings map keys by
+ * its KEY (vs_strmap_new_keys_in_values): one allocation a setting, not three, where documents
+ * of thousands of settings are loaded and freed by the thousand (the elected host of a fleet
+ * store, bench/fleet-scale.sh), and a lookup reads the key and the value in one place. */
 struct setting {
   const char *origin; /* interned in doc->origins */
-  char value[];
+  const char *value;  /* in KEY's allocation, after it */
+  char key[];
 };
 
-/* A setting of VALUE's LEN bytes (it holds no NUL), from no origin yet. */
-static struct setting *setting_new(const char *value, size_t len) {
-  struct setting *s = vs_xmalloc(sizeof(*s) + len + 1);
+/* A setting KEY (KEY_LEN bytes) of VALUE's LEN bytes (neither holds a NUL), from no origin
+ * yet. */
+static struct setting *setting_new(const char *key, size_t key_len, const char *value, size_t len) {
+  struct setting *s = vs_xmalloc(sizeof(*s) + key_len + 1 + len + 1);
   s->origin = NULL;
-  memcpy(s->value, value, len);
-  s->value[len] = 0;
+  memcpy(s->key, key, key_len);
+  s->key[key_len] = 0;
+  char *v = s->key + key_len + 1;
+  memcpy(v, value, len);
+  v[len] = 0;
+  s->value = v;
   return s;
+}
+
+static struct vs_strmap *settings_new(void) {
+  return vs_strmap_new_keys_in_values(free); /* struct setting */
+}
+
+/* Puts KEY = VALUE (strings) into MAP of settings, replacing what it held. */
+static void put_setting(struct vs_strmap *map, const char *key, const char *value) {
+  struct setting *s = setting_new(key, strlen(key), value, strlen(value));
+  vs_strmap_put(map, s->key, s);
 }
 
 struct skipped {
@@ -43,7 +60,7 @@ struct vs_feature {
 struct vs_feature *vs_feature_new(void) {
   struct vs_feature *doc = vs_xcalloc(1, sizeof(*doc));
   doc->os = vs_strmap_new(free);
-  doc->settings = vs_strmap_new(free); /* struct setting */
+  doc->settings = settings_new();
   doc->origins = vs_strmap_new(free);
   doc->defaults = vs_strmap_new(free);
   doc->id = vs_xstrdup("");
@@ -162,10 +179,11 @@ void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value,
                      const char *origin) {
   struct vs_buf k = {0};
   vs_buf_add_sanitized(&k, key, strlen(key));
-  bool is_new = !vs_strmap_has(doc->settings, k.data);
+  const char *key_text = k.data ? k.data : "";
+  bool is_new = !vs_strmap_has(doc->settings, key_text);
   if (is_new && vs_strmap_count(doc->settings) >= VS_FEATURE_MAX_SETTINGS) {
     if (vs_strmap_count(doc->settings) == VS_FEATURE_MAX_SETTINGS)
-      vs_feature_skip(doc, k.data,
+      vs_feature_skip(doc, key_text,
                       "document already holds %d settings; this and later ones dropped",
                       VS_FEATURE_MAX_SETTINGS);
     vs_buf_free(&k);
@@ -177,14 +195,14 @@ void vs_feature_setn(struct vs_feature *doc, const char *key, const char *value,
     /* Do not cut a UTF-8 sequence in half: back up to a lead byte. */
     while (keep > 0 && ((unsigned char)value[keep] & 0xC0) == 0x80)
       keep--;
-    vs_feature_skip(doc, k.data, "value is %zu bytes; kept the first %zu", len, keep);
+    vs_feature_skip(doc, key_text, "value is %zu bytes; kept the first %zu", len, keep);
   }
   struct vs_buf v = {0};
   vs_buf_add_sanitized(&v, value, keep);
-  struct setting *s = setting_new(v.data ? v.data : "", v.len);
+  struct setting *s = setting_new(key_text, k.len, v.data ? v.data : "", v.len);
   vs_buf_free(&v);
   s->origin = intern_origin(doc, origin);
-  vs_strmap_put(doc->settings, k.data, s);
+  vs_strmap_put(doc->settings, s->key, s);
   vs_buf_free(&k);
 }
 
@@ -247,7 +265,22 @@ bool vs_feature_same_but_provenance(const struct vs_feature *a, const struct vs_
   return same(a, b, false);
 }
 
-struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) {
+static void add_skipped(struct vs_feature *doc, char *path, char *reason) {
+  if (doc->n_skipped >= VS_FEATURE_MAX_SKIPPED) {
+    doc->n_skipped_dropped++;
+    free(path);
+    free(reason);
+    return;
+  }
+  if (doc->n_skipped == doc->cap_skipped) {
+    doc->cap_skipped = doc->cap_skipped ? doc->cap_skipped * 2 : 8;
+    doc->skipped = vs_xrealloc(doc->skipped, doc->cap_skipped * sizeof(*doc->skipped));
+  }
+  doc->skipped[doc->n_skipped++] = (struct skipped){path, reason};
+}
+
+/* A copy of DOC; with SKIPPED, its files skipped too (never where each setting came from). */
+static struct vs_feature *copy(const struct vs_feature *doc, bool skipped) {
   struct vs_feature *copy = vs_xcalloc(1, sizeof(*copy));
   copy->id = vs_xstrdup(doc->id);
   copy->name = vs_xstrdup(doc->name);
@@ -256,7 +289,7 @@ struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) 
   copy->source_path = vs_xstrdup(doc->source_path);
   copy->source_backend = vs_xstrdup(doc->source_backend);
   copy->os = vs_strmap_new(free);
-  copy->settings = vs_strmap_new(free); /* struct setting */
+  copy->settings = settings_new();
   copy->origins = vs_strmap_new(free);
   copy->defaults = vs_strmap_new(free);
   size_t pos = 0;
@@ -265,13 +298,18 @@ struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) 
   while (vs_strmap_next(doc->os, &pos, &k, &v))
     vs_strmap_put(copy->os, k, vs_xstrdup(v));
   vs_strmap_reserve(copy->settings, vs_strmap_count(doc->settings));
-  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);) {
-    const char *value = ((const struct setting *)v)->value;
-    vs_strmap_put(copy->settings, k, setting_new(value, strlen(value)));
-  }
+  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);)
+    put_setting(copy->settings, k, ((const struct setting *)v)->value);
   for (pos = 0; vs_strmap_next(doc->defaults, &pos, &k, &v);)
     vs_strmap_put(copy->defaults, k, vs_xstrdup(v));
+  for (size_t i = 0; skipped && i < doc->n_skipped; i++)
+    add_skipped(copy, vs_xstrdup(doc->skipped[i].path), vs_xstrdup(doc->skipped[i].reason));
+  if (skipped) copy->n_skipped_dropped = doc->n_skipped_dropped;
   return copy;
+}
+
+struct vs_feature *vs_feature_copy_but_provenance(const struct vs_feature *doc) {
+  return copy(doc, false);
 }
 
 bool vs_feature_same_but_time(const struct vs_feature *a, const struct vs_feature *b) {
@@ -321,20 +359,6 @@ bool vs_feature_next_default(const struct vs_feature *doc, size_t *pos, const ch
   if (!vs_strmap_next(doc->defaults, pos, key, &v)) return false;
   *value = v;
   return true;
-}
-
-static void add_skipped(struct vs_feature *doc, char *path, char *reason) {
-  if (doc->n_skipped >= VS_FEATURE_MAX_SKIPPED) {
-    doc->n_skipped_dropped++;
-    free(path);
-    free(reason);
-    return;
-  }
-  if (doc->n_skipped == doc->cap_skipped) {
-    doc->cap_skipped = doc->cap_skipped ? doc->cap_skipped * 2 : 8;
-    doc->skipped = vs_xrealloc(doc->skipped, doc->cap_skipped * sizeof(*doc->skipped));
-  }
-  doc->skipped[doc->n_skipped++] = (struct skipped){path, reason};
 }
 
 void vs_feature_skip(struct vs_feature *doc, const char *path, const char *fmt, ...) {
@@ -547,7 +571,7 @@ static void store_os(struct vs_feature *doc, const char *k, const char *v) {
 }
 
 static void store_setting(struct vs_feature *doc, const char *k, const char *v) {
-  vs_strmap_put(doc->settings, k, setting_new(v, strlen(v)));
+  put_setting(doc->settings, k, v);
 }
 
 static void store_default(struct vs_feature *doc, const char *k, const char *v) {
@@ -603,7 +627,85 @@ static int load_skipped(struct vs_feature *doc, const json_t *arr, const char *w
   return 0;
 }
 
-struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err) {
+/* Whether VALUE under KEY, a member of a merge patch onto a map of strings, is one that
+ * load_string_map would take once merged (a clean string) or one that removes (null): what is
+ * applied to a document without making the merged JSON. A string holding a NUL is not (it is
+ * read up to the NUL), nor anything else: the JSON is merged and loaded then, and refused as
+ * it always was. */
+static bool plain_member(const char *key, const json_t *value) {
+  return json_is_null(value) ||
+         (json_is_string(value) && vs_text_is_clean(key, strlen(key)) &&
+          vs_text_is_clean(json_string_value(value), json_string_length(value)));
+}
+
+static bool plain_map_patch(const json_t *patch) {
+  if (!json_is_object(patch)) return false;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)patch, k, v) {
+    if (!plain_member(k, v)) return false;
+  }
+  return true;
+}
+
+/* PATCH (plain_map_patch) applied to MAP of DOC, its values put by STORE. */
+static void apply_map_patch(struct vs_feature *doc, struct vs_strmap *map, const json_t *patch,
+                            void (*store)(struct vs_feature *, const char *, const char *)) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)patch, k, v) {
+    if (json_is_null(v))
+      vs_strmap_remove(map, k);
+    else
+      store(doc, k, json_string_value(v));
+  }
+}
+
+static void reserve_settings(struct vs_feature *doc, size_t n) {
+  vs_strmap_reserve(doc->settings, n < VS_FEATURE_MAX_SETTINGS ? n : VS_FEATURE_MAX_SETTINGS);
+}
+
+/* Puts SETTINGS (an object) with PATCH (plain_map_patch) merged onto it into DOC, as loading
+ * the merged object would. False, DOC's settings left empty, when a member of SETTINGS that
+ * PATCH keeps is not a clean string: the merged object is loaded then, to be refused as
+ * before. */
+static bool put_merged_settings(struct vs_feature *doc, const json_t *settings,
+                                const json_t *patch) {
+  reserve_settings(doc, json_object_size(settings) + json_object_size(patch));
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)settings, k, v) {
+    if (json_object_get(patch, k)) continue;
+    if (!plain_member(k, v) || json_is_null(v)) {
+      vs_strmap_free(doc->settings);
+      doc->settings = settings_new();
+      return false;
+    }
+    store_setting(doc, k, json_string_value(v));
+  }
+  apply_map_patch(doc, doc->settings, patch, store_setting);
+  return true;
+}
+
+/* Loads DOC's settings: SETTINGS with PATCH merged onto it (RFC 7386) when PATCH is not NULL. */
+static int load_settings(struct vs_feature *doc, const json_t *settings, const json_t *patch,
+                         const char *what, struct vs_err *err) {
+  if (!patch) {
+    if (json_is_object(settings)) /* sized once; no more than a document may hold */
+      reserve_settings(doc, json_object_size(settings));
+    return load_string_map(settings, "settings", what, err, store_setting, doc);
+  }
+  if (json_is_object(settings) && plain_map_patch(patch) &&
+      put_merged_settings(doc, settings, patch))
+    return 0;
+  json_t *merged = vs_json_merge_apply(settings, patch);
+  int rc = load_settings(doc, merged, NULL, what, err);
+  json_decref(merged);
+  return rc;
+}
+
+static struct vs_feature *from_json(const json_t *root, const json_t *settings, const json_t *patch,
+                                    const char *what, struct vs_err *err) {
   if (!json_is_object(root)) {
     vs_err_set(err, EINVAL, "%s: the document is %s; expected an object", what,
                json_type_name(root));
@@ -623,15 +725,9 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
   if (!taken_at) return NULL;
   vs_feature_set_id(doc, id, name);
   replace(&doc->taken_at, taken_at);
-  const json_t *settings = json_object_get(root, "settings");
-  if (json_is_object(settings)) { /* sized once; no more than a document may hold */
-    size_t n = json_object_size(settings);
-    vs_strmap_reserve(doc->settings, n < VS_FEATURE_MAX_SETTINGS ? n : VS_FEATURE_MAX_SETTINGS);
-  }
   if (load_source(doc, root, what, err) < 0 ||
       load_string_map(json_object_get(root, "os"), "os", what, err, store_os, doc) < 0 ||
-      load_string_map(json_object_get(root, "settings"), "settings", what, err, store_setting,
-                      doc) < 0 ||
+      load_settings(doc, settings, patch, what, err) < 0 ||
       load_provenance(doc, json_object_get(root, "provenance"), what, err) < 0 ||
       (json_object_get(root, "defaults") &&
        load_string_map(json_object_get(root, "defaults"), "defaults", what, err, store_default,
@@ -639,6 +735,41 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
       load_skipped(doc, json_object_get(root, "skipped"), what, err) < 0)
     return NULL;
   return vs_steal(&doc);
+}
+
+struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err) {
+  return from_json(root, json_object_get(root, "settings"), NULL, what, err);
+}
+
+struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
+                                               const json_t *patch, const char *what,
+                                               struct vs_err *err) {
+  return from_json(root, settings, patch, what, err);
+}
+
+struct vs_feature *vs_feature_patched(const struct vs_feature *doc, const json_t *patch) {
+  if (!json_is_object(patch) || vs_strmap_count(doc->origins)) return NULL;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)patch, k, v) {
+    bool text = strcmp(k, "taken_at") == 0 || strcmp(k, "name") == 0;
+    bool map = strcmp(k, "os") == 0 || strcmp(k, "settings") == 0 || strcmp(k, "defaults") == 0;
+    if (!(text ? json_is_string(v) : map && plain_map_patch(v))) return NULL;
+  }
+  struct vs_feature *out = copy(doc, true);
+  json_object_foreach((json_t *)patch, k, v) {
+    if (strcmp(k, "taken_at") == 0)
+      replace(&out->taken_at, json_string_value(v));
+    else if (strcmp(k, "name") == 0)
+      replace(&out->name, json_string_value(v));
+    else if (strcmp(k, "os") == 0)
+      apply_map_patch(out, out->os, v, store_os);
+    else if (strcmp(k, "settings") == 0)
+      apply_map_patch(out, out->settings, v, store_setting);
+    else
+      apply_map_patch(out, out->defaults, v, store_default);
+  }
+  return out;
 }
 
 struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,

@@ -99,6 +99,20 @@ json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc);
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty);
 /* Builds a document from JSON. WHAT names the input in errors (a file name). */
 struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err);
+/* vs_feature_from_json of ROOT with SETTINGS, merged with PATCH (RFC 7386), for its "settings"
+ * (ROOT's own not read): the same document and the same refusals, without making the merged
+ * object when PATCH is plain (every member a clean string or null). For a fleet store's rows:
+ * a host's shared baseline of thousands of settings and each VM's few differences. */
+struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
+                                               const json_t *patch, const char *what,
+                                               struct vs_err *err);
+/* The document that loading DOC's JSON with PATCH merged onto it (RFC 7386) gives, made by
+ * copying DOC: NULL when PATCH is not one applied that way (a member other than "taken_at" and
+ * "name", strings, and "os", "settings" and "defaults", objects whose members are clean strings
+ * or null; or DOC says where its settings came from), for the caller to merge the JSON itself
+ * (and have it refused as it would be). DOC's JSON is the one it was loaded from, skipped files
+ * and all. Caller frees. */
+struct vs_feature *vs_feature_patched(const struct vs_feature *doc, const json_t *patch);
 struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,
                                     struct vs_err *err);
 struct vs_feature *vs_feature_load(const char *path, struct vs_err *err);
