@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* The key and the value are part of the setting's allocation, which the settings map keys by
- * its KEY (vs_strmap_new_keys_in_values): one allocation a setting, not three, where documents
+ * its KEY (vs_strmap_new_keys_in_values): one allocation a setting, not two, where documents
  * of thousands of settings are loaded and freed by the thousand (the elected host of a fleet
  * store, bench/fleet-scale.sh), and a lookup reads the key and the value in one place. */
 struct setting {
