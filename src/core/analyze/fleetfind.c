@@ -75,7 +75,7 @@ struct candidate {
 struct finder {
   const struct vs_view *v;
   struct vs_fleet_findings *out;
-  struct vs_strmap *by_members; /* the members' ids, joined -> group index + 1 */
+  struct vs_strmap *by_members; /* the members' view indices, joined -> group index + 1 */
   size_t cap_groups;
   size_t key; /* the key being looked at */
   const char *name;
@@ -87,9 +87,19 @@ struct finder {
 /* One small group's value C: a new group, or one more key of a group of the same VMs. */
 static void add_group_key(struct finder *f, const struct candidate *c) {
   if (c->n_vms < 2) return;
+  /* The members by their view indices (one VM each in one view), in decimal: not their ids
+   * through a printf, which was most of vs_fleet_find (a value 3% of 30,000 VMs share has 900
+   * members, and thousands of values are looked at). */
   struct vs_buf ids = {0};
-  for (size_t k = 0; k < c->n_vms; k++)
-    vs_buf_addf(&ids, "%s\n", vs_feature_id(vs_view_doc(f->v, c->vms[k])));
+  for (size_t k = 0; k < c->n_vms; k++) {
+    char digits[24];
+    size_t n = sizeof(digits), vm = c->vms[k];
+    digits[--n] = ',';
+    do
+      digits[--n] = (char)('0' + vm % 10);
+    while (vm /= 10);
+    vs_buf_add(&ids, digits + n, sizeof(digits) - n);
+  }
   vs_buf_add(&ids, "", 0);
   _cleanup_(vs_freep) char *sig = vs_buf_steal(&ids);
   size_t at = (uintptr_t)vs_strmap_get(f->by_members, sig);
