@@ -367,6 +367,18 @@ static void test_from_json_merged(void) {
   check_merged(root, bad, "{\"b\": null}");
   check_merged(root, bad, "{\"b\": \"fine\"}");
   check_merged(root, "{\"a\": \"1\", \"b\": null}", "{\"a\": \"one\"}");
+  check_merged(root, "{\"a\": \"1\", \"b\": 2}", "{\"a\": \"one\"}");
+  check_merged(root, "{\"a\": \"1\", \"b\": {\"c\": \"3\"}}", "{\"a\": \"one\"}");
+  check_merged(root, "{\"a\": \"1\", \"\\u0003\": \"3\"}", "{\"a\": \"one\"}");
+  /* No patch: merging gives nothing, refused as a document without settings is. */
+  json_t *base_json = parse(base);
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_from_json_merged(root, base_json, NULL, "doc", &err);
+  ok(!doc && err.msg && strstr(err.msg, "\"settings\" is missing"),
+     "a baseline with no patch merges to no settings: refused (%s)", err.msg ? err.msg : "loaded");
+  vs_feature_free(doc);
+  vs_err_clear(&err);
+  json_decref(base_json);
   json_decref(root);
 }
 

@@ -744,7 +744,8 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
 struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
                                                const json_t *patch, const char *what,
                                                struct vs_err *err) {
-  return from_json(root, settings, patch, what, err);
+  return patch ? from_json(root, settings, patch, what, err)
+               : from_json(root, NULL, NULL, what, err); /* a merge with no patch is nothing */
 }
 
 struct vs_feature *vs_feature_patched(const struct vs_feature *doc, const json_t *patch) {

@@ -56,7 +56,8 @@ const char *vs_feature_get(const struct vs_feature *doc, const char *key);
 const char *vs_feature_origin(const struct vs_feature *doc, const char *key);
 bool vs_feature_unset(struct vs_feature *doc, const char *key);
 size_t vs_feature_count(const struct vs_feature *doc);
-/* Sorted keys in a NULL-terminated array; free the array, not the keys. */
+/* Sorted keys in a NULL-terminated array; free the array, not the keys. A key (here, or from
+ * vs_feature_next) lives in its setting: setting that key again, or unsetting it, ends it. */
 const char **vs_feature_keys(const struct vs_feature *doc, size_t *count);
 /* Whether A and B say the same of their VM but perhaps for where each setting came from
  * (provenance) and which files were skipped: the same id, name, time, source, OS facts,
@@ -99,10 +100,11 @@ json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc);
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty);
 /* Builds a document from JSON. WHAT names the input in errors (a file name). */
 struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err);
-/* vs_feature_from_json of ROOT with SETTINGS, merged with PATCH (RFC 7386), for its "settings"
- * (ROOT's own not read): the same document and the same refusals, without making the merged
- * object when PATCH is plain (every member a clean string or null). For a fleet store's rows:
- * a host's shared baseline of thousands of settings and each VM's few differences. */
+/* vs_feature_from_json of ROOT with SETTINGS, merged with PATCH (RFC 7386; a NULL PATCH merges
+ * to nothing, which is refused), for its "settings" (ROOT's own not read): the same document
+ * and the same refusals, without making the merged object when PATCH is plain (every member a
+ * clean string or null). For a fleet store's rows: a host's shared baseline of thousands of
+ * settings and each VM's few differences. */
 struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
                                                const json_t *patch, const char *what,
                                                struct vs_err *err);
