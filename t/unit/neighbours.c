@@ -159,6 +159,30 @@ static void test_both_ways(void) {
   fleet_clear(&f);
 }
 
+/* The edge of closeness: two alike web servers (nearest distance 0, so close to what is at
+ * most VS_CLOSE_SLACK keys away) and a third with that many more keys of its own, or one more.
+ * Its distance to them is exactly the difference of their sizes, which is where the search for
+ * close pairs stops. */
+static void test_edge_of_reach(void) {
+  for (int extra = VS_CLOSE_SLACK; extra <= VS_CLOSE_SLACK + 1; extra++) {
+    struct fleet f = {0};
+    kind_keys(add_vm(&f, "web-01"), "web", 0, 40);
+    kind_keys(add_vm(&f, "web-02"), "web", 0, 40);
+    struct vs_feature *big = add_vm(&f, "web-big");
+    kind_keys(big, "web", 0, 40);
+    kind_keys(big, "big", 0, extra);
+    size_t group[MAX_VMS];
+    size_t n = groups_of(&f, group);
+    if (extra == VS_CLOSE_SLACK)
+      ok(n == 1, "a VM %d keys of its own from two alike VMs is their close peer (%zu group)",
+         extra, n);
+    else
+      ok(n == 2 && group[2] != group[0],
+         "a VM %d keys of its own from two alike VMs is not (%zu groups)", extra, n);
+    fleet_clear(&f);
+  }
+}
+
 static void test_edges(void) {
   ok(vs_close_groups(NULL, 0, NULL) == 0, "no VMs, no groups");
   struct fleet f = {0};
@@ -356,10 +380,12 @@ int main(void) {
   plan_no_plan();
   test_against_definition();
   test_large(BIG, 60, 0, "few keys that vary (each distance a popcount)");
+  test_large(BIG, 60, 8, "64 to 4,096 keys that vary (each distance a few words' popcount)");
   test_large(BIG, 60, 24, "more than 4,096 keys that vary (each distance a merge)");
   test_two_kinds();
   test_far_vm();
   test_both_ways();
   test_edges();
+  test_edge_of_reach();
   return done_testing();
 }

@@ -163,6 +163,7 @@ struct classes {
   size_t k;
   uint64_t *bits; /* K x WORDS, or NULL: merge the sets */
   size_t words;
+  const size_t *size;      /* each class's number of keys, nondecreasing */
   const uint32_t *nearest; /* set for the second pass */
   /* each chunk's own: the nearest distances it saw, or the groups it joined */
   uint32_t *near_of[VS_PARALLEL_MAX];
@@ -206,46 +207,78 @@ static inline __attribute__((always_inline)) uint32_t class_distance(const struc
   return d;
 }
 
-/* Every pair (x, y > x) once, for the folded rows [FROM, TO): row m with row k - 1 - m, so
- * that each folded row is as much work as another and the chunks take equal shares. */
-#define EACH_PAIR(c, from, to, x, y, body)                                                         \
+/* Each row x of the folded rows [FROM, TO) in turn: row m with row k - 1 - m, so that each
+ * folded row is as much work as another and the chunks take equal shares. Row x is the pairs
+ * (x, y > x). */
+#define EACH_ROW(c, from, to, x, body)                                                             \
   for (size_t m_ = (from); m_ < (to); m_++)                                                        \
     for (size_t h_ = 0; h_ < 2; h_++) {                                                            \
       size_t x = h_ ? (c)->k - 1 - m_ : m_;                                                        \
       if (h_ && x == m_) break;                                                                    \
-      for (size_t y = x + 1; y < (c)->k; y++) {                                                    \
-        body                                                                                       \
-      }                                                                                            \
+      body                                                                                         \
     }
+
+/* The first pass, one chunk of the pairs: each class's nearest distance among them, with
+ * DISTANCE the distance of classes x and y. The least of a row is kept in a register and
+ * taken without a branch: a fleet of many classes makes billions of pairs. */
+#define NEAREST_ROWS(c, from, to, near, distance)                                                  \
+  EACH_ROW(c, from, to, x, {                                                                       \
+    uint32_t nx = near[x];                                                                         \
+    for (size_t y = x + 1; y < (c)->k; y++) {                                                      \
+      uint32_t d = (distance);                                                                     \
+      nx = d < nx ? d : nx;                                                                        \
+      near[y] = d < near[y] ? d : near[y];                                                         \
+    }                                                                                              \
+    near[x] = nx;                                                                                  \
+  })
+
+/* The second pass, one chunk of the pairs: joins the classes close both ways. A pair whose
+ * classes this chunk has joined already is not measured: in a fleet of one kind of VM that is
+ * nearly every pair. The classes are ordered by size and two classes' distance is at least the
+ * difference of their sizes, so a row ends where that difference exceeds what its class can
+ * be close to. */
+#define JOIN_ROWS(c, from, to, parent, distance)                                                   \
+  EACH_ROW(c, from, to, x, {                                                                       \
+    uint64_t reach = 2 * (uint64_t)(c)->nearest[x] + VS_CLOSE_SLACK;                               \
+    size_t rx = find(parent, x); /* stays a root: the others are joined under it */                \
+    for (size_t y = x + 1; y < (c)->k && (c)->size[y] - (c)->size[x] <= reach; y++) {              \
+      size_t ry = find(parent, y);                                                                 \
+      if (ry != rx && close_both((distance), (c)->nearest[x], (c)->nearest[y])) parent[ry] = rx;   \
+    }                                                                                              \
+  })
+
+/* ROWS (NEAREST_ROWS or JOIN_ROWS) over OUT, with the distance of one word's popcount, the
+ * common case, in a loop of its own. */
+#define BY_DISTANCE(ROWS, out)                                                                     \
+  do {                                                                                             \
+    if (word) {                                                                                    \
+      ROWS(c, from, to, out, (uint32_t)__builtin_popcountll(word[x] ^ word[y]));                   \
+    } else {                                                                                       \
+      ROWS(c, from, to, out, class_distance(c, x, y));                                             \
+    }                                                                                              \
+  } while (0)
 
 /* One chunk of the pairs, in either pass: the first (C->NEAREST not set yet) finds each
  * class's nearest distance, the second joins the classes close both ways. Compiled twice,
- * with the CPU's popcount instruction and without, and the one this CPU can run is chosen
- * when the program starts. */
+ * with the CPU's popcount instruction and without, and the one this CPU can run is chosen when
+ * the program starts. */
 __attribute__((target_clones("popcnt", "default"))) static void scan_chunk(void *arg, size_t chunk,
                                                                            size_t from, size_t to) {
   struct classes *c = arg;
-  bool first = !c->nearest;
-  uint32_t *near = first ? vs_xmalloc(c->k * sizeof(uint32_t)) : NULL;
-  size_t *parent = first ? NULL : vs_xmalloc(c->k * sizeof(size_t));
-  for (size_t x = 0; x < c->k; x++)
-    if (first)
+  const uint64_t *word = c->bits && c->words == 1 ? c->bits : NULL;
+  if (!c->nearest) {
+    uint32_t *near = vs_xmalloc(c->k * sizeof(uint32_t));
+    for (size_t x = 0; x < c->k; x++)
       near[x] = UINT32_MAX;
-    else
-      parent[x] = x;
-  EACH_PAIR(c, from, to, x, y, {
-    uint32_t d = class_distance(c, x, y);
-    if (first) {
-      if (d < near[x]) near[x] = d;
-      if (d < near[y]) near[y] = d;
-    } else if (close_both(d, c->nearest[x], c->nearest[y])) {
-      parent[find(parent, x)] = find(parent, y);
-    }
-  })
-  if (first)
+    BY_DISTANCE(NEAREST_ROWS, near);
     c->near_of[chunk] = near;
-  else
+  } else {
+    size_t *parent = vs_xmalloc(c->k * sizeof(size_t));
+    for (size_t x = 0; x < c->k; x++)
+      parent[x] = x;
+    BY_DISTANCE(JOIN_ROWS, parent);
     c->parent_of[chunk] = parent;
+  }
 }
 
 /* VMs with the same keys (less the common ones) are one class: at distance 0 from each other,
@@ -274,7 +307,10 @@ size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group) 
     class_of[order[k]] = classes - 1;
     members[classes - 1]++;
   }
-  struct classes cl = {.sets = sets, .first = first, .k = classes};
+  _cleanup_(vs_freep) size_t *size = vs_xmalloc(classes * sizeof(size_t));
+  for (size_t c = 0; c < classes; c++)
+    size[c] = sets[first[c]].n; /* nondecreasing: cmp_set orders by size first */
+  struct classes cl = {.sets = sets, .first = first, .k = classes, .size = size};
   make_bits(&cl);
   size_t folded = (classes + 1) / 2;
   _cleanup_(vs_freep) uint32_t *nearest = vs_xmalloc(classes * sizeof(uint32_t));

@@ -24,10 +24,11 @@
 #define VS_CLOSE_SLACK 8
 
 /* Fills GROUP[i] (N entries) with VM i's close group, numbered from 0 in the order of their
- * first VM; returns the number of groups. O(K^2) merges of each VM's keys but the common ones,
- * K the number of distinct such key sets (at most N; VMs of one kind often share theirs), on
- * every CPU (each merge a popcount when the keys that vary are at most 4,096), and memory
- * linear in N. */
+ * first VM; returns the number of groups. At most K^2 merges of each VM's keys but the common
+ * ones, K the number of distinct such key sets (at most N; VMs of one kind often share theirs),
+ * on every CPU (each merge a popcount when the keys that vary are at most 4,096), and memory
+ * linear in N. The nearest distances take K^2 / 2 merges; joining the close ones skips pairs
+ * already joined and pairs whose sizes alone put them too far apart. */
 size_t vs_close_groups(const struct vs_vm_tokens *vms, size_t n, size_t *group);
 
 #endif
