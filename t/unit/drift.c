@@ -336,6 +336,76 @@ static void test_population(void) {
   vs_pop_free(b);
 }
 
+/* vs_pop_at_most, the tail a value's count stands in, walks every value of a key but keeps a
+ * table for keys of many values and small counts: both must give the same numbers. A hostname
+ * key of 295 VMs: 200 hostnames of their own, 20 held by two VMs, 10 by three, one by eight,
+ * one by nine, and 8 VMs at the declared default or without the key (absent, held by 8). */
+struct at_most_sum {
+  uint32_t max, docs;
+};
+
+static void sum_at_most(const char *value, uint32_t count, void *arg) {
+  struct at_most_sum *a = arg;
+  (void)value;
+  if (count <= a->max) a->docs += count;
+}
+
+static size_t tails_agree(const struct vs_pop *pop, const char *key, size_t *asked) {
+  long k = vs_pop_key_index(pop, key);
+  size_t same = 0;
+  for (uint32_t max = 0; k >= 0 && max <= 12; max++) {
+    struct at_most_sum a = {.max = max};
+    vs_pop_values(pop, (size_t)k, sum_at_most, &a);
+    same += vs_pop_at_most(pop, (size_t)k, max) == a.docs;
+    (*asked)++;
+  }
+  return same;
+}
+
+static void test_tail(void) {
+  const char *key = "file:/etc/hostname:name";
+  struct vs_pop *pop = vs_pop_new();
+  struct vs_feature *docs[295];
+  for (int i = 0; i < 295; i++) {
+    char id[32], value[32];
+    snprintf(id, sizeof(id), "vm-%d", i);
+    if (i < 200)
+      snprintf(value, sizeof(value), "host-%d", i);
+    else if (i < 240)
+      snprintf(value, sizeof(value), "pair-%d", (i - 200) / 2);
+    else if (i < 270)
+      snprintf(value, sizeof(value), "triple-%d", (i - 240) / 3);
+    else if (i < 278)
+      snprintf(value, sizeof(value), "eight");
+    else if (i < 287)
+      snprintf(value, sizeof(value), "nine");
+    else
+      snprintf(value, sizeof(value), "localhost");
+    docs[i] = doc_with(id, (const char *[]){"os:distro", "debian", NULL});
+    vs_feature_set_default(docs[i], key, "localhost");
+    if (i < 290) vs_feature_set(docs[i], key, value, NULL);
+    vs_pop_add(pop, docs[i]);
+  }
+  vs_pop_prepare(pop);
+  size_t asked = 0, same = tails_agree(pop, key, &asked);
+  long k = vs_pop_key_index(pop, key);
+  ok(same == asked && k >= 0 && vs_pop_at_most(pop, (size_t)k, 1) == 200 &&
+         vs_pop_at_most(pop, (size_t)k, 8) == 200 + 40 + 30 + 8 + 8 &&
+         vs_pop_at_most(pop, (size_t)k, 9) == 295,
+     "a key of many values: each tail up to 12 is what walking its values gives (%zu of %zu)", same,
+     asked);
+  for (int i = 0; i < 3; i++)
+    vs_pop_remove(pop, docs[i * 100], NULL); /* two hostnames and a pair's */
+  vs_pop_prepare(pop);
+  asked = 0;
+  same = tails_agree(pop, key, &asked);
+  ok(same == asked && vs_pop_at_most(pop, (size_t)k, 1) == 198 + 1,
+     "and again after three VMs left (%zu of %zu)", same, asked);
+  for (int i = 0; i < 295; i++)
+    vs_feature_free(docs[i]);
+  vs_pop_free(pop);
+}
+
 static void test_defaults(void) {
   /* Ten VMs leave PermitRootLogin at its default; one writes the default out; one sets yes. */
   const char *key = "file:/etc/ssh/sshd_config:PermitRootLogin";
@@ -1016,6 +1086,7 @@ int main(void) {
   test_formula();
   test_population();
   test_defaults();
+  test_tail();
   test_units();
   test_edit_evidence();
   test_waivers();

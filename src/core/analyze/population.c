@@ -33,8 +33,21 @@ struct interned {
   char *s;
 };
 
+/* For a key of many values (TAIL_MIN_VALUES), the documents whose folded value is held by at
+ * most C documents, for each C up to TAIL_MAX: vs_pop_at_most for a value few documents hold
+ * (a hostname's, a machine id's: the key's tail) without walking every value. Kept apart from
+ * the keys, in key order, as a close group's population of a few VMs has none. */
+#define TAIL_MIN_VALUES 64
+#define TAIL_MAX 8
+struct tail {
+  size_t key;
+  uint32_t docs[TAIL_MAX + 1];
+};
+
 struct vs_pop {
   uint64_t k0, k1;
+  struct tail *tails; /* filled by vs_pop_prepare() */
+  size_t n_tails, cap_tails;
   struct pop_key *keys;
   size_t n_keys, cap_keys;
   uint32_t *key_index; /* open addressing: 1 + index into KEYS, 0 empty */
@@ -69,6 +82,7 @@ void vs_pop_free(struct vs_pop *pop) {
     free(pop->strings[i].s);
   free(pop->strings);
   vs_strmap_free(pop->members);
+  free(pop->tails);
   free(pop);
 }
 
@@ -452,8 +466,29 @@ static void consider_top(struct vs_pop_stats *st, const char *value, uint32_t co
   }
 }
 
+/* Key I's tail (struct tail), when it has TAIL_MIN_VALUES values or more; its absent
+ * documents (ABSENT) count as one value, as vs_pop_values counts them. */
+static void add_tail(struct vs_pop *pop, size_t i, uint32_t absent) {
+  const struct pop_key *k = &pop->keys[i];
+  if (k->live < TAIL_MIN_VALUES) return;
+  if (pop->n_tails == pop->cap_tails)
+    pop->tails =
+        vs_xrealloc(pop->tails, (pop->cap_tails = pop->cap_tails ? 2 * pop->cap_tails : 16) *
+                                    sizeof(*pop->tails));
+  struct tail *t = &pop->tails[pop->n_tails++];
+  *t = (struct tail){.key = i};
+  if (absent && absent <= TAIL_MAX) t->docs[absent] += absent;
+  for (uint32_t j = 0; j < k->cap; j++) {
+    const struct value_slot *s = &k->slots[j];
+    if (s->value && s->count && s->count <= TAIL_MAX && s != k->dflt) t->docs[s->count] += s->count;
+  }
+  for (size_t c = 1; c <= TAIL_MAX; c++)
+    t->docs[c] += t->docs[c - 1];
+}
+
 void vs_pop_prepare(struct vs_pop *pop) {
   if (pop->prepared_generation == pop->generation) return;
+  pop->n_tails = 0;
   for (size_t i = 0; i < pop->n_keys; i++) {
     struct pop_key *k = &pop->keys[i];
     k->dflt = key_default(k);
@@ -468,6 +503,7 @@ void vs_pop_prepare(struct vs_pop *pop) {
       const struct value_slot *s = &k->slots[j];
       if (s->value && s != k->dflt) consider_top(st, s->value, s->count);
     }
+    add_tail(pop, i, absent);
   }
   pop->prepared_generation = pop->generation;
 }
@@ -539,10 +575,20 @@ static void add_if_at_most(const char *value, uint32_t count, void *arg) {
   if (count <= a->max) a->docs += count;
 }
 
+static int cmp_tail_key(const void *key, const void *t) {
+  size_t i = *(const size_t *)key, k = ((const struct tail *)t)->key;
+  return i < k ? -1 : i > k;
+}
+
 uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max) {
+  uint32_t singles = max >= 1 ? pop->keys[i].singles : 0;
+  const struct tail *t = pop->n_tails && max <= TAIL_MAX
+                             ? bsearch(&i, pop->tails, pop->n_tails, sizeof(*t), cmp_tail_key)
+                             : NULL;
+  if (t) return t->docs[max] + singles;
   struct at_most a = {.max = max};
   vs_pop_values(pop, i, add_if_at_most, &a);
-  return a.docs + (max >= 1 ? pop->keys[i].singles : 0);
+  return a.docs + singles;
 }
 
 static int cmp_slot_value(const void *a, const void *b) {

@@ -101,7 +101,9 @@ bool vs_pop_majority_is(const struct vs_pop *pop, const char *key, const char *v
 /* Documents that set key I at all, its default included. */
 uint32_t vs_pop_present(const struct vs_pop *pop, size_t i);
 /* Documents of the population whose folded value of key I is held by at most MAX documents
- * (a permutation test's tail: how many VMs stand out at least as much as one held by MAX). */
+ * (a permutation test's tail: how many VMs stand out at least as much as one held by MAX).
+ * Requires a prepared population. A lookup for a key of many values (a hostname's) and a
+ * small MAX, a walk of the key's values otherwise. */
 uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max);
 
 /* A population's summary: what ranking a member against it needs, in a size that grows with
