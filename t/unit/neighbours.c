@@ -181,6 +181,28 @@ static void test_edge_of_reach(void) {
          "a VM %d keys of its own from two alike VMs is not (%zu groups)", extra, n);
     fleet_clear(&f);
   }
+  /* The same edge at twice a nearest distance that is not 0: A and B 2 keys apart (A's reach
+   * 2 * 2 + VS_CLOSE_SLACK), C with that many keys of its own more than A, or one more. */
+  int reach = 2 * 2 + VS_CLOSE_SLACK;
+  for (int extra = reach; extra <= reach + 1; extra++) {
+    struct fleet f = {0};
+    kind_keys(add_vm(&f, "a"), "web", 0, 40);
+    struct vs_feature *b = add_vm(&f, "b");
+    kind_keys(b, "web", 0, 40);
+    kind_keys(b, "b", 0, 2);
+    struct vs_feature *c = add_vm(&f, "c");
+    kind_keys(c, "web", 0, 40);
+    kind_keys(c, "c", 0, extra);
+    size_t group[MAX_VMS];
+    size_t n = groups_of(&f, group);
+    if (extra == reach)
+      ok(n == 1, "a VM %d keys from one whose nearest is 2 keys away is its close peer (%zu group)",
+         extra, n);
+    else
+      ok(n == 2 && group[2] != group[0] && group[0] == group[1],
+         "a VM %d keys from it is not (%zu groups)", extra, n);
+    fleet_clear(&f);
+  }
 }
 
 static void test_edges(void) {

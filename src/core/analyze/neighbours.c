@@ -136,7 +136,8 @@ static size_t find(size_t *parent, size_t x) {
   return x;
 }
 
-/* Orders VM indices by their sets (SETS): by size, then token by token. */
+/* Orders VM indices by their sets (SETS): by size, then token by token. The size first is what
+ * the second pass relies on to end a row (JOIN_ROWS): along a row the sizes never decrease. */
 static int cmp_set(const void *a, const void *b, void *sets) {
   const struct tokset *x = (const struct tokset *)sets + *(const size_t *)a;
   const struct tokset *y = (const struct tokset *)sets + *(const size_t *)b;
@@ -207,9 +208,9 @@ static inline __attribute__((always_inline)) uint32_t class_distance(const struc
   return d;
 }
 
-/* Each row x of the folded rows [FROM, TO) in turn: row m with row k - 1 - m, so that each
- * folded row is as much work as another and the chunks take equal shares. Row x is the pairs
- * (x, y > x). */
+/* Each row x of the folded rows [FROM, TO) in turn: row m with row k - 1 - m, so that in the
+ * first pass each folded row is as much work as another and the chunks take equal shares (the
+ * second's rows end early and skip pairs, so theirs vary). Row x is the pairs (x, y > x). */
 #define EACH_ROW(c, from, to, x, body)                                                             \
   for (size_t m_ = (from); m_ < (to); m_++)                                                        \
     for (size_t h_ = 0; h_ < 2; h_++) {                                                            \

@@ -471,10 +471,10 @@ static void consider_top(struct vs_pop_stats *st, const char *value, uint32_t co
 static void add_tail(struct vs_pop *pop, size_t i, uint32_t absent) {
   const struct pop_key *k = &pop->keys[i];
   if (k->live < TAIL_MIN_VALUES) return;
-  if (pop->n_tails == pop->cap_tails)
-    pop->tails =
-        vs_xrealloc(pop->tails, (pop->cap_tails = pop->cap_tails ? 2 * pop->cap_tails : 16) *
-                                    sizeof(*pop->tails));
+  if (pop->n_tails == pop->cap_tails) {
+    pop->cap_tails = pop->cap_tails ? 2 * pop->cap_tails : 16;
+    pop->tails = vs_xrealloc(pop->tails, pop->cap_tails * sizeof(*pop->tails));
+  }
   struct tail *t = &pop->tails[pop->n_tails++];
   *t = (struct tail){.key = i};
   if (absent && absent <= TAIL_MAX) t->docs[absent] += absent;
@@ -582,7 +582,7 @@ static int cmp_tail_key(const void *key, const void *t) {
 
 uint32_t vs_pop_at_most(const struct vs_pop *pop, size_t i, uint32_t max) {
   uint32_t singles = max >= 1 ? pop->keys[i].singles : 0;
-  const struct tail *t = pop->n_tails && max <= TAIL_MAX
+  const struct tail *t = pop->n_tails && max <= TAIL_MAX && vs_pop_is_prepared(pop)
                              ? bsearch(&i, pop->tails, pop->n_tails, sizeof(*t), cmp_tail_key)
                              : NULL;
   if (t) return t->docs[max] + singles;
