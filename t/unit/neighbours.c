@@ -159,49 +159,33 @@ static void test_both_ways(void) {
   fleet_clear(&f);
 }
 
-/* The edge of closeness: two alike web servers (nearest distance 0, so close to what is at
- * most VS_CLOSE_SLACK keys away) and a third with that many more keys of its own, or one more.
- * Its distance to them is exactly the difference of their sizes, which is where the search for
- * close pairs stops. */
+/* The edge of closeness: A, and B with NEAR keys of its own (A's nearest distance, so A is
+ * close to what is at most 2 * NEAR + VS_CLOSE_SLACK keys away), and C with that many keys of
+ * its own, or one more. C's distance to A is exactly the difference of their sizes, which is
+ * where the search for close pairs stops; at NEAR 2 the factor 2 counts too. */
 static void test_edge_of_reach(void) {
-  for (int extra = VS_CLOSE_SLACK; extra <= VS_CLOSE_SLACK + 1; extra++) {
-    struct fleet f = {0};
-    kind_keys(add_vm(&f, "web-01"), "web", 0, 40);
-    kind_keys(add_vm(&f, "web-02"), "web", 0, 40);
-    struct vs_feature *big = add_vm(&f, "web-big");
-    kind_keys(big, "web", 0, 40);
-    kind_keys(big, "big", 0, extra);
-    size_t group[MAX_VMS];
-    size_t n = groups_of(&f, group);
-    if (extra == VS_CLOSE_SLACK)
-      ok(n == 1, "a VM %d keys of its own from two alike VMs is their close peer (%zu group)",
-         extra, n);
-    else
-      ok(n == 2 && group[2] != group[0],
-         "a VM %d keys of its own from two alike VMs is not (%zu groups)", extra, n);
-    fleet_clear(&f);
-  }
-  /* The same edge at twice a nearest distance that is not 0: A and B 2 keys apart (A's reach
-   * 2 * 2 + VS_CLOSE_SLACK), C with that many keys of its own more than A, or one more. */
-  int reach = 2 * 2 + VS_CLOSE_SLACK;
-  for (int extra = reach; extra <= reach + 1; extra++) {
-    struct fleet f = {0};
-    kind_keys(add_vm(&f, "a"), "web", 0, 40);
-    struct vs_feature *b = add_vm(&f, "b");
-    kind_keys(b, "web", 0, 40);
-    kind_keys(b, "b", 0, 2);
-    struct vs_feature *c = add_vm(&f, "c");
-    kind_keys(c, "web", 0, 40);
-    kind_keys(c, "c", 0, extra);
-    size_t group[MAX_VMS];
-    size_t n = groups_of(&f, group);
-    if (extra == reach)
-      ok(n == 1, "a VM %d keys from one whose nearest is 2 keys away is its close peer (%zu group)",
-         extra, n);
-    else
-      ok(n == 2 && group[2] != group[0] && group[0] == group[1],
-         "a VM %d keys from it is not (%zu groups)", extra, n);
-    fleet_clear(&f);
+  for (int near = 0; near <= 2; near += 2) {
+    int reach = 2 * near + VS_CLOSE_SLACK;
+    for (int extra = reach; extra <= reach + 1; extra++) {
+      struct fleet f = {0};
+      kind_keys(add_vm(&f, "a"), "web", 0, 40);
+      struct vs_feature *b = add_vm(&f, "b");
+      kind_keys(b, "web", 0, 40);
+      kind_keys(b, "b", 0, near);
+      struct vs_feature *c = add_vm(&f, "c");
+      kind_keys(c, "web", 0, 40);
+      kind_keys(c, "c", 0, extra);
+      size_t group[MAX_VMS];
+      size_t n = groups_of(&f, group);
+      if (extra == reach)
+        ok(n == 1, "a VM %d keys from one whose nearest is %d keys away is its close peer (%zu)",
+           extra, near, n);
+      else
+        ok(n == 2 && group[2] != group[0] && group[0] == group[1],
+           "a VM %d keys from one whose nearest is %d keys away is not (%zu groups)", extra, near,
+           n);
+      fleet_clear(&f);
+    }
   }
 }
 
