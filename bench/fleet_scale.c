@@ -51,6 +51,7 @@
 #define MAX_SIZES 16
 #define THREADS 2
 #define ROUNDS 3      /* host 1's rounds, of which the median is reported */
+#define FRESH 3       /* host 1's fresh clients (each sends every VM), the median reported */
 #define CHANGED_VMS 3 /* i % 10: the VMs that take a new snapshot between two refreshes */
 
 static void die(const char *what, const char *why) {
@@ -459,7 +460,7 @@ struct result {
   struct refresh steady;
   /* 2. another host's round, from the context */
   double view, rank, findings, round;
-  double round_all, view_all; /* a fresh client's round: every VM sent */
+  double round_all, view_all; /* a fresh client's round, every VM sent (the median of FRESH) */
   double round_retaken;       /* a round after every VM was snapshotted again, unchanged */
   double publish, copy_in;    /* one host's publish alone, and COPY of the same rows */
   double load, copy_out;      /* vs_store_load of the fleet, and COPY TO STDOUT of its rows */
@@ -472,6 +473,17 @@ struct result {
   struct vs_view_times prep;       /* the whole view's prepare, by phase */
   size_t groups, rollouts, unique, n_findings, differ;
 };
+
+/* Of the N rounds AT, the one of median length (of equal ones, the earlier counts as shorter). */
+static size_t median_round(const struct result *at, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    size_t below = 0;
+    for (size_t l = 0; l < n; l++)
+      below += at[l].round < at[k].round || (at[l].round == at[k].round && l < k);
+    if (below == n / 2) return k;
+  }
+  return 0;
+}
 
 /* This process's CPU seconds: unlike the wall clock, not stretched by other work on the cores. */
 static double cpu_self(void) {
@@ -654,20 +666,22 @@ static struct result run(const char *base_url, const char *password_file, long p
   vs_store_free(s0);
   s0 = open_store(url, password_file, 0);
 
-  /* 2. Another host's round (host 1), from that context: first a fresh client's, which sends
-   * every VM (as after a restart, or when every VM took a new snapshot since the round
-   * before); then ROUNDS more, which send none, whose figures are those of the round of median
-   * length (one round alone was up to 2x off now and then on this shared machine). The
-   * rankings of each are checked against the whole view's. */
-  vs_store_free(s1);
-  s1 = open_store(url, password_file, 1);
+  /* 2. Another host's round (host 1), from that context: first FRESH fresh clients' rounds,
+   * each of which sends every VM (as after a restart, or when every VM took a new snapshot
+   * since the round before); then ROUNDS more, which send none. Each figure is that of the
+   * round of median length of its kind (one round alone was up to 2x off now and then on this
+   * shared machine). The rankings of each are checked against the whole view's. */
   /* And last, a round after every VM of host 1 was snapshotted again and found nothing
    * changed (every VM, every hour, by default): only the new times are sent. */
   struct vs_view *retaken = make_local_retaken(1, vms, keys, now);
-  struct result at[ROUNDS + 2];
-  for (int k = 0; k <= ROUNDS + 1; k++) {
+  struct result at[FRESH + ROUNDS + 1];
+  for (int k = 0; k < FRESH + ROUNDS + 1; k++) {
     struct result *x = &at[k];
-    const struct vs_view *pool = k <= ROUNDS ? local1 : retaken;
+    const struct vs_view *pool = k < FRESH + ROUNDS ? local1 : retaken;
+    if (k < FRESH) { /* a new client, which knows nothing of what the store holds */
+      vs_store_free(s1);
+      s1 = open_store(url, password_file, 1);
+    }
     double c0 = pg_cpu(postmaster), u0 = cpu_self(), h0 = heap_mib();
     t0 = vs_now_monotonic();
     struct vs_store_round round = {.use_context = true};
@@ -694,15 +708,9 @@ static struct result run(const char *base_url, const char *password_file, long p
     }
     vs_view_free(ctx);
   }
-  size_t median = 1;
-  for (int k = 1; k <= ROUNDS; k++) {
-    int below = 0;
-    for (int l = 1; l <= ROUNDS; l++)
-      below += at[l].round < at[k].round || (at[l].round == at[k].round && l < k);
-    if (below == ROUNDS / 2) median = (size_t)k;
-  }
-  res.round_all = at[0].round, res.view_all = at[0].view;
-  res.round_retaken = at[ROUNDS + 1].round;
+  size_t fresh = median_round(at, FRESH), median = FRESH + median_round(at + FRESH, ROUNDS);
+  res.round_all = at[fresh].round, res.view_all = at[fresh].view;
+  res.round_retaken = at[FRESH + ROUNDS].round;
   vs_view_free(retaken);
   res.view = at[median].view, res.rank = at[median].rank, res.findings = at[median].findings;
   res.round = at[median].round, res.pg_round = at[median].pg_round;
@@ -793,15 +801,16 @@ int main(int argc, char **argv) {
   printf("1. a host's round, seconds, from the elected host's context: view = vs_store_round_view "
          "(publish its VMs, read its VMs' parts, their groups' and the fleet's, prepare a view of "
          "its own VMs); rank = its %zu VMs; find = vs_store_publish_findings; round = view + "
-         "rank + find in a round with no VM changed since the last (none sent); all = the same "
-         "with every VM sent (a fresh client: after a restart, or every VM changed since); "
+         "rank + find in a round with no VM changed since the last (none sent; the median of %d); "
+         "all = the same with every VM sent (a fresh client: after a restart, or every VM "
+         "changed since; the median of %d fresh clients); "
          "again = the same after every VM was snapshotted again and found nothing changed "
          "(only the new times sent). "
          "The elected "
          "host's refresh: whole = the same reading every VM's rows and preparing the whole "
          "view, + its own VMs ranked and published, + ffind (vs_fleet_find) + pub "
          "(vs_store_publish_fleet) + ctx (vs_store_publish_context)\n",
-         vms);
+         vms, ROUNDS, FRESH);
   printf("%6s %7s | %6s %6s %6s %6s %6s %6s | %7s %7s %6s %6s %6s | %8s %7s | %7s %7s | %7s "
          "%7s\n",
          "hosts", "VMs", "all", "again", "round", "view", "rank", "find", "elected", "whole",
@@ -854,7 +863,7 @@ int main(int argc, char **argv) {
            r[s].findings_bytes / 1048576, r[s].context_bytes / 1048576, r[s].empty_bytes / 1048576,
            r[s].el_view, r[s].publish, r[s].load, r[s].el_view - r[s].publish - r[s].load,
            r[s].el_rank, r[s].el_findings, (double)r[s].n_findings / (double)vms, r[s].groups,
-           r[s].rollouts, r[s].unique, r[s].differ, (size_t)(ROUNDS + 2) * vms);
+           r[s].rollouts, r[s].unique, r[s].differ, (size_t)(FRESH + ROUNDS + 1) * vms);
   printf("3b. the whole view's prepare on the elected host, seconds, by phase: the fleet's "
          "population, the keys rolling out (each VM's diff from its previous snapshot), the "
          "VMs' tokens, the role analysis (MinHash, LSH), the close groups and their "

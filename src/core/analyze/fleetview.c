@@ -832,9 +832,15 @@ static void tokens_of(void *arg, size_t i) {
   bool kept = e && j->kept && e->tokens;
   if (kept) {
     if (j->n_mend) { /* the entry's own, changed where another holds them */
+      /* Previous snapshot's tokens that are its newest's (the same settings) are mended once
+       * and stay one: the entry's second hold would otherwise make every such VM's a copy. */
+      bool one = e->prev_tokens == e->tokens;
+      if (one) tokens_drop(e->prev_tokens); /* not the last hold: E->TOKENS is one */
       tokens_unshare(&e->tokens, e->n_tokens);
       mend_tokens(j, m->doc, e->tokens, e->n_tokens);
-      if (e->prev_tokens) {
+      if (one) {
+        e->prev_tokens = tokens_share(e->tokens);
+      } else if (e->prev_tokens) {
         tokens_unshare(&e->prev_tokens, e->n_prev);
         mend_tokens(j, m->prev, e->prev_tokens, e->n_prev);
       }
