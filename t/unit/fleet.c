@@ -3,11 +3,15 @@
 #include "fleet.h"
 #include "tap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,6 +123,86 @@ static void test_endpoint_failover(const char *ep, const char *dead) {
   vs_fleet_close(f);
 }
 
+/* A member in the middle of an election: every request is answered as etcd answers while it
+ * has no leader (gRPC's Unavailable, HTTP 503 through its JSON gateway). It counts them. */
+struct electing {
+  int listener;
+  int requests;
+};
+
+static void *electing_serve(void *arg) {
+  struct electing *e = arg;
+  static const char body[] =
+      "{\"error\":\"etcdserver: leader changed\",\"code\":14,\"message\":\"etcdserver: "
+      "leader changed\"}";
+  for (;;) {
+    int c = accept(e->listener, NULL, NULL);
+    if (c < 0) return NULL; /* the listener was shut down */
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(buf) - 1 && (n = read(c, buf + got, sizeof(buf) - 1 - got)) > 0) {
+      got += (size_t)n;
+      buf[got] = '\0';
+      char *end = strstr(buf, "\r\n\r\n"), *len = strstr(buf, "Content-Length: ");
+      if (end && (!len || got >= (size_t)(end + 4 - buf) + (size_t)atoi(len + 16))) break;
+    }
+    __atomic_add_fetch(&e->requests, 1, __ATOMIC_RELAXED);
+    char reply[512];
+    int m = snprintf(reply, sizeof(reply),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     strlen(body), body);
+    if (write(c, reply, (size_t)m) != m) diag("the electing member's reply was cut short");
+    close(c);
+  }
+}
+
+/* A member that answers it cannot serve now (HTTP 503, as in an election after a member
+ * died) is passed over for the next, which serves; with only such members, the request is
+ * asked again until its timeout, and the error says what they answered. */
+static void test_election(const char *ep) {
+  struct electing e = {.listener = socket(AF_INET, SOCK_STREAM, 0)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  pthread_t t;
+  if (e.listener < 0 || bind(e.listener, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+      listen(e.listener, 8) < 0 || getsockname(e.listener, (struct sockaddr *)&a, &len) < 0 ||
+      pthread_create(&t, NULL, electing_serve, &e) != 0) {
+    skip(2, "no loopback listener for the electing member");
+    return;
+  }
+  char electing[64];
+  snprintf(electing, sizeof(electing), "http://127.0.0.1:%d", ntohs(a.sin_port));
+  struct vs_err err = {0};
+  const char *two[] = {electing, ep};
+  struct vs_fleet_opts o2 = {.endpoints = two, .n_endpoints = 2, .timeout_ms = 1000};
+  struct vs_fleet *f = vs_fleet_open(&o2, &err);
+  bool put = vs_fleet_put(f, "hosts/h4", "x", 0, &err) == 0;
+  ok(put && strcmp(vs_fleet_endpoint(f), ep) == 0 &&
+         __atomic_load_n(&e.requests, __ATOMIC_RELAXED) == 1,
+     "a member answering \"leader changed\" (HTTP 503) is passed over, and the next serves (%s)",
+     err.msg ? err.msg : "ok");
+  vs_err_clear(&err);
+  vs_fleet_close(f);
+  const char *one[] = {electing};
+  struct vs_fleet_opts o1 = {.endpoints = one, .n_endpoints = 1, .timeout_ms = 500};
+  f = vs_fleet_open(&o1, &err);
+  int before = __atomic_load_n(&e.requests, __ATOMIC_RELAXED);
+  bool refused = vs_fleet_put(f, "hosts/h5", "x", 0, &err) < 0;
+  int asked = __atomic_load_n(&e.requests, __ATOMIC_RELAXED) - before;
+  ok(refused && err.code == EHOSTUNREACH && err.msg &&
+         strstr(err.msg, "HTTP 503: etcdserver: leader changed") && asked > 1,
+     "with every member electing, it is asked again until the timeout, and the error says what "
+     "they answered (%d requests: %s)",
+     asked, err.msg ? err.msg : "none");
+  vs_err_clear(&err);
+  vs_fleet_close(f);
+  shutdown(e.listener, SHUT_RDWR);
+  close(e.listener);
+  pthread_join(t, NULL);
+}
+
 int main(void) {
   plan_no_plan();
   char *dir = fx_tmpdir();
@@ -147,6 +231,7 @@ int main(void) {
   vs_fleet_close(f);
 
   test_endpoint_failover(ep, dead);
+  test_election(ep);
 
   vs_err_clear(&err);
   kill(etcd, SIGTERM);

@@ -5,9 +5,11 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* libcurl is opened with the first fleet map (dl.h), not by every command at start-up. */
 /* clang-format off */
@@ -122,8 +124,22 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx) {
   return size * n;
 }
 
+/* Sleeps SECONDS (at most a second). */
+static void pause_for(double seconds) {
+  struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(seconds * 1e9)};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
 /* POSTs BODY (stolen) to PATH of the first endpoint that answers, starting with the one that
- * answered last. Returns the parsed reply or NULL. */
+ * answered last. A member that cannot be reached, or answers that it cannot serve now (HTTP
+ * 5xx: etcd's "leader changed", "no leader", "request timed out" while the members elect a
+ * leader after one died), is passed over for the next. When every member was passed over and
+ * one of them said it cannot serve now, the members are asked again, after 50 ms and then
+ * twice as long each time (at most 500 ms), until the request's timeout has passed since the
+ * first: an election takes about a second, and a message sent meanwhile must not be lost. Any
+ * other answer is final: another member would answer the same. Returns the parsed reply or
+ * NULL. */
 static json_t *post(struct vs_fleet *f, const char *path, json_t *body, struct vs_err *err) {
   char *text = json_dumps(body, JSON_COMPACT);
   json_decref(body);
@@ -134,44 +150,58 @@ static json_t *post(struct vs_fleet *f, const char *path, json_t *body, struct v
   struct curl_slist *headers = sym_curl_slist_append(NULL, "Content-Type: application/json");
   json_t *reply = NULL;
   struct vs_buf tried = {0};
-  for (size_t attempt = 0; attempt < f->n_endpoints && !reply; attempt++) {
-    size_t i = (f->current + attempt) % f->n_endpoints;
-    char *url = vs_xasprintf("%s%s", f->endpoints[i], path);
-    vs_buf_reset(&f->response);
-    sym_curl_easy_setopt(f->curl, CURLOPT_URL, url);
-    sym_curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, text);
-    sym_curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, headers);
-    sym_curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, on_body);
-    sym_curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, f);
-    sym_curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
-    sym_curl_easy_setopt(f->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->timeout_ms / 2 + 1));
-    sym_curl_easy_setopt(f->curl, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = sym_curl_easy_perform(f->curl);
-    long status = 0;
-    sym_curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK) {
-      vs_buf_addf(&tried, "%s%s: %s", tried.len ? "; " : "", f->endpoints[i],
-                  sym_curl_easy_strerror(rc));
-    } else {
-      json_error_t je;
-      json_t *j = json_loadb(f->response.data ? f->response.data : "", f->response.len, 0, &je);
-      if (status == 200 && json_is_object(j)) {
-        reply = j;
-        f->current = i;
+  bool final = false;
+  double deadline = vs_now_monotonic() + f->timeout_ms / 1000.0, wait = 0.05;
+  for (;;) {
+    bool unavailable = false;
+    vs_buf_reset(&tried);
+    for (size_t attempt = 0; attempt < f->n_endpoints && !reply && !final; attempt++) {
+      size_t i = (f->current + attempt) % f->n_endpoints;
+      char *url = vs_xasprintf("%s%s", f->endpoints[i], path);
+      vs_buf_reset(&f->response);
+      sym_curl_easy_setopt(f->curl, CURLOPT_URL, url);
+      sym_curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, text);
+      sym_curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, headers);
+      sym_curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, on_body);
+      sym_curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, f);
+      sym_curl_easy_setopt(f->curl, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
+      sym_curl_easy_setopt(f->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(f->timeout_ms / 2 + 1));
+      sym_curl_easy_setopt(f->curl, CURLOPT_NOSIGNAL, 1L);
+      CURLcode rc = sym_curl_easy_perform(f->curl);
+      long status = 0;
+      sym_curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &status);
+      if (rc != CURLE_OK) {
+        vs_buf_addf(&tried, "%s%s: %s", tried.len ? "; " : "", f->endpoints[i],
+                    sym_curl_easy_strerror(rc));
       } else {
+        json_error_t je;
+        json_t *j = json_loadb(f->response.data ? f->response.data : "", f->response.len, 0, &je);
         const char *msg = j ? json_string_value(json_object_get(j, "message")) : NULL;
         if (!msg && j) msg = json_string_value(json_object_get(j, "error"));
-        vs_err_set(err, status == 401 || status == 403 ? EACCES : EIO, "%s%s: HTTP %ld: %s",
-                   f->endpoints[i], path, status, msg ? msg : "unexpected reply");
+        if (status == 200 && json_is_object(j)) {
+          reply = j;
+          f->current = i;
+          j = NULL;
+        } else if (status >= 500) {
+          vs_buf_addf(&tried, "%s%s: HTTP %ld: %s", tried.len ? "; " : "", f->endpoints[i], status,
+                      msg ? msg : "unexpected reply");
+          unavailable = true;
+        } else {
+          vs_err_set(err, status == 401 || status == 403 ? EACCES : EIO, "%s%s: HTTP %ld: %s",
+                     f->endpoints[i], path, status, msg ? msg : "unexpected reply");
+          final = true;
+        }
         json_decref(j);
-        free(url);
-        break; /* etcd answered: another member would answer the same */
       }
+      free(url);
     }
-    free(url);
+    double left = deadline - vs_now_monotonic();
+    if (reply || final || !unavailable || left <= 0) break;
+    pause_for(wait < left ? wait : left);
+    wait = wait * 2 < 0.5 ? wait * 2 : 0.5;
   }
-  if (!reply && tried.len)
-    vs_err_set(err, EHOSTUNREACH, "no etcd endpoint answers: %s", tried.data);
+  if (!reply && !final)
+    vs_err_set(err, EHOSTUNREACH, "no etcd endpoint answers: %s", tried.len ? tried.data : "none");
   sym_curl_slist_free_all(headers);
   vs_buf_free(&tried);
   free(text);
