@@ -106,6 +106,11 @@ int main(void) {
 
   is_num((double)vs_baseline_made_distance(b), (double)total,
          "its made distance is its VMs' distances together");
+  size_t total5 = 0; /* "half", in the baseline of five, lacked by two of them */
+  for (size_t i = 0; i < 5; i++)
+    total5 += vs_baseline_distance(b5, vs_view_doc(five, i));
+  is_num((double)vs_baseline_made_distance(b5), (double)total5,
+         "and with keys of the baseline some VMs lack, too");
   ok(!vs_baseline_worn(b, total + 6 * 16, 6),
      "a baseline is not worn by 16 more members a VM (a rollout of 16 keys)");
   ok(vs_baseline_worn(b, 2 * total + 6 * 16 + 1, 6),

@@ -451,6 +451,63 @@ static void test_patched(void) {
   json_decref(root);
 }
 
+/* Whether vs_feature_merge_diff(FROM, TO) is what vs_json_merge_diff of their JSON gives, and
+ * makes TO's JSON of FROM's. */
+static void check_merge_diff(const struct vs_feature *from, const struct vs_feature *to,
+                             const char *what) {
+  json_t *a = vs_feature_to_json_but_provenance(from), *b = vs_feature_to_json_but_provenance(to);
+  json_t *want = vs_json_merge_diff(a, b), *got = vs_feature_merge_diff(from, to);
+  json_t *made = got ? vs_json_merge_apply(a, got) : NULL;
+  char *want_text = want ? json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS) : vs_xstrdup("NULL");
+  char *got_text = got ? json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS) : vs_xstrdup("NULL");
+  is_str(got_text, want_text, "merge diff, %s: the JSON's", what);
+  ok(made && json_equal(made, b), "and it makes the other document's JSON");
+  free(want_text);
+  free(got_text);
+  json_decref(made);
+  json_decref(got);
+  json_decref(want);
+  json_decref(a);
+  json_decref(b);
+}
+
+/* vs_feature_merge_diff and vs_feature_to_json_but_settings against the JSON they stand for. */
+static void test_merge_diff(void) {
+  json_t *root = parse(patched_root);
+  struct vs_err err = {0};
+  struct vs_feature *doc = vs_feature_from_json(root, "doc", &err);
+  if (!doc) abort();
+  static const char *const patches[] = {
+      "{}",
+      "{\"taken_at\": \"2026-11-30T09:00:00Z\", \"settings\": {\"a\": null, \"b\": \"two\", "
+      "\"z\": \"26\"}}",
+      "{\"name\": \"web-1b\", \"os\": {\"distro\": null, \"release\": \"12\"}, \"defaults\": "
+      "{\"d\": null, \"e\": \"5\"}}",
+      "{\"defaults\": {\"d\": null}, \"settings\": {\"a\": null, \"b\": null, \"c\": null}}",
+  };
+  for (size_t i = 0; i < sizeof(patches) / sizeof(*patches); i++) {
+    json_t *patch = parse(patches[i]);
+    struct vs_feature *other = vs_feature_patched(doc, patch);
+    if (!other) abort();
+    check_merge_diff(doc, other, patches[i]);
+    check_merge_diff(other, doc, "the other way");
+    vs_feature_free(other);
+    json_decref(patch);
+  }
+  struct vs_feature *bare = vs_feature_new(); /* another id and source, no OS facts */
+  check_merge_diff(doc, bare, "onto a document of nothing");
+  check_merge_diff(bare, doc, "from a document of nothing");
+  json_t *all = vs_feature_to_json_but_provenance(doc),
+         *rest = vs_feature_to_json_but_settings(doc);
+  json_object_del(all, "settings");
+  ok(json_equal(all, rest), "a document's JSON but settings is its JSON without \"settings\"");
+  json_decref(all);
+  json_decref(rest);
+  vs_feature_free(bare);
+  vs_feature_free(doc);
+  json_decref(root);
+}
+
 int main(void) {
   plan_no_plan();
   test_shared();
@@ -467,6 +524,7 @@ int main(void) {
   test_load_errors();
   test_from_json_merged();
   test_patched();
+  test_merge_diff();
   vs_feature_free(doc);
   return done_testing();
 }

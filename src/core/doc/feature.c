@@ -394,8 +394,9 @@ static json_t *jstr(const char *s) {
 }
 
 /* DOC as JSON; without PROVENANCE, neither where each setting came from nor the files skipped,
- * and the settings in the map's order, not sorted (the sort is for the provenance lists). */
-static json_t *to_json(const struct vs_feature *doc, bool provenance) {
+ * and the settings in the map's order, not sorted (the sort is for the provenance lists); and
+ * without SETTINGS (only without PROVENANCE), no "settings" at all. */
+static json_t *to_json(const struct vs_feature *doc, bool provenance, bool settings_too) {
   json_t *root = json_object();
   json_object_set_new(root, "schema", jstr(VS_FEATURE_SCHEMA));
   json_object_set_new(root, "id", jstr(doc->id));
@@ -419,7 +420,7 @@ static json_t *to_json(const struct vs_feature *doc, bool provenance) {
   json_t *prov = provenance ? json_object() : NULL;
   size_t n = 0;
   const char **keys = provenance ? vs_feature_keys(doc, &n) : NULL;
-  for (pos = 0; !provenance && vs_strmap_next(doc->settings, &pos, &k, &v);)
+  for (pos = 0; !provenance && settings_too && vs_strmap_next(doc->settings, &pos, &k, &v);)
     json_object_set_new(settings, k, jstr(((const struct setting *)v)->value));
   for (size_t i = 0; i < n; i++) {
     struct setting *s = vs_strmap_get(doc->settings, keys[i]);
@@ -436,7 +437,10 @@ static json_t *to_json(const struct vs_feature *doc, bool provenance) {
     }
   }
   free(keys);
-  json_object_set_new(root, "settings", settings);
+  if (settings_too || provenance)
+    json_object_set_new(root, "settings", settings);
+  else
+    json_decref(settings);
   if (prov) json_object_set_new(root, "provenance", prov);
   if (vs_strmap_count(doc->defaults)) { /* absent from documents that know no defaults */
     json_t *defaults = json_object();
@@ -467,11 +471,39 @@ static json_t *to_json(const struct vs_feature *doc, bool provenance) {
 }
 
 json_t *vs_feature_to_json(const struct vs_feature *doc) {
-  return to_json(doc, true);
+  return to_json(doc, true, true);
 }
 
 json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc) {
-  return to_json(doc, false);
+  return to_json(doc, false, true);
+}
+
+json_t *vs_feature_to_json_but_settings(const struct vs_feature *doc) {
+  return to_json(doc, false, false);
+}
+
+json_t *vs_feature_merge_diff(const struct vs_feature *from, const struct vs_feature *to) {
+  /* What is not settings, a few members, diffed as JSON; the settings key by key. */
+  json_t *from_rest = to_json(from, false, false), *to_rest = to_json(to, false, false);
+  json_t *patch = vs_json_merge_diff(from_rest, to_rest);
+  json_decref(from_rest);
+  json_decref(to_rest);
+  if (!patch) return NULL;
+  json_t *settings = json_object();
+  const char *k;
+  void *v;
+  for (size_t pos = 0; vs_strmap_next(from->settings, &pos, &k, &v);)
+    if (!vs_strmap_has(to->settings, k)) json_object_set_new(settings, k, json_null());
+  for (size_t pos = 0; vs_strmap_next(to->settings, &pos, &k, &v);) {
+    const char *value = ((const struct setting *)v)->value;
+    const struct setting *was = vs_strmap_get(from->settings, k);
+    if (!was || strcmp(was->value, value) != 0) json_object_set_new(settings, k, jstr(value));
+  }
+  if (json_object_size(settings))
+    json_object_set_new(patch, "settings", settings);
+  else
+    json_decref(settings);
+  return patch;
 }
 
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty) {

@@ -96,6 +96,14 @@ json_t *vs_feature_to_json(const struct vs_feature *doc);
 /* The same without "provenance" and "skipped" (vs_feature_copy_but_provenance as JSON), its
  * settings in no particular order: for a reader to whom the order of members means nothing. */
 json_t *vs_feature_to_json_but_provenance(const struct vs_feature *doc);
+/* The same without "settings": for a writer that sends them apart (a fleet store's row, its
+ * settings a patch onto its host's baseline). */
+json_t *vs_feature_to_json_but_settings(const struct vs_feature *doc);
+/* The RFC 7386 merge patch that makes TO's vs_feature_to_json_but_provenance of FROM's: what
+ * vs_json_merge_diff of the two gives (json_equal), or NULL where it gives none, made without
+ * either's settings as JSON. For two snapshots of one VM, thousands of settings that differ
+ * in a few (a fleet store's row: the previous snapshot as a patch onto the newest). */
+json_t *vs_feature_merge_diff(const struct vs_feature *from, const struct vs_feature *to);
 /* Serialized with sorted keys; PRETTY indents by 2. Caller frees. */
 char *vs_feature_dumps(const struct vs_feature *doc, bool pretty);
 /* Builds a document from JSON. WHAT names the input in errors (a file name). */

@@ -16,15 +16,17 @@ struct vs_baseline {
 
 /* A key's majority vote (Boyer-Moore) over the documents that hold it: a value more than half
  * of all documents hold is more than half of these too, and is the candidate left whatever the
- * documents' order; HELD, counted in a second pass, says whether it is one. */
+ * documents' order; HELD, counted in a second pass, says whether it is one, and HOLDERS how
+ * many documents hold the key. */
 struct vote {
   const char *candidate; /* a document's string: the documents outlive the vote */
-  size_t votes, held;
+  size_t votes, held, holders;
 };
 
 struct vs_baseline *vs_baseline_make(const struct vs_view *local) {
   size_t n = vs_view_count(local);
   _cleanup_(vs_strmap_freep) struct vs_strmap *votes = vs_strmap_new(free);
+  size_t settings = 0; /* of all the documents */
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < n; i++) {
       const struct vs_feature *doc = vs_view_doc(local, i);
@@ -33,12 +35,14 @@ struct vs_baseline *vs_baseline_make(const struct vs_view *local) {
         struct vote *v = vs_strmap_get(votes, key);
         if (pass == 1) {
           v->held += strcmp(v->candidate, value) == 0;
+          v->holders++;
+          settings++;
         } else if (!v) {
           v = vs_xcalloc(1, sizeof(*v));
-          *v = (struct vote){value, 1, 0};
+          *v = (struct vote){value, 1, 0, 0};
           vs_strmap_put(votes, key, v);
         } else if (v->votes == 0) {
-          *v = (struct vote){value, 1, 0};
+          *v = (struct vote){value, 1, 0, 0};
         } else {
           v->votes += strcmp(v->candidate, value) == 0 ? 1 : (size_t)-1;
         }
@@ -48,18 +52,23 @@ struct vs_baseline *vs_baseline_make(const struct vs_view *local) {
   b->settings = json_object();
   const char *key;
   void *p;
+  /* The patches' members (vs_baseline_distance of every document) from the votes: every
+   * setting but those that hold the baseline's value, and for each of its keys, the documents
+   * that lack it. */
+  b->made_distance = settings;
   for (size_t pos = 0; vs_strmap_next(votes, &pos, &key, &p);) {
     const struct vote *v = p;
-    if (v->held * 2 > n && json_object_set_new(b->settings, key, json_string(v->candidate)) < 0)
-      abort(); /* out of memory: a document's strings are UTF-8 */
+    if (v->held * 2 <= n) continue;
+    if (json_object_set_new(b->settings, key, json_string(v->candidate)) < 0)
+      abort();                          /* out of memory: a document's strings are UTF-8 */
+    b->made_distance += n - v->holders; /* lack it */
+    b->made_distance -= v->held;        /* hold its value: SETTINGS counted them */
   }
   _cleanup_(vs_freep) char *text = json_dumps(b->settings, JSON_COMPACT | JSON_SORT_KEYS);
   unsigned char digest[VS_SHA256_LEN];
   struct vs_err err = {0};
   if (!text || vs_sha256(text, strlen(text), digest, &err) < 0) abort();
   vs_hex(digest, VS_BASELINE_ID_LEN / 2, b->id);
-  for (size_t i = 0; i < n; i++)
-    b->made_distance += vs_baseline_distance(b, vs_view_doc(local, i));
   return b;
 }
 

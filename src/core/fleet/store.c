@@ -1145,18 +1145,16 @@ void vs_store_freep(struct vs_store **s) {
 void vs_store_row_docs(const struct vs_feature *doc, const struct vs_feature *prev,
                        const struct vs_baseline *baseline, json_t **newest, json_t **whole,
                        json_t **patch) {
-  /* What ranking reads: neither which file gave each setting nor the files skipped */
-  *newest = vs_feature_to_json_but_provenance(doc);
-  *whole = prev ? vs_feature_to_json_but_provenance(prev) : NULL;
-  *patch = *whole ? vs_json_merge_diff(*newest, *whole) : NULL;
-  if (*patch) {
-    json_decref(*whole);
-    *whole = NULL;
-  }
+  /* What ranking reads: neither which file gave each setting nor the files skipped. Made from
+   * the documents, not from their JSON: 2,000 settings a VM made as JSON twice and compared as
+   * JSON were a third of a round that sends every VM (0.11 of 0.30 s for 100 VMs). */
+  *newest =
+      baseline ? vs_feature_to_json_but_settings(doc) : vs_feature_to_json_but_provenance(doc);
   /* the previous one's patch is onto the newest whole, as a reader makes it */
+  *patch = prev ? vs_feature_merge_diff(doc, prev) : NULL;
+  *whole = prev && !*patch ? vs_feature_to_json_but_provenance(prev) : NULL;
   if (baseline &&
-      (json_object_del(*newest, "settings") < 0 ||
-       json_object_set_new(*newest, "settings_patch", vs_baseline_patch(baseline, doc)) < 0))
+      json_object_set_new(*newest, "settings_patch", vs_baseline_patch(baseline, doc)) < 0)
     abort(); /* out of memory */
 }
 
