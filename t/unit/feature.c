@@ -322,20 +322,37 @@ static const char *const patched_root =
     " \"skipped\": [{\"path\": \"/x\", \"reason\": \"r\"}]}";
 
 /* Whether vs_feature_from_json_merged of ROOT, BASE and PATCH (JSON texts) gives what loading
- * ROOT with BASE merged with PATCH for its settings gives, refusals and their words included. */
+ * ROOT with BASE merged with PATCH for its settings gives, refusals and their words included;
+ * and so with BASE's document (vs_feature_of_settings) shared, when it makes one. */
 static void check_merged(const json_t *root, const char *base_text, const char *patch_text) {
   json_t *base = parse(base_text), *patch = parse(patch_text);
   json_t *whole = json_deep_copy(root), *none = json_object();
   json_object_set_new(whole, "settings", vs_json_merge_apply(base, patch));
   char *want = merged_then_loaded(whole, none);
   struct vs_err err = {0};
-  struct vs_feature *doc = vs_feature_from_json_merged(root, base, patch, "doc", &err);
+  struct vs_feature *doc = vs_feature_from_json_merged(root, base, NULL, patch, "doc", &err);
   char *got = doc ? vs_feature_dumps(doc, false) : vs_xasprintf("refused: %s", err.msg);
   is_str(got, want, "baseline %s with %s: the merged JSON's document", base_text, patch_text);
   free(got);
-  free(want);
   vs_feature_free(doc);
   vs_err_clear(&err);
+  struct vs_feature *base_doc = vs_feature_of_settings(base, "base", &err);
+  vs_err_clear(&err);
+  if (base_doc) {
+    char *base_before = vs_feature_dumps(base_doc, false);
+    doc = vs_feature_from_json_merged(root, base, base_doc, patch, "doc", &err);
+    char *base_after = vs_feature_dumps(base_doc, false);
+    vs_feature_free(base_doc); /* what DOC shares of it stays DOC's */
+    got = doc ? vs_feature_dumps(doc, false) : vs_xasprintf("refused: %s", err.msg);
+    is_str(got, want, "and with its settings shared from the baseline's document");
+    is_str(base_after, base_before, "which is not changed");
+    free(got);
+    free(base_before);
+    free(base_after);
+    vs_feature_free(doc);
+    vs_err_clear(&err);
+  }
+  free(want);
   json_decref(none);
   json_decref(whole);
   json_decref(patch);
@@ -370,10 +387,16 @@ static void test_from_json_merged(void) {
   check_merged(root, "{\"a\": \"1\", \"b\": 2}", "{\"a\": \"one\"}");
   check_merged(root, "{\"a\": \"1\", \"b\": {\"c\": \"3\"}}", "{\"a\": \"one\"}");
   check_merged(root, "{\"a\": \"1\", \"\\u0003\": \"3\"}", "{\"a\": \"one\"}");
+  /* Provenance naming a setting kept from the baseline: the document's own, the baseline's
+   * document not changed (a shared setting is never written). */
+  json_t *with_origin = json_deep_copy(root);
+  json_object_set_new(with_origin, "provenance", parse("{\"/etc/a\": [\"a\"]}"));
+  check_merged(with_origin, base, "{\"b\": \"two\"}");
+  json_decref(with_origin);
   /* No patch: merging gives nothing, refused as a document without settings is. */
   json_t *base_json = parse(base);
   struct vs_err err = {0};
-  struct vs_feature *doc = vs_feature_from_json_merged(root, base_json, NULL, "doc", &err);
+  struct vs_feature *doc = vs_feature_from_json_merged(root, base_json, NULL, NULL, "doc", &err);
   ok(!doc && err.msg && strstr(err.msg, "\"settings\" is missing"),
      "a baseline with no patch merges to no settings: refused (%s)", err.msg ? err.msg : "loaded");
   vs_feature_free(doc);
@@ -433,6 +456,18 @@ static void test_patched(void) {
   }
   char *after = vs_feature_dumps(doc, false);
   is_str(after, before, "and the document patched is not changed");
+  /* A patched document shares the settings it keeps: they outlive the one it was made from. */
+  struct vs_feature *source = vs_feature_from_json(root, "doc", &err);
+  json_t *retaken = parse(plain[1]);
+  struct vs_feature *kept = source ? vs_feature_patched(source, retaken) : NULL;
+  char *want_kept = merged_then_loaded(root, retaken);
+  vs_feature_free(source);
+  char *kept_text = kept ? vs_feature_dumps(kept, false) : vs_xstrdup("(not applied)");
+  is_str(kept_text, want_kept, "a patched document outlives the one it was made from");
+  free(kept_text);
+  free(want_kept);
+  vs_feature_free(kept);
+  json_decref(retaken);
   free(before);
   free(after);
   vs_feature_free(doc);

@@ -10,10 +10,16 @@
 /* The key and the value are part of the setting's allocation, which the settings map keys by
  * its KEY (vs_strmap_new_keys_in_values): one allocation a setting, not two, where documents
  * of thousands of settings are loaded and freed by the thousand (the elected host of a fleet
- * store, bench/fleet-scale.sh), and a lookup reads the key and the value in one place. */
+ * store, bench/fleet-scale.sh), and a lookup reads the key and the value in one place.
+ *
+ * A setting from no origin is shared between documents that hold the same (setting_share):
+ * a copy (a VM's previous snapshot made from its newest) or a document loaded onto a
+ * baseline (vs_feature_from_json_merged's BASE) holds the other's, not a copy of its own. A
+ * shared setting never changes: a holder that would change it puts its own in its place. */
 struct setting {
-  const char *origin; /* interned in doc->origins */
+  const char *origin; /* interned in doc->origins; NULL for one that is shared */
   const char *value;  /* in KEY's allocation, after it */
+  unsigned refs;      /* holders besides the first (atomic: documents are freed anywhere) */
   char key[];
 };
 
@@ -22,6 +28,7 @@ struct setting {
 static struct setting *setting_new(const char *key, size_t key_len, const char *value, size_t len) {
   struct setting *s = vs_xmalloc(sizeof(*s) + key_len + 1 + len + 1);
   s->origin = NULL;
+  s->refs = 0;
   memcpy(s->key, key, key_len);
   s->key[key_len] = 0;
   char *v = s->key + key_len + 1;
@@ -31,8 +38,30 @@ static struct setting *setting_new(const char *key, size_t key_len, const char *
   return s;
 }
 
+/* Frees P, a struct setting, or, while another document holds it, drops one holder. */
+static void setting_free(void *p) {
+  struct setting *s = p;
+  unsigned refs = __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE);
+  while (refs && !__atomic_compare_exchange_n(&s->refs, &refs, refs - 1, false, __ATOMIC_ACQ_REL,
+                                              __ATOMIC_ACQUIRE))
+    ;
+  if (!refs) free(s);
+}
+
+/* S for one more document to hold, when it is from no origin (an origin is interned in its
+ * document); else a copy of it from none. */
+static struct setting *setting_share(struct setting *s) {
+  if (s->origin) return setting_new(s->key, strlen(s->key), s->value, strlen(s->value));
+  __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+  return s;
+}
+
+static bool setting_shared(struct setting *s) {
+  return __atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) != 0;
+}
+
 static struct vs_strmap *settings_new(void) {
-  return vs_strmap_new_keys_in_values(free); /* struct setting */
+  return vs_strmap_new_keys_in_values(setting_free); /* struct setting */
 }
 
 /* Puts KEY = VALUE (strings) into MAP of settings, replacing what it held. */
@@ -298,8 +327,10 @@ static struct vs_feature *copy(const struct vs_feature *doc, bool skipped) {
   while (vs_strmap_next(doc->os, &pos, &k, &v))
     vs_strmap_put(copy->os, k, vs_xstrdup(v));
   vs_strmap_reserve(copy->settings, vs_strmap_count(doc->settings));
-  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);)
-    put_setting(copy->settings, k, ((const struct setting *)v)->value);
+  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);) {
+    struct setting *s = setting_share(v); /* not changed: a new holder */
+    vs_strmap_put(copy->settings, s->key, s);
+  }
   for (pos = 0; vs_strmap_next(doc->defaults, &pos, &k, &v);)
     vs_strmap_put(copy->defaults, k, vs_xstrdup(v));
   for (size_t i = 0; skipped && i < doc->n_skipped; i++)
@@ -631,6 +662,10 @@ static int load_provenance(struct vs_feature *doc, const json_t *prov, const cha
         return vs_err_set(err, EINVAL,
                           "%s: provenance[\"%s\"][%zu] does not name a key of \"settings\"", what,
                           origin, i);
+      if (setting_shared(s)) { /* another document's too (a baseline's): this one's own now */
+        s = setting_new(s->key, strlen(s->key), s->value, strlen(s->value));
+        vs_strmap_put(doc->settings, s->key, s);
+      }
       s->origin = intern_origin(doc, origin);
     }
   }
@@ -719,24 +754,47 @@ static bool put_merged_settings(struct vs_feature *doc, const json_t *settings,
   return true;
 }
 
-/* Loads DOC's settings: SETTINGS with PATCH merged onto it (RFC 7386) when PATCH is not NULL. */
-static int load_settings(struct vs_feature *doc, const json_t *settings, const json_t *patch,
-                         const char *what, struct vs_err *err) {
+/* Puts BASE's settings (vs_feature_of_settings) with PATCH (plain_map_patch) merged onto them
+ * into DOC, BASE's own shared: what put_merged_settings puts of the settings BASE was made of,
+ * each of which is a clean string. */
+static void put_merged_shared(struct vs_feature *doc, const struct vs_feature *base,
+                              const json_t *patch) {
+  reserve_settings(doc, vs_strmap_count(base->settings) + json_object_size(patch));
+  const char *k;
+  void *v;
+  for (size_t pos = 0; vs_strmap_next(base->settings, &pos, &k, &v);) {
+    if (json_object_get(patch, k)) continue;
+    struct setting *s = setting_share(v);
+    vs_strmap_put(doc->settings, s->key, s);
+  }
+  apply_map_patch(doc, doc->settings, patch, store_setting);
+}
+
+/* Loads DOC's settings: SETTINGS with PATCH merged onto it (RFC 7386) when PATCH is not NULL,
+ * BASE's (the document SETTINGS make, or NULL) shared where it keeps them. */
+static int load_settings(struct vs_feature *doc, const json_t *settings,
+                         const struct vs_feature *base, const json_t *patch, const char *what,
+                         struct vs_err *err) {
   if (!patch) {
     if (json_is_object(settings)) /* sized once; no more than a document may hold */
       reserve_settings(doc, json_object_size(settings));
     return load_string_map(settings, "settings", what, err, store_setting, doc);
   }
+  if (base && plain_map_patch(patch)) {
+    put_merged_shared(doc, base, patch);
+    return 0;
+  }
   if (json_is_object(settings) && plain_map_patch(patch) &&
       put_merged_settings(doc, settings, patch))
     return 0;
   json_t *merged = vs_json_merge_apply(settings, patch);
-  int rc = load_settings(doc, merged, NULL, what, err);
+  int rc = load_settings(doc, merged, NULL, NULL, what, err);
   json_decref(merged);
   return rc;
 }
 
-static struct vs_feature *from_json(const json_t *root, const json_t *settings, const json_t *patch,
+static struct vs_feature *from_json(const json_t *root, const json_t *settings,
+                                    const struct vs_feature *base, const json_t *patch,
                                     const char *what, struct vs_err *err) {
   if (!json_is_object(root)) {
     vs_err_set(err, EINVAL, "%s: the document is %s; expected an object", what,
@@ -759,7 +817,7 @@ static struct vs_feature *from_json(const json_t *root, const json_t *settings, 
   replace(&doc->taken_at, taken_at);
   if (load_source(doc, root, what, err) < 0 ||
       load_string_map(json_object_get(root, "os"), "os", what, err, store_os, doc) < 0 ||
-      load_settings(doc, settings, patch, what, err) < 0 ||
+      load_settings(doc, settings, base, patch, what, err) < 0 ||
       load_provenance(doc, json_object_get(root, "provenance"), what, err) < 0 ||
       (json_object_get(root, "defaults") &&
        load_string_map(json_object_get(root, "defaults"), "defaults", what, err, store_default,
@@ -770,14 +828,22 @@ static struct vs_feature *from_json(const json_t *root, const json_t *settings, 
 }
 
 struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, struct vs_err *err) {
-  return from_json(root, json_object_get(root, "settings"), NULL, what, err);
+  return from_json(root, json_object_get(root, "settings"), NULL, NULL, what, err);
+}
+
+struct vs_feature *vs_feature_of_settings(const json_t *settings, const char *what,
+                                          struct vs_err *err) {
+  _cleanup_(vs_feature_freep) struct vs_feature *doc = vs_feature_new();
+  if (load_settings(doc, settings, NULL, NULL, what, err) < 0) return NULL;
+  return vs_steal(&doc);
 }
 
 struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
-                                               const json_t *patch, const char *what,
-                                               struct vs_err *err) {
-  return patch ? from_json(root, settings, patch, what, err)
-               : from_json(root, NULL, NULL, what, err); /* a merge with no patch is nothing */
+                                               const struct vs_feature *base, const json_t *patch,
+                                               const char *what, struct vs_err *err) {
+  return patch
+             ? from_json(root, settings, base, patch, what, err)
+             : from_json(root, NULL, NULL, NULL, what, err); /* a merge with no patch is nothing */
 }
 
 struct vs_feature *vs_feature_patched(const struct vs_feature *doc, const json_t *patch) {

@@ -112,16 +112,23 @@ struct vs_feature *vs_feature_from_json(const json_t *root, const char *what, st
  * to nothing, which is refused), for its "settings" (ROOT's own not read): the same document
  * and the same refusals, without making the merged object when PATCH is plain (every member a
  * clean string or null). For a fleet store's rows: a host's shared baseline of thousands of
- * settings and each VM's few differences. */
+ * settings and each VM's few differences. BASE, when not NULL, is vs_feature_of_settings of
+ * SETTINGS, made once for the rows that share them: the settings kept from it are its own,
+ * shared (not copied), so that a thousand documents loaded onto one baseline hold its
+ * settings once. */
 struct vs_feature *vs_feature_from_json_merged(const json_t *root, const json_t *settings,
-                                               const json_t *patch, const char *what,
-                                               struct vs_err *err);
+                                               const struct vs_feature *base, const json_t *patch,
+                                               const char *what, struct vs_err *err);
+/* A document of SETTINGS alone (an object of strings), refused as vs_feature_from_json refuses
+ * its "settings": vs_feature_from_json_merged's BASE. */
+struct vs_feature *vs_feature_of_settings(const json_t *settings, const char *what,
+                                          struct vs_err *err);
 /* The document that loading DOC's JSON with PATCH merged onto it (RFC 7386) gives, made by
- * copying DOC: NULL when PATCH is not one applied that way (a member other than "taken_at" and
- * "name", strings, and "os", "settings" and "defaults", objects whose members are clean strings
- * or null; or DOC says where its settings came from), for the caller to merge the JSON itself
- * (and have it refused as it would be). DOC's JSON is the one it was loaded from, skipped files
- * and all. Caller frees. */
+ * copying DOC (the settings it keeps are DOC's, shared): NULL when PATCH is not one applied that
+ * way (a member other than "taken_at" and "name", strings, and "os", "settings" and "defaults",
+ * objects whose members are clean strings or null; or DOC says where its settings came from), for
+ * the caller to merge the JSON itself (and have it refused as it would be). DOC's JSON is the one
+ * it was loaded from, skipped files and all. Caller frees. */
 struct vs_feature *vs_feature_patched(const struct vs_feature *doc, const json_t *patch);
 struct vs_feature *vs_feature_loads(const char *text, size_t len, const char *what,
                                     struct vs_err *err);

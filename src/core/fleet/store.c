@@ -92,7 +92,12 @@ struct vs_store {
 
 struct base {
   json_t *settings; /* NULL: refused, ERROR says why */
-  size_t len;       /* bytes as read */
+  /* The document of SETTINGS (vs_feature_of_settings), whose settings the rows loaded onto it
+   * share: a thousand rows' documents hold them once, not a thousand times (the elected host
+   * held 13.2 GiB at 30,000 VMs of 2,000 keys). NULL where a value is not clean text: the
+   * rows are merged as JSON then, and refused as they would be. */
+  struct vs_feature *doc;
+  size_t len; /* bytes as read */
   char *error;
 };
 
@@ -100,6 +105,7 @@ static void base_free(void *p) {
   struct base *b = p;
   if (!b) return;
   json_decref(b->settings);
+  vs_feature_free(b->doc);
   free(b->error);
   free(b);
 }
@@ -1457,10 +1463,10 @@ static int row_docs(const json_t *row, const struct base *base, struct vs_featur
   }
   /* The settings merged onto the baseline as they are loaded: not made as JSON first (2,000
    * settings a VM, a thousand rows a refresh on the elected host of a large fleet). */
-  *doc = checked_doc(
-      baseline ? vs_feature_from_json_merged(newest, base->settings, settings_patch, what, err)
-               : vs_feature_from_json(newest, what, err),
-      uuid, what, err);
+  *doc = checked_doc(baseline ? vs_feature_from_json_merged(newest, base->settings, base->doc,
+                                                            settings_patch, what, err)
+                              : vs_feature_from_json(newest, what, err),
+                     uuid, what, err);
   json_t *previous = NULL;
   size_t patch_len = json_string_length(json_array_get(row, 4)); /* 0 when null */
   if (*doc && !(previous = row_json(row, 3, what_prev, err)) && !err->msg && patch_len) {
@@ -1592,6 +1598,10 @@ static int read_bases(struct vs_store *s, PGresult *res, struct vs_err *err) {
     }
     b->error = why.msg ? vs_xstrdup(why.msg) : NULL;
     vs_err_clear(&why);
+    if (b->settings) {
+      b->doc = vs_feature_of_settings(b->settings, what, &why);
+      vs_err_clear(&why); /* said for each row, as before, by merging its JSON */
+    }
     vs_strmap_put(s->bases, sym_PQgetvalue(r, i, 0), b);
   }
   sym_PQclear(r);
