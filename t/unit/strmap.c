@@ -110,6 +110,34 @@ int main(void) {
      "sorted keys come in strcmp order, NULL-terminated");
   free(keys);
   vs_strmap_free(s);
+  /* Churn: keys put and removed a hundred thousand times over, ten live at most, and a map
+   * reserved after removals: the removed entries and index slots are reclaimed, and what is
+   * walked is what is live. */
+  struct vs_strmap *churn = vs_strmap_new(NULL);
+  char name[32];
+  size_t wrong = 0;
+  for (uintptr_t i = 0; i < 100000; i++) {
+    snprintf(name, sizeof(name), "c%lu", (unsigned long)i);
+    vs_strmap_put(churn, name, (void *)(i + 1));
+    if (i >= 10) {
+      snprintf(name, sizeof(name), "c%lu", (unsigned long)(i - 10));
+      wrong += !vs_strmap_remove(churn, name);
+    }
+  }
+  vs_strmap_reserve(churn, 5000);
+  size_t walked = 0;
+  const char *live_key;
+  void *live_value;
+  for (size_t at = 0; vs_strmap_next(churn, &at, &live_key, &live_value);) {
+    unsigned long i = strtoul(live_key + 1, NULL, 10);
+    wrong += i < 99990 || (uintptr_t)live_value != i + 1 ||
+             vs_strmap_get(churn, live_key) != live_value;
+    walked++;
+  }
+  ok(wrong == 0 && walked == 10 && vs_strmap_count(churn) == 10,
+     "after 100,000 keys put and removed, the ten live ones are walked, each once (%zu wrong)",
+     wrong);
+  vs_strmap_free(churn);
   freed = 0;
   size_t live = vs_strmap_count(m);
   vs_strmap_free(m);
