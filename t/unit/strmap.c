@@ -74,7 +74,7 @@ int main(void) {
 
   /* Keys in their values: a value that holds its key, put, replaced, taken and removed, leaves
    * nothing behind and nothing freed twice (valgrind and ASan see either). */
-  struct vs_strmap *kv = vs_strmap_new_keys_in_values(count_free);
+  struct vs_strmap *kv = vs_strmap_new_keys_in_values(count_free, 0);
   freed = 0;
   int found = 0;
   for (int round = 0; round < 3; round++)
@@ -130,8 +130,8 @@ int main(void) {
   void *live_value;
   for (size_t at = 0; vs_strmap_next(churn, &at, &live_key, &live_value);) {
     unsigned long i = strtoul(live_key + 1, NULL, 10);
-    wrong += i < 99990 || (uintptr_t)live_value != i + 1 ||
-             vs_strmap_get(churn, live_key) != live_value;
+    wrong +=
+        i < 99990 || (uintptr_t)live_value != i + 1 || vs_strmap_get(churn, live_key) != live_value;
     walked++;
   }
   ok(wrong == 0 && walked == 10 && vs_strmap_count(churn) == 10,

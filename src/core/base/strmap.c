@@ -10,10 +10,10 @@
 /* A compact open hash table: the entries in one array, in the order they were put, and an
  * index of 32-bit numbers into it (linear probing). A document of 2,000 settings had 4,096
  * slots of 24 bytes (98 KB, over half of what the elected host of a fleet store held a VM);
- * its index is 16 KB and its entries 48 KB, and walking the map reads the entries in a row. */
+ * its index is 16 KB and its entries 32 KB (its keys are in its values), and walking the map
+ * reads the entries in a row. A map's own keys are in an array beside the entries. */
 struct entry {
-  char *key; /* NULL: removed */
-  void *value;
+  void *value; /* in a map whose keys are in its values, NULL: removed */
   uint64_t hash;
 };
 
@@ -25,7 +25,9 @@ struct vs_strmap {
   uint32_t *index;
   size_t cap; /* index slots, a power of two */
   struct entry *entries;
-  size_t n_entries;   /* entries made, removed ones too */
+  char **keys;       /* by entry, the map's own copies (NULL: removed); NULL when KEY_OFFSET says */
+  size_t key_offset; /* keys in values: where each value holds its key */
+  size_t n_entries;  /* entries made, removed ones too */
   size_t cap_entries; /* entries room is made for */
   size_t used;        /* live keys */
   size_t removed;     /* REMOVED slots in the index */
@@ -33,6 +35,13 @@ struct vs_strmap {
   vs_strmap_free_fn free_value;
   bool keys_in_values; /* keys are not the map's: vs_strmap_new_keys_in_values */
 };
+
+/* Entry I's key, or NULL when it was removed. */
+static const char *key_of(const struct vs_strmap *map, size_t i) {
+  if (!map->keys_in_values) return map->keys[i];
+  const char *value = map->entries[i].value;
+  return value ? value + map->key_offset : NULL;
+}
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
@@ -90,9 +99,10 @@ struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value) {
   return map;
 }
 
-struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value) {
+struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value, size_t key_offset) {
   struct vs_strmap *map = vs_strmap_new(free_value);
   map->keys_in_values = true;
+  map->key_offset = key_offset;
   return map;
 }
 
@@ -108,12 +118,12 @@ void vs_hash_seed(uint64_t *k0, uint64_t *k1) {
 void vs_strmap_free(struct vs_strmap *map) {
   if (!map) return;
   for (size_t i = 0; i < map->n_entries; i++) {
-    struct entry *e = &map->entries[i];
-    if (!e->key) continue;
-    if (map->free_value) map->free_value(e->value);
-    if (!map->keys_in_values) free(e->key);
+    if (!key_of(map, i)) continue;
+    if (map->free_value) map->free_value(map->entries[i].value);
+    if (!map->keys_in_values) free(map->keys[i]);
   }
   free(map->entries);
+  free(map->keys);
   free(map->index);
   free(map);
 }
@@ -135,8 +145,7 @@ static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t h
     if (at == REMOVED) {
       if (first_removed == SIZE_MAX) first_removed = i;
     } else {
-      const struct entry *e = &map->entries[at - FIRST];
-      if (e->hash == hash && strcmp(e->key, key) == 0) {
+      if (map->entries[at - FIRST].hash == hash && strcmp(key_of(map, at - FIRST), key) == 0) {
         *found = true;
         return i;
       }
@@ -149,8 +158,11 @@ static size_t find_slot(const struct vs_strmap *map, const char *key, uint64_t h
  * the removed ones dropped (the rest keep their order). */
 static void rebuild(struct vs_strmap *map, size_t cap) {
   size_t live = 0;
-  for (size_t i = 0; i < map->n_entries; i++)
-    if (map->entries[i].key) map->entries[live++] = map->entries[i];
+  for (size_t i = 0; i < map->n_entries; i++) {
+    if (!key_of(map, i)) continue;
+    if (map->keys) map->keys[live] = map->keys[i];
+    map->entries[live++] = map->entries[i];
+  }
   map->n_entries = live;
   free(map->index);
   map->index = vs_xcalloc(cap, sizeof(*map->index));
@@ -176,6 +188,7 @@ static size_t cap_for(size_t n) {
 static void entries_reserve(struct vs_strmap *map, size_t n) {
   if (n <= map->cap_entries) return;
   map->entries = vs_xrealloc(map->entries, n * sizeof(*map->entries));
+  if (!map->keys_in_values) map->keys = vs_xrealloc(map->keys, n * sizeof(*map->keys));
   map->cap_entries = n;
 }
 
@@ -187,6 +200,8 @@ void vs_strmap_reserve(struct vs_strmap *map, size_t n) {
 }
 
 bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
+  if (map->keys_in_values && (!value || key != (const char *)value + map->key_offset))
+    abort(); /* not where the map was told its values hold their keys */
   /* The index full of removed slots, or the entries of removed entries: made anew. */
   if ((map->used + map->removed + 1) * 4 > map->cap * 3 ||
       (map->n_entries == map->cap_entries && map->n_entries >= 2 * map->used + 16))
@@ -197,8 +212,7 @@ bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
   if (found) {
     struct entry *e = &map->entries[map->index[i] - FIRST];
     if (map->free_value && e->value != value) map->free_value(e->value);
-    e->value = value;
-    if (map->keys_in_values) e->key = (char *)key; /* the old one went with its value */
+    e->value = value; /* in a map whose keys are in its values, the key too */
     return false;
   }
   if (map->n_entries >= UINT32_MAX - FIRST) abort(); /* four billion keys: out of memory */
@@ -206,8 +220,8 @@ bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
     entries_reserve(map, map->cap_entries ? 2 * map->cap_entries : 8);
   if (map->index[i] == REMOVED) map->removed--;
   map->index[i] = (uint32_t)(map->n_entries + FIRST);
-  map->entries[map->n_entries++] =
-      (struct entry){map->keys_in_values ? (char *)key : vs_xstrdup(key), value, hash};
+  if (!map->keys_in_values) map->keys[map->n_entries] = vs_xstrdup(key);
+  map->entries[map->n_entries++] = (struct entry){value, hash};
   map->used++;
   return true;
 }
@@ -228,11 +242,14 @@ bool vs_strmap_has(const struct vs_strmap *map, const char *key) {
 static void *remove_key(struct vs_strmap *map, const char *key, bool free_it, bool *found) {
   size_t i = find_slot(map, key, vs_siphash24(key, strlen(key), map->k0, map->k1), found);
   if (!*found) return NULL;
-  struct entry *e = &map->entries[map->index[i] - FIRST];
-  void *value = e->value;
+  size_t at = map->index[i] - FIRST;
+  void *value = map->entries[at].value;
   if (free_it && map->free_value) map->free_value(value);
-  if (!map->keys_in_values) free(e->key);
-  *e = (struct entry){NULL, NULL, 0};
+  if (!map->keys_in_values) {
+    free(map->keys[at]);
+    map->keys[at] = NULL;
+  }
+  map->entries[at] = (struct entry){NULL, 0};
   map->index[i] = REMOVED;
   map->used--;
   map->removed++;
@@ -256,10 +273,10 @@ size_t vs_strmap_count(const struct vs_strmap *map) {
 
 bool vs_strmap_next(const struct vs_strmap *map, size_t *pos, const char **key, void **value) {
   for (size_t i = *pos; i < map->n_entries; i++) {
-    const struct entry *e = &map->entries[i];
-    if (e->key) {
-      if (key) *key = e->key;
-      if (value) *value = e->value;
+    const char *k = key_of(map, i);
+    if (k) {
+      if (key) *key = k;
+      if (value) *value = map->entries[i].value;
       *pos = i + 1;
       return true;
     }

@@ -20,11 +20,12 @@ typedef void (*vs_strmap_free_fn)(void *value);
 
 /* FREE_VALUE (may be NULL) is called on values that are replaced, removed or left at free. */
 struct vs_strmap *vs_strmap_new(vs_strmap_free_fn free_value);
-/* A map whose keys live in their values: a put takes KEY as it is (a pointer into VALUE, or
- * one that lives as long), neither copied nor freed by the map, and a put that replaces a
- * value takes its new KEY with it. For maps filled by the thousand (a document's settings):
- * one allocation an entry, not two, and a key read with its value. */
-struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value);
+/* A map whose keys live in their values, KEY_OFFSET bytes into each: a put takes KEY as it is
+ * (VALUE + KEY_OFFSET, which must not be NULL: else it aborts), neither copied nor freed by
+ * the map, and a put that replaces a value takes its new KEY with it. For maps filled by the
+ * thousand (a document's settings): one allocation an entry, not two, a key read with its
+ * value, and no key kept beside it. */
+struct vs_strmap *vs_strmap_new_keys_in_values(vs_strmap_free_fn free_value, size_t key_offset);
 void vs_strmap_free(struct vs_strmap *map);
 void vs_strmap_freep(struct vs_strmap **map);
 

@@ -61,7 +61,7 @@ static bool setting_shared(struct setting *s) {
 }
 
 static struct vs_strmap *settings_new(void) {
-  return vs_strmap_new_keys_in_values(setting_free); /* struct setting */
+  return vs_strmap_new_keys_in_values(setting_free, offsetof(struct setting, key));
 }
 
 /* Puts KEY = VALUE (strings) into MAP of settings, replacing what it held. */
