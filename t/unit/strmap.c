@@ -2,6 +2,7 @@
 #include "tap.h"
 #include "util.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,29 @@ int main(void) {
     seen += k == v;
   ok(seen == 2998, "each key is the one in its value, not a copy");
   vs_strmap_free(kv);
+
+  /* Keys further into their values (a document's setting: its key after its other fields). */
+  struct keyed {
+    uintptr_t n;
+    char key[8];
+  };
+  struct vs_strmap *offset = vs_strmap_new_keys_in_values(free, offsetof(struct keyed, key));
+  for (uintptr_t i = 0; i < 100; i++) {
+    struct keyed *e = vs_xmalloc(sizeof(*e));
+    e->n = i;
+    snprintf(e->key, sizeof(e->key), "o%lu", (unsigned long)i);
+    vs_strmap_put(offset, e->key, e);
+  }
+  vs_strmap_remove(offset, "o7");
+  const struct keyed *o42 = vs_strmap_get(offset, "o42");
+  size_t at_offset = 0, walked_offset = 0;
+  const char *okey;
+  void *ovalue;
+  for (size_t at = 0; vs_strmap_next(offset, &at, &okey, &ovalue); walked_offset++)
+    at_offset += okey == ((struct keyed *)ovalue)->key;
+  ok(o42 && o42->n == 42 && !vs_strmap_has(offset, "o7") && walked_offset == 99 && at_offset == 99,
+     "keys further into their values are found, and walked as the values hold them");
+  vs_strmap_free(offset);
 
   struct vs_strmap *s = vs_strmap_new(NULL);
   vs_strmap_put(s, "pkg:zlib", NULL);

@@ -184,16 +184,26 @@ static size_t cap_for(size_t n) {
   return cap;
 }
 
+/* The index slots for one more key than USED, at most half of them taken: keys put and removed
+ * at a steady count then fill it with removed slots again only after a quarter of its size
+ * (rebuilt at the smallest size that holds them, it was rebuilt every few puts). */
+static size_t cap_to_grow(size_t used) {
+  size_t cap = cap_for(used + 1);
+  return (used + 1) * 2 > cap ? 2 * cap : cap;
+}
+
 /* Room for N entries in all. */
 static void entries_reserve(struct vs_strmap *map, size_t n) {
   if (n <= map->cap_entries) return;
+  if (n > SIZE_MAX / sizeof(*map->entries)) abort(); /* more than memory holds */
   map->entries = vs_xrealloc(map->entries, n * sizeof(*map->entries));
   if (!map->keys_in_values) map->keys = vs_xrealloc(map->keys, n * sizeof(*map->keys));
   map->cap_entries = n;
 }
 
 void vs_strmap_reserve(struct vs_strmap *map, size_t n) {
-  if (n > UINT32_MAX - FIRST) return; /* more than an index holds: the puts fail as they would */
+  if (n > UINT32_MAX - FIRST || n > SIZE_MAX / 8)
+    return; /* more than an index holds: the puts fail as they would */
   size_t cap = cap_for(n);
   if (cap > map->cap) rebuild(map, cap);
   entries_reserve(map, n);
@@ -205,7 +215,7 @@ bool vs_strmap_put(struct vs_strmap *map, const char *key, void *value) {
   /* The index full of removed slots, or the entries of removed entries: made anew. */
   if ((map->used + map->removed + 1) * 4 > map->cap * 3 ||
       (map->n_entries == map->cap_entries && map->n_entries >= 2 * map->used + 16))
-    rebuild(map, cap_for(map->used + 1));
+    rebuild(map, cap_to_grow(map->used));
   uint64_t hash = vs_siphash24(key, strlen(key), map->k0, map->k1);
   bool found;
   size_t i = find_slot(map, key, hash, &found);
