@@ -12,7 +12,7 @@
  * of thousands of settings are loaded and freed by the thousand (the elected host of a fleet
  * store, bench/fleet-scale.sh), and a lookup reads the key and the value in one place.
  *
- * A setting from no origin is shared between documents that hold the same (setting_share):
+ * A setting from no origin is shared between documents that hold the same (put_shared):
  * a copy (a VM's previous snapshot made from its newest) or a document loaded onto a
  * baseline (vs_feature_from_json_merged's BASE) holds the other's, not a copy of its own. A
  * shared setting never changes: a holder that would change it puts its own in its place. */
@@ -48,12 +48,19 @@ static void setting_free(void *p) {
   if (!refs) free(s);
 }
 
-/* S for one more document to hold, when it is from no origin (an origin is interned in its
+/* A copy of S, from no origin, held by no one else. */
+static struct setting *setting_copy(const struct setting *s) {
+  return setting_new(s->key, strlen(s->key), s->value, strlen(s->value));
+}
+
+/* Puts S into MAP of settings, shared when it is from no origin (an origin is interned in its
  * document); else a copy of it from none. */
-static struct setting *setting_share(struct setting *s) {
-  if (s->origin) return setting_new(s->key, strlen(s->key), s->value, strlen(s->value));
-  __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
-  return s;
+static void put_shared(struct vs_strmap *map, struct setting *s) {
+  if (s->origin)
+    s = setting_copy(s);
+  else
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+  vs_strmap_put(map, s->key, s);
 }
 
 static bool setting_shared(struct setting *s) {
@@ -327,10 +334,8 @@ static struct vs_feature *copy(const struct vs_feature *doc, bool skipped) {
   while (vs_strmap_next(doc->os, &pos, &k, &v))
     vs_strmap_put(copy->os, k, vs_xstrdup(v));
   vs_strmap_reserve(copy->settings, vs_strmap_count(doc->settings));
-  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);) {
-    struct setting *s = setting_share(v); /* not changed: a new holder */
-    vs_strmap_put(copy->settings, s->key, s);
-  }
+  for (pos = 0; vs_strmap_next(doc->settings, &pos, &k, &v);)
+    put_shared(copy->settings, v); /* not changed: a new holder */
   for (pos = 0; vs_strmap_next(doc->defaults, &pos, &k, &v);)
     vs_strmap_put(copy->defaults, k, vs_xstrdup(v));
   for (size_t i = 0; skipped && i < doc->n_skipped; i++)
@@ -663,7 +668,7 @@ static int load_provenance(struct vs_feature *doc, const json_t *prov, const cha
                           "%s: provenance[\"%s\"][%zu] does not name a key of \"settings\"", what,
                           origin, i);
       if (setting_shared(s)) { /* another document's too (a baseline's): this one's own now */
-        s = setting_new(s->key, strlen(s->key), s->value, strlen(s->value));
+        s = setting_copy(s);
         vs_strmap_put(doc->settings, s->key, s);
       }
       s->origin = intern_origin(doc, origin);
@@ -762,11 +767,8 @@ static void put_merged_shared(struct vs_feature *doc, const struct vs_feature *b
   reserve_settings(doc, vs_strmap_count(base->settings) + json_object_size(patch));
   const char *k;
   void *v;
-  for (size_t pos = 0; vs_strmap_next(base->settings, &pos, &k, &v);) {
-    if (json_object_get(patch, k)) continue;
-    struct setting *s = setting_share(v);
-    vs_strmap_put(doc->settings, s->key, s);
-  }
+  for (size_t pos = 0; vs_strmap_next(base->settings, &pos, &k, &v);)
+    if (!json_object_get(patch, k)) put_shared(doc->settings, v);
   apply_map_patch(doc, doc->settings, patch, store_setting);
 }
 
